@@ -1,0 +1,296 @@
+"""Messages, content blocks and token usage: frozen msgspec Structs.
+
+Every message has a canonical encoding (sorted keys, no timestamps, no runtime
+ids such as the message id or the provider item id) and a content digest over
+it, so equal content always gives an equal digest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Literal, TypeAlias
+
+import msgspec
+
+from engine.errors import InvalidMessage
+
+__all__ = [
+    "Block",
+    "Image",
+    "Message",
+    "Reasoning",
+    "Role",
+    "Text",
+    "ToolResult",
+    "ToolUse",
+    "Transcript",
+    "Usage",
+]
+
+Role: TypeAlias = Literal["system", "user", "assistant", "tool_results"]
+ROLES: frozenset[str] = frozenset(("system", "user", "assistant", "tool_results"))
+
+
+class _Block(
+    msgspec.Struct,
+    frozen=True,
+    kw_only=True,
+    tag_field="type",
+    forbid_unknown_fields=True,
+    omit_defaults=True,
+    gc=False,
+):
+    """Base of the content blocks; the ``type`` tag names the kind."""
+
+
+def _require_str(value: object, where: str) -> None:
+    if not isinstance(value, str):
+        raise InvalidMessage(f"{where} must be a str, got {type(value).__name__}")
+
+
+class Text(_Block, tag="text"):
+    """Written text."""
+
+    text: str
+
+    def __post_init__(self) -> None:
+        _require_str(self.text, "Text.text")
+
+
+class Transcript(_Block, tag="transcript"):
+    """Spoken words, as transcribed from audio."""
+
+    text: str
+
+    def __post_init__(self) -> None:
+        _require_str(self.text, "Transcript.text")
+
+
+class Reasoning(_Block, tag="reasoning"):
+    """Model reasoning; ``signature`` keeps a provider's opaque token."""
+
+    text: str
+    signature: str | None = None
+
+    def __post_init__(self) -> None:
+        _require_str(self.text, "Reasoning.text")
+
+
+class ToolUse(_Block, tag="tool_use"):
+    """A tool call. ``arguments`` is the raw JSON text exactly as produced."""
+
+    id: str
+    name: str
+    arguments: str = "{}"
+
+    def __post_init__(self) -> None:
+        _require_str(self.id, "ToolUse.id")
+        _require_str(self.name, "ToolUse.name")
+        _require_str(self.arguments, "ToolUse.arguments")
+        if not self.id:
+            raise InvalidMessage("ToolUse.id must not be empty")
+
+    def parsed_arguments(self) -> Any:
+        """The arguments decoded from JSON (raises ``InvalidMessage`` if not JSON)."""
+        try:
+            return msgspec.json.decode(self.arguments)
+        except msgspec.DecodeError as exc:
+            raise InvalidMessage(f"tool use {self.id!r}: arguments are not JSON: {exc}") from None
+
+
+class Image(_Block, tag="image"):
+    """An image, either inline (``data``) or by blob reference (``ref``)."""
+
+    media_type: str
+    data: bytes | None = None
+    ref: str | None = None
+
+    def __post_init__(self) -> None:
+        _require_str(self.media_type, "Image.media_type")
+        if (self.data is None) == (self.ref is None):
+            raise InvalidMessage("Image needs exactly one of data= (inline bytes) or ref= (a blob reference)")
+        if self.data is not None and not isinstance(self.data, bytes):
+            raise InvalidMessage(f"Image.data must be bytes, got {type(self.data).__name__}")
+        if self.ref is not None:
+            _require_str(self.ref, "Image.ref")
+
+
+ToolResultContent: TypeAlias = Text | Image
+
+
+class ToolResult(_Block, tag="tool_result"):
+    """The result of the tool use whose id is ``tool_use_id``."""
+
+    tool_use_id: str
+    content: tuple[ToolResultContent, ...] = ()
+    is_error: bool = False
+
+    def __post_init__(self) -> None:
+        _require_str(self.tool_use_id, "ToolResult.tool_use_id")
+        if not isinstance(self.content, tuple) or not all(
+            isinstance(block, (Text, Image)) for block in self.content
+        ):
+            raise InvalidMessage("ToolResult.content must be a tuple of Text or Image blocks")
+        if not isinstance(self.is_error, bool):
+            raise InvalidMessage("ToolResult.is_error must be a bool")
+
+    @classmethod
+    def of(cls, tool_use_id: str, content: str | ToolResultContent, *, is_error: bool = False) -> ToolResult:
+        """A result with one block; a ``str`` becomes a ``Text`` block."""
+        block = Text(text=content) if isinstance(content, str) else content
+        return cls(tool_use_id=tool_use_id, content=(block,), is_error=is_error)
+
+
+Block: TypeAlias = Text | Transcript | Reasoning | ToolUse | ToolResult | Image
+
+_ALLOWED_BLOCKS: dict[str, tuple[type[_Block], ...]] = {
+    "system": (Text,),
+    "user": (Text, Transcript, Image),
+    "assistant": (Text, Transcript, Reasoning, ToolUse, Image),
+    "tool_results": (ToolResult,),
+}
+
+_CANONICAL = msgspec.json.Encoder(order="sorted")
+
+
+class Message(
+    msgspec.Struct,
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+    omit_defaults=True,
+    gc=False,
+):
+    """One transcript message: a role and an ordered tuple of content blocks.
+
+    ``id`` is assigned by the store when the message is appended (if absent);
+    ``provider_item_id`` names the provider's conversation item, if any. Neither
+    is part of the canonical content, so neither changes the digest.
+    """
+
+    role: Role
+    blocks: tuple[Block, ...] = ()
+    id: str | None = None
+    provider_item_id: str | None = None
+
+    def __post_init__(self) -> None:
+        allowed = _ALLOWED_BLOCKS.get(self.role)  # type: ignore[call-overload]
+        if allowed is None:
+            raise InvalidMessage(
+                f"role must be one of {sorted(ROLES)}, got {self.role!r}"
+            )
+        if not isinstance(self.blocks, tuple):
+            raise InvalidMessage(
+                f"Message.blocks must be a tuple, got {type(self.blocks).__name__}; "
+                "use the Message.user/assistant/system/tool_results constructors"
+            )
+        for index, block in enumerate(self.blocks):
+            if not isinstance(block, allowed):
+                kind = getattr(block, "__struct_config__", None) and block.__struct_config__.tag
+                raise InvalidMessage(
+                    f"a {self.role} message cannot hold block {index} "
+                    f"({kind or type(block).__name__!s}); allowed: "
+                    + ", ".join(cls.__struct_config__.tag for cls in allowed)  # type: ignore[misc]
+                )
+        if self.role == "tool_results" and not self.blocks:
+            raise InvalidMessage("a tool_results message needs at least one ToolResult")
+        if self.id is not None:
+            _require_str(self.id, "Message.id")
+        if self.provider_item_id is not None:
+            _require_str(self.provider_item_id, "Message.provider_item_id")
+
+    # -- constructors -----------------------------------------------------
+
+    @classmethod
+    def system(cls, text: str, *, id: str | None = None) -> Message:
+        return cls(role="system", blocks=(Text(text=text),), id=id)
+
+    @classmethod
+    def user(
+        cls, *content: str | Block, id: str | None = None, provider_item_id: str | None = None
+    ) -> Message:
+        """A user message; each ``str`` becomes a ``Text`` block."""
+        return cls(role="user", blocks=_blocks(content), id=id, provider_item_id=provider_item_id)
+
+    @classmethod
+    def assistant(
+        cls, *content: str | Block, id: str | None = None, provider_item_id: str | None = None
+    ) -> Message:
+        """An assistant message; each ``str`` becomes a ``Text`` block."""
+        return cls(role="assistant", blocks=_blocks(content), id=id, provider_item_id=provider_item_id)
+
+    @classmethod
+    def tool_results(cls, *results: ToolResult, id: str | None = None) -> Message:
+        return cls(role="tool_results", blocks=tuple(results), id=id)
+
+    # -- views ------------------------------------------------------------
+
+    @property
+    def text(self) -> str:
+        """Text and spoken-transcript blocks, joined in order by newlines."""
+        return "\n".join(
+            block.text for block in self.blocks if isinstance(block, (Text, Transcript))
+        )
+
+    @property
+    def tool_uses(self) -> tuple[ToolUse, ...]:
+        return tuple(block for block in self.blocks if isinstance(block, ToolUse))
+
+    def canonical_bytes(self) -> bytes:
+        """Sorted-key JSON of the content: role and blocks, no ids."""
+        return _CANONICAL.encode({"role": self.role, "blocks": self.blocks})
+
+    def digest_bytes(self) -> bytes:
+        """SHA-256 of :meth:`canonical_bytes` (32 raw bytes)."""
+        return hashlib.sha256(_CANONICAL.encode({"role": self.role, "blocks": self.blocks})).digest()
+
+    @property
+    def digest(self) -> str:
+        """The content digest, ``sha256:<hex>``."""
+        return "sha256:" + self.digest_bytes().hex()
+
+
+def _blocks(content: tuple[str | Block, ...]) -> tuple[Block, ...]:
+    return tuple(Text(text=item) if isinstance(item, str) else item for item in content)
+
+
+_USAGE_FIELDS = ("input", "output", "cache_read", "cache_write", "reasoning")
+
+
+class Usage(
+    msgspec.Struct,
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+    omit_defaults=True,
+    gc=False,
+):
+    """Token counts; usages add up with ``+``."""
+
+    input: int = 0
+    output: int = 0
+    cache_read: int = 0
+    cache_write: int = 0
+    reasoning: int = 0
+
+    def __post_init__(self) -> None:
+        for name in _USAGE_FIELDS:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise InvalidMessage(f"Usage.{name} must be a non-negative int, got {value!r}")
+
+    def __add__(self, other: object) -> Usage:
+        if not isinstance(other, Usage):
+            return NotImplemented
+        return Usage(
+            input=self.input + other.input,
+            output=self.output + other.output,
+            cache_read=self.cache_read + other.cache_read,
+            cache_write=self.cache_write + other.cache_write,
+            reasoning=self.reasoning + other.reasoning,
+        )
+
+    @property
+    def total(self) -> int:
+        """Input plus output tokens (cache and reasoning are parts of these)."""
+        return self.input + self.output

@@ -1,0 +1,119 @@
+"""One root error and a shallow, typed hierarchy.
+
+Errors caused by a caller's bad argument also derive from ``ValueError`` so
+that generic code can catch them the usual way. Storage-layer exceptions are
+translated into :class:`StorageError` subclasses in one place
+(``engine.store._backend``); nothing from a database driver leaks out.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConcurrentWriteError",
+    "CorruptStore",
+    "EngineError",
+    "InvalidArgument",
+    "InvalidMessage",
+    "InvalidRevision",
+    "RevisionConflict",
+    "RevisionNotFound",
+    "SessionExists",
+    "SessionNotFound",
+    "StorageError",
+    "StorageUnavailable",
+    "UnknownEventType",
+    "VersionNotFound",
+]
+
+
+class EngineError(Exception):
+    """Root of every error this library raises on purpose."""
+
+
+class InvalidArgument(EngineError, ValueError):
+    """A caller passed a value the engine cannot accept; nothing was written."""
+
+
+class InvalidMessage(InvalidArgument):
+    """A message or content block is malformed (wrong role, block or type)."""
+
+
+class InvalidRevision(InvalidArgument):
+    """A revision id is not of the form ``sha256:<64 hex digits>``."""
+
+
+class VersionNotFound(InvalidArgument, LookupError):
+    """Time travel asked for a version, or a time, the session never had."""
+
+
+class RevisionNotFound(InvalidArgument, LookupError):
+    """Time travel asked for a revision the session never reached."""
+
+
+class SessionNotFound(EngineError, LookupError):
+    """No session with this id exists in the store."""
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(f"no session with id {session_id!r} in this store")
+        self.session_id = session_id
+
+
+class SessionExists(EngineError):
+    """``create(session_id=...)`` named an id that is already taken."""
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(
+            f"a session with id {session_id!r} already exists; "
+            "choose another id or omit session_id to get a fresh one"
+        )
+        self.session_id = session_id
+
+
+class RevisionConflict(EngineError):
+    """``expected_revision`` did not match the session's head; nothing written."""
+
+    def __init__(self, session_id: str, expected: str, actual: str) -> None:
+        super().__init__(
+            f"session {session_id!r} is at revision {actual}, not the expected "
+            f"{expected}; reload it with get() and decide again"
+        )
+        self.session_id = session_id
+        self.expected = expected
+        self.actual = actual
+
+
+class ConcurrentWriteError(EngineError):
+    """Another writer committed to the session first; nothing was written.
+
+    The store has already reloaded the session, so simply retrying the call
+    applies it on top of the other writer's change.
+    """
+
+    retryable = True
+
+    def __init__(self, session_id: str, version: int) -> None:
+        super().__init__(
+            f"another writer recorded version {version} of session "
+            f"{session_id!r} first; nothing was written, retry the call"
+        )
+        self.session_id = session_id
+        self.version = version
+
+
+class StorageError(EngineError):
+    """The storage backend failed; the message says which operation."""
+
+
+class StorageUnavailable(StorageError):
+    """The store could not be opened or reached (bad path, server down)."""
+
+
+class CorruptStore(StorageError):
+    """Stored data cannot be read back as valid transcript events."""
+
+
+class UnknownEventType(CorruptStore):
+    """A stored row names an event type outside the closed registry.
+
+    Nothing named by stored data is ever imported; the row is refused.
+    """

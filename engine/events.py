@@ -1,0 +1,120 @@
+"""The closed, tagged union of stored event types, their schema versions and
+upcasters.
+
+Every event records when it happened (``at``, UTC) and, optionally, who did it
+(``actor``). The store names each stored row by ``<Type>.v<schema>``; the only
+types it will ever decode are the ones in :data:`EVENT_TYPES`. When a schema
+changes, its version goes up and an upcaster turns the older stored shape (a
+plain dict) into the newer one, so old stores keep loading.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeAlias
+
+import msgspec
+
+from engine.content import Message, Usage
+
+__all__ = [
+    "EVENT_TYPES",
+    "Event",
+    "EventType",
+    "MessagesAppended",
+    "MetadataChanged",
+    "SessionCreated",
+    "TitleChanged",
+    "UsageRecorded",
+]
+
+
+class _EventBase(
+    msgspec.Struct,
+    frozen=True,
+    kw_only=True,
+    tag_field="kind",
+    forbid_unknown_fields=True,
+    omit_defaults=True,
+    gc=False,
+):
+    at: datetime
+    actor: str | None = None
+
+
+class SessionCreated(_EventBase, tag="session_created"):
+    """The first event of every session."""
+
+    title: str | None = None
+    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class MessagesAppended(_EventBase, tag="messages_appended"):
+    """Messages added at the end; ``revision`` is the head revision after them
+    (checked on every replay, so a corrupted history is detected)."""
+
+    messages: tuple[Message, ...]
+    revision: str
+
+
+class UsageRecorded(_EventBase, tag="usage_recorded"):
+    """Token usage of one model response (``response_id`` if known)."""
+
+    usage: Usage
+    response_id: str | None = None
+
+
+class MetadataChanged(_EventBase, tag="metadata_changed"):
+    """Keys set (``set``) and keys removed (``unset``) in the session metadata."""
+
+    set: dict[str, Any] = msgspec.field(default_factory=dict)
+    unset: tuple[str, ...] = ()
+
+
+class TitleChanged(_EventBase, tag="title_changed"):
+    title: str | None
+
+
+Event: TypeAlias = SessionCreated | MessagesAppended | UsageRecorded | MetadataChanged | TitleChanged
+
+Upcaster: TypeAlias = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+class EventType(msgspec.Struct, frozen=True):
+    """One entry of the closed registry: a class, its current schema version,
+    and the upcasters from each older version to the next."""
+
+    name: str
+    cls: type[Event]
+    version: int
+    upcasters: dict[int, Upcaster] = msgspec.field(default_factory=dict)
+
+
+def _usage_v1_to_v2(state: dict[str, Any]) -> dict[str, Any]:
+    """UsageRecorded v1 kept only flat ``input_tokens``/``output_tokens``;
+    v2 holds a full :class:`Usage` (cache and reasoning counts) and a response id."""
+    upgraded = {key: value for key, value in state.items() if key not in ("input_tokens", "output_tokens")}
+    upgraded["usage"] = {"input": state.get("input_tokens", 0), "output": state.get("output_tokens", 0)}
+    return upgraded
+
+
+EVENT_TYPES: dict[str, EventType] = {
+    entry.name: entry
+    for entry in (
+        EventType("SessionCreated", SessionCreated, 1),
+        EventType("MessagesAppended", MessagesAppended, 1),
+        EventType("UsageRecorded", UsageRecorded, 2, {1: _usage_v1_to_v2}),
+        EventType("MetadataChanged", MetadataChanged, 1),
+        EventType("TitleChanged", TitleChanged, 1),
+    )
+}
+
+EVENT_NAMES: dict[type[Event], str] = {entry.cls: entry.name for entry in EVENT_TYPES.values()}
+
+
+def kind_of(event: Event) -> str:
+    """The tag stored in the event (``messages_appended``, ...)."""
+    tag = event.__struct_config__.tag
+    assert isinstance(tag, str)
+    return tag

@@ -1,0 +1,60 @@
+"""Storage: one contract (``Backend``), eventsourcing's recorders behind it.
+
+``open_backend`` picks the backend from its argument alone (never from
+environment variables): nothing or ``":memory:"`` is memory, a
+``postgresql://`` URL is PostgreSQL, anything else is a SQLite file path.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from engine.errors import InvalidArgument
+from engine.store._backend import Backend, Record, SessionRow, StoredSnapshot
+from engine.store._codec import decode_event, decode_snapshot, encode_event, encode_snapshot
+
+__all__ = [
+    "Backend",
+    "Record",
+    "SessionRow",
+    "StoredSnapshot",
+    "decode_event",
+    "decode_snapshot",
+    "encode_event",
+    "encode_snapshot",
+    "open_backend",
+]
+
+_PREFIX = re.compile(r"[a-z_][a-z0-9_]{0,39}")
+
+
+def open_backend(
+    target: str | os.PathLike[str] | None = None,
+    *,
+    table_prefix: str = "transcripts",
+    synchronous: str = "full",
+    lock_timeout: int = 10,
+) -> Backend:
+    if not isinstance(table_prefix, str) or not _PREFIX.fullmatch(table_prefix):
+        raise InvalidArgument(
+            f"table_prefix must be 1-40 lowercase letters, digits or underscores, got {table_prefix!r}"
+        )
+    if target is None or target == ":memory:":
+        from engine.store._memory import open_memory
+
+        return open_memory()
+    if isinstance(target, os.PathLike):
+        target = os.fspath(target)
+    if not isinstance(target, str) or not target:
+        raise InvalidArgument(
+            f"Transcripts.open() takes nothing (memory), a SQLite file path or a "
+            f"postgresql:// URL, got {target!r}"
+        )
+    if target.startswith(("postgresql://", "postgres://")):
+        from engine.store._postgres import open_postgres
+
+        return open_postgres(target, prefix=table_prefix)
+    from engine.store._sqlite import open_sqlite
+
+    return open_sqlite(target, prefix=table_prefix, synchronous=synchronous, lock_timeout=lock_timeout)  # type: ignore[arg-type]

@@ -1,0 +1,159 @@
+"""The storage contract, and its one implementation over eventsourcing recorders.
+
+A backend stores, per session, an append-only sequence of encoded events keyed
+by (session id, version), a one-row summary per session (for listing), and the
+latest snapshot per session. The summary row is written in the same
+transaction as the events it summarises, so it is never out of date.
+
+Driver and eventsourcing exceptions are translated into ``engine.errors`` here
+and nowhere else.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, NamedTuple, Protocol
+
+from eventsourcing import persistence as es
+
+from engine.errors import ConcurrentWriteError, SessionExists, StorageError, StorageUnavailable
+
+
+class Record(NamedTuple):
+    """One stored event: its version in the session, type name and bytes."""
+
+    version: int
+    topic: str
+    state: bytes
+
+
+class SessionRow(NamedTuple):
+    """The listing row kept for every session (times are ISO-8601 UTC text)."""
+
+    session_id: str
+    title: str | None
+    created_at: str
+    updated_at: str
+    message_count: int
+    revision: str
+    version: int
+
+
+class StoredSnapshot(NamedTuple):
+    version: int
+    state: bytes
+
+
+class Backend(abc.ABC):
+    """What the facade needs from storage. One contract for every backend."""
+
+    #: True when other processes may write the same store (the facade then
+    #: catches up from storage before answering reads).
+    shared: bool = True
+
+    @abc.abstractmethod
+    def append(self, session_id: str, records: Sequence[Record], row: SessionRow) -> None:
+        """Store ``records`` and upsert ``row`` in one transaction.
+
+        Raises ``ConcurrentWriteError`` (or ``SessionExists`` for version 1)
+        when a version is already taken; then nothing is written.
+        """
+
+    @abc.abstractmethod
+    def read(self, session_id: str, *, after: int = 0, upto: int | None = None) -> list[Record]:
+        """Records with ``after < version <= upto``, in version order."""
+
+    @abc.abstractmethod
+    def snapshot(self, session_id: str, *, upto: int | None = None) -> StoredSnapshot | None:
+        """The kept snapshot of the session if its version is ``<= upto``."""
+
+    @abc.abstractmethod
+    def save_snapshot(self, session_id: str, version: int, state: bytes) -> None:
+        """Replace the session's snapshot with a newer one (older ones are ignored)."""
+
+    @abc.abstractmethod
+    def session_rows(self) -> list[SessionRow]:
+        """Every session's listing row, oldest first."""
+
+    @abc.abstractmethod
+    def describe(self) -> str:
+        """Where the data lives, for messages (no password)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+
+class SummaryRecorder(Protocol):
+    """What ``RecorderBackend`` needs of an eventsourcing recorder subclass."""
+
+    def insert_events(self, stored_events: Sequence[es.StoredEvent], **kwargs: Any) -> Any: ...
+
+    def select_events(
+        self, originator_id: Any, *, gt: int | None = None, lte: int | None = None,
+        desc: bool = False, limit: int | None = None,
+    ) -> Sequence[es.StoredEvent]: ...
+
+    def select_snapshot(self, session_id: str, upto: int | None) -> StoredSnapshot | None: ...
+
+    def upsert_snapshot(self, session_id: str, version: int, state: bytes) -> None: ...
+
+    def select_sessions(self) -> list[SessionRow]: ...
+
+
+@contextmanager
+def translated_errors(operation: str, where: str, session_id: str | None = None, version: int = 0) -> Iterator[None]:
+    """Translate storage exceptions into engine errors: the one place that does."""
+    try:
+        yield
+    except es.IntegrityError:
+        if session_id is None:
+            raise StorageError(f"{operation} on {where}: integrity error") from None
+        if version == 1:
+            raise SessionExists(session_id) from None
+        raise ConcurrentWriteError(session_id, version) from None
+    except (es.InterfaceError, es.OperationalError) as exc:
+        raise StorageUnavailable(f"{operation} on {where} failed: {exc}") from exc
+    except es.PersistenceError as exc:
+        raise StorageError(f"{operation} on {where} failed: {exc}") from exc
+
+
+class RecorderBackend(Backend):
+    """A ``Backend`` over one eventsourcing application recorder."""
+
+    def __init__(self, recorder: SummaryRecorder, where: str, *, shared: bool, on_close: Any = None) -> None:
+        self._recorder = recorder
+        self._where = where
+        self.shared = shared
+        self._on_close = on_close
+
+    def append(self, session_id: str, records: Sequence[Record], row: SessionRow) -> None:
+        stored = [es.StoredEvent(session_id, version, topic, state) for version, topic, state in records]
+        with translated_errors("append", self._where, session_id, records[0].version):
+            self._recorder.insert_events(stored, session_row=row)
+
+    def read(self, session_id: str, *, after: int = 0, upto: int | None = None) -> list[Record]:
+        with translated_errors("read", self._where):
+            rows = self._recorder.select_events(session_id, gt=after or None, lte=upto)
+        return [Record(row.originator_version, row.topic, bytes(row.state)) for row in rows]
+
+    def snapshot(self, session_id: str, *, upto: int | None = None) -> StoredSnapshot | None:
+        with translated_errors("read snapshot", self._where):
+            return self._recorder.select_snapshot(session_id, upto)
+
+    def save_snapshot(self, session_id: str, version: int, state: bytes) -> None:
+        with translated_errors("save snapshot", self._where):
+            self._recorder.upsert_snapshot(session_id, version, state)
+
+    def session_rows(self) -> list[SessionRow]:
+        with translated_errors("list sessions", self._where):
+            return self._recorder.select_sessions()
+
+    def describe(self) -> str:
+        return self._where
+
+    def close(self) -> None:
+        if self._on_close is not None:
+            self._on_close()
+            self._on_close = None

@@ -1,0 +1,121 @@
+"""The msgspec mapper: events and snapshots to bytes and back.
+
+Stored rows name their type as ``<Type>.v<schema>``. Decoding looks the name up
+in the closed registry ``engine.events.EVENT_TYPES`` and nowhere else: a row
+naming any other type is refused with :class:`UnknownEventType` and nothing is
+imported. Rows of an older schema go through the registered upcasters.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from engine.content import Message, Usage
+from engine.errors import CorruptStore, UnknownEventType
+from engine.events import EVENT_NAMES, EVENT_TYPES, Event, EventType
+from engine.revisions import parse_revision
+from engine.transcript import MessageSeq, Session
+
+_ENCODER = msgspec.json.Encoder()
+_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
+    name: msgspec.json.Decoder(entry.cls) for name, entry in EVENT_TYPES.items()
+}
+_TOPICS: dict[type[Event], str] = {cls: f"{name}.v{EVENT_TYPES[name].version}" for cls, name in EVENT_NAMES.items()}
+
+
+def encode_event(event: Event) -> tuple[str, bytes]:
+    """The stored topic and bytes of an event."""
+    return _TOPICS[type(event)], _ENCODER.encode(event)
+
+
+def _parse_topic(topic: str, where: str) -> tuple[EventType, int]:
+    name, dot, version_text = topic.rpartition(".v")
+    entry = EVENT_TYPES.get(name) if dot else None
+    if entry is None or not version_text.isdigit():
+        raise UnknownEventType(
+            f"{where} names event type {topic!r}, which is not one of this engine's event "
+            f"types ({', '.join(sorted(EVENT_TYPES))}); the row was refused and nothing was "
+            "imported. Was the store written by another application?"
+        )
+    version = int(version_text)
+    if not 1 <= version <= entry.version:
+        raise UnknownEventType(
+            f"{where} holds {name} schema version {version}, but this engine knows versions "
+            f"1 to {entry.version}; upgrade transcript-engine to read this store"
+        )
+    return entry, version
+
+
+def decode_event(topic: str, state: bytes, where: str) -> Event:
+    """Decode one stored row (``where`` names it in error messages)."""
+    entry, version = _parse_topic(topic, where)
+    try:
+        if version == entry.version:
+            event: Event = _DECODERS[entry.name].decode(state)
+            return event
+        data = msgspec.json.decode(state)
+        if not isinstance(data, dict):
+            raise CorruptStore(f"{where}: stored state is not a JSON object")
+        while version < entry.version:
+            data = entry.upcasters[version](data)
+            version += 1
+        upgraded: Event = msgspec.convert(data, entry.cls)
+        return upgraded
+    except (msgspec.DecodeError, msgspec.ValidationError, KeyError) as exc:
+        raise CorruptStore(f"{where}: cannot decode stored {entry.name}: {exc}") from None
+
+
+class SnapshotV1(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False):
+    """The stored form of a session state (one row per session, the latest)."""
+
+    schema: int = 1
+    version: int
+    revision: str
+    messages: tuple[Message, ...]
+    usage: Usage
+    metadata: dict[str, Any]
+    title: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+_SNAPSHOT_DECODER = msgspec.json.Decoder(SnapshotV1)
+
+
+def encode_snapshot(state: Session) -> bytes:
+    return _ENCODER.encode(
+        SnapshotV1(
+            version=state.version,
+            revision=state.revision,
+            messages=tuple(state.messages),
+            usage=state.usage,
+            metadata=dict(state.metadata),
+            title=state.title,
+            created_at=state.created_at,
+            updated_at=state.updated_at,
+        )
+    )
+
+
+def decode_snapshot(session_id: str, data: bytes) -> Session:
+    try:
+        snapshot = _SNAPSHOT_DECODER.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise CorruptStore(f"snapshot of session {session_id!r}: cannot decode: {exc}") from None
+    from types import MappingProxyType
+
+    return Session(
+        id=session_id,
+        version=snapshot.version,
+        revision=snapshot.revision,
+        messages=MessageSeq(snapshot.messages),
+        usage=snapshot.usage,
+        metadata=MappingProxyType(snapshot.metadata),
+        title=snapshot.title,
+        created_at=snapshot.created_at,
+        updated_at=snapshot.updated_at,
+        _revision_bytes=parse_revision(snapshot.revision),
+    )

@@ -1,0 +1,116 @@
+"""The PostgreSQL backend: eventsourcing's PostgreSQL recorder plus a listing
+table updated in the same transaction and a one-row-per-session snapshot table."""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Sequence
+from typing import Any
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from psycopg import Cursor
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Identifier
+
+from engine.errors import InvalidArgument, StorageError, StorageUnavailable
+from engine.store._backend import RecorderBackend, SessionRow, StoredSnapshot, translated_errors
+
+
+class PostgresRecorder(PostgresApplicationRecorder):
+    def __init__(self, datastore: PostgresDatastore, prefix: str) -> None:
+        super().__init__(datastore, events_table_name=f"{prefix}_events")
+        schema = Identifier(datastore.schema)
+        sessions = Identifier(f"{prefix}_sessions")
+        snapshots = Identifier(f"{prefix}_snapshots")
+        self.sql_create_statements += [
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {}.{} (session_id text PRIMARY KEY, title text, "
+                "created_at text NOT NULL, updated_at text NOT NULL, message_count bigint NOT NULL, "
+                "revision text NOT NULL, version bigint NOT NULL)"
+            ).format(schema, sessions),
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {}.{} (session_id text PRIMARY KEY, "
+                "version bigint NOT NULL, state bytea NOT NULL)"
+            ).format(schema, snapshots),
+        ]
+        self._upsert_session = SQL(
+            "INSERT INTO {}.{} AS s (session_id, title, created_at, updated_at, message_count, "
+            "revision, version) VALUES (%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (session_id) DO UPDATE "
+            "SET title=excluded.title, updated_at=excluded.updated_at, "
+            "message_count=excluded.message_count, revision=excluded.revision, version=excluded.version"
+        ).format(schema, sessions)
+        self._select_snapshot = SQL("SELECT version, state FROM {}.{} WHERE session_id=%s").format(schema, snapshots)
+        self._upsert_snapshot = SQL(
+            "INSERT INTO {}.{} AS s (session_id, version, state) VALUES (%s,%s,%s) "
+            "ON CONFLICT (session_id) DO UPDATE SET version=excluded.version, state=excluded.state "
+            "WHERE excluded.version > s.version"
+        ).format(schema, snapshots)
+        self._select_sessions = SQL(
+            "SELECT session_id, title, created_at, updated_at, message_count, revision, version "
+            "FROM {}.{} ORDER BY created_at, session_id"
+        ).format(schema, sessions)
+
+    def _insert_stored_events(self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
+        # Table lock, NOTIFY and INSERT first (eventsourcing's order), then the
+        # listing row, all in the recorder's one transaction.
+        super()._insert_stored_events(curs, stored_events, **kwargs)
+        row: SessionRow | None = kwargs.get("session_row")
+        if row is not None:
+            curs.execute(self._upsert_session, tuple(row), prepare=True)
+
+    def _fetch_ids_after_insert_events(self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        return None  # the last statement is the listing upsert; ids are not used
+
+    def select_snapshot(self, session_id: str, upto: int | None) -> StoredSnapshot | None:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self._select_snapshot, (session_id,), prepare=True)
+            found = curs.fetchone()
+        if found is None or (upto is not None and found["version"] > upto):
+            return None
+        return StoredSnapshot(found["version"], bytes(found["state"]))
+
+    def upsert_snapshot(self, session_id: str, version: int, state: bytes) -> None:
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(self._upsert_snapshot, (session_id, version, state))
+
+    def select_sessions(self) -> list[SessionRow]:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self._select_sessions)
+            return [SessionRow(**row) for row in curs.fetchall()]
+
+
+def open_postgres(dsn: str, *, prefix: str, connect_timeout: float = 5.0, pool_size: int = 2) -> RecorderBackend:
+    try:
+        params = conninfo_to_dict(dsn)
+    except Exception as exc:
+        raise InvalidArgument(f"not a PostgreSQL connection string: {exc}") from None
+    where = "postgresql://{}@{}:{}/{}".format(
+        params.get("user") or getpass.getuser(), params.get("host") or "localhost",
+        params.get("port") or 5432, params.get("dbname") or "",
+    )
+    datastore = PostgresDatastore(
+        dbname=str(params.get("dbname") or params.get("user") or getpass.getuser()),
+        host=str(params.get("host") or "localhost"),
+        port=str(params.get("port") or 5432),
+        user=str(params.get("user") or getpass.getuser()),
+        password=str(params.get("password") or ""),
+        connect_timeout=connect_timeout,
+        pool_open_timeout=connect_timeout,
+        pool_size=pool_size,
+        max_overflow=8,
+        schema=str(params.get("options_schema") or ""),
+        originator_id_type="text",
+    )
+    try:
+        recorder = PostgresRecorder(datastore, prefix)
+        with translated_errors("open", where):
+            recorder.create_table()
+    except StorageError as exc:
+        datastore.close()
+        raise StorageUnavailable(f"cannot use PostgreSQL at {where}: {exc.__cause__ or exc}") from None
+    except Exception as exc:  # psycopg_pool.PoolTimeout and friends on a dead server
+        datastore.close()
+        raise StorageUnavailable(f"cannot reach PostgreSQL at {where}: {exc}") from None
+    return RecorderBackend(recorder, where, shared=True, on_close=datastore.close)
