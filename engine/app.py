@@ -363,18 +363,17 @@ class Transcripts:
         return state
 
     def _head(self, session_id: str) -> Session:
-        """The newest state, caught up from storage when others may write."""
+        """The newest state, caught up with what other writers stored."""
         if not isinstance(session_id, str):
             raise InvalidArgument(f"session id must be a str, got {type(session_id).__name__}")
         state = self._cache.get(session_id)
         if state is None:
             return self._remember(self._load(session_id))
-        if self._backend.shared:
-            newer = self._backend.read(session_id, after=state.version)
-            if newer:
-                replayed = self._replay(session_id, state, newer)
-                assert replayed is not None
-                state = replayed
+        newer = self._backend.read(session_id, after=state.version)
+        if newer:
+            replayed = self._replay(session_id, state, newer)
+            assert replayed is not None
+            state = replayed
         return self._remember(state)
 
     def _head_for_write(self, session_id: str, expected: tuple[bytes, str] | None) -> Session:
@@ -384,8 +383,7 @@ class Transcripts:
             raise InvalidArgument(f"session id must be a str, got {type(session_id).__name__}")
         state = self._cache.get(session_id) or self._remember(self._load(session_id))
         if expected is not None and expected[0] != state._revision_bytes:
-            if self._backend.shared:  # the cache may be behind another process
-                state = self._head(session_id)
+            state = self._head(session_id)  # the cache may be behind another writer
             if expected[0] != state._revision_bytes:
                 raise RevisionConflict(session_id, expected[1], state.revision)
         return state

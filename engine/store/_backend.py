@@ -49,10 +49,6 @@ class StoredSnapshot(NamedTuple):
 class Backend(abc.ABC):
     """What the facade needs from storage. One contract for every backend."""
 
-    #: True when other processes may write the same store (the facade then
-    #: catches up from storage before answering reads).
-    shared: bool = True
-
     @abc.abstractmethod
     def append(self, session_id: str, records: Sequence[Record], row: SessionRow) -> None:
         """Store ``records`` and upsert ``row`` in one transaction.
@@ -122,10 +118,9 @@ def translated_errors(operation: str, where: str, session_id: str | None = None,
 class RecorderBackend(Backend):
     """A ``Backend`` over one eventsourcing application recorder."""
 
-    def __init__(self, recorder: SummaryRecorder, where: str, *, shared: bool, on_close: Any = None) -> None:
+    def __init__(self, recorder: SummaryRecorder, where: str, *, on_close: Any = None) -> None:
         self._recorder = recorder
         self._where = where
-        self.shared = shared
         self._on_close = on_close
 
     def append(self, session_id: str, records: Sequence[Record], row: SessionRow) -> None:

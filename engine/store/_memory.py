@@ -27,6 +27,24 @@ class MemoryRecorder(POPOApplicationRecorder):
             self._sessions[row.session_id] = row if previous is None else row._replace(created_at=previous.created_at)
         return ids
 
+    def select_events(
+        self, originator_id: Any, *, gt: int | None = None, lte: int | None = None,
+        desc: bool = False, limit: int | None = None,
+    ) -> Sequence[StoredEvent]:
+        # Versions are dense from 1, so a range is sliced, not scanned (the
+        # POPO recorder scans every version of the session).
+        with self._database_lock:
+            index = self._stored_events_index.get(str(originator_id))
+            if not index:
+                return []
+            last = len(index) if lte is None else min(lte, len(index))
+            versions = range((gt or 0) + 1, last + 1)
+            if desc:
+                versions = versions[::-1]
+            if limit is not None:
+                versions = versions[:limit]
+            return [self._stored_events[index[version]] for version in versions]
+
     def select_snapshot(self, session_id: str, upto: int | None) -> StoredSnapshot | None:
         with self._database_lock:
             snapshot = self._snapshots.get(session_id)
@@ -48,4 +66,4 @@ class MemoryRecorder(POPOApplicationRecorder):
 
 
 def open_memory() -> RecorderBackend:
-    return RecorderBackend(MemoryRecorder(), "memory", shared=False)
+    return RecorderBackend(MemoryRecorder(), "memory")

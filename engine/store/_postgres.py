@@ -4,9 +4,11 @@ table updated in the same transaction and a one-row-per-session snapshot table."
 from __future__ import annotations
 
 import getpass
+import zlib
 from collections.abc import Sequence
 from typing import Any
 
+import psycopg
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from psycopg import Cursor
@@ -51,6 +53,17 @@ class PostgresRecorder(PostgresApplicationRecorder):
             "SELECT session_id, title, created_at, updated_at, message_count, revision, version "
             "FROM {}.{} ORDER BY created_at, session_id"
         ).format(schema, sessions)
+
+    def create_table(self) -> None:
+        # Serialise schema creation between processes opening a new store at
+        # once: concurrent CREATE ... IF NOT EXISTS can fail in PostgreSQL's
+        # catalog ("tuple concurrently updated").
+        # The lock is held on a connection of its own: the pool's connections
+        # are needed by the statements themselves.
+        key = zlib.crc32(f"transcript-engine:{self.events_table_name}".encode())
+        with psycopg.connect(**self.datastore.pool.kwargs, autocommit=True) as conn:
+            conn.execute("SELECT pg_advisory_lock(%s)", (key,))
+            super().create_table()
 
     def _insert_stored_events(self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
         # Table lock, NOTIFY and INSERT first (eventsourcing's order), then the
@@ -113,4 +126,4 @@ def open_postgres(dsn: str, *, prefix: str, connect_timeout: float = 5.0, pool_s
     except Exception as exc:  # psycopg_pool.PoolTimeout and friends on a dead server
         datastore.close()
         raise StorageUnavailable(f"cannot reach PostgreSQL at {where}: {exc}") from None
-    return RecorderBackend(recorder, where, shared=True, on_close=datastore.close)
+    return RecorderBackend(recorder, where, on_close=datastore.close)

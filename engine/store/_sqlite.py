@@ -126,4 +126,4 @@ def open_sqlite(
     except StorageError as exc:  # e.g. "file is not a database"
         datastore.close()
         raise StorageUnavailable(f"cannot open SQLite file {path!r}: {exc.__cause__ or exc}") from None
-    return RecorderBackend(recorder, path, shared=True, on_close=datastore.close)
+    return RecorderBackend(recorder, path, on_close=datastore.close)

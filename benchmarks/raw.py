@@ -1,0 +1,83 @@
+"""The raw ``sqlite3`` baseline: the physical limit for what the engine stores.
+
+A table shaped like the engine's events table (same columns, same primary key),
+WAL, the same ``PRAGMA synchronous``, pre-encoded rows and an explicit
+``BEGIN`` ... ``COMMIT`` around every call. Loading selects one session's rows
+in version order and decodes each with msgspec into the engine's event types,
+with no projection and no revision checks.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Sequence
+from typing import Any, TypeAlias
+
+import msgspec
+
+from engine import Message
+from engine.events import Event, MessagesAppended
+
+__all__ = ["EVENTS_TABLE", "EventRow", "connect_writer", "insert_calls", "load_messages"]
+
+EVENTS_TABLE = "events"
+_CREATE_EVENTS = (
+    f"CREATE TABLE {EVENTS_TABLE} (originator_id TEXT, originator_version INTEGER, topic TEXT, state BLOB, "
+    "PRIMARY KEY (originator_id, originator_version))"
+)
+_INSERT_EVENT = f"INSERT INTO {EVENTS_TABLE} VALUES (?,?,?,?)"
+
+#: One stored event: (session id, version, topic, encoded state).
+EventRow: TypeAlias = tuple[str, int, str, bytes]
+
+_EVENT_DECODER: msgspec.json.Decoder[Any] = msgspec.json.Decoder(Event)
+
+
+def connect_writer(path: str, synchronous: str) -> sqlite3.Connection:
+    """A new database file with the events table, in WAL mode with ``synchronous``.
+
+    ``isolation_level=None``: the driver never opens transactions by itself;
+    :func:`insert_calls` issues ``BEGIN`` and ``COMMIT`` explicitly.
+    """
+    connection = sqlite3.connect(path, isolation_level=None)
+    mode = connection.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+    if str(mode).lower() != "wal":
+        raise RuntimeError(f"could not switch the raw database to WAL (journal_mode={mode})")
+    connection.execute(f"PRAGMA synchronous={synchronous}")
+    connection.execute(_CREATE_EVENTS)
+    return connection
+
+
+def insert_calls(connection: sqlite3.Connection, rows: Sequence[EventRow]) -> float:
+    """Insert each row in its own transaction (one call = one row = one commit).
+
+    Returns the elapsed seconds (``time.perf_counter``).
+    """
+    execute = connection.cursor().execute
+    statement = _INSERT_EVENT
+    start = time.perf_counter()
+    for row in rows:
+        execute("BEGIN")
+        execute(statement, row)
+        execute("COMMIT")
+    return time.perf_counter() - start
+
+
+def load_messages(path: str, table: str, session_id: str) -> list[Message]:
+    """Cold load: a new connection, every row of the session in version order,
+    each decoded into its typed event; the messages flattened into one list."""
+    connection = sqlite3.connect(path)
+    try:
+        rows = connection.execute(
+            f"SELECT state FROM {table} WHERE originator_id=? ORDER BY originator_version", (session_id,)
+        ).fetchall()
+    finally:
+        connection.close()
+    decode = _EVENT_DECODER.decode
+    messages: list[Message] = []
+    for (state,) in rows:
+        event = decode(state)
+        if isinstance(event, MessagesAppended):
+            messages.extend(event.messages)
+    return messages

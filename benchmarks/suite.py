@@ -1,0 +1,564 @@
+"""The benchmark suite: workloads, interleaved runs, the results table.
+
+Fairness rules followed throughout:
+
+* The engine and raw ``sqlite3`` run in the same process, interleaved run by
+  run (the side that goes first rotates), each run on fresh files in a
+  temporary directory; the reported figure is the median over the runs.
+* Both sides use WAL and the same ``PRAGMA synchronous`` (``--synchronous``).
+* The raw side writes the bytes the engine writes: the rows are produced by the
+  engine itself (an untimed in-memory run of the same calls, re-encoded with
+  ``engine.store.encode_event``), one row per call, one commit per call. The
+  engine's timing includes everything an ``append`` does (validation, ids,
+  revision hashing, encoding, the listing-table upsert, snapshots at the
+  default ``snapshot_interval=100``); the raw side only inserts pre-encoded
+  bytes, which is the physical limit.
+* Only the measured loop is timed (``time.perf_counter``); building messages,
+  creating sessions and pre-filling are not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from typing import Any
+
+from benchmarks import raw
+from engine import Message, Transcripts
+from engine.store import encode_event
+
+__all__ = ["Config", "main", "run_suite"]
+
+BATCH = 100  # messages per call in (b), in the (c) "calls of 100" shape and in pre-filling
+SNAPSHOT_INTERVAL = 100  # the engine's default
+ENGINE_EVENTS_TABLE = "transcripts_events"
+MESSAGE_CHARS = 200
+_FILLER = (
+    "Please look at the failing test in the parser module and explain why the tokenizer drops the "
+    "trailing newline before the final dedent token; then propose a minimal fix with a regression test. "
+)
+
+
+# -- configuration ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Config:
+    runs: int = 5
+    synchronous: str = "full"
+    appends: int = 1000  # (a): single-message calls
+    messages: int = 10_000  # (b), (c) and the large session of (d)
+    small: int = 100  # (d): the small session
+    tail: int = 200  # (d): single-message appends timed on each session (a multiple of the snapshot interval)
+    load_shapes: tuple[int, ...] = (BATCH, 1)  # (c): messages per call when the session was built
+    memory: bool = True  # (d) also in memory
+    quick: bool = False
+
+
+# -- workload -----------------------------------------------------------------
+
+
+def message_text(index: int) -> str:
+    """A ~200-character user message, different for every index."""
+    return (f"[{index:06d}] " + _FILLER * 2)[:MESSAGE_CHARS]
+
+
+def build_messages(count: int, start: int = 0) -> list[Message]:
+    return [Message.user(message_text(start + index)) for index in range(count)]
+
+
+def in_calls(messages: Sequence[Message], size: int) -> list[list[Message]]:
+    return [list(messages[index : index + size]) for index in range(0, len(messages), size)]
+
+
+def engine_rows(session_id: str, calls: Sequence[Sequence[Message]]) -> list[raw.EventRow]:
+    """The rows the engine stores for these calls (creation first), made by the
+    engine itself in memory, untimed: the raw side inserts exactly this shape
+    and size of bytes. (Message ids, times and revisions differ from the timed
+    engine run's, their encoded lengths do not.)"""
+    store = Transcripts.open(snapshot_interval=None)
+    try:
+        sid = store.create(title="bench")
+        for call in calls:
+            store.append(sid, *call)
+        history = store.history(sid)
+    finally:
+        store.close()
+    rows: list[raw.EventRow] = []
+    for entry in history:
+        topic, state = encode_event(entry.event)
+        rows.append((session_id, entry.version, topic, state))
+    return rows
+
+
+# -- samples and interleaved runs ----------------------------------------------
+
+
+@dataclass
+class Sample:
+    """One timed run: ``seconds`` of the measured loop; ``rows``/``nbytes``:
+    what the run left in its events table (0 when not applicable)."""
+
+    seconds: float
+    rows: int = 0
+    nbytes: int = 0
+
+
+def _progress(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def interleaved(label: str, runs: int, sides: dict[str, Callable[[], Sample]]) -> dict[str, list[Sample]]:
+    """Run every side once per run, rotating which side goes first."""
+    names = list(sides)
+    samples: dict[str, list[Sample]] = {name: [] for name in names}
+    for run in range(runs):
+        shift = run % len(names)
+        for name in names[shift:] + names[:shift]:
+            gc.collect()
+            samples[name].append(sides[name]())
+        _progress(f"  {label}: run {run + 1}/{runs} done")
+    return samples
+
+
+def _stored(path: str, table: str) -> tuple[int, int]:
+    connection = sqlite3.connect(path)
+    try:
+        rows, nbytes = connection.execute(f"SELECT count(*), coalesce(sum(length(state)), 0) FROM {table}").fetchone()
+    finally:
+        connection.close()
+    return int(rows), int(nbytes)
+
+
+# -- (a), (b): appends ------------------------------------------------------------
+
+
+def engine_appends(config: Config, calls: Sequence[Sequence[Message]], snapshot_interval: int | None) -> Sample:
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        path = os.path.join(tmp, "engine.db")
+        store = Transcripts.open(path, synchronous=config.synchronous, snapshot_interval=snapshot_interval)
+        try:
+            sid = store.create(title="bench")
+            append = store.append
+            start = time.perf_counter()
+            for call in calls:
+                append(sid, *call)
+            seconds = time.perf_counter() - start
+        finally:
+            store.close()
+        rows, nbytes = _stored(path, ENGINE_EVENTS_TABLE)
+    return Sample(seconds, rows, nbytes)
+
+
+def raw_appends(config: Config, rows: Sequence[raw.EventRow]) -> Sample:
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        path = os.path.join(tmp, "raw.db")
+        connection = raw.connect_writer(path, config.synchronous)
+        try:
+            raw.insert_calls(connection, rows[:1])  # the creation row, untimed like the engine's create()
+            seconds = raw.insert_calls(connection, rows[1:])
+        finally:
+            connection.close()
+        count, nbytes = _stored(path, raw.EVENTS_TABLE)
+    return Sample(seconds, count, nbytes)
+
+
+def bench_appends(label: str, config: Config, calls: list[list[Message]]) -> dict[str, list[Sample]]:
+    rows = engine_rows(str(uuid.uuid4()), calls)
+    return interleaved(
+        label,
+        config.runs,
+        {
+            "engine": lambda: engine_appends(config, calls, SNAPSHOT_INTERVAL),
+            "engine_no_snapshots": lambda: engine_appends(config, calls, None),
+            "raw": lambda: raw_appends(config, rows),
+        },
+    )
+
+
+# -- (c): cold loads --------------------------------------------------------------
+
+
+def build_session(path: str, total: int, call_size: int, synchronous: str) -> str:
+    """A session of ``total`` messages appended ``call_size`` per call (default
+    snapshot interval, so the latest snapshot is stored). Untimed."""
+    store = Transcripts.open(path, synchronous=synchronous)
+    try:
+        sid = store.create(title="bench")
+        for call in in_calls(build_messages(total), call_size):
+            store.append(sid, *call)
+    finally:
+        store.close()
+    return sid
+
+
+def engine_load(path: str, session_id: str, snapshot_interval: int | None, expected: int) -> Sample:
+    start = time.perf_counter()
+    store = Transcripts.open(path, snapshot_interval=snapshot_interval)
+    try:
+        session = store.get(session_id)
+    finally:
+        store.close()
+    seconds = time.perf_counter() - start
+    if len(session.messages) != expected:
+        raise AssertionError(f"engine loaded {len(session.messages)} messages, expected {expected}")
+    return Sample(seconds)
+
+
+def raw_load(path: str, session_id: str, expected: int) -> Sample:
+    start = time.perf_counter()
+    messages = raw.load_messages(path, ENGINE_EVENTS_TABLE, session_id)
+    seconds = time.perf_counter() - start
+    if len(messages) != expected:
+        raise AssertionError(f"raw loaded {len(messages)} messages, expected {expected}")
+    return Sample(seconds)
+
+
+@dataclass
+class LoadShape:
+    call_size: int
+    events: int
+    built_with: str
+    samples: dict[str, list[Sample]] = field(default_factory=dict)
+
+
+def bench_loads(config: Config, tmp: str) -> list[LoadShape]:
+    shapes = []
+    total = config.messages
+    for call_size in config.load_shapes:
+        # One-message calls with fsync on every commit would take minutes to
+        # build; the build is not timed and loading only reads, so that shape
+        # is built with synchronous=normal.
+        built_with = config.synchronous if call_size >= BATCH else "normal"
+        path = os.path.join(tmp, f"load-{call_size}.db")
+        _progress(f"  (c) building a {total:,}-message session in calls of {call_size} (synchronous={built_with})")
+        sid = build_session(path, total, call_size, built_with)
+        events = _stored(path, ENGINE_EVENTS_TABLE)[0]
+        samples = interleaved(
+            f"(c) load, calls of {call_size}",
+            config.runs,
+            {
+                "engine": partial(engine_load, path, sid, SNAPSHOT_INTERVAL, total),
+                "engine_no_snapshots": partial(engine_load, path, sid, None, total),
+                "raw": partial(raw_load, path, sid, total),
+            },
+        )
+        shapes.append(LoadShape(call_size, events, built_with, samples))
+    return shapes
+
+
+# -- (d): append cost against session size -------------------------------------------------
+
+
+def engine_tail(config: Config, prefill: int, on_disk: bool) -> Sample:
+    """Mean seconds per single-message append onto a session pre-filled (in
+    calls of 100, untimed) to ``prefill`` messages; the store stays open so its
+    head is cached, as in a long-running process."""
+    tail = build_messages(config.tail, start=prefill)
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        store = (
+            Transcripts.open(os.path.join(tmp, "engine.db"), synchronous=config.synchronous)
+            if on_disk
+            else Transcripts.open()
+        )
+        try:
+            sid = store.create(title="bench")
+            for call in in_calls(build_messages(prefill), BATCH):
+                store.append(sid, *call)
+            gc.collect()
+            append = store.append
+            start = time.perf_counter()
+            for message in tail:
+                append(sid, message)
+            seconds = time.perf_counter() - start
+        finally:
+            store.close()
+    return Sample(seconds / len(tail))
+
+
+def bench_tail(config: Config, on_disk: bool) -> dict[str, list[Sample]]:
+    where = "sqlite" if on_disk else "memory"
+    return interleaved(
+        f"(d) {where}",
+        config.runs,
+        {
+            "small": lambda: engine_tail(config, config.small, on_disk),
+            "large": lambda: engine_tail(config, config.messages, on_disk),
+        },
+    )
+
+
+# -- the table ----------------------------------------------------------------------
+
+
+@dataclass
+class Line:
+    benchmark: str
+    unit: str  # "msg/s", "appends/s" or "ms"
+    engine: float | None
+    raw: float | None = None
+    ratio: float | None = None
+    target: str = ""
+    met: bool | None = None
+
+
+def _median(samples: Sequence[Sample]) -> float:
+    return statistics.median(sample.seconds for sample in samples)
+
+
+def _rate_line(
+    name: str, unit: str, count: int, engine: Sequence[Sample], raw_side: Sequence[Sample], minimum: float | None
+) -> Line:
+    engine_rate = count / _median(engine)
+    raw_rate = count / _median(raw_side)
+    ratio = engine_rate / raw_rate
+    return Line(
+        name,
+        unit,
+        engine_rate,
+        raw_rate,
+        ratio,
+        f">= {minimum:.2f}x" if minimum is not None else "(info)",
+        None if minimum is None else ratio >= minimum,
+    )
+
+
+def build_lines(config: Config, results: dict[str, Any]) -> list[Line]:
+    lines: list[Line] = []
+    n, m = config.appends, config.messages
+    a = results["a"]
+    lines.append(_rate_line(f"(a) append 1 msg/call, {n:,} calls", "appends/s", n, a["engine"], a["raw"], 0.8))
+    lines.append(
+        _rate_line("    same, snapshot_interval=None", "appends/s", n, a["engine_no_snapshots"], a["raw"], None)
+    )
+    b = results["b"]
+    lines.append(_rate_line(f"(b) append {m:,} msgs in calls of {BATCH}", "msg/s", m, b["engine"], b["raw"], 0.5))
+    lines.append(_rate_line("    same, snapshot_interval=None", "msg/s", m, b["engine_no_snapshots"], b["raw"], None))
+    shape: LoadShape
+    for shape in results["c"]:
+        raw_ms = _median(shape.samples["raw"]) * 1000
+        with_ms = _median(shape.samples["engine"]) * 1000
+        without_ms = _median(shape.samples["engine_no_snapshots"]) * 1000
+        what = f"(c) cold load {m:,} msgs, calls of {shape.call_size} ({shape.events:,} events)"
+        lines.append(
+            Line(f"{what}, snapshots", "ms", with_ms, raw_ms, with_ms / raw_ms, "<= 2.00x", with_ms / raw_ms <= 2.0)
+        )
+        lines.append(Line(f"{what}, no snapshots", "ms", without_ms, raw_ms, without_ms / raw_ms, "(info)"))
+    for where, samples in results["d"].items():
+        small_ms = _median(samples["small"]) * 1000
+        large_ms = _median(samples["large"]) * 1000
+        ratio = large_ms / small_ms
+        lines.append(Line(f"(d) {where}: mean append, session at {config.small:,} msgs", "ms", small_ms))
+        lines.append(Line(f"(d) {where}: mean append, session at {m:,} msgs", "ms", large_ms))
+        lines.append(
+            Line(f"(d) {where}: ratio {m:,} / {config.small:,}", "", None, None, ratio, "<= 1.25", ratio <= 1.25)
+        )
+    return lines
+
+
+def _value(value: float | None, unit: str) -> str:
+    if value is None:
+        return "-"
+    if unit == "ms":
+        return f"{value:.3f} ms"
+    return f"{value:,.0f} {unit}"
+
+
+def format_table(lines: Sequence[Line]) -> str:
+    header = ("benchmark", "engine (median)", "raw sqlite3 (median)", "ratio", "target", "met")
+    cells = [
+        (
+            line.benchmark,
+            _value(line.engine, line.unit),
+            _value(line.raw, line.unit),
+            "-" if line.ratio is None else f"{line.ratio:.2f}x" if line.raw is not None else f"{line.ratio:.2f}",
+            line.target or "-",
+            "-" if line.met is None else "yes" if line.met else "NO",
+        )
+        for line in lines
+    ]
+    widths = [max(len(row[i]) for row in [header, *cells]) for i in range(len(header))]
+
+    def render(row: Sequence[str]) -> str:
+        first = row[0].ljust(widths[0])
+        rest = [cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True)]
+        return "  ".join([first, *rest]).rstrip()
+
+    rule = "  ".join("-" * width for width in widths)
+    return "\n".join([render(header), rule, *(render(row) for row in cells)])
+
+
+def machine_line(config: Config) -> str:
+    return (
+        f"machine: {platform.system()} {platform.release()} {platform.machine()}, "
+        f"{os.cpu_count()} CPUs | Python {platform.python_version()} ({platform.python_implementation()}) | "
+        f"SQLite {sqlite3.sqlite_version} | journal_mode=WAL, synchronous={config.synchronous.upper()} on both sides"
+        f" | {config.runs} runs each, medians shown" + (" | QUICK smoke run" if config.quick else "")
+    )
+
+
+def notes(config: Config, results: dict[str, Any]) -> list[str]:
+    out = []
+    for key, what in (("a", "(a)"), ("b", "(b)")):
+        engine, raw_side = results[key]["engine"][0], results[key]["raw"][0]
+        out.append(
+            f"{what} bytes stored, run 1: engine {engine.rows:,} event rows / {engine.nbytes:,} B, "
+            f"raw {raw_side.rows:,} rows / {raw_side.nbytes:,} B (the engine also upserts its listing row "
+            "per call and, every 100 events, a snapshot)"
+        )
+    for shape in results["c"]:
+        if shape.built_with != config.synchronous:
+            out.append(
+                f"(c) the calls-of-{shape.call_size} session was built with synchronous={shape.built_with} "
+                "(building is untimed; loading only reads)"
+            )
+    out.append(
+        "(c) cold = a new Transcripts.open() (or sqlite3.connect) + get + close, nothing cached in the process; "
+        "the OS page cache is warm. Raw selects the same rows of the engine's own file and decodes each "
+        "into its typed event (no projection, no revision check); the engine replays with revision checks."
+    )
+    out.append(
+        f"(d) {config.tail} single-message appends timed per run; the {config.messages:,}-message session is "
+        f"pre-filled in calls of {BATCH} (untimed); both sessions cross the same number of snapshot points."
+    )
+    return out
+
+
+# -- running ----------------------------------------------------------------------------
+
+
+def run_suite(config: Config) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    _progress(f"(a) {config.appends:,} single-message appends")
+    results["a"] = bench_appends("(a)", config, [[message] for message in build_messages(config.appends)])
+    _progress(f"(b) {config.messages:,} messages in calls of {BATCH}")
+    results["b"] = bench_appends("(b)", config, in_calls(build_messages(config.messages), BATCH))
+    _progress("(c) cold loads")
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        results["c"] = bench_loads(config, tmp)
+    _progress("(d) append cost against session size")
+    results["d"] = {"sqlite": bench_tail(config, on_disk=True)}
+    if config.memory:
+        results["d"]["memory"] = bench_tail(config, on_disk=False)
+    return results
+
+
+def _to_json(config: Config, results: dict[str, Any], lines: Sequence[Line]) -> dict[str, Any]:
+    def seconds(samples: Sequence[Sample]) -> list[float]:
+        return [sample.seconds for sample in samples]
+
+    raw_results: dict[str, Any] = {
+        "a": {side: seconds(samples) for side, samples in results["a"].items()},
+        "b": {side: seconds(samples) for side, samples in results["b"].items()},
+        "c": [
+            {
+                "call_size": shape.call_size,
+                "events": shape.events,
+                "built_with": shape.built_with,
+                **{side: seconds(samples) for side, samples in shape.samples.items()},
+            }
+            for shape in results["c"]
+        ],
+        "d": {
+            where: {side: seconds(samples) for side, samples in sides.items()} for where, sides in results["d"].items()
+        },
+    }
+    return {
+        "machine": {
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "sqlite": sqlite3.sqlite_version,
+            "cpus": os.cpu_count(),
+        },
+        "config": asdict(config),
+        "table": [asdict(line) for line in lines],
+        "samples_seconds": raw_results,
+        "notes": "a, b: seconds per run of the whole loop; c: seconds per load; d: seconds per append",
+    }
+
+
+def parse_args(argv: Sequence[str] | None) -> tuple[Config, str | None]:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="Benchmark the transcript engine against raw sqlite3 (medians of interleaved runs).",
+    )
+    parser.add_argument(
+        "--synchronous",
+        choices=("full", "normal"),
+        default="full",
+        help="PRAGMA synchronous for both the engine and raw sqlite3 (default: full)",
+    )
+    parser.add_argument("--runs", type=int, default=None, help="runs per measurement (default 5; 3 with --quick)")
+    parser.add_argument("--appends", type=int, default=None, help="(a): single-message calls per run (default 1000)")
+    parser.add_argument(
+        "--messages",
+        type=int,
+        default=None,
+        help="(b), (c), (d): messages of the large session (default 10000; a multiple of 100)",
+    )
+    parser.add_argument(
+        "--tail", type=int, default=None, help="(d): appends timed per run (default 200; a multiple of 100)"
+    )
+    parser.add_argument(
+        "--no-calls-of-one", action="store_true", help="(c): skip the session built one message per call"
+    )
+    parser.add_argument("--no-memory", action="store_true", help="(d): skip the in-memory store")
+    parser.add_argument(
+        "--quick", action="store_true", help="fast smoke run: 3 runs, 200 appends, 2,000-message sessions"
+    )
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
+    args = parser.parse_args(argv)
+    quick = bool(args.quick)
+    config = Config(
+        runs=args.runs if args.runs is not None else (3 if quick else 5),
+        synchronous=args.synchronous,
+        appends=args.appends if args.appends is not None else (200 if quick else 1000),
+        messages=args.messages if args.messages is not None else (2000 if quick else 10_000),
+        tail=args.tail if args.tail is not None else (100 if quick else 200),
+        load_shapes=(BATCH,) if args.no_calls_of_one else (BATCH, 1),
+        memory=not args.no_memory,
+        quick=quick,
+    )
+    if config.runs < 1 or config.appends < 1:
+        parser.error("--runs and --appends must be positive")
+    if config.messages < BATCH or config.messages % BATCH or config.messages <= config.small:
+        parser.error(f"--messages must be a multiple of {BATCH} above {config.small}")
+    if config.tail < 1 or config.tail % SNAPSHOT_INTERVAL:
+        parser.error(f"--tail must be a positive multiple of {SNAPSHOT_INTERVAL}")
+    return config, args.json
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    config, json_path = parse_args(argv)
+    started = time.perf_counter()
+    results = run_suite(config)
+    lines = build_lines(config, results)
+    print(machine_line(config))
+    print()
+    print(format_table(lines))
+    print()
+    for note in notes(config, results):
+        print(f"* {note}")
+    missed = [line.benchmark.strip() for line in lines if line.met is False]
+    print(
+        f"* targets met: {sum(line.met is True for line in lines)}/{sum(line.met is not None for line in lines)}"
+        + (f"; missed: {'; '.join(missed)}" if missed else "")
+        + f" (suite took {time.perf_counter() - started:.0f} s)"
+    )
+    if json_path:
+        with open(json_path, "w", encoding="utf-8") as out:
+            json.dump(_to_json(config, results, lines), out, indent=2)
+            out.write("\n")
+    return 0

@@ -1,0 +1,89 @@
+"""The content model: constructors, validation, canonical encoding, digests."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+
+from engine import Image, InvalidMessage, Message, Reasoning, Text, ToolResult, ToolUse, Transcript, Usage
+from engine.revisions import EMPTY_REVISION, chain, format_revision, parse_revision, revision_of
+from engine.errors import InvalidRevision
+
+
+def test_constructors_and_views() -> None:
+    user = Message.user("hello", Transcript(text="spoken"))
+    assert user.role == "user"
+    assert user.text == "hello\nspoken"
+    assistant = Message.assistant(Reasoning(text="think"), "answer", ToolUse(id="t1", name="f", arguments='{"x":1}'))
+    assert assistant.text == "answer"
+    assert assistant.tool_uses[0].parsed_arguments() == {"x": 1}
+    results = Message.tool_results(ToolResult.of("t1", "42"), ToolResult.of("t2", "boom", is_error=True))
+    assert results.role == "tool_results"
+    assert results.blocks[1].is_error is True  # type: ignore[union-attr]
+    assert Message.system("be brief").text == "be brief"
+
+
+@pytest.mark.parametrize(
+    ("build", "needle"),
+    [
+        (lambda: Message(role="robot"), "role must be one of"),  # type: ignore[arg-type]
+        (lambda: Message(role="user", blocks=[Text(text="x")]), "must be a tuple"),  # type: ignore[arg-type]
+        (lambda: Message.user(ToolUse(id="a", name="f")), "cannot hold block 0 (tool_use)"),  # type: ignore[arg-type]
+        (lambda: Message.system(3), "Text.text must be a str"),  # type: ignore[arg-type]
+        (lambda: Message.tool_results(), "at least one ToolResult"),
+        (lambda: Image(media_type="image/png"), "exactly one of data="),
+        (lambda: Image(media_type="image/png", data=b"x", ref="blob:1"), "exactly one of data="),
+        (lambda: ToolUse(id="", name="f"), "must not be empty"),
+        (lambda: Usage(input=-1), "non-negative"),
+    ],
+)
+def test_bad_content_is_refused_with_a_clear_error(build: object, needle: str) -> None:
+    with pytest.raises(InvalidMessage) as caught:
+        build()  # type: ignore[operator]
+    assert needle in str(caught.value)
+    assert isinstance(caught.value, ValueError)
+
+
+def test_decoding_validates_like_construction() -> None:
+    with pytest.raises(msgspec.ValidationError, match="cannot hold block"):
+        msgspec.json.decode(b'{"role":"system","blocks":[{"type":"image","media_type":"x","ref":"r"}]}', type=Message)
+    with pytest.raises(msgspec.ValidationError):
+        msgspec.json.decode(b'{"role":"user","blocks":[],"surprise":1}', type=Message)
+
+
+def test_canonical_encoding_is_sorted_and_ignores_ids() -> None:
+    a = Message.user("hi", id="m1", provider_item_id="item_1")
+    b = Message.user("hi", id="m2")
+    assert a.canonical_bytes() == b'{"blocks":[{"text":"hi","type":"text"}],"role":"user"}'
+    assert a.digest == b.digest
+    assert a.digest != Message.assistant("hi").digest
+    assert a.digest != Message.user("hi ").digest
+
+
+def test_digest_is_stable_across_versions() -> None:
+    # A content address must never change: this value is part of the format.
+    assert Message.user("hi").digest == "sha256:55e159bf33e39786b428547fd51ec72473395b8b52b15c224ef326b4f7804cda"
+
+
+def test_image_inline_and_by_reference_round_trip() -> None:
+    inline = Message.user(Image(media_type="image/png", data=b"\x89PNG"))
+    ref = Message.assistant(Image(media_type="image/png", ref="blob:sha256:ab"))
+    for message in (inline, ref):
+        assert msgspec.json.decode(msgspec.json.encode(message), type=Message) == message
+    assert inline.digest != ref.digest
+
+
+def test_usage_adds_up() -> None:
+    total = Usage(input=1, output=2, cache_read=3) + Usage(input=10, cache_write=4, reasoning=5)
+    assert total == Usage(input=11, output=2, cache_read=3, cache_write=4, reasoning=5)
+    assert total.total == 13
+
+
+def test_revision_chain() -> None:
+    one, two = Message.user("a"), Message.assistant("b")
+    assert revision_of([]) == EMPTY_REVISION
+    assert revision_of([one, two]) == format_revision(chain(chain(parse_revision(EMPTY_REVISION), [one]), [two]))
+    assert revision_of([one, two]) != revision_of([two, one])
+    for bad in ("sha256:zz", "md5:" + "0" * 64, "sha256:" + "g" * 64, 7):
+        with pytest.raises(InvalidRevision):
+            parse_revision(bad)

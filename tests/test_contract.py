@@ -1,0 +1,320 @@
+"""The contract suite: every test runs on memory, a SQLite file and PostgreSQL."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from engine import (
+    EMPTY_REVISION,
+    ConcurrentWriteError,
+    InvalidArgument,
+    InvalidMessage,
+    InvalidRevision,
+    Message,
+    RevisionConflict,
+    RevisionNotFound,
+    SessionExists,
+    SessionNotFound,
+    Transcripts,
+    UnknownEventType,
+    Usage,
+    VersionNotFound,
+    revision_of,
+)
+from engine.store import Record, SessionRow
+from tests.conftest import StoreFactory
+
+
+def test_create_append_get(store: Transcripts) -> None:
+    sid = store.create(title="Support chat", metadata={"customer": "c-1"})
+    hi, hello = Message.user("hi"), Message.assistant("hello")
+    revision = store.append(sid, hi, hello, usage=Usage(input=5, output=7))
+    session = store.get(sid)
+    assert [m.text for m in session.messages] == ["hi", "hello"]
+    assert all(m.id for m in session.messages)
+    assert session.revision == revision == revision_of([hi, hello])
+    assert session.version == 3  # created, appended, usage
+    assert session.usage == Usage(input=5, output=7)
+    assert session.title == "Support chat"
+    assert dict(session.metadata) == {"customer": "c-1"}
+
+
+def test_message_ids_are_kept_or_assigned(store: Transcripts) -> None:
+    sid = store.create()
+    store.append(sid, Message.user("a", id="mine"), Message.assistant("b"))
+    first, second = store.get(sid).messages
+    assert first.id == "mine"
+    assert second.id and second.id.startswith("msg_")
+
+
+def test_title_metadata_usage_commands(store: Transcripts) -> None:
+    sid = store.create(metadata={"a": 1, "b": [1, 2]})
+    store.set_title(sid, "T")
+    store.update_metadata(sid, {"c": {"d": None}}, remove=["a"])
+    store.record_usage(sid, Usage(input=1), response_id="resp_1")
+    store.record_usage(sid, Usage(output=2))
+    session = store.get(sid)
+    assert session.title == "T"
+    assert dict(session.metadata) == {"b": [1, 2], "c": {"d": None}}
+    assert session.usage == Usage(input=1, output=2)
+    store.set_title(sid, None)
+    assert store.get(sid).title is None
+
+
+def test_a_reopened_store_sees_the_same_sessions(stores: StoreFactory) -> None:
+    first = stores.open()
+    sid = first.create(title="kept")
+    first.append(sid, Message.user("one"))
+    first.append(sid, Message.assistant("two"))
+    before = first.get(sid)
+    again = stores.open()
+    after = again.get(sid)
+    assert after == before
+    assert [s.id for s in again.sessions()] == [sid]
+
+
+def test_session_not_found(store: Transcripts) -> None:
+    for call in (
+        lambda: store.get("nope"),
+        lambda: store.append("nope", Message.user("x")),
+        lambda: store.history("nope"),
+        lambda: store.set_title("nope", "t"),
+    ):
+        with pytest.raises(SessionNotFound, match="nope"):
+            call()
+
+
+def test_session_ids(store: Transcripts) -> None:
+    sid = store.create(session_id="chat-42")
+    assert sid == "chat-42"
+    with pytest.raises(SessionExists):
+        store.create(session_id="chat-42")
+    for bad in ("", "x" * 201, "tab\there", 5):
+        with pytest.raises(InvalidArgument):
+            store.create(session_id=bad)  # type: ignore[arg-type]
+
+
+def test_bad_input_changes_nothing(store: Transcripts) -> None:
+    sid = store.create()
+    store.append(sid, Message.user("ok"))
+    before = store.history(sid)
+    bad_calls: list[Callable[[], object]] = [
+        lambda: store.append(sid),
+        lambda: store.append(sid, "plain text"),  # type: ignore[arg-type]
+        lambda: store.append(sid, Message.user("x"), {"role": "user"}),  # type: ignore[arg-type]
+        lambda: store.append(sid, Message.user("x"), expected_revision="sha256:nope"),
+        lambda: store.append(sid, Message.user("x"), usage={"input": 1}),  # type: ignore[arg-type]
+        lambda: store.append(sid, Message.user("x"), actor=3),  # type: ignore[arg-type]
+        lambda: store.update_metadata(sid, {"k": object()}),
+        lambda: store.update_metadata(sid, {1: "v"}),  # type: ignore[dict-item]
+        lambda: store.update_metadata(sid),
+        lambda: store.set_title(sid, 12),  # type: ignore[arg-type]
+        lambda: store.record_usage(sid, 12),  # type: ignore[arg-type]
+        lambda: store.create(metadata=["not", "a", "mapping"]),  # type: ignore[arg-type]
+    ]
+    for call in bad_calls:
+        with pytest.raises(InvalidArgument) as caught:
+            call()
+        assert isinstance(caught.value, ValueError)
+    assert store.history(sid) == before
+    assert len(store.sessions()) == 1
+    with pytest.raises(InvalidMessage):
+        store.append(sid, "text")  # type: ignore[arg-type]
+
+
+def test_expected_revision(store: Transcripts) -> None:
+    sid = store.create()
+    assert store.get(sid).revision == EMPTY_REVISION
+    first = store.append(sid, Message.user("a"), expected_revision=EMPTY_REVISION)
+    second = store.append(sid, Message.assistant("b"), expected_revision=first)
+    with pytest.raises(RevisionConflict) as caught:
+        store.append(sid, Message.user("stale"), expected_revision=first)
+    assert (caught.value.expected, caught.value.actual) == (first, second)
+    assert store.get(sid).revision == second
+    assert len(store.get(sid).messages) == 2
+
+
+def test_expected_revision_sees_other_writers(stores: StoreFactory) -> None:
+    writer, other = stores.open(), stores.open()
+    sid = writer.create()
+    writer.append(sid, Message.user("a"))
+    writer.get(sid)
+    newer = other.append(sid, Message.assistant("b"))  # writer's cache is now behind
+    writer.append(sid, Message.user("c"), expected_revision=newer)
+    assert [m.text for m in other.get(sid).messages] == ["a", "b", "c"]
+
+
+def test_losing_writer_gets_a_typed_error_and_a_retry_succeeds(stores: StoreFactory) -> None:
+    first, second = stores.open(), stores.open()
+    sid = first.create()
+    first.append(sid, Message.user("a"))
+    second.get(sid)  # both now hold version 2 in their caches
+    first.append(sid, Message.assistant("from first"))
+    with pytest.raises(ConcurrentWriteError) as caught:
+        second.append(sid, Message.assistant("from second"))
+    assert caught.value.retryable and caught.value.version == 3
+    assert [m.text for m in first.get(sid).messages] == ["a", "from first"]
+    second.append(sid, Message.assistant("from second"))
+    assert [m.text for m in first.get(sid).messages] == ["a", "from first", "from second"]
+
+
+def test_threads_appending_to_one_session_lose_nothing(store: Transcripts) -> None:
+    sid = store.create()
+
+    def work(name: str) -> None:
+        for index in range(20):
+            store.append(sid, Message.user(f"{name}-{index}"))
+
+    threads = [threading.Thread(target=work, args=(f"t{n}",)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    texts = [m.text for m in store.get(sid).messages]
+    assert sorted(texts) == sorted(f"t{n}-{i}" for n in range(4) for i in range(20))
+
+
+def test_time_travel_by_version_revision_and_time(store: Transcripts) -> None:
+    sid = store.create(title="v1")
+    created = store.get(sid)
+    r1 = store.append(sid, Message.user("one"))
+    store.set_title(sid, "v3")
+    r2 = store.append(sid, Message.assistant("two"))
+    assert store.get(sid, at=1).messages == []
+    assert store.get(sid, at=1).title == "v1"
+    assert [m.text for m in store.get(sid, at=2).messages] == ["one"]
+    assert store.get(sid, at=3).title == "v3"
+    assert store.get(sid, at=4) == store.get(sid)
+    # By revision: the last state that had it (the title change kept r1).
+    at_r1 = store.get(sid, at=r1)
+    assert at_r1.version == 3 and at_r1.revision == r1
+    assert store.get(sid, at=EMPTY_REVISION).version == 1
+    assert store.get(sid, at=r2).version == 4
+    # By time.
+    assert store.get(sid, at=created.created_at).version == 1
+    assert store.get(sid, at=datetime.now(UTC) + timedelta(days=1)).version == 4
+    with pytest.raises(VersionNotFound):
+        store.get(sid, at=created.created_at - timedelta(seconds=1))
+    for bad in (0, 5, -1):
+        with pytest.raises(VersionNotFound):
+            store.get(sid, at=bad)
+    with pytest.raises(RevisionNotFound):
+        store.get(sid, at=revision_of([Message.user("never")]))
+    with pytest.raises(InvalidRevision):
+        store.get(sid, at="HEAD~1")
+    with pytest.raises(InvalidArgument):
+        store.get(sid, at=datetime(2026, 1, 1))  # naive
+    with pytest.raises(InvalidArgument):
+        store.get(sid, at=True)  # type: ignore[arg-type]
+
+
+def test_revision_can_recur(store: Transcripts) -> None:
+    one, two = store.create(), store.create()
+    store.append(one, Message.user("same"), Message.assistant("content"))
+    store.append(two, Message.user("same"))
+    store.append(two, Message.assistant("content", id="other-id"))
+    assert store.get(one).revision == store.get(two).revision
+    store.append(two, Message.user("more"))
+    assert store.get(one).revision != store.get(two).revision
+
+
+def test_history_lists_every_event(store: Transcripts) -> None:
+    sid = store.create(title="Demo", actor="alice")
+    store.append(sid, Message.user("hi"), Message.assistant("hello"), actor="agent", usage=Usage(input=3, output=4))
+    store.update_metadata(sid, {"k": 1}, remove=["z"])
+    store.set_title(sid, None, actor="bob")
+    history = store.history(sid)
+    assert [h.version for h in history] == [1, 2, 3, 4, 5]
+    assert [h.kind for h in history] == [
+        "session_created", "messages_appended", "usage_recorded", "metadata_changed", "title_changed",
+    ]
+    assert [h.actor for h in history] == ["alice", "agent", "agent", None, "bob"]
+    assert history[1].summary == "appended 2 messages: user 'hi', assistant 'hello'"
+    assert history[2].summary == "usage +3 in, +4 out"
+    assert history[3].summary == "metadata set k; removed z"
+    assert history[4].summary == "title cleared"
+    assert history[-1].revision == store.get(sid).revision
+    times = [h.at for h in history]
+    assert times == sorted(times)
+
+
+def test_sessions_listing(store: Transcripts) -> None:
+    first = store.create(title="first")
+    second = store.create()
+    store.append(second, Message.user("a"), Message.assistant("b"))
+    store.set_title(second, "second")
+    listing = {info.id: info for info in store.sessions()}
+    assert set(listing) == {first, second}
+    info = listing[second]
+    assert (info.title, info.message_count, info.version) == ("second", 2, 3)
+    assert info.revision == store.get(second).revision
+    assert info.created_at <= info.updated_at
+    assert listing[first].message_count == 0
+
+
+@pytest.mark.parametrize("interval", [1, 3, 1000, None])
+def test_snapshots_never_change_a_result(stores: StoreFactory, interval: int | None) -> None:
+    writer = stores.open(snapshot_interval=interval)
+    sid = writer.create(title="snap", metadata={"m": 0})
+    for index in range(10):
+        writer.append(sid, Message.user(f"u{index}"), usage=Usage(input=index))
+        if index % 4 == 0:
+            writer.update_metadata(sid, {"m": index})
+    expected = [writer.get(sid, at=version) for version in range(1, writer.get(sid).version + 1)]
+    for reader_interval in (interval, None):
+        reader = stores.open(snapshot_interval=reader_interval)
+        assert reader.get(sid) == expected[-1]
+        assert [reader.get(sid, at=v) for v in range(1, len(expected) + 1)] == expected
+        assert reader.verify(sid) == expected[-1]
+
+
+def _row(store: Transcripts, sid: str, version: int) -> SessionRow:
+    head = store.get(sid)
+    created, updated = head.created_at.isoformat(), head.updated_at.isoformat()
+    return SessionRow(sid, head.title, created, updated, len(head.messages), head.revision, version)
+
+
+def test_stored_rows_naming_unknown_types_are_refused_without_import(stores: StoreFactory) -> None:
+    store = stores.open()
+    sid = store.create()
+    store.append(sid, Message.user("fine"))
+    assert "this" not in sys.modules
+    # Write a hostile row straight through the storage contract: the topic
+    # `this:x` would import the module `this` under eventsourcing's default
+    # mapper (printing the Zen of Python as a side effect).
+    store._backend.append(sid, [Record(3, "this:x", b"{}")], _row(store, sid, 3))
+    fresh = stores.open()
+    with pytest.raises(UnknownEventType, match="'this:x'") as caught:
+        fresh.get(sid)
+    assert "version 3" in str(caught.value)
+    with pytest.raises(UnknownEventType):
+        fresh.history(sid)
+    assert "this" not in sys.modules, "a stored topic caused an import"
+
+
+def test_unknown_schema_version_is_refused(stores: StoreFactory) -> None:
+    store = stores.open()
+    sid = store.create()
+    store._backend.append(sid, [Record(2, "TitleChanged.v9", b'{"kind":"title_changed"}')], _row(store, sid, 2))
+    with pytest.raises(UnknownEventType, match="schema version 9"):
+        stores.open().get(sid)
+
+
+def test_tampered_history_is_detected(stores: StoreFactory) -> None:
+    from engine.errors import CorruptStore
+    from engine.events import MessagesAppended
+    from engine.store import encode_event
+
+    store = stores.open(snapshot_interval=None)
+    sid = store.create()
+    store.append(sid, Message.user("real"))
+    forged = MessagesAppended(at=datetime.now(UTC), messages=(Message.user("forged"),), revision=store.get(sid).revision)
+    topic, data = encode_event(forged)
+    store._backend.append(sid, [Record(3, topic, data)], _row(store, sid, 3))
+    with pytest.raises(CorruptStore, match="altered"):
+        stores.open(snapshot_interval=None).get(sid)

@@ -1,0 +1,60 @@
+"""Two processes appending to one session: every acknowledged append survives."""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from engine import Transcripts
+from tests._workers import append_many
+from tests.conftest import BACKENDS, StoreFactory
+
+PER_PROCESS = 60
+
+
+@pytest.fixture(params=[kind for kind in BACKENDS if kind != "memory"])  # memory lives in one process
+def shared_stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
+    factory = StoreFactory(request.param, tmp_path, "t" + uuid.uuid4().hex[:12])
+    try:
+        yield factory
+    finally:
+        factory.close()
+
+
+@pytest.mark.slow
+def test_two_processes_append_to_one_session(shared_stores: StoreFactory) -> None:
+    stores = shared_stores
+    target = stores.target
+    assert target is not None
+    store = stores.open()
+    sid = store.create(title="contended")
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    start_at = time.time() + 3.0  # both children are importing by then
+    workers = [
+        context.Process(target=append_many, args=(target, stores.prefix, sid, name, PER_PROCESS, start_at, results))
+        for name in ("left", "right")
+    ]
+    for worker in workers:
+        worker.start()
+    reports = [results.get(timeout=120) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=30)
+        assert worker.exitcode == 0
+    acknowledged = [text for _, texts, _ in reports for text in texts]
+    assert len(acknowledged) == 2 * PER_PROCESS
+    final = Transcripts.open(target, table_prefix=stores.prefix)
+    try:
+        texts = [message.text for message in final.get(sid).messages]
+        assert sorted(texts) == sorted(acknowledged), "an acknowledged append is missing or doubled"
+        for name in ("left", "right"):  # each writer's own order is kept
+            assert [t for t in texts if t.startswith(name)] == [f"{name}-{i}" for i in range(PER_PROCESS)]
+        assert final.verify(sid).version == 1 + 2 * PER_PROCESS
+        assert final.sessions()[0].message_count == 2 * PER_PROCESS
+    finally:
+        final.close()
