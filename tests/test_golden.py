@@ -1,0 +1,74 @@
+"""The golden store: written once by version 0.1 (tests/golden/make_golden.py),
+loaded by every later version. If this test fails, a change broke old stores:
+add an upcaster instead of editing the golden files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+import msgspec
+
+from engine import Transcripts, Usage
+from engine.events import UsageRecorded
+
+GOLDEN = Path(__file__).parent / "golden" / "store-v0.1.db"
+EXPECTED = json.loads(GOLDEN.with_suffix(".expected.json").read_text())
+
+
+def _copy(tmp_path: Path) -> str:
+    target = tmp_path / "golden.db"
+    shutil.copy(GOLDEN, target)  # never open the committed file itself
+    return str(target)
+
+
+def test_golden_store_loads_exactly(tmp_path: Path) -> None:
+    store = Transcripts.open(_copy(tmp_path))
+    try:
+        assert sorted(info.id for info in store.sessions()) == sorted(EXPECTED)
+        for sid, expected in EXPECTED.items():
+            session = store.verify(sid)
+            assert session.version == expected["version"]
+            assert session.revision == expected["revision"]
+            assert session.title == expected["title"]
+            assert dict(session.metadata) == expected["metadata"]
+            assert msgspec.to_builtins(session.usage) == expected["usage"]
+            assert json.loads(msgspec.json.encode(list(session.messages))) == expected["messages"]
+            history = [[h.version, h.kind, h.actor, h.summary, h.revision] for h in store.history(sid)]
+            assert history == expected["history"]
+            revisions = [store.get(sid, at=v).revision for v in range(1, session.version + 1)]
+            assert revisions == expected["revisions_by_version"]
+    finally:
+        store.close()
+
+
+def test_golden_store_upcasts_the_v1_usage_row(tmp_path: Path) -> None:
+    path = _copy(tmp_path)
+    with sqlite3.connect(path) as raw:
+        (version,) = raw.execute(
+            "SELECT originator_version FROM transcripts_events WHERE topic = 'UsageRecorded.v1'"
+        ).fetchone()
+    store = Transcripts.open(path)
+    try:
+        entry = store.history("golden-1")[version - 1]
+        assert isinstance(entry.event, UsageRecorded)
+        assert entry.event.usage == Usage(input=7, output=11)
+        assert entry.actor == "legacy"
+        assert store.get("golden-1").usage == Usage(input=27, output=16, cache_read=3, cache_write=1, reasoning=2)
+    finally:
+        store.close()
+
+
+def test_golden_store_accepts_new_writes(tmp_path: Path) -> None:
+    from engine import Message
+
+    path = _copy(tmp_path)
+    store = Transcripts.open(path)
+    before = store.get("golden-1")
+    store.append("golden-1", Message.user("still writable"))
+    store.close()
+    again = Transcripts.open(path)
+    assert len(again.get("golden-1").messages) == len(before.messages) + 1
+    again.close()
