@@ -7,8 +7,9 @@ import os
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
+from itertools import islice
 from typing import Any
 
 import msgspec
@@ -16,12 +17,12 @@ import msgspec
 from engine.content import Message, Usage
 from engine.errors import (
     ConcurrentWriteError,
+    CorruptStore,
     InvalidArgument,
     InvalidMessage,
     RevisionConflict,
     RevisionNotFound,
     SessionNotFound,
-    StorageError,
     VersionNotFound,
 )
 from engine.events import (
@@ -38,13 +39,15 @@ from engine.store import (
     Backend,
     Record,
     SessionRow,
+    Snapshot,
+    StoredSnapshot,
     decode_event,
     decode_snapshot,
     encode_event,
     encode_snapshot,
     open_backend,
 )
-from engine.transcript import Session, evolve
+from engine.transcript import Session, evolve, fold
 
 __all__ = ["HistoryEntry", "SessionInfo", "Transcripts"]
 
@@ -148,11 +151,11 @@ class Transcripts:
         session_id: str | None = None,
     ) -> str:
         """Start a session and return its id (a fresh UUID unless ``session_id``)."""
-        _check_optional_str(title, "title")
+        _check_title(title)
         _check_actor(actor)
         if session_id is None:
             session_id = str(uuid.uuid4())
-        elif not isinstance(session_id, str) or not session_id or len(session_id) > _MAX_ID or not session_id.isprintable():
+        elif not (isinstance(session_id, str) and 0 < len(session_id) <= _MAX_ID and session_id.isprintable()):
             raise InvalidArgument(f"session_id must be 1-{_MAX_ID} printable characters, got {session_id!r}")
         event = SessionCreated(at=_now(), actor=actor, title=title, metadata=_check_metadata(metadata))
         with self._lock:
@@ -201,7 +204,7 @@ class Transcripts:
 
     def set_title(self, session_id: str, title: str | None, *, actor: str | None = None) -> None:
         """Set (or, with ``None``, clear) the session's title."""
-        _check_optional_str(title, "title")
+        _check_title(title)
         _check_actor(actor)
         with self._lock:
             state = self._head_for_write(session_id, None)
@@ -308,28 +311,31 @@ class Transcripts:
         ]
 
     def verify(self, session_id: str) -> Session:
-        """Replay the whole history from scratch, checking every recorded
-        revision, and check that the snapshot and the cached head agree with it.
-        Returns the verified head; raises :class:`CorruptStore` otherwise."""
-        from engine.errors import CorruptStore
-
-        state = None
-        for record in self._backend.read(session_id):
-            state = evolve(state, session_id, record.version, self._decode(session_id, record))
-        if state is None:
+        """Audit one session: replay its whole history from scratch, re-hashing
+        every revision, and check every snapshot and the cached head against
+        that replay. Returns the verified head; raises :class:`CorruptStore`
+        on any disagreement."""
+        records = self._backend.read(session_id)
+        if not records:
             raise SessionNotFound(session_id)
+        states: list[Session] = []
+        state: Session | None = None
+        for version, event in self._decoded(session_id, records):
+            state = evolve(state, session_id, version, event)
+            states.append(state)
+        assert state is not None
+        for version in range(1, state.version + 1):
+            stored = self._backend.snapshot(session_id, upto=version)
+            if (
+                stored is not None
+                and stored.version == version
+                and decode_snapshot(session_id, stored.state) != Snapshot.of(states[version - 1])
+            ):
+                raise CorruptStore(f"session {session_id!r}: the snapshot at version {version} differs from replay")
         with self._lock:
             head = self._head(session_id)
-        others = [("the cached head", head)]
-        stored = self._backend.snapshot(session_id)
-        if stored is not None:
-            snapshot = decode_snapshot(session_id, stored.state)
-            others.append((f"the snapshot at version {snapshot.version}", snapshot))
-            replayed_then = self._state_at(session_id, snapshot.version, use_snapshot=False)
-            if _observable(snapshot) != _observable(replayed_then):
-                raise CorruptStore(f"session {session_id!r}: the snapshot at version {snapshot.version} differs from replay")
         if _observable(head) != _observable(state):
-            raise CorruptStore(f"session {session_id!r}: {others[0][0]} differs from a full replay")
+            raise CorruptStore(f"session {session_id!r}: the loaded head differs from a full replay")
         return state
 
     # -- internals --------------------------------------------------------
@@ -337,21 +343,30 @@ class Transcripts:
     def _decode(self, session_id: str, record: Record) -> Event:
         return decode_event(record.topic, record.state, f"session {session_id!r} version {record.version}")
 
-    def _replay(self, session_id: str, state: Session | None, records: Sequence[Record]) -> Session | None:
+    def _decoded(self, session_id: str, records: Sequence[Record]) -> Iterator[tuple[int, Event]]:
         for record in records:
-            state = evolve(state, session_id, record.version, self._decode(session_id, record))
-        return state
+            yield record.version, self._decode(session_id, record)
 
     def _load(self, session_id: str, upto: int | None = None, *, use_snapshot: bool = True) -> Session:
-        state: Session | None = None
-        if use_snapshot and self._snapshot_interval is not None:
-            stored = self._backend.snapshot(session_id, upto=upto)
-            if stored is not None:
-                state = decode_snapshot(session_id, stored.state)
-        records = self._backend.read(session_id, after=state.version if state else 0, upto=upto)
-        state = self._replay(session_id, state, records)
-        if state is None:
+        """Rebuild a state from the log. A snapshot at or before ``upto`` lets
+        the events it covers be folded without re-hashing; the result is
+        cross-checked against the snapshot, then the rest is verified."""
+        records = self._backend.read(session_id, upto=upto)
+        if not records:
             raise SessionNotFound(session_id)
+        events = self._decoded(session_id, records)
+        stored = self._backend.snapshot(session_id, upto=upto) if use_snapshot else None
+        if stored is None:
+            state = fold(session_id, events)
+        else:
+            snapshot = decode_snapshot(session_id, stored.state)
+            prefix = fold(session_id, islice(events, snapshot.version), verify=False)
+            if prefix is None or Snapshot.of(prefix) != snapshot:
+                raise CorruptStore(
+                    f"session {session_id!r}: the snapshot at version {snapshot.version} does not match the log"
+                )
+            state = fold(session_id, events, start=prefix)
+        assert state is not None
         return state
 
     def _remember(self, state: Session) -> Session:
@@ -371,9 +386,9 @@ class Transcripts:
             return self._remember(self._load(session_id))
         newer = self._backend.read(session_id, after=state.version)
         if newer:
-            replayed = self._replay(session_id, state, newer)
-            assert replayed is not None
-            state = replayed
+            caught_up = fold(session_id, self._decoded(session_id, newer), start=state)
+            assert caught_up is not None
+            state = caught_up
         return self._remember(state)
 
     def _head_for_write(self, session_id: str, expected: tuple[bytes, str] | None) -> Session:
@@ -402,19 +417,16 @@ class Transcripts:
             session_id, new_state.title, new_state.created_at.isoformat(), new_state.updated_at.isoformat(),
             len(new_state.messages), new_state.revision, new_state.version,
         )
+        snapshot = None
+        interval = self._snapshot_interval
+        if interval is not None and new_state.version // interval > (state.version if state else 0) // interval:
+            snapshot = StoredSnapshot(new_state.version, encode_snapshot(new_state))
         try:
-            self._backend.append(session_id, records, row)
+            self._backend.append(session_id, records, row, snapshot)
         except ConcurrentWriteError:
             self._cache.pop(session_id, None)  # reload on the next call, so a retry succeeds
             raise
-        self._remember(new_state)
-        interval = self._snapshot_interval
-        if interval is not None and new_state.version // interval > (state.version if state else 0) // interval:
-            try:
-                self._backend.save_snapshot(session_id, new_state.version, encode_snapshot(new_state))
-            except StorageError:  # a snapshot is only a cache: the write above stands
-                _log.warning("could not save a snapshot of session %r", session_id, exc_info=True)
-        return new_state
+        return self._remember(new_state)
 
     def _state_at(self, session_id: str, version: int, *, use_snapshot: bool = True) -> Session:
         return self._load(session_id, upto=version, use_snapshot=use_snapshot)
@@ -467,6 +479,14 @@ def _check_actor(actor: object) -> None:
     _check_optional_str(actor, "actor")
 
 
+def _check_title(title: object) -> None:
+    _check_optional_str(title, "title")
+    if isinstance(title, str) and "\x00" in title:
+        # The listing table keeps titles as text, which PostgreSQL cannot hold
+        # with NUL characters; refuse them on every backend alike.
+        raise InvalidArgument("title must not contain NUL characters (\\x00)")
+
+
 def _check_optional_str(value: object, name: str) -> None:
     if value is not None and not isinstance(value, str):
         raise InvalidArgument(f"{name} must be a str or None, got {type(value).__name__}")
@@ -488,7 +508,7 @@ def _check_metadata(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
         # Round-trip so that what is kept is exactly what a reload gives back.
         result: dict[str, Any] = msgspec.json.decode(_JSON.encode(checked))
     except (TypeError, msgspec.EncodeError) as exc:
-        raise InvalidArgument(f"metadata must be JSON values (str, int, float, bool, None, list, dict): {exc}") from None
+        raise InvalidArgument(f"metadata must be JSON (str, int, float, bool, None, list, dict): {exc}") from None
     return result
 
 

@@ -48,7 +48,7 @@ def _require_str(value: object, where: str) -> None:
         raise InvalidMessage(f"{where} must be a str, got {type(value).__name__}")
 
 
-class Text(_Block, tag="text"):
+class Text(_Block, frozen=True, tag="text"):
     """Written text."""
 
     text: str
@@ -57,7 +57,7 @@ class Text(_Block, tag="text"):
         _require_str(self.text, "Text.text")
 
 
-class Transcript(_Block, tag="transcript"):
+class Transcript(_Block, frozen=True, tag="transcript"):
     """Spoken words, as transcribed from audio."""
 
     text: str
@@ -66,7 +66,7 @@ class Transcript(_Block, tag="transcript"):
         _require_str(self.text, "Transcript.text")
 
 
-class Reasoning(_Block, tag="reasoning"):
+class Reasoning(_Block, frozen=True, tag="reasoning"):
     """Model reasoning; ``signature`` keeps a provider's opaque token."""
 
     text: str
@@ -76,7 +76,7 @@ class Reasoning(_Block, tag="reasoning"):
         _require_str(self.text, "Reasoning.text")
 
 
-class ToolUse(_Block, tag="tool_use"):
+class ToolUse(_Block, frozen=True, tag="tool_use"):
     """A tool call. ``arguments`` is the raw JSON text exactly as produced."""
 
     id: str
@@ -98,7 +98,7 @@ class ToolUse(_Block, tag="tool_use"):
             raise InvalidMessage(f"tool use {self.id!r}: arguments are not JSON: {exc}") from None
 
 
-class Image(_Block, tag="image"):
+class Image(_Block, frozen=True, tag="image"):
     """An image, either inline (``data``) or by blob reference (``ref``)."""
 
     media_type: str
@@ -118,7 +118,7 @@ class Image(_Block, tag="image"):
 ToolResultContent: TypeAlias = Text | Image
 
 
-class ToolResult(_Block, tag="tool_result"):
+class ToolResult(_Block, frozen=True, tag="tool_result"):
     """The result of the tool use whose id is ``tool_use_id``."""
 
     tool_use_id: str
@@ -174,7 +174,7 @@ class Message(
     provider_item_id: str | None = None
 
     def __post_init__(self) -> None:
-        allowed = _ALLOWED_BLOCKS.get(self.role)  # type: ignore[call-overload]
+        allowed = _ALLOWED_BLOCKS.get(self.role)
         if allowed is None:
             raise InvalidMessage(
                 f"role must be one of {sorted(ROLES)}, got {self.role!r}"

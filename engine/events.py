@@ -43,14 +43,14 @@ class _EventBase(
     actor: str | None = None
 
 
-class SessionCreated(_EventBase, tag="session_created"):
+class SessionCreated(_EventBase, frozen=True, tag="session_created"):
     """The first event of every session."""
 
     title: str | None = None
     metadata: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
-class MessagesAppended(_EventBase, tag="messages_appended"):
+class MessagesAppended(_EventBase, frozen=True, tag="messages_appended"):
     """Messages added at the end; ``revision`` is the head revision after them
     (checked on every replay, so a corrupted history is detected)."""
 
@@ -58,21 +58,21 @@ class MessagesAppended(_EventBase, tag="messages_appended"):
     revision: str
 
 
-class UsageRecorded(_EventBase, tag="usage_recorded"):
+class UsageRecorded(_EventBase, frozen=True, tag="usage_recorded"):
     """Token usage of one model response (``response_id`` if known)."""
 
     usage: Usage
     response_id: str | None = None
 
 
-class MetadataChanged(_EventBase, tag="metadata_changed"):
+class MetadataChanged(_EventBase, frozen=True, tag="metadata_changed"):
     """Keys set (``set``) and keys removed (``unset``) in the session metadata."""
 
     set: dict[str, Any] = msgspec.field(default_factory=dict)
     unset: tuple[str, ...] = ()
 
 
-class TitleChanged(_EventBase, tag="title_changed"):
+class TitleChanged(_EventBase, frozen=True, tag="title_changed"):
     title: str | None
 
 

@@ -8,7 +8,9 @@ from typing import Any
 from engine import ConcurrentWriteError, Message, Transcripts
 
 
-def append_many(target: str, prefix: str, session_id: str, name: str, count: int, start_at: float, results: Any) -> None:
+def append_many(
+    target: str, prefix: str, session_id: str, name: str, count: int, start_at: float, results: Any
+) -> None:
     """Append ``count`` messages, retrying lost races; report what was acknowledged."""
     store = Transcripts.open(target, table_prefix=prefix)
     acknowledged, conflicts = [], 0

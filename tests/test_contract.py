@@ -114,6 +114,8 @@ def test_bad_input_changes_nothing(store: Transcripts) -> None:
         lambda: store.update_metadata(sid, {1: "v"}),  # type: ignore[dict-item]
         lambda: store.update_metadata(sid),
         lambda: store.set_title(sid, 12),  # type: ignore[arg-type]
+        lambda: store.set_title(sid, "nul\x00"),
+        lambda: store.create(title="nul\x00"),
         lambda: store.record_usage(sid, 12),  # type: ignore[arg-type]
         lambda: store.create(metadata=["not", "a", "mapping"]),  # type: ignore[arg-type]
     ]
@@ -313,7 +315,8 @@ def test_tampered_history_is_detected(stores: StoreFactory) -> None:
     store = stores.open(snapshot_interval=None)
     sid = store.create()
     store.append(sid, Message.user("real"))
-    forged = MessagesAppended(at=datetime.now(UTC), messages=(Message.user("forged"),), revision=store.get(sid).revision)
+    head = store.get(sid)
+    forged = MessagesAppended(at=datetime.now(UTC), messages=(Message.user("forged"),), revision=head.revision)
     topic, data = encode_event(forged)
     store._backend.append(sid, [Record(3, topic, data)], _row(store, sid, 3))
     with pytest.raises(CorruptStore, match="altered"):

@@ -12,12 +12,13 @@ import re
 
 from engine.errors import InvalidArgument
 from engine.store._backend import Backend, Record, SessionRow, StoredSnapshot
-from engine.store._codec import decode_event, decode_snapshot, encode_event, encode_snapshot
+from engine.store._codec import Snapshot, decode_event, decode_snapshot, encode_event, encode_snapshot
 
 __all__ = [
     "Backend",
     "Record",
     "SessionRow",
+    "Snapshot",
     "StoredSnapshot",
     "decode_event",
     "decode_snapshot",

@@ -1,9 +1,10 @@
 """The storage contract, and its one implementation over eventsourcing recorders.
 
 A backend stores, per session, an append-only sequence of encoded events keyed
-by (session id, version), a one-row summary per session (for listing), and the
-latest snapshot per session. The summary row is written in the same
-transaction as the events it summarises, so it is never out of date.
+by (session id, version), a one-row summary per session (for listing), and
+small snapshots keyed by (session id, version). The summary row and any
+snapshot are written in the same transaction as the events, so neither is ever
+out of date or orphaned.
 
 Driver and eventsourcing exceptions are translated into ``engine.errors`` here
 and nowhere else.
@@ -50,8 +51,10 @@ class Backend(abc.ABC):
     """What the facade needs from storage. One contract for every backend."""
 
     @abc.abstractmethod
-    def append(self, session_id: str, records: Sequence[Record], row: SessionRow) -> None:
-        """Store ``records`` and upsert ``row`` in one transaction.
+    def append(
+        self, session_id: str, records: Sequence[Record], row: SessionRow, snapshot: StoredSnapshot | None = None
+    ) -> None:
+        """Store ``records``, upsert ``row`` and add ``snapshot`` in one transaction.
 
         Raises ``ConcurrentWriteError`` (or ``SessionExists`` for version 1)
         when a version is already taken; then nothing is written.
@@ -63,11 +66,7 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def snapshot(self, session_id: str, *, upto: int | None = None) -> StoredSnapshot | None:
-        """The kept snapshot of the session if its version is ``<= upto``."""
-
-    @abc.abstractmethod
-    def save_snapshot(self, session_id: str, version: int, state: bytes) -> None:
-        """Replace the session's snapshot with a newer one (older ones are ignored)."""
+        """The session's newest snapshot with version ``<= upto``, if any."""
 
     @abc.abstractmethod
     def session_rows(self) -> list[SessionRow]:
@@ -92,8 +91,6 @@ class SummaryRecorder(Protocol):
     ) -> Sequence[es.StoredEvent]: ...
 
     def select_snapshot(self, session_id: str, upto: int | None) -> StoredSnapshot | None: ...
-
-    def upsert_snapshot(self, session_id: str, version: int, state: bytes) -> None: ...
 
     def select_sessions(self) -> list[SessionRow]: ...
 
@@ -123,10 +120,12 @@ class RecorderBackend(Backend):
         self._where = where
         self._on_close = on_close
 
-    def append(self, session_id: str, records: Sequence[Record], row: SessionRow) -> None:
+    def append(
+        self, session_id: str, records: Sequence[Record], row: SessionRow, snapshot: StoredSnapshot | None = None
+    ) -> None:
         stored = [es.StoredEvent(session_id, version, topic, state) for version, topic, state in records]
         with translated_errors("append", self._where, session_id, records[0].version):
-            self._recorder.insert_events(stored, session_row=row)
+            self._recorder.insert_events(stored, session_row=row, snapshot=snapshot)
 
     def read(self, session_id: str, *, after: int = 0, upto: int | None = None) -> list[Record]:
         with translated_errors("read", self._where):
@@ -136,10 +135,6 @@ class RecorderBackend(Backend):
     def snapshot(self, session_id: str, *, upto: int | None = None) -> StoredSnapshot | None:
         with translated_errors("read snapshot", self._where):
             return self._recorder.select_snapshot(session_id, upto)
-
-    def save_snapshot(self, session_id: str, version: int, state: bytes) -> None:
-        with translated_errors("save snapshot", self._where):
-            self._recorder.upsert_snapshot(session_id, version, state)
 
     def session_rows(self) -> list[SessionRow]:
         with translated_errors("list sessions", self._where):

@@ -13,11 +13,10 @@ from typing import Any
 
 import msgspec
 
-from engine.content import Message, Usage
+from engine.content import Usage
 from engine.errors import CorruptStore, UnknownEventType
 from engine.events import EVENT_NAMES, EVENT_TYPES, Event, EventType
-from engine.revisions import parse_revision
-from engine.transcript import MessageSeq, Session
+from engine.transcript import Session
 
 _ENCODER = msgspec.json.Encoder()
 _DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
@@ -68,54 +67,43 @@ def decode_event(topic: str, state: bytes, where: str) -> Event:
         raise CorruptStore(f"{where}: cannot decode stored {entry.name}: {exc}") from None
 
 
-class SnapshotV1(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False):
-    """The stored form of a session state (one row per session, the latest)."""
+class Snapshot(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False):
+    """The verified derived state of a session at one version.
+
+    Message bodies are not copied into snapshots: they are always read from
+    the log itself, so a snapshot costs a few hundred bytes however long the
+    transcript is. What a snapshot saves is re-hashing the revision chain of
+    the events it covers; a load still cross-checks it against those events.
+    """
 
     schema: int = 1
     version: int
     revision: str
-    messages: tuple[Message, ...]
+    message_count: int
     usage: Usage
     metadata: dict[str, Any]
     title: str | None
     created_at: datetime
     updated_at: datetime
 
+    @classmethod
+    def of(cls, state: Session) -> Snapshot:
+        return cls(
+            version=state.version, revision=state.revision, message_count=len(state.messages),
+            usage=state.usage, metadata=dict(state.metadata), title=state.title,
+            created_at=state.created_at, updated_at=state.updated_at,
+        )
 
-_SNAPSHOT_DECODER = msgspec.json.Decoder(SnapshotV1)
+
+_SNAPSHOT_DECODER = msgspec.json.Decoder(Snapshot)
 
 
 def encode_snapshot(state: Session) -> bytes:
-    return _ENCODER.encode(
-        SnapshotV1(
-            version=state.version,
-            revision=state.revision,
-            messages=tuple(state.messages),
-            usage=state.usage,
-            metadata=dict(state.metadata),
-            title=state.title,
-            created_at=state.created_at,
-            updated_at=state.updated_at,
-        )
-    )
+    return _ENCODER.encode(Snapshot.of(state))
 
 
-def decode_snapshot(session_id: str, data: bytes) -> Session:
+def decode_snapshot(session_id: str, data: bytes) -> Snapshot:
     try:
-        snapshot = _SNAPSHOT_DECODER.decode(data)
+        return _SNAPSHOT_DECODER.decode(data)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise CorruptStore(f"snapshot of session {session_id!r}: cannot decode: {exc}") from None
-    from types import MappingProxyType
-
-    return Session(
-        id=session_id,
-        version=snapshot.version,
-        revision=snapshot.revision,
-        messages=MessageSeq(snapshot.messages),
-        usage=snapshot.usage,
-        metadata=MappingProxyType(snapshot.metadata),
-        title=snapshot.title,
-        created_at=snapshot.created_at,
-        updated_at=snapshot.updated_at,
-        _revision_bytes=parse_revision(snapshot.revision),
-    )

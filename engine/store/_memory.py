@@ -3,6 +3,7 @@ snapshots kept in dicts under the recorder's lock."""
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,7 +17,7 @@ class MemoryRecorder(POPOApplicationRecorder):
     def __init__(self) -> None:
         super().__init__()
         self._sessions: dict[str, SessionRow] = {}
-        self._snapshots: dict[str, StoredSnapshot] = {}
+        self._snapshots: dict[str, list[StoredSnapshot]] = {}
 
     def _update_table(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         # Runs under the database lock, after the uniqueness check passed.
@@ -25,6 +26,9 @@ class MemoryRecorder(POPOApplicationRecorder):
         if row is not None:
             previous = self._sessions.get(row.session_id)
             self._sessions[row.session_id] = row if previous is None else row._replace(created_at=previous.created_at)
+        snapshot: StoredSnapshot | None = kwargs.get("snapshot")
+        if snapshot is not None and row is not None:
+            self._snapshots.setdefault(row.session_id, []).append(snapshot)  # versions only grow
         return ids
 
     def select_events(
@@ -47,16 +51,9 @@ class MemoryRecorder(POPOApplicationRecorder):
 
     def select_snapshot(self, session_id: str, upto: int | None) -> StoredSnapshot | None:
         with self._database_lock:
-            snapshot = self._snapshots.get(session_id)
-        if snapshot is None or (upto is not None and snapshot.version > upto):
-            return None
-        return snapshot
-
-    def upsert_snapshot(self, session_id: str, version: int, state: bytes) -> None:
-        with self._database_lock:
-            current = self._snapshots.get(session_id)
-            if current is None or current.version < version:
-                self._snapshots[session_id] = StoredSnapshot(version, state)
+            snapshots = self._snapshots.get(session_id, [])
+            position = len(snapshots) if upto is None else bisect.bisect_right(snapshots, upto, key=lambda s: s.version)
+            return snapshots[position - 1] if position else None
 
     def select_sessions(self) -> list[SessionRow]:
         with self._database_lock:

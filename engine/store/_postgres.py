@@ -33,8 +33,8 @@ class PostgresRecorder(PostgresApplicationRecorder):
                 "revision text NOT NULL, version bigint NOT NULL)"
             ).format(schema, sessions),
             SQL(
-                "CREATE TABLE IF NOT EXISTS {}.{} (session_id text PRIMARY KEY, "
-                "version bigint NOT NULL, state bytea NOT NULL)"
+                "CREATE TABLE IF NOT EXISTS {}.{} (session_id text NOT NULL, "
+                "version bigint NOT NULL, state bytea NOT NULL, PRIMARY KEY (session_id, version))"
             ).format(schema, snapshots),
         ]
         self._upsert_session = SQL(
@@ -43,12 +43,12 @@ class PostgresRecorder(PostgresApplicationRecorder):
             "SET title=excluded.title, updated_at=excluded.updated_at, "
             "message_count=excluded.message_count, revision=excluded.revision, version=excluded.version"
         ).format(schema, sessions)
-        self._select_snapshot = SQL("SELECT version, state FROM {}.{} WHERE session_id=%s").format(schema, snapshots)
-        self._upsert_snapshot = SQL(
-            "INSERT INTO {}.{} AS s (session_id, version, state) VALUES (%s,%s,%s) "
-            "ON CONFLICT (session_id) DO UPDATE SET version=excluded.version, state=excluded.state "
-            "WHERE excluded.version > s.version"
+        self._select_snapshot = SQL(
+            "SELECT version, state FROM {}.{} WHERE session_id=%s AND version<=%s ORDER BY version DESC LIMIT 1"
         ).format(schema, snapshots)
+        self._insert_snapshot = SQL("INSERT INTO {}.{} (session_id, version, state) VALUES (%s,%s,%s)").format(
+            schema, snapshots
+        )
         self._select_sessions = SQL(
             "SELECT session_id, title, created_at, updated_at, message_count, revision, version "
             "FROM {}.{} ORDER BY created_at, session_id"
@@ -61,7 +61,8 @@ class PostgresRecorder(PostgresApplicationRecorder):
         # The lock is held on a connection of its own: the pool's connections
         # are needed by the statements themselves.
         key = zlib.crc32(f"transcript-engine:{self.events_table_name}".encode())
-        with psycopg.connect(**self.datastore.pool.kwargs, autocommit=True) as conn:
+        params = dict(self.datastore.pool.kwargs or {})  # type: ignore[arg-type]
+        with psycopg.connect(**params, autocommit=True) as conn:
             conn.execute("SELECT pg_advisory_lock(%s)", (key,))
             super().create_table()
 
@@ -72,21 +73,20 @@ class PostgresRecorder(PostgresApplicationRecorder):
         row: SessionRow | None = kwargs.get("session_row")
         if row is not None:
             curs.execute(self._upsert_session, tuple(row), prepare=True)
+            snapshot: StoredSnapshot | None = kwargs.get("snapshot")
+            if snapshot is not None:
+                curs.execute(self._insert_snapshot, (row.session_id, snapshot.version, snapshot.state), prepare=True)
 
-    def _fetch_ids_after_insert_events(self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+    def _fetch_ids_after_insert_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
         return None  # the last statement is the listing upsert; ids are not used
 
     def select_snapshot(self, session_id: str, upto: int | None) -> StoredSnapshot | None:
         with self.datastore.transaction(commit=False) as curs:
-            curs.execute(self._select_snapshot, (session_id,), prepare=True)
+            curs.execute(self._select_snapshot, (session_id, upto if upto is not None else 2**62), prepare=True)
             found = curs.fetchone()
-        if found is None or (upto is not None and found["version"] > upto):
-            return None
-        return StoredSnapshot(found["version"], bytes(found["state"]))
-
-    def upsert_snapshot(self, session_id: str, version: int, state: bytes) -> None:
-        with self.datastore.transaction(commit=True) as curs:
-            curs.execute(self._upsert_snapshot, (session_id, version, state))
+        return None if found is None else StoredSnapshot(found["version"], bytes(found["state"]))
 
     def select_sessions(self) -> list[SessionRow]:
         with self.datastore.transaction(commit=False) as curs:

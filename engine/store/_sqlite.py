@@ -56,6 +56,7 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
             "updated_at=excluded.updated_at, message_count=excluded.message_count, "
             "revision=excluded.revision, version=excluded.version"
         )
+        self._insert_snapshot = f"INSERT INTO {self.snapshots_table} (session_id, version, state) VALUES (?,?,?)"
 
     def construct_create_table_statements(self) -> list[str]:
         return [
@@ -63,12 +64,15 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
             f"CREATE TABLE IF NOT EXISTS {self.sessions_table} ("
             "session_id TEXT PRIMARY KEY, title TEXT, created_at TEXT NOT NULL, "
             "updated_at TEXT NOT NULL, message_count INTEGER NOT NULL, "
-            "revision TEXT NOT NULL, version INTEGER NOT NULL)",
+            "revision TEXT NOT NULL, version INTEGER NOT NULL) WITHOUT ROWID",
             f"CREATE TABLE IF NOT EXISTS {self.snapshots_table} ("
-            "session_id TEXT PRIMARY KEY, version INTEGER NOT NULL, state BLOB NOT NULL)",
+            "session_id TEXT NOT NULL, version INTEGER NOT NULL, state BLOB NOT NULL, "
+            "PRIMARY KEY (session_id, version)) WITHOUT ROWID",
         ]
 
-    def _insert_events(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+    def _insert_events(
+        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
         # One parameterised INSERT for all events of the call; the listing
         # row follows in the same transaction.
         c.executemany(
@@ -78,24 +82,20 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
         row: SessionRow | None = kwargs.get("session_row")
         if row is not None:
             c.execute(self._upsert_session, row)
+            snapshot: StoredSnapshot | None = kwargs.get("snapshot")
+            if snapshot is not None:
+                c.execute(self._insert_snapshot, (row.session_id, snapshot.version, snapshot.state))
         return None
 
     def select_snapshot(self, session_id: str, upto: int | None) -> StoredSnapshot | None:
         with self.datastore.transaction(commit=False) as c:
-            c.execute(f"SELECT version, state FROM {self.snapshots_table} WHERE session_id=?", (session_id,))
-            found = c.fetchone()
-        if found is None or (upto is not None and found[0] > upto):
-            return None
-        return StoredSnapshot(found[0], bytes(found[1]))
-
-    def upsert_snapshot(self, session_id: str, version: int, state: bytes) -> None:
-        with self.datastore.transaction(commit=True) as c:
             c.execute(
-                f"INSERT INTO {self.snapshots_table} (session_id, version, state) VALUES (?,?,?) "
-                "ON CONFLICT (session_id) DO UPDATE SET version=excluded.version, state=excluded.state "
-                "WHERE excluded.version > version",
-                (session_id, version, state),
+                f"SELECT version, state FROM {self.snapshots_table} WHERE session_id=? AND version<=? "
+                "ORDER BY version DESC LIMIT 1",
+                (session_id, upto if upto is not None else 2**62),
             )
+            found = c.fetchone()
+        return None if found is None else StoredSnapshot(found[0], bytes(found[1]))
 
     def select_sessions(self) -> list[SessionRow]:
         with self.datastore.transaction(commit=False) as c:

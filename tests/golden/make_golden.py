@@ -34,8 +34,10 @@ def main(path: str) -> None:
         usage=Usage(input=20, output=5, cache_read=3, cache_write=1, reasoning=2),
         actor="agent",
     )
-    store.append(sid, Message.tool_results(ToolResult.of("call_1", "rain"), ToolResult.of("call_x", "boom", is_error=True)))
-    store.append(sid, Message.assistant("Rain.", Image(media_type="image/png", data=b"\x89PNG\r\n"), provider_item_id="item_9"))
+    results = (ToolResult.of("call_1", "rain"), ToolResult.of("call_x", "boom", is_error=True))
+    store.append(sid, Message.tool_results(*results))
+    image = Image(media_type="image/png", data=b"\x89PNG\r\n")
+    store.append(sid, Message.assistant("Rain.", image, provider_item_id="item_9"))
     store.update_metadata(sid, {"resolved": True}, remove=["n"], actor="golden")
     store.set_title(sid, "Golden (renamed)")
     # One row in the legacy v1 usage shape, written through the storage contract.
