@@ -42,6 +42,7 @@ from engine.store import (
     Snapshot,
     StoredSnapshot,
     decode_event,
+    decode_events,
     decode_snapshot,
     encode_event,
     encode_snapshot,
@@ -344,8 +345,7 @@ class Transcripts:
         return decode_event(record.topic, record.state, f"session {session_id!r} version {record.version}")
 
     def _decoded(self, session_id: str, records: Sequence[Record]) -> Iterator[tuple[int, Event]]:
-        for record in records:
-            yield record.version, self._decode(session_id, record)
+        return iter(decode_events(session_id, records))
 
     def _load(self, session_id: str, upto: int | None = None, *, use_snapshot: bool = True) -> Session:
         """Rebuild a state from the log. A snapshot at or before ``upto`` lets

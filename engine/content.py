@@ -54,7 +54,8 @@ class Text(_Block, frozen=True, tag="text"):
     text: str
 
     def __post_init__(self) -> None:
-        _require_str(self.text, "Text.text")
+        if not isinstance(self.text, str):  # inline: this runs for every decoded block
+            _require_str(self.text, "Text.text")
 
 
 class Transcript(_Block, frozen=True, tag="transcript"):
@@ -63,7 +64,8 @@ class Transcript(_Block, frozen=True, tag="transcript"):
     text: str
 
     def __post_init__(self) -> None:
-        _require_str(self.text, "Transcript.text")
+        if not isinstance(self.text, str):  # inline: this runs for every decoded block
+            _require_str(self.text, "Transcript.text")
 
 
 class Reasoning(_Block, frozen=True, tag="reasoning"):
@@ -184,20 +186,23 @@ class Message(
                 f"Message.blocks must be a tuple, got {type(self.blocks).__name__}; "
                 "use the Message.user/assistant/system/tool_results constructors"
             )
-        for index, block in enumerate(self.blocks):
+        for block in self.blocks:
             if not isinstance(block, allowed):
-                kind = getattr(block, "__struct_config__", None) and block.__struct_config__.tag
-                raise InvalidMessage(
-                    f"a {self.role} message cannot hold block {index} "
-                    f"({kind or type(block).__name__!s}); allowed: "
-                    + ", ".join(cls.__struct_config__.tag for cls in allowed)  # type: ignore[misc]
-                )
-        if self.role == "tool_results" and not self.blocks:
+                self._refuse_block(allowed)
+        if not self.blocks and self.role == "tool_results":
             raise InvalidMessage("a tool_results message needs at least one ToolResult")
-        if self.id is not None:
+        if self.id is not None and not isinstance(self.id, str):
             _require_str(self.id, "Message.id")
-        if self.provider_item_id is not None:
+        if self.provider_item_id is not None and not isinstance(self.provider_item_id, str):
             _require_str(self.provider_item_id, "Message.provider_item_id")
+
+    def _refuse_block(self, allowed: tuple[type[_Block], ...]) -> None:
+        index, block = next((i, b) for i, b in enumerate(self.blocks) if not isinstance(b, allowed))
+        kind = getattr(block, "__struct_config__", None) and block.__struct_config__.tag
+        raise InvalidMessage(
+            f"a {self.role} message cannot hold block {index} ({kind or type(block).__name__!s}); allowed: "
+            + ", ".join(str(cls.__struct_config__.tag) for cls in allowed)
+        )
 
     # -- constructors -----------------------------------------------------
 

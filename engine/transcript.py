@@ -26,7 +26,7 @@ from engine.events import (
     TitleChanged,
     UsageRecorded,
 )
-from engine.revisions import EMPTY_REVISION_BYTES, chain, format_revision, parse_revision
+from engine.revisions import EMPTY_REVISION_BYTES, format_revision, parse_revision
 
 __all__ = ["MessageSeq", "Session", "evolve", "fold"]
 
@@ -138,7 +138,7 @@ def evolve(state: Session | None, session_id: str, version: int, event: Event, *
     Pure: never mutates ``state``. With ``verify`` (the default, used on every
     replay) the revision recorded in a ``MessagesAppended`` event is checked
     against the recomputed chain; a mismatch means the stored history was
-    altered and raises :class:`CorruptStore`.
+    altered and raises :class:`CorruptStore`. One step of :func:`fold`.
     """
     if state is None:
         if not isinstance(event, SessionCreated):
@@ -157,47 +157,9 @@ def evolve(state: Session | None, session_id: str, version: int, event: Event, *
             created_at=event.at,
             updated_at=event.at,
         )
-    if version != state.version + 1:
-        raise CorruptStore(
-            f"session {session_id!r}: expected version {state.version + 1}, got {version}"
-        )
-    if isinstance(event, MessagesAppended):
-        if verify:
-            raw = chain(state._revision_bytes, event.messages)
-            revision = format_revision(raw)
-            if revision != event.revision:
-                raise CorruptStore(
-                    f"session {session_id!r}: version {version} records revision {event.revision}, "
-                    f"but its messages chain to {revision}; the stored history was altered"
-                )
-        else:
-            revision = event.revision
-            raw = parse_revision(revision)
-        return _replace(
-            state, version, event.at,
-            messages=state.messages.extended(event.messages), revision=revision, _revision_bytes=raw,
-        )
-    if isinstance(event, UsageRecorded):
-        return _replace(state, version, event.at, usage=state.usage + event.usage)
-    if isinstance(event, MetadataChanged):
-        metadata = dict(state.metadata)
-        for key in event.unset:
-            metadata.pop(key, None)
-        metadata.update(event.set)
-        return _replace(state, version, event.at, metadata=MappingProxyType(metadata))
-    if isinstance(event, TitleChanged):
-        return _replace(state, version, event.at, title=event.title)
-    if isinstance(event, SessionCreated):
-        raise CorruptStore(f"session {session_id!r}: SessionCreated again at version {version}")
-    raise CorruptStore(f"session {session_id!r}: cannot apply {type(event).__name__}")  # pragma: no cover
-
-
-def _replace(state: Session, version: int, at: datetime, **changes: Any) -> Session:
-    values = {name: getattr(state, name) for name in Session.__dataclass_fields__}
-    values.update(changes)
-    values["version"] = version
-    values["updated_at"] = at
-    return Session(**values)
+    folded = fold(session_id, ((version, event),), start=state, verify=verify)
+    assert folded is not None
+    return folded
 
 
 def fold(

@@ -179,7 +179,7 @@ def test_revision_is_a_content_address(left: list[Message], right: list[Message]
     batches=st.lists(st.one_of(st.lists(messages, min_size=1, max_size=3), usages, titles), max_size=12),
     cut=st.integers(0, 12),
 )
-def test_fold_equals_evolving_event_by_event(batches: list[Any], cut: int) -> None:
+def test_folding_at_once_equals_event_by_event(batches: list[Any], cut: int) -> None:
     from datetime import UTC, datetime
 
     from engine.events import Event, MessagesAppended, SessionCreated, TitleChanged, UsageRecorded

@@ -12,7 +12,14 @@ import re
 
 from engine.errors import InvalidArgument
 from engine.store._backend import Backend, Record, SessionRow, StoredSnapshot
-from engine.store._codec import Snapshot, decode_event, decode_snapshot, encode_event, encode_snapshot
+from engine.store._codec import (
+    Snapshot,
+    decode_event,
+    decode_events,
+    decode_snapshot,
+    encode_event,
+    encode_snapshot,
+)
 
 __all__ = [
     "Backend",
@@ -21,6 +28,7 @@ __all__ = [
     "Snapshot",
     "StoredSnapshot",
     "decode_event",
+    "decode_events",
     "decode_snapshot",
     "encode_event",
     "encode_snapshot",

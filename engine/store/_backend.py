@@ -85,10 +85,7 @@ class SummaryRecorder(Protocol):
 
     def insert_events(self, stored_events: Sequence[es.StoredEvent], **kwargs: Any) -> Any: ...
 
-    def select_events(
-        self, originator_id: Any, *, gt: int | None = None, lte: int | None = None,
-        desc: bool = False, limit: int | None = None,
-    ) -> Sequence[es.StoredEvent]: ...
+    def select_records(self, session_id: str, after: int, upto: int | None) -> list[Record]: ...
 
     def select_snapshot(self, session_id: str, upto: int | None) -> StoredSnapshot | None: ...
 
@@ -129,8 +126,7 @@ class RecorderBackend(Backend):
 
     def read(self, session_id: str, *, after: int = 0, upto: int | None = None) -> list[Record]:
         with translated_errors("read", self._where):
-            rows = self._recorder.select_events(session_id, gt=after or None, lte=upto)
-        return [Record(row.originator_version, row.topic, bytes(row.state)) for row in rows]
+            return self._recorder.select_records(session_id, after, upto)
 
     def snapshot(self, session_id: str, *, upto: int | None = None) -> StoredSnapshot | None:
         with translated_errors("read snapshot", self._where):

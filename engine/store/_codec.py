@@ -8,6 +8,7 @@ imported. Rows of an older schema go through the registered upcasters.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -23,6 +24,9 @@ _DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
     name: msgspec.json.Decoder(entry.cls) for name, entry in EVENT_TYPES.items()
 }
 _TOPICS: dict[type[Event], str] = {cls: f"{name}.v{EVENT_TYPES[name].version}" for cls, name in EVENT_NAMES.items()}
+_CURRENT_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
+    topic: _DECODERS[EVENT_NAMES[cls]] for cls, topic in _TOPICS.items()
+}
 
 
 def encode_event(event: Event) -> tuple[str, bytes]:
@@ -30,7 +34,19 @@ def encode_event(event: Event) -> tuple[str, bytes]:
     return _TOPICS[type(event)], _ENCODER.encode(event)
 
 
+# Every topic this engine can read, with its type and schema version: a
+# closed table, looked up once per stored row.
+_READABLE: dict[str, tuple[EventType, int]] = {
+    f"{name}.v{version}": (entry, version)
+    for name, entry in EVENT_TYPES.items()
+    for version in range(1, entry.version + 1)
+}
+
+
 def _parse_topic(topic: str, where: str) -> tuple[EventType, int]:
+    known = _READABLE.get(topic)
+    if known is not None:
+        return known
     name, dot, version_text = topic.rpartition(".v")
     entry = EVENT_TYPES.get(name) if dot else None
     if entry is None or not version_text.isdigit():
@@ -46,6 +62,23 @@ def _parse_topic(topic: str, where: str) -> tuple[EventType, int]:
             f"1 to {entry.version}; upgrade transcript-engine to read this store"
         )
     return entry, version
+
+
+def decode_events(session_id: str, records: Iterable[tuple[int, str, bytes]]) -> list[tuple[int, Event]]:
+    """Decode stored rows of one session into ``(version, event)`` pairs."""
+    current = _CURRENT_DECODERS
+    decoded: list[tuple[int, Event]] = []
+    append = decoded.append
+    for version, topic, state in records:
+        decoder = current.get(topic)
+        if decoder is not None:  # the fast path: a row of today's schema
+            try:
+                append((version, decoder.decode(state)))
+                continue
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                pass  # decode_event below raises the explained error
+        append((version, decode_event(topic, state, f"session {session_id!r} version {version}")))
+    return decoded
 
 
 def decode_event(topic: str, state: bytes, where: str) -> Event:

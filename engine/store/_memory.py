@@ -10,7 +10,7 @@ from typing import Any
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.popo import POPOApplicationRecorder
 
-from engine.store._backend import RecorderBackend, SessionRow, StoredSnapshot
+from engine.store._backend import Record, RecorderBackend, SessionRow, StoredSnapshot
 
 
 class MemoryRecorder(POPOApplicationRecorder):
@@ -31,23 +31,20 @@ class MemoryRecorder(POPOApplicationRecorder):
             self._snapshots.setdefault(row.session_id, []).append(snapshot)  # versions only grow
         return ids
 
-    def select_events(
-        self, originator_id: Any, *, gt: int | None = None, lte: int | None = None,
-        desc: bool = False, limit: int | None = None,
-    ) -> Sequence[StoredEvent]:
+    def select_records(self, session_id: str, after: int, upto: int | None) -> list[Record]:
         # Versions are dense from 1, so a range is sliced, not scanned (the
-        # POPO recorder scans every version of the session).
+        # POPO recorder's select_events scans every version of the session).
         with self._database_lock:
-            index = self._stored_events_index.get(str(originator_id))
+            index = self._stored_events_index.get(session_id)
             if not index:
                 return []
-            last = len(index) if lte is None else min(lte, len(index))
-            versions = range((gt or 0) + 1, last + 1)
-            if desc:
-                versions = versions[::-1]
-            if limit is not None:
-                versions = versions[:limit]
-            return [self._stored_events[index[version]] for version in versions]
+            last = len(index) if upto is None else min(upto, len(index))
+            events = self._stored_events
+            return [
+                Record(version, event.topic, event.state)
+                for version in range(after + 1, last + 1)
+                for event in (events[index[version]],)
+            ]
 
     def select_snapshot(self, session_id: str, upto: int | None) -> StoredSnapshot | None:
         with self._database_lock:

@@ -13,11 +13,11 @@ from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from psycopg import Cursor
 from psycopg.conninfo import conninfo_to_dict
-from psycopg.rows import DictRow
+from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Identifier
 
 from engine.errors import InvalidArgument, StorageError, StorageUnavailable
-from engine.store._backend import RecorderBackend, SessionRow, StoredSnapshot, translated_errors
+from engine.store._backend import Record, RecorderBackend, SessionRow, StoredSnapshot, translated_errors
 
 
 class PostgresRecorder(PostgresApplicationRecorder):
@@ -49,6 +49,10 @@ class PostgresRecorder(PostgresApplicationRecorder):
         self._insert_snapshot = SQL("INSERT INTO {}.{} (session_id, version, state) VALUES (%s,%s,%s)").format(
             schema, snapshots
         )
+        self._select_records = SQL(
+            "SELECT originator_version, topic, state FROM {}.{} WHERE originator_id=%s "
+            "AND originator_version>%s AND originator_version<=%s ORDER BY originator_version"
+        ).format(schema, Identifier(self.events_table_name))
         self._select_sessions = SQL(
             "SELECT session_id, title, created_at, updated_at, message_count, revision, version "
             "FROM {}.{} ORDER BY created_at, session_id"
@@ -81,6 +85,11 @@ class PostgresRecorder(PostgresApplicationRecorder):
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         return None  # the last statement is the listing upsert; ids are not used
+
+    def select_records(self, session_id: str, after: int, upto: int | None) -> list[Record]:
+        with self.datastore.get_connection() as connection, connection.cursor(row_factory=tuple_row) as cursor:
+            cursor.execute(self._select_records, (session_id, after, 2**62 if upto is None else upto), prepare=True)
+            return [Record(version, topic, bytes(state)) for version, topic, state in cursor.fetchall()]
 
     def select_snapshot(self, session_id: str, upto: int | None) -> StoredSnapshot | None:
         with self.datastore.transaction(commit=False) as curs:

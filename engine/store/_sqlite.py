@@ -1,14 +1,15 @@
 """The SQLite backend: eventsourcing's SQLite recorder (WAL) plus a listing
-table updated in the same transaction and a one-row-per-session snapshot table."""
+table and a snapshot table, both written in the events' own transaction."""
 
 from __future__ import annotations
 
 import os
+import sqlite3
 import urllib.parse
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import InterfaceError, StoredEvent
 from eventsourcing.sqlite import (
     SQLiteApplicationRecorder,
     SQLiteConnection,
@@ -18,23 +19,40 @@ from eventsourcing.sqlite import (
 )
 
 from engine.errors import InvalidArgument, StorageError, StorageUnavailable
-from engine.store._backend import RecorderBackend, SessionRow, StoredSnapshot, translated_errors
+from engine.store._backend import Record, RecorderBackend, SessionRow, StoredSnapshot, translated_errors
 
 Synchronous = Literal["full", "normal", "off"]
 _SYNCHRONOUS: tuple[str, ...] = ("full", "normal", "off")
 
 
 class _Pool(SQLiteConnectionPool):
-    """eventsourcing's pool, plus the ``synchronous`` setting on every connection."""
+    """eventsourcing's pool, with connections made as its own are (autocommit
+    mode, WAL, ``sqlite3.Row``) plus the ``synchronous`` setting and a real
+    statement cache: eventsourcing passes ``cached_statements=True``, a cache
+    of one statement, so every write re-prepared its SQL."""
 
     def __init__(self, *, synchronous: str, **options: Any) -> None:
         self.synchronous = synchronous
         super().__init__(**options)
 
     def _create_connection(self) -> SQLiteConnection:
-        connection = super()._create_connection()
-        connection._sqlite_conn.execute(f"PRAGMA synchronous={self.synchronous}")
-        return connection
+        try:
+            connection = sqlite3.connect(
+                database=self.db_name,
+                uri=True,
+                check_same_thread=False,
+                isolation_level=None,
+                cached_statements=64,
+                timeout=self.lock_timeout or 5,
+            )
+            if not self.is_sqlite_memory_mode:
+                connection.execute("PRAGMA journal_mode=WAL")
+                self.is_journal_mode_wal = True
+            connection.execute(f"PRAGMA synchronous={self.synchronous}")
+        except sqlite3.Error as exc:
+            raise InterfaceError(exc) from exc
+        connection.row_factory = sqlite3.Row
+        return SQLiteConnection(sqlite_conn=connection, max_age=self.max_age)
 
 
 class _Datastore(SQLiteDatastore):
@@ -57,6 +75,10 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
             "revision=excluded.revision, version=excluded.version"
         )
         self._insert_snapshot = f"INSERT INTO {self.snapshots_table} (session_id, version, state) VALUES (?,?,?)"
+        self._select_records = (
+            f"SELECT originator_version, topic, state FROM {self.events_table_name} "
+            "WHERE originator_id=? AND originator_version>? AND originator_version<=? ORDER BY originator_version"
+        )
 
     def construct_create_table_statements(self) -> list[str]:
         return [
@@ -73,12 +95,12 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        # One parameterised INSERT for all events of the call; the listing
-        # row follows in the same transaction.
-        c.executemany(
-            self.insert_events_statement,
-            [(s.originator_id, s.originator_version, s.topic, s.state) for s in stored_events],
-        )
+        # The events of the call, then the listing row and any snapshot, in
+        # the one transaction the recorder opened.
+        for event in stored_events:
+            c.execute(
+                self.insert_events_statement, (event.originator_id, event.originator_version, event.topic, event.state)
+            )
         row: SessionRow | None = kwargs.get("session_row")
         if row is not None:
             c.execute(self._upsert_session, row)
@@ -86,6 +108,19 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
             if snapshot is not None:
                 c.execute(self._insert_snapshot, (row.session_id, snapshot.version, snapshot.state))
         return None
+
+    def select_records(self, session_id: str, after: int, upto: int | None) -> list[Record]:
+        # Plain tuples straight into Records: eventsourcing's select_events
+        # builds an sqlite3.Row and a StoredEvent per row, which doubled the
+        # cost of loading a long session.
+        with self.datastore.get_connection(commit=False) as connection:
+            cursor = connection.cursor().sqlite_cursor
+            cursor.row_factory = None
+            try:
+                cursor.execute(self._select_records, (session_id, after, 2**62 if upto is None else upto))
+                return list(map(Record._make, cursor.fetchall()))
+            finally:
+                cursor.close()
 
     def select_snapshot(self, session_id: str, upto: int | None) -> StoredSnapshot | None:
         with self.datastore.transaction(commit=False) as c:
