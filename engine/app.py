@@ -179,25 +179,23 @@ class Transcripts:
         """
         if not messages:
             raise InvalidArgument("append() needs at least one message")
+        stamped = []
         for index, message in enumerate(messages):
             if not isinstance(message, Message):
                 raise InvalidMessage(
                     f"append() argument {index + 1} is a {type(message).__name__}, not a Message; "
                     "build one with Message.user(...), Message.assistant(...), ..."
                 )
+            stamped.append(message if message.id is not None else _replace(message, id=_message_id()))
         if usage is not None and not isinstance(usage, Usage):
             raise InvalidArgument(f"usage must be a Usage, got {type(usage).__name__}")
         _check_actor(actor)
         expected = None if expected_revision is None else (parse_revision(expected_revision), expected_revision)
-        stamped = tuple(
-            message if message.id is not None else msgspec.structs.replace(message, id=_message_id())
-            for message in messages
-        )
         with self._lock:
             state = self._head_for_write(session_id, expected)
             at = _now(state)
             revision = format_revision(chain(state._revision_bytes, stamped))
-            events: list[Event] = [MessagesAppended(at=at, actor=actor, messages=stamped, revision=revision)]
+            events: list[Event] = [MessagesAppended(at=at, actor=actor, messages=tuple(stamped), revision=revision)]
             if usage is not None:
                 events.append(UsageRecorded(at=at, actor=actor, usage=usage))
             self._commit(session_id, state, events)
@@ -405,13 +403,12 @@ class Transcripts:
 
     def _commit(self, session_id: str, state: Session | None, events: list[Event]) -> Session:
         version = state.version if state is not None else 0
-        records = []
-        new_state = state
+        records, numbered = [], []
         for event in events:
             version += 1
-            topic, data = encode_event(event)
-            records.append(Record(version, topic, data))
-            new_state = evolve(new_state, session_id, version, event, verify=False)
+            records.append(Record(version, *encode_event(event)))
+            numbered.append((version, event))
+        new_state = fold(session_id, numbered, start=state, verify=False)
         assert new_state is not None
         row = SessionRow(
             session_id, new_state.title, new_state.created_at.isoformat(), new_state.updated_at.isoformat(),
@@ -469,6 +466,9 @@ def _now(state: Session | None = None) -> datetime:
     per session, which time travel by datetime relies on."""
     now = datetime.now(UTC)
     return now if state is None or now >= state.updated_at else state.updated_at
+
+
+_replace = msgspec.structs.replace
 
 
 def _message_id() -> str:

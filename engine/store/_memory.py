@@ -19,6 +19,12 @@ class MemoryRecorder(POPOApplicationRecorder):
         self._sessions: dict[str, SessionRow] = {}
         self._snapshots: dict[str, list[StoredSnapshot]] = {}
 
+    def insert_records(
+        self, session_id: str, records: Sequence[Record], row: SessionRow, snapshot: StoredSnapshot | None
+    ) -> None:
+        stored = [StoredEvent(session_id, version, topic, state) for version, topic, state in records]
+        self.insert_events(stored, session_row=row, snapshot=snapshot)
+
     def _update_table(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         # Runs under the database lock, after the uniqueness check passed.
         ids = super()._update_table(stored_events, **kwargs)

@@ -70,6 +70,12 @@ class PostgresRecorder(PostgresApplicationRecorder):
             conn.execute("SELECT pg_advisory_lock(%s)", (key,))
             super().create_table()
 
+    def insert_records(
+        self, session_id: str, records: Sequence[Record], row: SessionRow, snapshot: StoredSnapshot | None
+    ) -> None:
+        stored = [StoredEvent(session_id, version, topic, state) for version, topic, state in records]
+        self.insert_events(stored, session_row=row, snapshot=snapshot)
+
     def _insert_stored_events(self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
         # Table lock, NOTIFY and INSERT first (eventsourcing's order), then the
         # listing row, all in the recorder's one transaction.

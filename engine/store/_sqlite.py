@@ -5,16 +5,22 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 import urllib.parse
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from eventsourcing.persistence import InterfaceError, StoredEvent
+from eventsourcing.persistence import (
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    PersistenceError,
+    StoredEvent,
+)
 from eventsourcing.sqlite import (
     SQLiteApplicationRecorder,
     SQLiteConnection,
     SQLiteConnectionPool,
-    SQLiteCursor,
     SQLiteDatastore,
 )
 
@@ -36,6 +42,11 @@ class _Pool(SQLiteConnectionPool):
         super().__init__(**options)
 
     def _create_connection(self) -> SQLiteConnection:
+        connection = self.connect()
+        connection.row_factory = sqlite3.Row
+        return SQLiteConnection(sqlite_conn=connection, max_age=self.max_age)
+
+    def connect(self) -> sqlite3.Connection:
         try:
             connection = sqlite3.connect(
                 database=self.db_name,
@@ -51,11 +62,12 @@ class _Pool(SQLiteConnectionPool):
             connection.execute(f"PRAGMA synchronous={self.synchronous}")
         except sqlite3.Error as exc:
             raise InterfaceError(exc) from exc
-        connection.row_factory = sqlite3.Row
-        return SQLiteConnection(sqlite_conn=connection, max_age=self.max_age)
+        return connection
 
 
 class _Datastore(SQLiteDatastore):
+    pool: _Pool
+
     def __init__(self, uri: str, *, synchronous: str, lock_timeout: int) -> None:
         super().__init__(uri, lock_timeout=lock_timeout, originator_id_type="text")
         self.pool.close()  # unused: replaced before any connection was made
@@ -63,7 +75,22 @@ class _Datastore(SQLiteDatastore):
 
 
 class SQLiteRecorder(SQLiteApplicationRecorder):
-    def __init__(self, datastore: SQLiteDatastore, prefix: str) -> None:
+    """eventsourcing's SQLite application recorder (its tables, pool, reads and
+    notification log) with the listing and snapshot tables written in the same
+    transaction as the events.
+
+    Writes go through one long-lived connection made by the pool, guarded by a
+    lock, instead of a pool round trip per transaction: the pool's
+    reader/writer interlock cost about 9 µs a call, a third of the CPU time of
+    an append. ``BEGIN IMMEDIATE`` takes the write lock up front, so a busy
+    database waits for ``lock_timeout`` instead of failing on lock upgrade.
+    """
+
+    datastore: _Datastore
+
+    def __init__(self, datastore: _Datastore, prefix: str) -> None:
+        self._writer: sqlite3.Connection | None = None
+        self._writer_lock = threading.Lock()
         self.sessions_table = f"{prefix}_sessions"
         self.snapshots_table = f"{prefix}_snapshots"
         super().__init__(datastore, events_table_name=f"{prefix}_events")
@@ -73,6 +100,10 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
             "ON CONFLICT (session_id) DO UPDATE SET title=excluded.title, "
             "updated_at=excluded.updated_at, message_count=excluded.message_count, "
             "revision=excluded.revision, version=excluded.version"
+        )
+        self._update_session = (
+            f"UPDATE {self.sessions_table} SET title=?, updated_at=?, "
+            "message_count=?, revision=?, version=? WHERE session_id=?"
         )
         self._insert_snapshot = f"INSERT INTO {self.snapshots_table} (session_id, version, state) VALUES (?,?,?)"
         self._select_records = (
@@ -92,22 +123,49 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
             "PRIMARY KEY (session_id, version)) WITHOUT ROWID",
         ]
 
-    def _insert_events(
-        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> Sequence[int] | None:
-        # The events of the call, then the listing row and any snapshot, in
-        # the one transaction the recorder opened.
-        for event in stored_events:
-            c.execute(
-                self.insert_events_statement, (event.originator_id, event.originator_version, event.topic, event.state)
-            )
-        row: SessionRow | None = kwargs.get("session_row")
-        if row is not None:
-            c.execute(self._upsert_session, row)
-            snapshot: StoredSnapshot | None = kwargs.get("snapshot")
-            if snapshot is not None:
-                c.execute(self._insert_snapshot, (row.session_id, snapshot.version, snapshot.state))
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        # eventsourcing's entry point, kept working for its own tools.
+        records = [Record(e.originator_version, e.topic, e.state) for e in stored_events]
+        session_id = str(stored_events[0].originator_id) if stored_events else ""
+        self.insert_records(session_id, records, kwargs.get("session_row"), kwargs.get("snapshot"))
         return None
+
+    def insert_records(
+        self, session_id: str, records: Sequence[Record], row: SessionRow | None, snapshot: StoredSnapshot | None
+    ) -> None:
+        with self._writer_lock:
+            if self._writer is None:
+                self._writer = self.datastore.pool.connect()
+            execute = self._writer.execute
+            try:
+                execute("BEGIN IMMEDIATE")
+                try:
+                    for version, topic, state in records:
+                        execute(self.insert_events_statement, (session_id, version, topic, state))
+                    if row is not None:
+                        # The row exists after creation, so a plain UPDATE does; an
+                        # upsert costs more on every append.
+                        changes = (row.title, row.updated_at, row.message_count, row.revision, row.version, session_id)
+                        if records[0].version == 1 or not execute(self._update_session, changes).rowcount:
+                            execute(self._upsert_session, row)
+                        if snapshot is not None:
+                            execute(self._insert_snapshot, (session_id, snapshot.version, snapshot.state))
+                    execute("COMMIT")
+                except BaseException:
+                    execute("ROLLBACK")
+                    raise
+            except sqlite3.IntegrityError as exc:
+                raise IntegrityError(exc) from exc
+            except sqlite3.OperationalError as exc:
+                raise OperationalError(exc) from exc
+            except sqlite3.Error as exc:
+                raise PersistenceError(exc) from exc
+
+    def close_writer(self) -> None:
+        with self._writer_lock:
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
 
     def select_records(self, session_id: str, after: int, upto: int | None) -> list[Record]:
         # Plain tuples straight into Records: eventsourcing's select_events
@@ -161,4 +219,8 @@ def open_sqlite(
     except StorageError as exc:  # e.g. "file is not a database"
         datastore.close()
         raise StorageUnavailable(f"cannot open SQLite file {path!r}: {exc.__cause__ or exc}") from None
-    return RecorderBackend(recorder, path, on_close=datastore.close)
+    def close() -> None:
+        recorder.close_writer()
+        datastore.close()
+
+    return RecorderBackend(recorder, path, on_close=close)
