@@ -230,11 +230,11 @@ def _snapshot_version(path: str, session_id: str) -> int | None:
     connection = sqlite3.connect(path)
     try:
         found = connection.execute(
-            "SELECT version FROM transcripts_snapshots WHERE session_id=?", (session_id,)
+            "SELECT max(version) FROM transcripts_snapshots WHERE session_id=?", (session_id,)
         ).fetchone()
     finally:
         connection.close()
-    return None if found is None else int(found[0])
+    return None if found is None or found[0] is None else int(found[0])
 
 
 @dataclass
@@ -478,7 +478,7 @@ def notes(config: Config, results: dict[str, Any], lines: Sequence[Line]) -> lis
         engine, raw_side = results[key]["engine"][0], results[key]["raw"][0]
         out.append(
             f"{what} bytes stored, run 1: engine {engine.rows:,} event rows / {engine.nbytes:,} B, "
-            f"raw {raw_side.rows:,} rows / {raw_side.nbytes:,} B (the engine also upserts its listing row "
+            f"raw {raw_side.rows:,} rows / {raw_side.nbytes:,} B (the engine also updates its listing row "
             "per call and, every 100 events, a snapshot)"
         )
     for shape in results["c"]:

@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from engine.content import Message, Usage
+from engine.content import Message, ToolResult, Usage
 from engine.errors import (
     ConcurrentWriteError,
     CorruptStore,
@@ -517,12 +517,21 @@ def _clip(text: str, width: int = 40) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def _gist(message: Message) -> str:
+    """A few words about a message for a timeline line."""
+    if message.text:
+        return repr(_clip(message.text, 30))
+    parts = [f"calls {use.name}" for use in message.tool_uses]
+    parts += [f"result for {block.tool_use_id}" for block in message.blocks if isinstance(block, ToolResult)]
+    return ", ".join(parts) or "(no text)"
+
+
 def _summary(event: Event) -> str:
     if isinstance(event, SessionCreated):
         return "created" + (f" {event.title!r}" if event.title else "")
     if isinstance(event, MessagesAppended):
         count = len(event.messages)
-        shown = ", ".join(f"{m.role} {_clip(m.text, 30)!r}" for m in event.messages[:3])
+        shown = ", ".join(f"{m.role} {_gist(m)}" for m in event.messages[:3])
         more = f", +{count - 3} more" if count > 3 else ""
         return f"appended {count} message{'s' if count != 1 else ''}: {shown}{more}"
     if isinstance(event, UsageRecorded):

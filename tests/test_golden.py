@@ -36,7 +36,7 @@ def test_golden_store_loads_exactly(tmp_path: Path) -> None:
             assert dict(session.metadata) == expected["metadata"]
             assert msgspec.to_builtins(session.usage) == expected["usage"]
             assert json.loads(msgspec.json.encode(list(session.messages))) == expected["messages"]
-            history = [[h.version, h.kind, h.actor, h.summary, h.revision] for h in store.history(sid)]
+            history = [[h.version, h.kind, h.actor, h.revision] for h in store.history(sid)]
             assert history == expected["history"]
             revisions = [store.get(sid, at=v).revision for v in range(1, session.version + 1)]
             assert revisions == expected["revisions_by_version"]

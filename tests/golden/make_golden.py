@@ -66,7 +66,7 @@ def main(path: str) -> None:
             "metadata": dict(session.metadata),
             "usage": msgspec.to_builtins(session.usage),
             "messages": msgspec.to_builtins(list(session.messages)),
-            "history": [[h.version, h.kind, h.actor, h.summary, h.revision] for h in reader.history(info.id)],
+            "history": [[h.version, h.kind, h.actor, h.revision] for h in reader.history(info.id)],
             "revisions_by_version": [reader.get(info.id, at=v).revision for v in range(1, session.version + 1)],
         }
     reader.close()
