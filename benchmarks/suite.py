@@ -64,6 +64,7 @@ class Config:
     tail: int = 200  # (d): single-message appends timed on each session (a multiple of the snapshot interval)
     load_shapes: tuple[int, ...] = (BATCH, 1)  # (c): messages per call when the session was built
     memory: bool = True  # (d) also in memory
+    sessions: int = 10_000  # (e): sessions in the store when listing
     quick: bool = False
 
 
@@ -428,6 +429,13 @@ def build_lines(config: Config, results: dict[str, Any]) -> list[Line]:
                 f"(d) {where}",
             ),
         ]
+    listing = results["e"]
+    lines.append(
+        _time_line(
+            f"(e) sessions() listing {config.sessions:,} sessions, cold open", "(e)", listing["engine"], listing["raw"],
+            None,
+        )
+    )
     return lines
 
 
@@ -507,6 +515,59 @@ def notes(config: Config, results: dict[str, Any], lines: Sequence[Line]) -> lis
     return out
 
 
+# -- (e): listing sessions --------------------------------------------------------
+
+
+def build_sessions(path: str, count: int) -> None:
+    """``count`` sessions of two messages each (built with synchronous=off: untimed)."""
+    store = Transcripts.open(path, synchronous="off")
+    try:
+        for index in range(count):
+            sid = store.create(title=f"session {index}")
+            store.append(sid, Message.user(message_text(index)), Message.assistant("ok"))
+    finally:
+        store.close()
+
+
+def engine_listing(path: str, expected: int) -> Sample:
+    start = time.perf_counter()
+    store = Transcripts.open(path)
+    try:
+        listed = store.sessions()
+    finally:
+        store.close()
+    seconds = time.perf_counter() - start
+    if len(listed) != expected:
+        raise RuntimeError(f"engine listed {len(listed)} sessions, expected {expected}")
+    return Sample(seconds, len(listed), 0)
+
+
+def raw_listing(path: str, expected: int) -> Sample:
+    start = time.perf_counter()
+    connection = sqlite3.connect(path)
+    try:
+        rows = connection.execute(
+            "SELECT session_id, title, created_at, updated_at, message_count, revision, version "
+            "FROM transcripts_sessions ORDER BY created_at, session_id"
+        ).fetchall()
+    finally:
+        connection.close()
+    seconds = time.perf_counter() - start
+    if len(rows) != expected:
+        raise RuntimeError(f"raw listed {len(rows)} sessions, expected {expected}")
+    return Sample(seconds, len(rows), 0)
+
+
+def bench_listing(config: Config, tmp: str) -> dict[str, list[Sample]]:
+    path = os.path.join(tmp, "listing.db")
+    build_sessions(path, config.sessions)
+    return interleaved(
+        "(e)",
+        config.runs,
+        {"engine": lambda: engine_listing(path, config.sessions), "raw": lambda: raw_listing(path, config.sessions)},
+    )
+
+
 # -- running ----------------------------------------------------------------------------
 
 
@@ -523,6 +584,9 @@ def run_suite(config: Config) -> dict[str, Any]:
     results["d"] = {"sqlite": bench_tail(config, on_disk=True)}
     if config.memory:
         results["d"]["memory"] = bench_tail(config, on_disk=False)
+    _progress(f"(e) listing {config.sessions:,} sessions")
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        results["e"] = bench_listing(config, tmp)
     return results
 
 
@@ -546,6 +610,7 @@ def _to_json(config: Config, results: dict[str, Any], lines: Sequence[Line]) -> 
         "d": {
             where: {side: seconds(samples) for side, samples in sides.items()} for where, sides in results["d"].items()
         },
+        "e": {side: seconds(samples) for side, samples in results["e"].items()},
     }
     return {
         "machine": {
@@ -557,7 +622,8 @@ def _to_json(config: Config, results: dict[str, Any], lines: Sequence[Line]) -> 
         "config": asdict(config),
         "table": [asdict(line) for line in lines],
         "samples_seconds": raw_results,
-        "notes": "a, b: seconds per run of the whole loop; c: seconds per load; d: seconds per append",
+        "notes": "a, b: seconds per run of the whole loop; c: seconds per load; d: seconds per append; "
+        "e: seconds per listing",
     }
 
 
@@ -601,6 +667,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Config, str | None]:
         tail=args.tail if args.tail is not None else (100 if quick else 200),
         load_shapes=(BATCH,) if args.no_calls_of_one else (BATCH, 1),
         memory=not args.no_memory,
+        sessions=1000 if quick else 10_000,
         quick=quick,
     )
     if config.runs < 1 or config.appends < 1:
