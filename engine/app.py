@@ -41,7 +41,6 @@ from engine.store import (
     SessionRow,
     Snapshot,
     StoredSnapshot,
-    decode_event,
     decode_events,
     decode_snapshot,
     encode_event,
@@ -284,13 +283,12 @@ class Transcripts:
             raise SessionNotFound(session_id)
         entries = []
         revision = EMPTY_REVISION
-        for record in records:
-            event = self._decode(session_id, record)
+        for version, event in self._decoded(session_id, records):
             if isinstance(event, MessagesAppended):
                 revision = event.revision
             entries.append(
                 HistoryEntry(
-                    version=record.version, at=event.at, actor=event.actor, kind=kind_of(event),
+                    version=version, at=event.at, actor=event.actor, kind=kind_of(event),
                     summary=_summary(event), revision=revision, event=event,
                 )
             )
@@ -323,14 +321,13 @@ class Transcripts:
             state = evolve(state, session_id, version, event)
             states.append(state)
         assert state is not None
-        for version in range(1, state.version + 1):
-            stored = self._backend.snapshot(session_id, upto=version)
-            if (
-                stored is not None
-                and stored.version == version
-                and decode_snapshot(session_id, stored.state) != Snapshot.of(states[version - 1])
+        for stored in self._backend.snapshots(session_id):
+            if not 1 <= stored.version <= len(states) or (
+                decode_snapshot(session_id, stored.state) != Snapshot.of(states[stored.version - 1])
             ):
-                raise CorruptStore(f"session {session_id!r}: the snapshot at version {version} differs from replay")
+                raise CorruptStore(
+                    f"session {session_id!r}: the snapshot at version {stored.version} differs from replay"
+                )
         with self._lock:
             head = self._head(session_id)
         if _observable(head) != _observable(state):
@@ -338,9 +335,6 @@ class Transcripts:
         return state
 
     # -- internals --------------------------------------------------------
-
-    def _decode(self, session_id: str, record: Record) -> Event:
-        return decode_event(record.topic, record.state, f"session {session_id!r} version {record.version}")
 
     def _decoded(self, session_id: str, records: Sequence[Record]) -> Iterator[tuple[int, Event]]:
         return iter(decode_events(session_id, records))
@@ -431,12 +425,11 @@ class Transcripts:
     def _last_version_with_revision(self, session_id: str, revision: str, head_version: int) -> int:
         found = 0
         current = EMPTY_REVISION
-        for record in self._backend.read(session_id, upto=head_version):
-            event = self._decode(session_id, record)
+        for version, event in self._decoded(session_id, self._backend.read(session_id, upto=head_version)):
             if isinstance(event, MessagesAppended):
                 current = event.revision
             if current == revision:
-                found = record.version
+                found = version
         if not found:
             raise RevisionNotFound(f"session {session_id!r} never reached revision {revision}")
         return found
@@ -445,10 +438,10 @@ class Transcripts:
         if at >= head.updated_at:
             return head.version
         found = 0
-        for record in self._backend.read(session_id, upto=head.version):
-            if self._decode(session_id, record).at > at:
+        for version, event in self._decoded(session_id, self._backend.read(session_id, upto=head.version)):
+            if event.at > at:
                 break
-            found = record.version
+            found = version
         if not found:
             raise VersionNotFound(f"session {session_id!r} did not exist yet at {at.isoformat()}")
         return found

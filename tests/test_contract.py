@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 import pytest
 
 from engine import (
@@ -321,3 +322,21 @@ def test_tampered_history_is_detected(stores: StoreFactory) -> None:
     store._backend.append(sid, [Record(3, topic, data)], _row(store, sid, 3))
     with pytest.raises(CorruptStore, match="altered"):
         stores.open(snapshot_interval=None).get(sid)
+
+
+def test_a_snapshot_that_disagrees_with_the_log_is_refused(stores: StoreFactory) -> None:
+    from engine.errors import CorruptStore
+    from engine.events import TitleChanged
+    from engine.store import Snapshot, StoredSnapshot, encode_event
+
+    store = stores.open(snapshot_interval=None)
+    sid = store.create()
+    store.append(sid, Message.user("one"), Message.assistant("two"))
+    head = store.get(sid)
+    lie = msgspec.json.encode(msgspec.structs.replace(Snapshot.of(head), version=3, message_count=5))
+    topic, data = encode_event(TitleChanged(at=head.updated_at, title="t"))
+    store._backend.append(sid, [Record(3, topic, data)], _row(store, sid, 3), StoredSnapshot(3, lie))
+    with pytest.raises(CorruptStore, match="snapshot at version 3"):
+        stores.open().get(sid)
+    with pytest.raises(CorruptStore, match="snapshot at version 3"):
+        stores.open(snapshot_interval=None).verify(sid)

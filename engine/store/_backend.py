@@ -68,6 +68,10 @@ class Backend(abc.ABC):
         """The session's newest snapshot with version ``<= upto``, if any."""
 
     @abc.abstractmethod
+    def snapshots(self, session_id: str) -> list[StoredSnapshot]:
+        """Every snapshot of the session, oldest first (for audits)."""
+
+    @abc.abstractmethod
     def session_rows(self) -> list[SessionRow]:
         """Every session's listing row, oldest first."""
 
@@ -89,6 +93,8 @@ class SummaryRecorder(Protocol):
     def select_records(self, session_id: str, after: int, upto: int | None) -> list[Record]: ...
 
     def select_snapshot(self, session_id: str, upto: int | None) -> StoredSnapshot | None: ...
+
+    def select_snapshots(self, session_id: str) -> list[StoredSnapshot]: ...
 
     def select_sessions(self) -> list[SessionRow]: ...
 
@@ -144,6 +150,10 @@ class RecorderBackend(Backend):
     def snapshot(self, session_id: str, *, upto: int | None = None) -> StoredSnapshot | None:
         with translated_errors("read snapshot", self._where):
             return self._recorder.select_snapshot(session_id, upto)
+
+    def snapshots(self, session_id: str) -> list[StoredSnapshot]:
+        with translated_errors("read snapshots", self._where):
+            return self._recorder.select_snapshots(session_id)
 
     def session_rows(self) -> list[SessionRow]:
         with translated_errors("list sessions", self._where):

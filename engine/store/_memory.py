@@ -58,6 +58,10 @@ class MemoryRecorder(POPOApplicationRecorder):
             position = len(snapshots) if upto is None else bisect.bisect_right(snapshots, upto, key=lambda s: s.version)
             return snapshots[position - 1] if position else None
 
+    def select_snapshots(self, session_id: str) -> list[StoredSnapshot]:
+        with self._database_lock:
+            return list(self._snapshots.get(session_id, []))
+
     def select_sessions(self) -> list[SessionRow]:
         with self._database_lock:
             rows = list(self._sessions.values())

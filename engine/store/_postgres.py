@@ -46,6 +46,9 @@ class PostgresRecorder(PostgresApplicationRecorder):
         self._select_snapshot = SQL(
             "SELECT version, state FROM {}.{} WHERE session_id=%s AND version<=%s ORDER BY version DESC LIMIT 1"
         ).format(schema, snapshots)
+        self._select_snapshots = SQL(
+            "SELECT version, state FROM {}.{} WHERE session_id=%s ORDER BY version"
+        ).format(schema, snapshots)
         self._insert_snapshot = SQL("INSERT INTO {}.{} (session_id, version, state) VALUES (%s,%s,%s)").format(
             schema, snapshots
         )
@@ -102,6 +105,11 @@ class PostgresRecorder(PostgresApplicationRecorder):
             curs.execute(self._select_snapshot, (session_id, upto if upto is not None else 2**62), prepare=True)
             found = curs.fetchone()
         return None if found is None else StoredSnapshot(found["version"], bytes(found["state"]))
+
+    def select_snapshots(self, session_id: str) -> list[StoredSnapshot]:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self._select_snapshots, (session_id,))
+            return [StoredSnapshot(row["version"], bytes(row["state"])) for row in curs.fetchall()]
 
     def select_sessions(self) -> list[SessionRow]:
         with self.datastore.transaction(commit=False) as curs:

@@ -190,6 +190,13 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
             found = c.fetchone()
         return None if found is None else StoredSnapshot(found[0], bytes(found[1]))
 
+    def select_snapshots(self, session_id: str) -> list[StoredSnapshot]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT version, state FROM {self.snapshots_table} WHERE session_id=? ORDER BY version", (session_id,)
+            )
+            return [StoredSnapshot(version, bytes(state)) for version, state in c.fetchall()]
+
     def select_sessions(self) -> list[SessionRow]:
         with self.datastore.transaction(commit=False) as c:
             c.execute(
