@@ -9,17 +9,20 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from itertools import islice
 from typing import Any
 
 import msgspec
 
-from engine.content import Message, ToolResult, Usage
+from engine.content import Message, ReplaceBlock, ToolResult, Usage
 from engine.errors import (
     ConcurrentWriteError,
     CorruptStore,
     InvalidArgument,
+    InvalidForkPoint,
     InvalidMessage,
+    InvalidRewriteRange,
+    NoOpRewrite,
+    ReplacementMismatch,
     RevisionConflict,
     RevisionNotFound,
     SessionNotFound,
@@ -28,13 +31,25 @@ from engine.errors import (
 from engine.events import (
     Event,
     MessagesAppended,
+    MessagesRewritten,
     MetadataChanged,
     SessionCreated,
+    SessionForked,
     TitleChanged,
     UsageRecorded,
     kind_of,
 )
-from engine.revisions import EMPTY_REVISION, chain, format_revision, parse_revision
+from engine.revisions import (
+    EMPTY_REVISION,
+    Commit,
+    Reason,
+    chain,
+    chain_each,
+    format_revision,
+    parse_revision,
+    span_digest,
+)
+from engine.sequence import MessageSeq
 from engine.store import (
     Backend,
     Record,
@@ -47,12 +62,13 @@ from engine.store import (
     encode_snapshot,
     open_backend,
 )
-from engine.transcript import Session, evolve, fold
+from engine.transcript import Lineage, Session, check_shape, evolve, fold, forked
 
-__all__ = ["HistoryEntry", "SessionInfo", "Transcripts"]
+__all__ = ["Diff", "HistoryEntry", "SessionInfo", "Transcripts"]
 
 _log = logging.getLogger("engine")
 _MAX_ID = 200
+_MAX_FORK_DEPTH = 10_000
 
 
 class SessionInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -77,6 +93,18 @@ class HistoryEntry(msgspec.Struct, frozen=True, kw_only=True):
     summary: str
     revision: str
     event: Any  # the typed event itself (an ``engine.events`` Struct)
+
+
+class Diff(msgspec.Struct, frozen=True, kw_only=True):
+    """What changed between two states of a session: ``removed`` (from the
+    first) was replaced by ``added`` (in the second) at ``start``; everything
+    before ``start`` and after the changed span is equal."""
+
+    start: int
+    removed: tuple[Message, ...]
+    added: tuple[Message, ...]
+    from_revision: str
+    to_revision: str
 
 
 class Transcripts:
@@ -153,10 +181,7 @@ class Transcripts:
         """Start a session and return its id (a fresh UUID unless ``session_id``)."""
         _check_title(title)
         _check_actor(actor)
-        if session_id is None:
-            session_id = str(uuid.uuid4())
-        elif not (isinstance(session_id, str) and 0 < len(session_id) <= _MAX_ID and session_id.isprintable()):
-            raise InvalidArgument(f"session_id must be 1-{_MAX_ID} printable characters, got {session_id!r}")
+        session_id = _new_session_id(session_id)
         event = SessionCreated(at=_now(), actor=actor, title=title, metadata=_check_metadata(metadata))
         with self._lock:
             self._commit(session_id, None, [event])
@@ -178,14 +203,7 @@ class Transcripts:
         """
         if not messages:
             raise InvalidArgument("append() needs at least one message")
-        stamped = []
-        for index, message in enumerate(messages):
-            if not isinstance(message, Message):
-                raise InvalidMessage(
-                    f"append() argument {index + 1} is a {type(message).__name__}, not a Message; "
-                    "build one with Message.user(...), Message.assistant(...), ..."
-                )
-            stamped.append(message if message.id is not None else _replace(message, id=_message_id()))
+        stamped = _stamped(messages, "append()")
         if usage is not None and not isinstance(usage, Usage):
             raise InvalidArgument(f"usage must be a Usage, got {type(usage).__name__}")
         _check_actor(actor)
@@ -242,6 +260,168 @@ class Transcripts:
             event = UsageRecorded(at=_now(state), actor=actor, usage=usage, response_id=response_id)
             self._commit(session_id, state, [event])
 
+    # -- revisions: rewrite, restore -----------------------------------------
+
+    def rewrite(
+        self,
+        session_id: str,
+        start: int,
+        end: int,
+        replacement: Iterable[Message] = (),
+        reason: str | Reason = "edit",
+        *,
+        note: str | None = None,
+        actor: str | None = None,
+        expected_revision: str | None = None,
+    ) -> Commit:
+        """Replace messages ``[start, end)`` with ``replacement`` as one audited
+        commit, and return it.
+
+        Only the replacement is stored. Raises, writing nothing:
+        :class:`RevisionConflict` if ``expected_revision`` is not the head,
+        :class:`InvalidRewriteRange`, :class:`NoOpRewrite` if the content would
+        not change, :class:`InvalidTranscriptShape` if tool pairing would break.
+        """
+        why = Reason.of(reason, note)
+        stamped = _stamped(replacement if not isinstance(replacement, Message) else (replacement,), "rewrite()")
+        _check_actor(actor)
+        expected = None if expected_revision is None else (parse_revision(expected_revision), expected_revision)
+        with self._lock:
+            state = self._head_for_write(session_id, expected)
+            event = self._rewrite_event(state, start, end, stamped, why, actor)
+            new_state = self._commit(session_id, state, [event])
+            return _commit_of(event, new_state.version, new_state.messages.__len__())
+
+    def restore(
+        self,
+        session_id: str,
+        revision: str,
+        reason: str | Reason = "restore",
+        *,
+        note: str | None = None,
+        actor: str | None = None,
+        expected_revision: str | None = None,
+    ) -> Commit:
+        """Make the transcript what it was at ``revision`` (any revision the
+        session reached), as a new audited commit. Only the span that differs
+        from the head is stored."""
+        if note is None and not isinstance(reason, Reason):
+            note = f"back to {revision}"
+        why = Reason.of(reason, note)
+        _check_actor(actor)
+        target = list(self.revision_messages(session_id, revision))
+        expected = None if expected_revision is None else (parse_revision(expected_revision), expected_revision)
+        with self._lock:
+            state = self._head_for_write(session_id, expected)
+            current = state.messages
+            start, removed_end, added_end = _changed_span(current, target)
+            event = self._rewrite_event(state, start, removed_end, target[start:added_end], why, actor)
+            new_state = self._commit(session_id, state, [event])
+            return _commit_of(event, new_state.version, len(new_state.messages))
+
+    def _rewrite_event(
+        self, state: Session, start: object, end: object, stamped: list[Message], why: Reason, actor: str | None
+    ) -> MessagesRewritten:
+        count = len(state.messages)
+        if (
+            not isinstance(start, int) or not isinstance(end, int) or isinstance(start, bool) or isinstance(end, bool)
+            or not 0 <= start <= end <= count
+        ):
+            raise InvalidRewriteRange(start, end, count)
+        result = state.messages.replaced(start, end, stamped)
+        check_shape(result, start, start + len(stamped))
+        base = state.messages.revision_at(start)
+        tail_revisions = chain_each(base, result[start:])
+        revision = format_revision(tail_revisions[-1] if tail_revisions else base)
+        if revision == state.revision:
+            raise NoOpRewrite(revision)
+        return MessagesRewritten(
+            at=_now(state), actor=actor, start=start, end=end, messages=tuple(stamped),
+            parent_revision=state.revision, revision=revision, reason=why.kind, note=why.note,
+            removed_digest=span_digest(state.messages[start:end]), replacement_digest=span_digest(stamped),
+            count_before=count, generation=state.generation + 1,
+        )
+
+    # -- forks ------------------------------------------------------------
+
+    def fork(self, session_id: str, *, actor: str | None = None, child_id: str | None = None) -> str:
+        """A new session holding this one's transcript as it is now. O(1): one
+        event naming the source and its version; nothing is copied."""
+        return self._fork(session_id, None, None, actor, child_id)
+
+    def fork_at(
+        self, session_id: str, index: int, *, actor: str | None = None, child_id: str | None = None
+    ) -> str:
+        """A new session holding ``messages[:index]``. Raises
+        :class:`InvalidForkPoint` if ``index`` is out of range or would split a
+        tool-use message from its results."""
+        return self._fork(session_id, _index(index), None, actor, child_id)
+
+    def fork_replacing(
+        self,
+        session_id: str,
+        index: int,
+        replacement: Message | ReplaceBlock,
+        *,
+        actor: str | None = None,
+        child_id: str | None = None,
+    ) -> str:
+        """Edit and retry: a new session holding ``messages[:index]`` followed by
+        ``replacement``, a whole message of the same role or one
+        :class:`ReplaceBlock` inside message ``index``."""
+        if not isinstance(replacement, (Message, ReplaceBlock)):
+            raise InvalidArgument(
+                f"replacement must be a Message or a ReplaceBlock, got {type(replacement).__name__}"
+            )
+        return self._fork(session_id, _index(index), replacement, actor, child_id)
+
+    def lineage(self, session_id: str) -> Lineage:
+        """Where the session comes from: source, source version, fork index,
+        root and depth (a session that is not a fork is its own root)."""
+        return self.get(session_id).lineage
+
+    def _fork(
+        self,
+        source_id: str,
+        index: int | None,
+        replacement: Message | ReplaceBlock | None,
+        actor: str | None,
+        child_id: str | None,
+    ) -> str:
+        _check_actor(actor)
+        child_id = _new_session_id(child_id)
+        with self._lock:
+            source = self._head(source_id)
+            messages = source.messages
+            count = len(messages)
+            kept = count if index is None else index
+            new_message = None
+            if replacement is None:
+                if not 0 <= kept <= count:
+                    raise InvalidForkPoint(f"fork_at index {kept} is outside 0..{count} of session {source_id!r}")
+                if 0 < kept < count and messages[kept - 1].tool_uses:
+                    raise InvalidForkPoint(
+                        f"fork_at index {kept} would split message {kept - 1}'s tool uses from their results; "
+                        f"fork at {kept - 1} or {kept + 1} instead"
+                    )
+            else:
+                if not 0 <= kept < count:
+                    raise InvalidForkPoint(
+                        f"fork_replacing index {kept} is outside 0..{count - 1} of session {source_id!r}"
+                    )
+                new_message = _replacing(messages[kept], kept, replacement)
+                check_shape(messages.prefix(kept).extended((new_message,)), kept, kept + 1)
+            raw = source._revision_bytes if kept == count else messages.revision_at(kept)
+            if new_message is not None:
+                raw = chain(raw, (new_message,))
+            event = SessionForked(
+                at=_now(), actor=actor, source=source_id, source_version=source.version,
+                index=index, replacement=new_message, revision=format_revision(raw),
+                root=source.lineage.root, depth=source.lineage.depth + 1,
+            )
+            self._commit(child_id, None, [event], first=forked(child_id, event, source, verify=False))
+        return child_id
+
     # -- queries ----------------------------------------------------------
 
     def get(self, session_id: str, at: int | str | datetime | None = None) -> Session:
@@ -284,7 +464,7 @@ class Transcripts:
         entries = []
         revision = EMPTY_REVISION
         for version, event in self._decoded(session_id, records):
-            if isinstance(event, MessagesAppended):
+            if isinstance(event, (MessagesAppended, MessagesRewritten, SessionForked)):
                 revision = event.revision
             entries.append(
                 HistoryEntry(
@@ -293,6 +473,60 @@ class Transcripts:
                 )
             )
         return entries
+
+    def revisions(self, session_id: str) -> list[Commit]:
+        """Every content commit of the session, oldest first: appends and
+        rewrites (restores included), each from its parent revision to its
+        revision. A fork's own commits start after its fork point."""
+        records = self._backend.read(session_id)
+        if not records:
+            raise SessionNotFound(session_id)
+        commits: list[Commit] = []
+        revision, count, generation = EMPTY_REVISION, 0, 0
+        for version, event in self._decoded(session_id, records):
+            if isinstance(event, SessionForked):
+                revision = event.revision
+                count = len(self._source_state(session_id, event, 0).messages)
+            elif isinstance(event, MessagesAppended):
+                generation += 1
+                added = len(event.messages)
+                commits.append(
+                    Commit(
+                        version=version, generation=generation, parent_revision=revision, revision=event.revision,
+                        start=count, end=count, removed_digest=EMPTY_REVISION,
+                        replacement_digest=span_digest(event.messages), count_before=count,
+                        count_after=count + added, reason=Reason(kind="append"), actor=event.actor, at=event.at,
+                    )
+                )
+                revision, count = event.revision, count + added
+            elif isinstance(event, MessagesRewritten):
+                generation = event.generation
+                count = event.count_before - (event.end - event.start) + len(event.messages)
+                commits.append(_commit_of(event, version, count))
+                revision = event.revision
+        return commits
+
+    def revision_messages(self, session_id: str, revision: str) -> MessageSeq:
+        """The messages of any revision the session reached (after any of its
+        events), rebuilt from the log: no copy is stored per revision."""
+        parse_revision(revision)
+        with self._lock:
+            head = self._head(session_id)
+        if revision == head.revision:
+            return head.messages
+        return self._state_at(session_id, self._last_version_with_revision(session_id, revision, head.version)).messages
+
+    def diff(self, session_id: str, before: int | str, after: int | str) -> Diff:
+        """The changed span between two versions or revisions of a session."""
+        for point in (before, after):
+            if isinstance(point, bool) or not isinstance(point, (int, str)):
+                raise InvalidArgument(f"diff() takes event versions (int) or revision ids (str), got {point!r}")
+        old, new = self.get(session_id, at=before), self.get(session_id, at=after)
+        start, removed_end, added_end = _changed_span(old.messages, new.messages)
+        return Diff(
+            start=start, removed=old.messages[start:removed_end], added=new.messages[start:added_end],
+            from_revision=old.revision, to_revision=new.revision,
+        )
 
     def sessions(self) -> list[SessionInfo]:
         """Every session in the store, oldest first (read from a listing table
@@ -318,7 +552,10 @@ class Transcripts:
         states: list[Session] = []
         state: Session | None = None
         for version, event in self._decoded(session_id, records):
-            state = evolve(state, session_id, version, event)
+            if isinstance(event, SessionForked):
+                state = forked(session_id, event, self._source_state(session_id, event, 0))
+            else:
+                state = evolve(state, session_id, version, event)
             states.append(state)
         assert state is not None
         for stored in self._backend.snapshots(session_id):
@@ -339,27 +576,55 @@ class Transcripts:
     def _decoded(self, session_id: str, records: Sequence[Record]) -> Iterator[tuple[int, Event]]:
         return iter(decode_events(session_id, records))
 
-    def _load(self, session_id: str, upto: int | None = None, *, use_snapshot: bool = True) -> Session:
+    def _load(
+        self, session_id: str, upto: int | None = None, *, use_snapshot: bool = True, depth: int = 0
+    ) -> Session:
         """Rebuild a state from the log. A snapshot at or before ``upto`` lets
         the events it covers be folded without re-hashing; the result is
-        cross-checked against the snapshot, then the rest is verified."""
+        cross-checked against the snapshot, then the rest is verified. A fork
+        starts from its source's state at the fork point (loaded the same way)."""
         records = self._backend.read(session_id, upto=upto)
         if not records:
             raise SessionNotFound(session_id)
-        events = self._decoded(session_id, records)
+        events = decode_events(session_id, records)
+        initial: Session | None = None
+        first = events[0][1]
+        if isinstance(first, SessionForked):
+            initial = forked(session_id, first, self._source_state(session_id, first, depth))
+            events = events[1:]
         stored = self._backend.snapshot(session_id, upto=upto) if use_snapshot else None
         if stored is None:
-            state = fold(session_id, events)
+            state = fold(session_id, events, start=initial)
         else:
             snapshot = decode_snapshot(session_id, stored.state)
-            prefix = fold(session_id, islice(events, snapshot.version), verify=False)
+            covered = snapshot.version - (1 if initial is not None else 0)
+            prefix = fold(session_id, events[:covered], start=initial, verify=False)
             if prefix is None or Snapshot.of(prefix) != snapshot:
                 raise CorruptStore(
                     f"session {session_id!r}: the snapshot at version {snapshot.version} does not match the log"
                 )
-            state = fold(session_id, events, start=prefix)
+            state = fold(session_id, events[covered:], start=prefix)
         assert state is not None
         return state
+
+    def _source_state(self, session_id: str, event: SessionForked, depth: int) -> Session:
+        """The source of a fork as of the fork point: the cached head if it is
+        that version, else rebuilt from the source's log."""
+        if depth > _MAX_FORK_DEPTH:
+            raise CorruptStore(f"session {session_id!r}: fork chain deeper than {_MAX_FORK_DEPTH}; is it a cycle?")
+        cached = self._cache.get(event.source)
+        if cached is not None and cached.version == event.source_version:
+            return cached
+        try:
+            source = self._load(event.source, upto=event.source_version, depth=depth + 1)
+        except SessionNotFound:
+            raise CorruptStore(f"session {session_id!r} is a fork of {event.source!r}, which is missing") from None
+        if source.version != event.source_version:
+            raise CorruptStore(
+                f"session {session_id!r} forks {event.source!r} at version {event.source_version}, "
+                f"which has only {source.version} versions"
+            )
+        return source
 
     def _remember(self, state: Session) -> Session:
         cache = self._cache
@@ -395,14 +660,22 @@ class Transcripts:
                 raise RevisionConflict(session_id, expected[1], state.revision)
         return state
 
-    def _commit(self, session_id: str, state: Session | None, events: list[Event]) -> Session:
+    def _commit(
+        self, session_id: str, state: Session | None, events: list[Event], *, first: Session | None = None
+    ) -> Session:
+        """Store ``events`` after ``state`` in one transaction and cache the
+        result. ``first``: the state after ``events[0]``, for a fork's first
+        event, whose state comes from its source rather than from ``state``."""
         version = state.version if state is not None else 0
         records, numbered = [], []
         for event in events:
             version += 1
             records.append(Record(version, *encode_event(event)))
             numbered.append((version, event))
-        new_state = fold(session_id, numbered, start=state, verify=False)
+        if first is not None:
+            new_state = fold(session_id, numbered[1:], start=first, verify=False)
+        else:
+            new_state = fold(session_id, numbered, start=state, verify=False)
         assert new_state is not None
         row = SessionRow(
             session_id, new_state.title, new_state.created_at.isoformat(), new_state.updated_at.isoformat(),
@@ -426,7 +699,7 @@ class Transcripts:
         found = 0
         current = EMPTY_REVISION
         for version, event in self._decoded(session_id, self._backend.read(session_id, upto=head_version)):
-            if isinstance(event, MessagesAppended):
+            if isinstance(event, (MessagesAppended, MessagesRewritten, SessionForked)):
                 current = event.revision
             if current == revision:
                 found = version
@@ -447,6 +720,62 @@ class Transcripts:
         return found
 
 
+def _new_session_id(session_id: object) -> str:
+    if session_id is None:
+        return str(uuid.uuid4())
+    if not (isinstance(session_id, str) and 0 < len(session_id) <= _MAX_ID and session_id.isprintable()):
+        raise InvalidArgument(f"a session id must be 1-{_MAX_ID} printable characters, got {session_id!r}")
+    return session_id
+
+
+def _index(index: object) -> int:
+    if not isinstance(index, int) or isinstance(index, bool):
+        raise InvalidForkPoint(f"a message index must be an int, got {index!r}")
+    return index
+
+
+def _replacing(original: Message, index: int, replacement: Message | ReplaceBlock) -> Message:
+    """The message that replaces ``original`` in ``fork_replacing``, with a new id."""
+    if isinstance(replacement, Message):
+        if replacement.role != original.role:
+            raise ReplacementMismatch(
+                f"message {index} is a {original.role} message; it cannot be replaced by a {replacement.role} message"
+            )
+        return _replace(replacement, id=_message_id())
+    if not isinstance(replacement.index, int) or not 0 <= replacement.index < len(original.blocks):
+        raise ReplacementMismatch(
+            f"message {index} has {len(original.blocks)} blocks; there is no block {replacement.index!r} to replace"
+        )
+    blocks = list(original.blocks)
+    blocks[replacement.index] = replacement.block
+    try:
+        return Message(role=original.role, blocks=tuple(blocks), id=_message_id(),
+                       provider_item_id=original.provider_item_id)
+    except InvalidMessage as exc:
+        raise ReplacementMismatch(f"block {replacement.index} of message {index}: {exc}") from None
+
+
+def _changed_span(old: Sequence[Message], new: Sequence[Message]) -> tuple[int, int, int]:
+    """``(start, old_end, new_end)``: ``old[start:old_end]`` became ``new[start:new_end]``."""
+    limit = min(len(old), len(new))
+    start = 0
+    while start < limit and (old[start] is new[start] or old[start] == new[start]):
+        start += 1
+    suffix = 0
+    while suffix < limit - start and (old[-1 - suffix] is new[-1 - suffix] or old[-1 - suffix] == new[-1 - suffix]):
+        suffix += 1
+    return start, len(old) - suffix, len(new) - suffix
+
+
+def _commit_of(event: MessagesRewritten, version: int, count_after: int) -> Commit:
+    return Commit(
+        version=version, generation=event.generation, parent_revision=event.parent_revision,
+        revision=event.revision, start=event.start, end=event.end, removed_digest=event.removed_digest,
+        replacement_digest=event.replacement_digest, count_before=event.count_before, count_after=count_after,
+        reason=Reason(kind=event.reason, note=event.note), actor=event.actor, at=event.at,
+    )
+
+
 def _observable(state: Session) -> tuple[Any, ...]:
     return (
         state.id, state.version, state.revision, list(state.messages), state.usage,
@@ -462,6 +791,19 @@ def _now(state: Session | None = None) -> datetime:
 
 
 _replace = msgspec.structs.replace
+
+
+def _stamped(messages: Iterable[object], where: str) -> list[Message]:
+    """The messages, each with an id (a fresh one where it had none)."""
+    stamped = []
+    for index, message in enumerate(messages):
+        if not isinstance(message, Message):
+            raise InvalidMessage(
+                f"{where} message {index + 1} is a {type(message).__name__}, not a Message; "
+                "build one with Message.user(...), Message.assistant(...), ..."
+            )
+        stamped.append(message if message.id is not None else _replace(message, id=_message_id()))
+    return stamped
 
 
 def _message_id() -> str:
@@ -527,6 +869,14 @@ def _summary(event: Event) -> str:
         shown = ", ".join(f"{m.role} {_gist(m)}" for m in event.messages[:3])
         more = f", +{count - 3} more" if count > 3 else ""
         return f"appended {count} message{'s' if count != 1 else ''}: {shown}{more}"
+    if isinstance(event, MessagesRewritten):
+        added = len(event.messages)
+        why = event.reason + (f" ({_clip(event.note, 40)})" if event.note else "")
+        return f"{why}: [{event.start}, {event.end}) replaced by {added} message{'s' if added != 1 else ''}"
+    if isinstance(event, SessionForked):
+        where = "" if event.index is None else f" at message {event.index}"
+        edited = f", then {event.replacement.role} {_gist(event.replacement)}" if event.replacement else ""
+        return f"forked from {event.source!r} version {event.source_version}{where}{edited}"
     if isinstance(event, UsageRecorded):
         return f"usage +{event.usage.input} in, +{event.usage.output} out"
     if isinstance(event, MetadataChanged):

@@ -19,6 +19,7 @@ __all__ = [
     "Image",
     "Message",
     "Reasoning",
+    "ReplaceBlock",
     "Role",
     "Text",
     "ToolResult",
@@ -253,6 +254,14 @@ class Message(
     def digest(self) -> str:
         """The content digest, ``sha256:<hex>``."""
         return "sha256:" + self.digest_bytes().hex()
+
+
+class ReplaceBlock(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """For ``fork_replacing``: replace only block ``index`` of a message (a
+    user content block, an assistant block, or one ``ToolResult``)."""
+
+    index: int
+    block: Block
 
 
 def _blocks(content: tuple[str | Block, ...]) -> tuple[Block, ...]:

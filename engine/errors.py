@@ -13,8 +13,13 @@ __all__ = [
     "CorruptStore",
     "EngineError",
     "InvalidArgument",
+    "InvalidForkPoint",
     "InvalidMessage",
     "InvalidRevision",
+    "InvalidRewriteRange",
+    "InvalidTranscriptShape",
+    "NoOpRewrite",
+    "ReplacementMismatch",
     "RevisionConflict",
     "RevisionNotFound",
     "SessionExists",
@@ -48,6 +53,40 @@ class VersionNotFound(InvalidArgument, LookupError):
 
 class RevisionNotFound(InvalidArgument, LookupError):
     """Time travel asked for a revision the session never reached."""
+
+
+class InvalidRewriteRange(InvalidArgument):
+    """``rewrite`` was given a range outside ``0 <= start <= end <= len``."""
+
+    def __init__(self, start: object, end: object, message_count: int) -> None:
+        super().__init__(
+            f"cannot rewrite [{start}, {end}) of a transcript of {message_count} messages; "
+            f"the range is half-open and needs 0 <= start <= end <= {message_count}"
+        )
+        self.start, self.end, self.message_count = start, end, message_count
+
+
+class NoOpRewrite(InvalidArgument):
+    """The rewrite would leave the transcript exactly as it is; nothing written."""
+
+    def __init__(self, revision: str) -> None:
+        super().__init__(f"the rewrite leaves the transcript at revision {revision} unchanged; nothing was written")
+        self.revision = revision
+
+
+class InvalidTranscriptShape(InvalidArgument):
+    """The result would break tool pairing: a tool-use message must be
+    followed by one tool_results message covering exactly its ids."""
+
+
+class InvalidForkPoint(InvalidArgument):
+    """``fork_at``/``fork_replacing`` got an index out of range, or one that
+    would split a tool-use message from its results."""
+
+
+class ReplacementMismatch(InvalidArgument):
+    """``fork_replacing``'s replacement does not fit what it replaces (another
+    role, or a block index out of range)."""
 
 
 class SessionNotFound(EngineError, LookupError):

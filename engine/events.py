@@ -23,8 +23,10 @@ __all__ = [
     "Event",
     "EventType",
     "MessagesAppended",
+    "MessagesRewritten",
     "MetadataChanged",
     "SessionCreated",
+    "SessionForked",
     "TitleChanged",
     "UsageRecorded",
 ]
@@ -43,14 +45,14 @@ class _EventBase(
     actor: str | None = None
 
 
-class SessionCreated(_EventBase, frozen=True, tag="session_created"):
+class SessionCreated(_EventBase, frozen=True, kw_only=True, tag="session_created"):
     """The first event of every session."""
 
     title: str | None = None
     metadata: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
-class MessagesAppended(_EventBase, frozen=True, tag="messages_appended"):
+class MessagesAppended(_EventBase, frozen=True, kw_only=True, tag="messages_appended"):
     """Messages added at the end; ``revision`` is the head revision after them
     (checked on every replay, so a corrupted history is detected)."""
 
@@ -58,25 +60,70 @@ class MessagesAppended(_EventBase, frozen=True, tag="messages_appended"):
     revision: str
 
 
-class UsageRecorded(_EventBase, frozen=True, tag="usage_recorded"):
+class MessagesRewritten(_EventBase, frozen=True, kw_only=True, tag="messages_rewritten"):
+    """The half-open range ``[start, end)`` replaced by ``messages``: an
+    audited commit from ``parent_revision`` to ``revision``. Only the
+    replacement is stored, never the rest of the transcript."""
+
+    start: int
+    end: int
+    messages: tuple[Message, ...]
+    parent_revision: str
+    revision: str
+    reason: str
+    note: str | None = None
+    removed_digest: str
+    replacement_digest: str
+    count_before: int
+    generation: int
+
+
+class SessionForked(_EventBase, frozen=True, kw_only=True, tag="session_forked"):
+    """The first event of a fork: the source session's messages as of
+    ``source_version`` (the first ``index`` of them, if given), then
+    ``replacement`` if given. Nothing of the source is copied."""
+
+    source: str
+    source_version: int
+    index: int | None = None
+    replacement: Message | None = None
+    revision: str
+    root: str
+    depth: int
+
+
+class UsageRecorded(_EventBase, frozen=True, kw_only=True, tag="usage_recorded"):
     """Token usage of one model response (``response_id`` if known)."""
 
     usage: Usage
     response_id: str | None = None
 
 
-class MetadataChanged(_EventBase, frozen=True, tag="metadata_changed"):
+class MetadataChanged(_EventBase, frozen=True, kw_only=True, tag="metadata_changed"):
     """Keys set (``set``) and keys removed (``unset``) in the session metadata."""
 
     set: dict[str, Any] = msgspec.field(default_factory=dict)
     unset: tuple[str, ...] = ()
 
 
-class TitleChanged(_EventBase, frozen=True, tag="title_changed"):
+class TitleChanged(_EventBase, frozen=True, kw_only=True, tag="title_changed"):
     title: str | None
 
 
-Event: TypeAlias = SessionCreated | MessagesAppended | UsageRecorded | MetadataChanged | TitleChanged
+#: Reason kinds the engine itself uses; callers may add their own
+#: (lowercase words joined by underscores).
+REASON_KINDS = ("edit", "compaction", "redaction", "restore", "truncation", "provider_deleted")
+
+
+Event: TypeAlias = (
+    SessionCreated
+    | SessionForked
+    | MessagesAppended
+    | MessagesRewritten
+    | UsageRecorded
+    | MetadataChanged
+    | TitleChanged
+)
 
 Upcaster: TypeAlias = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -103,7 +150,9 @@ EVENT_TYPES: dict[str, EventType] = {
     entry.name: entry
     for entry in (
         EventType("SessionCreated", SessionCreated, 1),
+        EventType("SessionForked", SessionForked, 1),
         EventType("MessagesAppended", MessagesAppended, 1),
+        EventType("MessagesRewritten", MessagesRewritten, 1),
         EventType("UsageRecorded", UsageRecorded, 2, {1: _usage_v1_to_v2}),
         EventType("MetadataChanged", MetadataChanged, 1),
         EventType("TitleChanged", TitleChanged, 1),

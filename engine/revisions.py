@@ -9,12 +9,26 @@ whatever session, time or message ids they came from.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable
+from datetime import datetime
+
+import msgspec
 
 from engine.content import Message
-from engine.errors import InvalidRevision
+from engine.errors import InvalidArgument, InvalidRevision
 
-__all__ = ["EMPTY_REVISION", "chain", "format_revision", "parse_revision", "revision_of"]
+__all__ = [
+    "EMPTY_REVISION",
+    "Commit",
+    "Reason",
+    "chain",
+    "chain_each",
+    "format_revision",
+    "parse_revision",
+    "revision_of",
+    "span_digest",
+]
 
 _PREFIX = "sha256:"
 EMPTY_REVISION_BYTES = hashlib.sha256(b"").digest()
@@ -48,6 +62,74 @@ def chain(previous: bytes, messages: Iterable[Message]) -> bytes:
     return current
 
 
+def chain_each(previous: bytes, messages: Iterable[Message]) -> list[bytes]:
+    """The revision after each of ``messages``, appended one by one to ``previous``."""
+    sha256 = hashlib.sha256
+    current = previous
+    revisions = []
+    for message in messages:
+        current = sha256(current + message.digest_bytes()).digest()
+        revisions.append(current)
+    return revisions
+
+
+def span_digest(messages: Iterable[Message]) -> str:
+    """The digest of a span of messages: the revision of the span on its own."""
+    return format_revision(chain(EMPTY_REVISION_BYTES, messages))
+
+
 def revision_of(messages: Iterable[Message]) -> str:
     """The revision id of a whole transcript."""
     return format_revision(chain(EMPTY_REVISION_BYTES, messages))
+
+
+_KIND = re.compile(r"[a-z][a-z0-9_]{0,39}")
+
+
+class Reason(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Why a transcript changed: a kind (``edit``, ``compaction``,
+    ``redaction``, ``restore``, ``truncation``, ``provider_deleted``, or a
+    caller's own lowercase word) and an optional note. Audit only: the engine
+    applies no policy by kind."""
+
+    kind: str
+    note: str | None = None
+
+    @classmethod
+    def of(cls, reason: object, note: object = None) -> Reason:
+        if isinstance(reason, Reason):
+            if note is not None:
+                raise InvalidArgument("give the note inside the Reason or as note=, not both")
+            note = reason.note
+            reason = reason.kind
+        if not isinstance(reason, str) or not _KIND.fullmatch(reason):
+            raise InvalidArgument(
+                f"reason must be a kind such as 'edit' or 'compaction' (lowercase letters, digits, "
+                f"underscores), got {reason!r}"
+            )
+        if note is not None and not isinstance(note, str):
+            raise InvalidArgument(f"note must be a str or None, got {type(note).__name__}")
+        return cls(kind=reason, note=note)
+
+
+class Commit(msgspec.Struct, frozen=True, kw_only=True):
+    """One change of a transcript's content, from ``parent_revision`` to
+    ``revision``: ``[start, end)`` of ``count_before`` messages replaced by a
+    span whose digest is ``replacement_digest`` (an append replaces the empty
+    span at the end). ``generation`` numbers the session's commits 1, 2, ...
+    so a revision reached twice is told apart; ``version`` is the event that
+    recorded the commit."""
+
+    version: int
+    generation: int
+    parent_revision: str
+    revision: str
+    start: int
+    end: int
+    removed_digest: str
+    replacement_digest: str
+    count_before: int
+    count_after: int
+    reason: Reason
+    actor: str | None
+    at: datetime

@@ -1,108 +1,47 @@
-"""Immutable session state and ``evolve(state, event)``.
+"""Immutable session state, ``evolve(state, event)`` and ``fold``.
 
-``Session`` is what ``Transcripts.get`` returns. Its message sequence shares
-structure between versions: appending to the newest version extends a shared
-append-only buffer in place (each version sees only its own length), so an
-append costs O(1) and taking an earlier version or a prefix copies nothing.
+``Session`` is what ``Transcripts.get`` returns. Its messages live in a
+:class:`~engine.sequence.MessageSeq`, which shares structure between versions,
+forks and rewrites. Everything here is pure: no I/O, no clock.
 """
 
 from __future__ import annotations
 
 import hashlib
-import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any, overload
+from typing import Any
 
-from engine.content import Message, Usage
-from engine.errors import CorruptStore
+from engine.content import Message, ToolResult, Usage
+from engine.errors import CorruptStore, InvalidTranscriptShape
 from engine.events import (
     Event,
     MessagesAppended,
+    MessagesRewritten,
     MetadataChanged,
     SessionCreated,
+    SessionForked,
     TitleChanged,
     UsageRecorded,
 )
-from engine.revisions import EMPTY_REVISION_BYTES, format_revision, parse_revision
+from engine.revisions import EMPTY_REVISION_BYTES, chain_each, format_revision, parse_revision
+from engine.sequence import MessageSeq
 
-__all__ = ["MessageSeq", "Session", "evolve", "fold"]
-
-_EXTEND_LOCK = threading.Lock()
+__all__ = ["Lineage", "MessageSeq", "Session", "check_shape", "evolve", "fold", "forked"]
 
 
-class MessageSeq(Sequence[Message]):
-    """A persistent sequence of messages.
+@dataclass(frozen=True, slots=True)
+class Lineage:
+    """Where a session comes from. A session that is not a fork is its own
+    root at depth 0."""
 
-    Versions of one transcript share one append-only ``list``; a version is a
-    length into it. Extending the newest version appends in place; extending an
-    older one (a divergent branch) copies its prefix once.
-    """
-
-    __slots__ = ("_items", "_length")
-
-    def __init__(self, items: Iterable[Message] = ()) -> None:
-        self._items: list[Message] = list(items)
-        self._length = len(self._items)
-
-    @classmethod
-    def _view(cls, items: list[Message], length: int) -> MessageSeq:
-        seq = cls.__new__(cls)
-        seq._items = items
-        seq._length = length
-        return seq
-
-    def extended(self, messages: Sequence[Message]) -> MessageSeq:
-        """A new sequence with ``messages`` after this one; this one is unchanged."""
-        if not messages:
-            return self
-        with _EXTEND_LOCK:
-            items = self._items
-            if len(items) != self._length:
-                items = items[: self._length]
-            items.extend(messages)
-            return MessageSeq._view(items, len(items))
-
-    def prefix(self, length: int) -> MessageSeq:
-        """The first ``length`` messages, sharing storage."""
-        return MessageSeq._view(self._items, max(0, min(length, self._length)))
-
-    def __len__(self) -> int:
-        return self._length
-
-    @overload
-    def __getitem__(self, index: int) -> Message: ...
-    @overload
-    def __getitem__(self, index: slice) -> tuple[Message, ...]: ...
-    def __getitem__(self, index: int | slice) -> Message | tuple[Message, ...]:
-        if isinstance(index, slice):
-            return tuple(self._items[: self._length][index])
-        if index < 0:
-            index += self._length
-        if not 0 <= index < self._length:
-            raise IndexError("message index out of range")
-        return self._items[index]
-
-    def __iter__(self) -> Iterator[Message]:
-        items = self._items
-        for index in range(self._length):
-            yield items[index]
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, MessageSeq):
-            return self._length == other._length and (
-                (self._items is other._items) or self._items[: self._length] == other._items[: other._length]
-            )
-        if isinstance(other, (list, tuple)):
-            return list(self) == list(other)
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return f"MessageSeq({list(self)!r})"
+    root: str
+    depth: int = 0
+    source: str | None = None
+    source_version: int | None = None
+    fork_index: int | None = None  # messages kept from the source (then the replacement, if any)
 
 
 _EMPTY_METADATA: Mapping[str, Any] = MappingProxyType({})
@@ -113,7 +52,9 @@ class Session:
     """A session as of one version: immutable; every field is a plain value.
 
     ``revision`` is the content address of ``messages`` (see
-    ``engine.revisions``); ``version`` counts the session's recorded events.
+    ``engine.revisions``); ``version`` counts the session's recorded events;
+    ``generation`` counts its content commits (appends and rewrites), so the
+    same revision reached twice (A -> B -> A) is told apart.
     """
 
     id: str
@@ -125,6 +66,8 @@ class Session:
     title: str | None
     created_at: datetime
     updated_at: datetime
+    lineage: Lineage
+    generation: int = 0
     _revision_bytes: bytes = field(repr=False, compare=False, default=EMPTY_REVISION_BYTES)
 
     @property
@@ -132,30 +75,80 @@ class Session:
         return len(self.messages)
 
 
+def created(session_id: str, version: int, event: SessionCreated) -> Session:
+    return Session(
+        id=session_id,
+        version=version,
+        revision=format_revision(EMPTY_REVISION_BYTES),
+        messages=MessageSeq(),
+        usage=Usage(),
+        metadata=MappingProxyType(dict(event.metadata)) if event.metadata else _EMPTY_METADATA,
+        title=event.title,
+        created_at=event.at,
+        updated_at=event.at,
+        lineage=Lineage(root=session_id),
+    )
+
+
+def forked(session_id: str, event: SessionForked, source: Session, *, verify: bool = True) -> Session:
+    """The first state of a fork, from its source as of ``event.source_version``.
+
+    The child shares the source's message structure; its title and metadata
+    are the source's at the fork point, its usage starts at zero.
+    """
+    if source.version != event.source_version:
+        raise CorruptStore(
+            f"session {session_id!r} forks {event.source!r} at version {event.source_version}, "
+            f"but was given version {source.version}"
+        )
+    index = len(source.messages) if event.index is None else event.index
+    if not 0 <= index <= len(source.messages):
+        raise CorruptStore(f"session {session_id!r} forks {event.source!r} at index {index}, out of range")
+    messages = source.messages.prefix(index)
+    raw = source._revision_bytes if index == len(source.messages) else messages.revision_at(index)
+    if event.replacement is not None:
+        [raw] = chain_each(raw, (event.replacement,))
+        messages = messages.extended((event.replacement,), (raw,))
+    revision = format_revision(raw)
+    if verify and revision != event.revision:
+        raise CorruptStore(
+            f"session {session_id!r}: the fork records revision {event.revision}, but its messages give {revision}"
+        )
+    return Session(
+        id=session_id,
+        version=1,
+        revision=event.revision,
+        messages=messages,
+        usage=Usage(),
+        metadata=source.metadata,
+        title=source.title,
+        created_at=event.at,
+        updated_at=event.at,
+        lineage=Lineage(
+            root=event.root,
+            depth=event.depth,
+            source=event.source,
+            source_version=event.source_version,
+            fork_index=event.index,
+        ),
+        _revision_bytes=parse_revision(event.revision),
+    )
+
+
 def evolve(state: Session | None, session_id: str, version: int, event: Event, *, verify: bool = True) -> Session:
     """The state after ``event`` (recorded as ``version``) is applied to ``state``.
 
     Pure: never mutates ``state``. With ``verify`` (the default, used on every
-    replay) the revision recorded in a ``MessagesAppended`` event is checked
-    against the recomputed chain; a mismatch means the stored history was
-    altered and raises :class:`CorruptStore`. One step of :func:`fold`.
+    replay) the revision recorded in a content event is checked against the
+    recomputed chain; a mismatch means the stored history was altered and
+    raises :class:`CorruptStore`. One step of :func:`fold`.
     """
     if state is None:
-        if not isinstance(event, SessionCreated):
-            raise CorruptStore(
-                f"session {session_id!r}: version {version} is a {type(event).__name__}, "
-                "but a session's history must start with SessionCreated"
-            )
-        return Session(
-            id=session_id,
-            version=version,
-            revision=format_revision(EMPTY_REVISION_BYTES),
-            messages=MessageSeq(),
-            usage=Usage(),
-            metadata=MappingProxyType(dict(event.metadata)) if event.metadata else _EMPTY_METADATA,
-            title=event.title,
-            created_at=event.at,
-            updated_at=event.at,
+        if isinstance(event, SessionCreated):
+            return created(session_id, version, event)
+        raise CorruptStore(
+            f"session {session_id!r}: version {version} is a {type(event).__name__}; a history starts with "
+            "SessionCreated (or SessionForked, which needs its source: see forked())"
         )
     folded = fold(session_id, ((version, event),), start=state, verify=verify)
     assert folded is not None
@@ -167,11 +160,11 @@ def fold(
 ) -> Session | None:
     """The state after applying ``(version, event)`` pairs to ``start``.
 
-    Equal to reducing :func:`evolve` over the events (a property test holds it
-    to that), but builds one ``Session`` at the end instead of one per event,
-    which is what makes a cold load cheap. ``verify=False`` trusts the
-    revisions recorded in the events instead of re-hashing the messages; the
-    store does that only for a prefix a verified snapshot vouches for.
+    Equal to reducing :func:`evolve` over the events, but builds one
+    ``Session`` at the end instead of one per event, which is what makes a
+    cold load cheap. ``verify=False`` trusts the revisions recorded in the
+    events instead of re-hashing the messages; the store does that only for a
+    prefix a verified snapshot vouches for.
     """
     iterator = iter(events)
     if start is None:
@@ -182,9 +175,11 @@ def fold(
     sha256 = hashlib.sha256
     version = start.version
     revision, raw = start.revision, start._revision_bytes
-    usage, title, updated = start.usage, start.title, start.updated_at
+    usage, title, updated, generation = start.usage, start.title, start.updated_at, start.generation
     metadata: dict[str, Any] | None = None  # copied on the first change only
-    new_messages: list[Message] = []
+    messages = start.messages
+    pending: list[Message] = []  # appended messages not yet in `messages`
+    pending_revisions: list[bytes | None] = []
     for number, event in iterator:
         version += 1
         if number != version:
@@ -193,6 +188,7 @@ def fold(
             if verify:
                 for message in event.messages:
                     raw = sha256(raw + message.digest_bytes()).digest()
+                    pending_revisions.append(raw)
                 revision = format_revision(raw)
                 if revision != event.revision:
                     raise CorruptStore(
@@ -201,7 +197,22 @@ def fold(
                     )
             else:
                 revision = event.revision
-            new_messages.extend(event.messages)
+                raw = parse_revision(revision)
+                pending_revisions += [None] * (len(event.messages) - 1)
+                pending_revisions.append(raw)
+            pending += event.messages
+            generation += 1
+        elif isinstance(event, MessagesRewritten):
+            if pending:
+                messages = messages.extended(pending, pending_revisions)
+                pending, pending_revisions = [], []
+            if event.generation != generation + 1:
+                raise CorruptStore(
+                    f"session {session_id!r}: version {number} is commit {event.generation}, expected {generation + 1}"
+                )
+            messages, raw = _rewritten(session_id, number, messages, revision, event, verify)
+            revision = event.revision
+            generation = event.generation
         elif isinstance(event, UsageRecorded):
             usage = usage + event.usage
         elif isinstance(event, MetadataChanged):
@@ -217,15 +228,78 @@ def fold(
         updated = event.at
     if version == start.version:
         return start
+    if pending:
+        messages = messages.extended(pending, pending_revisions)
     return Session(
         id=session_id,
         version=version,
         revision=revision,
-        messages=start.messages.extended(new_messages),
+        messages=messages,
         usage=usage,
         metadata=start.metadata if metadata is None else MappingProxyType(metadata),
         title=title,
         created_at=start.created_at,
         updated_at=updated,
-        _revision_bytes=raw if verify else parse_revision(revision),
+        lineage=start.lineage,
+        generation=generation,
+        _revision_bytes=raw,
     )
+
+
+def _rewritten(
+    session_id: str, version: int, messages: MessageSeq, revision: str, event: MessagesRewritten, verify: bool
+) -> tuple[MessageSeq, bytes]:
+    where = f"session {session_id!r} version {version}"
+    if event.parent_revision != revision:
+        raise CorruptStore(f"{where}: the rewrite's parent is {event.parent_revision}, but the head was {revision}")
+    if not 0 <= event.start <= event.end <= len(messages):
+        raise CorruptStore(f"{where}: rewrite range [{event.start}, {event.end}) is outside the transcript")
+    raw = parse_revision(event.revision)
+    tail_length = len(event.messages) + len(messages) - event.end
+    if verify:
+        tail = list(event.messages) + list(messages[event.end :])
+        chained = chain_each(messages.revision_at(event.start), tail)
+        computed = chained[-1] if chained else messages.revision_at(event.start)
+        revisions: list[bytes | None] = list(chained)
+        if computed != raw:
+            raise CorruptStore(
+                f"{where}: the rewrite records revision {event.revision}, but its messages chain to "
+                f"{format_revision(computed)}; the stored history was altered"
+            )
+    else:
+        revisions = [None] * (tail_length - 1) + [raw] if tail_length else []
+    return messages.replaced(event.start, event.end, event.messages, revisions), raw
+
+
+def check_shape(messages: Sequence[Message], start: int, stop: int) -> None:
+    """Check tool pairing where ``messages[start:stop]`` was changed.
+
+    A tool_results message must directly follow an assistant message with tool
+    uses and cover exactly their ids; an assistant message with tool uses must
+    be followed by such a tool_results message, unless it is the last message
+    (its results have not arrived yet). Only the changed span and its two
+    neighbours are looked at: the rest was checked when it was written.
+    """
+    first = max(0, start - 1)
+    last = min(len(messages), stop + 1)
+    for index in range(first, last):
+        message = messages[index]
+        if message.role == "tool_results":
+            previous = messages[index - 1] if index else None
+            expected = [use.id for use in previous.tool_uses] if previous is not None else []
+            answered = [block.tool_use_id for block in message.blocks if isinstance(block, ToolResult)]
+            if not expected:
+                raise InvalidTranscriptShape(
+                    f"message {index} holds tool results, but message {index - 1} is not an assistant "
+                    "message with tool uses"
+                )
+            if sorted(answered) != sorted(expected) or len(set(answered)) != len(answered):
+                raise InvalidTranscriptShape(
+                    f"message {index} answers tool uses {sorted(answered)}, but message {index - 1} "
+                    f"made {sorted(expected)}; results must cover exactly those ids, once each"
+                )
+        elif message.tool_uses and index + 1 < len(messages) and messages[index + 1].role != "tool_results":
+            raise InvalidTranscriptShape(
+                f"message {index} makes tool uses, but message {index + 1} is a {messages[index + 1].role} "
+                "message, not their tool_results"
+            )

@@ -40,6 +40,10 @@ def test_golden_store_loads_exactly(tmp_path: Path) -> None:
             assert history == expected["history"]
             revisions = [store.get(sid, at=v).revision for v in range(1, session.version + 1)]
             assert revisions == expected["revisions_by_version"]
+            commits = [[c.version, c.generation, c.reason.kind, c.revision] for c in store.revisions(sid)]
+            assert commits == expected["commits"]
+            lineage = session.lineage
+            assert [lineage.root, lineage.depth, lineage.source] == expected["lineage"]
     finally:
         store.close()
 

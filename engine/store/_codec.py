@@ -112,6 +112,7 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     schema: int = 1
     version: int
     revision: str
+    generation: int
     message_count: int
     usage: Usage
     metadata: dict[str, Any]
@@ -122,7 +123,8 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     @classmethod
     def of(cls, state: Session) -> Snapshot:
         return cls(
-            version=state.version, revision=state.revision, message_count=len(state.messages),
+            version=state.version, revision=state.revision, generation=state.generation,
+            message_count=len(state.messages),
             usage=state.usage, metadata=dict(state.metadata), title=state.title,
             created_at=state.created_at, updated_at=state.updated_at,
         )

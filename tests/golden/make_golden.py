@@ -51,8 +51,16 @@ def main(path: str) -> None:
     store._backend.append(sid, [Record(version, "UsageRecorded.v1", legacy)], row)
     store.get(sid)  # catch up with the row written behind the facade
     store.append(sid, Message.user("Thanks"), actor="user")
+    store.rewrite(sid, 1, 2, [Message.user("Weather in Oslo tomorrow?")], "edit", note="typo", actor="user")
+    store.rewrite(sid, 0, 1, [], "redaction", actor="golden")
+    first_revision = store.revisions(sid)[0].revision
+    store.restore(sid, first_revision, actor="golden")
     second = store.create(session_id="golden-2")
     store.append(second, Message.user("second session"))
+    fork = store.fork_replacing(sid, 1, Message.user("Weather in Bergen?"), child_id="golden-fork")
+    store.append(fork, Message.assistant("Rain, as ever."))
+    store.fork(fork, child_id="golden-fork-of-fork")
+    store.fork_at(sid, 1, child_id="golden-fork-at")
     store.close()
 
     reader = Transcripts.open(str(target))
@@ -68,6 +76,8 @@ def main(path: str) -> None:
             "messages": msgspec.to_builtins(list(session.messages)),
             "history": [[h.version, h.kind, h.actor, h.revision] for h in reader.history(info.id)],
             "revisions_by_version": [reader.get(info.id, at=v).revision for v in range(1, session.version + 1)],
+            "commits": [[c.version, c.generation, c.reason.kind, c.revision] for c in reader.revisions(info.id)],
+            "lineage": [session.lineage.root, session.lineage.depth, session.lineage.source],
         }
     reader.close()
     target.with_suffix(".expected.json").write_text(json.dumps(expected, indent=1, sort_keys=True) + "\n")
