@@ -4,15 +4,20 @@ Sessions are append-only logs of typed events; any session can be rebuilt as
 of any event version, revision or time.
 """
 
-from engine.app import HistoryEntry, SessionInfo, Transcripts
-from engine.content import Image, Message, Reasoning, Text, ToolResult, ToolUse, Transcript, Usage
+from engine.app import Diff, HistoryEntry, SessionInfo, Transcripts
+from engine.content import Image, Message, Reasoning, ReplaceBlock, Text, ToolResult, ToolUse, Transcript, Usage
 from engine.errors import (
     ConcurrentWriteError,
     CorruptStore,
     EngineError,
     InvalidArgument,
+    InvalidForkPoint,
     InvalidMessage,
     InvalidRevision,
+    InvalidRewriteRange,
+    InvalidTranscriptShape,
+    NoOpRewrite,
+    ReplacementMismatch,
     RevisionConflict,
     RevisionNotFound,
     SessionExists,
@@ -22,21 +27,33 @@ from engine.errors import (
     UnknownEventType,
     VersionNotFound,
 )
-from engine.revisions import EMPTY_REVISION, revision_of
-from engine.transcript import Session
+from engine.revisions import EMPTY_REVISION, Commit, Reason, revision_of
+from engine.sequence import MessageSeq
+from engine.transcript import Lineage, Session
 
 __all__ = [
     "EMPTY_REVISION",
+    "Commit",
     "ConcurrentWriteError",
     "CorruptStore",
+    "Diff",
     "EngineError",
     "HistoryEntry",
     "Image",
     "InvalidArgument",
+    "InvalidForkPoint",
     "InvalidMessage",
     "InvalidRevision",
+    "InvalidRewriteRange",
+    "InvalidTranscriptShape",
+    "Lineage",
     "Message",
+    "MessageSeq",
+    "NoOpRewrite",
+    "Reason",
     "Reasoning",
+    "ReplaceBlock",
+    "ReplacementMismatch",
     "RevisionConflict",
     "RevisionNotFound",
     "Session",
