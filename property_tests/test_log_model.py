@@ -14,11 +14,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from engine import EMPTY_REVISION, Message, Transcripts, Usage, revision_of
+from engine import Message, NoOpRewrite, Text, Transcripts, Usage, revision_of
 from tests.conftest import BACKENDS, StoreFactory
 
 texts = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
@@ -35,10 +36,12 @@ json_values = st.one_of(st.none(), st.booleans(), st.integers(-(2**53), 2**53), 
 class ModelState:
     """One version of a session in the reference model: plain values."""
 
-    def __init__(
-        self, texts: list[tuple[str, str]], title: str | None, metadata: dict[str, Any], usage: tuple[int, int]
-    ) -> None:
-        self.texts, self.title, self.metadata, self.usage = texts, title, metadata, usage
+    def __init__(self, messages: list[Message], title: str | None, metadata: dict[str, Any], usage: tuple[int, int]):
+        self.messages, self.title, self.metadata, self.usage = messages, title, metadata, usage
+
+    @property
+    def contents(self) -> list[tuple[str, str]]:
+        return [_content(m) for m in self.messages]
 
 
 def _content(message: Message) -> tuple[str, str]:
@@ -46,16 +49,16 @@ def _content(message: Message) -> tuple[str, str]:
 
 
 class LogMachine(RuleBasedStateMachine):
+    """The whole engine against a model made of lists and dicts."""
+
     sessions = Bundle("sessions")
+    kind = "memory"
 
     def __init__(self) -> None:
         super().__init__()
         self.factory: StoreFactory | None = None
         self.store: Transcripts
-        self.model: dict[str, list[ModelState]] = {}
-        self.messages: dict[str, list[Message]] = {}
-
-    kind = "memory"
+        self.model: dict[str, list[ModelState]] = {}  # every version of every session
 
     @initialize(interval=st.sampled_from([1, 2, 5, None]))
     def open_store(self, interval: int | None) -> None:
@@ -63,9 +66,12 @@ class LogMachine(RuleBasedStateMachine):
         self.factory = StoreFactory(self.kind, Path(tempfile.mkdtemp()), "p" + uuid.uuid4().hex[:12])
         self.store = self.factory.open(snapshot_interval=interval)
 
+    def _head(self, sid: str) -> ModelState:
+        return self.model[sid][-1]
+
     def _record(self, sid: str, **changes: Any) -> None:
-        last = self.model[sid][-1]
-        values = {"texts": last.texts, "title": last.title, "metadata": last.metadata, "usage": last.usage}
+        last = self._head(sid)
+        values = {"messages": last.messages, "title": last.title, "metadata": last.metadata, "usage": last.usage}
         values.update(changes)
         self.model[sid].append(ModelState(**values))
 
@@ -73,17 +79,15 @@ class LogMachine(RuleBasedStateMachine):
     def create(self, title: str | None) -> str:
         sid = self.store.create(title=title)
         self.model[sid] = [ModelState([], title, {}, (0, 0))]
-        self.messages[sid] = []
         return sid
 
     @rule(sid=sessions, batch=st.lists(messages, min_size=1, max_size=4), usage=st.none() | usages)
     def append(self, sid: str, batch: list[Message], usage: Usage | None) -> None:
         revision = self.store.append(sid, *batch, usage=usage)
-        self.messages[sid] += batch
-        assert revision == revision_of(self.messages[sid])
-        self._record(sid, texts=self.model[sid][-1].texts + [_content(m) for m in batch])
+        self._record(sid, messages=self._head(sid).messages + batch)
+        assert revision == revision_of(self._head(sid).messages)
         if usage is not None:
-            old = self.model[sid][-1].usage
+            old = self._head(sid).usage
             self._record(sid, usage=(old[0] + usage.input, old[1] + usage.output))
 
     @rule(sid=sessions, title=titles)
@@ -97,15 +101,66 @@ class LogMachine(RuleBasedStateMachine):
         if not values and not remove:
             return
         self.store.update_metadata(sid, values, remove=remove)
-        metadata = {k: v for k, v in self.model[sid][-1].metadata.items() if k not in remove}
+        metadata = {k: v for k, v in self._head(sid).metadata.items() if k not in remove}
         metadata.update(values)
         self._record(sid, metadata=metadata)
 
     @rule(sid=sessions, usage=usages)
     def record_usage(self, sid: str, usage: Usage) -> None:
         self.store.record_usage(sid, usage)
-        old = self.model[sid][-1].usage
+        old = self._head(sid).usage
         self._record(sid, usage=(old[0] + usage.input, old[1] + usage.output))
+
+    @rule(sid=sessions, data=st.data(), replacement=st.lists(messages, max_size=3))
+    def rewrite(self, sid: str, data: st.DataObject, replacement: list[Message]) -> None:
+        current = self._head(sid).messages
+        start = data.draw(st.integers(0, len(current)), label="start")
+        end = data.draw(st.integers(start, len(current)), label="end")
+        result = current[:start] + replacement + current[end:]
+        if revision_of(result) == revision_of(current):
+            with pytest.raises(NoOpRewrite):
+                self.store.rewrite(sid, start, end, replacement)
+            return
+        commit = self.store.rewrite(sid, start, end, replacement, "edit")
+        assert (commit.count_before, commit.count_after) == (len(current), len(result))
+        self._record(sid, messages=result)
+
+    @rule(sid=sessions, data=st.data())
+    def restore(self, sid: str, data: st.DataObject) -> None:
+        version = data.draw(st.integers(1, len(self.model[sid])), label="version")
+        target = self.model[sid][version - 1].messages
+        if revision_of(target) == revision_of(self._head(sid).messages):
+            with pytest.raises(NoOpRewrite):
+                self.store.restore(sid, revision_of(target))
+            return
+        self.store.restore(sid, revision_of(target))
+        self._record(sid, messages=list(target))
+
+    def _forked(self, sid: str, child: str, messages: list[Message]) -> str:
+        head = self._head(sid)
+        self.model[child] = [ModelState(messages, head.title, dict(head.metadata), (0, 0))]
+        assert self.store.lineage(child).source == sid
+        return child
+
+    @rule(target=sessions, sid=sessions)
+    def fork(self, sid: str) -> str:
+        return self._forked(sid, self.store.fork(sid), list(self._head(sid).messages))
+
+    @rule(target=sessions, sid=sessions, data=st.data())
+    def fork_at(self, sid: str, data: st.DataObject) -> str:
+        index = data.draw(st.integers(0, len(self._head(sid).messages)), label="index")
+        return self._forked(sid, self.store.fork_at(sid, index), self._head(sid).messages[:index])
+
+    @precondition(lambda self: any(state[-1].messages for state in self.model.values()))
+    @rule(target=sessions, data=st.data(), text=texts)
+    def fork_replacing(self, data: st.DataObject, text: str) -> str:
+        sid = data.draw(st.sampled_from([s for s, versions in self.model.items() if versions[-1].messages]))
+        current = self._head(sid).messages
+        index = data.draw(st.integers(0, len(current) - 1), label="index")
+        role = current[index].role
+        replacement = Message(role=role, blocks=(Text(text=text),))  # type: ignore[arg-type]
+        child = self.store.fork_replacing(sid, index, replacement)
+        return self._forked(sid, child, [*current[:index], replacement])
 
     @rule()
     def reopen(self) -> None:
@@ -116,19 +171,20 @@ class LogMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def time_travel(self, data: st.DataObject) -> None:
         sid = data.draw(st.sampled_from(list(self.model)))  # creation order: ids are random
-        version = data.draw(st.integers(1, len(self.model[sid])))
+        version = data.draw(st.integers(1, len(self.model[sid])), label="version")
         self._check(self.store.get(sid, at=version), self.model[sid][version - 1], version)
         # By revision: the last version whose content had that revision.
-        revision = self.store.get(sid, at=version).revision
+        revision = revision_of(self.model[sid][version - 1].messages)
         by_revision = self.store.get(sid, at=revision)
-        assert by_revision.revision == revision
-        later = [v for v in range(1, len(self.model[sid]) + 1)
-                 if revision_of(self.messages[sid][: len(self.model[sid][v - 1].texts)]) == revision]
+        later = [v for v, state in enumerate(self.model[sid], 1) if revision_of(state.messages) == revision]
         assert by_revision.version == max(later)
+        rebuilt = self.store.revision_messages(sid, revision)
+        assert [_content(m) for m in rebuilt] == self.model[sid][version - 1].contents
 
     def _check(self, session: Any, expected: ModelState, version: int) -> None:
         assert session.version == version
-        assert [_content(m) for m in session.messages] == expected.texts
+        assert [_content(m) for m in session.messages] == expected.contents
+        assert session.revision == revision_of(expected.messages)
         assert session.title == expected.title
         assert dict(session.metadata) == expected.metadata
         assert (session.usage.input, session.usage.output) == expected.usage
@@ -136,13 +192,11 @@ class LogMachine(RuleBasedStateMachine):
     @invariant()
     def store_equals_model(self) -> None:
         for sid, versions in self.model.items():
-            session = self.store.get(sid)
-            self._check(session, versions[-1], len(versions))
-            assert session.revision == (revision_of(self.messages[sid]) if self.messages[sid] else EMPTY_REVISION)
+            self._check(self.store.get(sid), versions[-1], len(versions))
         listing = {info.id: info for info in self.store.sessions()}
         assert set(listing) == set(self.model)
         for sid, info in listing.items():
-            assert (info.version, info.message_count) == (len(self.model[sid]), len(self.messages[sid]))
+            assert (info.version, info.message_count) == (len(self.model[sid]), len(self._head(sid).messages))
 
     def teardown(self) -> None:
         if self.factory is not None:
