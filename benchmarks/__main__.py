@@ -1,5 +1,5 @@
-"""``python -m benchmarks``: run the benchmark suite and print its table."""
+"""``python -m benchmarks``: run both parts of the benchmarks and print their tables."""
 
-from benchmarks.suite import main
+from benchmarks.cli import main
 
 raise SystemExit(main())

@@ -30,10 +30,10 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from benchmarks import raw
 from engine import Message, Transcripts
@@ -121,10 +121,13 @@ def _progress(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def interleaved(label: str, runs: int, sides: dict[str, Callable[[], Sample]]) -> dict[str, list[Sample]]:
+T = TypeVar("T")
+
+
+def interleaved(label: str, runs: int, sides: Mapping[str, Callable[[], T]]) -> dict[str, list[T]]:
     """Run every side once per run, rotating which side goes first."""
     names = list(sides)
-    samples: dict[str, list[Sample]] = {name: [] for name in names}
+    samples: dict[str, list[T]] = {name: [] for name in names}
     for run in range(runs):
         shift = run % len(names)
         for name in names[shift:] + names[:shift]:
@@ -447,14 +450,29 @@ def _value(value: float | None, unit: str) -> str:
     return f"{value:,.0f} {unit}"
 
 
-def format_table(lines: Sequence[Line]) -> str:
-    header = ("benchmark", "engine (median)", "raw sqlite3 (median)", "ratio", "target", "met")
+def _ratio_text(line: Line) -> str:
+    if line.ratio is None:
+        return "-"
+    text = f"{line.ratio:.2f}" if line.ratio >= 0.1 else f"{line.ratio:.2g}"  # tiny ratios keep two digits
+    return text + "x" if line.raw is not None else text
+
+
+HEADER = ("benchmark", "engine (median)", "raw sqlite3 (median)", "ratio", "target", "met")
+
+
+def format_table(
+    lines: Sequence[Line],
+    header: tuple[str, str, str, str, str, str] = HEADER,
+    value: Callable[[float | None, str], str] = _value,
+) -> str:
+    """The results table; ``header`` and ``value`` (a cell's text from its
+    number and unit) let the branching part reuse it with its own columns."""
     cells = [
         (
             line.benchmark,
-            _value(line.engine, line.unit),
-            _value(line.raw, line.unit),
-            "-" if line.ratio is None else f"{line.ratio:.2f}x" if line.raw is not None else f"{line.ratio:.2f}",
+            value(line.engine, line.unit),
+            value(line.raw, line.unit),
+            _ratio_text(line),
             line.target or "-",
             "-" if line.met is None else "yes" if line.met else "NO",
         )
@@ -627,11 +645,9 @@ def _to_json(config: Config, results: dict[str, Any], lines: Sequence[Line]) -> 
     }
 
 
-def parse_args(argv: Sequence[str] | None) -> tuple[Config, str | None]:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks",
-        description="Benchmark the transcript engine against raw sqlite3 (medians of interleaved runs).",
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The suite's options (``--runs``, ``--quick``, ``--synchronous`` and
+    ``--json`` are shared with the branching part)."""
     parser.add_argument(
         "--synchronous",
         choices=("full", "normal"),
@@ -657,7 +673,9 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Config, str | None]:
         "--quick", action="store_true", help="fast smoke run: 3 runs, 200 appends, 2,000-message sessions"
     )
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
-    args = parser.parse_args(argv)
+
+
+def config_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Config:
     quick = bool(args.quick)
     config = Config(
         runs=args.runs if args.runs is not None else (3 if quick else 5),
@@ -676,11 +694,21 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Config, str | None]:
         parser.error(f"--messages must be a multiple of {BATCH} above {config.small}")
     if config.tail < 1 or config.tail % SNAPSHOT_INTERVAL:
         parser.error(f"--tail must be a positive multiple of {SNAPSHOT_INTERVAL}")
-    return config, args.json
+    return config
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    config, json_path = parse_args(argv)
+def parse_args(argv: Sequence[str] | None) -> tuple[Config, str | None]:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="Benchmark the transcript engine against raw sqlite3 (medians of interleaved runs).",
+    )
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    return config_from_args(parser, args), args.json
+
+
+def run_and_report(config: Config) -> dict[str, Any]:
+    """Run the suite, print its table and notes; return its JSON document."""
     started = time.perf_counter()
     results = run_suite(config)
     lines = build_lines(config, results)
@@ -696,8 +724,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         + (f"; missed: {'; '.join(missed)}" if missed else "")
         + f" (suite took {time.perf_counter() - started:.0f} s)"
     )
+    return _to_json(config, results, lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The suite alone (``python -m benchmarks --only suite`` does the same)."""
+    config, json_path = parse_args(argv)
+    document = run_and_report(config)
     if json_path:
         with open(json_path, "w", encoding="utf-8") as out:
-            json.dump(_to_json(config, results, lines), out, indent=2)
+            json.dump(document, out, indent=2)
             out.write("\n")
     return 0

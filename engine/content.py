@@ -60,9 +60,11 @@ class Text(_Block, frozen=True, tag="text"):
 
 
 class Transcript(_Block, frozen=True, tag="transcript"):
-    """Spoken words, as transcribed from audio."""
+    """Spoken words, as transcribed from audio. ``truncated_at_ms``: playback
+    was cut there (barge-in); the text may include words never heard."""
 
     text: str
+    truncated_at_ms: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.text, str):  # inline: this runs for every decoded block
@@ -169,12 +171,15 @@ class Message(
     ``id`` is assigned by the store when the message is appended (if absent);
     ``provider_item_id`` names the provider's conversation item, if any. Neither
     is part of the canonical content, so neither changes the digest.
+    ``incomplete`` marks a message whose generation stopped early (a cancelled
+    or interrupted response); it is content, so it is part of the digest.
     """
 
     role: Role
     blocks: tuple[Block, ...] = ()
     id: str | None = None
     provider_item_id: str | None = None
+    incomplete: bool = False
 
     def __post_init__(self) -> None:
         allowed = _ALLOWED_BLOCKS.get(self.role)
@@ -243,12 +248,15 @@ class Message(
         return tuple(block for block in self.blocks if isinstance(block, ToolUse))
 
     def canonical_bytes(self) -> bytes:
-        """Sorted-key JSON of the content: role and blocks, no ids."""
+        """Sorted-key JSON of the content: role, blocks and the incomplete
+        marker when set; no ids."""
+        if self.incomplete:
+            return _CANONICAL.encode({"role": self.role, "blocks": self.blocks, "incomplete": True})
         return _CANONICAL.encode({"role": self.role, "blocks": self.blocks})
 
     def digest_bytes(self) -> bytes:
         """SHA-256 of :meth:`canonical_bytes` (32 raw bytes)."""
-        return hashlib.sha256(_CANONICAL.encode({"role": self.role, "blocks": self.blocks})).digest()
+        return hashlib.sha256(self.canonical_bytes()).digest()
 
     @property
     def digest(self) -> str:

@@ -17,6 +17,7 @@ from typing import Any, TypeAlias
 import msgspec
 
 from engine.content import Message, Usage
+from engine.realtime.events import RealtimeEvent
 
 __all__ = [
     "EVENT_TYPES",
@@ -25,6 +26,8 @@ __all__ = [
     "MessagesAppended",
     "MessagesRewritten",
     "MetadataChanged",
+    "RealtimePendingResolved",
+    "RealtimeRecorded",
     "SessionCreated",
     "SessionForked",
     "TitleChanged",
@@ -110,6 +113,21 @@ class TitleChanged(_EventBase, frozen=True, kw_only=True, tag="title_changed"):
     title: str | None
 
 
+class RealtimeRecorded(_EventBase, frozen=True, kw_only=True, tag="realtime_recorded"):
+    """One accepted realtime event, kept for audit and to rebuild the
+    ingestion state. The messages it materialised follow as their own events
+    in the same transaction."""
+
+    event: RealtimeEvent
+    provider: str | None = None
+
+
+class RealtimePendingResolved(_EventBase, frozen=True, kw_only=True, tag="realtime_pending_resolved"):
+    """Items stuck in ingestion were placed or dropped by an explicit rule."""
+
+    policy: str
+
+
 #: Reason kinds the engine itself uses; callers may add their own
 #: (lowercase words joined by underscores).
 REASON_KINDS = ("edit", "compaction", "redaction", "restore", "truncation", "provider_deleted")
@@ -123,6 +141,8 @@ Event: TypeAlias = (
     | UsageRecorded
     | MetadataChanged
     | TitleChanged
+    | RealtimeRecorded
+    | RealtimePendingResolved
 )
 
 Upcaster: TypeAlias = Callable[[dict[str, Any]], dict[str, Any]]
@@ -156,6 +176,8 @@ EVENT_TYPES: dict[str, EventType] = {
         EventType("UsageRecorded", UsageRecorded, 2, {1: _usage_v1_to_v2}),
         EventType("MetadataChanged", MetadataChanged, 1),
         EventType("TitleChanged", TitleChanged, 1),
+        EventType("RealtimeRecorded", RealtimeRecorded, 1),
+        EventType("RealtimePendingResolved", RealtimePendingResolved, 1),
     )
 }
 

@@ -21,6 +21,8 @@ from engine.events import (
     MessagesAppended,
     MessagesRewritten,
     MetadataChanged,
+    RealtimePendingResolved,
+    RealtimeRecorded,
     SessionCreated,
     SessionForked,
     TitleChanged,
@@ -223,6 +225,8 @@ def fold(
             metadata.update(event.set)
         elif isinstance(event, TitleChanged):
             title = event.title
+        elif isinstance(event, (RealtimeRecorded, RealtimePendingResolved)):
+            pass  # ingestion state only: what they materialised follows as its own events
         else:
             raise CorruptStore(f"session {session_id!r}: {type(event).__name__} again at version {number}")
         updated = event.at

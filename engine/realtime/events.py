@@ -1,0 +1,186 @@
+"""Canonical realtime transcript events: what any provider's stream is mapped to.
+
+Every event may carry the provider's ``event_id``; the reducer drops an event
+whose id it has already accepted. Content is keyed by ``(item_id,
+content_index)``; order comes from ``previous_item_id`` (``None`` means "no
+predecessor: the start of the conversation"; :data:`UNKNOWN`, the default,
+means "this event does not say").
+"""
+
+from __future__ import annotations
+
+from typing import Literal, TypeAlias
+
+import msgspec
+
+from engine.content import Usage
+
+__all__ = [
+    "UNKNOWN",
+    "AssistantTextDelta",
+    "AssistantTranscriptDelta",
+    "AssistantTranscriptFinalText",
+    "AssistantTranscriptTruncated",
+    "AssistantTurnCompleted",
+    "AssistantTurnInterrupted",
+    "FunctionCall",
+    "FunctionCallOutput",
+    "ItemDeleted",
+    "ItemObserved",
+    "ItemSkipped",
+    "RealtimeEvent",
+    "UserContentFinal",
+    "UserTranscriptFailed",
+    "UserTranscriptFinal",
+]
+
+#: ``previous_item_id`` not given by this event (distinct from ``None``: "first item").
+UNKNOWN = "\x00unknown"
+
+ItemRole: TypeAlias = Literal["user", "assistant", "system"]
+TurnStatus: TypeAlias = Literal["completed", "cancelled", "incomplete", "failed"]
+
+
+class _Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", forbid_unknown_fields=True, gc=False):
+    event_id: str | None = None
+
+
+class ItemObserved(_Event, frozen=True, kw_only=True, tag="item_observed"):
+    """An item exists, with its role and (if known) its predecessor and response."""
+
+    item_id: str
+    role: ItemRole
+    previous_item_id: str | None = UNKNOWN
+    response_id: str | None = None
+
+
+class ItemSkipped(_Event, frozen=True, kw_only=True, tag="item_skipped"):
+    """An item that takes part in ordering but never becomes a message."""
+
+    item_id: str
+    previous_item_id: str | None = UNKNOWN
+
+
+class UserTranscriptFinal(_Event, frozen=True, kw_only=True, tag="user_transcript_final"):
+    """The final transcription of a user audio item's content part."""
+
+    item_id: str
+    content_index: int = 0
+    text: str
+    previous_item_id: str | None = UNKNOWN
+
+
+class UserTranscriptFailed(_Event, frozen=True, kw_only=True, tag="user_transcript_failed"):
+    """Transcription failed: the user item stays, without text."""
+
+    item_id: str
+    content_index: int = 0
+
+
+class UserContentFinal(_Event, frozen=True, kw_only=True, tag="user_content_final"):
+    """Typed (not spoken) input: the text of one content part of a user (or
+    system) item."""
+
+    item_id: str
+    content_index: int = 0
+    text: str
+    role: Literal["user", "system"] = "user"
+    previous_item_id: str | None = UNKNOWN
+
+
+class AssistantTextDelta(_Event, frozen=True, kw_only=True, tag="assistant_text_delta"):
+    response_id: str
+    item_id: str
+    content_index: int = 0
+    delta: str
+    previous_item_id: str | None = UNKNOWN
+
+
+class AssistantTranscriptDelta(_Event, frozen=True, kw_only=True, tag="assistant_transcript_delta"):
+    response_id: str
+    item_id: str
+    content_index: int = 0
+    delta: str
+    previous_item_id: str | None = UNKNOWN
+
+
+class AssistantTranscriptFinalText(_Event, frozen=True, kw_only=True, tag="assistant_final_text"):
+    """The authoritative text of one content part; replaces accumulated deltas
+    (an empty value never erases known text). ``lane`` says whether it was
+    written (``text``) or spoken (``transcript``)."""
+
+    item_id: str
+    content_index: int = 0
+    text: str
+    lane: Literal["text", "transcript"] = "transcript"
+    response_id: str | None = None
+
+
+class AssistantTranscriptTruncated(_Event, frozen=True, kw_only=True, tag="assistant_transcript_truncated"):
+    """Barge-in: playback stopped at ``audio_end_ms``. With ``text`` (what was
+    heard, from a caller who knows it) the spoken transcript becomes that text,
+    as an audited rewrite; without it the generated text is kept and the
+    truncation point is recorded on the message."""
+
+    item_id: str
+    content_index: int = 0
+    audio_end_ms: int | None = None
+    text: str | None = None
+
+
+class AssistantTurnCompleted(_Event, frozen=True, kw_only=True, tag="assistant_turn_completed"):
+    """A response ended (OpenAI ``response.done``). ``output_item_ids`` lists
+    the items the provider kept, if the provider says."""
+
+    response_id: str
+    status: TurnStatus = "completed"
+    usage: Usage | None = None
+    output_item_ids: tuple[str, ...] | None = None
+
+
+class AssistantTurnInterrupted(_Event, frozen=True, kw_only=True, tag="assistant_turn_interrupted"):
+    """The caller interrupted a response (barge-in) before it completed."""
+
+    response_id: str
+
+
+class ItemDeleted(_Event, frozen=True, kw_only=True, tag="item_deleted"):
+    item_id: str
+
+
+class FunctionCall(_Event, frozen=True, kw_only=True, tag="function_call"):
+    """A function call item: becomes a tool-use block of its response's message."""
+
+    item_id: str
+    call_id: str
+    name: str
+    arguments: str = "{}"
+    response_id: str | None = None
+    previous_item_id: str | None = UNKNOWN
+
+
+class FunctionCallOutput(_Event, frozen=True, kw_only=True, tag="function_call_output"):
+    """A function call's output item: becomes a tool result."""
+
+    item_id: str
+    call_id: str
+    output: str
+    previous_item_id: str | None = UNKNOWN
+
+
+RealtimeEvent: TypeAlias = (
+    ItemObserved
+    | ItemSkipped
+    | UserTranscriptFinal
+    | UserTranscriptFailed
+    | UserContentFinal
+    | AssistantTextDelta
+    | AssistantTranscriptDelta
+    | AssistantTranscriptFinalText
+    | AssistantTranscriptTruncated
+    | AssistantTurnCompleted
+    | AssistantTurnInterrupted
+    | ItemDeleted
+    | FunctionCall
+    | FunctionCallOutput
+)

@@ -1,0 +1,1 @@
+"""Provider adapters: raw server events to canonical realtime events."""

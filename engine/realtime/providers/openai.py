@@ -1,0 +1,290 @@
+"""OpenAI Realtime server events (GA and beta names) to canonical events.
+
+:func:`translate` takes one raw server event (a dict, or ``str``/``bytes`` of
+JSON), decodes it strictly (types checked, size bounded; unknown *fields* are
+tolerated, since the provider adds them), and returns the canonical events it
+means. A raw event that yields several canonical events gives each the id
+``<event_id>#<n>``, so redelivery is recognised for every one of them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+from engine.content import Usage
+from engine.errors import InvalidMessage
+from engine.realtime.events import (
+    UNKNOWN,
+    AssistantTextDelta,
+    AssistantTranscriptDelta,
+    AssistantTranscriptFinalText,
+    AssistantTranscriptTruncated,
+    AssistantTurnCompleted,
+    FunctionCall,
+    FunctionCallOutput,
+    ItemDeleted,
+    ItemObserved,
+    ItemSkipped,
+    RealtimeEvent,
+    UserContentFinal,
+    UserTranscriptFailed,
+    UserTranscriptFinal,
+)
+
+__all__ = ["MAX_EVENT_BYTES", "Ignored", "Rejected", "translate"]
+
+MAX_EVENT_BYTES = 1 << 20  # a server event larger than 1 MiB is refused
+
+
+class Rejected(msgspec.Struct, frozen=True):
+    reason: str
+
+
+class Ignored(msgspec.Struct, frozen=True):
+    reason: str
+
+
+class _S(msgspec.Struct, frozen=True, gc=False):  # provider payloads: extra fields tolerated
+    pass
+
+
+class ContentPart(_S, frozen=True, kw_only=True):
+    type: str
+    text: str | None = None
+    transcript: str | None = None
+
+
+class ItemPayload(_S, frozen=True, kw_only=True):
+    id: str
+    type: str
+    role: str | None = None
+    status: str | None = None
+    content: list[ContentPart] = []
+    call_id: str | None = None
+    name: str | None = None
+    arguments: str | None = None
+    output: str | None = None
+
+
+class _Base(_S, frozen=True, kw_only=True):
+    type: str
+    event_id: str
+
+
+class ItemEvent(_Base, frozen=True, kw_only=True):
+    item: ItemPayload
+    previous_item_id: str | None = UNKNOWN
+
+
+class OutputItemEvent(_Base, frozen=True, kw_only=True):
+    response_id: str
+    item: ItemPayload
+
+
+class DeltaEvent(_Base, frozen=True, kw_only=True):
+    response_id: str
+    item_id: str
+    content_index: int = 0
+    delta: str
+
+
+class TextDone(_Base, frozen=True, kw_only=True):
+    response_id: str
+    item_id: str
+    content_index: int = 0
+    text: str | None = None
+    transcript: str | None = None
+
+
+class TranscriptionCompleted(_Base, frozen=True, kw_only=True):
+    item_id: str
+    content_index: int = 0
+    transcript: str
+
+
+class ItemRef(_Base, frozen=True, kw_only=True):
+    item_id: str
+    content_index: int = 0
+    previous_item_id: str | None = UNKNOWN
+
+
+class Truncated(_Base, frozen=True, kw_only=True):
+    item_id: str
+    content_index: int = 0
+    audio_end_ms: int
+
+
+class TokenDetails(_S, frozen=True, kw_only=True):
+    cached_tokens: int = 0
+
+
+class UsagePayload(_S, frozen=True, kw_only=True):
+    input_tokens: int = 0
+    output_tokens: int = 0
+    input_token_details: TokenDetails | None = None
+
+
+class ResponsePayload(_S, frozen=True, kw_only=True):
+    id: str
+    status: Literal["completed", "cancelled", "incomplete", "failed", "in_progress"]
+    output: list[ItemPayload] = []
+    usage: UsagePayload | None = None
+
+
+class ResponseDone(_Base, frozen=True, kw_only=True):
+    response: ResponsePayload
+
+
+_KINDS: dict[str, type[_Base]] = {
+    "conversation.item.added": ItemEvent,
+    "conversation.item.done": ItemEvent,
+    "conversation.item.created": ItemEvent,  # beta
+    "conversation.item.retrieved": ItemEvent,
+    "response.output_item.added": OutputItemEvent,
+    "response.output_item.done": OutputItemEvent,
+    "response.output_text.delta": DeltaEvent,
+    "response.text.delta": DeltaEvent,  # beta
+    "response.output_audio_transcript.delta": DeltaEvent,
+    "response.audio_transcript.delta": DeltaEvent,  # beta
+    "response.output_text.done": TextDone,
+    "response.text.done": TextDone,  # beta
+    "response.output_audio_transcript.done": TextDone,
+    "response.audio_transcript.done": TextDone,  # beta
+    "conversation.item.input_audio_transcription.completed": TranscriptionCompleted,
+    "conversation.item.input_audio_transcription.failed": ItemRef,
+    "input_audio_buffer.committed": ItemRef,
+    "conversation.item.truncated": Truncated,
+    "conversation.item.deleted": ItemRef,
+    "response.done": ResponseDone,
+}
+_DECODERS = {name: msgspec.json.Decoder(kind) for name, kind in _KINDS.items()}
+_PARTIAL = {"conversation.item.input_audio_transcription.delta", "conversation.item.input_audio_transcription.segment"}
+
+
+class _Envelope(_S, frozen=True, kw_only=True):
+    type: str
+
+
+_ENVELOPE = msgspec.json.Decoder(_Envelope)
+_ENCODE = msgspec.json.Encoder()
+
+
+def translate(raw: object) -> list[RealtimeEvent] | Rejected | Ignored:
+    """The canonical events one raw OpenAI Realtime server event means."""
+    if isinstance(raw, dict):
+        try:
+            data = _ENCODE.encode(raw)
+        except (TypeError, msgspec.EncodeError, OverflowError) as exc:
+            return Rejected(f"not JSON-encodable: {exc}")
+    elif isinstance(raw, str):
+        data = raw.encode("utf-8", "surrogatepass")
+    elif isinstance(raw, (bytes, bytearray, memoryview)):
+        data = bytes(raw)
+    else:
+        return Rejected(f"a raw event is a dict, str or bytes of JSON, got {type(raw).__name__}")
+    if len(data) > MAX_EVENT_BYTES:
+        return Rejected(f"event of {len(data)} bytes is over the {MAX_EVENT_BYTES}-byte limit")
+    try:
+        kind = _ENVELOPE.decode(data).type
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError) as exc:
+        return Rejected(f"not a server event: {exc}")
+    decoder = _DECODERS.get(kind)
+    if decoder is None:
+        if kind in _PARTIAL:
+            return Ignored(f"{kind}: partial transcriptions are not kept; the completed one is")
+        return Ignored(f"{kind} does not change the transcript")
+    try:
+        event = decoder.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError) as exc:
+        return Rejected(f"malformed {kind}: {exc}")
+    try:
+        produced = _canonical(kind, event)
+    except InvalidMessage as exc:  # e.g. negative token counts
+        return Rejected(f"malformed {kind}: {exc}")
+    if len(produced) > 1:
+        produced = [
+            msgspec.structs.replace(item, event_id=f"{event.event_id}#{n}")
+            for n, item in enumerate(produced)
+        ]
+    else:
+        produced = [msgspec.structs.replace(item, event_id=event.event_id) for item in produced]
+    return produced
+
+
+def _item_events(item: ItemPayload, previous: str | None, *, final: bool, response_id: str | None) -> list[Any]:
+    if item.type == "function_call":
+        return [
+            FunctionCall(item_id=item.id, call_id=item.call_id or item.id, name=item.name or "",
+                         arguments=item.arguments or "{}", response_id=response_id, previous_item_id=previous)
+        ]
+    if item.type == "function_call_output":
+        return [
+            FunctionCallOutput(item_id=item.id, call_id=item.call_id or item.id, output=item.output or "",
+                               previous_item_id=previous)
+        ]
+    if item.type != "message" or item.role not in ("user", "assistant", "system"):
+        return [ItemSkipped(item_id=item.id, previous_item_id=previous)]
+    events: list[Any] = [
+        ItemObserved(item_id=item.id, role=item.role, previous_item_id=previous,  # type: ignore[arg-type]
+                     response_id=response_id)
+    ]
+    for index, part in enumerate(item.content):
+        if item.role in ("user", "system"):
+            if part.type in ("input_text", "text") and part.text:
+                events.append(UserContentFinal(item_id=item.id, content_index=index, text=part.text,
+                                               role=item.role))  # type: ignore[arg-type]
+            elif part.type == "input_audio" and part.transcript:
+                events.append(UserTranscriptFinal(item_id=item.id, content_index=index, text=part.transcript))
+        elif final:
+            text = part.transcript if part.type in ("output_audio", "audio") else part.text
+            if text:
+                lane: Literal["text", "transcript"] = "transcript" if part.type in ("output_audio", "audio") else "text"
+                events.append(AssistantTranscriptFinalText(item_id=item.id, content_index=index, text=text,
+                                                           lane=lane, response_id=response_id))
+    return events
+
+
+def _canonical(kind: str, event: Any) -> list[Any]:
+    if isinstance(event, ItemEvent):
+        final = kind in ("conversation.item.done", "conversation.item.retrieved") or event.item.status == "completed"
+        return _item_events(event.item, event.previous_item_id, final=final, response_id=None)
+    if isinstance(event, OutputItemEvent):
+        return _item_events(event.item, UNKNOWN, final=kind.endswith(".done"), response_id=event.response_id)
+    if isinstance(event, DeltaEvent):
+        cls = AssistantTextDelta if "text" in kind.split(".")[1] else AssistantTranscriptDelta
+        return [cls(response_id=event.response_id, item_id=event.item_id, content_index=event.content_index,
+                    delta=event.delta)]
+    if isinstance(event, TextDone):
+        spoken = "audio" in kind
+        text = event.transcript if spoken else event.text
+        return [AssistantTranscriptFinalText(item_id=event.item_id, content_index=event.content_index,
+                                             text=text or "", lane="transcript" if spoken else "text",
+                                             response_id=event.response_id)]
+    if isinstance(event, TranscriptionCompleted):
+        return [UserTranscriptFinal(item_id=event.item_id, content_index=event.content_index, text=event.transcript)]
+    if isinstance(event, Truncated):
+        return [AssistantTranscriptTruncated(item_id=event.item_id, content_index=event.content_index,
+                                             audio_end_ms=event.audio_end_ms)]
+    if isinstance(event, ItemRef):
+        if kind == "conversation.item.deleted":
+            return [ItemDeleted(item_id=event.item_id)]
+        if kind == "input_audio_buffer.committed":
+            return [ItemObserved(item_id=event.item_id, role="user", previous_item_id=event.previous_item_id)]
+        return [UserTranscriptFailed(item_id=event.item_id, content_index=event.content_index)]
+    assert isinstance(event, ResponseDone)
+    response = event.response
+    if response.status == "in_progress":
+        return []
+    produced: list[Any] = []
+    for item in response.output:
+        produced += _item_events(item, UNKNOWN, final=True, response_id=response.id)
+    usage = None
+    if response.usage is not None:
+        details = response.usage.input_token_details
+        usage = Usage(input=response.usage.input_tokens, output=response.usage.output_tokens,
+                      cache_read=details.cached_tokens if details else 0)
+    produced.append(AssistantTurnCompleted(response_id=response.id, status=response.status, usage=usage,
+                                           output_item_ids=tuple(item.id for item in response.output)))
+    return produced
