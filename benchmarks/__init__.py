@@ -9,5 +9,11 @@ side in one table:
 (b) append 10,000 messages in calls of 100;
 (c) load a 10,000-message session cold, with and without snapshots, against raw
     ``sqlite3`` selecting and decoding the same rows;
-(d) mean append time when the session holds 100 versus 10,000 messages.
+(d) mean append time when the session holds 100 versus 10,000 messages;
+(e) listing 10,000 sessions, cold.
+
+A second part (``benchmarks.branching``) follows, with its own table: forks,
+rewrites, loading a deep fork and the memory of forks, each measured against
+its own baseline (a small session, the replacement's size, the fork's root,
+one session). ``--only suite`` or ``--only branching`` runs one part.
 """

@@ -652,7 +652,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--synchronous",
         choices=("full", "normal"),
         default="full",
-        help="PRAGMA synchronous for both the engine and raw sqlite3 (default: full)",
+        help="PRAGMA synchronous for both the engine and raw sqlite3, and for the timed SQLite stores of the "
+        "branching part (default: full)",
     )
     parser.add_argument("--runs", type=int, default=None, help="runs per measurement (default 5; 3 with --quick)")
     parser.add_argument("--appends", type=int, default=None, help="(a): single-message calls per run (default 1000)")
@@ -670,9 +671,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-memory", action="store_true", help="(d): skip the in-memory store")
     parser.add_argument(
-        "--quick", action="store_true", help="fast smoke run: 3 runs, 200 appends, 2,000-message sessions"
+        "--quick",
+        action="store_true",
+        help="fast smoke run: 3 runs, 200 appends, 2,000-message sessions (branching: 10,000-message large "
+        "session, 2,000-message root and memory session)",
     )
-    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
+    parser.add_argument(
+        "--json", metavar="PATH", help='also write the results as JSON to PATH ({"suite": ..., "branching": ...})'
+    )
 
 
 def config_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Config:
@@ -728,7 +734,7 @@ def run_and_report(config: Config) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """The suite alone (``python -m benchmarks --only suite`` does the same)."""
+    """The suite alone, its JSON unwrapped (``python -m benchmarks --only suite`` runs the same)."""
     config, json_path = parse_args(argv)
     document = run_and_report(config)
     if json_path:

@@ -392,13 +392,12 @@ def _complete(state: RealtimeState, event: AssistantTurnCompleted | AssistantTur
         response, status=status, usage_recorded=recorded, kept=kept
     )
     # The provider keeps an item that produced something (the partial output
-    # of a cancelled response stays); an item that produced nothing is dropped.
+    # of a cancelled response stays, and the next item points at it); an item
+    # that produced nothing is dropped.
     for item in list(state.items.values()):
         if item.response_id != response.id or item.status != "pending":
             continue
-        empty = item.kind == "message" and not any(text for _, _, text, _ in item.parts)
-        dropped = (kept is not None and item.id not in kept) or (empty and status != "completed")
-        if dropped or (empty and item.kind == "message"):
+        if item.kind == "message" and not any(text for _, _, text, _ in item.parts):
             state.items[item.id] = msgspec.structs.replace(item, kind="skipped")
     return Outcome(status="staged", changes=tuple(changes))
 

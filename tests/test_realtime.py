@@ -1,0 +1,373 @@
+"""Realtime ingestion: hand-written GA traces, one rule per test, on every backend."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+
+import msgspec
+
+from engine import Message, Transcript, Transcripts
+from engine.realtime import (
+    AssistantTranscriptDelta,
+    AssistantTranscriptFinalText,
+    AssistantTranscriptTruncated,
+    AssistantTurnCompleted,
+    ItemObserved,
+    RealtimeState,
+    UserTranscriptFinal,
+    reduce,
+)
+from tests.conftest import StoreFactory
+from tests.realtime_traces import (
+    assistant_audio,
+    ev,
+    response_done,
+    sample_conversation,
+    transcription,
+    user_audio,
+    weather_call,
+)
+
+
+def ingest_all(store: Transcripts, sid: str, events: list[dict[str, object]]) -> list[str]:
+    return [store.ingest(sid, event, provider="openai").status for event in events]
+
+
+def transcript(store: Transcripts, sid: str) -> list[tuple[str, str]]:
+    return [(m.role, m.text) for m in store.get(sid).messages]
+
+
+def basic_turn() -> list[dict[str, object]]:
+    return [*user_audio("u1", None), transcription("u1", "Hi."),
+            *assistant_audio("r1", "a1", "u1", ["Hel", "lo ", "there."])]
+
+
+def test_a_turn_becomes_two_messages(store: Transcripts) -> None:
+    sid = store.create()
+    statuses = ingest_all(store, sid, basic_turn())
+    assert "rejected" not in statuses
+    assert transcript(store, sid) == [("user", "Hi."), ("assistant", "Hello there.")]
+    user, assistant = store.get(sid).messages
+    assert user.provider_item_id == "u1" and assistant.provider_item_id == "a1"
+    assert isinstance(assistant.blocks[0], Transcript)
+    assert store.get(sid).usage.input == 100  # usage of the response, once
+    assert store.pending(sid).items == () and store.pending(sid).responses == ()
+
+
+def test_every_event_twice_changes_nothing_and_stores_nothing(stores: StoreFactory) -> None:
+    store = stores.open()
+    sid = store.create()
+    trace = basic_turn()
+    ingest_all(store, sid, trace)
+    version, history = store.get(sid).version, store.history(sid)
+    again = ingest_all(store, sid, trace)
+    assert set(again) <= {"duplicate", "ignored"}
+    assert store.get(sid).version == version and store.history(sid) == history
+    # Dedupe survives a restart: the state is rebuilt from the log.
+    reopened = stores.open()
+    assert set(ingest_all(reopened, sid, trace)) <= {"duplicate", "ignored"}
+    assert reopened.get(sid).version == version
+
+
+def test_reconnect_replay_of_a_suffix(store: Transcripts) -> None:
+    sid = store.create()
+    trace = basic_turn() + [*user_audio("u2", "a1"), transcription("u2", "Bye."),
+                            *assistant_audio("r2", "a2", "u2", ["Good", "bye."])]
+    cut = len(trace) // 2
+    ingest_all(store, sid, trace[:cut])
+    ingest_all(store, sid, trace[cut - 5:])  # the reconnect replays from a little earlier
+    assert transcript(store, sid) == [("user", "Hi."), ("assistant", "Hello there."),
+                                      ("user", "Bye."), ("assistant", "Goodbye.")]
+
+
+def test_order_follows_previous_item_id_not_arrival(store: Transcripts) -> None:
+    sid = store.create()
+    second = [*user_audio("u2", "a1"), transcription("u2", "Second question.")]
+    first = basic_turn()
+    ingest_all(store, sid, second)  # u2 arrives first but says it follows a1
+    assert store.get(sid).messages == [] and store.pending(sid).items[0][0] == "u2"
+    ingest_all(store, sid, first)
+    assert [t for _, t in transcript(store, sid)] == ["Hi.", "Hello there.", "Second question."]
+
+
+def test_late_user_transcription_lands_in_its_place(store: Transcripts) -> None:
+    sid = store.create()
+    ingest_all(store, sid, [*user_audio("u1", None), *assistant_audio("r1", "a1", "u1", ["Sure."])])
+    assert transcript(store, sid) == [("user", ""), ("assistant", "Sure.")]  # held in place, without text
+    outcome = store.ingest(sid, transcription("u1", "Can you help?"), provider="openai")
+    assert outcome.status == "materialised"
+    assert transcript(store, sid) == [("user", "Can you help?"), ("assistant", "Sure.")]
+    assert store.revisions(sid)[-1].reason.kind == "late_transcription"
+
+
+def test_untranscribed_audio_stays_a_user_message_without_text(store: Transcripts) -> None:
+    sid = store.create()
+    failed = ev("conversation.item.input_audio_transcription.failed", item_id="u1", content_index=0,
+                error={"message": "no speech"})
+    ingest_all(store, sid, [*user_audio("u1", None), failed])
+    assert transcript(store, sid) == [("user", "")]
+
+
+def test_deltas_accumulate_and_done_replaces_them(store: Transcripts) -> None:
+    sid = store.create()
+    trace = [*user_audio("u1", None), transcription("u1", "Hi.")]
+    events = assistant_audio("r1", "a1", "u1", ["Hel", "lo"])
+    for event in events:  # the done value wins over the deltas
+        if event["type"] == "response.output_audio_transcript.done":
+            event["transcript"] = "Hello!"
+    ingest_all(store, sid, trace + [e for e in events if e["type"] != "response.output_item.done"
+                                    and e["type"] != "conversation.item.done" and e["type"] != "response.done"]
+               + [response_done("r1", "completed", [{"id": "a1", "type": "message", "role": "assistant",
+                                                     "content": [{"type": "output_audio", "transcript": ""}]}],
+                                (1, 1))])
+    assert transcript(store, sid)[-1] == ("assistant", "Hello!")
+
+
+def test_an_empty_payload_never_erases_known_text() -> None:
+    state = RealtimeState()
+    for event in (
+        ItemObserved(item_id="a1", role="assistant", previous_item_id=None, response_id="r1"),
+        AssistantTranscriptDelta(event_id="d1", response_id="r1", item_id="a1", delta="kept"),
+        AssistantTranscriptFinalText(item_id="a1", text="", response_id="r1"),
+    ):
+        state, _ = reduce(state, event)
+    state, outcome = reduce(state, AssistantTurnCompleted(response_id="r1"))
+    assert [m.text for m in outcome.messages] == ["kept"]
+
+
+def test_blank_or_missing_delta_ids_are_rejected_not_deduplicated_away() -> None:
+    state = RealtimeState()
+    for event in (
+        AssistantTranscriptDelta(response_id="r1", item_id="a1", delta="x"),
+        AssistantTranscriptDelta(event_id="  ", response_id="r1", item_id="a1", delta="x"),
+        UserTranscriptFinal(item_id=" ", text="x"),
+    ):
+        new, outcome = reduce(state, event)
+        assert outcome.status == "rejected" and outcome.reason
+        assert new.items == state.items
+
+
+def test_function_call_and_output_become_tool_use_and_result(store: Transcripts) -> None:
+    sid = store.create()
+    assert "rejected" not in ingest_all(store, sid, weather_call())
+    messages = store.get(sid).messages
+    assert [m.role for m in messages] == ["user", "assistant", "tool_results", "assistant"]
+    assert messages[1].tool_uses[0].name == "weather" and messages[1].tool_uses[0].id == "call_1"
+    assert messages[2].blocks[0].tool_use_id == "call_1"  # type: ignore[union-attr]
+    assert store.get(sid).usage.input == 150  # two responses, each counted once
+
+
+def test_items_of_one_response_merge_into_one_message(store: Transcripts) -> None:
+    sid = store.create()
+    text = {"id": "a1", "type": "message", "role": "assistant", "status": "completed",
+            "content": [{"type": "output_text", "text": "Let me check."}]}
+    call = {"id": "fc1", "type": "function_call", "call_id": "c1", "name": "lookup", "arguments": "{}",
+            "status": "completed"}
+    trace = [
+        *user_audio("u1", None), transcription("u1", "Check it."),
+        ev("response.output_item.added", response_id="r1", output_index=0, item=text),
+        ev("conversation.item.added", previous_item_id="u1", item=text),
+        ev("response.output_item.added", response_id="r1", output_index=1, item=call),
+        ev("conversation.item.added", previous_item_id="a1", item=call),
+        response_done("r1", "completed", [text, call], (5, 5)),
+    ]
+    ingest_all(store, sid, trace)
+    messages = store.get(sid).messages
+    assert [m.role for m in messages] == ["user", "assistant"]
+    assert messages[1].text == "Let me check." and messages[1].tool_uses[0].id == "c1"
+
+
+def test_cancelled_response_keeps_partial_output_marked_incomplete(store: Transcripts) -> None:
+    sid = store.create()
+    trace = [*user_audio("u1", None), transcription("u1", "Tell me a story."),
+             *assistant_audio("r1", "a1", "u1", ["Once ", "upon"], status="cancelled")]
+    ingest_all(store, sid, trace)
+    reply = store.get(sid).messages[-1]
+    assert reply.text == "Once upon" and reply.incomplete
+
+
+def test_cancelled_response_without_items_adds_nothing(store: Transcripts) -> None:
+    sid = store.create()
+    trace = [*user_audio("u1", None), transcription("u1", "Hello?"),
+             ev("response.created", response={"id": "r1"}), response_done("r1", "cancelled", [], (3, 0)),
+             ev("response.done", response={"id": "r2", "status": "failed", "output": []})]
+    ingest_all(store, sid, trace)
+    assert transcript(store, sid) == [("user", "Hello?")]  # the user item that triggered it stays
+
+
+def test_barge_in_truncation_records_the_point_and_keeps_the_text(store: Transcripts) -> None:
+    sid = store.create()
+    ingest_all(store, sid, basic_turn())
+    outcome = store.ingest(sid, ev("conversation.item.truncated", item_id="a1", content_index=0, audio_end_ms=640),
+                           provider="openai")
+    assert outcome.status == "materialised"
+    block = store.get(sid).messages[-1].blocks[0]
+    assert isinstance(block, Transcript) and block.text == "Hello there." and block.truncated_at_ms == 640
+    assert store.revisions(sid)[-1].reason.kind == "truncation"
+
+
+def test_truncation_with_heard_text_is_an_audited_rewrite(store: Transcripts) -> None:
+    sid = store.create()
+    ingest_all(store, sid, basic_turn())
+    before = store.get(sid).revision
+    store.ingest(sid, AssistantTranscriptTruncated(item_id="a1", audio_end_ms=300, text="Hello"))
+    assert store.get(sid).messages[-1].text == "Hello"
+    last = store.revisions(sid)[-1]
+    assert last.reason.kind == "truncation" and last.parent_revision == before
+    assert store.revision_messages(sid, before)[-1].text == "Hello there."  # nothing silently dropped
+
+
+def test_deleted_item_becomes_a_rewrite_and_never_comes_back(store: Transcripts) -> None:
+    sid = store.create()
+    trace = basic_turn()
+    ingest_all(store, sid, trace)
+    deleted = ev("conversation.item.deleted", item_id="a1")
+    assert store.ingest(sid, deleted, provider="openai").status == "materialised"
+    assert transcript(store, sid) == [("user", "Hi.")]
+    assert store.revisions(sid)[-1].reason.kind == "provider_deleted"
+    redelivered = [dict(e, event_id=e["event_id"] + "-again") for e in trace]
+    ingest_all(store, sid, redelivered)
+    assert transcript(store, sid) == [("user", "Hi.")]
+
+
+def test_unknown_predecessor_is_pending_until_resolved(store: Transcripts) -> None:
+    sid = store.create()
+    ingest_all(store, sid, [*user_audio("u9", "never_seen"), transcription("u9", "Hello?")])
+    pending = store.pending(sid)
+    assert pending.items == (("u9", "unknown predecessor never_seen"),)
+    outcome = store.resolve_pending(sid, "place", actor="ops")
+    assert outcome.status == "materialised" and transcript(store, sid) == [("user", "Hello?")]
+    assert store.history(sid)[-2].kind == "realtime_pending_resolved"
+    assert store.pending(sid).items == ()
+
+
+def test_in_flight_responses_are_reported(store: Transcripts) -> None:
+    sid = store.create()
+    ingest_all(store, sid, [*user_audio("u1", None), *assistant_audio("r1", "a1", "u1", ["x"])[:4]])
+    assert store.pending(sid).responses == ("r1",)
+    store.resolve_pending(sid, "drop")
+    assert store.pending(sid).responses == () and store.pending(sid).items == ()
+
+
+def test_bad_input_is_rejected_or_ignored_and_changes_nothing(store: Transcripts) -> None:
+    sid = store.create()
+    version = store.get(sid).version
+    cases = [
+        (b"{not json", "rejected"),
+        ("[]", "rejected"),
+        ({"type": "response.output_audio_transcript.delta", "event_id": "e1"}, "rejected"),
+        ({"type": "response.output_audio_transcript.delta", "event_id": "e2", "response_id": "r",
+          "item_id": "i", "delta": 5}, "rejected"),
+        ({"type": "conversation.item.added", "event_id": "e3", "item": {"id": "x"}}, "rejected"),
+        ({"type": "response.done", "event_id": "e4", "response": {"id": "r", "status": "weird"}}, "rejected"),
+        ({"type": "response.done", "event_id": "e5", "response": {"id": "r", "status": "completed",
+                                                                   "usage": {"input_tokens": -4}}}, "rejected"),
+        (b"\xff\xfe", "rejected"),
+        ("x" * (1 << 21), "rejected"),
+        (12, "rejected"),
+        ({"type": "rate_limits.updated", "event_id": "e6", "rate_limits": []}, "ignored"),
+        ({"type": "some.future.event", "event_id": "e7"}, "ignored"),
+        ({"type": "conversation.item.input_audio_transcription.delta", "event_id": "e8", "item_id": "u",
+          "delta": "h"}, "ignored"),
+    ]
+    for raw, expected in cases:
+        outcome = store.ingest(sid, raw, provider="openai")
+        assert outcome.status == expected and outcome.reason, raw
+    assert store.ingest(sid, {"type": "x"}).status == "rejected"  # a dict without provider=
+    assert store.get(sid).version == version
+
+
+def test_beta_event_names(store: Transcripts) -> None:
+    sid = store.create()
+    trace = [
+        ev("conversation.item.created", previous_item_id=None,
+           item={"id": "u1", "type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hi"}]}),
+        ev("conversation.item.created", previous_item_id="u1",
+           item={"id": "a1", "type": "message", "role": "assistant", "status": "in_progress", "content": []}),
+        ev("response.audio_transcript.delta", response_id="r1", item_id="a1", content_index=0, delta="Hey"),
+        ev("response.audio_transcript.done", response_id="r1", item_id="a1", content_index=0, transcript="Hey!"),
+        ev("response.text.delta", response_id="r1", item_id="a1", content_index=1, delta="(wave)"),
+        ev("response.text.done", response_id="r1", item_id="a1", content_index=1, text="(waves)"),
+        ev("response.done", response={"id": "r1", "status": "completed", "output": []}),
+    ]
+    assert "rejected" not in ingest_all(store, sid, trace)
+    assert transcript(store, sid) == [("user", "Hi"), ("assistant", "Hey!\n(waves)")]
+
+
+def test_ingest_many_is_one_transaction(stores: StoreFactory) -> None:
+    store = stores.open()
+    sid = store.create()
+    trace = basic_turn()
+    backend, commits = store._backend, []
+    original = backend.append
+    backend.append = lambda *args: commits.append(args) or original(*args)  # type: ignore[method-assign]
+    outcomes = store.ingest_many(sid, trace, provider="openai")
+    backend.append = original  # type: ignore[method-assign]
+    assert len(outcomes) == len(trace) and outcomes[-1].version == store.get(sid).version
+    assert len(commits) == 1  # every event of the call was stored by one commit
+    assert len(commits[0][1]) == store.get(sid).version - 1
+    assert transcript(stores.open(), sid) == [("user", "Hi."), ("assistant", "Hello there.")]
+
+
+def test_a_fork_starts_with_empty_ingestion_state(store: Transcripts) -> None:
+    sid = store.create()
+    ingest_all(store, sid, basic_turn()[:-2])  # the response is still in flight
+    assert store.pending(sid).responses == ("r1",)
+    child = store.fork(sid)
+    assert store.pending(child).items == () and store.pending(child).responses == ()
+    ingest_all(store, child, basic_turn())  # the child sees these as new events
+    assert transcript(store, child)[-1] == ("assistant", "Hello there.")
+
+
+def test_shuffled_causal_delivery_gives_the_same_transcript(store: Transcripts) -> None:
+    reference = store.create()
+    trace = sample_conversation()
+    ingest_all(store, reference, trace)
+    expected = transcript(store, reference)
+    rng = random.Random(7)
+    for _ in range(5):
+        sid = store.create()
+        per_turn = trace[:]
+        # user transcriptions may arrive any time after their item
+        moved = [e for e in per_turn if e["type"].endswith("transcription.completed")]
+        rest = [e for e in per_turn if e not in moved]
+        for event in moved:
+            rest.insert(rng.randint(len(rest) - 3, len(rest)), event)
+        ingest_all(store, sid, rest + rest[: rng.randint(0, len(rest))])  # and some arrive twice
+        assert transcript(store, sid) == expected
+
+
+def test_duplicates_add_no_stored_bytes(stores: StoreFactory) -> None:
+    trace = basic_turn()
+    if stores.kind != "sqlite":
+        store = stores.open()
+        sid = store.create()
+        ingest_all(store, sid, trace)
+        size = sum(len(r.state) for r in store._backend.read(sid))
+        ingest_all(store, sid, trace)
+        assert sum(len(r.state) for r in store._backend.read(sid)) == size
+        return
+    store = stores.open()
+    sid = store.create()
+    ingest_all(store, sid, trace)
+    path = stores.target
+    assert path is not None
+
+    def stored() -> tuple[int, int]:
+        with sqlite3.connect(path) as raw:
+            return raw.execute(f"SELECT count(*), sum(length(state)) FROM {stores.prefix}_events").fetchone()
+
+    before = stored()
+    ingest_all(store, sid, trace)
+    assert stored() == before
+
+
+def test_canonical_events_round_trip_through_the_store(store: Transcripts) -> None:
+    sid = store.create()
+    store.ingest(sid, ItemObserved(event_id="1", item_id="u1", role="user", previous_item_id=None))
+    store.ingest(sid, UserTranscriptFinal(event_id="2", item_id="u1", text="typed by a test"))
+    recorded = [h.event for h in store.history(sid) if h.kind == "realtime_recorded"]
+    assert [msgspec.structs.asdict(r.event)["event_id"] for r in recorded] == ["1", "2"]
+    assert store.get(sid).messages == [Message.user(Transcript(text="typed by a test"), provider_item_id="u1",
+                                                    id=store.get(sid).messages[0].id)]
