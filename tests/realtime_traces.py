@@ -17,7 +17,8 @@ def user_audio(item: str, previous: str | None) -> list[dict[str, Any]]:
     return [
         ev("input_audio_buffer.committed", item_id=item, previous_item_id=previous),
         ev("conversation.item.added", previous_item_id=previous,
-           item={"id": item, "type": "message", "role": "user", "content": [{"type": "input_audio", "transcript": None}]}),
+           item={"id": item, "type": "message", "role": "user",
+                 "content": [{"type": "input_audio", "transcript": None}]}),
     ]
 
 

@@ -72,8 +72,8 @@ def test_every_event_twice_changes_nothing_and_stores_nothing(stores: StoreFacto
 
 def test_reconnect_replay_of_a_suffix(store: Transcripts) -> None:
     sid = store.create()
-    trace = basic_turn() + [*user_audio("u2", "a1"), transcription("u2", "Bye."),
-                            *assistant_audio("r2", "a2", "u2", ["Good", "bye."])]
+    trace = [*basic_turn(), *user_audio("u2", "a1"), transcription("u2", "Bye."),
+             *assistant_audio("r2", "a2", "u2", ["Good", "bye."])]
     cut = len(trace) // 2
     ingest_all(store, sid, trace[:cut])
     ingest_all(store, sid, trace[cut - 5:])  # the reconnect replays from a little earlier
