@@ -182,7 +182,8 @@ class Transcripts:
         """Open a store: in memory (no argument), a SQLite file, or PostgreSQL.
 
         ``snapshot_interval``: write a snapshot every that many events of a
-        session (``None``: never); snapshots only speed up loading.
+        session; ``None``: neither write nor use snapshots (every load
+        re-hashes the whole history). Snapshots only speed up loading.
         ``synchronous`` (SQLite): ``"full"`` (default, durable on power loss) or
         ``"normal"``. ``table_prefix`` names the tables, so several stores can
         share one database.
@@ -829,6 +830,7 @@ class Transcripts:
         if isinstance(first, SessionForked):
             initial = forked(session_id, first, self._source_state(session_id, first, depth))
             events = events[1:]
+        use_snapshot = use_snapshot and self._snapshot_interval is not None
         stored = self._backend.snapshot(session_id, upto=upto) if use_snapshot else None
         if stored is None:
             state = fold(session_id, events, start=initial)
