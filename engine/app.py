@@ -253,11 +253,14 @@ class Transcripts:
         with self._lock:
             state = self._head_for_write(session_id, expected)
             at = _now(state)
-            revision = format_revision(chain(state._revision_bytes, stamped))
+            # Every message's prefix revision, kept with the messages: what
+            # makes a later fork_at or rewrite at any index cost O(1).
+            revisions = chain_each(state._revision_bytes, stamped)
+            revision = format_revision(revisions[-1])
             events: list[Event] = [MessagesAppended(at=at, actor=actor, messages=tuple(stamped), revision=revision)]
             if usage is not None:
                 events.append(UsageRecorded(at=at, actor=actor, usage=usage))
-            self._commit(session_id, state, events)
+            self._commit(session_id, state, events, known={state.version + 1: revisions})
             return revision
 
     def set_title(self, session_id: str, title: str | None, *, actor: str | None = None) -> None:
@@ -900,7 +903,13 @@ class Transcripts:
         return state
 
     def _commit(
-        self, session_id: str, state: Session | None, events: list[Event], *, first: Session | None = None
+        self,
+        session_id: str,
+        state: Session | None,
+        events: list[Event],
+        *,
+        first: Session | None = None,
+        known: Mapping[int, Sequence[bytes]] | None = None,
     ) -> Session:
         """Store ``events`` after ``state`` in one transaction and cache the
         result. ``first``: the state after ``events[0]``, for a fork's first
@@ -912,13 +921,15 @@ class Transcripts:
             records.append(Record(version, *encode_event(event)))
             numbered.append((version, event))
         if first is not None:
-            new_state = fold(session_id, numbered[1:], start=first, verify=False)
+            new_state = fold(session_id, numbered[1:], start=first, verify=False, known=known)
         else:
-            new_state = fold(session_id, numbered, start=state, verify=False)
+            new_state = fold(session_id, numbered, start=state, verify=False, known=known)
         assert new_state is not None
+        updated = new_state.updated_at.isoformat()
+        created = updated if new_state.created_at == new_state.updated_at else new_state.created_at.isoformat()
         row = SessionRow(
-            session_id, new_state.title, new_state.created_at.isoformat(), new_state.updated_at.isoformat(),
-            len(new_state.messages), new_state.revision, new_state.version,
+            session_id, new_state.title, created, updated, len(new_state.messages), new_state.revision,
+            new_state.version,
         )
         snapshot = None
         interval = self._snapshot_interval

@@ -47,6 +47,7 @@ class Lineage:
 
 
 _EMPTY_METADATA: Mapping[str, Any] = MappingProxyType({})
+_NO_USAGE = Usage()  # shared: every new session and fork starts from it
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +84,7 @@ def created(session_id: str, version: int, event: SessionCreated) -> Session:
         version=version,
         revision=format_revision(EMPTY_REVISION_BYTES),
         messages=MessageSeq(),
-        usage=Usage(),
+        usage=_NO_USAGE,
         metadata=MappingProxyType(dict(event.metadata)) if event.metadata else _EMPTY_METADATA,
         title=event.title,
         created_at=event.at,
@@ -111,17 +112,19 @@ def forked(session_id: str, event: SessionForked, source: Session, *, verify: bo
     if event.replacement is not None:
         [raw] = chain_each(raw, (event.replacement,))
         messages = messages.extended((event.replacement,), (raw,))
-    revision = format_revision(raw)
-    if verify and revision != event.revision:
-        raise CorruptStore(
-            f"session {session_id!r}: the fork records revision {event.revision}, but its messages give {revision}"
-        )
+    revision = source.revision if raw is source._revision_bytes else format_revision(raw)
+    if revision != event.revision:
+        if verify:
+            raise CorruptStore(
+                f"session {session_id!r}: the fork records revision {event.revision}, but its messages give {revision}"
+            )
+        raw, revision = parse_revision(event.revision), event.revision
     return Session(
         id=session_id,
         version=1,
-        revision=event.revision,
+        revision=revision,
         messages=messages,
-        usage=Usage(),
+        usage=_NO_USAGE,
         metadata=source.metadata,
         title=source.title,
         created_at=event.at,
@@ -133,7 +136,7 @@ def forked(session_id: str, event: SessionForked, source: Session, *, verify: bo
             source_version=event.source_version,
             fork_index=event.index,
         ),
-        _revision_bytes=parse_revision(event.revision),
+        _revision_bytes=raw,
     )
 
 
@@ -158,7 +161,12 @@ def evolve(state: Session | None, session_id: str, version: int, event: Event, *
 
 
 def fold(
-    session_id: str, events: Iterable[tuple[int, Event]], start: Session | None = None, *, verify: bool = True
+    session_id: str,
+    events: Iterable[tuple[int, Event]],
+    start: Session | None = None,
+    *,
+    verify: bool = True,
+    known: Mapping[int, Sequence[bytes]] | None = None,
 ) -> Session | None:
     """The state after applying ``(version, event)`` pairs to ``start``.
 
@@ -166,7 +174,8 @@ def fold(
     ``Session`` at the end instead of one per event, which is what makes a
     cold load cheap. ``verify=False`` trusts the revisions recorded in the
     events instead of re-hashing the messages; the store does that only for a
-    prefix a verified snapshot vouches for.
+    prefix a verified snapshot vouches for, and for events it has just built,
+    whose per-message revisions it passes as ``known`` (by version).
     """
     iterator = iter(events)
     if start is None:
@@ -197,6 +206,10 @@ def fold(
                         f"session {session_id!r}: version {number} records revision {event.revision}, "
                         f"but its messages chain to {revision}; the stored history was altered"
                     )
+            elif known is not None and number in known:
+                pending_revisions += known[number]
+                raw = known[number][-1]
+                revision = event.revision
             else:
                 revision = event.revision
                 raw = parse_revision(revision)
