@@ -1,15 +1,20 @@
 """`make demo`: record an agent conversation in a SQLite file, then print its
-timeline and a time-travel view of an earlier version.
+timeline and a time-travel view of an earlier version; branch it; and ingest
+a sample OpenAI Realtime voice trace (written for this project, beside this
+file) into a second session.
 
     python examples/demo.py demo.db
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
-from engine import Message, Session, ToolResult, ToolUse, Transcripts, Usage
+from engine import Message, Session, ToolResult, ToolUse, Transcript, Transcripts, Usage
+
+TRACE = Path(__file__).with_name("openai-realtime-sample.jsonl")
 
 
 def record(store: Transcripts) -> str:
@@ -45,11 +50,14 @@ def show(session: Session, heading: str) -> None:
     print(f"\n{heading}")
     print(f"  version {session.version}, {len(session.messages)} messages, revision {session.revision[:19]}…")
     print(f"  title {session.title!r}, usage {session.usage.input} in / {session.usage.output} out")
+    marks = {True: " (incomplete)", False: ""}
     for index, message in enumerate(session.messages):
         calls = "".join(f" [calls {use.name}]" for use in message.tool_uses)
         results = [block for block in message.blocks if isinstance(block, ToolResult)]
         text = message.text or "; ".join(f"{r.tool_use_id} -> {r.content[0].text}" for r in results)  # type: ignore[union-attr]
-        print(f"  {index:>2} {message.role:<12} {text[:70]}{calls}")
+        cut = [b.truncated_at_ms for b in message.blocks if isinstance(b, Transcript) and b.truncated_at_ms]
+        cut_note = f" [cut at {cut[0]} ms]" if cut else ""
+        print(f"  {index:>2} {message.role:<12} {text[:70]}{calls}{marks[message.incomplete]}{cut_note}")
 
 
 def main(path: str) -> None:
@@ -69,6 +77,19 @@ def main(path: str) -> None:
         earlier = store.get(sid, at=3)
         show(earlier, "Time travel: as of version 3 (before the tool answered)")
         assert store.get(sid, at=earlier.revision).revision == earlier.revision
+
+        # Edit and retry: branch from the user's question with a new question.
+        branch = store.fork_replacing(sid, 1, Message.user("Is the night train from Oslo to Bergen worth it?"))
+        store.append(branch, Message.assistant("Yes: you sleep through the mountains and wake up in Bergen."))
+        show(store.get(branch), f"A branch (fork_replacing message 1), lineage depth {store.lineage(branch).depth}")
+
+        # A voice call: raw realtime server events, delivered with duplicates.
+        voice = store.create(title="Voice call")
+        trace = [json.loads(line) for line in TRACE.read_text().splitlines()]
+        outcomes = store.ingest_many(voice, trace + trace[5:12], provider="openai")
+        counts = {status: sum(o.status == status for o in outcomes) for status in sorted({o.status for o in outcomes})}
+        print(f"\nRealtime: {len(outcomes)} raw events ingested: {counts}")
+        show(store.get(voice), "The voice call")
 
         print("\nSessions in the store")
         for info in store.sessions():
