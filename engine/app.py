@@ -452,9 +452,7 @@ class Transcripts:
         for item in state.pending_items():
             if item.previous not in (None, UNKNOWN) and item.previous not in state.items:
                 why = f"unknown predecessor {item.previous}"
-            elif item.response_id and state.responses.get(item.response_id, None) is not None and (
-                state.responses[item.response_id].status == "in_flight"
-            ):
+            elif item.response_id and item.response_id in state.responses.live:
                 why = f"response {item.response_id} in flight"
             else:
                 why = "its text or an earlier item"

@@ -145,7 +145,7 @@ def test_blank_or_missing_delta_ids_are_rejected_not_deduplicated_away() -> None
     ):
         new, outcome = reduce(state, event)
         assert outcome.status == "rejected" and outcome.reason
-        assert new.items == state.items
+        assert list(new.items.values()) == list(state.items.values())
 
 
 def test_function_call_and_output_become_tool_use_and_result(store: Transcripts) -> None:
@@ -371,3 +371,37 @@ def test_canonical_events_round_trip_through_the_store(store: Transcripts) -> No
     assert [msgspec.structs.asdict(r.event)["event_id"] for r in recorded] == ["1", "2"]
     assert store.get(sid).messages == [Message.user(Transcript(text="typed by a test"), provider_item_id="u1",
                                                     id=store.get(sid).messages[0].id)]
+
+
+def test_redelivery_long_after_settling_stores_nothing(stores: StoreFactory) -> None:
+    store = stores.open()
+    sid = store.create()
+    trace: list[dict[str, object]] = []
+    previous = None
+    for turn in range(12):  # enough events that settled items' event ids are forgotten
+        trace += [*user_audio(f"u{turn}", previous), transcription(f"u{turn}", f"question {turn}"),
+                  *assistant_audio(f"r{turn}", f"a{turn}", f"u{turn}", ["word "] * 20)]
+        previous = f"a{turn}"
+    ingest_all(store, sid, trace)
+    version, history = store.get(sid).version, store.history(sid)
+    state = store._realtime_state(store.get(sid))
+    assert len(state.event_ids) < len(trace) / 2  # bounded: settled items' delta ids are gone
+    again = ingest_all(stores.open(), sid, trace)
+    assert set(again) <= {"duplicate", "ignored"}
+    assert store.get(sid).version == version and store.history(sid) == history
+
+
+def test_reduce_never_changes_its_input() -> None:
+    from engine.realtime.providers.openai import translate
+
+    translated = [translate(raw) for raw in basic_turn()]
+    canonical = [item for events in translated if isinstance(events, list) for item in events]
+    states = [RealtimeState()]
+    frozen = []
+    for event in canonical:
+        frozen.append((dict(states[-1].items.live), dict(states[-1].items.settled), states[-1].tail))
+        new, _ = reduce(states[-1], event)
+        states.append(new)
+    for state, (live, settled, tail) in zip(states, frozen, strict=False):
+        assert (state.items.live, state.items.settled, state.tail) == (live, settled, tail)
+    assert len(states[-1].items.settled) == 2

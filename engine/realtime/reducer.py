@@ -18,8 +18,8 @@ or deltas, so memory stays bounded by the items in flight.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Literal, TypeAlias
+from collections.abc import Callable, Iterable, Iterator
+from typing import Generic, Literal, TypeAlias, TypeVar
 
 import msgspec
 
@@ -58,6 +58,7 @@ __all__ = [
     "resolve",
 ]
 
+V = TypeVar("V")
 Kind: TypeAlias = Literal["message", "function_call", "function_call_output", "skipped"]
 Status: TypeAlias = Literal["pending", "materialised", "skipped", "deleted"]
 
@@ -179,6 +180,59 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True):
 # -- state --------------------------------------------------------------------------
 
 
+class _Split(Generic[V]):
+    """A dict split in two: *live* entries (small, copied with every state)
+    and *settled* ones (shared between states until one of them writes:
+    copy-on-write). Keeps :func:`reduce` pure without copying a long
+    conversation's history on every event."""
+
+    __slots__ = ("_is_live", "live", "owned", "settled")
+
+    def __init__(self, is_live: Callable[[V], bool]) -> None:
+        self._is_live = is_live
+        self.live: dict[str, V] = {}
+        self.settled: dict[str, V] = {}
+        self.owned = True
+
+    def get(self, key: str) -> V | None:
+        found = self.live.get(key)
+        return found if found is not None else self.settled.get(key)
+
+    def __getitem__(self, key: str) -> V:
+        found = self.get(key)
+        if found is None:
+            raise KeyError(key)
+        return found
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.live or key in self.settled
+
+    def __setitem__(self, key: str, value: V) -> None:
+        if self._is_live(value):
+            self.live[key] = value
+            return
+        self.live.pop(key, None)
+        if not self.owned:
+            self.settled = dict(self.settled)
+            self.owned = True
+        self.settled[key] = value
+
+    def values(self) -> Iterator[V]:
+        yield from self.live.values()
+        yield from self.settled.values()
+
+    def __len__(self) -> int:
+        return len(self.live) + len(self.settled)
+
+    def copy(self) -> _Split[V]:
+        clone = _Split.__new__(_Split)
+        clone._is_live = self._is_live
+        clone.live = dict(self.live)
+        clone.settled = self.settled
+        clone.owned = self.owned = False  # both must copy before writing
+        return clone
+
+
 class RealtimeState:
     """Ingestion state of one session. Treat as immutable: :func:`reduce`
     returns a new one; :func:`apply` (used by the store on its private copy)
@@ -187,27 +241,27 @@ class RealtimeState:
     __slots__ = ("counter", "event_ids", "items", "responses", "tail")
 
     def __init__(self) -> None:
-        self.items: dict[str, Item] = {}
-        self.responses: dict[str, Response] = {}
+        self.items: _Split[Item] = _Split(lambda item: item.status == "pending")
+        self.responses: _Split[Response] = _Split(lambda response: response.status == "in_flight")
         self.event_ids: dict[str, str | None] = {}  # accepted event id -> the item it concerns
         self.tail: str | None = None  # the last settled item in conversation order
         self.counter = 0
 
     def copy(self) -> RealtimeState:
         clone = RealtimeState.__new__(RealtimeState)
-        clone.items = dict(self.items)
-        clone.responses = dict(self.responses)
+        clone.items = self.items.copy()
+        clone.responses = self.responses.copy()
         clone.event_ids = dict(self.event_ids)
         clone.tail = self.tail
         clone.counter = self.counter
         return clone
 
     def pending_items(self) -> list[Item]:
-        return sorted((i for i in self.items.values() if i.status == "pending"), key=lambda i: i.seen)
+        return sorted(self.items.live.values(), key=lambda item: item.seen)
 
     def in_flight_responses(self) -> list[str]:
         """Response ids still producing, in first-seen order (to fan out an interruption)."""
-        return [r.id for r in self.responses.values() if r.status == "in_flight"]
+        return list(self.responses.live)
 
 
 def reduce(state: RealtimeState, event: RealtimeEvent) -> tuple[RealtimeState, Outcome]:
@@ -285,9 +339,11 @@ def _set_part(item: Item, index: int, lane: str, text: str, *, final: bool, appe
 
 
 def _dispatch(state: RealtimeState, event: RealtimeEvent) -> Outcome:
+    if isinstance(event, (ItemObserved, ItemSkipped, ItemDeleted)) and _settled(state.items.get(event.item_id)):
+        settled = state.items[event.item_id]
+        if not (isinstance(event, ItemDeleted) and settled.status != "deleted"):
+            return _nothing_new(event.item_id)
     if isinstance(event, ItemObserved):
-        if _settled(state.items.get(event.item_id)) and state.items[event.item_id].status == "deleted":
-            return Outcome(status="discarded", reason=f"item {event.item_id} was deleted")
         _item(state, event.item_id, role=event.role, previous=event.previous_item_id, response_id=event.response_id)
         if event.response_id is not None:
             _response(state, event.response_id)
@@ -302,8 +358,11 @@ def _dispatch(state: RealtimeState, event: RealtimeEvent) -> Outcome:
 
     if isinstance(event, (UserTranscriptFinal, UserContentFinal, UserTranscriptFailed)):
         existing = state.items.get(event.item_id)
-        if existing is not None and existing.status == "deleted":
-            return Outcome(status="discarded", reason=f"item {event.item_id} was deleted")
+        if _settled(existing) and (
+            isinstance(event, UserTranscriptFailed) or existing.status != "materialised"  # type: ignore[union-attr]
+            or not existing.awaiting_text or not event.text  # type: ignore[union-attr]
+        ):
+            return _nothing_new(event.item_id)
         previous = getattr(event, "previous_item_id", UNKNOWN)
         item = _item(state, event.item_id, role=getattr(event, "role", "user"), previous=previous)
         if isinstance(event, UserTranscriptFailed):
@@ -312,8 +371,6 @@ def _dispatch(state: RealtimeState, event: RealtimeEvent) -> Outcome:
             return Outcome(status="staged", reason="transcription failed: the item stays without text")
         lane = "transcript" if isinstance(event, UserTranscriptFinal) else "text"
         if item.status == "materialised":
-            if not item.awaiting_text or not event.text:
-                return Outcome(status="discarded", reason=f"item {item.id} already has its final text")
             block: Block = Transcript(text=event.text) if lane == "transcript" else Text(text=event.text)
             return Outcome(
                 status="materialised",
@@ -325,10 +382,10 @@ def _dispatch(state: RealtimeState, event: RealtimeEvent) -> Outcome:
 
     if isinstance(event, (AssistantTextDelta, AssistantTranscriptDelta)):
         if _settled(state.items.get(event.item_id)):
-            return Outcome(status="discarded", reason=f"item {event.item_id} is already settled")
+            return _nothing_new(event.item_id)
         response = _response(state, event.response_id)
         if response.status != "in_flight":
-            return Outcome(status="discarded", reason=f"response {event.response_id} already ended")
+            return Outcome(status="duplicate", reason=f"response {event.response_id} already ended; nothing new")
         item = _item(state, event.item_id, role="assistant", previous=event.previous_item_id,
                      response_id=event.response_id)
         lane = "text" if isinstance(event, AssistantTextDelta) else "transcript"
@@ -336,7 +393,7 @@ def _dispatch(state: RealtimeState, event: RealtimeEvent) -> Outcome:
         return Outcome(status="staged")
     if isinstance(event, AssistantTranscriptFinalText):
         if _settled(state.items.get(event.item_id)):
-            return Outcome(status="discarded", reason=f"item {event.item_id} is already settled")
+            return _nothing_new(event.item_id)
         item = _item(state, event.item_id, role="assistant", response_id=event.response_id)
         state.items[item.id] = _set_part(item, event.content_index, event.lane, event.text, final=True, append=False)
         return Outcome(status="staged")
@@ -345,7 +402,7 @@ def _dispatch(state: RealtimeState, event: RealtimeEvent) -> Outcome:
 
     if isinstance(event, FunctionCall):
         if _settled(state.items.get(event.item_id)):
-            return Outcome(status="discarded", reason=f"item {event.item_id} is already settled")
+            return _nothing_new(event.item_id)
         item = _item(state, event.item_id, role="assistant", previous=event.previous_item_id,
                      response_id=event.response_id)
         state.items[item.id] = msgspec.structs.replace(
@@ -356,7 +413,7 @@ def _dispatch(state: RealtimeState, event: RealtimeEvent) -> Outcome:
         return Outcome(status="staged")
     if isinstance(event, FunctionCallOutput):
         if _settled(state.items.get(event.item_id)):
-            return Outcome(status="discarded", reason=f"item {event.item_id} is already settled")
+            return _nothing_new(event.item_id)
         item = _item(state, event.item_id, role="tool_results", previous=event.previous_item_id)
         state.items[item.id] = msgspec.structs.replace(
             item, kind="function_call_output", call_id=event.call_id, output=event.output
@@ -366,6 +423,13 @@ def _dispatch(state: RealtimeState, event: RealtimeEvent) -> Outcome:
     if isinstance(event, (AssistantTurnCompleted, AssistantTurnInterrupted)):
         return _complete(state, event)
     return Outcome(status="ignored", reason=f"no rule for {type(event).__name__}")  # pragma: no cover
+
+
+def _nothing_new(item_id: str) -> Outcome:
+    """A redelivered (or redundant) event about an item that is settled: it
+    changes nothing, so it is a duplicate and nothing is stored, whether or
+    not its event id is still remembered."""
+    return Outcome(status="duplicate", reason=f"item {item_id} is settled; the event adds nothing")
 
 
 def _response(state: RealtimeState, response_id: str) -> Response:
@@ -378,7 +442,7 @@ def _response(state: RealtimeState, response_id: str) -> Response:
 def _complete(state: RealtimeState, event: AssistantTurnCompleted | AssistantTurnInterrupted) -> Outcome:
     response = _response(state, event.response_id)
     if response.status != "in_flight":
-        return Outcome(status="discarded", reason=f"response {event.response_id} already ended")
+        return Outcome(status="duplicate", reason=f"response {event.response_id} already ended; nothing new")
     if isinstance(event, AssistantTurnInterrupted):
         status, usage, kept = "cancelled", None, None
     else:
@@ -394,8 +458,8 @@ def _complete(state: RealtimeState, event: AssistantTurnCompleted | AssistantTur
     # The provider keeps an item that produced something (the partial output
     # of a cancelled response stays, and the next item points at it); an item
     # that produced nothing is dropped.
-    for item in list(state.items.values()):
-        if item.response_id != response.id or item.status != "pending":
+    for item in list(state.items.live.values()):
+        if item.response_id != response.id:
             continue
         if item.kind == "message" and not any(text for _, _, text, _ in item.parts):
             state.items[item.id] = msgspec.structs.replace(item, kind="skipped")
@@ -408,8 +472,6 @@ def _delete(state: RealtimeState, item_id: str) -> Outcome:
         state.counter += 1
         state.items[item_id] = Item(id=item_id, seen=state.counter, status="deleted")
         return Outcome(status="discarded", reason=f"item {item_id} deleted before it was seen; it will not appear")
-    if item.status == "deleted":
-        return Outcome(status="discarded", reason=f"item {item_id} was already deleted")
     if item.status == "materialised":
         assert item.anchor is not None
         change = RemoveItem(anchor=item.anchor, item_id=item_id, offset=item.block_offset, count=item.block_count)
@@ -426,8 +488,12 @@ def _delete(state: RealtimeState, item_id: str) -> Outcome:
 
 def _truncate(state: RealtimeState, event: AssistantTranscriptTruncated) -> Outcome:
     item = state.items.get(event.item_id)
-    if item is None or item.status == "deleted":
+    if item is None:
         return Outcome(status="discarded", reason=f"no item {event.item_id} to truncate")
+    if item.status in ("deleted", "skipped") or (
+        event.text is None and item.truncated_at_ms == event.audio_end_ms
+    ):
+        return _nothing_new(event.item_id)
     if item.status == "pending":
         if event.text is not None:
             item = _set_part(item, event.content_index, "transcript", event.text, final=True, append=False)
@@ -439,6 +505,7 @@ def _truncate(state: RealtimeState, event: AssistantTranscriptTruncated) -> Outc
     if item.status != "materialised" or item.anchor is None:
         return Outcome(status="discarded", reason=f"item {event.item_id} did not become a message")
     # Already a message: an audited rewrite of its spoken transcript.
+    state.items[item.id] = msgspec.structs.replace(item, truncated_at_ms=event.audio_end_ms)
     change = TruncateItem(
         anchor=item.anchor, item_id=item.id, offset=item.block_offset, count=item.block_count,
         audio_end_ms=event.audio_end_ms, text=event.text,
@@ -473,9 +540,7 @@ def _next_items(state: RealtimeState) -> list[Item]:
     """Pending items whose predecessor is the tail (or settled), in order."""
     tail = state.tail
     found = []
-    for item in state.items.values():
-        if item.status != "pending":
-            continue
+    for item in state.items.live.values():
         if item.previous == tail or (item.previous is None and tail is None):
             found.append(item)
         elif item.previous not in (UNKNOWN, None) and _settled(state.items.get(item.previous)):
@@ -489,7 +554,7 @@ def _next_items(state: RealtimeState) -> list[Item]:
 def _follows_tail(state: RealtimeState, item: Item) -> bool:
     """An item that never said its predecessor: placed after the tail once
     every item seen before it is settled (arrival order is all we have)."""
-    return all(other.status != "pending" or other.seen >= item.seen for other in state.items.values())
+    return all(other.seen >= item.seen for other in state.items.live.values())
 
 
 def _ready(state: RealtimeState, item: Item) -> bool:
@@ -529,10 +594,7 @@ def _materialise(state: RealtimeState) -> list[Change]:
 
 
 def _successor_ready(state: RealtimeState, item: Item) -> bool:
-    return any(
-        other.status == "pending" and other.previous == item.id and _ready(state, other)
-        for other in state.items.values()
-    )
+    return any(other.previous == item.id and _ready(state, other) for other in state.items.live.values())
 
 
 def _group(state: RealtimeState, first: Item) -> list[Item]:
@@ -544,8 +606,8 @@ def _group(state: RealtimeState, first: Item) -> list[Item]:
     current = first
     while True:
         following = [
-            other for other in state.items.values()
-            if other.status == "pending" and other.previous == current.id
+            other for other in state.items.live.values()
+            if other.previous == current.id
             and (other.response_id == first.response_id if first.kind != "function_call_output"
                  else other.kind == "function_call_output")
             and _ready(state, other) and other.kind != "skipped"
@@ -582,7 +644,7 @@ def _settle(
         status = "skipped" if item.kind == "skipped" else "materialised"
         own = _blocks(item)
         state.items[item.id] = msgspec.structs.replace(
-            item, status=status, parts=(), output=None, arguments=None, anchor=first.id,
+            item, status=status, parts=(), output=None, arguments=None, anchor=first.id, name=None,
             awaiting_text=awaiting_text and item is first, block_offset=len(blocks), block_count=len(own),
         )
         blocks.extend(own)
@@ -625,9 +687,8 @@ def resolve(state: RealtimeState, policy: Literal["place", "drop"]) -> list[Chan
     """Unblock everything pending: ``place`` puts each waiting item after the
     tail in first-seen order (ending its response as incomplete), ``drop``
     discards them. The store records this as an audited event."""
-    for response in list(state.responses.values()):
-        if response.status == "in_flight":
-            state.responses[response.id] = msgspec.structs.replace(response, status="incomplete")
+    for response in list(state.responses.live.values()):
+        state.responses[response.id] = msgspec.structs.replace(response, status="incomplete")
     changes: list[Change] = []
     for item in state.pending_items():
         current = state.items[item.id]
