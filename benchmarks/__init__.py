@@ -15,5 +15,7 @@ side in one table:
 A second part (``benchmarks.branching``) follows, with its own table: forks,
 rewrites, loading a deep fork and the memory of forks, each measured against
 its own baseline (a small session, the replacement's size, the fork's root,
-one session). ``--only suite`` or ``--only branching`` runs one part.
+one session). A third (``benchmarks.realtime``) measures realtime ingestion:
+the pure reducer, ``ingest_many`` into SQLite in calls of 100, and the cost of
+a duplicate. ``--only suite|branching|realtime`` runs one part.
 """

@@ -1,7 +1,9 @@
-"""``python -m benchmarks``: both parts, the suite first, each with its table.
+"""``python -m benchmarks``: all three parts, each with its table: the suite
+(appends, loads, listing against raw sqlite3), branching (forks, rewrites,
+fork loads, memory of forks) and realtime ingestion.
 
-``--only suite`` or ``--only branching`` runs one part. ``--json PATH`` writes
-``{"suite": ..., "branching": ...}`` (the parts that ran).
+``--only suite|branching|realtime`` runs one part. ``--json PATH`` writes
+``{"suite": ..., "branching": ..., "realtime": ...}`` (the parts that ran).
 """
 
 from __future__ import annotations
@@ -12,45 +14,59 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from benchmarks import branching, suite
+from benchmarks import branching, realtime, suite
 
 __all__ = ["main"]
 
-PARTS = ("suite", "branching")
+PARTS = ("suite", "branching", "realtime")
+TITLES = {"suite": "part 1: the suite", "branching": "part 2: branching and rewrites", "realtime": "part 3: realtime"}
 
 
-def parse_args(argv: Sequence[str] | None) -> tuple[suite.Config, branching.BranchConfig, tuple[str, ...], str | None]:
+def parse_args(
+    argv: Sequence[str] | None,
+) -> tuple[suite.Config, branching.BranchConfig, realtime.Config, tuple[str, ...], str | None]:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
         description=(
             "Benchmark the transcript engine (medians of interleaved runs). Part 1, the suite: appends, loads and "
-            "listing against raw sqlite3. Part 2, branching: forks, rewrites, loading forks and memory of forks."
+            "listing against raw sqlite3. Part 2, branching: forks, rewrites, loading forks and memory of forks. "
+            "Part 3, realtime: the ingestion reducer, persisted ingestion and duplicates."
         ),
     )
-    parser.add_argument("--only", choices=PARTS, help="run one part only (default: both, the suite first)")
+    parser.add_argument("--only", choices=PARTS, help="run one part only (default: all, in this order)")
     suite.add_arguments(parser)
     branching.add_arguments(parser)
     args = parser.parse_args(argv)
     parts = PARTS if args.only is None else (args.only,)
-    return suite.config_from_args(parser, args), branching.config_from_args(parser, args), parts, args.json
+    quick = bool(args.quick)
+    realtime_config = realtime.Config(
+        runs=args.runs if args.runs is not None else (3 if quick else 5),
+        turns=30 if quick else realtime.Config.turns,
+        quick=quick,
+    )
+    return (
+        suite.config_from_args(parser, args), branching.config_from_args(parser, args), realtime_config, parts,
+        args.json,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    suite_config, branch_config, parts, json_path = parse_args(argv)
+    suite_config, branch_config, realtime_config, parts, json_path = parse_args(argv)
     started = time.perf_counter()
     document: dict[str, Any] = {}
     for number, part in enumerate(parts):
         if number:
             print()
         if len(parts) > 1:
-            title = "part 1: the suite" if part == "suite" else "part 2: branching and rewrites"
-            print(f"=== {title} ===")
+            print(f"=== {TITLES[part]} ===")
         if part == "suite":
             document["suite"] = suite.run_and_report(suite_config)
-        else:
+        elif part == "branching":
             document["branching"] = branching.run_and_report(branch_config)
+        else:
+            document["realtime"] = realtime.run(realtime_config)
     if len(parts) > 1:
-        print(f"\n(both parts took {time.perf_counter() - started:.0f} s)")
+        print(f"\n(the {len(parts)} parts took {time.perf_counter() - started:.0f} s)")
     if json_path:
         with open(json_path, "w", encoding="utf-8") as out:
             json.dump(document, out, indent=2)

@@ -54,6 +54,7 @@ from engine.realtime.reducer import (
     RemoveItem,
     ReplaceItem,
     TruncateItem,
+    is_duplicate,
 )
 from engine.realtime.reducer import apply as realtime_apply
 from engine.realtime.reducer import resolve as realtime_resolve
@@ -408,14 +409,23 @@ class Transcripts:
         _check_actor(actor)
         if provider not in (None, "openai"):
             raise InvalidArgument(f"provider must be 'openai' or None, got {provider!r}")
+        translated = [self._canonical(raw, provider) for raw in events]
         with self._lock:
+            known = self._realtime.get(session_id)
+            if known is not None and _all_duplicates(known[1], translated):
+                # Redelivery needs no I/O: what this store already accepted is
+                # still accepted in any newer state of the session.
+                return [
+                    IngestOutcome(status=c[0], reason=c[1], version=known[0]) if isinstance(c, tuple)
+                    else IngestOutcome(status="duplicate", reason="already accepted", version=known[0])
+                    for c in translated
+                ]
             head = self._head(session_id)
             state = self._realtime_state(head).copy()
             working = head
             to_store: list[Event] = []
             results: list[tuple[str, str | None, list[Message]]] = []
-            for raw in events:
-                canonical = self._canonical(raw, provider)
+            for canonical in translated:
                 if isinstance(canonical, tuple):
                     results.append((canonical[0], canonical[1], []))
                     continue
@@ -1039,6 +1049,11 @@ def _with_blocks(message: Message, blocks: list[Block]) -> Message:
 
 
 _ORDER = ("materialised", "staged", "discarded", "duplicate", "ignored", "rejected")
+
+
+def _all_duplicates(state: RealtimeState, translated: list[list[RealtimeEvent] | tuple[str, str]]) -> bool:
+    events = [event for item in translated if isinstance(item, list) for event in item]
+    return bool(events) and all(is_duplicate(state, event) for event in events)
 
 
 def _combined(statuses: list[str]) -> str:

@@ -54,6 +54,7 @@ __all__ = [
     "ReplaceItem",
     "TruncateItem",
     "apply",
+    "is_duplicate",
     "reduce",
     "resolve",
 ]
@@ -301,6 +302,20 @@ def apply(state: RealtimeState, event: RealtimeEvent) -> Outcome:
             return Outcome(status="materialised", reason=outcome.reason, changes=tuple(changes))
         return Outcome(status=outcome.status, reason=outcome.reason, changes=tuple(changes))
     return outcome
+
+
+def is_duplicate(state: RealtimeState, event: RealtimeEvent) -> bool:
+    """Whether :func:`apply` would call ``event`` a duplicate, without changing
+    ``state`` (the store's fast path: a duplicate needs no I/O)."""
+    if event.event_id is not None and event.event_id in state.event_ids:
+        return True
+    item_id = getattr(event, "item_id", None)
+    response_id = getattr(event, "response_id", None)
+    if (item_id is not None and _settled(state.items.get(item_id))) or (
+        response_id is not None and response_id in state.responses.settled
+    ):
+        return reduce(state, event)[1].status == "duplicate"
+    return False
 
 
 def _item(state: RealtimeState, item_id: str, **fields: object) -> Item:

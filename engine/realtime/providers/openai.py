@@ -168,49 +168,55 @@ class _Envelope(_S, frozen=True, kw_only=True):
 
 
 _ENVELOPE = msgspec.json.Decoder(_Envelope)
-_ENCODE = msgspec.json.Encoder()
 
 
 def translate(raw: object) -> list[RealtimeEvent] | Rejected | Ignored:
     """The canonical events one raw OpenAI Realtime server event means."""
     if isinstance(raw, dict):
+        # Already parsed: validate the same typed shapes without re-encoding.
+        kind = raw.get("type")
+        if not isinstance(kind, str):
+            return Rejected("not a server event: no 'type' string")
+        decoder = _DECODERS.get(kind)
+        if decoder is None:
+            return _unknown(kind)
         try:
-            data = _ENCODE.encode(raw)
-        except (TypeError, msgspec.EncodeError, OverflowError) as exc:
-            return Rejected(f"not JSON-encodable: {exc}")
-    elif isinstance(raw, str):
-        data = raw.encode("utf-8", "surrogatepass")
-    elif isinstance(raw, (bytes, bytearray, memoryview)):
-        data = bytes(raw)
+            event = msgspec.convert(raw, _KINDS[kind])
+        except (msgspec.ValidationError, RecursionError) as exc:
+            return Rejected(f"malformed {kind}: {exc}")
     else:
-        return Rejected(f"a raw event is a dict, str or bytes of JSON, got {type(raw).__name__}")
-    if len(data) > MAX_EVENT_BYTES:
-        return Rejected(f"event of {len(data)} bytes is over the {MAX_EVENT_BYTES}-byte limit")
-    try:
-        kind = _ENVELOPE.decode(data).type
-    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError) as exc:
-        return Rejected(f"not a server event: {exc}")
-    decoder = _DECODERS.get(kind)
-    if decoder is None:
-        if kind in _PARTIAL:
-            return Ignored(f"{kind}: partial transcriptions are not kept; the completed one is")
-        return Ignored(f"{kind} does not change the transcript")
-    try:
-        event = decoder.decode(data)
-    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError) as exc:
-        return Rejected(f"malformed {kind}: {exc}")
+        if isinstance(raw, str):
+            data = raw.encode("utf-8", "surrogatepass")
+        elif isinstance(raw, (bytes, bytearray, memoryview)):
+            data = bytes(raw)
+        else:
+            return Rejected(f"a raw event is a dict, str or bytes of JSON, got {type(raw).__name__}")
+        if len(data) > MAX_EVENT_BYTES:
+            return Rejected(f"event of {len(data)} bytes is over the {MAX_EVENT_BYTES}-byte limit")
+        try:
+            kind = _ENVELOPE.decode(data).type
+        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError) as exc:
+            return Rejected(f"not a server event: {exc}")
+        decoder = _DECODERS.get(kind)
+        if decoder is None:
+            return _unknown(kind)
+        try:
+            event = decoder.decode(data)
+        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError) as exc:
+            return Rejected(f"malformed {kind}: {exc}")
     try:
         produced = _canonical(kind, event)
     except InvalidMessage as exc:  # e.g. negative token counts
         return Rejected(f"malformed {kind}: {exc}")
-    if len(produced) > 1:
-        produced = [
-            msgspec.structs.replace(item, event_id=f"{event.event_id}#{n}")
-            for n, item in enumerate(produced)
-        ]
-    else:
-        produced = [msgspec.structs.replace(item, event_id=event.event_id) for item in produced]
-    return produced
+    if len(produced) == 1:
+        return [msgspec.structs.replace(produced[0], event_id=event.event_id)]
+    return [msgspec.structs.replace(item, event_id=f"{event.event_id}#{n}") for n, item in enumerate(produced)]
+
+
+def _unknown(kind: str) -> Ignored:
+    if kind in _PARTIAL:
+        return Ignored(f"{kind}: partial transcriptions are not kept; the completed one is")
+    return Ignored(f"{kind} does not change the transcript")
 
 
 def _item_events(item: ItemPayload, previous: str | None, *, final: bool, response_id: str | None) -> list[Any]:
