@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install test check lint typecheck demo bench clean
+.PHONY: install test check lint typecheck demo bench fuzz mutation clean
 
 install: $(VENV)/.installed
 
@@ -30,5 +30,16 @@ demo: install
 bench: install
 	$(PY) -m benchmarks
 
+# Long, randomised property runs for local use (minutes, not seconds).
+fuzz: install
+	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest property_tests -x
+
+# Mutation testing of the pure core (see [tool.mutmut] in pyproject.toml);
+# the mutants run against the memory backend.
+mutation: install
+	$(PY) -m pip install --quiet 'mutmut>=3.3,<4'
+	ENGINE_TEST_BACKENDS=memory $(VENV)/bin/mutmut run --max-children 2 || true
+	$(PY) tools/mutation_report.py
+
 clean:
-	rm -rf $(VENV) demo.db .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) demo.db .pytest_cache .mypy_cache .ruff_cache .hypothesis mutants

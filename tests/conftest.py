@@ -18,6 +18,9 @@ from engine.store import Backend, open_backend
 
 POSTGRES_DSN = os.environ.get("ENGINE_TEST_POSTGRES_DSN")
 BACKENDS = ["memory", "sqlite"] + (["postgres"] if POSTGRES_DSN else [])
+# Mutation testing of the pure core narrows the run to some backends.
+if os.environ.get("ENGINE_TEST_BACKENDS"):
+    BACKENDS = [kind for kind in BACKENDS if kind in os.environ["ENGINE_TEST_BACKENDS"].split(",")]
 
 
 @dataclass

@@ -18,8 +18,7 @@ from engine.realtime import (
     UserTranscriptFinal,
     reduce,
 )
-from tests.conftest import StoreFactory
-from tests.realtime_traces import (
+from engine.testing.traces import (
     assistant_audio,
     ev,
     response_done,
@@ -28,6 +27,7 @@ from tests.realtime_traces import (
     user_audio,
     weather_call,
 )
+from tests.conftest import StoreFactory
 
 
 def ingest_all(store: Transcripts, sid: str, events: list[dict[str, object]]) -> list[str]:

@@ -1,5 +1,7 @@
-"""Hand-written OpenAI Realtime (GA schema) server-event traces for the tests
-and the demo. Written for this project; not recorded from any third party."""
+"""Builders of OpenAI Realtime (GA schema) server-event traces: a user's
+audio item, its transcription, a spoken assistant reply, a function call.
+Written for this project (not recorded from any third party); every event
+gets a fresh ``event_id``."""
 
 from __future__ import annotations
 
@@ -9,7 +11,13 @@ from typing import Any
 _ids = count(1)
 
 
+__all__ = [
+    "assistant_audio", "ev", "response_done", "sample_conversation", "transcription", "user_audio", "weather_call",
+]
+
+
 def ev(kind: str, **fields: Any) -> dict[str, Any]:
+    """One server event of type ``kind`` with a fresh event id."""
     return {"type": kind, "event_id": f"event_{next(_ids):04d}", **fields}
 
 

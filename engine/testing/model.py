@@ -1,0 +1,164 @@
+"""A small, obviously correct reference model of the transcript semantics.
+
+Plain lists and dicts, no structural sharing, no storage, no caching: every
+version of every session is kept whole. It exists to be compared with the
+engine (ours in ``property_tests/``, yours in your own tests). Revisions are
+computed here from scratch with ``hashlib``, independently of
+``engine.revisions``; only the canonical encoding of a message
+(:meth:`engine.Message.canonical_bytes`) is shared, because that *is* the
+definition of a message's content.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from engine.content import Message, ToolResult, Usage
+
+__all__ = ["ModelSession", "ModelState", "ReferenceModel", "model_revision"]
+
+
+def model_revision(messages: list[Message]) -> str:
+    """``sha256(previous || sha256(canonical(message)))`` over the messages,
+    starting from ``sha256(b"")``."""
+    current = hashlib.sha256(b"").digest()
+    for message in messages:
+        current = hashlib.sha256(current + hashlib.sha256(message.canonical_bytes()).digest()).digest()
+    return "sha256:" + current.hex()
+
+
+@dataclass(frozen=True)
+class ModelState:
+    """One version of a session."""
+
+    messages: list[Message]
+    title: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    usage: Usage = field(default_factory=Usage)
+    commits: int = 0  # content commits so far (appends and rewrites)
+
+    @property
+    def revision(self) -> str:
+        return model_revision(self.messages)
+
+    @property
+    def contents(self) -> list[bytes]:
+        """The messages' canonical content (ids left out)."""
+        return [message.canonical_bytes() for message in self.messages]
+
+
+@dataclass
+class ModelSession:
+    """Every version of one session, oldest first (version n is ``versions[n - 1]``)."""
+
+    versions: list[ModelState]
+    source: str | None = None
+
+    @property
+    def head(self) -> ModelState:
+        return self.versions[-1]
+
+    def record(self, **changes: Any) -> ModelState:
+        state = replace(self.head, **changes)
+        self.versions.append(state)
+        return state
+
+    def last_version_with(self, revision: str) -> int | None:
+        found = [number for number, state in enumerate(self.versions, 1) if state.revision == revision]
+        return found[-1] if found else None
+
+
+def tool_pairing_ok(messages: list[Message]) -> bool:
+    """Every tool_results message follows an assistant message with tool uses
+    and answers exactly their ids; every assistant message with tool uses is
+    followed by its tool_results, unless it is the last message."""
+    for index, message in enumerate(messages):
+        if message.role == "tool_results":
+            if index == 0:
+                return False
+            asked = sorted(use.id for use in messages[index - 1].tool_uses)
+            answered = sorted(b.tool_use_id for b in message.blocks if isinstance(b, ToolResult))
+            if not asked or asked != answered:
+                return False
+        elif message.tool_uses and index + 1 < len(messages) and messages[index + 1].role != "tool_results":
+            return False
+    return True
+
+
+class ReferenceModel:
+    """What the engine must do, as plain data. Each command returns what the
+    engine's returns (or raises the exception type the engine raises), so a
+    test can run both and compare."""
+
+    def __init__(self) -> None:
+        self.sessions: dict[str, ModelSession] = {}
+
+    def create(self, session_id: str, title: str | None = None, metadata: dict[str, Any] | None = None) -> None:
+        self.sessions[session_id] = ModelSession([ModelState([], title, dict(metadata or {}))])
+
+    def append(self, session_id: str, messages: list[Message], usage: Usage | None = None) -> str:
+        session = self.sessions[session_id]
+        state = session.record(messages=session.head.messages + list(messages), commits=session.head.commits + 1)
+        if usage is not None:
+            state = session.record(usage=state.usage + usage)
+        return state.revision
+
+    def set_title(self, session_id: str, title: str | None) -> None:
+        self.sessions[session_id].record(title=title)
+
+    def update_metadata(self, session_id: str, values: dict[str, Any], remove: list[str]) -> None:
+        session = self.sessions[session_id]
+        metadata = {key: value for key, value in session.head.metadata.items() if key not in remove}
+        metadata.update(values)
+        session.record(metadata=metadata)
+
+    def record_usage(self, session_id: str, usage: Usage) -> None:
+        session = self.sessions[session_id]
+        session.record(usage=session.head.usage + usage)
+
+    def rewrite(self, session_id: str, start: int, end: int, replacement: list[Message]) -> str:
+        """Raises ``ValueError`` (as the engine's ``InvalidRewriteRange``,
+        ``NoOpRewrite`` and ``InvalidTranscriptShape`` are) when refused."""
+        session = self.sessions[session_id]
+        messages = session.head.messages
+        if not 0 <= start <= end <= len(messages):
+            raise ValueError("invalid range")
+        result = messages[:start] + list(replacement) + messages[end:]
+        if model_revision(result) == session.head.revision:
+            raise ValueError("no-op")
+        if not tool_pairing_ok(result[max(0, start - 1) : start + len(replacement) + 1]):
+            raise ValueError("shape")
+        return session.record(messages=result, commits=session.head.commits + 1).revision
+
+    def restore(self, session_id: str, revision: str) -> str:
+        session = self.sessions[session_id]
+        version = session.last_version_with(revision)
+        if version is None:
+            raise LookupError(revision)
+        target = session.versions[version - 1].messages
+        if model_revision(target) == session.head.revision:
+            raise ValueError("no-op")
+        return session.record(messages=list(target), commits=session.head.commits + 1).revision
+
+    def fork(
+        self, session_id: str, child_id: str, index: int | None = None, replacement: Message | None = None
+    ) -> None:
+        head = self.sessions[session_id].head
+        kept = head.messages if index is None else head.messages[:index]
+        if replacement is not None:
+            kept = [*kept, replacement]
+        self.sessions[child_id] = ModelSession(
+            [ModelState(list(kept), head.title, dict(head.metadata))], source=session_id
+        )
+
+    def state(self, session_id: str, version: int | None = None) -> ModelState:
+        session = self.sessions[session_id]
+        return session.head if version is None else session.versions[version - 1]
+
+    def depth(self, session_id: str) -> int:
+        depth, source = 0, self.sessions[session_id].source
+        while source is not None:
+            depth, source = depth + 1, self.sessions[source].source
+        return depth

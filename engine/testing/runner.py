@@ -1,0 +1,123 @@
+"""Run engine commands against a store and the reference model side by side."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from engine.app import Transcripts
+from engine.content import Message, Text
+from engine.errors import InvalidForkPoint, InvalidRewriteRange, InvalidTranscriptShape, NoOpRewrite
+from engine.testing.model import ReferenceModel
+from engine.testing.strategies import Append, Command, Create, Fork, Restore, Rewrite, SetTitle
+
+__all__ = ["check_against_model", "run_commands"]
+
+
+def check_against_model(store: Transcripts, model: ReferenceModel, *, past: bool = True) -> None:
+    """Assert that every session of ``store`` equals the model: content,
+    revision, title, metadata, usage and version, now and (with ``past``)
+    at every earlier version."""
+    for session_id, expected in model.sessions.items():
+        versions = expected.versions if past else [expected.head]
+        first = 1 if past else len(expected.versions)
+        for version, state in enumerate(versions, first):
+            actual = store.get(session_id, at=version)
+            assert [m.canonical_bytes() for m in actual.messages] == state.contents, (session_id, version)
+            assert actual.revision == state.revision, (session_id, version)
+            assert (actual.title, dict(actual.metadata), actual.usage) == (state.title, state.metadata, state.usage)
+        assert store.get(session_id).version == len(expected.versions)
+        assert store.lineage(session_id).depth == model.depth(session_id)
+
+
+def _pick(ids: list[str], index: int) -> str:
+    return ids[index % len(ids)]
+
+
+def _position(fraction: float, length: int) -> int:
+    return min(length, int(fraction * (length + 1)))
+
+
+def run_commands(store: Transcripts, commands: Iterable[Command], *, check_each: bool = True) -> ReferenceModel:
+    """Apply ``commands`` to ``store`` and to a fresh model; after each (if
+    ``check_each``), the two must agree. Commands the engine refuses (a no-op
+    rewrite, a fork point that splits a tool group) must be refused by the
+    model too, and change nothing."""
+    model = ReferenceModel()
+    ids: list[str] = []
+    for command in commands:
+        if isinstance(command, Create):
+            session_id = store.create(title=command.title)
+            model.create(session_id, command.title)
+            ids.append(session_id)
+        elif isinstance(command, Append):
+            session_id = _pick(ids, command.session)
+            assert store.append(session_id, *command.messages, usage=command.usage) == model.append(
+                session_id, list(command.messages), command.usage
+            )
+        elif isinstance(command, SetTitle):
+            session_id = _pick(ids, command.session)
+            store.set_title(session_id, command.title)
+            model.set_title(session_id, command.title)
+        elif isinstance(command, Rewrite):
+            session_id = _pick(ids, command.session)
+            length = len(model.state(session_id).messages)
+            start = _position(command.start, length)
+            end = max(start, _position(command.end, length))
+            try:
+                expected = model.rewrite(session_id, start, end, list(command.replacement))
+            except ValueError:
+                try:
+                    store.rewrite(session_id, start, end, command.replacement, command.reason)
+                except (InvalidRewriteRange, NoOpRewrite, InvalidTranscriptShape):
+                    continue
+                raise AssertionError(f"the engine accepted a rewrite the model refuses: {command}") from None
+            assert store.rewrite(session_id, start, end, command.replacement, command.reason).revision == expected
+        elif isinstance(command, Restore):
+            session_id = _pick(ids, command.session)
+            history = model.sessions[session_id].versions
+            target = history[min(len(history) - 1, int(command.version * len(history)))].revision
+            try:
+                expected = model.restore(session_id, target)
+            except ValueError:
+                try:
+                    store.restore(session_id, target)
+                except NoOpRewrite:
+                    continue
+                raise AssertionError(f"the engine accepted a restore the model refuses: {command}") from None
+            assert store.restore(session_id, target).revision == expected
+        elif isinstance(command, Fork):
+            ids.append(_fork(store, model, _pick(ids, command.session), command))
+        if check_each:
+            check_against_model(store, model, past=False)
+    return model
+
+
+def _fork(store: Transcripts, model: ReferenceModel, source: str, command: Fork) -> str:
+    messages = model.state(source).messages
+    if command.kind == "fork" or not messages:
+        child = store.fork(source)
+        model.fork(source, child)
+        return child
+    if command.kind == "fork_at":
+        index = _position(command.index, len(messages))
+        while 0 < index < len(messages) and messages[index - 1].tool_uses:
+            index -= 1  # the engine refuses to split a tool group; step back to a boundary
+        child = store.fork_at(source, index)
+        model.fork(source, child, index)
+        return child
+    index = min(len(messages) - 1, _position(command.index, len(messages)))
+    original = messages[index]
+    if original.role == "tool_results" or (index and messages[index - 1].tool_uses):
+        # Only tool results may follow tool uses: a text replacement must be refused.
+        replacement = Message(role="user", blocks=(Text(text=command.replacement_text),))
+        try:
+            store.fork_replacing(source, index, replacement)
+        except (InvalidForkPoint, InvalidTranscriptShape, ValueError):
+            child = store.fork(source)
+            model.fork(source, child)
+            return child
+        raise AssertionError("the engine accepted a replacement that breaks tool pairing")
+    replacement = Message(role=original.role, blocks=(Text(text=command.replacement_text),))
+    child = store.fork_replacing(source, index, replacement)
+    model.fork(source, child, index, replacement)
+    return child

@@ -1,0 +1,194 @@
+"""The whole public API against the public reference model, on every backend.
+
+One rule-based state machine drives create, append (any batching, with
+usage), title, metadata and usage commands, rewrite, restore, fork, fork_at,
+fork_replacing, realtime ingestion, and cold reopens with any snapshot
+interval. After every step it checks that:
+
+* the engine equals :class:`engine.testing.ReferenceModel`, now and at every
+  past version, also when asked by revision;
+* a revision is a content address (it is the model's independent hash);
+* history is append-only: no recorded event ever changes or disappears;
+* a realtime session holds exactly the transcript of in-order delivery.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import strategies as st
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from engine import Message, NoOpRewrite, Text, Transcripts, Usage
+from engine.testing import ReferenceModel, check_against_model, model_revision
+from engine.testing.strategies import deliveries, realtime_conversations, texts, usages
+from tests.conftest import BACKENDS, StoreFactory
+
+simple_messages = st.one_of(
+    st.builds(Message.user, texts(12)), st.builds(Message.assistant, texts(12)), st.builds(Message.system, texts(12))
+)
+titles = st.none() | texts(12).filter(lambda t: "\x00" not in t)
+json_values = st.one_of(st.none(), st.booleans(), st.integers(-(2**53), 2**53), texts(8))
+intervals = st.sampled_from([1, 2, 5, None])
+
+
+class EngineMachine(RuleBasedStateMachine):
+    sessions = Bundle("sessions")
+    kind = "memory"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.factory: StoreFactory | None = None
+        self.store: Transcripts
+        self.model = ReferenceModel()
+        self.histories: dict[str, list[tuple[Any, ...]]] = {}
+        self.voice: dict[str, list[tuple[str, str]]] = {}  # realtime session -> in-order transcript
+
+    @initialize(interval=intervals)
+    def open_store(self, interval: int | None) -> None:
+        self.factory = StoreFactory(self.kind, Path(tempfile.mkdtemp()), "m" + uuid.uuid4().hex[:12])
+        self.store = self.factory.open(snapshot_interval=interval)
+
+    # -- commands ---------------------------------------------------------
+
+    @rule(target=sessions, title=titles)
+    def create(self, title: str | None) -> str:
+        sid = self.store.create(title=title)
+        self.model.create(sid, title)
+        return sid
+
+    @rule(sid=sessions, batch=st.lists(simple_messages, min_size=1, max_size=4), usage=st.none() | usages())
+    def append(self, sid: str, batch: list[Message], usage: Usage | None) -> None:
+        assert self.store.append(sid, *batch, usage=usage) == self.model.append(sid, batch, usage)
+
+    @rule(sid=sessions, title=titles)
+    def set_title(self, sid: str, title: str | None) -> None:
+        self.store.set_title(sid, title)
+        self.model.set_title(sid, title)
+
+    @rule(sid=sessions, values=st.dictionaries(st.sampled_from("abc"), json_values, max_size=2),
+          remove=st.lists(st.sampled_from("abc"), max_size=2))
+    def update_metadata(self, sid: str, values: dict[str, Any], remove: list[str]) -> None:
+        if values or remove:
+            self.store.update_metadata(sid, values, remove=remove)
+            self.model.update_metadata(sid, values, remove)
+
+    @rule(sid=sessions, usage=usages())
+    def record_usage(self, sid: str, usage: Usage) -> None:
+        self.store.record_usage(sid, usage)
+        self.model.record_usage(sid, usage)
+
+    @rule(sid=sessions, data=st.data(), replacement=st.lists(simple_messages, max_size=3))
+    def rewrite(self, sid: str, data: st.DataObject, replacement: list[Message]) -> None:
+        length = len(self.model.state(sid).messages)
+        start = data.draw(st.integers(0, length), label="start")
+        end = data.draw(st.integers(start, length), label="end")
+        try:
+            expected = self.model.rewrite(sid, start, end, replacement)
+        except ValueError:
+            with pytest.raises(NoOpRewrite):
+                self.store.rewrite(sid, start, end, replacement)
+            return
+        commit = self.store.rewrite(sid, start, end, replacement, "edit")
+        assert commit.revision == expected
+        assert commit.generation == self.model.state(sid).commits
+
+    @rule(sid=sessions, data=st.data())
+    def restore(self, sid: str, data: st.DataObject) -> None:
+        versions = self.model.sessions[sid].versions
+        target = versions[data.draw(st.integers(0, len(versions) - 1), label="version")].revision
+        try:
+            expected = self.model.restore(sid, target)
+        except ValueError:
+            with pytest.raises(NoOpRewrite):
+                self.store.restore(sid, target)
+            return
+        assert self.store.restore(sid, target).revision == expected
+
+    @rule(target=sessions, sid=sessions)
+    def fork(self, sid: str) -> str:
+        child = self.store.fork(sid)
+        self.model.fork(sid, child)
+        return child
+
+    @rule(target=sessions, sid=sessions, data=st.data())
+    def fork_at(self, sid: str, data: st.DataObject) -> str:
+        index = data.draw(st.integers(0, len(self.model.state(sid).messages)), label="index")
+        child = self.store.fork_at(sid, index)
+        self.model.fork(sid, child, index)
+        return child
+
+    @precondition(lambda self: any(s.head.messages for s in self.model.sessions.values()))
+    @rule(target=sessions, data=st.data(), text=texts(12))
+    def fork_replacing(self, data: st.DataObject, text: str) -> str:
+        sid = data.draw(st.sampled_from([s for s, m in self.model.sessions.items() if m.head.messages]))
+        current = self.model.state(sid).messages
+        index = data.draw(st.integers(0, len(current) - 1), label="index")
+        replacement = Message(role=current[index].role, blocks=(Text(text=text),))
+        child = self.store.fork_replacing(sid, index, replacement)
+        self.model.fork(sid, child, index, replacement)
+        return child
+
+    @rule(chains=realtime_conversations(max_turns=2), data=st.data())
+    def ingest(self, chains: list[list[dict[str, Any]]], data: st.DataObject) -> None:
+        in_order = [event for chain in chains for event in chain]
+        oracle = Transcripts.open()
+        reference = oracle.create()
+        oracle.ingest_many(reference, in_order, provider="openai")
+        expected = [(m.role, m.text) for m in oracle.get(reference).messages]
+        sid = self.store.create(title="voice")
+        delivered = data.draw(deliveries(chains), label="delivery")
+        batch = data.draw(st.integers(1, 8), label="batch size")
+        for start in range(0, len(delivered), batch):
+            self.store.ingest_many(sid, delivered[start : start + batch], provider="openai")
+        self.voice[sid] = expected
+
+    @rule(interval=intervals)
+    def reopen(self, interval: int | None) -> None:
+        assert self.factory is not None
+        self.store = self.factory.open(snapshot_interval=interval)
+
+    # -- invariants ---------------------------------------------------------
+
+    @invariant()
+    def engine_equals_model(self) -> None:
+        check_against_model(self.store, self.model, past=False)
+        for sid, expected in self.voice.items():
+            assert [(m.role, m.text) for m in self.store.get(sid).messages] == expected
+
+    @precondition(lambda self: bool(self.model.sessions))
+    @rule(data=st.data())
+    def time_travel(self, data: st.DataObject) -> None:
+        sid = data.draw(st.sampled_from(list(self.model.sessions)), label="session")  # creation order
+        versions = self.model.sessions[sid].versions
+        version = data.draw(st.integers(1, len(versions)), label="version")
+        state = versions[version - 1]
+        past = self.store.get(sid, at=version)
+        assert [m.canonical_bytes() for m in past.messages] == state.contents
+        assert past.revision == state.revision == model_revision(state.messages)
+        by_revision = self.store.get(sid, at=state.revision)
+        assert by_revision.version == self.model.sessions[sid].last_version_with(state.revision)
+        assert [m.canonical_bytes() for m in self.store.revision_messages(sid, state.revision)] == state.contents
+
+    @invariant()
+    def history_is_append_only(self) -> None:
+        for sid in list(self.model.sessions) + list(self.voice):
+            seen = self.histories.get(sid, [])
+            now = [(h.version, h.kind, h.at, h.actor, h.revision, h.summary) for h in self.store.history(sid)]
+            assert now[: len(seen)] == seen, f"a recorded event of {sid} changed or disappeared"
+            self.histories[sid] = now
+
+    def teardown(self) -> None:
+        if self.factory is not None:
+            self.factory.close()
+            shutil.rmtree(self.factory.path, ignore_errors=True)
+
+
+# One test case per backend: memory, SQLite, and PostgreSQL when configured.
+for _kind in BACKENDS:
+    globals()[f"TestEngineMachine_{_kind}"] = type(f"EngineMachine_{_kind}", (EngineMachine,), {"kind": _kind}).TestCase
