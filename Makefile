@@ -17,7 +17,7 @@ test: install
 	$(PY) -m pytest tests property_tests
 
 lint: install
-	$(VENV)/bin/ruff check engine tests property_tests benchmarks examples
+	$(VENV)/bin/ruff check engine tests property_tests benchmarks examples tools
 
 typecheck: install
 	$(VENV)/bin/mypy --strict engine

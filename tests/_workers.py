@@ -11,7 +11,17 @@ from engine import ConcurrentWriteError, Message, Transcripts
 def append_many(
     target: str, prefix: str, session_id: str, name: str, count: int, start_at: float, results: Any
 ) -> None:
-    """Append ``count`` messages, retrying lost races; report what was acknowledged."""
+    """Append ``count`` messages, retrying lost races; report what was
+    acknowledged (or the error that stopped the worker)."""
+    try:
+        _append_many(target, prefix, session_id, name, count, start_at, results)
+    except Exception as exc:  # reported to the parent, which fails the test at once
+        results.put((name, repr(exc), -1))
+
+
+def _append_many(
+    target: str, prefix: str, session_id: str, name: str, count: int, start_at: float, results: Any
+) -> None:
     store = Transcripts.open(target, table_prefix=prefix)
     acknowledged, conflicts = [], 0
     time.sleep(max(0.0, start_at - time.time()))  # start together

@@ -43,6 +43,8 @@ def test_two_processes_append_to_one_session(shared_stores: StoreFactory) -> Non
     for worker in workers:
         worker.start()
     reports = [results.get(timeout=120) for _ in workers]
+    failures = [f"{name}: {texts}" for name, texts, conflicts in reports if conflicts < 0]
+    assert not failures, failures
     for worker in workers:
         worker.join(timeout=30)
         assert worker.exitcode == 0

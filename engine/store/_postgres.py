@@ -85,6 +85,11 @@ class PostgresRecorder(PostgresApplicationRecorder):
         super()._insert_stored_events(curs, stored_events, **kwargs)
         row: SessionRow | None = kwargs.get("session_row")
         if row is not None:
+            # Sync first: a version another writer took raises IntegrityError
+            # here; queued behind it, the listing upsert would only report
+            # "pipeline aborted".
+            with curs.connection.pipeline() as pipeline:
+                pipeline.sync()
             curs.execute(self._upsert_session, tuple(row), prepare=True)
             snapshot: StoredSnapshot | None = kwargs.get("snapshot")
             if snapshot is not None:
