@@ -405,3 +405,13 @@ def test_reduce_never_changes_its_input() -> None:
     for state, (live, settled, tail) in zip(states, frozen, strict=False):
         assert (state.items.live, state.items.settled, state.tail) == (live, settled, tail)
     assert len(states[-1].items.settled) == 2
+
+
+def test_a_user_item_with_several_content_parts_keeps_them_all(store: Transcripts) -> None:
+    sid = store.create()
+    item = {"id": "u1", "type": "message", "role": "user",
+            "content": [{"type": "input_text", "text": "Look at"}, {"type": "input_text", "text": "this."}]}
+    assert store.ingest(sid, ev("conversation.item.added", previous_item_id=None, item=item),
+                        provider="openai").status == "materialised"
+    message = store.get(sid).messages[0]
+    assert [block.text for block in message.blocks] == ["Look at", "this."]  # type: ignore[union-attr]

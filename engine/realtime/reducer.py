@@ -87,6 +87,7 @@ class Item(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     anchor: str | None = None
     block_offset: int = 0  # where its blocks start in the anchor's message
     block_count: int = 0
+    seen_parts: tuple[int, ...] = ()  # content parts already in the message
     awaiting_text: bool = False  # materialised without text; a transcript may follow
 
 
@@ -373,9 +374,9 @@ def _dispatch(state: RealtimeState, event: RealtimeEvent) -> Outcome:
 
     if isinstance(event, (UserTranscriptFinal, UserContentFinal, UserTranscriptFailed)):
         existing = state.items.get(event.item_id)
-        if _settled(existing) and (
-            isinstance(event, UserTranscriptFailed) or existing.status != "materialised"  # type: ignore[union-attr]
-            or not existing.awaiting_text or not event.text  # type: ignore[union-attr]
+        if existing is not None and existing.status != "pending" and (
+            isinstance(event, UserTranscriptFailed) or existing.status != "materialised" or not event.text
+            or (not existing.awaiting_text and event.content_index in existing.seen_parts)
         ):
             return _nothing_new(event.item_id)
         previous = getattr(event, "previous_item_id", UNKNOWN)
@@ -387,11 +388,21 @@ def _dispatch(state: RealtimeState, event: RealtimeEvent) -> Outcome:
         lane = "transcript" if isinstance(event, UserTranscriptFinal) else "text"
         if item.status == "materialised":
             block: Block = Transcript(text=event.text) if lane == "transcript" else Text(text=event.text)
-            return Outcome(
-                status="materialised",
-                reason="a late transcription lands in its item's place",
-                changes=(_replace_blocks(state, item, (block,), "late_transcription"),),
+            if item.awaiting_text:
+                return Outcome(
+                    status="materialised",
+                    reason="a late transcription lands in its item's place",
+                    changes=(_replace_blocks(state, item, (block,), "late_transcription"),),
+                )
+            # Another content part of a message already placed: added after its other blocks.
+            change = ReplaceItem(anchor=item.anchor or item.id, item_id=item.id,
+                                 offset=item.block_offset + item.block_count, count=0, blocks=(block,),
+                                 reason="late_content")
+            _shift(state, item, 1)
+            state.items[item.id] = msgspec.structs.replace(
+                item, block_count=item.block_count + 1, seen_parts=(*item.seen_parts, event.content_index)
             )
+            return Outcome(status="materialised", reason="a later content part joins its message", changes=(change,))
         state.items[item.id] = _set_part(item, event.content_index, lane, event.text, final=True, append=False)
         return Outcome(status="staged")
 
@@ -544,7 +555,8 @@ def _replace_blocks(state: RealtimeState, item: Item, blocks: tuple[Block, ...],
         blocks=blocks, reason=reason,
     )
     _shift(state, item, len(blocks) - item.block_count)
-    state.items[item.id] = msgspec.structs.replace(item, awaiting_text=False, block_count=len(blocks))
+    state.items[item.id] = msgspec.structs.replace(item, awaiting_text=False, block_count=len(blocks),
+                                                   seen_parts=(0,))
     return change
 
 
@@ -661,6 +673,7 @@ def _settle(
         state.items[item.id] = msgspec.structs.replace(
             item, status=status, parts=(), output=None, arguments=None, anchor=first.id, name=None,
             awaiting_text=awaiting_text and item is first, block_offset=len(blocks), block_count=len(own),
+            seen_parts=tuple(index for index, _, text, _ in item.parts if text),
         )
         blocks.extend(own)
     if insert_after is UNKNOWN:
