@@ -1,0 +1,86 @@
+"""The exact wording of every content validation error: these messages are
+what a caller reads when their input is wrong, so a change must be on purpose."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import msgspec
+import pytest
+
+from engine import Image, InvalidMessage, Message, Reasoning, Text, ToolResult, ToolUse, Transcript, Usage
+from engine.sequence import MAX_PIECES, MessageSeq
+
+CASES: list[tuple[Callable[[], object], str]] = [
+    (lambda: Text(text=1), "Text.text must be a str, got int"),  # type: ignore[arg-type]
+    (lambda: Transcript(text=None), "Transcript.text must be a str, got NoneType"),  # type: ignore[arg-type]
+    (lambda: Reasoning(text=b"x"), "Reasoning.text must be a str, got bytes"),  # type: ignore[arg-type]
+    (lambda: ToolUse(id=1, name="f"), "ToolUse.id must be a str, got int"),  # type: ignore[arg-type]
+    (lambda: ToolUse(id="a", name=2), "ToolUse.name must be a str, got int"),  # type: ignore[arg-type]
+    (lambda: ToolUse(id="a", name="f", arguments={}), "ToolUse.arguments must be a str, got dict"),  # type: ignore[arg-type]
+    (lambda: ToolUse(id="", name="f"), "ToolUse.id must not be empty"),
+    (lambda: ToolUse(id="a", name="f", arguments="{").parsed_arguments(), "tool use 'a': arguments are not JSON"),
+    (lambda: Image(media_type=3, data=b"x"), "Image.media_type must be a str, got int"),  # type: ignore[arg-type]
+    (lambda: Image(media_type="image/png"),
+     "Image needs exactly one of data= (inline bytes) or ref= (a blob reference)"),
+    (lambda: Image(media_type="image/png", data="x"), "Image.data must be bytes, got str"),  # type: ignore[arg-type]
+    (lambda: Image(media_type="image/png", ref=5), "Image.ref must be a str, got int"),  # type: ignore[arg-type]
+    (lambda: ToolResult(tool_use_id=7), "ToolResult.tool_use_id must be a str, got int"),  # type: ignore[arg-type]
+    (lambda: ToolResult(tool_use_id="a", content=[Text(text="x")]),  # type: ignore[arg-type]
+     "ToolResult.content must be a tuple of Text or Image blocks"),
+    (lambda: ToolResult(tool_use_id="a", content=(ToolUse(id="b", name="f"),)),  # type: ignore[arg-type]
+     "ToolResult.content must be a tuple of Text or Image blocks"),
+    (lambda: ToolResult(tool_use_id="a", is_error=1), "ToolResult.is_error must be a bool"),  # type: ignore[arg-type]
+    (lambda: Message(role="bot"),  # type: ignore[arg-type]
+     "role must be one of ['assistant', 'system', 'tool_results', 'user'], got 'bot'"),
+    (lambda: Message(role="user", blocks=[]),  # type: ignore[arg-type]
+     "Message.blocks must be a tuple, got list; use the Message.user/assistant/system/tool_results constructors"),
+    (lambda: Message(role="system", blocks=(Text(text="a"), Transcript(text="b"))),
+     "a system message cannot hold block 1 (transcript); allowed: text"),
+    (lambda: Message(role="user", blocks=("text",)),  # type: ignore[arg-type]
+     "a user message cannot hold block 0 (str); allowed: text, transcript, image"),
+    (lambda: Message(role="tool_results", blocks=(Text(text="x"),)),
+     "a tool_results message cannot hold block 0 (text); allowed: tool_result"),
+    (lambda: Message.tool_results(), "a tool_results message needs at least one ToolResult"),
+    (lambda: Message.user("x", id=5), "Message.id must be a str, got int"),  # type: ignore[arg-type]
+    (lambda: Message.user("x", provider_item_id=5), "Message.provider_item_id must be a str, got int"),  # type: ignore[arg-type]
+    (lambda: Usage(output=-1), "Usage.output must be a non-negative int, got -1"),
+    (lambda: Usage(cache_read=True), "Usage.cache_read must be a non-negative int, got True"),  # type: ignore[arg-type]
+    (lambda: Usage(reasoning=1.5), "Usage.reasoning must be a non-negative int, got 1.5"),  # type: ignore[arg-type]
+]
+
+
+@pytest.mark.parametrize(("build", "message"), CASES, ids=[message[:40] for _, message in CASES])
+def test_error_wording(build: Callable[[], object], message: str) -> None:
+    with pytest.raises(InvalidMessage) as caught:
+        build()
+    assert str(caught.value).startswith(message)
+
+
+def test_valid_edge_values_are_accepted() -> None:
+    assert Message(role="user").blocks == ()
+    assert Message(role="assistant", blocks=(ToolUse(id="a", name="f"),)).tool_uses[0].arguments == "{}"
+    assert ToolResult(tool_use_id="a").content == () and ToolResult(tool_use_id="a").is_error is False
+    assert Usage() + Usage(input=0) == Usage()
+    assert Usage().__add__(3) is NotImplemented  # type: ignore[operator]
+    assert Message.assistant(Transcript(text="a"), "b", Reasoning(text="c")).text == "a\nb"
+    assert Message.user("a", Transcript(text="b", truncated_at_ms=5)).digest != Message.user("a", "b").digest
+
+
+def test_incomplete_is_part_of_the_canonical_content() -> None:
+    marked = msgspec.structs.replace(Message.assistant("x"), incomplete=True)
+    assert marked.canonical_bytes() == b'{"blocks":[{"text":"x","type":"text"}],"incomplete":true,"role":"assistant"}'
+
+
+def test_a_sequence_flattens_when_it_has_too_many_pieces() -> None:
+    seq = MessageSeq()
+    messages = [Message.user(str(n)) for n in range(MAX_PIECES + 5)]
+    for index, message in enumerate(messages):
+        seq = seq.prefix(index).extended([message]) if index % 2 else seq.extended([message])
+        shadow = seq.extended([Message.user("other branch")])  # forces the next extension to copy
+        assert list(shadow)[-1].text == "other branch"
+    assert seq.piece_count <= MAX_PIECES
+    assert list(seq) == messages
+    from engine.revisions import revision_of
+
+    assert seq.revision_at(len(seq)) == bytes.fromhex(revision_of(messages)[7:])
