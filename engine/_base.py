@@ -1,0 +1,380 @@
+"""The engine's internals shared by every part of the facade: loading a
+session from its log (snapshots, forks), the head cache, committing events,
+and the argument checks. ``Transcripts`` (``engine.app``) is built on it."""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from engine.content import Message
+from engine.errors import (
+    ConcurrentWriteError,
+    CorruptStore,
+    InvalidArgument,
+    InvalidMessage,
+    InvalidRewriteRange,
+    NoOpRewrite,
+    RevisionConflict,
+    RevisionNotFound,
+    SessionNotFound,
+    VersionNotFound,
+)
+from engine.events import (
+    Event,
+    MessagesAppended,
+    MessagesRewritten,
+    SessionForked,
+)
+from engine.realtime.reducer import (
+    RealtimeState,
+)
+from engine.revisions import (
+    EMPTY_REVISION,
+    Reason,
+    chain_each,
+    format_revision,
+    parse_revision,
+    span_digest,
+)
+from engine.store import (
+    Backend,
+    Record,
+    SessionRow,
+    Snapshot,
+    StoredSnapshot,
+    decode_events,
+    decode_snapshot,
+    encode_event,
+    encode_snapshot,
+)
+from engine.transcript import Session, check_shape, evolve, fold, forked
+
+_MAX_ID = 200
+_MAX_FORK_DEPTH = 10_000
+
+
+class _Base:
+    """State and internals of a store; the public methods live in the mixins
+    (``engine._branching``, ``engine._ingesting``) and in ``engine.app``."""
+
+    def __init__(self, backend: Backend, *, snapshot_interval: int | None = 100, cache_size: int = 1024) -> None:
+        if snapshot_interval is not None and (
+            not isinstance(snapshot_interval, int) or isinstance(snapshot_interval, bool) or snapshot_interval < 1
+        ):
+            raise InvalidArgument(f"snapshot_interval must be a positive int or None, got {snapshot_interval!r}")
+        if not isinstance(cache_size, int) or cache_size < 1:
+            raise InvalidArgument(f"cache_size must be a positive int, got {cache_size!r}")
+        self._backend = backend
+        self._snapshot_interval = snapshot_interval
+        self._cache_size = cache_size
+        self._cache: OrderedDict[str, Session] = OrderedDict()
+        self._realtime: dict[str, tuple[int, RealtimeState]] = {}
+        self._lock = threading.RLock()
+
+    def get(self, session_id: str, at: int | str | datetime | None = None) -> Session:
+        """The session now, or as of an event version, a revision or a time.
+
+        ``at`` may be an ``int`` (event version, 1 = creation), a revision id
+        (``"sha256:..."``: the last state that had that revision), or an aware
+        ``datetime`` (the state after the last event recorded at or before it).
+        """
+        with self._lock:
+            head = self._head(session_id)
+        if at is None:
+            return head
+        if isinstance(at, bool) or not isinstance(at, (int, str, datetime)):
+            raise InvalidArgument(
+                f"at= takes an event version (int), a revision id (str) or a datetime, got {at!r}"
+            )
+        if isinstance(at, int):
+            if not 1 <= at <= head.version:
+                raise VersionNotFound(
+                    f"session {session_id!r} has versions 1 to {head.version}; there is no version {at}"
+                )
+            return head if at == head.version else self._state_at(session_id, at)
+        if isinstance(at, str):
+            parse_revision(at)
+            if at == head.revision:
+                return head
+            version = self._last_version_with_revision(session_id, at, head.version)
+            return self._state_at(session_id, version)
+        if at.tzinfo is None:
+            raise InvalidArgument("at= datetime must be timezone-aware (for example datetime.now(UTC))")
+        version = self._last_version_at_time(session_id, at, head)
+        return head if version == head.version else self._state_at(session_id, version)
+
+    def _decoded(self, session_id: str, records: Sequence[Record]) -> Iterator[tuple[int, Event]]:
+        return iter(decode_events(session_id, records))
+
+    def _load(
+        self, session_id: str, upto: int | None = None, *, use_snapshot: bool = True, depth: int = 0
+    ) -> Session:
+        """Rebuild a state from the log. A snapshot at or before ``upto`` lets
+        the events it covers be folded without re-hashing; the result is
+        cross-checked against the snapshot, then the rest is verified. A fork
+        starts from its source's state at the fork point (loaded the same way)."""
+        records = self._backend.read(session_id, upto=upto)
+        if not records:
+            raise SessionNotFound(session_id)
+        events = decode_events(session_id, records)
+        initial: Session | None = None
+        first = events[0][1]
+        if isinstance(first, SessionForked):
+            initial = forked(session_id, first, self._source_state(session_id, first, depth))
+            events = events[1:]
+        use_snapshot = use_snapshot and self._snapshot_interval is not None
+        stored = self._backend.snapshot(session_id, upto=upto) if use_snapshot else None
+        if stored is None:
+            state = fold(session_id, events, start=initial)
+        else:
+            snapshot = decode_snapshot(session_id, stored.state)
+            covered = snapshot.version - (1 if initial is not None else 0)
+            prefix = fold(session_id, events[:covered], start=initial, verify=False)
+            if prefix is None or Snapshot.of(prefix) != snapshot:
+                raise CorruptStore(
+                    f"session {session_id!r}: the snapshot at version {snapshot.version} does not match the log"
+                )
+            state = fold(session_id, events[covered:], start=prefix)
+        assert state is not None
+        return state
+
+    def _source_state(self, session_id: str, event: SessionForked, depth: int) -> Session:
+        """The source of a fork as of the fork point: the cached head if it is
+        that version, else rebuilt from the source's log."""
+        if depth > _MAX_FORK_DEPTH:
+            raise CorruptStore(f"session {session_id!r}: fork chain deeper than {_MAX_FORK_DEPTH}; is it a cycle?")
+        cached = self._cache.get(event.source)
+        if cached is not None and cached.version == event.source_version:
+            return cached
+        try:
+            source = self._load(event.source, upto=event.source_version, depth=depth + 1)
+        except SessionNotFound:
+            raise CorruptStore(f"session {session_id!r} is a fork of {event.source!r}, which is missing") from None
+        if source.version != event.source_version:
+            raise CorruptStore(
+                f"session {session_id!r} forks {event.source!r} at version {event.source_version}, "
+                f"which has only {source.version} versions"
+            )
+        return source
+
+    def _remember(self, state: Session) -> Session:
+        cache = self._cache
+        cache[state.id] = state
+        cache.move_to_end(state.id)
+        if len(cache) > self._cache_size:
+            cache.popitem(last=False)
+        return state
+
+    def _head(self, session_id: str) -> Session:
+        """The newest state, caught up with what other writers stored."""
+        if not isinstance(session_id, str):
+            raise InvalidArgument(f"session id must be a str, got {type(session_id).__name__}")
+        state = self._cache.get(session_id)
+        if state is None:
+            return self._remember(self._load(session_id))
+        newer = self._backend.read(session_id, after=state.version)
+        if newer:
+            caught_up = fold(session_id, self._decoded(session_id, newer), start=state)
+            assert caught_up is not None
+            state = caught_up
+        return self._remember(state)
+
+    def _head_for_write(self, session_id: str, expected: tuple[bytes, str] | None) -> Session:
+        """The state to write on. Uses the cache without a round trip; a stale
+        cache is caught by the version check when the write is stored."""
+        if not isinstance(session_id, str):
+            raise InvalidArgument(f"session id must be a str, got {type(session_id).__name__}")
+        state = self._cache.get(session_id) or self._remember(self._load(session_id))
+        if expected is not None and expected[0] != state._revision_bytes:
+            state = self._head(session_id)  # the cache may be behind another writer
+            if expected[0] != state._revision_bytes:
+                raise RevisionConflict(session_id, expected[1], state.revision)
+        return state
+
+    def _commit(
+        self,
+        session_id: str,
+        state: Session | None,
+        events: list[Event],
+        *,
+        first: Session | None = None,
+        known: Mapping[int, Sequence[bytes]] | None = None,
+    ) -> Session:
+        """Store ``events`` after ``state`` in one transaction and cache the
+        result. ``first``: the state after ``events[0]``, for a fork's first
+        event, whose state comes from its source rather than from ``state``."""
+        version = state.version if state is not None else 0
+        records, numbered = [], []
+        for event in events:
+            version += 1
+            records.append(Record(version, *encode_event(event)))
+            numbered.append((version, event))
+        if first is not None:
+            new_state = fold(session_id, numbered[1:], start=first, verify=False, known=known)
+        else:
+            new_state = fold(session_id, numbered, start=state, verify=False, known=known)
+        assert new_state is not None
+        updated = new_state.updated_at.isoformat()
+        created = updated if new_state.created_at == new_state.updated_at else new_state.created_at.isoformat()
+        row = SessionRow(
+            session_id, new_state.title, created, updated, len(new_state.messages), new_state.revision,
+            new_state.version,
+        )
+        snapshot = None
+        interval = self._snapshot_interval
+        if interval is not None and new_state.version // interval > (state.version if state else 0) // interval:
+            snapshot = StoredSnapshot(new_state.version, encode_snapshot(new_state))
+        try:
+            self._backend.append(session_id, records, row, snapshot)
+        except ConcurrentWriteError:
+            self._cache.pop(session_id, None)  # reload on the next call, so a retry succeeds
+            raise
+        return self._remember(new_state)
+
+    def _state_at(self, session_id: str, version: int, *, use_snapshot: bool = True) -> Session:
+        return self._load(session_id, upto=version, use_snapshot=use_snapshot)
+
+    def _last_version_with_revision(self, session_id: str, revision: str, head_version: int) -> int:
+        found = 0
+        current = EMPTY_REVISION
+        for version, event in self._decoded(session_id, self._backend.read(session_id, upto=head_version)):
+            if isinstance(event, (MessagesAppended, MessagesRewritten, SessionForked)):
+                current = event.revision
+            if current == revision:
+                found = version
+        if not found:
+            raise RevisionNotFound(f"session {session_id!r} never reached revision {revision}")
+        return found
+
+    def _last_version_at_time(self, session_id: str, at: datetime, head: Session) -> int:
+        if at >= head.updated_at:
+            return head.version
+        found = 0
+        for version, event in self._decoded(session_id, self._backend.read(session_id, upto=head.version)):
+            if event.at > at:
+                break
+            found = version
+        if not found:
+            raise VersionNotFound(f"session {session_id!r} did not exist yet at {at.isoformat()}")
+        return found
+
+
+    def _rewrite_event(
+        self, state: Session, start: object, end: object, stamped: list[Message], why: Reason, actor: str | None,
+        *, check: bool = True,
+    ) -> MessagesRewritten:
+        count = len(state.messages)
+        if (
+            not isinstance(start, int) or not isinstance(end, int) or isinstance(start, bool) or isinstance(end, bool)
+            or not 0 <= start <= end <= count
+        ):
+            raise InvalidRewriteRange(start, end, count)
+        result = state.messages.replaced(start, end, stamped)
+        if check:  # realtime changes mirror the provider's conversation as it is
+            check_shape(result, start, start + len(stamped))
+        base = state.messages.revision_at(start)
+        tail_revisions = chain_each(base, result[start:])
+        revision = format_revision(tail_revisions[-1] if tail_revisions else base)
+        if revision == state.revision:
+            raise NoOpRewrite(revision)
+        return MessagesRewritten(
+            at=_now(state), actor=actor, start=start, end=end, messages=tuple(stamped),
+            parent_revision=state.revision, revision=revision, reason=why.kind, note=why.note,
+            removed_digest=span_digest(state.messages[start:end]), replacement_digest=span_digest(stamped),
+            count_before=count, generation=state.generation + 1,
+        )
+
+
+    def _stage(self, session_id: str, state: Session, event: Event, to_store: list[Event]) -> Session:
+        to_store.append(event)
+        return evolve(state, session_id, state.version + 1, event, verify=False)
+
+
+
+def _new_session_id(session_id: object) -> str:
+    if session_id is None:
+        return str(uuid.uuid4())
+    if not (isinstance(session_id, str) and 0 < len(session_id) <= _MAX_ID and session_id.isprintable()):
+        raise InvalidArgument(f"a session id must be 1-{_MAX_ID} printable characters, got {session_id!r}")
+    return session_id
+
+
+
+def _observable(state: Session) -> tuple[Any, ...]:
+    return (
+        state.id, state.version, state.revision, list(state.messages), state.usage,
+        dict(state.metadata), state.title, state.created_at, state.updated_at,
+    )
+
+
+def _now(state: Session | None = None) -> datetime:
+    """Now, but never before the session's last event: times stay monotonic
+    per session, which time travel by datetime relies on."""
+    now = datetime.now(UTC)
+    return now if state is None or now >= state.updated_at else state.updated_at
+
+
+_replace = msgspec.structs.replace
+
+
+def _stamped(messages: Iterable[object], where: str) -> list[Message]:
+    """The messages, each with an id (a fresh one where it had none)."""
+    stamped = []
+    for index, message in enumerate(messages):
+        if not isinstance(message, Message):
+            raise InvalidMessage(
+                f"{where} message {index + 1} is a {type(message).__name__}, not a Message; "
+                "build one with Message.user(...), Message.assistant(...), ..."
+            )
+        stamped.append(message if message.id is not None else _replace(message, id=_message_id()))
+    return stamped
+
+
+def _message_id() -> str:
+    return "msg_" + os.urandom(10).hex()
+
+
+def _check_actor(actor: object) -> None:
+    _check_optional_str(actor, "actor")
+
+
+def _check_title(title: object) -> None:
+    _check_optional_str(title, "title")
+    if isinstance(title, str) and "\x00" in title:
+        # The listing table keeps titles as text, which PostgreSQL cannot hold
+        # with NUL characters; refuse them on every backend alike.
+        raise InvalidArgument("title must not contain NUL characters (\\x00)")
+
+
+def _check_optional_str(value: object, name: str) -> None:
+    if value is not None and not isinstance(value, str):
+        raise InvalidArgument(f"{name} must be a str or None, got {type(value).__name__}")
+
+
+_JSON = msgspec.json.Encoder()
+
+
+def _check_metadata(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, Mapping):
+        raise InvalidArgument(f"metadata must be a mapping, got {type(metadata).__name__}")
+    checked = dict(metadata)
+    for key in checked:
+        if not isinstance(key, str):
+            raise InvalidArgument(f"metadata keys must be str, got {key!r}")
+    try:
+        # Round-trip so that what is kept is exactly what a reload gives back.
+        result: dict[str, Any] = msgspec.json.decode(_JSON.encode(checked))
+    except (TypeError, msgspec.EncodeError) as exc:
+        raise InvalidArgument(f"metadata must be JSON (str, int, float, bool, None, list, dict): {exc}") from None
+    return result
+

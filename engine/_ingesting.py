@@ -1,0 +1,301 @@
+"""Realtime ingestion: raw provider events through the pure reducer into
+the session's log, in one transaction per call."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import msgspec
+
+from engine._base import _Base, _check_actor, _now, _stamped
+from engine.content import Block, Message, Transcript
+from engine.errors import (
+    InvalidArgument,
+    NoOpRewrite,
+)
+from engine.events import (
+    Event,
+    MessagesAppended,
+    RealtimePendingResolved,
+    RealtimeRecorded,
+    UsageRecorded,
+)
+from engine.realtime.events import UNKNOWN, RealtimeEvent
+from engine.realtime.providers.openai import Ignored as OpenAIIgnored
+from engine.realtime.providers.openai import Rejected as OpenAIRejected
+from engine.realtime.providers.openai import translate as openai_translate
+from engine.realtime.reducer import (
+    AppendMessage,
+    Change,
+    InsertMessage,
+    RealtimeState,
+    RecordUsage,
+    RemoveItem,
+    ReplaceItem,
+    TruncateItem,
+    is_duplicate,
+)
+from engine.realtime.reducer import apply as realtime_apply
+from engine.realtime.reducer import resolve as realtime_resolve
+from engine.revisions import (
+    Reason,
+    chain,
+    format_revision,
+)
+from engine.transcript import Session
+
+_CANONICAL_TYPES = tuple(RealtimeEvent.__args__)  # isinstance() needs the union's members
+
+
+class IngestOutcome(msgspec.Struct, frozen=True, kw_only=True):
+    """What one ingested event did: ``status`` is ``materialised``,
+    ``staged``, ``duplicate``, ``discarded``, ``rejected`` or ``ignored``;
+    ``messages`` are the messages it added; ``version`` is the session's
+    version after it (unchanged unless something was stored)."""
+
+    status: str
+    reason: str | None = None
+    messages: tuple[Message, ...] = ()
+    version: int
+
+
+class Pending(msgspec.Struct, frozen=True, kw_only=True):
+    """What ingestion is waiting for: staged item ids (first seen first), each
+    with what it waits on, and the response ids still in flight."""
+
+    items: tuple[tuple[str, str], ...]
+    responses: tuple[str, ...]
+
+
+
+class _Ingesting(_Base):
+    """Realtime ingestion, mixed into ``Transcripts``."""
+
+    # -- realtime ingestion -------------------------------------------------
+
+    def ingest(
+        self, session_id: str, event: object, *, provider: str | None = None, actor: str | None = None
+    ) -> IngestOutcome:
+        """Ingest one realtime event: a canonical event (``engine.realtime``),
+        or a raw provider server event (a dict, or ``str``/``bytes`` of JSON)
+        with ``provider="openai"``. Idempotent: a redelivered event is a
+        ``duplicate`` and stores nothing. Never raises for bad input: a
+        malformed event is ``rejected`` with a reason and changes nothing."""
+        return self.ingest_many(session_id, [event], provider=provider, actor=actor)[0]
+
+    def ingest_many(
+        self, session_id: str, events: Iterable[object], *, provider: str | None = None, actor: str | None = None
+    ) -> list[IngestOutcome]:
+        """Ingest events in order, storing everything they accept in one transaction."""
+        _check_actor(actor)
+        if provider not in (None, "openai"):
+            raise InvalidArgument(f"provider must be 'openai' or None, got {provider!r}")
+        translated = [self._canonical(raw, provider) for raw in events]
+        with self._lock:
+            known = self._realtime.get(session_id)
+            if known is not None and _all_duplicates(known[1], translated):
+                # Redelivery needs no I/O: what this store already accepted is
+                # still accepted in any newer state of the session.
+                return [
+                    IngestOutcome(status=c[0], reason=c[1], version=known[0]) if isinstance(c, tuple)
+                    else IngestOutcome(status="duplicate", reason="already accepted", version=known[0])
+                    for c in translated
+                ]
+            head = self._head(session_id)
+            state = self._realtime_state(head).copy()
+            working = head
+            to_store: list[Event] = []
+            results: list[tuple[str, str | None, list[Message]]] = []
+            for canonical in translated:
+                if isinstance(canonical, tuple):
+                    results.append((canonical[0], canonical[1], []))
+                    continue
+                statuses: list[str] = []
+                reasons: list[str] = []
+                added: list[Message] = []
+                for item in canonical:
+                    outcome = realtime_apply(state, item)
+                    statuses.append(outcome.status)
+                    if outcome.reason:
+                        reasons.append(outcome.reason)
+                    if not outcome.accepted:
+                        continue
+                    recorded = RealtimeRecorded(at=_now(working), actor=actor, event=item, provider=provider)
+                    working = self._stage(session_id, working, recorded, to_store)
+                    for change in outcome.changes:
+                        working = self._apply_change(session_id, working, change, actor, to_store, added)
+                results.append((_combined(statuses), "; ".join(reasons) or None, added))
+            if to_store:
+                self._commit(session_id, head, to_store)
+                self._realtime[session_id] = (working.version, state)
+            final = working.version if to_store else head.version
+            return [
+                IngestOutcome(status=status, reason=reason, messages=tuple(added), version=final)
+                for status, reason, added in results
+            ]
+
+    def pending(self, session_id: str) -> Pending:
+        """Items ingestion is holding back, and in-flight response ids (to fan
+        out an interruption with ``AssistantTurnInterrupted``)."""
+        with self._lock:
+            state = self._realtime_state(self._head(session_id))
+        waiting = []
+        for item in state.pending_items():
+            if item.previous not in (None, UNKNOWN) and item.previous not in state.items:
+                why = f"unknown predecessor {item.previous}"
+            elif item.response_id and item.response_id in state.responses.live:
+                why = f"response {item.response_id} in flight"
+            else:
+                why = "its text or an earlier item"
+            waiting.append((item.id, why))
+        return Pending(items=tuple(waiting), responses=tuple(state.in_flight_responses()))
+
+    def resolve_pending(
+        self, session_id: str, policy: str = "place", *, actor: str | None = None
+    ) -> IngestOutcome:
+        """Unblock ingestion: ``place`` puts every waiting item at the end in
+        first-seen order (unfinished responses become incomplete messages),
+        ``drop`` discards them. Recorded as an audited event."""
+        if policy not in ("place", "drop"):
+            raise InvalidArgument(f"policy must be 'place' or 'drop', got {policy!r}")
+        _check_actor(actor)
+        with self._lock:
+            head = self._head(session_id)
+            state = self._realtime_state(head).copy()
+            changes = realtime_resolve(state, "place" if policy == "place" else "drop")
+            to_store: list[Event] = []
+            added: list[Message] = []
+            working = self._stage(
+                session_id, head, RealtimePendingResolved(at=_now(head), actor=actor, policy=policy), to_store
+            )
+            for change in changes:
+                working = self._apply_change(session_id, working, change, actor, to_store, added)
+            self._commit(session_id, head, to_store)
+            self._realtime[session_id] = (working.version, state)
+            return IngestOutcome(
+                status="materialised" if added else "discarded", reason=f"pending items resolved ({policy})",
+                messages=tuple(added), version=working.version,
+            )
+
+    def _canonical(self, raw: object, provider: str | None) -> list[RealtimeEvent] | tuple[str, str]:
+        if isinstance(raw, _CANONICAL_TYPES):
+            return [raw]
+        if provider is None:
+            return ("rejected", f"a {type(raw).__name__} is not a canonical realtime event; pass provider='openai'")
+        translated = openai_translate(raw)
+        if isinstance(translated, OpenAIRejected):
+            return ("rejected", translated.reason)
+        if isinstance(translated, OpenAIIgnored):
+            return ("ignored", translated.reason)
+        return translated
+
+    def _realtime_state(self, head: Session) -> RealtimeState:
+        """The session's ingestion state, rebuilt from its recorded realtime
+        events when the cached one is not for this version."""
+        cached = self._realtime.get(head.id)
+        if cached is not None and cached[0] == head.version:
+            return cached[1]
+        state = RealtimeState()
+        for _, event in self._decoded(head.id, self._backend.read(head.id, upto=head.version)):
+            if isinstance(event, RealtimeRecorded):
+                realtime_apply(state, event.event)
+            elif isinstance(event, RealtimePendingResolved):
+                realtime_resolve(state, "place" if event.policy == "place" else "drop")
+        self._realtime[head.id] = (head.version, state)
+        return state
+
+
+    def _apply_change(
+        self,
+        session_id: str,
+        state: Session,
+        change: Change,
+        actor: str | None,
+        to_store: list[Event],
+        added: list[Message],
+    ) -> Session:
+        """Turn one reducer change into events on ``state`` (not yet stored)."""
+        if isinstance(change, RecordUsage):
+            usage = UsageRecorded(at=_now(state), actor=actor, usage=change.usage, response_id=change.response_id)
+            return self._stage(session_id, state, usage, to_store)
+        if isinstance(change, AppendMessage):
+            [message] = _stamped([change.message], "ingest")
+            revision = format_revision(chain(state._revision_bytes, (message,)))
+            added.append(message)
+            appended = MessagesAppended(at=_now(state), actor=actor, messages=(message,), revision=revision)
+            return self._stage(session_id, state, appended, to_store)
+        if isinstance(change, InsertMessage):
+            [message] = _stamped([change.message], "ingest")
+            at = 0 if change.after is None else _find(state, change.after)
+            if at is None:
+                return state  # the anchor is gone (rewritten away): nothing to place it after
+            added.append(message)
+            start = at if change.after is None else at + 1
+            return self._realtime_rewrite(session_id, state, start, start, [message], "realtime_order", actor, to_store)
+        index = _find(state, change.anchor)
+        if index is None:
+            return state
+        message = state.messages[index]
+        blocks = list(message.blocks)
+        segment = blocks[change.offset : change.offset + change.count]
+        if isinstance(change, RemoveItem):
+            remaining = blocks[: change.offset] + blocks[change.offset + change.count :]
+            replacement = [_with_blocks(message, remaining)] if remaining else []
+            return self._realtime_rewrite(session_id, state, index, index + 1, replacement, "provider_deleted",
+                                          actor, to_store)
+        if isinstance(change, ReplaceItem):
+            new_blocks = blocks[: change.offset] + list(change.blocks) + blocks[change.offset + change.count :]
+            return self._realtime_rewrite(session_id, state, index, index + 1, [_with_blocks(message, new_blocks)],
+                                          change.reason, actor, to_store)
+        assert isinstance(change, TruncateItem)
+        cut = [
+            msgspec.structs.replace(block, truncated_at_ms=change.audio_end_ms,
+                                    text=change.text if change.text is not None else block.text)
+            if isinstance(block, Transcript) else block
+            for block in segment
+        ]
+        new_blocks = blocks[: change.offset] + cut + blocks[change.offset + change.count :]
+        return self._realtime_rewrite(session_id, state, index, index + 1, [_with_blocks(message, new_blocks)],
+                                      "truncation", actor, to_store)
+
+    def _realtime_rewrite(
+        self, session_id: str, state: Session, start: int, end: int, replacement: list[Message], kind: str,
+        actor: str | None, to_store: list[Event],
+    ) -> Session:
+        stamped = _stamped(replacement, "ingest")
+        try:
+            event = self._rewrite_event(state, start, end, stamped, Reason(kind=kind), actor, check=False)
+        except NoOpRewrite:
+            return state
+        return self._stage(session_id, state, event, to_store)
+
+
+
+def _find(state: Session, provider_item_id: str) -> int | None:
+    """The index of the message that holds provider item ``provider_item_id``."""
+    messages = state.messages
+    for index in range(len(messages) - 1, -1, -1):
+        if messages[index].provider_item_id == provider_item_id:
+            return index
+    return None
+
+
+def _with_blocks(message: Message, blocks: list[Block]) -> Message:
+    return Message(role=message.role, blocks=tuple(blocks), provider_item_id=message.provider_item_id,
+                   incomplete=message.incomplete)
+
+
+_ORDER = ("materialised", "staged", "discarded", "duplicate", "ignored", "rejected")
+
+
+def _all_duplicates(state: RealtimeState, translated: list[list[RealtimeEvent] | tuple[str, str]]) -> bool:
+    events = [event for item in translated if isinstance(item, list) for event in item]
+    return bool(events) and all(is_duplicate(state, event) for event in events)
+
+
+def _combined(statuses: list[str]) -> str:
+    """One status for a raw event that meant several canonical events."""
+    if not statuses:
+        return "ignored"
+    return min(statuses, key=_ORDER.index)
+
