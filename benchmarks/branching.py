@@ -52,7 +52,7 @@ from typing import Any
 
 import msgspec
 
-from benchmarks.suite import Line, Sample, engine_load, format_table, interleaved, message_text
+from benchmarks.suite import Line, Sample, engine_load, format_table, interleaved, machine_description, message_text
 from engine import Message, Transcripts
 from engine.store import Backend, Record, SessionRow, StoredSnapshot
 
@@ -642,9 +642,7 @@ def build_lines(config: BranchConfig, results: BranchResults) -> list[Line]:
 
 def machine_line(config: BranchConfig) -> str:
     return (
-        f"machine: {platform.system()} {platform.release()} {platform.machine()}, "
-        f"{os.cpu_count()} CPUs | Python {platform.python_version()} ({platform.python_implementation()}) | "
-        f"SQLite {sqlite3.sqlite_version} | SQLite stores: journal_mode=WAL, built with synchronous=OFF, timed "
+        f"{machine_description()} | SQLite stores: journal_mode=WAL, built with synchronous=OFF, timed "
         f"with synchronous={config.synchronous.upper()} | {config.runs} runs each, medians shown"
         + (" | QUICK smoke run" if config.quick else "")
     )

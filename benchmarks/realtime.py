@@ -44,6 +44,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from benchmarks.suite import machine_description, render_table
 from engine import Transcripts
 from engine.realtime import RealtimeEvent, RealtimeState, reduce
 from engine.realtime.providers.openai import Rejected, translate
@@ -629,22 +630,12 @@ def format_table(lines: Sequence[Line]) -> str:
         )
         for line in lines
     ]
-    widths = [max(len(row[i]) for row in [HEADER, *cells]) for i in range(len(HEADER))]
-
-    def render(row: Sequence[str]) -> str:
-        first = row[0].ljust(widths[0])
-        rest = [cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True)]
-        return "  ".join([first, *rest]).rstrip()
-
-    rule = "  ".join("-" * width for width in widths)
-    return "\n".join([render(HEADER), rule, *(render(row) for row in cells)])
+    return render_table(HEADER, cells)
 
 
 def machine_line(config: Config) -> str:
     return (
-        f"machine: {platform.system()} {platform.release()} {platform.machine()}, {os.cpu_count()} CPUs | "
-        f"Python {platform.python_version()} ({platform.python_implementation()}) | SQLite {sqlite3.sqlite_version} "
-        f"| journal_mode=WAL, synchronous=FULL | {config.runs} runs each, medians shown"
+        f"{machine_description()} | journal_mode=WAL, synchronous=FULL | {config.runs} runs each, medians shown"
         + (" | QUICK smoke run" if config.quick else "")
     )
 

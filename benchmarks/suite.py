@@ -460,6 +460,28 @@ def _ratio_text(line: Line) -> str:
 HEADER = ("benchmark", "engine (median)", "raw sqlite3 (median)", "ratio", "target", "met")
 
 
+def render_table(header: Sequence[str], cells: Sequence[Sequence[str]]) -> str:
+    """Aligned columns: the first left-justified, the rest right-justified."""
+    widths = [max(len(row[i]) for row in [header, *cells]) for i in range(len(header))]
+
+    def render(row: Sequence[str]) -> str:
+        first = row[0].ljust(widths[0])
+        rest = [cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True)]
+        return "  ".join([first, *rest]).rstrip()
+
+    rule = "  ".join("-" * width for width in widths)
+    return "\n".join([render(header), rule, *(render(row) for row in cells)])
+
+
+def machine_description() -> str:
+    """The machine, Python and SQLite a table was measured on."""
+    return (
+        f"machine: {platform.system()} {platform.release()} {platform.machine()}, "
+        f"{os.cpu_count()} CPUs | Python {platform.python_version()} ({platform.python_implementation()}) | "
+        f"SQLite {sqlite3.sqlite_version}"
+    )
+
+
 def format_table(
     lines: Sequence[Line],
     header: tuple[str, str, str, str, str, str] = HEADER,
@@ -478,22 +500,12 @@ def format_table(
         )
         for line in lines
     ]
-    widths = [max(len(row[i]) for row in [header, *cells]) for i in range(len(header))]
-
-    def render(row: Sequence[str]) -> str:
-        first = row[0].ljust(widths[0])
-        rest = [cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True)]
-        return "  ".join([first, *rest]).rstrip()
-
-    rule = "  ".join("-" * width for width in widths)
-    return "\n".join([render(header), rule, *(render(row) for row in cells)])
+    return render_table(header, cells)
 
 
 def machine_line(config: Config) -> str:
     return (
-        f"machine: {platform.system()} {platform.release()} {platform.machine()}, "
-        f"{os.cpu_count()} CPUs | Python {platform.python_version()} ({platform.python_implementation()}) | "
-        f"SQLite {sqlite3.sqlite_version} | journal_mode=WAL, synchronous={config.synchronous.upper()} on both sides"
+        f"{machine_description()} | journal_mode=WAL, synchronous={config.synchronous.upper()} on both sides"
         f" | {config.runs} runs each, medians shown" + (" | QUICK smoke run" if config.quick else "")
     )
 

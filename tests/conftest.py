@@ -82,13 +82,18 @@ def _postgres_reachable() -> None:
             pytest.fail(f"ENGINE_TEST_POSTGRES_DSN is set but PostgreSQL is unreachable: {exc}")
 
 
-@pytest.fixture(params=BACKENDS)
-def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
-    factory = StoreFactory(request.param, tmp_path, "t" + uuid.uuid4().hex[:12])
+def store_factories(kind: str, tmp_path: Path) -> Iterator[StoreFactory]:
+    """A factory on a fresh store of ``kind``, closed (and its tables dropped) after."""
+    factory = StoreFactory(kind, tmp_path, "t" + uuid.uuid4().hex[:12])
     try:
         yield factory
     finally:
         factory.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
+    yield from store_factories(request.param, tmp_path)
 
 
 @pytest.fixture

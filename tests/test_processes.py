@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import multiprocessing
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,18 +11,14 @@ import pytest
 
 from engine import Transcripts
 from tests._workers import append_many
-from tests.conftest import BACKENDS, StoreFactory
+from tests.conftest import BACKENDS, StoreFactory, store_factories
 
 PER_PROCESS = 60
 
 
 @pytest.fixture(params=[kind for kind in BACKENDS if kind != "memory"])  # memory lives in one process
 def shared_stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
-    factory = StoreFactory(request.param, tmp_path, "t" + uuid.uuid4().hex[:12])
-    try:
-        yield factory
-    finally:
-        factory.close()
+    yield from store_factories(request.param, tmp_path)
 
 
 @pytest.mark.slow
