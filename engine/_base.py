@@ -170,7 +170,8 @@ class _Base:
         cache[state.id] = state
         cache.move_to_end(state.id)
         if len(cache) > self._cache_size:
-            cache.popitem(last=False)
+            evicted, _ = cache.popitem(last=False)
+            self._realtime.pop(evicted, None)  # its ingestion state is rebuilt from the log when needed
         return state
 
     def _head(self, session_id: str) -> Session:

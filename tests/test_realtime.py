@@ -415,3 +415,15 @@ def test_a_user_item_with_several_content_parts_keeps_them_all(store: Transcript
                         provider="openai").status == "materialised"
     message = store.get(sid).messages[0]
     assert [block.text for block in message.blocks] == ["Look at", "this."]  # type: ignore[union-attr]
+
+
+def test_cached_state_is_bounded_by_the_cache_size(stores: StoreFactory) -> None:
+    store = stores.open(cache_size=2)
+    sessions = [store.create() for _ in range(4)]
+    for sid in sessions:
+        ingest_all(store, sid, basic_turn())
+    assert len(store._cache) <= 2 and len(store._realtime) <= 2
+    trace = basic_turn()
+    ingest_all(store, sessions[0], trace)  # rebuilt from the log after eviction
+    assert set(ingest_all(store, sessions[0], trace)) <= {"duplicate", "ignored"}
+    assert transcript(store, sessions[0])[-1] == ("assistant", "Hello there.")
