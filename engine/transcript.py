@@ -110,7 +110,8 @@ def forked(session_id: str, event: SessionForked, source: Session, *, verify: bo
     messages = source.messages.prefix(index)
     raw = source._revision_bytes if index == len(source.messages) else messages.revision_at(index)
     if event.replacement is not None:
-        [raw] = chain_each(raw, (event.replacement,))
+        # The store has just hashed the replacement to write the event: trust it then.
+        [raw] = chain_each(raw, (event.replacement,)) if verify else [parse_revision(event.revision)]
         messages = messages.extended((event.replacement,), (raw,))
     revision = source.revision if raw is source._revision_bytes else format_revision(raw)
     if revision != event.revision:
@@ -306,10 +307,10 @@ def check_shape(messages: Sequence[Message], start: int, stop: int) -> None:
             expected = [use.id for use in previous.tool_uses] if previous is not None else []
             answered = [block.tool_use_id for block in message.blocks if isinstance(block, ToolResult)]
             if not expected:
-                raise InvalidTranscriptShape(
-                    f"message {index} holds tool results, but message {index - 1} is not an assistant "
-                    "message with tool uses"
-                )
+                before = "nothing precedes it"
+                if index:
+                    before = f"message {index - 1} is not an assistant message with tool uses"
+                raise InvalidTranscriptShape(f"message {index} holds tool results, but {before}")
             if sorted(answered) != sorted(expected) or len(set(answered)) != len(answered):
                 raise InvalidTranscriptShape(
                     f"message {index} answers tool uses {sorted(answered)}, but message {index - 1} "

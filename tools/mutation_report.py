@@ -20,7 +20,7 @@ def main() -> int:
         name, _, status = line.strip().rpartition(": ")
         if not name:
             continue
-        module = name.split(".x", 1)[0].rsplit(".", 1)[0] if ".x" in name else name.split("__mutmut_")[0]
+        module = name.split(".x", 1)[0] if ".x" in name else name.split("__mutmut_")[0]
         statuses[status] += 1
         per_file.setdefault(module, Counter())[status] += 1
         if status == "survived":

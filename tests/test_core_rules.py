@@ -1,0 +1,229 @@
+"""Rules of the pure core that the contract suite reaches only indirectly:
+tool-pairing windows, the wording of corruption errors, revision parsing,
+reasons, upcasting, and the O(1) guarantees that rest on cached revisions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from engine import (
+    CorruptStore,
+    Image,
+    InvalidArgument,
+    InvalidRevision,
+    InvalidTranscriptShape,
+    Message,
+    Reason,
+    Text,
+    ToolResult,
+    ToolUse,
+    Transcripts,
+    Usage,
+)
+from engine.events import EVENT_TYPES, MessagesAppended, MessagesRewritten, SessionCreated, SessionForked, TitleChanged
+from engine.revisions import EMPTY_REVISION, EMPTY_REVISION_BYTES, parse_revision, revision_of
+from engine.sequence import MessageSeq
+from engine.transcript import check_shape, evolve, fold, forked
+
+AT = datetime(2026, 1, 1, tzinfo=UTC)
+USE = Message.assistant(ToolUse(id="t1", name="f"))
+RESULT = Message.tool_results(ToolResult.of("t1", "ok"))
+ORPHAN = Message.tool_results(ToolResult.of("zz", "?"))
+
+
+def shape(messages: list[Message], start: int, stop: int) -> str | None:
+    try:
+        check_shape(messages, start, stop)
+    except InvalidTranscriptShape as error:
+        return str(error)
+    return None
+
+
+def rewritten(**fields: object) -> MessagesRewritten:
+    values: dict[str, object] = {
+        "at": AT, "start": 0, "end": 0, "messages": (Message.user("x"),), "parent_revision": EMPTY_REVISION,
+        "revision": revision_of([Message.user("x")]), "reason": "edit", "removed_digest": EMPTY_REVISION,
+        "replacement_digest": EMPTY_REVISION, "count_before": 0, "generation": 1,
+    }
+    values.update(fields)
+    return MessagesRewritten(**values)  # type: ignore[arg-type]
+
+
+def test_tool_pairing_is_checked_only_around_the_change() -> None:
+    user = Message.user("u")
+    # An old violation outside the window is not this change's business.
+    assert shape([ORPHAN, user, user, user], 3, 4) is None
+    assert shape([user, user, ORPHAN], 0, 1) is None
+    assert shape([user, user, user, ORPHAN], 1, 2) is None
+    # Inside the window, every rule, with where it broke.
+    assert shape([RESULT, user], 0, 1) == "message 0 holds tool results, but nothing precedes it"
+    assert shape([RESULT, USE], 0, 1) == "message 0 holds tool results, but nothing precedes it"
+    assert shape([user, RESULT], 1, 2) == (
+        "message 1 holds tool results, but message 0 is not an assistant message with tool uses"
+    )
+    assert shape([USE, ORPHAN], 1, 2) == (
+        "message 1 answers tool uses ['zz'], but message 0 made ['t1']; results must cover exactly those ids, once each"
+    )
+    twice = Message.tool_results(ToolResult.of("t1", "a"), ToolResult.of("t1", "b"))
+    assert shape([Message.assistant(ToolUse(id="t1", name="f"), ToolUse(id="t2", name="g")), twice], 1, 2)
+    assert shape([USE, user], 0, 1) == (
+        "message 0 makes tool uses, but message 1 is a user message, not their tool_results"
+    )
+    assert shape([user, USE], 1, 2) is None  # a pending tool use at the end
+    assert shape([user, USE, RESULT], 1, 3) is None
+
+
+def test_corruption_errors_say_where() -> None:
+    created = evolve(None, "s", 1, SessionCreated(at=AT))
+    with pytest.raises(CorruptStore, match=r"session 's': version 1 is a TitleChanged; a history starts with"):
+        evolve(None, "s", 1, TitleChanged(at=AT, title="t"))
+    with pytest.raises(CorruptStore, match=r"session 's': expected version 2, got 3"):
+        fold("s", [(3, TitleChanged(at=AT, title="t"))], start=created)
+    with pytest.raises(CorruptStore, match=r"session 's': SessionCreated again at version 2"):
+        fold("s", [(2, SessionCreated(at=AT))], start=created)
+    with pytest.raises(CorruptStore, match=r"session 's' version 2: the rewrite's parent is sha256:1111"):
+        fold("s", [(2, rewritten(parent_revision="sha256:" + "1" * 64))], start=created)
+    with pytest.raises(CorruptStore, match=r"version 2: rewrite range \[0, 3\) is outside the transcript"):
+        fold("s", [(2, rewritten(end=3, messages=()))], start=created)
+    with pytest.raises(CorruptStore, match=r"session 's': version 2 is commit 5, expected 1"):
+        fold("s", [(2, rewritten(generation=5))], start=created)
+    lie = rewritten(revision="sha256:" + "2" * 64)
+    with pytest.raises(CorruptStore, match=r"records revision sha256:2222.*but its messages chain to sha256:"):
+        fold("s", [(2, lie)], start=created)
+    # Trusted (a snapshot vouches for it): the recorded revision is taken as is.
+    trusted = fold("s", [(2, lie)], start=created, verify=False)
+    assert trusted is not None and trusted.revision == "sha256:" + "2" * 64 and trusted.generation == 1
+    assert fold("s", []) is None and fold("s", [], start=created) is created
+
+
+def test_a_verified_rewrite_keeps_every_revision_of_its_tail(monkeypatch: pytest.MonkeyPatch) -> None:
+    a, b, c = Message.user("a"), Message.user("b"), Message.user("c")
+    created = evolve(None, "s", 1, SessionCreated(at=AT))
+    state = fold("s", [(2, MessagesAppended(at=AT, messages=(a, b), revision=revision_of([a, b])))], start=created)
+    assert state is not None
+    event = rewritten(start=0, end=1, messages=(c,), parent_revision=state.revision, revision=revision_of([c, b]),
+                      count_before=2, generation=2)
+    after = fold("s", [(3, event)], start=state)
+    assert after is not None and list(after.messages) == [c, b]
+    expected = [parse_revision(revision_of([c])), parse_revision(revision_of([c, b]))]
+    monkeypatch.setattr(Message, "digest_bytes", lambda self: pytest.fail("re-hashed a known revision"))
+    assert [after.messages.revision_at(1), after.messages.revision_at(2)] == expected
+
+
+def test_forks_check_their_source_and_keep_its_revisions() -> None:
+    source = fold("src", [(1, SessionCreated(at=AT, title="T", metadata={"k": 1})),
+                          (2, MessagesAppended(at=AT, messages=(Message.user("a"), Message.user("b")),
+                                               revision=revision_of([Message.user("a"), Message.user("b")])))])
+    assert source is not None
+    event = SessionForked(at=AT, source="src", source_version=2, index=1, revision=revision_of([Message.user("a")]),
+                          root="src", depth=1)
+    child = forked("kid", event, source)
+    assert (child.id, child.title, dict(child.metadata), child.version) == ("kid", "T", {"k": 1}, 1)
+    assert child.messages.revision_at(1) == parse_revision(event.revision)
+    with pytest.raises(CorruptStore, match=r"session 'kid' forks 'src' at version 3, but was given version 2"):
+        forked("kid", SessionForked(at=AT, source="src", source_version=3, revision=EMPTY_REVISION, root="src",
+                                    depth=1), source)
+    with pytest.raises(CorruptStore, match=r"session 'kid' forks 'src' at index 5, out of range"):
+        forked("kid", SessionForked(at=AT, source="src", source_version=2, index=5, revision=EMPTY_REVISION,
+                                    root="src", depth=1), source)
+    with pytest.raises(CorruptStore, match=r"the fork records revision sha256:3333.*but its messages give"):
+        forked("kid", SessionForked(at=AT, source="src", source_version=2, revision="sha256:" + "3" * 64,
+                                    root="src", depth=1), source)
+    whole = forked("kid", SessionForked(at=AT, source="src", source_version=2, revision=source.revision,
+                                        root="src", depth=1), source)
+    assert whole.revision is source.revision and whole._revision_bytes is source._revision_bytes
+    edited = forked("kid", SessionForked(at=AT, source="src", source_version=2, index=1,
+                                         replacement=Message.user("z"),
+                                         revision=revision_of([Message.user("a"), Message.user("z")]),
+                                         root="src", depth=1), source)
+    assert [m.text for m in edited.messages] == ["a", "z"]
+
+
+def test_appends_and_forks_never_rehash_what_is_known(monkeypatch: pytest.MonkeyPatch) -> None:
+    store = Transcripts.open()
+    sid = store.create()
+    store.append(sid, *[Message.user(str(n)) for n in range(40)])
+    store.append(sid, Message.assistant("one more"))
+    calls = []
+    original = Message.digest_bytes
+    monkeypatch.setattr(Message, "digest_bytes", lambda self: calls.append(1) or original(self))
+    for index in (0, 7, 20, 39, 41):  # inside a batch, at its edges, at the end
+        store.fork_at(sid, index)
+    store.fork(sid)
+    store.fork_replacing(sid, 5, Message.user("edited"))
+    assert len(calls) == 1, "a fork re-hashed known messages"  # only the replacement is hashed
+
+
+def test_fold_uses_known_revisions_for_built_events(monkeypatch: pytest.MonkeyPatch) -> None:
+    batch1, batch2 = [Message.user("a"), Message.user("b")], [Message.user("c")]
+    revs1 = [parse_revision(revision_of(batch1[:1])), parse_revision(revision_of(batch1))]
+    revs2 = [parse_revision(revision_of(batch1 + batch2))]
+    start = evolve(None, "s", 1, SessionCreated(at=AT))
+    events = [(2, MessagesAppended(at=AT, messages=tuple(batch1), revision=revision_of(batch1))),
+              (3, MessagesAppended(at=AT, messages=tuple(batch2), revision=revision_of(batch1 + batch2)))]
+    state = fold("s", events, start=start, verify=False, known={2: revs1, 3: revs2})
+    verified = fold("s", events, start=start)
+    assert state is not None and verified is not None
+    monkeypatch.setattr(Message, "digest_bytes", lambda self: pytest.fail("re-hashed a known revision"))
+    assert [state.messages.revision_at(n) for n in (1, 2, 3)] == [*revs1, *revs2]
+    assert [verified.messages.revision_at(n) for n in (1, 2, 3)] == [*revs1, *revs2]
+
+
+def test_revision_ids_are_parsed_strictly() -> None:
+    assert parse_revision(EMPTY_REVISION) == EMPTY_REVISION_BYTES
+    with pytest.raises(InvalidRevision, match=r"a revision id looks like 'sha256:' followed by 64 hex digits, got 'x'"):
+        parse_revision("x")
+    with pytest.raises(InvalidRevision):
+        parse_revision("sha512:" + "0" * 64)  # the right length, the wrong prefix
+    with pytest.raises(InvalidRevision, match=r"revision 'sha256:xx.*' has non-hex digits"):
+        parse_revision("sha256:" + "x" * 64)
+
+
+def test_reasons() -> None:
+    assert Reason.of("edit") == Reason(kind="edit")
+    assert Reason.of(Reason(kind="compaction", note="n")) == Reason(kind="compaction", note="n")
+    assert Reason.of("redaction", "why") == Reason(kind="redaction", note="why")
+    with pytest.raises(InvalidArgument, match="give the note inside the Reason or as note=, not both"):
+        Reason.of(Reason(kind="edit", note="a"), "b")
+    with pytest.raises(InvalidArgument, match=r"reason must be a kind such as 'edit' or 'compaction'.*got 'Edit'"):
+        Reason.of("Edit")
+    with pytest.raises(InvalidArgument, match="note must be a str or None, got int"):
+        Reason.of("edit", 3)
+
+
+def test_constructors_keep_ids_and_blocks() -> None:
+    assert Message.system("s", id="m1").id == "m1"
+    assistant = Message.assistant("a", id="m2", provider_item_id="item_2")
+    assert (assistant.id, assistant.provider_item_id) == ("m2", "item_2")
+    user = Message.user("u", id="m3", provider_item_id="item_3")
+    assert (user.id, user.provider_item_id) == ("m3", "item_3")
+    assert Message.tool_results(ToolResult.of("t", "r"), id="m4").id == "m4"
+    image = Image(media_type="image/png", ref="blob:1")
+    assert ToolResult.of("t", image).content == (image,)
+    assert ToolResult.of("t", "text", is_error=True) == ToolResult(tool_use_id="t", content=(Text(text="text"),),
+                                                                    is_error=True)
+
+
+def test_the_v1_usage_upcaster() -> None:
+    upcast = EVENT_TYPES["UsageRecorded"].upcasters[1]
+    assert upcast({"kind": "usage_recorded", "at": "x", "input_tokens": 3, "output_tokens": 4}) == {
+        "kind": "usage_recorded", "at": "x", "usage": {"input": 3, "output": 4},
+    }
+    assert upcast({"kind": "usage_recorded", "at": "x"}) == {"kind": "usage_recorded", "at": "x",
+                                                            "usage": {"input": 0, "output": 0}}
+    assert Usage(input=3) + Usage(output=4) == Usage(input=3, output=4)
+
+
+def test_a_sequence_built_from_messages() -> None:
+    messages = [Message.user("a"), Message.user("b")]
+    seq = MessageSeq(messages)
+    assert list(seq) == messages and len(seq) == 2 and seq.piece_count == 1
+    assert seq.revision_at(2) == parse_revision(revision_of(messages))
+    assert MessageSeq().piece_count == 0 and list(MessageSeq()) == []
+    assert seq[-1] is messages[1] and seq[0:1] == (messages[0],) and seq[::-1] == tuple(reversed(messages))
+    with pytest.raises(IndexError):
+        seq[2]
+    with pytest.raises(IndexError):
+        seq.revision_at(3)
