@@ -446,9 +446,8 @@ def _dispatch(state: RealtimeState, event: RealtimeEvent) -> Outcome:
         )
         return Outcome(status="staged")
 
-    if isinstance(event, (AssistantTurnCompleted, AssistantTurnInterrupted)):
-        return _complete(state, event)
-    return Outcome(status="ignored", reason=f"no rule for {type(event).__name__}")  # pragma: no cover
+    assert isinstance(event, (AssistantTurnCompleted, AssistantTurnInterrupted)), event  # the union is closed
+    return _complete(state, event)
 
 
 def _nothing_new(item_id: str) -> Outcome:
@@ -715,9 +714,11 @@ def resolve(state: RealtimeState, policy: Literal["place", "drop"]) -> list[Chan
     """Unblock everything pending: ``place`` puts each waiting item after the
     tail in first-seen order (ending its response as incomplete), ``drop``
     discards them. The store records this as an audited event."""
-    for response in list(state.responses.live.values()):
-        state.responses[response.id] = msgspec.structs.replace(response, status="incomplete")
     changes: list[Change] = []
+    for response_id in list(state.responses.live):
+        # Ended as incomplete, by the same rule as a provider's own ending:
+        # what it produced stays, an item that produced nothing is dropped.
+        changes.extend(_complete(state, AssistantTurnCompleted(response_id=response_id, status="incomplete")).changes)
     for item in state.pending_items():
         current = state.items[item.id]
         if current.status != "pending":
