@@ -213,6 +213,18 @@ SCENARIOS: dict[str, list[RealtimeEvent]] = {
         FunctionCallOutput(event_id="v4", item_id="o1", call_id="c9", output="x", previous_item_id="a1"),
         ItemObserved(event_id="v5", item_id="a2", role="assistant", previous_item_id="o1", response_id="r2"),
     ],
+    "a pending head item deleted": [
+        ItemObserved(event_id="h1", item_id="u0", role="user", previous_item_id=None),
+        ItemDeleted(event_id="h2", item_id="u0"),
+        ItemObserved(event_id="h3", item_id="u1", role="user", previous_item_id="u0"),
+        UserTranscriptFinal(event_id="h4", item_id="u1", text="after the deleted head"),
+        ItemObserved(event_id="h5", item_id="u2", role="user", previous_item_id="u1"),
+        ItemObserved(event_id="h6", item_id="u3", role="user", previous_item_id="u2"),
+        UserTranscriptFinal(event_id="h7", item_id="u3", text="waits for u2"),
+        ItemDeleted(event_id="h8", item_id="u2"),
+        ItemDeleted(event_id="h9", item_id="u7"),
+        ItemObserved(event_id="h10", item_id="u8", role="user"),
+    ],
     "openai weather call": _from_raw(weather_call()),
     "openai sample conversation": _from_raw(sample_conversation()),
 }

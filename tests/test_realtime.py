@@ -427,3 +427,33 @@ def test_cached_state_is_bounded_by_the_cache_size(stores: StoreFactory) -> None
     ingest_all(store, sessions[0], trace)  # rebuilt from the log after eviction
     assert set(ingest_all(store, sessions[0], trace)) <= {"duplicate", "ignored"}
     assert transcript(store, sessions[0])[-1] == ("assistant", "Hello there.")
+
+
+def test_is_duplicate_agrees_with_apply() -> None:
+    from engine.realtime import ItemDeleted
+    from engine.realtime.reducer import apply, is_duplicate
+
+    state = RealtimeState()
+    turn = [
+        ItemObserved(event_id="1", item_id="u1", role="user", previous_item_id=None),
+        UserTranscriptFinal(event_id="2", item_id="u1", text="hi"),
+        ItemObserved(event_id="3", item_id="a1", role="assistant", previous_item_id="u1", response_id="r1"),
+        AssistantTranscriptDelta(event_id="4", response_id="r1", item_id="a1", delta="hello"),
+        AssistantTurnCompleted(event_id="5", response_id="r1"),
+        ItemObserved(event_id="6", item_id="u2", role="user", previous_item_id="a1"),
+    ]
+    for event in turn:
+        assert not is_duplicate(state, event)
+        apply(state, event)
+        assert is_duplicate(state, event)  # the same event again
+    checks = {
+        UserTranscriptFinal(event_id="n1", item_id="u1", text="hi again"): True,  # settled item, nothing new
+        AssistantTurnCompleted(event_id="n2", response_id="r1"): True,  # the response already ended
+        AssistantTranscriptDelta(event_id="n3", response_id="r1", item_id="a9", delta="x"): True,
+        ItemDeleted(event_id="n4", item_id="a1"): False,  # a real change
+        UserTranscriptFinal(event_id="n5", item_id="u2", text="new"): False,  # a pending item
+        AssistantTurnCompleted(event_id="n6", response_id="r2"): False,  # a response never seen
+    }
+    for event, expected in checks.items():
+        assert is_duplicate(state, event) is expected, event
+        assert (reduce(state, event)[1].status == "duplicate") is expected, event
