@@ -675,9 +675,9 @@ def notes(config: Config, stream: Stream, check: Check, duplicates: Duplicates, 
         f"{after.snapshot_bytes:,} B, session version {before.version:,} -> {after.version:,}.",
         f"(3) whole stream (untimed, once, calls of {BATCH}): after ingesting it, its {check.accepted_raw:,} "
         f"accepted raw events sent again gave {_counts(check.redelivery_statuses)}; {check.redelivery_rows:,} event "
-        f"rows / {check.redelivery_bytes:,} B were added. The reducer drops the event ids of settled items once it "
-        "holds >= 256 ids, and an old event of a settled item is then accepted (staged/discarded) and recorded "
-        "rather than reported as a duplicate.",
+        f"rows / {check.redelivery_bytes:,} B were added. The reducer forgets the event ids of settled items once "
+        "it holds >= 256 ids; an old event about a settled item is still recognised (it adds nothing) and stored "
+        "nowhere.",
     ]
 
 

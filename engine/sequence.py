@@ -27,14 +27,20 @@ import bisect
 import hashlib
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from typing import overload
+from typing import TypeAlias, overload
 
 from engine.content import Message
+from engine.errors import CorruptStore
 from engine.revisions import EMPTY_REVISION_BYTES
 
 __all__ = ["MAX_PIECES", "MessageSeq"]
 
 MAX_PIECES = 32
+
+#: A prefix revision as kept: raw bytes, a ``sha256:<hex>`` id not parsed
+#: yet (a cold load keeps the ids its events record and parses one only
+#: when it is asked for), or ``None`` (unknown: computed when needed).
+Known: TypeAlias = bytes | str | None
 _LOCK = threading.Lock()  # guards in-place growth of shared buffers
 
 
@@ -46,7 +52,7 @@ class _Buffer:
     def __init__(
         self,
         messages: list[Message],
-        revisions: list[bytes | None],
+        revisions: list[Known],
         base: bytes | None,
         base_of: MessageSeq | None = None,
     ) -> None:
@@ -62,6 +68,16 @@ class _Buffer:
             base = self.base = self.base_of.revision_at(len(self.base_of))
             self.base_of = None  # no longer needed: let it be collected
         return base
+
+
+def _parsed(revision: str) -> bytes:
+    try:
+        raw = bytes.fromhex(revision[7:])
+    except ValueError:
+        raw = b""
+    if len(raw) != 32 or not revision.startswith("sha256:"):
+        raise CorruptStore(f"a recorded revision is malformed: {revision!r}")
+    return raw
 
 
 class MessageSeq(Sequence[Message]):
@@ -96,7 +112,7 @@ class MessageSeq(Sequence[Message]):
 
     def _flattened(self) -> MessageSeq:
         messages: list[Message] = []
-        revisions: list[bytes | None] = []
+        revisions: list[Known] = []
         for buffer, stop in self._pieces:
             messages += buffer.messages[:stop]
             revisions += buffer.revisions[:stop]
@@ -106,12 +122,12 @@ class MessageSeq(Sequence[Message]):
 
     # -- building ---------------------------------------------------------
 
-    def extended(self, messages: Sequence[Message], revisions: Sequence[bytes | None] | None = None) -> MessageSeq:
+    def extended(self, messages: Sequence[Message], revisions: Sequence[Known] | None = None) -> MessageSeq:
         """This sequence followed by ``messages``; ``revisions[i]``, if known,
         is the prefix revision after ``messages[i]``."""
         if not messages:
             return self
-        known: list[bytes | None] = list(revisions) if revisions is not None else [None] * len(messages)
+        known: list[Known] = list(revisions) if revisions is not None else [None] * len(messages)
         pieces = self._pieces
         with _LOCK:
             if pieces:
@@ -141,7 +157,7 @@ class MessageSeq(Sequence[Message]):
         start: int,
         end: int,
         replacement: Sequence[Message],
-        revisions: Sequence[bytes | None] | None = None,
+        revisions: Sequence[Known] | None = None,
     ) -> MessageSeq:
         """``self[:start] + replacement + self[end:]``; ``revisions`` as in
         :meth:`extended`, for the replacement followed by the old suffix."""
@@ -150,7 +166,7 @@ class MessageSeq(Sequence[Message]):
         tail.extend(self._range(end, self._length))
         if not tail:
             return head
-        known: list[bytes | None] = list(revisions) if revisions is not None else [None] * len(tail)
+        known: list[Known] = list(revisions) if revisions is not None else [None] * len(tail)
         base = EMPTY_REVISION_BYTES if start == 0 else None
         fresh = _Buffer(tail, known, base, None if base is not None else head)
         return MessageSeq._of((*head._pieces, (fresh, len(tail))))
@@ -170,8 +186,11 @@ class MessageSeq(Sequence[Message]):
         known = position
         while known >= 0 and revisions[known] is None:
             known -= 1
-        current = revisions[known] if known >= 0 else buffer.resolve_base()
-        assert current is not None
+        found = revisions[known] if known >= 0 else buffer.resolve_base()
+        if isinstance(found, str):
+            found = revisions[known] = _parsed(found)
+        assert found is not None
+        current: bytes = found
         sha256 = hashlib.sha256
         messages = buffer.messages
         for filling in range(known + 1, position + 1):

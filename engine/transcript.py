@@ -29,7 +29,7 @@ from engine.events import (
     UsageRecorded,
 )
 from engine.revisions import EMPTY_REVISION_BYTES, chain_each, format_revision, parse_revision
-from engine.sequence import MessageSeq
+from engine.sequence import Known, MessageSeq
 
 __all__ = ["Lineage", "MessageSeq", "Session", "check_shape", "evolve", "fold", "forked"]
 
@@ -191,7 +191,8 @@ def fold(
     metadata: dict[str, Any] | None = None  # copied on the first change only
     messages = start.messages
     pending: list[Message] = []  # appended messages not yet in `messages`
-    pending_revisions: list[bytes | None] = []
+    pending_revisions: list[Known] = []
+    trusted = False  # a trusted append left `raw` stale: it is parsed from `revision` at the end
     for number, event in iterator:
         version += 1
         if number != version:
@@ -213,9 +214,9 @@ def fold(
                 revision = event.revision
             else:
                 revision = event.revision
-                raw = parse_revision(revision)
+                trusted = True
                 pending_revisions += [None] * (len(event.messages) - 1)
-                pending_revisions.append(raw)
+                pending_revisions.append(revision)
             pending += event.messages
             generation += 1
         elif isinstance(event, MessagesRewritten):
@@ -226,6 +227,8 @@ def fold(
                 raise CorruptStore(
                     f"session {session_id!r}: version {number} is commit {event.generation}, expected {generation + 1}"
                 )
+            if trusted:
+                raw, trusted = _trusted_revision(session_id, number - 1, revision), False
             messages, raw = _rewritten(session_id, number, messages, revision, event, verify)
             revision = event.revision
             generation = event.generation
@@ -260,8 +263,21 @@ def fold(
         updated_at=updated,
         lineage=start.lineage,
         generation=generation,
-        _revision_bytes=raw,
+        _revision_bytes=_trusted_revision(session_id, version, revision) if trusted else raw,
     )
+
+
+def _trusted_revision(session_id: str, version: int, revision: str) -> bytes:
+    """The raw bytes of a recorded revision on the trusted path: a cold load
+    parses one per event, so this skips :func:`parse_revision`'s checks and
+    only turns a malformed value into the error replay would give."""
+    try:
+        raw = bytes.fromhex(revision[7:])
+    except ValueError:
+        raw = b""
+    if len(raw) != 32 or not revision.startswith("sha256:"):
+        raise CorruptStore(f"session {session_id!r} version {version}: malformed revision {revision!r}")
+    return raw
 
 
 def _rewritten(

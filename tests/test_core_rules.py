@@ -227,3 +227,11 @@ def test_a_sequence_built_from_messages() -> None:
         seq[2]
     with pytest.raises(IndexError):
         seq.revision_at(3)
+
+
+def test_a_malformed_recorded_revision_is_corruption_on_the_trusted_path() -> None:
+    created = evolve(None, "s", 1, SessionCreated(at=AT))
+    for bad in ("sha256:zz", "sha256:" + "0" * 62, "md5:" + "0" * 64):
+        event = MessagesAppended(at=AT, messages=(Message.user("x"),), revision=bad)
+        with pytest.raises(CorruptStore, match=r"session 's' version 2: malformed revision"):
+            fold("s", [(2, event)], start=created, verify=False)
