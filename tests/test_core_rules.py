@@ -235,3 +235,31 @@ def test_a_malformed_recorded_revision_is_corruption_on_the_trusted_path() -> No
         event = MessagesAppended(at=AT, messages=(Message.user("x"),), revision=bad)
         with pytest.raises(CorruptStore, match=r"session 's' version 2: malformed revision"):
             fold("s", [(2, event)], start=created, verify=False)
+
+
+def test_recorded_revision_ids_are_parsed_when_first_needed() -> None:
+    a, b = Message.user("a"), Message.user("b")
+    seq = MessageSeq().extended([a, b], [None, revision_of([a, b])])  # as a cold load keeps them
+    assert seq.revision_at(2) == parse_revision(revision_of([a, b]))
+    assert seq.revision_at(1) == parse_revision(revision_of([a]))
+    for bad in ("sha256:" + "g" * 64, "sha256:" + "0" * 60, "sha512:" + "0" * 64, "x"):
+        broken = MessageSeq().extended([a], [bad])
+        with pytest.raises(CorruptStore, match="a recorded revision is malformed"):
+            broken.revision_at(1)
+
+
+def test_a_trusted_append_then_a_rewrite() -> None:
+    a, b, c = Message.user("a"), Message.user("b"), Message.user("c")
+    created = evolve(None, "s", 1, SessionCreated(at=AT))
+    appended = MessagesAppended(at=AT, messages=(a, b), revision=revision_of([a, b]))
+    rewrite = rewritten(start=1, end=2, messages=(c,), parent_revision=revision_of([a, b]),
+                        revision=revision_of([a, c]), count_before=2, generation=2)
+    state = fold("s", [(2, appended), (3, rewrite)], start=created, verify=False)
+    assert state is not None and list(state.messages) == [a, c]
+    assert state._revision_bytes == parse_revision(revision_of([a, c]))
+    only_append = fold("s", [(2, appended)], start=created, verify=False)
+    assert only_append is not None and only_append._revision_bytes == parse_revision(revision_of([a, b]))
+    assert only_append.messages.revision_at(2) == parse_revision(revision_of([a, b]))
+    bad = MessagesAppended(at=AT, messages=(a,), revision="sha256:" + "z" * 64)
+    with pytest.raises(CorruptStore, match=r"session 's' version 2: malformed revision 'sha256:zzz"):
+        fold("s", [(2, bad), (3, rewrite)], start=created, verify=False)
