@@ -263,3 +263,26 @@ def test_a_trusted_append_then_a_rewrite() -> None:
     bad = MessagesAppended(at=AT, messages=(a,), revision="sha256:" + "z" * 64)
     with pytest.raises(CorruptStore, match=r"session 's' version 2: malformed revision 'sha256:zzz"):
         fold("s", [(2, bad), (3, rewrite)], start=created, verify=False)
+
+
+def test_a_view_never_reads_past_its_own_length() -> None:
+    messages = [Message.user(str(n)) for n in range(6)]
+    longer = MessageSeq().extended(messages)
+    shorter = longer.prefix(3)  # shares the buffer, which holds six
+    with pytest.raises(IndexError, match="message index out of range"):
+        shorter[3]
+    with pytest.raises(IndexError, match=r"no prefix of length 4 in a sequence of 3"):
+        shorter.revision_at(4)
+    assert list(shorter[1:]) == messages[1:3]
+    # Three pieces: slices and iteration cross every boundary.
+    branch = longer.prefix(2).extended([Message.user("b1")]).extended([Message.user("b2")])
+    three = branch.prefix(3).extended([Message.user("c1")])
+    three = three.prefix(4)
+    other = three.extended([Message.user("d1")])
+    three.extended([Message.user("d2")])  # makes `other`'s tail a separate piece when extended again
+    combined = other.extended([Message.user("e1")])
+    expected = [*messages[:2], Message.user("b1"), Message.user("c1"), Message.user("d1"), Message.user("e1")]
+    assert list(combined) == expected and combined.piece_count >= 3
+    for start in range(len(expected) + 1):
+        for stop in range(start, len(expected) + 1):
+            assert list(combined[start:stop]) == expected[start:stop]
