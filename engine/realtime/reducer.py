@@ -18,7 +18,7 @@ or deltas, so memory stays bounded by the items in flight.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Generic, Literal, TypeAlias, TypeVar
 
 import msgspec
@@ -94,8 +94,6 @@ class Item(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 class Response(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     id: str
     status: str = "in_flight"
-    usage_recorded: bool = False
-    kept: tuple[str, ...] | None = None  # output item ids the provider kept
 
 
 # -- changes the store applies -----------------------------------------------------
@@ -468,18 +466,11 @@ def _complete(state: RealtimeState, event: AssistantTurnCompleted | AssistantTur
     response = _response(state, event.response_id)
     if response.status != "in_flight":
         return Outcome(status="duplicate", reason=f"response {event.response_id} already ended; nothing new")
-    if isinstance(event, AssistantTurnInterrupted):
-        status, usage, kept = "cancelled", None, None
-    else:
-        status, usage, kept = event.status, event.usage, event.output_item_ids
+    status, usage = ("cancelled", None) if isinstance(event, AssistantTurnInterrupted) else (event.status, event.usage)
     changes: list[Change] = []
-    recorded = False
-    if usage is not None and (usage.input or usage.output):
+    if usage is not None and (usage.input or usage.output):  # once: a response ends only once
         changes.append(RecordUsage(usage=usage, response_id=response.id))
-        recorded = True
-    state.responses[response.id] = msgspec.structs.replace(
-        response, status=status, usage_recorded=recorded, kept=kept
-    )
+    state.responses[response.id] = msgspec.structs.replace(response, status=status)
     # The provider keeps an item that produced something (the partial output
     # of a cancelled response stays, and the next item points at it); an item
     # that produced nothing is dropped.
@@ -731,11 +722,3 @@ def resolve(state: RealtimeState, policy: Literal["place", "drop"]) -> list[Chan
         changes.extend(_materialise(state))
     changes.extend(_materialise(state))
     return changes
-
-
-def replay(events: Iterable[RealtimeEvent]) -> RealtimeState:
-    """The state after accepting ``events`` in order (used to rebuild it on load)."""
-    state = RealtimeState()
-    for event in events:
-        apply(state, event)
-    return state
