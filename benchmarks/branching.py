@@ -38,8 +38,6 @@ from __future__ import annotations
 import argparse
 import gc
 import os
-import platform
-import sqlite3
 import statistics
 import sys
 import tempfile
@@ -52,7 +50,17 @@ from typing import Any
 
 import msgspec
 
-from benchmarks.suite import Line, Sample, engine_load, format_table, interleaved, machine_description, message_text
+from benchmarks.suite import (
+    Line,
+    Sample,
+    engine_load,
+    format_table,
+    interleaved,
+    machine_description,
+    machine_facts,
+    message_text,
+    print_report,
+)
 from engine import Message, Transcripts
 from engine.store import Backend, Record, SessionRow, StoredSnapshot
 
@@ -721,12 +729,7 @@ def notes(config: BranchConfig, results: BranchResults, lines: Sequence[Line]) -
 
 def _to_json(config: BranchConfig, results: BranchResults, lines: Sequence[Line]) -> dict[str, Any]:
     return {
-        "machine": {
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "sqlite": sqlite3.sqlite_version,
-            "cpus": os.cpu_count(),
-        },
+        "machine": machine_facts(),
         "config": asdict(config),
         "table": [asdict(line) for line in lines],
         "samples": {
@@ -800,16 +803,6 @@ def run_and_report(config: BranchConfig) -> dict[str, Any]:
     started = time.perf_counter()
     results = run_branching(config)
     lines = build_lines(config, results)
-    print(machine_line(config))
-    print()
-    print(format_table(lines, HEADER, value_text))
-    print()
-    for note in notes(config, results, lines):
-        print(f"* {note}")
-    missed = [line.short for line in lines if line.met is False]
-    print(
-        f"* targets met: {sum(line.met is True for line in lines)}/{sum(line.met is not None for line in lines)}"
-        + (f"; missed: {'; '.join(missed)}" if missed else "")
-        + f" (branching part took {time.perf_counter() - started:.0f} s)"
-    )
+    print_report(machine_line(config), format_table(lines, HEADER, value_text), notes(config, results, lines),
+                 lines, f"branching part took {time.perf_counter() - started:.0f} s")
     return _to_json(config, results, lines)

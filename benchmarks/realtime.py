@@ -31,7 +31,6 @@ import argparse
 import gc
 import json
 import os
-import platform
 import random
 import sqlite3
 import statistics
@@ -44,7 +43,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from benchmarks.suite import machine_description, render_table
+from benchmarks.suite import machine_description, machine_facts, print_report, render_table
 from engine import Transcripts
 from engine.realtime import RealtimeEvent, RealtimeState, reduce
 from engine.realtime.providers.openai import Rejected, translate
@@ -703,26 +702,10 @@ def run(config: Config) -> dict[str, Any]:
         results.append(one_run(stream, canonical, small, duplicates))
         _progress(f"  run {index + 1}/{config.runs} done")
     lines = build_lines(stream, check, len(small), duplicates, results)
-    print(machine_line(config))
-    print()
-    print(format_table(lines))
-    print()
-    for note in notes(config, stream, check, duplicates, results):
-        print(f"* {note}")
-    targets = [line for line in lines if line.met is not None]
-    missed = [line.short for line in targets if line.met is False]
-    print(
-        f"* targets met: {sum(bool(line.met) for line in targets)}/{len(targets)}"
-        + (f"; missed: {'; '.join(missed)}" if missed else "")
-        + f" (took {time.perf_counter() - started:.0f} s)"
-    )
+    print_report(machine_line(config), format_table(lines), notes(config, stream, check, duplicates, results), lines,
+                 f"took {time.perf_counter() - started:.0f} s")
     return {
-        "machine": {
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "sqlite": sqlite3.sqlite_version,
-            "cpus": os.cpu_count(),
-        },
+        "machine": machine_facts(),
         "config": asdict(config),
         "stream": {
             "raw_events": len(stream.events),

@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Any, TypeVar
@@ -473,6 +473,34 @@ def render_table(header: Sequence[str], cells: Sequence[Sequence[str]]) -> str:
     return "\n".join([render(header), rule, *(render(row) for row in cells)])
 
 
+def machine_facts() -> dict[str, Any]:
+    """The machine, for the JSON documents."""
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "cpus": os.cpu_count(),
+    }
+
+
+def print_report(machine: str, table: str, notes: Iterable[str], lines: Sequence[Any], took: str) -> None:
+    """A part's report: the machine, its table, its notes and which targets it met
+    (``lines`` have ``met``: True, False or None, and a ``short`` name)."""
+    print(machine)
+    print()
+    print(table)
+    print()
+    for note in notes:
+        print(f"* {note}")
+    targets = [line for line in lines if line.met is not None]
+    missed = [line.short for line in targets if line.met is False]
+    print(
+        f"* targets met: {sum(line.met is True for line in targets)}/{len(targets)}"
+        + (f"; missed: {'; '.join(missed)}" if missed else "")
+        + f" ({took})"
+    )
+
+
 def machine_description() -> str:
     """The machine, Python and SQLite a table was measured on."""
     return (
@@ -643,12 +671,7 @@ def _to_json(config: Config, results: dict[str, Any], lines: Sequence[Line]) -> 
         "e": {side: seconds(samples) for side, samples in results["e"].items()},
     }
     return {
-        "machine": {
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "sqlite": sqlite3.sqlite_version,
-            "cpus": os.cpu_count(),
-        },
+        "machine": machine_facts(),
         "config": asdict(config),
         "table": [asdict(line) for line in lines],
         "samples_seconds": raw_results,
@@ -730,18 +753,8 @@ def run_and_report(config: Config) -> dict[str, Any]:
     started = time.perf_counter()
     results = run_suite(config)
     lines = build_lines(config, results)
-    print(machine_line(config))
-    print()
-    print(format_table(lines))
-    print()
-    for note in notes(config, results, lines):
-        print(f"* {note}")
-    missed = [line.short for line in lines if line.met is False]
-    print(
-        f"* targets met: {sum(line.met is True for line in lines)}/{sum(line.met is not None for line in lines)}"
-        + (f"; missed: {'; '.join(missed)}" if missed else "")
-        + f" (suite took {time.perf_counter() - started:.0f} s)"
-    )
+    print_report(machine_line(config), format_table(lines), notes(config, results, lines), lines,
+                 f"suite took {time.perf_counter() - started:.0f} s")
     return _to_json(config, results, lines)
 
 
