@@ -206,23 +206,21 @@ class _Base:
         state: Session | None,
         events: list[Event],
         *,
-        first: Session | None = None,
+        result: Session | None = None,
         known: Mapping[int, Sequence[bytes]] | None = None,
     ) -> Session:
         """Store ``events`` after ``state`` in one transaction and cache the
-        result. ``first``: the state after ``events[0]``, for a fork's first
-        event, whose state comes from its source rather than from ``state``."""
+        state they lead to: ``result`` when the caller has already built it
+        (a fork's first state comes from its source; ingestion stages its
+        events one by one), else the fold of the events."""
         version = state.version if state is not None else 0
         records, numbered = [], []
         for event in events:
             version += 1
             records.append(Record(version, *encode_event(event)))
             numbered.append((version, event))
-        if first is not None:
-            new_state = fold(session_id, numbered[1:], start=first, verify=False, known=known)
-        else:
-            new_state = fold(session_id, numbered, start=state, verify=False, known=known)
-        assert new_state is not None
+        new_state = result or fold(session_id, numbered, start=state, verify=False, known=known)
+        assert new_state is not None and new_state.version == version
         updated = new_state.updated_at.isoformat()
         created = updated if new_state.created_at == new_state.updated_at else new_state.created_at.isoformat()
         row = SessionRow(

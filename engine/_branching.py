@@ -188,7 +188,7 @@ class _Branching(_Base):
                 index=index, replacement=new_message, revision=format_revision(raw),
                 root=source.lineage.root, depth=source.lineage.depth + 1,
             )
-            self._commit(child_id, None, [event], first=forked(child_id, event, source, verify=False))
+            self._commit(child_id, None, [event], result=forked(child_id, event, source, verify=False))
         return child_id
 
 

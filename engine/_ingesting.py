@@ -126,7 +126,7 @@ class _Ingesting(_Base):
                         working = self._apply_change(session_id, working, change, actor, to_store, added)
                 results.append((_combined(statuses), "; ".join(reasons) or None, added))
             if to_store:
-                self._commit(session_id, head, to_store)
+                self._commit(session_id, head, to_store, result=working)
                 self._realtime[session_id] = (working.version, state)
             final = working.version if to_store else head.version
             return [
@@ -170,7 +170,7 @@ class _Ingesting(_Base):
             )
             for change in changes:
                 working = self._apply_change(session_id, working, change, actor, to_store, added)
-            self._commit(session_id, head, to_store)
+            self._commit(session_id, head, to_store, result=working)
             self._realtime[session_id] = (working.version, state)
             return IngestOutcome(
                 status="materialised" if added else "discarded", reason=f"pending items resolved ({policy})",
