@@ -28,8 +28,8 @@ from engine.errors import (
     VersionNotFound,
 )
 from engine.events import (
+    CONTENT_EVENTS,
     Event,
-    MessagesAppended,
     MessagesRewritten,
     SessionForked,
 )
@@ -245,7 +245,7 @@ class _Base:
         found = 0
         current = EMPTY_REVISION
         for version, event in self._decoded(session_id, self._backend.read(session_id, upto=head_version)):
-            if isinstance(event, (MessagesAppended, MessagesRewritten, SessionForked)):
+            if isinstance(event, CONTENT_EVENTS):
                 current = event.revision
             if current == revision:
                 found = version

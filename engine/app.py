@@ -32,6 +32,7 @@ from engine.errors import (
     SessionNotFound,
 )
 from engine.events import (
+    CONTENT_EVENTS,
     Event,
     MessagesAppended,
     MessagesRewritten,
@@ -240,7 +241,7 @@ class Transcripts(_Branching, _Ingesting):
         entries = []
         revision = EMPTY_REVISION
         for version, event in self._decoded(session_id, records):
-            if isinstance(event, (MessagesAppended, MessagesRewritten, SessionForked)):
+            if isinstance(event, CONTENT_EVENTS):
                 revision = event.revision
             entries.append(
                 HistoryEntry(

@@ -145,6 +145,9 @@ Event: TypeAlias = (
     | RealtimePendingResolved
 )
 
+#: The events that set a session's revision (each records the revision after it).
+CONTENT_EVENTS = (SessionForked, MessagesAppended, MessagesRewritten)
+
 Upcaster: TypeAlias = Callable[[dict[str, Any]], dict[str, Any]]
 
 
