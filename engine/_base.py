@@ -297,7 +297,6 @@ class _Base:
         return evolve(state, session_id, state.version + 1, event, verify=False)
 
 
-
 def _new_session_id(session_id: object) -> str:
     if session_id is None:
         return str(uuid.uuid4())

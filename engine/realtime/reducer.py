@@ -60,6 +60,7 @@ __all__ = [
 ]
 
 V = TypeVar("V")
+_FORGET_AT = 256
 Kind: TypeAlias = Literal["message", "function_call", "function_call_output", "skipped"]
 Status: TypeAlias = Literal["pending", "materialised", "skipped", "deleted"]
 
@@ -238,7 +239,7 @@ class RealtimeState:
     returns a new one; :func:`apply` (used by the store on its private copy)
     updates in place."""
 
-    __slots__ = ("counter", "event_ids", "items", "responses", "tail")
+    __slots__ = ("counter", "event_ids", "forget_at", "items", "responses", "tail")
 
     def __init__(self) -> None:
         self.items: _Split[Item] = _Split(lambda item: item.status == "pending")
@@ -246,6 +247,7 @@ class RealtimeState:
         self.event_ids: dict[str, str | None] = {}  # accepted event id -> the item it concerns
         self.tail: str | None = None  # the last settled item in conversation order
         self.counter = 0
+        self.forget_at = _FORGET_AT  # size of event_ids that triggers the next pass of forgetting
 
     def copy(self) -> RealtimeState:
         clone = RealtimeState.__new__(RealtimeState)
@@ -254,6 +256,7 @@ class RealtimeState:
         clone.event_ids = dict(self.event_ids)
         clone.tail = self.tail
         clone.counter = self.counter
+        clone.forget_at = self.forget_at
         return clone
 
     def pending_items(self) -> list[Item]:
@@ -691,14 +694,17 @@ def _settle(
 def _forget_settled_event_ids(state: RealtimeState) -> None:
     """Drop accepted event ids of settled items: a redelivered event for a
     settled item is recognised by the item's status, so the ids (one per
-    delta) need not be kept forever."""
-    if len(state.event_ids) < 256:
+    delta) need not be kept forever. A pass runs when the ids have doubled
+    since the last one, so a long response in flight (whose ids must stay)
+    does not make every delta scan them all."""
+    if len(state.event_ids) < state.forget_at:
         return
     items = state.items
     state.event_ids = {
         event_id: item_id for event_id, item_id in state.event_ids.items()
         if item_id is None or not _settled(items.get(item_id))
     }
+    state.forget_at = max(_FORGET_AT, 2 * len(state.event_ids))
 
 
 def resolve(state: RealtimeState, policy: Literal["place", "drop"]) -> list[Change]:
