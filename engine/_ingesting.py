@@ -20,7 +20,7 @@ from engine.events import (
     RealtimeRecorded,
     UsageRecorded,
 )
-from engine.realtime.events import UNKNOWN, RealtimeEvent
+from engine.realtime.events import RealtimeEvent
 from engine.realtime.providers.openai import Ignored as OpenAIIgnored
 from engine.realtime.providers.openai import Rejected as OpenAIRejected
 from engine.realtime.providers.openai import translate as openai_translate
@@ -28,6 +28,7 @@ from engine.realtime.reducer import (
     AppendMessage,
     Change,
     InsertMessage,
+    OutOfBandMessage,
     RealtimeState,
     RecordUsage,
     RemoveItem,
@@ -50,12 +51,26 @@ _CANONICAL_TYPES = tuple(RealtimeEvent.__args__)  # isinstance() needs the union
 class IngestOutcome(msgspec.Struct, frozen=True, kw_only=True):
     """What one ingested event did: ``status`` is ``materialised``,
     ``staged``, ``duplicate``, ``discarded``, ``rejected`` or ``ignored``;
-    ``messages`` are the messages it added; ``version`` is the session's
-    version after it (unchanged unless something was stored)."""
+    ``messages`` are the messages it added; ``out_of_band`` what an
+    out-of-band response that ended with this event produced (kept in the
+    audit log, never in the transcript); ``version`` is the session's version
+    after it (unchanged unless something was stored)."""
 
     status: str
     reason: str | None = None
     messages: tuple[Message, ...] = ()
+    out_of_band: tuple[Message, ...] = ()
+    version: int
+
+
+class OutOfBandResponse(msgspec.Struct, frozen=True, kw_only=True):
+    """What one out-of-band response (OpenAI ``conversation: "none"``)
+    produced: its ``messages``, never part of the transcript, and the event
+    ``version`` that ended it."""
+
+    response_id: str
+    status: str
+    messages: tuple[Message, ...]
     version: int
 
 
@@ -105,14 +120,15 @@ class _Ingesting(_Base):
             state = self._realtime_state(head).copy()
             working = head
             to_store: list[Event] = []
-            results: list[tuple[str, str | None, list[Message]]] = []
+            results: list[tuple[str, str | None, list[Message], list[Message]]] = []
             for canonical in translated:
                 if isinstance(canonical, tuple):
-                    results.append((canonical[0], canonical[1], []))
+                    results.append((canonical[0], canonical[1], [], []))
                     continue
                 statuses: list[str] = []
                 reasons: list[str] = []
                 added: list[Message] = []
+                outside: list[Message] = []
                 for item in canonical:
                     outcome = realtime_apply(state, item)
                     statuses.append(outcome.status)
@@ -123,15 +139,19 @@ class _Ingesting(_Base):
                     recorded = RealtimeRecorded(at=_now(working), actor=actor, event=item, provider=provider)
                     working = self._stage(session_id, working, recorded, to_store)
                     for change in outcome.changes:
+                        if isinstance(change, OutOfBandMessage):
+                            outside.append(change.message)
+                            continue
                         working = self._apply_change(session_id, working, change, actor, to_store, added)
-                results.append((_combined(statuses), "; ".join(reasons) or None, added))
+                results.append((_combined(statuses), "; ".join(reasons) or None, added, outside))
             if to_store:
                 self._commit(session_id, head, to_store, result=working)
                 self._realtime[session_id] = (working.version, state)
             final = working.version if to_store else head.version
             return [
-                IngestOutcome(status=status, reason=reason, messages=tuple(added), version=final)
-                for status, reason, added in results
+                IngestOutcome(status=status, reason=reason, messages=tuple(added), out_of_band=tuple(outside),
+                              version=final)
+                for status, reason, added, outside in results
             ]
 
     def pending(self, session_id: str) -> Pending:
@@ -139,16 +159,30 @@ class _Ingesting(_Base):
         out an interruption with ``AssistantTurnInterrupted``)."""
         with self._lock:
             state = self._realtime_state(self._head(session_id))
-        waiting = []
-        for item in state.pending_items():
-            if item.previous not in (None, UNKNOWN) and item.previous not in state.items:
-                why = f"unknown predecessor {item.previous}"
-            elif item.response_id and item.response_id in state.responses.live:
-                why = f"response {item.response_id} in flight"
+        waiting = tuple((item.id, state.waiting_for(item)) for item in state.pending_items())
+        return Pending(items=waiting, responses=tuple(state.in_flight_responses()))
+
+    def out_of_band(self, session_id: str) -> list[OutOfBandResponse]:
+        """What the session's out-of-band responses produced, in the order they
+        ended: rebuilt from the recorded realtime events (the audit log), since
+        none of it is part of the transcript."""
+        with self._lock:
+            head = self._head(session_id)
+            events = list(self._decoded(head.id, self._backend.read(head.id, upto=head.version)))
+        state = RealtimeState()
+        found: list[OutOfBandResponse] = []
+        for version, event in events:
+            if isinstance(event, RealtimeRecorded):
+                changes = realtime_apply(state, event.event).changes
+            elif isinstance(event, RealtimePendingResolved):
+                changes = tuple(realtime_resolve(state, "place" if event.policy == "place" else "drop"))
             else:
-                why = "its text or an earlier item"
-            waiting.append((item.id, why))
-        return Pending(items=tuple(waiting), responses=tuple(state.in_flight_responses()))
+                continue
+            for change in changes:
+                if isinstance(change, OutOfBandMessage):
+                    found.append(OutOfBandResponse(response_id=change.response_id, status=change.status,
+                                                   messages=(change.message,), version=version))
+        return found
 
     def resolve_pending(
         self, session_id: str, policy: str = "place", *, actor: str | None = None
@@ -215,6 +249,8 @@ class _Ingesting(_Base):
         added: list[Message],
     ) -> Session:
         """Turn one reducer change into events on ``state`` (not yet stored)."""
+        if isinstance(change, OutOfBandMessage):
+            return state  # reported by the outcome, never part of the transcript
         if isinstance(change, RecordUsage):
             usage = UsageRecorded(at=_now(state), actor=actor, usage=change.usage, response_id=change.response_id)
             return self._stage(session_id, state, usage, to_store)
@@ -227,10 +263,10 @@ class _Ingesting(_Base):
         if isinstance(change, InsertMessage):
             [message] = _stamped([change.message], "ingest")
             at = 0 if change.after is None else _find(state, change.after)
-            if at is None:
-                return state  # the anchor is gone (rewritten away): nothing to place it after
             added.append(message)
-            start = at if change.after is None else at + 1
+            # An anchor rewritten away (by a caller's rewrite) leaves no place
+            # to insert after: the message goes at the end rather than nowhere.
+            start = len(state.messages) if at is None else (at if change.after is None else at + 1)
             return self._realtime_rewrite(session_id, state, start, start, [message], "realtime_order", actor, to_store)
         index = _find(state, change.anchor)
         if index is None:

@@ -268,8 +268,10 @@ def test_bad_input_is_rejected_or_ignored_and_changes_nothing(store: Transcripts
         (12, "rejected"),
         ({"type": "rate_limits.updated", "event_id": "e6", "rate_limits": []}, "ignored"),
         ({"type": "some.future.event", "event_id": "e7"}, "ignored"),
-        ({"type": "conversation.item.input_audio_transcription.delta", "event_id": "e8", "item_id": "u",
-          "delta": "h"}, "ignored"),
+        ({"type": "conversation.item.input_audio_transcription.segment", "event_id": "e8", "item_id": "u",
+          "text": "h"}, "ignored"),
+        ({"type": "conversation.item.input_audio_transcription.delta", "event_id": "e9", "item_id": "u"},
+         "rejected"),
     ]
     for raw, expected in cases:
         outcome = store.ingest(sid, raw, provider="openai")

@@ -29,7 +29,11 @@ __all__ = [
     "ItemObserved",
     "ItemSkipped",
     "RealtimeEvent",
+    "ResponseStarted",
+    "SessionConfigured",
     "UserContentFinal",
+    "UserImage",
+    "UserTranscriptDelta",
     "UserTranscriptFailed",
     "UserTranscriptFinal",
 ]
@@ -46,12 +50,38 @@ class _Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", forbid
 
 
 class ItemObserved(_Event, frozen=True, kw_only=True, tag="item_observed"):
-    """An item exists, with its role and (if known) its predecessor and response."""
+    """An item exists, with its role and (if known) its predecessor and response.
+
+    ``audio``: a user item of spoken input, whose text can only come from a
+    transcription. ``complete``: the item was announced finished (an item the
+    client created, not one a response is producing), so it needs no
+    response to end before it becomes a message."""
 
     item_id: str
     role: ItemRole
     previous_item_id: str | None = UNKNOWN
     response_id: str | None = None
+    audio: bool = False
+    complete: bool = False
+
+
+class SessionConfigured(_Event, frozen=True, kw_only=True, tag="session_configured"):
+    """The provider's session settings that change how items settle.
+    ``input_transcription``: ``False`` when the session says user audio will
+    not be transcribed, ``True`` when it will, ``None`` when it does not say.
+    ``new_connection``: a new connection started (OpenAI ``session.created``):
+    what the previous connection left waiting can never finish."""
+
+    input_transcription: bool | None = None
+    new_connection: bool = False
+
+
+class ResponseStarted(_Event, frozen=True, kw_only=True, tag="response_started"):
+    """A response began. ``out_of_band``: it writes to no conversation
+    (OpenAI ``conversation: "none"``): its items never enter the transcript."""
+
+    response_id: str
+    out_of_band: bool = False
 
 
 class ItemSkipped(_Event, frozen=True, kw_only=True, tag="item_skipped"):
@@ -68,6 +98,25 @@ class UserTranscriptFinal(_Event, frozen=True, kw_only=True, tag="user_transcrip
     content_index: int = 0
     text: str
     previous_item_id: str | None = UNKNOWN
+
+
+class UserTranscriptDelta(_Event, frozen=True, kw_only=True, tag="user_transcript_delta"):
+    """Part of a user item's transcription, before the final text."""
+
+    item_id: str
+    content_index: int = 0
+    delta: str
+
+
+class UserImage(_Event, frozen=True, kw_only=True, tag="user_image"):
+    """An image a user (or system) item carries: inline ``data`` or a ``ref``
+    (a URL)."""
+
+    item_id: str
+    content_index: int = 0
+    media_type: str
+    data: bytes | None = None
+    ref: str | None = None
 
 
 class UserTranscriptFailed(_Event, frozen=True, kw_only=True, tag="user_transcript_failed"):
@@ -136,6 +185,7 @@ class AssistantTurnCompleted(_Event, frozen=True, kw_only=True, tag="assistant_t
     status: TurnStatus = "completed"
     usage: Usage | None = None
     output_item_ids: tuple[str, ...] | None = None
+    out_of_band: bool = False
 
 
 class AssistantTurnInterrupted(_Event, frozen=True, kw_only=True, tag="assistant_turn_interrupted"):
@@ -170,6 +220,10 @@ class FunctionCallOutput(_Event, frozen=True, kw_only=True, tag="function_call_o
 
 RealtimeEvent: TypeAlias = (
     ItemObserved
+    | SessionConfigured
+    | ResponseStarted
+    | UserTranscriptDelta
+    | UserImage
     | ItemSkipped
     | UserTranscriptFinal
     | UserTranscriptFailed

@@ -2,28 +2,39 @@
 
 The state mirrors the provider's conversation: items keyed by provider item
 id, content by ``(item_id, content_index)``, raw events by event id. Items are
-placed by ``previous_item_id``, never by arrival. An item becomes a message
-when everything before it has: a response's items when the response ends
-(its consecutive items merged into one assistant message, usage counted once),
-a user item when its text is final (or as a message without text, when a
-later item is ready first: the transcript then replaces it in place), tool
-outputs when every tool use of the message before them is answered.
+placed by ``previous_item_id`` with the provider's insert-after meaning, never
+by arrival: an item goes right after its predecessor (``None``: at the start
+of the connection), so of two items announced after the same predecessor the
+later one comes first.
+
+An item becomes a message when everything before it has settled: a
+response's items when the response ends (its consecutive items merged into
+one assistant message, usage counted once); a user item when its text is
+final, or without text (a transcription that arrives later replaces it in
+place) as soon as the session says no transcription will come, a later item
+of its chain is ready, or a response that started after it ends; tool
+outputs when they are announced. Items of an out-of-band response never
+become messages; they are reported instead. Nothing waits forever: an item
+whose predecessor never arrived is placed at the end once a response that
+started after it ends, and a new connection closes what the old one left.
 
 The outcome carries *changes* (append a message, insert one after an item,
-replace or remove an item's message, record usage); the store turns them into
-events. The state never depends on the transcript, so replaying the accepted
-events rebuilds it exactly. Settled items keep a few fields, not their text
-or deltas, so memory stays bounded by the items in flight.
+replace or remove an item's message, record usage, report an out-of-band
+message); the store turns them into events. The state never depends on the
+transcript, so replaying the accepted events rebuilds it exactly. Settled
+items keep a few fields, not their text or deltas, so memory stays bounded by
+the items in flight.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator
 from typing import Generic, Literal, TypeAlias, TypeVar
 
 import msgspec
 
-from engine.content import Block, Message, Text, ToolResult, ToolUse, Transcript, Usage
+from engine.content import Block, Image, Message, Text, ToolResult, ToolUse, Transcript, Usage
 from engine.realtime.events import (
     UNKNOWN,
     AssistantTextDelta,
@@ -38,7 +49,11 @@ from engine.realtime.events import (
     ItemObserved,
     ItemSkipped,
     RealtimeEvent,
+    ResponseStarted,
+    SessionConfigured,
     UserContentFinal,
+    UserImage,
+    UserTranscriptDelta,
     UserTranscriptFailed,
     UserTranscriptFinal,
 )
@@ -47,6 +62,7 @@ __all__ = [
     "AppendMessage",
     "Change",
     "InsertMessage",
+    "OutOfBandMessage",
     "Outcome",
     "RealtimeState",
     "RecordUsage",
@@ -62,39 +78,51 @@ __all__ = [
 V = TypeVar("V")
 _FORGET_AT = 256
 Kind: TypeAlias = Literal["message", "function_call", "function_call_output", "skipped"]
-Status: TypeAlias = Literal["pending", "materialised", "skipped", "deleted"]
+Status: TypeAlias = Literal["pending", "materialised", "skipped", "deleted", "aliased", "out_of_band"]
 
 
 class Item(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """One provider item. Settled items (materialised, skipped, deleted) keep
-    only what later events can still touch."""
+    """One provider item. Settled items keep only what later events can still touch."""
 
     id: str
     role: str | None = None
     kind: Kind = "message"
-    previous: str | None = UNKNOWN
+    previous: str | None = UNKNOWN  # where it goes: right after this item (None: at the start)
     response_id: str | None = None
-    seen: int = 0  # first-seen order, to break ties
+    seen: int = 0  # announcement order: the later of two siblings comes first
     status: Status = "pending"
+    announced: bool = False  # its position was announced (a transcription alone does not)
+    in_conversation: bool = False  # announced by the conversation, not only by a response
+    audio: bool = False  # spoken user input: its text can only come from a transcription
+    complete: bool = False  # announced finished, with no response to wait for
+    text_optional: bool = False  # may become a message without its text
+    deleted: bool = False  # deleted while pending: settles as a tombstone in its place
     # content of a pending item: content_index -> (lane, text, final)
     parts: tuple[tuple[int, str, str, bool], ...] = ()
+    images: tuple[tuple[int, Image], ...] = ()
     transcript_failed: bool = False
     truncated_at_ms: int | None = None
     call_id: str | None = None
     name: str | None = None
     arguments: str | None = None
     output: str | None = None
-    # where a materialised item lives: the provider id its message is found by
+    # where a settled item lives: the provider id its message is found by
     anchor: str | None = None
+    after: str | None = None  # the message its successors go after (None: the start)
+    before: str | None = None  # the message it was placed after
     block_offset: int = 0  # where its blocks start in the anchor's message
     block_count: int = 0
     seen_parts: tuple[int, ...] = ()  # content parts already in the message
     awaiting_text: bool = False  # materialised without text; a transcript may follow
+    digest: bytes = b""  # of role and text, to recognise the item re-seeded on a new connection
+    placed: int = 0  # settlement order
 
 
 class Response(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     id: str
     status: str = "in_flight"
+    seen: int = 0
+    out_of_band: bool = False
 
 
 # -- changes the store applies -----------------------------------------------------
@@ -152,7 +180,18 @@ class RecordUsage(msgspec.Struct, frozen=True, kw_only=True):
     response_id: str
 
 
-Change: TypeAlias = AppendMessage | InsertMessage | ReplaceItem | TruncateItem | RemoveItem | RecordUsage
+class OutOfBandMessage(msgspec.Struct, frozen=True, kw_only=True):
+    """What an out-of-band response produced: reported, never part of the transcript."""
+
+    response_id: str
+    status: str
+    message: Message
+    item_ids: tuple[str, ...]
+
+
+Change: TypeAlias = (
+    AppendMessage | InsertMessage | ReplaceItem | TruncateItem | RemoveItem | RecordUsage | OutOfBandMessage
+)
 _EDITS = (AppendMessage, InsertMessage, ReplaceItem, TruncateItem, RemoveItem)
 OutcomeStatus: TypeAlias = Literal["materialised", "staged", "duplicate", "discarded", "rejected", "ignored"]
 
@@ -239,15 +278,22 @@ class RealtimeState:
     returns a new one; :func:`apply` (used by the store on its private copy)
     updates in place."""
 
-    __slots__ = ("counter", "event_ids", "forget_at", "items", "responses", "tail")
+    __slots__ = (
+        "aliases", "connection_start", "counter", "event_ids", "forget_at", "items", "reseed", "responses",
+        "tail", "transcription",
+    )
 
     def __init__(self) -> None:
         self.items: _Split[Item] = _Split(lambda item: item.status == "pending")
         self.responses: _Split[Response] = _Split(lambda response: response.status == "in_flight")
         self.event_ids: dict[str, str | None] = {}  # accepted event id -> the item it concerns
-        self.tail: str | None = None  # the last settled item in conversation order
+        self.tail: str | None = None  # the last item of the settled prefix, in conversation order
         self.counter = 0
         self.forget_at = _FORGET_AT  # size of event_ids that triggers the next pass of forgetting
+        self.transcription: bool | None = None  # whether the session transcribes user audio
+        self.connection_start: str | None = None  # what "no predecessor" means on this connection
+        self.aliases: dict[str, str] = {}  # a re-seeded item's new id -> the original's
+        self.reseed: tuple[tuple[str, bytes], ...] = ()  # messages a new connection may re-seed, in order
 
     def copy(self) -> RealtimeState:
         clone = RealtimeState.__new__(RealtimeState)
@@ -257,6 +303,10 @@ class RealtimeState:
         clone.tail = self.tail
         clone.counter = self.counter
         clone.forget_at = self.forget_at
+        clone.transcription = self.transcription
+        clone.connection_start = self.connection_start
+        clone.aliases = self.aliases if not self.aliases else dict(self.aliases)
+        clone.reseed = self.reseed
         return clone
 
     def pending_items(self) -> list[Item]:
@@ -266,6 +316,18 @@ class RealtimeState:
         """Response ids still producing, in first-seen order (to fan out an interruption)."""
         return list(self.responses.live)
 
+    def waiting_for(self, item: Item) -> str:
+        """Why a pending item is not a message yet, in words."""
+        if not item.announced:
+            return "its announcement (only its content has arrived)"
+        if item.previous not in (None, UNKNOWN) and item.previous not in self.items:
+            return f"unknown predecessor {item.previous}"
+        if item.response_id and item.response_id in self.responses.live:
+            return f"response {item.response_id} in flight"
+        if item.previous not in (None, UNKNOWN) and item.previous in self.items.live:
+            return f"earlier item {item.previous}"
+        return "its text"
+
 
 def reduce(state: RealtimeState, event: RealtimeEvent) -> tuple[RealtimeState, Outcome]:
     """The pure reducer: never changes ``state``."""
@@ -273,7 +335,9 @@ def reduce(state: RealtimeState, event: RealtimeEvent) -> tuple[RealtimeState, O
     return new, apply(new, event)
 
 
+_RESPONSE = "\x00response:"  # marks a remembered event id that concerns a response, not an item
 _REJECT_BLANK = "an id in this event is blank; blank ids cannot be deduplicated"
+_DELTAS = (AssistantTextDelta, AssistantTranscriptDelta, UserTranscriptDelta)
 
 
 def apply(state: RealtimeState, event: RealtimeEvent) -> Outcome:
@@ -290,13 +354,15 @@ def apply(state: RealtimeState, event: RealtimeEvent) -> Outcome:
     response_id = getattr(event, "response_id", None)
     if response_id is not None and not response_id.strip():
         return Outcome(status="rejected", reason=_REJECT_BLANK)
-    if isinstance(event, (AssistantTextDelta, AssistantTranscriptDelta)) and event_id is None:
+    if isinstance(event, _DELTAS) and event_id is None:
         # Identical deltas legitimately repeat inside one item, so without an
         # id a redelivered delta could not be told from a new one.
         return Outcome(status="rejected", reason="a delta without event_id cannot be deduplicated")
     outcome = _dispatch(state, event)
     if outcome.accepted and event_id is not None:
-        state.event_ids[event_id] = item_id
+        state.event_ids[event_id] = item_id if item_id is not None else (
+            None if response_id is None else _RESPONSE + response_id
+        )
     if outcome.accepted:
         changes = list(outcome.changes) + _materialise(state)
         _forget_settled_event_ids(state)
@@ -321,21 +387,38 @@ def is_duplicate(state: RealtimeState, event: RealtimeEvent) -> bool:
 
 
 def _item(state: RealtimeState, item_id: str, **fields: object) -> Item:
-    """The item, created (and placed in first-seen order) if new; ``previous``
-    and ``role`` are only ever filled in, never changed."""
+    """The item, created (in announcement order) if new; ``previous`` and
+    ``role`` are only ever filled in, never changed by a later event."""
     item = state.items.get(item_id)
     previous = fields.pop("previous", UNKNOWN)
+    if previous is not UNKNOWN and previous != UNKNOWN:
+        previous = _predecessor(state, previous)  # type: ignore[arg-type]
     if item is None:
         state.counter += 1
         item = Item(id=item_id, seen=state.counter, previous=previous, **fields)  # type: ignore[arg-type]
+        if previous != UNKNOWN:
+            item = msgspec.structs.replace(item, announced=True, in_conversation=True)
     else:
-        updates = {key: value for key, value in fields.items() if getattr(item, key) in (None, "message")}
-        if previous != UNKNOWN and item.previous == UNKNOWN:
-            updates["previous"] = previous
+        updates = {
+            key: value for key, value in fields.items()
+            if getattr(item, key) in (None, "message") or (value is True and getattr(item, key) is False)
+        }
+        if previous != UNKNOWN and item.previous == UNKNOWN and item.status == "pending":
+            updates.update(previous=previous, announced=True, in_conversation=True)
+            state.counter += 1  # its place is announced now: it counts as announced now
+            updates["seen"] = state.counter
         if updates:
             item = msgspec.structs.replace(item, **updates)
     state.items[item_id] = item
     return item
+
+
+def _predecessor(state: RealtimeState, previous: str | None) -> str | None:
+    """What ``previous_item_id`` means here: "no predecessor" is the start of
+    this connection; a re-seeded item stands for its original."""
+    if previous is None:
+        return state.connection_start
+    return state.aliases.get(previous, previous)
 
 
 def _settled(item: Item | None) -> bool:
@@ -356,57 +439,34 @@ def _set_part(item: Item, index: int, lane: str, text: str, *, final: bool, appe
 
 
 def _dispatch(state: RealtimeState, event: RealtimeEvent) -> Outcome:
+    if isinstance(event, SessionConfigured):
+        return _configure(state, event)
+    if isinstance(event, ResponseStarted):
+        response = state.responses.get(event.response_id)
+        if response is not None and (response.status != "in_flight" or response.out_of_band == event.out_of_band):
+            return Outcome(status="duplicate", reason=f"response {event.response_id} already known; nothing new")
+        response = _response(state, event.response_id)
+        if event.out_of_band:
+            state.responses[response.id] = msgspec.structs.replace(response, out_of_band=True)
+            return Outcome(status="staged", reason="an out-of-band response: its items stay out of the transcript")
+        state.reseed = ()  # the conversation goes on: what follows is new, not re-seeded
+        return Outcome(status="staged")
     if isinstance(event, (ItemObserved, ItemSkipped, ItemDeleted)) and _settled(state.items.get(event.item_id)):
         settled = state.items[event.item_id]
-        if not (isinstance(event, ItemDeleted) and settled.status != "deleted"):
+        if not (isinstance(event, ItemDeleted) and settled.status not in ("deleted", "aliased", "out_of_band")):
             return _nothing_new(event.item_id)
     if isinstance(event, ItemObserved):
-        _item(state, event.item_id, role=event.role, previous=event.previous_item_id, response_id=event.response_id)
-        if event.response_id is not None:
-            _response(state, event.response_id)
-        return Outcome(status="staged")
+        return _observe(state, event)
     if isinstance(event, ItemSkipped):
         item = _item(state, event.item_id, previous=event.previous_item_id)
-        if item.status == "pending":
-            state.items[item.id] = msgspec.structs.replace(item, kind="skipped")
+        item = msgspec.structs.replace(item, kind="skipped", announced=item.announced or item.previous != UNKNOWN,
+                                       in_conversation=item.in_conversation or item.previous != UNKNOWN)
+        state.items[item.id] = item
         return Outcome(status="staged")
     if isinstance(event, ItemDeleted):
         return _delete(state, event.item_id)
-
-    if isinstance(event, (UserTranscriptFinal, UserContentFinal, UserTranscriptFailed)):
-        existing = state.items.get(event.item_id)
-        if existing is not None and existing.status != "pending" and (
-            isinstance(event, UserTranscriptFailed) or existing.status != "materialised" or not event.text
-            or (not existing.awaiting_text and event.content_index in existing.seen_parts)
-        ):
-            return _nothing_new(event.item_id)
-        previous = getattr(event, "previous_item_id", UNKNOWN)
-        item = _item(state, event.item_id, role=getattr(event, "role", "user"), previous=previous)
-        if isinstance(event, UserTranscriptFailed):
-            if item.status == "pending":
-                state.items[item.id] = msgspec.structs.replace(item, transcript_failed=True)
-            return Outcome(status="staged", reason="transcription failed: the item stays without text")
-        lane = "transcript" if isinstance(event, UserTranscriptFinal) else "text"
-        if item.status == "materialised":
-            block: Block = Transcript(text=event.text) if lane == "transcript" else Text(text=event.text)
-            if item.awaiting_text:
-                return Outcome(
-                    status="materialised",
-                    reason="a late transcription lands in its item's place",
-                    changes=(_replace_blocks(state, item, (block,), "late_transcription"),),
-                )
-            # Another content part of a message already placed: added after its other blocks.
-            change = ReplaceItem(anchor=item.anchor or item.id, item_id=item.id,
-                                 offset=item.block_offset + item.block_count, count=0, blocks=(block,),
-                                 reason="late_content")
-            _shift(state, item, 1)
-            state.items[item.id] = msgspec.structs.replace(
-                item, block_count=item.block_count + 1, seen_parts=(*item.seen_parts, event.content_index)
-            )
-            return Outcome(status="materialised", reason="a later content part joins its message", changes=(change,))
-        state.items[item.id] = _set_part(item, event.content_index, lane, event.text, final=True, append=False)
-        return Outcome(status="staged")
-
+    if isinstance(event, (UserTranscriptFinal, UserContentFinal, UserTranscriptFailed, UserTranscriptDelta, UserImage)):
+        return _user_content(state, event)
     if isinstance(event, (AssistantTextDelta, AssistantTranscriptDelta)):
         if _settled(state.items.get(event.item_id)):
             return _nothing_new(event.item_id)
@@ -433,7 +493,8 @@ def _dispatch(state: RealtimeState, event: RealtimeEvent) -> Outcome:
         item = _item(state, event.item_id, role="assistant", previous=event.previous_item_id,
                      response_id=event.response_id)
         state.items[item.id] = msgspec.structs.replace(
-            item, kind="function_call", call_id=event.call_id, name=event.name, arguments=event.arguments
+            item, kind="function_call", call_id=event.call_id, name=event.name, arguments=event.arguments,
+            announced=True, in_conversation=item.in_conversation or item.previous != UNKNOWN,
         )
         if event.response_id is not None:
             _response(state, event.response_id)
@@ -443,12 +504,125 @@ def _dispatch(state: RealtimeState, event: RealtimeEvent) -> Outcome:
             return _nothing_new(event.item_id)
         item = _item(state, event.item_id, role="tool_results", previous=event.previous_item_id)
         state.items[item.id] = msgspec.structs.replace(
-            item, kind="function_call_output", call_id=event.call_id, output=event.output
+            item, kind="function_call_output", call_id=event.call_id, output=event.output, announced=True,
+            in_conversation=True,
         )
         return Outcome(status="staged")
 
     assert isinstance(event, (AssistantTurnCompleted, AssistantTurnInterrupted)), event  # the union is closed
     return _complete(state, event)
+
+
+def _configure(state: RealtimeState, event: SessionConfigured) -> Outcome:
+    changes: list[Change] = []
+    reason = None
+    if event.new_connection and state.counter:
+        # The old connection is over: nothing it left waiting can finish.
+        changes = _close(state)
+        state.connection_start = state.tail
+        state.reseed = tuple(
+            (item.anchor or item.id, item.digest)
+            for item in sorted(state.items.settled.values(), key=lambda item: item.placed)
+            if item.status == "materialised" and item.digest and item.anchor == item.id
+        )
+        reason = "a new connection: what the previous one left waiting was closed"
+    if event.input_transcription is not None:
+        state.transcription = event.input_transcription
+    elif event.new_connection:
+        state.transcription = None
+    if state.transcription is False:
+        for item in list(state.items.live.values()):
+            if item.audio and not item.text_optional:
+                state.items[item.id] = msgspec.structs.replace(item, text_optional=True)
+    return Outcome(status="staged", reason=reason, changes=tuple(changes))
+
+
+def _observe(state: RealtimeState, event: ItemObserved) -> Outcome:
+    if event.response_id is not None:
+        _response(state, event.response_id)
+    if event.previous_item_id != UNKNOWN and (event.audio or event.response_id is not None):
+        state.reseed = ()  # the conversation goes on: what follows is new, not re-seeded
+    item = _item(state, event.item_id, role=event.role, previous=event.previous_item_id,
+                 response_id=event.response_id)
+    in_conversation = event.previous_item_id != UNKNOWN
+    state.items[item.id] = msgspec.structs.replace(
+        item,
+        # Without a position, an item of no response goes by arrival; one a
+        # response produces waits for the conversation to announce it.
+        announced=item.announced or in_conversation or item.response_id is None,
+        in_conversation=item.in_conversation or in_conversation,
+        audio=item.audio or event.audio,
+        complete=item.complete or event.complete,
+        text_optional=item.text_optional or (event.audio and state.transcription is False),
+    )
+    return Outcome(status="staged")
+
+
+def _user_content(
+    state: RealtimeState,
+    event: UserTranscriptFinal | UserContentFinal | UserTranscriptFailed | UserTranscriptDelta | UserImage,
+) -> Outcome:
+    existing = state.items.get(event.item_id)
+    if existing is not None and existing.status != "pending":
+        return _late_user_content(state, existing, event)
+    previous = getattr(event, "previous_item_id", UNKNOWN)
+    typed = isinstance(event, (UserContentFinal, UserImage))
+    item = _item(state, event.item_id, role=getattr(event, "role", "user"), previous=previous)
+    if previous != UNKNOWN or typed:
+        item = msgspec.structs.replace(item, announced=True, in_conversation=item.in_conversation or typed)
+    if isinstance(event, UserTranscriptFailed):
+        state.items[item.id] = msgspec.structs.replace(item, transcript_failed=True)
+        return Outcome(status="staged", reason="transcription failed: the item stays without text")
+    if isinstance(event, UserImage):
+        image = Image(media_type=event.media_type, data=event.data, ref=event.ref)
+        images = tuple(sorted({**dict(item.images), event.content_index: image}.items()))
+        state.items[item.id] = msgspec.structs.replace(item, images=images)
+        return Outcome(status="staged")
+    if isinstance(event, UserTranscriptDelta):
+        state.items[item.id] = _set_part(item, event.content_index, "transcript", event.delta, final=False,
+                                         append=True)
+        return Outcome(status="staged")
+    lane = "transcript" if isinstance(event, UserTranscriptFinal) else "text"
+    state.items[item.id] = _set_part(item, event.content_index, lane, event.text, final=True, append=False)
+    return Outcome(status="staged")
+
+
+def _late_user_content(
+    state: RealtimeState,
+    item: Item,
+    event: UserTranscriptFinal | UserContentFinal | UserTranscriptFailed | UserTranscriptDelta | UserImage,
+) -> Outcome:
+    """Content for a user item that is already settled: a late transcription
+    lands in its place; a later content part joins its message."""
+    if item.status != "materialised" or isinstance(event, (UserTranscriptFailed, UserImage)):
+        return _nothing_new(item.id)
+    if isinstance(event, UserTranscriptDelta):
+        if not item.awaiting_text:
+            return _nothing_new(item.id)
+        state.items[item.id] = _set_part(item, event.content_index, "transcript", event.delta, final=False,
+                                         append=True)
+        return Outcome(status="staged", reason="a late transcription in progress")
+    text = event.text
+    if not text and item.awaiting_text:
+        text = next((t for i, _, t, _ in item.parts if i == event.content_index), "")  # the deltas it had
+    if not text or (not item.awaiting_text and event.content_index in item.seen_parts):
+        return _nothing_new(item.id)
+    block: Block = Transcript(text=text) if isinstance(event, UserTranscriptFinal) else Text(text=text)
+    if item.awaiting_text:
+        return Outcome(
+            status="materialised",
+            reason="a late transcription lands in its item's place",
+            changes=(_replace_blocks(state, item, (block,), "late_transcription"),),
+        )
+    # Another content part of a message already placed: added after its other blocks.
+    change = ReplaceItem(anchor=item.anchor or item.id, item_id=item.id,
+                         offset=item.block_offset + item.block_count, count=0, blocks=(block,),
+                         reason="late_content")
+    _shift(state, item, 1)
+    state.items[item.id] = msgspec.structs.replace(
+        item, block_count=item.block_count + 1, seen_parts=(*item.seen_parts, event.content_index)
+    )
+    return Outcome(status="materialised", reason="a later content part joins its message", changes=(change,))
 
 
 def _nothing_new(item_id: str) -> Outcome:
@@ -461,7 +635,8 @@ def _nothing_new(item_id: str) -> Outcome:
 def _response(state: RealtimeState, response_id: str) -> Response:
     response = state.responses.get(response_id)
     if response is None:
-        response = state.responses[response_id] = Response(id=response_id)
+        state.counter += 1
+        response = state.responses[response_id] = Response(id=response_id, seen=state.counter)
     return response
 
 
@@ -470,38 +645,100 @@ def _complete(state: RealtimeState, event: AssistantTurnCompleted | AssistantTur
     if response.status != "in_flight":
         return Outcome(status="duplicate", reason=f"response {event.response_id} already ended; nothing new")
     status, usage = ("cancelled", None) if isinstance(event, AssistantTurnInterrupted) else (event.status, event.usage)
+    out_of_band = response.out_of_band or (isinstance(event, AssistantTurnCompleted) and event.out_of_band)
     changes: list[Change] = []
     if usage is not None and (usage.input or usage.output):  # once: a response ends only once
         changes.append(RecordUsage(usage=usage, response_id=response.id))
-    state.responses[response.id] = msgspec.structs.replace(response, status=status)
+    response = msgspec.structs.replace(response, status=status, out_of_band=out_of_band)
+    state.responses[response.id] = response
+    reasons = []
+    ours = sorted((item for item in state.items.live.values() if item.response_id == response.id),
+                  key=lambda item: item.seen)
+    if out_of_band:
+        reported = [item for item in ours if not item.in_conversation]
+        changes.extend(_report_out_of_band(state, response, reported))
+        ours = [item for item in ours if item.in_conversation]
+        reasons.append("an out-of-band response ended: its output is reported, not placed")
     # The provider keeps an item that produced something (the partial output
     # of a cancelled response stays, and the next item points at it); an item
     # that produced nothing is dropped.
-    for item in list(state.items.live.values()):
-        if item.response_id != response.id:
-            continue
+    for item in ours:
         if item.kind == "message" and not any(text for _, _, text, _ in item.parts):
-            state.items[item.id] = msgspec.structs.replace(item, kind="skipped")
-    return Outcome(status="staged", changes=tuple(changes))
+            item = msgspec.structs.replace(item, kind="skipped")
+        # A provider that never says where response items go: arrival order.
+        state.items[item.id] = msgspec.structs.replace(item, announced=True)
+    if not out_of_band:
+        # A response that started after a user item was announced has ended:
+        # that item's text is not needed to go on (a transcript may still land).
+        for item in list(state.items.live.values()):
+            if item.role == "user" and item.kind == "message" and item.seen < response.seen and not item.text_optional:
+                state.items[item.id] = msgspec.structs.replace(item, text_optional=True)
+        lost = _lost_predecessors(state, response.seen)
+        if lost:
+            reasons.append(f"{len(lost)} item(s) waited for a predecessor that never came; placed at the end")
+    return Outcome(status="staged", reason="; ".join(reasons) or None, changes=tuple(changes))
+
+
+def _lost_predecessors(state: RealtimeState, before: int) -> list[str]:
+    """Items announced before a response that has now ended, still waiting
+    for a predecessor nobody announced: the provider announces an item
+    before anything that follows it, so that predecessor is lost. They go
+    to the end, in announcement order."""
+    lost = []
+    for item in sorted(state.items.live.values(), key=lambda item: item.seen):
+        if item.seen < before and item.previous not in (None, UNKNOWN) and item.previous not in state.items:
+            state.items[item.id] = msgspec.structs.replace(item, previous=state.tail, seen=_next(state))
+            lost.append(item.id)
+    return lost
+
+
+def _next(state: RealtimeState) -> int:
+    state.counter += 1
+    return state.counter
+
+
+def _report_out_of_band(state: RealtimeState, response: Response, items: list[Item]) -> list[Change]:
+    blocks: list[Block] = []
+    for item in items:
+        blocks.extend(_blocks(item))
+        state.items[item.id] = msgspec.structs.replace(item, status="out_of_band", parts=(), images=(),
+                                                       output=None, arguments=None, name=None)
+    if not blocks:
+        return []
+    message = Message(role="assistant", blocks=tuple(blocks), provider_item_id=items[0].id,
+                      incomplete=response.status in ("cancelled", "incomplete", "failed"))
+    return [OutOfBandMessage(response_id=response.id, status=response.status, message=message,
+                             item_ids=tuple(item.id for item in items))]
 
 
 def _delete(state: RealtimeState, item_id: str) -> Outcome:
     item = state.items.get(item_id)
     if item is None:
         state.counter += 1
-        state.items[item_id] = Item(id=item_id, seen=state.counter, status="deleted")
+        after = _after(state, state.tail)  # never placed: what points at it follows the tail
+        state.items[item_id] = Item(id=item_id, seen=state.counter, status="deleted", after=after, before=after)
         return Outcome(status="discarded", reason=f"item {item_id} deleted before it was seen; it will not appear")
     if item.status == "materialised":
         assert item.anchor is not None
         change = RemoveItem(anchor=item.anchor, item_id=item_id, offset=item.block_offset, count=item.block_count)
         _shift(state, item, -item.block_count)
         state.items[item_id] = msgspec.structs.replace(item, status="deleted", block_count=0)
+        siblings = [other for other in state.items.settled.values()
+                    if other.anchor == item.anchor and other.status == "materialised"]
+        if not any(other.block_count for other in siblings):
+            # The whole message goes: what followed it follows what it followed.
+            for other in [*siblings, state.items[item_id]]:
+                state.items[other.id] = msgspec.structs.replace(other, after=item.before)
         return Outcome(status="materialised", changes=(change,))
-    # Pending or skipped: it never shows. Keep its place in the chain so that
-    # items after it are not blocked, as a deleted tombstone.
-    state.items[item_id] = msgspec.structs.replace(item, status="deleted", parts=())
-    if state.tail == item.previous or (item.previous is None and state.tail is None):
-        state.tail = item_id
+    if item.deleted:
+        return _nothing_new(item_id)
+    if item.status == "pending":
+        # It never shows, but keeps its place in the chain (a tombstone that
+        # settles when reached), so that the items after it are not blocked.
+        state.items[item_id] = msgspec.structs.replace(item, kind="skipped", deleted=True, parts=(), images=(),
+                                                       announced=True)
+    else:
+        state.items[item_id] = msgspec.structs.replace(item, status="deleted")
     return Outcome(status="discarded", reason=f"item {item_id} deleted before it became a message")
 
 
@@ -509,7 +746,7 @@ def _truncate(state: RealtimeState, event: AssistantTranscriptTruncated) -> Outc
     item = state.items.get(event.item_id)
     if item is None:
         return Outcome(status="discarded", reason=f"no item {event.item_id} to truncate")
-    if item.status in ("deleted", "skipped") or (
+    if item.status in ("deleted", "skipped", "aliased", "out_of_band") or (
         event.text is None and item.truncated_at_ms == event.audio_end_ms
     ):
         return _nothing_new(event.item_id)
@@ -549,88 +786,132 @@ def _replace_blocks(state: RealtimeState, item: Item, blocks: tuple[Block, ...],
     )
     _shift(state, item, len(blocks) - item.block_count)
     state.items[item.id] = msgspec.structs.replace(item, awaiting_text=False, block_count=len(blocks),
-                                                   seen_parts=(0,))
+                                                   seen_parts=(0,), parts=(), digest=_digest(item.role or "", blocks))
     return change
 
 
-# -- materialisation ------------------------------------------------------------------
+# -- placement ------------------------------------------------------------------------
+#
+# The settled items form a prefix of the conversation that ends at ``tail``.
+# A pending item whose predecessor is the tail extends it (an appended
+# message); one whose predecessor settled earlier is inserted behind it (an
+# audited insertion), unless nothing was placed after that predecessor, in
+# which case inserting and appending are the same.
 
 
-def _next_items(state: RealtimeState) -> list[Item]:
-    """Pending items whose predecessor is the tail (or settled), in order."""
-    tail = state.tail
-    found = []
-    for item in state.items.live.values():
-        if item.previous == tail or (item.previous is None and tail is None):
-            found.append(item)
-        elif item.previous not in (UNKNOWN, None) and _settled(state.items.get(item.previous)):
-            found.append(item)  # an insertion after an earlier item
-        elif item.previous == UNKNOWN and item.kind != "function_call_output" and _follows_tail(state, item):
-            found.append(item)
-    found.sort(key=lambda item: item.seen)
-    return found
+def _after(state: RealtimeState, item_id: str | None) -> str | None:
+    """The message after which the successors of ``item_id`` go (``None``: the start)."""
+    if item_id is None:
+        return None
+    item = state.items.get(item_id)
+    return None if item is None else item.after
 
 
-def _follows_tail(state: RealtimeState, item: Item) -> bool:
-    """An item that never said its predecessor: placed after the tail once
-    every item seen before it is settled (arrival order is all we have)."""
-    return all(other.seen >= item.seen for other in state.items.live.values())
+def _position(state: RealtimeState, item: Item) -> Literal["frontier", "behind", "waiting"]:
+    previous = item.previous
+    if not item.announced:
+        return "waiting"
+    if previous == UNKNOWN:
+        # A provider that never says where items go: arrival order, once every
+        # conversation item seen before this one has settled.
+        if item.kind == "function_call_output" or not _first_in_arrival(state, item):
+            return "waiting"
+        return "frontier"
+    if previous == state.tail:
+        return "frontier"
+    if previous is not None and not _settled(state.items.get(previous)):
+        return "waiting"
+    if _after(state, previous) == _after(state, state.tail):
+        return "frontier"  # nothing was placed after its predecessor: the same as the tail
+    return "behind"
+
+
+def _first_in_arrival(state: RealtimeState, item: Item) -> bool:
+    for other in state.items.live.values():
+        if other.seen < item.seen and other.announced and not _outside(state, other):
+            return False
+    return True
+
+
+def _outside(state: RealtimeState, item: Item) -> bool:
+    """An item that cannot hold anything back: one of an out-of-band response
+    that the conversation never announced."""
+    if item.in_conversation or item.response_id is None:
+        return False
+    response = state.responses.get(item.response_id)
+    return response is not None and response.out_of_band
 
 
 def _ready(state: RealtimeState, item: Item) -> bool:
     if item.kind == "skipped":
         return True
-    if item.role == "user" or item.role == "system":
-        return bool(item.parts and item.parts[0][3]) or item.transcript_failed
     if item.kind == "function_call_output":
         return True
-    response = state.responses.get(item.response_id) if item.response_id else None
+    if item.role in ("user", "system"):
+        return any(final for _, _, _, final in item.parts) or bool(item.images) or item.transcript_failed
+    if item.response_id is None:
+        return item.complete and any(text for _, _, text, _ in item.parts)
+    response = state.responses.get(item.response_id)
     return response is not None and response.status != "in_flight"
+
+
+def _placeable(state: RealtimeState, item: Item) -> bool:
+    """Ready, or a user item that may go without its text."""
+    return _ready(state, item) or (item.role == "user" and item.kind == "message" and item.text_optional)
 
 
 def _materialise(state: RealtimeState) -> list[Change]:
     changes: list[Change] = []
     while True:
-        candidates = _next_items(state)
         progressed = False
-        for item in candidates:
-            if item.previous not in (UNKNOWN, None, state.tail) and item.previous != state.tail:
-                if not _ready(state, item):
-                    continue
-                changes.extend(_settle(state, [item], insert_after=item.previous))
+        pending = sorted(state.items.live.values(), key=lambda item: -item.seen)  # later announced first
+        frontier = [item for item in pending if _position(state, item) == "frontier" and item.previous != UNKNOWN]
+        frontier += sorted((item for item in pending if _position(state, item) == "frontier"
+                            and item.previous == UNKNOWN), key=lambda item: item.seen)
+        if frontier:
+            first = frontier[0]
+            if _placeable(state, first) or (
+                first.role == "user" and first.kind == "message" and _later_ready(state, first)
+            ):
+                changes.extend(_settle(state, _group(state, first), behind=False))
                 progressed = True
-                break
-            if _ready(state, item):
-                group = _group(state, item)
-                changes.extend(_settle(state, group))
-                progressed = True
-                break
-            if item.role == "user" and _successor_ready(state, item):
-                changes.extend(_settle(state, [item], awaiting_text=True))
-                progressed = True
-                break
+        if not progressed:
+            for item in pending:
+                if _position(state, item) == "behind" and _placeable(state, item):
+                    changes.extend(_settle(state, [item], behind=True))
+                    progressed = True
+                    break
         if not progressed:
             return changes
 
 
-def _successor_ready(state: RealtimeState, item: Item) -> bool:
-    return any(other.previous == item.id and _ready(state, other) for other in state.items.live.values())
+def _later_ready(state: RealtimeState, item: Item) -> bool:
+    """Whether an item after ``item`` in its chain is ready to be placed."""
+    live = state.items.live
+    waiting = [item.id]
+    while waiting:
+        current = waiting.pop()
+        for other in live.values():
+            if other.previous == current:
+                if _placeable(state, other):
+                    return True
+                waiting.append(other.id)
+    return False
 
 
 def _group(state: RealtimeState, first: Item) -> list[Item]:
     """``first`` and the items that follow it in one message: the rest of its
     response, or the other outputs answering the same tool uses."""
     group = [first]
-    if first.kind == "skipped" or first.role in ("user", "system"):
+    if first.kind == "skipped" or first.role in ("user", "system") or not _ready(state, first):
         return group
+    outputs = first.kind == "function_call_output"
     current = first
     while True:
         following = [
             other for other in state.items.live.values()
-            if other.previous == current.id
-            and (other.response_id == first.response_id if first.kind != "function_call_output"
-                 else other.kind == "function_call_output")
-            and _ready(state, other) and other.kind != "skipped"
+            if other.previous == current.id and _ready(state, other) and other.kind != "skipped"
+            and (other.kind == "function_call_output" if outputs else other.response_id == first.response_id)
         ]
         if len(following) != 1:
             return group
@@ -643,52 +924,104 @@ def _blocks(item: Item) -> tuple[Block, ...]:
         return (ToolUse(id=item.call_id or item.id, name=item.name or "", arguments=item.arguments or "{}"),)
     if item.kind == "function_call_output":
         return (ToolResult(tool_use_id=item.call_id or item.id, content=(Text(text=item.output or ""),)),)
-    blocks: list[Block] = []
-    for _, lane, text, _ in item.parts:
-        if not text:
-            continue
+    ordered: list[tuple[int, Block]] = list(item.images)
+    spoken_input = item.role in ("user", "system")
+    for index, lane, text, final in item.parts:
+        if not text or (spoken_input and not final):
+            continue  # a user's partial transcription is not their words yet
         if lane == "transcript":
-            blocks.append(Transcript(text=text, truncated_at_ms=item.truncated_at_ms))
+            ordered.append((index, Transcript(text=text, truncated_at_ms=item.truncated_at_ms)))
         else:
-            blocks.append(Text(text=text))
-    return tuple(blocks)
+            ordered.append((index, Text(text=text)))
+    ordered.sort(key=lambda pair: pair[0])
+    return tuple(block for _, block in ordered)
 
 
-def _settle(
-    state: RealtimeState, group: list[Item], *, insert_after: str | object | None = UNKNOWN, awaiting_text: bool = False
-) -> list[Change]:
+def _digest(role: str, blocks: tuple[Block, ...]) -> bytes:
+    text = "\n".join(block.text for block in blocks if isinstance(block, (Text, Transcript)))
+    return hashlib.blake2b(f"{role}\x00{text}".encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+def _reseeded(state: RealtimeState, item: Item, blocks: tuple[Block, ...]) -> str | None:
+    """The original message an item re-seeded on a new connection stands for."""
+    if not state.reseed or item.response_id is not None or item.audio or item.kind != "message" or not blocks:
+        return None
+    digest = _digest(item.role or "", blocks)
+    for index, (anchor, known) in enumerate(state.reseed):
+        if known == digest:
+            state.reseed = state.reseed[index + 1 :]
+            return anchor
+    return None
+
+
+def _place_without_message(state: RealtimeState, item: Item) -> None:
+    """A settled item that adds no message still takes its place in the chain."""
+    before = _after(state, item.previous) if item.previous not in (UNKNOWN,) else _after(state, state.tail)
+    state.items[item.id] = msgspec.structs.replace(item, after=before, before=before, placed=_next(state))
+    if item.previous == state.tail or item.previous == UNKNOWN or before == _after(state, state.tail):
+        state.tail = item.id
+
+
+def _settle(state: RealtimeState, group: list[Item], *, behind: bool) -> list[Change]:
     first = group[0]
-    ids = tuple(item.id for item in group)
-    blocks: list[Block] = []
-    for item in group:
-        status = "skipped" if item.kind == "skipped" else "materialised"
-        own = _blocks(item)
-        state.items[item.id] = msgspec.structs.replace(
-            item, status=status, parts=(), output=None, arguments=None, anchor=first.id, name=None,
-            awaiting_text=awaiting_text and item is first, block_offset=len(blocks), block_count=len(own),
-            seen_parts=tuple(index for index, _, text, _ in item.parts if text),
-        )
-        blocks.extend(own)
-    if insert_after is UNKNOWN:
-        state.tail = group[-1].id
     if first.kind == "skipped":
+        status: Status = "deleted" if first.deleted else "skipped"
+        _place_without_message(state, msgspec.structs.replace(first, status=status, parts=()))
         return []
+    blocks: list[Block] = []
+    owned: list[tuple[Item, tuple[Block, ...]]] = []
+    for item in group:
+        own = _blocks(item)
+        owned.append((item, own))
+        blocks.extend(own)
+    original = _reseeded(state, first, tuple(blocks)) if len(group) == 1 else None
+    if original is not None:
+        state.aliases = {**state.aliases, first.id: original}
+        settled = msgspec.structs.replace(first, status="aliased", parts=(), images=())
+        state.items[first.id] = msgspec.structs.replace(settled, after=original, before=original, placed=_next(state))
+        if not behind:
+            state.tail = first.id
+        return []
+    before = _after(state, first.previous) if behind else _after(state, state.tail)
+    offset = 0
+    for item, own in owned:
+        awaiting = item is first and item.role == "user" and not own and not item.transcript_failed
+        state.items[item.id] = msgspec.structs.replace(
+            item, status="materialised", parts=item.parts if awaiting else (), output=None,
+            arguments=None, name=None, images=(), anchor=first.id, after=first.id, before=before,
+            awaiting_text=awaiting, block_offset=offset, block_count=len(own), placed=_next(state),
+            seen_parts=tuple(index for index, _, text, _ in item.parts if text),
+            digest=_digest(item.role or "", tuple(blocks)) if item is first else b"",
+        )
+        offset += len(own)
+    if not behind:
+        state.tail = group[-1].id
+    _adopt_siblings(state, first, group[-1])
     role = {"function_call_output": "tool_results"}.get(first.kind, first.role or "assistant")
+    if role == "tool_results" and not blocks:
+        return []
     incomplete = False
     if role == "assistant" and first.response_id is not None:
         response = state.responses.get(first.response_id)
         incomplete = response is not None and response.status in ("cancelled", "incomplete", "failed")
-    if role == "tool_results" and not blocks:
-        return []
     message = Message(
         role=role,  # type: ignore[arg-type]
         blocks=tuple(blocks),
         provider_item_id=first.id,
         incomplete=incomplete,
     )
-    if insert_after is not UNKNOWN:
-        return [InsertMessage(after=insert_after, message=message, item_ids=ids)]  # type: ignore[arg-type]
+    ids = tuple(item.id for item in group)
+    if behind:
+        return [InsertMessage(after=before, message=message, item_ids=ids)]
     return [AppendMessage(message=message, item_ids=ids)]
+
+
+def _adopt_siblings(state: RealtimeState, first: Item, last: Item) -> None:
+    """Pending items announced after the same predecessor before ``first``
+    now come after it (insert-after: the later announced goes first)."""
+    for other in list(state.items.live.values()):
+        if other.previous == first.previous and other.seen < first.seen and other.previous != UNKNOWN:
+            state.items[other.id] = msgspec.structs.replace(other, previous=last.id)
 
 
 def _forget_settled_event_ids(state: RealtimeState) -> None:
@@ -699,32 +1032,57 @@ def _forget_settled_event_ids(state: RealtimeState) -> None:
     does not make every delta scan them all."""
     if len(state.event_ids) < state.forget_at:
         return
-    items = state.items
     state.event_ids = {
-        event_id: item_id for event_id, item_id in state.event_ids.items()
-        if item_id is None or not _settled(items.get(item_id))
+        event_id: key for event_id, key in state.event_ids.items() if key is None or not _ended(state, key)
     }
     state.forget_at = max(_FORGET_AT, 2 * len(state.event_ids))
 
 
-def resolve(state: RealtimeState, policy: Literal["place", "drop"]) -> list[Change]:
-    """Unblock everything pending: ``place`` puts each waiting item after the
-    tail in first-seen order (ending its response as incomplete), ``drop``
-    discards them. The store records this as an audited event."""
+def _ended(state: RealtimeState, key: str) -> bool:
+    """Whether the item or response an accepted event concerns has settled."""
+    if key.startswith(_RESPONSE):
+        response = state.responses.get(key[len(_RESPONSE) :])
+        return response is not None and response.status != "in_flight"
+    return _settled(state.items.get(key))
+
+
+def _close(state: RealtimeState) -> list[Change]:
+    """Place everything pending: unfinished responses end as incomplete (what
+    they produced stays), user items go without their text (a transcription
+    may still land), and items waiting for a predecessor that never came go
+    to the end, in announcement order."""
     changes: list[Change] = []
     for response_id in list(state.responses.live):
-        # Ended as incomplete, by the same rule as a provider's own ending:
-        # what it produced stays, an item that produced nothing is dropped.
+        changes.extend(_complete(state, AssistantTurnCompleted(response_id=response_id, status="incomplete")).changes)
+    for item in list(state.items.live.values()):
+        item = msgspec.structs.replace(item, announced=True, complete=True,
+                                       text_optional=item.role == "user" or item.text_optional)
+        if not _placeable(state, item):
+            item = msgspec.structs.replace(item, kind="skipped")  # nothing can make it a message any more
+        state.items[item.id] = item
+    while True:
+        changes.extend(_materialise(state))
+        stuck = state.pending_items()
+        if not stuck:
+            return changes
+        # The first item whose chain is broken goes after the tail.
+        state.items[stuck[0].id] = msgspec.structs.replace(stuck[0], previous=state.tail, seen=_next(state))
+
+
+def resolve(state: RealtimeState, policy: Literal["place", "drop"]) -> list[Change]:
+    """Unblock everything pending: ``place`` puts each waiting item in its
+    chain, or after the tail in announcement order when its chain is broken
+    (ending unfinished responses as incomplete), ``drop`` discards them. The
+    store records this as an audited event."""
+    if policy == "place":
+        return _close(state)
+    changes: list[Change] = []
+    for response_id in list(state.responses.live):
         changes.extend(_complete(state, AssistantTurnCompleted(response_id=response_id, status="incomplete")).changes)
     for item in state.pending_items():
         current = state.items[item.id]
-        if current.status != "pending":
-            continue
-        if policy == "drop" or (current.kind == "message" and not any(t for _, _, t, _ in current.parts)
-                                and current.role != "user"):
-            state.items[item.id] = msgspec.structs.replace(current, status="skipped", parts=())
-            continue
-        state.items[item.id] = msgspec.structs.replace(current, previous=state.tail, transcript_failed=True)
-        changes.extend(_materialise(state))
+        if current.status == "pending":
+            _place_without_message(state, msgspec.structs.replace(current, status="skipped", parts=(), images=(),
+                                                                  previous=state.tail))
     changes.extend(_materialise(state))
     return changes

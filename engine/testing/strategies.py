@@ -172,8 +172,9 @@ def commands(max_size: int = 20) -> st.SearchStrategy[list[Command]]:
 @st.composite
 def realtime_conversations(draw: st.DrawFn, max_turns: int = 3) -> list[list[dict[str, Any]]]:
     """An OpenAI Realtime (GA) conversation as causal chains of raw server
-    events: each chain keeps its order; chain ``3k + 1`` (a user's
-    transcription) may only start after chain ``3k`` (that user's item)."""
+    events: chain ``3k`` is turn k's user item, ``3k + 1`` its transcription,
+    ``3k + 2`` the response. Each chain keeps its order; :func:`deliveries`
+    keeps what the provider's causality requires between them."""
     chains: list[list[dict[str, Any]]] = []
     previous = None
     words = st.lists(st.sampled_from(["yes ", "no ", "maybe ", "the ", "train ", "left."]), min_size=1, max_size=4)
@@ -188,18 +189,32 @@ def realtime_conversations(draw: st.DrawFn, max_turns: int = 3) -> list[list[dic
     return chains
 
 
+_ANNOUNCED = 3  # a response's chain announces its item with its third event (see traces.assistant_audio)
+
+
 @st.composite
 def deliveries(draw: st.DrawFn, chains: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
     """One way the provider might deliver ``chains``: a causality-respecting
     interleaving, with some events delivered twice and, maybe, a reconnect
-    that replays a suffix."""
+    that replays a suffix. Causality: a transcription follows its user item's
+    first event; a response starts after its user item was announced; the
+    next user item is committed after the previous response's item was
+    announced (its ``previous_item_id`` names it), and may arrive before that
+    response ends (barge-in)."""
     positions = [0] * len(chains)
     delivered: list[dict[str, Any]] = []
     remaining = sum(map(len, chains))
+
+    def allowed(i: int) -> bool:
+        if i % 3 == 1:
+            return positions[i - 1] > 0
+        if i % 3 == 2:
+            return positions[i - 2] == len(chains[i - 2])
+        return i == 0 or positions[i - 1] >= _ANNOUNCED
+
     while remaining:
         remaining -= 1
-        ready = [i for i, chain in enumerate(chains)
-                 if positions[i] < len(chain) and not (i % 3 == 1 and positions[i - 1] == 0)]
+        ready = [i for i, chain in enumerate(chains) if positions[i] < len(chain) and allowed(i)]
         index = draw(st.sampled_from(ready))
         delivered.append(chains[index][positions[index]])
         positions[index] += 1

@@ -9,9 +9,12 @@ means. A raw event that yields several canonical events gives each the id
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any, Literal
 
 import msgspec
+from msgspec import UNSET, UnsetType
 
 from engine.content import Usage
 from engine.errors import InvalidMessage
@@ -28,7 +31,11 @@ from engine.realtime.events import (
     ItemObserved,
     ItemSkipped,
     RealtimeEvent,
+    ResponseStarted,
+    SessionConfigured,
     UserContentFinal,
+    UserImage,
+    UserTranscriptDelta,
     UserTranscriptFailed,
     UserTranscriptFinal,
 )
@@ -54,6 +61,7 @@ class ContentPart(_S, frozen=True, kw_only=True):
     type: str
     text: str | None = None
     transcript: str | None = None
+    image_url: str | None = None
 
 
 class ItemPayload(_S, frozen=True, kw_only=True):
@@ -61,7 +69,7 @@ class ItemPayload(_S, frozen=True, kw_only=True):
     type: str
     role: str | None = None
     status: str | None = None
-    content: list[ContentPart] = []
+    content: list[ContentPart] | None = None
     call_id: str | None = None
     name: str | None = None
     arguments: str | None = None
@@ -104,6 +112,12 @@ class TranscriptionCompleted(_Base, frozen=True, kw_only=True):
     transcript: str
 
 
+class TranscriptionDelta(_Base, frozen=True, kw_only=True):
+    item_id: str
+    content_index: int = 0
+    delta: str
+
+
 class ItemRef(_Base, frozen=True, kw_only=True):
     item_id: str
     content_index: int = 0
@@ -129,12 +143,48 @@ class UsagePayload(_S, frozen=True, kw_only=True):
 class ResponsePayload(_S, frozen=True, kw_only=True):
     id: str
     status: Literal["completed", "cancelled", "incomplete", "failed", "in_progress"]
-    output: list[ItemPayload] = []
+    output: list[ItemPayload] | None = None
     usage: UsagePayload | None = None
+    # Explicitly null for an out-of-band response (``conversation: "none"``);
+    # absent from older payloads, which are in the conversation.
+    conversation_id: str | UnsetType | None = UNSET
+
+    @property
+    def out_of_band(self) -> bool:
+        return self.conversation_id is None
 
 
 class ResponseDone(_Base, frozen=True, kw_only=True):
     response: ResponsePayload
+
+
+class TranscriptionSettings(_S, frozen=True, kw_only=True):
+    model: str | None = None
+
+
+class AudioInput(_S, frozen=True, kw_only=True):
+    transcription: TranscriptionSettings | UnsetType | None = UNSET
+
+
+class AudioSettings(_S, frozen=True, kw_only=True):
+    input: AudioInput | None = None
+
+
+class SessionPayload(_S, frozen=True, kw_only=True):
+    input_audio_transcription: TranscriptionSettings | UnsetType | None = UNSET  # beta
+    audio: AudioSettings | None = None  # GA
+
+    @property
+    def transcription(self) -> bool | None:
+        """Whether user audio will be transcribed; ``None`` when not said."""
+        setting = self.input_audio_transcription
+        if setting is UNSET and self.audio is not None and self.audio.input is not None:
+            setting = self.audio.input.transcription
+        return None if setting is UNSET else setting is not None
+
+
+class SessionEvent(_Base, frozen=True, kw_only=True):
+    session: SessionPayload
 
 
 _KINDS: dict[str, type[_Base]] = {
@@ -153,14 +203,18 @@ _KINDS: dict[str, type[_Base]] = {
     "response.output_audio_transcript.done": TextDone,
     "response.audio_transcript.done": TextDone,  # beta
     "conversation.item.input_audio_transcription.completed": TranscriptionCompleted,
+    "conversation.item.input_audio_transcription.delta": TranscriptionDelta,
     "conversation.item.input_audio_transcription.failed": ItemRef,
     "input_audio_buffer.committed": ItemRef,
     "conversation.item.truncated": Truncated,
     "conversation.item.deleted": ItemRef,
+    "response.created": ResponseDone,
     "response.done": ResponseDone,
+    "session.created": SessionEvent,
+    "session.updated": SessionEvent,
 }
 _DECODERS = {name: msgspec.json.Decoder(kind) for name, kind in _KINDS.items()}
-_PARTIAL = {"conversation.item.input_audio_transcription.delta", "conversation.item.input_audio_transcription.segment"}
+_PARTIAL = {"conversation.item.input_audio_transcription.segment"}
 
 
 class _Envelope(_S, frozen=True, kw_only=True):
@@ -215,11 +269,15 @@ def translate(raw: object) -> list[RealtimeEvent] | Rejected | Ignored:
 
 def _unknown(kind: str) -> Ignored:
     if kind in _PARTIAL:
-        return Ignored(f"{kind}: partial transcriptions are not kept; the completed one is")
+        return Ignored(f"{kind}: transcription segments are not kept; the deltas and the completed text are")
     return Ignored(f"{kind} does not change the transcript")
 
 
-def _item_events(item: ItemPayload, previous: str | None, *, final: bool, response_id: str | None) -> list[Any]:
+def _item_events(
+    item: ItemPayload, previous: str | None, *, final: bool, response_id: str | None, created: bool = False
+) -> list[Any]:
+    """``created``: the conversation announces the item (``.added``/``.created``), so
+    an assistant item already ``completed`` there was written by the client."""
     if item.type == "function_call":
         return [
             FunctionCall(item_id=item.id, call_id=item.call_id or item.id, name=item.name or "",
@@ -232,17 +290,22 @@ def _item_events(item: ItemPayload, previous: str | None, *, final: bool, respon
         ]
     if item.type != "message" or item.role not in ("user", "assistant", "system"):
         return [ItemSkipped(item_id=item.id, previous_item_id=previous)]
+    content = item.content or []
+    audio = item.role == "user" and any(part.type == "input_audio" for part in content)
+    complete = created and item.role == "assistant" and item.status == "completed"
     events: list[Any] = [
         ItemObserved(item_id=item.id, role=item.role, previous_item_id=previous,  # type: ignore[arg-type]
-                     response_id=response_id)
+                     response_id=response_id, audio=audio, complete=complete)
     ]
-    for index, part in enumerate(item.content):
+    for index, part in enumerate(content):
         if item.role in ("user", "system"):
             if part.type in ("input_text", "text") and part.text:
                 events.append(UserContentFinal(item_id=item.id, content_index=index, text=part.text,
                                                role=item.role))  # type: ignore[arg-type]
             elif part.type == "input_audio" and part.transcript:
                 events.append(UserTranscriptFinal(item_id=item.id, content_index=index, text=part.transcript))
+            elif part.type == "input_image" and part.image_url:
+                events.append(_image(item.id, index, part.image_url))
         elif final:
             text = part.transcript if part.type in ("output_audio", "audio") else part.text
             if text:
@@ -252,10 +315,31 @@ def _item_events(item: ItemPayload, previous: str | None, *, final: bool, respon
     return events
 
 
+def _image(item_id: str, index: int, url: str) -> UserImage:
+    """An ``input_image`` part: a data URL is kept inline, any other URL as a reference."""
+    if url.startswith("data:") and "," in url:
+        header, _, payload = url[5:].partition(",")
+        media_type, _, encoding = header.partition(";")
+        if encoding == "base64":
+            try:
+                data = base64.b64decode(payload, validate=True)
+            except (binascii.Error, ValueError) as exc:
+                raise InvalidMessage(f"input_image: the data URL is not valid base64: {exc}") from None
+            return UserImage(item_id=item_id, content_index=index, media_type=media_type or "image/*", data=data)
+    return UserImage(item_id=item_id, content_index=index, media_type="image/*", ref=url)
+
+
 def _canonical(kind: str, event: Any) -> list[Any]:
+    if isinstance(event, SessionEvent):
+        return [SessionConfigured(input_transcription=event.session.transcription,
+                                  new_connection=kind == "session.created")]
     if isinstance(event, ItemEvent):
         final = kind in ("conversation.item.done", "conversation.item.retrieved") or event.item.status == "completed"
-        return _item_events(event.item, event.previous_item_id, final=final, response_id=None)
+        # Only the announcement places an item: ``.done`` also comes for
+        # items of out-of-band responses, which are in no conversation.
+        created = kind in ("conversation.item.added", "conversation.item.created")
+        previous = event.previous_item_id if created else UNKNOWN
+        return _item_events(event.item, previous, final=final, response_id=None, created=created)
     if isinstance(event, OutputItemEvent):
         return _item_events(event.item, UNKNOWN, final=kind.endswith(".done"), response_id=event.response_id)
     if isinstance(event, DeltaEvent):
@@ -268,6 +352,8 @@ def _canonical(kind: str, event: Any) -> list[Any]:
         return [AssistantTranscriptFinalText(item_id=event.item_id, content_index=event.content_index,
                                              text=text or "", lane="transcript" if spoken else "text",
                                              response_id=event.response_id)]
+    if isinstance(event, TranscriptionDelta):
+        return [UserTranscriptDelta(item_id=event.item_id, content_index=event.content_index, delta=event.delta)]
     if isinstance(event, TranscriptionCompleted):
         return [UserTranscriptFinal(item_id=event.item_id, content_index=event.content_index, text=event.transcript)]
     if isinstance(event, Truncated):
@@ -281,10 +367,12 @@ def _canonical(kind: str, event: Any) -> list[Any]:
         return [UserTranscriptFailed(item_id=event.item_id, content_index=event.content_index)]
     assert isinstance(event, ResponseDone)
     response = event.response
+    if kind == "response.created":
+        return [ResponseStarted(response_id=response.id, out_of_band=response.out_of_band)]
     if response.status == "in_progress":
         return []
     produced: list[Any] = []
-    for item in response.output:
+    for item in response.output or []:
         produced += _item_events(item, UNKNOWN, final=True, response_id=response.id)
     usage = None
     if response.usage is not None:
@@ -292,5 +380,6 @@ def _canonical(kind: str, event: Any) -> list[Any]:
         usage = Usage(input=response.usage.input_tokens, output=response.usage.output_tokens,
                       cache_read=details.cached_tokens if details else 0)
     produced.append(AssistantTurnCompleted(response_id=response.id, status=response.status, usage=usage,
-                                           output_item_ids=tuple(item.id for item in response.output)))
+                                           output_item_ids=tuple(item.id for item in response.output or []),
+                                           out_of_band=response.out_of_band))
     return produced
