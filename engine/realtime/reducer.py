@@ -273,6 +273,48 @@ class _Split(Generic[V]):
         return clone
 
 
+class _EventIds:
+    """Accepted event ids, each with the item or response it concerns: the
+    newest few in a small dict copied with every state, the rest in a dict
+    shared between states until one of them writes (most events are deltas
+    that each add an id, so copying every id on every event would make
+    :func:`reduce` cost grow with the conversation)."""
+
+    __slots__ = ("older", "owned", "recent")
+    _RECENT = 64
+
+    def __init__(self, ids: dict[str, str | None] | None = None) -> None:
+        self.recent: dict[str, str | None] = {}
+        self.older: dict[str, str | None] = ids or {}
+        self.owned = True
+
+    def __contains__(self, event_id: object) -> bool:
+        return event_id in self.recent or event_id in self.older
+
+    def __setitem__(self, event_id: str, key: str | None) -> None:
+        self.recent[event_id] = key
+        if len(self.recent) >= self._RECENT:
+            if not self.owned:
+                self.older = dict(self.older)
+                self.owned = True
+            self.older.update(self.recent)
+            self.recent = {}
+
+    def __len__(self) -> int:
+        return len(self.recent) + len(self.older)
+
+    def items(self) -> Iterator[tuple[str, str | None]]:
+        yield from self.older.items()
+        yield from self.recent.items()
+
+    def copy(self) -> _EventIds:
+        clone = _EventIds.__new__(_EventIds)
+        clone.recent = dict(self.recent)
+        clone.older = self.older
+        clone.owned = self.owned = False  # both must copy before writing
+        return clone
+
+
 class RealtimeState:
     """Ingestion state of one session. Treat as immutable: :func:`reduce`
     returns a new one; :func:`apply` (used by the store on its private copy)
@@ -286,7 +328,7 @@ class RealtimeState:
     def __init__(self) -> None:
         self.items: _Split[Item] = _Split(lambda item: item.status == "pending")
         self.responses: _Split[Response] = _Split(lambda response: response.status == "in_flight")
-        self.event_ids: dict[str, str | None] = {}  # accepted event id -> the item it concerns
+        self.event_ids = _EventIds()  # accepted event id -> the item or response it concerns
         self.tail: str | None = None  # the last item of the settled prefix, in conversation order
         self.counter = 0
         self.forget_at = _FORGET_AT  # size of event_ids that triggers the next pass of forgetting
@@ -299,7 +341,7 @@ class RealtimeState:
         clone = RealtimeState.__new__(RealtimeState)
         clone.items = self.items.copy()
         clone.responses = self.responses.copy()
-        clone.event_ids = dict(self.event_ids)
+        clone.event_ids = self.event_ids.copy()
         clone.tail = self.tail
         clone.counter = self.counter
         clone.forget_at = self.forget_at
@@ -364,6 +406,8 @@ def apply(state: RealtimeState, event: RealtimeEvent) -> Outcome:
             None if response_id is None else _RESPONSE + response_id
         )
     if outcome.accepted:
+        if isinstance(event, _DELTAS) and not outcome.changes:
+            return outcome  # a delta makes nothing ready: nothing else can move
         changes = list(outcome.changes) + _materialise(state)
         _forget_settled_event_ids(state)
         if any(isinstance(c, _EDITS) for c in changes):
@@ -438,7 +482,32 @@ def _set_part(item: Item, index: int, lane: str, text: str, *, final: bool, appe
     return msgspec.structs.replace(item, parts=tuple((i, *parts[i]) for i in sorted(parts)))
 
 
+_STAGED = Outcome(status="staged")
+
+
+def _assistant_delta(state: RealtimeState, event: AssistantTextDelta | AssistantTranscriptDelta) -> Outcome:
+    lane = "text" if isinstance(event, AssistantTextDelta) else "transcript"
+    item = state.items.live.get(event.item_id)
+    if item is not None and item.response_id == event.response_id and event.response_id in state.responses.live and (
+        event.previous_item_id == UNKNOWN or item.previous != UNKNOWN
+    ):
+        # The common case, most events of a call: more words of an item in flight.
+        state.items.live[item.id] = _set_part(item, event.content_index, lane, event.delta, final=False, append=True)
+        return _STAGED
+    if _settled(state.items.get(event.item_id)):
+        return _nothing_new(event.item_id)
+    response = _response(state, event.response_id)
+    if response.status != "in_flight":
+        return Outcome(status="duplicate", reason=f"response {event.response_id} already ended; nothing new")
+    item = _item(state, event.item_id, role="assistant", previous=event.previous_item_id,
+                 response_id=event.response_id)
+    state.items[item.id] = _set_part(item, event.content_index, lane, event.delta, final=False, append=True)
+    return _STAGED
+
+
 def _dispatch(state: RealtimeState, event: RealtimeEvent) -> Outcome:
+    if isinstance(event, (AssistantTextDelta, AssistantTranscriptDelta)):
+        return _assistant_delta(state, event)
     if isinstance(event, SessionConfigured):
         return _configure(state, event)
     if isinstance(event, ResponseStarted):
@@ -468,16 +537,7 @@ def _dispatch(state: RealtimeState, event: RealtimeEvent) -> Outcome:
     if isinstance(event, (UserTranscriptFinal, UserContentFinal, UserTranscriptFailed, UserTranscriptDelta, UserImage)):
         return _user_content(state, event)
     if isinstance(event, (AssistantTextDelta, AssistantTranscriptDelta)):
-        if _settled(state.items.get(event.item_id)):
-            return _nothing_new(event.item_id)
-        response = _response(state, event.response_id)
-        if response.status != "in_flight":
-            return Outcome(status="duplicate", reason=f"response {event.response_id} already ended; nothing new")
-        item = _item(state, event.item_id, role="assistant", previous=event.previous_item_id,
-                     response_id=event.response_id)
-        lane = "text" if isinstance(event, AssistantTextDelta) else "transcript"
-        state.items[item.id] = _set_part(item, event.content_index, lane, event.delta, final=False, append=True)
-        return Outcome(status="staged")
+        return _assistant_delta(state, event)
     if isinstance(event, AssistantTranscriptFinalText):
         if _settled(state.items.get(event.item_id)):
             return _nothing_new(event.item_id)
@@ -1032,9 +1092,9 @@ def _forget_settled_event_ids(state: RealtimeState) -> None:
     does not make every delta scan them all."""
     if len(state.event_ids) < state.forget_at:
         return
-    state.event_ids = {
+    state.event_ids = _EventIds({
         event_id: key for event_id, key in state.event_ids.items() if key is None or not _ended(state, key)
-    }
+    })
     state.forget_at = max(_FORGET_AT, 2 * len(state.event_ids))
 
 
