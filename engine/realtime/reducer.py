@@ -626,10 +626,7 @@ def _user_content(
     if existing is not None and existing.status != "pending":
         return _late_user_content(state, existing, event)
     previous = getattr(event, "previous_item_id", UNKNOWN)
-    typed = isinstance(event, (UserContentFinal, UserImage))
     item = _item(state, event.item_id, role=getattr(event, "role", "user"), previous=previous)
-    if previous != UNKNOWN or typed:
-        item = msgspec.structs.replace(item, announced=True, in_conversation=item.in_conversation or typed)
     if isinstance(event, UserTranscriptFailed):
         state.items[item.id] = msgspec.structs.replace(item, transcript_failed=True)
         return Outcome(status="staged", reason="transcription failed: the item stays without text")

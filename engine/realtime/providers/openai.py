@@ -293,10 +293,11 @@ def _item_events(
     content = item.content or []
     audio = item.role == "user" and any(part.type == "input_audio" for part in content)
     complete = created and item.role == "assistant" and item.status == "completed"
-    events: list[Any] = [
-        ItemObserved(item_id=item.id, role=item.role, previous_item_id=previous,  # type: ignore[arg-type]
-                     response_id=response_id, audio=audio, complete=complete)
-    ]
+    # The announcement comes last: the item's content is all there when its
+    # place is known, so a message never starts with only part of it.
+    announcement = ItemObserved(item_id=item.id, role=item.role, previous_item_id=previous,  # type: ignore[arg-type]
+                                response_id=response_id, audio=audio, complete=complete)
+    events: list[Any] = []
     for index, part in enumerate(content):
         if item.role in ("user", "system"):
             if part.type in ("input_text", "text") and part.text:
@@ -312,6 +313,7 @@ def _item_events(
                 lane: Literal["text", "transcript"] = "transcript" if part.type in ("output_audio", "audio") else "text"
                 events.append(AssistantTranscriptFinalText(item_id=item.id, content_index=index, text=text,
                                                            lane=lane, response_id=response_id))
+    events.append(announcement)
     return events
 
 
