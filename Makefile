@@ -2,8 +2,12 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# Benchmarks run in their own environment: it also holds the peers they
+# compare against (the `bench` extra), which the tests must never see.
+BENCH_VENV := .venv-bench
+BENCH_PY := $(BENCH_VENV)/bin/python
 
-.PHONY: install test check lint typecheck demo bench fuzz mutation clean
+.PHONY: install test check lint typecheck demo bench bench-peers fuzz mutation clean
 
 install: $(VENV)/.installed
 
@@ -27,8 +31,20 @@ check: lint typecheck test
 demo: install
 	$(PY) examples/demo.py demo.db
 
-bench: install
-	$(PY) -m benchmarks
+$(BENCH_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_PY) -m pip install --quiet --upgrade pip
+	$(BENCH_PY) -m pip install --quiet -e '.[bench]'
+	touch $@
+
+# RECORDINGS=DIR adds real recordings kept outside the project (DIR/NAME.json
+# with DIR/NAME.expected.json) to the peer comparison.
+bench: $(BENCH_VENV)/.installed
+	$(BENCH_PY) -m benchmarks $(if $(RECORDINGS),--recordings $(RECORDINGS))
+
+# The realtime peer comparison alone.
+bench-peers: $(BENCH_VENV)/.installed
+	$(BENCH_PY) -m benchmarks.realtime_recordings $(if $(RECORDINGS),--recordings $(RECORDINGS))
 
 # Long, randomised property runs for local use (minutes, not seconds).
 fuzz: install
@@ -42,4 +58,4 @@ mutation: install
 	$(PY) tools/mutation_report.py
 
 clean:
-	rm -rf $(VENV) demo.db .pytest_cache .mypy_cache .ruff_cache .hypothesis mutants
+	rm -rf $(VENV) $(BENCH_VENV) demo.db .pytest_cache .mypy_cache .ruff_cache .hypothesis mutants

@@ -1,9 +1,12 @@
-"""``python -m benchmarks``: all three parts, each with its table: the suite
+"""``python -m benchmarks``: all four parts, each with its table: the suite
 (appends, loads, listing against raw sqlite3), branching (forks, rewrites,
-fork loads, memory of forks) and realtime ingestion.
+fork loads, memory of forks), realtime ingestion, and realtime calls rebuilt
+by the engine and by a peer (the OpenAI Agents SDK, when installed).
 
-``--only suite|branching|realtime`` runs one part. ``--json PATH`` writes
-``{"suite": ..., "branching": ..., "realtime": ...}`` (the parts that ran).
+``--only suite|branching|realtime|peers`` runs one part. ``--recordings DIR``
+adds real recordings to the peer comparison. ``--json PATH`` writes
+``{"suite": ..., "branching": ..., "realtime": ..., "peers": ...}`` (the parts
+that ran).
 """
 
 from __future__ import annotations
@@ -14,26 +17,34 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from benchmarks import branching, realtime, suite
+from benchmarks import branching, realtime, realtime_recordings, suite
 
 __all__ = ["main"]
 
-PARTS = ("suite", "branching", "realtime")
-TITLES = {"suite": "part 1: the suite", "branching": "part 2: branching and rewrites", "realtime": "part 3: realtime"}
+PARTS = ("suite", "branching", "realtime", "peers")
+TITLES = {
+    "suite": "part 1: the suite",
+    "branching": "part 2: branching and rewrites",
+    "realtime": "part 3: realtime",
+    "peers": "part 4: realtime calls, the engine and a peer",
+}
 
 
 def parse_args(
     argv: Sequence[str] | None,
-) -> tuple[suite.Config, branching.BranchConfig, realtime.Config, tuple[str, ...], str | None]:
+) -> tuple[suite.Config, branching.BranchConfig, realtime.Config, tuple[str, ...], str | None, str | None]:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
         description=(
             "Benchmark the transcript engine (medians of interleaved runs). Part 1, the suite: appends, loads and "
             "listing against raw sqlite3. Part 2, branching: forks, rewrites, loading forks and memory of forks. "
-            "Part 3, realtime: the ingestion reducer, persisted ingestion and duplicates."
+            "Part 3, realtime: the ingestion reducer, persisted ingestion and duplicates. Part 4, peers: recorded "
+            "and recording-shaped realtime calls rebuilt by the engine and by the OpenAI Agents SDK."
         ),
     )
     parser.add_argument("--only", choices=PARTS, help="run one part only (default: all, in this order)")
+    parser.add_argument("--recordings", metavar="DIR",
+                        help="part 4 also replays real recordings: DIR/NAME.json with DIR/NAME.expected.json")
     suite.add_arguments(parser)
     branching.add_arguments(parser)
     args = parser.parse_args(argv)
@@ -46,12 +57,12 @@ def parse_args(
     )
     return (
         suite.config_from_args(parser, args), branching.config_from_args(parser, args), realtime_config, parts,
-        args.json,
+        args.json, args.recordings,
     )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    suite_config, branch_config, realtime_config, parts, json_path = parse_args(argv)
+    suite_config, branch_config, realtime_config, parts, json_path, recordings = parse_args(argv)
     started = time.perf_counter()
     document: dict[str, Any] = {}
     for number, part in enumerate(parts):
@@ -63,8 +74,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             document["suite"] = suite.run_and_report(suite_config)
         elif part == "branching":
             document["branching"] = branching.run_and_report(branch_config)
-        else:
+        elif part == "realtime":
             document["realtime"] = realtime.run(realtime_config)
+        else:
+            document["peers"] = realtime_recordings.run(realtime_config.runs, recordings)
     if len(parts) > 1:
         print(f"\n(the {len(parts)} parts took {time.perf_counter() - started:.0f} s)")
     if json_path:
