@@ -4,7 +4,7 @@ Sessions are append-only logs of typed events; any session can be rebuilt as
 of any event version, revision or time.
 """
 
-from engine.app import Diff, HistoryEntry, SessionInfo, Transcripts
+from engine.app import Diff, HistoryEntry, IngestOutcome, OutOfBandResponse, Pending, SessionInfo, Transcripts
 from engine.content import Image, Message, Reasoning, ReplaceBlock, Text, ToolResult, ToolUse, Transcript, Usage
 from engine.errors import (
     ConcurrentWriteError,
@@ -40,6 +40,7 @@ __all__ = [
     "EngineError",
     "HistoryEntry",
     "Image",
+    "IngestOutcome",
     "InvalidArgument",
     "InvalidForkPoint",
     "InvalidMessage",
@@ -50,6 +51,8 @@ __all__ = [
     "Message",
     "MessageSeq",
     "NoOpRewrite",
+    "OutOfBandResponse",
+    "Pending",
     "Reason",
     "Reasoning",
     "ReplaceBlock",

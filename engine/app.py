@@ -24,7 +24,7 @@ from engine._base import (
     _stamped,
 )
 from engine._branching import Diff, _Branching
-from engine._ingesting import IngestOutcome, Pending, _Ingesting
+from engine._ingesting import IngestOutcome, OutOfBandResponse, Pending, _Ingesting
 from engine.content import Message, ToolResult, Usage
 from engine.errors import (
     CorruptStore,
@@ -58,7 +58,7 @@ from engine.store import (
 )
 from engine.transcript import Session, evolve, forked
 
-__all__ = ["Diff", "HistoryEntry", "IngestOutcome", "Pending", "SessionInfo", "Transcripts"]
+__all__ = ["Diff", "HistoryEntry", "IngestOutcome", "OutOfBandResponse", "Pending", "SessionInfo", "Transcripts"]
 
 
 class SessionInfo(msgspec.Struct, frozen=True, kw_only=True):
