@@ -33,6 +33,7 @@ from engine.realtime.reducer import (
     RecordUsage,
     RemoveItem,
     ReplaceItem,
+    Reseeded,
     TruncateItem,
     is_duplicate,
 )
@@ -249,7 +250,7 @@ class _Ingesting(_Base):
         added: list[Message],
     ) -> Session:
         """Turn one reducer change into events on ``state`` (not yet stored)."""
-        if isinstance(change, OutOfBandMessage):
+        if isinstance(change, (OutOfBandMessage, Reseeded)):
             return state  # reported by the outcome, never part of the transcript
         if isinstance(change, RecordUsage):
             usage = UsageRecorded(at=_now(state), actor=actor, usage=change.usage, response_id=change.response_id)

@@ -68,6 +68,7 @@ __all__ = [
     "RecordUsage",
     "RemoveItem",
     "ReplaceItem",
+    "Reseeded",
     "TruncateItem",
     "apply",
     "is_duplicate",
@@ -180,6 +181,14 @@ class RecordUsage(msgspec.Struct, frozen=True, kw_only=True):
     response_id: str
 
 
+class Reseeded(msgspec.Struct, frozen=True, kw_only=True):
+    """An item a new connection re-sent: it stands for ``original``, already a
+    message; nothing is added. Reported, so that the choice is never silent."""
+
+    item_id: str
+    original: str
+
+
 class OutOfBandMessage(msgspec.Struct, frozen=True, kw_only=True):
     """What an out-of-band response produced: reported, never part of the transcript."""
 
@@ -191,6 +200,7 @@ class OutOfBandMessage(msgspec.Struct, frozen=True, kw_only=True):
 
 Change: TypeAlias = (
     AppendMessage | InsertMessage | ReplaceItem | TruncateItem | RemoveItem | RecordUsage | OutOfBandMessage
+    | Reseeded
 )
 _EDITS = (AppendMessage, InsertMessage, ReplaceItem, TruncateItem, RemoveItem)
 OutcomeStatus: TypeAlias = Literal["materialised", "staged", "duplicate", "discarded", "rejected", "ignored"]
@@ -321,7 +331,8 @@ class RealtimeState:
     updates in place."""
 
     __slots__ = (
-        "aliases", "connection_start", "counter", "event_ids", "forget_at", "items", "reseed", "responses",
+        "aliases", "connection_start", "counter", "event_ids", "forget_at", "items", "reseed", "reseed_started",
+        "responses",
         "tail", "transcription",
     )
 
@@ -336,6 +347,7 @@ class RealtimeState:
         self.connection_start: str | None = None  # what "no predecessor" means on this connection
         self.aliases: dict[str, str] = {}  # a re-seeded item's new id -> the original's
         self.reseed: tuple[tuple[str, bytes], ...] = ()  # messages a new connection may re-seed, in order
+        self.reseed_started = False  # a re-seeded item was recognised: the next must match the next message
 
     def copy(self) -> RealtimeState:
         clone = RealtimeState.__new__(RealtimeState)
@@ -349,6 +361,7 @@ class RealtimeState:
         clone.connection_start = self.connection_start
         clone.aliases = self.aliases if not self.aliases else dict(self.aliases)
         clone.reseed = self.reseed
+        clone.reseed_started = self.reseed_started
         return clone
 
     def pending_items(self) -> list[Item]:
@@ -410,9 +423,14 @@ def apply(state: RealtimeState, event: RealtimeEvent) -> Outcome:
             return outcome  # a delta makes nothing ready: nothing else can move
         changes = list(outcome.changes) + _materialise(state)
         _forget_settled_event_ids(state)
+        reason = "; ".join(
+            [*([outcome.reason] if outcome.reason else []),
+             *(f"item {c.item_id} re-sends message {c.original}; nothing added" for c in changes
+               if isinstance(c, Reseeded))]
+        ) or None
         if any(isinstance(c, _EDITS) for c in changes):
-            return Outcome(status="materialised", reason=outcome.reason, changes=tuple(changes))
-        return Outcome(status=outcome.status, reason=outcome.reason, changes=tuple(changes))
+            return Outcome(status="materialised", reason=reason, changes=tuple(changes))
+        return Outcome(status=outcome.status, reason=reason, changes=tuple(changes))
     return outcome
 
 
@@ -581,10 +599,12 @@ def _configure(state: RealtimeState, event: SessionConfigured) -> Outcome:
         changes = _close(state)
         state.connection_start = state.tail
         state.reseed = tuple(
-            (item.anchor or item.id, item.digest)
+            (item.id, item.digest)
             for item in sorted(state.items.settled.values(), key=lambda item: item.placed)
-            if item.status == "materialised" and item.digest and item.anchor == item.id
+            if item.status == "materialised" and item.anchor == item.id and item.digest
+            and item.digest != _digest(item.role or "", ())  # a message without text cannot be re-sent
         )
+        state.reseed_started = False
         reason = "a new connection: what the previous one left waiting was closed"
     if event.input_transcription is not None:
         state.transcription = event.input_transcription
@@ -759,7 +779,8 @@ def _report_out_of_band(state: RealtimeState, response: Response, items: list[It
     for item in items:
         blocks.extend(_blocks(item))
         state.items[item.id] = msgspec.structs.replace(item, status="out_of_band", parts=(), images=(),
-                                                       output=None, arguments=None, name=None)
+                                                       output=None, arguments=None, name=None,
+                                                       after=_after(state, state.tail), placed=_next(state))
     if not blocks:
         return []
     message = Message(role="assistant", blocks=tuple(blocks), provider_item_id=items[0].id,
@@ -1000,14 +1021,20 @@ def _digest(role: str, blocks: tuple[Block, ...]) -> bytes:
 
 
 def _reseeded(state: RealtimeState, item: Item, blocks: tuple[Block, ...]) -> str | None:
-    """The original message an item re-seeded on a new connection stands for."""
+    """The original message an item re-seeded on a new connection stands for.
+    The first may match any earlier message (a client may re-send only the
+    last part of a long history); each one after it must match the next
+    message, or the re-seeding is over and the item is new."""
     if not state.reseed or item.response_id is not None or item.audio or item.kind != "message" or not blocks:
         return None
     digest = _digest(item.role or "", blocks)
-    for index, (anchor, known) in enumerate(state.reseed):
+    candidates = state.reseed[:1] if state.reseed_started else state.reseed
+    for index, (anchor, known) in enumerate(candidates):
         if known == digest:
             state.reseed = state.reseed[index + 1 :]
+            state.reseed_started = True
             return anchor
+    state.reseed = ()
     return None
 
 
@@ -1038,7 +1065,7 @@ def _settle(state: RealtimeState, group: list[Item], *, behind: bool) -> list[Ch
         state.items[first.id] = msgspec.structs.replace(settled, after=original, before=original, placed=_next(state))
         if not behind:
             state.tail = first.id
-        return []
+        return [Reseeded(item_id=first.id, original=original)]
     before = _after(state, first.previous) if behind else _after(state, state.tail)
     offset = 0
     for item, own in owned:
