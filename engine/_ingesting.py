@@ -35,7 +35,7 @@ from engine.realtime.reducer import (
     ReplaceItem,
     Reseeded,
     TruncateItem,
-    is_duplicate,
+    duplicate_reason,
 )
 from engine.realtime.reducer import apply as realtime_apply
 from engine.realtime.reducer import resolve as realtime_resolve
@@ -106,15 +106,25 @@ class _Ingesting(_Base):
         _check_actor(actor)
         if provider not in (None, "openai"):
             raise InvalidArgument(f"provider must be 'openai' or None, got {provider!r}")
+        events = list(events)
+        if provider is None:
+            for index, raw in enumerate(events):
+                if not isinstance(raw, _CANONICAL_TYPES):
+                    raise InvalidArgument(
+                        f"event {index} is a {type(raw).__name__}, not a canonical realtime event: pass "
+                        "provider='openai' to ingest raw provider events; nothing was ingested"
+                    )
         translated = [self._canonical(raw, provider) for raw in events]
         with self._lock:
             known = self._realtime.get(session_id)
-            if known is not None and _all_duplicates(known[1], translated):
+            redelivered = _duplicate_reasons(known[1], translated) if known is not None else None
+            if known is not None and redelivered is not None:
                 # Redelivery needs no I/O: what this store already accepted is
                 # still accepted in any newer state of the session.
+                found = iter(redelivered)
                 return [
                     IngestOutcome(status=c[0], reason=c[1], version=known[0]) if isinstance(c, tuple)
-                    else IngestOutcome(status="duplicate", reason="already accepted", version=known[0])
+                    else IngestOutcome(status="duplicate", reason="; ".join(next(found) for _ in c), version=known[0])
                     for c in translated
                 ]
             head = self._head(session_id)
@@ -188,15 +198,20 @@ class _Ingesting(_Base):
     def resolve_pending(
         self, session_id: str, policy: str = "place", *, actor: str | None = None
     ) -> IngestOutcome:
-        """Unblock ingestion: ``place`` puts every waiting item at the end in
-        first-seen order (unfinished responses become incomplete messages),
-        ``drop`` discards them. Recorded as an audited event."""
+        """Unblock ingestion: ``place`` puts every waiting item in its chain, or
+        at the end in announcement order where its chain is broken (unfinished
+        responses become incomplete messages, user items go without text),
+        ``drop`` discards them. Recorded as an audited event; with nothing
+        pending, nothing is stored (status ``ignored``)."""
         if policy not in ("place", "drop"):
             raise InvalidArgument(f"policy must be 'place' or 'drop', got {policy!r}")
         _check_actor(actor)
         with self._lock:
             head = self._head(session_id)
             state = self._realtime_state(head).copy()
+            if not state.items.live and not state.responses.live:
+                return IngestOutcome(status="ignored", reason="nothing is pending; nothing was stored",
+                                     version=head.version)
             changes = realtime_resolve(state, "place" if policy == "place" else "drop")
             to_store: list[Event] = []
             added: list[Message] = []
@@ -215,8 +230,6 @@ class _Ingesting(_Base):
     def _canonical(self, raw: object, provider: str | None) -> list[RealtimeEvent] | tuple[str, str]:
         if isinstance(raw, _CANONICAL_TYPES):
             return [raw]
-        if provider is None:
-            return ("rejected", f"a {type(raw).__name__} is not a canonical realtime event; pass provider='openai'")
         translated = openai_translate(raw)
         if isinstance(translated, OpenAIRejected):
             return ("rejected", translated.reason)
@@ -325,9 +338,20 @@ def _with_blocks(message: Message, blocks: list[Block]) -> Message:
 _ORDER = ("materialised", "staged", "discarded", "duplicate", "ignored", "rejected")
 
 
-def _all_duplicates(state: RealtimeState, translated: list[list[RealtimeEvent] | tuple[str, str]]) -> bool:
-    events = [event for item in translated if isinstance(item, list) for event in item]
-    return bool(events) and all(is_duplicate(state, event) for event in events)
+def _duplicate_reasons(
+    state: RealtimeState, translated: list[list[RealtimeEvent] | tuple[str, str]]
+) -> list[str] | None:
+    """Why each canonical event is a duplicate, in order, if every one is (else ``None``)."""
+    reasons = []
+    for item in translated:
+        if isinstance(item, tuple):
+            continue
+        for event in item:
+            reason = duplicate_reason(state, event)
+            if reason is None:
+                return None
+            reasons.append(reason)
+    return reasons or None
 
 
 def _combined(statuses: list[str]) -> str:

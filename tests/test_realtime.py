@@ -6,8 +6,9 @@ import random
 import sqlite3
 
 import msgspec
+import pytest
 
-from engine import Message, Transcript, Transcripts
+from engine import InvalidArgument, Message, Transcript, Transcripts
 from engine.realtime import (
     AssistantTranscriptDelta,
     AssistantTranscriptFinalText,
@@ -276,8 +277,31 @@ def test_bad_input_is_rejected_or_ignored_and_changes_nothing(store: Transcripts
     for raw, expected in cases:
         outcome = store.ingest(sid, raw, provider="openai")
         assert outcome.status == expected and outcome.reason, raw
-    assert store.ingest(sid, {"type": "x"}).status == "rejected"  # a dict without provider=
+    with pytest.raises(InvalidArgument, match="event 1 is a dict, not a canonical realtime event"):
+        store.ingest_many(sid, [AssistantTurnCompleted(event_id="ok", response_id="r"), {"type": "x"}])
+    assert store.get(sid).version == version  # nothing of the call was ingested
+
+
+def test_resolving_with_nothing_pending_stores_nothing(store: Transcripts) -> None:
+    sid = store.create()
+    ingest_all(store, sid, [*user_audio("u1", None), transcription("u1", "Hi.")])
+    version = store.get(sid).version
+    outcome = store.resolve_pending(sid, "place")
+    assert (outcome.status, outcome.version) == ("ignored", version)
     assert store.get(sid).version == version
+
+
+def test_a_response_closed_by_rule_still_counts_its_usage_when_it_ends(store: Transcripts) -> None:
+    sid = store.create()
+    reply = assistant_audio("r1", "a1", "u1", ["Your ", "pizza ", "is ", "on ", "its ", "way."])
+    ingest_all(store, sid, [*user_audio("u1", None), transcription("u1", "Order?"), *reply[:5]])
+    store.resolve_pending(sid, "place")  # the call looked over: the reply is placed as it was
+    assert transcript(store, sid) == [("user", "Order?"), ("assistant", "Your pizza ")]
+    outcomes = store.ingest_many(sid, reply[5:], provider="openai")
+    assert outcomes[-1].status == "staged" and "closed by rule" in (outcomes[-1].reason or "")
+    assert store.get(sid).usage.input == 100  # counted once, when the provider's end came
+    assert store.ingest(sid, reply[-1], provider="openai").status == "duplicate"
+    assert store.get(sid).usage.input == 100
 
 
 def test_beta_event_names(store: Transcripts) -> None:

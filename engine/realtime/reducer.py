@@ -71,6 +71,7 @@ __all__ = [
     "Reseeded",
     "TruncateItem",
     "apply",
+    "duplicate_reason",
     "is_duplicate",
     "reduce",
     "resolve",
@@ -124,6 +125,7 @@ class Response(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     status: str = "in_flight"
     seen: int = 0
     out_of_band: bool = False
+    closed_by_rule: bool = False  # ended by resolution, not by the provider: its own end may still come
 
 
 # -- changes the store applies -----------------------------------------------------
@@ -437,15 +439,22 @@ def apply(state: RealtimeState, event: RealtimeEvent) -> Outcome:
 def is_duplicate(state: RealtimeState, event: RealtimeEvent) -> bool:
     """Whether :func:`apply` would call ``event`` a duplicate, without changing
     ``state`` (the store's fast path: a duplicate needs no I/O)."""
+    return duplicate_reason(state, event) is not None
+
+
+def duplicate_reason(state: RealtimeState, event: RealtimeEvent) -> str | None:
+    """Why :func:`apply` would call ``event`` a duplicate (``None``: it would
+    not), without changing ``state``."""
     if event.event_id is not None and event.event_id in state.event_ids:
-        return True
+        return f"event {event.event_id} was already accepted"
     item_id = getattr(event, "item_id", None)
     response_id = getattr(event, "response_id", None)
     if (item_id is not None and _settled(state.items.get(item_id))) or (
         response_id is not None and response_id in state.responses.settled
     ):
-        return reduce(state, event)[1].status == "duplicate"
-    return False
+        outcome = reduce(state, event)[1]
+        return outcome.reason or "duplicate" if outcome.status == "duplicate" else None
+    return None
 
 
 def _item(state: RealtimeState, item_id: str, **fields: object) -> Item:
@@ -717,16 +726,27 @@ def _response(state: RealtimeState, response_id: str) -> Response:
     return response
 
 
-def _complete(state: RealtimeState, event: AssistantTurnCompleted | AssistantTurnInterrupted) -> Outcome:
+def _complete(
+    state: RealtimeState, event: AssistantTurnCompleted | AssistantTurnInterrupted, *, by_rule: bool = False
+) -> Outcome:
     response = _response(state, event.response_id)
     if response.status != "in_flight":
+        if response.closed_by_rule and isinstance(event, AssistantTurnCompleted) and not by_rule:
+            # The provider's own end, after a rule closed the response: its
+            # usage still counts; what it produced stays as it was placed.
+            state.responses[response.id] = msgspec.structs.replace(response, closed_by_rule=False)
+            late = event.usage
+            counted = (RecordUsage(usage=late, response_id=response.id),) if late and late.total else ()
+            return Outcome(status="staged", changes=counted, reason=(
+                f"response {response.id} was closed by rule before it ended; its usage is recorded now, "
+                "its output stays as it was placed"))
         return Outcome(status="duplicate", reason=f"response {event.response_id} already ended; nothing new")
     status, usage = ("cancelled", None) if isinstance(event, AssistantTurnInterrupted) else (event.status, event.usage)
     out_of_band = response.out_of_band or (isinstance(event, AssistantTurnCompleted) and event.out_of_band)
     changes: list[Change] = []
     if usage is not None and (usage.input or usage.output):  # once: a response ends only once
         changes.append(RecordUsage(usage=usage, response_id=response.id))
-    response = msgspec.structs.replace(response, status=status, out_of_band=out_of_band)
+    response = msgspec.structs.replace(response, status=status, out_of_band=out_of_band, closed_by_rule=by_rule)
     state.responses[response.id] = response
     reasons = []
     ours = sorted((item for item in state.items.live.values() if item.response_id == response.id),
@@ -1137,7 +1157,9 @@ def _close(state: RealtimeState) -> list[Change]:
     to the end, in announcement order."""
     changes: list[Change] = []
     for response_id in list(state.responses.live):
-        changes.extend(_complete(state, AssistantTurnCompleted(response_id=response_id, status="incomplete")).changes)
+        changes.extend(
+            _complete(state, AssistantTurnCompleted(response_id=response_id, status="incomplete"), by_rule=True).changes
+        )
     for item in list(state.items.live.values()):
         item = msgspec.structs.replace(item, announced=True, complete=True,
                                        text_optional=item.role == "user" or item.text_optional)
@@ -1162,7 +1184,9 @@ def resolve(state: RealtimeState, policy: Literal["place", "drop"]) -> list[Chan
         return _close(state)
     changes: list[Change] = []
     for response_id in list(state.responses.live):
-        changes.extend(_complete(state, AssistantTurnCompleted(response_id=response_id, status="incomplete")).changes)
+        changes.extend(
+            _complete(state, AssistantTurnCompleted(response_id=response_id, status="incomplete"), by_rule=True).changes
+        )
     for item in state.pending_items():
         current = state.items[item.id]
         if current.status == "pending":
