@@ -47,6 +47,8 @@ from engine.revisions import (
 from engine.transcript import Session
 
 _CANONICAL_TYPES = tuple(RealtimeEvent.__args__)  # isinstance() needs the union's members
+_CANONICAL_ENCODER = msgspec.json.Encoder()
+_CANONICAL_DECODER: msgspec.json.Decoder[RealtimeEvent] = msgspec.json.Decoder(RealtimeEvent)
 
 
 class IngestOutcome(msgspec.Struct, frozen=True, kw_only=True):
@@ -229,7 +231,13 @@ class _Ingesting(_Base):
 
     def _canonical(self, raw: object, provider: str | None) -> list[RealtimeEvent] | tuple[str, str]:
         if isinstance(raw, _CANONICAL_TYPES):
-            return [raw]
+            # Structs are not checked when built: a caller's event is checked
+            # the way the store will read it back, so what is stored always loads.
+            try:
+                checked = _CANONICAL_DECODER.decode(_CANONICAL_ENCODER.encode(raw))
+            except (msgspec.ValidationError, msgspec.DecodeError, TypeError, ValueError, OverflowError) as exc:
+                return ("rejected", f"invalid {type(raw).__name__}: {exc}")
+            return [checked]
         translated = openai_translate(raw)
         if isinstance(translated, OpenAIRejected):
             return ("rejected", translated.reason)

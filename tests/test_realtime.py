@@ -483,3 +483,136 @@ def test_is_duplicate_agrees_with_apply() -> None:
     for event, expected in checks.items():
         assert is_duplicate(state, event) is expected, event
         assert (reduce(state, event)[1].status == "duplicate") is expected, event
+
+
+# -- found by adversarial testing ----------------------------------------------------------
+
+
+def test_a_malformed_canonical_event_is_refused_not_stored(stores: StoreFactory) -> None:
+    store = stores.open()
+    sid = store.create()
+    version = store.get(sid).version
+    bad = [
+        AssistantTurnCompleted(event_id="g1", response_id="r1", status="weird"),  # type: ignore[arg-type]
+        ItemObserved(event_id=7, item_id="x", role="user", previous_item_id=None),  # type: ignore[arg-type]
+        AssistantTranscriptDelta(event_id="g2", response_id="r", item_id="x", delta=None),  # type: ignore[arg-type]
+        ItemObserved(event_id="g3", item_id="x", role="tool_results"),  # type: ignore[arg-type]
+        UserTranscriptFinal(event_id="g4", item_id="u", text="a\udc00b"),
+        AssistantTranscriptTruncated(event_id="g5", item_id="a", audio_end_ms=-1),
+    ]
+    assert [outcome.status for outcome in store.ingest_many(sid, bad)] == ["rejected"] * len(bad)
+    assert stores.open().get(sid).version == version  # and the store still loads
+
+
+def test_raw_events_that_cannot_be_kept_exactly_are_refused(store: Transcripts) -> None:
+    sid = store.create()
+    item = {"id": "u1", "type": "message", "role": "user", "content": [{"type": "input_text", "text": "a\udc00b"}]}
+    huge = {"type": "response.output_audio_transcript.delta", "event_id": "d1", "response_id": "r1", "item_id": "a1",
+            "content_index": 0, "delta": "x" * (2 << 20)}
+    system_image = {"id": "s1", "type": "message", "role": "system", "content": [
+        {"type": "input_text", "text": "Be brief"}, {"type": "input_image", "image_url": "https://x/y.png"}]}
+    blank_output = {"id": "", "type": "message", "role": "assistant", "status": "completed", "content": []}
+    for raw in (
+        ev("conversation.item.added", previous_item_id=None, item=item),  # not valid Unicode
+        huge,  # over the size limit as a dict too
+        ev("conversation.item.added", previous_item_id=None, item=system_image),  # a system message holds text
+        response_done("r9", "completed", [blank_output], (1, 1)),  # one blank id refuses the whole event
+        ev("input_audio_buffer.committed", item_id="\x00unknown", previous_item_id=None),
+        ev("conversation.item.truncated", item_id="a1", content_index=-1, audio_end_ms=5),
+    ):
+        outcome = store.ingest(sid, raw, provider="openai")
+        assert outcome.status == "rejected" and outcome.reason, raw
+    assert store.get(sid).version == 1
+
+
+def test_multi_part_event_ids_never_collide_with_a_providers_own(store: Transcripts) -> None:
+    sid = store.create()
+    typed = {"id": "u1", "type": "message", "role": "user",
+             "content": [{"type": "input_text", "text": "Please cancel my order"},
+                         {"type": "input_text", "text": "42"}]}
+    store.ingest_many(sid, [
+        {"type": "input_audio_buffer.committed", "event_id": "evt#0", "item_id": "u0", "previous_item_id": None},
+        {"type": "conversation.item.added", "event_id": "evt", "previous_item_id": "u0", "item": typed},
+    ], provider="openai")
+    assert transcript(store, sid)[-1] == ("user", "Please cancel my order\n42")
+
+
+def test_items_the_client_writes_whole_never_block(store: Transcripts) -> None:
+    sid = store.create()
+    call = {"id": "fc1", "type": "function_call", "status": "completed", "call_id": "c1", "name": "lookup",
+            "arguments": "{}"}
+    output = {"id": "fo1", "type": "function_call_output", "call_id": "c1", "output": "42"}
+    empty_system = {"id": "s1", "type": "message", "role": "system", "content": []}
+    note = {"id": "n1", "type": "message", "role": "assistant", "status": "incomplete",
+            "content": [{"type": "output_text", "text": "(earlier)"}]}
+    ingest_all(store, sid, [
+        ev("conversation.item.added", previous_item_id=None, item=call),
+        ev("conversation.item.added", previous_item_id="fc1", item=output),
+        ev("conversation.item.added", previous_item_id="fo1", item=empty_system),
+        ev("conversation.item.added", previous_item_id="s1", item=note),
+        *user_audio("u1", "n1"), transcription("u1", "And now?"),
+    ])
+    assert [(m.role, m.text) for m in store.get(sid).messages] == [
+        ("assistant", ""), ("tool_results", ""), ("system", ""), ("assistant", "(earlier)"), ("user", "And now?"),
+    ]
+    assert store.get(sid).messages[0].tool_uses[0].name == "lookup"
+    assert store.pending(sid).items == ()
+
+
+def test_an_old_truncation_replayed_long_after_does_not_move_the_cut(store: Transcripts) -> None:
+    sid = store.create()
+    first = ev("conversation.item.truncated", item_id="a0", content_index=0, audio_end_ms=900)
+    second = ev("conversation.item.truncated", item_id="a0", content_index=0, audio_end_ms=400)
+    events = [*user_audio("u0", None), transcription("u0", "Go."),
+              *assistant_audio("r0", "a0", "u0", ["long ", "answer"]), first, second]
+    previous = "a0"
+    for turn in range(1, 40):  # enough accepted events that settled items' ids are forgotten
+        events += [*user_audio(f"u{turn}", previous), transcription(f"u{turn}", "More."),
+                   *assistant_audio(f"r{turn}", f"a{turn}", f"u{turn}", ["ok"])]
+        previous = f"a{turn}"
+    ingest_all(store, sid, events)
+    version = store.get(sid).version
+    assert store.ingest(sid, first, provider="openai").status == "duplicate"
+    assert store.get(sid).version == version
+    assert store.get(sid).messages[1].blocks[0].truncated_at_ms == 400
+
+
+def test_a_cycle_of_predecessors_is_broken_when_a_later_response_ends(store: Transcripts) -> None:
+    sid = store.create()
+    ingest_all(store, sid, [
+        ev("input_audio_buffer.committed", item_id="p", previous_item_id="q"),
+        ev("input_audio_buffer.committed", item_id="q", previous_item_id="p"),
+        transcription("p", "first"), transcription("q", "second"),
+        *assistant_audio("r1", "a1", "q", ["Hello"]),
+    ])
+    assert transcript(store, sid) == [("user", "first"), ("user", "second"), ("assistant", "Hello")]
+    assert store.pending(sid).items == ()
+
+
+def test_a_typed_message_that_repeats_an_old_one_on_a_new_connection_is_kept(store: Transcripts) -> None:
+    sid = store.create()
+    yes = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "yes"}]}
+    ingest_all(store, sid, [
+        ev("conversation.item.added", previous_item_id=None, item={**yes, "id": "u1"}),
+        *assistant_audio("r1", "a1", "u1", ["Shall ", "I ", "book ", "it?"]),
+        ev("session.created", session={"id": "sess_2"}),
+        ev("conversation.item.added", previous_item_id=None, item={**yes, "id": "n1"}),  # typed again, not re-sent
+        *assistant_audio("r2", "a2", "n1", ["Booked."]),
+    ])
+    assert transcript(store, sid) == [
+        ("user", "yes"), ("assistant", "Shall I book it?"), ("user", "yes"), ("assistant", "Booked."),
+    ]
+
+
+def test_a_long_run_of_waiting_user_items_stays_linear(store: Transcripts) -> None:
+    sid = store.create()
+    events: list[dict[str, object]] = []
+    previous = None
+    for turn in range(300):
+        events += user_audio(f"u{turn}", previous)
+        previous = f"u{turn}"
+    events.append(transcription("u0", "first words"))
+    outcomes = store.ingest_many(sid, events, provider="openai")
+    assert "rejected" not in {outcome.status for outcome in outcomes}
+    assert len(store.pending(sid).items) == 299  # waiting for their text or a response: none came
+    assert transcript(store, sid) == [("user", "first words")]

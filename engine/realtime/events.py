@@ -9,11 +9,16 @@ means "this event does not say").
 
 from __future__ import annotations
 
-from typing import Literal, TypeAlias
+from typing import Annotated, Literal, TypeAlias
 
 import msgspec
 
 from engine.content import Usage
+
+#: A content part's index within its item, and a time in milliseconds: bounded,
+#: so a hostile value is refused at decoding rather than stored.
+ContentIndex: TypeAlias = Annotated[int, msgspec.Meta(ge=0, le=1_000_000)]
+Millis: TypeAlias = Annotated[int, msgspec.Meta(ge=0, le=10**12)]
 
 __all__ = [
     "UNKNOWN",
@@ -23,11 +28,13 @@ __all__ = [
     "AssistantTranscriptTruncated",
     "AssistantTurnCompleted",
     "AssistantTurnInterrupted",
+    "ContentIndex",
     "FunctionCall",
     "FunctionCallOutput",
     "ItemDeleted",
     "ItemObserved",
     "ItemSkipped",
+    "Millis",
     "RealtimeEvent",
     "ResponseStarted",
     "SessionConfigured",
@@ -95,7 +102,7 @@ class UserTranscriptFinal(_Event, frozen=True, kw_only=True, tag="user_transcrip
     """The final transcription of a user audio item's content part."""
 
     item_id: str
-    content_index: int = 0
+    content_index: ContentIndex = 0
     text: str
     previous_item_id: str | None = UNKNOWN
 
@@ -104,7 +111,7 @@ class UserTranscriptDelta(_Event, frozen=True, kw_only=True, tag="user_transcrip
     """Part of a user item's transcription, before the final text."""
 
     item_id: str
-    content_index: int = 0
+    content_index: ContentIndex = 0
     delta: str
 
 
@@ -113,7 +120,7 @@ class UserImage(_Event, frozen=True, kw_only=True, tag="user_image"):
     (a URL)."""
 
     item_id: str
-    content_index: int = 0
+    content_index: ContentIndex = 0
     media_type: str
     data: bytes | None = None
     ref: str | None = None
@@ -123,7 +130,7 @@ class UserTranscriptFailed(_Event, frozen=True, kw_only=True, tag="user_transcri
     """Transcription failed: the user item stays, without text."""
 
     item_id: str
-    content_index: int = 0
+    content_index: ContentIndex = 0
 
 
 class UserContentFinal(_Event, frozen=True, kw_only=True, tag="user_content_final"):
@@ -131,7 +138,7 @@ class UserContentFinal(_Event, frozen=True, kw_only=True, tag="user_content_fina
     system) item."""
 
     item_id: str
-    content_index: int = 0
+    content_index: ContentIndex = 0
     text: str
     role: Literal["user", "system"] = "user"
     previous_item_id: str | None = UNKNOWN
@@ -140,7 +147,7 @@ class UserContentFinal(_Event, frozen=True, kw_only=True, tag="user_content_fina
 class AssistantTextDelta(_Event, frozen=True, kw_only=True, tag="assistant_text_delta"):
     response_id: str
     item_id: str
-    content_index: int = 0
+    content_index: ContentIndex = 0
     delta: str
     previous_item_id: str | None = UNKNOWN
 
@@ -148,7 +155,7 @@ class AssistantTextDelta(_Event, frozen=True, kw_only=True, tag="assistant_text_
 class AssistantTranscriptDelta(_Event, frozen=True, kw_only=True, tag="assistant_transcript_delta"):
     response_id: str
     item_id: str
-    content_index: int = 0
+    content_index: ContentIndex = 0
     delta: str
     previous_item_id: str | None = UNKNOWN
 
@@ -159,7 +166,7 @@ class AssistantTranscriptFinalText(_Event, frozen=True, kw_only=True, tag="assis
     written (``text``) or spoken (``transcript``)."""
 
     item_id: str
-    content_index: int = 0
+    content_index: ContentIndex = 0
     text: str
     lane: Literal["text", "transcript"] = "transcript"
     response_id: str | None = None
@@ -172,8 +179,8 @@ class AssistantTranscriptTruncated(_Event, frozen=True, kw_only=True, tag="assis
     truncation point is recorded on the message."""
 
     item_id: str
-    content_index: int = 0
-    audio_end_ms: int | None = None
+    content_index: ContentIndex = 0
+    audio_end_ms: Millis | None = None
     text: str | None = None
 
 

@@ -117,6 +117,7 @@ class Item(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     seen_parts: tuple[int, ...] = ()  # content parts already in the message
     awaiting_text: bool = False  # materialised without text; a transcript may follow
     digest: bytes = b""  # of role and text, to recognise the item re-seeded on a new connection
+    stands_for: str | None = None  # held: it re-sends this message, if the re-seeded run completes
     placed: int = 0  # settlement order
 
 
@@ -377,6 +378,8 @@ class RealtimeState:
         """Why a pending item is not a message yet, in words."""
         if not item.announced:
             return "its announcement (only its content has arrived)"
+        if item.stands_for is not None:
+            return f"the rest of a re-sent history (it repeats message {item.stands_for})"
         if item.previous not in (None, UNKNOWN) and item.previous not in self.items:
             return f"unknown predecessor {item.previous}"
         if item.response_id and item.response_id in self.responses.live:
@@ -411,15 +414,23 @@ def apply(state: RealtimeState, event: RealtimeEvent) -> Outcome:
     response_id = getattr(event, "response_id", None)
     if response_id is not None and not response_id.strip():
         return Outcome(status="rejected", reason=_REJECT_BLANK)
+    previous = getattr(event, "previous_item_id", None)
+    if any("\x00" in value for value in (item_id, response_id) if value) or (
+        previous and previous != UNKNOWN and "\x00" in previous
+    ):
+        return Outcome(status="rejected", reason="an id in this event holds NUL, which no provider id does")
     if isinstance(event, _DELTAS) and event_id is None:
         # Identical deltas legitimately repeat inside one item, so without an
         # id a redelivered delta could not be told from a new one.
         return Outcome(status="rejected", reason="a delta without event_id cannot be deduplicated")
     outcome = _dispatch(state, event)
     if outcome.accepted and event_id is not None:
-        state.event_ids[event_id] = item_id if item_id is not None else (
-            None if response_id is None else _RESPONSE + response_id
-        )
+        if isinstance(event, AssistantTranscriptTruncated):
+            state.event_ids[event_id] = None  # kept: an old truncation replayed must not move the cut back
+        else:
+            state.event_ids[event_id] = item_id if item_id is not None else (
+                None if response_id is None else _RESPONSE + response_id
+            )
     if outcome.accepted:
         if isinstance(event, _DELTAS) and not outcome.changes:
             return outcome  # a delta makes nothing ready: nothing else can move
@@ -545,7 +556,7 @@ def _dispatch(state: RealtimeState, event: RealtimeEvent) -> Outcome:
         if event.out_of_band:
             state.responses[response.id] = msgspec.structs.replace(response, out_of_band=True)
             return Outcome(status="staged", reason="an out-of-band response: its items stay out of the transcript")
-        state.reseed = ()  # the conversation goes on: what follows is new, not re-seeded
+        _end_reseed(state)  # the conversation goes on: what follows is new, not re-seeded
         return Outcome(status="staged")
     if isinstance(event, (ItemObserved, ItemSkipped, ItemDeleted)) and _settled(state.items.get(event.item_id)):
         settled = state.items[event.item_id]
@@ -630,12 +641,13 @@ def _observe(state: RealtimeState, event: ItemObserved) -> Outcome:
     if event.response_id is not None:
         _response(state, event.response_id)
     if event.previous_item_id != UNKNOWN and (event.audio or event.response_id is not None):
-        state.reseed = ()  # the conversation goes on: what follows is new, not re-seeded
+        _end_reseed(state)  # the conversation goes on: what follows is new, not re-seeded
     item = _item(state, event.item_id, role=event.role, previous=event.previous_item_id,
                  response_id=event.response_id)
     in_conversation = event.previous_item_id != UNKNOWN
     state.items[item.id] = msgspec.structs.replace(
         item,
+        role=event.role,  # the announcement says the role; content that came first only guessed it
         # Without a position, an item of no response goes by arrival; one a
         # response produces waits for the conversation to announce it.
         announced=item.announced or in_conversation or item.response_id is None,
@@ -783,10 +795,27 @@ def _lost_predecessors(state: RealtimeState, before: int) -> list[str]:
     to the end, in announcement order."""
     lost = []
     for item in sorted(state.items.live.values(), key=lambda item: item.seen):
-        if item.seen < before and item.previous not in (None, UNKNOWN) and item.previous not in state.items:
-            state.items[item.id] = msgspec.structs.replace(item, previous=state.tail, seen=_next(state))
+        current = state.items.live.get(item.id)
+        if current is None or current.seen >= before or current.previous in (None, UNKNOWN):
+            continue
+        if current.previous not in state.items or _in_cycle(state, current):
+            state.items[item.id] = msgspec.structs.replace(current, previous=state.tail, seen=_next(state))
             lost.append(item.id)
     return lost
+
+
+def _in_cycle(state: RealtimeState, item: Item) -> bool:
+    """Whether following predecessors through pending items comes back to ``item``."""
+    visited = set()
+    current: Item | None = item
+    while current is not None and current.previous not in (None, UNKNOWN):
+        if current.previous == item.id:
+            return True
+        if current.id in visited:
+            return False  # a cycle further up, which its own first item breaks
+        visited.add(current.id)
+        current = state.items.live.get(current.previous)
+    return False
 
 
 def _next(state: RealtimeState) -> int:
@@ -946,15 +975,19 @@ def _ready(state: RealtimeState, item: Item) -> bool:
     if item.kind == "function_call_output":
         return True
     if item.role in ("user", "system"):
-        return any(final for _, _, _, final in item.parts) or bool(item.images) or item.transcript_failed
+        return (any(final for _, _, _, final in item.parts) or bool(item.images) or item.transcript_failed
+                or (item.complete and not item.audio))
     if item.response_id is None:
-        return item.complete and any(text for _, _, text, _ in item.parts)
+        # Written by the client, not produced by a response: whole when announced.
+        return item.complete or item.kind == "function_call"
     response = state.responses.get(item.response_id)
     return response is not None and response.status != "in_flight"
 
 
 def _placeable(state: RealtimeState, item: Item) -> bool:
-    """Ready, or a user item that may go without its text."""
+    """Ready, or a user item that may go without its text (never one held by a re-seeded run)."""
+    if item.stands_for is not None:
+        return False
     return _ready(state, item) or (item.role == "user" and item.kind == "message" and item.text_optional)
 
 
@@ -966,7 +999,17 @@ def _materialise(state: RealtimeState) -> list[Change]:
         frontier = [item for item in pending if _position(state, item) == "frontier" and item.previous != UNKNOWN]
         frontier += sorted((item for item in pending if _position(state, item) == "frontier"
                             and item.previous == UNKNOWN), key=lambda item: item.seen)
-        if frontier:
+        if frontier and state.reseed and (frontier[0].stands_for or _reseed_candidate(state, frontier[0])):
+            candidate = frontier[0] if not frontier[0].stands_for else _next_in_run(state, frontier[0])
+            if candidate is not None and not _reseed_candidate(state, candidate) and _placeable(state, candidate):
+                _end_reseed(state)  # the conversation went on without finishing the run
+                progressed = True
+            elif candidate is not None and _reseed_candidate(state, candidate):
+                step = _reseed_step(state, candidate)
+                if step is not None:
+                    changes.extend(step)
+                    progressed = True
+        if frontier and not progressed and not frontier[0].stands_for:
             first = frontier[0]
             if _placeable(state, first) or (
                 first.role == "user" and first.kind == "message" and _later_ready(state, first)
@@ -985,14 +1028,16 @@ def _materialise(state: RealtimeState) -> list[Change]:
 
 def _later_ready(state: RealtimeState, item: Item) -> bool:
     """Whether an item after ``item`` in its chain is ready to be placed."""
-    live = state.items.live
-    waiting = [item.id]
+    following: dict[str | None, list[Item]] = {}
+    for other in state.items.live.values():
+        following.setdefault(other.previous, []).append(other)
+    waiting, visited = [item.id], {item.id}
     while waiting:
-        current = waiting.pop()
-        for other in live.values():
-            if other.previous == current:
-                if _placeable(state, other):
-                    return True
+        for other in following.get(waiting.pop(), ()):
+            if _placeable(state, other):
+                return True
+            if other.id not in visited:
+                visited.add(other.id)
                 waiting.append(other.id)
     return False
 
@@ -1040,22 +1085,73 @@ def _digest(role: str, blocks: tuple[Block, ...]) -> bytes:
     return hashlib.blake2b(f"{role}\x00{text}".encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
-def _reseeded(state: RealtimeState, item: Item, blocks: tuple[Block, ...]) -> str | None:
-    """The original message an item re-seeded on a new connection stands for.
-    The first may match any earlier message (a client may re-send only the
-    last part of a long history); each one after it must match the next
-    message, or the re-seeding is over and the item is new."""
-    if not state.reseed or item.response_id is not None or item.audio or item.kind != "message" or not blocks:
-        return None
-    digest = _digest(item.role or "", blocks)
+def _reseed_candidate(state: RealtimeState, item: Item) -> bool:
+    """A whole message the client wrote on a new connection, while it may be re-sending history."""
+    return bool(state.reseed) and item.kind == "message" and item.response_id is None and not item.audio and (
+        _ready(state, item)
+    )
+
+
+def _reseed_step(state: RealtimeState, item: Item) -> list[Change] | None:
+    """Match ``item`` against the history a new connection may be re-sending.
+
+    Matched items are held, not placed, until the run reaches the last message
+    of the old transcript: only then are they the same messages (aliased to
+    them). A run that stops short (a response starts, spoken input comes, an
+    item differs) was new after all, and its items are placed as written.
+    ``None``: not part of a run, place it as usual."""
+    digest = _digest(item.role or "", _blocks(item))
     candidates = state.reseed[:1] if state.reseed_started else state.reseed
-    for index, (anchor, known) in enumerate(candidates):
+    for index, (original, known) in enumerate(candidates):
         if known == digest:
             state.reseed = state.reseed[index + 1 :]
             state.reseed_started = True
-            return anchor
-    state.reseed = ()
+            state.items[item.id] = msgspec.structs.replace(item, stands_for=original)
+            return _finish_reseed(state) if not state.reseed else []
+    if state.reseed_started:
+        _end_reseed(state)
+        return []
     return None
+
+
+def _held(state: RealtimeState) -> list[Item]:
+    return sorted((item for item in state.items.live.values() if item.stands_for), key=lambda item: item.seen)
+
+
+def _finish_reseed(state: RealtimeState) -> list[Change]:
+    """The run reached the end of the old transcript: each held item is the message it re-sends."""
+    changes: list[Change] = []
+    for item in _held(state):
+        original = item.stands_for
+        assert original is not None
+        state.aliases = {**state.aliases, item.id: original}
+        state.items[item.id] = msgspec.structs.replace(
+            item, status="aliased", parts=(), images=(), after=original, before=original, placed=_next(state)
+        )
+        state.tail = item.id
+        changes.append(Reseeded(item_id=item.id, original=original))
+    state.reseed, state.reseed_started = (), False
+    return changes
+
+
+def _end_reseed(state: RealtimeState) -> None:
+    """No (more) re-seeding: held items were new messages after all."""
+    for item in _held(state):
+        state.items[item.id] = msgspec.structs.replace(item, stands_for=None)
+    state.reseed, state.reseed_started = (), False
+
+
+def _next_in_run(state: RealtimeState, first: Item) -> Item | None:
+    """The first item after the held run that starts at ``first``."""
+    current = first
+    while True:
+        following = [item for item in state.items.live.values() if item.previous == current.id]
+        if not following:
+            return None
+        nxt = max(following, key=lambda item: item.seen)
+        if nxt.stands_for is None:
+            return nxt
+        current = nxt
 
 
 def _place_without_message(state: RealtimeState, item: Item) -> None:
@@ -1078,14 +1174,6 @@ def _settle(state: RealtimeState, group: list[Item], *, behind: bool) -> list[Ch
         own = _blocks(item)
         owned.append((item, own))
         blocks.extend(own)
-    original = _reseeded(state, first, tuple(blocks)) if len(group) == 1 else None
-    if original is not None:
-        state.aliases = {**state.aliases, first.id: original}
-        settled = msgspec.structs.replace(first, status="aliased", parts=(), images=())
-        state.items[first.id] = msgspec.structs.replace(settled, after=original, before=original, placed=_next(state))
-        if not behind:
-            state.tail = first.id
-        return [Reseeded(item_id=first.id, original=original)]
     before = _after(state, first.previous) if behind else _after(state, state.tail)
     offset = 0
     for item, own in owned:
@@ -1156,6 +1244,7 @@ def _close(state: RealtimeState) -> list[Change]:
     may still land), and items waiting for a predecessor that never came go
     to the end, in announcement order."""
     changes: list[Change] = []
+    _end_reseed(state)  # a run of re-sent history that never finished was new messages
     for response_id in list(state.responses.live):
         changes.extend(
             _complete(state, AssistantTurnCompleted(response_id=response_id, status="incomplete"), by_rule=True).changes

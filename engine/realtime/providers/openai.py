@@ -25,11 +25,13 @@ from engine.realtime.events import (
     AssistantTranscriptFinalText,
     AssistantTranscriptTruncated,
     AssistantTurnCompleted,
+    ContentIndex,
     FunctionCall,
     FunctionCallOutput,
     ItemDeleted,
     ItemObserved,
     ItemSkipped,
+    Millis,
     RealtimeEvent,
     ResponseStarted,
     SessionConfigured,
@@ -94,40 +96,40 @@ class OutputItemEvent(_Base, frozen=True, kw_only=True):
 class DeltaEvent(_Base, frozen=True, kw_only=True):
     response_id: str
     item_id: str
-    content_index: int = 0
+    content_index: ContentIndex = 0
     delta: str
 
 
 class TextDone(_Base, frozen=True, kw_only=True):
     response_id: str
     item_id: str
-    content_index: int = 0
+    content_index: ContentIndex = 0
     text: str | None = None
     transcript: str | None = None
 
 
 class TranscriptionCompleted(_Base, frozen=True, kw_only=True):
     item_id: str
-    content_index: int = 0
+    content_index: ContentIndex = 0
     transcript: str
 
 
 class TranscriptionDelta(_Base, frozen=True, kw_only=True):
     item_id: str
-    content_index: int = 0
+    content_index: ContentIndex = 0
     delta: str
 
 
 class ItemRef(_Base, frozen=True, kw_only=True):
     item_id: str
-    content_index: int = 0
+    content_index: ContentIndex = 0
     previous_item_id: str | None = UNKNOWN
 
 
 class Truncated(_Base, frozen=True, kw_only=True):
     item_id: str
-    content_index: int = 0
-    audio_end_ms: int
+    content_index: ContentIndex = 0
+    audio_end_ms: Millis
 
 
 class TokenDetails(_S, frozen=True, kw_only=True):
@@ -222,21 +224,29 @@ class _Envelope(_S, frozen=True, kw_only=True):
 
 
 _ENVELOPE = msgspec.json.Decoder(_Envelope)
+_ENCODER = msgspec.json.Encoder()
 
 
 def translate(raw: object) -> list[RealtimeEvent] | Rejected | Ignored:
     """The canonical events one raw OpenAI Realtime server event means."""
     if isinstance(raw, dict):
-        # Already parsed: validate the same typed shapes without re-encoding.
         kind = raw.get("type")
         if not isinstance(kind, str):
             return Rejected("not a server event: no 'type' string")
         decoder = _DECODERS.get(kind)
         if decoder is None:
             return _unknown(kind)
+        # Encoded once: the size limit holds for parsed events too, and a
+        # string that is not valid Unicode (a lone surrogate) is refused here.
         try:
-            event = msgspec.convert(raw, _KINDS[kind])
-        except (msgspec.ValidationError, RecursionError) as exc:
+            data = _ENCODER.encode(raw)
+        except (TypeError, ValueError, OverflowError, RecursionError) as exc:
+            return Rejected(f"malformed {kind}: {exc}")
+        if len(data) > MAX_EVENT_BYTES:
+            return Rejected(f"event of {len(data)} bytes is over the {MAX_EVENT_BYTES}-byte limit")
+        try:
+            event = decoder.decode(data)
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
             return Rejected(f"malformed {kind}: {exc}")
     else:
         if isinstance(raw, str):
@@ -262,9 +272,30 @@ def translate(raw: object) -> list[RealtimeEvent] | Rejected | Ignored:
         produced = _canonical(kind, event)
     except InvalidMessage as exc:  # e.g. negative token counts
         return Rejected(f"malformed {kind}: {exc}")
+    bad = _bad_id(event.event_id, produced, getattr(event, "previous_item_id", None))
+    if bad:
+        return Rejected(f"malformed {kind}: {bad}")
     if len(produced) == 1:
         return [msgspec.structs.replace(produced[0], event_id=event.event_id)]
-    return [msgspec.structs.replace(item, event_id=f"{event.event_id}#{n}") for n, item in enumerate(produced)]
+    # NUL cannot occur in an accepted id, so these never collide with a provider's own ids.
+    return [msgspec.structs.replace(item, event_id=f"{event.event_id}\x00{n}") for n, item in enumerate(produced)]
+
+
+_ID_FIELDS = ("item_id", "response_id", "previous_item_id", "call_id")
+
+
+def _bad_id(event_id: str, produced: list[Any], previous: object) -> str | None:
+    """Why an id of this event cannot key anything (blank, or holding NUL), if so."""
+    if not event_id.strip() or "\x00" in event_id:
+        return "event_id is blank or holds NUL"
+    if isinstance(previous, str) and previous != UNKNOWN and "\x00" in previous:
+        return "previous_item_id holds NUL"
+    for item in produced:
+        for name in _ID_FIELDS:
+            value = getattr(item, name, None)
+            if isinstance(value, str) and value != UNKNOWN and (not value.strip() or "\x00" in value):
+                return f"{name} {value!r} is blank or holds NUL; such an id cannot be deduplicated"
+    return None
 
 
 def _unknown(kind: str) -> Ignored:
@@ -291,8 +322,17 @@ def _item_events(
     if item.type != "message" or item.role not in ("user", "assistant", "system"):
         return [ItemSkipped(item_id=item.id, previous_item_id=previous)]
     content = item.content or []
+    if item.role == "system":
+        for index, part in enumerate(content):
+            if part.type not in ("input_text", "text"):
+                raise InvalidMessage(f"a system item holds text only; content[{index}] is {part.type}")
     audio = item.role == "user" and any(part.type == "input_audio" for part in content)
-    complete = created and item.role == "assistant" and item.status == "completed"
+    # Announced whole: typed input, or an assistant message the client wrote
+    # (a response's items are announced "in_progress").
+    complete = created and (
+        (item.role in ("user", "system") and not audio)
+        or (item.role == "assistant" and item.status in ("completed", "incomplete"))
+    )
     # The announcement comes last: the item's content is all there when its
     # place is known, so a message never starts with only part of it.
     announcement = ItemObserved(item_id=item.id, role=item.role, previous_item_id=previous,  # type: ignore[arg-type]
@@ -307,7 +347,7 @@ def _item_events(
                 events.append(UserTranscriptFinal(item_id=item.id, content_index=index, text=part.transcript))
             elif part.type == "input_image" and part.image_url:
                 events.append(_image(item.id, index, part.image_url))
-        elif final:
+        elif final or complete:  # a message the client wrote is whole
             text = part.transcript if part.type in ("output_audio", "audio") else part.text
             if text:
                 lane: Literal["text", "transcript"] = "transcript" if part.type in ("output_audio", "audio") else "text"
