@@ -654,7 +654,7 @@ def notes(config: Config, stream: Stream, check: Check, duplicates: Duplicates, 
         f"turns, {deltas:,} audio-transcript deltas ({100 * deltas / n_raw:.1f}%; {config.min_deltas}-"
         f"{config.max_deltas} per turn), {stream.late_transcriptions} input transcriptions arriving after their "
         f"response; {check.canonical_events:,} canonical events after translate(); {check.ignored_raw} raw events "
-        "ignored (session.created, response.created)",
+        "ignored",
         f"by type: {_counts(counts)}",
         f"check (untimed, once): {check.messages} messages (user/assistant per turn, texts as generated), outcomes: "
         f"{_counts(check.statuses)}; {check.stored_rows:,} event rows / {check.stored_bytes:,} B stored",
