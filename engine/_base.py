@@ -4,6 +4,7 @@ and the argument checks. ``Transcripts`` (``engine.app``) is built on it."""
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import uuid
@@ -14,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from engine.content import Message
+from engine.content import Message, unicode_error
 from engine.errors import (
     ConcurrentWriteError,
     CorruptStore,
@@ -353,26 +354,71 @@ def _check_title(title: object) -> None:
 
 
 def _check_optional_str(value: object, name: str) -> None:
-    if value is not None and not isinstance(value, str):
+    if value is None:
+        return
+    if not isinstance(value, str):
         raise InvalidArgument(f"{name} must be a str or None, got {type(value).__name__}")
+    if not value.isascii():
+        unicode_error(value, name, InvalidArgument)
 
 
-_JSON = msgspec.json.Encoder()
+#: How deep metadata may nest: deeper values are refused, not met by a RecursionError later.
+MAX_METADATA_DEPTH = 64
+_HINTS = {
+    "bytes": "encode it as text yourself (for example base64)",
+    "bytearray": "encode it as text yourself (for example base64)",
+    "tuple": "pass a list",
+    "set": "pass a sorted list",
+    "frozenset": "pass a sorted list",
+    "datetime": "pass an ISO 8601 string",
+    "date": "pass an ISO 8601 string",
+}
 
 
 def _check_metadata(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Metadata exactly as a reload gives it back, or ``InvalidArgument`` naming
+    the value that would come back different (never converted silently)."""
     if metadata is None:
         return {}
     if not isinstance(metadata, Mapping):
         raise InvalidArgument(f"metadata must be a mapping, got {type(metadata).__name__}")
     checked = dict(metadata)
-    for key in checked:
-        if not isinstance(key, str):
-            raise InvalidArgument(f"metadata keys must be str, got {key!r}")
-    try:
-        # Round-trip so that what is kept is exactly what a reload gives back.
-        result: dict[str, Any] = msgspec.json.decode(_JSON.encode(checked))
-    except (TypeError, msgspec.EncodeError) as exc:
-        raise InvalidArgument(f"metadata must be JSON (str, int, float, bool, None, list, dict): {exc}") from None
+    _check_json_value(checked, "metadata", 0)
+    # A copy the caller cannot change afterwards, equal to what a reload gives.
+    result: dict[str, Any] = msgspec.json.decode(_JSON.encode(checked))
     return result
+
+
+_JSON = msgspec.json.Encoder()
+
+
+def _check_json_value(value: object, where: str, depth: int) -> None:
+    kind = type(value)
+    if kind not in _JSON_TYPES:  # exact types: a subclass (an enum, an OrderedDict) comes back as its base
+        hint = _HINTS.get(kind.__name__, "use str, int, float, bool, None, list or dict")
+        raise InvalidArgument(
+            f"{where} is a {kind.__name__}, which would not come back as itself from the store; {hint}"
+        )
+    if isinstance(value, str):
+        if not value.isascii():
+            unicode_error(value, where, InvalidArgument)
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidArgument(f"{where} is {value!r}: JSON has no NaN or infinity, so it would come back as null")
+    elif isinstance(value, (list, dict)):
+        if depth >= MAX_METADATA_DEPTH:
+            raise InvalidArgument(f"{where} nests deeper than {MAX_METADATA_DEPTH} levels")
+        if isinstance(value, list):
+            for index, item in enumerate(value):
+                _check_json_value(item, f"{where}[{index}]", depth + 1)
+            return
+        for key, item in value.items():
+            if type(key) is not str:
+                raise InvalidArgument(f"{where} keys must be str, got {key!r}")
+            _check_json_value(key, f"{where} key {key!r}", depth + 1)
+            _check_json_value(item, f"{where}[{key!r}]", depth + 1)
+
+
+_JSON_TYPES = frozenset((type(None), bool, int, float, str, list, dict))
+
 

@@ -206,6 +206,9 @@ class Transcripts(_Branching, _Ingesting):
     ) -> None:
         """Set the keys in ``values`` and remove the keys in ``remove``."""
         checked = _check_metadata(values)
+        if isinstance(remove, (str, bytes)):
+            # A bare string would be taken apart into its characters.
+            raise InvalidArgument(f"remove= takes an iterable of keys, got the string {remove!r}; pass [{remove!r}]")
         removed = tuple(remove)
         if not all(isinstance(key, str) for key in removed):
             raise InvalidArgument("remove= must hold metadata keys (str)")

@@ -47,6 +47,20 @@ class _Block(
 def _require_str(value: object, where: str) -> None:
     if not isinstance(value, str):
         raise InvalidMessage(f"{where} must be a str, got {type(value).__name__}")
+    if not value.isascii():
+        unicode_error(value, where, InvalidMessage)
+
+
+def unicode_error(value: str, where: str, error: type[Exception]) -> None:
+    """Raise ``error`` if ``value`` is not valid Unicode (a lone surrogate cannot
+    be encoded, so it could never be stored and read back)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise error(
+            f"{where} is not valid Unicode: a lone surrogate ({value[exc.start]!r}) at index {exc.start}; "
+            "decode the source bytes with errors='replace' or remove it"
+        ) from None
 
 
 class Text(_Block, frozen=True, tag="text"):
@@ -55,8 +69,9 @@ class Text(_Block, frozen=True, tag="text"):
     text: str
 
     def __post_init__(self) -> None:
-        if not isinstance(self.text, str):  # inline: this runs for every decoded block
-            _require_str(self.text, "Text.text")
+        text = self.text
+        if not isinstance(text, str) or not text.isascii():  # inline: this runs for every decoded block
+            _require_str(text, "Text.text")
 
 
 class Transcript(_Block, frozen=True, tag="transcript"):
@@ -67,8 +82,9 @@ class Transcript(_Block, frozen=True, tag="transcript"):
     truncated_at_ms: int | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.text, str):  # inline: this runs for every decoded block
-            _require_str(self.text, "Transcript.text")
+        text = self.text
+        if not isinstance(text, str) or not text.isascii():  # inline: this runs for every decoded block
+            _require_str(text, "Transcript.text")
 
 
 class Reasoning(_Block, frozen=True, tag="reasoning"):
@@ -79,6 +95,8 @@ class Reasoning(_Block, frozen=True, tag="reasoning"):
 
     def __post_init__(self) -> None:
         _require_str(self.text, "Reasoning.text")
+        if self.signature is not None:
+            _require_str(self.signature, "Reasoning.signature")
 
 
 class ToolUse(_Block, frozen=True, tag="tool_use"):
@@ -197,9 +215,9 @@ class Message(
                 self._refuse_block(allowed)
         if not self.blocks and self.role == "tool_results":
             raise InvalidMessage("a tool_results message needs at least one ToolResult")
-        if self.id is not None and not isinstance(self.id, str):
+        if self.id is not None:
             _require_str(self.id, "Message.id")
-        if self.provider_item_id is not None and not isinstance(self.provider_item_id, str):
+        if self.provider_item_id is not None:
             _require_str(self.provider_item_id, "Message.provider_item_id")
 
     def _refuse_block(self, allowed: tuple[type[_Block], ...]) -> None:
