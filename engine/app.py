@@ -52,6 +52,7 @@ from engine.revisions import (
     parse_revision,
 )
 from engine.store import (
+    ClosedBackend,
     Snapshot,
     decode_snapshot,
     open_backend,
@@ -111,7 +112,10 @@ class Transcripts(_Branching, _Ingesting):
         re-hashes the whole history). Snapshots only speed up loading.
         ``synchronous`` (SQLite): ``"full"`` (default, durable on power loss) or
         ``"normal"``. ``table_prefix`` names the tables, so several stores can
-        share one database.
+        share one database. ``lock_timeout`` (seconds): the longest a write
+        waits for another writer's lock (SQLite's busy timeout, PostgreSQL's
+        ``lock_timeout``) before it fails with a typed error; on PostgreSQL
+        each statement of a write is also bounded (60 s).
         """
         backend = open_backend(target, table_prefix=table_prefix, synchronous=synchronous, lock_timeout=lock_timeout)
         try:
@@ -123,6 +127,7 @@ class Transcripts(_Branching, _Ingesting):
     def close(self) -> None:
         with self._lock:
             self._backend.close()
+            self._backend = ClosedBackend(self._backend.describe())
             self._cache.clear()
             self._realtime.clear()
 

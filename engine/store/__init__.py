@@ -11,7 +11,7 @@ import os
 import re
 
 from engine.errors import InvalidArgument
-from engine.store._backend import Backend, Record, SessionRow, StoredSnapshot
+from engine.store._backend import Backend, ClosedBackend, Record, SessionRow, StoredSnapshot
 from engine.store._codec import (
     Snapshot,
     decode_event,
@@ -23,6 +23,7 @@ from engine.store._codec import (
 
 __all__ = [
     "Backend",
+    "ClosedBackend",
     "Record",
     "SessionRow",
     "Snapshot",
@@ -36,6 +37,7 @@ __all__ = [
 ]
 
 _PREFIX = re.compile(r"[a-z_][a-z0-9_]{0,39}")
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 
 
 def open_backend(
@@ -63,7 +65,13 @@ def open_backend(
     if target.startswith(("postgresql://", "postgres://")):
         from engine.store._postgres import open_postgres
 
-        return open_postgres(target, prefix=table_prefix)
+        return open_postgres(target, prefix=table_prefix, lock_timeout=lock_timeout)
+    scheme = _SCHEME.match(target)
+    if scheme:
+        raise InvalidArgument(
+            f"unknown URL scheme {scheme.group(1)!r} in {target!r}: Transcripts.open() takes nothing (memory), "
+            "a SQLite file path or a postgresql:// URL"
+        )
     from engine.store._sqlite import open_sqlite
 
     return open_sqlite(target, prefix=table_prefix, synchronous=synchronous, lock_timeout=lock_timeout)  # type: ignore[arg-type]

@@ -99,6 +99,38 @@ class SummaryRecorder(Protocol):
     def select_sessions(self) -> list[SessionRow]: ...
 
 
+class ClosedBackend(Backend):
+    """What a store's backend becomes when it is closed: every use raises
+    ``StorageUnavailable`` (memory included, so a closed store never goes on
+    working on one backend and fails on another)."""
+
+    def __init__(self, where: str) -> None:
+        self._where = where
+
+    def _closed(self) -> StorageUnavailable:
+        return StorageUnavailable(f"the store at {self._where} is closed; open it again with Transcripts.open()")
+
+    def append(
+        self, session_id: str, records: Sequence[Record], row: SessionRow, snapshot: StoredSnapshot | None = None
+    ) -> None:
+        raise self._closed()
+
+    def read(self, session_id: str, *, after: int = 0, upto: int | None = None) -> list[Record]:
+        raise self._closed()
+
+    def snapshot(self, session_id: str, *, upto: int | None = None) -> StoredSnapshot | None:
+        raise self._closed()
+
+    def snapshots(self, session_id: str) -> list[StoredSnapshot]:
+        raise self._closed()
+
+    def session_rows(self) -> list[SessionRow]:
+        raise self._closed()
+
+    def describe(self) -> str:
+        return self._where
+
+
 class translated_errors:
     """Translate storage exceptions into engine errors: the one place that does.
 

@@ -6,23 +6,28 @@ from __future__ import annotations
 import getpass
 import zlib
 from collections.abc import Sequence
-from typing import Any
 
 import psycopg
-from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
-from psycopg import Cursor
 from psycopg.conninfo import conninfo_to_dict
-from psycopg.rows import DictRow, tuple_row
-from psycopg.sql import SQL, Identifier
+from psycopg.rows import tuple_row
+from psycopg.sql import SQL, Identifier, Literal
 
 from engine.errors import InvalidArgument, StorageError, StorageUnavailable
 from engine.store._backend import Record, RecorderBackend, SessionRow, StoredSnapshot, translated_errors
 
 
 class PostgresRecorder(PostgresApplicationRecorder):
-    def __init__(self, datastore: PostgresDatastore, prefix: str) -> None:
+    def __init__(
+        self, datastore: PostgresDatastore, prefix: str, *, lock_timeout: float = 10.0, statement_timeout: float = 60.0
+    ) -> None:
         super().__init__(datastore, events_table_name=f"{prefix}_events")
+        # Bounds on one append: waiting for the table lock, and each statement.
+        # Exceeded, PostgreSQL cancels the statement and the append fails with
+        # a typed error instead of waiting without end.
+        self._timeouts = SQL("SET LOCAL lock_timeout = {}; SET LOCAL statement_timeout = {}").format(
+            Literal(f"{int(lock_timeout * 1000)}ms"), Literal(f"{int(statement_timeout * 1000)}ms")
+        )
         schema = Identifier(datastore.schema)
         sessions = Identifier(f"{prefix}_sessions")
         snapshots = Identifier(f"{prefix}_snapshots")
@@ -76,29 +81,24 @@ class PostgresRecorder(PostgresApplicationRecorder):
     def insert_records(
         self, session_id: str, records: Sequence[Record], row: SessionRow, snapshot: StoredSnapshot | None
     ) -> None:
-        stored = [StoredEvent(session_id, version, topic, state) for version, topic, state in records]
-        self.insert_events(stored, session_row=row, snapshot=snapshot)
+        """The events, the listing row and the snapshot, in one transaction.
 
-    def _insert_stored_events(self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
-        # Table lock, NOTIFY and INSERT first (eventsourcing's order), then the
-        # listing row, all in the recorder's one transaction.
-        super()._insert_stored_events(curs, stored_events, **kwargs)
-        row: SessionRow | None = kwargs.get("session_row")
-        if row is not None:
-            # Sync first: a version another writer took raises IntegrityError
-            # here; queued behind it, the listing upsert would only report
-            # "pipeline aborted".
-            with curs.connection.pipeline() as pipeline:
-                pipeline.sync()
+        Not through eventsourcing's ``insert_events``: it sends the statements
+        in psycopg's pipeline mode, where an event of a few megabytes left the
+        client and the server each waiting for the other while the table lock
+        was held, so every other writer waited too. Here each statement is
+        sent and answered in turn, under the lock and statement timeouts."""
+        events = [
+            self.construct_pg_stored_event(session_id, version, topic, state) for version, topic, state in records
+        ]
+        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+            curs.execute(self._timeouts)
+            for lock_statement in self.lock_table_statements:  # the order of commits is the order of inserts
+                curs.execute(lock_statement, prepare=True)
+            curs.execute(self.insert_events_statement, (events,))
             curs.execute(self._upsert_session, tuple(row), prepare=True)
-            snapshot: StoredSnapshot | None = kwargs.get("snapshot")
             if snapshot is not None:
                 curs.execute(self._insert_snapshot, (row.session_id, snapshot.version, snapshot.state), prepare=True)
-
-    def _fetch_ids_after_insert_events(
-        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> Sequence[int] | None:
-        return None  # the last statement is the listing upsert; ids are not used
 
     def select_records(self, session_id: str, after: int, upto: int | None) -> list[Record]:
         with self.datastore.get_connection() as connection, connection.cursor(row_factory=tuple_row) as cursor:
@@ -122,7 +122,9 @@ class PostgresRecorder(PostgresApplicationRecorder):
             return [SessionRow(**row) for row in curs.fetchall()]
 
 
-def open_postgres(dsn: str, *, prefix: str, connect_timeout: float = 5.0, pool_size: int = 2) -> RecorderBackend:
+def open_postgres(
+    dsn: str, *, prefix: str, connect_timeout: float = 5.0, pool_size: int = 2, lock_timeout: float = 10.0
+) -> RecorderBackend:
     try:
         params = conninfo_to_dict(dsn)
     except Exception as exc:
@@ -145,7 +147,7 @@ def open_postgres(dsn: str, *, prefix: str, connect_timeout: float = 5.0, pool_s
         originator_id_type="text",
     )
     try:
-        recorder = PostgresRecorder(datastore, prefix)
+        recorder = PostgresRecorder(datastore, prefix, lock_timeout=lock_timeout)
         with translated_errors("open", where):
             recorder.create_table()
     except StorageError as exc:
