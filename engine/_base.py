@@ -132,7 +132,9 @@ class _Base:
             initial = forked(session_id, first, self._source_state(session_id, first, depth))
             events = events[1:]
         use_snapshot = use_snapshot and self._snapshot_interval is not None
-        stored = self._backend.snapshot(session_id, upto=upto) if use_snapshot else None
+        # Bounded by what was just read: a snapshot another writer adds
+        # meanwhile is newer than these events, and would not match them.
+        stored = self._backend.snapshot(session_id, upto=records[-1].version) if use_snapshot else None
         if stored is None:
             state = fold(session_id, events, start=initial)
         else:

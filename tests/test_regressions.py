@@ -66,3 +66,38 @@ def test_a_closed_store_raises_a_typed_error_on_every_backend(stores: StoreFacto
             use()
     store.close()  # closing twice is fine
     assert stores.open().get(sid).version == 1  # nothing was written after the close
+
+
+def test_fresh_loads_beside_a_writer_never_report_corruption(stores: StoreFactory) -> None:
+    # A fresh load read the events, then the newest snapshot in a second
+    # query: a write landing between them gave a snapshot newer than the
+    # events, and a healthy store raised CorruptStore.
+    writer_store = stores.open(snapshot_interval=3)
+    sid = writer_store.create()
+    stop = threading.Event()
+    failures: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            for _ in range(600):  # bounded: every fresh load folds the whole session
+                if stop.is_set():
+                    return
+                writer_store.append(sid, Message.user("more"))
+        except BaseException as exc:  # reported below
+            failures.append(exc)
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    try:
+        for _ in range(150):
+            reader = stores.open(snapshot_interval=3)  # a cold cache: every get is a fresh load
+            try:
+                reader.get(sid)
+            finally:
+                reader.close()
+            if not writer.is_alive():
+                break
+    finally:
+        stop.set()
+        writer.join(timeout=30)
+    assert not failures, failures
