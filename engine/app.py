@@ -53,6 +53,7 @@ from engine.revisions import (
 )
 from engine.store import (
     ClosedBackend,
+    SessionRow,
     Snapshot,
     decode_snapshot,
     open_backend,
@@ -263,11 +264,10 @@ class Transcripts(_Branching, _Ingesting):
     def sessions(self) -> list[SessionInfo]:
         """Every session in the store, oldest first (read from a listing table
         kept in the same transaction as each write, so it is never stale)."""
-        parse = datetime.fromisoformat
         return [
             SessionInfo(
-                id=row.session_id, title=row.title, created_at=parse(row.created_at),
-                updated_at=parse(row.updated_at), message_count=row.message_count,
+                id=row.session_id, title=row.title, created_at=_listed_time(row, row.created_at),
+                updated_at=_listed_time(row, row.updated_at), message_count=row.message_count,
                 revision=row.revision, version=row.version,
             )
             for row in self._backend.session_rows()
@@ -353,3 +353,10 @@ def _summary(event: Event) -> str:
     if isinstance(event, TitleChanged):
         return f"title set to {event.title!r}" if event.title is not None else "title cleared"
     return kind_of(event)  # pragma: no cover
+
+
+def _listed_time(row: SessionRow, text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        raise CorruptStore(f"the listing row of session {row.session_id!r} is damaged: bad time {text!r}") from None

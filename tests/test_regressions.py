@@ -3,11 +3,14 @@ so they can never come back."""
 
 from __future__ import annotations
 
+import random
 import threading
+from functools import partial
+from pathlib import Path
 
 import pytest
 
-from engine import InvalidArgument, Message, StorageUnavailable, Transcripts
+from engine import EngineError, InvalidArgument, Message, StorageUnavailable, Transcripts
 from tests.conftest import StoreFactory
 
 
@@ -101,3 +104,39 @@ def test_fresh_loads_beside_a_writer_never_report_corruption(stores: StoreFactor
         stop.set()
         writer.join(timeout=30)
     assert not failures, failures
+
+
+def test_a_damaged_sqlite_file_reads_as_typed_errors_only(tmp_path: Path) -> None:
+    # Random byte flips leaked sqlite3.DatabaseError, OperationalError,
+    # UnicodeDecodeError and a bare ValueError from sessions().
+    path = tmp_path / "store.db"
+    store = Transcripts.open(str(path), snapshot_interval=5)
+    ids = []
+    for n in range(3):
+        ids.append(store.create(title=f"t{n}", metadata={"n": n}))
+        for i in range(12):
+            store.append(ids[-1], Message.user(f"hello {i} é"), Message.assistant(f"answer {i}"))
+    store.close()
+    data = path.read_bytes()
+    rng = random.Random(20261129)
+    untyped: list[str] = []
+    for trial in range(120):
+        damaged = bytearray(data)
+        for _ in range(rng.randint(1, 4)):
+            damaged[rng.randrange(len(damaged))] ^= 1 << rng.randrange(8)
+        copy = tmp_path / f"damaged-{trial}.db"
+        copy.write_bytes(damaged)
+        try:
+            opened = Transcripts.open(str(copy))
+        except EngineError:
+            continue
+        for read in (opened.sessions, *(partial(opened.get, sid) for sid in ids),
+                     *(partial(opened.history, sid) for sid in ids), *(partial(opened.verify, sid) for sid in ids)):
+            try:
+                read()
+            except EngineError:
+                pass
+            except Exception as exc:  # the finding: anything untyped
+                untyped.append(f"trial {trial}: {type(exc).__name__}: {exc}")
+        opened.close()
+    assert untyped == []

@@ -13,12 +13,13 @@ and nowhere else.
 from __future__ import annotations
 
 import abc
+import sqlite3
 from collections.abc import Sequence
 from typing import Any, NamedTuple, Protocol
 
 from eventsourcing import persistence as es
 
-from engine.errors import ConcurrentWriteError, SessionExists, StorageError, StorageUnavailable
+from engine.errors import ConcurrentWriteError, CorruptStore, SessionExists, StorageError, StorageUnavailable
 
 
 class Record(NamedTuple):
@@ -131,6 +132,15 @@ class ClosedBackend(Backend):
         return self._where
 
 
+def _sqlite_error(exc: sqlite3.Error, operation: str, where: str) -> None:
+    """A driver error from our own SQLite statements (eventsourcing translates
+    only its own): a damaged file is corruption, a busy one is unavailable."""
+    text = str(exc)
+    if isinstance(exc, sqlite3.OperationalError) and "decode" not in text:
+        raise StorageUnavailable(f"{operation} on {where} failed: {text}") from exc
+    raise CorruptStore(f"{operation} on {where}: the file is damaged: {text}") from None
+
+
 class translated_errors:
     """Translate storage exceptions into engine errors: the one place that does.
 
@@ -147,7 +157,11 @@ class translated_errors:
         return None
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
-        if exc is None or not isinstance(exc, es.PersistenceError):
+        if exc is None:
+            return
+        if isinstance(exc, sqlite3.Error):
+            _sqlite_error(exc, self.operation, self.where)
+        if not isinstance(exc, es.PersistenceError):
             return
         operation, where = self.operation, self.where
         if isinstance(exc, es.IntegrityError):

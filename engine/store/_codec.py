@@ -75,8 +75,8 @@ def decode_events(session_id: str, records: Iterable[tuple[int, str, bytes]]) ->
             try:
                 append((version, decoder.decode(state)))
                 continue
-            except (msgspec.DecodeError, msgspec.ValidationError):
-                pass  # decode_event below raises the explained error
+            except (msgspec.DecodeError, msgspec.ValidationError, ValueError, TypeError):
+                pass  # decode_event below raises the explained error (invalid UTF-8 is a ValueError)
         append((version, decode_event(topic, state, f"session {session_id!r} version {version}")))
     return decoded
 
@@ -96,7 +96,9 @@ def decode_event(topic: str, state: bytes, where: str) -> Event:
             version += 1
         upgraded: Event = msgspec.convert(data, entry.cls)
         return upgraded
-    except (msgspec.DecodeError, msgspec.ValidationError, KeyError) as exc:
+    except (msgspec.DecodeError, msgspec.ValidationError, KeyError, ValueError, TypeError) as exc:
+        # ValueError covers invalid UTF-8 and content a block refuses; damaged
+        # bytes must read as corruption, never as a driver or decoding error.
         raise CorruptStore(f"{where}: cannot decode stored {entry.name}: {exc}") from None
 
 
@@ -140,5 +142,5 @@ def encode_snapshot(state: Session) -> bytes:
 def decode_snapshot(session_id: str, data: bytes) -> Snapshot:
     try:
         return _SNAPSHOT_DECODER.decode(data)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except (msgspec.DecodeError, msgspec.ValidationError, ValueError, TypeError) as exc:
         raise CorruptStore(f"snapshot of session {session_id!r}: cannot decode: {exc}") from None
