@@ -136,6 +136,8 @@ def _sqlite_error(exc: sqlite3.Error, operation: str, where: str) -> None:
     """A driver error from our own SQLite statements (eventsourcing translates
     only its own): a damaged file is corruption, a busy one is unavailable."""
     text = str(exc)
+    if isinstance(exc, (sqlite3.ProgrammingError, sqlite3.InterfaceError)):
+        raise StorageError(f"{operation} on {where} failed: {text}") from exc  # a misuse, not damage
     if isinstance(exc, sqlite3.OperationalError) and "decode" not in text:
         raise StorageUnavailable(f"{operation} on {where} failed: {text}") from exc
     raise CorruptStore(f"{operation} on {where}: the file is damaged: {text}") from None
