@@ -122,9 +122,20 @@ class _Base:
         the events it covers be folded without re-hashing; the result is
         cross-checked against the snapshot, then the rest is verified. A fork
         starts from its source's state at the fork point (loaded the same way)."""
+        # The listing row is read first: written in the same transaction as
+        # the events, it can never be ahead of events read after it, unless
+        # events were removed from the end of the log.
+        listed = self._backend.session_row(session_id) if upto is None else None
         records = self._backend.read(session_id, upto=upto)
         if not records:
+            if listed is not None:
+                raise CorruptStore(f"session {session_id!r} is listed at version {listed.version}, but has no events")
             raise SessionNotFound(session_id)
+        if listed is not None and records[-1].version < listed.version:
+            raise CorruptStore(
+                f"session {session_id!r}: the log ends at version {records[-1].version}, but its listing row "
+                f"says {listed.version}: events were removed from the end"
+            )
         events = decode_events(session_id, records)
         initial: Session | None = None
         first = events[0][1]

@@ -278,9 +278,15 @@ class Transcripts(_Branching, _Ingesting):
         every revision, and check every snapshot and the cached head against
         that replay. Returns the verified head; raises :class:`CorruptStore`
         on any disagreement."""
+        listed = self._backend.session_row(session_id)  # first: it can never be ahead of events read after it
         records = self._backend.read(session_id)
         if not records:
             raise SessionNotFound(session_id)
+        if listed is not None and records[-1].version < listed.version:
+            raise CorruptStore(
+                f"session {session_id!r}: the log ends at version {records[-1].version}, but its listing row "
+                f"says {listed.version}: events were removed from the end"
+            )
         states: list[Session] = []
         state: Session | None = None
         for version, event in self._decoded(session_id, records):
@@ -297,6 +303,10 @@ class Transcripts(_Branching, _Ingesting):
                 raise CorruptStore(
                     f"session {session_id!r}: the snapshot at version {stored.version} differs from replay"
                 )
+        if listed is not None and listed.version == state.version and (
+            (listed.title, listed.message_count, listed.revision) != (state.title, len(state.messages), state.revision)
+        ):
+            raise CorruptStore(f"session {session_id!r}: its listing row differs from the replay of its log")
         with self._lock:
             head = self._head(session_id)
         if _observable(head) != _observable(state):

@@ -4,13 +4,14 @@ so they can never come back."""
 from __future__ import annotations
 
 import random
+import sqlite3
 import threading
 from functools import partial
 from pathlib import Path
 
 import pytest
 
-from engine import EngineError, InvalidArgument, Message, StorageUnavailable, Transcripts
+from engine import CorruptStore, EngineError, InvalidArgument, Message, StorageUnavailable, Transcripts
 from tests.conftest import StoreFactory
 
 
@@ -140,3 +141,30 @@ def test_a_damaged_sqlite_file_reads_as_typed_errors_only(tmp_path: Path) -> Non
                 untyped.append(f"trial {trial}: {type(exc).__name__}: {exc}")
         opened.close()
     assert untyped == []
+
+
+def test_events_removed_from_the_end_or_a_forged_listing_row_never_read_as_healthy(tmp_path: Path) -> None:
+    # Deleting the last events passed get, history and verify: the listing
+    # row still said the old version and nothing compared them.
+    path = str(tmp_path / "store.db")
+    store = Transcripts.open(path, snapshot_interval=None)
+    sid = store.create()
+    for n in range(5):
+        store.append(sid, Message.user(f"message {n}"))
+    store.close()
+    with sqlite3.connect(path) as db:
+        db.execute("DELETE FROM transcripts_events WHERE originator_id=? AND originator_version>4", (sid,))
+    damaged = Transcripts.open(path)
+    with pytest.raises(CorruptStore, match="events were removed from the end"):
+        damaged.get(sid)
+    with pytest.raises(CorruptStore, match="events were removed from the end"):
+        damaged.verify(sid)
+    damaged.close()
+
+    other = Transcripts.open(path)
+    forged = other.create()
+    other.append(forged, Message.user("real"))
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE transcripts_sessions SET title='forged', message_count=9 WHERE session_id=?", (forged,))
+    with pytest.raises(CorruptStore, match="listing row differs"):
+        Transcripts.open(path).verify(forged)

@@ -77,6 +77,10 @@ class Backend(abc.ABC):
         """Every session's listing row, oldest first."""
 
     @abc.abstractmethod
+    def session_row(self, session_id: str) -> SessionRow | None:
+        """One session's listing row, if it has one."""
+
+    @abc.abstractmethod
     def describe(self) -> str:
         """Where the data lives, for messages (no password)."""
 
@@ -98,6 +102,8 @@ class SummaryRecorder(Protocol):
     def select_snapshots(self, session_id: str) -> list[StoredSnapshot]: ...
 
     def select_sessions(self) -> list[SessionRow]: ...
+
+    def select_session(self, session_id: str) -> SessionRow | None: ...
 
 
 class ClosedBackend(Backend):
@@ -128,8 +134,23 @@ class ClosedBackend(Backend):
     def session_rows(self) -> list[SessionRow]:
         raise self._closed()
 
+    def session_row(self, session_id: str) -> SessionRow | None:
+        raise self._closed()
+
     def describe(self) -> str:
         return self._where
+
+
+_ROW_TYPES: tuple[type | tuple[type, ...], ...] = (str, (str, type(None)), str, str, int, str, int)
+
+
+def _checked(row: SessionRow) -> SessionRow:
+    """A listing row with the types it was written with (SQLite keeps any
+    value in any column, so a damaged file can hold a text version)."""
+    for value, kind in zip(row, _ROW_TYPES, strict=True):
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise CorruptStore(f"the listing row of session {row.session_id!r} is damaged: {value!r} is misplaced")
+    return row
 
 
 def _sqlite_error(exc: sqlite3.Error, operation: str, where: str) -> None:
@@ -205,7 +226,12 @@ class RecorderBackend(Backend):
 
     def session_rows(self) -> list[SessionRow]:
         with translated_errors("list sessions", self._where):
-            return self._recorder.select_sessions()
+            return [_checked(row) for row in self._recorder.select_sessions()]
+
+    def session_row(self, session_id: str) -> SessionRow | None:
+        with translated_errors("read a listing row", self._where):
+            row = self._recorder.select_session(session_id)
+        return None if row is None else _checked(row)
 
     def describe(self) -> str:
         return self._where

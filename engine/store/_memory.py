@@ -62,6 +62,10 @@ class MemoryRecorder(POPOApplicationRecorder):
         with self._database_lock:
             return list(self._snapshots.get(session_id, []))
 
+    def select_session(self, session_id: str) -> SessionRow | None:
+        with self._database_lock:
+            return self._sessions.get(session_id)
+
     def select_sessions(self) -> list[SessionRow]:
         with self._database_lock:
             rows = list(self._sessions.values())

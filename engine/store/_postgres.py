@@ -61,6 +61,10 @@ class PostgresRecorder(PostgresApplicationRecorder):
             "SELECT originator_version, topic, state FROM {}.{} WHERE originator_id=%s "
             "AND originator_version>%s AND originator_version<=%s ORDER BY originator_version"
         ).format(schema, Identifier(self.events_table_name))
+        self._select_session = SQL(
+            "SELECT session_id, title, created_at, updated_at, message_count, revision, version "
+            "FROM {}.{} WHERE session_id=%s"
+        ).format(schema, sessions)
         self._select_sessions = SQL(
             "SELECT session_id, title, created_at, updated_at, message_count, revision, version "
             "FROM {}.{} ORDER BY created_at, session_id"
@@ -115,6 +119,12 @@ class PostgresRecorder(PostgresApplicationRecorder):
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(self._select_snapshots, (session_id,))
             return [StoredSnapshot(row["version"], bytes(row["state"])) for row in curs.fetchall()]
+
+    def select_session(self, session_id: str) -> SessionRow | None:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self._select_session, (session_id,), prepare=True)
+            found = curs.fetchone()
+        return None if found is None else SessionRow(**found)
 
     def select_sessions(self) -> list[SessionRow]:
         with self.datastore.transaction(commit=False) as curs:

@@ -60,7 +60,7 @@ class _Pool(SQLiteConnectionPool):
                 connection.execute("PRAGMA journal_mode=WAL")
                 self.is_journal_mode_wal = True
             connection.execute(f"PRAGMA synchronous={self.synchronous}")
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, UnicodeDecodeError) as exc:  # a damaged header can hold non-UTF-8 text
             raise InterfaceError(exc) from exc
         return connection
 
@@ -196,6 +196,16 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
                 f"SELECT version, state FROM {self.snapshots_table} WHERE session_id=? ORDER BY version", (session_id,)
             )
             return [StoredSnapshot(version, bytes(state)) for version, state in c.fetchall()]
+
+    def select_session(self, session_id: str) -> SessionRow | None:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                "SELECT session_id, title, created_at, updated_at, message_count, revision, version "
+                f"FROM {self.sessions_table} WHERE session_id=?",
+                (session_id,),
+            )
+            found = c.fetchone()
+        return None if found is None else SessionRow(*found)
 
     def select_sessions(self) -> list[SessionRow]:
         with self.datastore.transaction(commit=False) as c:
