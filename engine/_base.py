@@ -127,15 +127,7 @@ class _Base:
         # events were removed from the end of the log.
         listed = self._backend.session_row(session_id) if upto is None else None
         records = self._backend.read(session_id, upto=upto)
-        if not records:
-            if listed is not None:
-                raise CorruptStore(f"session {session_id!r} is listed at version {listed.version}, but has no events")
-            raise SessionNotFound(session_id)
-        if listed is not None and records[-1].version < listed.version:
-            raise CorruptStore(
-                f"session {session_id!r}: the log ends at version {records[-1].version}, but its listing row "
-                f"says {listed.version}: events were removed from the end"
-            )
+        _check_listed(session_id, listed, records)
         events = decode_events(session_id, records)
         initial: Session | None = None
         first = events[0][1]
@@ -348,6 +340,21 @@ def _stamped(messages: Iterable[object], where: str) -> list[Message]:
             )
         stamped.append(message if message.id is not None else _replace(message, id=_message_id()))
     return stamped
+
+
+def _check_listed(session_id: str, listed: SessionRow | None, records: Sequence[Record]) -> None:
+    """The log read after the session's listing row reaches at least the row's
+    version (both are written in one transaction), unless events were removed
+    from its end. No records at all: ``SessionNotFound``, or, listed, damage."""
+    if not records:
+        if listed is not None:
+            raise CorruptStore(f"session {session_id!r} is listed at version {listed.version}, but has no events")
+        raise SessionNotFound(session_id)
+    if listed is not None and records[-1].version < listed.version:
+        raise CorruptStore(
+            f"session {session_id!r}: the log ends at version {records[-1].version}, but its listing row "
+            f"says {listed.version}: events were removed from the end"
+        )
 
 
 def _message_id() -> str:

@@ -15,6 +15,7 @@ import msgspec
 
 from engine._base import (
     _check_actor,
+    _check_listed,
     _check_metadata,
     _check_optional_str,
     _check_title,
@@ -280,13 +281,7 @@ class Transcripts(_Branching, _Ingesting):
         on any disagreement."""
         listed = self._backend.session_row(session_id)  # first: it can never be ahead of events read after it
         records = self._backend.read(session_id)
-        if not records:
-            raise SessionNotFound(session_id)
-        if listed is not None and records[-1].version < listed.version:
-            raise CorruptStore(
-                f"session {session_id!r}: the log ends at version {records[-1].version}, but its listing row "
-                f"says {listed.version}: events were removed from the end"
-            )
+        _check_listed(session_id, listed, records)
         states: list[Session] = []
         state: Session | None = None
         for version, event in self._decoded(session_id, records):

@@ -476,8 +476,7 @@ def _item(state: RealtimeState, item_id: str, **fields: object) -> Item:
     if previous is not UNKNOWN and previous != UNKNOWN:
         previous = _predecessor(state, previous)  # type: ignore[arg-type]
     if item is None:
-        state.counter += 1
-        item = Item(id=item_id, seen=state.counter, previous=previous, **fields)  # type: ignore[arg-type]
+        item = Item(id=item_id, seen=_next(state), previous=previous, **fields)  # type: ignore[arg-type]
         if previous != UNKNOWN:
             item = msgspec.structs.replace(item, announced=True, in_conversation=True)
     else:
@@ -487,8 +486,7 @@ def _item(state: RealtimeState, item_id: str, **fields: object) -> Item:
         }
         if previous != UNKNOWN and item.previous == UNKNOWN and item.status == "pending":
             updates.update(previous=previous, announced=True, in_conversation=True)
-            state.counter += 1  # its place is announced now: it counts as announced now
-            updates["seen"] = state.counter
+            updates["seen"] = _next(state)  # its place is announced now: it counts as announced now
         if updates:
             item = msgspec.structs.replace(item, **updates)
     state.items[item_id] = item
@@ -574,8 +572,6 @@ def _dispatch(state: RealtimeState, event: RealtimeEvent) -> Outcome:
         return _delete(state, event.item_id)
     if isinstance(event, (UserTranscriptFinal, UserContentFinal, UserTranscriptFailed, UserTranscriptDelta, UserImage)):
         return _user_content(state, event)
-    if isinstance(event, (AssistantTextDelta, AssistantTranscriptDelta)):
-        return _assistant_delta(state, event)
     if isinstance(event, AssistantTranscriptFinalText):
         if _settled(state.items.get(event.item_id)):
             return _nothing_new(event.item_id)
@@ -733,8 +729,7 @@ def _nothing_new(item_id: str) -> Outcome:
 def _response(state: RealtimeState, response_id: str) -> Response:
     response = state.responses.get(response_id)
     if response is None:
-        state.counter += 1
-        response = state.responses[response_id] = Response(id=response_id, seen=state.counter)
+        response = state.responses[response_id] = Response(id=response_id, seen=_next(state))
     return response
 
 
@@ -841,9 +836,8 @@ def _report_out_of_band(state: RealtimeState, response: Response, items: list[It
 def _delete(state: RealtimeState, item_id: str) -> Outcome:
     item = state.items.get(item_id)
     if item is None:
-        state.counter += 1
         after = _after(state, state.tail)  # never placed: what points at it follows the tail
-        state.items[item_id] = Item(id=item_id, seen=state.counter, status="deleted", after=after, before=after)
+        state.items[item_id] = Item(id=item_id, seen=_next(state), status="deleted", after=after, before=after)
         return Outcome(status="discarded", reason=f"item {item_id} deleted before it was seen; it will not appear")
     if item.status == "materialised":
         assert item.anchor is not None
@@ -996,8 +990,9 @@ def _materialise(state: RealtimeState) -> list[Change]:
     while True:
         progressed = False
         pending = sorted(state.items.live.values(), key=lambda item: -item.seen)  # later announced first
-        frontier = [item for item in pending if _position(state, item) == "frontier" and item.previous != UNKNOWN]
-        frontier += sorted((item for item in pending if _position(state, item) == "frontier"
+        position = {item.id: _position(state, item) for item in pending}  # valid until something settles
+        frontier = [item for item in pending if position[item.id] == "frontier" and item.previous != UNKNOWN]
+        frontier += sorted((item for item in pending if position[item.id] == "frontier"
                             and item.previous == UNKNOWN), key=lambda item: item.seen)
         if frontier and state.reseed and (frontier[0].stands_for or _reseed_candidate(state, frontier[0])):
             candidate = frontier[0] if not frontier[0].stands_for else _next_in_run(state, frontier[0])
@@ -1018,7 +1013,7 @@ def _materialise(state: RealtimeState) -> list[Change]:
                 progressed = True
         if not progressed:
             for item in pending:
-                if _position(state, item) == "behind" and _placeable(state, item):
+                if position[item.id] == "behind" and _placeable(state, item):
                     changes.extend(_settle(state, [item], behind=True))
                     progressed = True
                     break
@@ -1238,17 +1233,23 @@ def _ended(state: RealtimeState, key: str) -> bool:
     return _settled(state.items.get(key))
 
 
+def _end_responses_by_rule(state: RealtimeState) -> list[Change]:
+    """End every response still in flight as incomplete, by the provider's own
+    rule for an ending (what it produced stays); its own end may still come."""
+    changes: list[Change] = []
+    for response_id in list(state.responses.live):
+        ending = AssistantTurnCompleted(response_id=response_id, status="incomplete")
+        changes.extend(_complete(state, ending, by_rule=True).changes)
+    return changes
+
+
 def _close(state: RealtimeState) -> list[Change]:
     """Place everything pending: unfinished responses end as incomplete (what
     they produced stays), user items go without their text (a transcription
     may still land), and items waiting for a predecessor that never came go
     to the end, in announcement order."""
-    changes: list[Change] = []
     _end_reseed(state)  # a run of re-sent history that never finished was new messages
-    for response_id in list(state.responses.live):
-        changes.extend(
-            _complete(state, AssistantTurnCompleted(response_id=response_id, status="incomplete"), by_rule=True).changes
-        )
+    changes = _end_responses_by_rule(state)
     for item in list(state.items.live.values()):
         item = msgspec.structs.replace(item, announced=True, complete=True,
                                        text_optional=item.role == "user" or item.text_optional)
@@ -1271,11 +1272,7 @@ def resolve(state: RealtimeState, policy: Literal["place", "drop"]) -> list[Chan
     store records this as an audited event."""
     if policy == "place":
         return _close(state)
-    changes: list[Change] = []
-    for response_id in list(state.responses.live):
-        changes.extend(
-            _complete(state, AssistantTurnCompleted(response_id=response_id, status="incomplete"), by_rule=True).changes
-        )
+    changes = _end_responses_by_rule(state)
     for item in state.pending_items():
         current = state.items[item.id]
         if current.status == "pending":
