@@ -55,6 +55,8 @@ from engine.store import (
     decode_snapshot,
     encode_event,
     encode_snapshot,
+    genesis,
+    head_of,
 )
 from engine.transcript import Session, check_shape, evolve, fold, forked
 
@@ -78,6 +80,8 @@ class _Base:
         self._cache_size = cache_size
         self._cache: OrderedDict[str, Session] = OrderedDict()
         self._realtime: dict[str, tuple[int, RealtimeState]] = {}
+        # The chain link after each cached head's last record: (version, link).
+        self._links: dict[str, tuple[int, bytes]] = {}
         self._lock = threading.RLock()
 
     def get(self, session_id: str, at: int | str | datetime | None = None) -> Session:
@@ -115,19 +119,45 @@ class _Base:
     def _decoded(self, session_id: str, records: Sequence[Record]) -> Iterator[tuple[int, Event]]:
         return iter(decode_events(session_id, records))
 
+    def _log(self, session_id: str) -> tuple[SessionRow, list[Record]]:
+        """Every record of the session up to its listing row's version, checked
+        against the chain head sealed in that row: what every read starts from.
+
+        The row is read first: written in the same transaction as the events,
+        it is never ahead of events read after it. A mismatch is damage unless
+        the row changed meanwhile (an erasure re-links the log): then read again."""
+        problem = ""
+        for _ in range(3):
+            row = self._backend.session_row(session_id)
+            if row is None:
+                if self._backend.read(session_id, upto=1):
+                    raise CorruptStore(f"session {session_id!r} has events but no listing row")
+                raise SessionNotFound(session_id)
+            records = self._backend.read(session_id, upto=row.version)
+            problem = _chain_problem(session_id, row, records)
+            if not problem:
+                return row, records
+            if self._backend.session_row(session_id) == row:
+                break
+        raise CorruptStore(problem)
+
+    def _records(self, session_id: str, upto: int | None = None) -> list[Record]:
+        records = self._log(session_id)[1]
+        return records if upto is None else records[:upto]
+
     def _load(
         self, session_id: str, upto: int | None = None, *, use_snapshot: bool = True, depth: int = 0
     ) -> Session:
-        """Rebuild a state from the log. A snapshot at or before ``upto`` lets
-        the events it covers be folded without re-hashing; the result is
-        cross-checked against the snapshot, then the rest is verified. A fork
-        starts from its source's state at the fork point (loaded the same way)."""
-        # The listing row is read first: written in the same transaction as
-        # the events, it can never be ahead of events read after it, unless
-        # events were removed from the end of the log.
-        listed = self._backend.session_row(session_id) if upto is None else None
-        records = self._backend.read(session_id, upto=upto)
-        _check_listed(session_id, listed, records)
+        """Rebuild a state from the log (checked against its chain head). A
+        snapshot at or before ``upto`` lets the events it covers be folded
+        without re-hashing their messages; the result is cross-checked against
+        the snapshot, then the rest is verified. A fork starts from its
+        source's state at the fork point (loaded the same way)."""
+        row, records = self._log(session_id)
+        if upto is None:
+            self._links[session_id] = (row.version, bytes.fromhex(row.head))
+        else:
+            records = records[:upto]
         events = decode_events(session_id, records)
         initial: Session | None = None
         first = events[0][1]
@@ -178,21 +208,46 @@ class _Base:
         if len(cache) > self._cache_size:
             evicted, _ = cache.popitem(last=False)
             self._realtime.pop(evicted, None)  # its ingestion state is rebuilt from the log when needed
+            self._links.pop(evicted, None)
         return state
 
+    def _forget(self, session_id: str) -> None:
+        self._cache.pop(session_id, None)
+        self._realtime.pop(session_id, None)
+        self._links.pop(session_id, None)
+
     def _head(self, session_id: str) -> Session:
-        """The newest state, caught up with what other writers stored."""
+        """The newest state, caught up with what other writers stored: the
+        listing row says whether anything changed; new records must chain on
+        from the cached head to the row's."""
         if not isinstance(session_id, str):
             raise InvalidArgument(f"session id must be a str, got {type(session_id).__name__}")
         state = self._cache.get(session_id)
-        if state is None:
-            return self._remember(self._load(session_id))
-        newer = self._backend.read(session_id, after=state.version)
-        if newer:
-            caught_up = fold(session_id, self._decoded(session_id, newer), start=state)
-            assert caught_up is not None
-            state = caught_up
-        return self._remember(state)
+        known = self._links.get(session_id)
+        if state is not None and known is not None and known[0] == state.version:
+            row = self._backend.session_row(session_id)
+            if row is not None and row.version >= state.version:
+                if row.version == state.version:
+                    if row.head == known[1].hex():
+                        return self._remember(state)
+                else:
+                    newer = self._backend.read(session_id, after=state.version, upto=row.version)
+                    if len(newer) == row.version - state.version and head_of(known[1], newer).hex() == row.head:
+                        caught_up = fold(session_id, self._decoded(session_id, newer), start=state)
+                        assert caught_up is not None
+                        self._links[session_id] = (row.version, bytes.fromhex(row.head))
+                        return self._remember(caught_up)
+        # Not cached, or the log no longer extends the cached head (an erasure
+        # re-linked it, or it is damaged): a full load tells which.
+        self._forget(session_id)
+        return self._remember(self._load(session_id))
+
+    def _link_of(self, state: Session) -> bytes:
+        """The chain link after the last record of ``state`` (a cached head)."""
+        known = self._links.get(state.id)
+        if known is not None and known[0] == state.version:
+            return known[1]
+        return head_of(genesis(state.id), self._records(state.id, state.version))
 
     def _head_for_write(self, session_id: str, expected: tuple[bytes, str] | None) -> Session:
         """The state to write on. Uses the cache without a round trip; a stale
@@ -229,9 +284,10 @@ class _Base:
         assert new_state is not None and new_state.version == version
         updated = new_state.updated_at.isoformat()
         created = updated if new_state.created_at == new_state.updated_at else new_state.created_at.isoformat()
+        head = head_of(genesis(session_id) if state is None else self._link_of(state), records)
         row = SessionRow(
             session_id, new_state.title, created, updated, len(new_state.messages), new_state.revision,
-            new_state.version,
+            new_state.version, head.hex(),
         )
         snapshot = None
         interval = self._snapshot_interval
@@ -240,8 +296,9 @@ class _Base:
         try:
             self._backend.append(session_id, records, row, snapshot)
         except ConcurrentWriteError:
-            self._cache.pop(session_id, None)  # reload on the next call, so a retry succeeds
+            self._forget(session_id)  # reload on the next call, so a retry succeeds
             raise
+        self._links[session_id] = (new_state.version, head)
         return self._remember(new_state)
 
     def _state_at(self, session_id: str, version: int, *, use_snapshot: bool = True) -> Session:
@@ -250,7 +307,7 @@ class _Base:
     def _last_version_with_revision(self, session_id: str, revision: str, head_version: int) -> int:
         found = 0
         current = EMPTY_REVISION
-        for version, event in self._decoded(session_id, self._backend.read(session_id, upto=head_version)):
+        for version, event in self._decoded(session_id, self._records(session_id, head_version)):
             if isinstance(event, CONTENT_EVENTS):
                 current = event.revision
             if current == revision:
@@ -263,7 +320,7 @@ class _Base:
         if at >= head.updated_at:
             return head.version
         found = 0
-        for version, event in self._decoded(session_id, self._backend.read(session_id, upto=head.version)):
+        for version, event in self._decoded(session_id, self._records(session_id, head.version)):
             if event.at > at:
                 break
             found = version
@@ -342,19 +399,22 @@ def _stamped(messages: Iterable[object], where: str) -> list[Message]:
     return stamped
 
 
-def _check_listed(session_id: str, listed: SessionRow | None, records: Sequence[Record]) -> None:
-    """The log read after the session's listing row reaches at least the row's
-    version (both are written in one transaction), unless events were removed
-    from its end. No records at all: ``SessionNotFound``, or, listed, damage."""
+def _chain_problem(session_id: str, row: SessionRow, records: Sequence[Record]) -> str:
+    """What is wrong with a session's records (read up to its listing row's
+    version) against the chain head sealed in the row; empty if nothing."""
     if not records:
-        if listed is not None:
-            raise CorruptStore(f"session {session_id!r} is listed at version {listed.version}, but has no events")
-        raise SessionNotFound(session_id)
-    if listed is not None and records[-1].version < listed.version:
-        raise CorruptStore(
+        return f"session {session_id!r} is listed at version {row.version}, but has no events"
+    if records[-1].version < row.version:
+        return (
             f"session {session_id!r}: the log ends at version {records[-1].version}, but its listing row "
-            f"says {listed.version}: events were removed from the end"
+            f"says {row.version}: events were removed from the end"
         )
+    if len(records) != row.version or head_of(genesis(session_id), records).hex() != row.head:
+        return (
+            f"session {session_id!r}: its events do not match the chain head of its listing row: "
+            "an event was altered, removed, inserted or reordered"
+        )
+    return ""
 
 
 def _message_id() -> str:

@@ -14,7 +14,6 @@ from engine.errors import (
     InvalidForkPoint,
     InvalidMessage,
     ReplacementMismatch,
-    SessionNotFound,
 )
 from engine.events import (
     MessagesAppended,
@@ -196,9 +195,7 @@ class _Branching(_Base):
         """Every content commit of the session, oldest first: appends and
         rewrites (restores included), each from its parent revision to its
         revision. A fork's own commits start after its fork point."""
-        records = self._backend.read(session_id)
-        if not records:
-            raise SessionNotFound(session_id)
+        records = self._records(session_id)
         commits: list[Commit] = []
         revision, count, generation = EMPTY_REVISION, 0, 0
         for version, event in self._decoded(session_id, records):

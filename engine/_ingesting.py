@@ -181,7 +181,7 @@ class _Ingesting(_Base):
         none of it is part of the transcript."""
         with self._lock:
             head = self._head(session_id)
-            events = list(self._decoded(head.id, self._backend.read(head.id, upto=head.version)))
+            events = list(self._decoded(head.id, self._records(head.id, head.version)))
         state = RealtimeState()
         found: list[OutOfBandResponse] = []
         for version, event in events:
@@ -252,7 +252,7 @@ class _Ingesting(_Base):
         if cached is not None and cached[0] == head.version:
             return cached[1]
         state = RealtimeState()
-        for _, event in self._decoded(head.id, self._backend.read(head.id, upto=head.version)):
+        for _, event in self._decoded(head.id, self._records(head.id, head.version)):
             if isinstance(event, RealtimeRecorded):
                 realtime_apply(state, event.event)
             elif isinstance(event, RealtimePendingResolved):

@@ -15,7 +15,6 @@ import msgspec
 
 from engine._base import (
     _check_actor,
-    _check_listed,
     _check_metadata,
     _check_optional_str,
     _check_title,
@@ -30,7 +29,6 @@ from engine.content import Message, ToolResult, Usage
 from engine.errors import (
     CorruptStore,
     InvalidArgument,
-    SessionNotFound,
 )
 from engine.events import (
     CONTENT_EVENTS,
@@ -57,6 +55,8 @@ from engine.store import (
     SessionRow,
     Snapshot,
     decode_snapshot,
+    genesis,
+    head_of,
     open_backend,
 )
 from engine.transcript import Session, evolve, forked
@@ -106,6 +106,7 @@ class Transcripts(_Branching, _Ingesting):
         table_prefix: str = "transcripts",
         synchronous: str = "full",
         lock_timeout: int = 10,
+        seal_key: bytes | None = None,
     ) -> Transcripts:
         """Open a store: in memory (no argument), a SQLite file, or PostgreSQL.
 
@@ -117,9 +118,15 @@ class Transcripts(_Branching, _Ingesting):
         share one database. ``lock_timeout`` (seconds): the longest a write
         waits for another writer's lock (SQLite's busy timeout, PostgreSQL's
         ``lock_timeout``) before it fails with a typed error; on PostgreSQL
-        each statement of a write is also bounded (60 s).
+        each statement of a write is also bounded (60 s). ``seal_key`` (bytes,
+        kept outside the store): seal listing rows with an HMAC under that key
+        instead of a plain SHA-256, so that even someone who can write to the
+        store and knows the algorithm cannot alter a session unnoticed; every
+        opening of the store must then pass the same key.
         """
-        backend = open_backend(target, table_prefix=table_prefix, synchronous=synchronous, lock_timeout=lock_timeout)
+        backend = open_backend(
+            target, table_prefix=table_prefix, synchronous=synchronous, lock_timeout=lock_timeout, seal_key=seal_key
+        )
         try:
             return cls(backend, snapshot_interval=snapshot_interval, cache_size=cache_size)
         except BaseException:
@@ -245,9 +252,7 @@ class Transcripts(_Branching, _Ingesting):
 
     def history(self, session_id: str) -> list[HistoryEntry]:
         """Every recorded event of the session, oldest first."""
-        records = self._backend.read(session_id)
-        if not records:
-            raise SessionNotFound(session_id)
+        records = self._records(session_id)
         entries = []
         revision = EMPTY_REVISION
         for version, event in self._decoded(session_id, records):
@@ -274,14 +279,38 @@ class Transcripts(_Branching, _Ingesting):
             for row in self._backend.session_rows()
         ]
 
-    def verify(self, session_id: str) -> Session:
-        """Audit one session: replay its whole history from scratch, re-hashing
-        every revision, and check every snapshot and the cached head against
-        that replay. Returns the verified head; raises :class:`CorruptStore`
-        on any disagreement."""
-        listed = self._backend.session_row(session_id)  # first: it can never be ahead of events read after it
-        records = self._backend.read(session_id)
-        _check_listed(session_id, listed, records)
+    def head_hash(self, session_id: str) -> str:
+        """The session's chain head, ``"<version>:<hex>"``: a value to keep
+        outside the store (a log line, a receipt, another database). The
+        chain commits to every field of every event up to that version, so
+        ``verify(session_id, head_hash=kept)`` later tells whether the log
+        still holds exactly what it held then, in the same order."""
+        with self._lock:
+            head = self._head(session_id)
+            return f"{head.version}:{self._link_of(head).hex()}"
+
+    def verify(self, session_id: str, *, head_hash: str | None = None) -> Session:
+        """Audit one session: check its log against its chain head, replay the
+        whole history from scratch re-hashing every revision, and check every
+        snapshot, the listing row and the cached head against that replay.
+        With ``head_hash`` (from :meth:`head_hash`, kept outside the store),
+        also check that the log still extends it: this detects a log rewritten
+        consistently by someone who could write to the store. Returns the
+        verified head; raises :class:`CorruptStore` on any disagreement."""
+        kept = _parse_head_hash(head_hash) if head_hash is not None else None
+        listed, records = self._log(session_id)
+        if kept is not None:
+            version, link = kept
+            if version > len(records):
+                raise CorruptStore(
+                    f"session {session_id!r} ends at version {len(records)}, before the kept head at version "
+                    f"{version}: events were removed"
+                )
+            if head_of(genesis(session_id), records[:version]) != link:
+                raise CorruptStore(
+                    f"session {session_id!r}: its first {version} events no longer match the kept head hash: "
+                    "the log was altered (or re-linked by an erasure since)"
+                )
         states: list[Session] = []
         state: Session | None = None
         for version, event in self._decoded(session_id, records):
@@ -298,16 +327,26 @@ class Transcripts(_Branching, _Ingesting):
                 raise CorruptStore(
                     f"session {session_id!r}: the snapshot at version {stored.version} differs from replay"
                 )
-        if listed is not None and listed.version == state.version and (
-            (listed.title, listed.message_count, listed.revision) != (state.title, len(state.messages), state.revision)
-        ):
+        if (listed.title, listed.message_count, listed.revision) != (state.title, len(state.messages), state.revision):
             raise CorruptStore(f"session {session_id!r}: its listing row differs from the replay of its log")
         with self._lock:
             head = self._head(session_id)
-        if _observable(head) != _observable(state):
+        if head.version == state.version and _observable(head) != _observable(state):
             raise CorruptStore(f"session {session_id!r}: the loaded head differs from a full replay")
         return state
 
+
+def _parse_head_hash(head_hash: object) -> tuple[int, bytes]:
+    version_text, colon, hex_text = head_hash.partition(":") if isinstance(head_hash, str) else ("", "", "")
+    try:
+        link = bytes.fromhex(hex_text)
+    except ValueError:
+        link = b""
+    if not colon or not version_text.isdigit() or int(version_text) < 1 or len(link) != 32:
+        raise InvalidArgument(
+            f"head_hash looks like '<version>:<64 hex digits>', as head_hash() returns it; got {head_hash!r}"
+        )
+    return int(version_text), link
 
 
 def _clip(text: str, width: int = 40) -> str:

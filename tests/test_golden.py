@@ -10,9 +10,11 @@ import sqlite3
 from pathlib import Path
 
 import msgspec
+import pytest
 
-from engine import Transcripts, Usage
+from engine import CorruptStore, Message, Transcripts, Usage
 from engine.events import UsageRecorded
+from tests.conftest import StoreFactory
 
 GOLDEN = Path(__file__).parent / "golden" / "store-v0.1.db"
 EXPECTED = json.loads(GOLDEN.with_suffix(".expected.json").read_text())
@@ -66,8 +68,6 @@ def test_golden_store_upcasts_the_v1_usage_row(tmp_path: Path) -> None:
 
 
 def test_golden_store_accepts_new_writes(tmp_path: Path) -> None:
-    from engine import Message
-
     path = _copy(tmp_path)
     store = Transcripts.open(path)
     before = store.get("golden-1")
@@ -76,3 +76,39 @@ def test_golden_store_accepts_new_writes(tmp_path: Path) -> None:
     again = Transcripts.open(path)
     assert len(again.get("golden-1").messages) == len(before.messages) + 1
     again.close()
+
+
+def test_a_store_written_before_rows_were_sealed_is_sealed_once(stores: StoreFactory) -> None:
+    """Opening a store whose listing table has no chain head or seal (as 0.1
+    wrote it) adds both, computed from the events, in one transaction; a row
+    whose seal is emptied later is damage, never sealed again."""
+    if stores.kind == "memory":
+        return  # nothing persists between openings
+    store = stores.open()
+    sid = store.create(title="old")
+    store.append(sid, Message.user("from before the seal"))
+    kept = store.head_hash(sid)
+    store.close()
+    table = f"{stores.prefix}_sessions"
+    _execute(stores, [f"ALTER TABLE {table} DROP COLUMN seal", f"ALTER TABLE {table} DROP COLUMN head"])
+    upgraded = stores.open()
+    assert upgraded.verify(sid, head_hash=kept).title == "old"
+    assert [info.title for info in upgraded.sessions()] == ["old"]
+    upgraded.close()
+    _execute(stores, [f"UPDATE {table} SET seal = ''"])
+    with pytest.raises(CorruptStore, match="seal"):
+        stores.open().sessions()
+
+
+def _execute(stores: StoreFactory, statements: list[str]) -> None:
+    if stores.kind == "sqlite":
+        with sqlite3.connect(stores.target or "") as raw:
+            for statement in statements:
+                raw.execute(statement)
+        raw.close()
+        return
+    import psycopg
+
+    with psycopg.connect(stores.target or "", autocommit=True) as conn:
+        for statement in statements:
+            conn.execute(statement)  # type: ignore[arg-type]

@@ -166,5 +166,9 @@ def test_events_removed_from_the_end_or_a_forged_listing_row_never_read_as_healt
     other.append(forged, Message.user("real"))
     with sqlite3.connect(path) as db:
         db.execute("UPDATE transcripts_sessions SET title='forged', message_count=9 WHERE session_id=?", (forged,))
-    with pytest.raises(CorruptStore, match="listing row differs"):
-        Transcripts.open(path).verify(forged)
+    forger = Transcripts.open(path)
+    for read in (forger.sessions, partial(forger.verify, forged)):  # the row's seal no longer matches it
+        with pytest.raises(CorruptStore, match="does not match its seal"):
+            read()
+    forger.close()
+    other.close()

@@ -11,7 +11,8 @@ import os
 import re
 
 from engine.errors import InvalidArgument
-from engine.store._backend import Backend, ClosedBackend, Record, SessionRow, StoredSnapshot
+from engine.store._backend import Backend, ClosedBackend
+from engine.store._chain import genesis, head_of, links
 from engine.store._codec import (
     Snapshot,
     decode_event,
@@ -20,6 +21,7 @@ from engine.store._codec import (
     encode_event,
     encode_snapshot,
 )
+from engine.store._records import Record, SessionRow, StoredSnapshot
 
 __all__ = [
     "Backend",
@@ -33,6 +35,9 @@ __all__ = [
     "decode_snapshot",
     "encode_event",
     "encode_snapshot",
+    "genesis",
+    "head_of",
+    "links",
     "open_backend",
 ]
 
@@ -46,15 +51,18 @@ def open_backend(
     table_prefix: str = "transcripts",
     synchronous: str = "full",
     lock_timeout: int = 10,
+    seal_key: bytes | None = None,
 ) -> Backend:
     if not isinstance(table_prefix, str) or not _PREFIX.fullmatch(table_prefix):
         raise InvalidArgument(
             f"table_prefix must be 1-40 lowercase letters, digits or underscores, got {table_prefix!r}"
         )
+    if seal_key is not None and (not isinstance(seal_key, bytes) or len(seal_key) < 16):
+        raise InvalidArgument("seal_key must be bytes, at least 16 of them (for example os.urandom(32))")
     if target is None or target == ":memory:":
         from engine.store._memory import open_memory
 
-        return open_memory()
+        return open_memory(seal_key)
     if isinstance(target, os.PathLike):
         target = os.fspath(target)
     if not isinstance(target, str) or not target:
@@ -65,7 +73,7 @@ def open_backend(
     if target.startswith(("postgresql://", "postgres://")):
         from engine.store._postgres import open_postgres
 
-        return open_postgres(target, prefix=table_prefix, lock_timeout=lock_timeout)
+        return open_postgres(target, prefix=table_prefix, lock_timeout=lock_timeout, seal_key=seal_key)
     scheme = _SCHEME.match(target)
     if scheme:
         raise InvalidArgument(
@@ -74,4 +82,10 @@ def open_backend(
         )
     from engine.store._sqlite import open_sqlite
 
-    return open_sqlite(target, prefix=table_prefix, synchronous=synchronous, lock_timeout=lock_timeout)  # type: ignore[arg-type]
+    return open_sqlite(
+        target,
+        prefix=table_prefix,
+        synchronous=synchronous,  # type: ignore[arg-type]
+        lock_timeout=lock_timeout,
+        seal_key=seal_key,
+    )

@@ -13,38 +13,16 @@ and nowhere else.
 from __future__ import annotations
 
 import abc
+import hmac
 import sqlite3
 from collections.abc import Sequence
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
 from eventsourcing import persistence as es
 
 from engine.errors import ConcurrentWriteError, CorruptStore, SessionExists, StorageError, StorageUnavailable
-
-
-class Record(NamedTuple):
-    """One stored event: its version in the session, type name and bytes."""
-
-    version: int
-    topic: str
-    state: bytes
-
-
-class SessionRow(NamedTuple):
-    """The listing row kept for every session (times are ISO-8601 UTC text)."""
-
-    session_id: str
-    title: str | None
-    created_at: str
-    updated_at: str
-    message_count: int
-    revision: str
-    version: int
-
-
-class StoredSnapshot(NamedTuple):
-    version: int
-    state: bytes
+from engine.store._chain import seal_of
+from engine.store._records import Record, SessionRow, StoredSnapshot
 
 
 class Backend(abc.ABC):
@@ -141,15 +119,20 @@ class ClosedBackend(Backend):
         return self._where
 
 
-_ROW_TYPES: tuple[type | tuple[type, ...], ...] = (str, (str, type(None)), str, str, int, str, int)
+_ROW_TYPES: tuple[type | tuple[type, ...], ...] = (str, (str, type(None)), str, str, int, str, int, str, str)
 
 
-def _checked(row: SessionRow) -> SessionRow:
-    """A listing row with the types it was written with (SQLite keeps any
-    value in any column, so a damaged file can hold a text version)."""
+def _checked(row: SessionRow, key: bytes | None) -> SessionRow:
+    """A listing row as it was written: the types it was written with (SQLite
+    keeps any value in any column) and a seal that matches every field."""
     for value, kind in zip(row, _ROW_TYPES, strict=True):
         if not isinstance(value, kind) or isinstance(value, bool):
             raise CorruptStore(f"the listing row of session {row.session_id!r} is damaged: {value!r} is misplaced")
+    if not hmac.compare_digest(seal_of(row, key), row.seal):
+        raise CorruptStore(
+            f"the listing row of session {row.session_id!r} does not match its seal: it was altered"
+            + ("" if key is None else " (or the store was opened with another seal key)")
+        )
     return row
 
 
@@ -201,14 +184,18 @@ class translated_errors:
 class RecorderBackend(Backend):
     """A ``Backend`` over one eventsourcing application recorder."""
 
-    def __init__(self, recorder: SummaryRecorder, where: str, *, on_close: Any = None) -> None:
+    def __init__(
+        self, recorder: SummaryRecorder, where: str, *, on_close: Any = None, seal_key: bytes | None = None
+    ) -> None:
         self._recorder = recorder
         self._where = where
         self._on_close = on_close
+        self._key = seal_key
 
     def append(
         self, session_id: str, records: Sequence[Record], row: SessionRow, snapshot: StoredSnapshot | None = None
     ) -> None:
+        row = row._replace(seal=seal_of(row, self._key))
         with translated_errors("append", self._where, session_id, records[0].version):
             self._recorder.insert_records(session_id, records, row, snapshot)
 
@@ -226,12 +213,13 @@ class RecorderBackend(Backend):
 
     def session_rows(self) -> list[SessionRow]:
         with translated_errors("list sessions", self._where):
-            return [_checked(row) for row in self._recorder.select_sessions()]
+            rows = self._recorder.select_sessions()
+        return [_checked(row, self._key) for row in rows]
 
     def session_row(self, session_id: str) -> SessionRow | None:
         with translated_errors("read a listing row", self._where):
             row = self._recorder.select_session(session_id)
-        return None if row is None else _checked(row)
+        return None if row is None else _checked(row, self._key)
 
     def describe(self) -> str:
         return self._where

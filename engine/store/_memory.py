@@ -10,7 +10,8 @@ from typing import Any
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.popo import POPOApplicationRecorder
 
-from engine.store._backend import Record, RecorderBackend, SessionRow, StoredSnapshot
+from engine.store._backend import RecorderBackend
+from engine.store._records import Record, SessionRow, StoredSnapshot
 
 
 class MemoryRecorder(POPOApplicationRecorder):
@@ -30,8 +31,7 @@ class MemoryRecorder(POPOApplicationRecorder):
         ids = super()._update_table(stored_events, **kwargs)
         row: SessionRow | None = kwargs.get("session_row")
         if row is not None:
-            previous = self._sessions.get(row.session_id)
-            self._sessions[row.session_id] = row if previous is None else row._replace(created_at=previous.created_at)
+            self._sessions[row.session_id] = row
         snapshot: StoredSnapshot | None = kwargs.get("snapshot")
         if snapshot is not None and row is not None:
             self._snapshots.setdefault(row.session_id, []).append(snapshot)  # versions only grow
@@ -73,5 +73,5 @@ class MemoryRecorder(POPOApplicationRecorder):
         return rows
 
 
-def open_memory() -> RecorderBackend:
-    return RecorderBackend(MemoryRecorder(), "memory")
+def open_memory(seal_key: bytes | None = None) -> RecorderBackend:
+    return RecorderBackend(MemoryRecorder(), "memory", seal_key=seal_key)

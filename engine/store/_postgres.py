@@ -6,6 +6,7 @@ from __future__ import annotations
 import getpass
 import zlib
 from collections.abc import Sequence
+from typing import Any
 
 import psycopg
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
@@ -14,13 +15,24 @@ from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier, Literal
 
 from engine.errors import InvalidArgument, StorageError, StorageUnavailable
-from engine.store._backend import Record, RecorderBackend, SessionRow, StoredSnapshot, translated_errors
+from engine.store._backend import RecorderBackend, translated_errors
+from engine.store._chain import sealed_row
+from engine.store._records import Record, SessionRow, StoredSnapshot
+
+_ROW_COLUMNS = "session_id, title, created_at, updated_at, message_count, revision, version, head, seal"
 
 
 class PostgresRecorder(PostgresApplicationRecorder):
     def __init__(
-        self, datastore: PostgresDatastore, prefix: str, *, lock_timeout: float = 10.0, statement_timeout: float = 60.0
+        self,
+        datastore: PostgresDatastore,
+        prefix: str,
+        *,
+        lock_timeout: float = 10.0,
+        statement_timeout: float = 60.0,
+        seal_key: bytes | None = None,
     ) -> None:
+        self._seal_key = seal_key
         super().__init__(datastore, events_table_name=f"{prefix}_events")
         # Bounds on one append: waiting for the table lock, and each statement.
         # Exceeded, PostgreSQL cancels the statement and the append fails with
@@ -35,7 +47,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
             SQL(
                 "CREATE TABLE IF NOT EXISTS {}.{} (session_id text PRIMARY KEY, title text, "
                 "created_at text NOT NULL, updated_at text NOT NULL, message_count bigint NOT NULL, "
-                "revision text NOT NULL, version bigint NOT NULL)"
+                "revision text NOT NULL, version bigint NOT NULL, head text NOT NULL, seal text NOT NULL)"
             ).format(schema, sessions),
             SQL(
                 "CREATE TABLE IF NOT EXISTS {}.{} (session_id text NOT NULL, "
@@ -43,11 +55,13 @@ class PostgresRecorder(PostgresApplicationRecorder):
             ).format(schema, snapshots),
         ]
         self._upsert_session = SQL(
-            "INSERT INTO {}.{} AS s (session_id, title, created_at, updated_at, message_count, "
-            "revision, version) VALUES (%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (session_id) DO UPDATE "
+            "INSERT INTO {}.{} AS s (" + _ROW_COLUMNS + ") VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s) "
+            "ON CONFLICT (session_id) DO UPDATE "
             "SET title=excluded.title, updated_at=excluded.updated_at, "
-            "message_count=excluded.message_count, revision=excluded.revision, version=excluded.version"
+            "message_count=excluded.message_count, revision=excluded.revision, version=excluded.version, "
+            "head=excluded.head, seal=excluded.seal"
         ).format(schema, sessions)
+        self._sessions_name = f"{prefix}_sessions"
         self._select_snapshot = SQL(
             "SELECT version, state FROM {}.{} WHERE session_id=%s AND version<=%s ORDER BY version DESC LIMIT 1"
         ).format(schema, snapshots)
@@ -61,14 +75,12 @@ class PostgresRecorder(PostgresApplicationRecorder):
             "SELECT originator_version, topic, state FROM {}.{} WHERE originator_id=%s "
             "AND originator_version>%s AND originator_version<=%s ORDER BY originator_version"
         ).format(schema, Identifier(self.events_table_name))
-        self._select_session = SQL(
-            "SELECT session_id, title, created_at, updated_at, message_count, revision, version "
-            "FROM {}.{} WHERE session_id=%s"
-        ).format(schema, sessions)
-        self._select_sessions = SQL(
-            "SELECT session_id, title, created_at, updated_at, message_count, revision, version "
-            "FROM {}.{} ORDER BY created_at, session_id"
-        ).format(schema, sessions)
+        self._select_session = SQL("SELECT " + _ROW_COLUMNS + " FROM {}.{} WHERE session_id=%s").format(
+            schema, sessions
+        )
+        self._select_sessions = SQL("SELECT " + _ROW_COLUMNS + " FROM {}.{} ORDER BY created_at, session_id").format(
+            schema, sessions
+        )
 
     def create_table(self) -> None:
         # Serialise schema creation between processes opening a new store at
@@ -81,6 +93,34 @@ class PostgresRecorder(PostgresApplicationRecorder):
         with psycopg.connect(**params, autocommit=True) as conn:
             conn.execute("SELECT pg_advisory_lock(%s)", (key,))
             super().create_table()
+            self._seal_unsealed_rows(conn)
+
+    def _seal_unsealed_rows(self, conn: psycopg.Connection[Any]) -> None:
+        """Give a store written before rows were sealed its chain heads and
+        seals, once, in one transaction: when the columns are added. A row
+        with an empty seal is never sealed later: that is damage."""
+        schema = self.datastore.schema
+        with conn.transaction(), conn.cursor(row_factory=tuple_row) as cursor:
+            found = cursor.execute(
+                "SELECT 1 FROM information_schema.columns "
+                "WHERE table_schema=%s AND table_name=%s AND column_name='seal'",
+                (schema, self._sessions_name),
+            ).fetchone()
+            if found is not None:
+                return
+            table = SQL("{}.{}").format(Identifier(schema), Identifier(self._sessions_name))
+            cursor.execute(
+                SQL("ALTER TABLE {} ADD COLUMN head text NOT NULL DEFAULT '', "
+                    "ADD COLUMN seal text NOT NULL DEFAULT ''").format(table)
+            )
+            for values in cursor.execute(SQL("SELECT " + _ROW_COLUMNS + " FROM {}").format(table)).fetchall():
+                legacy = SessionRow(*values)
+                records = cursor.execute(self._select_records, (legacy.session_id, 0, legacy.version)).fetchall()
+                row = sealed_row(legacy, (Record(v, t, bytes(b)) for v, t, b in records), self._seal_key)
+                cursor.execute(
+                    SQL("UPDATE {} SET head=%s, seal=%s WHERE session_id=%s").format(table),
+                    (row.head, row.seal, row.session_id),
+                )
 
     def insert_records(
         self, session_id: str, records: Sequence[Record], row: SessionRow, snapshot: StoredSnapshot | None
@@ -133,7 +173,13 @@ class PostgresRecorder(PostgresApplicationRecorder):
 
 
 def open_postgres(
-    dsn: str, *, prefix: str, connect_timeout: float = 5.0, pool_size: int = 2, lock_timeout: float = 10.0
+    dsn: str,
+    *,
+    prefix: str,
+    connect_timeout: float = 5.0,
+    pool_size: int = 2,
+    lock_timeout: float = 10.0,
+    seal_key: bytes | None = None,
 ) -> RecorderBackend:
     try:
         params = conninfo_to_dict(dsn)
@@ -157,7 +203,7 @@ def open_postgres(
         originator_id_type="text",
     )
     try:
-        recorder = PostgresRecorder(datastore, prefix, lock_timeout=lock_timeout)
+        recorder = PostgresRecorder(datastore, prefix, lock_timeout=lock_timeout, seal_key=seal_key)
         with translated_errors("open", where):
             recorder.create_table()
     except StorageError as exc:
@@ -166,4 +212,4 @@ def open_postgres(
     except Exception as exc:  # psycopg_pool.PoolTimeout and friends on a dead server
         datastore.close()
         raise StorageUnavailable(f"cannot reach PostgreSQL at {where}: {exc}") from None
-    return RecorderBackend(recorder, where, on_close=datastore.close)
+    return RecorderBackend(recorder, where, on_close=datastore.close, seal_key=seal_key)

@@ -25,9 +25,12 @@ from eventsourcing.sqlite import (
 )
 
 from engine.errors import InvalidArgument, StorageError, StorageUnavailable
-from engine.store._backend import Record, RecorderBackend, SessionRow, StoredSnapshot, translated_errors
+from engine.store._backend import RecorderBackend, translated_errors
+from engine.store._chain import sealed_row
+from engine.store._records import Record, SessionRow, StoredSnapshot
 
 Synchronous = Literal["full", "normal", "off"]
+_ROW_COLUMNS = "session_id, title, created_at, updated_at, message_count, revision, version, head, seal"
 _SYNCHRONOUS: tuple[str, ...] = ("full", "normal", "off")
 
 
@@ -88,22 +91,22 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
 
     datastore: _Datastore
 
-    def __init__(self, datastore: _Datastore, prefix: str) -> None:
+    def __init__(self, datastore: _Datastore, prefix: str, seal_key: bytes | None = None) -> None:
+        self._seal_key = seal_key
         self._writer: sqlite3.Connection | None = None
         self._writer_lock = threading.Lock()
         self.sessions_table = f"{prefix}_sessions"
         self.snapshots_table = f"{prefix}_snapshots"
         super().__init__(datastore, events_table_name=f"{prefix}_events")
         self._upsert_session = (
-            f"INSERT INTO {self.sessions_table} (session_id, title, created_at, updated_at, "
-            "message_count, revision, version) VALUES (?,?,?,?,?,?,?) "
+            f"INSERT INTO {self.sessions_table} ({_ROW_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?) "
             "ON CONFLICT (session_id) DO UPDATE SET title=excluded.title, "
             "updated_at=excluded.updated_at, message_count=excluded.message_count, "
-            "revision=excluded.revision, version=excluded.version"
+            "revision=excluded.revision, version=excluded.version, head=excluded.head, seal=excluded.seal"
         )
         self._update_session = (
             f"UPDATE {self.sessions_table} SET title=?, updated_at=?, "
-            "message_count=?, revision=?, version=? WHERE session_id=?"
+            "message_count=?, revision=?, version=?, head=?, seal=? WHERE session_id=?"
         )
         self._insert_snapshot = f"INSERT INTO {self.snapshots_table} (session_id, version, state) VALUES (?,?,?)"
         self._select_records = (
@@ -117,11 +120,44 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
             f"CREATE TABLE IF NOT EXISTS {self.sessions_table} ("
             "session_id TEXT PRIMARY KEY, title TEXT, created_at TEXT NOT NULL, "
             "updated_at TEXT NOT NULL, message_count INTEGER NOT NULL, "
-            "revision TEXT NOT NULL, version INTEGER NOT NULL) WITHOUT ROWID",
+            "revision TEXT NOT NULL, version INTEGER NOT NULL, head TEXT NOT NULL, seal TEXT NOT NULL) WITHOUT ROWID",
             f"CREATE TABLE IF NOT EXISTS {self.snapshots_table} ("
             "session_id TEXT NOT NULL, version INTEGER NOT NULL, state BLOB NOT NULL, "
             "PRIMARY KEY (session_id, version)) WITHOUT ROWID",
         ]
+
+    def create_table(self) -> None:
+        super().create_table()
+        self._seal_unsealed_rows()
+
+    def _seal_unsealed_rows(self) -> None:
+        """Give a store written before rows were sealed its chain heads and
+        seals, once, in one transaction: when the columns are added. A row
+        with an empty seal is never sealed later: that is damage."""
+        with self._writer_lock:
+            connection = self.datastore.pool.connect()
+            try:
+                connection.execute("BEGIN IMMEDIATE")
+                try:
+                    columns = {row[1] for row in connection.execute(f"PRAGMA table_info({self.sessions_table})")}
+                    if "seal" not in columns:
+                        for column in ("head", "seal"):
+                            connection.execute(
+                                f"ALTER TABLE {self.sessions_table} ADD COLUMN {column} TEXT NOT NULL DEFAULT ''"
+                            )
+                        legacy = connection.execute(f"SELECT {_ROW_COLUMNS} FROM {self.sessions_table}").fetchall()
+                        for found in legacy:
+                            records = connection.execute(
+                                self._select_records, (found[0], 0, found[6])
+                            ).fetchall()
+                            row = sealed_row(SessionRow(*found), map(Record._make, records), self._seal_key)
+                            connection.execute(self._update_session, (*row[1:2], *row[3:], row.session_id))
+                    connection.execute("COMMIT")
+                except BaseException:
+                    connection.execute("ROLLBACK")
+                    raise
+            finally:
+                connection.close()
 
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         # eventsourcing's entry point, kept working for its own tools.
@@ -145,7 +181,10 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
                     if row is not None:
                         # The row exists after creation, so a plain UPDATE does; an
                         # upsert costs more on every append.
-                        changes = (row.title, row.updated_at, row.message_count, row.revision, row.version, session_id)
+                        changes = (
+                            row.title, row.updated_at, row.message_count, row.revision, row.version, row.head,
+                            row.seal, session_id,
+                        )
                         if records[0].version == 1 or not execute(self._update_session, changes).rowcount:
                             execute(self._upsert_session, row)
                         if snapshot is not None:
@@ -200,8 +239,7 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
     def select_session(self, session_id: str) -> SessionRow | None:
         with self.datastore.transaction(commit=False) as c:
             c.execute(
-                "SELECT session_id, title, created_at, updated_at, message_count, revision, version "
-                f"FROM {self.sessions_table} WHERE session_id=?",
+                f"SELECT {_ROW_COLUMNS} FROM {self.sessions_table} WHERE session_id=?",
                 (session_id,),
             )
             found = c.fetchone()
@@ -210,8 +248,7 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
     def select_sessions(self) -> list[SessionRow]:
         with self.datastore.transaction(commit=False) as c:
             c.execute(
-                "SELECT session_id, title, created_at, updated_at, message_count, revision, version "
-                f"FROM {self.sessions_table} ORDER BY created_at, session_id"
+                f"SELECT {_ROW_COLUMNS} FROM {self.sessions_table} ORDER BY created_at, session_id"
             )
             return [SessionRow(*row) for row in c.fetchall()]
 
@@ -224,12 +261,12 @@ def _database_uri(path: str) -> str:
 
 
 def open_sqlite(
-    path: str, *, prefix: str, synchronous: Synchronous = "full", lock_timeout: int = 10
+    path: str, *, prefix: str, synchronous: Synchronous = "full", lock_timeout: int = 10, seal_key: bytes | None = None
 ) -> RecorderBackend:
     if synchronous not in _SYNCHRONOUS:
         raise InvalidArgument(f"synchronous must be one of {_SYNCHRONOUS}, got {synchronous!r}")
     datastore = _Datastore(_database_uri(path), synchronous=synchronous, lock_timeout=lock_timeout)
-    recorder = SQLiteRecorder(datastore, prefix)
+    recorder = SQLiteRecorder(datastore, prefix, seal_key)
     try:
         with translated_errors("open", path):
             recorder.create_table()
@@ -240,4 +277,4 @@ def open_sqlite(
         recorder.close_writer()
         datastore.close()
 
-    return RecorderBackend(recorder, path, on_close=close)
+    return RecorderBackend(recorder, path, on_close=close, seal_key=seal_key)

@@ -1,0 +1,38 @@
+"""The rows a backend stores: records (events), listing rows, snapshots."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+__all__ = ["Record", "SessionRow", "StoredSnapshot"]
+
+
+class Record(NamedTuple):
+    """One stored event: its version in the session, type name and bytes."""
+
+    version: int
+    topic: str
+    state: bytes
+
+
+class SessionRow(NamedTuple):
+    """The listing row kept for every session (times are ISO-8601 UTC text).
+
+    ``head`` is the hex link of the session's last record (see
+    ``engine.store._chain``); ``seal`` covers every other field and is set
+    and checked by the backend, so callers leave it empty."""
+
+    session_id: str
+    title: str | None
+    created_at: str
+    updated_at: str
+    message_count: int
+    revision: str
+    version: int
+    head: str
+    seal: str = ""
+
+
+class StoredSnapshot(NamedTuple):
+    version: int
+    state: bytes

@@ -1,0 +1,323 @@
+"""Tampering with a store, as an adversarial tester did: edit, delete, swap
+and truncate events, forge listing rows, flip random bytes. Every read after
+it either raises an engine error or returns exactly what it returned before:
+never a silently different answer.
+
+The expected answers are the store's own reads *before* the damage, taken
+from an untouched copy, so each case compares two states of the same data.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import sqlite3
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from engine import CorruptStore, EngineError, Message, Transcripts, Usage
+from engine.store import genesis, head_of
+
+Reads = dict[str, Any]
+
+
+def _session_view(state: Any) -> Any:
+    return (
+        state.id, state.version, state.revision, msgspec.to_builtins(list(state.messages)),
+        msgspec.to_builtins(state.usage), dict(state.metadata), state.title, state.created_at, state.updated_at,
+    )
+
+
+def _reads(store: Transcripts, ids: list[str]) -> Reads:
+    """Every read the public API offers, each either its value or its error type."""
+    calls: dict[str, Callable[[], Any]] = {"sessions": lambda: msgspec.to_builtins(store.sessions())}
+    for sid in ids:
+        calls[f"get {sid}"] = partial(lambda s: _session_view(store.get(s)), sid)
+        calls[f"history {sid}"] = partial(lambda s: msgspec.to_builtins(store.history(s)), sid)
+        calls[f"revisions {sid}"] = partial(lambda s: msgspec.to_builtins(store.revisions(s)), sid)
+        calls[f"verify {sid}"] = partial(lambda s: _session_view(store.verify(s)), sid)
+        calls[f"time travel {sid}"] = partial(
+            lambda s: [_session_view(store.get(s, at=v)) for v in range(1, store.get(s).version + 1)], sid
+        )
+    results: Reads = {}
+    for name, call in calls.items():
+        try:
+            results[name] = call()
+        except EngineError as exc:
+            results[name] = ("error", type(exc).__name__)
+    return results
+
+
+def _silent_differences(before: Reads, after: Reads) -> list[str]:
+    return [
+        name for name, value in after.items()
+        if not (isinstance(value, tuple) and value[:1] == ("error",)) and value != before[name]
+    ]
+
+
+def _build(path: Path) -> list[str]:
+    """Two sessions past a snapshot (default interval 100), with usage,
+    metadata, a title, a rewrite and a fork."""
+    store = Transcripts.open(str(path))
+    first = store.create(title="first", metadata={"team": "a"}, actor="alice")
+    for n in range(60):
+        store.append(first, Message.user(f"question {n}"), Message.assistant(f"answer {n}"), actor="alice")
+        store.record_usage(first, Usage(input=n, output=2 * n))
+    store.set_title(first, "renamed")
+    store.update_metadata(first, {"stage": 2})
+    store.rewrite(first, 3, 4, [Message.user("edited question")], reason="edit")
+    child = store.fork_at(first, 10)
+    store.append(child, Message.user("in the fork"))
+    store.close()
+    return [first, child]
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str], Reads]:
+    path = tmp_path_factory.mktemp("pristine") / "store.db"
+    ids = _build(path)
+    store = Transcripts.open(str(path))
+    reads = _reads(store, ids)
+    store.close()
+    assert not any(isinstance(v, tuple) and v[:1] == ("error",) for v in reads.values()), reads
+    return path, ids, reads
+
+
+def _damaged_copy(pristine: tuple[Path, list[str], Reads], tmp_path: Path, damage: Callable[..., None]) -> Reads:
+    path, ids, _ = pristine
+    copy = tmp_path / "damaged.db"
+    shutil.copy(path, copy)
+    with sqlite3.connect(copy) as db:
+        damage(db, ids)
+    db.close()
+    store = Transcripts.open(str(copy))
+    try:
+        return _reads(store, ids)
+    finally:
+        store.close()
+
+
+def _edit_event(db: sqlite3.Connection, sid: str, version: int, change: Callable[[dict[str, Any]], None]) -> None:
+    (state,) = db.execute(
+        "SELECT state FROM transcripts_events WHERE originator_id=? AND originator_version=?", (sid, version)
+    ).fetchone()
+    event = json.loads(state)
+    change(event)
+    db.execute(
+        "UPDATE transcripts_events SET state=? WHERE originator_id=? AND originator_version=?",
+        (json.dumps(event, separators=(",", ":")).encode(), sid, version),
+    )
+
+
+def _first_version_of(db: sqlite3.Connection, sid: str, kind: str) -> int:
+    for version, state in db.execute(
+        "SELECT originator_version, state FROM transcripts_events WHERE originator_id=? ORDER BY originator_version",
+        (sid,),
+    ):
+        if json.loads(state)["kind"] == kind:
+            return int(version)
+    raise AssertionError(f"no {kind} in {sid}")
+
+
+def _set_text(event: dict[str, Any]) -> None:
+    event["messages"][0]["blocks"][0]["text"] = "forged text"
+
+
+def _set_usage(event: dict[str, Any]) -> None:
+    event["usage"]["input"] = 10**6
+
+
+def _set_at(event: dict[str, Any]) -> None:
+    event["at"] = "2020-01-01T00:00:00Z"
+
+
+def _set_actor(event: dict[str, Any]) -> None:
+    event["actor"] = "mallory"
+
+
+def _set_message_id(event: dict[str, Any]) -> None:
+    event["messages"][0]["id"] = "msg_forged"
+
+
+def _set_title(event: dict[str, Any]) -> None:
+    event["title"] = "forged title"
+
+
+def _set_metadata(event: dict[str, Any]) -> None:
+    event["set"] = {"stage": 99}
+
+
+EDITS: dict[str, tuple[str, int | None, Callable[[dict[str, Any]], None]]] = {
+    # name: (event kind, version or None for the first of that kind, change)
+    "message text before the snapshot": ("messages_appended", 2, _set_text),
+    "message text after the snapshot": ("messages_appended", 110, _set_text),
+    "message id": ("messages_appended", 20, _set_message_id),
+    "usage": ("usage_recorded", None, _set_usage),
+    "event time": ("usage_recorded", 50, _set_at),
+    "actor": ("messages_appended", 40, _set_actor),
+    "title": ("title_changed", None, _set_title),
+    "metadata": ("metadata_changed", None, _set_metadata),
+    "rewrite text": ("messages_rewritten", None, _set_text),
+}
+
+
+@pytest.mark.parametrize("edit", sorted(EDITS))
+def test_an_edited_event_never_reads_back_as_truth(
+    pristine: tuple[Path, list[str], Reads], tmp_path: Path, edit: str
+) -> None:
+    kind, version, change = EDITS[edit]
+
+    def damage(db: sqlite3.Connection, ids: list[str]) -> None:
+        _edit_event(db, ids[0], version or _first_version_of(db, ids[0], kind), change)
+
+    after = _damaged_copy(pristine, tmp_path, damage)
+    assert _silent_differences(pristine[2], after) == []
+    assert after[f"get {pristine[1][0]}"] == ("error", "CorruptStore")
+    assert after[f"history {pristine[1][0]}"] == ("error", "CorruptStore")
+    assert after[f"verify {pristine[1][0]}"] == ("error", "CorruptStore")
+
+
+def _delete_middle(db: sqlite3.Connection, ids: list[str]) -> None:
+    db.execute("DELETE FROM transcripts_events WHERE originator_id=? AND originator_version=30", (ids[0],))
+
+
+def _delete_last(db: sqlite3.Connection, ids: list[str]) -> None:
+    (last,) = db.execute(
+        "SELECT max(originator_version) FROM transcripts_events WHERE originator_id=?", (ids[0],)
+    ).fetchone()
+    db.execute("DELETE FROM transcripts_events WHERE originator_id=? AND originator_version>=?", (ids[0], last - 2))
+
+
+def _delete_last_and_roll_back_the_row(db: sqlite3.Connection, ids: list[str]) -> None:
+    # Also rewrites the listing row's version and message count (not the seal).
+    _delete_last(db, ids)
+    db.execute("UPDATE transcripts_sessions SET version=version-3 WHERE session_id=?", (ids[0],))
+
+
+def _swap(db: sqlite3.Connection, ids: list[str]) -> None:
+    rows = db.execute(
+        "SELECT originator_version, state FROM transcripts_events WHERE originator_id=? "
+        "AND originator_version IN (10, 12)", (ids[0],)
+    ).fetchall()
+    (v1, s1), (v2, s2) = rows
+    for version, state in ((v1, s2), (v2, s1)):
+        db.execute(
+            "UPDATE transcripts_events SET state=? WHERE originator_id=? AND originator_version=?",
+            (state, ids[0], version),
+        )
+
+
+def _forge_row(db: sqlite3.Connection, ids: list[str]) -> None:
+    db.execute("UPDATE transcripts_sessions SET title='forged', message_count=9 WHERE session_id=?", (ids[0],))
+
+
+def _forge_fork_source(db: sqlite3.Connection, ids: list[str]) -> None:
+    _edit_event(db, ids[0], 2, _set_text)  # inside the fork's shared history
+
+
+STRUCTURAL = {
+    "delete a middle event": _delete_middle,
+    "delete the last events": _delete_last,
+    "delete the last events and roll the row back": _delete_last_and_roll_back_the_row,
+    "swap two events": _swap,
+    "forge the listing row": _forge_row,
+    "edit the history a fork shares": _forge_fork_source,
+}
+
+
+@pytest.mark.parametrize("damage", sorted(STRUCTURAL))
+def test_structural_tampering_never_reads_back_as_truth(
+    pristine: tuple[Path, list[str], Reads], tmp_path: Path, damage: str
+) -> None:
+    after = _damaged_copy(pristine, tmp_path, STRUCTURAL[damage])
+    assert _silent_differences(pristine[2], after) == []
+    errors = [name for name, value in after.items() if isinstance(value, tuple) and value[:1] == ("error",)]
+    assert errors, "the damage went unnoticed by every read"
+
+
+def test_a_consistent_rewrite_is_caught_by_a_kept_head_hash_or_a_seal_key(tmp_path: Path) -> None:
+    """Someone who can write to the store and recomputes the chain and the
+    row seal passes default reads; a head hash kept outside the store, or a
+    seal key, still catches it."""
+    path = tmp_path / "store.db"
+    store = Transcripts.open(str(path))
+    sid = store.create()
+    store.append(sid, Message.user("the truth"))
+    kept = store.head_hash(sid)
+    store.close()
+
+    def rewrite_consistently(db: sqlite3.Connection) -> None:
+        _edit_event(db, sid, 2, _set_text)
+        records = db.execute(
+            "SELECT originator_version, topic, state FROM transcripts_events WHERE originator_id=? "
+            "ORDER BY originator_version", (sid,)
+        ).fetchall()
+        from engine.store import Record, SessionRow
+        from engine.store._chain import seal_of
+
+        head = head_of(genesis(sid), [Record(*r) for r in records]).hex()
+        row = db.execute("SELECT * FROM transcripts_sessions WHERE session_id=?", (sid,)).fetchone()
+        forged = SessionRow(*row[:7], head)
+        db.execute(
+            "UPDATE transcripts_sessions SET head=?, seal=? WHERE session_id=?", (head, seal_of(forged, None), sid)
+        )
+
+    with sqlite3.connect(path) as db:
+        rewrite_consistently(db)
+    db.close()
+    reopened = Transcripts.open(str(path))
+    # The revision chain over message content still catches this edit...
+    with pytest.raises(CorruptStore):
+        reopened.get(sid)
+    # ...and the kept head hash catches any consistent rewrite of the log.
+    with pytest.raises(CorruptStore, match="kept head hash"):
+        reopened.verify(sid, head_hash=kept)
+    reopened.close()
+
+
+def test_a_seal_key_refuses_rows_sealed_without_it(tmp_path: Path) -> None:
+    key = b"k" * 32
+    path = str(tmp_path / "store.db")
+    store = Transcripts.open(path, seal_key=key)
+    sid = store.create(title="sealed")
+    store.append(sid, Message.user("hi"))
+    kept = store.head_hash(sid)
+    store.close()
+    with pytest.raises(CorruptStore, match="seal"):
+        Transcripts.open(path).sessions()  # someone without the key
+    again = Transcripts.open(path, seal_key=key)
+    assert again.verify(sid, head_hash=kept).title == "sealed"
+    assert [info.title for info in again.sessions()] == ["sealed"]
+    again.close()
+
+
+def test_random_byte_flips_never_read_back_as_different_data(
+    pristine: tuple[Path, list[str], Reads], tmp_path: Path
+) -> None:
+    # 300 trials of 1-4 random bit flips gave 15-26 silently different reads.
+    path, ids, before = pristine
+    data = path.read_bytes()
+    rng = random.Random(20261129)
+    different: list[str] = []
+    for trial in range(60):
+        damaged = bytearray(data)
+        for _ in range(rng.randint(1, 4)):
+            damaged[rng.randrange(len(damaged))] ^= 1 << rng.randrange(8)
+        copy = tmp_path / f"flip-{trial}.db"
+        copy.write_bytes(damaged)
+        try:
+            store = Transcripts.open(str(copy))
+        except EngineError:
+            continue
+        try:
+            after = _reads(store, ids)
+        finally:
+            store.close()
+        different += [f"trial {trial}: {name}" for name in _silent_differences(before, after)]
+    assert different == []
