@@ -19,6 +19,7 @@ from engine.content import Message, unicode_error
 from engine.errors import (
     ConcurrentWriteError,
     CorruptStore,
+    EventTooLarge,
     InvalidArgument,
     InvalidMessage,
     InvalidRewriteRange,
@@ -61,6 +62,8 @@ from engine.store import (
 from engine.transcript import Session, check_shape, evolve, fold, forked
 
 _MAX_ID = 200
+#: The largest stored event a store accepts unless opened with another ``max_event_bytes``.
+DEFAULT_MAX_EVENT_BYTES = 16 << 20
 _MAX_FORK_DEPTH = 10_000
 
 
@@ -68,13 +71,25 @@ class _Base:
     """State and internals of a store; the public methods live in the mixins
     (``engine._branching``, ``engine._ingesting``) and in ``engine.app``."""
 
-    def __init__(self, backend: Backend, *, snapshot_interval: int | None = 100, cache_size: int = 1024) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        snapshot_interval: int | None = 100,
+        cache_size: int = 1024,
+        max_event_bytes: int | None = DEFAULT_MAX_EVENT_BYTES,
+    ) -> None:
         if snapshot_interval is not None and (
             not isinstance(snapshot_interval, int) or isinstance(snapshot_interval, bool) or snapshot_interval < 1
         ):
             raise InvalidArgument(f"snapshot_interval must be a positive int or None, got {snapshot_interval!r}")
         if not isinstance(cache_size, int) or cache_size < 1:
             raise InvalidArgument(f"cache_size must be a positive int, got {cache_size!r}")
+        if max_event_bytes is not None and (
+            not isinstance(max_event_bytes, int) or isinstance(max_event_bytes, bool) or max_event_bytes < 1024
+        ):
+            raise InvalidArgument(f"max_event_bytes must be an int of at least 1024, or None, got {max_event_bytes!r}")
+        self._max_event_bytes = max_event_bytes
         self._backend = backend
         self._snapshot_interval = snapshot_interval
         self._cache_size = cache_size
@@ -276,9 +291,17 @@ class _Base:
         events one by one), else the fold of the events."""
         version = state.version if state is not None else 0
         records, numbered = [], []
+        limit = self._max_event_bytes
         for event in events:
             version += 1
-            records.append(Record(version, *encode_event(event)))
+            topic, data = encode_event(event)
+            if limit is not None and len(data) > limit:
+                raise EventTooLarge(
+                    f"session {session_id!r}: this write would store a {type(event).__name__} event of "
+                    f"{len(data):,} bytes, over the store's max_event_bytes ({limit:,}); nothing was written. "
+                    "Split it into smaller calls, or open the store with a larger max_event_bytes"
+                )
+            records.append(Record(version, topic, data))
             numbered.append((version, event))
         new_state = result or fold(session_id, numbered, start=state, verify=False, known=known)
         assert new_state is not None and new_state.version == version

@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 
 from engine._base import (
+    DEFAULT_MAX_EVENT_BYTES,
     _check_actor,
     _check_metadata,
     _check_optional_str,
@@ -107,6 +108,7 @@ class Transcripts(_Branching, _Ingesting):
         synchronous: str = "full",
         lock_timeout: int = 10,
         seal_key: bytes | None = None,
+        max_event_bytes: int | None = DEFAULT_MAX_EVENT_BYTES,
     ) -> Transcripts:
         """Open a store: in memory (no argument), a SQLite file, or PostgreSQL.
 
@@ -122,13 +124,18 @@ class Transcripts(_Branching, _Ingesting):
         kept outside the store): seal listing rows with an HMAC under that key
         instead of a plain SHA-256, so that even someone who can write to the
         store and knows the algorithm cannot alter a session unnoticed; every
-        opening of the store must then pass the same key.
+        opening of the store must then pass the same key. ``max_event_bytes``
+        (default 16 MiB; ``None``: no limit): a write that would store a larger
+        event (one ``append`` call is one event) is refused with
+        :class:`EventTooLarge` before anything is sent.
         """
         backend = open_backend(
             target, table_prefix=table_prefix, synchronous=synchronous, lock_timeout=lock_timeout, seal_key=seal_key
         )
         try:
-            return cls(backend, snapshot_interval=snapshot_interval, cache_size=cache_size)
+            return cls(
+                backend, snapshot_interval=snapshot_interval, cache_size=cache_size, max_event_bytes=max_event_bytes
+            )
         except BaseException:
             backend.close()
             raise

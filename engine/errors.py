@@ -12,6 +12,7 @@ __all__ = [
     "ConcurrentWriteError",
     "CorruptStore",
     "EngineError",
+    "EventTooLarge",
     "InvalidArgument",
     "InvalidForkPoint",
     "InvalidMessage",
@@ -37,6 +38,11 @@ class EngineError(Exception):
 
 class InvalidArgument(EngineError, ValueError):
     """A caller passed a value the engine cannot accept; nothing was written."""
+
+
+class EventTooLarge(InvalidArgument):
+    """One write would store an event larger than the store's
+    ``max_event_bytes``; it was refused before anything was sent."""
 
 
 class InvalidMessage(InvalidArgument):

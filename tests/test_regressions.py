@@ -172,3 +172,24 @@ def test_events_removed_from_the_end_or_a_forged_listing_row_never_read_as_healt
             read()
     forger.close()
     other.close()
+
+
+def test_an_event_over_max_event_bytes_is_refused_before_anything_is_sent(stores: StoreFactory) -> None:
+    # A 50 MB append used to hang PostgreSQL; now the store refuses it at once
+    # (the default limit is 16 MiB) and writes nothing; the limit is a setting.
+    from engine import EventTooLarge
+
+    store = stores.open()
+    sid = store.create()
+    store.append(sid, Message.user("kept"))
+    with pytest.raises(EventTooLarge, match="max_event_bytes"):
+        store.append(sid, Message.user("x" * (50 << 20)))
+    small = stores.open(max_event_bytes=64 << 10)
+    with pytest.raises(EventTooLarge):
+        small.append(sid, *[Message.user("y" * 1000) for _ in range(100)])  # one call is one event
+    small.append(sid, *[Message.user("y" * 1000) for _ in range(10)])
+    with pytest.raises(InvalidArgument, match="max_event_bytes"):
+        stores.open(max_event_bytes=0)
+    fresh = stores.open()
+    assert [m.text[:4] for m in fresh.get(sid).messages] == ["kept"] + ["yyyy"] * 10
+    assert fresh.verify(sid).version == 3
