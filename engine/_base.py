@@ -48,16 +48,17 @@ from engine.revisions import (
 )
 from engine.store import (
     Backend,
+    Chain,
     Record,
     SessionRow,
     Snapshot,
     StoredSnapshot,
+    chain_of,
     decode_events,
     decode_snapshot,
     encode_event,
     encode_snapshot,
-    genesis,
-    head_of,
+    extended,
 )
 from engine.transcript import Session, check_shape, evolve, fold, forked
 
@@ -95,8 +96,8 @@ class _Base:
         self._cache_size = cache_size
         self._cache: OrderedDict[str, Session] = OrderedDict()
         self._realtime: dict[str, tuple[int, RealtimeState]] = {}
-        # The chain link after each cached head's last record: (version, link).
-        self._links: dict[str, tuple[int, bytes]] = {}
+        # The record chain after each cached head's last record: (version, chain).
+        self._chains: dict[str, tuple[int, Chain]] = {}
         self._lock = threading.RLock()
 
     def get(self, session_id: str, at: int | str | datetime | None = None) -> Session:
@@ -134,7 +135,7 @@ class _Base:
     def _decoded(self, session_id: str, records: Sequence[Record]) -> Iterator[tuple[int, Event]]:
         return iter(decode_events(session_id, records))
 
-    def _log(self, session_id: str) -> tuple[SessionRow, list[Record]]:
+    def _log(self, session_id: str) -> tuple[SessionRow, list[Record], Chain]:
         """Every record of the session up to its listing row's version, checked
         against the chain head sealed in that row: what every read starts from.
 
@@ -149,9 +150,9 @@ class _Base:
                     raise CorruptStore(f"session {session_id!r} has events but no listing row")
                 raise SessionNotFound(session_id)
             records = self._backend.read(session_id, upto=row.version)
-            problem = _chain_problem(session_id, row, records)
+            problem, chain = _chain_problem(session_id, row, records)
             if not problem:
-                return row, records
+                return row, records, chain
             if self._backend.session_row(session_id) == row:
                 break
         raise CorruptStore(problem)
@@ -168,9 +169,9 @@ class _Base:
         without re-hashing their messages; the result is cross-checked against
         the snapshot, then the rest is verified. A fork starts from its
         source's state at the fork point (loaded the same way)."""
-        row, records = self._log(session_id)
+        row, records, chain = self._log(session_id)
         if upto is None:
-            self._links[session_id] = (row.version, bytes.fromhex(row.head))
+            self._chains[session_id] = (row.version, chain)
         else:
             records = records[:upto]
         events = decode_events(session_id, records)
@@ -223,13 +224,13 @@ class _Base:
         if len(cache) > self._cache_size:
             evicted, _ = cache.popitem(last=False)
             self._realtime.pop(evicted, None)  # its ingestion state is rebuilt from the log when needed
-            self._links.pop(evicted, None)
+            self._chains.pop(evicted, None)
         return state
 
     def _forget(self, session_id: str) -> None:
         self._cache.pop(session_id, None)
         self._realtime.pop(session_id, None)
-        self._links.pop(session_id, None)
+        self._chains.pop(session_id, None)
 
     def _head(self, session_id: str) -> Session:
         """The newest state, caught up with what other writers stored: the
@@ -238,31 +239,32 @@ class _Base:
         if not isinstance(session_id, str):
             raise InvalidArgument(f"session id must be a str, got {type(session_id).__name__}")
         state = self._cache.get(session_id)
-        known = self._links.get(session_id)
+        known = self._chains.get(session_id)
         if state is not None and known is not None and known[0] == state.version:
             row = self._backend.session_row(session_id)
             if row is not None and row.version >= state.version:
                 if row.version == state.version:
-                    if row.head == known[1].hex():
+                    if row.head == known[1].digest().hex():
                         return self._remember(state)
                 else:
                     newer = self._backend.read(session_id, after=state.version, upto=row.version)
-                    if len(newer) == row.version - state.version and head_of(known[1], newer).hex() == row.head:
+                    chain = extended(known[1], newer)
+                    if len(newer) == row.version - state.version and chain.digest().hex() == row.head:
                         caught_up = fold(session_id, self._decoded(session_id, newer), start=state)
                         assert caught_up is not None
-                        self._links[session_id] = (row.version, bytes.fromhex(row.head))
+                        self._chains[session_id] = (row.version, chain)
                         return self._remember(caught_up)
         # Not cached, or the log no longer extends the cached head (an erasure
         # re-linked it, or it is damaged): a full load tells which.
         self._forget(session_id)
         return self._remember(self._load(session_id))
 
-    def _link_of(self, state: Session) -> bytes:
-        """The chain link after the last record of ``state`` (a cached head)."""
-        known = self._links.get(state.id)
+    def _chain_of(self, state: Session) -> Chain:
+        """The record chain after the last record of ``state`` (a cached head)."""
+        known = self._chains.get(state.id)
         if known is not None and known[0] == state.version:
             return known[1]
-        return head_of(genesis(state.id), self._records(state.id, state.version))
+        return extended(chain_of(state.id), self._records(state.id, state.version))
 
     def _head_for_write(self, session_id: str, expected: tuple[bytes, str] | None) -> Session:
         """The state to write on. Uses the cache without a round trip; a stale
@@ -307,10 +309,10 @@ class _Base:
         assert new_state is not None and new_state.version == version
         updated = new_state.updated_at.isoformat()
         created = updated if new_state.created_at == new_state.updated_at else new_state.created_at.isoformat()
-        head = head_of(genesis(session_id) if state is None else self._link_of(state), records)
+        chain = extended(chain_of(session_id) if state is None else self._chain_of(state), records)
         row = SessionRow(
             session_id, new_state.title, created, updated, len(new_state.messages), new_state.revision,
-            new_state.version, head.hex(),
+            new_state.version, chain.digest().hex(),
         )
         snapshot = None
         interval = self._snapshot_interval
@@ -321,7 +323,7 @@ class _Base:
         except ConcurrentWriteError:
             self._forget(session_id)  # reload on the next call, so a retry succeeds
             raise
-        self._links[session_id] = (new_state.version, head)
+        self._chains[session_id] = (new_state.version, chain)
         return self._remember(new_state)
 
     def _state_at(self, session_id: str, version: int, *, use_snapshot: bool = True) -> Session:
@@ -422,22 +424,24 @@ def _stamped(messages: Iterable[object], where: str) -> list[Message]:
     return stamped
 
 
-def _chain_problem(session_id: str, row: SessionRow, records: Sequence[Record]) -> str:
+def _chain_problem(session_id: str, row: SessionRow, records: Sequence[Record]) -> tuple[str, Chain]:
     """What is wrong with a session's records (read up to its listing row's
-    version) against the chain head sealed in the row; empty if nothing."""
+    version) against the chain head sealed in the row (empty if nothing),
+    and the chain over them."""
+    chain = extended(chain_of(session_id), records)
     if not records:
-        return f"session {session_id!r} is listed at version {row.version}, but has no events"
+        return f"session {session_id!r} is listed at version {row.version}, but has no events", chain
     if records[-1].version < row.version:
         return (
             f"session {session_id!r}: the log ends at version {records[-1].version}, but its listing row "
             f"says {row.version}: events were removed from the end"
-        )
-    if len(records) != row.version or head_of(genesis(session_id), records).hex() != row.head:
+        ), chain
+    if len(records) != row.version or chain.digest().hex() != row.head:
         return (
             f"session {session_id!r}: its events do not match the chain head of its listing row: "
             "an event was altered, removed, inserted or reordered"
-        )
-    return ""
+        ), chain
+    return "", chain
 
 
 def _message_id() -> str:

@@ -56,7 +56,6 @@ from engine.store import (
     SessionRow,
     Snapshot,
     decode_snapshot,
-    genesis,
     head_of,
     open_backend,
 )
@@ -294,7 +293,7 @@ class Transcripts(_Branching, _Ingesting):
         still holds exactly what it held then, in the same order."""
         with self._lock:
             head = self._head(session_id)
-            return f"{head.version}:{self._link_of(head).hex()}"
+            return f"{head.version}:{self._chain_of(head).digest().hex()}"
 
     def verify(self, session_id: str, *, head_hash: str | None = None) -> Session:
         """Audit one session: check its log against its chain head, replay the
@@ -305,7 +304,7 @@ class Transcripts(_Branching, _Ingesting):
         consistently by someone who could write to the store. Returns the
         verified head; raises :class:`CorruptStore` on any disagreement."""
         kept = _parse_head_hash(head_hash) if head_hash is not None else None
-        listed, records = self._log(session_id)
+        listed, records, _ = self._log(session_id)
         if kept is not None:
             version, link = kept
             if version > len(records):
@@ -313,7 +312,7 @@ class Transcripts(_Branching, _Ingesting):
                     f"session {session_id!r} ends at version {len(records)}, before the kept head at version "
                     f"{version}: events were removed"
                 )
-            if head_of(genesis(session_id), records[:version]) != link:
+            if head_of(session_id, records[:version]) != link:
                 raise CorruptStore(
                     f"session {session_id!r}: its first {version} events no longer match the kept head hash: "
                     "the log was altered (or re-linked by an erasure since)"

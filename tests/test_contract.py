@@ -280,11 +280,11 @@ def _forge(store: Transcripts, sid: str, records: list[Record], snapshot: Stored
     """Store hostile records straight through the storage contract, with a
     listing row whose chain head matches them: as someone who can write to
     the store and knows the algorithm would. Deeper checks must still catch them."""
-    from engine.store import genesis, head_of
+    from engine.store import head_of
 
     head = store.get(sid)
     created, updated = head.created_at.isoformat(), head.updated_at.isoformat()
-    chain = head_of(genesis(sid), [*store._backend.read(sid), *records])
+    chain = head_of(sid, [*store._backend.read(sid), *records])
     row = SessionRow(
         sid, head.title, created, updated, len(head.messages), head.revision, records[-1].version, chain.hex()
     )

@@ -22,7 +22,7 @@ import msgspec
 import pytest
 
 from engine import CorruptStore, EngineError, Message, Transcripts, Usage
-from engine.store import genesis, head_of
+from engine.store import head_of
 
 Reads = dict[str, Any]
 
@@ -261,7 +261,7 @@ def test_a_consistent_rewrite_is_caught_by_a_kept_head_hash_or_a_seal_key(tmp_pa
         from engine.store import Record, SessionRow
         from engine.store._chain import seal_of
 
-        head = head_of(genesis(sid), [Record(*r) for r in records]).hex()
+        head = head_of(sid, [Record(*r) for r in records]).hex()
         row = db.execute("SELECT * FROM transcripts_sessions WHERE session_id=?", (sid,)).fetchone()
         forged = SessionRow(*row[:7], head)
         db.execute(

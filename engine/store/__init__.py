@@ -12,7 +12,7 @@ import re
 
 from engine.errors import InvalidArgument
 from engine.store._backend import Backend, ClosedBackend
-from engine.store._chain import genesis, head_of, links
+from engine.store._chain import Chain, chain_of, extended, head_of
 from engine.store._codec import (
     Snapshot,
     decode_event,
@@ -25,19 +25,20 @@ from engine.store._records import Record, SessionRow, StoredSnapshot
 
 __all__ = [
     "Backend",
+    "Chain",
     "ClosedBackend",
     "Record",
     "SessionRow",
     "Snapshot",
     "StoredSnapshot",
+    "chain_of",
     "decode_event",
     "decode_events",
     "decode_snapshot",
     "encode_event",
     "encode_snapshot",
-    "genesis",
+    "extended",
     "head_of",
-    "links",
     "open_backend",
 ]
 
