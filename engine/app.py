@@ -25,6 +25,7 @@ from engine._base import (
     _stamped,
 )
 from engine._branching import Diff, _Branching
+from engine._erasing import _Erasing
 from engine._ingesting import IngestOutcome, OutOfBandResponse, Pending, _Ingesting
 from engine.content import Message, ToolResult, Usage
 from engine.errors import (
@@ -35,6 +36,7 @@ from engine.events import (
     CONTENT_EVENTS,
     Event,
     MessagesAppended,
+    MessagesErased,
     MessagesRewritten,
     MetadataChanged,
     RealtimePendingResolved,
@@ -88,7 +90,7 @@ class HistoryEntry(msgspec.Struct, frozen=True, kw_only=True):
     event: Any  # the typed event itself (an ``engine.events`` Struct)
 
 
-class Transcripts(_Branching, _Ingesting):
+class Transcripts(_Branching, _Ingesting, _Erasing):
     """A store of sessions, each an append-only log of typed events.
 
     Open one with :meth:`open`. Every method is safe to call from several
@@ -362,6 +364,8 @@ def _clip(text: str, width: int = 40) -> str:
 
 def _gist(message: Message) -> str:
     """A few words about a message for a timeline line."""
+    if message.erased is not None:
+        return "(erased)"
     if message.text:
         return repr(_clip(message.text, 30))
     parts = [f"calls {use.name}" for use in message.tool_uses]
@@ -391,6 +395,10 @@ def _summary(event: Event) -> str:
         return f"realtime {inner.__struct_config__.tag} {about}".rstrip()
     if isinstance(event, RealtimePendingResolved):
         return f"pending realtime items resolved ({event.policy})"
+    if isinstance(event, MessagesErased):
+        count = len(event.message_ids)
+        why = event.reason + (f" ({_clip(event.note, 40)})" if event.note else "")
+        return f"{why}: {count} message{'s' if count != 1 else ''} erased from {len(event.versions)} stored events"
     if isinstance(event, UsageRecorded):
         return f"usage +{event.usage.input} in, +{event.usage.output} out"
     if isinstance(event, MetadataChanged):

@@ -191,6 +191,9 @@ class Message(
     is part of the canonical content, so neither changes the digest.
     ``incomplete`` marks a message whose generation stopped early (a cancelled
     or interrupted response); it is content, so it is part of the digest.
+    ``erased`` is set only on the placeholder that ``Transcripts.erase``
+    leaves: no blocks, and the digest the content had (so revisions still
+    verify); build messages without it.
     """
 
     role: Role
@@ -198,6 +201,7 @@ class Message(
     id: str | None = None
     provider_item_id: str | None = None
     incomplete: bool = False
+    erased: str | None = None
 
     def __post_init__(self) -> None:
         allowed = _ALLOWED_BLOCKS.get(self.role)
@@ -213,12 +217,30 @@ class Message(
         for block in self.blocks:
             if not isinstance(block, allowed):
                 self._refuse_block(allowed)
-        if not self.blocks and self.role == "tool_results":
+        if self.erased is not None:
+            self._check_erased()
+        elif not self.blocks and self.role == "tool_results":
             raise InvalidMessage("a tool_results message needs at least one ToolResult")
         if self.id is not None:
             _require_str(self.id, "Message.id")
         if self.provider_item_id is not None:
             _require_str(self.provider_item_id, "Message.provider_item_id")
+
+    def _check_erased(self) -> None:
+        digest = self.erased
+        if not (isinstance(digest, str) and len(digest) == 71 and digest.startswith("sha256:")) or any(
+            c not in "0123456789abcdef" for c in digest[7:]
+        ):
+            raise InvalidMessage(f"Message.erased is the erased content's digest ('sha256:<64 hex>'), got {digest!r}")
+        if self.blocks or self.incomplete:
+            raise InvalidMessage("an erased message keeps no content: no blocks, not incomplete")
+
+    def erasure(self) -> Message:
+        """The placeholder left where this message's content was erased: same
+        role and ids, no content, and this message's digest."""
+        if self.erased is not None:
+            return self
+        return Message(role=self.role, id=self.id, provider_item_id=self.provider_item_id, erased=self.digest)
 
     def _refuse_block(self, allowed: tuple[type[_Block], ...]) -> None:
         index, block = next((i, b) for i, b in enumerate(self.blocks) if not isinstance(b, allowed))
@@ -267,13 +289,19 @@ class Message(
 
     def canonical_bytes(self) -> bytes:
         """Sorted-key JSON of the content: role, blocks and the incomplete
-        marker when set; no ids."""
+        marker when set; no ids. An erased placeholder has no content left:
+        its role and the erased digest."""
+        if self.erased is not None:
+            return _CANONICAL.encode({"role": self.role, "erased": self.erased})
         if self.incomplete:
             return _CANONICAL.encode({"role": self.role, "blocks": self.blocks, "incomplete": True})
         return _CANONICAL.encode({"role": self.role, "blocks": self.blocks})
 
     def digest_bytes(self) -> bytes:
-        """SHA-256 of :meth:`canonical_bytes` (32 raw bytes)."""
+        """SHA-256 of :meth:`canonical_bytes` (32 raw bytes); for an erased
+        placeholder, the digest its content had."""
+        if self.erased is not None:
+            return bytes.fromhex(self.erased[7:])
         return hashlib.sha256(self.canonical_bytes()).digest()
 
     @property

@@ -24,6 +24,7 @@ __all__ = [
     "RevisionConflict",
     "RevisionNotFound",
     "SessionExists",
+    "SessionHasForks",
     "SessionNotFound",
     "StorageError",
     "StorageUnavailable",
@@ -112,6 +113,19 @@ class SessionExists(EngineError):
             "choose another id or omit session_id to get a fresh one"
         )
         self.session_id = session_id
+
+
+class SessionHasForks(EngineError):
+    """``delete`` was asked to remove a session that other sessions were
+    forked from (they read their shared history from its log); nothing was
+    deleted. Pass ``with_forks=True`` to delete them too."""
+
+    def __init__(self, session_id: str, forks: list[str]) -> None:
+        self.session_id, self.forks = session_id, forks
+        super().__init__(
+            f"session {session_id!r} has forks that read their history from it: {forks}; nothing was deleted. "
+            "Delete them first, or pass with_forks=True to delete them with it"
+        )
 
 
 class RevisionConflict(EngineError):

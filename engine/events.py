@@ -24,6 +24,7 @@ __all__ = [
     "Event",
     "EventType",
     "MessagesAppended",
+    "MessagesErased",
     "MessagesRewritten",
     "MetadataChanged",
     "RealtimePendingResolved",
@@ -122,6 +123,20 @@ class RealtimeRecorded(_EventBase, frozen=True, kw_only=True, tag="realtime_reco
     provider: str | None = None
 
 
+class MessagesErased(_EventBase, frozen=True, kw_only=True, tag="messages_erased"):
+    """Content erased from this session's stored events (never the content
+    itself): the messages' ids and the digests their content had, the
+    versions whose stored bytes were rewritten, why, and the chain head the
+    log had before (heads kept from before the erasure no longer verify)."""
+
+    message_ids: tuple[str, ...]
+    digests: tuple[str, ...]
+    versions: tuple[int, ...]
+    reason: str
+    note: str | None = None
+    previous_head: str
+
+
 class RealtimePendingResolved(_EventBase, frozen=True, kw_only=True, tag="realtime_pending_resolved"):
     """Items stuck in ingestion were placed or dropped by an explicit rule."""
 
@@ -130,7 +145,7 @@ class RealtimePendingResolved(_EventBase, frozen=True, kw_only=True, tag="realti
 
 #: Reason kinds the engine itself uses; callers may add their own
 #: (lowercase words joined by underscores).
-REASON_KINDS = ("edit", "compaction", "redaction", "restore", "truncation", "provider_deleted")
+REASON_KINDS = ("edit", "compaction", "redaction", "restore", "truncation", "provider_deleted", "erasure")
 
 
 Event: TypeAlias = (
@@ -143,6 +158,7 @@ Event: TypeAlias = (
     | TitleChanged
     | RealtimeRecorded
     | RealtimePendingResolved
+    | MessagesErased
 )
 
 #: The events that set a session's revision (each records the revision after it).
@@ -181,6 +197,7 @@ EVENT_TYPES: dict[str, EventType] = {
         EventType("TitleChanged", TitleChanged, 1),
         EventType("RealtimeRecorded", RealtimeRecorded, 1),
         EventType("RealtimePendingResolved", RealtimePendingResolved, 1),
+        EventType("MessagesErased", MessagesErased, 1),
     )
 }
 

@@ -19,6 +19,7 @@ from engine.errors import CorruptStore, InvalidTranscriptShape
 from engine.events import (
     Event,
     MessagesAppended,
+    MessagesErased,
     MessagesRewritten,
     MetadataChanged,
     RealtimePendingResolved,
@@ -242,8 +243,8 @@ def fold(
             metadata.update(event.set)
         elif isinstance(event, TitleChanged):
             title = event.title
-        elif isinstance(event, (RealtimeRecorded, RealtimePendingResolved)):
-            pass  # ingestion state only: what they materialised follows as its own events
+        elif isinstance(event, (RealtimeRecorded, RealtimePendingResolved, MessagesErased)):
+            pass  # ingestion state, or an audit record: no change to the state itself
         else:
             raise CorruptStore(f"session {session_id!r}: {type(event).__name__} again at version {number}")
         updated = event.at
@@ -318,8 +319,12 @@ def check_shape(messages: Sequence[Message], start: int, stop: int) -> None:
     last = min(len(messages), stop + 1)
     for index in range(first, last):
         message = messages[index]
+        previous = messages[index - 1] if index else None
+        if message.erased is not None:
+            continue  # erased content cannot be checked; it was checked when it was written
         if message.role == "tool_results":
-            previous = messages[index - 1] if index else None
+            if previous is not None and previous.erased is not None:
+                continue
             expected = [use.id for use in previous.tool_uses] if previous is not None else []
             answered = [block.tool_use_id for block in message.blocks if isinstance(block, ToolResult)]
             if not expected:
@@ -332,7 +337,10 @@ def check_shape(messages: Sequence[Message], start: int, stop: int) -> None:
                     f"message {index} answers tool uses {sorted(answered)}, but message {index - 1} "
                     f"made {sorted(expected)}; results must cover exactly those ids, once each"
                 )
-        elif message.tool_uses and index + 1 < len(messages) and messages[index + 1].role != "tool_results":
+        elif (
+            message.tool_uses and index + 1 < len(messages) and messages[index + 1].role != "tool_results"
+            and messages[index + 1].erased is None
+        ):
             raise InvalidTranscriptShape(
                 f"message {index} makes tool uses, but message {index + 1} is a {messages[index + 1].role} "
                 "message, not their tool_results"

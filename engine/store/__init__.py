@@ -21,13 +21,14 @@ from engine.store._codec import (
     encode_event,
     encode_snapshot,
 )
-from engine.store._records import Record, SessionRow, StoredSnapshot
+from engine.store._records import Record, Rewrite, SessionRow, StoredSnapshot
 
 __all__ = [
     "Backend",
     "Chain",
     "ClosedBackend",
     "Record",
+    "Rewrite",
     "SessionRow",
     "Snapshot",
     "StoredSnapshot",

@@ -22,7 +22,7 @@ from eventsourcing import persistence as es
 
 from engine.errors import ConcurrentWriteError, CorruptStore, SessionExists, StorageError, StorageUnavailable
 from engine.store._chain import seal_of
-from engine.store._records import Record, SessionRow, StoredSnapshot
+from engine.store._records import Record, Rewrite, SessionRow, StoredSnapshot
 
 
 class Backend(abc.ABC):
@@ -59,6 +59,18 @@ class Backend(abc.ABC):
         """One session's listing row, if it has one."""
 
     @abc.abstractmethod
+    def rewrite(self, changes: Sequence[Rewrite]) -> None:
+        """Erasure: apply every change in one transaction (``ConcurrentWriteError``
+        if an appended version is taken; then nothing is written), then make
+        the replaced bytes unrecoverable from the store where the backend can
+        (SQLite: secure delete and a truncating WAL checkpoint)."""
+
+    @abc.abstractmethod
+    def delete(self, session_ids: Sequence[str]) -> None:
+        """Remove the sessions' records, listing rows and snapshots in one
+        transaction, then make their bytes unrecoverable as ``rewrite`` does."""
+
+    @abc.abstractmethod
     def describe(self) -> str:
         """Where the data lives, for messages (no password)."""
 
@@ -82,6 +94,10 @@ class SummaryRecorder(Protocol):
     def select_sessions(self) -> list[SessionRow]: ...
 
     def select_session(self, session_id: str) -> SessionRow | None: ...
+
+    def rewrite_records(self, changes: Sequence[Rewrite]) -> None: ...
+
+    def delete_sessions(self, session_ids: Sequence[str]) -> None: ...
 
 
 class ClosedBackend(Backend):
@@ -113,6 +129,12 @@ class ClosedBackend(Backend):
         raise self._closed()
 
     def session_row(self, session_id: str) -> SessionRow | None:
+        raise self._closed()
+
+    def rewrite(self, changes: Sequence[Rewrite]) -> None:
+        raise self._closed()
+
+    def delete(self, session_ids: Sequence[str]) -> None:
         raise self._closed()
 
     def describe(self) -> str:
@@ -220,6 +242,17 @@ class RecorderBackend(Backend):
         with translated_errors("read a listing row", self._where):
             row = self._recorder.select_session(session_id)
         return None if row is None else _checked(row, self._key)
+
+    def rewrite(self, changes: Sequence[Rewrite]) -> None:
+        changes = [change._replace(row=change.row._replace(seal=seal_of(change.row, self._key))) for change in changes]
+        first = next((change for change in changes if change.appended), None)
+        session_id, version = (first.session_id, first.appended[0].version) if first else (None, 0)
+        with translated_errors("erase", self._where, session_id, version):
+            self._recorder.rewrite_records(changes)
+
+    def delete(self, session_ids: Sequence[str]) -> None:
+        with translated_errors("delete", self._where):
+            self._recorder.delete_sessions(session_ids)
 
     def describe(self) -> str:
         return self._where

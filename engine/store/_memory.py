@@ -7,11 +7,11 @@ import bisect
 from collections.abc import Sequence
 from typing import Any
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.popo import POPOApplicationRecorder
 
 from engine.store._backend import RecorderBackend
-from engine.store._records import Record, SessionRow, StoredSnapshot
+from engine.store._records import Record, Rewrite, SessionRow, StoredSnapshot
 
 
 class MemoryRecorder(POPOApplicationRecorder):
@@ -36,6 +36,33 @@ class MemoryRecorder(POPOApplicationRecorder):
         if snapshot is not None and row is not None:
             self._snapshots.setdefault(row.session_id, []).append(snapshot)  # versions only grow
         return ids
+
+    def rewrite_records(self, changes: Sequence[Rewrite]) -> None:
+        with self._database_lock:
+            for change in changes:  # checked first: all or nothing
+                index = self._stored_events_index.get(change.session_id, {})
+                for record in change.appended:
+                    if record.version in index:
+                        raise IntegrityError(f"version {record.version} of {change.session_id!r} is taken")
+                if any(record.version not in index for record in change.replaced):
+                    raise IntegrityError(f"a replaced record of {change.session_id!r} does not exist")
+            for change in changes:
+                index = self._stored_events_index[change.session_id]
+                for version, topic, state in change.replaced:
+                    self._stored_events[index[version]] = StoredEvent(change.session_id, version, topic, state)
+                self._update_table(
+                    [StoredEvent(change.session_id, *record) for record in change.appended], session_row=change.row
+                )
+
+    def delete_sessions(self, session_ids: Sequence[str]) -> None:
+        with self._database_lock:
+            for session_id in session_ids:
+                index = self._stored_events_index.pop(session_id, {})
+                for version, position in index.items():
+                    # The position stays taken (eventsourcing numbers notifications by it); the bytes go.
+                    self._stored_events[position] = StoredEvent(session_id, version, "", b"")
+                self._sessions.pop(session_id, None)
+                self._snapshots.pop(session_id, None)
 
     def select_records(self, session_id: str, after: int, upto: int | None) -> list[Record]:
         # Versions are dense from 1, so a range is sliced, not scanned (the

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import psycopg
+from eventsourcing.persistence import IntegrityError
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import tuple_row
@@ -17,7 +18,7 @@ from psycopg.sql import SQL, Identifier, Literal
 from engine.errors import InvalidArgument, StorageError, StorageUnavailable
 from engine.store._backend import RecorderBackend, translated_errors
 from engine.store._chain import sealed_row
-from engine.store._records import Record, SessionRow, StoredSnapshot
+from engine.store._records import Record, Rewrite, SessionRow, StoredSnapshot
 
 _ROW_COLUMNS = "session_id, title, created_at, updated_at, message_count, revision, version, head, seal"
 
@@ -62,6 +63,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
             "head=excluded.head, seal=excluded.seal"
         ).format(schema, sessions)
         self._sessions_name = f"{prefix}_sessions"
+        self._snapshots_name = f"{prefix}_snapshots"
         self._select_snapshot = SQL(
             "SELECT version, state FROM {}.{} WHERE session_id=%s AND version<=%s ORDER BY version DESC LIMIT 1"
         ).format(schema, snapshots)
@@ -143,6 +145,53 @@ class PostgresRecorder(PostgresApplicationRecorder):
             curs.execute(self._upsert_session, tuple(row), prepare=True)
             if snapshot is not None:
                 curs.execute(self._insert_snapshot, (row.session_id, snapshot.version, snapshot.state), prepare=True)
+
+    def rewrite_records(self, changes: Sequence[Rewrite]) -> None:
+        events = Identifier(self.events_table_name)
+        schema = Identifier(self.datastore.schema)
+        replace = SQL(
+            "UPDATE {}.{} SET topic=%s, state=%s WHERE originator_id=%s AND originator_version=%s"
+        ).format(schema, events)
+        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+            curs.execute(self._timeouts)
+            for lock_statement in self.lock_table_statements:
+                curs.execute(lock_statement, prepare=True)
+            for change in changes:
+                for version, topic, state in change.replaced:
+                    curs.execute(replace, (topic, state, change.session_id, version))
+                    if curs.rowcount != 1:
+                        raise IntegrityError(f"record {version} of {change.session_id!r} changed meanwhile")
+                if change.appended:
+                    appended = [self.construct_pg_stored_event(change.session_id, *r) for r in change.appended]
+                    curs.execute(self.insert_events_statement, (appended,))
+                curs.execute(self._upsert_session, tuple(change.row), prepare=True)
+        self._vacuum()
+
+    def delete_sessions(self, session_ids: Sequence[str]) -> None:
+        schema = Identifier(self.datastore.schema)
+        tables = (
+            (Identifier(self.events_table_name), "originator_id"),
+            (Identifier(self._snapshots_name), "session_id"),
+            (Identifier(self._sessions_name), "session_id"),
+        )
+        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+            curs.execute(self._timeouts)
+            for lock_statement in self.lock_table_statements:
+                curs.execute(lock_statement, prepare=True)
+            for table, column in tables:
+                curs.execute(
+                    SQL("DELETE FROM {}.{} WHERE {} = ANY(%s)").format(schema, table, Identifier(column)),
+                    (list(session_ids),),
+                )
+        self._vacuum()
+
+    def _vacuum(self) -> None:
+        """Remove the dead row versions an erasure left (VACUUM cannot run
+        inside a transaction, so on a connection of its own)."""
+        params = dict(self.datastore.pool.kwargs or {})  # type: ignore[arg-type]
+        with psycopg.connect(**params, autocommit=True) as conn:
+            for name in (self.events_table_name, self._snapshots_name, self._sessions_name):
+                conn.execute(SQL("VACUUM {}.{}").format(Identifier(self.datastore.schema), Identifier(name)))
 
     def select_records(self, session_id: str, after: int, upto: int | None) -> list[Record]:
         with self.datastore.get_connection() as connection, connection.cursor(row_factory=tuple_row) as cursor:

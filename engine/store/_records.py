@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
-__all__ = ["Record", "SessionRow", "StoredSnapshot"]
+__all__ = ["Record", "Rewrite", "SessionRow", "StoredSnapshot"]
 
 
 class Record(NamedTuple):
@@ -36,3 +37,14 @@ class SessionRow(NamedTuple):
 class StoredSnapshot(NamedTuple):
     version: int
     state: bytes
+
+
+class Rewrite(NamedTuple):
+    """One session's part of an erasure: stored records whose bytes are
+    replaced (same version and type), records appended after the log, and
+    the listing row after both."""
+
+    session_id: str
+    replaced: Sequence[Record]
+    appended: Sequence[Record]
+    row: SessionRow

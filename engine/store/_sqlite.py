@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 import urllib.parse
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -27,7 +28,7 @@ from eventsourcing.sqlite import (
 from engine.errors import InvalidArgument, StorageError, StorageUnavailable
 from engine.store._backend import RecorderBackend, translated_errors
 from engine.store._chain import sealed_row
-from engine.store._records import Record, SessionRow, StoredSnapshot
+from engine.store._records import Record, Rewrite, SessionRow, StoredSnapshot
 
 Synchronous = Literal["full", "normal", "off"]
 _ROW_COLUMNS = "session_id, title, created_at, updated_at, message_count, revision, version, head, seal"
@@ -193,6 +194,68 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
                 except BaseException:
                     execute("ROLLBACK")
                     raise
+            except sqlite3.IntegrityError as exc:
+                raise IntegrityError(exc) from exc
+            except sqlite3.OperationalError as exc:
+                raise OperationalError(exc) from exc
+            except sqlite3.Error as exc:
+                raise PersistenceError(exc) from exc
+
+    def rewrite_records(self, changes: Sequence[Rewrite]) -> None:
+        replace = f"UPDATE {self.events_table_name} SET topic=?, state=? WHERE originator_id=? AND originator_version=?"
+
+        def apply(execute: Any) -> None:
+            for change in changes:
+                for version, topic, state in change.replaced:
+                    if execute(replace, (topic, state, change.session_id, version)).rowcount != 1:
+                        raise sqlite3.IntegrityError(f"record {version} of {change.session_id!r} changed meanwhile")
+                for version, topic, state in change.appended:
+                    execute(self.insert_events_statement, (change.session_id, version, topic, state))
+                execute(self._upsert_session, change.row)
+
+        self._erasing(apply)
+
+    def delete_sessions(self, session_ids: Sequence[str]) -> None:
+        def apply(execute: Any) -> None:
+            for session_id in session_ids:
+                for table, column in (
+                    (self.events_table_name, "originator_id"), (self.snapshots_table, "session_id"),
+                    (self.sessions_table, "session_id"),
+                ):
+                    execute(f"DELETE FROM {table} WHERE {column}=?", (session_id,))
+
+        self._erasing(apply)
+
+    def _erasing(self, apply: Any) -> None:
+        """Run ``apply(execute)`` in one write transaction with secure delete
+        on (SQLite overwrites the freed content with zeros), then checkpoint
+        the WAL into the file and truncate it, so the old bytes are in
+        neither file. A reader holding an old snapshot delays the checkpoint:
+        it is retried for up to ``lock_timeout``."""
+        with self._writer_lock:
+            if self._writer is None:
+                self._writer = self.datastore.pool.connect()
+            execute = self._writer.execute
+            try:
+                execute("PRAGMA secure_delete=ON")
+                try:
+                    execute("BEGIN IMMEDIATE")
+                    try:
+                        apply(execute)
+                        execute("COMMIT")
+                    except BaseException:
+                        execute("ROLLBACK")
+                        raise
+                finally:
+                    execute("PRAGMA secure_delete=OFF")
+                deadline = time.monotonic() + (self.datastore.pool.lock_timeout or 5)
+                while execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]:
+                    if time.monotonic() > deadline:
+                        raise sqlite3.OperationalError(
+                            "the erasure is committed, but a reader kept the old pages in the WAL file; "
+                            "call again to finish removing them"
+                        )
+                    time.sleep(0.01)
             except sqlite3.IntegrityError as exc:
                 raise IntegrityError(exc) from exc
             except sqlite3.OperationalError as exc:

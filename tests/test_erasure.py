@@ -1,0 +1,224 @@
+"""Erasure and deletion: the content is gone from every read, every stored
+event, and the store's files (SQLite) or tables (PostgreSQL), while
+revisions, snapshots and the chain still verify."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from engine import (
+    CorruptStore,
+    InvalidArgument,
+    Message,
+    SessionHasForks,
+    SessionNotFound,
+    Text,
+    ToolResult,
+    ToolUse,
+    Transcripts,
+)
+from tests.conftest import POSTGRES_DSN, StoreFactory
+
+SECRET = "SSN 078-05-1120 of Ada Q. Example"
+
+
+def _everything(store: Transcripts, sid: str) -> bytes:
+    """Every read of a session, as bytes to search."""
+    head = store.get(sid)
+    parts: list[object] = [
+        list(head.messages), store.history(sid), store.revisions(sid),
+        [list(store.get(sid, at=v).messages) for v in range(1, head.version + 1)],
+        [list(store.revision_messages(sid, c.revision)) for c in store.revisions(sid)],
+        list(store.verify(sid).messages),
+    ]
+    return msgspec.json.encode(parts)
+
+
+def _stored_bytes(stores: StoreFactory) -> bytes:
+    """Everything the backend holds: the SQLite files byte for byte, every
+    column of every PostgreSQL row, or the memory recorder's records."""
+    if stores.kind == "sqlite":
+        return b"".join(path.read_bytes() for path in Path(stores.path).glob("store.db*"))
+    if stores.kind == "postgres":
+        import psycopg
+
+        assert POSTGRES_DSN
+        found = b""
+        with psycopg.connect(POSTGRES_DSN) as conn:
+            for table in ("events", "sessions", "snapshots"):
+                for (row,) in conn.execute(f'SELECT t::text FROM "{stores.prefix}_{table}" AS t'):  # type: ignore[arg-type]
+                    found += row.encode()
+        return found
+    assert stores._memory is not None
+    recorder = stores._memory._recorder  # type: ignore[attr-defined]
+    return b"".join(event.state for event in recorder._stored_events) + repr(recorder._sessions).encode()
+
+
+def _encoded_secret() -> list[bytes]:
+    """The secret as any backend could hold it (PostgreSQL shows bytea as hex)."""
+    raw = SECRET.encode()
+    return [raw, raw.hex().encode(), json.dumps(SECRET).encode()]
+
+
+def _holds_secret(data: bytes) -> bool:
+    return any(form in data for form in _encoded_secret())
+
+
+def test_erase_removes_the_content_everywhere_and_everything_still_verifies(stores: StoreFactory) -> None:
+    store = stores.open(snapshot_interval=3)
+    sid = store.create(title="support")
+    store.append(sid, Message.user("hello"), Message.assistant("hi, how can I help?"))
+    store.append(sid, Message.user(f"my number is {SECRET}"))
+    secret_id = store.get(sid).messages[2].id
+    assert secret_id is not None
+    store.append(sid, Message.assistant("thanks, checking"))
+    fork = store.fork(sid)  # made before: shares the secret through the log
+    store.rewrite(sid, 2, 3, [Message.user("my number is [redacted]")], reason="redaction")
+    revisions_before = [store.get(sid, at=v).revision for v in range(1, store.get(sid).version + 1)]
+    digest = store.get(sid, at=3).messages[2].digest
+    assert _holds_secret(_everything(store, sid)), "the redaction alone keeps the secret in history"
+    assert _holds_secret(_stored_bytes(stores))
+
+    rewritten = store.erase(sid, secret_id, reason="erasure", note="deletion request #42", actor="dpo")
+    assert rewritten == [sid]
+
+    for reader in (store, stores.open()):  # this process's store and a cold one
+        assert not _holds_secret(_everything(reader, sid))
+        assert not _holds_secret(_everything(reader, fork))
+        placeholder = reader.get(sid, at=3).messages[2]
+        assert placeholder.erased == digest and placeholder.blocks == () and placeholder.id == secret_id
+        assert placeholder.role == "user"
+        assert [reader.get(sid, at=v).revision for v in range(1, len(revisions_before) + 1)] == revisions_before
+        assert reader.verify(sid).messages[2].text == "my number is [redacted]"
+        assert reader.get(fork).messages[2].erased == digest
+        audit = reader.history(sid)[-1]
+        assert (audit.kind, audit.actor) == ("messages_erased", "dpo")
+        assert audit.event.message_ids == (secret_id,) and audit.event.digests == (digest,)
+        assert audit.event.reason == "erasure" and audit.event.note == "deletion request #42"
+        assert SECRET not in audit.summary
+    assert not _holds_secret(_stored_bytes(stores))
+    # Idempotent: erasing again changes nothing.
+    assert store.erase(sid, secret_id) == []
+
+
+def test_erase_refuses_unknown_ids_and_changes_nothing(stores: StoreFactory) -> None:
+    store = stores.open()
+    sid = store.create()
+    store.append(sid, Message.user(SECRET))
+    before = store.head_hash(sid)
+    with pytest.raises(InvalidArgument, match="never occur"):
+        store.erase(sid, "msg_nope")
+    with pytest.raises(InvalidArgument):
+        store.erase(sid)
+    with pytest.raises(InvalidArgument):
+        store.erase(sid, store.get(sid).messages[0].id or "", reason="Not A Kind")
+    with pytest.raises(SessionNotFound):
+        store.erase("no-such-session", "msg_x")
+    assert stores.open().head_hash(sid) == before
+    assert _holds_secret(_stored_bytes(stores))
+
+
+def test_a_kept_head_hash_tells_an_erasure_happened(stores: StoreFactory) -> None:
+    store = stores.open()
+    sid = store.create()
+    store.append(sid, Message.user(SECRET))
+    kept = store.head_hash(sid)
+    store.erase(sid, store.get(sid).messages[0].id or "")
+    with pytest.raises(CorruptStore, match="erasure"):
+        store.verify(sid, head_hash=kept)
+    assert store.history(sid)[-1].event.previous_head == kept.split(":")[1]
+    store.verify(sid, head_hash=store.head_hash(sid))
+
+
+def test_erase_in_a_fork_reaches_the_log_it_inherited_from_and_tool_pairs_stay_valid(stores: StoreFactory) -> None:
+    store = stores.open()
+    parent = store.create()
+    call = ToolUse(id="call_1", name="lookup", arguments=json.dumps({"ssn": SECRET}))
+    store.append(parent, Message.user("look me up"), Message.assistant(call))
+    store.append(parent, Message.tool_results(ToolResult(tool_use_id="call_1", content=(Text(text=SECRET),))))
+    child = store.fork(parent)
+    store.append(child, Message.assistant("found you"))
+    ids = [m.id or "" for m in store.get(child).messages[1:3]]
+    assert store.erase(child, *ids) == [parent]
+    assert not _holds_secret(_stored_bytes(stores))
+    fresh = stores.open()
+    assert [m.erased is not None for m in fresh.get(child).messages] == [False, True, True, False]
+    fresh.verify(parent)
+    fresh.verify(child)
+    # The erased pair does not block later changes around it.
+    fresh.rewrite(child, 3, 4, [Message.assistant("found you, Ada")], reason="edit")
+    fresh.fork_at(child, 3)
+
+
+def test_erase_removes_realtime_audit_records_about_the_item(stores: StoreFactory) -> None:
+    store = stores.open()
+    sid = store.create()
+    user = {"id": "item_u", "type": "message", "role": "user", "content": [{"type": "input_audio", "transcript": None}]}
+    reply = {"id": "item_a", "type": "message", "role": "assistant", "status": "in_progress", "content": []}
+    done = {**reply, "status": "completed", "content": [{"type": "output_audio", "transcript": "noted"}]}
+    events = [
+        {"type": "input_audio_buffer.committed", "event_id": "e1", "item_id": "item_u", "previous_item_id": None},
+        {"type": "conversation.item.added", "event_id": "e2", "previous_item_id": None, "item": user},
+        {"type": "conversation.item.input_audio_transcription.delta", "event_id": "e3", "item_id": "item_u",
+         "content_index": 0, "delta": SECRET[:12]},
+        {"type": "conversation.item.input_audio_transcription.completed", "event_id": "e4", "item_id": "item_u",
+         "content_index": 0, "transcript": SECRET},
+        {"type": "response.output_item.added", "event_id": "e5", "response_id": "resp_1", "output_index": 0,
+         "item": reply},
+        {"type": "conversation.item.added", "event_id": "e6", "previous_item_id": "item_u", "item": reply},
+        {"type": "response.output_audio_transcript.delta", "event_id": "e7", "response_id": "resp_1",
+         "item_id": "item_a", "output_index": 0, "content_index": 0, "delta": "noted"},
+        {"type": "response.done", "event_id": "e8", "response": {"id": "resp_1", "status": "completed",
+                                                                "output": [done]}},
+    ]
+    store.ingest_many(sid, events, provider="openai")
+    messages = store.get(sid).messages
+    assert [m.text for m in messages] == [SECRET, "noted"]
+    assert _holds_secret(_stored_bytes(stores))
+    store.erase(sid, messages[0].id or "")
+    assert not _holds_secret(_stored_bytes(stores))
+    assert SECRET[:12].encode() not in _stored_bytes(stores)  # the transcription delta too
+    assert not _holds_secret(_everything(stores.open(), sid))
+    # Redelivery after the erasure is still recognised as a duplicate.
+    again = stores.open()
+    again.ingest_many(sid, events, provider="openai")
+    assert [m.erased is not None for m in again.get(sid).messages] == [True, False]
+
+
+def test_delete_removes_a_session_and_refuses_one_with_forks(stores: StoreFactory) -> None:
+    store = stores.open()
+    keep = store.create(title="other")
+    store.append(keep, Message.user("unrelated"))
+    parent = store.create()
+    store.append(parent, Message.user(SECRET))
+    child = store.fork(parent)
+    grandchild = store.fork(child)
+    with pytest.raises(SessionHasForks) as refused:
+        store.delete(parent)
+    assert sorted(refused.value.forks) == sorted([child, grandchild])
+    assert store.get(child).messages[0].text == SECRET  # nothing was deleted
+    assert sorted(store.delete(parent, with_forks=True)) == sorted([parent, child, grandchild])
+    for reader in (store, stores.open()):
+        for gone in (parent, child, grandchild):
+            with pytest.raises(SessionNotFound):
+                reader.get(gone)
+        assert [info.id for info in reader.sessions()] == [keep]
+        assert reader.verify(keep).messages[0].text == "unrelated"
+    assert not _holds_secret(_stored_bytes(stores))
+    again = store.create(session_id=parent)  # the id is free again
+    assert store.get(again).version == 1
+
+
+def test_a_cached_head_in_another_store_sees_the_erasure(stores: StoreFactory) -> None:
+    if stores.kind == "memory":
+        return  # one process: the same backend is the same cache's source
+    writer, reader = stores.open(), stores.open()
+    sid = writer.create()
+    writer.append(sid, Message.user(SECRET))
+    assert reader.get(sid).messages[0].text == SECRET  # cached in the reader
+    writer.erase(sid, writer.get(sid).messages[0].id or "")
+    assert reader.get(sid).messages[0].erased is not None
