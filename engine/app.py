@@ -306,6 +306,9 @@ class Transcripts(_Branching, _Ingesting, _Erasing):
         consistently by someone who could write to the store. Returns the
         verified head; raises :class:`CorruptStore` on any disagreement."""
         kept = _parse_head_hash(head_hash) if head_hash is not None else None
+        # Snapshots first: each is written with its events, so none is newer
+        # than the log read after them (a concurrent writer's would be).
+        snapshots = self._backend.snapshots(session_id)
         listed, records, _ = self._log(session_id)
         if kept is not None:
             version, link = kept
@@ -328,7 +331,7 @@ class Transcripts(_Branching, _Ingesting, _Erasing):
                 state = evolve(state, session_id, version, event)
             states.append(state)
         assert state is not None
-        for stored in self._backend.snapshots(session_id):
+        for stored in snapshots:
             if not 1 <= stored.version <= len(states) or (
                 decode_snapshot(session_id, stored.state) != Snapshot.of(states[stored.version - 1])
             ):

@@ -193,3 +193,61 @@ def test_an_event_over_max_event_bytes_is_refused_before_anything_is_sent(stores
     fresh = stores.open()
     assert [m.text[:4] for m in fresh.get(sid).messages] == ["kept"] + ["yyyy"] * 10
     assert fresh.verify(sid).version == 3
+
+
+@pytest.mark.parametrize("interval", [None, 1])
+def test_verify_while_another_writer_appends_is_not_corruption(stores: StoreFactory, interval: int | None) -> None:
+    # Found by the cross-process stress test: verify() read every snapshot
+    # (also ones newer than the log it had read) and compared its replay with
+    # a head that had caught up meanwhile, so a write landing in between
+    # raised CorruptStore on a healthy store.
+    writer = stores.open(snapshot_interval=interval)
+    sid = writer.create()
+    writer.append(sid, Message.user("hello"))
+    reader = stores.open()
+    real_read = reader._backend.read
+    fired: list[int] = []
+
+    def read_then_write(session_id: str, **options: object) -> object:
+        records = real_read(session_id, **options)  # type: ignore[arg-type]
+        if not fired:
+            fired.append(1)
+            writer.append(sid, Message.user("meanwhile"))
+        return records
+
+    reader._backend.read = read_then_write  # type: ignore[method-assign]
+    assert [m.text for m in reader.verify(sid).messages] == ["hello"]
+    assert fired
+    reader._backend.read = real_read  # type: ignore[method-assign]
+    assert [m.text for m in reader.verify(sid).messages] == ["hello", "meanwhile"]
+
+
+def test_stores_of_different_prefixes_open_at_once_on_postgres(tmp_path: Path) -> None:
+    # Found by the stress test: eventsourcing creates a function and a type
+    # shared by the whole database, and the lock serialising table creation
+    # was per prefix, so two prefixes opening at once failed with
+    # "tuple concurrently updated".
+    from tests.conftest import POSTGRES_DSN, drop_postgres_tables
+
+    if POSTGRES_DSN is None:
+        return  # PostgreSQL only; CI always sets the DSN
+    prefixes = [f"topen{n}_{tmp_path.name[-6:].lower()}" for n in range(4)]
+    failures: list[str] = []
+
+    def open_repeatedly(prefix: str) -> None:
+        for _ in range(5):
+            try:
+                Transcripts.open(POSTGRES_DSN, table_prefix=prefix).close()
+            except EngineError as exc:
+                failures.append(f"{prefix}: {exc}")
+
+    threads = [threading.Thread(target=open_repeatedly, args=(prefix,)) for prefix in prefixes]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+    finally:
+        for prefix in prefixes:
+            drop_postgres_tables(prefix)
+    assert failures == []

@@ -90,7 +90,10 @@ class PostgresRecorder(PostgresApplicationRecorder):
         # catalog ("tuple concurrently updated").
         # The lock is held on a connection of its own: the pool's connections
         # are needed by the statements themselves.
-        key = zlib.crc32(f"transcript-engine:{self.events_table_name}".encode())
+        # One key for every prefix: eventsourcing also creates objects shared
+        # by the whole database (a function and a type), so stores of different
+        # prefixes opening at once collided there ("tuple concurrently updated").
+        key = zlib.crc32(b"transcript-engine:create-tables")
         params = dict(self.datastore.pool.kwargs or {})  # type: ignore[arg-type]
         with psycopg.connect(**params, autocommit=True) as conn:
             conn.execute("SELECT pg_advisory_lock(%s)", (key,))
