@@ -2,13 +2,14 @@
 
 One rule-based state machine drives create, append (any batching, with
 usage), title, metadata and usage commands, rewrite, restore, fork, fork_at,
-fork_replacing, realtime ingestion, and cold reopens with any snapshot
-interval. After every step it checks that:
+fork_replacing, erase, delete, realtime ingestion, and cold reopens with any
+snapshot interval. After every step it checks that:
 
 * the engine equals :class:`engine.testing.ReferenceModel`, now and at every
   past version, also when asked by revision;
 * a revision is a content address (it is the model's independent hash);
-* history is append-only: no recorded event ever changes or disappears;
+* history is append-only: no recorded event ever changes or disappears
+  (erasure removes content, never an event, its time, actor or revision);
 * a realtime session holds exactly the transcript of in-order delivery.
 """
 
@@ -21,10 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import event
 from hypothesis import strategies as st
-from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, precondition, rule
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, initialize, invariant, precondition, rule
 
-from engine import Message, NoOpRewrite, Text, Transcripts, Usage
+from engine import Message, NoOpRewrite, SessionHasForks, SessionNotFound, Text, Transcripts, Usage
 from engine.testing import ReferenceModel, check_against_model, model_revision
 from engine.testing.strategies import deliveries, realtime_conversations, texts, usages
 from tests.conftest import BACKENDS, StoreFactory
@@ -134,6 +136,44 @@ class EngineMachine(RuleBasedStateMachine):
         self.model.fork(sid, child, index, replacement)
         return child
 
+    @precondition(lambda self: any(s.head.messages for s in self.model.sessions.values()))
+    @rule(data=st.data())
+    def erase(self, data: st.DataObject) -> None:
+        sid = data.draw(st.sampled_from([s for s, m in self.model.sessions.items() if m.head.messages]))
+        index = data.draw(st.integers(0, len(self.model.state(sid).messages) - 1), label="index")
+        target = self.model.state(sid).messages[index]
+        message_id = self.store.get(sid).messages[index].id
+        assert message_id is not None
+        rewritten = self.store.erase(sid, message_id)
+        event("erase: " + ("again" if target.erased is not None else f"{len(rewritten)} log(s) rewritten"))
+        if target.erased is not None:
+            assert rewritten == []
+            return
+        # Which logs stored the content is the engine's answer; it must be
+        # sessions that have the message, and at least one.
+        assert rewritten and set(rewritten) <= self.model.holders(target)
+        self.model.erase(target)
+        for holder in rewritten:
+            self.model.record_erasure(holder)
+
+    @precondition(lambda self: len(self.model.sessions) >= 3)  # keep sessions to work on
+    @rule(sid=consumes(sessions))
+    def delete(self, sid: str) -> None:
+        if sid not in self.model.sessions:
+            return
+        try:
+            self.model.delete(sid)
+        except LookupError:
+            event("delete: refused, has forks")
+            with pytest.raises(SessionHasForks):
+                self.store.delete(sid)
+            return
+        event("delete: deleted")
+        assert self.store.delete(sid) == [sid]
+        self.histories.pop(sid, None)
+        with pytest.raises(SessionNotFound):
+            self.store.get(sid)
+
     @rule(chains=realtime_conversations(max_turns=2), data=st.data())
     def ingest(self, chains: list[list[dict[str, Any]]], data: st.DataObject) -> None:
         in_order = [event for chain in chains for event in chain]
@@ -179,7 +219,7 @@ class EngineMachine(RuleBasedStateMachine):
     def history_is_append_only(self) -> None:
         for sid in list(self.model.sessions) + list(self.voice):
             seen = self.histories.get(sid, [])
-            now = [(h.version, h.kind, h.at, h.actor, h.revision, h.summary) for h in self.store.history(sid)]
+            now = [(h.version, h.kind, h.at, h.actor, h.revision) for h in self.store.history(sid)]
             assert now[: len(seen)] == seen, f"a recorded event of {sid} changed or disappeared"
             self.histories[sid] = now
 

@@ -22,10 +22,15 @@ __all__ = ["ModelSession", "ModelState", "ReferenceModel", "model_revision"]
 
 def model_revision(messages: list[Message]) -> str:
     """``sha256(previous || sha256(canonical(message)))`` over the messages,
-    starting from ``sha256(b"")``."""
+    starting from ``sha256(b"")``; an erased placeholder counts with the
+    digest its content had (``Message.erased``)."""
     current = hashlib.sha256(b"").digest()
     for message in messages:
-        current = hashlib.sha256(current + hashlib.sha256(message.canonical_bytes()).digest()).digest()
+        if message.erased is not None:
+            digest = bytes.fromhex(message.erased.removeprefix("sha256:"))
+        else:
+            digest = hashlib.sha256(message.canonical_bytes()).digest()
+        current = hashlib.sha256(current + digest).digest()
     return "sha256:" + current.hex()
 
 
@@ -152,6 +157,39 @@ class ReferenceModel:
         self.sessions[child_id] = ModelSession(
             [ModelState(list(kept), head.title, dict(head.metadata))], source=session_id
         )
+
+    def erase(self, message: Message) -> None:
+        """Replace ``message`` (this very object: the model's stand-in for a
+        message id) by its erased placeholder in every version of every
+        session; nothing else changes, no version is added here (the engine
+        records the erasure as an event of each session whose log held it:
+        call :meth:`record_erasure` for those)."""
+        digest = "sha256:" + hashlib.sha256(message.canonical_bytes()).hexdigest()
+        placeholder = Message(role=message.role, erased=digest)
+        for session in self.sessions.values():
+            session.versions = [
+                replace(state, messages=[placeholder if m is message else m for m in state.messages])
+                if any(m is message for m in state.messages) else state
+                for state in session.versions
+            ]
+
+    def holders(self, message: Message) -> set[str]:
+        """The sessions that have ``message`` (this object) in any version."""
+        return {
+            session_id for session_id, session in self.sessions.items()
+            if any(m is message for state in session.versions for m in state.messages)
+        }
+
+    def record_erasure(self, session_id: str) -> None:
+        """The audit event an erasure adds to a session whose log held the content."""
+        self.sessions[session_id].record()
+
+    def delete(self, session_id: str) -> None:
+        """Raises ``LookupError`` (as the engine's ``SessionHasForks``) if
+        other sessions were forked from it."""
+        if any(session.source == session_id for session in self.sessions.values()):
+            raise LookupError(session_id)
+        del self.sessions[session_id]
 
     def state(self, session_id: str, version: int | None = None) -> ModelState:
         session = self.sessions[session_id]
