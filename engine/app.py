@@ -61,7 +61,7 @@ from engine.store import (
     head_of,
     open_backend,
 )
-from engine.transcript import Session, evolve, forked
+from engine.transcript import Session, check_shape, evolve, forked
 
 __all__ = ["Diff", "HistoryEntry", "IngestOutcome", "OutOfBandResponse", "Pending", "SessionInfo", "Transcripts"]
 
@@ -199,6 +199,11 @@ class Transcripts(_Branching, _Ingesting, _Erasing):
         expected = None if expected_revision is None else (parse_revision(expected_revision), expected_revision)
         with self._lock:
             state = self._head_for_write(session_id, expected)
+            # The rules every other change of content follows: tool uses are
+            # answered by the next message, results answer the message before.
+            count = len(state.messages)
+            before = state.messages[max(0, count - 2) : count]  # the seam's neighbour and its predecessor
+            check_shape([*before, *stamped], len(before), len(before) + len(stamped), offset=count - len(before))
             at = _now(state)
             # Every message's prefix revision, kept with the messages: what
             # makes a later fork_at or rewrite at any index cost O(1).

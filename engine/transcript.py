@@ -306,7 +306,7 @@ def _rewritten(
     return messages.replaced(event.start, event.end, event.messages, revisions), raw
 
 
-def check_shape(messages: Sequence[Message], start: int, stop: int) -> None:
+def check_shape(messages: Sequence[Message], start: int, stop: int, *, offset: int = 0) -> None:
     """Check tool pairing where ``messages[start:stop]`` was changed.
 
     A tool_results message must directly follow an assistant message with tool
@@ -314,6 +314,8 @@ def check_shape(messages: Sequence[Message], start: int, stop: int) -> None:
     be followed by such a tool_results message, unless it is the last message
     (its results have not arrived yet). Only the changed span and its two
     neighbours are looked at: the rest was checked when it was written.
+    ``messages`` may be a window of the transcript starting at message
+    ``offset`` (error messages count from the transcript's start).
     """
     first = max(0, start - 1)
     last = min(len(messages), stop + 1)
@@ -329,12 +331,12 @@ def check_shape(messages: Sequence[Message], start: int, stop: int) -> None:
             answered = [block.tool_use_id for block in message.blocks if isinstance(block, ToolResult)]
             if not expected:
                 before = "nothing precedes it"
-                if index:
-                    before = f"message {index - 1} is not an assistant message with tool uses"
-                raise InvalidTranscriptShape(f"message {index} holds tool results, but {before}")
+                if index + offset:
+                    before = f"message {index + offset - 1} is not an assistant message with tool uses"
+                raise InvalidTranscriptShape(f"message {index + offset} holds tool results, but {before}")
             if sorted(answered) != sorted(expected) or len(set(answered)) != len(answered):
                 raise InvalidTranscriptShape(
-                    f"message {index} answers tool uses {sorted(answered)}, but message {index - 1} "
+                    f"message {index + offset} answers tool uses {sorted(answered)}, but message {index + offset - 1} "
                     f"made {sorted(expected)}; results must cover exactly those ids, once each"
                 )
         elif (
@@ -342,6 +344,7 @@ def check_shape(messages: Sequence[Message], start: int, stop: int) -> None:
             and messages[index + 1].erased is None
         ):
             raise InvalidTranscriptShape(
-                f"message {index} makes tool uses, but message {index + 1} is a {messages[index + 1].role} "
+                f"message {index + offset} makes tool uses, but message {index + offset + 1} is a "
+                f"{messages[index + 1].role} "
                 "message, not their tool_results"
             )
