@@ -127,11 +127,13 @@ def crash_ingest(
 
 def stress_writer(
     target: str, prefix: str, name: str, plan: Sequence[tuple[str, int]], snapshot_interval: int,
-    start_at: float, stop_at: float, results: Any,
+    start_at: float, stop_at: float, results: Any, min_writes: int = 0,
 ) -> None:
-    """Append until ``stop_at``, cycling through ``plan`` (session id, messages
-    per call); the texts are ``<name>-<n>`` (``<name>-<n>-<i>`` in batches),
-    ``n`` counting this writer's calls to that session from 0. Lost races are
+    """Append until ``stop_at`` and until every session of the plan has
+    ``min_writes`` calls (on a slow machine that takes longer; at most a
+    minute more), cycling through ``plan`` (session id, messages per call);
+    the texts are ``<name>-<n>`` (``<name>-<n>-<i>`` in batches), ``n``
+    counting this writer's calls to that session from 0. Lost races are
     retried. Reports what was acknowledged, per session, in order."""
     acknowledged: dict[str, list[str]] = {sid: [] for sid, _ in plan}
     calls = dict.fromkeys(acknowledged, 0)
@@ -141,7 +143,7 @@ def stress_writer(
         rng = random.Random(name)
         time.sleep(max(0.0, start_at - time.time()))
         op = 0
-        while time.time() < stop_at:
+        while time.time() < stop_at or (min(calls.values()) < min_writes and time.time() < stop_at + 60):
             sid, count = plan[op % len(plan)]
             n = calls[sid]
             texts = [f"{name}-{n}"] if count == 1 else [f"{name}-{n}-{i}" for i in range(count)]

@@ -70,7 +70,8 @@ def test_readers_of_fresh_stores_see_consistent_sessions_while_writers_append(sh
     stop_at = start_at + SECONDS
     children = [
         context.Process(
-            target=stress_writer, args=(target, stores.prefix, name, plan, interval, start_at, stop_at, results),
+            target=stress_writer,
+            args=(target, stores.prefix, name, plan, interval, start_at, stop_at, results, MIN_WRITES),
             daemon=True,
         )
         for name, (plan, interval) in WRITERS.items()
