@@ -7,6 +7,7 @@ import os
 import sqlite3
 import threading
 import time
+from itertools import repeat
 import urllib.parse
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -278,7 +279,7 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
             cursor.row_factory = None
             try:
                 cursor.execute(self._select_records, (session_id, after, 2**62 if upto is None else upto))
-                return list(map(Record._make, cursor.fetchall()))
+                return list(map(tuple.__new__, repeat(Record), cursor.fetchall()))  # Record._make, a third faster
             finally:
                 cursor.close()
 
