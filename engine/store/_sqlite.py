@@ -7,9 +7,9 @@ import os
 import sqlite3
 import threading
 import time
-from itertools import repeat
 import urllib.parse
 from collections.abc import Sequence
+from itertools import repeat
 from typing import Any, Literal
 
 from eventsourcing.persistence import (
