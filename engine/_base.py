@@ -149,7 +149,17 @@ class _Base:
                 if self._backend.read(session_id, upto=1):
                     raise CorruptStore(f"session {session_id!r} has events but no listing row")
                 raise SessionNotFound(session_id)
-            records = self._backend.read(session_id, upto=row.version)
+            records = self._backend.read(session_id)
+            if records and records[-1].version > row.version:
+                # A writer committed after the row was read (then the row now
+                # covers it), or an event was added behind the row's back.
+                again = self._backend.session_row(session_id)
+                if again is None or again.version < records[-1].version:
+                    raise CorruptStore(
+                        f"session {session_id!r} has events after version {row.version}, where its listing row "
+                        "ends: they were added outside the engine"
+                    )
+                records = records[: row.version]
             problem, chain = _chain_problem(session_id, row, records)
             if not problem:
                 return row, records, chain
@@ -203,10 +213,14 @@ class _Base:
         that version, else rebuilt from the source's log."""
         if depth > _MAX_FORK_DEPTH:
             raise CorruptStore(f"session {session_id!r}: fork chain deeper than {_MAX_FORK_DEPTH}; is it a cycle?")
-        cached = self._cache.get(event.source)
-        if cached is not None and cached.version == event.source_version:
-            return cached
         try:
+            cached = self._cache.get(event.source)
+            if cached is not None and cached.version == event.source_version:
+                # Checked against the listing row first: another process may
+                # have rewritten the source's log (an erasure) since it was cached.
+                current = self._head(event.source)
+                if current.version == event.source_version:
+                    return current
             source = self._load(event.source, upto=event.source_version, depth=depth + 1)
         except SessionNotFound:
             raise CorruptStore(f"session {session_id!r} is a fork of {event.source!r}, which is missing") from None
@@ -248,7 +262,10 @@ class _Base:
                         return self._remember(state)
                 else:
                     newer = self._backend.read(session_id, after=state.version, upto=row.version)
-                    chain = extended(known[1], newer)
+                    try:
+                        chain = extended(known[1], newer)
+                    except (TypeError, AttributeError):  # damaged types: the full load below says so
+                        chain = chain_of(session_id)
                     if len(newer) == row.version - state.version and chain.digest().hex() == row.head:
                         caught_up = fold(session_id, self._decoded(session_id, newer), start=state)
                         assert caught_up is not None
@@ -428,7 +445,10 @@ def _chain_problem(session_id: str, row: SessionRow, records: Sequence[Record]) 
     """What is wrong with a session's records (read up to its listing row's
     version) against the chain head sealed in the row (empty if nothing),
     and the chain over them."""
-    chain = extended(chain_of(session_id), records)
+    try:
+        chain = extended(chain_of(session_id), records)
+    except (TypeError, AttributeError):  # SQLite keeps any value in any column
+        return f"session {session_id!r}: a stored event has a damaged type name or body", chain_of(session_id)
     if not records:
         return f"session {session_id!r} is listed at version {row.version}, but has no events", chain
     if records[-1].version < row.version:

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 import msgspec
 
 from engine._base import _Base, _check_actor, _now
-from engine.content import Message
+from engine.content import Message, ToolResult
 from engine.errors import InvalidArgument, SessionHasForks
 from engine.events import (
     Event,
@@ -30,21 +30,40 @@ from engine.store import Record, Rewrite, chain_of, decode_events, encode_event,
 
 _replace = msgspec.structs.replace
 # Realtime audit fields that carry content, and what they hold once erased.
-_REALTIME_CONTENT = {"text": "", "delta": "", "arguments": "{}", "ref": None}
+_REALTIME_CONTENT = {"text": "", "delta": "", "arguments": "{}", "output": "", "data": None, "ref": None}
+_encode = msgspec.json.encode
 
 
 class _Targets:
-    """What an erasure removes: messages by id, and every message and realtime
-    record about the same provider items (a realtime message is rebuilt
-    under new ids as its transcript arrives)."""
+    """What an erasure removes: messages by id (or by provider item id), every
+    message and realtime record about the same provider items (a realtime
+    message is rebuilt under new ids as its transcript arrives), the realtime
+    records of the tool calls those messages make or answer, and fork
+    replacements that still hold any of their blocks (``ReplaceBlock``
+    copies the blocks it does not replace)."""
 
     def __init__(self, message_ids: set[str]) -> None:
         self.ids = message_ids
         self.items: set[str] = set()
+        self.calls: set[str] = set()
+        self.blocks: set[bytes] = set()
 
     def hit(self, message: Message) -> bool:
         item = message.provider_item_id
         return message.id in self.ids or (item is not None and item in self.items)
+
+    def hit_copy(self, message: Message) -> bool:
+        return self.hit(message) or any(_encode(block) in self.blocks for block in message.blocks)
+
+    def add(self, message: Message) -> None:
+        if message.provider_item_id is not None:
+            self.items.add(message.provider_item_id)
+        self.calls.update(use.id for use in message.tool_uses)
+        self.calls.update(block.tool_use_id for block in message.blocks if isinstance(block, ToolResult))
+        self.blocks.update(_encode(block) for block in message.blocks)
+
+    def hit_realtime(self, event: object) -> bool:
+        return getattr(event, "item_id", None) in self.items or getattr(event, "call_id", None) in self.calls
 
 
 class _Erasing(_Base):
@@ -84,7 +103,8 @@ class _Erasing(_Base):
             missing = sorted(targets.ids - seen)
             if missing:
                 raise InvalidArgument(
-                    f"message ids {missing} never occur in the history of session {session_id!r}; nothing was erased"
+                    f"message ids {missing} never occur in the history of session {session_id!r} (as message "
+                    "ids or provider item ids); nothing was erased"
                 )
             changes = []
             for sid in family:
@@ -111,12 +131,13 @@ class _Erasing(_Base):
                     version=appended.version, updated_at=audit.at.isoformat(), head=chain.digest().hex(), seal=""
                 )
                 changes.append(Rewrite(sid, replaced, [appended], new_row))
-            if changes:
-                try:
-                    self._backend.rewrite(changes)
-                finally:
-                    for sid in family:  # cached heads hold the old content
-                        self._forget(sid)
+            try:
+                # Also with no change: an earlier erasure may have left old
+                # pages behind (a reader held them), which this removes.
+                self._backend.rewrite(changes)
+            finally:
+                for sid in family:  # cached heads hold the old content
+                    self._forget(sid)
         return [change.session_id for change in changes]
 
     def delete(self, session_id: str, *, with_forks: bool = False) -> list[str]:
@@ -168,15 +189,26 @@ class _Erasing(_Base):
     def _expand(
         session_id: str, targets: _Targets, decoded: dict[str, list[tuple[int, Event]]]
     ) -> set[str]:
-        """The target ids found in the family's logs; adds their provider
-        items to ``targets`` (and so every message about those items)."""
+        """The target ids found in the family's logs (as message ids, or as
+        provider item ids of realtime records); grows ``targets`` until every
+        message about the same items or tool calls is in it."""
         seen: set[str] = set()
-        for events in decoded.values():
-            for message in _messages_of(event for _, event in events):
-                if message.id in targets.ids:
-                    seen.add(message.id)
-                    if message.provider_item_id is not None:
-                        targets.items.add(message.provider_item_id)
+        events = [event for logged in decoded.values() for _, event in logged]
+        for event in events:
+            if isinstance(event, RealtimeRecorded):
+                item = getattr(event.event, "item_id", None)
+                if item in targets.ids:
+                    seen.add(item)
+                    targets.items.add(item)
+        messages = list(_messages_of(events))
+        seen.update(message.id for message in messages if message.id in targets.ids)
+        grown = True
+        while grown:  # a message hit by item or call may bring more items and calls
+            before = (len(targets.items), len(targets.calls))
+            for message in messages:
+                if targets.hit(message):
+                    targets.add(message)
+            grown = (len(targets.items), len(targets.calls)) != before
         return seen
 
 
@@ -192,8 +224,8 @@ def _erased_event(event: Event, targets: _Targets, erased: dict[str, str]) -> Ev
     """``event`` with the targets' content removed, or ``event`` itself if it
     holds none. Records each erased message's id and digest in ``erased``."""
 
-    def cleaned(message: Message) -> Message:
-        if message.erased is not None or not targets.hit(message):
+    def cleaned(message: Message, copies: bool = False) -> Message:
+        if message.erased is not None or not (targets.hit_copy(message) if copies else targets.hit(message)):
             return message
         placeholder = message.erasure()
         assert placeholder.erased is not None
@@ -205,10 +237,10 @@ def _erased_event(event: Event, targets: _Targets, erased: dict[str, str]) -> Ev
         if any(new is not old for new, old in zip(messages, event.messages, strict=True)):
             return _replace(event, messages=messages)
     elif isinstance(event, SessionForked) and event.replacement is not None:
-        replacement = cleaned(event.replacement)
+        replacement = cleaned(event.replacement, copies=True)
         if replacement is not event.replacement:
             return _replace(event, replacement=replacement)
-    elif isinstance(event, RealtimeRecorded) and getattr(event.event, "item_id", None) in targets.items:
+    elif isinstance(event, RealtimeRecorded) and targets.hit_realtime(event.event):
         inner = event.event
         changes = {
             name: empty for name, empty in _REALTIME_CONTENT.items()

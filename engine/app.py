@@ -109,6 +109,7 @@ class Transcripts(_Branching, _Ingesting, _Erasing):
         synchronous: str = "full",
         lock_timeout: int = 10,
         seal_key: bytes | None = None,
+        seal_legacy: bool = False,
         max_event_bytes: int | None = DEFAULT_MAX_EVENT_BYTES,
     ) -> Transcripts:
         """Open a store: in memory (no argument), a SQLite file, or PostgreSQL.
@@ -125,13 +126,18 @@ class Transcripts(_Branching, _Ingesting, _Erasing):
         kept outside the store): seal listing rows with an HMAC under that key
         instead of a plain SHA-256, so that even someone who can write to the
         store and knows the algorithm cannot alter a session unnoticed; every
-        opening of the store must then pass the same key. ``max_event_bytes``
+        opening of the store must then pass the same key. A store written
+        before rows were sealed (version 0.1) is sealed when first opened;
+        with a ``seal_key`` only if ``seal_legacy=True`` says it is such a
+        store (else ``CorruptStore``: someone may have removed the seals).
+        ``max_event_bytes``
         (default 16 MiB; ``None``: no limit): a write that would store a larger
         event (one ``append`` call is one event) is refused with
         :class:`EventTooLarge` before anything is sent.
         """
         backend = open_backend(
-            target, table_prefix=table_prefix, synchronous=synchronous, lock_timeout=lock_timeout, seal_key=seal_key
+            target, table_prefix=table_prefix, synchronous=synchronous, lock_timeout=lock_timeout,
+            seal_key=seal_key, seal_legacy=seal_legacy,
         )
         try:
             return cls(

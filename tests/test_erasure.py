@@ -4,6 +4,7 @@ revisions, snapshots and the chain still verify."""
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -66,6 +67,13 @@ def _encoded_secret() -> list[bytes]:
 
 def _holds_secret(data: bytes) -> bool:
     return any(form in data for form in _encoded_secret())
+
+
+def _holds_bytes(data: bytes, raw: bytes) -> bool:
+    """``raw`` as any backend could hold it: itself, base64 (msgspec's JSON
+    form of bytes), and both in PostgreSQL's hex display of bytea."""
+    encoded = base64.b64encode(raw)[:24]
+    return any(form in data for form in (raw, raw.hex().encode(), encoded, encoded.hex().encode()))
 
 
 def test_erase_removes_the_content_everywhere_and_everything_still_verifies(stores: StoreFactory) -> None:
@@ -222,3 +230,179 @@ def test_a_cached_head_in_another_store_sees_the_erasure(stores: StoreFactory) -
     assert reader.get(sid).messages[0].text == SECRET  # cached in the reader
     writer.erase(sid, writer.get(sid).messages[0].id or "")
     assert reader.get(sid).messages[0].erased is not None
+
+
+# -- found by an adversarial review ---------------------------------------------
+
+
+def _ingest(store: Transcripts, sid: str, raws: list[dict[str, object]]) -> None:
+    for raw in raws:
+        store.ingest(sid, raw, provider="openai")
+
+
+def test_erase_reaches_function_calls_their_outputs_and_images_in_realtime_records(stores: StoreFactory) -> None:
+    # The function call's arguments (its message is tied to the response's
+    # first item), the function output and inline image bytes stayed.
+    store = stores.open()
+    sid = store.create()
+    image = SECRET.encode() * 3
+    said = {"id": "a1", "type": "message", "role": "assistant", "status": "completed",
+            "content": [{"type": "output_audio", "transcript": "Let me check."}]}
+    call = {"id": "fc1", "type": "function_call", "call_id": "call_1", "name": "lookup", "status": "completed",
+            "arguments": json.dumps({"card": SECRET})}
+    _ingest(store, sid, [
+        {"type": "conversation.item.added", "event_id": "e1", "previous_item_id": None,
+         "item": {"id": "u1", "type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]}},
+        {"type": "response.created", "event_id": "e2", "response": {"id": "r1", "status": "in_progress"}},
+        {"type": "response.output_item.added", "event_id": "e3", "response_id": "r1", "output_index": 0,
+         "item": {**said, "status": "in_progress", "content": []}},
+        {"type": "conversation.item.added", "event_id": "e4", "previous_item_id": "u1",
+         "item": {**said, "status": "in_progress", "content": []}},
+        {"type": "response.output_item.added", "event_id": "e5", "response_id": "r1", "output_index": 1,
+         "item": {**call, "status": "in_progress", "arguments": ""}},
+        {"type": "conversation.item.added", "event_id": "e6", "previous_item_id": "a1",
+         "item": {**call, "status": "in_progress", "arguments": ""}},
+        {"type": "response.done", "event_id": "e7",
+         "response": {"id": "r1", "status": "completed", "output": [said, call]}},
+        {"type": "conversation.item.added", "event_id": "e8", "previous_item_id": "fc1",
+         "item": {"id": "fo1", "type": "function_call_output", "call_id": "call_1", "output": SECRET}},
+        {"type": "conversation.item.added", "event_id": "e9", "previous_item_id": "fo1",
+         "item": {"id": "u2", "type": "message", "role": "user", "content": [
+             {"type": "input_image", "image_url": "data:image/png;base64," + base64.b64encode(image).decode()}]}},
+    ])
+    messages = store.get(sid).messages
+    assert [m.role for m in messages] == ["user", "assistant", "tool_results", "user"]
+    stored = _stored_bytes(stores)
+    assert _holds_secret(stored) and _holds_bytes(stored, image)
+    store.erase(sid, *(m.id or "" for m in messages[1:]))
+    after = _stored_bytes(stores) + _everything(stores.open(), sid)
+    assert not _holds_secret(after)
+    assert not _holds_bytes(after, image)
+
+
+def test_erase_reaches_a_fork_replacement_that_kept_the_erased_blocks(stores: StoreFactory) -> None:
+    # fork_replacing with a ReplaceBlock copies the blocks it does not
+    # replace into a new message with a new id; erasing the original left it.
+    from engine import ReplaceBlock
+
+    store = stores.open()
+    sid = store.create()
+    store.append(sid, Message.user(SECRET, "please check"))
+    original = store.get(sid).messages[0]
+    retry = store.fork_replacing(sid, 0, ReplaceBlock(index=1, block=Text(text="please check again")))
+    edited = store.fork_replacing(sid, 0, Message.user("a new question"))  # nothing of the original: kept
+    assert sorted(store.erase(sid, original.id or "")) == sorted([sid, retry])
+    assert store.get(retry).messages[0].erased is not None
+    assert store.get(edited).messages[0].text == "a new question"
+    assert not _holds_secret(_stored_bytes(stores))
+
+
+def test_erase_takes_a_provider_item_id_for_out_of_band_output(stores: StoreFactory) -> None:
+    # Out-of-band messages have no message id, so their text could not be erased.
+    store = stores.open()
+    sid = store.create()
+    item = {"id": "x1", "type": "message", "role": "assistant", "status": "completed",
+            "content": [{"type": "output_text", "text": SECRET}]}
+    store.ingest_many(sid, [
+        {"type": "response.created", "event_id": "c", "response": {"id": "r2", "status": "in_progress",
+                                                                   "conversation_id": None}},
+        {"type": "response.output_item.added", "event_id": "o", "response_id": "r2", "output_index": 0,
+         "item": {**item, "status": "in_progress", "content": []}},
+        {"type": "response.done", "event_id": "z", "response": {"id": "r2", "status": "completed",
+                                                                "output": [item], "conversation_id": None}},
+    ], provider="openai")
+    assert store.out_of_band(sid)[0].messages[0].text == SECRET
+    assert store.erase(sid, "x1") == [sid]
+    assert not _holds_secret(_stored_bytes(stores))
+    # out_of_band() rebuilds from the erased audit records: none of the text is left.
+    assert all(SECRET not in m.text for r in stores.open().out_of_band(sid) for m in r.messages)
+
+
+def test_a_fork_read_through_a_cached_source_sees_the_erasure(stores: StoreFactory) -> None:
+    # Another store had the source cached at the fork's version and served
+    # the erased content the first time it read the fork.
+    if stores.kind == "memory":
+        return
+    writer, reader = stores.open(), stores.open()
+    source = writer.create()
+    writer.append(source, Message.user(SECRET))
+    fork = writer.fork(source)
+    reader.get(source)
+    writer.erase(source, writer.get(source).messages[0].id or "")
+    assert reader.get(fork).messages[0].erased is not None
+    assert not _holds_secret(_everything(reader, fork))
+
+
+def test_delete_and_fork_racing_never_leave_an_orphan(stores: StoreFactory) -> None:
+    # Both checked outside the write: a fork of a session being deleted
+    # could be committed, then every read of it raised CorruptStore.
+    forker, deleter = stores.open(), stores.open()
+    parent = forker.create()
+    forker.append(parent, Message.user("hello"))
+    cached = forker.get(parent)
+    deleter.delete(parent)
+    forker._head = lambda sid: cached if sid == parent else Transcripts._head(forker, sid)  # type: ignore[method-assign]
+    with pytest.raises(SessionNotFound):
+        forker.fork(parent)  # the fork was prepared from a stale view; the write refuses it
+    assert stores.open().sessions() == []
+
+    other = deleter.create()
+    deleter.append(other, Message.user("hi"))
+    child = forker.fork(other)
+    deleter._forks = lambda: iter(())  # type: ignore[method-assign]  # a stale view: no forks yet
+    with pytest.raises(SessionHasForks):
+        deleter.delete(other)
+    assert stores.open().get(child).messages[0].text == "hi"
+
+
+def test_calling_erase_again_finishes_removing_old_pages(tmp_path: Path) -> None:
+    # A reader holding an old snapshot kept the WAL; the second call
+    # returned [] without checkpointing, and the secret stayed in the WAL.
+    import sqlite3
+
+    from engine import StorageUnavailable
+
+    path = tmp_path / "store.db"
+    store = Transcripts.open(str(path), lock_timeout=1)
+    sid = store.create()
+    store.append(sid, Message.user(SECRET))
+    reader = sqlite3.connect(path)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM transcripts_events").fetchone()
+    with pytest.raises(StorageUnavailable, match="call again"):
+        store.erase(sid, store.get(sid).messages[0].id or "")
+    reader.rollback()
+    reader.close()
+    assert store.erase(sid, store.get(sid).messages[0].id or "") == []
+    assert not any(_holds_secret(p.read_bytes()) for p in tmp_path.glob("store.db*"))
+    store.close()
+
+
+def test_postgres_erase_waits_for_older_transactions_or_says_so() -> None:
+    # A transaction begun before the erasure kept the old row version alive
+    # (VACUUM cannot remove it) while erase() reported success.
+    if POSTGRES_DSN is None:
+        return  # PostgreSQL only; CI always sets the DSN
+    import psycopg
+
+    from engine import StorageUnavailable
+    from tests.conftest import drop_postgres_tables
+
+    prefix = "terase_old_snapshot"
+    store = Transcripts.open(POSTGRES_DSN, table_prefix=prefix, lock_timeout=1)
+    try:
+        sid = store.create()
+        store.append(sid, Message.user(SECRET))
+        with psycopg.connect(POSTGRES_DSN) as other:
+            other.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+            other.execute(f"SELECT count(*) FROM {prefix}_events").fetchone()  # type: ignore[arg-type]
+            with pytest.raises(StorageUnavailable, match="call again"):
+                store.erase(sid, store.get(sid).messages[0].id or "")
+            other.rollback()
+        assert store.erase(sid, store.get(sid).messages[0].id or "") == []
+        with psycopg.connect(POSTGRES_DSN) as conn:
+            rows = conn.execute(f"SELECT t::text FROM {prefix}_events AS t").fetchall()  # type: ignore[arg-type]
+        assert not _holds_secret("".join(row for (row,) in rows).encode())
+    finally:
+        store.close()
+        drop_postgres_tables(prefix)

@@ -112,3 +112,23 @@ def _execute(stores: StoreFactory, statements: list[str]) -> None:
     with psycopg.connect(stores.target or "", autocommit=True) as conn:
         for statement in statements:
             conn.execute(statement)  # type: ignore[arg-type]
+
+
+def test_a_store_opened_with_a_seal_key_is_never_sealed_silently(stores: StoreFactory) -> None:
+    """Found by an adversarial review: someone without the key edited events,
+    dropped the seal columns, and the owner's next open sealed the forgery
+    with the owner's key. With a key, sealing an unsealed store takes an
+    explicit seal_legacy=True."""
+    if stores.kind == "memory":
+        return
+    key = b"k" * 32
+    store = stores.open(seal_key=key)
+    sid = store.create(title="keyed")
+    store.append(sid, Message.user("pay 10 EUR"))
+    store.close()
+    table = f"{stores.prefix}_sessions"
+    _execute(stores, [f"ALTER TABLE {table} DROP COLUMN seal", f"ALTER TABLE {table} DROP COLUMN head"])
+    with pytest.raises(CorruptStore, match="seal_legacy=True"):
+        stores.open(seal_key=key)
+    upgraded = stores.open(seal_key=key, seal_legacy=True)
+    assert upgraded.verify(sid).title == "keyed"

@@ -221,6 +221,32 @@ def _forge_fork_source(db: sqlite3.Connection, ids: list[str]) -> None:
     _edit_event(db, ids[0], 2, _set_text)  # inside the fork's shared history
 
 
+def _add_event_after_the_end(db: sqlite3.Connection, ids: list[str]) -> None:
+    # Appends then failed forever with ConcurrentWriteError while reads passed.
+    db.execute(
+        "INSERT INTO transcripts_events (originator_id, originator_version, topic, state) "
+        "SELECT originator_id, originator_version + 1000, topic, state FROM transcripts_events "
+        "WHERE originator_id=? AND originator_version=2", (ids[0],),
+    )
+    db.execute(
+        "UPDATE transcripts_events SET originator_version=(SELECT version + 1 FROM transcripts_sessions "
+        "WHERE session_id=?) WHERE originator_id=? AND originator_version=1002", (ids[0], ids[0]),
+    )
+
+
+def _retype_state(db: sqlite3.Connection, ids: list[str]) -> None:
+    # Plain UPDATEs like these raised TypeError and AttributeError.
+    db.execute("UPDATE transcripts_events SET state=CAST(state AS TEXT) WHERE originator_id=?", (ids[0],))
+
+
+def _retype_topic(db: sqlite3.Connection, ids: list[str]) -> None:
+    db.execute("UPDATE transcripts_events SET topic=CAST(topic AS BLOB) WHERE originator_id=?", (ids[0],))
+
+
+def _retype_snapshot(db: sqlite3.Connection, ids: list[str]) -> None:
+    db.execute("UPDATE transcripts_snapshots SET state=CAST(state AS TEXT)")
+
+
 STRUCTURAL = {
     "delete a middle event": _delete_middle,
     "delete the last events": _delete_last,
@@ -228,6 +254,10 @@ STRUCTURAL = {
     "swap two events": _swap,
     "forge the listing row": _forge_row,
     "edit the history a fork shares": _forge_fork_source,
+    "add an event after the end": _add_event_after_the_end,
+    "store event bodies as text": _retype_state,
+    "store type names as blobs": _retype_topic,
+    "store snapshots as text": _retype_snapshot,
 }
 
 
@@ -239,6 +269,7 @@ def test_structural_tampering_never_reads_back_as_truth(
     assert _silent_differences(pristine[2], after) == []
     errors = [name for name, value in after.items() if isinstance(value, tuple) and value[:1] == ("error",)]
     assert errors, "the damage went unnoticed by every read"
+    assert all(after[name][1] == "CorruptStore" for name in errors), after
 
 
 def test_a_consistent_rewrite_is_caught_by_a_kept_head_hash_or_a_seal_key(tmp_path: Path) -> None:

@@ -54,6 +54,7 @@ def open_backend(
     synchronous: str = "full",
     lock_timeout: int = 10,
     seal_key: bytes | None = None,
+    seal_legacy: bool = False,
 ) -> Backend:
     if not isinstance(table_prefix, str) or not _PREFIX.fullmatch(table_prefix):
         raise InvalidArgument(
@@ -75,7 +76,9 @@ def open_backend(
     if target.startswith(("postgresql://", "postgres://")):
         from engine.store._postgres import open_postgres
 
-        return open_postgres(target, prefix=table_prefix, lock_timeout=lock_timeout, seal_key=seal_key)
+        return open_postgres(
+            target, prefix=table_prefix, lock_timeout=lock_timeout, seal_key=seal_key, seal_legacy=seal_legacy
+        )
     scheme = _SCHEME.match(target)
     if scheme:
         raise InvalidArgument(
@@ -90,4 +93,5 @@ def open_backend(
         synchronous=synchronous,  # type: ignore[arg-type]
         lock_timeout=lock_timeout,
         seal_key=seal_key,
+        seal_legacy=seal_legacy,
     )

@@ -169,6 +169,21 @@ def _sqlite_error(exc: sqlite3.Error, operation: str, where: str) -> None:
     raise CorruptStore(f"{operation} on {where}: the file is damaged: {text}") from None
 
 
+class _damaged_types:
+    """A stored value of the wrong type (text where bytes were written: SQLite
+    keeps any value in any column) is damage, not a bug of the caller."""
+
+    def __init__(self, session_id: str) -> None:
+        self.session_id = session_id
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if isinstance(exc, (TypeError, AttributeError)):
+            raise CorruptStore(f"a stored snapshot of session {self.session_id!r} is damaged: {exc}") from None
+
+
 class translated_errors:
     """Translate storage exceptions into engine errors: the one place that does.
 
@@ -226,11 +241,11 @@ class RecorderBackend(Backend):
             return self._recorder.select_records(session_id, after, upto)
 
     def snapshot(self, session_id: str, *, upto: int | None = None) -> StoredSnapshot | None:
-        with translated_errors("read snapshot", self._where):
+        with translated_errors("read snapshot", self._where), _damaged_types(session_id):
             return self._recorder.select_snapshot(session_id, upto)
 
     def snapshots(self, session_id: str) -> list[StoredSnapshot]:
-        with translated_errors("read snapshots", self._where):
+        with translated_errors("read snapshots", self._where), _damaged_types(session_id):
             return self._recorder.select_snapshots(session_id)
 
     def session_rows(self) -> list[SessionRow]:

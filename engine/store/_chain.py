@@ -25,9 +25,10 @@ from typing import Protocol
 
 import msgspec
 
+from engine.errors import CorruptStore
 from engine.store._records import Record, SessionRow
 
-__all__ = ["Chain", "chain_of", "extended", "head_of", "seal_of", "sealed_row"]
+__all__ = ["Chain", "chain_of", "check_legacy_sealing", "extended", "head_of", "seal_of", "sealed_row"]
 
 
 class Chain(Protocol):
@@ -81,6 +82,18 @@ def seal_of(row: SessionRow, key: bytes | None) -> str:
     if key is None:
         return hashlib.sha256(b"transcript-engine/row\x00" + fields).hexdigest()
     return hmac.new(key, fields, "sha256").hexdigest()
+
+
+def check_legacy_sealing(where: str, key: bytes | None, seal_legacy: bool) -> None:
+    """A store without row seals is sealed when opened, unless a seal key is
+    in use and the caller did not say the store is an old one: anyone who can
+    write to the store can drop the seals, and sealing would then vouch for
+    whatever they left."""
+    if key is not None and not seal_legacy:
+        raise CorruptStore(
+            f"the store at {where} has no row seals, but is opened with a seal key: either it was written by "
+            "transcript-engine 0.1 (then open it once with seal_legacy=True) or someone removed its seals"
+        )
 
 
 def sealed_row(row: SessionRow, records: Iterable[Record], key: bytes | None) -> SessionRow:

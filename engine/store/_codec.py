@@ -16,7 +16,7 @@ import msgspec
 
 from engine.content import Usage
 from engine.errors import CorruptStore, UnknownEventType
-from engine.events import EVENT_NAMES, EVENT_TYPES, Event, EventType
+from engine.events import EVENT_NAMES, EVENT_TYPES, Event, EventType, SessionForked
 from engine.transcript import Session
 
 _ENCODER = msgspec.json.Encoder()
@@ -100,6 +100,16 @@ def decode_event(topic: str, state: bytes, where: str) -> Event:
         # ValueError covers invalid UTF-8 and content a block refuses; damaged
         # bytes must read as corruption, never as a driver or decoding error.
         raise CorruptStore(f"{where}: cannot decode stored {entry.name}: {exc}") from None
+
+
+def fork_source(session_id: str, topic: str, state: bytes) -> str | None:
+    """The source session of a stored first event, if it is a fork's: what a
+    backend checks inside its write transaction, so a fork and the deletion
+    of its source can never both succeed."""
+    if not topic.startswith("SessionForked."):
+        return None
+    event = decode_event(topic, state, f"session {session_id!r} version 1")
+    return event.source if isinstance(event, SessionForked) else None
 
 
 class Snapshot(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False):

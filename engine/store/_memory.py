@@ -10,7 +10,9 @@ from typing import Any
 from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.popo import POPOApplicationRecorder
 
+from engine.errors import SessionHasForks, SessionNotFound
 from engine.store._backend import RecorderBackend
+from engine.store._codec import fork_source
 from engine.store._records import Record, Rewrite, SessionRow, StoredSnapshot
 
 
@@ -28,6 +30,11 @@ class MemoryRecorder(POPOApplicationRecorder):
 
     def _update_table(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         # Runs under the database lock, after the uniqueness check passed.
+        first = stored_events[0] if stored_events else None
+        if first is not None and first.originator_version == 1:
+            source = fork_source(str(first.originator_id), first.topic, first.state)
+            if source is not None and source not in self._sessions:
+                raise SessionNotFound(source)  # deleted since the fork was prepared
         ids = super()._update_table(stored_events, **kwargs)
         row: SessionRow | None = kwargs.get("session_row")
         if row is not None:
@@ -56,6 +63,15 @@ class MemoryRecorder(POPOApplicationRecorder):
 
     def delete_sessions(self, session_ids: Sequence[str]) -> None:
         with self._database_lock:
+            doomed = set(session_ids)
+            orphans = sorted(
+                child for child, index in self._stored_events_index.items()
+                if child not in doomed and 1 in index
+                and fork_source(child, self._stored_events[index[1]].topic, self._stored_events[index[1]].state)
+                in doomed
+            )
+            if orphans:
+                raise SessionHasForks(session_ids[0], orphans)
             for session_id in session_ids:
                 index = self._stored_events_index.pop(session_id, {})
                 for version, position in index.items():

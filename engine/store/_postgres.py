@@ -4,20 +4,29 @@ table updated in the same transaction and a one-row-per-session snapshot table."
 from __future__ import annotations
 
 import getpass
+import time
 import zlib
 from collections.abc import Sequence
 from typing import Any
 
 import psycopg
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, OperationalError
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier, Literal
 
-from engine.errors import InvalidArgument, StorageError, StorageUnavailable
+from engine.errors import (
+    CorruptStore,
+    InvalidArgument,
+    SessionHasForks,
+    SessionNotFound,
+    StorageError,
+    StorageUnavailable,
+)
 from engine.store._backend import RecorderBackend, translated_errors
-from engine.store._chain import sealed_row
+from engine.store._chain import check_legacy_sealing, sealed_row
+from engine.store._codec import fork_source
 from engine.store._records import Record, Rewrite, SessionRow, StoredSnapshot
 
 _ROW_COLUMNS = "session_id, title, created_at, updated_at, message_count, revision, version, head, seal"
@@ -32,8 +41,11 @@ class PostgresRecorder(PostgresApplicationRecorder):
         lock_timeout: float = 10.0,
         statement_timeout: float = 60.0,
         seal_key: bytes | None = None,
+        seal_legacy: bool = False,
     ) -> None:
         self._seal_key = seal_key
+        self._seal_legacy = seal_legacy
+        self._lock_timeout = lock_timeout
         super().__init__(datastore, events_table_name=f"{prefix}_events")
         # Bounds on one append: waiting for the table lock, and each statement.
         # Exceeded, PostgreSQL cancels the statement and the append fails with
@@ -113,6 +125,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
             ).fetchone()
             if found is not None:
                 return
+            check_legacy_sealing(f"{schema}.{self._sessions_name}", self._seal_key, self._seal_legacy)
             table = SQL("{}.{}").format(Identifier(schema), Identifier(self._sessions_name))
             cursor.execute(
                 SQL("ALTER TABLE {} ADD COLUMN head text NOT NULL DEFAULT '', "
@@ -144,6 +157,12 @@ class PostgresRecorder(PostgresApplicationRecorder):
             curs.execute(self._timeouts)
             for lock_statement in self.lock_table_statements:  # the order of commits is the order of inserts
                 curs.execute(lock_statement, prepare=True)
+            first = records[0]
+            source = fork_source(session_id, first.topic, first.state) if first.version == 1 else None
+            if source is not None:
+                curs.execute(self._select_session, (source,), prepare=True)
+                if curs.fetchone() is None:
+                    raise SessionNotFound(source)  # deleted since the fork was prepared
             curs.execute(self.insert_events_statement, (events,))
             curs.execute(self._upsert_session, tuple(row), prepare=True)
             if snapshot is not None:
@@ -168,7 +187,8 @@ class PostgresRecorder(PostgresApplicationRecorder):
                     appended = [self.construct_pg_stored_event(change.session_id, *r) for r in change.appended]
                     curs.execute(self.insert_events_statement, (appended,))
                 curs.execute(self._upsert_session, tuple(change.row), prepare=True)
-        self._vacuum()
+            xid = _transaction_id(curs)
+        self._vacuum(xid)
 
     def delete_sessions(self, session_ids: Sequence[str]) -> None:
         schema = Identifier(self.datastore.schema)
@@ -181,18 +201,52 @@ class PostgresRecorder(PostgresApplicationRecorder):
             curs.execute(self._timeouts)
             for lock_statement in self.lock_table_statements:
                 curs.execute(lock_statement, prepare=True)
+            curs.execute(
+                SQL(
+                    "SELECT originator_id, topic, state FROM {}.{} "
+                    "WHERE originator_version=1 AND topic LIKE 'SessionForked.%%'"
+                ).format(schema, Identifier(self.events_table_name))
+            )
+            doomed = set(session_ids)
+            orphans = sorted(
+                row["originator_id"] for row in curs.fetchall()
+                if row["originator_id"] not in doomed
+                and fork_source(row["originator_id"], row["topic"], bytes(row["state"])) in doomed
+            )
+            if orphans:
+                raise SessionHasForks(session_ids[0], orphans)
             for table, column in tables:
                 curs.execute(
                     SQL("DELETE FROM {}.{} WHERE {} = ANY(%s)").format(schema, table, Identifier(column)),
                     (list(session_ids),),
                 )
-        self._vacuum()
+            xid = _transaction_id(curs)
+        self._vacuum(xid)
 
-    def _vacuum(self) -> None:
-        """Remove the dead row versions an erasure left (VACUUM cannot run
-        inside a transaction, so on a connection of its own)."""
+    def _vacuum(self, xid: int) -> None:
+        """Remove the dead row versions an erasure (transaction ``xid``) left.
+        VACUUM keeps those that a transaction begun before it may still
+        read, so it waits (up to the lock timeout) for such transactions to
+        end, then vacuums; VACUUM cannot run inside a transaction, so on a
+        connection of its own."""
         params = dict(self.datastore.pool.kwargs or {})  # type: ignore[arg-type]
+        deadline = time.monotonic() + self._lock_timeout
         with psycopg.connect(**params, autocommit=True) as conn:
+            while True:
+                found = conn.cursor(row_factory=tuple_row).execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+                    "AND backend_type = 'client backend' AND backend_xmin IS NOT NULL "
+                    "AND age(backend_xmin) >= age(%s::text::xid)",
+                    (str(xid),),
+                ).fetchone()
+                if not found or not found[0]:
+                    break
+                if time.monotonic() > deadline:
+                    raise OperationalError(
+                        "the erasure is committed, but a transaction begun before it can still read the old rows, "
+                        "so PostgreSQL keeps them; call again when it has ended to remove them"
+                    )
+                time.sleep(0.02)
             for name in (self.events_table_name, self._snapshots_name, self._sessions_name):
                 conn.execute(SQL("VACUUM {}.{}").format(Identifier(self.datastore.schema), Identifier(name)))
 
@@ -224,6 +278,14 @@ class PostgresRecorder(PostgresApplicationRecorder):
             return [SessionRow(**row) for row in curs.fetchall()]
 
 
+def _transaction_id(cursor: Any) -> int:
+    """The current transaction's id as PostgreSQL's 32-bit ``xid``."""
+    cursor.execute("SELECT txid_current() % 4294967296 AS xid")
+    found = cursor.fetchone()
+    assert found is not None
+    return int(found["xid"])
+
+
 def open_postgres(
     dsn: str,
     *,
@@ -232,6 +294,7 @@ def open_postgres(
     pool_size: int = 2,
     lock_timeout: float = 10.0,
     seal_key: bytes | None = None,
+    seal_legacy: bool = False,
 ) -> RecorderBackend:
     try:
         params = conninfo_to_dict(dsn)
@@ -255,11 +318,15 @@ def open_postgres(
         originator_id_type="text",
     )
     try:
-        recorder = PostgresRecorder(datastore, prefix, lock_timeout=lock_timeout, seal_key=seal_key)
+        recorder = PostgresRecorder(
+            datastore, prefix, lock_timeout=lock_timeout, seal_key=seal_key, seal_legacy=seal_legacy
+        )
         with translated_errors("open", where):
             recorder.create_table()
     except StorageError as exc:
         datastore.close()
+        if isinstance(exc, CorruptStore):
+            raise
         raise StorageUnavailable(f"cannot use PostgreSQL at {where}: {exc.__cause__ or exc}") from None
     except Exception as exc:  # psycopg_pool.PoolTimeout and friends on a dead server
         datastore.close()

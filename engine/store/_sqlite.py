@@ -26,9 +26,17 @@ from eventsourcing.sqlite import (
     SQLiteDatastore,
 )
 
-from engine.errors import InvalidArgument, StorageError, StorageUnavailable
+from engine.errors import (
+    CorruptStore,
+    InvalidArgument,
+    SessionHasForks,
+    SessionNotFound,
+    StorageError,
+    StorageUnavailable,
+)
 from engine.store._backend import RecorderBackend, translated_errors
-from engine.store._chain import sealed_row
+from engine.store._chain import check_legacy_sealing, sealed_row
+from engine.store._codec import fork_source
 from engine.store._records import Record, Rewrite, SessionRow, StoredSnapshot
 
 Synchronous = Literal["full", "normal", "off"]
@@ -93,8 +101,11 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
 
     datastore: _Datastore
 
-    def __init__(self, datastore: _Datastore, prefix: str, seal_key: bytes | None = None) -> None:
+    def __init__(
+        self, datastore: _Datastore, prefix: str, seal_key: bytes | None = None, seal_legacy: bool = False
+    ) -> None:
         self._seal_key = seal_key
+        self._seal_legacy = seal_legacy
         self._writer: sqlite3.Connection | None = None
         self._writer_lock = threading.Lock()
         self.sessions_table = f"{prefix}_sessions"
@@ -143,6 +154,7 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
                 try:
                     columns = {row[1] for row in connection.execute(f"PRAGMA table_info({self.sessions_table})")}
                     if "seal" not in columns:
+                        check_legacy_sealing(self.datastore.pool.db_name, self._seal_key, self._seal_legacy)
                         for column in ("head", "seal"):
                             connection.execute(
                                 f"ALTER TABLE {self.sessions_table} ADD COLUMN {column} TEXT NOT NULL DEFAULT ''"
@@ -178,6 +190,12 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
             try:
                 execute("BEGIN IMMEDIATE")
                 try:
+                    first = records[0]
+                    source = fork_source(session_id, first.topic, first.state) if first.version == 1 else None
+                    if source is not None and execute(
+                        f"SELECT 1 FROM {self.sessions_table} WHERE session_id=?", (source,)
+                    ).fetchone() is None:
+                        raise SessionNotFound(source)  # deleted since the fork was prepared
                     for version, topic, state in records:
                         execute(self.insert_events_statement, (session_id, version, topic, state))
                     if row is not None:
@@ -218,6 +236,11 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
 
     def delete_sessions(self, session_ids: Sequence[str]) -> None:
         def apply(execute: Any) -> None:
+            forks = execute(
+                f"SELECT originator_id, topic, state FROM {self.events_table_name} "
+                "WHERE originator_version=1 AND topic LIKE 'SessionForked.%'"
+            ).fetchall()
+            _refuse_orphans(session_ids, forks)
             for session_id in session_ids:
                 for table, column in (
                     (self.events_table_name, "originator_id"), (self.snapshots_table, "session_id"),
@@ -317,6 +340,18 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
             return [SessionRow(*row) for row in c.fetchall()]
 
 
+def _refuse_orphans(session_ids: Sequence[str], forks: Sequence[tuple[str, str, bytes]]) -> None:
+    """Raise ``SessionHasForks`` if a session outside ``session_ids`` was
+    forked from one inside (checked in the deleting transaction)."""
+    doomed = set(session_ids)
+    orphans = sorted(
+        child for child, topic, state in forks
+        if child not in doomed and fork_source(child, topic, bytes(state)) in doomed
+    )
+    if orphans:
+        raise SessionHasForks(session_ids[0], orphans)
+
+
 def _database_uri(path: str) -> str:
     absolute = os.path.abspath(path)
     if not os.path.isdir(os.path.dirname(absolute)):
@@ -325,17 +360,25 @@ def _database_uri(path: str) -> str:
 
 
 def open_sqlite(
-    path: str, *, prefix: str, synchronous: Synchronous = "full", lock_timeout: int = 10, seal_key: bytes | None = None
+    path: str,
+    *,
+    prefix: str,
+    synchronous: Synchronous = "full",
+    lock_timeout: int = 10,
+    seal_key: bytes | None = None,
+    seal_legacy: bool = False,
 ) -> RecorderBackend:
     if synchronous not in _SYNCHRONOUS:
         raise InvalidArgument(f"synchronous must be one of {_SYNCHRONOUS}, got {synchronous!r}")
     datastore = _Datastore(_database_uri(path), synchronous=synchronous, lock_timeout=lock_timeout)
-    recorder = SQLiteRecorder(datastore, prefix, seal_key)
+    recorder = SQLiteRecorder(datastore, prefix, seal_key, seal_legacy)
     try:
         with translated_errors("open", path):
             recorder.create_table()
     except StorageError as exc:  # e.g. "file is not a database"
         datastore.close()
+        if isinstance(exc, CorruptStore):
+            raise
         raise StorageUnavailable(f"cannot open SQLite file {path!r}: {exc.__cause__ or exc}") from None
     def close() -> None:
         recorder.close_writer()
