@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import sqlite3
 
@@ -616,3 +617,27 @@ def test_a_long_run_of_waiting_user_items_stays_linear(store: Transcripts) -> No
     assert "rejected" not in {outcome.status for outcome in outcomes}
     assert len(store.pending(sid).items) == 299  # waiting for their text or a response: none came
     assert transcript(store, sid) == [("user", "first words")]
+
+
+def test_one_event_gets_one_status_as_a_dict_as_json_text_and_as_bytes(store: Transcripts) -> None:
+    """Found by property_tests/test_public_fuzz.py: a string that is not valid
+    Unicode in a field the decoder skips, or in the type of an event it does
+    not know, was refused as a dict but accepted (or ignored) as JSON text or
+    bytes; an unknown event over 1 MiB was refused as text but ignored as a dict."""
+    sid = store.create()
+    version = store.get(sid).version
+    cases = [
+        {"type": "conversation.item.deleted", "event_id": "d1", "item_id": "u9", "obfuscation": "ab\ud800"},
+        {"type": "some.future.event\udfff", "event_id": "d2"},
+        {"type": "rate_limits.updated", "event_id": "d3", "rate_limits": [], "note": "\udc80"},
+        {"type": "rate_limits.updated", "event_id": "d4", "padding": "x" * (1 << 20)},
+    ]
+    for event in cases:
+        text = json.dumps(event, ensure_ascii=False)
+        forms = [event, text, text.encode("utf-8", "surrogatepass"), json.dumps(event).encode()]
+        outcomes = [store.ingest(sid, form, provider="openai") for form in forms]
+        assert [outcome.status for outcome in outcomes] == ["rejected"] * 4, (event["event_id"], outcomes)
+        assert all(outcome.reason and outcome.reason.encode() for outcome in outcomes)  # a reason always prints
+    assert store.ingest(sid, b'{"type":"rate_limits.updated","event_id":"d5","x":"\xff"}', provider="openai").status \
+        == "rejected"
+    assert store.get(sid).version == version
