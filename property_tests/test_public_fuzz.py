@@ -51,6 +51,7 @@ from engine import (
 from engine import realtime as rt
 from engine.store import open_backend
 from engine.testing.strategies import messages, texts, tool_exchanges, usages
+from engine.testing.traces import assistant_audio
 from tests.recordings import RECORDINGS
 
 # -- values nobody should send -------------------------------------------------------
@@ -274,7 +275,36 @@ def _revision(recipe: Rev, world: World | None) -> str:
     return history[recipe.which % len(history)].revision
 
 
-POOL: list[dict[str, Any]] = [event for name in sorted(RECORDINGS) for event in RECORDINGS[name].events]
+def _seeded_history() -> list[dict[str, Any]]:
+    """A client re-seeding a conversation with a tool exchange (typed items
+    only, no response), then a spoken reply: items written whole, each
+    announced after its predecessor."""
+    def added(event_id: str, previous: str | None, item: dict[str, Any]) -> dict[str, Any]:
+        return {"type": "conversation.item.added", "event_id": event_id, "previous_item_id": previous, "item": item}
+
+    def message(item_id: str, role: str, text: str) -> dict[str, Any]:
+        kind = "input_text" if role != "assistant" else "output_text"
+        return {"id": item_id, "type": "message", "role": role, "status": "completed",
+                "content": [{"type": kind, "text": text}]}
+
+    return [
+        {"type": "session.created", "event_id": "h0", "session": {"id": "sess_h", "audio": {"input": {
+            "transcription": None}}}},
+        added("h1", None, message("s1", "system", "Be brief.")),
+        added("h2", "s1", message("u1", "user", "Weather in Oslo?")),
+        added("h3", "u1", message("a1", "assistant", "Let me check.")),
+        added("h4", "a1", {"id": "f1", "type": "function_call", "status": "completed", "call_id": "c1",
+                           "name": "weather", "arguments": '{"city": "Oslo"}'}),
+        added("h5", "f1", {"id": "o1", "type": "function_call_output", "call_id": "c1", "output": "rain"}),
+        added("h6", "o1", message("a2", "assistant", "Rain after 15:00.")),
+        *assistant_audio("r_h", "a3", "a2", ["Anything ", "else?"]),
+    ]
+
+
+STREAMS: dict[str, list[dict[str, Any]]] = {
+    **{name: recording.events for name, recording in RECORDINGS.items()}, "client-seeded-history": _seeded_history(),
+}
+POOL: list[dict[str, Any]] = [event for name in sorted(STREAMS) for event in STREAMS[name]]
 
 
 def _mutated(recipe: Mutated, world: World | None) -> Any:
@@ -512,13 +542,31 @@ field_values: dict[str, st.SearchStrategy[Any]] = {
 }
 
 
+small_ids = st.sampled_from(["i1", "i2", "i3", "r1", "r2", "c1"])
+words = st.sampled_from(["", "hi", "yes ", "{}"])
+plausible_values: dict[str, st.SearchStrategy[Any]] = {
+    "event_id": st.none() | st.builds(lambda n: f"e{n}", st.integers(0, 30)),
+    "previous_item_id": st.sampled_from([None, rt.UNKNOWN, "i1", "i2", "i3"]),
+    "content_index": st.integers(0, 2),
+    "audio_end_ms": st.none() | st.integers(0, 5000),
+    "text": st.none() | st.sampled_from(["", "hi", "yes"]),
+    "media_type": st.just("image/png"),
+    "ref": st.none() | st.just("https://example.com/a.png"),
+}
+
+
 @st.composite
-def canonical_recipes(draw: st.DrawFn) -> Build:
+def canonical_recipes(draw: st.DrawFn, plausible: bool = False) -> Build:
+    """A canonical event: with hostile fields, or (``plausible``) with valid
+    ones over a few ids, so sequences of them reach deep into the reducer."""
     name = draw(st.sampled_from(sorted(_CANONICAL_CLASSES)))
     kwargs = {}
     for field_name in _CANONICAL_CLASSES[name].__struct_fields__:
         valid = rt_ids if field_name in _ID_FIELDS else field_values.get(field_name, odd_text)
-        kwargs[field_name] = draw(arg(valid))
+        if plausible:
+            fallback = small_ids if field_name in _ID_FIELDS else field_values.get(field_name, words)
+            valid = plausible_values.get(field_name, fallback)
+        kwargs[field_name] = draw(valid if plausible else arg(valid))
     return Build(f"rt.{name}", (), kwargs)
 
 
@@ -547,7 +595,7 @@ mutated_events = st.builds(Mutated, st.integers(0, len(POOL) - 1), st.lists(muta
                            st.sampled_from(FORMS))
 raw_events = st.one_of(mutated_events, junk_events, st.builds(Mutated, st.integers(0, len(POOL) - 1), st.just(()),
                                                               st.sampled_from(FORMS)))
-any_events = st.one_of(raw_events, canonical_recipes())
+any_events = st.one_of(raw_events, canonical_recipes(), canonical_recipes(plausible=True))
 
 # -- checks -------------------------------------------------------------------------
 
@@ -879,7 +927,9 @@ def ingested(store: Transcripts, sid: str, events: list[Any], provider: str | No
 
 
 @settings(max_examples=examples(6))
-@given(backend=st.sampled_from(["memory", "sqlite"]), batch=st.lists(any_events, min_size=1, max_size=5),
+@given(backend=st.sampled_from(["memory", "sqlite"]),
+       batch=st.lists(any_events, min_size=1, max_size=5)
+       | st.lists(canonical_recipes(plausible=True), min_size=1, max_size=12),
        many=st.booleans())
 def test_no_event_raises_and_refused_events_change_nothing(backend: str, batch: list[Any], many: bool) -> None:
     with opened(backend) as (store, reopen):
@@ -975,19 +1025,26 @@ def test_redelivery_after_other_writes_reports_the_current_version(
 
 
 @settings(max_examples=examples(3))
-@given(backend=st.sampled_from(["memory", "sqlite"]), name=st.sampled_from(sorted(RECORDINGS)),
+@given(backend=st.sampled_from(["memory", "sqlite"]), name=st.sampled_from(sorted(STREAMS)),
        start=st.integers(0, 200), length=st.integers(1, 60),
        changes=st.lists(st.tuples(st.integers(0, 59), mutations), max_size=6),
+       swaps=st.lists(st.tuples(st.integers(0, 59), st.integers(0, 59)), max_size=6),
        forms=st.lists(st.sampled_from(FORMS), min_size=1, max_size=3))
 def test_mutated_recordings_ingest_without_untyped_errors(
-    backend: str, name: str, start: int, length: int, changes: list[tuple[int, Mutation]], forms: list[str]
+    backend: str, name: str, start: int, length: int, changes: list[tuple[int, Mutation]],
+    swaps: list[tuple[int, int]], forms: list[str],
 ) -> None:
-    recorded = RECORDINGS[name].events
+    """Slices of recorded calls, changed and delivered out of order: no event
+    raises, and everything above holds."""
+    recorded = STREAMS[name]
     start %= len(recorded)
     events = copy.deepcopy(recorded[start : start + length])
     for index, mutation in changes:
         position = index % len(events)
         events[position] = _mutate(events[position], mutation, None)
+    for first, second in swaps:  # delivered out of order
+        first, second = first % len(events), second % len(events)
+        events[first], events[second] = events[second], events[first]
     raw = [_in_form(event, forms[n % len(forms)]) for n, event in enumerate(events)]
     with opened(backend) as (store, reopen):
         sid = store.create()
