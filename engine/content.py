@@ -51,6 +51,16 @@ def _require_str(value: object, where: str) -> None:
         unicode_error(value, where, InvalidMessage)
 
 
+def _shown(value: object, width: int = 80) -> str:
+    """``repr(value)`` for an error message: clipped, and never raising (a
+    value nested thousands of levels deep has no repr)."""
+    try:
+        text = repr(value)
+    except Exception:  # RecursionError, or a caller's __repr__ that fails
+        return f"a {type(value).__name__}"
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
 def unicode_error(value: str, where: str, error: type[Exception]) -> None:
     """Raise ``error`` if ``value`` is not valid Unicode (a lone surrogate cannot
     be encoded, so it could never be stored and read back)."""
@@ -85,6 +95,9 @@ class Transcript(_Block, frozen=True, tag="transcript"):
         text = self.text
         if not isinstance(text, str) or not text.isascii():  # inline: this runs for every decoded block
             _require_str(text, "Transcript.text")
+        cut = self.truncated_at_ms
+        if cut is not None and (not isinstance(cut, int) or isinstance(cut, bool) or cut < 0):
+            raise InvalidMessage(f"Transcript.truncated_at_ms must be None or a non-negative int, got {_shown(cut)}")
 
 
 class Reasoning(_Block, frozen=True, tag="reasoning"):
@@ -119,6 +132,8 @@ class ToolUse(_Block, frozen=True, tag="tool_use"):
             return msgspec.json.decode(self.arguments)
         except msgspec.DecodeError as exc:
             raise InvalidMessage(f"tool use {self.id!r}: arguments are not JSON: {exc}") from None
+        except RecursionError:
+            raise InvalidMessage(f"tool use {self.id!r}: arguments nest too deep to decode") from None
 
 
 class Image(_Block, frozen=True, tag="image"):
@@ -204,11 +219,10 @@ class Message(
     erased: str | None = None
 
     def __post_init__(self) -> None:
-        allowed = _ALLOWED_BLOCKS.get(self.role)
+        role = self.role
+        allowed = _ALLOWED_BLOCKS.get(role) if isinstance(role, str) else None  # a list or dict is unhashable
         if allowed is None:
-            raise InvalidMessage(
-                f"role must be one of {sorted(ROLES)}, got {self.role!r}"
-            )
+            raise InvalidMessage(f"role must be one of {sorted(ROLES)}, got {_shown(role)}")
         if not isinstance(self.blocks, tuple):
             raise InvalidMessage(
                 f"Message.blocks must be a tuple, got {type(self.blocks).__name__}; "
@@ -225,6 +239,9 @@ class Message(
             _require_str(self.id, "Message.id")
         if self.provider_item_id is not None:
             _require_str(self.provider_item_id, "Message.provider_item_id")
+        if not isinstance(self.incomplete, bool):
+            # Stored as JSON and read back as a bool: anything else would make the session unreadable.
+            raise InvalidMessage(f"Message.incomplete must be a bool, got {type(self.incomplete).__name__}")
 
     def _check_erased(self) -> None:
         digest = self.erased
@@ -317,6 +334,12 @@ class ReplaceBlock(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     index: int
     block: Block
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.index, int) or isinstance(self.index, bool):
+            raise InvalidMessage(f"ReplaceBlock.index must be an int, got {type(self.index).__name__}")
+        if not isinstance(self.block, _Block):
+            raise InvalidMessage(f"ReplaceBlock.block must be a content block, got {type(self.block).__name__}")
+
 
 def _blocks(content: tuple[str | Block, ...]) -> tuple[Block, ...]:
     return tuple(Text(text=item) if isinstance(item, str) else item for item in content)
@@ -345,7 +368,7 @@ class Usage(
         for name in _USAGE_FIELDS:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise InvalidMessage(f"Usage.{name} must be a non-negative int, got {value!r}")
+                raise InvalidMessage(f"Usage.{name} must be a non-negative int, got {_shown(value)}")
 
     def __add__(self, other: object) -> Usage:
         if not isinstance(other, Usage):

@@ -8,7 +8,18 @@ from collections.abc import Callable
 import msgspec
 import pytest
 
-from engine import Image, InvalidMessage, Message, Reasoning, Text, ToolResult, ToolUse, Transcript, Usage
+from engine import (
+    Image,
+    InvalidMessage,
+    Message,
+    Reasoning,
+    ReplaceBlock,
+    Text,
+    ToolResult,
+    ToolUse,
+    Transcript,
+    Usage,
+)
 from engine.sequence import MAX_PIECES, MessageSeq
 
 CASES: list[tuple[Callable[[], object], str]] = [
@@ -47,7 +58,34 @@ CASES: list[tuple[Callable[[], object], str]] = [
     (lambda: Usage(output=-1), "Usage.output must be a non-negative int, got -1"),
     (lambda: Usage(cache_read=True), "Usage.cache_read must be a non-negative int, got True"),  # type: ignore[arg-type]
     (lambda: Usage(reasoning=1.5), "Usage.reasoning must be a non-negative int, got 1.5"),  # type: ignore[arg-type]
+    # Found by property_tests/test_public_fuzz.py: each of these used to raise an untyped error, or to be
+    # accepted and stored in a form no later load could read back.
+    (lambda: Message(role=[]),  # type: ignore[arg-type]
+     "role must be one of ['assistant', 'system', 'tool_results', 'user'], got []"),
+    (lambda: Message(role=_deep()),  # type: ignore[arg-type]
+     "role must be one of ['assistant', 'system', 'tool_results', 'user'], got a list"),
+    (lambda: Usage(input=_deep()), "Usage.input must be a non-negative int, got a list"),  # type: ignore[arg-type]
+    (lambda: Message(role="user", incomplete=1), "Message.incomplete must be a bool, got int"),  # type: ignore[arg-type]
+    (lambda: Transcript(text="a", truncated_at_ms="5"),  # type: ignore[arg-type]
+     "Transcript.truncated_at_ms must be None or a non-negative int, got '5'"),
+    (lambda: Transcript(text="a", truncated_at_ms=True),
+     "Transcript.truncated_at_ms must be None or a non-negative int, got True"),
+    (lambda: Transcript(text="a", truncated_at_ms=-1),
+     "Transcript.truncated_at_ms must be None or a non-negative int, got -1"),
+    (lambda: ToolUse(id="a", name="f", arguments="[" * 10_000 + "]" * 10_000).parsed_arguments(),
+     "tool use 'a': arguments nest too deep to decode"),
+    (lambda: ReplaceBlock(index=True, block=Text(text="x")), "ReplaceBlock.index must be an int, got bool"),
+    (lambda: ReplaceBlock(index=0, block="x"),  # type: ignore[arg-type]
+     "ReplaceBlock.block must be a content block, got str"),
 ]
+
+
+def _deep(depth: int = 10_000) -> list[object]:
+    """A list nested ``depth`` levels deep: it has no ``repr``."""
+    value: list[object] = []
+    for _ in range(depth):
+        value = [value]
+    return value
 
 
 @pytest.mark.parametrize(("build", "message"), CASES, ids=[message[:40] for _, message in CASES])
@@ -65,6 +103,21 @@ def test_valid_edge_values_are_accepted() -> None:
     assert Usage().__add__(3) is NotImplemented  # type: ignore[operator]
     assert Message.assistant(Transcript(text="a"), "b", Reasoning(text="c")).text == "a\nb"
     assert Message.user("a", Transcript(text="b", truncated_at_ms=5)).digest != Message.user("a", "b").digest
+
+
+def test_content_the_store_cannot_read_back_is_refused_before_anything_is_stored() -> None:
+    """A non-bool ``incomplete`` or a non-int truncation point used to be
+    appended, after which the session no longer loaded (``CorruptStore``)."""
+    from engine import Transcripts
+
+    store = Transcripts.open()
+    sid = store.create()
+    for build in (lambda: Message(role="user", incomplete="yes"),  # type: ignore[arg-type]
+                  lambda: Message.assistant(Transcript(text="a", truncated_at_ms=1.5))):  # type: ignore[arg-type]
+        with pytest.raises(InvalidMessage):
+            store.append(sid, build())
+    store.append(sid, Message.assistant(Transcript(text="a", truncated_at_ms=0)))
+    assert store.verify(sid).messages[0].blocks[0] == Transcript(text="a", truncated_at_ms=0)
 
 
 def test_incomplete_is_part_of_the_canonical_content() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import sqlite3
 
@@ -14,8 +15,12 @@ from engine.realtime import (
     AssistantTranscriptFinalText,
     AssistantTranscriptTruncated,
     AssistantTurnCompleted,
+    FunctionCall,
+    FunctionCallOutput,
     ItemObserved,
     RealtimeState,
+    UserContentFinal,
+    UserImage,
     UserTranscriptFinal,
     reduce,
 )
@@ -616,3 +621,108 @@ def test_a_long_run_of_waiting_user_items_stays_linear(store: Transcripts) -> No
     assert "rejected" not in {outcome.status for outcome in outcomes}
     assert len(store.pending(sid).items) == 299  # waiting for their text or a response: none came
     assert transcript(store, sid) == [("user", "first words")]
+
+
+def test_one_event_gets_one_status_as_a_dict_as_json_text_and_as_bytes(store: Transcripts) -> None:
+    """Found by property_tests/test_public_fuzz.py: a string that is not valid
+    Unicode in a field the decoder skips, or in the type of an event it does
+    not know, was refused as a dict but accepted (or ignored) as JSON text or
+    bytes; an unknown event over 1 MiB was refused as text but ignored as a dict."""
+    sid = store.create()
+    version = store.get(sid).version
+    cases = [
+        {"type": "conversation.item.deleted", "event_id": "d1", "item_id": "u9", "obfuscation": "ab\ud800"},
+        {"type": "some.future.event\udfff", "event_id": "d2"},
+        {"type": "rate_limits.updated", "event_id": "d3", "rate_limits": [], "note": "\udc80"},
+        {"type": "rate_limits.updated", "event_id": "d4", "padding": "x" * (1 << 20)},
+    ]
+    for event in cases:
+        text = json.dumps(event, ensure_ascii=False)
+        forms = [event, text, text.encode("utf-8", "surrogatepass"), json.dumps(event).encode()]
+        outcomes = [store.ingest(sid, form, provider="openai") for form in forms]
+        assert [outcome.status for outcome in outcomes] == ["rejected"] * 4, (event["event_id"], outcomes)
+        assert all(outcome.reason and outcome.reason.encode() for outcome in outcomes)  # a reason always prints
+    assert store.ingest(sid, b'{"type":"rate_limits.updated","event_id":"d5","x":"\xff"}', provider="openai").status \
+        == "rejected"
+    assert store.get(sid).version == version
+
+
+def _seeded(item_id: str, previous: str | None, **item: object) -> dict[str, object]:
+    return ev("conversation.item.added", previous_item_id=previous, item={"id": item_id, **item})
+
+
+CALL = {"type": "function_call", "status": "completed", "call_id": "c1", "name": "weather", "arguments": "{}"}
+OUTPUT = {"type": "function_call_output", "call_id": "c1", "output": "rain"}
+SAID = {"type": "message", "role": "assistant", "status": "completed",
+        "content": [{"type": "output_text", "text": "Let me check."}]}
+
+
+@pytest.mark.parametrize("order", ["in order", "reversed"])
+def test_items_the_client_writes_stay_separate_messages_however_they_arrive(store: Transcripts, order: str) -> None:
+    """Found by property_tests/test_public_fuzz.py: a client's function call
+    and its output (or an assistant message and the output after it) that
+    arrived out of order were joined into one assistant message, which cannot
+    hold a tool result: ingest raised InvalidMessage. Two assistant messages
+    the client wrote were joined into one."""
+    sid = store.create()
+    events = [
+        _seeded("u1", None, type="message", role="user", content=[{"type": "input_text", "text": "Weather?"}]),
+        _seeded("a1", "u1", **SAID),
+        _seeded("f1", "a1", **CALL),
+        _seeded("o1", "f1", **OUTPUT),
+        _seeded("a2", "o1", **{**SAID, "content": [{"type": "output_text", "text": "Rain."}]}),
+        _seeded("a3", "a2", **{**SAID, "content": [{"type": "output_text", "text": "Anything else?"}]}),
+    ]
+    outcomes = store.ingest_many(sid, events if order == "in order" else events[::-1], provider="openai")
+    assert "rejected" not in {outcome.status for outcome in outcomes}
+    assert [(m.role, [type(b).__name__ for b in m.blocks]) for m in store.get(sid).messages] == [
+        ("user", ["Text"]), ("assistant", ["Text"]), ("assistant", ["ToolUse"]), ("tool_results", ["ToolResult"]),
+        ("assistant", ["Text"]), ("assistant", ["Text"]),
+    ]
+
+
+def test_a_chain_cut_by_a_lost_event_still_places_the_client_s_tool_exchange(store: Transcripts) -> None:
+    """The same join, reached in order: the first announcement is lost, so the
+    items wait until a response ends, then go to the end together."""
+    sid = store.create()
+    store.ingest_many(sid, [
+        _seeded("a1", "lost", **SAID), _seeded("f1", "a1", **CALL), _seeded("o1", "f1", **OUTPUT),
+        *assistant_audio("r1", "a2", "o1", ["Rain."]),
+    ], provider="openai")
+    assert [m.role for m in store.get(sid).messages] == ["assistant", "assistant", "tool_results", "assistant"]
+
+
+def test_canonical_content_an_item_cannot_hold_is_rejected_not_raised(store: Transcripts) -> None:
+    """Found by property_tests/test_public_fuzz.py: these raised InvalidMessage
+    from ingest (when the item became a message) instead of being rejected."""
+    sid = store.create()
+    version = store.get(sid).version
+    system = ItemObserved(event_id="s", item_id="s1", role="system", previous_item_id=None)
+    cases = [
+        [UserImage(event_id="i1", item_id="u1", media_type="image/png", data=b"x", ref="https://x")],
+        [UserImage(event_id="i2", item_id="u1", media_type="image/png")],
+        [UserImage(event_id="i3", item_id="s1", media_type="image/png", ref="https://x"), system],
+        [UserTranscriptFinal(event_id="i4", item_id="s1", text="spoken"), system],
+        [ItemObserved(event_id="i5", item_id="o1", role="assistant", response_id="r1"),
+         FunctionCallOutput(event_id="i6", item_id="o1", call_id="c1", output="x")],
+    ]
+    for events in cases:
+        outcomes = store.ingest_many(sid, events)
+        assert outcomes[-1].status == "rejected" and outcomes[-1].reason, (events, outcomes)
+    assert all(m.role != "system" or all(b.__struct_config__.tag == "text" for b in m.blocks)
+               for m in store.get(sid).messages)
+    assert store.verify(sid).version >= version
+    # Late content never joins a message that cannot hold it.
+    late = store.create()
+    store.ingest_many(late, [FunctionCallOutput(event_id="o", item_id="o1", call_id="c1", output="x",
+                                                previous_item_id=None)])
+    outcome = store.ingest(late, UserContentFinal(event_id="t", item_id="o1", content_index=1, text="more"))
+    assert outcome.status == "rejected"
+    assert [m.role for m in store.get(late).messages] == ["tool_results"]
+    # A function call is the assistant's, whatever role content that came first guessed.
+    guessed = store.create()
+    store.ingest_many(guessed, [
+        UserContentFinal(event_id="u", item_id="f1", text="hi"),
+        FunctionCall(event_id="f", item_id="f1", call_id="c1", name="f", previous_item_id=None),
+    ])
+    assert [(m.role, m.tool_uses[0].id) for m in store.get(guessed).messages] == [("assistant", "c1")]

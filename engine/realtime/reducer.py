@@ -423,6 +423,9 @@ def apply(state: RealtimeState, event: RealtimeEvent) -> Outcome:
         # Identical deltas legitimately repeat inside one item, so without an
         # id a redelivered delta could not be told from a new one.
         return Outcome(status="rejected", reason="a delta without event_id cannot be deduplicated")
+    unfit = _unfit(state, event)
+    if unfit is not None:
+        return Outcome(status="rejected", reason=unfit)
     outcome = _dispatch(state, event)
     if outcome.accepted and event_id is not None:
         if isinstance(event, AssistantTranscriptTruncated):
@@ -445,6 +448,53 @@ def apply(state: RealtimeState, event: RealtimeEvent) -> Outcome:
             return Outcome(status="materialised", reason=reason, changes=tuple(changes))
         return Outcome(status=outcome.status, reason=reason, changes=tuple(changes))
     return outcome
+
+
+_SPOKEN = (UserTranscriptFinal, UserTranscriptDelta, AssistantTranscriptDelta)
+# The role an event gives an item that has none yet (``_item`` only fills a role in).
+_ROLE_OF: dict[type[object], str] = {
+    UserTranscriptFinal: "user", UserTranscriptDelta: "user", UserTranscriptFailed: "user", UserImage: "user",
+    AssistantTextDelta: "assistant", AssistantTranscriptDelta: "assistant",
+    AssistantTranscriptFinalText: "assistant", FunctionCall: "assistant", FunctionCallOutput: "tool_results",
+}
+
+
+def _unfit(state: RealtimeState, event: RealtimeEvent) -> str | None:
+    """Why ``event`` cannot apply: it gives an item content no message of its
+    role may hold (a system item holds text only; a function call output
+    belongs to no response). Checked before anything changes, so a canonical
+    event from any provider is refused rather than failing later, when its
+    item becomes a message."""
+    if isinstance(event, UserImage) and (event.data is None) == (event.ref is None):
+        return "an image needs exactly one of data (inline bytes) or ref (a URL)"
+    item_id = getattr(event, "item_id", None)
+    if item_id is None:
+        return None
+    item = state.items.get(item_id)
+    if item is not None and item.status != "pending":
+        return None  # settled: late content is checked where it joins its message
+    role = item.role if item is not None else None
+    if isinstance(event, (ItemObserved, UserContentFinal)):
+        role = event.role if isinstance(event, ItemObserved) or role is None else role
+    elif role is None:
+        role = _ROLE_OF.get(type(event))
+    kind = item.kind if item is not None else "message"
+    if isinstance(event, FunctionCallOutput):
+        kind = "function_call_output"
+    elif isinstance(event, FunctionCall):
+        kind = "function_call"
+    response_id = item.response_id if item is not None else None
+    if response_id is None:
+        response_id = getattr(event, "response_id", None)
+    if kind == "function_call_output" and response_id is not None:
+        return f"item {item_id} is a function call output, which no response produces (response {response_id})"
+    if kind == "message" and role == "system":
+        spoken = isinstance(event, _SPOKEN) or (
+            isinstance(event, AssistantTranscriptFinalText) and event.lane == "transcript"
+        ) or (item is not None and any(lane == "transcript" for _, lane, _, _ in item.parts))
+        if isinstance(event, UserImage) or (item is not None and item.images) or spoken:
+            return f"item {item_id} is a system item, which holds text only"
+    return None
 
 
 def is_duplicate(state: RealtimeState, event: RealtimeEvent) -> bool:
@@ -702,6 +752,10 @@ def _late_user_content(
     if not text or (not item.awaiting_text and event.content_index in item.seen_parts):
         return _nothing_new(item.id)
     block: Block = Transcript(text=text) if isinstance(event, UserTranscriptFinal) else Text(text=text)
+    anchor = state.items.get(item.anchor or item.id)
+    role = _message_role(anchor or item)
+    if role == "tool_results" or (role == "system" and isinstance(block, Transcript)):
+        return Outcome(status="rejected", reason=f"item {item.id} is in a {role} message, which cannot hold it")
     if item.awaiting_text:
         return Outcome(
             status="materialised",
@@ -1044,12 +1098,15 @@ def _group(state: RealtimeState, first: Item) -> list[Item]:
     if first.kind == "skipped" or first.role in ("user", "system") or not _ready(state, first):
         return group
     outputs = first.kind == "function_call_output"
+    if not outputs and first.response_id is None:
+        return group  # an item the client wrote is a whole message, however its successors arrive
     current = first
     while True:
         following = [
             other for other in state.items.live.values()
             if other.previous == current.id and _ready(state, other) and other.kind != "skipped"
-            and (other.kind == "function_call_output" if outputs else other.response_id == first.response_id)
+            and ((other.kind == "function_call_output") == outputs)
+            and (outputs or other.response_id == first.response_id)
         ]
         if len(following) != 1:
             return group
@@ -1184,7 +1241,7 @@ def _settle(state: RealtimeState, group: list[Item], *, behind: bool) -> list[Ch
     if not behind:
         state.tail = group[-1].id
     _adopt_siblings(state, first, group[-1])
-    role = {"function_call_output": "tool_results"}.get(first.kind, first.role or "assistant")
+    role = _message_role(first)
     if role == "tool_results" and not blocks:
         return []
     incomplete = False
@@ -1201,6 +1258,14 @@ def _settle(state: RealtimeState, group: list[Item], *, behind: bool) -> list[Ch
     if behind:
         return [InsertMessage(after=before, message=message, item_ids=ids)]
     return [AppendMessage(message=message, item_ids=ids)]
+
+
+def _message_role(first: Item) -> str:
+    """The role of the message an item starts: a function call is the
+    assistant's, its output a tool result, whatever role an event guessed."""
+    return {"function_call_output": "tool_results", "function_call": "assistant"}.get(
+        first.kind, first.role or "assistant"
+    )
 
 
 def _adopt_siblings(state: RealtimeState, first: Item, last: Item) -> None:

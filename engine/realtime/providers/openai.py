@@ -229,34 +229,47 @@ _ENCODER = msgspec.json.Encoder()
 
 def translate(raw: object) -> list[RealtimeEvent] | Rejected | Ignored:
     """The canonical events one raw OpenAI Realtime server event means."""
+    # Every input form is checked alike, whatever the event's type, so one
+    # event gets one outcome as a dict, as JSON text or as its UTF-8 bytes.
     if isinstance(raw, dict):
         kind = raw.get("type")
         if not isinstance(kind, str):
             return Rejected("not a server event: no 'type' string")
-        decoder = _DECODERS.get(kind)
-        if decoder is None:
-            return _unknown(kind)
         # Encoded once: the size limit holds for parsed events too, and a
         # string that is not valid Unicode (a lone surrogate) is refused here.
         try:
             data = _ENCODER.encode(raw)
         except (TypeError, ValueError, OverflowError, RecursionError) as exc:
-            return Rejected(f"malformed {kind}: {exc}")
+            shown = kind.encode("utf-8", "backslashreplace").decode()  # a reason must print
+            return Rejected(f"malformed {shown}: {exc}")
         if len(data) > MAX_EVENT_BYTES:
             return Rejected(f"event of {len(data)} bytes is over the {MAX_EVENT_BYTES}-byte limit")
+        decoder = _DECODERS.get(kind)
+        if decoder is None:
+            return _unknown(kind)
         try:
             event = decoder.decode(data)
         except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
             return Rejected(f"malformed {kind}: {exc}")
     else:
         if isinstance(raw, str):
-            data = raw.encode("utf-8", "surrogatepass")
+            try:
+                data = raw.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                return Rejected(f"not valid Unicode: a lone surrogate at index {exc.start}")
         elif isinstance(raw, (bytes, bytearray, memoryview)):
             data = bytes(raw)
         else:
             return Rejected(f"a raw event is a dict, str or bytes of JSON, got {type(raw).__name__}")
         if len(data) > MAX_EVENT_BYTES:
             return Rejected(f"event of {len(data)} bytes is over the {MAX_EVENT_BYTES}-byte limit")
+        if not data.isascii():
+            # The decoder skips the fields it does not know without checking their
+            # UTF-8; a dict cannot hold such a string, so neither may the bytes.
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return Rejected(f"not valid UTF-8: {exc.reason} at byte {exc.start}")
         try:
             kind = _ENVELOPE.decode(data).type
         except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError) as exc:
