@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from engine.content import Message, unicode_error
+from engine.content import Message, shown, unicode_error
 from engine.errors import (
     ConcurrentWriteError,
     CorruptStore,
@@ -83,13 +83,15 @@ class _Base:
         if snapshot_interval is not None and (
             not isinstance(snapshot_interval, int) or isinstance(snapshot_interval, bool) or snapshot_interval < 1
         ):
-            raise InvalidArgument(f"snapshot_interval must be a positive int or None, got {snapshot_interval!r}")
+            raise InvalidArgument(f"snapshot_interval must be a positive int or None, got {shown(snapshot_interval)}")
         if not isinstance(cache_size, int) or cache_size < 1:
-            raise InvalidArgument(f"cache_size must be a positive int, got {cache_size!r}")
+            raise InvalidArgument(f"cache_size must be a positive int, got {shown(cache_size)}")
         if max_event_bytes is not None and (
             not isinstance(max_event_bytes, int) or isinstance(max_event_bytes, bool) or max_event_bytes < 1024
         ):
-            raise InvalidArgument(f"max_event_bytes must be an int of at least 1024, or None, got {max_event_bytes!r}")
+            raise InvalidArgument(
+                f"max_event_bytes must be an int of at least 1024, or None, got {shown(max_event_bytes)}"
+            )
         self._max_event_bytes = max_event_bytes
         self._backend = backend
         self._snapshot_interval = snapshot_interval
@@ -113,12 +115,12 @@ class _Base:
             return head
         if isinstance(at, bool) or not isinstance(at, (int, str, datetime)):
             raise InvalidArgument(
-                f"at= takes an event version (int), a revision id (str) or a datetime, got {at!r}"
+                f"at= takes an event version (int), a revision id (str) or a datetime, got {shown(at)}"
             )
         if isinstance(at, int):
             if not 1 <= at <= head.version:
                 raise VersionNotFound(
-                    f"session {session_id!r} has versions 1 to {head.version}; there is no version {at}"
+                    f"session {shown(session_id)} has versions 1 to {head.version}; there is no version {at}"
                 )
             return head if at == head.version else self._state_at(session_id, at)
         if isinstance(at, str):
@@ -142,12 +144,13 @@ class _Base:
         The row is read first: written in the same transaction as the events,
         it is never ahead of events read after it. A mismatch is damage unless
         the row changed meanwhile (an erasure re-links the log): then read again."""
+        check_session_id(session_id)
         problem = ""
         for _ in range(3):
             row = self._backend.session_row(session_id)
             if row is None:
                 if self._backend.read(session_id, upto=1):
-                    raise CorruptStore(f"session {session_id!r} has events but no listing row")
+                    raise CorruptStore(f"session {shown(session_id)} has events but no listing row")
                 raise SessionNotFound(session_id)
             records = self._backend.read(session_id)
             if records and records[-1].version > row.version:
@@ -156,7 +159,7 @@ class _Base:
                 again = self._backend.session_row(session_id)
                 if again is None or again.version < records[-1].version:
                     raise CorruptStore(
-                        f"session {session_id!r} has events after version {row.version}, where its listing row "
+                        f"session {shown(session_id)} has events after version {row.version}, where its listing row "
                         "ends: they were added outside the engine"
                     )
                 records = records[: row.version]
@@ -202,7 +205,7 @@ class _Base:
             prefix = fold(session_id, events[:covered], start=initial, verify=False)
             if prefix is None or Snapshot.of(prefix) != snapshot:
                 raise CorruptStore(
-                    f"session {session_id!r}: the snapshot at version {snapshot.version} does not match the log"
+                    f"session {shown(session_id)}: the snapshot at version {snapshot.version} does not match the log"
                 )
             state = fold(session_id, events[covered:], start=prefix)
         assert state is not None
@@ -212,7 +215,7 @@ class _Base:
         """The source of a fork as of the fork point: the cached head if it is
         that version, else rebuilt from the source's log."""
         if depth > _MAX_FORK_DEPTH:
-            raise CorruptStore(f"session {session_id!r}: fork chain deeper than {_MAX_FORK_DEPTH}; is it a cycle?")
+            raise CorruptStore(f"session {shown(session_id)}: fork chain deeper than {_MAX_FORK_DEPTH}; is it a cycle?")
         try:
             cached = self._cache.get(event.source)
             if cached is not None and cached.version == event.source_version:
@@ -223,10 +226,10 @@ class _Base:
                     return current
             source = self._load(event.source, upto=event.source_version, depth=depth + 1)
         except SessionNotFound:
-            raise CorruptStore(f"session {session_id!r} is a fork of {event.source!r}, which is missing") from None
+            raise CorruptStore(f"session {shown(session_id)} is a fork of {event.source!r}, which is missing") from None
         if source.version != event.source_version:
             raise CorruptStore(
-                f"session {session_id!r} forks {event.source!r} at version {event.source_version}, "
+                f"session {shown(session_id)} forks {event.source!r} at version {event.source_version}, "
                 f"which has only {source.version} versions"
             )
         return source
@@ -250,8 +253,7 @@ class _Base:
         """The newest state, caught up with what other writers stored: the
         listing row says whether anything changed; new records must chain on
         from the cached head to the row's."""
-        if not isinstance(session_id, str):
-            raise InvalidArgument(f"session id must be a str, got {type(session_id).__name__}")
+        check_session_id(session_id)
         state = self._cache.get(session_id)
         known = self._chains.get(session_id)
         if state is not None and known is not None and known[0] == state.version:
@@ -286,8 +288,7 @@ class _Base:
     def _head_for_write(self, session_id: str, expected: tuple[bytes, str] | None) -> Session:
         """The state to write on. Uses the cache without a round trip; a stale
         cache is caught by the version check when the write is stored."""
-        if not isinstance(session_id, str):
-            raise InvalidArgument(f"session id must be a str, got {type(session_id).__name__}")
+        check_session_id(session_id)
         state = self._cache.get(session_id) or self._remember(self._load(session_id))
         if expected is not None and expected[0] != state._revision_bytes:
             state = self._head(session_id)  # the cache may be behind another writer
@@ -316,7 +317,7 @@ class _Base:
             topic, data = encode_event(event)
             if limit is not None and len(data) > limit:
                 raise EventTooLarge(
-                    f"session {session_id!r}: this write would store a {type(event).__name__} event of "
+                    f"session {shown(session_id)}: this write would store a {type(event).__name__} event of "
                     f"{len(data):,} bytes, over the store's max_event_bytes ({limit:,}); nothing was written. "
                     "Split it into smaller calls, or open the store with a larger max_event_bytes"
                 )
@@ -355,7 +356,7 @@ class _Base:
             if current == revision:
                 found = version
         if not found:
-            raise RevisionNotFound(f"session {session_id!r} never reached revision {revision}")
+            raise RevisionNotFound(f"session {shown(session_id)} never reached revision {revision}")
         return found
 
     def _last_version_at_time(self, session_id: str, at: datetime, head: Session) -> int:
@@ -367,7 +368,7 @@ class _Base:
                 break
             found = version
         if not found:
-            raise VersionNotFound(f"session {session_id!r} did not exist yet at {at.isoformat()}")
+            raise VersionNotFound(f"session {shown(session_id)} did not exist yet at {at.isoformat()}")
         return found
 
 
@@ -402,11 +403,19 @@ class _Base:
         return evolve(state, session_id, state.version + 1, event, verify=False)
 
 
+def check_session_id(session_id: object) -> None:
+    """A session id a store could hold (looked up, never created, here)."""
+    if not isinstance(session_id, str):
+        raise InvalidArgument(f"session id must be a str, got {type(session_id).__name__}")
+    if not session_id.isascii():
+        unicode_error(session_id, "session id", InvalidArgument)
+
+
 def _new_session_id(session_id: object) -> str:
     if session_id is None:
         return str(uuid.uuid4())
     if not (isinstance(session_id, str) and 0 < len(session_id) <= _MAX_ID and session_id.isprintable()):
-        raise InvalidArgument(f"a session id must be 1-{_MAX_ID} printable characters, got {session_id!r}")
+        raise InvalidArgument(f"a session id must be 1-{_MAX_ID} printable characters, got {shown(session_id)}")
     return session_id
 
 
@@ -448,17 +457,17 @@ def _chain_problem(session_id: str, row: SessionRow, records: Sequence[Record]) 
     try:
         chain = extended(chain_of(session_id), records)
     except (TypeError, AttributeError):  # SQLite keeps any value in any column
-        return f"session {session_id!r}: a stored event has a damaged type name or body", chain_of(session_id)
+        return f"session {shown(session_id)}: a stored event has a damaged type name or body", chain_of(session_id)
     if not records:
-        return f"session {session_id!r} is listed at version {row.version}, but has no events", chain
+        return f"session {shown(session_id)} is listed at version {row.version}, but has no events", chain
     if records[-1].version < row.version:
         return (
-            f"session {session_id!r}: the log ends at version {records[-1].version}, but its listing row "
+            f"session {shown(session_id)}: the log ends at version {records[-1].version}, but its listing row "
             f"says {row.version}: events were removed from the end"
         ), chain
     if len(records) != row.version or chain.digest().hex() != row.head:
         return (
-            f"session {session_id!r}: its events do not match the chain head of its listing row: "
+            f"session {shown(session_id)}: its events do not match the chain head of its listing row: "
             "an event was altered, removed, inserted or reordered"
         ), chain
     return "", chain

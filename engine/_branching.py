@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 import msgspec
 
 from engine._base import _Base, _check_actor, _message_id, _new_session_id, _now, _replace, _stamped
-from engine.content import Message, ReplaceBlock
+from engine.content import Message, ReplaceBlock, shown
 from engine.errors import (
     InvalidArgument,
     InvalidForkPoint,
@@ -95,6 +95,7 @@ class _Branching(_Base):
         """Make the transcript what it was at ``revision`` (any revision the
         session reached), as a new audited commit. Only the span that differs
         from the head is stored."""
+        parse_revision(revision)
         if note is None and not isinstance(reason, Reason):
             note = f"back to {revision}"
         why = Reason.of(reason, note)
@@ -235,7 +236,7 @@ class _Branching(_Base):
         """The changed span between two versions or revisions of a session."""
         for point in (before, after):
             if isinstance(point, bool) or not isinstance(point, (int, str)):
-                raise InvalidArgument(f"diff() takes event versions (int) or revision ids (str), got {point!r}")
+                raise InvalidArgument(f"diff() takes event versions (int) or revision ids (str), got {shown(point)}")
         old, new = self.get(session_id, at=before), self.get(session_id, at=after)
         start, removed_end, added_end = _changed_span(old.messages, new.messages)
         return Diff(
@@ -246,7 +247,7 @@ class _Branching(_Base):
 
 def _index(index: object) -> int:
     if not isinstance(index, int) or isinstance(index, bool):
-        raise InvalidForkPoint(f"a message index must be an int, got {index!r}")
+        raise InvalidForkPoint(f"a message index must be an int, got {shown(index)}")
     return index
 
 
@@ -260,7 +261,8 @@ def _replacing(original: Message, index: int, replacement: Message | ReplaceBloc
         return _replace(replacement, id=_message_id())
     if not isinstance(replacement.index, int) or not 0 <= replacement.index < len(original.blocks):
         raise ReplacementMismatch(
-            f"message {index} has {len(original.blocks)} blocks; there is no block {replacement.index!r} to replace"
+            f"message {index} has {len(original.blocks)} blocks; "
+            f"there is no block {shown(replacement.index)} to replace"
         )
     blocks = list(original.blocks)
     blocks[replacement.index] = replacement.block

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 import msgspec
 
 from engine._base import _Base, _check_actor, _now
-from engine.content import Message, ToolResult
+from engine.content import Message, ToolResult, shown
 from engine.errors import InvalidArgument, SessionHasForks
 from engine.events import (
     Event,
@@ -149,7 +149,7 @@ class _Erasing(_Base):
         sessions it was forked from stays in their logs: erase it there.
         No trace of a deleted session is kept. Returns the deleted ids."""
         if not isinstance(with_forks, bool):
-            raise InvalidArgument(f"with_forks must be a bool, got {with_forks!r}")
+            raise InvalidArgument(f"with_forks must be a bool, got {shown(with_forks)}")
         with self._lock:
             self._head(session_id)  # SessionNotFound, or damage, before anything is removed
             children: dict[str, list[str]] = {}

@@ -7,8 +7,8 @@ from collections.abc import Iterable
 
 import msgspec
 
-from engine._base import _Base, _check_actor, _now, _stamped
-from engine.content import Block, Message, Transcript
+from engine._base import _Base, _check_actor, _now, _stamped, check_session_id
+from engine.content import Block, Message, Transcript, shown
 from engine.errors import (
     InvalidArgument,
     NoOpRewrite,
@@ -105,9 +105,15 @@ class _Ingesting(_Base):
         self, session_id: str, events: Iterable[object], *, provider: str | None = None, actor: str | None = None
     ) -> list[IngestOutcome]:
         """Ingest events in order, storing everything they accept in one transaction."""
+        check_session_id(session_id)
         _check_actor(actor)
         if provider not in (None, "openai"):
-            raise InvalidArgument(f"provider must be 'openai' or None, got {provider!r}")
+            raise InvalidArgument(f"provider must be 'openai' or None, got {shown(provider)}")
+        if isinstance(events, (str, bytes, dict)) or not isinstance(events, Iterable):
+            raise InvalidArgument(
+                f"ingest_many() takes an iterable of events (a list), got {type(events).__name__}; "
+                "use ingest() for one event"
+            )
         events = list(events)
         if provider is None:
             for index, raw in enumerate(events):
@@ -122,11 +128,15 @@ class _Ingesting(_Base):
             redelivered = _duplicate_reasons(known[1], translated) if known is not None else None
             if known is not None and redelivered is not None:
                 # Redelivery needs no I/O: what this store already accepted is
-                # still accepted in any newer state of the session.
+                # still accepted in any newer state of the session, whose
+                # version is the newest this store has seen (its own writes
+                # since the ingestion included).
+                cached = self._cache.get(session_id)
+                version = max(known[0], cached.version if cached is not None else 0)
                 found = iter(redelivered)
                 return [
-                    IngestOutcome(status=c[0], reason=c[1], version=known[0]) if isinstance(c, tuple)
-                    else IngestOutcome(status="duplicate", reason="; ".join(next(found) for _ in c), version=known[0])
+                    IngestOutcome(status=c[0], reason=c[1], version=version) if isinstance(c, tuple)
+                    else IngestOutcome(status="duplicate", reason="; ".join(next(found) for _ in c), version=version)
                     for c in translated
                 ]
             head = self._head(session_id)
@@ -206,7 +216,7 @@ class _Ingesting(_Base):
         ``drop`` discards them. Recorded as an audited event; with nothing
         pending, nothing is stored (status ``ignored``)."""
         if policy not in ("place", "drop"):
-            raise InvalidArgument(f"policy must be 'place' or 'drop', got {policy!r}")
+            raise InvalidArgument(f"policy must be 'place' or 'drop', got {shown(policy)}")
         _check_actor(actor)
         with self._lock:
             head = self._head(session_id)
@@ -235,8 +245,12 @@ class _Ingesting(_Base):
             # the way the store will read it back, so what is stored always loads.
             try:
                 checked = _CANONICAL_DECODER.decode(_CANONICAL_ENCODER.encode(raw))
-            except (msgspec.ValidationError, msgspec.DecodeError, TypeError, ValueError, OverflowError) as exc:
-                return ("rejected", f"invalid {type(raw).__name__}: {exc}")
+            except (
+                msgspec.ValidationError, msgspec.DecodeError, TypeError, ValueError, OverflowError, RecursionError
+            ) as exc:
+                return ("rejected", f"invalid {type(raw).__name__}: {shown(str(exc))}")
+            if checked != raw:  # e.g. a float where a str belongs would come back as something else
+                return ("rejected", f"invalid {type(raw).__name__}: a field would not come back as given")
             return [checked]
         translated = openai_translate(raw)
         if isinstance(translated, OpenAIRejected):

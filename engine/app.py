@@ -23,11 +23,12 @@ from engine._base import (
     _now,
     _observable,
     _stamped,
+    check_session_id,
 )
 from engine._branching import Diff, _Branching
 from engine._erasing import _Erasing
 from engine._ingesting import IngestOutcome, OutOfBandResponse, Pending, _Ingesting
-from engine.content import Message, ToolResult, Usage
+from engine.content import Message, ToolResult, Usage, shown
 from engine.errors import (
     CorruptStore,
     InvalidArgument,
@@ -241,7 +242,11 @@ class Transcripts(_Branching, _Ingesting, _Erasing):
         checked = _check_metadata(values)
         if isinstance(remove, (str, bytes)):
             # A bare string would be taken apart into its characters.
-            raise InvalidArgument(f"remove= takes an iterable of keys, got the string {remove!r}; pass [{remove!r}]")
+            raise InvalidArgument(
+                f"remove= takes an iterable of keys, got the string {shown(remove)}; pass [{shown(remove)}]"
+            )
+        if not isinstance(remove, Iterable):
+            raise InvalidArgument(f"remove= takes an iterable of keys, got {type(remove).__name__}")
         removed = tuple(remove)
         if not all(isinstance(key, str) for key in removed):
             raise InvalidArgument("remove= must hold metadata keys (str)")
@@ -316,6 +321,7 @@ class Transcripts(_Branching, _Ingesting, _Erasing):
         also check that the log still extends it: this detects a log rewritten
         consistently by someone who could write to the store. Returns the
         verified head; raises :class:`CorruptStore` on any disagreement."""
+        check_session_id(session_id)
         kept = _parse_head_hash(head_hash) if head_hash is not None else None
         # Snapshots first: each is written with its events, so none is newer
         # than the log read after them (a concurrent writer's would be).
@@ -366,7 +372,7 @@ def _parse_head_hash(head_hash: object) -> tuple[int, bytes]:
         link = b""
     if not colon or not version_text.isdigit() or int(version_text) < 1 or len(link) != 32:
         raise InvalidArgument(
-            f"head_hash looks like '<version>:<64 hex digits>', as head_hash() returns it; got {head_hash!r}"
+            f"head_hash looks like '<version>:<64 hex digits>', as head_hash() returns it; got {shown(head_hash)}"
         )
     return int(version_text), link
 

@@ -51,7 +51,7 @@ def _require_str(value: object, where: str) -> None:
         unicode_error(value, where, InvalidMessage)
 
 
-def _shown(value: object, width: int = 80) -> str:
+def shown(value: object, width: int = 80) -> str:
     """``repr(value)`` for an error message: clipped, and never raising (a
     value nested thousands of levels deep has no repr)."""
     try:
@@ -97,7 +97,7 @@ class Transcript(_Block, frozen=True, tag="transcript"):
             _require_str(text, "Transcript.text")
         cut = self.truncated_at_ms
         if cut is not None and (not isinstance(cut, int) or isinstance(cut, bool) or cut < 0):
-            raise InvalidMessage(f"Transcript.truncated_at_ms must be None or a non-negative int, got {_shown(cut)}")
+            raise InvalidMessage(f"Transcript.truncated_at_ms must be None or a non-negative int, got {shown(cut)}")
 
 
 class Reasoning(_Block, frozen=True, tag="reasoning"):
@@ -222,7 +222,7 @@ class Message(
         role = self.role
         allowed = _ALLOWED_BLOCKS.get(role) if isinstance(role, str) else None  # a list or dict is unhashable
         if allowed is None:
-            raise InvalidMessage(f"role must be one of {sorted(ROLES)}, got {_shown(role)}")
+            raise InvalidMessage(f"role must be one of {sorted(ROLES)}, got {shown(role)}")
         if not isinstance(self.blocks, tuple):
             raise InvalidMessage(
                 f"Message.blocks must be a tuple, got {type(self.blocks).__name__}; "
@@ -248,7 +248,9 @@ class Message(
         if not (isinstance(digest, str) and len(digest) == 71 and digest.startswith("sha256:")) or any(
             c not in "0123456789abcdef" for c in digest[7:]
         ):
-            raise InvalidMessage(f"Message.erased is the erased content's digest ('sha256:<64 hex>'), got {digest!r}")
+            raise InvalidMessage(
+                f"Message.erased is the erased content's digest ('sha256:<64 hex>'), got {shown(digest)}"
+            )
         if self.blocks or self.incomplete:
             raise InvalidMessage("an erased message keeps no content: no blocks, not incomplete")
 
@@ -368,7 +370,7 @@ class Usage(
         for name in _USAGE_FIELDS:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise InvalidMessage(f"Usage.{name} must be a non-negative int, got {_shown(value)}")
+                raise InvalidMessage(f"Usage.{name} must be a non-negative int, got {shown(value)}")
 
     def __add__(self, other: object) -> Usage:
         if not isinstance(other, Usage):

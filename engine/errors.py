@@ -33,6 +33,16 @@ __all__ = [
 ]
 
 
+def _brief(value: object) -> str:
+    """A value for a message: its ``str``, clipped, never raising (a list
+    nested thousands of levels deep has none)."""
+    try:
+        text = str(value)
+    except Exception:
+        return f"a {type(value).__name__}"
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 class EngineError(Exception):
     """Root of every error this library raises on purpose."""
 
@@ -67,7 +77,7 @@ class InvalidRewriteRange(InvalidArgument):
 
     def __init__(self, start: object, end: object, message_count: int) -> None:
         super().__init__(
-            f"cannot rewrite [{start}, {end}) of a transcript of {message_count} messages; "
+            f"cannot rewrite [{_brief(start)}, {_brief(end)}) of a transcript of {message_count} messages; "
             f"the range is half-open and needs 0 <= start <= end <= {message_count}"
         )
         self.start, self.end, self.message_count = start, end, message_count

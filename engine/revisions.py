@@ -15,7 +15,7 @@ from datetime import datetime
 
 import msgspec
 
-from engine.content import Message
+from engine.content import Message, shown
 from engine.errors import InvalidArgument, InvalidRevision
 
 __all__ = [
@@ -45,12 +45,12 @@ def parse_revision(revision: object) -> bytes:
     """The 32 raw bytes of a ``sha256:<hex>`` revision id, or ``InvalidRevision``."""
     if not isinstance(revision, str) or not revision.startswith(_PREFIX) or len(revision) != 71:
         raise InvalidRevision(
-            f"a revision id looks like 'sha256:' followed by 64 hex digits, got {revision!r}"
+            f"a revision id looks like 'sha256:' followed by 64 hex digits, got {shown(revision)}"
         )
     try:
         return bytes.fromhex(revision[7:])
     except ValueError:
-        raise InvalidRevision(f"revision {revision!r} has non-hex digits") from None
+        raise InvalidRevision(f"revision {shown(revision)} has non-hex digits") from None
 
 
 def chain(previous: bytes, messages: Iterable[Message]) -> bytes:
@@ -105,7 +105,7 @@ class Reason(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
         if not isinstance(reason, str) or not _KIND.fullmatch(reason):
             raise InvalidArgument(
                 f"reason must be a kind such as 'edit' or 'compaction' (lowercase letters, digits, "
-                f"underscores), got {reason!r}"
+                f"underscores), got {shown(reason)}"
             )
         if note is not None and not isinstance(note, str):
             raise InvalidArgument(f"note must be a str or None, got {type(note).__name__}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 
+from engine.content import shown, unicode_error
 from engine.errors import InvalidArgument
 from engine.store._backend import Backend, ClosedBackend
 from engine.store._chain import Chain, chain_of, extended, head_of
@@ -58,7 +59,11 @@ def open_backend(
 ) -> Backend:
     if not isinstance(table_prefix, str) or not _PREFIX.fullmatch(table_prefix):
         raise InvalidArgument(
-            f"table_prefix must be 1-40 lowercase letters, digits or underscores, got {table_prefix!r}"
+            f"table_prefix must be 1-40 lowercase letters, digits or underscores, got {shown(table_prefix)}"
+        )
+    if isinstance(lock_timeout, bool) or not isinstance(lock_timeout, (int, float)) or not 0 < lock_timeout < 86400:
+        raise InvalidArgument(
+            f"lock_timeout is in seconds: a number above 0 and below a day, got {shown(lock_timeout)}"
         )
     if seal_key is not None and (not isinstance(seal_key, bytes) or len(seal_key) < 16):
         raise InvalidArgument("seal_key must be bytes, at least 16 of them (for example os.urandom(32))")
@@ -68,10 +73,12 @@ def open_backend(
         return open_memory(seal_key)
     if isinstance(target, os.PathLike):
         target = os.fspath(target)
+    if isinstance(target, str) and not target.isascii():
+        unicode_error(target, "Transcripts.open() target", InvalidArgument)
     if not isinstance(target, str) or not target:
         raise InvalidArgument(
             f"Transcripts.open() takes nothing (memory), a SQLite file path or a "
-            f"postgresql:// URL, got {target!r}"
+            f"postgresql:// URL, got {shown(target)}"
         )
     if target.startswith(("postgresql://", "postgres://")):
         from engine.store._postgres import open_postgres
@@ -82,7 +89,7 @@ def open_backend(
     scheme = _SCHEME.match(target)
     if scheme:
         raise InvalidArgument(
-            f"unknown URL scheme {scheme.group(1)!r} in {target!r}: Transcripts.open() takes nothing (memory), "
+            f"unknown URL scheme {scheme.group(1)!r} in {shown(target)}: Transcripts.open() takes nothing (memory), "
             "a SQLite file path or a postgresql:// URL"
         )
     from engine.store._sqlite import open_sqlite

@@ -26,6 +26,7 @@ from eventsourcing.sqlite import (
     SQLiteDatastore,
 )
 
+from engine.content import shown
 from engine.errors import (
     CorruptStore,
     InvalidArgument,
@@ -355,7 +356,7 @@ def _refuse_orphans(session_ids: Sequence[str], forks: Sequence[tuple[str, str, 
 def _database_uri(path: str) -> str:
     absolute = os.path.abspath(path)
     if not os.path.isdir(os.path.dirname(absolute)):
-        raise InvalidArgument(f"cannot open SQLite file {path!r}: its directory does not exist")
+        raise InvalidArgument(f"cannot open SQLite file {shown(path)}: its directory does not exist")
     return "file:" + urllib.parse.quote(absolute)
 
 
@@ -369,7 +370,7 @@ def open_sqlite(
     seal_legacy: bool = False,
 ) -> RecorderBackend:
     if synchronous not in _SYNCHRONOUS:
-        raise InvalidArgument(f"synchronous must be one of {_SYNCHRONOUS}, got {synchronous!r}")
+        raise InvalidArgument(f"synchronous must be one of {_SYNCHRONOUS}, got {shown(synchronous)}")
     datastore = _Datastore(_database_uri(path), synchronous=synchronous, lock_timeout=lock_timeout)
     recorder = SQLiteRecorder(datastore, prefix, seal_key, seal_legacy)
     try:
@@ -379,7 +380,7 @@ def open_sqlite(
         datastore.close()
         if isinstance(exc, CorruptStore):
             raise
-        raise StorageUnavailable(f"cannot open SQLite file {path!r}: {exc.__cause__ or exc}") from None
+        raise StorageUnavailable(f"cannot open SQLite file {shown(path)}: {exc.__cause__ or exc}") from None
     def close() -> None:
         recorder.close_writer()
         datastore.close()
