@@ -703,6 +703,8 @@ def test_canonical_content_an_item_cannot_hold_is_rejected_not_raised(store: Tra
         [UserImage(event_id="i2", item_id="u1", media_type="image/png")],
         [UserImage(event_id="i3", item_id="s1", media_type="image/png", ref="https://x"), system],
         [UserTranscriptFinal(event_id="i4", item_id="s1", text="spoken"), system],
+        [ItemObserved(event_id="i7", item_id="s2", role="system", response_id="r2"),
+         AssistantTranscriptTruncated(event_id="i8", item_id="s2", audio_end_ms=5, text="heard")],
         [ItemObserved(event_id="i5", item_id="o1", role="assistant", response_id="r1"),
          FunctionCallOutput(event_id="i6", item_id="o1", call_id="c1", output="x")],
     ]

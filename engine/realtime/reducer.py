@@ -491,7 +491,9 @@ def _unfit(state: RealtimeState, event: RealtimeEvent) -> str | None:
     if kind == "message" and role == "system":
         spoken = isinstance(event, _SPOKEN) or (
             isinstance(event, AssistantTranscriptFinalText) and event.lane == "transcript"
-        ) or (item is not None and any(lane == "transcript" for _, lane, _, _ in item.parts))
+        ) or (isinstance(event, AssistantTranscriptTruncated) and event.text is not None) or (
+            item is not None and any(lane == "transcript" for _, lane, _, _ in item.parts)
+        )
         if isinstance(event, UserImage) or (item is not None and item.images) or spoken:
             return f"item {item_id} is a system item, which holds text only"
     return None
