@@ -84,7 +84,7 @@ class _Base:
             not isinstance(snapshot_interval, int) or isinstance(snapshot_interval, bool) or snapshot_interval < 1
         ):
             raise InvalidArgument(f"snapshot_interval must be a positive int or None, got {shown(snapshot_interval)}")
-        if not isinstance(cache_size, int) or cache_size < 1:
+        if not isinstance(cache_size, int) or isinstance(cache_size, bool) or cache_size < 1:
             raise InvalidArgument(f"cache_size must be a positive int, got {shown(cache_size)}")
         if max_event_bytes is not None and (
             not isinstance(max_event_bytes, int) or isinstance(max_event_bytes, bool) or max_event_bytes < 1024
@@ -439,6 +439,8 @@ _replace = msgspec.structs.replace
 
 def _stamped(messages: Iterable[object], where: str) -> list[Message]:
     """The messages, each with an id (a fresh one where it had none)."""
+    if isinstance(messages, (str, bytes, Message)) or not isinstance(messages, Iterable):
+        raise InvalidMessage(f"{where} takes a list of messages, got {type(messages).__name__}")
     stamped = []
     for index, message in enumerate(messages):
         if not isinstance(message, Message):

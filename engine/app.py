@@ -28,7 +28,7 @@ from engine._base import (
 from engine._branching import Diff, _Branching
 from engine._erasing import _Erasing
 from engine._ingesting import IngestOutcome, OutOfBandResponse, Pending, _Ingesting
-from engine.content import Message, ToolResult, Usage, shown
+from engine.content import Message, ToolResult, Usage, shown, unicode_error
 from engine.errors import (
     CorruptStore,
     InvalidArgument,
@@ -250,6 +250,9 @@ class Transcripts(_Branching, _Ingesting, _Erasing):
         removed = tuple(remove)
         if not all(isinstance(key, str) for key in removed):
             raise InvalidArgument("remove= must hold metadata keys (str)")
+        for key in removed:
+            if not key.isascii():
+                unicode_error(key, f"remove= key {shown(key)}", InvalidArgument)
         if not checked and not removed:
             raise InvalidArgument("update_metadata() needs values to set or keys to remove")
         _check_actor(actor)

@@ -15,7 +15,7 @@ from datetime import datetime
 
 import msgspec
 
-from engine.content import Message, shown
+from engine.content import Message, shown, unicode_error
 from engine.errors import InvalidArgument, InvalidRevision
 
 __all__ = [
@@ -109,6 +109,8 @@ class Reason(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
             )
         if note is not None and not isinstance(note, str):
             raise InvalidArgument(f"note must be a str or None, got {type(note).__name__}")
+        if note is not None and not note.isascii():
+            unicode_error(note, "note", InvalidArgument)
         return cls(kind=reason, note=note)
 
 

@@ -251,3 +251,62 @@ def test_stores_of_different_prefixes_open_at_once_on_postgres(tmp_path: Path) -
         for prefix in prefixes:
             drop_postgres_tables(prefix)
     assert failures == []
+
+
+def _deep(levels: int = 10_000) -> list[object]:
+    value: list[object] = []
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+HOSTILE_CALLS = {
+    # Found by the public-API fuzz test: each raised an untyped exception.
+    "history of a list": lambda s, sid: s.history([]),
+    "verify of a list": lambda s, sid: s.verify([]),
+    "get of a lone surrogate": lambda s, sid: s.get("\ud800"),
+    "history of a huge int": lambda s, sid: s.history(10**30),
+    "ingest with a list for a session": lambda s, sid: s.ingest([], {"type": "x"}, provider="openai"),
+    "ingest_many of None": lambda s, sid: s.ingest_many(sid, None, provider="openai"),
+    "remove= None": lambda s, sid: s.update_metadata(sid, remove=None),
+    "remove= a surrogate key": lambda s, sid: s.update_metadata(sid, remove=["\ud800"]),
+    "rewrite with None": lambda s, sid: s.rewrite(sid, 0, 0, None),
+    "a note with a surrogate": lambda s, sid: s.rewrite(sid, 0, 0, [Message.user("z")], note="\ud800"),
+    "a deep reason": lambda s, sid: s.rewrite(sid, 0, 0, [Message.user("z")], reason=_deep()),
+    "a deep end": lambda s, sid: s.rewrite(sid, 0, _deep(), []),
+    "a deep at=": lambda s, sid: s.get(sid, at=_deep()),
+    "a deep fork index": lambda s, sid: s.fork_at(sid, _deep()),
+    "a deep revision to restore": lambda s, sid: s.restore(sid, _deep()),
+    "a deep session id to create": lambda s, sid: s.create(session_id=_deep()),
+    "a deep provider": lambda s, sid: s.ingest(sid, {"type": "x"}, provider=_deep()),
+}
+
+
+@pytest.mark.parametrize("call", sorted(HOSTILE_CALLS))
+def test_hostile_arguments_raise_engine_errors_and_change_nothing(stores: StoreFactory, call: str) -> None:
+    store = stores.open()
+    sid = store.create()
+    store.append(sid, Message.user("kept"))
+    before = store.head_hash(sid)
+    with pytest.raises(EngineError):
+        HOSTILE_CALLS[call](store, sid)
+    assert stores.open().head_hash(sid) == before
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"lock_timeout": "10"}, {"lock_timeout": None}, {"lock_timeout": float("nan")}, {"lock_timeout": -1},
+     {"cache_size": True}, {"snapshot_interval": _deep()}, {"table_prefix": _deep()}],
+    ids=["lock_timeout str", "lock_timeout None", "lock_timeout nan", "lock_timeout negative", "cache_size bool",
+         "deep snapshot_interval", "deep table_prefix"],
+)
+def test_open_refuses_bad_options_with_invalid_argument(tmp_path: Path, options: dict[str, object]) -> None:
+    with pytest.raises(InvalidArgument):
+        Transcripts.open(str(tmp_path / "store.db"), **options)  # type: ignore[arg-type]
+
+
+def test_open_refuses_invalid_paths(tmp_path: Path) -> None:
+    for path in (str(tmp_path / "db-\ud800"), str(tmp_path / "db\x00tail")):
+        with pytest.raises(InvalidArgument):
+            Transcripts.open(path)
+    assert list(tmp_path.iterdir()) == []  # no file was made under a truncated name

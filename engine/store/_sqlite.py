@@ -354,6 +354,8 @@ def _refuse_orphans(session_ids: Sequence[str], forks: Sequence[tuple[str, str, 
 
 
 def _database_uri(path: str) -> str:
+    if "\x00" in path:
+        raise InvalidArgument("a SQLite file path cannot hold NUL characters (\\x00)")
     absolute = os.path.abspath(path)
     if not os.path.isdir(os.path.dirname(absolute)):
         raise InvalidArgument(f"cannot open SQLite file {shown(path)}: its directory does not exist")
