@@ -439,7 +439,9 @@ _replace = msgspec.structs.replace
 
 def _stamped(messages: Iterable[object], where: str) -> list[Message]:
     """The messages, each with an id (a fresh one where it had none)."""
-    if isinstance(messages, (str, bytes, Message)) or not isinstance(messages, Iterable):
+    if type(messages) not in (tuple, list) and (
+        isinstance(messages, (str, bytes, Message)) or not isinstance(messages, Iterable)
+    ):
         raise InvalidMessage(f"{where} takes a list of messages, got {type(messages).__name__}")
     stamped = []
     for index, message in enumerate(messages):

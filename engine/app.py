@@ -62,7 +62,7 @@ from engine.store import (
     head_of,
     open_backend,
 )
-from engine.transcript import Session, check_shape, evolve, forked
+from engine.transcript import Session, check_shape, evolve, forked, involves_tools
 
 __all__ = ["Diff", "HistoryEntry", "IngestOutcome", "OutOfBandResponse", "Pending", "SessionInfo", "Transcripts"]
 
@@ -209,8 +209,10 @@ class Transcripts(_Branching, _Ingesting, _Erasing):
             # The rules every other change of content follows: tool uses are
             # answered by the next message, results answer the message before.
             count = len(state.messages)
-            before = state.messages[max(0, count - 2) : count]  # the seam's neighbour and its predecessor
-            check_shape([*before, *stamped], len(before), len(before) + len(stamped), offset=count - len(before))
+            if (count and involves_tools((state.messages[count - 1],))) or involves_tools(stamped):
+                # Only tool traffic can break pairing: plain appends skip the window.
+                before = state.messages[max(0, count - 2) : count]  # the seam's neighbour and its predecessor
+                check_shape([*before, *stamped], len(before), len(before) + len(stamped), offset=count - len(before))
             at = _now(state)
             # Every message's prefix revision, kept with the messages: what
             # makes a later fork_at or rewrite at any index cost O(1).

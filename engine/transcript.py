@@ -14,7 +14,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
-from engine.content import Message, ToolResult, Usage
+from engine.content import Message, ToolResult, ToolUse, Usage
 from engine.errors import CorruptStore, InvalidTranscriptShape
 from engine.events import (
     Event,
@@ -32,7 +32,7 @@ from engine.events import (
 from engine.revisions import EMPTY_REVISION_BYTES, chain_each, format_revision, parse_revision
 from engine.sequence import Known, MessageSeq
 
-__all__ = ["Lineage", "MessageSeq", "Session", "check_shape", "evolve", "fold", "forked"]
+__all__ = ["Lineage", "MessageSeq", "Session", "check_shape", "evolve", "fold", "forked", "involves_tools"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,6 +304,20 @@ def _rewritten(
     else:
         revisions = [None] * (tail_length - 1) + [raw] if tail_length else []
     return messages.replaced(event.start, event.end, event.messages, revisions), raw
+
+
+def involves_tools(messages: Iterable[Message]) -> bool:
+    """Whether any of ``messages`` makes tool uses or holds tool results (a
+    cheap test, so appends without tool traffic skip :func:`check_shape`)."""
+    for message in messages:
+        role = message.role
+        if role == "tool_results":
+            return True
+        if role == "assistant":
+            for block in message.blocks:
+                if type(block) is ToolUse:
+                    return True
+    return False
 
 
 def check_shape(messages: Sequence[Message], start: int, stop: int, *, offset: int = 0) -> None:

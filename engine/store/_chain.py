@@ -62,9 +62,7 @@ def extended(chain: Chain, records: Iterable[Record]) -> Chain:
             name = topic.encode("utf-8", "surrogatepass")
             if len(topics) < 256:  # the engine's own type names; a damaged store may hold others
                 topics[topic] = name
-        update(_FRAME(version, len(name), len(state)))
-        update(name)
-        update(state)
+        update(_FRAME(version, len(name), len(state)) + name + state)
     return result
 
 
