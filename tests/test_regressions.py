@@ -3,6 +3,7 @@ so they can never come back."""
 
 from __future__ import annotations
 
+import contextlib
 import random
 import sqlite3
 import threading
@@ -310,3 +311,45 @@ def test_open_refuses_invalid_paths(tmp_path: Path) -> None:
         with pytest.raises(InvalidArgument):
             Transcripts.open(path)
     assert list(tmp_path.iterdir()) == []  # no file was made under a truncated name
+
+
+@pytest.mark.slow
+def test_a_50_mb_append_returns_in_seconds_and_other_writers_wait_at_most_their_lock_timeout(
+    stores: StoreFactory,
+) -> None:
+    # The issue's bar: a 50 MB append on PostgreSQL returns a typed error or
+    # succeeds within seconds, and other sessions' writers keep going (waiting
+    # for the table lock at most their lock_timeout, then a typed error).
+    import time
+
+    if stores.kind == "memory":
+        return
+    store = stores.open(max_event_bytes=None)
+    other = stores.open(lock_timeout=2)
+    big, small = store.create(), other.create()
+    done: list[tuple[object, float]] = []
+
+    def append_big() -> None:
+        started = time.monotonic()
+        try:
+            outcome: object = store.append(big, Message.user("x" * (50 << 20)))
+        except EngineError as exc:
+            outcome = exc
+        done.append((outcome, time.monotonic() - started))
+
+    writer = threading.Thread(target=append_big, daemon=True)
+    writer.start()
+    waits = []
+    for n in range(5):
+        started = time.monotonic()
+        with contextlib.suppress(StorageUnavailable):  # waited its lock_timeout, then a typed error: allowed
+            other.append(small, Message.user(f"still writing {n}"))
+        waits.append(time.monotonic() - started)
+    writer.join(timeout=60)
+    assert not writer.is_alive(), "the 50 MB append did not return within a minute"
+    outcome, seconds = done[0]
+    assert isinstance(outcome, (str, EngineError)), outcome
+    assert seconds < 30, f"the 50 MB append took {seconds:.1f} s"
+    assert max(waits) < 2 + 3, f"another session's writer waited {max(waits):.1f} s (lock_timeout 2 s)"
+    if isinstance(outcome, str):
+        assert len(stores.open(max_event_bytes=None).get(big).messages[0].text) == 50 << 20
