@@ -2,9 +2,15 @@
 
 Sessions are append-only logs of typed events; any session can be rebuilt as
 of any event version, revision or time.
+
+The facade (``Transcripts`` and what its methods return) is imported on
+first use, so ``import engine.realtime`` or the pure core loads neither the
+stores nor eventsourcing.
 """
 
-from engine.app import Diff, HistoryEntry, IngestOutcome, OutOfBandResponse, Pending, SessionInfo, Transcripts
+from importlib import metadata
+from typing import TYPE_CHECKING, Any
+
 from engine.content import Image, Message, Reasoning, ReplaceBlock, Text, ToolResult, ToolUse, Transcript, Usage
 from engine.errors import (
     ConcurrentWriteError,
@@ -80,4 +86,23 @@ __all__ = [
     "revision_of",
 ]
 
-__version__ = "0.1.0"
+if TYPE_CHECKING:
+    from engine.app import Diff, HistoryEntry, IngestOutcome, OutOfBandResponse, Pending, SessionInfo, Transcripts
+
+_FACADE = frozenset(
+    ("Diff", "HistoryEntry", "IngestOutcome", "OutOfBandResponse", "Pending", "SessionInfo", "Transcripts")
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FACADE:
+        from engine import app
+
+        return getattr(app, name)
+    raise AttributeError(f"module 'engine' has no attribute {name!r}")
+
+
+try:  # one version source: the installed package's metadata (pyproject.toml)
+    __version__ = metadata.version("transcript-engine")
+except metadata.PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"

@@ -143,9 +143,14 @@ class RealtimePendingResolved(_EventBase, frozen=True, kw_only=True, tag="realti
     policy: str
 
 
-#: Reason kinds the engine itself uses; callers may add their own
-#: (lowercase words joined by underscores).
-REASON_KINDS = ("edit", "compaction", "redaction", "restore", "truncation", "provider_deleted", "erasure")
+#: Reason kinds the engine itself records; callers may add their own
+#: (lowercase words joined by underscores). ``append`` names the commits of
+#: appends in ``revisions()``; the ``realtime_*``/``late_*``, ``truncation``
+#: and ``provider_deleted`` kinds are recorded by realtime ingestion.
+REASON_KINDS = (
+    "append", "edit", "compaction", "redaction", "restore", "truncation", "provider_deleted", "erasure",
+    "realtime_order", "late_transcription", "late_content",
+)
 
 
 Event: TypeAlias = (

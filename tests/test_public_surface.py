@@ -1,0 +1,72 @@
+"""The public surface, pinned (as httpx pins its own): a name added to or
+dropped from ``engine.__all__`` must be a deliberate change of this test, and
+everything a public method returns is importable from ``engine``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import typing
+
+import engine
+from engine.events import REASON_KINDS
+
+PUBLIC = {
+    "EMPTY_REVISION", "Commit", "ConcurrentWriteError", "CorruptStore", "Diff", "EngineError", "EventTooLarge",
+    "HistoryEntry", "Image", "IngestOutcome", "InvalidArgument", "InvalidForkPoint", "InvalidMessage",
+    "InvalidRevision", "InvalidRewriteRange", "InvalidTranscriptShape", "Lineage", "Message", "MessageSeq",
+    "NoOpRewrite", "OutOfBandResponse", "Pending", "Reason", "Reasoning", "ReplaceBlock", "ReplacementMismatch",
+    "RevisionConflict", "RevisionNotFound", "Session", "SessionExists", "SessionHasForks", "SessionInfo",
+    "SessionNotFound", "StorageError", "StorageUnavailable", "Text", "ToolResult", "ToolUse", "Transcript",
+    "Transcripts", "UnknownEventType", "Usage", "VersionNotFound", "revision_of",
+}
+
+
+def test_all_is_pinned_and_every_name_resolves() -> None:
+    assert set(engine.__all__) == PUBLIC
+    for name in engine.__all__:
+        assert getattr(engine, name) is not None, name
+
+
+def test_what_public_methods_return_is_importable_from_engine() -> None:
+    exported = {getattr(engine, name) for name in engine.__all__ if isinstance(getattr(engine, name), type)}
+    for name in dir(engine.Transcripts):
+        method = getattr(engine.Transcripts, name)
+        if name.startswith("_") or not callable(method):
+            continue
+        returned = typing.get_type_hints(method).get("return")
+        for kind in (returned, *typing.get_args(returned)):
+            for inner in (kind, *typing.get_args(kind)):
+                if isinstance(inner, type) and inner.__module__.startswith("engine"):
+                    assert inner in exported, f"Transcripts.{name} returns {inner.__name__}, not in engine.__all__"
+
+
+def test_the_realtime_layer_and_the_pure_core_load_no_storage() -> None:
+    code = (
+        "import sys, engine.realtime, engine.realtime.reducer, engine.transcript, engine.revisions; "
+        "loaded = [m for m in sys.modules if m.startswith(('eventsourcing', 'engine.store', 'engine.app'))]; "
+        "print(loaded); sys.exit(1 if loaded else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_version_comes_from_the_package_metadata() -> None:
+    from importlib import metadata
+
+    assert engine.__version__ == metadata.version("transcript-engine")
+
+
+def test_reason_kinds_name_every_reason_the_engine_records() -> None:
+    from engine import Message, Transcripts
+
+    store = Transcripts.open()
+    sid = store.create()
+    store.append(sid, Message.user("a"))
+    revision = store.get(sid).revision
+    store.rewrite(sid, 0, 1, [Message.user("b")], reason="edit")
+    store.restore(sid, revision)
+    store.erase(sid, store.get(sid).messages[0].id or "")
+    recorded = {c.reason.kind for c in store.revisions(sid)} | {h.event.reason for h in store.history(sid)[-1:]}
+    assert recorded <= set(REASON_KINDS)
+    assert {"append", "edit", "restore", "erasure"} <= recorded
