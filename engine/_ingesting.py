@@ -21,9 +21,7 @@ from engine.events import (
     UsageRecorded,
 )
 from engine.realtime.events import RealtimeEvent
-from engine.realtime.providers.openai import Ignored as OpenAIIgnored
-from engine.realtime.providers.openai import Rejected as OpenAIRejected
-from engine.realtime.providers.openai import translate as openai_translate
+from engine.realtime.providers import Adapter, Ignored, Rejected, adapter_for
 from engine.realtime.reducer import (
     AppendMessage,
     Change,
@@ -107,8 +105,7 @@ class _Ingesting(_Base):
         """Ingest events in order, storing everything they accept in one transaction."""
         check_session_id(session_id)
         _check_actor(actor)
-        if provider not in (None, "openai"):
-            raise InvalidArgument(f"provider must be 'openai' or None, got {shown(provider)}")
+        adapter = None if provider is None else adapter_for(provider)
         if isinstance(events, (str, bytes, dict)) or not isinstance(events, Iterable):
             raise InvalidArgument(
                 f"ingest_many() takes an iterable of events (a list), got {type(events).__name__}; "
@@ -122,7 +119,7 @@ class _Ingesting(_Base):
                         f"event {index} is a {type(raw).__name__}, not a canonical realtime event: pass "
                         "provider='openai' to ingest raw provider events; nothing was ingested"
                     )
-        translated = [self._canonical(raw, provider) for raw in events]
+        translated = [self._canonical(raw, adapter) for raw in events]
         with self._lock:
             known = self._realtime.get(session_id)
             redelivered = _duplicate_reasons(known[1], translated) if known is not None else None
@@ -239,7 +236,7 @@ class _Ingesting(_Base):
                 messages=tuple(added), version=working.version,
             )
 
-    def _canonical(self, raw: object, provider: str | None) -> list[RealtimeEvent] | tuple[str, str]:
+    def _canonical(self, raw: object, adapter: Adapter | None) -> list[RealtimeEvent] | tuple[str, str]:
         if isinstance(raw, _CANONICAL_TYPES):
             # Structs are not checked when built: a caller's event is checked
             # the way the store will read it back, so what is stored always loads.
@@ -252,12 +249,23 @@ class _Ingesting(_Base):
             if checked != raw:  # e.g. a float where a str belongs would come back as something else
                 return ("rejected", f"invalid {type(raw).__name__}: a field would not come back as given")
             return [checked]
-        translated = openai_translate(raw)
-        if isinstance(translated, OpenAIRejected):
+        assert adapter is not None  # raw input without a provider was refused up front
+        translated = adapter(raw)
+        if isinstance(translated, Rejected):
             return ("rejected", translated.reason)
-        if isinstance(translated, OpenAIIgnored):
+        if isinstance(translated, Ignored):
             return ("ignored", translated.reason)
-        return translated
+        if not isinstance(translated, list):
+            return ("rejected", f"the provider adapter returned a {type(translated).__name__}, not a list of events")
+        accepted: list[RealtimeEvent] = []
+        for event in translated:  # a caller's adapter is held to what canonical input is
+            one = self._canonical(event, None) if isinstance(event, _CANONICAL_TYPES) else (
+                "rejected", f"the provider adapter returned a {type(event).__name__}, not a canonical event"
+            )
+            if isinstance(one, tuple):
+                return one
+            accepted += one
+        return accepted
 
     def _realtime_state(self, head: Session) -> RealtimeState:
         """The session's ingestion state, rebuilt from its recorded realtime

@@ -728,3 +728,34 @@ def test_canonical_content_an_item_cannot_hold_is_rejected_not_raised(store: Tra
         FunctionCall(event_id="f", item_id="f1", call_id="c1", name="f", previous_item_id=None),
     ])
     assert [(m.role, m.tool_uses[0].id) for m in store.get(guessed).messages] == [("assistant", "c1")]
+
+
+def test_provider_registry_refuses_bad_names_duplicates_and_bad_adapter_output() -> None:
+    import uuid
+
+    from engine.realtime import AssistantTurnCompleted, register_provider, registered_providers
+
+    name = "p" + uuid.uuid4().hex[:12]
+    for bad in ("", "Upper", "has-dash", 5, None):
+        with pytest.raises(InvalidArgument):
+            register_provider(bad, lambda raw: [])  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgument):
+        register_provider(name, "not callable")  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgument, match="registered already"):
+        register_provider("openai", lambda raw: [])
+    outputs: dict[str, object] = {
+        "a dict": {"not": "a list"},
+        "a list of junk": [object()],
+        "a bad canonical event": [AssistantTurnCompleted(event_id=float("inf"), response_id="r")],  # type: ignore[arg-type]
+    }
+    register_provider(name, lambda raw: outputs[raw])  # type: ignore[index]
+    assert name in registered_providers()
+    store = Transcripts.open()
+    sid = store.create()
+    outcomes = store.ingest_many(sid, list(outputs), provider=name)
+    assert [o.status for o in outcomes] == ["rejected"] * 3
+    assert store.get(sid).version == 1  # nothing stored
+    with pytest.raises(InvalidArgument, match="registered provider"):
+        store.ingest(sid, {}, provider="no_such_provider")
+    register_provider(name, lambda raw: [], replace=True)
+    assert store.ingest(sid, "anything", provider=name).status == "ignored"  # means nothing: no events

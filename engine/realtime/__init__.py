@@ -1,5 +1,5 @@
 """Realtime transcript ingestion: canonical events, the pure reducer, and
-provider adapters (``providers/``)."""
+provider adapters (``providers/``, found by name: ``register_provider``)."""
 
 from engine.realtime.events import (
     UNKNOWN,
@@ -23,10 +23,12 @@ from engine.realtime.events import (
     UserTranscriptFailed,
     UserTranscriptFinal,
 )
+from engine.realtime.providers import Adapter, Ignored, Rejected, register_provider, registered_providers
 from engine.realtime.reducer import Outcome, RealtimeState, reduce
 
 __all__ = [
     "UNKNOWN",
+    "Adapter",
     "AssistantTextDelta",
     "AssistantTranscriptDelta",
     "AssistantTranscriptFinalText",
@@ -35,12 +37,14 @@ __all__ = [
     "AssistantTurnInterrupted",
     "FunctionCall",
     "FunctionCallOutput",
+    "Ignored",
     "ItemDeleted",
     "ItemObserved",
     "ItemSkipped",
     "Outcome",
     "RealtimeEvent",
     "RealtimeState",
+    "Rejected",
     "ResponseStarted",
     "SessionConfigured",
     "UserContentFinal",
@@ -49,4 +53,6 @@ __all__ = [
     "UserTranscriptFailed",
     "UserTranscriptFinal",
     "reduce",
+    "register_provider",
+    "registered_providers",
 ]

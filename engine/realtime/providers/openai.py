@@ -41,18 +41,13 @@ from engine.realtime.events import (
     UserTranscriptFailed,
     UserTranscriptFinal,
 )
+from engine.realtime.providers._outcomes import Ignored, Rejected
 
 __all__ = ["MAX_EVENT_BYTES", "Ignored", "Rejected", "translate"]
 
 MAX_EVENT_BYTES = 1 << 20  # a server event larger than 1 MiB is refused
 
 
-class Rejected(msgspec.Struct, frozen=True):
-    reason: str
-
-
-class Ignored(msgspec.Struct, frozen=True):
-    reason: str
 
 
 class _S(msgspec.Struct, frozen=True, gc=False):  # provider payloads: extra fields tolerated
