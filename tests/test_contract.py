@@ -349,3 +349,44 @@ def test_a_snapshot_that_disagrees_with_the_log_is_refused(stores: StoreFactory)
         stores.open().get(sid)
     with pytest.raises(CorruptStore, match="snapshot at version 3"):
         stores.open(snapshot_interval=None).verify(sid)
+
+
+def test_the_feed_lists_every_stored_event_once_in_commit_order(stores: StoreFactory) -> None:
+    """The storage contract's store-wide feed: what a read model or a
+    follower consumes, page by page, from the last position it saw."""
+    from engine import InvalidArgument
+    from engine.store import decode_event
+
+    store = stores.open()
+    backend = store._backend
+    start = backend.feed(after=0, limit=10_000)
+    after = start[-1].position if start else 0
+    first, second = store.create(title="first"), store.create(title="second")
+    store.append(first, Message.user("text-1a"))
+    store.append(second, Message.user("2a"))
+    store.append(first, Message.user("1b"), Message.assistant("1c"))
+    store.set_title(second, "renamed")
+    expected = [(first, 1), (second, 1), (first, 2), (second, 2), (first, 3), (second, 3)]
+
+    pages, cursor = [], after
+    while page := backend.feed(after=cursor, limit=2):
+        assert len(page) <= 2
+        pages.append(page)
+        cursor = page[-1].position
+    entries = [entry for page in pages for entry in page]
+    assert [(e.session_id, e.record.version) for e in entries] == expected
+    positions = [e.position for e in entries]
+    assert positions == sorted(positions) and len(set(positions)) == len(positions)
+    assert [e.record for e in entries if e.session_id == first] == backend.read(first)
+    assert decode_event(entries[-1].record.topic, entries[-1].record.state, "feed").title == "renamed"  # type: ignore[union-attr]
+    assert backend.feed(after=cursor, limit=100) == []
+
+    store.erase(first, store.get(first).messages[0].id or "")  # rewritten in place, then one more event
+    store.delete(second)
+    after_changes = backend.feed(after=after, limit=10_000)
+    assert [e.session_id for e in after_changes] == [first] * 4
+    assert [e.position for e in after_changes][:3] == [e.position for e in entries if e.session_id == first]
+    assert b"text-1a" not in after_changes[1].record.state
+    for bad in ({"after": -1}, {"after": "0"}, {"limit": 0}, {"limit": 10_001}, {"after": True}):
+        with pytest.raises(InvalidArgument):
+            backend.feed(**bad)  # type: ignore[arg-type]

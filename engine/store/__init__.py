@@ -22,12 +22,13 @@ from engine.store._codec import (
     encode_event,
     encode_snapshot,
 )
-from engine.store._records import Record, Rewrite, SessionRow, StoredSnapshot
+from engine.store._records import FeedEntry, Record, Rewrite, SessionRow, StoredSnapshot
 
 __all__ = [
     "Backend",
     "Chain",
     "ClosedBackend",
+    "FeedEntry",
     "Record",
     "Rewrite",
     "SessionRow",

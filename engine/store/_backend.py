@@ -20,9 +20,16 @@ from typing import Any, Protocol
 
 from eventsourcing import persistence as es
 
-from engine.errors import ConcurrentWriteError, CorruptStore, SessionExists, StorageError, StorageUnavailable
+from engine.errors import (
+    ConcurrentWriteError,
+    CorruptStore,
+    InvalidArgument,
+    SessionExists,
+    StorageError,
+    StorageUnavailable,
+)
 from engine.store._chain import seal_of
-from engine.store._records import Record, Rewrite, SessionRow, StoredSnapshot
+from engine.store._records import FeedEntry, Record, Rewrite, SessionRow, StoredSnapshot
 
 
 class Backend(abc.ABC):
@@ -57,6 +64,14 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def session_row(self, session_id: str) -> SessionRow | None:
         """One session's listing row, if it has one."""
+
+    @abc.abstractmethod
+    def feed(self, after: int = 0, limit: int = 100) -> list[FeedEntry]:
+        """Up to ``limit`` stored events of every session, in commit order,
+        after position ``after``: a read model or a follower catches up by
+        asking again from the last position it got, until a page is empty.
+        Records hold the stored bytes as they are now (an erasure's rewrite
+        keeps their positions)."""
 
     @abc.abstractmethod
     def rewrite(self, changes: Sequence[Rewrite]) -> None:
@@ -97,6 +112,16 @@ class SummaryRecorder(Protocol):
 
     def rewrite_records(self, changes: Sequence[Rewrite]) -> None: ...
 
+    def select_notifications(
+        self,
+        start: int | None,
+        limit: int,
+        stop: int | None = None,
+        topics: Sequence[str] = (),
+        *,
+        inclusive_of_start: bool = True,
+    ) -> Sequence[es.Notification]: ...
+
     def delete_sessions(self, session_ids: Sequence[str]) -> None: ...
 
 
@@ -129,6 +154,9 @@ class ClosedBackend(Backend):
         raise self._closed()
 
     def session_row(self, session_id: str) -> SessionRow | None:
+        raise self._closed()
+
+    def feed(self, after: int = 0, limit: int = 100) -> list[FeedEntry]:
         raise self._closed()
 
     def rewrite(self, changes: Sequence[Rewrite]) -> None:
@@ -257,6 +285,19 @@ class RecorderBackend(Backend):
         with translated_errors("read a listing row", self._where):
             row = self._recorder.select_session(session_id)
         return None if row is None else _checked(row, self._key)
+
+    def feed(self, after: int = 0, limit: int = 100) -> list[FeedEntry]:
+        if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+            raise InvalidArgument(f"after= is a feed position (an int >= 0), got {type(after).__name__}")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
+            raise InvalidArgument(f"limit= is 1 to 10,000 entries per page, got {type(limit).__name__}")
+        topics: Sequence[str] = getattr(self._recorder, "feed_topics", ())
+        with translated_errors("read the feed", self._where):
+            found = self._recorder.select_notifications(after, limit, topics=topics, inclusive_of_start=False)
+        return [
+            FeedEntry(note.id, str(note.originator_id), Record(note.originator_version, note.topic, bytes(note.state)))
+            for note in found
+        ]
 
     def rewrite(self, changes: Sequence[Rewrite]) -> None:
         changes = [change._replace(row=change.row._replace(seal=seal_of(change.row, self._key))) for change in changes]

@@ -43,6 +43,10 @@ _READABLE: dict[str, tuple[EventType, int]] = {
 }
 
 
+#: Every stored type name this engine reads.
+READABLE_TOPICS = frozenset(_READABLE)
+
+
 def _parse_topic(topic: str, where: str) -> tuple[EventType, int]:
     known = _READABLE.get(topic)
     if known is not None:

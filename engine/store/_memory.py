@@ -12,11 +12,15 @@ from eventsourcing.popo import POPOApplicationRecorder
 
 from engine.errors import SessionHasForks, SessionNotFound
 from engine.store._backend import RecorderBackend
-from engine.store._codec import fork_source
+from engine.store._codec import READABLE_TOPICS, fork_source
 from engine.store._records import Record, Rewrite, SessionRow, StoredSnapshot
 
 
 class MemoryRecorder(POPOApplicationRecorder):
+    # Deleted sessions leave empty records at their positions (eventsourcing
+    # numbers positions by list index); the feed shows only real event types.
+    feed_topics = tuple(READABLE_TOPICS)
+
     def __init__(self) -> None:
         super().__init__()
         self._sessions: dict[str, SessionRow] = {}

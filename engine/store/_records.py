@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
-__all__ = ["Record", "Rewrite", "SessionRow", "StoredSnapshot"]
+__all__ = ["FeedEntry", "Record", "Rewrite", "SessionRow", "StoredSnapshot"]
 
 
 class Record(NamedTuple):
@@ -48,3 +48,13 @@ class Rewrite(NamedTuple):
     replaced: Sequence[Record]
     appended: Sequence[Record]
     row: SessionRow
+
+
+class FeedEntry(NamedTuple):
+    """One stored event in the store-wide feed: its position (increasing in
+    commit order across all sessions; gaps where sessions were deleted), its
+    session and the record itself."""
+
+    position: int
+    session_id: str
+    record: Record
