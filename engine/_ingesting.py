@@ -21,7 +21,7 @@ from engine.events import (
     UsageRecorded,
 )
 from engine.realtime.events import RealtimeEvent
-from engine.realtime.providers import Adapter, Ignored, Rejected, adapter_for
+from engine.realtime.providers import Adapter, Ignored, Rejected, adapter_for, is_trusted
 from engine.realtime.reducer import (
     AppendMessage,
     Change,
@@ -106,7 +106,9 @@ class _Ingesting(_Base):
         check_session_id(session_id)
         _check_actor(actor)
         adapter = None if provider is None else adapter_for(provider)
-        if isinstance(events, (str, bytes, dict)) or not isinstance(events, Iterable):
+        if type(events) not in (list, tuple) and (
+            isinstance(events, (str, bytes, dict)) or not isinstance(events, Iterable)
+        ):
             raise InvalidArgument(
                 f"ingest_many() takes an iterable of events (a list), got {type(events).__name__}; "
                 "use ingest() for one event"
@@ -255,6 +257,8 @@ class _Ingesting(_Base):
             return ("rejected", translated.reason)
         if isinstance(translated, Ignored):
             return ("ignored", translated.reason)
+        if is_trusted(adapter):
+            return translated
         if not isinstance(translated, list):
             return ("rejected", f"the provider adapter returned a {type(translated).__name__}, not a list of events")
         accepted: list[RealtimeEvent] = []

@@ -20,12 +20,15 @@ from engine.realtime.events import RealtimeEvent
 from engine.realtime.providers import openai
 from engine.realtime.providers._outcomes import Ignored, Rejected
 
-__all__ = ["Adapter", "Ignored", "Rejected", "adapter_for", "register_provider", "registered_providers"]
+__all__ = ["Adapter", "Ignored", "Rejected", "adapter_for", "is_trusted", "register_provider", "registered_providers"]
 
 Adapter: TypeAlias = Callable[[object], "list[RealtimeEvent] | Rejected | Ignored"]
 
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
 _ADAPTERS: dict[str, Adapter] = {"openai": openai.translate}
+# Adapters whose output needs no second check (the engine's own, tested as
+# such); a caller's adapter is held to what canonical input is.
+_TRUSTED: set[Adapter] = {openai.translate}
 
 
 def register_provider(name: str, adapter: Adapter, *, replace: bool = False) -> None:
@@ -42,6 +45,10 @@ def register_provider(name: str, adapter: Adapter, *, replace: bool = False) -> 
 
 def registered_providers() -> list[str]:
     return sorted(_ADAPTERS)
+
+
+def is_trusted(adapter: Adapter) -> bool:
+    return adapter in _TRUSTED
 
 
 def adapter_for(name: object) -> Adapter:
