@@ -41,6 +41,7 @@ from engine.transcript import Lineage, Session
 
 __all__ = [
     "EMPTY_REVISION",
+    "AsyncTranscripts",
     "Commit",
     "ConcurrentWriteError",
     "CorruptStore",
@@ -87,6 +88,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from engine.aio import AsyncTranscripts
     from engine.app import Diff, HistoryEntry, IngestOutcome, OutOfBandResponse, Pending, SessionInfo, Transcripts
 
 _FACADE = frozenset(
@@ -95,6 +97,10 @@ _FACADE = frozenset(
 
 
 def __getattr__(name: str) -> Any:
+    if name == "AsyncTranscripts":
+        from engine.aio import AsyncTranscripts
+
+        return AsyncTranscripts
     if name in _FACADE:
         from engine import app
 

@@ -4,6 +4,8 @@ cannot connect fails, it is never skipped)."""
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -13,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from engine import Transcripts
+from engine import AsyncTranscripts, Transcripts
 from engine.store import Backend, open_backend
 
 POSTGRES_DSN = os.environ.get("ENGINE_TEST_POSTGRES_DSN")
@@ -21,29 +23,60 @@ BACKENDS = ["memory", "sqlite"] + (["postgres"] if POSTGRES_DSN else [])
 # Mutation testing of the pure core narrows the run to some backends.
 if os.environ.get("ENGINE_TEST_BACKENDS"):
     BACKENDS = [kind for kind in BACKENDS if kind in os.environ["ENGINE_TEST_BACKENDS"].split(",")]
+#: The same backends under the async twin: the contract suite runs on them too.
+ASYNC_BACKENDS = [f"{kind}+async" for kind in BACKENDS]
+
+
+class SyncOverAsync:
+    """An ``AsyncTranscripts`` driven from synchronous tests: each method call
+    runs the coroutine to completion on an event loop of its own (tests call
+    from several threads), so the contract suite runs unchanged against the
+    async twin."""
+
+    def __init__(self, store: AsyncTranscripts) -> None:
+        self._async = store
+        self._closed = False
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):  # tests that reach into the store (forged rows) use the one underneath
+            return getattr(self._async.sync, name)
+        attribute = getattr(self._async, name)
+        if not inspect.iscoroutinefunction(attribute):
+            return attribute
+        return lambda *args, **kwargs: asyncio.run(attribute(*args, **kwargs))
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            asyncio.run(self._async.close())
 
 
 @dataclass
 class StoreFactory:
     """Opens stores on one backend; ``open()`` again is a cold reopen (a new
-    process would see the same thing: empty cache, same data)."""
+    process would see the same thing: empty cache, same data). A kind ending
+    in ``+async`` opens the async twin, driven through ``SyncOverAsync``."""
 
     kind: str
     path: Path
     prefix: str
-    opened: list[Transcripts] = field(default_factory=list)
+    opened: list[Any] = field(default_factory=list)
     _memory: Backend | None = None
 
     @property
+    def base(self) -> str:
+        return self.kind.removesuffix("+async")
+
+    @property
     def target(self) -> str | None:
-        if self.kind == "memory":
+        if self.base == "memory":
             return None
-        if self.kind == "sqlite":
+        if self.base == "sqlite":
             return str(self.path / "store.db")
         return POSTGRES_DSN
 
     def open(self, **options: Any) -> Transcripts:
-        if self.kind == "memory":
+        if self.base == "memory":
             # A memory store cannot be reopened by a new process; a new facade
             # over the same backend has the same cold cache a new process has.
             if self._memory is None:
@@ -51,13 +84,14 @@ class StoreFactory:
             store = Transcripts(self._memory, **options)
         else:
             store = Transcripts.open(self.target, table_prefix=self.prefix, **options)
-        self.opened.append(store)
-        return store
+        opened: Any = SyncOverAsync(AsyncTranscripts(store)) if self.kind.endswith("+async") else store
+        self.opened.append(opened)
+        return opened  # type: ignore[no-any-return]
 
     def close(self) -> None:
         for store in self.opened:
             store.close()
-        if self.kind == "postgres":
+        if self.base == "postgres":
             drop_postgres_tables(self.prefix)
 
 

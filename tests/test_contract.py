@@ -1,11 +1,14 @@
-"""The contract suite: every test runs on memory, a SQLite file and PostgreSQL."""
+"""The contract suite: every test runs on memory, a SQLite file and
+PostgreSQL, through ``Transcripts`` and through its async twin
+``AsyncTranscripts`` (each call awaited on an event loop)."""
 
 from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import msgspec
 import pytest
@@ -28,7 +31,12 @@ from engine import (
     revision_of,
 )
 from engine.store import Record, SessionRow, StoredSnapshot
-from tests.conftest import StoreFactory
+from tests.conftest import ASYNC_BACKENDS, BACKENDS, StoreFactory, store_factories
+
+
+@pytest.fixture(params=BACKENDS + ASYNC_BACKENDS)
+def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
+    yield from store_factories(request.param, tmp_path)
 
 
 def test_create_append_get(store: Transcripts) -> None:

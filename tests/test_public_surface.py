@@ -12,7 +12,8 @@ import engine
 from engine.events import REASON_KINDS
 
 PUBLIC = {
-    "EMPTY_REVISION", "Commit", "ConcurrentWriteError", "CorruptStore", "Diff", "EngineError", "EventTooLarge",
+    "EMPTY_REVISION", "AsyncTranscripts", "Commit", "ConcurrentWriteError", "CorruptStore", "Diff", "EngineError",
+    "EventTooLarge",
     "HistoryEntry", "Image", "IngestOutcome", "InvalidArgument", "InvalidForkPoint", "InvalidMessage",
     "InvalidRevision", "InvalidRewriteRange", "InvalidTranscriptShape", "Lineage", "Message", "MessageSeq",
     "NoOpRewrite", "OutOfBandResponse", "Pending", "Reason", "Reasoning", "ReplaceBlock", "ReplacementMismatch",
