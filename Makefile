@@ -22,6 +22,7 @@ test: install
 
 lint: install
 	$(VENV)/bin/ruff check engine tests property_tests benchmarks examples tools
+	$(VENV)/bin/ruff format --check engine tests property_tests benchmarks examples tools
 
 typecheck: install
 	$(VENV)/bin/mypy --strict engine

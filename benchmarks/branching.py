@@ -145,8 +145,13 @@ def event_row_bytes(session_id: str, record: Record) -> int:
 def listing_row_bytes(row: SessionRow) -> int:
     """One row of ``transcripts_sessions``: the sum of its fields' lengths."""
     return (
-        _text(row.session_id) + _text(row.title) + _text(row.created_at) + _text(row.updated_at)
-        + INT_BYTES + _text(row.revision) + INT_BYTES
+        _text(row.session_id)
+        + _text(row.title)
+        + _text(row.created_at)
+        + _text(row.updated_at)
+        + INT_BYTES
+        + _text(row.revision)
+        + INT_BYTES
     )
 
 
@@ -316,9 +321,7 @@ class _Serial:
 def timed_rewrites(branch: BranchStore, size: int, count: int, span: int, serial: _Serial) -> RewriteSample:
     store, backend, sid = branch.store, branch.backend, branch.sessions[size]
     start_index = size - span
-    replacements = [
-        [edited_message(index, serial.take()) for index in range(start_index, size)] for _ in range(count)
-    ]
+    replacements = [[edited_message(index, serial.take()) for index in range(start_index, size)] for _ in range(count)]
     head = store.get(sid)  # cached (untimed)
     row_before = listing_rows(backend)[sid]
     rewrite = store.rewrite
@@ -565,9 +568,15 @@ def build_lines(config: BranchConfig, results: BranchResults) -> list[Line]:
             ratio = _median(big) / _median(little)
             lines.append(
                 Line(
-                    f"(f) {forks.where}: {KIND_LABELS[kind]}, time per fork, {sizes}", unit,
-                    _median(big) * scale, _median(little) * scale, ratio, "<= 1.50x", ratio <= 1.5,
-                    _paired(big, little), f"(f) {forks.where} {kind}",
+                    f"(f) {forks.where}: {KIND_LABELS[kind]}, time per fork, {sizes}",
+                    unit,
+                    _median(big) * scale,
+                    _median(little) * scale,
+                    ratio,
+                    "<= 1.50x",
+                    ratio <= 1.5,
+                    _paired(big, little),
+                    f"(f) {forks.where} {kind}",
                 )
             )
     for forks in results.forks:
@@ -576,9 +585,15 @@ def build_lines(config: BranchConfig, results: BranchResults) -> list[Line]:
             little_bytes = _median([s.nbytes / s.rows for s in forks.samples[f"{kind}@{small}"]])
             lines.append(
                 Line(
-                    f"(g) {forks.where}: {KIND_LABELS[kind]}, bytes stored per fork, {sizes}", "B",
-                    big_bytes, little_bytes, big_bytes / little_bytes, f"<= {FORK_BYTES_TARGET:,} B both",
-                    max(big_bytes, little_bytes) <= FORK_BYTES_TARGET, [], f"(g) {forks.where} {kind}",
+                    f"(g) {forks.where}: {KIND_LABELS[kind]}, bytes stored per fork, {sizes}",
+                    "B",
+                    big_bytes,
+                    little_bytes,
+                    big_bytes / little_bytes,
+                    f"<= {FORK_BYTES_TARGET:,} B both",
+                    max(big_bytes, little_bytes) <= FORK_BYTES_TARGET,
+                    [],
+                    f"(g) {forks.where} {kind}",
                 )
             )
     for rewrites in results.rewrites:
@@ -593,16 +608,27 @@ def build_lines(config: BranchConfig, results: BranchResults) -> list[Line]:
         little_stored = _median([s.bytes_per_rewrite for s in little_samples])
         lines += [
             Line(
-                f"(r) {where}: rewrite last {config.span} of {large:,} msgs, bytes stored vs the replacement", "B",
-                stored, replacement, stored / replacement, "<= 2x + 1 KB", max(stored, worst) <= limit, [],
+                f"(r) {where}: rewrite last {config.span} of {large:,} msgs, bytes stored vs the replacement",
+                "B",
+                stored,
+                replacement,
+                stored / replacement,
+                "<= 2x + 1 KB",
+                max(stored, worst) <= limit,
+                [],
                 f"(r) {where} bytes",
             ),
             Line(f"    same, vs all {session:,} B of the session's events", "B", stored, session, stored / session),
             Line(f"    same, bytes stored, {sizes}", "B", stored, little_stored, stored / little_stored),
             Line(
-                f"(r) {where}: rewrite last {config.span}, time per rewrite, {sizes}", "ms",
-                _median(big_seconds) * 1e3, _median(little_seconds) * 1e3,
-                _median(big_seconds) / _median(little_seconds), "(info)", None, _paired(big_seconds, little_seconds),
+                f"(r) {where}: rewrite last {config.span}, time per rewrite, {sizes}",
+                "ms",
+                _median(big_seconds) * 1e3,
+                _median(little_seconds) * 1e3,
+                _median(big_seconds) / _median(little_seconds),
+                "(info)",
+                None,
+                _paired(big_seconds, little_seconds),
                 f"(r) {where} time",
             ),
         ]
@@ -620,9 +646,15 @@ def build_lines(config: BranchConfig, results: BranchResults) -> list[Line]:
             )
             lines.append(
                 Line(
-                    name, "ms", _median(deep) * 1e3, _median(root) * 1e3, ratio,
-                    "<= 2.00x" if target is not None else "(info)", None if target is None else ratio <= target,
-                    _paired(deep, root), f"(l){suffix.replace('_', ' ')}",
+                    name,
+                    "ms",
+                    _median(deep) * 1e3,
+                    _median(root) * 1e3,
+                    ratio,
+                    "<= 2.00x" if target is not None else "(info)",
+                    None if target is None else ratio <= target,
+                    _paired(deep, root),
+                    f"(l){suffix.replace('_', ' ')}",
                 )
             )
     forks_text = f"{config.memory_forks:,}"
@@ -640,9 +672,15 @@ def build_lines(config: BranchConfig, results: BranchResults) -> list[Line]:
             name = f"    same, {forks_text} x {mode}" + (" (points spread evenly)" if mode == "fork_at" else "")
         lines.append(
             Line(
-                name, "B", _median([s.with_forks for s in samples]), _median([s.one for s in samples]), ratio,
-                "<= 1.20x" if mode == "mixed" else "(info)", ratio <= 1.2 if mode == "mixed" else None,
-                [s.ratio for s in samples], f"(m) {mode}",
+                name,
+                "B",
+                _median([s.with_forks for s in samples]),
+                _median([s.one for s in samples]),
+                ratio,
+                "<= 1.20x" if mode == "mixed" else "(info)",
+                ratio <= 1.2 if mode == "mixed" else None,
+                [s.ratio for s in samples],
+                f"(m) {mode}",
             )
         )
     return lines
@@ -670,17 +708,17 @@ def notes(config: BranchConfig, results: BranchResults, lines: Sequence[Line]) -
         "revisions at the fork and rewrite points)."
     ]
     for forks in results.forks:
-        extra = " Each SQLite fork is one committed transaction (an fsync with FULL), the same at both sizes." if (
-            forks.where == "sqlite"
-        ) else ""
+        extra = (
+            " Each SQLite fork is one committed transaction (an fsync with FULL), the same at both sizes."
+            if (forks.where == "sqlite")
+            else ""
+        )
         out.append(
             f"(f) {forks.where}: {forks.ops} forks of each kind and size per run, the six sides interleaved; "
             f"mean per fork within a run, median over runs.{extra}"
         )
     for forks in results.forks:
-        parts = [
-            f"{KIND_LABELS[kind]} {_breakdown(forks.footprints[f'{kind}@{config.large}'])}" for kind in KINDS
-        ]
+        parts = [f"{KIND_LABELS[kind]} {_breakdown(forks.footprints[f'{kind}@{config.large}'])}" for kind in KINDS]
         out.append(f"(g) {forks.where}, one fork of the {config.large:,}-msg session: " + "; ".join(parts))
     out.append(
         "(g) bytes = the child's event row (len(id) + 8 + len(topic) + len(state)) + its listing row (sum of its "
@@ -738,8 +776,7 @@ def _to_json(config: BranchConfig, results: BranchResults, lines: Sequence[Line]
                 for forks in results.forks
             },
             "fork_footprints": {
-                forks.where: {side: asdict(item) for side, item in forks.footprints.items()}
-                for forks in results.forks
+                forks.where: {side: asdict(item) for side, item in forks.footprints.items()} for forks in results.forks
             },
             "rewrites": {
                 rewrites.where: {str(size): [asdict(s) for s in samples] for size, samples in rewrites.samples.items()}
@@ -803,6 +840,11 @@ def run_and_report(config: BranchConfig) -> dict[str, Any]:
     started = time.perf_counter()
     results = run_branching(config)
     lines = build_lines(config, results)
-    print_report(machine_line(config), format_table(lines, HEADER, value_text), notes(config, results, lines),
-                 lines, f"branching part took {time.perf_counter() - started:.0f} s")
+    print_report(
+        machine_line(config),
+        format_table(lines, HEADER, value_text),
+        notes(config, results, lines),
+        lines,
+        f"branching part took {time.perf_counter() - started:.0f} s",
+    )
     return _to_json(config, results, lines)

@@ -43,8 +43,11 @@ def parse_args(
         ),
     )
     parser.add_argument("--only", choices=PARTS, help="run one part only (default: all, in this order)")
-    parser.add_argument("--recordings", metavar="DIR",
-                        help="part 4 also replays real recordings: DIR/NAME.json with DIR/NAME.expected.json")
+    parser.add_argument(
+        "--recordings",
+        metavar="DIR",
+        help="part 4 also replays real recordings: DIR/NAME.json with DIR/NAME.expected.json",
+    )
     suite.add_arguments(parser)
     branching.add_arguments(parser)
     args = parser.parse_args(argv)
@@ -56,8 +59,12 @@ def parse_args(
         quick=quick,
     )
     return (
-        suite.config_from_args(parser, args), branching.config_from_args(parser, args), realtime_config, parts,
-        args.json, args.recordings,
+        suite.config_from_args(parser, args),
+        branching.config_from_args(parser, args),
+        realtime_config,
+        parts,
+        args.json,
+        args.recordings,
     )
 
 

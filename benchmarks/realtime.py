@@ -160,7 +160,9 @@ def build_stream(turns: int, seed: int, min_deltas: int = 40, max_deltas: int = 
         def transcription(user_id: str = user_id, user_text: str = user_text) -> None:
             emit(
                 "conversation.item.input_audio_transcription.completed",
-                item_id=user_id, content_index=0, transcript=user_text,
+                item_id=user_id,
+                content_index=0,
+                transcript=user_text,
                 usage={"type": "duration", "seconds": round(rng.uniform(1.0, 6.0), 1)},
             )
 
@@ -169,30 +171,57 @@ def build_stream(turns: int, seed: int, min_deltas: int = 40, max_deltas: int = 
             "conversation.item.added",
             previous_item_id=previous,
             item={
-                "id": user_id, "object": "realtime.item", "type": "message", "status": "completed", "role": "user",
+                "id": user_id,
+                "object": "realtime.item",
+                "type": "message",
+                "status": "completed",
+                "role": "user",
                 "content": [{"type": "input_audio", "transcript": None}],
             },
         )
         if when == "before":
             transcription()
-        emit("response.created", response={"id": response_id, "object": "realtime.response",
-                                           "status": "in_progress", "output": []})
-        in_progress = {"id": assistant_id, "object": "realtime.item", "type": "message", "status": "in_progress",
-                       "role": "assistant", "content": []}
+        emit(
+            "response.created",
+            response={"id": response_id, "object": "realtime.response", "status": "in_progress", "output": []},
+        )
+        in_progress = {
+            "id": assistant_id,
+            "object": "realtime.item",
+            "type": "message",
+            "status": "in_progress",
+            "role": "assistant",
+            "content": [],
+        }
         emit("response.output_item.added", response_id=response_id, output_index=0, item=in_progress)
         emit("conversation.item.added", previous_item_id=user_id, item=in_progress)
         middle = len(deltas) // 2
         for index, delta in enumerate(deltas):
             if index == middle and when == "during":
                 transcription()
-            emit("response.output_audio_transcript.delta", response_id=response_id, item_id=assistant_id,
-                 output_index=0, content_index=0, delta=delta)
+            emit(
+                "response.output_audio_transcript.delta",
+                response_id=response_id,
+                item_id=assistant_id,
+                output_index=0,
+                content_index=0,
+                delta=delta,
+            )
             if index == middle:
                 cut = len(events)
-        emit("response.output_audio_transcript.done", response_id=response_id, item_id=assistant_id,
-             output_index=0, content_index=0, transcript=transcript)
-        done_item = {**in_progress, "status": "completed",
-                     "content": [{"type": "output_audio", "transcript": transcript}]}
+        emit(
+            "response.output_audio_transcript.done",
+            response_id=response_id,
+            item_id=assistant_id,
+            output_index=0,
+            content_index=0,
+            transcript=transcript,
+        )
+        done_item = {
+            **in_progress,
+            "status": "completed",
+            "content": [{"type": "output_audio", "transcript": transcript}],
+        }
         emit("conversation.item.done", previous_item_id=user_id, item=done_item)
         emit("response.output_item.done", response_id=response_id, output_index=0, item=done_item)
         input_tokens = 200 + 90 * turn
@@ -200,12 +229,19 @@ def build_stream(turns: int, seed: int, min_deltas: int = 40, max_deltas: int = 
         emit(
             "response.done",
             response={
-                "id": response_id, "object": "realtime.response", "status": "completed", "output": [done_item],
+                "id": response_id,
+                "object": "realtime.response",
+                "status": "completed",
+                "output": [done_item],
                 "usage": {
-                    "total_tokens": input_tokens + output_tokens, "input_tokens": input_tokens,
+                    "total_tokens": input_tokens + output_tokens,
+                    "input_tokens": input_tokens,
                     "output_tokens": output_tokens,
-                    "input_token_details": {"cached_tokens": max(0, input_tokens - 300), "text_tokens": 120,
-                                            "audio_tokens": input_tokens - 120},
+                    "input_token_details": {
+                        "cached_tokens": max(0, input_tokens - 300),
+                        "text_tokens": 120,
+                        "audio_tokens": input_tokens - 120,
+                    },
                     "output_token_details": {"text_tokens": len(deltas), "audio_tokens": 3 * len(deltas)},
                 },
             },
@@ -368,8 +404,10 @@ class Duplicates:
         raw = []
         for event in prefix:
             translated = translate(event)
-            if isinstance(translated, list) and translated and all(
-                item.event_id in state.event_ids for item in translated
+            if (
+                isinstance(translated, list)
+                and translated
+                and all(item.event_id in state.event_ids for item in translated)
             ):
                 raw.append(event)
         canonical = canonical_events(raw)
@@ -435,8 +473,9 @@ class RunResult:
     bytes_after: Stored
 
 
-def one_run(stream: Stream, canonical: Sequence[RealtimeEvent], small: Sequence[RealtimeEvent],
-            duplicates: Duplicates) -> RunResult:
+def one_run(
+    stream: Stream, canonical: Sequence[RealtimeEvent], small: Sequence[RealtimeEvent], duplicates: Duplicates
+) -> RunResult:
     raw_events = stream.events
     # (1) the reducer
     reduce_s = _timed(lambda: fold_reduce(canonical))
@@ -516,9 +555,20 @@ def one_run(stream: Stream, canonical: Sequence[RealtimeEvent], small: Sequence[
     finally:
         memory.close()
     return RunResult(
-        reduce_s, apply_s, reduce_small_s, apply_small_s, translate_apply_s, sqlite_s, memory_s,
-        duplicate_ingest_s, duplicate_ingest_memory_s, duplicate_batch_s, duplicate_reduce_s, duplicate_apply_s,
-        bytes_before, bytes_after,
+        reduce_s,
+        apply_s,
+        reduce_small_s,
+        apply_small_s,
+        translate_apply_s,
+        sqlite_s,
+        memory_s,
+        duplicate_ingest_s,
+        duplicate_ingest_memory_s,
+        duplicate_batch_s,
+        duplicate_reduce_s,
+        duplicate_apply_s,
+        bytes_before,
+        bytes_after,
     )
 
 
@@ -553,23 +603,35 @@ def _us_line(name: str, short: str, seconds: Sequence[float], maximum: float | N
     return Line(name, "us", median, f"<= {maximum:g} us", median <= maximum, spread, short)
 
 
-def build_lines(stream: Stream, check: Check, small_count: int, duplicates: Duplicates,
-                runs: Sequence[RunResult]) -> list[Line]:
+def build_lines(
+    stream: Stream, check: Check, small_count: int, duplicates: Duplicates, runs: Sequence[RunResult]
+) -> list[Line]:
     n_raw, n_canonical = check.raw_events, check.canonical_events
 
     def col(name: str) -> list[float]:
         return [float(getattr(run, name)) for run in runs]
 
     lines = [
-        _rate_line(f"(1) pure reduce(), {n_canonical:,} canonical events, {stream.turns} turns", "(1) reduce",
-                   n_canonical, col("reduce_s"), REDUCER_TARGET),
-        _rate_line("    in-place apply() (what the store uses)", "(1) apply", n_canonical, col("apply_s"),
-                   REDUCER_TARGET),
+        _rate_line(
+            f"(1) pure reduce(), {n_canonical:,} canonical events, {stream.turns} turns",
+            "(1) reduce",
+            n_canonical,
+            col("reduce_s"),
+            REDUCER_TARGET,
+        ),
+        _rate_line(
+            "    in-place apply() (what the store uses)", "(1) apply", n_canonical, col("apply_s"), REDUCER_TARGET
+        ),
     ]
     if small_count < n_canonical:
         lines += [
-            _rate_line(f"    reduce(), first {SMALL_TURNS} turns only ({small_count:,} events)", "", small_count,
-                       col("reduce_small_s"), None),
+            _rate_line(
+                f"    reduce(), first {SMALL_TURNS} turns only ({small_count:,} events)",
+                "",
+                small_count,
+                col("reduce_small_s"),
+                None,
+            ),
             _rate_line(f"    apply(), first {SMALL_TURNS} turns only", "", small_count, col("apply_small_s"), None),
         ]
     changed = [(run.bytes_after, run.bytes_before) for run in runs]
@@ -579,23 +641,43 @@ def build_lines(stream: Stream, check: Check, small_count: int, duplicates: Dupl
         for after, before in changed
     )
     lines += [
-        _rate_line(f"    translate()+apply() from {n_raw:,} raw dicts (raw ev/s)", "", n_raw,
-                   col("translate_apply_s"), None),
-        _rate_line(f"(2) SQLite ingest_many, calls of {BATCH}, {n_raw:,} raw events", "(2) sqlite", n_raw,
-                   col("sqlite_s"), PERSISTED_TARGET),
+        _rate_line(
+            f"    translate()+apply() from {n_raw:,} raw dicts (raw ev/s)", "", n_raw, col("translate_apply_s"), None
+        ),
+        _rate_line(
+            f"(2) SQLite ingest_many, calls of {BATCH}, {n_raw:,} raw events",
+            "(2) sqlite",
+            n_raw,
+            col("sqlite_s"),
+            PERSISTED_TARGET,
+        ),
         _rate_line("    same, in memory", "", n_raw, col("memory_s"), None),
-        _us_line(f"(3) duplicate via ingest(), SQLite, {len(duplicates.raw)} recent events", "(3) ingest",
-                 col("duplicate_ingest_s"), DUPLICATE_TARGET_US),
-        Line("    stored bytes added by those duplicates (max, all runs)", "B",
-             float(max(after.nbytes - before.nbytes for after, before in changed)), "0 B", unchanged,
-             short="(3) bytes, recent"),
+        _us_line(
+            f"(3) duplicate via ingest(), SQLite, {len(duplicates.raw)} recent events",
+            "(3) ingest",
+            col("duplicate_ingest_s"),
+            DUPLICATE_TARGET_US,
+        ),
+        Line(
+            "    stored bytes added by those duplicates (max, all runs)",
+            "B",
+            float(max(after.nbytes - before.nbytes for after, before in changed)),
+            "0 B",
+            unchanged,
+            short="(3) bytes, recent",
+        ),
         _us_line("    duplicate via ingest(), in memory", "", col("duplicate_ingest_memory_s"), None),
         _us_line(f"    duplicate via ingest_many(), calls of {BATCH}, per event", "", col("duplicate_batch_s"), None),
         _us_line("    duplicate through reduce() only, per canonical event", "", col("duplicate_reduce_s"), None),
         _us_line("    duplicate through apply() only, per canonical event", "", col("duplicate_apply_s"), None),
-        Line(f"(3) all {check.accepted_raw:,} accepted events sent again: bytes stored", "B",
-             float(check.redelivery_bytes), "0 B", check.redelivery_bytes == 0 and check.redelivery_rows == 0,
-             short="(3) bytes, whole stream"),
+        Line(
+            f"(3) all {check.accepted_raw:,} accepted events sent again: bytes stored",
+            "B",
+            float(check.redelivery_bytes),
+            "0 B",
+            check.redelivery_bytes == 0 and check.redelivery_rows == 0,
+            short="(3) bytes, whole stream",
+        ),
     ]
     return lines
 
@@ -633,9 +715,8 @@ def format_table(lines: Sequence[Line]) -> str:
 
 
 def machine_line(config: Config) -> str:
-    return (
-        f"{machine_description()} | journal_mode=WAL, synchronous=FULL | {config.runs} runs each, medians shown"
-        + (" | QUICK smoke run" if config.quick else "")
+    return f"{machine_description()} | journal_mode=WAL, synchronous=FULL | {config.runs} runs each, medians shown" + (
+        " | QUICK smoke run" if config.quick else ""
     )
 
 
@@ -702,8 +783,13 @@ def run(config: Config) -> dict[str, Any]:
         results.append(one_run(stream, canonical, small, duplicates))
         _progress(f"  run {index + 1}/{config.runs} done")
     lines = build_lines(stream, check, len(small), duplicates, results)
-    print_report(machine_line(config), format_table(lines), notes(config, stream, check, duplicates, results), lines,
-                 f"took {time.perf_counter() - started:.0f} s")
+    print_report(
+        machine_line(config),
+        format_table(lines),
+        notes(config, stream, check, duplicates, results),
+        lines,
+        f"took {time.perf_counter() - started:.0f} s",
+    )
     return {
         "machine": machine_facts(),
         "config": asdict(config),
@@ -715,8 +801,11 @@ def run(config: Config) -> dict[str, Any]:
             "late_transcriptions": stream.late_transcriptions,
             "small_turns": SMALL_TURNS,
             "small_canonical_events": len(small),
-            "duplicates": {"prefix_raw_events": len(duplicates.prefix), "remembered_raw_events": len(duplicates.raw),
-                           "remembered_canonical_events": len(duplicates.canonical)},
+            "duplicates": {
+                "prefix_raw_events": len(duplicates.prefix),
+                "remembered_raw_events": len(duplicates.raw),
+                "remembered_canonical_events": len(duplicates.canonical),
+            },
         },
         "check": asdict(check),
         "table": [asdict(line) for line in lines],

@@ -90,8 +90,14 @@ def load_cases(recordings: str | None) -> list[Case]:
             if path.name.endswith(".expected.json") or not expected_path.exists():
                 continue
             expected = json.loads(expected_path.read_text())
-            cases.append(Case(path.stem, "recording", json.loads(path.read_text()),
-                              normalised([(entry["role"], entry["text"]) for entry in expected])))
+            cases.append(
+                Case(
+                    path.stem,
+                    "recording",
+                    json.loads(path.read_text()),
+                    normalised([(entry["role"], entry["text"]) for entry in expected]),
+                )
+            )
     return cases
 
 
@@ -126,10 +132,16 @@ def measure(case: Case, runs: int, peer: bool) -> Row:
         peer_rate = realtime_peers.agents_sdk_events_per_second(case.events, runs=runs)
     engine_difference = first_difference(case.expected, engine_got)
     return Row(
-        name=case.name, source=case.source, events=len(case.events), expected_messages=len(case.expected),
-        engine_right=engine_difference is None, engine_first_difference=engine_difference,
+        name=case.name,
+        source=case.source,
+        events=len(case.events),
+        expected_messages=len(case.expected),
+        engine_right=engine_difference is None,
+        engine_first_difference=engine_difference,
         engine_events_per_s=len(case.events) / statistics.median(seconds for _, seconds in engine_runs),
-        peer_right=peer_right, peer_first_difference=peer_difference, peer_events_per_s=peer_rate,
+        peer_right=peer_right,
+        peer_first_difference=peer_difference,
+        peer_events_per_s=peer_rate,
         peer_refused=peer_refused,
     )
 
@@ -139,20 +151,48 @@ def report(rows: Sequence[Row], peer_version: str | None, runs: int) -> list[str
         return "-" if right is None else ("right" if right else "WRONG")
 
     cells = [
-        [row.name, row.source, f"{row.events:,}", str(row.expected_messages), mark(row.engine_right),
-         f"{row.engine_events_per_s:,.0f}", mark(row.peer_right),
-         "-" if row.peer_events_per_s is None else f"{row.peer_events_per_s:,.0f}",
-         "-" if row.peer_refused is None else f"{row.peer_refused:,}"]
+        [
+            row.name,
+            row.source,
+            f"{row.events:,}",
+            str(row.expected_messages),
+            mark(row.engine_right),
+            f"{row.engine_events_per_s:,.0f}",
+            mark(row.peer_right),
+            "-" if row.peer_events_per_s is None else f"{row.peer_events_per_s:,.0f}",
+            "-" if row.peer_refused is None else f"{row.peer_refused:,}",
+        ]
         for row in rows
     ]
     engine_total = sum(row.engine_right for row in rows)
     peer_total = sum(bool(row.peer_right) for row in rows)
-    cells.append(["all cases", "", f"{sum(row.events for row in rows):,}", "", f"{engine_total}/{len(rows)}", "",
-                  f"{peer_total}/{len(rows)}" if peer_version else "-", "", ""])
+    cells.append(
+        [
+            "all cases",
+            "",
+            f"{sum(row.events for row in rows):,}",
+            "",
+            f"{engine_total}/{len(rows)}",
+            "",
+            f"{peer_total}/{len(rows)}" if peer_version else "-",
+            "",
+            "",
+        ]
+    )
     peer_name = f"Agents SDK {peer_version}" if peer_version else "Agents SDK (not installed)"
     table = render_table(
-        ["case", "source", "events", "messages", "engine", "engine ev/s", peer_name, "peer ev/s",
-         "refused by GA types"], cells
+        [
+            "case",
+            "source",
+            "events",
+            "messages",
+            "engine",
+            "engine ev/s",
+            peer_name,
+            "peer ev/s",
+            "refused by GA types",
+        ],
+        cells,
     )
     lines = [table, ""]
     for row in rows:
@@ -168,8 +208,10 @@ def report(rows: Sequence[Row], peer_version: str | None, runs: int) -> list[str
         "with 0 is valid against those types)."
     )
     if not peer_version:
-        lines.append(f"* the peer is not installed here: `pip install '{realtime_peers.AGENTS_SDK_REQUIREMENT}'` "
-                     "(make bench installs it in its own environment)")
+        lines.append(
+            f"* the peer is not installed here: `pip install '{realtime_peers.AGENTS_SDK_REQUIREMENT}'` "
+            "(make bench installs it in its own environment)"
+        )
     met = engine_total == len(rows)
     lines.append(f"* target: the engine rebuilds every case: {'met' if met else 'MISSED'} ({engine_total}/{len(rows)})")
     return lines

@@ -435,7 +435,10 @@ def build_lines(config: Config, results: dict[str, Any]) -> list[Line]:
     listing = results["e"]
     lines.append(
         _time_line(
-            f"(e) sessions() listing {config.sessions:,} sessions, cold open", "(e)", listing["engine"], listing["raw"],
+            f"(e) sessions() listing {config.sessions:,} sessions, cold open",
+            "(e)",
+            listing["engine"],
+            listing["raw"],
             None,
         )
     )
@@ -753,8 +756,13 @@ def run_and_report(config: Config) -> dict[str, Any]:
     started = time.perf_counter()
     results = run_suite(config)
     lines = build_lines(config, results)
-    print_report(machine_line(config), format_table(lines), notes(config, results, lines), lines,
-                 f"suite took {time.perf_counter() - started:.0f} s")
+    print_report(
+        machine_line(config),
+        format_table(lines),
+        notes(config, results, lines),
+        lines,
+        f"suite took {time.perf_counter() - started:.0f} s",
+    )
     return _to_json(config, results, lines)
 
 

@@ -174,9 +174,7 @@ class _Base:
         records = self._log(session_id)[1]
         return records if upto is None else records[:upto]
 
-    def _load(
-        self, session_id: str, upto: int | None = None, *, use_snapshot: bool = True, depth: int = 0
-    ) -> Session:
+    def _load(self, session_id: str, upto: int | None = None, *, use_snapshot: bool = True, depth: int = 0) -> Session:
         """Rebuild a state from the log (checked against its chain head). A
         snapshot at or before ``upto`` lets the events it covers be folded
         without re-hashing their messages; the result is cross-checked against
@@ -329,8 +327,14 @@ class _Base:
         created = updated if new_state.created_at == new_state.updated_at else new_state.created_at.isoformat()
         chain = extended(chain_of(session_id) if state is None else self._chain_of(state), records)
         row = SessionRow(
-            session_id, new_state.title, created, updated, len(new_state.messages), new_state.revision,
-            new_state.version, chain.digest().hex(),
+            session_id,
+            new_state.title,
+            created,
+            updated,
+            len(new_state.messages),
+            new_state.revision,
+            new_state.version,
+            chain.digest().hex(),
         )
         snapshot = None
         interval = self._snapshot_interval
@@ -371,14 +375,23 @@ class _Base:
             raise VersionNotFound(f"session {shown(session_id)} did not exist yet at {at.isoformat()}")
         return found
 
-
     def _rewrite_event(
-        self, state: Session, start: object, end: object, stamped: list[Message], why: Reason, actor: str | None,
-        *, check: bool = True,
+        self,
+        state: Session,
+        start: object,
+        end: object,
+        stamped: list[Message],
+        why: Reason,
+        actor: str | None,
+        *,
+        check: bool = True,
     ) -> MessagesRewritten:
         count = len(state.messages)
         if (
-            not isinstance(start, int) or not isinstance(end, int) or isinstance(start, bool) or isinstance(end, bool)
+            not isinstance(start, int)
+            or not isinstance(end, int)
+            or isinstance(start, bool)
+            or isinstance(end, bool)
             or not 0 <= start <= end <= count
         ):
             raise InvalidRewriteRange(start, end, count)
@@ -391,12 +404,20 @@ class _Base:
         if revision == state.revision:
             raise NoOpRewrite(revision)
         return MessagesRewritten(
-            at=_now(state), actor=actor, start=start, end=end, messages=tuple(stamped),
-            parent_revision=state.revision, revision=revision, reason=why.kind, note=why.note,
-            removed_digest=span_digest(state.messages[start:end]), replacement_digest=span_digest(stamped),
-            count_before=count, generation=state.generation + 1,
+            at=_now(state),
+            actor=actor,
+            start=start,
+            end=end,
+            messages=tuple(stamped),
+            parent_revision=state.revision,
+            revision=revision,
+            reason=why.kind,
+            note=why.note,
+            removed_digest=span_digest(state.messages[start:end]),
+            replacement_digest=span_digest(stamped),
+            count_before=count,
+            generation=state.generation + 1,
         )
-
 
     def _stage(self, session_id: str, state: Session, event: Event, to_store: list[Event]) -> Session:
         to_store.append(event)
@@ -419,11 +440,17 @@ def _new_session_id(session_id: object) -> str:
     return session_id
 
 
-
 def _observable(state: Session) -> tuple[Any, ...]:
     return (
-        state.id, state.version, state.revision, list(state.messages), state.usage,
-        dict(state.metadata), state.title, state.created_at, state.updated_at,
+        state.id,
+        state.version,
+        state.revision,
+        list(state.messages),
+        state.usage,
+        dict(state.metadata),
+        state.title,
+        state.created_at,
+        state.updated_at,
     )
 
 
@@ -560,5 +587,3 @@ def _check_json_value(value: object, where: str, depth: int) -> None:
 
 
 _JSON_TYPES = frozenset((type(None), bool, int, float, str, list, dict))
-
-

@@ -45,7 +45,6 @@ class Diff(msgspec.Struct, frozen=True, kw_only=True):
     to_revision: str
 
 
-
 class _Branching(_Base):
     """Rewrites and restores (audited commits), forks, lineage, the commit
     list and diffs; mixed into ``Transcripts``."""
@@ -110,7 +109,6 @@ class _Branching(_Base):
             new_state = self._commit(session_id, state, [event])
             return _commit_of(event, new_state.version, len(new_state.messages))
 
-
     # -- forks ------------------------------------------------------------
 
     def fork(self, session_id: str, *, actor: str | None = None, child_id: str | None = None) -> str:
@@ -118,9 +116,7 @@ class _Branching(_Base):
         event naming the source and its version; nothing is copied."""
         return self._fork(session_id, None, None, actor, child_id)
 
-    def fork_at(
-        self, session_id: str, index: int, *, actor: str | None = None, child_id: str | None = None
-    ) -> str:
+    def fork_at(self, session_id: str, index: int, *, actor: str | None = None, child_id: str | None = None) -> str:
         """A new session holding ``messages[:index]``. Raises
         :class:`InvalidForkPoint` if ``index`` is out of range or would split a
         tool-use message from its results."""
@@ -139,9 +135,7 @@ class _Branching(_Base):
         ``replacement``, a whole message of the same role or one
         :class:`ReplaceBlock` inside message ``index``."""
         if not isinstance(replacement, (Message, ReplaceBlock)):
-            raise InvalidArgument(
-                f"replacement must be a Message or a ReplaceBlock, got {type(replacement).__name__}"
-            )
+            raise InvalidArgument(f"replacement must be a Message or a ReplaceBlock, got {type(replacement).__name__}")
         return self._fork(session_id, _index(index), replacement, actor, child_id)
 
     def lineage(self, session_id: str) -> Lineage:
@@ -184,13 +178,18 @@ class _Branching(_Base):
             if new_message is not None:
                 raw = chain(raw, (new_message,))
             event = SessionForked(
-                at=_now(), actor=actor, source=source_id, source_version=source.version,
-                index=index, replacement=new_message, revision=format_revision(raw),
-                root=source.lineage.root, depth=source.lineage.depth + 1,
+                at=_now(),
+                actor=actor,
+                source=source_id,
+                source_version=source.version,
+                index=index,
+                replacement=new_message,
+                revision=format_revision(raw),
+                root=source.lineage.root,
+                depth=source.lineage.depth + 1,
             )
             self._commit(child_id, None, [event], result=forked(child_id, event, source, verify=False))
         return child_id
-
 
     def revisions(self, session_id: str) -> list[Commit]:
         """Every content commit of the session, oldest first: appends and
@@ -208,10 +207,19 @@ class _Branching(_Base):
                 added = len(event.messages)
                 commits.append(
                     Commit(
-                        version=version, generation=generation, parent_revision=revision, revision=event.revision,
-                        start=count, end=count, removed_digest=EMPTY_REVISION,
-                        replacement_digest=span_digest(event.messages), count_before=count,
-                        count_after=count + added, reason=Reason(kind="append"), actor=event.actor, at=event.at,
+                        version=version,
+                        generation=generation,
+                        parent_revision=revision,
+                        revision=event.revision,
+                        start=count,
+                        end=count,
+                        removed_digest=EMPTY_REVISION,
+                        replacement_digest=span_digest(event.messages),
+                        count_before=count,
+                        count_after=count + added,
+                        reason=Reason(kind="append"),
+                        actor=event.actor,
+                        at=event.at,
                     )
                 )
                 revision, count = event.revision, count + added
@@ -240,8 +248,11 @@ class _Branching(_Base):
         old, new = self.get(session_id, at=before), self.get(session_id, at=after)
         start, removed_end, added_end = _changed_span(old.messages, new.messages)
         return Diff(
-            start=start, removed=old.messages[start:removed_end], added=new.messages[start:added_end],
-            from_revision=old.revision, to_revision=new.revision,
+            start=start,
+            removed=old.messages[start:removed_end],
+            added=new.messages[start:added_end],
+            from_revision=old.revision,
+            to_revision=new.revision,
         )
 
 
@@ -267,8 +278,9 @@ def _replacing(original: Message, index: int, replacement: Message | ReplaceBloc
     blocks = list(original.blocks)
     blocks[replacement.index] = replacement.block
     try:
-        return Message(role=original.role, blocks=tuple(blocks), id=_message_id(),
-                       provider_item_id=original.provider_item_id)
+        return Message(
+            role=original.role, blocks=tuple(blocks), id=_message_id(), provider_item_id=original.provider_item_id
+        )
     except InvalidMessage as exc:
         raise ReplacementMismatch(f"block {replacement.index} of message {index}: {exc}") from None
 
@@ -287,9 +299,17 @@ def _changed_span(old: Sequence[Message], new: Sequence[Message]) -> tuple[int, 
 
 def _commit_of(event: MessagesRewritten, version: int, count_after: int) -> Commit:
     return Commit(
-        version=version, generation=event.generation, parent_revision=event.parent_revision,
-        revision=event.revision, start=event.start, end=event.end, removed_digest=event.removed_digest,
-        replacement_digest=event.replacement_digest, count_before=event.count_before, count_after=count_after,
-        reason=Reason(kind=event.reason, note=event.note), actor=event.actor, at=event.at,
+        version=version,
+        generation=event.generation,
+        parent_revision=event.parent_revision,
+        revision=event.revision,
+        start=event.start,
+        end=event.end,
+        removed_digest=event.removed_digest,
+        replacement_digest=event.replacement_digest,
+        count_before=event.count_before,
+        count_after=count_after,
+        reason=Reason(kind=event.reason, note=event.note),
+        actor=event.actor,
+        at=event.at,
     )
-

@@ -120,8 +120,13 @@ class _Erasing(_Base):
                     continue
                 state = self._head(sid)
                 audit = MessagesErased(
-                    at=_now(state), actor=actor, message_ids=tuple(erased), digests=tuple(erased.values()),
-                    versions=tuple(record.version for record in replaced), reason=why.kind, note=why.note,
+                    at=_now(state),
+                    actor=actor,
+                    message_ids=tuple(erased),
+                    digests=tuple(erased.values()),
+                    versions=tuple(record.version for record in replaced),
+                    reason=why.kind,
+                    note=why.note,
                     previous_head=row.head,
                 )
                 appended = Record(row.version + 1, *encode_event(audit))
@@ -186,9 +191,7 @@ class _Erasing(_Base):
         return [root, *forks]
 
     @staticmethod
-    def _expand(
-        session_id: str, targets: _Targets, decoded: dict[str, list[tuple[int, Event]]]
-    ) -> set[str]:
+    def _expand(session_id: str, targets: _Targets, decoded: dict[str, list[tuple[int, Event]]]) -> set[str]:
         """The target ids found in the family's logs (as message ids, or as
         provider item ids of realtime records); grows ``targets`` until every
         message about the same items or tool calls is in it."""
@@ -243,7 +246,8 @@ def _erased_event(event: Event, targets: _Targets, erased: dict[str, str]) -> Ev
     elif isinstance(event, RealtimeRecorded) and targets.hit_realtime(event.event):
         inner = event.event
         changes = {
-            name: empty for name, empty in _REALTIME_CONTENT.items()
+            name: empty
+            for name, empty in _REALTIME_CONTENT.items()
             if name in inner.__struct_fields__ and getattr(inner, name) not in (empty, None)
         }
         if changes:

@@ -83,7 +83,6 @@ class Pending(msgspec.Struct, frozen=True, kw_only=True):
     responses: tuple[str, ...]
 
 
-
 class _Ingesting(_Base):
     """Realtime ingestion, mixed into ``Transcripts``."""
 
@@ -134,7 +133,8 @@ class _Ingesting(_Base):
                 version = max(known[0], cached.version if cached is not None else 0)
                 found = iter(redelivered)
                 return [
-                    IngestOutcome(status=c[0], reason=c[1], version=version) if isinstance(c, tuple)
+                    IngestOutcome(status=c[0], reason=c[1], version=version)
+                    if isinstance(c, tuple)
                     else IngestOutcome(status="duplicate", reason="; ".join(next(found) for _ in c), version=version)
                     for c in translated
                 ]
@@ -171,8 +171,9 @@ class _Ingesting(_Base):
                 self._realtime[session_id] = (working.version, state)
             final = working.version if to_store else head.version
             return [
-                IngestOutcome(status=status, reason=reason, messages=tuple(added), out_of_band=tuple(outside),
-                              version=final)
+                IngestOutcome(
+                    status=status, reason=reason, messages=tuple(added), out_of_band=tuple(outside), version=final
+                )
                 for status, reason, added, outside in results
             ]
 
@@ -202,13 +203,17 @@ class _Ingesting(_Base):
                 continue
             for change in changes:
                 if isinstance(change, OutOfBandMessage):
-                    found.append(OutOfBandResponse(response_id=change.response_id, status=change.status,
-                                                   messages=(change.message,), version=version))
+                    found.append(
+                        OutOfBandResponse(
+                            response_id=change.response_id,
+                            status=change.status,
+                            messages=(change.message,),
+                            version=version,
+                        )
+                    )
         return found
 
-    def resolve_pending(
-        self, session_id: str, policy: str = "place", *, actor: str | None = None
-    ) -> IngestOutcome:
+    def resolve_pending(self, session_id: str, policy: str = "place", *, actor: str | None = None) -> IngestOutcome:
         """Unblock ingestion: ``place`` puts every waiting item in its chain, or
         at the end in announcement order where its chain is broken (unfinished
         responses become incomplete messages, user items go without text),
@@ -221,8 +226,9 @@ class _Ingesting(_Base):
             head = self._head(session_id)
             state = self._realtime_state(head).copy()
             if not state.items.live and not state.responses.live:
-                return IngestOutcome(status="ignored", reason="nothing is pending; nothing was stored",
-                                     version=head.version)
+                return IngestOutcome(
+                    status="ignored", reason="nothing is pending; nothing was stored", version=head.version
+                )
             changes = realtime_resolve(state, "place" if policy == "place" else "drop")
             to_store: list[Event] = []
             added: list[Message] = []
@@ -234,8 +240,10 @@ class _Ingesting(_Base):
             self._commit(session_id, head, to_store, result=working)
             self._realtime[session_id] = (working.version, state)
             return IngestOutcome(
-                status="materialised" if added else "discarded", reason=f"pending items resolved ({policy})",
-                messages=tuple(added), version=working.version,
+                status="materialised" if added else "discarded",
+                reason=f"pending items resolved ({policy})",
+                messages=tuple(added),
+                version=working.version,
             )
 
     def _canonical(self, raw: object, adapter: Adapter | None) -> list[RealtimeEvent] | tuple[str, str]:
@@ -245,7 +253,12 @@ class _Ingesting(_Base):
             try:
                 checked = _CANONICAL_DECODER.decode(_CANONICAL_ENCODER.encode(raw))
             except (
-                msgspec.ValidationError, msgspec.DecodeError, TypeError, ValueError, OverflowError, RecursionError
+                msgspec.ValidationError,
+                msgspec.DecodeError,
+                TypeError,
+                ValueError,
+                OverflowError,
+                RecursionError,
             ) as exc:
                 return ("rejected", f"invalid {type(raw).__name__}: {shown(str(exc))}")
             if checked != raw:  # e.g. a float where a str belongs would come back as something else
@@ -263,8 +276,10 @@ class _Ingesting(_Base):
             return ("rejected", f"the provider adapter returned a {type(translated).__name__}, not a list of events")
         accepted: list[RealtimeEvent] = []
         for event in translated:  # a caller's adapter is held to what canonical input is
-            one = self._canonical(event, None) if isinstance(event, _CANONICAL_TYPES) else (
-                "rejected", f"the provider adapter returned a {type(event).__name__}, not a canonical event"
+            one = (
+                self._canonical(event, None)
+                if isinstance(event, _CANONICAL_TYPES)
+                else ("rejected", f"the provider adapter returned a {type(event).__name__}, not a canonical event")
             )
             if isinstance(one, tuple):
                 return one
@@ -285,7 +300,6 @@ class _Ingesting(_Base):
                 realtime_resolve(state, "place" if event.policy == "place" else "drop")
         self._realtime[head.id] = (head.version, state)
         return state
-
 
     def _apply_change(
         self,
@@ -325,26 +339,38 @@ class _Ingesting(_Base):
         if isinstance(change, RemoveItem):
             remaining = blocks[: change.offset] + blocks[change.offset + change.count :]
             replacement = [_with_blocks(message, remaining)] if remaining else []
-            return self._realtime_rewrite(session_id, state, index, index + 1, replacement, "provider_deleted",
-                                          actor, to_store)
+            return self._realtime_rewrite(
+                session_id, state, index, index + 1, replacement, "provider_deleted", actor, to_store
+            )
         if isinstance(change, ReplaceItem):
             new_blocks = blocks[: change.offset] + list(change.blocks) + blocks[change.offset + change.count :]
-            return self._realtime_rewrite(session_id, state, index, index + 1, [_with_blocks(message, new_blocks)],
-                                          change.reason, actor, to_store)
+            return self._realtime_rewrite(
+                session_id, state, index, index + 1, [_with_blocks(message, new_blocks)], change.reason, actor, to_store
+            )
         assert isinstance(change, TruncateItem)
         cut = [
-            msgspec.structs.replace(block, truncated_at_ms=change.audio_end_ms,
-                                    text=change.text if change.text is not None else block.text)
-            if isinstance(block, Transcript) else block
+            msgspec.structs.replace(
+                block, truncated_at_ms=change.audio_end_ms, text=change.text if change.text is not None else block.text
+            )
+            if isinstance(block, Transcript)
+            else block
             for block in segment
         ]
         new_blocks = blocks[: change.offset] + cut + blocks[change.offset + change.count :]
-        return self._realtime_rewrite(session_id, state, index, index + 1, [_with_blocks(message, new_blocks)],
-                                      "truncation", actor, to_store)
+        return self._realtime_rewrite(
+            session_id, state, index, index + 1, [_with_blocks(message, new_blocks)], "truncation", actor, to_store
+        )
 
     def _realtime_rewrite(
-        self, session_id: str, state: Session, start: int, end: int, replacement: list[Message], kind: str,
-        actor: str | None, to_store: list[Event],
+        self,
+        session_id: str,
+        state: Session,
+        start: int,
+        end: int,
+        replacement: list[Message],
+        kind: str,
+        actor: str | None,
+        to_store: list[Event],
     ) -> Session:
         stamped = _stamped(replacement, "ingest")
         try:
@@ -352,7 +378,6 @@ class _Ingesting(_Base):
         except NoOpRewrite:
             return state
         return self._stage(session_id, state, event, to_store)
-
 
 
 def _find(state: Session, provider_item_id: str) -> int | None:
@@ -365,8 +390,12 @@ def _find(state: Session, provider_item_id: str) -> int | None:
 
 
 def _with_blocks(message: Message, blocks: list[Block]) -> Message:
-    return Message(role=message.role, blocks=tuple(blocks), provider_item_id=message.provider_item_id,
-                   incomplete=message.incomplete)
+    return Message(
+        role=message.role,
+        blocks=tuple(blocks),
+        provider_item_id=message.provider_item_id,
+        incomplete=message.incomplete,
+    )
 
 
 _ORDER = ("materialised", "staged", "discarded", "duplicate", "ignored", "rejected")
@@ -393,4 +422,3 @@ def _combined(statuses: list[str]) -> str:
     if not statuses:
         return "ignored"
     return min(statuses, key=_ORDER.index)
-

@@ -137,8 +137,12 @@ class Transcripts(_Branching, _Ingesting, _Erasing):
         :class:`EventTooLarge` before anything is sent.
         """
         backend = open_backend(
-            target, table_prefix=table_prefix, synchronous=synchronous, lock_timeout=lock_timeout,
-            seal_key=seal_key, seal_legacy=seal_legacy,
+            target,
+            table_prefix=table_prefix,
+            synchronous=synchronous,
+            lock_timeout=lock_timeout,
+            seal_key=seal_key,
+            seal_legacy=seal_legacy,
         )
         try:
             return cls(
@@ -276,7 +280,6 @@ class Transcripts(_Branching, _Ingesting, _Erasing):
             event = UsageRecorded(at=_now(state), actor=actor, usage=usage, response_id=response_id)
             self._commit(session_id, state, [event])
 
-
     # -- queries ----------------------------------------------------------
 
     def history(self, session_id: str) -> list[HistoryEntry]:
@@ -289,21 +292,29 @@ class Transcripts(_Branching, _Ingesting, _Erasing):
                 revision = event.revision
             entries.append(
                 HistoryEntry(
-                    version=version, at=event.at, actor=event.actor, kind=kind_of(event),
-                    summary=_summary(event), revision=revision, event=event,
+                    version=version,
+                    at=event.at,
+                    actor=event.actor,
+                    kind=kind_of(event),
+                    summary=_summary(event),
+                    revision=revision,
+                    event=event,
                 )
             )
         return entries
-
 
     def sessions(self) -> list[SessionInfo]:
         """Every session in the store, oldest first (read from a listing table
         kept in the same transaction as each write, so it is never stale)."""
         return [
             SessionInfo(
-                id=row.session_id, title=row.title, created_at=_listed_time(row, row.created_at),
-                updated_at=_listed_time(row, row.updated_at), message_count=row.message_count,
-                revision=row.revision, version=row.version,
+                id=row.session_id,
+                title=row.title,
+                created_at=_listed_time(row, row.created_at),
+                updated_at=_listed_time(row, row.updated_at),
+                message_count=row.message_count,
+                revision=row.revision,
+                version=row.version,
             )
             for row in self._backend.session_rows()
         ]

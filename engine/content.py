@@ -165,9 +165,7 @@ class ToolResult(_Block, frozen=True, tag="tool_result"):
 
     def __post_init__(self) -> None:
         _require_str(self.tool_use_id, "ToolResult.tool_use_id")
-        if not isinstance(self.content, tuple) or not all(
-            isinstance(block, (Text, Image)) for block in self.content
-        ):
+        if not isinstance(self.content, tuple) or not all(isinstance(block, (Text, Image)) for block in self.content):
             raise InvalidMessage("ToolResult.content must be a tuple of Text or Image blocks")
         if not isinstance(self.is_error, bool):
             raise InvalidMessage("ToolResult.is_error must be a bool")
@@ -276,16 +274,12 @@ class Message(
         return cls(role="system", blocks=(Text(text=text),), id=id)
 
     @classmethod
-    def user(
-        cls, *content: str | Block, id: str | None = None, provider_item_id: str | None = None
-    ) -> Message:
+    def user(cls, *content: str | Block, id: str | None = None, provider_item_id: str | None = None) -> Message:
         """A user message; each ``str`` becomes a ``Text`` block."""
         return cls(role="user", blocks=_blocks(content), id=id, provider_item_id=provider_item_id)
 
     @classmethod
-    def assistant(
-        cls, *content: str | Block, id: str | None = None, provider_item_id: str | None = None
-    ) -> Message:
+    def assistant(cls, *content: str | Block, id: str | None = None, provider_item_id: str | None = None) -> Message:
         """An assistant message; each ``str`` becomes a ``Text`` block."""
         return cls(role="assistant", blocks=_blocks(content), id=id, provider_item_id=provider_item_id)
 
@@ -298,9 +292,7 @@ class Message(
     @property
     def text(self) -> str:
         """Text and spoken-transcript blocks, joined in order by newlines."""
-        return "\n".join(
-            block.text for block in self.blocks if isinstance(block, (Text, Transcript))
-        )
+        return "\n".join(block.text for block in self.blocks if isinstance(block, (Text, Transcript)))
 
     @property
     def tool_uses(self) -> tuple[ToolUse, ...]:

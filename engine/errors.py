@@ -119,8 +119,7 @@ class SessionExists(EngineError):
 
     def __init__(self, session_id: str) -> None:
         super().__init__(
-            f"a session with id {session_id!r} already exists; "
-            "choose another id or omit session_id to get a fresh one"
+            f"a session with id {session_id!r} already exists; choose another id or omit session_id to get a fresh one"
         )
         self.session_id = session_id
 

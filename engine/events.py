@@ -148,8 +148,17 @@ class RealtimePendingResolved(_EventBase, frozen=True, kw_only=True, tag="realti
 #: appends in ``revisions()``; the ``realtime_*``/``late_*``, ``truncation``
 #: and ``provider_deleted`` kinds are recorded by realtime ingestion.
 REASON_KINDS = (
-    "append", "edit", "compaction", "redaction", "restore", "truncation", "provider_deleted", "erasure",
-    "realtime_order", "late_transcription", "late_content",
+    "append",
+    "edit",
+    "compaction",
+    "redaction",
+    "restore",
+    "truncation",
+    "provider_deleted",
+    "erasure",
+    "realtime_order",
+    "late_transcription",
+    "late_content",
 )
 
 

@@ -44,9 +44,7 @@ EMPTY_REVISION = format_revision(EMPTY_REVISION_BYTES)
 def parse_revision(revision: object) -> bytes:
     """The 32 raw bytes of a ``sha256:<hex>`` revision id, or ``InvalidRevision``."""
     if not isinstance(revision, str) or not revision.startswith(_PREFIX) or len(revision) != 71:
-        raise InvalidRevision(
-            f"a revision id looks like 'sha256:' followed by 64 hex digits, got {shown(revision)}"
-        )
+        raise InvalidRevision(f"a revision id looks like 'sha256:' followed by 64 hex digits, got {shown(revision)}")
     try:
         return bytes.fromhex(revision[7:])
     except ValueError:

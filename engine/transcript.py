@@ -354,7 +354,9 @@ def check_shape(messages: Sequence[Message], start: int, stop: int, *, offset: i
                     f"made {sorted(expected)}; results must cover exactly those ids, once each"
                 )
         elif (
-            message.tool_uses and index + 1 < len(messages) and messages[index + 1].role != "tool_results"
+            message.tool_uses
+            and index + 1 < len(messages)
+            and messages[index + 1].role != "tool_results"
             and messages[index + 1].erased is None
         ):
             raise InvalidTranscriptShape(

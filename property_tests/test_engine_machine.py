@@ -73,8 +73,11 @@ class EngineMachine(RuleBasedStateMachine):
         self.store.set_title(sid, title)
         self.model.set_title(sid, title)
 
-    @rule(sid=sessions, values=st.dictionaries(st.sampled_from("abc"), json_values, max_size=2),
-          remove=st.lists(st.sampled_from("abc"), max_size=2))
+    @rule(
+        sid=sessions,
+        values=st.dictionaries(st.sampled_from("abc"), json_values, max_size=2),
+        remove=st.lists(st.sampled_from("abc"), max_size=2),
+    )
     def update_metadata(self, sid: str, values: dict[str, Any], remove: list[str]) -> None:
         if values or remove:
             self.store.update_metadata(sid, values, remove=remove)

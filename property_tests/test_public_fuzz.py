@@ -279,22 +279,41 @@ def _seeded_history() -> list[dict[str, Any]]:
     """A client re-seeding a conversation with a tool exchange (typed items
     only, no response), then a spoken reply: items written whole, each
     announced after its predecessor."""
+
     def added(event_id: str, previous: str | None, item: dict[str, Any]) -> dict[str, Any]:
         return {"type": "conversation.item.added", "event_id": event_id, "previous_item_id": previous, "item": item}
 
     def message(item_id: str, role: str, text: str) -> dict[str, Any]:
         kind = "input_text" if role != "assistant" else "output_text"
-        return {"id": item_id, "type": "message", "role": role, "status": "completed",
-                "content": [{"type": kind, "text": text}]}
+        return {
+            "id": item_id,
+            "type": "message",
+            "role": role,
+            "status": "completed",
+            "content": [{"type": kind, "text": text}],
+        }
 
     return [
-        {"type": "session.created", "event_id": "h0", "session": {"id": "sess_h", "audio": {"input": {
-            "transcription": None}}}},
+        {
+            "type": "session.created",
+            "event_id": "h0",
+            "session": {"id": "sess_h", "audio": {"input": {"transcription": None}}},
+        },
         added("h1", None, message("s1", "system", "Be brief.")),
         added("h2", "s1", message("u1", "user", "Weather in Oslo?")),
         added("h3", "u1", message("a1", "assistant", "Let me check.")),
-        added("h4", "a1", {"id": "f1", "type": "function_call", "status": "completed", "call_id": "c1",
-                           "name": "weather", "arguments": '{"city": "Oslo"}'}),
+        added(
+            "h4",
+            "a1",
+            {
+                "id": "f1",
+                "type": "function_call",
+                "status": "completed",
+                "call_id": "c1",
+                "name": "weather",
+                "arguments": '{"city": "Oslo"}',
+            },
+        ),
         added("h5", "f1", {"id": "o1", "type": "function_call_output", "call_id": "c1", "output": "rain"}),
         added("h6", "o1", message("a2", "assistant", "Rain after 15:00.")),
         *assistant_audio("r_h", "a3", "a2", ["Anything ", "else?"]),
@@ -302,7 +321,8 @@ def _seeded_history() -> list[dict[str, Any]]:
 
 
 STREAMS: dict[str, list[dict[str, Any]]] = {
-    **{name: recording.events for name, recording in RECORDINGS.items()}, "client-seeded-history": _seeded_history(),
+    **{name: recording.events for name, recording in RECORDINGS.items()},
+    "client-seeded-history": _seeded_history(),
 }
 POOL: list[dict[str, Any]] = [event for name in sorted(STREAMS) for event in STREAMS[name]]
 
@@ -416,8 +436,9 @@ scalars = st.one_of(
     st.builds(Now, st.integers(-100, 100)),
 )
 keys = st.one_of(odd_text, st.integers(), st.none(), st.booleans(), st.floats(), st.tuples(st.integers()))
-SPECIAL_VALUES = specials("deep list", "deep dict", "deep JSON text", "3 MiB str", "3 MiB bytes",
-                          "3 MiB str with a surrogate")
+SPECIAL_VALUES = specials(
+    "deep list", "deep dict", "deep JSON text", "3 MiB str", "3 MiB bytes", "3 MiB str with a surrogate"
+)
 _nested: st.SearchStrategy[Any] = st.recursive(
     st.one_of(scalars, SPECIAL_VALUES),
     lambda inner: st.one_of(
@@ -432,8 +453,15 @@ _nested: st.SearchStrategy[Any] = st.recursive(
 hostile: st.SearchStrategy[Any] = st.one_of(_nested, _nested, specials("deep list", "deep dict"))
 # What a JSON document may hold, with the values JSON (or the store) cannot keep.
 json_like: st.SearchStrategy[Any] = st.recursive(
-    st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70), big_ints, st.floats(), odd_text,
-              specials("deep list", "deep dict")),
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-(2**70), 2**70),
+        big_ints,
+        st.floats(),
+        odd_text,
+        specials("deep list", "deep dict"),
+    ),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(odd_text, inner, max_size=3),
     max_leaves=8,
 )
@@ -458,13 +486,20 @@ block_fields: dict[str, dict[str, st.SearchStrategy[Any]]] = {
     "ToolUse": {"id": ids, "name": st.sampled_from(["search", "f"]) | odd_text, "arguments": tool_arguments},
     "Image": {"media_type": media_types, "data": st.none() | st.binary(max_size=8), "ref": st.none() | odd_text},
 }
-REQUIRED = {"Text": {"text"}, "Transcript": {"text"}, "Reasoning": {"text"}, "ToolUse": {"id", "name"},
-            "Image": {"media_type"}, "ToolResult": {"tool_use_id"}}
+REQUIRED = {
+    "Text": {"text"},
+    "Transcript": {"text"},
+    "Reasoning": {"text"},
+    "ToolUse": {"id", "name"},
+    "Image": {"media_type"},
+    "ToolResult": {"tool_use_id"},
+}
 
 
 @st.composite
-def block_recipes(draw: st.DrawFn, kinds: tuple[str, ...] = ("Text", "Transcript", "Reasoning", "ToolUse", "Image",
-                                                             "ToolResult")) -> Build:
+def block_recipes(
+    draw: st.DrawFn, kinds: tuple[str, ...] = ("Text", "Transcript", "Reasoning", "ToolUse", "Image", "ToolResult")
+) -> Build:
     kind = draw(st.sampled_from(kinds))
     if kind == "ToolResult":
         fields: dict[str, st.SearchStrategy[Any]] = {
@@ -488,37 +523,69 @@ maybe_ids = st.none() | odd_text | hostile
 
 
 def _content_call(target: str) -> st.SearchStrategy[Build]:
-    return st.builds(lambda items, kw: Build(target, tuple(items), kw), st.lists(content_items, max_size=3),
-                     st.fixed_dictionaries({}, optional={"id": maybe_ids, "provider_item_id": maybe_ids}))
+    return st.builds(
+        lambda items, kw: Build(target, tuple(items), kw),
+        st.lists(content_items, max_size=3),
+        st.fixed_dictionaries({}, optional={"id": maybe_ids, "provider_item_id": maybe_ids}),
+    )
 
 
 message_recipes = st.one_of(
-    st.builds(lambda kw: Build("Message", (), kw), st.fixed_dictionaries(
-        {"role": arg(roles)},
-        optional={"blocks": arg(any_blocks), "id": maybe_ids, "provider_item_id": maybe_ids,
-                  "incomplete": arg(st.booleans())})),
+    st.builds(
+        lambda kw: Build("Message", (), kw),
+        st.fixed_dictionaries(
+            {"role": arg(roles)},
+            optional={
+                "blocks": arg(any_blocks),
+                "id": maybe_ids,
+                "provider_item_id": maybe_ids,
+                "incomplete": arg(st.booleans()),
+            },
+        ),
+    ),
     _content_call("Message.user"),
     _content_call("Message.assistant"),
-    st.builds(lambda text, kw: Build("Message.system", (text,), kw), arg(odd_text),
-              st.fixed_dictionaries({}, optional={"id": maybe_ids})),
-    st.builds(lambda results, kw: Build("Message.tool_results", tuple(results), kw),
-              st.lists(arg(block_recipes(("ToolResult",))), max_size=2),
-              st.fixed_dictionaries({}, optional={"id": maybe_ids})),
+    st.builds(
+        lambda text, kw: Build("Message.system", (text,), kw),
+        arg(odd_text),
+        st.fixed_dictionaries({}, optional={"id": maybe_ids}),
+    ),
+    st.builds(
+        lambda results, kw: Build("Message.tool_results", tuple(results), kw),
+        st.lists(arg(block_recipes(("ToolResult",))), max_size=2),
+        st.fixed_dictionaries({}, optional={"id": maybe_ids}),
+    ),
 )
 usage_recipes = st.builds(
     lambda kw: Build("Usage", (), kw),
-    st.fixed_dictionaries({}, optional={name: arg(st.integers(0, 10**6) | big_ints.filter(lambda n: n > 0))
-                                        for name in ("input", "output", "cache_read", "cache_write", "reasoning")}),
+    st.fixed_dictionaries(
+        {},
+        optional={
+            name: arg(st.integers(0, 10**6) | big_ints.filter(lambda n: n > 0))
+            for name in ("input", "output", "cache_read", "cache_write", "reasoning")
+        },
+    ),
 )
 other_recipes = st.one_of(
-    st.builds(lambda i, c, e: Build("ToolResult.of", (i, c), e), arg(ids), arg(odd_text | block_recipes(("Text",))),
-              st.fixed_dictionaries({}, optional={"is_error": arg(st.booleans())})),
-    st.builds(lambda i, b: Build("ReplaceBlock", (), {"index": i, "block": b}), arg(st.integers(-1, 3)),
-              arg(block_recipes())),
-    st.builds(lambda k, n: Build("Reason", (), {"kind": k, "note": n}), arg(st.sampled_from(["edit", "x_1"])),
-              st.none() | odd_text | hostile),
-    st.builds(lambda k, n: Build("Reason.of", (k, n)), arg(st.sampled_from(["edit", "compaction"])),
-              st.none() | odd_text | hostile),
+    st.builds(
+        lambda i, c, e: Build("ToolResult.of", (i, c), e),
+        arg(ids),
+        arg(odd_text | block_recipes(("Text",))),
+        st.fixed_dictionaries({}, optional={"is_error": arg(st.booleans())}),
+    ),
+    st.builds(
+        lambda i, b: Build("ReplaceBlock", (), {"index": i, "block": b}), arg(st.integers(-1, 3)), arg(block_recipes())
+    ),
+    st.builds(
+        lambda k, n: Build("Reason", (), {"kind": k, "note": n}),
+        arg(st.sampled_from(["edit", "x_1"])),
+        st.none() | odd_text | hostile,
+    ),
+    st.builds(
+        lambda k, n: Build("Reason.of", (k, n)),
+        arg(st.sampled_from(["edit", "compaction"])),
+        st.none() | odd_text | hostile,
+    ),
 )
 content_recipes = st.one_of(block_recipes(), message_recipes, usage_recipes, other_recipes)
 
@@ -571,16 +638,26 @@ def canonical_recipes(draw: st.DrawFn, plausible: bool = False) -> Build:
 
 
 junk_events = st.one_of(
-    st.sampled_from([
-        "", "{", "null", "[]", "{}", '{"type": 5}', b"\xff\xfe", b"{not json", '{"type": "conversation.item.deleted"}',
-        '{"type":"conversation.item.deleted","event_id":"\\ud800","item_id":"x"}',
-        '{"type":"conversation.item.input_audio_transcription.completed","event_id":"e9","item_id":"i1",'
-        '"transcript":"a\\udc80b"}',
-        '{"type":"response.output_text.delta","event_id":"e8","response_id":"r1","item_id":"i1","delta":"\\ud83d"}',
-        '{"type":"conversation.item.deleted","event_id":"e7","item_id":"i\\u0000"}',
-        '{"type":"conversation.item.truncated","event_id":"e6","item_id":"i1","audio_end_ms":1e400}',
-        '{"type":"session.created","event_id":"e5","session":{"audio":{"input":{"transcription":7}}}}',
-    ]),
+    st.sampled_from(
+        [
+            "",
+            "{",
+            "null",
+            "[]",
+            "{}",
+            '{"type": 5}',
+            b"\xff\xfe",
+            b"{not json",
+            '{"type": "conversation.item.deleted"}',
+            '{"type":"conversation.item.deleted","event_id":"\\ud800","item_id":"x"}',
+            '{"type":"conversation.item.input_audio_transcription.completed","event_id":"e9","item_id":"i1",'
+            '"transcript":"a\\udc80b"}',
+            '{"type":"response.output_text.delta","event_id":"e8","response_id":"r1","item_id":"i1","delta":"\\ud83d"}',
+            '{"type":"conversation.item.deleted","event_id":"e7","item_id":"i\\u0000"}',
+            '{"type":"conversation.item.truncated","event_id":"e6","item_id":"i1","audio_end_ms":1e400}',
+            '{"type":"session.created","event_id":"e5","session":{"audio":{"input":{"transcription":7}}}}',
+        ]
+    ),
     specials(*[name for name in _SPECIALS if "event" in name]),
     hostile,
 )
@@ -591,10 +668,12 @@ mutations = st.builds(
     json_like | hostile,
 )
 FORMS = ["dict", "str (JSON escapes)", "str (raw)", "bytes", "bytearray", "memoryview"]
-mutated_events = st.builds(Mutated, st.integers(0, len(POOL) - 1), st.lists(mutations, max_size=3).map(tuple),
-                           st.sampled_from(FORMS))
-raw_events = st.one_of(mutated_events, junk_events, st.builds(Mutated, st.integers(0, len(POOL) - 1), st.just(()),
-                                                              st.sampled_from(FORMS)))
+mutated_events = st.builds(
+    Mutated, st.integers(0, len(POOL) - 1), st.lists(mutations, max_size=3).map(tuple), st.sampled_from(FORMS)
+)
+raw_events = st.one_of(
+    mutated_events, junk_events, st.builds(Mutated, st.integers(0, len(POOL) - 1), st.just(()), st.sampled_from(FORMS))
+)
 any_events = st.one_of(raw_events, canonical_recipes(), canonical_recipes(plausible=True))
 
 # -- checks -------------------------------------------------------------------------
@@ -673,9 +752,13 @@ def opened(backend: str) -> Iterator[tuple[Transcripts, Callable[[], Transcripts
 def seed(store: Transcripts) -> list[str]:
     """Three sessions: one with a tool exchange and metadata, its fork, an empty one."""
     first = store.create(title="seed", metadata={"k": [1, {"v": None}]})
-    store.append(first, Message.user("Weather in Oslo?"),
-                 Message.assistant("Checking.", ToolUse(id="call_1", name="weather", arguments='{"city": "Oslo"}')),
-                 Message.tool_results(ToolResult.of("call_1", "rain")), usage=Usage(input=5, output=3))
+    store.append(
+        first,
+        Message.user("Weather in Oslo?"),
+        Message.assistant("Checking.", ToolUse(id="call_1", name="weather", arguments='{"city": "Oslo"}')),
+        Message.tool_results(ToolResult.of("call_1", "rain")),
+        usage=Usage(input=5, output=3),
+    )
     store.append(first, Message.assistant("Rain after 15:00."))
     fork = store.fork(first)
     return [first, fork, store.create()]
@@ -738,8 +821,10 @@ def test_content_is_built_or_refused_with_an_engine_error(recipe: Build) -> None
 
 
 @settings(max_examples=examples(4))
-@given(backend=st.sampled_from(["memory", "sqlite"]),
-       recipes=st.lists(st.one_of(message_recipes, block_recipes(), messages()), min_size=1, max_size=4))
+@given(
+    backend=st.sampled_from(["memory", "sqlite"]),
+    recipes=st.lists(st.one_of(message_recipes, block_recipes(), messages()), min_size=1, max_size=4),
+)
 def test_accepted_content_reads_back_equal_after_a_cold_reopen(backend: str, recipes: list[Any]) -> None:
     with opened(backend) as (store, reopen):
         sid = store.create()
@@ -774,8 +859,14 @@ actors = st.none() | odd_text | hostile
 message_args = st.one_of(messages(), message_recipes, hostile)
 revisions = arg(st.builds(Rev, st.integers(0, 3), st.integers(0, 8)) | st.just(EMPTY_REVISION))
 versions = arg(st.integers(-2, 12) | big_ints)
-at_values = st.one_of(st.none(), versions, revisions, st.builds(Now, st.integers(-100, 100)), st.datetimes(),
-                      st.datetimes(timezones=st.just(UTC)))
+at_values = st.one_of(
+    st.none(),
+    versions,
+    revisions,
+    st.builds(Now, st.integers(-100, 100)),
+    st.datetimes(),
+    st.datetimes(timezones=st.just(UTC)),
+)
 metadata = arg(st.dictionaries(texts(8), json_like, max_size=3)) | st.none()
 reasons = arg(st.sampled_from(["edit", "compaction", "redaction"])) | other_recipes
 indexes = arg(st.integers(-2, 8) | big_ints)
@@ -805,23 +896,46 @@ def one(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[tuple[Any, ...]]:
 
 
 calls = st.one_of(
-    call("create", st.tuples(), title=st.none() | odd_text | hostile, metadata=metadata, actor=actors,
-         session_id=st.none() | odd_text | hostile | st.builds(Sid, st.integers(0, 3))),
-    call("append", st.builds(lambda s, m: (s, *m), sids, st.lists(message_args, max_size=3) | tool_exchanges()),
-         expected_revision=revisions, usage=st.none() | usages() | usage_recipes | hostile, actor=actors),
+    call(
+        "create",
+        st.tuples(),
+        title=st.none() | odd_text | hostile,
+        metadata=metadata,
+        actor=actors,
+        session_id=st.none() | odd_text | hostile | st.builds(Sid, st.integers(0, 3)),
+    ),
+    call(
+        "append",
+        st.builds(lambda s, m: (s, *m), sids, st.lists(message_args, max_size=3) | tool_exchanges()),
+        expected_revision=revisions,
+        usage=st.none() | usages() | usage_recipes | hostile,
+        actor=actors,
+    ),
     call("set_title", one(st.none() | odd_text | hostile), actor=actors),
     call("update_metadata", one(metadata), remove=arg(st.lists(texts(4), max_size=2)), actor=actors),
-    call("record_usage", one(arg(usages() | usage_recipes)), response_id=st.none() | odd_text | hostile,
-         actor=actors),
-    call("rewrite", st.tuples(sids, indexes, indexes),
-         replacement=arg(st.lists(message_args, max_size=2)) | message_args, reason=reasons,
-         note=st.none() | odd_text | hostile, actor=actors, expected_revision=revisions),
-    call("restore", one(revisions), reason=reasons, note=st.none() | odd_text | hostile, actor=actors,
-         expected_revision=revisions),
+    call("record_usage", one(arg(usages() | usage_recipes)), response_id=st.none() | odd_text | hostile, actor=actors),
+    call(
+        "rewrite",
+        st.tuples(sids, indexes, indexes),
+        replacement=arg(st.lists(message_args, max_size=2)) | message_args,
+        reason=reasons,
+        note=st.none() | odd_text | hostile,
+        actor=actors,
+        expected_revision=revisions,
+    ),
+    call(
+        "restore",
+        one(revisions),
+        reason=reasons,
+        note=st.none() | odd_text | hostile,
+        actor=actors,
+        expected_revision=revisions,
+    ),
     call("fork", st.tuples(sids), actor=actors, child_id=child_ids),
     call("fork_at", one(indexes), actor=actors, child_id=child_ids),
-    call("fork_replacing", st.tuples(sids, indexes, arg(message_args | other_recipes)), actor=actors,
-         child_id=child_ids),
+    call(
+        "fork_replacing", st.tuples(sids, indexes, arg(message_args | other_recipes)), actor=actors, child_id=child_ids
+    ),
     call("get", st.tuples(sids), at=at_values),
     call("get", st.tuples(sids, at_values)),
     call("history", st.tuples(sids)),
@@ -863,8 +977,10 @@ def test_every_public_method_raises_only_engine_errors(backend: str, script: lis
                 # Only wrong arguments raise; events are refused by outcome.
                 assert isinstance(result, (InvalidArgument, SessionNotFound)), result
                 arguments_ok = (
-                    args[0] in world.sids and kwargs.get("provider") == "openai"
-                    and valid_actor(kwargs.get("actor")) and (step.method == "ingest" or type(args[1]) is list)
+                    args[0] in world.sids
+                    and kwargs.get("provider") == "openai"
+                    and valid_actor(kwargs.get("actor"))
+                    and (step.method == "ingest" or type(args[1]) is list)
                 )
                 assert not arguments_ok, f"{step!r} raised {result!r}: no event raises"
             elif ingesting and args[0] in world.sids:
@@ -887,12 +1003,25 @@ def valid_actor(actor: object) -> bool:
 
 
 @settings(max_examples=examples(4))
-@given(target=st.one_of(st.none(), st.just(":memory:"), st.builds(FileName, odd_text), hostile,
-                        st.sampled_from(["", "mysql://x", "postgresql://\ud800@localhost/x", "sqlite://x"])),
-       options=st.fixed_dictionaries({}, optional={
-           "snapshot_interval": arg(st.none() | st.integers(1, 200)), "cache_size": arg(st.integers(1, 100)),
-           "table_prefix": arg(st.sampled_from(["transcripts", "t2"])), "synchronous": arg(st.sampled_from(["full",
-           "normal"])), "lock_timeout": arg(st.integers(0, 30))}))
+@given(
+    target=st.one_of(
+        st.none(),
+        st.just(":memory:"),
+        st.builds(FileName, odd_text),
+        hostile,
+        st.sampled_from(["", "mysql://x", "postgresql://\ud800@localhost/x", "sqlite://x"]),
+    ),
+    options=st.fixed_dictionaries(
+        {},
+        optional={
+            "snapshot_interval": arg(st.none() | st.integers(1, 200)),
+            "cache_size": arg(st.integers(1, 100)),
+            "table_prefix": arg(st.sampled_from(["transcripts", "t2"])),
+            "synchronous": arg(st.sampled_from(["full", "normal"])),
+            "lock_timeout": arg(st.integers(0, 30)),
+        },
+    ),
+)
 def test_open_raises_only_engine_errors(target: Any, options: dict[str, Any]) -> None:
     with tempfile.TemporaryDirectory() as directory:
         if isinstance(target, FileName):  # kept inside the temporary directory
@@ -902,8 +1031,9 @@ def test_open_raises_only_engine_errors(target: Any, options: dict[str, Any]) ->
         built = attempt("options", lambda: (build(target), build(options)))
         if isinstance(built, EngineError):
             return
-        store = attempt(f"Transcripts.open({shown(target)}, **{shown(options)})",
-                        lambda: Transcripts.open(built[0], **built[1]))
+        store = attempt(
+            f"Transcripts.open({shown(target)}, **{shown(options)})", lambda: Transcripts.open(built[0], **built[1])
+        )
         if isinstance(store, EngineError):
             return
         with store:
@@ -920,17 +1050,21 @@ def test_open_raises_only_engine_errors(target: Any, options: dict[str, Any]) ->
 
 def ingested(store: Transcripts, sid: str, events: list[Any], provider: str | None) -> list[Any]:
     """The outcomes of ``ingest_many``, which raises for no event, typed or not."""
-    outcomes = attempt(f"ingest_many({sid!r}, {len(events)} events, provider={provider!r})",
-                       lambda: store.ingest_many(sid, events, provider=provider))
+    outcomes = attempt(
+        f"ingest_many({sid!r}, {len(events)} events, provider={provider!r})",
+        lambda: store.ingest_many(sid, events, provider=provider),
+    )
     assert not isinstance(outcomes, EngineError), f"an event made ingest raise {outcomes!r}"
     return list(outcomes)
 
 
 @settings(max_examples=examples(6))
-@given(backend=st.sampled_from(["memory", "sqlite"]),
-       batch=st.lists(any_events, min_size=1, max_size=5)
-       | st.lists(canonical_recipes(plausible=True), min_size=1, max_size=12),
-       many=st.booleans())
+@given(
+    backend=st.sampled_from(["memory", "sqlite"]),
+    batch=st.lists(any_events, min_size=1, max_size=5)
+    | st.lists(canonical_recipes(plausible=True), min_size=1, max_size=12),
+    many=st.booleans(),
+)
 def test_no_event_raises_and_refused_events_change_nothing(backend: str, batch: list[Any], many: bool) -> None:
     with opened(backend) as (store, reopen):
         sid = store.create()
@@ -964,8 +1098,14 @@ def test_no_event_raises_and_refused_events_change_nothing(backend: str, batch: 
 
 # Values JSON text can hold, so every input form of an event means the same.
 json_safe: st.SearchStrategy[Any] = st.recursive(
-    st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70), big_ints,
-              st.floats(allow_nan=False, allow_infinity=False), odd_text),
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-(2**70), 2**70),
+        big_ints,
+        st.floats(allow_nan=False, allow_infinity=False),
+        odd_text,
+    ),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(odd_text, inner, max_size=3),
     max_leaves=6,
 )
@@ -1002,8 +1142,12 @@ WRITES: dict[str, Callable[[Transcripts, str], Any]] = {
 
 
 @settings(max_examples=examples(1))
-@given(backend=st.sampled_from(["memory", "sqlite"]), batch=replayed, write=st.sampled_from(sorted(WRITES)),
-       many=st.booleans())
+@given(
+    backend=st.sampled_from(["memory", "sqlite"]),
+    batch=replayed,
+    write=st.sampled_from(sorted(WRITES)),
+    many=st.booleans(),
+)
 def test_redelivery_after_other_writes_reports_the_current_version(
     backend: str, batch: Replay, write: str, many: bool
 ) -> None:
@@ -1025,14 +1169,23 @@ def test_redelivery_after_other_writes_reports_the_current_version(
 
 
 @settings(max_examples=examples(3))
-@given(backend=st.sampled_from(["memory", "sqlite"]), name=st.sampled_from(sorted(STREAMS)),
-       start=st.integers(0, 200), length=st.integers(1, 60),
-       changes=st.lists(st.tuples(st.integers(0, 59), mutations), max_size=6),
-       swaps=st.lists(st.tuples(st.integers(0, 59), st.integers(0, 59)), max_size=6),
-       forms=st.lists(st.sampled_from(FORMS), min_size=1, max_size=3))
+@given(
+    backend=st.sampled_from(["memory", "sqlite"]),
+    name=st.sampled_from(sorted(STREAMS)),
+    start=st.integers(0, 200),
+    length=st.integers(1, 60),
+    changes=st.lists(st.tuples(st.integers(0, 59), mutations), max_size=6),
+    swaps=st.lists(st.tuples(st.integers(0, 59), st.integers(0, 59)), max_size=6),
+    forms=st.lists(st.sampled_from(FORMS), min_size=1, max_size=3),
+)
 def test_mutated_recordings_ingest_without_untyped_errors(
-    backend: str, name: str, start: int, length: int, changes: list[tuple[int, Mutation]],
-    swaps: list[tuple[int, int]], forms: list[str],
+    backend: str,
+    name: str,
+    start: int,
+    length: int,
+    changes: list[tuple[int, Mutation]],
+    swaps: list[tuple[int, int]],
+    forms: list[str],
 ) -> None:
     """Slices of recorded calls, changed and delivered out of order: no event
     raises, and everything above holds."""

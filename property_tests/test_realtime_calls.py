@@ -43,33 +43,68 @@ def calls(draw: st.DrawFn) -> Call:
     for turn, outcome in enumerate(turns):
         user = f"item_u{turn}"
         emit("input_audio_buffer.committed", item_id=user, previous_item_id=previous)
-        emit("conversation.item.added", previous_item_id=previous,
-             item={"id": user, "type": "message", "role": "user",
-                   "content": [{"type": "input_audio", "transcript": None}]})
+        emit(
+            "conversation.item.added",
+            previous_item_id=previous,
+            item={
+                "id": user,
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_audio", "transcript": None}],
+            },
+        )
         said = ""
         if transcribing:
             fate = draw(st.sampled_from(["arrives", "arrives", "failed", "lost"]), label=f"transcript {turn}")
             if fate == "arrives":
                 said = f"words of turn {turn}"
-                call.late.append((len(call.events), {
-                    "type": "conversation.item.input_audio_transcription.completed", "event_id": f"tr_{turn}",
-                    "item_id": user, "content_index": 0, "transcript": said}))
+                call.late.append(
+                    (
+                        len(call.events),
+                        {
+                            "type": "conversation.item.input_audio_transcription.completed",
+                            "event_id": f"tr_{turn}",
+                            "item_id": user,
+                            "content_index": 0,
+                            "transcript": said,
+                        },
+                    )
+                )
             elif fate == "failed":
-                call.late.append((len(call.events), {
-                    "type": "conversation.item.input_audio_transcription.failed", "event_id": f"tr_{turn}",
-                    "item_id": user, "content_index": 0, "error": {"type": "transcription_error"}}))
+                call.late.append(
+                    (
+                        len(call.events),
+                        {
+                            "type": "conversation.item.input_audio_transcription.failed",
+                            "event_id": f"tr_{turn}",
+                            "item_id": user,
+                            "content_index": 0,
+                            "error": {"type": "transcription_error"},
+                        },
+                    )
+                )
         call.expected.append(("user", said, False))
         previous = user
         response = f"resp_{turn}"
-        emit("response.created", response={"id": response, "status": "in_progress", "conversation_id": "conv_1",
-                                           "output": []})
+        emit(
+            "response.created",
+            response={"id": response, "status": "in_progress", "conversation_id": "conv_1", "output": []},
+        )
         if outcome in ("barge_in", "rate_limited"):
             status = "cancelled" if outcome == "barge_in" else "failed"
-            emit("response.done", response={"id": response, "status": status, "conversation_id": "conv_1",
-                                            "output": []})
+            emit(
+                "response.done", response={"id": response, "status": status, "conversation_id": "conv_1", "output": []}
+            )
         else:
-            previous = _spoken_reply(emit, response, f"item_a{turn}", user, outcome == "cut",
-                                     draw(st.integers(1, 6), label=f"words {turn}"), call)
+            previous = _spoken_reply(
+                emit,
+                response,
+                f"item_a{turn}",
+                user,
+                outcome == "cut",
+                draw(st.integers(1, 6), label=f"words {turn}"),
+                call,
+            )
         if draw(st.booleans(), label=f"out-of-band after {turn}"):
             _out_of_band(emit, f"resp_oob{turn}", f"item_oob{turn}", call)
     # Transcriptions run beside the responses: each lands anywhere after its item.
@@ -87,16 +122,38 @@ def _spoken_reply(emit: Any, response: str, item: str, previous: str, cut: bool,
     emit("response.output_item.added", response_id=response, output_index=0, item=announced)
     emit("conversation.item.added", previous_item_id=previous, item=announced)
     for word in spoken[: max(1, words // 2)] if cut else spoken:
-        emit("response.output_audio_transcript.delta", response_id=response, item_id=item, output_index=0,
-             content_index=0, delta=word)
-    finished = {**announced, "status": "incomplete" if cut else "completed",
-                "content": [{"type": "output_audio", "transcript": text}]}
-    emit("response.output_audio_transcript.done", response_id=response, item_id=item, output_index=0,
-         content_index=0, transcript=text)
+        emit(
+            "response.output_audio_transcript.delta",
+            response_id=response,
+            item_id=item,
+            output_index=0,
+            content_index=0,
+            delta=word,
+        )
+    finished = {
+        **announced,
+        "status": "incomplete" if cut else "completed",
+        "content": [{"type": "output_audio", "transcript": text}],
+    }
+    emit(
+        "response.output_audio_transcript.done",
+        response_id=response,
+        item_id=item,
+        output_index=0,
+        content_index=0,
+        transcript=text,
+    )
     emit("conversation.item.done", previous_item_id=previous, item=finished)
-    emit("response.done", response={"id": response, "status": "cancelled" if cut else "completed",
-                                    "conversation_id": "conv_1", "output": [finished],
-                                    "usage": {"input_tokens": 10, "output_tokens": words}})
+    emit(
+        "response.done",
+        response={
+            "id": response,
+            "status": "cancelled" if cut else "completed",
+            "conversation_id": "conv_1",
+            "output": [finished],
+            "usage": {"input_tokens": 10, "output_tokens": words},
+        },
+    )
     call.expected.append(("assistant", text, cut))
     return item
 
@@ -105,14 +162,20 @@ def _out_of_band(emit: Any, response: str, item: str, call: Call) -> None:
     """A classifier run with ``conversation: "none"``: never part of the transcript."""
     announced = {"id": item, "type": "message", "role": "assistant", "status": "in_progress", "content": []}
     finished = {**announced, "status": "completed", "content": [{"type": "output_text", "text": "label: ok"}]}
-    emit("response.created", response={"id": response, "status": "in_progress", "conversation_id": None,
-                                       "output": []})
+    emit("response.created", response={"id": response, "status": "in_progress", "conversation_id": None, "output": []})
     emit("response.output_item.added", response_id=response, output_index=0, item=announced)
-    emit("response.output_text.delta", response_id=response, item_id=item, output_index=0, content_index=0,
-         delta="label: ok")
+    emit(
+        "response.output_text.delta",
+        response_id=response,
+        item_id=item,
+        output_index=0,
+        content_index=0,
+        delta="label: ok",
+    )
     emit("conversation.item.done", previous_item_id=None, item=finished)  # real GA streams send this too
-    emit("response.done", response={"id": response, "status": "completed", "conversation_id": None,
-                                    "output": [finished]})
+    emit(
+        "response.done", response={"id": response, "status": "completed", "conversation_id": None, "output": [finished]}
+    )
     call.out_of_band.append("label: ok")
 
 

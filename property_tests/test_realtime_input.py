@@ -11,10 +11,18 @@ from hypothesis import strategies as st
 from engine import Transcripts
 
 KINDS = [
-    "conversation.item.added", "conversation.item.done", "conversation.item.created", "response.output_item.done",
-    "response.output_audio_transcript.delta", "response.output_text.done", "response.done",
-    "conversation.item.truncated", "conversation.item.deleted", "input_audio_buffer.committed",
-    "conversation.item.input_audio_transcription.completed", "unknown.kind",
+    "conversation.item.added",
+    "conversation.item.done",
+    "conversation.item.created",
+    "response.output_item.done",
+    "response.output_audio_transcript.delta",
+    "response.output_text.done",
+    "response.done",
+    "conversation.item.truncated",
+    "conversation.item.deleted",
+    "input_audio_buffer.committed",
+    "conversation.item.input_audio_transcription.completed",
+    "unknown.kind",
 ]
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(), st.text(max_size=8))
 json_values = st.recursive(
@@ -22,11 +30,28 @@ json_values = st.recursive(
     lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3)),
     max_leaves=12,
 )
-field_names = st.sampled_from(["item", "item_id", "response_id", "delta", "transcript", "response", "previous_item_id",
-                               "content_index", "audio_end_ms", "output", "status", "id", "role", "content"])
+field_names = st.sampled_from(
+    [
+        "item",
+        "item_id",
+        "response_id",
+        "delta",
+        "transcript",
+        "response",
+        "previous_item_id",
+        "content_index",
+        "audio_end_ms",
+        "output",
+        "status",
+        "id",
+        "role",
+        "content",
+    ]
+)
 events = st.builds(
     lambda kind, event_id, fields: {"type": kind, "event_id": event_id, **fields},
-    st.sampled_from(KINDS), st.one_of(st.text(max_size=4), st.integers()),
+    st.sampled_from(KINDS),
+    st.one_of(st.text(max_size=4), st.integers()),
     st.dictionaries(field_names, json_values, max_size=5),
 )
 anything: Any = st.one_of(events, json_values, st.binary(max_size=64), st.text(max_size=64), st.integers())

@@ -43,8 +43,7 @@ def batch_text(op: int, index: int, size: int) -> str:
 
 def batch_messages(op: int, count: int, size: int) -> list[Message]:
     return [
-        (Message.user if index % 2 == 0 else Message.assistant)(batch_text(op, index, size))
-        for index in range(count)
+        (Message.user if index % 2 == 0 else Message.assistant)(batch_text(op, index, size)) for index in range(count)
     ]
 
 
@@ -70,7 +69,13 @@ def _run_crash_worker(ack_path: str, body: Callable[[_Reporter], None]) -> None:
 
 
 def crash_appends(
-    ack_path: str, target: str, prefix: str, session_id: str, first_op: int, batch: int, size: int,
+    ack_path: str,
+    target: str,
+    prefix: str,
+    session_id: str,
+    first_op: int,
+    batch: int,
+    size: int,
     snapshot_interval: int | None,
 ) -> None:
     """Append to one session until killed: op ``n`` is one ``append`` call of
@@ -94,7 +99,12 @@ def crash_appends(
 
 
 def crash_ingest(
-    ack_path: str, target: str, prefix: str, session_prefix: str, events: Sequence[dict[str, Any]], chunk: int,
+    ack_path: str,
+    target: str,
+    prefix: str,
+    session_prefix: str,
+    events: Sequence[dict[str, Any]],
+    chunk: int,
     snapshot_interval: int | None,
 ) -> None:
     """Ingest a realtime stream, ``chunk`` events per ``ingest_many`` call,
@@ -126,8 +136,15 @@ def crash_ingest(
 
 
 def stress_writer(
-    target: str, prefix: str, name: str, plan: Sequence[tuple[str, int]], snapshot_interval: int,
-    start_at: float, stop_at: float, results: Any, min_writes: int = 0,
+    target: str,
+    prefix: str,
+    name: str,
+    plan: Sequence[tuple[str, int]],
+    snapshot_interval: int,
+    start_at: float,
+    stop_at: float,
+    results: Any,
+    min_writes: int = 0,
 ) -> None:
     """Append until ``stop_at`` and until every session of the plan has
     ``min_writes`` calls (on a slow machine that takes longer; at most a
@@ -197,7 +214,13 @@ def ordered_by_writer(texts: Sequence[str], sid: str) -> None:
 
 
 def stress_reader(
-    target: str, prefix: str, name: str, sessions: Sequence[str], start_at: float, stop_at: float, results: Any,
+    target: str,
+    prefix: str,
+    name: str,
+    sessions: Sequence[str],
+    start_at: float,
+    stop_at: float,
+    results: Any,
 ) -> None:
     """Until ``stop_at``: open a fresh store, read every session every way
     (listing, head, history, time travel by version, revision and time,
@@ -263,8 +286,7 @@ def _read_everything(store: Transcripts, sid: str, rng: random.Random) -> None:
     _check(head.version >= row.version, f"{sid}: head v{head.version} is behind its listing row v{row.version}")
     as_listed = store.get(sid, at=row.version)
     _check(
-        (len(as_listed.messages), as_listed.revision, as_listed.title)
-        == (row.message_count, row.revision, row.title),
+        (len(as_listed.messages), as_listed.revision, as_listed.title) == (row.message_count, row.revision, row.title),
         f"{sid}: the listing row v{row.version} differs from the session at that version",
     )
     texts = [m.text for m in head.messages]
@@ -290,4 +312,3 @@ def _read_everything(store: Transcripts, sid: str, rng: random.Random) -> None:
         [m.id for m in verified.messages[: len(head.messages)]] == [m.id for m in head.messages],
         f"{sid}: the head is not a prefix of verify()'s replay",
     )
-

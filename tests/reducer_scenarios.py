@@ -40,13 +40,18 @@ def _turn(n: int, previous: str | None, *, final: str = "Hello.", status: str = 
     return [
         ItemObserved(event_id=f"{n}.1", item_id=user, role="user", previous_item_id=previous),
         UserTranscriptFinal(event_id=f"{n}.2", item_id=user, text=f"question {n}"),
-        ItemObserved(event_id=f"{n}.3", item_id=assistant, role="assistant", previous_item_id=user,
-                     response_id=response),
+        ItemObserved(
+            event_id=f"{n}.3", item_id=assistant, role="assistant", previous_item_id=user, response_id=response
+        ),
         AssistantTranscriptDelta(event_id=f"{n}.4", response_id=response, item_id=assistant, delta="Hel"),
         AssistantTextDelta(event_id=f"{n}.5", response_id=response, item_id=assistant, content_index=1, delta="(hi)"),
         AssistantTranscriptFinalText(event_id=f"{n}.6", item_id=assistant, text=final, response_id=response),
-        AssistantTurnCompleted(event_id=f"{n}.7", response_id=response, status=status,  # type: ignore[arg-type]
-                               usage=Usage(input=10 * (n + 1), output=n + 1)),
+        AssistantTurnCompleted(
+            event_id=f"{n}.7",
+            response_id=response,
+            status=status,  # type: ignore[arg-type]
+            usage=Usage(input=10 * (n + 1), output=n + 1),
+        ),
     ]
 
 
@@ -105,8 +110,15 @@ SCENARIOS: dict[str, list[RealtimeEvent]] = {
         ItemObserved(event_id="g1", item_id="u0", role="user", previous_item_id=None),
         UserTranscriptFinal(event_id="g2", item_id="u0", text="two lookups"),
         FunctionCall(event_id="g3", item_id="fc1", call_id="c1", name="a", response_id="r0", previous_item_id="u0"),
-        FunctionCall(event_id="g4", item_id="fc2", call_id="c2", name="b", arguments='{"x": 1}', response_id="r0",
-                     previous_item_id="fc1"),
+        FunctionCall(
+            event_id="g4",
+            item_id="fc2",
+            call_id="c2",
+            name="b",
+            arguments='{"x": 1}',
+            response_id="r0",
+            previous_item_id="fc1",
+        ),
         AssistantTurnCompleted(event_id="g5", response_id="r0"),
         FunctionCallOutput(event_id="g6", item_id="o2", call_id="c2", output="2", previous_item_id="o1"),
         FunctionCallOutput(event_id="g7", item_id="o1", call_id="c1", output="1", previous_item_id="fc2"),
@@ -120,7 +132,9 @@ SCENARIOS: dict[str, list[RealtimeEvent]] = {
         ItemSkipped(event_id="k4", item_id="u0"),
         ItemObserved(event_id="k5", item_id="x0", role="user"),
     ],
-    "deletions": _turn(0, None) + _turn(1, "a0") + [
+    "deletions": _turn(0, None)
+    + _turn(1, "a0")
+    + [
         ItemDeleted(event_id="d1", item_id="a0"),
         ItemDeleted(event_id="d2", item_id="a0"),
         ItemDeleted(event_id="d3", item_id="ghost"),
@@ -142,7 +156,9 @@ SCENARIOS: dict[str, list[RealtimeEvent]] = {
         AssistantTranscriptTruncated(event_id="x7", item_id="a1", audio_end_ms=200, text="Long"),
         AssistantTurnCompleted(event_id="x8", response_id="r9"),
     ],
-    "insertion after an earlier item": _turn(0, None) + _turn(1, "a0") + [
+    "insertion after an earlier item": _turn(0, None)
+    + _turn(1, "a0")
+    + [
         ItemObserved(event_id="n1", item_id="ins", role="user", previous_item_id="u0"),
         UserTranscriptFinal(event_id="n2", item_id="ins", text="inserted"),
     ],

@@ -79,7 +79,13 @@ def test_every_reason_kind(store: Transcripts) -> None:
         store.rewrite(sid, 0, 1, [Message.user(f"v{number}")], kind)
     store.restore(sid, store.revisions(sid)[0].revision)
     assert [c.reason.kind for c in store.revisions(sid)][3:] == [
-        "edit", "compaction", "redaction", "truncation", "provider_deleted", "custom_kind", "restore",
+        "edit",
+        "compaction",
+        "redaction",
+        "truncation",
+        "provider_deleted",
+        "custom_kind",
+        "restore",
     ]
     with pytest.raises(InvalidArgument):
         store.rewrite(sid, 0, 1, [Message.user("x")], "Not A Kind")
@@ -234,8 +240,10 @@ def test_fork_replacing_errors(store: Transcripts) -> None:
         (lambda: store.fork_replacing(sid, -1, Message.user("x")), InvalidForkPoint),
         (lambda: store.fork_replacing(sid, 0, Message.assistant("x")), ReplacementMismatch),
         (lambda: store.fork_replacing(sid, 0, ReplaceBlock(index=3, block=Text(text="x"))), ReplacementMismatch),
-        (lambda: store.fork_replacing(sid, 0, ReplaceBlock(index=0, block=ToolUse(id="u", name="f"))),
-         ReplacementMismatch),
+        (
+            lambda: store.fork_replacing(sid, 0, ReplaceBlock(index=0, block=ToolUse(id="u", name="f"))),
+            ReplacementMismatch,
+        ),
         (lambda: store.fork_replacing(sid, 2, Message.tool_results(ToolResult.of("t1", "x"))), InvalidTranscriptShape),
         (lambda: store.fork_replacing(sid, 0, "x"), InvalidArgument),  # type: ignore[arg-type]
     ]

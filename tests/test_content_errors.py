@@ -32,26 +32,42 @@ CASES: list[tuple[Callable[[], object], str]] = [
     (lambda: ToolUse(id="", name="f"), "ToolUse.id must not be empty"),
     (lambda: ToolUse(id="a", name="f", arguments="{").parsed_arguments(), "tool use 'a': arguments are not JSON"),
     (lambda: Image(media_type=3, data=b"x"), "Image.media_type must be a str, got int"),  # type: ignore[arg-type]
-    (lambda: Image(media_type="image/png"),
-     "Image needs exactly one of data= (inline bytes) or ref= (a blob reference)"),
+    (
+        lambda: Image(media_type="image/png"),
+        "Image needs exactly one of data= (inline bytes) or ref= (a blob reference)",
+    ),
     (lambda: Image(media_type="image/png", data="x"), "Image.data must be bytes, got str"),  # type: ignore[arg-type]
     (lambda: Image(media_type="image/png", ref=5), "Image.ref must be a str, got int"),  # type: ignore[arg-type]
     (lambda: ToolResult(tool_use_id=7), "ToolResult.tool_use_id must be a str, got int"),  # type: ignore[arg-type]
-    (lambda: ToolResult(tool_use_id="a", content=[Text(text="x")]),  # type: ignore[arg-type]
-     "ToolResult.content must be a tuple of Text or Image blocks"),
-    (lambda: ToolResult(tool_use_id="a", content=(ToolUse(id="b", name="f"),)),  # type: ignore[arg-type]
-     "ToolResult.content must be a tuple of Text or Image blocks"),
+    (
+        lambda: ToolResult(tool_use_id="a", content=[Text(text="x")]),  # type: ignore[arg-type]
+        "ToolResult.content must be a tuple of Text or Image blocks",
+    ),
+    (
+        lambda: ToolResult(tool_use_id="a", content=(ToolUse(id="b", name="f"),)),  # type: ignore[arg-type]
+        "ToolResult.content must be a tuple of Text or Image blocks",
+    ),
     (lambda: ToolResult(tool_use_id="a", is_error=1), "ToolResult.is_error must be a bool"),  # type: ignore[arg-type]
-    (lambda: Message(role="bot"),  # type: ignore[arg-type]
-     "role must be one of ['assistant', 'system', 'tool_results', 'user'], got 'bot'"),
-    (lambda: Message(role="user", blocks=[]),  # type: ignore[arg-type]
-     "Message.blocks must be a tuple, got list; use the Message.user/assistant/system/tool_results constructors"),
-    (lambda: Message(role="system", blocks=(Text(text="a"), Transcript(text="b"))),
-     "a system message cannot hold block 1 (transcript); allowed: text"),
-    (lambda: Message(role="user", blocks=("text",)),  # type: ignore[arg-type]
-     "a user message cannot hold block 0 (str); allowed: text, transcript, image"),
-    (lambda: Message(role="tool_results", blocks=(Text(text="x"),)),
-     "a tool_results message cannot hold block 0 (text); allowed: tool_result"),
+    (
+        lambda: Message(role="bot"),  # type: ignore[arg-type]
+        "role must be one of ['assistant', 'system', 'tool_results', 'user'], got 'bot'",
+    ),
+    (
+        lambda: Message(role="user", blocks=[]),  # type: ignore[arg-type]
+        "Message.blocks must be a tuple, got list; use the Message.user/assistant/system/tool_results constructors",
+    ),
+    (
+        lambda: Message(role="system", blocks=(Text(text="a"), Transcript(text="b"))),
+        "a system message cannot hold block 1 (transcript); allowed: text",
+    ),
+    (
+        lambda: Message(role="user", blocks=("text",)),  # type: ignore[arg-type]
+        "a user message cannot hold block 0 (str); allowed: text, transcript, image",
+    ),
+    (
+        lambda: Message(role="tool_results", blocks=(Text(text="x"),)),
+        "a tool_results message cannot hold block 0 (text); allowed: tool_result",
+    ),
     (lambda: Message.tool_results(), "a tool_results message needs at least one ToolResult"),
     (lambda: Message.user("x", id=5), "Message.id must be a str, got int"),  # type: ignore[arg-type]
     (lambda: Message.user("x", provider_item_id=5), "Message.provider_item_id must be a str, got int"),  # type: ignore[arg-type]
@@ -60,23 +76,37 @@ CASES: list[tuple[Callable[[], object], str]] = [
     (lambda: Usage(reasoning=1.5), "Usage.reasoning must be a non-negative int, got 1.5"),  # type: ignore[arg-type]
     # Found by property_tests/test_public_fuzz.py: each of these used to raise an untyped error, or to be
     # accepted and stored in a form no later load could read back.
-    (lambda: Message(role=[]),  # type: ignore[arg-type]
-     "role must be one of ['assistant', 'system', 'tool_results', 'user'], got []"),
-    (lambda: Message(role=_deep()),  # type: ignore[arg-type]
-     "role must be one of ['assistant', 'system', 'tool_results', 'user'], got a list"),
+    (
+        lambda: Message(role=[]),  # type: ignore[arg-type]
+        "role must be one of ['assistant', 'system', 'tool_results', 'user'], got []",
+    ),
+    (
+        lambda: Message(role=_deep()),  # type: ignore[arg-type]
+        "role must be one of ['assistant', 'system', 'tool_results', 'user'], got a list",
+    ),
     (lambda: Usage(input=_deep()), "Usage.input must be a non-negative int, got a list"),  # type: ignore[arg-type]
     (lambda: Message(role="user", incomplete=1), "Message.incomplete must be a bool, got int"),  # type: ignore[arg-type]
-    (lambda: Transcript(text="a", truncated_at_ms="5"),  # type: ignore[arg-type]
-     "Transcript.truncated_at_ms must be None or a non-negative int, got '5'"),
-    (lambda: Transcript(text="a", truncated_at_ms=True),
-     "Transcript.truncated_at_ms must be None or a non-negative int, got True"),
-    (lambda: Transcript(text="a", truncated_at_ms=-1),
-     "Transcript.truncated_at_ms must be None or a non-negative int, got -1"),
-    (lambda: ToolUse(id="a", name="f", arguments="[" * 10_000 + "]" * 10_000).parsed_arguments(),
-     "tool use 'a': arguments nest too deep to decode"),
+    (
+        lambda: Transcript(text="a", truncated_at_ms="5"),  # type: ignore[arg-type]
+        "Transcript.truncated_at_ms must be None or a non-negative int, got '5'",
+    ),
+    (
+        lambda: Transcript(text="a", truncated_at_ms=True),
+        "Transcript.truncated_at_ms must be None or a non-negative int, got True",
+    ),
+    (
+        lambda: Transcript(text="a", truncated_at_ms=-1),
+        "Transcript.truncated_at_ms must be None or a non-negative int, got -1",
+    ),
+    (
+        lambda: ToolUse(id="a", name="f", arguments="[" * 10_000 + "]" * 10_000).parsed_arguments(),
+        "tool use 'a': arguments nest too deep to decode",
+    ),
     (lambda: ReplaceBlock(index=True, block=Text(text="x")), "ReplaceBlock.index must be an int, got bool"),
-    (lambda: ReplaceBlock(index=0, block="x"),  # type: ignore[arg-type]
-     "ReplaceBlock.block must be a content block, got str"),
+    (
+        lambda: ReplaceBlock(index=0, block="x"),  # type: ignore[arg-type]
+        "ReplaceBlock.block must be a content block, got str",
+    ),
 ]
 
 
@@ -112,8 +142,10 @@ def test_content_the_store_cannot_read_back_is_refused_before_anything_is_stored
 
     store = Transcripts.open()
     sid = store.create()
-    for build in (lambda: Message(role="user", incomplete="yes"),  # type: ignore[arg-type]
-                  lambda: Message.assistant(Transcript(text="a", truncated_at_ms=1.5))):  # type: ignore[arg-type]
+    for build in (
+        lambda: Message(role="user", incomplete="yes"),  # type: ignore[arg-type]
+        lambda: Message.assistant(Transcript(text="a", truncated_at_ms=1.5)),
+    ):  # type: ignore[arg-type]
         with pytest.raises(InvalidMessage):
             store.append(sid, build())
     store.append(sid, Message.assistant(Transcript(text="a", truncated_at_ms=0)))

@@ -242,7 +242,11 @@ def test_history_lists_every_event(store: Transcripts) -> None:
     history = store.history(sid)
     assert [h.version for h in history] == [1, 2, 3, 4, 5]
     assert [h.kind for h in history] == [
-        "session_created", "messages_appended", "usage_recorded", "metadata_changed", "title_changed",
+        "session_created",
+        "messages_appended",
+        "usage_recorded",
+        "metadata_changed",
+        "title_changed",
     ]
     assert [h.actor for h in history] == ["alice", "agent", "agent", None, "bob"]
     assert history[1].summary == "appended 2 messages: user 'hi', assistant 'hello'"

@@ -43,9 +43,17 @@ def shape(messages: list[Message], start: int, stop: int) -> str | None:
 
 def rewritten(**fields: object) -> MessagesRewritten:
     values: dict[str, object] = {
-        "at": AT, "start": 0, "end": 0, "messages": (Message.user("x"),), "parent_revision": EMPTY_REVISION,
-        "revision": revision_of([Message.user("x")]), "reason": "edit", "removed_digest": EMPTY_REVISION,
-        "replacement_digest": EMPTY_REVISION, "count_before": 0, "generation": 1,
+        "at": AT,
+        "start": 0,
+        "end": 0,
+        "messages": (Message.user("x"),),
+        "parent_revision": EMPTY_REVISION,
+        "revision": revision_of([Message.user("x")]),
+        "reason": "edit",
+        "removed_digest": EMPTY_REVISION,
+        "replacement_digest": EMPTY_REVISION,
+        "count_before": 0,
+        "generation": 1,
     }
     values.update(fields)
     return MessagesRewritten(**values)  # type: ignore[arg-type]
@@ -103,8 +111,15 @@ def test_a_verified_rewrite_keeps_every_revision_of_its_tail(monkeypatch: pytest
     created = evolve(None, "s", 1, SessionCreated(at=AT))
     state = fold("s", [(2, MessagesAppended(at=AT, messages=(a, b), revision=revision_of([a, b])))], start=created)
     assert state is not None
-    event = rewritten(start=0, end=1, messages=(c,), parent_revision=state.revision, revision=revision_of([c, b]),
-                      count_before=2, generation=2)
+    event = rewritten(
+        start=0,
+        end=1,
+        messages=(c,),
+        parent_revision=state.revision,
+        revision=revision_of([c, b]),
+        count_before=2,
+        generation=2,
+    )
     after = fold("s", [(3, event)], start=state)
     assert after is not None and list(after.messages) == [c, b]
     expected = [parse_revision(revision_of([c])), parse_revision(revision_of([c, b]))]
@@ -113,31 +128,65 @@ def test_a_verified_rewrite_keeps_every_revision_of_its_tail(monkeypatch: pytest
 
 
 def test_forks_check_their_source_and_keep_its_revisions() -> None:
-    source = fold("src", [(1, SessionCreated(at=AT, title="T", metadata={"k": 1})),
-                          (2, MessagesAppended(at=AT, messages=(Message.user("a"), Message.user("b")),
-                                               revision=revision_of([Message.user("a"), Message.user("b")])))])
+    source = fold(
+        "src",
+        [
+            (1, SessionCreated(at=AT, title="T", metadata={"k": 1})),
+            (
+                2,
+                MessagesAppended(
+                    at=AT,
+                    messages=(Message.user("a"), Message.user("b")),
+                    revision=revision_of([Message.user("a"), Message.user("b")]),
+                ),
+            ),
+        ],
+    )
     assert source is not None
-    event = SessionForked(at=AT, source="src", source_version=2, index=1, revision=revision_of([Message.user("a")]),
-                          root="src", depth=1)
+    event = SessionForked(
+        at=AT, source="src", source_version=2, index=1, revision=revision_of([Message.user("a")]), root="src", depth=1
+    )
     child = forked("kid", event, source)
     assert (child.id, child.title, dict(child.metadata), child.version) == ("kid", "T", {"k": 1}, 1)
     assert child.messages.revision_at(1) == parse_revision(event.revision)
     with pytest.raises(CorruptStore, match=r"session 'kid' forks 'src' at version 3, but was given version 2"):
-        forked("kid", SessionForked(at=AT, source="src", source_version=3, revision=EMPTY_REVISION, root="src",
-                                    depth=1), source)
+        forked(
+            "kid",
+            SessionForked(at=AT, source="src", source_version=3, revision=EMPTY_REVISION, root="src", depth=1),
+            source,
+        )
     with pytest.raises(CorruptStore, match=r"session 'kid' forks 'src' at index 5, out of range"):
-        forked("kid", SessionForked(at=AT, source="src", source_version=2, index=5, revision=EMPTY_REVISION,
-                                    root="src", depth=1), source)
+        forked(
+            "kid",
+            SessionForked(at=AT, source="src", source_version=2, index=5, revision=EMPTY_REVISION, root="src", depth=1),
+            source,
+        )
     with pytest.raises(CorruptStore, match=r"the fork records revision sha256:3333.*but its messages give"):
-        forked("kid", SessionForked(at=AT, source="src", source_version=2, revision="sha256:" + "3" * 64,
-                                    root="src", depth=1), source)
-    whole = forked("kid", SessionForked(at=AT, source="src", source_version=2, revision=source.revision,
-                                        root="src", depth=1), source)
+        forked(
+            "kid",
+            SessionForked(at=AT, source="src", source_version=2, revision="sha256:" + "3" * 64, root="src", depth=1),
+            source,
+        )
+    whole = forked(
+        "kid",
+        SessionForked(at=AT, source="src", source_version=2, revision=source.revision, root="src", depth=1),
+        source,
+    )
     assert whole.revision is source.revision and whole._revision_bytes is source._revision_bytes
-    edited = forked("kid", SessionForked(at=AT, source="src", source_version=2, index=1,
-                                         replacement=Message.user("z"),
-                                         revision=revision_of([Message.user("a"), Message.user("z")]),
-                                         root="src", depth=1), source)
+    edited = forked(
+        "kid",
+        SessionForked(
+            at=AT,
+            source="src",
+            source_version=2,
+            index=1,
+            replacement=Message.user("z"),
+            revision=revision_of([Message.user("a"), Message.user("z")]),
+            root="src",
+            depth=1,
+        ),
+        source,
+    )
     assert [m.text for m in edited.messages] == ["a", "z"]
 
 
@@ -161,8 +210,10 @@ def test_fold_uses_known_revisions_for_built_events(monkeypatch: pytest.MonkeyPa
     revs1 = [parse_revision(revision_of(batch1[:1])), parse_revision(revision_of(batch1))]
     revs2 = [parse_revision(revision_of(batch1 + batch2))]
     start = evolve(None, "s", 1, SessionCreated(at=AT))
-    events = [(2, MessagesAppended(at=AT, messages=tuple(batch1), revision=revision_of(batch1))),
-              (3, MessagesAppended(at=AT, messages=tuple(batch2), revision=revision_of(batch1 + batch2)))]
+    events = [
+        (2, MessagesAppended(at=AT, messages=tuple(batch1), revision=revision_of(batch1))),
+        (3, MessagesAppended(at=AT, messages=tuple(batch2), revision=revision_of(batch1 + batch2))),
+    ]
     state = fold("s", events, start=start, verify=False, known={2: revs1, 3: revs2})
     verified = fold("s", events, start=start)
     assert state is not None and verified is not None
@@ -202,17 +253,23 @@ def test_constructors_keep_ids_and_blocks() -> None:
     assert Message.tool_results(ToolResult.of("t", "r"), id="m4").id == "m4"
     image = Image(media_type="image/png", ref="blob:1")
     assert ToolResult.of("t", image).content == (image,)
-    assert ToolResult.of("t", "text", is_error=True) == ToolResult(tool_use_id="t", content=(Text(text="text"),),
-                                                                    is_error=True)
+    assert ToolResult.of("t", "text", is_error=True) == ToolResult(
+        tool_use_id="t", content=(Text(text="text"),), is_error=True
+    )
 
 
 def test_the_v1_usage_upcaster() -> None:
     upcast = EVENT_TYPES["UsageRecorded"].upcasters[1]
     assert upcast({"kind": "usage_recorded", "at": "x", "input_tokens": 3, "output_tokens": 4}) == {
-        "kind": "usage_recorded", "at": "x", "usage": {"input": 3, "output": 4},
+        "kind": "usage_recorded",
+        "at": "x",
+        "usage": {"input": 3, "output": 4},
     }
-    assert upcast({"kind": "usage_recorded", "at": "x"}) == {"kind": "usage_recorded", "at": "x",
-                                                            "usage": {"input": 0, "output": 0}}
+    assert upcast({"kind": "usage_recorded", "at": "x"}) == {
+        "kind": "usage_recorded",
+        "at": "x",
+        "usage": {"input": 0, "output": 0},
+    }
     assert Usage(input=3) + Usage(output=4) == Usage(input=3, output=4)
 
 
@@ -252,8 +309,15 @@ def test_a_trusted_append_then_a_rewrite() -> None:
     a, b, c = Message.user("a"), Message.user("b"), Message.user("c")
     created = evolve(None, "s", 1, SessionCreated(at=AT))
     appended = MessagesAppended(at=AT, messages=(a, b), revision=revision_of([a, b]))
-    rewrite = rewritten(start=1, end=2, messages=(c,), parent_revision=revision_of([a, b]),
-                        revision=revision_of([a, c]), count_before=2, generation=2)
+    rewrite = rewritten(
+        start=1,
+        end=2,
+        messages=(c,),
+        parent_revision=revision_of([a, b]),
+        revision=revision_of([a, c]),
+        count_before=2,
+        generation=2,
+    )
     state = fold("s", [(2, appended), (3, rewrite)], start=created, verify=False)
     assert state is not None and list(state.messages) == [a, c]
     assert state._revision_bytes == parse_revision(revision_of([a, c]))

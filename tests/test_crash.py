@@ -48,8 +48,12 @@ SNAPSHOT_INTERVAL = 7  # the children's: kills land on snapshot writes too
 BATCH, TEXT_SIZE = 50, 1500  # one append of ~75 KB
 CHUNK = 5  # raw events per ingest_many call
 # Recordings the ingest rounds cycle through, first those with the most going on.
-STREAMS = ["ga-reconnect-reseed", "webrtc-beta-ten-minutes", "ga-out-of-band",
-           *sorted(set(RECORDINGS) - {"ga-reconnect-reseed", "webrtc-beta-ten-minutes", "ga-out-of-band"})]
+STREAMS = [
+    "ga-reconnect-reseed",
+    "webrtc-beta-ten-minutes",
+    "ga-out-of-band",
+    *sorted(set(RECORDINGS) - {"ga-reconnect-reseed", "webrtc-beta-ten-minutes", "ga-out-of-band"}),
+]
 KILL_AFTER = (0.05, 1.0)  # seconds after the child reports it started
 STARTUP_TIMEOUT = 60.0
 
@@ -84,8 +88,9 @@ def _lines(path: Path) -> list[str]:
     return text.split("\n")[:-1]  # only complete lines
 
 
-def run_and_kill(worker: Callable[..., None], args: tuple[Any, ...], log: Path, rng: random.Random,
-                 seed_note: str) -> Crash:
+def run_and_kill(
+    worker: Callable[..., None], args: tuple[Any, ...], log: Path, rng: random.Random, seed_note: str
+) -> Crash:
     """Start ``worker(log, *args)`` in a new process, SIGKILL it at a random
     moment after it reported ``started``, and read what it reported."""
     context = multiprocessing.get_context("spawn")
@@ -133,7 +138,10 @@ def check_whole_store(store: Transcripts, expected_ids: set[str], note: str) -> 
         head = store.get(sid)
         assert store.verify(sid) == head, f"verify() differs from get() for {sid} {note}"
         assert (info.version, info.message_count, info.revision, info.title) == (
-            head.version, len(head.messages), head.revision, head.title,
+            head.version,
+            len(head.messages),
+            head.revision,
+            head.title,
         ), f"sessions() row of {sid} differs from get() {note}"
         heads[sid] = head
     return heads
@@ -191,8 +199,11 @@ def test_appends_survive_kill_9(shared_stores: StoreFactory, tmp_path: Path, bat
         note = f"(round {round_}, {stores.kind}, ENGINE_CRASH_SEED={SEED})"
         first_op = len(present) // batch
         crash = run_and_kill(
-            crash_appends, (stores.target, stores.prefix, sid, first_op, batch, TEXT_SIZE, SNAPSHOT_INTERVAL),
-            tmp_path / f"appends-{round_}.log", rng, note,
+            crash_appends,
+            (stores.target, stores.prefix, sid, first_op, batch, TEXT_SIZE, SNAPSHOT_INTERVAL),
+            tmp_path / f"appends-{round_}.log",
+            rng,
+            note,
         )
         acked = [int(op) for op in crash.acked]
         assert acked == list(range(first_op, first_op + len(acked))), f"the child skipped an op {note}"
@@ -204,7 +215,7 @@ def test_appends_survive_kill_9(shared_stores: StoreFactory, tmp_path: Path, bat
             landed = in_flight is not None and got == [*expected, *texts_of(in_flight)]
             if not landed:
                 if batch > 1 and len(got) != len(expected) and got[: len(expected)] == expected:
-                    extra = got[len(expected):]
+                    extra = got[len(expected) :]
                     pytest.fail(
                         f"torn batch: {len(extra)} messages after the {len(acked)} acknowledged batches, "
                         f"not 0 or {batch} (in flight: {in_flight}; first extra {extra[0][:30]!r}) {note}"
@@ -224,8 +235,7 @@ def test_appends_survive_kill_9(shared_stores: StoreFactory, tmp_path: Path, bat
 
 def _log(store: Transcripts, sid: str) -> list[tuple[Any, ...]]:
     return [
-        (entry.kind, entry.summary, entry.revision, getattr(entry.event, "event", None))
-        for entry in store.history(sid)
+        (entry.kind, entry.summary, entry.revision, getattr(entry.event, "event", None)) for entry in store.history(sid)
     ]
 
 
@@ -291,8 +301,11 @@ def test_ingest_many_survives_kill_9_and_redelivery(shared_stores: StoreFactory,
             expected_ids.add(reference)
         want = references[name]
         crash = run_and_kill(
-            crash_ingest, (stores.target, stores.prefix, f"r{round_}", events, CHUNK, SNAPSHOT_INTERVAL),
-            tmp_path / f"ingest-{round_}.log", rng, note,
+            crash_ingest,
+            (stores.target, stores.prefix, f"r{round_}", events, CHUNK, SNAPSHOT_INTERVAL),
+            tmp_path / f"ingest-{round_}.log",
+            rng,
+            note,
         )
         created: set[int] = set()
         acked_chunks: dict[int, list[int]] = {}

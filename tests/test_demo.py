@@ -13,7 +13,10 @@ def test_demo_prints_a_timeline_a_time_travel_view_and_the_voice_call(tmp_path: 
     target = tmp_path / "demo.db"
     done = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "demo.py"), str(target)],
-        capture_output=True, text=True, check=True, timeout=120,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
     )
     for heading in ("Timeline", "Time travel: as of version 3", "A branch", "The voice call"):
         assert heading in done.stdout

@@ -18,7 +18,8 @@ FENCE = re.compile(r"^```(\S*)([^\n]*)\n(.*?)^```", re.S | re.M)
 
 def python_blocks(page: Path) -> list[str]:
     return [
-        body for language, options, body in FENCE.findall(page.read_text())
+        body
+        for language, options, body in FENCE.findall(page.read_text())
         if language == "python" and "no-run" not in options
     ]
 

@@ -31,7 +31,9 @@ def _everything(store: Transcripts, sid: str) -> bytes:
     """Every read of a session, as bytes to search."""
     head = store.get(sid)
     parts: list[object] = [
-        list(head.messages), store.history(sid), store.revisions(sid),
+        list(head.messages),
+        store.history(sid),
+        store.revisions(sid),
         [list(store.get(sid, at=v).messages) for v in range(1, head.version + 1)],
         [list(store.revision_messages(sid, c.revision)) for c in store.revisions(sid)],
         list(store.verify(sid).messages),
@@ -171,17 +173,42 @@ def test_erase_removes_realtime_audit_records_about_the_item(stores: StoreFactor
     events = [
         {"type": "input_audio_buffer.committed", "event_id": "e1", "item_id": "item_u", "previous_item_id": None},
         {"type": "conversation.item.added", "event_id": "e2", "previous_item_id": None, "item": user},
-        {"type": "conversation.item.input_audio_transcription.delta", "event_id": "e3", "item_id": "item_u",
-         "content_index": 0, "delta": SECRET[:12]},
-        {"type": "conversation.item.input_audio_transcription.completed", "event_id": "e4", "item_id": "item_u",
-         "content_index": 0, "transcript": SECRET},
-        {"type": "response.output_item.added", "event_id": "e5", "response_id": "resp_1", "output_index": 0,
-         "item": reply},
+        {
+            "type": "conversation.item.input_audio_transcription.delta",
+            "event_id": "e3",
+            "item_id": "item_u",
+            "content_index": 0,
+            "delta": SECRET[:12],
+        },
+        {
+            "type": "conversation.item.input_audio_transcription.completed",
+            "event_id": "e4",
+            "item_id": "item_u",
+            "content_index": 0,
+            "transcript": SECRET,
+        },
+        {
+            "type": "response.output_item.added",
+            "event_id": "e5",
+            "response_id": "resp_1",
+            "output_index": 0,
+            "item": reply,
+        },
         {"type": "conversation.item.added", "event_id": "e6", "previous_item_id": "item_u", "item": reply},
-        {"type": "response.output_audio_transcript.delta", "event_id": "e7", "response_id": "resp_1",
-         "item_id": "item_a", "output_index": 0, "content_index": 0, "delta": "noted"},
-        {"type": "response.done", "event_id": "e8", "response": {"id": "resp_1", "status": "completed",
-                                                                "output": [done]}},
+        {
+            "type": "response.output_audio_transcript.delta",
+            "event_id": "e7",
+            "response_id": "resp_1",
+            "item_id": "item_a",
+            "output_index": 0,
+            "content_index": 0,
+            "delta": "noted",
+        },
+        {
+            "type": "response.done",
+            "event_id": "e8",
+            "response": {"id": "resp_1", "status": "completed", "output": [done]},
+        },
     ]
     store.ingest_many(sid, events, provider="openai")
     messages = store.get(sid).messages
@@ -246,30 +273,92 @@ def test_erase_reaches_function_calls_their_outputs_and_images_in_realtime_recor
     store = stores.open()
     sid = store.create()
     image = SECRET.encode() * 3
-    said = {"id": "a1", "type": "message", "role": "assistant", "status": "completed",
-            "content": [{"type": "output_audio", "transcript": "Let me check."}]}
-    call = {"id": "fc1", "type": "function_call", "call_id": "call_1", "name": "lookup", "status": "completed",
-            "arguments": json.dumps({"card": SECRET})}
-    _ingest(store, sid, [
-        {"type": "conversation.item.added", "event_id": "e1", "previous_item_id": None,
-         "item": {"id": "u1", "type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]}},
-        {"type": "response.created", "event_id": "e2", "response": {"id": "r1", "status": "in_progress"}},
-        {"type": "response.output_item.added", "event_id": "e3", "response_id": "r1", "output_index": 0,
-         "item": {**said, "status": "in_progress", "content": []}},
-        {"type": "conversation.item.added", "event_id": "e4", "previous_item_id": "u1",
-         "item": {**said, "status": "in_progress", "content": []}},
-        {"type": "response.output_item.added", "event_id": "e5", "response_id": "r1", "output_index": 1,
-         "item": {**call, "status": "in_progress", "arguments": ""}},
-        {"type": "conversation.item.added", "event_id": "e6", "previous_item_id": "a1",
-         "item": {**call, "status": "in_progress", "arguments": ""}},
-        {"type": "response.done", "event_id": "e7",
-         "response": {"id": "r1", "status": "completed", "output": [said, call]}},
-        {"type": "conversation.item.added", "event_id": "e8", "previous_item_id": "fc1",
-         "item": {"id": "fo1", "type": "function_call_output", "call_id": "call_1", "output": SECRET}},
-        {"type": "conversation.item.added", "event_id": "e9", "previous_item_id": "fo1",
-         "item": {"id": "u2", "type": "message", "role": "user", "content": [
-             {"type": "input_image", "image_url": "data:image/png;base64," + base64.b64encode(image).decode()}]}},
-    ])
+    said = {
+        "id": "a1",
+        "type": "message",
+        "role": "assistant",
+        "status": "completed",
+        "content": [{"type": "output_audio", "transcript": "Let me check."}],
+    }
+    call = {
+        "id": "fc1",
+        "type": "function_call",
+        "call_id": "call_1",
+        "name": "lookup",
+        "status": "completed",
+        "arguments": json.dumps({"card": SECRET}),
+    }
+    _ingest(
+        store,
+        sid,
+        [
+            {
+                "type": "conversation.item.added",
+                "event_id": "e1",
+                "previous_item_id": None,
+                "item": {
+                    "id": "u1",
+                    "type": "message",
+                    "role": "user",
+                    "content": [{"type": "input_text", "text": "hi"}],
+                },
+            },
+            {"type": "response.created", "event_id": "e2", "response": {"id": "r1", "status": "in_progress"}},
+            {
+                "type": "response.output_item.added",
+                "event_id": "e3",
+                "response_id": "r1",
+                "output_index": 0,
+                "item": {**said, "status": "in_progress", "content": []},
+            },
+            {
+                "type": "conversation.item.added",
+                "event_id": "e4",
+                "previous_item_id": "u1",
+                "item": {**said, "status": "in_progress", "content": []},
+            },
+            {
+                "type": "response.output_item.added",
+                "event_id": "e5",
+                "response_id": "r1",
+                "output_index": 1,
+                "item": {**call, "status": "in_progress", "arguments": ""},
+            },
+            {
+                "type": "conversation.item.added",
+                "event_id": "e6",
+                "previous_item_id": "a1",
+                "item": {**call, "status": "in_progress", "arguments": ""},
+            },
+            {
+                "type": "response.done",
+                "event_id": "e7",
+                "response": {"id": "r1", "status": "completed", "output": [said, call]},
+            },
+            {
+                "type": "conversation.item.added",
+                "event_id": "e8",
+                "previous_item_id": "fc1",
+                "item": {"id": "fo1", "type": "function_call_output", "call_id": "call_1", "output": SECRET},
+            },
+            {
+                "type": "conversation.item.added",
+                "event_id": "e9",
+                "previous_item_id": "fo1",
+                "item": {
+                    "id": "u2",
+                    "type": "message",
+                    "role": "user",
+                    "content": [
+                        {
+                            "type": "input_image",
+                            "image_url": "data:image/png;base64," + base64.b64encode(image).decode(),
+                        }
+                    ],
+                },
+            },
+        ],
+    )
     messages = store.get(sid).messages
     assert [m.role for m in messages] == ["user", "assistant", "tool_results", "user"]
     stored = _stored_bytes(stores)
@@ -301,16 +390,36 @@ def test_erase_takes_a_provider_item_id_for_out_of_band_output(stores: StoreFact
     # Out-of-band messages have no message id, so their text could not be erased.
     store = stores.open()
     sid = store.create()
-    item = {"id": "x1", "type": "message", "role": "assistant", "status": "completed",
-            "content": [{"type": "output_text", "text": SECRET}]}
-    store.ingest_many(sid, [
-        {"type": "response.created", "event_id": "c", "response": {"id": "r2", "status": "in_progress",
-                                                                   "conversation_id": None}},
-        {"type": "response.output_item.added", "event_id": "o", "response_id": "r2", "output_index": 0,
-         "item": {**item, "status": "in_progress", "content": []}},
-        {"type": "response.done", "event_id": "z", "response": {"id": "r2", "status": "completed",
-                                                                "output": [item], "conversation_id": None}},
-    ], provider="openai")
+    item = {
+        "id": "x1",
+        "type": "message",
+        "role": "assistant",
+        "status": "completed",
+        "content": [{"type": "output_text", "text": SECRET}],
+    }
+    store.ingest_many(
+        sid,
+        [
+            {
+                "type": "response.created",
+                "event_id": "c",
+                "response": {"id": "r2", "status": "in_progress", "conversation_id": None},
+            },
+            {
+                "type": "response.output_item.added",
+                "event_id": "o",
+                "response_id": "r2",
+                "output_index": 0,
+                "item": {**item, "status": "in_progress", "content": []},
+            },
+            {
+                "type": "response.done",
+                "event_id": "z",
+                "response": {"id": "r2", "status": "completed", "output": [item], "conversation_id": None},
+            },
+        ],
+        provider="openai",
+    )
     assert store.out_of_band(sid)[0].messages[0].text == SECRET
     assert store.erase(sid, "x1") == [sid]
     assert not _holds_secret(_stored_bytes(stores))

@@ -71,5 +71,8 @@ def test_the_postgres_recorder_internals_the_postgres_backend_uses() -> None:
         backend.close()
         drop_postgres_tables("tinternals")
     assert _parameters(PostgresApplicationRecorder.construct_pg_stored_event)[1:] == [
-        "originator_id", "originator_version", "topic", "state",
+        "originator_id",
+        "originator_version",
+        "topic",
+        "state",
     ]

@@ -56,8 +56,13 @@ def test_json_metadata_round_trips_exactly(stores: StoreFactory) -> None:
     value = {"n": 2**70, "f": 0.1, "s": "é\u2028\x00", "l": [None, True, {"x": []}], "e": {}}
     sid = store.create(metadata=value)
     value["l"].append("changed by the caller afterwards")  # the store kept its own copy
-    assert stores.open().get(sid).metadata == {"n": 2**70, "f": 0.1, "s": "é\u2028\x00",
-                                               "l": [None, True, {"x": []}], "e": {}}
+    assert stores.open().get(sid).metadata == {
+        "n": 2**70,
+        "f": 0.1,
+        "s": "é\u2028\x00",
+        "l": [None, True, {"x": []}],
+        "e": {},
+    }
 
 
 def test_remove_takes_keys_not_a_string(store: Transcripts) -> None:

@@ -45,8 +45,11 @@ def transcript(store: Transcripts, sid: str) -> list[tuple[str, str]]:
 
 
 def basic_turn() -> list[dict[str, object]]:
-    return [*user_audio("u1", None), transcription("u1", "Hi."),
-            *assistant_audio("r1", "a1", "u1", ["Hel", "lo ", "there."])]
+    return [
+        *user_audio("u1", None),
+        transcription("u1", "Hi."),
+        *assistant_audio("r1", "a1", "u1", ["Hel", "lo ", "there."]),
+    ]
 
 
 def test_a_turn_becomes_two_messages(store: Transcripts) -> None:
@@ -78,13 +81,21 @@ def test_every_event_twice_changes_nothing_and_stores_nothing(stores: StoreFacto
 
 def test_reconnect_replay_of_a_suffix(store: Transcripts) -> None:
     sid = store.create()
-    trace = [*basic_turn(), *user_audio("u2", "a1"), transcription("u2", "Bye."),
-             *assistant_audio("r2", "a2", "u2", ["Good", "bye."])]
+    trace = [
+        *basic_turn(),
+        *user_audio("u2", "a1"),
+        transcription("u2", "Bye."),
+        *assistant_audio("r2", "a2", "u2", ["Good", "bye."]),
+    ]
     cut = len(trace) // 2
     ingest_all(store, sid, trace[:cut])
-    ingest_all(store, sid, trace[cut - 5:])  # the reconnect replays from a little earlier
-    assert transcript(store, sid) == [("user", "Hi."), ("assistant", "Hello there."),
-                                      ("user", "Bye."), ("assistant", "Goodbye.")]
+    ingest_all(store, sid, trace[cut - 5 :])  # the reconnect replays from a little earlier
+    assert transcript(store, sid) == [
+        ("user", "Hi."),
+        ("assistant", "Hello there."),
+        ("user", "Bye."),
+        ("assistant", "Goodbye."),
+    ]
 
 
 def test_order_follows_previous_item_id_not_arrival(store: Transcripts) -> None:
@@ -109,8 +120,12 @@ def test_late_user_transcription_lands_in_its_place(store: Transcripts) -> None:
 
 def test_untranscribed_audio_stays_a_user_message_without_text(store: Transcripts) -> None:
     sid = store.create()
-    failed = ev("conversation.item.input_audio_transcription.failed", item_id="u1", content_index=0,
-                error={"message": "no speech"})
+    failed = ev(
+        "conversation.item.input_audio_transcription.failed",
+        item_id="u1",
+        content_index=0,
+        error={"message": "no speech"},
+    )
     ingest_all(store, sid, [*user_audio("u1", None), failed])
     assert transcript(store, sid) == [("user", "")]
 
@@ -122,11 +137,33 @@ def test_deltas_accumulate_and_done_replaces_them(store: Transcripts) -> None:
     for event in events:  # the done value wins over the deltas
         if event["type"] == "response.output_audio_transcript.done":
             event["transcript"] = "Hello!"
-    ingest_all(store, sid, trace + [e for e in events if e["type"] != "response.output_item.done"
-                                    and e["type"] != "conversation.item.done" and e["type"] != "response.done"]
-               + [response_done("r1", "completed", [{"id": "a1", "type": "message", "role": "assistant",
-                                                     "content": [{"type": "output_audio", "transcript": ""}]}],
-                                (1, 1))])
+    ingest_all(
+        store,
+        sid,
+        trace
+        + [
+            e
+            for e in events
+            if e["type"] != "response.output_item.done"
+            and e["type"] != "conversation.item.done"
+            and e["type"] != "response.done"
+        ]
+        + [
+            response_done(
+                "r1",
+                "completed",
+                [
+                    {
+                        "id": "a1",
+                        "type": "message",
+                        "role": "assistant",
+                        "content": [{"type": "output_audio", "transcript": ""}],
+                    }
+                ],
+                (1, 1),
+            )
+        ],
+    )
     assert transcript(store, sid)[-1] == ("assistant", "Hello!")
 
 
@@ -166,12 +203,24 @@ def test_function_call_and_output_become_tool_use_and_result(store: Transcripts)
 
 def test_items_of_one_response_merge_into_one_message(store: Transcripts) -> None:
     sid = store.create()
-    text = {"id": "a1", "type": "message", "role": "assistant", "status": "completed",
-            "content": [{"type": "output_text", "text": "Let me check."}]}
-    call = {"id": "fc1", "type": "function_call", "call_id": "c1", "name": "lookup", "arguments": "{}",
-            "status": "completed"}
+    text = {
+        "id": "a1",
+        "type": "message",
+        "role": "assistant",
+        "status": "completed",
+        "content": [{"type": "output_text", "text": "Let me check."}],
+    }
+    call = {
+        "id": "fc1",
+        "type": "function_call",
+        "call_id": "c1",
+        "name": "lookup",
+        "arguments": "{}",
+        "status": "completed",
+    }
     trace = [
-        *user_audio("u1", None), transcription("u1", "Check it."),
+        *user_audio("u1", None),
+        transcription("u1", "Check it."),
         ev("response.output_item.added", response_id="r1", output_index=0, item=text),
         ev("conversation.item.added", previous_item_id="u1", item=text),
         ev("response.output_item.added", response_id="r1", output_index=1, item=call),
@@ -186,8 +235,11 @@ def test_items_of_one_response_merge_into_one_message(store: Transcripts) -> Non
 
 def test_cancelled_response_keeps_partial_output_marked_incomplete(store: Transcripts) -> None:
     sid = store.create()
-    trace = [*user_audio("u1", None), transcription("u1", "Tell me a story."),
-             *assistant_audio("r1", "a1", "u1", ["Once ", "upon"], status="cancelled")]
+    trace = [
+        *user_audio("u1", None),
+        transcription("u1", "Tell me a story."),
+        *assistant_audio("r1", "a1", "u1", ["Once ", "upon"], status="cancelled"),
+    ]
     ingest_all(store, sid, trace)
     reply = store.get(sid).messages[-1]
     assert reply.text == "Once upon" and reply.incomplete
@@ -195,9 +247,13 @@ def test_cancelled_response_keeps_partial_output_marked_incomplete(store: Transc
 
 def test_cancelled_response_without_items_adds_nothing(store: Transcripts) -> None:
     sid = store.create()
-    trace = [*user_audio("u1", None), transcription("u1", "Hello?"),
-             ev("response.created", response={"id": "r1"}), response_done("r1", "cancelled", [], (3, 0)),
-             ev("response.done", response={"id": "r2", "status": "failed", "output": []})]
+    trace = [
+        *user_audio("u1", None),
+        transcription("u1", "Hello?"),
+        ev("response.created", response={"id": "r1"}),
+        response_done("r1", "cancelled", [], (3, 0)),
+        ev("response.done", response={"id": "r2", "status": "failed", "output": []}),
+    ]
     ingest_all(store, sid, trace)
     assert transcript(store, sid) == [("user", "Hello?")]  # the user item that triggered it stays
 
@@ -205,8 +261,9 @@ def test_cancelled_response_without_items_adds_nothing(store: Transcripts) -> No
 def test_barge_in_truncation_records_the_point_and_keeps_the_text(store: Transcripts) -> None:
     sid = store.create()
     ingest_all(store, sid, basic_turn())
-    outcome = store.ingest(sid, ev("conversation.item.truncated", item_id="a1", content_index=0, audio_end_ms=640),
-                           provider="openai")
+    outcome = store.ingest(
+        sid, ev("conversation.item.truncated", item_id="a1", content_index=0, audio_end_ms=640), provider="openai"
+    )
     assert outcome.status == "materialised"
     block = store.get(sid).messages[-1].blocks[0]
     assert isinstance(block, Transcript) and block.text == "Hello there." and block.truncated_at_ms == 640
@@ -263,21 +320,41 @@ def test_bad_input_is_rejected_or_ignored_and_changes_nothing(store: Transcripts
         (b"{not json", "rejected"),
         ("[]", "rejected"),
         ({"type": "response.output_audio_transcript.delta", "event_id": "e1"}, "rejected"),
-        ({"type": "response.output_audio_transcript.delta", "event_id": "e2", "response_id": "r",
-          "item_id": "i", "delta": 5}, "rejected"),
+        (
+            {
+                "type": "response.output_audio_transcript.delta",
+                "event_id": "e2",
+                "response_id": "r",
+                "item_id": "i",
+                "delta": 5,
+            },
+            "rejected",
+        ),
         ({"type": "conversation.item.added", "event_id": "e3", "item": {"id": "x"}}, "rejected"),
         ({"type": "response.done", "event_id": "e4", "response": {"id": "r", "status": "weird"}}, "rejected"),
-        ({"type": "response.done", "event_id": "e5", "response": {"id": "r", "status": "completed",
-                                                                   "usage": {"input_tokens": -4}}}, "rejected"),
+        (
+            {
+                "type": "response.done",
+                "event_id": "e5",
+                "response": {"id": "r", "status": "completed", "usage": {"input_tokens": -4}},
+            },
+            "rejected",
+        ),
         (b"\xff\xfe", "rejected"),
         ("x" * (1 << 21), "rejected"),
         (12, "rejected"),
         ({"type": "rate_limits.updated", "event_id": "e6", "rate_limits": []}, "ignored"),
         ({"type": "some.future.event", "event_id": "e7"}, "ignored"),
-        ({"type": "conversation.item.input_audio_transcription.segment", "event_id": "e8", "item_id": "u",
-          "text": "h"}, "ignored"),
-        ({"type": "conversation.item.input_audio_transcription.delta", "event_id": "e9", "item_id": "u"},
-         "rejected"),
+        (
+            {
+                "type": "conversation.item.input_audio_transcription.segment",
+                "event_id": "e8",
+                "item_id": "u",
+                "text": "h",
+            },
+            "ignored",
+        ),
+        ({"type": "conversation.item.input_audio_transcription.delta", "event_id": "e9", "item_id": "u"}, "rejected"),
     ]
     for raw, expected in cases:
         outcome = store.ingest(sid, raw, provider="openai")
@@ -312,10 +389,16 @@ def test_a_response_closed_by_rule_still_counts_its_usage_when_it_ends(store: Tr
 def test_beta_event_names(store: Transcripts) -> None:
     sid = store.create()
     trace = [
-        ev("conversation.item.created", previous_item_id=None,
-           item={"id": "u1", "type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hi"}]}),
-        ev("conversation.item.created", previous_item_id="u1",
-           item={"id": "a1", "type": "message", "role": "assistant", "status": "in_progress", "content": []}),
+        ev(
+            "conversation.item.created",
+            previous_item_id=None,
+            item={"id": "u1", "type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hi"}]},
+        ),
+        ev(
+            "conversation.item.created",
+            previous_item_id="u1",
+            item={"id": "a1", "type": "message", "role": "assistant", "status": "in_progress", "content": []},
+        ),
         ev("response.audio_transcript.delta", response_id="r1", item_id="a1", content_index=0, delta="Hey"),
         ev("response.audio_transcript.done", response_id="r1", item_id="a1", content_index=0, transcript="Hey!"),
         ev("response.text.delta", response_id="r1", item_id="a1", content_index=1, delta="(wave)"),
@@ -400,8 +483,9 @@ def test_canonical_events_round_trip_through_the_store(store: Transcripts) -> No
     store.ingest(sid, UserTranscriptFinal(event_id="2", item_id="u1", text="typed by a test"))
     recorded = [h.event for h in store.history(sid) if h.kind == "realtime_recorded"]
     assert [msgspec.structs.asdict(r.event)["event_id"] for r in recorded] == ["1", "2"]
-    assert store.get(sid).messages == [Message.user(Transcript(text="typed by a test"), provider_item_id="u1",
-                                                    id=store.get(sid).messages[0].id)]
+    assert store.get(sid).messages == [
+        Message.user(Transcript(text="typed by a test"), provider_item_id="u1", id=store.get(sid).messages[0].id)
+    ]
 
 
 def test_redelivery_long_after_settling_stores_nothing(stores: StoreFactory) -> None:
@@ -410,8 +494,11 @@ def test_redelivery_long_after_settling_stores_nothing(stores: StoreFactory) -> 
     trace: list[dict[str, object]] = []
     previous = None
     for turn in range(12):  # enough events that settled items' event ids are forgotten
-        trace += [*user_audio(f"u{turn}", previous), transcription(f"u{turn}", f"question {turn}"),
-                  *assistant_audio(f"r{turn}", f"a{turn}", f"u{turn}", ["word "] * 20)]
+        trace += [
+            *user_audio(f"u{turn}", previous),
+            transcription(f"u{turn}", f"question {turn}"),
+            *assistant_audio(f"r{turn}", f"a{turn}", f"u{turn}", ["word "] * 20),
+        ]
         previous = f"a{turn}"
     ingest_all(store, sid, trace)
     version, history = store.get(sid).version, store.history(sid)
@@ -440,10 +527,16 @@ def test_reduce_never_changes_its_input() -> None:
 
 def test_a_user_item_with_several_content_parts_keeps_them_all(store: Transcripts) -> None:
     sid = store.create()
-    item = {"id": "u1", "type": "message", "role": "user",
-            "content": [{"type": "input_text", "text": "Look at"}, {"type": "input_text", "text": "this."}]}
-    assert store.ingest(sid, ev("conversation.item.added", previous_item_id=None, item=item),
-                        provider="openai").status == "materialised"
+    item = {
+        "id": "u1",
+        "type": "message",
+        "role": "user",
+        "content": [{"type": "input_text", "text": "Look at"}, {"type": "input_text", "text": "this."}],
+    }
+    assert (
+        store.ingest(sid, ev("conversation.item.added", previous_item_id=None, item=item), provider="openai").status
+        == "materialised"
+    )
     message = store.get(sid).messages[0]
     assert [block.text for block in message.blocks] == ["Look at", "this."]  # type: ignore[union-attr]
 
@@ -512,10 +605,23 @@ def test_a_malformed_canonical_event_is_refused_not_stored(stores: StoreFactory)
 def test_raw_events_that_cannot_be_kept_exactly_are_refused(store: Transcripts) -> None:
     sid = store.create()
     item = {"id": "u1", "type": "message", "role": "user", "content": [{"type": "input_text", "text": "a\udc00b"}]}
-    huge = {"type": "response.output_audio_transcript.delta", "event_id": "d1", "response_id": "r1", "item_id": "a1",
-            "content_index": 0, "delta": "x" * (2 << 20)}
-    system_image = {"id": "s1", "type": "message", "role": "system", "content": [
-        {"type": "input_text", "text": "Be brief"}, {"type": "input_image", "image_url": "https://x/y.png"}]}
+    huge = {
+        "type": "response.output_audio_transcript.delta",
+        "event_id": "d1",
+        "response_id": "r1",
+        "item_id": "a1",
+        "content_index": 0,
+        "delta": "x" * (2 << 20),
+    }
+    system_image = {
+        "id": "s1",
+        "type": "message",
+        "role": "system",
+        "content": [
+            {"type": "input_text", "text": "Be brief"},
+            {"type": "input_image", "image_url": "https://x/y.png"},
+        ],
+    }
     blank_output = {"id": "", "type": "message", "role": "assistant", "status": "completed", "content": []}
     for raw in (
         ev("conversation.item.added", previous_item_id=None, item=item),  # not valid Unicode
@@ -532,33 +638,60 @@ def test_raw_events_that_cannot_be_kept_exactly_are_refused(store: Transcripts) 
 
 def test_multi_part_event_ids_never_collide_with_a_providers_own(store: Transcripts) -> None:
     sid = store.create()
-    typed = {"id": "u1", "type": "message", "role": "user",
-             "content": [{"type": "input_text", "text": "Please cancel my order"},
-                         {"type": "input_text", "text": "42"}]}
-    store.ingest_many(sid, [
-        {"type": "input_audio_buffer.committed", "event_id": "evt#0", "item_id": "u0", "previous_item_id": None},
-        {"type": "conversation.item.added", "event_id": "evt", "previous_item_id": "u0", "item": typed},
-    ], provider="openai")
+    typed = {
+        "id": "u1",
+        "type": "message",
+        "role": "user",
+        "content": [{"type": "input_text", "text": "Please cancel my order"}, {"type": "input_text", "text": "42"}],
+    }
+    store.ingest_many(
+        sid,
+        [
+            {"type": "input_audio_buffer.committed", "event_id": "evt#0", "item_id": "u0", "previous_item_id": None},
+            {"type": "conversation.item.added", "event_id": "evt", "previous_item_id": "u0", "item": typed},
+        ],
+        provider="openai",
+    )
     assert transcript(store, sid)[-1] == ("user", "Please cancel my order\n42")
 
 
 def test_items_the_client_writes_whole_never_block(store: Transcripts) -> None:
     sid = store.create()
-    call = {"id": "fc1", "type": "function_call", "status": "completed", "call_id": "c1", "name": "lookup",
-            "arguments": "{}"}
+    call = {
+        "id": "fc1",
+        "type": "function_call",
+        "status": "completed",
+        "call_id": "c1",
+        "name": "lookup",
+        "arguments": "{}",
+    }
     output = {"id": "fo1", "type": "function_call_output", "call_id": "c1", "output": "42"}
     empty_system = {"id": "s1", "type": "message", "role": "system", "content": []}
-    note = {"id": "n1", "type": "message", "role": "assistant", "status": "incomplete",
-            "content": [{"type": "output_text", "text": "(earlier)"}]}
-    ingest_all(store, sid, [
-        ev("conversation.item.added", previous_item_id=None, item=call),
-        ev("conversation.item.added", previous_item_id="fc1", item=output),
-        ev("conversation.item.added", previous_item_id="fo1", item=empty_system),
-        ev("conversation.item.added", previous_item_id="s1", item=note),
-        *user_audio("u1", "n1"), transcription("u1", "And now?"),
-    ])
+    note = {
+        "id": "n1",
+        "type": "message",
+        "role": "assistant",
+        "status": "incomplete",
+        "content": [{"type": "output_text", "text": "(earlier)"}],
+    }
+    ingest_all(
+        store,
+        sid,
+        [
+            ev("conversation.item.added", previous_item_id=None, item=call),
+            ev("conversation.item.added", previous_item_id="fc1", item=output),
+            ev("conversation.item.added", previous_item_id="fo1", item=empty_system),
+            ev("conversation.item.added", previous_item_id="s1", item=note),
+            *user_audio("u1", "n1"),
+            transcription("u1", "And now?"),
+        ],
+    )
     assert [(m.role, m.text) for m in store.get(sid).messages] == [
-        ("assistant", ""), ("tool_results", ""), ("system", ""), ("assistant", "(earlier)"), ("user", "And now?"),
+        ("assistant", ""),
+        ("tool_results", ""),
+        ("system", ""),
+        ("assistant", "(earlier)"),
+        ("user", "And now?"),
     ]
     assert store.get(sid).messages[0].tool_uses[0].name == "lookup"
     assert store.pending(sid).items == ()
@@ -568,12 +701,20 @@ def test_an_old_truncation_replayed_long_after_does_not_move_the_cut(store: Tran
     sid = store.create()
     first = ev("conversation.item.truncated", item_id="a0", content_index=0, audio_end_ms=900)
     second = ev("conversation.item.truncated", item_id="a0", content_index=0, audio_end_ms=400)
-    events = [*user_audio("u0", None), transcription("u0", "Go."),
-              *assistant_audio("r0", "a0", "u0", ["long ", "answer"]), first, second]
+    events = [
+        *user_audio("u0", None),
+        transcription("u0", "Go."),
+        *assistant_audio("r0", "a0", "u0", ["long ", "answer"]),
+        first,
+        second,
+    ]
     previous = "a0"
     for turn in range(1, 40):  # enough accepted events that settled items' ids are forgotten
-        events += [*user_audio(f"u{turn}", previous), transcription(f"u{turn}", "More."),
-                   *assistant_audio(f"r{turn}", f"a{turn}", f"u{turn}", ["ok"])]
+        events += [
+            *user_audio(f"u{turn}", previous),
+            transcription(f"u{turn}", "More."),
+            *assistant_audio(f"r{turn}", f"a{turn}", f"u{turn}", ["ok"]),
+        ]
         previous = f"a{turn}"
     ingest_all(store, sid, events)
     version = store.get(sid).version
@@ -584,12 +725,17 @@ def test_an_old_truncation_replayed_long_after_does_not_move_the_cut(store: Tran
 
 def test_a_cycle_of_predecessors_is_broken_when_a_later_response_ends(store: Transcripts) -> None:
     sid = store.create()
-    ingest_all(store, sid, [
-        ev("input_audio_buffer.committed", item_id="p", previous_item_id="q"),
-        ev("input_audio_buffer.committed", item_id="q", previous_item_id="p"),
-        transcription("p", "first"), transcription("q", "second"),
-        *assistant_audio("r1", "a1", "q", ["Hello"]),
-    ])
+    ingest_all(
+        store,
+        sid,
+        [
+            ev("input_audio_buffer.committed", item_id="p", previous_item_id="q"),
+            ev("input_audio_buffer.committed", item_id="q", previous_item_id="p"),
+            transcription("p", "first"),
+            transcription("q", "second"),
+            *assistant_audio("r1", "a1", "q", ["Hello"]),
+        ],
+    )
     assert transcript(store, sid) == [("user", "first"), ("user", "second"), ("assistant", "Hello")]
     assert store.pending(sid).items == ()
 
@@ -597,15 +743,22 @@ def test_a_cycle_of_predecessors_is_broken_when_a_later_response_ends(store: Tra
 def test_a_typed_message_that_repeats_an_old_one_on_a_new_connection_is_kept(store: Transcripts) -> None:
     sid = store.create()
     yes = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "yes"}]}
-    ingest_all(store, sid, [
-        ev("conversation.item.added", previous_item_id=None, item={**yes, "id": "u1"}),
-        *assistant_audio("r1", "a1", "u1", ["Shall ", "I ", "book ", "it?"]),
-        ev("session.created", session={"id": "sess_2"}),
-        ev("conversation.item.added", previous_item_id=None, item={**yes, "id": "n1"}),  # typed again, not re-sent
-        *assistant_audio("r2", "a2", "n1", ["Booked."]),
-    ])
+    ingest_all(
+        store,
+        sid,
+        [
+            ev("conversation.item.added", previous_item_id=None, item={**yes, "id": "u1"}),
+            *assistant_audio("r1", "a1", "u1", ["Shall ", "I ", "book ", "it?"]),
+            ev("session.created", session={"id": "sess_2"}),
+            ev("conversation.item.added", previous_item_id=None, item={**yes, "id": "n1"}),  # typed again, not re-sent
+            *assistant_audio("r2", "a2", "n1", ["Booked."]),
+        ],
+    )
     assert transcript(store, sid) == [
-        ("user", "yes"), ("assistant", "Shall I book it?"), ("user", "yes"), ("assistant", "Booked."),
+        ("user", "yes"),
+        ("assistant", "Shall I book it?"),
+        ("user", "yes"),
+        ("assistant", "Booked."),
     ]
 
 
@@ -642,8 +795,10 @@ def test_one_event_gets_one_status_as_a_dict_as_json_text_and_as_bytes(store: Tr
         outcomes = [store.ingest(sid, form, provider="openai") for form in forms]
         assert [outcome.status for outcome in outcomes] == ["rejected"] * 4, (event["event_id"], outcomes)
         assert all(outcome.reason and outcome.reason.encode() for outcome in outcomes)  # a reason always prints
-    assert store.ingest(sid, b'{"type":"rate_limits.updated","event_id":"d5","x":"\xff"}', provider="openai").status \
+    assert (
+        store.ingest(sid, b'{"type":"rate_limits.updated","event_id":"d5","x":"\xff"}', provider="openai").status
         == "rejected"
+    )
     assert store.get(sid).version == version
 
 
@@ -653,8 +808,12 @@ def _seeded(item_id: str, previous: str | None, **item: object) -> dict[str, obj
 
 CALL = {"type": "function_call", "status": "completed", "call_id": "c1", "name": "weather", "arguments": "{}"}
 OUTPUT = {"type": "function_call_output", "call_id": "c1", "output": "rain"}
-SAID = {"type": "message", "role": "assistant", "status": "completed",
-        "content": [{"type": "output_text", "text": "Let me check."}]}
+SAID = {
+    "type": "message",
+    "role": "assistant",
+    "status": "completed",
+    "content": [{"type": "output_text", "text": "Let me check."}],
+}
 
 
 @pytest.mark.parametrize("order", ["in order", "reversed"])
@@ -676,8 +835,12 @@ def test_items_the_client_writes_stay_separate_messages_however_they_arrive(stor
     outcomes = store.ingest_many(sid, events if order == "in order" else events[::-1], provider="openai")
     assert "rejected" not in {outcome.status for outcome in outcomes}
     assert [(m.role, [type(b).__name__ for b in m.blocks]) for m in store.get(sid).messages] == [
-        ("user", ["Text"]), ("assistant", ["Text"]), ("assistant", ["ToolUse"]), ("tool_results", ["ToolResult"]),
-        ("assistant", ["Text"]), ("assistant", ["Text"]),
+        ("user", ["Text"]),
+        ("assistant", ["Text"]),
+        ("assistant", ["ToolUse"]),
+        ("tool_results", ["ToolResult"]),
+        ("assistant", ["Text"]),
+        ("assistant", ["Text"]),
     ]
 
 
@@ -685,10 +848,16 @@ def test_a_chain_cut_by_a_lost_event_still_places_the_client_s_tool_exchange(sto
     """The same join, reached in order: the first announcement is lost, so the
     items wait until a response ends, then go to the end together."""
     sid = store.create()
-    store.ingest_many(sid, [
-        _seeded("a1", "lost", **SAID), _seeded("f1", "a1", **CALL), _seeded("o1", "f1", **OUTPUT),
-        *assistant_audio("r1", "a2", "o1", ["Rain."]),
-    ], provider="openai")
+    store.ingest_many(
+        sid,
+        [
+            _seeded("a1", "lost", **SAID),
+            _seeded("f1", "a1", **CALL),
+            _seeded("o1", "f1", **OUTPUT),
+            *assistant_audio("r1", "a2", "o1", ["Rain."]),
+        ],
+        provider="openai",
+    )
     assert [m.role for m in store.get(sid).messages] == ["assistant", "assistant", "tool_results", "assistant"]
 
 
@@ -703,30 +872,39 @@ def test_canonical_content_an_item_cannot_hold_is_rejected_not_raised(store: Tra
         [UserImage(event_id="i2", item_id="u1", media_type="image/png")],
         [UserImage(event_id="i3", item_id="s1", media_type="image/png", ref="https://x"), system],
         [UserTranscriptFinal(event_id="i4", item_id="s1", text="spoken"), system],
-        [ItemObserved(event_id="i7", item_id="s2", role="system", response_id="r2"),
-         AssistantTranscriptTruncated(event_id="i8", item_id="s2", audio_end_ms=5, text="heard")],
-        [ItemObserved(event_id="i5", item_id="o1", role="assistant", response_id="r1"),
-         FunctionCallOutput(event_id="i6", item_id="o1", call_id="c1", output="x")],
+        [
+            ItemObserved(event_id="i7", item_id="s2", role="system", response_id="r2"),
+            AssistantTranscriptTruncated(event_id="i8", item_id="s2", audio_end_ms=5, text="heard"),
+        ],
+        [
+            ItemObserved(event_id="i5", item_id="o1", role="assistant", response_id="r1"),
+            FunctionCallOutput(event_id="i6", item_id="o1", call_id="c1", output="x"),
+        ],
     ]
     for events in cases:
         outcomes = store.ingest_many(sid, events)
         assert outcomes[-1].status == "rejected" and outcomes[-1].reason, (events, outcomes)
-    assert all(m.role != "system" or all(b.__struct_config__.tag == "text" for b in m.blocks)
-               for m in store.get(sid).messages)
+    assert all(
+        m.role != "system" or all(b.__struct_config__.tag == "text" for b in m.blocks) for m in store.get(sid).messages
+    )
     assert store.verify(sid).version >= version
     # Late content never joins a message that cannot hold it.
     late = store.create()
-    store.ingest_many(late, [FunctionCallOutput(event_id="o", item_id="o1", call_id="c1", output="x",
-                                                previous_item_id=None)])
+    store.ingest_many(
+        late, [FunctionCallOutput(event_id="o", item_id="o1", call_id="c1", output="x", previous_item_id=None)]
+    )
     outcome = store.ingest(late, UserContentFinal(event_id="t", item_id="o1", content_index=1, text="more"))
     assert outcome.status == "rejected"
     assert [m.role for m in store.get(late).messages] == ["tool_results"]
     # A function call is the assistant's, whatever role content that came first guessed.
     guessed = store.create()
-    store.ingest_many(guessed, [
-        UserContentFinal(event_id="u", item_id="f1", text="hi"),
-        FunctionCall(event_id="f", item_id="f1", call_id="c1", name="f", previous_item_id=None),
-    ])
+    store.ingest_many(
+        guessed,
+        [
+            UserContentFinal(event_id="u", item_id="f1", text="hi"),
+            FunctionCall(event_id="f", item_id="f1", call_id="c1", name="f", previous_item_id=None),
+        ],
+    )
     assert [(m.role, m.tool_uses[0].id) for m in store.get(guessed).messages] == [("assistant", "c1")]
 
 

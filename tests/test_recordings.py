@@ -29,7 +29,7 @@ def ingest(store: Transcripts, sid: str, events: Sequence[dict[str, Any]]) -> li
     """``events`` in batches of 50, as a client forwarding a socket would."""
     outcomes: list[Any] = []
     for start in range(0, len(events), BATCH):
-        outcomes += store.ingest_many(sid, events[start:start + BATCH], provider="openai")
+        outcomes += store.ingest_many(sid, events[start : start + BATCH], provider="openai")
     return outcomes
 
 
@@ -44,8 +44,10 @@ def expected_rows(expected: Sequence[Expected]) -> list[Row]:
 def first_difference(expected: Sequence[Any], got: Sequence[Any]) -> str:
     for index, (want, have) in enumerate(zip(expected, got, strict=False)):
         if want != have:
-            return (f"first difference at message {index} ({len(expected)} expected, {len(got)} got):\n"
-                    f"  expected {want!r}\n  got      {have!r}")
+            return (
+                f"first difference at message {index} ({len(expected)} expected, {len(got)} got):\n"
+                f"  expected {want!r}\n  got      {have!r}"
+            )
     if len(expected) > len(got):
         return f"{len(got)} messages, {len(expected)} expected; first missing: {expected[len(got)]!r}"
     return f"{len(got)} messages, {len(expected)} expected; first extra: {got[len(expected)]!r}"
@@ -54,8 +56,11 @@ def first_difference(expected: Sequence[Any], got: Sequence[Any]) -> str:
 def assert_transcript(messages: Sequence[Message], expected: Sequence[Expected]) -> None:
     want, have = expected_rows(expected), rows(messages)
     assert have == want, first_difference(want, have)
-    wrong_ids = [(index, e.item_id, messages[index].provider_item_id) for index, e in enumerate(expected)
-                 if e.item_id is not None and messages[index].provider_item_id != e.item_id]
+    wrong_ids = [
+        (index, e.item_id, messages[index].provider_item_id)
+        for index, e in enumerate(expected)
+        if e.item_id is not None and messages[index].provider_item_id != e.item_id
+    ]
     assert wrong_ids == [], f"provider item ids (index, expected, got): {wrong_ids[:3]}"
 
 
@@ -86,8 +91,13 @@ def test_the_generators_are_deterministic_and_make_provider_shaped_ids() -> None
 
 TRANSCRIPTION = "conversation.item.input_audio_transcription."
 FREE_PREFIXES = ("output_audio_buffer.", "response.content_part.")
-FREE_TYPES = {"rate_limits.updated", "input_audio_buffer.speech_started", "input_audio_buffer.speech_stopped",
-              "response.audio.done", "response.output_audio.done"}
+FREE_TYPES = {
+    "rate_limits.updated",
+    "input_audio_buffer.speech_started",
+    "input_audio_buffer.speech_stopped",
+    "response.audio.done",
+    "response.output_audio.done",
+}
 
 
 def is_free(event: dict[str, Any]) -> bool:
@@ -173,8 +183,11 @@ def test_the_transcript_is_the_scripted_one(name: str, store: Transcripts) -> No
     sid = store.create()
     outcomes = ingest(store, sid, recording.events)
     assert len(outcomes) == len(recording.events)
-    rejected = [(index, recording.events[index]["type"], outcome.reason) for index, outcome in enumerate(outcomes)
-                if outcome.status == "rejected"]
+    rejected = [
+        (index, recording.events[index]["type"], outcome.reason)
+        for index, outcome in enumerate(outcomes)
+        if outcome.status == "rejected"
+    ]
     assert rejected == [], f"{len(rejected)} rejected, first: {rejected[:3]}"
     assert_transcript(store.get(sid).messages, recording.expected)
     assert store.pending(sid).items == (), "staged items outlived the call"
@@ -196,7 +209,7 @@ def test_a_reconnect_replaying_the_last_30_percent(name: str, store: Transcripts
     _, messages = reference(store, recording)
     sid = store.create()
     ingest(store, sid, recording.events)
-    ingest(store, sid, recording.events[int(len(recording.events) * 0.7):])
+    ingest(store, sid, recording.events[int(len(recording.events) * 0.7) :])
     assert_same(messages, store.get(sid).messages)
 
 

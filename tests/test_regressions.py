@@ -65,8 +65,13 @@ def test_a_closed_store_raises_a_typed_error_on_every_backend(stores: StoreFacto
     store = stores.open()
     sid = store.create()
     store.close()
-    for use in (lambda: store.get(sid), lambda: store.append(sid, Message.user("late")), store.sessions,
-                lambda: store.history(sid), lambda: store.create()):
+    for use in (
+        lambda: store.get(sid),
+        lambda: store.append(sid, Message.user("late")),
+        store.sessions,
+        lambda: store.history(sid),
+        lambda: store.create(),
+    ):
         with pytest.raises(StorageUnavailable, match="is closed"):
             use()
     store.close()  # closing twice is fine
@@ -132,8 +137,12 @@ def test_a_damaged_sqlite_file_reads_as_typed_errors_only(tmp_path: Path) -> Non
             opened = Transcripts.open(str(copy))
         except EngineError:
             continue
-        for read in (opened.sessions, *(partial(opened.get, sid) for sid in ids),
-                     *(partial(opened.history, sid) for sid in ids), *(partial(opened.verify, sid) for sid in ids)):
+        for read in (
+            opened.sessions,
+            *(partial(opened.get, sid) for sid in ids),
+            *(partial(opened.history, sid) for sid in ids),
+            *(partial(opened.verify, sid) for sid in ids),
+        ):
             try:
                 read()
             except EngineError:
@@ -296,10 +305,24 @@ def test_hostile_arguments_raise_engine_errors_and_change_nothing(stores: StoreF
 
 @pytest.mark.parametrize(
     "options",
-    [{"lock_timeout": "10"}, {"lock_timeout": None}, {"lock_timeout": float("nan")}, {"lock_timeout": -1},
-     {"cache_size": True}, {"snapshot_interval": _deep()}, {"table_prefix": _deep()}],
-    ids=["lock_timeout str", "lock_timeout None", "lock_timeout nan", "lock_timeout negative", "cache_size bool",
-         "deep snapshot_interval", "deep table_prefix"],
+    [
+        {"lock_timeout": "10"},
+        {"lock_timeout": None},
+        {"lock_timeout": float("nan")},
+        {"lock_timeout": -1},
+        {"cache_size": True},
+        {"snapshot_interval": _deep()},
+        {"table_prefix": _deep()},
+    ],
+    ids=[
+        "lock_timeout str",
+        "lock_timeout None",
+        "lock_timeout nan",
+        "lock_timeout negative",
+        "cache_size bool",
+        "deep snapshot_interval",
+        "deep table_prefix",
+    ],
 )
 def test_open_refuses_bad_options_with_invalid_argument(tmp_path: Path, options: dict[str, object]) -> None:
     with pytest.raises(InvalidArgument):

@@ -77,7 +77,8 @@ def test_readers_of_fresh_stores_see_consistent_sessions_while_writers_append(sh
         for name, (plan, interval) in WRITERS.items()
     ] + [
         context.Process(
-            target=stress_reader, args=(target, stores.prefix, f"r{i}", SESSIONS, start_at, stop_at, results),
+            target=stress_reader,
+            args=(target, stores.prefix, f"r{i}", SESSIONS, start_at, stop_at, results),
             daemon=True,
         )
         for i in range(READERS)
@@ -129,9 +130,8 @@ def test_readers_of_fresh_stores_see_consistent_sessions_while_writers_append(sh
     # Readers: nothing false, and real work.
     readers = {name: report for name, report in reports.items() if name not in WRITERS}
     totals = {kind: sum(r["counts"][kind] for r in readers.values()) for kind in next(iter(readers.values()))["counts"]}
-    summary = (
-        f"{stores.kind}, {SECONDS} s: readers {totals}; writers "
-        + ", ".join(f"{name} {reports[name]['conflicts']} lost races" for name in WRITERS)
+    summary = f"{stores.kind}, {SECONDS} s: readers {totals}; writers " + ", ".join(
+        f"{name} {reports[name]['conflicts']} lost races" for name in WRITERS
     )
     messages: dict[str, int] = {}
     for report in readers.values():

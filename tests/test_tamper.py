@@ -29,8 +29,15 @@ Reads = dict[str, Any]
 
 def _session_view(state: Any) -> Any:
     return (
-        state.id, state.version, state.revision, msgspec.to_builtins(list(state.messages)),
-        msgspec.to_builtins(state.usage), dict(state.metadata), state.title, state.created_at, state.updated_at,
+        state.id,
+        state.version,
+        state.revision,
+        msgspec.to_builtins(list(state.messages)),
+        msgspec.to_builtins(state.usage),
+        dict(state.metadata),
+        state.title,
+        state.created_at,
+        state.updated_at,
     )
 
 
@@ -56,7 +63,8 @@ def _reads(store: Transcripts, ids: list[str]) -> Reads:
 
 def _silent_differences(before: Reads, after: Reads) -> list[str]:
     return [
-        name for name, value in after.items()
+        name
+        for name, value in after.items()
         if not (isinstance(value, tuple) and value[:1] == ("error",)) and value != before[name]
     ]
 
@@ -203,7 +211,8 @@ def _delete_last_and_roll_back_the_row(db: sqlite3.Connection, ids: list[str]) -
 def _swap(db: sqlite3.Connection, ids: list[str]) -> None:
     rows = db.execute(
         "SELECT originator_version, state FROM transcripts_events WHERE originator_id=? "
-        "AND originator_version IN (10, 12)", (ids[0],)
+        "AND originator_version IN (10, 12)",
+        (ids[0],),
     ).fetchall()
     (v1, s1), (v2, s2) = rows
     for version, state in ((v1, s2), (v2, s1)):
@@ -226,11 +235,13 @@ def _add_event_after_the_end(db: sqlite3.Connection, ids: list[str]) -> None:
     db.execute(
         "INSERT INTO transcripts_events (originator_id, originator_version, topic, state) "
         "SELECT originator_id, originator_version + 1000, topic, state FROM transcripts_events "
-        "WHERE originator_id=? AND originator_version=2", (ids[0],),
+        "WHERE originator_id=? AND originator_version=2",
+        (ids[0],),
     )
     db.execute(
         "UPDATE transcripts_events SET originator_version=(SELECT version + 1 FROM transcripts_sessions "
-        "WHERE session_id=?) WHERE originator_id=? AND originator_version=1002", (ids[0], ids[0]),
+        "WHERE session_id=?) WHERE originator_id=? AND originator_version=1002",
+        (ids[0], ids[0]),
     )
 
 
@@ -287,7 +298,8 @@ def test_a_consistent_rewrite_is_caught_by_a_kept_head_hash_or_a_seal_key(tmp_pa
         _edit_event(db, sid, 2, _set_text)
         records = db.execute(
             "SELECT originator_version, topic, state FROM transcripts_events WHERE originator_id=? "
-            "ORDER BY originator_version", (sid,)
+            "ORDER BY originator_version",
+            (sid,),
         ).fetchall()
         from engine.store import Record, SessionRow
         from engine.store._chain import seal_of

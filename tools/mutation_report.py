@@ -30,9 +30,12 @@ def main() -> int:
         print(done.stdout or done.stderr)
         return 1
     killed = statuses["killed"] + statuses["timeout"]
-    print(f"mutants: {total}; killed {killed} ({100 * killed / total:.1f}%), " + ", ".join(
-        f"{status} {count}" for status, count in sorted(statuses.items()) if status not in ("killed", "timeout")
-    ))
+    print(
+        f"mutants: {total}; killed {killed} ({100 * killed / total:.1f}%), "
+        + ", ".join(
+            f"{status} {count}" for status, count in sorted(statuses.items()) if status not in ("killed", "timeout")
+        )
+    )
     for module, counts in sorted(per_file.items()):
         module_total = sum(counts.values())
         module_killed = counts["killed"] + counts["timeout"]

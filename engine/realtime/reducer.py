@@ -202,8 +202,7 @@ class OutOfBandMessage(msgspec.Struct, frozen=True, kw_only=True):
 
 
 Change: TypeAlias = (
-    AppendMessage | InsertMessage | ReplaceItem | TruncateItem | RemoveItem | RecordUsage | OutOfBandMessage
-    | Reseeded
+    AppendMessage | InsertMessage | ReplaceItem | TruncateItem | RemoveItem | RecordUsage | OutOfBandMessage | Reseeded
 )
 _EDITS = (AppendMessage, InsertMessage, ReplaceItem, TruncateItem, RemoveItem)
 OutcomeStatus: TypeAlias = Literal["materialised", "staged", "duplicate", "discarded", "rejected", "ignored"]
@@ -225,9 +224,7 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def messages(self) -> tuple[Message, ...]:
-        return tuple(
-            change.message for change in self.changes if isinstance(change, (AppendMessage, InsertMessage))
-        )
+        return tuple(change.message for change in self.changes if isinstance(change, (AppendMessage, InsertMessage)))
 
 
 # -- state --------------------------------------------------------------------------
@@ -334,9 +331,17 @@ class RealtimeState:
     updates in place."""
 
     __slots__ = (
-        "aliases", "connection_start", "counter", "event_ids", "forget_at", "items", "reseed", "reseed_started",
+        "aliases",
+        "connection_start",
+        "counter",
+        "event_ids",
+        "forget_at",
+        "items",
+        "reseed",
+        "reseed_started",
         "responses",
-        "tail", "transcription",
+        "tail",
+        "transcription",
     )
 
     def __init__(self) -> None:
@@ -431,19 +436,27 @@ def apply(state: RealtimeState, event: RealtimeEvent) -> Outcome:
         if isinstance(event, AssistantTranscriptTruncated):
             state.event_ids[event_id] = None  # kept: an old truncation replayed must not move the cut back
         else:
-            state.event_ids[event_id] = item_id if item_id is not None else (
-                None if response_id is None else _RESPONSE + response_id
+            state.event_ids[event_id] = (
+                item_id if item_id is not None else (None if response_id is None else _RESPONSE + response_id)
             )
     if outcome.accepted:
         if isinstance(event, _DELTAS) and not outcome.changes:
             return outcome  # a delta makes nothing ready: nothing else can move
         changes = list(outcome.changes) + _materialise(state)
         _forget_settled_event_ids(state)
-        reason = "; ".join(
-            [*([outcome.reason] if outcome.reason else []),
-             *(f"item {c.item_id} re-sends message {c.original}; nothing added" for c in changes
-               if isinstance(c, Reseeded))]
-        ) or None
+        reason = (
+            "; ".join(
+                [
+                    *([outcome.reason] if outcome.reason else []),
+                    *(
+                        f"item {c.item_id} re-sends message {c.original}; nothing added"
+                        for c in changes
+                        if isinstance(c, Reseeded)
+                    ),
+                ]
+            )
+            or None
+        )
         if any(isinstance(c, _EDITS) for c in changes):
             return Outcome(status="materialised", reason=reason, changes=tuple(changes))
         return Outcome(status=outcome.status, reason=reason, changes=tuple(changes))
@@ -453,9 +466,15 @@ def apply(state: RealtimeState, event: RealtimeEvent) -> Outcome:
 _SPOKEN = (UserTranscriptFinal, UserTranscriptDelta, AssistantTranscriptDelta)
 # The role an event gives an item that has none yet (``_item`` only fills a role in).
 _ROLE_OF: dict[type[object], str] = {
-    UserTranscriptFinal: "user", UserTranscriptDelta: "user", UserTranscriptFailed: "user", UserImage: "user",
-    AssistantTextDelta: "assistant", AssistantTranscriptDelta: "assistant",
-    AssistantTranscriptFinalText: "assistant", FunctionCall: "assistant", FunctionCallOutput: "tool_results",
+    UserTranscriptFinal: "user",
+    UserTranscriptDelta: "user",
+    UserTranscriptFailed: "user",
+    UserImage: "user",
+    AssistantTextDelta: "assistant",
+    AssistantTranscriptDelta: "assistant",
+    AssistantTranscriptFinalText: "assistant",
+    FunctionCall: "assistant",
+    FunctionCallOutput: "tool_results",
 }
 
 
@@ -489,10 +508,11 @@ def _unfit(state: RealtimeState, event: RealtimeEvent) -> str | None:
     if kind == "function_call_output" and response_id is not None:
         return f"item {item_id} is a function call output, which no response produces (response {response_id})"
     if kind == "message" and role == "system":
-        spoken = isinstance(event, _SPOKEN) or (
-            isinstance(event, AssistantTranscriptFinalText) and event.lane == "transcript"
-        ) or (isinstance(event, AssistantTranscriptTruncated) and event.text is not None) or (
-            item is not None and any(lane == "transcript" for _, lane, _, _ in item.parts)
+        spoken = (
+            isinstance(event, _SPOKEN)
+            or (isinstance(event, AssistantTranscriptFinalText) and event.lane == "transcript")
+            or (isinstance(event, AssistantTranscriptTruncated) and event.text is not None)
+            or (item is not None and any(lane == "transcript" for _, lane, _, _ in item.parts))
         )
         if isinstance(event, UserImage) or (item is not None and item.images) or spoken:
             return f"item {item_id} is a system item, which holds text only"
@@ -533,7 +553,8 @@ def _item(state: RealtimeState, item_id: str, **fields: object) -> Item:
             item = msgspec.structs.replace(item, announced=True, in_conversation=True)
     else:
         updates = {
-            key: value for key, value in fields.items()
+            key: value
+            for key, value in fields.items()
             if getattr(item, key) in (None, "message") or (value is True and getattr(item, key) is False)
         }
         if previous != UNKNOWN and item.previous == UNKNOWN and item.status == "pending":
@@ -576,8 +597,11 @@ _STAGED = Outcome(status="staged")
 def _assistant_delta(state: RealtimeState, event: AssistantTextDelta | AssistantTranscriptDelta) -> Outcome:
     lane = "text" if isinstance(event, AssistantTextDelta) else "transcript"
     item = state.items.live.get(event.item_id)
-    if item is not None and item.response_id == event.response_id and event.response_id in state.responses.live and (
-        event.previous_item_id == UNKNOWN or item.previous != UNKNOWN
+    if (
+        item is not None
+        and item.response_id == event.response_id
+        and event.response_id in state.responses.live
+        and (event.previous_item_id == UNKNOWN or item.previous != UNKNOWN)
     ):
         # The common case, most events of a call: more words of an item in flight.
         state.items.live[item.id] = _set_part(item, event.content_index, lane, event.delta, final=False, append=True)
@@ -587,8 +611,7 @@ def _assistant_delta(state: RealtimeState, event: AssistantTextDelta | Assistant
     response = _response(state, event.response_id)
     if response.status != "in_flight":
         return Outcome(status="duplicate", reason=f"response {event.response_id} already ended; nothing new")
-    item = _item(state, event.item_id, role="assistant", previous=event.previous_item_id,
-                 response_id=event.response_id)
+    item = _item(state, event.item_id, role="assistant", previous=event.previous_item_id, response_id=event.response_id)
     state.items[item.id] = _set_part(item, event.content_index, lane, event.delta, final=False, append=True)
     return _STAGED
 
@@ -616,8 +639,12 @@ def _dispatch(state: RealtimeState, event: RealtimeEvent) -> Outcome:
         return _observe(state, event)
     if isinstance(event, ItemSkipped):
         item = _item(state, event.item_id, previous=event.previous_item_id)
-        item = msgspec.structs.replace(item, kind="skipped", announced=item.announced or item.previous != UNKNOWN,
-                                       in_conversation=item.in_conversation or item.previous != UNKNOWN)
+        item = msgspec.structs.replace(
+            item,
+            kind="skipped",
+            announced=item.announced or item.previous != UNKNOWN,
+            in_conversation=item.in_conversation or item.previous != UNKNOWN,
+        )
         state.items[item.id] = item
         return Outcome(status="staged")
     if isinstance(event, ItemDeleted):
@@ -636,11 +663,17 @@ def _dispatch(state: RealtimeState, event: RealtimeEvent) -> Outcome:
     if isinstance(event, FunctionCall):
         if _settled(state.items.get(event.item_id)):
             return _nothing_new(event.item_id)
-        item = _item(state, event.item_id, role="assistant", previous=event.previous_item_id,
-                     response_id=event.response_id)
+        item = _item(
+            state, event.item_id, role="assistant", previous=event.previous_item_id, response_id=event.response_id
+        )
         state.items[item.id] = msgspec.structs.replace(
-            item, kind="function_call", call_id=event.call_id, name=event.name, arguments=event.arguments,
-            announced=True, in_conversation=item.in_conversation or item.previous != UNKNOWN,
+            item,
+            kind="function_call",
+            call_id=event.call_id,
+            name=event.name,
+            arguments=event.arguments,
+            announced=True,
+            in_conversation=item.in_conversation or item.previous != UNKNOWN,
         )
         if event.response_id is not None:
             _response(state, event.response_id)
@@ -650,7 +683,11 @@ def _dispatch(state: RealtimeState, event: RealtimeEvent) -> Outcome:
             return _nothing_new(event.item_id)
         item = _item(state, event.item_id, role="tool_results", previous=event.previous_item_id)
         state.items[item.id] = msgspec.structs.replace(
-            item, kind="function_call_output", call_id=event.call_id, output=event.output, announced=True,
+            item,
+            kind="function_call_output",
+            call_id=event.call_id,
+            output=event.output,
+            announced=True,
             in_conversation=True,
         )
         return Outcome(status="staged")
@@ -669,7 +706,9 @@ def _configure(state: RealtimeState, event: SessionConfigured) -> Outcome:
         state.reseed = tuple(
             (item.id, item.digest)
             for item in sorted(state.items.settled.values(), key=lambda item: item.placed)
-            if item.status == "materialised" and item.anchor == item.id and item.digest
+            if item.status == "materialised"
+            and item.anchor == item.id
+            and item.digest
             and item.digest != _digest(item.role or "", ())  # a message without text cannot be re-sent
         )
         state.reseed_started = False
@@ -690,8 +729,7 @@ def _observe(state: RealtimeState, event: ItemObserved) -> Outcome:
         _response(state, event.response_id)
     if event.previous_item_id != UNKNOWN and (event.audio or event.response_id is not None):
         _end_reseed(state)  # the conversation goes on: what follows is new, not re-seeded
-    item = _item(state, event.item_id, role=event.role, previous=event.previous_item_id,
-                 response_id=event.response_id)
+    item = _item(state, event.item_id, role=event.role, previous=event.previous_item_id, response_id=event.response_id)
     in_conversation = event.previous_item_id != UNKNOWN
     state.items[item.id] = msgspec.structs.replace(
         item,
@@ -725,8 +763,7 @@ def _user_content(
         state.items[item.id] = msgspec.structs.replace(item, images=images)
         return Outcome(status="staged")
     if isinstance(event, UserTranscriptDelta):
-        state.items[item.id] = _set_part(item, event.content_index, "transcript", event.delta, final=False,
-                                         append=True)
+        state.items[item.id] = _set_part(item, event.content_index, "transcript", event.delta, final=False, append=True)
         return Outcome(status="staged")
     lane = "transcript" if isinstance(event, UserTranscriptFinal) else "text"
     state.items[item.id] = _set_part(item, event.content_index, lane, event.text, final=True, append=False)
@@ -745,8 +782,7 @@ def _late_user_content(
     if isinstance(event, UserTranscriptDelta):
         if not item.awaiting_text:
             return _nothing_new(item.id)
-        state.items[item.id] = _set_part(item, event.content_index, "transcript", event.delta, final=False,
-                                         append=True)
+        state.items[item.id] = _set_part(item, event.content_index, "transcript", event.delta, final=False, append=True)
         return Outcome(status="staged", reason="a late transcription in progress")
     text = event.text
     if not text and item.awaiting_text:
@@ -765,9 +801,14 @@ def _late_user_content(
             changes=(_replace_blocks(state, item, (block,), "late_transcription"),),
         )
     # Another content part of a message already placed: added after its other blocks.
-    change = ReplaceItem(anchor=item.anchor or item.id, item_id=item.id,
-                         offset=item.block_offset + item.block_count, count=0, blocks=(block,),
-                         reason="late_content")
+    change = ReplaceItem(
+        anchor=item.anchor or item.id,
+        item_id=item.id,
+        offset=item.block_offset + item.block_count,
+        count=0,
+        blocks=(block,),
+        reason="late_content",
+    )
     _shift(state, item, 1)
     state.items[item.id] = msgspec.structs.replace(
         item, block_count=item.block_count + 1, seen_parts=(*item.seen_parts, event.content_index)
@@ -800,9 +841,14 @@ def _complete(
             state.responses[response.id] = msgspec.structs.replace(response, closed_by_rule=False)
             late = event.usage
             counted = (RecordUsage(usage=late, response_id=response.id),) if late and late.total else ()
-            return Outcome(status="staged", changes=counted, reason=(
-                f"response {response.id} was closed by rule before it ended; its usage is recorded now, "
-                "its output stays as it was placed"))
+            return Outcome(
+                status="staged",
+                changes=counted,
+                reason=(
+                    f"response {response.id} was closed by rule before it ended; its usage is recorded now, "
+                    "its output stays as it was placed"
+                ),
+            )
         return Outcome(status="duplicate", reason=f"response {event.response_id} already ended; nothing new")
     status, usage = ("cancelled", None) if isinstance(event, AssistantTurnInterrupted) else (event.status, event.usage)
     out_of_band = response.out_of_band or (isinstance(event, AssistantTurnCompleted) and event.out_of_band)
@@ -812,8 +858,9 @@ def _complete(
     response = msgspec.structs.replace(response, status=status, out_of_band=out_of_band, closed_by_rule=by_rule)
     state.responses[response.id] = response
     reasons = []
-    ours = sorted((item for item in state.items.live.values() if item.response_id == response.id),
-                  key=lambda item: item.seen)
+    ours = sorted(
+        (item for item in state.items.live.values() if item.response_id == response.id), key=lambda item: item.seen
+    )
     if out_of_band:
         reported = [item for item in ours if not item.in_conversation]
         changes.extend(_report_out_of_band(state, response, reported))
@@ -878,15 +925,30 @@ def _report_out_of_band(state: RealtimeState, response: Response, items: list[It
     blocks: list[Block] = []
     for item in items:
         blocks.extend(_blocks(item))
-        state.items[item.id] = msgspec.structs.replace(item, status="out_of_band", parts=(), images=(),
-                                                       output=None, arguments=None, name=None,
-                                                       after=_after(state, state.tail), placed=_next(state))
+        state.items[item.id] = msgspec.structs.replace(
+            item,
+            status="out_of_band",
+            parts=(),
+            images=(),
+            output=None,
+            arguments=None,
+            name=None,
+            after=_after(state, state.tail),
+            placed=_next(state),
+        )
     if not blocks:
         return []
-    message = Message(role="assistant", blocks=tuple(blocks), provider_item_id=items[0].id,
-                      incomplete=response.status in ("cancelled", "incomplete", "failed"))
-    return [OutOfBandMessage(response_id=response.id, status=response.status, message=message,
-                             item_ids=tuple(item.id for item in items))]
+    message = Message(
+        role="assistant",
+        blocks=tuple(blocks),
+        provider_item_id=items[0].id,
+        incomplete=response.status in ("cancelled", "incomplete", "failed"),
+    )
+    return [
+        OutOfBandMessage(
+            response_id=response.id, status=response.status, message=message, item_ids=tuple(item.id for item in items)
+        )
+    ]
 
 
 def _delete(state: RealtimeState, item_id: str) -> Outcome:
@@ -900,8 +962,11 @@ def _delete(state: RealtimeState, item_id: str) -> Outcome:
         change = RemoveItem(anchor=item.anchor, item_id=item_id, offset=item.block_offset, count=item.block_count)
         _shift(state, item, -item.block_count)
         state.items[item_id] = msgspec.structs.replace(item, status="deleted", block_count=0)
-        siblings = [other for other in state.items.settled.values()
-                    if other.anchor == item.anchor and other.status == "materialised"]
+        siblings = [
+            other
+            for other in state.items.settled.values()
+            if other.anchor == item.anchor and other.status == "materialised"
+        ]
         if not any(other.block_count for other in siblings):
             # The whole message goes: what followed it follows what it followed.
             for other in [*siblings, state.items[item_id]]:
@@ -912,8 +977,9 @@ def _delete(state: RealtimeState, item_id: str) -> Outcome:
     if item.status == "pending":
         # It never shows, but keeps its place in the chain (a tombstone that
         # settles when reached), so that the items after it are not blocked.
-        state.items[item_id] = msgspec.structs.replace(item, kind="skipped", deleted=True, parts=(), images=(),
-                                                       announced=True)
+        state.items[item_id] = msgspec.structs.replace(
+            item, kind="skipped", deleted=True, parts=(), images=(), announced=True
+        )
     else:
         state.items[item_id] = msgspec.structs.replace(item, status="deleted")
     return Outcome(status="discarded", reason=f"item {item_id} deleted before it became a message")
@@ -930,8 +996,10 @@ def _truncate(state: RealtimeState, event: AssistantTranscriptTruncated) -> Outc
     if item.status == "pending":
         if event.text is not None:
             item = _set_part(item, event.content_index, "transcript", event.text, final=True, append=False)
-            parts = tuple((i, lane, text, True) if i == event.content_index else (i, lane, text, final)
-                          for i, lane, text, final in item.parts)
+            parts = tuple(
+                (i, lane, text, True) if i == event.content_index else (i, lane, text, final)
+                for i, lane, text, final in item.parts
+            )
             item = msgspec.structs.replace(item, parts=parts)
         state.items[item.id] = msgspec.structs.replace(item, truncated_at_ms=event.audio_end_ms)
         return Outcome(status="staged", reason="truncation recorded; it applies when the item becomes a message")
@@ -940,8 +1008,12 @@ def _truncate(state: RealtimeState, event: AssistantTranscriptTruncated) -> Outc
     # Already a message: an audited rewrite of its spoken transcript.
     state.items[item.id] = msgspec.structs.replace(item, truncated_at_ms=event.audio_end_ms)
     change = TruncateItem(
-        anchor=item.anchor, item_id=item.id, offset=item.block_offset, count=item.block_count,
-        audio_end_ms=event.audio_end_ms, text=event.text,
+        anchor=item.anchor,
+        item_id=item.id,
+        offset=item.block_offset,
+        count=item.block_count,
+        audio_end_ms=event.audio_end_ms,
+        text=event.text,
     )
     return Outcome(status="materialised", reason="truncation after materialisation", changes=(change,))
 
@@ -958,12 +1030,22 @@ def _shift(state: RealtimeState, item: Item, delta: int) -> None:
 def _replace_blocks(state: RealtimeState, item: Item, blocks: tuple[Block, ...], reason: str) -> ReplaceItem:
     assert item.anchor is not None
     change = ReplaceItem(
-        anchor=item.anchor, item_id=item.id, offset=item.block_offset, count=item.block_count,
-        blocks=blocks, reason=reason,
+        anchor=item.anchor,
+        item_id=item.id,
+        offset=item.block_offset,
+        count=item.block_count,
+        blocks=blocks,
+        reason=reason,
     )
     _shift(state, item, len(blocks) - item.block_count)
-    state.items[item.id] = msgspec.structs.replace(item, awaiting_text=False, block_count=len(blocks),
-                                                   seen_parts=(0,), parts=(), digest=_digest(item.role or "", blocks))
+    state.items[item.id] = msgspec.structs.replace(
+        item,
+        awaiting_text=False,
+        block_count=len(blocks),
+        seen_parts=(0,),
+        parts=(),
+        digest=_digest(item.role or "", blocks),
+    )
     return change
 
 
@@ -1025,8 +1107,12 @@ def _ready(state: RealtimeState, item: Item) -> bool:
     if item.kind == "function_call_output":
         return True
     if item.role in ("user", "system"):
-        return (any(final for _, _, _, final in item.parts) or bool(item.images) or item.transcript_failed
-                or (item.complete and not item.audio))
+        return (
+            any(final for _, _, _, final in item.parts)
+            or bool(item.images)
+            or item.transcript_failed
+            or (item.complete and not item.audio)
+        )
     if item.response_id is None:
         # Written by the client, not produced by a response: whole when announced.
         return item.complete or item.kind == "function_call"
@@ -1048,8 +1134,10 @@ def _materialise(state: RealtimeState) -> list[Change]:
         pending = sorted(state.items.live.values(), key=lambda item: -item.seen)  # later announced first
         position = {item.id: _position(state, item) for item in pending}  # valid until something settles
         frontier = [item for item in pending if position[item.id] == "frontier" and item.previous != UNKNOWN]
-        frontier += sorted((item for item in pending if position[item.id] == "frontier"
-                            and item.previous == UNKNOWN), key=lambda item: item.seen)
+        frontier += sorted(
+            (item for item in pending if position[item.id] == "frontier" and item.previous == UNKNOWN),
+            key=lambda item: item.seen,
+        )
         if frontier and state.reseed and (frontier[0].stands_for or _reseed_candidate(state, frontier[0])):
             candidate = frontier[0] if not frontier[0].stands_for else _next_in_run(state, frontier[0])
             if candidate is not None and not _reseed_candidate(state, candidate) and _placeable(state, candidate):
@@ -1105,8 +1193,11 @@ def _group(state: RealtimeState, first: Item) -> list[Item]:
     current = first
     while True:
         following = [
-            other for other in state.items.live.values()
-            if other.previous == current.id and _ready(state, other) and other.kind != "skipped"
+            other
+            for other in state.items.live.values()
+            if other.previous == current.id
+            and _ready(state, other)
+            and other.kind != "skipped"
             and ((other.kind == "function_call_output") == outputs)
             and (outputs or other.response_id == first.response_id)
         ]
@@ -1141,8 +1232,12 @@ def _digest(role: str, blocks: tuple[Block, ...]) -> bytes:
 
 def _reseed_candidate(state: RealtimeState, item: Item) -> bool:
     """A whole message the client wrote on a new connection, while it may be re-sending history."""
-    return bool(state.reseed) and item.kind == "message" and item.response_id is None and not item.audio and (
-        _ready(state, item)
+    return (
+        bool(state.reseed)
+        and item.kind == "message"
+        and item.response_id is None
+        and not item.audio
+        and (_ready(state, item))
     )
 
 
@@ -1233,9 +1328,20 @@ def _settle(state: RealtimeState, group: list[Item], *, behind: bool) -> list[Ch
     for item, own in owned:
         awaiting = item is first and item.role == "user" and not own and not item.transcript_failed
         state.items[item.id] = msgspec.structs.replace(
-            item, status="materialised", parts=item.parts if awaiting else (), output=None,
-            arguments=None, name=None, images=(), anchor=first.id, after=first.id, before=before,
-            awaiting_text=awaiting, block_offset=offset, block_count=len(own), placed=_next(state),
+            item,
+            status="materialised",
+            parts=item.parts if awaiting else (),
+            output=None,
+            arguments=None,
+            name=None,
+            images=(),
+            anchor=first.id,
+            after=first.id,
+            before=before,
+            awaiting_text=awaiting,
+            block_offset=offset,
+            block_count=len(own),
+            placed=_next(state),
             seen_parts=tuple(index for index, _, text, _ in item.parts if text),
             digest=_digest(item.role or "", tuple(blocks)) if item is first else b"",
         )
@@ -1286,9 +1392,9 @@ def _forget_settled_event_ids(state: RealtimeState) -> None:
     does not make every delta scan them all."""
     if len(state.event_ids) < state.forget_at:
         return
-    state.event_ids = _EventIds({
-        event_id: key for event_id, key in state.event_ids.items() if key is None or not _ended(state, key)
-    })
+    state.event_ids = _EventIds(
+        {event_id: key for event_id, key in state.event_ids.items() if key is None or not _ended(state, key)}
+    )
     state.forget_at = max(_FORGET_AT, 2 * len(state.event_ids))
 
 
@@ -1318,8 +1424,9 @@ def _close(state: RealtimeState) -> list[Change]:
     _end_reseed(state)  # a run of re-sent history that never finished was new messages
     changes = _end_responses_by_rule(state)
     for item in list(state.items.live.values()):
-        item = msgspec.structs.replace(item, announced=True, complete=True,
-                                       text_optional=item.role == "user" or item.text_optional)
+        item = msgspec.structs.replace(
+            item, announced=True, complete=True, text_optional=item.role == "user" or item.text_optional
+        )
         if not _placeable(state, item):
             item = msgspec.structs.replace(item, kind="skipped")  # nothing can make it a message any more
         state.items[item.id] = item
@@ -1343,7 +1450,8 @@ def resolve(state: RealtimeState, policy: Literal["place", "drop"]) -> list[Chan
     for item in state.pending_items():
         current = state.items[item.id]
         if current.status == "pending":
-            _place_without_message(state, msgspec.structs.replace(current, status="skipped", parts=(), images=(),
-                                                                  previous=state.tail))
+            _place_without_message(
+                state, msgspec.structs.replace(current, status="skipped", parts=(), images=(), previous=state.tail)
+            )
     changes.extend(_materialise(state))
     return changes

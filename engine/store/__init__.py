@@ -78,8 +78,7 @@ def open_backend(
         unicode_error(target, "Transcripts.open() target", InvalidArgument)
     if not isinstance(target, str) or not target:
         raise InvalidArgument(
-            f"Transcripts.open() takes nothing (memory), a SQLite file path or a "
-            f"postgresql:// URL, got {shown(target)}"
+            f"Transcripts.open() takes nothing (memory), a SQLite file path or a postgresql:// URL, got {shown(target)}"
         )
     if target.startswith(("postgresql://", "postgres://")):
         from engine.store._postgres import open_postgres

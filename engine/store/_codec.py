@@ -139,10 +139,15 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     @classmethod
     def of(cls, state: Session) -> Snapshot:
         return cls(
-            version=state.version, revision=state.revision, generation=state.generation,
+            version=state.version,
+            revision=state.revision,
+            generation=state.generation,
             message_count=len(state.messages),
-            usage=state.usage, metadata=dict(state.metadata), title=state.title,
-            created_at=state.created_at, updated_at=state.updated_at,
+            usage=state.usage,
+            metadata=dict(state.metadata),
+            title=state.title,
+            created_at=state.created_at,
+            updated_at=state.updated_at,
         )
 
 

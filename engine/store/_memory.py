@@ -69,8 +69,10 @@ class MemoryRecorder(POPOApplicationRecorder):
         with self._database_lock:
             doomed = set(session_ids)
             orphans = sorted(
-                child for child, index in self._stored_events_index.items()
-                if child not in doomed and 1 in index
+                child
+                for child, index in self._stored_events_index.items()
+                if child not in doomed
+                and 1 in index
                 and fork_source(child, self._stored_events[index[1]].topic, self._stored_events[index[1]].state)
                 in doomed
             )

@@ -79,9 +79,9 @@ class PostgresRecorder(PostgresApplicationRecorder):
         self._select_snapshot = SQL(
             "SELECT version, state FROM {}.{} WHERE session_id=%s AND version<=%s ORDER BY version DESC LIMIT 1"
         ).format(schema, snapshots)
-        self._select_snapshots = SQL(
-            "SELECT version, state FROM {}.{} WHERE session_id=%s ORDER BY version"
-        ).format(schema, snapshots)
+        self._select_snapshots = SQL("SELECT version, state FROM {}.{} WHERE session_id=%s ORDER BY version").format(
+            schema, snapshots
+        )
         self._insert_snapshot = SQL("INSERT INTO {}.{} (session_id, version, state) VALUES (%s,%s,%s)").format(
             schema, snapshots
         )
@@ -128,8 +128,9 @@ class PostgresRecorder(PostgresApplicationRecorder):
             check_legacy_sealing(f"{schema}.{self._sessions_name}", self._seal_key, self._seal_legacy)
             table = SQL("{}.{}").format(Identifier(schema), Identifier(self._sessions_name))
             cursor.execute(
-                SQL("ALTER TABLE {} ADD COLUMN head text NOT NULL DEFAULT '', "
-                    "ADD COLUMN seal text NOT NULL DEFAULT ''").format(table)
+                SQL(
+                    "ALTER TABLE {} ADD COLUMN head text NOT NULL DEFAULT '', ADD COLUMN seal text NOT NULL DEFAULT ''"
+                ).format(table)
             )
             for values in cursor.execute(SQL("SELECT " + _ROW_COLUMNS + " FROM {}").format(table)).fetchall():
                 legacy = SessionRow(*values)
@@ -171,9 +172,9 @@ class PostgresRecorder(PostgresApplicationRecorder):
     def rewrite_records(self, changes: Sequence[Rewrite]) -> None:
         events = Identifier(self.events_table_name)
         schema = Identifier(self.datastore.schema)
-        replace = SQL(
-            "UPDATE {}.{} SET topic=%s, state=%s WHERE originator_id=%s AND originator_version=%s"
-        ).format(schema, events)
+        replace = SQL("UPDATE {}.{} SET topic=%s, state=%s WHERE originator_id=%s AND originator_version=%s").format(
+            schema, events
+        )
         with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
             curs.execute(self._timeouts)
             for lock_statement in self.lock_table_statements:
@@ -209,7 +210,8 @@ class PostgresRecorder(PostgresApplicationRecorder):
             )
             doomed = set(session_ids)
             orphans = sorted(
-                row["originator_id"] for row in curs.fetchall()
+                row["originator_id"]
+                for row in curs.fetchall()
                 if row["originator_id"] not in doomed
                 and fork_source(row["originator_id"], row["topic"], bytes(row["state"])) in doomed
             )
@@ -233,12 +235,16 @@ class PostgresRecorder(PostgresApplicationRecorder):
         deadline = time.monotonic() + self._lock_timeout
         with psycopg.connect(**params, autocommit=True) as conn:
             while True:
-                found = conn.cursor(row_factory=tuple_row).execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
-                    "AND backend_type = 'client backend' AND backend_xmin IS NOT NULL "
-                    "AND age(backend_xmin) >= age(%s::text::xid)",
-                    (str(xid),),
-                ).fetchone()
+                found = (
+                    conn.cursor(row_factory=tuple_row)
+                    .execute(
+                        "SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+                        "AND backend_type = 'client backend' AND backend_xmin IS NOT NULL "
+                        "AND age(backend_xmin) >= age(%s::text::xid)",
+                        (str(xid),),
+                    )
+                    .fetchone()
+                )
                 if not found or not found[0]:
                     break
                 if time.monotonic() > deadline:
@@ -301,8 +307,10 @@ def open_postgres(
     except Exception as exc:
         raise InvalidArgument(f"not a PostgreSQL connection string: {exc}") from None
     where = "postgresql://{}@{}:{}/{}".format(
-        params.get("user") or getpass.getuser(), params.get("host") or "localhost",
-        params.get("port") or 5432, params.get("dbname") or "",
+        params.get("user") or getpass.getuser(),
+        params.get("host") or "localhost",
+        params.get("port") or 5432,
+        params.get("dbname") or "",
     )
     datastore = PostgresDatastore(
         dbname=str(params.get("dbname") or params.get("user") or getpass.getuser()),

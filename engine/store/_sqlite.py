@@ -162,9 +162,7 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
                             )
                         legacy = connection.execute(f"SELECT {_ROW_COLUMNS} FROM {self.sessions_table}").fetchall()
                         for found in legacy:
-                            records = connection.execute(
-                                self._select_records, (found[0], 0, found[6])
-                            ).fetchall()
+                            records = connection.execute(self._select_records, (found[0], 0, found[6])).fetchall()
                             row = sealed_row(SessionRow(*found), map(Record._make, records), self._seal_key)
                             connection.execute(self._update_session, (*row[1:2], *row[3:], row.session_id))
                     connection.execute("COMMIT")
@@ -193,9 +191,11 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
                 try:
                     first = records[0]
                     source = fork_source(session_id, first.topic, first.state) if first.version == 1 else None
-                    if source is not None and execute(
-                        f"SELECT 1 FROM {self.sessions_table} WHERE session_id=?", (source,)
-                    ).fetchone() is None:
+                    if (
+                        source is not None
+                        and execute(f"SELECT 1 FROM {self.sessions_table} WHERE session_id=?", (source,)).fetchone()
+                        is None
+                    ):
                         raise SessionNotFound(source)  # deleted since the fork was prepared
                     for version, topic, state in records:
                         execute(self.insert_events_statement, (session_id, version, topic, state))
@@ -203,8 +203,14 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
                         # The row exists after creation, so a plain UPDATE does; an
                         # upsert costs more on every append.
                         changes = (
-                            row.title, row.updated_at, row.message_count, row.revision, row.version, row.head,
-                            row.seal, session_id,
+                            row.title,
+                            row.updated_at,
+                            row.message_count,
+                            row.revision,
+                            row.version,
+                            row.head,
+                            row.seal,
+                            session_id,
                         )
                         if records[0].version == 1 or not execute(self._update_session, changes).rowcount:
                             execute(self._upsert_session, row)
@@ -244,7 +250,8 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
             _refuse_orphans(session_ids, forks)
             for session_id in session_ids:
                 for table, column in (
-                    (self.events_table_name, "originator_id"), (self.snapshots_table, "session_id"),
+                    (self.events_table_name, "originator_id"),
+                    (self.snapshots_table, "session_id"),
                     (self.sessions_table, "session_id"),
                 ):
                     execute(f"DELETE FROM {table} WHERE {column}=?", (session_id,))
@@ -335,9 +342,7 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
 
     def select_sessions(self) -> list[SessionRow]:
         with self.datastore.transaction(commit=False) as c:
-            c.execute(
-                f"SELECT {_ROW_COLUMNS} FROM {self.sessions_table} ORDER BY created_at, session_id"
-            )
+            c.execute(f"SELECT {_ROW_COLUMNS} FROM {self.sessions_table} ORDER BY created_at, session_id")
             return [SessionRow(*row) for row in c.fetchall()]
 
 
@@ -346,7 +351,8 @@ def _refuse_orphans(session_ids: Sequence[str], forks: Sequence[tuple[str, str, 
     forked from one inside (checked in the deleting transaction)."""
     doomed = set(session_ids)
     orphans = sorted(
-        child for child, topic, state in forks
+        child
+        for child, topic, state in forks
         if child not in doomed and fork_source(child, topic, bytes(state)) in doomed
     )
     if orphans:
@@ -383,6 +389,7 @@ def open_sqlite(
         if isinstance(exc, CorruptStore):
             raise
         raise StorageUnavailable(f"cannot open SQLite file {shown(path)}: {exc.__cause__ or exc}") from None
+
     def close() -> None:
         recorder.close_writer()
         datastore.close()

@@ -12,9 +12,7 @@ from __future__ import annotations
 try:
     import hypothesis  # noqa: F401
 except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError(
-        "engine.testing needs Hypothesis: pip install 'transcript-engine[testing]'"
-    ) from exc
+    raise ImportError("engine.testing needs Hypothesis: pip install 'transcript-engine[testing]'") from exc
 
 from engine.testing import strategies, traces
 from engine.testing.model import ModelSession, ModelState, ReferenceModel, model_revision, tool_pairing_ok

@@ -169,14 +169,16 @@ class ReferenceModel:
         for session in self.sessions.values():
             session.versions = [
                 replace(state, messages=[placeholder if m is message else m for m in state.messages])
-                if any(m is message for m in state.messages) else state
+                if any(m is message for m in state.messages)
+                else state
                 for state in session.versions
             ]
 
     def holders(self, message: Message) -> set[str]:
         """The sessions that have ``message`` (this object) in any version."""
         return {
-            session_id for session_id, session in self.sessions.items()
+            session_id
+            for session_id, session in self.sessions.items()
             if any(m is message for state in session.versions for m in state.messages)
         }
 

@@ -43,7 +43,11 @@ def usages() -> st.SearchStrategy[Usage]:
     counts = st.integers(0, 100_000)
     return st.builds(
         lambda i, o, r, w, z: Usage(input=i, output=o, cache_read=r, cache_write=w, reasoning=z),
-        counts, counts, counts, counts, counts,
+        counts,
+        counts,
+        counts,
+        counts,
+        counts,
     )
 
 
@@ -59,15 +63,21 @@ def messages(roles: tuple[str, ...] = ("system", "user", "assistant")) -> st.Sea
     if "system" in roles:
         choices.append(st.builds(Message.system, texts()))
     if "user" in roles:
-        user_blocks = st.one_of(st.builds(lambda t: Text(text=t), texts()),
-                                st.builds(lambda t: Transcript(text=t), texts()), _images)
+        user_blocks = st.one_of(
+            st.builds(lambda t: Text(text=t), texts()), st.builds(lambda t: Transcript(text=t), texts()), _images
+        )
         choices.append(st.builds(lambda b: Message(role="user", blocks=tuple(b)), st.lists(user_blocks, max_size=3)))
     if "assistant" in roles:
-        assistant_blocks = st.one_of(st.builds(lambda t: Text(text=t), texts()),
-                                     st.builds(lambda t: Transcript(text=t), texts()),
-                                     st.builds(lambda t: Reasoning(text=t), texts()))
-        choices.append(st.builds(lambda b: Message(role="assistant", blocks=tuple(b)),
-                                 st.lists(assistant_blocks, min_size=1, max_size=3)))
+        assistant_blocks = st.one_of(
+            st.builds(lambda t: Text(text=t), texts()),
+            st.builds(lambda t: Transcript(text=t), texts()),
+            st.builds(lambda t: Reasoning(text=t), texts()),
+        )
+        choices.append(
+            st.builds(
+                lambda b: Message(role="assistant", blocks=tuple(b)), st.lists(assistant_blocks, min_size=1, max_size=3)
+            )
+        )
     if not choices:
         raise ValueError("roles must include system, user or assistant")
     return st.one_of(choices)
@@ -78,10 +88,11 @@ def tool_exchanges(draw: st.DrawFn) -> list[Message]:
     """An assistant message with tool uses, then the tool_results answering
     exactly those ids (in any order, some as errors)."""
     count = draw(st.integers(1, 3))
-    ids = draw(st.lists(st.from_regex(r"call_[a-z0-9]{4}", fullmatch=True), min_size=count, max_size=count,
-                        unique=True))
+    ids = draw(
+        st.lists(st.from_regex(r"call_[a-z0-9]{4}", fullmatch=True), min_size=count, max_size=count, unique=True)
+    )
     names = st.sampled_from(["search", "weather", "calculator"])
-    uses = [ToolUse(id=i, name=draw(names), arguments=draw(st.sampled_from(['{}', '{"q": "x"}']))) for i in ids]
+    uses = [ToolUse(id=i, name=draw(names), arguments=draw(st.sampled_from(["{}", '{"q": "x"}']))) for i in ids]
     results = [ToolResult.of(i, draw(texts(20)), is_error=draw(st.booleans())) for i in draw(st.permutations(ids))]
     preface = draw(st.lists(st.builds(lambda t: Text(text=t), texts()), max_size=1))
     return [Message(role="assistant", blocks=(*preface, *uses)), Message.tool_results(*results)]
@@ -158,8 +169,14 @@ def commands(max_size: int = 20) -> st.SearchStrategy[list[Command]]:
         st.builds(Create, titles),
         st.builds(Append, _sessions, st.lists(messages(), min_size=1, max_size=3).map(tuple), st.none() | usages()),
         st.builds(SetTitle, _sessions, titles),
-        st.builds(Rewrite, _sessions, _fractions, _fractions, st.lists(messages(), max_size=2).map(tuple),
-                  st.sampled_from(["edit", "compaction", "redaction", "truncation"])),
+        st.builds(
+            Rewrite,
+            _sessions,
+            _fractions,
+            _fractions,
+            st.lists(messages(), max_size=2).map(tuple),
+            st.sampled_from(["edit", "compaction", "redaction", "truncation"]),
+        ),
         st.builds(Restore, _sessions, _fractions),
         st.builds(Fork, _sessions, st.sampled_from(["fork", "fork_at", "fork_replacing"]), _fractions, texts(20)),
     )
@@ -222,5 +239,5 @@ def deliveries(draw: st.DrawFn, chains: list[list[dict[str, Any]]]) -> list[dict
             delivered.append(delivered[-1])  # delivered twice
     replay: bool = draw(st.booleans())
     if delivered and replay:
-        delivered += delivered[draw(st.integers(0, len(delivered) - 1)):]  # a reconnect replays a suffix
+        delivered += delivered[draw(st.integers(0, len(delivered) - 1)) :]  # a reconnect replays a suffix
     return delivered

@@ -29,8 +29,10 @@ def main(path: str) -> None:
     store.append(sid, Message.system("Be terse."), Message.user("Weather in Oslo?", Transcript(text="weather in oslo")))
     store.append(
         sid,
-        Message.assistant(Reasoning(text="need a tool", signature="sig"),
-                          ToolUse(id="call_1", name="weather", arguments='{"city":"Oslo"}')),
+        Message.assistant(
+            Reasoning(text="need a tool", signature="sig"),
+            ToolUse(id="call_1", name="weather", arguments='{"city":"Oslo"}'),
+        ),
         usage=Usage(input=20, output=5, cache_read=3, cache_write=1, reasoning=2),
         actor="agent",
     )
@@ -46,8 +48,15 @@ def main(path: str) -> None:
         {"kind": "usage_recorded", "at": head.updated_at, "actor": "legacy", "input_tokens": 7, "output_tokens": 11}
     )
     version = head.version + 1
-    row = SessionRow(sid, head.title, head.created_at.isoformat(), head.updated_at.isoformat(),
-                     len(head.messages), head.revision, version)
+    row = SessionRow(
+        sid,
+        head.title,
+        head.created_at.isoformat(),
+        head.updated_at.isoformat(),
+        len(head.messages),
+        head.revision,
+        version,
+    )
     store._backend.append(sid, [Record(version, "UsageRecorded.v1", legacy)], row)
     store.get(sid)  # catch up with the row written behind the facade
     store.append(sid, Message.user("Thanks"), actor="user")

@@ -195,43 +195,77 @@ class Call:
 
     # -- the session -------------------------------------------------------
 
-    def session(self, kind: Literal["created", "updated"], *, transcription: str | None,
-                instructions: str, tools: list[Event] | None = None, voice: str | None = None,
-                modalities: tuple[str, ...] = ("audio",)) -> Event:
+    def session(
+        self,
+        kind: Literal["created", "updated"],
+        *,
+        transcription: str | None,
+        instructions: str,
+        tools: list[Event] | None = None,
+        voice: str | None = None,
+        modalities: tuple[str, ...] = ("audio",),
+    ) -> Event:
         expires = self.epoch + int(self.clock) + 1800
         if self.ga:
             session: Event = {
-                "type": "realtime", "object": "realtime.session", "id": self.session_id,
-                "model": "gpt-realtime-2025-08-28", "output_modalities": list(modalities),
-                "instructions": instructions, "tools": tools or [], "tool_choice": "auto",
-                "max_output_tokens": "inf", "tracing": None, "truncation": "auto", "prompt": None,
+                "type": "realtime",
+                "object": "realtime.session",
+                "id": self.session_id,
+                "model": "gpt-realtime-2025-08-28",
+                "output_modalities": list(modalities),
+                "instructions": instructions,
+                "tools": tools or [],
+                "tool_choice": "auto",
+                "max_output_tokens": "inf",
+                "tracing": None,
+                "truncation": "auto",
+                "prompt": None,
                 "expires_at": expires,
                 "audio": {
                     "input": {
                         "format": {"type": "audio/pcm", "rate": 24000},
-                        "transcription": None if transcription is None
+                        "transcription": None
+                        if transcription is None
                         else {"model": transcription, "language": "en", "prompt": ""},
                         "noise_reduction": None,
-                        "turn_detection": {"type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 300,
-                                           "silence_duration_ms": 500, "idle_timeout_ms": None,
-                                           "create_response": True, "interrupt_response": True},
+                        "turn_detection": {
+                            "type": "server_vad",
+                            "threshold": 0.5,
+                            "prefix_padding_ms": 300,
+                            "silence_duration_ms": 500,
+                            "idle_timeout_ms": None,
+                            "create_response": True,
+                            "interrupt_response": True,
+                        },
                     },
-                    "output": {"format": {"type": "audio/pcm", "rate": 24000}, "voice": voice or "marin",
-                               "speed": 1.0},
+                    "output": {"format": {"type": "audio/pcm", "rate": 24000}, "voice": voice or "marin", "speed": 1.0},
                 },
                 "include": None,
             }
         else:
             session = {
-                "id": self.session_id, "object": "realtime.session",
-                "model": "gpt-4o-realtime-preview-2024-12-17", "expires_at": expires,
-                "modalities": ["audio", "text"], "instructions": instructions, "voice": voice or "sage",
-                "turn_detection": {"type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 300,
-                                   "silence_duration_ms": 200, "create_response": True},
-                "input_audio_format": "pcm16", "output_audio_format": "pcm16",
+                "id": self.session_id,
+                "object": "realtime.session",
+                "model": "gpt-4o-realtime-preview-2024-12-17",
+                "expires_at": expires,
+                "modalities": ["audio", "text"],
+                "instructions": instructions,
+                "voice": voice or "sage",
+                "turn_detection": {
+                    "type": "server_vad",
+                    "threshold": 0.5,
+                    "prefix_padding_ms": 300,
+                    "silence_duration_ms": 200,
+                    "create_response": True,
+                },
+                "input_audio_format": "pcm16",
+                "output_audio_format": "pcm16",
                 "input_audio_transcription": None if transcription is None else {"model": transcription},
-                "tool_choice": "auto", "temperature": 0.8, "max_response_output_tokens": "inf",
-                "client_secret": None, "tools": tools or [],
+                "tool_choice": "auto",
+                "temperature": 0.8,
+                "max_response_output_tokens": "inf",
+                "client_secret": None,
+                "tools": tools or [],
             }
         return self.emit(f"session.{kind}", session=session)
 
@@ -252,8 +286,14 @@ class Call:
 
     def user_audio_item(self, item: str, previous: str | None, *, done: bool = True) -> None:
         """The conversation item of committed user audio (no transcript yet)."""
-        payload = {"id": item, "object": "realtime.item", "type": "message", "status": "completed", "role": "user",
-                   "content": [{"type": "input_audio", "transcript": None}]}
+        payload = {
+            "id": item,
+            "object": "realtime.item",
+            "type": "message",
+            "status": "completed",
+            "role": "user",
+            "content": [{"type": "input_audio", "transcript": None}],
+        }
         self.context_tokens += self.rng.randint(20, 90)
         if not self.ga:
             self.emit("conversation.item.created", previous_item_id=previous, item=payload)
@@ -263,8 +303,14 @@ class Call:
             self.emit("conversation.item.done", previous_item_id=previous, item=payload)
 
     def user_audio_item_done(self, item: str, previous: str | None) -> None:
-        payload = {"id": item, "object": "realtime.item", "type": "message", "status": "completed", "role": "user",
-                   "content": [{"type": "input_audio", "transcript": None}]}
+        payload = {
+            "id": item,
+            "object": "realtime.item",
+            "type": "message",
+            "status": "completed",
+            "role": "user",
+            "content": [{"type": "input_audio", "transcript": None}],
+        }
         self.emit("conversation.item.done", previous_item_id=previous, item=payload)
 
     def user_turn(self, item: str, previous: str | None, *, after_ms: int, spoken_ms: int) -> None:
@@ -276,27 +322,51 @@ class Call:
 
     def transcription_deltas(self, item: str, pieces: list[str]) -> None:
         for piece in pieces:
-            self.emit("conversation.item.input_audio_transcription.delta", item_id=item, content_index=0,
-                      delta=piece, **self._obfuscation())
+            self.emit(
+                "conversation.item.input_audio_transcription.delta",
+                item_id=item,
+                content_index=0,
+                delta=piece,
+                **self._obfuscation(),
+            )
 
     def transcription_completed(self, item: str, transcript: str) -> Event:
         seconds = max(1, len(transcript) // 14)
         usage: Event = (
-            {"type": "tokens", "total_tokens": 8 * seconds + len(transcript) // 4 + 3,
-             "input_tokens": 8 * seconds, "input_token_details": {"text_tokens": 0, "audio_tokens": 8 * seconds},
-             "output_tokens": len(transcript) // 4 + 3}
-            if self.ga else {"type": "duration", "seconds": float(seconds)}
+            {
+                "type": "tokens",
+                "total_tokens": 8 * seconds + len(transcript) // 4 + 3,
+                "input_tokens": 8 * seconds,
+                "input_token_details": {"text_tokens": 0, "audio_tokens": 8 * seconds},
+                "output_tokens": len(transcript) // 4 + 3,
+            }
+            if self.ga
+            else {"type": "duration", "seconds": float(seconds)}
         )
-        return self.emit("conversation.item.input_audio_transcription.completed", item_id=item, content_index=0,
-                         transcript=transcript, usage=usage, **self._logprobs())
+        return self.emit(
+            "conversation.item.input_audio_transcription.completed",
+            item_id=item,
+            content_index=0,
+            transcript=transcript,
+            usage=usage,
+            **self._logprobs(),
+        )
 
     def _logprobs(self) -> dict[str, Any]:
         return {"logprobs": None} if self.ga else {}
 
     def transcription_failed(self, item: str) -> Event:
-        return self.emit("conversation.item.input_audio_transcription.failed", item_id=item, content_index=0,
-                         error={"type": "transcription_error", "code": "audio_unintelligible",
-                                "message": "The audio could not be transcribed.", "param": None})
+        return self.emit(
+            "conversation.item.input_audio_transcription.failed",
+            item_id=item,
+            content_index=0,
+            error={
+                "type": "transcription_error",
+                "code": "audio_unintelligible",
+                "message": "The audio could not be transcribed.",
+                "param": None,
+            },
+        )
 
     def transcription(self, item: str, transcript: str, *, completed_text: str | None = None) -> None:
         """Deltas, then the completed transcript (``completed_text`` overrides
@@ -317,34 +387,67 @@ class Call:
         self.emit("conversation.item.done", previous_item_id=previous, item=item)
 
     def user_text(self, item: str, *parts: str) -> Event:
-        return {"id": item, "type": "message", "status": "completed", "role": "user",
-                "content": [{"type": "input_text", "text": part} for part in parts]}
+        return {
+            "id": item,
+            "type": "message",
+            "status": "completed",
+            "role": "user",
+            "content": [{"type": "input_text", "text": part} for part in parts],
+        }
 
     def assistant_text(self, item: str, text: str) -> Event:
-        return {"id": item, "type": "message", "status": "completed", "role": "assistant",
-                "content": [{"type": "output_text" if self.ga else "text", "text": text}]}
+        return {
+            "id": item,
+            "type": "message",
+            "status": "completed",
+            "role": "assistant",
+            "content": [{"type": "output_text" if self.ga else "text", "text": text}],
+        }
 
     # -- responses ---------------------------------------------------------
 
-    def response_object(self, response: Response, status: str, *, details: Event | None = None,
-                        usage: Event | None = None) -> Event:
-        obj: Event = {"object": "realtime.response", "id": response.id, "status": status, "status_details": details,
-                      "output": list(response.output),
-                      "conversation_id": self.conversation_id if response.in_conversation else None}
+    def response_object(
+        self, response: Response, status: str, *, details: Event | None = None, usage: Event | None = None
+    ) -> Event:
+        obj: Event = {
+            "object": "realtime.response",
+            "id": response.id,
+            "status": status,
+            "status_details": details,
+            "output": list(response.output),
+            "conversation_id": self.conversation_id if response.in_conversation else None,
+        }
         if self.ga:
-            obj.update({"output_modalities": list(response.modalities),
-                        "max_output_tokens": response.max_output_tokens,
-                        "audio": {"output": {"format": {"type": "audio/pcm", "rate": 24000}, "voice": "marin"}}})
+            obj.update(
+                {
+                    "output_modalities": list(response.modalities),
+                    "max_output_tokens": response.max_output_tokens,
+                    "audio": {"output": {"format": {"type": "audio/pcm", "rate": 24000}, "voice": "marin"}},
+                }
+            )
         else:
-            obj.update({"modalities": ["audio", "text"] if "audio" in response.modalities else ["text"],
-                        "voice": "sage", "custom_voice_id": None, "output_audio_format": "pcm16", "temperature": 0.8,
-                        "max_output_tokens": response.max_output_tokens})
+            obj.update(
+                {
+                    "modalities": ["audio", "text"] if "audio" in response.modalities else ["text"],
+                    "voice": "sage",
+                    "custom_voice_id": None,
+                    "output_audio_format": "pcm16",
+                    "temperature": 0.8,
+                    "max_output_tokens": response.max_output_tokens,
+                }
+            )
         obj.update({"usage": usage, "metadata": response.metadata})
         return obj
 
-    def response_created(self, rid: str | None = None, *, in_conversation: bool = True,
-                         metadata: dict[str, str] | None = None, modalities: tuple[str, ...] = ("audio",),
-                         max_output_tokens: int | str = "inf") -> Response:
+    def response_created(
+        self,
+        rid: str | None = None,
+        *,
+        in_conversation: bool = True,
+        metadata: dict[str, str] | None = None,
+        modalities: tuple[str, ...] = ("audio",),
+        max_output_tokens: int | str = "inf",
+    ) -> Response:
         self.wait(self.rng.uniform(0.05, 0.4))
         response = Response(rid or self.response_id(), in_conversation, metadata, modalities, max_output_tokens)
         self.responses[response.id] = response
@@ -353,12 +456,23 @@ class Call:
 
     def rate_limits(self, *, requests: tuple[int, int] = (5000, 4999), tokens: int = 40000) -> Event:
         remaining = max(0, tokens - self.context_tokens - self.rng.randint(800, 4200))
-        return self.emit("rate_limits.updated", rate_limits=[
-            {"name": "requests", "limit": requests[0], "remaining": requests[1],
-             "reset_seconds": round(self.rng.uniform(0.01, 900.0), 3)},
-            {"name": "tokens", "limit": tokens, "remaining": remaining,
-             "reset_seconds": round(self.rng.uniform(0.5, 20.0), 3)},
-        ])
+        return self.emit(
+            "rate_limits.updated",
+            rate_limits=[
+                {
+                    "name": "requests",
+                    "limit": requests[0],
+                    "remaining": requests[1],
+                    "reset_seconds": round(self.rng.uniform(0.01, 900.0), 3),
+                },
+                {
+                    "name": "tokens",
+                    "limit": tokens,
+                    "remaining": remaining,
+                    "reset_seconds": round(self.rng.uniform(0.5, 20.0), 3),
+                },
+            ],
+        )
 
     def _content(self, speech: Speech) -> Event:
         if speech.lane == "audio":
@@ -366,24 +480,57 @@ class Call:
         return {"type": "output_text" if self.ga else "text", "text": speech.text}
 
     def _message(self, speech: Speech, *, final: bool) -> Event:
-        return {"id": speech.item, "object": "realtime.item", "type": "message",
-                "status": speech.status if final else "in_progress", "role": "assistant",
-                "content": [self._content(speech)] if final else []}
+        return {
+            "id": speech.item,
+            "object": "realtime.item",
+            "type": "message",
+            "status": speech.status if final else "in_progress",
+            "role": "assistant",
+            "content": [self._content(speech)] if final else [],
+        }
 
-    def start_message(self, response: Response, item: str, previous: str | None, text: str, *,
-                      lane: Literal["audio", "text"] = "audio", output_index: int = 0) -> Speech:
+    def start_message(
+        self,
+        response: Response,
+        item: str,
+        previous: str | None,
+        text: str,
+        *,
+        lane: Literal["audio", "text"] = "audio",
+        output_index: int = 0,
+    ) -> Speech:
         """``response.output_item.added``, the conversation item (unless the
         response is out of band) and ``response.content_part.added``."""
-        speech = Speech(item, response.id, output_index, previous, tokenize(text, self.rng) if text else [], lane,
-                        response.in_conversation)
-        self.emit("response.output_item.added", response_id=response.id, output_index=output_index,
-                  item=self._message(speech, final=False))
+        speech = Speech(
+            item,
+            response.id,
+            output_index,
+            previous,
+            tokenize(text, self.rng) if text else [],
+            lane,
+            response.in_conversation,
+        )
+        self.emit(
+            "response.output_item.added",
+            response_id=response.id,
+            output_index=output_index,
+            item=self._message(speech, final=False),
+        )
         if response.in_conversation:
-            self.emit(self._name("conversation.item.created", "conversation.item.added"), previous_item_id=previous,
-                      item=self._message(speech, final=False))
+            self.emit(
+                self._name("conversation.item.created", "conversation.item.added"),
+                previous_item_id=previous,
+                item=self._message(speech, final=False),
+            )
         part = {"type": "audio", "transcript": ""} if lane == "audio" else {"type": "text", "text": ""}
-        self.emit("response.content_part.added", response_id=response.id, item_id=item, output_index=output_index,
-                  content_index=0, part=part)
+        self.emit(
+            "response.content_part.added",
+            response_id=response.id,
+            item_id=item,
+            output_index=output_index,
+            content_index=0,
+            part=part,
+        )
         return speech
 
     def stream(self, speech: Speech, count: int | None = None, *, audio_every: int = 0) -> None:
@@ -397,32 +544,63 @@ class Call:
         while speech.sent < end:
             delta = speech.tokens[speech.sent]
             speech.sent += 1
-            self.emit(kind, response_id=speech.response, item_id=speech.item, output_index=speech.output_index,
-                      content_index=0, delta=delta, **self._obfuscation())
+            self.emit(
+                kind,
+                response_id=speech.response,
+                item_id=speech.item,
+                output_index=speech.output_index,
+                content_index=0,
+                delta=delta,
+                **self._obfuscation(),
+            )
             if audio_every and speech.lane == "audio" and speech.sent % audio_every == 0:
                 pcm = self.rng.randbytes(self.rng.choice((480, 960, 1440)))
-                self.emit(self._name("response.audio.delta", "response.output_audio.delta"),
-                          response_id=speech.response, item_id=speech.item, output_index=speech.output_index,
-                          content_index=0, delta=base64.b64encode(pcm).decode())
+                self.emit(
+                    self._name("response.audio.delta", "response.output_audio.delta"),
+                    response_id=speech.response,
+                    item_id=speech.item,
+                    output_index=speech.output_index,
+                    content_index=0,
+                    delta=base64.b64encode(pcm).decode(),
+                )
 
-    def finish_message(self, speech: Speech, status: Literal["completed", "incomplete"] = "completed", *,
-                       item_done_first: bool = True) -> Event:
+    def finish_message(
+        self, speech: Speech, status: Literal["completed", "incomplete"] = "completed", *, item_done_first: bool = True
+    ) -> Event:
         """The done events of an item whose generation ended (all its deltas,
         or only those sent, when it was cut short)."""
         speech.status = status
         rid, item, index = speech.response, speech.item, speech.output_index
         if speech.lane == "audio":
-            self.emit(self._name("response.audio.done", "response.output_audio.done"), response_id=rid, item_id=item,
-                      output_index=index, content_index=0)
-            self.emit(self._name("response.audio_transcript.done", "response.output_audio_transcript.done"),
-                      response_id=rid, item_id=item, output_index=index, content_index=0, transcript=speech.text)
+            self.emit(
+                self._name("response.audio.done", "response.output_audio.done"),
+                response_id=rid,
+                item_id=item,
+                output_index=index,
+                content_index=0,
+            )
+            self.emit(
+                self._name("response.audio_transcript.done", "response.output_audio_transcript.done"),
+                response_id=rid,
+                item_id=item,
+                output_index=index,
+                content_index=0,
+                transcript=speech.text,
+            )
             part = {"type": "audio", "transcript": speech.text}
         else:
-            self.emit(self._name("response.text.done", "response.output_text.done"), response_id=rid, item_id=item,
-                      output_index=index, content_index=0, text=speech.text)
+            self.emit(
+                self._name("response.text.done", "response.output_text.done"),
+                response_id=rid,
+                item_id=item,
+                output_index=index,
+                content_index=0,
+                text=speech.text,
+            )
             part = {"type": "text", "text": speech.text}
-        self.emit("response.content_part.done", response_id=rid, item_id=item, output_index=index, content_index=0,
-                  part=part)
+        self.emit(
+            "response.content_part.done", response_id=rid, item_id=item, output_index=index, content_index=0, part=part
+        )
         final = self._message(speech, final=True)
         conversation_done = self.ga and speech.in_conversation
         if conversation_done and item_done_first:
@@ -434,20 +612,43 @@ class Call:
         self.context_tokens += len(speech.tokens) * 3
         return final
 
-    def function_call(self, response: Response, item: str, previous: str | None, name: str, arguments: str, *,
-                      output_index: int = 0) -> tuple[Event, str]:
+    def function_call(
+        self, response: Response, item: str, previous: str | None, name: str, arguments: str, *, output_index: int = 0
+    ) -> tuple[Event, str]:
         """A function call item streamed in full; returns it and its call id."""
         call_id = self.ids.call()
-        started = {"id": item, "object": "realtime.item", "type": "function_call", "status": "in_progress",
-                   "name": name, "call_id": call_id, "arguments": ""}
+        started = {
+            "id": item,
+            "object": "realtime.item",
+            "type": "function_call",
+            "status": "in_progress",
+            "name": name,
+            "call_id": call_id,
+            "arguments": "",
+        }
         self.emit("response.output_item.added", response_id=response.id, output_index=output_index, item=started)
-        self.emit(self._name("conversation.item.created", "conversation.item.added"), previous_item_id=previous,
-                  item=started)
+        self.emit(
+            self._name("conversation.item.created", "conversation.item.added"), previous_item_id=previous, item=started
+        )
         for piece in tokenize(arguments, self.rng, split_share=0.5):
-            self.emit("response.function_call_arguments.delta", response_id=response.id, item_id=item,
-                      output_index=output_index, call_id=call_id, delta=piece, **self._obfuscation())
-        self.emit("response.function_call_arguments.done", response_id=response.id, item_id=item,
-                  output_index=output_index, call_id=call_id, name=name, arguments=arguments)
+            self.emit(
+                "response.function_call_arguments.delta",
+                response_id=response.id,
+                item_id=item,
+                output_index=output_index,
+                call_id=call_id,
+                delta=piece,
+                **self._obfuscation(),
+            )
+        self.emit(
+            "response.function_call_arguments.done",
+            response_id=response.id,
+            item_id=item,
+            output_index=output_index,
+            call_id=call_id,
+            name=name,
+            arguments=arguments,
+        )
         final = {**started, "status": "completed", "arguments": arguments}
         if self.ga:
             self.emit("conversation.item.done", previous_item_id=previous, item=final)
@@ -457,8 +658,10 @@ class Call:
 
     def function_output(self, item: str, previous: str, call_id: str, output: str) -> None:
         self.wait(self.rng.uniform(0.2, 1.5))
-        self.client_item({"id": item, "type": "function_call_output", "status": "completed", "call_id": call_id,
-                          "output": output}, previous)
+        self.client_item(
+            {"id": item, "type": "function_call_output", "status": "completed", "call_id": call_id, "output": output},
+            previous,
+        )
 
     def usage(self, response: Response, *, spent: bool = True) -> Event:
         text_in = audio_in = cached = out_text = out_audio = 0
@@ -467,28 +670,41 @@ class Call:
             audio_in = self.context_tokens - text_in
             cached = self.context_tokens // 128 * 64
             out_text = sum(len(o.get("arguments") or "") // 4 for o in response.output) + sum(
-                len(c.get("transcript") or c.get("text") or "") // 4 for o in response.output
-                for c in o.get("content", []))
+                len(c.get("transcript") or c.get("text") or "") // 4
+                for o in response.output
+                for c in o.get("content", [])
+            )
             out_audio = out_text * 3 if "audio" in response.modalities else 0
-        details: Event = {"text_tokens": text_in, "audio_tokens": audio_in, "cached_tokens": cached,
-                          "cached_tokens_details": {"text_tokens": cached // 2, "audio_tokens": cached - cached // 2}}
+        details: Event = {
+            "text_tokens": text_in,
+            "audio_tokens": audio_in,
+            "cached_tokens": cached,
+            "cached_tokens_details": {"text_tokens": cached // 2, "audio_tokens": cached - cached // 2},
+        }
         if self.ga:
             details["image_tokens"] = 0
             details["cached_tokens_details"]["image_tokens"] = 0
-        return {"total_tokens": text_in + audio_in + out_text + out_audio, "input_tokens": text_in + audio_in,
-                "output_tokens": out_text + out_audio, "input_token_details": details,
-                "output_token_details": {"text_tokens": out_text, "audio_tokens": out_audio}}
+        return {
+            "total_tokens": text_in + audio_in + out_text + out_audio,
+            "input_tokens": text_in + audio_in,
+            "output_tokens": out_text + out_audio,
+            "input_token_details": details,
+            "output_token_details": {"text_tokens": out_text, "audio_tokens": out_audio},
+        }
 
-    def response_done(self, response: Response, status: str, *, reason: str | None = None,
-                      error: Event | None = None) -> Event:
+    def response_done(
+        self, response: Response, status: str, *, reason: str | None = None, error: Event | None = None
+    ) -> Event:
         details: Event | None = None
         if status == "failed":
             details = {"type": "failed", "error": error}
         elif status != "completed":
             details = {"type": status, "reason": reason}
         spent = bool(response.output) or status == "completed"
-        return self.emit("response.done", response=self.response_object(
-            response, status, details=details, usage=self.usage(response, spent=spent)))
+        return self.emit(
+            "response.done",
+            response=self.response_object(response, status, details=details, usage=self.usage(response, spent=spent)),
+        )
 
     # -- output audio (WebRTC) and truncation ------------------------------
 
@@ -522,8 +738,9 @@ def _ordered(value: Any) -> Any:
 def _null_item(item: Event) -> Event:
     filled = {**{name: None for name in _ITEM_FIELDS}, **item}
     if "content" in filled:
-        filled["content"] = [{"id": None, **{name: None for name in _PART_FIELDS}, **part}
-                             for part in filled["content"]]
+        filled["content"] = [
+            {"id": None, **{name: None for name in _PART_FIELDS}, **part} for part in filled["content"]
+        ]
     return filled
 
 
@@ -544,7 +761,11 @@ def normalised(event: Event) -> Event:
         event["response"] = response
     if event["type"].startswith("output_audio_buffer."):
         # the SDK writes these with an explicit error field, before the response id
-        return {"error": None, "event_id": event["event_id"], "type": event["type"],
-                "response_id": event["response_id"]}
+        return {
+            "error": None,
+            "event_id": event["event_id"],
+            "type": event["type"],
+            "response_id": event["response_id"],
+        }
     ordered: Event = _ordered(event)
     return ordered

@@ -113,8 +113,10 @@ def _reply(rng: random.Random, deltas: int) -> str:
 def _reply_sizes(rng: random.Random, count: int, total: int) -> list[int]:
     """Delta counts of ``count`` full replies, 10 to 100 each (mostly short,
     a few long), scaled to about ``total`` together."""
-    sizes = [rng.randint(*rng.choices([(10, 28), (22, 46), (40, 80), (70, 100)], weights=[3, 4, 3, 1])[0])
-             for _ in range(count)]
+    sizes = [
+        rng.randint(*rng.choices([(10, 28), (22, 46), (40, 80), (70, 100)], weights=[3, 4, 3, 1])[0])
+        for _ in range(count)
+    ]
     scale = total / sum(sizes)
     return [min(100, max(10, round(size * scale))) for size in sizes]
 
@@ -122,9 +124,12 @@ def _reply_sizes(rng: random.Random, count: int, total: int) -> list[int]:
 def _rate_limit_error(rng: random.Random, org: str) -> dict[str, str]:
     used, requested = rng.randint(12000, 19000), rng.randint(4000, 9000)
     wait = round(rng.uniform(1.5, 9.0), 3)
-    return {"type": "tokens", "code": "rate_limit_exceeded",
-            "message": f"Rate limit reached for gpt-4o-realtime in organization {org} on tokens per min (TPM): "
-                       f"Limit 20000, Used {used}, Requested {requested}. Please try again in {wait}s."}
+    return {
+        "type": "tokens",
+        "code": "rate_limit_exceeded",
+        "message": f"Rate limit reached for gpt-4o-realtime in organization {org} on tokens per min (TPM): "
+        f"Limit 20000, Used {used}, Requested {requested}. Please try again in {wait}s.",
+    }
 
 
 def ten_minute_call() -> Recording:
@@ -214,8 +219,10 @@ def ten_minute_call() -> Recording:
 
 GREETING = "Hey! Good to hear from you. What can I help you with today?"
 REPLY_1 = "I'm great, thanks for asking! I've been looking forward to a good chat. How's your week going?"
-REPLY_3 = ("Oh, that sounds exhausting. A slow evening with a book or a walk might be exactly what you need. "
-           "Anything fun planned for the weekend?")
+REPLY_3 = (
+    "Oh, that sounds exhausting. A slow evening with a book or a walk might be exactly what you need. "
+    "Anything fun planned for the weekend?"
+)
 PARTIAL_4 = "Camping by the lake sounds wonderful! Just remember the nights there"
 REPLY_5 = "Of course, go ahead. I'm all ears."
 

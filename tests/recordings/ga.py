@@ -16,11 +16,19 @@ from tests.recordings._model import Expected, Recording
 INSTRUCTIONS = "You are the phone assistant of Casa Lumen, a small restaurant. Be warm, brief and concrete."
 TRANSCRIBER = "gpt-4o-transcribe"
 AVAILABILITY_TOOL: dict[str, Any] = {
-    "type": "function", "name": "check_availability",
+    "type": "function",
+    "name": "check_availability",
     "description": "Whether a table is free for a party at a date, time and area.",
-    "parameters": {"type": "object", "properties": {
-        "date": {"type": "string"}, "time": {"type": "string"}, "party_size": {"type": "integer"},
-        "area": {"type": "string", "enum": ["inside", "terrace"]}}, "required": ["date", "time", "party_size"]},
+    "parameters": {
+        "type": "object",
+        "properties": {
+            "date": {"type": "string"},
+            "time": {"type": "string"},
+            "party_size": {"type": "integer"},
+            "area": {"type": "string", "enum": ["inside", "terrace"]},
+        },
+        "required": ["date", "time", "party_size"],
+    },
 }
 
 
@@ -31,8 +39,15 @@ def _open(call: Call, *, tools: list[dict[str, Any]] | None = None, instructions
     call.session("updated", transcription=TRANSCRIBER, instructions=instructions, tools=tools)
 
 
-def _answer(call: Call, previous: str | None, text: str, *, audio_every: int = 0, item: str | None = None,
-            webrtc_played: bool = True) -> tuple[Response, Speech]:
+def _answer(
+    call: Call,
+    previous: str | None,
+    text: str,
+    *,
+    audio_every: int = 0,
+    item: str | None = None,
+    webrtc_played: bool = True,
+) -> tuple[Response, Speech]:
     """An in-band spoken reply generated in full and completed."""
     response = call.response_created()
     call.rate_limits()
@@ -54,8 +69,10 @@ C_A1 = "Happy to help! How many people will be joining, and what time works best
 C_U2 = "Four of us, around seven thirty."
 C_A2 = "Lovely, four people at seven thirty on Friday. Would you like to sit inside or on the terrace?"
 C_U3 = "Is the terrace heated?"
-C_A3 = ("Yes, it has heaters and a glass roof that closes when it gets windy, so it stays cosy even in "
-        "November. Most of our evening guests actually ask for it.")
+C_A3 = (
+    "Yes, it has heaters and a glass roof that closes when it gets windy, so it stays cosy even in "
+    "November. Most of our evening guests actually ask for it."
+)
 C_U4 = "Okay, the terrace then. Can you check if there's room?"
 C_A4 = "One moment, I'll check the terrace for you."
 C_ARGS = '{"date": "2025-11-07", "time": "19:30", "party_size": 4, "area": "terrace"}'
@@ -246,8 +263,10 @@ def out_of_band_call() -> Recording:
             Expected("assistant", D_A3, item_id=s3.item),
         ],
         # Rule 4: conversation_id null, items never announced by conversation.item.added.
-        out_of_band=[Expected("assistant", D_OOB1, item_id=oob1.item),
-                     Expected("assistant", D_OOB2, item_id=oob2.item)],
+        out_of_band=[
+            Expected("assistant", D_OOB1, item_id=oob1.item),
+            Expected("assistant", D_OOB2, item_id=oob2.item),
+        ],
         notes=(
             "GA WebRTC call with two out-of-band text responses (a triage classifier, conversation_id null, "
             "metadata purpose=triage): one between turns, one streamed interleaved with an in-band reply."
@@ -428,16 +447,20 @@ def empty_completed_call() -> Recording:
             Expected("user", G_U4, item_id=u4),
             Expected("assistant", G_A4, item_id=s4.item),
         ],
-        notes=("GA WebSocket call: two transcriptions stream deltas and end with completed transcript '', one "
-               "fails (conversation.item.input_audio_transcription.failed), one completes normally."),
+        notes=(
+            "GA WebSocket call: two transcriptions stream deltas and end with completed transcript '', one "
+            "fails (conversation.item.input_audio_transcription.failed), one completes normally."
+        ),
     )
 
 
 # -- (h) responses that end incomplete ------------------------------------------
 
 H_U1 = "Can you tell me the whole history of tea, from the very beginning?"
-H_A1_PARTIAL = ("Tea's story starts in the hills of southwest China, where people chewed wild leaves long before "
-                "anyone brewed them. Over the centuries it travelled along trade routes, and by the")
+H_A1_PARTIAL = (
+    "Tea's story starts in the hills of southwest China, where people chewed wild leaves long before "
+    "anyone brewed them. Over the centuries it travelled along trade routes, and by the"
+)
 H_U2 = "Summarise the ending of that detective novel we talked about."
 H_A2_PARTIAL = "Here's the ending in brief: the inspector finally realises that the"
 H_U3 = "Actually, never mind."
@@ -499,9 +522,11 @@ def incomplete_responses_call() -> Recording:
             Expected("user", H_U4, item_id=u4),
             Expected("assistant", H_A4, item_id=s4.item),
         ],
-        notes=("GA WebRTC call: a spoken response cut by max_output_tokens, a text response stopped by the content "
-               "filter, and a response the client cancelled before any content (its item has an empty transcript "
-               "and is the predecessor of the next user item)."),
+        notes=(
+            "GA WebRTC call: a spoken response cut by max_output_tokens, a text response stopped by the content "
+            "filter, and a response the client cancelled before any content (its item has an empty transcript "
+            "and is the predecessor of the next user item)."
+        ),
     )
 
 
@@ -552,8 +577,16 @@ def multipart_and_image_call() -> Recording:
     _, s3 = _answer(call, u3, I_A3, audio_every=4)
     call.wait(5.0)
     c4 = call.item_id()
-    photo_first = {"id": c4, "type": "message", "status": "completed", "role": "user", "content": [
-        {"type": "input_image", "image_url": receipt, "detail": "high"}, {"type": "input_text", "text": I_C4}]}
+    photo_first = {
+        "id": c4,
+        "type": "message",
+        "status": "completed",
+        "role": "user",
+        "content": [
+            {"type": "input_image", "image_url": receipt, "detail": "high"},
+            {"type": "input_text", "text": I_C4},
+        ],
+    }
     call.client_item(photo_first, s3.item)
     _, s4 = _answer(call, c4, I_A4, audio_every=4)
     return Recording(
@@ -569,8 +602,10 @@ def multipart_and_image_call() -> Recording:
             Expected("user", I_C4, item_id=c4),  # image first, then the text
             Expected("assistant", I_A4, item_id=s4.item),
         ],
-        notes=("GA WebSocket call with client-created user messages: two input_text parts, text + input_image "
-               "(a PNG data URL), image + text; and one spoken turn."),
+        notes=(
+            "GA WebSocket call with client-created user messages: two input_text parts, text + input_image "
+            "(a PNG data URL), image + text; and one spoken turn."
+        ),
     )
 
 
@@ -618,8 +653,14 @@ def reconnect_reseed_call() -> Recording:
     _open(call, instructions="You are a travel companion with local tips.")
     # Rule 6: the client re-seeds its history; the server gives every item a new id.
     previous: str | None = None
-    for role, text in [("user", J_U1), ("assistant", J_A1), ("user", J_U2), ("assistant", J_A2),
-                       ("user", J_U3), ("assistant", J_A3_PARTIAL)]:
+    for role, text in [
+        ("user", J_U1),
+        ("assistant", J_A1),
+        ("user", J_U2),
+        ("assistant", J_A2),
+        ("user", J_U3),
+        ("assistant", J_A3_PARTIAL),
+    ]:
         item = call.item_id()
         call.client_item(call.user_text(item, text) if role == "user" else call.assistant_text(item, text), previous)
         previous = item
@@ -648,7 +689,9 @@ def reconnect_reseed_call() -> Recording:
             Expected("user", J_U5, item_id=u5),
             Expected("assistant", J_A5, item_id=s5.item),
         ],
-        notes=("GA WebRTC call whose connection drops while a reply is generated; a second session.created, the "
-               "client re-seeds the six messages with conversation.item.create (new ids, input_text/output_text), "
-               "then two new spoken turns follow the last re-seeded item."),
+        notes=(
+            "GA WebRTC call whose connection drops while a reply is generated; a second session.created, the "
+            "client re-seeds the six messages with conversation.item.create (new ids, input_text/output_text), "
+            "then two new spoken turns follow the last re-seeded item."
+        ),
     )

@@ -48,8 +48,6 @@ __all__ = ["MAX_EVENT_BYTES", "Ignored", "Rejected", "translate"]
 MAX_EVENT_BYTES = 1 << 20  # a server event larger than 1 MiB is refused
 
 
-
-
 class _S(msgspec.Struct, frozen=True, gc=False):  # provider payloads: extra fields tolerated
     pass
 
@@ -319,13 +317,20 @@ def _item_events(
     an assistant item already ``completed`` there was written by the client."""
     if item.type == "function_call":
         return [
-            FunctionCall(item_id=item.id, call_id=item.call_id or item.id, name=item.name or "",
-                         arguments=item.arguments or "{}", response_id=response_id, previous_item_id=previous)
+            FunctionCall(
+                item_id=item.id,
+                call_id=item.call_id or item.id,
+                name=item.name or "",
+                arguments=item.arguments or "{}",
+                response_id=response_id,
+                previous_item_id=previous,
+            )
         ]
     if item.type == "function_call_output":
         return [
-            FunctionCallOutput(item_id=item.id, call_id=item.call_id or item.id, output=item.output or "",
-                               previous_item_id=previous)
+            FunctionCallOutput(
+                item_id=item.id, call_id=item.call_id or item.id, output=item.output or "", previous_item_id=previous
+            )
         ]
     if item.type != "message" or item.role not in ("user", "assistant", "system"):
         return [ItemSkipped(item_id=item.id, previous_item_id=previous)]
@@ -343,14 +348,19 @@ def _item_events(
     )
     # The announcement comes last: the item's content is all there when its
     # place is known, so a message never starts with only part of it.
-    announcement = ItemObserved(item_id=item.id, role=item.role, previous_item_id=previous,  # type: ignore[arg-type]
-                                response_id=response_id, audio=audio, complete=complete)
+    announcement = ItemObserved(
+        item_id=item.id,
+        role=item.role,  # type: ignore[arg-type]
+        previous_item_id=previous,
+        response_id=response_id,
+        audio=audio,
+        complete=complete,
+    )
     events: list[Any] = []
     for index, part in enumerate(content):
         if item.role in ("user", "system"):
             if part.type in ("input_text", "text") and part.text:
-                events.append(UserContentFinal(item_id=item.id, content_index=index, text=part.text,
-                                               role=item.role))  # type: ignore[arg-type]
+                events.append(UserContentFinal(item_id=item.id, content_index=index, text=part.text, role=item.role))  # type: ignore[arg-type]
             elif part.type == "input_audio" and part.transcript:
                 events.append(UserTranscriptFinal(item_id=item.id, content_index=index, text=part.transcript))
             elif part.type == "input_image" and part.image_url:
@@ -359,8 +369,11 @@ def _item_events(
             text = part.transcript if part.type in ("output_audio", "audio") else part.text
             if text:
                 lane: Literal["text", "transcript"] = "transcript" if part.type in ("output_audio", "audio") else "text"
-                events.append(AssistantTranscriptFinalText(item_id=item.id, content_index=index, text=text,
-                                                           lane=lane, response_id=response_id))
+                events.append(
+                    AssistantTranscriptFinalText(
+                        item_id=item.id, content_index=index, text=text, lane=lane, response_id=response_id
+                    )
+                )
     events.append(announcement)
     return events
 
@@ -381,8 +394,9 @@ def _image(item_id: str, index: int, url: str) -> UserImage:
 
 def _canonical(kind: str, event: Any) -> list[Any]:
     if isinstance(event, SessionEvent):
-        return [SessionConfigured(input_transcription=event.session.transcription,
-                                  new_connection=kind == "session.created")]
+        return [
+            SessionConfigured(input_transcription=event.session.transcription, new_connection=kind == "session.created")
+        ]
     if isinstance(event, ItemEvent):
         final = kind in ("conversation.item.done", "conversation.item.retrieved") or event.item.status == "completed"
         # Only the announcement places an item: ``.done`` also comes for
@@ -394,21 +408,36 @@ def _canonical(kind: str, event: Any) -> list[Any]:
         return _item_events(event.item, UNKNOWN, final=kind.endswith(".done"), response_id=event.response_id)
     if isinstance(event, DeltaEvent):
         cls = AssistantTextDelta if "text" in kind.split(".")[1] else AssistantTranscriptDelta
-        return [cls(response_id=event.response_id, item_id=event.item_id, content_index=event.content_index,
-                    delta=event.delta)]
+        return [
+            cls(
+                response_id=event.response_id,
+                item_id=event.item_id,
+                content_index=event.content_index,
+                delta=event.delta,
+            )
+        ]
     if isinstance(event, TextDone):
         spoken = "audio" in kind
         text = event.transcript if spoken else event.text
-        return [AssistantTranscriptFinalText(item_id=event.item_id, content_index=event.content_index,
-                                             text=text or "", lane="transcript" if spoken else "text",
-                                             response_id=event.response_id)]
+        return [
+            AssistantTranscriptFinalText(
+                item_id=event.item_id,
+                content_index=event.content_index,
+                text=text or "",
+                lane="transcript" if spoken else "text",
+                response_id=event.response_id,
+            )
+        ]
     if isinstance(event, TranscriptionDelta):
         return [UserTranscriptDelta(item_id=event.item_id, content_index=event.content_index, delta=event.delta)]
     if isinstance(event, TranscriptionCompleted):
         return [UserTranscriptFinal(item_id=event.item_id, content_index=event.content_index, text=event.transcript)]
     if isinstance(event, Truncated):
-        return [AssistantTranscriptTruncated(item_id=event.item_id, content_index=event.content_index,
-                                             audio_end_ms=event.audio_end_ms)]
+        return [
+            AssistantTranscriptTruncated(
+                item_id=event.item_id, content_index=event.content_index, audio_end_ms=event.audio_end_ms
+            )
+        ]
     if isinstance(event, ItemRef):
         if kind == "conversation.item.deleted":
             return [ItemDeleted(item_id=event.item_id)]
@@ -427,9 +456,18 @@ def _canonical(kind: str, event: Any) -> list[Any]:
     usage = None
     if response.usage is not None:
         details = response.usage.input_token_details
-        usage = Usage(input=response.usage.input_tokens, output=response.usage.output_tokens,
-                      cache_read=details.cached_tokens if details else 0)
-    produced.append(AssistantTurnCompleted(response_id=response.id, status=response.status, usage=usage,
-                                           output_item_ids=tuple(item.id for item in response.output or []),
-                                           out_of_band=response.out_of_band))
+        usage = Usage(
+            input=response.usage.input_tokens,
+            output=response.usage.output_tokens,
+            cache_read=details.cached_tokens if details else 0,
+        )
+    produced.append(
+        AssistantTurnCompleted(
+            response_id=response.id,
+            status=response.status,
+            usage=usage,
+            output_item_ids=tuple(item.id for item in response.output or []),
+            out_of_band=response.out_of_band,
+        )
+    )
     return produced
