@@ -16,7 +16,7 @@ from datetime import datetime
 import msgspec
 
 from engine.content import Message, shown, unicode_error
-from engine.errors import InvalidArgument, InvalidRevision
+from engine.errors import CorruptStore, InvalidArgument, InvalidRevision
 
 __all__ = [
     "EMPTY_REVISION",
@@ -28,6 +28,7 @@ __all__ = [
     "parse_revision",
     "revision_of",
     "span_digest",
+    "stored_revision_bytes",
 ]
 
 _PREFIX = "sha256:"
@@ -51,6 +52,19 @@ def parse_revision(revision: object) -> bytes:
         raise InvalidRevision(f"revision {shown(revision)} has non-hex digits") from None
 
 
+def stored_revision_bytes(revision: str, where: str) -> bytes:
+    """The raw bytes of a revision read back from the store: cheaper than
+    :func:`parse_revision` (a cold load parses one per event), and a malformed
+    value is damage (``CorruptStore``), not a caller's mistake."""
+    try:
+        raw = bytes.fromhex(revision[7:])
+    except (ValueError, TypeError):
+        raw = b""
+    if len(raw) != 32 or not revision.startswith("sha256:"):
+        raise CorruptStore(f"{where}: malformed revision {shown(revision)}")
+    return raw
+
+
 def chain(previous: bytes, messages: Iterable[Message]) -> bytes:
     """The revision reached by appending ``messages`` to the revision ``previous``."""
     sha256 = hashlib.sha256
@@ -71,14 +85,13 @@ def chain_each(previous: bytes, messages: Iterable[Message]) -> list[bytes]:
     return revisions
 
 
-def span_digest(messages: Iterable[Message]) -> str:
-    """The digest of a span of messages: the revision of the span on its own."""
-    return format_revision(chain(EMPTY_REVISION_BYTES, messages))
-
-
 def revision_of(messages: Iterable[Message]) -> str:
     """The revision id of a whole transcript."""
     return format_revision(chain(EMPTY_REVISION_BYTES, messages))
+
+
+#: The digest of a span of messages is the revision of the span on its own.
+span_digest = revision_of
 
 
 _KIND = re.compile(r"[a-z][a-z0-9_]{0,39}")

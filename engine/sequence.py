@@ -24,14 +24,12 @@ sits in the context its buffer's revisions were computed for.
 from __future__ import annotations
 
 import bisect
-import hashlib
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TypeAlias, overload
 
 from engine.content import Message
-from engine.errors import CorruptStore
-from engine.revisions import EMPTY_REVISION_BYTES
+from engine.revisions import EMPTY_REVISION_BYTES, chain_each, stored_revision_bytes
 
 __all__ = ["MAX_PIECES", "MessageSeq"]
 
@@ -68,16 +66,6 @@ class _Buffer:
             base = self.base = self.base_of.revision_at(len(self.base_of))
             self.base_of = None  # no longer needed: let it be collected
         return base
-
-
-def _parsed(revision: str) -> bytes:
-    try:
-        raw = bytes.fromhex(revision[7:])
-    except ValueError:
-        raw = b""
-    if len(raw) != 32 or not revision.startswith("sha256:"):
-        raise CorruptStore(f"a recorded revision is malformed: {revision!r}")
-    return raw
 
 
 class MessageSeq(Sequence[Message]):
@@ -188,15 +176,11 @@ class MessageSeq(Sequence[Message]):
             known -= 1
         found = revisions[known] if known >= 0 else buffer.resolve_base()
         if isinstance(found, str):
-            found = revisions[known] = _parsed(found)
+            found = revisions[known] = stored_revision_bytes(found, "a recorded revision")
         assert found is not None
-        current: bytes = found
-        sha256 = hashlib.sha256
-        messages = buffer.messages
-        for filling in range(known + 1, position + 1):
-            current = sha256(current + messages[filling].digest_bytes()).digest()
-            revisions[filling] = current  # benign race: every writer computes the same value
-        return current
+        filled = chain_each(found, buffer.messages[known + 1 : position + 1])
+        revisions[known + 1 : position + 1] = filled  # benign race: every writer computes the same values
+        return filled[-1] if filled else found
 
     # -- Sequence ---------------------------------------------------------
 

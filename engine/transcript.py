@@ -29,7 +29,13 @@ from engine.events import (
     TitleChanged,
     UsageRecorded,
 )
-from engine.revisions import EMPTY_REVISION_BYTES, chain_each, format_revision, parse_revision
+from engine.revisions import (
+    EMPTY_REVISION_BYTES,
+    chain_each,
+    format_revision,
+    parse_revision,
+    stored_revision_bytes,
+)
 from engine.sequence import Known, MessageSeq
 
 __all__ = ["Lineage", "MessageSeq", "Session", "check_shape", "evolve", "fold", "forked", "involves_tools"]
@@ -229,7 +235,7 @@ def fold(
                     f"session {session_id!r}: version {number} is commit {event.generation}, expected {generation + 1}"
                 )
             if trusted:
-                raw, trusted = _trusted_revision(session_id, number - 1, revision), False
+                raw, trusted = stored_revision_bytes(revision, f"session {session_id!r} version {number - 1}"), False
             messages, raw = _rewritten(session_id, number, messages, revision, event, verify)
             revision = event.revision
             generation = event.generation
@@ -264,21 +270,10 @@ def fold(
         updated_at=updated,
         lineage=start.lineage,
         generation=generation,
-        _revision_bytes=_trusted_revision(session_id, version, revision) if trusted else raw,
+        _revision_bytes=stored_revision_bytes(revision, f"session {session_id!r} version {version}")
+        if trusted
+        else raw,
     )
-
-
-def _trusted_revision(session_id: str, version: int, revision: str) -> bytes:
-    """The raw bytes of a recorded revision on the trusted path: a cold load
-    parses one per event, so this skips :func:`parse_revision`'s checks and
-    only turns a malformed value into the error replay would give."""
-    try:
-        raw = bytes.fromhex(revision[7:])
-    except ValueError:
-        raw = b""
-    if len(raw) != 32 or not revision.startswith("sha256:"):
-        raise CorruptStore(f"session {session_id!r} version {version}: malformed revision {revision!r}")
-    return raw
 
 
 def _rewritten(

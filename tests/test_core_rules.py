@@ -301,7 +301,7 @@ def test_recorded_revision_ids_are_parsed_when_first_needed() -> None:
     assert seq.revision_at(1) == parse_revision(revision_of([a]))
     for bad in ("sha256:" + "g" * 64, "sha256:" + "0" * 60, "sha512:" + "0" * 64, "x"):
         broken = MessageSeq().extended([a], [bad])
-        with pytest.raises(CorruptStore, match="a recorded revision is malformed"):
+        with pytest.raises(CorruptStore, match="a recorded revision: malformed revision"):
             broken.revision_at(1)
 
 
