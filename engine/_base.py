@@ -4,6 +4,7 @@ and the argument checks. ``Transcripts`` (``engine.app``) is built on it."""
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 import threading
@@ -185,7 +186,8 @@ class _Base:
             self._chains[session_id] = (row.version, chain)
         else:
             records = records[:upto]
-        events = decode_events(session_id, records)
+        with _collection_paused(len(records)):
+            events = decode_events(session_id, records)
         initial: Session | None = None
         first = events[0][1]
         if isinstance(first, SessionForked):
@@ -195,17 +197,19 @@ class _Base:
         # Bounded by what was just read: a snapshot another writer adds
         # meanwhile is newer than these events, and would not match them.
         stored = self._backend.snapshot(session_id, upto=records[-1].version) if use_snapshot else None
-        if stored is None:
-            state = fold(session_id, events, start=initial)
-        else:
-            snapshot = decode_snapshot(session_id, stored.state)
-            covered = snapshot.version - (1 if initial is not None else 0)
-            prefix = fold(session_id, events[:covered], start=initial, verify=False)
-            if prefix is None or Snapshot.of(prefix) != snapshot:
-                raise CorruptStore(
-                    f"session {shown(session_id)}: the snapshot at version {snapshot.version} does not match the log"
-                )
-            state = fold(session_id, events[covered:], start=prefix)
+        with _collection_paused(len(records)):
+            if stored is None:
+                state = fold(session_id, events, start=initial)
+            else:
+                snapshot = decode_snapshot(session_id, stored.state)
+                covered = snapshot.version - (1 if initial is not None else 0)
+                prefix = fold(session_id, events[:covered], start=initial, verify=False)
+                if prefix is None or Snapshot.of(prefix) != snapshot:
+                    raise CorruptStore(
+                        f"session {shown(session_id)}: the snapshot at version {snapshot.version} "
+                        "does not match the log"
+                    )
+                state = fold(session_id, events[covered:], start=prefix)
         assert state is not None
         return state
 
@@ -422,6 +426,29 @@ class _Base:
     def _stage(self, session_id: str, state: Session, event: Event, to_store: list[Event]) -> Session:
         to_store.append(event)
         return evolve(state, session_id, state.version + 1, event, verify=False)
+
+
+class _collection_paused:
+    """Pause the cyclic garbage collector while a long log is decoded and
+    folded. Those steps allocate tens of thousands of small containers and no
+    cycles, and the collector's passes over them cost about a quarter of a
+    cold load of 10,000 events. Short logs are left alone; the collector is
+    switched back on only if it was on, so a caller who turned it off keeps
+    it off (another thread's load finishing first may switch it back on
+    early, which is harmless)."""
+
+    __slots__ = ("paused",)
+
+    def __init__(self, size: int) -> None:
+        self.paused = size >= 1000 and gc.isenabled()
+
+    def __enter__(self) -> None:
+        if self.paused:
+            gc.disable()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.paused:
+            gc.enable()
 
 
 def check_session_id(session_id: object) -> None:

@@ -376,3 +376,24 @@ def test_a_50_mb_append_returns_in_seconds_and_other_writers_wait_at_most_their_
     assert max(waits) < 2 + 3, f"another session's writer waited {max(waits):.1f} s (lock_timeout 2 s)"
     if isinstance(outcome, str):
         assert len(stores.open(max_event_bytes=None).get(big).messages[0].text) == 50 << 20
+
+
+def test_a_long_load_leaves_the_garbage_collector_as_it_found_it(tmp_path: Path) -> None:
+    # Cold loads of long logs pause the collector while decoding; it must
+    # come back on, and stay off for a caller who turned it off.
+    import gc
+
+    path = str(tmp_path / "store.db")
+    store = Transcripts.open(path, synchronous="normal")
+    sid = store.create()
+    for n in range(1100):
+        store.append(sid, Message.user(f"m{n}"))
+    store.close()
+    for enabled in (True, False):
+        (gc.enable if enabled else gc.disable)()
+        try:
+            with Transcripts.open(path) as again:
+                assert len(again.get(sid).messages) == 1100
+            assert gc.isenabled() is enabled
+        finally:
+            gc.enable()
