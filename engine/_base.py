@@ -153,7 +153,8 @@ class _Base:
                 if self._backend.read(session_id, upto=1):
                     raise CorruptStore(f"session {shown(session_id)} has events but no listing row")
                 raise SessionNotFound(session_id)
-            records = self._backend.read(session_id)
+            with _collection_paused(row.version):
+                records = self._backend.read(session_id)
             if records and records[-1].version > row.version:
                 # A writer committed after the row was read (then the row now
                 # covers it), or an event was added behind the row's back.
