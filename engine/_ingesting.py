@@ -263,6 +263,9 @@ class _Ingesting(_Base):
                 return ("rejected", f"invalid {type(raw).__name__}: {shown(str(exc))}")
             if checked != raw:  # e.g. a float where a str belongs would come back as something else
                 return ("rejected", f"invalid {type(raw).__name__}: a field would not come back as given")
+            if checked.event_id is not None and (not checked.event_id or "\x00" in checked.event_id):
+                # Adapters derive "<id>\x00<n>" ids for the events one raw event means.
+                return ("rejected", f"invalid {type(raw).__name__}: an event id is blank or holds NUL")
             return [checked]
         assert adapter is not None  # raw input without a provider was refused up front
         translated = adapter(raw)

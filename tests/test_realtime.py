@@ -937,3 +937,16 @@ def test_provider_registry_refuses_bad_names_duplicates_and_bad_adapter_output()
         store.ingest(sid, {}, provider="no_such_provider")
     register_provider(name, lambda raw: [], replace=True)
     assert store.ingest(sid, "anything", provider=name).status == "ignored"  # means nothing: no events
+
+
+def test_canonical_event_ids_with_nul_are_rejected() -> None:
+    # Found by the fuzz helper: they could collide with the "<id>\x00<n>" ids
+    # an adapter derives when one raw event means several canonical events.
+    from engine.realtime import AssistantTurnCompleted
+
+    store = Transcripts.open()
+    sid = store.create()
+    for bad in ("a\x00b", ""):
+        outcome = store.ingest(sid, AssistantTurnCompleted(event_id=bad, response_id="r"))
+        assert outcome.status == "rejected" and "NUL" in (outcome.reason or "")
+    assert store.get(sid).version == 1
