@@ -8,14 +8,14 @@ imported. Rows of an older schema go through the registered upcasters.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
 import msgspec
 
 from engine.content import Usage
-from engine.errors import CorruptStore, UnknownEventType
+from engine.errors import CorruptStore, SessionHasForks, UnknownEventType
 from engine.events import EVENT_NAMES, EVENT_TYPES, Event, EventType, SessionForked
 from engine.transcript import Session
 
@@ -114,6 +114,20 @@ def fork_source(session_id: str, topic: str, state: bytes) -> str | None:
         return None
     event = decode_event(topic, state, f"session {session_id!r} version 1")
     return event.source if isinstance(event, SessionForked) else None
+
+
+def refuse_orphans(session_ids: Sequence[str], forks: Iterable[tuple[str, str, bytes]]) -> None:
+    """Raise ``SessionHasForks`` if a session outside ``session_ids`` was
+    forked from one inside. ``forks`` are first records (session id, type
+    name, bytes), read in the deleting transaction."""
+    doomed = set(session_ids)
+    orphans = sorted(
+        child
+        for child, topic, state in forks
+        if child not in doomed and fork_source(child, topic, bytes(state)) in doomed
+    )
+    if orphans:
+        raise SessionHasForks(session_ids[0], orphans)
 
 
 class Snapshot(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False):

@@ -10,9 +10,9 @@ from typing import Any
 from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.popo import POPOApplicationRecorder
 
-from engine.errors import SessionHasForks, SessionNotFound
+from engine.errors import SessionNotFound
 from engine.store._backend import RecorderBackend
-from engine.store._codec import READABLE_TOPICS, fork_source
+from engine.store._codec import READABLE_TOPICS, fork_source, refuse_orphans
 from engine.store._records import Record, Rewrite, SessionRow, StoredSnapshot
 
 
@@ -67,17 +67,12 @@ class MemoryRecorder(POPOApplicationRecorder):
 
     def delete_sessions(self, session_ids: Sequence[str]) -> None:
         with self._database_lock:
-            doomed = set(session_ids)
-            orphans = sorted(
-                child
+            firsts = [
+                (child, self._stored_events[index[1]])
                 for child, index in self._stored_events_index.items()
-                if child not in doomed
-                and 1 in index
-                and fork_source(child, self._stored_events[index[1]].topic, self._stored_events[index[1]].state)
-                in doomed
-            )
-            if orphans:
-                raise SessionHasForks(session_ids[0], orphans)
+                if 1 in index
+            ]
+            refuse_orphans(session_ids, [(child, first.topic, first.state) for child, first in firsts])
             for session_id in session_ids:
                 index = self._stored_events_index.pop(session_id, {})
                 for version, position in index.items():

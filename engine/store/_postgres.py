@@ -3,10 +3,11 @@ table updated in the same transaction and a one-row-per-session snapshot table."
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import psycopg
@@ -19,14 +20,13 @@ from psycopg.sql import SQL, Identifier, Literal
 from engine.errors import (
     CorruptStore,
     InvalidArgument,
-    SessionHasForks,
     SessionNotFound,
     StorageError,
     StorageUnavailable,
 )
 from engine.store._backend import RecorderBackend, translated_errors
 from engine.store._chain import check_legacy_sealing, sealed_row
-from engine.store._codec import fork_source
+from engine.store._codec import fork_source, refuse_orphans
 from engine.store._records import Record, Rewrite, SessionRow, StoredSnapshot
 
 _ROW_COLUMNS = "session_id, title, created_at, updated_at, message_count, revision, version, head, seal"
@@ -141,6 +141,17 @@ class PostgresRecorder(PostgresApplicationRecorder):
                     (row.head, row.seal, row.session_id),
                 )
 
+    @contextlib.contextmanager
+    def _locked_write(self) -> Iterator[Any]:
+        """A cursor in one write transaction, under the lock and statement
+        timeouts, holding the events table lock (so the order of commits is
+        the order of inserts, which the feed relies on)."""
+        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+            curs.execute(self._timeouts)
+            for lock_statement in self.lock_table_statements:
+                curs.execute(lock_statement, prepare=True)
+            yield curs
+
     def insert_records(
         self, session_id: str, records: Sequence[Record], row: SessionRow, snapshot: StoredSnapshot | None
     ) -> None:
@@ -154,10 +165,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
         events = [
             self.construct_pg_stored_event(session_id, version, topic, state) for version, topic, state in records
         ]
-        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
-            curs.execute(self._timeouts)
-            for lock_statement in self.lock_table_statements:  # the order of commits is the order of inserts
-                curs.execute(lock_statement, prepare=True)
+        with self._locked_write() as curs:
             first = records[0]
             source = fork_source(session_id, first.topic, first.state) if first.version == 1 else None
             if source is not None:
@@ -175,10 +183,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
         replace = SQL("UPDATE {}.{} SET topic=%s, state=%s WHERE originator_id=%s AND originator_version=%s").format(
             schema, events
         )
-        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
-            curs.execute(self._timeouts)
-            for lock_statement in self.lock_table_statements:
-                curs.execute(lock_statement, prepare=True)
+        with self._locked_write() as curs:
             for change in changes:
                 for version, topic, state in change.replaced:
                     curs.execute(replace, (topic, state, change.session_id, version))
@@ -198,25 +203,14 @@ class PostgresRecorder(PostgresApplicationRecorder):
             (Identifier(self._snapshots_name), "session_id"),
             (Identifier(self._sessions_name), "session_id"),
         )
-        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
-            curs.execute(self._timeouts)
-            for lock_statement in self.lock_table_statements:
-                curs.execute(lock_statement, prepare=True)
+        with self._locked_write() as curs:
             curs.execute(
                 SQL(
                     "SELECT originator_id, topic, state FROM {}.{} "
                     "WHERE originator_version=1 AND topic LIKE 'SessionForked.%%'"
                 ).format(schema, Identifier(self.events_table_name))
             )
-            doomed = set(session_ids)
-            orphans = sorted(
-                row["originator_id"]
-                for row in curs.fetchall()
-                if row["originator_id"] not in doomed
-                and fork_source(row["originator_id"], row["topic"], bytes(row["state"])) in doomed
-            )
-            if orphans:
-                raise SessionHasForks(session_ids[0], orphans)
+            refuse_orphans(session_ids, [(row["originator_id"], row["topic"], row["state"]) for row in curs.fetchall()])
             for table, column in tables:
                 curs.execute(
                     SQL("DELETE FROM {}.{} WHERE {} = ANY(%s)").format(schema, table, Identifier(column)),

@@ -8,7 +8,7 @@ import sqlite3
 import threading
 import time
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import repeat
 from typing import Any, Literal
 
@@ -30,17 +30,17 @@ from engine.content import shown
 from engine.errors import (
     CorruptStore,
     InvalidArgument,
-    SessionHasForks,
     SessionNotFound,
     StorageError,
     StorageUnavailable,
 )
 from engine.store._backend import RecorderBackend, translated_errors
 from engine.store._chain import check_legacy_sealing, sealed_row
-from engine.store._codec import fork_source
+from engine.store._codec import fork_source, refuse_orphans
 from engine.store._records import Record, Rewrite, SessionRow, StoredSnapshot
 
 Synchronous = Literal["full", "normal", "off"]
+Execute = Callable[..., sqlite3.Cursor]
 _ROW_COLUMNS = "session_id, title, created_at, updated_at, message_count, revision, version, head, seal"
 _SYNCHRONOUS: tuple[str, ...] = ("full", "normal", "off")
 
@@ -148,29 +148,20 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
         """Give a store written before rows were sealed its chain heads and
         seals, once, in one transaction: when the columns are added. A row
         with an empty seal is never sealed later: that is damage."""
-        with self._writer_lock:
-            connection = self.datastore.pool.connect()
-            try:
-                connection.execute("BEGIN IMMEDIATE")
-                try:
-                    columns = {row[1] for row in connection.execute(f"PRAGMA table_info({self.sessions_table})")}
-                    if "seal" not in columns:
-                        check_legacy_sealing(self.datastore.pool.db_name, self._seal_key, self._seal_legacy)
-                        for column in ("head", "seal"):
-                            connection.execute(
-                                f"ALTER TABLE {self.sessions_table} ADD COLUMN {column} TEXT NOT NULL DEFAULT ''"
-                            )
-                        legacy = connection.execute(f"SELECT {_ROW_COLUMNS} FROM {self.sessions_table}").fetchall()
-                        for found in legacy:
-                            records = connection.execute(self._select_records, (found[0], 0, found[6])).fetchall()
-                            row = sealed_row(SessionRow(*found), map(Record._make, records), self._seal_key)
-                            connection.execute(self._update_session, (*row[1:2], *row[3:], row.session_id))
-                    connection.execute("COMMIT")
-                except BaseException:
-                    connection.execute("ROLLBACK")
-                    raise
-            finally:
-                connection.close()
+
+        def apply(execute: Execute) -> None:
+            columns = {row[1] for row in execute(f"PRAGMA table_info({self.sessions_table})")}
+            if "seal" in columns:
+                return
+            check_legacy_sealing(self.datastore.pool.db_name, self._seal_key, self._seal_legacy)
+            for column in ("head", "seal"):
+                execute(f"ALTER TABLE {self.sessions_table} ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
+            for found in execute(f"SELECT {_ROW_COLUMNS} FROM {self.sessions_table}").fetchall():
+                records = execute(self._select_records, (found[0], 0, found[6])).fetchall()
+                row = sealed_row(SessionRow(*found), map(Record._make, records), self._seal_key)
+                execute(self._update_session, (*row[1:2], *row[3:], row.session_id))
+
+        self._write(apply)
 
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         # eventsourcing's entry point, kept working for its own tools.
@@ -182,55 +173,40 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
     def insert_records(
         self, session_id: str, records: Sequence[Record], row: SessionRow | None, snapshot: StoredSnapshot | None
     ) -> None:
-        with self._writer_lock:
-            if self._writer is None:
-                self._writer = self.datastore.pool.connect()
-            execute = self._writer.execute
-            try:
-                execute("BEGIN IMMEDIATE")
-                try:
-                    first = records[0]
-                    source = fork_source(session_id, first.topic, first.state) if first.version == 1 else None
-                    if (
-                        source is not None
-                        and execute(f"SELECT 1 FROM {self.sessions_table} WHERE session_id=?", (source,)).fetchone()
-                        is None
-                    ):
-                        raise SessionNotFound(source)  # deleted since the fork was prepared
-                    for version, topic, state in records:
-                        execute(self.insert_events_statement, (session_id, version, topic, state))
-                    if row is not None:
-                        # The row exists after creation, so a plain UPDATE does; an
-                        # upsert costs more on every append.
-                        changes = (
-                            row.title,
-                            row.updated_at,
-                            row.message_count,
-                            row.revision,
-                            row.version,
-                            row.head,
-                            row.seal,
-                            session_id,
-                        )
-                        if records[0].version == 1 or not execute(self._update_session, changes).rowcount:
-                            execute(self._upsert_session, row)
-                        if snapshot is not None:
-                            execute(self._insert_snapshot, (session_id, snapshot.version, snapshot.state))
-                    execute("COMMIT")
-                except BaseException:
-                    execute("ROLLBACK")
-                    raise
-            except sqlite3.IntegrityError as exc:
-                raise IntegrityError(exc) from exc
-            except sqlite3.OperationalError as exc:
-                raise OperationalError(exc) from exc
-            except sqlite3.Error as exc:
-                raise PersistenceError(exc) from exc
+        def apply(execute: Execute) -> None:
+            first = records[0]
+            source = fork_source(session_id, first.topic, first.state) if first.version == 1 else None
+            if (
+                source is not None
+                and execute(f"SELECT 1 FROM {self.sessions_table} WHERE session_id=?", (source,)).fetchone() is None
+            ):
+                raise SessionNotFound(source)  # deleted since the fork was prepared
+            for version, topic, state in records:
+                execute(self.insert_events_statement, (session_id, version, topic, state))
+            if row is not None:
+                # The row exists after creation, so a plain UPDATE does; an
+                # upsert costs more on every append.
+                changes = (
+                    row.title,
+                    row.updated_at,
+                    row.message_count,
+                    row.revision,
+                    row.version,
+                    row.head,
+                    row.seal,
+                    session_id,
+                )
+                if first.version == 1 or not execute(self._update_session, changes).rowcount:
+                    execute(self._upsert_session, row)
+                if snapshot is not None:
+                    execute(self._insert_snapshot, (session_id, snapshot.version, snapshot.state))
+
+        self._write(apply)
 
     def rewrite_records(self, changes: Sequence[Rewrite]) -> None:
         replace = f"UPDATE {self.events_table_name} SET topic=?, state=? WHERE originator_id=? AND originator_version=?"
 
-        def apply(execute: Any) -> None:
+        def apply(execute: Execute) -> None:
             for change in changes:
                 for version, topic, state in change.replaced:
                     if execute(replace, (topic, state, change.session_id, version)).rowcount != 1:
@@ -239,15 +215,15 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
                     execute(self.insert_events_statement, (change.session_id, version, topic, state))
                 execute(self._upsert_session, change.row)
 
-        self._erasing(apply)
+        self._write(apply, erasing=True)
 
     def delete_sessions(self, session_ids: Sequence[str]) -> None:
-        def apply(execute: Any) -> None:
+        def apply(execute: Execute) -> None:
             forks = execute(
                 f"SELECT originator_id, topic, state FROM {self.events_table_name} "
                 "WHERE originator_version=1 AND topic LIKE 'SessionForked.%'"
             ).fetchall()
-            _refuse_orphans(session_ids, forks)
+            refuse_orphans(session_ids, forks)
             for session_id in session_ids:
                 for table, column in (
                     (self.events_table_name, "originator_id"),
@@ -256,20 +232,25 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
                 ):
                     execute(f"DELETE FROM {table} WHERE {column}=?", (session_id,))
 
-        self._erasing(apply)
+        self._write(apply, erasing=True)
 
-    def _erasing(self, apply: Any) -> None:
-        """Run ``apply(execute)`` in one write transaction with secure delete
-        on (SQLite overwrites the freed content with zeros), then checkpoint
-        the WAL into the file and truncate it, so the old bytes are in
-        neither file. A reader holding an old snapshot delays the checkpoint:
-        it is retried for up to ``lock_timeout``."""
+    def _write(self, apply: Callable[[Execute], None], *, erasing: bool = False) -> None:
+        """Run ``apply(execute)`` in one write transaction on the long-lived
+        writer connection, translating driver errors for eventsourcing's
+        handling. ``BEGIN IMMEDIATE`` takes the write lock up front, so a busy
+        database waits for ``lock_timeout`` instead of failing on lock upgrade.
+
+        ``erasing``: secure delete is on (SQLite overwrites freed content with
+        zeros), then the WAL is checkpointed into the file and truncated, so
+        old bytes are in neither file. A reader holding an old snapshot delays
+        the checkpoint: it is retried for up to ``lock_timeout``."""
         with self._writer_lock:
             if self._writer is None:
                 self._writer = self.datastore.pool.connect()
             execute = self._writer.execute
             try:
-                execute("PRAGMA secure_delete=ON")
+                if erasing:
+                    execute("PRAGMA secure_delete=ON")
                 try:
                     execute("BEGIN IMMEDIATE")
                     try:
@@ -279,15 +260,17 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
                         execute("ROLLBACK")
                         raise
                 finally:
-                    execute("PRAGMA secure_delete=OFF")
-                deadline = time.monotonic() + (self.datastore.pool.lock_timeout or 5)
-                while execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]:
-                    if time.monotonic() > deadline:
-                        raise sqlite3.OperationalError(
-                            "the erasure is committed, but a reader kept the old pages in the WAL file; "
-                            "call again to finish removing them"
-                        )
-                    time.sleep(0.01)
+                    if erasing:
+                        execute("PRAGMA secure_delete=OFF")
+                if erasing:
+                    deadline = time.monotonic() + (self.datastore.pool.lock_timeout or 5)
+                    while execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]:
+                        if time.monotonic() > deadline:
+                            raise sqlite3.OperationalError(
+                                "the erasure is committed, but a reader kept the old pages in the WAL file; "
+                                "call again to finish removing them"
+                            )
+                        time.sleep(0.01)
             except sqlite3.IntegrityError as exc:
                 raise IntegrityError(exc) from exc
             except sqlite3.OperationalError as exc:
@@ -344,19 +327,6 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
         with self.datastore.transaction(commit=False) as c:
             c.execute(f"SELECT {_ROW_COLUMNS} FROM {self.sessions_table} ORDER BY created_at, session_id")
             return [SessionRow(*row) for row in c.fetchall()]
-
-
-def _refuse_orphans(session_ids: Sequence[str], forks: Sequence[tuple[str, str, bytes]]) -> None:
-    """Raise ``SessionHasForks`` if a session outside ``session_ids`` was
-    forked from one inside (checked in the deleting transaction)."""
-    doomed = set(session_ids)
-    orphans = sorted(
-        child
-        for child, topic, state in forks
-        if child not in doomed and fork_source(child, topic, bytes(state)) in doomed
-    )
-    if orphans:
-        raise SessionHasForks(session_ids[0], orphans)
 
 
 def _database_uri(path: str) -> str:
