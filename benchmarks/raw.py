@@ -17,7 +17,7 @@ from typing import Any, TypeAlias
 import msgspec
 
 from engine import Message
-from engine.events import Event, MessagesAppended
+from engine.state.events import Event, MessagesAppended
 
 __all__ = ["EVENTS_TABLE", "EventRow", "connect_writer", "insert_calls", "load_messages"]
 

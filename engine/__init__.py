@@ -11,7 +11,6 @@ stores nor eventsourcing.
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
-from engine.content import Image, Message, Reasoning, ReplaceBlock, Text, ToolResult, ToolUse, Transcript, Usage
 from engine.errors import (
     ConcurrentWriteError,
     CorruptStore,
@@ -35,9 +34,10 @@ from engine.errors import (
     UnknownEventType,
     VersionNotFound,
 )
-from engine.revisions import EMPTY_REVISION, Commit, Reason, revision_of
-from engine.sequence import MessageSeq
-from engine.transcript import Lineage, Session
+from engine.state.content import Image, Message, Reasoning, ReplaceBlock, Text, ToolResult, ToolUse, Transcript, Usage
+from engine.state.revisions import EMPTY_REVISION, Commit, Reason, revision_of
+from engine.state.sequence import MessageSeq
+from engine.state.transcript import Lineage, Session
 
 __all__ = [
     "EMPTY_REVISION",
@@ -88,8 +88,8 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from engine.aio import AsyncTranscripts
-    from engine.app import Diff, HistoryEntry, IngestOutcome, OutOfBandResponse, Pending, SessionInfo, Transcripts
+    from engine.facade import Diff, HistoryEntry, IngestOutcome, OutOfBandResponse, Pending, SessionInfo, Transcripts
+    from engine.facade.aio import AsyncTranscripts
 
 _FACADE = frozenset(
     ("Diff", "HistoryEntry", "IngestOutcome", "OutOfBandResponse", "Pending", "SessionInfo", "Transcripts")
@@ -98,13 +98,13 @@ _FACADE = frozenset(
 
 def __getattr__(name: str) -> Any:
     if name == "AsyncTranscripts":
-        from engine.aio import AsyncTranscripts
+        from engine.facade.aio import AsyncTranscripts
 
         return AsyncTranscripts
     if name in _FACADE:
-        from engine import app
+        from engine import facade
 
-        return getattr(app, name)
+        return getattr(facade, name)
     raise AttributeError(f"module 'engine' has no attribute {name!r}")
 
 

@@ -23,7 +23,7 @@ def ingest(events: list[dict[str, Any]]) -> tuple[list[tuple[str, str]], str, tu
     for event in events:
         assert store.ingest(sid, event, provider="openai").status != "rejected"
     session = store.get(sid)
-    stored = sum(len(record.state) for record in store._backend.read(sid))
+    stored = sum(len(record.state) for record in store._repository.backend.read(sid))
     usage = (session.usage.input, session.usage.output)
     return [(m.role, m.text) for m in session.messages], session.revision, usage, stored
 

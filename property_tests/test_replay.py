@@ -48,8 +48,8 @@ def test_revision_is_a_content_address(left: list[Message], right: list[Message]
 def test_folding_at_once_equals_event_by_event(batches: list[Any], cut: int) -> None:
     from datetime import UTC, datetime
 
-    from engine.events import Event, MessagesAppended, SessionCreated, TitleChanged, UsageRecorded
-    from engine.transcript import evolve, fold
+    from engine.state.events import Event, MessagesAppended, SessionCreated, TitleChanged, UsageRecorded
+    from engine.state.transcript import evolve, fold
 
     at = datetime.now(UTC)
     events: list[tuple[int, Event]] = [(1, SessionCreated(at=at))]

@@ -7,8 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from engine import Message
-from engine.revisions import EMPTY_REVISION_BYTES, chain
-from engine.sequence import MAX_PIECES, MessageSeq
+from engine.state.revisions import EMPTY_REVISION_BYTES, chain
+from engine.state.sequence import MAX_PIECES, MessageSeq
 
 POOL = [Message.user(str(number)) for number in range(20)]
 batches = st.lists(st.sampled_from(POOL), max_size=4)

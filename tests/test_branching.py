@@ -24,7 +24,7 @@ from engine import (
     Transcripts,
     revision_of,
 )
-from engine.revisions import EMPTY_REVISION, span_digest
+from engine.state.revisions import EMPTY_REVISION, span_digest
 from tests.conftest import StoreFactory
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from engine import Image, InvalidMessage, Message, Reasoning, Text, ToolResult, ToolUse, Transcript, Usage
 from engine.errors import InvalidRevision
-from engine.revisions import EMPTY_REVISION, chain, format_revision, parse_revision, revision_of
+from engine.state.revisions import EMPTY_REVISION, chain, format_revision, parse_revision, revision_of
 
 
 def test_constructors_and_views() -> None:

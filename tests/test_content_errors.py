@@ -20,7 +20,7 @@ from engine import (
     Transcript,
     Usage,
 )
-from engine.sequence import MAX_PIECES, MessageSeq
+from engine.state.sequence import MAX_PIECES, MessageSeq
 
 CASES: list[tuple[Callable[[], object], str]] = [
     (lambda: Text(text=1), "Text.text must be a str, got int"),  # type: ignore[arg-type]
@@ -166,6 +166,6 @@ def test_a_sequence_flattens_when_it_has_too_many_pieces() -> None:
         assert list(shadow)[-1].text == "other branch"
     assert seq.piece_count <= MAX_PIECES
     assert list(seq) == messages
-    from engine.revisions import revision_of
+    from engine.state.revisions import revision_of
 
     assert seq.revision_at(len(seq)) == bytes.fromhex(revision_of(messages)[7:])

@@ -296,11 +296,11 @@ def _forge(store: Transcripts, sid: str, records: list[Record], snapshot: Stored
 
     head = store.get(sid)
     created, updated = head.created_at.isoformat(), head.updated_at.isoformat()
-    chain = head_of(sid, [*store._backend.read(sid), *records])
+    chain = head_of(sid, [*store._repository.backend.read(sid), *records])
     row = SessionRow(
         sid, head.title, created, updated, len(head.messages), head.revision, records[-1].version, chain.hex()
     )
-    store._backend.append(sid, records, row, snapshot)
+    store._repository.backend.append(sid, records, row, snapshot)
 
 
 def test_stored_rows_naming_unknown_types_are_refused_without_import(stores: StoreFactory) -> None:
@@ -331,7 +331,7 @@ def test_unknown_schema_version_is_refused(stores: StoreFactory) -> None:
 
 def test_tampered_history_is_detected(stores: StoreFactory) -> None:
     from engine.errors import CorruptStore
-    from engine.events import MessagesAppended
+    from engine.state.events import MessagesAppended
     from engine.store import encode_event
 
     store = stores.open(snapshot_interval=None)
@@ -347,7 +347,7 @@ def test_tampered_history_is_detected(stores: StoreFactory) -> None:
 
 def test_a_snapshot_that_disagrees_with_the_log_is_refused(stores: StoreFactory) -> None:
     from engine.errors import CorruptStore
-    from engine.events import TitleChanged
+    from engine.state.events import TitleChanged
     from engine.store import Snapshot, encode_event
 
     store = stores.open(snapshot_interval=None)
@@ -370,7 +370,7 @@ def test_the_feed_lists_every_stored_event_once_in_commit_order(stores: StoreFac
     from engine.store import decode_event
 
     store = stores.open()
-    backend = store._backend
+    backend = store._repository.backend
     start = backend.feed(after=0, limit=10_000)
     after = start[-1].position if start else 0
     first, second = store.create(title="first"), store.create(title="second")

@@ -22,10 +22,17 @@ from engine import (
     Transcripts,
     Usage,
 )
-from engine.events import EVENT_TYPES, MessagesAppended, MessagesRewritten, SessionCreated, SessionForked, TitleChanged
-from engine.revisions import EMPTY_REVISION, EMPTY_REVISION_BYTES, parse_revision, revision_of
-from engine.sequence import MessageSeq
-from engine.transcript import check_shape, evolve, fold, forked
+from engine.state.events import (
+    EVENT_TYPES,
+    MessagesAppended,
+    MessagesRewritten,
+    SessionCreated,
+    SessionForked,
+    TitleChanged,
+)
+from engine.state.revisions import EMPTY_REVISION, EMPTY_REVISION_BYTES, parse_revision, revision_of
+from engine.state.sequence import MessageSeq
+from engine.state.transcript import check_shape, evolve, fold, forked
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 USE = Message.assistant(ToolUse(id="t1", name="f"))

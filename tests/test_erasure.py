@@ -22,6 +22,7 @@ from engine import (
     ToolUse,
     Transcripts,
 )
+from engine.facade import _erasure
 from tests.conftest import POSTGRES_DSN, StoreFactory
 
 SECRET = "SSN 078-05-1120 of Ada Q. Example"
@@ -442,7 +443,7 @@ def test_a_fork_read_through_a_cached_source_sees_the_erasure(stores: StoreFacto
     assert not _holds_secret(_everything(reader, fork))
 
 
-def test_delete_and_fork_racing_never_leave_an_orphan(stores: StoreFactory) -> None:
+def test_delete_and_fork_racing_never_leave_an_orphan(stores: StoreFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     # Both checked outside the write: a fork of a session being deleted
     # could be committed, then every read of it raised CorruptStore.
     forker, deleter = stores.open(), stores.open()
@@ -450,7 +451,9 @@ def test_delete_and_fork_racing_never_leave_an_orphan(stores: StoreFactory) -> N
     forker.append(parent, Message.user("hello"))
     cached = forker.get(parent)
     deleter.delete(parent)
-    forker._head = lambda sid: cached if sid == parent else Transcripts._head(forker, sid)  # type: ignore[method-assign]
+    repository = forker._repository
+    real_head = repository.head
+    monkeypatch.setattr(repository, "head", lambda sid: cached if sid == parent else real_head(sid))
     with pytest.raises(SessionNotFound):
         forker.fork(parent)  # the fork was prepared from a stale view; the write refuses it
     assert stores.open().sessions() == []
@@ -458,7 +461,7 @@ def test_delete_and_fork_racing_never_leave_an_orphan(stores: StoreFactory) -> N
     other = deleter.create()
     deleter.append(other, Message.user("hi"))
     child = forker.fork(other)
-    deleter._forks = lambda: iter(())  # type: ignore[method-assign]  # a stale view: no forks yet
+    monkeypatch.setattr(_erasure, "_forks", lambda repository: iter(()))  # a stale view: no forks yet
     with pytest.raises(SessionHasForks):
         deleter.delete(other)
     assert stores.open().get(child).messages[0].text == "hi"

@@ -13,7 +13,7 @@ import msgspec
 import pytest
 
 from engine import CorruptStore, Message, Transcripts, Usage
-from engine.events import UsageRecorded
+from engine.state.events import UsageRecorded
 from tests.conftest import StoreFactory
 
 GOLDEN = Path(__file__).parent / "golden" / "store-v0.1.db"

@@ -9,7 +9,7 @@ import sys
 import typing
 
 import engine
-from engine.events import REASON_KINDS
+from engine.state.events import REASON_KINDS
 
 PUBLIC = {
     "EMPTY_REVISION",
@@ -81,8 +81,9 @@ def test_what_public_methods_return_is_importable_from_engine() -> None:
 
 def test_the_realtime_layer_and_the_pure_core_load_no_storage() -> None:
     code = (
-        "import sys, engine.realtime, engine.realtime.reducer, engine.transcript, engine.revisions; "
-        "loaded = [m for m in sys.modules if m.startswith(('eventsourcing', 'engine.store', 'engine.app'))]; "
+        "import sys, engine.realtime, engine.realtime.reducer, engine.state.transcript, engine.state.revisions, "
+        "engine.decisions; "
+        "loaded = [m for m in sys.modules if m.startswith(('eventsourcing', 'engine.store', 'engine.facade'))]; "
         "print(loaded); sys.exit(1 if loaded else 0)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)

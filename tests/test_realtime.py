@@ -413,7 +413,7 @@ def test_ingest_many_is_one_transaction(stores: StoreFactory) -> None:
     store = stores.open()
     sid = store.create()
     trace = basic_turn()
-    backend, commits = store._backend, []
+    backend, commits = store._repository.backend, []
     original = backend.append
     backend.append = lambda *args: commits.append(args) or original(*args)  # type: ignore[method-assign]
     outcomes = store.ingest_many(sid, trace, provider="openai")
@@ -458,9 +458,9 @@ def test_duplicates_add_no_stored_bytes(stores: StoreFactory) -> None:
         store = stores.open()
         sid = store.create()
         ingest_all(store, sid, trace)
-        size = sum(len(r.state) for r in store._backend.read(sid))
+        size = sum(len(r.state) for r in store._repository.backend.read(sid))
         ingest_all(store, sid, trace)
-        assert sum(len(r.state) for r in store._backend.read(sid)) == size
+        assert sum(len(r.state) for r in store._repository.backend.read(sid)) == size
         return
     store = stores.open()
     sid = store.create()
@@ -502,7 +502,7 @@ def test_redelivery_long_after_settling_stores_nothing(stores: StoreFactory) -> 
         previous = f"a{turn}"
     ingest_all(store, sid, trace)
     version, history = store.get(sid).version, store.history(sid)
-    state = store._realtime_state(store.get(sid))
+    state = store._repository.realtime_state(store.get(sid))
     assert len(state.event_ids) < len(trace) / 2  # bounded: settled items' delta ids are gone
     again = ingest_all(stores.open(), sid, trace)
     assert set(again) <= {"duplicate", "ignored"}
@@ -546,7 +546,7 @@ def test_cached_state_is_bounded_by_the_cache_size(stores: StoreFactory) -> None
     sessions = [store.create() for _ in range(4)]
     for sid in sessions:
         ingest_all(store, sid, basic_turn())
-    assert len(store._cache) <= 2 and len(store._realtime) <= 2
+    assert len(store._repository.cache) <= 2 and len(store._repository.realtime) <= 2
     trace = basic_turn()
     ingest_all(store, sessions[0], trace)  # rebuilt from the log after eviction
     assert set(ingest_all(store, sessions[0], trace)) <= {"duplicate", "ignored"}

@@ -215,7 +215,7 @@ def test_verify_while_another_writer_appends_is_not_corruption(stores: StoreFact
     sid = writer.create()
     writer.append(sid, Message.user("hello"))
     reader = stores.open()
-    real_read = reader._backend.read
+    real_read = reader._repository.backend.read
     fired: list[int] = []
 
     def read_then_write(session_id: str, **options: object) -> object:
@@ -225,10 +225,10 @@ def test_verify_while_another_writer_appends_is_not_corruption(stores: StoreFact
             writer.append(sid, Message.user("meanwhile"))
         return records
 
-    reader._backend.read = read_then_write  # type: ignore[method-assign]
+    reader._repository.backend.read = read_then_write  # type: ignore[method-assign]
     assert [m.text for m in reader.verify(sid).messages] == ["hello"]
     assert fired
-    reader._backend.read = real_read  # type: ignore[method-assign]
+    reader._repository.backend.read = real_read  # type: ignore[method-assign]
     assert [m.text for m in reader.verify(sid).messages] == ["hello", "meanwhile"]
 
 

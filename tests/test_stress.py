@@ -124,7 +124,7 @@ def test_readers_of_fresh_stores_see_consistent_sessions_while_writers_append(sh
             assert store.verify(sid) == head
             info = listed[sid]
             assert (info.version, info.message_count, info.revision) == (head.version, len(texts), head.revision)
-            snapshots = store._backend.snapshots(sid)
+            snapshots = store._repository.backend.snapshots(sid)
             assert len(snapshots) >= head.version // 10, f"{sid}: {len(snapshots)} snapshots in {head.version} events"
 
     # Readers: nothing false, and real work.

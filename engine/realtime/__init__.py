@@ -1,7 +1,9 @@
 """Realtime transcript ingestion: canonical events, the pure reducer, and
 provider adapters (``providers/``, found by name: ``register_provider``)."""
 
-from engine.realtime.events import (
+from engine.realtime.providers import Adapter, Ignored, Rejected, register_provider, registered_providers
+from engine.realtime.reducer import Outcome, RealtimeState, reduce
+from engine.state.realtime_events import (
     UNKNOWN,
     AssistantTextDelta,
     AssistantTranscriptDelta,
@@ -23,8 +25,6 @@ from engine.realtime.events import (
     UserTranscriptFailed,
     UserTranscriptFinal,
 )
-from engine.realtime.providers import Adapter, Ignored, Rejected, register_provider, registered_providers
-from engine.realtime.reducer import Outcome, RealtimeState, reduce
 
 __all__ = [
     "UNKNOWN",

@@ -34,8 +34,8 @@ from typing import Generic, Literal, TypeAlias, TypeVar
 
 import msgspec
 
-from engine.content import Block, Image, Message, Text, ToolResult, ToolUse, Transcript, Usage
-from engine.realtime.events import (
+from engine.state.content import Block, Image, Message, Text, ToolResult, ToolUse, Transcript, Usage
+from engine.state.realtime_events import (
     UNKNOWN,
     AssistantTextDelta,
     AssistantTranscriptDelta,

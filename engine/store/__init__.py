@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 import re
 
-from engine.content import shown, unicode_error
 from engine.errors import InvalidArgument
+from engine.state.content import shown, unicode_error
 from engine.store._backend import Backend, ClosedBackend
 from engine.store._chain import Chain, chain_of, extended, head_of
 from engine.store._codec import (

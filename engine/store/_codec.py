@@ -1,7 +1,7 @@
 """The msgspec mapper: events and snapshots to bytes and back.
 
 Stored rows name their type as ``<Type>.v<schema>``. Decoding looks the name up
-in the closed registry ``engine.events.EVENT_TYPES`` and nowhere else: a row
+in the closed registry ``engine.state.events.EVENT_TYPES`` and nowhere else: a row
 naming any other type is refused with :class:`UnknownEventType` and nothing is
 imported. Rows of an older schema go through the registered upcasters.
 """
@@ -14,10 +14,10 @@ from typing import Any
 
 import msgspec
 
-from engine.content import Usage
 from engine.errors import CorruptStore, SessionHasForks, UnknownEventType
-from engine.events import EVENT_NAMES, EVENT_TYPES, Event, EventType, SessionForked
-from engine.transcript import Session
+from engine.state.content import Usage
+from engine.state.events import EVENT_NAMES, EVENT_TYPES, Event, EventType, SessionForked
+from engine.state.transcript import Session
 
 _ENCODER = msgspec.json.Encoder()
 _DECODERS: dict[str, msgspec.json.Decoder[Any]] = {

@@ -26,7 +26,6 @@ from eventsourcing.sqlite import (
     SQLiteDatastore,
 )
 
-from engine.content import shown
 from engine.errors import (
     CorruptStore,
     InvalidArgument,
@@ -34,6 +33,7 @@ from engine.errors import (
     StorageError,
     StorageUnavailable,
 )
+from engine.state.content import shown
 from engine.store._backend import RecorderBackend, translated_errors
 from engine.store._chain import check_legacy_sealing, sealed_row
 from engine.store._codec import fork_source, refuse_orphans

@@ -7,7 +7,7 @@ from __future__ import annotations
 def register() -> None:
     from hypothesis import strategies as st
 
-    from engine.content import Message, Usage
+    from engine.state.content import Message, Usage
     from engine.testing.strategies import messages, usages
 
     st.register_type_strategy(Message, messages())

@@ -4,7 +4,7 @@ Plain lists and dicts, no structural sharing, no storage, no caching: every
 version of every session is kept whole. It exists to be compared with the
 engine (ours in ``property_tests/``, yours in your own tests). Revisions are
 computed here from scratch with ``hashlib``, independently of
-``engine.revisions``; only the canonical encoding of a message
+``engine.state.revisions``; only the canonical encoding of a message
 (:meth:`engine.Message.canonical_bytes`) is shared, because that *is* the
 definition of a message's content.
 """
@@ -15,7 +15,7 @@ import hashlib
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from engine.content import Message, ToolResult, Usage
+from engine.state.content import Message, ToolResult, Usage
 
 __all__ = ["ModelSession", "ModelState", "ReferenceModel", "model_revision"]
 

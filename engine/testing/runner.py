@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from engine.app import Transcripts
-from engine.content import Message, Text
 from engine.errors import InvalidForkPoint, InvalidRewriteRange, InvalidTranscriptShape, NoOpRewrite
+from engine.facade.transcripts import Transcripts
+from engine.state.content import Message, Text
 from engine.testing.model import ReferenceModel
 from engine.testing.strategies import Append, Command, Create, Fork, Restore, Rewrite, SetTitle
 

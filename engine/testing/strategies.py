@@ -12,7 +12,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from engine.content import Image, Message, Reasoning, Text, ToolResult, ToolUse, Transcript, Usage
+from engine.state.content import Image, Message, Reasoning, Text, ToolResult, ToolUse, Transcript, Usage
 from engine.testing.traces import assistant_audio, transcription, user_audio
 
 __all__ = [

@@ -57,7 +57,7 @@ def main(path: str) -> None:
         head.revision,
         version,
     )
-    store._backend.append(sid, [Record(version, "UsageRecorded.v1", legacy)], row)
+    store._repository.backend.append(sid, [Record(version, "UsageRecorded.v1", legacy)], row)
     store.get(sid)  # catch up with the row written behind the facade
     store.append(sid, Message.user("Thanks"), actor="user")
     store.rewrite(sid, 1, 2, [Message.user("Weather in Oslo tomorrow?")], "edit", note="typo", actor="user")

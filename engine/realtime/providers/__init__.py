@@ -14,11 +14,11 @@ import re
 from collections.abc import Callable
 from typing import TypeAlias
 
-from engine.content import shown
 from engine.errors import InvalidArgument
-from engine.realtime.events import RealtimeEvent
 from engine.realtime.providers import openai
 from engine.realtime.providers._outcomes import Ignored, Rejected
+from engine.state.content import shown
+from engine.state.realtime_events import RealtimeEvent
 
 __all__ = ["Adapter", "Ignored", "Rejected", "adapter_for", "is_trusted", "register_provider", "registered_providers"]
 

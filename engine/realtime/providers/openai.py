@@ -16,9 +16,10 @@ from typing import Any, Literal
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from engine.content import Usage
 from engine.errors import InvalidMessage
-from engine.realtime.events import (
+from engine.realtime.providers._outcomes import Ignored, Rejected
+from engine.state.content import Usage
+from engine.state.realtime_events import (
     UNKNOWN,
     AssistantTextDelta,
     AssistantTranscriptDelta,
@@ -41,7 +42,6 @@ from engine.realtime.events import (
     UserTranscriptFailed,
     UserTranscriptFinal,
 )
-from engine.realtime.providers._outcomes import Ignored, Rejected
 
 __all__ = ["MAX_EVENT_BYTES", "Ignored", "Rejected", "translate"]
 

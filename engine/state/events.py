@@ -16,8 +16,8 @@ from typing import Any, TypeAlias
 
 import msgspec
 
-from engine.content import Message, Usage
-from engine.realtime.events import RealtimeEvent
+from engine.state.content import Message, Usage
+from engine.state.realtime_events import RealtimeEvent
 
 __all__ = [
     "EVENT_TYPES",

@@ -15,7 +15,7 @@ from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from engine.app import Transcripts
+from engine.facade.transcripts import Transcripts
 
 __all__ = ["AsyncTranscripts"]
 

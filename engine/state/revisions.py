@@ -15,8 +15,8 @@ from datetime import datetime
 
 import msgspec
 
-from engine.content import Message, shown, unicode_error
 from engine.errors import CorruptStore, InvalidArgument, InvalidRevision
+from engine.state.content import Message, shown, unicode_error
 
 __all__ = [
     "EMPTY_REVISION",

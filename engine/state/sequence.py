@@ -14,7 +14,7 @@ Pieces are flattened into one buffer when there are more than
 ``MAX_PIECES``, so lookups stay O(log pieces) and the tuple stays short.
 
 Each buffer also keeps the prefix revision after each of its messages
-(``engine.revisions``), filled lazily: a position whose revision is unknown is
+(``engine.state.revisions``), filled lazily: a position whose revision is unknown is
 computed by chaining from the nearest known one before it and then
 remembered. A buffer's *base* is the revision of everything before its first
 message; every piece starts at its buffer's first message, so a piece always
@@ -28,8 +28,8 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TypeAlias, overload
 
-from engine.content import Message
-from engine.revisions import EMPTY_REVISION_BYTES, chain_each, stored_revision_bytes
+from engine.state.content import Message
+from engine.state.revisions import EMPTY_REVISION_BYTES, chain_each, stored_revision_bytes
 
 __all__ = ["MAX_PIECES", "MessageSeq"]
 

@@ -1,7 +1,7 @@
 """Immutable session state, ``evolve(state, event)`` and ``fold``.
 
 ``Session`` is what ``Transcripts.get`` returns. Its messages live in a
-:class:`~engine.sequence.MessageSeq`, which shares structure between versions,
+:class:`~engine.state.sequence.MessageSeq`, which shares structure between versions,
 forks and rewrites. Everything here is pure: no I/O, no clock.
 """
 
@@ -14,9 +14,9 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
-from engine.content import Message, ToolResult, ToolUse, Usage
 from engine.errors import CorruptStore, InvalidTranscriptShape
-from engine.events import (
+from engine.state.content import Message, ToolResult, ToolUse, Usage
+from engine.state.events import (
     Event,
     MessagesAppended,
     MessagesErased,
@@ -29,16 +29,26 @@ from engine.events import (
     TitleChanged,
     UsageRecorded,
 )
-from engine.revisions import (
+from engine.state.revisions import (
     EMPTY_REVISION_BYTES,
     chain_each,
     format_revision,
     parse_revision,
     stored_revision_bytes,
 )
-from engine.sequence import Known, MessageSeq
+from engine.state.sequence import Known, MessageSeq
 
-__all__ = ["Lineage", "MessageSeq", "Session", "check_shape", "evolve", "fold", "forked", "involves_tools"]
+__all__ = [
+    "Lineage",
+    "MessageSeq",
+    "Session",
+    "check_shape",
+    "evolve",
+    "fold",
+    "forked",
+    "involves_tools",
+    "revision_bytes",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +72,7 @@ class Session:
     """A session as of one version: immutable; every field is a plain value.
 
     ``revision`` is the content address of ``messages`` (see
-    ``engine.revisions``); ``version`` counts the session's recorded events;
+    ``engine.state.revisions``); ``version`` counts the session's recorded events;
     ``generation`` counts its content commits (appends and rewrites), so the
     same revision reached twice (A -> B -> A) is told apart.
     """
@@ -359,3 +369,9 @@ def check_shape(messages: Sequence[Message], start: int, stop: int, *, offset: i
                 f"{messages[index + 1].role} "
                 "message, not their tool_results"
             )
+
+
+def revision_bytes(state: Session) -> bytes:
+    """The raw digest behind ``state.revision``, for the layers that chain on
+    from it (deciders, ingestion) without parsing the id again."""
+    return state._revision_bytes

@@ -13,7 +13,7 @@ from typing import Annotated, Literal, TypeAlias
 
 import msgspec
 
-from engine.content import Usage
+from engine.state.content import Usage
 
 #: A content part's index within its item, and a time in milliseconds: bounded,
 #: so a hostile value is refused at decoding rather than stored.

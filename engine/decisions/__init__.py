@@ -1,0 +1,89 @@
+"""The decision layer: pure functions from a state and a command to the
+events that carry the command out, with every rule and argument check, and
+no I/O. The facade (``engine.facade``) loads the state, asks here, and
+commits what comes back; an async front end or a test does the same.
+
+- ``commands``: the commands as values, built from a caller's arguments
+  (``Append.of(...)`` checks them and gives new messages ids);
+- ``transcript``: ``decide(state, command, now)`` for appends, rewrites,
+  restores, forks, titles, metadata and usage;
+- ``ingestion``: realtime input translated and reduced into events;
+- ``erasure``: what an erasure reaches and the events it rewrites.
+"""
+
+from engine.decisions._checks import (
+    at,
+    check_actor,
+    check_metadata,
+    check_optional_str,
+    check_session_id,
+    check_title,
+    clock,
+)
+from engine.decisions.commands import (
+    Append,
+    Command,
+    Create,
+    Fork,
+    RecordUsage,
+    Restore,
+    Rewrite,
+    SetTitle,
+    UpdateMetadata,
+)
+from engine.decisions.erasure import ErasedLog, Targets, erase_log, expand
+from engine.decisions.ingestion import (
+    IngestDecision,
+    IngestOutcome,
+    OutOfBandResponse,
+    Pending,
+    Translated,
+    duplicate_reasons,
+    ingest,
+    out_of_band,
+    pending,
+    realtime_state,
+    resolve,
+    translate,
+)
+from engine.decisions.transcript import Decision, changed_span, commit_of, decide, rewrite_event
+
+__all__ = [
+    "Append",
+    "Command",
+    "Create",
+    "Decision",
+    "ErasedLog",
+    "Fork",
+    "IngestDecision",
+    "IngestOutcome",
+    "OutOfBandResponse",
+    "Pending",
+    "RecordUsage",
+    "Restore",
+    "Rewrite",
+    "SetTitle",
+    "Targets",
+    "Translated",
+    "UpdateMetadata",
+    "at",
+    "changed_span",
+    "check_actor",
+    "check_metadata",
+    "check_optional_str",
+    "check_session_id",
+    "check_title",
+    "clock",
+    "commit_of",
+    "decide",
+    "duplicate_reasons",
+    "erase_log",
+    "expand",
+    "ingest",
+    "out_of_band",
+    "pending",
+    "realtime_state",
+    "resolve",
+    "rewrite_event",
+    "translate",
+]

@@ -1,0 +1,144 @@
+"""Argument checks shared by the commands: each value is refused with a
+typed error naming it, or comes back exactly as the store will give it back."""
+
+from __future__ import annotations
+
+import math
+import os
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from engine.errors import InvalidArgument, InvalidMessage
+from engine.state.content import Message, shown, unicode_error
+from engine.state.transcript import Session
+
+MAX_SESSION_ID = 200
+#: How deep metadata may nest: deeper values are refused, not met by a RecursionError later.
+MAX_METADATA_DEPTH = 64
+
+
+def check_session_id(session_id: object) -> None:
+    """A session id a store could hold (looked up, never created, here)."""
+    if not isinstance(session_id, str):
+        raise InvalidArgument(f"session id must be a str, got {type(session_id).__name__}")
+    if not session_id.isascii():
+        unicode_error(session_id, "session id", InvalidArgument)
+
+
+def new_session_id(session_id: object) -> str:
+    """The id of a session to create: the caller's, checked, or a fresh UUID."""
+    if session_id is None:
+        return str(uuid.uuid4())
+    if not (isinstance(session_id, str) and 0 < len(session_id) <= MAX_SESSION_ID and session_id.isprintable()):
+        raise InvalidArgument(f"a session id must be 1-{MAX_SESSION_ID} printable characters, got {shown(session_id)}")
+    return session_id
+
+
+def message_id() -> str:
+    return "msg_" + os.urandom(10).hex()
+
+
+def stamped(messages: Iterable[object], where: str) -> tuple[Message, ...]:
+    """The messages, each with an id (a fresh one where it had none)."""
+    if type(messages) not in (tuple, list) and (
+        isinstance(messages, (str, bytes, Message)) or not isinstance(messages, Iterable)
+    ):
+        raise InvalidMessage(f"{where} takes a list of messages, got {type(messages).__name__}")
+    result = []
+    for index, message in enumerate(messages):
+        if not isinstance(message, Message):
+            raise InvalidMessage(
+                f"{where} message {index + 1} is a {type(message).__name__}, not a Message; "
+                "build one with Message.user(...), Message.assistant(...), ..."
+            )
+        result.append(message if message.id is not None else msgspec.structs.replace(message, id=message_id()))
+    return tuple(result)
+
+
+def check_actor(actor: object) -> None:
+    check_optional_str(actor, "actor")
+
+
+def check_title(title: object) -> None:
+    check_optional_str(title, "title")
+    if isinstance(title, str) and "\x00" in title:
+        # The listing table keeps titles as text, which PostgreSQL cannot hold
+        # with NUL characters; refuse them on every backend alike.
+        raise InvalidArgument("title must not contain NUL characters (\\x00)")
+
+
+def check_optional_str(value: object, name: str) -> None:
+    if value is None:
+        return
+    if not isinstance(value, str):
+        raise InvalidArgument(f"{name} must be a str or None, got {type(value).__name__}")
+    if not value.isascii():
+        unicode_error(value, name, InvalidArgument)
+
+
+def at(now: datetime, state: Session | None = None) -> datetime:
+    """``now``, but never before the session's last event: times stay
+    monotonic per session, which time travel by datetime relies on."""
+    return now if state is None or now >= state.updated_at else state.updated_at
+
+
+def clock() -> datetime:
+    return datetime.now(UTC)
+
+
+_HINTS = {
+    "bytes": "encode it as text yourself (for example base64)",
+    "bytearray": "encode it as text yourself (for example base64)",
+    "tuple": "pass a list",
+    "set": "pass a sorted list",
+    "frozenset": "pass a sorted list",
+    "datetime": "pass an ISO 8601 string",
+    "date": "pass an ISO 8601 string",
+}
+_JSON = msgspec.json.Encoder()
+_JSON_TYPES = frozenset((type(None), bool, int, float, str, list, dict))
+
+
+def check_metadata(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Metadata exactly as a reload gives it back, or ``InvalidArgument`` naming
+    the value that would come back different (never converted silently)."""
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, Mapping):
+        raise InvalidArgument(f"metadata must be a mapping, got {type(metadata).__name__}")
+    checked = dict(metadata)
+    _check_json_value(checked, "metadata", 0)
+    # A copy the caller cannot change afterwards, equal to what a reload gives.
+    result: dict[str, Any] = msgspec.json.decode(_JSON.encode(checked))
+    return result
+
+
+def _check_json_value(value: object, where: str, depth: int) -> None:
+    kind = type(value)
+    if kind not in _JSON_TYPES:  # exact types: a subclass (an enum, an OrderedDict) comes back as its base
+        hint = _HINTS.get(kind.__name__, "use str, int, float, bool, None, list or dict")
+        raise InvalidArgument(
+            f"{where} is a {kind.__name__}, which would not come back as itself from the store; {hint}"
+        )
+    if isinstance(value, str):
+        if not value.isascii():
+            unicode_error(value, where, InvalidArgument)
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidArgument(f"{where} is {value!r}: JSON has no NaN or infinity, so it would come back as null")
+    elif isinstance(value, (list, dict)):
+        if depth >= MAX_METADATA_DEPTH:
+            raise InvalidArgument(f"{where} nests deeper than {MAX_METADATA_DEPTH} levels")
+        if isinstance(value, list):
+            for index, item in enumerate(value):
+                _check_json_value(item, f"{where}[{index}]", depth + 1)
+            return
+        for key, item in value.items():
+            if type(key) is not str:
+                raise InvalidArgument(f"{where} keys must be str, got {key!r}")
+            _check_json_value(key, f"{where} key {key!r}", depth + 1)
+            _check_json_value(item, f"{where}[{key!r}]", depth + 1)

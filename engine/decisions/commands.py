@@ -1,0 +1,254 @@
+"""The commands a session takes, as values. Each ``of`` checks a caller's
+arguments (typed errors naming the bad value) and gives ids to new
+messages; the deciders (``engine.decisions.transcript``, ``.forks``) then
+turn a command and a state into events."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import msgspec
+
+from engine.decisions._checks import (
+    check_actor,
+    check_metadata,
+    check_optional_str,
+    check_title,
+    message_id,
+    new_session_id,
+    stamped,
+)
+from engine.errors import InvalidArgument, InvalidForkPoint
+from engine.state.content import Message, ReplaceBlock, Usage, shown, unicode_error
+from engine.state.revisions import Reason, parse_revision
+
+__all__ = [
+    "Append",
+    "Command",
+    "Create",
+    "Fork",
+    "RecordUsage",
+    "Restore",
+    "Rewrite",
+    "SetTitle",
+    "UpdateMetadata",
+]
+
+
+class Create(msgspec.Struct, frozen=True, kw_only=True):
+    session_id: str
+    title: str | None = None
+    metadata: dict[str, Any] = {}
+    actor: str | None = None
+
+    @classmethod
+    def of(
+        cls,
+        title: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        actor: str | None = None,
+        session_id: str | None = None,
+    ) -> Create:
+        check_title(title)
+        check_actor(actor)
+        return cls(session_id=new_session_id(session_id), title=title, metadata=check_metadata(metadata), actor=actor)
+
+
+class Append(msgspec.Struct, frozen=True, kw_only=True):
+    messages: tuple[Message, ...]
+    usage: Usage | None = None
+    actor: str | None = None
+    expected_revision: str | None = None
+
+    @classmethod
+    def of(
+        cls,
+        messages: Iterable[Message],
+        *,
+        usage: Usage | None = None,
+        actor: str | None = None,
+        expected_revision: str | None = None,
+    ) -> Append:
+        messages = stamped(messages, "append()")
+        if not messages:
+            raise InvalidArgument("append() needs at least one message")
+        if usage is not None and not isinstance(usage, Usage):
+            raise InvalidArgument(f"usage must be a Usage, got {type(usage).__name__}")
+        check_actor(actor)
+        _check_expected(expected_revision)
+        return cls(messages=messages, usage=usage, actor=actor, expected_revision=expected_revision)
+
+
+class SetTitle(msgspec.Struct, frozen=True, kw_only=True):
+    title: str | None
+    actor: str | None = None
+
+    @classmethod
+    def of(cls, title: str | None, *, actor: str | None = None) -> SetTitle:
+        check_title(title)
+        check_actor(actor)
+        return cls(title=title, actor=actor)
+
+
+class UpdateMetadata(msgspec.Struct, frozen=True, kw_only=True):
+    set: dict[str, Any]
+    unset: tuple[str, ...] = ()
+    actor: str | None = None
+
+    @classmethod
+    def of(
+        cls, values: Mapping[str, Any] | None = None, *, remove: Iterable[str] = (), actor: str | None = None
+    ) -> UpdateMetadata:
+        checked = check_metadata(values)
+        if isinstance(remove, (str, bytes)):
+            # A bare string would be taken apart into its characters.
+            raise InvalidArgument(
+                f"remove= takes an iterable of keys, got the string {shown(remove)}; pass [{shown(remove)}]"
+            )
+        if not isinstance(remove, Iterable):
+            raise InvalidArgument(f"remove= takes an iterable of keys, got {type(remove).__name__}")
+        removed = tuple(remove)
+        if not all(isinstance(key, str) for key in removed):
+            raise InvalidArgument("remove= must hold metadata keys (str)")
+        for key in removed:
+            if not key.isascii():
+                unicode_error(key, f"remove= key {shown(key)}", InvalidArgument)
+        if not checked and not removed:
+            raise InvalidArgument("update_metadata() needs values to set or keys to remove")
+        check_actor(actor)
+        return cls(set=checked, unset=removed, actor=actor)
+
+
+class RecordUsage(msgspec.Struct, frozen=True, kw_only=True):
+    usage: Usage
+    response_id: str | None = None
+    actor: str | None = None
+
+    @classmethod
+    def of(cls, usage: Usage, *, response_id: str | None = None, actor: str | None = None) -> RecordUsage:
+        if not isinstance(usage, Usage):
+            raise InvalidArgument(f"usage must be a Usage, got {type(usage).__name__}")
+        check_optional_str(response_id, "response_id")
+        check_actor(actor)
+        return cls(usage=usage, response_id=response_id, actor=actor)
+
+
+class Rewrite(msgspec.Struct, frozen=True, kw_only=True):
+    """Replace ``[start, end)`` (checked against the state by the decider)."""
+
+    start: int
+    end: int
+    messages: tuple[Message, ...]
+    reason: Reason
+    actor: str | None = None
+    expected_revision: str | None = None
+
+    @classmethod
+    def of(
+        cls,
+        start: int,
+        end: int,
+        replacement: Iterable[Message] | Message = (),
+        reason: str | Reason = "edit",
+        *,
+        note: str | None = None,
+        actor: str | None = None,
+        expected_revision: str | None = None,
+    ) -> Rewrite:
+        why = Reason.of(reason, note)
+        messages = stamped(replacement if not isinstance(replacement, Message) else (replacement,), "rewrite()")
+        check_actor(actor)
+        _check_expected(expected_revision)
+        # The range is checked by the decider, against the state's length.
+        return cls(
+            start=start, end=end, messages=messages, reason=why, actor=actor, expected_revision=expected_revision
+        )
+
+
+class Restore(msgspec.Struct, frozen=True, kw_only=True):
+    """Make the transcript ``target``: the messages of ``revision``, which the
+    facade reads from the log (the decider does no I/O)."""
+
+    revision: str
+    target: tuple[Message, ...]
+    reason: Reason
+    actor: str | None = None
+    expected_revision: str | None = None
+
+    @classmethod
+    def of(
+        cls,
+        revision: str,
+        reason: str | Reason = "restore",
+        *,
+        note: str | None = None,
+        actor: str | None = None,
+        expected_revision: str | None = None,
+    ) -> Restore:
+        parse_revision(revision)
+        if note is None and not isinstance(reason, Reason):
+            note = f"back to {revision}"
+        why = Reason.of(reason, note)
+        check_actor(actor)
+        _check_expected(expected_revision)
+        return cls(revision=revision, target=(), reason=why, actor=actor, expected_revision=expected_revision)
+
+
+class Fork(msgspec.Struct, frozen=True, kw_only=True):
+    """A new session ``child_id`` from the source's head: all of it
+    (``index`` None), ``messages[:index]``, or ``messages[:index]`` and a
+    replacement of message ``index`` (whole, or one block), which gets
+    ``replacement_id``."""
+
+    child_id: str
+    index: int | None = None
+    replacement: Message | ReplaceBlock | None = None
+    replacement_id: str | None = None
+    actor: str | None = None
+
+    @classmethod
+    def whole(cls, *, actor: str | None = None, child_id: str | None = None) -> Fork:
+        check_actor(actor)
+        return cls(child_id=new_session_id(child_id), actor=actor)
+
+    @classmethod
+    def at(cls, index: int, *, actor: str | None = None, child_id: str | None = None) -> Fork:
+        _check_index(index)
+        check_actor(actor)
+        return cls(child_id=new_session_id(child_id), index=index, actor=actor)
+
+    @classmethod
+    def replacing(
+        cls,
+        index: int,
+        replacement: Message | ReplaceBlock,
+        *,
+        actor: str | None = None,
+        child_id: str | None = None,
+    ) -> Fork:
+        if not isinstance(replacement, (Message, ReplaceBlock)):
+            raise InvalidArgument(f"replacement must be a Message or a ReplaceBlock, got {type(replacement).__name__}")
+        _check_index(index)
+        check_actor(actor)
+        return cls(
+            child_id=new_session_id(child_id),
+            index=index,
+            replacement=replacement,
+            replacement_id=message_id(),
+            actor=actor,
+        )
+
+
+Command = Create | Append | SetTitle | UpdateMetadata | RecordUsage | Rewrite | Restore | Fork
+
+
+def _check_expected(expected_revision: object) -> None:
+    if expected_revision is not None:
+        parse_revision(expected_revision)
+
+
+def _check_index(index: object) -> None:
+    if not isinstance(index, int) or isinstance(index, bool):
+        raise InvalidForkPoint(f"a message index must be an int, got {shown(index)}")

@@ -1,0 +1,167 @@
+"""Erasure decided: which messages and realtime records an erasure reaches
+(``Targets``, grown by ``expand``), each stored event with that content
+replaced by placeholders (``erased_event``), and the audit event. The
+facade reads the logs and rewrites them in the store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+import msgspec
+
+from engine.decisions._checks import at
+from engine.state.content import Message, ToolResult
+from engine.state.events import (
+    Event,
+    MessagesAppended,
+    MessagesErased,
+    MessagesRewritten,
+    RealtimeRecorded,
+    SessionForked,
+)
+from engine.state.revisions import Reason
+from engine.state.transcript import Session
+
+__all__ = ["ErasedLog", "Targets", "erase_log", "expand"]
+
+_replace = msgspec.structs.replace
+# Realtime audit fields that carry content, and what they hold once erased.
+_REALTIME_CONTENT = {"text": "", "delta": "", "arguments": "{}", "output": "", "data": None, "ref": None}
+_encode = msgspec.json.encode
+
+
+class Targets:
+    """What an erasure removes: messages by id (or by provider item id), every
+    message and realtime record about the same provider items (a realtime
+    message is rebuilt under new ids as its transcript arrives), the realtime
+    records of the tool calls those messages make or answer, and fork
+    replacements that still hold any of their blocks (``ReplaceBlock``
+    copies the blocks it does not replace)."""
+
+    def __init__(self, message_ids: set[str]) -> None:
+        self.ids = message_ids
+        self.items: set[str] = set()
+        self.calls: set[str] = set()
+        self.blocks: set[bytes] = set()
+
+    def hit(self, message: Message) -> bool:
+        item = message.provider_item_id
+        return message.id in self.ids or (item is not None and item in self.items)
+
+    def hit_copy(self, message: Message) -> bool:
+        return self.hit(message) or any(_encode(block) in self.blocks for block in message.blocks)
+
+    def add(self, message: Message) -> None:
+        if message.provider_item_id is not None:
+            self.items.add(message.provider_item_id)
+        self.calls.update(use.id for use in message.tool_uses)
+        self.calls.update(block.tool_use_id for block in message.blocks if isinstance(block, ToolResult))
+        self.blocks.update(_encode(block) for block in message.blocks)
+
+    def hit_realtime(self, event: object) -> bool:
+        return getattr(event, "item_id", None) in self.items or getattr(event, "call_id", None) in self.calls
+
+
+def expand(targets: Targets, decoded: dict[str, list[tuple[int, Event]]]) -> set[str]:
+    """The target ids found in the family's logs (as message ids, or as
+    provider item ids of realtime records); grows ``targets`` until every
+    message about the same items or tool calls is in it."""
+    seen: set[str] = set()
+    events = [event for logged in decoded.values() for _, event in logged]
+    for event in events:
+        if isinstance(event, RealtimeRecorded):
+            item = getattr(event.event, "item_id", None)
+            if item in targets.ids:
+                seen.add(item)
+                targets.items.add(item)
+    messages = list(_messages_of(events))
+    seen.update(message.id for message in messages if message.id in targets.ids)
+    grown = True
+    while grown:  # a message hit by item or call may bring more items and calls
+        before = (len(targets.items), len(targets.calls))
+        for message in messages:
+            if targets.hit(message):
+                targets.add(message)
+        grown = (len(targets.items), len(targets.calls)) != before
+    return seen
+
+
+class ErasedLog(msgspec.Struct, frozen=True):
+    """One log's erasure: its events that held erased content, as they are
+    to be stored now, and the audit event to append."""
+
+    replaced: tuple[tuple[int, Event], ...]
+    audit: MessagesErased
+
+
+def erase_log(
+    head: Session,
+    decoded: Sequence[tuple[int, Event]],
+    previous_head: str,
+    targets: Targets,
+    why: Reason,
+    actor: str | None,
+    now: datetime,
+) -> ErasedLog | None:
+    """The erasure of ``targets`` from one session's log (``None`` if the log
+    holds none of their content)."""
+    replaced: list[tuple[int, Event]] = []
+    erased: dict[str, str] = {}
+    for version, event in decoded:
+        cleaned = _erased_event(event, targets, erased)
+        if cleaned is not event:
+            replaced.append((version, cleaned))
+    if not replaced:
+        return None
+    audit = MessagesErased(
+        at=at(now, head),
+        actor=actor,
+        message_ids=tuple(erased),
+        digests=tuple(erased.values()),
+        versions=tuple(version for version, _ in replaced),
+        reason=why.kind,
+        note=why.note,
+        previous_head=previous_head,
+    )
+    return ErasedLog(tuple(replaced), audit)
+
+
+def _messages_of(events: Iterable[Event]) -> Iterable[Message]:
+    for event in events:
+        if isinstance(event, (MessagesAppended, MessagesRewritten)):
+            yield from event.messages
+        elif isinstance(event, SessionForked) and event.replacement is not None:
+            yield event.replacement
+
+
+def _erased_event(event: Event, targets: Targets, erased: dict[str, str]) -> Event:
+    """``event`` with the targets' content removed, or ``event`` itself if it
+    holds none. Records each erased message's id and digest in ``erased``."""
+
+    def cleaned(message: Message, copies: bool = False) -> Message:
+        if message.erased is not None or not (targets.hit_copy(message) if copies else targets.hit(message)):
+            return message
+        placeholder = message.erasure()
+        assert placeholder.erased is not None
+        erased.setdefault(message.id or "", placeholder.erased)
+        return placeholder
+
+    if isinstance(event, (MessagesAppended, MessagesRewritten)):
+        messages = tuple(cleaned(message) for message in event.messages)
+        if any(new is not old for new, old in zip(messages, event.messages, strict=True)):
+            return _replace(event, messages=messages)
+    elif isinstance(event, SessionForked) and event.replacement is not None:
+        replacement = cleaned(event.replacement, copies=True)
+        if replacement is not event.replacement:
+            return _replace(event, replacement=replacement)
+    elif isinstance(event, RealtimeRecorded) and targets.hit_realtime(event.event):
+        inner = event.event
+        changes = {
+            name: empty
+            for name, empty in _REALTIME_CONTENT.items()
+            if name in inner.__struct_fields__ and getattr(inner, name) not in (empty, None)
+        }
+        if changes:
+            return _replace(event, event=_replace(inner, **changes))
+    return event

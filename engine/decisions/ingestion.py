@@ -1,0 +1,402 @@
+"""Realtime ingestion decided: provider input checked and translated to
+canonical events, the reducer's changes turned into transcript events, and
+what ingestion waits for. Pure: the facade loads the head and the
+ingestion state, and stores what is decided here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import NamedTuple
+
+import msgspec
+
+from engine.decisions._checks import at, stamped
+from engine.decisions.transcript import rewrite_event
+from engine.errors import InvalidArgument, NoOpRewrite
+from engine.realtime.providers import Adapter, Ignored, Rejected, is_trusted
+from engine.realtime.reducer import (
+    AppendMessage,
+    Change,
+    InsertMessage,
+    OutOfBandMessage,
+    RealtimeState,
+    RecordUsage,
+    RemoveItem,
+    ReplaceItem,
+    Reseeded,
+    TruncateItem,
+    duplicate_reason,
+)
+from engine.realtime.reducer import apply as realtime_apply
+from engine.realtime.reducer import resolve as realtime_resolve
+from engine.state.content import Block, Message, Transcript, shown
+from engine.state.events import (
+    Event,
+    MessagesAppended,
+    RealtimePendingResolved,
+    RealtimeRecorded,
+    UsageRecorded,
+)
+from engine.state.realtime_events import RealtimeEvent
+from engine.state.revisions import Reason, chain, format_revision
+from engine.state.transcript import Session, evolve, revision_bytes
+
+__all__ = [
+    "IngestDecision",
+    "IngestOutcome",
+    "OutOfBandResponse",
+    "Pending",
+    "Translated",
+    "duplicate_reasons",
+    "ingest",
+    "out_of_band",
+    "pending",
+    "realtime_state",
+    "resolve",
+    "translate",
+]
+
+_CANONICAL_TYPES = tuple(RealtimeEvent.__args__)  # isinstance() needs the union's members
+_CANONICAL_ENCODER = msgspec.json.Encoder()
+_CANONICAL_DECODER: msgspec.json.Decoder[RealtimeEvent] = msgspec.json.Decoder(RealtimeEvent)
+
+#: One input event, translated: its canonical events, or ``(status, reason)``
+#: when it was rejected or ignored before reaching the reducer.
+Translated = list[RealtimeEvent] | tuple[str, str]
+
+
+class IngestOutcome(msgspec.Struct, frozen=True, kw_only=True):
+    """What one ingested event did: ``status`` is ``materialised``,
+    ``staged``, ``duplicate``, ``discarded``, ``rejected`` or ``ignored``;
+    ``messages`` are the messages it added; ``out_of_band`` what an
+    out-of-band response that ended with this event produced (kept in the
+    audit log, never in the transcript); ``version`` is the session's version
+    after it (unchanged unless something was stored)."""
+
+    status: str
+    reason: str | None = None
+    messages: tuple[Message, ...] = ()
+    out_of_band: tuple[Message, ...] = ()
+    version: int
+
+
+class OutOfBandResponse(msgspec.Struct, frozen=True, kw_only=True):
+    """What one out-of-band response (OpenAI ``conversation: "none"``)
+    produced: its ``messages``, never part of the transcript, and the event
+    ``version`` that ended it."""
+
+    response_id: str
+    status: str
+    messages: tuple[Message, ...]
+    version: int
+
+
+class Pending(msgspec.Struct, frozen=True, kw_only=True):
+    """What ingestion is waiting for: staged item ids (first seen first), each
+    with what it waits on, and the response ids still in flight."""
+
+    items: tuple[tuple[str, str], ...]
+    responses: tuple[str, ...]
+
+
+class IngestDecision(NamedTuple):
+    """The events to store, the session and ingestion states after them, and
+    one outcome per input event."""
+
+    events: tuple[Event, ...]
+    state: Session
+    realtime: RealtimeState
+    outcomes: list[IngestOutcome]
+
+
+def translate(events: Sequence[object], provider: str | None, adapter: Adapter | None) -> list[Translated]:
+    """Each input event as canonical events. Canonical input is checked the
+    way the store will read it back; raw input goes through ``adapter``."""
+    if provider is None:
+        for index, raw in enumerate(events):
+            if not isinstance(raw, _CANONICAL_TYPES):
+                raise InvalidArgument(
+                    f"event {index} is a {type(raw).__name__}, not a canonical realtime event: pass "
+                    "provider='openai' to ingest raw provider events; nothing was ingested"
+                )
+    return [_canonical(raw, adapter) for raw in events]
+
+
+def _canonical(raw: object, adapter: Adapter | None) -> Translated:
+    if isinstance(raw, _CANONICAL_TYPES):
+        # Structs are not checked when built: a caller's event is checked the
+        # way the store will read it back, so what is stored always loads.
+        try:
+            checked = _CANONICAL_DECODER.decode(_CANONICAL_ENCODER.encode(raw))
+        except (
+            msgspec.ValidationError,
+            msgspec.DecodeError,
+            TypeError,
+            ValueError,
+            OverflowError,
+            RecursionError,
+        ) as exc:
+            return ("rejected", f"invalid {type(raw).__name__}: {shown(str(exc))}")
+        if checked != raw:  # e.g. a float where a str belongs would come back as something else
+            return ("rejected", f"invalid {type(raw).__name__}: a field would not come back as given")
+        if checked.event_id is not None and (not checked.event_id or "\x00" in checked.event_id):
+            # Adapters derive "<id>\x00<n>" ids for the events one raw event means.
+            return ("rejected", f"invalid {type(raw).__name__}: an event id is blank or holds NUL")
+        return [checked]
+    assert adapter is not None  # raw input without a provider was refused up front
+    translated = adapter(raw)
+    if isinstance(translated, Rejected):
+        return ("rejected", translated.reason)
+    if isinstance(translated, Ignored):
+        return ("ignored", translated.reason)
+    if is_trusted(adapter):
+        return translated
+    if not isinstance(translated, list):
+        return ("rejected", f"the provider adapter returned a {type(translated).__name__}, not a list of events")
+    accepted: list[RealtimeEvent] = []
+    for event in translated:  # a caller's adapter is held to what canonical input is
+        one = (
+            _canonical(event, None)
+            if isinstance(event, _CANONICAL_TYPES)
+            else ("rejected", f"the provider adapter returned a {type(event).__name__}, not a canonical event")
+        )
+        if isinstance(one, tuple):
+            return one
+        accepted += one
+    return accepted
+
+
+def ingest(
+    head: Session,
+    realtime: RealtimeState,
+    translated: Sequence[Translated],
+    *,
+    actor: str | None,
+    provider: str | None,
+    now: datetime,
+) -> IngestDecision:
+    """Run the translated events through the reducer (on a copy of
+    ``realtime``) and turn what it accepts into events on ``head``."""
+    state = realtime.copy()
+    working = head
+    to_store: list[Event] = []
+    results: list[tuple[str, str | None, list[Message], list[Message]]] = []
+    for canonical in translated:
+        if isinstance(canonical, tuple):
+            results.append((canonical[0], canonical[1], [], []))
+            continue
+        statuses: list[str] = []
+        reasons: list[str] = []
+        added: list[Message] = []
+        outside: list[Message] = []
+        for item in canonical:
+            outcome = realtime_apply(state, item)
+            statuses.append(outcome.status)
+            if outcome.reason:
+                reasons.append(outcome.reason)
+            if not outcome.accepted:
+                continue
+            recorded = RealtimeRecorded(at=at(now, working), actor=actor, event=item, provider=provider)
+            working = _stage(working, recorded, to_store)
+            for change in outcome.changes:
+                if isinstance(change, OutOfBandMessage):
+                    outside.append(change.message)
+                    continue
+                working = _apply_change(working, change, actor, now, to_store, added)
+        results.append((_combined(statuses), "; ".join(reasons) or None, added, outside))
+    outcomes = [
+        IngestOutcome(
+            status=status, reason=reason, messages=tuple(added), out_of_band=tuple(outside), version=working.version
+        )
+        for status, reason, added, outside in results
+    ]
+    return IngestDecision(tuple(to_store), working, state, outcomes)
+
+
+def resolve(
+    head: Session, realtime: RealtimeState, policy: str, *, actor: str | None, now: datetime
+) -> IngestDecision | None:
+    """Unblock ingestion (``place`` or ``drop`` what waits); ``None`` when
+    nothing is pending."""
+    if policy not in ("place", "drop"):
+        raise InvalidArgument(f"policy must be 'place' or 'drop', got {shown(policy)}")
+    if not realtime.items.live and not realtime.responses.live:
+        return None
+    state = realtime.copy()
+    changes = realtime_resolve(state, "place" if policy == "place" else "drop")
+    to_store: list[Event] = []
+    added: list[Message] = []
+    working = _stage(head, RealtimePendingResolved(at=at(now, head), actor=actor, policy=policy), to_store)
+    for change in changes:
+        working = _apply_change(working, change, actor, now, to_store, added)
+    outcome = IngestOutcome(
+        status="materialised" if added else "discarded",
+        reason=f"pending items resolved ({policy})",
+        messages=tuple(added),
+        version=working.version,
+    )
+    return IngestDecision(tuple(to_store), working, state, [outcome])
+
+
+def realtime_state(events: Iterable[tuple[int, Event]]) -> RealtimeState:
+    """The ingestion state after a session's recorded realtime events."""
+    state = RealtimeState()
+    for _, event in events:
+        if isinstance(event, RealtimeRecorded):
+            realtime_apply(state, event.event)
+        elif isinstance(event, RealtimePendingResolved):
+            realtime_resolve(state, "place" if event.policy == "place" else "drop")
+    return state
+
+
+def pending(state: RealtimeState) -> Pending:
+    waiting = tuple((item.id, state.waiting_for(item)) for item in state.pending_items())
+    return Pending(items=waiting, responses=tuple(state.in_flight_responses()))
+
+
+def out_of_band(events: Iterable[tuple[int, Event]]) -> list[OutOfBandResponse]:
+    """What the out-of-band responses of a session's recorded realtime events
+    produced, in the order they ended."""
+    state = RealtimeState()
+    found: list[OutOfBandResponse] = []
+    for version, event in events:
+        if isinstance(event, RealtimeRecorded):
+            changes = realtime_apply(state, event.event).changes
+        elif isinstance(event, RealtimePendingResolved):
+            changes = tuple(realtime_resolve(state, "place" if event.policy == "place" else "drop"))
+        else:
+            continue
+        for change in changes:
+            if isinstance(change, OutOfBandMessage):
+                found.append(
+                    OutOfBandResponse(
+                        response_id=change.response_id,
+                        status=change.status,
+                        messages=(change.message,),
+                        version=version,
+                    )
+                )
+    return found
+
+
+def duplicate_reasons(state: RealtimeState, translated: Sequence[Translated]) -> list[str] | None:
+    """Why each canonical event is a duplicate, in order, if every one is (else ``None``)."""
+    reasons = []
+    for item in translated:
+        if isinstance(item, tuple):
+            continue
+        for event in item:
+            reason = duplicate_reason(state, event)
+            if reason is None:
+                return None
+            reasons.append(reason)
+    return reasons or None
+
+
+def _stage(state: Session, event: Event, to_store: list[Event]) -> Session:
+    to_store.append(event)
+    return evolve(state, state.id, state.version + 1, event, verify=False)
+
+
+def _apply_change(
+    state: Session,
+    change: Change,
+    actor: str | None,
+    now: datetime,
+    to_store: list[Event],
+    added: list[Message],
+) -> Session:
+    """Turn one reducer change into events on ``state`` (not yet stored)."""
+    if isinstance(change, (OutOfBandMessage, Reseeded)):
+        return state  # reported by the outcome, never part of the transcript
+    if isinstance(change, RecordUsage):
+        usage = UsageRecorded(at=at(now, state), actor=actor, usage=change.usage, response_id=change.response_id)
+        return _stage(state, usage, to_store)
+    if isinstance(change, AppendMessage):
+        [message] = stamped([change.message], "ingest")
+        revision = format_revision(chain(revision_bytes(state), (message,)))
+        added.append(message)
+        appended = MessagesAppended(at=at(now, state), actor=actor, messages=(message,), revision=revision)
+        return _stage(state, appended, to_store)
+    if isinstance(change, InsertMessage):
+        [message] = stamped([change.message], "ingest")
+        found = 0 if change.after is None else _find(state, change.after)
+        added.append(message)
+        # An anchor rewritten away (by a caller's rewrite) leaves no place to
+        # insert after: the message goes at the end rather than nowhere.
+        start = len(state.messages) if found is None else (found if change.after is None else found + 1)
+        return _rewrite(state, start, start, [message], "realtime_order", actor, now, to_store)
+    index = _find(state, change.anchor)
+    if index is None:
+        return state
+    message = state.messages[index]
+    blocks = list(message.blocks)
+    segment = blocks[change.offset : change.offset + change.count]
+    if isinstance(change, RemoveItem):
+        remaining = blocks[: change.offset] + blocks[change.offset + change.count :]
+        replacement = [_with_blocks(message, remaining)] if remaining else []
+        return _rewrite(state, index, index + 1, replacement, "provider_deleted", actor, now, to_store)
+    if isinstance(change, ReplaceItem):
+        new_blocks = blocks[: change.offset] + list(change.blocks) + blocks[change.offset + change.count :]
+        return _rewrite(
+            state, index, index + 1, [_with_blocks(message, new_blocks)], change.reason, actor, now, to_store
+        )
+    assert isinstance(change, TruncateItem)
+    cut = [
+        msgspec.structs.replace(
+            block, truncated_at_ms=change.audio_end_ms, text=change.text if change.text is not None else block.text
+        )
+        if isinstance(block, Transcript)
+        else block
+        for block in segment
+    ]
+    new_blocks = blocks[: change.offset] + cut + blocks[change.offset + change.count :]
+    return _rewrite(state, index, index + 1, [_with_blocks(message, new_blocks)], "truncation", actor, now, to_store)
+
+
+def _rewrite(
+    state: Session,
+    start: int,
+    end: int,
+    replacement: list[Message],
+    kind: str,
+    actor: str | None,
+    now: datetime,
+    to_store: list[Event],
+) -> Session:
+    try:
+        event = rewrite_event(
+            state, start, end, stamped(replacement, "ingest"), Reason(kind=kind), actor, now, check=False
+        )
+    except NoOpRewrite:
+        return state
+    return _stage(state, event, to_store)
+
+
+def _find(state: Session, provider_item_id: str) -> int | None:
+    """The index of the message that holds provider item ``provider_item_id``."""
+    messages = state.messages
+    for index in range(len(messages) - 1, -1, -1):
+        if messages[index].provider_item_id == provider_item_id:
+            return index
+    return None
+
+
+def _with_blocks(message: Message, blocks: list[Block]) -> Message:
+    return Message(
+        role=message.role,
+        blocks=tuple(blocks),
+        provider_item_id=message.provider_item_id,
+        incomplete=message.incomplete,
+    )
+
+
+_ORDER = ("materialised", "staged", "discarded", "duplicate", "ignored", "rejected")
+
+
+def _combined(statuses: list[str]) -> str:
+    """One status for a raw event that meant several canonical events."""
+    if not statuses:
+        return "ignored"
+    return min(statuses, key=_ORDER.index)

@@ -1,0 +1,280 @@
+"""The deciders: a state and a command in, the events that carry it out
+and the state they lead to out. All the rules of a change live here (ranges,
+tool pairing, no-op rewrites, fork points, expected revisions); nothing here
+reads or writes a store, or the clock (``now`` is given)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import NamedTuple
+
+import msgspec
+
+from engine.decisions._checks import at
+from engine.decisions.commands import (
+    Append,
+    Command,
+    Create,
+    Fork,
+    RecordUsage,
+    Restore,
+    Rewrite,
+    SetTitle,
+    UpdateMetadata,
+)
+from engine.errors import (
+    InvalidArgument,
+    InvalidForkPoint,
+    InvalidMessage,
+    InvalidRewriteRange,
+    NoOpRewrite,
+    ReplacementMismatch,
+    RevisionConflict,
+)
+from engine.state.content import Message, ReplaceBlock, shown
+from engine.state.events import (
+    Event,
+    MessagesAppended,
+    MessagesRewritten,
+    MetadataChanged,
+    SessionCreated,
+    SessionForked,
+    TitleChanged,
+    UsageRecorded,
+)
+from engine.state.revisions import Commit, Reason, chain, chain_each, format_revision, span_digest
+from engine.state.transcript import Session, check_shape, fold, forked, involves_tools, revision_bytes
+
+__all__ = ["Decision", "changed_span", "commit_of", "decide", "rewrite_event"]
+
+
+class Decision(NamedTuple):
+    """The events a command stores, and the state after them."""
+
+    events: tuple[Event, ...]
+    state: Session
+
+
+def decide(state: Session | None, command: Command, now: datetime) -> Decision:
+    """The events that carry out ``command`` on ``state`` (``None`` for a
+    session that does not exist yet: ``Create``; the source's head for
+    ``Fork``), or the typed error that refuses it."""
+    if isinstance(command, Create):
+        if state is not None:
+            raise InvalidArgument("Create starts a session; it takes no state")
+        return _create(command, now)
+    if state is None:
+        raise InvalidArgument(f"{type(command).__name__} needs the session's state")
+    if isinstance(command, Append):
+        return _append(state, command, now)
+    if isinstance(command, Rewrite):
+        return _rewrite(state, command, now)
+    if isinstance(command, Restore):
+        return _restore(state, command, now)
+    if isinstance(command, Fork):
+        return _fork(state, command, now)
+    if isinstance(command, SetTitle):
+        event: Event = TitleChanged(at=at(now, state), actor=command.actor, title=command.title)
+    elif isinstance(command, UpdateMetadata):
+        event = MetadataChanged(at=at(now, state), actor=command.actor, set=command.set, unset=command.unset)
+    elif isinstance(command, RecordUsage):
+        event = UsageRecorded(
+            at=at(now, state), actor=command.actor, usage=command.usage, response_id=command.response_id
+        )
+    else:
+        raise InvalidArgument(f"not a command: {type(command).__name__}")
+    return _decided(state, (event,))
+
+
+def _decided(state: Session, events: tuple[Event, ...], known: Mapping[int, Sequence[bytes]] | None = None) -> Decision:
+    numbered = [(state.version + offset, event) for offset, event in enumerate(events, 1)]
+    # The events were just built from this state: their revisions need no re-hashing.
+    result = fold(state.id, numbered, start=state, verify=False, known=known)
+    assert result is not None
+    return Decision(events, result)
+
+
+def _create(command: Create, now: datetime) -> Decision:
+    event = SessionCreated(at=now, actor=command.actor, title=command.title, metadata=command.metadata)
+    state = fold(command.session_id, [(1, event)])
+    assert state is not None
+    return Decision((event,), state)
+
+
+def _check_expected(state: Session, expected: str | None) -> None:
+    if expected is not None and expected != state.revision:
+        raise RevisionConflict(state.id, expected, state.revision)
+
+
+def _append(state: Session, command: Append, now: datetime) -> Decision:
+    _check_expected(state, command.expected_revision)
+    stamped = command.messages
+    # The rules every other change of content follows: tool uses are
+    # answered by the next message, results answer the message before.
+    count = len(state.messages)
+    if (count and involves_tools((state.messages[count - 1],))) or involves_tools(stamped):
+        # Only tool traffic can break pairing: plain appends skip the window.
+        before = state.messages[max(0, count - 2) : count]  # the seam's neighbour and its predecessor
+        check_shape([*before, *stamped], len(before), len(before) + len(stamped), offset=count - len(before))
+    when = at(now, state)
+    # Every message's prefix revision, kept with the messages: what makes a
+    # later fork_at or rewrite at any index cost O(1).
+    revisions = chain_each(revision_bytes(state), stamped)
+    events: tuple[Event, ...] = (
+        MessagesAppended(at=when, actor=command.actor, messages=stamped, revision=format_revision(revisions[-1])),
+    )
+    if command.usage is not None:
+        events += (UsageRecorded(at=when, actor=command.actor, usage=command.usage),)
+    return _decided(state, events, known={state.version + 1: revisions})
+
+
+def _rewrite(state: Session, command: Rewrite, now: datetime) -> Decision:
+    _check_expected(state, command.expected_revision)
+    event = rewrite_event(state, command.start, command.end, command.messages, command.reason, command.actor, now)
+    return _decided(state, (event,))
+
+
+def _restore(state: Session, command: Restore, now: datetime) -> Decision:
+    _check_expected(state, command.expected_revision)
+    start, removed_end, added_end = changed_span(state.messages, command.target)
+    event = rewrite_event(
+        state, start, removed_end, command.target[start:added_end], command.reason, command.actor, now
+    )
+    return _decided(state, (event,))
+
+
+def rewrite_event(
+    state: Session,
+    start: object,
+    end: object,
+    stamped: Sequence[Message],
+    why: Reason,
+    actor: str | None,
+    now: datetime,
+    *,
+    check: bool = True,
+) -> MessagesRewritten:
+    """The event replacing ``[start, end)`` of ``state`` by ``stamped``.
+    ``check=False`` skips tool pairing: realtime changes mirror the
+    provider's conversation as it is."""
+    count = len(state.messages)
+    if (
+        not isinstance(start, int)
+        or not isinstance(end, int)
+        or isinstance(start, bool)
+        or isinstance(end, bool)
+        or not 0 <= start <= end <= count
+    ):
+        raise InvalidRewriteRange(start, end, count)
+    result = state.messages.replaced(start, end, stamped)
+    if check:
+        check_shape(result, start, start + len(stamped))
+    base = state.messages.revision_at(start)
+    tail_revisions = chain_each(base, result[start:])
+    revision = format_revision(tail_revisions[-1] if tail_revisions else base)
+    if revision == state.revision:
+        raise NoOpRewrite(revision)
+    return MessagesRewritten(
+        at=at(now, state),
+        actor=actor,
+        start=start,
+        end=end,
+        messages=tuple(stamped),
+        parent_revision=state.revision,
+        revision=revision,
+        reason=why.kind,
+        note=why.note,
+        removed_digest=span_digest(state.messages[start:end]),
+        replacement_digest=span_digest(stamped),
+        count_before=count,
+        generation=state.generation + 1,
+    )
+
+
+def _fork(source: Session, command: Fork, now: datetime) -> Decision:
+    messages = source.messages
+    count = len(messages)
+    index = command.index
+    kept = count if index is None else index
+    new_message = None
+    if command.replacement is None:
+        if not 0 <= kept <= count:
+            raise InvalidForkPoint(f"fork_at index {kept} is outside 0..{count} of session {source.id!r}")
+        if 0 < kept < count and messages[kept - 1].tool_uses:
+            raise InvalidForkPoint(
+                f"fork_at index {kept} would split message {kept - 1}'s tool uses from their results; "
+                f"fork at {kept - 1} or {kept + 1} instead"
+            )
+    else:
+        if not 0 <= kept < count:
+            raise InvalidForkPoint(f"fork_replacing index {kept} is outside 0..{count - 1} of session {source.id!r}")
+        new_message = _replacing(messages[kept], kept, command.replacement, command.replacement_id)
+        check_shape(messages.prefix(kept).extended((new_message,)), kept, kept + 1)
+    raw = revision_bytes(source) if kept == count else messages.revision_at(kept)
+    if new_message is not None:
+        raw = chain(raw, (new_message,))
+    event = SessionForked(
+        at=now,
+        actor=command.actor,
+        source=source.id,
+        source_version=source.version,
+        index=index,
+        replacement=new_message,
+        revision=format_revision(raw),
+        root=source.lineage.root,
+        depth=source.lineage.depth + 1,
+    )
+    return Decision((event,), forked(command.child_id, event, source, verify=False))
+
+
+def _replacing(original: Message, index: int, replacement: Message | ReplaceBlock, new_id: str | None) -> Message:
+    """The message that replaces ``original`` in ``fork_replacing``, with a new id."""
+    if isinstance(replacement, Message):
+        if replacement.role != original.role:
+            raise ReplacementMismatch(
+                f"message {index} is a {original.role} message; it cannot be replaced by a {replacement.role} message"
+            )
+        return msgspec.structs.replace(replacement, id=new_id)
+    if not isinstance(replacement.index, int) or not 0 <= replacement.index < len(original.blocks):
+        raise ReplacementMismatch(
+            f"message {index} has {len(original.blocks)} blocks; "
+            f"there is no block {shown(replacement.index)} to replace"
+        )
+    blocks = list(original.blocks)
+    blocks[replacement.index] = replacement.block
+    try:
+        return Message(role=original.role, blocks=tuple(blocks), id=new_id, provider_item_id=original.provider_item_id)
+    except InvalidMessage as exc:
+        raise ReplacementMismatch(f"block {replacement.index} of message {index}: {exc}") from None
+
+
+def changed_span(old: Sequence[Message], new: Sequence[Message]) -> tuple[int, int, int]:
+    """``(start, old_end, new_end)``: ``old[start:old_end]`` became ``new[start:new_end]``."""
+    limit = min(len(old), len(new))
+    start = 0
+    while start < limit and (old[start] is new[start] or old[start] == new[start]):
+        start += 1
+    suffix = 0
+    while suffix < limit - start and (old[-1 - suffix] is new[-1 - suffix] or old[-1 - suffix] == new[-1 - suffix]):
+        suffix += 1
+    return start, len(old) - suffix, len(new) - suffix
+
+
+def commit_of(event: MessagesRewritten, version: int, count_after: int) -> Commit:
+    """The commit a rewrite event records, as :meth:`Transcripts.revisions` lists it."""
+    return Commit(
+        version=version,
+        generation=event.generation,
+        parent_revision=event.parent_revision,
+        revision=event.revision,
+        start=event.start,
+        end=event.end,
+        removed_digest=event.removed_digest,
+        replacement_digest=event.replacement_digest,
+        count_before=event.count_before,
+        count_after=count_after,
+        reason=Reason(kind=event.reason, note=event.note),
+        actor=event.actor,
+        at=event.at,
+    )

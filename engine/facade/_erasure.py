@@ -1,0 +1,109 @@
+"""Erasure and deletion: the two operations that remove stored bytes
+instead of appending. What an erasure reaches and the events it rewrites
+are decided in ``engine.decisions.erasure``; here the logs are read, the
+rewritten events re-linked into each log's chain, and the store rewritten
+in one transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from engine.decisions import Targets, check_actor, clock, erase_log, expand
+from engine.errors import InvalidArgument, SessionHasForks
+from engine.facade._repository import Repository
+from engine.state.content import shown
+from engine.state.events import SessionForked
+from engine.state.revisions import Reason
+from engine.store import Record, Rewrite, chain_of, decode_events, encode_event, extended
+
+
+def erase(
+    repository: Repository,
+    session_id: str,
+    message_ids: Sequence[object],
+    reason: object,
+    note: object,
+    actor: str | None,
+) -> list[str]:
+    if not message_ids or not all(isinstance(mid, str) for mid in message_ids):
+        raise InvalidArgument("erase() takes a session id and one or more message ids (str)")
+    why = Reason.of(reason, note)
+    check_actor(actor)
+    targets = Targets({mid for mid in message_ids if isinstance(mid, str)})
+    with repository.lock:
+        head = repository.head(session_id)
+        family = _family(repository, head.lineage.root)
+        logs = {sid: repository.log(sid) for sid in family}
+        decoded = {sid: decode_events(sid, logs[sid][1]) for sid in family}
+        seen = expand(targets, decoded)
+        missing = sorted(targets.ids - seen)
+        if missing:
+            raise InvalidArgument(
+                f"message ids {missing} never occur in the history of session {session_id!r} (as message "
+                "ids or provider item ids); nothing was erased"
+            )
+        now = clock()
+        changes = []
+        for sid in family:
+            row, records, _ = logs[sid]
+            erased = erase_log(repository.head(sid), decoded[sid], row.head, targets, why, actor, now)
+            if erased is None:
+                continue
+            replaced = [Record(version, *encode_event(event)) for version, event in erased.replaced]
+            appended = Record(row.version + 1, *encode_event(erased.audit))
+            by_version = {record.version: record for record in replaced}
+            chain = extended(chain_of(sid), [by_version.get(r.version, r) for r in records] + [appended])
+            new_row = row._replace(
+                version=appended.version, updated_at=erased.audit.at.isoformat(), head=chain.digest().hex(), seal=""
+            )
+            changes.append(Rewrite(sid, replaced, [appended], new_row))
+        try:
+            # Also with no change: an earlier erasure may have left old pages
+            # behind (a reader held them), which this removes.
+            repository.backend.rewrite(changes)
+        finally:
+            for sid in family:  # cached heads hold the old content
+                repository.forget(sid)
+    return [change.session_id for change in changes]
+
+
+def delete(repository: Repository, session_id: str, with_forks: object) -> list[str]:
+    if not isinstance(with_forks, bool):
+        raise InvalidArgument(f"with_forks must be a bool, got {shown(with_forks)}")
+    with repository.lock:
+        repository.head(session_id)  # SessionNotFound, or damage, before anything is removed
+        children: dict[str, list[str]] = {}
+        for child, event in _forks(repository):
+            children.setdefault(event.source, []).append(child)
+        doomed, stack = [session_id], list(children.get(session_id, ()))
+        while stack:
+            child = stack.pop()
+            if child not in doomed:
+                doomed.append(child)
+                stack += children.get(child, ())
+        if len(doomed) > 1 and not with_forks:
+            raise SessionHasForks(session_id, doomed[1:])
+        try:
+            repository.backend.delete(doomed)
+        finally:
+            for sid in doomed:
+                repository.forget(sid)
+    return doomed
+
+
+def _forks(repository: Repository) -> Iterable[tuple[str, SessionForked]]:
+    """Every fork in the store with its first event (read from each session's
+    first record; a damaged one fails its own reads)."""
+    backend = repository.backend
+    for row in backend.session_rows():
+        first = backend.read(row.session_id, upto=1)
+        if first and first[0].topic.startswith("SessionForked."):
+            event = decode_events(row.session_id, first)[0][1]
+            if isinstance(event, SessionForked):
+                yield row.session_id, event
+
+
+def _family(repository: Repository, root: str) -> list[str]:
+    """The root session and every fork of it (at any depth), root first."""
+    forks = sorted(sid for sid, event in _forks(repository) if event.root == root)
+    return [root, *forks]

@@ -1,0 +1,299 @@
+"""The facade's reads that replay a log or list the store: history,
+the session list, commits, diffs and the full audit of ``verify``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from engine.decisions import changed_span, check_session_id, commit_of
+from engine.errors import CorruptStore, InvalidArgument
+from engine.facade._repository import Repository
+from engine.state.content import Message, ToolResult, shown
+from engine.state.events import (
+    CONTENT_EVENTS,
+    Event,
+    MessagesAppended,
+    MessagesErased,
+    MessagesRewritten,
+    MetadataChanged,
+    RealtimePendingResolved,
+    RealtimeRecorded,
+    SessionCreated,
+    SessionForked,
+    TitleChanged,
+    UsageRecorded,
+    kind_of,
+)
+from engine.state.revisions import EMPTY_REVISION, Commit, Reason, span_digest
+from engine.state.transcript import Session, evolve, forked
+from engine.store import SessionRow, Snapshot, decode_snapshot, head_of
+
+__all__ = ["Diff", "HistoryEntry", "SessionInfo", "diff", "history", "revisions", "sessions", "verify"]
+
+
+class SessionInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """One row of :meth:`Transcripts.sessions`."""
+
+    id: str
+    title: str | None
+    created_at: datetime
+    updated_at: datetime
+    message_count: int
+    revision: str
+    version: int
+
+
+class HistoryEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """One recorded event of a session, as :meth:`Transcripts.history` lists it."""
+
+    version: int
+    at: datetime
+    actor: str | None
+    kind: str
+    summary: str
+    revision: str
+    event: Any  # the typed event itself (an ``engine.state.events`` Struct)
+
+
+class Diff(msgspec.Struct, frozen=True, kw_only=True):
+    """What changed between two states of a session: ``removed`` (from the
+    first) was replaced by ``added`` (in the second) at ``start``; everything
+    before ``start`` and after the changed span is equal."""
+
+    start: int
+    removed: tuple[Message, ...]
+    added: tuple[Message, ...]
+    from_revision: str
+    to_revision: str
+
+
+def history(repository: Repository, session_id: str) -> list[HistoryEntry]:
+    """Every recorded event of the session, oldest first."""
+    records = repository.records(session_id)
+    entries = []
+    revision = EMPTY_REVISION
+    for version, event in repository.decoded(session_id, records):
+        if isinstance(event, CONTENT_EVENTS):
+            revision = event.revision
+        entries.append(
+            HistoryEntry(
+                version=version,
+                at=event.at,
+                actor=event.actor,
+                kind=kind_of(event),
+                summary=_summary(event),
+                revision=revision,
+                event=event,
+            )
+        )
+    return entries
+
+
+def sessions(repository: Repository) -> list[SessionInfo]:
+    """Every session in the store, oldest first (read from a listing table
+    kept in the same transaction as each write, so it is never stale)."""
+    return [
+        SessionInfo(
+            id=row.session_id,
+            title=row.title,
+            created_at=_listed_time(row, row.created_at),
+            updated_at=_listed_time(row, row.updated_at),
+            message_count=row.message_count,
+            revision=row.revision,
+            version=row.version,
+        )
+        for row in repository.backend.session_rows()
+    ]
+
+
+def revisions(repository: Repository, session_id: str) -> list[Commit]:
+    """Every content commit of the session, oldest first: appends and
+    rewrites (restores included), each from its parent revision to its
+    revision. A fork's own commits start after its fork point."""
+    records = repository.records(session_id)
+    commits: list[Commit] = []
+    revision, count, generation = EMPTY_REVISION, 0, 0
+    for version, event in repository.decoded(session_id, records):
+        if isinstance(event, SessionForked):
+            revision = event.revision
+            count = len(repository.source_state(session_id, event, 0).messages)
+        elif isinstance(event, MessagesAppended):
+            generation += 1
+            added = len(event.messages)
+            commits.append(
+                Commit(
+                    version=version,
+                    generation=generation,
+                    parent_revision=revision,
+                    revision=event.revision,
+                    start=count,
+                    end=count,
+                    removed_digest=EMPTY_REVISION,
+                    replacement_digest=span_digest(event.messages),
+                    count_before=count,
+                    count_after=count + added,
+                    reason=Reason(kind="append"),
+                    actor=event.actor,
+                    at=event.at,
+                )
+            )
+            revision, count = event.revision, count + added
+        elif isinstance(event, MessagesRewritten):
+            generation = event.generation
+            count = event.count_before - (event.end - event.start) + len(event.messages)
+            commits.append(commit_of(event, version, count))
+            revision = event.revision
+    return commits
+
+
+def diff(old: Session, new: Session) -> Diff:
+    start, removed_end, added_end = changed_span(old.messages, new.messages)
+    return Diff(
+        start=start,
+        removed=old.messages[start:removed_end],
+        added=new.messages[start:added_end],
+        from_revision=old.revision,
+        to_revision=new.revision,
+    )
+
+
+def verify(repository: Repository, session_id: str, head_hash: str | None) -> Session:
+    """Audit one session: check its log against its chain head, replay the
+    whole history from scratch re-hashing every revision, and check every
+    snapshot, the listing row and the cached head against that replay.
+    With ``head_hash`` (from :meth:`head_hash`, kept outside the store),
+    also check that the log still extends it: this detects a log rewritten
+    consistently by someone who could write to the store. Returns the
+    verified head; raises :class:`CorruptStore` on any disagreement."""
+    check_session_id(session_id)
+    kept = _parse_head_hash(head_hash) if head_hash is not None else None
+    # Snapshots first: each is written with its events, so none is newer
+    # than the log read after them (a concurrent writer's would be).
+    snapshots = repository.backend.snapshots(session_id)
+    listed, records, _ = repository.log(session_id)
+    if kept is not None:
+        version, link = kept
+        if version > len(records):
+            raise CorruptStore(
+                f"session {session_id!r} ends at version {len(records)}, before the kept head at version "
+                f"{version}: events were removed"
+            )
+        if head_of(session_id, records[:version]) != link:
+            raise CorruptStore(
+                f"session {session_id!r}: its first {version} events no longer match the kept head hash: "
+                "the log was altered (or re-linked by an erasure since)"
+            )
+    states: list[Session] = []
+    state: Session | None = None
+    for version, event in repository.decoded(session_id, records):
+        if isinstance(event, SessionForked):
+            state = forked(session_id, event, repository.source_state(session_id, event, 0))
+        else:
+            state = evolve(state, session_id, version, event)
+        states.append(state)
+    assert state is not None
+    for stored in snapshots:
+        if not 1 <= stored.version <= len(states) or (
+            decode_snapshot(session_id, stored.state) != Snapshot.of(states[stored.version - 1])
+        ):
+            raise CorruptStore(f"session {session_id!r}: the snapshot at version {stored.version} differs from replay")
+    if (listed.title, listed.message_count, listed.revision) != (state.title, len(state.messages), state.revision):
+        raise CorruptStore(f"session {session_id!r}: its listing row differs from the replay of its log")
+    with repository.lock:
+        head = repository.head(session_id)
+    if head.version == state.version and _observable(head) != _observable(state):
+        raise CorruptStore(f"session {session_id!r}: the loaded head differs from a full replay")
+    return state
+
+
+def _parse_head_hash(head_hash: object) -> tuple[int, bytes]:
+    version_text, colon, hex_text = head_hash.partition(":") if isinstance(head_hash, str) else ("", "", "")
+    try:
+        link = bytes.fromhex(hex_text)
+    except ValueError:
+        link = b""
+    if not colon or not version_text.isdigit() or int(version_text) < 1 or len(link) != 32:
+        raise InvalidArgument(
+            f"head_hash looks like '<version>:<64 hex digits>', as head_hash() returns it; got {shown(head_hash)}"
+        )
+    return int(version_text), link
+
+
+def _clip(text: str, width: int = 40) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _gist(message: Message) -> str:
+    """A few words about a message for a timeline line."""
+    if message.erased is not None:
+        return "(erased)"
+    if message.text:
+        return repr(_clip(message.text, 30))
+    parts = [f"calls {use.name}" for use in message.tool_uses]
+    parts += [f"result for {block.tool_use_id}" for block in message.blocks if isinstance(block, ToolResult)]
+    return ", ".join(parts) or "(no text)"
+
+
+def _summary(event: Event) -> str:
+    if isinstance(event, SessionCreated):
+        return "created" + (f" {event.title!r}" if event.title else "")
+    if isinstance(event, MessagesAppended):
+        count = len(event.messages)
+        shown = ", ".join(f"{m.role} {_gist(m)}" for m in event.messages[:3])
+        more = f", +{count - 3} more" if count > 3 else ""
+        return f"appended {count} message{'s' if count != 1 else ''}: {shown}{more}"
+    if isinstance(event, MessagesRewritten):
+        added = len(event.messages)
+        why = event.reason + (f" ({_clip(event.note, 40)})" if event.note else "")
+        return f"{why}: [{event.start}, {event.end}) replaced by {added} message{'s' if added != 1 else ''}"
+    if isinstance(event, SessionForked):
+        where = "" if event.index is None else f" at message {event.index}"
+        edited = f", then {event.replacement.role} {_gist(event.replacement)}" if event.replacement else ""
+        return f"forked from {event.source!r} version {event.source_version}{where}{edited}"
+    if isinstance(event, RealtimeRecorded):
+        inner = event.event
+        about = getattr(inner, "item_id", None) or getattr(inner, "response_id", None) or ""
+        return f"realtime {inner.__struct_config__.tag} {about}".rstrip()
+    if isinstance(event, RealtimePendingResolved):
+        return f"pending realtime items resolved ({event.policy})"
+    if isinstance(event, MessagesErased):
+        count = len(event.message_ids)
+        why = event.reason + (f" ({_clip(event.note, 40)})" if event.note else "")
+        return f"{why}: {count} message{'s' if count != 1 else ''} erased from {len(event.versions)} stored events"
+    if isinstance(event, UsageRecorded):
+        return f"usage +{event.usage.input} in, +{event.usage.output} out"
+    if isinstance(event, MetadataChanged):
+        parts = []
+        if event.set:
+            parts.append("set " + ", ".join(sorted(event.set)))
+        if event.unset:
+            parts.append("removed " + ", ".join(event.unset))
+        return "metadata " + "; ".join(parts)
+    if isinstance(event, TitleChanged):
+        return f"title set to {event.title!r}" if event.title is not None else "title cleared"
+    return kind_of(event)  # pragma: no cover
+
+
+def _listed_time(row: SessionRow, text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        raise CorruptStore(f"the listing row of session {row.session_id!r} is damaged: bad time {text!r}") from None
+
+
+def _observable(state: Session) -> tuple[Any, ...]:
+    return (
+        state.id,
+        state.version,
+        state.revision,
+        list(state.messages),
+        state.usage,
+        dict(state.metadata),
+        state.title,
+        state.created_at,
+        state.updated_at,
+    )

@@ -1,0 +1,382 @@
+"""The repository: a store's sessions as states. It loads a session from its
+log (snapshots, forks, the chain check every read starts from), keeps the
+newest states in a cache, and commits what a decider decided. The facade's
+commands and queries share one repository; nothing here decides anything."""
+
+from __future__ import annotations
+
+import gc
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+
+from engine.decisions import check_session_id, realtime_state
+from engine.errors import (
+    ConcurrentWriteError,
+    CorruptStore,
+    EventTooLarge,
+    InvalidArgument,
+    RevisionNotFound,
+    SessionNotFound,
+    VersionNotFound,
+)
+from engine.realtime.reducer import RealtimeState
+from engine.state.content import shown
+from engine.state.events import CONTENT_EVENTS, Event, SessionForked
+from engine.state.revisions import EMPTY_REVISION
+from engine.state.transcript import Session, fold, forked
+from engine.store import (
+    Backend,
+    Chain,
+    ClosedBackend,
+    Record,
+    SessionRow,
+    Snapshot,
+    StoredSnapshot,
+    chain_of,
+    decode_events,
+    decode_snapshot,
+    encode_event,
+    encode_snapshot,
+    extended,
+)
+
+#: The largest stored event a store accepts unless opened with another ``max_event_bytes``.
+DEFAULT_MAX_EVENT_BYTES = 16 << 20
+_MAX_FORK_DEPTH = 10_000
+
+
+class Repository:
+    """Load, cache and commit the sessions of one backend. ``lock`` guards
+    the caches; a command holds it from reading the head to caching the
+    state it committed."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        snapshot_interval: int | None = 100,
+        cache_size: int = 1024,
+        max_event_bytes: int | None = DEFAULT_MAX_EVENT_BYTES,
+    ) -> None:
+        if snapshot_interval is not None and (
+            not isinstance(snapshot_interval, int) or isinstance(snapshot_interval, bool) or snapshot_interval < 1
+        ):
+            raise InvalidArgument(f"snapshot_interval must be a positive int or None, got {shown(snapshot_interval)}")
+        if not isinstance(cache_size, int) or isinstance(cache_size, bool) or cache_size < 1:
+            raise InvalidArgument(f"cache_size must be a positive int, got {shown(cache_size)}")
+        if max_event_bytes is not None and (
+            not isinstance(max_event_bytes, int) or isinstance(max_event_bytes, bool) or max_event_bytes < 1024
+        ):
+            raise InvalidArgument(
+                f"max_event_bytes must be an int of at least 1024, or None, got {shown(max_event_bytes)}"
+            )
+        self.backend = backend
+        self._max_event_bytes = max_event_bytes
+        self._snapshot_interval = snapshot_interval
+        self._cache_size = cache_size
+        self.cache: OrderedDict[str, Session] = OrderedDict()
+        self.realtime: dict[str, tuple[int, RealtimeState]] = {}
+        # The record chain after each cached head's last record: (version, chain).
+        self.chains: dict[str, tuple[int, Chain]] = {}
+        self.lock = threading.RLock()
+
+    def close(self) -> None:
+        with self.lock:
+            self.backend.close()
+            self.backend = ClosedBackend(self.backend.describe())
+            self.cache.clear()
+            self.realtime.clear()
+            self.chains.clear()
+
+    def decoded(self, session_id: str, records: Sequence[Record]) -> Iterator[tuple[int, Event]]:
+        return iter(decode_events(session_id, records))
+
+    def log(self, session_id: str) -> tuple[SessionRow, list[Record], Chain]:
+        """Every record of the session up to its listing row's version, checked
+        against the chain head sealed in that row: what every read starts from.
+
+        The row is read first: written in the same transaction as the events,
+        it is never ahead of events read after it. A mismatch is damage unless
+        the row changed meanwhile (an erasure re-links the log): then read again."""
+        check_session_id(session_id)
+        problem = ""
+        for _ in range(3):
+            row = self.backend.session_row(session_id)
+            if row is None:
+                if self.backend.read(session_id, upto=1):
+                    raise CorruptStore(f"session {shown(session_id)} has events but no listing row")
+                raise SessionNotFound(session_id)
+            with _collection_paused(row.version):
+                records = self.backend.read(session_id)
+            if records and records[-1].version > row.version:
+                # A writer committed after the row was read (then the row now
+                # covers it), or an event was added behind the row's back.
+                again = self.backend.session_row(session_id)
+                if again is None or again.version < records[-1].version:
+                    raise CorruptStore(
+                        f"session {shown(session_id)} has events after version {row.version}, where its listing row "
+                        "ends: they were added outside the engine"
+                    )
+                records = records[: row.version]
+            problem, chain = _chain_problem(session_id, row, records)
+            if not problem:
+                return row, records, chain
+            if self.backend.session_row(session_id) == row:
+                break
+        raise CorruptStore(problem)
+
+    def records(self, session_id: str, upto: int | None = None) -> list[Record]:
+        records = self.log(session_id)[1]
+        return records if upto is None else records[:upto]
+
+    def load(self, session_id: str, upto: int | None = None, *, use_snapshot: bool = True, depth: int = 0) -> Session:
+        """Rebuild a state from the log (checked against its chain head). A
+        snapshot at or before ``upto`` lets the events it covers be folded
+        without re-hashing their messages; the result is cross-checked against
+        the snapshot, then the rest is verified. A fork starts from its
+        source's state at the fork point (loaded the same way)."""
+        row, records, chain = self.log(session_id)
+        if upto is None:
+            self.chains[session_id] = (row.version, chain)
+        else:
+            records = records[:upto]
+        with _collection_paused(len(records)):
+            events = decode_events(session_id, records)
+        initial: Session | None = None
+        first = events[0][1]
+        if isinstance(first, SessionForked):
+            initial = forked(session_id, first, self.source_state(session_id, first, depth))
+            events = events[1:]
+        use_snapshot = use_snapshot and self._snapshot_interval is not None
+        # Bounded by what was just read: a snapshot another writer adds
+        # meanwhile is newer than these events, and would not match them.
+        stored = self.backend.snapshot(session_id, upto=records[-1].version) if use_snapshot else None
+        with _collection_paused(len(records)):
+            if stored is None:
+                state = fold(session_id, events, start=initial)
+            else:
+                snapshot = decode_snapshot(session_id, stored.state)
+                covered = snapshot.version - (1 if initial is not None else 0)
+                prefix = fold(session_id, events[:covered], start=initial, verify=False)
+                if prefix is None or Snapshot.of(prefix) != snapshot:
+                    raise CorruptStore(
+                        f"session {shown(session_id)}: the snapshot at version {snapshot.version} "
+                        "does not match the log"
+                    )
+                state = fold(session_id, events[covered:], start=prefix)
+        assert state is not None
+        return state
+
+    def source_state(self, session_id: str, event: SessionForked, depth: int) -> Session:
+        """The source of a fork as of the fork point: the cached head if it is
+        that version, else rebuilt from the source's log."""
+        if depth > _MAX_FORK_DEPTH:
+            raise CorruptStore(f"session {shown(session_id)}: fork chain deeper than {_MAX_FORK_DEPTH}; is it a cycle?")
+        try:
+            cached = self.cache.get(event.source)
+            if cached is not None and cached.version == event.source_version:
+                # Checked against the listing row first: another process may
+                # have rewritten the source's log (an erasure) since it was cached.
+                current = self.head(event.source)
+                if current.version == event.source_version:
+                    return current
+            source = self.load(event.source, upto=event.source_version, depth=depth + 1)
+        except SessionNotFound:
+            raise CorruptStore(f"session {shown(session_id)} is a fork of {event.source!r}, which is missing") from None
+        if source.version != event.source_version:
+            raise CorruptStore(
+                f"session {shown(session_id)} forks {event.source!r} at version {event.source_version}, "
+                f"which has only {source.version} versions"
+            )
+        return source
+
+    def remember(self, state: Session) -> Session:
+        cache = self.cache
+        cache[state.id] = state
+        cache.move_to_end(state.id)
+        if len(cache) > self._cache_size:
+            evicted, _ = cache.popitem(last=False)
+            self.realtime.pop(evicted, None)  # its ingestion state is rebuilt from the log when needed
+            self.chains.pop(evicted, None)
+        return state
+
+    def realtime_state(self, head: Session) -> RealtimeState:
+        """The session's ingestion state as of ``head``, rebuilt from its
+        recorded realtime events unless the cached one is for this version."""
+        cached = self.realtime.get(head.id)
+        if cached is not None and cached[0] == head.version:
+            return cached[1]
+        state = realtime_state(self.decoded(head.id, self.records(head.id, head.version)))
+        self.realtime[head.id] = (head.version, state)
+        return state
+
+    def forget(self, session_id: str) -> None:
+        self.cache.pop(session_id, None)
+        self.realtime.pop(session_id, None)
+        self.chains.pop(session_id, None)
+
+    def head(self, session_id: str) -> Session:
+        """The newest state, caught up with what other writers stored: the
+        listing row says whether anything changed; new records must chain on
+        from the cached head to the row's."""
+        check_session_id(session_id)
+        state = self.cache.get(session_id)
+        known = self.chains.get(session_id)
+        if state is not None and known is not None and known[0] == state.version:
+            row = self.backend.session_row(session_id)
+            if row is not None and row.version >= state.version:
+                if row.version == state.version:
+                    if row.head == known[1].digest().hex():
+                        return self.remember(state)
+                else:
+                    newer = self.backend.read(session_id, after=state.version, upto=row.version)
+                    try:
+                        chain = extended(known[1], newer)
+                    except (TypeError, AttributeError):  # damaged types: the full load below says so
+                        chain = chain_of(session_id)
+                    if len(newer) == row.version - state.version and chain.digest().hex() == row.head:
+                        caught_up = fold(session_id, self.decoded(session_id, newer), start=state)
+                        assert caught_up is not None
+                        self.chains[session_id] = (row.version, chain)
+                        return self.remember(caught_up)
+        # Not cached, or the log no longer extends the cached head (an erasure
+        # re-linked it, or it is damaged): a full load tells which.
+        self.forget(session_id)
+        return self.remember(self.load(session_id))
+
+    def chain_after(self, state: Session) -> Chain:
+        """The record chain after the last record of ``state`` (a cached head)."""
+        known = self.chains.get(state.id)
+        if known is not None and known[0] == state.version:
+            return known[1]
+        return extended(chain_of(state.id), self.records(state.id, state.version))
+
+    def head_for_write(self, session_id: str, expected_revision: str | None = None) -> Session:
+        """The state to decide on. Uses the cache without a round trip; a
+        stale cache is caught by the version check when the write is stored,
+        or, when the caller expects a revision the cache is not at, by
+        catching up first (the decider then says whether it conflicts)."""
+        check_session_id(session_id)
+        state = self.cache.get(session_id) or self.remember(self.load(session_id))
+        if expected_revision is not None and expected_revision != state.revision:
+            state = self.head(session_id)  # the cache may be behind another writer
+        return state
+
+    def commit(self, before: Session | None, events: Sequence[Event], after: Session) -> Session:
+        """Store ``events`` (which lead from ``before``, ``None`` for a new
+        session, to ``after``) in one transaction, with the listing row, its
+        chain head and a snapshot when one is due, and cache ``after``."""
+        session_id = after.id
+        version = before.version if before is not None else 0
+        records = []
+        limit = self._max_event_bytes
+        for event in events:
+            version += 1
+            topic, data = encode_event(event)
+            if limit is not None and len(data) > limit:
+                raise EventTooLarge(
+                    f"session {shown(session_id)}: this write would store a {type(event).__name__} event of "
+                    f"{len(data):,} bytes, over the store's max_event_bytes ({limit:,}); nothing was written. "
+                    "Split it into smaller calls, or open the store with a larger max_event_bytes"
+                )
+            records.append(Record(version, topic, data))
+        assert after.version == version
+        updated = after.updated_at.isoformat()
+        created = updated if after.created_at == after.updated_at else after.created_at.isoformat()
+        chain = extended(chain_of(session_id) if before is None else self.chain_after(before), records)
+        row = SessionRow(
+            session_id,
+            after.title,
+            created,
+            updated,
+            len(after.messages),
+            after.revision,
+            after.version,
+            chain.digest().hex(),
+        )
+        snapshot = None
+        interval = self._snapshot_interval
+        if interval is not None and after.version // interval > (before.version if before else 0) // interval:
+            snapshot = StoredSnapshot(after.version, encode_snapshot(after))
+        try:
+            self.backend.append(session_id, records, row, snapshot)
+        except ConcurrentWriteError:
+            self.forget(session_id)  # reload on the next call, so a retry succeeds
+            raise
+        self.chains[session_id] = (after.version, chain)
+        return self.remember(after)
+
+    def state_at(self, session_id: str, version: int, *, use_snapshot: bool = True) -> Session:
+        return self.load(session_id, upto=version, use_snapshot=use_snapshot)
+
+    def last_version_with_revision(self, session_id: str, revision: str, head_version: int) -> int:
+        found = 0
+        current = EMPTY_REVISION
+        for version, event in self.decoded(session_id, self.records(session_id, head_version)):
+            if isinstance(event, CONTENT_EVENTS):
+                current = event.revision
+            if current == revision:
+                found = version
+        if not found:
+            raise RevisionNotFound(f"session {shown(session_id)} never reached revision {revision}")
+        return found
+
+    def last_version_at_time(self, session_id: str, at: datetime, head: Session) -> int:
+        if at >= head.updated_at:
+            return head.version
+        found = 0
+        for version, event in self.decoded(session_id, self.records(session_id, head.version)):
+            if event.at > at:
+                break
+            found = version
+        if not found:
+            raise VersionNotFound(f"session {shown(session_id)} did not exist yet at {at.isoformat()}")
+        return found
+
+
+class _collection_paused:
+    """Pause the cyclic garbage collector while a long log is decoded and
+    folded. Those steps allocate tens of thousands of small containers and no
+    cycles, and the collector's passes over them cost about a quarter of a
+    cold load of 10,000 events. Short logs are left alone; the collector is
+    switched back on only if it was on, so a caller who turned it off keeps
+    it off (another thread's load finishing first may switch it back on
+    early, which is harmless)."""
+
+    __slots__ = ("paused",)
+
+    def __init__(self, size: int) -> None:
+        self.paused = size >= 1000 and gc.isenabled()
+
+    def __enter__(self) -> None:
+        if self.paused:
+            gc.disable()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.paused:
+            gc.enable()
+
+
+def _chain_problem(session_id: str, row: SessionRow, records: Sequence[Record]) -> tuple[str, Chain]:
+    """What is wrong with a session's records (read up to its listing row's
+    version) against the chain head sealed in the row (empty if nothing),
+    and the chain over them."""
+    try:
+        chain = extended(chain_of(session_id), records)
+    except (TypeError, AttributeError):  # SQLite keeps any value in any column
+        return f"session {shown(session_id)}: a stored event has a damaged type name or body", chain_of(session_id)
+    if not records:
+        return f"session {shown(session_id)} is listed at version {row.version}, but has no events", chain
+    if records[-1].version < row.version:
+        return (
+            f"session {shown(session_id)}: the log ends at version {records[-1].version}, but its listing row "
+            f"says {row.version}: events were removed from the end"
+        ), chain
+    if len(records) != row.version or chain.digest().hex() != row.head:
+        return (
+            f"session {shown(session_id)}: its events do not match the chain head of its listing row: "
+            "an event was altered, removed, inserted or reordered"
+        ), chain
+    return "", chain

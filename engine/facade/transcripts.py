@@ -1,0 +1,505 @@
+"""``Transcripts``: the public facade. Each command checks its arguments
+into a command value, takes the head from the repository, asks the decision
+layer for the events, and commits them; each query reads through the
+repository. Reads that replay a log are in ``_reads``, erasure and deletion
+in ``_erasure``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from engine import decisions
+from engine.decisions import (
+    Append,
+    Create,
+    Fork,
+    IngestOutcome,
+    OutOfBandResponse,
+    Pending,
+    RecordUsage,
+    Restore,
+    Rewrite,
+    SetTitle,
+    UpdateMetadata,
+    check_actor,
+    check_session_id,
+    clock,
+    commit_of,
+    decide,
+)
+from engine.errors import InvalidArgument, VersionNotFound
+from engine.facade import _erasure, _reads
+from engine.facade._reads import Diff, HistoryEntry, SessionInfo
+from engine.facade._repository import DEFAULT_MAX_EVENT_BYTES, Repository
+from engine.realtime.providers import adapter_for
+from engine.state.content import Message, ReplaceBlock, Usage, shown
+from engine.state.events import MessagesRewritten
+from engine.state.revisions import Commit, Reason, parse_revision
+from engine.state.sequence import MessageSeq
+from engine.state.transcript import Lineage, Session
+from engine.store import Backend, open_backend
+
+__all__ = ["Transcripts"]
+
+
+class Transcripts:
+    """A store of sessions, each an append-only log of typed events.
+
+    Open one with :meth:`open`. Every method is safe to call from several
+    threads; several processes may share a SQLite file or a PostgreSQL
+    database (writers of one session are serialised by optimistic concurrency).
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        snapshot_interval: int | None = 100,
+        cache_size: int = 1024,
+        max_event_bytes: int | None = DEFAULT_MAX_EVENT_BYTES,
+    ) -> None:
+        self._repository = Repository(
+            backend, snapshot_interval=snapshot_interval, cache_size=cache_size, max_event_bytes=max_event_bytes
+        )
+
+    @classmethod
+    def open(
+        cls,
+        target: str | os.PathLike[str] | None = None,
+        *,
+        snapshot_interval: int | None = 100,
+        cache_size: int = 1024,
+        table_prefix: str = "transcripts",
+        synchronous: str = "full",
+        lock_timeout: int = 10,
+        seal_key: bytes | None = None,
+        seal_legacy: bool = False,
+        max_event_bytes: int | None = DEFAULT_MAX_EVENT_BYTES,
+    ) -> Transcripts:
+        """Open a store: in memory (no argument), a SQLite file, or PostgreSQL.
+
+        ``snapshot_interval``: write a snapshot every that many events of a
+        session; ``None``: neither write nor use snapshots (every load
+        re-hashes the whole history). Snapshots only speed up loading.
+        ``synchronous`` (SQLite): ``"full"`` (default, durable on power loss) or
+        ``"normal"``. ``table_prefix`` names the tables, so several stores can
+        share one database. ``lock_timeout`` (seconds): the longest a write
+        waits for another writer's lock (SQLite's busy timeout, PostgreSQL's
+        ``lock_timeout``) before it fails with a typed error; on PostgreSQL
+        each statement of a write is also bounded (60 s). ``seal_key`` (bytes,
+        kept outside the store): seal listing rows with an HMAC under that key
+        instead of a plain SHA-256, so that even someone who can write to the
+        store and knows the algorithm cannot alter a session unnoticed; every
+        opening of the store must then pass the same key. A store written
+        before rows were sealed (version 0.1) is sealed when first opened;
+        with a ``seal_key`` only if ``seal_legacy=True`` says it is such a
+        store (else ``CorruptStore``: someone may have removed the seals).
+        ``max_event_bytes``
+        (default 16 MiB; ``None``: no limit): a write that would store a larger
+        event (one ``append`` call is one event) is refused with
+        :class:`EventTooLarge` before anything is sent.
+        """
+        backend = open_backend(
+            target,
+            table_prefix=table_prefix,
+            synchronous=synchronous,
+            lock_timeout=lock_timeout,
+            seal_key=seal_key,
+            seal_legacy=seal_legacy,
+        )
+        try:
+            return cls(
+                backend, snapshot_interval=snapshot_interval, cache_size=cache_size, max_event_bytes=max_event_bytes
+            )
+        except BaseException:
+            backend.close()
+            raise
+
+    def close(self) -> None:
+        self._repository.close()
+
+    def __enter__(self) -> Transcripts:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Transcripts({self._repository.backend.describe()!r})"
+
+    # -- commands ---------------------------------------------------------
+
+    def create(
+        self,
+        title: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        actor: str | None = None,
+        session_id: str | None = None,
+    ) -> str:
+        """Start a session and return its id (a fresh UUID unless ``session_id``)."""
+        command = Create.of(title, metadata, actor=actor, session_id=session_id)
+        decision = decide(None, command, clock())
+        with self._repository.lock:
+            self._repository.commit(None, decision.events, decision.state)
+        return command.session_id
+
+    def append(
+        self,
+        session_id: str,
+        *messages: Message,
+        expected_revision: str | None = None,
+        usage: Usage | None = None,
+        actor: str | None = None,
+    ) -> str:
+        """Append messages (and optionally their usage) in one transaction.
+
+        Messages without an ``id`` get one. Returns the new head revision.
+        With ``expected_revision``, raises :class:`RevisionConflict` (and
+        writes nothing) unless the session is at exactly that revision.
+        """
+        if not messages:
+            raise InvalidArgument("append() needs at least one message")
+        command = Append.of(messages, usage=usage, actor=actor, expected_revision=expected_revision)
+        return self._decide(session_id, command).state.revision
+
+    def set_title(self, session_id: str, title: str | None, *, actor: str | None = None) -> None:
+        """Set (or, with ``None``, clear) the session's title."""
+        self._decide(session_id, SetTitle.of(title, actor=actor))
+
+    def update_metadata(
+        self,
+        session_id: str,
+        values: Mapping[str, Any] | None = None,
+        *,
+        remove: Iterable[str] = (),
+        actor: str | None = None,
+    ) -> None:
+        """Set the keys in ``values`` and remove the keys in ``remove``."""
+        self._decide(session_id, UpdateMetadata.of(values, remove=remove, actor=actor))
+
+    def record_usage(
+        self, session_id: str, usage: Usage, *, response_id: str | None = None, actor: str | None = None
+    ) -> None:
+        """Add the token usage of one model response to the session's total."""
+        self._decide(session_id, RecordUsage.of(usage, response_id=response_id, actor=actor))
+
+    def rewrite(
+        self,
+        session_id: str,
+        start: int,
+        end: int,
+        replacement: Iterable[Message] = (),
+        reason: str | Reason = "edit",
+        *,
+        note: str | None = None,
+        actor: str | None = None,
+        expected_revision: str | None = None,
+    ) -> Commit:
+        """Replace messages ``[start, end)`` with ``replacement`` as one audited
+        commit, and return it.
+
+        Only the replacement is stored. Raises, writing nothing:
+        :class:`RevisionConflict` if ``expected_revision`` is not the head,
+        :class:`InvalidRewriteRange`, :class:`NoOpRewrite` if the content would
+        not change, :class:`InvalidTranscriptShape` if tool pairing would break.
+        """
+        command = Rewrite.of(
+            start, end, replacement, reason, note=note, actor=actor, expected_revision=expected_revision
+        )
+        return self._committed(session_id, command)
+
+    def restore(
+        self,
+        session_id: str,
+        revision: str,
+        reason: str | Reason = "restore",
+        *,
+        note: str | None = None,
+        actor: str | None = None,
+        expected_revision: str | None = None,
+    ) -> Commit:
+        """Make the transcript what it was at ``revision`` (any revision the
+        session reached), as a new audited commit. Only the span that differs
+        from the head is stored."""
+        command = Restore.of(revision, reason, note=note, actor=actor, expected_revision=expected_revision)
+        target = tuple(self.revision_messages(session_id, revision))
+        return self._committed(session_id, msgspec.structs.replace(command, target=target))
+
+    def fork(self, session_id: str, *, actor: str | None = None, child_id: str | None = None) -> str:
+        """A new session holding this one's transcript as it is now. O(1): one
+        event naming the source and its version; nothing is copied."""
+        return self._fork(session_id, Fork.whole(actor=actor, child_id=child_id))
+
+    def fork_at(self, session_id: str, index: int, *, actor: str | None = None, child_id: str | None = None) -> str:
+        """A new session holding ``messages[:index]``. Raises
+        :class:`InvalidForkPoint` if ``index`` is out of range or would split a
+        tool-use message from its results."""
+        return self._fork(session_id, Fork.at(index, actor=actor, child_id=child_id))
+
+    def fork_replacing(
+        self,
+        session_id: str,
+        index: int,
+        replacement: Message | ReplaceBlock,
+        *,
+        actor: str | None = None,
+        child_id: str | None = None,
+    ) -> str:
+        """Edit and retry: a new session holding ``messages[:index]`` followed by
+        ``replacement``, a whole message of the same role or one
+        :class:`ReplaceBlock` inside message ``index``."""
+        return self._fork(session_id, Fork.replacing(index, replacement, actor=actor, child_id=child_id))
+
+    def erase(
+        self,
+        session_id: str,
+        *message_ids: str,
+        reason: str | Reason = "erasure",
+        note: str | None = None,
+        actor: str | None = None,
+    ) -> list[str]:
+        """Remove the content of the messages ``message_ids`` from every
+        stored event that holds it: in this session's log, in the logs of the
+        sessions it was forked from or that were forked from it, and in
+        realtime audit records about the same provider items. Each message
+        becomes a placeholder (``Message.erased`` holds the digest its
+        content had), so revisions, snapshots and the chain still verify;
+        each rewritten log gets an audited ``MessagesErased`` event (who,
+        when, why, which ids and digests; never the content). On SQLite the
+        freed bytes are overwritten and the WAL is checkpointed and truncated.
+
+        Returns the ids of the sessions whose logs were rewritten (empty if
+        every message was erased already). Raises ``InvalidArgument`` if a
+        message id never occurs in the session's history; then nothing changes.
+        """
+        return _erasure.erase(self._repository, session_id, message_ids, reason, note, actor)
+
+    def delete(self, session_id: str, *, with_forks: bool = False) -> list[str]:
+        """Remove a session: its events, listing row and snapshots, from the
+        store's files too (as :meth:`erase` does). Its forks read their shared
+        history from its log, so a session with forks is refused with
+        :class:`SessionHasForks` unless ``with_forks=True``, which deletes
+        them (and their forks) too. Content a fork inherited from the
+        sessions it was forked from stays in their logs: erase it there.
+        No trace of a deleted session is kept. Returns the deleted ids."""
+        return _erasure.delete(self._repository, session_id, with_forks)
+
+    # -- realtime ingestion ------------------------------------------------
+
+    def ingest(
+        self, session_id: str, event: object, *, provider: str | None = None, actor: str | None = None
+    ) -> IngestOutcome:
+        """Ingest one realtime event: a canonical event (``engine.realtime``),
+        or a raw provider server event (a dict, or ``str``/``bytes`` of JSON)
+        with ``provider="openai"``. Idempotent: a redelivered event is a
+        ``duplicate`` and stores nothing. Never raises for bad input: a
+        malformed event is ``rejected`` with a reason and changes nothing."""
+        return self.ingest_many(session_id, [event], provider=provider, actor=actor)[0]
+
+    def ingest_many(
+        self, session_id: str, events: Iterable[object], *, provider: str | None = None, actor: str | None = None
+    ) -> list[IngestOutcome]:
+        """Ingest events in order, storing everything they accept in one transaction."""
+        check_session_id(session_id)
+        check_actor(actor)
+        adapter = None if provider is None else adapter_for(provider)
+        if type(events) not in (list, tuple) and (
+            isinstance(events, (str, bytes, dict)) or not isinstance(events, Iterable)
+        ):
+            raise InvalidArgument(
+                f"ingest_many() takes an iterable of events (a list), got {type(events).__name__}; "
+                "use ingest() for one event"
+            )
+        translated = decisions.translate(list(events), provider, adapter)
+        repository = self._repository
+        with repository.lock:
+            known = repository.realtime.get(session_id)
+            redelivered = decisions.duplicate_reasons(known[1], translated) if known is not None else None
+            if known is not None and redelivered is not None:
+                # Redelivery needs no I/O: what this store already accepted is
+                # still accepted in any newer state of the session, whose
+                # version is the newest this store has seen (its own writes
+                # since the ingestion included).
+                cached = repository.cache.get(session_id)
+                version = max(known[0], cached.version if cached is not None else 0)
+                found = iter(redelivered)
+                return [
+                    IngestOutcome(status=c[0], reason=c[1], version=version)
+                    if isinstance(c, tuple)
+                    else IngestOutcome(status="duplicate", reason="; ".join(next(found) for _ in c), version=version)
+                    for c in translated
+                ]
+            head = repository.head(session_id)
+            decision = decisions.ingest(
+                head, repository.realtime_state(head), translated, actor=actor, provider=provider, now=clock()
+            )
+            if decision.events:
+                repository.commit(head, decision.events, decision.state)
+                repository.realtime[session_id] = (decision.state.version, decision.realtime)
+            return decision.outcomes
+
+    def resolve_pending(self, session_id: str, policy: str = "place", *, actor: str | None = None) -> IngestOutcome:
+        """Unblock ingestion: ``place`` puts every waiting item in its chain, or
+        at the end in announcement order where its chain is broken (unfinished
+        responses become incomplete messages, user items go without text),
+        ``drop`` discards them. Recorded as an audited event; with nothing
+        pending, nothing is stored (status ``ignored``)."""
+        if policy not in ("place", "drop"):
+            raise InvalidArgument(f"policy must be 'place' or 'drop', got {shown(policy)}")
+        check_actor(actor)
+        repository = self._repository
+        with repository.lock:
+            head = repository.head(session_id)
+            decision = decisions.resolve(head, repository.realtime_state(head), policy, actor=actor, now=clock())
+            if decision is None:
+                return IngestOutcome(
+                    status="ignored", reason="nothing is pending; nothing was stored", version=head.version
+                )
+            repository.commit(head, decision.events, decision.state)
+            repository.realtime[session_id] = (decision.state.version, decision.realtime)
+            return decision.outcomes[0]
+
+    def pending(self, session_id: str) -> Pending:
+        """Items ingestion is holding back, and in-flight response ids (to fan
+        out an interruption with ``AssistantTurnInterrupted``)."""
+        repository = self._repository
+        with repository.lock:
+            state = repository.realtime_state(repository.head(session_id))
+            return decisions.pending(state)
+
+    def out_of_band(self, session_id: str) -> list[OutOfBandResponse]:
+        """What the session's out-of-band responses produced, in the order they
+        ended: rebuilt from the recorded realtime events (the audit log), since
+        none of it is part of the transcript."""
+        repository = self._repository
+        with repository.lock:
+            head = repository.head(session_id)
+            events = list(repository.decoded(head.id, repository.records(head.id, head.version)))
+        return decisions.out_of_band(events)
+
+    # -- queries ----------------------------------------------------------
+
+    def get(self, session_id: str, at: int | str | datetime | None = None) -> Session:
+        """The session now, or as of an event version, a revision or a time.
+
+        ``at`` may be an ``int`` (event version, 1 = creation), a revision id
+        (``"sha256:..."``: the last state that had that revision), or an aware
+        ``datetime`` (the state after the last event recorded at or before it).
+        """
+        repository = self._repository
+        with repository.lock:
+            head = repository.head(session_id)
+        if at is None:
+            return head
+        if isinstance(at, bool) or not isinstance(at, (int, str, datetime)):
+            raise InvalidArgument(
+                f"at= takes an event version (int), a revision id (str) or a datetime, got {shown(at)}"
+            )
+        if isinstance(at, int):
+            if not 1 <= at <= head.version:
+                raise VersionNotFound(
+                    f"session {shown(session_id)} has versions 1 to {head.version}; there is no version {at}"
+                )
+            return head if at == head.version else repository.state_at(session_id, at)
+        if isinstance(at, str):
+            parse_revision(at)
+            if at == head.revision:
+                return head
+            version = repository.last_version_with_revision(session_id, at, head.version)
+            return repository.state_at(session_id, version)
+        if at.tzinfo is None:
+            raise InvalidArgument("at= datetime must be timezone-aware (for example datetime.now(UTC))")
+        version = repository.last_version_at_time(session_id, at, head)
+        return head if version == head.version else repository.state_at(session_id, version)
+
+    def lineage(self, session_id: str) -> Lineage:
+        """Where the session comes from: source, source version, fork index,
+        root and depth (a session that is not a fork is its own root)."""
+        return self.get(session_id).lineage
+
+    def history(self, session_id: str) -> list[HistoryEntry]:
+        """Every recorded event of the session, oldest first."""
+        return _reads.history(self._repository, session_id)
+
+    def sessions(self) -> list[SessionInfo]:
+        """Every session in the store, oldest first (read from a listing table
+        kept in the same transaction as each write, so it is never stale)."""
+        return _reads.sessions(self._repository)
+
+    def revisions(self, session_id: str) -> list[Commit]:
+        """Every content commit of the session, oldest first: appends and
+        rewrites (restores included), each from its parent revision to its
+        revision. A fork's own commits start after its fork point."""
+        return _reads.revisions(self._repository, session_id)
+
+    def revision_messages(self, session_id: str, revision: str) -> MessageSeq:
+        """The messages of any revision the session reached (after any of its
+        events), rebuilt from the log: no copy is stored per revision."""
+        parse_revision(revision)
+        repository = self._repository
+        with repository.lock:
+            head = repository.head(session_id)
+        if revision == head.revision:
+            return head.messages
+        version = repository.last_version_with_revision(session_id, revision, head.version)
+        return repository.state_at(session_id, version).messages
+
+    def diff(self, session_id: str, before: int | str, after: int | str) -> Diff:
+        """The changed span between two versions or revisions of a session."""
+        for point in (before, after):
+            if isinstance(point, bool) or not isinstance(point, (int, str)):
+                raise InvalidArgument(f"diff() takes event versions (int) or revision ids (str), got {shown(point)}")
+        return _reads.diff(self.get(session_id, at=before), self.get(session_id, at=after))
+
+    def head_hash(self, session_id: str) -> str:
+        """The session's chain head, ``"<version>:<hex>"``: a value to keep
+        outside the store (a log line, a receipt, another database). The
+        chain commits to every field of every event up to that version, so
+        ``verify(session_id, head_hash=kept)`` later tells whether the log
+        still holds exactly what it held then, in the same order."""
+        repository = self._repository
+        with repository.lock:
+            head = repository.head(session_id)
+            return f"{head.version}:{repository.chain_after(head).digest().hex()}"
+
+    def verify(self, session_id: str, *, head_hash: str | None = None) -> Session:
+        """Audit one session: check its log against its chain head, replay the
+        whole history from scratch re-hashing every revision, and check every
+        snapshot, the listing row and the cached head against that replay.
+        With ``head_hash`` (from :meth:`head_hash`, kept outside the store),
+        also check that the log still extends it: this detects a log rewritten
+        consistently by someone who could write to the store. Returns the
+        verified head; raises :class:`CorruptStore` on any disagreement."""
+        return _reads.verify(self._repository, session_id, head_hash)
+
+    # -- the command cycle ---------------------------------------------------
+
+    def _decide(self, session_id: str, command: decisions.Command) -> decisions.Decision:
+        """Load the head, decide, commit: one write, under the cache lock."""
+        repository = self._repository
+        expected = getattr(command, "expected_revision", None)
+        with repository.lock:
+            head = repository.head_for_write(session_id, expected)
+            decision = decide(head, command, clock())
+            repository.commit(head, decision.events, decision.state)
+            return decision
+
+    def _committed(self, session_id: str, command: Rewrite | Restore) -> Commit:
+        decision = self._decide(session_id, command)
+        [event] = decision.events
+        assert isinstance(event, MessagesRewritten)
+        return commit_of(event, decision.state.version, len(decision.state.messages))
+
+    def _fork(self, source_id: str, command: Fork) -> str:
+        repository = self._repository
+        with repository.lock:
+            source = repository.head(source_id)
+            decision = decide(source, command, clock())
+            repository.commit(None, decision.events, decision.state)
+        return command.child_id
