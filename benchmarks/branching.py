@@ -39,7 +39,6 @@ import argparse
 import gc
 import os
 import statistics
-import sys
 import tempfile
 import time
 import tracemalloc
@@ -50,16 +49,27 @@ from typing import Any
 
 import msgspec
 
-from benchmarks.suite import (
+from benchmarks._report import (
     Line,
+    format_table,
+    machine_line,
+    median,
+    part_document,
+    print_report,
+    progress,
+    ratio_line,
+    ratio_ranges,
+    ratio_target,
+    targets_met,
+)
+from benchmarks.suite import (
+    SNAPSHOT_INTERVAL,
     Sample,
     engine_load,
-    format_table,
     interleaved,
-    machine_description,
-    machine_facts,
     message_text,
-    print_report,
+    runs_from_args,
+    seconds_of,
 )
 from engine import Message, Transcripts
 from engine.store import Backend, Record, SessionRow, StoredSnapshot
@@ -68,7 +78,6 @@ __all__ = ["BranchConfig", "add_arguments", "config_from_args", "run_and_report"
 
 BUILD_CALL = 1000  # messages per append call when building the fork and rewrite sessions
 LOAD_CALL = 100  # messages per call when building the root of (l): 101 events, a snapshot at version 100
-SNAPSHOT_INTERVAL = 100  # the engine's default
 KINDS = ("fork", "fork_at", "fork_replacing")
 KIND_LABELS = {"fork": "fork", "fork_at": "fork_at(n/2)", "fork_replacing": "fork_replacing(n/2)"}
 MEMORY_MODES = ("mixed", "fork", "fork_at")
@@ -124,10 +133,6 @@ def build_session(store: Transcripts, total: int, call_size: int = BUILD_CALL, *
     for start in range(0, total, call_size):
         store.append(sid, *[branch_message(index) for index in range(start, min(total, start + call_size))])
     return sid
-
-
-def _progress(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
 
 
 # -- stored bytes -------------------------------------------------------------
@@ -515,45 +520,22 @@ def run_branching(config: BranchConfig) -> BranchResults:
     results = BranchResults()
     for where in ("memory", "sqlite"):
         with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-            _progress(f"(f, g, r) {where}: building sessions of {config.small:,} and {config.large:,} messages")
+            progress(f"(f, g, r) {where}: building sessions of {config.small:,} and {config.large:,} messages")
             branch = open_branch_store(config, where, tmp)
             try:
                 results.forks.append(bench_forks(config, branch))
                 results.rewrites.append(bench_rewrites(config, branch))
             finally:
                 branch.store.close()
-    _progress(f"(l) building a {config.chain_root:,}-message root and a chain of {config.depth} forks")
+    progress(f"(l) building a {config.chain_root:,}-message root and a chain of {config.depth} forks")
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         results.loads = bench_loads(config, tmp)
-    _progress(f"(m) memory of {config.memory_forks:,} forks of a {config.memory_messages:,}-message session")
+    progress(f"(m) memory of {config.memory_forks:,} forks of a {config.memory_messages:,}-message session")
     results.memory = bench_memory(config)
     return results
 
 
 # -- the table ----------------------------------------------------------------------
-
-
-HEADER = ("benchmark", "measured (median)", "compared with (median)", "ratio", "target", "met")
-
-
-def value_text(value: float | None, unit: str) -> str:
-    if value is None:
-        return "-"
-    if unit == "us":
-        return f"{value:,.1f} µs"
-    if unit == "ms":
-        return f"{value:.3f} ms"
-    if unit == "B":
-        return f"{value / 1e6:,.2f} MB" if value >= 1e6 else f"{value:,.0f} B"
-    return f"{value:,.0f} {unit}"
-
-
-def _median(values: Sequence[float]) -> float:
-    return statistics.median(values)
-
-
-def _paired(numerator: Sequence[float], denominator: Sequence[float]) -> list[float]:
-    return [a / b for a, b in zip(numerator, denominator, strict=True)]
 
 
 def build_lines(config: BranchConfig, results: BranchResults) -> list[Line]:
@@ -563,26 +545,21 @@ def build_lines(config: BranchConfig, results: BranchResults) -> list[Line]:
     for forks in results.forks:
         unit, scale = ("us", 1e6) if forks.where == "memory" else ("ms", 1e3)
         for kind in KINDS:
-            big = [sample.seconds for sample in forks.samples[f"{kind}@{large}"]]
-            little = [sample.seconds for sample in forks.samples[f"{kind}@{small}"]]
-            ratio = _median(big) / _median(little)
             lines.append(
-                Line(
+                ratio_line(
                     f"(f) {forks.where}: {KIND_LABELS[kind]}, time per fork, {sizes}",
-                    unit,
-                    _median(big) * scale,
-                    _median(little) * scale,
-                    ratio,
-                    "<= 1.50x",
-                    ratio <= 1.5,
-                    _paired(big, little),
                     f"(f) {forks.where} {kind}",
+                    seconds_of(forks.samples[f"{kind}@{large}"]),
+                    seconds_of(forks.samples[f"{kind}@{small}"]),
+                    unit=unit,
+                    scale=scale,
+                    at_most=1.5,
                 )
             )
     for forks in results.forks:
         for kind in KINDS:
-            big_bytes = _median([s.nbytes / s.rows for s in forks.samples[f"{kind}@{large}"]])
-            little_bytes = _median([s.nbytes / s.rows for s in forks.samples[f"{kind}@{small}"]])
+            big_bytes = median([s.nbytes / s.rows for s in forks.samples[f"{kind}@{large}"]])
+            little_bytes = median([s.nbytes / s.rows for s in forks.samples[f"{kind}@{small}"]])
             lines.append(
                 Line(
                     f"(g) {forks.where}: {KIND_LABELS[kind]}, bytes stored per fork, {sizes}",
@@ -592,20 +569,17 @@ def build_lines(config: BranchConfig, results: BranchResults) -> list[Line]:
                     big_bytes / little_bytes,
                     f"<= {FORK_BYTES_TARGET:,} B both",
                     max(big_bytes, little_bytes) <= FORK_BYTES_TARGET,
-                    [],
-                    f"(g) {forks.where} {kind}",
+                    short=f"(g) {forks.where} {kind}",
                 )
             )
     for rewrites in results.rewrites:
         where, big_samples, little_samples = rewrites.where, rewrites.samples[large], rewrites.samples[small]
-        stored = _median([s.bytes_per_rewrite for s in big_samples])
-        replacement = _median([s.replacement_bytes for s in big_samples])
+        stored = median([s.bytes_per_rewrite for s in big_samples])
+        replacement = median([s.replacement_bytes for s in big_samples])
         limit = 2 * replacement + REWRITE_OVERHEAD
         worst = max(s.max_bytes for s in big_samples)
         session = rewrites.session_bytes[large].events
-        big_seconds = [s.seconds for s in big_samples]
-        little_seconds = [s.seconds for s in little_samples]
-        little_stored = _median([s.bytes_per_rewrite for s in little_samples])
+        little_stored = median([s.bytes_per_rewrite for s in little_samples])
         lines += [
             Line(
                 f"(r) {where}: rewrite last {config.span} of {large:,} msgs, bytes stored vs the replacement",
@@ -615,46 +589,37 @@ def build_lines(config: BranchConfig, results: BranchResults) -> list[Line]:
                 stored / replacement,
                 "<= 2x + 1 KB",
                 max(stored, worst) <= limit,
-                [],
-                f"(r) {where} bytes",
+                short=f"(r) {where} bytes",
             ),
             Line(f"    same, vs all {session:,} B of the session's events", "B", stored, session, stored / session),
             Line(f"    same, bytes stored, {sizes}", "B", stored, little_stored, stored / little_stored),
-            Line(
+            ratio_line(
                 f"(r) {where}: rewrite last {config.span}, time per rewrite, {sizes}",
-                "ms",
-                _median(big_seconds) * 1e3,
-                _median(little_seconds) * 1e3,
-                _median(big_seconds) / _median(little_seconds),
-                "(info)",
-                None,
-                _paired(big_seconds, little_seconds),
                 f"(r) {where} time",
+                [s.seconds for s in big_samples],
+                [s.seconds for s in little_samples],
+                unit="ms",
+                scale=1e3,
             ),
         ]
     if results.loads is not None:
         loads = results.loads.samples
         variants = (("", "snapshots stored", 2.0), ("_nosnap", "stores written without snapshots", None))
-        for suffix, what, target in variants:
-            deep = [s.seconds for s in loads["deep" + suffix]]
-            root = [s.seconds for s in loads["root" + suffix]]
-            ratio = _median(deep) / _median(root)
+        for suffix, what, at_most in variants:
             name = (
                 f"(l) sqlite: cold load, depth-{config.depth} fork vs its {config.chain_root:,}-msg root, {what}"
                 if not suffix
                 else f"    same, {what}"
             )
             lines.append(
-                Line(
+                ratio_line(
                     name,
-                    "ms",
-                    _median(deep) * 1e3,
-                    _median(root) * 1e3,
-                    ratio,
-                    "<= 2.00x" if target is not None else "(info)",
-                    None if target is None else ratio <= target,
-                    _paired(deep, root),
                     f"(l){suffix.replace('_', ' ')}",
+                    seconds_of(loads["deep" + suffix]),
+                    seconds_of(loads["root" + suffix]),
+                    unit="ms",
+                    scale=1e3,
+                    at_most=at_most,
                 )
             )
     forks_text = f"{config.memory_forks:,}"
@@ -662,7 +627,7 @@ def build_lines(config: BranchConfig, results: BranchResults) -> list[Line]:
         samples = results.memory.get(mode)
         if not samples:
             continue
-        ratio = _median([s.ratio for s in samples])
+        ratio = median([s.ratio for s in samples])  # the median of the per-run ratios
         if mode == "mixed":
             name = (
                 f"(m) memory: session + {forks_text} forks (half fork, half fork_at) vs "
@@ -670,28 +635,21 @@ def build_lines(config: BranchConfig, results: BranchResults) -> list[Line]:
             )
         else:
             name = f"    same, {forks_text} x {mode}" + (" (points spread evenly)" if mode == "fork_at" else "")
+        target, met = ratio_target(ratio, at_most=1.2 if mode == "mixed" else None)
         lines.append(
             Line(
                 name,
                 "B",
-                _median([s.with_forks for s in samples]),
-                _median([s.one for s in samples]),
+                median([s.with_forks for s in samples]),
+                median([s.one for s in samples]),
                 ratio,
-                "<= 1.20x" if mode == "mixed" else "(info)",
-                ratio <= 1.2 if mode == "mixed" else None,
-                [s.ratio for s in samples],
-                f"(m) {mode}",
+                target,
+                met,
+                tuple(s.ratio for s in samples),
+                short=f"(m) {mode}",
             )
         )
     return lines
-
-
-def machine_line(config: BranchConfig) -> str:
-    return (
-        f"{machine_description()} | SQLite stores: journal_mode=WAL, built with synchronous=OFF, timed "
-        f"with synchronous={config.synchronous.upper()} | {config.runs} runs each, medians shown"
-        + (" | QUICK smoke run" if config.quick else "")
-    )
 
 
 def _breakdown(item: Footprint) -> str:
@@ -747,30 +705,24 @@ def notes(config: BranchConfig, results: BranchResults, lines: Sequence[Line]) -
         )
     if results.memory:
         per_fork = "; ".join(
-            f"{mode} {_median([s.per_fork for s in samples]):,.0f} B" for mode, samples in results.memory.items()
+            f"{mode} {median([s.per_fork for s in samples]):,.0f} B" for mode, samples in results.memory.items()
         )
-        one = _median([s.one for s in results.memory["mixed"]])
+        one = median([s.one for s in results.memory["mixed"]])
         out.append(
             f"(m) tracemalloc on a fresh memory store per run (gc.collect before each reading): the session alone "
             f"{one:,.0f} B ({one / config.memory_messages:,.0f} B per message, store and cached head included); "
             f"added per fork kept (ids held, states in the store's cache of 1,024): {per_fork}. fork_at points are "
             "spread evenly, so they fill in the session's lazily kept prefix revisions."
         )
-    spreads = [
-        f"{line.short} {min(line.run_ratios):.2f}-{max(line.run_ratios):.2f}"
-        for line in lines
-        if line.met is not None and line.run_ratios
-    ]
-    out.append("ratio range over the paired runs: " + "; ".join(spreads))
+    out.append(ratio_ranges(lines))
     return out
 
 
 def _to_json(config: BranchConfig, results: BranchResults, lines: Sequence[Line]) -> dict[str, Any]:
-    return {
-        "machine": machine_facts(),
-        "config": asdict(config),
-        "table": [asdict(line) for line in lines],
-        "samples": {
+    return part_document(
+        config,
+        lines,
+        samples={
             "forks": {
                 forks.where: {side: [asdict(s) for s in samples] for side, samples in forks.samples.items()}
                 for forks in results.forks
@@ -787,9 +739,9 @@ def _to_json(config: BranchConfig, results: BranchResults, lines: Sequence[Line]
             else {side: [s.seconds for s in samples] for side, samples in results.loads.samples.items()},
             "memory": {mode: [asdict(s) for s in samples] for mode, samples in results.memory.items()},
         },
-        "notes": "forks: seconds per fork and bytes of all forks of a run; rewrites: seconds and bytes per run; "
+        notes="forks: seconds per fork and bytes of all forks of a run; rewrites: seconds and bytes per run; "
         "loads: seconds per cold load; memory: traced bytes",
-    }
+    )
 
 
 # -- options ----------------------------------------------------------------------------
@@ -817,7 +769,7 @@ def config_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) 
     quick = bool(args.quick)
     fork_ops = args.fork_ops if args.fork_ops is not None else (20 if quick else 50)
     config = BranchConfig(
-        runs=args.runs if args.runs is not None else (3 if quick else 5),
+        runs=runs_from_args(args),
         synchronous=args.synchronous,
         large=args.large if args.large is not None else (10_000 if quick else 100_000),
         fork_ops_memory=4 * fork_ops,
@@ -841,10 +793,14 @@ def run_and_report(config: BranchConfig) -> dict[str, Any]:
     results = run_branching(config)
     lines = build_lines(config, results)
     print_report(
-        machine_line(config),
-        format_table(lines, HEADER, value_text),
+        machine_line(
+            "SQLite stores: journal_mode=WAL, built with synchronous=OFF, timed with "
+            f"synchronous={config.synchronous.upper()}",
+            config.runs,
+            config.quick,
+        ),
+        format_table(lines, measured="measured (median)", compared="compared with (median)"),
         notes(config, results, lines),
-        lines,
-        f"branching part took {time.perf_counter() - started:.0f} s",
+        targets_met(lines, f"branching part took {time.perf_counter() - started:.0f} s"),
     )
     return _to_json(config, results, lines)

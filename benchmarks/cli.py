@@ -12,12 +12,12 @@ that ran).
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from benchmarks import branching, realtime, realtime_recordings, suite
+from benchmarks._report import write_json
 
 __all__ = ["main"]
 
@@ -54,7 +54,7 @@ def parse_args(
     parts = PARTS if args.only is None else (args.only,)
     quick = bool(args.quick)
     realtime_config = realtime.Config(
-        runs=args.runs if args.runs is not None else (3 if quick else 5),
+        runs=suite.runs_from_args(args),
         turns=30 if quick else realtime.Config.turns,
         quick=quick,
     )
@@ -84,11 +84,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif part == "realtime":
             document["realtime"] = realtime.run(realtime_config)
         else:
-            document["peers"] = realtime_recordings.run(realtime_config.runs, recordings)
+            document["peers"] = realtime_recordings.run(realtime_config.runs, recordings, realtime_config.quick)
     if len(parts) > 1:
         print(f"\n(the {len(parts)} parts took {time.perf_counter() - started:.0f} s)")
     if json_path:
-        with open(json_path, "w", encoding="utf-8") as out:
-            json.dump(document, out, indent=2)
-            out.write("\n")
+        write_json(json_path, document)
     return 0

@@ -29,13 +29,9 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
 import random
-import sqlite3
-import statistics
 import string
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -43,7 +39,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from benchmarks.suite import machine_description, machine_facts, print_report, render_table
+from benchmarks._report import (
+    Line,
+    format_table,
+    machine_line,
+    median,
+    part_document,
+    print_report,
+    progress,
+    targets_met,
+    write_json,
+)
+from benchmarks.suite import ENGINE_EVENTS_TABLE, in_calls, runs_from_args, stored_rows
 from engine import Transcripts
 from engine.realtime import RealtimeEvent, RealtimeState, reduce
 from engine.realtime.providers.openai import Rejected, translate
@@ -53,7 +60,6 @@ __all__ = ["Config", "build_stream", "main", "run"]
 
 BATCH = 100  # raw events per ingest_many call in (2)
 PROVIDER = "openai"
-EVENTS_TABLE = "transcripts_events"
 SNAPSHOTS_TABLE = "transcripts_snapshots"
 DUPLICATE_CALLS = 2000  # duplicate ingests timed per run (the remembered set, repeated)
 SMALL_TURNS = 20  # (1) also folds the first 20 turns alone
@@ -265,10 +271,6 @@ def canonical_events(raw_events: Sequence[object]) -> list[RealtimeEvent]:
     return out
 
 
-def in_calls(items: Sequence[Any], size: int) -> list[list[Any]]:
-    return [list(items[index : index + size]) for index in range(0, len(items), size)]
-
-
 # -- stored bytes -------------------------------------------------------------------
 
 
@@ -282,17 +284,9 @@ class Stored:
 
 
 def stored(path: str, store: Transcripts, session_id: str) -> Stored:
-    connection = sqlite3.connect(path)
-    try:
-        rows, nbytes = connection.execute(
-            f"SELECT count(*), coalesce(sum(length(state)), 0) FROM {EVENTS_TABLE}"
-        ).fetchone()
-        snapshots, snapshot_bytes = connection.execute(
-            f"SELECT count(*), coalesce(sum(length(state)), 0) FROM {SNAPSHOTS_TABLE}"
-        ).fetchone()
-    finally:
-        connection.close()
-    return Stored(int(rows), int(nbytes), int(snapshots), int(snapshot_bytes), store.get(session_id).version)
+    rows, nbytes = stored_rows(path, ENGINE_EVENTS_TABLE)
+    snapshots, snapshot_bytes = stored_rows(path, SNAPSHOTS_TABLE)
+    return Stored(rows, nbytes, snapshots, snapshot_bytes, store.get(session_id).version)
 
 
 # -- the untimed check of the workload ------------------------------------------------------
@@ -575,32 +569,25 @@ def one_run(
 # -- the table ---------------------------------------------------------------------------
 
 
-@dataclass
-class Line:
-    benchmark: str
-    unit: str  # "events/s", "us" or "B"
-    engine: float
-    target: str = "(info)"
-    met: bool | None = None
-    spread: tuple[float, float] | None = None  # min and max over the runs
-    short: str = ""
-
-
 def _rate_line(name: str, short: str, count: int, seconds: Sequence[float], minimum: float | None) -> Line:
-    rate = count / statistics.median(seconds)
+    rate = count / median(seconds)
     spread = (count / max(seconds), count / min(seconds))
     if minimum is None:
-        return Line(name, "events/s", rate, spread=spread, short=short)
-    return Line(name, "events/s", rate, f">= {minimum:,.0f} events/s", rate >= minimum, spread, short)
+        return Line(name, "events/s", rate, target="(info)", spread=spread, short=short)
+    return Line(
+        name, "events/s", rate, target=f">= {minimum:,.0f} events/s", met=rate >= minimum, spread=spread, short=short
+    )
 
 
 def _us_line(name: str, short: str, seconds: Sequence[float], maximum: float | None) -> Line:
     micros = [value * 1e6 for value in seconds]
-    median = statistics.median(micros)
+    micros_median = median(micros)
     spread = (min(micros), max(micros))
     if maximum is None:
-        return Line(name, "us", median, spread=spread, short=short)
-    return Line(name, "us", median, f"<= {maximum:g} us", median <= maximum, spread, short)
+        return Line(name, "us", micros_median, target="(info)", spread=spread, short=short)
+    return Line(
+        name, "us", micros_median, target=f"<= {maximum:g} µs", met=micros_median <= maximum, spread=spread, short=short
+    )
 
 
 def build_lines(
@@ -662,8 +649,8 @@ def build_lines(
             "    stored bytes added by those duplicates (max, all runs)",
             "B",
             float(max(after.nbytes - before.nbytes for after, before in changed)),
-            "0 B",
-            unchanged,
+            target="0 B",
+            met=unchanged,
             short="(3) bytes, recent",
         ),
         _us_line("    duplicate via ingest(), in memory", "", col("duplicate_ingest_memory_s"), None),
@@ -674,50 +661,12 @@ def build_lines(
             f"(3) all {check.accepted_raw:,} accepted events sent again: bytes stored",
             "B",
             float(check.redelivery_bytes),
-            "0 B",
-            check.redelivery_bytes == 0 and check.redelivery_rows == 0,
+            target="0 B",
+            met=check.redelivery_bytes == 0 and check.redelivery_rows == 0,
             short="(3) bytes, whole stream",
         ),
     ]
     return lines
-
-
-def _value(value: float, unit: str) -> str:
-    if unit == "us":
-        return f"{value:.2f} us"
-    if unit == "B":
-        return f"{value:,.0f} B"
-    return f"{value:,.0f} {unit}"
-
-
-def _spread(line: Line) -> str:
-    if line.spread is None:
-        return "-"
-    low, high = line.spread
-    return f"{low:.2f}-{high:.2f}" if line.unit == "us" else f"{low:,.0f}-{high:,.0f}"
-
-
-HEADER = ("benchmark", "engine (median)", "min-max of runs", "target", "met")
-
-
-def format_table(lines: Sequence[Line]) -> str:
-    cells = [
-        (
-            line.benchmark,
-            _value(line.engine, line.unit),
-            _spread(line),
-            line.target,
-            "-" if line.met is None else "yes" if line.met else "NO",
-        )
-        for line in lines
-    ]
-    return render_table(HEADER, cells)
-
-
-def machine_line(config: Config) -> str:
-    return f"{machine_description()} | journal_mode=WAL, synchronous=FULL | {config.runs} runs each, medians shown" + (
-        " | QUICK smoke run" if config.quick else ""
-    )
 
 
 def _counts(counts: dict[str, int] | Counter[str]) -> str:
@@ -764,15 +713,11 @@ def notes(config: Config, stream: Stream, check: Check, duplicates: Duplicates, 
 # -- running ---------------------------------------------------------------------------------
 
 
-def _progress(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
 def run(config: Config) -> dict[str, Any]:
     """Run the benchmark, print its table and notes; return its JSON document."""
     started = time.perf_counter()
     stream = build_stream(config.turns, config.seed, config.min_deltas, config.max_deltas)
-    _progress(f"realtime: {len(stream.events):,} raw events, {config.turns} turns; checking the stream (untimed)")
+    progress(f"realtime: {len(stream.events):,} raw events, {config.turns} turns; checking the stream (untimed)")
     with tempfile.TemporaryDirectory(prefix="bench-realtime-") as tmp:
         check = check_stream(stream, tmp)
     canonical = canonical_events(stream.events)
@@ -781,19 +726,18 @@ def run(config: Config) -> dict[str, Any]:
     results: list[RunResult] = []
     for index in range(config.runs):
         results.append(one_run(stream, canonical, small, duplicates))
-        _progress(f"  run {index + 1}/{config.runs} done")
+        progress(f"  run {index + 1}/{config.runs} done")
     lines = build_lines(stream, check, len(small), duplicates, results)
     print_report(
-        machine_line(config),
+        machine_line("journal_mode=WAL, synchronous=FULL", config.runs, config.quick),
         format_table(lines),
         notes(config, stream, check, duplicates, results),
-        lines,
-        f"took {time.perf_counter() - started:.0f} s",
+        targets_met(lines, f"realtime part took {time.perf_counter() - started:.0f} s"),
     )
-    return {
-        "machine": machine_facts(),
-        "config": asdict(config),
-        "stream": {
+    return part_document(
+        config,
+        lines,
+        stream={
             "raw_events": len(stream.events),
             "canonical_events": len(canonical),
             "turns": stream.turns,
@@ -807,12 +751,11 @@ def run(config: Config) -> dict[str, Any]:
                 "remembered_canonical_events": len(duplicates.canonical),
             },
         },
-        "check": asdict(check),
-        "table": [asdict(line) for line in lines],
-        "runs": [asdict(result) for result in results],
-        "units": "runs: reduce_s ... memory_s are seconds for the whole stream (or its first small_turns turns); "
+        check=asdict(check),
+        runs=[asdict(result) for result in results],
+        units="runs: reduce_s ... memory_s are seconds for the whole stream (or its first small_turns turns); "
         "duplicate_*_s are seconds per duplicate; table: events/s, us or bytes",
-    }
+    )
 
 
 def parse_args(argv: Sequence[str] | None) -> tuple[Config, str | None]:
@@ -828,7 +771,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Config, str | None]:
     args = parser.parse_args(argv)
     quick = bool(args.quick)
     config = Config(
-        runs=args.runs if args.runs is not None else (3 if quick else 5),
+        runs=runs_from_args(args),
         turns=args.turns if args.turns is not None else (30 if quick else Config.turns),
         seed=args.seed,
         quick=quick,
@@ -842,9 +785,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     config, json_path = parse_args(argv)
     document = run(config)
     if json_path:
-        with open(json_path, "w", encoding="utf-8") as out:
-            json.dump(document, out, indent=2)
-            out.write("\n")
+        write_json(json_path, document)
     return 0
 
 

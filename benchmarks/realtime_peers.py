@@ -55,13 +55,14 @@ import copy
 import importlib.metadata
 import json
 import logging
-import statistics
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+
+from benchmarks._report import median
 
 __all__ = [
     "AgentsSdkReplay",
@@ -174,7 +175,7 @@ def agents_sdk_events_per_second(events: list[dict[str, Any]], runs: int = 5) ->
         return rates
 
     with _sdk_logging_disabled():
-        return statistics.median(asyncio.run(measure()))
+        return median(asyncio.run(measure()))
 
 
 # --- the driver ---------------------------------------------------------------------------------

@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -33,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import realtime_peers
-from benchmarks.suite import machine_description, machine_facts, render_table
+from benchmarks._report import machine_facts, machine_line, median, print_report, progress, render_table
 from engine import Transcripts
 
 __all__ = ["Case", "load_cases", "main", "normalised", "run"]
@@ -138,7 +136,7 @@ def measure(case: Case, runs: int, peer: bool) -> Row:
         expected_messages=len(case.expected),
         engine_right=engine_difference is None,
         engine_first_difference=engine_difference,
-        engine_events_per_s=len(case.events) / statistics.median(seconds for _, seconds in engine_runs),
+        engine_events_per_s=len(case.events) / median(seconds for _, seconds in engine_runs),
         peer_right=peer_right,
         peer_first_difference=peer_difference,
         peer_events_per_s=peer_rate,
@@ -146,7 +144,9 @@ def measure(case: Case, runs: int, peer: bool) -> Row:
     )
 
 
-def report(rows: Sequence[Row], peer_version: str | None, runs: int) -> list[str]:
+def report(rows: Sequence[Row], peer_version: str | None, runs: int) -> tuple[str, list[str], str]:
+    """The table, its notes and the target line."""
+
     def mark(right: bool | None) -> str:
         return "-" if right is None else ("right" if right else "WRONG")
 
@@ -194,13 +194,14 @@ def report(rows: Sequence[Row], peer_version: str | None, runs: int) -> list[str
         ],
         cells,
     )
-    lines = [table, ""]
-    for row in rows:
-        for side, difference in (("engine", row.engine_first_difference), ("peer", row.peer_first_difference)):
-            if difference:
-                lines.append(f"* {row.name}, {side}: {difference}")
-    lines.append(
-        f"* right = the transcript equals the expected one after normalisation (module docstring); events/s = the "
+    notes = [
+        f"{row.name}, {side}: {difference}"
+        for row in rows
+        for side, difference in (("engine", row.engine_first_difference), ("peer", row.peer_first_difference))
+        if difference
+    ]
+    notes.append(
+        f"right = the transcript equals the expected one after normalisation (module docstring); events/s = the "
         f"case's events / seconds of one replay, median of {runs} runs; engine: Transcripts.ingest_many into an "
         "in-memory store, one call; peer: a RealtimeSession fed the events offline through its model's raw-event "
         "handler (benchmarks/realtime_peers.py). refused by GA types: events the SDK validated against "
@@ -208,26 +209,27 @@ def report(rows: Sequence[Row], peer_version: str | None, runs: int) -> list[str
         "with 0 is valid against those types)."
     )
     if not peer_version:
-        lines.append(
-            f"* the peer is not installed here: `pip install '{realtime_peers.AGENTS_SDK_REQUIREMENT}'` "
+        notes.append(
+            f"the peer is not installed here: `pip install '{realtime_peers.AGENTS_SDK_REQUIREMENT}'` "
             "(make bench installs it in its own environment)"
         )
     met = engine_total == len(rows)
-    lines.append(f"* target: the engine rebuilds every case: {'met' if met else 'MISSED'} ({engine_total}/{len(rows)})")
-    return lines
+    return (
+        table,
+        notes,
+        f"target: the engine rebuilds every case: {'met' if met else 'MISSED'} ({engine_total}/{len(rows)})",
+    )
 
 
-def run(runs: int = 5, recordings: str | None = None) -> dict[str, Any]:
+def run(runs: int = 5, recordings: str | None = None, quick: bool = False) -> dict[str, Any]:
+    """Run the comparison, print its table and notes; return its JSON document."""
     peer_version = realtime_peers.agents_sdk_available()
     cases = load_cases(recordings)
     rows = []
     for case in cases:
         rows.append(measure(case, runs, peer_version is not None))
-        print(f"  {case.name} done", file=sys.stderr, flush=True)
-    print(machine_description() + f" | {runs} runs each, medians shown")
-    print()
-    for line in report(rows, peer_version, runs):
-        print(line)
+        progress(f"  {case.name} done")
+    print_report(machine_line(None, runs, quick), *report(rows, peer_version, runs))
     return {"machine": machine_facts(), "peer": peer_version, "runs": runs, "rows": [asdict(row) for row in rows]}
 
 

@@ -21,25 +21,38 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
-import platform
 import sqlite3
-import statistics
-import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
 
 from benchmarks import raw
+from benchmarks._report import (
+    Line,
+    format_table,
+    machine_line,
+    median,
+    paired_ratios,
+    part_document,
+    print_report,
+    progress,
+    ratio_line,
+    ratio_ranges,
+    ratio_target,
+    targets_met,
+    write_json,
+)
 from engine import Message, Transcripts
 from engine.store import encode_event
 
 __all__ = ["Config", "main", "run_suite"]
+
+T = TypeVar("T")
 
 BATCH = 100  # messages per call in (b), in the (c) "calls of 100" shape and in pre-filling
 SNAPSHOT_INTERVAL = 100  # the engine's default
@@ -80,8 +93,8 @@ def build_messages(count: int, start: int = 0) -> list[Message]:
     return [Message.user(message_text(start + index)) for index in range(count)]
 
 
-def in_calls(messages: Sequence[Message], size: int) -> list[list[Message]]:
-    return [list(messages[index : index + size]) for index in range(0, len(messages), size)]
+def in_calls(items: Sequence[T], size: int) -> list[list[T]]:
+    return [list(items[index : index + size]) for index in range(0, len(items), size)]
 
 
 def engine_rows(session_id: str, calls: Sequence[Sequence[Message]]) -> list[raw.EventRow]:
@@ -117,11 +130,8 @@ class Sample:
     nbytes: int = 0
 
 
-def _progress(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
-T = TypeVar("T")
+def seconds_of(samples: Sequence[Sample]) -> list[float]:
+    return [sample.seconds for sample in samples]
 
 
 def interleaved(label: str, runs: int, sides: Mapping[str, Callable[[], T]]) -> dict[str, list[T]]:
@@ -133,11 +143,12 @@ def interleaved(label: str, runs: int, sides: Mapping[str, Callable[[], T]]) -> 
         for name in names[shift:] + names[:shift]:
             gc.collect()
             samples[name].append(sides[name]())
-        _progress(f"  {label}: run {run + 1}/{runs} done")
+        progress(f"  {label}: run {run + 1}/{runs} done")
     return samples
 
 
-def _stored(path: str, table: str) -> tuple[int, int]:
+def stored_rows(path: str, table: str) -> tuple[int, int]:
+    """Rows in ``table`` and the bytes of their ``state`` column."""
     connection = sqlite3.connect(path)
     try:
         rows, nbytes = connection.execute(f"SELECT count(*), coalesce(sum(length(state)), 0) FROM {table}").fetchone()
@@ -162,7 +173,7 @@ def engine_appends(config: Config, calls: Sequence[Sequence[Message]], snapshot_
             seconds = time.perf_counter() - start
         finally:
             store.close()
-        rows, nbytes = _stored(path, ENGINE_EVENTS_TABLE)
+        rows, nbytes = stored_rows(path, ENGINE_EVENTS_TABLE)
     return Sample(seconds, rows, nbytes)
 
 
@@ -175,7 +186,7 @@ def raw_appends(config: Config, rows: Sequence[raw.EventRow]) -> Sample:
             seconds = raw.insert_calls(connection, rows[1:])
         finally:
             connection.close()
-        count, nbytes = _stored(path, raw.EVENTS_TABLE)
+        count, nbytes = stored_rows(path, raw.EVENTS_TABLE)
     return Sample(seconds, count, nbytes)
 
 
@@ -259,9 +270,9 @@ def bench_loads(config: Config, tmp: str) -> list[LoadShape]:
         # is built with synchronous=normal.
         built_with = config.synchronous if call_size >= BATCH else "normal"
         path = os.path.join(tmp, f"load-{call_size}.db")
-        _progress(f"  (c) building a {total:,}-message session in calls of {call_size} (synchronous={built_with})")
+        progress(f"  (c) building a {total:,}-message session in calls of {call_size} (synchronous={built_with})")
         sid = build_session(path, total, call_size, built_with)
-        events = _stored(path, ENGINE_EVENTS_TABLE)[0]
+        events = stored_rows(path, ENGINE_EVENTS_TABLE)[0]
         snapshot_version = _snapshot_version(path, sid)
         samples = interleaved(
             f"(c) load, calls of {call_size}",
@@ -334,63 +345,22 @@ def bench_tail(config: Config, on_disk: bool) -> dict[str, list[Sample]]:
 # -- the table ----------------------------------------------------------------------
 
 
-@dataclass
-class Line:
-    benchmark: str
-    unit: str  # "msg/s", "appends/s" or "ms"
-    engine: float | None
-    raw: float | None = None
-    ratio: float | None = None
-    target: str = ""
-    met: bool | None = None
-    run_ratios: list[float] = field(default_factory=list)  # the same ratio, run by run (paired runs)
-    short: str = ""  # a short name for the notes
-
-
-def _median(samples: Sequence[Sample]) -> float:
-    return statistics.median(sample.seconds for sample in samples)
-
-
-def _per_run(numerator: Sequence[Sample], denominator: Sequence[Sample]) -> list[float]:
-    return [a.seconds / b.seconds for a, b in zip(numerator, denominator, strict=True)]
-
-
 def _rate_line(
     name: str, unit: str, count: int, engine: Sequence[Sample], raw_side: Sequence[Sample], minimum: float | None
 ) -> Line:
-    engine_rate = count / _median(engine)
-    raw_rate = count / _median(raw_side)
+    engine_rate = count / median(seconds_of(engine))
+    raw_rate = count / median(seconds_of(raw_side))
     ratio = engine_rate / raw_rate
-    return Line(
-        name,
-        unit,
-        engine_rate,
-        raw_rate,
-        ratio,
-        f">= {minimum:.2f}x" if minimum is not None else "(info)",
-        None if minimum is None else ratio >= minimum,
-        _per_run(raw_side, engine),  # equal counts: the rate ratio is the inverse time ratio
-        name.split(" ")[0],
-    )
+    target, met = ratio_target(ratio, at_least=minimum)
+    # Equal counts: the rate ratio is the inverse time ratio.
+    run_ratios = tuple(paired_ratios(seconds_of(raw_side), seconds_of(engine)))
+    return Line(name, unit, engine_rate, raw_rate, ratio, target, met, run_ratios, short=name.split(" ")[0])
 
 
 def _time_line(
     name: str, short: str, engine: Sequence[Sample], raw_side: Sequence[Sample], maximum: float | None
 ) -> Line:
-    engine_ms = _median(engine) * 1000
-    raw_ms = _median(raw_side) * 1000
-    ratio = engine_ms / raw_ms
-    return Line(
-        name,
-        "ms",
-        engine_ms,
-        raw_ms,
-        ratio,
-        f"<= {maximum:.2f}x" if maximum is not None else "(info)",
-        None if maximum is None else ratio <= maximum,
-        _per_run(engine, raw_side),
-        short,
-    )
+    return ratio_line(name, short, seconds_of(engine), seconds_of(raw_side), unit="ms", scale=1000, at_most=maximum)
 
 
 def build_lines(config: Config, results: dict[str, Any]) -> list[Line]:
@@ -414,8 +384,9 @@ def build_lines(config: Config, results: dict[str, Any]) -> list[Line]:
             _time_line("    same, snapshot_interval=None", short, samples["engine_no_snapshots"], samples["raw"], None)
         )
     for where, samples in results["d"].items():
-        small_ms = _median(samples["small"]) * 1000
-        large_ms = _median(samples["large"]) * 1000
+        small, large = seconds_of(samples["small"]), seconds_of(samples["large"])
+        small_ms = median(small) * 1000
+        large_ms = median(large) * 1000
         ratio = large_ms / small_ms
         lines += [
             Line(f"(d) {where}: mean append, session at {config.small:,} msgs", "ms", small_ms),
@@ -428,8 +399,8 @@ def build_lines(config: Config, results: dict[str, Any]) -> list[Line]:
                 ratio,
                 "<= 1.25",
                 ratio <= 1.25,
-                _per_run(samples["large"], samples["small"]),
-                f"(d) {where}",
+                tuple(paired_ratios(large, small)),
+                short=f"(d) {where}",
             ),
         ]
     listing = results["e"]
@@ -443,102 +414,6 @@ def build_lines(config: Config, results: dict[str, Any]) -> list[Line]:
         )
     )
     return lines
-
-
-def _value(value: float | None, unit: str) -> str:
-    if value is None:
-        return "-"
-    if unit == "ms":
-        return f"{value:.3f} ms"
-    return f"{value:,.0f} {unit}"
-
-
-def _ratio_text(line: Line) -> str:
-    if line.ratio is None:
-        return "-"
-    text = f"{line.ratio:.2f}" if line.ratio >= 0.1 else f"{line.ratio:.2g}"  # tiny ratios keep two digits
-    return text + "x" if line.raw is not None else text
-
-
-HEADER = ("benchmark", "engine (median)", "raw sqlite3 (median)", "ratio", "target", "met")
-
-
-def render_table(header: Sequence[str], cells: Sequence[Sequence[str]]) -> str:
-    """Aligned columns: the first left-justified, the rest right-justified."""
-    widths = [max(len(row[i]) for row in [header, *cells]) for i in range(len(header))]
-
-    def render(row: Sequence[str]) -> str:
-        first = row[0].ljust(widths[0])
-        rest = [cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True)]
-        return "  ".join([first, *rest]).rstrip()
-
-    rule = "  ".join("-" * width for width in widths)
-    return "\n".join([render(header), rule, *(render(row) for row in cells)])
-
-
-def machine_facts() -> dict[str, Any]:
-    """The machine, for the JSON documents."""
-    return {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "sqlite": sqlite3.sqlite_version,
-        "cpus": os.cpu_count(),
-    }
-
-
-def print_report(machine: str, table: str, notes: Iterable[str], lines: Sequence[Any], took: str) -> None:
-    """A part's report: the machine, its table, its notes and which targets it met
-    (``lines`` have ``met``: True, False or None, and a ``short`` name)."""
-    print(machine)
-    print()
-    print(table)
-    print()
-    for note in notes:
-        print(f"* {note}")
-    targets = [line for line in lines if line.met is not None]
-    missed = [line.short for line in targets if line.met is False]
-    print(
-        f"* targets met: {sum(line.met is True for line in targets)}/{len(targets)}"
-        + (f"; missed: {'; '.join(missed)}" if missed else "")
-        + f" ({took})"
-    )
-
-
-def machine_description() -> str:
-    """The machine, Python and SQLite a table was measured on."""
-    return (
-        f"machine: {platform.system()} {platform.release()} {platform.machine()}, "
-        f"{os.cpu_count()} CPUs | Python {platform.python_version()} ({platform.python_implementation()}) | "
-        f"SQLite {sqlite3.sqlite_version}"
-    )
-
-
-def format_table(
-    lines: Sequence[Line],
-    header: tuple[str, str, str, str, str, str] = HEADER,
-    value: Callable[[float | None, str], str] = _value,
-) -> str:
-    """The results table; ``header`` and ``value`` (a cell's text from its
-    number and unit) let the branching part reuse it with its own columns."""
-    cells = [
-        (
-            line.benchmark,
-            value(line.engine, line.unit),
-            value(line.raw, line.unit),
-            _ratio_text(line),
-            line.target or "-",
-            "-" if line.met is None else "yes" if line.met else "NO",
-        )
-        for line in lines
-    ]
-    return render_table(header, cells)
-
-
-def machine_line(config: Config) -> str:
-    return (
-        f"{machine_description()} | journal_mode=WAL, synchronous={config.synchronous.upper()} on both sides"
-        f" | {config.runs} runs each, medians shown" + (" | QUICK smoke run" if config.quick else "")
-    )
 
 
 def notes(config: Config, results: dict[str, Any], lines: Sequence[Line]) -> list[str]:
@@ -561,12 +436,7 @@ def notes(config: Config, results: dict[str, Any], lines: Sequence[Line]) -> lis
         "the OS page cache is warm. Raw selects the same rows of the engine's own file and decodes each "
         "into its typed event (no projection, no revision check); the engine replays with revision checks."
     )
-    spreads = [
-        f"{line.short} {min(line.run_ratios):.2f}-{max(line.run_ratios):.2f}"
-        for line in lines
-        if line.met is not None and line.run_ratios
-    ]
-    out.append("ratio range over the paired runs (run i of one side against run i of the other): " + "; ".join(spreads))
+    out.append(ratio_ranges(lines))
     out.append(
         f"(d) {config.tail} single-message appends timed per run on a session pre-filled in calls of {BATCH} "
         f"(untimed), the store kept open; both sessions cross the same number of snapshot points; the "
@@ -634,53 +504,50 @@ def bench_listing(config: Config, tmp: str) -> dict[str, list[Sample]]:
 
 def run_suite(config: Config) -> dict[str, Any]:
     results: dict[str, Any] = {}
-    _progress(f"(a) {config.appends:,} single-message appends")
+    progress(f"(a) {config.appends:,} single-message appends")
     results["a"] = bench_appends("(a)", config, [[message] for message in build_messages(config.appends)])
-    _progress(f"(b) {config.messages:,} messages in calls of {BATCH}")
+    progress(f"(b) {config.messages:,} messages in calls of {BATCH}")
     results["b"] = bench_appends("(b)", config, in_calls(build_messages(config.messages), BATCH))
-    _progress("(c) cold loads")
+    progress("(c) cold loads")
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         results["c"] = bench_loads(config, tmp)
-    _progress("(d) append cost against session size")
+    progress("(d) append cost against session size")
     results["d"] = {"sqlite": bench_tail(config, on_disk=True)}
     if config.memory:
         results["d"]["memory"] = bench_tail(config, on_disk=False)
-    _progress(f"(e) listing {config.sessions:,} sessions")
+    progress(f"(e) listing {config.sessions:,} sessions")
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         results["e"] = bench_listing(config, tmp)
     return results
 
 
 def _to_json(config: Config, results: dict[str, Any], lines: Sequence[Line]) -> dict[str, Any]:
-    def seconds(samples: Sequence[Sample]) -> list[float]:
-        return [sample.seconds for sample in samples]
-
     raw_results: dict[str, Any] = {
-        "a": {side: seconds(samples) for side, samples in results["a"].items()},
-        "b": {side: seconds(samples) for side, samples in results["b"].items()},
+        "a": {side: seconds_of(samples) for side, samples in results["a"].items()},
+        "b": {side: seconds_of(samples) for side, samples in results["b"].items()},
         "c": [
             {
                 "call_size": shape.call_size,
                 "events": shape.events,
                 "built_with": shape.built_with,
                 "snapshot_version": shape.snapshot_version,
-                **{side: seconds(samples) for side, samples in shape.samples.items()},
+                **{side: seconds_of(samples) for side, samples in shape.samples.items()},
             }
             for shape in results["c"]
         ],
         "d": {
-            where: {side: seconds(samples) for side, samples in sides.items()} for where, sides in results["d"].items()
+            where: {side: seconds_of(samples) for side, samples in sides.items()}
+            for where, sides in results["d"].items()
         },
-        "e": {side: seconds(samples) for side, samples in results["e"].items()},
+        "e": {side: seconds_of(samples) for side, samples in results["e"].items()},
     }
-    return {
-        "machine": machine_facts(),
-        "config": asdict(config),
-        "table": [asdict(line) for line in lines],
-        "samples_seconds": raw_results,
-        "notes": "a, b: seconds per run of the whole loop; c: seconds per load; d: seconds per append; "
+    return part_document(
+        config,
+        lines,
+        samples_seconds=raw_results,
+        notes="a, b: seconds per run of the whole loop; c: seconds per load; d: seconds per append; "
         "e: seconds per listing",
-    }
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -715,14 +582,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "session, 2,000-message root and memory session)",
     )
     parser.add_argument(
-        "--json", metavar="PATH", help='also write the results as JSON to PATH ({"suite": ..., "branching": ...})'
+        "--json",
+        metavar="PATH",
+        help='also write the results as JSON to PATH ({"suite": ..., "branching": ..., "realtime": ..., "peers": ...}: '
+        "the parts that ran)",
     )
+
+
+def runs_from_args(args: argparse.Namespace) -> int:
+    """``--runs``, else the default every part shares: 5, or 3 with ``--quick``."""
+    return int(args.runs) if args.runs is not None else (3 if args.quick else 5)
 
 
 def config_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Config:
     quick = bool(args.quick)
     config = Config(
-        runs=args.runs if args.runs is not None else (3 if quick else 5),
+        runs=runs_from_args(args),
         synchronous=args.synchronous,
         appends=args.appends if args.appends is not None else (200 if quick else 1000),
         messages=args.messages if args.messages is not None else (2000 if quick else 10_000),
@@ -757,11 +632,12 @@ def run_and_report(config: Config) -> dict[str, Any]:
     results = run_suite(config)
     lines = build_lines(config, results)
     print_report(
-        machine_line(config),
+        machine_line(
+            f"journal_mode=WAL, synchronous={config.synchronous.upper()} on both sides", config.runs, config.quick
+        ),
         format_table(lines),
         notes(config, results, lines),
-        lines,
-        f"suite took {time.perf_counter() - started:.0f} s",
+        targets_met(lines, f"suite took {time.perf_counter() - started:.0f} s"),
     )
     return _to_json(config, results, lines)
 
@@ -771,7 +647,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     config, json_path = parse_args(argv)
     document = run_and_report(config)
     if json_path:
-        with open(json_path, "w", encoding="utf-8") as out:
-            json.dump(document, out, indent=2)
-            out.write("\n")
+        write_json(json_path, document)
     return 0
