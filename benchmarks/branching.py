@@ -210,7 +210,7 @@ class BranchStore:
 
     @property
     def backend(self) -> Backend:
-        return self.store._backend
+        return self.store._repository.backend
 
 
 def open_branch_store(config: BranchConfig, where: str, tmp: str) -> BranchStore:
@@ -229,8 +229,8 @@ def open_branch_store(config: BranchConfig, where: str, tmp: str) -> BranchStore
     for size, sid in sessions.items():
         if len(store.get(sid).messages) != size:  # on SQLite: the cold load, untimed; then cached
             raise AssertionError(f"built {len(store.get(sid).messages)} messages, expected {size}")
-    rows = listing_rows(store._backend)
-    built = {size: footprint(store._backend, sid, rows) for size, sid in sessions.items()}
+    rows = listing_rows(store._repository.backend)
+    built = {size: footprint(store._repository.backend, sid, rows) for size, sid in sessions.items()}
     return BranchStore(where, store, sessions, built)
 
 
@@ -406,7 +406,7 @@ def build_chain(path: str, root_messages: int, depth: int, *, snapshots: bool) -
         lineage = store.get(parent).lineage
         if lineage.depth != depth or lineage.root != root:
             raise AssertionError(f"the chain's deepest fork has depth {lineage.depth}, expected {depth}")
-        stored = store._backend.snapshot(root)
+        stored = store._repository.backend.snapshot(root)
     finally:
         store.close()
     return Chain(path, root, parent, root_messages, count, snapshots, None if stored is None else stored.version)
