@@ -12,7 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from engine import CorruptStore, EngineError, InvalidArgument, Message, StorageUnavailable, Transcripts
+from engine import (
+    CorruptStore,
+    EngineError,
+    InvalidArgument,
+    Message,
+    StorageUnavailable,
+    ToolResult,
+    ToolUse,
+    Transcripts,
+)
 from tests.conftest import StoreFactory
 
 
@@ -397,3 +406,22 @@ def test_a_long_load_leaves_the_garbage_collector_as_it_found_it(tmp_path: Path)
             assert gc.isenabled() is enabled
         finally:
             gc.enable()
+
+
+def test_the_reference_model_accepts_a_message_after_a_tool_exchange() -> None:
+    # Found by the deciders' state machine: the model checked a window that
+    # began at a tool_results message without the assistant message it
+    # answers, and refused this valid rewrite, which the engine accepts.
+    from engine.testing import ReferenceModel
+
+    exchange = [
+        Message(role="assistant", blocks=(ToolUse(id="call_1", name="search", arguments="{}"),)),
+        Message.tool_results(ToolResult.of("call_1", "found")),
+    ]
+    model, store = ReferenceModel(), Transcripts.open()
+    sid = store.create()
+    model.create(sid)
+    model.append(sid, [Message.user("q"), *exchange])
+    store.append(sid, Message.user("q"), *exchange)
+    late = Message.system("note")
+    assert model.rewrite(sid, 3, 3, [late]) == store.rewrite(sid, 3, 3, [late]).revision

@@ -133,7 +133,12 @@ class ReferenceModel:
         result = messages[:start] + list(replacement) + messages[end:]
         if model_revision(result) == session.head.revision:
             raise ValueError("no-op")
-        if not tool_pairing_ok(result[max(0, start - 1) : start + len(replacement) + 1]):
+        # The changed span and its neighbours; a window that starts at a
+        # tool_results message keeps the assistant message it answers.
+        first = max(0, start - 1)
+        if first > 0 and result[first].role == "tool_results":
+            first -= 1
+        if not tool_pairing_ok(result[first : start + len(replacement) + 1]):
             raise ValueError("shape")
         return session.record(messages=result, commits=session.head.commits + 1).revision
 
