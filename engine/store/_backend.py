@@ -23,6 +23,7 @@ from eventsourcing import persistence as es
 from engine.errors import (
     ConcurrentWriteError,
     CorruptStore,
+    EngineError,
     InvalidArgument,
     SessionExists,
     StorageError,
@@ -186,15 +187,40 @@ def _checked(row: SessionRow, key: bytes | None) -> SessionRow:
     return row
 
 
-def _sqlite_error(exc: sqlite3.Error, operation: str, where: str) -> None:
-    """A driver error from our own SQLite statements (eventsourcing translates
-    only its own): a damaged file is corruption, a busy one is unavailable."""
-    text = str(exc)
-    if isinstance(exc, (sqlite3.ProgrammingError, sqlite3.InterfaceError)):
-        raise StorageError(f"{operation} on {where} failed: {text}") from exc  # a misuse, not damage
-    if isinstance(exc, sqlite3.OperationalError) and "decode" not in text:
-        raise StorageUnavailable(f"{operation} on {where} failed: {text}") from exc
-    raise CorruptStore(f"{operation} on {where}: the file is damaged: {text}") from None
+#: Errors of optional drivers (PostgreSQL's), registered by their backend
+#: module as (driver error type, engine error type), most specific first:
+#: those the driver raises outside eventsourcing's own translation.
+DRIVER_ERRORS: list[tuple[type[BaseException], type[StorageError]]] = []
+
+
+def _engine_error(
+    exc: BaseException, operation: str, where: str, session_id: str | None, version: int
+) -> tuple[EngineError, bool] | None:
+    """The engine error for a storage exception, and whether to keep the
+    exception as its cause (not for damage or conflicts: the driver's text
+    adds nothing there); ``None`` for anything else (a bug, not storage)."""
+    if isinstance(exc, (es.IntegrityError, sqlite3.IntegrityError)):
+        if session_id is None:
+            return StorageError(f"{operation} on {where}: integrity error"), False
+        if version == 1:
+            return SessionExists(session_id), False
+        return ConcurrentWriteError(session_id, version), False
+    if isinstance(exc, sqlite3.Error):
+        # Our own SQLite statements (eventsourcing translates only its own).
+        text = str(exc)
+        if isinstance(exc, (sqlite3.ProgrammingError, sqlite3.InterfaceError)):
+            return StorageError(f"{operation} on {where} failed: {text}"), True  # a misuse, not damage
+        if isinstance(exc, sqlite3.OperationalError) and "decode" not in text:
+            return StorageUnavailable(f"{operation} on {where} failed: {text}"), True  # busy, locked, I/O
+        return CorruptStore(f"{operation} on {where}: the file is damaged: {text}"), False
+    if isinstance(exc, (es.InterfaceError, es.OperationalError)):
+        return StorageUnavailable(f"{operation} on {where} failed: {exc}"), True
+    if isinstance(exc, es.PersistenceError):
+        return StorageError(f"{operation} on {where} failed: {exc}"), True
+    for driver_error, engine_error in DRIVER_ERRORS:
+        if isinstance(exc, driver_error):
+            return engine_error(f"{operation} on {where} failed: {exc}"), True
+    return None
 
 
 class _damaged_types:
@@ -213,37 +239,39 @@ class _damaged_types:
 
 
 class translated_errors:
-    """Translate storage exceptions into engine errors: the one place that does.
+    """Translate storage exceptions into engine errors: the one place that does,
+    for every backend, when opening a store as for every read and write.
 
+    While ``opening``, anything but damage means the store cannot be used
+    (``StorageUnavailable``: a missing server, a file that is no database).
     A class rather than a generator-based context manager: it wraps every
     append, and this costs a fraction of ``@contextmanager``'s overhead.
     """
 
-    __slots__ = ("operation", "session_id", "version", "where")
+    __slots__ = ("opening", "operation", "session_id", "version", "where")
 
-    def __init__(self, operation: str, where: str, session_id: str | None = None, version: int = 0) -> None:
+    def __init__(
+        self, operation: str, where: str, session_id: str | None = None, version: int = 0, *, opening: bool = False
+    ) -> None:
         self.operation, self.where, self.session_id, self.version = operation, where, session_id, version
+        self.opening = opening
 
     def __enter__(self) -> None:
         return None
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
-        if exc is None:
+        if exc is None or isinstance(exc, EngineError):
             return
-        if isinstance(exc, sqlite3.Error):
-            _sqlite_error(exc, self.operation, self.where)
-        if not isinstance(exc, es.PersistenceError):
+        found = _engine_error(exc, self.operation, self.where, self.session_id, self.version)
+        if found is None:
             return
-        operation, where = self.operation, self.where
-        if isinstance(exc, es.IntegrityError):
-            if self.session_id is None:
-                raise StorageError(f"{operation} on {where}: integrity error") from None
-            if self.version == 1:
-                raise SessionExists(self.session_id) from None
-            raise ConcurrentWriteError(self.session_id, self.version) from None
-        if isinstance(exc, (es.InterfaceError, es.OperationalError)):
-            raise StorageUnavailable(f"{operation} on {where} failed: {exc}") from exc
-        raise StorageError(f"{operation} on {where} failed: {exc}") from exc
+        error, keep_cause = found
+        if self.opening and not isinstance(error, CorruptStore):
+            cause = exc.__cause__ or exc
+            error, keep_cause = StorageUnavailable(f"cannot open the store at {self.where}: {cause}"), False
+        if keep_cause:
+            raise error from exc
+        raise error from None
 
 
 class RecorderBackend(Backend):

@@ -18,18 +18,28 @@ from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier, Literal
 
 from engine.errors import (
-    CorruptStore,
     InvalidArgument,
     SessionNotFound,
     StorageError,
     StorageUnavailable,
 )
-from engine.store._backend import RecorderBackend, translated_errors
+from engine.store._backend import DRIVER_ERRORS, RecorderBackend, translated_errors
 from engine.store._chain import check_legacy_sealing, sealed_row
 from engine.store._codec import fork_source, refuse_orphans
 from engine.store._records import Record, Rewrite, SessionRow, StoredSnapshot
 
 _ROW_COLUMNS = "session_id, title, created_at, updated_at, message_count, revision, version, head, seal"
+
+
+# What psycopg raises outside eventsourcing's translation (our own
+# connections: schema creation, vacuum; the pool's timeout on a dead server).
+DRIVER_ERRORS.extend(
+    [
+        (psycopg.OperationalError, StorageUnavailable),
+        (psycopg.InterfaceError, StorageUnavailable),
+        (psycopg.Error, StorageError),
+    ]
+)
 
 
 class PostgresRecorder(PostgresApplicationRecorder):
@@ -296,9 +306,11 @@ def open_postgres(
     seal_key: bytes | None = None,
     seal_legacy: bool = False,
 ) -> RecorderBackend:
+    if "\x00" in dsn:  # libpq would read the string only up to it
+        raise InvalidArgument("a PostgreSQL connection string cannot hold NUL characters (\\x00)")
     try:
         params = conninfo_to_dict(dsn)
-    except Exception as exc:
+    except psycopg.ProgrammingError as exc:
         raise InvalidArgument(f"not a PostgreSQL connection string: {exc}") from None
     where = "postgresql://{}@{}:{}/{}".format(
         params.get("user") or getpass.getuser(),
@@ -306,31 +318,27 @@ def open_postgres(
         params.get("port") or 5432,
         params.get("dbname") or "",
     )
-    datastore = PostgresDatastore(
-        dbname=str(params.get("dbname") or params.get("user") or getpass.getuser()),
-        host=str(params.get("host") or "localhost"),
-        port=str(params.get("port") or 5432),
-        user=str(params.get("user") or getpass.getuser()),
-        password=str(params.get("password") or ""),
-        connect_timeout=connect_timeout,
-        pool_open_timeout=connect_timeout,
-        pool_size=pool_size,
-        max_overflow=8,
-        schema=str(params.get("options_schema") or ""),
-        originator_id_type="text",
-    )
-    try:
-        recorder = PostgresRecorder(
-            datastore, prefix, lock_timeout=lock_timeout, seal_key=seal_key, seal_legacy=seal_legacy
+    with translated_errors("open", where, opening=True):  # a dead server times out the pool here
+        datastore = PostgresDatastore(
+            dbname=str(params.get("dbname") or params.get("user") or getpass.getuser()),
+            host=str(params.get("host") or "localhost"),
+            port=str(params.get("port") or 5432),
+            user=str(params.get("user") or getpass.getuser()),
+            password=str(params.get("password") or ""),
+            connect_timeout=connect_timeout,
+            pool_open_timeout=connect_timeout,
+            pool_size=pool_size,
+            max_overflow=8,
+            schema=str(params.get("options_schema") or ""),
+            originator_id_type="text",
         )
-        with translated_errors("open", where):
+    try:
+        with translated_errors("open", where, opening=True):
+            recorder = PostgresRecorder(
+                datastore, prefix, lock_timeout=lock_timeout, seal_key=seal_key, seal_legacy=seal_legacy
+            )
             recorder.create_table()
-    except StorageError as exc:
+    except BaseException:
         datastore.close()
-        if isinstance(exc, CorruptStore):
-            raise
-        raise StorageUnavailable(f"cannot use PostgreSQL at {where}: {exc.__cause__ or exc}") from None
-    except Exception as exc:  # psycopg_pool.PoolTimeout and friends on a dead server
-        datastore.close()
-        raise StorageUnavailable(f"cannot reach PostgreSQL at {where}: {exc}") from None
+        raise
     return RecorderBackend(recorder, where, on_close=datastore.close, seal_key=seal_key)

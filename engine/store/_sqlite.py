@@ -13,10 +13,7 @@ from itertools import repeat
 from typing import Any, Literal
 
 from eventsourcing.persistence import (
-    IntegrityError,
     InterfaceError,
-    OperationalError,
-    PersistenceError,
     StoredEvent,
 )
 from eventsourcing.sqlite import (
@@ -27,11 +24,8 @@ from eventsourcing.sqlite import (
 )
 
 from engine.errors import (
-    CorruptStore,
     InvalidArgument,
     SessionNotFound,
-    StorageError,
-    StorageUnavailable,
 )
 from engine.state.content import shown
 from engine.store._backend import RecorderBackend, translated_errors
@@ -236,8 +230,8 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
 
     def _write(self, apply: Callable[[Execute], None], *, erasing: bool = False) -> None:
         """Run ``apply(execute)`` in one write transaction on the long-lived
-        writer connection, translating driver errors for eventsourcing's
-        handling. ``BEGIN IMMEDIATE`` takes the write lock up front, so a busy
+        writer connection (its driver errors are translated by the backend's
+        ``translated_errors``, like every other). ``BEGIN IMMEDIATE`` takes the write lock up front, so a busy
         database waits for ``lock_timeout`` instead of failing on lock upgrade.
 
         ``erasing``: secure delete is on (SQLite overwrites freed content with
@@ -248,35 +242,28 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
             if self._writer is None:
                 self._writer = self.datastore.pool.connect()
             execute = self._writer.execute
+            if erasing:
+                execute("PRAGMA secure_delete=ON")
             try:
-                if erasing:
-                    execute("PRAGMA secure_delete=ON")
+                execute("BEGIN IMMEDIATE")
                 try:
-                    execute("BEGIN IMMEDIATE")
-                    try:
-                        apply(execute)
-                        execute("COMMIT")
-                    except BaseException:
-                        execute("ROLLBACK")
-                        raise
-                finally:
-                    if erasing:
-                        execute("PRAGMA secure_delete=OFF")
+                    apply(execute)
+                    execute("COMMIT")
+                except BaseException:
+                    execute("ROLLBACK")
+                    raise
+            finally:
                 if erasing:
-                    deadline = time.monotonic() + (self.datastore.pool.lock_timeout or 5)
-                    while execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]:
-                        if time.monotonic() > deadline:
-                            raise sqlite3.OperationalError(
-                                "the erasure is committed, but a reader kept the old pages in the WAL file; "
-                                "call again to finish removing them"
-                            )
-                        time.sleep(0.01)
-            except sqlite3.IntegrityError as exc:
-                raise IntegrityError(exc) from exc
-            except sqlite3.OperationalError as exc:
-                raise OperationalError(exc) from exc
-            except sqlite3.Error as exc:
-                raise PersistenceError(exc) from exc
+                    execute("PRAGMA secure_delete=OFF")
+            if erasing:
+                deadline = time.monotonic() + (self.datastore.pool.lock_timeout or 5)
+                while execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]:
+                    if time.monotonic() > deadline:
+                        raise sqlite3.OperationalError(
+                            "the erasure is committed, but a reader kept the old pages in the WAL file; "
+                            "call again to finish removing them"
+                        )
+                    time.sleep(0.01)
 
     def close_writer(self) -> None:
         with self._writer_lock:
@@ -352,13 +339,11 @@ def open_sqlite(
     datastore = _Datastore(_database_uri(path), synchronous=synchronous, lock_timeout=lock_timeout)
     recorder = SQLiteRecorder(datastore, prefix, seal_key, seal_legacy)
     try:
-        with translated_errors("open", path):
+        with translated_errors("open", path, opening=True):  # e.g. "file is not a database"
             recorder.create_table()
-    except StorageError as exc:  # e.g. "file is not a database"
+    except BaseException:
         datastore.close()
-        if isinstance(exc, CorruptStore):
-            raise
-        raise StorageUnavailable(f"cannot open SQLite file {shown(path)}: {exc.__cause__ or exc}") from None
+        raise
 
     def close() -> None:
         recorder.close_writer()
