@@ -109,3 +109,49 @@ def test_reason_kinds_name_every_reason_the_engine_records() -> None:
     recorded = {c.reason.kind for c in store.revisions(sid)} | {h.event.reason for h in store.history(sid)[-1:]}
     assert recorded <= set(REASON_KINDS)
     assert {"append", "edit", "restore", "erasure"} <= recorded
+
+
+#: The layers, lowest first; a module may import its own layer and those below.
+#: ``store`` and ``decisions`` are side by side: neither imports the other.
+LAYERS = {
+    "engine.errors": 0,
+    "engine.state": 1,
+    "engine.realtime": 2,
+    "engine.decisions": 3,
+    "engine.store": 3,
+    "engine.facade": 4,
+    "engine.testing": 5,
+}
+
+
+def _layer(module: str) -> str:
+    return next(name for name in sorted(LAYERS, key=len, reverse=True) if module.startswith(name))
+
+
+def test_no_module_imports_up_a_layer_or_across_to_a_peer() -> None:
+    import ast
+    from pathlib import Path
+
+    root = Path(engine.__file__).parent
+    problems = []
+    for path in sorted(root.rglob("*.py")):
+        if path == root / "__init__.py":
+            continue  # the public namespace over every layer
+        module = ".".join(path.relative_to(root.parent).with_suffix("").parts).removesuffix(".__init__")
+        own = _layer(module)
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module == "engine":
+                names = [f"engine.{alias.name}" for alias in node.names]  # a layer's package, or a public name
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            for name in names:
+                if name == "engine" or (name.startswith("engine.") and not any(map(name.startswith, LAYERS))):
+                    problems.append(f"{module} imports the engine namespace ({name})")
+                elif name.startswith("engine."):
+                    other = _layer(name)
+                    if other != own and LAYERS[other] >= LAYERS[own]:
+                        problems.append(f"{module} ({own}) imports {name} ({other})")
+    assert problems == []
