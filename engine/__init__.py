@@ -48,6 +48,7 @@ __all__ = [
     "Diff",
     "EngineError",
     "EventTooLarge",
+    "FeedEvent",
     "HistoryEntry",
     "Image",
     "IngestOutcome",
@@ -88,11 +89,20 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from engine.facade import Diff, HistoryEntry, IngestOutcome, OutOfBandResponse, Pending, SessionInfo, Transcripts
+    from engine.facade import (
+        Diff,
+        FeedEvent,
+        HistoryEntry,
+        IngestOutcome,
+        OutOfBandResponse,
+        Pending,
+        SessionInfo,
+        Transcripts,
+    )
     from engine.facade.aio import AsyncTranscripts
 
 _FACADE = frozenset(
-    ("Diff", "HistoryEntry", "IngestOutcome", "OutOfBandResponse", "Pending", "SessionInfo", "Transcripts")
+    ("Diff", "FeedEvent", "HistoryEntry", "IngestOutcome", "OutOfBandResponse", "Pending", "SessionInfo", "Transcripts")
 )
 
 

@@ -20,6 +20,7 @@ PUBLIC = {
     "Diff",
     "EngineError",
     "EventTooLarge",
+    "FeedEvent",
     "HistoryEntry",
     "Image",
     "IngestOutcome",
@@ -117,10 +118,14 @@ LAYERS = {
     "engine.errors": 0,
     "engine.state": 1,
     "engine.realtime": 2,
+    "engine.formats": 2,
     "engine.decisions": 3,
     "engine.store": 3,
     "engine.facade": 4,
     "engine.testing": 5,
+    "engine.readmodel": 5,
+    "engine.cli": 6,
+    "engine.__main__": 7,
 }
 
 

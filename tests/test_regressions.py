@@ -425,3 +425,33 @@ def test_the_reference_model_accepts_a_message_after_a_tool_exchange() -> None:
     store.append(sid, Message.user("q"), *exchange)
     late = Message.system("note")
     assert model.rewrite(sid, 3, 3, [late]) == store.rewrite(sid, 3, 3, [late]).revision
+
+
+def test_an_expected_revision_in_capital_hex_is_the_same_revision() -> None:
+    # parse_revision accepts either case of hex digit; the check compared the
+    # text as given once the deciders took it over, and raised a false conflict.
+    store = Transcripts.open()
+    sid = store.create()
+    store.append(sid, Message.user("a"))
+    shouted = "sha256:" + store.get(sid).revision.removeprefix("sha256:").upper()
+    store.append(sid, Message.user("b"), expected_revision=shouted)
+    shouted = "sha256:" + store.get(sid).revision.removeprefix("sha256:").upper()
+    store.rewrite(sid, 1, 2, [Message.user("c")], expected_revision=shouted)
+    assert [m.text for m in store.get(sid).messages] == ["a", "c"]
+
+
+def test_the_commits_of_a_fork_count_from_the_messages_it_kept() -> None:
+    # revisions() counted a fork's first commit from the source's whole
+    # transcript, not from the messages fork_at / fork_replacing kept.
+    store = Transcripts.open()
+    sid = store.create()
+    store.append(sid, Message.user("a"), Message.assistant("b"), Message.user("c"), Message.assistant("d"))
+    for child, kept in (
+        (store.fork_at(sid, 2), 2),
+        (store.fork_replacing(sid, 2, Message.user("C")), 3),
+        (store.fork(sid), 4),
+    ):
+        store.append(child, Message.user("next"))
+        [commit] = store.revisions(child)
+        assert (commit.start, commit.end, commit.count_before, commit.count_after) == (kept, kept, kept, kept + 1)
+        assert len(store.get(child).messages) == commit.count_after

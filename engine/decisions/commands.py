@@ -21,7 +21,7 @@ from engine.decisions._checks import (
 )
 from engine.errors import InvalidArgument, InvalidForkPoint
 from engine.state.content import Message, ReplaceBlock, Usage, shown, unicode_error
-from engine.state.revisions import Reason, parse_revision
+from engine.state.revisions import Reason, format_revision, parse_revision
 
 __all__ = [
     "Append",
@@ -77,8 +77,7 @@ class Append(msgspec.Struct, frozen=True, kw_only=True):
         if usage is not None and not isinstance(usage, Usage):
             raise InvalidArgument(f"usage must be a Usage, got {type(usage).__name__}")
         check_actor(actor)
-        _check_expected(expected_revision)
-        return cls(messages=messages, usage=usage, actor=actor, expected_revision=expected_revision)
+        return cls(messages=messages, usage=usage, actor=actor, expected_revision=_expected(expected_revision))
 
 
 class SetTitle(msgspec.Struct, frozen=True, kw_only=True):
@@ -160,10 +159,14 @@ class Rewrite(msgspec.Struct, frozen=True, kw_only=True):
         why = Reason.of(reason, note)
         messages = stamped(replacement if not isinstance(replacement, Message) else (replacement,), "rewrite()")
         check_actor(actor)
-        _check_expected(expected_revision)
         # The range is checked by the decider, against the state's length.
         return cls(
-            start=start, end=end, messages=messages, reason=why, actor=actor, expected_revision=expected_revision
+            start=start,
+            end=end,
+            messages=messages,
+            reason=why,
+            actor=actor,
+            expected_revision=_expected(expected_revision),
         )
 
 
@@ -192,8 +195,9 @@ class Restore(msgspec.Struct, frozen=True, kw_only=True):
             note = f"back to {revision}"
         why = Reason.of(reason, note)
         check_actor(actor)
-        _check_expected(expected_revision)
-        return cls(revision=revision, target=(), reason=why, actor=actor, expected_revision=expected_revision)
+        return cls(
+            revision=revision, target=(), reason=why, actor=actor, expected_revision=_expected(expected_revision)
+        )
 
 
 class Fork(msgspec.Struct, frozen=True, kw_only=True):
@@ -244,9 +248,10 @@ class Fork(msgspec.Struct, frozen=True, kw_only=True):
 Command = Create | Append | SetTitle | UpdateMetadata | RecordUsage | Rewrite | Restore | Fork
 
 
-def _check_expected(expected_revision: object) -> None:
-    if expected_revision is not None:
-        parse_revision(expected_revision)
+def _expected(expected_revision: object) -> str | None:
+    """The expected revision in the form the engine writes it (hex digits
+    in lowercase), so that comparing ids compares revisions."""
+    return None if expected_revision is None else format_revision(parse_revision(expected_revision))
 
 
 def _check_index(index: object) -> None:

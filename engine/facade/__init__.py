@@ -4,13 +4,14 @@ queries share. Commands are decided in ``engine.decisions``; this layer
 only loads, asks and commits."""
 
 from engine.decisions import IngestOutcome, OutOfBandResponse, Pending
-from engine.facade._reads import Diff, HistoryEntry, SessionInfo
+from engine.facade._reads import Diff, FeedEvent, HistoryEntry, SessionInfo
 from engine.facade._repository import DEFAULT_MAX_EVENT_BYTES
 from engine.facade.transcripts import Transcripts
 
 __all__ = [
     "DEFAULT_MAX_EVENT_BYTES",
     "Diff",
+    "FeedEvent",
     "HistoryEntry",
     "IngestOutcome",
     "OutOfBandResponse",

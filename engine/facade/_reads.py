@@ -29,9 +29,20 @@ from engine.state.events import (
 )
 from engine.state.revisions import EMPTY_REVISION, Commit, Reason, span_digest
 from engine.state.transcript import Session, evolve, forked
-from engine.store import SessionRow, Snapshot, decode_snapshot, head_of
+from engine.store import SessionRow, Snapshot, decode_event, decode_snapshot, head_of
 
-__all__ = ["Diff", "HistoryEntry", "SessionInfo", "diff", "history", "revisions", "sessions", "verify"]
+__all__ = [
+    "Diff",
+    "FeedEvent",
+    "HistoryEntry",
+    "SessionInfo",
+    "diff",
+    "feed",
+    "history",
+    "revisions",
+    "sessions",
+    "verify",
+]
 
 
 class SessionInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -56,6 +67,31 @@ class HistoryEntry(msgspec.Struct, frozen=True, kw_only=True):
     summary: str
     revision: str
     event: Any  # the typed event itself (an ``engine.state.events`` Struct)
+
+
+class FeedEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """One stored event in the store-wide feed (:meth:`Transcripts.feed`):
+    its ``position`` (increasing in commit order across every session), its
+    session, its version there, and the typed event as stored now."""
+
+    position: int
+    session_id: str
+    version: int
+    event: Any  # an ``engine.state.events`` Struct
+
+
+def feed(repository: Repository, after: int, limit: int) -> list[FeedEvent]:
+    return [
+        FeedEvent(
+            position=entry.position,
+            session_id=entry.session_id,
+            version=entry.record.version,
+            event=decode_event(
+                entry.record.topic, entry.record.state, f"session {entry.session_id!r} version {entry.record.version}"
+            ),
+        )
+        for entry in repository.backend.feed(after, limit)
+    ]
 
 
 class Diff(msgspec.Struct, frozen=True, kw_only=True):
@@ -119,7 +155,8 @@ def revisions(repository: Repository, session_id: str) -> list[Commit]:
     for version, event in repository.decoded(session_id, records):
         if isinstance(event, SessionForked):
             revision = event.revision
-            count = len(repository.source_state(session_id, event, 0).messages)
+            kept = len(repository.source_state(session_id, event, 0).messages) if event.index is None else event.index
+            count = kept + (event.replacement is not None)  # the messages the fork starts with
         elif isinstance(event, MessagesAppended):
             generation += 1
             added = len(event.messages)

@@ -34,7 +34,7 @@ from engine.decisions import (
 )
 from engine.errors import InvalidArgument, VersionNotFound
 from engine.facade import _erasure, _reads
-from engine.facade._reads import Diff, HistoryEntry, SessionInfo
+from engine.facade._reads import Diff, FeedEvent, HistoryEntry, SessionInfo
 from engine.facade._repository import DEFAULT_MAX_EVENT_BYTES, Repository
 from engine.realtime.providers import adapter_for
 from engine.state.content import Message, ReplaceBlock, Usage, shown
@@ -456,6 +456,17 @@ class Transcripts:
             if isinstance(point, bool) or not isinstance(point, (int, str)):
                 raise InvalidArgument(f"diff() takes event versions (int) or revision ids (str), got {shown(point)}")
         return _reads.diff(self.get(session_id, at=before), self.get(session_id, at=after))
+
+    def feed(self, after: int = 0, limit: int = 100) -> list[FeedEvent]:
+        """Up to ``limit`` (1 to 10,000) stored events of every session, in
+        commit order, after feed position ``after``: a follower or a read
+        model (``engine.readmodel``) catches up by asking again from the last
+        position it got until a page is empty. Events are as stored now (an
+        erasure's placeholders included) and are not checked against their
+        session's chain here; a checked read (:meth:`get`, :meth:`verify`) of
+        the sessions they belong to is. A deleted session's events are gone
+        from the feed, leaving gaps in the positions."""
+        return _reads.feed(self._repository, after, limit)
 
     def head_hash(self, session_id: str) -> str:
         """The session's chain head, ``"<version>:<hex>"``: a value to keep

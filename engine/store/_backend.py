@@ -238,6 +238,12 @@ class _damaged_types:
             raise CorruptStore(f"a stored snapshot of session {self.session_id!r} is damaged: {exc}") from None
 
 
+def described(location: str, prefix: str) -> str:
+    """Where a store lives, for messages and to tell stores apart: the file
+    (or server and database), and the tables' prefix unless it is the default."""
+    return location if prefix == "transcripts" else f"{location} (tables {prefix}_*)"
+
+
 class translated_errors:
     """Translate storage exceptions into engine errors: the one place that does,
     for every backend, when opening a store as for every read and write.

@@ -23,7 +23,7 @@ from engine.errors import (
     StorageError,
     StorageUnavailable,
 )
-from engine.store._backend import DRIVER_ERRORS, RecorderBackend, translated_errors
+from engine.store._backend import DRIVER_ERRORS, RecorderBackend, described, translated_errors
 from engine.store._chain import check_legacy_sealing, sealed_row
 from engine.store._codec import fork_source, refuse_orphans
 from engine.store._records import Record, Rewrite, SessionRow, StoredSnapshot
@@ -341,4 +341,4 @@ def open_postgres(
     except BaseException:
         datastore.close()
         raise
-    return RecorderBackend(recorder, where, on_close=datastore.close, seal_key=seal_key)
+    return RecorderBackend(recorder, described(where, prefix), on_close=datastore.close, seal_key=seal_key)

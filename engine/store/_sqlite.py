@@ -28,7 +28,7 @@ from engine.errors import (
     SessionNotFound,
 )
 from engine.state.content import shown
-from engine.store._backend import RecorderBackend, translated_errors
+from engine.store._backend import RecorderBackend, described, translated_errors
 from engine.store._chain import check_legacy_sealing, sealed_row
 from engine.store._codec import fork_source, refuse_orphans
 from engine.store._records import Record, Rewrite, SessionRow, StoredSnapshot
@@ -338,8 +338,9 @@ def open_sqlite(
         raise InvalidArgument(f"synchronous must be one of {_SYNCHRONOUS}, got {shown(synchronous)}")
     datastore = _Datastore(_database_uri(path), synchronous=synchronous, lock_timeout=lock_timeout)
     recorder = SQLiteRecorder(datastore, prefix, seal_key, seal_legacy)
+    where = described(os.path.realpath(path), prefix)
     try:
-        with translated_errors("open", path, opening=True):  # e.g. "file is not a database"
+        with translated_errors("open", where, opening=True):  # e.g. "file is not a database"
             recorder.create_table()
     except BaseException:
         datastore.close()
@@ -349,4 +350,4 @@ def open_sqlite(
         recorder.close_writer()
         datastore.close()
 
-    return RecorderBackend(recorder, path, on_close=close, seal_key=seal_key)
+    return RecorderBackend(recorder, where, on_close=close, seal_key=seal_key)

@@ -1,0 +1,146 @@
+"""A session's family (its root and every fork of it, at any depth) as a
+tree, and as an SVG picture: one lane per session, its commits as dots in
+time order (rewrites labelled with their reason), and each fork as a branch
+from the commit it was taken at. The SVG is written here (a few elements,
+no library needed); its elements carry classes and data attributes, so a
+program can read the structure back."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from html import escape
+from typing import Any
+
+from engine.facade import Transcripts
+
+__all__ = ["Member", "draw", "family"]
+
+_LANE = 56  # px between lanes
+_STEP = 46  # px between commits
+_LEFT = 230  # px for the lane titles
+
+
+@dataclass(frozen=True)
+class Member:
+    id: str
+    title: str | None
+    depth: int
+    source: str | None
+    source_version: int | None
+    fork_index: int | None
+    messages: int
+    created_at: datetime
+
+    def as_dict(self) -> dict[str, Any]:
+        values = asdict(self)
+        values["created_at"] = self.created_at.isoformat()
+        return values
+
+
+def family(store: Transcripts, session_id: str) -> list[Member]:
+    """The root of ``session_id``'s fork tree and every session forked from
+    it, depth first, each parent before its forks (oldest fork first)."""
+    root = store.lineage(session_id).root
+    members: dict[str, Member] = {}
+    for info in store.sessions():
+        state = store.get(info.id)
+        if state.lineage.root != root:
+            continue
+        lineage = state.lineage
+        members[info.id] = Member(
+            id=info.id,
+            title=state.title,
+            depth=lineage.depth,
+            source=lineage.source,
+            source_version=lineage.source_version,
+            fork_index=lineage.fork_index,
+            messages=len(state.messages),
+            created_at=state.created_at,
+        )
+    children: dict[str | None, list[Member]] = {}
+    for member in members.values():
+        children.setdefault(member.source, []).append(member)
+    ordered: list[Member] = []
+
+    def visit(member: Member) -> None:
+        ordered.append(member)
+        for child in sorted(children.get(member.id, []), key=lambda m: (m.created_at, m.id)):
+            visit(child)
+
+    visit(members[root])
+    return ordered
+
+
+@dataclass(frozen=True)
+class _Dot:
+    at: datetime
+    lane: int
+    session_id: str
+    version: int
+    kind: str  # append, rewrite or fork
+    label: str
+
+
+def draw(store: Transcripts, session_id: str) -> str:
+    """The SVG picture of ``session_id``'s family."""
+    members = family(store, session_id)
+    lanes = {member.id: index for index, member in enumerate(members)}
+    dots: list[_Dot] = []
+    for member in members:
+        lane = lanes[member.id]
+        if member.source is not None:
+            first = store.history(member.id)[0]
+            where = "" if member.fork_index is None else f" at {member.fork_index}"
+            dots.append(_Dot(first.at, lane, member.id, 1, "fork", f"fork{where}"))
+        for commit in store.revisions(member.id):
+            kind = "append" if commit.reason.kind == "append" else "rewrite"
+            label = "" if kind == "append" else commit.reason.kind
+            dots.append(_Dot(commit.at, lane, member.id, commit.version, kind, label))
+    dots.sort(key=lambda dot: (dot.at, dot.lane, dot.version))
+    x_of = {(dot.session_id, dot.version): _LEFT + 30 + index * _STEP for index, dot in enumerate(dots)}
+    width = _LEFT + 60 + max(len(dots), 1) * _STEP
+    height = 40 + len(members) * _LANE
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" class="transcript-graph" data-root="{escape(members[0].id)}">',
+        "<style>.lane-line{stroke:#bbb;stroke-width:2}.commit{stroke:#333;stroke-width:1.5}"
+        ".append{fill:#4a90d9}.rewrite{fill:#e8a33d}.fork{fill:#6cbf6c}.fork-edge{fill:none;stroke:#6cbf6c;"
+        "stroke-width:2}text{font:12px sans-serif;fill:#222}.label{font-size:10px;fill:#8a5a00}</style>",
+    ]
+    for member in members:
+        lane = lanes[member.id]
+        y = 30 + lane * _LANE
+        own = [x for (sid, _), x in x_of.items() if sid == member.id]
+        start, end = (min(own), max(own)) if own else (_LEFT + 30, _LEFT + 30)
+        title = escape(member.title or "(untitled)")
+        parts.append(
+            f'<g class="lane" data-session="{escape(member.id)}" data-depth="{member.depth}">'
+            f'<text class="lane-title" x="{8 + 12 * member.depth}" y="{y + 4}">{title} · {escape(member.id[:8])}</text>'
+            f'<line class="lane-line" x1="{start}" y1="{y}" x2="{end}" y2="{y}"/>'
+        )
+        for dot in dots:
+            if dot.session_id != member.id:
+                continue
+            x = x_of[(dot.session_id, dot.version)]
+            parts.append(
+                f'<circle class="commit {dot.kind}" cx="{x}" cy="{y}" r="7" data-session="{escape(dot.session_id)}" '
+                f'data-version="{dot.version}" data-kind="{dot.kind}" data-reason="{escape(dot.label)}">'
+                f"<title>{escape(dot.kind)} v{dot.version} {escape(dot.label)}</title></circle>"
+            )
+            if dot.label:
+                parts.append(f'<text class="label" x="{x - 14}" y="{y - 12}">{escape(dot.label)}</text>')
+        parts.append("</g>")
+    for member in members:
+        if member.source is None or member.source not in lanes:
+            continue
+        source_dots = [d for d in dots if d.session_id == member.source and d.version <= (member.source_version or 0)]
+        y1 = 30 + lanes[member.source] * _LANE
+        x1 = x_of[(member.source, source_dots[-1].version)] if source_dots else _LEFT + 30
+        x2, y2 = x_of[(member.id, 1)], 30 + lanes[member.id] * _LANE
+        parts.append(
+            f'<path class="fork-edge" data-source="{escape(member.source)}" data-child="{escape(member.id)}" '
+            f'data-source-version="{member.source_version}" d="M{x1},{y1} C{x1},{y2} {x2 - 20},{y2} {x2 - 7},{y2}"/>'
+        )
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"
