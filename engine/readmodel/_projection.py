@@ -220,13 +220,14 @@ class ReadModel:
                 f"this read model follows {known}, not {where}; use another file, or rebuild() it for this store"
             )
         applied = 0
-        touched: set[str] = set()
         position = self.position
         while page := store.feed(after=position, limit=_PAGE):
+            # One transaction per page, checked before it commits: a page
+            # that does not agree with the store's checked reads is not kept.
             with self.db.atomic():
                 for item in page:
-                    touched.add(item.session_id)
                     self._apply(store, item.session_id, item.version, item.event)
+                self._check(store, {item.session_id for item in page})
                 position = page[-1].position
                 self._set_meta({"position": str(position), "store": where})
             applied += len(page)
@@ -234,7 +235,6 @@ class ReadModel:
                 progress(applied)
         with self.db.atomic():
             self._drop_deleted(store)
-        self._check(store, touched)
         return applied
 
     def rebuild(self, store: Transcripts, *, progress: Callable[[int], None] | None = None) -> int:
@@ -471,7 +471,9 @@ class ReadModel:
                 continue  # deleted since
             version, revision, count, title = found
             try:
-                state = store.get(session_id, at=version)
+                state = store.get(session_id)  # cached: cheap when the tables are at the head
+                if state.version != version:
+                    state = store.get(session_id, at=version)
             except SessionNotFound:  # deleted meanwhile: the next catch-up drops it
                 continue
             if (state.revision, len(state.messages), state.title) != (revision, count, title):

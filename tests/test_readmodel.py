@@ -1,0 +1,194 @@
+"""The read model (``engine.readmodel``) against the store it follows, on
+every backend: its tables hold what the store's own reads say, catching up
+equals rebuilding, erased content and deleted sessions leave it, and a
+damaged store is reported instead of projected."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from engine import CorruptStore, InvalidArgument, Message, ToolResult, ToolUse, Transcripts, Usage
+from engine.readmodel import ReadModel
+from tests._readmodel import dump, expected_tables, projected_tables
+from tests.conftest import StoreFactory
+
+
+def _conversation(store: Transcripts) -> dict[str, str]:
+    """A session with tool use, usage, a rewrite, a restore, title and
+    metadata changes, and three kinds of fork: what the read model shows."""
+    sid = store.create(title="Trip", metadata={"channel": "web", "n": 1})
+    store.append(sid, Message.system("Be brief."), Message.user("Is the Bergen line scenic in March?"))
+    ask = Message.assistant("Checking.", ToolUse(id="call_1", name="weather", arguments='{"month": "March"}'))
+    store.append(sid, ask, usage=Usage(input=100, output=10), actor="agent")
+    store.append(sid, Message.tool_results(ToolResult.of("call_1", "Snow on the pass.")))
+    store.append(sid, Message.assistant("Yes, very scenic in snow."))
+    before = store.get(sid).revision
+    store.rewrite(sid, 4, 5, [Message.assistant("Yes: sit on the left.")], "edit", note="shorter", actor="editor")
+    store.record_usage(sid, Usage(input=5, output=7, cache_read=3), response_id="resp_1")
+    store.update_metadata(sid, {"resolved": True}, remove=["n"])
+    store.set_title(sid, "Oslo to Bergen")
+    fork_at = store.fork_at(sid, 2)
+    store.append(fork_at, Message.assistant("It depends on the weather."))
+    replaced = store.fork_replacing(sid, 1, Message.user("Is the night train worth it?"))
+    whole = store.fork(replaced)
+    store.append(whole, Message.user("And in summer?"))
+    store.restore(sid, before)
+    return {"root": sid, "fork_at": fork_at, "replaced": replaced, "whole": whole}
+
+
+def test_the_tables_hold_what_the_store_reads(stores: StoreFactory, tmp_path: Path) -> None:
+    store = stores.open()
+    _conversation(store)
+    with ReadModel(tmp_path / "read.db") as model:
+        assert model.catch_up(store) == sum(info.version for info in store.sessions())
+        assert projected_tables(model) == expected_tables(store)
+        assert model.catch_up(store) == 0  # nothing new
+
+
+def test_catching_up_step_by_step_equals_a_rebuild(stores: StoreFactory, tmp_path: Path) -> None:
+    store = stores.open()
+    with ReadModel(tmp_path / "steps.db") as stepwise:
+        sid = store.create(title="steps")
+        stepwise.catch_up(store)
+        for text in ("one", "two", "three"):
+            store.append(sid, Message.user(text))
+            stepwise.catch_up(store)
+        store.rewrite(sid, 0, 2, [Message.user("merged")], "compaction")
+        child = store.fork_at(sid, 1)
+        stepwise.catch_up(store)
+        store.append(child, Message.assistant("in the fork"))
+        stepwise.catch_up(store)
+        with ReadModel(tmp_path / "rebuilt.db") as rebuilt:
+            rebuilt.rebuild(store)
+            assert dump(stepwise) == dump(rebuilt)
+            assert projected_tables(stepwise) == expected_tables(store)
+
+
+def test_search_finds_head_messages_and_forgets_erased_ones(stores: StoreFactory, tmp_path: Path) -> None:
+    store = stores.open()
+    ids = _conversation(store)
+    with ReadModel(tmp_path / "read.db") as model:
+        model.catch_up(store)
+        hits = model.search("scenic")
+        # The root's head (after the restore) and the forks that kept message 1 hold the question.
+        assert {(hit.session_id, hit.position) for hit in hits} == {
+            (ids["root"], 1),
+            (ids["root"], 4),
+            (ids["fork_at"], 1),
+        }
+        assert all("[scenic]" in hit.snippet for hit in hits)
+        assert model.search("left") == []  # rewritten away, then restored: not in any head
+        head = store.get(ids["root"]).messages
+        store.erase(ids["root"], head[2].id or "", head[4].id or "")  # the tool call, and an answer
+        model.catch_up(store)
+        assert {(hit.session_id, hit.position) for hit in model.search("scenic")} == {
+            (ids["root"], 1),
+            (ids["fork_at"], 1),
+        }
+        assert not [row for row in model.rows("tool_calls") if row["message_id"] == head[2].id]
+        erased = [row for row in model.rows("messages") if row["message_id"] in (head[2].id, head[4].id)]
+        assert erased and all(row["text"] == "" and row["erased"] for row in erased)
+        assert projected_tables(model) == expected_tables(store)
+        with ReadModel(tmp_path / "rebuilt.db") as rebuilt:
+            rebuilt.rebuild(store)
+            assert dump(model) == dump(rebuilt)
+
+
+def test_deleted_sessions_leave_the_read_model(stores: StoreFactory, tmp_path: Path) -> None:
+    store = stores.open()
+    ids = _conversation(store)
+    with ReadModel(tmp_path / "read.db") as model:
+        model.catch_up(store)
+        store.delete(ids["replaced"], with_forks=True)
+        model.catch_up(store)
+        listed = {row["id"] for row in model.rows("sessions")}
+        assert listed == {ids["root"], ids["fork_at"]}
+        assert {row["session_id"] for row in model.rows("messages")} == listed
+        assert projected_tables(model) == expected_tables(store)
+
+
+def test_bad_input_is_refused_and_changes_nothing(tmp_path: Path) -> None:
+    store = Transcripts.open()
+    store.append(store.create(), Message.user("hello"))
+    with ReadModel(tmp_path / "read.db") as model:
+        model.catch_up(store)
+        before = dump(model)
+        for bad in ("", "   ", 'unbalanced "quote', "NEAR(", 7):
+            with pytest.raises(InvalidArgument):
+                model.search(bad)  # type: ignore[arg-type]
+        with pytest.raises(InvalidArgument):
+            model.search("hello", limit=0)
+        with pytest.raises(InvalidArgument):
+            model.catch_up("store")  # type: ignore[arg-type]
+        with pytest.raises(InvalidArgument):
+            model.rows("sqlite_master")
+        assert dump(model) == before
+    not_sqlite = tmp_path / "notes.txt"
+    not_sqlite.write_bytes(b"not a database at all " * 100)
+    with pytest.raises(InvalidArgument):
+        ReadModel(not_sqlite)
+
+
+def test_a_read_model_follows_one_store(tmp_path: Path) -> None:
+    first, second = Transcripts.open(tmp_path / "a.db"), Transcripts.open(tmp_path / "b.db")
+    first.create()
+    second.create()
+    with ReadModel(tmp_path / "read.db") as model:
+        model.catch_up(first)
+        with pytest.raises(InvalidArgument, match="follows"):
+            model.catch_up(second)
+        model.rebuild(second)
+        assert [row["id"] for row in model.rows("sessions")] == [info.id for info in second.sessions()]
+
+
+def test_a_damaged_store_is_reported_not_projected(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    store = Transcripts.open(path)
+    sid = store.create()
+    store.append(sid, Message.user("the truth"))
+    store.close()
+    with sqlite3.connect(path) as connection:
+        (state,) = connection.execute("SELECT state FROM transcripts_events WHERE originator_version = 2").fetchone()
+        connection.execute(
+            "UPDATE transcripts_events SET state = ? WHERE originator_version = 2",
+            (bytes(state).replace(b"the truth", b"a lie!!!!"),),
+        )
+    with ReadModel(tmp_path / "read.db") as model:
+        with pytest.raises(CorruptStore):
+            model.catch_up(Transcripts.open(path))
+        assert model.position == 0  # nothing of the damaged page was kept
+        assert list(model.rows("messages")) == [] and list(model.rows("sessions")) == []
+
+
+def test_two_writer_processes_and_a_follower(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    Transcripts.open(path).close()
+    writer = textwrap.dedent(
+        f"""
+        from engine import Message, Transcripts
+        store = Transcripts.open({str(path)!r})
+        sid = store.create(title="writer")
+        for n in range(60):
+            store.append(sid, Message.user(f"message {{n}}"))
+            if n % 20 == 19:
+                store.rewrite(sid, 0, 1, [Message.user(f"first, edited at {{n}}")])
+        """
+    )
+    processes = [subprocess.Popen([sys.executable, "-c", writer]) for _ in range(2)]
+    store = Transcripts.open(path)
+    with ReadModel(tmp_path / "read.db") as model:
+        while any(process.poll() is None for process in processes):
+            model.catch_up(store)  # while both write
+        assert [process.wait() for process in processes] == [0, 0]
+        model.catch_up(store)
+        assert projected_tables(model) == expected_tables(store)
+        assert len(expected_tables(store)["sessions"]) == 2
+        with ReadModel(tmp_path / "rebuilt.db") as rebuilt:
+            rebuilt.rebuild(store)
+            assert dump(model) == dump(rebuilt)
