@@ -1,0 +1,228 @@
+"""The ``transcripts`` command-line tool on SQLite and PostgreSQL stores,
+through click's runner and as real processes: every command, its JSON
+output against the library's own answers, and one-line errors with a
+non-zero exit code for bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ElementTree
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from engine import Message, ToolResult, ToolUse, Transcripts, Usage
+from engine.cli import cli
+from tests.conftest import POSTGRES_DSN, StoreFactory, store_factories
+
+CLI_BACKENDS = ["sqlite"] + (["postgres"] if POSTGRES_DSN else [])
+
+
+@pytest.fixture(params=CLI_BACKENDS)
+def factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
+    yield from store_factories(request.param, tmp_path)
+
+
+def _run(factory: StoreFactory, *args: str) -> Result:
+    """``transcripts COMMAND STORE --prefix P ARGS``: the store is always the first argument."""
+    command, *rest = args
+    extra = ["--read-model", str(factory.path / "read.db")] if command in ("search", "project") else []
+    if command == "project":
+        extra = ["--into", str(factory.path / "read.db")]
+    target = factory.target
+    assert target is not None
+    return CliRunner().invoke(cli, [command, target, "--prefix", factory.prefix, *rest, *extra])
+
+
+def _ok(result: Result) -> str:
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return result.output
+
+
+def _family(store: Transcripts) -> dict[str, str]:
+    sid = store.create(title="Trip", metadata={"channel": "web"})
+    store.append(sid, Message.system("Be brief."), Message.user("Is the Bergen line scenic?"))
+    store.append(sid, Message.assistant("Checking.", ToolUse(id="c1", name="weather", arguments="{}")))
+    store.append(sid, Message.tool_results(ToolResult.of("c1", "Snow.")), usage=Usage(input=9, output=2))
+    store.append(sid, Message.assistant("Yes, in snow."))
+    store.rewrite(sid, 4, 5, [Message.assistant("Yes: sit on the left.")], "edit", note="shorter")
+    first = store.fork_at(sid, 2)
+    store.append(first, Message.assistant("Maybe."))
+    second = store.fork_replacing(sid, 1, Message.user("Is the night train worth it?"))
+    other = store.create(title="Other", metadata={"channel": "phone"})
+    store.append(other, Message.user("hello"))
+    return {"root": sid, "first": first, "second": second, "other": other}
+
+
+def test_every_listing_command_agrees_with_the_library(factory: StoreFactory) -> None:
+    store = factory.open()
+    ids = _family(store)
+    listed = json.loads(_ok(_run(factory, "sessions", "--json")))
+    assert {row["id"] for row in listed} == {info.id for info in store.sessions()}
+    assert [row["updated_at"] for row in listed] == sorted((row["updated_at"] for row in listed), reverse=True)
+    assert [row["id"] for row in json.loads(_ok(_run(factory, "sessions", "--json", "--meta", "channel=phone")))] == [
+        ids["other"]
+    ]
+    assert len(json.loads(_ok(_run(factory, "sessions", "--json", "--title", "TRIP")))) == 3
+    assert len(json.loads(_ok(_run(factory, "sessions", "--json", "--limit", "2")))) == 2
+
+    shown = json.loads(_ok(_run(factory, "show", ids["root"], "--format", "json")))
+    assert [m["role"] for m in shown["messages"]] == [m.role for m in store.get(ids["root"]).messages]
+    assert shown["revision"] == store.get(ids["root"]).revision
+    past = json.loads(_ok(_run(factory, "show", ids["root"], "--at", "2", "--format", "json")))
+    assert past["version"] == 2 and len(past["messages"]) == 2
+    assert "sit on the left" in _ok(_run(factory, "show", ids["root"]))
+    assert _ok(_run(factory, "show", ids["root"], "--format", "markdown")).startswith("# Trip")
+
+    logged = json.loads(_ok(_run(factory, "log", ids["root"], "--json")))
+    assert [row["kind"] for row in logged] == [entry.kind for entry in store.history(ids["root"])]
+    commits = json.loads(_ok(_run(factory, "revisions", ids["root"], "--json")))
+    assert [row["reason"] for row in commits] == ["append"] * 4 + ["edit"]
+    changed = json.loads(_ok(_run(factory, "diff", ids["root"], "6", "7", "--json")))
+    assert changed["start"] == 4 and changed["added"][0]["blocks"][0]["text"] == "Yes: sit on the left."
+
+    tree = json.loads(_ok(_run(factory, "tree", ids["first"], "--json")))
+    assert [(m["id"], m["depth"], m["fork_index"]) for m in tree] == [
+        (ids["root"], 0, None),
+        (ids["first"], 1, 2),
+        (ids["second"], 1, 1),
+    ]
+    assert "ok" in _ok(_run(factory, "verify", "--all"))
+
+
+def test_export_formats(factory: StoreFactory) -> None:
+    store = factory.open()
+    ids = _family(store)
+    lines = _ok(_run(factory, "export", ids["root"])).splitlines()
+    assert [json.loads(line)["role"] for line in lines] == [m.role for m in store.get(ids["root"]).messages]
+    chat = json.loads(_ok(_run(factory, "export", ids["root"], "--format", "openai-chat")))
+    assert [m["role"] for m in chat] == ["system", "user", "assistant", "tool", "assistant"]
+    assert chat[2]["tool_calls"][0]["id"] == "c1" and chat[3]["tool_call_id"] == "c1"
+    anthropic = json.loads(_ok(_run(factory, "export", ids["root"], "--format", "anthropic")))
+    assert anthropic["system"] == "Be brief."
+    assert [m["role"] for m in anthropic["messages"]] == ["user", "assistant", "user", "assistant"]
+    assert anthropic["messages"][2]["content"][0] == {
+        "type": "tool_result",
+        "tool_use_id": "c1",
+        "content": "Snow.",
+        "is_error": False,
+    }
+
+
+def test_project_and_search(factory: StoreFactory) -> None:
+    store = factory.open()
+    ids = _family(store)
+    assert "events applied" in _ok(_run(factory, "project"))
+    hits = json.loads(_ok(_run(factory, "search", "scenic", "--json")))
+    assert {(hit["session"], hit["position"]) for hit in hits} == {(ids["root"], 1), (ids["first"], 1)}
+    store.append(ids["other"], Message.assistant("The scenic route, then."))
+    hits = json.loads(_ok(_run(factory, "search", "scenic", "--json")))  # caught up first
+    assert (ids["other"], 1) in {(hit["session"], hit["position"]) for hit in hits}
+
+
+def test_ingest_a_file_of_realtime_events(factory: StoreFactory, tmp_path: Path) -> None:
+    factory.open()
+    events = [
+        {"type": "conversation.item.added", "event_id": "e1", "item": {"id": "item_1", "type": "message",
+         "role": "user", "content": [{"type": "input_text", "text": "Hello there"}]}},
+        {"type": "conversation.item.done", "event_id": "e2", "item": {"id": "item_1", "type": "message",
+         "role": "user", "content": [{"type": "input_text", "text": "Hello there"}]}},
+        {"type": "not.an.event"},
+    ]  # fmt: skip
+    path = tmp_path / "call.jsonl"
+    path.write_text("\n".join(json.dumps(event) for event in events) + "\n\n", encoding="utf-8")
+    output = _ok(_run(factory, "ingest", "voice-1", str(path), "--create"))
+    assert output.startswith("3 events:") and "the session has 1 messages" in output
+    again = _ok(_run(factory, "ingest", "voice-1", str(path)))
+    assert "duplicate" in again and "the session has 1 messages" in again
+    assert factory.open().get("voice-1").messages[0].text == "Hello there"
+
+
+def test_the_graph_of_a_session_with_two_forks_and_a_rewrite(factory: StoreFactory, tmp_path: Path) -> None:
+    store = factory.open()
+    ids = _family(store)
+    picture = tmp_path / "graph.svg"
+    assert "wrote" in _ok(_run(factory, "graph", ids["second"], "--svg", str(picture)))
+    svg = ElementTree.parse(picture).getroot()
+    ns = {"svg": "http://www.w3.org/2000/svg"}
+    assert svg.get("data-root") == ids["root"]
+    lanes = [lane.get("data-session") for lane in svg.iterfind("svg:g[@class='lane']", ns)]
+    assert lanes == [ids["root"], ids["first"], ids["second"]]  # the other session is not in the family
+    dots = [
+        (dot.get("data-session"), dot.get("data-kind"), dot.get("data-reason"))
+        for dot in svg.iterfind(".//svg:circle", ns)
+    ]
+    root_dots = [(kind, reason) for session, kind, reason in dots if session == ids["root"]]
+    assert root_dots == [("append", "")] * 4 + [("rewrite", "edit")]
+    assert [(kind, reason) for session, kind, reason in dots if session == ids["first"]] == [
+        ("fork", "fork at 2"),
+        ("append", ""),
+    ]
+    assert [(kind, reason) for session, kind, reason in dots if session == ids["second"]] == [("fork", "fork at 1")]
+    edges = {
+        (edge.get("data-source"), edge.get("data-child"), edge.get("data-source-version"))
+        for edge in svg.iterfind("svg:path[@class='fork-edge']", ns)
+    }
+    assert edges == {(ids["root"], ids["first"], "7"), (ids["root"], ids["second"], "7")}  # after the rewrite
+    labels = [text.text for text in svg.iterfind(".//svg:text[@class='label']", ns)]
+    assert "edit" in labels
+
+
+def test_bad_input_gives_one_line_and_a_non_zero_exit(factory: StoreFactory, tmp_path: Path) -> None:
+    store = factory.open()
+    ids = _family(store)
+    cases = [
+        (("show", "no-such-session"), 1, "SessionNotFound"),
+        (("show", ids["root"], "--at", "yesterday"), 2, "--at"),
+        (("show", ids["root"], "--at", "99"), 1, "VersionNotFound"),
+        (("show", ids["root"], "--at", "2026-01-01T00:00:00"), 2, "time zone"),
+        (("diff", ids["root"], "1", "later"), 2, "neither"),
+        (("verify",), 2, "--all"),
+        (("sessions", "--meta", "channel"), 2, "KEY=VALUE"),
+        (("export", ids["root"], "--format", "yaml"), 2, "yaml"),
+        (("search", 'unbalanced "quote'), 1, "search query"),
+        (("ingest", ids["root"], str(tmp_path / "missing.jsonl")), 2, "missing.jsonl"),
+    ]
+    for args, code, words in cases:
+        result = _run(factory, *args)
+        assert result.exit_code == code, (args, result.output)
+        assert words in result.output, (args, result.output)
+        assert "Traceback" not in result.output
+        lines = [line for line in result.output.splitlines() if line.strip()]
+        assert len(lines) <= 3 and lines[-1].startswith("Error: ")  # usage, hint, the error: never a traceback
+
+
+def test_a_store_that_is_not_there_or_not_a_store(tmp_path: Path) -> None:
+    runner = CliRunner()
+    missing = runner.invoke(cli, ["sessions", str(tmp_path / "nothing.db")])
+    assert missing.exit_code == 1 and "no store at" in missing.output
+    assert not (tmp_path / "nothing.db").exists()  # looking never creates a store
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"junk " * 500)
+    broken = runner.invoke(cli, ["sessions", str(junk)])
+    assert broken.exit_code == 1 and "StorageUnavailable" in broken.output and len(broken.output.splitlines()) == 1
+    dead = runner.invoke(cli, ["sessions", "postgresql://postgres@127.0.0.1:1/test"])
+    assert dead.exit_code == 1 and "StorageUnavailable" in dead.output
+
+
+def test_a_real_process_and_the_console_script(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    store = Transcripts.open(path)
+    sid = store.create(title="From a process")
+    store.append(sid, Message.user("hi"))
+    store.close()
+    module = subprocess.run(
+        [sys.executable, "-m", "engine", "sessions", str(path), "--json"], capture_output=True, text=True, check=False
+    )
+    assert module.returncode == 0, module.stderr
+    assert json.loads(module.stdout)[0]["title"] == "From a process"
+    script = Path(sys.executable).with_name("transcripts")
+    shown = subprocess.run([str(script), "show", str(path), sid], capture_output=True, text=True, check=False)
+    assert shown.returncode == 0 and "hi" in shown.stdout and "\x1b[" not in shown.stdout  # no colour when piped
+    bad = subprocess.run([str(script), "show", str(path), "nope"], capture_output=True, text=True, check=False)
+    assert bad.returncode == 1 and bad.stderr.strip().startswith("Error: SessionNotFound")
+    assert len(bad.stderr.strip().splitlines()) == 1
