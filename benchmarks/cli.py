@@ -3,9 +3,10 @@
 fork loads, memory of forks), realtime ingestion, and realtime calls rebuilt
 by the engine and by a peer (the OpenAI Agents SDK, when installed).
 
-``--only suite|branching|realtime|peers`` runs one part. ``--recordings DIR``
+``--only suite|branching|realtime|peers|readmodel`` runs one part (part 5:
+catching a read model up). ``--recordings DIR``
 adds real recordings to the peer comparison. ``--json PATH`` writes
-``{"suite": ..., "branching": ..., "realtime": ..., "peers": ...}`` (the parts
+``{"suite": ..., "branching": ..., "realtime": ..., "peers": ..., "readmodel": ...}`` (the parts
 that ran).
 """
 
@@ -16,17 +17,18 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from benchmarks import branching, realtime, realtime_recordings, suite
+from benchmarks import branching, readmodel, realtime, realtime_recordings, suite
 from benchmarks._report import write_json
 
 __all__ = ["main"]
 
-PARTS = ("suite", "branching", "realtime", "peers")
+PARTS = ("suite", "branching", "realtime", "peers", "readmodel")
 TITLES = {
     "suite": "part 1: the suite",
     "branching": "part 2: branching and rewrites",
     "realtime": "part 3: realtime",
     "peers": "part 4: realtime calls, the engine and a peer",
+    "readmodel": "part 5: the read model",
 }
 
 
@@ -83,8 +85,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             document["branching"] = branching.run_and_report(branch_config)
         elif part == "realtime":
             document["realtime"] = realtime.run(realtime_config)
-        else:
+        elif part == "peers":
             document["peers"] = realtime_recordings.run(realtime_config.runs, recordings, realtime_config.quick)
+        else:
+            events = 2_000 if realtime_config.quick else 10_000
+            config = readmodel.ReadModelConfig(runs=realtime_config.runs, events=events, quick=realtime_config.quick)
+            document["readmodel"] = readmodel.run(config)
     if len(parts) > 1:
         print(f"\n(the {len(parts)} parts took {time.perf_counter() - started:.0f} s)")
     if json_path:

@@ -37,3 +37,57 @@ def test_page_examples_run(page: Path, tmp_path: Path, monkeypatch: pytest.Monke
         code = compile(block, f"{page.name} block {number}", "exec")
         exec(code, namespace)
     assert os.getcwd() == str(tmp_path)
+
+
+PROMPT = "$ transcripts "
+TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00")
+
+
+def console_pages() -> list[Path]:
+    return [page for page in PAGES if any(language == "console" for language, _, _ in FENCE.findall(page.read_text()))]
+
+
+@pytest.mark.parametrize("page", console_pages(), ids=lambda page: page.name)
+def test_command_line_examples_print_what_the_page_shows(
+    page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every ``$ transcripts ...`` line of a ```console block runs (after the
+    page's python blocks before it, in the same directory), and prints what
+    the page shows below it; only times may differ. ENGINE_UPDATE_DOCS=1
+    writes the output the commands print now into the page instead."""
+    import shlex
+
+    from click.testing import CliRunner
+
+    from engine.cli import cli
+
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, object] = {"__name__": f"docs_{page.stem}"}
+    text = page.read_text()
+    updated, cursor = [], 0
+    for match in FENCE.finditer(text):
+        language, _, body = match.groups()
+        if language == "python":
+            exec(compile(body, f"{page.name} python", "exec"), namespace)
+            continue
+        if language != "console":
+            continue
+        shown: list[str] = []
+        for chunk in re.split(r"^(?=\$ )", body, flags=re.M):
+            if not chunk.startswith(PROMPT):
+                continue
+            command, _, expected = chunk.partition("\n")
+            result = CliRunner().invoke(cli, shlex.split(command[len(PROMPT) :]), prog_name="transcripts")
+            assert result.exception is None or isinstance(result.exception, SystemExit), command
+            failed = expected.strip().splitlines()[-1:] and expected.strip().splitlines()[-1].startswith("Error:")
+            assert (result.exit_code != 0) == bool(failed), f"{command}: exit {result.exit_code}\n{result.output}"
+            if os.environ.get("ENGINE_UPDATE_DOCS"):
+                shown.append(command + "\n" + result.output)
+            else:
+                assert TIME.sub("<time>", result.output) == TIME.sub("<time>", expected), command
+        if shown:
+            start = match.start(3)
+            updated.append(text[cursor:start] + "".join(shown))
+            cursor = match.end(3)
+    if updated:
+        page.write_text("".join(updated) + text[cursor:])

@@ -454,7 +454,7 @@ def _cell(value: Any, short: bool) -> str:
     text = " ".join(str(value).split())
     if short and text.startswith("sha256:"):
         return text[:19] + "…"
-    return text if len(text) <= 60 else text[:59] + "…"
+    return text if len(text) <= 80 else text[:79] + "…"
 
 
 def _tty() -> bool:
