@@ -116,7 +116,8 @@ def draw(store: Transcripts, session_id: str) -> str:
         title = escape(member.title or "(untitled)")
         parts.append(
             f'<g class="lane" data-session="{escape(member.id)}" data-depth="{member.depth}">'
-            f'<text class="lane-title" x="{8 + 12 * member.depth}" y="{y + 4}">{title} · {escape(_short(member.id))}</text>'
+            f'<text class="lane-title" x="{8 + 12 * member.depth}" y="{y + 4}">'
+            f"{title} · {escape(_short(member.id))}</text>"
             f'<line class="lane-line" x1="{start}" y1="{y}" x2="{end}" y2="{y}"/>'
         )
         for dot in dots:
