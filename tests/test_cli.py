@@ -192,8 +192,8 @@ def test_bad_input_gives_one_line_and_a_non_zero_exit(factory: StoreFactory, tmp
         assert result.exit_code == code, (args, result.output)
         assert words in result.output, (args, result.output)
         assert "Traceback" not in result.output
-        lines = [line for line in result.output.splitlines() if line.strip()]
-        assert len(lines) <= 3 and lines[-1].startswith("Error: ")  # usage, hint, the error: never a traceback
+        assert len(result.output.strip().splitlines()) == 1, (args, result.output)  # one line, never a traceback
+        assert result.output.startswith("Error: ")
 
 
 def test_a_store_that_is_not_there_or_not_a_store(tmp_path: Path) -> None:
