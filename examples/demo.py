@@ -1,7 +1,8 @@
 """`make demo`: record an agent conversation in a SQLite file, then print its
 timeline and a time-travel view of an earlier version; branch it; and ingest
 a sample OpenAI Realtime voice trace (written for this project, beside this
-file) into a second session.
+file) into a second session; then look at the store with the command-line
+tool (sessions, the fork tree, a search, and a picture of the graph).
 
     python examples/demo.py demo.db
 """
@@ -9,6 +10,7 @@ file) into a second session.
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -61,7 +63,7 @@ def show(session: Session, heading: str) -> None:
 
 
 def main(path: str) -> None:
-    for suffix in ("", "-wal", "-shm"):  # a fresh demo file each run
+    for suffix in ("", "-wal", "-shm", ".read.db", ".read.db-wal", ".read.db-shm"):  # fresh files each run
         Path(path + suffix).unlink(missing_ok=True)
     with Transcripts.open(path) as store:
         sid = record(store)
@@ -83,6 +85,20 @@ def main(path: str) -> None:
         store.append(branch, Message.assistant("Yes: you sleep through the mountains and wake up in Bergen."))
         show(store.get(branch), f"A branch (fork_replacing message 1), lineage depth {store.lineage(branch).depth}")
 
+        # Another branch, from before the tool call; then the original is compacted.
+        retry = store.fork_at(sid, 2)
+        store.append(retry, Message.assistant("In March the pass is snowy: scenic, but check the forecast."))
+        store.rewrite(
+            sid,
+            1,
+            4,
+            [Message.user("Is the Oslo-Bergen train worth it in March? (The weather tool said: snow on the pass.)")],
+            "compaction",
+            note="folded the tool call into the question",
+            actor="compactor",
+        )
+        show(store.get(sid), "After a compaction rewrite (the branches keep what they had)")
+
         # A voice call: raw realtime server events, delivered with duplicates.
         voice = store.create(title="Voice call")
         trace = [json.loads(line) for line in TRACE.read_text().splitlines()]
@@ -91,9 +107,16 @@ def main(path: str) -> None:
         print(f"\nRealtime: {len(outcomes)} raw events ingested: {counts}")
         show(store.get(voice), "The voice call")
 
-        print("\nSessions in the store")
-        for info in store.sessions():
-            print(f"  {info.id}  {info.title!r}  {info.message_count} messages, version {info.version}")
+    # The same store from the shell: `transcripts` (or `python -m engine`).
+    picture = str(Path(path).with_suffix(".svg"))
+    for command in (
+        ["sessions", path],
+        ["tree", path, sid],
+        ["search", path, "scenic"],
+        ["graph", path, sid, "--svg", picture],
+    ):
+        print(f"\n$ transcripts {' '.join(command)}", flush=True)
+        subprocess.run([sys.executable, "-m", "engine", *command], check=True)
 
 
 if __name__ == "__main__":

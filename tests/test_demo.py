@@ -22,3 +22,54 @@ def test_demo_prints_a_timeline_a_time_travel_view_and_the_voice_call(tmp_path: 
         assert heading in done.stdout
     assert "Hello! How can I help?" in done.stdout and "(incomplete)" in done.stdout
     assert target.exists()
+
+
+def test_the_demo_shows_the_command_line_and_draws_the_graph(tmp_path: Path) -> None:
+    import xml.etree.ElementTree as ElementTree
+
+    from engine import Transcripts
+
+    target = tmp_path / "demo.db"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "demo.py"), str(target)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    for command in ("$ transcripts sessions", "$ transcripts tree", "$ transcripts search", "$ transcripts graph"):
+        assert command in done.stdout
+    assert "[scenic]" in done.stdout  # the search found and marked the word
+
+    # The picture, read back: the trip's family is its root, the branch that
+    # replaced message 1 and the one taken at message 2, both from version 9
+    # (before the compaction, which is the root's one rewrite).
+    store = Transcripts.open(target)
+    [root] = [info.id for info in store.sessions() if info.version == 10]
+    forks = sorted(
+        (store.lineage(info.id).fork_index, info.id) for info in store.sessions() if store.lineage(info.id).source
+    )
+    assert [index for index, _ in forks] == [1, 2]
+    svg = ElementTree.parse(target.with_suffix(".svg")).getroot()
+    ns = {"svg": "http://www.w3.org/2000/svg"}
+    assert svg.get("data-root") == root
+    assert [lane.get("data-session") for lane in svg.iterfind("svg:g[@class='lane']", ns)] == [
+        root,
+        *(sid for _, sid in forks),
+    ]
+    kinds = [
+        (c.get("data-session"), c.get("data-kind"), c.get("data-reason")) for c in svg.iterfind(".//svg:circle", ns)
+    ]
+    assert [(kind, reason) for sid, kind, reason in kinds if sid == root] == [("append", "")] * 4 + [
+        ("rewrite", "compaction")
+    ]
+    for index, sid in forks:
+        assert [(kind, reason) for s, kind, reason in kinds if s == sid] == [
+            ("fork", f"fork at {index}"),
+            ("append", ""),
+        ]
+    edges = {
+        (e.get("data-source"), e.get("data-child"), e.get("data-source-version"))
+        for e in svg.iterfind("svg:path[@class='fork-edge']", ns)
+    }
+    assert edges == {(root, sid, "9") for _, sid in forks}
