@@ -249,3 +249,20 @@ def test_a_postgres_server_that_is_not_there_is_unavailable() -> None:
     # out as the engine's StorageUnavailable, not as a driver exception.
     with pytest.raises(StorageUnavailable, match="cannot open the store"):
         open_backend("postgresql://postgres@127.0.0.1:1/test")
+
+
+def test_the_feed_never_gives_a_position_twice_after_deleting_the_newest(backend: Backend) -> None:
+    # SQLite hands out the largest rowid + 1: deleting the newest session's
+    # events gave the next event a position readers had already passed.
+    _store(backend, "keep", 1)
+    _store(backend, "gone", 2)
+    seen = backend.feed(after=0, limit=100)
+    backend.delete(["gone"])
+    _store(backend, "later", 1)
+    newer = backend.feed(after=seen[-1].position, limit=100)
+    assert [(entry.session_id, entry.record.version) for entry in newer] == [("later", 1)]
+    everything = backend.feed(after=0, limit=100)
+    assert [(e.session_id, e.record.version) for e in everything] == [("keep", 1), ("later", 1)]
+    backend.delete(["later"])
+    _store(backend, "again", 1)  # deleting the newest twice: still no position is given twice
+    assert [e.session_id for e in backend.feed(after=newer[-1].position, limit=100)] == ["again"]

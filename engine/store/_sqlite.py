@@ -30,7 +30,7 @@ from engine.errors import (
 from engine.state.content import shown
 from engine.store._backend import RecorderBackend, described, translated_errors
 from engine.store._chain import check_legacy_sealing, sealed_row
-from engine.store._codec import fork_source, refuse_orphans
+from engine.store._codec import READABLE_TOPICS, fork_source, refuse_orphans
 from engine.store._records import Record, Rewrite, SessionRow, StoredSnapshot
 
 Synchronous = Literal["full", "normal", "off"]
@@ -93,6 +93,10 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
     an append. ``BEGIN IMMEDIATE`` takes the write lock up front, so a busy
     database waits for ``lock_timeout`` instead of failing on lock upgrade.
     """
+
+    # The feed lists the engine's event types only: not the row that keeps
+    # the newest position taken after a deletion (see delete_sessions).
+    feed_topics = tuple(READABLE_TOPICS)
 
     datastore: _Datastore
 
@@ -218,13 +222,27 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
                 "WHERE originator_version=1 AND topic LIKE 'SessionForked.%'"
             ).fetchall()
             refuse_orphans(session_ids, forks)
+            events = self.events_table_name
+            (newest,) = execute(f"SELECT max(rowid) FROM {events}").fetchone()
             for session_id in session_ids:
                 for table, column in (
-                    (self.events_table_name, "originator_id"),
+                    (events, "originator_id"),
                     (self.snapshots_table, "session_id"),
                     (self.sessions_table, "session_id"),
                 ):
                     execute(f"DELETE FROM {table} WHERE {column}=?", (session_id,))
+            (left,) = execute(f"SELECT max(rowid) FROM {events}").fetchone()
+            if newest is not None and (left or 0) < newest:
+                # SQLite would give the next event the position of the newest
+                # deleted one, and the feed would show it to no reader that had
+                # passed that position: a row of no session (id '', no type the
+                # feed lists) keeps the newest position taken.
+                execute(f"DELETE FROM {events} WHERE originator_id = ''")
+                execute(
+                    f"INSERT INTO {events} (rowid, originator_id, originator_version, topic, state) "
+                    "VALUES (?, '', 0, '', x'')",
+                    (newest,),
+                )
 
         self._write(apply, erasing=True)
 
