@@ -95,7 +95,7 @@ def test_erase_removes_the_content_everywhere_and_everything_still_verifies(stor
     assert _holds_secret(_stored_bytes(stores))
 
     rewritten = store.erase(sid, secret_id, reason="erasure", note="deletion request #42", actor="dpo")
-    assert rewritten == [sid]
+    assert rewritten == [sid, fork]  # the fork only shows it, and gets an audit record of its own
 
     for reader in (store, stores.open()):  # this process's store and a cold one
         assert not _holds_secret(_everything(reader, sid))
@@ -111,6 +111,8 @@ def test_erase_removes_the_content_everywhere_and_everything_still_verifies(stor
         assert audit.event.message_ids == (secret_id,) and audit.event.digests == (digest,)
         assert audit.event.reason == "erasure" and audit.event.note == "deletion request #42"
         assert SECRET not in audit.summary
+        inherited = reader.history(fork)[-1].event
+        assert (inherited.message_ids, inherited.digests, inherited.versions) == ((secret_id,), (digest,), ())
     assert not _holds_secret(_stored_bytes(stores))
     # Idempotent: erasing again changes nothing.
     assert store.erase(sid, secret_id) == []
@@ -154,7 +156,8 @@ def test_erase_in_a_fork_reaches_the_log_it_inherited_from_and_tool_pairs_stay_v
     child = store.fork(parent)
     store.append(child, Message.assistant("found you"))
     ids = [m.id or "" for m in store.get(child).messages[1:3]]
-    assert store.erase(child, *ids) == [parent]
+    # The parent's log held the content; the child, which showed it, is told.
+    assert store.erase(child, *ids) == [parent, child]
     assert not _holds_secret(_stored_bytes(stores))
     fresh = stores.open()
     assert [m.erased is not None for m in fresh.get(child).messages] == [False, True, True, False]
@@ -518,3 +521,21 @@ def test_postgres_erase_waits_for_older_transactions_or_says_so() -> None:
     finally:
         store.close()
         drop_postgres_tables(prefix)
+
+
+def test_a_fork_cached_by_another_process_shows_an_erasure_at_once(stores: StoreFactory) -> None:
+    # A reader that had loaded a fork kept showing the content erased from
+    # the session it was forked from (the fork's own log did not change), and
+    # its verify() then reported a healthy store as damaged.
+    writer, reader = stores.open(), stores.open()
+    source = writer.create()
+    writer.append(source, Message.user(SECRET), Message.assistant("noted"))
+    fork = writer.fork_at(source, 2)
+    deeper = writer.fork(fork)
+    assert reader.get(fork).messages[0].text == SECRET and reader.get(deeper).messages[0].text == SECRET
+    secret_id = writer.get(source).messages[0].id or ""
+    assert writer.erase(source, secret_id) == sorted([source, fork, deeper], key=lambda s: (s != source, s))
+    for sid in (source, fork, deeper):
+        assert reader.get(sid).messages[0].erased is not None, sid
+        assert reader.verify(sid).messages[0].erased is not None, sid
+        assert not _holds_secret(_everything(reader, sid))

@@ -31,7 +31,7 @@ from engine.decisions.commands import (
     SetTitle,
     UpdateMetadata,
 )
-from engine.decisions.erasure import ErasedLog, Targets, erase_log, expand
+from engine.decisions.erasure import ErasedLog, Targets, erase_inherited, erase_log, expand
 from engine.decisions.ingestion import (
     IngestDecision,
     IngestOutcome,
@@ -77,6 +77,7 @@ __all__ = [
     "commit_of",
     "decide",
     "duplicate_reasons",
+    "erase_inherited",
     "erase_log",
     "expand",
     "ingest",

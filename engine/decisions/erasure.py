@@ -23,7 +23,7 @@ from engine.state.events import (
 from engine.state.revisions import Reason
 from engine.state.transcript import Session
 
-__all__ = ["ErasedLog", "Targets", "erase_log", "expand"]
+__all__ = ["ErasedLog", "Targets", "erase_inherited", "erase_log", "expand"]
 
 _replace = msgspec.structs.replace
 # Realtime audit fields that carry content, and what they hold once erased.
@@ -125,6 +125,35 @@ def erase_log(
         previous_head=previous_head,
     )
     return ErasedLog(tuple(replaced), audit)
+
+
+def erase_inherited(
+    head: Session,
+    erased: dict[str, str],
+    previous_head: str,
+    why: Reason,
+    actor: str | None,
+    now: datetime,
+) -> ErasedLog | None:
+    """The audit record for a session whose own log held none of the erased
+    content but whose transcript shows some of it, inherited from the
+    session it was forked from (``erased``: message id to digest, from the
+    logs that held it). Recording it there changes the session's log, so a
+    copy cached anywhere catches up and shows the placeholders."""
+    shown = {m.id: erased[m.id] for m in head.messages if m.id in erased and m.erased is None}
+    if not shown:
+        return None
+    audit = MessagesErased(
+        at=at(now, head),
+        actor=actor,
+        message_ids=tuple(shown),
+        digests=tuple(shown.values()),
+        versions=(),
+        reason=why.kind,
+        note=why.note,
+        previous_head=previous_head,
+    )
+    return ErasedLog((), audit)
 
 
 def _messages_of(events: Iterable[Event]) -> Iterable[Message]:

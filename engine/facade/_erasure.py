@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from engine.decisions import Targets, check_actor, clock, erase_log, expand
+from engine.decisions import Targets, check_actor, clock, erase_inherited, erase_log, expand
 from engine.errors import InvalidArgument, SessionHasForks
 from engine.facade._repository import Repository
 from engine.state.content import shown
@@ -43,10 +43,20 @@ def erase(
                 "ids or provider item ids); nothing was erased"
             )
         now = clock()
+        found = {
+            sid: erase_log(repository.head(sid), decoded[sid], logs[sid][0].head, targets, why, actor, now)
+            for sid in family
+        }
+        digests = {
+            message_id: digest
+            for log in found.values()
+            if log is not None
+            for message_id, digest in zip(log.audit.message_ids, log.audit.digests, strict=True)
+        }
         changes = []
         for sid in family:
             row, records, _ = logs[sid]
-            erased = erase_log(repository.head(sid), decoded[sid], row.head, targets, why, actor, now)
+            erased = found[sid] or erase_inherited(repository.head(sid), digests, row.head, why, actor, now)
             if erased is None:
                 continue
             replaced = [Record(version, *encode_event(event)) for version, event in erased.replaced]

@@ -259,7 +259,15 @@ def fold(
             metadata.update(event.set)
         elif isinstance(event, TitleChanged):
             title = event.title
-        elif isinstance(event, (RealtimeRecorded, RealtimePendingResolved, MessagesErased)):
+        elif isinstance(event, MessagesErased):
+            # The log's own records were rewritten already; this also reaches
+            # the messages a fork inherited, and a state cached before the
+            # erasure that catches up by folding this event.
+            if pending:
+                messages = messages.extended(pending, pending_revisions)
+                pending, pending_revisions = [], []
+            messages = _erased(messages, frozenset(event.message_ids))
+        elif isinstance(event, (RealtimeRecorded, RealtimePendingResolved)):
             pass  # ingestion state, or an audit record: no change to the state itself
         else:
             raise CorruptStore(f"session {session_id!r}: {type(event).__name__} again at version {number}")
@@ -369,6 +377,15 @@ def check_shape(messages: Sequence[Message], start: int, stop: int, *, offset: i
                 f"{messages[index + 1].role} "
                 "message, not their tool_results"
             )
+
+
+def _erased(messages: MessageSeq, ids: frozenset[str]) -> MessageSeq:
+    """``messages`` with those whose id is in ``ids`` replaced by their erased
+    placeholders (same digest, so every revision stays as it was)."""
+    for index, message in enumerate(messages):
+        if message.id in ids and message.erased is None:
+            messages = messages.replaced(index, index + 1, [message.erasure()])
+    return messages
 
 
 def revision_bytes(state: Session) -> bytes:
