@@ -135,16 +135,133 @@ def test_bad_input_is_refused_and_changes_nothing(tmp_path: Path) -> None:
         ReadModel(not_sqlite)
 
 
-def test_a_read_model_follows_one_store(tmp_path: Path) -> None:
+def test_a_read_model_shows_the_store_it_was_last_caught_up_with(tmp_path: Path) -> None:
     first, second = Transcripts.open(tmp_path / "a.db"), Transcripts.open(tmp_path / "b.db")
-    first.create()
-    second.create()
+    first.append(first.create(session_id="a"), Message.user("apple"))
+    second.append(second.create(session_id="b"), Message.user("banana"))
     with ReadModel(tmp_path / "read.db") as model:
         model.catch_up(first)
-        with pytest.raises(InvalidArgument, match="follows"):
-            model.catch_up(second)
-        model.rebuild(second)
-        assert [row["id"] for row in model.rows("sessions")] == [info.id for info in second.sessions()]
+        model.catch_up(second)  # another store (or the same path, replaced): its sessions, not the first's
+        assert projected_tables(model) == expected_tables(second)
+        assert [hit.session_id for hit in model.search("banana")] == ["b"] and model.search("apple") == []
+
+
+def test_deleting_the_newest_session_and_restoring_a_copy_are_caught_up(tmp_path: Path) -> None:
+    # The feed cannot tell a reader about these (a position given again by an
+    # old SQLite store, a file put back from a copy): the tables are compared
+    # with the store's listing and brought up to date.
+    import shutil
+
+    path = tmp_path / "store.db"
+    store = Transcripts.open(path)
+    store.append(store.create(session_id="keep"), Message.user("first"))
+    store.append(store.create(session_id="gone"), Message.user("to be deleted"))
+    with ReadModel(tmp_path / "read.db") as model:
+        model.catch_up(store)
+        store.delete("gone")
+        store.append("keep", Message.user("second apple"))
+        store.create(session_id="gone")  # made again, with the same id
+        model.catch_up(store)
+        assert projected_tables(model) == expected_tables(store)
+        assert [hit.session_id for hit in model.search("apple")] == ["keep"]
+        store.close()
+        shutil.copy(path, tmp_path / "copy.db")
+        again = Transcripts.open(path)
+        again.append("keep", Message.user("third"))
+        model.catch_up(again)
+        again.close()
+        for suffix in ("-wal", "-shm"):
+            (tmp_path / f"store.db{suffix}").unlink(missing_ok=True)
+        shutil.copy(tmp_path / "copy.db", path)  # the older copy put back
+        restored = Transcripts.open(path)
+        model.catch_up(restored)
+        assert projected_tables(model) == expected_tables(restored)
+
+
+def test_an_erasure_reaches_its_family_only(tmp_path: Path) -> None:
+    # Callers choose message ids: the same id in another family is another message.
+    store = Transcripts.open()
+    for sid in ("a", "b"):
+        store.create(session_id=sid)
+        store.append(sid, Message.user(f"secret of {sid} kiwi", id="m1"))
+        store.append(sid, Message.assistant("calling", ToolUse(id="c1", name="lookup", arguments="{}"), id="m2"))
+        store.append(sid, Message.tool_results(ToolResult.of("c1", f"result {sid}"), id="m3"))
+    fork = store.fork("a")
+    with ReadModel(tmp_path / "read.db") as model:
+        model.catch_up(store)
+        store.erase("a", "m1", "m2", "m3")
+        model.catch_up(store)
+        assert projected_tables(model) == expected_tables(store)
+        assert {hit.session_id for hit in model.search("kiwi")} == {"b"}
+        assert {row["session_id"] for row in model.rows("tool_calls")} == {"b"}
+        assert all(row["erased"] for row in model.rows("messages") if row["session_id"] in ("a", fork))
+        with ReadModel(tmp_path / "rebuilt.db") as rebuilt:
+            rebuilt.rebuild(store)
+            assert dump(model) == dump(rebuilt)
+
+
+def test_erased_text_leaves_the_read_model_file(tmp_path: Path) -> None:
+    store = Transcripts.open(tmp_path / "store.db")
+    sid = store.create()
+    store.append(sid, Message.user("my passport is XQ987654321"), Message.user("keep this"))
+    path = tmp_path / "read.db"
+    with ReadModel(path) as model:
+        model.catch_up(store)
+        store.erase(sid, store.get(sid).messages[0].id or "")
+        model.catch_up(store)
+        assert model.search("XQ987654321") == []
+    files = [path, *(path.with_name(path.name + suffix) for suffix in ("-wal", "-shm"))]
+    stored = b"".join(file.read_bytes() for file in files if file.exists())
+    assert b"keep this" in stored
+    assert b"XQ987654321" not in stored and b"xq987654321" not in stored and b"passport" not in stored
+
+
+def test_two_processes_catching_up_one_read_model_take_turns(tmp_path: Path) -> None:
+    import threading
+
+    store = Transcripts.open(tmp_path / "store.db")
+    sessions = [store.create() for _ in range(5)]
+    for number in range(600):
+        store.append(sessions[number % 5], Message.user(f"message {number}"))
+    errors: list[BaseException] = []
+
+    def follow() -> None:
+        try:
+            with ReadModel(tmp_path / "read.db") as model:
+                model.catch_up(Transcripts.open(tmp_path / "store.db"))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=follow) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with ReadModel(tmp_path / "read.db") as model:
+        assert projected_tables(model) == expected_tables(store)
+
+
+def test_a_tamper_is_caught_even_when_the_reader_has_the_session_cached(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    store = Transcripts.open(path)  # long-lived: it has every session cached
+    sid = store.create()
+    store.append(sid, Message.assistant("calling", ToolUse(id="c1", name="pay", arguments='{"amount": 10}')))
+    with sqlite3.connect(path) as connection:
+        connection.execute(
+            "UPDATE transcripts_events SET state = CAST(replace(CAST(state AS TEXT), '10', '99') AS BLOB) "
+            "WHERE originator_version = 2"
+        )
+    with ReadModel(tmp_path / "read.db") as model:
+        with pytest.raises(CorruptStore):
+            model.catch_up(store)
+        assert model.position == 0 and list(model.rows("tool_calls")) == []
+
+
+def test_the_store_file_is_not_a_read_model(tmp_path: Path) -> None:
+    Transcripts.open(tmp_path / "store.db").create()
+    with pytest.raises(InvalidArgument, match="is a transcript store"):
+        ReadModel(tmp_path / "store.db")
 
 
 def test_a_damaged_store_is_reported_not_projected(tmp_path: Path) -> None:

@@ -80,6 +80,7 @@ class Transcripts:
         seal_key: bytes | None = None,
         seal_legacy: bool = False,
         max_event_bytes: int | None = DEFAULT_MAX_EVENT_BYTES,
+        create: bool = True,
     ) -> Transcripts:
         """Open a store: in memory (no argument), a SQLite file, or PostgreSQL.
 
@@ -102,8 +103,12 @@ class Transcripts:
         ``max_event_bytes``
         (default 16 MiB; ``None``: no limit): a write that would store a larger
         event (one ``append`` call is one event) is refused with
-        :class:`EventTooLarge` before anything is sent.
+        :class:`EventTooLarge` before anything is sent. ``create=False``: open
+        only a store that is there (else :class:`StorageUnavailable`), never
+        creating a file or tables, for tools that only look.
         """
+        if not isinstance(create, bool):
+            raise InvalidArgument(f"create must be a bool, got {shown(create)}")
         backend = open_backend(
             target,
             table_prefix=table_prefix,
@@ -111,6 +116,7 @@ class Transcripts:
             lock_timeout=lock_timeout,
             seal_key=seal_key,
             seal_legacy=seal_legacy,
+            create=create,
         )
         try:
             return cls(
@@ -274,8 +280,10 @@ class Transcripts:
         when, why, which ids and digests; never the content). On SQLite the
         freed bytes are overwritten and the WAL is checkpointed and truncated.
 
-        Returns the ids of the sessions whose logs were rewritten (empty if
-        every message was erased already). Raises ``InvalidArgument`` if a
+        A fork that showed the content without holding it (inherited from its
+        source) gets a ``MessagesErased`` record too, so every copy of it
+        cached anywhere catches up. Returns the ids of the sessions that got a
+        record (empty if every message was erased already). Raises ``InvalidArgument`` if a
         message id never occurs in the session's history; then nothing changes.
         """
         return _erasure.erase(self._repository, session_id, message_ids, reason, note, actor)
@@ -479,15 +487,20 @@ class Transcripts:
             head = repository.head(session_id)
             return f"{head.version}:{repository.chain_after(head).digest().hex()}"
 
-    def verify(self, session_id: str, *, head_hash: str | None = None) -> Session:
+    def verify(self, session_id: str, *, head_hash: str | None = None, replay: bool = True) -> Session:
         """Audit one session: check its log against its chain head, replay the
         whole history from scratch re-hashing every revision, and check every
         snapshot, the listing row and the cached head against that replay.
         With ``head_hash`` (from :meth:`head_hash`, kept outside the store),
         also check that the log still extends it: this detects a log rewritten
         consistently by someone who could write to the store. Returns the
-        verified head; raises :class:`CorruptStore` on any disagreement."""
-        return _reads.verify(self._repository, session_id, head_hash)
+        verified head; raises :class:`CorruptStore` on any disagreement.
+        ``replay=False`` checks only the log against its chain head (one read
+        and one hash pass over the stored bytes, no replay): quick, and
+        enough to know that nothing stored was altered."""
+        if not isinstance(replay, bool):
+            raise InvalidArgument(f"replay must be a bool, got {shown(replay)}")
+        return _reads.verify(self._repository, session_id, head_hash, replay)
 
     # -- the command cycle ---------------------------------------------------
 

@@ -12,16 +12,25 @@ the store no longer lists."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import msgspec
 import sqlite_utils
 
-from engine.errors import CorruptStore, InvalidArgument, SessionNotFound
+from engine.errors import (
+    CorruptStore,
+    InvalidArgument,
+    SessionNotFound,
+    StorageError,
+    StorageUnavailable,
+    VersionNotFound,
+)
 from engine.facade import Transcripts
 from engine.state.content import Message, Reasoning, ToolResult, shown
 from engine.state.events import (
@@ -41,6 +50,7 @@ __all__ = ["ReadModel", "SearchHit"]
 #: The schema of the tables; a file made by another schema is rebuilt.
 SCHEMA_VERSION = 1
 _PAGE = 1000
+_LOCK_TIMEOUT = 10.0  # seconds a write waits for another process's catch-up
 
 
 class SearchHit(msgspec.Struct, frozen=True, kw_only=True):
@@ -65,18 +75,31 @@ class ReadModel:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         if not isinstance(path, (str, os.PathLike)):
             raise InvalidArgument(f"a read model is a SQLite file path, got {type(path).__name__}")
+        self.path = os.fspath(path)
+        if not self.path:
+            raise InvalidArgument("a read model needs a file path, got an empty one")
         try:
-            self.db = sqlite_utils.Database(os.fspath(path))
-            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db = sqlite_utils.Database(sqlite3.connect(self.path, timeout=_LOCK_TIMEOUT))
+            _wal(self.db.conn)
             # Derived data, rebuilt from the store if a power cut loses the
-            # last commits: no fsync per commit.
+            # last commits: no fsync per commit. Freed pages are zeroed, so
+            # erased and deleted text leaves the file too.
             self.db.execute("PRAGMA synchronous=NORMAL")
-            self._create_tables()
+            self.db.execute("PRAGMA secure_delete=ON")
+            with self._writing():  # two processes opening a new file: one makes the tables
+                names = self.db.table_names()
+                if "transcripts_events" in names or "transcripts_sessions" in names:
+                    raise InvalidArgument(
+                        f"{shown(self.path)} is a transcript store, not a read model; name another file"
+                    )
+                self._create_tables()
         except sqlite3.DatabaseError as exc:
-            raise InvalidArgument(f"cannot use {shown(os.fspath(path))} as a read model: {exc}") from None
+            raise InvalidArgument(f"cannot use {shown(self.path)} as a read model: {exc}") from None
 
     def close(self) -> None:
         self.db.close()
+
+    _checkpoint = False
 
     def __enter__(self) -> ReadModel:
         return self
@@ -89,7 +112,45 @@ class ReadModel:
     @property
     def position(self) -> int:
         """The last feed position applied (0: nothing yet)."""
-        return int(self._meta("position") or 0)
+        with self._translated():
+            text = self._meta("position") or "0"
+        if not text.isascii() or not text.isdigit():
+            raise StorageError(f"the read model at {self.path} is damaged (position {text!r}); rebuild() it")
+        return int(text)
+
+    @contextlib.contextmanager
+    def _translated(self) -> Iterator[None]:
+        """SQLite errors of the read model's own file, as engine errors that
+        say which file and what to do."""
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise StorageUnavailable(
+                    f"the read model at {self.path} is busy (another process is writing it): {exc}; try again"
+                ) from None
+            raise StorageError(f"the read model at {self.path} is damaged ({exc}); rebuild() it") from None
+        except sqlite3.DatabaseError as exc:
+            raise StorageError(f"the read model at {self.path} is damaged ({exc}); rebuild() it") from None
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """One write transaction, taking the file's write lock up front: two
+        processes catching up at once take turns, each from where the other
+        stopped (the position is read inside the transaction)."""
+        conn = self.db.conn
+        with self._translated():
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            if self._checkpoint:  # erased or deleted text: out of the WAL file too
+                self._checkpoint = False
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def _meta(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
@@ -103,135 +164,139 @@ class ReadModel:
                 return
             for table in list(db.table_names()):  # an older layout: the next catch-up rebuilds it
                 db.execute(f"DROP TABLE IF EXISTS [{table}]")
-        with db.atomic():
-            db.table("meta").create({"key": str, "value": str}, pk="key")
-            db.table("sessions").create(
-                {
-                    "id": str,
-                    "title": str,
-                    "created_at": str,
-                    "updated_at": str,
-                    "version": int,
-                    "revision": str,
-                    "message_count": int,
-                    "metadata": str,
-                    "source": str,
-                    "source_version": int,
-                    "fork_index": int,
-                    "root": str,
-                    "depth": int,
-                    "generation": int,
-                    "input_tokens": int,
-                    "output_tokens": int,
-                    "cache_read_tokens": int,
-                    "cache_write_tokens": int,
-                    "reasoning_tokens": int,
-                },
-                pk="id",
-            )
-            db.table("messages").create(
-                {
-                    "session_id": str,
-                    "position": int,
-                    "message_id": str,
-                    "role": str,
-                    "text": str,
-                    "reasoning": str,
-                    "tool_calls": int,
-                    "provider_item_id": str,
-                    "incomplete": int,
-                    "erased": str,
-                    "version": int,
-                    "at": str,
-                }
-            )
-            db.table("messages").create_index(["session_id", "position"])
-            db.table("messages").create_index(["message_id"])
-            db.table("tool_calls").create(
-                {"session_id": str, "message_id": str, "call_id": str, "name": str, "arguments": str, "version": int}
-            )
-            db.table("tool_calls").create_index(["session_id", "message_id"])
-            db.table("tool_calls").create_index(["call_id"])
-            db.table("tool_results").create(
-                {"session_id": str, "message_id": str, "call_id": str, "is_error": int, "content": str, "version": int}
-            )
-            db.table("tool_results").create_index(["session_id", "message_id"])
-            db.table("tool_results").create_index(["call_id"])
-            db.table("usage").create(
-                {
-                    "session_id": str,
-                    "version": int,
-                    "response_id": str,
-                    "input_tokens": int,
-                    "output_tokens": int,
-                    "cache_read_tokens": int,
-                    "cache_write_tokens": int,
-                    "reasoning_tokens": int,
-                    "at": str,
-                }
-            )
-            db.table("usage").create_index(["session_id", "version"])
-            db.table("revisions").create(
-                {
-                    "session_id": str,
-                    "version": int,
-                    "generation": int,
-                    "parent_revision": str,
-                    "revision": str,
-                    "start": int,
-                    "end": int,
-                    "count_before": int,
-                    "count_after": int,
-                    "removed_digest": str,
-                    "replacement_digest": str,
-                    "reason": str,
-                    "note": str,
-                    "actor": str,
-                    "at": str,
-                },
-                pk=("session_id", "version"),
-            )
-            db.table("forks").create(
-                {
-                    "session_id": str,
-                    "source": str,
-                    "source_version": int,
-                    "fork_index": int,
-                    "replaced": int,
-                    "root": str,
-                    "depth": int,
-                    "at": str,
-                },
-                pk="session_id",
-            )
-            # No triggers: the projection indexes new rows in bulk, six times
-            # faster than a trigger per row (see _Batch._flush_rows).
-            db.table("messages").enable_fts(["text"], tokenize="porter")
-            db.table("meta").insert_all(
-                [{"key": "schema", "value": str(SCHEMA_VERSION)}, {"key": "position", "value": "0"}], replace=True
-            )
+        # Inside the caller's write transaction.
+        db.table("meta").create({"key": str, "value": str}, pk="key")
+        db.table("sessions").create(
+            {
+                "id": str,
+                "title": str,
+                "created_at": str,
+                "updated_at": str,
+                "version": int,
+                "revision": str,
+                "message_count": int,
+                "metadata": str,
+                "source": str,
+                "source_version": int,
+                "fork_index": int,
+                "root": str,
+                "depth": int,
+                "generation": int,
+                "input_tokens": int,
+                "output_tokens": int,
+                "cache_read_tokens": int,
+                "cache_write_tokens": int,
+                "reasoning_tokens": int,
+            },
+            pk="id",
+        )
+        db.table("messages").create(
+            {
+                "session_id": str,
+                "position": int,
+                "message_id": str,
+                "role": str,
+                "text": str,
+                "reasoning": str,
+                "tool_calls": int,
+                "provider_item_id": str,
+                "incomplete": int,
+                "erased": str,
+                "version": int,
+                "at": str,
+            }
+        )
+        db.table("messages").create_index(["session_id", "position"])
+        db.table("messages").create_index(["message_id"])
+        db.table("tool_calls").create(
+            {"session_id": str, "message_id": str, "call_id": str, "name": str, "arguments": str, "version": int}
+        )
+        db.table("tool_calls").create_index(["session_id", "message_id"])
+        db.table("tool_calls").create_index(["call_id"])
+        db.table("tool_results").create(
+            {"session_id": str, "message_id": str, "call_id": str, "is_error": int, "content": str, "version": int}
+        )
+        db.table("tool_results").create_index(["session_id", "message_id"])
+        db.table("tool_results").create_index(["call_id"])
+        db.table("usage").create(
+            {
+                "session_id": str,
+                "version": int,
+                "response_id": str,
+                "input_tokens": int,
+                "output_tokens": int,
+                "cache_read_tokens": int,
+                "cache_write_tokens": int,
+                "reasoning_tokens": int,
+                "at": str,
+            }
+        )
+        db.table("usage").create_index(["session_id", "version"])
+        db.table("revisions").create(
+            {
+                "session_id": str,
+                "version": int,
+                "generation": int,
+                "parent_revision": str,
+                "revision": str,
+                "start": int,
+                "end": int,
+                "count_before": int,
+                "count_after": int,
+                "removed_digest": str,
+                "replacement_digest": str,
+                "reason": str,
+                "note": str,
+                "actor": str,
+                "at": str,
+            },
+            pk=("session_id", "version"),
+        )
+        db.table("forks").create(
+            {
+                "session_id": str,
+                "source": str,
+                "source_version": int,
+                "fork_index": int,
+                "replaced": int,
+                "root": str,
+                "depth": int,
+                "at": str,
+            },
+            pk="session_id",
+        )
+        # No triggers: the projection indexes new rows in bulk, six times
+        # faster than a trigger per row (see _Batch._flush_rows).
+        db.table("messages").enable_fts(["text"], tokenize="porter")
+        db.table("meta").insert_all(
+            [{"key": "schema", "value": str(SCHEMA_VERSION)}, {"key": "position", "value": "0"}], replace=True
+        )
 
     # -- catching up ----------------------------------------------------------
 
     def catch_up(self, store: Transcripts, *, progress: Callable[[int], None] | None = None) -> int:
         """Apply every event the store stored after :attr:`position`, and
-        return how many. ``progress`` is called with the count after each page."""
+        return how many. ``progress`` is called with the count after each page.
+
+        Then every session the store lists is compared with the tables
+        (version, revision, title): one the feed could not bring up to date
+        (a store replaced or restored from a copy, a session deleted and made
+        again) is projected again from its checked history, and one the
+        store no longer has is dropped. So the tables always show the store
+        they were last caught up with."""
         if not isinstance(store, Transcripts):
             raise InvalidArgument(f"catch_up() takes a Transcripts store, got {type(store).__name__}")
-        where = repr(store)
-        known = self._meta("store")
-        if known is not None and known != where:
-            raise InvalidArgument(
-                f"this read model follows {known}, not {where}; use another file, or rebuild() it for this store"
-            )
+        before, listed = self._shown(), self._listed(store)  # in this order: writers only go forward
         applied = 0
-        position = self.position
-        page = store.feed(after=position, limit=_PAGE)
-        while page:
+        while True:
             # Up to _BATCH events in one transaction, checked before it
             # commits: what does not agree with the store's checked reads is
             # not kept.
-            with self.db.atomic():
+            with self._writing():
+                position = self.position
+                page = store.feed(after=position, limit=_PAGE)
+                if not page:
+                    break
                 batch = _Batch(self.db, store)
                 while page and batch.events < _BATCH:
                     for item in page:
@@ -240,62 +305,121 @@ class ReadModel:
                     applied += len(page)
                     if progress is not None:
                         progress(applied)
-                    page = store.feed(after=position, limit=_PAGE)
+                    page = store.feed(after=position, limit=_PAGE) if batch.events < _BATCH else page
                 batch.flush()
                 self._check(store, batch.touched)
-                self._set_meta({"position": str(position), "store": where})
-        with self.db.atomic():
-            self._drop_deleted(store)
+                self._set_meta({"position": str(position)})
+                if batch.removed:
+                    self._purge()
+        with self._writing():
+            if self._reconcile(store, before, listed):
+                self._purge()
         return applied
 
     def rebuild(self, store: Transcripts, *, progress: Callable[[int], None] | None = None) -> int:
         """Empty the tables and project the whole store again."""
-        with self.db.atomic():
+        with self._writing():
             for table, _ in _SESSION_TABLES:
-                self.db.execute(f"DELETE FROM [{table}]")
-            self.db.execute("INSERT INTO messages_fts(messages_fts) VALUES ('delete-all')")
-            self.db.execute("DELETE FROM meta WHERE key = 'store'")
+                self.db.conn.execute(f"DELETE FROM [{table}]")
+            self.db.conn.execute("INSERT INTO messages_fts(messages_fts) VALUES ('delete-all')")
             self._set_meta({"position": "0"})
+            self._purge()
         return self.catch_up(store, progress=progress)
 
     def _set_meta(self, values: dict[str, str]) -> None:
         for key, value in values.items():
-            self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [key, value])
+            self.db.conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [key, value])
 
-    def _drop_deleted(self, store: Transcripts) -> None:
-        listed = {info.id for info in store.sessions()}
-        projected = [row[0] for row in self.db.execute("SELECT id FROM sessions").fetchall()]
-        for session_id in projected:
-            if session_id not in listed:
-                _unindex(self.db.conn, "session_id = ?", [session_id])
-                for table, column in _SESSION_TABLES:
-                    self.db.execute(f"DELETE FROM {table} WHERE {column} = ?", [session_id])
+    def _purge(self) -> None:
+        """After an erasure or a deletion: merge the full-text index's
+        segments (which keep deleted words until merged). secure_delete zeroes
+        the pages freed; the WAL is truncated once the transaction commits."""
+        self.db.conn.execute("INSERT INTO messages_fts(messages_fts) VALUES ('optimize')")
+        self._checkpoint = True
+
+    def _shown(self) -> dict[str, tuple[int, str, str | None]]:
+        rows = self.db.conn.execute("SELECT id, version, revision, title FROM sessions").fetchall()
+        return {row[0]: (row[1], row[2], row[3]) for row in rows}
+
+    @staticmethod
+    def _listed(store: Transcripts) -> dict[str, tuple[int, str, str | None]]:
+        return {info.id: (info.version, info.revision, info.title) for info in store.sessions()}
+
+    def _reconcile(
+        self,
+        store: Transcripts,
+        before: dict[str, tuple[int, str, str | None]],
+        listed: dict[str, tuple[int, str, str | None]],
+    ) -> bool:
+        """Project again the sessions the feed could not bring up to date,
+        drop those the store no longer has; whether anything changed.
+        ``before`` is what the tables showed and ``listed`` what the store
+        listed when this catch-up began (read in that order). A session went
+        back (the tables were ahead of the store: a file restored from a
+        copy, a store replaced, a session deleted and made again) or differs
+        at the same version; or the feed, read to its end after the listing,
+        still left it behind the listing (positions given again by an older
+        SQLite store)."""
+        shown = self._shown()
+        stale = sorted(
+            sid
+            for sid, (version, revision, title) in listed.items()
+            if (sid in before and before[sid][0] > version)
+            or (sid in before and before[sid][0] == version and before[sid][1:] != (revision, title))
+            or sid not in shown
+            or shown[sid][0] < version
+        )
+        now = self._listed(store)
+        gone = sorted(sid for sid in shown if sid not in now)
+        for session_id in stale + gone:
+            _remove(self.db.conn, session_id)
+        for session_id in stale:
+            if session_id not in now:
+                continue
+            try:
+                history = store.history(session_id)
+            except SessionNotFound:  # deleted meanwhile
+                continue
+            batch = _Batch(self.db, store)
+            for entry in history:
+                batch.apply(session_id, entry.version, entry.event)
+            batch.flush()
+            self._check(store, [session_id])
+        return bool(stale or gone)
 
     def _check(self, store: Transcripts, touched: Iterable[str]) -> None:
-        """Each touched session as the tables show it, against a checked read
-        of the store at that version: damage is reported, not projected."""
+        """Each touched session as the tables show it, against the store: its
+        log is checked against its sealed chain head (so no stored byte the
+        tables came from was altered), and the head at that version must
+        give the same revision, title and messages."""
         for session_id in sorted(touched):
-            found = self.db.execute(
+            found = self.db.conn.execute(
                 "SELECT version, revision, message_count, title FROM sessions WHERE id = ?", [session_id]
             ).fetchone()
             if found is None:
                 continue  # deleted since
             version, revision, count, title = found
             try:
-                state = store.get(session_id)  # cached: cheap when the tables are at the head
+                state = store.verify(session_id, replay=False)
                 if state.version != version:
                     state = store.get(session_id, at=version)
             except SessionNotFound:  # deleted meanwhile: the next catch-up drops it
                 continue
-            rows = self.db.execute(
+            except VersionNotFound:
+                raise CorruptStore(
+                    f"session {session_id!r}: the feed holds version {version}, beyond what its listing row says: "
+                    "an event was added outside the engine"
+                ) from None
+            rows = self.db.conn.execute(
                 "SELECT message_id, role, text, erased FROM messages WHERE session_id = ? ORDER BY position",
                 [session_id],
             ).fetchall()
             expected = [(m.id, m.role, m.text, m.erased) for m in state.messages]
             if (state.revision, len(state.messages), state.title) != (revision, count, title) or rows != expected:
                 raise CorruptStore(
-                    f"session {session_id!r} at version {version}: the feed gave what a checked read of the store "
-                    "does not (the revision, title or messages differ); the store is damaged"
+                    f"session {session_id!r} at version {version}: the read model and a checked read of the store "
+                    "disagree: the store was altered, or the read model file was; verify the store, then "
+                    "rebuild() the read model"
                 )
 
     # -- queries ----------------------------------------------------------------
@@ -305,8 +429,8 @@ class ReadModel:
         syntax: words, "phrases", prefix*, AND/OR/NOT), best first."""
         if not isinstance(query, str) or not query.strip():
             raise InvalidArgument("search() takes a non-empty query")
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise InvalidArgument(f"limit must be a positive int, got {shown(limit)}")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
+            raise InvalidArgument(f"limit must be an int from 1 to 10,000, got {shown(limit)}")
         sql = (
             "SELECT m.session_id, m.position, m.role, m.message_id, "
             "snippet(messages_fts, 0, '[', ']', '…', 12) FROM messages_fts "
@@ -314,9 +438,15 @@ class ReadModel:
             "ORDER BY rank, m.session_id, m.position LIMIT ?"
         )
         try:
-            rows = self.db.execute(sql, [query, limit]).fetchall()
+            rows = self.db.conn.execute(sql, [query, limit]).fetchall()
         except sqlite3.OperationalError as exc:
-            raise InvalidArgument(f"not a search query SQLite understands ({exc}): {shown(query)}") from None
+            if any(word in str(exc) for word in ("locked", "busy", "malformed", "no such table", "disk")):
+                with self._translated():
+                    raise
+            raise InvalidArgument(
+                f"not a search query SQLite's FTS5 understands ({exc}): {shown(query)}; put words in double quotes "
+                "to search them as they are, for example '\"Oslo-Bergen\"'"
+            ) from None
         return [
             SearchHit(session_id=row[0], position=row[1], role=row[2], message_id=row[3], snippet=row[4])
             for row in rows
@@ -434,6 +564,7 @@ class _Batch:
             _INSERT_FORK: [],
         }
         self.events = 0
+        self.removed = False  # an erasure: its text must leave the index and the file
 
     @property
     def touched(self) -> set[str]:
@@ -469,6 +600,12 @@ class _Batch:
 
     def apply(self, session_id: str, version: int, event: object) -> None:
         self.events += 1
+        if isinstance(event, (SessionCreated, SessionForked)):
+            # A session id seen before belongs to a session deleted since:
+            # nothing of the old one stays.
+            self._flush_rows()
+            self.sessions.pop(session_id, None)
+            _remove(self.conn, session_id)
         if isinstance(event, SessionCreated):
             at = event.at.isoformat()
             self.sessions[session_id] = {
@@ -490,6 +627,8 @@ class _Batch:
             self._fork(session_id, event)
             return
         row = self._session(session_id)
+        if version <= row["version"]:
+            return  # applied already (a session projected again from its history meanwhile)
         at = event.at.isoformat()  # type: ignore[attr-defined]
         if isinstance(event, MessagesAppended):
             count, added = row["message_count"], len(event.messages)
@@ -517,21 +656,28 @@ class _Batch:
             values.update(event.set)
             row["metadata"] = _json(values)
         elif isinstance(event, MessagesErased):
-            self._flush_rows()
+            self.flush()  # the rows, and the session rows the family is found by
+            self.removed = True
+            # The erasure reached these ids in this session's family (its
+            # root and the forks of it), never in another family that has
+            # messages with the same ids.
+            family = "session_id IN (SELECT id FROM sessions WHERE root = ?)"
             for message_id, digest in zip(event.message_ids, event.digests, strict=True):
+                where = [message_id, row["root"]]
                 # What projecting the placeholder (Message.erasure) gives.
-                _unindex(self.conn, "message_id = ?", [message_id])
+                _unindex(self.conn, f"message_id = ? AND {family}", where)
                 self.conn.execute(
                     "UPDATE messages SET text = '', reasoning = '', tool_calls = 0, incomplete = 0, erased = ? "
-                    "WHERE message_id = ?",
-                    [digest, message_id],
+                    f"WHERE message_id = ? AND {family}",
+                    [digest, *where],
                 )
                 self.conn.execute(
-                    "INSERT INTO messages_fts (rowid, text) SELECT rowid, text FROM messages WHERE message_id = ?",
-                    [message_id],
+                    "INSERT INTO messages_fts (rowid, text) SELECT rowid, text FROM messages "
+                    f"WHERE message_id = ? AND {family}",
+                    where,
                 )
                 for table in ("tool_calls", "tool_results"):
-                    self.conn.execute(f"DELETE FROM {table} WHERE message_id = ?", [message_id])
+                    self.conn.execute(f"DELETE FROM {table} WHERE message_id = ? AND {family}", where)
         row.update(version=version, updated_at=at)
 
     def _fork(self, session_id: str, event: SessionForked) -> None:
@@ -609,6 +755,28 @@ class _Batch:
 
 
 _TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
+
+
+def _wal(conn: sqlite3.Connection) -> None:
+    """WAL mode, set once per file; setting it needs the file to itself, so
+    a second process opening a new read model at the same moment waits."""
+    deadline = time.monotonic() + _LOCK_TIMEOUT
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def _remove(conn: sqlite3.Connection, session_id: str) -> None:
+    """Every row of one session, out of every table and the index."""
+    _unindex(conn, "session_id = ?", [session_id])
+    for table, column in _SESSION_TABLES:
+        conn.execute(f"DELETE FROM {table} WHERE {column} = ?", [session_id])
 
 
 def _unindex(conn: sqlite3.Connection, where: str, values: list[Any]) -> None:

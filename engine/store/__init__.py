@@ -57,6 +57,7 @@ def open_backend(
     lock_timeout: int = 10,
     seal_key: bytes | None = None,
     seal_legacy: bool = False,
+    create: bool = True,
 ) -> Backend:
     if not isinstance(table_prefix, str) or not _PREFIX.fullmatch(table_prefix):
         raise InvalidArgument(
@@ -84,7 +85,12 @@ def open_backend(
         from engine.store._postgres import open_postgres
 
         return open_postgres(
-            target, prefix=table_prefix, lock_timeout=lock_timeout, seal_key=seal_key, seal_legacy=seal_legacy
+            target,
+            prefix=table_prefix,
+            lock_timeout=lock_timeout,
+            seal_key=seal_key,
+            seal_legacy=seal_legacy,
+            create=create,
         )
     scheme = _SCHEME.match(target)
     if scheme:
@@ -101,4 +107,5 @@ def open_backend(
         lock_timeout=lock_timeout,
         seal_key=seal_key,
         seal_legacy=seal_legacy,
+        create=create,
     )

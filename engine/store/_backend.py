@@ -328,10 +328,15 @@ class RecorderBackend(Backend):
         topics: Sequence[str] = getattr(self._recorder, "feed_topics", ())
         with translated_errors("read the feed", self._where):
             found = self._recorder.select_notifications(after, limit, topics=topics, inclusive_of_start=False)
-        return [
-            FeedEntry(note.id, str(note.originator_id), Record(note.originator_version, note.topic, bytes(note.state)))
-            for note in found
-        ]
+        try:
+            return [
+                FeedEntry(
+                    note.id, str(note.originator_id), Record(note.originator_version, note.topic, bytes(note.state))
+                )
+                for note in found
+            ]
+        except (TypeError, ValueError):  # SQLite keeps any value in any column
+            raise CorruptStore(f"the feed of {self._where} holds a stored event of a damaged type") from None
 
     def rewrite(self, changes: Sequence[Rewrite]) -> None:
         changes = [change._replace(row=change.row._replace(seal=seal_of(change.row, self._key))) for change in changes]

@@ -151,6 +151,15 @@ class PostgresRecorder(PostgresApplicationRecorder):
                     (row.head, row.seal, row.session_id),
                 )
 
+    def has_tables(self) -> bool:
+        """Whether the store's tables are there (to open without creating them)."""
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                "SELECT to_regclass(%s) AS found", (f"{self.datastore.schema or 'public'}.{self._sessions_name}",)
+            )
+            row = curs.fetchone()
+        return row is not None and row["found"] is not None
+
     @contextlib.contextmanager
     def _locked_write(self) -> Iterator[Any]:
         """A cursor in one write transaction, under the lock and statement
@@ -305,6 +314,7 @@ def open_postgres(
     lock_timeout: float = 10.0,
     seal_key: bytes | None = None,
     seal_legacy: bool = False,
+    create: bool = True,
 ) -> RecorderBackend:
     if "\x00" in dsn:  # libpq would read the string only up to it
         raise InvalidArgument("a PostgreSQL connection string cannot hold NUL characters (\\x00)")
@@ -337,6 +347,11 @@ def open_postgres(
             recorder = PostgresRecorder(
                 datastore, prefix, lock_timeout=lock_timeout, seal_key=seal_key, seal_legacy=seal_legacy
             )
+            if not create and not recorder.has_tables():
+                raise StorageUnavailable(
+                    f"there is no transcript store at {described(where, prefix)}: the database has no "
+                    f"{prefix}_sessions table (another database, or another table prefix?)"
+                )
             recorder.create_table()
     except BaseException:
         datastore.close()

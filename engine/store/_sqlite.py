@@ -26,6 +26,7 @@ from eventsourcing.sqlite import (
 from engine.errors import (
     InvalidArgument,
     SessionNotFound,
+    StorageUnavailable,
 )
 from engine.state.content import shown
 from engine.store._backend import RecorderBackend, described, translated_errors
@@ -141,6 +142,12 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
     def create_table(self) -> None:
         super().create_table()
         self._seal_unsealed_rows()
+
+    def has_tables(self) -> bool:
+        """Whether the store's tables are there (to open without creating them)."""
+        with self.datastore.transaction(commit=False) as cursor:
+            cursor.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (self.sessions_table,))
+            return cursor.fetchone() is not None
 
     def _seal_unsealed_rows(self) -> None:
         """Give a store written before rows were sealed its chain heads and
@@ -351,14 +358,22 @@ def open_sqlite(
     lock_timeout: int = 10,
     seal_key: bytes | None = None,
     seal_legacy: bool = False,
+    create: bool = True,
 ) -> RecorderBackend:
     if synchronous not in _SYNCHRONOUS:
         raise InvalidArgument(f"synchronous must be one of {_SYNCHRONOUS}, got {shown(synchronous)}")
+    where = described(os.path.realpath(path), prefix)
+    if not create and not os.path.isfile(path):
+        raise StorageUnavailable(f"there is no transcript store at {where}: no such file")
     datastore = _Datastore(_database_uri(path), synchronous=synchronous, lock_timeout=lock_timeout)
     recorder = SQLiteRecorder(datastore, prefix, seal_key, seal_legacy)
-    where = described(os.path.realpath(path), prefix)
     try:
         with translated_errors("open", where, opening=True):  # e.g. "file is not a database"
+            if not create and not recorder.has_tables():
+                raise StorageUnavailable(
+                    f"there is no transcript store at {where}: the file has no {prefix}_sessions table "
+                    "(another file, or another table prefix?)"
+                )
             recorder.create_table()
     except BaseException:
         datastore.close()
