@@ -136,9 +136,9 @@ def test_ingest_a_file_of_realtime_events(factory: StoreFactory, tmp_path: Path)
     path = tmp_path / "call.jsonl"
     path.write_text("\n".join(json.dumps(event) for event in events) + "\n\n", encoding="utf-8")
     output = _ok(_run(factory, "ingest", "voice-1", str(path), "--create"))
-    assert output.startswith("3 events:") and "the session has 1 messages" in output
+    assert output.startswith("3 events:") and "the session has 1 message" in output
     again = _ok(_run(factory, "ingest", "voice-1", str(path)))
-    assert "duplicate" in again and "the session has 1 messages" in again
+    assert "duplicate" in again and "the session has 1 message" in again
     assert factory.open().get("voice-1").messages[0].text == "Hello there"
 
 
@@ -226,3 +226,96 @@ def test_a_real_process_and_the_console_script(tmp_path: Path) -> None:
     bad = subprocess.run([str(script), "show", str(path), "nope"], capture_output=True, text=True, check=False)
     assert bad.returncode == 1 and bad.stderr.strip().startswith("Error: SessionNotFound")
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_mistakes_found_by_review_are_one_line_errors(factory: StoreFactory, tmp_path: Path) -> None:
+    store = factory.open()
+    ids = _family(store)
+    not_utf8 = tmp_path / "bad.jsonl"
+    not_utf8.write_bytes(b"\xff\xfe{}\n")
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n\n", encoding="utf-8")
+    cases = [
+        (("show", ids["root"], "--at", "²"), 2),  # a digit to str.isdigit(), not to int()
+        (("diff", ids["root"], "٣", "3"), 2),
+        (("search", "scenic", "--limit", "99999999999999999999"), 2),
+        (("ingest", "voice", str(not_utf8), "--create"), 1),
+        (("ingest", "voice", str(empty), "--create"), 1),
+        (("ingest", "voice", str(empty), "--create", "--provider", "opneai"), 2),
+        (("verify", ids["root"], "--all"), 2),
+        (("show", ids["root"], "--at", "sha256:0000"), 2),  # too short a prefix
+        (("show", ids["root"], "--at", "sha256:00000000000"), 2),  # no such revision
+    ]
+    for args, code in cases:
+        result = _run(factory, *args)
+        assert result.exit_code == code, (args, result.output)
+        assert len(result.output.strip().splitlines()) == 1 and result.output.startswith("Error: "), result.output
+    assert "voice" not in {info.id for info in store.sessions()}  # nothing was made by a refused ingest
+
+
+def test_broken_lines_of_an_ingest_file_are_named(factory: StoreFactory, tmp_path: Path) -> None:
+    factory.open()
+    path = tmp_path / "call.jsonl"
+    good = {"type": "conversation.item.added", "event_id": "e1", "item": {"id": "i1", "type": "message",
+            "role": "user", "content": [{"type": "input_text", "text": "hi"}]}}  # fmt: skip
+    path.write_text(json.dumps(good) + "\n{not json\n\n" + json.dumps({"type": 7}) + "\n", encoding="utf-8")
+    result = CliRunner().invoke(
+        cli, ["ingest", str(factory.target), "--prefix", factory.prefix, "v", str(path), "--create"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "line 2: rejected:" in result.output and "line 4: rejected:" in result.output
+    assert "3 events:" in result.output and "2 rejected" in result.output
+
+
+def test_revision_prefixes_times_and_metadata_values(factory: StoreFactory) -> None:
+    store = factory.open()
+    ids = _family(store)
+    store.update_metadata(ids["other"], {"n": 2, "flag": True, "none": None})
+    commits = store.revisions(ids["root"])
+    short = commits[-1].revision[:19]
+    shown = json.loads(_ok(_run(factory, "show", ids["root"], "--at", short, "--format", "json")))
+    assert shown["revision"] == commits[-1].revision and shown["metadata"] == {"channel": "web"}
+    logged = json.loads(_ok(_run(factory, "log", ids["root"], "--json")))
+    at_third = json.loads(_ok(_run(factory, "show", ids["root"], "--at", logged[2]["at"], "--format", "json")))
+    assert at_third["version"] >= 3  # a time log printed shows the state after that event
+
+    def listed(*meta: str) -> set[str]:
+        args = [item for value in meta for item in ("--meta", value)]
+        return {row["id"] for row in json.loads(_ok(_run(factory, "sessions", "--json", *args)))}
+
+    assert listed("n=2") == listed("flag=true") == listed("none=null") == {ids["other"]}
+    assert listed('n="2"') == set()  # the string "2" is not the number 2
+    assert listed("missing=null") == set()  # a key that is not there is not null
+
+
+def test_control_characters_never_reach_the_terminal_or_break_the_picture(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    store = Transcripts.open(path)
+    sid = store.create(title="bell\x07 esc\x1b[31m red", session_id="ctl")
+    store.append(sid, Message.user("line one\nline two \x1b[2J cleared?"))
+    store.close()
+    runner = CliRunner()
+    for args in (["sessions", str(path)], ["show", str(path), sid], ["tree", str(path), sid], ["log", str(path), sid]):
+        output = _ok(runner.invoke(cli, args))
+        assert "\x1b" not in output and "\x07" not in output, args
+    picture = tmp_path / "g.svg"
+    _ok(runner.invoke(cli, ["graph", str(path), sid, "--svg", str(picture)]))
+    ElementTree.parse(picture)  # well-formed XML
+
+
+def test_looking_never_creates_a_store(tmp_path: Path) -> None:
+    import sqlite3
+
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as connection:
+        connection.execute("CREATE TABLE notes (text TEXT)")
+    result = CliRunner().invoke(cli, ["sessions", str(other)])
+    assert result.exit_code == 1 and "no transcript store" in result.output
+    with sqlite3.connect(other) as connection:
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert tables == {"notes"}
+    store = tmp_path / "store.db"
+    Transcripts.open(store, table_prefix="acme").close()
+    wrong = CliRunner().invoke(cli, ["sessions", str(store)])
+    assert wrong.exit_code == 1 and "another table prefix" in wrong.output
+    assert json.loads(_ok(CliRunner().invoke(cli, ["sessions", str(store), "--prefix", "acme", "--json"]))) == []

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import click
@@ -22,7 +23,7 @@ import msgspec
 
 from engine.errors import EngineError
 from engine.facade import Transcripts
-from engine.state.content import Message, ToolResult
+from engine.state.content import Image, Message, Reasoning, ToolResult
 
 __all__ = ["main"]
 
@@ -41,11 +42,12 @@ def _json_option(function: _F) -> _F:
 
 
 @contextmanager
-def _opened(store: str, prefix: str) -> Iterator[Transcripts]:
-    if "://" not in store and not os.path.exists(store):
+def _opened(store: str, prefix: str, *, create: bool = False) -> Iterator[Transcripts]:
+    """The store, opened only if it is there: looking never creates a file or tables."""
+    if "://" not in store and not create and not os.path.isfile(store):
         raise click.ClickException(f"no store at {store}: give a SQLite file that exists or a postgresql:// URL")
     with _errors():
-        opened = Transcripts.open(store, table_prefix=prefix)
+        opened = Transcripts.open(store, table_prefix=prefix, create=create)
     try:
         with _errors():
             yield opened
@@ -106,7 +108,7 @@ def cli() -> None:
 @_store_argument
 @click.option("--title", help="Only sessions whose title contains this text (case-insensitive).")
 @click.option("--meta", "metadata", multiple=True, metavar="KEY=VALUE", help="Only sessions with this metadata value.")
-@click.option("--limit", type=click.IntRange(min=1), help="At most this many sessions.")
+@click.option("--limit", type=click.IntRange(1, 1_000_000_000), help="At most this many sessions.")
 @_json_option
 def sessions(
     store: str, prefix: str, title: str | None, metadata: tuple[str, ...], limit: int | None, as_json: bool
@@ -120,7 +122,7 @@ def sessions(
                 continue
             if wanted:
                 values = opened.get(info.id).metadata
-                if any(str(values.get(key)) != value and values.get(key) != _parsed(value) for key, value in wanted):
+                if any(key not in values or not _matches(values[key], value) for key, value in wanted):
                     continue
             rows.append(
                 {
@@ -128,7 +130,7 @@ def sessions(
                     "title": info.title,
                     "messages": info.message_count,
                     "version": info.version,
-                    "updated_at": info.updated_at.isoformat(timespec="seconds"),
+                    "updated_at": info.updated_at.isoformat(timespec="microseconds"),
                     "revision": info.revision,
                 }
             )
@@ -145,21 +147,31 @@ def sessions(
 def show(store: str, prefix: str, session_id: str, at: str | None, form: str) -> None:
     """One session: its messages now, or as of --at."""
     with _opened(store, prefix) as opened:
-        state = opened.get(session_id, at=_point(at))
+        state = opened.get(session_id, at=_revision_prefix(opened, session_id, _point(at)))
     if form == "json":
-        document = {"id": state.id, "version": state.version, "revision": state.revision, "title": state.title}
-        document["messages"] = msgspec.to_builtins(list(state.messages))
+        document = {
+            "id": state.id,
+            "version": state.version,
+            "revision": state.revision,
+            "title": state.title,
+            "metadata": dict(state.metadata),
+            "usage": msgspec.to_builtins(state.usage),
+            "created_at": state.created_at.isoformat(),
+            "updated_at": state.updated_at.isoformat(),
+            "lineage": _lineage(state),
+            "messages": msgspec.to_builtins(list(state.messages)),
+        }
         click.echo(json.dumps(document, indent=2, ensure_ascii=False))
         return
     if form == "markdown":
         click.echo(f"# {state.title or state.id}\n")
         for message in state.messages:
-            click.echo(f"**{message.role}**\n\n{_message_text(message)}\n")
+            click.echo(f"**{message.role}**\n\n{_shown(_message_text(message))}\n")
         return
-    click.echo(f"{_bold(state.title or '(untitled)')}  {state.id}")
+    click.echo(f"{_bold(_shown(state.title or '(untitled)'))}  {_shown(state.id)}")
     click.echo(f"version {state.version}, {len(state.messages)} messages, revision {state.revision}")
     for index, message in enumerate(state.messages):
-        click.echo(f"{index:>4}  {_role(message.role)}  {_message_text(message)}")
+        click.echo(f"{index:>4}  {_role(message.role)}  {_shown(' '.join(_message_text(message).split()))}")
 
 
 @cli.command()
@@ -173,7 +185,7 @@ def log(store: str, prefix: str, session_id: str, as_json: bool) -> None:
     rows = [
         {
             "version": entry.version,
-            "at": entry.at.isoformat(timespec="seconds"),
+            "at": entry.at.isoformat(timespec="microseconds"),
             "actor": entry.actor,
             "kind": entry.kind,
             "summary": entry.summary,
@@ -214,7 +226,11 @@ def revisions(store: str, prefix: str, session_id: str, as_json: bool) -> None:
 def diff(store: str, prefix: str, session_id: str, before: str, after: str, as_json: bool) -> None:
     """What changed between two versions or revisions (A and B) of a session."""
     with _opened(store, prefix) as opened:
-        change = opened.diff(session_id, _version_or_revision(before), _version_or_revision(after))
+        change = opened.diff(
+            session_id,
+            _revision_prefix(opened, session_id, _version_or_revision(before)),
+            _revision_prefix(opened, session_id, _version_or_revision(after)),
+        )
     if as_json:
         click.echo(json.dumps(msgspec.to_builtins(change), indent=2, ensure_ascii=False))
         return
@@ -245,7 +261,8 @@ def tree(store: str, prefix: str, session_id: str, as_json: bool) -> None:
         point = "" if member.fork_index is None else f" at message {member.fork_index}"
         mark = "*" if member.id == session_id else " "
         title = member.title or "(untitled)"
-        click.echo(f"{mark} {'  ' * member.depth}{member.id}  {title}  ({member.messages} messages){where}{point}")
+        line = f"{mark} {'  ' * member.depth}{member.id}  {title}  ({_count(member.messages, 'message')}){where}{point}"
+        click.echo(_shown(line))
 
 
 @cli.command()
@@ -256,20 +273,21 @@ def verify(store: str, prefix: str, session_ids: tuple[str, ...], every: bool) -
     """Audit sessions: replay each from scratch and check every hash."""
     if not session_ids and not every:
         raise click.UsageError("name sessions to verify, or pass --all")
+    if session_ids and every:
+        raise click.UsageError("name sessions to verify or pass --all, not both")
     failures = 0
     with _opened(store, prefix) as opened:
         targets = [info.id for info in opened.sessions()] if every else list(session_ids)
-        with _progress(targets, "verifying") as items:
-            for sid in items:
-                try:
-                    state = opened.verify(sid)
-                except EngineError as exc:
-                    failures += 1
-                    click.echo(_colour(f"FAIL {sid}: {type(exc).__name__}: {exc}", "red"))
-                else:
-                    click.echo(f"ok   {sid}  version {state.version}, {len(state.messages)} messages")
+        for sid in targets:
+            try:
+                state = opened.verify(sid)
+            except EngineError as exc:
+                failures += 1
+                click.echo(_colour(f"FAIL {_shown(sid)}: {type(exc).__name__}: {exc}", "red"))
+            else:
+                click.echo(f"ok   {_shown(sid)}  version {state.version}, {_count(len(state.messages), 'message')}")
     if failures:
-        raise click.ClickException(f"{failures} of {len(targets)} sessions failed verification")
+        raise click.ClickException(f"{failures} of {_count(len(targets), 'session')} failed verification")
 
 
 # -- writing and exporting --------------------------------------------------------
@@ -278,25 +296,45 @@ def verify(store: str, prefix: str, session_ids: tuple[str, ...], every: bool) -
 @cli.command()
 @_store_argument
 @click.argument("session_id", metavar="SID")
-@click.argument("events", metavar="FILE.jsonl", type=click.File("r", encoding="utf-8"))
+@click.argument("events", metavar="FILE.jsonl", type=click.File("rb"))
 @click.option("--provider", default="openai", show_default=True, help="The provider whose server events these are.")
 @click.option("--create", is_flag=True, help="Create the session (with id SID) if it does not exist.")
 @click.option("--batch", default=100, show_default=True, type=click.IntRange(min=1), help="Events per transaction.")
 def ingest(store: str, prefix: str, session_id: str, events: Any, provider: str, create: bool, batch: int) -> None:
     """Ingest a file of realtime server events (one JSON object a line)."""
-    lines = [line for line in events.read().splitlines() if line.strip()]
+    from engine.realtime.providers import registered_providers
+
+    if provider not in registered_providers():
+        known = ", ".join(sorted(registered_providers()))
+        raise click.BadParameter(f"{provider!r} is not a provider; known: {known}", param_hint="--provider")
+    try:
+        text = events.read().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise click.ClickException(f"{events.name} is not UTF-8 text (byte {exc.start}): not a JSONL file") from None
+    numbered = [(number, line) for number, line in enumerate(text.splitlines(), 1) if line.strip()]
+    if not numbered:
+        raise click.ClickException(f"{events.name} holds no events (one JSON object a line); nothing was ingested")
     counts: dict[str, int] = {}
-    with _opened(store, prefix) as opened:
+    problems: list[str] = []
+    with _opened(store, prefix, create=create) as opened:
         if create and session_id not in {info.id for info in opened.sessions()}:
             opened.create(session_id=session_id, title=os.path.basename(events.name))
-        chunks = [lines[start : start + batch] for start in range(0, len(lines), batch)]
+        chunks = [numbered[start : start + batch] for start in range(0, len(numbered), batch)]
         with _progress(chunks, "ingesting") as items:
             for chunk in items:
-                for outcome in opened.ingest_many(session_id, chunk, provider=provider):
+                outcomes = opened.ingest_many(session_id, [line for _, line in chunk], provider=provider)
+                for (number, _), outcome in zip(chunk, outcomes, strict=True):
                     counts[outcome.status] = counts.get(outcome.status, 0) + 1
+                    if outcome.status == "rejected":
+                        problems.append(f"line {number}: rejected: {outcome.reason}")
         state = opened.get(session_id)
+    for problem in problems[:10]:
+        click.echo(problem, err=True)
+    if len(problems) > 10:
+        click.echo(f"... and {len(problems) - 10} more rejected lines", err=True)
     summary = ", ".join(f"{count} {status}" for status, count in sorted(counts.items()))
-    click.echo(f"{len(lines)} events: {summary or 'none'}; the session has {len(state.messages)} messages")
+    messages = _count(len(state.messages), "message")
+    click.echo(f"{_count(len(numbered), 'event')}: {summary}; the session has {messages}")
 
 
 @cli.command()
@@ -323,7 +361,7 @@ def export(store: str, prefix: str, session_id: str, form: str, drop_reasoning: 
         elif form == "markdown":
             click.echo(f"# {state.title or state.id}\n")
             for message in messages:
-                click.echo(f"**{message.role}**\n\n{_message_text(message)}\n")
+                click.echo(f"**{message.role}**\n\n{_shown(_message_text(message))}\n")
         elif form == "openai-chat":
             click.echo(
                 json.dumps(to_openai_chat(messages, drop_reasoning=drop_reasoning), indent=2, ensure_ascii=False)
@@ -344,11 +382,11 @@ def _read_model_option(function: _F) -> _F:
     )(function)
 
 
-def _read_model_path(store: str, read_model: str | None) -> str:
+def _read_model_path(store: str, read_model: str | None, option: str) -> str:
     if read_model is not None:
         return read_model
     if "://" in store:
-        raise click.UsageError("a PostgreSQL store needs --read-model READ.db (a SQLite file to keep it in)")
+        raise click.UsageError(f"a PostgreSQL store needs {option} READ.db (a SQLite file to keep its read model in)")
     return store + ".read.db"
 
 
@@ -360,7 +398,7 @@ def project(store: str, prefix: str, into: str | None, rebuild: bool) -> None:
     """Build or catch up the read model: the store as plain SQLite tables."""
     from engine.readmodel import ReadModel
 
-    path = _read_model_path(store, into)
+    path = _read_model_path(store, into, "--into")
     with _opened(store, prefix) as opened, ReadModel(path) as model:
         bar = _Counter("projecting")
         applied = (model.rebuild if rebuild else model.catch_up)(opened, progress=bar.update)
@@ -373,13 +411,13 @@ def project(store: str, prefix: str, into: str | None, rebuild: bool) -> None:
 @_store_argument
 @click.argument("query")
 @_read_model_option
-@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1))
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10_000))
 @_json_option
 def search(store: str, prefix: str, query: str, read_model: str | None, limit: int, as_json: bool) -> None:
     """Full-text search over every session head (catches the read model up first)."""
     from engine.readmodel import ReadModel
 
-    with _opened(store, prefix) as opened, ReadModel(_read_model_path(store, read_model)) as model:
+    with _opened(store, prefix) as opened, ReadModel(_read_model_path(store, read_model, "--read-model")) as model:
         model.catch_up(opened)
         hits = model.search(query, limit=limit)
     rows = [
@@ -416,17 +454,23 @@ def _key_value(item: str) -> tuple[str, str]:
     return key, value
 
 
-def _parsed(value: str) -> Any:
+def _matches(stored: Any, wanted: str) -> bool:
+    """``--meta KEY=VALUE``: VALUE is JSON when it parses (2, true, null,
+    "2"), else a string; a string value also matches the text of a number
+    or a bool stored under the key."""
     try:
-        return json.loads(value)
+        parsed = json.loads(wanted)
     except ValueError:
-        return value
+        parsed = wanted
+    return bool(stored == parsed and type(stored) is type(parsed)) or (
+        isinstance(parsed, (int, float, bool)) and isinstance(stored, str) and stored == wanted
+    )
 
 
 def _point(at: str | None) -> int | str | datetime | None:
     if at is None:
         return None
-    if at.isdigit():
+    if _DIGITS.fullmatch(at):
         return int(at)
     if at.startswith("sha256:"):
         return at
@@ -438,12 +482,13 @@ def _point(at: str | None) -> int | str | datetime | None:
             param_hint="--at",
         ) from None
     if moment.tzinfo is None:
-        raise click.BadParameter(f"{at!r} has no time zone; add one, for example {at}+00:00", param_hint="--at")
+        example = moment.replace(tzinfo=UTC).isoformat()
+        raise click.BadParameter(f"{at!r} has no time zone; add one, for example {example}", param_hint="--at")
     return moment
 
 
 def _version_or_revision(point: str) -> int | str:
-    if point.isdigit():
+    if _DIGITS.fullmatch(point):
         return int(point)
     if point.startswith("sha256:"):
         return point
@@ -453,7 +498,9 @@ def _version_or_revision(point: str) -> int | str:
 def _message_text(message: Message) -> str:
     if message.erased is not None:
         return "(erased)"
-    parts = [message.text] if message.text else []
+    parts = [f"[reasoning: {block.text}]" for block in message.blocks if isinstance(block, Reasoning)]
+    parts += [message.text] if message.text else []
+    parts += [f"[image {block.media_type}]" for block in message.blocks if isinstance(block, Image)]
     parts += [f"[calls {use.name} {use.arguments}]" for use in message.tool_uses]
     for block in message.blocks:
         if isinstance(block, ToolResult):
@@ -480,7 +527,7 @@ def _print_rows(rows: Sequence[dict[str, Any]], as_json: bool, *, short: set[str
 def _cell(value: Any, short: bool) -> str:
     if value is None:
         return ""
-    text = " ".join(str(value).split())
+    text = _shown(" ".join(str(value).split()))
     if short and text.startswith("sha256:"):
         return text[:19] + "…"
     return text if len(text) <= 80 else text[:79] + "…"
@@ -534,3 +581,45 @@ class _Counter:
 def main(argv: Sequence[str] | None = None) -> None:
     """The console script's entry point."""
     cli.main(args=list(argv) if argv is not None else None, prog_name="transcripts")
+
+
+_DIGITS = re.compile(r"[0-9]+")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _shown(text: str) -> str:
+    """Text for a terminal: control characters (escape sequences, bells) as
+    visible escapes, never sent as they are."""
+    return _CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", text)
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+def _lineage(state: Any) -> dict[str, Any]:
+    lineage = state.lineage
+    return {
+        "root": lineage.root,
+        "depth": lineage.depth,
+        "source": lineage.source,
+        "source_version": lineage.source_version,
+        "fork_index": lineage.fork_index,
+    }
+
+
+def _revision_prefix(store: Transcripts, session_id: str, point: Any) -> Any:
+    """A revision id as the tables print it (``sha256:`` and its first hex
+    digits): the one revision of the session that starts so."""
+    if not isinstance(point, str) or len(point) >= 71:
+        return point
+    if len(point) < 15:
+        raise click.BadParameter(f"{point!r}: give at least 8 hex digits of a revision id (sha256:...)")
+    known = {store.get(session_id).revision}
+    for commit in store.revisions(session_id):
+        known.update((commit.revision, commit.parent_revision))
+    found = sorted(revision for revision in known if revision.startswith(point.lower()))
+    if len(found) != 1:
+        what = "no revision" if not found else f"{len(found)} revisions"
+        raise click.BadParameter(f"{what} of session {session_id} start with {point!r}")
+    return found[0]

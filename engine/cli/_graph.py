@@ -7,9 +7,10 @@ program can read the structure back."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from html import escape
+from html import escape as _escape
 from typing import Any
 
 from engine.facade import Transcripts
@@ -149,3 +150,12 @@ def draw(store: Transcripts, session_id: str) -> str:
 
 def _short(session_id: str) -> str:
     return session_id if len(session_id) <= 14 else session_id[:8] + "…"
+
+
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def escape(text: str) -> str:
+    """Text for the SVG: markup escaped, and characters XML cannot hold at
+    all (control characters) replaced, so the file always parses."""
+    return _escape(_NOT_XML.sub("\ufffd", text))
