@@ -309,3 +309,29 @@ def test_two_writer_processes_and_a_follower(tmp_path: Path) -> None:
         with ReadModel(tmp_path / "rebuilt.db") as rebuilt:
             rebuilt.rebuild(store)
             assert dump(model) == dump(rebuilt)
+
+
+def test_two_messages_with_one_id_keep_their_own_tool_rows(tmp_path: Path) -> None:
+    store = Transcripts.open()
+    sid = store.create()
+    store.append(sid, Message.assistant("first", ToolUse(id="c1", name="f", arguments="{}"), id="m1"))
+    store.append(sid, Message.tool_results(ToolResult.of("c1", "one")))
+    store.append(sid, Message.assistant("second", ToolUse(id="c2", name="g", arguments="{}"), id="m1"))
+    store.append(sid, Message.tool_results(ToolResult.of("c2", "two")))
+    store.rewrite(sid, 0, 2, [])
+    with ReadModel(tmp_path / "read.db") as model:
+        model.catch_up(store)
+        assert [row["name"] for row in model.rows("tool_calls")] == ["g"]
+        assert projected_tables(model) == expected_tables(store)
+    with ReadModel(tmp_path / "steps.db") as stepwise:
+        fresh = Transcripts.open()
+        fresh_sid = fresh.create()
+        fresh.append(fresh_sid, Message.assistant("first", ToolUse(id="c1", name="f", arguments="{}"), id="m1"))
+        fresh.append(fresh_sid, Message.tool_results(ToolResult.of("c1", "one")))
+        fresh.append(fresh_sid, Message.assistant("second", ToolUse(id="c2", name="g", arguments="{}"), id="m1"))
+        fresh.append(fresh_sid, Message.tool_results(ToolResult.of("c2", "two")))
+        stepwise.catch_up(fresh)
+        fresh.rewrite(fresh_sid, 0, 2, [])
+        stepwise.catch_up(fresh)
+        assert [row["name"] for row in stepwise.rows("tool_calls")] == ["g"]
+        assert projected_tables(stepwise) == expected_tables(fresh)

@@ -724,17 +724,22 @@ class _Batch:
         self._flush_rows()  # the rows of the span must be in the tables to be replaced
         session_id, execute = row["id"], self.conn.execute
         where = [session_id, event.start, event.end]
+        # A message is told apart by its id and the version that put it
+        # there: callers may give two messages the same id.
         removed = [
-            found[0]
+            list(found)
             for found in execute(
-                "SELECT message_id FROM messages WHERE session_id = ? AND position >= ? AND position < ?", where
+                "SELECT message_id, version FROM messages WHERE session_id = ? AND position >= ? AND position < ?",
+                where,
             ).fetchall()
         ]
         _unindex(self.conn, "session_id = ? AND position >= ? AND position < ?", where)
         execute("DELETE FROM messages WHERE session_id = ? AND position >= ? AND position < ?", where)
         for table in ("tool_calls", "tool_results"):
             execute(
-                f"DELETE FROM {table} WHERE session_id = ? AND message_id IN (SELECT value FROM json_each(?))",
+                f"DELETE FROM {table} WHERE session_id = ? AND EXISTS (SELECT 1 FROM json_each(?) AS gone "
+                f"WHERE json_extract(gone.value, '$[0]') = {table}.message_id "
+                f"AND json_extract(gone.value, '$[1]') = {table}.version)",
                 [session_id, _json(removed)],
             )
         shift = len(event.messages) - (event.end - event.start)
