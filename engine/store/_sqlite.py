@@ -362,10 +362,11 @@ def open_sqlite(
 ) -> RecorderBackend:
     if synchronous not in _SYNCHRONOUS:
         raise InvalidArgument(f"synchronous must be one of {_SYNCHRONOUS}, got {shown(synchronous)}")
+    uri = _database_uri(path)  # refuses what no file name can be, before anything uses it
     where = described(os.path.realpath(path), prefix)
     if not create and not os.path.isfile(path):
         raise StorageUnavailable(f"there is no transcript store at {where}: no such file")
-    datastore = _Datastore(_database_uri(path), synchronous=synchronous, lock_timeout=lock_timeout)
+    datastore = _Datastore(uri, synchronous=synchronous, lock_timeout=lock_timeout)
     recorder = SQLiteRecorder(datastore, prefix, seal_key, seal_legacy)
     try:
         with translated_errors("open", where, opening=True):  # e.g. "file is not a database"
