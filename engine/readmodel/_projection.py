@@ -1,14 +1,16 @@
 """The read model: a store's sessions as plain SQLite tables (built with
 sqlite-utils), kept up to date from the store-wide feed.
 
-Each catch-up reads the feed after the last position it applied and
-applies every event to the tables in one transaction, so the tables always
-show the sessions as of one feed position. Forks get their inherited
-messages from a checked read of the fork's first state, and every session a
-catch-up touched is then compared with a checked read of the store at the
-version the tables show: a damaged store is reported, never projected.
-Deleted sessions leave nothing in the feed; a catch-up drops the sessions
-the store no longer lists."""
+A catch-up reads the feed after the last position it applied and applies
+its events in transactions of up to 50,000 events, writing rows in bulk.
+Before a transaction commits, every session it touched is checked against
+the store: its log against the sealed chain head, its head against the
+tables; a damaged store is reported, never projected. Then the tables are
+compared with the store's listing, and a session the feed could not bring
+up to date (a store replaced or restored, a session deleted and made again)
+is projected again from its checked history; one the store no longer has
+is dropped. Erased text leaves the tables, the full-text index and the
+file."""
 
 from __future__ import annotations
 
@@ -69,7 +71,7 @@ class ReadModel:
     ``catch_up(store)`` applies what the store stored since the last
     catch-up; ``rebuild(store)`` starts again from nothing. The tables are
     plain and documented (docs/read-model.md): query them with sqlite-utils,
-    datasette or SQL. One read model follows one store.
+    datasette or SQL. They show the store they were last caught up with.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
