@@ -114,17 +114,8 @@ def erase_log(
             replaced.append((version, cleaned))
     if not replaced:
         return None
-    audit = MessagesErased(
-        at=at(now, head),
-        actor=actor,
-        message_ids=tuple(erased),
-        digests=tuple(erased.values()),
-        versions=tuple(version for version, _ in replaced),
-        reason=why.kind,
-        note=why.note,
-        previous_head=previous_head,
-    )
-    return ErasedLog(tuple(replaced), audit)
+    versions = tuple(version for version, _ in replaced)
+    return ErasedLog(tuple(replaced), _audit(head, erased, versions, previous_head, why, actor, now))
 
 
 def erase_inherited(
@@ -143,17 +134,30 @@ def erase_inherited(
     shown = {m.id: erased[m.id] for m in head.messages if m.id in erased and m.erased is None}
     if not shown:
         return None
-    audit = MessagesErased(
+    return ErasedLog((), _audit(head, shown, (), previous_head, why, actor, now))
+
+
+def _audit(
+    head: Session,
+    erased: dict[str, str],
+    versions: tuple[int, ...],
+    previous_head: str,
+    why: Reason,
+    actor: str | None,
+    now: datetime,
+) -> MessagesErased:
+    """The audit event of an erasure: who, when, why, which ids and digests,
+    which stored versions were rewritten; never the content."""
+    return MessagesErased(
         at=at(now, head),
         actor=actor,
-        message_ids=tuple(shown),
-        digests=tuple(shown.values()),
-        versions=(),
+        message_ids=tuple(erased),
+        digests=tuple(erased.values()),
+        versions=versions,
         reason=why.kind,
         note=why.note,
         previous_head=previous_head,
     )
-    return ErasedLog((), audit)
 
 
 def _messages_of(events: Iterable[Event]) -> Iterable[Message]:
