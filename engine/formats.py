@@ -10,6 +10,7 @@ message of the same role with empty content.
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -122,8 +123,6 @@ def _anthropic_image(block: Image) -> dict[str, Any]:
 
 
 def _arguments(block: ToolUse) -> Any:
-    import json
-
     try:
         return json.loads(block.arguments)
     except ValueError:
