@@ -75,6 +75,22 @@ def _row(session_id: str, records: list[Record], title: str = "t") -> SessionRow
     )
 
 
+def _forked(source: str, version: int) -> list[Record]:
+    """The log of a fork of ``source`` at ``version``: one record."""
+    event = SessionForked(
+        at=AT,
+        actor=None,
+        source=source,
+        source_version=version,
+        index=None,
+        replacement=None,
+        revision="sha256:" + "0" * 64,
+        root=source,
+        depth=1,
+    )
+    return [Record(1, *encode_event(event))]
+
+
 def _store(backend: Backend, session_id: str, count: int) -> list[Record]:
     records = [_created(), *(_appended(version, f"m{version}") for version in range(2, count + 1))]
     backend.append(session_id, records, _row(session_id, records))
@@ -171,18 +187,7 @@ def test_a_rewrite_replaces_bytes_in_place_and_appends_in_one_transaction(backen
 
 def test_delete_removes_everything_and_refuses_to_orphan_a_fork(backend: Backend) -> None:
     _store(backend, "source", 2)
-    fork_event = SessionForked(
-        at=AT,
-        actor=None,
-        source="source",
-        source_version=2,
-        index=None,
-        replacement=None,
-        revision="sha256:" + "0" * 64,
-        root="source",
-        depth=1,
-    )
-    fork = [Record(1, *encode_event(fork_event))]
+    fork = _forked("source", 2)
     backend.append("fork", fork, _row("fork", fork))
     with pytest.raises(SessionHasForks):
         backend.delete(["source"])
@@ -195,18 +200,7 @@ def test_delete_removes_everything_and_refuses_to_orphan_a_fork(backend: Backend
 
 
 def test_a_fork_of_a_missing_session_is_refused(backend: Backend) -> None:
-    fork_event = SessionForked(
-        at=AT,
-        actor=None,
-        source="gone",
-        source_version=1,
-        index=None,
-        replacement=None,
-        revision="sha256:" + "0" * 64,
-        root="gone",
-        depth=1,
-    )
-    fork = [Record(1, *encode_event(fork_event))]
+    fork = _forked("gone", 1)
     with pytest.raises(SessionNotFound):
         backend.append("fork", fork, _row("fork", fork))
     assert backend.read("fork") == [] and backend.session_row("fork") is None

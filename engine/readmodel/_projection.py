@@ -609,21 +609,9 @@ class _Batch:
             self.sessions.pop(session_id, None)
             _remove(self.conn, session_id)
         if isinstance(event, SessionCreated):
-            at = event.at.isoformat()
-            self.sessions[session_id] = {
-                **dict.fromkeys(_SESSION_COLUMNS, 0),
-                "id": session_id,
-                "title": event.title,
-                "created_at": at,
-                "updated_at": at,
-                "version": version,
-                "revision": EMPTY_REVISION,
-                "metadata": _json(event.metadata),
-                "source": None,
-                "source_version": None,
-                "fork_index": None,
-                "root": session_id,
-            }
+            self.sessions[session_id] = _new_session(
+                session_id, event.at.isoformat(), version, EMPTY_REVISION, event.title, event.metadata, root=session_id
+            )
             return
         if isinstance(event, SessionForked):
             self._fork(session_id, event)
@@ -685,22 +673,20 @@ class _Batch:
     def _fork(self, session_id: str, event: SessionForked) -> None:
         first = self.store.get(session_id, at=1)  # a checked read of what the fork started with
         at = event.at.isoformat()
-        self.sessions[session_id] = {
-            **dict.fromkeys(_SESSION_COLUMNS, 0),
-            "id": session_id,
-            "title": first.title,
-            "created_at": at,
-            "updated_at": at,
-            "version": 1,
-            "revision": first.revision,
-            "message_count": len(first.messages),
-            "metadata": _json(dict(first.metadata)),
-            "source": event.source,
-            "source_version": event.source_version,
-            "fork_index": event.index,
-            "root": event.root,
-            "depth": event.depth,
-        }
+        self.sessions[session_id] = _new_session(
+            session_id,
+            at,
+            1,
+            first.revision,
+            first.title,
+            dict(first.metadata),
+            message_count=len(first.messages),
+            source=event.source,
+            source_version=event.source_version,
+            fork_index=event.index,
+            root=event.root,
+            depth=event.depth,
+        )
         replaced = int(event.replacement is not None)
         self.pending[_INSERT_FORK].append(
             (session_id, event.source, event.source_version, event.index, replaced, event.root, event.depth, at)
@@ -759,6 +745,32 @@ class _Batch:
             (session_id, version, event.generation, event.parent_revision, event.revision, *span, *digests, *why)
         )
         row.update(message_count=count_after, revision=event.revision, generation=event.generation)
+
+
+def _new_session(
+    session_id: str,
+    at: str,
+    version: int,
+    revision: str,
+    title: str | None,
+    metadata: dict[str, Any],
+    **columns: Any,
+) -> dict[str, Any]:
+    """The sessions row of a session's first event: counters at zero, no
+    lineage unless ``columns`` give it."""
+    row: dict[str, Any] = dict.fromkeys(_SESSION_COLUMNS, 0)
+    row.update(source=None, source_version=None, fork_index=None)
+    row.update(
+        id=session_id,
+        title=title,
+        created_at=at,
+        updated_at=at,
+        version=version,
+        revision=revision,
+        metadata=_json(metadata),
+        **columns,
+    )
+    return row
 
 
 _TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
