@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import CorruptStore, InvalidArgument, Message, ToolResult, ToolUse, Transcripts, Usage
+from engine import CorruptStore, InvalidArgument, Message, Reasoning, ToolResult, ToolUse, Transcripts, Usage
 from engine.readmodel import ReadModel
 from tests._readmodel import dump, expected_tables, projected_tables
 from tests.conftest import StoreFactory
@@ -256,6 +256,58 @@ def test_a_tamper_is_caught_even_when_the_reader_has_the_session_cached(tmp_path
         with pytest.raises(CorruptStore):
             model.catch_up(store)
         assert model.position == 0 and list(model.rows("tool_calls")) == []
+
+
+# Each writes one event, then the test alters one value in its stored bytes.
+_TAMPERS = {
+    "message text": (lambda s, sid: s.append(sid, Message.user("pay Alice")), b"Alice", b"Mallo"),
+    "reasoning": (
+        lambda s, sid: s.append(sid, Message.assistant(Reasoning("trust Alice"), "ok")),
+        b"trust Alice",
+        b"trust Mallo",
+    ),
+    "tool result": (
+        lambda s, sid: s.append(
+            sid,
+            Message.assistant("calling", ToolUse(id="c0", name="pay")),
+            Message.tool_results(ToolResult.of("c0", "paid Alice")),
+        ),
+        b"paid Alice",
+        b"paid Mallo",
+    ),
+    "usage": (lambda s, sid: s.record_usage(sid, Usage(input=1234, output=5)), b"1234", b"9234"),
+    "metadata": (lambda s, sid: s.update_metadata(sid, {"payee": "Alice"}), b"Alice", b"Mallo"),
+    "title": (lambda s, sid: s.set_title(sid, "Alice"), b"Alice", b"Mallo"),
+}
+
+
+@pytest.mark.parametrize("warm", [True, False], ids=["reader-cached", "reader-fresh"])
+@pytest.mark.parametrize("field", sorted(_TAMPERS))
+def test_a_tamper_of_any_projected_value_is_caught(tmp_path: Path, field: str, warm: bool) -> None:
+    write, old, new = _TAMPERS[field]
+    path = tmp_path / "store.db"
+    store = Transcripts.open(path)
+    sid = store.create()
+    store.append(sid, Message.user("hello"))
+    with ReadModel(tmp_path / "read.db") as model:
+        model.catch_up(store)
+        checked = dump(model)
+        write(store, sid)
+        if not warm:
+            store.close()
+            store = Transcripts.open(path)
+        with sqlite3.connect(path) as connection:
+            (state,) = connection.execute(
+                "SELECT state FROM transcripts_events WHERE originator_version = 3"
+            ).fetchone()
+            assert old in bytes(state)
+            connection.execute(
+                "UPDATE transcripts_events SET state = ? WHERE originator_version = 3",
+                (bytes(state).replace(old, new),),
+            )
+        with pytest.raises(CorruptStore):
+            model.catch_up(store)
+        assert dump(model) == checked  # nothing of the altered event was kept
 
 
 def test_the_store_file_is_not_a_read_model(tmp_path: Path) -> None:

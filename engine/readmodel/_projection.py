@@ -34,7 +34,7 @@ from engine.errors import (
     VersionNotFound,
 )
 from engine.facade import Transcripts
-from engine.state.content import Message, Reasoning, ToolResult, shown
+from engine.state.content import Message, Reasoning, Text, ToolResult, ToolUse, Transcript, shown
 from engine.state.events import (
     MessagesAppended,
     MessagesErased,
@@ -46,6 +46,7 @@ from engine.state.events import (
     UsageRecorded,
 )
 from engine.state.revisions import EMPTY_REVISION
+from engine.state.transcript import Session
 
 __all__ = ["ReadModel", "SearchHit"]
 
@@ -386,24 +387,27 @@ class ReadModel:
             for entry in history:
                 batch.apply(session_id, entry.version, entry.event)
             batch.flush()
-            self._check(store, [session_id])
+            self._check(store, {session_id: 0})
         return bool(stale or gone)
 
-    def _check(self, store: Transcripts, touched: Iterable[str]) -> None:
-        """Each touched session as the tables show it, against the store: its
-        log is checked against its sealed chain head (so no stored byte the
-        tables came from was altered), and the head at that version must
-        give the same revision, title and messages."""
+    def _check(self, store: Transcripts, touched: dict[str, int]) -> None:
+        """Each touched session as the tables show it, against a checked read
+        of the store (its log checked against its sealed chain head: in a
+        process that read the session before, only the records added since).
+        The session row (revision, generation, counts, title, metadata, token
+        totals) must match, and so must every message row from the lowest
+        position this transaction wrote (``touched`` maps each session to it)
+        with its tool calls: no byte the tables took from the feed differs
+        from what the store's chain vouches for."""
+        conn = self.db.conn
         for session_id in sorted(touched):
-            found = self.db.conn.execute(
-                "SELECT version, revision, message_count, title FROM sessions WHERE id = ?", [session_id]
-            ).fetchone()
+            found = conn.execute("SELECT version FROM sessions WHERE id = ?", [session_id]).fetchone()
             if found is None:
                 continue  # deleted since
-            version, revision, count, title = found
+            version = found[0]
             try:
-                state = store.verify(session_id, replay=False)
-                if state.version != version:
+                state = store.get(session_id)
+                if state.version != version:  # written meanwhile: the state this batch ended at
                     state = store.get(session_id, at=version)
             except SessionNotFound:  # deleted meanwhile: the next catch-up drops it
                 continue
@@ -412,12 +416,7 @@ class ReadModel:
                     f"session {session_id!r}: the feed holds version {version}, beyond what its listing row says: "
                     "an event was added outside the engine"
                 ) from None
-            rows = self.db.conn.execute(
-                "SELECT message_id, role, text, erased FROM messages WHERE session_id = ? ORDER BY position",
-                [session_id],
-            ).fetchall()
-            expected = [(m.id, m.role, m.text, m.erased) for m in state.messages]
-            if (state.revision, len(state.messages), state.title) != (revision, count, title) or rows != expected:
+            if _shown_since(conn, session_id, touched[session_id]) != _expected_since(state, touched[session_id]):
                 raise CorruptStore(
                     f"session {session_id!r} at version {version}: the read model and a checked read of the store "
                     "disagree: the store was altered, or the read model file was; verify the store, then "
@@ -473,24 +472,108 @@ _SESSION_TABLES = (
 _TABLES = frozenset(table for table, _ in _SESSION_TABLES)
 
 
-def _message_row(
-    session_id: str, position: int, message: Message, calls: int, version: int, at: str
-) -> tuple[Any, ...]:
-    reasoning = "\n".join(block.text for block in message.blocks if isinstance(block, Reasoning))
+def _message_values(message: Message) -> tuple[Any, ...]:
+    """The columns of a message row that come from the message itself (one
+    pass over its blocks: this runs for every message projected and checked)."""
+    texts: list[str] = []
+    reasoning: list[str] = []
+    calls = 0
+    for block in message.blocks:
+        if isinstance(block, (Text, Transcript)):
+            texts.append(block.text)
+        elif isinstance(block, Reasoning):
+            reasoning.append(block.text)
+        elif isinstance(block, ToolUse):
+            calls += 1
     return (
-        session_id,
-        position,
         message.id,
         message.role,
-        message.text,
-        reasoning,
+        "\n".join(texts),
+        "\n".join(reasoning),
         calls,
         message.provider_item_id,
         int(message.incomplete),
         message.erased,
-        version,
-        at,
     )
+
+
+def _result_values(block: ToolResult) -> tuple[Any, ...]:
+    """The columns of a tool_results row that come from the result itself."""
+    content = "\n".join(getattr(part, "text", "") for part in block.content)
+    return (block.tool_use_id, int(block.is_error), content)
+
+
+#: The session columns a check compares with the store's state, in order.
+_CHECKED_COLUMNS = (
+    "version",
+    "revision",
+    "generation",
+    "message_count",
+    "title",
+    "metadata",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+)
+
+
+def _shown_since(conn: sqlite3.Connection, session_id: str, start: int) -> tuple[Any, ...]:
+    """What the tables show of a session: its row, and its messages from
+    ``start`` with their tool calls and results (as :func:`_expected_since`)."""
+    columns = ", ".join(_CHECKED_COLUMNS)
+    row = conn.execute(f"SELECT {columns} FROM sessions WHERE id = ?", [session_id]).fetchone()
+    messages = conn.execute(
+        "SELECT message_id, role, text, reasoning, tool_calls, provider_item_id, incomplete, erased "
+        "FROM messages WHERE session_id = ? AND position >= ? ORDER BY position",
+        [session_id, start],
+    ).fetchall()
+    joined = (
+        "FROM messages m JOIN {table} t ON t.session_id = m.session_id AND t.message_id IS m.message_id "
+        "AND t.version = m.version WHERE m.session_id = ? AND m.position >= ? ORDER BY m.position, t.rowid"
+    )
+    calls, results = [], []
+    if any(message[4] for message in messages):  # rows with tool calls (most have none)
+        calls = conn.execute(
+            "SELECT t.message_id, t.call_id, t.name, t.arguments " + joined.format(table="tool_calls"),
+            [session_id, start],
+        ).fetchall()
+    if any(message[1] == "tool_results" for message in messages):
+        results = conn.execute(
+            "SELECT t.message_id, t.call_id, t.is_error, t.content " + joined.format(table="tool_results"),
+            [session_id, start],
+        ).fetchall()
+    return tuple(row), messages, calls, results
+
+
+def _expected_since(state: Session, start: int) -> tuple[Any, ...]:
+    """What the tables must show of ``state`` (see :func:`_shown_since`)."""
+    usage = state.usage
+    row = (
+        state.version,
+        state.revision,
+        state.generation,
+        len(state.messages),
+        state.title,
+        _json(dict(state.metadata)),
+        usage.input,
+        usage.output,
+        usage.cache_read,
+        usage.cache_write,
+        usage.reasoning,
+    )
+    messages = state.messages[start:]
+    rows = [_message_values(message) for message in messages]
+    calls = [(message.id, use.id, use.name, use.arguments) for message in messages for use in message.tool_uses]
+    results = [
+        (message.id, *_result_values(block))
+        for message in messages
+        if message.role == "tool_results"
+        for block in message.blocks
+        if isinstance(block, ToolResult)
+    ]
+    return row, rows, calls, results
 
 
 def _json(value: object) -> str:
@@ -565,12 +648,15 @@ class _Batch:
             _INSERT_USAGE: [],
             _INSERT_FORK: [],
         }
+        self.lowest: dict[str, int] = {}
         self.events = 0
         self.removed = False  # an erasure: its text must leave the index and the file
 
     @property
-    def touched(self) -> set[str]:
-        return set(self.sessions)
+    def touched(self) -> dict[str, int]:
+        """Each session this batch changed, with the lowest message position
+        it wrote: the rows below it are as an earlier check left them."""
+        return {session_id: self.lowest.get(session_id, 0) for session_id in self.sessions}
 
     def flush(self) -> None:
         """Write what is held: new rows, then the session rows."""
@@ -598,6 +684,7 @@ class _Batch:
             if found is None:
                 raise CorruptStore(f"the feed holds events of session {session_id!r} before its first event")
             row = self.sessions[session_id] = dict(zip(_SESSION_COLUMNS, found, strict=True))
+            self.lowest[session_id] = row["message_count"]
         return row
 
     def apply(self, session_id: str, version: int, event: object) -> None:
@@ -607,6 +694,7 @@ class _Batch:
             # nothing of the old one stays.
             self._flush_rows()
             self.sessions.pop(session_id, None)
+            self.lowest[session_id] = 0
             _remove(self.conn, session_id)
         if isinstance(event, SessionCreated):
             self.sessions[session_id] = _new_session(
@@ -648,6 +736,7 @@ class _Batch:
         elif isinstance(event, MessagesErased):
             self.flush()  # the rows, and the session rows the family is found by
             self.removed = True
+            self.lowest[session_id] = 0
             # The erasure reached these ids in this session's family (its
             # root and the forks of it), never in another family that has
             # messages with the same ids.
@@ -695,18 +784,17 @@ class _Batch:
 
     def _messages(self, session_id: str, start: int, messages: Iterable[Message], version: int, at: str) -> None:
         rows, calls, results = self.pending[_INSERT_MESSAGE], self.pending[_INSERT_CALL], self.pending[_INSERT_RESULT]
-        for offset, message in enumerate(messages):
-            uses = message.tool_uses
-            rows.append(_message_row(session_id, start + offset, message, len(uses), version, at))
-            for use in uses:
-                calls.append((session_id, message.id, use.id, use.name, use.arguments, version))
+        self.lowest[session_id] = min(start, self.lowest.get(session_id, start))
+        for position, message in enumerate(messages, start):
+            values = _message_values(message)
+            rows.append((session_id, position, *values, version, at))
+            if values[4]:  # tool calls
+                for use in message.tool_uses:
+                    calls.append((session_id, message.id, use.id, use.name, use.arguments, version))
             if message.role == "tool_results":
                 for block in message.blocks:
                     if isinstance(block, ToolResult):
-                        content = "\n".join(getattr(part, "text", "") for part in block.content)
-                        results.append(
-                            (session_id, message.id, block.tool_use_id, int(block.is_error), content, version)
-                        )
+                        results.append((session_id, message.id, *_result_values(block), version))
 
     def _rewrite(self, row: dict[str, Any], event: MessagesRewritten, version: int, at: str) -> None:
         self._flush_rows()  # the rows of the span must be in the tables to be replaced

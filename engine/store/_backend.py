@@ -326,9 +326,13 @@ class RecorderBackend(Backend):
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
             raise InvalidArgument(f"limit= is 1 to 10,000 entries per page, got {type(limit).__name__}")
         topics: Sequence[str] = getattr(self._recorder, "feed_topics", ())
-        with translated_errors("read the feed", self._where):
-            found = self._recorder.select_notifications(after, limit, topics=topics, inclusive_of_start=False)
+        lean = getattr(self._recorder, "select_feed", None)
         try:
+            with translated_errors("read the feed", self._where):
+                if lean is not None:
+                    entries: list[FeedEntry] = lean(after, limit)
+                    return entries
+                found = self._recorder.select_notifications(after, limit, topics=topics, inclusive_of_start=False)
             return [
                 FeedEntry(
                     note.id, str(note.originator_id), Record(note.originator_version, note.topic, bytes(note.state))

@@ -32,7 +32,7 @@ from engine.state.content import shown
 from engine.store._backend import RecorderBackend, described, translated_errors
 from engine.store._chain import check_legacy_sealing, sealed_row
 from engine.store._codec import READABLE_TOPICS, fork_source, refuse_orphans
-from engine.store._records import Record, Rewrite, SessionRow, StoredSnapshot
+from engine.store._records import FeedEntry, Record, Rewrite, SessionRow, StoredSnapshot
 
 Synchronous = Literal["full", "normal", "off"]
 Execute = Callable[..., sqlite3.Cursor]
@@ -125,6 +125,10 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
         self._select_records = (
             f"SELECT originator_version, topic, state FROM {self.events_table_name} "
             "WHERE originator_id=? AND originator_version>? AND originator_version<=? ORDER BY originator_version"
+        )
+        self._select_feed = (
+            f"SELECT rowid, originator_id, originator_version, topic, state FROM {self.events_table_name} "
+            f"WHERE rowid>? AND topic IN ({', '.join('?' * len(self.feed_topics))}) ORDER BY rowid LIMIT ?"
         )
 
     def construct_create_table_statements(self) -> list[str]:
@@ -308,6 +312,24 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
                 return list(map(tuple.__new__, repeat(Record), cursor.fetchall()))  # Record._make, a third faster
             finally:
                 cursor.close()
+
+    def select_feed(self, after: int, limit: int) -> list[FeedEntry]:
+        # Plain tuples, as select_records: eventsourcing's select_notifications
+        # builds a Row and a Notification per event, a third of a feed read.
+        with self.datastore.get_connection(commit=False) as connection:
+            cursor = connection.cursor().sqlite_cursor
+            cursor.row_factory = None
+            try:
+                cursor.execute(self._select_feed, (after, *self.feed_topics, limit))
+                found = cursor.fetchall()
+            finally:
+                cursor.close()
+        if not all(type(state) is bytes and type(session_id) is str for _, session_id, _, _, state in found):
+            raise TypeError("a stored event of a damaged type")  # SQLite keeps any value in any column
+        return [
+            FeedEntry(position, session_id, Record(version, topic, state))
+            for position, session_id, version, topic, state in found
+        ]
 
     def select_snapshot(self, session_id: str, upto: int | None) -> StoredSnapshot | None:
         with self.datastore.transaction(commit=False) as c:
