@@ -77,6 +77,7 @@ __all__ = [
     "SessionNotFound",
     "StorageError",
     "StorageUnavailable",
+    "Tail",
     "Text",
     "ToolResult",
     "ToolUse",
@@ -97,12 +98,23 @@ if TYPE_CHECKING:
         OutOfBandResponse,
         Pending,
         SessionInfo,
+        Tail,
         Transcripts,
     )
     from engine.facade.aio import AsyncTranscripts
 
 _FACADE = frozenset(
-    ("Diff", "FeedEvent", "HistoryEntry", "IngestOutcome", "OutOfBandResponse", "Pending", "SessionInfo", "Transcripts")
+    (
+        "Diff",
+        "FeedEvent",
+        "HistoryEntry",
+        "IngestOutcome",
+        "OutOfBandResponse",
+        "Pending",
+        "SessionInfo",
+        "Tail",
+        "Transcripts",
+    )
 )
 
 

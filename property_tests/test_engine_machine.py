@@ -218,6 +218,27 @@ class EngineMachine(RuleBasedStateMachine):
         assert by_revision.version == self.model.sessions[sid].last_version_with(state.revision)
         assert [m.canonical_bytes() for m in self.store.revision_messages(sid, state.revision)] == state.contents
 
+    @precondition(lambda self: bool(self.model.sessions) or bool(self.voice))
+    @rule(data=st.data())
+    def newest_messages(self, data: st.DataObject) -> None:
+        """get(last=N) is the end of the whole state, read from the records
+        since the newest snapshot's checkpoint (or the whole log)."""
+        sid = data.draw(st.sampled_from(list(self.model.sessions) + list(self.voice)), label="session")
+        whole = self.store.get(sid)
+        count = data.draw(st.integers(0, len(whole.messages) + 2), label="last")
+        tail = self.store.get(sid, last=count)
+        expected = list(whole.messages)[len(whole.messages) - min(count, len(whole.messages)) :]
+        assert list(tail.messages) == expected
+        assert (tail.version, tail.revision, tail.message_count) == (whole.version, whole.revision, len(whole.messages))
+        assert tail.start == len(whole.messages) - len(expected)
+        times = {entry.at for entry in self.store.history(sid)}
+        source = whole.lineage.source
+        while source is not None:  # inherited messages were written in the sessions forked from
+            times |= {entry.at for entry in self.store.history(source)}
+            source = self.store.get(source).lineage.source
+        assert len(tail.written_at) == len(expected) and set(tail.written_at) <= times
+        assert self.store.get(sid, last=count) == tail  # read again (kept while the head is)
+
     @invariant()
     def history_is_append_only(self) -> None:
         for sid in list(self.model.sessions) + list(self.voice):

@@ -49,6 +49,7 @@ PUBLIC = {
     "SessionNotFound",
     "StorageError",
     "StorageUnavailable",
+    "Tail",
     "Text",
     "ToolResult",
     "ToolUse",
@@ -124,6 +125,7 @@ LAYERS = {
     "engine.facade": 4,
     "engine.testing": 5,
     "engine.readmodel": 5,
+    "engine.adapters": 5,
     "engine.cli": 6,
     "engine.__main__": 7,
 }

@@ -6,6 +6,7 @@ only loads, asks and commits."""
 from engine.decisions import IngestOutcome, OutOfBandResponse, Pending
 from engine.facade._reads import Diff, FeedEvent, HistoryEntry, SessionInfo
 from engine.facade._repository import DEFAULT_MAX_EVENT_BYTES
+from engine.facade._tail import Tail
 from engine.facade.transcripts import Transcripts
 
 __all__ = [
@@ -17,5 +18,6 @@ __all__ = [
     "OutOfBandResponse",
     "Pending",
     "SessionInfo",
+    "Tail",
     "Transcripts",
 ]

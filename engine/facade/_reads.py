@@ -3,13 +3,14 @@ the session list, commits, diffs and the full audit of ``verify``."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 import msgspec
 
 from engine.decisions import changed_span, check_session_id, commit_of
-from engine.errors import CorruptStore, InvalidArgument
+from engine.errors import CorruptStore, InvalidArgument, SessionNotFound
 from engine.facade._repository import Repository
 from engine.state.content import Message, ToolResult, shown
 from engine.state.events import (
@@ -29,7 +30,7 @@ from engine.state.events import (
 )
 from engine.state.revisions import EMPTY_REVISION, Commit, Reason, span_digest
 from engine.state.transcript import Session, evolve, forked
-from engine.store import SessionRow, Snapshot, decode_event, decode_snapshot, head_of
+from engine.store import Record, SessionRow, Snapshot, decode_event, decode_snapshot, head_of, legacy_head_of
 
 __all__ = [
     "Diff",
@@ -106,12 +107,33 @@ class Diff(msgspec.Struct, frozen=True, kw_only=True):
     to_revision: str
 
 
-def history(repository: Repository, session_id: str) -> list[HistoryEntry]:
-    """Every recorded event of the session, oldest first."""
+def history(
+    repository: Repository,
+    session_id: str,
+    after: int | None = None,
+    before: int | None = None,
+    limit: int | None = None,
+) -> list[HistoryEntry]:
+    """The session's recorded events with ``after < version < before``,
+    oldest first; with ``limit``, the first ``limit`` of them when paging
+    forward (``after`` alone), else the last ``limit`` (paging back from
+    ``before``, or from the newest). The whole log is checked against its
+    chain head; only the page's events are decoded."""
+    for name, value in (("after", after), ("before", before)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise InvalidArgument(f"{name}= is an event version (an int >= 0), got {shown(value)}")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise InvalidArgument(f"limit= is how many entries at most (an int >= 1), got {shown(limit)}")
     records = repository.records(session_id)
+    low = 0 if after is None else min(after, len(records))
+    high = len(records) if before is None else max(low, min(before - 1, len(records)))
+    if limit is not None:
+        low, high = (
+            (low, min(high, low + limit)) if after is not None and before is None else (max(low, high - limit), high)
+        )
+    revision = _revision_before(repository, session_id, records, low)
     entries = []
-    revision = EMPTY_REVISION
-    for version, event in repository.decoded(session_id, records):
+    for version, event in repository.decoded(session_id, records[low:high]):
         if isinstance(event, CONTENT_EVENTS):
             revision = event.revision
         entries.append(
@@ -128,21 +150,70 @@ def history(repository: Repository, session_id: str) -> list[HistoryEntry]:
     return entries
 
 
-def sessions(repository: Repository) -> list[SessionInfo]:
-    """Every session in the store, oldest first (read from a listing table
-    kept in the same transaction as each write, so it is never stale)."""
-    return [
-        SessionInfo(
-            id=row.session_id,
-            title=row.title,
-            created_at=_listed_time(row, row.created_at),
-            updated_at=_listed_time(row, row.updated_at),
-            message_count=row.message_count,
-            revision=row.revision,
-            version=row.version,
+def _revision_before(repository: Repository, session_id: str, records: list[Record], end: int) -> str:
+    """The revision after the first ``end`` records: that of the newest
+    content event among them (decoding back from ``end`` until one is found)."""
+    for start in range(end, 0, -64):
+        decoded = repository.decoded(session_id, records[max(0, start - 64) : start])
+        for _, event in reversed(list(decoded)):
+            if isinstance(event, CONTENT_EVENTS):
+                return event.revision
+    return EMPTY_REVISION
+
+
+def sessions(
+    repository: Repository,
+    title: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    after: str | None = None,
+    limit: int | None = None,
+) -> list[SessionInfo]:
+    """The sessions in the store, oldest first (read from a listing table
+    kept in the same transaction as each write, so it is never stale):
+    those whose title holds ``title`` (case-insensitive) and whose metadata
+    has every item of ``metadata``; after the session ``after`` (the last
+    one of the previous page); at most ``limit``."""
+    if title is not None and not isinstance(title, str):
+        raise InvalidArgument(f"title= is text to look for in titles, got {shown(title)}")
+    if metadata is not None and not isinstance(metadata, Mapping):
+        raise InvalidArgument(f"metadata= is a mapping of the values to match, got {shown(metadata)}")
+    if after is not None and not isinstance(after, str):
+        raise InvalidArgument(f"after= is the id of the last session of the previous page, got {shown(after)}")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise InvalidArgument(f"limit= is how many sessions at most (an int >= 1), got {shown(limit)}")
+    rows = repository.backend.session_rows()
+    if after is not None:
+        found = next((index for index, row in enumerate(rows) if row.session_id == after), None)
+        if found is None:
+            raise SessionNotFound(after)
+        rows = rows[found + 1 :]
+    wanted = title.casefold() if title is not None else None
+    listed: list[SessionInfo] = []
+    for row in rows:
+        if wanted is not None and wanted not in (row.title or "").casefold():
+            continue
+        if metadata:
+            try:
+                with repository.lock:
+                    values = repository.head(row.session_id).metadata
+            except SessionNotFound:  # deleted since the listing was read
+                continue
+            if any(key not in values or values[key] != value for key, value in metadata.items()):
+                continue
+        listed.append(
+            SessionInfo(
+                id=row.session_id,
+                title=row.title,
+                created_at=_listed_time(row, row.created_at),
+                updated_at=_listed_time(row, row.updated_at),
+                message_count=row.message_count,
+                revision=row.revision,
+                version=row.version,
+            )
         )
-        for row in repository.backend.session_rows()
-    ]
+        if limit is not None and len(listed) == limit:
+            break
+    return listed
 
 
 def revisions(repository: Repository, session_id: str) -> list[Commit]:
@@ -218,7 +289,7 @@ def verify(repository: Repository, session_id: str, head_hash: str | None, repla
                 f"session {session_id!r} ends at version {len(records)}, before the kept head at version "
                 f"{version}: events were removed"
             )
-        if head_of(session_id, records[:version]) != link:
+        if link not in (head_of(session_id, records[:version]), legacy_head_of(session_id, records[:version])):
             raise CorruptStore(
                 f"session {session_id!r}: its first {version} events no longer match the kept head hash: "
                 "the log was altered (or re-linked by an erasure since)"
@@ -237,7 +308,7 @@ def verify(repository: Repository, session_id: str, head_hash: str | None, repla
     assert state is not None
     for stored in snapshots:
         if not 1 <= stored.version <= len(states) or (
-            decode_snapshot(session_id, stored.state) != Snapshot.of(states[stored.version - 1])
+            decode_snapshot(session_id, stored.state).derived() != Snapshot.of(states[stored.version - 1])
         ):
             raise CorruptStore(f"session {session_id!r}: the snapshot at version {stored.version} differs from replay")
     if (listed.title, listed.message_count, listed.revision) != (state.title, len(state.messages), state.revision):

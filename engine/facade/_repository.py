@@ -10,6 +10,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from engine.decisions import check_session_id, realtime_state
 from engine.errors import (
@@ -40,7 +41,11 @@ from engine.store import (
     encode_event,
     encode_snapshot,
     extended,
+    legacy_head_of,
 )
+
+if TYPE_CHECKING:
+    from engine.facade._tail import Tail
 
 #: The largest stored event a store accepts unless opened with another ``max_event_bytes``.
 DEFAULT_MAX_EVENT_BYTES = 16 << 20
@@ -75,11 +80,14 @@ class Repository:
         self.backend = backend
         self._max_event_bytes = max_event_bytes
         self._snapshot_interval = snapshot_interval
-        self._cache_size = cache_size
+        self.cache_size = cache_size
         self.cache: OrderedDict[str, Session] = OrderedDict()
         self.realtime: dict[str, tuple[int, RealtimeState]] = {}
         # The record chain after each cached head's last record: (version, chain).
-        self.chains: dict[str, tuple[int, Chain]] = {}
+        # (version, chain, the head the listing row had when it was checked).
+        self.chains: dict[str, tuple[int, Chain, str]] = {}
+        # The newest messages last read by ``get(last=)``, with the head they were checked against.
+        self.tails: dict[str, tuple[str, Tail]] = {}
         self.lock = threading.RLock()
 
     def close(self) -> None:
@@ -89,6 +97,7 @@ class Repository:
             self.cache.clear()
             self.realtime.clear()
             self.chains.clear()
+            self.tails.clear()
 
     def decoded(self, session_id: str, records: Sequence[Record]) -> Iterator[tuple[int, Event]]:
         return iter(decode_events(session_id, records))
@@ -139,7 +148,7 @@ class Repository:
         source's state at the fork point (loaded the same way)."""
         row, records, chain = self.log(session_id)
         if upto is None:
-            self.chains[session_id] = (row.version, chain)
+            self.chains[session_id] = (row.version, chain, row.head)
         else:
             records = records[:upto]
         with _collection_paused(len(records)):
@@ -160,7 +169,7 @@ class Repository:
                 snapshot = decode_snapshot(session_id, stored.state)
                 covered = snapshot.version - (1 if initial is not None else 0)
                 prefix = fold(session_id, events[:covered], start=initial, verify=False)
-                if prefix is None or Snapshot.of(prefix) != snapshot:
+                if prefix is None or Snapshot.of(prefix) != snapshot.derived():
                     raise CorruptStore(
                         f"session {shown(session_id)}: the snapshot at version {snapshot.version} "
                         "does not match the log"
@@ -196,10 +205,11 @@ class Repository:
         cache = self.cache
         cache[state.id] = state
         cache.move_to_end(state.id)
-        if len(cache) > self._cache_size:
+        if len(cache) > self.cache_size:
             evicted, _ = cache.popitem(last=False)
             self.realtime.pop(evicted, None)  # its ingestion state is rebuilt from the log when needed
             self.chains.pop(evicted, None)
+            self.tails.pop(evicted, None)
         return state
 
     def realtime_state(self, head: Session) -> RealtimeState:
@@ -216,6 +226,7 @@ class Repository:
         self.cache.pop(session_id, None)
         self.realtime.pop(session_id, None)
         self.chains.pop(session_id, None)
+        self.tails.pop(session_id, None)
 
     def head(self, session_id: str) -> Session:
         """The newest state, caught up with what other writers stored: the
@@ -228,7 +239,7 @@ class Repository:
             row = self.backend.session_row(session_id)
             if row is not None and row.version >= state.version:
                 if row.version == state.version:
-                    if row.head == known[1].digest().hex():
+                    if row.head == known[2]:
                         return self.remember(state)
                 else:
                     newer = self.backend.read(session_id, after=state.version, upto=row.version)
@@ -239,7 +250,7 @@ class Repository:
                     if len(newer) == row.version - state.version and chain.digest().hex() == row.head:
                         caught_up = fold(session_id, self.decoded(session_id, newer), start=state)
                         assert caught_up is not None
-                        self.chains[session_id] = (row.version, chain)
+                        self.chains[session_id] = (row.version, chain, row.head)
                         return self.remember(caught_up)
         # Not cached, or the log no longer extends the cached head (an erasure
         # re-linked it, or it is damaged): a full load tells which.
@@ -299,13 +310,13 @@ class Repository:
         snapshot = None
         interval = self._snapshot_interval
         if interval is not None and after.version // interval > (before.version if before else 0) // interval:
-            snapshot = StoredSnapshot(after.version, encode_snapshot(after))
+            snapshot = StoredSnapshot(after.version, encode_snapshot(after, chain.checkpoint()))
         try:
             self.backend.append(session_id, records, row, snapshot)
         except ConcurrentWriteError:
             self.forget(session_id)  # reload on the next call, so a retry succeeds
             raise
-        self.chains[session_id] = (after.version, chain)
+        self.chains[session_id] = (after.version, chain, row.head)
         return self.remember(after)
 
     def state_at(self, session_id: str, version: int, *, use_snapshot: bool = True) -> Session:
@@ -374,7 +385,9 @@ def _chain_problem(session_id: str, row: SessionRow, records: Sequence[Record]) 
             f"session {shown(session_id)}: the log ends at version {records[-1].version}, but its listing row "
             f"says {row.version}: events were removed from the end"
         ), chain
-    if len(records) != row.version or chain.digest().hex() != row.head:
+    if len(records) != row.version or (
+        chain.digest().hex() != row.head and legacy_head_of(session_id, records).hex() != row.head
+    ):
         return (
             f"session {shown(session_id)}: its events do not match the chain head of its listing row: "
             "an event was altered, removed, inserted or reordered"

@@ -64,6 +64,18 @@ class AsyncTranscripts:
         """The synchronous store underneath (for code that is not async)."""
         return self._store
 
+    async def run_sync(
+        self, function: Callable[Concatenate[Transcripts, _P], _R], /, *args: _P.args, **kwargs: _P.kwargs
+    ) -> _R:
+        """``function(store, *args, **kwargs)`` with the synchronous store, on
+        the worker, in order with the other calls: for steps that belong
+        together (a read, then a write with ``expected_revision``)."""
+        worker = self._worker
+        if worker is None:
+            return function(self._store, *args, **kwargs)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(worker, functools.partial(function, self._store, *args, **kwargs))
+
     async def close(self) -> None:
         worker, self._worker = self._worker, None
         if worker is not None:

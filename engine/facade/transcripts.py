@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, overload
 
 import msgspec
 
@@ -33,9 +33,10 @@ from engine.decisions import (
     decide,
 )
 from engine.errors import InvalidArgument, VersionNotFound
-from engine.facade import _erasure, _reads
+from engine.facade import _erasure, _reads, _tail
 from engine.facade._reads import Diff, FeedEvent, HistoryEntry, SessionInfo
 from engine.facade._repository import DEFAULT_MAX_EVENT_BYTES, Repository
+from engine.facade._tail import Tail
 from engine.realtime.providers import adapter_for
 from engine.state.content import Message, ReplaceBlock, Usage, shown
 from engine.state.events import MessagesRewritten
@@ -393,14 +394,32 @@ class Transcripts:
 
     # -- queries ----------------------------------------------------------
 
-    def get(self, session_id: str, at: int | str | datetime | None = None) -> Session:
+    @overload
+    def get(self, session_id: str, at: int | str | datetime | None = None) -> Session: ...
+
+    @overload
+    def get(self, session_id: str, *, last: int) -> Tail: ...
+
+    def get(
+        self, session_id: str, at: int | str | datetime | None = None, *, last: int | None = None
+    ) -> Session | Tail:
         """The session now, or as of an event version, a revision or a time.
 
         ``at`` may be an ``int`` (event version, 1 = creation), a revision id
         (``"sha256:..."``: the last state that had that revision), or an aware
         ``datetime`` (the state after the last event recorded at or before it).
+
+        ``last=N`` returns a :class:`Tail` instead: the newest ``N`` messages
+        now, with when each was written, read from the records written since
+        the newest snapshot (checked against the sealed chain head) rather
+        than from the whole log.
         """
         repository = self._repository
+        if last is not None:
+            if at is not None:
+                raise InvalidArgument("get() takes at= or last=, not both")
+            with repository.lock:
+                return _tail.tail(repository, session_id, last)
         with repository.lock:
             head = repository.head(session_id)
         if at is None:
@@ -431,14 +450,34 @@ class Transcripts:
         root and depth (a session that is not a fork is its own root)."""
         return self.get(session_id).lineage
 
-    def history(self, session_id: str) -> list[HistoryEntry]:
-        """Every recorded event of the session, oldest first."""
-        return _reads.history(self._repository, session_id)
+    def history(
+        self,
+        session_id: str,
+        *,
+        after: int | None = None,
+        before: int | None = None,
+        limit: int | None = None,
+    ) -> list[HistoryEntry]:
+        """The session's recorded events, oldest first: those with
+        ``after < version < before``; with ``limit``, at most that many: the
+        first ones when paging forward (``after`` alone), else the last ones
+        (``limit`` alone gives the newest)."""
+        return _reads.history(self._repository, session_id, after, before, limit)
 
-    def sessions(self) -> list[SessionInfo]:
-        """Every session in the store, oldest first (read from a listing table
-        kept in the same transaction as each write, so it is never stale)."""
-        return _reads.sessions(self._repository)
+    def sessions(
+        self,
+        *,
+        title: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        after: str | None = None,
+        limit: int | None = None,
+    ) -> list[SessionInfo]:
+        """The sessions in the store, oldest first (read from a listing table
+        kept in the same transaction as each write, so it is never stale).
+        Only those whose title holds ``title`` (ignoring case) and whose
+        metadata has every item of ``metadata``; paged with ``limit`` and
+        ``after`` (the id of the last session of the previous page)."""
+        return _reads.sessions(self._repository, title, metadata, after, limit)
 
     def revisions(self, session_id: str) -> list[Commit]:
         """Every content commit of the session, oldest first: appends and

@@ -189,6 +189,15 @@ _ALLOWED_BLOCKS: dict[str, tuple[type[_Block], ...]] = {
 _CANONICAL = msgspec.json.Encoder(order="sorted")
 
 
+def _check_json_text(text: object) -> None:
+    if not isinstance(text, str):
+        raise InvalidMessage(f"Message.provider_data is JSON text (a str), got {type(text).__name__}")
+    try:
+        msgspec.json.decode(text)
+    except msgspec.DecodeError as exc:
+        raise InvalidMessage(f"Message.provider_data is not JSON text: {exc}") from None
+
+
 class Message(
     msgspec.Struct,
     frozen=True,
@@ -207,6 +216,10 @@ class Message(
     ``erased`` is set only on the placeholder that ``Transcripts.erase``
     leaves: no blocks, and the digest the content had (so revisions still
     verify); build messages without it.
+    ``provider_data`` is JSON text a framework adapter keeps with the message
+    verbatim (for example the Agents SDK items it came from, with their ids
+    and statuses): not content, so not in the digest; erasure drops it with
+    the content it may repeat.
     """
 
     role: Role
@@ -215,6 +228,7 @@ class Message(
     provider_item_id: str | None = None
     incomplete: bool = False
     erased: str | None = None
+    provider_data: str | None = None
 
     def __post_init__(self) -> None:
         role = self.role
@@ -237,6 +251,8 @@ class Message(
             _require_str(self.id, "Message.id")
         if self.provider_item_id is not None:
             _require_str(self.provider_item_id, "Message.provider_item_id")
+        if self.provider_data is not None:
+            _check_json_text(self.provider_data)
         if not isinstance(self.incomplete, bool):
             # Stored as JSON and read back as a bool: anything else would make the session unreadable.
             raise InvalidMessage(f"Message.incomplete must be a bool, got {type(self.incomplete).__name__}")

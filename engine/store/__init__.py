@@ -13,7 +13,7 @@ import re
 from engine.errors import InvalidArgument
 from engine.state.content import shown, unicode_error
 from engine.store._backend import Backend, ClosedBackend
-from engine.store._chain import Chain, chain_of, extended, head_of
+from engine.store._chain import Chain, chain_from, chain_of, extended, head_of, legacy_head_of
 from engine.store._codec import (
     Snapshot,
     decode_event,
@@ -34,6 +34,7 @@ __all__ = [
     "SessionRow",
     "Snapshot",
     "StoredSnapshot",
+    "chain_from",
     "chain_of",
     "decode_event",
     "decode_events",
@@ -42,6 +43,7 @@ __all__ = [
     "encode_snapshot",
     "extended",
     "head_of",
+    "legacy_head_of",
     "open_backend",
 ]
 

@@ -1,18 +1,25 @@
 """Tamper evidence for stored records: a hash chain over every record of a
 session and a seal over its listing row.
 
-The chain is one running SHA-256 over a session's records in order: each
-record (its version, type name and every byte of the stored event) is framed
-and fed after all the records before it, so the head after record ``n``
-commits to record ``n`` and, through the hash state, to everything before
-it. Any edit, removal, reordering or insertion changes every head after it.
-The head after the last record is kept in the session's listing row, and the
-row is sealed (a SHA-256, or an HMAC when the store has a seal key) over all
-its fields. Reads compare the records they read with the sealed head.
+The chain runs over a session's records in order: each record (its version,
+type name and every byte of the stored event) is framed and hashed after all
+the records before it, so the head after record ``n`` commits to record
+``n`` and everything before it. Any edit, removal, reordering or insertion
+changes every head after it. The head after the last record is kept in the
+session's listing row, and the row is sealed (a SHA-256, or an HMAC when the
+store has a seal key) over all its fields. Reads compare the records they
+read with the sealed head.
 
-One running hash rather than one hash per record: a cold load of 10,000
-events hashed them in 3.7 ms instead of 13.5 ms, and a cached chain is
-extended by new records without rehashing the old ones.
+The records are hashed in spans of 64: a running SHA-256 over a span starts
+from the link the span before it ended with, and its digest at the end of
+the span is the next link; the head is the running hash's digest after the
+last record. So the chain costs what one running hash costs (a third of a
+hash per record), and it can be resumed from any link: a snapshot keeps the
+link of its span, and a read of a session's tail checks only the records
+after that link (the link itself is checked too: the chain from it must
+reach the sealed head). Stores whose heads were made by the single running
+hash of earlier builds still read (``legacy_head_of``); their sessions take
+the new head at their next write.
 """
 
 from __future__ import annotations
@@ -21,54 +28,122 @@ import hashlib
 import hmac
 import struct
 from collections.abc import Iterable
-from typing import Protocol
+from typing import Any, Protocol
 
 import msgspec
 
 from engine.errors import CorruptStore
 from engine.store._records import Record, SessionRow
 
-__all__ = ["Chain", "chain_of", "check_legacy_sealing", "extended", "head_of", "seal_of", "sealed_row"]
+__all__ = [
+    "Chain",
+    "chain_from",
+    "chain_of",
+    "check_legacy_sealing",
+    "extended",
+    "head_of",
+    "legacy_head_of",
+    "seal_of",
+    "sealed_row",
+]
 
 
 class Chain(Protocol):
-    """A running hash: the chain after some records (``hashlib`` object)."""
-
-    def update(self, data: bytes, /) -> None: ...
+    """The chain after some records."""
 
     def copy(self) -> Chain: ...
 
-    def digest(self) -> bytes: ...
+    def digest(self) -> bytes:
+        """The head: what the listing row keeps."""
+        ...
+
+    def checkpoint(self) -> tuple[int, bytes]:
+        """Where the chain can be resumed from (:func:`chain_from`): the
+        version the current span began after, and the link there."""
+        ...
 
 
 _FRAME = struct.Struct(">QHI").pack  # version, type name length, state length
 _TOPICS: dict[str, bytes] = {}
 
 
+_SPAN = 64  # records per link
+_sha256 = hashlib.sha256
+
+
+class _Spans:
+    """The chain after some records: the link where the current span began
+    (at version ``start``, a multiple of ``_SPAN``), and the running hash of
+    the span so far."""
+
+    __slots__ = ("count", "link", "running", "start")
+
+    def __init__(self, start: int, link: bytes, running: Any, count: int) -> None:
+        self.start, self.link, self.running, self.count = start, link, running, count
+
+    def copy(self) -> Chain:
+        return _Spans(self.start, self.link, self.running.copy(), self.count)
+
+    def digest(self) -> bytes:
+        return bytes(self.running.digest())
+
+    def checkpoint(self) -> tuple[int, bytes]:
+        return self.start, self.link
+
+
+def _origin(session_id: str) -> bytes:
+    return b"transcript-engine/session\x00" + session_id.encode("utf-8", "surrogatepass")
+
+
 def chain_of(session_id: str) -> Chain:
     """The chain before a session's first record: the log of one session
     cannot be passed off as another's."""
-    return hashlib.sha256(b"transcript-engine/session\x00" + session_id.encode("utf-8", "surrogatepass"))
+    link = _sha256(_origin(session_id)).digest()
+    return _Spans(0, link, _sha256(link), 0)
+
+
+def chain_from(start: int, link: bytes) -> Chain:
+    """The chain after record ``start`` (a multiple of 64; 0 is before the
+    first), given the link the chain had there (from :meth:`Chain.checkpoint`)."""
+    if start % _SPAN or start < 0 or len(link) != 32:
+        raise ValueError(f"not a chain checkpoint: {start}, {len(link)} bytes")
+    return _Spans(start, link, _sha256(link), 0)
 
 
 def extended(chain: Chain, records: Iterable[Record]) -> Chain:
     """A new chain: ``chain`` followed by ``records`` (``chain`` is unchanged)."""
     result = chain.copy()
-    update = result.update
-    topics = _TOPICS
+    assert isinstance(result, _Spans)
+    running, count, topics = result.running, result.count, _TOPICS
     for version, topic, state in records:
         name = topics.get(topic)
         if name is None:
             name = topic.encode("utf-8", "surrogatepass")
             if len(topics) < 256:  # the engine's own type names; a damaged store may hold others
                 topics[topic] = name
-        update(_FRAME(version, len(name), len(state)) + name + state)
+        running.update(_FRAME(version, len(name), len(state)) + name + state)
+        count += 1
+        if count == _SPAN:
+            result.link = running.digest()
+            result.start += _SPAN
+            running, count = _sha256(result.link), 0
+    result.running, result.count = running, count
     return result
 
 
 def head_of(session_id: str, records: Iterable[Record]) -> bytes:
     """The head of a session whose log is ``records``."""
     return extended(chain_of(session_id), records).digest()
+
+
+def legacy_head_of(session_id: str, records: Iterable[Record]) -> bytes:
+    """The head earlier builds kept: one running SHA-256 over the framed
+    records (it cannot be resumed from a link, so tail reads need the new one)."""
+    running = _sha256(_origin(session_id))
+    for version, topic, state in records:
+        name = topic.encode("utf-8", "surrogatepass")
+        running.update(_FRAME(version, len(name), len(state)) + name + state)
+    return running.digest()
 
 
 _ENCODE = msgspec.json.encode

@@ -149,6 +149,15 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     title: str | None
     created_at: datetime
     updated_at: datetime
+    # Where the record chain can be resumed from (``Chain.checkpoint``): the
+    # version its span began after, and the link there (hex). Not derived
+    # from the state: a read of the tail checks it against the sealed head.
+    chain_start: int | None = None
+    chain_link: str | None = None
+
+    def derived(self) -> Snapshot:
+        """The part a replay of the log gives (what :meth:`of` makes)."""
+        return msgspec.structs.replace(self, chain_start=None, chain_link=None)
 
     @classmethod
     def of(cls, state: Session) -> Snapshot:
@@ -168,8 +177,11 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 _SNAPSHOT_DECODER = msgspec.json.Decoder(Snapshot)
 
 
-def encode_snapshot(state: Session) -> bytes:
-    return _ENCODER.encode(Snapshot.of(state))
+def encode_snapshot(state: Session, checkpoint: tuple[int, bytes] | None = None) -> bytes:
+    snapshot = Snapshot.of(state)
+    if checkpoint is not None:
+        snapshot = msgspec.structs.replace(snapshot, chain_start=checkpoint[0], chain_link=checkpoint[1].hex())
+    return _ENCODER.encode(snapshot)
 
 
 def decode_snapshot(session_id: str, data: bytes) -> Snapshot:
