@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 # Benchmarks run in their own environment: it also holds the peers they
-# compare against (the `bench` extra), which the tests must never see.
+# compare against (the `bench` extra). The test environment has only the
+# OpenAI Agents SDK (the `openai-agents` extra), which the adapter's tests run.
 BENCH_VENV := .venv-bench
 BENCH_PY := $(BENCH_VENV)/bin/python
 

@@ -1,12 +1,13 @@
-"""``python -m benchmarks``: all four parts, each with its table: the suite
+"""``python -m benchmarks``: all six parts, each with its table: the suite
 (appends, loads, listing against raw sqlite3), branching (forks, rewrites,
-fork loads, memory of forks), realtime ingestion, and realtime calls rebuilt
-by the engine and by a peer (the OpenAI Agents SDK, when installed).
+fork loads, memory of forks), realtime ingestion, realtime calls rebuilt by
+the engine and by a peer (the OpenAI Agents SDK, when installed), catching a
+read model up, and the newest messages of a long session (against the
+SDK's SQLiteSession).
 
-``--only suite|branching|realtime|peers|readmodel`` runs one part (part 5:
-catching a read model up). ``--recordings DIR``
+``--only suite|branching|realtime|peers|readmodel|tail`` runs one part. ``--recordings DIR``
 adds real recordings to the peer comparison. ``--json PATH`` writes
-``{"suite": ..., "branching": ..., "realtime": ..., "peers": ..., "readmodel": ...}`` (the parts
+``{"suite": ..., "branching": ..., "readmodel": ..., "tail": ...}`` (the parts
 that ran).
 """
 
@@ -17,18 +18,19 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from benchmarks import branching, readmodel, realtime, realtime_recordings, suite
+from benchmarks import branching, readmodel, realtime, realtime_recordings, suite, tail
 from benchmarks._report import write_json
 
 __all__ = ["main"]
 
-PARTS = ("suite", "branching", "realtime", "peers", "readmodel")
+PARTS = ("suite", "branching", "realtime", "peers", "readmodel", "tail")
 TITLES = {
     "suite": "part 1: the suite",
     "branching": "part 2: branching and rewrites",
     "realtime": "part 3: realtime",
     "peers": "part 4: realtime calls, the engine and a peer",
     "readmodel": "part 5: the read model",
+    "tail": "part 6: the newest messages of a long session",
 }
 
 
@@ -87,6 +89,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             document["realtime"] = realtime.run(realtime_config)
         elif part == "peers":
             document["peers"] = realtime_recordings.run(realtime_config.runs, recordings, realtime_config.quick)
+        elif part == "tail":
+            messages = 10_000 if realtime_config.quick else 100_000
+            tail_config = tail.TailConfig(runs=realtime_config.runs, messages=messages, quick=realtime_config.quick)
+            document["tail"] = tail.run(tail_config)
         else:
             events = 2_000 if realtime_config.quick else 10_000
             config = readmodel.ReadModelConfig(runs=realtime_config.runs, events=events, quick=realtime_config.quick)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from engine import Message, ToolResult, ToolUse, Transcripts, Usage
+from engine import Message, Reasoning, ToolResult, ToolUse, Transcripts, Usage
 from engine.cli import cli
 from tests.conftest import POSTGRES_DSN, StoreFactory, store_factories
 
@@ -111,6 +111,12 @@ def test_export_formats(factory: StoreFactory) -> None:
         "content": "Snow.",
         "is_error": False,
     }
+    thinking = store.create()
+    store.append(thinking, Message.assistant(Reasoning(text="Hm."), "Hi."))
+    refused = _run(factory, "export", thinking, "--format", "openai-chat")
+    assert refused.exit_code == 1 and "messages[0].blocks[0]" in refused.output and "lossy" in refused.output
+    lossy = json.loads(_ok(_run(factory, "export", thinking, "--format", "openai-chat", "--lossy")))
+    assert lossy == [{"role": "assistant", "content": "Hi."}]
 
 
 def test_project_and_search(factory: StoreFactory) -> None:
@@ -319,3 +325,18 @@ def test_looking_never_creates_a_store(tmp_path: Path) -> None:
     wrong = CliRunner().invoke(cli, ["sessions", str(store)])
     assert wrong.exit_code == 1 and "another table prefix" in wrong.output
     assert json.loads(_ok(CliRunner().invoke(cli, ["sessions", str(store), "--prefix", "acme", "--json"]))) == []
+
+
+@pytest.mark.parametrize("form", ["openai-responses", "gemini"])
+def test_export_to_the_other_model_formats_reads_back(tmp_path: Path, form: str) -> None:
+    from engine import formats
+
+    path = tmp_path / "store.db"
+    store = Transcripts.open(path)
+    sid = store.create()
+    store.append(sid, Message.user("Is the Bergen line scenic?"), Message.assistant("Yes, very."))
+    result = CliRunner().invoke(cli, ["export", str(path), sid, "--format", form])
+    assert result.exit_code == 0, result.output
+    read = formats.from_openai_responses if form == "openai-responses" else formats.from_gemini
+    back = read(json.loads(result.output))
+    assert [m.digest for m in back] == [m.digest for m in store.get(sid).messages]

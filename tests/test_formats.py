@@ -1,69 +1,761 @@
-"""``engine.formats``: a transcript in OpenAI chat and Anthropic message
-formats, and refusals (never silent loss) where a format cannot hold a block."""
+"""``engine.formats``: a transcript to and from OpenAI Chat Completions, the
+OpenAI Responses API, Anthropic Messages and Gemini.
+
+Each format has a realistic request (a tool-calling turn with a parallel
+pair of calls, an image, and reasoning where the format has a place for it)
+read into messages written out by hand, and those messages converted to the
+request as the API documents it. Then the refusals: strict mode names the
+message, the block and what the format lacks; reading names the path."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pytest
 
-from engine import Image, InvalidArgument, Message, Reasoning, Text, ToolResult, ToolUse
-from engine.formats import to_anthropic, to_openai_chat
+from engine import Image, InvalidArgument, Message, Reasoning, Text, ToolResult, ToolUse, Transcript
+from engine.formats import (
+    from_anthropic,
+    from_gemini,
+    from_openai_chat,
+    from_openai_responses,
+    to_anthropic,
+    to_gemini,
+    to_openai_chat,
+    to_openai_responses,
+)
 
-CALL = ToolUse(id="c1", name="weather", arguments='{"city": "Oslo"}')
-TRANSCRIPT = [
-    Message.system("Be brief."),
-    Message.user("Rain in Oslo?", Image(media_type="image/png", data=b"\x89PNG")),
-    Message(role="assistant", blocks=(Reasoning(text="check", signature="sig"), Text(text="Checking."), CALL)),
-    Message.tool_results(ToolResult.of("c1", "Light rain.", is_error=False)),
-    Message.assistant("Yes, light rain."),
+PNG = b"\x89PNG\r\n\x1a\n"  # base64: iVBORw0KGgo=
+SYSTEM = Message.system("You are a travel assistant.")
+QUESTION = Message.user("Weather in Oslo and Bergen?", Image(media_type="image/png", data=PNG))
+OSLO = ToolUse(id="call_oslo", name="get_weather", arguments='{"city": "Oslo"}')
+BERGEN = ToolUse(id="call_bergen", name="get_weather", arguments='{"city": "Bergen"}')
+RESULTS = Message.tool_results(ToolResult.of("call_oslo", "4°C, light rain"), ToolResult.of("call_bergen", "7°C"))
+ANSWER = Message.assistant("Bergen is warmer.")
+
+
+def _digests(messages: list[Message]) -> list[str]:
+    return [message.digest for message in messages]
+
+
+def _same(read: list[Message], expected: list[Message]) -> None:
+    assert [(m.role, m.blocks, m.incomplete) for m in read] == [(m.role, m.blocks, m.incomplete) for m in expected]
+    assert all(message.id is None for message in read)
+
+
+# -- OpenAI Chat Completions ------------------------------------------------------------------
+
+CHAT_REQUEST: list[dict[str, Any]] = [
+    {"role": "developer", "content": "You are a travel assistant."},
+    {
+        "role": "user",
+        "content": [
+            {"type": "text", "text": "Weather in Oslo and Bergen?"},
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo=", "detail": "auto"}},
+        ],
+    },
+    {
+        "role": "assistant",
+        "content": None,
+        "refusal": None,
+        "tool_calls": [
+            {
+                "id": "call_oslo",
+                "type": "function",
+                "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'},
+            },
+            {
+                "id": "call_bergen",
+                "type": "function",
+                "function": {"name": "get_weather", "arguments": '{"city": "Bergen"}'},
+            },
+        ],
+    },
+    {"role": "tool", "tool_call_id": "call_oslo", "content": "4°C, light rain"},
+    {"role": "tool", "tool_call_id": "call_bergen", "content": [{"type": "text", "text": "7°C"}]},
+    {"role": "assistant", "content": "Bergen is warmer.", "annotations": []},
+]
+CHAT_MESSAGES = [SYSTEM, QUESTION, Message.assistant(OSLO, BERGEN), RESULTS, ANSWER]
+
+
+def test_a_chat_request_reads_as_messages() -> None:
+    _same(from_openai_chat(CHAT_REQUEST), CHAT_MESSAGES)
+
+
+def test_messages_become_chat_messages_with_one_tool_message_per_result() -> None:
+    assert to_openai_chat(CHAT_MESSAGES) == [
+        {"role": "system", "content": "You are a travel assistant."},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "Weather in Oslo and Bergen?"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
+            ],
+        },
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_oslo",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'},
+                },
+                {
+                    "id": "call_bergen",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city": "Bergen"}'},
+                },
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_oslo", "content": "4°C, light rain"},
+        {"role": "tool", "tool_call_id": "call_bergen", "content": "7°C"},
+        {"role": "assistant", "content": "Bergen is warmer."},
+    ]
+
+
+def test_chat_keeps_several_text_blocks_apart_and_arguments_as_written() -> None:
+    messages = [
+        Message.user("one", "two"),
+        Message.assistant("Checking.", ToolUse(id="c1", name="f", arguments='{"a":1}')),
+        Message.tool_results(ToolResult(tool_use_id="c1")),
+    ]
+    chat = to_openai_chat(messages)
+    assert chat[0]["content"] == [{"type": "text", "text": "one"}, {"type": "text", "text": "two"}]
+    assert chat[1]["content"] == "Checking." and chat[1]["tool_calls"][0]["function"]["arguments"] == '{"a":1}'
+    assert chat[2] == {"role": "tool", "tool_call_id": "c1", "content": []}
+    assert _digests(from_openai_chat(chat)) == _digests(messages)
+
+
+def test_chat_refuses_what_it_cannot_hold_and_lossy_converts_it() -> None:
+    thinking = [Message.assistant(Reasoning(text="check", signature="sig"), "Checking.")]
+    with pytest.raises(InvalidArgument, match=r"messages\[0\]\.blocks\[0\]: .*reasoning block; pass lossy=True"):
+        to_openai_chat(thinking)
+    assert to_openai_chat(thinking, lossy=True) == [{"role": "assistant", "content": "Checking."}]
+
+    failed = [Message.assistant(OSLO), Message.tool_results(ToolResult.of("call_oslo", "down", is_error=True))]
+    with pytest.raises(InvalidArgument, match=r"messages\[1\]\.blocks\[0\]: .*no error flag"):
+        to_openai_chat(failed)
+    assert to_openai_chat(failed, lossy=True)[1] == {"role": "tool", "tool_call_id": "call_oslo", "content": "down"}
+
+    late_text = [Message.assistant(OSLO, "I asked.")]
+    with pytest.raises(InvalidArgument, match=r"messages\[0\]\.blocks\[1\]: content after a tool use"):
+        to_openai_chat(late_text)
+    assert to_openai_chat(late_text, lossy=True)[0]["content"] == "I asked."
+
+    picture = [
+        Message.assistant(OSLO),
+        Message.tool_results(ToolResult.of("call_oslo", Image(media_type="image/png", data=PNG))),
+    ]
+    with pytest.raises(InvalidArgument, match=r"messages\[1\]\.blocks\[0\]\.content\[0\]: .*not images"):
+        to_openai_chat(picture)
+    joined = [Message.assistant(OSLO, BERGEN), RESULTS, RESULTS]
+    with pytest.raises(InvalidArgument, match=r"messages\[2\]: a tool_results message right after another"):
+        to_openai_chat(joined)
+
+
+@pytest.mark.parametrize(
+    ("request_messages", "path"),
+    [
+        (
+            [{"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]}],
+            r"messages\[0\]\.content\[0\]\.type: 'input_audio'",
+        ),
+        ([{"role": "function", "name": "f", "content": "x"}], r"messages\[0\]\.role: 'function'"),
+        ([{"role": "user"}], r"messages\[0\]\.content must be a string or an array of parts, got nothing"),
+        (
+            [{"role": "user", "content": 5}],
+            r"messages\[0\]\.content must be a string or an array of parts, got a number",
+        ),
+        ([{"role": "user", "content": "hi", "name": "ada"}], r"messages\[0\]\.name: a string \('ada'\) has no place"),
+        ([{"role": "assistant", "content": None, "refusal": "I can't."}], r"messages\[0\]\.refusal"),
+        (
+            [{"role": "assistant", "tool_calls": [{"id": "c", "type": "custom", "custom": {}}]}],
+            r"messages\[0\]\.tool_calls\[0\]\.type: 'custom'",
+        ),
+        (
+            [
+                {
+                    "role": "assistant",
+                    "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": {}}}],
+                }
+            ],
+            r"messages\[0\]\.tool_calls\[0\]\.function\.arguments must be a string, got an object",
+        ),
+        (
+            [
+                {
+                    "role": "user",
+                    "content": [{"type": "image_url", "image_url": {"url": "https://x/a.png", "detail": "high"}}],
+                }
+            ],
+            r"messages\[0\]\.content\[0\]\.image_url\.detail: 'high' would be lost",
+        ),
+        ([{"role": "tool", "tool_call_id": 7, "content": "x"}], r"messages\[0\]\.tool_call_id must be a string"),
+        ("not a list", r"messages must be an array, got a string"),
+    ],
+)
+def test_reading_chat_refuses_what_it_would_drop(request_messages: Any, path: str) -> None:
+    with pytest.raises(InvalidArgument, match=path):
+        from_openai_chat(request_messages)
+
+
+# -- the OpenAI Responses API ------------------------------------------------------------------
+
+RESPONSES_ITEMS: list[dict[str, Any]] = [
+    {"role": "system", "content": "You are a travel assistant."},
+    {
+        "type": "message",
+        "role": "user",
+        "content": [
+            {"type": "input_text", "text": "Weather in Oslo and Bergen?"},
+            {"type": "input_image", "image_url": "https://example.com/ticket.png", "detail": "auto"},
+        ],
+    },
+    {
+        "id": "rs_1",
+        "type": "reasoning",
+        "summary": [{"type": "summary_text", "text": "Two cities: two calls."}],
+        "encrypted_content": "gAAAAABo-secret",
+    },
+    {
+        "id": "fc_1",
+        "type": "function_call",
+        "status": "completed",
+        "call_id": "call_oslo",
+        "name": "get_weather",
+        "arguments": '{"city": "Oslo"}',
+    },
+    {
+        "id": "fc_2",
+        "type": "function_call",
+        "status": "completed",
+        "call_id": "call_bergen",
+        "name": "get_weather",
+        "arguments": '{"city": "Bergen"}',
+    },
+    {"type": "function_call_output", "call_id": "call_oslo", "output": "4°C, light rain"},
+    {"type": "function_call_output", "call_id": "call_bergen", "output": [{"type": "input_text", "text": "7°C"}]},
+    {"id": "rs_2", "type": "reasoning", "summary": []},
+    {
+        "id": "msg_1",
+        "type": "message",
+        "status": "completed",
+        "role": "assistant",
+        "content": [{"type": "output_text", "text": "Bergen is warmer.", "annotations": [], "logprobs": []}],
+    },
+]
+TICKET = Image(media_type="image/*", ref="https://example.com/ticket.png")
+RESPONSES_MESSAGES = [
+    SYSTEM,
+    Message.user("Weather in Oslo and Bergen?", TICKET),
+    Message.assistant(Reasoning(text="Two cities: two calls.", signature="gAAAAABo-secret"), OSLO, BERGEN),
+    RESULTS,
+    Message.assistant(Reasoning(text=""), "Bergen is warmer."),
 ]
 
 
-def test_openai_chat_has_one_tool_message_per_result_and_refuses_reasoning() -> None:
-    with pytest.raises(InvalidArgument, match="message 2 block 0 is reasoning"):
-        to_openai_chat(TRANSCRIPT)
-    chat = to_openai_chat(TRANSCRIPT, drop_reasoning=True)
-    assert [m["role"] for m in chat] == ["system", "user", "assistant", "tool", "assistant"]
-    assert chat[1]["content"] == [
-        {"type": "text", "text": "Rain in Oslo?"},
-        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw=="}},
+def test_responses_items_read_as_messages_grouped_by_the_rule() -> None:
+    read = from_openai_responses(RESPONSES_ITEMS)
+    _same(read, RESPONSES_MESSAGES)
+    assert [message.provider_item_id for message in read] == [None, None, None, None, "msg_1"]
+
+
+def test_messages_become_responses_items_in_block_order() -> None:
+    assert to_openai_responses(RESPONSES_MESSAGES) == [
+        {
+            "type": "message",
+            "role": "system",
+            "content": [{"type": "input_text", "text": "You are a travel assistant."}],
+        },
+        {
+            "type": "message",
+            "role": "user",
+            "content": [
+                {"type": "input_text", "text": "Weather in Oslo and Bergen?"},
+                {"type": "input_image", "image_url": "https://example.com/ticket.png", "detail": "auto"},
+            ],
+        },
+        {
+            "type": "reasoning",
+            "summary": [{"type": "summary_text", "text": "Two cities: two calls."}],
+            "encrypted_content": "gAAAAABo-secret",
+        },
+        {"type": "function_call", "call_id": "call_oslo", "name": "get_weather", "arguments": '{"city": "Oslo"}'},
+        {"type": "function_call", "call_id": "call_bergen", "name": "get_weather", "arguments": '{"city": "Bergen"}'},
+        {"type": "function_call_output", "call_id": "call_oslo", "output": "4°C, light rain"},
+        {"type": "function_call_output", "call_id": "call_bergen", "output": "7°C"},
+        {"type": "reasoning", "summary": []},
+        {
+            "type": "message",
+            "role": "assistant",
+            "content": [{"type": "output_text", "text": "Bergen is warmer.", "annotations": []}],
+        },
     ]
-    assert chat[2] == {
-        "role": "assistant",
-        "content": "Checking.",
-        "tool_calls": [
-            {"id": "c1", "type": "function", "function": {"name": "weather", "arguments": '{"city": "Oslo"}'}}
+
+
+def test_responses_keeps_incomplete_as_a_status_and_images_in_outputs() -> None:
+    cut = Message(role="assistant", blocks=(Text(text="Bergen is"),), incomplete=True)
+    assert to_openai_responses([cut]) == [
+        {
+            "type": "message",
+            "role": "assistant",
+            "content": [{"type": "output_text", "text": "Bergen is", "annotations": []}],
+            "status": "incomplete",
+        }
+    ]
+    chart = [
+        Message.assistant(OSLO),
+        Message.tool_results(ToolResult.of("call_oslo", Image(media_type="image/png", data=PNG))),
+    ]
+    assert to_openai_responses(chart)[1] == {
+        "type": "function_call_output",
+        "call_id": "call_oslo",
+        "output": [{"type": "input_image", "image_url": "data:image/png;base64,iVBORw0KGgo=", "detail": "auto"}],
+    }
+    assert from_openai_responses(
+        [{"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}", "status": "in_progress"}]
+    )[0].incomplete
+
+
+def test_responses_refuses_what_the_grouping_rule_cannot_bring_back() -> None:
+    two_calls = [Message.assistant(OSLO), Message.assistant(BERGEN)]
+    with pytest.raises(
+        InvalidArgument,
+        match=r"messages\[1\]: its first item \(a function_call item\) would read back as part of messages\[0\]",
+    ):
+        to_openai_responses(two_calls)
+    assert len(from_openai_responses(to_openai_responses(two_calls, lossy=True))) == 1
+    text_then_reasoning = [Message.assistant("Hm.", Reasoning(text="think"))]
+    with pytest.raises(InvalidArgument, match=r"messages\[0\]\.blocks\[1\]: a reasoning block after a text block"):
+        to_openai_responses(text_then_reasoning)
+    failed = [Message.assistant(OSLO), Message.tool_results(ToolResult.of("call_oslo", "down", is_error=True))]
+    with pytest.raises(InvalidArgument, match=r"messages\[1\]\.blocks\[0\]: .*no error flag"):
+        to_openai_responses(failed)
+
+
+@pytest.mark.parametrize(
+    ("items", "path"),
+    [
+        (
+            [{"type": "web_search_call", "id": "ws_1", "status": "completed"}],
+            r"items\[0\]\.type: 'web_search_call' is not an item",
+        ),
+        (
+            [{"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]}],
+            r"items\[0\]\.content\[0\]\.type: 'input_audio'",
+        ),
+        (
+            [{"role": "assistant", "content": [{"type": "refusal", "refusal": "No."}]}],
+            r"items\[0\]\.content\[0\]\.type: 'refusal'",
+        ),
+        ([{"content": "hi"}], r"items\[0\] needs a type"),
+        (
+            [{"type": "function_call", "call_id": "c", "name": "f"}],
+            r"items\[0\]\.arguments must be a string, got nothing",
+        ),
+        (
+            [{"type": "reasoning", "summary": [], "content": [{"type": "reasoning_text", "text": "x"}]}],
+            r"items\[0\]\.content",
+        ),
+        ([{"type": "message", "role": "user", "content": "x", "status": "done"}], r"items\[0\]\.status: 'done'"),
+        (
+            [
+                {
+                    "type": "message",
+                    "role": "assistant",
+                    "content": [{"type": "output_text", "text": "x", "annotations": [{"type": "url_citation"}]}],
+                }
+            ],
+            r"items\[0\]\.content\[0\]\.annotations",
+        ),
+        ([{"role": "critic", "content": "x"}], r"items\[0\]\.role: 'critic'"),
+    ],
+)
+def test_reading_responses_refuses_what_it_would_drop(items: Any, path: str) -> None:
+    with pytest.raises(InvalidArgument, match=path):
+        from_openai_responses(items)
+
+
+# -- Anthropic Messages ------------------------------------------------------------------------
+
+ANTHROPIC_REQUEST: dict[str, Any] = {
+    "model": "claude-sonnet-4-5",
+    "max_tokens": 1024,
+    "tools": [{"name": "get_weather", "input_schema": {"type": "object"}}],
+    "system": "You are a travel assistant.",
+    "messages": [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "Weather in Oslo and Bergen?"},
+                {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}},
+            ],
+        },
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "thinking", "thinking": "Two cities: two calls.", "signature": "EqQBCkYIBxgC"},
+                {"type": "tool_use", "id": "call_oslo", "name": "get_weather", "input": {"city": "Oslo"}},
+                {"type": "tool_use", "id": "call_bergen", "name": "get_weather", "input": {"city": "Bergen"}},
+            ],
+        },
+        {
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": "call_oslo", "content": "4°C, light rain"},
+                {
+                    "type": "tool_result",
+                    "tool_use_id": "call_bergen",
+                    "content": [{"type": "text", "text": "7°C"}],
+                    "is_error": False,
+                },
+                {"type": "text", "text": "Which is warmer?", "cache_control": {"type": "ephemeral"}},
+            ],
+        },
+        {"role": "assistant", "content": "Bergen is warmer."},
+    ],
+}
+THINKING = Reasoning(text="Two cities: two calls.", signature="EqQBCkYIBxgC")
+ANTHROPIC_MESSAGES = [
+    SYSTEM,
+    QUESTION,
+    Message.assistant(THINKING, OSLO, BERGEN),
+    RESULTS,
+    Message.user("Which is warmer?"),
+    ANSWER,
+]
+
+
+def test_an_anthropic_request_reads_as_messages_split_at_tool_results() -> None:
+    _same(from_anthropic(ANTHROPIC_REQUEST), ANTHROPIC_MESSAGES)
+    _same(from_anthropic(ANTHROPIC_REQUEST["messages"]), ANTHROPIC_MESSAGES[1:])
+
+
+def test_messages_become_an_anthropic_request() -> None:
+    assert to_anthropic(ANTHROPIC_MESSAGES) == {
+        "system": "You are a travel assistant.",
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "Weather in Oslo and Bergen?"},
+                    {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}},
+                ],
+            },
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "thinking", "thinking": "Two cities: two calls.", "signature": "EqQBCkYIBxgC"},
+                    {"type": "tool_use", "id": "call_oslo", "name": "get_weather", "input": {"city": "Oslo"}},
+                    {"type": "tool_use", "id": "call_bergen", "name": "get_weather", "input": {"city": "Bergen"}},
+                ],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": "call_oslo",
+                        "content": "4°C, light rain",
+                        "is_error": False,
+                    },
+                    {"type": "tool_result", "tool_use_id": "call_bergen", "content": "7°C", "is_error": False},
+                ],
+            },
+            {"role": "user", "content": [{"type": "text", "text": "Which is warmer?"}]},
+            {"role": "assistant", "content": [{"type": "text", "text": "Bergen is warmer."}]},
         ],
     }
-    assert chat[3] == {"role": "tool", "tool_call_id": "c1", "content": "Light rain."}
+    assert "system" not in to_anthropic([ANSWER])
 
 
-def test_anthropic_keeps_system_apart_and_reasoning_as_thinking() -> None:
-    converted = to_anthropic(TRANSCRIPT)
-    assert converted["system"] == "Be brief."
-    messages = converted["messages"]
-    assert [m["role"] for m in messages] == ["user", "assistant", "user", "assistant"]
-    assert messages[1]["content"] == [
-        {"type": "thinking", "thinking": "check", "signature": "sig"},
-        {"type": "text", "text": "Checking."},
-        {"type": "tool_use", "id": "c1", "name": "weather", "input": {"city": "Oslo"}},
+def test_anthropic_keeps_error_results_and_images_in_results() -> None:
+    messages = [
+        Message.assistant(OSLO),
+        Message.tool_results(
+            ToolResult(
+                tool_use_id="call_oslo",
+                content=(Text(text="radar:"), Image(media_type="image/*", ref="https://x/r.png")),
+                is_error=True,
+            )
+        ),
     ]
-    assert messages[2]["content"] == [
-        {"type": "tool_result", "tool_use_id": "c1", "content": "Light rain.", "is_error": False}
+    assert to_anthropic(messages)["messages"][1]["content"] == [
+        {
+            "type": "tool_result",
+            "tool_use_id": "call_oslo",
+            "content": [
+                {"type": "text", "text": "radar:"},
+                {"type": "image", "source": {"type": "url", "url": "https://x/r.png"}},
+            ],
+            "is_error": True,
+        }
     ]
-    assert messages[0]["content"][1] == {
-        "type": "image",
-        "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw=="},
+
+
+def test_anthropic_refuses_what_it_cannot_hold_and_lossy_converts_it() -> None:
+    compact = [Message.assistant(ToolUse(id="c1", name="f", arguments='{"city":"Oslo"}'))]
+    with pytest.raises(InvalidArgument, match=r"messages\[0\]\.blocks\[0\]: .*parsed object.*pass lossy=True"):
+        to_anthropic(compact)
+    assert to_anthropic(compact, lossy=True)["messages"][0]["content"][0]["input"] == {"city": "Oslo"}
+    not_json = [Message.assistant(ToolUse(id="c1", name="f", arguments="not json"))]
+    with pytest.raises(InvalidArgument, match=r"messages\[0\]\.blocks\[0\]: the arguments 'not json' are not JSON"):
+        to_anthropic(not_json)
+    assert to_anthropic(not_json, lossy=True)["messages"][0]["content"][0]["input"] == {}
+
+    late_system = [Message.user("hi"), Message.system("Be brief.")]
+    with pytest.raises(InvalidArgument, match=r"messages\[1\]: a system message after the conversation has started"):
+        to_anthropic(late_system)
+    assert to_anthropic(late_system, lossy=True)["system"] == "Be brief."
+
+    cut = [Message(role="assistant", blocks=(Text(text="Bergen is"),), incomplete=True)]
+    with pytest.raises(InvalidArgument, match=r"messages\[0\]: .*incomplete marker"):
+        to_anthropic(cut)
+    url_png = [Message.user(Image(media_type="image/png", ref="https://x/a.png"))]
+    with pytest.raises(InvalidArgument, match=r"messages\[0\]\.blocks\[0\]: an image by reference is only a URL"):
+        to_anthropic(url_png)
+
+
+@pytest.mark.parametrize(
+    ("request_body", "path"),
+    [
+        (
+            [{"role": "assistant", "content": [{"type": "redacted_thinking", "data": "EmwKAhgB"}]}],
+            r"messages\[0\]\.content\[0\]: a redacted_thinking block has no place",
+        ),
+        (
+            [{"role": "user", "content": [{"type": "tool_use", "id": "c", "name": "f", "input": {}}]}],
+            r"messages\[0\]\.content\[0\]\.type: 'tool_use'",
+        ),
+        (
+            [{"role": "assistant", "content": [{"type": "tool_use", "id": "c", "name": "f", "input": "{}"}]}],
+            r"messages\[0\]\.content\[0\]\.input must be an object",
+        ),
+        (
+            [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "c", "is_error": "yes"}]}],
+            r"messages\[0\]\.content\[0\]\.is_error must be a boolean",
+        ),
+        (
+            [{"role": "user", "content": [{"type": "image", "source": {"type": "file", "file_id": "f"}}]}],
+            r"messages\[0\]\.content\[0\]\.source\.type: 'file'",
+        ),
+        (
+            [{"role": "user", "content": [{"type": "text", "text": "x", "citations": [{"type": "char_location"}]}]}],
+            r"messages\[0\]\.content\[0\]\.citations",
+        ),
+        ({"system": [{"type": "image"}], "messages": []}, r"system\[0\]\.type: 'image'"),
+        ({"system": "x"}, r"request\.messages is required"),
+        ([{"role": "system", "content": "x"}], r"messages\[0\]\.role: 'system'"),
+    ],
+)
+def test_reading_anthropic_refuses_what_it_would_drop(request_body: Any, path: str) -> None:
+    with pytest.raises(InvalidArgument, match=path):
+        from_anthropic(request_body)
+
+
+# -- Gemini -------------------------------------------------------------------------------------
+
+GEMINI_REQUEST: dict[str, Any] = {
+    "systemInstruction": {"parts": [{"text": "You are a travel assistant."}]},
+    "contents": [
+        {
+            "role": "user",
+            "parts": [
+                {"text": "Weather in Oslo and Bergen?"},
+                {"inlineData": {"mimeType": "image/png", "data": "iVBORw0KGgo="}},
+            ],
+        },
+        {
+            "role": "model",
+            "parts": [
+                {"text": "Two cities: two calls.", "thought": True},
+                {
+                    "functionCall": {"id": "call_oslo", "name": "get_weather", "args": {"city": "Oslo"}},
+                    "thoughtSignature": "CiQBcsjafE",
+                },
+                {"functionCall": {"id": "call_bergen", "name": "get_weather", "args": {"city": "Bergen"}}},
+            ],
+        },
+        {
+            "role": "user",
+            "parts": [
+                {
+                    "functionResponse": {
+                        "id": "call_oslo",
+                        "name": "get_weather",
+                        "response": {"output": "4°C, light rain"},
+                    }
+                },
+                {
+                    "functionResponse": {
+                        "id": "call_bergen",
+                        "name": "get_weather",
+                        "response": {"error": "station offline"},
+                    }
+                },
+            ],
+        },
+        {"role": "model", "parts": [{"text": "Oslo: 4°C and light rain."}]},
+    ],
+}
+GEMINI_MESSAGES = [
+    SYSTEM,
+    QUESTION,
+    Message.assistant(
+        Reasoning(text="Two cities: two calls."), Reasoning(text="", signature="CiQBcsjafE"), OSLO, BERGEN
+    ),
+    Message.tool_results(
+        ToolResult.of("call_oslo", "4°C, light rain"), ToolResult.of("call_bergen", "station offline", is_error=True)
+    ),
+    Message.assistant("Oslo: 4°C and light rain."),
+]
+
+
+def test_a_gemini_request_reads_as_messages() -> None:
+    _same(
+        from_gemini({**GEMINI_REQUEST, "generationConfig": {"thinkingConfig": {"includeThoughts": True}}}),
+        GEMINI_MESSAGES,
+    )
+    _same(from_gemini(GEMINI_REQUEST["contents"]), GEMINI_MESSAGES[1:])
+
+
+def test_messages_become_a_gemini_request_with_signatures_where_gemini_puts_them() -> None:
+    assert to_gemini(GEMINI_MESSAGES) == GEMINI_REQUEST  # written above as Gemini documents it
+    assert "systemInstruction" not in to_gemini([Message.user("hi")])
+    signed_thought = [Message.assistant(Reasoning(text="hm", signature="s1"), "Done.")]
+    assert to_gemini(signed_thought)["contents"][0]["parts"] == [
+        {"text": "hm", "thought": True, "thoughtSignature": "s1"},
+        {"text": "Done."},
+    ]
+    by_reference = [Message.user(Image(media_type="image/jpeg", ref="gs://bucket/ticket.jpg"))]
+    assert to_gemini(by_reference)["contents"][0]["parts"] == [
+        {"fileData": {"mimeType": "image/jpeg", "fileUri": "gs://bucket/ticket.jpg"}}
+    ]
+    assert _digests(from_gemini(to_gemini(by_reference))) == _digests(by_reference)
+
+
+def test_gemini_refuses_what_it_cannot_hold_and_lossy_converts_it() -> None:
+    orphan = [Message.tool_results(ToolResult.of("call_9", "x"))]
+    for lossy in (False, True):
+        with pytest.raises(
+            InvalidArgument, match=r"messages\[0\]\.blocks\[0\]: no earlier tool use has the id 'call_9'"
+        ):
+            to_gemini(orphan, lossy=lossy)
+    two_texts = [
+        Message.assistant(OSLO),
+        Message.tool_results(ToolResult(tool_use_id="call_oslo", content=(Text(text="4°C"), Text(text="rain")))),
+    ]
+    with pytest.raises(InvalidArgument, match=r"messages\[1\]\.blocks\[0\]: a result of 2 text blocks"):
+        to_gemini(two_texts)
+    assert to_gemini(two_texts, lossy=True)["contents"][1]["parts"][0]["functionResponse"]["response"] == {
+        "output": "4°C\nrain"
+    }
+    spoken = [Message.user(Transcript(text="hello"))]
+    with pytest.raises(InvalidArgument, match=r"messages\[0\]\.blocks\[0\]: Gemini has no place for spoken text"):
+        to_gemini(spoken)
+    assert to_gemini(spoken, lossy=True)["contents"] == [{"role": "user", "parts": [{"text": "hello"}]}]
+
+
+@pytest.mark.parametrize(
+    ("request_body", "path"),
+    [
+        (
+            [{"role": "model", "parts": [{"functionCall": {"name": "f", "args": {}}}]}],
+            r"contents\[0\]\.parts\[0\]\.functionCall\.id is required",
+        ),
+        (
+            [
+                {"role": "model", "parts": [{"functionCall": {"id": "c", "name": "f"}}]},
+                {
+                    "role": "user",
+                    "parts": [{"functionResponse": {"id": "c", "name": "g", "response": {"output": "x"}}}],
+                },
+            ],
+            r"contents\[1\]\.parts\[0\]\.functionResponse\.name: 'g' would be lost",
+        ),
+        (
+            [
+                {"role": "model", "parts": [{"functionCall": {"id": "c", "name": "f"}}]},
+                {
+                    "role": "user",
+                    "parts": [{"functionResponse": {"id": "c", "name": "f", "response": {"temperature": 4}}}],
+                },
+            ],
+            r"contents\[1\]\.parts\[0\]\.functionResponse\.response must be",
+        ),
+        (
+            [{"role": "user", "parts": [{"executableCode": {"code": "1"}}]}],
+            r"contents\[0\]\.parts\[0\]\.executableCode",
+        ),
+        (
+            [{"role": "user", "parts": [{"text": "a", "inlineData": {"mimeType": "image/png", "data": ""}}]}],
+            r"contents\[0\]\.parts\[0\] must hold exactly one",
+        ),
+        (
+            [{"role": "user", "parts": [{"text": "a", "thought": True}]}],
+            r"contents\[0\]\.parts\[0\]: a thought or thoughtSignature in a user turn",
+        ),
+        (
+            [{"role": "user", "parts": [{"inlineData": {"mimeType": "image/png", "data": "%%%"}}]}],
+            r"contents\[0\]\.parts\[0\]\.inlineData: not valid base64",
+        ),
+        ([{"role": "function", "parts": []}], r"contents\[0\]\.role: 'function'"),
+        ({"system_instruction": {"parts": []}, "contents": []}, r"request\.system_instruction"),
+    ],
+)
+def test_reading_gemini_refuses_what_it_would_drop(request_body: Any, path: str) -> None:
+    with pytest.raises(InvalidArgument, match=path):
+        from_gemini(request_body)
+
+
+# -- what every format shares -------------------------------------------------------------------
+
+CONVERTERS = [to_openai_chat, to_openai_responses, to_anthropic, to_gemini]
+
+
+@pytest.mark.parametrize("convert", CONVERTERS, ids=lambda convert: convert.__name__)
+def test_an_erased_message_is_refused_or_sent_with_no_content(convert: Any) -> None:
+    erased = [Message.user("secret").erasure()]
+    with pytest.raises(InvalidArgument, match=r"messages\[0\]: an erased placeholder"):
+        convert(erased)
+    converted = json.dumps(convert(erased, lossy=True))
+    assert "secret" not in converted
+
+
+def test_an_erased_tool_results_message_answers_each_call_with_an_empty_result() -> None:
+    messages = [Message.assistant(OSLO, BERGEN), RESULTS.erasure()]
+    assert to_openai_chat(messages, lossy=True)[1:] == [
+        {"role": "tool", "tool_call_id": "call_oslo", "content": []},
+        {"role": "tool", "tool_call_id": "call_bergen", "content": []},
+    ]
+    assert to_anthropic(messages, lossy=True)["messages"][1]["content"][0] == {
+        "type": "tool_result",
+        "tool_use_id": "call_oslo",
+        "content": [],
+        "is_error": False,
     }
 
 
-def test_what_a_format_cannot_hold_is_refused() -> None:
-    broken = [Message.assistant(ToolUse(id="c2", name="f", arguments="not json"))]
-    with pytest.raises(InvalidArgument, match="not JSON"):
-        to_anthropic(broken)
-    picture = [
-        Message.assistant(ToolUse(id="c3", name="draw", arguments="{}")),
-        Message.tool_results(ToolResult(tool_use_id="c3", content=(Image(media_type="image/png", data=b"x"),))),
-    ]
-    for convert in (to_openai_chat, to_anthropic):
-        with pytest.raises(InvalidArgument, match="image"):
-            convert(picture)
+@pytest.mark.parametrize("convert", CONVERTERS, ids=lambda convert: convert.__name__)
+def test_spoken_text_is_refused_or_sent_as_text(convert: Any) -> None:
+    spoken = [Message.assistant(Transcript(text="Bergen is warmer.", truncated_at_ms=900))]
+    with pytest.raises(InvalidArgument, match=r"messages\[0\]\.blocks\[0\]: .*spoken text.*pass lossy=True"):
+        convert(spoken)
+    assert "Bergen is warmer." in json.dumps(convert(spoken, lossy=True))
+
+
+def test_the_backstop_refuses_what_no_specific_check_knows_of() -> None:
+    # A reference that is itself a data URL would read back as inline bytes.
+    odd = [Message.user(Image(media_type="image/*", ref="data:image/png;base64,iVBORw0KGgo="))]
+    with pytest.raises(
+        InvalidArgument, match=r"to_openai_chat: messages\[0\] would not come back the same from from_openai_chat"
+    ):
+        to_openai_chat(odd)
+    assert to_openai_chat(odd, lossy=True)[0]["content"][0]["image_url"]["url"].startswith("data:")
+
+
+def test_only_messages_are_converted() -> None:
+    with pytest.raises(InvalidArgument, match=r"to_gemini: messages\[1\] is a string"):
+        to_gemini([Message.user("hi"), "hello"])  # type: ignore[list-item]

@@ -170,3 +170,22 @@ def test_a_store_with_the_heads_of_earlier_builds_reads_and_moves_on(tmp_path: P
         (head,) = connection.execute("SELECT head FROM transcripts_sessions WHERE session_id = ?", (sid,)).fetchone()
     assert head != legacy_head_of(sid, [*records, store._repository.records(sid)[-1]]).hex()
     assert [m.text for m in Transcripts.open(path).get(sid, last=2).messages] == ["m299", "m300"]
+
+
+def test_the_async_twin_reads_tails_and_pages(tmp_path: Path) -> None:
+    from engine import AsyncTranscripts
+
+    async def run() -> None:
+        store = await AsyncTranscripts.open(tmp_path / "store.db")
+        sid = await store.create(title="long")
+        for number in range(130):
+            await store.append(sid, Message.user(f"m{number}"))
+        tail = await store.get(sid, last=3)
+        assert [m.text for m in tail.messages] == ["m127", "m128", "m129"]
+        assert [entry.version for entry in await store.history(sid, limit=2)] == [130, 131]
+        assert [info.id for info in await store.sessions(title="LONG", limit=1)] == [sid]
+        await store.close()
+
+    import asyncio
+
+    asyncio.run(run())

@@ -343,14 +343,19 @@ def ingest(store: str, prefix: str, session_id: str, events: Any, provider: str,
 @click.option(
     "--format",
     "form",
-    type=click.Choice(["jsonl", "markdown", "openai-chat", "anthropic"]),
+    type=click.Choice(["jsonl", "markdown", "openai-chat", "openai-responses", "anthropic", "gemini"]),
     default="jsonl",
     show_default=True,
 )
-@click.option("--drop-reasoning", is_flag=True, help="openai-chat: leave reasoning blocks out instead of refusing.")
-def export(store: str, prefix: str, session_id: str, form: str, drop_reasoning: bool) -> None:
+@click.option(
+    "--lossy",
+    is_flag=True,
+    help="The model API formats: convert what the format cannot hold (spoken text, incomplete or erased "
+    "messages, reasoning for openai-chat...) as engine.formats documents, instead of refusing the session.",
+)
+def export(store: str, prefix: str, session_id: str, form: str, lossy: bool) -> None:
     """A session's messages in a model API's format, or as JSON lines or Markdown."""
-    from engine.formats import to_anthropic, to_openai_chat
+    from engine import formats
 
     with _opened(store, prefix) as opened:
         state = opened.get(session_id)
@@ -362,12 +367,14 @@ def export(store: str, prefix: str, session_id: str, form: str, drop_reasoning: 
             click.echo(f"# {state.title or state.id}\n")
             for message in messages:
                 click.echo(f"**{message.role}**\n\n{_shown(_message_text(message))}\n")
-        elif form == "openai-chat":
-            click.echo(
-                json.dumps(to_openai_chat(messages, drop_reasoning=drop_reasoning), indent=2, ensure_ascii=False)
-            )
         else:
-            click.echo(json.dumps(to_anthropic(messages), indent=2, ensure_ascii=False))
+            convert = {
+                "openai-chat": formats.to_openai_chat,
+                "openai-responses": formats.to_openai_responses,
+                "anthropic": formats.to_anthropic,
+                "gemini": formats.to_gemini,
+            }[form]
+            click.echo(json.dumps(convert(messages, lossy=lossy), indent=2, ensure_ascii=False))
 
 
 # -- the read model and pictures ----------------------------------------------------

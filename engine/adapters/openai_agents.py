@@ -1,0 +1,335 @@
+"""The OpenAI Agents SDK's ``Session`` protocol over a transcript store.
+
+``TranscriptSession(session_id, store)`` is a drop-in for the SDK's
+``SQLiteSession``: pass it as ``session=`` to ``Runner.run``. The SDK is not
+imported here (the class implements its protocol); install
+``transcript-engine[openai-agents]`` to get it.
+
+Each item the SDK adds becomes part of a message of the transcript: a user
+input, an assistant message or a reasoning item one message each; the tool
+calls of one model turn one assistant message (with the turn's message or
+reasoning before them, if any), and their outputs one ``tool_results``
+message, as the transcript's tool pairing wants. The items themselves are kept
+byte for byte in the message's ``provider_data``, so ``get_items`` gives back
+exactly what was added, ids and statuses included, as long as the message
+still says what its items say (after an edit through the store, the items are
+made again from the message).
+
+What the SDK's own sessions cannot do comes with it: ``pop_item`` and
+``clear_session`` are audited rewrites (the history keeps what they removed);
+``fork_at(turn)`` and ``edit_and_retry(turn, text)`` branch without copying;
+``items_at(at)`` reads the conversation as of any version, revision or time;
+``revision()`` is its content address and ``history()`` its log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+import msgspec
+
+from engine.errors import ConcurrentWriteError, InvalidArgument, RevisionConflict, SessionExists, SessionNotFound
+from engine.facade import HistoryEntry, Transcripts
+from engine.facade.aio import AsyncTranscripts
+from engine.formats import from_openai_responses, to_openai_responses
+from engine.state.content import Message, shown
+
+__all__ = ["TranscriptSession"]
+
+Item = dict[str, Any]
+_R = TypeVar("_R")
+#: How often a read-then-rewrite is tried again when another writer commits in between.
+_ATTEMPTS = 5
+
+
+class TranscriptSession:
+    """The conversation ``session_id`` of ``store`` (a :class:`Transcripts` or
+    :class:`AsyncTranscripts`), as an Agents SDK session. The transcript is
+    created by the first ``add_items``; until then the session reads empty.
+    ``actor`` is recorded on every change it makes; ``session_settings`` is
+    the SDK's (its ``limit`` applies when ``get_items`` is given none)."""
+
+    def __init__(
+        self,
+        session_id: str,
+        store: Transcripts | AsyncTranscripts,
+        *,
+        actor: str | None = "openai-agents",
+        session_settings: Any = None,
+    ) -> None:
+        if not isinstance(session_id, str) or not session_id:
+            raise InvalidArgument(f"session_id must be a non-empty str, got {shown(session_id)}")
+        if isinstance(store, Transcripts):
+            store = AsyncTranscripts(store)
+        elif not isinstance(store, AsyncTranscripts):
+            raise InvalidArgument(f"store must be a Transcripts or an AsyncTranscripts, got {type(store).__name__}")
+        self.session_id = session_id
+        self.store = store
+        self.actor = actor
+        self.session_settings = session_settings
+
+    def __repr__(self) -> str:
+        return f"TranscriptSession({self.session_id!r}, {self.store!r})"
+
+    async def _run(self, function: Callable[[Transcripts], _R]) -> _R:
+        return await self.store.run_sync(function)
+
+    # -- the SDK's protocol -------------------------------------------------------
+
+    async def get_items(self, limit: int | None = None) -> list[Item]:
+        """The conversation's items, oldest first; with ``limit``, the last
+        ``limit`` of them (0: none; below 0: all, as the SDK's SQLite session)."""
+        if limit is None and self.session_settings is not None:
+            limit = getattr(self.session_settings, "limit", None)
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
+            raise InvalidArgument(f"limit must be an int or None, got {shown(limit)}")
+        if limit == 0:
+            return []
+        messages = await self._run(lambda store: self._messages(store, limit if limit and limit > 0 else None))
+        return _tail_items(messages, limit)
+
+    async def add_items(self, items: list[Item]) -> None:
+        """Append ``items`` to the conversation, as one commit. Items this
+        engine cannot hold are refused with :class:`InvalidArgument` naming
+        the item, and nothing is written."""
+        if not isinstance(items, list):
+            raise InvalidArgument(f"add_items() takes a list of items, got {type(items).__name__}")
+        if not items:
+            return
+        messages = messages_of(items)
+        await self._run(lambda store: self._append(store, messages))
+
+    async def pop_item(self) -> Item | None:
+        """Remove the newest item and return it (``None`` if there is none),
+        as an audited rewrite with reason ``pop_item``."""
+        return await self._run(self._pop)
+
+    async def clear_session(self) -> None:
+        """Remove every item, as an audited rewrite with reason
+        ``clear_session``: the session's history keeps them."""
+        await self._run(self._clear)
+
+    # -- what the SDK's sessions lack --------------------------------------------
+
+    async def fork_at(self, turn: int) -> TranscriptSession:
+        """A new session holding this one up to the end of ``turn`` (turns are
+        counted from 0 at each user input): its input and the agent's answer
+        to it, nothing after."""
+        return await self._run(lambda store: self._fork(store, turn, None))
+
+    async def edit_and_retry(self, turn: int, text: str) -> TranscriptSession:
+        """A new session holding this one before ``turn``, then ``text`` as
+        the turn's user input (recorded as a replacing fork). Run the agent on
+        it with no new input to retry: ``Runner.run(agent, [], session=...)``."""
+        if not isinstance(text, str) or not text:
+            raise InvalidArgument(f"edit_and_retry() takes the new input as a non-empty str, got {shown(text)}")
+        return await self._run(lambda store: self._fork(store, turn, text))
+
+    async def items_at(self, at: int | str | datetime) -> list[Item]:
+        """The items as of an event version, a revision or a time (see
+        :meth:`Transcripts.get`)."""
+        state = await self.store.get(self.session_id, at=at)
+        return _tail_items(state.messages, None)
+
+    async def revision(self) -> str:
+        """The content address of the conversation now."""
+        state = await self.store.get(self.session_id)
+        return state.revision
+
+    async def history(self) -> list[HistoryEntry]:
+        """Every change of the conversation, oldest first."""
+        return await self.store.history(self.session_id)
+
+    # -- on the store's worker ------------------------------------------------------
+
+    def _messages(self, store: Transcripts, last: int | None) -> Sequence[Message]:
+        """The messages, or (``last``) the newest ``last`` of them: each holds
+        at least one item, so they hold the newest ``last`` items."""
+        try:
+            if last is not None:
+                return store.get(self.session_id, last=last).messages
+            return store.get(self.session_id).messages
+        except SessionNotFound:
+            return ()
+
+    def _append(self, store: Transcripts, messages: list[Message]) -> None:
+        try:
+            store.append(self.session_id, *messages, actor=self.actor)
+        except SessionNotFound:
+            with contextlib.suppress(SessionExists):  # another writer made it in between
+                store.create(session_id=self.session_id, actor=self.actor)
+            store.append(self.session_id, *messages, actor=self.actor)
+
+    def _pop(self, store: Transcripts) -> Item | None:
+        return _retried(lambda: self._pop_once(store))
+
+    def _pop_once(self, store: Transcripts) -> Item | None:
+        try:
+            head = store.get(self.session_id)
+        except SessionNotFound:
+            return None
+        if not head.messages:
+            return None
+        count = len(head.messages)
+        *kept, popped = items_of(head.messages[-1])
+        replacement = messages_of(kept) if kept else []
+        store.rewrite(
+            self.session_id,
+            count - 1,
+            count,
+            replacement,
+            "pop_item",
+            actor=self.actor,
+            expected_revision=head.revision,
+        )
+        return popped
+
+    def _clear(self, store: Transcripts) -> None:
+        _retried(lambda: self._clear_once(store))
+
+    def _clear_once(self, store: Transcripts) -> None:
+        try:
+            head = store.get(self.session_id)
+        except SessionNotFound:
+            return
+        if head.messages:
+            store.rewrite(
+                self.session_id,
+                0,
+                len(head.messages),
+                [],
+                "clear_session",
+                actor=self.actor,
+                expected_revision=head.revision,
+            )
+
+    def _fork(self, store: Transcripts, turn: int, text: str | None) -> TranscriptSession:
+        if isinstance(turn, bool) or not isinstance(turn, int) or turn < 0:
+            raise InvalidArgument(f"turn is a turn number (an int from 0), got {shown(turn)}")
+        messages = store.get(self.session_id).messages
+        starts = [index for index, message in enumerate(messages) if message.role == "user"]
+        if turn >= len(starts):
+            raise InvalidArgument(
+                f"session {self.session_id!r} has {len(starts)} turns (0 to {len(starts) - 1}); there is no turn {turn}"
+            )
+        if text is None:
+            end = starts[turn + 1] if turn + 1 < len(starts) else len(messages)
+            child = store.fork_at(self.session_id, end, actor=self.actor)
+        else:
+            child = store.fork_replacing(self.session_id, starts[turn], _user_input(text), actor=self.actor)
+        return TranscriptSession(child, self.store, actor=self.actor, session_settings=self.session_settings)
+
+
+def _retried(step: Callable[[], _R]) -> _R:
+    """``step`` (a read, then a write that expects what was read), read and
+    tried again when another writer committed in between."""
+    for _ in range(_ATTEMPTS - 1):
+        try:
+            return step()
+        except (RevisionConflict, ConcurrentWriteError):
+            continue
+    return step()
+
+
+# -- items and messages ----------------------------------------------------------
+
+
+def messages_of(items: Sequence[Item]) -> list[Message]:
+    """The messages that hold ``items``, each with its own items verbatim in
+    ``provider_data``. An assistant item after an assistant message that
+    calls tools joins it (a turn's calls must be answered together), and tool
+    outputs that follow each other join one ``tool_results`` message."""
+    groups: list[tuple[Message, list[Item]]] = []
+    for index, item in enumerate(items):
+        message = _message_of(item, index)
+        if groups and _joins(groups[-1][0], message):
+            previous, members = groups[-1]
+            merged = Message(
+                role=previous.role,
+                blocks=previous.blocks + message.blocks,
+                incomplete=previous.incomplete or message.incomplete,
+            )
+            groups[-1] = (merged, [*members, item])
+        else:
+            groups.append((message, [item]))
+    return [msgspec.structs.replace(message, provider_data=_kept(members)) for message, members in groups]
+
+
+def items_of(message: Message) -> list[Item]:
+    """The items a message holds: those it was added with, while the message
+    still says what they say; else items made from its content."""
+    if message.provider_data is not None:
+        kept = json.loads(message.provider_data)
+        if isinstance(kept, list) and kept and all(isinstance(item, dict) for item in kept):
+            try:
+                (again,) = messages_of(kept)
+            except (InvalidArgument, ValueError):
+                again = None
+            if again is not None and again.role == message.role and again.digest == message.digest:
+                return kept
+    items: list[Item] = to_openai_responses([message])
+    return items
+
+
+def _tail_items(messages: Sequence[Message], limit: int | None) -> list[Item]:
+    if limit is not None and limit == 0:
+        return []
+    items: list[Item] = []
+    for message in reversed(messages):
+        items[:0] = items_of(message)
+        if limit is not None and 0 < limit <= len(items):
+            return items[-limit:]
+    return items
+
+
+def _message_of(item: Item, index: int) -> Message:
+    if not isinstance(item, dict):
+        raise InvalidArgument(f"items[{index}] is a {type(item).__name__}, not an item (a dict)")
+    try:
+        json.dumps(item, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgument(f"items[{index}] is not JSON data, which a session keeps: {exc}") from None
+    try:
+        (message,) = from_openai_responses([_content_of(item)])
+    except InvalidArgument as exc:
+        raise InvalidArgument(f"items[{index}]: {exc}") from None
+    if item.get("status") == "incomplete" and message.role == "assistant":
+        message = msgspec.structs.replace(message, incomplete=True)
+    return message
+
+
+# Fields an item carries that are not content: kept in provider_data only.
+_ITEM_ONLY = ("id", "status")
+_PART_ONLY = ("annotations", "logprobs")
+
+
+def _content_of(item: Item) -> Item:
+    """``item`` without the fields that are not content (its id and status,
+    and its text parts' annotations and log probabilities)."""
+    content = {key: value for key, value in item.items() if key not in _ITEM_ONLY}
+    parts = content.get("content")
+    if isinstance(parts, list):
+        content["content"] = [
+            {key: value for key, value in part.items() if key not in _PART_ONLY} if isinstance(part, dict) else part
+            for part in parts
+        ]
+    return content
+
+
+def _joins(previous: Message, message: Message) -> bool:
+    if previous.role == message.role == "tool_results":
+        return True
+    return previous.role == message.role == "assistant" and bool(previous.tool_uses)
+
+
+def _kept(items: list[Item]) -> str:
+    return json.dumps(items, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def _user_input(text: str) -> Message:
+    item: Item = {"role": "user", "content": text}
+    return messages_of([item])[0]

@@ -1,0 +1,317 @@
+"""What the four formats share: the strict or lossy policy, the losses every
+format has (erased placeholders, the incomplete marker, spoken text), the
+round-trip backstop of strict mode, and readers that check request JSON and
+name the path of every problem."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from engine.errors import InvalidArgument, InvalidMessage
+from engine.state.content import Block, Image, Message, Role, Text, ToolResult, ToolUse, Transcript, shown
+
+Json = dict[str, Any]
+
+#: The media type of an image read from a bare URL: the formats that give
+#: images by URL do not say the image's type.
+URL_MEDIA_TYPE = "image/*"
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Which converter is running and whether it may lose content."""
+
+    function: str  # the public name, for error messages: "to_openai_chat"
+    format: str  # "OpenAI Chat Completions"
+    lossy: bool
+
+    def cannot_hold(self, where: str, problem: str, lossy_does: str) -> None:
+        """Raise in strict mode; in lossy mode return, and the caller then does
+        what ``lossy_does`` says."""
+        if not self.lossy:
+            raise InvalidArgument(f"{self.function}: {where}: {problem}; pass lossy=True to {lossy_does}")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A message as an encoder sees it, with the losses common to every
+    format already refused or applied. ``blocks`` keep their indices."""
+
+    index: int
+    role: Role
+    blocks: tuple[Block, ...]
+    incomplete: bool
+
+    def where(self, block: int | None = None) -> str:
+        return f"messages[{self.index}]" if block is None else f"messages[{self.index}].blocks[{block}]"
+
+
+def prepare(
+    messages: Iterable[Message], policy: Policy, *, keeps_incomplete: bool = False
+) -> tuple[list[Message], list[Entry]]:
+    """The caller's messages as a list, and their entries: an erased
+    placeholder, the incomplete marker (unless the format ``keeps_incomplete``)
+    and Transcript blocks are refused, or in lossy mode become no content, no
+    marker and Text blocks."""
+    originals = list(messages)
+    entries: list[Entry] = []
+    for index, message in enumerate(originals):
+        where = f"messages[{index}]"
+        if not isinstance(message, Message):
+            raise InvalidArgument(f"{policy.function}: {where} is {described(message)}, not a Message")
+        if message.erased is not None:
+            policy.cannot_hold(
+                where,
+                f"an erased placeholder has no content left for {policy.format} to hold",
+                "send it as a message of the same role with no content",
+            )
+            previous = originals[index - 1] if index else None
+            answers = _empty_answers(previous) if message.role == "tool_results" else ()
+            entries.append(Entry(index, message.role, answers, False))
+            continue
+        incomplete = message.incomplete
+        if incomplete and not keeps_incomplete:
+            policy.cannot_hold(
+                where,
+                f"{policy.format} has no place for the incomplete marker (the generation stopped early)",
+                "send the message without it",
+            )
+            incomplete = False
+        blocks: list[Block] = []
+        for number, block in enumerate(message.blocks):
+            if isinstance(block, Transcript):
+                policy.cannot_hold(
+                    f"{where}.blocks[{number}]",
+                    f"{policy.format} has no place for spoken text (a Transcript block)",
+                    "send it as written text",
+                )
+                block = Text(text=block.text)
+            blocks.append(block)
+        entries.append(Entry(index, message.role, tuple(blocks), incomplete))
+    return originals, entries
+
+
+def _empty_answers(previous: object) -> tuple[Block, ...]:
+    """For an erased tool_results message (lossy): an empty result for each
+    tool use of the message before it, so every call stays answered."""
+    if not isinstance(previous, Message):
+        return ()
+    return tuple(ToolResult(tool_use_id=use.id) for use in previous.tool_uses)
+
+
+def check_round_trip(
+    originals: Sequence[Message], read_back: Callable[[], list[Message]], policy: Policy, reader: str
+) -> None:
+    """The strict-mode backstop: what was made must read back as the same
+    messages (same digests, same count, same order)."""
+    try:
+        copies = read_back()
+    except InvalidArgument as exc:
+        raise InvalidArgument(
+            f"{policy.function}: {reader} cannot read back what these messages become ({exc}); "
+            "pass lossy=True to convert them anyway"
+        ) from None
+    for index, (original, copy) in enumerate(zip(originals, copies, strict=False)):
+        if original.digest != copy.digest:
+            raise InvalidArgument(
+                f"{policy.function}: messages[{index}] would not come back the same from {reader}: "
+                f"{_content(original)} reads back as {_content(copy)}; pass lossy=True to convert it anyway"
+            )
+    if len(copies) != len(originals):
+        index = min(len(copies), len(originals))
+        raise InvalidArgument(
+            f"{policy.function}: messages[{index}]: {reader} reads back {len(copies)} messages, not "
+            f"{len(originals)} ({policy.format} would join or split neighbouring messages); "
+            "pass lossy=True to convert them anyway"
+        )
+
+
+def _content(message: Message) -> str:
+    return shown(message.canonical_bytes().decode("utf-8"), 160)
+
+
+# -- values shared by several formats ------------------------------------------------
+
+
+def encode_base64(data: bytes | None) -> str:
+    return base64.b64encode(data or b"").decode("ascii")
+
+
+def data_url(image: Image) -> str:
+    return f"data:{image.media_type};base64,{encode_base64(image.data)}"
+
+
+def image_url(image: Image, where: str, policy: Policy) -> str:
+    """A data URL for inline bytes; a reference as it is, for formats whose
+    image URLs carry no media type (so only ``image/*`` comes back)."""
+    if image.ref is None:
+        return data_url(image)
+    if image.media_type != URL_MEDIA_TYPE:
+        policy.cannot_hold(
+            where,
+            f"an image by reference is only a URL in {policy.format}: its media type {image.media_type!r} "
+            f"would come back as {URL_MEDIA_TYPE!r}",
+            "send the URL without it",
+        )
+    return image.ref
+
+
+def image_from_url(url: str, where: str) -> Image:
+    """A ``data:`` URL as inline bytes, any other URL as a reference."""
+    if not url.startswith("data:"):
+        with building(where):
+            return Image(media_type=URL_MEDIA_TYPE, ref=url)
+    header, comma, payload = url[5:].partition(",")
+    if not comma or not header.endswith(";base64"):
+        raise InvalidArgument(f"{where}: a data URL must be base64 (data:<media type>;base64,<data>), got {shown(url)}")
+    with building(where):
+        return Image(media_type=header.removesuffix(";base64"), data=decode_base64(payload, where))
+
+
+def decode_base64(text: str, where: str, *, url_safe_too: bool = False) -> bytes:
+    try:
+        if url_safe_too and ("-" in text or "_" in text):
+            return base64.b64decode(text, altchars=b"-_", validate=True)
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidArgument(f"{where}: not valid base64: {shown(text, 40)}") from None
+
+
+def arguments_text(value: object, where: str) -> str:
+    """Parsed tool-call arguments as the JSON text a ToolUse keeps: the way
+    ``json.dumps(value, ensure_ascii=False)`` writes it."""
+    try:
+        return json.dumps(value, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise InvalidArgument(f"{where}: the arguments cannot be written as JSON: {exc}") from None
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def arguments_object(use: ToolUse, where: str, policy: Policy) -> dict[str, Any]:
+    """A tool use's arguments as the JSON object a format keeps in place of
+    the text. Strict mode needs the text to be exactly what
+    :func:`arguments_text` writes back; lossy mode sends ``{}`` for text that
+    is not a JSON object."""
+    try:
+        value = json.loads(use.arguments, parse_constant=_no_constant)
+    except (ValueError, RecursionError):
+        policy.cannot_hold(
+            where,
+            f"the arguments {shown(use.arguments, 40)} are not JSON, and {policy.format} keeps a JSON object",
+            "send {} in their place",
+        )
+        return {}
+    if not isinstance(value, dict):
+        policy.cannot_hold(
+            where,
+            f"the arguments {shown(use.arguments, 40)} are not a JSON object, which {policy.format} keeps",
+            "send {} in their place",
+        )
+        return {}
+    if not policy.lossy:
+        written = json.dumps(value, ensure_ascii=False)
+        if written != use.arguments:
+            policy.cannot_hold(
+                where,
+                f"{policy.format} keeps the arguments as a parsed object, which is written back as "
+                f"{shown(written, 60)}, not as the text {shown(use.arguments, 60)}",
+                "send the parsed object",
+            )
+    return value
+
+
+def split_user(blocks: Sequence[Block]) -> list[Message]:
+    """A user turn's blocks as messages, for the formats that keep tool
+    results in user turns: each run of tool results is a tool_results
+    message, each run of other blocks a user message."""
+    if not blocks:
+        return [Message(role="user")]
+    runs: list[list[Block]] = []
+    for block in blocks:
+        if runs and isinstance(runs[-1][0], ToolResult) == isinstance(block, ToolResult):
+            runs[-1].append(block)
+        else:
+            runs.append([block])
+    return [
+        Message(role="tool_results" if isinstance(run[0], ToolResult) else "user", blocks=tuple(run)) for run in runs
+    ]
+
+
+# -- reading request JSON ------------------------------------------------------------
+
+
+def described(value: object) -> str:
+    """A value's JSON kind and a glimpse of it, for an error message."""
+    if value is None:
+        return "null"
+    kinds = {bool: "a boolean", str: "a string", int: "a number", float: "a number", dict: "an object"}
+    kind = kinds.get(type(value)) or ("an array" if isinstance(value, (list, tuple)) else f"a {type(value).__name__}")
+    return f"{kind} ({shown(value, 40)})"
+
+
+def as_object(value: object, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise InvalidArgument(f"{where} must be an object, got {described(value)}")
+    return value
+
+
+def as_array(value: object, where: str) -> list[Any]:
+    if not isinstance(value, (list, tuple)):
+        raise InvalidArgument(f"{where} must be an array, got {described(value)}")
+    return list(value)
+
+
+def text_field(source: dict[str, Any], key: str, where: str) -> str:
+    """A required string field."""
+    value = source.get(key)
+    if not isinstance(value, str):
+        got = described(value) if key in source else "nothing: it is required"
+        raise InvalidArgument(f"{where}.{key} must be a string, got {got}")
+    return value
+
+
+def optional_text(source: dict[str, Any], key: str, where: str) -> str | None:
+    value = source.get(key)
+    if value is not None and not isinstance(value, str):
+        raise InvalidArgument(f"{where}.{key} must be a string, got {described(value)}")
+    return value
+
+
+def only_fields(source: dict[str, Any], where: str, known: Collection[str], ignored: Collection[str] = ()) -> None:
+    """Refuse a field this engine would drop: anything not ``known`` (read) or
+    ``ignored`` (documented as not content), unless null or empty."""
+    for key, value in source.items():
+        if key in known or key in ignored or value is None or (isinstance(value, (list, dict)) and not value):
+            continue
+        raise InvalidArgument(
+            f"{where}.{key}: {described(value)} has no place in an engine message; "
+            "remove the field first if you accept losing it"
+        )
+
+
+def part_type(part: dict[str, Any], where: str, expected: Collection[str], what: str = "a part") -> str:
+    """The ``type`` of a part or item, which must be one of ``expected``."""
+    kind = text_field(part, "type", where)
+    if kind not in expected:
+        raise InvalidArgument(
+            f"{where}.type: {kind!r} is not {what} this engine can hold here; expected one of {sorted(expected)}"
+        )
+    return kind
+
+
+@contextmanager
+def building(where: str) -> Iterator[None]:
+    """Name the path when a block built from request JSON is invalid."""
+    try:
+        yield
+    except InvalidMessage as exc:
+        raise InvalidArgument(f"{where}: {exc}") from None

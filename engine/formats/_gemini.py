@@ -1,0 +1,304 @@
+"""Gemini ``generateContent``: a request's ``systemInstruction`` and ``contents``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from engine.errors import InvalidArgument
+from engine.formats._common import (
+    Entry,
+    Json,
+    Policy,
+    arguments_object,
+    arguments_text,
+    as_array,
+    as_object,
+    building,
+    check_round_trip,
+    decode_base64,
+    described,
+    encode_base64,
+    only_fields,
+    optional_text,
+    prepare,
+    split_user,
+    text_field,
+)
+from engine.state.content import Block, Image, Message, Reasoning, Role, Text, ToolResult, ToolUse
+
+FORMAT = "Gemini"
+
+
+def to_gemini(messages: Iterable[Message], *, lossy: bool = False) -> Json:
+    """A Gemini ``generateContent`` request's ``{"systemInstruction":
+    {"parts": [...]}, "contents": [...]}`` (``systemInstruction`` only when
+    there is a system message). Roles are ``user`` and ``model``; tool results
+    are ``functionResponse`` parts of a user turn, named after the tool use
+    they answer; reasoning is a ``thought`` part."""
+    policy = Policy("to_gemini", FORMAT, lossy)
+    originals, entries = prepare(messages, policy)
+    system: list[Json] | None = None
+    contents: list[Json] = []
+    names: dict[str, str] = {}  # tool use id -> function name, from the tool uses so far
+    for entry in entries:
+        if entry.role == "system":
+            if contents:
+                policy.cannot_hold(
+                    entry.where(),
+                    f"a system message after the conversation has started: {FORMAT} keeps the system "
+                    "instruction apart, before every turn",
+                    "move its text into the system instruction",
+                )
+            elif system is not None:
+                policy.cannot_hold(
+                    entry.where(),
+                    f"a second system message: the one system instruction of {FORMAT} would read back as one message",
+                    "join its text to the system instruction",
+                )
+            system = (system or []) + [{"text": block.text} for block in entry.blocks if isinstance(block, Text)]
+        elif entry.role == "assistant":
+            contents.append({"role": "model", "parts": _model_parts(entry, names, policy)})
+        elif entry.role == "tool_results":
+            parts = [_response(entry, number, block, names, policy) for number, block in enumerate(entry.blocks)]
+            contents.append({"role": "user", "parts": [part for part in parts if part is not None]})
+        else:
+            contents.append({"role": "user", "parts": [_user_part(block) for block in entry.blocks]})
+    request: Json = {}
+    if system is not None:
+        request["systemInstruction"] = {"parts": system}
+    request["contents"] = contents
+    if not lossy:
+        check_round_trip(originals, lambda: from_gemini(request), policy, "from_gemini")
+    return request
+
+
+def _user_part(block: Block) -> Json:
+    if isinstance(block, Image):
+        return _image(block)
+    assert isinstance(block, Text)  # what a user message holds once prepared
+    return {"text": block.text}
+
+
+def _image(image: Image) -> Json:
+    if image.data is not None:
+        return {"inlineData": {"mimeType": image.media_type, "data": encode_base64(image.data)}}
+    return {"fileData": {"mimeType": image.media_type, "fileUri": image.ref}}
+
+
+def _model_parts(entry: Entry, names: dict[str, str], policy: Policy) -> list[Json]:
+    parts: list[Json] = []
+    carried: str | None = None  # a signature that belongs on the next part
+    for number, block in enumerate(entry.blocks):
+        if isinstance(block, Reasoning):
+            following = entry.blocks[number + 1] if number + 1 < len(entry.blocks) else None
+            if (
+                not block.text
+                and block.signature is not None
+                and following is not None
+                and not isinstance(following, Reasoning)
+            ):
+                # Gemini puts a thought signature on the part that follows the thinking
+                # (a function call, text or image): a signature alone is kept that way.
+                carried = block.signature
+                continue
+            part: Json = {"text": block.text, "thought": True}
+            if block.signature is not None:
+                part["thoughtSignature"] = block.signature
+        elif isinstance(block, Text):
+            part = {"text": block.text}
+        elif isinstance(block, Image):
+            part = _image(block)
+        elif isinstance(block, ToolUse):
+            names[block.id] = block.name
+            args = arguments_object(block, entry.where(number), policy)
+            part = {"functionCall": {"id": block.id, "name": block.name, "args": args}}
+        else:
+            continue
+        if carried is not None:
+            part["thoughtSignature"], carried = carried, None
+        parts.append(part)
+    return parts
+
+
+def _response(entry: Entry, number: int, result: Block, names: dict[str, str], policy: Policy) -> Json | None:
+    if not isinstance(result, ToolResult):
+        return None
+    where = entry.where(number)
+    name = names.get(result.tool_use_id)
+    if name is None:
+        raise InvalidArgument(
+            f"to_gemini: {where}: no earlier tool use has the id {result.tool_use_id!r}, and a "
+            "functionResponse needs the name of the function it answers; convert the messages together with "
+            "the tool use this result answers"
+        )
+    texts: list[str] = []
+    for part_number, part in enumerate(result.content):
+        if isinstance(part, Image):
+            policy.cannot_hold(
+                f"{where}.content[{part_number}]", "a functionResponse holds text, not images", "leave it out"
+            )
+        else:
+            texts.append(part.text)
+    if len(texts) != 1:
+        policy.cannot_hold(
+            where,
+            f"a result of {len(texts)} text blocks: a functionResponse holds exactly one text",
+            "send the texts joined by newlines",
+        )
+    response = {"error" if result.is_error else "output": "\n".join(texts)}
+    return {"functionResponse": {"id": result.tool_use_id, "name": name, "response": response}}
+
+
+# -- reading ---------------------------------------------------------------------------
+
+
+def from_gemini(request: Json | Sequence[Json]) -> list[Message]:
+    """Messages from a Gemini request (its ``systemInstruction`` and
+    ``contents``; other request fields such as ``tools`` or
+    ``generationConfig`` are not part of a transcript and are not read) or
+    from a bare ``contents`` list. A content without a role is a user turn.
+    A user turn is split where its parts change between function responses
+    and other content. A ``thoughtSignature`` on a part that is not a thought
+    becomes a reasoning block with empty text just before it. Anything the
+    engine cannot hold is refused with its path."""
+    result: list[Message] = []
+    if isinstance(request, dict):
+        if "system_instruction" in request:
+            raise InvalidArgument(
+                "request.system_instruction: write it systemInstruction (the REST API's camelCase names are "
+                "the ones this engine reads)"
+            )
+        if "contents" not in request:
+            raise InvalidArgument("request.contents is required: the conversation's turns")
+        if request.get("systemInstruction") is not None:
+            result.append(_read_system(request["systemInstruction"]))
+        turns = request["contents"]
+    else:
+        turns = request
+    names: dict[str, str] = {}  # functionCall id -> name, from the calls read so far
+    for index, raw in enumerate(as_array(turns, "contents")):
+        where = f"contents[{index}]"
+        content = as_object(raw, where)
+        only_fields(content, where, ("role", "parts"))
+        role = optional_text(content, "role", where)
+        if role not in (None, "user", "model"):
+            raise InvalidArgument(f"{where}.role: {role!r} is not a role of {FORMAT}; expected user or model")
+        role_here: Role = "assistant" if role == "model" else "user"
+        parts = as_array(content.get("parts"), f"{where}.parts")
+        blocks: list[Block] = []
+        for number, part in enumerate(parts):
+            blocks += _read_part(part, f"{where}.parts[{number}]", role_here, names)
+        if role_here == "assistant":
+            result.append(Message(role="assistant", blocks=tuple(blocks)))
+        else:
+            result += split_user(blocks)
+    return result
+
+
+def _read_system(raw: object) -> Message:
+    instruction = as_object(raw, "systemInstruction")
+    only_fields(instruction, "systemInstruction", ("parts",), ignored=("role",))
+    blocks = []
+    for number, raw_part in enumerate(as_array(instruction.get("parts"), "systemInstruction.parts")):
+        where = f"systemInstruction.parts[{number}]"
+        part = as_object(raw_part, where)
+        only_fields(part, where, ("text",))
+        with building(where):
+            blocks.append(Text(text=text_field(part, "text", where)))
+    return Message(role="system", blocks=tuple(blocks))
+
+
+_DATA_FIELDS = ("text", "inlineData", "fileData", "functionCall", "functionResponse")
+
+
+def _read_part(raw: object, where: str, role: Role, names: dict[str, str]) -> list[Block]:
+    part = as_object(raw, where)
+    only_fields(part, where, (*_DATA_FIELDS, "thought", "thoughtSignature"))
+    present = [key for key in _DATA_FIELDS if part.get(key) is not None]
+    if len(present) != 1:
+        raise InvalidArgument(
+            f"{where} must hold exactly one of {', '.join(_DATA_FIELDS)}; it holds {', '.join(present) or 'none'}"
+        )
+    field = present[0]
+    thought = part.get("thought")
+    if thought is not None and not isinstance(thought, bool):
+        raise InvalidArgument(f"{where}.thought must be a boolean, got {described(thought)}")
+    signature = optional_text(part, "thoughtSignature", where)
+    if role == "user" and (thought or signature is not None):
+        raise InvalidArgument(
+            f"{where}: a thought or thoughtSignature in a user turn; the engine keeps reasoning only in model turns"
+        )
+    if field in ("functionCall", "functionResponse") and (field == "functionCall") != (role == "assistant"):
+        raise InvalidArgument(
+            f"{where}.{field}: a {field} belongs in a {'model' if field == 'functionCall' else 'user'} turn"
+        )
+    with building(where):
+        if thought:
+            if field != "text":
+                raise InvalidArgument(f"{where}.thought: only a text part can be a thought")
+            return [Reasoning(text=text_field(part, "text", where), signature=signature)]
+        blocks: list[Block] = [] if signature is None else [Reasoning(text="", signature=signature)]
+        if field == "text":
+            blocks.append(Text(text=text_field(part, "text", where)))
+        elif field in ("inlineData", "fileData"):
+            blocks.append(_read_image(part[field], f"{where}.{field}", field))
+        elif field == "functionCall":
+            blocks.append(_read_call(part[field], f"{where}.functionCall", names))
+        else:
+            blocks.append(_read_response(part[field], f"{where}.functionResponse", names))
+    return blocks
+
+
+def _read_image(raw: object, where: str, field: str) -> Image:
+    data = as_object(raw, where)
+    location = "data" if field == "inlineData" else "fileUri"
+    only_fields(data, where, ("mimeType", location))
+    media_type = text_field(data, "mimeType", where)
+    if field == "fileData":
+        return Image(media_type=media_type, ref=text_field(data, "fileUri", where))
+    return Image(media_type=media_type, data=decode_base64(text_field(data, "data", where), where, url_safe_too=True))
+
+
+def _required_id(call: dict[str, Any], where: str) -> str:
+    if call.get("id") is None:
+        raise InvalidArgument(
+            f"{where}.id is required: the engine pairs a tool result with its call by id; "
+            "give each functionCall and its functionResponse the same id"
+        )
+    return text_field(call, "id", where)
+
+
+def _read_call(raw: object, where: str, names: dict[str, str]) -> ToolUse:
+    call = as_object(raw, where)
+    only_fields(call, where, ("id", "name", "args"))
+    call_id, name = _required_id(call, where), text_field(call, "name", where)
+    args = call.get("args")
+    arguments = "{}" if args is None else arguments_text(as_object(args, f"{where}.args"), f"{where}.args")
+    names[call_id] = name
+    return ToolUse(id=call_id, name=name, arguments=arguments)
+
+
+def _read_response(raw: object, where: str, names: dict[str, str]) -> ToolResult:
+    response_part = as_object(raw, where)
+    only_fields(response_part, where, ("id", "name", "response"))
+    call_id, name = _required_id(response_part, where), text_field(response_part, "name", where)
+    if names.get(call_id) != name:
+        reason = (
+            f"no earlier functionCall has the id {call_id!r}"
+            if call_id not in names
+            else f"the functionCall with id {call_id!r} is named {names[call_id]!r}"
+        )
+        raise InvalidArgument(
+            f"{where}.name: {name!r} would be lost: the engine takes a result's function name from its call, "
+            f"and {reason}"
+        )
+    response = as_object(response_part.get("response"), f"{where}.response")
+    if sorted(response) not in (["output"], ["error"]):
+        raise InvalidArgument(
+            f"{where}.response must be {{'output': text}} or {{'error': text}} (the engine keeps a tool result "
+            f"as text), got the keys {sorted(response)}"
+        )
+    key = next(iter(response))
+    text = Text(text=text_field(response, key, f"{where}.response"))
+    return ToolResult(tool_use_id=call_id, content=(text,), is_error=key == "error")

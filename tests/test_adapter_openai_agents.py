@@ -1,0 +1,248 @@
+"""The OpenAI Agents SDK session (``engine.adapters.openai_agents``) with the
+real SDK, offline: ``Runner.run`` end to end with a scripted model that calls
+a tool, on every backend; the protocol's own semantics next to the SDK's
+``SQLiteSession`` on the same items; and what the SDK's sessions lack."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from agents import Agent, Runner, SQLiteSession, function_tool, set_tracing_disabled  # the dev extra has it
+from agents.items import ModelResponse
+from agents.models.interface import Model
+from agents.usage import Usage
+from openai.types.responses import ResponseFunctionToolCall, ResponseOutputMessage, ResponseOutputText
+
+from engine import InvalidArgument, Transcripts
+from engine.adapters.openai_agents import TranscriptSession
+from tests.conftest import StoreFactory
+
+set_tracing_disabled(True)  # offline: nothing to export traces to
+
+
+class ScriptedModel(Model):
+    """A model that answers with the next scripted output and records the
+    input it was given (what the session replayed)."""
+
+    def __init__(self, outputs: list[list[Any]]) -> None:
+        self.outputs = list(outputs)
+        self.inputs: list[Any] = []
+
+    async def get_response(self, system_instructions: Any, input: Any, *args: Any, **kwargs: Any) -> ModelResponse:
+        self.inputs.append(json.loads(json.dumps(input)))
+        return ModelResponse(output=self.outputs.pop(0), usage=Usage(), response_id=None)
+
+    def stream_response(self, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        raise NotImplementedError("the tests run without streaming")
+
+
+def _text(text: str, item_id: str) -> ResponseOutputMessage:
+    return ResponseOutputMessage(
+        id=item_id,
+        type="message",
+        role="assistant",
+        status="completed",
+        content=[ResponseOutputText(type="output_text", text=text, annotations=[])],
+    )
+
+
+def _call(call_id: str, name: str, arguments: str) -> ResponseFunctionToolCall:
+    return ResponseFunctionToolCall(
+        id=f"fc_{call_id}", type="function_call", call_id=call_id, name=name, arguments=arguments, status="completed"
+    )
+
+
+@function_tool
+def weather(city: str) -> str:
+    """The weather in a city."""
+    return f"Snow in {city}."
+
+
+@pytest.fixture
+def store(stores: StoreFactory) -> Iterator[Transcripts]:
+    yield stores.open()
+
+
+def test_runner_runs_end_to_end_with_a_tool_and_a_second_turn(store: Transcripts) -> None:
+    model = ScriptedModel(
+        [
+            [_call("call_1", "weather", '{"city": "Bergen"}'), _call("call_2", "weather", '{"city": "Oslo"}')],
+            [_text("Snow in both.", "msg_1")],
+            [_text("You asked about Bergen and Oslo.", "msg_2")],
+        ]
+    )
+    agent = Agent(name="guide", instructions="Be brief.", model=model, tools=[weather])
+    session = TranscriptSession("trip", store)
+
+    async def run() -> None:
+        first = await Runner.run(agent, "Weather in Bergen and Oslo?", session=session)
+        assert first.final_output == "Snow in both."
+        second = await Runner.run(agent, "What did I ask?", session=session)
+        assert second.final_output == "You asked about Bergen and Oslo."
+
+    asyncio.run(run())
+    # The second model call was given the whole first turn back from the store.
+    replayed = model.inputs[2]
+    assert replayed[0] == {"content": "Weather in Bergen and Oslo?", "role": "user"}
+    assert [item.get("type") for item in replayed[1:5]] == [
+        "function_call",
+        "function_call",
+        "function_call_output",
+        "function_call_output",
+    ]
+    assert replayed[3]["output"] == "Snow in Bergen." and replayed[4]["output"] == "Snow in Oslo."
+    assert replayed[5]["content"][0]["text"] == "Snow in both." and replayed[5]["id"] == "msg_1"
+    assert replayed[6] == {"content": "What did I ask?", "role": "user"}
+    # In the transcript: user, the two calls in one assistant message, their
+    # results in one tool_results message, the answer, user, answer.
+    messages = store.get("trip").messages
+    assert [m.role for m in messages] == ["user", "assistant", "tool_results", "assistant", "user", "assistant"]
+    assert [use.id for use in messages[1].tool_uses] == ["call_1", "call_2"]
+    assert messages[3].text == "Snow in both."
+
+
+ITEMS: list[dict[str, Any]] = [
+    {"role": "user", "content": "Is the Bergen line scenic?"},
+    {
+        "id": "rs_1",
+        "type": "reasoning",
+        "summary": [{"type": "summary_text", "text": "The user asks about a railway."}],
+    },
+    {
+        "id": "fc_1",
+        "type": "function_call",
+        "call_id": "call_1",
+        "name": "lookup",
+        "arguments": '{"q":"Bergen line"}',
+        "status": "completed",
+    },
+    {"type": "function_call_output", "call_id": "call_1", "output": "Very scenic."},
+    {
+        "id": "msg_1",
+        "type": "message",
+        "role": "assistant",
+        "status": "completed",
+        "content": [{"type": "output_text", "text": "Yes, very.", "annotations": [], "logprobs": []}],
+    },
+    {"role": "user", "content": "Thanks!"},
+]
+
+
+def test_the_protocol_behaves_as_the_sdks_sqlite_session(store: Transcripts, tmp_path: Any) -> None:
+    """The same calls on the SDK's SQLiteSession and on ours give the same
+    answers (expected values are the items themselves, as added)."""
+    ours = TranscriptSession("s", store)
+    theirs = SQLiteSession("s", str(tmp_path / "sdk.db"))
+
+    async def both(call: str, *args: Any) -> Any:
+        mine = await getattr(ours, call)(*args)
+        sdk = await getattr(theirs, call)(*args)
+        assert mine == sdk, (call, args)
+        return mine
+
+    async def run() -> None:
+        assert await both("get_items") == []
+        assert await both("pop_item") is None
+        await both("add_items", ITEMS[:4])
+        await both("add_items", ITEMS[4:])
+        assert await both("get_items") == ITEMS
+        for limit in (1, 2, 3, 5, 6, 10, 0, -1):
+            expected = [] if limit == 0 else ITEMS if limit < 0 else ITEMS[-limit:]
+            assert await both("get_items", limit) == expected
+        assert await both("pop_item") == ITEMS[5]
+        assert await both("pop_item") == ITEMS[4]
+        assert await both("get_items") == ITEMS[:4]
+        await both("add_items", [ITEMS[4]])
+        assert await both("get_items", 2) == ITEMS[3:5]
+        await both("clear_session")
+        assert await both("get_items") == []
+        assert await both("pop_item") is None
+        await both("add_items", [])
+        assert await both("get_items") == []
+
+    asyncio.run(run())
+    theirs.close()
+
+
+def test_pop_and_clear_are_audited_rewrites_not_deletions(store: Transcripts) -> None:
+    session = TranscriptSession("s", store, actor="support-bot")
+
+    async def run() -> None:
+        await session.add_items(ITEMS)
+        before = await session.revision()
+        assert await session.pop_item() == ITEMS[-1]
+        await session.clear_session()
+        assert await session.get_items() == []
+        assert await session.items_at(before) == ITEMS  # time travel to before the pop
+
+    asyncio.run(run())
+    history = store.history("s")
+    assert [(entry.kind, entry.actor) for entry in history[-2:]] == [
+        ("messages_rewritten", "support-bot"),
+        ("messages_rewritten", "support-bot"),
+    ]
+    assert [entry.event.reason for entry in history[-2:]] == ["pop_item", "clear_session"]
+
+
+def test_fork_at_a_turn_keeps_that_turn_and_edit_and_retry_replaces_it(store: Transcripts) -> None:
+    session = TranscriptSession("s", store)
+    model = ScriptedModel([[_text("Bergen is rainy.", "msg_9")]])
+    agent = Agent(name="guide", model=model)
+
+    async def run() -> None:
+        await session.add_items(ITEMS)
+        first_turn = await session.fork_at(0)
+        assert await first_turn.get_items() == ITEMS[:5]
+        assert await (await session.fork_at(1)).get_items() == ITEMS
+        retry = await session.edit_and_retry(0, "Is Bergen rainy?")
+        assert await retry.get_items() == [{"role": "user", "content": "Is Bergen rainy?"}]
+        result = await Runner.run(agent, [], session=retry)
+        assert result.final_output == "Bergen is rainy."
+        assert (await retry.get_items())[-1]["id"] == "msg_9"
+        assert await session.get_items() == ITEMS  # the original is untouched
+        with pytest.raises(InvalidArgument, match="no turn 2"):
+            await session.fork_at(2)
+
+    asyncio.run(run())
+    assert model.inputs == [[{"role": "user", "content": "Is Bergen rainy?"}]]
+    assert store.lineage(first_turn_id(store)).source == "s"
+
+
+def first_turn_id(store: Transcripts) -> str:
+    return next(info.id for info in store.sessions() if info.id != "s")
+
+
+@pytest.mark.parametrize(
+    ("items", "problem"),
+    [
+        ([{"type": "web_search_call", "id": "ws_1", "status": "completed"}], "items\\[0\\]"),
+        (["hello"], "items\\[0\\] is a str"),
+        ([{"role": "user", "content": "ok"}, {"role": "user", "content": float("nan")}], "items\\[1\\]"),
+        ({"role": "user", "content": "hi"}, "a list of items"),
+    ],
+)
+def test_items_it_cannot_hold_are_refused_and_nothing_is_written(store: Transcripts, items: Any, problem: str) -> None:
+    session = TranscriptSession("s", store)
+
+    async def run() -> None:
+        await session.add_items([ITEMS[0]])
+        with pytest.raises(InvalidArgument, match=problem):
+            await session.add_items(items)
+        assert await session.get_items() == [ITEMS[0]]
+
+    asyncio.run(run())
+
+
+def test_an_edit_through_the_store_shows_in_the_items(store: Transcripts) -> None:
+    from engine import Message
+
+    session = TranscriptSession("s", store)
+    asyncio.run(session.add_items(ITEMS[:1]))
+    store.rewrite("s", 0, 1, [Message.user("Is the Flåm line scenic?")], "edit")
+    items = asyncio.run(session.get_items())
+    assert len(items) == 1 and items[0]["role"] == "user"
+    assert json.dumps(items[0], ensure_ascii=False).count("Flåm") == 1
