@@ -246,3 +246,66 @@ def test_an_edit_through_the_store_shows_in_the_items(store: Transcripts) -> Non
     items = asyncio.run(session.get_items())
     assert len(items) == 1 and items[0]["role"] == "user"
     assert json.dumps(items[0], ensure_ascii=False).count("Flåm") == 1
+
+
+def test_two_store_objects_take_turns_on_one_conversation(stores: StoreFactory) -> None:
+    """As two web workers would: each writes after the other, with its own cache."""
+    first, second = TranscriptSession("s", stores.open()), TranscriptSession("s", stores.open())
+
+    async def run() -> None:
+        for number in range(6):
+            writer = first if number % 2 == 0 else second
+            await writer.get_items(2)
+            await writer.add_items([{"role": "user", "content": f"q{number}"}])
+            await writer.pop_item() if number == 5 else None
+        assert [item["content"] for item in await first.get_items()] == [f"q{n}" for n in range(5)]
+
+    asyncio.run(run())
+
+
+SDK_SHAPES: list[dict[str, Any]] = [
+    {"role": "user", "content": [{"type": "input_image", "image_url": "https://example.com/a.png", "detail": "low"}]},
+    {
+        "id": "msg_2",
+        "type": "message",
+        "role": "assistant",
+        "status": "completed",
+        "phase": "final_answer",
+        "content": [{"type": "refusal", "refusal": "I cannot help with that."}],
+    },
+    {
+        "id": "fc_3",
+        "type": "function_call",
+        "call_id": "call_3",
+        "name": "lookup",
+        "namespace": "maps",
+        "arguments": "{}",
+    },
+    {"type": "function_call_output", "call_id": "call_3", "output": "found"},
+]
+
+
+def test_item_fields_the_transcript_does_not_hold_come_back_as_added(store: Transcripts) -> None:
+    session = TranscriptSession("s", store)
+    asyncio.run(session.add_items(SDK_SHAPES))
+    assert asyncio.run(session.get_items()) == SDK_SHAPES
+    messages = store.get("s").messages
+    assert messages[1].text == "I cannot help with that." and messages[1].provider_item_id == "msg_2"
+    store.erase("s", "msg_2")  # by the SDK item's id
+    items = asyncio.run(session.get_items())
+    assert items[0] == SDK_SHAPES[0] and items[2:] == SDK_SHAPES[2:]
+    assert items[1]["role"] == "assistant" and "cannot help" not in json.dumps(items[1])
+
+
+def test_settings_as_a_dict_and_ids_the_store_cannot_hold(store: Transcripts) -> None:
+    session = TranscriptSession("s", store, session_settings={"limit": 1})
+    asyncio.run(session.add_items(ITEMS))
+    assert asyncio.run(session.get_items()) == ITEMS[-1:]
+    for bad in ("", "a\nb", "x" * 1000):
+        with pytest.raises(InvalidArgument, match="session id"):
+            TranscriptSession(bad, store)
+    deep: Any = "x"
+    for _ in range(3000):
+        deep = [deep]
+    with pytest.raises(InvalidArgument, match="items\\[0\\]"):
+        asyncio.run(session.add_items([{"role": "user", "content": "hi", "extra": deep}]))

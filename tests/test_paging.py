@@ -73,6 +73,8 @@ def test_sessions_filter_by_title_and_metadata_and_page(stores: StoreFactory) ->
     assert [info.id for info in store.sessions(metadata={"team": "red"})] == [made[0], made[2], made[3]]
     assert [info.id for info in store.sessions(metadata={"team": "red", "n": 2})] == [made[2]]
     assert store.sessions(metadata={"missing": None}) == []
+    assert store.sessions(metadata={"n": True}) == []  # 1 is not True, as metadata keeps them apart
+    assert store.sessions(metadata={"n": 1.0}) == []
     assert [info.id for info in store.sessions(limit=2)] == made[:2]
     assert [info.id for info in store.sessions(after=made[1], limit=2)] == made[2:]
     assert [info.id for info in store.sessions(after=made[0], metadata={"team": "red"}, limit=1)] == [made[2]]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import Transcripts
+from engine import Message, Transcripts
 from tests._workers import append_many
 from tests.conftest import BACKENDS, StoreFactory, store_factories
 
@@ -55,3 +55,22 @@ def test_two_processes_append_to_one_session(shared_stores: StoreFactory) -> Non
         assert final.sessions()[0].message_count == 2 * PER_PROCESS
     finally:
         final.close()
+
+
+def test_a_refusal_decided_on_a_stale_cached_head_is_decided_again(tmp_path: Path) -> None:
+    """Another store object answered the tool call and grew the transcript:
+    this one's cached head is behind, and must not refuse what the stored
+    head allows."""
+    from engine import ToolResult, ToolUse
+
+    path = tmp_path / "store.db"
+    first, second = Transcripts.open(path), Transcripts.open(path)
+    sid = second.create()
+    second.append(sid, Message.user("book"), Message.assistant(ToolUse(id="c1", name="book", arguments="{}")))
+    first.append(sid, Message.tool_results(ToolResult.of("c1", "booked")))
+    second.append(sid, Message.user("thanks"))  # its cached head ends with an unanswered tool call
+    first.get(sid)
+    first.append(sid, Message.assistant("You are welcome."))
+    commit = second.rewrite(sid, 4, 5, [Message.assistant("Glad to help.")], "edit")  # 5 messages, not 4
+    assert commit.count_after == 5
+    assert [m.text for m in first.get(sid).messages][-2:] == ["thanks", "Glad to help."]

@@ -26,12 +26,15 @@ from __future__ import annotations
 
 import contextlib
 import json
+import random
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
 import msgspec
 
+from engine.decisions import new_session_id
 from engine.errors import ConcurrentWriteError, InvalidArgument, RevisionConflict, SessionExists, SessionNotFound
 from engine.facade import HistoryEntry, Transcripts
 from engine.facade.aio import AsyncTranscripts
@@ -42,8 +45,11 @@ __all__ = ["TranscriptSession"]
 
 Item = dict[str, Any]
 _R = TypeVar("_R")
-#: How often a read-then-rewrite is tried again when another writer commits in between.
-_ATTEMPTS = 5
+#: How often a write is tried when other writers keep committing first, and
+#: the longest pause between tries (seconds; each pause is random up to a
+#: bound that doubles, so writers that collided spread out).
+_ATTEMPTS = 12
+_MAX_PAUSE = 0.2
 
 
 class TranscriptSession:
@@ -61,8 +67,7 @@ class TranscriptSession:
         actor: str | None = "openai-agents",
         session_settings: Any = None,
     ) -> None:
-        if not isinstance(session_id, str) or not session_id:
-            raise InvalidArgument(f"session_id must be a non-empty str, got {shown(session_id)}")
+        new_session_id(session_id)  # one the store can create: refused here, not at the first write
         if isinstance(store, Transcripts):
             store = AsyncTranscripts(store)
         elif not isinstance(store, AsyncTranscripts):
@@ -83,8 +88,8 @@ class TranscriptSession:
     async def get_items(self, limit: int | None = None) -> list[Item]:
         """The conversation's items, oldest first; with ``limit``, the last
         ``limit`` of them (0: none; below 0: all, as the SDK's SQLite session)."""
-        if limit is None and self.session_settings is not None:
-            limit = getattr(self.session_settings, "limit", None)
+        if limit is None:
+            limit = _settings_limit(self.session_settings)
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
             raise InvalidArgument(f"limit must be an int or None, got {shown(limit)}")
         if limit == 0:
@@ -157,12 +162,15 @@ class TranscriptSession:
             return ()
 
     def _append(self, store: Transcripts, messages: list[Message]) -> None:
-        try:
-            store.append(self.session_id, *messages, actor=self.actor)
-        except SessionNotFound:
-            with contextlib.suppress(SessionExists):  # another writer made it in between
-                store.create(session_id=self.session_id, actor=self.actor)
-            store.append(self.session_id, *messages, actor=self.actor)
+        def append() -> None:
+            try:
+                store.append(self.session_id, *messages, actor=self.actor)
+            except SessionNotFound:
+                with contextlib.suppress(SessionExists):  # another writer made it in between
+                    store.create(session_id=self.session_id, actor=self.actor)
+                store.append(self.session_id, *messages, actor=self.actor)
+
+        _retried(append)
 
     def _pop(self, store: Transcripts) -> Item | None:
         return _retried(lambda: self._pop_once(store))
@@ -224,14 +232,27 @@ class TranscriptSession:
         return TranscriptSession(child, self.store, actor=self.actor, session_settings=self.session_settings)
 
 
+def _settings_limit(settings: Any) -> Any:
+    """The ``limit`` of the SDK's session settings, given as a
+    ``SessionSettings`` or a dict (the SDK takes both)."""
+    if settings is None:
+        return None
+    if isinstance(settings, dict):
+        return settings.get("limit")
+    return getattr(settings, "limit", None)
+
+
 def _retried(step: Callable[[], _R]) -> _R:
-    """``step`` (a read, then a write that expects what was read), read and
-    tried again when another writer committed in between."""
+    """``step`` (a write, or a read then a write that expects what was read),
+    tried again when another writer committed first: the store has caught
+    up by then, so the next try decides on what is stored now."""
+    pause = 0.002
     for _ in range(_ATTEMPTS - 1):
         try:
             return step()
         except (RevisionConflict, ConcurrentWriteError):
-            continue
+            time.sleep(random.uniform(0, pause))
+            pause = min(pause * 2, _MAX_PAUSE)
     return step()
 
 
@@ -271,7 +292,9 @@ def items_of(message: Message) -> list[Item]:
                 again = None
             if again is not None and again.role == message.role and again.digest == message.digest:
                 return kept
-    items: list[Item] = to_openai_responses([message])
+    # Made in the store (an edit, an erasure, an error result): as the Responses
+    # format can hold it, converting what it cannot as engine.formats documents.
+    items: list[Item] = to_openai_responses([message], lossy=True)
     return items
 
 
@@ -291,7 +314,7 @@ def _message_of(item: Item, index: int) -> Message:
         raise InvalidArgument(f"items[{index}] is a {type(item).__name__}, not an item (a dict)")
     try:
         json.dumps(item, allow_nan=False)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidArgument(f"items[{index}] is not JSON data, which a session keeps: {exc}") from None
     try:
         (message,) = from_openai_responses([_content_of(item)])
@@ -299,25 +322,35 @@ def _message_of(item: Item, index: int) -> Message:
         raise InvalidArgument(f"items[{index}]: {exc}") from None
     if item.get("status") == "incomplete" and message.role == "assistant":
         message = msgspec.structs.replace(message, incomplete=True)
+    item_id = item.get("id")
+    if isinstance(item_id, str) and item_id:  # so erase(sid, item_id) finds it
+        message = msgspec.structs.replace(message, provider_item_id=item_id)
     return message
 
 
-# Fields an item carries that are not content: kept in provider_data only.
-_ITEM_ONLY = ("id", "status")
-_PART_ONLY = ("annotations", "logprobs")
+# Fields an item carries that the transcript does not hold: kept, with the
+# whole item, in provider_data only. An item's id, status, answer phase and
+# tool namespace; a part's annotations, log probabilities and image detail.
+_ITEM_ONLY = ("id", "status", "phase", "namespace")
+_PART_ONLY = ("annotations", "logprobs", "detail")
 
 
 def _content_of(item: Item) -> Item:
-    """``item`` without the fields that are not content (its id and status,
-    and its text parts' annotations and log probabilities)."""
+    """``item`` as the transcript holds it: without the fields above, and a
+    refusal part as the text the model said."""
     content = {key: value for key, value in item.items() if key not in _ITEM_ONLY}
     parts = content.get("content")
     if isinstance(parts, list):
-        content["content"] = [
-            {key: value for key, value in part.items() if key not in _PART_ONLY} if isinstance(part, dict) else part
-            for part in parts
-        ]
+        content["content"] = [_part_content(part) for part in parts]
     return content
+
+
+def _part_content(part: Any) -> Any:
+    if not isinstance(part, dict):
+        return part
+    if part.get("type") == "refusal" and isinstance(part.get("refusal"), str):
+        return {"type": "output_text", "text": part["refusal"]}
+    return {key: value for key, value in part.items() if key not in _PART_ONLY}
 
 
 def _joins(previous: Message, message: Message) -> bool:

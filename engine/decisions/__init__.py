@@ -19,6 +19,7 @@ from engine.decisions._checks import (
     check_session_id,
     check_title,
     clock,
+    new_session_id,
 )
 from engine.decisions.commands import (
     Append,
@@ -81,6 +82,7 @@ __all__ = [
     "erase_log",
     "expand",
     "ingest",
+    "new_session_id",
     "out_of_band",
     "pending",
     "realtime_state",

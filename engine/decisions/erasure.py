@@ -77,6 +77,11 @@ def expand(targets: Targets, decoded: dict[str, list[tuple[int, Event]]]) -> set
                 targets.items.add(item)
     messages = list(_messages_of(events))
     seen.update(message.id for message in messages if message.id in targets.ids)
+    for message in messages:  # named by the provider's item id (an adapter's item, say)
+        item = message.provider_item_id
+        if item is not None and item in targets.ids:
+            seen.add(item)
+            targets.items.add(item)
     grown = True
     while grown:  # a message hit by item or call may bring more items and calls
         before = (len(targets.items), len(targets.calls))

@@ -150,6 +150,18 @@ def history(
     return entries
 
 
+_CANONICAL = msgspec.json.Encoder(order="sorted")
+
+
+def _same_json(stored: Any, wanted: Any) -> bool:
+    """Equal as JSON values: ``1`` is not ``True`` nor ``1.0``, as metadata
+    keeps them apart."""
+    try:
+        return _CANONICAL.encode(stored) == _CANONICAL.encode(wanted)
+    except (TypeError, ValueError):
+        return False
+
+
 def _revision_before(repository: Repository, session_id: str, records: list[Record], end: int) -> str:
     """The revision after the first ``end`` records: that of the newest
     content event among them (decoding back from ``end`` until one is found)."""
@@ -198,7 +210,7 @@ def sessions(
                     values = repository.head(row.session_id).metadata
             except SessionNotFound:  # deleted since the listing was read
                 continue
-            if any(key not in values or values[key] != value for key, value in metadata.items()):
+            if any(key not in values or not _same_json(values[key], value) for key, value in metadata.items()):
                 continue
         listed.append(
             SessionInfo(

@@ -549,7 +549,17 @@ class Transcripts:
         expected = getattr(command, "expected_revision", None)
         with repository.lock:
             head = repository.head_for_write(session_id, expected)
-            decision = decide(head, command, clock())
+            try:
+                decision = decide(head, command, clock())
+            except InvalidArgument:
+                # Decided on the cached head without a round trip: a refusal
+                # must hold for the head as stored now (another writer may
+                # have answered the tool call, or grown the transcript).
+                fresh = repository.head(session_id)
+                if fresh.version == head.version:
+                    raise
+                head = fresh
+                decision = decide(head, command, clock())
             repository.commit(head, decision.events, decision.state)
             return decision
 
