@@ -309,3 +309,51 @@ def test_settings_as_a_dict_and_ids_the_store_cannot_hold(store: Transcripts) ->
         deep = [deep]
     with pytest.raises(InvalidArgument, match="items\\[0\\]"):
         asyncio.run(session.add_items([{"role": "user", "content": "hi", "extra": deep}]))
+
+
+PARALLEL: list[dict[str, Any]] = [
+    {"role": "user", "content": "Book both trains."},
+    {"type": "function_call", "call_id": "c1", "name": "book", "arguments": '{"train":1}'},
+    {"type": "function_call", "call_id": "c2", "name": "book", "arguments": '{"train":2}'},
+    {"type": "function_call_output", "call_id": "c2", "output": "booked 2"},
+]
+APPROVED: list[dict[str, Any]] = [
+    {"type": "function_call_output", "call_id": "c1", "output": "booked 1"},
+    {"role": "assistant", "content": "Both are booked."},
+]
+
+
+def test_a_turn_answered_in_part_stays_open_until_its_last_output(store: Transcripts, tmp_path: Any) -> None:
+    """What the SDK stores while a human approval of one of two parallel calls
+    is pending, then after it: the same as SQLiteSession, call by call."""
+    ours, theirs = TranscriptSession("s", store), SQLiteSession("s", str(tmp_path / "sdk.db"))
+
+    async def both(call: str, *args: Any) -> Any:
+        mine = await getattr(ours, call)(*args)
+        assert mine == await getattr(theirs, call)(*args), (call, args)
+        return mine
+
+    async def run() -> None:
+        await both("add_items", PARALLEL)
+        assert await both("get_items") == PARALLEL
+        # The turn stays open: its calls, then the one output that came.
+        messages = store.get("s").messages
+        assert [m.role for m in messages] == ["user", "assistant", "tool_results"]
+        assert [block.tool_use_id for block in messages[2].blocks] == ["c2"]
+        await both("add_items", APPROVED)
+        assert await both("get_items") == PARALLEL + APPROVED
+        assert [m.role for m in store.get("s").messages] == ["user", "assistant", "tool_results", "assistant"]
+        assert await both("pop_item") == APPROVED[1]
+        assert await both("pop_item") == APPROVED[0]  # one of two outputs: the turn is open again
+        assert await both("get_items") == PARALLEL
+        assert await both("pop_item") == PARALLEL[3]
+        assert await both("pop_item") == PARALLEL[2]
+        assert await both("get_items") == PARALLEL[:2]
+        await both("add_items", [PARALLEL[2]])  # a call of the same turn, added on its own
+        await both("add_items", [PARALLEL[3], *APPROVED])
+        assert await both("get_items") == PARALLEL + APPROVED
+
+    asyncio.run(run())
+    theirs.close()
+    kinds = [entry.event.reason for entry in store.history("s") if entry.kind == "messages_rewritten"]
+    assert kinds == ["add_items", "pop_item", "pop_item", "pop_item", "pop_item", "add_items", "add_items"]

@@ -244,7 +244,7 @@ def test_fork_replacing_errors(store: Transcripts) -> None:
             lambda: store.fork_replacing(sid, 0, ReplaceBlock(index=0, block=ToolUse(id="u", name="f"))),
             ReplacementMismatch,
         ),
-        (lambda: store.fork_replacing(sid, 2, Message.tool_results(ToolResult.of("t1", "x"))), InvalidTranscriptShape),
+        (lambda: store.fork_replacing(sid, 2, Message.tool_results(ToolResult.of("zz", "x"))), InvalidTranscriptShape),
         (lambda: store.fork_replacing(sid, 0, "x"), InvalidArgument),  # type: ignore[arg-type]
     ]
     for call, error in cases:

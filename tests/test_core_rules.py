@@ -79,7 +79,8 @@ def test_tool_pairing_is_checked_only_around_the_change() -> None:
         "message 1 holds tool results, but message 0 is not an assistant message with tool uses"
     )
     assert shape([USE, ORPHAN], 1, 2) == (
-        "message 1 answers tool uses ['zz'], but message 0 made ['t1']; results must cover exactly those ids, once each"
+        "message 1 answers tool uses ['zz'], but message 0 made ['t1']; results must cover exactly those ids, once "
+        "each (the last message may answer some of them, the others to come)"
     )
     twice = Message.tool_results(ToolResult.of("t1", "a"), ToolResult.of("t1", "b"))
     assert shape([Message.assistant(ToolUse(id="t1", name="f"), ToolUse(id="t2", name="g")), twice], 1, 2)
@@ -88,6 +89,13 @@ def test_tool_pairing_is_checked_only_around_the_change() -> None:
     )
     assert shape([user, USE], 1, 2) is None  # a pending tool use at the end
     assert shape([user, USE, RESULT], 1, 3) is None
+    # The last message may answer some of the uses (the others pending); no other may.
+    both = Message.assistant(ToolUse(id="t1", name="f"), ToolUse(id="t2", name="g"))
+    assert shape([both, RESULT], 1, 2) is None
+    assert shape([both, RESULT, user], 2, 3) == (
+        "message 1 answers tool uses ['t1'], but message 0 made ['t1', 't2']; results must cover exactly those ids, "
+        "once each (the last message may answer some of them, the others to come)"
+    )
 
 
 def test_corruption_errors_say_where() -> None:

@@ -39,7 +39,7 @@ from engine.errors import ConcurrentWriteError, InvalidArgument, RevisionConflic
 from engine.facade import HistoryEntry, Transcripts
 from engine.facade.aio import AsyncTranscripts
 from engine.formats import from_openai_responses, to_openai_responses
-from engine.state.content import Message, shown
+from engine.state.content import Message, ToolResult, shown
 
 __all__ = ["TranscriptSession"]
 
@@ -75,7 +75,7 @@ class TranscriptSession:
         self.session_id = session_id
         self.store = store
         self.actor = actor
-        self.session_settings = session_settings
+        self.session_settings = _coerced(session_settings)
 
     def __repr__(self) -> str:
         return f"TranscriptSession({self.session_id!r}, {self.store!r})"
@@ -105,8 +105,8 @@ class TranscriptSession:
             raise InvalidArgument(f"add_items() takes a list of items, got {type(items).__name__}")
         if not items:
             return
-        messages = messages_of(items)
-        await self._run(lambda store: self._append(store, messages))
+        messages_of(items)  # refused here, before anything is read or written
+        await self._run(lambda store: self._append(store, items))
 
     async def pop_item(self) -> Item | None:
         """Remove the newest item and return it (``None`` if there is none),
@@ -161,14 +161,33 @@ class TranscriptSession:
         except SessionNotFound:
             return ()
 
-    def _append(self, store: Transcripts, messages: list[Message]) -> None:
+    def _append(self, store: Transcripts, items: list[Item]) -> None:
         def append() -> None:
             try:
-                store.append(self.session_id, *messages, actor=self.actor)
+                head = store.get(self.session_id)
             except SessionNotFound:
                 with contextlib.suppress(SessionExists):  # another writer made it in between
                     store.create(session_id=self.session_id, actor=self.actor)
-                store.append(self.session_id, *messages, actor=self.actor)
+                head = store.get(self.session_id)
+            count = len(head.messages)
+            start = _open_turn(head.messages)
+            if start is not None:
+                # The last turn's calls are not all answered yet: the new items
+                # continue it (more calls, more outputs), so its messages are
+                # made again from all their items, as one audited rewrite.
+                turn = head.messages[start:]
+                grown = messages_of([*(item for message in turn for item in items_of(message)), *items])
+                store.rewrite(
+                    self.session_id,
+                    start,
+                    count,
+                    _keeping_id(grown, turn[0]),
+                    "add_items",
+                    actor=self.actor,
+                    expected_revision=head.revision,
+                )
+            else:
+                store.append(self.session_id, *messages_of(items), actor=self.actor, expected_revision=head.revision)
 
         _retried(append)
 
@@ -180,14 +199,18 @@ class TranscriptSession:
             head = store.get(self.session_id)
         except SessionNotFound:
             return None
-        if not head.messages:
+        messages = head.messages
+        if not messages:
             return None
-        count = len(head.messages)
-        *kept, popped = items_of(head.messages[-1])
-        replacement = messages_of(kept) if kept else []
+        count = len(messages)
+        # A tool turn's calls and outputs are popped as one run of items, so
+        # popping one of several outputs leaves the turn open, not broken.
+        start = count - 2 if count > 1 and messages[-1].role == "tool_results" else count - 1
+        *kept, popped = [item for message in messages[start:] for item in items_of(message)]
+        replacement = _keeping_id(messages_of(kept), messages[start]) if kept else []
         store.rewrite(
             self.session_id,
-            count - 1,
+            start,
             count,
             replacement,
             "pop_item",
@@ -232,6 +255,18 @@ class TranscriptSession:
         return TranscriptSession(child, self.store, actor=self.actor, session_settings=self.session_settings)
 
 
+def _coerced(settings: Any) -> Any:
+    """Settings given as a dict, as the SDK's ``SessionSettings`` when the
+    SDK is installed (its runner reads them as one); else kept as given."""
+    if isinstance(settings, dict):
+        try:
+            from agents.memory.session_settings import coerce_session_settings
+        except ImportError:
+            return settings
+        return coerce_session_settings(settings)
+    return settings
+
+
 def _settings_limit(settings: Any) -> Any:
     """The ``limit`` of the SDK's session settings, given as a
     ``SessionSettings`` or a dict (the SDK takes both)."""
@@ -273,11 +308,37 @@ def messages_of(items: Sequence[Item]) -> list[Message]:
                 role=previous.role,
                 blocks=previous.blocks + message.blocks,
                 incomplete=previous.incomplete or message.incomplete,
+                provider_item_id=previous.provider_item_id,
             )
             groups[-1] = (merged, [*members, item])
         else:
             groups.append((message, [item]))
     return [msgspec.structs.replace(message, provider_data=_kept(members)) for message, members in groups]
+
+
+def _open_turn(messages: Sequence[Message]) -> int | None:
+    """Where the last turn starts if its calls are not all answered yet (its
+    calls last, or followed by the outputs of some of them: the others wait,
+    say, for a human's approval); ``None`` if it is not open."""
+    last = messages[-1] if messages else None
+    if last is None or last.erased is not None:
+        return None
+    if last.role == "assistant" and last.tool_uses:
+        return len(messages) - 1
+    if last.role == "tool_results" and len(messages) > 1:
+        calls = {use.id for use in messages[-2].tool_uses}
+        answered = {block.tool_use_id for block in last.blocks if isinstance(block, ToolResult)}
+        if answered < calls:
+            return len(messages) - 2
+    return None
+
+
+def _keeping_id(messages: list[Message], replaced: Message) -> list[Message]:
+    """``messages`` replacing ``replaced``: the first keeps its id when it is
+    the same kind of message (the turn grew or shrank; it is the same turn)."""
+    if messages and messages[0].role == replaced.role and replaced.id is not None:
+        messages[0] = msgspec.structs.replace(messages[0], id=replaced.id)
+    return messages
 
 
 def items_of(message: Message) -> list[Item]:
