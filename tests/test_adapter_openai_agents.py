@@ -17,7 +17,7 @@ from agents.models.interface import Model
 from agents.usage import Usage
 from openai.types.responses import ResponseFunctionToolCall, ResponseOutputMessage, ResponseOutputText
 
-from engine import InvalidArgument, Transcripts
+from engine import InvalidArgument, InvalidTranscriptShape, Transcripts
 from engine.adapters.openai_agents import TranscriptSession
 from tests.conftest import StoreFactory
 
@@ -266,14 +266,6 @@ def test_two_store_objects_take_turns_on_one_conversation(stores: StoreFactory) 
 SDK_SHAPES: list[dict[str, Any]] = [
     {"role": "user", "content": [{"type": "input_image", "image_url": "https://example.com/a.png", "detail": "low"}]},
     {
-        "id": "msg_2",
-        "type": "message",
-        "role": "assistant",
-        "status": "completed",
-        "phase": "final_answer",
-        "content": [{"type": "refusal", "refusal": "I cannot help with that."}],
-    },
-    {
         "id": "fc_3",
         "type": "function_call",
         "call_id": "call_3",
@@ -282,6 +274,14 @@ SDK_SHAPES: list[dict[str, Any]] = [
         "arguments": "{}",
     },
     {"type": "function_call_output", "call_id": "call_3", "output": "found"},
+    {
+        "id": "msg_2",
+        "type": "message",
+        "role": "assistant",
+        "status": "completed",
+        "phase": "final_answer",
+        "content": [{"type": "refusal", "refusal": "I cannot help with that."}],
+    },
 ]
 
 
@@ -290,11 +290,11 @@ def test_item_fields_the_transcript_does_not_hold_come_back_as_added(store: Tran
     asyncio.run(session.add_items(SDK_SHAPES))
     assert asyncio.run(session.get_items()) == SDK_SHAPES
     messages = store.get("s").messages
-    assert messages[1].text == "I cannot help with that." and messages[1].provider_item_id == "msg_2"
+    assert messages[3].text == "I cannot help with that." and messages[3].provider_item_id == "msg_2"
     store.erase("s", "msg_2")  # by the SDK item's id
     items = asyncio.run(session.get_items())
-    assert items[0] == SDK_SHAPES[0] and items[2:] == SDK_SHAPES[2:]
-    assert items[1]["role"] == "assistant" and "cannot help" not in json.dumps(items[1])
+    assert items[:3] == SDK_SHAPES[:3]
+    assert items[3]["role"] == "assistant" and "cannot help" not in json.dumps(items[3])
 
 
 def test_settings_as_a_dict_and_ids_the_store_cannot_hold(store: Transcripts) -> None:
@@ -357,3 +357,23 @@ def test_a_turn_answered_in_part_stays_open_until_its_last_output(store: Transcr
     theirs.close()
     kinds = [entry.event.reason for entry in store.history("s") if entry.kind == "messages_rewritten"]
     assert kinds == ["add_items", "pop_item", "pop_item", "pop_item", "pop_item", "add_items", "add_items"]
+
+
+def test_a_transcript_made_from_items_converts_back_to_responses_items(store: Transcripts) -> None:
+    from engine.formats import from_openai_responses, to_openai_responses
+
+    asyncio.run(TranscriptSession("s", store).add_items(ITEMS))
+    messages = list(store.get("s").messages)
+    assert [m.role for m in messages] == ["user", "assistant", "tool_results", "assistant", "user"]
+    back = from_openai_responses(to_openai_responses(messages))  # strict: nothing lost
+    assert [m.digest for m in back] == [m.digest for m in messages]
+
+
+def test_an_output_without_its_call_says_what_to_do(store: Transcripts) -> None:
+    session = TranscriptSession("s", store)
+    asyncio.run(session.add_items(ITEMS[:3]))  # a call, not answered yet
+    with pytest.raises(InvalidTranscriptShape, match="function_call_output before the next input"):
+        asyncio.run(session.add_items([{"role": "user", "content": "never mind"}]))
+    with pytest.raises(InvalidArgument, match=r"^items\[1\]\.type"):
+        asyncio.run(session.add_items([ITEMS[3], {"type": "web_search_call", "id": "ws_1"}]))
+    assert asyncio.run(TranscriptSession("new", store).history()) == []

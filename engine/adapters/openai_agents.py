@@ -35,11 +35,18 @@ from typing import Any, TypeVar
 import msgspec
 
 from engine.decisions import new_session_id
-from engine.errors import ConcurrentWriteError, InvalidArgument, RevisionConflict, SessionExists, SessionNotFound
+from engine.errors import (
+    ConcurrentWriteError,
+    InvalidArgument,
+    InvalidTranscriptShape,
+    RevisionConflict,
+    SessionExists,
+    SessionNotFound,
+)
 from engine.facade import HistoryEntry, Transcripts
 from engine.facade.aio import AsyncTranscripts
 from engine.formats import from_openai_responses, to_openai_responses
-from engine.state.content import Message, ToolResult, shown
+from engine.state.content import Message, Reasoning, ToolResult, shown
 
 __all__ = ["TranscriptSession"]
 
@@ -146,8 +153,12 @@ class TranscriptSession:
         return state.revision
 
     async def history(self) -> list[HistoryEntry]:
-        """Every change of the conversation, oldest first."""
-        return await self.store.history(self.session_id)
+        """Every change of the conversation, oldest first (none before the
+        first ``add_items``, as the session reads empty until then)."""
+        try:
+            return await self.store.history(self.session_id)
+        except SessionNotFound:
+            return []
 
     # -- on the store's worker ------------------------------------------------------
 
@@ -189,7 +200,13 @@ class TranscriptSession:
             else:
                 store.append(self.session_id, *messages_of(items), actor=self.actor, expected_revision=head.revision)
 
-        _retried(append)
+        try:
+            _retried(append)
+        except InvalidTranscriptShape as exc:
+            raise InvalidTranscriptShape(
+                f"add_items() on {self.session_id!r}: {exc}. Every function_call needs its function_call_output "
+                "before the next input; answer a call that will not run with an output saying so"
+            ) from None
 
     def _pop(self, store: Transcripts) -> Item | None:
         return _retried(lambda: self._pop_once(store))
@@ -296,24 +313,58 @@ def _retried(step: Callable[[], _R]) -> _R:
 
 def messages_of(items: Sequence[Item]) -> list[Message]:
     """The messages that hold ``items``, each with its own items verbatim in
-    ``provider_data``. An assistant item after an assistant message that
-    calls tools joins it (a turn's calls must be answered together), and tool
-    outputs that follow each other join one ``tool_results`` message."""
-    groups: list[tuple[Message, list[Item]]] = []
+    ``provider_data``, grouped as ``engine.formats.from_openai_responses``
+    groups them (so the transcript converts back to Responses items): an
+    assistant turn's reasoning, text and calls are one message unless a
+    message or reasoning item follows a message or call; outputs that follow
+    each other are one ``tool_results`` message."""
+    groups: list[list[tuple[Item, Message]]] = []
+    previous: str | None = None
     for index, item in enumerate(items):
-        message = _message_of(item, index)
-        if groups and _joins(groups[-1][0], message):
-            previous, members = groups[-1]
-            merged = Message(
-                role=previous.role,
-                blocks=previous.blocks + message.blocks,
-                incomplete=previous.incomplete or message.incomplete,
-                provider_item_id=previous.provider_item_id,
-            )
-            groups[-1] = (merged, [*members, item])
+        single = _message_of(item, index)
+        kind = _kind(single)
+        if groups and _continues(previous, kind):
+            groups[-1].append((item, single))
         else:
-            groups.append((message, [item]))
-    return [msgspec.structs.replace(message, provider_data=_kept(members)) for message, members in groups]
+            groups.append([(item, single)])
+        previous = kind
+    return [_grouped(group) for group in groups]
+
+
+def _kind(message: Message) -> str:
+    """The kind of item one message came from, for the grouping rule."""
+    if message.role == "tool_results":
+        return "output"
+    if message.role != "assistant":
+        return "other"
+    if message.tool_uses:
+        return "function_call"
+    if message.blocks and all(isinstance(block, Reasoning) for block in message.blocks):
+        return "reasoning"
+    return "text"
+
+
+def _continues(previous: str | None, kind: str) -> bool:
+    """``engine.formats``' grouping rule for Responses items."""
+    if kind == "output":
+        return previous == "output"
+    turn = ("reasoning", "text", "function_call")
+    if kind not in turn or previous not in turn:
+        return False
+    return kind == "function_call" or previous == "reasoning"
+
+
+def _grouped(group: list[tuple[Item, Message]]) -> Message:
+    first = group[0][1]
+    if len(group) == 1:
+        message = first
+    else:
+        blocks = tuple(block for _, single in group for block in single.blocks)
+        incomplete = any(single.incomplete for _, single in group)
+        message = Message(
+            role=first.role, blocks=blocks, incomplete=incomplete, provider_item_id=first.provider_item_id
+        )
+    return msgspec.structs.replace(message, provider_data=_kept([item for item, _ in group]))
 
 
 def _open_turn(messages: Sequence[Message]) -> int | None:
@@ -379,8 +430,8 @@ def _message_of(item: Item, index: int) -> Message:
         raise InvalidArgument(f"items[{index}] is not JSON data, which a session keeps: {exc}") from None
     try:
         (message,) = from_openai_responses([_content_of(item)])
-    except InvalidArgument as exc:
-        raise InvalidArgument(f"items[{index}]: {exc}") from None
+    except InvalidArgument as exc:  # it names the item as items[0]: the one converted alone
+        raise InvalidArgument(str(exc).replace("items[0]", f"items[{index}]")) from None
     if item.get("status") == "incomplete" and message.role == "assistant":
         message = msgspec.structs.replace(message, incomplete=True)
     item_id = item.get("id")
@@ -412,12 +463,6 @@ def _part_content(part: Any) -> Any:
     if part.get("type") == "refusal" and isinstance(part.get("refusal"), str):
         return {"type": "output_text", "text": part["refusal"]}
     return {key: value for key, value in part.items() if key not in _PART_ONLY}
-
-
-def _joins(previous: Message, message: Message) -> bool:
-    if previous.role == message.role == "tool_results":
-        return True
-    return previous.role == message.role == "assistant" and bool(previous.tool_uses)
 
 
 def _kept(items: list[Item]) -> str:
