@@ -101,26 +101,23 @@ def run(config: TailConfig) -> dict[str, object]:
 
         cold = _timed(lambda: None, config.runs, fresh=cold_tail)
 
-        def ours_items() -> Callable[[], object]:
-            session = TranscriptSession(sid, Transcripts.open(path))
+        def items_reader(make: Callable[[], Any]) -> Callable[[], Callable[[], object]]:
+            """A session made just before, and a call reading its last items."""
 
-            def call() -> object:
-                got = asyncio.run(session.get_items(last))
-                assert got == expected
-                return got
+            def fresh() -> Callable[[], object]:
+                session = make()
 
-            return call
+                def call() -> object:
+                    got = asyncio.run(session.get_items(last))
+                    assert got == expected
+                    return got
 
-        def theirs_items() -> Callable[[], object]:
-            session = SQLiteSession(sid, sdk_path)
+                return call
 
-            def call() -> object:
-                got = asyncio.run(session.get_items(last))
-                assert got == expected
-                return got
+            return fresh
 
-            return call
-
+        ours_items = items_reader(lambda: TranscriptSession(sid, Transcripts.open(path)))
+        theirs_items = items_reader(lambda: SQLiteSession(sid, sdk_path))
         ours_cold = _timed(lambda: None, config.runs, fresh=ours_items)
         theirs_cold = _timed(lambda: None, config.runs, fresh=theirs_items)
         whole_runs = 1 if config.quick else 3

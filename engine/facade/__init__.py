@@ -6,8 +6,8 @@ only loads, asks and commits."""
 from engine.decisions import IngestOutcome, OutOfBandResponse, Pending
 from engine.facade._reads import Diff, FeedEvent, HistoryEntry, SessionInfo
 from engine.facade._repository import DEFAULT_MAX_EVENT_BYTES
-from engine.facade._tail import Tail
 from engine.facade.transcripts import Transcripts
+from engine.state.transcript import Tail
 
 __all__ = [
     "DEFAULT_MAX_EVENT_BYTES",

@@ -10,7 +10,6 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from engine.decisions import check_session_id, realtime_state
 from engine.errors import (
@@ -26,7 +25,7 @@ from engine.realtime.reducer import RealtimeState
 from engine.state.content import shown
 from engine.state.events import CONTENT_EVENTS, Event, SessionForked
 from engine.state.revisions import EMPTY_REVISION
-from engine.state.transcript import Session, fold, forked
+from engine.state.transcript import Session, Tail, fold, forked
 from engine.store import (
     Backend,
     Chain,
@@ -43,9 +42,6 @@ from engine.store import (
     extended,
     legacy_head_of,
 )
-
-if TYPE_CHECKING:
-    from engine.facade._tail import Tail
 
 #: The largest stored event a store accepts unless opened with another ``max_event_bytes``.
 DEFAULT_MAX_EVENT_BYTES = 16 << 20

@@ -16,33 +16,17 @@ the whole checked log instead, which is what a full load reads.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
-
-import msgspec
 
 from engine.errors import CorruptStore, InvalidArgument
 from engine.facade._repository import Repository
 from engine.state.content import Message, shown
 from engine.state.events import MessagesAppended, MessagesErased, MessagesRewritten, SessionCreated, SessionForked
+from engine.state.transcript import Tail
 from engine.store import Record, SessionRow, chain_from, decode_event, decode_snapshot, extended
 
-__all__ = ["Tail", "tail"]
-
-
-class Tail(msgspec.Struct, frozen=True, kw_only=True):
-    """The newest messages of a session (:meth:`Transcripts.get` with
-    ``last=``): ``messages`` are those at positions ``start`` to
-    ``message_count - 1`` of the session at ``version``; ``written_at[i]``
-    is when ``messages[i]`` was written (by the append, rewrite or fork that
-    put it there)."""
-
-    session_id: str
-    version: int
-    revision: str
-    message_count: int
-    start: int
-    messages: tuple[Message, ...]
-    written_at: tuple[datetime, ...]
+__all__ = ["tail"]
 
 
 def tail(repository: Repository, session_id: str, count: int) -> Tail:
@@ -81,9 +65,7 @@ def tail(repository: Repository, session_id: str, count: int) -> Tail:
 def _last(cached: Tail, count: int) -> Tail:
     keep = min(count, len(cached.messages))
     cut = len(cached.messages) - keep
-    return msgspec.structs.replace(
-        cached, start=cached.start + cut, messages=cached.messages[cut:], written_at=cached.written_at[cut:]
-    )
+    return replace(cached, start=cached.start + cut, messages=cached.messages[cut:], written_at=cached.written_at[cut:])
 
 
 def _from_checkpoint(

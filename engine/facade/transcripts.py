@@ -36,13 +36,12 @@ from engine.errors import InvalidArgument, VersionNotFound
 from engine.facade import _erasure, _reads, _tail
 from engine.facade._reads import Diff, FeedEvent, HistoryEntry, SessionInfo
 from engine.facade._repository import DEFAULT_MAX_EVENT_BYTES, Repository
-from engine.facade._tail import Tail
 from engine.realtime.providers import adapter_for
 from engine.state.content import Message, ReplaceBlock, Usage, shown
 from engine.state.events import MessagesRewritten
 from engine.state.revisions import Commit, Reason, parse_revision
 from engine.state.sequence import MessageSeq
-from engine.state.transcript import Lineage, Session
+from engine.state.transcript import Lineage, Session, Tail
 from engine.store import Backend, open_backend
 
 __all__ = ["Transcripts"]

@@ -42,6 +42,7 @@ __all__ = [
     "Lineage",
     "MessageSeq",
     "Session",
+    "Tail",
     "check_shape",
     "evolve",
     "fold",
@@ -93,6 +94,23 @@ class Session:
     @property
     def message_count(self) -> int:
         return len(self.messages)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Tail:
+    """The newest messages of a session (:meth:`Transcripts.get` with
+    ``last=``): ``messages`` are those at positions ``start`` to
+    ``message_count - 1`` of the session at ``version``; ``written_at[i]``
+    is when ``messages[i]`` was written (by the append, rewrite or fork that
+    put it there)."""
+
+    session_id: str
+    version: int
+    revision: str
+    message_count: int
+    start: int
+    messages: tuple[Message, ...]
+    written_at: tuple[datetime, ...]
 
 
 def created(session_id: str, version: int, event: SessionCreated) -> Session:
