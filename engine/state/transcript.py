@@ -14,7 +14,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
-from engine.errors import CorruptStore, InvalidTranscriptShape
+from engine.errors import CorruptStore, InvalidArgument, InvalidTranscriptShape
 from engine.state.content import Message, ToolResult, ToolUse, Usage
 from engine.state.events import (
     Event,
@@ -95,6 +95,51 @@ class Session:
     def message_count(self) -> int:
         return len(self.messages)
 
+    # -- views (computed from the messages; what agent runtimes show) ----------
+
+    @property
+    def last_assistant_text(self) -> str | None:
+        """The text (written and spoken) of the last assistant message, or
+        ``None`` if there is none."""
+        for message in reversed(self.messages):
+            if message.role == "assistant":
+                return message.text
+        return None
+
+    @property
+    def tool_call_count(self) -> int:
+        """How many tool uses the messages make."""
+        return sum(len(message.tool_uses) for message in self.messages)
+
+    @property
+    def exchange_count(self) -> int:
+        """How many user messages an assistant message answered (before the
+        next user message)."""
+        count, asked = 0, False
+        for message in self.messages:
+            if message.role == "user":
+                asked = True
+            elif message.role == "assistant" and asked:
+                count, asked = count + 1, False
+        return count
+
+    @property
+    def has_pending_boundary(self) -> bool:
+        """Whether the transcript waits for an assistant turn: its last
+        message is a user message or tool results."""
+        return bool(self.messages) and self.messages[-1].role in ("user", "tool_results")
+
+    def preview(self, width: int = 120) -> str | None:
+        """The first user message's text, cut to ``width`` characters (with
+        an ellipsis), or ``None`` if there is none."""
+        first = next((message for message in self.messages if message.role == "user"), None)
+        return None if first is None else _cut(first.text, width)
+
+    def output_preview(self, width: int = 120) -> str | None:
+        """The last assistant text, cut as :meth:`preview` cuts."""
+        text = self.last_assistant_text
+        return None if text is None else _cut(text, width)
+
 
 @dataclass(frozen=True, kw_only=True)
 class Tail:
@@ -111,6 +156,12 @@ class Tail:
     start: int
     messages: tuple[Message, ...]
     written_at: tuple[datetime, ...]
+
+
+def _cut(text: str, width: int) -> str:
+    if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+        raise InvalidArgument(f"width is how many characters to keep (an int >= 1), got {width!r}")
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def created(session_id: str, version: int, event: SessionCreated) -> Session:
