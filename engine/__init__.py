@@ -21,6 +21,7 @@ from engine.errors import (
     InvalidMessage,
     InvalidRevision,
     InvalidRewriteRange,
+    InvalidStatusTransition,
     InvalidTranscriptShape,
     NoOpRewrite,
     ReplacementMismatch,
@@ -35,6 +36,7 @@ from engine.errors import (
     VersionNotFound,
 )
 from engine.state.content import Image, Message, Reasoning, ReplaceBlock, Text, ToolResult, ToolUse, Transcript, Usage
+from engine.state.header import Header
 from engine.state.revisions import EMPTY_REVISION, Commit, Reason, revision_of
 from engine.state.sequence import MessageSeq
 from engine.state.transcript import Lineage, Session
@@ -49,6 +51,7 @@ __all__ = [
     "EngineError",
     "EventTooLarge",
     "FeedEvent",
+    "Header",
     "HistoryEntry",
     "Image",
     "IngestOutcome",
@@ -57,6 +60,7 @@ __all__ = [
     "InvalidMessage",
     "InvalidRevision",
     "InvalidRewriteRange",
+    "InvalidStatusTransition",
     "InvalidTranscriptShape",
     "Lineage",
     "Message",

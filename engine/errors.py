@@ -18,6 +18,7 @@ __all__ = [
     "InvalidMessage",
     "InvalidRevision",
     "InvalidRewriteRange",
+    "InvalidStatusTransition",
     "InvalidTranscriptShape",
     "NoOpRewrite",
     "ReplacementMismatch",
@@ -94,6 +95,11 @@ class NoOpRewrite(InvalidArgument):
 class InvalidTranscriptShape(InvalidArgument):
     """The result would break tool pairing: a tool-use message must be
     followed by one tool_results message covering exactly its ids."""
+
+
+class InvalidStatusTransition(InvalidArgument):
+    """A session's status cannot go from what it is to what was asked (see
+    ``engine.state.header.TRANSITIONS``); nothing written."""
 
 
 class InvalidForkPoint(InvalidArgument):

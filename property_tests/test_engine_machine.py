@@ -1,12 +1,14 @@
 """The whole public API against the public reference model, on every backend.
 
 One rule-based state machine drives create, append (any batching, with
-usage), title, metadata and usage commands, rewrite, restore, fork, fork_at,
+usage), title, header (status, tags, pinning, settings), metadata and usage
+commands, rewrite, restore, fork, fork_at,
 fork_replacing, erase, delete, realtime ingestion, and cold reopens with any
 snapshot interval. After every step it checks that:
 
 * the engine equals :class:`engine.testing.ReferenceModel`, now and at every
-  past version, also when asked by revision;
+  past version (content, title, metadata, usage, header), also when asked by
+  revision; a status the lifecycle does not allow is refused by both;
 * a revision is a content address (it is the model's independent hash);
 * history is append-only: no recorded event ever changes or disappears
   (erasure removes content, never an event, its time, actor or revision);
@@ -26,7 +28,17 @@ from hypothesis import event
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, initialize, invariant, precondition, rule
 
-from engine import Message, NoOpRewrite, SessionHasForks, SessionNotFound, Text, Transcripts, Usage
+from engine import (
+    InvalidStatusTransition,
+    Message,
+    NoOpRewrite,
+    SessionHasForks,
+    SessionNotFound,
+    Text,
+    Transcripts,
+    Usage,
+)
+from engine.state.header import STATUSES
 from engine.testing import ReferenceModel, check_against_model, model_revision
 from engine.testing.strategies import deliveries, realtime_conversations, texts, usages
 from tests.conftest import BACKENDS, StoreFactory
@@ -37,6 +49,16 @@ simple_messages = st.one_of(
 titles = st.none() | texts(12).filter(lambda t: "\x00" not in t)
 json_values = st.one_of(st.none(), st.booleans(), st.integers(-(2**53), 2**53), texts(8))
 intervals = st.sampled_from([1, 2, 5, None])
+header_changes = st.fixed_dictionaries(
+    {},
+    optional={
+        "status": st.sampled_from(STATUSES),
+        "tags": st.lists(st.sampled_from(["vip", "billing", "voice"]), unique=True, max_size=3),
+        "pinned": st.booleans(),
+        "model": st.none() | st.sampled_from(["gpt-5", "claude"]),
+        "owner": st.none() | texts(8).filter(lambda t: "\x00" not in t),
+    },
+).filter(bool)
 
 
 class EngineMachine(RuleBasedStateMachine):
@@ -72,6 +94,16 @@ class EngineMachine(RuleBasedStateMachine):
     def set_title(self, sid: str, title: str | None) -> None:
         self.store.set_title(sid, title)
         self.model.set_title(sid, title)
+
+    @rule(sid=sessions, changes=header_changes)
+    def set_header(self, sid: str, changes: dict[str, Any]) -> None:
+        try:
+            self.model.set_header(sid, changes)
+        except ValueError:
+            with pytest.raises(InvalidStatusTransition):
+                self.store.set_header(sid, **changes)
+            return
+        self.store.set_header(sid, **changes)
 
     @rule(
         sid=sessions,
@@ -154,8 +186,8 @@ class EngineMachine(RuleBasedStateMachine):
             return
         # Which logs stored the content is the engine's answer; it must be
         # sessions that have the message, and at least one.
-        assert rewritten and set(rewritten) <= self.model.holders(target)
-        self.model.erase(target)
+        assert rewritten and set(rewritten) <= self.model.holders(target, sid)
+        self.model.erase(target, sid)
         for holder in rewritten:
             self.model.record_erasure(holder)
 

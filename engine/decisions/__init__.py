@@ -29,6 +29,7 @@ from engine.decisions.commands import (
     RecordUsage,
     Restore,
     Rewrite,
+    SetHeader,
     SetTitle,
     UpdateMetadata,
 )
@@ -63,6 +64,7 @@ __all__ = [
     "RecordUsage",
     "Restore",
     "Rewrite",
+    "SetHeader",
     "SetTitle",
     "Targets",
     "Translated",

@@ -21,6 +21,7 @@ from engine.decisions._checks import (
 )
 from engine.errors import InvalidArgument, InvalidForkPoint
 from engine.state.content import Message, ReplaceBlock, Usage, shown, unicode_error
+from engine.state.header import HEADER_FIELDS, STATUSES
 from engine.state.revisions import Reason, format_revision, parse_revision
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "RecordUsage",
     "Restore",
     "Rewrite",
+    "SetHeader",
     "SetTitle",
     "UpdateMetadata",
 ]
@@ -89,6 +91,55 @@ class SetTitle(msgspec.Struct, frozen=True, kw_only=True):
         check_title(title)
         check_actor(actor)
         return cls(title=title, actor=actor)
+
+
+class SetHeader(msgspec.Struct, frozen=True, kw_only=True):
+    """New values for some fields of the session header."""
+
+    changes: dict[str, Any]
+    actor: str | None = None
+
+    @classmethod
+    def of(cls, changes: Mapping[str, Any], *, actor: str | None = None) -> SetHeader:
+        if not isinstance(changes, Mapping) or not changes:
+            raise InvalidArgument("a header change needs at least one field")
+        checked: dict[str, Any] = {}
+        for name, value in changes.items():
+            if name not in HEADER_FIELDS:
+                raise InvalidArgument(
+                    f"the session header has no field {shown(name)}; its fields are {list(HEADER_FIELDS)}"
+                )
+            checked[name] = _header_value(name, value)
+        check_actor(actor)
+        return cls(changes=checked, actor=actor)
+
+
+def _header_value(name: str, value: Any) -> Any:
+    if name == "status":
+        if value not in STATUSES:
+            raise InvalidArgument(f"status must be one of {list(STATUSES)}, got {shown(value)}")
+        return value
+    if name == "pinned":
+        if not isinstance(value, bool):
+            raise InvalidArgument(f"pinned must be True or False, got {shown(value)}")
+        return value
+    if name == "tags":
+        if isinstance(value, str) or not isinstance(value, Iterable):
+            raise InvalidArgument(f"tags must be a list of str, got {shown(value)}")
+        tags = tuple(value)
+        for tag in tags:
+            if not isinstance(tag, str) or not tag or not tag.isprintable() or len(tag) > 100:
+                raise InvalidArgument(f"a tag is 1-100 printable characters, got {shown(tag)}")
+        if len(set(tags)) != len(tags):
+            raise InvalidArgument(f"tags must not repeat, got {shown(list(tags))}")
+        return list(tags)  # as it reads back from the stored event
+    check_optional_str(value, name)
+    if isinstance(value, str):
+        if not value.isascii():
+            unicode_error(value, name, InvalidArgument)
+        if "\x00" in value:
+            raise InvalidArgument(f"{name} must not contain NUL characters (\\x00)")
+    return value
 
 
 class UpdateMetadata(msgspec.Struct, frozen=True, kw_only=True):
@@ -245,7 +296,7 @@ class Fork(msgspec.Struct, frozen=True, kw_only=True):
         )
 
 
-Command = Create | Append | SetTitle | UpdateMetadata | RecordUsage | Rewrite | Restore | Fork
+Command = Create | Append | SetTitle | SetHeader | UpdateMetadata | RecordUsage | Rewrite | Restore | Fork
 
 
 def _expected(expected_revision: object) -> str | None:

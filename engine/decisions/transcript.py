@@ -20,6 +20,7 @@ from engine.decisions.commands import (
     RecordUsage,
     Restore,
     Rewrite,
+    SetHeader,
     SetTitle,
     UpdateMetadata,
 )
@@ -28,6 +29,7 @@ from engine.errors import (
     InvalidForkPoint,
     InvalidMessage,
     InvalidRewriteRange,
+    InvalidStatusTransition,
     NoOpRewrite,
     ReplacementMismatch,
     RevisionConflict,
@@ -35,6 +37,7 @@ from engine.errors import (
 from engine.state.content import Message, ReplaceBlock, shown
 from engine.state.events import (
     Event,
+    HeaderChanged,
     MessagesAppended,
     MessagesRewritten,
     MetadataChanged,
@@ -43,6 +46,7 @@ from engine.state.events import (
     TitleChanged,
     UsageRecorded,
 )
+from engine.state.header import TRANSITIONS
 from engine.state.revisions import Commit, Reason, chain, chain_each, format_revision, span_digest
 from engine.state.transcript import Session, check_shape, fold, forked, involves_tools, revision_bytes
 
@@ -76,6 +80,14 @@ def decide(state: Session | None, command: Command, now: datetime) -> Decision:
         return _fork(state, command, now)
     if isinstance(command, SetTitle):
         event: Event = TitleChanged(at=at(now, state), actor=command.actor, title=command.title)
+    elif isinstance(command, SetHeader):
+        status = command.changes.get("status", state.header.status)
+        if status != state.header.status and status not in TRANSITIONS[state.header.status]:
+            allowed = sorted(TRANSITIONS[state.header.status])
+            raise InvalidStatusTransition(
+                f"session {state.id!r} is {state.header.status}; it can become {allowed}, not {status}"
+            )
+        event = HeaderChanged(at=at(now, state), actor=command.actor, changes=command.changes)
     elif isinstance(command, UpdateMetadata):
         event = MetadataChanged(at=at(now, state), actor=command.actor, set=command.set, unset=command.unset)
     elif isinstance(command, RecordUsage):

@@ -16,6 +16,7 @@ from engine.state.content import Message, ToolResult, shown
 from engine.state.events import (
     CONTENT_EVENTS,
     Event,
+    HeaderChanged,
     MessagesAppended,
     MessagesErased,
     MessagesRewritten,
@@ -398,6 +399,11 @@ def _summary(event: Event) -> str:
         return "metadata " + "; ".join(parts)
     if isinstance(event, TitleChanged):
         return f"title set to {event.title!r}" if event.title is not None else "title cleared"
+    if isinstance(event, HeaderChanged):
+        return "header " + ", ".join(
+            f"{name} cleared" if value is None else f"{name} {_clip(str(list(value) if name == 'tags' else value), 40)}"
+            for name, value in event.changes.items()
+        )
     return kind_of(event)  # pragma: no cover
 
 

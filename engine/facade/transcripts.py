@@ -24,6 +24,7 @@ from engine.decisions import (
     RecordUsage,
     Restore,
     Rewrite,
+    SetHeader,
     SetTitle,
     UpdateMetadata,
     check_actor,
@@ -177,6 +178,26 @@ class Transcripts:
     def set_title(self, session_id: str, title: str | None, *, actor: str | None = None) -> None:
         """Set (or, with ``None``, clear) the session's title."""
         self._decide(session_id, SetTitle.of(title, actor=actor))
+
+    def set_status(self, session_id: str, status: str, *, actor: str | None = None) -> None:
+        """Move the session to ``status`` (one of ``engine.state.header.STATUSES``),
+        as the lifecycle allows (``InvalidStatusTransition`` otherwise)."""
+        self._decide(session_id, SetHeader.of({"status": status}, actor=actor))
+
+    def set_tags(self, session_id: str, tags: Iterable[str], *, actor: str | None = None) -> None:
+        """Replace the session's tags (distinct, non-empty strings, in order)."""
+        self._decide(session_id, SetHeader.of({"tags": tags}, actor=actor))
+
+    def set_pinned(self, session_id: str, pinned: bool, *, actor: str | None = None) -> None:
+        """Pin the session, or unpin it."""
+        self._decide(session_id, SetHeader.of({"pinned": pinned}, actor=actor))
+
+    def set_header(self, session_id: str, /, *, actor: str | None = None, **fields: Any) -> None:
+        """Give header fields new values in one audited change: ``status``,
+        ``tags``, ``pinned``, and the settings of record ``model``,
+        ``reasoning_effort``, ``system_prompt``, ``agent``, ``owner``,
+        ``locale`` (``None`` clears one)."""
+        self._decide(session_id, SetHeader.of(fields, actor=actor))
 
     def update_metadata(
         self,

@@ -23,6 +23,7 @@ __all__ = [
     "EVENT_TYPES",
     "Event",
     "EventType",
+    "HeaderChanged",
     "MessagesAppended",
     "MessagesErased",
     "MessagesRewritten",
@@ -114,6 +115,14 @@ class TitleChanged(_EventBase, frozen=True, kw_only=True, tag="title_changed"):
     title: str | None
 
 
+class HeaderChanged(_EventBase, frozen=True, kw_only=True, tag="header_changed"):
+    """Fields of the session's header given new values (see
+    ``engine.state.header``): each key a header field, each value what it
+    is now (``None`` clears a setting)."""
+
+    changes: dict[str, Any]
+
+
 class RealtimeRecorded(_EventBase, frozen=True, kw_only=True, tag="realtime_recorded"):
     """One accepted realtime event, kept for audit and to rebuild the
     ingestion state. The messages it materialised follow as their own events
@@ -170,6 +179,7 @@ Event: TypeAlias = (
     | UsageRecorded
     | MetadataChanged
     | TitleChanged
+    | HeaderChanged
     | RealtimeRecorded
     | RealtimePendingResolved
     | MessagesErased
@@ -209,6 +219,7 @@ EVENT_TYPES: dict[str, EventType] = {
         EventType("UsageRecorded", UsageRecorded, 2, {1: _usage_v1_to_v2}),
         EventType("MetadataChanged", MetadataChanged, 1),
         EventType("TitleChanged", TitleChanged, 1),
+        EventType("HeaderChanged", HeaderChanged, 1),
         EventType("RealtimeRecorded", RealtimeRecorded, 1),
         EventType("RealtimePendingResolved", RealtimePendingResolved, 1),
         EventType("MessagesErased", MessagesErased, 1),

@@ -14,10 +14,13 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
+import msgspec
+
 from engine.errors import CorruptStore, InvalidArgument, InvalidTranscriptShape
 from engine.state.content import Message, ToolResult, ToolUse, Usage
 from engine.state.events import (
     Event,
+    HeaderChanged,
     MessagesAppended,
     MessagesErased,
     MessagesRewritten,
@@ -29,6 +32,7 @@ from engine.state.events import (
     TitleChanged,
     UsageRecorded,
 )
+from engine.state.header import Header
 from engine.state.revisions import (
     EMPTY_REVISION_BYTES,
     chain_each,
@@ -65,6 +69,7 @@ class Lineage:
 
 
 _EMPTY_METADATA: Mapping[str, Any] = MappingProxyType({})
+NEW_HEADER = Header()
 _NO_USAGE = Usage()  # shared: every new session and fork starts from it
 
 
@@ -89,7 +94,20 @@ class Session:
     updated_at: datetime
     lineage: Lineage
     generation: int = 0
+    header: Header = NEW_HEADER
     _revision_bytes: bytes = field(repr=False, compare=False, default=EMPTY_REVISION_BYTES)
+
+    @property
+    def status(self) -> str:
+        return self.header.status
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        return self.header.tags
+
+    @property
+    def pinned(self) -> bool:
+        return self.header.pinned
 
     @property
     def message_count(self) -> int:
@@ -158,6 +176,15 @@ class Tail:
     written_at: tuple[datetime, ...]
 
 
+def _changed_header(session_id: str, version: int, header: Header, event: HeaderChanged) -> Header:
+    """``header`` with the event's changes: a stored change that no header can
+    hold (a field or value the engine never writes) is damage."""
+    try:
+        return msgspec.convert({**msgspec.to_builtins(header), **event.changes}, Header)
+    except (msgspec.ValidationError, TypeError) as exc:
+        raise CorruptStore(f"session {session_id!r} version {version}: a header change it cannot hold: {exc}") from None
+
+
 def _cut(text: str, width: int) -> str:
     if isinstance(width, bool) or not isinstance(width, int) or width < 1:
         raise InvalidArgument(f"width is how many characters to keep (an int >= 1), got {width!r}")
@@ -182,8 +209,9 @@ def created(session_id: str, version: int, event: SessionCreated) -> Session:
 def forked(session_id: str, event: SessionForked, source: Session, *, verify: bool = True) -> Session:
     """The first state of a fork, from its source as of ``event.source_version``.
 
-    The child shares the source's message structure; its title and metadata
-    are the source's at the fork point, its usage starts at zero.
+    The child shares the source's message structure; its title, metadata and
+    header settings are the source's at the fork point (its status starts
+    again, unpinned), its usage starts at zero.
     """
     if source.version != event.source_version:
         raise CorruptStore(
@@ -216,6 +244,8 @@ def forked(session_id: str, event: SessionForked, source: Session, *, verify: bo
         title=source.title,
         created_at=event.at,
         updated_at=event.at,
+        # A fork is a new run of the conversation: the source's settings, a new status, not pinned.
+        header=msgspec.structs.replace(source.header, status=NEW_HEADER.status, pinned=False),
         lineage=Lineage(
             root=event.root,
             depth=event.depth,
@@ -274,6 +304,7 @@ def fold(
     version = start.version
     revision, raw = start.revision, start._revision_bytes
     usage, title, updated, generation = start.usage, start.title, start.updated_at, start.generation
+    header = start.header
     metadata: dict[str, Any] | None = None  # copied on the first change only
     messages = start.messages
     pending: list[Message] = []  # appended messages not yet in `messages`
@@ -328,6 +359,8 @@ def fold(
             metadata.update(event.set)
         elif isinstance(event, TitleChanged):
             title = event.title
+        elif isinstance(event, HeaderChanged):
+            header = _changed_header(session_id, number, header, event)
         elif isinstance(event, MessagesErased):
             # The log's own records were rewritten already; this also reaches
             # the messages a fork inherited, and a state cached before the
@@ -357,6 +390,7 @@ def fold(
         updated_at=updated,
         lineage=start.lineage,
         generation=generation,
+        header=header,
         _revision_bytes=stored_revision_bytes(revision, f"session {session_id!r} version {version}")
         if trusted
         else raw,

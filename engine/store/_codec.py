@@ -17,6 +17,7 @@ import msgspec
 from engine.errors import CorruptStore, SessionHasForks, UnknownEventType
 from engine.state.content import Usage
 from engine.state.events import EVENT_NAMES, EVENT_TYPES, Event, EventType, SessionForked
+from engine.state.header import Header
 from engine.state.transcript import Session
 
 _ENCODER = msgspec.json.Encoder()
@@ -149,6 +150,7 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     title: str | None
     created_at: datetime
     updated_at: datetime
+    header: Header = Header()
     # Where the record chain can be resumed from (``Chain.checkpoint``): the
     # version its span began after, and the link there (hex). Not derived
     # from the state: a read of the tail checks it against the sealed head.
@@ -171,6 +173,7 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             title=state.title,
             created_at=state.created_at,
             updated_at=state.updated_at,
+            header=state.header,
         )
 
 

@@ -34,6 +34,33 @@ def model_revision(messages: list[Message]) -> str:
     return "sha256:" + current.hex()
 
 
+#: A new session's header, and the status moves the lifecycle allows, written
+#: out plainly (the engine's table is checked against these).
+NEW_HEADER: dict[str, Any] = {
+    "status": "started",
+    "tags": [],
+    "pinned": False,
+    "model": None,
+    "reasoning_effort": None,
+    "system_prompt": None,
+    "agent": None,
+    "owner": None,
+    "locale": None,
+}
+_ENDED = {"finished", "failed", "cancelled"}
+_GOING = {"active", "idle", "waiting_for_tool_results", "paused"}
+STATUS_MOVES: dict[str, set[str]] = {
+    "started": _GOING | _ENDED,
+    "active": (_GOING | _ENDED) - {"active"},
+    "idle": (_GOING | _ENDED) - {"idle"},
+    "waiting_for_tool_results": {"active", "idle", "paused", "failed", "cancelled"},
+    "paused": {"active", "idle", "waiting_for_tool_results", "finished", "failed", "cancelled"},
+    "finished": {"active"},
+    "failed": {"active"},
+    "cancelled": {"active"},
+}
+
+
 @dataclass(frozen=True)
 class ModelState:
     """One version of a session."""
@@ -43,6 +70,7 @@ class ModelState:
     metadata: dict[str, Any] = field(default_factory=dict)
     usage: Usage = field(default_factory=Usage)
     commits: int = 0  # content commits so far (appends and rewrites)
+    header: dict[str, Any] = field(default_factory=lambda: dict(NEW_HEADER))
 
     @property
     def revision(self) -> str:
@@ -60,6 +88,7 @@ class ModelSession:
 
     versions: list[ModelState]
     source: str | None = None
+    replacement: Message | None = None  # the message a fork_replacing put in
 
     @property
     def head(self) -> ModelState:
@@ -115,6 +144,17 @@ class ReferenceModel:
     def set_title(self, session_id: str, title: str | None) -> None:
         self.sessions[session_id].record(title=title)
 
+    def set_header(self, session_id: str, changes: dict[str, Any]) -> None:
+        """Raises ``ValueError`` (as the engine's ``InvalidStatusTransition``
+        is) for a status the lifecycle does not allow from the current one."""
+        session = self.sessions[session_id]
+        now = session.head.header["status"]
+        wanted = changes.get("status", now)
+        if wanted != now and wanted not in STATUS_MOVES[now]:
+            raise ValueError("status")
+        header = {**session.head.header, **{k: list(v) if k == "tags" else v for k, v in changes.items()}}
+        session.record(header=header)
+
     def update_metadata(self, session_id: str, values: dict[str, Any], remove: list[str]) -> None:
         session = self.sessions[session_id]
         metadata = {key: value for key, value in session.head.metadata.items() if key not in remove}
@@ -161,33 +201,59 @@ class ReferenceModel:
         kept = head.messages if index is None else head.messages[:index]
         if replacement is not None:
             kept = [*kept, replacement]
+        # A fork keeps the source's header settings; its status starts again, unpinned.
+        header = {**head.header, "status": "started", "pinned": False}
         self.sessions[child_id] = ModelSession(
-            [ModelState(list(kept), head.title, dict(head.metadata))], source=session_id
+            [ModelState(list(kept), head.title, dict(head.metadata), header=header)],
+            source=session_id,
+            replacement=replacement,
         )
 
-    def erase(self, message: Message) -> None:
+    def erase(self, message: Message, session_id: str) -> None:
         """Replace ``message`` (this very object: the model's stand-in for a
         message id) by its erased placeholder in every version of every
-        session; nothing else changes, no version is added here (the engine
-        records the erasure as an event of each session whose log held it:
-        call :meth:`record_erasure` for those)."""
-        digest = "sha256:" + hashlib.sha256(message.canonical_bytes()).hexdigest()
-        placeholder = Message(role=message.role, erased=digest)
-        for session in self.sessions.values():
-            session.versions = [
-                replace(state, messages=[placeholder if m is message else m for m in state.messages])
-                if any(m is message for m in state.messages)
-                else state
-                for state in session.versions
-            ]
+        session, and so a fork replacement of ``session_id``'s family that
+        holds any of its blocks (a replacement may copy blocks); nothing else
+        changes, no version is added here (the engine records the erasure as
+        an event of each session whose log held it: call
+        :meth:`record_erasure` for those)."""
+        for target in [message, *self._copies(message, session_id)]:
+            digest = "sha256:" + hashlib.sha256(target.canonical_bytes()).hexdigest()
+            placeholder = Message(role=target.role, erased=digest)
+            for session in self.sessions.values():
+                session.versions = [
+                    replace(state, messages=[placeholder if m is target else m for m in state.messages])
+                    if any(m is target for m in state.messages)
+                    else state
+                    for state in session.versions
+                ]
 
-    def holders(self, message: Message) -> set[str]:
-        """The sessions that have ``message`` (this object) in any version."""
+    def holders(self, message: Message, session_id: str) -> set[str]:
+        """The sessions that have ``message`` (this object) in any version,
+        or a fork replacement of ``session_id``'s family holding its blocks."""
+        targets = [message, *self._copies(message, session_id)]
         return {
-            session_id
-            for session_id, session in self.sessions.items()
-            if any(m is message for state in session.versions for m in state.messages)
+            holder
+            for holder, session in self.sessions.items()
+            if any(m is target for state in session.versions for m in state.messages for target in targets)
         }
+
+    def _copies(self, message: Message, session_id: str) -> list[Message]:
+        root = self._root(session_id)
+        return [
+            session.replacement
+            for holder, session in self.sessions.items()
+            if session.replacement is not None
+            and session.replacement is not message
+            and session.replacement.erased is None
+            and self._root(holder) == root
+            and any(block in message.blocks for block in session.replacement.blocks)
+        ]
+
+    def _root(self, session_id: str) -> str:
+        while (source := self.sessions[session_id].source) is not None and source in self.sessions:
+            session_id = source
+        return session_id
 
     def record_erasure(self, session_id: str) -> None:
         """The audit event an erasure adds to a session whose log held the content."""

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from engine.errors import InvalidForkPoint, InvalidRewriteRange, InvalidTranscriptShape, NoOpRewrite
 from engine.facade.transcripts import Transcripts
 from engine.state.content import Message, Text
+from engine.state.header import HEADER_FIELDS
 from engine.testing.model import ReferenceModel
 from engine.testing.strategies import Append, Command, Create, Fork, Restore, Rewrite, SetTitle
 
@@ -25,6 +26,8 @@ def check_against_model(store: Transcripts, model: ReferenceModel, *, past: bool
             assert [m.canonical_bytes() for m in actual.messages] == state.contents, (session_id, version)
             assert actual.revision == state.revision, (session_id, version)
             assert (actual.title, dict(actual.metadata), actual.usage) == (state.title, state.metadata, state.usage)
+            header = {name: getattr(actual.header, name) for name in HEADER_FIELDS}
+            assert {**header, "tags": list(header["tags"])} == state.header, (session_id, version)
         assert store.get(session_id).version == len(expected.versions)
         assert store.lineage(session_id).depth == model.depth(session_id)
 
