@@ -78,6 +78,15 @@ class ReadModelMachine(RuleBasedStateMachine):
         with contextlib.suppress(EngineError):
             self.store.set_title(sid, title)
 
+    @rule(
+        sid=sessions,
+        status=st.sampled_from(["active", "idle", "paused", "finished"]),
+        tags=st.lists(words, unique=True, max_size=2),
+    )
+    def set_header(self, sid: str, status: str, tags: list[str]) -> None:
+        with contextlib.suppress(EngineError):  # a move the lifecycle refuses, a deleted session
+            self.store.set_header(sid, status=status, tags=tags, pinned=bool(tags))
+
     @rule(sid=sessions, value=words)
     def update_metadata(self, sid: str, value: str) -> None:
         with contextlib.suppress(EngineError):

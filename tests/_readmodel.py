@@ -27,6 +27,7 @@ def expected_tables(store: Transcripts) -> dict[str, list[tuple[Any, ...]]]:
                 json.loads(json.dumps(dict(state.metadata), sort_keys=True)),
                 (usage.input, usage.output, usage.cache_read, usage.cache_write, usage.reasoning),
                 (lineage.source, lineage.source_version, lineage.fork_index, lineage.root, lineage.depth),
+                (state.status, list(state.tags), state.pinned, state.header.model, state.header.owner),
             )
         )
         for position, message in enumerate(state.messages):
@@ -94,6 +95,7 @@ def projected_tables(model: ReadModel) -> dict[str, list[tuple[Any, ...]]]:
                 row["reasoning_tokens"],
             ),
             (row["source"], row["source_version"], row["fork_index"], row["root"], row["depth"]),
+            (row["status"], json.loads(row["tags"]), bool(row["pinned"]), row["model"], row["owner"]),
         )
         for row in db.table("sessions").rows
     ]

@@ -33,6 +33,7 @@ def _conversation(store: Transcripts) -> dict[str, str]:
     store.record_usage(sid, Usage(input=5, output=7, cache_read=3), response_id="resp_1")
     store.update_metadata(sid, {"resolved": True}, remove=["n"])
     store.set_title(sid, "Oslo to Bergen")
+    store.set_header(sid, status="active", tags=["rail", "vip"], pinned=True, model="gpt-5", owner="ana")
     fork_at = store.fork_at(sid, 2)
     store.append(fork_at, Message.assistant("It depends on the weather."))
     replaced = store.fork_replacing(sid, 1, Message.user("Is the night train worth it?"))
@@ -278,6 +279,7 @@ _TAMPERS = {
     "usage": (lambda s, sid: s.record_usage(sid, Usage(input=1234, output=5)), b"1234", b"9234"),
     "metadata": (lambda s, sid: s.update_metadata(sid, {"payee": "Alice"}), b"Alice", b"Mallo"),
     "title": (lambda s, sid: s.set_title(sid, "Alice"), b"Alice", b"Mallo"),
+    "header": (lambda s, sid: s.set_header(sid, owner="Alice", tags=["Alice"]), b"Alice", b"Mallo"),
 }
 
 

@@ -24,6 +24,7 @@ import msgspec
 from engine.errors import EngineError
 from engine.facade import Transcripts
 from engine.state.content import Image, Message, Reasoning, ToolResult
+from engine.state.header import STATUSES
 
 __all__ = ["main"]
 
@@ -108,10 +109,17 @@ def cli() -> None:
 @_store_argument
 @click.option("--title", help="Only sessions whose title contains this text (case-insensitive).")
 @click.option("--meta", "metadata", multiple=True, metavar="KEY=VALUE", help="Only sessions with this metadata value.")
+@click.option("--status", type=click.Choice(STATUSES), help="Only sessions with this status.")
 @click.option("--limit", type=click.IntRange(1, 1_000_000_000), help="At most this many sessions.")
 @_json_option
 def sessions(
-    store: str, prefix: str, title: str | None, metadata: tuple[str, ...], limit: int | None, as_json: bool
+    store: str,
+    prefix: str,
+    title: str | None,
+    metadata: tuple[str, ...],
+    status: str | None,
+    limit: int | None,
+    as_json: bool,
 ) -> None:
     """The sessions in the store, newest first."""
     wanted = [_key_value(item) for item in metadata]
@@ -120,14 +128,18 @@ def sessions(
         for info in sorted(opened.sessions(), key=lambda info: (info.updated_at, info.id), reverse=True):
             if title is not None and title.lower() not in (info.title or "").lower():
                 continue
+            head = opened.get(info.id)
+            if status is not None and head.status != status:
+                continue
             if wanted:
-                values = opened.get(info.id).metadata
+                values = head.metadata
                 if any(key not in values or not _matches(values[key], value) for key, value in wanted):
                     continue
             rows.append(
                 {
                     "id": info.id,
                     "title": info.title,
+                    "status": head.status,
                     "messages": info.message_count,
                     "version": info.version,
                     "updated_at": info.updated_at.isoformat(timespec="microseconds"),

@@ -36,6 +36,7 @@ from engine.errors import (
 from engine.facade import Transcripts
 from engine.state.content import Message, Reasoning, Text, ToolResult, ToolUse, Transcript, shown
 from engine.state.events import (
+    HeaderChanged,
     MessagesAppended,
     MessagesErased,
     MessagesRewritten,
@@ -45,13 +46,14 @@ from engine.state.events import (
     TitleChanged,
     UsageRecorded,
 )
+from engine.state.header import HEADER_FIELDS, Header
 from engine.state.revisions import EMPTY_REVISION
 from engine.state.transcript import Session
 
 __all__ = ["ReadModel", "SearchHit"]
 
 #: The schema of the tables; a file made by another schema is rebuilt.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _PAGE = 1000
 _LOCK_TIMEOUT = 10.0  # seconds a write waits for another process's catch-up
 
@@ -190,9 +192,19 @@ class ReadModel:
                 "cache_read_tokens": int,
                 "cache_write_tokens": int,
                 "reasoning_tokens": int,
+                "status": str,
+                "tags": str,
+                "pinned": int,
+                "model": str,
+                "reasoning_effort": str,
+                "system_prompt": str,
+                "agent": str,
+                "owner": str,
+                "locale": str,
             },
             pk="id",
         )
+        db.table("sessions").create_index(["status"])
         db.table("messages").create(
             {
                 "session_id": str,
@@ -503,6 +515,23 @@ def _result_values(block: ToolResult) -> tuple[Any, ...]:
     return (block.tool_use_id, int(block.is_error), content)
 
 
+#: The session header's fields, as columns of the sessions table (tags as a
+#: JSON list, pinned as 0 or 1).
+_HEADER_COLUMNS = HEADER_FIELDS
+
+
+def _header_values(header: Header) -> tuple[Any, ...]:
+    return tuple(_header_column(name, getattr(header, name)) for name in _HEADER_COLUMNS)
+
+
+def _header_column(name: str, value: Any) -> Any:
+    if name == "tags":
+        return _json(list(value))
+    if name == "pinned":
+        return int(value)
+    return value
+
+
 #: The session columns a check compares with the store's state, in order.
 _CHECKED_COLUMNS = (
     "version",
@@ -516,6 +545,7 @@ _CHECKED_COLUMNS = (
     "cache_read_tokens",
     "cache_write_tokens",
     "reasoning_tokens",
+    *_HEADER_COLUMNS,
 )
 
 
@@ -562,6 +592,7 @@ def _expected_since(state: Session, start: int) -> tuple[Any, ...]:
         usage.cache_read,
         usage.cache_write,
         usage.reasoning,
+        *_header_values(state.header),
     )
     messages = state.messages[start:]
     rows = [_message_values(message) for message in messages]
@@ -600,6 +631,7 @@ _SESSION_COLUMNS = (
     "cache_read_tokens",
     "cache_write_tokens",
     "reasoning_tokens",
+    *_HEADER_COLUMNS,
 )
 _INSERT_SESSION = (
     f"INSERT OR REPLACE INTO sessions ({', '.join(_SESSION_COLUMNS)}) VALUES ({', '.join('?' * len(_SESSION_COLUMNS))})"
@@ -729,6 +761,9 @@ class _Batch:
                 row[column] += count
         elif isinstance(event, TitleChanged):
             row["title"] = event.title
+        elif isinstance(event, HeaderChanged):
+            for name, value in event.changes.items():
+                row[name] = _header_column(name, value)
         elif isinstance(event, MetadataChanged):
             values = {key: value for key, value in json.loads(row["metadata"]).items() if key not in event.unset}
             values.update(event.set)
@@ -775,6 +810,7 @@ class _Batch:
             fork_index=event.index,
             root=event.root,
             depth=event.depth,
+            **dict(zip(_HEADER_COLUMNS, _header_values(first.header), strict=True)),
         )
         replaced = int(event.replacement is not None)
         self.pending[_INSERT_FORK].append(
@@ -848,6 +884,7 @@ def _new_session(
     lineage unless ``columns`` give it."""
     row: dict[str, Any] = dict.fromkeys(_SESSION_COLUMNS, 0)
     row.update(source=None, source_version=None, fork_index=None)
+    row.update(zip(_HEADER_COLUMNS, _header_values(Header()), strict=True))
     row.update(
         id=session_id,
         title=title,
