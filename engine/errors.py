@@ -94,7 +94,8 @@ class NoOpRewrite(InvalidArgument):
 
 class InvalidTranscriptShape(InvalidArgument):
     """The result would break tool pairing: a tool-use message must be
-    followed by one tool_results message covering exactly its ids."""
+    followed by one tool_results message covering exactly its ids (at the
+    end of the transcript the results may be missing, or some of them)."""
 
 
 class InvalidStatusTransition(InvalidArgument):
