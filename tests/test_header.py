@@ -94,3 +94,22 @@ def test_a_fork_keeps_the_settings_and_starts_its_own_run(stores: StoreFactory) 
     store.append(sid, Message.user("Hello"))
     child = store.get(store.fork(sid))
     assert child.header == Header(tags=("vip",), model="gpt-5")  # started, not pinned
+
+
+def test_sessions_filter_by_the_header(stores: StoreFactory) -> None:
+    store = stores.open()
+    first, second, third = store.create(), store.create(), store.create()
+    store.set_header(first, status="active", tags=["vip", "billing"], pinned=True, owner="ana")
+    store.set_header(second, status="active", tags=["billing"], owner="bo")
+    store.set_status(third, "idle")
+
+    def ids(**filters: Any) -> list[str]:
+        return [info.id for info in store.sessions(**filters)]
+
+    assert ids(status="active") == [first, second]
+    assert ids(tags=["billing"]) == [first, second] and ids(tags=["vip", "billing"]) == [first]
+    assert ids(pinned=True) == [first] and ids(pinned=False) == [second, third]
+    assert ids(owner="bo") == [second] and ids(status="active", owner="ana", limit=1) == [first]
+    assert ids(status="finished") == []
+    with pytest.raises(InvalidArgument, match="status must be one of"):
+        store.sessions(status="done")

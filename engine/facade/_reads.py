@@ -29,6 +29,7 @@ from engine.state.events import (
     UsageRecorded,
     kind_of,
 )
+from engine.state.header import Header
 from engine.state.revisions import EMPTY_REVISION, Commit, Reason, span_digest
 from engine.state.transcript import Session, evolve, forked
 from engine.store import Record, SessionRow, Snapshot, decode_event, decode_snapshot, head_of, legacy_head_of
@@ -154,6 +155,17 @@ def history(
 _CANONICAL = msgspec.json.Encoder(order="sorted")
 
 
+def _header_matches(header: Header, wanted: Mapping[str, Any]) -> bool:
+    """``tags``: the session has every tag given; any other field: equal."""
+    for name, value in wanted.items():
+        if name == "tags":
+            if not set(value) <= set(header.tags):
+                return False
+        elif getattr(header, name) != value or type(getattr(header, name)) is not type(value):
+            return False
+    return True
+
+
 def _same_json(stored: Any, wanted: Any) -> bool:
     """Equal as JSON values: ``1`` is not ``True`` nor ``1.0``, as metadata
     keeps them apart."""
@@ -180,6 +192,7 @@ def sessions(
     metadata: Mapping[str, Any] | None = None,
     after: str | None = None,
     limit: int | None = None,
+    header: Mapping[str, Any] | None = None,
 ) -> list[SessionInfo]:
     """The sessions in the store, oldest first (read from a listing table
     kept in the same transaction as each write, so it is never stale):
@@ -205,13 +218,18 @@ def sessions(
     for row in rows:
         if wanted is not None and wanted not in (row.title or "").casefold():
             continue
-        if metadata:
+        if metadata or header:
             try:
                 with repository.lock:
-                    values = repository.head(row.session_id).metadata
+                    head = repository.head(row.session_id)
             except SessionNotFound:  # deleted since the listing was read
                 continue
-            if any(key not in values or not _same_json(values[key], value) for key, value in metadata.items()):
+            values = head.metadata
+            if metadata and any(
+                key not in values or not _same_json(values[key], value) for key, value in metadata.items()
+            ):
+                continue
+            if header and not _header_matches(head.header, header):
                 continue
         listed.append(
             SessionInfo(

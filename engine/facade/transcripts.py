@@ -489,15 +489,32 @@ class Transcripts:
         *,
         title: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        status: str | None = None,
+        tags: Iterable[str] | None = None,
+        pinned: bool | None = None,
+        owner: str | None = None,
         after: str | None = None,
         limit: int | None = None,
     ) -> list[SessionInfo]:
         """The sessions in the store, oldest first (read from a listing table
         kept in the same transaction as each write, so it is never stale).
-        Only those whose title holds ``title`` (ignoring case) and whose
-        metadata has every item of ``metadata``; paged with ``limit`` and
-        ``after`` (the id of the last session of the previous page)."""
-        return _reads.sessions(self._repository, title, metadata, after, limit)
+        Only those whose title holds ``title`` (ignoring case), whose
+        metadata has every item of ``metadata``, and whose header has that
+        ``status``, every one of ``tags``, that ``pinned`` and ``owner``;
+        paged with ``limit`` and ``after`` (the id of the last session of
+        the previous page). Filters other than the title read each session's
+        head."""
+        header: dict[str, Any] = {}
+        if status is not None:
+            header["status"] = status
+        if tags is not None:
+            header["tags"] = tags
+        if pinned is not None:
+            header["pinned"] = pinned
+        if owner is not None:
+            header["owner"] = owner
+        checked = SetHeader.of(header).changes if header else None  # the same checks as when they are set
+        return _reads.sessions(self._repository, title, metadata, after, limit, checked)
 
     def revisions(self, session_id: str) -> list[Commit]:
         """Every content commit of the session, oldest first: appends and
