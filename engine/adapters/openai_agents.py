@@ -112,8 +112,8 @@ class TranscriptSession:
             raise InvalidArgument(f"add_items() takes a list of items, got {type(items).__name__}")
         if not items:
             return
-        messages_of(items)  # refused here, before anything is read or written
-        await self._run(lambda store: self._append(store, items))
+        messages = messages_of(items)  # refused here, before anything is read or written
+        await self._run(lambda store: self._append(store, items, messages))
 
     async def pop_item(self) -> Item | None:
         """Remove the newest item and return it (``None`` if there is none),
@@ -172,7 +172,10 @@ class TranscriptSession:
         except SessionNotFound:
             return ()
 
-    def _append(self, store: Transcripts, items: list[Item]) -> None:
+    def _append(self, store: Transcripts, items: list[Item], messages: list[Message]) -> None:
+        """Append ``messages`` (made from ``items``), or, when the last turn is
+        still open, make its messages again with ``items`` after its own."""
+
         def append() -> None:
             try:
                 head = store.get(self.session_id)
@@ -198,7 +201,7 @@ class TranscriptSession:
                     expected_revision=head.revision,
                 )
             else:
-                store.append(self.session_id, *messages_of(items), actor=self.actor, expected_revision=head.revision)
+                store.append(self.session_id, *messages, actor=self.actor, expected_revision=head.revision)
 
         try:
             _retried(append)

@@ -64,11 +64,16 @@ def check_actor(actor: object) -> None:
 
 
 def check_title(title: object) -> None:
-    check_optional_str(title, "title")
-    if isinstance(title, str) and "\x00" in title:
-        # The listing table keeps titles as text, which PostgreSQL cannot hold
-        # with NUL characters; refuse them on every backend alike.
-        raise InvalidArgument("title must not contain NUL characters (\\x00)")
+    check_stored_text(title, "title")
+
+
+def check_stored_text(value: object, name: str) -> None:
+    """A str or None that a text column can keep: stores keep titles and
+    header fields as text, which PostgreSQL cannot hold with NUL characters;
+    refuse them on every backend alike."""
+    check_optional_str(value, name)
+    if isinstance(value, str) and "\x00" in value:
+        raise InvalidArgument(f"{name} must not contain NUL characters (\\x00)")
 
 
 def check_optional_str(value: object, name: str) -> None:

@@ -14,6 +14,7 @@ from engine.decisions._checks import (
     check_actor,
     check_metadata,
     check_optional_str,
+    check_stored_text,
     check_title,
     message_id,
     new_session_id,
@@ -133,12 +134,7 @@ def _header_value(name: str, value: Any) -> Any:
         if len(set(tags)) != len(tags):
             raise InvalidArgument(f"tags must not repeat, got {shown(list(tags))}")
         return list(tags)  # as it reads back from the stored event
-    check_optional_str(value, name)
-    if isinstance(value, str):
-        if not value.isascii():
-            unicode_error(value, name, InvalidArgument)
-        if "\x00" in value:
-            raise InvalidArgument(f"{name} must not contain NUL characters (\\x00)")
+    check_stored_text(value, name)
     return value
 
 
