@@ -37,6 +37,7 @@ from engine.errors import (
 )
 from engine.state.content import Image, Message, Reasoning, ReplaceBlock, Text, ToolResult, ToolUse, Transcript, Usage
 from engine.state.header import Header
+from engine.state.records import Child, Compaction, Question, Spawn, Task, ToolCall
 from engine.state.revisions import EMPTY_REVISION, Commit, Reason, revision_of
 from engine.state.sequence import MessageSeq
 from engine.state.transcript import Lineage, Session
@@ -44,7 +45,9 @@ from engine.state.transcript import Lineage, Session
 __all__ = [
     "EMPTY_REVISION",
     "AsyncTranscripts",
+    "Child",
     "Commit",
+    "Compaction",
     "ConcurrentWriteError",
     "CorruptStore",
     "Diff",
@@ -68,6 +71,7 @@ __all__ = [
     "NoOpRewrite",
     "OutOfBandResponse",
     "Pending",
+    "Question",
     "Reason",
     "Reasoning",
     "ReplaceBlock",
@@ -79,10 +83,13 @@ __all__ = [
     "SessionHasForks",
     "SessionInfo",
     "SessionNotFound",
+    "Spawn",
     "StorageError",
     "StorageUnavailable",
     "Tail",
+    "Task",
     "Text",
+    "ToolCall",
     "ToolResult",
     "ToolUse",
     "Transcript",

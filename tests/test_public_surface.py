@@ -61,6 +61,13 @@ PUBLIC = {
     "Usage",
     "VersionNotFound",
     "revision_of",
+    # The records beside the transcript (engine.state.records).
+    "Child",
+    "Compaction",
+    "Question",
+    "Spawn",
+    "Task",
+    "ToolCall",
 }
 
 

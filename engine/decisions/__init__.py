@@ -7,6 +7,8 @@ commits what comes back; an async front end or a test does the same.
   (``Append.of(...)`` checks them and gives new messages ids);
 - ``transcript``: ``decide(state, command, now)`` for appends, rewrites,
   restores, forks, titles, metadata and usage;
+- ``records``: spawning child sessions, task lists, pending questions and
+  compactions; its ``decide`` takes every command;
 - ``ingestion``: realtime input translated and reduced into events;
 - ``erasure``: what an erasure reaches and the events it rewrites.
 """
@@ -48,11 +50,25 @@ from engine.decisions.ingestion import (
     resolve,
     translate,
 )
-from engine.decisions.transcript import Decision, changed_span, commit_of, decide, rewrite_event
+from engine.decisions.records import (
+    AskQuestion,
+    ClearQuestion,
+    Compact,
+    RecordCommand,
+    SetTaskList,
+    SpawnChild,
+    UpdateTask,
+    decide,
+    spawned,
+)
+from engine.decisions.transcript import Decision, changed_span, commit_of, rewrite_event
 
 __all__ = [
     "Append",
+    "AskQuestion",
+    "ClearQuestion",
     "Command",
+    "Compact",
     "Create",
     "Decision",
     "ErasedLog",
@@ -61,14 +77,18 @@ __all__ = [
     "IngestOutcome",
     "OutOfBandResponse",
     "Pending",
+    "RecordCommand",
     "RecordUsage",
     "Restore",
     "Rewrite",
     "SetHeader",
+    "SetTaskList",
     "SetTitle",
+    "SpawnChild",
     "Targets",
     "Translated",
     "UpdateMetadata",
+    "UpdateTask",
     "at",
     "changed_span",
     "check_actor",
@@ -90,5 +110,6 @@ __all__ = [
     "realtime_state",
     "resolve",
     "rewrite_event",
+    "spawned",
     "translate",
 ]

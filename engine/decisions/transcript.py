@@ -50,7 +50,7 @@ from engine.state.header import TRANSITIONS
 from engine.state.revisions import Commit, Reason, chain, chain_each, format_revision, span_digest
 from engine.state.transcript import Session, check_shape, fold, forked, involves_tools, revision_bytes
 
-__all__ = ["Decision", "changed_span", "commit_of", "decide", "rewrite_event"]
+__all__ = ["Decision", "changed_span", "commit_of", "decide", "decided", "rewrite_event"]
 
 
 class Decision(NamedTuple):
@@ -96,15 +96,23 @@ def decide(state: Session | None, command: Command, now: datetime) -> Decision:
         )
     else:
         raise InvalidArgument(f"not a command: {type(command).__name__}")
-    return _decided(state, (event,))
+    return decided(state, (event,))
 
 
-def _decided(state: Session, events: tuple[Event, ...], known: Mapping[int, Sequence[bytes]] | None = None) -> Decision:
+def decided(
+    state: Session,
+    events: tuple[Event, ...],
+    known: Mapping[int, Sequence[bytes]] | None = None,
+    *,
+    events_before: tuple[Event, ...] = (),
+) -> Decision:
+    """The decision storing ``events_before`` (which led to ``state``), then
+    ``events`` applied to ``state``."""
     numbered = [(state.version + offset, event) for offset, event in enumerate(events, 1)]
     # The events were just built from this state: their revisions need no re-hashing.
     result = fold(state.id, numbered, start=state, verify=False, known=known)
     assert result is not None
-    return Decision(events, result)
+    return Decision(events_before + events, result)
 
 
 def _create(command: Create, now: datetime) -> Decision:
@@ -138,13 +146,13 @@ def _append(state: Session, command: Append, now: datetime) -> Decision:
     )
     if command.usage is not None:
         events += (UsageRecorded(at=when, actor=command.actor, usage=command.usage),)
-    return _decided(state, events, known={state.version + 1: revisions})
+    return decided(state, events, known={state.version + 1: revisions})
 
 
 def _rewrite(state: Session, command: Rewrite, now: datetime) -> Decision:
     _check_expected(state, command.expected_revision)
     event = rewrite_event(state, command.start, command.end, command.messages, command.reason, command.actor, now)
-    return _decided(state, (event,))
+    return decided(state, (event,))
 
 
 def _restore(state: Session, command: Restore, now: datetime) -> Decision:
@@ -153,7 +161,7 @@ def _restore(state: Session, command: Restore, now: datetime) -> Decision:
     event = rewrite_event(
         state, start, removed_end, command.target[start:added_end], command.reason, command.actor, now
     )
-    return _decided(state, (event,))
+    return decided(state, (event,))
 
 
 def rewrite_event(

@@ -15,16 +15,20 @@ from engine.facade._repository import Repository
 from engine.state.content import Message, ToolResult, shown
 from engine.state.events import (
     CONTENT_EVENTS,
+    ChildSpawned,
+    CompactionRecorded,
     Event,
     HeaderChanged,
     MessagesAppended,
     MessagesErased,
     MessagesRewritten,
     MetadataChanged,
+    QuestionChanged,
     RealtimePendingResolved,
     RealtimeRecorded,
     SessionCreated,
     SessionForked,
+    TaskListChanged,
     TitleChanged,
     UsageRecorded,
     kind_of,
@@ -382,7 +386,28 @@ def _gist(message: Message) -> str:
 
 def _summary(event: Event) -> str:
     if isinstance(event, SessionCreated):
-        return "created" + (f" {event.title!r}" if event.title else "")
+        spawned = "" if event.spawn is None else f" as a child of {event.spawn.parent!r}"
+        task = "" if event.spawn is None or event.spawn.task is None else f" for {_clip(event.spawn.task, 40)!r}"
+        return "created" + (f" {event.title!r}" if event.title else "") + spawned + task
+    if isinstance(event, ChildSpawned):
+        task = "" if event.task is None else f" for {_clip(event.task, 40)!r}"
+        return f"spawned child {event.child!r}{task}"
+    if isinstance(event, TaskListChanged):
+        if event.tasks is None:
+            return "task list removed"
+        done = sum(task.status == "completed" for task in event.tasks)
+        return f"task list: {len(event.tasks)} tasks, {done} completed"
+    if isinstance(event, QuestionChanged):
+        if event.question is not None:
+            return f"question asked: {_clip(event.question.question, 60)!r}"
+        return "question answered: " + repr(_clip(event.answer, 40)) if event.answer is not None else "question cleared"
+    if isinstance(event, CompactionRecorded):
+        figures = event.compaction
+        tokens = ""
+        if figures.tokens_before is not None and figures.tokens_after is not None:
+            tokens = f", tokens {figures.tokens_before} -> {figures.tokens_after}"
+        counts = f"{figures.messages_compressed} messages into {figures.messages_after}"
+        return f"compaction ({figures.trigger}): {counts}{tokens}"
     if isinstance(event, MessagesAppended):
         count = len(event.messages)
         shown = ", ".join(f"{m.role} {_gist(m)}" for m in event.messages[:3])

@@ -33,19 +33,25 @@ from engine.decisions import (
     commit_of,
     decide,
 )
-from engine.errors import InvalidArgument, VersionNotFound
+from engine.decisions.records import AskQuestion, ClearQuestion, Compact, SetTaskList, SpawnChild, UpdateTask
+from engine.errors import ConcurrentWriteError, InvalidArgument, SessionNotFound, VersionNotFound
 from engine.facade import _erasure, _reads, _tail
 from engine.facade._reads import Diff, FeedEvent, HistoryEntry, SessionInfo
 from engine.facade._repository import DEFAULT_MAX_EVENT_BYTES, Repository
 from engine.realtime.providers import adapter_for
 from engine.state.content import Message, ReplaceBlock, Usage, shown
 from engine.state.events import MessagesRewritten
+from engine.state.records import Task, ToolCall, tool_calls_of
 from engine.state.revisions import Commit, Reason, parse_revision
 from engine.state.sequence import MessageSeq
 from engine.state.transcript import Lineage, Session, Tail
 from engine.store import Backend, open_backend
 
 __all__ = ["Transcripts"]
+
+#: How often spawn() tries to write the parent's record of a child when
+#: other writers of the parent keep taking the next version.
+_SPAWN_ATTEMPTS = 5
 
 
 class Transcripts:
@@ -179,10 +185,12 @@ class Transcripts:
         """Set (or, with ``None``, clear) the session's title."""
         self._decide(session_id, SetTitle.of(title, actor=actor))
 
-    def set_status(self, session_id: str, status: str, *, actor: str | None = None) -> None:
+    def set_status(self, session_id: str, status: str, *, outcome: str | None = None, actor: str | None = None) -> None:
         """Move the session to ``status`` (one of ``engine.state.header.STATUSES``),
-        as the lifecycle allows (``InvalidStatusTransition`` otherwise)."""
-        self._decide(session_id, SetHeader.of({"status": status}, actor=actor))
+        as the lifecycle allows (``InvalidStatusTransition`` otherwise), with
+        the ``outcome`` it ended with if given (a sub-agent's result, say)."""
+        changes = {"status": status} if outcome is None else {"status": status, "outcome": outcome}
+        self._decide(session_id, SetHeader.of(changes, actor=actor))
 
     def set_tags(self, session_id: str, tags: Iterable[str], *, actor: str | None = None) -> None:
         """Replace the session's tags (distinct, non-empty strings, in order)."""
@@ -198,6 +206,179 @@ class Transcripts:
         ``reasoning_effort``, ``system_prompt``, ``agent``, ``owner``,
         ``locale`` (``None`` clears one)."""
         self._decide(session_id, SetHeader.of(fields, actor=actor))
+
+    # -- child sessions and records (engine.state.records) ---------------------
+
+    def spawn(
+        self,
+        parent: str,
+        /,
+        *,
+        task: str | None = None,
+        name: str | None = None,
+        title: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        actor: str | None = None,
+        session_id: str | None = None,
+        **header: Any,
+    ) -> str:
+        """Start a child session of ``parent`` (a sub-agent given ``task``,
+        named ``name``) and return its id. The child is a new conversation,
+        not a fork: it starts empty, with ``header`` fields if given
+        (``model=...``, ``agent=...``). Its first event names its parent, the
+        family's root and its spawn depth; the parent records the child
+        (``ChildSpawned``) right after, so both appear in ``history()``. If
+        that second write fails, the error is raised and the child exists,
+        linked to its parent, without the parent's record."""
+        command = SpawnChild.of(
+            task=task, name=name, title=title, metadata=metadata, header=header, actor=actor, child_id=session_id
+        )
+        repository = self._repository
+        with repository.lock:
+            head = repository.head(parent)
+            child = decisions.spawned(head, command, clock())
+            repository.commit(None, child.events, child.state)
+            for attempt in range(_SPAWN_ATTEMPTS):
+                decision = decide(head, command, clock())
+                try:
+                    repository.commit(head, decision.events, decision.state)
+                    break
+                except ConcurrentWriteError:  # another writer of the parent: its record commutes with theirs
+                    if attempt == _SPAWN_ATTEMPTS - 1:
+                        raise
+                    head = repository.head(parent)
+        return command.child_id
+
+    def children(self, session_id: str) -> list[Session]:
+        """The child sessions ``session_id`` spawned, oldest first, each as it
+        is now (its status, outcome, transcript). A child deleted since is
+        left out. ``get(sid).children`` has the parent's records at any version."""
+        found = []
+        for child in self.get(session_id).children:
+            try:
+                found.append(self.get(child.session_id))
+            except SessionNotFound:
+                continue
+        return found
+
+    def set_task_list(self, session_id: str, tasks: Iterable[Task] | None, *, actor: str | None = None) -> None:
+        """Replace the session's task list (``None``: remove it). Task ids are
+        distinct; statuses are those of ``engine.state.records.TASK_STATUSES``."""
+        self._decide(session_id, SetTaskList.of(tasks, actor=actor))
+
+    def update_task(
+        self,
+        session_id: str,
+        task_id: str,
+        *,
+        status: str | None = None,
+        notes: str | None = None,
+        criteria_met: Iterable[str] | None = None,
+        actor: str | None = None,
+    ) -> Task:
+        """Change one task of the list and return it as it is now."""
+        decision = self._decide(
+            session_id, UpdateTask.of(task_id, status=status, notes=notes, criteria_met=criteria_met, actor=actor)
+        )
+        tasks = decision.state.task_list
+        assert tasks is not None
+        return next(task for task in tasks if task.id == task_id)
+
+    def set_pending_question(
+        self,
+        session_id: str,
+        question: str,
+        options: Iterable[str] = (),
+        *,
+        allow_custom: bool = True,
+        tool_call_id: str | None = None,
+        tool_name: str | None = None,
+        actor: str | None = None,
+    ) -> None:
+        """Record a question the agent waits on the user for (replacing one
+        pending), with the choices offered."""
+        command = AskQuestion.of(
+            question, options, allow_custom=allow_custom, tool_call_id=tool_call_id, tool_name=tool_name, actor=actor
+        )
+        self._decide(session_id, command)
+
+    def clear_pending_question(self, session_id: str, *, answer: str | None = None, actor: str | None = None) -> None:
+        """Clear the pending question, recording the user's ``answer`` if
+        given (one of the options unless custom answers are allowed).
+        ``InvalidArgument`` if no question is pending."""
+        self._decide(session_id, ClearQuestion.of(answer=answer, actor=actor))
+
+    def compact(
+        self,
+        session_id: str,
+        start: int,
+        end: int,
+        summary: Iterable[Message] | Message,
+        *,
+        trigger: str = "manual",
+        tokens_before: int | None = None,
+        tokens_after: int | None = None,
+        model: str | None = None,
+        latency_ms: int | None = None,
+        note: str | None = None,
+        actor: str | None = None,
+        expected_revision: str | None = None,
+    ) -> Commit:
+        """Replace messages ``[start, end)`` with ``summary`` as a rewrite
+        with reason ``compaction``, and record its figures with it in the same
+        transaction (``Session.compactions``). Every rule of :meth:`rewrite`
+        holds; the messages replaced stay in the history."""
+        command = Compact.of(
+            start,
+            end,
+            summary,
+            trigger=trigger,
+            tokens_before=tokens_before,
+            tokens_after=tokens_after,
+            model=model,
+            latency_ms=latency_ms,
+            note=note,
+            actor=actor,
+            expected_revision=expected_revision,
+        )
+        decision = self._decide(session_id, command)
+        event = decision.events[0]
+        assert isinstance(event, MessagesRewritten)
+        return commit_of(event, decision.state.version - 1, len(decision.state.messages))
+
+    def tool_calls(self, session_id: str) -> list[ToolCall]:
+        """The tool-call audit: every tool use of the session now with its
+        result, error flag, positions, and when the call and the result were
+        written (so how long the tool took, as the transcript saw it)."""
+        repository = self._repository
+        with repository.lock:
+            head = repository.head(session_id)
+            newest = _tail.tail(repository, session_id, max(1, len(head.messages)))
+        if newest.version != head.version or newest.start != 0:
+            return tool_calls_of(head.messages)
+        return tool_calls_of(newest.messages, newest.written_at)
+
+    def generate_title(
+        self, session_id: str, *, width: int = 47, force: bool = False, actor: str | None = None
+    ) -> str | None:
+        """Title the session after its first user message (cut to ``width``
+        characters, first line only), as an audited title change; a session
+        that has a title keeps it unless ``force``. Returns the title now
+        (``None`` if there is no user message to take it from)."""
+        session = self.get(session_id)
+        if session.title is not None and not force:
+            return session.title
+        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+            raise InvalidArgument(f"width is how many characters to keep (an int >= 1), got {shown(width)}")
+        first = next((message for message in session.messages if message.role == "user"), None)
+        lines = [" ".join(line.split()) for line in (first.text.splitlines() if first is not None else [])]
+        line = next((line for line in lines if line), None)
+        if line is None:
+            return session.title
+        title = line if len(line) <= width else line[: width - 1] + "…"
+        if title != session.title:
+            self._decide(session_id, SetTitle.of(title, actor=actor))
+        return title
 
     def update_metadata(
         self,
@@ -580,7 +761,7 @@ class Transcripts:
 
     # -- the command cycle ---------------------------------------------------
 
-    def _decide(self, session_id: str, command: decisions.Command) -> decisions.Decision:
+    def _decide(self, session_id: str, command: decisions.Command | decisions.RecordCommand) -> decisions.Decision:
         """Load the head, decide, commit: one write, under the cache lock."""
         repository = self._repository
         expected = getattr(command, "expected_revision", None)

@@ -47,13 +47,14 @@ from engine.state.events import (
     UsageRecorded,
 )
 from engine.state.header import HEADER_FIELDS, Header
+from engine.state.records import Spawn
 from engine.state.revisions import EMPTY_REVISION
 from engine.state.transcript import Session
 
 __all__ = ["ReadModel", "SearchHit"]
 
 #: The schema of the tables; a file made by another schema is rebuilt.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _PAGE = 1000
 _LOCK_TIMEOUT = 10.0  # seconds a write waits for another process's catch-up
 
@@ -201,10 +202,15 @@ class ReadModel:
                 "agent": str,
                 "owner": str,
                 "locale": str,
+                "outcome": str,
+                "parent": str,
+                "spawn_depth": int,
+                "task": str,
             },
             pk="id",
         )
         db.table("sessions").create_index(["status"])
+        db.table("sessions").create_index(["parent"])
         db.table("messages").create(
             {
                 "session_id": str,
@@ -532,6 +538,14 @@ def _header_column(name: str, value: Any) -> Any:
     return value
 
 
+#: Where a child session was spawned from (NULL, 0, NULL for a root).
+_SPAWN_COLUMNS = ("parent", "spawn_depth", "task")
+
+
+def _spawn_values(spawn: Spawn | None) -> tuple[Any, ...]:
+    return (None, 0, None) if spawn is None else (spawn.parent, spawn.depth, spawn.task)
+
+
 #: The session columns a check compares with the store's state, in order.
 _CHECKED_COLUMNS = (
     "version",
@@ -546,6 +560,7 @@ _CHECKED_COLUMNS = (
     "cache_write_tokens",
     "reasoning_tokens",
     *_HEADER_COLUMNS,
+    *_SPAWN_COLUMNS,
 )
 
 
@@ -593,6 +608,7 @@ def _expected_since(state: Session, start: int) -> tuple[Any, ...]:
         usage.cache_write,
         usage.reasoning,
         *_header_values(state.header),
+        *_spawn_values(state.spawn),
     )
     messages = state.messages[start:]
     rows = [_message_values(message) for message in messages]
@@ -632,6 +648,7 @@ _SESSION_COLUMNS = (
     "cache_write_tokens",
     "reasoning_tokens",
     *_HEADER_COLUMNS,
+    *_SPAWN_COLUMNS,
 )
 _INSERT_SESSION = (
     f"INSERT OR REPLACE INTO sessions ({', '.join(_SESSION_COLUMNS)}) VALUES ({', '.join('?' * len(_SESSION_COLUMNS))})"
@@ -730,7 +747,14 @@ class _Batch:
             _remove(self.conn, session_id)
         if isinstance(event, SessionCreated):
             self.sessions[session_id] = _new_session(
-                session_id, event.at.isoformat(), version, EMPTY_REVISION, event.title, event.metadata, root=session_id
+                session_id,
+                event.at.isoformat(),
+                version,
+                EMPTY_REVISION,
+                event.title,
+                event.metadata,
+                root=session_id,
+                **dict(zip(_SPAWN_COLUMNS, _spawn_values(event.spawn), strict=True)),
             )
             return
         if isinstance(event, SessionForked):
@@ -883,7 +907,7 @@ def _new_session(
     """The sessions row of a session's first event: counters at zero, no
     lineage unless ``columns`` give it."""
     row: dict[str, Any] = dict.fromkeys(_SESSION_COLUMNS, 0)
-    row.update(source=None, source_version=None, fork_index=None)
+    row.update(source=None, source_version=None, fork_index=None, parent=None, task=None)
     row.update(zip(_HEADER_COLUMNS, _header_values(Header()), strict=True))
     row.update(
         id=session_id,

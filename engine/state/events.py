@@ -18,9 +18,12 @@ import msgspec
 
 from engine.state.content import Message, Usage
 from engine.state.realtime_events import RealtimeEvent
+from engine.state.records import Compaction, Question, Spawn, Task
 
 __all__ = [
     "EVENT_TYPES",
+    "ChildSpawned",
+    "CompactionRecorded",
     "Event",
     "EventType",
     "HeaderChanged",
@@ -28,10 +31,12 @@ __all__ = [
     "MessagesErased",
     "MessagesRewritten",
     "MetadataChanged",
+    "QuestionChanged",
     "RealtimePendingResolved",
     "RealtimeRecorded",
     "SessionCreated",
     "SessionForked",
+    "TaskListChanged",
     "TitleChanged",
     "UsageRecorded",
 ]
@@ -51,10 +56,12 @@ class _EventBase(
 
 
 class SessionCreated(_EventBase, frozen=True, kw_only=True, tag="session_created"):
-    """The first event of every session."""
+    """The first event of every session; a child session's names where it
+    was spawned from (``spawn``)."""
 
     title: str | None = None
     metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+    spawn: Spawn | None = None
 
 
 class MessagesAppended(_EventBase, frozen=True, kw_only=True, tag="messages_appended"):
@@ -123,6 +130,36 @@ class HeaderChanged(_EventBase, frozen=True, kw_only=True, tag="header_changed")
     changes: dict[str, Any]
 
 
+class ChildSpawned(_EventBase, frozen=True, kw_only=True, tag="child_spawned"):
+    """This session spawned the child session ``child`` (whose first event
+    names this one as its parent) to do ``task``."""
+
+    child: str
+    task: str | None = None
+    name: str | None = None
+
+
+class TaskListChanged(_EventBase, frozen=True, kw_only=True, tag="task_list_changed"):
+    """The session's task list is now ``tasks`` (``None``: it has none)."""
+
+    tasks: tuple[Task, ...] | None
+
+
+class QuestionChanged(_EventBase, frozen=True, kw_only=True, tag="question_changed"):
+    """A question put to the user (``question``), or the pending one cleared
+    (``question`` None), with the user's ``answer`` if one was given."""
+
+    question: Question | None
+    answer: str | None = None
+
+
+class CompactionRecorded(_EventBase, frozen=True, kw_only=True, tag="compaction_recorded"):
+    """The figures of the compaction the rewrite just before it carried out
+    (written in the same transaction)."""
+
+    compaction: Compaction
+
+
 class RealtimeRecorded(_EventBase, frozen=True, kw_only=True, tag="realtime_recorded"):
     """One accepted realtime event, kept for audit and to rebuild the
     ingestion state. The messages it materialised follow as their own events
@@ -183,6 +220,10 @@ Event: TypeAlias = (
     | RealtimeRecorded
     | RealtimePendingResolved
     | MessagesErased
+    | ChildSpawned
+    | TaskListChanged
+    | QuestionChanged
+    | CompactionRecorded
 )
 
 #: The events that set a session's revision (each records the revision after it).
@@ -223,6 +264,10 @@ EVENT_TYPES: dict[str, EventType] = {
         EventType("RealtimeRecorded", RealtimeRecorded, 1),
         EventType("RealtimePendingResolved", RealtimePendingResolved, 1),
         EventType("MessagesErased", MessagesErased, 1),
+        EventType("ChildSpawned", ChildSpawned, 1),
+        EventType("TaskListChanged", TaskListChanged, 1),
+        EventType("QuestionChanged", QuestionChanged, 1),
+        EventType("CompactionRecorded", CompactionRecorded, 1),
     )
 }
 

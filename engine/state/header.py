@@ -1,6 +1,7 @@
 """A session's header: its lifecycle status and the settings a runtime
 keeps beside the transcript (tags, pinning, model, reasoning effort, system
-prompt of record, agent, owner, locale). Changed only by ``HeaderChanged``
+prompt of record, agent, owner, locale) and the outcome a session ended
+with (a sub-agent's result, a failure's cause). Changed only by ``HeaderChanged``
 events, so every change is audited and every past header can be read.
 
 What only one runtime needs goes in the session's metadata instead."""
@@ -55,6 +56,7 @@ class Header(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, forb
     agent: str | None = None
     owner: str | None = None
     locale: str | None = None
+    outcome: str | None = None
 
 
 HEADER_FIELDS: tuple[str, ...] = Header.__struct_fields__

@@ -19,20 +19,36 @@ import msgspec
 from engine.errors import CorruptStore, InvalidArgument, InvalidTranscriptShape
 from engine.state.content import Message, ToolResult, ToolUse, Usage
 from engine.state.events import (
+    ChildSpawned,
+    CompactionRecorded,
     Event,
     HeaderChanged,
     MessagesAppended,
     MessagesErased,
     MessagesRewritten,
     MetadataChanged,
+    QuestionChanged,
     RealtimePendingResolved,
     RealtimeRecorded,
     SessionCreated,
     SessionForked,
+    TaskListChanged,
     TitleChanged,
     UsageRecorded,
 )
 from engine.state.header import Header
+from engine.state.records import (
+    NO_RECORDS,
+    Child,
+    Compaction,
+    Question,
+    Records,
+    Spawn,
+    Task,
+    ToolCall,
+    subagent_status,
+    tool_calls_of,
+)
 from engine.state.revisions import (
     EMPTY_REVISION_BYTES,
     chain_each,
@@ -95,6 +111,7 @@ class Session:
     lineage: Lineage
     generation: int = 0
     header: Header = NEW_HEADER
+    records: Records = NO_RECORDS
     _revision_bytes: bytes = field(repr=False, compare=False, default=EMPTY_REVISION_BYTES)
 
     @property
@@ -112,6 +129,52 @@ class Session:
     @property
     def message_count(self) -> int:
         return len(self.messages)
+
+    # -- records (engine.state.records) -----------------------------------------
+
+    @property
+    def spawn(self) -> Spawn | None:
+        """Where this child session was spawned from; ``None`` for a root."""
+        return self.records.spawn
+
+    @property
+    def parent(self) -> str | None:
+        return None if self.records.spawn is None else self.records.spawn.parent
+
+    @property
+    def kind(self) -> str:
+        """``"child"`` for a session spawned by another, else ``"root"``."""
+        return "root" if self.records.spawn is None else "child"
+
+    @property
+    def children(self) -> tuple[Child, ...]:
+        """The sessions this one spawned, oldest first."""
+        return self.records.children
+
+    @property
+    def subagent_status(self) -> str:
+        """This session's status as a parent sees a sub-agent: spawning,
+        running, completed, failed or cancelled."""
+        return subagent_status(self.header.status)
+
+    @property
+    def task_list(self) -> tuple[Task, ...] | None:
+        return self.records.task_list
+
+    @property
+    def pending_question(self) -> Question | None:
+        return self.records.pending_question
+
+    @property
+    def compactions(self) -> tuple[Compaction, ...]:
+        """The figures of every compaction of this session, oldest first."""
+        return self.records.compactions
+
+    @property
+    def tool_calls(self) -> list[ToolCall]:
+        """Every tool use with its result, in order (the audit view; for the
+        times of each, see ``Transcripts.tool_calls``)."""
+        return tool_calls_of(self.messages)
 
     # -- views (computed from the messages; what agent runtimes show) ----------
 
@@ -203,6 +266,7 @@ def created(session_id: str, version: int, event: SessionCreated) -> Session:
         created_at=event.at,
         updated_at=event.at,
         lineage=Lineage(root=session_id),
+        records=NO_RECORDS if event.spawn is None else Records(spawn=event.spawn),
     )
 
 
@@ -245,7 +309,10 @@ def forked(session_id: str, event: SessionForked, source: Session, *, verify: bo
         created_at=event.at,
         updated_at=event.at,
         # A fork is a new run of the conversation: the source's settings, a new status, not pinned.
-        header=msgspec.structs.replace(source.header, status=NEW_HEADER.status, pinned=False),
+        header=msgspec.structs.replace(source.header, status=NEW_HEADER.status, pinned=False, outcome=None),
+        # The conversation's working state goes with it (task list, pending
+        # question); the source's children and compactions stay the source's.
+        records=Records(task_list=source.task_list, pending_question=source.pending_question),
         lineage=Lineage(
             root=event.root,
             depth=event.depth,
@@ -304,7 +371,7 @@ def fold(
     version = start.version
     revision, raw = start.revision, start._revision_bytes
     usage, title, updated, generation = start.usage, start.title, start.updated_at, start.generation
-    header = start.header
+    header, records = start.header, start.records
     metadata: dict[str, Any] | None = None  # copied on the first change only
     messages = start.messages
     pending: list[Message] = []  # appended messages not yet in `messages`
@@ -369,6 +436,15 @@ def fold(
                 messages = messages.extended(pending, pending_revisions)
                 pending, pending_revisions = [], []
             messages = _erased(messages, frozenset(event.message_ids))
+        elif isinstance(event, ChildSpawned):
+            child = Child(session_id=event.child, task=event.task, name=event.name)
+            records = msgspec.structs.replace(records, children=(*records.children, child))
+        elif isinstance(event, TaskListChanged):
+            records = msgspec.structs.replace(records, task_list=event.tasks)
+        elif isinstance(event, QuestionChanged):
+            records = msgspec.structs.replace(records, pending_question=event.question)
+        elif isinstance(event, CompactionRecorded):
+            records = msgspec.structs.replace(records, compactions=(*records.compactions, event.compaction))
         elif isinstance(event, (RealtimeRecorded, RealtimePendingResolved)):
             pass  # ingestion state, or an audit record: no change to the state itself
         else:
@@ -391,6 +467,7 @@ def fold(
         lineage=start.lineage,
         generation=generation,
         header=header,
+        records=records,
         _revision_bytes=stored_revision_bytes(revision, f"session {session_id!r} version {version}")
         if trusted
         else raw,

@@ -18,6 +18,7 @@ from engine.errors import CorruptStore, SessionHasForks, UnknownEventType
 from engine.state.content import Usage
 from engine.state.events import EVENT_NAMES, EVENT_TYPES, Event, EventType, SessionForked
 from engine.state.header import Header
+from engine.state.records import Records
 from engine.state.transcript import Session
 
 _ENCODER = msgspec.json.Encoder()
@@ -151,6 +152,7 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     created_at: datetime
     updated_at: datetime
     header: Header = Header()
+    records: Records = Records()
     # Where the record chain can be resumed from (``Chain.checkpoint``): the
     # version its span began after, and the link there (hex). Not derived
     # from the state: a read of the tail checks it against the sealed head.
@@ -174,6 +176,7 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             created_at=state.created_at,
             updated_at=state.updated_at,
             header=state.header,
+            records=state.records,
         )
 
 

@@ -46,7 +46,10 @@ NEW_HEADER: dict[str, Any] = {
     "agent": None,
     "owner": None,
     "locale": None,
+    "outcome": None,
 }
+#: The task statuses a task list takes.
+TASK_STATES = {"pending", "in_progress", "completed", "blocked", "skipped"}
 _ENDED = {"finished", "failed", "cancelled"}
 _GOING = {"active", "idle", "waiting_for_tool_results", "paused"}
 STATUS_MOVES: dict[str, set[str]] = {
@@ -71,6 +74,12 @@ class ModelState:
     usage: Usage = field(default_factory=Usage)
     commits: int = 0  # content commits so far (appends and rewrites)
     header: dict[str, Any] = field(default_factory=lambda: dict(NEW_HEADER))
+    # The records beside the transcript, as plain dicts and lists:
+    spawn: dict[str, Any] | None = None  # parent, root, depth, task, name
+    children: list[dict[str, Any]] = field(default_factory=list)  # session_id, task, name
+    task_list: list[dict[str, Any]] | None = None  # id, description, status, notes, criteria, criteria_met
+    question: dict[str, Any] | None = None  # question, options, allow_custom, tool_call_id, tool_name
+    compactions: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def revision(self) -> str:
@@ -201,13 +210,88 @@ class ReferenceModel:
         kept = head.messages if index is None else head.messages[:index]
         if replacement is not None:
             kept = [*kept, replacement]
-        # A fork keeps the source's header settings; its status starts again, unpinned.
-        header = {**head.header, "status": "started", "pinned": False}
+        # A fork keeps the source's header settings; its status starts again,
+        # unpinned, with no outcome. It keeps the task list and the pending
+        # question; children and compactions stay the source's.
+        header = {**head.header, "status": "started", "pinned": False, "outcome": None}
+        first = ModelState(
+            list(kept), head.title, dict(head.metadata), header=header, task_list=head.task_list, question=head.question
+        )
         self.sessions[child_id] = ModelSession(
-            [ModelState(list(kept), head.title, dict(head.metadata), header=header)],
+            [first],
             source=session_id,
             replacement=replacement,
         )
+
+    # -- child sessions and records ------------------------------------------
+
+    def spawn(
+        self, parent: str, child_id: str, task: str | None, name: str | None, header: dict[str, Any] | None = None
+    ) -> None:
+        """A child starts empty, naming its parent, the root of its family
+        and its depth; then its header, if given, as a second version; then
+        the parent records the child."""
+        above = self.sessions[parent].head.spawn
+        root = parent if above is None else above["root"]
+        depth = 1 if above is None else above["depth"] + 1
+        spawn = {"parent": parent, "root": root, "depth": depth, "task": task, "name": name}
+        child = ModelSession([ModelState([], spawn=spawn)])
+        if header:
+            child.record(header={**NEW_HEADER, **{k: list(v) if k == "tags" else v for k, v in header.items()}})
+        self.sessions[child_id] = child
+        session = self.sessions[parent]
+        session.record(children=[*session.head.children, {"session_id": child_id, "task": task, "name": name}])
+
+    def set_task_list(self, session_id: str, tasks: list[dict[str, Any]] | None) -> None:
+        """Raises ``ValueError`` (as the engine's ``InvalidArgument``) for
+        repeated ids, unknown statuses, or criteria met that are not criteria."""
+        if tasks is not None:
+            ids = [task["id"] for task in tasks]
+            if len(set(ids)) != len(ids):
+                raise ValueError("repeated task id")
+            for task in tasks:
+                if task["status"] not in TASK_STATES or not set(task["criteria_met"]) <= set(task["criteria"]):
+                    raise ValueError("bad task")
+        self.sessions[session_id].record(task_list=None if tasks is None else [dict(task) for task in tasks])
+
+    def update_task(self, session_id: str, task_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """Raises ``ValueError`` with no list, no such task, or a bad change."""
+        session = self.sessions[session_id]
+        tasks = session.head.task_list
+        if tasks is None or task_id not in [task["id"] for task in tasks]:
+            raise ValueError("no such task")
+        updated = [{**task, **changes} if task["id"] == task_id else task for task in tasks]
+        self.set_task_list(session_id, updated)
+        return next(task for task in updated if task["id"] == task_id)
+
+    def ask(self, session_id: str, question: dict[str, Any]) -> None:
+        self.sessions[session_id].record(question=dict(question))
+
+    def clear_question(self, session_id: str, answer: str | None) -> None:
+        """Raises ``ValueError`` with no question pending, or an answer the
+        question does not take."""
+        session = self.sessions[session_id]
+        asked = session.head.question
+        if asked is None:
+            raise ValueError("nothing pending")
+        if answer is not None and asked["options"] and not asked["allow_custom"] and answer not in asked["options"]:
+            raise ValueError("not an option")
+        session.record(question=None)
+
+    def compact(self, session_id: str, start: int, end: int, summary: list[Message], figures: dict[str, Any]) -> str:
+        """A rewrite (refused as :meth:`rewrite` refuses), then its figures."""
+        revision = self.rewrite(session_id, start, end, summary)
+        session = self.sessions[session_id]
+        record = {
+            "version": len(session.versions),
+            "revision": revision,
+            "start": start,
+            "messages_compressed": end - start,
+            "messages_after": len(summary),
+            **figures,
+        }
+        session.record(compactions=[*session.head.compactions, record])
+        return revision
 
     def erase(self, message: Message, session_id: str) -> None:
         """Replace ``message`` (this very object: the model's stand-in for a

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from engine.errors import InvalidForkPoint, InvalidRewriteRange, InvalidTranscriptShape, NoOpRewrite
 from engine.facade.transcripts import Transcripts
 from engine.state.content import Message, Text
 from engine.state.header import HEADER_FIELDS
-from engine.testing.model import ReferenceModel
+from engine.state.transcript import Session
+from engine.testing.model import ModelState, ReferenceModel
 from engine.testing.strategies import Append, Command, Create, Fork, Restore, Rewrite, SetTitle
 
 __all__ = ["check_against_model", "run_commands"]
@@ -28,8 +30,37 @@ def check_against_model(store: Transcripts, model: ReferenceModel, *, past: bool
             assert (actual.title, dict(actual.metadata), actual.usage) == (state.title, state.metadata, state.usage)
             header = {name: getattr(actual.header, name) for name in HEADER_FIELDS}
             assert {**header, "tags": list(header["tags"])} == state.header, (session_id, version)
+            assert _records_of(actual) == _expected_records(state), (session_id, version)
         assert store.get(session_id).version == len(expected.versions)
         assert store.lineage(session_id).depth == model.depth(session_id)
+
+
+def _plain(record: Any) -> dict[str, Any]:
+    """A record struct as a dict of every field, tuples as lists."""
+    return {
+        name: list(value) if isinstance(value, tuple) else value
+        for name, value in ((name, getattr(record, name)) for name in record.__struct_fields__)
+    }
+
+
+def _records_of(state: Session) -> dict[str, Any]:
+    return {
+        "spawn": None if state.spawn is None else _plain(state.spawn),
+        "children": [_plain(child) for child in state.children],
+        "task_list": None if state.task_list is None else [_plain(task) for task in state.task_list],
+        "question": None if state.pending_question is None else _plain(state.pending_question),
+        "compactions": [_plain(record) for record in state.compactions],
+    }
+
+
+def _expected_records(state: ModelState) -> dict[str, Any]:
+    return {
+        "spawn": state.spawn,
+        "children": state.children,
+        "task_list": state.task_list,
+        "question": state.question,
+        "compactions": state.compactions,
+    }
 
 
 def _pick(ids: list[str], index: int) -> str:

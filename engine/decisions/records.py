@@ -1,0 +1,363 @@
+"""Commands and deciders for the records kept beside the transcript
+(``engine.state.records``): spawning a child session, the task list, the
+pending question, and compactions with their figures. ``decide`` here takes
+every command: these, and the transcript's (``engine.decisions.transcript``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from engine.decisions import transcript
+from engine.decisions._checks import at, check_actor, check_metadata, check_stored_text, check_title, new_session_id
+from engine.decisions.commands import Command, Rewrite, SetHeader
+from engine.errors import InvalidArgument
+from engine.state.content import Message, shown
+from engine.state.events import (
+    ChildSpawned,
+    CompactionRecorded,
+    Event,
+    HeaderChanged,
+    MessagesRewritten,
+    QuestionChanged,
+    SessionCreated,
+    TaskListChanged,
+)
+from engine.state.records import COMPACTION_TRIGGERS, TASK_STATUSES, Compaction, Question, Spawn, Task
+from engine.state.transcript import Session, fold
+
+__all__ = [
+    "AskQuestion",
+    "ClearQuestion",
+    "Compact",
+    "RecordCommand",
+    "SetTaskList",
+    "SpawnChild",
+    "UpdateTask",
+    "decide",
+    "spawned",
+]
+
+_Struct = msgspec.Struct
+
+
+class SpawnChild(_Struct, frozen=True, kw_only=True):
+    """A new child session ``child_id`` of the session decided on, given
+    ``task``; ``header`` holds checked header fields for the child."""
+
+    child_id: str
+    task: str | None = None
+    name: str | None = None
+    title: str | None = None
+    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+    header: dict[str, Any] = msgspec.field(default_factory=dict)
+    actor: str | None = None
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        task: str | None = None,
+        name: str | None = None,
+        title: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        header: Mapping[str, Any] | None = None,
+        actor: str | None = None,
+        child_id: str | None = None,
+    ) -> SpawnChild:
+        check_stored_text(task, "task")
+        check_stored_text(name, "name")
+        check_title(title)
+        check_actor(actor)
+        changes = SetHeader.of(header).changes if header else {}
+        return cls(
+            child_id=new_session_id(child_id),
+            task=task,
+            name=name,
+            title=title,
+            metadata=check_metadata(metadata),
+            header=changes,
+            actor=actor,
+        )
+
+
+class SetTaskList(_Struct, frozen=True, kw_only=True):
+    tasks: tuple[Task, ...] | None
+    actor: str | None = None
+
+    @classmethod
+    def of(cls, tasks: Iterable[Task] | None, *, actor: str | None = None) -> SetTaskList:
+        check_actor(actor)
+        if tasks is None:
+            return cls(tasks=None, actor=actor)
+        if isinstance(tasks, (str, bytes, Task)) or not isinstance(tasks, Iterable):
+            raise InvalidArgument(f"a task list is a list of Task, got {type(tasks).__name__}")
+        checked = tuple(tasks)
+        seen: set[str] = set()
+        for index, task in enumerate(checked):
+            if not isinstance(task, Task):
+                raise InvalidArgument(f"task {index} is a {type(task).__name__}, not a Task")
+            _check_task(task, f"task {index}")
+            if task.id in seen:
+                raise InvalidArgument(f"task {index}: the id {shown(task.id)} is used twice in the list")
+            seen.add(task.id)
+        return cls(tasks=checked, actor=actor)
+
+
+def _check_task(task: Task, where: str) -> None:
+    if not isinstance(task.id, str) or not task.id:
+        raise InvalidArgument(f"{where}: a task id is a non-empty str, got {shown(task.id)}")
+    for name in ("id", "description", "notes"):
+        check_stored_text(getattr(task, name), f"{where}.{name}")
+    if not isinstance(task.description, str):
+        raise InvalidArgument(f"{where}: description must be a str, got {shown(task.description)}")
+    if task.status not in TASK_STATUSES:
+        raise InvalidArgument(f"{where}: status must be one of {list(TASK_STATUSES)}, got {shown(task.status)}")
+    for name in ("criteria", "criteria_met"):
+        values = getattr(task, name)
+        if not isinstance(values, tuple) or not all(isinstance(v, str) and "\x00" not in v for v in values):
+            raise InvalidArgument(f"{where}.{name} must be a tuple of str (without NUL), got {shown(values)}")
+    unknown = [criterion for criterion in task.criteria_met if criterion not in task.criteria]
+    if unknown:
+        raise InvalidArgument(
+            f"{where}: criteria_met {shown(unknown)} are not among its criteria {list(task.criteria)}"
+        )
+
+
+class UpdateTask(_Struct, frozen=True, kw_only=True):
+    """New values for one task of the list (``None``: left as it is)."""
+
+    task_id: str
+    status: str | None = None
+    notes: str | None = None
+    criteria_met: tuple[str, ...] | None = None
+    actor: str | None = None
+
+    @classmethod
+    def of(
+        cls,
+        task_id: str,
+        *,
+        status: str | None = None,
+        notes: str | None = None,
+        criteria_met: Iterable[str] | None = None,
+        actor: str | None = None,
+    ) -> UpdateTask:
+        if not isinstance(task_id, str) or not task_id:
+            raise InvalidArgument(f"a task id is a non-empty str, got {shown(task_id)}")
+        if status is not None and status not in TASK_STATUSES:
+            raise InvalidArgument(f"status must be one of {list(TASK_STATUSES)}, got {shown(status)}")
+        check_stored_text(notes, "notes")
+        met = None
+        if criteria_met is not None:
+            if isinstance(criteria_met, str) or not isinstance(criteria_met, Iterable):
+                raise InvalidArgument(f"criteria_met is a list of str, got {shown(criteria_met)}")
+            met = tuple(criteria_met)
+        if status is None and notes is None and met is None:
+            raise InvalidArgument("update_task() needs a status, notes or criteria_met to change")
+        check_actor(actor)
+        return cls(task_id=task_id, status=status, notes=notes, criteria_met=met, actor=actor)
+
+
+class AskQuestion(_Struct, frozen=True, kw_only=True):
+    question: Question
+    actor: str | None = None
+
+    @classmethod
+    def of(
+        cls,
+        question: str,
+        options: Iterable[str] = (),
+        *,
+        allow_custom: bool = True,
+        tool_call_id: str | None = None,
+        tool_name: str | None = None,
+        actor: str | None = None,
+    ) -> AskQuestion:
+        if not isinstance(question, str) or not question.strip():
+            raise InvalidArgument(f"a question is a non-empty str, got {shown(question)}")
+        check_stored_text(question, "question")
+        if isinstance(options, str) or not isinstance(options, Iterable):
+            raise InvalidArgument(f"options is a list of str, got {shown(options)}")
+        choices = tuple(options)
+        for option in choices:
+            if not isinstance(option, str) or not option:
+                raise InvalidArgument(f"an option is a non-empty str, got {shown(option)}")
+            check_stored_text(option, "option")
+        if len(set(choices)) != len(choices):
+            raise InvalidArgument(f"options must not repeat, got {shown(list(choices))}")
+        if not isinstance(allow_custom, bool):
+            raise InvalidArgument(f"allow_custom must be True or False, got {shown(allow_custom)}")
+        if not choices and not allow_custom:
+            raise InvalidArgument("a question with no options must allow a custom answer")
+        check_stored_text(tool_call_id, "tool_call_id")
+        check_stored_text(tool_name, "tool_name")
+        check_actor(actor)
+        asked = Question(
+            question=question,
+            options=choices,
+            allow_custom=allow_custom,
+            tool_call_id=tool_call_id,
+            tool_name=tool_name,
+        )
+        return cls(question=asked, actor=actor)
+
+
+class ClearQuestion(_Struct, frozen=True, kw_only=True):
+    answer: str | None = None
+    actor: str | None = None
+
+    @classmethod
+    def of(cls, *, answer: str | None = None, actor: str | None = None) -> ClearQuestion:
+        check_stored_text(answer, "answer")
+        check_actor(actor)
+        return cls(answer=answer, actor=actor)
+
+
+class Compact(_Struct, frozen=True, kw_only=True):
+    """A rewrite with reason ``compaction`` and the figures recorded with it."""
+
+    rewrite: Rewrite
+    trigger: str = "manual"
+    tokens_before: int | None = None
+    tokens_after: int | None = None
+    model: str | None = None
+    latency_ms: int | None = None
+
+    @classmethod
+    def of(
+        cls,
+        start: int,
+        end: int,
+        summary: Iterable[Message] | Message,
+        *,
+        trigger: str = "manual",
+        tokens_before: int | None = None,
+        tokens_after: int | None = None,
+        model: str | None = None,
+        latency_ms: int | None = None,
+        note: str | None = None,
+        actor: str | None = None,
+        expected_revision: str | None = None,
+    ) -> Compact:
+        if trigger not in COMPACTION_TRIGGERS:
+            raise InvalidArgument(f"trigger must be one of {list(COMPACTION_TRIGGERS)}, got {shown(trigger)}")
+        for name, value in (
+            ("tokens_before", tokens_before),
+            ("tokens_after", tokens_after),
+            ("latency_ms", latency_ms),
+        ):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise InvalidArgument(f"{name} must be an int >= 0 or None, got {shown(value)}")
+        check_stored_text(model, "model")
+        rewrite = Rewrite.of(
+            start, end, summary, "compaction", note=note, actor=actor, expected_revision=expected_revision
+        )
+        return cls(
+            rewrite=rewrite,
+            trigger=trigger,
+            tokens_before=tokens_before,
+            tokens_after=tokens_after,
+            model=model,
+            latency_ms=latency_ms,
+        )
+
+
+RecordCommand = SpawnChild | SetTaskList | UpdateTask | AskQuestion | ClearQuestion | Compact
+
+
+def decide(state: Session | None, command: Command | RecordCommand, now: datetime) -> transcript.Decision:
+    """The events that carry out ``command`` on ``state``, or the typed error
+    that refuses it. ``SpawnChild`` is decided on the parent (the record
+    the parent keeps); :func:`spawned` gives the child's first events."""
+    if not isinstance(command, (SpawnChild, SetTaskList, UpdateTask, AskQuestion, ClearQuestion, Compact)):
+        return transcript.decide(state, command, now)
+    if state is None:
+        raise InvalidArgument(f"{type(command).__name__} needs the session's state")
+    when = at(now, state)
+    events: tuple[Event, ...]
+    if isinstance(command, SpawnChild):
+        events = (
+            ChildSpawned(at=when, actor=command.actor, child=command.child_id, task=command.task, name=command.name),
+        )
+    elif isinstance(command, SetTaskList):
+        events = (TaskListChanged(at=when, actor=command.actor, tasks=command.tasks),)
+    elif isinstance(command, UpdateTask):
+        events = (TaskListChanged(at=when, actor=command.actor, tasks=_updated(state, command)),)
+    elif isinstance(command, AskQuestion):
+        events = (QuestionChanged(at=when, actor=command.actor, question=command.question),)
+    elif isinstance(command, ClearQuestion):
+        events = (QuestionChanged(at=when, actor=command.actor, question=None, answer=_answer(state, command)),)
+    else:
+        rewritten = transcript.decide(state, command.rewrite, now)
+        [event] = rewritten.events
+        assert isinstance(event, MessagesRewritten)
+        figures = Compaction(
+            version=rewritten.state.version,
+            revision=event.revision,
+            start=event.start,
+            messages_compressed=event.end - event.start,
+            messages_after=len(event.messages),
+            trigger=command.trigger,
+            tokens_before=command.tokens_before,
+            tokens_after=command.tokens_after,
+            model=command.model,
+            latency_ms=command.latency_ms,
+        )
+        record = CompactionRecorded(at=event.at, actor=event.actor, compaction=figures)
+        return transcript.decided(rewritten.state, (record,), events_before=rewritten.events)
+    return transcript.decided(state, events)
+
+
+def _updated(state: Session, command: UpdateTask) -> tuple[Task, ...]:
+    tasks = state.task_list
+    if tasks is None:
+        raise InvalidArgument(f"session {state.id!r} has no task list; set one with set_task_list() first")
+    found = [index for index, task in enumerate(tasks) if task.id == command.task_id]
+    if not found:
+        raise InvalidArgument(
+            f"session {state.id!r}: the task list has no task {shown(command.task_id)}; "
+            f"its ids are {[task.id for task in tasks]}"
+        )
+    old = tasks[found[0]]
+    changes: dict[str, Any] = {}
+    if command.status is not None:
+        changes["status"] = command.status
+    if command.notes is not None:
+        changes["notes"] = command.notes
+    if command.criteria_met is not None:
+        changes["criteria_met"] = command.criteria_met
+    new = msgspec.structs.replace(old, **changes)
+    _check_task(new, f"task {shown(command.task_id)}")
+    return (*tasks[: found[0]], new, *tasks[found[0] + 1 :])
+
+
+def _answer(state: Session, command: ClearQuestion) -> str | None:
+    asked = state.pending_question
+    if asked is None:
+        raise InvalidArgument(f"session {state.id!r} has no pending question to clear")
+    answer = command.answer
+    if answer is not None and asked.options and not asked.allow_custom and answer not in asked.options:
+        raise InvalidArgument(
+            f"the pending question takes one of {list(asked.options)} (no custom answers), got {shown(answer)}"
+        )
+    return answer
+
+
+def spawned(parent: Session, command: SpawnChild, now: datetime) -> transcript.Decision:
+    """The first events of the child ``command`` spawns from ``parent``: its
+    creation (naming the parent, the family's root and its depth), then
+    its header if the command gives one."""
+    root = parent.spawn.root if parent.spawn is not None else parent.id
+    depth = parent.spawn.depth + 1 if parent.spawn is not None else 1
+    spawn = Spawn(parent=parent.id, root=root, depth=depth, task=command.task, name=command.name)
+    first = SessionCreated(at=now, actor=command.actor, title=command.title, metadata=command.metadata, spawn=spawn)
+    state = fold(command.child_id, [(1, first)])
+    assert state is not None
+    if not command.header:
+        return transcript.Decision((first,), state)
+    header = HeaderChanged(at=now, actor=command.actor, changes=command.header)
+    return transcript.decided(state, (header,), events_before=(first,))
