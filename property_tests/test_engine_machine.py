@@ -1,13 +1,14 @@
 """The whole public API against the public reference model, on every backend.
 
 One rule-based state machine drives create, append (any batching, with
-usage), title, header (status, tags, pinning, settings), metadata and usage
-commands, rewrite, restore, fork, fork_at,
+usage), title, header (status, tags, pinning, settings, outcome), metadata
+and usage commands, child sessions, task lists, pending questions,
+compactions, rewrite, restore, fork, fork_at,
 fork_replacing, erase, delete, realtime ingestion, and cold reopens with any
 snapshot interval. After every step it checks that:
 
 * the engine equals :class:`engine.testing.ReferenceModel`, now and at every
-  past version (content, title, metadata, usage, header), also when asked by
+  past version (content, title, metadata, usage, header, records), also when asked by
   revision; a status the lifecycle does not allow is refused by both;
 * a revision is a content address (it is the model's independent hash);
 * history is append-only: no recorded event ever changes or disappears
@@ -29,17 +30,19 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, initialize, invariant, precondition, rule
 
 from engine import (
+    InvalidArgument,
     InvalidStatusTransition,
     Message,
     NoOpRewrite,
     SessionHasForks,
     SessionNotFound,
+    Task,
     Text,
     Transcripts,
     Usage,
 )
 from engine.state.header import STATUSES
-from engine.testing import ReferenceModel, check_against_model, model_revision
+from engine.testing import ReferenceModel, check_against_model, check_state, model_revision
 from engine.testing.strategies import deliveries, realtime_conversations, texts, usages
 from tests.conftest import BACKENDS, StoreFactory
 
@@ -57,8 +60,45 @@ header_changes = st.fixed_dictionaries(
         "pinned": st.booleans(),
         "model": st.none() | st.sampled_from(["gpt-5", "claude"]),
         "owner": st.none() | texts(8).filter(lambda t: "\x00" not in t),
+        "outcome": st.none() | st.sampled_from(["done", "gave up"]),
     },
 ).filter(bool)
+task_ids = st.sampled_from(["t1", "t2", "t3"])
+task_states = st.sampled_from(["pending", "in_progress", "completed", "blocked", "skipped", "unknown"])
+criteria = st.lists(st.sampled_from(["tested", "reviewed"]), unique=True, max_size=2)
+tasks = st.builds(
+    lambda id, description, status, crit, met: {
+        "id": id,
+        "description": description,
+        "status": status,
+        "notes": None,
+        "criteria": crit,
+        "criteria_met": met,
+    },
+    task_ids,
+    texts(8).filter(lambda t: "\x00" not in t),
+    task_states,
+    criteria,
+    criteria,
+)
+questions = st.fixed_dictionaries(
+    {
+        "question": st.sampled_from(["Which day?", "Go on?"]),
+        "options": st.lists(st.sampled_from(["Mon", "Tue", "yes"]), unique=True, min_size=1, max_size=3),
+        "allow_custom": st.booleans(),
+        "tool_call_id": st.none() | st.just("call_1"),
+        "tool_name": st.none() | st.just("ask_user"),
+    }
+)
+
+
+def _tasks(listed: list[dict[str, Any]] | None) -> list[Task] | None:
+    if listed is None:
+        return None
+    return [
+        Task(**{**task, "criteria": tuple(task["criteria"]), "criteria_met": tuple(task["criteria_met"])})
+        for task in listed
+    ]
 
 
 class EngineMachine(RuleBasedStateMachine):
@@ -134,6 +174,92 @@ class EngineMachine(RuleBasedStateMachine):
         commit = self.store.rewrite(sid, start, end, replacement, "edit")
         assert commit.revision == expected
         assert commit.generation == self.model.state(sid).commits
+
+    # -- child sessions and records ---------------------------------------------
+
+    @rule(
+        target=sessions,
+        sid=sessions,
+        task=st.none() | texts(8).filter(lambda t: "\x00" not in t),
+        name=st.none() | st.just("researcher"),
+        header=st.none() | st.just({"model": "gpt-5"}),
+    )
+    def spawn(self, sid: str, task: str | None, name: str | None, header: dict[str, Any] | None) -> str:
+        child = self.store.spawn(sid, task=task, name=name, **(header or {}))
+        self.model.spawn(sid, child, task, name, header)
+        assert [c.id for c in self.store.children(sid)] == [
+            c["session_id"] for c in self.model.state(sid).children if c["session_id"] in self.model.sessions
+        ]
+        return child
+
+    @rule(sid=sessions, listed=st.none() | st.lists(tasks, max_size=3))
+    def set_task_list(self, sid: str, listed: list[dict[str, Any]] | None) -> None:
+        try:
+            self.model.set_task_list(sid, listed)
+        except ValueError:
+            with pytest.raises(InvalidArgument):
+                self.store.set_task_list(sid, _tasks(listed))
+            return
+        self.store.set_task_list(sid, _tasks(listed))
+
+    @rule(sid=sessions, task_id=task_ids, status=task_states, met=criteria)
+    def update_task(self, sid: str, task_id: str, status: str, met: list[str]) -> None:
+        try:
+            expected = self.model.update_task(sid, task_id, {"status": status, "criteria_met": met})
+        except ValueError:
+            with pytest.raises(InvalidArgument):
+                self.store.update_task(sid, task_id, status=status, criteria_met=met)
+            return
+        updated = self.store.update_task(sid, task_id, status=status, criteria_met=met)
+        assert (updated.status, list(updated.criteria_met)) == (expected["status"], expected["criteria_met"])
+
+    @rule(sid=sessions, question=questions)
+    def set_pending_question(self, sid: str, question: dict[str, Any]) -> None:
+        asked = {**question, "options": list(question["options"])}
+        self.store.set_pending_question(
+            sid,
+            asked["question"],
+            asked["options"],
+            allow_custom=asked["allow_custom"],
+            tool_call_id=asked["tool_call_id"],
+            tool_name=asked["tool_name"],
+        )
+        self.model.ask(sid, asked)
+
+    @rule(sid=sessions, answer=st.none() | st.sampled_from(["Mon", "Wed", "yes"]))
+    def clear_pending_question(self, sid: str, answer: str | None) -> None:
+        try:
+            self.model.clear_question(sid, answer)
+        except ValueError:
+            with pytest.raises(InvalidArgument):
+                self.store.clear_pending_question(sid, answer=answer)
+            return
+        self.store.clear_pending_question(sid, answer=answer)
+
+    @rule(
+        sid=sessions,
+        data=st.data(),
+        summary=st.lists(simple_messages, max_size=2),
+        tokens=st.none() | st.tuples(st.integers(0, 10_000), st.integers(0, 10_000)),
+        trigger=st.sampled_from(["auto", "manual", "overflow"]),
+    )
+    def compact(
+        self, sid: str, data: st.DataObject, summary: list[Message], tokens: tuple[int, int] | None, trigger: str
+    ) -> None:
+        length = len(self.model.state(sid).messages)
+        start = data.draw(st.integers(0, length), label="start")
+        end = data.draw(st.integers(start, length), label="end")
+        before, after = tokens if tokens is not None else (None, None)
+        figures = {"trigger": trigger, "tokens_before": before, "tokens_after": after, "model": None}
+        figures["latency_ms"] = None
+        try:
+            expected = self.model.compact(sid, start, end, summary, figures)
+        except ValueError:
+            with pytest.raises(NoOpRewrite):
+                self.store.compact(sid, start, end, summary, trigger=trigger, tokens_before=before, tokens_after=after)
+            return
+        commit = self.store.compact(sid, start, end, summary, trigger=trigger, tokens_before=before, tokens_after=after)
+        assert (commit.revision, commit.reason.kind) == (expected, "compaction")
 
     @rule(sid=sessions, data=st.data())
     def restore(self, sid: str, data: st.DataObject) -> None:
@@ -244,6 +370,7 @@ class EngineMachine(RuleBasedStateMachine):
         version = data.draw(st.integers(1, len(versions)), label="version")
         state = versions[version - 1]
         past = self.store.get(sid, at=version)
+        check_state(past, state)  # header and records included
         assert [m.canonical_bytes() for m in past.messages] == state.contents
         assert past.revision == state.revision == model_revision(state.messages)
         by_revision = self.store.get(sid, at=state.revision)

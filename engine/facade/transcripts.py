@@ -365,11 +365,11 @@ class Transcripts:
         characters, first line only), as an audited title change; a session
         that has a title keeps it unless ``force``. Returns the title now
         (``None`` if there is no user message to take it from)."""
+        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+            raise InvalidArgument(f"width is how many characters to keep (an int >= 1), got {shown(width)}")
         session = self.get(session_id)
         if session.title is not None and not force:
             return session.title
-        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
-            raise InvalidArgument(f"width is how many characters to keep (an int >= 1), got {shown(width)}")
         first = next((message for message in session.messages if message.role == "user"), None)
         lines = [" ".join(line.split()) for line in (first.text.splitlines() if first is not None else [])]
         line = next((line for line in lines if line), None)

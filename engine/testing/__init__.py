@@ -16,13 +16,14 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from engine.testing import strategies, traces
 from engine.testing.model import ModelSession, ModelState, ReferenceModel, model_revision, tool_pairing_ok
-from engine.testing.runner import check_against_model, run_commands
+from engine.testing.runner import check_against_model, check_state, run_commands
 
 __all__ = [
     "ModelSession",
     "ModelState",
     "ReferenceModel",
     "check_against_model",
+    "check_state",
     "model_revision",
     "run_commands",
     "strategies",

@@ -13,7 +13,7 @@ from engine.state.transcript import Session
 from engine.testing.model import ModelState, ReferenceModel
 from engine.testing.strategies import Append, Command, Create, Fork, Restore, Rewrite, SetTitle
 
-__all__ = ["check_against_model", "run_commands"]
+__all__ = ["check_against_model", "check_state", "run_commands"]
 
 
 def check_against_model(store: Transcripts, model: ReferenceModel, *, past: bool = True) -> None:
@@ -24,15 +24,21 @@ def check_against_model(store: Transcripts, model: ReferenceModel, *, past: bool
         versions = expected.versions if past else [expected.head]
         first = 1 if past else len(expected.versions)
         for version, state in enumerate(versions, first):
-            actual = store.get(session_id, at=version)
-            assert [m.canonical_bytes() for m in actual.messages] == state.contents, (session_id, version)
-            assert actual.revision == state.revision, (session_id, version)
-            assert (actual.title, dict(actual.metadata), actual.usage) == (state.title, state.metadata, state.usage)
-            header = {name: getattr(actual.header, name) for name in HEADER_FIELDS}
-            assert {**header, "tags": list(header["tags"])} == state.header, (session_id, version)
-            assert _records_of(actual) == _expected_records(state), (session_id, version)
+            check_state(store.get(session_id, at=version), state)
         assert store.get(session_id).version == len(expected.versions)
         assert store.lineage(session_id).depth == model.depth(session_id)
+
+
+def check_state(actual: Session, state: ModelState) -> None:
+    """Assert that one state of the engine equals one version of the model:
+    content, revision, title, metadata, usage, header and records."""
+    where = (actual.id, actual.version)
+    assert [m.canonical_bytes() for m in actual.messages] == state.contents, where
+    assert actual.revision == state.revision, where
+    assert (actual.title, dict(actual.metadata), actual.usage) == (state.title, state.metadata, state.usage), where
+    header = {name: getattr(actual.header, name) for name in HEADER_FIELDS}
+    assert {**header, "tags": list(header["tags"])} == state.header, where
+    assert _records_of(actual) == _expected_records(state), where
 
 
 def _plain(record: Any) -> dict[str, Any]:

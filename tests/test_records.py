@@ -1,0 +1,320 @@
+"""Child sessions, task lists, pending questions, compaction records, the
+tool-call audit and titles from the first user message, on every backend:
+audited in history(), visible through get(at=...), kept across reopening,
+refused with typed errors that change nothing. Expected values are the
+ones the tests set."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from engine import (
+    Child,
+    Compaction,
+    InvalidArgument,
+    InvalidRewriteRange,
+    Message,
+    NoOpRewrite,
+    Question,
+    SessionNotFound,
+    Spawn,
+    Task,
+    Text,
+    ToolResult,
+    ToolUse,
+)
+from tests.conftest import StoreFactory
+
+
+def test_a_child_session_is_linked_both_ways(stores: StoreFactory) -> None:
+    store = stores.open(snapshot_interval=2)
+    parent = store.create(title="Trip planner")
+    store.append(parent, Message.user("Plan a weekend in Bergen."))
+    child = store.spawn(parent, task="find trains Oslo-Bergen", name="researcher", model="gpt-5", actor="planner")
+    grandchild = store.spawn(child, task="check seat prices")
+
+    assert store.get(child).spawn == Spawn(
+        parent=parent, root=parent, depth=1, task="find trains Oslo-Bergen", name="researcher"
+    )
+    assert store.get(grandchild).spawn == Spawn(parent=child, root=parent, depth=2, task="check seat prices")
+    assert (store.get(child).kind, store.get(parent).kind, store.get(child).parent) == ("child", "root", parent)
+    # A child is a new conversation: empty, with the header it was given.
+    assert list(store.get(child).messages) == [] and store.get(child).header.model == "gpt-5"
+    assert store.get(parent).children == (Child(session_id=child, task="find trains Oslo-Bergen", name="researcher"),)
+    assert [s.id for s in store.children(parent)] == [child]
+    assert [s.id for s in store.children(child)] == [grandchild]
+    assert store.children(grandchild) == []
+
+    # The parent's record is an audited event; before it, there were no children.
+    entries = store.history(parent)
+    assert [e.kind for e in entries] == ["session_created", "messages_appended", "child_spawned"]
+    assert entries[-1].actor == "planner" and child in entries[-1].summary
+    assert store.get(parent, at=2).children == ()
+    assert [e.kind for e in store.history(child)] == ["session_created", "header_changed", "child_spawned"]
+
+    # The sub-agent's status follows its lifecycle, and its outcome is kept.
+    assert store.get(child).subagent_status == "spawning"
+    store.set_status(child, "active")
+    assert store.children(parent)[0].subagent_status == "running"
+    store.set_status(child, "finished", outcome="3 trains, the 08:25 is cheapest")
+    done = store.children(parent)[0]
+    assert (done.subagent_status, done.header.outcome) == ("completed", "3 trains, the 08:25 is cheapest")
+
+    reopened = stores.open()
+    assert reopened.get(parent).children == store.get(parent).children
+    assert reopened.get(grandchild).spawn == store.get(grandchild).spawn
+    assert reopened.get(child).header.outcome == "3 trains, the 08:25 is cheapest"
+
+
+def test_spawn_refuses_bad_input_and_writes_nothing(stores: StoreFactory) -> None:
+    store = stores.open()
+    parent = store.create()
+    with pytest.raises(SessionNotFound):
+        store.spawn("no-such-session", task="x")
+    with pytest.raises(InvalidArgument, match="no field"):
+        store.spawn(parent, colour="red")
+    with pytest.raises(InvalidArgument, match="NUL"):
+        store.spawn(parent, task="a\x00b")
+    assert store.get(parent).version == 1 and [info.id for info in store.sessions()] == [parent]
+
+
+def test_a_deleted_child_leaves_the_list_of_children_but_not_the_record(stores: StoreFactory) -> None:
+    store = stores.open()
+    parent = store.create()
+    first, second = store.spawn(parent, task="a"), store.spawn(parent, task="b")
+    store.delete(first)
+    assert [s.id for s in store.children(parent)] == [second]
+    assert [c.session_id for c in store.get(parent).children] == [first, second]
+
+
+def test_a_task_list_is_set_updated_and_kept_in_the_past(stores: StoreFactory) -> None:
+    store = stores.open(snapshot_interval=3)
+    sid = store.create()
+    plan = [
+        Task(id="book", description="Book the train", criteria=("seat reserved", "paid")),
+        Task(id="hotel", description="Find a hotel"),
+    ]
+    store.set_task_list(sid, plan)
+    updated = store.update_task(sid, "book", status="in_progress", criteria_met=["paid"], notes="card ok")
+    assert updated == Task(
+        id="book",
+        description="Book the train",
+        status="in_progress",
+        notes="card ok",
+        criteria=("seat reserved", "paid"),
+        criteria_met=("paid",),
+    )
+    store.update_task(sid, "hotel", status="completed")
+    now = store.get(sid).task_list
+    assert now is not None and [(t.id, t.status) for t in now] == [("book", "in_progress"), ("hotel", "completed")]
+    assert store.get(sid, at=2).task_list == tuple(plan)
+    assert store.get(sid, at=1).task_list is None
+    assert [e.summary for e in store.history(sid)][1:] == [
+        "task list: 2 tasks, 0 completed",
+        "task list: 2 tasks, 0 completed",
+        "task list: 2 tasks, 1 completed",
+    ]
+    store.set_task_list(sid, None)
+    assert store.get(sid).task_list is None
+    assert stores.open().get(sid, at=4).task_list == now
+
+
+@pytest.mark.parametrize(
+    ("tasks", "message"),
+    [
+        ([Task(id="a", description="x"), Task(id="a", description="y")], "used twice"),
+        ([Task(id="a", description="x", status="done")], "status must be one of"),
+        ([Task(id="", description="x")], "non-empty"),
+        ([Task(id="a", description="x", criteria_met=("tested",))], "not among its criteria"),
+        (["write the docs"], "not a Task"),
+        ("write the docs", "a list of Task"),
+    ],
+)
+def test_a_bad_task_list_is_refused(stores: StoreFactory, tasks: object, message: str) -> None:
+    store = stores.open()
+    sid = store.create()
+    with pytest.raises(InvalidArgument, match=message):
+        store.set_task_list(sid, tasks)  # type: ignore[arg-type]
+    assert store.get(sid).version == 1
+
+
+def test_update_task_refuses_what_the_list_cannot_take(stores: StoreFactory) -> None:
+    store = stores.open()
+    sid = store.create()
+    with pytest.raises(InvalidArgument, match="no task list"):
+        store.update_task(sid, "a", status="completed")
+    store.set_task_list(sid, [Task(id="a", description="x", criteria=("tested",))])
+    with pytest.raises(InvalidArgument, match="no task 'b'"):
+        store.update_task(sid, "b", status="completed")
+    with pytest.raises(InvalidArgument, match="not among its criteria"):
+        store.update_task(sid, "a", criteria_met=["reviewed"])
+    with pytest.raises(InvalidArgument, match="needs a status"):
+        store.update_task(sid, "a")
+    assert store.get(sid).version == 2
+
+
+def test_a_pending_question_is_asked_and_answered(stores: StoreFactory) -> None:
+    store = stores.open()
+    sid = store.create()
+    store.set_pending_question(
+        sid, "Which day do you travel?", ["Friday", "Saturday"], allow_custom=False, tool_call_id="call_7",
+        tool_name="ask_user",
+    )  # fmt: skip
+    asked = Question(
+        question="Which day do you travel?",
+        options=("Friday", "Saturday"),
+        allow_custom=False,
+        tool_call_id="call_7",
+        tool_name="ask_user",
+    )
+    assert store.get(sid).pending_question == asked
+    with pytest.raises(InvalidArgument, match="no custom answers"):
+        store.clear_pending_question(sid, answer="Sunday")
+    store.clear_pending_question(sid, answer="Saturday", actor="user")
+    assert store.get(sid).pending_question is None
+    assert store.get(sid, at=2).pending_question == asked
+    assert [e.summary for e in store.history(sid)][1:] == [
+        "question asked: 'Which day do you travel?'",
+        "question answered: 'Saturday'",
+    ]
+    with pytest.raises(InvalidArgument, match="no pending question"):
+        store.clear_pending_question(sid)
+    with pytest.raises(InvalidArgument, match="must allow a custom answer"):
+        store.set_pending_question(sid, "Go on?", [], allow_custom=False)
+    with pytest.raises(InvalidArgument, match="must not repeat"):
+        store.set_pending_question(sid, "Go on?", ["yes", "yes"])
+    assert store.get(sid).version == 3
+    assert stores.open().get(sid, at=2).pending_question == asked
+
+
+def test_a_compaction_rewrites_and_records_its_figures_in_one_transaction(stores: StoreFactory) -> None:
+    store = stores.open()
+    sid = store.create()
+    store.append(
+        sid, Message.user("Hi"), Message.assistant("Hello"), Message.user("Plan Bergen"), Message.assistant("OK")
+    )
+    commit = store.compact(
+        sid, 0, 3, Message.system("Summary: the user wants a Bergen plan."), trigger="auto", tokens_before=1200,
+        tokens_after=90, model="summariser-1", latency_ms=850, note="over 1,000 tokens",
+    )  # fmt: skip
+    assert (commit.reason.kind, commit.reason.note, commit.start, commit.end, commit.count_after) == (
+        "compaction",
+        "over 1,000 tokens",
+        0,
+        3,
+        2,
+    )
+    session = store.get(sid)
+    assert [m.text for m in session.messages] == ["Summary: the user wants a Bergen plan.", "OK"]
+    assert session.compactions == (
+        Compaction(
+            version=3,
+            revision=commit.revision,
+            start=0,
+            messages_compressed=3,
+            messages_after=1,
+            trigger="auto",
+            tokens_before=1200,
+            tokens_after=90,
+            model="summariser-1",
+            latency_ms=850,
+        ),
+    )
+    assert session.compactions[0].ratio == 90 / 1200
+    assert [e.kind for e in store.history(sid)] == [
+        "session_created",
+        "messages_appended",
+        "messages_rewritten",
+        "compaction_recorded",
+    ]
+    # The rewrite and its record are one commit: no version has one without the other.
+    assert store.get(sid, at=2).compactions == () and len(store.get(sid, at=2).messages) == 4
+    # The messages compacted stay in the history.
+    assert [m.text for m in store.get(sid, at=2).messages][:3] == ["Hi", "Hello", "Plan Bergen"]
+    assert stores.open().get(sid).compactions == session.compactions
+
+
+def test_a_bad_compaction_changes_nothing(stores: StoreFactory) -> None:
+    store = stores.open()
+    sid = store.create()
+    store.append(sid, Message.user("Hi"))
+    with pytest.raises(InvalidArgument, match="trigger"):
+        store.compact(sid, 0, 1, Message.user("S"), trigger="sometimes")
+    with pytest.raises(InvalidArgument, match="tokens_before"):
+        store.compact(sid, 0, 1, Message.user("S"), tokens_before=-1)
+    with pytest.raises(InvalidRewriteRange):
+        store.compact(sid, 0, 5, Message.user("S"))
+    with pytest.raises(NoOpRewrite):
+        store.compact(sid, 0, 1, Message.user("Hi"))
+    assert store.get(sid).version == 2 and store.get(sid).compactions == ()
+
+
+def test_a_fork_keeps_the_working_records_but_not_children_or_compactions(stores: StoreFactory) -> None:
+    store = stores.open()
+    sid = store.create()
+    store.append(sid, Message.user("a"), Message.assistant("b"))
+    store.set_task_list(sid, [Task(id="t", description="x")])
+    store.set_pending_question(sid, "Go on?")
+    store.spawn(sid, task="help")
+    store.compact(sid, 0, 1, Message.user("summary"))
+    store.set_status(sid, "finished", outcome="done")
+    fork = store.get(store.fork(sid))
+    assert (fork.task_list, fork.pending_question) == (store.get(sid).task_list, store.get(sid).pending_question)
+    assert (fork.children, fork.compactions, fork.spawn) == ((), (), None)
+    assert (fork.status, fork.header.outcome) == ("started", None)
+
+
+def test_the_tool_call_audit_pairs_calls_with_results_and_times(stores: StoreFactory) -> None:
+    store = stores.open(snapshot_interval=2)
+    sid = store.create()
+    store.append(sid, Message.user("Weather in Oslo and Bergen?"))
+    store.append(
+        sid,
+        Message.assistant(
+            ToolUse(id="c1", name="weather", arguments='{"city": "Oslo"}'),
+            ToolUse(id="c2", name="weather", arguments='{"city": "Bergen"}'),
+        ),
+    )
+    store.append(
+        sid,
+        Message(
+            role="tool_results",
+            blocks=(
+                ToolResult(tool_use_id="c1", content=(Text(text="4 C, rain"),)),
+                ToolResult(tool_use_id="c2", content=(Text(text="no such station"),), is_error=True),
+            ),
+        ),
+    )
+    store.append(sid, Message.assistant(ToolUse(id="c3", name="book", arguments="{}")))
+    calls = store.tool_calls(sid)
+    assert [(c.call_id, c.name, c.arguments, c.position, c.result, c.is_error, c.result_position) for c in calls] == [
+        ("c1", "weather", '{"city": "Oslo"}', 1, "4 C, rain", False, 2),
+        ("c2", "weather", '{"city": "Bergen"}', 1, "no such station", True, 2),
+        ("c3", "book", "{}", 3, None, False, None),
+    ]
+    times = {entry.version: entry.at for entry in store.history(sid)}
+    assert (calls[0].called_at, calls[0].answered_at) == (times[3], times[4])
+    assert calls[0].duration_ms == round((times[4] - times[3]) / timedelta(milliseconds=1))
+    assert calls[2].duration_ms is None
+    # The session view has the same pairs, without the times.
+    assert [(c.call_id, c.result) for c in store.get(sid).tool_calls] == [(c.call_id, c.result) for c in calls]
+    assert store.get(sid).tool_call_count == 3
+
+
+def test_a_title_comes_from_the_first_user_message_as_an_audited_change(stores: StoreFactory) -> None:
+    store = stores.open()
+    sid = store.create()
+    assert store.generate_title(sid) is None and store.get(sid).version == 1  # nothing to take it from
+    store.append(sid, Message.system("You are a travel agent."))
+    store.append(sid, Message.user("\n  Plan   a weekend in Bergen for two adults in May, by train\nthanks"))
+    assert store.generate_title(sid, actor="titler") == "Plan a weekend in Bergen for two adults in May…"
+    assert len("Plan a weekend in Bergen for two adults in May…") == 47
+    assert store.history(sid)[-1].summary == "title set to 'Plan a weekend in Bergen for two adults in May…'"
+    assert store.history(sid)[-1].actor == "titler"
+    store.set_title(sid, "Bergen")
+    assert store.generate_title(sid) == "Bergen"  # a title set stays
+    assert store.generate_title(sid, force=True, width=10) == "Plan a we…"
+    with pytest.raises(InvalidArgument, match="width"):
+        store.generate_title(sid, width=0)
