@@ -157,10 +157,12 @@ def test_a_store_with_the_heads_of_earlier_builds_reads_and_moves_on(tmp_path: P
             "FROM transcripts_sessions WHERE session_id = ?",
             (sid,),
         ).fetchone()
+        # Those builds kept no listing summary either.
         row = SessionRow(*found)._replace(head=legacy_head_of(sid, records).hex())
         row = row._replace(seal=seal_of(row, None))
         connection.execute(
-            "UPDATE transcripts_sessions SET head = ?, seal = ? WHERE session_id = ?", (row.head, row.seal, sid)
+            "UPDATE transcripts_sessions SET head = ?, seal = ?, summary = NULL WHERE session_id = ?",
+            (row.head, row.seal, sid),
         )
     store = Transcripts.open(path)
     assert [m.text for m in store.get(sid, last=2).messages] == ["m298", "m299"]

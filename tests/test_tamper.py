@@ -306,7 +306,7 @@ def test_a_consistent_rewrite_is_caught_by_a_kept_head_hash_or_a_seal_key(tmp_pa
 
         head = head_of(sid, [Record(*r) for r in records]).hex()
         row = db.execute("SELECT * FROM transcripts_sessions WHERE session_id=?", (sid,)).fetchone()
-        forged = SessionRow(*row[:7], head)
+        forged = SessionRow(*row[:7], head, summary=row[9])  # every field but the seal, resealed
         db.execute(
             "UPDATE transcripts_sessions SET head=?, seal=? WHERE session_id=?", (head, seal_of(forged, None), sid)
         )

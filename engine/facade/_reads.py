@@ -3,7 +3,6 @@ the session list, commits, diffs and the full audit of ``verify``."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -33,10 +32,20 @@ from engine.state.events import (
     UsageRecorded,
     kind_of,
 )
-from engine.state.header import Header
 from engine.state.revisions import EMPTY_REVISION, Commit, Reason, span_digest
 from engine.state.transcript import Session, evolve, forked
-from engine.store import Record, SessionRow, Snapshot, decode_event, decode_snapshot, head_of, legacy_head_of
+from engine.store import (
+    ListingFilter,
+    Record,
+    SessionRow,
+    Snapshot,
+    decode_event,
+    decode_snapshot,
+    head_of,
+    legacy_head_of,
+    listing_summary,
+    summary_matches,
+)
 
 __all__ = [
     "Diff",
@@ -156,27 +165,10 @@ def history(
     return entries
 
 
-_CANONICAL = msgspec.json.Encoder(order="sorted")
-
-
-def _header_matches(header: Header, wanted: Mapping[str, Any]) -> bool:
-    """``tags``: the session has every tag given; any other field: equal."""
-    for name, value in wanted.items():
-        if name == "tags":
-            if not set(value) <= set(header.tags):
-                return False
-        elif getattr(header, name) != value or type(getattr(header, name)) is not type(value):
-            return False
-    return True
-
-
-def _same_json(stored: Any, wanted: Any) -> bool:
-    """Equal as JSON values: ``1`` is not ``True`` nor ``1.0``, as metadata
-    keeps them apart."""
-    try:
-        return _CANONICAL.encode(stored) == _CANONICAL.encode(wanted)
-    except (TypeError, ValueError):
-        return False
+def _state_matches(state: Session, wanted: ListingFilter) -> bool:
+    """The listing filter, tested on a session's state (for a listing row
+    written before rows had a summary)."""
+    return summary_matches(state.id, listing_summary(state), wanted)
 
 
 def _revision_before(repository: Repository, session_id: str, records: list[Record], end: int) -> str:
@@ -193,47 +185,47 @@ def _revision_before(repository: Repository, session_id: str, records: list[Reco
 def sessions(
     repository: Repository,
     title: str | None = None,
-    metadata: Mapping[str, Any] | None = None,
+    wanted: ListingFilter | None = None,
     after: str | None = None,
     limit: int | None = None,
-    header: Mapping[str, Any] | None = None,
 ) -> list[SessionInfo]:
     """The sessions in the store, oldest first (read from a listing table
     kept in the same transaction as each write, so it is never stale):
-    those whose title holds ``title`` (case-insensitive) and whose metadata
-    has every item of ``metadata``; after the session ``after`` (the last
-    one of the previous page); at most ``limit``."""
+    those whose title holds ``title`` (case-insensitive) and whose listing
+    summary matches ``wanted`` (filtered by the database where it can);
+    after the session ``after`` (the last one of the previous page); at
+    most ``limit``."""
     if title is not None and not isinstance(title, str):
         raise InvalidArgument(f"title= is text to look for in titles, got {shown(title)}")
-    if metadata is not None and not isinstance(metadata, Mapping):
-        raise InvalidArgument(f"metadata= is a mapping of the values to match, got {shown(metadata)}")
     if after is not None and not isinstance(after, str):
         raise InvalidArgument(f"after= is the id of the last session of the previous page, got {shown(after)}")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise InvalidArgument(f"limit= is how many sessions at most (an int >= 1), got {shown(limit)}")
-    rows = repository.backend.session_rows()
+    backend = repository.backend
+    rows = backend.session_rows(wanted)
     if after is not None:
         found = next((index for index, row in enumerate(rows) if row.session_id == after), None)
         if found is None:
-            raise SessionNotFound(after)
-        rows = rows[found + 1 :]
-    wanted = title.casefold() if title is not None else None
+            last = backend.session_row(after)
+            if last is None:
+                raise SessionNotFound(after)
+            # The last session of the previous page need not match the filter.
+            order = (last.created_at, last.session_id)
+            rows = [row for row in rows if (row.created_at, row.session_id) > order]
+        else:
+            rows = rows[found + 1 :]
+    needle = title.casefold() if title is not None else None
     listed: list[SessionInfo] = []
     for row in rows:
-        if wanted is not None and wanted not in (row.title or "").casefold():
+        if needle is not None and needle not in (row.title or "").casefold():
             continue
-        if metadata or header:
+        if wanted is not None and row.summary is None:
             try:
                 with repository.lock:
                     head = repository.head(row.session_id)
             except SessionNotFound:  # deleted since the listing was read
                 continue
-            values = head.metadata
-            if metadata and any(
-                key not in values or not _same_json(values[key], value) for key, value in metadata.items()
-            ):
-                continue
-            if header and not _header_matches(head.header, header):
+            if not _state_matches(head, wanted):
                 continue
         listed.append(
             SessionInfo(

@@ -41,6 +41,7 @@ from engine.store import (
     encode_snapshot,
     extended,
     legacy_head_of,
+    listing_summary,
 )
 
 #: The largest stored event a store accepts unless opened with another ``max_event_bytes``.
@@ -84,6 +85,9 @@ class Repository:
         self.chains: dict[str, tuple[int, Chain, str]] = {}
         # The newest messages last read by ``get(last=)``, with the head they were checked against.
         self.tails: dict[str, tuple[str, Tail]] = {}
+        # The listing summary last written per session, with what it was made
+        # from: most writes change neither header, metadata nor parent.
+        self.summaries: dict[str, tuple[object, object, str | None, str]] = {}
         self.lock = threading.RLock()
 
     def close(self) -> None:
@@ -94,6 +98,7 @@ class Repository:
             self.realtime.clear()
             self.chains.clear()
             self.tails.clear()
+            self.summaries.clear()
 
     def decoded(self, session_id: str, records: Sequence[Record]) -> Iterator[tuple[int, Event]]:
         return iter(decode_events(session_id, records))
@@ -203,6 +208,7 @@ class Repository:
         cache.move_to_end(state.id)
         if len(cache) > self.cache_size:
             evicted, _ = cache.popitem(last=False)
+            self.summaries.pop(evicted, None)
             self.realtime.pop(evicted, None)  # its ingestion state is rebuilt from the log when needed
             self.chains.pop(evicted, None)
             self.tails.pop(evicted, None)
@@ -223,6 +229,7 @@ class Repository:
         self.realtime.pop(session_id, None)
         self.chains.pop(session_id, None)
         self.tails.pop(session_id, None)
+        self.summaries.pop(session_id, None)
 
     def head(self, session_id: str) -> Session:
         """The newest state, caught up with what other writers stored: the
@@ -271,6 +278,14 @@ class Repository:
             state = self.head(session_id)  # the cache may be behind another writer
         return state
 
+    def _summary(self, state: Session) -> str:
+        made = self.summaries.get(state.id)
+        if made is not None and made[0] is state.header and made[1] is state.metadata and made[2] == state.parent:
+            return made[3]
+        text = listing_summary(state)
+        self.summaries[state.id] = (state.header, state.metadata, state.parent, text)
+        return text
+
     def commit(self, before: Session | None, events: Sequence[Event], after: Session) -> Session:
         """Store ``events`` (which lead from ``before``, ``None`` for a new
         session, to ``after``) in one transaction, with the listing row, its
@@ -302,6 +317,7 @@ class Repository:
             after.revision,
             after.version,
             chain.digest().hex(),
+            summary=self._summary(after),
         )
         snapshot = None
         interval = self._snapshot_interval

@@ -45,7 +45,7 @@ from engine.state.records import Task, ToolCall, tool_calls_of
 from engine.state.revisions import Commit, Reason, parse_revision
 from engine.state.sequence import MessageSeq
 from engine.state.transcript import Lineage, Session, Tail
-from engine.store import Backend, open_backend
+from engine.store import Backend, ListingFilter, open_backend
 
 __all__ = ["Transcripts"]
 
@@ -674,17 +674,19 @@ class Transcripts:
         tags: Iterable[str] | None = None,
         pinned: bool | None = None,
         owner: str | None = None,
+        parent: str | None = None,
         after: str | None = None,
         limit: int | None = None,
     ) -> list[SessionInfo]:
         """The sessions in the store, oldest first (read from a listing table
         kept in the same transaction as each write, so it is never stale).
         Only those whose title holds ``title`` (ignoring case), whose
-        metadata has every item of ``metadata``, and whose header has that
-        ``status``, every one of ``tags``, that ``pinned`` and ``owner``;
-        paged with ``limit`` and ``after`` (the id of the last session of
-        the previous page). Filters other than the title read each session's
-        head."""
+        metadata has every item of ``metadata`` (equal as JSON values), whose
+        header has that ``status``, every one of ``tags``, that ``pinned``
+        and ``owner``, and that were spawned by ``parent``; paged with
+        ``limit`` and ``after`` (the id of the last session of the previous
+        page). The filters run in the database, on a summary each write
+        keeps in the listing row."""
         header: dict[str, Any] = {}
         if status is not None:
             header["status"] = status
@@ -694,8 +696,24 @@ class Transcripts:
             header["pinned"] = pinned
         if owner is not None:
             header["owner"] = owner
-        checked = SetHeader.of(header).changes if header else None  # the same checks as when they are set
-        return _reads.sessions(self._repository, title, metadata, after, limit, checked)
+        checked = SetHeader.of(header).changes if header else {}  # the same checks as when they are set
+        if metadata is not None and not isinstance(metadata, Mapping):
+            raise InvalidArgument(f"metadata= is a mapping of the values to match, got {shown(metadata)}")
+        if metadata is not None and not all(isinstance(key, str) for key in metadata):
+            raise InvalidArgument("metadata= keys are str, as metadata keys are")
+        if parent is not None and not isinstance(parent, str):
+            raise InvalidArgument(f"parent= is the id of the session that spawned them, got {shown(parent)}")
+        wanted = None
+        if checked or metadata or parent is not None:
+            wanted = ListingFilter(
+                status=checked.get("status"),
+                tags=tuple(checked.get("tags", ())),
+                pinned=checked.get("pinned"),
+                owner=checked.get("owner"),
+                parent=parent,
+                metadata=tuple((metadata or {}).items()),
+            )
+        return _reads.sessions(self._repository, title, wanted, after, limit)
 
     def revisions(self, session_id: str) -> list[Commit]:
         """Every content commit of the session, oldest first: appends and

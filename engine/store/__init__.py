@@ -21,14 +21,18 @@ from engine.store._codec import (
     decode_snapshot,
     encode_event,
     encode_snapshot,
+    listing_summary,
+    same_json,
+    summary_matches,
 )
-from engine.store._records import FeedEntry, Record, Rewrite, SessionRow, StoredSnapshot
+from engine.store._records import FeedEntry, ListingFilter, Record, Rewrite, SessionRow, StoredSnapshot
 
 __all__ = [
     "Backend",
     "Chain",
     "ClosedBackend",
     "FeedEntry",
+    "ListingFilter",
     "Record",
     "Rewrite",
     "SessionRow",
@@ -44,7 +48,10 @@ __all__ = [
     "extended",
     "head_of",
     "legacy_head_of",
+    "listing_summary",
     "open_backend",
+    "same_json",
+    "summary_matches",
 ]
 
 _PREFIX = re.compile(r"[a-z_][a-z0-9_]{0,39}")

@@ -30,7 +30,8 @@ from engine.errors import (
     StorageUnavailable,
 )
 from engine.store._chain import seal_of
-from engine.store._records import FeedEntry, Record, Rewrite, SessionRow, StoredSnapshot
+from engine.store._codec import summary_matches
+from engine.store._records import FeedEntry, ListingFilter, Record, Rewrite, SessionRow, StoredSnapshot
 
 
 class Backend(abc.ABC):
@@ -59,8 +60,9 @@ class Backend(abc.ABC):
         """Every snapshot of the session, oldest first (for audits)."""
 
     @abc.abstractmethod
-    def session_rows(self) -> list[SessionRow]:
-        """Every session's listing row, oldest first."""
+    def session_rows(self, wanted: ListingFilter | None = None) -> list[SessionRow]:
+        """Every session's listing row, oldest first; with ``wanted``, only
+        those whose summary matches it, and those without a summary."""
 
     @abc.abstractmethod
     def session_row(self, session_id: str) -> SessionRow | None:
@@ -107,7 +109,7 @@ class SummaryRecorder(Protocol):
 
     def select_snapshots(self, session_id: str) -> list[StoredSnapshot]: ...
 
-    def select_sessions(self) -> list[SessionRow]: ...
+    def select_sessions(self, wanted: ListingFilter | None = None) -> list[SessionRow]: ...
 
     def select_session(self, session_id: str) -> SessionRow | None: ...
 
@@ -151,7 +153,7 @@ class ClosedBackend(Backend):
     def snapshots(self, session_id: str) -> list[StoredSnapshot]:
         raise self._closed()
 
-    def session_rows(self) -> list[SessionRow]:
+    def session_rows(self, wanted: ListingFilter | None = None) -> list[SessionRow]:
         raise self._closed()
 
     def session_row(self, session_id: str) -> SessionRow | None:
@@ -170,7 +172,18 @@ class ClosedBackend(Backend):
         return self._where
 
 
-_ROW_TYPES: tuple[type | tuple[type, ...], ...] = (str, (str, type(None)), str, str, int, str, int, str, str)
+_ROW_TYPES: tuple[type | tuple[type, ...], ...] = (
+    str,
+    (str, type(None)),
+    str,
+    str,
+    int,
+    str,
+    int,
+    str,
+    str,
+    (str, type(None)),
+)
 
 
 def _checked(row: SessionRow, key: bytes | None) -> SessionRow:
@@ -310,10 +323,16 @@ class RecorderBackend(Backend):
         with translated_errors("read snapshots", self._where), _damaged_types(session_id):
             return self._recorder.select_snapshots(session_id)
 
-    def session_rows(self) -> list[SessionRow]:
+    def session_rows(self, wanted: ListingFilter | None = None) -> list[SessionRow]:
         with translated_errors("list sessions", self._where):
-            rows = self._recorder.select_sessions()
-        return [_checked(row, self._key) for row in rows]
+            rows = self._recorder.select_sessions(wanted)
+        checked = [_checked(row, self._key) for row in rows]
+        if wanted is None:
+            return checked
+        # The database's filter may let more through (JSON numbers, keys it
+        # cannot name): the exact test here. Rows without a summary are the
+        # caller's to test (from the session's state).
+        return [row for row in checked if row.summary is None or summary_matches(row.session_id, row.summary, wanted)]
 
     def session_row(self, session_id: str) -> SessionRow | None:
         with translated_errors("read a listing row", self._where):

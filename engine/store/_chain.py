@@ -151,7 +151,8 @@ _ENCODE = msgspec.json.encode
 
 def seal_of(row: SessionRow, key: bytes | None) -> str:
     """The seal of a listing row over every field but the seal itself."""
-    fields = _ENCODE(tuple(row)[:-1])
+    # A row written before rows had a summary was sealed without one.
+    fields = _ENCODE(tuple(row)[:8] if row.summary is None else (*row[:8], row.summary))
     if key is None:
         return hashlib.sha256(b"transcript-engine/row\x00" + fields).hexdigest()
     return hmac.new(key, fields, "sha256").hexdigest()

@@ -20,6 +20,7 @@ from engine.state.events import EVENT_NAMES, EVENT_TYPES, Event, EventType, Sess
 from engine.state.header import Header
 from engine.state.records import Records
 from engine.state.transcript import Session
+from engine.store._records import ListingFilter
 
 _ENCODER = msgspec.json.Encoder()
 _DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
@@ -195,3 +196,65 @@ def decode_snapshot(session_id: str, data: bytes) -> Snapshot:
         return _SNAPSHOT_DECODER.decode(data)
     except (msgspec.DecodeError, msgspec.ValidationError, ValueError, TypeError) as exc:
         raise CorruptStore(f"snapshot of session {session_id!r}: cannot decode: {exc}") from None
+
+
+# -- listing summaries ------------------------------------------------------------
+
+_SUMMARY_ENCODER = msgspec.json.Encoder(order="sorted")
+
+
+class _Summary(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What a listing row keeps for filters (see ``SessionRow.summary``)."""
+
+    status: str
+    tags: tuple[str, ...]
+    pinned: bool
+    owner: str | None
+    parent: str | None
+    metadata: dict[str, Any]
+
+
+_SUMMARY_DECODER = msgspec.json.Decoder(_Summary)
+
+
+def listing_summary(state: Session) -> str:
+    """The summary of a session's listing row, as JSON text (keys sorted)."""
+    header = state.header
+    summary = _Summary(
+        status=header.status,
+        tags=header.tags,
+        pinned=header.pinned,
+        owner=header.owner,
+        parent=state.parent,
+        metadata=dict(state.metadata),
+    )
+    return _SUMMARY_ENCODER.encode(summary).decode()
+
+
+def same_json(stored: Any, wanted: Any) -> bool:
+    """Equal as JSON values: ``1`` is not ``True`` nor ``1.0``, as metadata
+    keeps them apart."""
+    try:
+        return _SUMMARY_ENCODER.encode(stored) == _SUMMARY_ENCODER.encode(wanted)
+    except (TypeError, ValueError):
+        return False
+
+
+def summary_matches(session_id: str, text: str, wanted: ListingFilter) -> bool:
+    """Whether a listing row's summary matches ``wanted`` exactly."""
+    try:
+        summary = _SUMMARY_DECODER.decode(text)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise CorruptStore(f"the listing row of session {session_id!r} has a damaged summary: {exc}") from None
+    if wanted.status is not None and summary.status != wanted.status:
+        return False
+    if wanted.owner is not None and summary.owner != wanted.owner:
+        return False
+    if wanted.parent is not None and summary.parent != wanted.parent:
+        return False
+    if wanted.pinned is not None and summary.pinned is not wanted.pinned:
+        return False
+    if not set(wanted.tags) <= set(summary.tags):
+        return False
+    metadata = summary.metadata
+    return all(key in metadata and same_json(metadata[key], value) for key, value in wanted.metadata)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import json
 import time
 import zlib
 from collections.abc import Iterator, Sequence
@@ -26,9 +27,9 @@ from engine.errors import (
 from engine.store._backend import DRIVER_ERRORS, RecorderBackend, described, translated_errors
 from engine.store._chain import check_legacy_sealing, sealed_row
 from engine.store._codec import fork_source, refuse_orphans
-from engine.store._records import Record, Rewrite, SessionRow, StoredSnapshot
+from engine.store._records import ListingFilter, Record, Rewrite, SessionRow, StoredSnapshot
 
-_ROW_COLUMNS = "session_id, title, created_at, updated_at, message_count, revision, version, head, seal"
+_ROW_COLUMNS = "session_id, title, created_at, updated_at, message_count, revision, version, head, seal, summary"
 
 
 # What psycopg raises outside eventsourcing's translation (our own
@@ -70,7 +71,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
             SQL(
                 "CREATE TABLE IF NOT EXISTS {}.{} (session_id text PRIMARY KEY, title text, "
                 "created_at text NOT NULL, updated_at text NOT NULL, message_count bigint NOT NULL, "
-                "revision text NOT NULL, version bigint NOT NULL, head text NOT NULL, seal text NOT NULL)"
+                "revision text NOT NULL, version bigint NOT NULL, head text NOT NULL, seal text NOT NULL, summary text)"
             ).format(schema, sessions),
             SQL(
                 "CREATE TABLE IF NOT EXISTS {}.{} (session_id text NOT NULL, "
@@ -78,11 +79,11 @@ class PostgresRecorder(PostgresApplicationRecorder):
             ).format(schema, snapshots),
         ]
         self._upsert_session = SQL(
-            "INSERT INTO {}.{} AS s (" + _ROW_COLUMNS + ") VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s) "
+            "INSERT INTO {}.{} AS s (" + _ROW_COLUMNS + ") VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
             "ON CONFLICT (session_id) DO UPDATE "
             "SET title=excluded.title, updated_at=excluded.updated_at, "
             "message_count=excluded.message_count, revision=excluded.revision, version=excluded.version, "
-            "head=excluded.head, seal=excluded.seal"
+            "head=excluded.head, seal=excluded.seal, summary=excluded.summary"
         ).format(schema, sessions)
         self._sessions_name = f"{prefix}_sessions"
         self._snapshots_name = f"{prefix}_snapshots"
@@ -102,9 +103,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
         self._select_session = SQL("SELECT " + _ROW_COLUMNS + " FROM {}.{} WHERE session_id=%s").format(
             schema, sessions
         )
-        self._select_sessions = SQL("SELECT " + _ROW_COLUMNS + " FROM {}.{} ORDER BY created_at, session_id").format(
-            schema, sessions
-        )
+        self._select_sessions = SQL("SELECT " + _ROW_COLUMNS + " FROM {}.{}").format(schema, sessions)
 
     def create_table(self) -> None:
         # Serialise schema creation between processes opening a new store at
@@ -120,6 +119,13 @@ class PostgresRecorder(PostgresApplicationRecorder):
         with psycopg.connect(**params, autocommit=True) as conn:
             conn.execute("SELECT pg_advisory_lock(%s)", (key,))
             super().create_table()
+            # A store written before listing rows had a summary gets the
+            # column (its rows keep NULL until their session is next written).
+            conn.execute(
+                SQL("ALTER TABLE {}.{} ADD COLUMN IF NOT EXISTS summary text").format(
+                    Identifier(self.datastore.schema), Identifier(self._sessions_name)
+                )
+            )
             self._seal_unsealed_rows(conn)
 
     def _seal_unsealed_rows(self, conn: psycopg.Connection[Any]) -> None:
@@ -291,10 +297,37 @@ class PostgresRecorder(PostgresApplicationRecorder):
             found = curs.fetchone()
         return None if found is None else SessionRow(**found)
 
-    def select_sessions(self) -> list[SessionRow]:
+    def select_sessions(self, wanted: ListingFilter | None = None) -> list[SessionRow]:
+        where, values = (SQL(""), []) if wanted is None else _listing_where(wanted)
+        query = SQL("{}{} ORDER BY created_at, session_id").format(self._select_sessions, where)
         with self.datastore.transaction(commit=False) as curs:
-            curs.execute(self._select_sessions)
+            curs.execute(query, values)
             return [SessionRow(**row) for row in curs.fetchall()]
+
+
+def _listing_where(wanted: ListingFilter) -> tuple[SQL, list[Any]]:
+    """A WHERE clause letting through the rows whose summary may match
+    ``wanted`` (the backend tests each exactly), and every row without one.
+    jsonb containment: tags all present, metadata items contained."""
+    clauses: list[str] = []
+    values: list[Any] = []
+    for name in ("status", "owner", "parent"):
+        value = getattr(wanted, name)
+        if value is not None:
+            clauses.append(f"(summary::jsonb ->> '{name}') = %s")
+            values.append(value)
+    if wanted.pinned is not None:
+        clauses.append("(summary::jsonb -> 'pinned') = %s::jsonb")
+        values.append("true" if wanted.pinned else "false")
+    if wanted.tags:
+        clauses.append("(summary::jsonb -> 'tags') @> %s::jsonb")
+        values.append(json.dumps(list(wanted.tags)))
+    if wanted.metadata:
+        clauses.append("(summary::jsonb -> 'metadata') @> %s::jsonb")
+        values.append(json.dumps(dict(wanted.metadata)))
+    if not clauses:
+        return SQL(""), []
+    return SQL(" WHERE summary IS NULL OR (" + " AND ".join(clauses) + ")"), values
 
 
 def _transaction_id(cursor: Any) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
-__all__ = ["FeedEntry", "Record", "Rewrite", "SessionRow", "StoredSnapshot"]
+__all__ = ["FeedEntry", "ListingFilter", "Record", "Rewrite", "SessionRow", "StoredSnapshot"]
 
 
 class Record(NamedTuple):
@@ -21,7 +21,10 @@ class SessionRow(NamedTuple):
 
     ``head`` is the hex link of the session's last record (see
     ``engine.store._chain``); ``seal`` covers every other field and is set
-    and checked by the backend, so callers leave it empty."""
+    and checked by the backend, so callers leave it empty. ``summary`` is
+    the JSON text listings filter on (``engine.store._codec.listing_summary``:
+    status, tags, pinned, owner, parent, metadata); ``None`` in a row
+    written before rows had one, whose seal then covers the other fields."""
 
     session_id: str
     title: str | None
@@ -32,6 +35,21 @@ class SessionRow(NamedTuple):
     version: int
     head: str
     seal: str = ""
+    summary: str | None = None
+
+
+class ListingFilter(NamedTuple):
+    """What a listing asks of each session's summary: that status, owner,
+    parent and pinned (if given), every one of ``tags``, and every item of
+    ``metadata`` (equal as JSON values). Backends may use it to read fewer
+    rows; what they return is checked exactly by ``summary_matches``."""
+
+    status: str | None = None
+    tags: tuple[str, ...] = ()
+    pinned: bool | None = None
+    owner: str | None = None
+    parent: str | None = None
+    metadata: tuple[tuple[str, object], ...] = ()
 
 
 class StoredSnapshot(NamedTuple):

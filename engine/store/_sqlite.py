@@ -32,11 +32,11 @@ from engine.state.content import shown
 from engine.store._backend import RecorderBackend, described, translated_errors
 from engine.store._chain import check_legacy_sealing, sealed_row
 from engine.store._codec import READABLE_TOPICS, fork_source, refuse_orphans
-from engine.store._records import FeedEntry, Record, Rewrite, SessionRow, StoredSnapshot
+from engine.store._records import FeedEntry, ListingFilter, Record, Rewrite, SessionRow, StoredSnapshot
 
 Synchronous = Literal["full", "normal", "off"]
 Execute = Callable[..., sqlite3.Cursor]
-_ROW_COLUMNS = "session_id, title, created_at, updated_at, message_count, revision, version, head, seal"
+_ROW_COLUMNS = "session_id, title, created_at, updated_at, message_count, revision, version, head, seal, summary"
 _SYNCHRONOUS: tuple[str, ...] = ("full", "normal", "off")
 
 
@@ -112,14 +112,15 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
         self.snapshots_table = f"{prefix}_snapshots"
         super().__init__(datastore, events_table_name=f"{prefix}_events")
         self._upsert_session = (
-            f"INSERT INTO {self.sessions_table} ({_ROW_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?) "
+            f"INSERT INTO {self.sessions_table} ({_ROW_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?) "
             "ON CONFLICT (session_id) DO UPDATE SET title=excluded.title, "
             "updated_at=excluded.updated_at, message_count=excluded.message_count, "
-            "revision=excluded.revision, version=excluded.version, head=excluded.head, seal=excluded.seal"
+            "revision=excluded.revision, version=excluded.version, head=excluded.head, seal=excluded.seal, "
+            "summary=excluded.summary"
         )
         self._update_session = (
             f"UPDATE {self.sessions_table} SET title=?, updated_at=?, "
-            "message_count=?, revision=?, version=?, head=?, seal=? WHERE session_id=?"
+            "message_count=?, revision=?, version=?, head=?, seal=?, summary=? WHERE session_id=?"
         )
         self._insert_snapshot = f"INSERT INTO {self.snapshots_table} (session_id, version, state) VALUES (?,?,?)"
         self._select_records = (
@@ -137,7 +138,8 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
             f"CREATE TABLE IF NOT EXISTS {self.sessions_table} ("
             "session_id TEXT PRIMARY KEY, title TEXT, created_at TEXT NOT NULL, "
             "updated_at TEXT NOT NULL, message_count INTEGER NOT NULL, "
-            "revision TEXT NOT NULL, version INTEGER NOT NULL, head TEXT NOT NULL, seal TEXT NOT NULL) WITHOUT ROWID",
+            "revision TEXT NOT NULL, version INTEGER NOT NULL, head TEXT NOT NULL, seal TEXT NOT NULL, "
+            "summary TEXT) WITHOUT ROWID",
             f"CREATE TABLE IF NOT EXISTS {self.snapshots_table} ("
             "session_id TEXT NOT NULL, version INTEGER NOT NULL, state BLOB NOT NULL, "
             "PRIMARY KEY (session_id, version)) WITHOUT ROWID",
@@ -145,7 +147,19 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
 
     def create_table(self) -> None:
         super().create_table()
+        self._add_summary_column()
         self._seal_unsealed_rows()
+
+    def _add_summary_column(self) -> None:
+        """A store written before listing rows had a summary gets the column
+        (its rows keep NULL until their session is next written)."""
+
+        def apply(execute: Execute) -> None:
+            columns = {row[1] for row in execute(f"PRAGMA table_info({self.sessions_table})")}
+            if "summary" not in columns:
+                execute(f"ALTER TABLE {self.sessions_table} ADD COLUMN summary TEXT")
+
+        self._write(apply)
 
     def has_tables(self) -> bool:
         """Whether the store's tables are there (to open without creating them)."""
@@ -203,6 +217,7 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
                     row.version,
                     row.head,
                     row.seal,
+                    row.summary,
                     session_id,
                 )
                 if first.version == 1 or not execute(self._update_session, changes).rowcount:
@@ -357,10 +372,43 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
             found = c.fetchone()
         return None if found is None else SessionRow(*found)
 
-    def select_sessions(self) -> list[SessionRow]:
+    def select_sessions(self, wanted: ListingFilter | None = None) -> list[SessionRow]:
+        where, values = ("", []) if wanted is None else _listing_where(wanted)
         with self.datastore.transaction(commit=False) as c:
-            c.execute(f"SELECT {_ROW_COLUMNS} FROM {self.sessions_table} ORDER BY created_at, session_id")
+            order = " ORDER BY created_at, session_id"
+            c.execute(f"SELECT {_ROW_COLUMNS} FROM {self.sessions_table}{where}{order}", values)
             return [SessionRow(*row) for row in c.fetchall()]
+
+
+def _listing_where(wanted: ListingFilter) -> tuple[str, list[Any]]:
+    """A WHERE clause letting through the rows whose summary may match
+    ``wanted`` (the backend tests each exactly), and every row without one."""
+    clauses: list[str] = []
+    values: list[Any] = []
+    for name in ("status", "owner", "parent"):
+        value = getattr(wanted, name)
+        if value is not None:
+            clauses.append(f"json_extract(summary, '$.{name}') = ?")
+            values.append(value)
+    if wanted.pinned is not None:
+        clauses.append("json_extract(summary, '$.pinned') = ?")
+        values.append(int(wanted.pinned))  # JSON true reads back as 1
+    for tag in wanted.tags:
+        clauses.append("EXISTS (SELECT 1 FROM json_each(summary, '$.tags') WHERE value = ?)")
+        values.append(tag)
+    for key, value in wanted.metadata:
+        if '"' in key or "\\" in key:
+            continue  # a key a JSON path cannot name: tested exactly afterwards only
+        path = f'$.metadata."{key}"'
+        if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
+            clauses.append("json_extract(summary, ?) = ?")
+            values += [path, value]
+        else:
+            clauses.append("json_type(summary, ?) IS NOT NULL")
+            values.append(path)
+    if not clauses:
+        return "", []
+    return " WHERE summary IS NULL OR (" + " AND ".join(clauses) + ")", values
 
 
 def _database_uri(path: str) -> str:
