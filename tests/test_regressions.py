@@ -455,3 +455,21 @@ def test_the_commits_of_a_fork_count_from_the_messages_it_kept() -> None:
         [commit] = store.revisions(child)
         assert (commit.start, commit.end, commit.count_before, commit.count_after) == (kept, kept, kept, kept + 1)
         assert len(store.get(child).messages) == commit.count_after
+
+
+def test_nested_metadata_cannot_be_changed_without_an_event(stores: StoreFactory) -> None:
+    # Found by a seed example: a list inside the metadata of a cached head
+    # could be appended to, changing what every later get() saw with no
+    # event written, until verify() called the store corrupt.
+    store = stores.open()
+    caps = [1, 2]
+    sid = store.create(metadata={"caps": caps, "limits": {"tools": ["search"]}})
+    caps.append(3)  # the caller's own list, after the call
+    store.get(sid).metadata["caps"].append(4)
+    store.get(sid).metadata["limits"]["tools"].append("shell")
+    later = ["a"]
+    store.update_metadata(sid, {"later": later})
+    later.append("b")
+    assert dict(store.get(sid).metadata) == {"caps": [1, 2], "limits": {"tools": ["search"]}, "later": ["a"]}
+    assert store.verify(sid).version == 2
+    assert dict(stores.open().get(sid).metadata) == dict(store.get(sid).metadata)

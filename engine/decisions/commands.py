@@ -40,9 +40,12 @@ __all__ = [
 
 
 class Create(msgspec.Struct, frozen=True, kw_only=True):
+    """A new session; ``header`` holds checked header fields it starts with."""
+
     session_id: str
     title: str | None = None
     metadata: dict[str, Any] = {}
+    header: dict[str, Any] = {}
     actor: str | None = None
 
     @classmethod
@@ -53,10 +56,18 @@ class Create(msgspec.Struct, frozen=True, kw_only=True):
         *,
         actor: str | None = None,
         session_id: str | None = None,
+        header: Mapping[str, Any] | None = None,
     ) -> Create:
         check_title(title)
         check_actor(actor)
-        return cls(session_id=new_session_id(session_id), title=title, metadata=check_metadata(metadata), actor=actor)
+        changes = SetHeader.of(header).changes if header else {}
+        return cls(
+            session_id=new_session_id(session_id),
+            title=title,
+            metadata=check_metadata(metadata),
+            header=changes,
+            actor=actor,
+        )
 
 
 class Append(msgspec.Struct, frozen=True, kw_only=True):

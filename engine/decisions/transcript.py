@@ -119,7 +119,10 @@ def _create(command: Create, now: datetime) -> Decision:
     event = SessionCreated(at=now, actor=command.actor, title=command.title, metadata=command.metadata)
     state = fold(command.session_id, [(1, event)])
     assert state is not None
-    return Decision((event,), state)
+    if not command.header:
+        return Decision((event,), state)
+    header = HeaderChanged(at=now, actor=command.actor, changes=command.header)
+    return decided(state, (header,), events_before=(event,))
 
 
 def _check_expected(state: Session, expected: str | None) -> None:

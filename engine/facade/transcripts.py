@@ -149,14 +149,18 @@ class Transcripts:
 
     def create(
         self,
+        /,
         title: str | None = None,
         metadata: Mapping[str, Any] | None = None,
         *,
         actor: str | None = None,
         session_id: str | None = None,
+        **header: Any,
     ) -> str:
-        """Start a session and return its id (a fresh UUID unless ``session_id``)."""
-        command = Create.of(title, metadata, actor=actor, session_id=session_id)
+        """Start a session and return its id (a fresh UUID unless ``session_id``).
+        ``header`` fields (``status``, ``tags``, ``model``, ``owner``, ...) are
+        set in the same transaction, as the session's second event."""
+        command = Create.of(title, metadata, actor=actor, session_id=session_id, header=header)
         decision = decide(None, command, clock())
         with self._repository.lock:
             self._repository.commit(None, decision.events, decision.state)

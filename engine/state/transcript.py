@@ -8,10 +8,9 @@ forks and rewrites. Everything here is pure: no I/O, no clock.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from types import MappingProxyType
 from typing import Any
 
 import msgspec
@@ -84,7 +83,40 @@ class Lineage:
     fork_index: int | None = None  # messages kept from the source (then the replacement, if any)
 
 
-_EMPTY_METADATA: Mapping[str, Any] = MappingProxyType({})
+class Metadata(Mapping[str, Any]):
+    """A session's metadata: read-only, and what it holds comes out as a
+    copy (a nested list or dict), so no caller can change a state that
+    other callers, and the store's cache, read. Change it with
+    ``Transcripts.update_metadata``."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self._values = values
+
+    def __getitem__(self, key: str) -> Any:
+        value = self._values[key]
+        return _copied(value) if type(value) in (list, dict) else value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"Metadata({dict(self)!r})"
+
+
+def _copied(value: Any) -> Any:
+    if type(value) is list:
+        return [_copied(item) for item in value]
+    if type(value) is dict:
+        return {key: _copied(item) for key, item in value.items()}
+    return value
+
+
+_EMPTY_METADATA: Mapping[str, Any] = Metadata({})
 NEW_HEADER = Header()
 _NO_USAGE = Usage()  # shared: every new session and fork starts from it
 
@@ -261,7 +293,7 @@ def created(session_id: str, version: int, event: SessionCreated) -> Session:
         revision=format_revision(EMPTY_REVISION_BYTES),
         messages=MessageSeq(),
         usage=_NO_USAGE,
-        metadata=MappingProxyType(dict(event.metadata)) if event.metadata else _EMPTY_METADATA,
+        metadata=Metadata(_copied(event.metadata)) if event.metadata else _EMPTY_METADATA,
         title=event.title,
         created_at=event.at,
         updated_at=event.at,
@@ -423,7 +455,7 @@ def fold(
                 metadata = dict(start.metadata)
             for key in event.unset:
                 metadata.pop(key, None)
-            metadata.update(event.set)
+            metadata.update(_copied(event.set))
         elif isinstance(event, TitleChanged):
             title = event.title
         elif isinstance(event, HeaderChanged):
@@ -460,7 +492,7 @@ def fold(
         revision=revision,
         messages=messages,
         usage=usage,
-        metadata=start.metadata if metadata is None else MappingProxyType(metadata),
+        metadata=start.metadata if metadata is None else Metadata(metadata),
         title=title,
         created_at=start.created_at,
         updated_at=updated,
