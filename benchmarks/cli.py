@@ -1,11 +1,11 @@
-"""``python -m benchmarks``: all six parts, each with its table: the suite
+"""``python -m benchmarks``: all seven parts, each with its table: the suite
 (appends, loads, listing against raw sqlite3), branching (forks, rewrites,
 fork loads, memory of forks), realtime ingestion, realtime calls rebuilt by
 the engine and by a peer (the OpenAI Agents SDK, when installed), catching a
-read model up, and the newest messages of a long session (against the
-SDK's SQLiteSession).
+read model up, the newest messages of a long session (against the SDK's
+SQLiteSession), and listing sessions with filters (against raw sqlite3).
 
-``--only suite|branching|realtime|peers|readmodel|tail`` runs one part. ``--recordings DIR``
+``--only suite|branching|realtime|peers|readmodel|tail|listing`` runs one part. ``--recordings DIR``
 adds real recordings to the peer comparison. ``--json PATH`` writes
 ``{"suite": ..., "branching": ..., "readmodel": ..., "tail": ...}`` (the parts
 that ran).
@@ -18,12 +18,12 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from benchmarks import branching, readmodel, realtime, realtime_recordings, suite, tail
+from benchmarks import branching, listing, readmodel, realtime, realtime_recordings, suite, tail
 from benchmarks._report import write_json
 
 __all__ = ["main"]
 
-PARTS = ("suite", "branching", "realtime", "peers", "readmodel", "tail")
+PARTS = ("suite", "branching", "realtime", "peers", "readmodel", "tail", "listing")
 TITLES = {
     "suite": "part 1: the suite",
     "branching": "part 2: branching and rewrites",
@@ -31,6 +31,7 @@ TITLES = {
     "peers": "part 4: realtime calls, the engine and a peer",
     "readmodel": "part 5: the read model",
     "tail": "part 6: the newest messages of a long session",
+    "listing": "part 7: listing sessions with filters",
 }
 
 
@@ -93,6 +94,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             messages = 10_000 if realtime_config.quick else 100_000
             tail_config = tail.TailConfig(runs=realtime_config.runs, messages=messages, quick=realtime_config.quick)
             document["tail"] = tail.run(tail_config)
+        elif part == "listing":
+            count = 10_000 if realtime_config.quick else 100_000
+            listing_config = listing.ListingConfig(
+                runs=realtime_config.runs, sessions=count, quick=realtime_config.quick
+            )
+            document["listing"] = listing.run(listing_config)
         else:
             events = 2_000 if realtime_config.quick else 10_000
             config = readmodel.ReadModelConfig(runs=realtime_config.runs, events=events, quick=realtime_config.quick)
