@@ -125,21 +125,19 @@ def sessions(
     wanted = [_key_value(item) for item in metadata]
     with _opened(store, prefix) as opened:
         rows = []
-        for info in sorted(opened.sessions(), key=lambda info: (info.updated_at, info.id), reverse=True):
+        listed = opened.sessions(status=status)  # filtered by the store's listing
+        for info in sorted(listed, key=lambda info: (info.updated_at, info.id), reverse=True):
             if title is not None and title.lower() not in (info.title or "").lower():
                 continue
-            head = opened.get(info.id)
-            if status is not None and head.status != status:
-                continue
             if wanted:
-                values = head.metadata
+                values = opened.get(info.id).metadata
                 if any(key not in values or not _matches(values[key], value) for key, value in wanted):
                     continue
             rows.append(
                 {
                     "id": info.id,
                     "title": info.title,
-                    "status": head.status,
+                    "status": info.status,
                     "messages": info.message_count,
                     "version": info.version,
                     "updated_at": info.updated_at.isoformat(timespec="microseconds"),

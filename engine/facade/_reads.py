@@ -41,10 +41,11 @@ from engine.store import (
     Snapshot,
     decode_event,
     decode_snapshot,
+    decode_summary,
     head_of,
     legacy_head_of,
-    listing_summary,
     summary_matches,
+    summary_of,
 )
 
 __all__ = [
@@ -62,7 +63,8 @@ __all__ = [
 
 
 class SessionInfo(msgspec.Struct, frozen=True, kw_only=True):
-    """One row of :meth:`Transcripts.sessions`."""
+    """One row of :meth:`Transcripts.sessions`: the listing row, with the
+    session's status, tags, pinning, owner and parent (a child session's)."""
 
     id: str
     title: str | None
@@ -71,6 +73,11 @@ class SessionInfo(msgspec.Struct, frozen=True, kw_only=True):
     message_count: int
     revision: str
     version: int
+    status: str
+    tags: tuple[str, ...]
+    pinned: bool
+    owner: str | None
+    parent: str | None
 
 
 class HistoryEntry(msgspec.Struct, frozen=True, kw_only=True):
@@ -165,12 +172,6 @@ def history(
     return entries
 
 
-def _state_matches(state: Session, wanted: ListingFilter) -> bool:
-    """The listing filter, tested on a session's state (for a listing row
-    written before rows had a summary)."""
-    return summary_matches(state.id, listing_summary(state), wanted)
-
-
 def _revision_before(repository: Repository, session_id: str, records: list[Record], end: int) -> str:
     """The revision after the first ``end`` records: that of the newest
     content event among them (decoding back from ``end`` until one is found)."""
@@ -219,13 +220,15 @@ def sessions(
     for row in rows:
         if needle is not None and needle not in (row.title or "").casefold():
             continue
-        if wanted is not None and row.summary is None:
+        if row.summary is not None:
+            summary = decode_summary(row.session_id, row.summary)
+        else:  # a row written before rows kept a summary: from the session's state
             try:
                 with repository.lock:
-                    head = repository.head(row.session_id)
+                    summary = summary_of(repository.head(row.session_id))
             except SessionNotFound:  # deleted since the listing was read
                 continue
-            if not _state_matches(head, wanted):
+            if wanted is not None and not summary_matches(summary, wanted):
                 continue
         listed.append(
             SessionInfo(
@@ -236,6 +239,11 @@ def sessions(
                 message_count=row.message_count,
                 revision=row.revision,
                 version=row.version,
+                status=summary.status,
+                tags=summary.tags,
+                pinned=summary.pinned,
+                owner=summary.owner,
+                parent=summary.parent,
             )
         )
         if limit is not None and len(listed) == limit:

@@ -15,15 +15,18 @@ from engine.state.content import shown, unicode_error
 from engine.store._backend import Backend, ClosedBackend
 from engine.store._chain import Chain, chain_from, chain_of, extended, head_of, legacy_head_of
 from engine.store._codec import (
+    ListingSummary,
     Snapshot,
     decode_event,
     decode_events,
     decode_snapshot,
+    decode_summary,
     encode_event,
     encode_snapshot,
     listing_summary,
     same_json,
     summary_matches,
+    summary_of,
 )
 from engine.store._records import FeedEntry, ListingFilter, Record, Rewrite, SessionRow, StoredSnapshot
 
@@ -33,6 +36,7 @@ __all__ = [
     "ClosedBackend",
     "FeedEntry",
     "ListingFilter",
+    "ListingSummary",
     "Record",
     "Rewrite",
     "SessionRow",
@@ -43,6 +47,7 @@ __all__ = [
     "decode_event",
     "decode_events",
     "decode_snapshot",
+    "decode_summary",
     "encode_event",
     "encode_snapshot",
     "extended",
@@ -52,6 +57,7 @@ __all__ = [
     "open_backend",
     "same_json",
     "summary_matches",
+    "summary_of",
 ]
 
 _PREFIX = re.compile(r"[a-z_][a-z0-9_]{0,39}")

@@ -30,7 +30,7 @@ from engine.errors import (
     StorageUnavailable,
 )
 from engine.store._chain import seal_of
-from engine.store._codec import summary_matches
+from engine.store._codec import decode_summary, summary_matches
 from engine.store._records import FeedEntry, ListingFilter, Record, Rewrite, SessionRow, StoredSnapshot
 
 
@@ -332,7 +332,11 @@ class RecorderBackend(Backend):
         # The database's filter may let more through (JSON numbers, keys it
         # cannot name): the exact test here. Rows without a summary are the
         # caller's to test (from the session's state).
-        return [row for row in checked if row.summary is None or summary_matches(row.session_id, row.summary, wanted)]
+        return [
+            row
+            for row in checked
+            if row.summary is None or summary_matches(decode_summary(row.session_id, row.summary), wanted)
+        ]
 
     def session_row(self, session_id: str) -> SessionRow | None:
         with translated_errors("read a listing row", self._where):

@@ -203,8 +203,8 @@ def decode_snapshot(session_id: str, data: bytes) -> Snapshot:
 _SUMMARY_ENCODER = msgspec.json.Encoder(order="sorted")
 
 
-class _Summary(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """What a listing row keeps for filters (see ``SessionRow.summary``)."""
+class ListingSummary(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What a listing row keeps for filters and listings (see ``SessionRow.summary``)."""
 
     status: str
     tags: tuple[str, ...]
@@ -214,13 +214,13 @@ class _Summary(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     metadata: dict[str, Any]
 
 
-_SUMMARY_DECODER = msgspec.json.Decoder(_Summary)
+_SUMMARY_DECODER = msgspec.json.Decoder(ListingSummary)
 
 
 def listing_summary(state: Session) -> str:
     """The summary of a session's listing row, as JSON text (keys sorted)."""
     header = state.header
-    summary = _Summary(
+    summary = ListingSummary(
         status=header.status,
         tags=header.tags,
         pinned=header.pinned,
@@ -240,12 +240,20 @@ def same_json(stored: Any, wanted: Any) -> bool:
         return False
 
 
-def summary_matches(session_id: str, text: str, wanted: ListingFilter) -> bool:
-    """Whether a listing row's summary matches ``wanted`` exactly."""
+def decode_summary(session_id: str, text: str) -> ListingSummary:
     try:
-        summary = _SUMMARY_DECODER.decode(text)
+        return _SUMMARY_DECODER.decode(text)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise CorruptStore(f"the listing row of session {session_id!r} has a damaged summary: {exc}") from None
+
+
+def summary_of(state: Session) -> ListingSummary:
+    """The summary a listing row written now would keep of ``state``."""
+    return _SUMMARY_DECODER.decode(listing_summary(state))
+
+
+def summary_matches(summary: ListingSummary, wanted: ListingFilter) -> bool:
+    """Whether a listing row's summary matches ``wanted`` exactly."""
     if wanted.status is not None and summary.status != wanted.status:
         return False
     if wanted.owner is not None and summary.owner != wanted.owner:
