@@ -25,6 +25,7 @@ __all__ = [
     "RevisionConflict",
     "RevisionNotFound",
     "SessionExists",
+    "SessionHasChildren",
     "SessionHasForks",
     "SessionNotFound",
     "StorageError",
@@ -141,6 +142,19 @@ class SessionHasForks(EngineError):
         super().__init__(
             f"session {session_id!r} has forks that read their history from it: {forks}; nothing was deleted. "
             "Delete them first, or pass with_forks=True to delete them with it"
+        )
+
+
+class SessionHasChildren(EngineError):
+    """``delete`` was asked to remove a session that spawned child sessions
+    still in the store (they name it as their parent); nothing was deleted.
+    Pass ``with_children=True`` to delete them too."""
+
+    def __init__(self, session_id: str, children: list[str]) -> None:
+        self.session_id, self.children = session_id, children
+        super().__init__(
+            f"session {session_id!r} has child sessions that name it as their parent: {children}; nothing was "
+            "deleted. Delete them first, or pass with_children=True to delete them with it"
         )
 
 

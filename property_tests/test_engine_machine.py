@@ -34,6 +34,7 @@ from engine import (
     InvalidStatusTransition,
     Message,
     NoOpRewrite,
+    SessionHasChildren,
     SessionHasForks,
     SessionNotFound,
     Task,
@@ -139,8 +140,9 @@ class EngineMachine(RuleBasedStateMachine):
     def set_header(self, sid: str, changes: dict[str, Any]) -> None:
         try:
             self.model.set_header(sid, changes)
-        except ValueError:
-            with pytest.raises(InvalidStatusTransition):
+        except ValueError as refused:
+            expected = InvalidStatusTransition if str(refused) == "status" else InvalidArgument
+            with pytest.raises(expected):
                 self.store.set_header(sid, **changes)
             return
         self.store.set_header(sid, **changes)
@@ -254,12 +256,13 @@ class EngineMachine(RuleBasedStateMachine):
         figures["latency_ms"] = None
         try:
             expected = self.model.compact(sid, start, end, summary, figures)
-        except ValueError:
-            with pytest.raises(NoOpRewrite):
+        except ValueError:  # nothing to compact, or no change
+            with pytest.raises((NoOpRewrite, InvalidArgument)):
                 self.store.compact(sid, start, end, summary, trigger=trigger, tokens_before=before, tokens_after=after)
             return
         commit = self.store.compact(sid, start, end, summary, trigger=trigger, tokens_before=before, tokens_after=after)
         assert (commit.revision, commit.reason.kind) == (expected, "compaction")
+        assert commit.version == self.store.get(sid).compactions[-1].version == len(self.model.sessions[sid].versions)
 
     @rule(sid=sessions, data=st.data())
     def restore(self, sid: str, data: st.DataObject) -> None:
@@ -324,6 +327,11 @@ class EngineMachine(RuleBasedStateMachine):
             return
         try:
             self.model.delete(sid)
+        except KeyError:
+            event("delete: refused, has children")
+            with pytest.raises(SessionHasChildren):
+                self.store.delete(sid)
+            return
         except LookupError:
             event("delete: refused, has forks")
             with pytest.raises(SessionHasForks):

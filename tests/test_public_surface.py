@@ -46,6 +46,7 @@ PUBLIC = {
     "RevisionNotFound",
     "Session",
     "SessionExists",
+    "SessionHasChildren",
     "SessionHasForks",
     "SessionInfo",
     "SessionNotFound",

@@ -18,6 +18,8 @@ from engine import (
     Message,
     NoOpRewrite,
     Question,
+    SessionHasChildren,
+    SessionHasForks,
     SessionNotFound,
     Spawn,
     Task,
@@ -223,13 +225,13 @@ def test_a_compaction_rewrites_and_records_its_figures_in_one_transaction(stores
         ),
     )
     assert session.compactions[0].ratio == 90 / 1200
-    assert [e.kind for e in store.history(sid)] == [
-        "session_created",
-        "messages_appended",
-        "messages_rewritten",
-        "compaction_recorded",
-    ]
-    # The rewrite and its record are one commit: no version has one without the other.
+    assert [e.kind for e in store.history(sid)] == ["session_created", "messages_appended", "messages_rewritten"]
+    assert (
+        store.history(sid)[-1].summary
+        == "compaction (over 1,000 tokens), auto, tokens 1200 -> 90: [0, 3) replaced by 1 message"
+    )
+    # The figures travel in the rewrite's own event: the version that compacted holds them.
+    assert commit.version == 3 and store.get(sid, at=3).compactions == session.compactions
     assert store.get(sid, at=2).compactions == () and len(store.get(sid, at=2).messages) == 4
     # The messages compacted stay in the history.
     assert [m.text for m in store.get(sid, at=2).messages][:3] == ["Hi", "Hello", "Plan Bergen"]
@@ -248,7 +250,10 @@ def test_a_bad_compaction_changes_nothing(stores: StoreFactory) -> None:
         store.compact(sid, 0, 5, Message.user("S"))
     with pytest.raises(NoOpRewrite):
         store.compact(sid, 0, 1, Message.user("Hi"))
-    assert store.get(sid).version == 2 and store.get(sid).compactions == ()
+    with pytest.raises(InvalidArgument, match="holds none"):
+        store.compact(sid, 1, 1, Message.user("S"))  # nothing compacted
+    store.rewrite(sid, 0, 1, [Message.user("S")], "compaction")  # a plain rewrite records no figures
+    assert store.get(sid).version == 3 and store.get(sid).compactions == ()
 
 
 def test_a_fork_keeps_the_working_records_but_not_children_or_compactions(stores: StoreFactory) -> None:
@@ -318,3 +323,69 @@ def test_a_title_comes_from_the_first_user_message_as_an_audited_change(stores: 
     assert store.generate_title(sid, force=True, width=10) == "Plan a we…"
     with pytest.raises(InvalidArgument, match="width"):
         store.generate_title(sid, width=0)
+
+
+def test_the_audit_keeps_calls_compacted_away_and_a_forks_inherited_calls(stores: StoreFactory) -> None:
+    store = stores.open()
+    sid = store.create()
+    store.append(sid, Message.user("Book a train"))
+    store.append(sid, Message.assistant(ToolUse(id="s1", name="search", arguments='{"to": "Bergen"}')))
+    store.append(sid, Message.tool_results(ToolResult.of("s1", "08:25, 16:25")))
+    store.append(sid, Message.assistant("The 08:25 then."))
+    fork = store.fork(sid)
+    store.compact(sid, 0, 3, Message.system("The user booked the 08:25."), tokens_before=400, tokens_after=20)
+    times = {entry.version: entry.at for entry in store.history(sid)}
+
+    [call] = store.tool_calls(sid)
+    assert (call.call_id, call.name, call.result, call.position, call.result_position) == (
+        "s1",
+        "search",
+        "08:25, 16:25",
+        None,  # compacted away: still in the audit, no longer in the transcript
+        None,
+    )
+    assert (call.called_at, call.answered_at) == (times[3], times[4])
+    assert store.get(sid).tool_calls == []
+    # The fork holds the call from its source, with the source's times.
+    [inherited] = store.tool_calls(fork)
+    assert (inherited.position, inherited.result_position, inherited.called_at) == (1, 2, times[3])
+    store.append(fork, Message.assistant(ToolUse(id="b1", name="book", arguments="{}")))
+    assert [c.call_id for c in store.tool_calls(fork)] == ["s1", "b1"]
+    assert store.tool_calls(fork)[1].result is None and store.tool_calls(fork)[1].position == 4
+
+
+def test_an_outcome_belongs_to_the_run_that_ended(stores: StoreFactory) -> None:
+    store = stores.open()
+    sid = store.create(status="active")
+    with pytest.raises(InvalidArgument, match="only with a status that ended"):
+        store.set_status(sid, "idle", outcome="half done")
+    with pytest.raises(InvalidArgument, match="only with a status that ended"):
+        store.set_header(sid, outcome="done")  # still active
+    store.set_status(sid, "finished", outcome="done once")
+    store.set_header(sid, outcome="done, and reviewed")  # finished: the outcome may be corrected
+    assert store.get(sid).header.outcome == "done, and reviewed"
+    store.set_status(sid, "active")  # running again: the last run's outcome goes
+    assert (store.get(sid).header.outcome, store.get(sid).subagent_status) == (None, "running")
+    assert store.get(sid, at=4).header.outcome == "done, and reviewed"
+    assert store.history(sid)[-1].summary == "header status active, outcome cleared"
+    with pytest.raises(InvalidArgument, match="only with a status that ended"):
+        store.spawn(sid, outcome="premature")
+    assert store.get(sid).version == 5
+
+
+def test_a_parent_is_deleted_only_with_its_children(stores: StoreFactory) -> None:
+    store = stores.open()
+    parent = store.create()
+    child = store.spawn(parent, task="t")
+    grandchild = store.spawn(child, task="g")
+    fork_of_child = store.fork(child)
+    with pytest.raises(SessionHasChildren) as refused:
+        store.delete(parent)
+    assert refused.value.children == [child, grandchild]
+    assert [info.id for info in store.sessions()] == [parent, child, grandchild, fork_of_child]  # nothing deleted
+    with pytest.raises(SessionHasForks):
+        store.delete(parent, with_children=True)  # the child has a fork
+    assert sorted(store.delete(parent, with_children=True, with_forks=True)) == sorted(
+        [parent, child, grandchild, fork_of_child]
+    )
+    assert store.sessions() == []

@@ -18,7 +18,6 @@ from engine.errors import InvalidArgument
 from engine.state.content import Message, shown
 from engine.state.events import (
     ChildSpawned,
-    CompactionRecorded,
     Event,
     HeaderChanged,
     MessagesRewritten,
@@ -26,7 +25,7 @@ from engine.state.events import (
     SessionCreated,
     TaskListChanged,
 )
-from engine.state.records import COMPACTION_TRIGGERS, TASK_STATUSES, Compaction, Question, Spawn, Task
+from engine.state.records import COMPACTION_TRIGGERS, TASK_STATUSES, CompactionFigures, Question, Spawn, Task
 from engine.state.transcript import Session, fold
 
 __all__ = [
@@ -292,23 +291,22 @@ def decide(state: Session | None, command: Command | RecordCommand, now: datetim
     elif isinstance(command, ClearQuestion):
         events = (QuestionChanged(at=when, actor=command.actor, question=None, answer=_answer(state, command)),)
     else:
-        rewritten = transcript.decide(state, command.rewrite, now)
-        [event] = rewritten.events
-        assert isinstance(event, MessagesRewritten)
-        figures = Compaction(
-            version=rewritten.state.version,
-            revision=event.revision,
-            start=event.start,
-            messages_compressed=event.end - event.start,
-            messages_after=len(event.messages),
+        figures = CompactionFigures(
             trigger=command.trigger,
             tokens_before=command.tokens_before,
             tokens_after=command.tokens_after,
             model=command.model,
             latency_ms=command.latency_ms,
         )
-        record = CompactionRecorded(at=event.at, actor=event.actor, compaction=figures)
-        return transcript.decided(rewritten.state, (record,), events_before=rewritten.events)
+        if command.rewrite.start == command.rewrite.end:
+            raise InvalidArgument(
+                f"a compaction replaces messages: [{command.rewrite.start}, {command.rewrite.end}) holds none"
+            )
+        rewritten = transcript.decide(state, command.rewrite, now)
+        [event] = rewritten.events
+        assert isinstance(event, MessagesRewritten)
+        # The figures travel in the rewrite event itself: one event, one version.
+        events = (msgspec.structs.replace(event, compaction=figures),)
     return transcript.decided(state, events)
 
 
@@ -359,5 +357,5 @@ def spawned(parent: Session, command: SpawnChild, now: datetime) -> transcript.D
     assert state is not None
     if not command.header:
         return transcript.Decision((first,), state)
-    header = HeaderChanged(at=now, actor=command.actor, changes=command.header)
+    header = HeaderChanged(at=now, actor=command.actor, changes=transcript.header_changes(state, command.header))
     return transcript.decided(state, (header,), events_before=(first,))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -46,7 +46,7 @@ from engine.state.events import (
     TitleChanged,
     UsageRecorded,
 )
-from engine.state.header import TRANSITIONS
+from engine.state.header import FINAL_STATUSES, TRANSITIONS
 from engine.state.revisions import Commit, Reason, chain, chain_each, format_revision, span_digest
 from engine.state.transcript import Session, check_shape, fold, forked, involves_tools, revision_bytes
 
@@ -81,13 +81,8 @@ def decide(state: Session | None, command: Command, now: datetime) -> Decision:
     if isinstance(command, SetTitle):
         event: Event = TitleChanged(at=at(now, state), actor=command.actor, title=command.title)
     elif isinstance(command, SetHeader):
-        status = command.changes.get("status", state.header.status)
-        if status != state.header.status and status not in TRANSITIONS[state.header.status]:
-            allowed = sorted(TRANSITIONS[state.header.status])
-            raise InvalidStatusTransition(
-                f"session {state.id!r} is {state.header.status}; it can become {allowed}, not {status}"
-            )
-        event = HeaderChanged(at=at(now, state), actor=command.actor, changes=command.changes)
+        changes = header_changes(state, command.changes)
+        event = HeaderChanged(at=at(now, state), actor=command.actor, changes=changes)
     elif isinstance(command, UpdateMetadata):
         event = MetadataChanged(at=at(now, state), actor=command.actor, set=command.set, unset=command.unset)
     elif isinstance(command, RecordUsage):
@@ -97,6 +92,29 @@ def decide(state: Session | None, command: Command, now: datetime) -> Decision:
     else:
         raise InvalidArgument(f"not a command: {type(command).__name__}")
     return decided(state, (event,))
+
+
+def header_changes(state: Session, changes: dict[str, Any]) -> dict[str, Any]:
+    """The header change that carries out ``changes`` on ``state``: a status
+    the lifecycle allows from the current one; an outcome only with a status
+    that ended (finished, failed, cancelled); a session that starts running
+    again loses the outcome of the run that ended."""
+    current = state.header
+    status = changes.get("status", current.status)
+    if status != current.status and status not in TRANSITIONS[current.status]:
+        allowed = sorted(TRANSITIONS[current.status])
+        raise InvalidStatusTransition(
+            f"session {state.id!r} is {current.status}; it can become {allowed}, not {status}"
+        )
+    if status not in FINAL_STATUSES:
+        if changes.get("outcome") is not None:
+            raise InvalidArgument(
+                f"session {state.id!r} would be {status}: an outcome is kept only with a status that ended "
+                f"{sorted(FINAL_STATUSES)}; give it with that status"
+            )
+        if current.outcome is not None and "outcome" not in changes:
+            return {**changes, "outcome": None}
+    return changes
 
 
 def decided(
@@ -121,7 +139,7 @@ def _create(command: Create, now: datetime) -> Decision:
     assert state is not None
     if not command.header:
         return Decision((event,), state)
-    header = HeaderChanged(at=now, actor=command.actor, changes=command.header)
+    header = HeaderChanged(at=now, actor=command.actor, changes=header_changes(state, command.header))
     return decided(state, (header,), events_before=(event,))
 
 

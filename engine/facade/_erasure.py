@@ -9,12 +9,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from engine.decisions import Targets, check_actor, clock, erase_inherited, erase_log, expand
-from engine.errors import InvalidArgument, SessionHasForks
+from engine.errors import InvalidArgument, SessionHasChildren, SessionHasForks
+from engine.facade._reads import sessions
 from engine.facade._repository import Repository
 from engine.state.content import shown
 from engine.state.events import SessionForked
 from engine.state.revisions import Reason
-from engine.store import Record, Rewrite, chain_of, decode_events, encode_event, extended
+from engine.store import ListingFilter, Record, Rewrite, chain_of, decode_events, encode_event, extended
 
 
 def erase(
@@ -77,22 +78,32 @@ def erase(
     return [change.session_id for change in changes]
 
 
-def delete(repository: Repository, session_id: str, with_forks: object) -> list[str]:
-    if not isinstance(with_forks, bool):
-        raise InvalidArgument(f"with_forks must be a bool, got {shown(with_forks)}")
+def delete(repository: Repository, session_id: str, with_forks: object, with_children: object = False) -> list[str]:
+    for name, flag in (("with_forks", with_forks), ("with_children", with_children)):
+        if not isinstance(flag, bool):
+            raise InvalidArgument(f"{name} must be a bool, got {shown(flag)}")
     with repository.lock:
         repository.head(session_id)  # SessionNotFound, or damage, before anything is removed
-        children: dict[str, list[str]] = {}
-        for child, event in _forks(repository):
-            children.setdefault(event.source, []).append(child)
-        doomed, stack = [session_id], list(children.get(session_id, ()))
+        forks: dict[str, list[str]] = {}
+        for fork, event in _forks(repository):
+            forks.setdefault(event.source, []).append(fork)
+        # Forks read their history from the session; children name it as
+        # their parent: neither goes unless the caller says so.
+        doomed, stack = [session_id], [session_id]
+        reached: dict[str, list[str]] = {"forks": [], "children": []}
         while stack:
-            child = stack.pop()
-            if child not in doomed:
-                doomed.append(child)
-                stack += children.get(child, ())
-        if len(doomed) > 1 and not with_forks:
-            raise SessionHasForks(session_id, doomed[1:])
+            current = stack.pop()
+            children = [info.id for info in sessions(repository, wanted=ListingFilter(parent=current))]
+            for kind, found in (("forks", forks.get(current, [])), ("children", children)):
+                for other in found:
+                    if other not in doomed:
+                        doomed.append(other)
+                        stack.append(other)
+                        reached[kind].append(other)
+        if reached["children"] and not with_children:
+            raise SessionHasChildren(session_id, reached["children"])
+        if reached["forks"] and not with_forks:
+            raise SessionHasForks(session_id, reached["forks"])
         try:
             repository.backend.delete(doomed)
         finally:

@@ -15,7 +15,6 @@ from engine.state.content import Message, ToolResult, shown
 from engine.state.events import (
     CONTENT_EVENTS,
     ChildSpawned,
-    CompactionRecorded,
     Event,
     HeaderChanged,
     MessagesAppended,
@@ -32,6 +31,7 @@ from engine.state.events import (
     UsageRecorded,
     kind_of,
 )
+from engine.state.records import ToolCall
 from engine.state.revisions import EMPTY_REVISION, Commit, Reason, span_digest
 from engine.state.transcript import Session, evolve, forked
 from engine.store import (
@@ -401,13 +401,6 @@ def _summary(event: Event) -> str:
         if event.question is not None:
             return f"question asked: {_clip(event.question.question, 60)!r}"
         return "question answered: " + repr(_clip(event.answer, 40)) if event.answer is not None else "question cleared"
-    if isinstance(event, CompactionRecorded):
-        figures = event.compaction
-        tokens = ""
-        if figures.tokens_before is not None and figures.tokens_after is not None:
-            tokens = f", tokens {figures.tokens_before} -> {figures.tokens_after}"
-        counts = f"{figures.messages_compressed} messages into {figures.messages_after}"
-        return f"compaction ({figures.trigger}): {counts}{tokens}"
     if isinstance(event, MessagesAppended):
         count = len(event.messages)
         shown = ", ".join(f"{m.role} {_gist(m)}" for m in event.messages[:3])
@@ -416,6 +409,11 @@ def _summary(event: Event) -> str:
     if isinstance(event, MessagesRewritten):
         added = len(event.messages)
         why = event.reason + (f" ({_clip(event.note, 40)})" if event.note else "")
+        figures = event.compaction
+        if figures is not None:
+            why += f", {figures.trigger}"
+            if figures.tokens_before is not None and figures.tokens_after is not None:
+                why += f", tokens {figures.tokens_before} -> {figures.tokens_after}"
         return f"{why}: [{event.start}, {event.end}) replaced by {added} message{'s' if added != 1 else ''}"
     if isinstance(event, SessionForked):
         where = "" if event.index is None else f" at message {event.index}"
@@ -469,3 +467,59 @@ def _observable(state: Session) -> tuple[Any, ...]:
         state.created_at,
         state.updated_at,
     )
+
+
+def tool_calls(repository: Repository, session_id: str) -> list[ToolCall]:
+    """Every tool call the session's history ever held, in the order they
+    were first written, each with its result (the first written for it) and
+    their times; ``position`` and ``result_position`` say where they are in
+    the transcript now (``None``: rewritten or compacted away)."""
+    with repository.lock:
+        head = repository.head(session_id)
+        calls = _calls_written(repository, session_id, head.version)
+    where: dict[str, int] = {}
+    answered: dict[str, int] = {}
+    for position, message in enumerate(head.messages):
+        for use in message.tool_uses:
+            where.setdefault(use.id, position)
+        if message.role == "tool_results":
+            for block in message.blocks:
+                if isinstance(block, ToolResult):
+                    answered.setdefault(block.tool_use_id, position)
+    return [
+        msgspec.structs.replace(call, position=where.get(call.call_id), result_position=answered.get(call.call_id))
+        for call in calls.values()
+    ]
+
+
+def _calls_written(repository: Repository, session_id: str, upto: int) -> dict[str, ToolCall]:
+    """The calls written in the session's first ``upto`` events (and, for a
+    fork, those it holds from its source), by id, first written first."""
+    calls: dict[str, ToolCall] = {}
+
+    def written(message: Message, at: datetime) -> None:
+        for use in message.tool_uses:
+            if use.id not in calls:
+                calls[use.id] = ToolCall(call_id=use.id, name=use.name, arguments=use.arguments, called_at=at)
+        if message.role == "tool_results":
+            for block in message.blocks:
+                call = calls.get(block.tool_use_id) if isinstance(block, ToolResult) else None
+                if isinstance(block, ToolResult) and call is not None and call.answered_at is None:
+                    text = "\n".join(getattr(part, "text", "") for part in block.content)
+                    calls[call.call_id] = msgspec.structs.replace(
+                        call, result=text, is_error=block.is_error, answered_at=at
+                    )
+
+    for version, event in repository.decoded(session_id, repository.records(session_id, upto)):
+        if isinstance(event, SessionForked):
+            kept = repository.state_at(session_id, version).messages
+            inherited = kept[: len(kept) - (event.replacement is not None)]
+            ids = {use.id for message in inherited for use in message.tool_uses}
+            source = _calls_written(repository, event.source, event.source_version)
+            calls.update((call_id, call) for call_id, call in source.items() if call_id in ids)
+            if event.replacement is not None:
+                written(event.replacement, event.at)
+        elif isinstance(event, (MessagesAppended, MessagesRewritten)):
+            for message in event.messages:
+                written(message, event.at)
+    return calls

@@ -41,7 +41,7 @@ from engine.facade._repository import DEFAULT_MAX_EVENT_BYTES, Repository
 from engine.realtime.providers import adapter_for
 from engine.state.content import Message, ReplaceBlock, Usage, shown
 from engine.state.events import MessagesRewritten
-from engine.state.records import Task, ToolCall, tool_calls_of
+from engine.state.records import Task, ToolCall
 from engine.state.revisions import Commit, Reason, parse_revision
 from engine.state.sequence import MessageSeq
 from engine.state.transcript import Lineage, Session, Tail
@@ -328,10 +328,11 @@ class Transcripts:
         actor: str | None = None,
         expected_revision: str | None = None,
     ) -> Commit:
-        """Replace messages ``[start, end)`` with ``summary`` as a rewrite
-        with reason ``compaction``, and record its figures with it in the same
-        transaction (``Session.compactions``). Every rule of :meth:`rewrite`
-        holds; the messages replaced stay in the history."""
+        """Replace messages ``[start, end)`` (at least one) with ``summary``
+        as a rewrite with reason ``compaction`` whose event carries its
+        figures (``Session.compactions``). Every rule of :meth:`rewrite`
+        holds; the messages replaced stay in the history. A plain
+        ``rewrite(..., "compaction")`` records no figures."""
         command = Compact.of(
             start,
             end,
@@ -348,19 +349,17 @@ class Transcripts:
         decision = self._decide(session_id, command)
         event = decision.events[0]
         assert isinstance(event, MessagesRewritten)
-        return commit_of(event, decision.state.version - 1, len(decision.state.messages))
+        return commit_of(event, decision.state.version, len(decision.state.messages))
 
     def tool_calls(self, session_id: str) -> list[ToolCall]:
-        """The tool-call audit: every tool use of the session now with its
-        result, error flag, positions, and when the call and the result were
-        written (so how long the tool took, as the transcript saw it)."""
-        repository = self._repository
-        with repository.lock:
-            head = repository.head(session_id)
-            newest = _tail.tail(repository, session_id, max(1, len(head.messages)))
-        if newest.version != head.version or newest.start != 0:
-            return tool_calls_of(head.messages)
-        return tool_calls_of(newest.messages, newest.written_at)
+        """The tool-call audit: every tool call the session's history ever
+        held (a fork's from its source too), in the order they were first
+        written, each with its result, error flag, when the call and the
+        result were written (so how long the tool took, as the transcript saw
+        it), and where both are in the transcript now (``None`` once
+        rewritten or compacted away). ``Session.tool_calls`` is the calls a
+        state holds, without times."""
+        return _reads.tool_calls(self._repository, session_id)
 
     def generate_title(
         self, session_id: str, *, width: int = 47, force: bool = False, actor: str | None = None
@@ -494,15 +493,18 @@ class Transcripts:
         """
         return _erasure.erase(self._repository, session_id, message_ids, reason, note, actor)
 
-    def delete(self, session_id: str, *, with_forks: bool = False) -> list[str]:
+    def delete(self, session_id: str, *, with_forks: bool = False, with_children: bool = False) -> list[str]:
         """Remove a session: its events, listing row and snapshots, from the
         store's files too (as :meth:`erase` does). Its forks read their shared
         history from its log, so a session with forks is refused with
         :class:`SessionHasForks` unless ``with_forks=True``, which deletes
         them (and their forks) too. Content a fork inherited from the
         sessions it was forked from stays in their logs: erase it there.
-        No trace of a deleted session is kept. Returns the deleted ids."""
-        return _erasure.delete(self._repository, session_id, with_forks)
+        A session with child sessions (see :meth:`spawn`) is refused with
+        :class:`SessionHasChildren` unless ``with_children=True``, which
+        deletes them (and theirs) too. No trace of a deleted session is kept.
+        Returns the deleted ids."""
+        return _erasure.delete(self._repository, session_id, with_forks, with_children)
 
     # -- realtime ingestion ------------------------------------------------
 

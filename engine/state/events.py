@@ -18,12 +18,11 @@ import msgspec
 
 from engine.state.content import Message, Usage
 from engine.state.realtime_events import RealtimeEvent
-from engine.state.records import Compaction, Question, Spawn, Task
+from engine.state.records import CompactionFigures, Question, Spawn, Task
 
 __all__ = [
     "EVENT_TYPES",
     "ChildSpawned",
-    "CompactionRecorded",
     "Event",
     "EventType",
     "HeaderChanged",
@@ -75,7 +74,8 @@ class MessagesAppended(_EventBase, frozen=True, kw_only=True, tag="messages_appe
 class MessagesRewritten(_EventBase, frozen=True, kw_only=True, tag="messages_rewritten"):
     """The half-open range ``[start, end)`` replaced by ``messages``: an
     audited commit from ``parent_revision`` to ``revision``. Only the
-    replacement is stored, never the rest of the transcript."""
+    replacement is stored, never the rest of the transcript. A compaction
+    made by ``Transcripts.compact`` carries its ``compaction`` figures."""
 
     start: int
     end: int
@@ -88,6 +88,7 @@ class MessagesRewritten(_EventBase, frozen=True, kw_only=True, tag="messages_rew
     replacement_digest: str
     count_before: int
     generation: int
+    compaction: CompactionFigures | None = None
 
 
 class SessionForked(_EventBase, frozen=True, kw_only=True, tag="session_forked"):
@@ -153,13 +154,6 @@ class QuestionChanged(_EventBase, frozen=True, kw_only=True, tag="question_chang
     answer: str | None = None
 
 
-class CompactionRecorded(_EventBase, frozen=True, kw_only=True, tag="compaction_recorded"):
-    """The figures of the compaction the rewrite just before it carried out
-    (written in the same transaction)."""
-
-    compaction: Compaction
-
-
 class RealtimeRecorded(_EventBase, frozen=True, kw_only=True, tag="realtime_recorded"):
     """One accepted realtime event, kept for audit and to rebuild the
     ingestion state. The messages it materialised follow as their own events
@@ -223,7 +217,6 @@ Event: TypeAlias = (
     | ChildSpawned
     | TaskListChanged
     | QuestionChanged
-    | CompactionRecorded
 )
 
 #: The events that set a session's revision (each records the revision after it).
@@ -267,7 +260,6 @@ EVENT_TYPES: dict[str, EventType] = {
         EventType("ChildSpawned", ChildSpawned, 1),
         EventType("TaskListChanged", TaskListChanged, 1),
         EventType("QuestionChanged", QuestionChanged, 1),
-        EventType("CompactionRecorded", CompactionRecorded, 1),
     )
 }
 

@@ -21,6 +21,7 @@ __all__ = [
     "TASK_STATUSES",
     "Child",
     "Compaction",
+    "CompactionFigures",
     "Question",
     "Records",
     "Spawn",
@@ -64,6 +65,17 @@ class Question(_Record, frozen=True, kw_only=True):
     allow_custom: bool = True
     tool_call_id: str | None = None
     tool_name: str | None = None
+
+
+class CompactionFigures(_Record, frozen=True, kw_only=True):
+    """What a compaction rewrite records beside its messages (the rest of a
+    :class:`Compaction` is the rewrite's own span and revision)."""
+
+    trigger: str = "manual"
+    tokens_before: int | None = None
+    tokens_after: int | None = None
+    model: str | None = None
+    latency_ms: int | None = None
 
 
 class Compaction(_Record, frozen=True, kw_only=True):
@@ -135,15 +147,17 @@ def subagent_status(status: str) -> str:
 
 
 class ToolCall(msgspec.Struct, frozen=True, kw_only=True):
-    """One tool use and its result, as the transcript holds them (the
-    tool-call audit view). ``result`` is ``None`` while the call waits for
-    its result. The times, where given, are when the call and the result
-    were written; ``duration_ms`` is the time between the two."""
+    """One tool use and its result (the tool-call audit). ``result`` is
+    ``None`` while the call waits for its result. ``position`` and
+    ``result_position`` are where the call and its result are in the
+    transcript (``None``: no longer there, rewritten or compacted away).
+    The times, where given, are when the call and the result were written;
+    ``duration_ms`` is the time between the two."""
 
     call_id: str
     name: str
     arguments: str
-    position: int
+    position: int | None = None
     result: str | None = None
     is_error: bool = False
     result_position: int | None = None

@@ -19,7 +19,6 @@ from engine.errors import CorruptStore, InvalidArgument, InvalidTranscriptShape
 from engine.state.content import Message, ToolResult, ToolUse, Usage
 from engine.state.events import (
     ChildSpawned,
-    CompactionRecorded,
     Event,
     HeaderChanged,
     MessagesAppended,
@@ -40,6 +39,7 @@ from engine.state.records import (
     NO_RECORDS,
     Child,
     Compaction,
+    CompactionFigures,
     Question,
     Records,
     Spawn,
@@ -271,6 +271,17 @@ class Tail:
     written_at: tuple[datetime, ...]
 
 
+def _compaction(version: int, event: MessagesRewritten, figures: CompactionFigures) -> Compaction:
+    return Compaction(
+        version=version,
+        revision=event.revision,
+        start=event.start,
+        messages_compressed=event.end - event.start,
+        messages_after=len(event.messages),
+        **msgspec.structs.asdict(figures),
+    )
+
+
 def _changed_header(session_id: str, version: int, header: Header, event: HeaderChanged) -> Header:
     """``header`` with the event's changes: a stored change that no header can
     hold (a field or value the engine never writes) is damage."""
@@ -448,6 +459,10 @@ def fold(
             messages, raw = _rewritten(session_id, number, messages, revision, event, verify)
             revision = event.revision
             generation = event.generation
+            if event.compaction is not None:
+                records = msgspec.structs.replace(
+                    records, compactions=(*records.compactions, _compaction(number, event, event.compaction))
+                )
         elif isinstance(event, UsageRecorded):
             usage = usage + event.usage
         elif isinstance(event, MetadataChanged):
@@ -475,8 +490,6 @@ def fold(
             records = msgspec.structs.replace(records, task_list=event.tasks)
         elif isinstance(event, QuestionChanged):
             records = msgspec.structs.replace(records, pending_question=event.question)
-        elif isinstance(event, CompactionRecorded):
-            records = msgspec.structs.replace(records, compactions=(*records.compactions, event.compaction))
         elif isinstance(event, (RealtimeRecorded, RealtimePendingResolved)):
             pass  # ingestion state, or an audit record: no change to the state itself
         else:

@@ -155,14 +155,25 @@ class ReferenceModel:
 
     def set_header(self, session_id: str, changes: dict[str, Any]) -> None:
         """Raises ``ValueError`` (as the engine's ``InvalidStatusTransition``
-        is) for a status the lifecycle does not allow from the current one."""
+        and ``InvalidArgument`` are) for a status the lifecycle does not
+        allow from the current one, or an outcome without an ended status."""
         session = self.sessions[session_id]
-        now = session.head.header["status"]
+        session.record(header=self._header(session.head.header, changes))
+
+    @staticmethod
+    def _header(header: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+        """Raises ``ValueError`` for a status the lifecycle does not allow, or an
+        outcome given with a status that has not ended; starting to run again
+        drops the outcome."""
+        now = header["status"]
         wanted = changes.get("status", now)
         if wanted != now and wanted not in STATUS_MOVES[now]:
             raise ValueError("status")
-        header = {**session.head.header, **{k: list(v) if k == "tags" else v for k, v in changes.items()}}
-        session.record(header=header)
+        if wanted not in _ENDED:
+            if changes.get("outcome") is not None:
+                raise ValueError("outcome")
+            changes = {"outcome": None, **changes}
+        return {**header, **{k: list(v) if k == "tags" else v for k, v in changes.items()}}
 
     def update_metadata(self, session_id: str, values: dict[str, Any], remove: list[str]) -> None:
         session = self.sessions[session_id]
@@ -237,7 +248,7 @@ class ReferenceModel:
         spawn = {"parent": parent, "root": root, "depth": depth, "task": task, "name": name}
         child = ModelSession([ModelState([], spawn=spawn)])
         if header:
-            child.record(header={**NEW_HEADER, **{k: list(v) if k == "tags" else v for k, v in header.items()}})
+            child.record(header=self._header(dict(NEW_HEADER), header))
         self.sessions[child_id] = child
         session = self.sessions[parent]
         session.record(children=[*session.head.children, {"session_id": child_id, "task": task, "name": name}])
@@ -279,9 +290,12 @@ class ReferenceModel:
         session.record(question=None)
 
     def compact(self, session_id: str, start: int, end: int, summary: list[Message], figures: dict[str, Any]) -> str:
-        """A rewrite (refused as :meth:`rewrite` refuses), then its figures."""
-        revision = self.rewrite(session_id, start, end, summary)
+        """A rewrite of at least one message (refused as :meth:`rewrite`
+        refuses) whose version holds its figures."""
+        if start == end:
+            raise ValueError("nothing to compact")
         session = self.sessions[session_id]
+        revision = self.rewrite(session_id, start, end, summary)
         record = {
             "version": len(session.versions),
             "revision": revision,
@@ -290,7 +304,8 @@ class ReferenceModel:
             "messages_after": len(summary),
             **figures,
         }
-        session.record(compactions=[*session.head.compactions, record])
+        # The figures are part of the rewrite's own version.
+        session.versions[-1] = replace(session.head, compactions=[*session.head.compactions, record])
         return revision
 
     def erase(self, message: Message, session_id: str) -> None:
@@ -345,8 +360,24 @@ class ReferenceModel:
 
     def delete(self, session_id: str) -> None:
         """Raises ``LookupError`` (as the engine's ``SessionHasForks``) if
-        other sessions were forked from it."""
-        if any(session.source == session_id for session in self.sessions.values()):
+        other sessions were forked from it (or from what it reaches), and
+        first ``KeyError`` (as ``SessionHasChildren``) if it, or a session
+        it reaches through forks and children, spawned sessions still there."""
+        # Everything reached through forks and children, as the engine would delete it with both.
+        reached, kinds, todo = {session_id}, set(), [session_id]
+        while todo:
+            current = todo.pop()
+            for sid, session in self.sessions.items():
+                kind = "fork" if session.source == current else None
+                if (session.head.spawn or {}).get("parent") == current:
+                    kind = "child"
+                if kind is not None and sid not in reached:
+                    reached.add(sid)
+                    kinds.add(kind)
+                    todo.append(sid)
+        if "child" in kinds:
+            raise KeyError(session_id)
+        if "fork" in kinds:
             raise LookupError(session_id)
         del self.sessions[session_id]
 
