@@ -115,8 +115,8 @@ def test_a_task_list_is_set_updated_and_kept_in_the_past(stores: StoreFactory) -
     assert store.get(sid, at=1).task_list is None
     assert [e.summary for e in store.history(sid)][1:] == [
         "task list: 2 tasks, 0 completed",
-        "task list: 2 tasks, 0 completed",
-        "task list: 2 tasks, 1 completed",
+        "task list: task 'book' in_progress; 2 tasks, 0 completed",
+        "task list: task 'hotel' completed; 2 tasks, 1 completed",
     ]
     store.set_task_list(sid, None)
     assert store.get(sid).task_list is None
@@ -160,6 +160,9 @@ def test_update_task_refuses_what_the_list_cannot_take(stores: StoreFactory) -> 
 def test_a_pending_question_is_asked_and_answered(stores: StoreFactory) -> None:
     store = stores.open()
     sid = store.create()
+    with pytest.raises(InvalidArgument, match="no tool call 'call_7'"):
+        store.set_pending_question(sid, "Which day?", tool_call_id="call_7")
+    store.append(sid, Message.assistant(ToolUse(id="call_7", name="ask_user", arguments="{}")))
     store.set_pending_question(
         sid, "Which day do you travel?", ["Friday", "Saturday"], allow_custom=False, tool_call_id="call_7",
         tool_name="ask_user",
@@ -176,8 +179,8 @@ def test_a_pending_question_is_asked_and_answered(stores: StoreFactory) -> None:
         store.clear_pending_question(sid, answer="Sunday")
     store.clear_pending_question(sid, answer="Saturday", actor="user")
     assert store.get(sid).pending_question is None
-    assert store.get(sid, at=2).pending_question == asked
-    assert [e.summary for e in store.history(sid)][1:] == [
+    assert store.get(sid, at=3).pending_question == asked
+    assert [e.summary for e in store.history(sid)][2:] == [
         "question asked: 'Which day do you travel?'",
         "question answered: 'Saturday'",
     ]
@@ -187,8 +190,8 @@ def test_a_pending_question_is_asked_and_answered(stores: StoreFactory) -> None:
         store.set_pending_question(sid, "Go on?", [], allow_custom=False)
     with pytest.raises(InvalidArgument, match="must not repeat"):
         store.set_pending_question(sid, "Go on?", ["yes", "yes"])
-    assert store.get(sid).version == 3
-    assert stores.open().get(sid, at=2).pending_question == asked
+    assert store.get(sid).version == 4
+    assert stores.open().get(sid, at=3).pending_question == asked
 
 
 def test_a_compaction_rewrites_and_records_its_figures_in_one_transaction(stores: StoreFactory) -> None:

@@ -231,6 +231,8 @@ def test_pending_question(stores: StoreFactory) -> None:
     assert not session.has_pending_question()
     session.clear_pending_question()  # nothing pending: nothing to do, nothing written
     assert kinds(store, "s") == ["session_created", "header_changed"]
+    # A question asked by a tool call follows the assistant message that makes the call.
+    store.append("s", Message.assistant(ToolUse(id="call_7", name="AskUser", arguments="{}")))
     session.set_pending_question("call_7", "AskUser", "Deploy now?", ["yes", "no"], False)
     asked = store.get("s").version
     assert session.has_pending_question()
@@ -247,6 +249,8 @@ def test_pending_question(stores: StoreFactory) -> None:
     [entry] = store.history("s", after=asked)
     assert (entry.kind, entry.event.question, entry.event.answer) == ("question_changed", None, "yes")
     assert store.get("s", at=asked).pending_question is not None
+    store.append("s", Message.tool_results(ToolResult.of("call_7", "yes")))
+    store.append("s", Message.assistant(ToolUse(id="call_9", name="AskUser", arguments="{}")))
     session.set_pending_question("call_9", "", "Anything else?", [], True)
     assert store.get("s").pending_question == Question(question="Anything else?", tool_call_id="call_9")
     assert BambooSession(stores.open(), "s").has_pending_question()

@@ -285,8 +285,15 @@ def decide(state: Session | None, command: Command | RecordCommand, now: datetim
     elif isinstance(command, SetTaskList):
         events = (TaskListChanged(at=when, actor=command.actor, tasks=command.tasks),)
     elif isinstance(command, UpdateTask):
-        events = (TaskListChanged(at=when, actor=command.actor, tasks=_updated(state, command)),)
+        tasks = _updated(state, command)
+        events = (TaskListChanged(at=when, actor=command.actor, tasks=tasks, updated=command.task_id),)
     elif isinstance(command, AskQuestion):
+        call = command.question.tool_call_id
+        if call is not None and not any(use.id == call for m in state.messages for use in m.tool_uses):
+            raise InvalidArgument(
+                f"session {state.id!r} has no tool call {shown(call)}: a question asked by a tool call is recorded "
+                "after the assistant message that makes it"
+            )
         events = (QuestionChanged(at=when, actor=command.actor, question=command.question),)
     elif isinstance(command, ClearQuestion):
         events = (QuestionChanged(at=when, actor=command.actor, question=None, answer=_answer(state, command)),)

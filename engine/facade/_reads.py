@@ -64,7 +64,8 @@ __all__ = [
 
 class SessionInfo(msgspec.Struct, frozen=True, kw_only=True):
     """One row of :meth:`Transcripts.sessions`: the listing row, with the
-    session's status, tags, pinning, owner and parent (a child session's)."""
+    session's status, tags, pinning, owner, parent (a child session's) and
+    metadata."""
 
     id: str
     title: str | None
@@ -78,6 +79,7 @@ class SessionInfo(msgspec.Struct, frozen=True, kw_only=True):
     pinned: bool
     owner: str | None
     parent: str | None
+    metadata: dict[str, Any]
 
 
 class HistoryEntry(msgspec.Struct, frozen=True, kw_only=True):
@@ -244,6 +246,7 @@ def sessions(
                 pinned=summary.pinned,
                 owner=summary.owner,
                 parent=summary.parent,
+                metadata=summary.metadata,
             )
         )
         if limit is not None and len(listed) == limit:
@@ -390,13 +393,16 @@ def _summary(event: Event) -> str:
         task = "" if event.spawn is None or event.spawn.task is None else f" for {_clip(event.spawn.task, 40)!r}"
         return "created" + (f" {event.title!r}" if event.title else "") + spawned + task
     if isinstance(event, ChildSpawned):
+        name = "" if event.name is None else f" ({_clip(event.name, 40)})"
         task = "" if event.task is None else f" for {_clip(event.task, 40)!r}"
-        return f"spawned child {event.child!r}{task}"
+        return f"spawned child {event.child!r}{name}{task}"
     if isinstance(event, TaskListChanged):
         if event.tasks is None:
             return "task list removed"
         done = sum(task.status == "completed" for task in event.tasks)
-        return f"task list: {len(event.tasks)} tasks, {done} completed"
+        changed = next((task for task in event.tasks if task.id == event.updated), None)
+        what = "" if changed is None else f"task {_clip(changed.id, 40)!r} {changed.status}; "
+        return f"task list: {what}{len(event.tasks)} tasks, {done} completed"
     if isinstance(event, QuestionChanged):
         if event.question is not None:
             return f"question asked: {_clip(event.question.question, 60)!r}"

@@ -141,9 +141,11 @@ class ChildSpawned(_EventBase, frozen=True, kw_only=True, tag="child_spawned"):
 
 
 class TaskListChanged(_EventBase, frozen=True, kw_only=True, tag="task_list_changed"):
-    """The session's task list is now ``tasks`` (``None``: it has none)."""
+    """The session's task list is now ``tasks`` (``None``: it has none);
+    ``updated`` names the task an update changed."""
 
     tasks: tuple[Task, ...] | None
+    updated: str | None = None
 
 
 class QuestionChanged(_EventBase, frozen=True, kw_only=True, tag="question_changed"):
