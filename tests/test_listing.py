@@ -135,3 +135,61 @@ def test_a_summary_altered_in_the_file_is_damage(tmp_path: Path) -> None:
     db.close()
     with pytest.raises(CorruptStore, match="does not match its seal"):
         Transcripts.open(str(path)).sessions()
+
+
+def test_metadata_the_database_cannot_compare_is_still_found(stores: StoreFactory) -> None:
+    # Found by an adversarial pass: keys with control characters, text with
+    # NUL and integers past 64 bits were missed or failed on one backend.
+    store = stores.open()
+    odd = {"line\nbreak": 1, "tab\there": "x", "k": "a\x00b", "nul\x00key": 2, "big": 2**63, 'q"uote': True}
+    sid = store.create("odd", odd)
+    plain = store.create("plain", {"k": "ab", "big": 1})
+    for key, value in odd.items():
+        assert _listed(store, metadata={key: value}) == [sid], key
+    assert _listed(store, metadata={"k": "ab"}) == [plain]
+    assert _listed(store, owner=None, status="started") == [sid, plain]  # the row with NUL filters from its state
+
+
+def test_a_thousand_tags_are_a_filter_like_any_other(stores: StoreFactory) -> None:
+    store = stores.open()
+    tags = [f"t{number}" for number in range(1000)]
+    sid = store.create(tags=tags)
+    store.create(tags=tags[:999])
+    assert _listed(store, tags=tags) == [sid]
+
+
+def test_filter_values_no_session_could_hold_are_refused(store: Transcripts) -> None:
+    with pytest.raises(InvalidArgument, match="NaN"):
+        store.sessions(metadata={"score": float("nan")})
+    with pytest.raises(InvalidArgument):
+        store.sessions(metadata={"x": object()})
+    with pytest.raises(InvalidArgument):
+        store.sessions(parent="\ud800")
+    with pytest.raises(InvalidArgument):
+        store.sessions(after="\ud800")
+
+
+def test_a_damaged_summary_is_corruption_and_verify_checks_it(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    store = Transcripts.open(str(path))
+    sid = store.create(status="active", owner="ana")
+    store.close()
+    # Edited and sealed again with the plain digest (no seal key): only a
+    # replay can tell; verify() replays.
+    with sqlite3.connect(path) as db:
+        row = db.execute("SELECT * FROM transcripts_sessions WHERE session_id = ?", (sid,)).fetchone()
+        forged = row[9].replace('"active"', '"finished"')
+        resealed = seal_of(SessionRow(*row[:8], summary=forged), None)
+        db.execute(
+            "UPDATE transcripts_sessions SET summary = ?, seal = ? WHERE session_id = ?", (forged, resealed, sid)
+        )
+    db.close()
+    reopened = Transcripts.open(str(path))
+    with pytest.raises(CorruptStore, match="summary"):
+        reopened.verify(sid)
+    reopened.close()
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE transcripts_sessions SET summary = 'not json' WHERE session_id = ?", (sid,))
+    db.close()
+    with pytest.raises(CorruptStore):
+        Transcripts.open(str(path)).sessions(status="active")

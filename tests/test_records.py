@@ -14,6 +14,7 @@ from engine import (
     Child,
     Compaction,
     InvalidArgument,
+    InvalidMessage,
     InvalidRewriteRange,
     Message,
     NoOpRewrite,
@@ -392,3 +393,40 @@ def test_a_parent_is_deleted_only_with_its_children(stores: StoreFactory) -> Non
         [parent, child, grandchild, fork_of_child]
     )
     assert store.sessions() == []
+
+
+def test_subclasses_are_refused_before_anything_is_stored(stores: StoreFactory) -> None:
+    # Found by an adversarial pass: a Task or Message subclass was stored with
+    # its own fields, and no reader could decode the session again.
+    class PriorityTask(Task, frozen=True, kw_only=True):
+        priority: int = 0
+
+    class MyMessage(Message, frozen=True, kw_only=True):
+        mood: str = "calm"
+
+    class MyText(Text, frozen=True):
+        pass
+
+    store = stores.open()
+    sid = store.create()
+    store.append(sid, Message.user("a"), Message.assistant("b"))
+    with pytest.raises(InvalidArgument, match="not a Task"):
+        store.set_task_list(sid, [PriorityTask(id="a", description="d", priority=2)])
+    with pytest.raises(InvalidMessage, match="subclass of Message"):
+        store.compact(sid, 0, 1, MyMessage(role="user", blocks=(Text(text="s"),)))
+    with pytest.raises(InvalidMessage):
+        store.append(sid, Message(role="user", blocks=(MyText(text="s"),)))
+    with pytest.raises(InvalidArgument):
+        store.set_task_list(sid, [Task(id="a", description="d", criteria=("\ud800",))])
+    assert store.get(sid).version == 2 and stores.open().verify(sid).version == 2
+
+
+def test_children_leaves_out_a_session_that_took_a_deleted_childs_id(stores: StoreFactory) -> None:
+    store = stores.open()
+    parent = store.create()
+    store.spawn(parent, session_id="kid")
+    store.delete("kid")
+    store.create("unrelated", session_id="kid")
+    assert store.children(parent) == [] and store.sessions(parent=parent) == []
+    with pytest.raises(InvalidArgument, match="force must be a bool"):
+        store.generate_title(parent, force="no")  # type: ignore[arg-type]

@@ -473,3 +473,26 @@ def test_nested_metadata_cannot_be_changed_without_an_event(stores: StoreFactory
     assert dict(store.get(sid).metadata) == {"caps": [1, 2], "limits": {"tools": ["search"]}, "later": ["a"]}
     assert store.verify(sid).version == 2
     assert dict(stores.open().get(sid).metadata) == dict(store.get(sid).metadata)
+
+
+def test_a_write_from_another_store_object_never_brings_a_deleted_session_back(stores: StoreFactory) -> None:
+    # Found by an adversarial pass: a store object whose cached head
+    # predated a deletion by another object appended to the deleted log and
+    # made a listing row again; the session then read as corrupt and could
+    # not even be deleted.
+    from engine import SessionNotFound, Task
+
+    writer, other = stores.open(), stores.open()
+    sid = writer.create("agent")
+    writer.set_task_list(sid, [Task(id="t", description="book the trains")])
+    other.delete(sid)
+    with pytest.raises(SessionNotFound):
+        writer.update_task(sid, "t", status="completed")
+    with pytest.raises(SessionNotFound):
+        writer.append(sid, Message.user("still there?"))
+    with pytest.raises(SessionNotFound):
+        writer.get(sid)  # not from a cache the refusal left behind
+    fresh = stores.open()
+    assert fresh.sessions() == []
+    with pytest.raises(SessionNotFound):
+        fresh.get(sid)

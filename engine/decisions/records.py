@@ -97,7 +97,7 @@ class SetTaskList(_Struct, frozen=True, kw_only=True):
         checked = tuple(tasks)
         seen: set[str] = set()
         for index, task in enumerate(checked):
-            if not isinstance(task, Task):
+            if type(task) is not Task:  # a subclass's own fields would not read back
                 raise InvalidArgument(f"task {index} is a {type(task).__name__}, not a Task")
             _check_task(task, f"task {index}")
             if task.id in seen:
@@ -117,8 +117,10 @@ def _check_task(task: Task, where: str) -> None:
         raise InvalidArgument(f"{where}: status must be one of {list(TASK_STATUSES)}, got {shown(task.status)}")
     for name in ("criteria", "criteria_met"):
         values = getattr(task, name)
-        if not isinstance(values, tuple) or not all(isinstance(v, str) and "\x00" not in v for v in values):
-            raise InvalidArgument(f"{where}.{name} must be a tuple of str (without NUL), got {shown(values)}")
+        if not isinstance(values, tuple) or not all(isinstance(v, str) for v in values):
+            raise InvalidArgument(f"{where}.{name} must be a tuple of str, got {shown(values)}")
+        for value in values:
+            check_stored_text(value, f"{where}.{name}")
     unknown = [criterion for criterion in task.criteria_met if criterion not in task.criteria]
     if unknown:
         raise InvalidArgument(

@@ -44,6 +44,7 @@ from engine.store import (
     decode_summary,
     head_of,
     legacy_head_of,
+    listing_summary,
     summary_matches,
     summary_of,
 )
@@ -351,6 +352,11 @@ def verify(repository: Repository, session_id: str, head_hash: str | None, repla
             raise CorruptStore(f"session {session_id!r}: the snapshot at version {stored.version} differs from replay")
     if (listed.title, listed.message_count, listed.revision) != (state.title, len(state.messages), state.revision):
         raise CorruptStore(f"session {session_id!r}: its listing row differs from the replay of its log")
+    if listed.summary is not None and listed.summary != listing_summary(state):
+        raise CorruptStore(
+            f"session {session_id!r}: the summary its listing row keeps for filters (status, tags, owner, parent, "
+            "metadata) differs from the replay of its log"
+        )
     with repository.lock:
         head = repository.head(session_id)
     if head.version == state.version and _observable(head) != _observable(state):

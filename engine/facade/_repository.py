@@ -87,7 +87,7 @@ class Repository:
         self.tails: dict[str, tuple[str, Tail]] = {}
         # The listing summary last written per session, with what it was made
         # from: most writes change neither header, metadata nor parent.
-        self.summaries: dict[str, tuple[object, object, str | None, str]] = {}
+        self.summaries: dict[str, tuple[object, object, str | None, str | None]] = {}
         self.lock = threading.RLock()
 
     def close(self) -> None:
@@ -278,7 +278,7 @@ class Repository:
             state = self.head(session_id)  # the cache may be behind another writer
         return state
 
-    def _summary(self, state: Session) -> str:
+    def _summary(self, state: Session) -> str | None:
         made = self.summaries.get(state.id)
         if made is not None and made[0] is state.header and made[1] is state.metadata and made[2] == state.parent:
             return made[3]
@@ -325,8 +325,8 @@ class Repository:
             snapshot = StoredSnapshot(after.version, encode_snapshot(after, chain.checkpoint()))
         try:
             self.backend.append(session_id, records, row, snapshot)
-        except ConcurrentWriteError:
-            self.forget(session_id)  # reload on the next call, so a retry succeeds
+        except (ConcurrentWriteError, SessionNotFound):
+            self.forget(session_id)  # reload on the next call: a retry succeeds, or finds it deleted
             raise
         self.chains[session_id] = (after.version, chain, row.head)
         return self.remember(after)

@@ -7,6 +7,8 @@ in ``_erasure``."""
 from __future__ import annotations
 
 import os
+import random
+import time
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, overload
@@ -28,13 +30,15 @@ from engine.decisions import (
     SetTitle,
     UpdateMetadata,
     check_actor,
+    check_metadata,
     check_session_id,
     clock,
     commit_of,
     decide,
 )
+from engine.decisions._checks import check_stored_text
 from engine.decisions.records import AskQuestion, ClearQuestion, Compact, SetTaskList, SpawnChild, UpdateTask
-from engine.errors import ConcurrentWriteError, InvalidArgument, SessionNotFound, VersionNotFound
+from engine.errors import ConcurrentWriteError, InvalidArgument, SessionExists, SessionNotFound, VersionNotFound
 from engine.facade import _erasure, _reads, _tail
 from engine.facade._reads import Diff, FeedEvent, HistoryEntry, SessionInfo
 from engine.facade._repository import DEFAULT_MAX_EVENT_BYTES, Repository
@@ -231,26 +235,31 @@ class Transcripts:
         not a fork: it starts empty, with ``header`` fields if given
         (``model=...``, ``agent=...``). Its first event names its parent, the
         family's root and its spawn depth; the parent records the child
-        (``ChildSpawned``) right after, so both appear in ``history()``. If
-        that second write fails, the error is raised and the child exists,
-        linked to its parent, without the parent's record."""
+        (``ChildSpawned``) just before, so both appear in ``history()``. A
+        ``ConcurrentWriteError`` (other writers of the parent, five times
+        running) means nothing was written. If the child's own write fails
+        after the parent's record, the error is raised and :meth:`children`
+        leaves out the child the record names."""
         command = SpawnChild.of(
             task=task, name=name, title=title, metadata=metadata, header=header, actor=actor, child_id=session_id
         )
         repository = self._repository
         with repository.lock:
-            head = repository.head(parent)
-            child = decisions.spawned(head, command, clock())
-            repository.commit(None, child.events, child.state)
+            if repository.backend.session_row(command.child_id) is not None:
+                raise SessionExists(command.child_id)
+            # The parent's record first: a conflict there leaves nothing written.
             for attempt in range(_SPAWN_ATTEMPTS):
+                head = repository.head(parent)
+                child = decisions.spawned(head, command, clock())  # every check, before anything is written
                 decision = decide(head, command, clock())
                 try:
                     repository.commit(head, decision.events, decision.state)
                     break
-                except ConcurrentWriteError:  # another writer of the parent: its record commutes with theirs
+                except ConcurrentWriteError:  # another writer of the parent: try again on its new head
                     if attempt == _SPAWN_ATTEMPTS - 1:
                         raise
-                    head = repository.head(parent)
+                    time.sleep(random.uniform(0, 0.002 * 2**attempt))
+            repository.commit(None, child.events, child.state)
         return command.child_id
 
     def children(self, session_id: str) -> list[Session]:
@@ -260,9 +269,11 @@ class Transcripts:
         found = []
         for child in self.get(session_id).children:
             try:
-                found.append(self.get(child.session_id))
+                state = self.get(child.session_id)
             except SessionNotFound:
                 continue
+            if state.parent == session_id:  # not another session that took a deleted child's id
+                found.append(state)
         return found
 
     def set_task_list(self, session_id: str, tasks: Iterable[Task] | None, *, actor: str | None = None) -> None:
@@ -370,6 +381,8 @@ class Transcripts:
         (``None`` if there is no user message to take it from)."""
         if isinstance(width, bool) or not isinstance(width, int) or width < 1:
             raise InvalidArgument(f"width is how many characters to keep (an int >= 1), got {shown(width)}")
+        if not isinstance(force, bool):
+            raise InvalidArgument(f"force must be a bool, got {shown(force)}")
         session = self.get(session_id)
         if session.title is not None and not force:
             return session.title
@@ -705,10 +718,11 @@ class Transcripts:
         checked = SetHeader.of(header).changes if header else {}  # the same checks as when they are set
         if metadata is not None and not isinstance(metadata, Mapping):
             raise InvalidArgument(f"metadata= is a mapping of the values to match, got {shown(metadata)}")
-        if metadata is not None and not all(isinstance(key, str) for key in metadata):
-            raise InvalidArgument("metadata= keys are str, as metadata keys are")
+        metadata = check_metadata(metadata)  # values a session's metadata could hold, or refused
         if parent is not None and not isinstance(parent, str):
             raise InvalidArgument(f"parent= is the id of the session that spawned them, got {shown(parent)}")
+        check_stored_text(parent, "parent=")
+        check_stored_text(after, "after=")
         wanted = None
         if checked or metadata or parent is not None:
             wanted = ListingFilter(

@@ -165,7 +165,7 @@ class ToolResult(_Block, frozen=True, tag="tool_result"):
 
     def __post_init__(self) -> None:
         _require_str(self.tool_use_id, "ToolResult.tool_use_id")
-        if not isinstance(self.content, tuple) or not all(isinstance(block, (Text, Image)) for block in self.content):
+        if not isinstance(self.content, tuple) or not all(type(block) in (Text, Image) for block in self.content):
             raise InvalidMessage("ToolResult.content must be a tuple of Text or Image blocks")
         if not isinstance(self.is_error, bool):
             raise InvalidMessage("ToolResult.is_error must be a bool")
@@ -240,8 +240,11 @@ class Message(
                 f"Message.blocks must be a tuple, got {type(self.blocks).__name__}; "
                 "use the Message.user/assistant/system/tool_results constructors"
             )
+        if type(self) is not Message:
+            # Its own fields would be stored, and no reader could decode them.
+            raise InvalidMessage(f"a {type(self).__name__} (a subclass of Message) cannot be stored; use Message")
         for block in self.blocks:
-            if not isinstance(block, allowed):
+            if type(block) not in allowed:  # not a subclass either: it would not read back
                 self._refuse_block(allowed)
         if self.erased is not None:
             self._check_erased()
@@ -276,7 +279,12 @@ class Message(
         return Message(role=self.role, id=self.id, provider_item_id=self.provider_item_id, erased=self.digest)
 
     def _refuse_block(self, allowed: tuple[type[_Block], ...]) -> None:
-        index, block = next((i, b) for i, b in enumerate(self.blocks) if not isinstance(b, allowed))
+        index, block = next((i, b) for i, b in enumerate(self.blocks) if type(b) not in allowed)
+        if isinstance(block, allowed):
+            raise InvalidMessage(
+                f"block {index} is a {type(block).__name__} (a subclass of a block type), which cannot be stored; "
+                f"use {type(block).__mro__[1].__name__}"
+            )
         kind = getattr(block, "__struct_config__", None) and block.__struct_config__.tag
         raise InvalidMessage(
             f"a {self.role} message cannot hold block {index} ({kind or type(block).__name__!s}); allowed: "

@@ -217,18 +217,12 @@ class ListingSummary(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 _SUMMARY_DECODER = msgspec.json.Decoder(ListingSummary)
 
 
-def listing_summary(state: Session) -> str:
-    """The summary of a session's listing row, as JSON text (keys sorted)."""
-    header = state.header
-    summary = ListingSummary(
-        status=header.status,
-        tags=header.tags,
-        pinned=header.pinned,
-        owner=header.owner,
-        parent=state.parent,
-        metadata=dict(state.metadata),
-    )
-    return _SUMMARY_ENCODER.encode(summary).decode()
+def listing_summary(state: Session) -> str | None:
+    """The summary of a session's listing row, as JSON text (keys sorted);
+    ``None`` for metadata holding a NUL character, which PostgreSQL's jsonb
+    cannot hold (such a row is filtered from the session's state)."""
+    text = _SUMMARY_ENCODER.encode(summary_of(state)).decode()
+    return None if "\\u0000" in text else text
 
 
 def same_json(stored: Any, wanted: Any) -> bool:
@@ -248,8 +242,16 @@ def decode_summary(session_id: str, text: str) -> ListingSummary:
 
 
 def summary_of(state: Session) -> ListingSummary:
-    """The summary a listing row written now would keep of ``state``."""
-    return _SUMMARY_DECODER.decode(listing_summary(state))
+    """The summary of ``state`` that listings show and filter on."""
+    header = state.header
+    return ListingSummary(
+        status=header.status,
+        tags=header.tags,
+        pinned=header.pinned,
+        owner=header.owner,
+        parent=state.parent,
+        metadata=dict(state.metadata),
+    )
 
 
 def summary_matches(summary: ListingSummary, wanted: ListingFilter) -> bool:

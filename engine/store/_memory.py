@@ -35,6 +35,9 @@ class MemoryRecorder(POPOApplicationRecorder):
     def _update_table(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         # Runs under the database lock, after the uniqueness check passed.
         first = stored_events[0] if stored_events else None
+        written = first is not None and first.originator_version > 1 and kwargs.get("session_row") is not None
+        if written and first is not None and str(first.originator_id) not in self._sessions:
+            raise SessionNotFound(str(first.originator_id))  # deleted since this writer read it
         if first is not None and first.originator_version == 1:
             source = fork_source(str(first.originator_id), first.topic, first.state)
             if source is not None and source not in self._sessions:

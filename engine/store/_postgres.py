@@ -19,6 +19,7 @@ from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier, Literal
 
 from engine.errors import (
+    CorruptStore,
     InvalidArgument,
     SessionNotFound,
     StorageError,
@@ -84,6 +85,10 @@ class PostgresRecorder(PostgresApplicationRecorder):
             "SET title=excluded.title, updated_at=excluded.updated_at, "
             "message_count=excluded.message_count, revision=excluded.revision, version=excluded.version, "
             "head=excluded.head, seal=excluded.seal, summary=excluded.summary"
+        ).format(schema, sessions)
+        self._update_session = SQL(
+            "UPDATE {}.{} SET title=%s, updated_at=%s, message_count=%s, revision=%s, version=%s, head=%s, "
+            "seal=%s, summary=%s WHERE session_id=%s"
         ).format(schema, sessions)
         self._sessions_name = f"{prefix}_sessions"
         self._snapshots_name = f"{prefix}_snapshots"
@@ -198,7 +203,15 @@ class PostgresRecorder(PostgresApplicationRecorder):
                 if curs.fetchone() is None:
                     raise SessionNotFound(source)  # deleted since the fork was prepared
             curs.execute(self.insert_events_statement, (events,))
-            curs.execute(self._upsert_session, tuple(row), prepare=True)
+            if first.version == 1:
+                curs.execute(self._upsert_session, tuple(row), prepare=True)
+            else:
+                changes = (*row[1:2], *row[3:], row.session_id)  # every field but the id and creation time
+                curs.execute(self._update_session, changes, prepare=True)
+                if curs.rowcount != 1:
+                    # No listing row: the session was deleted since this
+                    # writer read it. Its events must not come back.
+                    raise SessionNotFound(session_id)
             if snapshot is not None:
                 curs.execute(self._insert_snapshot, (row.session_id, snapshot.version, snapshot.state), prepare=True)
 
@@ -300,9 +313,14 @@ class PostgresRecorder(PostgresApplicationRecorder):
     def select_sessions(self, wanted: ListingFilter | None = None) -> list[SessionRow]:
         where, values = (SQL(""), []) if wanted is None else _listing_where(wanted)
         query = SQL("{}{} ORDER BY created_at, session_id").format(self._select_sessions, where)
-        with self.datastore.transaction(commit=False) as curs:
-            curs.execute(query, values)
-            return [SessionRow(**row) for row in curs.fetchall()]
+        try:
+            with self.datastore.transaction(commit=False) as curs:
+                curs.execute(query, values)
+                return [SessionRow(**row) for row in curs.fetchall()]
+        except Exception as exc:  # as eventsourcing translated it, or psycopg's own
+            if "json" not in str(exc).lower() and "unicode escape" not in str(exc).lower():
+                raise
+            raise CorruptStore(f"a listing row's summary is not the JSON the engine writes ({exc})") from None
 
 
 def _listing_where(wanted: ListingFilter) -> tuple[SQL, list[Any]]:
@@ -323,8 +341,10 @@ def _listing_where(wanted: ListingFilter) -> tuple[SQL, list[Any]]:
         clauses.append("(summary::jsonb -> 'tags') @> %s::jsonb")
         values.append(json.dumps(list(wanted.tags)))
     if wanted.metadata:
-        clauses.append("(summary::jsonb -> 'metadata') @> %s::jsonb")
-        values.append(json.dumps(dict(wanted.metadata)))
+        items = json.dumps(dict(wanted.metadata))
+        if "\\u0000" not in items:  # jsonb holds no NUL: such values are tested exactly afterwards only
+            clauses.append("(summary::jsonb -> 'metadata') @> %s::jsonb")
+            values.append(items)
     if not clauses:
         return SQL(""), []
     return SQL(" WHERE summary IS NULL OR (" + " AND ".join(clauses) + ")"), values

@@ -24,6 +24,7 @@ from eventsourcing.sqlite import (
 )
 
 from engine.errors import (
+    CorruptStore,
     InvalidArgument,
     SessionNotFound,
     StorageUnavailable,
@@ -220,8 +221,12 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
                     row.summary,
                     session_id,
                 )
-                if first.version == 1 or not execute(self._update_session, changes).rowcount:
+                if first.version == 1:
                     execute(self._upsert_session, row)
+                elif not execute(self._update_session, changes).rowcount:
+                    # No listing row: the session was deleted since this
+                    # writer read it. Its events must not come back.
+                    raise SessionNotFound(session_id)
                 if snapshot is not None:
                     execute(self._insert_snapshot, (session_id, snapshot.version, snapshot.state))
 
@@ -376,13 +381,21 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
         where, values = ("", []) if wanted is None else _listing_where(wanted)
         with self.datastore.transaction(commit=False) as c:
             order = " ORDER BY created_at, session_id"
-            c.execute(f"SELECT {_ROW_COLUMNS} FROM {self.sessions_table}{where}{order}", values)
+            try:
+                c.execute(f"SELECT {_ROW_COLUMNS} FROM {self.sessions_table}{where}{order}", values)
+            except sqlite3.OperationalError as exc:
+                if "JSON" not in str(exc):
+                    raise
+                raise CorruptStore(f"a listing row's summary is not the JSON the engine writes ({exc})") from None
             return [SessionRow(*row) for row in c.fetchall()]
 
 
 def _listing_where(wanted: ListingFilter) -> tuple[str, list[Any]]:
     """A WHERE clause letting through the rows whose summary may match
-    ``wanted`` (the backend tests each exactly), and every row without one."""
+    ``wanted`` (the backend tests each exactly), and every row without one.
+    Only what SQLite's JSON functions compare exactly narrows the rows: keys
+    a JSON path names plainly, text without NUL, 64-bit integers; and at
+    most ``_MOST_CLAUSES`` of them (SQLite limits an expression's depth)."""
     clauses: list[str] = []
     values: list[Any] = []
     for name in ("status", "owner", "parent"):
@@ -397,10 +410,11 @@ def _listing_where(wanted: ListingFilter) -> tuple[str, list[Any]]:
         clauses.append("EXISTS (SELECT 1 FROM json_each(summary, '$.tags') WHERE value = ?)")
         values.append(tag)
     for key, value in wanted.metadata:
-        if '"' in key or "\\" in key:
-            continue  # a key a JSON path cannot name: tested exactly afterwards only
+        if not key.isprintable() or '"' in key or "\\" in key:
+            continue  # a key a JSON path cannot name plainly: tested exactly afterwards only
         path = f'$.metadata."{key}"'
-        if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
+        exact = (isinstance(value, str) and "\x00" not in value) or (type(value) is int and -(2**63) <= value < 2**63)
+        if exact:
             clauses.append("json_extract(summary, ?) = ?")
             values += [path, value]
         else:
@@ -408,7 +422,17 @@ def _listing_where(wanted: ListingFilter) -> tuple[str, list[Any]]:
             values.append(path)
     if not clauses:
         return "", []
+    clauses, values = clauses[:_MOST_CLAUSES], _values_of(clauses[:_MOST_CLAUSES], values)
     return " WHERE summary IS NULL OR (" + " AND ".join(clauses) + ")", values
+
+
+def _values_of(clauses: list[str], values: list[Any]) -> list[Any]:
+    """The parameters of the first clauses (each has as many as its ``?``)."""
+    return values[: sum(clause.count("?") for clause in clauses)]
+
+
+#: Filter clauses SQLite evaluates at most; the backend tests the rest.
+_MOST_CLAUSES = 16
 
 
 def _database_uri(path: str) -> str:
