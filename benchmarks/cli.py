@@ -5,7 +5,9 @@ the engine and by a peer (the OpenAI Agents SDK, when installed), catching a
 read model up, the newest messages of a long session (against the SDK's
 SQLiteSession), and listing sessions with filters (against raw sqlite3).
 
-``--only suite|branching|realtime|peers|readmodel|tail|listing`` runs one part. ``--recordings DIR``
+``--only suite|branching|realtime|peers|readmodel|tail|listing|postgres`` runs one part
+(``postgres`` needs ``ENGINE_BENCH_POSTGRES_DSN`` or ``ENGINE_TEST_POSTGRES_DSN``;
+without either, running every part skips it and says so). ``--recordings DIR``
 adds real recordings to the peer comparison. ``--json PATH`` writes
 ``{"suite": ..., "branching": ..., "readmodel": ..., "tail": ...}`` (the parts
 that ran).
@@ -18,12 +20,12 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from benchmarks import branching, listing, readmodel, realtime, realtime_recordings, suite, tail
+from benchmarks import branching, listing, postgres, readmodel, realtime, realtime_recordings, suite, tail
 from benchmarks._report import write_json
 
 __all__ = ["main"]
 
-PARTS = ("suite", "branching", "realtime", "peers", "readmodel", "tail", "listing")
+PARTS = ("suite", "branching", "realtime", "peers", "readmodel", "tail", "listing", "postgres")
 TITLES = {
     "suite": "part 1: the suite",
     "branching": "part 2: branching and rewrites",
@@ -32,6 +34,7 @@ TITLES = {
     "readmodel": "part 5: the read model",
     "tail": "part 6: the newest messages of a long session",
     "listing": "part 7: listing sessions with filters",
+    "postgres": "part 8: PostgreSQL writers",
 }
 
 
@@ -94,6 +97,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             messages = 10_000 if realtime_config.quick else 100_000
             tail_config = tail.TailConfig(runs=realtime_config.runs, messages=messages, quick=realtime_config.quick)
             document["tail"] = tail.run(tail_config)
+        elif part == "postgres" and postgres.dsn() is None and len(parts) > 1:
+            print("not run: no PostgreSQL server given (set ENGINE_BENCH_POSTGRES_DSN)")
+        elif part == "postgres":
+            appends = 100 if realtime_config.quick else 500
+            pg_config = postgres.PostgresConfig(runs=realtime_config.runs, appends=appends, quick=realtime_config.quick)
+            document["postgres"] = postgres.run(pg_config)
         elif part == "listing":
             count = 10_000 if realtime_config.quick else 100_000
             listing_config = listing.ListingConfig(

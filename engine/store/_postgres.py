@@ -7,6 +7,7 @@ import contextlib
 import getpass
 import json
 import time
+import weakref
 import zlib
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -27,11 +28,16 @@ from engine.errors import (
 )
 from engine.store._backend import DRIVER_ERRORS, RecorderBackend, described, translated_errors
 from engine.store._chain import check_legacy_sealing, sealed_row
-from engine.store._codec import fork_source, refuse_orphans
-from engine.store._records import ListingFilter, Record, Rewrite, SessionRow, StoredSnapshot
+from engine.store._codec import READABLE_TOPICS, fork_source, refuse_orphans
+from engine.store._records import FeedEntry, ListingFilter, Record, Rewrite, SessionRow, StoredSnapshot
 
 _ROW_COLUMNS = "session_id, title, created_at, updated_at, message_count, revision, version, head, seal, summary"
 
+
+#: Feed positions of stored events start here (below: an older store's
+#: positions); each transaction has ``_PER_TRANSACTION`` of them.
+POSITION_BASE = 2**40
+_PER_TRANSACTION = 2**20
 
 # What psycopg raises outside eventsourcing's translation (our own
 # connections: schema creation, vacuum; the pool's timeout on a dead server).
@@ -45,6 +51,9 @@ DRIVER_ERRORS.extend(
 
 
 class PostgresRecorder(PostgresApplicationRecorder):
+    # The feed lists the engine's event types only.
+    feed_topics = tuple(READABLE_TOPICS)
+
     def __init__(
         self,
         datastore: PostgresDatastore,
@@ -86,12 +95,39 @@ class PostgresRecorder(PostgresApplicationRecorder):
             "message_count=excluded.message_count, revision=excluded.revision, version=excluded.version, "
             "head=excluded.head, seal=excluded.seal, summary=excluded.summary"
         ).format(schema, sessions)
-        self._update_session = SQL(
-            "UPDATE {}.{} SET title=%s, updated_at=%s, message_count=%s, revision=%s, version=%s, head=%s, "
-            "seal=%s, summary=%s WHERE session_id=%s"
-        ).format(schema, sessions)
         self._sessions_name = f"{prefix}_sessions"
         self._snapshots_name = f"{prefix}_snapshots"
+        self._timeouts_session = SQL("SET lock_timeout = {}; SET statement_timeout = {}").format(
+            Literal(f"{int(lock_timeout * 1000)}ms"), Literal(f"{int(statement_timeout * 1000)}ms")
+        )
+        self._configured: weakref.WeakSet[Any] = weakref.WeakSet()
+        events = Identifier(self.events_table_name)
+        # A stored event's position in the store-wide feed: after every
+        # position of an older store (those are below POSITION_BASE), by the
+        # id of the transaction that wrote it, then in write order within it.
+        # A reader only reads positions of transactions older than every one
+        # still running (see select_feed), so none commits below a position
+        # already read: writers never wait on one lock to keep that true.
+        self._insert_positioned = SQL(
+            "INSERT INTO {}.{} AS t (originator_id, originator_version, topic, state, position) "
+            "SELECT e.originator_id, e.originator_version, e.topic, e.state, "
+            "{} + pg_current_xact_id()::text::bigint * {} + %s + e.ord "
+            "FROM unnest(%s::{}.{}[]) WITH ORDINALITY AS e(originator_id, originator_version, topic, state, ord)"
+        ).format(
+            schema,
+            events,
+            Literal(POSITION_BASE),
+            Literal(_PER_TRANSACTION),
+            schema,
+            Identifier(self.stored_event_type_name),
+        )
+        self._append_row = SQL("WITH ev AS ({}) {}").format(self._insert_positioned, self._update_session_sql(schema))
+        self._create_row = SQL("WITH ev AS ({}) {}").format(self._insert_positioned, self._upsert_session)
+        self._select_feed = SQL(
+            "SELECT position, originator_id, originator_version, topic, state FROM {}.{} "
+            "WHERE position > %s AND position < {} + pg_snapshot_xmin(pg_current_snapshot())::text::bigint * {} "
+            "AND topic = ANY(%s) ORDER BY position LIMIT %s"
+        ).format(schema, events, Literal(POSITION_BASE), Literal(_PER_TRANSACTION))
         self._select_snapshot = SQL(
             "SELECT version, state FROM {}.{} WHERE session_id=%s AND version<=%s ORDER BY version DESC LIMIT 1"
         ).format(schema, snapshots)
@@ -110,6 +146,12 @@ class PostgresRecorder(PostgresApplicationRecorder):
         )
         self._select_sessions = SQL("SELECT " + _ROW_COLUMNS + " FROM {}.{}").format(schema, sessions)
 
+    def _update_session_sql(self, schema: Identifier) -> SQL:
+        return SQL(
+            "UPDATE {}.{} SET title=%s, updated_at=%s, message_count=%s, revision=%s, version=%s, head=%s, "
+            "seal=%s, summary=%s WHERE session_id=%s"
+        ).format(schema, Identifier(self._sessions_name))  # type: ignore[return-value]
+
     def create_table(self) -> None:
         # Serialise schema creation between processes opening a new store at
         # once: concurrent CREATE ... IF NOT EXISTS can fail in PostgreSQL's
@@ -122,6 +164,11 @@ class PostgresRecorder(PostgresApplicationRecorder):
         key = zlib.crc32(b"transcript-engine:create-tables")
         params = dict(self.datastore.pool.kwargs or {})  # type: ignore[arg-type]
         with psycopg.connect(**params, autocommit=True) as conn:
+            if self._schema_ready(conn):
+                # No DDL at all: even CREATE INDEX IF NOT EXISTS waits for
+                # every open write transaction, and writers queue behind it.
+                self._seal_unsealed_rows(conn)
+                return
             conn.execute("SELECT pg_advisory_lock(%s)", (key,))
             super().create_table()
             # A store written before listing rows had a summary gets the
@@ -131,7 +178,42 @@ class PostgresRecorder(PostgresApplicationRecorder):
                     Identifier(self.datastore.schema), Identifier(self._sessions_name)
                 )
             )
+            # Feed positions (see __init__); the events of a store written
+            # before them keep their old positions, all below the new ones.
+            schema, events = Identifier(self.datastore.schema), Identifier(self.events_table_name)
+            conn.execute(SQL("ALTER TABLE {}.{} ADD COLUMN IF NOT EXISTS position bigint").format(schema, events))
+            conn.execute(
+                SQL("CREATE UNIQUE INDEX IF NOT EXISTS {} ON {}.{} (position)").format(
+                    Identifier(f"{self.events_table_name}_position_idx"), schema, events
+                )
+            )
+            conn.execute(
+                SQL("UPDATE {}.{} SET position = notification_id WHERE position IS NULL").format(schema, events)
+            )
             self._seal_unsealed_rows(conn)
+
+    def _schema_ready(self, conn: psycopg.Connection[Any]) -> bool:
+        """Whether the store's tables have every column and index this
+        version writes (then opening it needs no DDL)."""
+        schema = self.datastore.schema or "public"
+        found = (
+            conn.cursor(row_factory=tuple_row)
+            .execute(
+                "SELECT (SELECT count(*) FROM information_schema.columns WHERE table_schema = %s AND ("
+                "(table_name = %s AND column_name IN ('summary', 'seal')) OR "
+                "(table_name = %s AND column_name = 'position'))), "
+                "to_regclass(%s) IS NOT NULL, to_regclass(%s) IS NOT NULL",
+                (
+                    schema,
+                    self._sessions_name,
+                    self.events_table_name,
+                    f"{schema}.{self.events_table_name}_position_idx",
+                    f"{schema}.{self._snapshots_name}",
+                ),
+            )
+            .fetchone()
+        )
+        return found is not None and found[0] == 3 and found[1] and found[2]
 
     def _seal_unsealed_rows(self, conn: psycopg.Connection[Any]) -> None:
         """Give a store written before rows were sealed its chain heads and
@@ -185,35 +267,60 @@ class PostgresRecorder(PostgresApplicationRecorder):
     def insert_records(
         self, session_id: str, records: Sequence[Record], row: SessionRow, snapshot: StoredSnapshot | None
     ) -> None:
-        """The events, the listing row and the snapshot, in one transaction.
+        """The events, the listing row and the snapshot, in one transaction:
+        one statement (events and row together) and the commit, as a plain
+        insert with a commit takes. No table lock: writers of different
+        sessions run at once; the unique (session, version) key orders the
+        writers of one session (the second gets ``ConcurrentWriteError``).
 
         Not through eventsourcing's ``insert_events``: it sends the statements
         in psycopg's pipeline mode, where an event of a few megabytes left the
-        client and the server each waiting for the other while the table lock
-        was held, so every other writer waited too. Here each statement is
-        sent and answered in turn, under the lock and statement timeouts."""
+        client and the server each waiting for the other. Every statement
+        here is bounded by the lock and statement timeouts."""
         events = [
             self.construct_pg_stored_event(session_id, version, topic, state) for version, topic, state in records
         ]
-        with self._locked_write() as curs:
-            first = records[0]
-            source = fork_source(session_id, first.topic, first.state) if first.version == 1 else None
-            if source is not None:
-                curs.execute(self._select_session, (source,), prepare=True)
-                if curs.fetchone() is None:
-                    raise SessionNotFound(source)  # deleted since the fork was prepared
-            curs.execute(self.insert_events_statement, (events,))
-            if first.version == 1:
-                curs.execute(self._upsert_session, tuple(row), prepare=True)
-            else:
-                changes = (*row[1:2], *row[3:], row.session_id)  # every field but the id and creation time
-                curs.execute(self._update_session, changes, prepare=True)
-                if curs.rowcount != 1:
-                    # No listing row: the session was deleted since this
-                    # writer read it. Its events must not come back.
-                    raise SessionNotFound(session_id)
-            if snapshot is not None:
-                curs.execute(self._insert_snapshot, (row.session_id, snapshot.version, snapshot.state), prepare=True)
+        first = records[0]
+        with self.datastore.get_connection() as conn:
+            self._configure(conn)
+            with conn.transaction(), conn.cursor() as curs:
+                source = fork_source(session_id, first.topic, first.state) if first.version == 1 else None
+                if source is not None:
+                    curs.execute(self._select_session, (source,), prepare=True)
+                    if curs.fetchone() is None:
+                        raise SessionNotFound(source)  # deleted since the fork was prepared
+                if first.version == 1:
+                    curs.execute(self._create_row, (0, events, *row), prepare=True)
+                else:
+                    changes = (*row[1:2], *row[3:], row.session_id)  # every field but the id and creation time
+                    curs.execute(self._append_row, (0, events, *changes), prepare=True)
+                    if curs.rowcount != 1:
+                        # No listing row: the session was deleted since this
+                        # writer read it. Its events must not come back.
+                        raise SessionNotFound(session_id)
+                if snapshot is not None:
+                    curs.execute(
+                        self._insert_snapshot, (row.session_id, snapshot.version, snapshot.state), prepare=True
+                    )
+
+    def _configure(self, conn: Any) -> None:
+        """The lock and statement timeouts, set once per pooled connection
+        (not per transaction: that would cost a round trip per write)."""
+        if conn not in self._configured:
+            with conn.transaction():
+                conn.execute(self._timeouts_session)
+            self._configured.add(conn)
+
+    def select_feed(self, after: int, limit: int) -> list[FeedEntry]:
+        with self.datastore.get_connection() as conn:
+            self._configure(conn)
+            with conn.transaction(), conn.cursor(row_factory=tuple_row) as curs:
+                curs.execute(self._select_feed, (after, list(self.feed_topics), limit), prepare=True)
+                found = curs.fetchall()
+        return [
+            FeedEntry(position, session_id, Record(version, topic, bytes(state)))
+            for position, session_id, version, topic, state in found
+        ]
 
     def rewrite_records(self, changes: Sequence[Rewrite]) -> None:
         events = Identifier(self.events_table_name)
@@ -221,6 +328,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
         replace = SQL("UPDATE {}.{} SET topic=%s, state=%s WHERE originator_id=%s AND originator_version=%s").format(
             schema, events
         )
+        written = 0  # events this transaction inserted: the next one's place in it
         with self._locked_write() as curs:
             for change in changes:
                 for version, topic, state in change.replaced:
@@ -229,7 +337,8 @@ class PostgresRecorder(PostgresApplicationRecorder):
                         raise IntegrityError(f"record {version} of {change.session_id!r} changed meanwhile")
                 if change.appended:
                     appended = [self.construct_pg_stored_event(change.session_id, *r) for r in change.appended]
-                    curs.execute(self.insert_events_statement, (appended,))
+                    curs.execute(self._insert_positioned, (written, appended))
+                    written += len(appended)
                 curs.execute(self._upsert_session, tuple(change.row), prepare=True)
             xid = _transaction_id(curs)
         self._vacuum(xid)

@@ -1,0 +1,162 @@
+"""Part 8: PostgreSQL writers. One process appending 200-byte messages, one
+per call (a commit each), against raw psycopg inserting the same bytes with a
+commit per call, interleaved run by run; then 1 and 8 processes appending to
+as many different sessions at once, and the rate they reach together. Runs
+against the server in ``ENGINE_BENCH_POSTGRES_DSN`` (or
+``ENGINE_TEST_POSTGRES_DSN``), each run in tables of its own."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+import uuid
+from dataclasses import dataclass
+
+from benchmarks._report import Line, format_table, machine_line, median, part_document, print_report, progress
+from engine import Message, Transcripts
+
+__all__ = ["PostgresConfig", "dsn", "run"]
+
+
+@dataclass(frozen=True)
+class PostgresConfig:
+    runs: int = 5
+    appends: int = 500  # per process and run
+    processes: int = 8
+    quick: bool = False
+
+
+def dsn() -> str | None:
+    return os.environ.get("ENGINE_BENCH_POSTGRES_DSN") or os.environ.get("ENGINE_TEST_POSTGRES_DSN")
+
+
+def _text(number: int) -> str:
+    return f"message {number:06d} " + "x" * 185  # 200 bytes
+
+
+def _engine(target: str, prefix: str, appends: int) -> float:
+    store = Transcripts.open(target, table_prefix=prefix)
+    sid = store.create()
+    started = time.perf_counter()
+    for number in range(appends):
+        store.append(sid, Message.user(_text(number)))
+    took = time.perf_counter() - started
+    store.close()
+    return took
+
+
+def _raw(target: str, table: str, appends: int) -> float:
+    import psycopg
+
+    with psycopg.connect(target) as connection:
+        connection.execute(f"CREATE TABLE {table} (id bigserial PRIMARY KEY, session text, version int, body bytea)")
+        connection.commit()
+        started = time.perf_counter()
+        for number in range(appends):
+            body = ('{"role":"user","text":"' + _text(number) + '"}').encode()
+            connection.execute(
+                f"INSERT INTO {table} (session, version, body) VALUES (%s, %s, %s)", ("s", number + 1, body)
+            )
+            connection.commit()
+        took = time.perf_counter() - started
+        connection.execute(f"DROP TABLE {table}")
+        connection.commit()
+    return took
+
+
+def _writer(target: str, prefix: str, appends: int, ready: object, go: object, results: object) -> None:
+    store = Transcripts.open(target, table_prefix=prefix)
+    sid = store.create()
+    ready.put(True)  # type: ignore[attr-defined]
+    go.wait()  # type: ignore[attr-defined]
+    started = time.perf_counter()
+    for number in range(appends):
+        store.append(sid, Message.user(_text(number)))
+    results.put((started, time.perf_counter()))  # type: ignore[attr-defined]
+    store.close()
+
+
+def _together(target: str, processes: int, appends: int) -> float:
+    """Appends per second that ``processes`` writers reach together, each on
+    a session of its own in one store (first start to last end)."""
+    prefix = "bp" + uuid.uuid4().hex[:10]
+    Transcripts.open(target, table_prefix=prefix).close()  # the tables, made once
+    context = multiprocessing.get_context("spawn")
+    ready, results, go = context.Queue(), context.Queue(), context.Event()
+    workers = [
+        context.Process(target=_writer, args=(target, prefix, appends, ready, go, results)) for _ in range(processes)
+    ]
+    for worker in workers:
+        worker.start()
+    for _ in workers:
+        ready.get(timeout=60)
+    go.set()
+    spans = [results.get(timeout=300) for _ in workers]
+    for worker in workers:
+        worker.join()
+    _drop(target, prefix)
+    return processes * appends / (max(end for _, end in spans) - min(start for start, _ in spans))
+
+
+def _drop(target: str, prefix: str) -> None:
+    import psycopg
+
+    with psycopg.connect(target, autocommit=True) as connection:
+        for table in ("events", "sessions", "snapshots"):
+            connection.execute(f"DROP TABLE IF EXISTS {prefix}_{table}")
+
+
+def run(config: PostgresConfig) -> dict[str, object]:
+    target = dsn()
+    if target is None:
+        raise SystemExit(
+            "part 8 needs a PostgreSQL server: set ENGINE_BENCH_POSTGRES_DSN (or ENGINE_TEST_POSTGRES_DSN)"
+        )
+    engine_s, raw_s, one, many = [], [], [], []
+    for number in range(config.runs):
+        prefix = "bp" + uuid.uuid4().hex[:10]
+        engine_s.append(_engine(target, prefix, config.appends))
+        _drop(target, prefix)
+        raw_s.append(_raw(target, "braw" + uuid.uuid4().hex[:10], config.appends))
+        one.append(_together(target, 1, config.appends))
+        many.append(_together(target, config.processes, config.appends))
+        progress(f"  postgres: run {number + 1}/{config.runs} done")
+    ours = [config.appends / seconds for seconds in engine_s]
+    theirs = [config.appends / seconds for seconds in raw_s]
+    lines = [
+        Line(
+            "one writer, 1 message per call: appends/s",
+            "appends/s",
+            median(ours),
+            median(theirs),
+            median(ours) / median(theirs),
+            target=">= 0.50x",
+            met=median(ours) / median(theirs) >= 0.5,
+            run_ratios=tuple(a / b for a, b in zip(ours, theirs, strict=True)),
+            short="one writer",
+        ),
+        Line(
+            f"{config.processes} processes on {config.processes} sessions: appends/s together",
+            "appends/s",
+            median(many),
+            median(one),
+            median(many) / median(one),
+            target=">= 3.00x",
+            met=median(many) / median(one) >= 3.0,
+            run_ratios=tuple(a / b for a, b in zip(many, one, strict=True)),
+            short="writers",
+        ),
+    ]
+    print_report(
+        machine_line(f"PostgreSQL at {target.split('@')[-1]}", config.runs, config.quick),
+        format_table(lines, "engine (median)", "raw psycopg / 1 process (median)"),
+        [
+            "one writer: the engine's append of one 200-byte message per call (its event, listing row and "
+            "commit), against raw psycopg inserting the same JSON bytes with a commit per call",
+            f"writers: {config.processes} processes each appending {config.appends} messages to a session of "
+            "its own in one store, against 1 process doing the same (rate from the first start to the last end)",
+        ],
+        f"targets met: {sum(line.met is True for line in lines)}/{len(lines)}",
+    )
+    return part_document(config, lines, engine_seconds=engine_s, raw_seconds=raw_s, one=one, many=many)
