@@ -22,7 +22,7 @@ from engine.errors import (
     VersionNotFound,
 )
 from engine.realtime.reducer import RealtimeState
-from engine.state.content import shown
+from engine.state.content import Message, shown
 from engine.state.events import CONTENT_EVENTS, Event, SessionForked
 from engine.state.revisions import EMPTY_REVISION
 from engine.state.transcript import Session, Tail, fold, forked
@@ -285,6 +285,28 @@ class Repository:
         text = listing_summary(state)
         self.summaries[state.id] = (state.header, state.metadata, state.parent, text)
         return text
+
+    def refuse_oversized(self, session_id: str, messages: Sequence[Message]) -> None:
+        """Refuse, before any hashing or encoding, messages whose text alone
+        is over ``max_event_bytes``: a lower bound of the event they would
+        make (each character is at least a byte of its JSON)."""
+        limit = self._max_event_bytes
+        if limit is None:
+            return
+        size = 0
+        for message in messages:
+            for block in message.blocks:
+                size += len(getattr(block, "text", "")) + len(getattr(block, "arguments", ""))
+                data = getattr(block, "data", None)
+                size += len(data) if isinstance(data, bytes) else 0
+                for part in getattr(block, "content", ()):
+                    size += len(getattr(part, "text", ""))
+            if size > limit:
+                raise EventTooLarge(
+                    f"session {shown(session_id)}: this write would store an event of over {size:,} bytes, over the "
+                    f"store's max_event_bytes ({limit:,}); nothing was written. Split it into smaller calls, or "
+                    "open the store with a larger max_event_bytes"
+                )
 
     def commit(self, before: Session | None, events: Sequence[Event], after: Session) -> Session:
         """Store ``events`` (which lead from ``before``, ``None`` for a new

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import random
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, overload
 
@@ -803,6 +803,9 @@ class Transcripts:
         """Load the head, decide, commit: one write, under the cache lock."""
         repository = self._repository
         expected = getattr(command, "expected_revision", None)
+        carrier = command.rewrite if isinstance(command, Compact) else command
+        messages: Sequence[Message] = getattr(carrier, "messages", ())
+        repository.refuse_oversized(session_id, messages)  # before hashing what could never be stored
         with repository.lock:
             head = repository.head_for_write(session_id, expected)
             try:
