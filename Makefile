@@ -44,8 +44,15 @@ $(BENCH_VENV)/.installed: pyproject.toml
 bench: $(BENCH_VENV)/.installed
 	$(BENCH_PY) -m benchmarks $(if $(RECORDINGS),--recordings $(RECORDINGS))
 
-# The realtime peer comparison alone.
-bench-peers: $(BENCH_VENV)/.installed
+$(BENCH_VENV)/.peers-installed: $(BENCH_VENV)/.installed
+	$(BENCH_PY) -m pip install --quiet -e '.[bench-peers]'
+	touch $@
+
+# The stores a user would pick instead (OpenAI Agents SDK sessions, LangGraph's
+# SqliteSaver, Google ADK's DatabaseSessionService) beside the engine and raw
+# sqlite3, then the realtime peer comparison.
+bench-peers: $(BENCH_VENV)/.peers-installed
+	$(BENCH_PY) -m benchmarks --only stores
 	$(BENCH_PY) -m benchmarks.realtime_recordings $(if $(RECORDINGS),--recordings $(RECORDINGS))
 
 # Long, randomised property runs for local use (minutes, not seconds).

@@ -5,9 +5,10 @@ the engine and by a peer (the OpenAI Agents SDK, when installed), catching a
 read model up, the newest messages of a long session (against the SDK's
 SQLiteSession), and listing sessions with filters (against raw sqlite3).
 
-``--only suite|branching|realtime|peers|readmodel|tail|listing|postgres`` runs one part
+``--only suite|branching|realtime|peers|readmodel|tail|listing|postgres|stores`` runs one part
 (``postgres`` needs ``ENGINE_BENCH_POSTGRES_DSN`` or ``ENGINE_TEST_POSTGRES_DSN``;
-without either, running every part skips it and says so). ``--recordings DIR``
+without either, running every part leaves it out and says so; ``stores``
+needs the peers ``make bench-peers`` installs). ``--recordings DIR``
 adds real recordings to the peer comparison. ``--json PATH`` writes
 ``{"suite": ..., "branching": ..., "readmodel": ..., "tail": ...}`` (the parts
 that ran).
@@ -20,12 +21,12 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from benchmarks import branching, listing, postgres, readmodel, realtime, realtime_recordings, suite, tail
+from benchmarks import branching, listing, peers, postgres, readmodel, realtime, realtime_recordings, suite, tail
 from benchmarks._report import write_json
 
 __all__ = ["main"]
 
-PARTS = ("suite", "branching", "realtime", "peers", "readmodel", "tail", "listing", "postgres")
+PARTS = ("suite", "branching", "realtime", "peers", "readmodel", "tail", "listing", "postgres", "stores")
 TITLES = {
     "suite": "part 1: the suite",
     "branching": "part 2: branching and rewrites",
@@ -35,6 +36,7 @@ TITLES = {
     "tail": "part 6: the newest messages of a long session",
     "listing": "part 7: listing sessions with filters",
     "postgres": "part 8: PostgreSQL writers",
+    "stores": "part 9: the stores a user would pick instead",
 }
 
 
@@ -97,6 +99,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             messages = 10_000 if realtime_config.quick else 100_000
             tail_config = tail.TailConfig(runs=realtime_config.runs, messages=messages, quick=realtime_config.quick)
             document["tail"] = tail.run(tail_config)
+        elif part == "stores" and not peers.installed() and len(parts) > 1:
+            print("not run: the peer stores are not installed here (make bench-peers installs them)")
+        elif part == "stores":
+            count = 500 if realtime_config.quick else 4_000
+            stores_config = peers.PeersConfig(runs=realtime_config.runs, messages=count, quick=realtime_config.quick)
+            document["stores"] = peers.run(stores_config)
         elif part == "postgres" and postgres.dsn() is None and len(parts) > 1:
             print("not run: no PostgreSQL server given (set ENGINE_BENCH_POSTGRES_DSN)")
         elif part == "postgres":

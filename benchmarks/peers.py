@@ -1,0 +1,412 @@
+"""Part 9 (``make bench-peers``): the engine beside the stores a user would
+pick instead, on the same 200-byte messages, each in a SQLite file of its
+own: raw sqlite3, the OpenAI Agents SDK's ``SQLiteSession`` and
+``AdvancedSQLiteSession``, LangGraph's ``SqliteSaver`` (a one-node graph over
+``MessagesState``, as LangGraph users keep a conversation), and Google ADK's
+``DatabaseSessionService`` (on SQLite).
+
+Per store: appends of one message per call (each committed), the cost of an
+append at 100 and at ``messages`` messages, a cold load of the whole
+conversation by a new object, a fork (each peer's own branching API, or its
+nearest equivalent: a copy), and the bytes the file grew by per message.
+The peers are installed only in the benchmark environment."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from benchmarks._report import Line, format_table, machine_line, median, part_document, print_report, progress
+from engine import Message, Transcripts
+
+__all__ = ["PeersConfig", "installed", "run"]
+
+
+@dataclass(frozen=True)
+class PeersConfig:
+    runs: int = 3
+    messages: int = 4_000
+    quick: bool = False
+
+
+def installed() -> bool:
+    """Whether the peer stores can be imported here."""
+    import importlib.util
+
+    names = ("agents", "langgraph.checkpoint.sqlite", "google.adk", "sqlalchemy", "aiosqlite")
+    try:
+        return all(importlib.util.find_spec(name) is not None for name in names)
+    except ModuleNotFoundError:
+        return False
+
+
+def _text(number: int) -> str:
+    return f"message {number:06d} " + "x" * 185  # 200 bytes
+
+
+def _size(folder: str) -> int:
+    """Bytes the SQLite files of ``folder`` hold: their pages in use once the
+    WAL is checkpointed into them (free pages and WAL space not counted)."""
+    total = 0
+    for name in sorted(os.listdir(folder)):
+        if not name.endswith(".db"):
+            continue
+        connection = sqlite3.connect(os.path.join(folder, name))
+        try:
+            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            pages, free, size = (
+                connection.execute(f"PRAGMA {pragma}").fetchone()[0]
+                for pragma in ("page_count", "freelist_count", "page_size")
+            )
+        finally:
+            connection.close()
+        total += (pages - free) * size
+    return total
+
+
+class _Store:
+    """One store under test: ``append(n)`` one message per call,
+    ``load()`` every message by a new object, ``fork()`` its branching."""
+
+    name = ""
+    fork_kind = ""
+    most = 1_000_000  # messages it is measured with at most
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+
+    def append(self, number: int) -> None:
+        raise NotImplementedError
+
+    def load(self) -> int:
+        raise NotImplementedError
+
+    def fork(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class _Engine(_Store):
+    name, fork_kind = "engine (SQLite, synchronous=full)", "fork(): one event"
+
+    def __init__(self, folder: str) -> None:
+        super().__init__(folder)
+        self.path = os.path.join(folder, "store.db")
+        self.store = Transcripts.open(self.path)
+        self.sid = self.store.create()
+
+    def append(self, number: int) -> None:
+        self.store.append(self.sid, Message.user(_text(number)))
+
+    def load(self) -> int:
+        with Transcripts.open(self.path) as store:
+            return len(store.get(self.sid).messages)
+
+    def fork(self) -> None:
+        self.store.fork(self.sid)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+class _Raw(_Store):
+    name, fork_kind = "raw sqlite3 (one row per message)", "INSERT ... SELECT copy"
+
+    def __init__(self, folder: str) -> None:
+        super().__init__(folder)
+        self.path = os.path.join(folder, "raw.db")
+        self.connection = sqlite3.connect(self.path, isolation_level=None)
+        self.connection.execute("PRAGMA journal_mode=WAL")
+        self.connection.execute("PRAGMA synchronous=FULL")
+        self.connection.execute("CREATE TABLE messages (session TEXT, position INTEGER, body TEXT)")
+
+    def append(self, number: int) -> None:
+        body = '{"role":"user","content":"' + _text(number) + '"}'
+        self.connection.execute("BEGIN")
+        self.connection.execute("INSERT INTO messages VALUES ('s', ?, ?)", (number, body))
+        self.connection.execute("COMMIT")
+
+    def load(self) -> int:
+        connection = sqlite3.connect(self.path)
+        rows = connection.execute("SELECT body FROM messages WHERE session = 's' ORDER BY position").fetchall()
+        connection.close()
+        return len(rows)
+
+    def fork(self) -> None:
+        self.connection.execute("BEGIN")
+        self.connection.execute("INSERT INTO messages SELECT 'f', position, body FROM messages WHERE session = 's'")
+        self.connection.execute("COMMIT")
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+class _AgentsSession(_Store):
+    name, fork_kind = "OpenAI Agents SDK SQLiteSession", "copy to a new session"
+
+    def __init__(self, folder: str) -> None:
+        super().__init__(folder)
+        from agents import SQLiteSession
+
+        self.path = os.path.join(folder, "agents.db")
+        self.session = SQLiteSession("s", self.path)
+        self.loop = asyncio.new_event_loop()
+
+    def append(self, number: int) -> None:
+        self.loop.run_until_complete(self.session.add_items([{"role": "user", "content": _text(number)}]))
+
+    def load(self) -> int:
+        from agents import SQLiteSession
+
+        fresh = SQLiteSession("s", self.path)
+        found = len(self.loop.run_until_complete(fresh.get_items()))
+        fresh.close()
+        return found
+
+    def fork(self) -> None:
+        from agents import SQLiteSession
+
+        items = self.loop.run_until_complete(self.session.get_items())
+        copy = SQLiteSession("f" + uuid.uuid4().hex[:8], self.path)
+        self.loop.run_until_complete(copy.add_items(items))
+        copy.close()
+
+    def close(self) -> None:
+        self.session.close()
+        self.loop.close()
+
+
+class _AdvancedSession(_AgentsSession):
+    name, fork_kind = "OpenAI Agents SDK AdvancedSQLiteSession", "create_branch_from_turn()"
+
+    def __init__(self, folder: str) -> None:
+        _Store.__init__(self, folder)
+        from agents.extensions.memory import AdvancedSQLiteSession
+
+        self.path = os.path.join(folder, "advanced.db")
+        self.session = AdvancedSQLiteSession(session_id="s", db_path=self.path, create_tables=True)
+        self.loop = asyncio.new_event_loop()
+
+    def load(self) -> int:
+        from agents.extensions.memory import AdvancedSQLiteSession
+
+        fresh = AdvancedSQLiteSession(session_id="s", db_path=self.path)
+        found = len(self.loop.run_until_complete(fresh.get_items()))
+        fresh.close()
+        return found
+
+    def fork(self) -> None:
+        # Each user message is a turn: branch from the last one.
+        turns = self.loop.run_until_complete(self.session.get_conversation_turns())
+        self.loop.run_until_complete(self.session.create_branch_from_turn(len(turns)))
+
+
+class _LangGraph(_Store):
+    name, fork_kind = "LangGraph SqliteSaver (MessagesState graph)", "update_state() from a checkpoint"
+    # Each checkpoint keeps the whole message list: 4,000 messages would
+    # write gigabytes (the bytes-per-message row shows the growth).
+    most = 1_000
+
+    def __init__(self, folder: str) -> None:
+        super().__init__(folder)
+        from langgraph.checkpoint.sqlite import SqliteSaver
+        from langgraph.graph import START, MessagesState, StateGraph
+
+        self.path = os.path.join(folder, "langgraph.db")
+        self.connection = sqlite3.connect(self.path, check_same_thread=False)
+        self.saver = SqliteSaver(self.connection)
+        builder = StateGraph(MessagesState)
+        builder.add_node("agent", lambda state: {})
+        builder.add_edge(START, "agent")
+        self.graph = builder.compile(checkpointer=self.saver)
+        self.config: dict[str, Any] = {"configurable": {"thread_id": "s"}}
+
+    def append(self, number: int) -> None:
+        self.graph.invoke({"messages": [{"role": "user", "content": _text(number)}]}, self.config)
+
+    def load(self) -> int:
+        from langgraph.checkpoint.sqlite import SqliteSaver
+
+        connection = sqlite3.connect(self.path, check_same_thread=False)
+        saver = SqliteSaver(connection)
+        checkpoint = saver.get_tuple(self.config)
+        assert checkpoint is not None
+        found = len(checkpoint.checkpoint["channel_values"]["messages"])
+        connection.close()
+        return found
+
+    def fork(self) -> None:
+        latest = self.graph.get_state(self.config)
+        self.graph.update_state(latest.config, {"messages": []})
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+class _Adk(_Store):
+    name, fork_kind = "Google ADK DatabaseSessionService (SQLite)", "copy to a new session"
+
+    def __init__(self, folder: str) -> None:
+        super().__init__(folder)
+        from google.adk.sessions import DatabaseSessionService
+
+        self.path = os.path.join(folder, "adk.db")
+        self.loop = asyncio.new_event_loop()
+        self.service = DatabaseSessionService(db_url=f"sqlite+aiosqlite:///{self.path}")
+        self.session = self.loop.run_until_complete(self.service.create_session(app_name="bench", user_id="u"))
+
+    def _event(self, text: str) -> Any:
+        from google.adk.events import Event
+        from google.genai import types
+
+        return Event(author="user", content=types.Content(role="user", parts=[types.Part(text=text)]))
+
+    def append(self, number: int) -> None:
+        self.loop.run_until_complete(self.service.append_event(self.session, self._event(_text(number))))
+
+    def load(self) -> int:
+        from google.adk.sessions import DatabaseSessionService
+
+        fresh = DatabaseSessionService(db_url=f"sqlite+aiosqlite:///{self.path}")
+        found = self.loop.run_until_complete(
+            fresh.get_session(app_name="bench", user_id="u", session_id=self.session.id)
+        )
+        assert found is not None
+        return len(found.events)
+
+    def fork(self) -> None:
+        source = self.loop.run_until_complete(
+            self.service.get_session(app_name="bench", user_id="u", session_id=self.session.id)
+        )
+        assert source is not None
+        copy = self.loop.run_until_complete(self.service.create_session(app_name="bench", user_id="u"))
+        for event in source.events:
+            self.loop.run_until_complete(self.service.append_event(copy, self._event(event.content.parts[0].text)))
+
+    def close(self) -> None:
+        self.loop.close()
+
+
+STORES: tuple[type[_Store], ...] = (_Engine, _Raw, _AgentsSession, _AdvancedSession, _LangGraph, _Adk)
+
+
+def _timed(action: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
+
+
+def one_run(kind: type[_Store], messages: int) -> dict[str, float]:
+    messages = min(messages, kind.most)
+    with tempfile.TemporaryDirectory() as folder:
+        store = kind(folder)
+        empty = _size(folder)
+        early: list[float] = []
+        late: list[float] = []
+        started = time.perf_counter()
+        for number in range(messages):
+            took = _timed(lambda number=number: store.append(number))  # type: ignore[misc]
+            if 100 <= number < 150:
+                early.append(took)
+            if number >= messages - 50:
+                late.append(took)
+        appending = time.perf_counter() - started
+        grown = _size(folder) - empty
+        loaded = _timed(store.load)
+        before_fork = _size(folder)
+        forked = _timed(store.fork)
+        fork_bytes = _size(folder) - before_fork
+        assert store.load() == messages, kind.name
+        store.close()
+    return {
+        "append_rate": messages / appending,
+        "append_at_100": median(early),
+        "append_at_end": median(late),
+        "load": loaded,
+        "fork": forked,
+        "fork_bytes": fork_bytes,
+        "bytes_per_message": grown / messages,
+        "messages": messages,
+    }
+
+
+def run(config: PeersConfig) -> dict[str, object]:
+    results: dict[str, list[dict[str, float]]] = {kind.name: [] for kind in STORES}
+    for number in range(config.runs):
+        for kind in STORES:
+            results[kind.name].append(one_run(kind, config.messages))
+        progress(f"  peers: run {number + 1}/{config.runs} done")
+    rows = {name: {key: median(run[key] for run in runs) for key in runs[0]} for name, runs in results.items()}
+    engine = rows[_Engine.name]
+    lines: list[Line] = []
+    for kind in STORES:
+        row = rows[kind.name]
+        lines.append(Line(kind.name, "", None, short=kind.name))
+        lines.append(Line("    appends/s, 1 message per call", "msg/s", row["append_rate"]))
+        growth = row["append_at_end"] / row["append_at_100"]
+        count = int(row["messages"])
+        lines.append(Line(f"    append at {count:,} over append at 100 (cost growth)", "x", growth, short="growth"))
+        lines.append(Line(f"    cold load of {count:,} messages", "ms", row["load"] * 1000))
+        lines.append(Line(f"    fork ({kind.fork_kind})", "ms", row["fork"] * 1000))
+        lines.append(Line("    bytes the fork added", "B", row["fork_bytes"]))
+        lines.append(Line("    bytes stored per 200-byte message", "B", row["bytes_per_message"]))
+    leads = _leads(rows, engine)
+    print_report(
+        machine_line(f"SQLite files, {config.messages:,} messages of 200 bytes", config.runs, config.quick),
+        format_table(lines, "median of runs"),
+        [
+            "every store writes to a SQLite file of its own in WAL or its default mode; the engine at "
+            "synchronous=full, raw sqlite3 at synchronous=full with a commit per message",
+            "LangGraph keeps a conversation as checkpoints of a graph's state: each append is one invoke of a "
+            "one-node graph over MessagesState (several checkpoint writes); it is measured up to 1,000 messages, "
+            "as every checkpoint keeps the whole list",
+            "fork: the engine's fork(); AdvancedSQLiteSession's create_branch_from_turn(); LangGraph's "
+            "update_state() from the latest checkpoint; SQLiteSession, ADK and raw sqlite3 have no branching, "
+            "so their nearest equivalent, a copy into a new session, is timed",
+            *leads,
+        ],
+        f"target: the engine leads every measure where a peer has the feature; it leads "
+        f"{sum('leads every peer' in line for line in leads)} of {len(leads)}",
+    )
+    return part_document(config, lines, results=results)
+
+
+def _leads(rows: dict[str, dict[str, float]], engine: dict[str, float]) -> list[str]:
+    """In words, for each measure: which peer stores lead the engine."""
+    higher_is_better = {"append_rate"}
+    said = []
+    for key, label in (
+        ("append_rate", "appends per second"),
+        ("append_at_end", "append cost at the end"),
+        ("load", "cold load"),
+        ("fork", "fork time"),
+        ("fork_bytes", "bytes a fork adds"),
+        ("bytes_per_message", "bytes per message"),
+    ):
+        # Only peers measured with as many messages as the engine compare on size-dependent rows.
+        peers = {
+            name: row[key]
+            for name, row in rows.items()
+            if name != _Engine.name
+            and "raw" not in name
+            and (key == "append_rate" or row["messages"] == engine["messages"])
+        }
+        better = [
+            name
+            for name, value in peers.items()
+            if (value > engine[key] if key in higher_is_better else value < engine[key])
+        ]
+        if better:
+            said.append(f"{label}: the engine does NOT lead: better here are {', '.join(better)}")
+        else:
+            said.append(f"{label}: the engine leads every peer")
+    return said
