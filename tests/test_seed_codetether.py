@@ -28,11 +28,11 @@ TITLE = "Fix the flaky test in tests/test_io.py and exp…"  # 46 characters of 
 
 def test_new_load_and_save(stores: StoreFactory) -> None:
     store = stores.open()
-    session = CodetetherSession.new(store, "/work/app")
+    session = CodetetherSession.new(store, "/srv/app")
     assert (session.title, session.agent, session.messages, session.tool_uses) == (None, "build", (), [])
     assert session.usage == Usage() and session.created_at == session.updated_at
     assert session.metadata == SessionMetadata(
-        directory="/work/app",
+        directory="/srv/app",
         provenance={"session_id": session.id, "agent_name": "build", "origin": "local_cli"},
     )
     assert [e.kind for e in store.history(session.id)] == ["session_created"]  # one event
@@ -48,7 +48,7 @@ def test_new_load_and_save(stores: StoreFactory) -> None:
 
 def test_messages_tool_uses_and_usage(stores: StoreFactory) -> None:
     store = stores.open()
-    session = CodetetherSession.new(store, "/work/app")
+    session = CodetetherSession.new(store, "/srv/app")
     session.add_message(Message.user("List the files in src/"))
     session.add_message(
         Message.assistant(ToolUse(id="call_ls", name="bash", arguments='{"command": "ls src"}')),
@@ -91,7 +91,7 @@ def test_titles_from_the_first_user_message(stores: StoreFactory) -> None:
     # generate_title, regenerate_title and clear_title are hosted directly by Transcripts.generate_title(width=47,
     # force=) and Transcripts.set_title(None); on_context_change is the example's.
     store = stores.open()
-    session = CodetetherSession.new(store, "/work/app")
+    session = CodetetherSession.new(store, "/srv/app")
     assert store.generate_title(session.id, width=47) is None  # no user message yet: no title, nothing written
     assert session.title is None and store.get(session.id).version == 1
     session.add_message(Message.user(QUESTION))
@@ -205,7 +205,7 @@ def test_last_for_directory_and_tail(stores: StoreFactory) -> None:
 
 def test_bad_input_is_refused_and_changes_nothing(stores: StoreFactory) -> None:
     store = stores.open()
-    session = CodetetherSession.new(store, "/work/app")
+    session = CodetetherSession.new(store, "/srv/app")
     session.add_message(Message.user("hello"))
     before = store.get(session.id)
 
@@ -218,7 +218,7 @@ def test_bad_input_is_refused_and_changes_nothing(stores: StoreFactory) -> None:
     with pytest.raises(InvalidArgument):
         session.update_metadata(colour="blue")  # codetether's metadata has no such field
     with pytest.raises(InvalidArgument):
-        CodetetherSession.last_for_directory_tail(store, "/work/app", -1)
+        CodetetherSession.last_for_directory_tail(store, "/srv/app", -1)
     after = stores.open().get(session.id)
     assert (after.version, after.metadata, after.header) == (before.version, before.metadata, before.header)
     assert CodetetherSession(store, session.id).agent == "build"
