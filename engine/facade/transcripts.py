@@ -210,9 +210,10 @@ class Transcripts:
 
     def set_header(self, session_id: str, /, *, actor: str | None = None, **fields: Any) -> None:
         """Give header fields new values in one audited change: ``status``,
-        ``tags``, ``pinned``, and the settings of record ``model``,
+        ``tags``, ``pinned``, the settings of record ``model``,
         ``reasoning_effort``, ``system_prompt``, ``agent``, ``owner``,
-        ``locale`` (``None`` clears one)."""
+        ``locale`` (``None`` clears one), and the ``outcome`` of a run that
+        ended (only with an ended status; running again clears it)."""
         self._decide(session_id, SetHeader.of(fields, actor=actor))
 
     # -- child sessions and records (engine.state.records) ---------------------
