@@ -517,9 +517,8 @@ def _calls_written(repository: Repository, session_id: str, upto: int) -> dict[s
             for block in message.blocks:
                 call = calls.get(block.tool_use_id) if isinstance(block, ToolResult) else None
                 if isinstance(block, ToolResult) and call is not None and call.answered_at is None:
-                    text = "\n".join(getattr(part, "text", "") for part in block.content)
                     calls[call.call_id] = msgspec.structs.replace(
-                        call, result=text, is_error=block.is_error, answered_at=at
+                        call, result=block.content_text, is_error=block.is_error, answered_at=at
                     )
 
     for version, event in repository.decoded(session_id, repository.records(session_id, upto)):

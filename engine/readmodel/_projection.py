@@ -517,7 +517,7 @@ def _message_values(message: Message) -> tuple[Any, ...]:
 
 def _result_values(block: ToolResult) -> tuple[Any, ...]:
     """The columns of a tool_results row that come from the result itself."""
-    content = "\n".join(getattr(part, "text", "") for part in block.content)
+    content = block.content_text
     return (block.tool_use_id, int(block.is_error), content)
 
 

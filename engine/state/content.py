@@ -170,6 +170,11 @@ class ToolResult(_Block, frozen=True, tag="tool_result"):
         if not isinstance(self.is_error, bool):
             raise InvalidMessage("ToolResult.is_error must be a bool")
 
+    @property
+    def content_text(self) -> str:
+        """The result's blocks joined by newlines, an image as an empty line."""
+        return "\n".join(part.text if isinstance(part, Text) else "" for part in self.content)
+
     @classmethod
     def of(cls, tool_use_id: str, content: str | ToolResultContent, *, is_error: bool = False) -> ToolResult:
         """A result with one block; a ``str`` becomes a ``Text`` block."""

@@ -192,7 +192,7 @@ def tool_calls_of(messages: Sequence[Message], written_at: Sequence[datetime] | 
                     name=use.name,
                     arguments=use.arguments,
                     position=position,
-                    result=None if answer is None else "\n".join(getattr(p, "text", "") for p in answer.content),
+                    result=None if answer is None else answer.content_text,
                     is_error=answer is not None and answer.is_error,
                     result_position=None if answer is None else after,
                     called_at=None if written_at is None else written_at[position],
