@@ -231,8 +231,10 @@ def sessions(
                     summary = summary_of(repository.head(row.session_id))
             except SessionNotFound:  # deleted since the listing was read
                 continue
-            if wanted is not None and not summary_matches(summary, wanted):
-                continue
+        # The database's filter only narrows (JSON numbers, keys it cannot
+        # name, rows without a summary): the exact test is this one.
+        if wanted is not None and not summary_matches(summary, wanted):
+            continue
         listed.append(
             SessionInfo(
                 id=row.session_id,
