@@ -392,46 +392,36 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
 
 def _listing_where(wanted: ListingFilter) -> tuple[str, list[Any]]:
     """A WHERE clause letting through the rows whose summary may match
-    ``wanted`` (the backend tests each exactly), and every row without one.
+    ``wanted`` (the listing tests each exactly), and every row without one.
     Only what SQLite's JSON functions compare exactly narrows the rows: keys
     a JSON path names plainly, text without NUL, 64-bit integers; and at
     most ``_MOST_CLAUSES`` of them (SQLite limits an expression's depth)."""
-    clauses: list[str] = []
-    values: list[Any] = []
+    clauses: list[tuple[str, list[Any]]] = []  # each with its parameters
     for name in ("status", "owner", "parent"):
         value = getattr(wanted, name)
         if value is not None:
-            clauses.append(f"json_extract(summary, '$.{name}') = ?")
-            values.append(value)
+            clauses.append((f"json_extract(summary, '$.{name}') = ?", [value]))
     if wanted.pinned is not None:
-        clauses.append("json_extract(summary, '$.pinned') = ?")
-        values.append(int(wanted.pinned))  # JSON true reads back as 1
+        clauses.append(("json_extract(summary, '$.pinned') = ?", [int(wanted.pinned)]))  # JSON true reads as 1
     for tag in wanted.tags:
-        clauses.append("EXISTS (SELECT 1 FROM json_each(summary, '$.tags') WHERE value = ?)")
-        values.append(tag)
+        clauses.append(("EXISTS (SELECT 1 FROM json_each(summary, '$.tags') WHERE value = ?)", [tag]))
     for key, value in wanted.metadata:
         if not key.isprintable() or '"' in key or "\\" in key:
             continue  # a key a JSON path cannot name plainly: tested exactly afterwards only
         path = f'$.metadata."{key}"'
         exact = (isinstance(value, str) and "\x00" not in value) or (type(value) is int and -(2**63) <= value < 2**63)
         if exact:
-            clauses.append("json_extract(summary, ?) = ?")
-            values += [path, value]
+            clauses.append(("json_extract(summary, ?) = ?", [path, value]))
         else:
-            clauses.append("json_type(summary, ?) IS NOT NULL")
-            values.append(path)
-    if not clauses:
+            clauses.append(("json_type(summary, ?) IS NOT NULL", [path]))
+    used = clauses[:_MOST_CLAUSES]
+    if not used:
         return "", []
-    clauses, values = clauses[:_MOST_CLAUSES], _values_of(clauses[:_MOST_CLAUSES], values)
-    return " WHERE summary IS NULL OR (" + " AND ".join(clauses) + ")", values
+    where = " WHERE summary IS NULL OR (" + " AND ".join(clause for clause, _ in used) + ")"
+    return where, [value for _, values in used for value in values]
 
 
-def _values_of(clauses: list[str], values: list[Any]) -> list[Any]:
-    """The parameters of the first clauses (each has as many as its ``?``)."""
-    return values[: sum(clause.count("?") for clause in clauses)]
-
-
-#: Filter clauses SQLite evaluates at most; the backend tests the rest.
+#: Filter clauses SQLite evaluates at most; the listing tests the rest.
 _MOST_CLAUSES = 16
 
 
