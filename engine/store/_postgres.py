@@ -68,12 +68,6 @@ class PostgresRecorder(PostgresApplicationRecorder):
         self._seal_legacy = seal_legacy
         self._lock_timeout = lock_timeout
         super().__init__(datastore, events_table_name=f"{prefix}_events")
-        # Bounds on one append: waiting for the table lock, and each statement.
-        # Exceeded, PostgreSQL cancels the statement and the append fails with
-        # a typed error instead of waiting without end.
-        self._timeouts = SQL("SET LOCAL lock_timeout = {}; SET LOCAL statement_timeout = {}").format(
-            Literal(f"{int(lock_timeout * 1000)}ms"), Literal(f"{int(statement_timeout * 1000)}ms")
-        )
         schema = Identifier(datastore.schema)
         sessions = Identifier(f"{prefix}_sessions")
         snapshots = Identifier(f"{prefix}_snapshots")
@@ -97,6 +91,9 @@ class PostgresRecorder(PostgresApplicationRecorder):
         ).format(schema, sessions)
         self._sessions_name = f"{prefix}_sessions"
         self._snapshots_name = f"{prefix}_snapshots"
+        # Bounds on every write: waiting for a lock, and each statement.
+        # Exceeded, PostgreSQL cancels the statement and the write fails with
+        # a typed error instead of waiting without end.
         self._timeouts_session = SQL("SET lock_timeout = {}; SET statement_timeout = {}").format(
             Literal(f"{int(lock_timeout * 1000)}ms"), Literal(f"{int(statement_timeout * 1000)}ms")
         )
@@ -108,14 +105,18 @@ class PostgresRecorder(PostgresApplicationRecorder):
         # A reader only reads positions of transactions older than every one
         # still running (see select_feed), so none commits below a position
         # already read: writers never wait on one lock to keep that true.
-        # The events go as four plain arrays (id, version, topic, state):
-        # adapting them costs a fraction of a composite-type array.
+        # The events go as the session id and three plain arrays (version,
+        # topic, state): adapting them costs a fraction of a composite-type array.
         self._insert_positioned = SQL(
             "INSERT INTO {}.{} AS t (originator_id, originator_version, topic, state, position) "
             "SELECT %s, e.version, e.topic, e.state, {} + pg_current_xact_id()::text::bigint * {} + %s + e.ord "
             "FROM unnest(%s::bigint[], %s::text[], %s::bytea[]) WITH ORDINALITY AS e(version, topic, state, ord)"
         ).format(schema, events, Literal(POSITION_BASE), Literal(_PER_TRANSACTION))
-        self._append_row = SQL("WITH ev AS ({}) {}").format(self._insert_positioned, self._update_session_sql(schema))
+        update_session = SQL(
+            "UPDATE {}.{} SET title=%s, updated_at=%s, message_count=%s, revision=%s, version=%s, head=%s, "
+            "seal=%s, summary=%s WHERE session_id=%s"
+        ).format(schema, sessions)
+        self._append_row = SQL("WITH ev AS ({}) {}").format(self._insert_positioned, update_session)
         self._create_row = SQL("WITH ev AS ({}) {}").format(self._insert_positioned, self._upsert_session)
         self._select_feed = SQL(
             "SELECT position, originator_id, originator_version, topic, state FROM {}.{} "
@@ -139,12 +140,6 @@ class PostgresRecorder(PostgresApplicationRecorder):
             schema, sessions
         )
         self._select_sessions = SQL("SELECT " + _ROW_COLUMNS + " FROM {}.{}").format(schema, sessions)
-
-    def _update_session_sql(self, schema: Identifier) -> SQL:
-        return SQL(
-            "UPDATE {}.{} SET title=%s, updated_at=%s, message_count=%s, revision=%s, version=%s, head=%s, "
-            "seal=%s, summary=%s WHERE session_id=%s"
-        ).format(schema, Identifier(self._sessions_name))  # type: ignore[return-value]
 
     def create_table(self) -> None:
         # Serialise schema creation between processes opening a new store at
@@ -250,13 +245,15 @@ class PostgresRecorder(PostgresApplicationRecorder):
     @contextlib.contextmanager
     def _locked_write(self) -> Iterator[Any]:
         """A cursor in one write transaction, under the lock and statement
-        timeouts, holding the events table lock (so the order of commits is
-        the order of inserts, which the feed relies on)."""
-        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
-            curs.execute(self._timeouts)
-            for lock_statement in self.lock_table_statements:
-                curs.execute(lock_statement, prepare=True)
-            yield curs
+        timeouts, holding the events table lock: erasures and deletions,
+        which rewrite or remove records of several sessions at once, run
+        with no append beside them."""
+        with self.datastore.get_connection() as conn:
+            self._configure(conn)
+            with conn.transaction(), conn.cursor() as curs:
+                for lock_statement in self.lock_table_statements:
+                    curs.execute(lock_statement, prepare=True)
+                yield curs
 
     def insert_records(
         self, session_id: str, records: Sequence[Record], row: SessionRow, snapshot: StoredSnapshot | None
