@@ -15,7 +15,6 @@ from engine.state.content import shown, unicode_error
 from engine.store._backend import Backend, ClosedBackend
 from engine.store._chain import Chain, chain_from, chain_of, extended, head_of, legacy_head_of
 from engine.store._codec import (
-    ListingSummary,
     Snapshot,
     decode_event,
     decode_events,
@@ -24,7 +23,6 @@ from engine.store._codec import (
     encode_event,
     encode_snapshot,
     listing_summary,
-    same_json,
     summary_matches,
     summary_of,
 )
@@ -36,7 +34,6 @@ __all__ = [
     "ClosedBackend",
     "FeedEntry",
     "ListingFilter",
-    "ListingSummary",
     "Record",
     "Rewrite",
     "SessionRow",
@@ -55,7 +52,6 @@ __all__ = [
     "legacy_head_of",
     "listing_summary",
     "open_backend",
-    "same_json",
     "summary_matches",
     "summary_of",
 ]
