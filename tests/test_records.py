@@ -430,3 +430,16 @@ def test_children_leaves_out_a_session_that_took_a_deleted_childs_id(stores: Sto
     assert store.children(parent) == [] and store.sessions(parent=parent) == []
     with pytest.raises(InvalidArgument, match="force must be a bool"):
         store.generate_title(parent, force="no")  # type: ignore[arg-type]
+
+
+def test_compact_with_an_expected_revision_catches_up_with_another_writer(stores: StoreFactory) -> None:
+    # Found reading the change: compact() did not pass its expected revision
+    # on, so a store object with a stale cached head refused a compaction of
+    # the very revision it was told to expect.
+    writer, other = stores.open(), stores.open()
+    sid = writer.create()
+    writer.append(sid, Message.user("a"), Message.assistant("b"))
+    head = other.append(sid, Message.user("c"))  # writer's cache is behind now
+    commit = writer.compact(sid, 0, 2, Message.system("summary"), expected_revision=head)
+    assert commit.parent_revision == head
+    assert [m.text for m in writer.get(sid).messages] == ["summary", "c"]

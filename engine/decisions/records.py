@@ -228,6 +228,15 @@ class Compact(_Struct, frozen=True, kw_only=True):
     model: str | None = None
     latency_ms: int | None = None
 
+    # What a write of the facade reads from every command that carries messages.
+    @property
+    def messages(self) -> tuple[Message, ...]:
+        return self.rewrite.messages
+
+    @property
+    def expected_revision(self) -> str | None:
+        return self.rewrite.expected_revision
+
     @classmethod
     def of(
         cls,

@@ -804,8 +804,7 @@ class Transcripts:
         """Load the head, decide, commit: one write, under the cache lock."""
         repository = self._repository
         expected = getattr(command, "expected_revision", None)
-        carrier = command.rewrite if isinstance(command, Compact) else command
-        messages: Sequence[Message] = getattr(carrier, "messages", ())
+        messages: Sequence[Message] = getattr(command, "messages", ())
         repository.refuse_oversized(session_id, messages)  # before hashing what could never be stored
         with repository.lock:
             head = repository.head_for_write(session_id, expected)
