@@ -47,19 +47,26 @@ def _engine(target: str, prefix: str, appends: int) -> float:
     return took
 
 
+_RAW_TABLE = "CREATE TABLE {} (id bigserial PRIMARY KEY, session text, version int, body bytea)"
+
+
+def _raw_inserts(connection: Any, table: str, session: str, appends: int) -> None:
+    """What raw psycopg does for one message per call: an insert of the same
+    JSON bytes, and a commit."""
+    for number in range(appends):
+        body = ('{"role":"user","text":"' + _text(number) + '"}').encode()
+        connection.execute(f"INSERT INTO {table} (session, version, body) VALUES (%s, %s, %s)", (session, number, body))
+        connection.commit()
+
+
 def _raw(target: str, table: str, appends: int) -> float:
     import psycopg
 
     with psycopg.connect(target) as connection:
-        connection.execute(f"CREATE TABLE {table} (id bigserial PRIMARY KEY, session text, version int, body bytea)")
+        connection.execute(_RAW_TABLE.format(table))
         connection.commit()
         started = time.perf_counter()
-        for number in range(appends):
-            body = ('{"role":"user","text":"' + _text(number) + '"}').encode()
-            connection.execute(
-                f"INSERT INTO {table} (session, version, body) VALUES (%s, %s, %s)", ("s", number + 1, body)
-            )
-            connection.commit()
+        _raw_inserts(connection, table, "s", appends)
         took = time.perf_counter() - started
         connection.execute(f"DROP TABLE {table}")
         connection.commit()
@@ -85,12 +92,7 @@ def _raw_writer(target: str, table: str, appends: int, ready: object, go: object
         ready.put(True)  # type: ignore[attr-defined]
         go.wait()  # type: ignore[attr-defined]
         started = time.perf_counter()
-        for number in range(appends):
-            body = ('{"role":"user","text":"' + _text(number) + '"}').encode()
-            connection.execute(
-                f"INSERT INTO {table} (session, version, body) VALUES (%s, %s, %s)", (str(os.getpid()), number, body)
-            )
-            connection.commit()
+        _raw_inserts(connection, table, str(os.getpid()), appends)
         results.put((started, time.perf_counter()))  # type: ignore[attr-defined]
 
 
@@ -100,7 +102,7 @@ def _raw_together(target: str, processes: int, appends: int) -> float:
 
     table = "braw" + uuid.uuid4().hex[:10]
     with psycopg.connect(target, autocommit=True) as connection:
-        connection.execute(f"CREATE TABLE {table} (id bigserial PRIMARY KEY, session text, version int, body bytea)")
+        connection.execute(_RAW_TABLE.format(table))
     rate = _spawned(_raw_writer, (target, table, appends), processes, appends)
     with psycopg.connect(target, autocommit=True) as connection:
         connection.execute(f"DROP TABLE {table}")
