@@ -3,8 +3,8 @@
 A table shaped like the engine's events table (same columns, same primary key),
 WAL, the same ``PRAGMA synchronous``, pre-encoded rows and an explicit
 ``BEGIN`` ... ``COMMIT`` around every call. Loading selects one session's rows
-in version order and decodes each with msgspec into the engine's event types,
-with no projection and no revision checks.
+in version order and decodes each with the engine's codec into its event
+types, with no projection and no revision checks.
 """
 
 from __future__ import annotations
@@ -12,12 +12,11 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Sequence
-from typing import Any, TypeAlias
-
-import msgspec
+from typing import TypeAlias
 
 from engine import Message
-from engine.state.events import Event, MessagesAppended
+from engine.state.events import MessagesAppended
+from engine.store import decode_events
 
 __all__ = ["EVENTS_TABLE", "EventRow", "connect_writer", "insert_calls", "load_messages"]
 
@@ -30,8 +29,6 @@ _INSERT_EVENT = f"INSERT INTO {EVENTS_TABLE} VALUES (?,?,?,?)"
 
 #: One stored event: (session id, version, topic, encoded state).
 EventRow: TypeAlias = tuple[str, int, str, bytes]
-
-_EVENT_DECODER: msgspec.json.Decoder[Any] = msgspec.json.Decoder(Event)
 
 
 def connect_writer(path: str, synchronous: str) -> sqlite3.Connection:
@@ -66,18 +63,18 @@ def insert_calls(connection: sqlite3.Connection, rows: Sequence[EventRow]) -> fl
 
 def load_messages(path: str, table: str, session_id: str) -> list[Message]:
     """Cold load: a new connection, every row of the session in version order,
-    each decoded into its typed event; the messages flattened into one list."""
+    each decoded into its typed event by the engine's codec (JSON, or the
+    packed form of appended messages); the messages flattened into one list."""
     connection = sqlite3.connect(path)
     try:
         rows = connection.execute(
-            f"SELECT state FROM {table} WHERE originator_id=? ORDER BY originator_version", (session_id,)
+            f"SELECT originator_version, topic, state FROM {table} WHERE originator_id=? ORDER BY originator_version",
+            (session_id,),
         ).fetchall()
     finally:
         connection.close()
-    decode = _EVENT_DECODER.decode
     messages: list[Message] = []
-    for (state,) in rows:
-        event = decode(state)
+    for _, event in decode_events(session_id, rows):
         if isinstance(event, MessagesAppended):
             messages.extend(event.messages)
     return messages

@@ -22,7 +22,9 @@ import msgspec
 import pytest
 
 from engine import CorruptStore, EngineError, Message, Transcripts, Usage
-from engine.store import head_of
+from engine.state.events import MessagesAppended
+from engine.store import decode_event, head_of
+from engine.store._packed import PACKED_APPEND_TOPIC, pack_append
 
 Reads = dict[str, Any]
 
@@ -112,23 +114,35 @@ def _damaged_copy(pristine: tuple[Path, list[str], Reads], tmp_path: Path, damag
 
 
 def _edit_event(db: sqlite3.Connection, sid: str, version: int, change: Callable[[dict[str, Any]], None]) -> None:
-    (state,) = db.execute(
-        "SELECT state FROM transcripts_events WHERE originator_id=? AND originator_version=?", (sid, version)
+    """Change one stored event as someone editing the file would: its JSON,
+    or for packed appended messages, the packed bytes (``_packed``)."""
+    (topic, state) = db.execute(
+        "SELECT topic, state FROM transcripts_events WHERE originator_id=? AND originator_version=?", (sid, version)
     ).fetchone()
-    event = json.loads(state)
-    change(event)
+    if topic == PACKED_APPEND_TOPIC:
+        event = msgspec.to_builtins(decode_event(topic, state, "test"))
+        change(event)
+        packed = pack_append(msgspec.convert(event, MessagesAppended))
+        assert packed is not None
+        edited = packed
+    else:
+        event = json.loads(state)
+        change(event)
+        edited = json.dumps(event, separators=(",", ":")).encode()
+    assert edited != state
     db.execute(
         "UPDATE transcripts_events SET state=? WHERE originator_id=? AND originator_version=?",
-        (json.dumps(event, separators=(",", ":")).encode(), sid, version),
+        (edited, sid, version),
     )
 
 
 def _first_version_of(db: sqlite3.Connection, sid: str, kind: str) -> int:
-    for version, state in db.execute(
-        "SELECT originator_version, state FROM transcripts_events WHERE originator_id=? ORDER BY originator_version",
+    for version, topic, state in db.execute(
+        "SELECT originator_version, topic, state FROM transcripts_events WHERE originator_id=? "
+        "ORDER BY originator_version",
         (sid,),
     ):
-        if json.loads(state)["kind"] == kind:
+        if msgspec.to_builtins(decode_event(topic, state, "test"))["kind"] == kind:
             return int(version)
     raise AssertionError(f"no {kind} in {sid}")
 

@@ -115,15 +115,7 @@ class SummaryRecorder(Protocol):
 
     def rewrite_records(self, changes: Sequence[Rewrite]) -> None: ...
 
-    def select_notifications(
-        self,
-        start: int | None,
-        limit: int,
-        stop: int | None = None,
-        topics: Sequence[str] = (),
-        *,
-        inclusive_of_start: bool = True,
-    ) -> Sequence[es.Notification]: ...
+    def select_feed(self, after: int, limit: int) -> list[FeedEntry]: ...
 
     def delete_sessions(self, session_ids: Sequence[str]) -> None: ...
 
@@ -338,20 +330,9 @@ class RecorderBackend(Backend):
             raise InvalidArgument(f"after= is a feed position (an int >= 0), got {type(after).__name__}")
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
             raise InvalidArgument(f"limit= is 1 to 10,000 entries per page, got {type(limit).__name__}")
-        topics: Sequence[str] = getattr(self._recorder, "feed_topics", ())
-        lean = getattr(self._recorder, "select_feed", None)
         try:
             with translated_errors("read the feed", self._where):
-                if lean is not None:
-                    entries: list[FeedEntry] = lean(after, limit)
-                    return entries
-                found = self._recorder.select_notifications(after, limit, topics=topics, inclusive_of_start=False)
-            return [
-                FeedEntry(
-                    note.id, str(note.originator_id), Record(note.originator_version, note.topic, bytes(note.state))
-                )
-                for note in found
-            ]
+                return self._recorder.select_feed(after, limit)
         except (TypeError, ValueError):  # SQLite keeps any value in any column
             raise CorruptStore(f"the feed of {self._where} holds a stored event of a damaged type") from None
 

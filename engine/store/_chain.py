@@ -121,7 +121,11 @@ def extended(chain: Chain, records: Iterable[Record]) -> Chain:
             name = topic.encode("utf-8", "surrogatepass")
             if len(topics) < 256:  # the engine's own type names; a damaged store may hold others
                 topics[topic] = name
-        running.update(_FRAME(version, len(name), len(state)) + name + state)
+        try:
+            frame = _FRAME(version, len(name), len(state))
+        except struct.error:  # a damaged version: read as a damaged type, as the callers expect
+            raise TypeError(f"a stored version {version!r} out of range") from None
+        running.update(frame + name + state)
         count += 1
         if count == _SPAN:
             result.link = running.digest()
@@ -142,7 +146,11 @@ def legacy_head_of(session_id: str, records: Iterable[Record]) -> bytes:
     running = _sha256(_origin(session_id))
     for version, topic, state in records:
         name = topic.encode("utf-8", "surrogatepass")
-        running.update(_FRAME(version, len(name), len(state)) + name + state)
+        try:
+            frame = _FRAME(version, len(name), len(state))
+        except struct.error:  # a damaged version: read as a damaged type, as the callers expect
+            raise TypeError(f"a stored version {version!r} out of range") from None
+        running.update(frame + name + state)
     return running.digest()
 
 

@@ -8,7 +8,7 @@ imported. Rows of an older schema go through the registered upcasters.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -16,10 +16,11 @@ import msgspec
 
 from engine.errors import CorruptStore, SessionHasForks, UnknownEventType
 from engine.state.content import Usage
-from engine.state.events import EVENT_NAMES, EVENT_TYPES, Event, EventType, SessionForked
+from engine.state.events import EVENT_NAMES, EVENT_TYPES, Event, EventType, MessagesAppended, SessionForked
 from engine.state.header import Header
 from engine.state.records import Records
 from engine.state.transcript import Session
+from engine.store._packed import PACKED_APPEND_TOPIC, pack_append, unpack_append
 from engine.store._records import ListingFilter
 
 _ENCODER = msgspec.json.Encoder()
@@ -27,13 +28,25 @@ _DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
     name: msgspec.json.Decoder(entry.cls) for name, entry in EVENT_TYPES.items()
 }
 _TOPICS: dict[type[Event], str] = {cls: f"{name}.v{EVENT_TYPES[name].version}" for cls, name in EVENT_NAMES.items()}
-_CURRENT_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
-    topic: _DECODERS[EVENT_NAMES[cls]] for cls, topic in _TOPICS.items()
+# Stored forms other than JSON, by type name: each decodes to the current
+# schema of its event type (see engine.store._packed).
+_PACKED: dict[str, tuple[str, Callable[[bytes], Event]]] = {
+    PACKED_APPEND_TOPIC: (EVENT_NAMES[MessagesAppended], unpack_append),
+}
+_CURRENT_DECODERS: dict[str, Callable[[bytes], Any]] = {
+    **{topic: _DECODERS[EVENT_NAMES[cls]].decode for cls, topic in _TOPICS.items()},
+    **{topic: unpack for topic, (_, unpack) in _PACKED.items()},
 }
 
 
 def encode_event(event: Event) -> tuple[str, bytes]:
-    """The stored topic and bytes of an event."""
+    """The stored topic and bytes of an event: appended messages packed
+    (``engine.store._packed``) when the packed form holds them exactly,
+    everything else as JSON."""
+    if type(event) is MessagesAppended:
+        packed = pack_append(event)
+        if packed is not None:
+            return PACKED_APPEND_TOPIC, packed
     return _TOPICS[type(event)], _ENCODER.encode(event)
 
 
@@ -43,7 +56,7 @@ _READABLE: dict[str, tuple[EventType, int]] = {
     f"{name}.v{version}": (entry, version)
     for name, entry in EVENT_TYPES.items()
     for version in range(1, entry.version + 1)
-}
+} | {topic: (EVENT_TYPES[name], EVENT_TYPES[name].version) for topic, (name, _) in _PACKED.items()}
 
 
 #: Every stored type name this engine reads.
@@ -77,12 +90,12 @@ def decode_events(session_id: str, records: Iterable[tuple[int, str, bytes]]) ->
     decoded: list[tuple[int, Event]] = []
     append = decoded.append
     for version, topic, state in records:
-        decoder = current.get(topic)
-        if decoder is not None:  # the fast path: a row of today's schema
+        decode = current.get(topic)
+        if decode is not None:  # the fast path: a row of today's schema
             try:
-                append((version, decoder.decode(state)))
+                append((version, decode(state)))
                 continue
-            except (msgspec.DecodeError, msgspec.ValidationError, ValueError, TypeError):
+            except (msgspec.DecodeError, msgspec.ValidationError, ValueError, TypeError, OverflowError):
                 pass  # decode_event below raises the explained error (invalid UTF-8 is a ValueError)
         append((version, decode_event(topic, state, f"session {session_id!r} version {version}")))
     return decoded
@@ -92,6 +105,9 @@ def decode_event(topic: str, state: bytes, where: str) -> Event:
     """Decode one stored row (``where`` names it in error messages)."""
     entry, version = _parse_topic(topic, where)
     try:
+        packed = _PACKED.get(topic)
+        if packed is not None:
+            return packed[1](state)
         if version == entry.version:
             event: Event = _DECODERS[entry.name].decode(state)
             return event
@@ -103,7 +119,7 @@ def decode_event(topic: str, state: bytes, where: str) -> Event:
             version += 1
         upgraded: Event = msgspec.convert(data, entry.cls)
         return upgraded
-    except (msgspec.DecodeError, msgspec.ValidationError, KeyError, ValueError, TypeError) as exc:
+    except (msgspec.DecodeError, msgspec.ValidationError, KeyError, ValueError, TypeError, OverflowError) as exc:
         # ValueError covers invalid UTF-8 and content a block refuses; damaged
         # bytes must read as corruption, never as a driver or decoding error.
         raise CorruptStore(f"{where}: cannot decode stored {entry.name}: {exc}") from None

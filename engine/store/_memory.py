@@ -13,7 +13,7 @@ from eventsourcing.popo import POPOApplicationRecorder
 from engine.errors import SessionNotFound
 from engine.store._backend import RecorderBackend
 from engine.store._codec import READABLE_TOPICS, fork_source, refuse_orphans
-from engine.store._records import ListingFilter, Record, Rewrite, SessionRow, StoredSnapshot
+from engine.store._records import FeedEntry, ListingFilter, Record, Rewrite, SessionRow, StoredSnapshot
 
 
 class MemoryRecorder(POPOApplicationRecorder):
@@ -98,6 +98,13 @@ class MemoryRecorder(POPOApplicationRecorder):
                 for version in range(after + 1, last + 1)
                 for event in (events[index[version]],)
             ]
+
+    def select_feed(self, after: int, limit: int) -> list[FeedEntry]:
+        found = self.select_notifications(after, limit, topics=self.feed_topics, inclusive_of_start=False)
+        return [
+            FeedEntry(note.id, str(note.originator_id), Record(note.originator_version, note.topic, bytes(note.state)))
+            for note in found
+        ]
 
     def select_snapshot(self, session_id: str, upto: int | None) -> StoredSnapshot | None:
         with self._database_lock:

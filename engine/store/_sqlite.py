@@ -1,5 +1,6 @@
-"""The SQLite backend: eventsourcing's SQLite recorder (WAL) plus a listing
-table and a snapshot table, both written in the events' own transaction."""
+"""The SQLite backend: the log of events, a listing table and a snapshot
+table in one SQLite file (WAL), written in one transaction per write through
+eventsourcing's SQLite datastore."""
 
 from __future__ import annotations
 
@@ -12,12 +13,8 @@ from collections.abc import Callable, Sequence
 from itertools import repeat
 from typing import Any, Literal
 
-from eventsourcing.persistence import (
-    InterfaceError,
-    StoredEvent,
-)
+from eventsourcing.persistence import InterfaceError
 from eventsourcing.sqlite import (
-    SQLiteApplicationRecorder,
     SQLiteConnection,
     SQLiteConnectionPool,
     SQLiteDatastore,
@@ -84,83 +81,199 @@ class _Datastore(SQLiteDatastore):
         self.pool = _Pool(db_name=uri, lock_timeout=lock_timeout, synchronous=synchronous)
 
 
-class SQLiteRecorder(SQLiteApplicationRecorder):
-    """eventsourcing's SQLite application recorder (its tables, pool, reads and
-    notification log) with the listing and snapshot tables written in the same
-    transaction as the events.
+class SQLiteRecorder:
+    """The SQLite tables of a store, written and read through eventsourcing's
+    SQLite datastore (its pool and transactions):
 
-    Writes go through one long-lived connection made by the pool, guarded by a
-    lock, instead of a pool round trip per transaction: the pool's
-    reader/writer interlock cost about 9 µs a call, a third of the CPU time of
-    an append. ``BEGIN IMMEDIATE`` takes the write lock up front, so a busy
-    database waits for ``lock_timeout`` instead of failing on lock upgrade.
+    - ``<prefix>_log``: every event, one row each: its feed position (the
+      rowid), the session's integer key, its version, its type's code and
+      its stored bytes; a unique index on (session key, version).
+    - ``<prefix>_kinds``: the code of every stored type name.
+    - ``<prefix>_sessions``: one listing row per session, with its key.
+    - ``<prefix>_snapshots``: snapshots, by session id and version.
+    - ``<prefix>_events``: a view of the log as eventsourcing's events table
+      showed it (session id, version, type name, bytes, position), for SQL.
+
+    Integer keys and type codes keep each event's row to its bytes and a
+    few integers: eventsourcing's events table repeated the 36-character
+    session id and the type name in every row and again in its primary key
+    index. A store written with that table is moved to these, unchanged
+    row for row (same bytes, same positions, so chain heads and seals
+    still hold), in one transaction the first time it is opened.
+
+    Writes go through one long-lived connection made by the pool, guarded by
+    a lock, instead of a pool round trip per transaction: the pool's
+    reader/writer interlock cost about 9 µs a call, a third of the CPU time
+    of an append. ``BEGIN IMMEDIATE`` takes the write lock up front, so a
+    busy database waits for ``lock_timeout`` instead of failing on lock
+    upgrade.
     """
-
-    # The feed lists the engine's event types only: not the row that keeps
-    # the newest position taken after a deletion (see delete_sessions).
-    feed_topics = tuple(READABLE_TOPICS)
-
-    datastore: _Datastore
 
     def __init__(
         self, datastore: _Datastore, prefix: str, seal_key: bytes | None = None, seal_legacy: bool = False
     ) -> None:
+        self.datastore = datastore
         self._seal_key = seal_key
         self._seal_legacy = seal_legacy
         self._writer: sqlite3.Connection | None = None
         self._writer_lock = threading.Lock()
-        self.sessions_table = f"{prefix}_sessions"
+        self._codes: dict[str, int] = {}
+        self.log_table = log = f"{prefix}_log"
+        self.kinds_table = kinds = f"{prefix}_kinds"
+        self.sessions_table = sessions = f"{prefix}_sessions"
         self.snapshots_table = f"{prefix}_snapshots"
-        super().__init__(datastore, events_table_name=f"{prefix}_events")
+        self.events_view = f"{prefix}_events"
+        key_of = f"(SELECT key FROM {sessions} WHERE session_id=?)"
+        self._insert_record = f"INSERT INTO {log} (session, version, kind, state) VALUES ({key_of},?,?,?)"
+        self._create_session = (
+            f"INSERT INTO {sessions} ({_ROW_COLUMNS}, key) VALUES (?,?,?,?,?,?,?,?,?,?,"
+            f"(SELECT coalesce(max(key), 0) + 1 FROM {sessions}))"
+        )
         self._upsert_session = (
-            f"INSERT INTO {self.sessions_table} ({_ROW_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?) "
+            f"INSERT INTO {sessions} ({_ROW_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?) "
             "ON CONFLICT (session_id) DO UPDATE SET title=excluded.title, "
             "updated_at=excluded.updated_at, message_count=excluded.message_count, "
             "revision=excluded.revision, version=excluded.version, head=excluded.head, seal=excluded.seal, "
             "summary=excluded.summary"
         )
         self._update_session = (
-            f"UPDATE {self.sessions_table} SET title=?, updated_at=?, "
+            f"UPDATE {sessions} SET title=?, updated_at=?, "
             "message_count=?, revision=?, version=?, head=?, seal=?, summary=? WHERE session_id=?"
         )
         self._insert_snapshot = f"INSERT INTO {self.snapshots_table} (session_id, version, state) VALUES (?,?,?)"
         self._select_records = (
-            f"SELECT originator_version, topic, state FROM {self.events_table_name} "
-            "WHERE originator_id=? AND originator_version>? AND originator_version<=? ORDER BY originator_version"
+            f"SELECT l.version, k.topic, l.state FROM {log} l JOIN {kinds} k ON k.code = l.kind "
+            f"WHERE l.session={key_of} AND l.version>? AND l.version<=? ORDER BY l.version"
         )
+        # A LEFT JOIN: an event whose session has no listing row is damage
+        # (select_feed says so), not something to leave out quietly.
         self._select_feed = (
-            f"SELECT rowid, originator_id, originator_version, topic, state FROM {self.events_table_name} "
-            f"WHERE rowid>? AND topic IN ({', '.join('?' * len(self.feed_topics))}) ORDER BY rowid LIMIT ?"
+            f"SELECT l.position, s.session_id, l.version, k.topic, l.state, l.session FROM {log} l "
+            f"LEFT JOIN {sessions} s ON s.key = l.session LEFT JOIN {kinds} k ON k.code = l.kind "
+            "WHERE l.position>? AND l.session != 0 ORDER BY l.position LIMIT ?"
         )
 
     def construct_create_table_statements(self) -> list[str]:
+        log, sessions = self.log_table, self.sessions_table
         return [
-            *super().construct_create_table_statements(),
-            f"CREATE TABLE IF NOT EXISTS {self.sessions_table} ("
+            f"CREATE TABLE IF NOT EXISTS {self.kinds_table} (code INTEGER PRIMARY KEY, topic TEXT NOT NULL UNIQUE)",
+            f"CREATE TABLE IF NOT EXISTS {log} (position INTEGER PRIMARY KEY, session INTEGER NOT NULL, "
+            "version INTEGER NOT NULL, kind INTEGER NOT NULL, state BLOB NOT NULL)",
+            f"CREATE UNIQUE INDEX IF NOT EXISTS {log}_session ON {log} (session, version)",
+            f"CREATE TABLE IF NOT EXISTS {sessions} ("
             "session_id TEXT PRIMARY KEY, title TEXT, created_at TEXT NOT NULL, "
             "updated_at TEXT NOT NULL, message_count INTEGER NOT NULL, "
             "revision TEXT NOT NULL, version INTEGER NOT NULL, head TEXT NOT NULL, seal TEXT NOT NULL, "
-            "summary TEXT) WITHOUT ROWID",
+            "summary TEXT, key INTEGER) WITHOUT ROWID",
             f"CREATE TABLE IF NOT EXISTS {self.snapshots_table} ("
             "session_id TEXT NOT NULL, version INTEGER NOT NULL, state BLOB NOT NULL, "
             "PRIMARY KEY (session_id, version)) WITHOUT ROWID",
         ]
 
     def create_table(self) -> None:
-        super().create_table()
-        self._add_summary_column()
-        self._seal_unsealed_rows()
+        """Make the tables (a store written by an earlier build gets the
+        columns and tables it lacks, once), and learn the type codes."""
 
-    def _add_summary_column(self) -> None:
-        """A store written before listing rows had a summary gets the column
-        (its rows keep NULL until their session is next written)."""
+        def current(execute: Execute) -> bool:
+            found = {row[0]: row[1] for row in execute("SELECT name, type FROM sqlite_master")}
+            if found.get(self.log_table) != "table" or found.get(self.events_view) != "view":
+                return False
+            columns = {row[1] for row in execute(f"PRAGMA table_info({self.sessions_table})")}
+            if not {"summary", "key", "head", "seal"} <= columns:
+                return False
+            self._codes = dict(execute(f"SELECT topic, code FROM {self.kinds_table}").fetchall())
+            return self._codes.keys() >= READABLE_TOPICS
+
+        with self.datastore.transaction(commit=False) as cursor:
+            if current(cursor.sqlite_cursor.execute):
+                return  # no DDL, no write lock
 
         def apply(execute: Execute) -> None:
+            if current(execute):
+                return  # made current by another process meanwhile
+            found = {row[0]: row[1] for row in execute("SELECT name, type FROM sqlite_master")}
+            for statement in self.construct_create_table_statements():
+                execute(statement)
             columns = {row[1] for row in execute(f"PRAGMA table_info({self.sessions_table})")}
-            if "summary" not in columns:
-                execute(f"ALTER TABLE {self.sessions_table} ADD COLUMN summary TEXT")
+            for column, declared in (("summary", "TEXT"), ("key", "INTEGER")):
+                # A store written before listing rows had a summary keeps NULL
+                # in it until the session is next written.
+                if column not in columns:
+                    execute(f"ALTER TABLE {self.sessions_table} ADD COLUMN {column} {declared}")
+            if found.get(self.events_view) == "table":
+                self._move_events_table(execute)
+            execute(f"CREATE UNIQUE INDEX IF NOT EXISTS {self.sessions_table}_key ON {self.sessions_table} (key)")
+            execute(
+                f"CREATE VIEW IF NOT EXISTS {self.events_view} AS SELECT s.session_id AS originator_id, "
+                "l.version AS originator_version, k.topic AS topic, l.state AS state, l.position AS position "
+                f"FROM {self.log_table} l JOIN {self.sessions_table} s ON s.key = l.session "
+                f"JOIN {self.kinds_table} k ON k.code = l.kind"
+            )
+            for statement in self._view_triggers():
+                execute(statement)
+            if "seal" not in columns:
+                self._seal_unsealed_rows(execute)
+            execute(
+                f"INSERT OR IGNORE INTO {self.kinds_table} (topic) VALUES " + ", ".join("(?)" for _ in READABLE_TOPICS),
+                sorted(READABLE_TOPICS),
+            )
+            self._codes = dict(execute(f"SELECT topic, code FROM {self.kinds_table}").fetchall())
 
         self._write(apply)
+
+    def _view_triggers(self) -> list[str]:
+        """Writes through the view reach the log, so SQL written for
+        eventsourcing's events table (a repair, an export, an audit's
+        test of what a changed row does) keeps working."""
+        view, log, kinds, sessions = self.events_view, self.log_table, self.kinds_table, self.sessions_table
+        code_of = f"(SELECT code FROM {kinds} WHERE topic = NEW.topic)"
+        key_of = f"(SELECT key FROM {sessions} WHERE session_id = NEW.originator_id)"
+        new_kind = f"INSERT OR IGNORE INTO {kinds} (topic) VALUES (NEW.topic);"
+        return [
+            f"CREATE TRIGGER IF NOT EXISTS {view}_insert INSTEAD OF INSERT ON {view} BEGIN {new_kind} "
+            f"INSERT INTO {log} (session, version, kind, state) "
+            f"VALUES ({key_of}, NEW.originator_version, {code_of}, NEW.state); END",
+            f"CREATE TRIGGER IF NOT EXISTS {view}_update INSTEAD OF UPDATE ON {view} BEGIN {new_kind} "
+            f"UPDATE {log} SET session = {key_of}, version = NEW.originator_version, kind = {code_of}, "
+            "state = NEW.state WHERE position = OLD.position; END",
+            f"CREATE TRIGGER IF NOT EXISTS {view}_delete INSTEAD OF DELETE ON {view} BEGIN "
+            f"DELETE FROM {log} WHERE position = OLD.position; END",
+        ]
+
+    def _move_events_table(self, execute: Execute) -> None:
+        """Move the rows of eventsourcing's events table (stores of earlier
+        builds) into the log: same versions, type names, bytes and positions.
+        Every session gets a key; events of no listing row (damage: the two
+        were always written together) keep theirs under negative keys, so
+        nothing is dropped and the feed reports them."""
+        events, sessions = self.events_view, self.sessions_table
+        execute(f"INSERT OR IGNORE INTO {self.kinds_table} (topic) SELECT DISTINCT topic FROM {events}")
+        execute("CREATE TEMP TABLE moved_keys (session_id TEXT PRIMARY KEY, key INTEGER NOT NULL)")
+        execute(f"INSERT INTO moved_keys SELECT session_id, row_number() OVER (ORDER BY session_id) FROM {sessions}")
+        execute(
+            f"UPDATE {sessions} SET key = (SELECT key FROM moved_keys m WHERE m.session_id = {sessions}.session_id)"
+        )
+        execute("INSERT INTO moved_keys VALUES ('', 0)")  # the row keeping the newest position (delete_sessions)
+        orphans = execute(
+            f"SELECT DISTINCT originator_id FROM {events} "
+            "WHERE originator_id NOT IN (SELECT session_id FROM moved_keys)"
+        ).fetchall()
+        for number, (orphan,) in enumerate(orphans, start=1):
+            execute("INSERT INTO moved_keys VALUES (?, ?)", (orphan, -number))
+        moved = execute(
+            f"INSERT INTO {self.log_table} (position, session, version, kind, state) "
+            f"SELECT e.rowid, m.key, e.originator_version, k.code, e.state FROM {events} e "
+            f"JOIN moved_keys m ON m.session_id = e.originator_id JOIN {self.kinds_table} k ON k.topic = e.topic "
+            "ORDER BY e.rowid"
+        ).rowcount
+        (total,) = execute(f"SELECT count(*) FROM {events}").fetchone()
+        if moved != total:
+            raise CorruptStore(
+                f"{total - moved} of the {total} rows of the events table have no session id or type name, "
+                "so they cannot be moved to the log; nothing was changed"
+            )
+        execute("DROP TABLE moved_keys")
+        execute(f"DROP TABLE {events}")
 
     def has_tables(self) -> bool:
         """Whether the store's tables are there (to open without creating them)."""
@@ -168,48 +281,52 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
             cursor.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (self.sessions_table,))
             return cursor.fetchone() is not None
 
-    def _seal_unsealed_rows(self) -> None:
+    def _seal_unsealed_rows(self, execute: Execute) -> None:
         """Give a store written before rows were sealed its chain heads and
-        seals, once, in one transaction: when the columns are added. A row
-        with an empty seal is never sealed later: that is damage."""
+        seals, once, in the transaction that adds the columns. A row with an
+        empty seal is never sealed later: that is damage."""
+        check_legacy_sealing(self.datastore.pool.db_name, self._seal_key, self._seal_legacy)
+        for column in ("head", "seal"):
+            execute(f"ALTER TABLE {self.sessions_table} ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
+        select = (
+            f"SELECT originator_version, topic, state FROM {self.events_view} WHERE originator_id=? "
+            "ORDER BY originator_version"
+        )
+        for found in execute(f"SELECT {_ROW_COLUMNS} FROM {self.sessions_table}").fetchall():
+            records = execute(select, (found[0],)).fetchall()
+            row = sealed_row(SessionRow(*found), map(Record._make, records), self._seal_key)
+            execute(self._update_session, (*row[1:2], *row[3:], row.session_id))
 
-        def apply(execute: Execute) -> None:
-            columns = {row[1] for row in execute(f"PRAGMA table_info({self.sessions_table})")}
-            if "seal" in columns:
-                return
-            check_legacy_sealing(self.datastore.pool.db_name, self._seal_key, self._seal_legacy)
-            for column in ("head", "seal"):
-                execute(f"ALTER TABLE {self.sessions_table} ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
-            for found in execute(f"SELECT {_ROW_COLUMNS} FROM {self.sessions_table}").fetchall():
-                records = execute(self._select_records, (found[0], 0, found[6])).fetchall()
-                row = sealed_row(SessionRow(*found), map(Record._make, records), self._seal_key)
-                execute(self._update_session, (*row[1:2], *row[3:], row.session_id))
-
-        self._write(apply)
-
-    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
-        # eventsourcing's entry point, kept working for its own tools.
-        records = [Record(e.originator_version, e.topic, e.state) for e in stored_events]
-        session_id = str(stored_events[0].originator_id) if stored_events else ""
-        self.insert_records(session_id, records, kwargs.get("session_row"), kwargs.get("snapshot"))
-        return None
+    def _code(self, execute: Execute, topic: str) -> int:
+        """The code of a stored type name (every one the engine writes is
+        known from opening; another is added in the writing transaction)."""
+        code = self._codes.get(topic)
+        if code is None:
+            execute(f"INSERT OR IGNORE INTO {self.kinds_table} (topic) VALUES (?)", (topic,))
+            (code,) = execute(f"SELECT code FROM {self.kinds_table} WHERE topic=?", (topic,)).fetchone()
+        return int(code)
 
     def insert_records(
         self, session_id: str, records: Sequence[Record], row: SessionRow | None, snapshot: StoredSnapshot | None
     ) -> None:
         def apply(execute: Execute) -> None:
             first = records[0]
-            source = fork_source(session_id, first.topic, first.state) if first.version == 1 else None
-            if (
-                source is not None
-                and execute(f"SELECT 1 FROM {self.sessions_table} WHERE session_id=?", (source,)).fetchone() is None
-            ):
-                raise SessionNotFound(source)  # deleted since the fork was prepared
-            for version, topic, state in records:
-                execute(self.insert_events_statement, (session_id, version, topic, state))
-            if row is not None:
-                # The row exists after creation, so a plain UPDATE does; an
-                # upsert costs more on every append.
+            if first.version == 1:
+                source = fork_source(session_id, first.topic, first.state)
+                if (
+                    source is not None
+                    and execute(f"SELECT 1 FROM {self.sessions_table} WHERE session_id=?", (source,)).fetchone() is None
+                ):
+                    raise SessionNotFound(source)  # deleted since the fork was prepared
+                if row is None:
+                    raise ValueError("a new session is written with its listing row")
+                if execute(f"SELECT 1 FROM {self.sessions_table} WHERE session_id=?", (session_id,)).fetchone():
+                    raise sqlite3.IntegrityError(f"session {session_id!r} exists")
+                execute(self._create_session, row)
+            elif row is not None:
+                # Before the events: the row holds the session's key, and no
+                # row means the session was deleted since this writer read
+                # it. Its events must not come back.
                 changes = (
                     row.title,
                     row.updated_at,
@@ -221,57 +338,60 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
                     row.summary,
                     session_id,
                 )
-                if first.version == 1:
-                    execute(self._upsert_session, row)
-                elif not execute(self._update_session, changes).rowcount:
-                    # No listing row: the session was deleted since this
-                    # writer read it. Its events must not come back.
+                if not execute(self._update_session, changes).rowcount:
                     raise SessionNotFound(session_id)
-                if snapshot is not None:
-                    execute(self._insert_snapshot, (session_id, snapshot.version, snapshot.state))
+            for version, topic, state in records:
+                execute(self._insert_record, (session_id, version, self._code(execute, topic), state))
+            if snapshot is not None:
+                execute(self._insert_snapshot, (session_id, snapshot.version, snapshot.state))
 
         self._write(apply)
 
     def rewrite_records(self, changes: Sequence[Rewrite]) -> None:
-        replace = f"UPDATE {self.events_table_name} SET topic=?, state=? WHERE originator_id=? AND originator_version=?"
+        replace = (
+            f"UPDATE {self.log_table} SET kind=?, state=? "
+            f"WHERE session=(SELECT key FROM {self.sessions_table} WHERE session_id=?) AND version=?"
+        )
 
         def apply(execute: Execute) -> None:
             for change in changes:
                 for version, topic, state in change.replaced:
-                    if execute(replace, (topic, state, change.session_id, version)).rowcount != 1:
+                    code = self._code(execute, topic)
+                    if execute(replace, (code, state, change.session_id, version)).rowcount != 1:
                         raise sqlite3.IntegrityError(f"record {version} of {change.session_id!r} changed meanwhile")
                 for version, topic, state in change.appended:
-                    execute(self.insert_events_statement, (change.session_id, version, topic, state))
+                    execute(self._insert_record, (change.session_id, version, self._code(execute, topic), state))
                 execute(self._upsert_session, change.row)
 
         self._write(apply, erasing=True)
 
     def delete_sessions(self, session_ids: Sequence[str]) -> None:
+        log = self.log_table
+
         def apply(execute: Execute) -> None:
             forks = execute(
-                f"SELECT originator_id, topic, state FROM {self.events_table_name} "
-                "WHERE originator_version=1 AND topic LIKE 'SessionForked.%'"
+                f"SELECT s.session_id, k.topic, l.state FROM {log} l JOIN {self.kinds_table} k ON k.code = l.kind "
+                f"JOIN {self.sessions_table} s ON s.key = l.session "
+                "WHERE l.version=1 AND k.topic LIKE 'SessionForked.%'"
             ).fetchall()
             refuse_orphans(session_ids, forks)
-            events = self.events_table_name
-            (newest,) = execute(f"SELECT max(rowid) FROM {events}").fetchone()
+            (newest,) = execute(f"SELECT max(position) FROM {log}").fetchone()
             for session_id in session_ids:
-                for table, column in (
-                    (events, "originator_id"),
-                    (self.snapshots_table, "session_id"),
-                    (self.sessions_table, "session_id"),
-                ):
-                    execute(f"DELETE FROM {table} WHERE {column}=?", (session_id,))
-            (left,) = execute(f"SELECT max(rowid) FROM {events}").fetchone()
+                execute(
+                    f"DELETE FROM {log} WHERE session=(SELECT key FROM {self.sessions_table} WHERE session_id=?)",
+                    (session_id,),
+                )
+                for table in (self.snapshots_table, self.sessions_table):
+                    execute(f"DELETE FROM {table} WHERE session_id=?", (session_id,))
+            (left,) = execute(f"SELECT max(position) FROM {log}").fetchone()
             if newest is not None and (left or 0) < newest:
                 # SQLite would give the next event the position of the newest
                 # deleted one, and the feed would show it to no reader that had
-                # passed that position: a row of no session (id '', no type the
-                # feed lists) keeps the newest position taken.
-                execute(f"DELETE FROM {events} WHERE originator_id = ''")
+                # passed that position: a row of no session (key 0, which the
+                # feed skips) keeps the newest position taken.
+                execute(f"DELETE FROM {log} WHERE session = 0")
                 execute(
-                    f"INSERT INTO {events} (rowid, originator_id, originator_version, topic, state) "
-                    "VALUES (?, '', 0, '', x'')",
+                    f"INSERT INTO {log} (position, session, version, kind, state) VALUES (?, 0, 0, 0, x'')",
                     (newest,),
                 )
 
@@ -335,20 +455,26 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
 
     def select_feed(self, after: int, limit: int) -> list[FeedEntry]:
         # Plain tuples, as select_records: eventsourcing's select_notifications
-        # builds a Row and a Notification per event, a third of a feed read.
+        # built a Row and a Notification per event, a third of a feed read.
         with self.datastore.get_connection(commit=False) as connection:
             cursor = connection.cursor().sqlite_cursor
             cursor.row_factory = None
             try:
-                cursor.execute(self._select_feed, (after, *self.feed_topics, limit))
+                cursor.execute(self._select_feed, (after, limit))
                 found = cursor.fetchall()
             finally:
                 cursor.close()
-        if not all(type(state) is bytes and type(session_id) is str for _, session_id, _, _, state in found):
-            raise TypeError("a stored event of a damaged type")  # SQLite keeps any value in any column
+        for position, session_id, _, topic, state, key in found:
+            if session_id is None or topic is None:
+                raise CorruptStore(
+                    f"the event at feed position {position} names session key {key!r} or a type code "
+                    "that no row of the store has: the log was altered"
+                )
+            if type(state) is not bytes or type(session_id) is not str:
+                raise TypeError("a stored event of a damaged type")  # SQLite keeps any value in any column
         return [
             FeedEntry(position, session_id, Record(version, topic, state))
-            for position, session_id, version, topic, state in found
+            for position, session_id, version, topic, state, _ in found
         ]
 
     def select_snapshot(self, session_id: str, upto: int | None) -> StoredSnapshot | None:

@@ -1,0 +1,140 @@
+"""The packed stored form of ``MessagesAppended``, the event nearly every byte
+of a store is in.
+
+The JSON form repeats, for every message, the event's kind, field names, an
+ISO timestamp, a 71-character hex revision and a hex message id: about 200
+bytes around a 200-byte message. The packed form is a msgpack array that
+keeps only values, in a fixed order::
+
+    [at, revision, [message, ...], actor?]
+
+``at`` is microseconds since 1970 UTC; ``revision`` the 32 bytes of the
+SHA-256 digest; each message ``[role, blocks, id?, provider_item_id?,
+engine_id?, id?, provider_item_id?, incomplete?, erased?, provider_data?]``
+without its trailing defaults: its role a code (the position in
+``_ROLES``), a text block a bare string, any other block msgpack-encoded as
+it is (a map naming its type), and an id the engine made (``msg_`` and 20
+hex digits) as its 10 bytes in ``engine_id``, any other in ``id``.
+
+The form decodes to the very event that was encoded (tested on every kind of
+message). An event it cannot hold exactly (a time that is not UTC, a
+revision that is not a SHA-256) is stored in JSON instead: ``pack_append``
+returns ``None`` for it.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import msgspec
+
+from engine.state.content import Block, Message, Text
+from engine.state.events import MessagesAppended
+
+__all__ = ["PACKED_APPEND_TOPIC", "pack_append", "unpack_append"]
+
+#: The stored type name of the packed form: schema version 1 of the event.
+PACKED_APPEND_TOPIC = "MessagesAppended.v1.packed"
+
+# Stored codes: a role's code is its position here. Only ever append.
+_ROLES = ("system", "user", "assistant", "tool_results")
+_ROLE_CODES = {role: code for code, role in enumerate(_ROLES)}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_ENGINE_ID = re.compile(r"msg_[0-9a-f]{20}\Z")
+_REVISION = re.compile(r"sha256:[0-9a-f]{64}\Z")
+
+# The packed form names the fields it keeps: a new field must be given a
+# place here before it can be stored (a test checks both lists).
+PACKED_EVENT_FIELDS = ("at", "actor", "messages", "revision")
+PACKED_MESSAGE_FIELDS = ("role", "blocks", "id", "provider_item_id", "incomplete", "erased", "provider_data")
+
+
+class _PackedMessage(msgspec.Struct, array_like=True, forbid_unknown_fields=True, gc=False):
+    role: int
+    blocks: list[str | Block]
+    engine_id: bytes | None = None
+    id: str | None = None
+    provider_item_id: str | None = None
+    incomplete: bool = False
+    erased: str | None = None
+    provider_data: str | None = None
+
+
+class _PackedAppend(msgspec.Struct, array_like=True, forbid_unknown_fields=True, gc=False):
+    at: int
+    revision: bytes
+    messages: list[_PackedMessage]
+    actor: str | None = None
+
+
+_ENCODE = msgspec.msgpack.Encoder().encode
+_DECODE = msgspec.msgpack.Decoder(_PackedAppend).decode
+
+
+def pack_append(event: MessagesAppended) -> bytes | None:
+    """The packed stored bytes of ``event``, or ``None`` if the packed form
+    cannot hold it exactly (it is then stored as JSON)."""
+    at = event.at
+    if at.tzinfo is not UTC or not _REVISION.match(event.revision):
+        return None
+    messages: list[list[Any]] = []
+    for message in event.messages:
+        ident = message.id
+        engine_id = None
+        if ident is not None and _ENGINE_ID.match(ident):
+            engine_id, ident = bytes.fromhex(ident[4:]), None
+        packed = [
+            _ROLE_CODES[message.role],
+            [block.text if type(block) is Text else block for block in message.blocks],
+            engine_id,
+            ident,
+            message.provider_item_id,
+            message.incomplete,
+            message.erased,
+            message.provider_data,
+        ]
+        while len(packed) > 2 and (packed[-1] is None or packed[-1] is False):
+            packed.pop()
+        messages.append(packed)
+    packed_event: list[Any] = [(at - _EPOCH) // _MICROSECOND, bytes.fromhex(event.revision[7:]), messages]
+    if event.actor is not None:
+        packed_event.append(event.actor)
+    return _ENCODE(packed_event)
+
+
+def unpack_append(state: bytes) -> MessagesAppended:
+    """The event of packed stored bytes. Raises ``ValueError`` (or a
+    ``msgspec`` error) for bytes this form never holds."""
+    packed = _DECODE(state)
+    if len(packed.revision) != 32:
+        raise ValueError("the revision is not a SHA-256 digest")
+    return MessagesAppended(
+        at=_EPOCH + packed.at * _MICROSECOND,
+        actor=packed.actor,
+        messages=tuple(map(_message, packed.messages)),
+        revision="sha256:" + packed.revision.hex(),
+    )
+
+
+def _message(packed: _PackedMessage) -> Message:
+    if not 0 <= packed.role < len(_ROLES):
+        raise ValueError(f"role code {packed.role} is not one of 0 to {len(_ROLES) - 1}")
+    ident = packed.id
+    if packed.engine_id is not None:
+        if len(packed.engine_id) != 10 or ident is not None:
+            raise ValueError("a packed message id is not 10 bytes alone")
+        ident = "msg_" + packed.engine_id.hex()
+    elif ident is not None and _ENGINE_ID.match(ident):
+        raise ValueError("an engine message id is stored unpacked")  # never written so: one form per id
+    return Message(
+        role=_ROLES[packed.role],  # type: ignore[arg-type]  # the codes name the roles
+        blocks=tuple(Text(text=block) if isinstance(block, str) else block for block in packed.blocks),
+        id=ident,
+        provider_item_id=packed.provider_item_id,
+        incomplete=packed.incomplete,
+        erased=packed.erased,
+        provider_data=packed.provider_data,
+    )

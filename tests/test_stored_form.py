@@ -1,0 +1,245 @@
+"""The stored form: appended messages packed (every message round-trips
+exactly, damaged bytes read as damage), and the SQLite log's lean layout
+(a store of the earlier layout is moved to it unchanged)."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import msgspec
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from engine import CorruptStore, Message, Text, ToolResult, ToolUse, Transcripts
+from engine.state.content import Image, Reasoning, Transcript
+from engine.state.events import MessagesAppended
+from engine.store import decode_event
+from engine.store._codec import encode_event
+from engine.store._packed import (
+    PACKED_APPEND_TOPIC,
+    PACKED_EVENT_FIELDS,
+    PACKED_MESSAGE_FIELDS,
+    pack_append,
+)
+from engine.testing.strategies import messages, texts, tool_exchanges
+
+GOLDEN = Path(__file__).parent / "golden" / "store-v0.1.db"
+AT = datetime(2026, 11, 29, 18, 20, 27, 81403, tzinfo=UTC)
+REVISION = "sha256:" + "5b542e32c55b6641d904888fcdc3b5849b17cbcf7ba6ad3476b0bbd36c68016e"
+
+
+def _round_trip(event: MessagesAppended) -> MessagesAppended:
+    topic, state = encode_event(event)
+    decoded = decode_event(topic, state, "test")
+    assert isinstance(decoded, MessagesAppended)
+    return decoded
+
+
+def _same(a: MessagesAppended, b: MessagesAppended) -> None:
+    """Equal, and equal as JSON: same types all the way down (1 is not True)."""
+    assert a == b
+    assert msgspec.json.encode(a) == msgspec.json.encode(b)
+    assert a.at.tzinfo == b.at.tzinfo
+
+
+def test_the_packed_form_names_every_field_of_the_event_and_of_a_message() -> None:
+    # A new field needs a place in the packed form before it can be stored.
+    assert set(MessagesAppended.__struct_fields__) == set(PACKED_EVENT_FIELDS)
+    assert set(Message.__struct_fields__) == set(PACKED_MESSAGE_FIELDS) - {"engine_id"} | {"id"}
+
+
+ids = st.one_of(
+    st.none(),
+    st.from_regex(r"msg_[0-9a-f]{20}", fullmatch=True),
+    st.from_regex(r"msg_[0-9A-F]{20}", fullmatch=True),  # not the engine's (upper case): kept as text
+    st.from_regex(r"msg_[0-9a-f]{19,21}", fullmatch=True),
+    texts(30),
+)
+any_message = st.one_of(messages(), tool_exchanges().map(lambda pair: pair[0]), tool_exchanges().map(lambda p: p[1]))
+
+
+@given(
+    st.lists(
+        st.tuples(any_message, ids, st.none() | texts(12), st.booleans(), st.none() | st.just('{"a": [1, true]}')),
+        min_size=1,
+        max_size=4,
+    ),
+    st.none() | texts(10),
+    st.integers(-(2**40), 2**50),
+)
+def test_every_appended_message_round_trips_exactly(
+    drawn: list[tuple[Message, str | None, str | None, bool, str | None]], actor: str | None, micros: int
+) -> None:
+    built = tuple(
+        msgspec.structs.replace(message, id=ident, provider_item_id=item, incomplete=incomplete, provider_data=data)
+        for message, ident, item, incomplete, data in drawn
+    )
+    at = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
+    event = MessagesAppended(at=at, actor=actor, messages=built, revision=REVISION)
+    assert encode_event(event)[0] == PACKED_APPEND_TOPIC
+    _same(_round_trip(event), event)
+
+
+def test_blocks_of_every_kind_and_an_erased_placeholder_round_trip() -> None:
+    image = Image(media_type="image/png", data=b"\x89PNG\x00\xff")
+    message = Message(
+        role="assistant",
+        blocks=(
+            Text(text="é ✓"),
+            Transcript(text="said", truncated_at_ms=1500),
+            Reasoning(text="hm", signature="s"),
+            ToolUse(id="call_1", name="f", arguments='{"x": 1}'),
+            image,
+        ),
+        id="msg_0123456789abcdef0123",
+    )
+    results = Message(role="tool_results", blocks=(ToolResult(tool_use_id="call_1", content=(Text(text="ok"), image)),))
+    event = MessagesAppended(at=AT, messages=(message, results), revision=REVISION)
+    _same(_round_trip(event), event)
+
+
+def test_what_the_packed_form_cannot_hold_exactly_is_stored_as_json() -> None:
+    message = Message.user("hi")
+    for event in (
+        MessagesAppended(at=AT.astimezone(timezone(timedelta(hours=2))), messages=(message,), revision=REVISION),
+        MessagesAppended(at=AT, messages=(message,), revision="sha256:" + "AB" * 32),
+        MessagesAppended(at=AT, messages=(message,), revision="sha256:abc"),
+    ):
+        assert pack_append(event) is None
+        topic, state = encode_event(event)
+        assert topic == "MessagesAppended.v1" and state.startswith(b"{")
+        _same(_round_trip(event), event)
+
+
+def test_a_200_byte_message_is_packed_in_62_bytes_more() -> None:
+    text = "message 000001 " + "x" * 185
+    message = Message(role="user", blocks=(Text(text=text),), id="msg_d961acc862a4b7b8ffc3")
+    state = pack_append(MessagesAppended(at=AT, messages=(message,), revision=REVISION))
+    assert state is not None
+    # at 9, revision 34, id 12, role 1, four array headers and a string's 6.
+    assert len(state) == 200 + 62
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda state: state[:-3],  # cut short
+        lambda state: state[:1] + b"\xc1" + state[2:],  # a byte msgpack never writes
+        lambda state: b"\x94" + state[1:] + b"\x05",  # a fifth value where the actor goes: not text
+        lambda state: state.replace(b"\xc4\x20", b"\xc4\x1f", 1)[:-1],  # a 31-byte revision
+        lambda state: state.replace(b"\x91\x93\x01", b"\x91\x93\x09", 1),  # role code 9
+        lambda state: state.replace(b"\x91\x93\x01", b"\x91\x93\xff", 1),  # role code -1
+        lambda state: state.replace(b"\xc4\x0a", b"\xc4\x09", 1)[:-1],  # a 9-byte id
+    ],
+)
+def test_damaged_packed_bytes_read_as_corruption(damage: object) -> None:
+    message = Message(role="user", blocks=(Text(text="hello"),), id="msg_d961acc862a4b7b8ffc3")
+    state = pack_append(MessagesAppended(at=AT, messages=(message,), revision=REVISION))
+    assert state is not None
+    damaged = damage(state)  # type: ignore[operator]
+    assert damaged != state
+    with pytest.raises(CorruptStore, match="cannot decode stored MessagesAppended"):
+        decode_event(PACKED_APPEND_TOPIC, damaged, "session 's' version 2")
+
+
+def test_an_engine_id_stored_as_text_in_the_packed_form_is_damage() -> None:
+    # Written only as bytes: text there was put by someone else.
+    forged = msgspec.msgpack.encode([0, b"\x00" * 32, [[1, ["hi"], None, "msg_d961acc862a4b7b8ffc3"]]])
+    with pytest.raises(CorruptStore):
+        decode_event(PACKED_APPEND_TOPIC, forged, "here")
+
+
+def _tables(path: str) -> dict[str, str]:
+    with sqlite3.connect(path) as db:
+        return dict(db.execute("SELECT name, type FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'").fetchall())
+
+
+def test_a_new_store_keeps_integer_keys_and_type_codes_and_a_readable_view(tmp_path: Path) -> None:
+    path = str(tmp_path / "s.db")
+    with Transcripts.open(path) as store:
+        first, second = store.create(), store.create()
+        store.append(first, Message.user("one"))
+        store.append(second, Message.user("two"), Message.assistant("three"))
+    assert _tables(path)["transcripts_events"] == "view"
+    with sqlite3.connect(path) as db:
+        rows = db.execute("SELECT position, session, version, kind FROM transcripts_log ORDER BY position").fetchall()
+        keys = dict(db.execute("SELECT session_id, key FROM transcripts_sessions").fetchall())
+        shown = db.execute(
+            "SELECT originator_id, originator_version, topic FROM transcripts_events ORDER BY position"
+        ).fetchall()
+    assert [(session, version) for _, session, version, _ in rows] == [
+        (keys[first], 1),
+        (keys[second], 1),
+        (keys[first], 2),
+        (keys[second], 2),
+    ]
+    assert sorted(keys.values()) == [1, 2]
+    assert shown == [
+        (first, 1, "SessionCreated.v1"),
+        (second, 1, "SessionCreated.v1"),
+        (first, 2, PACKED_APPEND_TOPIC),
+        (second, 2, PACKED_APPEND_TOPIC),
+    ]
+
+
+def test_the_earlier_layout_moves_to_the_log_row_for_row(tmp_path: Path) -> None:
+    path = str(tmp_path / "golden.db")
+    shutil.copy(GOLDEN, path)
+    with sqlite3.connect(path) as db:
+        before = db.execute(
+            "SELECT rowid, originator_id, originator_version, topic, state FROM transcripts_events ORDER BY rowid"
+        ).fetchall()
+    assert _tables(path)["transcripts_events"] == "table"
+    with Transcripts.open(path) as store:
+        feed = store.feed(limit=10_000)
+        sessions = sorted(info.id for info in store.sessions())
+    assert _tables(path)["transcripts_events"] == "view"
+    with sqlite3.connect(path) as db:
+        after = db.execute(
+            "SELECT position, originator_id, originator_version, topic, state FROM transcripts_events ORDER BY position"
+        ).fetchall()
+    assert after == before  # same positions, sessions, versions, type names and bytes
+    assert [(entry.position, entry.session_id, entry.version) for entry in feed] == [row[:3] for row in before]
+    assert sessions == sorted({row[1] for row in before})
+
+
+def test_events_of_no_listing_row_are_kept_by_the_move_and_reported_by_the_feed(tmp_path: Path) -> None:
+    path = str(tmp_path / "golden.db")
+    shutil.copy(GOLDEN, path)
+    with sqlite3.connect(path) as db:
+        db.execute("DELETE FROM transcripts_sessions WHERE session_id = 'golden-1'")
+        (count,) = db.execute("SELECT count(*) FROM transcripts_events").fetchone()
+    with Transcripts.open(path) as store, pytest.raises(CorruptStore, match="no row of the store has"):
+        store.feed(limit=10_000)
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT count(*) FROM transcripts_log").fetchone() == (count,)
+        assert db.execute("SELECT count(*) FROM transcripts_log WHERE session < 0").fetchone()[0] > 0
+
+
+def test_a_row_the_move_cannot_place_is_refused_and_nothing_changes(tmp_path: Path) -> None:
+    path = str(tmp_path / "golden.db")
+    shutil.copy(GOLDEN, path)
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE transcripts_events SET topic = NULL WHERE rowid = 3")
+    with pytest.raises(CorruptStore, match="cannot be moved"):
+        Transcripts.open(path)
+    assert _tables(path)["transcripts_events"] == "table"
+    assert "transcripts_log" not in _tables(path)
+
+
+def test_opening_a_current_store_writes_nothing(tmp_path: Path) -> None:
+    path = str(tmp_path / "s.db")
+    with Transcripts.open(path) as store:
+        store.append(store.create(), Message.user("hi"))
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    before = Path(path).read_bytes()
+    with sqlite3.connect(path) as holder:
+        holder.execute("BEGIN IMMEDIATE")  # a writer holds the lock: opening must not need it
+        Transcripts.open(path, lock_timeout=1).close()
+        holder.execute("ROLLBACK")
+    assert Path(path).read_bytes() == before
