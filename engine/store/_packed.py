@@ -43,7 +43,6 @@ _ROLES = ("system", "user", "assistant", "tool_results")
 _ROLE_CODES = {role: code for code, role in enumerate(_ROLES)}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
-_ENGINE_ID = re.compile(r"msg_[0-9a-f]{20}\Z")
 _REVISION = re.compile(r"sha256:[0-9a-f]{64}\Z")
 
 # The packed form names the fields it keeps: a new field must be given a
@@ -78,31 +77,53 @@ def pack_append(event: MessagesAppended) -> bytes | None:
     """The packed stored bytes of ``event``, or ``None`` if the packed form
     cannot hold it exactly (it is then stored as JSON)."""
     at = event.at
-    if at.tzinfo is not UTC or not _REVISION.match(event.revision):
+    revision = event.revision
+    if at.tzinfo is not UTC or len(revision) != 71 or not _REVISION.match(revision):
         return None
+    codes = _ROLE_CODES
     messages: list[list[Any]] = []
+    append = messages.append
     for message in event.messages:
+        blocks = message.blocks
+        if len(blocks) == 1 and type(blocks[0]) is Text:
+            packed_blocks: list[Any] = [blocks[0].text]
+        else:
+            packed_blocks = [block.text if type(block) is Text else block for block in blocks]
+        packed = [codes[message.role], packed_blocks]
         ident = message.id
-        engine_id = None
-        if ident is not None and _ENGINE_ID.match(ident):
-            engine_id, ident = bytes.fromhex(ident[4:]), None
-        packed = [
-            _ROLE_CODES[message.role],
-            [block.text if type(block) is Text else block for block in message.blocks],
-            engine_id,
-            ident,
-            message.provider_item_id,
-            message.incomplete,
-            message.erased,
-            message.provider_data,
-        ]
-        while len(packed) > 2 and (packed[-1] is None or packed[-1] is False):
-            packed.pop()
-        messages.append(packed)
-    packed_event: list[Any] = [(at - _EPOCH) // _MICROSECOND, bytes.fromhex(event.revision[7:]), messages]
+        if ident is not None:
+            engine_id = _engine_id(ident)
+            packed += (engine_id,) if engine_id is not None else (None, ident)
+        if (
+            message.provider_item_id is not None
+            or message.incomplete
+            or message.erased is not None
+            or message.provider_data is not None
+        ):
+            if ident is None:
+                packed += (None, None)
+            elif len(packed) == 3:
+                packed.append(None)
+            packed += (message.provider_item_id, message.incomplete, message.erased, message.provider_data)
+            while packed[-1] is None or packed[-1] is False:
+                packed.pop()
+        append(packed)
+    packed_event: list[Any] = [(at - _EPOCH) // _MICROSECOND, bytes.fromhex(revision[7:]), messages]
     if event.actor is not None:
         packed_event.append(event.actor)
     return _ENCODE(packed_event)
+
+
+def _engine_id(ident: str) -> bytes | None:
+    """The 10 bytes of an id the engine made (``msg_`` and 20 lowercase hex
+    digits), or ``None`` for any other id."""
+    if len(ident) != 24 or not ident.startswith("msg_"):
+        return None
+    try:
+        raw = bytes.fromhex(ident[4:])
+    except ValueError:
+        return None
+    return raw if raw.hex() == ident[4:] else None  # upper case or spaces would not come back
 
 
 def unpack_append(state: bytes) -> MessagesAppended:
@@ -120,18 +141,31 @@ def unpack_append(state: bytes) -> MessagesAppended:
 
 
 def _message(packed: _PackedMessage) -> Message:
-    if not 0 <= packed.role < len(_ROLES):
-        raise ValueError(f"role code {packed.role} is not one of 0 to {len(_ROLES) - 1}")
+    role = packed.role
+    if not 0 <= role < 4:
+        raise ValueError(f"role code {role} is not one of 0 to {len(_ROLES) - 1}")
+    blocks = packed.blocks
+    if len(blocks) == 1 and type(blocks[0]) is str:
+        made: tuple[Block, ...] = (Text(text=blocks[0]),)
+    else:
+        made = tuple(Text(text=block) if isinstance(block, str) else block for block in blocks)
     ident = packed.id
     if packed.engine_id is not None:
         if len(packed.engine_id) != 10 or ident is not None:
             raise ValueError("a packed message id is not 10 bytes alone")
         ident = "msg_" + packed.engine_id.hex()
-    elif ident is not None and _ENGINE_ID.match(ident):
+    elif ident is not None and _engine_id(ident) is not None:
         raise ValueError("an engine message id is stored unpacked")  # never written so: one form per id
+    if (
+        packed.provider_item_id is None
+        and not packed.incomplete
+        and packed.erased is None
+        and packed.provider_data is None
+    ):
+        return Message(role=_ROLES[role], blocks=made, id=ident)  # type: ignore[arg-type]  # codes name roles
     return Message(
-        role=_ROLES[packed.role],  # type: ignore[arg-type]  # the codes name the roles
-        blocks=tuple(Text(text=block) if isinstance(block, str) else block for block in packed.blocks),
+        role=_ROLES[role],  # type: ignore[arg-type]
+        blocks=made,
         id=ident,
         provider_item_id=packed.provider_item_id,
         incomplete=packed.incomplete,
