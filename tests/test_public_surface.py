@@ -136,6 +136,7 @@ LAYERS = {
     "engine.testing": 5,
     "engine.readmodel": 5,
     "engine.adapters": 5,
+    "engine.viewer": 5,
     "engine.cli": 6,
     "engine.__main__": 7,
 }

@@ -259,7 +259,7 @@ def diff(store: str, prefix: str, session_id: str, before: str, after: str, as_j
 @_json_option
 def tree(store: str, prefix: str, session_id: str, as_json: bool) -> None:
     """The fork tree SID belongs to, from its root, with fork points."""
-    from engine.cli._graph import family
+    from engine.viewer import family
 
     with _opened(store, prefix) as opened:
         members = family(opened, session_id)
@@ -449,7 +449,7 @@ def search(store: str, prefix: str, query: str, read_model: str | None, limit: i
 @click.option("--svg", "svg", required=True, metavar="FILE", help="Where to write the picture.")
 def graph(store: str, prefix: str, session_id: str, svg: str) -> None:
     """Draw the fork and revision graph of SID's family as an SVG picture."""
-    from engine.cli._graph import draw
+    from engine.viewer import draw
 
     with _opened(store, prefix) as opened:
         picture = draw(opened, session_id)
@@ -459,6 +459,37 @@ def graph(store: str, prefix: str, session_id: str, svg: str) -> None:
     except OSError as exc:
         raise click.ClickException(f"cannot write {svg}: {exc.strerror}") from None
     click.echo(f"wrote {svg}")
+
+
+@cli.command()
+@_store_argument
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535), help="0: any free port.")
+def serve(store: str, prefix: str, host: str, port: int) -> None:
+    """Browse STORE in a web browser: sessions, transcripts at any version,
+    history, forks and diffs. Read-only; Ctrl-C stops it."""
+    from engine.viewer import Viewer, ViewerServer, is_loopback
+
+    notice = None
+    if not is_loopback(host):
+        notice = (
+            f"This viewer listens on {host}: other hosts can reach it, and anyone who can reach it "
+            "reads every transcript in the store."
+        )
+    with _opened(store, prefix) as opened:
+        try:
+            server = ViewerServer(Viewer(opened, notice=notice), host, port)
+        except OSError as exc:
+            raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        if notice:
+            click.echo(f"Warning: {notice}", err=True)
+        click.echo(f"Viewing {_shown(store)} at {server.url} (read-only; Ctrl-C stops)")
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            click.echo("stopped")
+        finally:
+            server.server_close()
 
 
 # -- helpers ----------------------------------------------------------------------

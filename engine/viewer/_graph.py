@@ -8,6 +8,7 @@ program can read the structure back."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from html import escape as _escape
@@ -83,8 +84,10 @@ class _Dot:
     label: str
 
 
-def draw(store: Transcripts, session_id: str) -> str:
-    """The SVG picture of ``session_id``'s family."""
+def draw(store: Transcripts, session_id: str, *, link: Callable[[str, int | None], str] | None = None) -> str:
+    """The SVG picture of ``session_id``'s family. With ``link``, each
+    commit links to ``link(session_id, version)`` and each lane title to
+    ``link(session_id, None)`` (the viewer's pages)."""
     members = family(store, session_id)
     lanes = {member.id: index for index, member in enumerate(members)}
     dots: list[_Dot] = []
@@ -115,21 +118,25 @@ def draw(store: Transcripts, session_id: str) -> str:
         own = [x for (sid, _), x in x_of.items() if sid == member.id]
         start, end = (min(own), max(own)) if own else (_LEFT + 30, _LEFT + 30)
         title = escape(member.title or "(untitled)")
-        parts.append(
-            f'<g class="lane" data-session="{escape(member.id)}" data-depth="{member.depth}">'
+        lane_title = (
             f'<text class="lane-title" x="{8 + 12 * member.depth}" y="{y + 4}">'
             f"{title} · {escape(_short(member.id))}</text>"
-            f'<line class="lane-line" x1="{start}" y1="{y}" x2="{end}" y2="{y}"/>'
+        )
+        parts.append(
+            f'<g class="lane" data-session="{escape(member.id)}" data-depth="{member.depth}">'
+            + _linked(lane_title, link, member.id, None)
+            + f'<line class="lane-line" x1="{start}" y1="{y}" x2="{end}" y2="{y}"/>'
         )
         for dot in dots:
             if dot.session_id != member.id:
                 continue
             x = x_of[(dot.session_id, dot.version)]
-            parts.append(
+            circle = (
                 f'<circle class="commit {dot.kind}" cx="{x}" cy="{y}" r="7" data-session="{escape(dot.session_id)}" '
                 f'data-version="{dot.version}" data-kind="{dot.kind}" data-reason="{escape(dot.label)}">'
                 f"<title>{escape(dot.kind)} v{dot.version} {escape(dot.label)}</title></circle>"
             )
+            parts.append(_linked(circle, link, dot.session_id, dot.version))
             if dot.label:
                 parts.append(f'<text class="label" x="{x - 14}" y="{y - 12}">{escape(dot.label)}</text>')
         parts.append("</g>")
@@ -146,6 +153,12 @@ def draw(store: Transcripts, session_id: str) -> str:
         )
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
+
+
+def _linked(element: str, link: Callable[[str, int | None], str] | None, session_id: str, version: int | None) -> str:
+    if link is None:
+        return element
+    return f'<a href="{escape(link(session_id, version))}">{element}</a>'
 
 
 def _short(session_id: str) -> str:

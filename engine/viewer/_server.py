@@ -1,0 +1,317 @@
+"""The viewer's HTTP server: GET and HEAD only (nothing can write), one lock
+around the store, the pages of ``_pages`` and two static files.
+
+``Viewer.respond`` answers a path and query without any HTTP, so the pages
+are testable on their own; ``ViewerServer`` serves it from a thread per
+request (the standard library's ``ThreadingHTTPServer``)."""
+
+from __future__ import annotations
+
+import ipaddress
+import threading
+import urllib.parse
+from collections import OrderedDict
+from collections.abc import Callable
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from typing import Any
+
+from engine.errors import EngineError, InvalidArgument, SessionNotFound, VersionNotFound
+from engine.facade import Transcripts
+from engine.state.content import Message
+from engine.state.header import STATUSES
+from engine.state.transcript import Session
+from engine.viewer import _pages
+from engine.viewer._graph import draw, family
+from engine.viewer._timeline import Timeline, timeline
+
+__all__ = ["Viewer", "ViewerServer"]
+
+_SECURITY_HEADERS = {
+    # The pages load their script and style sheet from here and nothing
+    # else: an injected tag could neither run nor fetch.
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+_STATIC = {"viewer.js": "text/javascript; charset=utf-8", "viewer.css": "text/css; charset=utf-8"}
+_PAGE_SIZE = 200
+
+
+class Response:
+    __slots__ = ("body", "content_type", "status")
+
+    def __init__(self, status: int, body: bytes, content_type: str = "text/html; charset=utf-8") -> None:
+        self.status, self.body, self.content_type = status, body, content_type
+
+
+class Viewer:
+    """The pages of one store. Thread-safe: the store is used under a lock,
+    and each session's timeline is kept for its latest version (a few
+    sessions at a time)."""
+
+    def __init__(self, store: Transcripts, *, notice: str | None = None, cached: int = 8) -> None:
+        self.store = store
+        self.notice = notice
+        self._lock = threading.Lock()
+        self._timelines: OrderedDict[str, Timeline] = OrderedDict()
+        self._cached = cached
+
+    def respond(self, path: str, query: dict[str, list[str]]) -> Response:
+        route: Callable[[dict[str, list[str]]], Response] | None = {
+            "/": self._list,
+            "/session": self._session,
+            "/history": self._history,
+            "/graph": self._graph,
+            "/diff": self._diff,
+        }.get(path)
+        if path.startswith("/static/"):
+            return self._static(path.removeprefix("/static/"))
+        if route is None:
+            return self._error(HTTPStatus.NOT_FOUND, f"no page at {path}")
+        try:
+            with self._lock:
+                return route(query)
+        except (SessionNotFound, VersionNotFound) as exc:
+            return self._error(HTTPStatus.NOT_FOUND, f"{type(exc).__name__}: {exc}")
+        except InvalidArgument as exc:
+            return self._error(HTTPStatus.BAD_REQUEST, f"{type(exc).__name__}: {exc}")
+        except EngineError as exc:
+            return self._error(HTTPStatus.INTERNAL_SERVER_ERROR, f"{type(exc).__name__}: {exc}")
+
+    # -- pages ------------------------------------------------------------------------
+
+    def _list(self, query: dict[str, list[str]]) -> Response:
+        text, status, tag, meta = (_one(query, name) for name in ("q", "status", "tag", "meta"))
+        metadata: dict[str, Any] = {}
+        if meta:
+            key, equals, value = meta.partition("=")
+            if not equals or not key:
+                raise InvalidArgument(f"metadata filter {meta!r} is not key=value")
+            metadata[key] = _json_value(value)
+        found = self.store.sessions(status=status or None, tags=[tag] if tag else None, metadata=metadata or None)
+        needle = text.lower()
+        matching = [
+            info for info in found if not needle or needle in (info.title or "").lower() or needle in info.id.lower()
+        ]
+        matching.sort(key=lambda info: (info.updated_at, info.id), reverse=True)
+        page = _pages.list_page(
+            matching[:_PAGE_SIZE],
+            query=text,
+            status=status,
+            tag=tag,
+            meta=meta,
+            statuses=STATUSES,
+            total=len(matching),
+            notice=self.notice,
+        )
+        return _html(page)
+
+    def _session(self, query: dict[str, list[str]]) -> Response:
+        state = self._head(query)
+        line = self._timeline(state)
+        version = _version(query, "v", default=state.version)
+        if not 1 <= version <= state.version:
+            raise VersionNotFound(f"session {state.id!r} has versions 1 to {state.version}, not {version}")
+        return _html(_pages.session_page(state, line, version, self.notice))
+
+    def _history(self, query: dict[str, list[str]]) -> Response:
+        state = self._head(query)
+        return _html(_pages.history_page(state, self._timeline(state).entries, self.notice))
+
+    def _graph(self, query: dict[str, list[str]]) -> Response:
+        state = self._head(query)
+        svg = draw(self.store, state.id, link=lambda sid, version: _pages.link("session", id=sid, v=version))
+        return _html(_pages.family_page(state, svg, family(self.store, state.id), self.notice))
+
+    def _diff(self, query: dict[str, list[str]]) -> Response:
+        state = self._head(query)
+        choices = [(entry.version, f"v{entry.version} · {entry.kind}") for entry in self._timeline(state).entries]
+        lineage = state.lineage
+        if _one(query, "source") and lineage.source is not None and lineage.source_version is not None:
+            source = self.store.get(lineage.source, at=lineage.source_version)
+            title = f"fork {state.id} against its source {lineage.source} at v{lineage.source_version}"
+            return self._diff_page(state, title, source.messages, state.messages, choices, "", "")
+        a = _version(query, "a", default=max(state.version - 1, 1))
+        b = _version(query, "b", default=state.version)
+        first, second = self.store.get(state.id, at=a), self.store.get(state.id, at=b)
+        title = f"v{a} against v{b}"
+        return self._diff_page(state, title, first.messages, second.messages, choices, str(a), str(b))
+
+    def _diff_page(
+        self,
+        state: Session,
+        title: str,
+        old: Any,
+        new: Any,
+        choices: list[tuple[int, str]],
+        a: str,
+        b: str,
+    ) -> Response:
+        start, removed, added = difference(list(old), list(new))
+        page = _pages.diff_page(
+            state,
+            title=title,
+            start=start,
+            before=list(old)[:start],
+            removed=removed,
+            added=added,
+            choices=choices,
+            a=a,
+            b=b,
+            notice=self.notice,
+        )
+        return _html(page)
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def _head(self, query: dict[str, list[str]]) -> Session:
+        session_id = _one(query, "id")
+        if not session_id:
+            raise InvalidArgument("give the session: ?id=<session id>")
+        return self.store.get(session_id)
+
+    def _timeline(self, state: Session) -> Timeline:
+        kept = self._timelines.get(state.id)
+        if kept is None or kept.version != state.version:
+            kept = timeline(self.store, state.id)
+            self._timelines[state.id] = kept
+            while len(self._timelines) > self._cached:
+                self._timelines.popitem(last=False)
+        self._timelines.move_to_end(state.id)
+        return kept
+
+    def _static(self, name: str) -> Response:
+        content_type = _STATIC.get(name)
+        if content_type is None:
+            return self._error(HTTPStatus.NOT_FOUND, f"no file {name}")
+        data = resources.files("engine.viewer").joinpath("static", name).read_bytes()
+        return Response(HTTPStatus.OK, data, content_type)
+
+    def _error(self, status: int, message: str) -> Response:
+        return _html(_pages.error_page(status, message, self.notice), status)
+
+
+def difference(old: list[Message], new: list[Message]) -> tuple[int, list[Message], list[Message]]:
+    """Where two transcripts differ: the first index that differs, and the
+    messages of each in the changed span (the common head and tail left out)."""
+    start = 0
+    while start < min(len(old), len(new)) and old[start] == new[start]:
+        start += 1
+    end_old, end_new = len(old), len(new)
+    while end_old > start and end_new > start and old[end_old - 1] == new[end_new - 1]:
+        end_old, end_new = end_old - 1, end_new - 1
+    return start, old[start:end_old], new[start:end_new]
+
+
+def _one(query: dict[str, list[str]], name: str) -> str:
+    values = query.get(name) or [""]
+    return values[-1]
+
+
+def _version(query: dict[str, list[str]], name: str, *, default: int) -> int:
+    text = _one(query, name)
+    if not text:
+        return default
+    if not text.isdigit() or len(text) > 18:
+        raise InvalidArgument(f"{name}= is an event version (a whole number), got {text[:40]!r}")
+    return int(text)
+
+
+def _json_value(text: str) -> Any:
+    """A metadata value typed in a filter: JSON if it parses (so 3 is a number
+    and true a boolean), else the text itself."""
+    import json
+
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _html(page: str, status: int = HTTPStatus.OK) -> Response:
+    return Response(status, page.encode("utf-8"))
+
+
+# -- HTTP ---------------------------------------------------------------------------------
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class ViewerServer(ThreadingHTTPServer):
+    """The viewer on ``host:port`` (port 0: any free port; see ``url``)."""
+
+    daemon_threads = True
+
+    def __init__(self, viewer: Viewer, host: str = "127.0.0.1", port: int = 8765) -> None:
+        self.viewer = viewer
+        self.local_only = is_loopback(host)
+        super().__init__((host, port), _Handler)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        shown = f"[{host}]" if ":" in str(host) else str(host)
+        return f"http://{shown}:{port}/"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: ViewerServer
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        self._answer(send_body=True)
+
+    def do_HEAD(self) -> None:
+        self._answer(send_body=False)
+
+    def _refuse_method(self) -> None:
+        body = b"read-only viewer: only GET and HEAD\n"
+        self.send_response(HTTPStatus.METHOD_NOT_ALLOWED)
+        self.send_header("Allow", "GET, HEAD")
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")  # its body, if any, is never read
+        self.end_headers()
+        self.wfile.write(body)
+        self.close_connection = True
+
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _refuse_method
+
+    def _answer(self, *, send_body: bool) -> None:
+        parsed = urllib.parse.urlsplit(self.path)
+        if self.server.local_only and not _local_host_header(self.headers.get("Host", "")):
+            # A page of another site that resolves its own name to 127.0.0.1
+            # (DNS rebinding) sends its own Host: refuse it.
+            response = Response(HTTPStatus.BAD_REQUEST, b"unexpected Host header\n", "text/plain; charset=utf-8")
+        else:
+            query = urllib.parse.parse_qs(parsed.query, keep_blank_values=True, max_num_fields=50)
+            response = self.server.viewer.respond(parsed.path, query)
+        self.send_response(response.status)
+        self.send_header("Content-Type", response.content_type)
+        self.send_header("Content-Length", str(len(response.body)))
+        for name, value in _SECURITY_HEADERS.items():
+            self.send_header(name, value)
+        self.end_headers()
+        if send_body:
+            self.wfile.write(response.body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # quiet: the command prints where it serves, not every request
+
+
+def _local_host_header(value: str) -> bool:
+    host = value.rsplit(":", 1)[0] if not value.endswith("]") else value
+    return is_loopback(host)

@@ -1,0 +1,271 @@
+"""The web viewer without a browser: its timeline against the engine's own
+time travel, its pages' escaping of untrusted text, and its HTTP surface
+(read-only, loopback-only Host headers, typed errors as pages)."""
+
+from __future__ import annotations
+
+import html
+import http.client
+import re
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine import Image, Message, ToolResult, ToolUse, Transcripts
+from engine.viewer import Viewer, ViewerServer, timeline
+from tests.conftest import StoreFactory
+
+HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+
+
+def _scenario(store: Transcripts) -> tuple[str, str]:
+    """A session with appends, an edit, a compaction, an erasure and a fork
+    that replaced a message; returns (session, fork)."""
+    sid = store.create(title="trip")
+    store.append(sid, Message.system("Be brief."), Message.user("Train or plane?"))
+    store.append(sid, Message.assistant("Train."))
+    store.append(sid, Message.user("Why?"), Message.assistant("Scenic."))
+    store.rewrite(sid, 2, 3, [Message.assistant("The train.")], reason="edit")
+    store.append(sid, Message.user("And the price?"))
+    secret = store.append(sid, Message.user("my card is 4111"))
+    assert secret
+    card = store.get(sid).messages[-1].id
+    assert card is not None
+    store.compact(sid, 1, 3, Message.assistant("Summary: train."))
+    store.erase(sid, card)
+    fork = store.fork_replacing(sid, 2, Message.user("What about the bus?"))
+    store.append(fork, Message.assistant("The bus is slower."))
+    return sid, fork
+
+
+def test_the_timeline_shows_what_time_travel_shows_at_every_version(stores: StoreFactory) -> None:
+    store = stores.open()
+    for session_id in _scenario(store):
+        line = timeline(store, session_id)
+        head = store.get(session_id)
+        assert line.version == head.version
+        for version in range(1, head.version + 1):
+            assert line.at(version) == list(store.get(session_id, at=version).messages), version
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(st.just("append"), st.integers(1, 3)),
+            st.tuples(st.just("rewrite"), st.integers(0, 8), st.integers(0, 3), st.integers(0, 2)),
+            st.tuples(st.just("erase"), st.integers(0, 8)),
+        ),
+        max_size=12,
+    )
+)
+def test_the_timeline_matches_time_travel_after_any_edits(steps: list[tuple[object, ...]]) -> None:
+    store = Transcripts.open()
+    sid = store.create()
+    made = 0
+    for step in steps:
+        messages = store.get(sid).messages
+        if step[0] == "append":
+            store.append(sid, *[Message.user(f"m{made + n}") for n in range(int(step[1]))])  # type: ignore[call-overload]
+            made += int(step[1])  # type: ignore[call-overload]
+        elif step[0] == "rewrite" and messages:
+            start = int(step[1]) % len(messages)  # type: ignore[call-overload]
+            end = min(len(messages), start + int(step[2]))  # type: ignore[call-overload]
+            new = [Message.user(f"r{made + n}") for n in range(int(step[3]))]  # type: ignore[call-overload]
+            made += len(new)
+            if end > start or new:
+                store.rewrite(sid, start, end, new, reason="edit")
+        elif step[0] == "erase" and messages:
+            target = messages[int(step[1]) % len(messages)]  # type: ignore[call-overload]
+            if target.erased is None and target.id is not None:
+                store.erase(sid, target.id)
+    line = timeline(store, sid)
+    for version in range(1, store.get(sid).version + 1):
+        assert line.at(version) == list(store.get(sid, at=version).messages)
+
+
+@pytest.fixture
+def hostile_store() -> Iterator[tuple[Transcripts, str]]:
+    store = Transcripts.open()
+    sid = store.create(title=HOSTILE, session_id='s"><b>1', tags=["<i>tag"], metadata={"k": HOSTILE})
+    store.append(sid, Message.user(HOSTILE), Message.assistant(f"</script>{HOSTILE}"))
+    store.append(
+        sid,
+        Message(role="assistant", blocks=(ToolUse(id="call<1>", name=HOSTILE, arguments='{"q": "</script>"}'),)),
+        Message(
+            role="tool_results",
+            blocks=(
+                ToolResult(
+                    tool_use_id="call<1>", content=(Image(media_type="image/svg+xml", data=b"<svg onload=alert(1)>"),)
+                ),
+            ),
+        ),
+        actor=HOSTILE,
+    )
+    yield store, sid
+    store.close()
+
+
+def _pages(viewer: Viewer, sid: str) -> dict[str, str]:
+    pages = {}
+    for name, path, query in (
+        ("list", "/", {}),
+        ("search", "/", {"q": ["<script"]}),
+        ("session", "/session", {"id": [sid]}),
+        ("earlier", "/session", {"id": [sid], "v": ["2"]}),
+        ("history", "/history", {"id": [sid]}),
+        ("graph", "/graph", {"id": [sid]}),
+        ("diff", "/diff", {"id": [sid], "a": ["1"], "b": ["3"]}),
+    ):
+        response = viewer.respond(path, query)
+        assert response.status == 200, (name, response.body[:300])
+        pages[name] = response.body.decode()
+    return pages
+
+
+def test_untrusted_text_renders_as_text_on_every_page(hostile_store: tuple[Transcripts, str]) -> None:
+    store, sid = hostile_store
+    for name, page in _pages(Viewer(store), sid).items():
+        assert "<script>alert" not in page, name
+        assert "<img src=x" not in page, name
+        assert "<b>1" not in page and "<i>tag" not in page, name
+        assert "<svg onload" not in page, name
+        # Only the viewer's own script element, and the JSON data element.
+        scripts = re.findall(r"<script[^>]*>", page)
+        assert set(scripts) <= {
+            '<script src="/static/viewer.js" defer>',
+            '<script type="application/json" id="entries">',
+        }
+        assert page.count("</script>") == len(scripts), name
+    session = _pages(Viewer(store), sid)["session"]
+    assert html.escape(HOSTILE) in session  # shown, as text
+    assert "image (image/svg+xml, 21 bytes) not shown" in session  # SVG can hold script: never an <img>
+
+
+def test_the_slider_data_cannot_close_its_script_element(hostile_store: tuple[Transcripts, str]) -> None:
+    store, sid = hostile_store
+    page = Viewer(store).respond("/session", {"id": [sid]}).body.decode()
+    data = page.split('<script type="application/json" id="entries">', 1)[1].split("</script>", 1)[0]
+    assert "<" not in data and ">" not in data
+    assert "\\u003cscript\\u003e" in data  # the actor, escaped for JSON
+
+
+def test_images_of_raster_types_are_shown_inline_and_others_are_not() -> None:
+    store = Transcripts.open()
+    sid = store.create()
+    store.append(
+        sid,
+        Message(
+            role="user",
+            blocks=(
+                Image(media_type="image/png", data=b"\x89PNG"),
+                Image(media_type="image/png", ref="https://example.com/x.png"),
+            ),
+        ),
+    )
+    page = Viewer(store).respond("/session", {"id": [sid]}).body.decode()
+    assert '<img class="image" alt="image" src="data:image/png;base64,iVBORw==">' in page
+    assert "https://example.com/x.png" in page and 'src="https://' not in page  # a reference is text, never fetched
+
+
+def test_errors_are_pages_with_a_status() -> None:
+    store = Transcripts.open()
+    sid = store.create()
+    viewer = Viewer(store)
+    assert viewer.respond("/session", {"id": ["nope"]}).status == 404
+    assert viewer.respond("/session", {"id": [sid], "v": ["9"]}).status == 404
+    assert viewer.respond("/session", {"id": [sid], "v": ["-1"]}).status == 400
+    assert viewer.respond("/session", {}).status == 400
+    assert viewer.respond("/nowhere", {}).status == 404
+    assert viewer.respond("/static/../../etc/passwd", {}).status == 404
+    assert viewer.respond("/", {"meta": ["novalue"]}).status == 400
+
+
+def test_the_list_searches_and_filters_newest_first() -> None:
+    store = Transcripts.open()
+    first = store.create(title="Oslo trip", tags=["travel"], metadata={"team": "a"})
+    second = store.create(title="Bergen trip", status="active", metadata={"team": 2})
+    store.create(title="Refund")
+    viewer = Viewer(store)
+
+    def listed(**query: str) -> list[str]:
+        page = viewer.respond("/", {key: [value] for key, value in query.items()}).body.decode()
+        return re.findall(r'class="id">([^<]+)<', page)
+
+    assert listed(q="TRIP") == [second, first]
+    assert listed(q="trip", status="active") == [second]
+    assert listed(tag="travel") == [first]
+    assert listed(meta="team=2") == [second]  # 2 is a number, as metadata keeps it
+    assert listed(meta="team=a") == [first]
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[ViewerServer, Transcripts, str]]:
+    store = Transcripts.open(str(tmp_path / "s.db"))
+    sid = store.create(title="served")
+    store.append(sid, Message.user("hello"))
+    server = ViewerServer(Viewer(store), "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server, store, sid
+    server.shutdown()
+    server.server_close()
+    store.close()
+
+
+class _Answer:
+    def __init__(self, response: http.client.HTTPResponse) -> None:
+        self.status = response.status
+        self.headers = dict(response.getheaders())
+
+    def getheader(self, name: str) -> str | None:
+        return self.headers.get(name)
+
+
+def _request(server: ViewerServer, method: str, path: str, host: str | None = None) -> _Answer:
+    connection = http.client.HTTPConnection(*server.server_address[:2], timeout=10)
+    try:
+        headers = {"Host": host} if host is not None else {}
+        connection.request(method, path, body=b"x" if method in ("POST", "PUT") else None, headers=headers)
+        response = connection.getresponse()
+        response.read()
+        return _Answer(response)
+    finally:
+        connection.close()
+
+
+def test_the_server_is_read_only(served: tuple[ViewerServer, Transcripts, str]) -> None:
+    server, store, sid = served
+    before = store.history(sid)
+    for method in ("POST", "PUT", "DELETE", "PATCH", "OPTIONS"):
+        response = _request(server, method, f"/session?id={sid}")
+        assert response.status == 405, method
+        assert response.getheader("Allow") == "GET, HEAD"
+    assert store.history(sid) == before
+    page = _request(server, "GET", f"/session?id={sid}")
+    assert page.status == 200
+    policy = page.getheader("Content-Security-Policy") or ""
+    assert "script-src 'self'" in policy and "default-src 'none'" in policy
+    assert page.getheader("X-Content-Type-Options") == "nosniff"
+    assert _request(server, "HEAD", "/").status == 200
+
+
+def test_a_page_of_another_host_name_is_refused(served: tuple[ViewerServer, Transcripts, str]) -> None:
+    server, _, _ = served
+    port = server.server_address[1]
+    assert _request(server, "GET", "/", host=f"attacker.example:{port}").status == 400
+    assert _request(server, "GET", "/", host=f"localhost:{port}").status == 200
+    assert _request(server, "GET", "/", host=f"127.0.0.1:{port}").status == 200
+
+
+def test_a_notice_is_on_every_page_when_the_viewer_is_reachable_from_other_hosts() -> None:
+    store = Transcripts.open()
+    sid = store.create()
+    viewer = Viewer(store, notice="This viewer listens on 0.0.0.0: other hosts can reach it")
+    for path, query in (("/", {}), ("/session", {"id": [sid]}), ("/nowhere", {})):
+        assert 'class="notice" role="alert">This viewer listens on 0.0.0.0' in viewer.respond(path, query).body.decode()
+    assert "notice" not in Viewer(store).respond("/", {}).body.decode().split("<main>")[0].split("<body")[1]
