@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 BENCH_VENV := .venv-bench
 BENCH_PY := $(BENCH_VENV)/bin/python
 
-.PHONY: install test check lint typecheck demo bench bench-peers fuzz mutation clean
+.PHONY: install browser test check lint typecheck demo bench bench-peers fuzz mutation clean
 
 install: $(VENV)/.installed
 
@@ -18,7 +18,15 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
-test: install
+# The viewer's browser tests drive Debian's chromium (Playwright launches that
+# executable; no browser is ever downloaded): installed here when missing.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "installing Debian's chromium for the browser tests"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
+
+test: install browser
 	$(PY) -m pytest tests property_tests
 
 lint: install

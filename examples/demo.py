@@ -10,6 +10,7 @@ tool (sessions, the fork tree, a search, and a picture of the graph).
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -117,6 +118,10 @@ def main(path: str) -> None:
     ):
         print(f"\n$ transcripts {' '.join(command)}", flush=True)
         subprocess.run([sys.executable, "-m", "engine", *command], check=True)
+
+    # The same store in a web browser (read-only; Ctrl-C stops it).
+    tool = os.path.relpath(Path(sys.executable).parent / "transcripts")
+    print(f"\nBrowse this store (then open http://127.0.0.1:8765/):\n  {tool} serve {path}")
 
 
 if __name__ == "__main__":

@@ -73,3 +73,35 @@ def test_the_demo_shows_the_command_line_and_draws_the_graph(tmp_path: Path) -> 
         for e in svg.iterfind("svg:path[@class='fork-edge']", ns)
     }
     assert edges == {(root, sid, "9") for _, sid in forks}
+
+
+def test_the_demo_prints_the_command_that_opens_the_viewer_on_its_store(tmp_path: Path) -> None:
+    import shlex
+    import urllib.request
+
+    target = tmp_path / "demo.db"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "demo.py"), str(target)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    lines = done.stdout.splitlines()
+    command = shlex.split(lines[lines.index("Browse this store (then open http://127.0.0.1:8765/):") + 1])
+    assert command[1:] == ["serve", str(target)]
+    # The printed command, on any free port instead of 8765.
+    viewer = subprocess.Popen([*command, "--port", "0"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert viewer.stdout is not None
+        started = viewer.stdout.readline()
+        url = started.split(" at ", 1)[1].split(" ", 1)[0]
+        with urllib.request.urlopen(url, timeout=30) as response:
+            page = response.read().decode()
+        assert "Voice call" in page and "4 sessions, newest first" in page
+    finally:
+        viewer.terminate()
+        viewer.wait(timeout=30)
+        if viewer.stdout is not None:
+            viewer.stdout.close()

@@ -143,6 +143,7 @@ def test_a_person_browses_searches_scrubs_forks_and_diffs(
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
 
     # The list, newest first, then a search.
     page.goto(running.url)
@@ -221,7 +222,8 @@ def test_a_person_browses_searches_scrubs_forks_and_diffs(
     assert page.locator("#transcript img").count() == 0
     page.goto(f"{running.url}?q={HOSTILE}")
     assert page.locator("input[name=q]").input_value() == HOSTILE
-    assert dialogs == [] and errors == []
+    assert dialogs == []
+    assert errors == [], errors
     page.close()
 
 

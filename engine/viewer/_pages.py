@@ -61,7 +61,7 @@ def _layout(title: str, body: str, notice: str | None, *, active: str = "") -> s
         '<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{_text(title)} · transcripts</title>"
-        '<link rel="stylesheet" href="/static/viewer.css">'
+        '<link rel="icon" href="data:,"><link rel="stylesheet" href="/static/viewer.css">'
         '<script src="/static/viewer.js" defer></script></head>'
         f'<body data-page="{_attribute(active)}">{banner}'
         '<nav class="top"><a href="/">Sessions</a> <span class="read-only">read-only viewer</span></nav>'
@@ -267,6 +267,8 @@ def _message(
     removed = f' data-removed="{item.removed}"' if item.removed is not None else ""
     classes = f"msg role-{_attribute(message.role)}" + (" changed" if changed else "")
     blocks = "".join(_block(block, calls) for block in message.blocks)
+    if not message.blocks and message.erased is None:
+        blocks = '<div class="empty">(no content: a realtime item without its transcript yet)</div>'
     return (
         f'<article class="{classes}" id="m{number}" data-added="{item.added}"{removed}{" hidden" if hidden else ""}>'
         f'<header><span class="role">{_text(message.role)}</span> <span class="origin">{_text(origin)}</span> '
@@ -346,7 +348,7 @@ def history_page(state: Session, entries: Sequence[HistoryEntry], notice: str | 
 
 def family_page(state: Session, svg: str, members: Sequence[Any], notice: str | None) -> str:
     items = "".join(
-        f'<li style="margin-left:{member.depth * 1.5}em"><a href="{_attribute(link("session", id=member.id))}">'
+        f'<li class="depth-{min(member.depth, 9)}"><a href="{_attribute(link("session", id=member.id))}">'
         f"{_text(member.title or '(untitled)')}</a> <span class=id>{_text(member.id)}</span>"
         + (
             f" · fork of v{member.source_version}"
@@ -394,9 +396,10 @@ def diff_page(
         f'<label>From <select name="a">{options(a)}</select></label>'
         f'<label>to <select name="b">{options(b)}</select></label><button type="submit">Compare</button></form>'
     )
-    context = "".join(_plain(message, "context") for message in before[-2:])
-    changes = "".join(_plain(message, "removed") for message in removed) + "".join(
-        _plain(message, "added") for message in added
+    calls = _tool_calls([Shown(message, 0) for message in (*before, *removed, *added)])
+    context = "".join(_plain(message, "context", calls) for message in before[-2:])
+    changes = "".join(_plain(message, "removed", calls) for message in removed) + "".join(
+        _plain(message, "added", calls) for message in added
     )
     summary = (
         f"<p class=summary>{_text(title)}: at message {start}, {len(removed)} removed and {len(added)} added.</p>"
@@ -407,9 +410,9 @@ def diff_page(
     return _layout(f"Diff of {state.title or state.id}", body, notice, active="diff")
 
 
-def _plain(message: Message, kind: str) -> str:
+def _plain(message: Message, kind: str, calls: dict[str, ToolUse]) -> str:
     sign = {"removed": "−", "added": "+", "context": " "}[kind]
-    blocks = "".join(_block(block, {}) for block in message.blocks)
+    blocks = "".join(_block(block, calls) for block in message.blocks)
     return (
         f'<article class="msg diff-{kind} role-{_attribute(message.role)}"><header><span class="sign">{sign}</span> '
         f'<span class="role">{_text(message.role)}</span></header>{blocks}</article>'

@@ -8,6 +8,7 @@ request (the standard library's ``ThreadingHTTPServer``)."""
 from __future__ import annotations
 
 import ipaddress
+import re
 import threading
 import urllib.parse
 from collections import OrderedDict
@@ -41,6 +42,7 @@ _SECURITY_HEADERS = {
 }
 _STATIC = {"viewer.js": "text/javascript; charset=utf-8", "viewer.css": "text/css; charset=utf-8"}
 _PAGE_SIZE = 200
+_INLINE_STYLE = re.compile(r"<style>.*?</style>", re.DOTALL)
 
 
 class Response:
@@ -127,6 +129,7 @@ class Viewer:
     def _graph(self, query: dict[str, list[str]]) -> Response:
         state = self._head(query)
         svg = draw(self.store, state.id, link=lambda sid, version: _pages.link("session", id=sid, v=version))
+        svg = _INLINE_STYLE.sub("", svg)  # the page's style sheet colours it; the policy refuses inline style
         return _html(_pages.family_page(state, svg, family(self.store, state.id), self.notice))
 
     def _diff(self, query: dict[str, list[str]]) -> Response:
@@ -262,8 +265,9 @@ class ViewerServer(ThreadingHTTPServer):
 
     @property
     def url(self) -> str:
-        host, port = self.server_address[:2]
-        shown = f"[{host}]" if ":" in str(host) else str(host)
+        address, port = self.server_address[:2]
+        host = address.decode() if isinstance(address, bytes) else str(address)
+        shown = f"[{host}]" if ":" in host else host
         return f"http://{shown}:{port}/"
 
 
