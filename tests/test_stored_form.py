@@ -243,3 +243,14 @@ def test_opening_a_current_store_writes_nothing(tmp_path: Path) -> None:
         Transcripts.open(path, lock_timeout=1).close()
         holder.execute("ROLLBACK")
     assert Path(path).read_bytes() == before
+
+
+def test_a_listing_row_of_an_empty_session_id_stops_the_move(tmp_path: Path) -> None:
+    # Found by an adversarial tester: it failed as StorageUnavailable (a UNIQUE constraint).
+    path = str(tmp_path / "golden.db")
+    shutil.copy(GOLDEN, path)
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE transcripts_sessions SET session_id = '' WHERE session_id = 'golden-1'")
+    with pytest.raises(CorruptStore, match="empty session id"):
+        Transcripts.open(path)
+    assert _tables(path)["transcripts_events"] == "table"

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine import Image, Message, ToolResult, ToolUse, Transcripts
+from engine import Image, Message, SessionNotFound, ToolResult, ToolUse, Transcripts
 from engine.viewer import Viewer, ViewerServer, timeline
 from tests.conftest import StoreFactory
 
@@ -269,3 +269,38 @@ def test_a_notice_is_on_every_page_when_the_viewer_is_reachable_from_other_hosts
     for path, query in (("/", {}), ("/session", {"id": [sid]}), ("/nowhere", {})):
         assert 'class="notice" role="alert">This viewer listens on 0.0.0.0' in viewer.respond(path, query).body.decode()
     assert "notice" not in Viewer(store).respond("/", {}).body.decode().split("<main>")[0].split("<body")[1]
+
+
+def test_odd_query_strings_get_a_4xx_page_never_an_exception(served: tuple[ViewerServer, Transcripts, str]) -> None:
+    # Found by an adversarial tester: each of these raised, and the client got no answer.
+    server, store, sid = served
+    viewer = server.viewer
+    assert viewer.respond("/session", {"id": [sid], "v": ["\u00b2"]}).status == 400  # a digit to str.isdigit
+    assert viewer.respond("/diff", {"id": [sid], "a": ["\u0663"]}).status == 400
+    assert viewer.respond("/", {"meta": ["k=" + "[" * 5000]}).status == 200  # not JSON: matched as text
+    assert viewer.respond("/", {"meta": ["k=" + "x" * 20_000]}).status == 400
+    assert _request(server, "GET", "/?" + "&".join(["q=a"] * 51)).status == 400
+    assert _request(server, "GET", f"/session?id={sid}&v=%C2%B2").status == 400
+
+
+def test_a_session_deleted_and_made_again_under_its_id_never_shows_the_old_content() -> None:
+    # Found by an adversarial tester: the timeline was kept by version only.
+    store = Transcripts.open()
+    store.create(session_id="case-42")
+    store.append("case-42", Message.user("SECRET card 4111"))
+    viewer = Viewer(store)
+    assert "SECRET" in viewer.respond("/session", {"id": ["case-42"]}).body.decode()
+    store.delete("case-42")
+    store.create(session_id="case-42")
+    store.append("case-42", Message.user("hello"))
+    for page in ("/session", "/history"):
+        body = viewer.respond(page, {"id": ["case-42"]}).body.decode()
+        assert "SECRET" not in body and "hello" in body, page
+
+
+def test_an_id_no_store_can_hold_is_not_found_on_every_backend(stores: StoreFactory) -> None:
+    # PostgreSQL text cannot hold NUL: its driver error was a 500 page.
+    store = stores.open()
+    with pytest.raises(SessionNotFound):
+        store.get("a\x00b")
+    assert Viewer(store).respond("/session", {"id": ["a\x00b"]}).status == 404

@@ -386,22 +386,30 @@ class PostgresRecorder(PostgresApplicationRecorder):
                 conn.execute(SQL("VACUUM {}.{}").format(Identifier(self.datastore.schema), Identifier(name)))
 
     def select_records(self, session_id: str, after: int, upto: int | None) -> list[Record]:
+        if not _holdable(session_id):
+            return []
         with self.datastore.get_connection() as connection, connection.cursor(row_factory=tuple_row) as cursor:
             cursor.execute(self._select_records, (session_id, after, 2**62 if upto is None else upto), prepare=True)
             return [Record(version, topic, bytes(state)) for version, topic, state in cursor.fetchall()]
 
     def select_snapshot(self, session_id: str, upto: int | None) -> StoredSnapshot | None:
+        if not _holdable(session_id):
+            return None
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(self._select_snapshot, (session_id, upto if upto is not None else 2**62), prepare=True)
             found = curs.fetchone()
         return None if found is None else StoredSnapshot(found["version"], bytes(found["state"]))
 
     def select_snapshots(self, session_id: str) -> list[StoredSnapshot]:
+        if not _holdable(session_id):
+            return []
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(self._select_snapshots, (session_id,))
             return [StoredSnapshot(row["version"], bytes(row["state"])) for row in curs.fetchall()]
 
     def select_session(self, session_id: str) -> SessionRow | None:
+        if not _holdable(session_id):
+            return None
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(self._select_session, (session_id,), prepare=True)
             found = curs.fetchone()
@@ -519,3 +527,10 @@ def open_postgres(
         datastore.close()
         raise
     return RecorderBackend(recorder, described(where, prefix), on_close=datastore.close, seal_key=seal_key)
+
+
+def _holdable(session_id: str) -> bool:
+    """Whether a text column can hold the id: PostgreSQL text cannot hold
+    NUL, so no session has such an id (reads say so, as on SQLite, instead
+    of failing with a driver error)."""
+    return "\x00" not in session_id

@@ -253,6 +253,8 @@ class SQLiteRecorder:
         execute(
             f"UPDATE {sessions} SET key = (SELECT key FROM moved_keys m WHERE m.session_id = {sessions}.session_id)"
         )
+        if execute("SELECT 1 FROM moved_keys WHERE session_id = ''").fetchone():
+            raise CorruptStore("a listing row has an empty session id, which no session has; nothing was changed")
         execute("INSERT INTO moved_keys VALUES ('', 0)")  # the row keeping the newest position (delete_sessions)
         orphans = execute(
             f"SELECT DISTINCT originator_id FROM {events} "

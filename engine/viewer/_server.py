@@ -8,7 +8,9 @@ request (the standard library's ``ThreadingHTTPServer``)."""
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
+import sys
 import threading
 import urllib.parse
 from collections import OrderedDict
@@ -61,7 +63,7 @@ class Viewer:
         self.store = store
         self.notice = notice
         self._lock = threading.Lock()
-        self._timelines: OrderedDict[str, Timeline] = OrderedDict()
+        self._timelines: OrderedDict[str, tuple[str, Timeline]] = OrderedDict()
         self._cached = cached
 
     def respond(self, path: str, query: dict[str, list[str]]) -> Response:
@@ -180,14 +182,18 @@ class Viewer:
         return self.store.get(session_id)
 
     def _timeline(self, state: Session) -> Timeline:
+        # Kept by the session's chain head, which commits to every event: a
+        # session deleted and made again under its id at the same version
+        # has another head, so its old timeline is never shown.
+        head = self.store.head_hash(state.id)
         kept = self._timelines.get(state.id)
-        if kept is None or kept.version != state.version:
-            kept = timeline(self.store, state.id)
+        if kept is None or kept[0] != head:
+            kept = (head, timeline(self.store, state.id))
             self._timelines[state.id] = kept
             while len(self._timelines) > self._cached:
                 self._timelines.popitem(last=False)
         self._timelines.move_to_end(state.id)
-        return kept
+        return kept[1]
 
     def _static(self, name: str) -> Response:
         content_type = _STATIC.get(name)
@@ -221,7 +227,7 @@ def _version(query: dict[str, list[str]], name: str, *, default: int) -> int:
     text = _one(query, name)
     if not text:
         return default
-    if not text.isdigit() or len(text) > 18:
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:  # "²" is a digit to str.isdigit
         raise InvalidArgument(f"{name}= is an event version (a whole number), got {text[:40]!r}")
     return int(text)
 
@@ -229,11 +235,11 @@ def _version(query: dict[str, list[str]], name: str, *, default: int) -> int:
 def _json_value(text: str) -> Any:
     """A metadata value typed in a filter: JSON if it parses (so 3 is a number
     and true a boolean), else the text itself."""
-    import json
-
+    if len(text) > 10_000:
+        raise InvalidArgument("a metadata filter value is at most 10,000 characters")
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deep for it
         return text
 
 
@@ -301,8 +307,15 @@ class _Handler(BaseHTTPRequestHandler):
             # (DNS rebinding) sends its own Host: refuse it.
             response = Response(HTTPStatus.BAD_REQUEST, b"unexpected Host header\n", "text/plain; charset=utf-8")
         else:
-            query = urllib.parse.parse_qs(parsed.query, keep_blank_values=True, max_num_fields=50)
-            response = self.server.viewer.respond(parsed.path, query)
+            try:
+                query = urllib.parse.parse_qs(parsed.query, keep_blank_values=True, max_num_fields=50)
+            except ValueError:
+                query = None
+            response = (
+                Response(HTTPStatus.BAD_REQUEST, b"too many query parameters\n", "text/plain; charset=utf-8")
+                if query is None
+                else self._respond(parsed.path, query)
+            )
         self.send_response(response.status)
         self.send_header("Content-Type", response.content_type)
         self.send_header("Content-Length", str(len(response.body)))
@@ -311,6 +324,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if send_body:
             self.wfile.write(response.body)
+
+    def _respond(self, path: str, query: dict[str, list[str]]) -> Response:
+        try:
+            return self.server.viewer.respond(path, query)
+        except Exception as exc:  # a bug: a plain 500 page for the browser, one line for the console
+            print(f"viewer: {path}: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return Response(HTTPStatus.INTERNAL_SERVER_ERROR, b"internal error\n", "text/plain; charset=utf-8")
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # quiet: the command prints where it serves, not every request
