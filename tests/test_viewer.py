@@ -304,3 +304,66 @@ def test_an_id_no_store_can_hold_is_not_found_on_every_backend(stores: StoreFact
     with pytest.raises(SessionNotFound):
         store.get("a\x00b")
     assert Viewer(store).respond("/session", {"id": ["a\x00b"]}).status == 404
+
+
+def test_the_list_pages_through_every_session() -> None:
+    # Found by a newcomer: past the first 200 there was no way on.
+    store = Transcripts.open()
+    made = [store.create(title=f"s{number:03d}") for number in range(450)]
+    viewer = Viewer(store)
+    seen: list[str] = []
+    page: str | None = "/"
+    query: dict[str, list[str]] = {}
+    while page is not None:
+        body = viewer.respond("/", query).body.decode()
+        seen += re.findall(r'class="id">([^<]+)<', body)
+        older = re.search(r'rel="next" href="/\?page=(\d+)"', body)
+        page, query = (None, {}) if older is None else ("/", {"page": [older.group(1)]})
+    assert sorted(seen) == sorted(made) and len(seen) == 450
+    assert "401-450 of 450 sessions" in viewer.respond("/", {"page": ["3"]}).body.decode()
+
+
+def test_history_filters_by_event_and_links_each_content_change_to_its_diff() -> None:
+    store = Transcripts.open()
+    sid = store.create()
+    store.append(sid, Message.user("a"))
+    store.set_title(sid, "named")
+    store.rewrite(sid, 0, 1, [Message.user("b")], reason="edit", note="typo")
+    viewer = Viewer(store)
+    body = viewer.respond("/history", {"id": [sid]}).body.decode()
+    assert "4 events" in body
+    assert body.count('class="row-diff"') == 2  # the append and the rewrite
+    assert f'href="/diff?id={sid}&amp;a=3&amp;b=4"' in body
+    only = viewer.respond("/history", {"id": [sid], "kind": ["messages_rewritten"]}).body.decode()
+    assert "1 event<" in only and "typo" in only and "title_changed</td>" not in only
+
+
+def test_a_diff_takes_revision_ids_and_a_fork_is_compared_at_its_fork_point() -> None:
+    store = Transcripts.open()
+    sid = store.create()
+    store.append(sid, Message.user("one"), Message.assistant("two"))
+    before = store.get(sid).revision
+    store.append(sid, Message.user("three"))
+    viewer = Viewer(store)
+    body = viewer.respond("/diff", {"id": [sid], "a": [before], "b": ["3"]}).body.decode()
+    assert "v2 against v3" in body and "at message 2, 0 removed and 1 added" in body
+    fork = store.fork_replacing(sid, 1, Message.assistant("TWO"))
+    store.append(fork, Message.user("later"))
+    body = viewer.respond("/diff", {"id": [fork], "source": ["1"]}).body.decode()
+    # What the fork changed when made (two replaced by TWO, three dropped), not what came after it.
+    assert "at message 1, 2 removed and 1 added" in body and "later" not in body
+    assert "<select" not in body  # no version pickers that would say something else
+    page = viewer.respond("/session", {"id": [fork]}).body.decode()
+    assert page.count("inherited from the source") == 1 and page.count("the fork's replacement") == 1
+
+
+def test_the_header_follows_the_version_shown_and_long_texts_fold() -> None:
+    store = Transcripts.open()
+    sid = store.create(title="first title")
+    store.append(sid, Message.user("x" * 10_000))
+    store.set_title(sid, "second title")
+    viewer = Viewer(store)
+    early = viewer.respond("/session", {"id": [sid], "v": ["2"]}).body.decode()
+    assert '<h1 id="title">first title</h1>' in early and "<dt>Title now</dt><dd>second title</dd>" in early
+    assert "show all 10,000 characters" in early
+    assert '<h1 id="title">second title</h1>' in viewer.respond("/session", {"id": [sid]}).body.decode()

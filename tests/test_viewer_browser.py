@@ -86,6 +86,7 @@ def _build(store: Transcripts) -> dict[str, str]:
         trip, 4, 5, [Message.assistant("The train: scenic, and rain does not delay it.")], reason="edit", note="tone"
     )
     store.append(trip, Message.user("How long does it take?"), Message.assistant("About seven hours."))
+    store.set_title(trip, "Oslo to Bergen")
     fork = store.fork_replacing(trip, 1, Message.user("Bus or plane to Bergen?"))
     store.append(fork, Message.assistant("The plane: the bus takes all day."))
     refund = store.create(title="Refund request")
@@ -148,9 +149,9 @@ def test_a_person_browses_searches_scrubs_forks_and_diffs(
     # The list, newest first, then a search.
     page.goto(running.url)
     titles = page.locator("table.sessions a.session-link").all_inner_texts()
-    assert titles == ["Refund request", "Trip planning", "Trip planning"]  # the fork keeps its source's title
+    assert titles == ["Refund request", "Oslo to Bergen", "Oslo to Bergen"]  # the fork keeps its source's title
     _snap(page, "list", tmp_path)
-    page.fill("input[name=q]", "trip")
+    page.fill("input[name=q]", "bergen")
     page.click("form.filters button")
     expect(page.locator("table.sessions tbody tr")).to_have_count(2)
     page.select_option("select[name=status]", "active")
@@ -175,6 +176,9 @@ def test_a_person_browses_searches_scrubs_forks_and_diffs(
         entry = store.history(made["trip"])[version - 1]
         assert page.locator("#event").inner_text().startswith(f"v{version} · ")
         assert entry.kind in page.locator("#event").inner_text()
+        assert page.locator("#revision").inner_text() == entry.revision[:19] + "…"
+        title = store.get(made["trip"], at=version).title
+        assert page.locator("h1#title").inner_text() == title, version
         page.wait_for_url(f"**v={version}")
     edit = next(entry.version for entry in store.history(made["trip"]) if entry.kind == "messages_rewritten")
     page.locator("#version").fill(str(edit - 1))
@@ -275,6 +279,8 @@ def test_a_10000_message_session_with_100_forks_opens_and_scrubs_quickly(browser
             }"""
         )
         assert page.locator("#count").inner_text() == str(len(store.get(sid, at=2).messages))
+        height: int = page.evaluate("() => document.documentElement.scrollHeight")
+        assert height < 3000, height  # the groups of hidden messages take no room
         page.locator("#version").fill(str(head - 37))
         assert int(page.locator("#count").inner_text()) == len(store.get(sid, at=head - 37).messages)
         assert _texts(page)[-1] == _expected(store, sid, head - 37)[-1]

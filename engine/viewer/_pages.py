@@ -44,14 +44,18 @@ def _text(value: object) -> str:
 _attribute = _text
 
 
-def link(page: str, **query: object) -> str:
+def link(where: str, **query: object) -> str:
     """A URL of the viewer (query values URL-encoded; ``None`` left out)."""
     pairs = [(key, str(value)) for key, value in query.items() if value is not None]
-    return f"/{page}" + (("?" + urllib.parse.urlencode(pairs)) if pairs else "")
+    return f"/{where}" + (("?" + urllib.parse.urlencode(pairs)) if pairs else "")
 
 
 def _time(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M:%S")
+    return moment.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
 
 
 def _layout(title: str, body: str, notice: str | None, *, active: str = "") -> str:
@@ -85,6 +89,9 @@ def list_page(
     meta: str,
     statuses: Iterable[str],
     total: int,
+    first: int,
+    page: int,
+    page_size: int,
     notice: str | None,
 ) -> str:
     options = "".join(
@@ -112,12 +119,22 @@ def list_page(
         "</tr>"
         for info in sessions
     )
-    shown = f"{len(sessions):,} of {total:,} sessions" if len(sessions) < total else f"{total:,} sessions"
+    if len(sessions) < total:
+        shown = f"{first + 1:,}-{first + len(sessions):,} of {_count(total, 'session')}"
+    else:
+        shown = _count(total, "session")
+    filters = {"q": query or None, "status": status or None, "tag": tag or None, "meta": meta or None}
+    pager = []
+    if page > 1:
+        pager.append(f'<a rel="prev" href="{_attribute(link("", **filters, page=page - 1))}">newer</a>')
+    if first + page_size < total:
+        pager.append(f'<a rel="next" href="{_attribute(link("", **filters, page=page + 1))}">older</a>')
+    pages = f'<nav class="pager">{" · ".join(pager)}</nav>' if pager else ""
     table = (
         f'<p class="count">{shown}, newest first</p>'
         '<table class="sessions"><thead><tr><th>Title</th><th>Id</th><th>Status</th><th>Tags</th>'
         "<th>Messages</th><th>Version</th><th>Updated (UTC)</th></tr></thead>"
-        f"<tbody>{rows}</tbody></table>"
+        f"<tbody>{rows}</tbody></table>{pages}"
         if sessions
         else '<p class="empty">No session matches.</p>'
     )
@@ -127,23 +144,47 @@ def list_page(
 # -- one session: the transcript at any version --------------------------------------------
 
 
-def _session_header(state: Session, here: str) -> str:
+def _session_header(state: Session, here: str, *, title: str | None = None, retitled: bool = False) -> str:
+    """The session's name, facts as of its head, and the tabs of its pages."""
     lineage = state.lineage
+    header = state.header
     facts = [
         f"<dt>Id</dt><dd class=id>{_text(state.id)}</dd>",
-        f"<dt>Status</dt><dd>{_text(state.header.status)}</dd>",
-        f"<dt>Version</dt><dd>{state.version}</dd>",
-        f"<dt>Revision</dt><dd class=id>{_text(state.revision)}</dd>",
+        f"<dt>Status</dt><dd>{_text(header.status)}</dd>",
+        f"<dt>Head</dt><dd>v{state.version} · <span class=id>{_text(state.revision)}</span></dd>",
     ]
-    if state.header.tags:
-        facts.append(f"<dt>Tags</dt><dd>{_text(', '.join(state.header.tags))}</dd>")
+    if retitled or (title is not None and state.title != title):
+        facts.append(f"<dt>Title now</dt><dd>{_text(state.title or '(untitled)')}</dd>")
+    if header.tags:
+        facts.append(f"<dt>Tags</dt><dd>{_text(', '.join(header.tags))}</dd>")
+    settings = [
+        f"{name} {value}"
+        for name in ("model", "reasoning_effort", "agent", "owner", "locale", "outcome")
+        if (value := getattr(header, name)) is not None
+    ]
+    if settings:
+        facts.append(f"<dt>Settings</dt><dd>{_text(' · '.join(settings))}</dd>")
+    usage = state.usage
+    if usage.total:
+        facts.append(
+            f"<dt>Usage</dt><dd>{usage.input:,} in · {usage.output:,} out"
+            + (f" · {usage.cache_read:,} cache read" if usage.cache_read else "")
+            + (f" · {usage.reasoning:,} reasoning" if usage.reasoning else "")
+            + "</dd>"
+        )
+    if state.metadata:
+        shown = json.dumps(dict(state.metadata), ensure_ascii=False, sort_keys=True, default=str)
+        facts.append(f"<dt>Metadata</dt><dd class=id>{_text(shown[:500])}{'…' if len(shown) > 500 else ''}</dd>")
     if lineage.source is not None:
-        where = f" at v{lineage.source_version}" + (
-            f", first {lineage.fork_index} messages" if lineage.fork_index is not None else ""
+        kept = (
+            "all its messages"
+            if lineage.fork_index is None
+            else f"its first {_count(lineage.fork_index, 'message')}"
+            + (", then a replacement" if len(state.messages) and lineage.fork_index < len(state.messages) else "")
         )
         facts.append(
             f'<dt>Fork of</dt><dd><a href="{_attribute(link("session", id=lineage.source, v=lineage.source_version))}">'
-            f"{_text(lineage.source)}</a>{_text(where)}</dd>"
+            f"{_text(lineage.source)}</a> at v{lineage.source_version}, keeping {_text(kept)}</dd>"
         )
     if state.parent is not None:
         facts.append(
@@ -160,8 +201,9 @@ def _session_header(state: Session, here: str) -> str:
         f'<a class="tab{" active" if page == here else ""}" href="{_attribute(link(page, id=state.id))}">{label}</a>'
         for page, label in tabs
     )
+    shown_title = state.title if title is None else title
     return (
-        f"<h1>{_text(state.title or '(untitled)')}</h1>"
+        f'<h1 id="title">{_text(shown_title or "(untitled)")}</h1>'
         f'<dl class="facts">{"".join(facts)}</dl><nav class="tabs">{nav}</nav>'
     )
 
@@ -181,51 +223,76 @@ def _json_for_script(value: Any) -> str:
     return text
 
 
+def _short(revision: str) -> str:
+    return revision[:19] + "…"
+
+
 def session_page(state: Session, line: Timeline, version: int, notice: str | None) -> str:
     entries = line.entries
     by_version = {entry.version: entry for entry in entries}
     calls = _tool_calls(line.shown)
     rendered = []
-    visible = 0
+    shown_flags = []
     for number, item in enumerate(line.shown):
         shown_now = item.visible_at(version)
-        visible += shown_now
+        shown_flags.append(shown_now)
         rendered.append(_message(number, item, by_version, calls, hidden=not shown_now, changed=item.added == version))
-    data = [[entry.version, _time(entry.at), entry.actor, entry.kind, entry.summary[:300]] for entry in entries]
+    titles: dict[str | None, int] = {}
+    rows = []
+    for entry, title in zip(entries, line.titles, strict=True):
+        rows.append(
+            [
+                entry.version,
+                _time(entry.at),
+                entry.actor,
+                entry.kind,
+                entry.summary[:300],
+                _short(entry.revision),
+                titles.setdefault(title, len(titles)),
+            ]
+        )
+    data = {"entries": rows, "titles": [title or "(untitled)" for title in titles]}
     current = by_version.get(version)
+    title_now = line.titles[version - 1] if 0 < version <= len(line.titles) else state.title
     slider = (
         '<section class="scrubber" aria-label="Version">'
         f'<button type="button" id="previous" aria-label="previous version">◀</button>'
         f'<input type="range" id="version" min="1" max="{line.version}" value="{version}" '
         f'data-session="{_attribute(state.id)}" aria-label="version">'
         f'<button type="button" id="next" aria-label="next version">▶</button>'
-        f'<output id="where">v{version} of {line.version} · <span id="count">{visible}</span> messages</output>'
-        '<label class="follow"><input type="checkbox" id="follow" checked> follow the newest message</label>'
+        f'<output id="where">v{version} of {line.version} · <span id="count">{sum(shown_flags)}</span> messages · '
+        f'revision <span id="revision" class="id">{_text(_short(current.revision) if current else "")}</span></output>'
+        '<div class="controls"><label class="follow"><input type="checkbox" id="follow" checked> '
+        "scroll to what each version changed</label> "
+        '<button type="button" id="jump">show the change</button></div>'
         f'<p id="event" class="event">{_event_text(current)}</p></section>'
     )
     body = (
-        _session_header(state, "session")
+        _session_header(state, "session", title=title_now, retitled=any(t != state.title for t in line.titles))
         + slider
-        + f'<section id="transcript" class="transcript">{_chunks(rendered)}</section>'
+        + f'<section id="transcript" class="transcript">{_chunks(rendered, shown_flags)}</section>'
         + f'<script type="application/json" id="entries">{_json_for_script(data)}</script>'
     )
     return _layout(state.title or state.id, body, notice, active="session")
 
 
-def _chunks(rendered: Sequence[str], size: int = 100) -> str:
+def _chunks(rendered: Sequence[str], shown: Sequence[bool], size: int = 100) -> str:
     """Messages in groups the browser lays out only when they are on screen
     (``content-visibility``): a slider step that shows or hides a message
-    then costs the layout of its group, not of the whole transcript."""
-    return "".join(
-        f'<div class="chunk">{"".join(rendered[start : start + size])}</div>' for start in range(0, len(rendered), size)
-    )
+    then costs the layout of its group, not of the whole transcript. A group
+    with nothing to show is hidden, so the page is as tall as what it shows."""
+    groups = []
+    for start in range(0, len(rendered), size):
+        hidden = "" if any(shown[start : start + size]) else " hidden"
+        groups.append(f'<div class="chunk"{hidden}>{"".join(rendered[start : start + size])}</div>')
+    return "".join(groups)
 
 
 def _event_text(entry: HistoryEntry | None) -> str:
     if entry is None:
         return ""
-    actor = entry.actor or "-"
-    return _text(f"v{entry.version} · {_time(entry.at)} · {actor} · {entry.kind}: {entry.summary[:300]}")
+    actor = f" · {entry.actor}" if entry.actor else ""
+    return _text(f"v{entry.version} · {_time(entry.at)}{actor} · {entry.kind}: {entry.summary[:300]}")
 
 
 def _tool_calls(shown: Sequence[Shown]) -> dict[str, ToolUse]:
@@ -254,6 +321,10 @@ def _message(
         + (f" · {added.actor}" if added and added.actor else "")
     )
     marks = []
+    if item.origin == "inherited":
+        marks.append('<span class="mark inherited">inherited from the source</span>')
+    elif item.origin == "replacement":
+        marks.append('<span class="mark replacement">the fork\'s replacement</span>')
     if message.incomplete:
         marks.append('<span class="mark incomplete">incomplete: the response stopped early</span>')
     if message.erased is not None:
@@ -278,7 +349,7 @@ def _message(
 
 def _block(block: object, calls: dict[str, ToolUse]) -> str:
     if isinstance(block, Text):
-        return f'<div class="text">{_text(block.text)}</div>'
+        return _long_text(block.text)
     if isinstance(block, Transcript):
         cut = (
             f' <span class="mark truncated">truncated at {block.truncated_at_ms / 1000:.1f} s</span>'
@@ -311,6 +382,20 @@ def _block(block: object, calls: dict[str, ToolUse]) -> str:
     return f'<div class="text">{_text(block)}</div>'  # pragma: no cover - every block type is above
 
 
+_LONG = 4000  # characters of a text shown before "show all"
+
+
+def _long_text(text: str) -> str:
+    """A text block; past ``_LONG`` characters the rest is folded away (a
+    2 MB tool dump would otherwise make the page hundreds of screens tall)."""
+    if len(text) <= _LONG:
+        return f'<div class="text">{_text(text)}</div>'
+    return (
+        f'<div class="text">{_text(text[:_LONG])}</div><details class="more"><summary>show all '
+        f'{len(text):,} characters</summary><div class="text">{_text(text[_LONG:])}</div></details>'
+    )
+
+
 def _image(block: Image) -> str:
     if block.data is not None and block.media_type in _RASTER:
         encoded = base64.b64encode(block.data).decode("ascii")
@@ -322,21 +407,42 @@ def _image(block: Image) -> str:
 # -- audit history ----------------------------------------------------------------------------
 
 
-def history_page(state: Session, entries: Sequence[HistoryEntry], notice: str | None) -> str:
+def history_page(
+    state: Session, entries: Sequence[HistoryEntry], kinds: Sequence[str], kind: str, notice: str | None
+) -> str:
+    changes_content = {"messages_appended", "messages_rewritten", "messages_erased"}
     rows = []
     for entry in entries:
         event = entry.event
-        reason = getattr(event, "reason", None) if isinstance(event, (MessagesRewritten, MessagesErased)) else None
-        note = getattr(event, "note", None) if isinstance(event, (MessagesRewritten, MessagesErased)) else None
+        audited = isinstance(event, (MessagesRewritten, MessagesErased))
+        reason = event.reason if audited else None
+        note = event.note if audited else None
+        compared = link("diff", id=state.id, a=entry.version - 1, b=entry.version)
+        diff = (
+            f' <a class="row-diff" href="{_attribute(compared)}">diff</a>'
+            if entry.kind in changes_content and entry.version > 1
+            else ""
+        )
         rows.append(
             "<tr>"
             f'<td class="number"><a href="{_attribute(link("session", id=state.id, v=entry.version))}">'
             f"v{entry.version}</a></td>"
-            f"<td>{_text(_time(entry.at))}</td><td>{_text(entry.actor or '-')}</td>"
-            f"<td>{_text(entry.kind)}</td><td>{_text(reason or '')}</td><td>{_text(note or '')}</td>"
+            f"<td>{_text(_time(entry.at))}</td><td>{_text(entry.actor or '')}</td>"
+            f"<td>{_text(entry.kind)}{diff}</td><td>{_text(reason or '')}</td><td>{_text(note or '')}</td>"
             f"<td>{_text(entry.summary)}</td></tr>"
         )
+    options = "".join(
+        f'<option value="{_attribute(name)}"{" selected" if name == kind else ""}>'
+        f"{_text(name or 'every event')}</option>"
+        for name in ("", *kinds)
+    )
+    form = (
+        '<form class="filters" method="get" action="/history">'
+        f'<input type="hidden" name="id" value="{_attribute(state.id)}">'
+        f'<label>Event <select name="kind">{options}</select></label><button type="submit">Show</button></form>'
+    )
     table = (
+        f'{form}<p class="count">{_count(len(entries), "event")}</p>'
         '<table class="history"><thead><tr><th>Version</th><th>Time (UTC)</th><th>Actor</th><th>Event</th>'
         f"<th>Reason</th><th>Note</th><th>What</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
     )
@@ -352,7 +458,8 @@ def family_page(state: Session, svg: str, members: Sequence[Any], notice: str | 
         f"{_text(member.title or '(untitled)')}</a> <span class=id>{_text(member.id)}</span>"
         + (
             f" · fork of v{member.source_version}"
-            f' · <a href="{_attribute(link("diff", id=member.id, source=1))}">diff with its source</a>'
+            + ("" if member.fork_index is None else f", keeping {_count(member.fork_index, 'message')}")
+            + f' · <a href="{_attribute(link("diff", id=member.id, source=1))}">what the fork changed</a>'
             if member.source is not None
             else " · root"
         )
@@ -391,10 +498,14 @@ def diff_page(
         )
 
     form = (
-        '<form class="diff-form" method="get" action="/diff">'
-        f'<input type="hidden" name="id" value="{_attribute(state.id)}">'
-        f'<label>From <select name="a">{options(a)}</select></label>'
-        f'<label>to <select name="b">{options(b)}</select></label><button type="submit">Compare</button></form>'
+        ""
+        if not a
+        else (
+            '<form class="diff-form" method="get" action="/diff">'
+            f'<input type="hidden" name="id" value="{_attribute(state.id)}">'
+            f'<label>From <select name="a">{options(a)}</select></label>'
+            f'<label>to <select name="b">{options(b)}</select></label><button type="submit">Compare</button></form>'
+        )
     )
     calls = _tool_calls([Shown(message, 0) for message in (*before, *removed, *added)])
     context = "".join(_plain(message, "context", calls) for message in before[-2:])

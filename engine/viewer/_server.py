@@ -104,14 +104,21 @@ class Viewer:
             info for info in found if not needle or needle in (info.title or "").lower() or needle in info.id.lower()
         ]
         matching.sort(key=lambda info: (info.updated_at, info.id), reverse=True)
+        number = _version(query, "page", default=1)
+        if number < 1:
+            raise InvalidArgument("page= counts from 1")
+        start = (number - 1) * _PAGE_SIZE
         page = _pages.list_page(
-            matching[:_PAGE_SIZE],
+            matching[start : start + _PAGE_SIZE],
             query=text,
             status=status,
             tag=tag,
             meta=meta,
             statuses=STATUSES,
             total=len(matching),
+            first=start,
+            page=number,
+            page_size=_PAGE_SIZE,
             notice=self.notice,
         )
         return _html(page)
@@ -126,7 +133,11 @@ class Viewer:
 
     def _history(self, query: dict[str, list[str]]) -> Response:
         state = self._head(query)
-        return _html(_pages.history_page(state, self._timeline(state).entries, self.notice))
+        entries = self._timeline(state).entries
+        kinds = sorted({entry.kind for entry in entries})
+        kind = _one(query, "kind")
+        shown = [entry for entry in entries if entry.kind == kind] if kind else entries
+        return _html(_pages.history_page(state, shown, kinds, kind, self.notice))
 
     def _graph(self, query: dict[str, list[str]]) -> Response:
         state = self._head(query)
@@ -139,14 +150,18 @@ class Viewer:
         choices = [(entry.version, f"v{entry.version} · {entry.kind}") for entry in self._timeline(state).entries]
         lineage = state.lineage
         if _one(query, "source") and lineage.source is not None and lineage.source_version is not None:
+            # What the fork changed when it was made: its first version
+            # against its source at the version it was taken from.
             source = self.store.get(lineage.source, at=lineage.source_version)
-            title = f"fork {state.id} against its source {lineage.source} at v{lineage.source_version}"
-            return self._diff_page(state, title, source.messages, state.messages, choices, "", "")
-        a = _version(query, "a", default=max(state.version - 1, 1))
-        b = _version(query, "b", default=state.version)
+            forked = self.store.get(state.id, at=1)
+            title = f"the fork at v1 against its source {lineage.source} at v{lineage.source_version}"
+            return self._diff_page(state, title, source.messages, forked.messages, choices, "", "")
+        a, b = _point(query, "a", max(state.version - 1, 1)), _point(query, "b", state.version)
         first, second = self.store.get(state.id, at=a), self.store.get(state.id, at=b)
-        title = f"v{a} against v{b}"
-        return self._diff_page(state, title, first.messages, second.messages, choices, str(a), str(b))
+        title = f"v{first.version} against v{second.version}"
+        return self._diff_page(
+            state, title, first.messages, second.messages, choices, str(first.version), str(second.version)
+        )
 
     def _diff_page(
         self,
@@ -230,6 +245,14 @@ def _version(query: dict[str, list[str]], name: str, *, default: int) -> int:
     if not (text.isascii() and text.isdigit()) or len(text) > 18:  # "²" is a digit to str.isdigit
         raise InvalidArgument(f"{name}= is an event version (a whole number), got {text[:40]!r}")
     return int(text)
+
+
+def _point(query: dict[str, list[str]], name: str, default: int) -> int | str:
+    """A point of a session's past: an event version, or a revision id."""
+    text = _one(query, name)
+    if text.startswith("sha256:"):
+        return text
+    return _version(query, name, default=default)
 
 
 def _json_value(text: str) -> Any:

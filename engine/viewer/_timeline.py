@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from engine.facade import HistoryEntry, Transcripts
 from engine.state.content import Message
-from engine.state.events import MessagesAppended, MessagesErased, MessagesRewritten
+from engine.state.events import MessagesAppended, MessagesErased, MessagesRewritten, TitleChanged
 
 __all__ = ["Shown", "Timeline", "timeline"]
 
@@ -28,6 +28,8 @@ class Shown:
     message: Message
     added: int
     removed: int | None = None
+    #: For a fork's first version: "inherited" (from its source) or "replacement".
+    origin: str | None = None
 
     def visible_at(self, version: int) -> bool:
         return self.added <= version and (self.removed is None or version < self.removed)
@@ -42,6 +44,8 @@ class Timeline:
     version: int
     entries: list[HistoryEntry]
     shown: list[Shown] = field(default_factory=list)
+    #: The session's title after each version (``titles[v - 1]``).
+    titles: list[str | None] = field(default_factory=list)
 
     def at(self, version: int) -> list[Message]:
         """The transcript at ``version``: the same messages as
@@ -55,10 +59,21 @@ def timeline(store: Transcripts, session_id: str) -> Timeline:
     entries = store.history(session_id)
     made = Timeline(session_id, entries[-1].version if entries else 0, entries)
     order = made.shown
-    visible = [Shown(message, 1) for message in store.get(session_id, at=1).messages]
+    first = store.get(session_id, at=1)
+    lineage = first.lineage
+    visible = [Shown(message, 1) for message in first.messages]
+    if lineage.source is not None:
+        kept = len(visible) if lineage.fork_index is None else lineage.fork_index
+        for index, item in enumerate(visible):
+            item.origin = "inherited" if index < kept else "replacement"
     order.extend(visible)
+    title = first.title
+    made.titles.append(title)
     for entry in entries[1:]:
         event, version = entry.event, entry.version
+        if isinstance(event, TitleChanged):
+            title = event.title
+        made.titles.append(title)
         if isinstance(event, MessagesAppended):
             added = [Shown(message, version) for message in event.messages]
             order.extend(added)  # appended messages come after everything shown so far

@@ -7,7 +7,8 @@
   "use strict";
   const slider = document.getElementById("version");
   if (!slider) return;
-  const entries = JSON.parse(document.getElementById("entries").textContent);
+  const data = JSON.parse(document.getElementById("entries").textContent);
+  const entries = data.entries; // [version, time, actor, kind, summary, revision, title index]
   const first = entries.length ? entries[0][0] : 1;
   const byAdded = new Map();
   const byRemoved = new Map();
@@ -17,12 +18,19 @@
     if (list) list.push(element);
     else map.set(key, [element]);
   };
+  // Each group of messages is hidden while none of its messages shows, so
+  // the page is only as tall as the transcript at the version shown.
+  const shownIn = new Map();
   for (const element of messages) {
     put(byAdded, Number(element.dataset.added), element);
     if (element.dataset.removed) put(byRemoved, Number(element.dataset.removed), element);
+    const group = element.parentElement;
+    shownIn.set(group, (shownIn.get(group) || 0) + (element.hidden ? 0 : 1));
   }
   const where = document.getElementById("where");
   const count = document.getElementById("count");
+  const revision = document.getElementById("revision");
+  const title = document.getElementById("title");
   const event = document.getElementById("event");
   const follow = document.getElementById("follow");
   let current = Number(slider.value);
@@ -32,15 +40,19 @@
   const setHidden = (list, hidden) => {
     if (!list) return;
     for (const element of list) {
-      if (element.hidden !== hidden) {
-        element.hidden = hidden;
-        visible += hidden ? -1 : 1;
-      }
+      if (element.hidden === hidden) continue;
+      element.hidden = hidden;
+      visible += hidden ? -1 : 1;
+      const group = element.parentElement;
+      const left = shownIn.get(group) + (hidden ? -1 : 1);
+      shownIn.set(group, left);
+      group.hidden = left === 0;
     }
   };
   const mark = (version, on) => {
     for (const element of byAdded.get(version) || []) element.classList.toggle("changed", on);
   };
+  const change = () => (byAdded.get(current) || []).find((element) => !element.hidden) || null;
 
   function show(target) {
     const max = Number(slider.max);
@@ -63,9 +75,12 @@
     count.textContent = String(visible);
     where.firstChild.textContent = "v" + version + " of " + max + " · ";
     const entry = entries[version - first];
-    event.textContent = entry
-      ? "v" + entry[0] + " · " + entry[1] + " · " + (entry[2] || "-") + " · " + entry[3] + ": " + entry[4]
-      : "";
+    if (entry) {
+      event.textContent =
+        "v" + entry[0] + " · " + entry[1] + (entry[2] ? " · " + entry[2] : "") + " · " + entry[3] + ": " + entry[4];
+      revision.textContent = entry[5];
+      title.textContent = data.titles[entry[6]];
+    }
     // The address names the version shown (to link to it), updated once the
     // slider rests: browsers throttle a page that rewrites it on every step.
     clearTimeout(addressTimer);
@@ -74,20 +89,14 @@
       url.searchParams.set("v", String(current));
       window.history.replaceState(null, "", url);
     }, 150);
-    if (follow.checked) newest()?.scrollIntoView({ block: "nearest" });
+    if (follow.checked) change()?.scrollIntoView({ block: "nearest" });
     document.body.dataset.version = String(version);
-  }
-
-  function newest() {
-    for (let index = messages.length - 1; index >= 0; index--) {
-      if (!messages[index].hidden) return messages[index];
-    }
-    return null;
   }
 
   slider.addEventListener("input", () => show(Number(slider.value)));
   document.getElementById("previous").addEventListener("click", () => show(current - 1));
   document.getElementById("next").addEventListener("click", () => show(current + 1));
+  document.getElementById("jump").addEventListener("click", () => change()?.scrollIntoView({ block: "center" }));
   document.addEventListener("keydown", (key) => {
     if (key.target instanceof HTMLInputElement && key.target !== slider) return;
     if (key.key === "ArrowLeft" && key.target !== slider) show(current - 1);
