@@ -367,3 +367,30 @@ def test_the_header_follows_the_version_shown_and_long_texts_fold() -> None:
     assert '<h1 id="title">first title</h1>' in early and "<dt>Title now</dt><dd>second title</dd>" in early
     assert "show all 10,000 characters" in early
     assert '<h1 id="title">second title</h1>' in viewer.respond("/session", {"id": [sid]}).body.decode()
+
+
+def test_a_long_family_is_drawn_with_runs_of_appends_as_one_dot() -> None:
+    # Found by a newcomer: one dot per commit made a 10,000-commit session
+    # 231,000 pixels wide, its forks out of sight.
+    from engine.viewer import draw
+
+    store = Transcripts.open()
+    sid = store.create()
+    for number in range(400):
+        store.append(sid, Message.user(f"m{number}"))
+        if number == 150:
+            store.rewrite(sid, 0, 1, [Message.user("edited")], reason="edit")
+            edited = store.get(sid).version
+        if number == 250:
+            fork = store.fork(sid)
+            fork_point = store.get(sid).version
+    svg = draw(store, sid)
+    circles = re.findall(r'<circle class="commit (\w+)"[^>]*data-session="([^"]+)" data-version="(\d+)"', svg)
+    assert len(circles) < 10
+    root = [(kind, int(version)) for kind, session, version in circles if session == sid]
+    assert ("rewrite", edited) in root and ("append", fork_point) in root  # kept: the edit and the fork point
+    assert ("append", store.get(sid).version) in root  # the last run ends at the head
+    edge = re.search(r'data-child="[^"]+" data-source-version="(\d+)" d="M(\d+)', svg)
+    assert edge is not None and int(edge.group(1)) == fork_point
+    assert fork in svg
+    assert "appends</text>" in svg

@@ -82,6 +82,16 @@ class _Dot:
     version: int
     kind: str  # append, rewrite or fork
     label: str
+    first: int = 0  # the first version of a run of appends drawn as one dot (0: this dot's version)
+
+    @property
+    def start(self) -> int:
+        return self.first or self.version
+
+
+#: Commits a picture draws one by one; past this, runs of appends between
+#: the commits that matter (rewrites, forks and fork points) are one dot each.
+_MOST_DOTS = 300
 
 
 def draw(store: Transcripts, session_id: str, *, link: Callable[[str, int | None], str] | None = None) -> str:
@@ -101,6 +111,8 @@ def draw(store: Transcripts, session_id: str, *, link: Callable[[str, int | None
             kind = "append" if commit.reason.kind == "append" else "rewrite"
             label = "" if kind == "append" else commit.reason.kind
             dots.append(_Dot(commit.at, lane, member.id, commit.version, kind, label))
+    if len(dots) > _MOST_DOTS:
+        dots = _condensed(dots, members)
     dots.sort(key=lambda dot: (dot.at, dot.lane, dot.version))
     x_of = {(dot.session_id, dot.version): _LEFT + 30 + index * _STEP for index, dot in enumerate(dots)}
     width = _LEFT + 60 + max(len(dots), 1) * _STEP
@@ -143,7 +155,7 @@ def draw(store: Transcripts, session_id: str, *, link: Callable[[str, int | None
     for member in members:
         if member.source is None or member.source not in lanes:
             continue
-        source_dots = [d for d in dots if d.session_id == member.source and d.version <= (member.source_version or 0)]
+        source_dots = [d for d in dots if d.session_id == member.source and d.start <= (member.source_version or 0)]
         y1 = 30 + lanes[member.source] * _LANE
         x1 = x_of[(member.source, source_dots[-1].version)] if source_dots else _LEFT + 30
         x2, y2 = x_of[(member.id, 1)], 30 + lanes[member.id] * _LANE
@@ -153,6 +165,42 @@ def draw(store: Transcripts, session_id: str, *, link: Callable[[str, int | None
         )
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
+
+
+def _condensed(dots: list[_Dot], members: list[Member]) -> list[_Dot]:
+    """The dots with each run of appends that no fork was taken from drawn
+    as one dot (labelled with its count, linked to its last version)."""
+    anchors = set()
+    for member in members:
+        if member.source is not None:
+            before = [
+                d.version for d in dots if d.session_id == member.source and d.version <= (member.source_version or 0)
+            ]
+            if before:
+                anchors.add((member.source, max(before)))
+    kept: list[_Dot] = []
+    run: list[_Dot] = []
+
+    def close() -> None:
+        if len(run) == 1:
+            kept.append(run[0])
+        elif run:
+            last = run[-1]
+            kept.append(
+                _Dot(last.at, last.lane, last.session_id, last.version, "append", f"{len(run)} appends", run[0].version)
+            )
+        run.clear()
+
+    for dot in sorted(dots, key=lambda dot: (dot.lane, dot.version)):
+        if run and run[-1].lane != dot.lane:
+            close()
+        if dot.kind == "append" and (dot.session_id, dot.version) not in anchors:
+            run.append(dot)
+        else:
+            close()
+            kept.append(dot)
+    close()
+    return kept
 
 
 def _linked(element: str, link: Callable[[str, int | None], str] | None, session_id: str, version: int | None) -> str:
