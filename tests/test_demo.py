@@ -9,18 +9,25 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_demo_prints_a_timeline_a_time_travel_view_and_the_voice_call(tmp_path: Path) -> None:
-    target = tmp_path / "demo.db"
+def _demo(target: Path) -> str:
+    """What `make demo` prints, run from the project's root on ``target``."""
     done = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "demo.py"), str(target)],
         capture_output=True,
         text=True,
         check=True,
         timeout=120,
+        cwd=ROOT,
     )
+    return done.stdout
+
+
+def test_demo_prints_a_timeline_a_time_travel_view_and_the_voice_call(tmp_path: Path) -> None:
+    target = tmp_path / "demo.db"
+    printed = _demo(target)
     for heading in ("Timeline", "Time travel: as of version 3", "A branch", "The voice call"):
-        assert heading in done.stdout
-    assert "Hello! How can I help?" in done.stdout and "(incomplete)" in done.stdout
+        assert heading in printed
+    assert "Hello! How can I help?" in printed and "(incomplete)" in printed
     assert target.exists()
 
 
@@ -30,16 +37,10 @@ def test_the_demo_shows_the_command_line_and_draws_the_graph(tmp_path: Path) -> 
     from engine import Transcripts
 
     target = tmp_path / "demo.db"
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "demo.py"), str(target)],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    )
+    printed = _demo(target)
     for command in ("$ transcripts sessions", "$ transcripts tree", "$ transcripts search", "$ transcripts graph"):
-        assert command in done.stdout
-    assert "[scenic]" in done.stdout  # the search found and marked the word
+        assert command in printed
+    assert "[scenic]" in printed  # the search found and marked the word
 
     # The picture, read back: the trip's family is its root, the branch that
     # replaced message 1 and the one taken at message 2, both from version 9
@@ -80,15 +81,7 @@ def test_the_demo_prints_the_command_that_opens_the_viewer_on_its_store(tmp_path
     import urllib.request
 
     target = tmp_path / "demo.db"
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "demo.py"), str(target)],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-        cwd=ROOT,
-    )
-    lines = done.stdout.splitlines()
+    lines = _demo(target).splitlines()
     command = shlex.split(lines[lines.index("Browse this store (then open http://127.0.0.1:8765/):") + 1])
     assert command[1:] == ["serve", str(target)]
     # The printed command, on any free port instead of 8765.

@@ -273,7 +273,7 @@ def test_a_notice_is_on_every_page_when_the_viewer_is_reachable_from_other_hosts
 
 def test_odd_query_strings_get_a_4xx_page_never_an_exception(served: tuple[ViewerServer, Transcripts, str]) -> None:
     # Found by an adversarial tester: each of these raised, and the client got no answer.
-    server, store, sid = served
+    server, _, sid = served
     viewer = server.viewer
     assert viewer.respond("/session", {"id": [sid], "v": ["\u00b2"]}).status == 400  # a digit to str.isdigit
     assert viewer.respond("/diff", {"id": [sid], "a": ["\u0663"]}).status == 400
