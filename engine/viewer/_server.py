@@ -126,6 +126,8 @@ class Viewer:
     def _session(self, query: dict[str, list[str]]) -> Response:
         state = self._head(query)
         line = self._timeline(state)
+        if line.version != state.version:  # another process wrote between the two reads
+            state = self.store.get(state.id, at=line.version)
         version = _version(query, "v", default=state.version)
         if not 1 <= version <= state.version:
             raise VersionNotFound(f"session {state.id!r} has versions 1 to {state.version}, not {version}")
