@@ -254,3 +254,15 @@ def test_a_listing_row_of_an_empty_session_id_stops_the_move(tmp_path: Path) -> 
     with pytest.raises(CorruptStore, match="empty session id"):
         Transcripts.open(path)
     assert _tables(path)["transcripts_events"] == "table"
+
+
+def test_a_stored_version_of_the_wrong_type_reads_as_damage(tmp_path: Path) -> None:
+    # A bit flip made one: the chain's framing raised struct.error.
+    path = str(tmp_path / "s.db")
+    with Transcripts.open(path) as store:
+        sid = store.create()
+        store.append(sid, Message.user("hi"))
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE transcripts_log SET version = 1.5 WHERE version = 2")  # SQLite keeps a REAL there
+    with Transcripts.open(path) as store, pytest.raises(CorruptStore, match="damaged"):
+        store.get(sid)

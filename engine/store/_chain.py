@@ -110,6 +110,14 @@ def chain_from(start: int, link: bytes) -> Chain:
     return _Spans(start, link, _sha256(link), 0)
 
 
+def _framed(version: int, name: bytes, state: bytes) -> bytes:
+    """One record as the chain hashes it."""
+    try:
+        return _FRAME(version, len(name), len(state)) + name + state
+    except struct.error:  # a damaged version: read as a damaged type, as the callers expect
+        raise TypeError(f"a stored version {version!r} out of range") from None
+
+
 def extended(chain: Chain, records: Iterable[Record]) -> Chain:
     """A new chain: ``chain`` followed by ``records`` (``chain`` is unchanged)."""
     result = chain.copy()
@@ -121,11 +129,10 @@ def extended(chain: Chain, records: Iterable[Record]) -> Chain:
             name = topic.encode("utf-8", "surrogatepass")
             if len(topics) < 256:  # the engine's own type names; a damaged store may hold others
                 topics[topic] = name
-        try:
-            frame = _FRAME(version, len(name), len(state))
-        except struct.error:  # a damaged version: read as a damaged type, as the callers expect
-            raise TypeError(f"a stored version {version!r} out of range") from None
-        running.update(frame + name + state)
+        try:  # _framed inline: this loop runs for every record read
+            running.update(_FRAME(version, len(name), len(state)) + name + state)
+        except struct.error:
+            running.update(_framed(version, name, state))  # raises the damage as a TypeError
         count += 1
         if count == _SPAN:
             result.link = running.digest()
@@ -146,11 +153,7 @@ def legacy_head_of(session_id: str, records: Iterable[Record]) -> bytes:
     running = _sha256(_origin(session_id))
     for version, topic, state in records:
         name = topic.encode("utf-8", "surrogatepass")
-        try:
-            frame = _FRAME(version, len(name), len(state))
-        except struct.error:  # a damaged version: read as a damaged type, as the callers expect
-            raise TypeError(f"a stored version {version!r} out of range") from None
-        running.update(frame + name + state)
+        running.update(_framed(version, name, state))
     return running.digest()
 
 
