@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine import Image, Message, SessionNotFound, ToolResult, ToolUse, Transcripts
+from engine import Image, Message, Reasoning, SessionNotFound, ToolResult, ToolUse, Transcripts
 from engine.viewer import Viewer, ViewerServer, timeline
 from tests.conftest import StoreFactory
 
@@ -394,3 +394,79 @@ def test_a_long_family_is_drawn_with_runs_of_appends_as_one_dot() -> None:
     assert edge is not None and int(edge.group(1)) == fork_point
     assert fork in svg
     assert "appends</text>" in svg
+
+
+def test_what_a_second_adversarial_pass_found() -> None:
+    store = Transcripts.open()
+    viewer = Viewer(store)
+
+    # A session untitled at a version showed its later title there.
+    sid = store.create()
+    store.append(sid, Message.user("hello"))
+    store.set_title(sid, "Named later")
+    early = viewer.respond("/session", {"id": [sid], "v": ["2"]}).body.decode()
+    assert '<h1 id="title">(untitled)</h1>' in early
+
+    # "then a replacement" was worked out from the head, not from the fork.
+    base = store.create()
+    store.append(base, Message.user("q1"), Message.assistant("a1"), Message.user("q2"), Message.assistant("a2"))
+    kept = store.fork_at(base, 2)
+    store.append(kept, Message.user("a new question"))
+    replaced = store.fork_replacing(base, 2, Message.user("q2 edited"))
+    store.rewrite(replaced, 1, 3, [], reason="trim")
+    facts = {
+        fork: re.sub(r"<[^>]+>", "", re.search(r"<dt>Fork of</dt><dd>(.*?)</dd>", body).group(1))  # type: ignore[union-attr]
+        for fork in (kept, replaced)
+        for body in [viewer.respond("/session", {"id": [fork]}).body.decode()]
+    }
+    assert facts[kept].endswith("keeping its first 2 messages")
+    assert facts[replaced].endswith("keeping its first 2 messages, then a replacement")
+
+    # An erasure's history row linked to a diff that could only say "no difference".
+    store.erase(sid, store.get(sid).messages[0].id or "")
+    history = viewer.respond("/history", {"id": [sid]}).body.decode()
+    assert history.count('class="row-diff"') == 1  # the append only
+
+    # Folding covered text blocks only.
+    big = "x" * 50_000
+    long = store.create()
+    store.append(
+        long,
+        Message.user("write it"),
+        Message(role="assistant", blocks=(Reasoning(text=big), ToolUse(id="c1", name="write", arguments=f'"{big}"'))),
+    )
+    assert viewer.respond("/session", {"id": [long]}).body.decode().count('class="more"') == 2
+
+    # Paging words.
+    assert "page= is a page number" in viewer.respond("/", {"page": ["x"]}).body.decode()
+    past = viewer.respond("/", {"page": ["2"]}).body.decode()
+    assert "No session on page 2" in past and 'rel="prev" href="/?page=1"' in past
+
+
+def test_a_fork_edge_taken_before_the_source_had_commits_starts_on_the_source_lane() -> None:
+    from engine.viewer import draw
+
+    store = Transcripts.open()
+    root = store.create(title="root")
+    early = store.fork(root)
+    store.append(root, Message.user("later"))
+    store.append(early, Message.user("e"))
+    svg = draw(store, root)
+    lane = re.search(rf'data-session="{root}".*?<line class="lane-line" x1="(\d+)" y1="(\d+)"', svg, re.S)
+    edge = re.search(r'<path class="fork-edge"[^>]* d="M(\d+),(\d+) C[^"]*?(\d+),(\d+)"', svg)
+    assert lane is not None and edge is not None
+    assert int(lane.group(1)) <= int(edge.group(1))  # the edge starts on the drawn lane
+    assert int(edge.group(1)) < int(edge.group(3))  # and runs forward to the fork's dot
+
+
+def test_the_timeline_follows_an_erasure_made_in_a_fork_of_what_it_inherited() -> None:
+    store = Transcripts.open()
+    source = store.create()
+    store.append(source, Message.user("my card is 4111"), Message.assistant("noted"))
+    fork = store.fork(source)
+    store.append(fork, Message.user("and now?"))
+    store.erase(fork, store.get(fork).messages[0].id or "")
+    line = timeline(store, fork)
+    for version in range(1, store.get(fork).version + 1):
+        assert line.at(version) == list(store.get(fork, at=version).messages), version
+    assert line.at(1)[0].erased is not None  # erased where it is stored: the source's log, so from v1

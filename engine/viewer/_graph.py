@@ -94,19 +94,26 @@ class _Dot:
 _MOST_DOTS = 300
 
 
-def draw(store: Transcripts, session_id: str, *, link: Callable[[str, int | None], str] | None = None) -> str:
-    """The SVG picture of ``session_id``'s family. With ``link``, each
-    commit links to ``link(session_id, version)`` and each lane title to
+def draw(
+    store: Transcripts,
+    session_id: str,
+    *,
+    link: Callable[[str, int | None], str] | None = None,
+    members: list[Member] | None = None,
+) -> str:
+    """The SVG picture of ``session_id``'s family (``members``, if the caller
+    has it already). With ``link``, each commit links to
+    ``link(session_id, version)`` and each lane title to
     ``link(session_id, None)`` (the viewer's pages)."""
-    members = family(store, session_id)
+    if members is None:
+        members = family(store, session_id)
     lanes = {member.id: index for index, member in enumerate(members)}
     dots: list[_Dot] = []
     for member in members:
         lane = lanes[member.id]
-        if member.source is not None:
-            first = store.history(member.id)[0]
+        if member.source is not None:  # a fork's first event made it: its creation
             where = "" if member.fork_index is None else f" at {member.fork_index}"
-            dots.append(_Dot(first.at, lane, member.id, 1, "fork", f"fork{where}"))
+            dots.append(_Dot(member.created_at, lane, member.id, 1, "fork", f"fork{where}"))
         for commit in store.revisions(member.id):
             kind = "append" if commit.reason.kind == "append" else "rewrite"
             label = "" if kind == "append" else commit.reason.kind
@@ -124,10 +131,27 @@ def draw(store: Transcripts, session_id: str, *, link: Callable[[str, int | None
         ".append{fill:#4a90d9}.rewrite{fill:#e8a33d}.fork{fill:#6cbf6c}.fork-edge{fill:none;stroke:#6cbf6c;"
         "stroke-width:2}text{font:12px sans-serif;fill:#222}.label{font-size:10px;fill:#8a5a00}</style>",
     ]
+    # Each fork's edge starts at the source's last commit at or before the
+    # fork point; a fork taken before the source's first commit starts just
+    # before the fork's own dot, on the source's lane (drawn from there).
+    edges = []
+    reach: dict[str, int] = {}
+    for member in members:
+        if member.source is None or member.source not in lanes:
+            continue
+        source_dots = [d for d in dots if d.session_id == member.source and d.start <= (member.source_version or 0)]
+        x2, y2 = x_of[(member.id, 1)], 30 + lanes[member.id] * _LANE
+        x1 = x_of[(member.source, source_dots[-1].version)] if source_dots else max(x2 - _STEP, _LEFT + 10)
+        reach[member.source] = min(reach.get(member.source, x1), x1)
+        edges.append(
+            (member.source, member.id, member.source_version, (x1, 30 + lanes[member.source] * _LANE), (x2, y2))
+        )
     for member in members:
         lane = lanes[member.id]
         y = 30 + lane * _LANE
-        own = [x for (sid, _), x in x_of.items() if sid == member.id]
+        own = [x for (sid, _), x in x_of.items() if sid == member.id] + (
+            [reach[member.id]] if member.id in reach else []
+        )
         start, end = (min(own), max(own)) if own else (_LEFT + 30, _LEFT + 30)
         title = escape(member.title or "(untitled)")
         lane_title = (
@@ -152,16 +176,10 @@ def draw(store: Transcripts, session_id: str, *, link: Callable[[str, int | None
             if dot.label:
                 parts.append(f'<text class="label" x="{x - 14}" y="{y - 12}">{escape(dot.label)}</text>')
         parts.append("</g>")
-    for member in members:
-        if member.source is None or member.source not in lanes:
-            continue
-        source_dots = [d for d in dots if d.session_id == member.source and d.start <= (member.source_version or 0)]
-        y1 = 30 + lanes[member.source] * _LANE
-        x1 = x_of[(member.source, source_dots[-1].version)] if source_dots else _LEFT + 30
-        x2, y2 = x_of[(member.id, 1)], 30 + lanes[member.id] * _LANE
+    for source, child, version, (x1, y1), (x2, y2) in edges:
         parts.append(
-            f'<path class="fork-edge" data-source="{escape(member.source)}" data-child="{escape(member.id)}" '
-            f'data-source-version="{member.source_version}" d="M{x1},{y1} C{x1},{y2} {x2 - 20},{y2} {x2 - 7},{y2}"/>'
+            f'<path class="fork-edge" data-source="{escape(source)}" data-child="{escape(child)}" '
+            f'data-source-version="{version}" d="M{x1},{y1} C{x1},{y2} {x2 - 20},{y2} {x2 - 7},{y2}"/>'
         )
     parts.append("</svg>")
     return "\n".join(parts) + "\n"

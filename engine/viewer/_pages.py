@@ -136,6 +136,8 @@ def list_page(
         "<th>Messages</th><th>Version</th><th>Updated (UTC)</th></tr></thead>"
         f"<tbody>{rows}</tbody></table>{pages}"
         if sessions
+        else f'<p class="empty">No session on page {page} ({_count(total, "session")} in all).</p>{pages}'
+        if total
         else '<p class="empty">No session matches.</p>'
     )
     return _layout("Sessions", f"<h1>Sessions</h1>{form}{table}", notice, active="list")
@@ -144,7 +146,9 @@ def list_page(
 # -- one session: the transcript at any version --------------------------------------------
 
 
-def _session_header(state: Session, here: str, *, title: str | None = None, retitled: bool = False) -> str:
+def _session_header(
+    state: Session, here: str, *, replaced: bool, title: str | None = None, retitled: bool = False
+) -> str:
     """The session's name, facts as of its head, and the tabs of its pages."""
     lineage = state.lineage
     header = state.header
@@ -179,8 +183,7 @@ def _session_header(state: Session, here: str, *, title: str | None = None, reti
         kept = (
             "all its messages"
             if lineage.fork_index is None
-            else f"its first {_count(lineage.fork_index, 'message')}"
-            + (", then a replacement" if len(state.messages) and lineage.fork_index < len(state.messages) else "")
+            else f"its first {_count(lineage.fork_index, 'message')}" + (", then a replacement" if replaced else "")
         )
         facts.append(
             f'<dt>Fork of</dt><dd><a href="{_attribute(link("session", id=lineage.source, v=lineage.source_version))}">'
@@ -268,7 +271,13 @@ def session_page(state: Session, line: Timeline, version: int, notice: str | Non
         f'<p id="event" class="event">{_event_text(current)}</p></section>'
     )
     body = (
-        _session_header(state, "session", title=title_now, retitled=any(t != state.title for t in line.titles))
+        _session_header(
+            state,
+            "session",
+            replaced=any(item.origin == "replacement" for item in line.shown),
+            title=title_now or "(untitled)",
+            retitled=any(t != state.title for t in line.titles),
+        )
         + slider
         + f'<section id="transcript" class="transcript">{_chunks(rendered, shown_flags)}</section>'
         + f'<script type="application/json" id="entries">{_json_for_script(data)}</script>'
@@ -356,16 +365,16 @@ def _block(block: object, calls: dict[str, ToolUse]) -> str:
             if block.truncated_at_ms is not None
             else ""
         )
-        return f'<div class="spoken"><span class="label">spoken</span> {_text(block.text)}{cut}</div>'
-    if isinstance(block, Reasoning):
         return (
-            '<details class="reasoning"><summary>reasoning</summary>'
-            f'<div class="text">{_text(block.text)}</div></details>'
+            f'<div class="spoken"><span class="label">spoken</span> {_long_text(block.text, "span", "said")}{cut}</div>'
         )
+    if isinstance(block, Reasoning):
+        return f'<details class="reasoning"><summary>reasoning</summary>{_long_text(block.text)}</details>'
     if isinstance(block, ToolUse):
         return (
             f'<div class="tool-use" id="call-{_attribute(block.id)}"><span class="label">calls</span> '
-            f"<b>{_text(block.name)}</b> <code>{_text(block.id)}</code><pre>{_text(block.arguments)}</pre></div>"
+            f"<b>{_text(block.name)}</b> <code>{_text(block.id)}</code>"
+            f"{_long_text(block.arguments, 'pre', 'arguments')}</div>"
         )
     if isinstance(block, ToolResult):
         call = calls.get(block.tool_use_id)
@@ -385,14 +394,15 @@ def _block(block: object, calls: dict[str, ToolUse]) -> str:
 _LONG = 4000  # characters of a text shown before "show all"
 
 
-def _long_text(text: str) -> str:
-    """A text block; past ``_LONG`` characters the rest is folded away (a
-    2 MB tool dump would otherwise make the page hundreds of screens tall)."""
+def _long_text(text: str, element: str = "div", kind: str = "text") -> str:
+    """A text (a block's, a tool call's arguments); past ``_LONG``
+    characters the rest is folded away (a 2 MB tool dump would otherwise
+    make the page hundreds of screens tall)."""
     if len(text) <= _LONG:
-        return f'<div class="text">{_text(text)}</div>'
+        return f'<{element} class="{kind}">{_text(text)}</{element}>'
     return (
-        f'<div class="text">{_text(text[:_LONG])}</div><details class="more"><summary>show all '
-        f'{len(text):,} characters</summary><div class="text">{_text(text[_LONG:])}</div></details>'
+        f'<{element} class="{kind}">{_text(text[:_LONG])}</{element}><details class="more"><summary>show all '
+        f'{len(text):,} characters</summary><{element} class="{kind}">{_text(text[_LONG:])}</{element}></details>'
     )
 
 
@@ -408,9 +418,15 @@ def _image(block: Image) -> str:
 
 
 def history_page(
-    state: Session, entries: Sequence[HistoryEntry], kinds: Sequence[str], kind: str, notice: str | None
+    state: Session,
+    entries: Sequence[HistoryEntry],
+    kinds: Sequence[str],
+    kind: str,
+    replaced: bool,
+    notice: str | None,
 ) -> str:
-    changes_content = {"messages_appended", "messages_rewritten", "messages_erased"}
+    # An erasure rewrites the content at every version: there is nothing to compare.
+    changes_content = {"messages_appended", "messages_rewritten"}
     rows = []
     for entry in entries:
         event = entry.event
@@ -446,13 +462,14 @@ def history_page(
         '<table class="history"><thead><tr><th>Version</th><th>Time (UTC)</th><th>Actor</th><th>Event</th>'
         f"<th>Reason</th><th>Note</th><th>What</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
     )
-    return _layout(f"History of {state.title or state.id}", _session_header(state, "history") + table, notice)
+    header = _session_header(state, "history", replaced=replaced)
+    return _layout(f"History of {state.title or state.id}", header + table, notice)
 
 
 # -- the family graph --------------------------------------------------------------------------
 
 
-def family_page(state: Session, svg: str, members: Sequence[Any], notice: str | None) -> str:
+def family_page(state: Session, svg: str, members: Sequence[Any], replaced: bool, notice: str | None) -> str:
     items = "".join(
         f'<li class="depth-{min(member.depth, 9)}"><a href="{_attribute(link("session", id=member.id))}">'
         f"{_text(member.title or '(untitled)')}</a> <span class=id>{_text(member.id)}</span>"
@@ -467,7 +484,7 @@ def family_page(state: Session, svg: str, members: Sequence[Any], notice: str | 
         for member in members
     )
     body = (
-        _session_header(state, "graph")
+        _session_header(state, "graph", replaced=replaced)
         + '<p class="hint">Each lane is a session; dots are its commits (blue: appends, orange: rewrites, '
         "green: the fork point). Click a dot to open that session at that version.</p>"
         + f'<div class="graph">{svg}</div><ul class="family">{items}</ul>'
@@ -481,6 +498,7 @@ def family_page(state: Session, svg: str, members: Sequence[Any], notice: str | 
 def diff_page(
     state: Session,
     *,
+    replaced: bool,
     title: str,
     start: int,
     before: Sequence[Message],
@@ -517,7 +535,12 @@ def diff_page(
         if removed or added
         else f"<p class=summary>{_text(title)}: no difference.</p>"
     )
-    body = _session_header(state, "diff") + form + summary + f'<section class="diff">{context}{changes}</section>'
+    body = (
+        _session_header(state, "diff", replaced=replaced)
+        + form
+        + summary
+        + f'<section class="diff">{context}{changes}</section>'
+    )
     return _layout(f"Diff of {state.title or state.id}", body, notice, active="diff")
 
 

@@ -23,6 +23,7 @@ from typing import Any
 from engine.errors import EngineError, InvalidArgument, SessionNotFound, VersionNotFound
 from engine.facade import Transcripts
 from engine.state.content import Message
+from engine.state.events import SessionForked
 from engine.state.header import STATUSES
 from engine.state.transcript import Session
 from engine.viewer import _pages
@@ -79,8 +80,7 @@ class Viewer:
         if route is None:
             return self._error(HTTPStatus.NOT_FOUND, f"no page at {path}")
         try:
-            with self._lock:
-                return route(query)
+            return route(query)  # Transcripts is safe to share between threads
         except (SessionNotFound, VersionNotFound) as exc:
             return self._error(HTTPStatus.NOT_FOUND, f"{type(exc).__name__}: {exc}")
         except InvalidArgument as exc:
@@ -104,7 +104,7 @@ class Viewer:
             info for info in found if not needle or needle in (info.title or "").lower() or needle in info.id.lower()
         ]
         matching.sort(key=lambda info: (info.updated_at, info.id), reverse=True)
-        number = _version(query, "page", default=1)
+        number = _version(query, "page", default=1, what="a page number")
         if number < 1:
             raise InvalidArgument("page= counts from 1")
         start = (number - 1) * _PAGE_SIZE
@@ -139,13 +139,16 @@ class Viewer:
         kinds = sorted({entry.kind for entry in entries})
         kind = _one(query, "kind")
         shown = [entry for entry in entries if entry.kind == kind] if kind else entries
-        return _html(_pages.history_page(state, shown, kinds, kind, self.notice))
+        return _html(_pages.history_page(state, shown, kinds, kind, self._replaced(state), self.notice))
 
     def _graph(self, query: dict[str, list[str]]) -> Response:
         state = self._head(query)
-        svg = draw(self.store, state.id, link=lambda sid, version: _pages.link("session", id=sid, v=version))
+        members = family(self.store, state.id)
+        svg = draw(
+            self.store, state.id, link=lambda sid, version: _pages.link("session", id=sid, v=version), members=members
+        )
         svg = _INLINE_STYLE.sub("", svg)  # the page's style sheet colours it; the policy refuses inline style
-        return _html(_pages.family_page(state, svg, family(self.store, state.id), self.notice))
+        return _html(_pages.family_page(state, svg, members, self._replaced(state), self.notice))
 
     def _diff(self, query: dict[str, list[str]]) -> Response:
         state = self._head(query)
@@ -178,6 +181,7 @@ class Viewer:
         start, removed, added = difference(list(old), list(new))
         page = _pages.diff_page(
             state,
+            replaced=self._replaced(state),
             title=title,
             start=start,
             before=list(old)[:start],
@@ -203,14 +207,21 @@ class Viewer:
         # session deleted and made again under its id at the same version
         # has another head, so its old timeline is never shown.
         head = self.store.head_hash(state.id)
-        kept = self._timelines.get(state.id)
+        with self._lock:
+            kept = self._timelines.get(state.id)
         if kept is None or kept[0] != head:
-            kept = (head, timeline(self.store, state.id))
+            kept = (head, timeline(self.store, state.id))  # outside the lock: other pages go on meanwhile
+        with self._lock:
             self._timelines[state.id] = kept
+            self._timelines.move_to_end(state.id)
             while len(self._timelines) > self._cached:
                 self._timelines.popitem(last=False)
-        self._timelines.move_to_end(state.id)
         return kept[1]
+
+    def _replaced(self, state: Session) -> bool:
+        """Whether the session is a fork made with a replacement message."""
+        first = self._timeline(state).entries[0].event
+        return isinstance(first, SessionForked) and first.replacement is not None
 
     def _static(self, name: str) -> Response:
         content_type = _STATIC.get(name)
@@ -240,12 +251,12 @@ def _one(query: dict[str, list[str]], name: str) -> str:
     return values[-1]
 
 
-def _version(query: dict[str, list[str]], name: str, *, default: int) -> int:
+def _version(query: dict[str, list[str]], name: str, *, default: int, what: str = "an event version") -> int:
     text = _one(query, name)
     if not text:
         return default
     if not (text.isascii() and text.isdigit()) or len(text) > 18:  # "²" is a digit to str.isdigit
-        raise InvalidArgument(f"{name}= is an event version (a whole number), got {text[:40]!r}")
+        raise InvalidArgument(f"{name}= is {what} (a whole number), got {text[:40]!r}")
     return int(text)
 
 

@@ -81,10 +81,14 @@ def timeline(store: Transcripts, session_id: str) -> Timeline:
         elif isinstance(event, MessagesRewritten):
             _replace(order, visible, event.start, event.end, event.messages, version)
         elif isinstance(event, MessagesErased):
-            now = store.get(session_id, at=version).messages
-            for index, (item, message) in enumerate(zip(visible, now, strict=True)):
-                if item.message != message:
-                    _replace(order, visible, index, index + 1, (message,), version)
+            # The log's own messages were erased in place (every version
+            # shows the placeholders already); what this event changes is
+            # what a fork inherited, as a replay does (Message.erasure).
+            erased = frozenset(event.message_ids)
+            for index, item in enumerate(visible):
+                message = item.message
+                if message.id in erased and message.erased is None:
+                    _replace(order, visible, index, index + 1, (message.erasure(),), version)
     return made
 
 
