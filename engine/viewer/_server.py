@@ -1,5 +1,5 @@
-"""The viewer's HTTP server: GET and HEAD only (nothing can write), one lock
-around the store, the pages of ``_pages`` and two static files.
+"""The viewer's HTTP server: GET and HEAD only (nothing can write), the pages
+of ``_pages`` and two static files.
 
 ``Viewer.respond`` answers a path and query without any HTTP, so the pages
 are testable on their own; ``ViewerServer`` serves it from a thread per
@@ -56,9 +56,9 @@ class Response:
 
 
 class Viewer:
-    """The pages of one store. Thread-safe: the store is used under a lock,
-    and each session's timeline is kept for its latest version (a few
-    sessions at a time)."""
+    """The pages of one store. Thread-safe (as the store is): each session's
+    timeline is kept for its chain head, a few sessions at a time, under a
+    lock of its own."""
 
     def __init__(self, store: Transcripts, *, notice: str | None = None, cached: int = 8) -> None:
         self.store = store
