@@ -1,6 +1,7 @@
-"""The golden store: written once by version 0.1 (tests/golden/make_golden.py),
-loaded by every later version. If this test fails, a change broke old stores:
-add an upcaster instead of editing the golden files."""
+"""The golden stores, each written once (tests/golden/make_golden.py) and
+loaded by every later version: store-v0.1.db by 0.1 (eventsourcing's events
+table, JSON events), store-v0.2.db with the packed log. If these tests fail,
+a change broke old stores: add an upcaster instead of editing the files."""
 
 from __future__ import annotations
 
@@ -16,21 +17,23 @@ from engine import CorruptStore, Message, Transcripts, Usage
 from engine.state.events import UsageRecorded
 from tests.conftest import StoreFactory
 
-GOLDEN = Path(__file__).parent / "golden" / "store-v0.1.db"
-EXPECTED = json.loads(GOLDEN.with_suffix(".expected.json").read_text())
+FOLDER = Path(__file__).parent / "golden"
+STORES = ["store-v0.1.db", "store-v0.2.db"]
 
 
-def _copy(tmp_path: Path) -> str:
+def _copy(tmp_path: Path, name: str = "store-v0.1.db") -> str:
     target = tmp_path / "golden.db"
-    shutil.copy(GOLDEN, target)  # never open the committed file itself
+    shutil.copy(FOLDER / name, target)  # never open the committed file itself
     return str(target)
 
 
-def test_golden_store_loads_exactly(tmp_path: Path) -> None:
-    store = Transcripts.open(_copy(tmp_path))
+@pytest.mark.parametrize("name", STORES)
+def test_golden_store_loads_exactly(tmp_path: Path, name: str) -> None:
+    wanted = json.loads((FOLDER / name).with_suffix(".expected.json").read_text())
+    store = Transcripts.open(_copy(tmp_path, name))
     try:
-        assert sorted(info.id for info in store.sessions()) == sorted(EXPECTED)
-        for sid, expected in EXPECTED.items():
+        assert sorted(info.id for info in store.sessions()) == sorted(wanted)
+        for sid, expected in wanted.items():
             session = store.verify(sid)
             assert session.version == expected["version"]
             assert session.revision == expected["revision"]
@@ -50,8 +53,9 @@ def test_golden_store_loads_exactly(tmp_path: Path) -> None:
         store.close()
 
 
-def test_golden_store_upcasts_the_v1_usage_row(tmp_path: Path) -> None:
-    path = _copy(tmp_path)
+@pytest.mark.parametrize("name", STORES)
+def test_golden_store_upcasts_the_v1_usage_row(tmp_path: Path, name: str) -> None:
+    path = _copy(tmp_path, name)
     with sqlite3.connect(path) as raw:
         (version,) = raw.execute(
             "SELECT originator_version FROM transcripts_events WHERE topic = 'UsageRecorded.v1'"
@@ -67,8 +71,9 @@ def test_golden_store_upcasts_the_v1_usage_row(tmp_path: Path) -> None:
         store.close()
 
 
-def test_golden_store_accepts_new_writes(tmp_path: Path) -> None:
-    path = _copy(tmp_path)
+@pytest.mark.parametrize("name", STORES)
+def test_golden_store_accepts_new_writes(tmp_path: Path, name: str) -> None:
+    path = _copy(tmp_path, name)
     store = Transcripts.open(path)
     before = store.get("golden-1")
     store.append("golden-1", Message.user("still writable"))

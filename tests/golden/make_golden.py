@@ -1,7 +1,8 @@
 """Writes the golden store once. Never rerun it for a released format: the
 committed file is what every future version must keep loading.
 
-    python tests/golden/make_golden.py tests/golden/store-v0.1.db
+    python tests/golden/make_golden.py tests/golden/store-v0.1.db   # by 0.1
+    python tests/golden/make_golden.py tests/golden/store-v0.2.db   # the packed log
 
 It records every event type as today's code writes it, plus one row in the
 older ``UsageRecorded.v1`` shape (flat ``input_tokens``/``output_tokens``) to
@@ -17,7 +18,7 @@ from pathlib import Path
 import msgspec
 
 from engine import Image, Message, Reasoning, ToolResult, ToolUse, Transcript, Transcripts, Usage
-from engine.store import Record, SessionRow
+from engine.store import Record, SessionRow, head_of
 
 
 def main(path: str) -> None:
@@ -36,7 +37,9 @@ def main(path: str) -> None:
         usage=Usage(input=20, output=5, cache_read=3, cache_write=1, reasoning=2),
         actor="agent",
     )
-    results = (ToolResult.of("call_1", "rain"), ToolResult.of("call_x", "boom", is_error=True))
+    results: tuple[ToolResult, ...] = (ToolResult.of("call_1", "rain"),)
+    if target.name == "store-v0.1.db":  # 0.1 let a result answer a call no message made; later versions refuse it
+        results += (ToolResult.of("call_x", "boom", is_error=True),)
     store.append(sid, Message.tool_results(*results))
     image = Image(media_type="image/png", data=b"\x89PNG\r\n")
     store.append(sid, Message.assistant("Rain.", image, provider_item_id="item_9"))
@@ -48,6 +51,8 @@ def main(path: str) -> None:
         {"kind": "usage_recorded", "at": head.updated_at, "actor": "legacy", "input_tokens": 7, "output_tokens": 11}
     )
     version = head.version + 1
+    backend = store._repository.backend
+    record = Record(version, "UsageRecorded.v1", legacy)
     row = SessionRow(
         sid,
         head.title,
@@ -56,8 +61,9 @@ def main(path: str) -> None:
         len(head.messages),
         head.revision,
         version,
+        head_of(sid, [*backend.read(sid), record]).hex(),  # the chain head (0.1 had none: the field came later)
     )
-    store._repository.backend.append(sid, [Record(version, "UsageRecorded.v1", legacy)], row)
+    backend.append(sid, [record], row)
     store.get(sid)  # catch up with the row written behind the facade
     store.append(sid, Message.user("Thanks"), actor="user")
     store.rewrite(sid, 1, 2, [Message.user("Weather in Oslo tomorrow?")], "edit", note="typo", actor="user")
