@@ -470,3 +470,32 @@ def test_the_timeline_follows_an_erasure_made_in_a_fork_of_what_it_inherited() -
     for version in range(1, store.get(fork).version + 1):
         assert line.at(version) == list(store.get(fork, at=version).messages), version
     assert line.at(1)[0].erased is not None  # erased where it is stored: the source's log, so from v1
+
+
+def test_a_forks_diff_shows_its_replacement_first_and_folds_what_it_left_out() -> None:
+    # Found by a newcomer: the one replacement came after 140 removed messages.
+    store = Transcripts.open()
+    sid = store.create()
+    store.append(sid, *[Message.user(f"m{number}") for number in range(40)])
+    fork = store.fork_replacing(sid, 5, Message.user("the edit"))
+    viewer = Viewer(store)
+    body = viewer.respond("/diff", {"id": [fork]}).body.decode()  # a fork's diff: what it changed
+    assert "at message 5, 35 removed and 1 added" in body
+    changed = body.split('<section class="diff">', 1)[1]
+    assert changed.index("m5<") < changed.index("the edit") < changed.index('<details class="more">')
+    assert "34 more removed messages" in body
+    assert "Compare versions of this fork instead" in body
+    versions = viewer.respond("/diff", {"id": [fork], "a": ["1"], "b": ["1"]}).body.decode()
+    assert "v1 against v1: no difference" in versions
+
+
+def test_the_graph_marks_the_session_it_was_opened_from() -> None:
+    from engine.viewer import draw
+
+    store = Transcripts.open()
+    root = store.create()
+    store.append(root, Message.user("hi"))
+    fork = store.fork(root)
+    svg = draw(store, fork)
+    assert re.search(rf'<g class="lane current" data-session="{fork}"[^>]*aria-current="true"', svg)
+    assert f'<g class="lane" data-session="{root}"' in svg

@@ -190,6 +190,16 @@ def test_a_person_browses_searches_scrubs_forks_and_diffs(
     assert "rain does not delay it" in page.locator("#transcript .msg.changed").inner_text()
     _snap(page, "session-earlier", tmp_path)
 
+    # Opened at a version (as a history row links it): the change is in view;
+    # a version that added no message has no change to show.
+    page.goto(f"{running.url}session?id={made['trip']}&v={edit}")
+    expect(page.locator("#transcript .msg.changed")).to_be_in_viewport()
+    retitled = next(e.version for e in store.history(made["trip"]) if e.kind == "title_changed")
+    page.locator("#version").fill(str(retitled))
+    expect(page.locator("#jump")).to_be_disabled()
+    page.locator("#version").fill(str(edit))
+    expect(page.locator("#jump")).to_be_enabled()
+
     # The history, with the edit's reason and note.
     page.click("nav.tabs a:text('History')")
     row = page.locator("table.history tr", has_text="messages_rewritten")

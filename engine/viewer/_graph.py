@@ -158,8 +158,10 @@ def draw(
             f'<text class="lane-title" x="{8 + 12 * member.depth}" y="{y + 4}">'
             f"{title} · {escape(_short(member.id))}</text>"
         )
+        here = ' aria-current="true"' if member.id == session_id else ""
         parts.append(
-            f'<g class="lane" data-session="{escape(member.id)}" data-depth="{member.depth}">'
+            f'<g class="lane{" current" if here else ""}" data-session="{escape(member.id)}" '
+            f'data-depth="{member.depth}"{here}>'
             + _linked(lane_title, link, member.id, None)
             + f'<line class="lane-line" x1="{start}" y1="{y}" x2="{end}" y2="{y}"/>'
         )
@@ -174,7 +176,12 @@ def draw(
             )
             parts.append(_linked(circle, link, dot.session_id, dot.version))
             if dot.label:
-                parts.append(f'<text class="label" x="{x - 14}" y="{y - 12}">{escape(dot.label)}</text>')
+                # A run's count goes below the lane, reasons above: neighbours' labels never meet.
+                below = dot.first != 0
+                parts.append(
+                    f'<text class="label{" run" if below else ""}" x="{x - 14}" y="{y + 22 if below else y - 12}">'
+                    f"{escape(dot.label)}</text>"
+                )
         parts.append("</g>")
     for source, child, version, (x1, y1), (x2, y2) in edges:
         parts.append(

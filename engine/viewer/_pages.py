@@ -527,9 +527,12 @@ def diff_page(
     )
     calls = _tool_calls([Shown(message, 0) for message in (*before, *removed, *added)])
     context = "".join(_plain(message, "context", calls) for message in before[-2:])
-    changes = "".join(_plain(message, "removed", calls) for message in removed) + "".join(
-        _plain(message, "added", calls) for message in added
-    )
+    changes = _changes(removed, added, calls)
+    if not a:
+        form = (
+            f'<p class="hint"><a href="{_attribute(link("diff", id=state.id, a=1, b=state.version))}">'
+            "Compare versions of this fork instead</a></p>"
+        )
     summary = (
         f"<p class=summary>{_text(title)}: at message {start}, {len(removed)} removed and {len(added)} added.</p>"
         if removed or added
@@ -542,6 +545,28 @@ def diff_page(
         + f'<section class="diff">{context}{changes}</section>'
     )
     return _layout(f"Diff of {state.title or state.id}", body, notice, active="diff")
+
+
+_FOLD_AFTER = 10  # messages a diff shows of a removed or added run before folding the rest
+
+
+def _changes(removed: Sequence[Message], added: Sequence[Message], calls: dict[str, ToolUse]) -> str:
+    """Each removed message beside the one that took its place, first; then
+    what only one side has, folded past ``_FOLD_AFTER`` messages (a fork
+    that leaves out the source's 140 later messages shows its one
+    replacement first, not last)."""
+    paired = min(len(removed), len(added))
+    parts = []
+    for old, new in zip(removed[:paired], added[:paired], strict=True):
+        parts += [_plain(old, "removed", calls), _plain(new, "added", calls)]
+    for rest, kind in ((removed[paired:], "removed"), (added[paired:], "added")):
+        shown = "".join(_plain(message, kind, calls) for message in rest)
+        if len(rest) > _FOLD_AFTER:
+            shown = (
+                f'<details class="more"><summary>{_count(len(rest), f"more {kind} message")}</summary>{shown}</details>'
+            )
+        parts.append(shown)
+    return "".join(parts)
 
 
 def _plain(message: Message, kind: str, calls: dict[str, ToolUse]) -> str:

@@ -154,7 +154,9 @@ class Viewer:
         state = self._head(query)
         choices = [(entry.version, f"v{entry.version} · {entry.kind}") for entry in self._timeline(state).entries]
         lineage = state.lineage
-        if _one(query, "source") and lineage.source is not None and lineage.source_version is not None:
+        compared = _one(query, "a") or _one(query, "b")
+        wanted = _one(query, "source") or not compared  # a fork's diff shows what it changed, unless asked
+        if wanted and lineage.source is not None and lineage.source_version is not None:
             # What the fork changed when it was made: its first version
             # against its source at the version it was taken from.
             source = self.store.get(lineage.source, at=lineage.source_version)

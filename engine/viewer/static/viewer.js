@@ -90,13 +90,18 @@
       window.history.replaceState(null, "", url);
     }, 150);
     if (follow.checked) change()?.scrollIntoView({ block: "nearest" });
+    jump.disabled = change() === null;
     document.body.dataset.version = String(version);
   }
 
   slider.addEventListener("input", () => show(Number(slider.value)));
   document.getElementById("previous").addEventListener("click", () => show(current - 1));
   document.getElementById("next").addEventListener("click", () => show(current + 1));
-  document.getElementById("jump").addEventListener("click", () => change()?.scrollIntoView({ block: "center" }));
+  const jump = document.getElementById("jump");
+  jump.addEventListener("click", () => change()?.scrollIntoView({ block: "center" }));
+  jump.disabled = change() === null; // this version added no message (a title, an erasure, usage)
+  // Opened at a version (a link from the history or the graph): show its change.
+  if (new URL(window.location.href).searchParams.has("v")) change()?.scrollIntoView({ block: "center" });
   document.addEventListener("keydown", (key) => {
     if (key.target instanceof HTMLInputElement && key.target !== slider) return;
     if (key.key === "ArrowLeft" && key.target !== slider) show(current - 1);
