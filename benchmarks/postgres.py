@@ -14,7 +14,17 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from benchmarks._report import Line, format_table, machine_line, median, part_document, print_report, progress
+from benchmarks._report import (
+    Line,
+    format_table,
+    machine_line,
+    median,
+    paired_ratios,
+    part_document,
+    print_report,
+    progress,
+    ratio_target,
+)
 from engine import Message, Transcripts
 
 __all__ = ["PostgresConfig", "dsn", "run"]
@@ -162,6 +172,26 @@ def _drop(target: str, prefix: str) -> None:
             connection.execute(f"DROP TABLE IF EXISTS {prefix}_{table}")
 
 
+def _rates(
+    benchmark: str, short: str, measured: list[float], compared: list[float], *, at_least: float | None = None
+) -> Line:
+    """Two sides' rates per run: their medians, the ratio of the medians (with
+    an at-least target, if given) and the ratio run by run."""
+    ratio = median(measured) / median(compared)
+    target, met = ratio_target(ratio, at_least=at_least) if at_least is not None else ("", None)
+    return Line(
+        benchmark,
+        "appends/s",
+        median(measured),
+        median(compared),
+        ratio,
+        target=target,
+        met=met,
+        run_ratios=tuple(paired_ratios(measured, compared)),
+        short=short,
+    )
+
+
 def run(config: PostgresConfig) -> dict[str, object]:
     target = dsn()
     if target is None:
@@ -183,36 +213,19 @@ def run(config: PostgresConfig) -> dict[str, object]:
     ours = [config.appends / seconds for seconds in engine_s]
     theirs = [config.appends / seconds for seconds in raw_s]
     lines = [
-        Line(
-            "one writer, 1 message per call: appends/s",
-            "appends/s",
-            median(ours),
-            median(theirs),
-            median(ours) / median(theirs),
-            target=">= 0.50x",
-            met=median(ours) / median(theirs) >= 0.5,
-            run_ratios=tuple(a / b for a, b in zip(ours, theirs, strict=True)),
-            short="one writer",
-        ),
-        Line(
+        _rates("one writer, 1 message per call: appends/s", "one writer", ours, theirs, at_least=0.5),
+        _rates(
             f"{config.processes} processes on {config.processes} sessions: appends/s together",
-            "appends/s",
-            median(many),
-            median(one),
-            median(many) / median(one),
-            target=">= 3.00x",
-            met=median(many) / median(one) >= 3.0,
-            run_ratios=tuple(a / b for a, b in zip(many, one, strict=True)),
-            short="writers",
+            "writers",
+            many,
+            one,
+            at_least=3.0,
         ),
-        Line(
+        _rates(
             f"    raw psycopg, {config.processes} processes against 1 (what the machine allows)",
-            "appends/s",
-            median(raw_many),
-            median(raw_one),
-            median(raw_many) / median(raw_one),
-            run_ratios=tuple(a / b for a, b in zip(raw_many, raw_one, strict=True)),
-            short="raw writers",
+            "raw writers",
+            raw_many,
+            raw_one,
         ),
         Line(
             "a 50 MB message refused (EventTooLarge), ms",
