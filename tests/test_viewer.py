@@ -367,6 +367,10 @@ def test_the_header_follows_the_version_shown_and_long_texts_fold() -> None:
     assert '<h1 id="title">first title</h1>' in early and "<dt>Title now</dt><dd>second title</dd>" in early
     assert "show all 10,000 characters" in early
     assert '<h1 id="title">second title</h1>' in viewer.respond("/session", {"id": [sid]}).body.decode()
+    never = store.create()
+    store.append(never, Message.user("hi"))
+    untitled = viewer.respond("/session", {"id": [never]}).body.decode()
+    assert '<h1 id="title">(untitled)</h1>' in untitled and "Title now" not in untitled
 
 
 def test_a_long_family_is_drawn_with_runs_of_appends_as_one_dot() -> None:

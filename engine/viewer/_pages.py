@@ -157,7 +157,7 @@ def _session_header(
         f"<dt>Status</dt><dd>{_text(header.status)}</dd>",
         f"<dt>Head</dt><dd>v{state.version} · <span class=id>{_text(state.revision)}</span></dd>",
     ]
-    if retitled or (title is not None and state.title != title):
+    if retitled:  # the title shown follows the slider: say what it is now
         facts.append(f"<dt>Title now</dt><dd>{_text(state.title or '(untitled)')}</dd>")
     if header.tags:
         facts.append(f"<dt>Tags</dt><dd>{_text(', '.join(header.tags))}</dd>")
