@@ -9,16 +9,17 @@ types, with no projection and no revision checks.
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 import time
 from collections.abc import Sequence
 from typing import TypeAlias
 
-from engine import Message
+from engine import Message, Transcripts
 from engine.state.events import MessagesAppended
 from engine.store import decode_events
 
-__all__ = ["EVENTS_TABLE", "EventRow", "connect_writer", "insert_calls", "load_messages"]
+__all__ = ["EVENTS_TABLE", "EventRow", "connect_writer", "engine_statement_calls", "insert_calls", "load_messages"]
 
 EVENTS_TABLE = "events"
 _CREATE_EVENTS = (
@@ -59,6 +60,42 @@ def insert_calls(connection: sqlite3.Connection, rows: Sequence[EventRow]) -> fl
         execute(statement, row)
         execute("COMMIT")
     return time.perf_counter() - start
+
+
+def engine_statement_calls(path: str, synchronous: str, rows: Sequence[EventRow]) -> float:
+    """The engine's own SQL for each call, with no engine code around it: the
+    floor of what the engine's layout allows. A store made by the engine
+    (untimed) holds the session; then, per row, the statements an append
+    runs: ``BEGIN IMMEDIATE``, the listing-row update (fresh 64-digit head,
+    seal and revision each call, as an append writes), the event insert,
+    ``COMMIT``. The statement texts are the engine's own, taken from its
+    recorder, so this side follows the layout when it changes.
+
+    Returns the elapsed seconds of the loop (``time.perf_counter``)."""
+    with Transcripts.open(path, synchronous=synchronous, snapshot_interval=None) as store:
+        session_id = store.create(title="bench")
+        recorder = store._repository.backend._recorder  # type: ignore[attr-defined]
+        update, insert = recorder._update_session, recorder._insert_record
+        codes = dict(recorder._codes)
+    row = (None, "2026-11-29T20:00:00.000000+00:00", 0, "", 0, "", "", '{"metadata":{}}')
+    prepared = []
+    for number, (_, version, topic, state) in enumerate(rows[1:], 1):
+        digits = hashlib.sha256(number.to_bytes(8, "big")).hexdigest()
+        changes = (row[0], row[1], number, "sha256:" + digits, version, digits, digits[::-1], row[7], session_id)
+        prepared.append((changes, (session_id, version, codes[topic], state)))
+    connection = sqlite3.connect(path, isolation_level=None)
+    try:
+        connection.execute(f"PRAGMA synchronous={synchronous}")
+        execute = connection.execute
+        start = time.perf_counter()
+        for changes, event in prepared:
+            execute("BEGIN IMMEDIATE")
+            execute(update, changes)
+            execute(insert, event)
+            execute("COMMIT")
+        return time.perf_counter() - start
+    finally:
+        connection.close()
 
 
 def load_messages(path: str, table: str, session_id: str) -> list[Message]:

@@ -190,17 +190,23 @@ def raw_appends(config: Config, rows: Sequence[raw.EventRow]) -> Sample:
     return Sample(seconds, count, nbytes)
 
 
-def bench_appends(label: str, config: Config, calls: list[list[Message]]) -> dict[str, list[Sample]]:
+def statement_appends(config: Config, rows: Sequence[raw.EventRow]) -> Sample:
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        return Sample(raw.engine_statement_calls(os.path.join(tmp, "statements.db"), config.synchronous, rows))
+
+
+def bench_appends(
+    label: str, config: Config, calls: list[list[Message]], *, statements: bool = False
+) -> dict[str, list[Sample]]:
     rows = engine_rows(str(uuid.uuid4()), calls)
-    return interleaved(
-        label,
-        config.runs,
-        {
-            "engine": lambda: engine_appends(config, calls, SNAPSHOT_INTERVAL),
-            "engine_no_snapshots": lambda: engine_appends(config, calls, None),
-            "raw": lambda: raw_appends(config, rows),
-        },
-    )
+    sides: dict[str, Callable[[], Sample]] = {
+        "engine": lambda: engine_appends(config, calls, SNAPSHOT_INTERVAL),
+        "engine_no_snapshots": lambda: engine_appends(config, calls, None),
+        "raw": lambda: raw_appends(config, rows),
+    }
+    if statements:
+        sides["statements"] = lambda: statement_appends(config, rows)
+    return interleaved(label, config.runs, sides)
 
 
 # -- (c): cold loads --------------------------------------------------------------
@@ -367,9 +373,12 @@ def build_lines(config: Config, results: dict[str, Any]) -> list[Line]:
     lines: list[Line] = []
     n, m = config.appends, config.messages
     a, b = results["a"], results["b"]
+    # The per-call targets of the append issue: 0.85x raw at FULL, 0.6x at NORMAL.
+    per_call_target = 0.85 if config.synchronous == "full" else 0.6
     lines += [
-        _rate_line(f"(a) append 1 msg/call, {n:,} calls", "appends/s", n, a["engine"], a["raw"], 0.8),
+        _rate_line(f"(a) append 1 msg/call, {n:,} calls", "appends/s", n, a["engine"], a["raw"], per_call_target),
         _rate_line("    same, snapshot_interval=None", "appends/s", n, a["engine_no_snapshots"], a["raw"], None),
+        _rate_line("    the engine's SQL alone (no engine code)", "appends/s", n, a["statements"], a["raw"], None),
         _rate_line(f"(b) append {m:,} msgs in calls of {BATCH}", "msg/s", m, b["engine"], b["raw"], 0.5),
         _rate_line("    same, snapshot_interval=None", "msg/s", m, b["engine_no_snapshots"], b["raw"], None),
     ]
@@ -431,6 +440,11 @@ def notes(config: Config, results: dict[str, Any], lines: Sequence[Line]) -> lis
                 f"(c) the calls-of-{shape.call_size} session was built with synchronous={shape.built_with} "
                 "(building is untimed; loading only reads)"
             )
+    out.append(
+        "(a) the engine's SQL alone: the statements an append runs (BEGIN IMMEDIATE, the listing-row update, "
+        "the event insert, COMMIT), pre-built from the same rows, on a store the engine made: what its layout "
+        "allows before any engine code runs"
+    )
     out.append(
         "(c) cold = a new Transcripts.open() (or sqlite3.connect) + get + close, nothing cached in the process; "
         "the OS page cache is warm. Raw selects the same rows of the engine's own file and decodes each "
@@ -505,7 +519,9 @@ def bench_listing(config: Config, tmp: str) -> dict[str, list[Sample]]:
 def run_suite(config: Config) -> dict[str, Any]:
     results: dict[str, Any] = {}
     progress(f"(a) {config.appends:,} single-message appends")
-    results["a"] = bench_appends("(a)", config, [[message] for message in build_messages(config.appends)])
+    results["a"] = bench_appends(
+        "(a)", config, [[message] for message in build_messages(config.appends)], statements=True
+    )
     progress(f"(b) {config.messages:,} messages in calls of {BATCH}")
     results["b"] = bench_appends("(b)", config, in_calls(build_messages(config.messages), BATCH))
     progress("(c) cold loads")

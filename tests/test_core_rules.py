@@ -32,7 +32,7 @@ from engine.state.events import (
 )
 from engine.state.revisions import EMPTY_REVISION, EMPTY_REVISION_BYTES, parse_revision, revision_of
 from engine.state.sequence import MessageSeq
-from engine.state.transcript import check_shape, evolve, fold, forked
+from engine.state.transcript import appended, check_shape, evolve, fold, forked
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 USE = Message.assistant(ToolUse(id="t1", name="f"))
@@ -235,6 +235,30 @@ def test_fold_uses_known_revisions_for_built_events(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(Message, "digest_bytes", lambda self: pytest.fail("re-hashed a known revision"))
     assert [state.messages.revision_at(n) for n in (1, 2, 3)] == [*revs1, *revs2]
     assert [verified.messages.revision_at(n) for n in (1, 2, 3)] == [*revs1, *revs2]
+
+
+def test_the_append_step_is_the_fold_of_its_event(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The per-call append builds the next state directly; it must be what a
+    # replay of the same event gives, field for field and revision for revision.
+    batch = [Message.user("a"), Message.assistant("b")]
+    start = evolve(None, "s", 1, SessionCreated(at=AT, title="t", metadata={"k": 1}))
+    start = fold(
+        "s",
+        [(2, MessagesAppended(at=AT, messages=(Message.system("s"),), revision=revision_of([Message.system("s")])))],
+        start=start,
+    )
+    assert start is not None
+    later = datetime(2026, 3, 1, tzinfo=UTC)
+    revisions = [parse_revision(revision_of([Message.system("s"), *batch[: n + 1]])) for n in range(2)]
+    event = MessagesAppended(at=later, messages=tuple(batch), revision=revision_of([Message.system("s"), *batch]))
+    built = appended(start, event, revisions)
+    replayed = fold("s", [(3, event)], start=start)
+    assert replayed is not None
+    assert built == replayed
+    assert (built.version, built.generation, built.updated_at, built.title) == (3, 2, later, "t")
+    assert built._revision_bytes == replayed._revision_bytes == revisions[-1]
+    monkeypatch.setattr(Message, "digest_bytes", lambda self: pytest.fail("re-hashed a known revision"))
+    assert [built.messages.revision_at(n) for n in (2, 3)] == revisions
 
 
 def test_revision_ids_are_parsed_strictly() -> None:

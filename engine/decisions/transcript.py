@@ -48,7 +48,7 @@ from engine.state.events import (
 )
 from engine.state.header import FINAL_STATUSES, TRANSITIONS
 from engine.state.revisions import Commit, Reason, chain, chain_each, format_revision, span_digest
-from engine.state.transcript import Session, check_shape, fold, forked, involves_tools, revision_bytes
+from engine.state.transcript import Session, appended, check_shape, fold, forked, involves_tools, revision_bytes
 
 __all__ = ["Decision", "changed_span", "commit_of", "decide", "decided", "rewrite_event"]
 
@@ -162,12 +162,11 @@ def _append(state: Session, command: Append, now: datetime) -> Decision:
     # Every message's prefix revision, kept with the messages: what makes a
     # later fork_at or rewrite at any index cost O(1).
     revisions = chain_each(revision_bytes(state), stamped)
-    events: tuple[Event, ...] = (
-        MessagesAppended(at=when, actor=command.actor, messages=stamped, revision=format_revision(revisions[-1])),
-    )
-    if command.usage is not None:
-        events += (UsageRecorded(at=when, actor=command.actor, usage=command.usage),)
-    return decided(state, events, known={state.version + 1: revisions})
+    event = MessagesAppended(at=when, actor=command.actor, messages=stamped, revision=format_revision(revisions[-1]))
+    if command.usage is None:
+        return Decision((event,), appended(state, event, revisions))
+    usage = UsageRecorded(at=when, actor=command.actor, usage=command.usage)
+    return decided(state, (event, usage), known={state.version + 1: revisions})
 
 
 def _rewrite(state: Session, command: Rewrite, now: datetime) -> Decision:

@@ -62,6 +62,7 @@ __all__ = [
     "MessageSeq",
     "Session",
     "Tail",
+    "appended",
     "check_shape",
     "evolve",
     "fold",
@@ -516,6 +517,29 @@ def fold(
         _revision_bytes=stored_revision_bytes(revision, f"session {session_id!r} version {version}")
         if trusted
         else raw,
+    )
+
+
+def appended(state: Session, event: MessagesAppended, revisions: Sequence[bytes]) -> Session:
+    """The state after ``event``, an append just decided on ``state`` whose
+    per-message revisions are ``revisions``: what :func:`fold` gives (with
+    those revisions known), built directly, since every append call takes
+    this step."""
+    return Session(
+        id=state.id,
+        version=state.version + 1,
+        revision=event.revision,
+        messages=state.messages.extended(event.messages, revisions),
+        usage=state.usage,
+        metadata=state.metadata,
+        title=state.title,
+        created_at=state.created_at,
+        updated_at=event.at,
+        lineage=state.lineage,
+        generation=state.generation + 1,
+        header=state.header,
+        records=state.records,
+        _revision_bytes=revisions[-1],
     )
 
 

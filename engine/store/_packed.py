@@ -24,7 +24,6 @@ returns ``None`` for it.
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -43,7 +42,6 @@ _ROLES = ("system", "user", "assistant", "tool_results")
 _ROLE_CODES = {role: code for code, role in enumerate(_ROLES)}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
-_REVISION = re.compile(r"sha256:[0-9a-f]{64}\Z")
 
 # The packed form names the fields it keeps: a new field must be given a
 # place here before it can be stored (a test checks both lists).
@@ -78,7 +76,14 @@ def pack_append(event: MessagesAppended) -> bytes | None:
     cannot hold it exactly (it is then stored as JSON)."""
     at = event.at
     revision = event.revision
-    if at.tzinfo is not UTC or len(revision) != 71 or not _REVISION.match(revision):
+    if at.tzinfo is not UTC or len(revision) != 71 or not revision.startswith("sha256:"):
+        return None
+    digits = revision[7:]
+    try:
+        raw_revision = bytes.fromhex(digits)
+    except ValueError:
+        return None
+    if raw_revision.hex() != digits:  # upper case or spaces would not come back
         return None
     codes = _ROLE_CODES
     messages: list[list[Any]] = []
@@ -108,7 +113,7 @@ def pack_append(event: MessagesAppended) -> bytes | None:
             while packed[-1] is None or packed[-1] is False:
                 packed.pop()
         append(packed)
-    packed_event: list[Any] = [(at - _EPOCH) // _MICROSECOND, bytes.fromhex(revision[7:]), messages]
+    packed_event: list[Any] = [(at - _EPOCH) // _MICROSECOND, raw_revision, messages]
     if event.actor is not None:
         packed_event.append(event.actor)
     return _ENCODE(packed_event)
