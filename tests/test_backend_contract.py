@@ -108,6 +108,25 @@ def test_appended_records_read_back_exactly_and_in_ranges(backend: Backend) -> N
     assert all(type(record.state) is bytes for record in backend.read("s"))
 
 
+def test_an_append_to_a_deleted_session_is_refused_and_writes_nothing(backend: Backend) -> None:
+    # A writer that read the session before another deleted it: with a
+    # snapshot and without (PostgreSQL writes the second as one statement
+    # that commits by itself, so nothing may be left to roll back).
+    records = _store(backend, "s", 3)
+    _store(backend, "other", 2)
+    feed = backend.feed()
+    backend.delete(["s"])
+    later = [*records, _appended(4, "late")]
+    for snapshot in (None, StoredSnapshot(4, b"{}")):
+        with pytest.raises(SessionNotFound):
+            backend.append("s", later[3:], _row("s", later), snapshot)
+        assert backend.read("s") == [] and backend.session_row("s") is None
+        assert backend.snapshot("s") is None
+        assert [entry.session_id for entry in backend.feed()] == [
+            entry.session_id for entry in feed if entry.session_id != "s"
+        ]
+
+
 def test_listing_rows_are_sealed_and_listed_oldest_first(backend: Backend) -> None:
     first = _store(backend, "a", 2)
     _store(backend, "b", 1)

@@ -117,6 +117,17 @@ class PostgresRecorder(PostgresApplicationRecorder):
             "seal=%s, summary=%s WHERE session_id=%s"
         ).format(schema, sessions)
         self._append_row = SQL("WITH ev AS ({}) {}").format(self._insert_positioned, update_session)
+        # The same write as one statement that commits on its own (the
+        # connection is in autocommit): one round trip instead of three
+        # (BEGIN, statement, COMMIT). The listing row is updated first and the
+        # events are inserted only for the row it returns, so a session
+        # deleted meanwhile gets nothing (no transaction is left to roll back).
+        self._append_alone = SQL(
+            "WITH up AS ({} RETURNING 1) "
+            "INSERT INTO {}.{} AS t (originator_id, originator_version, topic, state, position) "
+            "SELECT %s, e.version, e.topic, e.state, {} + pg_current_xact_id()::text::bigint * {} + %s + e.ord "
+            "FROM unnest(%s::bigint[], %s::text[], %s::bytea[]) WITH ORDINALITY AS e(version, topic, state, ord), up"
+        ).format(update_session, schema, events, Literal(POSITION_BASE), Literal(_PER_TRANSACTION))
         self._create_row = SQL("WITH ev AS ({}) {}").format(self._insert_positioned, self._upsert_session)
         self._select_feed = SQL(
             "SELECT position, originator_id, originator_version, topic, state FROM {}.{} "
@@ -258,9 +269,10 @@ class PostgresRecorder(PostgresApplicationRecorder):
     def insert_records(
         self, session_id: str, records: Sequence[Record], row: SessionRow, snapshot: StoredSnapshot | None
     ) -> None:
-        """The events, the listing row and the snapshot, in one transaction:
-        one statement (events and row together) and the commit, as a plain
-        insert with a commit takes. No table lock: writers of different
+        """The events, the listing row and the snapshot, in one transaction.
+        An append without a snapshot is one statement that commits by itself
+        (one round trip); otherwise one statement for events and row, the
+        snapshot, and the commit. No table lock: writers of different
         sessions run at once; the unique (session, version) key orders the
         writers of one session (the second gets ``ConcurrentWriteError``).
 
@@ -270,8 +282,17 @@ class PostgresRecorder(PostgresApplicationRecorder):
         here is bounded by the lock and statement timeouts."""
         events = _columns(session_id, 0, records)
         first = records[0]
+        changes = (*row[1:2], *row[3:], row.session_id)  # every field but the id and creation time
         with self.datastore.get_connection() as conn:
             self._configure(conn)
+            if first.version != 1 and snapshot is None and conn.autocommit:
+                with conn.cursor() as curs:
+                    curs.execute(self._append_alone, (*changes, *events), prepare=True)
+                    if curs.rowcount != len(records):
+                        # No listing row: the session was deleted since this
+                        # writer read it. Nothing was written.
+                        raise SessionNotFound(session_id)
+                return
             with conn.transaction(), conn.cursor() as curs:
                 source = fork_source(session_id, first.topic, first.state) if first.version == 1 else None
                 if source is not None:
@@ -281,7 +302,6 @@ class PostgresRecorder(PostgresApplicationRecorder):
                 if first.version == 1:
                     curs.execute(self._create_row, (*events, *row), prepare=True)
                 else:
-                    changes = (*row[1:2], *row[3:], row.session_id)  # every field but the id and creation time
                     curs.execute(self._append_row, (*events, *changes), prepare=True)
                     if curs.rowcount != 1:
                         # No listing row: the session was deleted since this
