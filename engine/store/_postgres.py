@@ -128,6 +128,12 @@ class PostgresRecorder(PostgresApplicationRecorder):
             "SELECT %s, e.version, e.topic, e.state, {} + pg_current_xact_id()::text::bigint * {} + %s + e.ord "
             "FROM unnest(%s::bigint[], %s::text[], %s::bytea[]) WITH ORDINALITY AS e(version, topic, state, ord), up"
         ).format(update_session, schema, events, Literal(POSITION_BASE), Literal(_PER_TRANSACTION))
+        # One event (nearly every append): plain values, not arrays to adapt.
+        self._append_one_alone = SQL(
+            "WITH up AS ({} RETURNING 1) "
+            "INSERT INTO {}.{} AS t (originator_id, originator_version, topic, state, position) "
+            "SELECT %s, %s, %s, %s, {} + pg_current_xact_id()::text::bigint * {} + 1 FROM up"
+        ).format(update_session, schema, events, Literal(POSITION_BASE), Literal(_PER_TRANSACTION))
         self._create_row = SQL("WITH ev AS ({}) {}").format(self._insert_positioned, self._upsert_session)
         self._select_feed = SQL(
             "SELECT position, originator_id, originator_version, topic, state FROM {}.{} "
@@ -280,14 +286,16 @@ class PostgresRecorder(PostgresApplicationRecorder):
         in psycopg's pipeline mode, where an event of a few megabytes left the
         client and the server each waiting for the other. Every statement
         here is bounded by the lock and statement timeouts."""
-        events = _columns(session_id, 0, records)
         first = records[0]
         changes = (*row[1:2], *row[3:], row.session_id)  # every field but the id and creation time
         with self.datastore.get_connection() as conn:
             self._configure(conn)
             if first.version != 1 and snapshot is None and conn.autocommit:
                 with conn.cursor() as curs:
-                    curs.execute(self._append_alone, (*changes, *events), prepare=True)
+                    if len(records) == 1:
+                        curs.execute(self._append_one_alone, (*changes, session_id, *first), prepare=True)
+                    else:
+                        curs.execute(self._append_alone, (*changes, *_columns(session_id, 0, records)), prepare=True)
                     if curs.rowcount != len(records):
                         # No listing row: the session was deleted since this
                         # writer read it. Nothing was written.
@@ -299,6 +307,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
                     curs.execute(self._select_session, (source,), prepare=True)
                     if curs.fetchone() is None:
                         raise SessionNotFound(source)  # deleted since the fork was prepared
+                events = _columns(session_id, 0, records)
                 if first.version == 1:
                     curs.execute(self._create_row, (*events, *row), prepare=True)
                 else:
