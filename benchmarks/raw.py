@@ -66,23 +66,25 @@ def engine_statement_calls(path: str, synchronous: str, rows: Sequence[EventRow]
     """The engine's own SQL for each call, with no engine code around it: the
     floor of what the engine's layout allows. A store made by the engine
     (untimed) holds the session; then, per row, the statements an append
-    runs: ``BEGIN IMMEDIATE``, the listing-row update (fresh 64-digit head,
-    seal and revision each call, as an append writes), the event insert,
-    ``COMMIT``. The statement texts are the engine's own, taken from its
+    runs: ``BEGIN IMMEDIATE``, the listing-row update while it holds the
+    previous head (fresh 64-digit head, seal and revision each call, as an
+    append writes), the event insert, ``COMMIT``. The statement texts are the engine's own, taken from its
     recorder, so this side follows the layout when it changes.
 
     Returns the elapsed seconds of the loop (``time.perf_counter``)."""
     with Transcripts.open(path, synchronous=synchronous, snapshot_interval=None) as store:
         session_id = store.create(title="bench")
         recorder = store._repository.backend._recorder  # type: ignore[attr-defined]
-        update, insert = recorder._update_session, recorder._insert_record
+        update, insert = recorder._advance_session, recorder._insert_record
         codes = dict(recorder._codes)
+        previous = store._repository.backend.session_row(session_id).head  # type: ignore[union-attr]
     row = (None, "2026-11-29T20:00:00.000000+00:00", 0, "", 0, "", "", '{"metadata":{}}')
     prepared = []
     for number, (_, version, topic, state) in enumerate(rows[1:], 1):
         digits = hashlib.sha256(number.to_bytes(8, "big")).hexdigest()
         changes = (row[0], row[1], number, "sha256:" + digits, version, digits, digits[::-1], row[7], session_id)
-        prepared.append((changes, (session_id, version, codes[topic], state)))
+        prepared.append(((*changes, previous, previous), (session_id, version, codes[topic], state)))
+        previous = digits
     connection = sqlite3.connect(path, isolation_level=None)
     try:
         connection.execute(f"PRAGMA synchronous={synchronous}")

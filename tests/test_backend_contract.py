@@ -128,6 +128,23 @@ def test_an_append_to_a_deleted_session_is_refused_and_writes_nothing(backend: B
         ]
 
 
+def test_an_append_extends_only_the_head_it_names(backend: Backend) -> None:
+    records = _store(backend, "s", 3)
+    head = backend.session_row("s").head  # type: ignore[union-attr]
+    before = (backend.read("s"), backend.session_row("s"), backend.feed())
+    late = [*records, _appended(4, "late")]
+    for snapshot in (None, StoredSnapshot(4, b"{}")):  # one statement, or a transaction (PostgreSQL)
+        with pytest.raises(ConcurrentWriteError):
+            backend.append("s", late[3:], _row("s", late), snapshot, previous_head="0" * 64)
+        assert (backend.read("s"), backend.session_row("s"), backend.feed()) == before
+        assert backend.snapshot("s") is None
+    backend.append("s", late[3:], _row("s", late), previous_head=head)
+    assert backend.read("s") == late
+    more = [*late, _appended(5, "unchecked")]
+    backend.append("s", more[4:], _row("s", more))  # no head named: not checked
+    assert backend.read("s") == more
+
+
 def test_listing_rows_are_sealed_and_listed_oldest_first(backend: Backend) -> None:
     first = _store(backend, "a", 2)
     _store(backend, "b", 1)

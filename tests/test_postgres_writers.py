@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from engine import EngineError, Message, Transcripts
+from engine import EngineError, Message, SessionNotFound, Transcripts
 from tests.conftest import POSTGRES_DSN, drop_postgres_tables
 
 KINDS = ["postgres"] if POSTGRES_DSN else []
@@ -97,3 +97,61 @@ def test_a_reader_tailing_the_feed_sees_every_event_of_concurrent_writers_once(k
         assert [version for session_id, version in seen if session_id == sid] == list(range(1, 42))
     reader.close()
     setup.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_fork_racing_the_deletion_of_its_source_never_leaves_an_orphan(kind: str, prefix: str) -> None:
+    # Found by an adversarial run: the fork read its source's row, the
+    # deletion (already holding the events table) removed the source, then
+    # the fork committed: both calls succeeded and the fork could never be
+    # read. An outside transaction holding the source's row parks the
+    # deletion inside its transaction, so the order is forced.
+    import psycopg
+
+    forking, deleting = _open(prefix), _open(prefix)
+    source = forking.create(title="source")
+    forking.append(source, Message.user("hi"))
+    deleting.get(source)
+    outcomes: dict[str, object] = {}
+
+    def attempt(name: str, call: object) -> None:
+        try:
+            outcomes[name] = call()  # type: ignore[operator]
+        except EngineError as exc:
+            outcomes[name] = exc
+
+    assert POSTGRES_DSN
+    with psycopg.connect(POSTGRES_DSN) as blocker:
+        blocker.execute(f'SELECT 1 FROM "{prefix}_sessions" WHERE session_id = %s FOR UPDATE', (source,))
+        delete = threading.Thread(target=attempt, args=("delete", lambda: deleting.delete(source)))
+        delete.start()
+        _wait_for_lock_waiters(prefix, 1)  # the deletion holds the events table, waiting for the row
+        fork = threading.Thread(target=attempt, args=("fork", lambda: forking.fork(source)))
+        fork.start()
+        _wait_for_lock_waiters(prefix, 2)  # the fork waits behind the deletion
+        blocker.rollback()
+    delete.join(timeout=30)
+    fork.join(timeout=30)
+    assert outcomes["delete"] == [source]
+    assert isinstance(outcomes["fork"], SessionNotFound)
+    assert _open(prefix).sessions() == []
+
+
+def _wait_for_lock_waiters(prefix: str, count: int) -> None:
+    """Until ``count`` statements on this store's tables wait for a lock."""
+    import time
+
+    import psycopg
+
+    assert POSTGRES_DSN
+    deadline = time.monotonic() + 10
+    with psycopg.connect(POSTGRES_DSN, autocommit=True) as watcher:
+        while time.monotonic() < deadline:
+            (waiting,) = watcher.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE %s",
+                (f"%{prefix}%",),
+            ).fetchone()
+            if waiting >= count:
+                return
+            time.sleep(0.01)
+    raise AssertionError(f"{count} writers never waited for a lock")

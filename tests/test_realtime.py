@@ -415,7 +415,7 @@ def test_ingest_many_is_one_transaction(stores: StoreFactory) -> None:
     trace = basic_turn()
     backend, commits = store._repository.backend, []
     original = backend.append
-    backend.append = lambda *args: commits.append(args) or original(*args)  # type: ignore[method-assign]
+    backend.append = lambda *args, **kwargs: commits.append(args) or original(*args, **kwargs)  # type: ignore[method-assign]
     outcomes = store.ingest_many(sid, trace, provider="openai")
     backend.append = original  # type: ignore[method-assign]
     assert len(outcomes) == len(trace) and outcomes[-1].version == store.get(sid).version

@@ -13,15 +13,18 @@ from pathlib import Path
 import pytest
 
 from engine import (
+    ConcurrentWriteError,
     CorruptStore,
     EngineError,
     InvalidArgument,
     Message,
+    SessionNotFound,
     StorageUnavailable,
     ToolResult,
     ToolUse,
     Transcripts,
 )
+from engine.store import Record
 from tests.conftest import StoreFactory
 
 
@@ -496,3 +499,53 @@ def test_a_write_from_another_store_object_never_brings_a_deleted_session_back(s
     assert fresh.sessions() == []
     with pytest.raises(SessionNotFound):
         fresh.get(sid)
+
+
+def test_a_read_racing_an_append_and_a_deletion_finds_no_session(stores: StoreFactory) -> None:
+    # Found by an adversarial run on PostgreSQL: the reader read the listing
+    # row, another writer appended, the reader read the events, the session
+    # was deleted, and the row read again was gone. A healthy store said
+    # CorruptStore ("events after where its listing row ends").
+    reader, other = stores.open(), stores.open()
+    sid = other.create()
+    other.append(sid, Message.user("hello"))
+    backend = reader._repository.backend
+    real_read = backend.read
+
+    def racing_read(session_id: str, *, after: int = 0, upto: int | None = None) -> list[Record]:
+        backend.read = real_read  # type: ignore[method-assign]
+        other.append(sid, Message.user("one more"))
+        found = real_read(session_id, after=after, upto=upto)
+        other.delete(sid)
+        return found
+
+    backend.read = racing_read  # type: ignore[method-assign]
+    with pytest.raises(SessionNotFound):
+        reader.get(sid)
+    assert sid not in [info.id for info in stores.open().sessions()]
+
+
+@pytest.mark.parametrize(("cached", "again", "interval"), [(5, 1, 100), (3, 3, 100), (98, 1, 100), (4, 1, 5)])
+def test_a_stale_writer_cannot_append_to_a_session_deleted_and_created_again(
+    stores: StoreFactory, cached: int, again: int, interval: int
+) -> None:
+    # Found by an adversarial run: a store object with the session cached
+    # appended onto a session another object had deleted and created again
+    # with the same id, and both read as damage from then on. The listing
+    # row is now updated only while it holds the head the writer read.
+    stale, other = stores.open(snapshot_interval=interval), stores.open(snapshot_interval=interval)
+    sid = stale.create(title="first", session_id="fixed-id")
+    for number in range(cached):
+        stale.append(sid, Message.user(f"first {number}"))
+    other.delete(sid)
+    other.create(title="second", session_id="fixed-id")
+    for number in range(again):
+        other.append(sid, Message.user(f"second {number}"))
+    wanted = [f"second {number}" for number in range(again)]
+    with pytest.raises(ConcurrentWriteError):  # the next version may be free, the log is another one
+        stale.append(sid, Message.user("stale"))
+    fresh = stores.open()
+    assert [message.text for message in fresh.verify(sid).messages] == wanted
+    assert fresh.get(sid).title == "second"
+    stale.append(sid, Message.user("retried"))  # a retry reloads and appends to the session as it is
+    assert [message.text for message in stores.open().verify(sid).messages] == [*wanted, "retried"]

@@ -124,7 +124,9 @@ class Repository:
                 # A writer committed after the row was read (then the row now
                 # covers it), or an event was added behind the row's back.
                 again = self.backend.session_row(session_id)
-                if again is None or again.version < records[-1].version:
+                if again is None:
+                    raise SessionNotFound(session_id)  # deleted since: the events read were its last ones
+                if again.version < records[-1].version:
                     raise CorruptStore(
                         f"session {shown(session_id)} has events after version {row.version}, where its listing row "
                         "ends: they were added outside the engine"
@@ -345,8 +347,13 @@ class Repository:
         interval = self._snapshot_interval
         if interval is not None and after.version // interval > (before.version if before else 0) // interval:
             snapshot = StoredSnapshot(after.version, encode_snapshot(after, chain.checkpoint()))
+        # The head of the listing row ``before`` was read with: the write
+        # happens only if the row still holds it (a log that changed under a
+        # cached head, say a session deleted and created again, is refused).
+        known = self.chains.get(session_id) if before is not None else None
+        previous_head = known[2] if known is not None and before is not None and known[0] == before.version else None
         try:
-            self.backend.append(session_id, records, row, snapshot)
+            self.backend.append(session_id, records, row, snapshot, previous_head=previous_head)
         except (ConcurrentWriteError, SessionNotFound):
             self.forget(session_id)  # reload on the next call: a retry succeeds, or finds it deleted
             raise

@@ -38,12 +38,24 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def append(
-        self, session_id: str, records: Sequence[Record], row: SessionRow, snapshot: StoredSnapshot | None = None
+        self,
+        session_id: str,
+        records: Sequence[Record],
+        row: SessionRow,
+        snapshot: StoredSnapshot | None = None,
+        *,
+        previous_head: str | None = None,
     ) -> None:
         """Store ``records``, upsert ``row`` and add ``snapshot`` in one transaction.
 
         Raises ``ConcurrentWriteError`` (or ``SessionExists`` for version 1)
         when a version is already taken; then nothing is written.
+        ``previous_head``: the chain head of the listing row the records
+        extend, as the writer read it. When given, the write happens only if
+        the row still holds that head; otherwise the log changed underneath
+        the writer (another writer, an erasure, or the session was deleted
+        and created again with the same id): ``ConcurrentWriteError``, or
+        ``SessionNotFound`` when there is no row, and nothing is written.
         """
 
     @abc.abstractmethod
@@ -100,7 +112,12 @@ class SummaryRecorder(Protocol):
     """What ``RecorderBackend`` needs of an eventsourcing recorder subclass."""
 
     def insert_records(
-        self, session_id: str, records: Sequence[Record], row: SessionRow, snapshot: StoredSnapshot | None
+        self,
+        session_id: str,
+        records: Sequence[Record],
+        row: SessionRow,
+        snapshot: StoredSnapshot | None,
+        previous_head: str | None,
     ) -> None: ...
 
     def select_records(self, session_id: str, after: int, upto: int | None) -> list[Record]: ...
@@ -132,7 +149,13 @@ class ClosedBackend(Backend):
         return StorageUnavailable(f"the store at {self._where} is closed; open it again with Transcripts.open()")
 
     def append(
-        self, session_id: str, records: Sequence[Record], row: SessionRow, snapshot: StoredSnapshot | None = None
+        self,
+        session_id: str,
+        records: Sequence[Record],
+        row: SessionRow,
+        snapshot: StoredSnapshot | None = None,
+        *,
+        previous_head: str | None = None,
     ) -> None:
         raise self._closed()
 
@@ -297,11 +320,17 @@ class RecorderBackend(Backend):
         self._key = seal_key
 
     def append(
-        self, session_id: str, records: Sequence[Record], row: SessionRow, snapshot: StoredSnapshot | None = None
+        self,
+        session_id: str,
+        records: Sequence[Record],
+        row: SessionRow,
+        snapshot: StoredSnapshot | None = None,
+        *,
+        previous_head: str | None = None,
     ) -> None:
         row = row._replace(seal=seal_of(row, self._key))
         with translated_errors("append", self._where, session_id, records[0].version):
-            self._recorder.insert_records(session_id, records, row, snapshot)
+            self._recorder.insert_records(session_id, records, row, snapshot, previous_head)
 
     def read(self, session_id: str, *, after: int = 0, upto: int | None = None) -> list[Record]:
         with translated_errors("read", self._where):

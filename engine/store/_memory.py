@@ -10,7 +10,7 @@ from typing import Any
 from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.popo import POPOApplicationRecorder
 
-from engine.errors import SessionNotFound
+from engine.errors import ConcurrentWriteError, SessionNotFound
 from engine.store._backend import RecorderBackend
 from engine.store._codec import READABLE_TOPICS, fork_source, refuse_orphans
 from engine.store._records import FeedEntry, ListingFilter, Record, Rewrite, SessionRow, StoredSnapshot
@@ -27,17 +27,29 @@ class MemoryRecorder(POPOApplicationRecorder):
         self._snapshots: dict[str, list[StoredSnapshot]] = {}
 
     def insert_records(
-        self, session_id: str, records: Sequence[Record], row: SessionRow, snapshot: StoredSnapshot | None
+        self,
+        session_id: str,
+        records: Sequence[Record],
+        row: SessionRow,
+        snapshot: StoredSnapshot | None,
+        previous_head: str | None,
     ) -> None:
         stored = [StoredEvent(session_id, version, topic, state) for version, topic, state in records]
-        self.insert_events(stored, session_row=row, snapshot=snapshot)
+        self.insert_events(stored, session_row=row, snapshot=snapshot, previous_head=previous_head)
 
     def _update_table(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         # Runs under the database lock, after the uniqueness check passed.
         first = stored_events[0] if stored_events else None
         written = first is not None and first.originator_version > 1 and kwargs.get("session_row") is not None
-        if written and first is not None and str(first.originator_id) not in self._sessions:
-            raise SessionNotFound(str(first.originator_id))  # deleted since this writer read it
+        if written and first is not None:
+            current = self._sessions.get(str(first.originator_id))
+            if current is None:
+                raise SessionNotFound(str(first.originator_id))  # deleted since this writer read it
+            expected = kwargs.get("previous_head")
+            if expected is not None and current.head != expected:
+                # The log changed under the writer (an erasure re-linked it, or
+                # the session was deleted and created again with the same id).
+                raise ConcurrentWriteError(str(first.originator_id), first.originator_version)
         if first is not None and first.originator_version == 1:
             source = fork_source(str(first.originator_id), first.topic, first.state)
             if source is not None and source not in self._sessions:

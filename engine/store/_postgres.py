@@ -20,6 +20,7 @@ from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Composable, Identifier, Literal
 
 from engine.errors import (
+    ConcurrentWriteError,
     CorruptStore,
     InvalidArgument,
     SessionNotFound,
@@ -112,9 +113,11 @@ class PostgresRecorder(PostgresApplicationRecorder):
             "SELECT %s, e.version, e.topic, e.state, {} + pg_current_xact_id()::text::bigint * {} + %s + e.ord "
             "FROM unnest(%s::bigint[], %s::text[], %s::bytea[]) WITH ORDINALITY AS e(version, topic, state, ord)"
         ).format(schema, events, Literal(POSITION_BASE), Literal(_PER_TRANSACTION))
+        # Only while the row still holds the head the writer's records extend
+        # (NULL: not checked).
         update_session = SQL(
             "UPDATE {}.{} SET title=%s, updated_at=%s, message_count=%s, revision=%s, version=%s, head=%s, "
-            "seal=%s, summary=%s WHERE session_id=%s"
+            "seal=%s, summary=%s WHERE session_id=%s AND (%s::text IS NULL OR head=%s)"
         ).format(schema, sessions)
         self._append_row = _rendered(SQL("WITH ev AS ({}) {}").format(self._insert_positioned, update_session))
         # The same write as one statement that commits on its own (the
@@ -167,6 +170,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
         self._select_session = _rendered(
             SQL("SELECT " + _ROW_COLUMNS + " FROM {}.{} WHERE session_id=%s").format(schema, sessions)
         )
+        self._lock_for_insert = _rendered(SQL("LOCK TABLE {}.{} IN ROW EXCLUSIVE MODE").format(schema, events))
         self._select_sessions = SQL("SELECT " + _ROW_COLUMNS + " FROM {}.{}").format(schema, sessions)
 
     def create_table(self) -> None:
@@ -284,7 +288,12 @@ class PostgresRecorder(PostgresApplicationRecorder):
                 yield curs
 
     def insert_records(
-        self, session_id: str, records: Sequence[Record], row: SessionRow, snapshot: StoredSnapshot | None
+        self,
+        session_id: str,
+        records: Sequence[Record],
+        row: SessionRow,
+        snapshot: StoredSnapshot | None,
+        previous_head: str | None = None,
     ) -> None:
         """The events, the listing row and the snapshot, in one transaction.
         An append without a snapshot is one statement that commits by itself
@@ -298,7 +307,8 @@ class PostgresRecorder(PostgresApplicationRecorder):
         client and the server each waiting for the other. Every statement
         here is bounded by the lock and statement timeouts."""
         first = records[0]
-        changes = (*row[1:2], *row[3:], row.session_id)  # every field but the id and creation time
+        # Every field but the id and creation time, then the head checked.
+        changes = (*row[1:2], *row[3:], row.session_id, previous_head, previous_head)
         with self.datastore.get_connection() as conn:
             self._configure(conn)
             if first.version != 1 and snapshot is None and conn.autocommit:
@@ -307,14 +317,18 @@ class PostgresRecorder(PostgresApplicationRecorder):
                         curs.execute(self._append_one_alone, (*changes, session_id, *first), prepare=True)
                     else:
                         curs.execute(self._append_alone, (*changes, *_columns(session_id, 0, records)), prepare=True)
-                    if curs.rowcount != len(records):
-                        # No listing row: the session was deleted since this
-                        # writer read it. Nothing was written.
-                        raise SessionNotFound(session_id)
+                    if curs.rowcount != len(records):  # nothing was written
+                        self._refuse_stale(curs, session_id, first.version)
                 return
             with conn.transaction(), conn.cursor() as curs:
                 source = fork_source(session_id, first.topic, first.state) if first.version == 1 else None
                 if source is not None:
+                    # The lock the insert takes anyway, taken before the source
+                    # is checked: a deletion under way (it holds the events
+                    # table exclusively) ends first and the check sees it; one
+                    # that starts later waits for this fork, then refuses to
+                    # orphan it.
+                    curs.execute(self._lock_for_insert)
                     curs.execute(self._select_session, (source,), prepare=True)
                     if curs.fetchone() is None:
                         raise SessionNotFound(source)  # deleted since the fork was prepared
@@ -323,14 +337,22 @@ class PostgresRecorder(PostgresApplicationRecorder):
                     curs.execute(self._create_row, (*events, *row), prepare=True)
                 else:
                     curs.execute(self._append_row, (*events, *changes), prepare=True)
-                    if curs.rowcount != 1:
-                        # No listing row: the session was deleted since this
-                        # writer read it. Its events must not come back.
-                        raise SessionNotFound(session_id)
+                    if curs.rowcount != 1:  # raised in the transaction: its events are rolled back
+                        self._refuse_stale(curs, session_id, first.version)
                 if snapshot is not None:
                     curs.execute(
                         self._insert_snapshot, (row.session_id, snapshot.version, snapshot.state), prepare=True
                     )
+
+    def _refuse_stale(self, curs: Any, session_id: str, version: int) -> None:
+        """An append whose listing row was not updated: the session was
+        deleted since the writer read it (``SessionNotFound``), or its log
+        changed under the writer: another writer, an erasure, or the session
+        deleted and created again (``ConcurrentWriteError``)."""
+        curs.execute(self._select_session, (session_id,), prepare=True)
+        if curs.fetchone() is None:
+            raise SessionNotFound(session_id)
+        raise ConcurrentWriteError(session_id, version)
 
     def _configure(self, conn: Any) -> None:
         """The lock and statement timeouts, set once per pooled connection

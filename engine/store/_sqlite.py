@@ -21,6 +21,7 @@ from eventsourcing.sqlite import (
 )
 
 from engine.errors import (
+    ConcurrentWriteError,
     CorruptStore,
     InvalidArgument,
     SessionNotFound,
@@ -140,6 +141,9 @@ class SQLiteRecorder:
             f"UPDATE {sessions} SET title=?, updated_at=?, "
             "message_count=?, revision=?, version=?, head=?, seal=?, summary=? WHERE session_id=?"
         )
+        # An append's row update: only while the row still holds the head the
+        # writer's records extend (NULL: not checked).
+        self._advance_session = self._update_session + " AND (? IS NULL OR head=?)"
         self._insert_snapshot = f"INSERT INTO {self.snapshots_table} (session_id, version, state) VALUES (?,?,?)"
         self._select_records = (
             f"SELECT l.version, k.topic, l.state FROM {log} l JOIN {kinds} k ON k.code = l.kind "
@@ -309,7 +313,12 @@ class SQLiteRecorder:
         return int(code)
 
     def insert_records(
-        self, session_id: str, records: Sequence[Record], row: SessionRow | None, snapshot: StoredSnapshot | None
+        self,
+        session_id: str,
+        records: Sequence[Record],
+        row: SessionRow | None,
+        snapshot: StoredSnapshot | None,
+        previous_head: str | None = None,
     ) -> None:
         def apply(execute: Execute) -> None:
             first = records[0]
@@ -339,8 +348,14 @@ class SQLiteRecorder:
                     row.seal,
                     row.summary,
                     session_id,
+                    previous_head,
+                    previous_head,
                 )
-                if not execute(self._update_session, changes).rowcount:
+                if not execute(self._advance_session, changes).rowcount:
+                    if execute(f"SELECT 1 FROM {self.sessions_table} WHERE session_id=?", (session_id,)).fetchone():
+                        # The log changed under the writer: another writer, an
+                        # erasure, or the session deleted and created again.
+                        raise ConcurrentWriteError(session_id, first.version)
                     raise SessionNotFound(session_id)
             for version, topic, state in records:
                 execute(self._insert_record, (session_id, version, self._code(execute, topic), state))
