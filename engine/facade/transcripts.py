@@ -769,7 +769,14 @@ class Transcripts:
         erasure's placeholders included) and are not checked against their
         session's chain here; a checked read (:meth:`get`, :meth:`verify`) of
         the sessions they belong to is. A deleted session's events are gone
-        from the feed, leaving gaps in the positions."""
+        from the feed, leaving gaps in the positions.
+
+        On PostgreSQL the feed shows only events of transactions older than
+        every transaction still running on the server (any database of it,
+        not only this store's), so that no slower writer can ever commit
+        below a position a reader has passed: a long transaction anywhere on
+        the server holds newer events back until it ends (reads of sessions
+        are not held back)."""
         return _reads.feed(self._repository, after, limit)
 
     def head_hash(self, session_id: str) -> str:
