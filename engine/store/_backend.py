@@ -328,7 +328,7 @@ class RecorderBackend(Backend):
         *,
         previous_head: str | None = None,
     ) -> None:
-        row = row._replace(seal=seal_of(row, self._key))
+        row = SessionRow(*row[:8], seal_of(row, self._key), row.summary)  # not _replace: it costs nearly twice as much
         with translated_errors("append", self._where, session_id, records[0].version):
             self._recorder.insert_records(session_id, records, row, snapshot, previous_head)
 
