@@ -222,6 +222,26 @@ def test_a_rewrite_replaces_bytes_in_place_and_appends_in_one_transaction(backen
     assert backend.read("s") == log
 
 
+def test_a_rewrite_or_a_fork_of_a_log_that_changed_since_it_was_read_writes_nothing(backend: Backend) -> None:
+    records = _store(backend, "s", 3)
+    row = backend.session_row("s")
+    assert row is not None
+    cleaned = _appended(2, "(erased)")
+    audit = Record(4, *encode_event(TitleChanged(at=AT, actor=None, title="audit")))
+    log = [records[0], cleaned, records[2], audit]
+    before = (backend.read("s"), backend.session_row("s"), backend.feed())
+    with pytest.raises(ConcurrentWriteError):
+        backend.rewrite([Rewrite("s", [cleaned], [audit], _row("s", log), previous_head="0" * 64)])
+    fork = _forked("s", 3)
+    with pytest.raises(ConcurrentWriteError):
+        backend.append("fork", fork, _row("fork", fork), source_head="0" * 64)
+    assert (backend.read("s"), backend.session_row("s"), backend.feed()) == before
+    assert backend.read("fork") == [] and backend.session_row("fork") is None
+    backend.append("fork", fork, _row("fork", fork), source_head=row.head)  # the head it was made from
+    backend.rewrite([Rewrite("s", [cleaned], [audit], _row("s", log), previous_head=row.head)])
+    assert backend.read("s") == log and backend.read("fork") == fork
+
+
 def test_delete_removes_everything_and_refuses_to_orphan_a_fork(backend: Backend) -> None:
     _store(backend, "source", 2)
     fork = _forked("source", 2)

@@ -9,6 +9,7 @@ import sqlite3
 import threading
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,7 +25,7 @@ from engine import (
     ToolUse,
     Transcripts,
 )
-from engine.store import Record
+from engine.store import Record, Rewrite
 from tests.conftest import StoreFactory
 
 
@@ -549,3 +550,66 @@ def test_a_stale_writer_cannot_append_to_a_session_deleted_and_created_again(
     assert fresh.get(sid).title == "second"
     stale.append(sid, Message.user("retried"))  # a retry reloads and appends to the session as it is
     assert [message.text for message in stores.open().verify(sid).messages] == [*wanted, "retried"]
+
+
+def _recreated(store: Transcripts, session_id: str, count: int) -> None:
+    store.delete(session_id)
+    store.create(title="second", session_id=session_id)
+    for number in range(count):
+        store.append(session_id, Message.user(f"second {number}"))
+
+
+@pytest.mark.parametrize("count", [1, 2, 3])
+def test_an_erasure_racing_a_deletion_and_creation_again_changes_nothing(stores: StoreFactory, count: int) -> None:
+    # Found by an adversarial run: between the erasure reading the log and
+    # writing, another object deleted the session and created it again with
+    # the same id; the erasure rewrote the new session's records by version
+    # and the new session read as damage from then on.
+    eraser, other = stores.open(), stores.open()
+    sid = eraser.create(title="first", session_id="fixed-id")
+    for text in ("old secret", "old answer", "old three"):
+        eraser.append(sid, Message.user(text))
+    secret = eraser.get(sid).messages[0].id
+    assert secret is not None
+    backend = eraser._repository.backend
+    real_rewrite = backend.rewrite
+
+    def racing_rewrite(changes: list[Rewrite]) -> None:
+        backend.rewrite = real_rewrite  # type: ignore[method-assign]
+        _recreated(other, sid, count)
+        real_rewrite(changes)
+
+    backend.rewrite = racing_rewrite  # type: ignore[method-assign]
+    with pytest.raises(ConcurrentWriteError):
+        eraser.erase(sid, secret)
+    fresh = stores.open()
+    assert [message.text for message in fresh.verify(sid).messages] == [f"second {n}" for n in range(count)]
+
+
+@pytest.mark.parametrize("at_start", [False, True])
+def test_a_fork_racing_a_deletion_and_creation_again_of_its_source_is_refused(
+    stores: StoreFactory, at_start: bool
+) -> None:
+    # Found by an adversarial run: the fork was decided on the old source,
+    # the source was deleted and created again with the same id, and the
+    # fork was written against the new one: it read as damage, or (a fork at
+    # index 0) silently showed the new source's title and metadata.
+    forker, other = stores.open(), stores.open()
+    sid = forker.create(title="first", session_id="fixed-id", metadata={"who": "old"})
+    forker.append(sid, Message.user("old question"), Message.assistant("old answer"))
+    backend = forker._repository.backend
+    real_append = backend.append
+
+    def racing_append(*args: Any, **kwargs: Any) -> None:
+        backend.append = real_append  # type: ignore[method-assign]
+        _recreated(other, sid, 2)
+        real_append(*args, **kwargs)
+
+    backend.append = racing_append  # type: ignore[method-assign]
+    with pytest.raises(ConcurrentWriteError):
+        forker.fork_at(sid, 0, child_id="the-fork") if at_start else forker.fork(sid, child_id="the-fork")
+    fresh = stores.open()
+    assert [info.id for info in fresh.sessions()] == [sid]
+    assert [message.text for message in fresh.verify(sid).messages] == ["second 0", "second 1"]
+    forked = forker.fork(sid, child_id="the-fork")  # a retry forks the session as it is now
+    assert [message.text for message in stores.open().verify(forked).messages] == ["second 0", "second 1"]

@@ -67,7 +67,7 @@ def erase(
             new_row = row._replace(
                 version=appended.version, updated_at=erased.audit.at.isoformat(), head=chain.digest().hex(), seal=""
             )
-            changes.append(Rewrite(sid, replaced, [appended], new_row))
+            changes.append(Rewrite(sid, replaced, [appended], new_row, previous_head=row.head))
         try:
             # Also with no change: an earlier erasure may have left old pages
             # behind (a reader held them), which this removes.

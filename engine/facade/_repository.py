@@ -352,8 +352,17 @@ class Repository:
         # cached head, say a session deleted and created again, is refused).
         known = self.chains.get(session_id) if before is not None else None
         previous_head = known[2] if known is not None and before is not None and known[0] == before.version else None
+        # A fork is written only while its source's row holds the head it
+        # was made from (a source deleted and created again is another log).
+        source, source_head = after.lineage.source, None
+        if before is None and source is not None and after.lineage.depth > 0:
+            made_from = self.chains.get(source)
+            if made_from is not None and made_from[0] == after.lineage.source_version:
+                source_head = made_from[2]
         try:
-            self.backend.append(session_id, records, row, snapshot, previous_head=previous_head)
+            self.backend.append(
+                session_id, records, row, snapshot, previous_head=previous_head, source_head=source_head
+            )
         except (ConcurrentWriteError, SessionNotFound):
             self.forget(session_id)  # reload on the next call: a retry succeeds, or finds it deleted
             raise

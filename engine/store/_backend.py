@@ -45,6 +45,7 @@ class Backend(abc.ABC):
         snapshot: StoredSnapshot | None = None,
         *,
         previous_head: str | None = None,
+        source_head: str | None = None,
     ) -> None:
         """Store ``records``, upsert ``row`` and add ``snapshot`` in one transaction.
 
@@ -56,6 +57,9 @@ class Backend(abc.ABC):
         the writer (another writer, an erasure, or the session was deleted
         and created again with the same id): ``ConcurrentWriteError``, or
         ``SessionNotFound`` when there is no row, and nothing is written.
+        ``source_head``: for the first records of a fork, the chain head of
+        its source's listing row the fork was made from; when given, the
+        fork is written only while the source's row still holds it.
         """
 
     @abc.abstractmethod
@@ -118,6 +122,7 @@ class SummaryRecorder(Protocol):
         row: SessionRow,
         snapshot: StoredSnapshot | None,
         previous_head: str | None,
+        source_head: str | None,
     ) -> None: ...
 
     def select_records(self, session_id: str, after: int, upto: int | None) -> list[Record]: ...
@@ -156,6 +161,7 @@ class ClosedBackend(Backend):
         snapshot: StoredSnapshot | None = None,
         *,
         previous_head: str | None = None,
+        source_head: str | None = None,
     ) -> None:
         raise self._closed()
 
@@ -327,10 +333,11 @@ class RecorderBackend(Backend):
         snapshot: StoredSnapshot | None = None,
         *,
         previous_head: str | None = None,
+        source_head: str | None = None,
     ) -> None:
         row = SessionRow(*row[:8], seal_of(row, self._key), row.summary)  # not _replace: it costs nearly twice as much
         with translated_errors("append", self._where, session_id, records[0].version):
-            self._recorder.insert_records(session_id, records, row, snapshot, previous_head)
+            self._recorder.insert_records(session_id, records, row, snapshot, previous_head, source_head)
 
     def read(self, session_id: str, *, after: int = 0, upto: int | None = None) -> list[Record]:
         with translated_errors("read", self._where):

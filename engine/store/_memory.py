@@ -33,9 +33,12 @@ class MemoryRecorder(POPOApplicationRecorder):
         row: SessionRow,
         snapshot: StoredSnapshot | None,
         previous_head: str | None,
+        source_head: str | None,
     ) -> None:
         stored = [StoredEvent(session_id, version, topic, state) for version, topic, state in records]
-        self.insert_events(stored, session_row=row, snapshot=snapshot, previous_head=previous_head)
+        self.insert_events(
+            stored, session_row=row, snapshot=snapshot, previous_head=previous_head, source_head=source_head
+        )
 
     def _update_table(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         # Runs under the database lock, after the uniqueness check passed.
@@ -52,8 +55,13 @@ class MemoryRecorder(POPOApplicationRecorder):
                 raise ConcurrentWriteError(str(first.originator_id), first.originator_version)
         if first is not None and first.originator_version == 1:
             source = fork_source(str(first.originator_id), first.topic, first.state)
-            if source is not None and source not in self._sessions:
-                raise SessionNotFound(source)  # deleted since the fork was prepared
+            if source is not None:
+                found = self._sessions.get(source)
+                if found is None:
+                    raise SessionNotFound(source)  # deleted since the fork was prepared
+                expected = kwargs.get("source_head")
+                if expected is not None and found.head != expected:
+                    raise ConcurrentWriteError(source, found.version)  # its log changed since
         ids = super()._update_table(stored_events, **kwargs)
         row: SessionRow | None = kwargs.get("session_row")
         if row is not None:
@@ -66,6 +74,11 @@ class MemoryRecorder(POPOApplicationRecorder):
     def rewrite_records(self, changes: Sequence[Rewrite]) -> None:
         with self._database_lock:
             for change in changes:  # checked first: all or nothing
+                row = self._sessions.get(change.session_id)
+                if row is None:
+                    raise SessionNotFound(change.session_id)
+                if change.previous_head is not None and row.head != change.previous_head:
+                    raise ConcurrentWriteError(change.session_id, row.version)  # its log changed since it was read
                 index = self._stored_events_index.get(change.session_id, {})
                 for record in change.appended:
                     if record.version in index:

@@ -170,6 +170,9 @@ class PostgresRecorder(PostgresApplicationRecorder):
         self._select_session = _rendered(
             SQL("SELECT " + _ROW_COLUMNS + " FROM {}.{} WHERE session_id=%s").format(schema, sessions)
         )
+        self._select_head = _rendered(
+            SQL("SELECT head, version FROM {}.{} WHERE session_id=%s").format(schema, sessions)
+        )
         self._lock_for_insert = _rendered(SQL("LOCK TABLE {}.{} IN ROW EXCLUSIVE MODE").format(schema, events))
         self._select_sessions = SQL("SELECT " + _ROW_COLUMNS + " FROM {}.{}").format(schema, sessions)
 
@@ -294,6 +297,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
         row: SessionRow,
         snapshot: StoredSnapshot | None,
         previous_head: str | None = None,
+        source_head: str | None = None,
     ) -> None:
         """The events, the listing row and the snapshot, in one transaction.
         An append without a snapshot is one statement that commits by itself
@@ -329,9 +333,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
                     # that starts later waits for this fork, then refuses to
                     # orphan it.
                     curs.execute(self._lock_for_insert)
-                    curs.execute(self._select_session, (source,), prepare=True)
-                    if curs.fetchone() is None:
-                        raise SessionNotFound(source)  # deleted since the fork was prepared
+                    self._check_head(curs, source, source_head)  # deleted, or changed, since the fork was made
                 events = _columns(session_id, 0, records)
                 if first.version == 1:
                     curs.execute(self._create_row, (*events, *row), prepare=True)
@@ -343,6 +345,17 @@ class PostgresRecorder(PostgresApplicationRecorder):
                     curs.execute(
                         self._insert_snapshot, (row.session_id, snapshot.version, snapshot.state), prepare=True
                     )
+
+    def _check_head(self, curs: Any, session_id: str, expected: str | None) -> None:
+        """``SessionNotFound`` if the session has no listing row;
+        ``ConcurrentWriteError`` if ``expected`` is given and the row holds
+        another head (its log changed since it was read)."""
+        curs.execute(self._select_head, (session_id,), prepare=True)
+        found = curs.fetchone()
+        if found is None:
+            raise SessionNotFound(session_id)
+        if expected is not None and found["head"] != expected:
+            raise ConcurrentWriteError(session_id, found["version"])
 
     def _refuse_stale(self, curs: Any, session_id: str, version: int) -> None:
         """An append whose listing row was not updated: the session was
@@ -382,6 +395,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
         written = 0  # events this transaction inserted: the next one's place in it
         with self._locked_write() as curs:
             for change in changes:
+                self._check_head(curs, change.session_id, change.previous_head)  # appends wait for the lock
                 for version, topic, state in change.replaced:
                     curs.execute(replace, (topic, state, change.session_id, version))
                     if curs.rowcount != 1:

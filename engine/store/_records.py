@@ -60,12 +60,15 @@ class StoredSnapshot(NamedTuple):
 class Rewrite(NamedTuple):
     """One session's part of an erasure: stored records whose bytes are
     replaced (same version and type), records appended after the log, and
-    the listing row after both."""
+    the listing row after both. ``previous_head``: the chain head of the
+    listing row the erasure read; when given, the rewrite happens only while
+    the row still holds it (``ConcurrentWriteError`` otherwise)."""
 
     session_id: str
     replaced: Sequence[Record]
     appended: Sequence[Record]
     row: SessionRow
+    previous_head: str | None = None
 
 
 class FeedEntry(NamedTuple):

@@ -319,16 +319,14 @@ class SQLiteRecorder:
         row: SessionRow | None,
         snapshot: StoredSnapshot | None,
         previous_head: str | None = None,
+        source_head: str | None = None,
     ) -> None:
         def apply(execute: Execute) -> None:
             first = records[0]
             if first.version == 1:
                 source = fork_source(session_id, first.topic, first.state)
-                if (
-                    source is not None
-                    and execute(f"SELECT 1 FROM {self.sessions_table} WHERE session_id=?", (source,)).fetchone() is None
-                ):
-                    raise SessionNotFound(source)  # deleted since the fork was prepared
+                if source is not None:
+                    self._check_head(execute, source, source_head)  # deleted, or changed, since the fork was made
                 if row is None:
                     raise ValueError("a new session is written with its listing row")
                 if execute(f"SELECT 1 FROM {self.sessions_table} WHERE session_id=?", (session_id,)).fetchone():
@@ -364,6 +362,16 @@ class SQLiteRecorder:
 
         self._write(apply)
 
+    def _check_head(self, execute: Execute, session_id: str, expected: str | None) -> None:
+        """``SessionNotFound`` if the session has no listing row;
+        ``ConcurrentWriteError`` if ``expected`` is given and the row holds
+        another head (its log changed since it was read)."""
+        found = execute(f"SELECT head, version FROM {self.sessions_table} WHERE session_id=?", (session_id,)).fetchone()
+        if found is None:
+            raise SessionNotFound(session_id)
+        if expected is not None and found[0] != expected:
+            raise ConcurrentWriteError(session_id, found[1])
+
     def rewrite_records(self, changes: Sequence[Rewrite]) -> None:
         replace = (
             f"UPDATE {self.log_table} SET kind=?, state=? "
@@ -372,6 +380,7 @@ class SQLiteRecorder:
 
         def apply(execute: Execute) -> None:
             for change in changes:
+                self._check_head(execute, change.session_id, change.previous_head)
                 for version, topic, state in change.replaced:
                     code = self._code(execute, topic)
                     if execute(replace, (code, state, change.session_id, version)).rowcount != 1:
