@@ -242,6 +242,20 @@ def test_a_rewrite_or_a_fork_of_a_log_that_changed_since_it_was_read_writes_noth
     assert backend.read("s") == log and backend.read("fork") == fork
 
 
+def test_a_rewrite_naming_its_family_is_refused_when_a_fork_joined_it(backend: Backend) -> None:
+    records = _store(backend, "s", 3)
+    fork = _forked("s", 3)  # its root is "s"
+    backend.append("fork", fork, _row("fork", fork))
+    cleaned = _appended(2, "(erased)")
+    audit = Record(4, *encode_event(TitleChanged(at=AT, actor=None, title="audit")))
+    log = [records[0], cleaned, records[2], audit]
+    with pytest.raises(ConcurrentWriteError):
+        backend.rewrite([Rewrite("s", [cleaned], [audit], _row("s", log))], family=["s"])
+    assert backend.read("s") == records
+    backend.rewrite([Rewrite("s", [cleaned], [audit], _row("s", log))], family=["s", "fork"])
+    assert backend.read("s") == log
+
+
 def test_delete_removes_everything_and_refuses_to_orphan_a_fork(backend: Backend) -> None:
     _store(backend, "source", 2)
     fork = _forked("source", 2)

@@ -574,10 +574,10 @@ def test_an_erasure_racing_a_deletion_and_creation_again_changes_nothing(stores:
     backend = eraser._repository.backend
     real_rewrite = backend.rewrite
 
-    def racing_rewrite(changes: list[Rewrite]) -> None:
+    def racing_rewrite(changes: list[Rewrite], **options: Any) -> None:
         backend.rewrite = real_rewrite  # type: ignore[method-assign]
         _recreated(other, sid, count)
-        real_rewrite(changes)
+        real_rewrite(changes, **options)
 
     backend.rewrite = racing_rewrite  # type: ignore[method-assign]
     with pytest.raises(ConcurrentWriteError):
@@ -613,3 +613,32 @@ def test_a_fork_racing_a_deletion_and_creation_again_of_its_source_is_refused(
     assert [message.text for message in fresh.verify(sid).messages] == ["second 0", "second 1"]
     forked = forker.fork(sid, child_id="the-fork")  # a retry forks the session as it is now
     assert [message.text for message in stores.open().verify(forked).messages] == ["second 0", "second 1"]
+
+
+def test_an_erasure_racing_a_new_fork_is_refused_and_a_retry_reaches_the_fork(stores: StoreFactory) -> None:
+    # Found by an adversarial run: a fork made between the erasure reading
+    # the family and writing got no erasure record, so the process that made
+    # it kept showing the erased text from its cache, even after appending.
+    eraser, forker = stores.open(), stores.open()
+    sid = eraser.create()
+    eraser.append(sid, Message.user("card 4111 1111"), Message.assistant("ok"))
+    secret = eraser.get(sid).messages[0].id
+    assert secret is not None
+    backend = eraser._repository.backend
+    real_rewrite = backend.rewrite
+    made: list[str] = []
+
+    def racing_rewrite(changes: list[Rewrite], **options: Any) -> None:
+        backend.rewrite = real_rewrite  # type: ignore[method-assign]
+        made.append(forker.fork(sid))
+        real_rewrite(changes, **options)
+
+    backend.rewrite = racing_rewrite  # type: ignore[method-assign]
+    with pytest.raises(ConcurrentWriteError):
+        eraser.erase(sid, secret)
+    [fork] = made
+    assert "card 4111 1111" in [message.text for message in stores.open().verify(fork).messages]  # nothing erased
+    assert set(eraser.erase(sid, secret)) == {sid, fork}  # the retry reads the family again
+    for reader in (stores.open(), forker):
+        for session in (sid, fork):
+            assert [message.erased is not None for message in reader.get(session).messages] == [True, False]

@@ -71,7 +71,7 @@ def erase(
         try:
             # Also with no change: an earlier erasure may have left old pages
             # behind (a reader held them), which this removes.
-            repository.backend.rewrite(changes)
+            repository.backend.rewrite(changes, family=family)  # refused if a fork was made since
         finally:
             for sid in family:  # cached heads hold the old content
                 repository.forget(sid)

@@ -93,11 +93,14 @@ class Backend(abc.ABC):
         keeps their positions)."""
 
     @abc.abstractmethod
-    def rewrite(self, changes: Sequence[Rewrite]) -> None:
+    def rewrite(self, changes: Sequence[Rewrite], *, family: Sequence[str] | None = None) -> None:
         """Erasure: apply every change in one transaction (``ConcurrentWriteError``
-        if an appended version is taken; then nothing is written), then make
-        the replaced bytes unrecoverable from the store where the backend can
-        (SQLite: secure delete and a truncating WAL checkpoint)."""
+        if an appended version is taken, or a change's ``previous_head`` is no
+        longer its row's; then nothing is written), then make the replaced
+        bytes unrecoverable from the store where the backend can (SQLite:
+        secure delete and a truncating WAL checkpoint). ``family``: the
+        sessions the erasure read as the family, root first; when given, a
+        fork of that root made since refuses the rewrite the same way."""
 
     @abc.abstractmethod
     def delete(self, session_ids: Sequence[str]) -> None:
@@ -135,7 +138,7 @@ class SummaryRecorder(Protocol):
 
     def select_session(self, session_id: str) -> SessionRow | None: ...
 
-    def rewrite_records(self, changes: Sequence[Rewrite]) -> None: ...
+    def rewrite_records(self, changes: Sequence[Rewrite], family: Sequence[str] | None) -> None: ...
 
     def select_feed(self, after: int, limit: int) -> list[FeedEntry]: ...
 
@@ -183,7 +186,7 @@ class ClosedBackend(Backend):
     def feed(self, after: int = 0, limit: int = 100) -> list[FeedEntry]:
         raise self._closed()
 
-    def rewrite(self, changes: Sequence[Rewrite]) -> None:
+    def rewrite(self, changes: Sequence[Rewrite], *, family: Sequence[str] | None = None) -> None:
         raise self._closed()
 
     def delete(self, session_ids: Sequence[str]) -> None:
@@ -372,12 +375,12 @@ class RecorderBackend(Backend):
         except (TypeError, ValueError):  # SQLite keeps any value in any column
             raise CorruptStore(f"the feed of {self._where} holds a stored event of a damaged type") from None
 
-    def rewrite(self, changes: Sequence[Rewrite]) -> None:
+    def rewrite(self, changes: Sequence[Rewrite], *, family: Sequence[str] | None = None) -> None:
         changes = [change._replace(row=change.row._replace(seal=seal_of(change.row, self._key))) for change in changes]
         first = next((change for change in changes if change.appended), None)
         session_id, version = (first.session_id, first.appended[0].version) if first else (None, 0)
         with translated_errors("erase", self._where, session_id, version):
-            self._recorder.rewrite_records(changes)
+            self._recorder.rewrite_records(changes, family)
 
     def delete(self, session_ids: Sequence[str]) -> None:
         with translated_errors("delete", self._where):

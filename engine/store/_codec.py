@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from engine.errors import CorruptStore, SessionHasForks, UnknownEventType
+from engine.errors import ConcurrentWriteError, CorruptStore, SessionHasForks, UnknownEventType
 from engine.state.content import Usage
 from engine.state.events import EVENT_NAMES, EVENT_TYPES, Event, EventType, MessagesAppended, SessionForked
 from engine.state.header import Header
@@ -147,6 +147,20 @@ def refuse_orphans(session_ids: Sequence[str], forks: Iterable[tuple[str, str, b
     )
     if orphans:
         raise SessionHasForks(session_ids[0], orphans)
+
+
+def refuse_new_forks(family: Sequence[str], forks: Iterable[tuple[str, str, bytes]]) -> None:
+    """Raise ``ConcurrentWriteError`` if a fork of the root of ``family``
+    (its first session) exists that ``family`` does not name: it was made
+    after the family was read, and an erasure would leave it without its
+    erasure record. ``forks`` are first records, as for :func:`refuse_orphans`."""
+    root, known = family[0], set(family)
+    for child, topic, state in forks:
+        if child in known or not topic.startswith("SessionForked."):
+            continue
+        event = decode_event(topic, bytes(state), f"session {child!r} version 1")
+        if isinstance(event, SessionForked) and event.root == root:
+            raise ConcurrentWriteError(child, 1)
 
 
 class Snapshot(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False):

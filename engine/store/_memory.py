@@ -12,7 +12,7 @@ from eventsourcing.popo import POPOApplicationRecorder
 
 from engine.errors import ConcurrentWriteError, SessionNotFound
 from engine.store._backend import RecorderBackend
-from engine.store._codec import READABLE_TOPICS, fork_source, refuse_orphans
+from engine.store._codec import READABLE_TOPICS, fork_source, refuse_new_forks, refuse_orphans
 from engine.store._records import FeedEntry, ListingFilter, Record, Rewrite, SessionRow, StoredSnapshot
 
 
@@ -71,8 +71,10 @@ class MemoryRecorder(POPOApplicationRecorder):
             self._snapshots.setdefault(row.session_id, []).append(snapshot)  # versions only grow
         return ids
 
-    def rewrite_records(self, changes: Sequence[Rewrite]) -> None:
+    def rewrite_records(self, changes: Sequence[Rewrite], family: Sequence[str] | None = None) -> None:
         with self._database_lock:
+            if family:
+                refuse_new_forks(family, self._first_records())
             for change in changes:  # checked first: all or nothing
                 row = self._sessions.get(change.session_id)
                 if row is None:
@@ -93,14 +95,16 @@ class MemoryRecorder(POPOApplicationRecorder):
                     [StoredEvent(change.session_id, *record) for record in change.appended], session_row=change.row
                 )
 
+    def _first_records(self) -> list[tuple[str, str, bytes]]:
+        """Every session's first record (session id, type name, bytes)."""
+        firsts = [
+            (child, self._stored_events[index[1]]) for child, index in self._stored_events_index.items() if 1 in index
+        ]
+        return [(child, first.topic, first.state) for child, first in firsts]
+
     def delete_sessions(self, session_ids: Sequence[str]) -> None:
         with self._database_lock:
-            firsts = [
-                (child, self._stored_events[index[1]])
-                for child, index in self._stored_events_index.items()
-                if 1 in index
-            ]
-            refuse_orphans(session_ids, [(child, first.topic, first.state) for child, first in firsts])
+            refuse_orphans(session_ids, self._first_records())
             for session_id in session_ids:
                 index = self._stored_events_index.pop(session_id, {})
                 for version, position in index.items():

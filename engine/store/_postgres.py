@@ -29,7 +29,7 @@ from engine.errors import (
 )
 from engine.store._backend import DRIVER_ERRORS, RecorderBackend, described, translated_errors
 from engine.store._chain import check_legacy_sealing, sealed_row
-from engine.store._codec import READABLE_TOPICS, fork_source, refuse_orphans
+from engine.store._codec import READABLE_TOPICS, fork_source, refuse_new_forks, refuse_orphans
 from engine.store._records import FeedEntry, ListingFilter, Record, Rewrite, SessionRow, StoredSnapshot
 
 _ROW_COLUMNS = "session_id, title, created_at, updated_at, message_count, revision, version, head, seal, summary"
@@ -172,6 +172,12 @@ class PostgresRecorder(PostgresApplicationRecorder):
         )
         self._select_head = _rendered(
             SQL("SELECT head, version FROM {}.{} WHERE session_id=%s").format(schema, sessions)
+        )
+        self._select_fork_firsts = _rendered(
+            SQL(
+                "SELECT originator_id, topic, state FROM {}.{} WHERE originator_version=1 "
+                "AND topic LIKE 'SessionForked.%%'"
+            ).format(schema, events)
         )
         self._lock_for_insert = _rendered(SQL("LOCK TABLE {}.{} IN ROW EXCLUSIVE MODE").format(schema, events))
         self._select_sessions = SQL("SELECT " + _ROW_COLUMNS + " FROM {}.{}").format(schema, sessions)
@@ -346,6 +352,11 @@ class PostgresRecorder(PostgresApplicationRecorder):
                         self._insert_snapshot, (row.session_id, snapshot.version, snapshot.state), prepare=True
                     )
 
+    def _fork_firsts(self, curs: Any) -> list[tuple[str, str, bytes]]:
+        """The first record of every fork (session id, type name, bytes)."""
+        curs.execute(self._select_fork_firsts, prepare=True)
+        return [(row["originator_id"], row["topic"], row["state"]) for row in curs.fetchall()]
+
     def _check_head(self, curs: Any, session_id: str, expected: str | None) -> None:
         """``SessionNotFound`` if the session has no listing row;
         ``ConcurrentWriteError`` if ``expected`` is given and the row holds
@@ -386,7 +397,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
             for position, session_id, version, topic, state in found
         ]
 
-    def rewrite_records(self, changes: Sequence[Rewrite]) -> None:
+    def rewrite_records(self, changes: Sequence[Rewrite], family: Sequence[str] | None = None) -> None:
         events = Identifier(self.events_table_name)
         schema = Identifier(self.datastore.schema)
         replace = SQL("UPDATE {}.{} SET topic=%s, state=%s WHERE originator_id=%s AND originator_version=%s").format(
@@ -394,6 +405,8 @@ class PostgresRecorder(PostgresApplicationRecorder):
         )
         written = 0  # events this transaction inserted: the next one's place in it
         with self._locked_write() as curs:
+            if family:
+                refuse_new_forks(family, self._fork_firsts(curs))
             for change in changes:
                 self._check_head(curs, change.session_id, change.previous_head)  # appends wait for the lock
                 for version, topic, state in change.replaced:
@@ -415,13 +428,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
             (Identifier(self._sessions_name), "session_id"),
         )
         with self._locked_write() as curs:
-            curs.execute(
-                SQL(
-                    "SELECT originator_id, topic, state FROM {}.{} "
-                    "WHERE originator_version=1 AND topic LIKE 'SessionForked.%%'"
-                ).format(schema, Identifier(self.events_table_name))
-            )
-            refuse_orphans(session_ids, [(row["originator_id"], row["topic"], row["state"]) for row in curs.fetchall()])
+            refuse_orphans(session_ids, self._fork_firsts(curs))
             for table, column in tables:
                 curs.execute(
                     SQL("DELETE FROM {}.{} WHERE {} = ANY(%s)").format(schema, table, Identifier(column)),

@@ -30,7 +30,7 @@ from engine.errors import (
 from engine.state.content import shown
 from engine.store._backend import RecorderBackend, described, translated_errors
 from engine.store._chain import check_legacy_sealing, sealed_row
-from engine.store._codec import READABLE_TOPICS, fork_source, refuse_orphans
+from engine.store._codec import READABLE_TOPICS, fork_source, refuse_new_forks, refuse_orphans
 from engine.store._records import FeedEntry, ListingFilter, Record, Rewrite, SessionRow, StoredSnapshot
 
 Synchronous = Literal["full", "normal", "off"]
@@ -372,13 +372,23 @@ class SQLiteRecorder:
         if expected is not None and found[0] != expected:
             raise ConcurrentWriteError(session_id, found[1])
 
-    def rewrite_records(self, changes: Sequence[Rewrite]) -> None:
+    def _fork_firsts(self, execute: Execute) -> list[tuple[str, str, bytes]]:
+        """The first record of every fork (session id, type name, bytes)."""
+        return execute(
+            f"SELECT s.session_id, k.topic, l.state FROM {self.log_table} l "
+            f"JOIN {self.kinds_table} k ON k.code = l.kind JOIN {self.sessions_table} s ON s.key = l.session "
+            "WHERE l.version=1 AND k.topic LIKE 'SessionForked.%'"
+        ).fetchall()
+
+    def rewrite_records(self, changes: Sequence[Rewrite], family: Sequence[str] | None = None) -> None:
         replace = (
             f"UPDATE {self.log_table} SET kind=?, state=? "
             f"WHERE session=(SELECT key FROM {self.sessions_table} WHERE session_id=?) AND version=?"
         )
 
         def apply(execute: Execute) -> None:
+            if family:
+                refuse_new_forks(family, self._fork_firsts(execute))
             for change in changes:
                 self._check_head(execute, change.session_id, change.previous_head)
                 for version, topic, state in change.replaced:
@@ -395,12 +405,7 @@ class SQLiteRecorder:
         log = self.log_table
 
         def apply(execute: Execute) -> None:
-            forks = execute(
-                f"SELECT s.session_id, k.topic, l.state FROM {log} l JOIN {self.kinds_table} k ON k.code = l.kind "
-                f"JOIN {self.sessions_table} s ON s.key = l.session "
-                "WHERE l.version=1 AND k.topic LIKE 'SessionForked.%'"
-            ).fetchall()
-            refuse_orphans(session_ids, forks)
+            refuse_orphans(session_ids, self._fork_firsts(execute))
             (newest,) = execute(f"SELECT max(position) FROM {log}").fetchone()
             for session_id in session_ids:
                 execute(
