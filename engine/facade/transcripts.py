@@ -458,7 +458,10 @@ class Transcripts:
 
     def fork(self, session_id: str, *, actor: str | None = None, child_id: str | None = None) -> str:
         """A new session holding this one's transcript as it is now. O(1): one
-        event naming the source and its version; nothing is copied."""
+        event naming the source and its version; nothing is copied. Raises
+        :class:`ConcurrentWriteError` (and writes nothing) if another writer
+        changed the source between reading it and writing the fork: call it
+        again. The same holds for :meth:`fork_at` and :meth:`fork_replacing`."""
         return self._fork(session_id, Fork.whole(actor=actor, child_id=child_id))
 
     def fork_at(self, session_id: str, index: int, *, actor: str | None = None, child_id: str | None = None) -> str:
