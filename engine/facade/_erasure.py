@@ -9,13 +9,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from engine.decisions import Targets, check_actor, clock, erase_inherited, erase_log, expand
-from engine.errors import InvalidArgument, SessionHasChildren, SessionHasForks
+from engine.errors import ConcurrentWriteError, InvalidArgument, SessionHasChildren, SessionHasForks
 from engine.facade._reads import sessions
 from engine.facade._repository import Repository
 from engine.state.content import shown
 from engine.state.events import SessionForked
 from engine.state.revisions import Reason
 from engine.store import ListingFilter, Record, Rewrite, chain_of, decode_events, encode_event, extended
+
+#: Attempts of an erasure whose family other writers change meanwhile.
+_ATTEMPTS = 5
 
 
 def erase(
@@ -31,6 +34,20 @@ def erase(
     why = Reason.of(reason, note)
     check_actor(actor)
     targets = Targets({mid for mid in message_ids if isinstance(mid, str)})
+    attempt = 1
+    while True:
+        try:
+            return _erase_once(repository, session_id, targets, why, actor)
+        except ConcurrentWriteError:
+            # Another writer changed the family between the reads and the
+            # write (nothing was written): the intent does not depend on the
+            # state, so read the family as it is now and try again.
+            if attempt == _ATTEMPTS:
+                raise
+            attempt += 1
+
+
+def _erase_once(repository: Repository, session_id: str, targets: Targets, why: Reason, actor: str | None) -> list[str]:
     with repository.lock:
         head = repository.head(session_id)
         family = _family(repository, head.lineage.root)
