@@ -68,8 +68,9 @@ def engine_statement_calls(path: str, synchronous: str, rows: Sequence[EventRow]
     (untimed) holds the session; then, per row, the statements an append
     runs: ``BEGIN IMMEDIATE``, the listing-row update while it holds the
     previous head (fresh 64-digit head, seal and revision each call, as an
-    append writes), the event insert, ``COMMIT``. The statement texts are the engine's own, taken from its
-    recorder, so this side follows the layout when it changes.
+    append writes), the event insert, ``COMMIT``. The statement texts are
+    the engine's own, taken from its recorder, so this side follows the
+    layout when it changes.
 
     Returns the elapsed seconds of the loop (``time.perf_counter``)."""
     with Transcripts.open(path, synchronous=synchronous, snapshot_interval=None) as store:
@@ -77,12 +78,14 @@ def engine_statement_calls(path: str, synchronous: str, rows: Sequence[EventRow]
         recorder = store._repository.backend._recorder  # type: ignore[attr-defined]
         update, insert = recorder._advance_session, recorder._insert_record
         codes = dict(recorder._codes)
-        previous = store._repository.backend.session_row(session_id).head  # type: ignore[union-attr]
-    row = (None, "2026-11-29T20:00:00.000000+00:00", 0, "", 0, "", "", '{"metadata":{}}')
+        row = store._repository.backend.session_row(session_id)
+    assert row is not None
+    previous = row.head
     prepared = []
     for number, (_, version, topic, state) in enumerate(rows[1:], 1):
         digits = hashlib.sha256(number.to_bytes(8, "big")).hexdigest()
-        changes = (row[0], row[1], number, "sha256:" + digits, version, digits, digits[::-1], row[7], session_id)
+        revision, seal = "sha256:" + digits, digits[::-1]
+        changes = (row.title, row.updated_at, number, revision, version, digits, seal, row.summary, session_id)
         prepared.append(((*changes, previous, previous), (session_id, version, codes[topic], state)))
         previous = digits
     connection = sqlite3.connect(path, isolation_level=None)
