@@ -256,6 +256,21 @@ def test_a_rewrite_naming_its_family_is_refused_when_a_fork_joined_it(backend: B
     assert backend.read("s") == log
 
 
+def test_the_first_records_of_forks_come_in_one_read(backend: Backend) -> None:
+    _store(backend, "source", 2)
+    _store(backend, "plain", 3)
+    assert backend.fork_records() == []
+    first = _forked("source", 2)
+    backend.append("fork", first, _row("fork", first))
+    second = _forked("fork", 1)
+    backend.append("fork of fork", second, _row("fork of fork", second))
+    found = sorted(backend.fork_records())
+    assert found == [("fork", first[0]), ("fork of fork", second[0])]
+    assert all(type(record.state) is bytes for _, record in found)
+    backend.delete(["fork of fork"])
+    assert backend.fork_records() == [("fork", first[0])]
+
+
 def test_delete_removes_everything_and_refuses_to_orphan_a_fork(backend: Backend) -> None:
     _store(backend, "source", 2)
     fork = _forked("source", 2)

@@ -130,15 +130,12 @@ def delete(repository: Repository, session_id: str, with_forks: object, with_chi
 
 
 def _forks(repository: Repository) -> Iterable[tuple[str, SessionForked]]:
-    """Every fork in the store with its first event (read from each session's
-    first record; a damaged one fails its own reads)."""
-    backend = repository.backend
-    for row in backend.session_rows():
-        first = backend.read(row.session_id, upto=1)
-        if first and first[0].topic.startswith("SessionForked."):
-            event = decode_events(row.session_id, first)[0][1]
-            if isinstance(event, SessionForked):
-                yield row.session_id, event
+    """Every fork in the store with its first event (the first records of
+    forks, in one read; a damaged one fails its own reads)."""
+    for session_id, first in repository.backend.fork_records():
+        event = decode_events(session_id, [first])[0][1]
+        if isinstance(event, SessionForked):
+            yield session_id, event
 
 
 def _family(repository: Repository, root: str) -> list[str]:

@@ -85,6 +85,12 @@ class Backend(abc.ABC):
         """One session's listing row, if it has one."""
 
     @abc.abstractmethod
+    def fork_records(self) -> list[tuple[str, Record]]:
+        """The first record of every fork that has a listing row (session id
+        and record), in one read: what finding a session's family or its
+        forks starts from."""
+
+    @abc.abstractmethod
     def feed(self, after: int = 0, limit: int = 100) -> list[FeedEntry]:
         """Up to ``limit`` stored events of every session, in commit order,
         after position ``after``: a read model or a follower catches up by
@@ -138,6 +144,8 @@ class SummaryRecorder(Protocol):
 
     def select_session(self, session_id: str) -> SessionRow | None: ...
 
+    def select_fork_records(self) -> list[tuple[str, str, bytes]]: ...
+
     def rewrite_records(self, changes: Sequence[Rewrite], family: Sequence[str] | None) -> None: ...
 
     def select_feed(self, after: int, limit: int) -> list[FeedEntry]: ...
@@ -181,6 +189,9 @@ class ClosedBackend(Backend):
         raise self._closed()
 
     def session_row(self, session_id: str) -> SessionRow | None:
+        raise self._closed()
+
+    def fork_records(self) -> list[tuple[str, Record]]:
         raise self._closed()
 
     def feed(self, after: int = 0, limit: int = 100) -> list[FeedEntry]:
@@ -363,6 +374,11 @@ class RecorderBackend(Backend):
         with translated_errors("read a listing row", self._where):
             row = self._recorder.select_session(session_id)
         return None if row is None else _checked(row, self._key)
+
+    def fork_records(self) -> list[tuple[str, Record]]:
+        with translated_errors("read the forks", self._where):
+            found = self._recorder.select_fork_records()
+        return [(session_id, Record(1, topic, bytes(state))) for session_id, topic, state in found]
 
     def feed(self, after: int = 0, limit: int = 100) -> list[FeedEntry]:
         if isinstance(after, bool) or not isinstance(after, int) or after < 0:

@@ -149,6 +149,14 @@ class MemoryRecorder(POPOApplicationRecorder):
         with self._database_lock:
             return self._sessions.get(session_id)
 
+    def select_fork_records(self) -> list[tuple[str, str, bytes]]:
+        with self._database_lock:
+            return [
+                first
+                for first in self._first_records()
+                if first[1].startswith("SessionForked.") and first[0] in self._sessions
+            ]
+
     def select_sessions(self, wanted: ListingFilter | None = None) -> list[SessionRow]:
         # The backend tests each row against ``wanted``: nothing to narrow here.
         with self._database_lock:

@@ -179,6 +179,12 @@ class PostgresRecorder(PostgresApplicationRecorder):
                 "AND topic LIKE 'SessionForked.%%'"
             ).format(schema, events)
         )
+        self._select_fork_records = _rendered(
+            SQL(
+                "SELECT e.originator_id, e.topic, e.state FROM {}.{} e JOIN {}.{} s ON s.session_id = e.originator_id "
+                "WHERE e.originator_version=1 AND e.topic LIKE 'SessionForked.%%'"
+            ).format(schema, events, schema, sessions)
+        )
         self._lock_for_insert = _rendered(SQL("LOCK TABLE {}.{} IN ROW EXCLUSIVE MODE").format(schema, events))
         self._select_sessions = SQL("SELECT " + _ROW_COLUMNS + " FROM {}.{}").format(schema, sessions)
 
@@ -497,6 +503,11 @@ class PostgresRecorder(PostgresApplicationRecorder):
             curs.execute(self._select_session, (session_id,), prepare=True)
             found = curs.fetchone()
         return None if found is None else SessionRow(**found)
+
+    def select_fork_records(self) -> list[tuple[str, str, bytes]]:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self._select_fork_records, prepare=True)
+            return [(row["originator_id"], row["topic"], bytes(row["state"])) for row in curs.fetchall()]
 
     def select_sessions(self, wanted: ListingFilter | None = None) -> list[SessionRow]:
         where, values = (SQL(""), []) if wanted is None else _listing_where(wanted)

@@ -145,6 +145,10 @@ class SQLiteRecorder:
         # writer's records extend (NULL: not checked).
         self._advance_session = self._update_session + " AND (? IS NULL OR head=?)"
         self._insert_snapshot = f"INSERT INTO {self.snapshots_table} (session_id, version, state) VALUES (?,?,?)"
+        self._select_fork_firsts = (
+            f"SELECT s.session_id, k.topic, l.state FROM {log} l JOIN {kinds} k ON k.code = l.kind "
+            f"JOIN {sessions} s ON s.key = l.session WHERE l.version=1 AND k.topic LIKE 'SessionForked.%'"
+        )
         self._select_records = (
             f"SELECT l.version, k.topic, l.state FROM {log} l JOIN {kinds} k ON k.code = l.kind "
             f"WHERE l.session={key_of} AND l.version>? AND l.version<=? ORDER BY l.version"
@@ -374,11 +378,12 @@ class SQLiteRecorder:
 
     def _fork_firsts(self, execute: Execute) -> list[tuple[str, str, bytes]]:
         """The first record of every fork (session id, type name, bytes)."""
-        return execute(
-            f"SELECT s.session_id, k.topic, l.state FROM {self.log_table} l "
-            f"JOIN {self.kinds_table} k ON k.code = l.kind JOIN {self.sessions_table} s ON s.key = l.session "
-            "WHERE l.version=1 AND k.topic LIKE 'SessionForked.%'"
-        ).fetchall()
+        return execute(self._select_fork_firsts).fetchall()
+
+    def select_fork_records(self) -> list[tuple[str, str, bytes]]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(self._select_fork_firsts)
+            return [(session_id, topic, bytes(state)) for session_id, topic, state in c.fetchall()]
 
     def rewrite_records(self, changes: Sequence[Rewrite], family: Sequence[str] | None = None) -> None:
         replace = (
