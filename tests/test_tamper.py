@@ -51,6 +51,7 @@ def _reads(store: Transcripts, ids: list[str]) -> Reads:
         calls[f"history {sid}"] = partial(lambda s: msgspec.to_builtins(store.history(s)), sid)
         calls[f"revisions {sid}"] = partial(lambda s: msgspec.to_builtins(store.revisions(s)), sid)
         calls[f"verify {sid}"] = partial(lambda s: _session_view(store.verify(s)), sid)
+        calls[f"last {sid}"] = partial(lambda s: msgspec.to_builtins(list(store.get(s, last=3).messages)), sid)
         calls[f"time travel {sid}"] = partial(
             lambda s: [_session_view(store.get(s, at=v)) for v in range(1, store.get(s).version + 1)], sid
         )
@@ -295,6 +296,18 @@ def test_structural_tampering_never_reads_back_as_truth(
     errors = [name for name, value in after.items() if isinstance(value, tuple) and value[:1] == ("error",)]
     assert errors, "the damage went unnoticed by every read"
     assert all(after[name][1] == "CorruptStore" for name in errors), after
+
+
+def test_an_event_added_after_the_end_is_damage_to_a_read_of_the_newest_messages_too(
+    pristine: tuple[Path, list[str], Reads], tmp_path: Path
+) -> None:
+    # Found by an adversarial run: get(last=) read only up to the listing
+    # row's version, so it returned the sealed messages as if nothing was
+    # wrong while every other read of the session reported the damage.
+    after = _damaged_copy(pristine, tmp_path, _add_event_after_the_end)
+    first = pristine[1][0]
+    for read in ("get", "history", "verify", "last"):
+        assert after[f"{read} {first}"] == ("error", "CorruptStore"), read
 
 
 def test_a_consistent_rewrite_is_caught_by_a_kept_head_hash_or_a_seal_key(tmp_path: Path) -> None:

@@ -83,7 +83,12 @@ def _from_checkpoint(
         chain = chain_from(snapshot.chain_start, bytes.fromhex(snapshot.chain_link))
     except ValueError:
         return None  # a damaged hint: the whole log says whether anything else is
-    records = repository.backend.read(session_id, after=snapshot.chain_start, upto=row.version)
+    # Read to the end, not to the row's version: an event past where the row
+    # ends is either a writer that committed after the row was read or one
+    # added behind the row's back, and the whole log tells which.
+    records = repository.backend.read(session_id, after=snapshot.chain_start)
+    if records and records[-1].version > row.version:
+        return None
     try:
         reached = extended(chain, records).digest().hex()
     except (TypeError, AttributeError):
