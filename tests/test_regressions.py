@@ -7,6 +7,7 @@ import contextlib
 import random
 import sqlite3
 import threading
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -559,6 +560,29 @@ def _recreated(store: Transcripts, session_id: str, count: int) -> None:
         store.append(session_id, Message.user(f"second {number}"))
 
 
+def _once_before(backend: Any, method: str, action: Callable[[], object]) -> None:
+    """Run ``action`` just before the next call of ``backend.<method>`` (then
+    the method as it was): another writer acting between a store's reads and
+    its write, in a known order."""
+    real = getattr(backend, method)
+
+    def racing(*args: Any, **kwargs: Any) -> Any:
+        setattr(backend, method, real)
+        action()
+        return real(*args, **kwargs)
+
+    setattr(backend, method, racing)
+
+
+def _a_session_with_a_card_number(store: Transcripts) -> tuple[str, str]:
+    """A session whose first message holds a card number, and that message's id."""
+    sid = store.create()
+    store.append(sid, Message.user("card 4111 1111"), Message.assistant("ok"))
+    secret = store.get(sid).messages[0].id
+    assert secret is not None
+    return sid, secret
+
+
 @pytest.mark.parametrize("count", [1, 2, 3])
 def test_an_erasure_racing_a_deletion_and_creation_again_never_touches_the_new_session(
     stores: StoreFactory, count: int
@@ -574,15 +598,7 @@ def test_an_erasure_racing_a_deletion_and_creation_again_never_touches_the_new_s
         eraser.append(sid, Message.user(text))
     secret = eraser.get(sid).messages[0].id
     assert secret is not None
-    backend = eraser._repository.backend
-    real_rewrite = backend.rewrite
-
-    def racing_rewrite(changes: list[Rewrite], **options: Any) -> None:
-        backend.rewrite = real_rewrite  # type: ignore[method-assign]
-        _recreated(other, sid, count)
-        real_rewrite(changes, **options)
-
-    backend.rewrite = racing_rewrite  # type: ignore[method-assign]
+    _once_before(eraser._repository.backend, "rewrite", lambda: _recreated(other, sid, count))
     with pytest.raises(InvalidArgument, match="never occur"):
         eraser.erase(sid, secret)
     fresh = stores.open()
@@ -595,10 +611,7 @@ def test_an_erasure_is_tried_again_while_other_writers_change_its_session(stores
     # refused (it read the log, another writer appended, the write was
     # refused): it now reads again and retries, five attempts in all.
     eraser, other = stores.open(), stores.open()
-    sid = eraser.create()
-    eraser.append(sid, Message.user("card 4111 1111"), Message.assistant("ok"))
-    secret = eraser.get(sid).messages[0].id
-    assert secret is not None
+    sid, secret = _a_session_with_a_card_number(eraser)
     backend = eraser._repository.backend
     real_rewrite = backend.rewrite
     raced: list[int] = []
@@ -633,15 +646,7 @@ def test_a_fork_racing_a_deletion_and_creation_again_of_its_source_is_refused(
     forker, other = stores.open(), stores.open()
     sid = forker.create(title="first", session_id="fixed-id", metadata={"who": "old"})
     forker.append(sid, Message.user("old question"), Message.assistant("old answer"))
-    backend = forker._repository.backend
-    real_append = backend.append
-
-    def racing_append(*args: Any, **kwargs: Any) -> None:
-        backend.append = real_append  # type: ignore[method-assign]
-        _recreated(other, sid, 2)
-        real_append(*args, **kwargs)
-
-    backend.append = racing_append  # type: ignore[method-assign]
+    _once_before(forker._repository.backend, "append", lambda: _recreated(other, sid, 2))
     with pytest.raises(ConcurrentWriteError):
         forker.fork_at(sid, 0, child_id="the-fork") if at_start else forker.fork(sid, child_id="the-fork")
     fresh = stores.open()
@@ -656,20 +661,9 @@ def test_an_erasure_racing_a_new_fork_reaches_the_fork(stores: StoreFactory) -> 
     # the family and writing got no erasure record, so the process that made
     # it kept showing the erased text from its cache, even after appending.
     eraser, forker = stores.open(), stores.open()
-    sid = eraser.create()
-    eraser.append(sid, Message.user("card 4111 1111"), Message.assistant("ok"))
-    secret = eraser.get(sid).messages[0].id
-    assert secret is not None
-    backend = eraser._repository.backend
-    real_rewrite = backend.rewrite
+    sid, secret = _a_session_with_a_card_number(eraser)
     made: list[str] = []
-
-    def racing_rewrite(changes: list[Rewrite], **options: Any) -> None:
-        backend.rewrite = real_rewrite  # type: ignore[method-assign]
-        made.append(forker.fork(sid))
-        real_rewrite(changes, **options)
-
-    backend.rewrite = racing_rewrite  # type: ignore[method-assign]
+    _once_before(eraser._repository.backend, "rewrite", lambda: made.append(forker.fork(sid)))
     # The first write is refused (the family it read lacks the fork); the
     # erasure reads the family again and reaches the fork too.
     result = eraser.erase(sid, secret)

@@ -108,11 +108,16 @@ class PostgresRecorder(PostgresApplicationRecorder):
         # already read: writers never wait on one lock to keep that true.
         # The events go as the session id and three plain arrays (version,
         # topic, state): adapting them costs a fraction of a composite-type array.
+        into_events = SQL("INSERT INTO {}.{} AS t (originator_id, originator_version, topic, state, position) ").format(
+            schema, events
+        )
+        position = SQL("{} + pg_current_xact_id()::text::bigint * {}").format(
+            Literal(POSITION_BASE), Literal(_PER_TRANSACTION)
+        )
         self._insert_positioned = SQL(
-            "INSERT INTO {}.{} AS t (originator_id, originator_version, topic, state, position) "
-            "SELECT %s, e.version, e.topic, e.state, {} + pg_current_xact_id()::text::bigint * {} + %s + e.ord "
+            "{}SELECT %s, e.version, e.topic, e.state, {} + %s + e.ord "
             "FROM unnest(%s::bigint[], %s::text[], %s::bytea[]) WITH ORDINALITY AS e(version, topic, state, ord)"
-        ).format(schema, events, Literal(POSITION_BASE), Literal(_PER_TRANSACTION))
+        ).format(into_events, position)
         # Only while the row still holds the head the writer's records extend
         # (NULL: not checked).
         update_session = SQL(
@@ -126,21 +131,13 @@ class PostgresRecorder(PostgresApplicationRecorder):
         # events are inserted only for the row it returns, so a session
         # deleted meanwhile gets nothing (no transaction is left to roll back).
         self._append_alone = _rendered(
-            SQL(
-                "WITH up AS ({} RETURNING 1) "
-                "INSERT INTO {}.{} AS t (originator_id, originator_version, topic, state, position) "
-                "SELECT %s, e.version, e.topic, e.state, {} + pg_current_xact_id()::text::bigint * {} + %s + e.ord "
-                "FROM unnest(%s::bigint[], %s::text[], %s::bytea[]) WITH ORDINALITY AS e(version, topic, state, ord), "
-                "up"
-            ).format(update_session, schema, events, Literal(POSITION_BASE), Literal(_PER_TRANSACTION))
+            SQL("WITH up AS ({} RETURNING 1) {}, up").format(update_session, self._insert_positioned)
         )
         # One event (nearly every append): plain values, not arrays to adapt.
         self._append_one_alone = _rendered(
-            SQL(
-                "WITH up AS ({} RETURNING 1) "
-                "INSERT INTO {}.{} AS t (originator_id, originator_version, topic, state, position) "
-                "SELECT %s, %s, %s, %s, {} + pg_current_xact_id()::text::bigint * {} + 1 FROM up"
-            ).format(update_session, schema, events, Literal(POSITION_BASE), Literal(_PER_TRANSACTION))
+            SQL("WITH up AS ({} RETURNING 1) {}SELECT %s, %s, %s, %s, {} + 1 FROM up").format(
+                update_session, into_events, position
+            )
         )
         self._create_row = _rendered(SQL("WITH ev AS ({}) {}").format(self._insert_positioned, self._upsert_session))
         self._select_feed = _rendered(
@@ -379,7 +376,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
         deleted since the writer read it (``SessionNotFound``), or its log
         changed under the writer: another writer, an erasure, or the session
         deleted and created again (``ConcurrentWriteError``)."""
-        curs.execute(self._select_session, (session_id,), prepare=True)
+        curs.execute(self._select_head, (session_id,), prepare=True)
         if curs.fetchone() is None:
             raise SessionNotFound(session_id)
         raise ConcurrentWriteError(session_id, version)
