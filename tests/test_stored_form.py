@@ -4,6 +4,7 @@ exactly, damaged bytes read as damage), and the SQLite log's lean layout
 
 from __future__ import annotations
 
+import re
 import shutil
 import sqlite3
 from datetime import UTC, datetime, timedelta, timezone
@@ -23,7 +24,9 @@ from engine.store._packed import (
     PACKED_APPEND_TOPIC,
     PACKED_EVENT_FIELDS,
     PACKED_MESSAGE_FIELDS,
+    TEXT_APPEND_TOPIC,
     pack_append,
+    pack_text_append,
 )
 from engine.testing.strategies import messages, texts, tool_exchanges
 
@@ -80,7 +83,37 @@ def test_every_appended_message_round_trips_exactly(
     )
     at = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
     event = MessagesAppended(at=at, actor=actor, messages=built, revision=REVISION)
-    assert encode_event(event)[0] == PACKED_APPEND_TOPIC
+    plain_text = (
+        len(built) == 1
+        and actor is None
+        and len(built[0].blocks) == 1
+        and type(built[0].blocks[0]) is Text
+        and re.fullmatch(r"msg_[0-9a-f]{20}", built[0].id or "") is not None
+        and (built[0].provider_item_id, built[0].incomplete, built[0].provider_data) == (None, False, None)
+    )
+    assert encode_event(event)[0] == (TEXT_APPEND_TOPIC if plain_text else PACKED_APPEND_TOPIC)
+    _same(_round_trip(event), event)
+
+
+FIRST_MICROSECOND = -62_135_596_800_000_000  # 0001-01-01, as microseconds from 1970
+LAST_MICROSECOND = 253_402_300_799_999_999  # 9999-12-31 23:59:59.999999
+
+
+@given(
+    texts(300),
+    st.sampled_from(["system", "user", "assistant"]),
+    st.integers(-(2**55), 2**55 - 1) | st.integers(FIRST_MICROSECOND, LAST_MICROSECOND),
+)
+def test_one_text_message_round_trips_exactly_in_its_own_form(text: str, role: str, micros: int) -> None:
+    at = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
+    message = Message(role=role, blocks=(Text(text=text),), id="msg_00ff" + "0" * 16)  # type: ignore[arg-type]
+    event = MessagesAppended(at=at, messages=(message,), revision=REVISION)
+    topic, state = encode_event(event)
+    if -(2**55) <= micros < 2**55:  # the years 829 to 3111
+        assert topic == TEXT_APPEND_TOPIC
+        assert state[50:] == text.encode()
+    else:
+        assert topic == PACKED_APPEND_TOPIC
     _same(_round_trip(event), event)
 
 
@@ -115,13 +148,42 @@ def test_what_the_packed_form_cannot_hold_exactly_is_stored_as_json() -> None:
         _same(_round_trip(event), event)
 
 
-def test_a_200_byte_message_is_packed_in_62_bytes_more() -> None:
+def test_a_200_byte_message_is_stored_in_50_bytes_more_and_with_an_actor_in_62_more() -> None:
     text = "message 000001 " + "x" * 185
     message = Message(role="user", blocks=(Text(text=text),), id="msg_d961acc862a4b7b8ffc3")
-    state = pack_append(MessagesAppended(at=AT, messages=(message,), revision=REVISION))
+    plain = MessagesAppended(at=AT, messages=(message,), revision=REVISION)
+    state = pack_text_append(plain)
+    # role 1 and at 7 (plus 2**55), revision 32, id 10, then the text.
+    assert state == b"\x01" + (1795976427081403 + 2**55).to_bytes(7, "big") + bytes.fromhex(REVISION[7:]) + (
+        bytes.fromhex("d961acc862a4b7b8ffc3") + text.encode()
+    )
+    assert encode_event(plain) == (TEXT_APPEND_TOPIC, state)
+    acted = MessagesAppended(at=AT, actor="agent", messages=(message,), revision=REVISION)
+    assert pack_text_append(acted) is None
+    packed = pack_append(acted)
+    assert packed is not None
+    # at 9, revision 34, id 12, role 1, four array headers, a string's 2, the actor's 6.
+    assert len(packed) == 200 + 62 + 6
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda state: state[:49],  # cut inside the fixed bytes
+        lambda state: b"\x03" + state[1:],  # a tool_results message: holds no text
+        lambda state: b"\xff" + state[1:],  # role code 255
+        lambda state: state + b"\xff",  # not UTF-8
+        lambda state: b"\x04" + state[1:],  # role code 4
+    ],
+)
+def test_damaged_text_form_bytes_read_as_corruption(damage: object) -> None:
+    message = Message(role="user", blocks=(Text(text="hello"),), id="msg_d961acc862a4b7b8ffc3")
+    state = pack_text_append(MessagesAppended(at=AT, messages=(message,), revision=REVISION))
     assert state is not None
-    # at 9, revision 34, id 12, role 1, four array headers and a string's 6.
-    assert len(state) == 200 + 62
+    damaged = damage(state)  # type: ignore[operator]
+    assert damaged != state
+    with pytest.raises(CorruptStore, match="cannot decode stored MessagesAppended"):
+        decode_event(TEXT_APPEND_TOPIC, damaged, "session 's' version 2")
 
 
 @pytest.mark.parametrize(
@@ -138,7 +200,7 @@ def test_a_200_byte_message_is_packed_in_62_bytes_more() -> None:
 )
 def test_damaged_packed_bytes_read_as_corruption(damage: object) -> None:
     message = Message(role="user", blocks=(Text(text="hello"),), id="msg_d961acc862a4b7b8ffc3")
-    state = pack_append(MessagesAppended(at=AT, messages=(message,), revision=REVISION))
+    state = pack_append(MessagesAppended(at=AT, actor=None, messages=(message,), revision=REVISION))
     assert state is not None
     damaged = damage(state)  # type: ignore[operator]
     assert damaged != state
@@ -181,8 +243,8 @@ def test_a_new_store_keeps_integer_keys_and_type_codes_and_a_readable_view(tmp_p
     assert shown == [
         (first, 1, "SessionCreated.v1"),
         (second, 1, "SessionCreated.v1"),
-        (first, 2, PACKED_APPEND_TOPIC),
-        (second, 2, PACKED_APPEND_TOPIC),
+        (first, 2, TEXT_APPEND_TOPIC),  # one text message
+        (second, 2, PACKED_APPEND_TOPIC),  # two
     ]
 
 

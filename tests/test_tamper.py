@@ -24,7 +24,8 @@ import pytest
 from engine import CorruptStore, EngineError, Message, Transcripts, Usage
 from engine.state.events import MessagesAppended
 from engine.store import decode_event, head_of
-from engine.store._packed import PACKED_APPEND_TOPIC, pack_append
+from engine.store._codec import encode_event
+from engine.store._packed import PACKED_APPEND_TOPIC, TEXT_APPEND_TOPIC
 
 Reads = dict[str, Any]
 
@@ -116,16 +117,15 @@ def _damaged_copy(pristine: tuple[Path, list[str], Reads], tmp_path: Path, damag
 
 def _edit_event(db: sqlite3.Connection, sid: str, version: int, change: Callable[[dict[str, Any]], None]) -> None:
     """Change one stored event as someone editing the file would: its JSON,
-    or for packed appended messages, the packed bytes (``_packed``)."""
+    or for packed appended messages, the packed bytes in the same form (``_packed``)."""
     (topic, state) = db.execute(
         "SELECT topic, state FROM transcripts_events WHERE originator_id=? AND originator_version=?", (sid, version)
     ).fetchone()
-    if topic == PACKED_APPEND_TOPIC:
+    if topic in (PACKED_APPEND_TOPIC, TEXT_APPEND_TOPIC):
         event = msgspec.to_builtins(decode_event(topic, state, "test"))
         change(event)
-        packed = pack_append(msgspec.convert(event, MessagesAppended))
-        assert packed is not None
-        edited = packed
+        packed_topic, edited = encode_event(msgspec.convert(event, MessagesAppended))
+        assert packed_topic == topic
     else:
         event = json.loads(state)
         change(event)

@@ -20,7 +20,14 @@ from engine.state.events import EVENT_NAMES, EVENT_TYPES, Event, EventType, Mess
 from engine.state.header import Header
 from engine.state.records import Records
 from engine.state.transcript import Session
-from engine.store._packed import PACKED_APPEND_TOPIC, pack_append, unpack_append
+from engine.store._packed import (
+    PACKED_APPEND_TOPIC,
+    TEXT_APPEND_TOPIC,
+    pack_append,
+    pack_text_append,
+    unpack_append,
+    unpack_text_append,
+)
 from engine.store._records import ListingFilter
 
 _ENCODER = msgspec.json.Encoder()
@@ -32,6 +39,7 @@ _TOPICS: dict[type[Event], str] = {cls: f"{name}.v{EVENT_TYPES[name].version}" f
 # schema of its event type (see engine.store._packed).
 _PACKED: dict[str, tuple[str, Callable[[bytes], Event]]] = {
     PACKED_APPEND_TOPIC: (EVENT_NAMES[MessagesAppended], unpack_append),
+    TEXT_APPEND_TOPIC: (EVENT_NAMES[MessagesAppended], unpack_text_append),
 }
 _CURRENT_DECODERS: dict[str, Callable[[bytes], Any]] = {
     **{topic: _DECODERS[EVENT_NAMES[cls]].decode for cls, topic in _TOPICS.items()},
@@ -44,6 +52,9 @@ def encode_event(event: Event) -> tuple[str, bytes]:
     (``engine.store._packed``) when the packed form holds them exactly,
     everything else as JSON."""
     if type(event) is MessagesAppended:
+        packed = pack_text_append(event)
+        if packed is not None:
+            return TEXT_APPEND_TOPIC, packed
         packed = pack_append(event)
         if packed is not None:
             return PACKED_APPEND_TOPIC, packed

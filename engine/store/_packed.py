@@ -1,5 +1,5 @@
-"""The packed stored form of ``MessagesAppended``, the event nearly every byte
-of a store is in.
+"""The packed stored forms of ``MessagesAppended``, the event nearly every
+byte of a store is in.
 
 The JSON form repeats, for every message, the event's kind, field names, an
 ISO timestamp, a 71-character hex revision and a hex message id: about 200
@@ -16,14 +16,24 @@ without its trailing defaults: its role a code (the position in
 it is (a map naming its type), and an id the engine made (``msg_`` and 20
 hex digits) as its 10 bytes in ``engine_id``, any other in ``id``.
 
-The form decodes to the very event that was encoded (tested on every kind of
-message). An event it cannot hold exactly (a time that is not UTC, a
+The commonest event of all, one message of one text block with an id the
+engine made and no actor, has a form of its own without any msgpack
+framing: 50 fixed bytes, then the text as UTF-8::
+
+    role code (1) | at + 2**55 (7) | revision (32) | engine id (10) | text
+
+(the first two big-endian in one 8-byte word; times from the years 829 to
+3111 fit).
+
+Both forms decode to the very event that was encoded (tested on every kind
+of message). An event neither can hold exactly (a time that is not UTC, a
 revision that is not a SHA-256) is stored in JSON instead: ``pack_append``
 returns ``None`` for it.
 """
 
 from __future__ import annotations
 
+import struct
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,10 +42,12 @@ import msgspec
 from engine.state.content import Block, Message, Text
 from engine.state.events import MessagesAppended
 
-__all__ = ["PACKED_APPEND_TOPIC", "pack_append", "unpack_append"]
+__all__ = ["PACKED_APPEND_TOPIC", "TEXT_APPEND_TOPIC", "pack_append", "pack_text_append", "unpack_append"]
 
 #: The stored type name of the packed form: schema version 1 of the event.
 PACKED_APPEND_TOPIC = "MessagesAppended.v1.packed"
+#: The stored type name of the one-text-message form.
+TEXT_APPEND_TOPIC = "MessagesAppended.v1.text"
 
 # Stored codes: a role's code is its position here. Only ever append.
 _ROLES = ("system", "user", "assistant", "tool_results")
@@ -69,21 +81,83 @@ class _PackedAppend(msgspec.Struct, array_like=True, forbid_unknown_fields=True,
 
 _ENCODE = msgspec.msgpack.Encoder().encode
 _DECODE = msgspec.msgpack.Decoder(_PackedAppend).decode
+_TEXT_HEAD = struct.Struct(">Q32s10s")  # role code and at, revision, engine id
+_TEXT_START = _TEXT_HEAD.size
+_AT_OFFSET = 1 << 55  # at is stored plus this, in the word's low 56 bits
+_AT_BITS = (1 << 56) - 1
+
+
+def pack_text_append(event: MessagesAppended) -> bytes | None:
+    """The one-text-message form of ``event``, or ``None`` if it is not one
+    message of one text block with an engine id, no actor and nothing else."""
+    messages = event.messages
+    if len(messages) != 1 or event.actor is not None:
+        return None
+    message = messages[0]
+    blocks = message.blocks
+    ident = message.id
+    if (
+        len(blocks) != 1
+        or type(blocks[0]) is not Text
+        or ident is None
+        or message.provider_item_id is not None
+        or message.incomplete
+        or message.erased is not None
+        or message.provider_data is not None
+    ):
+        return None
+    engine_id = _engine_id(ident)
+    raw_revision = _raw_revision(event.revision)
+    at = event.at
+    if engine_id is None or raw_revision is None or at.tzinfo is not UTC:
+        return None
+    stored_at = (at - _EPOCH) // _MICROSECOND + _AT_OFFSET
+    if not 0 <= stored_at <= _AT_BITS:
+        return None
+    try:
+        text = blocks[0].text.encode()
+    except UnicodeEncodeError:  # a Text is checked when made: only a forged one gets here
+        return None
+    return _TEXT_HEAD.pack(_ROLE_CODES[message.role] << 56 | stored_at, raw_revision, engine_id) + text
+
+
+def unpack_text_append(state: bytes) -> MessagesAppended:
+    """The event of one-text-message bytes. Raises ``ValueError`` for bytes
+    this form never holds."""
+    try:
+        word, revision, engine_id = _TEXT_HEAD.unpack_from(state)
+    except struct.error:
+        raise ValueError(f"{len(state)} bytes are too few for a text message") from None
+    role = word >> 56
+    if role >= 3:  # system, user or assistant: a tool_results message holds no text
+        raise ValueError(f"role code {role} is not one of 0 to 2")
+    return MessagesAppended(
+        at=_EPOCH + ((word & _AT_BITS) - _AT_OFFSET) * _MICROSECOND,
+        messages=(
+            Message(role=_ROLES[role], blocks=(Text(text=state[_TEXT_START:].decode()),), id="msg_" + engine_id.hex()),  # type: ignore[arg-type]  # codes name roles
+        ),
+        revision="sha256:" + revision.hex(),
+    )
+
+
+def _raw_revision(revision: str) -> bytes | None:
+    """The 32 bytes of a ``sha256:`` revision in lower-case hex, else ``None``."""
+    if len(revision) != 71 or not revision.startswith("sha256:"):
+        return None
+    digits = revision[7:]
+    try:
+        raw = bytes.fromhex(digits)
+    except ValueError:
+        return None
+    return raw if raw.hex() == digits else None  # upper case or spaces would not come back
 
 
 def pack_append(event: MessagesAppended) -> bytes | None:
     """The packed stored bytes of ``event``, or ``None`` if the packed form
     cannot hold it exactly (it is then stored as JSON)."""
     at = event.at
-    revision = event.revision
-    if at.tzinfo is not UTC or len(revision) != 71 or not revision.startswith("sha256:"):
-        return None
-    digits = revision[7:]
-    try:
-        raw_revision = bytes.fromhex(digits)
-    except ValueError:
-        return None
-    if raw_revision.hex() != digits:  # upper case or spaces would not come back
+    raw_revision = _raw_revision(event.revision)
+    if at.tzinfo is not UTC or raw_revision is None:
         return None
     codes = _ROLE_CODES
     messages: list[list[Any]] = []
