@@ -363,6 +363,67 @@ def test_a_snapshot_that_disagrees_with_the_log_is_refused(stores: StoreFactory)
         stores.open(snapshot_interval=None).verify(sid)
 
 
+def test_a_snapshot_of_the_compact_form_that_disagrees_with_the_log_is_refused(stores: StoreFactory) -> None:
+    from engine.errors import CorruptStore
+    from engine.state.events import TitleChanged
+    from engine.store import encode_event, encode_snapshot
+
+    store = stores.open(snapshot_interval=None)
+    sid = store.create()
+    store.append(sid, Message.user("one"), Message.assistant("two"))
+    head = store.get(sid)
+    other = store.create()
+    store.append(other, Message.user("one"), Message.assistant("three"))
+    store.set_title(other, "t")
+    # A well-formed snapshot of another state at version 3 (other messages).
+    lie = encode_snapshot(store.get(other))
+    topic, data = encode_event(TitleChanged(at=head.updated_at, title="t"))
+    _forge(store, sid, [Record(3, topic, data)], StoredSnapshot(3, lie))
+    with pytest.raises(CorruptStore, match="snapshot at version 3"):
+        stores.open().get(sid)
+    with pytest.raises(CorruptStore, match="snapshot at version 3"):
+        stores.open(snapshot_interval=None).verify(sid)
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        msgspec.msgpack.encode((3, 3, b"\x00" * 32, 0, b"\x00" * 32)),  # a form this engine never wrote
+        msgspec.msgpack.encode((2, 3, b"\x00" * 31, 0, b"\x00" * 32)),  # a short digest
+        msgspec.msgpack.encode((2, 3, b"\x00" * 32, 0, None)),  # half a checkpoint
+        msgspec.msgpack.encode((2, 3, b"\x00" * 32, 0, b"\x00" * 32))[:-4],  # cut short
+    ],
+)
+def test_a_damaged_compact_snapshot_is_refused(stores: StoreFactory, stored: bytes) -> None:
+    from engine.errors import CorruptStore
+    from engine.state.events import TitleChanged
+    from engine.store import encode_event
+
+    store = stores.open(snapshot_interval=None)
+    sid = store.create()
+    store.append(sid, Message.user("one"))
+    topic, data = encode_event(TitleChanged(at=store.get(sid).updated_at, title="t"))
+    _forge(store, sid, [Record(3, topic, data)], StoredSnapshot(3, stored))
+    with pytest.raises(CorruptStore, match="snapshot of session"):
+        stores.open().get(sid)
+
+
+def test_a_snapshot_keeps_to_a_few_dozen_bytes_whatever_the_state_holds(stores: StoreFactory) -> None:
+    store = stores.open(snapshot_interval=2)
+    sid = store.create(metadata={"notes": "n" * 10_000})
+    store.append(sid, Message.user("x" * 10_000))
+    store.append(sid, Message.assistant("y"))
+    store.set_title(sid, "t" * 500)
+    snapshots = store._repository.backend.snapshots(sid)
+    assert [s.version for s in snapshots] == [2, 4]
+    for snapshot in snapshots:
+        schema, version, digest, start, link = msgspec.msgpack.decode(snapshot.state)
+        assert (schema, version, len(digest), start, len(link)) == (2, snapshot.version, 32, 0, 32)
+        assert len(snapshot.state) < 80
+    assert store.verify(sid).title == "t" * 500
+    assert stores.open().get(sid).metadata["notes"] == "n" * 10_000
+
+
 def test_the_feed_lists_every_stored_event_once_in_commit_order(stores: StoreFactory) -> None:
     """The storage contract's store-wide feed: what a read model or a
     follower consumes, page by page, from the last position it saw."""

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from engine import CorruptStore, InvalidArgument, Message, SessionNotFound, Transcripts
@@ -130,7 +131,9 @@ def test_a_damaged_checkpoint_is_a_hint_the_whole_log_overrules(tmp_path: Path) 
     path, sid = _sqlite_long(tmp_path)
     with sqlite3.connect(path) as connection:
         for version, state in connection.execute("SELECT version, state FROM transcripts_snapshots").fetchall():
-            damaged = bytes(state).replace(b'"chain_link":"', b'"chain_link":"00')[:-1] + b"}"
+            schema, at, digest, start, _ = msgspec.msgpack.decode(state)
+            damaged = msgspec.msgpack.encode((schema, at, digest, start, bytes(32)))  # a wrong link
+            assert damaged != state
             connection.execute("UPDATE transcripts_snapshots SET state = ? WHERE version = ?", (damaged, version))
     store = Transcripts.open(path)
     with ReadSpy(store) as spy:

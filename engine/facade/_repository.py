@@ -32,7 +32,6 @@ from engine.store import (
     ClosedBackend,
     Record,
     SessionRow,
-    Snapshot,
     StoredSnapshot,
     chain_of,
     decode_events,
@@ -172,7 +171,7 @@ class Repository:
                 snapshot = decode_snapshot(session_id, stored.state)
                 covered = snapshot.version - (1 if initial is not None else 0)
                 prefix = fold(session_id, events[:covered], start=initial, verify=False)
-                if prefix is None or Snapshot.of(prefix) != snapshot.derived():
+                if prefix is None or not snapshot.vouches_for(prefix):
                     raise CorruptStore(
                         f"session {shown(session_id)}: the snapshot at version {snapshot.version} "
                         "does not match the log"

@@ -80,7 +80,7 @@ def _from_checkpoint(
     if snapshot.chain_start is None or snapshot.chain_link is None:
         return None
     try:
-        chain = chain_from(snapshot.chain_start, bytes.fromhex(snapshot.chain_link))
+        chain = chain_from(snapshot.chain_start, snapshot.chain_link)
     except ValueError:
         return None  # a damaged hint: the whole log says whether anything else is
     # Read to the end, not to the row's version: an event past where the row

@@ -16,6 +16,7 @@ from engine.store._backend import Backend, ClosedBackend
 from engine.store._chain import Chain, chain_from, chain_of, extended, head_of, legacy_head_of
 from engine.store._codec import (
     Snapshot,
+    SnapshotCheck,
     decode_event,
     decode_events,
     decode_snapshot,
@@ -38,6 +39,7 @@ __all__ = [
     "Rewrite",
     "SessionRow",
     "Snapshot",
+    "SnapshotCheck",
     "StoredSnapshot",
     "chain_from",
     "chain_of",

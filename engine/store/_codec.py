@@ -8,6 +8,7 @@ imported. Rows of an older schema go through the registered upcasters.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -223,20 +224,75 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 
 
 _SNAPSHOT_DECODER = msgspec.json.Decoder(Snapshot)
+_SORTED_JSON = msgspec.json.Encoder(order="sorted")
+
+
+class SnapshotCheck(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """What a stored snapshot vouches for: the state at ``version`` (see
+    :meth:`vouches_for`), and where the record chain can be resumed from
+    (``chain_start``, ``chain_link``: 32 bytes), if it says."""
+
+    version: int
+    chain_start: int | None = None
+    chain_link: bytes | None = None
+    digest: bytes = b""  # of the state's derived snapshot (a stored form 2 snapshot)
+    whole: Snapshot | None = None  # the derived snapshot itself (a JSON one, as earlier builds wrote)
+
+    def vouches_for(self, state: Session) -> bool:
+        """Whether ``state`` is the state this snapshot was taken of."""
+        if self.whole is not None:
+            return Snapshot.of(state) == self.whole
+        return _digest_of(Snapshot.of(state)) == self.digest
+
+
+class _PackedSnapshot(msgspec.Struct, array_like=True, forbid_unknown_fields=True, gc=False):
+    schema: int
+    version: int
+    digest: bytes
+    chain_start: int | None = None
+    chain_link: bytes | None = None
+
+
+_PACKED_SNAPSHOT_DECODER = msgspec.msgpack.Decoder(_PackedSnapshot)
+_PACK = msgspec.msgpack.Encoder().encode
+
+
+def _digest_of(snapshot: Snapshot) -> bytes:
+    """The SHA-256 of a derived snapshot's JSON, keys and fields sorted (so
+    the order a dict was filled in does not count)."""
+    return hashlib.sha256(_SORTED_JSON.encode(snapshot)).digest()
 
 
 def encode_snapshot(state: Session, checkpoint: tuple[int, bytes] | None = None) -> bytes:
-    snapshot = Snapshot.of(state)
-    if checkpoint is not None:
-        snapshot = msgspec.structs.replace(snapshot, chain_start=checkpoint[0], chain_link=checkpoint[1].hex())
-    return _ENCODER.encode(snapshot)
+    """A snapshot's stored bytes (form 2): a msgpack array of the form's
+    number, the version, the digest of the state's derived snapshot and the
+    chain checkpoint; about 75 bytes, whatever the state holds. It vouches
+    for the state as the whole derived snapshot did (earlier builds stored
+    that as JSON, about 400 bytes, more with metadata)."""
+    start, link = checkpoint if checkpoint is not None else (None, None)
+    return _PACK((2, state.version, _digest_of(Snapshot.of(state)), start, link))
 
 
-def decode_snapshot(session_id: str, data: bytes) -> Snapshot:
+def decode_snapshot(session_id: str, data: bytes) -> SnapshotCheck:
+    where = f"snapshot of session {session_id!r}"
     try:
-        return _SNAPSHOT_DECODER.decode(data)
+        if data[:1] == b"{":  # form 1: the derived snapshot as JSON
+            whole = _SNAPSHOT_DECODER.decode(data)
+            try:
+                link = None if whole.chain_link is None else bytes.fromhex(whole.chain_link)
+            except ValueError:
+                link = None  # a damaged hint: reads that use it check the whole log instead
+            return SnapshotCheck(
+                version=whole.version, chain_start=whole.chain_start, chain_link=link, whole=whole.derived()
+            )
+        packed = _PACKED_SNAPSHOT_DECODER.decode(data)
     except (msgspec.DecodeError, msgspec.ValidationError, ValueError, TypeError) as exc:
-        raise CorruptStore(f"snapshot of session {session_id!r}: cannot decode: {exc}") from None
+        raise CorruptStore(f"{where}: cannot decode: {exc}") from None
+    if packed.schema != 2 or len(packed.digest) != 32 or (packed.chain_start is None) != (packed.chain_link is None):
+        raise CorruptStore(f"{where}: not a snapshot of form 2 (a number 2, a 32-byte digest, a whole checkpoint)")
+    return SnapshotCheck(
+        version=packed.version, chain_start=packed.chain_start, chain_link=packed.chain_link, digest=packed.digest
+    )
 
 
 # -- listing summaries ------------------------------------------------------------

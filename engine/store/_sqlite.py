@@ -520,19 +520,21 @@ class SQLiteRecorder:
     def select_snapshot(self, session_id: str, upto: int | None) -> StoredSnapshot | None:
         with self.datastore.transaction(commit=False) as c:
             c.execute(
-                f"SELECT version, state FROM {self.snapshots_table} WHERE session_id=? AND version<=? "
-                "ORDER BY version DESC LIMIT 1",
+                f"SELECT version, CAST(state AS BLOB), typeof(state) FROM {self.snapshots_table} "
+                "WHERE session_id=? AND version<=? ORDER BY version DESC LIMIT 1",
                 (session_id, upto if upto is not None else 2**62),
             )
             found = c.fetchone()
-        return None if found is None else StoredSnapshot(found[0], bytes(found[1]))
+        return None if found is None else _snapshot(session_id, *found)
 
     def select_snapshots(self, session_id: str) -> list[StoredSnapshot]:
         with self.datastore.transaction(commit=False) as c:
             c.execute(
-                f"SELECT version, state FROM {self.snapshots_table} WHERE session_id=? ORDER BY version", (session_id,)
+                f"SELECT version, CAST(state AS BLOB), typeof(state) FROM {self.snapshots_table} "
+                "WHERE session_id=? ORDER BY version",
+                (session_id,),
             )
-            return [StoredSnapshot(version, bytes(state)) for version, state in c.fetchall()]
+            return [_snapshot(session_id, *found) for found in c.fetchall()]
 
     def select_session(self, session_id: str) -> SessionRow | None:
         with self.datastore.transaction(commit=False) as c:
@@ -635,3 +637,14 @@ def open_sqlite(
         datastore.close()
 
     return RecorderBackend(recorder, where, on_close=close, seal_key=seal_key)
+
+
+def _snapshot(session_id: str, version: int, state: bytes, kind: str) -> StoredSnapshot:
+    """A snapshot row read as bytes (as text, a form 2 snapshot is not UTF-8
+    and could not be read at all), refused if it was not stored as bytes."""
+    if kind != "blob":
+        raise CorruptStore(
+            f"the snapshot of session {session_id!r} at version {version} is stored as {kind}, "
+            "not as the bytes the engine writes: the store was altered"
+        )
+    return StoredSnapshot(version, state)
