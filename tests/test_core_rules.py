@@ -4,9 +4,12 @@ reasons, upcasting, and the O(1) guarantees that rest on cached revisions."""
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine import (
     CorruptStore,
@@ -15,6 +18,7 @@ from engine import (
     InvalidRevision,
     InvalidTranscriptShape,
     Message,
+    NoOpRewrite,
     Reason,
     Text,
     ToolResult,
@@ -32,7 +36,7 @@ from engine.state.events import (
 )
 from engine.state.revisions import EMPTY_REVISION, EMPTY_REVISION_BYTES, parse_revision, revision_of
 from engine.state.sequence import MessageSeq
-from engine.state.transcript import appended, check_shape, evolve, fold, forked
+from engine.state.transcript import KnownAppend, appended, check_shape, evolve, fold, forked
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 USE = Message.assistant(ToolUse(id="t1", name="f"))
@@ -389,3 +393,79 @@ def test_a_view_never_reads_past_its_own_length() -> None:
     for start in range(len(expected) + 1):
         for stop in range(start, len(expected) + 1):
             assert list(combined[start:stop]) == expected[start:stop]
+
+
+_OPERATIONS = st.lists(
+    st.one_of(
+        st.tuples(st.just("text"), st.sampled_from(["system", "user", "assistant"]), st.text(max_size=20)),
+        st.tuples(st.just("two"), st.just("user"), st.text(max_size=5)),
+        st.tuples(st.just("actor"), st.just("assistant"), st.text(max_size=5)),
+        st.tuples(st.just("rewrite"), st.just("user"), st.text(max_size=5)),
+        st.tuples(st.just("title"), st.just(""), st.text(max_size=5)),
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_OPERATIONS)
+def test_a_load_folds_one_text_message_as_the_event_it_stands_for(operations: list[tuple[str, str, str]]) -> None:
+    """A load decodes an append of one text message as a KnownAppend
+    (message, raw revision, time): folded, trusted or verified, it gives
+    the state its MessagesAppended gives, every prefix revision included."""
+    from engine.store import decode_events, decode_for_load
+
+    with Transcripts.open() as store:
+        sid = store.create()
+        for kind, role, text in operations:
+            if kind == "title":
+                store.set_title(sid, text or None)
+                continue
+            message = Message(role=role, blocks=(Text(text=text),))  # type: ignore[arg-type]
+            if kind == "text":
+                store.append(sid, message)
+            elif kind == "two":
+                store.append(sid, message, Message.assistant(text))
+            elif kind == "actor":
+                store.append(sid, message, actor="agent")
+            elif kind == "rewrite" and store.get(sid).messages:
+                with contextlib.suppress(NoOpRewrite):  # the same message again
+                    store.rewrite(sid, 0, 1, [message], "edit")
+        records = store._repository.backend.read(sid)
+        expected = store.verify(sid)
+    events = decode_events(sid, records)
+    known = decode_for_load(sid, records)
+    texts = sum(1 for kind, *_ in operations if kind == "text")
+    assert sum(isinstance(event, KnownAppend) for _, event in known) == texts
+    for verify in (True, False):
+        from_events = fold(sid, events, verify=verify)
+        from_known = fold(sid, known, verify=verify)
+        assert from_events is not None and from_known is not None
+        for state in (from_events, from_known):
+            assert state == expected
+            assert (state.revision, state.updated_at, state.generation) == (
+                expected.revision,
+                expected.updated_at,
+                expected.generation,
+            )
+            assert [state.messages.revision_at(n) for n in range(len(state.messages) + 1)] == [
+                expected.messages.revision_at(n) for n in range(len(expected.messages) + 1)
+            ]
+
+
+def test_a_known_append_whose_revision_was_altered_is_corruption_when_verified() -> None:
+    from engine.store import decode_for_load
+
+    with Transcripts.open() as store:
+        sid = store.create()
+        store.append(sid, Message.user("one"))
+        records = store._repository.backend.read(sid)
+    events = decode_for_load(sid, records)
+    version, append = events[1]
+    assert isinstance(append, KnownAppend)
+    altered = [events[0], (version, append._replace(revision=bytes(32)))]
+    with pytest.raises(CorruptStore, match="version 2 records revision sha256:0000"):
+        fold(sid, altered)
+    trusted = fold(sid, altered, verify=False)  # what a snapshot vouches for is taken as it is
+    assert trusted is not None and trusted.revision == "sha256:" + "00" * 32

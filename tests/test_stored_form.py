@@ -230,6 +230,7 @@ def test_a_new_store_keeps_integer_keys_and_type_codes_and_a_readable_view(tmp_p
     with sqlite3.connect(path) as db:
         rows = db.execute("SELECT position, session, version, kind FROM transcripts_log ORDER BY position").fetchall()
         keys = dict(db.execute("SELECT session_id, key FROM transcripts_sessions").fetchall())
+        codes = dict(db.execute("SELECT topic, code FROM transcripts_kinds").fetchall())
         shown = db.execute(
             "SELECT originator_id, originator_version, topic FROM transcripts_events ORDER BY position"
         ).fetchall()
@@ -240,6 +241,14 @@ def test_a_new_store_keeps_integer_keys_and_type_codes_and_a_readable_view(tmp_p
         (keys[second], 2),
     ]
     assert sorted(keys.values()) == [1, 2]
+    # The commonest row's type has code 1, which SQLite keeps in no bytes.
+    assert [kind for *_, kind in rows] == [
+        codes["SessionCreated.v1"],
+        codes["SessionCreated.v1"],
+        1,
+        codes[PACKED_APPEND_TOPIC],
+    ]
+    assert codes[TEXT_APPEND_TOPIC] == 1
     assert shown == [
         (first, 1, "SessionCreated.v1"),
         (second, 1, "SessionCreated.v1"),

@@ -35,6 +35,7 @@ from engine.store import (
     StoredSnapshot,
     chain_of,
     decode_events,
+    decode_for_load,
     decode_snapshot,
     encode_event,
     encode_snapshot,
@@ -154,7 +155,7 @@ class Repository:
         else:
             records = records[:upto]
         with _collection_paused(len(records)):
-            events = decode_events(session_id, records)
+            events = decode_for_load(session_id, records)
         initial: Session | None = None
         first = events[0][1]
         if isinstance(first, SessionForked):

@@ -20,13 +20,14 @@ from engine.state.content import Usage
 from engine.state.events import EVENT_NAMES, EVENT_TYPES, Event, EventType, MessagesAppended, SessionForked
 from engine.state.header import Header
 from engine.state.records import Records
-from engine.state.transcript import Session
+from engine.state.transcript import KnownAppend, Session
 from engine.store._packed import (
     PACKED_APPEND_TOPIC,
     TEXT_APPEND_TOPIC,
     pack_append,
     pack_text_append,
     unpack_append,
+    unpack_known_append,
     unpack_text_append,
 )
 from engine.store._records import ListingFilter
@@ -109,6 +110,30 @@ def decode_events(session_id: str, records: Iterable[tuple[int, str, bytes]]) ->
                 continue
             except (msgspec.DecodeError, msgspec.ValidationError, ValueError, TypeError, OverflowError):
                 pass  # decode_event below raises the explained error (invalid UTF-8 is a ValueError)
+        append((version, decode_event(topic, state, f"session {session_id!r} version {version}")))
+    return decoded
+
+
+def decode_for_load(
+    session_id: str, records: Iterable[tuple[int, str, bytes]]
+) -> list[tuple[int, Event | KnownAppend]]:
+    """Decode stored rows of one session for a load to fold: as
+    :func:`decode_events`, but an append of one text message is a
+    :class:`KnownAppend` (no event, no ``datetime``, the revision as bytes)."""
+    decoded: list[tuple[int, Event | KnownAppend]] = []
+    append = decoded.append
+    current = _CURRENT_DECODERS
+    for version, topic, state in records:
+        try:
+            if topic == TEXT_APPEND_TOPIC:
+                append((version, unpack_known_append(state)))
+                continue
+            decode = current.get(topic)
+            if decode is not None:
+                append((version, decode(state)))
+                continue
+        except (msgspec.DecodeError, msgspec.ValidationError, ValueError, TypeError, OverflowError):
+            pass  # decode_event below raises the explained error
         append((version, decode_event(topic, state, f"session {session_id!r} version {version}")))
     return decoded
 

@@ -41,8 +41,17 @@ import msgspec
 
 from engine.state.content import Block, Message, Text
 from engine.state.events import MessagesAppended
+from engine.state.transcript import KnownAppend
 
-__all__ = ["PACKED_APPEND_TOPIC", "TEXT_APPEND_TOPIC", "pack_append", "pack_text_append", "unpack_append"]
+__all__ = [
+    "PACKED_APPEND_TOPIC",
+    "TEXT_APPEND_TOPIC",
+    "pack_append",
+    "pack_text_append",
+    "unpack_append",
+    "unpack_known_append",
+    "unpack_text_append",
+]
 
 #: The stored type name of the packed form: schema version 1 of the event.
 PACKED_APPEND_TOPIC = "MessagesAppended.v1.packed"
@@ -121,9 +130,9 @@ def pack_text_append(event: MessagesAppended) -> bytes | None:
     return _TEXT_HEAD.pack(_ROLE_CODES[message.role] << 56 | stored_at, raw_revision, engine_id) + text
 
 
-def unpack_text_append(state: bytes) -> MessagesAppended:
-    """The event of one-text-message bytes. Raises ``ValueError`` for bytes
-    this form never holds."""
+def unpack_known_append(state: bytes) -> KnownAppend:
+    """The message, revision and time of one-text-message bytes, as a load
+    folds them. Raises ``ValueError`` for bytes this form never holds."""
     try:
         word, revision, engine_id = _TEXT_HEAD.unpack_from(state)
     except struct.error:
@@ -131,13 +140,19 @@ def unpack_text_append(state: bytes) -> MessagesAppended:
     role = word >> 56
     if role >= 3:  # system, user or assistant: a tool_results message holds no text
         raise ValueError(f"role code {role} is not one of 0 to 2")
-    return MessagesAppended(
-        at=_EPOCH + ((word & _AT_BITS) - _AT_OFFSET) * _MICROSECOND,
-        messages=(
-            Message(role=_ROLES[role], blocks=(Text(text=state[_TEXT_START:].decode()),), id="msg_" + engine_id.hex()),  # type: ignore[arg-type]  # codes name roles
-        ),
-        revision="sha256:" + revision.hex(),
+    message = Message(
+        role=_ROLES[role],  # type: ignore[arg-type]  # codes name roles
+        blocks=(Text(text=state[_TEXT_START:].decode()),),
+        id="msg_" + engine_id.hex(),
     )
+    return KnownAppend(message, revision, (word & _AT_BITS) - _AT_OFFSET)
+
+
+def unpack_text_append(state: bytes) -> MessagesAppended:
+    """The event of one-text-message bytes. Raises ``ValueError`` for bytes
+    this form never holds."""
+    known = unpack_known_append(state)
+    return MessagesAppended(at=known.at, messages=(known.message,), revision="sha256:" + known.revision.hex())
 
 
 def _raw_revision(revision: str) -> bytes | None:

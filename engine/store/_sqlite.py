@@ -31,6 +31,7 @@ from engine.state.content import shown
 from engine.store._backend import RecorderBackend, described, translated_errors
 from engine.store._chain import check_legacy_sealing, sealed_row
 from engine.store._codec import READABLE_TOPICS, fork_source, refuse_new_forks, refuse_orphans
+from engine.store._packed import TEXT_APPEND_TOPIC
 from engine.store._records import FeedEntry, ListingFilter, Record, Rewrite, SessionRow, StoredSnapshot
 
 Synchronous = Literal["full", "normal", "off"]
@@ -225,9 +226,11 @@ class SQLiteRecorder:
                 execute(statement)
             if "seal" not in columns:
                 self._seal_unsealed_rows(execute)
+            # In a new store the commonest row, one text message, gets code 1,
+            # which SQLite keeps in no bytes at all (as it does 0).
             execute(
                 f"INSERT OR IGNORE INTO {self.kinds_table} (topic) VALUES " + ", ".join("(?)" for _ in READABLE_TOPICS),
-                sorted(READABLE_TOPICS),
+                sorted(READABLE_TOPICS, key=lambda topic: (topic != TEXT_APPEND_TOPIC, topic)),
             )
             self._codes = dict(execute(f"SELECT topic, code FROM {self.kinds_table}").fetchall())
 
