@@ -99,6 +99,8 @@ def _value_text(value: float | None, unit: str) -> str:
         return f"{value:.3f} ms"
     if unit == "B" and value >= 1e6:
         return f"{value / 1e6:,.2f} MB"
+    if unit == "B" and value < 1000 and value != int(value):
+        return f"{value:.1f} B"  # bytes per message: a byte apart is a difference
     if unit == "x":
         return f"{value:.2f}x"
     return f"{value:,.0f} {unit}"
