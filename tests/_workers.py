@@ -37,3 +37,20 @@ def _append_many(
             break
     store.close()
     results.put((name, acknowledged, conflicts))
+
+
+def race_to_create(folder: str, trials: int, barrier: Any, results: Any) -> None:
+    """For each trial, once every racer is at the barrier, open a store file
+    that does not exist yet, create a session and append to it; report the
+    errors met."""
+    import os
+
+    errors = []
+    for trial in range(trials):
+        barrier.wait(timeout=120)
+        try:
+            with Transcripts.open(os.path.join(folder, f"{trial}.db"), lock_timeout=20) as store:
+                store.append(store.create(), Message.user("hi"))
+        except Exception as exc:
+            errors.append(f"trial {trial}: {type(exc).__name__}: {exc}")
+    results.put(errors)

@@ -329,6 +329,15 @@ def test_unknown_schema_version_is_refused(stores: StoreFactory) -> None:
         stores.open().get(sid)
 
 
+def test_a_stored_form_of_a_newer_engine_says_to_upgrade(stores: StoreFactory) -> None:
+    # As this engine's text form reads in the build before it.
+    store = stores.open()
+    sid = store.create()
+    _forge(store, sid, [Record(2, "MessagesAppended.v1.zstd", b"\x28\xb5\x2f\xfd")])
+    with pytest.raises(UnknownEventType, match=r"stored form this engine does not know .*upgrade transcript-engine"):
+        stores.open().get(sid)
+
+
 def test_tampered_history_is_detected(stores: StoreFactory) -> None:
     from engine.errors import CorruptStore
     from engine.state.events import MessagesAppended

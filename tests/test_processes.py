@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from engine import Message, Transcripts
-from tests._workers import append_many
+from tests._workers import append_many, race_to_create
 from tests.conftest import BACKENDS, StoreFactory, store_factories
 
 PER_PROCESS = 60
@@ -74,3 +74,24 @@ def test_a_refusal_decided_on_a_stale_cached_head_is_decided_again(tmp_path: Pat
     commit = second.rewrite(sid, 4, 5, [Message.assistant("Glad to help.")], "edit")  # 5 messages, not 4
     assert commit.count_after == 5
     assert [m.text for m in first.get(sid).messages][-2:] == ["thanks", "Glad to help."]
+
+
+def test_processes_opening_one_new_file_at_once_all_wait_and_open(tmp_path: Path) -> None:
+    """The first to open a new file makes it a WAL database; SQLite answers
+    the others "database is locked" at once, without its busy timeout,
+    which they must wait out (they failed about one race in twenty)."""
+    trials, racers = 60, 2
+    context = multiprocessing.get_context("spawn")
+    barrier, results = context.Barrier(racers), context.Queue()
+    workers = [
+        context.Process(target=race_to_create, args=(str(tmp_path), trials, barrier, results)) for _ in range(racers)
+    ]
+    for worker in workers:
+        worker.start()
+    errors = [error for _ in workers for error in results.get(timeout=300)]
+    for worker in workers:
+        worker.join(timeout=60)
+    assert errors == []
+    for trial in range(trials):
+        with Transcripts.open(str(tmp_path / f"{trial}.db"), create=False) as store:
+            assert len(store.sessions()) == racers

@@ -672,3 +672,23 @@ def test_an_erasure_racing_a_new_fork_reaches_the_fork(stores: StoreFactory) -> 
     for reader in (stores.open(), forker):
         for session in (sid, fork):
             assert [message.erased is not None for message in reader.get(session).messages] == [True, False]
+
+
+def test_opening_without_creating_writes_nothing_to_a_file_that_is_not_a_store(tmp_path: Path) -> None:
+    # Found by an adversarial run: the empty file became a WAL database.
+    from engine import StorageUnavailable
+
+    empty = tmp_path / "empty.db"
+    empty.write_bytes(b"")
+    with pytest.raises(StorageUnavailable, match="no transcript store"):
+        Transcripts.open(str(empty), create=False)
+    assert empty.read_bytes() == b""
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as db:
+        db.execute("CREATE TABLE notes (x)")
+    db.close()
+    before = other.read_bytes()
+    with pytest.raises(StorageUnavailable, match="no transcripts_sessions table"):
+        Transcripts.open(str(other), create=False)
+    assert other.read_bytes() == before  # still the other application's file, journal mode and all
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["empty.db", "other.db"]

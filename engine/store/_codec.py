@@ -80,8 +80,14 @@ def _parse_topic(topic: str, where: str) -> tuple[EventType, int]:
     known = _READABLE.get(topic)
     if known is not None:
         return known
-    name, dot, version_text = topic.rpartition(".v")
+    name, dot, version_text = topic.partition(".v")
     entry = EVENT_TYPES.get(name) if dot else None
+    version_text, _, form = version_text.partition(".")
+    if entry is not None and version_text.isdigit() and 1 <= int(version_text) <= entry.version and form:
+        raise UnknownEventType(
+            f"{where} holds {name} in a stored form this engine does not know ({topic!r}): the store was "
+            "written by a newer transcript-engine; upgrade transcript-engine to read it"
+        )
     if entry is None or not version_text.isdigit():
         raise UnknownEventType(
             f"{where} names event type {topic!r}, which is not one of this engine's event "

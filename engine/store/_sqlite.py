@@ -55,6 +55,20 @@ class _Pool(SQLiteConnectionPool):
         connection.row_factory = sqlite3.Row
         return SQLiteConnection(sqlite_conn=connection, max_age=self.max_age)
 
+    def _enter_wal(self, connection: sqlite3.Connection) -> None:
+        """``PRAGMA journal_mode=WAL``, waiting out a writer: SQLite answers
+        it "database is locked" at once, without its busy timeout, while
+        another connection is making the same new file."""
+        deadline = time.monotonic() + (self.lock_timeout or 5)
+        while True:
+            try:
+                connection.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.005)
+
     def connect(self) -> sqlite3.Connection:
         try:
             connection = sqlite3.connect(
@@ -70,7 +84,7 @@ class _Pool(SQLiteConnectionPool):
                 # a few hundred bytes leave half a row unused per page on
                 # average; 8 KiB pages halve that (9 bytes a 200-byte message).
                 connection.execute("PRAGMA page_size=8192")
-                connection.execute("PRAGMA journal_mode=WAL")
+                self._enter_wal(connection)
                 self.is_journal_mode_wal = True
             connection.execute(f"PRAGMA synchronous={self.synchronous}")
         except (sqlite3.Error, UnicodeDecodeError) as exc:  # a damaged header can hold non-UTF-8 text
@@ -291,12 +305,6 @@ class SQLiteRecorder:
             )
         execute("DROP TABLE moved_keys")
         execute(f"DROP TABLE {events}")
-
-    def has_tables(self) -> bool:
-        """Whether the store's tables are there (to open without creating them)."""
-        with self.datastore.transaction(commit=False) as cursor:
-            cursor.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (self.sessions_table,))
-            return cursor.fetchone() is not None
 
     def _seal_unsealed_rows(self, execute: Execute) -> None:
         """Give a store written before rows were sealed its chain heads and
@@ -621,15 +629,19 @@ def open_sqlite(
     where = described(os.path.realpath(path), prefix)
     if not create and not os.path.isfile(path):
         raise StorageUnavailable(f"there is no transcript store at {where}: no such file")
-    datastore = _Datastore(uri, synchronous=synchronous, lock_timeout=lock_timeout)
-    recorder = SQLiteRecorder(datastore, prefix, seal_key, seal_legacy)
-    try:
+    if not create:
+        # Looked at read-only first: opening a store switches it to WAL,
+        # which would write to a file that is not one (an empty file, say).
         with translated_errors("open", where, opening=True):  # e.g. "file is not a database"
-            if not create and not recorder.has_tables():
+            if not _has_table(uri, f"{prefix}_sessions"):
                 raise StorageUnavailable(
                     f"there is no transcript store at {where}: the file has no {prefix}_sessions table "
                     "(another file, or another table prefix?)"
                 )
+    datastore = _Datastore(uri, synchronous=synchronous, lock_timeout=lock_timeout)
+    recorder = SQLiteRecorder(datastore, prefix, seal_key, seal_legacy)
+    try:
+        with translated_errors("open", where, opening=True):  # e.g. "file is not a database"
             recorder.create_table()
     except BaseException:
         datastore.close()
@@ -640,6 +652,18 @@ def open_sqlite(
         datastore.close()
 
     return RecorderBackend(recorder, where, on_close=close, seal_key=seal_key)
+
+
+def _has_table(uri: str, table: str) -> bool:
+    """Whether the database at ``uri`` has ``table``, read without writing."""
+    connection = sqlite3.connect(uri + "?mode=ro", uri=True)
+    try:
+        return (
+            connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).fetchone()
+            is not None
+        )
+    finally:
+        connection.close()
 
 
 def _snapshot(session_id: str, version: int, state: bytes, kind: str) -> StoredSnapshot:
