@@ -655,15 +655,17 @@ def open_sqlite(
 
 
 def _has_table(uri: str, table: str) -> bool:
-    """Whether the database at ``uri`` has ``table``, read without writing."""
-    connection = sqlite3.connect(uri + "?mode=ro", uri=True)
+    """Whether the database at ``uri`` has ``table``, read without writing.
+    A file SQLite cannot read is reported as the pool reports it on opening."""
     try:
-        return (
-            connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).fetchone()
-            is not None
-        )
-    finally:
-        connection.close()
+        connection = sqlite3.connect(uri + "?mode=ro", uri=True)
+        try:
+            found = connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,))
+            return found.fetchone() is not None
+        finally:
+            connection.close()
+    except (sqlite3.Error, UnicodeDecodeError) as exc:  # e.g. "file is not a database"
+        raise InterfaceError(exc) from exc
 
 
 def _snapshot(session_id: str, version: int, state: bytes, kind: str) -> StoredSnapshot:
