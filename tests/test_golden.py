@@ -1,7 +1,7 @@
 """The golden stores, each written once (tests/golden/make_golden.py) and
 loaded by every later version: store-v0.1.db by 0.1 (eventsourcing's events
 table, JSON events), store-v0.2.db with the packed log, store-v0.3.db with
-one-text-message appends in their own form and 8 KiB pages. If these tests fail,
+one-text-message appends in their own form and snapshots as digests. If these tests fail,
 a change broke old stores: add an upcaster instead of editing the files."""
 
 from __future__ import annotations
