@@ -18,7 +18,6 @@ import contextlib
 import json
 import os
 import sqlite3
-import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -50,6 +49,7 @@ from engine.state.header import HEADER_FIELDS, Header
 from engine.state.records import Spawn
 from engine.state.revisions import EMPTY_REVISION
 from engine.state.transcript import Session
+from engine.store import enter_wal
 
 __all__ = ["ReadModel", "SearchHit"]
 
@@ -86,7 +86,7 @@ class ReadModel:
             raise InvalidArgument("a read model needs a file path, got an empty one")
         try:
             self.db = sqlite_utils.Database(sqlite3.connect(self.path, timeout=_LOCK_TIMEOUT))
-            _wal(self.db.conn)
+            enter_wal(self.db.conn, _LOCK_TIMEOUT)  # a second process opening a new read model waits
             # Derived data, rebuilt from the store if a power cut loses the
             # last commits: no fsync per commit. Freed pages are zeroed, so
             # erased and deleted text leaves the file too.
@@ -923,21 +923,6 @@ def _new_session(
 
 
 _TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
-
-
-def _wal(conn: sqlite3.Connection) -> None:
-    """WAL mode, set once per file; setting it needs the file to itself, so
-    a second process opening a new read model at the same moment waits."""
-    deadline = time.monotonic() + _LOCK_TIMEOUT
-    while True:
-        try:
-            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                conn.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
 
 
 def _remove(conn: sqlite3.Connection, session_id: str) -> None:

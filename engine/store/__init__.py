@@ -29,6 +29,7 @@ from engine.store._codec import (
     summary_of,
 )
 from engine.store._records import FeedEntry, ListingFilter, Record, Rewrite, SessionRow, StoredSnapshot
+from engine.store._wal import enter_wal
 
 __all__ = [
     "Backend",
@@ -51,6 +52,7 @@ __all__ = [
     "decode_summary",
     "encode_event",
     "encode_snapshot",
+    "enter_wal",
     "extended",
     "head_of",
     "legacy_head_of",

@@ -33,6 +33,7 @@ from engine.store._chain import check_legacy_sealing, sealed_row
 from engine.store._codec import READABLE_TOPICS, fork_source, refuse_new_forks, refuse_orphans
 from engine.store._packed import TEXT_APPEND_TOPIC
 from engine.store._records import FeedEntry, ListingFilter, Record, Rewrite, SessionRow, StoredSnapshot
+from engine.store._wal import enter_wal
 
 Synchronous = Literal["full", "normal", "off"]
 Execute = Callable[..., sqlite3.Cursor]
@@ -55,20 +56,6 @@ class _Pool(SQLiteConnectionPool):
         connection.row_factory = sqlite3.Row
         return SQLiteConnection(sqlite_conn=connection, max_age=self.max_age)
 
-    def _enter_wal(self, connection: sqlite3.Connection) -> None:
-        """``PRAGMA journal_mode=WAL``, waiting out a writer: SQLite answers
-        it "database is locked" at once, without its busy timeout, while
-        another connection is making the same new file."""
-        deadline = time.monotonic() + (self.lock_timeout or 5)
-        while True:
-            try:
-                connection.execute("PRAGMA journal_mode=WAL")
-                return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() > deadline:
-                    raise
-            time.sleep(0.005)
-
     def connect(self) -> sqlite3.Connection:
         try:
             connection = sqlite3.connect(
@@ -83,7 +70,7 @@ class _Pool(SQLiteConnectionPool):
                 # SQLite's 4 KiB pages: 8 KiB ones stored 9 bytes less per
                 # 200-byte message but wrote twice the bytes per commit, and
                 # appends one per call were 10-17% slower.
-                self._enter_wal(connection)
+                enter_wal(connection, self.lock_timeout or 5)
                 self.is_journal_mode_wal = True
             connection.execute(f"PRAGMA synchronous={self.synchronous}")
         except (sqlite3.Error, UnicodeDecodeError) as exc:  # a damaged header can hold non-UTF-8 text
