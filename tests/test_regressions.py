@@ -692,3 +692,32 @@ def test_opening_without_creating_writes_nothing_to_a_file_that_is_not_a_store(t
         Transcripts.open(str(other), create=False)
     assert other.read_bytes() == before  # still the other application's file, journal mode and all
     assert sorted(path.name for path in tmp_path.iterdir()) == ["empty.db", "other.db"]
+
+
+def test_opening_without_creating_leaves_a_file_with_a_table_of_the_same_name_as_it_was(tmp_path: Path) -> None:
+    # Found by a newcomer: a table named like the store's listing, and a
+    # database in WAL mode (which a read-only read leaves files beside).
+    from engine import StorageUnavailable
+
+    notes, wal = tmp_path / "notes.db", tmp_path / "wal.db"
+    with sqlite3.connect(notes) as db:
+        db.execute("CREATE TABLE transcripts_sessions (id INTEGER PRIMARY KEY, speaker TEXT, body TEXT)")
+    db.close()
+    db = sqlite3.connect(wal)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("CREATE TABLE app (x)")
+    db.close()
+    before = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+    assert sorted(before) == ["notes.db", "wal.db"]
+    for path in (notes, wal):
+        with pytest.raises(StorageUnavailable, match="nothing was written to it"):
+            Transcripts.open(str(path), create=False)
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before
+
+
+def test_a_memory_store_cannot_be_opened_without_creating_it_and_sqlite_names_are_refused() -> None:
+    with pytest.raises(InvalidArgument, match="a memory store never is"):
+        Transcripts.open(create=False)
+    for prefix in ("sqlite", "sqlite_x", "1abc"):
+        with pytest.raises(InvalidArgument, match="starting with a letter or an underscore"):
+            Transcripts.open(table_prefix=prefix)

@@ -76,9 +76,10 @@ def open_backend(
     seal_legacy: bool = False,
     create: bool = True,
 ) -> Backend:
-    if not isinstance(table_prefix, str) or not _PREFIX.fullmatch(table_prefix):
+    if not isinstance(table_prefix, str) or not _PREFIX.fullmatch(table_prefix) or table_prefix.startswith("sqlite"):
         raise InvalidArgument(
-            f"table_prefix must be 1-40 lowercase letters, digits or underscores, got {shown(table_prefix)}"
+            "table_prefix must be 1-40 lowercase letters, digits or underscores, starting with a letter or an "
+            f"underscore, and not with 'sqlite' (SQLite keeps such names for itself), got {shown(table_prefix)}"
         )
     if isinstance(lock_timeout, bool) or not isinstance(lock_timeout, (int, float)) or not 0 < lock_timeout < 86400:
         raise InvalidArgument(
@@ -87,6 +88,11 @@ def open_backend(
     if seal_key is not None and (not isinstance(seal_key, bytes) or len(seal_key) < 16):
         raise InvalidArgument("seal_key must be bytes, at least 16 of them (for example os.urandom(32))")
     if target is None or target == ":memory:":
+        if create is not True:
+            raise InvalidArgument(
+                "create=False opens only a store that is there, and a memory store never is: "
+                "give a SQLite file path or a postgresql:// URL, or leave create out"
+            )
         from engine.store._memory import open_memory
 
         return open_memory(seal_key)

@@ -39,6 +39,11 @@ Synchronous = Literal["full", "normal", "off"]
 Execute = Callable[..., sqlite3.Cursor]
 _ROW_COLUMNS = "session_id, title, created_at, updated_at, message_count, revision, version, head, seal, summary"
 _SYNCHRONOUS: tuple[str, ...] = ("full", "normal", "off")
+# Columns every build's listing table has had (a table of that name without
+# them belongs to someone else).
+_LISTING_COLUMNS = frozenset(
+    ("session_id", "title", "created_at", "updated_at", "message_count", "revision", "version")
+)
 
 
 class _Pool(SQLiteConnectionPool):
@@ -619,10 +624,10 @@ def open_sqlite(
         # Looked at read-only first: opening a store switches it to WAL,
         # which would write to a file that is not one (an empty file, say).
         with translated_errors("open", where, opening=True):  # e.g. "file is not a database"
-            if not _has_table(uri, f"{prefix}_sessions"):
+            if not _holds_store(path, uri, prefix):
                 raise StorageUnavailable(
-                    f"there is no transcript store at {where}: the file has no {prefix}_sessions table "
-                    "(another file, or another table prefix?)"
+                    f"there is no transcript store at {where}: the file has no {prefix}_sessions table with "
+                    "the engine's columns (another file, or another table prefix?); nothing was written to it"
                 )
     datastore = _Datastore(uri, synchronous=synchronous, lock_timeout=lock_timeout)
     recorder = SQLiteRecorder(datastore, prefix, seal_key, seal_legacy)
@@ -640,18 +645,23 @@ def open_sqlite(
     return RecorderBackend(recorder, where, on_close=close, seal_key=seal_key)
 
 
-def _has_table(uri: str, table: str) -> bool:
-    """Whether the database at ``uri`` has ``table``, read without writing.
-    A file SQLite cannot read is reported as the pool reports it on opening."""
+def _holds_store(path: str, uri: str, prefix: str) -> bool:
+    """Whether the file holds a store of ``prefix`` (a listing table with
+    the engine's columns), read without writing anything: with no WAL file
+    beside it, nothing has it open in WAL mode and an immutable read sees it
+    all (a read-only one would leave WAL and index files behind); with one,
+    a read-only one. A file SQLite cannot read is reported as the pool
+    reports it on opening."""
+    mode = "mode=ro" if os.path.exists(path + "-wal") else "immutable=1"
     try:
-        connection = sqlite3.connect(uri + "?mode=ro", uri=True)
+        connection = sqlite3.connect(f"{uri}?{mode}", uri=True)
         try:
-            found = connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,))
-            return found.fetchone() is not None
+            columns = {row[1] for row in connection.execute(f"PRAGMA table_info({prefix}_sessions)")}
         finally:
             connection.close()
     except (sqlite3.Error, UnicodeDecodeError) as exc:  # e.g. "file is not a database"
         raise InterfaceError(exc) from exc
+    return columns >= _LISTING_COLUMNS
 
 
 def _snapshot(session_id: str, version: int, state: bytes, kind: str) -> StoredSnapshot:
