@@ -82,7 +82,7 @@ class KnownAppend(NamedTuple):
     the revision after it (32 raw bytes) and the time, in microseconds since
     1970 UTC. :func:`fold` takes it where it takes the ``MessagesAppended``
     of that one message, and makes the time a ``datetime`` only if it is the
-    last event's: a cold load of a long session spends a third less."""
+    last event's: decoding and folding a long session take a third less."""
 
     message: Message
     revision: bytes
