@@ -222,6 +222,24 @@ def test_a_rewrite_replaces_bytes_in_place_and_appends_in_one_transaction(backen
     assert backend.read("s") == log
 
 
+def test_a_rewrite_replaces_the_snapshots_it_names_and_only_those_that_exist(backend: Backend) -> None:
+    records = [_created(), _appended(2, "a")]
+    backend.append("s", records, _row("s", records), StoredSnapshot(2, b"two"))
+    more = [_appended(3, "b")]
+    log = records + more
+    backend.append("s", more, _row("s", log), StoredSnapshot(3, b"three"))
+    cleaned = _appended(2, "(erased)")
+    audit = Record(4, *encode_event(TitleChanged(at=AT, actor=None, title="audit")))
+    erased = [records[0], cleaned, more[0], audit]
+    before = (backend.read("s"), backend.session_row("s"), backend.snapshots("s"))
+    with pytest.raises(ConcurrentWriteError):  # no snapshot at version 5 (gone meanwhile): nothing is written
+        backend.rewrite([Rewrite("s", [cleaned], [audit], _row("s", erased), snapshots=[StoredSnapshot(5, b"x")])])
+    assert (backend.read("s"), backend.session_row("s"), backend.snapshots("s")) == before
+    backend.rewrite([Rewrite("s", [cleaned], [audit], _row("s", erased), snapshots=[StoredSnapshot(3, b"relinked")])])
+    assert backend.snapshots("s") == [StoredSnapshot(2, b"two"), StoredSnapshot(3, b"relinked")]
+    assert backend.read("s") == erased
+
+
 def test_a_rewrite_or_a_fork_of_a_log_that_changed_since_it_was_read_writes_nothing(backend: Backend) -> None:
     records = _store(backend, "s", 3)
     row = backend.session_row("s")

@@ -69,6 +69,22 @@ def test_the_newest_messages_come_from_the_records_since_the_checkpoint(long: tu
     assert spy.reads == []  # kept while the listing row shows the same head
 
 
+def test_after_an_erasure_the_newest_messages_still_come_from_the_checkpoint(long: tuple[StoreFactory, str]) -> None:
+    """An erasure re-links the chain from the erased record on; the
+    checkpoints its snapshots keep are moved with it (they were left
+    pointing at the old chain, so every later tail read the whole log)."""
+    stores, sid = long
+    store = stores.open()
+    early = store.get(sid).messages[3]
+    store.erase(sid, early.id)
+    cold = stores.open()
+    with ReadSpy(cold) as spy:
+        tail = cold.get(sid, last=3)
+    assert [m.text for m in tail.messages] == ["m297", "m298", "m299"]
+    assert spy.reads == [(256, None)]
+    assert cold.verify(sid).messages[3].erased is not None  # every checkpoint checked against the log
+
+
 def test_a_tail_longer_than_the_checkpoint_holds_reads_the_whole_log(long: tuple[StoreFactory, str]) -> None:
     stores, sid = long
     store = stores.open()
@@ -140,6 +156,8 @@ def test_a_damaged_checkpoint_is_a_hint_the_whole_log_overrules(tmp_path: Path) 
         tail = store.get(sid, last=3)
     assert [m.text for m in tail.messages] == ["m297", "m298", "m299"]
     assert spy.reads[-1] == (0, None)  # the whole log, checked
+    with pytest.raises(CorruptStore, match=r"keeps a chain checkpoint .* that the log does not give"):
+        store.verify(sid)  # the damage is still reported
 
 
 def test_a_store_with_the_heads_of_earlier_builds_reads_and_moves_on(tmp_path: Path) -> None:

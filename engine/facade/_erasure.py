@@ -15,7 +15,18 @@ from engine.facade._repository import Repository
 from engine.state.content import shown
 from engine.state.events import SessionForked
 from engine.state.revisions import Reason
-from engine.store import ListingFilter, Record, Rewrite, chain_of, decode_events, encode_event, extended
+from engine.store import (
+    ListingFilter,
+    Record,
+    Rewrite,
+    StoredSnapshot,
+    chain_of,
+    checkpoints_of,
+    decode_events,
+    decode_snapshot,
+    encode_event,
+    extended,
+)
 
 #: Attempts of an erasure whose family other writers change meanwhile.
 _ATTEMPTS = 5
@@ -80,11 +91,13 @@ def _erase_once(repository: Repository, session_id: str, targets: Targets, why: 
             replaced = [Record(version, *encode_event(event)) for version, event in erased.replaced]
             appended = Record(row.version + 1, *encode_event(erased.audit))
             by_version = {record.version: record for record in replaced}
-            chain = extended(chain_of(sid), [by_version.get(r.version, r) for r in records] + [appended])
+            rewritten = [by_version.get(r.version, r) for r in records]
+            chain = extended(chain_of(sid), [*rewritten, appended])
             new_row = row._replace(
                 version=appended.version, updated_at=erased.audit.at.isoformat(), head=chain.digest().hex(), seal=""
             )
-            changes.append(Rewrite(sid, replaced, [appended], new_row, previous_head=row.head))
+            snapshots = _relinked_snapshots(repository, sid, records, rewritten)
+            changes.append(Rewrite(sid, replaced, [appended], new_row, previous_head=row.head, snapshots=snapshots))
         try:
             # Also with no change: an earlier erasure may have left old pages
             # behind (a reader held them), which this removes.
@@ -93,6 +106,25 @@ def _erase_once(repository: Repository, session_id: str, targets: Targets, why: 
             for sid in family:  # cached heads hold the old content
                 repository.forget(sid)
     return [change.session_id for change in changes]
+
+
+def _relinked_snapshots(
+    repository: Repository, session_id: str, records: Sequence[Record], rewritten: Sequence[Record]
+) -> list[StoredSnapshot]:
+    """The session's snapshots whose chain checkpoint the rewrite of
+    ``records`` into ``rewritten`` moves, with the new link. Read after the
+    log: snapshots are written with their events, and the rewrite happens
+    only while the listing row still holds the head the log was read with.
+    A checkpoint the old log does not give is damage, left for ``verify``
+    to report rather than mended here."""
+    before, after = checkpoints_of(session_id, records), checkpoints_of(session_id, rewritten)
+    moved = []
+    for stored in repository.backend.snapshots(session_id):
+        snapshot = decode_snapshot(session_id, stored.state)
+        start = snapshot.chain_start
+        if start is not None and start in before and before[start] == snapshot.chain_link != after[start]:
+            moved.append(StoredSnapshot(stored.version, snapshot.relinked(after[start])))
+    return moved
 
 
 def delete(repository: Repository, session_id: str, with_forks: object, with_children: object = False) -> list[str]:

@@ -38,6 +38,7 @@ from engine.store import (
     ListingFilter,
     Record,
     SessionRow,
+    checkpoints_of,
     decode_event,
     decode_snapshot,
     decode_summary,
@@ -346,11 +347,19 @@ def verify(repository: Repository, session_id: str, head_hash: str | None, repla
             state = evolve(state, session_id, version, event)
         states.append(state)
     assert state is not None
+    checkpoints = checkpoints_of(session_id, records)
     for stored in snapshots:
-        if not 1 <= stored.version <= len(states) or (
-            not decode_snapshot(session_id, stored.state).vouches_for(states[stored.version - 1])
-        ):
+        snapshot = decode_snapshot(session_id, stored.state)
+        if not 1 <= stored.version <= len(states) or not snapshot.vouches_for(states[stored.version - 1]):
             raise CorruptStore(f"session {session_id!r}: the snapshot at version {stored.version} differs from replay")
+        start = snapshot.chain_start
+        # Tail reads resume the chain there: a wrong checkpoint only costs
+        # them a read of the whole log, but it is damage all the same.
+        if start is not None and (start > stored.version or checkpoints.get(start) != snapshot.chain_link):
+            raise CorruptStore(
+                f"session {session_id!r}: the snapshot at version {stored.version} keeps a chain checkpoint "
+                f"(at version {start}) that the log does not give"
+            )
     if (listed.title, listed.message_count, listed.revision) != (state.title, len(state.messages), state.revision):
         raise CorruptStore(f"session {session_id!r}: its listing row differs from the replay of its log")
     if listed.summary is not None and listed.summary != listing_summary(state):

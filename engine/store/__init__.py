@@ -13,7 +13,7 @@ import re
 from engine.errors import InvalidArgument
 from engine.state.content import shown, unicode_error
 from engine.store._backend import Backend, ClosedBackend
-from engine.store._chain import Chain, chain_from, chain_of, extended, head_of, legacy_head_of
+from engine.store._chain import Chain, chain_from, chain_of, checkpoints_of, extended, head_of, legacy_head_of
 from engine.store._codec import (
     Snapshot,
     SnapshotCheck,
@@ -45,6 +45,7 @@ __all__ = [
     "StoredSnapshot",
     "chain_from",
     "chain_of",
+    "checkpoints_of",
     "decode_event",
     "decode_events",
     "decode_for_load",

@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 import msgspec
@@ -40,6 +40,7 @@ __all__ = [
     "chain_from",
     "chain_of",
     "check_legacy_sealing",
+    "checkpoints_of",
     "extended",
     "head_of",
     "legacy_head_of",
@@ -140,6 +141,17 @@ def extended(chain: Chain, records: Iterable[Record]) -> Chain:
             running, count = _sha256(result.link), 0
     result.running, result.count = running, count
     return result
+
+
+def checkpoints_of(session_id: str, records: Sequence[Record]) -> dict[int, bytes]:
+    """The link at every checkpoint of a session whose log is ``records``
+    (by the version its span begins after: 0, 64, 128...)."""
+    chain = chain_of(session_id)
+    links = dict((chain.checkpoint(),))
+    for start in range(0, len(records) - _SPAN + 1, _SPAN):
+        chain = extended(chain, records[start : start + _SPAN])
+        links.update((chain.checkpoint(),))
+    return links
 
 
 def head_of(session_id: str, records: Iterable[Record]) -> bytes:

@@ -275,6 +275,12 @@ class SnapshotCheck(msgspec.Struct, frozen=True, kw_only=True, gc=False):
             return Snapshot.of(state) == self.whole
         return _digest_of(Snapshot.of(state)) == self.digest
 
+    def relinked(self, chain_link: bytes) -> bytes:
+        """The stored bytes of this snapshot with another link at its chain
+        checkpoint (an erasure re-links the chain), in form 2."""
+        digest = self.digest if self.whole is None else _digest_of(self.whole)
+        return _PACK((2, self.version, digest, self.chain_start, chain_link))
+
 
 class _PackedSnapshot(msgspec.Struct, array_like=True, forbid_unknown_fields=True, gc=False):
     schema: int

@@ -87,10 +87,18 @@ class MemoryRecorder(POPOApplicationRecorder):
                         raise IntegrityError(f"version {record.version} of {change.session_id!r} is taken")
                 if any(record.version not in index for record in change.replaced):
                     raise IntegrityError(f"a replaced record of {change.session_id!r} does not exist")
+                kept = {snapshot.version for snapshot in self._snapshots.get(change.session_id, [])}
+                if any(snapshot.version not in kept for snapshot in change.snapshots):
+                    raise IntegrityError(f"a replaced snapshot of {change.session_id!r} does not exist")
             for change in changes:
                 index = self._stored_events_index[change.session_id]
                 for version, topic, state in change.replaced:
                     self._stored_events[index[version]] = StoredEvent(change.session_id, version, topic, state)
+                replacing = {snapshot.version: snapshot for snapshot in change.snapshots}
+                if replacing:
+                    self._snapshots[change.session_id] = [
+                        replacing.get(snapshot.version, snapshot) for snapshot in self._snapshots[change.session_id]
+                    ]
                 self._update_table(
                     [StoredEvent(change.session_id, *record) for record in change.appended], session_row=change.row
                 )

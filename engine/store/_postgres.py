@@ -406,6 +406,9 @@ class PostgresRecorder(PostgresApplicationRecorder):
         replace = SQL("UPDATE {}.{} SET topic=%s, state=%s WHERE originator_id=%s AND originator_version=%s").format(
             schema, events
         )
+        snapshot_replace = SQL("UPDATE {}.{} SET state=%s WHERE session_id=%s AND version=%s").format(
+            schema, Identifier(self._snapshots_name)
+        )
         written = 0  # events this transaction inserted: the next one's place in it
         with self._locked_write() as curs:
             if family:
@@ -419,6 +422,10 @@ class PostgresRecorder(PostgresApplicationRecorder):
                 if change.appended:
                     curs.execute(self._insert_positioned, _columns(change.session_id, written, change.appended))
                     written += len(change.appended)
+                for snapshot in change.snapshots:
+                    curs.execute(snapshot_replace, (snapshot.state, change.session_id, snapshot.version))
+                    if curs.rowcount != 1:
+                        raise IntegrityError(f"snapshot {snapshot.version} of {change.session_id!r} is gone")
                 curs.execute(self._upsert_session, tuple(change.row), prepare=True)
             xid = _transaction_id(curs)
         self._vacuum(xid)

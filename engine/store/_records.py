@@ -62,13 +62,16 @@ class Rewrite(NamedTuple):
     replaced (same version and type), records appended after the log, and
     the listing row after both. ``previous_head``: the chain head of the
     listing row the erasure read; when given, the rewrite happens only while
-    the row still holds it (``ConcurrentWriteError`` otherwise)."""
+    the row still holds it (``ConcurrentWriteError`` otherwise).
+    ``snapshots``: stored snapshots whose bytes are replaced (same version),
+    as the chain checkpoints they keep move with the records."""
 
     session_id: str
     replaced: Sequence[Record]
     appended: Sequence[Record]
     row: SessionRow
     previous_head: str | None = None
+    snapshots: Sequence[StoredSnapshot] = ()
 
 
 class FeedEntry(NamedTuple):

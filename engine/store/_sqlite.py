@@ -396,6 +396,7 @@ class SQLiteRecorder:
             f"UPDATE {self.log_table} SET kind=?, state=? "
             f"WHERE session=(SELECT key FROM {self.sessions_table} WHERE session_id=?) AND version=?"
         )
+        snapshot_replace = f"UPDATE {self.snapshots_table} SET state=? WHERE session_id=? AND version=?"
 
         def apply(execute: Execute) -> None:
             if family:
@@ -408,6 +409,9 @@ class SQLiteRecorder:
                         raise sqlite3.IntegrityError(f"record {version} of {change.session_id!r} changed meanwhile")
                 for version, topic, state in change.appended:
                     execute(self._insert_record, (change.session_id, version, self._code(execute, topic), state))
+                for snapshot in change.snapshots:
+                    if execute(snapshot_replace, (snapshot.state, change.session_id, snapshot.version)).rowcount != 1:
+                        raise sqlite3.IntegrityError(f"snapshot {snapshot.version} of {change.session_id!r} is gone")
                 execute(self._upsert_session, change.row)
 
         self._write(apply, erasing=True)
