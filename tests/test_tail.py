@@ -85,6 +85,26 @@ def test_after_an_erasure_the_newest_messages_still_come_from_the_checkpoint(lon
     assert cold.verify(sid).messages[3].erased is not None  # every checkpoint checked against the log
 
 
+def test_a_store_erased_by_an_earlier_build_still_verifies(tmp_path: Path) -> None:
+    """Earlier builds left the checkpoints pointing at the chain before an
+    erasure: such a store is healthy, and verify must not call it damaged."""
+    path, sid = _sqlite_long(tmp_path)
+    with sqlite3.connect(path) as connection:
+        before = connection.execute("SELECT version, state FROM transcripts_snapshots").fetchall()
+    connection.close()
+    with Transcripts.open(path) as store:
+        store.erase(sid, store.get(sid).messages[3].id)
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("SELECT version, state FROM transcripts_snapshots").fetchall() != before
+        connection.executemany(
+            "UPDATE transcripts_snapshots SET state = ? WHERE version = ?", [(s, v) for v, s in before]
+        )
+    connection.close()
+    with Transcripts.open(path) as store:
+        assert store.verify(sid).messages[3].erased is not None
+        assert [m.text for m in store.get(sid, last=2).messages] == ["m298", "m299"]
+
+
 def test_a_tail_longer_than_the_checkpoint_holds_reads_the_whole_log(long: tuple[StoreFactory, str]) -> None:
     stores, sid = long
     store = stores.open()

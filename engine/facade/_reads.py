@@ -340,11 +340,14 @@ def verify(repository: Repository, session_id: str, head_hash: str | None, repla
             return repository.head(session_id)
     states: list[Session] = []
     state: Session | None = None
+    last_erasure = 0
     for version, event in repository.decoded(session_id, records):
         if isinstance(event, SessionForked):
             state = forked(session_id, event, repository.source_state(session_id, event, 0))
         else:
             state = evolve(state, session_id, version, event)
+        if isinstance(event, MessagesErased):
+            last_erasure = version
         states.append(state)
     assert state is not None
     checkpoints = checkpoints_of(session_id, records)
@@ -354,8 +357,12 @@ def verify(repository: Repository, session_id: str, head_hash: str | None, repla
             raise CorruptStore(f"session {session_id!r}: the snapshot at version {stored.version} differs from replay")
         start = snapshot.chain_start
         # Tail reads resume the chain there: a wrong checkpoint only costs
-        # them a read of the whole log, but it is damage all the same.
-        if start is not None and (start > stored.version or checkpoints.get(start) != snapshot.chain_link):
+        # them a read of the whole log, but it is damage all the same. Unless
+        # an erasure came after the snapshot: earlier builds left checkpoints
+        # pointing at the chain before an erasure, and nothing stored tells
+        # such a one from a damaged one (tail reads check it either way).
+        wrong = start is not None and (start > stored.version or checkpoints.get(start) != snapshot.chain_link)
+        if wrong and last_erasure < stored.version:
             raise CorruptStore(
                 f"session {session_id!r}: the snapshot at version {stored.version} keeps a chain checkpoint "
                 f"(at version {start}) that the log does not give"
