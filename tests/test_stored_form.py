@@ -337,3 +337,13 @@ def test_a_stored_version_of_the_wrong_type_reads_as_damage(tmp_path: Path) -> N
         db.execute("UPDATE transcripts_log SET version = 1.5 WHERE version = 2")  # SQLite keeps a REAL there
     with Transcripts.open(path) as store, pytest.raises(CorruptStore, match="damaged"):
         store.get(sid)
+
+
+def test_a_forged_tool_results_message_with_text_is_not_given_the_text_form() -> None:
+    # The text form has no code for it and reads role code 3 as damage; a
+    # Message refuses such blocks, so only a forged one gets here.
+    message = Message.tool_results(ToolResult.of("call_1", "ok"))
+    msgspec.structs.force_setattr(message, "blocks", (Text(text="hi"),))
+    msgspec.structs.force_setattr(message, "id", "msg_d961acc862a4b7b8ffc3")
+    forged = MessagesAppended(at=AT, messages=(message,), revision=REVISION)
+    assert pack_text_append(forged) is None

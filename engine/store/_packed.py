@@ -121,13 +121,14 @@ def pack_text_append(event: MessagesAppended) -> bytes | None:
     if engine_id is None or raw_revision is None or at.tzinfo is not UTC:
         return None
     stored_at = (at - _EPOCH) // _MICROSECOND + _AT_OFFSET
-    if not 0 <= stored_at <= _AT_BITS:
+    code = _ROLE_CODES[message.role]
+    if not 0 <= stored_at <= _AT_BITS or code > 2:  # a tool_results message holds no text: never read back
         return None
     try:
         text = blocks[0].text.encode()
     except UnicodeEncodeError:  # a Text is checked when made: only a forged one gets here
         return None
-    return _TEXT_HEAD.pack(_ROLE_CODES[message.role] << 56 | stored_at, raw_revision, engine_id) + text
+    return _TEXT_HEAD.pack(code << 56 | stored_at, raw_revision, engine_id) + text
 
 
 def unpack_known_append(state: bytes) -> KnownAppend:
