@@ -721,3 +721,33 @@ def test_a_memory_store_cannot_be_opened_without_creating_it_and_sqlite_names_ar
     for prefix in ("sqlite", "sqlite_x", "1abc"):
         with pytest.raises(InvalidArgument, match="starting with a letter or an underscore"):
             Transcripts.open(table_prefix=prefix)
+
+
+def test_verify_of_a_fork_is_not_fooled_by_an_erasure_of_its_source_between_two_reads(tmp_path: Path) -> None:
+    # Found by an adversarial run: verify's last step loads the fork's head,
+    # reading the fork's log, then its source's; an erasure of the inherited
+    # message committed in between, and a healthy store read as damaged.
+    path = str(tmp_path / "s.db")
+    auditor, eraser = Transcripts.open(path), Transcripts.open(path)
+    root, card = _a_session_with_a_card_number(eraser)
+    fork = eraser.fork(root)
+    eraser.append(fork, Message.user("thanks"))
+    backend = auditor._repository.backend
+    real, reads = backend.read, []
+
+    def read(session_id: str, **kwargs: Any) -> Any:
+        reads.append(session_id)
+        if session_id == root and reads.count(root) == 2:  # the head's read of the source
+            eraser.erase(root, card)
+        return real(session_id, **kwargs)
+
+    backend.read = read
+    try:
+        verified = auditor.verify(fork)
+    finally:
+        backend.read = real
+    assert reads.count(root) > 2  # it read again
+    assert [m.text for m in verified.messages] == ["", "ok", "thanks"]
+    assert verified.messages[0].erased is not None
+    auditor.close()
+    eraser.close()

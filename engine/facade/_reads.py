@@ -309,6 +309,11 @@ def diff(old: Session, new: Session) -> Diff:
     )
 
 
+class _HeadDiffers(CorruptStore):
+    """The loaded head differs from the replay: damage, or a session of the
+    family rewritten between the two reads (an erasure of inherited text)."""
+
+
 def verify(repository: Repository, session_id: str, head_hash: str | None, replay: bool = True) -> Session:
     """Audit one session: check its log against its chain head, replay the
     whole history from scratch re-hashing every revision, and check every
@@ -317,6 +322,21 @@ def verify(repository: Repository, session_id: str, head_hash: str | None, repla
     also check that the log still extends it: this detects a log rewritten
     consistently by someone who could write to the store. Returns the
     verified head; raises :class:`CorruptStore` on any disagreement."""
+    for _ in range(_VERIFY_ATTEMPTS - 1):
+        try:
+            return _verify_once(repository, session_id, head_hash, replay)
+        except _HeadDiffers:
+            continue  # damage is there again on the next attempt; a race is over
+    try:
+        return _verify_once(repository, session_id, head_hash, replay)
+    except _HeadDiffers as exc:
+        raise CorruptStore(str(exc)) from None
+
+
+_VERIFY_ATTEMPTS = 3
+
+
+def _verify_once(repository: Repository, session_id: str, head_hash: str | None, replay: bool) -> Session:
     check_session_id(session_id)
     kept = _parse_head_hash(head_hash) if head_hash is not None else None
     # Snapshots first: each is written with its events, so none is newer
@@ -377,7 +397,7 @@ def verify(repository: Repository, session_id: str, head_hash: str | None, repla
     with repository.lock:
         head = repository.head(session_id)
     if head.version == state.version and _observable(head) != _observable(state):
-        raise CorruptStore(f"session {session_id!r}: the loaded head differs from a full replay")
+        raise _HeadDiffers(f"session {session_id!r}: the loaded head differs from a full replay")
     return state
 
 
