@@ -751,3 +751,15 @@ def test_verify_of_a_fork_is_not_fooled_by_an_erasure_of_its_source_between_two_
     assert verified.messages[0].erased is not None
     auditor.close()
     eraser.close()
+
+
+def test_a_store_in_use_opens_without_creating_through_a_symbolic_link(tmp_path: Path) -> None:
+    # Found by an adversarial run: the WAL file was looked for beside the
+    # link, so a store whose tables were still only in its WAL read as none.
+    real, link = tmp_path / "chats.db", tmp_path / "link.db"
+    link.symlink_to(real)
+    with Transcripts.open(str(real)) as writer:
+        writer.create(title="live")
+        assert (tmp_path / "chats.db-wal").exists() and not (tmp_path / "link.db-wal").exists()
+        with Transcripts.open(str(link), create=False) as looker:
+            assert [info.title for info in looker.sessions()] == ["live"]

@@ -656,7 +656,8 @@ def _holds_store(path: str, uri: str, prefix: str) -> bool:
     all (a read-only one would leave WAL and index files behind); with one,
     a read-only one. A file SQLite cannot read is reported as the pool
     reports it on opening."""
-    mode = "mode=ro" if os.path.exists(path + "-wal") else "immutable=1"
+    # SQLite keeps the WAL file beside the file a link points to.
+    mode = "mode=ro" if os.path.exists(os.path.realpath(path) + "-wal") else "immutable=1"
     try:
         connection = sqlite3.connect(f"{uri}?{mode}", uri=True)
         try:
