@@ -155,3 +155,23 @@ def _wait_for_lock_waiters(prefix: str, count: int) -> None:
                 return
             time.sleep(0.01)
     raise AssertionError(f"{count} writers never waited for a lock")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_opening_without_creating_leaves_another_applications_table_of_the_same_name_alone(
+    kind: str, prefix: str
+) -> None:
+    # Found by an adversarial run: a listing table of the store's name but
+    # other columns was taken for a store, and the events tables were made.
+    import psycopg
+
+    from engine import StorageUnavailable
+
+    assert POSTGRES_DSN
+    with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
+        conn.execute(f'CREATE TABLE "{prefix}_sessions" (id int, name text)')
+    with pytest.raises(StorageUnavailable, match="no transcript store"):
+        _open(prefix, create=False)
+    with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
+        tables = conn.execute("SELECT tablename FROM pg_tables WHERE tablename LIKE %s", (prefix + "%",)).fetchall()
+    assert tables == [(f"{prefix}_sessions",)]

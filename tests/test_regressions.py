@@ -699,17 +699,26 @@ def test_opening_without_creating_leaves_a_file_with_a_table_of_the_same_name_as
     # database in WAL mode (which a read-only read leaves files beside).
     from engine import StorageUnavailable
 
-    notes, wal = tmp_path / "notes.db", tmp_path / "wal.db"
+    notes, wal, view, lone = (tmp_path / name for name in ("notes.db", "wal.db", "view.db", "lone.db"))
     with sqlite3.connect(notes) as db:
         db.execute("CREATE TABLE transcripts_sessions (id INTEGER PRIMARY KEY, speaker TEXT, body TEXT)")
+    db.close()
+    columns = "session_id, title, created_at, updated_at, message_count, revision, version"
+    with sqlite3.connect(view) as db:  # the listing's very columns, in a view
+        db.execute(f"CREATE TABLE people ({columns})")
+        db.execute("CREATE VIEW transcripts_sessions AS SELECT * FROM people")
+    db.close()
+    with sqlite3.connect(lone) as db:  # and in a table, with no log beside it
+        db.execute(f"CREATE TABLE transcripts_sessions ({columns})")
+        db.execute("INSERT INTO transcripts_sessions VALUES ('a', 'not a transcript', 'x', 'y', 1, 'r', 1)")
     db.close()
     db = sqlite3.connect(wal)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("CREATE TABLE app (x)")
     db.close()
     before = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
-    assert sorted(before) == ["notes.db", "wal.db"]
-    for path in (notes, wal):
+    assert sorted(before) == ["lone.db", "notes.db", "view.db", "wal.db"]
+    for path in (notes, wal, view, lone):
         with pytest.raises(StorageUnavailable, match="nothing was written to it"):
             Transcripts.open(str(path), create=False)
     assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before

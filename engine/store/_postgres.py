@@ -51,6 +51,12 @@ DRIVER_ERRORS.extend(
 )
 
 
+# Columns every build's listing table has had.
+_LISTING_COLUMNS = frozenset(
+    ("session_id", "title", "created_at", "updated_at", "message_count", "revision", "version")
+)
+
+
 class PostgresRecorder(PostgresApplicationRecorder):
     # The feed lists the engine's event types only.
     feed_topics = tuple(READABLE_TOPICS)
@@ -278,13 +284,19 @@ class PostgresRecorder(PostgresApplicationRecorder):
                 )
 
     def has_tables(self) -> bool:
-        """Whether the store's tables are there (to open without creating them)."""
+        """Whether the store's tables are there (to open without creating
+        them): its listing table, with the engine's columns (a table of that
+        name without them belongs to someone else), and its events table."""
+        schema = self.datastore.schema or "public"
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(
-                "SELECT to_regclass(%s) AS found", (f"{self.datastore.schema or 'public'}.{self._sessions_name}",)
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s",
+                (schema, self._sessions_name),
             )
+            columns = {row["column_name"] for row in curs.fetchall()}
+            curs.execute("SELECT to_regclass(%s) AS found", (f"{schema}.{self.events_table_name}",))
             row = curs.fetchone()
-        return row is not None and row["found"] is not None
+        return columns >= _LISTING_COLUMNS and row is not None and row["found"] is not None
 
     @contextlib.contextmanager
     def _locked_write(self) -> Iterator[Any]:

@@ -662,11 +662,17 @@ def _holds_store(path: str, uri: str, prefix: str) -> bool:
         connection = sqlite3.connect(f"{uri}?{mode}", uri=True)
         try:
             columns = {row[1] for row in connection.execute(f"PRAGMA table_info({prefix}_sessions)")}
+            tables = dict(
+                connection.execute("SELECT name, type FROM sqlite_master WHERE name LIKE ?", (f"{prefix}_%",))
+            )
         finally:
             connection.close()
     except (sqlite3.Error, UnicodeDecodeError) as exc:  # e.g. "file is not a database"
         raise InterfaceError(exc) from exc
-    return columns >= _LISTING_COLUMNS
+    # The listing table, and the log (or, in a store of an earlier build,
+    # eventsourcing's events table): a view or a lone table is someone else's.
+    logged = tables.get(f"{prefix}_log") == "table" or tables.get(f"{prefix}_events") == "table"
+    return tables.get(f"{prefix}_sessions") == "table" and logged and columns >= _LISTING_COLUMNS
 
 
 def _snapshot(session_id: str, version: int, state: bytes, kind: str) -> StoredSnapshot:
