@@ -117,13 +117,19 @@ def _relinked_snapshots(
     only while the listing row still holds the head the log was read with.
     A checkpoint the old log does not give is damage, left for ``verify``
     to report rather than mended here."""
-    before, after = checkpoints_of(session_id, records), checkpoints_of(session_id, rewritten)
+    kept = [
+        (stored.version, decode_snapshot(session_id, stored.state))
+        for stored in repository.backend.snapshots(session_id)
+    ]
+    reach = max((snapshot.chain_start or 0 for _, snapshot in kept), default=0)  # links past it are not needed
+    if not reach:
+        return []
+    before, after = checkpoints_of(session_id, records[:reach]), checkpoints_of(session_id, rewritten[:reach])
     moved = []
-    for stored in repository.backend.snapshots(session_id):
-        snapshot = decode_snapshot(session_id, stored.state)
+    for version, snapshot in kept:
         start = snapshot.chain_start
         if start is not None and start in before and before[start] == snapshot.chain_link != after[start]:
-            moved.append(StoredSnapshot(stored.version, snapshot.relinked(after[start])))
+            moved.append(StoredSnapshot(version, snapshot.relinked(after[start])))
     return moved
 
 

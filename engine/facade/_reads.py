@@ -370,21 +370,22 @@ def _verify_once(repository: Repository, session_id: str, head_hash: str | None,
             last_erasure = version
         states.append(state)
     assert state is not None
-    checkpoints = checkpoints_of(session_id, records)
-    for stored in snapshots:
-        snapshot = decode_snapshot(session_id, stored.state)
-        if not 1 <= stored.version <= len(states) or not snapshot.vouches_for(states[stored.version - 1]):
-            raise CorruptStore(f"session {session_id!r}: the snapshot at version {stored.version} differs from replay")
+    checks = [(stored.version, decode_snapshot(session_id, stored.state)) for stored in snapshots]
+    reach = max((snapshot.chain_start or 0 for _, snapshot in checks), default=0)  # links past it are not needed
+    checkpoints = checkpoints_of(session_id, records[:reach])
+    for taken_at, snapshot in checks:
+        if not 1 <= taken_at <= len(states) or not snapshot.vouches_for(states[taken_at - 1]):
+            raise CorruptStore(f"session {session_id!r}: the snapshot at version {taken_at} differs from replay")
         start = snapshot.chain_start
         # Tail reads resume the chain there: a wrong checkpoint only costs
         # them a read of the whole log, but it is damage all the same. Unless
         # an erasure came after the snapshot: earlier builds left checkpoints
         # pointing at the chain before an erasure, and nothing stored tells
         # such a one from a damaged one (tail reads check it either way).
-        wrong = start is not None and (start > stored.version or checkpoints.get(start) != snapshot.chain_link)
-        if wrong and last_erasure < stored.version:
+        wrong = start is not None and (start > taken_at or checkpoints.get(start) != snapshot.chain_link)
+        if wrong and last_erasure < taken_at:
             raise CorruptStore(
-                f"session {session_id!r}: the snapshot at version {stored.version} keeps a chain checkpoint "
+                f"session {session_id!r}: the snapshot at version {taken_at} keeps a chain checkpoint "
                 f"(at version {start}) that the log does not give"
             )
     if (listed.title, listed.message_count, listed.revision) != (state.title, len(state.messages), state.revision):

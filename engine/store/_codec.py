@@ -105,19 +105,7 @@ def _parse_topic(topic: str, where: str) -> tuple[EventType, int]:
 
 def decode_events(session_id: str, records: Iterable[tuple[int, str, bytes]]) -> list[tuple[int, Event]]:
     """Decode stored rows of one session into ``(version, event)`` pairs."""
-    current = _CURRENT_DECODERS
-    decoded: list[tuple[int, Event]] = []
-    append = decoded.append
-    for version, topic, state in records:
-        decode = current.get(topic)
-        if decode is not None:  # the fast path: a row of today's schema
-            try:
-                append((version, decode(state)))
-                continue
-            except (msgspec.DecodeError, msgspec.ValidationError, ValueError, TypeError, OverflowError):
-                pass  # decode_event below raises the explained error (invalid UTF-8 is a ValueError)
-        append((version, decode_event(topic, state, f"session {session_id!r} version {version}")))
-    return decoded
+    return _decoded(session_id, records, _CURRENT_DECODERS)
 
 
 def decode_for_load(
@@ -126,20 +114,26 @@ def decode_for_load(
     """Decode stored rows of one session for a load to fold: as
     :func:`decode_events`, but an append of one text message is a
     :class:`KnownAppend` (no event, no ``datetime``, the revision as bytes)."""
-    decoded: list[tuple[int, Event | KnownAppend]] = []
+    return _decoded(session_id, records, _LOAD_DECODERS)
+
+
+# What a load folds: as today's decoders, but a text-form append stays a KnownAppend.
+_LOAD_DECODERS: dict[str, Callable[[bytes], Any]] = {**_CURRENT_DECODERS, TEXT_APPEND_TOPIC: unpack_known_append}
+
+
+def _decoded(
+    session_id: str, records: Iterable[tuple[int, str, bytes]], decoders: dict[str, Callable[[bytes], Any]]
+) -> list[tuple[int, Any]]:
+    decoded: list[tuple[int, Any]] = []
     append = decoded.append
-    current = _CURRENT_DECODERS
     for version, topic, state in records:
-        try:
-            if topic == TEXT_APPEND_TOPIC:
-                append((version, unpack_known_append(state)))
-                continue
-            decode = current.get(topic)
-            if decode is not None:
+        decode = decoders.get(topic)
+        if decode is not None:  # the fast path: a row of today's schema
+            try:
                 append((version, decode(state)))
                 continue
-        except (msgspec.DecodeError, msgspec.ValidationError, ValueError, TypeError, OverflowError):
-            pass  # decode_event below raises the explained error
+            except (msgspec.DecodeError, msgspec.ValidationError, ValueError, TypeError, OverflowError):
+                pass  # decode_event below raises the explained error (invalid UTF-8 is a ValueError)
         append((version, decode_event(topic, state, f"session {session_id!r} version {version}")))
     return decoded
 

@@ -30,7 +30,15 @@ from engine.errors import (
 from engine.store._backend import DRIVER_ERRORS, RecorderBackend, described, translated_errors
 from engine.store._chain import check_legacy_sealing, sealed_row
 from engine.store._codec import READABLE_TOPICS, fork_source, refuse_new_forks, refuse_orphans
-from engine.store._records import FeedEntry, ListingFilter, Record, Rewrite, SessionRow, StoredSnapshot
+from engine.store._records import (
+    LISTING_COLUMNS,
+    FeedEntry,
+    ListingFilter,
+    Record,
+    Rewrite,
+    SessionRow,
+    StoredSnapshot,
+)
 
 _ROW_COLUMNS = "session_id, title, created_at, updated_at, message_count, revision, version, head, seal, summary"
 
@@ -48,12 +56,6 @@ DRIVER_ERRORS.extend(
         (psycopg.InterfaceError, StorageUnavailable),
         (psycopg.Error, StorageError),
     ]
-)
-
-
-# Columns every build's listing table has had.
-_LISTING_COLUMNS = frozenset(
-    ("session_id", "title", "created_at", "updated_at", "message_count", "revision", "version")
 )
 
 
@@ -296,7 +298,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
             columns = {row["column_name"] for row in curs.fetchall()}
             curs.execute("SELECT to_regclass(%s) AS found", (f"{schema}.{self.events_table_name}",))
             row = curs.fetchone()
-        return columns >= _LISTING_COLUMNS and row is not None and row["found"] is not None
+        return columns >= LISTING_COLUMNS and row is not None and row["found"] is not None
 
     @contextlib.contextmanager
     def _locked_write(self) -> Iterator[Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
-__all__ = ["FeedEntry", "ListingFilter", "Record", "Rewrite", "SessionRow", "StoredSnapshot"]
+__all__ = ["LISTING_COLUMNS", "FeedEntry", "ListingFilter", "Record", "Rewrite", "SessionRow", "StoredSnapshot"]
 
 
 class Record(NamedTuple):
@@ -14,6 +14,11 @@ class Record(NamedTuple):
     version: int
     topic: str
     state: bytes
+
+
+#: Columns every build's listing table has had: a table of that name
+#: without them belongs to someone else.
+LISTING_COLUMNS = frozenset(("session_id", "title", "created_at", "updated_at", "message_count", "revision", "version"))
 
 
 class SessionRow(NamedTuple):

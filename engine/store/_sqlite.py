@@ -32,18 +32,21 @@ from engine.store._backend import RecorderBackend, described, translated_errors
 from engine.store._chain import check_legacy_sealing, sealed_row
 from engine.store._codec import READABLE_TOPICS, fork_source, refuse_new_forks, refuse_orphans
 from engine.store._packed import TEXT_APPEND_TOPIC
-from engine.store._records import FeedEntry, ListingFilter, Record, Rewrite, SessionRow, StoredSnapshot
+from engine.store._records import (
+    LISTING_COLUMNS,
+    FeedEntry,
+    ListingFilter,
+    Record,
+    Rewrite,
+    SessionRow,
+    StoredSnapshot,
+)
 from engine.store._wal import enter_wal
 
 Synchronous = Literal["full", "normal", "off"]
 Execute = Callable[..., sqlite3.Cursor]
 _ROW_COLUMNS = "session_id, title, created_at, updated_at, message_count, revision, version, head, seal, summary"
 _SYNCHRONOUS: tuple[str, ...] = ("full", "normal", "off")
-# Columns every build's listing table has had (a table of that name without
-# them belongs to someone else).
-_LISTING_COLUMNS = frozenset(
-    ("session_id", "title", "created_at", "updated_at", "message_count", "revision", "version")
-)
 
 
 class _Pool(SQLiteConnectionPool):
@@ -672,7 +675,7 @@ def _holds_store(path: str, uri: str, prefix: str) -> bool:
     # The listing table, and the log (or, in a store of an earlier build,
     # eventsourcing's events table): a view or a lone table is someone else's.
     logged = tables.get(f"{prefix}_log") == "table" or tables.get(f"{prefix}_events") == "table"
-    return tables.get(f"{prefix}_sessions") == "table" and logged and columns >= _LISTING_COLUMNS
+    return tables.get(f"{prefix}_sessions") == "table" and logged and columns >= LISTING_COLUMNS
 
 
 def _snapshot(session_id: str, version: int, state: bytes, kind: str) -> StoredSnapshot:
