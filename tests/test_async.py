@@ -60,3 +60,10 @@ def test_it_wraps_only_a_store() -> None:
         AsyncTranscripts("store.db")  # type: ignore[arg-type]
     store = Transcripts.open()
     assert AsyncTranscripts(store).sync is store
+
+
+def test_every_public_call_of_the_store_has_an_async_twin() -> None:
+    # feed() had none: an async reader could not follow the store.
+    calls = {name for name, value in vars(Transcripts).items() if callable(value) and not name.startswith("_")}
+    twins = {name for name in dir(AsyncTranscripts) if not name.startswith("_")}
+    assert calls - {"open", "close"} <= twins

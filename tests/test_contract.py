@@ -190,6 +190,37 @@ def test_threads_appending_to_one_session_lose_nothing(store: Transcripts) -> No
     assert sorted(texts) == sorted(f"t{n}-{i}" for n in range(4) for i in range(20))
 
 
+def test_one_store_shared_by_threads_reading_and_writing_serves_every_call(store: Transcripts) -> None:
+    # A web server's worker threads share one store: each appends to its own
+    # session and reads everything else at once (on PostgreSQL, every call
+    # beyond the pool's resting size once failed with a bare AssertionError).
+    sessions = [store.create(title=f"s{n}") for n in range(4)]
+    failures: list[BaseException] = []
+    start = threading.Barrier(len(sessions))
+
+    def work(mine: str) -> None:
+        try:
+            start.wait()
+            for index in range(15):
+                store.append(mine, Message.user(f"{mine}-{index}"))
+                for other in sessions:
+                    store.get(other)
+                store.sessions()
+                store.history(mine)
+                store.feed(after=0, limit=5)
+        except BaseException as exc:  # noqa: BLE001 - every failure is reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=work, args=(sid,)) for sid in sessions]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    for sid in sessions:
+        assert [m.text for m in store.get(sid).messages] == [f"{sid}-{index}" for index in range(15)]
+
+
 def test_time_travel_by_version_revision_and_time(store: Transcripts) -> None:
     sid = store.create(title="v1")
     created = store.get(sid)

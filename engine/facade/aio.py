@@ -132,3 +132,4 @@ class AsyncTranscripts:
     out_of_band = _awaitable(Transcripts.out_of_band)
     head_hash = _awaitable(Transcripts.head_hash)
     verify = _awaitable(Transcripts.verify)
+    feed = _awaitable(Transcripts.feed)

@@ -624,12 +624,21 @@ def open_postgres(
             user=str(params.get("user") or getpass.getuser()),
             password=str(params.get("password") or ""),
             connect_timeout=connect_timeout,
-            pool_open_timeout=connect_timeout,
+            # Not given: eventsourcing would then wait for a full pool on every
+            # use, and with connections out in other threads that wait fails
+            # (psycopg_pool asserts) or, after the timeout, closes the pool.
+            # The pool is opened, and waited for, once here instead.
+            pool_open_timeout=None,
             pool_size=pool_size,
             max_overflow=8,
             schema=str(params.get("options_schema") or ""),
             originator_id_type="text",
         )
+        try:
+            datastore.pool.open(wait=True, timeout=connect_timeout)  # a dead server times out here
+        except psycopg.Error as exc:
+            datastore.close()
+            raise OperationalError(str(exc)) from exc
     try:
         with translated_errors("open", where, opening=True):
             recorder = PostgresRecorder(
