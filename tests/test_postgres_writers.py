@@ -5,8 +5,10 @@ later. Needs ``ENGINE_TEST_POSTGRES_DSN`` (CI sets it)."""
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -203,3 +205,179 @@ def test_an_append_whose_connection_the_server_dropped_fails_typed_and_the_next_
     texts = [m.text for m in _open(prefix).get(sid).messages]
     assert texts == ["before", "after"]
     store.close()
+
+
+def _holding_row_lock(prefix: str, session_id: str) -> Any:
+    """Another connection holding the session's listing row in an open
+    transaction, as a writer still sending a large event would."""
+    import psycopg
+
+    assert POSTGRES_DSN
+    holder = psycopg.connect(POSTGRES_DSN)
+    holder.execute(f'UPDATE "{prefix}_sessions" SET title = title WHERE session_id = %s', (session_id,))
+    return holder
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_erase_and_delete_wait_no_longer_than_lock_timeout(kind: str, prefix: str) -> None:
+    # Found by an adversarial run: they waited for the 60-second statement
+    # timeout, holding the events table meanwhile (every other session's
+    # appends failed), because eventsourcing's table-lock statements set the
+    # transaction's lock timeout to none.
+    from engine import StorageUnavailable
+
+    store = _open(prefix, lock_timeout=1)
+    held, other = store.create(title="held"), store.create(title="other")
+    store.append(held, Message.user("secret"), Message.assistant("ok"))
+    secret = store.get(held).messages[0].id
+    assert secret is not None
+    holder = _holding_row_lock(prefix, held)
+    try:
+        for attempt in (lambda: store.erase(held, secret), lambda: store.delete(held)):
+            started = time.monotonic()
+            with pytest.raises(StorageUnavailable):
+                attempt()
+            assert time.monotonic() - started < 10  # about lock_timeout, far from the statement timeout
+            store.append(other, Message.user("not held back"))  # the events table is free again
+    finally:
+        holder.close()
+    store.erase(held, secret)  # and both work once the row is free
+    store.delete(held)
+    assert [m.text for m in store.get(other).messages] == ["not held back", "not held back"]
+    store.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_reads_wait_no_longer_than_lock_timeout(kind: str, prefix: str) -> None:
+    # Found by an adversarial run: reads carried no lock timeout, so a read
+    # behind another application's ALTER TABLE (or VACUUM FULL) waited as
+    # long as that took, and held the store's lock meanwhile.
+    import psycopg
+
+    from engine import StorageUnavailable
+
+    setup = _open(prefix)
+    sid = setup.create()
+    setup.append(sid, Message.user("a"))
+    setup.close()
+    store = _open(prefix, lock_timeout=1)
+    assert POSTGRES_DSN
+    with psycopg.connect(POSTGRES_DSN) as blocker:
+        blocker.execute(f'LOCK TABLE "{prefix}_sessions" IN ACCESS EXCLUSIVE MODE')
+        for read in (lambda: store.get(sid), store.sessions, lambda: store.verify(sid)):
+            started = time.monotonic()
+            with pytest.raises(StorageUnavailable):
+                read()
+            assert time.monotonic() - started < 10
+        blocker.rollback()
+    assert [m.text for m in store.get(sid).messages] == ["a"]
+    store.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_lock_timeout_under_a_millisecond_is_still_a_limit(kind: str, prefix: str) -> None:
+    # PostgreSQL reads a lock_timeout of 0 as none: 0.5 ms was sent as '0ms'.
+    from engine import StorageUnavailable
+
+    store = _open(prefix, lock_timeout=0.0005)
+    sid = store.create()
+    store.append(sid, Message.user("a"))
+    holder = _holding_row_lock(prefix, sid)
+    try:
+        started = time.monotonic()
+        with pytest.raises(StorageUnavailable):
+            store.append(sid, Message.user("waits a millisecond at most"))
+        assert time.monotonic() - started < 10
+    finally:
+        holder.close()
+    store.close()
+
+
+def _drop_every_connection() -> None:
+    """As a server restart does: every client connection to the database
+    but this one is terminated."""
+    import psycopg
+
+    assert POSTGRES_DSN
+    with psycopg.connect(POSTGRES_DSN, autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+        )
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_after_an_idle_while_an_append_checks_its_connection_first(
+    kind: str, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A server restart or idle_session_timeout while the store was idle
+    # failed the next append; now the connection is checked after idling.
+    from engine.store import _postgres
+
+    store = _open(prefix)
+    sid = store.create()
+    store.append(sid, Message.user("before"))
+    monkeypatch.setattr(_postgres, "WRITER_IDLE_CHECK", 0.0)  # every append counts as after a while
+    _drop_every_connection()
+    store.append(sid, Message.user("after"))  # no error: a connection that answers was taken
+    assert [m.text for m in store.get(sid).messages] == ["before", "after"]
+    store.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_append_whose_connection_is_lost_mid_way_says_its_outcome_is_unknown(kind: str, prefix: str) -> None:
+    # The statement may have committed before the reply was lost: "failed"
+    # would invite a retry that stores the message twice.
+    import psycopg
+
+    from engine import StorageUnavailable
+
+    store = _open(prefix, lock_timeout=30)
+    sid = store.create()
+    store.append(sid, Message.user("a"))
+    holder = _holding_row_lock(prefix, sid)  # the next append waits on the row...
+    assert POSTGRES_DSN
+
+    def kill_the_waiting_append() -> None:
+        with psycopg.connect(POSTGRES_DSN, autocommit=True) as admin:
+            for _ in range(200):
+                found = admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+                ).fetchall()
+                if found:
+                    return
+                time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_the_waiting_append)
+    killer.start()
+    try:
+        with pytest.raises(StorageUnavailable, match="whether it was stored is unknown"):
+            store.append(sid, Message.user("b"))  # ...and its connection is dropped while it waits
+    finally:
+        killer.join(timeout=30)
+        holder.close()
+    store.append(sid, Message.user("c"))
+    assert [m.text for m in _open(prefix).get(sid).messages] == ["a", "c"]  # "b" was not, this time
+    store.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_opening_a_database_that_does_not_exist_says_so(kind: str) -> None:
+    # The pool's wait only said "pool initialization incomplete after 5.0 sec".
+    from psycopg.conninfo import conninfo_to_dict
+
+    from engine import StorageUnavailable
+
+    assert POSTGRES_DSN
+    missing = dict(conninfo_to_dict(POSTGRES_DSN), dbname="no_such_database_" + uuid.uuid4().hex[:8])
+    target = "postgresql://{user}@{host}:{port}/{dbname}".format(
+        user=missing.get("user", "postgres"),
+        host=missing.get("host", "127.0.0.1"),
+        port=missing.get("port", 5432),
+        dbname=missing["dbname"],
+    )
+    started = time.monotonic()
+    with pytest.raises(StorageUnavailable, match="does not exist"):
+        Transcripts.open(target)
+    assert time.monotonic() - started < 5

@@ -6,9 +6,9 @@ from __future__ import annotations
 import contextlib
 import getpass
 import json
+import math
 import threading
 import time
-import weakref
 import zlib
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -18,7 +18,7 @@ from eventsourcing.persistence import IntegrityError, OperationalError
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import tuple_row
-from psycopg.sql import SQL, Composable, Identifier, Literal
+from psycopg.sql import SQL, Composable, Composed, Identifier, Literal
 
 from engine.errors import (
     ConcurrentWriteError,
@@ -49,6 +49,8 @@ _ROW_COLUMNS = "session_id, title, created_at, updated_at, message_count, revisi
 #: positions); each transaction has ``_PER_TRANSACTION`` of them.
 POSITION_BASE = 2**40
 _PER_TRANSACTION = 2**20
+STATEMENT_TIMEOUT = 60.0  # seconds: the longest any statement may run
+WRITER_IDLE_CHECK = 5.0  # seconds idle after which the appends' connection is checked before use
 
 # What psycopg raises outside eventsourcing's translation (our own
 # connections: schema creation, vacuum; the pool's timeout on a dead server).
@@ -61,17 +63,60 @@ DRIVER_ERRORS.extend(
 )
 
 
+def _timeouts(lock_timeout: float) -> Composed:
+    """The lock and statement timeouts, in whole milliseconds rounded up:
+    PostgreSQL reads 0 as no limit, so a timeout under a millisecond must
+    not become 0."""
+    lock_ms, statement_ms = math.ceil(lock_timeout * 1000), math.ceil(STATEMENT_TIMEOUT * 1000)
+    return SQL("SET lock_timeout = {}; SET statement_timeout = {}").format(
+        Literal(f"{lock_ms}ms"), Literal(f"{statement_ms}ms")
+    )
+
+
+class _Datastore(PostgresDatastore):
+    """eventsourcing's datastore, whose every connection gets the store's
+    lock and statement timeouts when the pool makes it: a read, too, waits
+    no longer than ``lock_timeout`` for a lock (an ALTER TABLE or VACUUM
+    FULL of someone else), so no call of the store can hang."""
+
+    def __init__(self, *, timeouts: Composed, **options: Any) -> None:
+        self.timeouts = timeouts
+        super().__init__(**options)
+
+    def after_connect_func(self) -> Any:
+        configure, timeouts = super().after_connect_func(), self.timeouts
+
+        def after_connect(conn: Any) -> None:  # a closure, not a bound method: no cycle through the pool
+            configure(conn)
+            conn.execute(timeouts)
+
+        return after_connect
+
+
+def _answering(pool: Any) -> Any:
+    """A connection from ``pool`` checked with a round trip; a broken one is
+    given back (the pool drops it) and its error raised."""
+    conn = pool.getconn()
+    try:
+        pool.check_connection(conn)
+    except BaseException:
+        pool.putconn(conn)
+        raise
+    return conn
+
+
 class PostgresRecorder(PostgresApplicationRecorder):
     # The feed lists the engine's event types only.
     feed_topics = tuple(READABLE_TOPICS)
 
+    datastore: _Datastore
+
     def __init__(
         self,
-        datastore: PostgresDatastore,
+        datastore: _Datastore,
         prefix: str,
         *,
         lock_timeout: float = 10.0,
-        statement_timeout: float = 60.0,
         seal_key: bytes | None = None,
         seal_legacy: bool = False,
     ) -> None:
@@ -102,14 +147,8 @@ class PostgresRecorder(PostgresApplicationRecorder):
         ).format(schema, sessions)
         self._sessions_name = f"{prefix}_sessions"
         self._snapshots_name = f"{prefix}_snapshots"
-        # Bounds on every write: waiting for a lock, and each statement.
-        # Exceeded, PostgreSQL cancels the statement and the write fails with
-        # a typed error instead of waiting without end.
-        self._timeouts_session = SQL("SET lock_timeout = {}; SET statement_timeout = {}").format(
-            Literal(f"{int(lock_timeout * 1000)}ms"), Literal(f"{int(statement_timeout * 1000)}ms")
-        )
-        self._configured: weakref.WeakSet[Any] = weakref.WeakSet()
         self._writer: Any = None  # the connection appends use (see _append_alone_on_writer)
+        self._writer_used = 0.0  # when it last served an append (time.monotonic)
         self._writer_lock = threading.Lock()
         events = Identifier(self.events_table_name)
         # A stored event's position in the store-wide feed: after every
@@ -195,6 +234,9 @@ class PostgresRecorder(PostgresApplicationRecorder):
             ).format(schema, events, schema, sessions)
         )
         self._lock_for_insert = _rendered(SQL("LOCK TABLE {}.{} IN ROW EXCLUSIVE MODE").format(schema, events))
+        # Not eventsourcing's lock_table_statements: they set the lock
+        # timeout to its datastore's (0, no limit) for the transaction.
+        self._lock_events = _rendered(SQL("LOCK TABLE {}.{} IN EXCLUSIVE MODE").format(schema, events))
         self._select_sessions = SQL("SELECT " + _ROW_COLUMNS + " FROM {}.{}").format(schema, sessions)
 
     def create_table(self) -> None:
@@ -310,12 +352,9 @@ class PostgresRecorder(PostgresApplicationRecorder):
         timeouts, holding the events table lock: erasures and deletions,
         which rewrite or remove records of several sessions at once, run
         with no append beside them."""
-        with self.datastore.get_connection() as conn:
-            self._configure(conn)
-            with conn.transaction(), conn.cursor() as curs:
-                for lock_statement in self.lock_table_statements:
-                    curs.execute(lock_statement, prepare=True)
-                yield curs
+        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+            curs.execute(self._lock_events, prepare=True)
+            yield curs
 
     def insert_records(
         self,
@@ -343,29 +382,25 @@ class PostgresRecorder(PostgresApplicationRecorder):
         if first.version != 1 and snapshot is None:
             self._append_alone_on_writer(session_id, records, changes)
             return
-        with self.datastore.get_connection() as conn:
-            self._configure(conn)
-            with conn.transaction(), conn.cursor() as curs:
-                source = fork_source(session_id, first.topic, first.state) if first.version == 1 else None
-                if source is not None:
-                    # The lock the insert takes anyway, taken before the source
-                    # is checked: a deletion under way (it holds the events
-                    # table exclusively) ends first and the check sees it; one
-                    # that starts later waits for this fork, then refuses to
-                    # orphan it.
-                    curs.execute(self._lock_for_insert)
-                    self._check_head(curs, source, source_head)  # deleted, or changed, since the fork was made
-                events = _columns(session_id, 0, records)
-                if first.version == 1:
-                    curs.execute(self._create_row, (*events, *row), prepare=True)
-                else:
-                    curs.execute(self._append_row, (*events, *changes), prepare=True)
-                    if curs.rowcount != 1:  # raised in the transaction: its events are rolled back
-                        self._refuse_stale(curs, session_id, first.version)
-                if snapshot is not None:
-                    curs.execute(
-                        self._insert_snapshot, (row.session_id, snapshot.version, snapshot.state), prepare=True
-                    )
+        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+            source = fork_source(session_id, first.topic, first.state) if first.version == 1 else None
+            if source is not None:
+                # The lock the insert takes anyway, taken before the source
+                # is checked: a deletion under way (it holds the events
+                # table exclusively) ends first and the check sees it; one
+                # that starts later waits for this fork, then refuses to
+                # orphan it.
+                curs.execute(self._lock_for_insert)
+                self._check_head(curs, source, source_head)  # deleted, or changed, since the fork was made
+            events = _columns(session_id, 0, records)
+            if first.version == 1:
+                curs.execute(self._create_row, (*events, *row), prepare=True)
+            else:
+                curs.execute(self._append_row, (*events, *changes), prepare=True)
+                if curs.rowcount != 1:  # raised in the transaction: its events are rolled back
+                    self._refuse_stale(curs, session_id, first.version)
+            if snapshot is not None:
+                curs.execute(self._insert_snapshot, (row.session_id, snapshot.version, snapshot.state), prepare=True)
 
     def _append_alone_on_writer(self, session_id: str, records: Sequence[Record], changes: tuple[Any, ...]) -> None:
         """An append as one statement that commits by itself, on a connection
@@ -377,7 +412,13 @@ class PostgresRecorder(PostgresApplicationRecorder):
         broken one) and the next append takes another."""
         with self._writer_lock:
             conn = self._writer
-            if conn is None:
+            if conn is None or time.monotonic() - self._writer_used > WRITER_IDLE_CHECK:
+                if conn is not None:
+                    # Idle a while: the server may have dropped it meanwhile
+                    # (a restart, idle_session_timeout); a check costs one
+                    # round trip, a dropped connection a failed append.
+                    self._writer = None
+                    self.datastore.pool.putconn(conn)
                 conn = self._writer = self._checked_connection()
             try:
                 with conn.cursor() as curs:
@@ -391,29 +432,32 @@ class PostgresRecorder(PostgresApplicationRecorder):
                 raise  # a refusal (_refuse_stale): the connection is as good as before
             except BaseException as exc:  # the driver's error, or an interruption with a statement under way
                 self._writer = None
+                lost = conn.broken
                 self.datastore.pool.putconn(conn)
                 if isinstance(exc, psycopg.IntegrityError):
                     raise IntegrityError(str(exc)) from exc  # as eventsourcing's connections translate it
+                if lost:
+                    # The statement may have committed before the reply was
+                    # lost: saying it failed would invite a duplicate.
+                    raise OperationalError(
+                        f"the connection was lost while the append was under way ({exc}); whether it was "
+                        "stored is unknown: read the session before appending it again"
+                    ) from exc
                 raise
+            finally:
+                self._writer_used = time.monotonic()
 
     def _checked_connection(self) -> Any:
-        """A connection from the pool that answers (one round trip, once per
-        connection the appends keep): after a server restart, the pool's
-        idle connections are all broken, and each would fail an append."""
+        """A connection from the pool that answers (one round trip): after a
+        server restart the pool's idle connections are all broken, and each
+        would fail an append. After a broken one, the pool checks all its
+        idle ones (dropping the broken) before giving another."""
         pool = self.datastore.pool
-        attempts = 3
-        while True:
-            conn = pool.getconn()
-            try:
-                pool.check_connection(conn)
-                conn.autocommit = True
-                self._configure(conn)
-                return conn
-            except BaseException as exc:
-                pool.putconn(conn)  # a broken one is dropped by the pool
-                attempts -= 1
-                if not attempts or not isinstance(exc, psycopg.OperationalError):
-                    raise
+        try:
+            return _answering(pool)
+        except psycopg.OperationalError:
+            pool.check()
+            return _answering(pool)
 
     def close_writer(self) -> None:
         """Give the appends' connection back to the pool (before it closes)."""
@@ -448,20 +492,14 @@ class PostgresRecorder(PostgresApplicationRecorder):
             raise SessionNotFound(session_id)
         raise ConcurrentWriteError(session_id, version)
 
-    def _configure(self, conn: Any) -> None:
-        """The lock and statement timeouts, set once per pooled connection
-        (not per transaction: that would cost a round trip per write)."""
-        if conn not in self._configured:
-            with conn.transaction():
-                conn.execute(self._timeouts_session)
-            self._configured.add(conn)
-
     def select_feed(self, after: int, limit: int) -> list[FeedEntry]:
-        with self.datastore.get_connection() as conn:
-            self._configure(conn)
-            with conn.transaction(), conn.cursor(row_factory=tuple_row) as curs:
-                curs.execute(self._select_feed, (after, list(self.feed_topics), limit), prepare=True)
-                found = curs.fetchall()
+        with (
+            self.datastore.get_connection() as conn,
+            conn.transaction(),
+            conn.cursor(row_factory=tuple_row) as curs,
+        ):
+            curs.execute(self._select_feed, (after, list(self.feed_topics), limit), prepare=True)
+            found = curs.fetchall()
         return [
             FeedEntry(position, session_id, Record(version, topic, bytes(state)))
             for position, session_id, version, topic, state in found
@@ -523,6 +561,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
         params = dict(self.datastore.pool.kwargs or {})  # type: ignore[arg-type]
         deadline = time.monotonic() + self._lock_timeout
         with psycopg.connect(**params, autocommit=True) as conn:
+            conn.execute(self.datastore.timeouts)
             while True:
                 found = (
                     conn.cursor(row_factory=tuple_row)
@@ -669,8 +708,13 @@ def open_postgres(
         params.get("port") or 5432,
         params.get("dbname") or "",
     )
-    with translated_errors("open", where, opening=True):  # a dead server times out the pool here
-        datastore = PostgresDatastore(
+    with translated_errors("open", where, opening=True):
+        # One connection first, with libpq's own timeout: its error says what
+        # is wrong (no such database, refused, a password), where the pool
+        # would only time out, and leave threads trying to connect behind.
+        psycopg.connect(dsn, connect_timeout=max(2, math.ceil(connect_timeout))).close()
+        datastore = _Datastore(
+            timeouts=_timeouts(lock_timeout),
             dbname=str(params.get("dbname") or params.get("user") or getpass.getuser()),
             host=str(params.get("host") or "localhost"),
             port=str(params.get("port") or 5432),
@@ -688,7 +732,7 @@ def open_postgres(
             originator_id_type="text",
         )
         try:
-            datastore.pool.open(wait=True, timeout=connect_timeout)  # a dead server times out here
+            datastore.pool.open(wait=True, timeout=connect_timeout)
         except psycopg.Error as exc:
             datastore.close()
             raise OperationalError(str(exc)) from exc
