@@ -218,13 +218,31 @@ def _holding_row_lock(prefix: str, session_id: str) -> Any:
     return holder
 
 
+def _one_message(prefix: str, **options: object) -> tuple[Transcripts, str]:
+    """A store and a session of one message "a" in it."""
+    store = _open(prefix, **options)
+    sid = store.create()
+    store.append(sid, Message.user("a"))
+    return store, sid
+
+
+def _refused_soon(call: Any) -> None:
+    """``call`` raises StorageUnavailable about when the lock timeout ends:
+    well before the 60-second statement timeout (and never hangs)."""
+    from engine import StorageUnavailable
+
+    started = time.monotonic()
+    with pytest.raises(StorageUnavailable):
+        call()
+    assert time.monotonic() - started < 10
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_erase_and_delete_wait_no_longer_than_lock_timeout(kind: str, prefix: str) -> None:
     # Found by an adversarial run: they waited for the 60-second statement
     # timeout, holding the events table meanwhile (every other session's
     # appends failed), because eventsourcing's table-lock statements set the
     # transaction's lock timeout to none.
-    from engine import StorageUnavailable
 
     store = _open(prefix, lock_timeout=1)
     held, other = store.create(title="held"), store.create(title="other")
@@ -234,10 +252,7 @@ def test_erase_and_delete_wait_no_longer_than_lock_timeout(kind: str, prefix: st
     holder = _holding_row_lock(prefix, held)
     try:
         for attempt in (lambda: store.erase(held, secret), lambda: store.delete(held)):
-            started = time.monotonic()
-            with pytest.raises(StorageUnavailable):
-                attempt()
-            assert time.monotonic() - started < 10  # about lock_timeout, far from the statement timeout
+            _refused_soon(attempt)
             store.append(other, Message.user("not held back"))  # the events table is free again
     finally:
         holder.close()
@@ -254,8 +269,6 @@ def test_reads_wait_no_longer_than_lock_timeout(kind: str, prefix: str) -> None:
     # long as that took, and held the store's lock meanwhile.
     import psycopg
 
-    from engine import StorageUnavailable
-
     setup = _open(prefix)
     sid = setup.create()
     setup.append(sid, Message.user("a"))
@@ -265,10 +278,7 @@ def test_reads_wait_no_longer_than_lock_timeout(kind: str, prefix: str) -> None:
     with psycopg.connect(POSTGRES_DSN) as blocker:
         blocker.execute(f'LOCK TABLE "{prefix}_sessions" IN ACCESS EXCLUSIVE MODE')
         for read in (lambda: store.get(sid), store.sessions, lambda: store.verify(sid)):
-            started = time.monotonic()
-            with pytest.raises(StorageUnavailable):
-                read()
-            assert time.monotonic() - started < 10
+            _refused_soon(read)
         blocker.rollback()
     assert [m.text for m in store.get(sid).messages] == ["a"]
     store.close()
@@ -277,17 +287,10 @@ def test_reads_wait_no_longer_than_lock_timeout(kind: str, prefix: str) -> None:
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_lock_timeout_under_a_millisecond_is_still_a_limit(kind: str, prefix: str) -> None:
     # PostgreSQL reads a lock_timeout of 0 as none: 0.5 ms was sent as '0ms'.
-    from engine import StorageUnavailable
-
-    store = _open(prefix, lock_timeout=0.0005)
-    sid = store.create()
-    store.append(sid, Message.user("a"))
+    store, sid = _one_message(prefix, lock_timeout=0.0005)
     holder = _holding_row_lock(prefix, sid)
     try:
-        started = time.monotonic()
-        with pytest.raises(StorageUnavailable):
-            store.append(sid, Message.user("waits a millisecond at most"))
-        assert time.monotonic() - started < 10
+        _refused_soon(lambda: store.append(sid, Message.user("waits a millisecond at most")))
     finally:
         holder.close()
     store.close()
@@ -332,9 +335,7 @@ def test_an_append_whose_connection_is_lost_mid_way_says_its_outcome_is_unknown(
 
     from engine import StorageUnavailable
 
-    store = _open(prefix, lock_timeout=30)
-    sid = store.create()
-    store.append(sid, Message.user("a"))
+    store, sid = _one_message(prefix, lock_timeout=30)
     holder = _holding_row_lock(prefix, sid)  # the next append waits on the row...
     assert POSTGRES_DSN
 
