@@ -328,14 +328,18 @@ def test_after_an_idle_while_an_append_checks_its_connection_first(
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_an_append_whose_connection_is_lost_mid_way_says_its_outcome_is_unknown(kind: str, prefix: str) -> None:
+@pytest.mark.parametrize("snapshot_interval", [None, 3], ids=["one statement", "with a snapshot"])
+def test_an_append_whose_connection_is_lost_mid_way_says_its_outcome_is_unknown(
+    kind: str, prefix: str, snapshot_interval: int | None
+) -> None:
     # The statement may have committed before the reply was lost: "failed"
-    # would invite a retry that stores the message twice.
+    # would invite a retry that stores the message twice. Appends with a
+    # snapshot (a transaction on a pooled connection) said "failed" still.
     import psycopg
 
     from engine import StorageUnavailable
 
-    store, sid = _one_message(prefix, lock_timeout=30)
+    store, sid = _one_message(prefix, lock_timeout=30, snapshot_interval=snapshot_interval)
     holder = _holding_row_lock(prefix, sid)  # the next append waits on the row...
     assert POSTGRES_DSN
 
@@ -382,3 +386,109 @@ def test_opening_a_database_that_does_not_exist_says_so(kind: str) -> None:
     with pytest.raises(StorageUnavailable, match="does not exist"):
         Transcripts.open(target)
     assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_opening_a_new_store_waits_no_longer_than_lock_timeout(kind: str, prefix: str) -> None:
+    # Found by a second adversarial run: schema creation ran on a connection
+    # of its own without the timeouts, and waited without end on the
+    # advisory lock that serialises it (or on a reader of an old table).
+    import zlib
+
+    import psycopg
+
+    assert POSTGRES_DSN
+    with psycopg.connect(POSTGRES_DSN, autocommit=True) as other_opener:
+        other_opener.execute("SELECT pg_advisory_lock(%s)", (zlib.crc32(b"transcript-engine:create-tables"),))
+        _refused_soon(lambda: _open(prefix, lock_timeout=1))
+    _open(prefix, lock_timeout=1).close()  # and opens once the lock is free
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_erasure_says_it_is_committed_when_only_its_vacuum_could_not_run(kind: str, prefix: str) -> None:
+    # VACUUM waiting on another VACUUM (or ANALYZE) timed out and the erasure
+    # read as failed, though it had committed.
+    import psycopg
+
+    from engine import StorageUnavailable
+
+    store, sid = _one_message(prefix, lock_timeout=1)
+    [message] = store.get(sid).messages
+    assert POSTGRES_DSN and message.id is not None
+    with psycopg.connect(POSTGRES_DSN) as vacuuming:
+        vacuuming.execute(f'LOCK TABLE "{prefix}_snapshots" IN SHARE UPDATE EXCLUSIVE MODE')
+        with pytest.raises(StorageUnavailable, match="the erasure is committed"):
+            store.erase(sid, message.id)
+    assert _open(prefix).get(sid).messages[0].erased is not None
+    store.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_transaction_in_another_database_does_not_hold_back_an_erasure(kind: str, prefix: str) -> None:
+    # VACUUM of this database's tables keeps no row for another database's
+    # transactions; the wait for them made every erasure fail on a shared server.
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    store, sid = _one_message(prefix, lock_timeout=1)
+    [message] = store.get(sid).messages
+    assert POSTGRES_DSN and message.id is not None
+    elsewhere = make_conninfo(POSTGRES_DSN, dbname="postgres")
+    assert conninfo_to_dict(POSTGRES_DSN).get("dbname") != "postgres"
+    with psycopg.connect(elsewhere) as other:
+        other.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        other.execute("SELECT 1")  # a snapshot held open in the other database
+        store.erase(sid, message.id)
+    assert store.get(sid).messages[0].erased is not None
+    store.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_pool_connects_with_the_whole_connection_string_and_its_environment(
+    kind: str, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The pool was given only database, host, port, user and password:
+    # application_name and other options were lost, and a string without a
+    # database made the tables in the user's database, not PGDATABASE's.
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    assert POSTGRES_DSN
+    params = conninfo_to_dict(POSTGRES_DSN)
+    monkeypatch.setenv("PGDATABASE", str(params["dbname"]))
+    without_database = "postgresql://{}@{}:{}?application_name={}".format(
+        params.get("user", "postgres"), params.get("host", "127.0.0.1"), params.get("port", 5432), prefix
+    )
+    store = Transcripts.open(without_database, table_prefix=prefix)
+    sid = store.create()
+    store.get(sid)
+    assert f"/{params['dbname']}" in repr(store)
+    with psycopg.connect(POSTGRES_DSN, autocommit=True) as admin:
+        found = admin.execute("SELECT to_regclass(%s)", (f"{prefix}_sessions",)).fetchone()
+        assert found is not None and found[0] is not None  # in PGDATABASE's database
+        named = admin.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (prefix,))
+        assert named.fetchone()[0] >= 1  # type: ignore[index]
+    store.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_after_the_server_dropped_every_connection_reads_fail_once_at_most(kind: str, prefix: str) -> None:
+    # Each idle pooled connection failed a call of its own, one after another.
+    from engine import StorageUnavailable
+
+    store, sid = _one_message(prefix)
+    threads = [threading.Thread(target=lambda: [store.sessions() for _ in range(20)]) for _ in range(4)]
+    for thread in threads:  # the pool grows past its resting size
+        thread.start()
+    for thread in threads:
+        thread.join()
+    _drop_every_connection()
+    failures = 0
+    for _ in range(6):
+        try:
+            store.sessions()
+        except StorageUnavailable:
+            failures += 1
+    assert failures <= 1
+    assert [m.text for m in store.get(sid).messages] == ["a"]
+    store.close()

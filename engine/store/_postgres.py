@@ -17,7 +17,7 @@ import psycopg
 from eventsourcing.persistence import IntegrityError, OperationalError
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from psycopg.conninfo import conninfo_to_dict
-from psycopg.rows import tuple_row
+from psycopg.rows import dict_row, tuple_row
 from psycopg.sql import SQL, Composable, Composed, Identifier, Literal
 
 from engine.errors import (
@@ -91,6 +91,41 @@ class _Datastore(PostgresDatastore):
             conn.execute(timeouts)
 
         return after_connect
+
+    @contextlib.contextmanager
+    def get_connection(self) -> Iterator[Any]:
+        with super().get_connection() as conn:
+            try:
+                yield conn
+            except BaseException:
+                if conn.broken:
+                    # The server dropped it (a restart, say): its idle
+                    # siblings too, most likely. Checked now, they fail no
+                    # later call one after another.
+                    self.pool.check()
+                raise
+
+    def own_connection(self) -> Any:
+        """A connection outside the pool, made as the pool makes its own
+        (same settings, same timeouts): for DDL under an advisory lock, and
+        for VACUUM, which no transaction may hold."""
+        conn = psycopg.connect(self.pool.conninfo, autocommit=True, **self.pool.kwargs)  # type: ignore[arg-type]
+        try:
+            conn.execute(self.timeouts)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+
+def _outcome_unknown(exc: BaseException) -> OperationalError:
+    """The error for a write whose connection was lost under way: it may
+    have committed before the reply was lost, and "failed" would invite a
+    retry that stores it twice."""
+    return OperationalError(
+        f"the connection was lost while the write was under way ({exc}); whether it was stored is unknown: "
+        "read the session before writing it again"
+    )
 
 
 def _answering(pool: Any) -> Any:
@@ -249,8 +284,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
         # by the whole database (a function and a type), so stores of different
         # prefixes opening at once collided there ("tuple concurrently updated").
         key = zlib.crc32(b"transcript-engine:create-tables")
-        params = dict(self.datastore.pool.kwargs or {})  # type: ignore[arg-type]
-        with psycopg.connect(**params, autocommit=True) as conn:
+        with self.datastore.own_connection() as conn:
             if self._schema_ready(conn):
                 # No DDL at all: even CREATE INDEX IF NOT EXISTS waits for
                 # every open write transaction, and writers queue behind it.
@@ -352,9 +386,23 @@ class PostgresRecorder(PostgresApplicationRecorder):
         timeouts, holding the events table lock: erasures and deletions,
         which rewrite or remove records of several sessions at once, run
         with no append beside them."""
-        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+        with self._writing() as conn, conn.transaction(), conn.cursor() as curs:
             curs.execute(self._lock_events, prepare=True)
             yield curs
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[Any]:
+        """A pooled connection for one write transaction: a lost connection
+        makes the outcome unknown, and the error says so."""
+        with self.datastore.get_connection() as conn:
+            try:
+                yield conn
+            except EngineError:
+                raise
+            except BaseException as exc:
+                if conn.broken:
+                    raise _outcome_unknown(exc) from exc
+                raise
 
     def insert_records(
         self,
@@ -382,7 +430,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
         if first.version != 1 and snapshot is None:
             self._append_alone_on_writer(session_id, records, changes)
             return
-        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+        with self._writing() as conn, conn.transaction(), conn.cursor() as curs:
             source = fork_source(session_id, first.topic, first.state) if first.version == 1 else None
             if source is not None:
                 # The lock the insert takes anyway, taken before the source
@@ -437,12 +485,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
                 if isinstance(exc, psycopg.IntegrityError):
                     raise IntegrityError(str(exc)) from exc  # as eventsourcing's connections translate it
                 if lost:
-                    # The statement may have committed before the reply was
-                    # lost: saying it failed would invite a duplicate.
-                    raise OperationalError(
-                        f"the connection was lost while the append was under way ({exc}); whether it was "
-                        "stored is unknown: read the session before appending it again"
-                    ) from exc
+                    raise _outcome_unknown(exc) from exc
                 raise
             finally:
                 self._writer_used = time.monotonic()
@@ -558,15 +601,25 @@ class PostgresRecorder(PostgresApplicationRecorder):
         read, so it waits (up to the lock timeout) for such transactions to
         end, then vacuums; VACUUM cannot run inside a transaction, so on a
         connection of its own."""
-        params = dict(self.datastore.pool.kwargs or {})  # type: ignore[arg-type]
         deadline = time.monotonic() + self._lock_timeout
-        with psycopg.connect(**params, autocommit=True) as conn:
-            conn.execute(self.datastore.timeouts)
+        try:
+            self._vacuum_when_unread(xid, deadline)
+        except psycopg.Error as exc:
+            raise OperationalError(
+                f"the erasure is committed, but its old rows could not be removed yet ({exc}); call again to "
+                "remove them"
+            ) from exc
+
+    def _vacuum_when_unread(self, xid: int, deadline: float) -> None:
+        with self.datastore.own_connection() as conn:
             while True:
                 found = (
                     conn.cursor(row_factory=tuple_row)
                     .execute(
+                        # This database's only: VACUUM of a table here keeps no row
+                        # for a transaction of another database.
                         "SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+                        "AND datname = current_database() "
                         "AND backend_type = 'client backend' AND backend_xmin IS NOT NULL "
                         "AND age(backend_xmin) >= age(%s::text::xid)",
                         (str(xid),),
@@ -712,14 +765,20 @@ def open_postgres(
         # One connection first, with libpq's own timeout: its error says what
         # is wrong (no such database, refused, a password), where the pool
         # would only time out, and leave threads trying to connect behind.
-        psycopg.connect(dsn, connect_timeout=max(2, math.ceil(connect_timeout))).close()
+        libpq_timeout = max(2, math.ceil(connect_timeout))  # libpq takes whole seconds, at least 2
+        with psycopg.connect(dsn, connect_timeout=libpq_timeout) as probe:
+            # Named from the connection made: the environment (PGDATABASE,
+            # PGUSER, a service file) fills what the string leaves out.
+            info = probe.info
+            dbname, host, port, user = info.dbname, info.host, info.port, info.user
+        where = f"postgresql://{user}@{host}:{port}/{dbname}"
         datastore = _Datastore(
             timeouts=_timeouts(lock_timeout),
-            dbname=str(params.get("dbname") or params.get("user") or getpass.getuser()),
-            host=str(params.get("host") or "localhost"),
-            port=str(params.get("port") or 5432),
-            user=str(params.get("user") or getpass.getuser()),
-            password=str(params.get("password") or ""),
+            dbname=dbname,  # for eventsourcing's own use; the pool connects with the string (below)
+            host=host,
+            port=str(port),
+            user=user,
+            password="",
             connect_timeout=connect_timeout,
             # Not given: eventsourcing would then wait for a full pool on every
             # use, and with connections out in other threads that wait fails
@@ -731,6 +790,12 @@ def open_postgres(
             schema=str(params.get("options_schema") or ""),
             originator_id_type="text",
         )
+        # The pool connects with the whole string, as the probe did (it was
+        # given only the fields above: options, sslmode, application_name and
+        # the environment's settings were lost, and a string without a
+        # database made the tables in another one), and libpq's timeout.
+        datastore.pool.conninfo = dsn
+        datastore.pool.kwargs = {"row_factory": dict_row, "connect_timeout": libpq_timeout}
         try:
             datastore.pool.open(wait=True, timeout=connect_timeout)
         except psycopg.Error as exc:
