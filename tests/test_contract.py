@@ -208,7 +208,7 @@ def test_one_store_shared_by_threads_reading_and_writing_serves_every_call(store
                 store.sessions()
                 store.history(mine)
                 store.feed(after=0, limit=5)
-        except BaseException as exc:  # noqa: BLE001 - every failure is reported below
+        except BaseException as exc:  # every failure is reported below
             failures.append(exc)
 
     threads = [threading.Thread(target=work, args=(sid,)) for sid in sessions]
