@@ -183,22 +183,12 @@ def test_opening_without_creating_leaves_another_applications_table_of_the_same_
 def test_an_append_whose_connection_the_server_dropped_fails_typed_and_the_next_one_reconnects(
     kind: str, prefix: str
 ) -> None:
-    import psycopg
-
     from engine import StorageUnavailable
 
     store = _open(prefix)
     sid = store.create()
     store.append(sid, Message.user("before"))  # the appends' connection is now open
-    assert POSTGRES_DSN
-    with psycopg.connect(POSTGRES_DSN, autocommit=True) as admin:
-        # Every other connection to this database: the store's pool and the
-        # connection its appends keep (as a server restart or an idle
-        # timeout would drop them).
-        admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
-        )
+    _drop_every_connection()  # the pool's and the appends' (within the idle check's five seconds)
     with pytest.raises(StorageUnavailable):
         store.append(sid, Message.user("lost with its connection"))
     store.append(sid, Message.user("after"))  # on a new connection
