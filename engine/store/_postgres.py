@@ -34,6 +34,7 @@ from engine.store._chain import check_legacy_sealing, sealed_row
 from engine.store._codec import READABLE_TOPICS, fork_source, refuse_new_forks, refuse_orphans
 from engine.store._records import (
     LISTING_COLUMNS,
+    ROW_COLUMNS,
     FeedEntry,
     ListingFilter,
     Record,
@@ -41,9 +42,6 @@ from engine.store._records import (
     SessionRow,
     StoredSnapshot,
 )
-
-_ROW_COLUMNS = "session_id, title, created_at, updated_at, message_count, revision, version, head, seal, summary"
-
 
 #: Feed positions of stored events start here (below: an older store's
 #: positions); each transaction has ``_PER_TRANSACTION`` of them.
@@ -174,7 +172,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
             ).format(schema, snapshots),
         ]
         self._upsert_session = SQL(
-            "INSERT INTO {}.{} AS s (" + _ROW_COLUMNS + ") VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
+            "INSERT INTO {}.{} AS s (" + ROW_COLUMNS + ") VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
             "ON CONFLICT (session_id) DO UPDATE "
             "SET title=excluded.title, updated_at=excluded.updated_at, "
             "message_count=excluded.message_count, revision=excluded.revision, version=excluded.version, "
@@ -251,7 +249,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
             ).format(schema, Identifier(self.events_table_name))
         )
         self._select_session = _rendered(
-            SQL("SELECT " + _ROW_COLUMNS + " FROM {}.{} WHERE session_id=%s").format(schema, sessions)
+            SQL("SELECT " + ROW_COLUMNS + " FROM {}.{} WHERE session_id=%s").format(schema, sessions)
         )
         self._select_head = _rendered(
             SQL("SELECT head, version FROM {}.{} WHERE session_id=%s").format(schema, sessions)
@@ -272,7 +270,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
         # Not eventsourcing's lock_table_statements: they set the lock
         # timeout to its datastore's (0, no limit) for the transaction.
         self._lock_events = _rendered(SQL("LOCK TABLE {}.{} IN EXCLUSIVE MODE").format(schema, events))
-        self._select_sessions = SQL("SELECT " + _ROW_COLUMNS + " FROM {}.{}").format(schema, sessions)
+        self._select_sessions = SQL("SELECT " + ROW_COLUMNS + " FROM {}.{}").format(schema, sessions)
 
     def create_table(self) -> None:
         # Serialise schema creation between processes opening a new store at
@@ -356,7 +354,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
                     "ALTER TABLE {} ADD COLUMN head text NOT NULL DEFAULT '', ADD COLUMN seal text NOT NULL DEFAULT ''"
                 ).format(table)
             )
-            for values in cursor.execute(SQL("SELECT " + _ROW_COLUMNS + " FROM {}").format(table)).fetchall():
+            for values in cursor.execute(SQL("SELECT " + ROW_COLUMNS + " FROM {}").format(table)).fetchall():
                 legacy = SessionRow(*values)
                 records = cursor.execute(self._select_records, (legacy.session_id, 0, legacy.version)).fetchall()
                 row = sealed_row(legacy, (Record(v, t, bytes(b)) for v, t, b in records), self._seal_key)

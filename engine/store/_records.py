@@ -43,6 +43,10 @@ class SessionRow(NamedTuple):
     summary: str | None = None
 
 
+#: The listing table's columns in row order, as the backends' SQL names them.
+ROW_COLUMNS = ", ".join(SessionRow._fields)
+
+
 class ListingFilter(NamedTuple):
     """What a listing asks of each session's summary: that status, owner,
     parent and pinned (if given), every one of ``tags``, and every item of

@@ -34,6 +34,7 @@ from engine.store._codec import READABLE_TOPICS, fork_source, refuse_new_forks, 
 from engine.store._packed import TEXT_APPEND_TOPIC
 from engine.store._records import (
     LISTING_COLUMNS,
+    ROW_COLUMNS,
     FeedEntry,
     ListingFilter,
     Record,
@@ -45,7 +46,6 @@ from engine.store._wal import enter_wal
 
 Synchronous = Literal["full", "normal", "off"]
 Execute = Callable[..., sqlite3.Cursor]
-_ROW_COLUMNS = "session_id, title, created_at, updated_at, message_count, revision, version, head, seal, summary"
 _SYNCHRONOUS: tuple[str, ...] = ("full", "normal", "off")
 
 
@@ -140,11 +140,11 @@ class SQLiteRecorder:
         key_of = f"(SELECT key FROM {sessions} WHERE session_id=?)"
         self._insert_record = f"INSERT INTO {log} (session, version, kind, state) VALUES ({key_of},?,?,?)"
         self._create_session = (
-            f"INSERT INTO {sessions} ({_ROW_COLUMNS}, key) VALUES (?,?,?,?,?,?,?,?,?,?,"
+            f"INSERT INTO {sessions} ({ROW_COLUMNS}, key) VALUES (?,?,?,?,?,?,?,?,?,?,"
             f"(SELECT coalesce(max(key), 0) + 1 FROM {sessions}))"
         )
         self._upsert_session = (
-            f"INSERT INTO {sessions} ({_ROW_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?) "
+            f"INSERT INTO {sessions} ({ROW_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?) "
             "ON CONFLICT (session_id) DO UPDATE SET title=excluded.title, "
             "updated_at=excluded.updated_at, message_count=excluded.message_count, "
             "revision=excluded.revision, version=excluded.version, head=excluded.head, seal=excluded.seal, "
@@ -311,7 +311,7 @@ class SQLiteRecorder:
             f"SELECT originator_version, topic, state FROM {self.events_view} WHERE originator_id=? "
             "ORDER BY originator_version"
         )
-        for found in execute(f"SELECT {_ROW_COLUMNS} FROM {self.sessions_table}").fetchall():
+        for found in execute(f"SELECT {ROW_COLUMNS} FROM {self.sessions_table}").fetchall():
             records = execute(select, (found[0],)).fetchall()
             row = sealed_row(SessionRow(*found), map(Record._make, records), self._seal_key)
             execute(self._update_session, (*row[1:2], *row[3:], row.session_id))
@@ -548,7 +548,7 @@ class SQLiteRecorder:
     def select_session(self, session_id: str) -> SessionRow | None:
         with self.datastore.transaction(commit=False) as c:
             c.execute(
-                f"SELECT {_ROW_COLUMNS} FROM {self.sessions_table} WHERE session_id=?",
+                f"SELECT {ROW_COLUMNS} FROM {self.sessions_table} WHERE session_id=?",
                 (session_id,),
             )
             found = c.fetchone()
@@ -559,7 +559,7 @@ class SQLiteRecorder:
         with self.datastore.transaction(commit=False) as c:
             order = " ORDER BY created_at, session_id"
             try:
-                c.execute(f"SELECT {_ROW_COLUMNS} FROM {self.sessions_table}{where}{order}", values)
+                c.execute(f"SELECT {ROW_COLUMNS} FROM {self.sessions_table}{where}{order}", values)
             except sqlite3.OperationalError as exc:
                 if "JSON" not in str(exc):
                     raise
