@@ -482,3 +482,55 @@ def test_after_the_server_dropped_every_connection_reads_fail_once_at_most(kind:
     assert failures <= 1
     assert [m.text for m in store.get(sid).messages] == ["a"]
     store.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_threads_sharing_a_store_keep_writing_other_sessions_while_one_is_stuck(kind: str, prefix: str) -> None:
+    # A web server's threads share one store: one session's append stuck
+    # behind a row lock (another client's long transaction) held back every
+    # thread's calls on every session until it gave up.
+    store = _open(prefix, lock_timeout=5)
+    stuck = store.create(title="stuck")
+    others = [store.create(title=f"other {n}") for n in range(3)]
+    holder = _holding_row_lock(prefix, stuck)
+    outcome: list[BaseException] = []
+
+    def stuck_append() -> None:
+        try:
+            store.append(stuck, Message.user("waits for the row"))
+        except BaseException as exc:  # checked below
+            outcome.append(exc)
+
+    waiting = threading.Thread(target=stuck_append)
+    errors: list[BaseException] = []
+
+    def write(session_id: str) -> None:
+        try:
+            for number in range(20):
+                store.append(session_id, Message.user(f"m{number}"))
+                store.get(session_id)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    try:
+        waiting.start()
+        time.sleep(0.3)
+        assert waiting.is_alive()
+        writers = [threading.Thread(target=write, args=(sid,)) for sid in others]
+        for writer in writers:
+            writer.start()
+        for writer in writers:
+            writer.join(30)
+        # Every other session's 20 appends and reads are done, while the
+        # stuck append still waits.
+        assert waiting.is_alive()
+        assert errors == []
+        for sid in others:
+            assert [m.text for m in store.get(sid).messages] == [f"m{number}" for number in range(20)]
+    finally:
+        holder.rollback()
+        holder.close()
+    waiting.join(10)
+    assert outcome == []  # it went through once the row was free
+    assert [m.text for m in store.get(stuck).messages] == ["waits for the row"]
+    store.close()

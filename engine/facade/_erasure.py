@@ -59,7 +59,7 @@ def erase(
 
 
 def _erase_once(repository: Repository, session_id: str, targets: Targets, why: Reason, actor: str | None) -> list[str]:
-    with repository.lock:
+    with repository.locks.whole():
         head = repository.head(session_id)
         family = _family(repository, head.lineage.root)
         logs = {sid: repository.log(sid) for sid in family}
@@ -137,7 +137,7 @@ def delete(repository: Repository, session_id: str, with_forks: object, with_chi
     for name, flag in (("with_forks", with_forks), ("with_children", with_children)):
         if not isinstance(flag, bool):
             raise InvalidArgument(f"{name} must be a bool, got {shown(flag)}")
-    with repository.lock:
+    with repository.locks.whole():
         repository.head(session_id)  # SessionNotFound, or damage, before anything is removed
         forks: dict[str, list[str]] = {}
         for fork, event in _forks(repository):

@@ -227,7 +227,7 @@ def sessions(
             summary = decode_summary(row.session_id, row.summary)
         else:  # a row written before rows kept a summary: from the session's state
             try:
-                with repository.lock:
+                with repository.locks.holding(row.session_id):
                     summary = summary_of(repository.head(row.session_id))
             except SessionNotFound:  # deleted since the listing was read
                 continue
@@ -356,7 +356,7 @@ def _verify_once(repository: Repository, session_id: str, head_hash: str | None,
                 "the log was altered (or re-linked by an erasure since)"
             )
     if not replay:  # the log matches its sealed chain head: nothing stored was altered
-        with repository.lock:
+        with repository.locks.holding(session_id):
             return repository.head(session_id)
     states: list[Session] = []
     state: Session | None = None
@@ -395,7 +395,7 @@ def _verify_once(repository: Repository, session_id: str, head_hash: str | None,
             f"session {session_id!r}: the summary its listing row keeps for filters (status, tags, owner, parent, "
             "metadata) differs from the replay of its log"
         )
-    with repository.lock:
+    with repository.locks.holding(session_id):
         head = repository.head(session_id)
     if head.version == state.version and _observable(head) != _observable(state):
         raise _HeadDiffers(f"session {session_id!r}: the loaded head differs from a full replay")
@@ -524,7 +524,7 @@ def tool_calls(repository: Repository, session_id: str) -> list[ToolCall]:
     were first written, each with its result (the first written for it) and
     their times; ``position`` and ``result_position`` say where they are in
     the transcript now (``None``: rewritten or compacted away)."""
-    with repository.lock:
+    with repository.locks.holding(session_id):
         head = repository.head(session_id)
         calls = _calls_written(repository, session_id, head.version)
     where: dict[str, int] = {}

@@ -21,6 +21,7 @@ from engine.errors import (
     SessionNotFound,
     VersionNotFound,
 )
+from engine.facade._locks import SessionLocks
 from engine.realtime.reducer import RealtimeState
 from engine.state.content import Message, shown
 from engine.state.events import CONTENT_EVENTS, Event, SessionForked
@@ -50,9 +51,11 @@ _MAX_FORK_DEPTH = 10_000
 
 
 class Repository:
-    """Load, cache and commit the sessions of one backend. ``lock`` guards
-    the caches; a command holds it from reading the head to caching the
-    state it committed."""
+    """Load, cache and commit the sessions of one backend. A call holds the
+    ``locks`` of the sessions it works on (see ``SessionLocks``) from reading
+    their heads to caching what it committed: a session's cached state is
+    changed only by the thread holding its lock, and calls on other sessions
+    go on meanwhile, each on its own database round trips."""
 
     def __init__(
         self,
@@ -88,10 +91,12 @@ class Repository:
         # The listing summary last written per session, with what it was made
         # from: most writes change neither header, metadata nor parent.
         self.summaries: dict[str, tuple[object, object, str | None, str | None]] = {}
-        self.lock = threading.RLock()
+        self.locks = SessionLocks()
+        # Guards the caches' order and size (evictions touch other sessions).
+        self._cache_lock = threading.Lock()
 
     def close(self) -> None:
-        with self.lock:
+        with self.locks.whole():
             self.backend.close()
             self.backend = ClosedBackend(self.backend.describe())
             self.cache.clear()
@@ -187,14 +192,19 @@ class Repository:
         if depth > _MAX_FORK_DEPTH:
             raise CorruptStore(f"session {shown(session_id)}: fork chain deeper than {_MAX_FORK_DEPTH}; is it a cycle?")
         try:
-            cached = self.cache.get(event.source)
-            if cached is not None and cached.version == event.source_version:
-                # Checked against the listing row first: another process may
-                # have rewritten the source's log (an erasure) since it was cached.
-                current = self.head(event.source)
-                if current.version == event.source_version:
-                    return current
-            source = self.load(event.source, upto=event.source_version, depth=depth + 1)
+            with self.locks.holding_if_free(event.source) as held:
+                # The cached source only while no other thread is writing it:
+                # waiting for it could wait in a circle, and what is read
+                # without its lock is not cached (it could be older than a
+                # state that thread is caching).
+                cached = self.cache.get(event.source) if held else None
+                if cached is not None and cached.version == event.source_version:
+                    # Checked against the listing row first: another process may
+                    # have rewritten the source's log (an erasure) since it was cached.
+                    current = self.head(event.source)
+                    if current.version == event.source_version:
+                        return current
+                source = self.load(event.source, upto=event.source_version, depth=depth + 1)
         except SessionNotFound:
             raise CorruptStore(f"session {shown(session_id)} is a fork of {event.source!r}, which is missing") from None
         if source.version != event.source_version:
@@ -206,15 +216,26 @@ class Repository:
 
     def remember(self, state: Session) -> Session:
         cache = self.cache
-        cache[state.id] = state
-        cache.move_to_end(state.id)
-        if len(cache) > self.cache_size:
-            evicted, _ = cache.popitem(last=False)
-            self.summaries.pop(evicted, None)
-            self.realtime.pop(evicted, None)  # its ingestion state is rebuilt from the log when needed
-            self.chains.pop(evicted, None)
-            self.tails.pop(evicted, None)
+        with self._cache_lock:
+            cache[state.id] = state
+            cache.move_to_end(state.id)
+            if len(cache) > self.cache_size:
+                evicted, _ = cache.popitem(last=False)
+                self.summaries.pop(evicted, None)
+                self.realtime.pop(evicted, None)  # its ingestion state is rebuilt from the log when needed
+                self.chains.pop(evicted, None)
+                self.tails.pop(evicted, None)
         return state
+
+    def remember_tail(self, session_id: str, head: str, tail: Tail) -> None:
+        """Keep the newest messages read by ``get(last=)`` with the head they
+        were checked against; the oldest read goes first."""
+        tails = self.tails
+        with self._cache_lock:
+            tails.pop(session_id, None)
+            tails[session_id] = (head, tail)
+            if len(tails) > self.cache_size:
+                del tails[next(iter(tails))]
 
     def realtime_state(self, head: Session) -> RealtimeState:
         """The session's ingestion state as of ``head``, rebuilt from its
@@ -227,11 +248,12 @@ class Repository:
         return state
 
     def forget(self, session_id: str) -> None:
-        self.cache.pop(session_id, None)
-        self.realtime.pop(session_id, None)
-        self.chains.pop(session_id, None)
-        self.tails.pop(session_id, None)
-        self.summaries.pop(session_id, None)
+        with self._cache_lock:
+            self.cache.pop(session_id, None)
+            self.realtime.pop(session_id, None)
+            self.chains.pop(session_id, None)
+            self.tails.pop(session_id, None)
+            self.summaries.pop(session_id, None)
 
     def head(self, session_id: str) -> Session:
         """The newest state, caught up with what other writers stored: the

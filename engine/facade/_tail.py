@@ -54,11 +54,7 @@ def tail(repository: Repository, session_id: str, count: int) -> Tail:
         messages=tuple(messages),
         written_at=tuple(times),
     )
-    tails = repository.tails
-    tails.pop(session_id, None)
-    tails[session_id] = (row.head, result)
-    if len(tails) > repository.cache_size:  # the oldest read goes first
-        del tails[next(iter(tails))]
+    repository.remember_tail(session_id, row.head, result)
     return result
 
 

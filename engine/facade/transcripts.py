@@ -166,7 +166,7 @@ class Transcripts:
         set in the same transaction, as the session's second event."""
         command = Create.of(title, metadata, actor=actor, session_id=session_id, header=header)
         decision = decide(None, command, clock())
-        with self._repository.lock:
+        with self._repository.locks.holding(command.session_id):
             self._repository.commit(None, decision.events, decision.state)
         return command.session_id
 
@@ -245,7 +245,7 @@ class Transcripts:
             task=task, name=name, title=title, metadata=metadata, header=header, actor=actor, child_id=session_id
         )
         repository = self._repository
-        with repository.lock:
+        with repository.locks.holding(parent, command.child_id):
             if repository.backend.session_row(command.child_id) is not None:
                 raise SessionExists(command.child_id)
             # The parent's record first: a conflict there leaves nothing written.
@@ -551,7 +551,7 @@ class Transcripts:
             )
         translated = decisions.translate(list(events), provider, adapter)
         repository = self._repository
-        with repository.lock:
+        with repository.locks.holding(session_id):
             known = repository.realtime.get(session_id)
             redelivered = decisions.duplicate_reasons(known[1], translated) if known is not None else None
             if known is not None and redelivered is not None:
@@ -587,7 +587,7 @@ class Transcripts:
             raise InvalidArgument(f"policy must be 'place' or 'drop', got {shown(policy)}")
         check_actor(actor)
         repository = self._repository
-        with repository.lock:
+        with repository.locks.holding(session_id):
             head = repository.head(session_id)
             decision = decisions.resolve(head, repository.realtime_state(head), policy, actor=actor, now=clock())
             if decision is None:
@@ -602,7 +602,7 @@ class Transcripts:
         """Items ingestion is holding back, and in-flight response ids (to fan
         out an interruption with ``AssistantTurnInterrupted``)."""
         repository = self._repository
-        with repository.lock:
+        with repository.locks.holding(session_id):
             state = repository.realtime_state(repository.head(session_id))
             return decisions.pending(state)
 
@@ -611,7 +611,7 @@ class Transcripts:
         ended: rebuilt from the recorded realtime events (the audit log), since
         none of it is part of the transcript."""
         repository = self._repository
-        with repository.lock:
+        with repository.locks.holding(session_id):
             head = repository.head(session_id)
             events = list(repository.decoded(head.id, repository.records(head.id, head.version)))
         return decisions.out_of_band(events)
@@ -642,9 +642,9 @@ class Transcripts:
         if last is not None:
             if at is not None:
                 raise InvalidArgument("get() takes at= or last=, not both")
-            with repository.lock:
+            with repository.locks.holding(session_id):
                 return _tail.tail(repository, session_id, last)
-        with repository.lock:
+        with repository.locks.holding(session_id):
             head = repository.head(session_id)
         if at is None:
             return head
@@ -750,7 +750,7 @@ class Transcripts:
         events), rebuilt from the log: no copy is stored per revision."""
         parse_revision(revision)
         repository = self._repository
-        with repository.lock:
+        with repository.locks.holding(session_id):
             head = repository.head(session_id)
         if revision == head.revision:
             return head.messages
@@ -789,7 +789,7 @@ class Transcripts:
         ``verify(session_id, head_hash=kept)`` later tells whether the log
         still holds exactly what it held then, in the same order."""
         repository = self._repository
-        with repository.lock:
+        with repository.locks.holding(session_id):
             head = repository.head(session_id)
             return f"{head.version}:{repository.chain_after(head).digest().hex()}"
 
@@ -811,12 +811,12 @@ class Transcripts:
     # -- the command cycle ---------------------------------------------------
 
     def _decide(self, session_id: str, command: decisions.Command | decisions.RecordCommand) -> decisions.Decision:
-        """Load the head, decide, commit: one write, under the cache lock."""
+        """Load the head, decide, commit: one write, under the session's lock."""
         repository = self._repository
         expected = getattr(command, "expected_revision", None)
         messages: Sequence[Message] = getattr(command, "messages", ())
         repository.refuse_oversized(session_id, messages)  # before hashing what could never be stored
-        with repository.lock:
+        with repository.locks.holding(session_id):
             head = repository.head_for_write(session_id, expected)
             try:
                 decision = decide(head, command, clock())
@@ -840,7 +840,7 @@ class Transcripts:
 
     def _fork(self, source_id: str, command: Fork) -> str:
         repository = self._repository
-        with repository.lock:
+        with repository.locks.holding(source_id, command.child_id):
             source = repository.head(source_id)
             decision = decide(source, command, clock())
             repository.commit(None, decision.events, decision.state)

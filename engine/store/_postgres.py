@@ -451,12 +451,22 @@ class PostgresRecorder(PostgresApplicationRecorder):
     def _append_alone_on_writer(self, session_id: str, records: Sequence[Record], changes: tuple[Any, ...]) -> None:
         """An append as one statement that commits by itself, on a connection
         this recorder keeps for them: taking one from the pool and giving it
-        back cost about a fifth of an append's time on the client. Appends
-        of one store are one at a time anyway (the facade's lock); other
-        threads' reads and writes of other kinds still use the pool. A
+        back cost about a fifth of an append's time on the client. A
         connection that failed is given back to the pool (which drops a
-        broken one) and the next append takes another."""
-        with self._writer_lock:
+        broken one) and the next append takes another.
+
+        While another thread's append holds that connection, this one takes
+        a pooled connection of its own at once: appends of different
+        sessions never wait for each other's round trips (or for a writer
+        stuck behind a row lock)."""
+        if not self._writer_lock.acquire(blocking=False):
+            with self._writing() as conn, conn.transaction(), conn.cursor() as curs:
+                try:
+                    self._execute_append(curs, session_id, records, changes)
+                except psycopg.IntegrityError as exc:
+                    raise IntegrityError(str(exc)) from exc  # as eventsourcing's connections translate it
+            return
+        try:
             conn = self._writer
             if conn is None or time.monotonic() - self._writer_used > WRITER_IDLE_CHECK:
                 if conn is not None:
@@ -468,12 +478,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
                 conn = self._writer = self._checked_connection()
             try:
                 with conn.cursor() as curs:
-                    if len(records) == 1:
-                        curs.execute(self._append_one_alone, (*changes, session_id, *records[0]), prepare=True)
-                    else:
-                        curs.execute(self._append_alone, (*changes, *_columns(session_id, 0, records)), prepare=True)
-                    if curs.rowcount != len(records):  # nothing was written
-                        self._refuse_stale(curs, session_id, records[0].version)
+                    self._execute_append(curs, session_id, records, changes)
             except EngineError:
                 raise  # a refusal (_refuse_stale): the connection is as good as before
             except BaseException as exc:  # the driver's error, or an interruption with a statement under way
@@ -487,6 +492,16 @@ class PostgresRecorder(PostgresApplicationRecorder):
                 raise
             finally:
                 self._writer_used = time.monotonic()
+        finally:
+            self._writer_lock.release()
+
+    def _execute_append(self, curs: Any, session_id: str, records: Sequence[Record], changes: tuple[Any, ...]) -> None:
+        if len(records) == 1:
+            curs.execute(self._append_one_alone, (*changes, session_id, *records[0]), prepare=True)
+        else:
+            curs.execute(self._append_alone, (*changes, *_columns(session_id, 0, records)), prepare=True)
+        if curs.rowcount != len(records):  # nothing was written
+            self._refuse_stale(curs, session_id, records[0].version)
 
     def _checked_connection(self) -> Any:
         """A connection from the pool that answers (one round trip): after a

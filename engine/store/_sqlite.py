@@ -47,6 +47,9 @@ from engine.store._wal import enter_wal
 Synchronous = Literal["full", "normal", "off"]
 Execute = Callable[..., sqlite3.Cursor]
 _SYNCHRONOUS: tuple[str, ...] = ("full", "normal", "off")
+# A wait for the writer connection longer than this shortens the database's
+# busy timeout by it (shorter waits are the normal turn-taking of threads).
+_SHORT_WAIT = 0.005
 
 
 class _Pool(SQLiteConnectionPool):
@@ -455,11 +458,25 @@ class SQLiteRecorder:
         ``erasing``: secure delete is on (SQLite overwrites freed content with
         zeros), then the WAL is checkpointed into the file and truncated, so
         old bytes are in neither file. A reader holding an old snapshot delays
-        the checkpoint: it is retried for up to ``lock_timeout``."""
-        with self._writer_lock:
+        the checkpoint: it is retried for up to ``lock_timeout``.
+
+        Threads of this process take turns on the connection; the turn and
+        the database's lock together are waited for ``lock_timeout`` at
+        most, so a queue of threads behind a stuck lock does not wait a
+        multiple of it."""
+        limit = self.datastore.pool.lock_timeout or 5
+        started = time.monotonic()
+        if not self._writer_lock.acquire(timeout=limit):
+            raise sqlite3.OperationalError(
+                f"database is locked: other threads of this process kept writing for lock_timeout ({limit} s)"
+            )
+        try:
             if self._writer is None:
                 self._writer = self.datastore.pool.connect()
             execute = self._writer.execute
+            waited = time.monotonic() - started
+            if waited > _SHORT_WAIT:  # what is left of lock_timeout for the database's lock
+                execute(f"PRAGMA busy_timeout={max(1, round((limit - waited) * 1000))}")
             if erasing:
                 execute("PRAGMA secure_delete=ON")
             try:
@@ -473,8 +490,10 @@ class SQLiteRecorder:
             finally:
                 if erasing:
                     execute("PRAGMA secure_delete=OFF")
+                if waited > _SHORT_WAIT:
+                    execute(f"PRAGMA busy_timeout={round(limit * 1000)}")
             if erasing:
-                deadline = time.monotonic() + (self.datastore.pool.lock_timeout or 5)
+                deadline = time.monotonic() + limit
                 while execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]:
                     if time.monotonic() > deadline:
                         raise sqlite3.OperationalError(
@@ -482,6 +501,8 @@ class SQLiteRecorder:
                             "call again to finish removing them"
                         )
                     time.sleep(0.01)
+        finally:
+            self._writer_lock.release()
 
     def close_writer(self) -> None:
         with self._writer_lock:

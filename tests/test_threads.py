@@ -1,0 +1,231 @@
+"""Threads sharing one store: calls on different sessions go on at once, one
+session's calls take turns, and a call stuck on a database lock holds back
+no call on another session (nor, on SQLite, waits a multiple of
+``lock_timeout`` behind other threads). PostgreSQL's writers:
+tests/test_postgres_writers.py."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine import InvalidArgument, Message, StorageUnavailable, Transcripts
+from engine.facade._locks import SessionLocks
+
+
+def _in_thread(action: Any) -> tuple[threading.Thread, list[Any]]:
+    """``action`` started on a thread of its own; the list gets what it
+    returned or raised."""
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append(action())
+        except BaseException as exc:  # reported by the caller
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, outcome
+
+
+def _holder(locks: SessionLocks, *session_ids: str) -> tuple[threading.Thread, threading.Event]:
+    """A thread holding ``session_ids`` until the event is set."""
+    release = threading.Event()
+    held = threading.Event()
+
+    def hold() -> None:
+        with locks.holding(*session_ids):
+            held.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    assert held.wait(5)
+    return thread, release
+
+
+def _entered(locks: SessionLocks, *session_ids: str) -> tuple[threading.Thread, threading.Event]:
+    """A thread that takes ``session_ids`` and lets go; the event says it got them."""
+    got = threading.Event()
+
+    def take() -> None:
+        with locks.holding(*session_ids):
+            got.set()
+
+    thread = threading.Thread(target=take)
+    thread.start()
+    return thread, got
+
+
+def test_calls_on_different_sessions_hold_different_locks() -> None:
+    locks = SessionLocks()
+    holder, release = _holder(locks, "a")
+    other, got_other = _entered(locks, "b")
+    assert got_other.wait(5)  # another session: at once, while "a" is held
+    same, got_same = _entered(locks, "b", "a")
+    assert not got_same.wait(0.2)  # the same session waits for it
+    release.set()
+    assert got_same.wait(5)
+    for thread in (holder, other, same):
+        thread.join(5)
+    assert locks._entries == {}
+
+
+def test_one_sessions_calls_take_turns_and_the_lock_entry_goes_when_unused() -> None:
+    locks = SessionLocks()
+    inside = 0
+    most = 0
+    guard = threading.Lock()
+
+    def call() -> None:
+        nonlocal inside, most
+        for _ in range(50):
+            with locks.holding("s"):
+                with guard:
+                    inside += 1
+                    most = max(most, inside)
+                time.sleep(0.0005)
+                with guard:
+                    inside -= 1
+
+    threads = [threading.Thread(target=call) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert most == 1
+    assert locks._entries == {}  # no lock kept per session ever seen
+
+
+def test_the_whole_store_waits_for_calls_under_way_and_holds_back_new_ones() -> None:
+    locks = SessionLocks()
+    holder, release = _holder(locks, "a")
+    whole_got = threading.Event()
+    whole_release = threading.Event()
+
+    def whole_call() -> None:
+        with locks.whole():
+            whole_got.set()
+            whole_release.wait(10)
+
+    whole = threading.Thread(target=whole_call)
+    whole.start()
+    assert not whole_got.wait(0.2)  # waits for the call under way
+    later, later_got = _entered(locks, "b")
+    assert not later_got.wait(0.2)  # a new call waits behind the waiting whole-store call
+    release.set()
+    assert whole_got.wait(5)
+    assert not later_got.wait(0.2)  # and behind it while it runs
+    whole_release.set()
+    assert later_got.wait(5)
+    for thread in (holder, whole, later):
+        thread.join(5)
+
+
+def test_a_call_nested_in_a_whole_store_call_goes_on() -> None:
+    locks = SessionLocks()
+    with locks.whole(), locks.holding("a"), locks.whole():
+        pass
+    with locks.holding("a"), pytest.raises(RuntimeError), locks.whole():  # it would wait for itself
+        pass
+
+
+def test_holding_if_free_does_not_wait() -> None:
+    locks = SessionLocks()
+    holder, release = _holder(locks, "a")
+    with locks.holding_if_free("a") as held:
+        assert held is False
+    with locks.holding_if_free("b") as held:
+        assert held is True
+    release.set()
+    holder.join(5)
+    with locks.holding_if_free("a") as held:
+        assert held is True
+    assert locks._entries == {}
+
+
+def test_ids_that_are_not_strings_still_get_the_typed_error(store: Transcripts) -> None:
+    sid = store.create()
+    # Locks are taken by session id before the call checks its arguments.
+    for bad in (123, ["a"], None):
+        with pytest.raises(InvalidArgument):
+            store.get(bad)  # type: ignore[arg-type]
+        with pytest.raises(InvalidArgument):
+            store.append(bad, Message.user("x"))  # type: ignore[arg-type]
+    for bad in (123, ["a"]):
+        with pytest.raises(InvalidArgument):
+            store.fork(sid, child_id=bad)  # type: ignore[arg-type]
+    assert store.get(sid).version == 1
+
+
+def _locked_sqlite(path: Path) -> sqlite3.Connection:
+    """Another connection holding the database's write lock."""
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    return blocker
+
+
+def test_sqlite_a_write_stuck_on_the_database_lock_holds_back_no_read_of_another_session(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    store = Transcripts.open(str(path), lock_timeout=3)
+    stuck, other = store.create(title="stuck"), store.create(title="other")
+    store.append(other, Message.user("read me"))
+    blocker = _locked_sqlite(path)
+    try:
+        writer, outcome = _in_thread(lambda: store.append(stuck, Message.user("waits for the lock")))
+        time.sleep(0.2)
+        assert writer.is_alive()  # waiting for the database's lock
+        # Reads of other sessions go on meanwhile (the stuck session's own
+        # calls take their turn after its write).
+        assert [m.text for m in store.get(other).messages] == ["read me"]
+        assert store.get(other, last=1).messages[0].text == "read me"
+        assert [m.text for m in store.history(other)[-1].event.messages] == ["read me"]  # type: ignore[attr-defined]
+        assert {info.id for info in store.sessions()} == {stuck, other}
+        assert writer.is_alive()  # all of that while the write still waited
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    writer.join(10)
+    assert isinstance(outcome[0], str)  # it went through once the lock was free
+    assert [m.text for m in store.get(stuck).messages] == ["waits for the lock"]
+    store.close()
+
+
+def test_sqlite_threads_queued_behind_a_stuck_lock_each_give_up_within_lock_timeout(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    store = Transcripts.open(str(path), lock_timeout=1)
+    sessions = [store.create() for _ in range(4)]
+    blocker = _locked_sqlite(path)
+    took: list[float] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(sessions))
+
+    def write(session_id: str) -> None:
+        start.wait()
+        began = time.monotonic()
+        try:
+            store.append(session_id, Message.user("never stored"))
+        except BaseException as exc:  # checked below
+            errors.append(exc)
+        took.append(time.monotonic() - began)
+
+    threads = [threading.Thread(target=write, args=(sid,)) for sid in sessions]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert len(errors) == 4 and all(isinstance(error, StorageUnavailable) for error in errors), errors
+    # One lock_timeout each (the queue used to wait 1, 2, 3 and 4 of them).
+    assert max(took) < 1.9, took
+    assert all(store.get(sid).version == 1 for sid in sessions)  # nothing was written
+    store.close()
