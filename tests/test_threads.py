@@ -74,7 +74,7 @@ def test_calls_on_different_sessions_hold_different_locks() -> None:
     assert got_same.wait(5)
     for thread in (holder, other, same):
         thread.join(5)
-    assert locks._entries == {}
+    assert not any(entry.users for entry in locks._entries.values())
 
 
 def test_one_sessions_calls_take_turns_and_the_lock_entry_goes_when_unused() -> None:
@@ -100,7 +100,15 @@ def test_one_sessions_calls_take_turns_and_the_lock_entry_goes_when_unused() -> 
     for thread in threads:
         thread.join()
     assert most == 1
-    assert locks._entries == {}  # no lock kept per session ever seen
+    assert not any(entry.users for entry in locks._entries.values())
+
+
+def test_locks_of_sessions_no_call_holds_are_not_kept_for_ever() -> None:
+    locks = SessionLocks()
+    for number in range(3000):
+        with locks.holding(f"s{number}"):
+            pass
+    assert len(locks._entries) <= 1025
 
 
 def test_the_whole_store_waits_for_calls_under_way_and_holds_back_new_ones() -> None:
@@ -147,7 +155,7 @@ def test_holding_if_free_does_not_wait() -> None:
     holder.join(5)
     with locks.holding_if_free("a") as held:
         assert held is True
-    assert locks._entries == {}
+    assert not any(entry.users for entry in locks._entries.values())
 
 
 def test_ids_that_are_not_strings_still_get_the_typed_error(store: Transcripts) -> None:

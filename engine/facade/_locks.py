@@ -11,9 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 __all__ = ["SessionLocks"]
+
+
+# Locks of sessions no call holds are kept up to this many (making one costs
+# more than keeping it), then dropped all at once.
+_KEPT_ENTRIES = 1024
 
 
 class _Entry:
@@ -22,34 +27,57 @@ class _Entry:
     def __init__(self, session_id: str) -> None:
         self.session_id = session_id
         self.lock = threading.RLock()
-        self.users = 0  # holders and waiters: the entry goes when none is left
+        self.users = 0  # holders and waiters: the entry may go when none is left
+
+
+class _Holding:
+    """What ``SessionLocks.holding`` returns: a class, not a generator, as
+    it is entered on every call."""
+
+    __slots__ = ("_entries", "_locks", "_session_ids")
+
+    def __init__(self, locks: SessionLocks, session_ids: tuple[str, ...]) -> None:
+        self._locks, self._session_ids = locks, session_ids
+
+    def __enter__(self) -> None:
+        ids = self._session_ids
+        if not (len(ids) == 1 and type(ids[0]) is str):
+            ids = tuple(sorted({sid for sid in ids if isinstance(sid, str)}))
+        entries = self._entries = self._locks._enter(ids)
+        taken = 0
+        try:
+            for entry in entries:
+                entry.lock.acquire()
+                taken += 1
+        except BaseException:  # interrupted while waiting: let go of what was taken
+            for entry in entries[:taken]:
+                entry.lock.release()
+            self._locks._leave(entries)
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        entries = self._entries
+        for entry in reversed(entries):
+            entry.lock.release()
+        self._locks._leave(entries)
 
 
 class SessionLocks:
     def __init__(self) -> None:
-        self._state = threading.Condition(threading.Lock())
-        self._entries: dict[str, _Entry] = {}
+        self._guard = threading.Lock()  # over the fields below (``with`` on it is cheaper than on the condition)
+        self._state = threading.Condition(self._guard)
+        self._entries: dict[str, _Entry] = {}  # kept while unused, up to _KEPT_ENTRIES of them
         self._sharing = 0  # calls holding session locks (they exclude ``whole``)
         self._whole_owner: int | None = None  # the thread holding the whole store
         self._whole_depth = 0
         self._whole_waiting = 0
         self._local = threading.local()  # this thread's depth of session-lock calls
 
-    @contextlib.contextmanager
-    def holding(self, *session_ids: str) -> Iterator[None]:
-        """Hold the locks of ``session_ids`` (and a share of the store). An id
-        that is no string names no session: the call refuses it itself."""
-        entries = self._enter(sorted({sid for sid in session_ids if isinstance(sid, str)}))
-        acquired: list[_Entry] = []
-        try:
-            for entry in entries:
-                entry.lock.acquire()
-                acquired.append(entry)
-            yield
-        finally:
-            for entry in reversed(acquired):
-                entry.lock.release()
-            self._leave(entries)
+    def holding(self, *session_ids: str) -> _Holding:
+        """Hold the locks of ``session_ids`` (and a share of the store), as a
+        context manager. An id that is no string names no session: the call
+        refuses it itself."""
+        return _Holding(self, session_ids)
 
     @contextlib.contextmanager
     def holding_if_free(self, session_id: str) -> Iterator[bool]:
@@ -69,7 +97,7 @@ class SessionLocks:
     def whole(self) -> Iterator[None]:
         """Hold the whole store: no other thread's call runs meanwhile."""
         me = threading.get_ident()
-        with self._state:
+        with self._guard:
             if self._whole_owner == me:
                 self._whole_depth += 1
             else:
@@ -84,19 +112,20 @@ class SessionLocks:
         try:
             yield
         finally:
-            with self._state:
+            with self._guard:
                 self._whole_depth -= 1
                 if not self._whole_depth:
                     self._whole_owner = None
                     self._state.notify_all()
 
-    def _enter(self, session_ids: list[str]) -> list[_Entry]:
+    def _enter(self, session_ids: Sequence[str]) -> list[_Entry]:
         local = self._local
         depth = getattr(local, "depth", 0)
-        with self._state:
-            if self._whole_owner != threading.get_ident() and not depth:
-                # A call already under way on this thread goes on (it would
-                # otherwise wait for a ``whole`` that waits for it).
+        with self._guard:
+            # A call already under way on this thread goes on (it would
+            # otherwise wait for a ``whole`` that waits for it).
+            whole = self._whole_owner is not None or self._whole_waiting
+            if whole and not depth and self._whole_owner != threading.get_ident():
                 self._state.wait_for(lambda: self._whole_owner is None and not self._whole_waiting)
             self._sharing += 1
             entries = []
@@ -111,11 +140,12 @@ class SessionLocks:
 
     def _leave(self, entries: list[_Entry]) -> None:
         self._local.depth -= 1
-        with self._state:
+        with self._guard:
             for entry in entries:
                 entry.users -= 1
-                if not entry.users:
-                    del self._entries[entry.session_id]
+            if len(self._entries) > _KEPT_ENTRIES:  # the unused go (a store may see millions of sessions)
+                for session_id in [sid for sid, entry in self._entries.items() if not entry.users]:
+                    del self._entries[session_id]
             self._sharing -= 1
             if not self._sharing and self._whole_waiting:
                 self._state.notify_all()
