@@ -237,3 +237,43 @@ def test_sqlite_threads_queued_behind_a_stuck_lock_each_give_up_within_lock_time
     assert max(took) < 1.9, took
     assert all(store.get(sid).version == 1 for sid in sessions)  # nothing was written
     store.close()
+
+
+def test_sqlite_calls_queued_on_one_session_behind_a_stuck_lock_wait_a_bounded_time(tmp_path: Path) -> None:
+    # Found by a newcomer's run: five requests for one chat behind another
+    # client's lock failed after 1, 2, 3, 4 and 5 times lock_timeout, and a
+    # read queued behind them after 5.
+    path = tmp_path / "store.db"
+    store = Transcripts.open(str(path), lock_timeout=1)
+    sid = store.create()
+    blocker = _locked_sqlite(path)
+    took: list[float] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(6)
+
+    def call(action: Any) -> None:
+        start.wait()
+        began = time.monotonic()
+        try:
+            action()
+        except BaseException as exc:  # checked below
+            errors.append(exc)
+        took.append(time.monotonic() - began)
+
+    actions = [lambda n=n: store.append(sid, Message.user(f"request {n}")) for n in range(5)]
+    threads = [threading.Thread(target=call, args=(action,)) for action in [*actions, lambda: store.get(sid)]]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    # Each waits for its turn on the session, then for the database, one
+    # lock_timeout at most each (a read needs no database lock).
+    assert max(took) < 2.6, sorted(took)
+    assert len(errors) >= 5 and all(isinstance(error, StorageUnavailable) for error in errors), errors
+    assert any("this call did nothing" in str(error) for error in errors)
+    assert store.get(sid).version == 1  # nothing was written
+    store.close()

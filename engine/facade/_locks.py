@@ -5,13 +5,18 @@ theirs, taken in sorted order, so two such calls never wait on each other in
 a circle); calls on different sessions run at once, each on its own
 database round trips. A call whose sessions are found only as it goes
 (erasing a family, deleting with forks, closing) takes the whole store: it
-waits for the calls under way and holds new ones until it ends."""
+waits for the calls under way and holds new ones until it ends. A call waits
+for its turn on a session at most the store's ``lock_timeout``: a queue of
+calls behind one stuck on a database lock does not wait a multiple of it."""
 
 from __future__ import annotations
 
 import contextlib
 import threading
 from collections.abc import Iterator, Sequence
+
+from engine.errors import StorageUnavailable
+from engine.state.content import shown
 
 __all__ = ["SessionLocks"]
 
@@ -43,13 +48,18 @@ class _Holding:
         ids = self._session_ids
         if not (len(ids) == 1 and type(ids[0]) is str):
             ids = tuple(sorted({sid for sid in ids if isinstance(sid, str)}))
-        entries = self._entries = self._locks._enter(ids)
+        locks = self._locks
+        entries = self._entries = locks._enter(ids)
         taken = 0
         try:
             for entry in entries:
-                entry.lock.acquire()
+                if not entry.lock.acquire(timeout=locks.timeout):
+                    raise StorageUnavailable(
+                        f"session {shown(entry.session_id)}: another call of this process on it kept it busy "
+                        f"for lock_timeout ({locks.timeout:g} s); this call did nothing. Try again later"
+                    )
                 taken += 1
-        except BaseException:  # interrupted while waiting: let go of what was taken
+        except BaseException:  # timed out or interrupted while waiting: let go of what was taken
             for entry in entries[:taken]:
                 entry.lock.release()
             self._locks._leave(entries)
@@ -63,7 +73,11 @@ class _Holding:
 
 
 class SessionLocks:
-    def __init__(self) -> None:
+    """``timeout``: the longest a call waits for its turn on a session (the
+    store's ``lock_timeout``); then it raises ``StorageUnavailable``."""
+
+    def __init__(self, timeout: float = 10) -> None:
+        self.timeout = timeout
         self._guard = threading.Lock()  # over the fields below (``with`` on it is cheaper than on the condition)
         self._state = threading.Condition(self._guard)
         self._entries: dict[str, _Entry] = {}  # kept while unused, up to _KEPT_ENTRIES of them

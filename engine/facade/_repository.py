@@ -64,6 +64,7 @@ class Repository:
         snapshot_interval: int | None = 100,
         cache_size: int = 1024,
         max_event_bytes: int | None = DEFAULT_MAX_EVENT_BYTES,
+        lock_timeout: float = 10,
     ) -> None:
         if snapshot_interval is not None and (
             not isinstance(snapshot_interval, int) or isinstance(snapshot_interval, bool) or snapshot_interval < 1
@@ -91,7 +92,7 @@ class Repository:
         # The listing summary last written per session, with what it was made
         # from: most writes change neither header, metadata nor parent.
         self.summaries: dict[str, tuple[object, object, str | None, str | None]] = {}
-        self.locks = SessionLocks()
+        self.locks = SessionLocks(lock_timeout)
         # Guards the caches' order and size (evictions touch other sessions).
         self._cache_lock = threading.Lock()
 

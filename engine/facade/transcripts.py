@@ -73,9 +73,14 @@ class Transcripts:
         snapshot_interval: int | None = 100,
         cache_size: int = 1024,
         max_event_bytes: int | None = DEFAULT_MAX_EVENT_BYTES,
+        lock_timeout: float = 10,
     ) -> None:
         self._repository = Repository(
-            backend, snapshot_interval=snapshot_interval, cache_size=cache_size, max_event_bytes=max_event_bytes
+            backend,
+            snapshot_interval=snapshot_interval,
+            cache_size=cache_size,
+            max_event_bytes=max_event_bytes,
+            lock_timeout=lock_timeout,
         )
 
     @classmethod
@@ -100,10 +105,12 @@ class Transcripts:
         re-hashes the whole history). Snapshots only speed up loading.
         ``synchronous`` (SQLite): ``"full"`` (default, durable on power loss) or
         ``"normal"``. ``table_prefix`` names the tables, so several stores can
-        share one database. ``lock_timeout`` (seconds): the longest a write
-        waits for another writer's lock (SQLite's busy timeout, PostgreSQL's
-        ``lock_timeout``) before it fails with a typed error; on PostgreSQL
-        each statement of a write is also bounded (60 s). ``seal_key`` (bytes,
+        share one database. ``lock_timeout`` (seconds, default 10): the
+        longest a write waits for another writer's lock (SQLite's busy
+        timeout, PostgreSQL's ``lock_timeout``), and the longest a call waits
+        for its turn behind this process's other calls on the same session,
+        before it fails with :class:`StorageUnavailable` having written
+        nothing; on PostgreSQL each statement of a write is also bounded (60 s). ``seal_key`` (bytes,
         kept outside the store): seal listing rows with an HMAC under that key
         instead of a plain SHA-256, so that even someone who can write to the
         store and knows the algorithm cannot alter a session unnoticed; every
@@ -131,7 +138,11 @@ class Transcripts:
         )
         try:
             return cls(
-                backend, snapshot_interval=snapshot_interval, cache_size=cache_size, max_event_bytes=max_event_bytes
+                backend,
+                snapshot_interval=snapshot_interval,
+                cache_size=cache_size,
+                max_event_bytes=max_event_bytes,
+                lock_timeout=lock_timeout,
             )
         except BaseException:
             backend.close()

@@ -29,6 +29,7 @@ from engine.errors import (
     StorageError,
     StorageUnavailable,
 )
+from engine.state.content import shown
 from engine.store._chain import seal_of
 from engine.store._records import FeedEntry, ListingFilter, Record, Rewrite, SessionRow, StoredSnapshot
 
@@ -247,6 +248,8 @@ def _engine_error(
     """The engine error for a storage exception, and whether to keep the
     exception as its cause (not for damage or conflicts: the driver's text
     adds nothing there); ``None`` for anything else (a bug, not storage)."""
+    if session_id is not None:
+        operation = f"{operation} of session {shown(session_id)}"
     if isinstance(exc, (es.IntegrityError, sqlite3.IntegrityError)):
         if session_id is None:
             return StorageError(f"{operation} on {where}: integrity error"), False
@@ -259,6 +262,8 @@ def _engine_error(
         if isinstance(exc, (sqlite3.ProgrammingError, sqlite3.InterfaceError)):
             return StorageError(f"{operation} on {where} failed: {text}"), True  # a misuse, not damage
         if isinstance(exc, sqlite3.OperationalError) and "decode" not in text:
+            if "locked" in text and session_id is not None:  # a lock wait ran out: the transaction rolled back
+                text += "; nothing was written"
             return StorageUnavailable(f"{operation} on {where} failed: {text}"), True  # busy, locked, I/O
         return CorruptStore(f"{operation} on {where}: the file is damaged: {text}"), False
     if isinstance(exc, (es.InterfaceError, es.OperationalError)):
@@ -267,7 +272,12 @@ def _engine_error(
         return StorageError(f"{operation} on {where} failed: {exc}"), True
     for driver_error, engine_error in DRIVER_ERRORS:
         if isinstance(exc, driver_error):
-            return engine_error(f"{operation} on {where} failed: {exc}"), True
+            # The server's first line says what happened; its CONTEXT and
+            # LINE lines (which row, which statement) stay on the cause.
+            first = str(exc).strip().split("\n", 1)[0]
+            if "lock timeout" in first and session_id is not None:  # the transaction rolled back
+                first += "; nothing was written"
+            return engine_error(f"{operation} on {where} failed: {first}"), True
     return None
 
 
@@ -350,7 +360,7 @@ class RecorderBackend(Backend):
         source_head: str | None = None,
     ) -> None:
         row = SessionRow(*row[:8], seal_of(row, self._key), row.summary)  # not _replace: it costs nearly twice as much
-        with translated_errors("append", self._where, session_id, records[0].version):
+        with translated_errors("write", self._where, session_id, records[0].version):
             self._recorder.insert_records(session_id, records, row, snapshot, previous_head, source_head)
 
     def read(self, session_id: str, *, after: int = 0, upto: int | None = None) -> list[Record]:
