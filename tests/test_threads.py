@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from engine import InvalidArgument, Message, StorageUnavailable, Transcripts
+from engine import EngineError, InvalidArgument, Message, SessionNotFound, StorageUnavailable, Transcripts
 from engine.facade._locks import SessionLocks
 
 
@@ -277,3 +277,101 @@ def test_sqlite_calls_queued_on_one_session_behind_a_stuck_lock_wait_a_bounded_t
     assert any("this call did nothing" in str(error) for error in errors)
     assert store.get(sid).version == 1  # nothing was written
     store.close()
+
+
+# Found by an adversarial run: reads that held no lock raced close() (an
+# untyped ConnectionPoolClosedError, or a crash in SQLite), delete (a false
+# CorruptStore naming the fork's source missing) and create (a false
+# CorruptStore: events but no listing row).
+
+
+def test_close_waits_for_reads_under_way_and_later_calls_get_a_typed_error(store: Transcripts) -> None:
+    sid = store.create(title="x")
+    store.append(sid, Message.user("hi"))
+    untyped: list[BaseException] = []
+    reading = threading.Barrier(5)
+
+    def read() -> None:
+        reading.wait()
+        try:
+            while True:
+                store.sessions()
+                store.feed(0, 100)
+                store.history(sid)
+                store.get(sid, at=1)
+                store.revisions(sid)
+        except EngineError:
+            pass  # the store is closed: StorageUnavailable
+        except BaseException as exc:  # reported below
+            untyped.append(exc)
+
+    readers = [threading.Thread(target=read) for _ in range(4)]
+    for reader in readers:
+        reader.start()
+    reading.wait()
+    time.sleep(0.05)
+    store.close()
+    for reader in readers:
+        reader.join(10)
+        assert not reader.is_alive()
+    assert untyped == []
+
+
+def _read_fork(store: Transcripts, fork: str, go: threading.Event, damage: list[BaseException]) -> None:
+    go.wait()
+    try:
+        for _ in range(20):
+            store.verify(fork)
+            store.get(fork, at=1)
+            store.revisions(fork)
+    except SessionNotFound:
+        pass
+    except BaseException as exc:  # reported by the test
+        damage.append(exc)
+
+
+def test_a_fork_deleted_with_its_source_while_read_is_not_found_never_corrupt(store: Transcripts) -> None:
+    damage: list[BaseException] = []
+    for round_number in range(30):
+        root = store.create(title="root")
+        store.append(root, *[Message.user(f"m{n}") for n in range(5)])
+        fork = store.fork(root)
+        store.append(fork, Message.user("in fork"))
+        go = threading.Event()
+        reader = threading.Thread(target=_read_fork, args=(store, fork, go, damage))
+        reader.start()
+        go.set()
+        time.sleep(0.0005 * (round_number % 5))
+        store.delete(root, with_forks=True)
+        reader.join(10)
+        assert not reader.is_alive()
+    assert damage == []
+
+
+def _poll(store: Transcripts, sid: str, started: threading.Event, damage: list[BaseException]) -> None:
+    started.set()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            store.history(sid)
+            store.revisions(sid)
+            return
+        except SessionNotFound:
+            continue
+        except BaseException as exc:  # reported by the test
+            damage.append(exc)
+            return
+
+
+def test_a_session_created_while_another_thread_polls_for_it_is_never_corrupt(store: Transcripts) -> None:
+    damage: list[BaseException] = []
+    for number in range(60):
+        sid = f"chat-{number}"
+        started = threading.Event()
+        poller = threading.Thread(target=_poll, args=(store, sid, started, damage))
+        poller.start()
+        started.wait()
+        store.create(title="new", session_id=sid)
+        poller.join(15)
+        assert not poller.is_alive()
+    assert damage == []

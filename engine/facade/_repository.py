@@ -121,9 +121,12 @@ class Repository:
         for _ in range(3):
             row = self.backend.session_row(session_id)
             if row is None:
-                if self.backend.read(session_id, upto=1):
-                    raise CorruptStore(f"session {shown(session_id)} has events but no listing row")
-                raise SessionNotFound(session_id)
+                if not self.backend.read(session_id, upto=1):
+                    raise SessionNotFound(session_id)
+                problem = f"session {shown(session_id)} has events but no listing row"
+                if self.backend.session_row(session_id) is not None:
+                    continue  # created since the row was read
+                raise CorruptStore(problem)
             with _collection_paused(row.version):
                 records = self.backend.read(session_id)
             if records and records[-1].version > row.version:
@@ -207,6 +210,8 @@ class Repository:
                         return current
                 source = self.load(event.source, upto=event.source_version, depth=depth + 1)
         except SessionNotFound:
+            if self.backend.session_row(session_id) is None:
+                raise SessionNotFound(session_id) from None  # deleted with its source since its log was read
             raise CorruptStore(f"session {shown(session_id)} is a fork of {event.source!r}, which is missing") from None
         if source.version != event.source_version:
             raise CorruptStore(

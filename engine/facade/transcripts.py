@@ -6,12 +6,13 @@ in ``_erasure``."""
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, overload
+from typing import Any, Concatenate, ParamSpec, TypeVar, overload
 
 import msgspec
 
@@ -53,9 +54,27 @@ from engine.store import Backend, ListingFilter, open_backend
 
 __all__ = ["Transcripts"]
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
 #: How often spawn() tries to write the parent's record of a child when
 #: other writers of the parent keep taking the next version.
 _SPAWN_ATTEMPTS = 5
+
+
+def _sharing_the_store(
+    method: Callable[Concatenate[Transcripts, _P], _R],
+) -> Callable[Concatenate[Transcripts, _P], _R]:
+    """A read that holds a share of the store from start to end: ``close()``,
+    ``erase`` and ``delete`` wait for it instead of changing the store (or
+    closing its connections) under it."""
+
+    @functools.wraps(method)
+    def call(self: Transcripts, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with self._repository.locks.holding():
+            return method(self, *args, **kwargs)
+
+    return call
 
 
 class Transcripts:
@@ -274,6 +293,7 @@ class Transcripts:
             repository.commit(None, child.events, child.state)
         return command.child_id
 
+    @_sharing_the_store
     def children(self, session_id: str) -> list[Session]:
         """The child sessions ``session_id`` spawned, oldest first, each as it
         is now (its status, outcome, transcript). A child deleted since is
@@ -374,6 +394,7 @@ class Transcripts:
         assert isinstance(event, MessagesRewritten)
         return commit_of(event, decision.state.version, len(decision.state.messages))
 
+    @_sharing_the_store
     def tool_calls(self, session_id: str) -> list[ToolCall]:
         """The tool-call audit: every tool call the session's history ever
         held (a fork's from its source too), in the order they were first
@@ -617,6 +638,7 @@ class Transcripts:
             state = repository.realtime_state(repository.head(session_id))
             return decisions.pending(state)
 
+    @_sharing_the_store
     def out_of_band(self, session_id: str) -> list[OutOfBandResponse]:
         """What the session's out-of-band responses produced, in the order they
         ended: rebuilt from the recorded realtime events (the audit log), since
@@ -659,6 +681,11 @@ class Transcripts:
             head = repository.head(session_id)
         if at is None:
             return head
+        with repository.locks.holding():  # a share of the store while the log is read (see _sharing_the_store)
+            return self._state_at(head, at)
+
+    def _state_at(self, head: Session, at: int | str | datetime) -> Session:
+        repository, session_id = self._repository, head.id
         if isinstance(at, bool) or not isinstance(at, (int, str, datetime)):
             raise InvalidArgument(
                 f"at= takes an event version (int), a revision id (str) or a datetime, got {shown(at)}"
@@ -680,11 +707,13 @@ class Transcripts:
         version = repository.last_version_at_time(session_id, at, head)
         return head if version == head.version else repository.state_at(session_id, version)
 
+    @_sharing_the_store
     def lineage(self, session_id: str) -> Lineage:
         """Where the session comes from: source, source version, fork index,
         root and depth (a session that is not a fork is its own root)."""
         return self.get(session_id).lineage
 
+    @_sharing_the_store
     def history(
         self,
         session_id: str,
@@ -699,6 +728,7 @@ class Transcripts:
         (``limit`` alone gives the newest)."""
         return _reads.history(self._repository, session_id, after, before, limit)
 
+    @_sharing_the_store
     def sessions(
         self,
         *,
@@ -750,12 +780,14 @@ class Transcripts:
             )
         return _reads.sessions(self._repository, title, wanted, after, limit)
 
+    @_sharing_the_store
     def revisions(self, session_id: str) -> list[Commit]:
         """Every content commit of the session, oldest first: appends and
         rewrites (restores included), each from its parent revision to its
         revision. A fork's own commits start after its fork point."""
         return _reads.revisions(self._repository, session_id)
 
+    @_sharing_the_store
     def revision_messages(self, session_id: str, revision: str) -> MessageSeq:
         """The messages of any revision the session reached (after any of its
         events), rebuilt from the log: no copy is stored per revision."""
@@ -768,6 +800,7 @@ class Transcripts:
         version = repository.last_version_with_revision(session_id, revision, head.version)
         return repository.state_at(session_id, version).messages
 
+    @_sharing_the_store
     def diff(self, session_id: str, before: int | str, after: int | str) -> Diff:
         """The changed span between two versions or revisions of a session."""
         for point in (before, after):
@@ -775,6 +808,7 @@ class Transcripts:
                 raise InvalidArgument(f"diff() takes event versions (int) or revision ids (str), got {shown(point)}")
         return _reads.diff(self.get(session_id, at=before), self.get(session_id, at=after))
 
+    @_sharing_the_store
     def feed(self, after: int = 0, limit: int = 100) -> list[FeedEvent]:
         """Up to ``limit`` (1 to 10,000) stored events of every session, in
         commit order, after feed position ``after``: a follower or a read
@@ -804,6 +838,7 @@ class Transcripts:
             head = repository.head(session_id)
             return f"{head.version}:{repository.chain_after(head).digest().hex()}"
 
+    @_sharing_the_store
     def verify(self, session_id: str, *, head_hash: str | None = None, replay: bool = True) -> Session:
         """Audit one session: check its log against its chain head, replay the
         whole history from scratch re-hashing every revision, and check every

@@ -266,6 +266,8 @@ def _engine_error(
                 text += "; nothing was written"
             return StorageUnavailable(f"{operation} on {where} failed: {text}"), True  # busy, locked, I/O
         return CorruptStore(f"{operation} on {where}: the file is damaged: {text}"), False
+    if isinstance(exc, es.ConnectionPoolClosedError):  # reads hold a share close() waits for; typed all the same
+        return StorageUnavailable(f"{operation} on {where} failed: the store was closed meanwhile"), False
     if isinstance(exc, (es.InterfaceError, es.OperationalError)):
         return StorageUnavailable(f"{operation} on {where} failed: {exc}"), True
     if isinstance(exc, es.PersistenceError):
