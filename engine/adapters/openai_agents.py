@@ -88,7 +88,9 @@ class TranscriptSession:
         return f"TranscriptSession({self.session_id!r}, {self.store!r})"
 
     async def _run(self, function: Callable[[Transcripts], _R]) -> _R:
-        return await self.store.run_sync(function)
+        # In order with this conversation's other calls; other conversations
+        # of the store go on meanwhile.
+        return await self.store.run_on(self.session_id, function)
 
     # -- the SDK's protocol -------------------------------------------------------
 

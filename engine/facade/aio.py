@@ -1,20 +1,26 @@
 """``AsyncTranscripts``: the store's async twin, for asyncio applications.
 
 The same methods as :class:`engine.Transcripts`, each a coroutine. The work
-runs on a worker thread of the store's own (one, so the calls of one store
-run in the order they were made), never on the event loop: a long load or a
-slow database does not stall other tasks. Errors are the same typed errors.
+runs on worker threads of the store's own, never on the event loop: a long
+load or a slow database does not stall other tasks. The calls on one
+session run one after another in the order they were made; calls on
+different sessions run at once, so a write waiting for a lock on one
+session holds back no other. Errors are the same typed errors.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import inspect
 import os
-from collections.abc import Callable, Coroutine
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from collections.abc import Callable, Coroutine, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+from engine.errors import InvalidArgument
 from engine.facade.transcripts import Transcripts
 
 __all__ = ["AsyncTranscripts"]
@@ -22,18 +28,112 @@ __all__ = ["AsyncTranscripts"]
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
+#: Worker threads of one store: as many calls on different sessions run at
+#: once (a PostgreSQL store's pool has up to ten connections).
+DEFAULT_WORKERS = 8
+
+
+class _Turns:
+    """The order an ``AsyncTranscripts`` keeps. A call on a session starts
+    after every call on that session made before it; ``run_sync`` starts
+    after every call made before it, and every call made after it starts
+    after it. Each call is a future, done when the call has ended (or, if it
+    was never made, when it no longer holds anyone back)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # the done-callbacks run on the workers
+        self._last: dict[str, Future[None]] = {}
+        self._pending: set[Future[None]] = set()
+        self._barrier: Future[None] | None = None
+
+    def take(self, session_id: str | None, *, whole: bool = False) -> tuple[list[Future[None]], Future[None]]:
+        """The calls this one waits for, and this one's own future."""
+        mine: Future[None] = Future()
+        with self._lock:
+            if whole:
+                before = list(self._pending)
+                self._barrier = mine
+            else:
+                before = [self._barrier] if self._barrier is not None else []
+                if session_id is not None:
+                    previous = self._last.get(session_id)
+                    if previous is not None:
+                        before.append(previous)
+                    self._last[session_id] = mine
+            self._pending.add(mine)
+        return before, mine
+
+    def end(self, session_id: str | None, mine: Future[None]) -> None:
+        with self._lock:
+            self._pending.discard(mine)
+            if session_id is not None and self._last.get(session_id) is mine:
+                del self._last[session_id]
+            if self._barrier is mine:
+                self._barrier = None
+        mine.set_result(None)
+
+
+def _after_all(futures: Sequence[Future[None]], callback: Callable[[], None]) -> None:
+    """``callback()`` once every one of ``futures`` is done."""
+    remaining = [future for future in futures if not future.done()]
+    if not remaining:
+        callback()
+        return
+    count = [len(remaining)]
+    lock = threading.Lock()
+
+    def one_done(_: object) -> None:
+        with lock:
+            count[0] -= 1
+            last = not count[0]
+        if last:
+            callback()
+
+    for future in remaining:
+        future.add_done_callback(one_done)
+
+
+async def _waited(future: Future[None]) -> None:
+    """Wait for ``future`` (another call's) without cancelling it if this
+    task is cancelled (``asyncio.wrap_future`` would)."""
+    if future.done():
+        return
+    loop = asyncio.get_running_loop()
+    waiter = loop.create_future()
+
+    def resolve() -> None:
+        if not waiter.done():  # cancelled meanwhile
+            waiter.set_result(None)
+
+    def wake(_: object) -> None:
+        with contextlib.suppress(RuntimeError):  # its loop has ended: no one waits any more
+            loop.call_soon_threadsafe(resolve)
+
+    future.add_done_callback(wake)
+    await waiter
+
+
+def _session_parameter(method: Callable[..., Any]) -> str | None:
+    """The parameter naming the session a method works on, if any."""
+    parameters = list(inspect.signature(method).parameters)[1:]
+    if parameters and parameters[0] in ("session_id", "parent"):
+        return parameters[0]
+    return "session_id" if "session_id" in parameters else None  # create(session_id=...)
+
 
 def _awaitable(
     method: Callable[Concatenate[Transcripts, _P], _R],
 ) -> Callable[Concatenate[AsyncTranscripts, _P], Coroutine[Any, Any, _R]]:
-    """``method`` of the synchronous store, as a coroutine run on the worker."""
+    """``method`` of the synchronous store, as a coroutine run on a worker in
+    its session's turn."""
+    name = _session_parameter(method)
+    positional = name is not None and list(inspect.signature(method).parameters)[1] == name
 
     async def call(self: AsyncTranscripts, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
-        worker = self._worker
-        if worker is None:  # closed: the store raises StorageUnavailable at once, nothing to wait for
-            return method(self._store, *args, **kwargs)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(worker, functools.partial(method, self._store, *args, **kwargs))
+        session_id = args[0] if positional and args else kwargs.get(name) if name is not None else None
+        return await self._in_turn(
+            session_id if isinstance(session_id, str) else None, functools.partial(method, self._store, *args, **kwargs)
+        )
 
     call.__name__ = call.__qualname__ = method.__name__
     call.__doc__ = method.__doc__
@@ -43,21 +143,53 @@ def _awaitable(
 class AsyncTranscripts:
     """A store of sessions, used from asyncio (see :class:`engine.Transcripts`
     for what each method does). Open one with ``await AsyncTranscripts.open(...)``
-    (same arguments as ``Transcripts.open``), or wrap a ``Transcripts``."""
+    (same arguments as ``Transcripts.open``), or wrap a ``Transcripts``.
+    ``workers``: how many calls (on different sessions) run at once."""
 
-    def __init__(self, store: Transcripts) -> None:
+    def __init__(self, store: Transcripts, *, workers: int = DEFAULT_WORKERS) -> None:
         if not isinstance(store, Transcripts):
-            from engine.errors import InvalidArgument
-
             raise InvalidArgument(f"AsyncTranscripts wraps a Transcripts, got {type(store).__name__}")
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise InvalidArgument(f"workers must be a positive int, got {workers!r}")
         self._store = store
-        self._worker: ThreadPoolExecutor | None = ThreadPoolExecutor(max_workers=1, thread_name_prefix="transcripts")
+        self._worker: ThreadPoolExecutor | None = ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="transcripts"
+        )
+        self._turns = _Turns()
 
     @classmethod
-    async def open(cls, target: str | os.PathLike[str] | None = None, **options: Any) -> AsyncTranscripts:
+    async def open(
+        cls, target: str | os.PathLike[str] | None = None, *, workers: int = DEFAULT_WORKERS, **options: Any
+    ) -> AsyncTranscripts:
         loop = asyncio.get_running_loop()
         store = await loop.run_in_executor(None, functools.partial(Transcripts.open, target, **options))
-        return cls(store)
+        return cls(store, workers=workers)
+
+    async def _in_turn(self, session_id: str | None, work: Callable[[], _R], *, whole: bool = False) -> _R:
+        """Run ``work`` on a worker once the calls it must follow have ended."""
+        if self._worker is None:  # closed: the store raises StorageUnavailable at once, nothing to wait for
+            return work()
+        turns = self._turns
+        before, mine = turns.take(session_id, whole=whole)
+        submitted = False
+        try:
+            for future in before:
+                await _waited(future)
+            worker = self._worker
+            if worker is None:
+                return work()
+            try:
+                running = worker.submit(work)
+            except RuntimeError:  # shut down meanwhile (close()): the closed store says so
+                return work()
+            submitted = True
+            running.add_done_callback(lambda _: turns.end(session_id, mine))
+            # Cancelling this wait stops the wait, not the call (unless it
+            # has not started): the worker finishes it.
+            return await asyncio.wrap_future(running)
+        finally:
+            if not submitted:  # never made: it holds back no one once those before it are done
+                _after_all(before, lambda: turns.end(session_id, mine))
 
     @property
     def sync(self) -> Transcripts:
@@ -68,13 +200,25 @@ class AsyncTranscripts:
         self, function: Callable[Concatenate[Transcripts, _P], _R], /, *args: _P.args, **kwargs: _P.kwargs
     ) -> _R:
         """``function(store, *args, **kwargs)`` with the synchronous store, on
-        the worker, in order with the other calls: for steps that belong
-        together (a read, then a write with ``expected_revision``)."""
-        worker = self._worker
-        if worker is None:
-            return function(self._store, *args, **kwargs)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(worker, functools.partial(function, self._store, *args, **kwargs))
+        a worker, after every call made before it and before every call made
+        after it: for steps that belong together (a read, then a write with
+        ``expected_revision``). :meth:`run_on` orders them with one
+        session's calls only, and lets other sessions' calls go on."""
+        return await self._in_turn(None, functools.partial(function, self._store, *args, **kwargs), whole=True)
+
+    async def run_on(
+        self,
+        session_id: str,
+        function: Callable[Concatenate[Transcripts, _P], _R],
+        /,
+        *args: _P.args,
+        **kwargs: _P.kwargs,
+    ) -> _R:
+        """As :meth:`run_sync`, in order with the calls on ``session_id``
+        only: calls on other sessions go on meanwhile."""
+        if not isinstance(session_id, str):
+            raise InvalidArgument(f"session_id must be a str, got {type(session_id).__name__}")
+        return await self._in_turn(session_id, functools.partial(function, self._store, *args, **kwargs))
 
     async def close(self) -> None:
         worker, self._worker = self._worker, None
