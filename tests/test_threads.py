@@ -205,25 +205,25 @@ def test_sqlite_a_write_stuck_on_the_database_lock_holds_back_no_read_of_another
     store.close()
 
 
-def test_sqlite_threads_queued_behind_a_stuck_lock_each_give_up_within_lock_timeout(tmp_path: Path) -> None:
-    path = tmp_path / "store.db"
-    store = Transcripts.open(str(path), lock_timeout=1)
-    sessions = [store.create() for _ in range(4)]
-    blocker = _locked_sqlite(path)
+def _timed_behind_a_held_lock(path: Path, actions: list[Any]) -> tuple[list[float], list[BaseException]]:
+    """Each of ``actions`` on a thread of its own, all started at once while
+    another connection holds the database's write lock: how long each took,
+    and what they raised."""
     took: list[float] = []
     errors: list[BaseException] = []
-    start = threading.Barrier(len(sessions))
+    start = threading.Barrier(len(actions))
 
-    def write(session_id: str) -> None:
+    def call(action: Any) -> None:
         start.wait()
         began = time.monotonic()
         try:
-            store.append(session_id, Message.user("never stored"))
-        except BaseException as exc:  # checked below
+            action()
+        except BaseException as exc:  # returned to the test
             errors.append(exc)
         took.append(time.monotonic() - began)
 
-    threads = [threading.Thread(target=write, args=(sid,)) for sid in sessions]
+    blocker = _locked_sqlite(path)
+    threads = [threading.Thread(target=call, args=(action,)) for action in actions]
     try:
         for thread in threads:
             thread.start()
@@ -232,6 +232,16 @@ def test_sqlite_threads_queued_behind_a_stuck_lock_each_give_up_within_lock_time
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
+    return took, errors
+
+
+def test_sqlite_threads_queued_behind_a_stuck_lock_each_give_up_within_lock_timeout(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    store = Transcripts.open(str(path), lock_timeout=1)
+    sessions = [store.create() for _ in range(4)]
+    took, errors = _timed_behind_a_held_lock(
+        path, [lambda sid=sid: store.append(sid, Message.user("never stored")) for sid in sessions]
+    )
     assert len(errors) == 4 and all(isinstance(error, StorageUnavailable) for error in errors), errors
     # One lock_timeout each (the queue used to wait 1, 2, 3 and 4 of them).
     assert max(took) < 1.9, took
@@ -246,30 +256,8 @@ def test_sqlite_calls_queued_on_one_session_behind_a_stuck_lock_wait_a_bounded_t
     path = tmp_path / "store.db"
     store = Transcripts.open(str(path), lock_timeout=1)
     sid = store.create()
-    blocker = _locked_sqlite(path)
-    took: list[float] = []
-    errors: list[BaseException] = []
-    start = threading.Barrier(6)
-
-    def call(action: Any) -> None:
-        start.wait()
-        began = time.monotonic()
-        try:
-            action()
-        except BaseException as exc:  # checked below
-            errors.append(exc)
-        took.append(time.monotonic() - began)
-
-    actions = [lambda n=n: store.append(sid, Message.user(f"request {n}")) for n in range(5)]
-    threads = [threading.Thread(target=call, args=(action,)) for action in [*actions, lambda: store.get(sid)]]
-    try:
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(30)
-    finally:
-        blocker.execute("ROLLBACK")
-        blocker.close()
+    appends = [lambda n=n: store.append(sid, Message.user(f"request {n}")) for n in range(5)]
+    took, errors = _timed_behind_a_held_lock(path, [*appends, lambda: store.get(sid)])
     # Each waits for its turn on the session, then for the database, one
     # lock_timeout at most each (a read needs no database lock).
     assert max(took) < 2.6, sorted(took)
