@@ -363,3 +363,11 @@ def test_a_session_created_while_another_thread_polls_for_it_is_never_corrupt(st
         poller.join(15)
         assert not poller.is_alive()
     assert damage == []
+
+
+def test_a_store_made_from_a_backend_refuses_a_lock_timeout_that_would_wait_for_ever() -> None:
+    from engine.store import open_backend
+
+    for bad in (0, -1, float("nan"), True, "10"):
+        with pytest.raises(InvalidArgument):
+            Transcripts(open_backend(None), lock_timeout=bad)  # type: ignore[arg-type]

@@ -78,6 +78,10 @@ class Repository:
             raise InvalidArgument(
                 f"max_event_bytes must be an int of at least 1024, or None, got {shown(max_event_bytes)}"
             )
+        if isinstance(lock_timeout, bool) or not isinstance(lock_timeout, (int, float)) or not 0 < lock_timeout < 86400:
+            raise InvalidArgument(
+                f"lock_timeout is in seconds: a number above 0 and below a day, got {shown(lock_timeout)}"
+            )
         self.backend = backend
         self._max_event_bytes = max_event_bytes
         self._snapshot_interval = snapshot_interval
