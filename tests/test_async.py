@@ -5,6 +5,7 @@ sessions' calls go on, and after close raises the store's typed error."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
 import time
@@ -210,3 +211,130 @@ def test_workers_must_be_a_positive_int() -> None:
     for bad in (0, -1, 1.5, True):
         with pytest.raises(InvalidArgument):
             AsyncTranscripts(Transcripts.open(), workers=bad)  # type: ignore[arg-type]
+
+
+# Found by an adversarial run of the worker threads' ordering.
+
+
+def test_hundreds_of_calls_cancelled_while_waiting_hold_no_one_back() -> None:
+    # Their turns ended one inside another's callback: past about 200 the
+    # stack ran out, the chain stopped halfway and the session (and, after
+    # any run_sync, the store) waited for ever.
+    async def scenario() -> tuple[list[str], int]:
+        async with await AsyncTranscripts.open() as store:
+            await store.create(session_id="s")
+            await store.create(session_id="other")
+            slow = asyncio.ensure_future(store.run_on("s", lambda _: time.sleep(0.3)))
+            await asyncio.sleep(0)
+
+            async def request(number: int) -> None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(store.append("s", Message.user(f"r{number}")), 0.02)
+
+            await asyncio.gather(*(request(number) for number in range(400)))
+            await slow
+            ended = [
+                await asyncio.wait_for(call, 5)
+                for call in (store.append("s", Message.user("late")), store.run_sync(lambda _: "barrier"))
+            ]
+            texts = [m.text for m in (await asyncio.wait_for(store.get("s"), 5)).messages]
+            idle = len(store._turns._pending) + len(store._turns._last)
+            return [*map(str, ended[1:]), *texts], idle
+
+    result: list[tuple[list[str], int]] = []
+    runner = threading.Thread(target=lambda: result.append(asyncio.run(scenario())), daemon=True)
+    runner.start()
+    runner.join(60)
+    assert result, "the calls after the cancelled ones never ended"
+    ended, idle = result[0]
+    assert ended == ["barrier", "late"]  # none of the 400 was made: each gave up waiting for its turn
+    assert idle == 0
+
+
+def test_a_call_that_creates_or_removes_a_session_is_in_order_with_that_sessions_calls() -> None:
+    async def scenario() -> list[list[str]]:
+        async with await AsyncTranscripts.open() as store:
+            await store.create(session_id="p")
+            await store.append("p", Message.user("hi"))
+            outcomes = []
+            pairs = [
+                (lambda: store.fork("p", child_id="f"), lambda: store.append("f", Message.user("x"))),
+                (lambda: store.spawn("p", session_id="c"), lambda: store.append("c", Message.user("x"))),
+            ]
+            for first, second in pairs:
+                held = asyncio.ensure_future(store.run_on("p", lambda _: time.sleep(0.1)))
+                await asyncio.sleep(0)
+                done = await asyncio.gather(first(), second(), return_exceptions=True)
+                outcomes.append([type(value).__name__ for value in done])
+                await held
+            await store.fork("p", child_id="f2")
+            held = asyncio.ensure_future(store.run_on("f2", lambda _: time.sleep(0.1)))
+            await asyncio.sleep(0)
+            done = await asyncio.gather(
+                store.append("f2", Message.user("x")),
+                store.delete("p", with_forks=True, with_children=True),
+                return_exceptions=True,
+            )
+            outcomes.append([type(value).__name__ for value in done])
+            await held
+            return outcomes
+
+    assert asyncio.run(scenario()) == [["str", "str"], ["str", "str"], ["str", "list"]]
+
+
+def test_close_runs_nothing_on_the_event_loop_and_refuses_the_calls_still_waiting(tmp_path: Path) -> None:
+    async def scenario() -> tuple[list[str], float]:
+        store = await AsyncTranscripts.open(str(tmp_path / "store.db"))
+        sid = await store.create()
+        threads: list[str] = []
+        first = asyncio.ensure_future(store.run_on(sid, lambda _: time.sleep(0.3)))
+        waiting = [
+            asyncio.ensure_future(store.run_on(sid, lambda _: threads.append(threading.current_thread().name)))
+            for _ in range(3)
+        ]
+        await asyncio.sleep(0.05)
+        closing = [asyncio.ensure_future(store.close()), asyncio.ensure_future(store.close())]
+        longest, last = 0.0, time.monotonic()
+        while not all(task.done() for task in (first, *waiting, *closing)):
+            await asyncio.sleep(0.01)
+            now = time.monotonic()
+            longest, last = max(longest, now - last), now
+        await first
+        outcomes = [type(task.exception()).__name__ for task in waiting]
+        with pytest.raises(StorageUnavailable, match="closed"):
+            await store.run_sync(lambda _: "made after close")
+        with pytest.raises(StorageUnavailable, match="closed"):
+            store.sync.get(sid)  # the store itself was closed
+        assert threads == []  # none of the waiting calls was made, on any thread
+        return outcomes, longest
+
+    outcomes, longest = asyncio.run(scenario())
+    assert outcomes == ["StorageUnavailable"] * 3
+    assert longest < 0.2  # the event loop never ran a call itself
+
+
+def test_calls_queued_on_one_session_give_up_within_a_bounded_time(tmp_path: Path) -> None:
+    # The async twin waited for a session's turn without a bound: six
+    # appends behind another client's lock failed at 1, 2, ... 6 s.
+    path = tmp_path / "store.db"
+
+    async def scenario() -> list[float]:
+        async with await AsyncTranscripts.open(str(path), lock_timeout=1) as store:
+            await store.create(session_id="s")
+            blocker = sqlite3.connect(path, isolation_level=None)
+            blocker.execute("BEGIN IMMEDIATE")
+            started = time.monotonic()
+
+            async def one(number: int) -> float:
+                with pytest.raises(StorageUnavailable):
+                    await store.append("s", Message.user(f"r{number}"))
+                return time.monotonic() - started
+
+            try:
+                return await asyncio.wait_for(asyncio.gather(*(one(number) for number in range(6))), 30)
+            finally:
+                blocker.execute("ROLLBACK")
+                blocker.close()
+
+    took = asyncio.run(scenario())
+    assert max(took) < 2.6, took  # its turn, then the database's lock: one lock_timeout each at most

@@ -16,12 +16,14 @@ import functools
 import inspect
 import os
 import threading
+from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from engine.errors import InvalidArgument
+from engine.errors import InvalidArgument, StorageUnavailable
 from engine.facade.transcripts import Transcripts
+from engine.state.content import shown
 
 __all__ = ["AsyncTranscripts"]
 
@@ -34,11 +36,12 @@ DEFAULT_WORKERS = 8
 
 
 class _Turns:
-    """The order an ``AsyncTranscripts`` keeps. A call on a session starts
-    after every call on that session made before it; ``run_sync`` starts
-    after every call made before it, and every call made after it starts
-    after it. Each call is a future, done when the call has ended (or, if it
-    was never made, when it no longer holds anyone back)."""
+    """The order an ``AsyncTranscripts`` keeps. A call on sessions starts
+    after every call on any of them made before it; a call on the whole
+    store (``run_sync``, ``erase``, ``delete``) starts after every call made
+    before it, and every call made after it starts after it. Each call is a
+    future, done when the call has ended (or, if it was never made, when it
+    no longer holds anyone back)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()  # the done-callbacks run on the workers
@@ -46,7 +49,7 @@ class _Turns:
         self._pending: set[Future[None]] = set()
         self._barrier: Future[None] | None = None
 
-    def take(self, session_id: str | None, *, whole: bool = False) -> tuple[list[Future[None]], Future[None]]:
+    def take(self, session_ids: Sequence[str], *, whole: bool = False) -> tuple[list[Future[None]], Future[None]]:
         """The calls this one waits for, and this one's own future."""
         mine: Future[None] = Future()
         with self._lock:
@@ -55,7 +58,7 @@ class _Turns:
                 self._barrier = mine
             else:
                 before = [self._barrier] if self._barrier is not None else []
-                if session_id is not None:
+                for session_id in session_ids:
                     previous = self._last.get(session_id)
                     if previous is not None:
                         before.append(previous)
@@ -63,21 +66,47 @@ class _Turns:
             self._pending.add(mine)
         return before, mine
 
-    def end(self, session_id: str | None, mine: Future[None]) -> None:
+    def end(self, session_ids: Sequence[str], mine: Future[None]) -> None:
         with self._lock:
             self._pending.discard(mine)
-            if session_id is not None and self._last.get(session_id) is mine:
-                del self._last[session_id]
+            for session_id in session_ids:
+                if self._last.get(session_id) is mine:
+                    del self._last[session_id]
             if self._barrier is mine:
                 self._barrier = None
         mine.set_result(None)
+
+
+class _Trampoline(threading.local):
+    """Callbacks run one after another on this thread, not one inside
+    another: a turn that ends lets the next end, and so on down a chain of
+    calls cancelled while waiting (hundreds of them under request time-outs),
+    which as nested callbacks ran out of stack and stopped halfway."""
+
+    def __init__(self) -> None:
+        self.queue: deque[Callable[[], None]] = deque()
+        self.running = False
+
+    def soon(self, callback: Callable[[], None]) -> None:
+        self.queue.append(callback)
+        if self.running:
+            return
+        self.running = True
+        try:
+            while self.queue:
+                self.queue.popleft()()
+        finally:
+            self.running = False
+
+
+_TRAMPOLINE = _Trampoline()
 
 
 def _after_all(futures: Sequence[Future[None]], callback: Callable[[], None]) -> None:
     """``callback()`` once every one of ``futures`` is done."""
     remaining = [future for future in futures if not future.done()]
     if not remaining:
-        callback()
+        _TRAMPOLINE.soon(callback)
         return
     count = [len(remaining)]
     lock = threading.Lock()
@@ -87,7 +116,7 @@ def _after_all(futures: Sequence[Future[None]], callback: Callable[[], None]) ->
             count[0] -= 1
             last = not count[0]
         if last:
-            callback()
+            _TRAMPOLINE.soon(callback)
 
     for future in remaining:
         future.add_done_callback(one_done)
@@ -113,27 +142,39 @@ async def _waited(future: Future[None]) -> None:
     await waiter
 
 
-def _session_parameter(method: Callable[..., Any]) -> str | None:
-    """The parameter naming the session a method works on, if any."""
-    parameters = list(inspect.signature(method).parameters)[1:]
-    if parameters and parameters[0] in ("session_id", "parent"):
-        return parameters[0]
-    return "session_id" if "session_id" in parameters else None  # create(session_id=...)
+#: Calls that change sessions found only as they go (a family): in order
+#: with every call, as run_sync.
+_WHOLE_STORE = frozenset({"erase", "delete"})
+#: Parameters naming a session a call creates, besides the one it works on.
+_NEW_SESSION = ("child_id", "session_id")
+
+
+def _sessions_of(method: Callable[..., Any]) -> Callable[[tuple[Any, ...], dict[str, Any]], list[str]]:
+    """How to find, in a call's arguments, the sessions it works on (and
+    creates): what orders it with other calls."""
+    names = list(inspect.signature(method).parameters)[1:]
+    first = names[0] if names and names[0] in ("session_id", "parent") else None
+    extra = [name for name in _NEW_SESSION if name in names and name != first]
+
+    def sessions(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[str]:
+        found = [args[0] if args else kwargs.get(first)] if first is not None else []
+        found += [kwargs.get(name) for name in extra]
+        return [sid for sid in found if isinstance(sid, str)]
+
+    return sessions
 
 
 def _awaitable(
     method: Callable[Concatenate[Transcripts, _P], _R],
 ) -> Callable[Concatenate[AsyncTranscripts, _P], Coroutine[Any, Any, _R]]:
     """``method`` of the synchronous store, as a coroutine run on a worker in
-    its session's turn."""
-    name = _session_parameter(method)
-    positional = name is not None and list(inspect.signature(method).parameters)[1] == name
+    its turn."""
+    sessions = _sessions_of(method)
+    whole = method.__name__ in _WHOLE_STORE
 
     async def call(self: AsyncTranscripts, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
-        session_id = args[0] if positional and args else kwargs.get(name) if name is not None else None
-        return await self._in_turn(
-            session_id if isinstance(session_id, str) else None, functools.partial(method, self._store, *args, **kwargs)
-        )
+        work = functools.partial(method, self._store, *args, **kwargs)
+        return await self._in_turn(sessions(args, kwargs), work, whole=whole)
 
     call.__name__ = call.__qualname__ = method.__name__
     call.__doc__ = method.__doc__
@@ -152,10 +193,10 @@ class AsyncTranscripts:
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise InvalidArgument(f"workers must be a positive int, got {workers!r}")
         self._store = store
-        self._worker: ThreadPoolExecutor | None = ThreadPoolExecutor(
-            max_workers=workers, thread_name_prefix="transcripts"
-        )
+        self._worker = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="transcripts")
         self._turns = _Turns()
+        self._closing: Future[None] | None = None  # done once the store is closed
+        self._closing_lock = threading.Lock()
 
     @classmethod
     async def open(
@@ -165,31 +206,54 @@ class AsyncTranscripts:
         store = await loop.run_in_executor(None, functools.partial(Transcripts.open, target, **options))
         return cls(store, workers=workers)
 
-    async def _in_turn(self, session_id: str | None, work: Callable[[], _R], *, whole: bool = False) -> _R:
+    async def _in_turn(self, session_ids: Sequence[str], work: Callable[[], _R], *, whole: bool = False) -> _R:
         """Run ``work`` on a worker once the calls it must follow have ended."""
-        if self._worker is None:  # closed: the store raises StorageUnavailable at once, nothing to wait for
-            return work()
+        self._refuse_if_closed()
         turns = self._turns
-        before, mine = turns.take(session_id, whole=whole)
+        before, mine = turns.take(session_ids, whole=whole)
         submitted = False
         try:
-            for future in before:
-                await _waited(future)
-            worker = self._worker
-            if worker is None:
-                return work()
+            await self._turn(before, session_ids, whole)
+            self._refuse_if_closed()  # closed while this call waited: it is not made
             try:
-                running = worker.submit(work)
-            except RuntimeError:  # shut down meanwhile (close()): the closed store says so
-                return work()
+                running = self._worker.submit(work)
+            except RuntimeError:  # shut down between the check and here
+                raise self._closed_error() from None
             submitted = True
-            running.add_done_callback(lambda _: turns.end(session_id, mine))
-            # Cancelling this wait stops the wait, not the call (unless it
-            # has not started): the worker finishes it.
+            running.add_done_callback(lambda _: turns.end(session_ids, mine))
+            # Cancelling this wait stops the wait; the worker finishes the
+            # call if it has started (not if it is still queued).
             return await asyncio.wrap_future(running)
         finally:
             if not submitted:  # never made: it holds back no one once those before it are done
-                _after_all(before, lambda: turns.end(session_id, mine))
+                _after_all(before, lambda: turns.end(session_ids, mine))
+
+    async def _turn(self, before: Sequence[Future[None]], session_ids: Sequence[str], whole: bool) -> None:
+        """Wait for ``before`` to end, at most the store's ``lock_timeout`` in
+        all, as a thread waits for its turn on a session."""
+        if not before:
+            return
+        timeout = self._store._repository.locks.timeout
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        for future in before:
+            try:
+                await asyncio.wait_for(_waited(future), max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                what = f"session {shown(session_ids[0])}" if session_ids and not whole else "this store"
+                raise StorageUnavailable(
+                    f"{what}: calls made before this one kept it busy for lock_timeout ({timeout:g} s); "
+                    "this call did nothing. Try again later"
+                ) from None
+
+    def _refuse_if_closed(self) -> None:
+        if self._closing is not None:
+            raise self._closed_error()
+
+    def _closed_error(self) -> StorageUnavailable:
+        return StorageUnavailable(
+            f"this AsyncTranscripts over {self._store!r} is closed; open it again with AsyncTranscripts.open()"
+        )
 
     @property
     def sync(self) -> Transcripts:
@@ -204,7 +268,7 @@ class AsyncTranscripts:
         after it: for steps that belong together (a read, then a write with
         ``expected_revision``). :meth:`run_on` orders them with one
         session's calls only, and lets other sessions' calls go on."""
-        return await self._in_turn(None, functools.partial(function, self._store, *args, **kwargs), whole=True)
+        return await self._in_turn((), functools.partial(function, self._store, *args, **kwargs), whole=True)
 
     async def run_on(
         self,
@@ -218,13 +282,30 @@ class AsyncTranscripts:
         only: calls on other sessions go on meanwhile."""
         if not isinstance(session_id, str):
             raise InvalidArgument(f"session_id must be a str, got {type(session_id).__name__}")
-        return await self._in_turn(session_id, functools.partial(function, self._store, *args, **kwargs))
+        return await self._in_turn((session_id,), functools.partial(function, self._store, *args, **kwargs))
 
     async def close(self) -> None:
-        worker, self._worker = self._worker, None
-        if worker is not None:
-            await asyncio.get_running_loop().run_in_executor(worker, self._store.close)
+        """Close the store once the calls under way have ended (each bounded
+        by ``lock_timeout``); calls waiting for their turn, and calls made
+        from now on, raise ``StorageUnavailable``. Closing again waits for
+        the first close to end."""
+        with self._closing_lock:
+            closing, first = self._closing, self._closing is None
+            if closing is None:
+                closing = self._closing = Future()
+        if not first:
+            await _waited(closing)
+            return
+        worker = self._worker
+        closed = worker.submit(self._store.close)  # after the calls already on the workers
+
+        def ended(_: object) -> None:
             worker.shutdown(wait=False)
+            closing.set_result(None)
+
+        closed.add_done_callback(ended)
+        await _waited(closed)  # a cancelled close() still closes
+        closed.result()
 
     async def __aenter__(self) -> AsyncTranscripts:
         return self
