@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from engine import AsyncTranscripts, InvalidArgument, Message, StorageUnavailable, Transcripts
+from engine import AsyncTranscripts, InvalidArgument, Message, SessionExists, StorageUnavailable, Transcripts
 
 
 def test_a_slow_call_does_not_block_the_event_loop(tmp_path: Path) -> None:
@@ -338,3 +338,14 @@ def test_calls_queued_on_one_session_give_up_within_a_bounded_time(tmp_path: Pat
 
     took = asyncio.run(scenario())
     assert max(took) < 2.6, took  # its turn, then the database's lock: one lock_timeout each at most
+
+
+def test_a_call_naming_one_session_twice_does_not_wait_for_itself() -> None:
+    async def scenario() -> None:
+        async with await AsyncTranscripts.open(lock_timeout=1) as store:
+            await store.create(session_id="s")
+            # The store refuses the id (not StorageUnavailable after waiting for its own turn).
+            with pytest.raises(SessionExists):
+                await asyncio.wait_for(store.fork("s", child_id="s"), 5)
+
+    asyncio.run(scenario())

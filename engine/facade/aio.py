@@ -159,7 +159,7 @@ def _sessions_of(method: Callable[..., Any]) -> Callable[[tuple[Any, ...], dict[
     def sessions(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[str]:
         found = [args[0] if args else kwargs.get(first)] if first is not None else []
         found += [kwargs.get(name) for name in extra]
-        return [sid for sid in found if isinstance(sid, str)]
+        return list(dict.fromkeys(sid for sid in found if isinstance(sid, str)))  # once each: not after itself
 
     return sessions
 
