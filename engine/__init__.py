@@ -35,6 +35,7 @@ from engine.errors import (
     StorageUnavailable,
     UnknownEventType,
     VersionNotFound,
+    WriteOutcomeUnknown,
 )
 from engine.state.content import Image, Message, Reasoning, ReplaceBlock, Text, ToolResult, ToolUse, Transcript, Usage
 from engine.state.header import Header
@@ -99,6 +100,7 @@ __all__ = [
     "UnknownEventType",
     "Usage",
     "VersionNotFound",
+    "WriteOutcomeUnknown",
     "revision_of",
 ]
 

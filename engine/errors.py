@@ -32,6 +32,7 @@ __all__ = [
     "StorageUnavailable",
     "UnknownEventType",
     "VersionNotFound",
+    "WriteOutcomeUnknown",
 ]
 
 
@@ -195,6 +196,12 @@ class StorageError(EngineError):
 
 class StorageUnavailable(StorageError):
     """The store could not be opened or reached (bad path, server down)."""
+
+
+class WriteOutcomeUnknown(StorageUnavailable):
+    """The connection was lost while a write was under way: it may have been
+    stored before the reply was lost, or not. Read the session before
+    writing it again (a blind retry could store it twice)."""
 
 
 class CorruptStore(StorageError):

@@ -327,7 +327,7 @@ def test_an_append_whose_connection_is_lost_mid_way_says_its_outcome_is_unknown(
     # snapshot (a transaction on a pooled connection) said "failed" still.
     import psycopg
 
-    from engine import StorageUnavailable
+    from engine import WriteOutcomeUnknown
 
     store, sid = _one_message(prefix, lock_timeout=30, snapshot_interval=snapshot_interval)
     holder = _holding_row_lock(prefix, sid)  # the next append waits on the row...
@@ -347,7 +347,7 @@ def test_an_append_whose_connection_is_lost_mid_way_says_its_outcome_is_unknown(
     killer = threading.Thread(target=kill_the_waiting_append)
     killer.start()
     try:
-        with pytest.raises(StorageUnavailable, match="whether it was stored is unknown"):
+        with pytest.raises(WriteOutcomeUnknown, match="whether it was stored is unknown"):
             store.append(sid, Message.user("b"))  # ...and its connection is dropped while it waits
     finally:
         killer.join(timeout=30)

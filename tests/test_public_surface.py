@@ -61,6 +61,7 @@ PUBLIC = {
     "UnknownEventType",
     "Usage",
     "VersionNotFound",
+    "WriteOutcomeUnknown",
     "revision_of",
     # The records beside the transcript (engine.state.records).
     "Child",

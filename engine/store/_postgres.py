@@ -28,6 +28,7 @@ from engine.errors import (
     SessionNotFound,
     StorageError,
     StorageUnavailable,
+    WriteOutcomeUnknown,
 )
 from engine.store._backend import DRIVER_ERRORS, RecorderBackend, described, translated_errors
 from engine.store._chain import check_legacy_sealing, sealed_row
@@ -116,11 +117,11 @@ class _Datastore(PostgresDatastore):
         return conn
 
 
-def _outcome_unknown(exc: BaseException) -> OperationalError:
+def _outcome_unknown(exc: BaseException) -> WriteOutcomeUnknown:
     """The error for a write whose connection was lost under way: it may
     have committed before the reply was lost, and "failed" would invite a
     retry that stores it twice."""
-    return OperationalError(
+    return WriteOutcomeUnknown(
         f"the connection was lost while the write was under way ({exc}); whether it was stored is unknown: "
         "read the session before writing it again"
     )
