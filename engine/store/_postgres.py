@@ -463,10 +463,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
         stuck behind a row lock)."""
         if not self._writer_lock.acquire(blocking=False):
             with self._writing() as conn, conn.transaction(), conn.cursor() as curs:
-                try:
-                    self._execute_append(curs, session_id, records, changes)
-                except psycopg.IntegrityError as exc:
-                    raise IntegrityError(str(exc)) from exc  # as eventsourcing's connections translate it
+                self._execute_append(curs, session_id, records, changes)
             return
         try:
             conn = self._writer
@@ -489,8 +486,6 @@ class PostgresRecorder(PostgresApplicationRecorder):
                 self._writer = None
                 lost = conn.broken
                 self.datastore.pool.putconn(conn)
-                if isinstance(exc, psycopg.IntegrityError):
-                    raise IntegrityError(str(exc)) from exc  # as eventsourcing's connections translate it
                 if lost:
                     raise _outcome_unknown(exc) from exc
                 raise
@@ -500,10 +495,13 @@ class PostgresRecorder(PostgresApplicationRecorder):
             self._writer_lock.release()
 
     def _execute_append(self, curs: Any, session_id: str, records: Sequence[Record], changes: tuple[Any, ...]) -> None:
-        if len(records) == 1:
-            curs.execute(self._append_one_alone, (*changes, session_id, *records[0]), prepare=True)
-        else:
-            curs.execute(self._append_alone, (*changes, *_columns(session_id, 0, records)), prepare=True)
+        try:
+            if len(records) == 1:
+                curs.execute(self._append_one_alone, (*changes, session_id, *records[0]), prepare=True)
+            else:
+                curs.execute(self._append_alone, (*changes, *_columns(session_id, 0, records)), prepare=True)
+        except psycopg.IntegrityError as exc:
+            raise IntegrityError(str(exc)) from exc  # as eventsourcing's connections translate it
         if curs.rowcount != len(records):  # nothing was written
             self._refuse_stale(curs, session_id, records[0].version)
 
