@@ -5,6 +5,7 @@ reasons, upcasting, and the O(1) guarantees that rest on cached revisions."""
 from __future__ import annotations
 
 import contextlib
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -26,6 +27,7 @@ from engine import (
     Transcripts,
     Usage,
 )
+from engine.decisions.commands import Append
 from engine.state.events import (
     EVENT_TYPES,
     MessagesAppended,
@@ -299,6 +301,27 @@ def test_constructors_keep_ids_and_blocks() -> None:
     assert ToolResult.of("t", "text", is_error=True) == ToolResult(
         tool_use_id="t", content=(Text(text="text"),), is_error=True
     )
+
+
+def test_an_append_gives_each_message_without_an_id_its_own() -> None:
+    given = Message.user("kept", id="mine")
+    plain = [Message.user(f"m{i}") for i in range(50)]
+    with Transcripts.open() as store:
+        sid = store.create()
+        store.append(sid, plain[0], given, *plain[1:])
+        store.append(sid, *(Message.assistant(f"a{i}") for i in range(3)))
+        messages = store.get(sid).messages
+    ids = [message.id for message in messages]
+    assert ids[1] == "mine"
+    made = ids[:1] + ids[2:]
+    assert len(made) == 53 and len(set(made)) == 53
+    assert all(re.fullmatch(r"msg_[0-9a-f]{20}", ident or "") for ident in made)
+    # Only the id was added: everything else is the message as given.
+    assert [message.text for message in messages] == ["m0", "kept", *(f"m{i}" for i in range(1, 50)), "a0", "a1", "a2"]
+    assert plain[0].id is None  # the caller's message is not changed
+    # A command built from a generator stamps every message it yields.
+    built = Append.of(Message.user(f"g{i}") for i in range(3)).messages
+    assert [m.text for m in built] == ["g0", "g1", "g2"] and len({m.id for m in built} - {None}) == 3
 
 
 def test_the_v1_usage_upcaster() -> None:

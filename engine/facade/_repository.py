@@ -23,7 +23,7 @@ from engine.errors import (
 )
 from engine.facade._locks import SessionLocks
 from engine.realtime.reducer import RealtimeState
-from engine.state.content import Message, shown
+from engine.state.content import Message, Text, shown
 from engine.state.events import CONTENT_EVENTS, Event, SessionForked
 from engine.state.revisions import EMPTY_REVISION
 from engine.state.transcript import Session, Tail, fold, forked
@@ -330,6 +330,9 @@ class Repository:
         size = 0
         for message in messages:
             for block in message.blocks:
+                if type(block) is Text:  # the commonest block, without the lookups below
+                    size += len(block.text)
+                    continue
                 size += len(getattr(block, "text", "")) + len(getattr(block, "arguments", ""))
                 data = getattr(block, "data", None)
                 size += len(data) if isinstance(data, bytes) else 0
