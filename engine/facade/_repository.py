@@ -162,13 +162,19 @@ class Repository:
         without re-hashing their messages; the result is cross-checked against
         the snapshot, then the rest is verified. A fork starts from its
         source's state at the fork point (loaded the same way)."""
+        # One pause for the whole load: the records and events it builds are
+        # freed when _load returns, before the collector is back on, so no
+        # pass of the collector ever walks them.
+        with _collection_paused():
+            return self._load(session_id, upto, use_snapshot, depth)
+
+    def _load(self, session_id: str, upto: int | None, use_snapshot: bool, depth: int) -> Session:
         row, records, chain = self.log(session_id)
         if upto is None:
             self.chains[session_id] = (row.version, chain, row.head)
         else:
             records = records[:upto]
-        with _collection_paused(len(records)):
-            events = decode_for_load(session_id, records)
+        events = decode_for_load(session_id, records)
         initial: Session | None = None
         first = events[0][1]
         if isinstance(first, SessionForked):
@@ -178,19 +184,17 @@ class Repository:
         # Bounded by what was just read: a snapshot another writer adds
         # meanwhile is newer than these events, and would not match them.
         stored = self.backend.snapshot(session_id, upto=records[-1].version) if use_snapshot else None
-        with _collection_paused(len(records)):
-            if stored is None:
-                state = fold(session_id, events, start=initial)
-            else:
-                snapshot = decode_snapshot(session_id, stored.state)
-                covered = snapshot.version - (1 if initial is not None else 0)
-                prefix = fold(session_id, events[:covered], start=initial, verify=False)
-                if prefix is None or not snapshot.vouches_for(prefix):
-                    raise CorruptStore(
-                        f"session {shown(session_id)}: the snapshot at version {snapshot.version} "
-                        "does not match the log"
-                    )
-                state = fold(session_id, events[covered:], start=prefix)
+        if stored is None:
+            state = fold(session_id, events, start=initial)
+        else:
+            snapshot = decode_snapshot(session_id, stored.state)
+            covered = snapshot.version - (1 if initial is not None else 0)
+            prefix = fold(session_id, events[:covered], start=initial, verify=False)
+            if prefix is None or not snapshot.vouches_for(prefix):
+                raise CorruptStore(
+                    f"session {shown(session_id)}: the snapshot at version {snapshot.version} does not match the log"
+                )
+            state = fold(session_id, events[covered:], start=prefix)
         assert state is not None
         return state
 
@@ -436,15 +440,16 @@ class _collection_paused:
     """Pause the cyclic garbage collector while a long log is decoded and
     folded. Those steps allocate tens of thousands of small containers and no
     cycles, and the collector's passes over them cost about a quarter of a
-    cold load of 10,000 events. Short logs are left alone; the collector is
-    switched back on only if it was on, so a caller who turned it off keeps
+    cold load of 10,000 events. Short reads (``size`` under 1,000) are left
+    alone; a whole load is always paused. The collector is switched back on
+    only if it was on, so a caller who turned it off keeps
     it off (another thread's load finishing first may switch it back on
     early, which is harmless)."""
 
     __slots__ = ("paused",)
 
-    def __init__(self, size: int) -> None:
-        self.paused = size >= 1000 and gc.isenabled()
+    def __init__(self, size: int | None = None) -> None:
+        self.paused = (size is None or size >= 1000) and gc.isenabled()
 
     def __enter__(self) -> None:
         if self.paused:
