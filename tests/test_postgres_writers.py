@@ -41,7 +41,10 @@ def test_a_stuck_writer_holds_back_no_other_session_and_the_feed_skips_nothing(k
     assert POSTGRES_DSN
     with psycopg.connect(POSTGRES_DSN) as blocker:
         # A transaction that holds the stuck session's listing row, as a
-        # writer sending a large event would, and is still running.
+        # writer sending a large event would, and is still running. Like
+        # every write of the engine, it locked the events table before its
+        # transaction had an id.
+        blocker.execute(f'LOCK TABLE "{prefix}_events" IN ROW EXCLUSIVE MODE')
         blocker.execute(f'UPDATE "{prefix}_sessions" SET title = title WHERE session_id = %s', (stuck,))
         late = _open(prefix, lock_timeout=1)  # opening a store takes no lock a running writer holds
         with pytest.raises(EngineError):
@@ -58,7 +61,40 @@ def test_a_stuck_writer_holds_back_no_other_session_and_the_feed_skips_nothing(k
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_a_reader_tailing_the_feed_sees_every_event_of_concurrent_writers_once(kind: str, prefix: str) -> None:
+def test_transactions_that_cannot_be_writing_events_hold_the_feed_back_in_no_database(kind: str, prefix: str) -> None:
+    # The feed used to show nothing new while any transaction with an id
+    # was running anywhere on the server: an idle session in another
+    # database, or another application's in this one, stalled every reader.
+    import psycopg
+
+    store = _open(prefix)
+    sid = store.create()
+    before = store.feed(after=0, limit=1000)[-1].position
+    assert POSTGRES_DSN
+    elsewhere = POSTGRES_DSN.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(elsewhere) as other_database, psycopg.connect(POSTGRES_DSN) as same_database:
+        other_database.execute("SELECT pg_current_xact_id()")  # an id, and idle in its transaction
+        same_database.execute("CREATE TEMP TABLE unrelated (n int)")
+        same_database.execute("INSERT INTO unrelated VALUES (1)")  # writes here, not to the store
+        store.append(sid, Message.user("shown at once"))
+        shown = store.feed(after=before, limit=1000)
+        assert [(entry.session_id, entry.version) for entry in shown] == [(sid, 2)]
+        # One that has locked the events table, as every write of the engine
+        # does before its transaction has an id, holds back what comes after it.
+        same_database.execute(f'LOCK TABLE "{prefix}_events" IN ROW EXCLUSIVE MODE')
+        store.append(sid, Message.user("held back"))
+        assert store.feed(after=shown[-1].position, limit=1000) == []
+    assert [entry.version for entry in store.feed(after=shown[-1].position, limit=1000)] == [3]
+    store.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("isolation", ["", "serializable"])
+def test_a_reader_tailing_the_feed_sees_every_event_of_concurrent_writers_once(
+    kind: str, isolation: str, prefix: str
+) -> None:
+    # The feed reads with two statements, each needing a snapshot of its
+    # own: also when the server's default isolation would share one.
     setup = _open(prefix)
     sessions = [setup.create() for _ in range(4)]
     done = threading.Event()
@@ -85,6 +121,15 @@ def test_a_reader_tailing_the_feed_sees_every_event_of_concurrent_writers_once(k
         done.set()
 
     threading.Thread(target=drained).start()
+    if isolation:
+        assert POSTGRES_DSN
+        joined = "&" if "?" in POSTGRES_DSN else "?"
+        option = f"options=-c%20default_transaction_isolation%3D{isolation}"
+        reader.close()
+        reader = Transcripts.open(POSTGRES_DSN + joined + option, table_prefix=prefix)
+        with reader._repository.backend._recorder.datastore.get_connection() as conn:  # type: ignore[attr-defined]
+            shown = conn.execute("SHOW default_transaction_isolation").fetchone()
+        assert shown["default_transaction_isolation"] == isolation
     while True:
         finished = done.is_set()
         page = reader.feed(after=position, limit=50)

@@ -226,12 +226,26 @@ class PostgresRecorder(PostgresApplicationRecorder):
             )
         )
         self._create_row = _rendered(SQL("WITH ev AS ({}) {}").format(self._insert_positioned, self._upsert_session))
+        # What the feed may read up to (see select_feed): the first
+        # transaction id not yet assigned when the statement began, and the
+        # ids (32 bits) of the running transactions that hold a lock on the
+        # events table as it ran, and of this database's prepared ones.
+        events_class = Literal(Identifier(datastore.schema, self.events_table_name).as_string(None))
+        self._select_feed_horizon = _rendered(
+            SQL(
+                "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint, ARRAY("
+                "SELECT a.backend_xid::text::bigint FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                "WHERE l.locktype = 'relation' AND l.relation = {}::regclass "
+                "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+                "AND a.backend_xid IS NOT NULL "
+                "UNION ALL SELECT transaction::text::bigint FROM pg_prepared_xacts WHERE database = current_database())"
+            ).format(events_class)
+        )
         self._select_feed = _rendered(
             SQL(
                 "SELECT position, originator_id, originator_version, topic, state FROM {}.{} "
-                "WHERE position > %s AND position < {} + pg_snapshot_xmin(pg_current_snapshot())::text::bigint * {} "
-                "AND topic = ANY(%s) ORDER BY position LIMIT %s"
-            ).format(schema, events, Literal(POSITION_BASE), Literal(_PER_TRANSACTION))
+                "WHERE position > %s AND position < %s AND topic = ANY(%s) ORDER BY position LIMIT %s"
+            ).format(schema, events)
         )
         self._select_snapshot = _rendered(
             SQL(
@@ -551,12 +565,29 @@ class PostgresRecorder(PostgresApplicationRecorder):
         raise ConcurrentWriteError(session_id, version)
 
     def select_feed(self, after: int, limit: int) -> list[FeedEntry]:
-        with (
-            self.datastore.get_connection() as conn,
-            conn.transaction(),
-            conn.cursor(row_factory=tuple_row) as curs,
-        ):
-            curs.execute(self._select_feed, (after, list(self.feed_topics), limit), prepare=True)
+        """The events after position ``after`` whose positions no
+        transaction can still commit below.
+
+        A position is its writer's transaction id (times a span). Every
+        write of the engine locks the events table before it has an id: the
+        statement that takes the id names the table (or a ``LOCK TABLE``
+        comes first). So one statement finds the oldest running transaction
+        that holds a lock on the table (or the first id not yet assigned
+        when it began, if that is older), and the next reads the events
+        below it, with a snapshot that sees every transaction below that
+        point that has ended since. A transaction that has not locked the
+        table holds nothing back (another database's, or an idle one of this
+        database's). Should it write events later, they would take positions
+        that readers may have passed: a write to the table outside the
+        engine must lock it in the statement that gives its transaction an
+        id, or before."""
+        # No transaction around the two: each statement takes a snapshot of
+        # its own (in autocommit, whatever default_transaction_isolation says).
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+            assert conn.autocommit
+            curs.execute(self._select_feed_horizon, prepare=True)
+            horizon = _feed_horizon(*curs.fetchone())
+            curs.execute(self._select_feed, (after, horizon, list(self.feed_topics), limit), prepare=True)
             found = curs.fetchall()
         return [
             FeedEntry(position, session_id, Record(version, topic, bytes(state)))
@@ -698,6 +729,19 @@ class PostgresRecorder(PostgresApplicationRecorder):
             if "json" not in str(exc).lower() and "unicode escape" not in str(exc).lower():
                 raise
             raise CorruptStore(f"a listing row's summary is not the JSON the engine writes ({exc})") from None
+
+
+def _feed_horizon(next_id: int, running: list[int]) -> int:
+    """The first feed position a reader must not pass yet: that of the
+    oldest of ``running`` (32-bit ids of this database's running
+    transactions, each within 2**31 of ``next_id``, the 64-bit id the
+    reading statement's snapshot had not assigned yet), or of ``next_id``."""
+    oldest = next_id
+    for xid in running:
+        ahead = (xid - next_id) % 2**32
+        full = next_id + (ahead - 2**32 if ahead >= 2**31 else ahead)  # the 64-bit id: epoch and all
+        oldest = min(oldest, full)
+    return POSITION_BASE + oldest * _PER_TRANSACTION
 
 
 def _rendered(query: Composable) -> bytes:
