@@ -60,6 +60,24 @@ def test_a_stuck_writer_holds_back_no_other_session_and_the_feed_skips_nothing(k
     store.close()
 
 
+def test_the_feed_horizon_is_the_oldest_writer_or_the_next_id_across_epochs() -> None:
+    from engine.store._postgres import POSITION_BASE, _feed_horizon
+
+    span = 2**20
+
+    def at(xid: int) -> int:
+        return POSITION_BASE + xid * span
+
+    assert _feed_horizon(1000, []) == at(1000)
+    assert _feed_horizon(1000, [990, 995]) == at(990)
+    assert _feed_horizon(1000, [1003]) == at(1000)  # took its id after the snapshot was taken: not older
+    epoch = 2**32
+    # Next id 5 of epoch 1; a writer running since id 2**32 - 3 of epoch 0 (2**32 - 3 in 32 bits).
+    assert _feed_horizon(epoch + 5, [epoch - 3]) == at(epoch - 3)
+    # Next id 2**32 - 2 of epoch 0; a writer that took id 1 of epoch 1 meanwhile (1 in 32 bits).
+    assert _feed_horizon(epoch - 2, [1]) == at(epoch - 2)
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_transactions_that_cannot_be_writing_events_hold_the_feed_back_in_no_database(kind: str, prefix: str) -> None:
     # The feed used to show nothing new while any transaction with an id

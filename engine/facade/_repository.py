@@ -442,9 +442,9 @@ class _collection_paused:
     cycles, and the collector's passes over them cost about a quarter of a
     cold load of 10,000 events. Short reads (``size`` under 1,000) are left
     alone; a whole load is always paused. The collector is switched back on
-    only if it was on, so a caller who turned it off keeps
-    it off (another thread's load finishing first may switch it back on
-    early, which is harmless)."""
+    only if it was on, so a caller who turned it off keeps it off (another
+    thread's load finishing first may switch it back on early, which is
+    harmless)."""
 
     __slots__ = ("paused",)
 

@@ -733,9 +733,11 @@ class PostgresRecorder(PostgresApplicationRecorder):
 
 def _feed_horizon(next_id: int, running: list[int]) -> int:
     """The first feed position a reader must not pass yet: that of the
-    oldest of ``running`` (32-bit ids of this database's running
-    transactions, each within 2**31 of ``next_id``, the 64-bit id the
-    reading statement's snapshot had not assigned yet), or of ``next_id``."""
+    oldest transaction of ``running`` (the 32-bit ids of those that may be
+    writing events), or of ``next_id`` (the 64-bit id the reading
+    statement's snapshot had not assigned yet) if it is older. A running
+    transaction's id is within 2**31 of ``next_id``, above or below it:
+    that gives its epoch."""
     oldest = next_id
     for xid in running:
         ahead = (xid - next_id) % 2**32
