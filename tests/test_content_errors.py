@@ -152,6 +152,76 @@ def test_content_the_store_cannot_read_back_is_refused_before_anything_is_stored
     assert store.verify(sid).messages[0].blocks[0] == Transcript(text="a", truncated_at_ms=0)
 
 
+def _forged(message: Message, **fields: object) -> Message:
+    for name, value in fields.items():
+        msgspec.structs.force_setattr(message, name, value)
+    return message
+
+
+class _Unchecked(Message):
+    def __post_init__(self) -> None:  # replaces every check of Message
+        pass
+
+
+class _ShortTuple(tuple):  # type: ignore[type-arg]
+    def __len__(self) -> int:
+        return 0
+
+
+@pytest.mark.parametrize("with_id", [False, True])
+def test_a_message_changed_or_subclassed_past_its_checks_is_refused_and_nothing_is_written(with_id: bool) -> None:
+    # Found by an adversarial run: such messages were stored (those with an
+    # id always, those without since the ids stopped being set through
+    # replace), and the session no longer loaded once the store was reopened.
+    from engine import Transcripts
+
+    ident = {"id": "given"} if with_id else {}
+    store = Transcripts.open()
+    sid = store.create()
+    store.append(sid, Message.user("kept"))
+    before = store.get(sid)
+    bad = [
+        _forged(Message.user("x", **ident), incomplete=1),
+        _forged(Message.user("x", **ident), provider_data="{not json"),
+        _forged(Message.user("x", **ident), blocks=[Text(text="a list")]),
+        _forged(Message.user("x", **ident), role="bogus"),
+        _forged(Message.user("x", **ident), blocks=(_forged(Text(text="t"), text=5),)),
+        Message.tool_results(_forged(ToolResult.of("t", "r"), content=(_forged(Text(text="p"), text=b"b"),)), **ident),
+        _Unchecked(role="user", blocks=(Text(text="x"),), **ident),
+    ]
+    for message in bad:
+        with pytest.raises(InvalidMessage):
+            store.append(sid, message)
+        with pytest.raises(InvalidMessage):
+            store.rewrite(sid, 0, 1, [message])
+    assert store.get(sid) == before and store.verify(sid) == before
+
+
+def test_each_message_of_a_call_gets_an_id_of_its_own_whatever_its_sequence_says_of_its_length() -> None:
+    # Found by an adversarial run: ids were cut from random bytes sized by
+    # len(), and messages past a lying __len__ all got the id "msg_".
+    from engine import Transcripts
+
+    store = Transcripts.open()
+    sid = store.create()
+    store.append(sid, Message.user("placeholder"))
+    store.rewrite(sid, 0, 1, _ShortTuple([Message.user("one"), Message.assistant("two")]))
+    ids = [message.id for message in store.get(sid).messages]
+    assert len(set(ids)) == 2 and all(len(ident or "") == 24 for ident in ids)
+
+
+@pytest.mark.parametrize("unordered", [set, frozenset, dict.fromkeys])
+def test_an_unordered_collection_of_messages_is_refused(unordered: Callable[..., object]) -> None:
+    from engine import Transcripts
+
+    store = Transcripts.open()
+    sid = store.create()
+    store.append(sid, Message.user("kept"))
+    with pytest.raises(InvalidMessage, match="takes a list of messages, got .* \\(its order is not kept\\)"):
+        store.rewrite(sid, 0, 1, unordered([Message.user("a"), Message.user("b")]))  # type: ignore[arg-type]
+    assert [message.text for message in store.get(sid).messages] == ["kept"]
+
+
 def test_incomplete_is_part_of_the_canonical_content() -> None:
     marked = msgspec.structs.replace(Message.assistant("x"), incomplete=True)
     assert marked.canonical_bytes() == b'{"blocks":[{"text":"x","type":"text"}],"incomplete":true,"role":"assistant"}'

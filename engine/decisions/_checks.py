@@ -6,7 +6,8 @@ from __future__ import annotations
 import math
 import os
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,7 +15,7 @@ import msgspec
 from msgspec.structs import force_setattr
 
 from engine.errors import InvalidArgument, InvalidMessage
-from engine.state.content import Message, shown, unicode_error
+from engine.state.content import Message, check_again, shown, unicode_error
 from engine.state.transcript import Session
 
 MAX_SESSION_ID = 200
@@ -44,31 +45,30 @@ def message_id() -> str:
 
 
 def stamped(messages: Iterable[object], where: str) -> tuple[Message, ...]:
-    """The messages, each with an id (a fresh one where it had none)."""
+    """The messages, each checked again (see ``check_again``) and with an id
+    (a fresh one where it had none)."""
     if type(messages) not in (tuple, list) and (
-        isinstance(messages, (str, bytes, Message)) or not isinstance(messages, Iterable)
+        isinstance(messages, (str, bytes, Message, AbstractSet, Mapping)) or not isinstance(messages, Iterable)
     ):
-        raise InvalidMessage(f"{where} takes a list of messages, got {type(messages).__name__}")
-    items: Sequence[object] = messages if isinstance(messages, (tuple, list)) else list(messages)
+        unordered = " (its order is not kept)" if isinstance(messages, (AbstractSet, Mapping)) else ""
+        raise InvalidMessage(f"{where} takes a list of messages, got {type(messages).__name__}{unordered}")
+    # A tuple of what iterating gives: a sequence's own __len__ could say otherwise.
+    items = tuple(messages)
     # Random bytes for every message's id from one os.urandom call (a call
     # per message was a fifth of the cost of stamping a long list).
     digits = os.urandom(10 * len(items)).hex()
     result = []
     for index, message in enumerate(items):
-        if type(message) is Message:
-            if message.id is None:
-                # A copy with only the id set: the message was checked when
-                # made, and an id of ours needs no check (replace() re-ran
-                # every check, a third of the cost of stamping).
-                message = message.__copy__()  # type: ignore[attr-defined]  # msgspec's stubs omit it
-                force_setattr(message, "id", "msg_" + digits[20 * index : 20 * index + 20])
-        elif not isinstance(message, Message):
+        if not isinstance(message, Message):
             raise InvalidMessage(
                 f"{where} message {index + 1} is a {type(message).__name__}, not a Message; "
                 "build one with Message.user(...), Message.assistant(...), ..."
             )
-        elif message.id is None:
-            message = msgspec.structs.replace(message, id=message_id())  # a subclass: its checks refuse it
+        check_again(message)
+        if message.id is None:
+            # A copy with only the id set (an id of ours needs no check).
+            message = message.__copy__()  # type: ignore[attr-defined]  # msgspec's stubs omit it
+            force_setattr(message, "id", "msg_" + digits[20 * index : 20 * index + 20])
         result.append(message)
     return tuple(result)
 

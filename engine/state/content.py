@@ -350,6 +350,19 @@ class Message(
         return "sha256:" + self.digest_bytes().hex()
 
 
+def check_again(message: Message) -> None:
+    """Run again every check ``message`` and its blocks passed when they were
+    made (``msgspec.structs.force_setattr`` can change a made one, and a
+    subclass can replace the checks): a store refuses what it could not give
+    back, before anything is written. Raises :class:`InvalidMessage`."""
+    Message.__post_init__(message)  # Message's own checks, whatever its type: they refuse a subclass
+    for block in message.blocks:
+        block.__post_init__()
+        if type(block) is ToolResult:
+            for part in block.content:
+                part.__post_init__()
+
+
 class ReplaceBlock(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """For ``fork_replacing``: replace only block ``index`` of a message (a
     user content block, an assistant block, or one ``ToolResult``)."""
