@@ -217,7 +217,7 @@ def test_an_unordered_collection_of_messages_is_refused(unordered: Callable[...,
     store = Transcripts.open()
     sid = store.create()
     store.append(sid, Message.user("kept"))
-    with pytest.raises(InvalidMessage, match="takes a list of messages, got .* \\(its order is not kept\\)"):
+    with pytest.raises(InvalidMessage, match=r"takes a list of messages, got .* \(its order is not kept\)"):
         store.rewrite(sid, 0, 1, unordered([Message.user("a"), Message.user("b")]))  # type: ignore[arg-type]
     assert [message.text for message in store.get(sid).messages] == ["kept"]
 

@@ -97,12 +97,27 @@ def test_transactions_that_cannot_be_writing_events_hold_the_feed_back_in_no_dat
         store.append(sid, Message.user("shown at once"))
         shown = store.feed(after=before, limit=1000)
         assert [(entry.session_id, entry.version) for entry in shown] == [(sid, 2)]
+        # Nor does one whose connection read the table in a serializable
+        # transaction that has ended: its read lock outlives it while another
+        # serializable transaction runs (found by an adversarial run).
+        with psycopg.connect(POSTGRES_DSN, autocommit=True) as reader, psycopg.connect(elsewhere) as overlapping:
+            overlapping.execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
+            overlapping.execute("SELECT 1")
+            reader.execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
+            reader.execute(f'SELECT count(*) FROM "{prefix}_events"')
+            reader.execute("COMMIT")
+            reader.execute("BEGIN")
+            reader.execute("CREATE TEMP TABLE later (n int)")  # then an id, for something else
+            store.append(sid, Message.user("shown too"))
+            more = store.feed(after=shown[-1].position, limit=1000)
+            assert [(entry.session_id, entry.version) for entry in more] == [(sid, 3)]
+            shown = more
         # One that has locked the events table, as every write of the engine
         # does before its transaction has an id, holds back what comes after it.
         same_database.execute(f'LOCK TABLE "{prefix}_events" IN ROW EXCLUSIVE MODE')
         store.append(sid, Message.user("held back"))
         assert store.feed(after=shown[-1].position, limit=1000) == []
-    assert [entry.version for entry in store.feed(after=shown[-1].position, limit=1000)] == [3]
+    assert [entry.version for entry in store.feed(after=shown[-1].position, limit=1000)] == [4]
     store.close()
 
 
@@ -473,6 +488,13 @@ def test_an_erasure_says_it_is_committed_when_only_its_vacuum_could_not_run(kind
         with pytest.raises(StorageUnavailable, match="the erasure is committed"):
             store.erase(sid, message.id)
     assert _open(prefix).get(sid).messages[0].erased is not None
+    # A deletion says so too, and not to call it again (the session is gone).
+    with psycopg.connect(POSTGRES_DSN) as vacuuming:
+        vacuuming.execute(f'LOCK TABLE "{prefix}_snapshots" IN SHARE UPDATE EXCLUSIVE MODE')
+        with pytest.raises(StorageUnavailable, match=r"the deletion is committed.*the next erase or delete removes"):
+            store.delete(sid)
+    with pytest.raises(SessionNotFound):
+        _open(prefix).get(sid)
     store.close()
 
 

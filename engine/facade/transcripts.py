@@ -820,11 +820,13 @@ class Transcripts:
         from the feed, leaving gaps in the positions.
 
         On PostgreSQL the feed shows only events of transactions older than
-        every transaction still running on the server (any database of it,
-        not only this store's), so that no slower writer can ever commit
-        below a position a reader has passed: a long transaction anywhere on
-        the server holds newer events back until it ends (reads of sessions
-        are not held back)."""
+        every running transaction that holds a lock on the store's events
+        table (every write of the engine takes one before its transaction
+        has an id), so that no slower writer can ever commit below a
+        position a reader has passed; other transactions, of this database
+        or another, hold nothing back. SQL of your own that writes to that
+        table must lock it first. On a hot standby, the feed waits for every
+        transaction still running on the primary."""
         return _reads.feed(self._repository, after, limit)
 
     def head_hash(self, session_id: str) -> str:

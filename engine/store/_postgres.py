@@ -228,17 +228,21 @@ class PostgresRecorder(PostgresApplicationRecorder):
         self._create_row = _rendered(SQL("WITH ev AS ({}) {}").format(self._insert_positioned, self._upsert_session))
         # What the feed may read up to (see select_feed): the first
         # transaction id not yet assigned when the statement began, and the
-        # ids (32 bits) of the running transactions that hold a lock on the
-        # events table as it ran, and of this database's prepared ones.
+        # ids (32 bits) of the transactions holding a lock on the events
+        # table as it ran (each one's own id: the lock table is read once).
+        # A hot standby sees none of the primary's locks: there the oldest
+        # transaction still running on the primary, as the snapshot knows it.
         events_class = Literal(Identifier(datastore.schema, self.events_table_name).as_string(None))
         self._select_feed_horizon = _rendered(
             SQL(
-                "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint, ARRAY("
-                "SELECT a.backend_xid::text::bigint FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-                "WHERE l.locktype = 'relation' AND l.relation = {}::regclass "
-                "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-                "AND a.backend_xid IS NOT NULL "
-                "UNION ALL SELECT transaction::text::bigint FROM pg_prepared_xacts WHERE database = current_database())"
+                "WITH locks AS MATERIALIZED (SELECT * FROM pg_locks WHERE NOT pg_is_in_recovery()) "
+                "SELECT (CASE WHEN pg_is_in_recovery() THEN pg_snapshot_xmin(snap.s) "
+                "ELSE pg_snapshot_xmax(snap.s) END)::text::bigint, ARRAY("
+                "SELECT t.transactionid::text::bigint FROM locks l JOIN locks t "
+                "ON t.virtualtransaction = l.virtualtransaction AND t.locktype = 'transactionid' "
+                "WHERE l.locktype = 'relation' AND l.relation = {}::regclass AND l.mode <> 'SIReadLock' "
+                "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())) "
+                "FROM (SELECT pg_current_snapshot() AS s) AS snap"
             ).format(events_class)
         )
         self._select_feed = _rendered(
@@ -571,16 +575,19 @@ class PostgresRecorder(PostgresApplicationRecorder):
         A position is its writer's transaction id (times a span). Every
         write of the engine locks the events table before it has an id: the
         statement that takes the id names the table (or a ``LOCK TABLE``
-        comes first). So one statement finds the oldest running transaction
-        that holds a lock on the table (or the first id not yet assigned
-        when it began, if that is older), and the next reads the events
-        below it, with a snapshot that sees every transaction below that
-        point that has ended since. A transaction that has not locked the
-        table holds nothing back (another database's, or an idle one of this
-        database's). Should it write events later, they would take positions
-        that readers may have passed: a write to the table outside the
-        engine must lock it in the statement that gives its transaction an
-        id, or before."""
+        comes first). So one statement finds the oldest transaction holding
+        a lock on the table, prepared ones included (or the first id not yet
+        assigned when it began, if that is older), and the next reads the
+        events below it, with a snapshot that sees every transaction below
+        that point that has ended since. A transaction that has not locked
+        the table holds nothing back (another database's, or an idle one of
+        this database's); nor does a serializable one's read lock, which
+        outlives it. Should such a transaction write events later, they
+        would take positions that readers may have passed: a write to the
+        table outside the engine must lock it in the statement that gives
+        its transaction an id, or before. On a hot standby, which sees none
+        of the primary's locks, the feed reads up to the oldest transaction
+        still running on the primary, as before."""
         # No transaction around the two: each statement takes a snapshot of
         # its own (in autocommit, whatever default_transaction_isolation says).
         with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
@@ -622,7 +629,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
                         raise IntegrityError(f"snapshot {snapshot.version} of {change.session_id!r} is gone")
                 curs.execute(self._upsert_session, tuple(change.row), prepare=True)
             xid = _transaction_id(curs)
-        self._vacuum(xid)
+        self._vacuum(xid, "erasure")
 
     def delete_sessions(self, session_ids: Sequence[str]) -> None:
         schema = Identifier(self.datastore.schema)
@@ -639,24 +646,24 @@ class PostgresRecorder(PostgresApplicationRecorder):
                     (list(session_ids),),
                 )
             xid = _transaction_id(curs)
-        self._vacuum(xid)
+        self._vacuum(xid, "deletion")
 
-    def _vacuum(self, xid: int) -> None:
-        """Remove the dead row versions an erasure (transaction ``xid``) left.
+    def _vacuum(self, xid: int, what: str) -> None:
+        """Remove the dead row versions an erasure or a deletion (``what``,
+        transaction ``xid``) left.
         VACUUM keeps those that a transaction begun before it may still
         read, so it waits (up to the lock timeout) for such transactions to
         end, then vacuums; VACUUM cannot run inside a transaction, so on a
         connection of its own."""
         deadline = time.monotonic() + self._lock_timeout
         try:
-            self._vacuum_when_unread(xid, deadline)
+            self._vacuum_when_unread(xid, deadline, what)
         except psycopg.Error as exc:
             raise OperationalError(
-                f"the erasure is committed, but its old rows could not be removed yet ({exc}); call again to "
-                "remove them"
+                f"the {what} is committed, but its old rows could not be removed yet ({exc}); {_then(what)}"
             ) from exc
 
-    def _vacuum_when_unread(self, xid: int, deadline: float) -> None:
+    def _vacuum_when_unread(self, xid: int, deadline: float, what: str) -> None:
         with self.datastore.own_connection() as conn:
             while True:
                 found = (
@@ -676,8 +683,8 @@ class PostgresRecorder(PostgresApplicationRecorder):
                     break
                 if time.monotonic() > deadline:
                     raise OperationalError(
-                        "the erasure is committed, but a transaction begun before it can still read the old rows, "
-                        "so PostgreSQL keeps them; call again when it has ended to remove them"
+                        f"the {what} is committed, but a transaction begun before it can still read the old rows, "
+                        f"so PostgreSQL keeps them; when it has ended, {_then(what)}"
                     )
                 time.sleep(0.02)
             for name in (self.events_table_name, self._snapshots_name, self._sessions_name):
@@ -729,6 +736,13 @@ class PostgresRecorder(PostgresApplicationRecorder):
             if "json" not in str(exc).lower() and "unicode escape" not in str(exc).lower():
                 raise
             raise CorruptStore(f"a listing row's summary is not the JSON the engine writes ({exc})") from None
+
+
+def _then(what: str) -> str:
+    """How the old rows an erasure or a deletion left are removed later."""
+    if what == "erasure":
+        return "call again to remove them"
+    return "the next erase or delete removes them (as VACUUM of the store's tables does)"
 
 
 def _feed_horizon(next_id: int, running: list[int]) -> int:

@@ -447,17 +447,18 @@ class SQLiteRecorder:
                     (newest,),
                 )
 
-        self._write(apply, erasing=True)
+        self._write(apply, erasing=True, what="deletion")
 
-    def _write(self, apply: Callable[[Execute], None], *, erasing: bool = False) -> None:
+    def _write(self, apply: Callable[[Execute], None], *, erasing: bool = False, what: str = "erasure") -> None:
         """Run ``apply(execute)`` in one write transaction on the long-lived
         writer connection (its driver errors are translated by the backend's
         ``translated_errors``, like every other). ``BEGIN IMMEDIATE`` takes the write lock up front, so a busy
         database waits for ``lock_timeout`` instead of failing on lock upgrade.
 
-        ``erasing``: secure delete is on (SQLite overwrites freed content with
-        zeros), then the WAL is checkpointed into the file and truncated, so
-        old bytes are in neither file. A reader holding an old snapshot delays
+        ``erasing`` (``what``: an erasure or a deletion): secure delete is on
+        (SQLite overwrites freed content with zeros), then the WAL is
+        checkpointed into the file and truncated, so old bytes are in neither
+        file. A reader holding an old snapshot delays
         the checkpoint: it is retried for up to ``lock_timeout``.
 
         Threads of this process take turns on the connection; the turn and
@@ -497,8 +498,12 @@ class SQLiteRecorder:
                 while execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]:
                     if time.monotonic() > deadline:
                         raise sqlite3.OperationalError(
-                            "the erasure is committed, but a reader kept the old pages in the WAL file; "
-                            "call again to finish removing them"
+                            f"the {what} is committed, but a reader kept the old pages in the WAL file; "
+                            + (
+                                "call again to finish removing them"
+                                if what == "erasure"
+                                else "the next erase or delete removes them once that reader has ended"
+                            )
                         )
                     time.sleep(0.01)
         finally:
