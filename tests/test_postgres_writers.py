@@ -84,12 +84,14 @@ def test_transactions_that_cannot_be_writing_events_hold_the_feed_back_in_no_dat
     # was running anywhere on the server: an idle session in another
     # database, or another application's in this one, stalled every reader.
     import psycopg
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
     store = _open(prefix)
     sid = store.create()
     before = store.feed(after=0, limit=1000)[-1].position
     assert POSTGRES_DSN
-    elsewhere = POSTGRES_DSN.rsplit("/", 1)[0] + "/postgres"
+    elsewhere = make_conninfo(POSTGRES_DSN, dbname="postgres")
+    assert conninfo_to_dict(POSTGRES_DSN).get("dbname") != "postgres"
     with psycopg.connect(elsewhere) as other_database, psycopg.connect(POSTGRES_DSN) as same_database:
         other_database.execute("SELECT pg_current_xact_id()")  # an id, and idle in its transaction
         same_database.execute("CREATE TEMP TABLE unrelated (n int)")
