@@ -210,6 +210,20 @@ def test_each_message_of_a_call_gets_an_id_of_its_own_whatever_its_sequence_says
     assert len(set(ids)) == 2 and all(len(ident or "") == 24 for ident in ids)
 
 
+def test_a_list_given_to_append_says_to_pass_each_message_as_an_argument() -> None:
+    # A newcomer passed the list of messages they had built, and was told to build them.
+    from engine import Transcripts
+
+    store = Transcripts.open()
+    sid = store.create()
+    hint = r"append\(\) message 1 is a list, not a Message; append\(\) takes each message as an argument of its own"
+    with pytest.raises(InvalidMessage, match=hint):
+        store.append(sid, [Message.user("a"), Message.user("b")])  # type: ignore[arg-type]
+    with pytest.raises(InvalidMessage, match=r"message 1 is a int, not a Message; build one with Message\.user"):
+        store.append(sid, 5)  # type: ignore[arg-type]
+    assert store.get(sid).messages == ()
+
+
 @pytest.mark.parametrize("unordered", [set, frozenset, dict.fromkeys])
 def test_an_unordered_collection_of_messages_is_refused(unordered: Callable[..., object]) -> None:
     from engine import Transcripts

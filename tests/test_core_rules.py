@@ -94,6 +94,19 @@ def test_tool_pairing_is_checked_only_around_the_change() -> None:
         "message 0 makes tool uses, but message 1 is a user message, not their tool_results"
     )
     assert shape([user, USE], 1, 2) is None  # a pending tool use at the end
+    # Found by a newcomer's run: two tool uses with one id were stored, and no
+    # later message could answer them, so every append was refused after.
+    same = Message.assistant(ToolUse(id="t1", name="f"), ToolUse(id="t1", name="g"))
+    assert shape([user, same], 1, 2) == (
+        "message 1 makes more than one tool use with the id 't1'; each tool use needs an id of its own, "
+        "which its result names"
+    )
+    assert shape([same, user, user], 2, 3) is None  # an old one, outside the change
+    with Transcripts.open() as store:
+        sid = store.create()
+        with pytest.raises(InvalidTranscriptShape, match="more than one tool use with the id 't1'"):
+            store.append(sid, same)
+        assert store.get(sid).messages == () and store.get(sid).version == 1
     assert shape([user, USE, RESULT], 1, 3) is None
     # The last message may answer some of the uses (the others pending); no other may.
     both = Message.assistant(ToolUse(id="t1", name="f"), ToolUse(id="t2", name="g"))

@@ -60,6 +60,25 @@ def test_bad_pages_are_refused(stores: StoreFactory, page: dict[str, object], pr
         store.history(sid, **page)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    ("page", "problem"),
+    [
+        ({"after": -1}, r"after= is a feed position \(an int >= 0\), got -1"),
+        ({"after": "5"}, r"after= is a feed position \(an int >= 0\), got '5'"),
+        ({"limit": 0}, "limit= is 1 to 10,000 entries per page, got 0"),
+        ({"limit": 10_001}, "limit= is 1 to 10,000 entries per page, got 10001"),
+    ],
+)
+def test_bad_feed_pages_are_refused_naming_the_value(
+    stores: StoreFactory, page: dict[str, object], problem: str
+) -> None:
+    # A newcomer read "got int" for after=-1: the type, not what was wrong.
+    store = stores.open()
+    _session_of_ten_events(store)
+    with pytest.raises(InvalidArgument, match=problem):
+        store.feed(**page)  # type: ignore[arg-type]
+
+
 def test_sessions_filter_by_title_and_metadata_and_page(stores: StoreFactory) -> None:
     store = stores.open()
     made = [

@@ -60,9 +60,14 @@ def stamped(messages: Iterable[object], where: str) -> tuple[Message, ...]:
     result = []
     for index, message in enumerate(items):
         if not isinstance(message, Message):
+            several = where == "append()" and isinstance(message, Iterable) and not isinstance(message, (str, bytes))
             raise InvalidMessage(
                 f"{where} message {index + 1} is a {type(message).__name__}, not a Message; "
-                "build one with Message.user(...), Message.assistant(...), ..."
+                + (
+                    "append() takes each message as an argument of its own: append(session_id, *messages)"
+                    if several
+                    else "build one with Message.user(...), Message.assistant(...), ..."
+                )
             )
         check_again(message)
         if message.id is None:

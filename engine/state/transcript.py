@@ -651,6 +651,15 @@ def check_shape(messages: Sequence[Message], start: int, stop: int, *, offset: i
         previous = messages[index - 1] if index else None
         if message.erased is not None:
             continue  # erased content cannot be checked; it was checked when it was written
+        if start <= index < stop and message.role == "assistant":
+            made = [use.id for use in message.tool_uses]
+            if len(set(made)) != len(made):
+                # No results could answer them "exactly, once each": every later append would be refused.
+                twice = sorted({ident for ident in made if made.count(ident) > 1})
+                raise InvalidTranscriptShape(
+                    f"message {index + offset} makes more than one tool use with the id {twice[0]!r}; "
+                    "each tool use needs an id of its own, which its result names"
+                )
         if message.role == "tool_results":
             if previous is not None and previous.erased is not None:
                 continue

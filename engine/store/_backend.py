@@ -394,9 +394,9 @@ class RecorderBackend(Backend):
 
     def feed(self, after: int = 0, limit: int = 100) -> list[FeedEntry]:
         if isinstance(after, bool) or not isinstance(after, int) or after < 0:
-            raise InvalidArgument(f"after= is a feed position (an int >= 0), got {type(after).__name__}")
+            raise InvalidArgument(f"after= is a feed position (an int >= 0), got {shown(after)}")
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
-            raise InvalidArgument(f"limit= is 1 to 10,000 entries per page, got {type(limit).__name__}")
+            raise InvalidArgument(f"limit= is 1 to 10,000 entries per page, got {shown(limit)}")
         try:
             with translated_errors("read the feed", self._where):
                 return self._recorder.select_feed(after, limit)
