@@ -98,7 +98,7 @@ _AT_BITS = (1 << 56) - 1
 _new_tuple = tuple.__new__
 _set_field = msgspec.structs.force_setattr
 _MESSAGE_TEMPLATES = tuple(Message(role=role, blocks=(Text(text=""),)) for role in _ROLES[:3])  # type: ignore[arg-type]
-_TEXT_TEMPLATES = (Text(text=""),)
+_TEXT_TEMPLATE = Text(text="")
 # msgspec's type stubs omit Struct.__copy__.
 _copy_message: Callable[[Message], Message] = Message.__copy__  # type: ignore[attr-defined]
 _copy_text: Callable[[Text], Text] = Text.__copy__  # type: ignore[attr-defined]
@@ -153,7 +153,7 @@ def unpack_known_append(state: bytes) -> KnownAppend:
     # checks of Message and Text pass (a role of three, text decoded from
     # UTF-8, an id of hex digits), and running them was half of this
     # function's time.
-    text = _copy_text(_TEXT_TEMPLATES[0])
+    text = _copy_text(_TEXT_TEMPLATE)
     _set_field(text, "text", state[_TEXT_START:].decode())
     message = _copy_message(_MESSAGE_TEMPLATES[role])
     _set_field(message, "blocks", (text,))
