@@ -269,6 +269,16 @@ def _retype_topic(db: sqlite3.Connection, ids: list[str]) -> None:
     db.execute("UPDATE transcripts_events SET topic=CAST(topic AS BLOB) WHERE originator_id=?", (ids[0],))
 
 
+def _unknown_type_code(db: sqlite3.Connection, ids: list[str]) -> None:
+    # Reads map type codes to names in Python (no join with the kinds table):
+    # a code no row names must be damage, not a row left out or misread.
+    db.execute(
+        "UPDATE transcripts_log SET kind=999 WHERE version=5 "
+        "AND session=(SELECT key FROM transcripts_sessions WHERE session_id=?)",
+        (ids[0],),
+    )
+
+
 def _retype_snapshot(db: sqlite3.Connection, ids: list[str]) -> None:
     db.execute("UPDATE transcripts_snapshots SET state=CAST(state AS TEXT)")
 
@@ -283,6 +293,7 @@ STRUCTURAL = {
     "add an event after the end": _add_event_after_the_end,
     "store event bodies as text": _retype_state,
     "store type names as blobs": _retype_topic,
+    "give an event a type code no type name has": _unknown_type_code,
     "store snapshots as text": _retype_snapshot,
 }
 
@@ -296,6 +307,32 @@ def test_structural_tampering_never_reads_back_as_truth(
     errors = [name for name, value in after.items() if isinstance(value, tuple) and value[:1] == ("error",)]
     assert errors, "the damage went unnoticed by every read"
     assert all(after[name][1] == "CorruptStore" for name in errors), after
+
+
+def test_a_type_code_unknown_to_an_open_store_is_read_from_the_kinds_table(tmp_path: Path) -> None:
+    # An open store maps the type codes it read when it opened; a code given
+    # since (by another process) is looked up, not taken for damage.
+    path = str(tmp_path / "store.db")
+    with Transcripts.open(path) as writer:
+        sid = writer.create()
+        writer.append(sid, Message.user("one"), Message.assistant("two"))
+        writer.append(sid, Message.user("three"))
+    reader = Transcripts.open(path)
+    with sqlite3.connect(path) as db:
+        (old,) = db.execute("SELECT code FROM transcripts_kinds WHERE topic=?", (TEXT_APPEND_TOPIC,)).fetchone()
+        db.execute("UPDATE transcripts_kinds SET code=777 WHERE code=?", (old,))
+        db.execute("UPDATE transcripts_log SET kind=777 WHERE kind=?", (old,))
+    db.close()
+    try:
+        assert [m.text for m in reader.get(sid).messages] == ["one", "two", "three"]
+        assert reader.verify(sid) is not None
+    finally:
+        reader.close()
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE transcripts_log SET kind=778 WHERE kind=777")
+    db.close()
+    with Transcripts.open(path) as again, pytest.raises(CorruptStore, match="type code 778"):
+        again.get(sid)
 
 
 def test_an_event_added_after_the_end_is_damage_to_a_read_of_the_newest_messages_too(

@@ -10,7 +10,6 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Sequence
-from itertools import repeat
 from typing import Any, Literal
 
 from eventsourcing.persistence import InterfaceError
@@ -50,6 +49,7 @@ _SYNCHRONOUS: tuple[str, ...] = ("full", "normal", "off")
 # A wait for the writer connection longer than this shortens the database's
 # busy timeout by it (shorter waits are the normal turn-taking of threads).
 _SHORT_WAIT = 0.005
+_new_tuple = tuple.__new__  # Record._make, a third faster
 
 
 class _Pool(SQLiteConnectionPool):
@@ -135,6 +135,7 @@ class SQLiteRecorder:
         self._writer: sqlite3.Connection | None = None
         self._writer_lock = threading.Lock()
         self._codes: dict[str, int] = {}
+        self._topics: dict[int, str] = {}  # the other way round, for reads
         self.log_table = log = f"{prefix}_log"
         self.kinds_table = kinds = f"{prefix}_kinds"
         self.sessions_table = sessions = f"{prefix}_sessions"
@@ -166,7 +167,7 @@ class SQLiteRecorder:
             f"JOIN {sessions} s ON s.key = l.session WHERE l.version=1 AND k.topic LIKE 'SessionForked.%'"
         )
         self._select_records = (
-            f"SELECT l.version, k.topic, l.state FROM {log} l JOIN {kinds} k ON k.code = l.kind "
+            f"SELECT l.version, l.kind, l.state FROM {log} l "
             f"WHERE l.session={key_of} AND l.version>? AND l.version<=? ORDER BY l.version"
         )
         # A LEFT JOIN: an event whose session has no listing row is damage
@@ -205,7 +206,7 @@ class SQLiteRecorder:
             columns = {row[1] for row in execute(f"PRAGMA table_info({self.sessions_table})")}
             if not {"summary", "key", "head", "seal"} <= columns:
                 return False
-            self._codes = dict(execute(f"SELECT topic, code FROM {self.kinds_table}").fetchall())
+            self._learn_codes(execute)
             return self._codes.keys() >= READABLE_TOPICS
 
         with self.datastore.transaction(commit=False) as cursor:
@@ -243,9 +244,18 @@ class SQLiteRecorder:
                 f"INSERT OR IGNORE INTO {self.kinds_table} (topic) VALUES " + ", ".join("(?)" for _ in READABLE_TOPICS),
                 sorted(READABLE_TOPICS, key=lambda topic: (topic != TEXT_APPEND_TOPIC, topic)),
             )
-            self._codes = dict(execute(f"SELECT topic, code FROM {self.kinds_table}").fetchall())
+            self._learn_codes(execute)
 
         self._write(apply)
+
+    def _learn_codes(self, execute: Execute) -> None:
+        """Read the kinds table. Reads map codes back to the engine's own
+        type-name strings, so a decoder's lookup finds them by identity."""
+        own = {topic: topic for topic in READABLE_TOPICS}
+        self._codes = {
+            own.get(topic, topic): code for topic, code in execute(f"SELECT topic, code FROM {self.kinds_table}")
+        }
+        self._topics = {code: topic for topic, code in self._codes.items()}
 
     def _view_triggers(self) -> list[str]:
         """Writes through the view reach the log, so SQL written for
@@ -524,9 +534,30 @@ class SQLiteRecorder:
             cursor.row_factory = None
             try:
                 cursor.execute(self._select_records, (session_id, after, 2**62 if upto is None else upto))
-                return list(map(tuple.__new__, repeat(Record), cursor.fetchall()))  # Record._make, a third faster
+                found = cursor.fetchall()
             finally:
                 cursor.close()
+        # Codes, not a join with the kinds table: a str built per row and a
+        # lookup per row were a fifth of reading a long session.
+        topics = self._topics
+        try:
+            return [_new_tuple(Record, (version, topics[kind], state)) for version, kind, state in found]
+        except (KeyError, TypeError):
+            return self._records_of_new_kinds(session_id, found)
+
+    def _records_of_new_kinds(self, session_id: str, found: list[tuple[Any, ...]]) -> list[Record]:
+        """Records whose type codes this backend had not seen: another
+        process added a type name since the kinds table was read."""
+        with self.datastore.transaction(commit=False) as cursor:
+            self._learn_codes(cursor.sqlite_cursor.execute)
+        topics = self._topics
+        for version, kind, _ in found:
+            if type(kind) is not int or kind not in topics:
+                raise CorruptStore(
+                    f"session {shown(session_id)} version {version!r} has the type code {kind!r}, which no row "
+                    f"of {self.kinds_table} names: the log was altered"
+                )
+        return [_new_tuple(Record, (version, topics[kind], state)) for version, kind, state in found]
 
     def select_feed(self, after: int, limit: int) -> list[FeedEntry]:
         # Plain tuples, as select_records: eventsourcing's select_notifications
