@@ -9,10 +9,8 @@ those binaries the tests fail: they are required wherever PostgreSQL is."""
 from __future__ import annotations
 
 import contextlib
-import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -23,42 +21,23 @@ from typing import Any
 import pytest
 
 from engine import Message, Transcripts
+from tests._postgres_servers import free_port, server_binaries
 from tests.conftest import POSTGRES_DSN
 
 KINDS = ["postgres"] if POSTGRES_DSN else []
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _binaries() -> str:
-    import psycopg
-
-    assert POSTGRES_DSN
-    with psycopg.connect(POSTGRES_DSN) as conn:
-        major = int(conn.execute("SHOW server_version_num").fetchone()[0]) // 10000  # type: ignore[index]
-    found = sorted(glob.glob(f"/usr/lib/postgresql/{major}/bin/initdb")) or [
-        path for path in [shutil.which("initdb")] if path
-    ]
-    if not found:
-        pytest.fail(f"these tests need PostgreSQL {major}'s initdb, pg_ctl and pg_basebackup (not found)")
-    return os.path.dirname(found[0])
 
 
 class _Cluster:
     """A primary (prepared transactions on) and its streaming hot standby."""
 
     def __init__(self) -> None:
-        self.bin = _binaries()
+        self.bin = server_binaries()
         self.root = tempfile.mkdtemp(prefix="engine-standby-")
         self.as_owner: list[str] = []
         if os.geteuid() == 0:  # initdb refuses root: the servers run as postgres
             shutil.chown(self.root, "postgres")
             self.as_owner = ["runuser", "-u", "postgres", "--"]
-        self.primary_port, self.standby_port = _free_port(), _free_port()
+        self.primary_port, self.standby_port = free_port(), free_port()
         self.started: list[str] = []
 
     def run(self, *command: str) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 from eventsourcing.persistence import IntegrityError, OperationalError
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row, tuple_row
 from psycopg.sql import SQL, Composable, Composed, Identifier, Literal
 
@@ -50,6 +50,18 @@ POSITION_BASE = 2**40
 _PER_TRANSACTION = 2**20
 STATEMENT_TIMEOUT = 60.0  # seconds: the longest any statement may run
 WRITER_IDLE_CHECK = 5.0  # seconds idle after which the appends' connection is checked before use
+# libpq's settings for a server gone from the network (a failover, a dropped
+# route): it answers nothing, not even a reset, and without these a call
+# waits for as long as the kernel retransmits (about 15 minutes) or, waiting
+# for a reply, forever. Data or a keepalive probe unanswered for 30 s ends
+# the connection. A connection string that sets any of them keeps its own.
+NETWORK_SETTINGS = {
+    "keepalives": 1,
+    "keepalives_idle": 15,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,  # milliseconds
+}
 
 # What psycopg raises outside eventsourcing's translation (our own
 # connections: schema creation, vacuum; the pool's timeout on a dead server).
@@ -841,6 +853,7 @@ def open_postgres(
         # is wrong (no such database, refused, a password), where the pool
         # would only time out, and leave threads trying to connect behind.
         libpq_timeout = max(2, math.ceil(connect_timeout))  # libpq takes whole seconds, at least 2
+        dsn = make_conninfo(dsn, **{name: value for name, value in NETWORK_SETTINGS.items() if name not in params})
         with psycopg.connect(dsn, connect_timeout=libpq_timeout) as probe:
             # Named from the connection made: the environment (PGDATABASE,
             # PGUSER, a service file) fills what the string leaves out.
@@ -868,7 +881,8 @@ def open_postgres(
         # The pool connects with the whole string, as the probe did (it was
         # given only the fields above: options, sslmode, application_name and
         # the environment's settings were lost, and a string without a
-        # database made the tables in another one), and libpq's timeout.
+        # database made the tables in another one), libpq's timeout and
+        # the network settings.
         datastore.pool.conninfo = dsn
         datastore.pool.kwargs = {"row_factory": dict_row, "connect_timeout": libpq_timeout}
         try:
