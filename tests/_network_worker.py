@@ -43,29 +43,51 @@ def main(binaries: str, query: str) -> dict[str, Any]:
         )
     run(f"{binaries}/pg_ctl", "-D", data, "-l", data + ".log", "-w", "start")
     result: dict[str, Any] = {}
+
+    def timed(name: str, call: Callable[[], object]) -> str:
+        started = time.monotonic()
+        try:
+            call()
+            outcome = "returned"
+        except Exception as exc:
+            outcome = type(exc).__name__
+        result.setdefault(name, []).append([outcome, time.monotonic() - started])
+        return outcome
+
     try:
         store = Transcripts.open("postgresql://postgres@127.0.0.1:5432/postgres" + query)
         sid = store.create()
         store.append(sid, Message.user("before"))
+        # 1. Calls made just after the server is gone.
         _link("down")
-        calls: dict[str, Callable[[], object]] = {
-            "append": lambda: store.append(sid, Message.user("during")),
-            "history": lambda: store.history(sid),
-            "sessions": lambda: store.sessions(),
-            "feed": lambda: store.feed(),
-        }
-        for name, call in calls.items():
-            started = time.monotonic()
-            try:
-                call()
-                outcome = "returned"
-            except Exception as exc:
-                outcome = type(exc).__name__
-            result[name] = [outcome, time.monotonic() - started]
+        timed("append", lambda: store.append(sid, Message.user("during")))
+        timed("history", lambda: store.history(sid))
+        timed("sessions", lambda: store.sessions())
+        timed("feed", lambda: store.feed())
         _link("up")
-        started = time.monotonic()
-        store.append(sid, Message.user("after"))
-        result["after"] = [[m.text for m in store.get(sid).messages], time.monotonic() - started]
+        timed("after", lambda: store.append(sid, Message.user("after")))
+        result["messages"] = [m.text for m in store.get(sid).messages]
+        # 2. An append whose connection has been idle (it is checked first)
+        # while the pool holds several idle connections.
+        pool = store._repository.backend._recorder.datastore.pool  # type: ignore[attr-defined]
+        held = [pool.getconn() for _ in range(5)]
+        for conn in held:
+            pool.putconn(conn)
+        time.sleep(6)  # longer than the appends' connection may idle unchecked
+        _link("down")
+        timed("idle append", lambda: store.append(sid, Message.user("idle")))
+        # 3. A longer outage, with calls going on, then the server back.
+        outage = time.monotonic()
+        while time.monotonic() - outage < 30:
+            timed("outage sessions", lambda: store.sessions())
+            time.sleep(2)
+        _link("up")
+        back = time.monotonic()
+        while timed("recovery", lambda: store.append(sid, Message.user("back"))) != "returned":
+            if time.monotonic() - back > 120:
+                break
+            time.sleep(0.5)
+        result["recovered after"] = time.monotonic() - back
         store.close()
     finally:
         run(f"{binaries}/pg_ctl", "-D", data, "-m", "immediate", "-w", "stop")

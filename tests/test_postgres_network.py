@@ -14,9 +14,11 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
+from psycopg.conninfo import conninfo_to_dict
 
 from engine import Message, Transcripts
 from engine.store._postgres import NETWORK_SETTINGS
@@ -58,6 +60,37 @@ def test_every_connection_has_keepalives_and_a_user_timeout_unless_the_string_se
     drop_postgres_tables("network_settings")
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_service_file_and_the_string_keep_their_own_timeouts(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found by an adversarial run: settings of a service file were replaced
+    # by the defaults (only the string's own were looked at), and the
+    # string's connect_timeout by the store's 5 seconds.
+    assert POSTGRES_DSN
+    server = conninfo_to_dict(POSTGRES_DSN)
+    services = tmp_path / "services.conf"
+    services.write_text(
+        "[engine_test]\n"
+        + "".join(f"{name}={server[name]}\n" for name in ("host", "port", "dbname", "user") if name in server)
+        + "tcp_user_timeout=7000\nkeepalives_idle=44\napplication_name=from_service\n"
+    )
+    monkeypatch.setenv("PGSERVICEFILE", str(services))
+    with Transcripts.open(
+        "postgresql:///?service=engine_test&connect_timeout=9", table_prefix="network_settings"
+    ) as store:
+        settings = _connection_settings(store)
+        sid = store.create()
+        store.append(sid, Message.user("works"))
+    assert (settings["tcp_user_timeout"], settings["keepalives_idle"], settings["application_name"]) == (
+        "7000",
+        "44",
+        "from_service",
+    )
+    assert (settings["keepalives"], settings["keepalives_interval"], settings["connect_timeout"]) == ("1", "5", "9")
+    drop_postgres_tables("network_settings")
+
+
 def _run_in_a_namespace(query: str) -> dict[str, Any]:
     missing = [tool for tool in ("unshare", "ip", "runuser") if shutil.which(tool) is None]
     if missing:
@@ -78,14 +111,25 @@ def test_calls_to_a_server_gone_from_the_network_fail_within_the_bound(kind: str
     # A 2-second TCP user timeout set in the connection string (the default
     # is 30 s), which the store keeps.
     result = _run_in_a_namespace("?tcp_user_timeout=2000&keepalives_idle=1")
-    # The append's request went out and nothing came back: whether it was
-    # stored cannot be known from here.
-    assert result["append"][0] == "WriteOutcomeUnknown"
+    # 1. The append's request went out and nothing came back: whether it was
+    # stored cannot be known from here. Each call fails within the user
+    # timeout (2 s) or the connect timeout (5 s), with room for a slow
+    # machine; before, the first of them never returned.
+    assert [outcome for outcome, _ in result["append"]] == ["WriteOutcomeUnknown"]
     for call in ("history", "sessions", "feed"):
-        assert result[call][0] == "StorageUnavailable", (call, result)
-    # Each within the user timeout (2 s) or the connect timeout (5 s), with
-    # room for a slow machine; before, the first of them never returned.
-    assert all(result[call][1] < 15 for call in ("append", "history", "sessions", "feed")), result
+        assert [outcome for outcome, _ in result[call]] == ["StorageUnavailable"], (call, result)
+    assert all(took < 15 for call in ("append", "history", "sessions", "feed") for _, took in result[call]), result
     # Once the network is back, the store works again: the append that
     # failed was never stored (its request never reached the server).
-    assert result["after"][0] == ["before", "after"]
+    assert result["after"][0][0] == "returned"
+    assert result["messages"] == ["before", "after"]
+    # 2. An append on a connection idle long enough to be checked first
+    # fails after one timeout: it took one per idle connection of the pool
+    # (12-17 s here), as the pool checked each in turn.
+    [(outcome, took)] = result["idle append"]
+    assert outcome == "StorageUnavailable" and took < 5, result["idle append"]
+    # 3. After half a minute gone, the store works again within seconds of
+    # the server's return: it used to wait for the pool's next try, put off
+    # longer after every failure (42 s after an outage of 100 s).
+    assert all(outcome == "StorageUnavailable" for outcome, _ in result["outage sessions"])
+    assert result["recovered after"] < 5, result

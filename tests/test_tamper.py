@@ -335,6 +335,25 @@ def test_a_type_code_unknown_to_an_open_store_is_read_from_the_kinds_table(tmp_p
         again.get(sid)
 
 
+def test_verify_on_an_open_store_sees_a_type_name_changed_since_it_opened(tmp_path: Path) -> None:
+    # Found by an adversarial run: reads map the codes a store read when it
+    # opened, so an open store's verify() passed after the kinds table was
+    # altered, while a store opened afterwards reported the damage.
+    path = str(tmp_path / "store.db")
+    store = Transcripts.open(path)
+    try:
+        sid = store.create()
+        store.append(sid, Message.user("one"))
+        store.append(sid, Message.assistant("two"))
+        with sqlite3.connect(path) as db:
+            db.execute("UPDATE transcripts_kinds SET topic='x' || topic WHERE topic=?", (TEXT_APPEND_TOPIC,))
+        db.close()
+        with pytest.raises(CorruptStore):
+            store.verify(sid)
+    finally:
+        store.close()
+
+
 def test_an_event_added_after_the_end_is_damage_to_a_read_of_the_newest_messages_too(
     pristine: tuple[Path, list[str], Reads], tmp_path: Path
 ) -> None:

@@ -339,6 +339,7 @@ _VERIFY_ATTEMPTS = 3
 def _verify_once(repository: Repository, session_id: str, head_hash: str | None, replay: bool) -> Session:
     check_session_id(session_id)
     kept = _parse_head_hash(head_hash) if head_hash is not None else None
+    repository.backend.forget_cached()  # an audit reads the database as it is, nothing kept from before
     # Snapshots first: each is written with its events, so none is newer
     # than the log read after them (a concurrent writer's would be).
     snapshots = repository.backend.snapshots(session_id)

@@ -37,6 +37,11 @@ from engine.store._records import FeedEntry, ListingFilter, Record, Rewrite, Ses
 class Backend(abc.ABC):
     """What the facade needs from storage. One contract for every backend."""
 
+    def forget_cached(self) -> None:  # noqa: B027  # most backends keep nothing: no need to override
+        """Drop what the backend keeps from the database between calls (a
+        SQLite store's type codes), so that the next reads see the database
+        as it is now, however it was changed since: for audits."""
+
     @abc.abstractmethod
     def append(
         self,
@@ -152,6 +157,8 @@ class SummaryRecorder(Protocol):
     def select_feed(self, after: int, limit: int) -> list[FeedEntry]: ...
 
     def delete_sessions(self, session_ids: Sequence[str]) -> None: ...
+
+    def forget_cached(self) -> None: ...
 
 
 class ClosedBackend(Backend):
@@ -368,6 +375,10 @@ class RecorderBackend(Backend):
     def read(self, session_id: str, *, after: int = 0, upto: int | None = None) -> list[Record]:
         with translated_errors("read", self._where):
             return self._recorder.select_records(session_id, after, upto)
+
+    def forget_cached(self) -> None:
+        with translated_errors("read", self._where):
+            self._recorder.forget_cached()
 
     def snapshot(self, session_id: str, *, upto: int | None = None) -> StoredSnapshot | None:
         with translated_errors("read snapshot", self._where), _damaged_types(session_id):

@@ -136,6 +136,9 @@ class MemoryRecorder(POPOApplicationRecorder):
                 for event in (events[index[version]],)
             ]
 
+    def forget_cached(self) -> None:
+        pass  # the memory is the store
+
     def select_feed(self, after: int, limit: int) -> list[FeedEntry]:
         found = self.select_notifications(after, limit, topics=self.feed_topics, inclusive_of_start=False)
         return [

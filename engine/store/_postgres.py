@@ -54,7 +54,9 @@ WRITER_IDLE_CHECK = 5.0  # seconds idle after which the appends' connection is c
 # route): it answers nothing, not even a reset, and without these a call
 # waits for as long as the kernel retransmits (about 15 minutes) or, waiting
 # for a reply, forever. Data or a keepalive probe unanswered for 30 s ends
-# the connection. A connection string that sets any of them keeps its own.
+# the connection. A connection string (or a service file) that sets any of
+# them keeps its own.
+RECONNECT_TIMEOUT = 3.0  # seconds a failed pool connection is retried before a new one is asked for
 NETWORK_SETTINGS = {
     "keepalives": 1,
     "keepalives_idle": 15,
@@ -541,9 +543,14 @@ class PostgresRecorder(PostgresApplicationRecorder):
         would fail an append. After a broken one, the pool checks all its
         idle ones (dropping the broken) before giving another."""
         pool = self.datastore.pool
+        started = time.monotonic()
         try:
             return _answering(pool)
         except psycopg.OperationalError:
+            if time.monotonic() - started > 1:
+                # It failed by timing out: the server is gone from the network,
+                # and checking each idle connection would cost as long again.
+                raise
             pool.check()
             return _answering(pool)
 
@@ -579,6 +586,9 @@ class PostgresRecorder(PostgresApplicationRecorder):
         if curs.fetchone() is None:
             raise SessionNotFound(session_id)
         raise ConcurrentWriteError(session_id, version)
+
+    def forget_cached(self) -> None:
+        pass  # every read asks the database
 
     def select_feed(self, after: int, limit: int) -> list[FeedEntry]:
         """The events after position ``after`` whose positions no
@@ -852,13 +862,20 @@ def open_postgres(
         # One connection first, with libpq's own timeout: its error says what
         # is wrong (no such database, refused, a password), where the pool
         # would only time out, and leave threads trying to connect behind.
-        libpq_timeout = max(2, math.ceil(connect_timeout))  # libpq takes whole seconds, at least 2
-        dsn = make_conninfo(dsn, **{name: value for name, value in NETWORK_SETTINGS.items() if name not in params})
-        with psycopg.connect(dsn, connect_timeout=libpq_timeout) as probe:
+        # A connect_timeout of the string's own is kept (libpq takes whole
+        # seconds, at least 2).
+        if "connect_timeout" not in params:
+            dsn = make_conninfo(dsn, connect_timeout=max(2, math.ceil(connect_timeout)))
+        with psycopg.connect(dsn) as probe:
             # Named from the connection made: the environment (PGDATABASE,
             # PGUSER, a service file) fills what the string leaves out.
             info = probe.info
             dbname, host, port, user = info.dbname, info.host, info.port, info.user
+            # The network settings the string, the environment or a service
+            # file leave out: theirs are kept (the connection lists only those
+            # not at libpq's default; the string may also set a default).
+            own = params.keys() | info.get_parameters().keys()
+        dsn = make_conninfo(dsn, **{name: value for name, value in NETWORK_SETTINGS.items() if name not in own})
         where = f"postgresql://{user}@{host}:{port}/{dbname}"
         datastore = _Datastore(
             timeouts=_timeouts(lock_timeout),
@@ -884,7 +901,13 @@ def open_postgres(
         # database made the tables in another one), libpq's timeout and
         # the network settings.
         datastore.pool.conninfo = dsn
-        datastore.pool.kwargs = {"row_factory": dict_row, "connect_timeout": libpq_timeout}
+        datastore.pool.kwargs = {"row_factory": dict_row}
+        # A connection that failed is tried again with a doubling delay until
+        # this long has passed, then given up, and the next call asks for a
+        # new one at once: with psycopg_pool's 5 minutes, a store whose server
+        # was gone for a minute or two stayed unusable for up to as long again
+        # after it came back, while the delay ran.
+        datastore.pool.reconnect_timeout = RECONNECT_TIMEOUT
         try:
             datastore.pool.open(wait=True, timeout=connect_timeout)
         except psycopg.Error as exc:

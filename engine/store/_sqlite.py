@@ -545,11 +545,17 @@ class SQLiteRecorder:
         except (KeyError, TypeError):
             return self._records_of_new_kinds(session_id, found)
 
+    def forget_cached(self) -> None:
+        """Read the kinds table again: reads map the codes it held when the
+        store opened, so a type name changed since (damage) would otherwise
+        go unnoticed by this store until it is opened again."""
+        with self.datastore.transaction(commit=False) as cursor:
+            self._learn_codes(cursor.sqlite_cursor.execute)
+
     def _records_of_new_kinds(self, session_id: str, found: list[tuple[Any, ...]]) -> list[Record]:
         """Records whose type codes this backend had not seen: another
         process added a type name since the kinds table was read."""
-        with self.datastore.transaction(commit=False) as cursor:
-            self._learn_codes(cursor.sqlite_cursor.execute)
+        self.forget_cached()
         topics = self._topics
         for version, kind, _ in found:
             if type(kind) is not int or kind not in topics:
