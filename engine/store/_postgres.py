@@ -50,13 +50,13 @@ POSITION_BASE = 2**40
 _PER_TRANSACTION = 2**20
 STATEMENT_TIMEOUT = 60.0  # seconds: the longest any statement may run
 WRITER_IDLE_CHECK = 5.0  # seconds idle after which the appends' connection is checked before use
+RECONNECT_TIMEOUT = 3.0  # seconds a failed pool connection is retried before a new one is asked for
 # libpq's settings for a server gone from the network (a failover, a dropped
 # route): it answers nothing, not even a reset, and without these a call
 # waits for as long as the kernel retransmits (about 15 minutes) or, waiting
 # for a reply, forever. Data or a keepalive probe unanswered for 30 s ends
 # the connection. A connection string (or a service file) that sets any of
 # them keeps its own.
-RECONNECT_TIMEOUT = 3.0  # seconds a failed pool connection is retried before a new one is asked for
 NETWORK_SETTINGS = {
     "keepalives": 1,
     "keepalives_idle": 15,
@@ -541,7 +541,9 @@ class PostgresRecorder(PostgresApplicationRecorder):
         """A connection from the pool that answers (one round trip): after a
         server restart the pool's idle connections are all broken, and each
         would fail an append. After a broken one, the pool checks all its
-        idle ones (dropping the broken) before giving another."""
+        idle ones (dropping the broken) before giving another; not after one
+        that timed out (a server gone from the network), since each check
+        would take as long."""
         pool = self.datastore.pool
         started = time.monotonic()
         try:
