@@ -95,6 +95,15 @@ class StoreFactory:
             drop_postgres_tables(self.prefix)
 
 
+@pytest.fixture
+def prefix() -> Iterator[str]:
+    """A table prefix of a test's own on the PostgreSQL server, its tables
+    dropped afterwards (whether or not the test passed)."""
+    name = "w" + uuid.uuid4().hex[:12]
+    yield name
+    drop_postgres_tables(name)
+
+
 def drop_postgres_tables(prefix: str) -> None:
     import psycopg
 

@@ -23,7 +23,7 @@ from psycopg.conninfo import conninfo_to_dict
 from engine import Message, Transcripts
 from engine.store._postgres import NETWORK_SETTINGS
 from tests._postgres_servers import server_binaries
-from tests.conftest import POSTGRES_DSN, drop_postgres_tables
+from tests.conftest import POSTGRES_DSN
 
 KINDS = ["postgres"] if POSTGRES_DSN else []
 
@@ -43,9 +43,11 @@ def _connection_settings(store: Transcripts) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_every_connection_has_keepalives_and_a_user_timeout_unless_the_string_sets_its_own(kind: str) -> None:
+def test_every_connection_has_keepalives_and_a_user_timeout_unless_the_string_sets_its_own(
+    kind: str, prefix: str
+) -> None:
     assert POSTGRES_DSN
-    with Transcripts.open(POSTGRES_DSN, table_prefix="network_settings") as store:
+    with Transcripts.open(POSTGRES_DSN, table_prefix=prefix) as store:
         settings = _connection_settings(store)
         # A connection that failed is given up after 3 s of tries (then the
         # next call asks for a new one at once), not psycopg_pool's 5 minutes
@@ -59,18 +61,17 @@ def test_every_connection_has_keepalives_and_a_user_timeout_unless_the_string_se
         "tcp_user_timeout": "30000",
     }
     separator = "&" if "?" in POSTGRES_DSN else "?"
-    with Transcripts.open(POSTGRES_DSN + separator + "tcp_user_timeout=1234", table_prefix="network_settings") as own:
+    with Transcripts.open(POSTGRES_DSN + separator + "tcp_user_timeout=1234", table_prefix=prefix) as own:
         settings = _connection_settings(own)
         sid = own.create()
         own.append(sid, Message.user("works"))
     assert settings["tcp_user_timeout"] == "1234"
     assert settings["keepalives_idle"] == "15"  # the ones it leaves out still apply
-    drop_postgres_tables("network_settings")
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_service_file_and_the_string_keep_their_own_timeouts(
-    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    kind: str, prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Found by an adversarial run: settings of a service file were replaced
     # by the defaults (only the string's own were looked at), and the
@@ -84,9 +85,7 @@ def test_a_service_file_and_the_string_keep_their_own_timeouts(
         + "tcp_user_timeout=7000\nkeepalives_idle=44\napplication_name=from_service\n"
     )
     monkeypatch.setenv("PGSERVICEFILE", str(services))
-    with Transcripts.open(
-        "postgresql:///?service=engine_test&connect_timeout=9", table_prefix="network_settings"
-    ) as store:
+    with Transcripts.open("postgresql:///?service=engine_test&connect_timeout=9", table_prefix=prefix) as store:
         settings = _connection_settings(store)
         sid = store.create()
         store.append(sid, Message.user("works"))
@@ -96,7 +95,6 @@ def test_a_service_file_and_the_string_keep_their_own_timeouts(
         "from_service",
     )
     assert (settings["keepalives"], settings["keepalives_interval"], settings["connect_timeout"]) == ("1", "5", "9")
-    drop_postgres_tables("network_settings")
 
 
 def _run_in_a_namespace(query: str) -> dict[str, Any]:

@@ -7,22 +7,14 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from engine import EngineError, Message, SessionNotFound, Transcripts
-from tests.conftest import POSTGRES_DSN, drop_postgres_tables
+from tests.conftest import POSTGRES_DSN
 
 KINDS = ["postgres"] if POSTGRES_DSN else []
-
-
-@pytest.fixture
-def prefix() -> Iterator[str]:
-    name = "w" + uuid.uuid4().hex[:12]
-    yield name
-    drop_postgres_tables(name)
 
 
 def _open(prefix: str, **options: object) -> Transcripts:
