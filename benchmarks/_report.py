@@ -48,6 +48,13 @@ def paired_ratios(numerator: Sequence[float], denominator: Sequence[float]) -> l
     return [a / b for a, b in zip(numerator, denominator, strict=True)]
 
 
+def paired_median(numerator: Sequence[float], denominator: Sequence[float]) -> float:
+    """The ratio a table shows and a target is judged on: the median of the
+    runs' paired ratios. A ratio of the two medians could pair one side's
+    run with another run of the other side, and match no run at all."""
+    return median(paired_ratios(numerator, denominator))
+
+
 def ratio_target(
     ratio: float, *, at_most: float | None = None, at_least: float | None = None
 ) -> tuple[str, bool | None]:
@@ -70,9 +77,9 @@ def ratio_line(
     at_most: float | None = None,
 ) -> Line:
     """Two interleaved sides, per run (seconds, shown times ``scale`` in ``unit``):
-    their medians, the ratio of the medians with an optional at-most target,
-    and the ratio run by run."""
-    ratio = median(measured) / median(compared)
+    their medians, the median of their paired ratios with an optional at-most
+    target, and the ratio run by run."""
+    ratio = paired_median(measured, compared)
     target, met = ratio_target(ratio, at_most=at_most)
     return Line(
         benchmark,
@@ -117,7 +124,10 @@ def _spread_text(line: Line) -> str:
     if line.spread is None:
         return "-"
     low, high = line.spread
-    return f"{low:.2f}-{high:.2f}" if line.unit == "us" else f"{low:,.0f}-{high:,.0f}"
+    if line.unit in ("us", "ms"):
+        decimals = 2 if line.unit == "us" else 3
+        return f"{low:,.{decimals}f}-{high:,.{decimals}f}"
+    return f"{low:,.0f}-{high:,.0f}"
 
 
 def render_table(header: Sequence[str], cells: Sequence[Sequence[str]]) -> str:
@@ -195,7 +205,7 @@ def machine_line(setup: str | None, runs: int, quick: bool) -> str:
             f"Python {platform.python_version()} ({platform.python_implementation()})",
             f"SQLite {sqlite3.sqlite_version}",
             *([setup] if setup else []),
-            f"{runs} runs each, medians shown",
+            f"{runs} runs each, medians shown (a ratio: the median of the runs' paired ratios)",
             *(["QUICK smoke run"] if quick else []),
         ]
     )

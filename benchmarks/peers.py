@@ -55,15 +55,16 @@ def _text(number: int) -> str:
 
 
 def _size(folder: str) -> int:
-    """Bytes the SQLite files of ``folder`` hold: their pages in use once the
-    WAL is checkpointed into them (free pages and WAL space not counted)."""
+    """Bytes the SQLite files of ``folder`` hold: their pages in use, WAL
+    frames included (``page_count`` counts them), free pages not. No
+    checkpoint: truncating a WAL would make the next appends grow it again,
+    which would time the file's growth instead of the store's work."""
     total = 0
     for name in sorted(os.listdir(folder)):
         if not name.endswith(".db"):
             continue
         connection = sqlite3.connect(os.path.join(folder, name))
         try:
-            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             pages, free, size = (
                 connection.execute(f"PRAGMA {pragma}").fetchone()[0]
                 for pragma in ("page_count", "freelist_count", "page_size")
@@ -74,18 +75,46 @@ def _size(folder: str) -> int:
     return total
 
 
+def _journal_modes(folder: str) -> str:
+    """The journal mode each SQLite file of ``folder`` is in, as a new
+    connection finds it (WAL is kept in the file; any other mode reads as
+    SQLite's default, ``delete``)."""
+    modes = []
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".db"):
+            connection = sqlite3.connect(os.path.join(folder, name))
+            try:
+                modes.append(str(connection.execute("PRAGMA journal_mode").fetchone()[0]))
+            finally:
+                connection.close()
+    return "/".join(modes)
+
+
 class _Store:
     """One store under test: ``append(n)`` one message per call,
-    ``load()`` every message by a new object, ``fork()`` its branching."""
+    ``load()`` every message by a new object, ``fork()`` its branching.
+    ``new_session()`` sends the next appends to a second session in the
+    same file; ``fork_size()`` is how many messages the fork holds."""
 
     name = ""
     fork_kind = ""
     most = 1_000_000  # messages it is measured with at most
+    synchronous = ""  # what the store sets; "" for SQLite's default
+    fork_drops = 0  # messages of the source its fork leaves out
 
     def __init__(self, folder: str) -> None:
         self.folder = folder
 
     def append(self, number: int) -> None:
+        raise NotImplementedError
+
+    def new_session(self) -> None:
+        raise NotImplementedError
+
+    def prepare_fork(self) -> None:
+        """What a fork needs that is not the fork (untimed)."""
+
+    def fork_size(self) -> int:
         raise NotImplementedError
 
     def append_many(self, numbers: range) -> bool:
@@ -105,15 +134,20 @@ class _Store:
 
 class _Engine(_Store):
     name, fork_kind = "engine (SQLite, synchronous=full)", "fork(): one event"
+    synchronous = "FULL"
 
     def __init__(self, folder: str) -> None:
         super().__init__(folder)
         self.path = os.path.join(folder, "store.db")
         self.store = Transcripts.open(self.path)
-        self.sid = self.store.create()
+        self.sid = self.writing = self.store.create()
+        self.forked = ""
 
     def append(self, number: int) -> None:
-        self.store.append(self.sid, Message.user(_text(number)))
+        self.store.append(self.writing, Message.user(_text(number)))
+
+    def new_session(self) -> None:
+        self.writing = self.store.create()
 
     def append_many(self, numbers: range) -> bool:
         self.store.append(self.sid, *(Message.user(_text(number)) for number in numbers))
@@ -124,7 +158,10 @@ class _Engine(_Store):
             return len(store.get(self.sid).messages)
 
     def fork(self) -> None:
-        self.store.fork(self.sid)
+        self.forked = self.store.fork(self.sid)
+
+    def fork_size(self) -> int:
+        return len(self.store.get(self.forked).messages)
 
     def close(self) -> None:
         self.store.close()
@@ -132,6 +169,7 @@ class _Engine(_Store):
 
 class _Raw(_Store):
     name, fork_kind = "raw sqlite3 (one row per message)", "INSERT ... SELECT copy"
+    synchronous = "FULL"
 
     def __init__(self, folder: str) -> None:
         super().__init__(folder)
@@ -140,12 +178,16 @@ class _Raw(_Store):
         self.connection.execute("PRAGMA journal_mode=WAL")
         self.connection.execute("PRAGMA synchronous=FULL")
         self.connection.execute("CREATE TABLE messages (session TEXT, position INTEGER, body TEXT)")
+        self.writing = "s"
 
     def append(self, number: int) -> None:
         body = '{"role":"user","content":"' + _text(number) + '"}'
         self.connection.execute("BEGIN")
-        self.connection.execute("INSERT INTO messages VALUES ('s', ?, ?)", (number, body))
+        self.connection.execute("INSERT INTO messages VALUES (?, ?, ?)", (self.writing, number, body))
         self.connection.execute("COMMIT")
+
+    def new_session(self) -> None:
+        self.writing = "t"
 
     def append_many(self, numbers: range) -> bool:
         rows = [(number, '{"role":"user","content":"' + _text(number) + '"}') for number in numbers]
@@ -165,6 +207,9 @@ class _Raw(_Store):
         self.connection.execute("INSERT INTO messages SELECT 'f', position, body FROM messages WHERE session = 's'")
         self.connection.execute("COMMIT")
 
+    def fork_size(self) -> int:
+        return int(self.connection.execute("SELECT count(*) FROM messages WHERE session = 'f'").fetchone()[0])
+
     def close(self) -> None:
         self.connection.close()
 
@@ -177,11 +222,15 @@ class _AgentsSession(_Store):
         from agents import SQLiteSession
 
         self.path = os.path.join(folder, "agents.db")
-        self.session = SQLiteSession("s", self.path)
+        self.session = self.writing = SQLiteSession("s", self.path)
         self.loop = asyncio.new_event_loop()
+        self.copy: Any = None
 
     def append(self, number: int) -> None:
-        self.loop.run_until_complete(self.session.add_items([{"role": "user", "content": _text(number)}]))
+        self.loop.run_until_complete(self.writing.add_items([{"role": "user", "content": _text(number)}]))
+
+    def new_session(self) -> None:
+        self.writing = type(self.session)(session_id="t", db_path=self.path)
 
     def append_many(self, numbers: range) -> bool:
         items: list[Any] = [{"role": "user", "content": _text(number)} for number in numbers]
@@ -200,25 +249,36 @@ class _AgentsSession(_Store):
         from agents import SQLiteSession
 
         items = self.loop.run_until_complete(self.session.get_items())
-        copy = SQLiteSession("f" + uuid.uuid4().hex[:8], self.path)
-        self.loop.run_until_complete(copy.add_items(items))
-        copy.close()
+        self.copy = SQLiteSession("f" + uuid.uuid4().hex[:8], self.path)
+        self.loop.run_until_complete(self.copy.add_items(items))
+
+    def fork_size(self) -> int:
+        return len(self.loop.run_until_complete(self.copy.get_items()))
 
     def close(self) -> None:
-        self.session.close()
+        for session in {id(s): s for s in (self.session, self.writing, self.copy) if s is not None}.values():
+            session.close()
         self.loop.close()
 
 
 class _AdvancedSession(_AgentsSession):
     name, fork_kind = "OpenAI Agents SDK AdvancedSQLiteSession", "create_branch_from_turn()"
+    fork_drops = 1  # a branch from a turn holds what came before that turn
 
     def __init__(self, folder: str) -> None:
         _Store.__init__(self, folder)
         from agents.extensions.memory import AdvancedSQLiteSession
 
         self.path = os.path.join(folder, "advanced.db")
-        self.session = AdvancedSQLiteSession(session_id="s", db_path=self.path, create_tables=True)
+        self.session = self.writing = AdvancedSQLiteSession(session_id="s", db_path=self.path, create_tables=True)
         self.loop = asyncio.new_event_loop()
+        self.copy = None
+        self.turns = 0
+
+    def new_session(self) -> None:
+        from agents.extensions.memory import AdvancedSQLiteSession
+
+        self.writing = AdvancedSQLiteSession(session_id="t", db_path=self.path, create_tables=True)
 
     def load(self) -> int:
         from agents.extensions.memory import AdvancedSQLiteSession
@@ -228,10 +288,15 @@ class _AdvancedSession(_AgentsSession):
         fresh.close()
         return found
 
+    def prepare_fork(self) -> None:
+        # Each user message is a turn: the fork branches from the last one.
+        self.turns = len(self.loop.run_until_complete(self.session.get_conversation_turns()))
+
     def fork(self) -> None:
-        # Each user message is a turn: branch from the last one.
-        turns = self.loop.run_until_complete(self.session.get_conversation_turns())
-        self.loop.run_until_complete(self.session.create_branch_from_turn(len(turns)))
+        self.loop.run_until_complete(self.session.create_branch_from_turn(self.turns))
+
+    def fork_size(self) -> int:
+        return len(self.loop.run_until_complete(self.session.get_items()))  # the branch it switched to
 
 
 class _LangGraph(_Store):
@@ -248,14 +313,19 @@ class _LangGraph(_Store):
         self.path = os.path.join(folder, "langgraph.db")
         self.connection = sqlite3.connect(self.path, check_same_thread=False)
         self.saver = SqliteSaver(self.connection)
+        self.saver.setup()  # its tables, made on the first write otherwise: part of the empty file, as for the others
         builder = StateGraph(MessagesState)
         builder.add_node("agent", lambda state: {})
         builder.add_edge(START, "agent")
         self.graph = builder.compile(checkpointer=self.saver)
         self.config: dict[str, Any] = {"configurable": {"thread_id": "s"}}
+        self.writing = self.config
 
     def append(self, number: int) -> None:
-        self.graph.invoke({"messages": [{"role": "user", "content": _text(number)}]}, self.config)
+        self.graph.invoke({"messages": [{"role": "user", "content": _text(number)}]}, self.writing)
+
+    def new_session(self) -> None:
+        self.writing = {"configurable": {"thread_id": "t"}}
 
     def append_many(self, numbers: range) -> bool:
         self.graph.invoke({"messages": [{"role": "user", "content": _text(number)} for number in numbers]}, self.config)
@@ -276,6 +346,9 @@ class _LangGraph(_Store):
         latest = self.graph.get_state(self.config)
         self.graph.update_state(latest.config, {"messages": []})
 
+    def fork_size(self) -> int:
+        return len(self.graph.get_state(self.config).values["messages"])
+
     def close(self) -> None:
         self.connection.close()
 
@@ -290,7 +363,10 @@ class _Adk(_Store):
         self.path = os.path.join(folder, "adk.db")
         self.loop = asyncio.new_event_loop()
         self.service = DatabaseSessionService(db_url=f"sqlite+aiosqlite:///{self.path}")
-        self.session = self.loop.run_until_complete(self.service.create_session(app_name="bench", user_id="u"))
+        self.session = self.writing = self.loop.run_until_complete(
+            self.service.create_session(app_name="bench", user_id="u")
+        )
+        self.copy: Any = None
 
     def _event(self, text: str) -> Any:
         from google.adk.events import Event
@@ -299,7 +375,10 @@ class _Adk(_Store):
         return Event(author="user", content=types.Content(role="user", parts=[types.Part(text=text)]))
 
     def append(self, number: int) -> None:
-        self.loop.run_until_complete(self.service.append_event(self.session, self._event(_text(number))))
+        self.loop.run_until_complete(self.service.append_event(self.writing, self._event(_text(number))))
+
+    def new_session(self) -> None:
+        self.writing = self.loop.run_until_complete(self.service.create_session(app_name="bench", user_id="u"))
 
     def load(self) -> int:
         from google.adk.sessions import DatabaseSessionService
@@ -316,9 +395,16 @@ class _Adk(_Store):
             self.service.get_session(app_name="bench", user_id="u", session_id=self.session.id)
         )
         assert source is not None
-        copy = self.loop.run_until_complete(self.service.create_session(app_name="bench", user_id="u"))
+        self.copy = copy = self.loop.run_until_complete(self.service.create_session(app_name="bench", user_id="u"))
         for event in source.events:
             self.loop.run_until_complete(self.service.append_event(copy, self._event(event.content.parts[0].text)))
+
+    def fork_size(self) -> int:
+        found = self.loop.run_until_complete(
+            self.service.get_session(app_name="bench", user_id="u", session_id=self.copy.id)
+        )
+        assert found is not None
+        return len(found.events)
 
     def close(self) -> None:
         self.loop.close()
@@ -333,27 +419,42 @@ def _timed(action: Callable[[], object]) -> float:
     return time.perf_counter() - started
 
 
-def one_run(kind: type[_Store], messages: int) -> dict[str, float]:
+#: Appends timed at each end of the cost-growth row, and where the early ones start.
+_WINDOW = 50
+_EARLY = 100
+
+
+def one_run(kind: type[_Store], messages: int) -> dict[str, Any]:
     messages = min(messages, kind.most)
     with tempfile.TemporaryDirectory() as folder:
         store = kind(folder)
         empty = _size(folder)
-        early: list[float] = []
         late: list[float] = []
         started = time.perf_counter()
         for number in range(messages):
             took = _timed(lambda number=number: store.append(number))  # type: ignore[misc]
-            if 100 <= number < 150:
-                early.append(took)
-            if number >= messages - 50:
+            if number >= messages - _WINDOW:
                 late.append(took)
         appending = time.perf_counter() - started
         grown = _size(folder) - empty
+        # The cost at 100 messages: a second session in the same file, now
+        # that it holds the first (and its WAL has reached the same size), so
+        # both windows differ only in the size of the session appended to.
+        store.new_session()
+        early: list[float] = []
+        for number in range(_EARLY + _WINDOW):
+            took = _timed(lambda number=number: store.append(number))  # type: ignore[misc]
+            if number >= _EARLY:
+                early.append(took)
         loaded = _timed(store.load)
+        store.prepare_fork()
         before_fork = _size(folder)
         forked = _timed(store.fork)
         fork_bytes = _size(folder) - before_fork
+        fork_size = store.fork_size()
+        assert fork_size == messages - kind.fork_drops, (kind.name, fork_size)
         assert store.load() == messages, kind.name
+        journal = _journal_modes(folder)
         store.close()
     with tempfile.TemporaryDirectory() as folder:
         batched = kind(folder)
@@ -371,19 +472,26 @@ def one_run(kind: type[_Store], messages: int) -> dict[str, float]:
         "load": loaded,
         "fork": forked,
         "fork_bytes": fork_bytes,
+        "fork_size": fork_size,
         "bytes_per_message": grown / messages,
         "bytes_per_message_in_calls": grown_in_calls / messages if took_many else float("nan"),
         "messages": messages,
+        "journal": journal,
     }
 
 
 def run(config: PeersConfig) -> dict[str, object]:
-    results: dict[str, list[dict[str, float]]] = {kind.name: [] for kind in STORES}
+    results: dict[str, list[dict[str, Any]]] = {kind.name: [] for kind in STORES}
     for number in range(config.runs):
-        for kind in STORES:
+        # Who goes first rotates from run to run, as in the other parts.
+        shift = number % len(STORES)
+        for kind in STORES[shift:] + STORES[:shift]:
             results[kind.name].append(one_run(kind, config.messages))
         progress(f"  peers: run {number + 1}/{config.runs} done")
-    rows = {name: {key: median(run[key] for run in runs) for key in runs[0]} for name, runs in results.items()}
+    rows = {
+        name: {key: median(run[key] for run in runs) for key in runs[0] if key != "journal"}
+        for name, runs in results.items()
+    }
     engine = rows[_Engine.name]
     lines: list[Line] = []
     for kind in STORES:
@@ -395,23 +503,33 @@ def run(config: PeersConfig) -> dict[str, object]:
         lines.append(Line(f"    append at {count:,} over append at 100 (cost growth)", "x", growth, short="growth"))
         lines.append(Line(f"    cold load of {count:,} messages", "ms", row["load"] * 1000))
         lines.append(Line(f"    fork ({kind.fork_kind})", "ms", row["fork"] * 1000))
-        lines.append(Line("    bytes the fork added", "B", row["fork_bytes"]))
+        lines.append(Line("    bytes the fork added (whole pages)", "B", row["fork_bytes"]))
         lines.append(Line("    bytes stored per 200-byte message", "B", row["bytes_per_message"]))
         in_calls = row["bytes_per_message_in_calls"]
         lines.append(Line("    same, 100 messages per call", "B", None if math.isnan(in_calls) else in_calls))
     leads = _leads(rows, engine)
+    default_sync = sqlite3.connect(":memory:").execute("PRAGMA synchronous").fetchone()[0]
+    durability = "; ".join(
+        f"{kind.name.split(' (')[0]}: journal {results[kind.name][0]['journal']}, synchronous "
+        + (f"{kind.synchronous} (set)" if kind.synchronous else f"not set (SQLite's default here, {default_sync})")
+        for kind in STORES
+    )
     print_report(
         machine_line(f"SQLite files, {config.messages:,} messages of 200 bytes", config.runs, config.quick),
         format_table(lines, "median of runs"),
         [
-            "every store writes to a SQLite file of its own in WAL or its default mode; the engine at "
-            "synchronous=full, raw sqlite3 at synchronous=full with a commit per message",
+            "every store writes to a SQLite file of its own, as its library sets it up (journal mode read from "
+            f"each file; 2 = FULL, 1 = NORMAL): {durability}",
             "LangGraph keeps a conversation as checkpoints of a graph's state: each append is one invoke of a "
             "one-node graph over MessagesState (several checkpoint writes); it is measured up to 1,000 messages, "
             "as every checkpoint keeps the whole list",
-            "fork: the engine's fork(); AdvancedSQLiteSession's create_branch_from_turn(); LangGraph's "
-            "update_state() from the latest checkpoint; SQLiteSession, ADK and raw sqlite3 have no branching, "
-            "so their nearest equivalent, a copy into a new session, is timed",
+            f"cost growth: the median of the last {_WINDOW} appends over that of appends {_EARLY + 1}-"
+            f"{_EARLY + _WINDOW} of a second session, made in the same file afterwards (same file and WAL sizes)",
+            "fork: the engine's fork(); AdvancedSQLiteSession's create_branch_from_turn() of the last turn (its "
+            "branch holds the messages before that turn, one fewer; the turn lookup is not timed); LangGraph's "
+            "update_state() from the latest checkpoint (a new checkpoint of the same thread); SQLiteSession, ADK "
+            "and raw sqlite3 have no branching, so their nearest equivalent, a copy into a new session, is timed. "
+            "Each fork's message count is checked. Bytes a fork added are whole pages: under a page shows 0 B",
             *leads,
         ],
         f"target: the engine leads every measure where a peer has the feature; it leads "

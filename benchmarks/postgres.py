@@ -19,6 +19,7 @@ from benchmarks._report import (
     format_table,
     machine_line,
     median,
+    paired_median,
     paired_ratios,
     part_document,
     print_report,
@@ -174,9 +175,9 @@ def _drop(target: str, prefix: str) -> None:
 def _rates(
     benchmark: str, short: str, measured: list[float], compared: list[float], *, at_least: float | None = None
 ) -> Line:
-    """Two sides' rates per run: their medians, the ratio of the medians (with
-    an at-least target, if given) and the ratio run by run."""
-    ratio = median(measured) / median(compared)
+    """Two sides' rates per run: their medians, the median of their paired
+    ratios (with an at-least target, if given) and the ratio run by run."""
+    ratio = paired_median(measured, compared)
     target, met = ratio_target(ratio, at_least=at_least) if at_least is not None else ("", None)
     return Line(
         benchmark,
@@ -200,13 +201,21 @@ def run(config: PostgresConfig) -> dict[str, object]:
     engine_s, raw_s, one, many, raw_one, raw_many, refusals = [], [], [], [], [], [], []
     for number in range(config.runs):
         prefix = "bp" + uuid.uuid4().hex[:10]
-        engine_s.append(_engine(target, prefix, config.appends))
-        _drop(target, prefix)
-        raw_s.append(_raw(target, "braw" + uuid.uuid4().hex[:10], config.appends))
-        one.append(_together(target, 1, config.appends))
-        many.append(_together(target, config.processes, config.appends))
-        raw_one.append(_raw_together(target, 1, config.appends))
-        raw_many.append(_raw_together(target, config.processes, config.appends))
+
+        def ours(prefix: str = prefix) -> None:
+            engine_s.append(_engine(target, prefix, config.appends))
+            _drop(target, prefix)
+            one.append(_together(target, 1, config.appends))
+            many.append(_together(target, config.processes, config.appends))
+
+        def theirs() -> None:
+            raw_s.append(_raw(target, "braw" + uuid.uuid4().hex[:10], config.appends))
+            raw_one.append(_raw_together(target, 1, config.appends))
+            raw_many.append(_raw_together(target, config.processes, config.appends))
+
+        # Who goes first alternates from run to run, as in the other parts.
+        for side in (ours, theirs) if number % 2 == 0 else (theirs, ours):
+            side()
         refusals.append(_refusal(target))
         progress(f"  postgres: run {number + 1}/{config.runs} done")
     ours = [config.appends / seconds for seconds in engine_s]

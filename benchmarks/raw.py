@@ -1,10 +1,12 @@
 """The raw ``sqlite3`` baseline: the physical limit for what the engine stores.
 
-A table shaped like the engine's events table (same columns, same primary key),
-WAL, the same ``PRAGMA synchronous``, pre-encoded rows and an explicit
-``BEGIN`` ... ``COMMIT`` around every call. Loading selects one session's rows
-in version order and decodes each with the engine's codec into its event
-types, with no projection and no revision checks.
+A table shaped like the engine's log (an integer position, the session's
+integer key, the version, the type's integer code and the stored bytes, with
+a unique index on session and version), WAL, the same ``PRAGMA synchronous``,
+pre-encoded rows and an explicit ``BEGIN`` ... ``COMMIT`` around every call.
+Loading selects one session's rows of the engine's own log in version order
+and decodes each with the decoder the engine's loads use, with no projection
+and no revision checks.
 """
 
 from __future__ import annotations
@@ -17,23 +19,50 @@ from typing import TypeAlias
 
 from engine import Message, Transcripts
 from engine.state.events import MessagesAppended
-from engine.store import decode_events
+from engine.state.transcript import KnownAppend
+from engine.store import decode_for_load
+from engine.store._packed import TEXT_APPEND_TOPIC
 
-__all__ = ["EVENTS_TABLE", "EventRow", "connect_writer", "engine_statement_calls", "insert_calls", "load_messages"]
+__all__ = [
+    "EVENTS_TABLE",
+    "EventRow",
+    "connect_writer",
+    "engine_statement_calls",
+    "insert_calls",
+    "load_messages",
+    "log_rows",
+]
 
-EVENTS_TABLE = "events"
+EVENTS_TABLE = "log"
 _CREATE_EVENTS = (
-    f"CREATE TABLE {EVENTS_TABLE} (originator_id TEXT, originator_version INTEGER, topic TEXT, state BLOB, "
-    "PRIMARY KEY (originator_id, originator_version))"
+    f"CREATE TABLE {EVENTS_TABLE} (position INTEGER PRIMARY KEY, session INTEGER NOT NULL, "
+    "version INTEGER NOT NULL, kind INTEGER NOT NULL, state BLOB NOT NULL)"
 )
-_INSERT_EVENT = f"INSERT INTO {EVENTS_TABLE} VALUES (?,?,?,?)"
+_CREATE_INDEX = f"CREATE UNIQUE INDEX {EVENTS_TABLE}_session ON {EVENTS_TABLE} (session, version)"
+_INSERT_EVENT = f"INSERT INTO {EVENTS_TABLE} (session, version, kind, state) VALUES (?,?,?,?)"
 
-#: One stored event: (session id, version, topic, encoded state).
+#: One stored event as the engine makes it: (session id, version, topic, encoded state).
 EventRow: TypeAlias = tuple[str, int, str, bytes]
+#: The same event as the raw table keeps it: (session key, version, type code, encoded state).
+LogRow: TypeAlias = tuple[int, int, int, bytes]
+
+
+def log_rows(rows: Sequence[EventRow]) -> list[LogRow]:
+    """The rows with integer keys and codes, as the engine's log keeps them:
+    the session key 1 and the commonest type (one text message) code 1,
+    which SQLite stores in no bytes; other types 2, 3, ..."""
+    codes = {TEXT_APPEND_TOPIC: 1}
+    keys: dict[str, int] = {}
+    out = []
+    for session_id, version, topic, state in rows:
+        key = keys.setdefault(session_id, len(keys) + 1)
+        code = codes.setdefault(topic, len(codes) + 1)
+        out.append((key, version, code, state))
+    return out
 
 
 def connect_writer(path: str, synchronous: str) -> sqlite3.Connection:
-    """A new database file with the events table, in WAL mode with ``synchronous``.
+    """A new database file with the log table, in WAL mode with ``synchronous``.
 
     ``isolation_level=None``: the driver never opens transactions by itself;
     :func:`insert_calls` issues ``BEGIN`` and ``COMMIT`` explicitly.
@@ -44,10 +73,11 @@ def connect_writer(path: str, synchronous: str) -> sqlite3.Connection:
         raise RuntimeError(f"could not switch the raw database to WAL (journal_mode={mode})")
     connection.execute(f"PRAGMA synchronous={synchronous}")
     connection.execute(_CREATE_EVENTS)
+    connection.execute(_CREATE_INDEX)
     return connection
 
 
-def insert_calls(connection: sqlite3.Connection, rows: Sequence[EventRow]) -> float:
+def insert_calls(connection: sqlite3.Connection, rows: Sequence[LogRow]) -> float:
     """Insert each row in its own transaction (one call = one row = one commit).
 
     Returns the elapsed seconds (``time.perf_counter``).
@@ -103,20 +133,25 @@ def engine_statement_calls(path: str, synchronous: str, rows: Sequence[EventRow]
         connection.close()
 
 
-def load_messages(path: str, table: str, session_id: str) -> list[Message]:
-    """Cold load: a new connection, every row of the session in version order,
-    each decoded into its typed event by the engine's codec (JSON, or the
-    packed form of appended messages); the messages flattened into one list."""
+def load_messages(path: str, session_id: str) -> list[Message]:
+    """Cold load: a new connection, the type names, every row of the session
+    in the engine's log in version order, each decoded by the decoder the
+    engine's own loads use (a one-text-message row needs no event or
+    ``datetime``); the messages flattened into one list."""
     connection = sqlite3.connect(path)
     try:
+        topics = dict(connection.execute("SELECT code, topic FROM transcripts_kinds").fetchall())
         rows = connection.execute(
-            f"SELECT originator_version, topic, state FROM {table} WHERE originator_id=? ORDER BY originator_version",
+            "SELECT version, kind, state FROM transcripts_log "
+            "WHERE session = (SELECT key FROM transcripts_sessions WHERE session_id = ?) ORDER BY version",
             (session_id,),
         ).fetchall()
     finally:
         connection.close()
     messages: list[Message] = []
-    for _, event in decode_events(session_id, rows):
-        if isinstance(event, MessagesAppended):
+    for _, event in decode_for_load(session_id, [(version, topics[kind], state) for version, kind, state in rows]):
+        if type(event) is KnownAppend:
+            messages.append(event.message)
+        elif isinstance(event, MessagesAppended):
             messages.extend(event.messages)
     return messages

@@ -23,7 +23,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from benchmarks._report import Line, format_table, machine_line, median, part_document, print_report, progress
+from benchmarks._report import (
+    Line,
+    format_table,
+    machine_line,
+    median,
+    paired_median,
+    part_document,
+    print_report,
+    progress,
+)
 from engine import Transcripts
 from engine.adapters.openai_agents import TranscriptSession
 
@@ -152,7 +161,7 @@ def run(config: TailConfig) -> dict[str, object]:
             "us",
             median(ours_cold) * 1e6,
             raw=median(theirs_cold) * 1e6,
-            ratio=median(ours_cold) / median(theirs_cold),
+            ratio=paired_median(ours_cold, theirs_cold),
             short="items",
         ),
         Line(
