@@ -301,11 +301,15 @@ def test_control_characters_never_reach_the_terminal_or_break_the_picture(tmp_pa
     store = Transcripts.open(path)
     sid = store.create(title="bell\x07 esc\x1b[31m red", session_id="ctl")
     store.append(sid, Message.user("line one\nline two \x1b[2J cleared?"))
+    # Found by an adversarial tester: show printed a right-to-left override as it is.
+    store.append(sid, Message.user("pay \u202eoreze\u202c now \u2066isolated\u2069"))
     store.close()
     runner = CliRunner()
     for args in (["sessions", str(path)], ["show", str(path), sid], ["tree", str(path), sid], ["log", str(path), sid]):
         output = _ok(runner.invoke(cli, args))
         assert "\x1b" not in output and "\x07" not in output, args
+        assert not any(character in output for character in "\u202e\u202c\u2066\u2069"), args
+    assert "pay \\u202eoreze\\u202c now" in _ok(runner.invoke(cli, ["show", str(path), sid]))
     picture = tmp_path / "g.svg"
     _ok(runner.invoke(cli, ["graph", str(path), sid, "--svg", str(picture)]))
     ElementTree.parse(picture)  # well-formed XML

@@ -102,6 +102,15 @@ CASES: list[tuple[Callable[[], object], str]] = [
         lambda: ToolUse(id="a", name="f", arguments="[" * 10_000 + "]" * 10_000).parsed_arguments(),
         "tool use 'a': arguments nest too deep to decode",
     ),
+    (
+        # Found by an adversarial tester: a RecursionError, and for a lone surrogate "Input data was truncated".
+        lambda: Message(role="user", blocks=(Text(text="x"),), provider_data="[" * 10_000 + "]" * 10_000),
+        "Message.provider_data nests too deep to decode",
+    ),
+    (
+        lambda: Message(role="user", blocks=(Text(text="x"),), provider_data='"\ud800"'),
+        "Message.provider_data is not valid Unicode: a lone surrogate ('\\ud800') at index 1",
+    ),
     (lambda: ReplaceBlock(index=True, block=Text(text="x")), "ReplaceBlock.index must be an int, got bool"),
     (
         lambda: ReplaceBlock(index=0, block="x"),  # type: ignore[arg-type]

@@ -220,6 +220,21 @@ def _tables(path: str) -> dict[str, str]:
         return dict(db.execute("SELECT name, type FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'").fetchall())
 
 
+@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+def test_an_int_over_64_bits_in_a_block_is_stored_as_json_and_reads_back(tmp_path: Path, backend: str) -> None:
+    # Found by an adversarial tester: msgpack's 64-bit limit raised an OverflowError out of append().
+    message = Message.user(Transcript(text="t", truncated_at_ms=2**64), id="msg_big")
+    event = MessagesAppended(at=AT, messages=(message,), revision=REVISION)
+    assert pack_append(event) is None
+    assert encode_event(event)[0] == "MessagesAppended.v1"
+    target = None if backend == "memory" else str(tmp_path / "s.db")
+    with Transcripts.open(target) as store:
+        sid = store.create()
+        store.append(sid, message, Message.assistant("ok"))
+        assert store.get(sid).messages[0] == message
+        assert store.verify(sid).messages[0] == message
+
+
 def test_a_new_store_keeps_integer_keys_and_type_codes_and_a_readable_view(tmp_path: Path) -> None:
     path = str(tmp_path / "s.db")
     with Transcripts.open(path) as store:

@@ -296,8 +296,28 @@ def verify(store: str, prefix: str, session_ids: tuple[str, ...], every: bool) -
                 click.echo(_colour(f"FAIL {_shown(sid)}: {type(exc).__name__}: {exc}", "red"))
             else:
                 click.echo(f"ok   {_shown(sid)}  version {state.version}, {_count(len(state.messages), 'message')}")
+        if every:
+            # What no listed session's check reads: events whose listing row
+            # is gone, or that no write of the engine makes.
+            try:
+                events = _feed_length(opened)
+            except EngineError as exc:
+                failures += 1
+                click.echo(_colour(f"FAIL the feed: {type(exc).__name__}: {exc}", "red"))
+            else:
+                click.echo(f"ok   the feed  {_count(events, 'event')}")
     if failures:
-        raise click.ClickException(f"{failures} of {_count(len(targets), 'session')} failed verification")
+        checked = _count(len(targets), "session") + (" and the feed" if every else "")
+        raise click.ClickException(f"{failures} of {checked} failed verification")
+
+
+def _feed_length(store: Transcripts) -> int:
+    """The events of the store-wide feed, every one read and decoded."""
+    count, after = 0, 0
+    while page := store.feed(after=after, limit=10_000):
+        count += len(page)
+        after = page[-1].position
+    return count
 
 
 # -- writing and exporting --------------------------------------------------------
@@ -632,13 +652,20 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 _DIGITS = re.compile(r"[0-9]+")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Control characters, and the bidirectional embeddings, overrides and
+# isolates, which reorder how a terminal shows the text around them.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def _shown(text: str) -> str:
-    """Text for a terminal: control characters (escape sequences, bells) as
-    visible escapes, never sent as they are."""
-    return _CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", text)
+    """Text for a terminal: control characters (escape sequences, bells,
+    bidirectional overrides) as visible escapes, never sent as they are."""
+    return _CONTROL.sub(_escape, text)
+
+
+def _escape(found: re.Match[str]) -> str:
+    code = ord(found.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def _count(number: int, noun: str) -> str:

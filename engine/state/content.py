@@ -197,10 +197,13 @@ _CANONICAL = msgspec.json.Encoder(order="sorted")
 def _check_json_text(text: object) -> None:
     if not isinstance(text, str):
         raise InvalidMessage(f"Message.provider_data is JSON text (a str), got {type(text).__name__}")
+    unicode_error(text, "Message.provider_data", InvalidMessage)
     try:
         msgspec.json.decode(text)
     except msgspec.DecodeError as exc:
         raise InvalidMessage(f"Message.provider_data is not JSON text: {exc}") from None
+    except RecursionError:
+        raise InvalidMessage("Message.provider_data nests too deep to decode") from None
 
 
 class Message(

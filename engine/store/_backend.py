@@ -290,6 +290,18 @@ def _engine_error(
     return None
 
 
+def check_feed_versions(found: Sequence[Sequence[Any]], *, version_at: int) -> None:
+    """A feed row whose version is no int from 1 up was written outside the
+    engine: a session's checked reads read it too, and refuse it."""
+    for row in found:
+        version = row[version_at]
+        if type(version) is not int or version < 1:
+            raise CorruptStore(
+                f"the event at feed position {row[0]} (session {shown(row[1])}) has version {shown(version)}, "
+                "which no event of the engine has: the log was altered"
+            )
+
+
 class _damaged_types:
     """A stored value of the wrong type (text where bytes were written: SQLite
     keeps any value in any column) is damage, not a bug of the caller."""

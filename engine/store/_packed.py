@@ -219,7 +219,10 @@ def pack_append(event: MessagesAppended) -> bytes | None:
     packed_event: list[Any] = [(at - _EPOCH) // _MICROSECOND, raw_revision, messages]
     if event.actor is not None:
         packed_event.append(event.actor)
-    return _ENCODE(packed_event)
+    try:
+        return _ENCODE(packed_event)
+    except OverflowError:  # an int over msgpack's 64 bits (a block's field): JSON holds it
+        return None
 
 
 def _engine_id(ident: str) -> bytes | None:

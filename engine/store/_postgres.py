@@ -30,9 +30,10 @@ from engine.errors import (
     StorageUnavailable,
     WriteOutcomeUnknown,
 )
-from engine.store._backend import DRIVER_ERRORS, RecorderBackend, described, translated_errors
+from engine.state.content import shown
+from engine.store._backend import DRIVER_ERRORS, RecorderBackend, check_feed_versions, described, translated_errors
 from engine.store._chain import check_legacy_sealing, sealed_row
-from engine.store._codec import READABLE_TOPICS, fork_source, refuse_new_forks, refuse_orphans
+from engine.store._codec import fork_source, refuse_new_forks, refuse_orphans
 from engine.store._records import (
     LISTING_COLUMNS,
     ROW_COLUMNS,
@@ -154,9 +155,6 @@ def _answering(pool: Any) -> Any:
 
 
 class PostgresRecorder(PostgresApplicationRecorder):
-    # The feed lists the engine's event types only.
-    feed_topics = tuple(READABLE_TOPICS)
-
     datastore: _Datastore
 
     def __init__(
@@ -262,7 +260,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
         self._select_feed = _rendered(
             SQL(
                 "SELECT position, originator_id, originator_version, topic, state FROM {}.{} "
-                "WHERE position > %s AND position < %s AND topic = ANY(%s) ORDER BY position LIMIT %s"
+                "WHERE position > %s AND position < %s ORDER BY position LIMIT %s"
             ).format(schema, events)
         )
         self._select_snapshot = _rendered(
@@ -618,8 +616,17 @@ class PostgresRecorder(PostgresApplicationRecorder):
             assert conn.autocommit
             curs.execute(self._select_feed_horizon, prepare=True)
             horizon = _feed_horizon(*curs.fetchone())
-            curs.execute(self._select_feed, (after, horizon, list(self.feed_topics), limit), prepare=True)
+            curs.execute(self._select_feed, (after, horizon, limit), prepare=True)
             found = curs.fetchall()
+        # Every row is an event of the engine's (any other is damage, reported,
+        # not left out): a type name, bytes and a version from 1.
+        for position, session_id, _, topic, state in found:
+            if not isinstance(topic, str) or state is None:
+                raise CorruptStore(
+                    f"the event at feed position {position} (session {shown(session_id)}) has no "
+                    f"{'type name' if not isinstance(topic, str) else 'bytes'}: the log was altered"
+                )
+        check_feed_versions(found, version_at=2)
         return [
             FeedEntry(position, session_id, Record(version, topic, bytes(state)))
             for position, session_id, version, topic, state in found
@@ -717,9 +724,16 @@ class PostgresRecorder(PostgresApplicationRecorder):
     def select_records(self, session_id: str, after: int, upto: int | None) -> list[Record]:
         if not _holdable(session_id):
             return []
+        # From the start, no lower bound: a row at version 0 or below (never
+        # written by the engine) is read, and fails the check.
+        low = after if after > 0 else -(2**63)
         with self.datastore.get_connection() as connection, connection.cursor(row_factory=tuple_row) as cursor:
-            cursor.execute(self._select_records, (session_id, after, 2**62 if upto is None else upto), prepare=True)
-            return [Record(version, topic, bytes(state)) for version, topic, state in cursor.fetchall()]
+            cursor.execute(self._select_records, (session_id, low, 2**62 if upto is None else upto), prepare=True)
+            found = cursor.fetchall()
+        for version, _, state in found:
+            if state is None:
+                raise CorruptStore(f"session {shown(session_id)}: the stored event at version {version} has no bytes")
+        return [Record(version, topic, bytes(state)) for version, topic, state in found]
 
     def select_snapshot(self, session_id: str, upto: int | None) -> StoredSnapshot | None:
         if not _holdable(session_id):

@@ -27,7 +27,7 @@ from engine.errors import (
     StorageUnavailable,
 )
 from engine.state.content import shown
-from engine.store._backend import RecorderBackend, described, translated_errors
+from engine.store._backend import RecorderBackend, check_feed_versions, described, translated_errors
 from engine.store._chain import check_legacy_sealing, sealed_row
 from engine.store._codec import READABLE_TOPICS, fork_source, refuse_new_forks, refuse_orphans
 from engine.store._packed import TEXT_APPEND_TOPIC
@@ -143,9 +143,12 @@ class SQLiteRecorder:
         self.events_view = f"{prefix}_events"
         key_of = f"(SELECT key FROM {sessions} WHERE session_id=?)"
         self._insert_record = f"INSERT INTO {log} (session, version, kind, state) VALUES ({key_of},?,?,?)"
+        # A new key is above every key of the log too: events whose listing
+        # row was removed (damage, which the feed reports) keep theirs, and a
+        # new session must not write under it.
         self._create_session = (
             f"INSERT INTO {sessions} ({ROW_COLUMNS}, key) VALUES (?,?,?,?,?,?,?,?,?,?,"
-            f"(SELECT coalesce(max(key), 0) + 1 FROM {sessions}))"
+            f"max(coalesce((SELECT max(key) FROM {sessions}), 0), coalesce((SELECT max(session) FROM {log}), 0)) + 1)"
         )
         self._upsert_session = (
             f"INSERT INTO {sessions} ({ROW_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?) "
@@ -203,6 +206,8 @@ class SQLiteRecorder:
             found = {row[0]: row[1] for row in execute("SELECT name, type FROM sqlite_master")}
             if found.get(self.log_table) != "table" or found.get(self.events_view) != "view":
                 return False
+            if any(found.get(name) != "trigger" for name in self._view_trigger_names()):
+                return False  # triggers of an earlier build: replaced below
             columns = {row[1] for row in execute(f"PRAGMA table_info({self.sessions_table})")}
             if not {"summary", "key", "head", "seal"} <= columns:
                 return False
@@ -234,6 +239,8 @@ class SQLiteRecorder:
                 f"FROM {self.log_table} l JOIN {self.sessions_table} s ON s.key = l.session "
                 f"JOIN {self.kinds_table} k ON k.code = l.kind"
             )
+            for old in (f"{self.events_view}_insert", f"{self.events_view}_update"):  # earlier builds' triggers
+                execute(f"DROP TRIGGER IF EXISTS {old}")
             for statement in self._view_triggers():
                 execute(statement)
             if "seal" not in columns:
@@ -257,22 +264,35 @@ class SQLiteRecorder:
         }
         self._topics = {code: topic for topic, code in self._codes.items()}
 
+    def _view_trigger_names(self) -> list[str]:
+        """The view's triggers, named by their version: a store whose
+        triggers are of an earlier build gets these when it is opened."""
+        view = self.events_view
+        return [f"{view}_insert_v2", f"{view}_update_v2", f"{view}_delete"]
+
     def _view_triggers(self) -> list[str]:
         """Writes through the view reach the log, so SQL written for
         eventsourcing's events table (a repair, an export, an audit's
-        test of what a changed row does) keeps working."""
+        test of what a changed row does) keeps working: every column
+        written is written (a position too), and a row naming a session
+        the store does not list is refused, saying so."""
         view, log, kinds, sessions = self.events_view, self.log_table, self.kinds_table, self.sessions_table
+        insert, update, delete = self._view_trigger_names()
         code_of = f"(SELECT code FROM {kinds} WHERE topic = NEW.topic)"
         key_of = f"(SELECT key FROM {sessions} WHERE session_id = NEW.originator_id)"
         new_kind = f"INSERT OR IGNORE INTO {kinds} (topic) VALUES (NEW.topic);"
+        unlisted = (
+            "SELECT RAISE(ABORT, 'no session of that originator_id is listed in this store: "
+            f"sessions are created by the engine') WHERE {key_of} IS NULL;"
+        )
         return [
-            f"CREATE TRIGGER IF NOT EXISTS {view}_insert INSTEAD OF INSERT ON {view} BEGIN {new_kind} "
-            f"INSERT INTO {log} (session, version, kind, state) "
-            f"VALUES ({key_of}, NEW.originator_version, {code_of}, NEW.state); END",
-            f"CREATE TRIGGER IF NOT EXISTS {view}_update INSTEAD OF UPDATE ON {view} BEGIN {new_kind} "
-            f"UPDATE {log} SET session = {key_of}, version = NEW.originator_version, kind = {code_of}, "
-            "state = NEW.state WHERE position = OLD.position; END",
-            f"CREATE TRIGGER IF NOT EXISTS {view}_delete INSTEAD OF DELETE ON {view} BEGIN "
+            f"CREATE TRIGGER IF NOT EXISTS {insert} INSTEAD OF INSERT ON {view} BEGIN {unlisted} {new_kind} "
+            f"INSERT INTO {log} (position, session, version, kind, state) "
+            f"VALUES (NEW.position, {key_of}, NEW.originator_version, {code_of}, NEW.state); END",
+            f"CREATE TRIGGER IF NOT EXISTS {update} INSTEAD OF UPDATE ON {view} BEGIN {unlisted} {new_kind} "
+            f"UPDATE {log} SET position = NEW.position, session = {key_of}, version = NEW.originator_version, "
+            f"kind = {code_of}, state = NEW.state WHERE position = OLD.position; END",
+            f"CREATE TRIGGER IF NOT EXISTS {delete} INSTEAD OF DELETE ON {view} BEGIN "
             f"DELETE FROM {log} WHERE position = OLD.position; END",
         ]
 
@@ -533,7 +553,10 @@ class SQLiteRecorder:
             cursor = connection.cursor().sqlite_cursor
             cursor.row_factory = None
             try:
-                cursor.execute(self._select_records, (session_id, after, 2**62 if upto is None else upto))
+                # From the start, no lower bound: a row at version 0 or below
+                # (never written by the engine) is read, and fails the check.
+                low = after if after > 0 else -(2**63)
+                cursor.execute(self._select_records, (session_id, low, 2**62 if upto is None else upto))
                 found = cursor.fetchall()
             finally:
                 cursor.close()
@@ -582,8 +605,9 @@ class SQLiteRecorder:
                     f"the event at feed position {position} names session key {key!r} or a type code "
                     "that no row of the store has: the log was altered"
                 )
-            if type(state) is not bytes or type(session_id) is not str:
+            if type(state) is not bytes or type(session_id) is not str or type(topic) is not str:
                 raise TypeError("a stored event of a damaged type")  # SQLite keeps any value in any column
+        check_feed_versions(found, version_at=2)
         return [
             FeedEntry(position, session_id, Record(version, topic, state))
             for position, session_id, version, topic, state, _ in found

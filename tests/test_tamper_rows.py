@@ -1,0 +1,253 @@
+"""Rows no write of the engine makes, put into a store with SQL, as an
+adversarial tester did: an event at version 0, versions and type names of
+the wrong type, a body of NULL, a listing row removed, an unknown type
+name. Each is damage: the checked reads and the feed say so with a typed
+error, and none of them reads back as healthy or stops the store's other
+sessions from working. Also the SQL view's writes, which reach the log
+column for column or are refused, saying why."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine import CorruptStore, EngineError, Message, SessionNotFound, Transcripts, UnknownEventType
+from tests.conftest import POSTGRES_DSN
+
+KINDS = ["sqlite"] + (["postgres"] if POSTGRES_DSN else [])
+
+
+class _Store:
+    """A store on one backend, written through the engine, then changed
+    with plain SQL on its events table (the view, on SQLite)."""
+
+    def __init__(self, kind: str, tmp_path: Path, prefix: str) -> None:
+        self.kind, self.prefix = kind, prefix
+        self.target = str(tmp_path / "store.db") if kind == "sqlite" else POSTGRES_DSN
+        assert self.target is not None
+        self.events = f"{prefix}_events"
+
+    def open(self) -> Transcripts:
+        assert self.target is not None
+        return Transcripts.open(self.target, table_prefix=self.prefix)
+
+    def sql(self, statement: str, parameters: tuple[Any, ...] = ()) -> None:
+        if self.kind == "sqlite":
+            with sqlite3.connect(str(self.target)) as db:
+                db.execute(statement.replace("%s", "?"), parameters)
+            db.close()
+            return
+        import psycopg
+
+        assert POSTGRES_DSN
+        with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
+            conn.execute(statement, parameters)
+
+
+@pytest.fixture(params=KINDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> _Store:
+    if request.param == "sqlite":
+        return _Store("sqlite", tmp_path, "transcripts")
+    prefix: str = request.getfixturevalue("prefix")
+    return _Store("postgres", tmp_path, prefix)
+
+
+def _two_sessions(store: _Store) -> tuple[str, str]:
+    with store.open() as opened:
+        damaged = opened.create(session_id="damaged")
+        opened.append(damaged, Message.user("real"))
+        other = opened.create(session_id="other")
+        opened.append(other, Message.user("untouched"))
+    return damaged, other
+
+
+def _copy_event_to_version(store: _Store, session_id: str, version: object) -> None:
+    """The event at version 2, again at ``version`` (a forged message in place),
+    with a feed position of its own (SQLite gives one; on PostgreSQL, the one
+    after the original's, which its transaction left free)."""
+    position = ", position" if store.kind == "postgres" else ""
+    store.sql(
+        f"INSERT INTO {store.events} (originator_id, originator_version, topic, state{position}) "
+        f"SELECT originator_id, %s, topic, state{position.replace('position', 'position + 1')} "
+        f"FROM {store.events} WHERE originator_id = %s AND originator_version = 2",
+        (version, session_id),
+    )
+
+
+def _checked_reads(opened: Transcripts, session_id: str) -> dict[str, Callable[[], object]]:
+    return {
+        "get": lambda: opened.get(session_id),
+        "history": lambda: opened.history(session_id),
+        "verify": lambda: opened.verify(session_id),
+        "time travel": lambda: opened.get(session_id, at=1),
+    }
+
+
+@pytest.mark.parametrize("version", [0, -1])
+def test_an_event_at_version_zero_or_below_is_damage_to_every_checked_read_and_the_feed(
+    store: _Store, version: int
+) -> None:
+    # Found by an adversarial tester: reads asked for versions above 0 only,
+    # so get, history and verify passed while the feed served the forged row.
+    damaged, other = _two_sessions(store)
+    _copy_event_to_version(store, damaged, version)
+    with store.open() as opened:
+        for name, read in _checked_reads(opened, damaged).items():
+            with pytest.raises(CorruptStore):
+                read()
+                pytest.fail(f"{name} read the damaged session as healthy")
+        with pytest.raises(CorruptStore, match=f"has version {version}"):
+            opened.feed(limit=100)
+        assert [m.text for m in opened.get(other).messages] == ["untouched"]
+
+
+def test_an_event_body_of_null_is_damage_not_a_crash(store: _Store) -> None:
+    # Found by an adversarial tester: PostgreSQL reads raised a plain TypeError.
+    damaged, other = _two_sessions(store)
+    try:
+        store.sql(
+            f"UPDATE {store.events} SET state = NULL WHERE originator_id = %s AND originator_version = 2", (damaged,)
+        )
+    except sqlite3.IntegrityError:
+        assert store.kind == "sqlite"  # the log's column is NOT NULL there: the damage cannot be made
+        return
+    with store.open() as opened:
+        for read in _checked_reads(opened, damaged).values():
+            with pytest.raises(CorruptStore):
+                read()
+        with pytest.raises(CorruptStore, match="no bytes"):
+            opened.feed(limit=100)
+        assert [m.text for m in opened.get(other).messages] == ["untouched"]
+
+
+def test_an_event_of_a_type_no_engine_has_is_in_the_feed_as_an_error_not_left_out(store: _Store) -> None:
+    # Found by an adversarial tester: PostgreSQL's feed left such rows out.
+    damaged, _ = _two_sessions(store)
+    store.sql(
+        f"UPDATE {store.events} SET topic = 'Evil.v1' WHERE originator_id = %s AND originator_version = 2", (damaged,)
+    )
+    with store.open() as opened:
+        with pytest.raises(UnknownEventType, match=r"Evil\.v1"):
+            opened.feed(limit=100)
+        with pytest.raises(EngineError):
+            opened.get(damaged)
+
+
+@pytest.mark.parametrize("version", [2.5, "2x"])
+def test_a_version_of_the_wrong_type_in_the_feed_is_damage(tmp_path: Path, version: object) -> None:
+    # SQLite keeps any value in any column; the feed returned it as the version.
+    store = _Store("sqlite", tmp_path, "transcripts")
+    _two_sessions(store)
+    store.sql("UPDATE transcripts_log SET version = ? WHERE version = 2 AND session = 1", (version,))
+    with store.open() as opened, pytest.raises(CorruptStore):
+        opened.feed(limit=100)
+
+
+def test_a_type_name_stored_as_a_blob_is_damage_to_the_feed(tmp_path: Path) -> None:
+    # The feed handed the blob on, and decoding it raised a plain TypeError.
+    store = _Store("sqlite", tmp_path, "transcripts")
+    damaged, _ = _two_sessions(store)
+    store.sql("UPDATE transcripts_events SET topic = CAST(topic AS BLOB) WHERE originator_id = ?", (damaged,))
+    with store.open() as opened, pytest.raises(CorruptStore):
+        opened.feed(limit=100)
+
+
+def test_a_removed_listing_row_leaves_new_sessions_working_and_the_feed_reports_it(tmp_path: Path) -> None:
+    # Found by an adversarial tester: a new session took the key of the
+    # orphaned events, and every create() failed with SessionExists.
+    store = _Store("sqlite", tmp_path, "transcripts")
+    first, last = _two_sessions(store)
+    store.sql("DELETE FROM transcripts_sessions WHERE session_id = ?", (last,))  # it held the highest key
+    with store.open() as opened:
+        created = [opened.create(), opened.create(session_id=last)]
+        for sid in created:
+            opened.append(sid, Message.user("new"))
+            assert [m.text for m in opened.get(sid).messages] == ["new"]
+        assert [m.text for m in opened.get(first).messages] == ["real"]
+        with pytest.raises(CorruptStore, match="no row of the store has"):
+            opened.feed(limit=100)
+
+
+def _view_store(tmp_path: Path) -> tuple[_Store, str]:
+    store = _Store("sqlite", tmp_path, "transcripts")
+    sid, _ = _two_sessions(store)
+    return store, sid
+
+
+def test_a_write_through_the_view_for_an_unlisted_session_is_refused_saying_why(tmp_path: Path) -> None:
+    store, sid = _view_store(tmp_path)
+    for statement in (
+        "INSERT INTO transcripts_events (originator_id, originator_version, topic, state) "
+        "SELECT 'nobody', 9, topic, state FROM transcripts_events WHERE originator_id = ? AND originator_version = 2",
+        "UPDATE transcripts_events SET originator_id = 'nobody' WHERE originator_id = ? AND originator_version = 2",
+    ):
+        with pytest.raises(sqlite3.IntegrityError, match="no session of that originator_id is listed"):
+            store.sql(statement, (sid,))
+    with sqlite3.connect(str(store.target)) as db:
+        assert db.execute("SELECT count(*) FROM transcripts_kinds WHERE topic LIKE 'nobody%'").fetchone() == (0,)
+    with store.open() as opened:
+        assert opened.verify(sid).version == 2
+
+
+def test_a_position_written_through_the_view_reaches_the_log(tmp_path: Path) -> None:
+    # Found by an adversarial tester: the update trigger dropped a new position silently.
+    store, sid = _view_store(tmp_path)
+    store.sql("UPDATE transcripts_events SET position = 999 WHERE originator_id = ? AND originator_version = 2", (sid,))
+    with sqlite3.connect(str(store.target)) as db:
+        assert db.execute(
+            "SELECT position FROM transcripts_events WHERE originator_id = ? AND originator_version = 2", (sid,)
+        ).fetchone() == (999,)
+    with store.open() as opened:
+        assert [(entry.session_id, entry.version) for entry in opened.feed(limit=100)][-1] == (sid, 2)
+
+
+def test_the_view_triggers_of_an_earlier_build_are_replaced_when_the_store_opens(tmp_path: Path) -> None:
+    store, sid = _view_store(tmp_path)
+    with sqlite3.connect(str(store.target)) as db:
+        for name in ("transcripts_events_insert_v2", "transcripts_events_update_v2"):
+            db.execute(f"DROP TRIGGER {name}")
+        # As an earlier build named and wrote them (a stand-in body: only the names matter).
+        db.execute(
+            "CREATE TRIGGER transcripts_events_insert INSTEAD OF INSERT ON transcripts_events BEGIN SELECT 1; END"
+        )
+        db.execute(
+            "CREATE TRIGGER transcripts_events_update INSTEAD OF UPDATE ON transcripts_events BEGIN SELECT 1; END"
+        )
+    db.close()
+    store.open().close()
+    with sqlite3.connect(str(store.target)) as db:
+        triggers = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
+    db.close()
+    assert triggers == {
+        "transcripts_events_insert_v2",
+        "transcripts_events_update_v2",
+        "transcripts_events_delete",
+    }
+    with pytest.raises(sqlite3.IntegrityError, match="no session of that originator_id is listed"):
+        store.sql("UPDATE transcripts_events SET originator_id = 'nobody' WHERE originator_id = ?", (sid,))
+
+
+def test_a_session_id_never_listed_is_still_not_found(store: _Store) -> None:
+    _two_sessions(store)
+    with store.open() as opened, pytest.raises(SessionNotFound):
+        opened.get("never-there")
+
+
+def test_verify_all_reads_the_feed_and_reports_events_of_no_listed_session(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from engine.cli import cli
+
+    store = _Store("sqlite", tmp_path, "transcripts")
+    _, last = _two_sessions(store)
+    healthy = CliRunner().invoke(cli, ["verify", str(store.target), "--all"])
+    assert healthy.exit_code == 0 and "ok   the feed  4 events" in healthy.output, healthy.output
+    store.sql("DELETE FROM transcripts_sessions WHERE session_id = ?", (last,))
+    damaged = CliRunner().invoke(cli, ["verify", str(store.target), "--all"])
+    assert damaged.exit_code == 1, damaged.output
+    assert "ok   damaged" in damaged.output and "FAIL the feed: CorruptStore" in damaged.output
+    assert "1 of 1 session and the feed failed verification" in damaged.output
