@@ -26,6 +26,7 @@ from engine.store._packed import TEXT_APPEND_TOPIC
 __all__ = [
     "EVENTS_TABLE",
     "EventRow",
+    "LogRow",
     "connect_writer",
     "engine_statement_calls",
     "insert_calls",
