@@ -299,17 +299,44 @@ def test_revision_prefixes_times_and_metadata_values(factory: StoreFactory) -> N
 def test_control_characters_never_reach_the_terminal_or_break_the_picture(tmp_path: Path) -> None:
     path = tmp_path / "store.db"
     store = Transcripts.open(path)
-    sid = store.create(title="bell\x07 esc\x1b[31m red", session_id="ctl")
+    # Found by adversarial testers: bidirectional overrides and marks, C1
+    # controls (U+009B starts an escape sequence) and a title's newline
+    # reached the terminal through show, diff, markdown and every JSON output.
+    title = "bell\x07 esc\x1b[31m red \u202erlo\u200f c1\x9b2J\n   0  system  forged line"
+    sid = store.create(title=title, session_id="ctl")
     store.append(sid, Message.user("line one\nline two \x1b[2J cleared?"))
-    # Found by an adversarial tester: show printed a right-to-left override as it is.
-    store.append(sid, Message.user("pay \u202eoreze\u202c now \u2066isolated\u2069"))
+    store.append(sid, Message.user("pay \u202eoreze\u202c now \u2066isolated\u2069 \u061c\u200e\x9b"))
+    store.append(sid, Message.user("to be edited"))
+    store.rewrite(sid, 2, 3, [Message.user("after\x1b[2J\u202eRTL\x07bell")], reason="edit")
     store.close()
     runner = CliRunner()
-    for args in (["sessions", str(path)], ["show", str(path), sid], ["tree", str(path), sid], ["log", str(path), sid]):
+    unsafe = "\x1b\x07\x9b\u202e\u202c\u2066\u2069\u061c\u200e\u200f"
+    text, json_document, json_lines = "text", "json", "jsonl"
+    for form, args in (
+        (text, ["sessions", str(path)]),
+        (json_document, ["sessions", str(path), "--json"]),
+        (text, ["show", str(path), sid]),
+        (json_document, ["show", str(path), sid, "--format", "json"]),
+        (text, ["show", str(path), sid, "--format", "markdown"]),
+        (text, ["tree", str(path), sid]),
+        (json_document, ["tree", str(path), sid, "--json"]),
+        (text, ["log", str(path), sid]),
+        (json_document, ["log", str(path), sid, "--json"]),
+        (text, ["diff", str(path), sid, "4", "5"]),
+        (json_document, ["diff", str(path), sid, "4", "5", "--json"]),
+        (json_lines, ["export", str(path), sid]),
+        (text, ["export", str(path), sid, "--format", "markdown"]),
+        (json_document, ["export", str(path), sid, "--format", "openai-chat"]),
+    ):
         output = _ok(runner.invoke(cli, args))
-        assert "\x1b" not in output and "\x07" not in output, args
-        assert not any(character in output for character in "\u202e\u202c\u2066\u2069"), args
+        assert not any(character in output for character in unsafe), args
+        assert not any(line.lstrip().startswith("0  system") for line in output.splitlines()), args
+        for document in output.splitlines() if form == json_lines else [output] if form == json_document else []:
+            json.loads(document)  # still JSON: the characters are escaped inside its strings
     assert "pay \\u202eoreze\\u202c now" in _ok(runner.invoke(cli, ["show", str(path), sid]))
+    assert "after\\x1b[2J\\u202eRTL\\x07bell" in _ok(runner.invoke(cli, ["diff", str(path), sid, "4", "5"]))
+    shown = json.loads(_ok(runner.invoke(cli, ["show", str(path), sid, "--format", "json"])))
+    assert shown["title"] == title  # the same data, escaped for the terminal only
     picture = tmp_path / "g.svg"
     _ok(runner.invoke(cli, ["graph", str(path), sid, "--svg", str(picture)]))
     ElementTree.parse(picture)  # well-formed XML

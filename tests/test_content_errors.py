@@ -111,6 +111,10 @@ CASES: list[tuple[Callable[[], object], str]] = [
         lambda: Message(role="user", blocks=(Text(text="x"),), provider_data='"\ud800"'),
         "Message.provider_data is not valid Unicode: a lone surrogate ('\\ud800') at index 1",
     ),
+    (
+        lambda: Message(role="user", blocks=(Text(text="x"),), provider_data='{"a": "\\ud800"}'),
+        "Message.provider_data escapes a lone surrogate (\\ud800) at index 7: JSON text that is no valid Unicode",
+    ),
     (lambda: ReplaceBlock(index=True, block=Text(text="x")), "ReplaceBlock.index must be an int, got bool"),
     (
         lambda: ReplaceBlock(index=0, block="x"),  # type: ignore[arg-type]

@@ -87,21 +87,23 @@ def _checked_reads(opened: Transcripts, session_id: str) -> dict[str, Callable[[
     }
 
 
-@pytest.mark.parametrize("version", [0, -1])
-def test_an_event_at_version_zero_or_below_is_damage_to_every_checked_read_and_the_feed(
-    store: _Store, version: int
-) -> None:
-    # Found by an adversarial tester: reads asked for versions above 0 only,
-    # so get, history and verify passed while the feed served the forged row.
+@pytest.mark.parametrize("version", [0, -1, -(2**63), 2**62 + 1, 2**63 - 1])
+def test_an_event_at_a_version_no_write_makes_is_damage_to_every_checked_read(store: _Store, version: int) -> None:
+    # Found by adversarial testers: reads asked for versions from 1 to 2**62
+    # only, so get, history and verify passed while the feed served the row.
     damaged, other = _two_sessions(store)
     _copy_event_to_version(store, damaged, version)
     with store.open() as opened:
-        for name, read in _checked_reads(opened, damaged).items():
+        reads = _checked_reads(opened, damaged)
+        if version > 0:  # a read of the newest messages reads to the end too
+            reads["last"] = lambda: opened.get(damaged, last=1)
+        for name, read in reads.items():
             with pytest.raises(CorruptStore):
                 read()
                 pytest.fail(f"{name} read the damaged session as healthy")
-        with pytest.raises(CorruptStore, match=f"has version {version}"):
-            opened.feed(limit=100)
+        if version < 1:
+            with pytest.raises(CorruptStore, match=f"has version {version}"):
+                opened.feed(limit=100)
         assert [m.text for m in opened.get(other).messages] == ["untouched"]
 
 
@@ -251,3 +253,69 @@ def test_verify_all_reads_the_feed_and_reports_events_of_no_listed_session(tmp_p
     assert damaged.exit_code == 1, damaged.output
     assert "ok   damaged" in damaged.output and "FAIL the feed: CorruptStore" in damaged.output
     assert "1 of 1 session and the feed failed verification" in damaged.output
+
+
+def test_an_event_of_a_session_with_no_listing_row_is_damage_to_the_feed(store: _Store) -> None:
+    # Found by an adversarial tester: PostgreSQL's feed served them, and verify --all passed.
+    _, last = _two_sessions(store)
+    store.sql(f"DELETE FROM {store.prefix}_sessions WHERE session_id = %s", (last,))
+    with store.open() as opened, pytest.raises(CorruptStore, match="row"):
+        opened.feed(limit=100)
+
+
+def test_a_forged_session_key_at_the_top_of_the_range_is_damage_not_a_broken_create(tmp_path: Path) -> None:
+    # Found by an adversarial tester: max(key) + 1 overflowed to a REAL key,
+    # and every create() after it failed with SessionExists.
+    store = _Store("sqlite", tmp_path, "transcripts")
+    first, _ = _two_sessions(store)
+    store.sql("INSERT INTO transcripts_log (session, version, kind, state) VALUES (?, 1, 1, x'00')", (2**63 - 1,))
+    with store.open() as opened:
+        with pytest.raises(CorruptStore, match=f"session key of {2**63 - 1}"):
+            opened.create()
+        assert [m.text for m in opened.get(first).messages] == ["real"]
+        assert len(opened.sessions()) == 2  # the refused create wrote nothing
+
+
+def test_verify_all_skips_a_session_deleted_after_the_listing_was_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found by an adversarial tester: a deletion by another process during
+    # verify --all was reported as a failure of a healthy store.
+    from click.testing import CliRunner
+
+    from engine.cli import cli
+
+    store = _Store("sqlite", tmp_path, "transcripts")
+    damaged, other = _two_sessions(store)
+    listing = Transcripts.sessions
+
+    def listed_then_deleted(self: Transcripts, *args: Any, **kwargs: Any) -> Any:
+        found = listing(self, *args, **kwargs)
+        self.delete(other)  # as another process would, just after the listing
+        return found
+
+    monkeypatch.setattr(Transcripts, "sessions", listed_then_deleted)
+    result = CliRunner().invoke(cli, ["verify", str(store.target), "--all"])
+    assert result.exit_code == 0, result.output
+    assert f"ok   {damaged}" in result.output and f"gone {other}" in result.output
+    assert "ok   the feed  2 events" in result.output
+
+
+def test_a_token_count_over_64_bits_is_a_typed_refusal_of_the_read_model(tmp_path: Path) -> None:
+    # Found by an adversarial tester: transcripts project ended in an OverflowError traceback.
+    from click.testing import CliRunner
+
+    from engine import StorageError, Usage
+    from engine.cli import cli
+    from engine.readmodel import ReadModel
+
+    path = str(tmp_path / "store.db")
+    with Transcripts.open(path) as opened:
+        sid = opened.create()
+        opened.append(sid, Message.user("u"), usage=Usage(input=2**64))
+        assert opened.get(sid).usage.input == 2**64  # the store keeps it
+        with pytest.raises(StorageError, match="cannot hold a number"):
+            ReadModel(str(tmp_path / "read.db")).catch_up(opened)
+    result = CliRunner().invoke(cli, ["project", path, "--into", str(tmp_path / "cli.db")])
+    assert result.exit_code == 1 and "cannot hold a number" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)

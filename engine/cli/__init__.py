@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import click
 import msgspec
 
-from engine.errors import EngineError
+from engine.errors import EngineError, SessionNotFound
 from engine.facade import Transcripts
 from engine.state.content import Image, Message, Reasoning, ToolResult
 from engine.state.header import STATUSES
@@ -171,14 +171,14 @@ def show(store: str, prefix: str, session_id: str, at: str | None, form: str) ->
             "lineage": _lineage(state),
             "messages": msgspec.to_builtins(list(state.messages)),
         }
-        click.echo(json.dumps(document, indent=2, ensure_ascii=False))
+        click.echo(_json_text(document))
         return
     if form == "markdown":
-        click.echo(f"# {state.title or state.id}\n")
+        click.echo(f"# {_one_line(state.title or state.id)}\n")
         for message in state.messages:
             click.echo(f"**{message.role}**\n\n{_shown(_message_text(message))}\n")
         return
-    click.echo(f"{_bold(_shown(state.title or '(untitled)'))}  {_shown(state.id)}")
+    click.echo(f"{_bold(_one_line(state.title or '(untitled)'))}  {_one_line(state.id)}")
     click.echo(f"version {state.version}, {len(state.messages)} messages, revision {state.revision}")
     for index, message in enumerate(state.messages):
         click.echo(f"{index:>4}  {_role(message.role)}  {_shown(' '.join(_message_text(message).split()))}")
@@ -242,13 +242,13 @@ def diff(store: str, prefix: str, session_id: str, before: str, after: str, as_j
             _revision_prefix(opened, session_id, _version_or_revision(after)),
         )
     if as_json:
-        click.echo(json.dumps(msgspec.to_builtins(change), indent=2, ensure_ascii=False))
+        click.echo(_json_text(msgspec.to_builtins(change)))
         return
     click.echo(f"{change.from_revision} -> {change.to_revision}, from message {change.start}")
     for message in change.removed:
-        click.echo(_colour(f"- {message.role}: {_message_text(message)}", "red"))
+        click.echo(_colour(f"- {message.role}: {_shown(_message_text(message))}", "red"))
     for message in change.added:
-        click.echo(_colour(f"+ {message.role}: {_message_text(message)}", "green"))
+        click.echo(_colour(f"+ {message.role}: {_shown(_message_text(message))}", "green"))
     if not change.removed and not change.added:
         click.echo("no change")
 
@@ -264,14 +264,14 @@ def tree(store: str, prefix: str, session_id: str, as_json: bool) -> None:
     with _opened(store, prefix) as opened:
         members = family(opened, session_id)
     if as_json:
-        click.echo(json.dumps([member.as_dict() for member in members], indent=2, ensure_ascii=False))
+        click.echo(_json_text([member.as_dict() for member in members]))
         return
     for member in members:
         where = "" if member.source is None else f"  <- {member.source[:8]} v{member.source_version}"
         point = "" if member.fork_index is None else f" at message {member.fork_index}"
         mark = "*" if member.id == session_id else " "
-        title = member.title or "(untitled)"
-        line = f"{mark} {'  ' * member.depth}{member.id}  {title}  ({_count(member.messages, 'message')}){where}{point}"
+        title, count = _one_line(member.title or "(untitled)"), _count(member.messages, "message")
+        line = f"{mark} {'  ' * member.depth}{_one_line(member.id)}  {title}  ({count}){where}{point}"
         click.echo(_shown(line))
 
 
@@ -291,6 +291,12 @@ def verify(store: str, prefix: str, session_ids: tuple[str, ...], every: bool) -
         for sid in targets:
             try:
                 state = opened.verify(sid)
+            except SessionNotFound as exc:
+                if every:  # listed when the listing was read, deleted since: not damage
+                    click.echo(f"gone {_shown(sid)}  deleted since the listing was read")
+                    continue
+                failures += 1
+                click.echo(_colour(f"FAIL {_shown(sid)}: {type(exc).__name__}: {exc}", "red"))
             except EngineError as exc:
                 failures += 1
                 click.echo(_colour(f"FAIL {_shown(sid)}: {type(exc).__name__}: {exc}", "red"))
@@ -392,9 +398,9 @@ def export(store: str, prefix: str, session_id: str, form: str, lossy: bool) -> 
         messages = list(state.messages)
         if form == "jsonl":
             for message in messages:
-                click.echo(msgspec.json.encode(message).decode())
+                click.echo(_terminal_json(msgspec.json.encode(message).decode()))
         elif form == "markdown":
-            click.echo(f"# {state.title or state.id}\n")
+            click.echo(f"# {_one_line(state.title or state.id)}\n")
             for message in messages:
                 click.echo(f"**{message.role}**\n\n{_shown(_message_text(message))}\n")
         else:
@@ -404,7 +410,7 @@ def export(store: str, prefix: str, session_id: str, form: str, lossy: bool) -> 
                 "anthropic": formats.to_anthropic,
                 "gemini": formats.to_gemini,
             }[form]
-            click.echo(json.dumps(convert(messages, lossy=lossy), indent=2, ensure_ascii=False))
+            click.echo(_json_text(convert(messages, lossy=lossy)))
 
 
 # -- the read model and pictures ----------------------------------------------------
@@ -579,7 +585,7 @@ def _message_text(message: Message) -> str:
 
 def _print_rows(rows: Sequence[dict[str, Any]], as_json: bool, *, short: set[str] = frozenset()) -> None:  # type: ignore[assignment]
     if as_json:
-        click.echo(json.dumps(list(rows), indent=2, ensure_ascii=False))
+        click.echo(_json_text(list(rows)))
         return
     if not rows:
         click.echo("(none)")
@@ -652,9 +658,13 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 _DIGITS = re.compile(r"[0-9]+")
-# Control characters, and the bidirectional embeddings, overrides and
-# isolates, which reorder how a terminal shows the text around them.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# Control characters, and the bidirectional marks, embeddings, overrides
+# and isolates, which reorder how a terminal shows the text around them.
+_BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_CONTROL = re.compile(f"[\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f{_BIDI}]")
+# What JSON text leaves as it is but a terminal must not get: the C0
+# controls are escaped by every JSON encoder already.
+_JSON_UNSAFE = re.compile(f"[\\x7f-\\x9f{_BIDI}]")
 
 
 def _shown(text: str) -> str:
@@ -666,6 +676,22 @@ def _shown(text: str) -> str:
 def _escape(found: re.Match[str]) -> str:
     code = ord(found.group())
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def _one_line(text: str) -> str:
+    """Text for one line of a terminal: its whitespace runs (newlines too)
+    as single spaces, so a title cannot forge the lines after it."""
+    return _shown(" ".join(text.split()))
+
+
+def _terminal_json(text: str) -> str:
+    """JSON text with the characters a terminal must not get as JSON
+    escapes (the same JSON: they occur only inside strings)."""
+    return _JSON_UNSAFE.sub(lambda found: f"\\u{ord(found.group()):04x}", text)
+
+
+def _json_text(value: Any) -> str:
+    return _terminal_json(json.dumps(value, indent=2, ensure_ascii=False))
 
 
 def _count(number: int, noun: str) -> str:

@@ -138,6 +138,10 @@ class ReadModel:
             raise StorageError(f"the read model at {self.path} is damaged ({exc}); rebuild() it") from None
         except sqlite3.DatabaseError as exc:
             raise StorageError(f"the read model at {self.path} is damaged ({exc}); rebuild() it") from None
+        except OverflowError as exc:  # SQLite's integers are 64-bit; the store keeps any int (a token count)
+            raise StorageError(
+                f"the read model at {self.path} cannot hold a number of this store: {exc}; nothing was written"
+            ) from None
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[None]:

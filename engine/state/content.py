@@ -8,6 +8,7 @@ it, so equal content always gives an equal digest.
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any, Literal, TypeAlias
 
 import msgspec
@@ -194,6 +195,13 @@ _ALLOWED_BLOCKS: dict[str, tuple[type[_Block], ...]] = {
 _CANONICAL = msgspec.json.Encoder(order="sorted")
 
 
+# A high surrogate escaped without a low one after it, or a low one without a high one before it.
+_LONE_SURROGATE_ESCAPE = re.compile(
+    r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    r"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+)
+
+
 def _check_json_text(text: object) -> None:
     if not isinstance(text, str):
         raise InvalidMessage(f"Message.provider_data is JSON text (a str), got {type(text).__name__}")
@@ -201,6 +209,12 @@ def _check_json_text(text: object) -> None:
     try:
         msgspec.json.decode(text)
     except msgspec.DecodeError as exc:
+        found = _LONE_SURROGATE_ESCAPE.search(text)
+        if found:  # JSON that decodes to no Unicode string; the decoder's own message says "truncated"
+            raise InvalidMessage(
+                f"Message.provider_data escapes a lone surrogate ({found.group()}) at index {found.start()}: "
+                "JSON text that is no valid Unicode"
+            ) from None
         raise InvalidMessage(f"Message.provider_data is not JSON text: {exc}") from None
     except RecursionError:
         raise InvalidMessage("Message.provider_data nests too deep to decode") from None

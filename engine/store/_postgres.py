@@ -257,11 +257,14 @@ class PostgresRecorder(PostgresApplicationRecorder):
                 "FROM (SELECT pg_current_snapshot() AS s) AS snap"
             ).format(events_class)
         )
+        # With whether the event's session is listed: an event of no listing
+        # row is damage (the two are written and deleted together).
         self._select_feed = _rendered(
             SQL(
-                "SELECT position, originator_id, originator_version, topic, state FROM {}.{} "
-                "WHERE position > %s AND position < %s ORDER BY position LIMIT %s"
-            ).format(schema, events)
+                "SELECT e.position, e.originator_id, e.originator_version, e.topic, e.state, "
+                "s.session_id IS NOT NULL FROM {}.{} e LEFT JOIN {}.{} s ON s.session_id = e.originator_id "
+                "WHERE e.position > %s AND e.position < %s ORDER BY e.position LIMIT %s"
+            ).format(schema, events, schema, sessions)
         )
         self._select_snapshot = _rendered(
             SQL(
@@ -274,12 +277,17 @@ class PostgresRecorder(PostgresApplicationRecorder):
         self._insert_snapshot = _rendered(
             SQL("INSERT INTO {}.{} (session_id, version, state) VALUES (%s,%s,%s)").format(schema, snapshots)
         )
-        self._select_records = _rendered(
-            SQL(
-                "SELECT originator_version, topic, state FROM {}.{} WHERE originator_id=%s "
-                "AND originator_version>%s AND originator_version<=%s ORDER BY originator_version"
-            ).format(schema, Identifier(self.events_table_name))
+        # A read from the start has no lower bound on versions, and a read to
+        # the end no upper one: a row at a version no write of the engine
+        # makes (0, below, or past any count) is read, and fails the check.
+        records = SQL("SELECT originator_version, topic, state FROM {}.{} WHERE originator_id=%s ").format(
+            schema, Identifier(self.events_table_name)
         )
+        self._select_records = _rendered(
+            records + SQL("AND originator_version>%s AND originator_version<=%s ORDER BY originator_version")
+        )
+        self._select_records_upto = _rendered(records + SQL("AND originator_version<=%s ORDER BY originator_version"))
+        self._select_all_records = _rendered(records + SQL("ORDER BY originator_version"))
         self._select_session = _rendered(
             SQL("SELECT " + ROW_COLUMNS + " FROM {}.{} WHERE session_id=%s").format(schema, sessions)
         )
@@ -620,7 +628,12 @@ class PostgresRecorder(PostgresApplicationRecorder):
             found = curs.fetchall()
         # Every row is an event of the engine's (any other is damage, reported,
         # not left out): a type name, bytes and a version from 1.
-        for position, session_id, _, topic, state in found:
+        for position, session_id, _, topic, state, listed in found:
+            if not listed:
+                raise CorruptStore(
+                    f"the event at feed position {position} names session {shown(session_id)}, which has no "
+                    "listing row: the log was altered"
+                )
             if not isinstance(topic, str) or state is None:
                 raise CorruptStore(
                     f"the event at feed position {position} (session {shown(session_id)}) has no "
@@ -629,7 +642,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
         check_feed_versions(found, version_at=2)
         return [
             FeedEntry(position, session_id, Record(version, topic, bytes(state)))
-            for position, session_id, version, topic, state in found
+            for position, session_id, version, topic, state, _ in found
         ]
 
     def rewrite_records(self, changes: Sequence[Rewrite], family: Sequence[str] | None = None) -> None:
@@ -724,11 +737,14 @@ class PostgresRecorder(PostgresApplicationRecorder):
     def select_records(self, session_id: str, after: int, upto: int | None) -> list[Record]:
         if not _holdable(session_id):
             return []
-        # From the start, no lower bound: a row at version 0 or below (never
-        # written by the engine) is read, and fails the check.
-        low = after if after > 0 else -(2**63)
         with self.datastore.get_connection() as connection, connection.cursor(row_factory=tuple_row) as cursor:
-            cursor.execute(self._select_records, (session_id, low, 2**62 if upto is None else upto), prepare=True)
+            if after > 0:
+                high = 2**63 - 1 if upto is None else upto
+                cursor.execute(self._select_records, (session_id, after, high), prepare=True)
+            elif upto is not None:
+                cursor.execute(self._select_records_upto, (session_id, upto), prepare=True)
+            else:
+                cursor.execute(self._select_all_records, (session_id,), prepare=True)
             found = cursor.fetchall()
         for version, _, state in found:
             if state is None:

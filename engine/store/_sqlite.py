@@ -146,10 +146,10 @@ class SQLiteRecorder:
         # A new key is above every key of the log too: events whose listing
         # row was removed (damage, which the feed reports) keep theirs, and a
         # new session must not write under it.
-        self._create_session = (
-            f"INSERT INTO {sessions} ({ROW_COLUMNS}, key) VALUES (?,?,?,?,?,?,?,?,?,?,"
-            f"max(coalesce((SELECT max(key) FROM {sessions}), 0), coalesce((SELECT max(session) FROM {log}), 0)) + 1)"
+        self._next_key = (
+            f"SELECT max(coalesce((SELECT max(key) FROM {sessions}), 0), coalesce((SELECT max(session) FROM {log}), 0))"
         )
+        self._create_session = f"INSERT INTO {sessions} ({ROW_COLUMNS}, key) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
         self._upsert_session = (
             f"INSERT INTO {sessions} ({ROW_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?) "
             "ON CONFLICT (session_id) DO UPDATE SET title=excluded.title, "
@@ -169,10 +169,13 @@ class SQLiteRecorder:
             f"SELECT s.session_id, k.topic, l.state FROM {log} l JOIN {kinds} k ON k.code = l.kind "
             f"JOIN {sessions} s ON s.key = l.session WHERE l.version=1 AND k.topic LIKE 'SessionForked.%'"
         )
-        self._select_records = (
-            f"SELECT l.version, l.kind, l.state FROM {log} l "
-            f"WHERE l.session={key_of} AND l.version>? AND l.version<=? ORDER BY l.version"
-        )
+        # A read from the start has no lower bound on versions, and a read to
+        # the end no upper one: a row at a version no write of the engine
+        # makes (0, below, or past any count) is read, and fails the check.
+        records = f"SELECT l.version, l.kind, l.state FROM {log} l WHERE l.session={key_of}"
+        self._select_records = f"{records} AND l.version>? AND l.version<=? ORDER BY l.version"
+        self._select_records_upto = f"{records} AND l.version<=? ORDER BY l.version"
+        self._select_all_records = f"{records} ORDER BY l.version"
         # A LEFT JOIN: an event whose session has no listing row is damage
         # (select_feed says so), not something to leave out quietly.
         self._select_feed = (
@@ -377,7 +380,13 @@ class SQLiteRecorder:
                     raise ValueError("a new session is written with its listing row")
                 if execute(f"SELECT 1 FROM {self.sessions_table} WHERE session_id=?", (session_id,)).fetchone():
                     raise sqlite3.IntegrityError(f"session {session_id!r} exists")
-                execute(self._create_session, row)
+                (highest,) = execute(self._next_key).fetchone()
+                if type(highest) is not int or not 0 <= highest < 2**62:  # keys count up from 1
+                    raise CorruptStore(
+                        f"the store holds a session key of {shown(highest)}, which no write of the engine makes: "
+                        "its log or listing was altered"
+                    )
+                execute(self._create_session, (*row, highest + 1))
             elif row is not None:
                 # Before the events: the row holds the session's key, and no
                 # row means the session was deleted since this writer read
@@ -553,10 +562,12 @@ class SQLiteRecorder:
             cursor = connection.cursor().sqlite_cursor
             cursor.row_factory = None
             try:
-                # From the start, no lower bound: a row at version 0 or below
-                # (never written by the engine) is read, and fails the check.
-                low = after if after > 0 else -(2**63)
-                cursor.execute(self._select_records, (session_id, low, 2**62 if upto is None else upto))
+                if after > 0:
+                    cursor.execute(self._select_records, (session_id, after, 2**63 - 1 if upto is None else upto))
+                elif upto is not None:
+                    cursor.execute(self._select_records_upto, (session_id, upto))
+                else:
+                    cursor.execute(self._select_all_records, (session_id,))
                 found = cursor.fetchall()
             finally:
                 cursor.close()
