@@ -104,8 +104,8 @@ def _value_text(value: float | None, unit: str) -> str:
         return f"{value:,.2f} µs"
     if unit == "ms":
         return f"{value:.3f} ms"
-    if unit == "B" and value >= 1e6:
-        return f"{value / 1e6:,.2f} MB"
+    if unit == "B" and value >= 1e5:
+        return f"{value / 1e6:,.2f} MB"  # one unit from 100 kB up, so that sizes in a column compare at a glance
     if unit == "B" and value < 1000 and value != int(value):
         return f"{value:.1f} B"  # bytes per message: a byte apart is a difference
     if unit == "x":
@@ -153,7 +153,7 @@ def format_table(
     header = [
         "benchmark",
         measured,
-        *((compared, "ratio") if comparing else ()),
+        *((compared, "ratio (paired)") if comparing else ()),
         *(("min-max of runs",) if spreading else ()),
         "target",
         "met",

@@ -46,10 +46,14 @@ def parse_args(
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
         description=(
-            "Benchmark the transcript engine (medians of interleaved runs). Part 1, the suite: appends, loads and "
+            "Benchmark the transcript engine (medians of interleaved runs). Part 1, suite: appends, loads and "
             "listing against raw sqlite3. Part 2, branching: forks, rewrites, loading forks and memory of forks. "
             "Part 3, realtime: the ingestion reducer, persisted ingestion and duplicates. Part 4, peers: recorded "
-            "and recording-shaped realtime calls rebuilt by the engine and by the OpenAI Agents SDK."
+            "and recording-shaped realtime calls rebuilt by the engine and by the OpenAI Agents SDK. Part 5, "
+            "readmodel: catching a read model up. Part 6, tail: the newest messages of a long session. Part 7, "
+            "listing: sessions with filters. Part 8, postgres: PostgreSQL writers (needs "
+            "ENGINE_BENCH_POSTGRES_DSN). Part 9, stores: the engine beside the session stores a user would pick "
+            "instead (needs make bench-peers)."
         ),
     )
     parser.add_argument("--only", choices=PARTS, help="run one part only (default: all, in this order)")

@@ -23,7 +23,9 @@ def _said(engine: dict[str, float], peer: dict[str, float]) -> dict[str, str]:
 
 def test_within_one_percent_is_level_not_a_lead() -> None:
     said = _said(_row(bytes_per_message=286.72), _row(bytes_per_message=286.74))
-    assert said["bytes per message"] == "the engine does NOT lead: level (within 1%) with peer"
+    assert said["bytes per message"] == (
+        "the engine does NOT lead: level (within 1%) with peer (286.7 B) (the engine 286.7 B)"
+    )
 
 
 def test_a_lead_a_loss_and_a_higher_is_better_rate() -> None:
@@ -32,10 +34,23 @@ def test_a_lead_a_loss_and_a_higher_is_better_rate() -> None:
         _row(bytes_per_message=287.0, load=0.014, append_rate=2800.0),
     )
     assert said["bytes per message"] == "the engine leads every peer"
-    assert said["cold load"] == "the engine does NOT lead: better here are peer"
+    assert said["cold load"] == "the engine does NOT lead: better here are peer (14.0 ms) (the engine 20.0 ms)"
     assert said["appends per second"] == "the engine leads every peer"
 
 
 def test_a_peer_without_a_call_for_several_messages_is_not_compared_on_it() -> None:
     said = _said(_row(bytes_per_message_in_calls=245.0), _row(bytes_per_message_in_calls=math.nan))
     assert said["bytes per message, 100 per call"] == "the engine leads every peer"
+
+
+def test_a_peer_measured_with_fewer_messages_is_named_where_it_is_not_compared() -> None:
+    engine = _row(load=0.020)
+    small = _row(load=0.005) | {"messages": 1000.0}
+    lines = _leads({_Engine.name: engine, "small peer": small, "peer": _row(load=0.030)}, engine)
+    said = {line.split(": ", 1)[0]: line.split(": ", 1)[1] for line in lines}
+    assert said["cold load"] == "the engine leads every peer; not compared: small peer (measured at 1,000 messages)"
+    assert (
+        said["appends per second"]
+        == "the engine does NOT lead: level (within 1%) with small peer (1.0 msg/s), peer (1.0 msg/s) "
+        "(the engine 1.0 msg/s)"
+    )
