@@ -319,3 +319,48 @@ def test_a_token_count_over_64_bits_is_a_typed_refusal_of_the_read_model(tmp_pat
     result = CliRunner().invoke(cli, ["project", path, "--into", str(tmp_path / "cli.db")])
     assert result.exit_code == 1 and "cannot hold a number" in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def _move_an_event(store: _Store, session_id: str, assignment: str) -> None:
+    store.sql(
+        f"UPDATE {store.events} SET {assignment} WHERE originator_id = %s AND originator_version = 2", (session_id,)
+    )
+
+
+@pytest.mark.parametrize("position", ["-7", "0", "NULL", "position + 4000000000000000000"])
+def test_an_event_moved_where_no_reader_of_the_feed_would_see_it_is_damage(store: _Store, position: str) -> None:
+    # Found by an adversarial tester: the feed left such events out, and verify --all passed.
+    damaged, _ = _two_sessions(store)
+    try:
+        _move_an_event(store, damaged, f"position = {position}")
+    except sqlite3.IntegrityError:
+        assert store.kind == "sqlite" and position == "NULL"  # the position is the rowid there: never NULL
+        return
+    with store.open() as opened:
+        if store.kind == "sqlite" and position.startswith("position +"):
+            # Later in the feed, not out of it: SQLite's next positions follow it.
+            assert (damaged, 2) in [(entry.session_id, entry.version) for entry in opened.feed(limit=100)]
+            return
+        with pytest.raises(CorruptStore, match="no write of the engine gives"):
+            opened.feed(limit=100)
+        assert opened.verify(damaged).version == 2  # the session's own log is whole: positions are not in its chain
+
+
+def test_events_moved_under_the_key_of_no_session_are_damage_to_the_feed(tmp_path: Path) -> None:
+    # Found by an adversarial tester: key 0 is the one row of no session the
+    # engine keeps after a deletion, and the feed left every row of it out.
+    store = _Store("sqlite", tmp_path, "transcripts")
+    _, last = _two_sessions(store)
+    store.sql("DELETE FROM transcripts_sessions WHERE session_id = ?", (last,))
+    store.sql("UPDATE transcripts_log SET session = 0 WHERE session = 2")
+    with store.open() as opened, pytest.raises(CorruptStore, match="session key 0"):
+        opened.feed(limit=100)
+
+
+def test_the_row_a_deletion_leaves_is_no_damage(store: _Store) -> None:
+    first, last = _two_sessions(store)
+    with store.open() as opened:
+        opened.delete(last)  # the newest events: SQLite keeps their position taken with a row of no session
+        assert [(entry.session_id, entry.version) for entry in opened.feed(limit=100)] == [(first, 1), (first, 2)]
+        opened.append(first, Message.user("after"))
+        assert [(entry.session_id, entry.version) for entry in opened.feed(limit=100)][-1] == (first, 3)

@@ -266,6 +266,20 @@ class PostgresRecorder(PostgresApplicationRecorder):
                 "WHERE e.position > %s AND e.position < %s ORDER BY e.position LIMIT %s"
             ).format(schema, events, schema, sessions)
         )
+        # Positions no write gives: none, below 1, or past the transaction ids
+        # the reading statement's snapshot knows (an event there would never
+        # be shown: readers pass it by, or never reach it).
+        unreachable = SQL("(SELECT position FROM {}.{} WHERE {} LIMIT 1)")
+        beyond = SQL("position >= {} + (pg_snapshot_xmax(pg_current_snapshot())::text::bigint + 1) * {}").format(
+            Literal(POSITION_BASE), Literal(_PER_TRANSACTION)
+        )
+        self._select_unreachable = _rendered(
+            SQL(" UNION ALL ").join(
+                unreachable.format(schema, events, condition)
+                for condition in (SQL("position IS NULL"), SQL("position < 1"), beyond)
+            )
+            + SQL(" LIMIT 1")
+        )
         self._select_snapshot = _rendered(
             SQL(
                 "SELECT version, state FROM {}.{} WHERE session_id=%s AND version<=%s ORDER BY version DESC LIMIT 1"
@@ -626,6 +640,13 @@ class PostgresRecorder(PostgresApplicationRecorder):
             horizon = _feed_horizon(*curs.fetchone())
             curs.execute(self._select_feed, (after, horizon, limit), prepare=True)
             found = curs.fetchall()
+            if after == 0:  # a reader's first page: the store's positions are checked once
+                unreachable = curs.execute(self._select_unreachable).fetchone()
+                if unreachable is not None:
+                    raise CorruptStore(
+                        f"an event of the log is at feed position {shown(unreachable[0])}, which no write of the "
+                        "engine gives (no reader of the feed would see it): the log was altered"
+                    )
         # Every row is an event of the engine's (any other is damage, reported,
         # not left out): a type name, bytes and a version from 1.
         for position, session_id, _, topic, state, listed in found:

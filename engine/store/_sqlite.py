@@ -181,8 +181,14 @@ class SQLiteRecorder:
         self._select_feed = (
             f"SELECT l.position, s.session_id, l.version, k.topic, l.state, l.session FROM {log} l "
             f"LEFT JOIN {sessions} s ON s.key = l.session LEFT JOIN {kinds} k ON k.code = l.kind "
-            "WHERE l.position>? AND l.session != 0 ORDER BY l.position LIMIT ?"
+            # The one row of no session the engine writes (see delete_sessions)
+            # is left out; any other row of key 0 is shown, as damage.
+            "WHERE l.position>? AND NOT (l.session = 0 AND l.version = 0 AND l.state = x'') "
+            "ORDER BY l.position LIMIT ?"
         )
+        # Positions the engine never gives (a rowid from 1): rows there are
+        # before every reader's start, so the feed would never show them.
+        self._select_unreachable = f"SELECT position FROM {log} WHERE position < 1 LIMIT 1"
 
     def construct_create_table_statements(self) -> list[str]:
         log, sessions = self.log_table, self.sessions_table
@@ -608,8 +614,14 @@ class SQLiteRecorder:
             try:
                 cursor.execute(self._select_feed, (after, limit))
                 found = cursor.fetchall()
+                unreachable = cursor.execute(self._select_unreachable).fetchone() if after == 0 else None
             finally:
                 cursor.close()
+        if unreachable is not None:
+            raise CorruptStore(
+                f"an event of the log is at feed position {shown(unreachable[0])}, which no write of the engine "
+                "gives (no reader of the feed would see it): the log was altered"
+            )
         for position, session_id, _, topic, state, key in found:
             if session_id is None or topic is None:
                 raise CorruptStore(
