@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -389,3 +390,41 @@ def test_two_messages_with_one_id_keep_their_own_tool_rows(tmp_path: Path) -> No
         stepwise.catch_up(fresh)
         assert [row["name"] for row in stepwise.rows("tool_calls")] == ["g"]
         assert projected_tables(stepwise) == expected_tables(fresh)
+
+
+@pytest.mark.parametrize("meanwhile", ["erase", "delete and make again"])
+def test_a_write_between_the_feed_and_the_check_is_not_corruption(
+    stores: StoreFactory, tmp_path: Path, meanwhile: str
+) -> None:
+    # Found by an adversarial tester: an erasure (or a session deleted and
+    # made again) landing after the feed was read and before the tables were
+    # checked against the store raised CorruptStore on a healthy store.
+    writer = stores.open()
+    sid = writer.create(session_id="chat")
+    writer.append(sid, Message.user("my card number is 4111"), Message.assistant("noted"))
+    secret = writer.get(sid).messages[0].id
+    assert secret is not None
+    reader = stores.open()
+    pages = reader.feed
+
+    def feed_then_write(after: int = 0, limit: int = 100) -> Any:
+        page = pages(after=after, limit=limit)
+        if not page and not done:  # the last page: the catch-up checks the tables next
+            done.append(True)
+            if meanwhile == "erase":
+                writer.erase(sid, secret)
+            else:
+                writer.delete(sid)
+                writer.create(session_id=sid)
+                writer.append(sid, Message.user("another"), Message.assistant("conversation"))
+        return page
+
+    done: list[bool] = []
+    reader.feed = feed_then_write  # type: ignore[method-assign]
+    with ReadModel(tmp_path / "read.db") as model:
+        model.catch_up(reader)
+        assert done
+        reader.feed = pages  # type: ignore[method-assign]
+        model.catch_up(reader)
+        assert projected_tables(model) == expected_tables(reader)
+        assert "4111" not in str(projected_tables(model))

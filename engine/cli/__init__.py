@@ -246,9 +246,9 @@ def diff(store: str, prefix: str, session_id: str, before: str, after: str, as_j
         return
     click.echo(f"{change.from_revision} -> {change.to_revision}, from message {change.start}")
     for message in change.removed:
-        click.echo(_colour(f"- {message.role}: {_shown(_message_text(message))}", "red"))
+        click.echo(_colour(f"- {message.role}: {_one_line(_message_text(message))}", "red"))
     for message in change.added:
-        click.echo(_colour(f"+ {message.role}: {_shown(_message_text(message))}", "green"))
+        click.echo(_colour(f"+ {message.role}: {_one_line(_message_text(message))}", "green"))
     if not change.removed and not change.added:
         click.echo("no change")
 

@@ -423,14 +423,14 @@ class ReadModel:
         from what the store's chain vouches for."""
         conn = self.db.conn
         for session_id in sorted(touched):
-            found = conn.execute("SELECT version FROM sessions WHERE id = ?", [session_id]).fetchone()
+            found = conn.execute("SELECT version, created_at FROM sessions WHERE id = ?", [session_id]).fetchone()
             if found is None:
                 continue  # deleted since
-            version = found[0]
+            version, created = found
             try:
-                state = store.get(session_id)
-                if state.version != version:  # written meanwhile: the state this batch ended at
-                    state = store.get(session_id, at=version)
+                head = store.get(session_id)
+                # Written meanwhile: the state this batch ended at.
+                state = head if head.version == version else store.get(session_id, at=version)
             except SessionNotFound:  # deleted meanwhile: the next catch-up drops it
                 continue
             except VersionNotFound:
@@ -439,6 +439,10 @@ class ReadModel:
                     "an event was added outside the engine"
                 ) from None
             if _shown_since(conn, session_id, touched[session_id]) != _expected_since(state, touched[session_id]):
+                if head.version != version or head.created_at.isoformat() != created:
+                    # Written since the feed was read: an erasure rewrote what it gave, or the session was
+                    # deleted and made again. The next catch-up brings that, and checks again.
+                    continue
                 raise CorruptStore(
                     f"session {session_id!r} at version {version}: the read model and a checked read of the store "
                     "disagree: the store was altered, or the read model file was; verify the store, then "

@@ -291,8 +291,12 @@ def _engine_error(
 
 
 def check_feed_versions(found: Sequence[Sequence[Any]], *, version_at: int) -> None:
-    """A feed row whose version is no int from 1 up was written outside the
-    engine: a session's checked reads read it too, and refuse it."""
+    """Feed rows (position, session id, ...) read in one statement: a
+    version that is no int from 1 up was written outside the engine (a
+    session's checked reads read it too, and refuse it), and so were
+    events of one session whose versions do not rise with their positions
+    (positions are not in a session's chain: only the feed can tell)."""
+    last: dict[object, int] = {}
     for row in found:
         version = row[version_at]
         if type(version) is not int or version < 1:
@@ -300,6 +304,12 @@ def check_feed_versions(found: Sequence[Sequence[Any]], *, version_at: int) -> N
                 f"the event at feed position {row[0]} (session {shown(row[1])}) has version {shown(version)}, "
                 "which no event of the engine has: the log was altered"
             )
+        if last.get(row[1], 0) >= version:
+            raise CorruptStore(
+                f"the event at feed position {row[0]} (session {shown(row[1])}, version {version}) comes after "
+                f"its version {last[row[1]]}: events of the log were moved"
+            )
+        last[row[1]] = version
 
 
 class _damaged_types:

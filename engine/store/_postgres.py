@@ -266,17 +266,15 @@ class PostgresRecorder(PostgresApplicationRecorder):
                 "WHERE e.position > %s AND e.position < %s ORDER BY e.position LIMIT %s"
             ).format(schema, events, schema, sessions)
         )
-        # Positions no write gives: none, below 1, or past the transaction ids
-        # the reading statement's snapshot knows (an event there would never
-        # be shown: readers pass it by, or never reach it).
+        # Positions no write gives, none or below 1: readers start past them,
+        # so an event there would never be shown. (No upper bound: a store
+        # restored into another cluster holds positions of transaction ids
+        # that cluster has not reached.)
         unreachable = SQL("(SELECT position FROM {}.{} WHERE {} LIMIT 1)")
-        beyond = SQL("position >= {} + (pg_snapshot_xmax(pg_current_snapshot())::text::bigint + 1) * {}").format(
-            Literal(POSITION_BASE), Literal(_PER_TRANSACTION)
-        )
         self._select_unreachable = _rendered(
             SQL(" UNION ALL ").join(
                 unreachable.format(schema, events, condition)
-                for condition in (SQL("position IS NULL"), SQL("position < 1"), beyond)
+                for condition in (SQL("position IS NULL"), SQL("position < 1"))
             )
             + SQL(" LIMIT 1")
         )
@@ -494,6 +492,11 @@ class PostgresRecorder(PostgresApplicationRecorder):
                 self._check_head(curs, source, source_head)  # deleted, or changed, since the fork was made
             events = _columns(session_id, 0, records)
             if first.version == 1:
+                if curs.execute(self._select_snapshot, (session_id, 2**62)).fetchone() is not None:
+                    raise CorruptStore(
+                        f"the store holds snapshots of session {shown(session_id)}, which it does not list: they "
+                        "were put there outside the engine; nothing was written"
+                    )
                 curs.execute(self._create_row, (*events, *row), prepare=True)
             else:
                 curs.execute(self._append_row, (*events, *changes), prepare=True)

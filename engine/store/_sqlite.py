@@ -43,6 +43,12 @@ from engine.store._records import (
 )
 from engine.store._wal import enter_wal
 
+#: Snapshots of a session that does not exist: a deletion removes them with
+#: its events, so they were put there (and would refuse the new session's).
+_LEFTOVER_SNAPSHOTS = (
+    "the store holds snapshots of session {}, which it does not list: they were put there outside the engine; "
+    "nothing was written"
+)
 Synchronous = Literal["full", "normal", "off"]
 Execute = Callable[..., sqlite3.Cursor]
 _SYNCHRONOUS: tuple[str, ...] = ("full", "normal", "off")
@@ -186,9 +192,10 @@ class SQLiteRecorder:
             "WHERE l.position>? AND NOT (l.session = 0 AND l.version = 0 AND l.state = x'') "
             "ORDER BY l.position LIMIT ?"
         )
-        # Positions the engine never gives (a rowid from 1): rows there are
-        # before every reader's start, so the feed would never show them.
-        self._select_unreachable = f"SELECT position FROM {log} WHERE position < 1 LIMIT 1"
+        # Positions the engine never gives (a rowid from 1, far below 2**62):
+        # rows below are before every reader's start, and one at the top
+        # makes SQLite give the next events positions at random.
+        self._select_unreachable = f"SELECT position FROM {log} WHERE position < 1 OR position >= {2**62} LIMIT 1"
 
     def construct_create_table_statements(self) -> list[str]:
         log, sessions = self.log_table, self.sessions_table
@@ -386,6 +393,10 @@ class SQLiteRecorder:
                     raise ValueError("a new session is written with its listing row")
                 if execute(f"SELECT 1 FROM {self.sessions_table} WHERE session_id=?", (session_id,)).fetchone():
                     raise sqlite3.IntegrityError(f"session {session_id!r} exists")
+                if execute(
+                    f"SELECT 1 FROM {self.snapshots_table} WHERE session_id=? LIMIT 1", (session_id,)
+                ).fetchone():
+                    raise CorruptStore(_LEFTOVER_SNAPSHOTS.format(shown(session_id)))
                 (highest,) = execute(self._next_key).fetchone()
                 if type(highest) is not int or not 0 <= highest < 2**62:  # keys count up from 1
                     raise CorruptStore(
@@ -627,6 +638,11 @@ class SQLiteRecorder:
                 raise CorruptStore(
                     f"the event at feed position {position} names session key {key!r} or a type code "
                     "that no row of the store has: the log was altered"
+                )
+            if type(key) is not int or not 1 <= key < 2**62:  # the row a deletion leaves is not read
+                raise CorruptStore(
+                    f"the event at feed position {position} is under session key {key!r}, which no write of the "
+                    "engine gives: the log or the listing was altered"
                 )
             if type(state) is not bytes or type(session_id) is not str or type(topic) is not str:
                 raise TypeError("a stored event of a damaged type")  # SQLite keeps any value in any column
