@@ -428,3 +428,32 @@ def test_a_write_between_the_feed_and_the_check_is_not_corruption(
         model.catch_up(reader)
         assert projected_tables(model) == expected_tables(reader)
         assert "4111" not in str(projected_tables(model))
+
+
+def test_a_fork_deleted_after_its_events_were_read_is_no_error(stores: StoreFactory, tmp_path: Path) -> None:
+    # Found by an adversarial tester: the catch-up raised SessionNotFound
+    # when it read the fork's first state for its row.
+    writer = stores.open()
+    sid = writer.create(session_id="chat")
+    writer.append(sid, Message.user("hello"), Message.assistant("hi"))
+    fork = writer.fork(sid)
+    writer.append(fork, Message.user("in the fork"))
+    reader = stores.open()
+    pages = reader.feed
+    done: list[bool] = []
+
+    def feed_then_delete(after: int = 0, limit: int = 100) -> Any:
+        page = pages(after=after, limit=limit)
+        if page and not done:  # the fork's events are read: it goes before the catch-up reads it again
+            done.append(True)
+            writer.delete(fork)
+        return page
+
+    reader.feed = feed_then_delete  # type: ignore[method-assign]
+    with ReadModel(tmp_path / "read.db") as model:
+        model.catch_up(reader)
+        assert done
+        reader.feed = pages  # type: ignore[method-assign]
+        model.catch_up(reader)
+        assert projected_tables(model) == expected_tables(reader)
+        assert [row[0] for row in model.db.conn.execute("SELECT id FROM sessions")] == [sid]

@@ -708,6 +708,9 @@ class _Batch:
         self.lowest: dict[str, int] = {}
         self.events = 0
         self.removed = False  # an erasure: its text must leave the index and the file
+        # Forks deleted after their events were read: the rest of their
+        # events are passed over, and the next catch-up drops what is left.
+        self.gone: set[str] = set()
 
     @property
     def touched(self) -> dict[str, int]:
@@ -746,7 +749,10 @@ class _Batch:
 
     def apply(self, session_id: str, version: int, event: object) -> None:
         self.events += 1
+        if session_id in self.gone and not isinstance(event, (SessionCreated, SessionForked)):
+            return
         if isinstance(event, (SessionCreated, SessionForked)):
+            self.gone.discard(session_id)
             # A session id seen before belongs to a session deleted since:
             # nothing of the old one stays.
             self._flush_rows()
@@ -766,7 +772,10 @@ class _Batch:
             )
             return
         if isinstance(event, SessionForked):
-            self._fork(session_id, event)
+            try:
+                self._fork(session_id, event)
+            except SessionNotFound:  # deleted since its events were read: nothing of it to show
+                self.gone.add(session_id)
             return
         row = self._session(session_id)
         if version <= row["version"]:
