@@ -648,7 +648,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
                 if unreachable is not None:
                     raise CorruptStore(
                         f"an event of the log is at feed position {shown(unreachable[0])}, which no write of the "
-                        "engine gives (no reader of the feed would see it): the log was altered"
+                        "engine gives (readers would pass it by): the log was altered"
                     )
         # Every row is an event of the engine's (any other is damage, reported,
         # not left out): a type name, bytes and a version from 1.

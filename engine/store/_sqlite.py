@@ -631,7 +631,7 @@ class SQLiteRecorder:
         if unreachable is not None:
             raise CorruptStore(
                 f"an event of the log is at feed position {shown(unreachable[0])}, which no write of the engine "
-                "gives (no reader of the feed would see it): the log was altered"
+                "gives (readers would pass it by, or what follows it): the log was altered"
             )
         for position, session_id, _, topic, state, key in found:
             if session_id is None or topic is None:
