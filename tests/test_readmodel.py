@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -392,6 +393,33 @@ def test_two_messages_with_one_id_keep_their_own_tool_rows(tmp_path: Path) -> No
         assert projected_tables(stepwise) == expected_tables(fresh)
 
 
+def _caught_up_around(
+    reader: Transcripts, path: Path, write: Callable[[], object], at: Callable[[list[Any]], bool]
+) -> dict[str, list[tuple[Any, ...]]]:
+    """Catch a read model up from ``reader`` while ``write()`` runs once,
+    just after the first feed page for which ``at(page)`` holds; then again
+    with nothing meanwhile. Returns the tables, checked against the store."""
+    pages = reader.feed
+    done: list[bool] = []
+
+    def feed_then_write(after: int = 0, limit: int = 100) -> Any:
+        page = pages(after=after, limit=limit)
+        if not done and at(page):
+            done.append(True)
+            write()
+        return page
+
+    reader.feed = feed_then_write  # type: ignore[method-assign]
+    with ReadModel(path) as model:
+        model.catch_up(reader)
+        assert done
+        reader.feed = pages  # type: ignore[method-assign]
+        model.catch_up(reader)
+        tables = projected_tables(model)
+    assert tables == expected_tables(reader)
+    return tables
+
+
 @pytest.mark.parametrize("meanwhile", ["erase", "delete and make again"])
 def test_a_write_between_the_feed_and_the_check_is_not_corruption(
     stores: StoreFactory, tmp_path: Path, meanwhile: str
@@ -404,30 +432,18 @@ def test_a_write_between_the_feed_and_the_check_is_not_corruption(
     writer.append(sid, Message.user("my card number is 4111"), Message.assistant("noted"))
     secret = writer.get(sid).messages[0].id
     assert secret is not None
-    reader = stores.open()
-    pages = reader.feed
 
-    def feed_then_write(after: int = 0, limit: int = 100) -> Any:
-        page = pages(after=after, limit=limit)
-        if not page and not done:  # the last page: the catch-up checks the tables next
-            done.append(True)
-            if meanwhile == "erase":
-                writer.erase(sid, secret)
-            else:
-                writer.delete(sid)
-                writer.create(session_id=sid)
-                writer.append(sid, Message.user("another"), Message.assistant("conversation"))
-        return page
+    def write() -> None:
+        if meanwhile == "erase":
+            writer.erase(sid, secret)
+        else:
+            writer.delete(sid)
+            writer.create(session_id=sid)
+            writer.append(sid, Message.user("another"), Message.assistant("conversation"))
 
-    done: list[bool] = []
-    reader.feed = feed_then_write  # type: ignore[method-assign]
-    with ReadModel(tmp_path / "read.db") as model:
-        model.catch_up(reader)
-        assert done
-        reader.feed = pages  # type: ignore[method-assign]
-        model.catch_up(reader)
-        assert projected_tables(model) == expected_tables(reader)
-        assert "4111" not in str(projected_tables(model))
+    # At the last page: the catch-up checks the tables next.
+    tables = _caught_up_around(stores.open(), tmp_path / "read.db", write, at=lambda page: not page)
+    assert "4111" not in str(tables)
 
 
 def test_a_fork_deleted_after_its_events_were_read_is_no_error(stores: StoreFactory, tmp_path: Path) -> None:
@@ -438,22 +454,6 @@ def test_a_fork_deleted_after_its_events_were_read_is_no_error(stores: StoreFact
     writer.append(sid, Message.user("hello"), Message.assistant("hi"))
     fork = writer.fork(sid)
     writer.append(fork, Message.user("in the fork"))
-    reader = stores.open()
-    pages = reader.feed
-    done: list[bool] = []
-
-    def feed_then_delete(after: int = 0, limit: int = 100) -> Any:
-        page = pages(after=after, limit=limit)
-        if page and not done:  # the fork's events are read: it goes before the catch-up reads it again
-            done.append(True)
-            writer.delete(fork)
-        return page
-
-    reader.feed = feed_then_delete  # type: ignore[method-assign]
-    with ReadModel(tmp_path / "read.db") as model:
-        model.catch_up(reader)
-        assert done
-        reader.feed = pages  # type: ignore[method-assign]
-        model.catch_up(reader)
-        assert projected_tables(model) == expected_tables(reader)
-        assert [row[0] for row in model.db.conn.execute("SELECT id FROM sessions")] == [sid]
+    # At the first page: the fork's events are read, and it goes before the catch-up reads it again.
+    tables = _caught_up_around(stores.open(), tmp_path / "read.db", lambda: writer.delete(fork), at=bool)
+    assert [row[0] for row in tables["sessions"]] == [sid]

@@ -154,21 +154,20 @@ def test_an_event_of_a_type_no_engine_has_is_in_the_feed_as_an_error_not_left_ou
             opened.get(damaged)
 
 
-@pytest.mark.parametrize("version", [2.5, "2x"])
-def test_a_version_of_the_wrong_type_in_the_feed_is_damage(tmp_path: Path, version: object) -> None:
-    # SQLite keeps any value in any column; the feed returned it as the version.
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "UPDATE transcripts_log SET version = 2.5 WHERE version = 2 AND session = 1",
+        "UPDATE transcripts_log SET version = '2x' WHERE version = 2 AND session = 1",
+        "UPDATE transcripts_events SET topic = CAST(topic AS BLOB) WHERE originator_id = 'damaged'",
+    ],
+)
+def test_a_value_of_the_wrong_type_in_the_feed_is_damage(tmp_path: Path, damage: str) -> None:
+    # SQLite keeps any value in any column: the feed returned such a version
+    # as it was, and a blob type name made decoding raise a plain TypeError.
     store = _Store("sqlite", tmp_path, "transcripts")
     _two_sessions(store)
-    store.sql("UPDATE transcripts_log SET version = ? WHERE version = 2 AND session = 1", (version,))
-    with store.open() as opened, pytest.raises(CorruptStore):
-        opened.feed(limit=100)
-
-
-def test_a_type_name_stored_as_a_blob_is_damage_to_the_feed(tmp_path: Path) -> None:
-    # The feed handed the blob on, and decoding it raised a plain TypeError.
-    store = _Store("sqlite", tmp_path, "transcripts")
-    damaged, _ = _two_sessions(store)
-    store.sql("UPDATE transcripts_events SET topic = CAST(topic AS BLOB) WHERE originator_id = ?", (damaged,))
+    store.sql(damage)
     with store.open() as opened, pytest.raises(CorruptStore):
         opened.feed(limit=100)
 
