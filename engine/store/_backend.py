@@ -290,6 +290,25 @@ def _engine_error(
     return None
 
 
+def leftover_snapshots(session_id: str) -> CorruptStore:
+    """The error for a new session whose id has snapshots in the store: a
+    deletion removes them with its events, so they were put there (and
+    would refuse the new session's own)."""
+    return CorruptStore(
+        f"the store holds snapshots of session {shown(session_id)}, which it does not list: they were put there "
+        "outside the engine; nothing was written"
+    )
+
+
+def unreachable_position(position: object, effect: str) -> CorruptStore:
+    """The error for an event at a feed position no write gives; ``effect``
+    says what that does to the feed's readers."""
+    return CorruptStore(
+        f"an event of the log is at feed position {shown(position)}, which no write of the engine gives "
+        f"({effect}): the log was altered"
+    )
+
+
 def check_feed_versions(found: Sequence[Sequence[Any]], *, version_at: int) -> None:
     """Feed rows (position, session id, ...) read in one statement: a
     version that is no int from 1 up was written outside the engine (a

@@ -31,7 +31,15 @@ from engine.errors import (
     WriteOutcomeUnknown,
 )
 from engine.state.content import shown
-from engine.store._backend import DRIVER_ERRORS, RecorderBackend, check_feed_versions, described, translated_errors
+from engine.store._backend import (
+    DRIVER_ERRORS,
+    RecorderBackend,
+    check_feed_versions,
+    described,
+    leftover_snapshots,
+    translated_errors,
+    unreachable_position,
+)
 from engine.store._chain import check_legacy_sealing, sealed_row
 from engine.store._codec import fork_source, refuse_new_forks, refuse_orphans
 from engine.store._records import (
@@ -283,6 +291,9 @@ class PostgresRecorder(PostgresApplicationRecorder):
                 "SELECT version, state FROM {}.{} WHERE session_id=%s AND version<=%s ORDER BY version DESC LIMIT 1"
             ).format(schema, snapshots)
         )
+        self._select_any_snapshot = _rendered(
+            SQL("SELECT 1 FROM {}.{} WHERE session_id=%s LIMIT 1").format(schema, snapshots)
+        )
         self._select_snapshots = _rendered(
             SQL("SELECT version, state FROM {}.{} WHERE session_id=%s ORDER BY version").format(schema, snapshots)
         )
@@ -492,11 +503,8 @@ class PostgresRecorder(PostgresApplicationRecorder):
                 self._check_head(curs, source, source_head)  # deleted, or changed, since the fork was made
             events = _columns(session_id, 0, records)
             if first.version == 1:
-                if curs.execute(self._select_snapshot, (session_id, 2**62)).fetchone() is not None:
-                    raise CorruptStore(
-                        f"the store holds snapshots of session {shown(session_id)}, which it does not list: they "
-                        "were put there outside the engine; nothing was written"
-                    )
+                if curs.execute(self._select_any_snapshot, (session_id,)).fetchone() is not None:
+                    raise leftover_snapshots(session_id)
                 curs.execute(self._create_row, (*events, *row), prepare=True)
             else:
                 curs.execute(self._append_row, (*events, *changes), prepare=True)
@@ -646,10 +654,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
             if after == 0:  # a reader's first page: the store's positions are checked once
                 unreachable = curs.execute(self._select_unreachable).fetchone()
                 if unreachable is not None:
-                    raise CorruptStore(
-                        f"an event of the log is at feed position {shown(unreachable[0])}, which no write of the "
-                        "engine gives (readers would pass it by): the log was altered"
-                    )
+                    raise unreachable_position(unreachable[0], "readers would pass it by")
         # Every row is an event of the engine's (any other is damage, reported,
         # not left out): a type name, bytes and a version from 1.
         for position, session_id, _, topic, state, listed in found:

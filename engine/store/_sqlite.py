@@ -27,7 +27,14 @@ from engine.errors import (
     StorageUnavailable,
 )
 from engine.state.content import shown
-from engine.store._backend import RecorderBackend, check_feed_versions, described, translated_errors
+from engine.store._backend import (
+    RecorderBackend,
+    check_feed_versions,
+    described,
+    leftover_snapshots,
+    translated_errors,
+    unreachable_position,
+)
 from engine.store._chain import check_legacy_sealing, sealed_row
 from engine.store._codec import READABLE_TOPICS, fork_source, refuse_new_forks, refuse_orphans
 from engine.store._packed import TEXT_APPEND_TOPIC
@@ -43,12 +50,6 @@ from engine.store._records import (
 )
 from engine.store._wal import enter_wal
 
-#: Snapshots of a session that does not exist: a deletion removes them with
-#: its events, so they were put there (and would refuse the new session's).
-_LEFTOVER_SNAPSHOTS = (
-    "the store holds snapshots of session {}, which it does not list: they were put there outside the engine; "
-    "nothing was written"
-)
 Synchronous = Literal["full", "normal", "off"]
 Execute = Callable[..., sqlite3.Cursor]
 _SYNCHRONOUS: tuple[str, ...] = ("full", "normal", "off")
@@ -396,7 +397,7 @@ class SQLiteRecorder:
                 if execute(
                     f"SELECT 1 FROM {self.snapshots_table} WHERE session_id=? LIMIT 1", (session_id,)
                 ).fetchone():
-                    raise CorruptStore(_LEFTOVER_SNAPSHOTS.format(shown(session_id)))
+                    raise leftover_snapshots(session_id)
                 (highest,) = execute(self._next_key).fetchone()
                 if type(highest) is not int or not 0 <= highest < 2**62:  # keys count up from 1
                     raise CorruptStore(
@@ -629,10 +630,7 @@ class SQLiteRecorder:
             finally:
                 cursor.close()
         if unreachable is not None:
-            raise CorruptStore(
-                f"an event of the log is at feed position {shown(unreachable[0])}, which no write of the engine "
-                "gives (readers would pass it by, or what follows it): the log was altered"
-            )
+            raise unreachable_position(unreachable[0], "readers would pass it by, or what follows it")
         for position, session_id, _, topic, state, key in found:
             if session_id is None or topic is None:
                 raise CorruptStore(
