@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import re
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -506,3 +507,39 @@ def test_a_known_append_whose_revision_was_altered_is_corruption_when_verified()
         fold(sid, altered)
     trusted = fold(sid, altered, verify=False)  # what a snapshot vouches for is taken as it is
     assert trusted is not None and trusted.revision == "sha256:" + "00" * 32
+
+
+@pytest.mark.parametrize(
+    ("damage", "said"),
+    [
+        (lambda state: state[:20], "too few"),  # shorter than the fixed head
+        (lambda state: bytes([3]) + state[1:], "role code 3"),  # a tool_results message holds no text
+        (lambda state: state[:50] + b"\xff\xfe", "decode"),  # text that is not UTF-8
+        (lambda state: state.decode("latin-1"), "damaged|decode|bytes"),  # a str where bytes were stored
+    ],
+)
+def test_a_load_decodes_damaged_text_message_bytes_as_corruption(damage: Any, said: str) -> None:
+    """The load's inline decoding of one-text-message bytes hands damage to
+    the general decoder, which names the record; the records around it
+    decode as they would alone."""
+    from engine.store import decode_events, decode_for_load
+
+    with Transcripts.open() as store:
+        sid = store.create()
+        for text in ("one", "two", "three"):
+            store.append(sid, Message.user(text))
+        records = store._repository.backend.read(sid)
+    version, topic, state = records[2]
+    damaged = [*records[:2], type(records[2])(version, topic, damage(state)), *records[3:]]
+    with pytest.raises(CorruptStore, match=f"session {sid!r} version 3") as raised:
+        decode_for_load(sid, damaged)
+    assert re.search(said, str(raised.value)), raised.value
+    intact = decode_for_load(sid, records)
+    assert [(v, e.message.blocks[0].text) for v, e in intact[1:]] == [(2, "one"), (3, "two"), (4, "three")]  # type: ignore[union-attr]
+    assert (
+        [message for _, event in decode_events(sid, records)[1:] for message in event.messages]
+        == [  # type: ignore[union-attr]
+            event.message
+            for _, event in intact[1:]  # type: ignore[union-attr]
+        ]
+    )

@@ -27,7 +27,7 @@ from engine.store._packed import (
     pack_append,
     pack_text_append,
     unpack_append,
-    unpack_known_append,
+    unpack_known_appends,
     unpack_text_append,
 )
 from engine.store._records import ListingFilter
@@ -114,28 +114,29 @@ def decode_for_load(
     """Decode stored rows of one session for a load to fold: as
     :func:`decode_events`, but an append of one text message is a
     :class:`KnownAppend` (no event, no ``datetime``, the revision as bytes)."""
-    return _decoded(session_id, records, _LOAD_DECODERS)
 
+    def other(version: int, topic: str, state: bytes) -> Event:
+        return _decoded_one(session_id, version, topic, state, _CURRENT_DECODERS)  # type: ignore[no-any-return]
 
-# What a load folds: as today's decoders, but a text-form append stays a KnownAppend.
-_LOAD_DECODERS: dict[str, Callable[[bytes], Any]] = {**_CURRENT_DECODERS, TEXT_APPEND_TOPIC: unpack_known_append}
+    return unpack_known_appends(records, other)
 
 
 def _decoded(
     session_id: str, records: Iterable[tuple[int, str, bytes]], decoders: dict[str, Callable[[bytes], Any]]
 ) -> list[tuple[int, Any]]:
-    decoded: list[tuple[int, Any]] = []
-    append = decoded.append
-    for version, topic, state in records:
-        decode = decoders.get(topic)
-        if decode is not None:  # the fast path: a row of today's schema
-            try:
-                append((version, decode(state)))
-                continue
-            except (msgspec.DecodeError, msgspec.ValidationError, ValueError, TypeError, OverflowError):
-                pass  # decode_event below raises the explained error (invalid UTF-8 is a ValueError)
-        append((version, decode_event(topic, state, f"session {session_id!r} version {version}")))
-    return decoded
+    return [(version, _decoded_one(session_id, version, topic, state, decoders)) for version, topic, state in records]
+
+
+def _decoded_one(
+    session_id: str, version: int, topic: str, state: bytes, decoders: dict[str, Callable[[bytes], Any]]
+) -> Any:
+    decode = decoders.get(topic)
+    if decode is not None:  # the fast path: a row of today's schema
+        try:
+            return decode(state)
+        except (msgspec.DecodeError, msgspec.ValidationError, ValueError, TypeError, OverflowError):
+            pass  # decode_event below raises the explained error (invalid UTF-8 is a ValueError)
+    return decode_event(topic, state, f"session {session_id!r} version {version}")
 
 
 def decode_event(topic: str, state: bytes, where: str) -> Event:
