@@ -143,7 +143,7 @@ def test_a_reader_on_a_hot_standby_never_passes_a_writer_still_running_on_the_pr
             _replayed(primary, standby)
             _tail(reader, position, seen)
         assert sorted(seen) == sorted([(first, 1), (second, 1), (first, 2), (second, 2)])
-        primary.execute(f'DROP TABLE "{prefix}_events", "{prefix}_sessions", "{prefix}_snapshots"')
+        primary.execute(f'DROP TABLE "{prefix}_events", "{prefix}_sessions", "{prefix}_snapshots", "{prefix}_feed"')
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -175,4 +175,4 @@ def test_a_prepared_transaction_holds_the_feed_back_only_if_it_locked_the_events
                 shown = store.feed(after=position)
             assert [entry.event.messages[0].text for entry in shown] == [gid]  # type: ignore[attr-defined]
             position = shown[-1].position
-        conn.execute(f'DROP TABLE unrelated, "{prefix}_events", "{prefix}_sessions", "{prefix}_snapshots"')
+        conn.execute(f'DROP TABLE unrelated, "{prefix}_events", "{prefix}_sessions", "{prefix}_snapshots", "{prefix}_feed"')

@@ -219,6 +219,38 @@ def test_an_event_over_max_event_bytes_is_refused_before_anything_is_sent(stores
     assert fresh.verify(sid).version == 3
 
 
+def test_a_write_of_more_events_than_one_write_may_store_is_refused_and_writes_nothing(
+    stores: StoreFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A PostgreSQL transaction has 2**20 feed positions: a write of more
+    # events would take positions of the transactions after it. Every
+    # backend refuses such a write (here with the limit lowered to 1: an
+    # append with its usage is two events).
+    from engine import Usage
+    from engine.facade import _repository
+    from engine.store import MAX_EVENTS_PER_WRITE
+
+    assert MAX_EVENTS_PER_WRITE == 2**20 - 1
+    store = stores.open()
+    sid = store.create()
+    store.append(sid, Message.user("kept"), usage=Usage(input=1))
+    monkeypatch.setattr(_repository, "MAX_EVENTS_PER_WRITE", 1)
+    with pytest.raises(InvalidArgument, match="would store 2 events at once, over the 1 one write may store"):
+        store.append(sid, Message.user("refused"), usage=Usage(input=1))
+    store.append(sid, Message.user("one event"))
+    fresh = stores.open()
+    assert [m.text for m in fresh.get(sid).messages] == ["kept", "one event"]
+    assert fresh.get(sid).usage.input == 1
+    assert fresh.verify(sid).version == 4
+
+
+def test_positions_of_one_postgresql_transaction_stay_below_the_next_ones() -> None:
+    from engine.store import MAX_EVENTS_PER_WRITE
+    from engine.store._postgres import _PER_TRANSACTION
+
+    assert MAX_EVENTS_PER_WRITE < _PER_TRANSACTION  # positions n = 1 .. MAX_EVENTS_PER_WRITE of a transaction
+
+
 @pytest.mark.parametrize("interval", [None, 1])
 def test_verify_while_another_writer_appends_is_not_corruption(stores: StoreFactory, interval: int | None) -> None:
     # Found by the cross-process stress test: verify() read every snapshot

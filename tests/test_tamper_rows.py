@@ -445,13 +445,58 @@ def test_snapshots_of_a_session_the_store_does_not_list_refuse_its_id_saying_why
 
 
 @pytest.mark.parametrize("kind", ["postgres"] if POSTGRES_DSN else [])
-def test_positions_ahead_of_the_clusters_transactions_are_no_damage(kind: str, prefix: str, tmp_path: Path) -> None:
-    # Found by an adversarial tester: a store restored into another cluster
-    # (by pg_dump) holds positions of transaction ids that cluster has not
-    # reached, and the feed called its first page damage.
+def test_a_store_restored_from_a_cluster_further_on_shows_its_events_and_orders_new_ones_after(
+    kind: str, prefix: str, tmp_path: Path
+) -> None:
+    # Found by adversarial testers: a store restored into another cluster (by
+    # pg_dump) holds positions of transaction ids that cluster has not
+    # reached. The feed first called its first page damage, then showed none
+    # of its events (they waited for the cluster's ids to pass them), and
+    # events written after them came first.
     store = _Store(kind, tmp_path, prefix)
     _two_sessions(store)
-    store.sql(f"UPDATE {store.events} SET position = position + %s", (2**50,))
+    already = store.open()  # a process that had the store open across the restore
+    already.get("damaged")
+    store.sql(f"UPDATE {store.events} SET position = position + %s", (2**50,))  # what the restore looks like
+    restored = sorted(store.value(f"SELECT array_agg(position) FROM {store.events}"))
+    assert len(restored) == 4 and restored[0] > 2**50
+    try:
+        with store.open() as opened:  # opening it raises the base past them
+            assert [entry.position for entry in opened.feed(limit=100)] == restored
+            opened.append("other", Message.user("after the restore"))
+            already.append("damaged", Message.user("from the process that was open"))
+            page = opened.feed(after=restored[-1], limit=100)
+            assert [(entry.session_id, entry.version) for entry in page] == [("other", 3), ("damaged", 3)]
+            assert opened.verify("damaged").version == 3
+    finally:
+        already.close()
+    with store.open() as opened:  # opened again: nothing more to raise
+        assert len(opened.feed(limit=100)) == 6
+
+
+@pytest.mark.parametrize("kind", ["postgres"] if POSTGRES_DSN else [])
+def test_a_store_restored_from_a_cluster_not_as_far_on_keeps_its_base(kind: str, prefix: str, tmp_path: Path) -> None:
+    store = _Store(kind, tmp_path, prefix)
+    _two_sessions(store)
+    store.sql(f"UPDATE {store.events} SET position = position - %s", (2**30,))  # ids this cluster has passed
     with store.open() as opened:
-        opened.feed(limit=100)  # no CorruptStore (the events show once the cluster's transactions pass them)
-        assert opened.verify("damaged").version == 2
+        assert len(opened.feed(limit=100)) == 4
+        opened.append("other", Message.user("after"))
+        assert opened.feed(limit=100)[-1].version == 3
+    assert store.value(f"SELECT base FROM {prefix}_feed") == 2**40
+
+
+@pytest.mark.parametrize("kind", ["postgres"] if POSTGRES_DSN else [])
+def test_a_store_without_its_feed_row_says_so_and_opening_it_puts_the_row_back(
+    kind: str, prefix: str, tmp_path: Path
+) -> None:
+    store = _Store(kind, tmp_path, prefix)
+    _two_sessions(store)
+    with store.open() as opened:
+        store.sql(f"DELETE FROM {prefix}_feed")
+        with pytest.raises(CorruptStore, match=f"{prefix}_feed table has no row"):
+            opened.feed(limit=100)
+    with store.open() as opened:
+        assert len(opened.feed(limit=100)) == 4
+        opened.append("other", Message.user("after"))
+        assert opened.feed(limit=100)[-1].version == 3

@@ -33,6 +33,11 @@ from engine.state.content import shown
 from engine.store._chain import seal_of
 from engine.store._records import FeedEntry, ListingFilter, Record, Rewrite, SessionRow, StoredSnapshot
 
+#: The most events one write stores, on every backend: a PostgreSQL store
+#: gives each transaction this many feed positions (and one more), and a
+#: write of more would take positions of the transactions after it.
+MAX_EVENTS_PER_WRITE = 2**20 - 1
+
 
 class Backend(abc.ABC):
     """What the facade needs from storage. One contract for every backend."""

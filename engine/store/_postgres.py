@@ -33,6 +33,7 @@ from engine.errors import (
 from engine.state.content import shown
 from engine.store._backend import (
     DRIVER_ERRORS,
+    MAX_EVENTS_PER_WRITE,
     RecorderBackend,
     check_feed_versions,
     described,
@@ -54,9 +55,11 @@ from engine.store._records import (
 )
 
 #: Feed positions of stored events start here (below: an older store's
-#: positions); each transaction has ``_PER_TRANSACTION`` of them.
+#: positions) unless the store was written in a cluster whose transaction
+#: ids were further on (its ``<prefix>_feed`` row says where they start then);
+#: each transaction has ``_PER_TRANSACTION`` of them.
 POSITION_BASE = 2**40
-_PER_TRANSACTION = 2**20
+_PER_TRANSACTION = MAX_EVENTS_PER_WRITE + 1
 STATEMENT_TIMEOUT = 60.0  # seconds: the longest any statement may run
 WRITER_IDLE_CHECK = 5.0  # seconds idle after which the appends' connection is checked before use
 RECONNECT_TIMEOUT = 3.0  # seconds a failed pool connection is retried before a new one is asked for
@@ -181,6 +184,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
         schema = Identifier(datastore.schema)
         sessions = Identifier(f"{prefix}_sessions")
         snapshots = Identifier(f"{prefix}_snapshots")
+        feed = Identifier(f"{prefix}_feed")
         self.sql_create_statements += [
             SQL(
                 "CREATE TABLE IF NOT EXISTS {}.{} (session_id text PRIMARY KEY, title text, "
@@ -191,6 +195,11 @@ class PostgresRecorder(PostgresApplicationRecorder):
                 "CREATE TABLE IF NOT EXISTS {}.{} (session_id text NOT NULL, "
                 "version bigint NOT NULL, state bytea NOT NULL, PRIMARY KEY (session_id, version))"
             ).format(schema, snapshots),
+            # One row: where this store's feed positions start (see POSITION_BASE).
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {}.{} (one boolean PRIMARY KEY DEFAULT true CHECK (one), "
+                "base bigint NOT NULL)"
+            ).format(schema, feed),
         ]
         self._upsert_session = SQL(
             "INSERT INTO {}.{} AS s (" + ROW_COLUMNS + ") VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
@@ -201,6 +210,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
         ).format(schema, sessions)
         self._sessions_name = f"{prefix}_sessions"
         self._snapshots_name = f"{prefix}_snapshots"
+        self._feed_name = f"{prefix}_feed"
         self._writer: Any = None  # the connection appends use (see _append_alone_on_writer)
         self._writer_cursor: Any = None  # and its cursor
         self._writer_used = 0.0  # when it last served an append (time.monotonic)
@@ -208,7 +218,9 @@ class PostgresRecorder(PostgresApplicationRecorder):
         events = Identifier(self.events_table_name)
         # A stored event's position in the store-wide feed: after every
         # position of an older store (those are below POSITION_BASE), by the
-        # id of the transaction that wrote it, then in write order within it.
+        # id of the transaction that wrote it, then in write order within it;
+        # from the store's base (POSITION_BASE, or more for a store restored
+        # from a cluster whose transaction ids were further on).
         # A reader only reads positions of transactions older than every one
         # still running (see select_feed), so none commits below a position
         # already read: writers never wait on one lock to keep that true.
@@ -217,9 +229,8 @@ class PostgresRecorder(PostgresApplicationRecorder):
         into_events = SQL("INSERT INTO {}.{} AS t (originator_id, originator_version, topic, state, position) ").format(
             schema, events
         )
-        position = SQL("{} + pg_current_xact_id()::text::bigint * {}").format(
-            Literal(POSITION_BASE), Literal(_PER_TRANSACTION)
-        )
+        base = SQL("(SELECT base FROM {}.{})").format(schema, feed)
+        position = SQL("{} + pg_current_xact_id()::text::bigint * {}").format(base, Literal(_PER_TRANSACTION))
         self._insert_positioned = SQL(
             "{}SELECT %s, e.version, e.topic, e.state, {} + %s + e.ord "
             "FROM unnest(%s::bigint[], %s::text[], %s::bytea[]) WITH ORDINALITY AS e(version, topic, state, ord)"
@@ -247,9 +258,10 @@ class PostgresRecorder(PostgresApplicationRecorder):
         )
         self._create_row = _rendered(SQL("WITH ev AS ({}) {}").format(self._insert_positioned, self._upsert_session))
         # What the feed may read up to (see select_feed): the first
-        # transaction id not yet assigned when the statement began, and the
+        # transaction id not yet assigned when the statement began, the
         # ids (32 bits) of the transactions holding a lock on the events
-        # table as it ran (each one's own id: the lock table is read once).
+        # table as it ran (each one's own id: the lock table is read once),
+        # and the store's base.
         # A hot standby sees none of the primary's locks: there the oldest
         # transaction still running on the primary, as the snapshot knows it.
         events_class = Literal(Identifier(datastore.schema, self.events_table_name).as_string(None))
@@ -261,9 +273,32 @@ class PostgresRecorder(PostgresApplicationRecorder):
                 "SELECT t.transactionid::text::bigint FROM locks l JOIN locks t "
                 "ON t.virtualtransaction = l.virtualtransaction AND t.locktype = 'transactionid' "
                 "WHERE l.locktype = 'relation' AND l.relation = {}::regclass AND l.mode <> 'SIReadLock' "
-                "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())) "
+                "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())), {} "
                 "FROM (SELECT pg_current_snapshot() AS s) AS snap"
-            ).format(events_class)
+            ).format(events_class, base)
+        )
+        # Whether the store holds positions of transaction ids this cluster
+        # has not reached (it was restored from another): its newest
+        # position, base and the first id not yet assigned.
+        self._select_feed_reach = _rendered(
+            SQL(
+                "SELECT (SELECT max(position) FROM {}.{}), (SELECT base FROM {}.{}), "
+                "pg_snapshot_xmax(pg_current_snapshot())::text::bigint, pg_is_in_recovery()"
+            ).format(schema, events, schema, feed)
+        )
+        self._insert_feed_base = _rendered(
+            SQL("INSERT INTO {}.{} (base) VALUES ({}) ON CONFLICT DO NOTHING").format(
+                schema, feed, Literal(POSITION_BASE)
+            )
+        )
+        # No write beside it: a writer that took its position from the old
+        # base after this one read the newest position could land below it.
+        self._lock_out_writers = _rendered(SQL("LOCK TABLE {}.{} IN SHARE ROW EXCLUSIVE MODE").format(schema, events))
+        self._raise_feed_base = _rendered(
+            SQL(
+                "UPDATE {}.{} SET base = greatest(base, "
+                "(SELECT max(position) FROM {}.{}) + 1 - pg_snapshot_xmax(pg_current_snapshot())::text::bigint * {})"
+            ).format(schema, feed, schema, events, Literal(_PER_TRANSACTION))
         )
         # With whether the event's session is listed: an event of no listing
         # row is damage (the two are written and deleted together).
@@ -350,6 +385,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
                 # No DDL at all: even CREATE INDEX IF NOT EXISTS waits for
                 # every open write transaction, and writers queue behind it.
                 self._seal_unsealed_rows(conn)
+                self._catch_up_feed_base(conn)
                 return
             conn.execute("SELECT pg_advisory_lock(%s)", (key,))
             super().create_table()
@@ -373,6 +409,29 @@ class PostgresRecorder(PostgresApplicationRecorder):
                 SQL("UPDATE {}.{} SET position = notification_id WHERE position IS NULL").format(schema, events)
             )
             self._seal_unsealed_rows(conn)
+            self._catch_up_feed_base(conn)
+
+    def _catch_up_feed_base(self, conn: psycopg.Connection[Any]) -> None:
+        """Give the store its base row, and raise the base past its newest
+        position if that is of a transaction id this cluster has not reached:
+        a store restored from another cluster (``pg_dump``) holds such
+        positions, and without this the feed would show none of its events
+        until this cluster's ids passed them, and new events would come
+        before them. Checked whenever the store is opened; a write only if
+        the row is missing or the base is behind."""
+        with conn.transaction(), conn.cursor(row_factory=tuple_row) as cursor:
+            found = cursor.execute(self._select_feed_reach).fetchone()
+            assert found is not None  # a SELECT without FROM: one row
+            newest, base, next_id, standby = found
+            if standby:
+                return  # read-only; the primary's writers keep its base
+            if base is None:
+                cursor.execute(self._insert_feed_base)
+                base = POSITION_BASE
+            if newest is None or newest < base + next_id * _PER_TRANSACTION:
+                return
+            cursor.execute(self._lock_out_writers)
+            cursor.execute(self._raise_feed_base)
 
     def _schema_ready(self, conn: psycopg.Connection[Any]) -> bool:
         """Whether the store's tables have every column and index this
@@ -384,18 +443,19 @@ class PostgresRecorder(PostgresApplicationRecorder):
                 "SELECT (SELECT count(*) FROM information_schema.columns WHERE table_schema = %s AND ("
                 "(table_name = %s AND column_name IN ('summary', 'seal')) OR "
                 "(table_name = %s AND column_name = 'position'))), "
-                "to_regclass(%s) IS NOT NULL, to_regclass(%s) IS NOT NULL",
+                "to_regclass(%s) IS NOT NULL, to_regclass(%s) IS NOT NULL, to_regclass(%s) IS NOT NULL",
                 (
                     schema,
                     self._sessions_name,
                     self.events_table_name,
                     f"{schema}.{self.events_table_name}_position_idx",
                     f"{schema}.{self._snapshots_name}",
+                    f"{schema}.{self._feed_name}",
                 ),
             )
             .fetchone()
         )
-        return found is not None and found[0] == 3 and found[1] and found[2]
+        return found is not None and found[0] == 3 and found[1] and found[2] and found[3]
 
     def _seal_unsealed_rows(self, conn: psycopg.Connection[Any]) -> None:
         """Give a store written before rows were sealed its chain heads and
@@ -648,7 +708,13 @@ class PostgresRecorder(PostgresApplicationRecorder):
         with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
             assert conn.autocommit
             curs.execute(self._select_feed_horizon, prepare=True)
-            horizon = _feed_horizon(*curs.fetchone())
+            next_id, running, base = curs.fetchone()
+            if base is None:
+                raise CorruptStore(
+                    f"the store's {self._feed_name} table has no row (where its feed positions start): it was "
+                    "altered; opening the store again puts the row back"
+                )
+            horizon = _feed_horizon(next_id, running, base)
             curs.execute(self._select_feed, (after, horizon, limit), prepare=True)
             found = curs.fetchall()
             if after == 0:  # a reader's first page: the store's positions are checked once
@@ -828,19 +894,19 @@ def _then(what: str) -> str:
     return "the next erase or delete removes them (as VACUUM of the store's tables does)"
 
 
-def _feed_horizon(next_id: int, running: list[int]) -> int:
+def _feed_horizon(next_id: int, running: list[int], base: int = POSITION_BASE) -> int:
     """The first feed position a reader must not pass yet: that of the
     oldest transaction of ``running`` (the 32-bit ids of those that may be
     writing events), or of ``next_id`` (the 64-bit id the reading
-    statement's snapshot had not assigned yet) if it is older. A running
-    transaction's id is within 2**31 of ``next_id``, above or below it:
-    that gives its epoch."""
+    statement's snapshot had not assigned yet) if it is older, from the
+    store's ``base``. A running transaction's id is within 2**31 of
+    ``next_id``, above or below it: that gives its epoch."""
     oldest = next_id
     for xid in running:
         ahead = (xid - next_id) % 2**32
         full = next_id + (ahead - 2**32 if ahead >= 2**31 else ahead)  # the 64-bit id: epoch and all
         oldest = min(oldest, full)
-    return POSITION_BASE + oldest * _PER_TRANSACTION
+    return base + oldest * _PER_TRANSACTION
 
 
 def _rendered(query: Composable) -> bytes:
