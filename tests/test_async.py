@@ -349,3 +349,36 @@ def test_a_call_naming_one_session_twice_does_not_wait_for_itself() -> None:
                 await asyncio.wait_for(store.fork("s", child_id="s"), 5)
 
     asyncio.run(scenario())
+
+
+def test_a_call_waiting_its_turn_when_its_event_loop_is_closed_holds_back_no_later_call(tmp_path: Path) -> None:
+    # Found by an adversarial tester: a loop closed (not run to its end) with
+    # a call waiting behind a running one left that call's turn taken while
+    # its task object lived, so every later call on the session failed after
+    # lock_timeout.
+    store = AsyncTranscripts(Transcripts.open(str(tmp_path / "store.db"), lock_timeout=2))
+    sid = store.sync.create()
+    gate = threading.Event()
+    loop = asyncio.new_event_loop()
+
+    async def start() -> list[asyncio.Future[Any]]:
+        running = asyncio.ensure_future(store.run_on(sid, lambda _: gate.wait(5)))
+        await asyncio.sleep(0.05)
+        waiting = asyncio.ensure_future(store.append(sid, Message.user("never made")))
+        await asyncio.sleep(0.05)
+        return [running, waiting]
+
+    tasks = loop.run_until_complete(start())
+    loop.close()  # the waiting call's task stays alive, its loop gone
+    gate.set()
+
+    async def later() -> float:
+        started = time.monotonic()
+        await store.append(sid, Message.user("later"))
+        return time.monotonic() - started
+
+    took = asyncio.run(later())
+    assert took < 1, took  # not lock_timeout (2 s): nothing holds the session
+    assert [m.text for m in store.sync.get(sid).messages] == ["later"]  # the abandoned call was not made
+    assert not tasks[1].done()
+    store.sync.close()

@@ -175,4 +175,6 @@ def test_a_prepared_transaction_holds_the_feed_back_only_if_it_locked_the_events
                 shown = store.feed(after=position)
             assert [entry.event.messages[0].text for entry in shown] == [gid]  # type: ignore[attr-defined]
             position = shown[-1].position
-        conn.execute(f'DROP TABLE unrelated, "{prefix}_events", "{prefix}_sessions", "{prefix}_snapshots", "{prefix}_feed"')
+        conn.execute(
+            f'DROP TABLE unrelated, "{prefix}_events", "{prefix}_sessions", "{prefix}_snapshots", "{prefix}_feed"'
+        )

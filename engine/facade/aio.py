@@ -11,7 +11,6 @@ session holds back no other. Errors are the same typed errors.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import inspect
 import os
@@ -68,6 +67,8 @@ class _Turns:
 
     def end(self, session_ids: Sequence[str], mine: Future[None]) -> None:
         with self._lock:
+            if mine.done():  # ended already: an abandoned call is ended by whichever notices first
+                return
             self._pending.discard(mine)
             for session_id in session_ids:
                 if self._last.get(session_id) is mine:
@@ -122,9 +123,10 @@ def _after_all(futures: Sequence[Future[None]], callback: Callable[[], None]) ->
         future.add_done_callback(one_done)
 
 
-async def _waited(future: Future[None]) -> None:
+async def _waited(future: Future[None], abandoned: Callable[[], None]) -> None:
     """Wait for ``future`` (another call's) without cancelling it if this
-    task is cancelled (``asyncio.wrap_future`` would)."""
+    task is cancelled (``asyncio.wrap_future`` would). ``abandoned()`` if
+    this task's loop was closed while it waited: the call can never be made."""
     if future.done():
         return
     loop = asyncio.get_running_loop()
@@ -135,11 +137,17 @@ async def _waited(future: Future[None]) -> None:
             waiter.set_result(None)
 
     def wake(_: object) -> None:
-        with contextlib.suppress(RuntimeError):  # its loop has ended: no one waits any more
+        try:
             loop.call_soon_threadsafe(resolve)
+        except RuntimeError:  # its loop was closed: no one waits any more, and this call holds back the next
+            abandoned()
 
     future.add_done_callback(wake)
     await waiter
+
+
+def _nothing() -> None:
+    """A close waits in no one's turn: its loop closed holds back nothing."""
 
 
 #: Calls that change sessions found only as they go (a family): in order
@@ -212,8 +220,12 @@ class AsyncTranscripts:
         turns = self._turns
         before, mine = turns.take(session_ids, whole=whole)
         submitted = False
+
+        def abandoned() -> None:  # never made: it holds back no one once those before it are done
+            _after_all(before, lambda: turns.end(session_ids, mine))
+
         try:
-            await self._turn(before, session_ids, whole)
+            await self._turn(before, session_ids, whole, abandoned)
             self._refuse_if_closed()  # closed while this call waited: it is not made
             try:
                 running = self._worker.submit(work)
@@ -225,10 +237,12 @@ class AsyncTranscripts:
             # call if it has started (not if it is still queued).
             return await asyncio.wrap_future(running)
         finally:
-            if not submitted:  # never made: it holds back no one once those before it are done
-                _after_all(before, lambda: turns.end(session_ids, mine))
+            if not submitted:
+                abandoned()
 
-    async def _turn(self, before: Sequence[Future[None]], session_ids: Sequence[str], whole: bool) -> None:
+    async def _turn(
+        self, before: Sequence[Future[None]], session_ids: Sequence[str], whole: bool, abandoned: Callable[[], None]
+    ) -> None:
         """Wait for ``before`` to end, at most the store's ``lock_timeout`` in
         all, as a thread waits for its turn on a session."""
         if not before:
@@ -238,7 +252,7 @@ class AsyncTranscripts:
         deadline = loop.time() + timeout
         for future in before:
             try:
-                await asyncio.wait_for(_waited(future), max(0.0, deadline - loop.time()))
+                await asyncio.wait_for(_waited(future, abandoned), max(0.0, deadline - loop.time()))
             except TimeoutError:
                 what = f"session {shown(session_ids[0])}" if session_ids and not whole else "this store"
                 raise StorageUnavailable(
@@ -294,7 +308,7 @@ class AsyncTranscripts:
             if closing is None:
                 closing = self._closing = Future()
         if not first:
-            await _waited(closing)
+            await _waited(closing, _nothing)
             return
         worker = self._worker
         closed = worker.submit(self._store.close)  # after the calls already on the workers
@@ -304,7 +318,7 @@ class AsyncTranscripts:
             closing.set_result(None)
 
         closed.add_done_callback(ended)
-        await _waited(closed)  # a cancelled close() still closes
+        await _waited(closed, _nothing)  # a cancelled close() still closes
         closed.result()
 
     async def __aenter__(self) -> AsyncTranscripts:
