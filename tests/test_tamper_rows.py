@@ -461,6 +461,8 @@ def test_a_store_restored_from_a_cluster_further_on_shows_its_events_and_orders_
     restored = sorted(store.value(f"SELECT array_agg(position) FROM {store.events}"))
     assert len(restored) == 4 and restored[0] > 2**50
     try:
+        with pytest.raises(CorruptStore, match="restored from another cluster while it was open here"):
+            already.feed(limit=100)  # not yet caught up: its new events would land below the restored ones
         with store.open() as opened:  # opening it raises the base past them
             assert [entry.position for entry in opened.feed(limit=100)] == restored
             opened.append("other", Message.user("after the restore"))
@@ -500,3 +502,22 @@ def test_a_store_without_its_feed_row_says_so_and_opening_it_puts_the_row_back(
         assert len(opened.feed(limit=100)) == 4
         opened.append("other", Message.user("after"))
         assert opened.feed(limit=100)[-1].version == 3
+
+
+@pytest.mark.parametrize("kind", ["postgres"] if POSTGRES_DSN else [])
+def test_a_feed_base_lowered_under_an_open_store_is_damage_until_the_store_is_opened_again(
+    kind: str, prefix: str, tmp_path: Path
+) -> None:
+    # A base below the store's positions would put new events below positions
+    # readers have passed: the feed says so instead of serving a page.
+    store = _Store(kind, tmp_path, prefix)
+    _two_sessions(store)
+    with store.open() as opened:
+        store.sql(f"UPDATE {prefix}_feed SET base = base - %s", (2**50,))
+        with pytest.raises(CorruptStore, match=f"past any its {prefix}_feed row gives"):
+            opened.feed(after=1, limit=100)
+    with store.open() as opened:  # opening it again raises the base past the newest position
+        opened.append("other", Message.user("after"))
+        page = opened.feed(limit=100)
+        assert [(entry.session_id, entry.version) for entry in page][-1] == ("other", 3)
+        assert len(page) == 5

@@ -261,7 +261,8 @@ class PostgresRecorder(PostgresApplicationRecorder):
         # transaction id not yet assigned when the statement began, the
         # ids (32 bits) of the transactions holding a lock on the events
         # table as it ran (each one's own id: the lock table is read once),
-        # and the store's base.
+        # and the store's base; and whether the store's newest position is
+        # one its base could give.
         # A hot standby sees none of the primary's locks: there the oldest
         # transaction still running on the primary, as the snapshot knows it.
         events_class = Literal(Identifier(datastore.schema, self.events_table_name).as_string(None))
@@ -273,9 +274,10 @@ class PostgresRecorder(PostgresApplicationRecorder):
                 "SELECT t.transactionid::text::bigint FROM locks l JOIN locks t "
                 "ON t.virtualtransaction = l.virtualtransaction AND t.locktype = 'transactionid' "
                 "WHERE l.locktype = 'relation' AND l.relation = {}::regclass AND l.mode <> 'SIReadLock' "
-                "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())), {} "
+                "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())), {}, "
+                "pg_snapshot_xmax(snap.s)::text::bigint, (SELECT max(position) FROM {}.{}) "
                 "FROM (SELECT pg_current_snapshot() AS s) AS snap"
-            ).format(events_class, base)
+            ).format(events_class, base, schema, events)
         )
         # Whether the store holds positions of transaction ids this cluster
         # has not reached (it was restored from another): its newest
@@ -708,11 +710,20 @@ class PostgresRecorder(PostgresApplicationRecorder):
         with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
             assert conn.autocommit
             curs.execute(self._select_feed_horizon, prepare=True)
-            next_id, running, base = curs.fetchone()
+            next_id, running, base, unassigned, newest = curs.fetchone()
             if base is None:
                 raise CorruptStore(
                     f"the store's {self._feed_name} table has no row (where its feed positions start): it was "
                     "altered; opening the store again puts the row back"
+                )
+            if newest is not None and newest >= base + unassigned * _PER_TRANSACTION:
+                # Of a transaction id this cluster has not given: written
+                # from a base further on than the stored one. New events
+                # would land below positions readers have passed.
+                raise CorruptStore(
+                    f"the store's newest feed position ({newest}) is past any its {self._feed_name} row gives "
+                    "this cluster's transactions: the store was restored from another cluster while it was open "
+                    "here, or the row was altered; opening the store again moves the row past it"
                 )
             horizon = _feed_horizon(next_id, running, base)
             curs.execute(self._select_feed, (after, horizon, limit), prepare=True)
