@@ -244,6 +244,46 @@ def test_a_write_of_more_events_than_one_write_may_store_is_refused_and_writes_n
     assert fresh.verify(sid).version == 4
 
 
+def test_usage_the_tables_cannot_hold_is_refused(stores: StoreFactory) -> None:
+    # Found by a newcomer: record_usage took any int, the store kept 2**64,
+    # and the read model (SQLite INTEGER) then refused to catch up at all.
+    from engine import Usage
+    from engine.readmodel import ReadModel
+
+    store = stores.open()
+    sid = store.create()
+    most = 2**63 - 1
+    for usage in (Usage(input=2**64), Usage(output=most + 1)):
+        with pytest.raises(InvalidArgument, match="over 9,223,372,036,854,775,807"):
+            store.record_usage(sid, usage)
+    store.record_usage(sid, Usage(input=most - 1, reasoning=most))
+    with pytest.raises(InvalidArgument, match=r"usage\.input: 2 more tokens would bring the session's total"):
+        store.append(sid, Message.user("refused"), usage=Usage(input=2))
+    with pytest.raises(InvalidArgument, match=r"usage\.reasoning"):
+        store.record_usage(sid, Usage(reasoning=1))
+    store.append(sid, Message.user("kept"), usage=Usage(input=1))
+    fresh = stores.open()
+    assert fresh.get(sid).usage == Usage(input=most, reasoning=most)
+    assert [m.text for m in fresh.get(sid).messages] == ["kept"]
+    assert fresh.verify(sid).version == 4
+    if stores.kind == "sqlite":
+        model = ReadModel(":memory:")
+        model.catch_up(fresh)  # every total fits its tables
+
+
+def test_realtime_usage_the_tables_cannot_hold_is_rejected(stores: StoreFactory) -> None:
+    store = stores.open()
+    sid = store.create()
+    done = {
+        "type": "response.done",
+        "event_id": "event_1",
+        "response": {"id": "resp_1", "status": "completed", "output": [], "usage": {"input_tokens": 2**63}},
+    }
+    outcome = store.ingest(sid, done, provider="openai")
+    assert outcome.status == "rejected" and "input_tokens" in (outcome.reason or "")
+    assert store.get(sid).usage.input == 0
+
+
 def test_positions_of_one_postgresql_transaction_stay_below_the_next_ones() -> None:
     from engine.store import MAX_EVENTS_PER_WRITE
     from engine.store._postgres import _PER_TRANSACTION

@@ -15,12 +15,15 @@ import msgspec
 from msgspec.structs import force_setattr
 
 from engine.errors import InvalidArgument, InvalidMessage
-from engine.state.content import Message, check_again, shown, unicode_error
+from engine.state.content import Message, Usage, check_again, shown, unicode_error
 from engine.state.transcript import Session
 
 MAX_SESSION_ID = 200
 #: How deep metadata may nest: deeper values are refused, not met by a RecursionError later.
 MAX_METADATA_DEPTH = 64
+#: The most tokens of one kind a session counts: what an INTEGER column of
+#: SQLite and PostgreSQL's bigint hold (a read model keeps the totals there).
+MAX_TOKENS = 2**63 - 1
 
 
 def check_session_id(session_id: object) -> None:
@@ -166,3 +169,16 @@ def _check_json_value(value: object, where: str, depth: int) -> None:
                 raise InvalidArgument(f"{where} keys must be str, got {key!r}")
             _check_json_value(key, f"{where} key {key!r}", depth + 1)
             _check_json_value(item, f"{where}[{key!r}]", depth + 1)
+
+
+def check_usage_added(before: Usage, added: Usage) -> None:
+    """Refuse ``added`` if it would bring a session's total ``before`` of
+    any kind of token over ``MAX_TOKENS``: the store would keep it, but no
+    read model could."""
+    for name in ("input", "output", "cache_read", "cache_write", "reasoning"):
+        total = getattr(before, name) + getattr(added, name)
+        if total > MAX_TOKENS:
+            raise InvalidArgument(
+                f"usage.{name}: {getattr(added, name):,} more tokens would bring the session's total to {total:,}, "
+                f"over {MAX_TOKENS:,} (the most a store's tables hold); nothing was written"
+            )

@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 import msgspec
 
-from engine.decisions._checks import at, stamped
+from engine.decisions._checks import at, check_usage_added, stamped
 from engine.decisions.transcript import rewrite_event
 from engine.errors import InvalidArgument, NoOpRewrite
 from engine.realtime.providers import Adapter, Ignored, Rejected, is_trusted
@@ -311,6 +311,7 @@ def _apply_change(
     if isinstance(change, (OutOfBandMessage, Reseeded)):
         return state  # reported by the outcome, never part of the transcript
     if isinstance(change, RecordUsage):
+        check_usage_added(state.usage, change.usage)
         usage = UsageRecorded(at=at(now, state), actor=actor, usage=change.usage, response_id=change.response_id)
         return _stage(state, usage, to_store)
     if isinstance(change, AppendMessage):

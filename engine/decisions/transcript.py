@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from engine.decisions._checks import at
+from engine.decisions._checks import at, check_usage_added
 from engine.decisions.commands import (
     Append,
     Command,
@@ -86,6 +86,7 @@ def decide(state: Session | None, command: Command, now: datetime) -> Decision:
     elif isinstance(command, UpdateMetadata):
         event = MetadataChanged(at=at(now, state), actor=command.actor, set=command.set, unset=command.unset)
     elif isinstance(command, RecordUsage):
+        check_usage_added(state.usage, command.usage)
         event = UsageRecorded(
             at=at(now, state), actor=command.actor, usage=command.usage, response_id=command.response_id
         )
@@ -165,6 +166,7 @@ def _append(state: Session, command: Append, now: datetime) -> Decision:
     event = MessagesAppended(at=when, actor=command.actor, messages=stamped, revision=format_revision(revisions[-1]))
     if command.usage is None:
         return Decision((event,), appended(state, event, revisions))
+    check_usage_added(state.usage, command.usage)
     usage = UsageRecorded(at=when, actor=command.actor, usage=command.usage)
     return decided(state, (event, usage), known={state.version + 1: revisions})
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import UNSET, UnsetType
@@ -125,13 +125,17 @@ class Truncated(_Base, frozen=True, kw_only=True):
     audio_end_ms: Millis
 
 
+#: A token count a store's tables can hold (see engine.decisions._checks.MAX_TOKENS).
+TokenCount = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+
+
 class TokenDetails(_S, frozen=True, kw_only=True):
-    cached_tokens: int = 0
+    cached_tokens: TokenCount = 0
 
 
 class UsagePayload(_S, frozen=True, kw_only=True):
-    input_tokens: int = 0
-    output_tokens: int = 0
+    input_tokens: TokenCount = 0
+    output_tokens: TokenCount = 0
     input_token_details: TokenDetails | None = None
 
 
