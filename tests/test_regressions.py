@@ -12,6 +12,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from engine import (
@@ -282,6 +283,48 @@ def test_realtime_usage_the_tables_cannot_hold_is_rejected(stores: StoreFactory)
     outcome = store.ingest(sid, done, provider="openai")
     assert outcome.status == "rejected" and "input_tokens" in (outcome.reason or "")
     assert store.get(sid).usage.input == 0
+
+
+def test_two_messages_of_one_call_with_one_id_are_refused(stores: StoreFactory) -> None:
+    # Found by a newcomer: erase(id) erases every message with that id, and
+    # one append could give two messages the same id.
+    from engine import InvalidMessage
+
+    store = stores.open()
+    sid = store.create()
+    with pytest.raises(InvalidMessage, match="append\\(\\) messages 1 and 3 both have the id 'm1'"):
+        store.append(sid, Message.user("a", id="m1"), Message.assistant("b"), Message.user("c", id="m1"))
+    store.append(sid, Message.user("a", id="m1"), Message.assistant("b", id="m2"))
+    with pytest.raises(InvalidMessage, match="rewrite\\(\\) messages 1 and 2 both have the id 'x'"):
+        store.rewrite(sid, 0, 2, [Message.user("c", id="x"), Message.assistant("d", id="x")], "edit")
+    fresh = stores.open()
+    assert [(m.id, m.text) for m in fresh.get(sid).messages] == [("m1", "a"), ("m2", "b")]
+    assert fresh.verify(sid).version == 2
+
+
+def test_an_erased_placeholder_no_erasure_left_is_refused(stores: StoreFactory) -> None:
+    # Found by a newcomer: a message built with erased= was stored, read as
+    # erased, and no MessagesErased event recorded any erasure.
+    from engine import InvalidMessage
+
+    store = stores.open()
+    sid = store.create()
+    forged = Message(role="user", blocks=(), erased="sha256:" + "0" * 64)
+    with pytest.raises(InvalidMessage, match="append\\(\\) message 1 is an erased placeholder"):
+        store.append(sid, forged)
+    store.append(sid, Message.user("card 4111", id="card"), Message.assistant("noted"), Message.user("bye"))
+    with pytest.raises(InvalidMessage, match="rewrite\\(\\) message 1 is an erased placeholder"):
+        store.rewrite(sid, 2, 3, [forged], "edit")
+    store.erase(sid, "card")
+    placeholder, *rest = store.get(sid).messages
+    # A placeholder the erasure left may be moved by a rewrite (not with another digest)
+    store.rewrite(sid, 0, 3, [placeholder, rest[1]], "edit")
+    altered = msgspec.structs.replace(placeholder, erased="sha256:" + "1" * 64)
+    with pytest.raises(InvalidMessage, match="rewrite\\(\\) message 1 is an erased placeholder"):
+        store.rewrite(sid, 0, 1, [altered], "edit")
+    fresh = stores.open()
+    assert [m.erased is not None for m in fresh.get(sid).messages] == [True, False]
+    assert fresh.verify(sid).version == 4  # created, appended, erased, rewritten
 
 
 def test_positions_of_one_postgresql_transaction_stay_below_the_next_ones() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import os
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from datetime import UTC, datetime
 from typing import Any
@@ -182,3 +182,35 @@ def check_usage_added(before: Usage, added: Usage) -> None:
                 f"usage.{name}: {getattr(added, name):,} more tokens would bring the session's total to {total:,}, "
                 f"over {MAX_TOKENS:,} (the most a store's tables hold); nothing was written"
             )
+
+
+def check_given_ids(messages: Sequence[Message], where: str) -> None:
+    """Refuse two messages of one call with the same id: an id names one
+    message (``erase`` takes every message that has it)."""
+    seen: dict[str, int] = {}
+    for index, message in enumerate(messages):
+        ident = message.id
+        if ident is None:
+            continue
+        first = seen.setdefault(ident, index)
+        if first != index:
+            raise InvalidMessage(
+                f"{where} messages {first + 1} and {index + 1} both have the id {shown(ident)}: an id names one "
+                "message; give each its own, or none (the store makes one)"
+            )
+
+
+def check_no_placeholders(messages: Sequence[Message], where: str, erased: Mapping[str, str] | None = None) -> None:
+    """Refuse erased placeholders a caller made: only ``erase`` makes them,
+    and it records the erasure. ``erased``: the placeholders the session
+    holds (id to digest), which a rewrite may move."""
+    for index, message in enumerate(messages):
+        if message.erased is None:
+            continue
+        if erased is not None and message.id is not None and erased.get(message.id) == message.erased:
+            continue
+        raise InvalidMessage(
+            f"{where} message {index + 1} is an erased placeholder ({shown(message.erased)}) that no erasure of "
+            "this session left: placeholders are made by erase(), which records the erasure; build messages "
+            "without erased="
+        )

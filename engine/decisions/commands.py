@@ -12,7 +12,9 @@ import msgspec
 
 from engine.decisions._checks import (
     check_actor,
+    check_given_ids,
     check_metadata,
+    check_no_placeholders,
     check_optional_str,
     check_stored_text,
     check_title,
@@ -88,6 +90,8 @@ class Append(msgspec.Struct, frozen=True, kw_only=True):
         messages = stamped(messages, "append()")
         if not messages:
             raise InvalidArgument("append() needs at least one message")
+        check_given_ids(messages, "append()")
+        check_no_placeholders(messages, "append()")
         if usage is not None and not isinstance(usage, Usage):
             raise InvalidArgument(f"usage must be a Usage, got {type(usage).__name__}")
         check_actor(actor)
@@ -216,6 +220,7 @@ class Rewrite(msgspec.Struct, frozen=True, kw_only=True):
     ) -> Rewrite:
         why = Reason.of(reason, note)
         messages = stamped(replacement if not isinstance(replacement, Message) else (replacement,), "rewrite()")
+        check_given_ids(messages, "rewrite()")
         check_actor(actor)
         # The range is checked by the decider, against the state's length.
         return cls(

@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from engine.decisions._checks import at, check_usage_added
+from engine.decisions._checks import at, check_no_placeholders, check_usage_added
 from engine.decisions.commands import (
     Append,
     Command,
@@ -173,6 +173,9 @@ def _append(state: Session, command: Append, now: datetime) -> Decision:
 
 def _rewrite(state: Session, command: Rewrite, now: datetime) -> Decision:
     _check_expected(state, command.expected_revision)
+    if any(message.erased is not None for message in command.messages):  # moved, or forged
+        held = {m.id: m.erased for m in state.messages if m.erased is not None and m.id is not None}
+        check_no_placeholders(command.messages, "rewrite()", held)
     event = rewrite_event(state, command.start, command.end, command.messages, command.reason, command.actor, now)
     return decided(state, (event,))
 
