@@ -312,6 +312,10 @@ def test_an_erased_placeholder_no_erasure_left_is_refused(stores: StoreFactory) 
     forged = Message(role="user", blocks=(), erased="sha256:" + "0" * 64)
     with pytest.raises(InvalidMessage, match="append\\(\\) message 1 is an erased placeholder"):
         store.append(sid, forged)
+    store.append(sid, Message.user("hello"))
+    with pytest.raises(InvalidMessage, match="fork_replacing\\(\\) message 1 is an erased placeholder"):
+        store.fork_replacing(sid, 0, forged)
+    store.rewrite(sid, 0, 1, [], "edit")
     store.append(sid, Message.user("card 4111", id="card"), Message.assistant("noted"), Message.user("bye"))
     with pytest.raises(InvalidMessage, match="rewrite\\(\\) message 1 is an erased placeholder"):
         store.rewrite(sid, 2, 3, [forged], "edit")
@@ -324,7 +328,8 @@ def test_an_erased_placeholder_no_erasure_left_is_refused(stores: StoreFactory) 
         store.rewrite(sid, 0, 1, [altered], "edit")
     fresh = stores.open()
     assert [m.erased is not None for m in fresh.get(sid).messages] == [True, False]
-    assert fresh.verify(sid).version == 4  # created, appended, erased, rewritten
+    assert len(fresh.sessions()) == 1  # no fork was made
+    assert fresh.verify(sid).version == 6  # created, appended, emptied, appended, erased, rewritten
 
 
 def test_positions_of_one_postgresql_transaction_stay_below_the_next_ones() -> None:

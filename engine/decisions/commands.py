@@ -299,6 +299,8 @@ class Fork(msgspec.Struct, frozen=True, kw_only=True):
             raise InvalidArgument(f"replacement must be a Message or a ReplaceBlock, got {type(replacement).__name__}")
         _check_index(index)
         check_actor(actor)
+        if isinstance(replacement, Message):
+            check_no_placeholders((replacement,), "fork_replacing()")
         return cls(
             child_id=new_session_id(child_id),
             index=index,
