@@ -332,6 +332,16 @@ def test_an_erased_placeholder_no_erasure_left_is_refused(stores: StoreFactory) 
     assert fresh.verify(sid).version == 6  # created, appended, emptied, appended, erased, rewritten
 
 
+def test_setting_and_removing_one_metadata_key_at_once_is_refused(stores: StoreFactory) -> None:
+    # Found by a newcomer: the set won, and the history read "set c; removed c".
+    store = stores.open()
+    sid = store.create(metadata={"c": 0})
+    with pytest.raises(InvalidArgument, match="would both set and remove 'c'"):
+        store.update_metadata(sid, {"c": 1, "d": 2}, remove=["c"])
+    assert dict(stores.open().get(sid).metadata) == {"c": 0}
+    assert stores.open().verify(sid).version == 1
+
+
 def test_positions_of_one_postgresql_transaction_stay_below_the_next_ones() -> None:
     from engine.store import MAX_EVENTS_PER_WRITE
     from engine.store._postgres import _PER_TRANSACTION

@@ -178,6 +178,12 @@ class UpdateMetadata(msgspec.Struct, frozen=True, kw_only=True):
                 unicode_error(key, f"remove= key {shown(key)}", InvalidArgument)
         if not checked and not removed:
             raise InvalidArgument("update_metadata() needs values to set or keys to remove")
+        both = sorted(set(checked) & set(removed))
+        if both:
+            raise InvalidArgument(
+                f"update_metadata() would both set and remove {', '.join(shown(key) for key in both)}: "
+                "set a key or remove it, not both"
+            )
         check_actor(actor)
         return cls(set=checked, unset=removed, actor=actor)
 
