@@ -154,6 +154,29 @@ def test_the_slider_data_cannot_close_its_script_element(hostile_store: tuple[Tr
     assert "\\u003cscript\\u003e" in data  # the actor, escaped for JSON
 
 
+def test_bidirectional_and_c1_controls_show_as_escapes_on_every_page() -> None:
+    # Found by a newcomer: the command line showed them as escapes, but the
+    # viewer sent U+202E and U+2066 as they are, so text after them could
+    # show reversed.
+    import json
+
+    store = Transcripts.open()
+    sid = store.create(title="t\u2066itle\u2069")
+    store.append(sid, Message.user("abc \u202e evil \x85 next"), actor="a\u200fctor")
+    store.set_title(sid, "t\u202eitle 2")
+    pages = _pages(Viewer(store), sid)
+    for name, page in pages.items():
+        for control in ("\u202e", "\u2066", "\u2069", "\u200f", "\x85"):
+            assert control not in page, (name, repr(control))
+    assert "abc \\u202e evil \\u0085 next" in pages["session"]
+    assert "t\\u202eitle 2" in pages["graph"] or "t\\u2066itle" in pages["graph"]
+    data = pages["session"].split('<script type="application/json" id="entries">', 1)[1].split("</script>", 1)[0]
+    shown = json.dumps(json.loads(data), ensure_ascii=False)
+    assert "\\u2066" in json.loads(data)["titles"][0] and "\\u202e" in json.loads(data)["titles"][-1], shown
+    assert [m.text for m in store.get(sid).messages] == ["abc \u202e evil \x85 next"]  # the store keeps them
+    store.close()
+
+
 def test_images_of_raster_types_are_shown_inline_and_others_are_not() -> None:
     store = Transcripts.open()
     sid = store.create()

@@ -15,6 +15,7 @@ from html import escape as _escape
 from typing import Any
 
 from engine.facade import Transcripts
+from engine.viewer._pages import visible
 
 __all__ = ["Member", "draw", "family"]
 
@@ -244,4 +245,4 @@ _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 def escape(text: str) -> str:
     """Text for the SVG: markup escaped, and characters XML cannot hold at
     all (control characters) replaced, so the file always parses."""
-    return _escape(_NOT_XML.sub("\ufffd", text))
+    return _escape(visible(_NOT_XML.sub("\ufffd", text)))

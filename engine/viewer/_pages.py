@@ -33,12 +33,23 @@ __all__ = [
 ]
 
 _NOT_HTML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
+# C1 controls, and the bidirectional marks, embeddings, overrides and
+# isolates, which reorder how the text around them is shown: shown as
+# escapes (as the command line shows them), never as they are.
+_UNSEEN = re.compile("[\x80-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def visible(text: str) -> str:
+    """``text`` with C1 controls and bidirectional controls as escapes (``\\u202e``)."""
+    return _UNSEEN.sub(lambda found: f"\\u{ord(found.group()):04x}", text)
+
+
 _RASTER = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})  # never SVG: it can hold script
 
 
 def _text(value: object) -> str:
     """Any value as HTML text: markup escaped, control characters replaced."""
-    return html.escape(_NOT_HTML.sub("\ufffd", str(value)), quote=True)
+    return html.escape(visible(_NOT_HTML.sub("\ufffd", str(value))), quote=True)
 
 
 _attribute = _text
@@ -215,6 +226,8 @@ def _json_for_script(value: Any) -> str:
     """JSON that is safe inside a ``<script>`` element: no ``<``, ``>`` or
     ``&`` (so no ``</script>``), no line separators JavaScript would split."""
     text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    # Only inside strings: an escaped backslash, so the script shows the escape.
+    text = _UNSEEN.sub(lambda found: f"\\\\u{ord(found.group()):04x}", text)
     for raw, escaped in (
         ("<", "\\u003c"),
         (">", "\\u003e"),
