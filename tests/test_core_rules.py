@@ -116,6 +116,14 @@ def test_tool_pairing_is_checked_only_around_the_change() -> None:
         "message 1 answers tool uses ['t1'], but message 0 made ['t1', 't2']; results must cover exactly those ids, "
         "once each (the last message may answer some of them, the others to come)"
     )
+    # Found by a newcomer: the rest of the results appended as a message of their own.
+    rest = Message.tool_results(ToolResult.of("t2", "b"))
+    assert shape([both, RESULT, rest], 2, 3) == (
+        "message 1 answers tool uses ['t1'], but message 0 made ['t1', 't2']; results must cover exactly those ids, "
+        "once each (the last message may answer some of them, the others to come). To add the other results, "
+        "rewrite message 1 with all of them (rewrite(sid, 1, 2, [Message.tool_results(...)])) instead of appending "
+        "another tool_results message"
+    )
 
 
 def test_corruption_errors_say_where() -> None:

@@ -342,6 +342,34 @@ def test_setting_and_removing_one_metadata_key_at_once_is_refused(stores: StoreF
     assert stores.open().verify(sid).version == 1
 
 
+def test_a_with_block_on_a_closed_store_fails_at_once(stores: StoreFactory) -> None:
+    # Found by a newcomer: it returned the closed store, and the error came at the first call inside.
+    store = stores.open()
+    store.close()
+    entered = False
+    with pytest.raises(StorageUnavailable, match="is closed"), store:
+        entered = True
+    assert not entered
+
+
+def test_errors_a_newcomer_met_say_what_to_do(tmp_path: Path) -> None:
+    from engine import EventTooLarge, InvalidRevision
+
+    store = Transcripts.open()
+    sid = store.create()
+    store.append(sid, Message.user("hi"))
+    short = store.get(sid).revision[:19]
+    for wrong in (short, "2026-11-30T13:43:01Z"):
+        with pytest.raises(InvalidRevision, match=r"pass a whole revision id .* a time is a datetime"):
+            store.get(sid, at=wrong)
+    with pytest.raises(EventTooLarge, match=r"^creating a session would store a SessionCreated event") as raised:
+        store.create(metadata={"blob": "y" * (17 << 20)})
+    assert "Store less in one value" in str(raised.value) and "session '" not in str(raised.value)
+    assert [info.id for info in store.sessions()] == [sid]
+    with pytest.raises(InvalidArgument, match="a leading ~ is not expanded"):
+        Transcripts.open("~/no-such-folder-here/x.db")
+
+
 def test_positions_of_one_postgresql_transaction_stay_below_the_next_ones() -> None:
     from engine.store import MAX_EVENTS_PER_WRITE
     from engine.store._postgres import _PER_TRANSACTION

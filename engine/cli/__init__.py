@@ -179,7 +179,8 @@ def show(store: str, prefix: str, session_id: str, at: str | None, form: str) ->
             click.echo(f"**{message.role}**\n\n{_shown(_message_text(message))}\n")
         return
     click.echo(f"{_bold(_one_line(state.title or '(untitled)'))}  {_one_line(state.id)}")
-    click.echo(f"version {state.version}, {len(state.messages)} messages, revision {state.revision}")
+    count = len(state.messages)
+    click.echo(f"version {state.version}, {count} message{'' if count == 1 else 's'}, revision {state.revision}")
     for index, message in enumerate(state.messages):
         click.echo(f"{index:>4}  {_role(message.role)}  {_shown(' '.join(_message_text(message).split()))}")
 

@@ -24,7 +24,7 @@ from engine.errors import (
 from engine.facade._locks import SessionLocks
 from engine.realtime.reducer import RealtimeState
 from engine.state.content import Message, Text, shown
-from engine.state.events import CONTENT_EVENTS, Event, SessionForked
+from engine.state.events import CONTENT_EVENTS, Event, MessagesAppended, SessionForked
 from engine.state.revisions import EMPTY_REVISION
 from engine.state.transcript import Session, Tail, fold, forked
 from engine.store import (
@@ -367,10 +367,16 @@ class Repository:
             version += 1
             topic, data = encode_event(event)
             if limit is not None and len(data) > limit:
+                what = f"session {shown(session_id)}: this write" if before is not None else "creating a session"
+                fix = (
+                    "Split it into smaller calls"
+                    if isinstance(event, MessagesAppended)
+                    else "Store less in one value (a title, metadata, a record)"
+                )
                 raise EventTooLarge(
-                    f"session {shown(session_id)}: this write would store a {type(event).__name__} event of "
-                    f"{len(data):,} bytes, over the store's max_event_bytes ({limit:,}); nothing was written. "
-                    "Split it into smaller calls, or open the store with a larger max_event_bytes"
+                    f"{what} would store a {type(event).__name__} event of {len(data):,} bytes, over the store's "
+                    f"max_event_bytes ({limit:,}); nothing was written. {fix}, or open the store with a larger "
+                    "max_event_bytes"
                 )
             records.append(Record(version, topic, data))
         assert after.version == version

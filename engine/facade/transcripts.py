@@ -39,7 +39,14 @@ from engine.decisions import (
 )
 from engine.decisions._checks import check_stored_text
 from engine.decisions.records import AskQuestion, ClearQuestion, Compact, SetTaskList, SpawnChild, UpdateTask
-from engine.errors import ConcurrentWriteError, InvalidArgument, SessionExists, SessionNotFound, VersionNotFound
+from engine.errors import (
+    ConcurrentWriteError,
+    InvalidArgument,
+    InvalidRevision,
+    SessionExists,
+    SessionNotFound,
+    VersionNotFound,
+)
 from engine.facade import _erasure, _reads, _tail
 from engine.facade._reads import Diff, FeedEvent, HistoryEntry, SessionInfo
 from engine.facade._repository import DEFAULT_MAX_EVENT_BYTES, Repository
@@ -50,7 +57,7 @@ from engine.state.records import Task, ToolCall
 from engine.state.revisions import Commit, Reason, parse_revision
 from engine.state.sequence import MessageSeq
 from engine.state.transcript import Lineage, Session, Tail
-from engine.store import Backend, ListingFilter, open_backend
+from engine.store import Backend, ClosedBackend, ListingFilter, open_backend
 
 __all__ = ["Transcripts"]
 
@@ -171,6 +178,9 @@ class Transcripts:
         self._repository.close()
 
     def __enter__(self) -> Transcripts:
+        backend = self._repository.backend
+        if isinstance(backend, ClosedBackend):
+            raise backend.closed_error()  # not at the first call inside the block
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -697,7 +707,14 @@ class Transcripts:
                 )
             return head if at == head.version else repository.state_at(session_id, at)
         if isinstance(at, str):
-            parse_revision(at)
+            try:
+                parse_revision(at)
+            except InvalidRevision as error:
+                raise InvalidRevision(
+                    f"at= {error}: pass a whole revision id (a Session's .revision, or one of "
+                    "store.revisions(sid)); the short ids the command line prints are for the command line, a "
+                    "time is a datetime and a version an int"
+                ) from None
             if at == head.revision:
                 return head
             version = repository.last_version_with_revision(session_id, at, head.version)

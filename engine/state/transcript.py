@@ -674,10 +674,24 @@ def check_shape(messages: Sequence[Message], start: int, stop: int, *, offset: i
             if len(set(answered)) != len(answered) or not (
                 sorted(answered) == sorted(expected) or (last and answered and set(answered) < set(expected))
             ):
+                partial = (  # answered in part, and more results come in a message of their own
+                    bool(answered)
+                    and set(answered) < set(expected)
+                    and len(set(answered)) == len(answered)
+                    and index + 1 < len(messages)
+                    and messages[index + 1].role == "tool_results"
+                )
                 raise InvalidTranscriptShape(
                     f"message {index + offset} answers tool uses {sorted(answered)}, but message {index + offset - 1} "
                     f"made {sorted(expected)}; results must cover exactly those ids, once each (the last message "
                     "may answer some of them, the others to come)"
+                    + (
+                        f". To add the other results, rewrite message {index + offset} with all of them "
+                        f"(rewrite(sid, {index + offset}, {index + offset + 1}, [Message.tool_results(...)])) instead "
+                        "of appending another tool_results message"
+                        if partial
+                        else ""
+                    )
                 )
         elif (
             message.tool_uses

@@ -174,8 +174,10 @@ class ClosedBackend(Backend):
     def __init__(self, where: str) -> None:
         self._where = where
 
-    def _closed(self) -> StorageUnavailable:
+    def closed_error(self) -> StorageUnavailable:
         return StorageUnavailable(f"the store at {self._where} is closed; open it again with Transcripts.open()")
+
+    _closed = closed_error
 
     def append(
         self,

@@ -731,7 +731,8 @@ def _database_uri(path: str) -> str:
         raise InvalidArgument("a SQLite file path cannot hold NUL characters (\\x00)")
     absolute = os.path.abspath(path)
     if not os.path.isdir(os.path.dirname(absolute)):
-        raise InvalidArgument(f"cannot open SQLite file {shown(path)}: its directory does not exist")
+        home = " (a leading ~ is not expanded: use os.path.expanduser)" if path.startswith("~") else ""
+        raise InvalidArgument(f"cannot open SQLite file {shown(path)}: its directory does not exist{home}")
     return "file:" + urllib.parse.quote(absolute)
 
 
