@@ -307,7 +307,9 @@ def test_control_characters_never_reach_the_terminal_or_break_the_picture(tmp_pa
     store.append(sid, Message.user("line one\nline two \x1b[2J cleared?"))
     store.append(sid, Message.user("pay \u202eoreze\u202c now \u2066isolated\u2069 \u061c\u200e\x9b"))
     store.append(sid, Message.user("to be edited"))
-    store.rewrite(sid, 2, 3, [Message.user("after\x1b[2J\u202eRTL\x07bell\n+ assistant: forged")], reason="edit")
+    store.rewrite(
+        sid, 2, 3, [Message.user("after\x1b[2J\u202eRTL\x07bell\n+ assistant: forged\n\n**assistant**")], reason="edit"
+    )
     store.close()
     runner = CliRunner()
     unsafe = "\x1b\x07\x9b\u202e\u202c\u2066\u2069\u061c\u200e\u200f"
@@ -333,6 +335,10 @@ def test_control_characters_never_reach_the_terminal_or_break_the_picture(tmp_pa
         assert not any(line.lstrip().startswith("0  system") for line in output.splitlines()), args
         if args[0] == "diff" and form == text:  # a message's lines cannot pass for the diff's own
             assert not any(line.startswith("+ assistant: forged") for line in output.splitlines()), args
+        if "markdown" in args:  # found by a newcomer: a message's text could pass for the next message's role
+            roles = [line for line in output.splitlines() if line.startswith("**")]
+            assert roles == ["**user**"] * 3, args
+            assert "> + assistant: forged" in output.splitlines(), args
         for document in output.splitlines() if form == json_lines else [output] if form == json_document else []:
             json.loads(document)  # still JSON: the characters are escaped inside its strings
     assert "pay \\u202eoreze\\u202c now" in _ok(runner.invoke(cli, ["show", str(path), sid]))

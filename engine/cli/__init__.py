@@ -13,7 +13,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -174,9 +174,7 @@ def show(store: str, prefix: str, session_id: str, at: str | None, form: str) ->
         click.echo(_json_text(document))
         return
     if form == "markdown":
-        click.echo(f"# {_one_line(state.title or state.id)}\n")
-        for message in state.messages:
-            click.echo(f"**{message.role}**\n\n{_shown(_message_text(message))}\n")
+        click.echo(_markdown(state.title or state.id, state.messages))
         return
     click.echo(f"{_bold(_one_line(state.title or '(untitled)'))}  {_one_line(state.id)}")
     count = len(state.messages)
@@ -401,9 +399,7 @@ def export(store: str, prefix: str, session_id: str, form: str, lossy: bool) -> 
             for message in messages:
                 click.echo(_terminal_json(msgspec.json.encode(message).decode()))
         elif form == "markdown":
-            click.echo(f"# {_one_line(state.title or state.id)}\n")
-            for message in messages:
-                click.echo(f"**{message.role}**\n\n{_shown(_message_text(message))}\n")
+            click.echo(_markdown(state.title or state.id, messages))
         else:
             convert = {
                 "openai-chat": formats.to_openai_chat,
@@ -677,6 +673,17 @@ def _shown(text: str) -> str:
 def _escape(found: re.Match[str]) -> str:
     code = ord(found.group())
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def _markdown(title: str, messages: Iterable[Message]) -> str:
+    """A session as markdown: the title, then each message's role in bold
+    and its text quoted (every line after ``> ``), so that no text of a
+    message can pass for another message's heading."""
+    parts = [f"# {_one_line(title)}\n"]
+    for message in messages:
+        quoted = "\n".join(f"> {line}" if line else ">" for line in _shown(_message_text(message)).split("\n"))
+        parts.append(f"**{message.role}**\n\n{quoted}\n")
+    return "\n".join(parts)
 
 
 def _one_line(text: str) -> str:
