@@ -133,7 +133,7 @@ class DecisionMachine(RuleBasedStateMachine):
         remove=st.lists(st.sampled_from("abc"), max_size=2),
     )
     def update_metadata(self, sid: str, values: dict[str, Any], remove: list[str]) -> None:
-        if not values and not remove:
+        if (not values and not remove) or set(values) & set(remove):  # nothing, or a key set and removed at once
             with pytest.raises(InvalidArgument):
                 UpdateMetadata.of(values, remove=remove)
             return

@@ -153,7 +153,10 @@ class EngineMachine(RuleBasedStateMachine):
         remove=st.lists(st.sampled_from("abc"), max_size=2),
     )
     def update_metadata(self, sid: str, values: dict[str, Any], remove: list[str]) -> None:
-        if values or remove:
+        if set(values) & set(remove):  # a key set and removed at once is refused, and nothing changes
+            with pytest.raises(InvalidArgument):
+                self.store.update_metadata(sid, values, remove=remove)
+        elif values or remove:
             self.store.update_metadata(sid, values, remove=remove)
             self.model.update_metadata(sid, values, remove)
 

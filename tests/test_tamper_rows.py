@@ -15,7 +15,15 @@ from typing import Any
 
 import pytest
 
-from engine import CorruptStore, EngineError, Message, SessionNotFound, Transcripts, UnknownEventType
+from engine import (
+    CorruptStore,
+    EngineError,
+    Message,
+    SessionNotFound,
+    StorageUnavailable,
+    Transcripts,
+    UnknownEventType,
+)
 from tests.conftest import POSTGRES_DSN
 
 KINDS = ["sqlite"] + (["postgres"] if POSTGRES_DSN else [])
@@ -352,13 +360,21 @@ def _move_an_event(store: _Store, session_id: str, assignment: str) -> None:
 def test_an_event_moved_where_no_reader_of_the_feed_would_see_it_is_damage(store: _Store, position: str) -> None:
     # Found by an adversarial tester: the feed left such events out, and verify --all passed.
     damaged, _ = _two_sessions(store)
+    said = "no write of the engine gives"
+    if position == "NULL" and store.kind == "postgres":
+        # The column refuses NULL: a tamperer drops that first. Opening the
+        # store then takes it for one written before positions (it gives the
+        # event its old numbering), which puts the session's versions out of
+        # order in the feed.
+        store.sql(f"ALTER TABLE {store.events} ALTER COLUMN position DROP NOT NULL")
+        said = "comes after its version"
     try:
         _move_an_event(store, damaged, f"position = {position}")
     except sqlite3.IntegrityError:
         assert store.kind == "sqlite" and position == "NULL"  # the position is the rowid there: never NULL
         return
     with store.open() as opened:
-        with pytest.raises(CorruptStore, match="no write of the engine gives"):
+        with pytest.raises(CorruptStore, match=said):
             opened.feed(limit=100)
         assert opened.verify(damaged).version == 2  # the session's own log is whole: positions are not in its chain
 
@@ -470,6 +486,9 @@ def test_a_store_restored_from_a_cluster_further_on_shows_its_events_and_orders_
     try:
         with pytest.raises(CorruptStore, match="restored from another cluster while it was open here"):
             already.feed(limit=100)  # not yet caught up: its new events would land below the restored ones
+        # Found by an adversarial tester: its writes went on, below the restored events, for good.
+        with pytest.raises(CorruptStore, match="no feed position can be given to this write"):
+            already.append("damaged", Message.user("below the restored events"))
         with store.open() as opened:  # opening it raises the base past them
             assert [entry.position for entry in opened.feed(limit=100)] == restored
             opened.append("other", Message.user("after the restore"))
@@ -503,10 +522,16 @@ def test_a_store_without_its_feed_row_says_so_and_opening_it_puts_the_row_back(
     _two_sessions(store)
     with store.open() as opened:
         store.sql(f"DELETE FROM {prefix}_feed")
-        with pytest.raises(CorruptStore, match=f"{prefix}_feed table has no row"):
+        with pytest.raises(CorruptStore, match=rf"{prefix}_feed table holds no base .* but None"):
             opened.feed(limit=100)
+        # Found by an adversarial tester: writes went on, storing events at no position.
+        with pytest.raises(CorruptStore, match="no feed position can be given to this write"):
+            opened.append("other", Message.user("lost"))
+        with pytest.raises(CorruptStore, match="no feed position can be given to this write"):
+            opened.create(session_id="third")
+    assert store.value(f"SELECT count(*) FROM {store.events} WHERE position IS NULL") == 0
     with store.open() as opened:
-        assert len(opened.feed(limit=100)) == 4
+        assert len(opened.feed(limit=100)) == 4  # nothing was written meanwhile
         opened.append("other", Message.user("after"))
         assert opened.feed(limit=100)[-1].version == 3
 
@@ -520,11 +545,55 @@ def test_a_feed_base_lowered_under_an_open_store_is_damage_until_the_store_is_op
     store = _Store(kind, tmp_path, prefix)
     _two_sessions(store)
     with store.open() as opened:
-        store.sql(f"UPDATE {prefix}_feed SET base = base - %s", (2**50,))
+        store.sql(f"UPDATE {prefix}_feed SET base = base - %s", (2**30,))
         with pytest.raises(CorruptStore, match=f"past any its {prefix}_feed row gives"):
             opened.feed(after=1, limit=100)
-    with store.open() as opened:  # opening it again raises the base past the newest position
+        # Found by an adversarial tester: writes went on below positions readers had passed, or
+        # collided with them and read as ConcurrentWriteError and SessionExists.
+        with pytest.raises(CorruptStore, match="no feed position can be given to this write"):
+            opened.append("other", Message.user("below"))
+        with pytest.raises(CorruptStore, match="no feed position can be given to this write"):
+            opened.create(session_id="third")
+        store.sql(f"UPDATE {prefix}_feed SET base = -5")
+        with pytest.raises(CorruptStore, match=r"holds no base .* but -5"):
+            opened.feed(after=1, limit=100)
+    with store.open() as opened:  # opening it again puts the base right
         opened.append("other", Message.user("after"))
         page = opened.feed(limit=100)
         assert [(entry.session_id, entry.version) for entry in page][-1] == ("other", 3)
         assert len(page) == 5
+    assert store.value(f"SELECT base FROM {prefix}_feed") == 2**40
+
+
+@pytest.mark.parametrize("kind", ["postgres"] if POSTGRES_DSN else [])
+def test_a_feed_table_altered_beyond_repair_is_damage_when_the_store_is_opened(
+    kind: str, prefix: str, tmp_path: Path
+) -> None:
+    # Found by an adversarial tester: a base of type text made opening raise a
+    # TypeError, and a position at the top of bigint an error of the server.
+    store = _Store(kind, tmp_path, prefix)
+    _two_sessions(store)
+    store.sql(f"ALTER TABLE {prefix}_feed ALTER COLUMN base TYPE text")
+    with pytest.raises(CorruptStore, match="holds a base of type str, not bigint"):
+        store.open()
+    store.sql(f"ALTER TABLE {prefix}_feed ALTER COLUMN base TYPE bigint USING base::bigint")
+    store.sql(
+        f"UPDATE {store.events} SET position = %s WHERE originator_id = 'other' AND originator_version = 2",
+        (2**63 - 1,),
+    )
+    with pytest.raises(CorruptStore, match="feed position 9223372036854775807, beyond any the engine gives"):
+        store.open()
+
+
+@pytest.mark.parametrize("kind", ["postgres"] if POSTGRES_DSN else [])
+def test_a_table_of_the_feed_tables_name_that_is_not_the_engines_is_left_alone(
+    kind: str, prefix: str, tmp_path: Path
+) -> None:
+    # Found by an adversarial tester: an application's own <prefix>_feed was
+    # taken for the engine's, and the engine's row written into it.
+    store = _Store(kind, tmp_path, prefix)
+    store.sql(f"CREATE TABLE {prefix}_feed (base bigint, note text)")
+    store.sql(f"INSERT INTO {prefix}_feed VALUES (7, 'the application''s')")
+    with pytest.raises(StorageUnavailable, match=f"a table {prefix}_feed that is not this engine's"):
+        store.open()
+    assert store.value(f"SELECT count(*) FROM {prefix}_feed") == 1

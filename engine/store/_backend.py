@@ -39,6 +39,13 @@ from engine.store._records import FeedEntry, ListingFilter, Record, Rewrite, Ses
 MAX_EVENTS_PER_WRITE = 2**20 - 1
 
 
+def _too_many(count: int) -> InvalidArgument:
+    return InvalidArgument(
+        f"this write would store {count:,} events at once, over the {MAX_EVENTS_PER_WRITE:,} one write may store; "
+        "nothing was written. Split it into smaller writes"
+    )
+
+
 class Backend(abc.ABC):
     """What the facade needs from storage. One contract for every backend."""
 
@@ -416,6 +423,8 @@ class RecorderBackend(Backend):
         previous_head: str | None = None,
         source_head: str | None = None,
     ) -> None:
+        if len(records) > MAX_EVENTS_PER_WRITE:
+            raise _too_many(len(records))
         row = SessionRow(*row[:8], seal_of(row, self._key), row.summary)  # not _replace: it costs nearly twice as much
         with translated_errors("write", self._where, session_id, records[0].version):
             self._recorder.insert_records(session_id, records, row, snapshot, previous_head, source_head)
@@ -463,6 +472,9 @@ class RecorderBackend(Backend):
             raise CorruptStore(f"the feed of {self._where} holds a stored event of a damaged type") from None
 
     def rewrite(self, changes: Sequence[Rewrite], *, family: Sequence[str] | None = None) -> None:
+        appended = sum(len(change.appended) for change in changes)
+        if appended > MAX_EVENTS_PER_WRITE:
+            raise _too_many(appended)
         changes = [change._replace(row=change.row._replace(seal=seal_of(change.row, self._key))) for change in changes]
         first = next((change for change in changes if change.appended), None)
         session_id, version = (first.session_id, first.appended[0].version) if first else (None, 0)

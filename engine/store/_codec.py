@@ -268,12 +268,12 @@ class SnapshotCheck(msgspec.Struct, frozen=True, kw_only=True, gc=False):
         """Whether ``state`` is the state this snapshot was taken of."""
         if self.whole is not None:
             return Snapshot.of(state) == self.whole
-        return _digest_of(Snapshot.of(state)) == self.digest
+        return self.digest in _digests_of(Snapshot.of(state))
 
     def relinked(self, chain_link: bytes) -> bytes:
         """The stored bytes of this snapshot with another link at its chain
         checkpoint (an erasure re-links the chain), in form 2."""
-        digest = self.digest if self.whole is None else _digest_of(self.whole)
+        digest = self.digest if self.whole is None else _digests_of(self.whole)[0]
         return _PACK((2, self.version, digest, self.chain_start, chain_link))
 
 
@@ -295,6 +295,42 @@ def _digest_of(snapshot: Snapshot) -> bytes:
     return hashlib.sha256(_SORTED_JSON.encode(snapshot)).digest()
 
 
+def _digests_of(snapshot: Snapshot) -> tuple[bytes, bytes]:
+    """The digests a snapshot of this state may hold: its canonical one
+    (what this build writes), and the one of the state as it is. msgspec
+    leaves out a field at its default only if it holds the default object
+    itself: a header made with the literal ``"started"`` has no status in
+    its JSON, the same header read back from the log has one. Earlier
+    builds wrote the digest of the live state, whichever it held."""
+    return _digest_of(_canonical(snapshot)), _digest_of(snapshot)
+
+
+def _canonical(value: Any) -> Any:
+    """``value`` with every field of its structs (nested, and in tuples)
+    that equals its default holding the default object itself, so that
+    encoding leaves it out whichever object it was."""
+    if isinstance(value, msgspec.Struct):
+        changes = {}
+        for field in msgspec.structs.fields(value):
+            current = getattr(value, field.name)
+            canonical = _canonical(current)
+            default = field.default
+            if (
+                default is not msgspec.NODEFAULT
+                and canonical is not default
+                and type(canonical) is type(default)
+                and canonical == default
+            ):
+                canonical = default
+            if canonical is not current:
+                changes[field.name] = canonical
+        return msgspec.structs.replace(value, **changes) if changes else value
+    if type(value) is tuple:
+        items = tuple(_canonical(item) for item in value)
+        return items if any(a is not b for a, b in zip(items, value, strict=True)) else value
+    return value
+
+
 def encode_snapshot(state: Session, checkpoint: tuple[int, bytes] | None = None) -> bytes:
     """A snapshot's stored bytes (form 2): a msgpack array of the form's
     number, the version, the digest of the state's derived snapshot and the
@@ -302,7 +338,7 @@ def encode_snapshot(state: Session, checkpoint: tuple[int, bytes] | None = None)
     for the state as the whole derived snapshot did (earlier builds stored
     that as JSON, about 400 bytes, more with metadata)."""
     start, link = checkpoint if checkpoint is not None else (None, None)
-    return _PACK((2, state.version, _digest_of(Snapshot.of(state)), start, link))
+    return _PACK((2, state.version, _digests_of(Snapshot.of(state))[0], start, link))
 
 
 def decode_snapshot(session_id: str, data: bytes) -> SnapshotCheck:

@@ -60,6 +60,9 @@ from engine.store._records import (
 #: each transaction has ``_PER_TRANSACTION`` of them.
 POSITION_BASE = 2**40
 _PER_TRANSACTION = MAX_EVENTS_PER_WRITE + 1
+# No position or base the engine gives reaches this: 2**20 positions for each
+# of 2**40 transaction ids still leave 2**62 (and bigint) far off.
+_POSITION_LIMIT = 2**61
 STATEMENT_TIMEOUT = 60.0  # seconds: the longest any statement may run
 WRITER_IDLE_CHECK = 5.0  # seconds idle after which the appends' connection is checked before use
 RECONNECT_TIMEOUT = 3.0  # seconds a failed pool connection is retried before a new one is asked for
@@ -195,12 +198,15 @@ class PostgresRecorder(PostgresApplicationRecorder):
                 "CREATE TABLE IF NOT EXISTS {}.{} (session_id text NOT NULL, "
                 "version bigint NOT NULL, state bytea NOT NULL, PRIMARY KEY (session_id, version))"
             ).format(schema, snapshots),
-            # One row: where this store's feed positions start (see POSITION_BASE).
+        ]
+        # One row: where this store's feed positions start (see POSITION_BASE),
+        # made with the table in one transaction (create_table).
+        self._create_feed = _rendered(
             SQL(
                 "CREATE TABLE IF NOT EXISTS {}.{} (one boolean PRIMARY KEY DEFAULT true CHECK (one), "
                 "base bigint NOT NULL)"
-            ).format(schema, feed),
-        ]
+            ).format(schema, feed)
+        )
         self._upsert_session = SQL(
             "INSERT INTO {}.{} AS s (" + ROW_COLUMNS + ") VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
             "ON CONFLICT (session_id) DO UPDATE "
@@ -230,7 +236,18 @@ class PostgresRecorder(PostgresApplicationRecorder):
             schema, events
         )
         base = SQL("(SELECT base FROM {}.{})").format(schema, feed)
-        position = SQL("{} + pg_current_xact_id()::text::bigint * {}").format(base, Literal(_PER_TRANSACTION))
+        # NULL, which the column refuses (the whole statement fails), when the
+        # store has no base, or holds a position of a transaction id this
+        # cluster has not given (restored from a cluster further on while
+        # open here, or its base altered): the event would land below
+        # positions readers may have passed.
+        # (This transaction's own rows are seen too, and its id may be past
+        # the snapshot's: a snapshot's xmax is one past the newest ended.)
+        position = SQL(
+            "(CASE WHEN (SELECT max(position) FROM {}.{}) >= {} + greatest("
+            "pg_snapshot_xmax(pg_current_snapshot())::text::bigint, pg_current_xact_id()::text::bigint + 1) * {} "
+            "THEN NULL ELSE {} + pg_current_xact_id()::text::bigint * {} END)"
+        ).format(schema, events, base, Literal(_PER_TRANSACTION), base, Literal(_PER_TRANSACTION))
         self._insert_positioned = SQL(
             "{}SELECT %s, e.version, e.topic, e.state, {} + %s + e.ord "
             "FROM unnest(%s::bigint[], %s::text[], %s::bytea[]) WITH ORDINALITY AS e(version, topic, state, ord)"
@@ -281,12 +298,17 @@ class PostgresRecorder(PostgresApplicationRecorder):
         )
         # Whether the store holds positions of transaction ids this cluster
         # has not reached (it was restored from another): its newest
-        # position, base and the first id not yet assigned.
+        # position, how many base rows it has and one's base, and the first
+        # id not yet assigned.
         self._select_feed_reach = _rendered(
             SQL(
-                "SELECT (SELECT max(position) FROM {}.{}), (SELECT base FROM {}.{}), "
-                "pg_snapshot_xmax(pg_current_snapshot())::text::bigint, pg_is_in_recovery()"
-            ).format(schema, events, schema, feed)
+                "SELECT (SELECT max(position) FROM {}.{}), (SELECT count(*) FROM {}.{}), "
+                "(SELECT base FROM {}.{} LIMIT 1), pg_snapshot_xmax(pg_current_snapshot())::text::bigint, "
+                "pg_is_in_recovery()"
+            ).format(schema, events, schema, feed, schema, feed)
+        )
+        self._reset_feed_base = _rendered(
+            SQL("UPDATE {}.{} SET base = {}").format(schema, feed, Literal(POSITION_BASE))
         )
         self._insert_feed_base = _rendered(
             SQL("INSERT INTO {}.{} (base) VALUES ({}) ON CONFLICT DO NOTHING").format(
@@ -383,6 +405,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
         # prefixes opening at once collided there ("tuple concurrently updated").
         key = zlib.crc32(b"transcript-engine:create-tables")
         with self.datastore.own_connection() as conn:
+            self._refuse_foreign_feed_table(conn)
             if self._schema_ready(conn):
                 # No DDL at all: even CREATE INDEX IF NOT EXISTS waits for
                 # every open write transaction, and writers queue behind it.
@@ -391,6 +414,9 @@ class PostgresRecorder(PostgresApplicationRecorder):
                 return
             conn.execute("SELECT pg_advisory_lock(%s)", (key,))
             super().create_table()
+            with conn.transaction():  # the table and its row at once: no write ever finds it empty
+                conn.execute(self._create_feed)
+                conn.execute(self._insert_feed_base)
             # A store written before listing rows had a summary gets the
             # column (its rows keep NULL until their session is next written).
             conn.execute(
@@ -410,8 +436,30 @@ class PostgresRecorder(PostgresApplicationRecorder):
             conn.execute(
                 SQL("UPDATE {}.{} SET position = notification_id WHERE position IS NULL").format(schema, events)
             )
+            # Every event has a position: a write that cannot give one (see
+            # __init__) fails instead of storing an event no reader sees.
+            conn.execute(SQL("ALTER TABLE {}.{} ALTER COLUMN position SET NOT NULL").format(schema, events))
             self._seal_unsealed_rows(conn)
             self._catch_up_feed_base(conn)
+
+    def _refuse_foreign_feed_table(self, conn: psycopg.Connection[Any]) -> None:
+        """``StorageUnavailable`` if the database has a table of the feed
+        table's name that is not the engine's (an application's own
+        ``<prefix>_feed``): opening the store would write into it."""
+        columns = {
+            row[0]
+            for row in conn.cursor(row_factory=tuple_row)
+            .execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s",
+                (self.datastore.schema or "public", self._feed_name),
+            )
+            .fetchall()
+        }
+        if columns and columns != {"one", "base"}:
+            raise StorageUnavailable(
+                f"the database has a table {self._feed_name} that is not this engine's (its columns are "
+                f"{', '.join(sorted(columns))}): open the store with another table_prefix"
+            )
 
     def _catch_up_feed_base(self, conn: psycopg.Connection[Any]) -> None:
         """Give the store its base row, and raise the base past its newest
@@ -424,11 +472,25 @@ class PostgresRecorder(PostgresApplicationRecorder):
         with conn.transaction(), conn.cursor(row_factory=tuple_row) as cursor:
             found = cursor.execute(self._select_feed_reach).fetchone()
             assert found is not None  # a SELECT without FROM: one row
-            newest, base, next_id, standby = found
+            newest, rows, base, next_id, standby = found
             if standby:
                 return  # read-only; the primary's writers keep its base
-            if base is None:
+            where = f"the store's {self._feed_name} table"
+            if rows > 1:
+                raise CorruptStore(f"{where} holds {rows} rows, where the engine keeps one: it was altered")
+            if base is not None and type(base) is not int:
+                raise CorruptStore(f"{where} holds a base of type {type(base).__name__}, not bigint: it was altered")
+            if newest is not None and (type(newest) is not int or newest >= _POSITION_LIMIT):
+                raise CorruptStore(
+                    f"the store holds feed position {shown(newest)}, beyond any the engine gives: its log was altered"
+                )
+            if not rows:
                 cursor.execute(self._insert_feed_base)
+                base = POSITION_BASE
+            elif base is None or not POSITION_BASE <= base < _POSITION_LIMIT:
+                # Removed or altered with SQL: the base is where positions
+                # start (raised below if the store is ahead), never data.
+                cursor.execute(self._reset_feed_base)
                 base = POSITION_BASE
             if newest is None or newest < base + next_id * _PER_TRANSACTION:
                 return
@@ -444,7 +506,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
             .execute(
                 "SELECT (SELECT count(*) FROM information_schema.columns WHERE table_schema = %s AND ("
                 "(table_name = %s AND column_name IN ('summary', 'seal')) OR "
-                "(table_name = %s AND column_name = 'position'))), "
+                "(table_name = %s AND column_name = 'position' AND is_nullable = 'NO'))), "
                 "to_regclass(%s) IS NOT NULL, to_regclass(%s) IS NOT NULL, to_regclass(%s) IS NOT NULL",
                 (
                     schema,
@@ -553,7 +615,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
         if first.version != 1 and snapshot is None:
             self._append_alone_on_writer(session_id, records, changes)
             return
-        with self._writing() as conn, conn.transaction(), conn.cursor() as curs:
+        with self._placing(), self._writing() as conn, conn.transaction(), conn.cursor() as curs:
             source = fork_source(session_id, first.topic, first.state) if first.version == 1 else None
             if source is not None:
                 # The lock the insert takes anyway, taken before the source
@@ -626,9 +688,30 @@ class PostgresRecorder(PostgresApplicationRecorder):
             else:
                 curs.execute(self._append_alone, (*changes, *_columns(session_id, 0, records)), prepare=True)
         except psycopg.IntegrityError as exc:
+            if _unplaced(exc):
+                raise self._unplaceable() from None
             raise IntegrityError(str(exc)) from exc  # as eventsourcing's connections translate it
         if curs.rowcount != len(records):  # nothing was written
             self._refuse_stale(curs, session_id, records[0].version)
+
+    @contextlib.contextmanager
+    def _placing(self) -> Iterator[None]:
+        """Writes of events: a position the events table refused (see
+        ``__init__``) is damage, said so (not a conflict to retry)."""
+        try:
+            yield
+        except (psycopg.IntegrityError, IntegrityError) as exc:  # the driver's, or as eventsourcing translates it
+            if _unplaced(exc) or _unplaced(exc.__cause__):
+                raise self._unplaceable() from None
+            raise
+
+    def _unplaceable(self) -> CorruptStore:
+        return CorruptStore(
+            f"no feed position can be given to this write: the store's {self._feed_name} table has no base, or the "
+            "store holds positions past any it gives this cluster's transactions (it was restored from another "
+            "cluster while it was open here, or the table was altered); nothing was written. Opening the store "
+            "again puts the base right"
+        )
 
     def _checked_connection(self) -> Any:
         """A connection from the pool that answers (one round trip): after a
@@ -711,10 +794,10 @@ class PostgresRecorder(PostgresApplicationRecorder):
             assert conn.autocommit
             curs.execute(self._select_feed_horizon, prepare=True)
             next_id, running, base, unassigned, newest = curs.fetchone()
-            if base is None:
+            if base is None or type(base) is not int or not 0 <= base < _POSITION_LIMIT:
                 raise CorruptStore(
-                    f"the store's {self._feed_name} table has no row (where its feed positions start): it was "
-                    "altered; opening the store again puts the row back"
+                    f"the store's {self._feed_name} table holds no base (where its feed positions start) the engine "
+                    f"gives, but {shown(base)}: it was altered; opening the store again puts it right"
                 )
             if newest is not None and newest >= base + unassigned * _PER_TRANSACTION:
                 # Of a transaction id this cluster has not given: written
@@ -761,7 +844,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
             schema, Identifier(self._snapshots_name)
         )
         written = 0  # events this transaction inserted: the next one's place in it
-        with self._locked_write() as curs:
+        with self._placing(), self._locked_write() as curs:
             if family:
                 refuse_new_forks(family, self._fork_firsts(curs))
             for change in changes:
@@ -903,6 +986,11 @@ def _then(what: str) -> str:
     if what == "erasure":
         return "call again to remove them"
     return "the next erase or delete removes them (as VACUUM of the store's tables does)"
+
+
+def _unplaced(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is the events table refusing an event no position."""
+    return isinstance(exc, psycopg.errors.NotNullViolation) and exc.diag.column_name == "position"
 
 
 def _feed_horizon(next_id: int, running: list[int], base: int = POSITION_BASE) -> int:
