@@ -235,7 +235,6 @@ class PostgresRecorder(PostgresApplicationRecorder):
         into_events = SQL("INSERT INTO {}.{} AS t (originator_id, originator_version, topic, state, position) ").format(
             schema, events
         )
-        base = SQL("(SELECT base FROM {}.{})").format(schema, feed)
         # NULL, which the column refuses (the whole statement fails), when the
         # store has no base, or holds a position of a transaction id this
         # cluster has not given (restored from a cluster further on while
@@ -244,10 +243,11 @@ class PostgresRecorder(PostgresApplicationRecorder):
         # (This transaction's own rows are seen too, and its id may be past
         # the snapshot's: a snapshot's xmax is one past the newest ended.)
         position = SQL(
-            "(CASE WHEN (SELECT max(position) FROM {}.{}) >= {} + greatest("
-            "pg_snapshot_xmax(pg_current_snapshot())::text::bigint, pg_current_xact_id()::text::bigint + 1) * {} "
-            "THEN NULL ELSE {} + pg_current_xact_id()::text::bigint * {} END)"
-        ).format(schema, events, base, Literal(_PER_TRANSACTION), base, Literal(_PER_TRANSACTION))
+            "(SELECT CASE WHEN (SELECT max(position) FROM {}.{}) >= f.base + greatest("
+            "pg_snapshot_xmax(pg_current_snapshot())::text::bigint, x.id + 1) * {} "
+            "THEN NULL ELSE f.base + x.id * {} END "
+            "FROM {}.{} f, (SELECT pg_current_xact_id()::text::bigint AS id) x)"
+        ).format(schema, events, Literal(_PER_TRANSACTION), Literal(_PER_TRANSACTION), schema, feed)
         self._insert_positioned = SQL(
             "{}SELECT %s, e.version, e.topic, e.state, {} + %s + e.ord "
             "FROM unnest(%s::bigint[], %s::text[], %s::bytea[]) WITH ORDINALITY AS e(version, topic, state, ord)"
@@ -283,6 +283,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
         # A hot standby sees none of the primary's locks: there the oldest
         # transaction still running on the primary, as the snapshot knows it.
         events_class = Literal(Identifier(datastore.schema, self.events_table_name).as_string(None))
+        base = SQL("(SELECT base FROM {}.{})").format(schema, feed)
         self._select_feed_horizon = _rendered(
             SQL(
                 "WITH locks AS MATERIALIZED (SELECT * FROM pg_locks WHERE NOT pg_is_in_recovery()) "
