@@ -382,3 +382,16 @@ def test_a_call_waiting_its_turn_when_its_event_loop_is_closed_holds_back_no_lat
     assert [m.text for m in store.sync.get(sid).messages] == ["later"]  # the abandoned call was not made
     assert not tasks[1].done()
     store.sync.close()
+
+
+def test_an_async_with_block_on_a_closed_store_fails_at_once(tmp_path: Path) -> None:
+    async def scenario() -> bool:
+        store = await AsyncTranscripts.open(str(tmp_path / "store.db"))
+        await store.close()
+        entered = False
+        with pytest.raises(StorageUnavailable, match="is closed"):
+            async with store:
+                entered = True
+        return entered
+
+    assert asyncio.run(scenario()) is False

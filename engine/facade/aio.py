@@ -322,6 +322,7 @@ class AsyncTranscripts:
         closed.result()
 
     async def __aenter__(self) -> AsyncTranscripts:
+        self._refuse_if_closed()  # at once, not at the first call inside the block
         return self
 
     async def __aexit__(self, *exc: object) -> None:
