@@ -360,21 +360,21 @@ def _move_an_event(store: _Store, session_id: str, assignment: str) -> None:
 def test_an_event_moved_where_no_reader_of_the_feed_would_see_it_is_damage(store: _Store, position: str) -> None:
     # Found by an adversarial tester: the feed left such events out, and verify --all passed.
     damaged, _ = _two_sessions(store)
-    said = "no write of the engine gives"
     if position == "NULL" and store.kind == "postgres":
         # The column refuses NULL: a tamperer drops that first. Opening the
-        # store then takes it for one written before positions (it gives the
-        # event its old numbering), which puts the session's versions out of
-        # order in the feed.
+        # store then says so (see the test of events at no position below).
         store.sql(f"ALTER TABLE {store.events} ALTER COLUMN position DROP NOT NULL")
-        said = "comes after its version"
+        _move_an_event(store, damaged, "position = NULL")
+        with pytest.raises(CorruptStore, match="events at no feed position beside events at one"):
+            store.open()
+        return
     try:
         _move_an_event(store, damaged, f"position = {position}")
     except sqlite3.IntegrityError:
         assert store.kind == "sqlite" and position == "NULL"  # the position is the rowid there: never NULL
         return
     with store.open() as opened:
-        with pytest.raises(CorruptStore, match=said):
+        with pytest.raises(CorruptStore, match="no write of the engine gives"):
             opened.feed(limit=100)
         assert opened.verify(damaged).version == 2  # the session's own log is whole: positions are not in its chain
 
@@ -546,7 +546,7 @@ def test_a_feed_base_lowered_under_an_open_store_is_damage_until_the_store_is_op
     _two_sessions(store)
     with store.open() as opened:
         store.sql(f"UPDATE {prefix}_feed SET base = base - %s", (2**30,))
-        with pytest.raises(CorruptStore, match=f"past any its {prefix}_feed row gives"):
+        with pytest.raises(CorruptStore, match=f"{prefix}_feed table holds no base"):
             opened.feed(after=1, limit=100)
         # Found by an adversarial tester: writes went on below positions readers had passed, or
         # collided with them and read as ConcurrentWriteError and SessionExists.
@@ -557,6 +557,12 @@ def test_a_feed_base_lowered_under_an_open_store_is_damage_until_the_store_is_op
         store.sql(f"UPDATE {prefix}_feed SET base = -5")
         with pytest.raises(CorruptStore, match=r"holds no base .* but -5"):
             opened.feed(after=1, limit=100)
+        # Found by an adversarial tester: a base too high for any position took writes at positions no
+        # reopening would accept.
+        store.sql(f"UPDATE {prefix}_feed SET base = %s", (2**62,))
+        with pytest.raises(CorruptStore, match="no feed position can be given to this write"):
+            opened.append("other", Message.user("far above"))
+    assert store.value(f"SELECT max(position) FROM {store.events}") < 2**61
     with store.open() as opened:  # opening it again puts the base right
         opened.append("other", Message.user("after"))
         page = opened.feed(limit=100)
@@ -597,3 +603,19 @@ def test_a_table_of_the_feed_tables_name_that_is_not_the_engines_is_left_alone(
     with pytest.raises(StorageUnavailable, match=f"a table {prefix}_feed that is not this engine's"):
         store.open()
     assert store.value(f"SELECT count(*) FROM {prefix}_feed") == 1
+
+
+@pytest.mark.parametrize("kind", ["postgres"] if POSTGRES_DSN else [])
+def test_an_event_at_no_position_beside_placed_ones_is_damage_not_an_older_store(
+    kind: str, prefix: str, tmp_path: Path
+) -> None:
+    # Found by an adversarial tester: opening the store took such an event for
+    # one written before positions and gave it the old numbering, below every
+    # reader; a store of before positions has no position at all.
+    store = _Store(kind, tmp_path, prefix)
+    _two_sessions(store)
+    store.sql(f"ALTER TABLE {store.events} ALTER COLUMN position DROP NOT NULL")
+    store.sql(f"UPDATE {store.events} SET position = NULL WHERE originator_id = 'other' AND originator_version = 2")
+    with pytest.raises(CorruptStore, match="events at no feed position beside events at one"):
+        store.open()
+    assert store.value(f"SELECT count(*) FROM {store.events} WHERE position IS NULL") == 1  # left as it was

@@ -242,12 +242,22 @@ class PostgresRecorder(PostgresApplicationRecorder):
         # positions readers may have passed.
         # (This transaction's own rows are seen too, and its id may be past
         # the snapshot's: a snapshot's xmax is one past the newest ended.)
+        # A base the engine never gives (altered) is refused the same way.
         position = SQL(
-            "(SELECT CASE WHEN (SELECT max(position) FROM {}.{}) >= f.base + greatest("
+            "(SELECT CASE WHEN f.base < {} OR f.base >= {} OR (SELECT max(position) FROM {}.{}) >= f.base + greatest("
             "pg_snapshot_xmax(pg_current_snapshot())::text::bigint, x.id + 1) * {} "
             "THEN NULL ELSE f.base + x.id * {} END "
             "FROM {}.{} f, (SELECT pg_current_xact_id()::text::bigint AS id) x)"
-        ).format(schema, events, Literal(_PER_TRANSACTION), Literal(_PER_TRANSACTION), schema, feed)
+        ).format(
+            Literal(POSITION_BASE),
+            Literal(_POSITION_LIMIT),
+            schema,
+            events,
+            Literal(_PER_TRANSACTION),
+            Literal(_PER_TRANSACTION),
+            schema,
+            feed,
+        )
         self._insert_positioned = SQL(
             "{}SELECT %s, e.version, e.topic, e.state, {} + %s + e.ord "
             "FROM unnest(%s::bigint[], %s::text[], %s::bytea[]) WITH ORDINALITY AS e(version, topic, state, ord)"
@@ -434,6 +444,17 @@ class PostgresRecorder(PostgresApplicationRecorder):
                     Identifier(f"{self.events_table_name}_position_idx"), schema, events
                 )
             )
+            unplaced, placed = conn.cursor(row_factory=tuple_row).execute(
+                SQL(
+                    "SELECT EXISTS (SELECT 1 FROM {}.{} WHERE position IS NULL), "
+                    "EXISTS (SELECT 1 FROM {}.{} WHERE position IS NOT NULL)"
+                ).format(schema, events, schema, events)
+            ).fetchone() or (False, False)
+            if unplaced and placed:  # a store of before positions has none; one since has all
+                raise CorruptStore(
+                    f"{self.events_table_name} holds events at no feed position beside events at one: no write of "
+                    "the engine leaves that (its column was altered)"
+                )
             conn.execute(
                 SQL("UPDATE {}.{} SET position = notification_id WHERE position IS NULL").format(schema, events)
             )
@@ -795,7 +816,12 @@ class PostgresRecorder(PostgresApplicationRecorder):
             assert conn.autocommit
             curs.execute(self._select_feed_horizon, prepare=True)
             next_id, running, base, unassigned, newest = curs.fetchone()
-            if base is None or type(base) is not int or not 0 <= base < _POSITION_LIMIT:
+            if base is not None and type(base) is not int:
+                raise CorruptStore(
+                    f"the store's {self._feed_name} table holds a base of type {type(base).__name__}, not bigint: "
+                    "it was altered"
+                )
+            if base is None or not POSITION_BASE <= base < _POSITION_LIMIT:
                 raise CorruptStore(
                     f"the store's {self._feed_name} table holds no base (where its feed positions start) the engine "
                     f"gives, but {shown(base)}: it was altered; opening the store again puts it right"
