@@ -228,14 +228,13 @@ def test_a_write_of_more_events_than_one_write_may_store_is_refused_and_writes_n
     # backend refuses such a write (here with the limit lowered to 1: an
     # append with its usage is two events).
     from engine import Usage
-    from engine.facade import _repository
-    from engine.store import MAX_EVENTS_PER_WRITE
+    from engine.store import MAX_EVENTS_PER_WRITE, _backend
 
     assert MAX_EVENTS_PER_WRITE == 2**20 - 1
     store = stores.open()
     sid = store.create()
     store.append(sid, Message.user("kept"), usage=Usage(input=1))
-    monkeypatch.setattr(_repository, "MAX_EVENTS_PER_WRITE", 1)
+    monkeypatch.setattr(_backend, "MAX_EVENTS_PER_WRITE", 1)
     with pytest.raises(InvalidArgument, match="would store 2 events at once, over the 1 one write may store"):
         store.append(sid, Message.user("refused"), usage=Usage(input=1))
     store.append(sid, Message.user("one event"))

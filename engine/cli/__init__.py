@@ -23,7 +23,7 @@ import msgspec
 
 from engine.errors import EngineError, SessionNotFound
 from engine.facade import Transcripts
-from engine.state.content import Image, Message, Reasoning, ToolResult
+from engine.state.content import BIDI_CONTROLS, Image, Message, Reasoning, ToolResult
 from engine.state.header import STATUSES
 
 __all__ = ["main"]
@@ -657,11 +657,10 @@ def main(argv: Sequence[str] | None = None) -> None:
 _DIGITS = re.compile(r"[0-9]+")
 # Control characters, and the bidirectional marks, embeddings, overrides
 # and isolates, which reorder how a terminal shows the text around them.
-_BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
-_CONTROL = re.compile(f"[\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f{_BIDI}]")
+_CONTROL = re.compile(f"[\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f{BIDI_CONTROLS}]")
 # What JSON text leaves as it is but a terminal must not get: the C0
 # controls are escaped by every JSON encoder already.
-_JSON_UNSAFE = re.compile(f"[\\x7f-\\x9f{_BIDI}]")
+_JSON_UNSAFE = re.compile(f"[\\x7f-\\x9f{BIDI_CONTROLS}]")
 
 
 def _shown(text: str) -> str:

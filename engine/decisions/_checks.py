@@ -175,7 +175,7 @@ def check_usage_added(before: Usage, added: Usage) -> None:
     """Refuse ``added`` if it would bring a session's total ``before`` of
     any kind of token over ``MAX_TOKENS``: the store would keep it, but no
     read model could."""
-    for name in ("input", "output", "cache_read", "cache_write", "reasoning"):
+    for name in Usage.__struct_fields__:
         total = getattr(before, name) + getattr(added, name)
         if total > MAX_TOKENS:
             raise InvalidArgument(

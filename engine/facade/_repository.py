@@ -28,7 +28,6 @@ from engine.state.events import CONTENT_EVENTS, Event, MessagesAppended, Session
 from engine.state.revisions import EMPTY_REVISION
 from engine.state.transcript import Session, Tail, fold, forked
 from engine.store import (
-    MAX_EVENTS_PER_WRITE,
     Backend,
     Chain,
     ClosedBackend,
@@ -355,11 +354,6 @@ class Repository:
         session, to ``after``) in one transaction, with the listing row, its
         chain head and a snapshot when one is due, and cache ``after``."""
         session_id = after.id
-        if len(events) > MAX_EVENTS_PER_WRITE:
-            raise InvalidArgument(
-                f"session {shown(session_id)}: this write would store {len(events):,} events at once, over the "
-                f"{MAX_EVENTS_PER_WRITE:,} one write may store; nothing was written. Split it into smaller calls"
-            )
         version = before.version if before is not None else 0
         records = []
         limit = self._max_event_bytes

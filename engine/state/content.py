@@ -52,6 +52,12 @@ def _require_str(value: object, where: str) -> None:
         unicode_error(value, where, InvalidMessage)
 
 
+#: The bidirectional marks, embeddings, overrides and isolates, as a regular
+#: expression's character class body: they reorder how the text around them
+#: is shown, so what shows text to a person (the CLI, the viewer) escapes them.
+BIDI_CONTROLS = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+
+
 def shown(value: object, width: int = 80) -> str:
     """``repr(value)`` for an error message: clipped, and never raising (a
     value nested thousands of levels deep has no repr)."""

@@ -39,10 +39,10 @@ from engine.store._records import FeedEntry, ListingFilter, Record, Rewrite, Ses
 MAX_EVENTS_PER_WRITE = 2**20 - 1
 
 
-def _too_many(count: int) -> InvalidArgument:
+def _too_many(session_id: str, count: int) -> InvalidArgument:
     return InvalidArgument(
-        f"this write would store {count:,} events at once, over the {MAX_EVENTS_PER_WRITE:,} one write may store; "
-        "nothing was written. Split it into smaller writes"
+        f"session {shown(session_id)}: this write would store {count:,} events at once, over the "
+        f"{MAX_EVENTS_PER_WRITE:,} one write may store; nothing was written. Split it into smaller calls"
     )
 
 
@@ -184,8 +184,6 @@ class ClosedBackend(Backend):
     def closed_error(self) -> StorageUnavailable:
         return StorageUnavailable(f"the store at {self._where} is closed; open it again with Transcripts.open()")
 
-    _closed = closed_error
-
     def append(
         self,
         session_id: str,
@@ -196,34 +194,34 @@ class ClosedBackend(Backend):
         previous_head: str | None = None,
         source_head: str | None = None,
     ) -> None:
-        raise self._closed()
+        raise self.closed_error()
 
     def read(self, session_id: str, *, after: int = 0, upto: int | None = None) -> list[Record]:
-        raise self._closed()
+        raise self.closed_error()
 
     def snapshot(self, session_id: str, *, upto: int | None = None) -> StoredSnapshot | None:
-        raise self._closed()
+        raise self.closed_error()
 
     def snapshots(self, session_id: str) -> list[StoredSnapshot]:
-        raise self._closed()
+        raise self.closed_error()
 
     def session_rows(self, wanted: ListingFilter | None = None) -> list[SessionRow]:
-        raise self._closed()
+        raise self.closed_error()
 
     def session_row(self, session_id: str) -> SessionRow | None:
-        raise self._closed()
+        raise self.closed_error()
 
     def fork_records(self) -> list[tuple[str, Record]]:
-        raise self._closed()
+        raise self.closed_error()
 
     def feed(self, after: int = 0, limit: int = 100) -> list[FeedEntry]:
-        raise self._closed()
+        raise self.closed_error()
 
     def rewrite(self, changes: Sequence[Rewrite], *, family: Sequence[str] | None = None) -> None:
-        raise self._closed()
+        raise self.closed_error()
 
     def delete(self, session_ids: Sequence[str]) -> None:
-        raise self._closed()
+        raise self.closed_error()
 
     def describe(self) -> str:
         return self._where
@@ -424,7 +422,7 @@ class RecorderBackend(Backend):
         source_head: str | None = None,
     ) -> None:
         if len(records) > MAX_EVENTS_PER_WRITE:
-            raise _too_many(len(records))
+            raise _too_many(session_id, len(records))
         row = SessionRow(*row[:8], seal_of(row, self._key), row.summary)  # not _replace: it costs nearly twice as much
         with translated_errors("write", self._where, session_id, records[0].version):
             self._recorder.insert_records(session_id, records, row, snapshot, previous_head, source_head)
@@ -474,7 +472,7 @@ class RecorderBackend(Backend):
     def rewrite(self, changes: Sequence[Rewrite], *, family: Sequence[str] | None = None) -> None:
         appended = sum(len(change.appended) for change in changes)
         if appended > MAX_EVENTS_PER_WRITE:
-            raise _too_many(appended)
+            raise _too_many(changes[0].session_id, appended)
         changes = [change._replace(row=change.row._replace(seal=seal_of(change.row, self._key))) for change in changes]
         first = next((change for change in changes if change.appended), None)
         session_id, version = (first.session_id, first.appended[0].version) if first else (None, 0)

@@ -105,7 +105,7 @@ def _parse_topic(topic: str, where: str) -> tuple[EventType, int]:
 
 def decode_events(session_id: str, records: Iterable[tuple[int, str, bytes]]) -> list[tuple[int, Event]]:
     """Decode stored rows of one session into ``(version, event)`` pairs."""
-    return _decoded(session_id, records, _CURRENT_DECODERS)
+    return [(version, _decoded_one(session_id, version, topic, state)) for version, topic, state in records]
 
 
 def decode_for_load(
@@ -116,24 +116,16 @@ def decode_for_load(
     :class:`KnownAppend` (no event, no ``datetime``, the revision as bytes)."""
 
     def other(version: int, topic: str, state: bytes) -> Event:
-        return _decoded_one(session_id, version, topic, state, _CURRENT_DECODERS)  # type: ignore[no-any-return]
+        return _decoded_one(session_id, version, topic, state)
 
     return unpack_known_appends(records, other)
 
 
-def _decoded(
-    session_id: str, records: Iterable[tuple[int, str, bytes]], decoders: dict[str, Callable[[bytes], Any]]
-) -> list[tuple[int, Any]]:
-    return [(version, _decoded_one(session_id, version, topic, state, decoders)) for version, topic, state in records]
-
-
-def _decoded_one(
-    session_id: str, version: int, topic: str, state: bytes, decoders: dict[str, Callable[[bytes], Any]]
-) -> Any:
-    decode = decoders.get(topic)
+def _decoded_one(session_id: str, version: int, topic: str, state: bytes) -> Event:
+    decode = _CURRENT_DECODERS.get(topic)
     if decode is not None:  # the fast path: a row of today's schema
         try:
-            return decode(state)
+            return decode(state)  # type: ignore[no-any-return]
         except (msgspec.DecodeError, msgspec.ValidationError, ValueError, TypeError, OverflowError):
             pass  # decode_event below raises the explained error (invalid UTF-8 is a ValueError)
     return decode_event(topic, state, f"session {session_id!r} version {version}")

@@ -500,8 +500,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
             where = f"the store's {self._feed_name} table"
             if rows > 1:
                 raise CorruptStore(f"{where} holds {rows} rows, where the engine keeps one: it was altered")
-            if base is not None and type(base) is not int:
-                raise CorruptStore(f"{where} holds a base of type {type(base).__name__}, not bigint: it was altered")
+            self._refuse_base_of_another_type(base)
             if newest is not None and (type(newest) is not int or newest >= _POSITION_LIMIT):
                 raise CorruptStore(
                     f"the store holds feed position {shown(newest)}, beyond any the engine gives: its log was altered"
@@ -518,6 +517,15 @@ class PostgresRecorder(PostgresApplicationRecorder):
                 return
             cursor.execute(self._lock_out_writers)
             cursor.execute(self._raise_feed_base)
+
+    def _refuse_base_of_another_type(self, base: object) -> None:
+        """``CorruptStore`` for a base column altered to another type (which
+        opening the store cannot put right)."""
+        if base is not None and type(base) is not int:
+            raise CorruptStore(
+                f"the store's {self._feed_name} table holds a base of type {type(base).__name__}, not bigint: "
+                "it was altered"
+            )
 
     def _schema_ready(self, conn: psycopg.Connection[Any]) -> bool:
         """Whether the store's tables have every column and index this
@@ -704,15 +712,14 @@ class PostgresRecorder(PostgresApplicationRecorder):
             self._writer_lock.release()
 
     def _execute_append(self, curs: Any, session_id: str, records: Sequence[Record], changes: tuple[Any, ...]) -> None:
-        try:
-            if len(records) == 1:
-                curs.execute(self._append_one_alone, (*changes, session_id, *records[0]), prepare=True)
-            else:
-                curs.execute(self._append_alone, (*changes, *_columns(session_id, 0, records)), prepare=True)
-        except psycopg.IntegrityError as exc:
-            if _unplaced(exc):
-                raise self._unplaceable() from None
-            raise IntegrityError(str(exc)) from exc  # as eventsourcing's connections translate it
+        with self._placing():
+            try:
+                if len(records) == 1:
+                    curs.execute(self._append_one_alone, (*changes, session_id, *records[0]), prepare=True)
+                else:
+                    curs.execute(self._append_alone, (*changes, *_columns(session_id, 0, records)), prepare=True)
+            except psycopg.IntegrityError as exc:
+                raise IntegrityError(str(exc)) from exc  # as eventsourcing's connections translate it
         if curs.rowcount != len(records):  # nothing was written
             self._refuse_stale(curs, session_id, records[0].version)
 
@@ -816,11 +823,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
             assert conn.autocommit
             curs.execute(self._select_feed_horizon, prepare=True)
             next_id, running, base, unassigned, newest = curs.fetchone()
-            if base is not None and type(base) is not int:
-                raise CorruptStore(
-                    f"the store's {self._feed_name} table holds a base of type {type(base).__name__}, not bigint: "
-                    "it was altered"
-                )
+            self._refuse_base_of_another_type(base)
             if base is None or not POSITION_BASE <= base < _POSITION_LIMIT:
                 raise CorruptStore(
                     f"the store's {self._feed_name} table holds no base (where its feed positions start) the engine "

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from engine.facade import HistoryEntry, SessionInfo
-from engine.state.content import Image, Message, Reasoning, Text, ToolResult, ToolUse, Transcript
+from engine.state.content import BIDI_CONTROLS, Image, Message, Reasoning, Text, ToolResult, ToolUse, Transcript
 from engine.state.events import MessagesErased, MessagesRewritten
 from engine.state.transcript import Session
 from engine.viewer._timeline import Shown, Timeline
@@ -36,7 +36,7 @@ _NOT_HTML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
 # C1 controls, and the bidirectional marks, embeddings, overrides and
 # isolates, which reorder how the text around them is shown: shown as
 # escapes (as the command line shows them), never as they are.
-_UNSEEN = re.compile("[\x80-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_UNSEEN = re.compile(f"[\x80-\x9f{BIDI_CONTROLS}]")
 
 
 def visible(text: str) -> str:
