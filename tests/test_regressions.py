@@ -422,6 +422,26 @@ def test_a_snapshot_of_a_field_set_to_its_default_vouches_for_the_log_read_back(
     assert stores.open(snapshot_interval=1).get(sid).messages[0].erased is not None
 
 
+def test_snapshots_and_loads_do_not_read_struct_annotations_again(
+    stores: StoreFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The canonical snapshot digest asked msgspec for each struct's fields,
+    # which evaluates the class's annotations anew (about 150 µs a call):
+    # every snapshot taken and every load from one paid for it again.
+    import msgspec
+
+    store = stores.open(snapshot_interval=2)
+    sid = store.create()
+    store.append(sid, Message.user("warm up"))  # a snapshot at version 2: each struct type is seen once
+    calls = []
+    fields = msgspec.structs.fields
+    monkeypatch.setattr(msgspec.structs, "fields", lambda *args: calls.append(args) or fields(*args))
+    for number in range(4):
+        store.append(sid, Message.user(f"message {number}"))  # snapshots at versions 4 and 6
+    assert stores.open(snapshot_interval=2).get(sid).version == 6  # a load from the snapshot at version 6
+    assert calls == []
+
+
 def test_positions_of_one_postgresql_transaction_stay_below_the_next_ones() -> None:
     from engine.store import MAX_EVENTS_PER_WRITE
     from engine.store._postgres import _PER_TRANSACTION

@@ -297,16 +297,28 @@ def _digests_of(snapshot: Snapshot) -> tuple[bytes, bytes]:
     return _digest_of(_canonical(snapshot)), _digest_of(snapshot)
 
 
+_FIELDS: dict[type, tuple[tuple[str, Any], ...]] = {}
+
+
+def _fields_of(cls: type) -> tuple[tuple[str, Any], ...]:
+    """Each field of a struct type, with its default: ``msgspec.structs.fields``
+    evaluates the class's annotations anew on every call (about 150 µs), which
+    made every snapshot and every load from one pay for it again."""
+    found = _FIELDS.get(cls)
+    if found is None:
+        found = _FIELDS[cls] = tuple((field.name, field.default) for field in msgspec.structs.fields(cls))
+    return found
+
+
 def _canonical(value: Any) -> Any:
     """``value`` with every field of its structs (nested, and in tuples)
     that equals its default holding the default object itself, so that
     encoding leaves it out whichever object it was."""
     if isinstance(value, msgspec.Struct):
         changes = {}
-        for field in msgspec.structs.fields(value):
-            current = getattr(value, field.name)
+        for name, default in _fields_of(type(value)):
+            current = getattr(value, name)
             canonical = _canonical(current)
-            default = field.default
             if (
                 default is not msgspec.NODEFAULT
                 and canonical is not default
@@ -315,7 +327,7 @@ def _canonical(value: Any) -> Any:
             ):
                 canonical = default
             if canonical is not current:
-                changes[field.name] = canonical
+                changes[name] = canonical
         return msgspec.structs.replace(value, **changes) if changes else value
     if type(value) is tuple:
         items = tuple(_canonical(item) for item in value)
