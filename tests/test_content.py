@@ -87,3 +87,66 @@ def test_revision_chain() -> None:
     for bad in ("sha256:zz", "md5:" + "0" * 64, "sha256:" + "g" * 64, 7):
         with pytest.raises(InvalidRevision):
             parse_revision(bad)
+
+
+# One way to build each block type; every field with a default is left out.
+_BLOCKS = {
+    Text: {"text": "t"},
+    Transcript: {"text": "t"},
+    Reasoning: {"text": "r"},
+    ToolUse: {"id": "c1", "name": "f"},
+    Image: {"media_type": "image/png", "data": b"x"},
+    ToolResult: {"tool_use_id": "c1"},
+}
+
+
+class _Tuple(tuple):  # type: ignore[type-arg]
+    pass
+
+
+def _equal_other_object(default: object) -> object:
+    """A value equal to ``default`` that is not the object itself."""
+    if isinstance(default, str):
+        return "".join(list(default)) if len(default) > 1 else default + "x"[:0]
+    if isinstance(default, tuple):
+        return _Tuple(default)
+    raise AssertionError(f"no way to copy a default of {type(default).__name__}: add one here")
+
+
+@pytest.mark.parametrize(
+    ("block_type", "field"),
+    [
+        (cls, field.name)
+        for cls in _BLOCKS
+        for field in msgspec.structs.fields(cls)
+        if field.default not in (msgspec.NODEFAULT, None) and not isinstance(field.default, bool)
+    ],
+)
+def test_a_field_given_its_default_hashes_as_a_field_left_out(block_type: type, field: str) -> None:
+    # msgspec leaves a field out of JSON only when it holds the default
+    # object itself: ToolUse(arguments="{}") was hashed with its arguments
+    # and ToolUse() without, two revisions for equal content.
+    default = next(f.default for f in msgspec.structs.fields(block_type) if f.name == field)
+    given = _equal_other_object(default)
+    assert given == default and given is not default
+    left_out = block_type(**_BLOCKS[block_type])
+    given_block = block_type(**_BLOCKS[block_type], **{field: given})
+    assert given_block == left_out
+    role = "tool_results" if block_type is ToolResult else "assistant" if block_type in (ToolUse, Reasoning) else "user"
+    assert Message(role=role, blocks=(given_block,)).digest == Message(role=role, blocks=(left_out,)).digest
+    assert msgspec.json.encode(given_block) == msgspec.json.encode(left_out)  # stored alike, too
+
+
+def test_tool_calls_without_arguments_have_one_digest_however_they_were_made() -> None:
+    import hashlib
+    import json
+
+    made = [
+        ToolUse(id="c1", name="clock"),
+        ToolUse(id="c1", name="clock", arguments="{}"),
+        ToolUse(id="c1", name="clock", arguments=json.dumps({})),
+        msgspec.json.decode(b'{"type":"tool_use","id":"c1","name":"clock","arguments":"{}"}', type=ToolUse),
+    ]
+    # The canonical content, written out: sorted keys, the default left out.
+    canonical = b'{"blocks":[{"id":"c1","name":"clock","type":"tool_use"}],"role":"assistant"}'
+    assert {Message.assistant(block).digest for block in made} == {"sha256:" + hashlib.sha256(canonical).hexdigest()}

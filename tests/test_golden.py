@@ -10,12 +10,16 @@ import json
 import shutil
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
 
-from engine import CorruptStore, Message, Transcripts, Usage
+from engine import CorruptStore, Message, ReplaceBlock, ToolUse, Transcripts, Usage
+from engine.formats import to_anthropic, to_gemini, to_openai_chat, to_openai_responses
+from engine.state.content import with_default_objects
 from engine.state.events import UsageRecorded
+from engine.state.revisions import format_revision, revision_of
 from tests.conftest import StoreFactory
 
 FOLDER = Path(__file__).parent / "golden"
@@ -155,3 +159,81 @@ def test_a_store_opened_with_a_seal_key_is_never_sealed_silently(stores: StoreFa
         stores.open(seal_key=key)
     upgraded = stores.open(seal_key=key, seal_legacy=True)
     assert upgraded.verify(sid).title == "keyed"
+
+
+# -- store-v0.3-default-arguments.db: tool calls hashed before digests were canonical
+
+
+_DEFAULT_ARGUMENTS = "store-v0.3-default-arguments.db"
+
+
+def _default_arguments_store(tmp_path: Path) -> tuple[Transcripts, dict[str, Any]]:
+    wanted = json.loads((FOLDER / _DEFAULT_ARGUMENTS).with_suffix(".expected.json").read_text())
+    return Transcripts.open(_copy(tmp_path, _DEFAULT_ARGUMENTS)), wanted
+
+
+def test_the_default_arguments_store_holds_revisions_that_today_would_hash_otherwise(tmp_path: Path) -> None:
+    # What makes the file worth keeping: its tool calls given arguments="{}"
+    # were hashed with their arguments, which new content never is.
+    store, wanted = _default_arguments_store(tmp_path)
+    with store:
+        messages = store.get("calls").messages
+        assert messages[1].blocks == (ToolUse(id="c1", name="clock"),)  # equal content
+        assert revision_of(messages) == wanted["calls"]["revision"]  # the stored form hashes as it did
+        assert revision_of(with_default_objects(m) for m in messages) != wanted["calls"]["revision"]
+
+
+def test_the_default_arguments_store_loads_and_verifies_exactly(tmp_path: Path) -> None:
+    store, wanted = _default_arguments_store(tmp_path)
+    with store:
+        assert sorted(info.id for info in store.sessions()) == sorted(wanted)
+        for sid, expected in wanted.items():
+            session = store.verify(sid)  # a replay that hashes every message again
+            assert session.version == expected["version"]
+            assert session.revision == expected["revision"]
+            assert json.loads(msgspec.json.encode(list(session.messages))) == expected["messages"]
+            assert [store.get(sid, at=v).revision for v in range(1, session.version + 1)] == expected[
+                "revisions_by_version"
+            ]
+            prefixes = [format_revision(session.messages.revision_at(n)) for n in range(len(session.messages) + 1)]
+            assert prefixes == expected["prefix_revisions"]
+    with Transcripts.open(str(tmp_path / "golden.db")) as again:  # nothing cached: loads from snapshots
+        for sid, expected in wanted.items():
+            assert again.get(sid).revision == expected["revision"]
+
+
+def test_the_default_arguments_store_takes_erasure_restore_forks_and_exports(tmp_path: Path) -> None:
+    store, wanted = _default_arguments_store(tmp_path)
+    with store:
+        calls = store.get("calls")
+        legacy_call = calls.messages[1]
+        assert legacy_call.id is not None
+        # An erasure keeps the digest the chain used: the revisions stand.
+        store.erase("calls", legacy_call.id)
+        erased = store.verify("calls")
+        assert erased.revision == wanted["calls"]["revision"]
+        assert erased.messages[1].erased == legacy_call.digest
+        assert store.verify("calls-fork").revision == wanted["calls-fork"]["revision"]
+        # A restore of a revision hashed the old way gives that revision back.
+        first = wanted["calls"]["revisions_by_version"][2]  # after the first tool call
+        assert store.restore("calls", first).revision == first
+        assert store.verify("calls").revision == first
+        # New writes of the same content hash it the one way: a copy of the
+        # legacy messages appended now gets the canonical revision.
+        copy = store.create()
+        made = store.append(copy, *(Message(role=m.role, blocks=m.blocks) for m in wanted_messages(wanted, "erased")))
+        assert made == revision_of([Message.user("Call it."), Message.assistant(ToolUse(id="e1", name="secret"))])
+        assert made != wanted["erased"]["revisions_by_version"][2]
+        # A fork replacing a block of a legacy message is new content: one form.
+        block = ToolUse(id="c1", name="clock", arguments='{"tz": "UTC"}')
+        fork = store.fork_replacing("erased", 1, ReplaceBlock(index=0, block=block))
+        assert store.verify(fork).revision == revision_of([Message.user("Call it."), Message.assistant(block)])
+        # Strict exports compare content, not the form it was hashed in.
+        legacy = store.get("erased").messages[:2]
+        for convert in (to_anthropic, to_gemini, to_openai_chat, to_openai_responses):
+            assert convert(list(legacy))
+
+
+def wanted_messages(wanted: dict[str, Any], sid: str) -> list[Message]:
+    """The first two messages of a session of the file, as decoded from its expectations."""
+    return [msgspec.convert(m, Message) for m in wanted[sid]["messages"][:2]]

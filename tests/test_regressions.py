@@ -1002,3 +1002,54 @@ def test_a_store_in_use_opens_without_creating_through_a_symbolic_link(tmp_path:
         assert (tmp_path / "chats.db-wal").exists() and not (tmp_path / "link.db-wal").exists()
         with Transcripts.open(str(link), create=False) as looker:
             assert [info.title for info in looker.sessions()] == ["live"]
+
+
+def _tool_call_transcript(arguments: str | None, results: tuple[ToolResult, ...] | None = None) -> list[Message]:
+    call = ToolUse(id="c1", name="clock") if arguments is None else ToolUse(id="c1", name="clock", arguments=arguments)
+    return [
+        Message.user("What time is it?"),
+        Message.assistant(call),
+        Message.tool_results(*(results or (ToolResult.of("c1", "noon"),))),
+    ]
+
+
+def test_equal_tool_calls_get_equal_revisions_however_they_were_built(stores: StoreFactory) -> None:
+    # msgspec leaves a field out of JSON only when it holds the default object
+    # itself, so ToolUse(arguments="{}") (any "{}" but the class's own) was
+    # hashed with its arguments and ToolUse() without: equal transcripts had
+    # two revisions, and strict exports to Anthropic or Gemini refused a tool
+    # call without arguments ("would not come back the same").
+    import json
+
+    from engine.formats import to_anthropic, to_gemini
+
+    store = stores.open(snapshot_interval=2)
+    revisions = set()
+    sessions = []
+    for arguments in (None, "{}", json.dumps({}), "".join(["{", "}"])):
+        sid = store.create()
+        revisions.add(store.append(sid, *_tool_call_transcript(arguments)))
+        sessions.append(sid)
+    assert len(revisions) == 1
+    fresh = stores.open(snapshot_interval=2)
+    for sid in sessions:
+        session = fresh.verify(sid)
+        assert session.revision in revisions
+        assert session.messages[1].blocks == (ToolUse(id="c1", name="clock"),)
+        assert to_anthropic(list(session.messages)) and to_gemini(list(session.messages))
+
+
+def test_a_tool_result_with_an_empty_tuple_subclass_reads_back(stores: StoreFactory) -> None:
+    # Found by an adversarial pass: an empty tuple of a subclass was stored as
+    # [] and read back as (), so the revision append() returned did not match
+    # the log on a cold load (CorruptStore on a healthy store).
+    class Results(tuple):  # type: ignore[type-arg]
+        pass
+
+    from engine.state.revisions import revision_of
+
+    store = stores.open()
+    sid = store.create()
+    made = store.append(sid, *_tool_call_transcript('{"tz":"UTC"}', (ToolResult(tool_use_id="c1", content=Results()),)))
+    assert made == revision_of(_tool_call_transcript('{"tz":"UTC"}', (ToolResult(tool_use_id="c1"),)))
+    assert stores.open().verify(sid).revision == made

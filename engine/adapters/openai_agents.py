@@ -46,7 +46,7 @@ from engine.errors import (
 from engine.facade import HistoryEntry, Transcripts
 from engine.facade.aio import AsyncTranscripts
 from engine.formats import from_openai_responses, to_openai_responses
-from engine.state.content import Message, Reasoning, ToolResult, shown
+from engine.state.content import Message, Reasoning, ToolResult, same_content, shown
 
 __all__ = ["TranscriptSession"]
 
@@ -407,7 +407,7 @@ def items_of(message: Message) -> list[Item]:
                 (again,) = messages_of(kept)
             except (InvalidArgument, ValueError):
                 again = None
-            if again is not None and again.role == message.role and again.digest == message.digest:
+            if again is not None and again.role == message.role and same_content(again, message):
                 return kept
     # Made in the store (an edit, an erasure, an error result): as the Responses
     # format can hold it, converting what it cannot as engine.formats documents.

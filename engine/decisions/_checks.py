@@ -15,7 +15,7 @@ import msgspec
 from msgspec.structs import force_setattr
 
 from engine.errors import InvalidArgument, InvalidMessage
-from engine.state.content import Message, Usage, check_again, shown, unicode_error
+from engine.state.content import Message, Usage, check_again, shown, unicode_error, with_default_objects
 from engine.state.transcript import Session
 
 MAX_SESSION_ID = 200
@@ -48,8 +48,9 @@ def message_id() -> str:
 
 
 def stamped(messages: Iterable[object], where: str) -> tuple[Message, ...]:
-    """The messages, each checked again (see ``check_again``) and with an id
-    (a fresh one where it had none)."""
+    """The messages, each checked again (see ``check_again``), in the form
+    new content is hashed in (``with_default_objects``), and with an id (a
+    fresh one where it had none)."""
     if type(messages) not in (tuple, list) and (
         isinstance(messages, (str, bytes, Message, AbstractSet, Mapping)) or not isinstance(messages, Iterable)
     ):
@@ -73,6 +74,7 @@ def stamped(messages: Iterable[object], where: str) -> tuple[Message, ...]:
                 )
             )
         check_again(message)
+        message = with_default_objects(message)  # equal content, one digest
         if message.id is None:
             # A copy with only the id set (an id of ours needs no check).
             message = message.__copy__()  # type: ignore[attr-defined]  # msgspec's stubs omit it

@@ -34,7 +34,7 @@ from engine.errors import (
     ReplacementMismatch,
     RevisionConflict,
 )
-from engine.state.content import Message, ReplaceBlock, shown
+from engine.state.content import Message, ReplaceBlock, shown, with_default_objects
 from engine.state.events import (
     Event,
     HeaderChanged,
@@ -280,7 +280,7 @@ def _replacing(original: Message, index: int, replacement: Message | ReplaceBloc
             raise ReplacementMismatch(
                 f"message {index} is a {original.role} message; it cannot be replaced by a {replacement.role} message"
             )
-        return msgspec.structs.replace(replacement, id=new_id)
+        return with_default_objects(msgspec.structs.replace(replacement, id=new_id))
     if not isinstance(replacement.index, int) or not 0 <= replacement.index < len(original.blocks):
         raise ReplacementMismatch(
             f"message {index} has {len(original.blocks)} blocks; "
@@ -289,9 +289,10 @@ def _replacing(original: Message, index: int, replacement: Message | ReplaceBloc
     blocks = list(original.blocks)
     blocks[replacement.index] = replacement.block
     try:
-        return Message(role=original.role, blocks=tuple(blocks), id=new_id, provider_item_id=original.provider_item_id)
+        made = Message(role=original.role, blocks=tuple(blocks), id=new_id, provider_item_id=original.provider_item_id)
     except InvalidMessage as exc:
         raise ReplacementMismatch(f"block {replacement.index} of message {index}: {exc}") from None
+    return with_default_objects(made)
 
 
 def changed_span(old: Sequence[Message], new: Sequence[Message]) -> tuple[int, int, int]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.errors import InvalidArgument, InvalidMessage
-from engine.state.content import Block, Image, Message, Role, Text, ToolResult, ToolUse, Transcript, shown
+from engine.state.content import Block, Image, Message, Role, Text, ToolResult, ToolUse, Transcript, same_content, shown
 
 Json = dict[str, Any]
 
@@ -118,7 +118,7 @@ def check_round_trip(
             "pass lossy=True to convert them anyway"
         ) from None
     for index, (original, copy) in enumerate(zip(originals, copies, strict=False)):
-        if original.digest != copy.digest:
+        if not same_content(original, copy):
             raise InvalidArgument(
                 f"{policy.function}: messages[{index}] would not come back the same from {reader}: "
                 f"{_content(original)} reads back as {_content(copy)}; pass lossy=True to convert it anyway"

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, Literal, TypeAlias
 
 import msgspec
@@ -43,6 +46,28 @@ class _Block(
     gc=False,
 ):
     """Base of the content blocks; the ``type`` tag names the kind."""
+
+
+# Set while the store decodes what it stored (``as_stored``): blocks then
+# keep the objects they are given, so a message hashes as it did when its
+# revision was recorded.
+_AS_STORED: ContextVar[bool] = ContextVar("transcript_engine_as_stored", default=False)
+
+
+@contextmanager
+def as_stored() -> Iterator[None]:
+    """Blocks made inside keep a field that equals its default as the very
+    object given. Outside, such a field holds the default object itself, so
+    equal content always encodes, and hashes, the same: msgspec leaves a
+    field out of JSON only when it holds the default object, and earlier
+    builds hashed ``ToolUse(arguments="{}")`` with its arguments and
+    ``ToolUse()`` without. Their stored messages must hash as they did: the
+    store decodes inside this, and a stored message keeps its old digest."""
+    token = _AS_STORED.set(True)
+    try:
+        yield
+    finally:
+        _AS_STORED.reset(token)
 
 
 def _require_str(value: object, where: str) -> None:
@@ -132,6 +157,8 @@ class ToolUse(_Block, frozen=True, tag="tool_use"):
         _require_str(self.arguments, "ToolUse.arguments")
         if not self.id:
             raise InvalidMessage("ToolUse.id must not be empty")
+        if self.arguments is not _NO_ARGUMENTS and self.arguments == "{}" and not _AS_STORED.get():
+            msgspec.structs.force_setattr(self, "arguments", _NO_ARGUMENTS)  # see as_stored
 
     def parsed_arguments(self) -> Any:
         """The arguments decoded from JSON (raises ``InvalidMessage`` if not JSON)."""
@@ -141,6 +168,14 @@ class ToolUse(_Block, frozen=True, tag="tool_use"):
             raise InvalidMessage(f"tool use {self.id!r}: arguments are not JSON: {exc}") from None
         except RecursionError:
             raise InvalidMessage(f"tool use {self.id!r}: arguments nest too deep to decode") from None
+
+
+def _default_of(cls: type[msgspec.Struct], name: str) -> Any:
+    """The default object of a field: the one msgspec leaves out of JSON."""
+    return next(field.default for field in msgspec.structs.fields(cls) if field.name == name)
+
+
+_NO_ARGUMENTS: str = _default_of(ToolUse, "arguments")
 
 
 class Image(_Block, frozen=True, tag="image"):
@@ -176,6 +211,8 @@ class ToolResult(_Block, frozen=True, tag="tool_result"):
             raise InvalidMessage("ToolResult.content must be a tuple of Text or Image blocks")
         if not isinstance(self.is_error, bool):
             raise InvalidMessage("ToolResult.is_error must be a bool")
+        if not self.content and self.content is not _NO_CONTENT and not _AS_STORED.get():
+            msgspec.structs.force_setattr(self, "content", _NO_CONTENT)  # an empty tuple subclass; see as_stored
 
     @property
     def content_text(self) -> str:
@@ -188,6 +225,8 @@ class ToolResult(_Block, frozen=True, tag="tool_result"):
         block = Text(text=content) if isinstance(content, str) else content
         return cls(tool_use_id=tool_use_id, content=(block,), is_error=is_error)
 
+
+_NO_CONTENT: tuple[()] = _default_of(ToolResult, "content")
 
 Block: TypeAlias = Text | Transcript | Reasoning | ToolUse | ToolResult | Image
 
@@ -377,13 +416,55 @@ def check_again(message: Message) -> None:
     """Run again every check ``message`` and its blocks passed when they were
     made (``msgspec.structs.force_setattr`` can change a made one, and a
     subclass can replace the checks): a store refuses what it could not give
-    back, before anything is written. Raises :class:`InvalidMessage`."""
-    Message.__post_init__(message)  # Message's own checks, whatever its type: they refuse a subclass
-    for block in message.blocks:
-        block.__post_init__()
-        if type(block) is ToolResult:
-            for part in block.content:
-                part.__post_init__()
+    back, before anything is written. Raises :class:`InvalidMessage`.
+    Changes nothing: the blocks may be a stored message's (see ``as_stored``)."""
+    token = _AS_STORED.set(True)
+    try:
+        Message.__post_init__(message)  # Message's own checks, whatever its type: they refuse a subclass
+        for block in message.blocks:
+            block.__post_init__()
+            if type(block) is ToolResult:
+                for part in block.content:
+                    part.__post_init__()
+    finally:
+        _AS_STORED.reset(token)
+
+
+def _holds_equal_default(block: Block) -> bool:
+    """Whether a field of ``block`` equals its default without being the
+    default object (a block made under ``as_stored``, or changed since)."""
+    if isinstance(block, ToolUse):
+        return block.arguments is not _NO_ARGUMENTS and block.arguments == "{}"
+    if isinstance(block, ToolResult):
+        return not block.content and block.content is not _NO_CONTENT
+    return False
+
+
+def same_content(first: Message, second: Message) -> bool:
+    """Whether two messages hold equal content: equal digests in the form
+    new content is hashed in, whichever form each was hashed in when stored."""
+    return with_default_objects(first).digest_bytes() == with_default_objects(second).digest_bytes()
+
+
+def _with_defaults(block: Block) -> Block:
+    if type(block) is ToolUse:
+        return msgspec.structs.replace(block, arguments=_NO_ARGUMENTS)
+    return msgspec.structs.replace(block, content=_NO_CONTENT)
+
+
+def with_default_objects(message: Message) -> Message:
+    """``message``, or a copy of it whose blocks hold the default object in
+    every field that equals its default: the form new content is hashed and
+    stored in, so that equal content has one digest (see ``as_stored``). A
+    store makes every message it is given into this form; a stored message
+    read back keeps the form it was hashed in."""
+    blocks = message.blocks
+    if not any(_holds_equal_default(block) for block in blocks):
+        return message
+    fresh = tuple(_with_defaults(block) if _holds_equal_default(block) else block for block in blocks)
+    copy: Message = message.__copy__()  # type: ignore[attr-defined]  # msgspec's stubs omit it
+    msgspec.structs.force_setattr(copy, "blocks", fresh)
+    return copy
 
 
 class ReplaceBlock(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

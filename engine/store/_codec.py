@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 
 from engine.errors import ConcurrentWriteError, CorruptStore, SessionHasForks, UnknownEventType
-from engine.state.content import Usage
+from engine.state.content import Usage, as_stored
 from engine.state.events import EVENT_NAMES, EVENT_TYPES, Event, EventType, MessagesAppended, SessionForked
 from engine.state.header import Header
 from engine.state.records import Records
@@ -105,7 +105,8 @@ def _parse_topic(topic: str, where: str) -> tuple[EventType, int]:
 
 def decode_events(session_id: str, records: Iterable[tuple[int, str, bytes]]) -> list[tuple[int, Event]]:
     """Decode stored rows of one session into ``(version, event)`` pairs."""
-    return [(version, _decoded_one(session_id, version, topic, state)) for version, topic, state in records]
+    with as_stored():  # every decode of stored bytes: messages hash as they did when stored
+        return [(version, _decoded_one(session_id, version, topic, state)) for version, topic, state in records]
 
 
 def decode_for_load(
@@ -118,7 +119,8 @@ def decode_for_load(
     def other(version: int, topic: str, state: bytes) -> Event:
         return _decoded_one(session_id, version, topic, state)
 
-    return unpack_known_appends(records, other)
+    with as_stored():
+        return unpack_known_appends(records, other)
 
 
 def _decoded_one(session_id: str, version: int, topic: str, state: bytes) -> Event:
@@ -135,20 +137,21 @@ def decode_event(topic: str, state: bytes, where: str) -> Event:
     """Decode one stored row (``where`` names it in error messages)."""
     entry, version = _parse_topic(topic, where)
     try:
-        packed = _PACKED.get(topic)
-        if packed is not None:
-            return packed[1](state)
-        if version == entry.version:
-            event: Event = _DECODERS[entry.name].decode(state)
-            return event
-        data = msgspec.json.decode(state)
-        if not isinstance(data, dict):
-            raise CorruptStore(f"{where}: stored state is not a JSON object")
-        while version < entry.version:
-            data = entry.upcasters[version](data)
-            version += 1
-        upgraded: Event = msgspec.convert(data, entry.cls)
-        return upgraded
+        with as_stored():
+            packed = _PACKED.get(topic)
+            if packed is not None:
+                return packed[1](state)
+            if version == entry.version:
+                event: Event = _DECODERS[entry.name].decode(state)
+                return event
+            data = msgspec.json.decode(state)
+            if not isinstance(data, dict):
+                raise CorruptStore(f"{where}: stored state is not a JSON object")
+            while version < entry.version:
+                data = entry.upcasters[version](data)
+                version += 1
+            upgraded: Event = msgspec.convert(data, entry.cls)
+            return upgraded
     except (msgspec.DecodeError, msgspec.ValidationError, KeyError, ValueError, TypeError, OverflowError) as exc:
         # ValueError covers invalid UTF-8 and content a block refuses; damaged
         # bytes must read as corruption, never as a driver or decoding error.
