@@ -312,6 +312,37 @@ def test_the_tool_call_audit_pairs_calls_with_results_and_times(stores: StoreFac
     assert store.get(sid).tool_call_count == 3
 
 
+def test_the_audit_keeps_every_call_when_turns_reuse_a_call_id(stores: StoreFactory) -> None:
+    # Found by a newcomer: many local model servers call every turn's tool
+    # call_0, and the audit kept only the first (keyed by call id alone).
+    store = stores.open(snapshot_interval=3)
+    sid = store.create()
+    for city in ["Oslo", "Bergen", "Tromsø"]:
+        store.append(sid, Message.user(f"weather in {city}?"))
+        store.append(sid, Message.assistant(ToolUse(id="call_0", name="weather", arguments=f'{{"city": "{city}"}}')))
+        store.append(sid, Message.tool_results(ToolResult.of("call_0", f"{city}: rain")))
+        store.append(sid, Message.assistant(f"It rains in {city}."))
+    store.rewrite(sid, 11, 12, [Message.assistant("Rain in Tromsø.")])  # writes no call: nothing changes
+    calls = store.tool_calls(sid)
+    assert [(c.call_id, c.arguments, c.position, c.result, c.result_position) for c in calls] == [
+        ("call_0", '{"city": "Oslo"}', 1, "Oslo: rain", 2),
+        ("call_0", '{"city": "Bergen"}', 5, "Bergen: rain", 6),
+        ("call_0", '{"city": "Tromsø"}', 9, "Tromsø: rain", 10),
+    ]
+    assert [(c.arguments, c.result) for c in store.get(sid).tool_calls] == [(c.arguments, c.result) for c in calls]
+    fork = store.fork_at(sid, 8)  # the first two turns
+    assert [(c.arguments, c.result) for c in stores.open().tool_calls(fork)] == [
+        ('{"city": "Oslo"}', "Oslo: rain"),
+        ('{"city": "Bergen"}', "Bergen: rain"),
+    ]
+    retry = store.fork_replacing(sid, 10, Message.tool_results(ToolResult.of("call_0", "Tromsø: snow")))
+    assert [(c.arguments, c.result, c.result_position) for c in stores.open().tool_calls(retry)][-1] == (
+        '{"city": "Tromsø"}',
+        "Tromsø: snow",
+        10,
+    )
+
+
 def test_a_title_comes_from_the_first_user_message_as_an_audited_change(stores: StoreFactory) -> None:
     store = stores.open()
     sid = store.create()

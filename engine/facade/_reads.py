@@ -3,8 +3,9 @@ the session list, commits, diffs and the full audit of ``verify``."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 import msgspec
 
@@ -524,49 +525,79 @@ def tool_calls(repository: Repository, session_id: str) -> list[ToolCall]:
     """Every tool call the session's history ever held, in the order they
     were first written, each with its result (the first written for it) and
     their times; ``position`` and ``result_position`` say where they are in
-    the transcript now (``None``: rewritten or compacted away)."""
+    the transcript now (``None``: rewritten or compacted away). A call is
+    its message and its id: many providers use the same call ids turn after
+    turn, and each of those calls is one of its own."""
     with repository.locks.holding(session_id):
         head = repository.head(session_id)
         calls = _calls_written(repository, session_id, head.version)
-    where: dict[str, int] = {}
-    answered: dict[str, int] = {}
-    for position, message in enumerate(head.messages):
-        for use in message.tool_uses:
-            where.setdefault(use.id, position)
-        if message.role == "tool_results":
-            for block in message.blocks:
-                if isinstance(block, ToolResult):
-                    answered.setdefault(block.tool_use_id, position)
+    where, answered = _paired(head.messages)
     return [
-        msgspec.structs.replace(call, position=where.get(call.call_id), result_position=answered.get(call.call_id))
-        for call in calls.values()
+        msgspec.structs.replace(call, position=where.get(key), result_position=answered.get(key))
+        for key, call in calls.items()
     ]
 
 
-def _calls_written(repository: Repository, session_id: str, upto: int) -> dict[str, ToolCall]:
+#: A tool call: the id of the message holding it, and its call id.
+_CallKey: TypeAlias = tuple[str | None, str]
+
+
+def _paired(messages: Sequence[Message]) -> tuple[dict[_CallKey, int], dict[_CallKey, int]]:
+    """Where each call of ``messages`` is, and where the result answering it
+    is: a result answers the last call before it with its id and no result."""
+    where: dict[_CallKey, int] = {}
+    answered: dict[_CallKey, int] = {}
+    waiting: dict[str, _CallKey] = {}  # by call id: the last call with it that no result answered yet
+    for position, message in enumerate(messages):
+        for use in message.tool_uses:
+            key = (message.id, use.id)
+            where.setdefault(key, position)
+            waiting[use.id] = key
+        if message.role == "tool_results":
+            for block in message.blocks:
+                if isinstance(block, ToolResult) and block.tool_use_id in waiting:
+                    answered.setdefault(waiting.pop(block.tool_use_id), position)
+    return where, answered
+
+
+def _unanswered(call: ToolCall) -> ToolCall:
+    return msgspec.structs.replace(call, result=None, is_error=False, answered_at=None)
+
+
+def _calls_written(repository: Repository, session_id: str, upto: int) -> dict[_CallKey, ToolCall]:
     """The calls written in the session's first ``upto`` events (and, for a
-    fork, those it holds from its source), by id, first written first."""
-    calls: dict[str, ToolCall] = {}
+    fork, those it holds from its source), first written first. A result
+    answers the last call written with its id that has no result yet."""
+    calls: dict[_CallKey, ToolCall] = {}
+    waiting: dict[str, _CallKey] = {}
 
     def written(message: Message, at: datetime) -> None:
         for use in message.tool_uses:
-            if use.id not in calls:
-                calls[use.id] = ToolCall(call_id=use.id, name=use.name, arguments=use.arguments, called_at=at)
+            key = (message.id, use.id)
+            if key not in calls:  # a rewrite or a restore writes a message it kept again
+                calls[key] = ToolCall(call_id=use.id, name=use.name, arguments=use.arguments, called_at=at)
+                waiting[use.id] = key
         if message.role == "tool_results":
             for block in message.blocks:
-                call = calls.get(block.tool_use_id) if isinstance(block, ToolResult) else None
-                if isinstance(block, ToolResult) and call is not None and call.answered_at is None:
-                    calls[call.call_id] = msgspec.structs.replace(
-                        call, result=block.content_text, is_error=block.is_error, answered_at=at
+                if isinstance(block, ToolResult) and block.tool_use_id in waiting:
+                    answered = waiting.pop(block.tool_use_id)
+                    calls[answered] = msgspec.structs.replace(
+                        calls[answered], result=block.content_text, is_error=block.is_error, answered_at=at
                     )
 
     for version, event in repository.decoded(session_id, repository.records(session_id, upto)):
         if isinstance(event, SessionForked):
             kept = repository.state_at(session_id, version).messages
             inherited = kept[: len(kept) - (event.replacement is not None)]
-            ids = {use.id for message in inherited for use in message.tool_uses}
             source = _calls_written(repository, event.source, event.source_version)
-            calls.update((call_id, call) for call_id, call in source.items() if call_id in ids)
+            held, answered = _paired(inherited)
+            for key in held:
+                if key in source:
+                    # A result the source wrote after the fork point is not the fork's.
+                    call = source[key] if key in answered else _unanswered(source[key])
+                    calls[key] = call
+                    if call.answered_at is None:
+                        waiting[key[1]] = key
             if event.replacement is not None:
                 written(event.replacement, event.at)
         elif isinstance(event, (MessagesAppended, MessagesRewritten)):
