@@ -4,6 +4,7 @@ so they can never come back."""
 from __future__ import annotations
 
 import contextlib
+import enum
 import random
 import sqlite3
 import threading
@@ -1053,3 +1054,133 @@ def test_a_tool_result_with_an_empty_tuple_subclass_reads_back(stores: StoreFact
     made = store.append(sid, *_tool_call_transcript('{"tz":"UTC"}', (ToolResult(tool_use_id="c1", content=Results()),)))
     assert made == revision_of(_tool_call_transcript('{"tz":"UTC"}', (ToolResult(tool_use_id="c1"),)))
     assert stores.open().verify(sid).revision == made
+
+
+class _Str(str):
+    pass
+
+
+class _Int(int):
+    pass
+
+
+class _Bytes(bytes):
+    pass
+
+
+class _Tuple(tuple):  # type: ignore[type-arg]
+    pass
+
+
+class _Kind(enum.StrEnum):
+    DONE = "done"
+    ACTIVE = "active"
+
+
+class _Number(enum.IntEnum):
+    ONE = 1
+
+
+def _subclass_calls(store: Transcripts, sid: str) -> dict[str, Callable[[], object]]:
+    """Calls an adversarial pass found raising a bare TypeError (msgspec
+    encodes only exact types) or storing a value that read back as another
+    type (an enum as its base): each is refused with a typed error now."""
+    from engine import Image, Reasoning, Task, Text, Transcript, Usage
+
+    return {
+        "text": lambda: Message.user(_Str("hi")),
+        "text block": lambda: Text(text=_Kind.DONE),
+        "reasoning": lambda: Reasoning(text=_Str("think")),
+        "tool arguments": lambda: ToolUse(id="c1", name="f", arguments=_Str('{"a": 1}')),
+        "message id": lambda: Message.user("hi", id=_Str("m1")),
+        "role": lambda: Message(role=_Str("user"), blocks=(Text(text="hi"),)),  # type: ignore[arg-type]
+        "provider data": lambda: Message(role="user", blocks=(Text(text="hi"),), provider_data=_Str("{}")),
+        "image data": lambda: Image(media_type="image/png", data=_Bytes(b"x")),
+        "truncated at": lambda: Transcript(text="hi", truncated_at_ms=_Number.ONE),
+        "usage": lambda: Usage(input=_Int(3)),
+        "title": lambda: store.create(title=_Str("t")),
+        "enum title": lambda: store.set_title(sid, _Kind.DONE),
+        "session id": lambda: store.create(session_id=_Str("s1")),
+        "actor": lambda: store.append(sid, Message.user("hi"), actor=_Str("a")),
+        "model": lambda: store.create(model=_Str("m")),
+        "tags": lambda: store.set_tags(sid, [_Str("t")]),
+        "status": lambda: store.set_status(sid, _Kind.ACTIVE),
+        "rewrite note": lambda: store.rewrite(sid, 0, 1, [Message.user("x")], note=_Str("n")),
+        "rewrite reason": lambda: store.rewrite(sid, 0, 1, [Message.user("x")], _Str("edit")),
+        "rewrite range": lambda: store.rewrite(sid, _Int(0), _Int(1), [Message.user("x")]),
+        "fork child": lambda: store.fork(sid, child_id=_Str("f")),
+        "fork index": lambda: store.fork_at(sid, _Int(1)),
+        "task criteria": lambda: store.set_task_list(sid, [Task(id="t1", description="d", criteria=_Tuple())]),
+        "task status": lambda: store.set_task_list(sid, [Task(id="t1", description="d", status=_Str("pending"))]),
+        "huge metadata int": lambda: store.update_metadata(sid, {"n": 10**5000}),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_subclass_calls(Transcripts.open(None), "x")))
+def test_values_a_store_would_give_back_as_another_type_are_refused_with_a_typed_error(
+    stores: StoreFactory, name: str
+) -> None:
+    store = stores.open(snapshot_interval=2)
+    sid = store.create()
+    store.append(sid, Message.user("first"))
+    before = store.get(sid)
+    count = len(store.sessions())
+    with pytest.raises(EngineError) as caught:
+        _subclass_calls(store, sid)[name]()
+    assert isinstance(caught.value, ValueError)  # InvalidArgument and InvalidMessage both are
+    assert store.get(sid) == before and len(store.sessions()) == count
+    assert stores.open().get(sid) == before  # and a cold load agrees: nothing was stored
+
+
+def test_a_task_list_of_plain_tuples_takes_snapshots_that_vouch_for_the_log(stores: StoreFactory) -> None:
+    # The adversarial pass's CorruptStore: an empty tuple subclass as a task's
+    # criteria made the snapshot's digest differ from the log's replay.
+    from engine import Task
+
+    store = stores.open(snapshot_interval=2)
+    sid = store.create()
+    store.set_task_list(sid, [Task(id="t1", description="do it", criteria=tuple(_Tuple()))])
+    store.append(sid, Message.user("a"))
+    store.append(sid, Message.user("b"))
+    assert stores.open(snapshot_interval=2).get(sid) == store.get(sid)
+
+
+@pytest.mark.parametrize("after", [2**62, 2**63 - 1, 2**63, 2**70])
+def test_a_feed_position_beyond_every_event_is_an_empty_page(stores: StoreFactory, after: int) -> None:
+    store = stores.open()
+    store.append(store.create(), Message.user("hi"))
+    assert store.feed(after=after) == []
+
+
+def test_formats_refuse_what_is_not_a_list_of_messages_with_a_typed_error() -> None:
+    from engine.formats import to_anthropic, to_gemini, to_openai_chat, to_openai_responses
+
+    for convert in (to_anthropic, to_gemini, to_openai_chat, to_openai_responses):
+        for wrong in (None, 5, "hello", Message.user("hi")):
+            with pytest.raises(InvalidArgument, match="takes a list of messages"):
+                convert(wrong)  # type: ignore[arg-type]
+
+
+def test_fork_replacing_one_block_keeps_the_rest_of_the_message(stores: StoreFactory) -> None:
+    # Found by an adversarial pass: the incomplete marker (content) and the
+    # adapter's provider data were dropped, so the fork's revision was not
+    # that of the same transcript built directly.
+    from engine import ReplaceBlock, Text
+    from engine.state.revisions import revision_of
+
+    store = stores.open()
+    sid = store.create()
+    store.append(sid, Message.user("q"))
+    partial = Message(
+        role="assistant", blocks=(Text(text="partial"), Text(text="more")), incomplete=True, provider_data='{"k":1}'
+    )
+    store.append(sid, partial)
+    kid = store.fork_replacing(sid, 1, ReplaceBlock(index=1, block=Text(text="changed")))
+    replaced = stores.open().get(kid).messages[1]
+    assert (replaced.blocks, replaced.incomplete, replaced.provider_data) == (
+        (Text(text="partial"), Text(text="changed")),
+        True,
+        '{"k":1}',
+    )
+    expected = [Message.user("q"), Message(role="assistant", blocks=replaced.blocks, incomplete=True)]
+    assert stores.open().get(kid).revision == revision_of(expected)

@@ -15,7 +15,7 @@ import msgspec
 from msgspec.structs import force_setattr
 
 from engine.errors import InvalidArgument, InvalidMessage
-from engine.state.content import Message, Usage, check_again, shown, unicode_error, with_default_objects
+from engine.state.content import Message, Usage, check_again, got, kind_of, shown, unicode_error, with_default_objects
 from engine.state.transcript import Session
 
 MAX_SESSION_ID = 200
@@ -28,8 +28,8 @@ MAX_TOKENS = 2**63 - 1
 
 def check_session_id(session_id: object) -> None:
     """A session id a store could hold (looked up, never created, here)."""
-    if not isinstance(session_id, str):
-        raise InvalidArgument(f"session id must be a str, got {type(session_id).__name__}")
+    if type(session_id) is not str:
+        raise InvalidArgument(f"session id must be a str, got {kind_of(session_id)}")
     if not session_id.isascii():
         unicode_error(session_id, "session id", InvalidArgument)
 
@@ -38,8 +38,8 @@ def new_session_id(session_id: object) -> str:
     """The id of a session to create: the caller's, checked, or a fresh UUID."""
     if session_id is None:
         return str(uuid.uuid4())
-    if not (isinstance(session_id, str) and 0 < len(session_id) <= MAX_SESSION_ID and session_id.isprintable()):
-        raise InvalidArgument(f"a session id must be 1-{MAX_SESSION_ID} printable characters, got {shown(session_id)}")
+    if not (type(session_id) is str and 0 < len(session_id) <= MAX_SESSION_ID and session_id.isprintable()):
+        raise InvalidArgument(f"a session id must be 1-{MAX_SESSION_ID} printable characters, got {got(session_id)}")
     return session_id
 
 
@@ -96,15 +96,15 @@ def check_stored_text(value: object, name: str) -> None:
     header fields as text, which PostgreSQL cannot hold with NUL characters;
     refuse them on every backend alike."""
     check_optional_str(value, name)
-    if isinstance(value, str) and "\x00" in value:
+    if type(value) is str and "\x00" in value:
         raise InvalidArgument(f"{name} must not contain NUL characters (\\x00)")
 
 
 def check_optional_str(value: object, name: str) -> None:
     if value is None:
         return
-    if not isinstance(value, str):
-        raise InvalidArgument(f"{name} must be a str or None, got {type(value).__name__}")
+    if type(value) is not str:
+        raise InvalidArgument(f"{name} must be a str or None, got {kind_of(value)}")
     if not value.isascii():
         unicode_error(value, name, InvalidArgument)
 
@@ -130,6 +130,10 @@ _HINTS = {
 }
 _JSON = msgspec.json.Encoder()
 _JSON_TYPES = frozenset((type(None), bool, int, float, str, list, dict))
+# Python turns no int of more digits into text (sys.get_int_max_str_digits),
+# and the JSON decoder reads none back.
+_INT_DIGITS = 4000
+_INT_LIMIT = 10**_INT_DIGITS
 
 
 def check_metadata(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -156,6 +160,11 @@ def _check_json_value(value: object, where: str, depth: int) -> None:
     if isinstance(value, str):
         if not value.isascii():
             unicode_error(value, where, InvalidArgument)
+    elif kind is int:
+        if not -_INT_LIMIT < value < _INT_LIMIT:
+            raise InvalidArgument(
+                f"{where} is an int of over {_INT_DIGITS:,} digits, which JSON text cannot give back; store it as a str"
+            )
     elif isinstance(value, float):
         if not math.isfinite(value):
             raise InvalidArgument(f"{where} is {value!r}: JSON has no NaN or infinity, so it would come back as null")

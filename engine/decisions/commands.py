@@ -23,7 +23,7 @@ from engine.decisions._checks import (
     stamped,
 )
 from engine.errors import InvalidArgument, InvalidForkPoint
-from engine.state.content import Message, ReplaceBlock, Usage, shown, unicode_error
+from engine.state.content import Message, ReplaceBlock, Usage, got, shown, unicode_error
 from engine.state.header import HEADER_FIELDS, STATUSES
 from engine.state.revisions import Reason, format_revision, parse_revision
 
@@ -132,8 +132,8 @@ class SetHeader(msgspec.Struct, frozen=True, kw_only=True):
 
 def _header_value(name: str, value: Any) -> Any:
     if name == "status":
-        if value not in STATUSES:
-            raise InvalidArgument(f"status must be one of {list(STATUSES)}, got {shown(value)}")
+        if type(value) is not str or value not in STATUSES:
+            raise InvalidArgument(f"status must be one of {list(STATUSES)}, got {got(value)}")
         return value
     if name == "pinned":
         if not isinstance(value, bool):
@@ -144,8 +144,8 @@ def _header_value(name: str, value: Any) -> Any:
             raise InvalidArgument(f"tags must be a list of str, got {shown(value)}")
         tags = tuple(value)
         for tag in tags:
-            if not isinstance(tag, str) or not tag or not tag.isprintable() or len(tag) > 100:
-                raise InvalidArgument(f"a tag is 1-100 printable characters, got {shown(tag)}")
+            if type(tag) is not str or not tag or not tag.isprintable() or len(tag) > 100:
+                raise InvalidArgument(f"a tag is 1-100 printable characters, got {got(tag)}")
         if len(set(tags)) != len(tags):
             raise InvalidArgument(f"tags must not repeat, got {shown(list(tags))}")
         return list(tags)  # as it reads back from the stored event
@@ -171,8 +171,8 @@ class UpdateMetadata(msgspec.Struct, frozen=True, kw_only=True):
         if not isinstance(remove, Iterable):
             raise InvalidArgument(f"remove= takes an iterable of keys, got {type(remove).__name__}")
         removed = tuple(remove)
-        if not all(isinstance(key, str) for key in removed):
-            raise InvalidArgument("remove= must hold metadata keys (str)")
+        if not all(type(key) is str for key in removed):
+            raise InvalidArgument("remove= must hold metadata keys (plain str: a subclass would read back as str)")
         for key in removed:
             if not key.isascii():
                 unicode_error(key, f"remove= key {shown(key)}", InvalidArgument)
@@ -326,5 +326,5 @@ def _expected(expected_revision: object) -> str | None:
 
 
 def _check_index(index: object) -> None:
-    if not isinstance(index, int) or isinstance(index, bool):
-        raise InvalidForkPoint(f"a message index must be an int, got {shown(index)}")
+    if type(index) is not int:
+        raise InvalidForkPoint(f"a message index must be an int, got {got(index)}")

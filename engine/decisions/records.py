@@ -15,7 +15,7 @@ from engine.decisions import transcript
 from engine.decisions._checks import at, check_actor, check_metadata, check_stored_text, check_title, new_session_id
 from engine.decisions.commands import Command, Rewrite, SetHeader
 from engine.errors import InvalidArgument
-from engine.state.content import Message, shown
+from engine.state.content import Message, got, kind_of, shown
 from engine.state.events import (
     ChildSpawned,
     Event,
@@ -107,18 +107,21 @@ class SetTaskList(_Struct, frozen=True, kw_only=True):
 
 
 def _check_task(task: Task, where: str) -> None:
-    if not isinstance(task.id, str) or not task.id:
-        raise InvalidArgument(f"{where}: a task id is a non-empty str, got {shown(task.id)}")
+    if type(task.id) is not str or not task.id:
+        raise InvalidArgument(f"{where}: a task id is a non-empty str, got {got(task.id)}")
     for name in ("id", "description", "notes"):
         check_stored_text(getattr(task, name), f"{where}.{name}")
-    if not isinstance(task.description, str):
-        raise InvalidArgument(f"{where}: description must be a str, got {shown(task.description)}")
-    if task.status not in TASK_STATUSES:
+    if type(task.description) is not str:
+        raise InvalidArgument(f"{where}: description must be a str, got {kind_of(task.description)}")
+    if type(task.status) is not str or task.status not in TASK_STATUSES:
         raise InvalidArgument(f"{where}: status must be one of {list(TASK_STATUSES)}, got {shown(task.status)}")
     for name in ("criteria", "criteria_met"):
         values = getattr(task, name)
-        if not isinstance(values, tuple) or not all(isinstance(v, str) for v in values):
-            raise InvalidArgument(f"{where}.{name} must be a tuple of str, got {shown(values)}")
+        if type(values) is not tuple or not all(type(v) is str for v in values):
+            raise InvalidArgument(
+                f"{where}.{name} must be a tuple of str (plain ones: a subclass would read back as its base), "
+                f"got {shown(values)}"
+            )
         for value in values:
             check_stored_text(value, f"{where}.{name}")
     unknown = [criterion for criterion in task.criteria_met if criterion not in task.criteria]
@@ -147,9 +150,9 @@ class UpdateTask(_Struct, frozen=True, kw_only=True):
         criteria_met: Iterable[str] | None = None,
         actor: str | None = None,
     ) -> UpdateTask:
-        if not isinstance(task_id, str) or not task_id:
-            raise InvalidArgument(f"a task id is a non-empty str, got {shown(task_id)}")
-        if status is not None and status not in TASK_STATUSES:
+        if type(task_id) is not str or not task_id:
+            raise InvalidArgument(f"a task id is a non-empty str, got {got(task_id)}")
+        if status is not None and (type(status) is not str or status not in TASK_STATUSES):
             raise InvalidArgument(f"status must be one of {list(TASK_STATUSES)}, got {shown(status)}")
         check_stored_text(notes, "notes")
         met = None
@@ -178,14 +181,14 @@ class AskQuestion(_Struct, frozen=True, kw_only=True):
         tool_name: str | None = None,
         actor: str | None = None,
     ) -> AskQuestion:
-        if not isinstance(question, str) or not question.strip():
+        if type(question) is not str or not question.strip():
             raise InvalidArgument(f"a question is a non-empty str, got {shown(question)}")
         check_stored_text(question, "question")
         if isinstance(options, str) or not isinstance(options, Iterable):
             raise InvalidArgument(f"options is a list of str, got {shown(options)}")
         choices = tuple(options)
         for option in choices:
-            if not isinstance(option, str) or not option:
+            if type(option) is not str or not option:
                 raise InvalidArgument(f"an option is a non-empty str, got {shown(option)}")
             check_stored_text(option, "option")
         if len(set(choices)) != len(choices):
@@ -253,15 +256,15 @@ class Compact(_Struct, frozen=True, kw_only=True):
         actor: str | None = None,
         expected_revision: str | None = None,
     ) -> Compact:
-        if trigger not in COMPACTION_TRIGGERS:
+        if type(trigger) is not str or trigger not in COMPACTION_TRIGGERS:
             raise InvalidArgument(f"trigger must be one of {list(COMPACTION_TRIGGERS)}, got {shown(trigger)}")
         for name, value in (
             ("tokens_before", tokens_before),
             ("tokens_after", tokens_after),
             ("latency_ms", latency_ms),
         ):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-                raise InvalidArgument(f"{name} must be an int >= 0 or None, got {shown(value)}")
+            if value is not None and (type(value) is not int or value < 0):
+                raise InvalidArgument(f"{name} must be an int >= 0 or None, got {got(value)}")
         check_stored_text(model, "model")
         rewrite = Rewrite.of(
             start, end, summary, "compaction", note=note, actor=actor, expected_revision=expected_revision

@@ -204,13 +204,7 @@ def rewrite_event(
     ``check=False`` skips tool pairing: realtime changes mirror the
     provider's conversation as it is."""
     count = len(state.messages)
-    if (
-        not isinstance(start, int)
-        or not isinstance(end, int)
-        or isinstance(start, bool)
-        or isinstance(end, bool)
-        or not 0 <= start <= end <= count
-    ):
+    if type(start) is not int or type(end) is not int or not 0 <= start <= end <= count:
         raise InvalidRewriteRange(start, end, count)
     result = state.messages.replaced(start, end, stamped)
     if check:
@@ -289,7 +283,9 @@ def _replacing(original: Message, index: int, replacement: Message | ReplaceBloc
     blocks = list(original.blocks)
     blocks[replacement.index] = replacement.block
     try:
-        made = Message(role=original.role, blocks=tuple(blocks), id=new_id, provider_item_id=original.provider_item_id)
+        # Only the block changes: the rest of the message (its incomplete
+        # marker, which is content, and what an adapter kept) stays.
+        made = msgspec.structs.replace(original, blocks=tuple(blocks), id=new_id)
     except InvalidMessage as exc:
         raise ReplacementMismatch(f"block {replacement.index} of message {index}: {exc}") from None
     return with_default_objects(made)

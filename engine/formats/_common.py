@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -59,6 +59,8 @@ def prepare(
     placeholder, the incomplete marker (unless the format ``keeps_incomplete``)
     and Transcript blocks are refused, or in lossy mode become no content, no
     marker and Text blocks."""
+    if isinstance(messages, (str, bytes, Message, Mapping)) or not isinstance(messages, Iterable):
+        raise InvalidArgument(f"{policy.function} takes a list of messages, got {described(messages)}")
     originals = list(messages)
     entries: list[Entry] = []
     for index, message in enumerate(originals):

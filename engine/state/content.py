@@ -70,9 +70,35 @@ def as_stored() -> Iterator[None]:
         _AS_STORED.reset(token)
 
 
+_BASES = (str, int, bytes, tuple, float, list, dict)
+
+
+def kind_of(value: object) -> str:
+    """The type of ``value`` as an error names it when it is not exactly the
+    type wanted: a subclass (an enum member, a str subclass) would be stored
+    as its base type and read back as that, not as itself."""
+    kind = type(value)
+    base = next((base for base in _BASES if isinstance(value, base)), None)
+    if base is None or kind is base:
+        return kind.__name__
+    return (
+        f"{kind.__name__} (a subclass of {base.__name__}, which would read back as a plain {base.__name__}; "
+        f"pass a plain {base.__name__}, an enum's .value)"
+    )
+
+
+def got(value: object) -> str:
+    """``value`` as an error shows what it was given: its repr, and its
+    type too when it is a subclass of a type the store keeps (see ``kind_of``)."""
+    kind = type(value)
+    if kind in _BASES or not isinstance(value, _BASES):
+        return shown(value)
+    return f"{shown(value)}, a {kind_of(value)}"
+
+
 def _require_str(value: object, where: str) -> None:
-    if not isinstance(value, str):
-        raise InvalidMessage(f"{where} must be a str, got {type(value).__name__}")
+    if type(value) is not str:
+        raise InvalidMessage(f"{where} must be a str, got {kind_of(value)}")
     if not value.isascii():
         unicode_error(value, where, InvalidMessage)
 
@@ -112,7 +138,7 @@ class Text(_Block, frozen=True, tag="text"):
 
     def __post_init__(self) -> None:
         text = self.text
-        if not isinstance(text, str) or not text.isascii():  # inline: this runs for every decoded block
+        if type(text) is not str or not text.isascii():  # inline: this runs for every decoded block
             _require_str(text, "Text.text")
 
 
@@ -125,11 +151,11 @@ class Transcript(_Block, frozen=True, tag="transcript"):
 
     def __post_init__(self) -> None:
         text = self.text
-        if not isinstance(text, str) or not text.isascii():  # inline: this runs for every decoded block
+        if type(text) is not str or not text.isascii():  # inline: this runs for every decoded block
             _require_str(text, "Transcript.text")
         cut = self.truncated_at_ms
-        if cut is not None and (not isinstance(cut, int) or isinstance(cut, bool) or cut < 0):
-            raise InvalidMessage(f"Transcript.truncated_at_ms must be None or a non-negative int, got {shown(cut)}")
+        if cut is not None and (type(cut) is not int or cut < 0):
+            raise InvalidMessage(f"Transcript.truncated_at_ms must be None or a non-negative int, got {got(cut)}")
 
 
 class Reasoning(_Block, frozen=True, tag="reasoning"):
@@ -189,8 +215,8 @@ class Image(_Block, frozen=True, tag="image"):
         _require_str(self.media_type, "Image.media_type")
         if (self.data is None) == (self.ref is None):
             raise InvalidMessage("Image needs exactly one of data= (inline bytes) or ref= (a blob reference)")
-        if self.data is not None and not isinstance(self.data, bytes):
-            raise InvalidMessage(f"Image.data must be bytes, got {type(self.data).__name__}")
+        if self.data is not None and type(self.data) is not bytes:
+            raise InvalidMessage(f"Image.data must be bytes, got {kind_of(self.data)}")
         if self.ref is not None:
             _require_str(self.ref, "Image.ref")
 
@@ -248,8 +274,8 @@ _LONE_SURROGATE_ESCAPE = re.compile(
 
 
 def _check_json_text(text: object) -> None:
-    if not isinstance(text, str):
-        raise InvalidMessage(f"Message.provider_data is JSON text (a str), got {type(text).__name__}")
+    if type(text) is not str:
+        raise InvalidMessage(f"Message.provider_data is JSON text (a str), got {kind_of(text)}")
     unicode_error(text, "Message.provider_data", InvalidMessage)
     try:
         msgspec.json.decode(text)
@@ -299,9 +325,9 @@ class Message(
 
     def __post_init__(self) -> None:
         role = self.role
-        allowed = _ALLOWED_BLOCKS.get(role) if isinstance(role, str) else None  # a list or dict is unhashable
+        allowed = _ALLOWED_BLOCKS.get(role) if type(role) is str else None  # a list or dict is unhashable
         if allowed is None:
-            raise InvalidMessage(f"role must be one of {sorted(ROLES)}, got {shown(role)}")
+            raise InvalidMessage(f"role must be one of {sorted(ROLES)}, got {got(role)}")
         if not isinstance(self.blocks, tuple):
             raise InvalidMessage(
                 f"Message.blocks must be a tuple, got {type(self.blocks).__name__}; "
@@ -475,8 +501,8 @@ class ReplaceBlock(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     block: Block
 
     def __post_init__(self) -> None:
-        if not isinstance(self.index, int) or isinstance(self.index, bool):
-            raise InvalidMessage(f"ReplaceBlock.index must be an int, got {type(self.index).__name__}")
+        if type(self.index) is not int:
+            raise InvalidMessage(f"ReplaceBlock.index must be an int, got {kind_of(self.index)}")
         if not isinstance(self.block, _Block):
             raise InvalidMessage(f"ReplaceBlock.block must be a content block, got {type(self.block).__name__}")
 
@@ -507,8 +533,8 @@ class Usage(
     def __post_init__(self) -> None:
         for name in _USAGE_FIELDS:
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise InvalidMessage(f"Usage.{name} must be a non-negative int, got {shown(value)}")
+            if type(value) is not int or value < 0:
+                raise InvalidMessage(f"Usage.{name} must be a non-negative int, got {got(value)}")
 
     def __add__(self, other: object) -> Usage:
         if not isinstance(other, Usage):

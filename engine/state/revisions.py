@@ -16,7 +16,7 @@ from datetime import datetime
 import msgspec
 
 from engine.errors import CorruptStore, InvalidArgument, InvalidRevision
-from engine.state.content import Message, shown, unicode_error
+from engine.state.content import Message, kind_of, shown, unicode_error
 
 __all__ = [
     "EMPTY_REVISION",
@@ -113,13 +113,13 @@ class Reason(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
                 raise InvalidArgument("give the note inside the Reason or as note=, not both")
             note = reason.note
             reason = reason.kind
-        if not isinstance(reason, str) or not _KIND.fullmatch(reason):
+        if type(reason) is not str or not _KIND.fullmatch(reason):
             raise InvalidArgument(
                 f"reason must be a kind such as 'edit' or 'compaction' (lowercase letters, digits, "
-                f"underscores), got {shown(reason)}"
+                f"underscores; a plain str), got {shown(reason)}"
             )
-        if note is not None and not isinstance(note, str):
-            raise InvalidArgument(f"note must be a str or None, got {type(note).__name__}")
+        if note is not None and type(note) is not str:
+            raise InvalidArgument(f"note must be a str or None, got {kind_of(note)}")
         if note is not None and not note.isascii():
             unicode_error(note, "note", InvalidArgument)
         return cls(kind=reason, note=note)

@@ -37,6 +37,8 @@ from engine.store._records import FeedEntry, ListingFilter, Record, Rewrite, Ses
 #: gives each transaction this many feed positions (and one more), and a
 #: write of more would take positions of the transactions after it.
 MAX_EVENTS_PER_WRITE = 2**20 - 1
+# The largest position a SQL integer column holds: every feed position is below it.
+_LAST_POSITION = 2**63 - 1
 
 
 def _too_many(session_id: str, count: int) -> InvalidArgument:
@@ -459,10 +461,12 @@ class RecorderBackend(Backend):
         return [(session_id, Record(1, topic, bytes(state))) for session_id, topic, state in found]
 
     def feed(self, after: int = 0, limit: int = 100) -> list[FeedEntry]:
-        if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+        if type(after) is not int or after < 0:
             raise InvalidArgument(f"after= is a feed position (an int >= 0), got {shown(after)}")
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
+        if type(limit) is not int or not 1 <= limit <= 10_000:
             raise InvalidArgument(f"limit= is 1 to 10,000 entries per page, got {shown(limit)}")
+        if after >= _LAST_POSITION:  # no event is after it (and SQL could not bind a larger one)
+            return []
         try:
             with translated_errors("read the feed", self._where):
                 return self._recorder.select_feed(after, limit)
