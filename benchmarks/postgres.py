@@ -168,7 +168,7 @@ def _drop(target: str, prefix: str) -> None:
     import psycopg
 
     with psycopg.connect(target, autocommit=True) as connection:
-        for table in ("events", "sessions", "snapshots", "feed"):
+        for table in ("events", "sessions", "snapshots", "feed", "seal"):
             connection.execute(f"DROP TABLE IF EXISTS {prefix}_{table}")
 
 

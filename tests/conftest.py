@@ -109,7 +109,7 @@ def drop_postgres_tables(prefix: str) -> None:
 
     assert POSTGRES_DSN
     with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
-        for table in ("events", "sessions", "snapshots", "feed"):
+        for table in ("events", "sessions", "snapshots", "feed", "seal"):
             conn.execute(f'DROP TABLE IF EXISTS "{prefix}_{table}"')
 
 

@@ -53,7 +53,7 @@ def _stored_bytes(stores: StoreFactory) -> bytes:
         assert POSTGRES_DSN
         found = b""
         with psycopg.connect(POSTGRES_DSN) as conn:
-            for table in ("events", "sessions", "snapshots", "feed"):
+            for table in ("events", "sessions", "snapshots", "feed", "seal"):
                 for (row,) in conn.execute(f'SELECT t::text FROM "{stores.prefix}_{table}" AS t'):  # type: ignore[arg-type]
                     found += row.encode()
         return found

@@ -21,7 +21,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from engine import CorruptStore, EngineError, Message, Transcripts, Usage
+from engine import CorruptStore, EngineError, InvalidArgument, Message, Transcripts, Usage
 from engine.state.events import MessagesAppended
 from engine.store import decode_event, head_of
 from engine.store._codec import encode_event
@@ -415,12 +415,50 @@ def test_a_seal_key_refuses_rows_sealed_without_it(tmp_path: Path) -> None:
     store.append(sid, Message.user("hi"))
     kept = store.head_hash(sid)
     store.close()
-    with pytest.raises(CorruptStore, match="seal"):
-        Transcripts.open(path).sessions()  # someone without the key
+    with pytest.raises(InvalidArgument, match="seals its listing rows with a key: open it with seal_key="):
+        Transcripts.open(path)  # someone without the key
+    with pytest.raises(InvalidArgument, match="with another key"):
+        Transcripts.open(path, seal_key=b"x" * 32)
     again = Transcripts.open(path, seal_key=key)
     assert again.verify(sid, head_hash=kept).title == "sealed"
     assert [info.title for info in again.sessions()] == ["sealed"]
     again.close()
+
+
+def test_a_store_is_never_sealed_two_ways(tmp_path: Path) -> None:
+    # Found by a newcomer: a store written without a key and opened with one
+    # took the key for its new sessions, and then neither way of opening it
+    # read the whole store (each said the other's rows "were altered").
+    path = str(tmp_path / "store.db")
+    with Transcripts.open(path) as plain:
+        plain.create(session_id="old")
+    with pytest.raises(InvalidArgument, match="seals its listing rows without a key"):
+        Transcripts.open(path, seal_key=b"k" * 32)
+    with Transcripts.open(path) as again:
+        assert [info.id for info in again.sessions()] == ["old"]  # nothing was written, all of it reads
+
+
+@pytest.mark.parametrize("key", [None, b"k" * 32])
+def test_a_store_of_an_earlier_build_learns_how_it_is_sealed_from_its_rows(tmp_path: Path, key: bytes | None) -> None:
+    path = str(tmp_path / "store.db")
+    with Transcripts.open(path, seal_key=key) as store:
+        store.create(session_id="s1")
+    with sqlite3.connect(path) as db:  # as earlier builds left it: no record of the seal mode
+        db.execute("DROP TABLE transcripts_seal")
+    db.close()
+    if key is None:
+        with pytest.raises(InvalidArgument, match="without a key"):  # its rows say so
+            Transcripts.open(path, seal_key=b"x" * 32)
+    else:
+        # Without the key, a row sealed with one reads as one sealed with
+        # another, or altered: the store cannot tell, so its reads say so.
+        with Transcripts.open(path) as keyless, pytest.raises(CorruptStore, match="open it with seal_key="):
+            keyless.sessions()
+    with Transcripts.open(path, seal_key=key) as store:  # the right way: reads, writes
+        store.create(session_id="s2")
+        assert sorted(info.id for info in store.sessions()) == ["s1", "s2"]
+    with pytest.raises(InvalidArgument):
+        Transcripts.open(path, seal_key=None if key is not None else b"x" * 32)
 
 
 def test_random_byte_flips_never_read_back_as_different_data(

@@ -31,7 +31,23 @@ __all__ = ["main"]
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
+_SEAL_KEY = "transcripts.seal_key"
+
+
+def _read_seal_key(context: click.Context, _: click.Parameter, path: str | None) -> None:
+    if path is not None:
+        with open(path, "rb") as file:
+            context.meta[_SEAL_KEY] = file.read()
+
+
 def _store_argument(function: _F) -> _F:
+    function = click.option(
+        "--seal-key-file",
+        type=click.Path(exists=True, dir_okay=False),
+        expose_value=False,
+        callback=_read_seal_key,
+        help="File whose bytes are the seal key the store's rows are sealed with (Transcripts.open(seal_key=)).",
+    )(function)
     function = click.option(
         "--prefix", default="transcripts", show_default=True, help="Table prefix the store was opened with."
     )(function)
@@ -47,8 +63,9 @@ def _opened(store: str, prefix: str, *, create: bool = False) -> Iterator[Transc
     """The store, opened only if it is there: looking never creates a file or tables."""
     if "://" not in store and not create and not os.path.isfile(store):
         raise click.ClickException(f"no store at {store}: give a SQLite file that exists or a postgresql:// URL")
+    key = click.get_current_context().meta.get(_SEAL_KEY)
     with _errors():
-        opened = Transcripts.open(store, table_prefix=prefix, create=create)
+        opened = Transcripts.open(store, table_prefix=prefix, create=create, seal_key=key)
     try:
         with _errors():
             yield opened

@@ -13,7 +13,6 @@ and nowhere else.
 from __future__ import annotations
 
 import abc
-import hmac
 import sqlite3
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -30,7 +29,7 @@ from engine.errors import (
     StorageUnavailable,
 )
 from engine.state.content import shown
-from engine.store._chain import seal_of
+from engine.store._chain import check_seal_mode, seal_of, sealed_with
 from engine.store._records import FeedEntry, ListingFilter, Record, Rewrite, SessionRow, StoredSnapshot
 
 #: The most events one write stores, on every backend: a PostgreSQL store
@@ -174,6 +173,11 @@ class SummaryRecorder(Protocol):
 
     def forget_cached(self) -> None: ...
 
+    def select_seal_mode(self) -> str | None:
+        """How the store's listing rows are sealed (``seal_mode``), as it
+        recorded when it was made, or ``None`` if it could not tell."""
+        ...
+
 
 class ClosedBackend(Backend):
     """What a store's backend becomes when it is closed: every use raises
@@ -249,10 +253,14 @@ def _checked(row: SessionRow, key: bytes | None) -> SessionRow:
     for value, kind in zip(row, _ROW_TYPES, strict=True):
         if not isinstance(value, kind) or isinstance(value, bool):
             raise CorruptStore(f"the listing row of session {row.session_id!r} is damaged: {value!r} is misplaced")
-    if not hmac.compare_digest(seal_of(row, key), row.seal):
+    if not sealed_with(row, key):
         raise CorruptStore(
             f"the listing row of session {row.session_id!r} does not match its seal: it was altered"
-            + ("" if key is None else " (or the store was opened with another seal key)")
+            + (
+                " (or the store is sealed with a key: open it with seal_key=)"
+                if key is None
+                else " (or the store was opened with another seal key)"
+            )
         )
     return row
 
@@ -412,6 +420,9 @@ class RecorderBackend(Backend):
         self._where = where
         self._on_close = on_close
         self._key = seal_key
+        with translated_errors("open", where):
+            recorded = recorder.select_seal_mode()
+        check_seal_mode(where, recorded, seal_key)
 
     def append(
         self,

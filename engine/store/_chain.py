@@ -32,7 +32,7 @@ from typing import Any, Protocol
 
 import msgspec
 
-from engine.errors import CorruptStore
+from engine.errors import CorruptStore, InvalidArgument
 from engine.store._records import Record, SessionRow
 
 __all__ = [
@@ -40,12 +40,16 @@ __all__ = [
     "chain_from",
     "chain_of",
     "check_legacy_sealing",
+    "check_seal_mode",
     "checkpoints_of",
     "extended",
     "head_of",
     "legacy_head_of",
+    "seal_mode",
+    "seal_mode_of",
     "seal_of",
     "sealed_row",
+    "sealed_with",
 ]
 
 
@@ -179,6 +183,53 @@ def seal_of(row: SessionRow, key: bytes | None) -> str:
     if key is None:
         return hashlib.sha256(b"transcript-engine/row\x00" + fields).hexdigest()
     return hmac.new(key, fields, "sha256").hexdigest()
+
+
+def seal_mode(key: bytes | None) -> str:
+    """How a store's listing rows are sealed, as the store records it: with
+    SHA-256, or with an HMAC under a key it names by a check value (never
+    the key itself), so that it is never opened and written with another."""
+    if key is None:
+        return "sha256"
+    return "hmac-sha256:" + hmac.new(key, b"transcript-engine/seal-mode", "sha256").hexdigest()[:32]
+
+
+def sealed_with(row: SessionRow, key: bytes | None) -> bool:
+    """Whether ``row``'s seal is the one ``key`` (``None``: no key) gives it."""
+    try:
+        return isinstance(row.seal, str) and hmac.compare_digest(seal_of(row, key), row.seal)
+    except (TypeError, ValueError):  # fields of types no write of the engine stores: damage
+        return False
+
+
+def seal_mode_of(row: SessionRow, key: bytes | None) -> str | None:
+    """The seal mode a store written by an earlier build has, told from one
+    of its listing rows: sealed without a key, or with ``key``; ``None`` if
+    the row says neither (another key, or damage: reads say which)."""
+    for candidate in (None, key) if key is not None else (None,):
+        if sealed_with(row, candidate):
+            return seal_mode(candidate)
+    return None
+
+
+def check_seal_mode(where: str, recorded: object, key: bytes | None) -> None:
+    """``InvalidArgument`` unless the store's recorded seal mode (``None``:
+    not recorded) is the one ``key`` gives: a store sealed one way and
+    written another would hold rows no single key reads."""
+    mode = seal_mode(key)
+    if recorded is None or recorded == mode:
+        return
+    if recorded == "sha256":
+        raise InvalidArgument(
+            f"the store at {where} seals its listing rows without a key, and it was opened with seal_key=: open it "
+            "without one (a store keeps one way of sealing; copy its sessions into a new store to seal them with a key)"
+        )
+    if key is None:
+        raise InvalidArgument(
+            f"the store at {where} seals its listing rows with a key: open it with seal_key= (on the command line, "
+            "--seal-key-file)"
+        )
+    raise InvalidArgument(f"the store at {where} seals its listing rows with another key than the seal_key given")
 
 
 def check_legacy_sealing(where: str, key: bytes | None, seal_legacy: bool) -> None:

@@ -12,6 +12,7 @@ from eventsourcing.popo import POPOApplicationRecorder
 
 from engine.errors import ConcurrentWriteError, SessionNotFound
 from engine.store._backend import RecorderBackend
+from engine.store._chain import seal_mode
 from engine.store._codec import READABLE_TOPICS, fork_source, refuse_new_forks, refuse_orphans
 from engine.store._records import FeedEntry, ListingFilter, Record, Rewrite, SessionRow, StoredSnapshot
 
@@ -21,10 +22,14 @@ class MemoryRecorder(POPOApplicationRecorder):
     # numbers positions by list index); the feed shows only real event types.
     feed_topics = tuple(READABLE_TOPICS)
 
-    def __init__(self) -> None:
+    def __init__(self, seal_mode: str) -> None:
         super().__init__()
         self._sessions: dict[str, SessionRow] = {}
         self._snapshots: dict[str, list[StoredSnapshot]] = {}
+        self._seal_mode = seal_mode
+
+    def select_seal_mode(self) -> str | None:
+        return self._seal_mode
 
     def insert_records(
         self,
@@ -177,4 +182,4 @@ class MemoryRecorder(POPOApplicationRecorder):
 
 
 def open_memory(seal_key: bytes | None = None) -> RecorderBackend:
-    return RecorderBackend(MemoryRecorder(), "memory", seal_key=seal_key)
+    return RecorderBackend(MemoryRecorder(seal_mode(seal_key)), "memory", seal_key=seal_key)

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import psycopg
-from eventsourcing.persistence import IntegrityError, OperationalError
+from eventsourcing.persistence import IntegrityError, OperationalError, ProgrammingError
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row, tuple_row
@@ -41,7 +41,7 @@ from engine.store._backend import (
     translated_errors,
     unreachable_position,
 )
-from engine.store._chain import check_legacy_sealing, sealed_row
+from engine.store._chain import check_legacy_sealing, seal_mode, seal_mode_of, sealed_row
 from engine.store._codec import fork_source, refuse_new_forks, refuse_orphans
 from engine.store._records import (
     LISTING_COLUMNS,
@@ -188,6 +188,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
         sessions = Identifier(f"{prefix}_sessions")
         snapshots = Identifier(f"{prefix}_snapshots")
         feed = Identifier(f"{prefix}_feed")
+        seal = Identifier(f"{prefix}_seal")
         self.sql_create_statements += [
             SQL(
                 "CREATE TABLE IF NOT EXISTS {}.{} (session_id text PRIMARY KEY, title text, "
@@ -207,6 +208,17 @@ class PostgresRecorder(PostgresApplicationRecorder):
                 "base bigint NOT NULL)"
             ).format(schema, feed)
         )
+        # One row: how the listing rows are sealed (see engine.store._chain.seal_mode).
+        self._create_seal = _rendered(
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {}.{} "
+                "(one boolean PRIMARY KEY DEFAULT true CHECK (one), mode text NOT NULL)"
+            ).format(schema, seal)
+        )
+        self._select_seal_mode = _rendered(SQL("SELECT mode FROM {}.{}").format(schema, seal))
+        self._insert_seal_mode = _rendered(
+            SQL("INSERT INTO {}.{} (mode) VALUES (%s) ON CONFLICT DO NOTHING").format(schema, seal)
+        )
         self._upsert_session = SQL(
             "INSERT INTO {}.{} AS s (" + ROW_COLUMNS + ") VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
             "ON CONFLICT (session_id) DO UPDATE "
@@ -217,6 +229,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
         self._sessions_name = f"{prefix}_sessions"
         self._snapshots_name = f"{prefix}_snapshots"
         self._feed_name = f"{prefix}_feed"
+        self._seal_name = f"{prefix}_seal"
         self._writer: Any = None  # the connection appends use (see _append_alone_on_writer)
         self._writer_cursor: Any = None  # and its cursor
         self._writer_used = 0.0  # when it last served an append (time.monotonic)
@@ -421,6 +434,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
                 # No DDL at all: even CREATE INDEX IF NOT EXISTS waits for
                 # every open write transaction, and writers queue behind it.
                 self._seal_unsealed_rows(conn)
+                self._record_seal_mode(conn)
                 self._catch_up_feed_base(conn)
                 return
             conn.execute("SELECT pg_advisory_lock(%s)", (key,))
@@ -428,6 +442,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
             with conn.transaction():  # the table and its row at once: no write ever finds it empty
                 conn.execute(self._create_feed)
                 conn.execute(self._insert_feed_base)
+            conn.execute(self._create_seal)
             # A store written before listing rows had a summary gets the
             # column (its rows keep NULL until their session is next written).
             conn.execute(
@@ -462,6 +477,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
             # __init__) fails instead of storing an event no reader sees.
             conn.execute(SQL("ALTER TABLE {}.{} ALTER COLUMN position SET NOT NULL").format(schema, events))
             self._seal_unsealed_rows(conn)
+            self._record_seal_mode(conn)
             self._catch_up_feed_base(conn)
 
     def _refuse_foreign_feed_table(self, conn: psycopg.Connection[Any]) -> None:
@@ -537,7 +553,8 @@ class PostgresRecorder(PostgresApplicationRecorder):
                 "SELECT (SELECT count(*) FROM information_schema.columns WHERE table_schema = %s AND ("
                 "(table_name = %s AND column_name IN ('summary', 'seal')) OR "
                 "(table_name = %s AND column_name = 'position' AND is_nullable = 'NO'))), "
-                "to_regclass(%s) IS NOT NULL, to_regclass(%s) IS NOT NULL, to_regclass(%s) IS NOT NULL",
+                "to_regclass(%s) IS NOT NULL, to_regclass(%s) IS NOT NULL, to_regclass(%s) IS NOT NULL, "
+                "to_regclass(%s) IS NOT NULL",
                 (
                     schema,
                     self._sessions_name,
@@ -545,11 +562,12 @@ class PostgresRecorder(PostgresApplicationRecorder):
                     f"{schema}.{self.events_table_name}_position_idx",
                     f"{schema}.{self._snapshots_name}",
                     f"{schema}.{self._feed_name}",
+                    f"{schema}.{self._seal_name}",
                 ),
             )
             .fetchone()
         )
-        return found is not None and found[0] == 3 and found[1] and found[2] and found[3]
+        return found is not None and found[0] == 3 and all(found[1:])
 
     def _seal_unsealed_rows(self, conn: psycopg.Connection[Any]) -> None:
         """Give a store written before rows were sealed its chain heads and
@@ -579,6 +597,34 @@ class PostgresRecorder(PostgresApplicationRecorder):
                     SQL("UPDATE {} SET head=%s, seal=%s WHERE session_id=%s").format(table),
                     (row.head, row.seal, row.session_id),
                 )
+
+    def _record_seal_mode(self, conn: psycopg.Connection[Any]) -> None:
+        """Record how the listing rows are sealed, once: as this opening seals
+        them in a new store, else as one of its rows tells (a store of an
+        earlier build; nothing if the row says neither, as a row sealed with
+        a key does to an opening without). A standby records nothing."""
+        schema = Identifier(self.datastore.schema)
+        with conn.transaction(), conn.cursor(row_factory=tuple_row) as cursor:
+            if cursor.execute(self._select_seal_mode).fetchone() is not None:
+                return
+            standby = cursor.execute("SELECT pg_is_in_recovery()").fetchone()
+            if standby is None or standby[0]:
+                return
+            found = cursor.execute(
+                SQL("SELECT " + ROW_COLUMNS + " FROM {}.{} LIMIT 1").format(schema, Identifier(self._sessions_name))
+            ).fetchone()
+            mode = seal_mode(self._seal_key) if found is None else seal_mode_of(SessionRow(*found), self._seal_key)
+            if mode is not None:
+                cursor.execute(self._insert_seal_mode, (mode,))
+
+    def select_seal_mode(self) -> str | None:
+        try:
+            with self.datastore.transaction(commit=False) as curs:
+                curs.execute(self._select_seal_mode)
+                found = curs.fetchone()
+        except ProgrammingError:  # no such table: a store of an earlier build read where it cannot be changed
+            return None
+        return None if found is None else found["mode"]
 
     def has_tables(self) -> bool:
         """Whether the store's tables are there (to open without creating

@@ -35,7 +35,7 @@ from engine.store._backend import (
     translated_errors,
     unreachable_position,
 )
-from engine.store._chain import check_legacy_sealing, sealed_row
+from engine.store._chain import check_legacy_sealing, seal_mode, seal_mode_of, sealed_row
 from engine.store._codec import READABLE_TOPICS, fork_source, refuse_new_forks, refuse_orphans
 from engine.store._packed import TEXT_APPEND_TOPIC
 from engine.store._records import (
@@ -147,6 +147,7 @@ class SQLiteRecorder:
         self.kinds_table = kinds = f"{prefix}_kinds"
         self.sessions_table = sessions = f"{prefix}_sessions"
         self.snapshots_table = f"{prefix}_snapshots"
+        self.seal_table = f"{prefix}_seal"
         self.events_view = f"{prefix}_events"
         key_of = f"(SELECT key FROM {sessions} WHERE session_id=?)"
         self._insert_record = f"INSERT INTO {log} (session, version, kind, state) VALUES ({key_of},?,?,?)"
@@ -213,6 +214,9 @@ class SQLiteRecorder:
             f"CREATE TABLE IF NOT EXISTS {self.snapshots_table} ("
             "session_id TEXT NOT NULL, version INTEGER NOT NULL, state BLOB NOT NULL, "
             "PRIMARY KEY (session_id, version)) WITHOUT ROWID",
+            # One row: how the listing rows are sealed (see engine.store._chain.seal_mode).
+            f"CREATE TABLE IF NOT EXISTS {self.seal_table} "
+            "(one INTEGER PRIMARY KEY CHECK (one = 1), mode TEXT NOT NULL)",
         ]
 
     def create_table(self) -> None:
@@ -223,6 +227,8 @@ class SQLiteRecorder:
             found = {row[0]: row[1] for row in execute("SELECT name, type FROM sqlite_master")}
             if found.get(self.log_table) != "table" or found.get(self.events_view) != "view":
                 return False
+            if found.get(self.seal_table) != "table":
+                return False
             if any(found.get(name) != "trigger" for name in self._view_trigger_names()):
                 return False  # triggers of an earlier build: replaced below
             columns = {row[1] for row in execute(f"PRAGMA table_info({self.sessions_table})")}
@@ -232,12 +238,14 @@ class SQLiteRecorder:
             return self._codes.keys() >= READABLE_TOPICS
 
         with self.datastore.transaction(commit=False) as cursor:
-            if current(cursor.sqlite_cursor.execute):
+            execute = cursor.sqlite_cursor.execute
+            if current(execute) and self._seal_mode_to_record(execute) is None:
                 return  # no DDL, no write lock
 
         def apply(execute: Execute) -> None:
-            if current(execute):
-                return  # made current by another process meanwhile
+            if current(execute):  # made current by another process meanwhile
+                self._record_seal_mode(execute)
+                return
             found = {row[0]: row[1] for row in execute("SELECT name, type FROM sqlite_master")}
             for statement in self.construct_create_table_statements():
                 execute(statement)
@@ -262,6 +270,7 @@ class SQLiteRecorder:
                 execute(statement)
             if "seal" not in columns:
                 self._seal_unsealed_rows(execute)
+            self._record_seal_mode(execute)
             # In a new store the commonest row, one text message, gets code 1,
             # which SQLite keeps in no bytes at all (as it does 0).
             execute(
@@ -271,6 +280,26 @@ class SQLiteRecorder:
             self._learn_codes(execute)
 
         self._write(apply)
+
+    def _seal_mode_to_record(self, execute: Execute) -> str | None:
+        """How the listing rows are sealed, if the store has not recorded it
+        and can tell: as this opening seals them in a new store, else as one
+        of its rows tells (a store of an earlier build; ``None`` if the row
+        says neither, as a row sealed with a key does to an opening without)."""
+        if execute(f"SELECT 1 FROM {self.seal_table}").fetchone() is not None:
+            return None
+        found = execute(f"SELECT {ROW_COLUMNS} FROM {self.sessions_table} LIMIT 1").fetchone()
+        return seal_mode(self._seal_key) if found is None else seal_mode_of(SessionRow(*found), self._seal_key)
+
+    def _record_seal_mode(self, execute: Execute) -> None:
+        mode = self._seal_mode_to_record(execute)
+        if mode is not None:
+            execute(f"INSERT INTO {self.seal_table} (one, mode) VALUES (1, ?)", (mode,))
+
+    def select_seal_mode(self) -> str | None:
+        with self.datastore.transaction(commit=False) as cursor:
+            found = cursor.sqlite_cursor.execute(f"SELECT mode FROM {self.seal_table}").fetchone()
+        return None if found is None else found[0]
 
     def _learn_codes(self, execute: Execute) -> None:
         """Read the kinds table. Reads map codes back to the engine's own
