@@ -193,3 +193,17 @@ def test_a_damaged_summary_is_corruption_and_verify_checks_it(tmp_path: Path) ->
     db.close()
     with pytest.raises(CorruptStore):
         Transcripts.open(str(path)).sessions(status="active")
+
+
+def test_paging_goes_on_past_a_session_deleted_between_pages(stores: StoreFactory) -> None:
+    # Found by a newcomer: after= the id of a session deleted since raised
+    # SessionNotFound, so a list could not page on from where it was.
+    store = stores.open()
+    ids = [store.create(title=str(number)) for number in range(5)]
+    page = store.sessions(limit=2)
+    assert [info.id for info in page] == ids[:2]
+    store.delete(page[-1].id)
+    with pytest.raises(SessionNotFound):
+        store.sessions(after=page[-1].id, limit=2)  # an id alone no longer says where it was
+    assert [info.id for info in store.sessions(after=page[-1], limit=2)] == ids[2:4]
+    assert [info.id for info in store.sessions(after=store.sessions(after=page[-1], limit=2)[-1])] == ids[4:]

@@ -457,3 +457,21 @@ def test_a_fork_deleted_after_its_events_were_read_is_no_error(stores: StoreFact
     # At the first page: the fork's events are read, and it goes before the catch-up reads it again.
     tables = _caught_up_around(stores.open(), tmp_path / "read.db", lambda: writer.delete(fork), at=bool)
     assert [row[0] for row in tables["sessions"]] == [sid]
+
+
+def test_a_read_model_file_is_never_made_into_a_store(tmp_path: Path) -> None:
+    # Found by a newcomer: Transcripts.open() on a read model (the CLI's
+    # STORE.read.db) added the store's tables to it, and the read model then
+    # refused itself as "a transcript store".
+    store_path, model_path = str(tmp_path / "store.db"), str(tmp_path / "store.read.db")
+    with Transcripts.open(store_path) as store:
+        store.append(store.create(), Message.user("hi"))
+        with ReadModel(model_path) as model:
+            model.catch_up(store)
+    before = sorted(name for (name,) in sqlite3.connect(model_path).execute("SELECT name FROM sqlite_master"))
+    with pytest.raises(InvalidArgument, match="is a read model"):
+        Transcripts.open(model_path)
+    after = sorted(name for (name,) in sqlite3.connect(model_path).execute("SELECT name FROM sqlite_master"))
+    assert after == before
+    with ReadModel(model_path) as model:  # still the read model it was
+        assert model.position > 0

@@ -1184,3 +1184,16 @@ def test_fork_replacing_one_block_keeps_the_rest_of_the_message(stores: StoreFac
     )
     expected = [Message.user("q"), Message(role="assistant", blocks=replaced.blocks, incomplete=True)]
     assert stores.open().get(kid).revision == revision_of(expected)
+
+
+def test_a_child_deleted_and_spawned_again_under_its_id_is_listed_once(stores: StoreFactory) -> None:
+    # Found by a newcomer: children() listed the respawned child once per
+    # spawn record of its id.
+    store = stores.open()
+    parent = store.create(session_id="p")
+    store.spawn(parent, task="first", session_id="c")
+    store.spawn(parent, task="other", session_id="d")
+    store.delete("c")
+    store.spawn(parent, task="again", session_id="c")
+    listed = [(child.id, child.spawn.task if child.spawn else None) for child in stores.open().children(parent)]
+    assert listed == [("d", "other"), ("c", "again")]

@@ -191,24 +191,28 @@ def sessions(
     repository: Repository,
     title: str | None = None,
     wanted: ListingFilter | None = None,
-    after: str | None = None,
+    after: str | SessionInfo | None = None,
     limit: int | None = None,
 ) -> list[SessionInfo]:
     """The sessions in the store, oldest first (read from a listing table
     kept in the same transaction as each write, so it is never stale):
     those whose title holds ``title`` (case-insensitive) and whose listing
     summary matches ``wanted`` (filtered by the database where it can);
-    after the session ``after`` (the last one of the previous page); at
-    most ``limit``."""
+    after the session ``after`` (the last one of the previous page, or its
+    id); at most ``limit``."""
     if title is not None and not isinstance(title, str):
         raise InvalidArgument(f"title= is text to look for in titles, got {shown(title)}")
-    if after is not None and not isinstance(after, str):
-        raise InvalidArgument(f"after= is the id of the last session of the previous page, got {shown(after)}")
+    if after is not None and type(after) not in (str, SessionInfo):
+        raise InvalidArgument(f"after= is the last session of the previous page (or its id), got {shown(after)}")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise InvalidArgument(f"limit= is how many sessions at most (an int >= 1), got {shown(limit)}")
     backend = repository.backend
     rows = backend.session_rows(wanted)
-    if after is not None:
+    if isinstance(after, SessionInfo):
+        # Where it was listed, whether or not it is still there (deleted since).
+        order = (after.created_at.isoformat(), after.id)
+        rows = [row for row in rows if (row.created_at, row.session_id) > order]
+    elif after is not None:
         found = next((index for index, row in enumerate(rows) if row.session_id == after), None)
         if found is None:
             last = backend.session_row(after)

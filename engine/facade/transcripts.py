@@ -308,8 +308,14 @@ class Transcripts:
         """The child sessions ``session_id`` spawned, oldest first, each as it
         is now (its status, outcome, transcript). A child deleted since is
         left out. ``get(sid).children`` has the parent's records at any version."""
+        records = self.get(session_id).children
+        # A child deleted and spawned again under its id has two records: the
+        # session is the last one's.
+        last = {child.session_id: index for index, child in enumerate(records)}
         found = []
-        for child in self.get(session_id).children:
+        for index, child in enumerate(records):
+            if last[child.session_id] != index:
+                continue
             try:
                 state = self.get(child.session_id)
             except SessionNotFound:
@@ -756,7 +762,7 @@ class Transcripts:
         pinned: bool | None = None,
         owner: str | None = None,
         parent: str | None = None,
-        after: str | None = None,
+        after: str | SessionInfo | None = None,
         limit: int | None = None,
     ) -> list[SessionInfo]:
         """The sessions in the store, oldest first (read from a listing table
@@ -765,9 +771,10 @@ class Transcripts:
         metadata has every item of ``metadata`` (equal as JSON values), whose
         header has that ``status``, every one of ``tags``, that ``pinned``
         and ``owner``, and that were spawned by ``parent``; paged with
-        ``limit`` and ``after`` (the id of the last session of the previous
-        page). The filters run in the database, on a summary each write
-        keeps in the listing row."""
+        ``limit`` and ``after``: the last session of the previous page (which
+        pages on even if it was deleted since), or its id (while it exists).
+        The filters run in the database, on a summary each write keeps in
+        the listing row."""
         header: dict[str, Any] = {}
         if status is not None:
             header["status"] = status
@@ -784,7 +791,8 @@ class Transcripts:
         if parent is not None and not isinstance(parent, str):
             raise InvalidArgument(f"parent= is the id of the session that spawned them, got {shown(parent)}")
         check_stored_text(parent, "parent=")
-        check_stored_text(after, "after=")
+        if not isinstance(after, SessionInfo):
+            check_stored_text(after, "after=")
         wanted = None
         if checked or metadata or parent is not None:
             wanted = ListingFilter(

@@ -49,7 +49,7 @@ from engine.state.header import HEADER_FIELDS, Header
 from engine.state.records import Spawn
 from engine.state.revisions import EMPTY_REVISION
 from engine.state.transcript import Session
-from engine.store import enter_wal
+from engine.store import READ_MODEL_APPLICATION_ID, enter_wal
 
 __all__ = ["ReadModel", "SearchHit"]
 
@@ -99,6 +99,9 @@ class ReadModel:
                         f"{shown(self.path)} is a transcript store, not a read model; name another file"
                     )
                 self._create_tables()
+                # Marked as a read model: Transcripts.open() refuses to make a store in it.
+                if self.db.execute("PRAGMA application_id").fetchone()[0] != READ_MODEL_APPLICATION_ID:
+                    self.db.execute(f"PRAGMA application_id={READ_MODEL_APPLICATION_ID}")
         except sqlite3.DatabaseError as exc:
             raise InvalidArgument(f"cannot use {shown(self.path)} as a read model: {exc}") from None
 

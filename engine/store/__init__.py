@@ -29,10 +29,11 @@ from engine.store._codec import (
     summary_of,
 )
 from engine.store._records import FeedEntry, ListingFilter, Record, Rewrite, SessionRow, StoredSnapshot
-from engine.store._wal import enter_wal
+from engine.store._wal import READ_MODEL_APPLICATION_ID, enter_wal
 
 __all__ = [
     "MAX_EVENTS_PER_WRITE",
+    "READ_MODEL_APPLICATION_ID",
     "Backend",
     "Chain",
     "ClosedBackend",

@@ -48,7 +48,7 @@ from engine.store._records import (
     SessionRow,
     StoredSnapshot,
 )
-from engine.store._wal import enter_wal
+from engine.store._wal import READ_MODEL_APPLICATION_ID, enter_wal
 
 Synchronous = Literal["full", "normal", "off"]
 Execute = Callable[..., sqlite3.Cursor]
@@ -239,6 +239,12 @@ class SQLiteRecorder:
 
         with self.datastore.transaction(commit=False) as cursor:
             execute = cursor.sqlite_cursor.execute
+            (application,) = execute("PRAGMA application_id").fetchone()
+            if application == READ_MODEL_APPLICATION_ID:
+                raise InvalidArgument(
+                    f"{self.datastore.pool.db_name} is a read model (engine.readmodel), not a transcript store: "
+                    "open the store it was projected from; nothing was written to it"
+                )
             if current(execute) and self._seal_mode_to_record(execute) is None:
                 return  # no DDL, no write lock
 

@@ -1,11 +1,16 @@
-"""WAL mode for a SQLite file, shared by the store and the read model."""
+"""What the store and the read model share about their SQLite files: WAL
+mode, and the mark that tells a read model's file from a store's."""
 
 from __future__ import annotations
 
 import sqlite3
 import time
 
-__all__ = ["enter_wal"]
+__all__ = ["READ_MODEL_APPLICATION_ID", "enter_wal"]
+
+#: What a read model (engine.readmodel) marks its file with (SQLite's
+#: ``PRAGMA application_id``, "TRM1"): a store is never made inside one.
+READ_MODEL_APPLICATION_ID = 0x54524D31
 
 
 def enter_wal(connection: sqlite3.Connection, timeout: float) -> None:
