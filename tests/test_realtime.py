@@ -950,3 +950,25 @@ def test_canonical_event_ids_with_nul_are_rejected() -> None:
         outcome = store.ingest(sid, AssistantTurnCompleted(event_id=bad, response_id="r"))
         assert outcome.status == "rejected" and "NUL" in (outcome.reason or "")
     assert store.get(sid).version == 1
+
+
+def test_an_event_about_a_settled_item_says_once_that_it_is_not_stored(store: Transcripts) -> None:
+    # Found by a newcomer: the reason came once per part of the raw event
+    # ("...adds nothing; ...adds nothing"), and said "adds nothing" of an
+    # event whose text differed.
+    def item(text: str) -> dict[str, object]:
+        return {"id": "i1", "type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
+
+    sid = store.create()
+    for number, kind in enumerate(("conversation.item.added", "conversation.item.done")):
+        store.ingest(
+            sid,
+            {"type": kind, "event_id": f"e{number}", "previous_item_id": None, "item": item("hi")},
+            provider="openai",
+        )
+    before = store.get(sid)
+    again = {"type": "conversation.item.done", "event_id": "e9", "previous_item_id": None, "item": item("changed")}
+    outcome = store.ingest(sid, again, provider="openai")
+    assert outcome.status == "duplicate"
+    assert outcome.reason == "item i1 is settled; events about it after that are not stored"
+    assert store.get(sid) == before

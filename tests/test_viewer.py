@@ -304,6 +304,8 @@ def test_odd_query_strings_get_a_4xx_page_never_an_exception(served: tuple[Viewe
     assert viewer.respond("/", {"meta": ["k=" + "x" * 20_000]}).status == 400
     assert _request(server, "GET", "/?" + "&".join(["q=a"] * 51)).status == 400
     assert _request(server, "GET", f"/session?id={sid}&v=%C2%B2").status == 400
+    beyond = viewer.respond("/session", {"id": [sid], "v": ["9" * 23]})  # a whole number, beyond any version
+    assert beyond.status == 400 and b"beyond any a session has" in beyond.body
 
 
 def test_a_session_deleted_and_made_again_under_its_id_never_shows_the_old_content() -> None:

@@ -353,14 +353,15 @@ def _feed_length(store: Transcripts) -> int:
 @click.option("--create", is_flag=True, help="Create the session (with id SID) if it does not exist.")
 @click.option("--batch", default=100, show_default=True, type=click.IntRange(min=1), help="Events per transaction.")
 def ingest(store: str, prefix: str, session_id: str, events: Any, provider: str, create: bool, batch: int) -> None:
-    """Ingest a file of realtime server events (one JSON object a line)."""
+    """Ingest a file of realtime server events (one JSON object a line).
+    Exits with 1 if any line was rejected (the others are stored)."""
     from engine.realtime.providers import registered_providers
 
     if provider not in registered_providers():
         known = ", ".join(sorted(registered_providers()))
         raise click.BadParameter(f"{provider!r} is not a provider; known: {known}", param_hint="--provider")
     try:
-        text = events.read().decode("utf-8")
+        text = events.read().decode("utf-8-sig")  # a byte order mark, as Windows tools write, is not an event
     except UnicodeDecodeError as exc:
         raise click.ClickException(f"{events.name} is not UTF-8 text (byte {exc.start}): not a JSONL file") from None
     numbered = [(number, line) for number, line in enumerate(text.splitlines(), 1) if line.strip()]
@@ -387,6 +388,8 @@ def ingest(store: str, prefix: str, session_id: str, events: Any, provider: str,
     summary = ", ".join(f"{count} {status}" for status, count in sorted(counts.items()))
     messages = _count(len(state.messages), "message")
     click.echo(f"{_count(len(numbered), 'event')}: {summary}; the session has {messages}")
+    if problems:
+        raise click.ClickException(f"{len(problems)} of {_count(len(numbered), 'event')} were rejected (see above)")
 
 
 @cli.command()

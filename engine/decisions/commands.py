@@ -122,8 +122,9 @@ class SetHeader(msgspec.Struct, frozen=True, kw_only=True):
         checked: dict[str, Any] = {}
         for name, value in changes.items():
             if name not in HEADER_FIELDS:
+                hint = "; a new session's id is session_id=" if name in ("child_id", "id", "sid") else ""
                 raise InvalidArgument(
-                    f"the session header has no field {shown(name)}; its fields are {list(HEADER_FIELDS)}"
+                    f"the session header has no field {shown(name)}; its fields are {list(HEADER_FIELDS)}{hint}"
                 )
             checked[name] = _header_value(name, value)
         check_actor(actor)

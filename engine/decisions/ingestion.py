@@ -193,7 +193,7 @@ def ingest(
         for item in canonical:
             outcome = realtime_apply(state, item)
             statuses.append(outcome.status)
-            if outcome.reason:
+            if outcome.reason and outcome.reason not in reasons:  # one raw event's parts often say the same
                 reasons.append(outcome.reason)
             if not outcome.accepted:
                 continue

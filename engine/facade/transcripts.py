@@ -613,7 +613,11 @@ class Transcripts:
                 return [
                     IngestOutcome(status=c[0], reason=c[1], version=version)
                     if isinstance(c, tuple)
-                    else IngestOutcome(status="duplicate", reason="; ".join(next(found) for _ in c), version=version)
+                    else IngestOutcome(
+                        status="duplicate",
+                        reason="; ".join(dict.fromkeys(next(found) for _ in c)),  # each reason once, in order
+                        version=version,
+                    )
                     for c in translated
                 ]
             head = repository.head(session_id)

@@ -820,7 +820,7 @@ def _nothing_new(item_id: str) -> Outcome:
     """A redelivered (or redundant) event about an item that is settled: it
     changes nothing, so it is a duplicate and nothing is stored, whether or
     not its event id is still remembered."""
-    return Outcome(status="duplicate", reason=f"item {item_id} is settled; the event adds nothing")
+    return Outcome(status="duplicate", reason=f"item {item_id} is settled; events about it after that are not stored")
 
 
 def _response(state: RealtimeState, response_id: str) -> Response:

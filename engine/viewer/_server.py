@@ -257,8 +257,10 @@ def _version(query: dict[str, list[str]], name: str, *, default: int, what: str 
     text = _one(query, name)
     if not text:
         return default
-    if not (text.isascii() and text.isdigit()) or len(text) > 18:  # "²" is a digit to str.isdigit
+    if not (text.isascii() and text.isdigit()):  # "²" is a digit to str.isdigit
         raise InvalidArgument(f"{name}= is {what} (a whole number), got {text[:40]!r}")
+    if len(text) > 18:
+        raise InvalidArgument(f"{name}= is {what}, and {text[:40]!r} is beyond any a session has")
     return int(text)
 
 
