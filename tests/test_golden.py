@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from engine import CorruptStore, Message, ReplaceBlock, ToolUse, Transcripts, Usage
+from engine import CorruptStore, Message, ReplaceBlock, Text, ToolUse, Transcripts, Usage
 from engine.formats import to_anthropic, to_gemini, to_openai_chat, to_openai_responses
 from engine.state.content import with_default_objects
 from engine.state.events import UsageRecorded
@@ -237,3 +237,32 @@ def test_the_default_arguments_store_takes_erasure_restore_forks_and_exports(tmp
 def wanted_messages(wanted: dict[str, Any], sid: str) -> list[Message]:
     """The first two messages of a session of the file, as decoded from its expectations."""
     return [msgspec.convert(m, Message) for m in wanted[sid]["messages"][:2]]
+
+
+def test_a_fork_copy_of_a_legacy_block_is_erased_with_its_original(tmp_path: Path) -> None:
+    # Found by an adversarial pass: fork_replacing copies the blocks it does
+    # not replace in today's form, and the erasure looked for the stored form.
+    store, _ = _default_arguments_store(tmp_path)
+    with store:
+        both_calls = store.get("calls").messages[5]  # text, then two tool uses given arguments="{}"
+        assert both_calls.id is not None
+        fork = store.fork_replacing("calls", 5, ReplaceBlock(index=0, block=Text(text="other")))
+        assert store.get(fork).messages[5].blocks[1:] == both_calls.blocks[1:]
+        store.erase("calls", both_calls.id)
+        assert store.get(fork).messages[5].erased is not None
+        assert store.verify(fork).revision == store.get(fork).revision
+
+
+def test_a_restore_gives_back_a_legacy_revision_after_equal_content_was_written(tmp_path: Path) -> None:
+    # Found by an adversarial pass: a rewrite with equal content (hashed
+    # today's way) made a restore of the legacy revision keep today's form
+    # (it compared messages by equality alone), so it returned another
+    # revision, or refused as a no-op.
+    store, wanted = _default_arguments_store(tmp_path)
+    with store:
+        legacy = store.get("calls")
+        call = legacy.messages[1]
+        same = store.rewrite("calls", 1, 2, [Message(role="assistant", blocks=call.blocks, id=call.id)])
+        assert same.revision != legacy.revision  # equal content, hashed today's way
+        assert store.restore("calls", legacy.revision).revision == legacy.revision == wanted["calls"]["revision"]
+        assert store.verify("calls").revision == legacy.revision

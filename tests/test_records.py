@@ -343,6 +343,30 @@ def test_the_audit_keeps_every_call_when_turns_reuse_a_call_id(stores: StoreFact
     )
 
 
+def test_the_audit_follows_a_restore_and_a_message_id_given_twice(stores: StoreFactory) -> None:
+    # Found by an adversarial pass: after a rewrite and a restore, the result
+    # went to the call rewritten away; and a message id given again hid the
+    # second call and its result.
+    store = stores.open()
+    sid = store.create()
+    store.append(sid, Message.user("q"))
+    store.append(sid, Message.assistant(ToolUse(id="call_0", name="first")))
+    before = store.get(sid).revision
+    store.rewrite(sid, 1, 2, [Message.assistant(ToolUse(id="call_0", name="second"))])
+    store.restore(sid, before)
+    store.append(sid, Message.tool_results(ToolResult.of("call_0", "answer")))
+    calls = [(c.name, c.result, c.position, c.result_position) for c in stores.open().tool_calls(sid)]
+    assert calls == [("first", "answer", 1, 2), ("second", None, None, None)]
+
+    other = store.create()
+    store.append(other, Message.user("q"))
+    store.append(other, Message.assistant(ToolUse(id="call_0", name="first"), id="turn"))
+    store.append(other, Message.tool_results(ToolResult.of("call_0", "A")))
+    store.append(other, Message.assistant(ToolUse(id="call_0", name="second", arguments='{"x":1}'), id="turn"))
+    store.append(other, Message.tool_results(ToolResult.of("call_0", "B")))
+    assert [(c.name, c.result) for c in stores.open().tool_calls(other)] == [("first", "A"), ("second", "B")]
+
+
 def test_a_title_comes_from_the_first_user_message_as_an_audited_change(stores: StoreFactory) -> None:
     store = stores.open()
     sid = store.create()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import json
 import random
 import sqlite3
 import threading
@@ -21,6 +22,7 @@ from engine import (
     CorruptStore,
     EngineError,
     InvalidArgument,
+    InvalidMessage,
     Message,
     SessionNotFound,
     StorageUnavailable,
@@ -1040,20 +1042,21 @@ def test_equal_tool_calls_get_equal_revisions_however_they_were_built(stores: St
         assert to_anthropic(list(session.messages)) and to_gemini(list(session.messages))
 
 
-def test_a_tool_result_with_an_empty_tuple_subclass_reads_back(stores: StoreFactory) -> None:
-    # Found by an adversarial pass: an empty tuple of a subclass was stored as
-    # [] and read back as (), so the revision append() returned did not match
-    # the log on a cold load (CorruptStore on a healthy store).
+def test_tuple_subclasses_are_refused_as_message_or_result_content() -> None:
+    # Found by adversarial passes: an empty tuple subclass as a tool result's
+    # content was stored as [] and read back as (), so the revision append()
+    # returned did not match the log on a cold load; a non-empty one, and
+    # one as a message's blocks, read back as a plain tuple.
+    from engine import Text
+
     class Results(tuple):  # type: ignore[type-arg]
         pass
 
-    from engine.state.revisions import revision_of
-
-    store = stores.open()
-    sid = store.create()
-    made = store.append(sid, *_tool_call_transcript('{"tz":"UTC"}', (ToolResult(tool_use_id="c1", content=Results()),)))
-    assert made == revision_of(_tool_call_transcript('{"tz":"UTC"}', (ToolResult(tool_use_id="c1"),)))
-    assert stores.open().verify(sid).revision == made
+    for content in (Results(), Results((Text(text="x"),))):
+        with pytest.raises(InvalidMessage, match="a subclass of tuple"):
+            ToolResult(tool_use_id="c1", content=content)
+    with pytest.raises(InvalidMessage, match="a subclass of tuple"):
+        Message(role="user", blocks=Results((Text(text="x"),)))
 
 
 class _Str(str):
@@ -1161,18 +1164,20 @@ def test_formats_refuse_what_is_not_a_list_of_messages_with_a_typed_error() -> N
                 convert(wrong)  # type: ignore[arg-type]
 
 
-def test_fork_replacing_one_block_keeps_the_rest_of_the_message(stores: StoreFactory) -> None:
-    # Found by an adversarial pass: the incomplete marker (content) and the
-    # adapter's provider data were dropped, so the fork's revision was not
-    # that of the same transcript built directly.
+def test_fork_replacing_one_block_keeps_the_rest_of_the_content(stores: StoreFactory) -> None:
+    # Found by an adversarial pass: the incomplete marker (content) was
+    # dropped, so the fork's revision was not that of the same transcript
+    # built directly. What an adapter kept described the old content (and
+    # could repeat what an erasure of the original must reach): it goes.
     from engine import ReplaceBlock, Text
     from engine.state.revisions import revision_of
 
     store = stores.open()
     sid = store.create()
     store.append(sid, Message.user("q"))
+    kept = json.dumps([{"role": "assistant", "content": "partial more"}])
     partial = Message(
-        role="assistant", blocks=(Text(text="partial"), Text(text="more")), incomplete=True, provider_data='{"k":1}'
+        role="assistant", blocks=(Text(text="partial"), Text(text="more")), incomplete=True, provider_data=kept
     )
     store.append(sid, partial)
     kid = store.fork_replacing(sid, 1, ReplaceBlock(index=1, block=Text(text="changed")))
@@ -1180,10 +1185,14 @@ def test_fork_replacing_one_block_keeps_the_rest_of_the_message(stores: StoreFac
     assert (replaced.blocks, replaced.incomplete, replaced.provider_data) == (
         (Text(text="partial"), Text(text="changed")),
         True,
-        '{"k":1}',
+        None,
     )
     expected = [Message.user("q"), Message(role="assistant", blocks=replaced.blocks, incomplete=True)]
     assert stores.open().get(kid).revision == revision_of(expected)
+    original = store.get(sid).messages[1].id
+    assert original is not None
+    store.erase(sid, original)
+    assert "partial more" not in str(stores.open().get(kid).messages)  # the fork keeps no copy of it
 
 
 def test_a_child_deleted_and_spawned_again_under_its_id_is_listed_once(stores: StoreFactory) -> None:
@@ -1197,3 +1206,22 @@ def test_a_child_deleted_and_spawned_again_under_its_id_is_listed_once(stores: S
     store.spawn(parent, task="again", session_id="c")
     listed = [(child.id, child.spawn.task if child.spawn else None) for child in stores.open().children(parent)]
     assert listed == [("d", "other"), ("c", "again")]
+
+
+def test_fork_replacing_checks_its_replacement_again_as_appends_do(stores: StoreFactory) -> None:
+    # Found by an adversarial pass: a block changed after it was made
+    # (force_setattr) was written by fork_replacing and read back as
+    # CorruptStore ("cannot decode stored SessionForked").
+    from engine import ReplaceBlock, Text
+
+    store = stores.open()
+    sid = store.create()
+    store.append(sid, Message.user("q"))
+    broken = Text(text="ok")
+    msgspec.structs.force_setattr(broken, "text", 12)
+    for replacement in (ReplaceBlock(index=0, block=broken), Message(role="user", blocks=(Text(text="ok"),))):
+        if isinstance(replacement, Message):
+            msgspec.structs.force_setattr(replacement, "blocks", (broken,))
+        with pytest.raises(InvalidMessage, match=r"Text\.text must be a str"):
+            store.fork_replacing(sid, 0, replacement)
+    assert [info.id for info in stores.open().sessions()] == [sid]

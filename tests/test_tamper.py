@@ -432,7 +432,7 @@ def test_a_store_is_never_sealed_two_ways(tmp_path: Path) -> None:
     path = str(tmp_path / "store.db")
     with Transcripts.open(path) as plain:
         plain.create(session_id="old")
-    with pytest.raises(InvalidArgument, match="seals its listing rows without a key"):
+    with pytest.raises(InvalidArgument, match="sealed without a key, but it was opened with seal_key="):
         Transcripts.open(path, seal_key=b"k" * 32)
     with Transcripts.open(path) as again:
         assert [info.id for info in again.sessions()] == ["old"]  # nothing was written, all of it reads
@@ -451,9 +451,14 @@ def test_a_store_of_an_earlier_build_learns_how_it_is_sealed_from_its_rows(tmp_p
             Transcripts.open(path, seal_key=b"x" * 32)
     else:
         # Without the key, a row sealed with one reads as one sealed with
-        # another, or altered: the store cannot tell, so its reads say so.
-        with Transcripts.open(path) as keyless, pytest.raises(CorruptStore, match="open it with seal_key="):
-            keyless.sessions()
+        # another, or altered: the store cannot tell, so its reads say so,
+        # and it writes nothing (found by an adversarial pass: it wrote rows
+        # sealed without a key beside those sealed with one).
+        with Transcripts.open(path) as keyless:
+            with pytest.raises(CorruptStore, match="open it with seal_key="):
+                keyless.sessions()
+            with pytest.raises(InvalidArgument, match="cannot tell how its listing rows are sealed"):
+                keyless.create(session_id="alpha")
     with Transcripts.open(path, seal_key=key) as store:  # the right way: reads, writes
         store.create(session_id="s2")
         assert sorted(info.id for info in store.sessions()) == ["s1", "s2"]
@@ -486,3 +491,37 @@ def test_random_byte_flips_never_read_back_as_different_data(
             store.close()
         different += [f"trial {trial}: {name}" for name in _silent_differences(before, after)]
     assert different == []
+
+
+def test_a_store_replaced_by_one_sealed_without_the_key_is_never_read_as_sealed(tmp_path: Path) -> None:
+    # Found by an adversarial pass: whoever can write the file but lacks the
+    # key replaces the store with one sealed without a key. The key holder
+    # must not be told to drop the key as if it were their mistake alone.
+    key = b"k" * 32
+    path, forged = tmp_path / "store.db", tmp_path / "forged.db"
+    with Transcripts.open(str(path), seal_key=key) as store:
+        store.append(store.create(session_id="s"), Message.user("pay Alice 10"))
+    with Transcripts.open(str(forged)) as store:
+        store.append(store.create(session_id="s"), Message.user("pay Mallory 10000"))
+    path.write_bytes(forged.read_bytes())
+    with pytest.raises(InvalidArgument, match="treat what it holds as altered"):
+        Transcripts.open(str(path), seal_key=key)
+
+
+@pytest.mark.parametrize("first", ["with the key", "without it"])
+def test_a_keyed_store_of_an_earlier_build_is_never_written_without_the_key(tmp_path: Path, first: str) -> None:
+    key = b"k" * 32
+    path = str(tmp_path / "store.db")
+    with Transcripts.open(path, seal_key=key) as store:
+        store.append(store.create(session_id="zeta"), Message.user("secret"))
+    with sqlite3.connect(path) as db:  # as earlier builds left it: no record of the seal mode
+        db.execute("DROP TABLE transcripts_seal")
+    db.close()
+    if first == "without it":
+        with Transcripts.open(path) as keyless, pytest.raises(InvalidArgument, match="cannot tell"):
+            keyless.create(session_id="alpha")
+    with Transcripts.open(path, seal_key=key) as store:  # learns the key's way from the row it sealed
+        store.create(session_id="alpha")
+        assert sorted(info.id for info in store.sessions()) == ["alpha", "zeta"]
+    with pytest.raises(InvalidArgument, match="with a key: open it with seal_key="):
+        Transcripts.open(path)

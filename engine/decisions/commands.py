@@ -23,7 +23,16 @@ from engine.decisions._checks import (
     stamped,
 )
 from engine.errors import InvalidArgument, InvalidForkPoint
-from engine.state.content import Message, ReplaceBlock, Usage, got, shown, unicode_error
+from engine.state.content import (
+    Message,
+    ReplaceBlock,
+    Usage,
+    check_again,
+    check_block_again,
+    got,
+    shown,
+    unicode_error,
+)
 from engine.state.header import HEADER_FIELDS, STATUSES
 from engine.state.revisions import Reason, format_revision, parse_revision
 
@@ -306,8 +315,13 @@ class Fork(msgspec.Struct, frozen=True, kw_only=True):
             raise InvalidArgument(f"replacement must be a Message or a ReplaceBlock, got {type(replacement).__name__}")
         _check_index(index)
         check_actor(actor)
+        # Checked again, as appends check theirs: a block changed since it
+        # was made (force_setattr) would be written and never read back.
         if isinstance(replacement, Message):
+            check_again(replacement)
             check_no_placeholders((replacement,), "fork_replacing()")
+        else:
+            check_block_again(replacement.block)
         return cls(
             child_id=new_session_id(child_id),
             index=index,

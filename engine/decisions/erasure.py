@@ -11,7 +11,7 @@ from datetime import datetime
 import msgspec
 
 from engine.decisions._checks import at
-from engine.state.content import Message, ToolResult
+from engine.state.content import Message, ToolResult, with_default_objects
 from engine.state.events import (
     Event,
     MessagesAppended,
@@ -29,6 +29,12 @@ _replace = msgspec.structs.replace
 # Realtime audit fields that carry content, and what they hold once erased.
 _REALTIME_CONTENT = {"text": "", "delta": "", "arguments": "{}", "output": "", "data": None, "ref": None}
 _encode = msgspec.json.encode
+
+
+def _encoded_blocks(message: Message) -> list[bytes]:
+    """Each block's JSON in the form new content takes: a copy made today of
+    a block stored by an earlier build (see ``as_stored``) encodes alike."""
+    return [_encode(block) for block in with_default_objects(message).blocks]
 
 
 class Targets:
@@ -50,14 +56,14 @@ class Targets:
         return message.id in self.ids or (item is not None and item in self.items)
 
     def hit_copy(self, message: Message) -> bool:
-        return self.hit(message) or any(_encode(block) in self.blocks for block in message.blocks)
+        return self.hit(message) or any(block in self.blocks for block in _encoded_blocks(message))
 
     def add(self, message: Message) -> None:
         if message.provider_item_id is not None:
             self.items.add(message.provider_item_id)
         self.calls.update(use.id for use in message.tool_uses)
         self.calls.update(block.tool_use_id for block in message.blocks if isinstance(block, ToolResult))
-        self.blocks.update(_encode(block) for block in message.blocks)
+        self.blocks.update(_encoded_blocks(message))
 
     def hit_realtime(self, event: object) -> bool:
         return getattr(event, "item_id", None) in self.items or getattr(event, "call_id", None) in self.calls

@@ -34,7 +34,7 @@ from engine.errors import (
     ReplacementMismatch,
     RevisionConflict,
 )
-from engine.state.content import Message, ReplaceBlock, shown, with_default_objects
+from engine.state.content import Message, ReplaceBlock, hashed_alike, shown, with_default_objects
 from engine.state.events import (
     Event,
     HeaderChanged,
@@ -283,9 +283,10 @@ def _replacing(original: Message, index: int, replacement: Message | ReplaceBloc
     blocks = list(original.blocks)
     blocks[replacement.index] = replacement.block
     try:
-        # Only the block changes: the rest of the message (its incomplete
-        # marker, which is content, and what an adapter kept) stays.
-        made = msgspec.structs.replace(original, blocks=tuple(blocks), id=new_id)
+        # Only the block changes: the rest of the content (the incomplete
+        # marker) stays; what an adapter kept described the old content, and
+        # could repeat what an erasure of the original must reach.
+        made = msgspec.structs.replace(original, blocks=tuple(blocks), id=new_id, provider_data=None)
     except InvalidMessage as exc:
         raise ReplacementMismatch(f"block {replacement.index} of message {index}: {exc}") from None
     return with_default_objects(made)
@@ -295,10 +296,10 @@ def changed_span(old: Sequence[Message], new: Sequence[Message]) -> tuple[int, i
     """``(start, old_end, new_end)``: ``old[start:old_end]`` became ``new[start:new_end]``."""
     limit = min(len(old), len(new))
     start = 0
-    while start < limit and (old[start] is new[start] or old[start] == new[start]):
+    while start < limit and hashed_alike(old[start], new[start]):
         start += 1
     suffix = 0
-    while suffix < limit - start and (old[-1 - suffix] is new[-1 - suffix] or old[-1 - suffix] == new[-1 - suffix]):
+    while suffix < limit - start and hashed_alike(old[-1 - suffix], new[-1 - suffix]):
         suffix += 1
     return start, len(old) - suffix, len(new) - suffix
 

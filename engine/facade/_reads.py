@@ -12,7 +12,7 @@ import msgspec
 from engine.decisions import changed_span, check_session_id, commit_of
 from engine.errors import CorruptStore, InvalidArgument, SessionNotFound
 from engine.facade._repository import Repository
-from engine.state.content import Message, ToolResult, shown
+from engine.state.content import Message, ToolResult, ToolUse, shown
 from engine.state.events import (
     CONTENT_EVENTS,
     ChildSpawned,
@@ -542,8 +542,13 @@ def tool_calls(repository: Repository, session_id: str) -> list[ToolCall]:
     ]
 
 
-#: A tool call: the id of the message holding it, and its call id.
-_CallKey: TypeAlias = tuple[str | None, str]
+#: A tool call: the id of the message holding it, its call id, name and
+#: arguments (a message id can be given twice, and a call id reused).
+_CallKey: TypeAlias = tuple[str | None, str, str, str]
+
+
+def _key(message: Message, use: ToolUse) -> _CallKey:
+    return (message.id, use.id, use.name, use.arguments)
 
 
 def _paired(messages: Sequence[Message]) -> tuple[dict[_CallKey, int], dict[_CallKey, int]]:
@@ -554,7 +559,7 @@ def _paired(messages: Sequence[Message]) -> tuple[dict[_CallKey, int], dict[_Cal
     waiting: dict[str, _CallKey] = {}  # by call id: the last call with it that no result answered yet
     for position, message in enumerate(messages):
         for use in message.tool_uses:
-            key = (message.id, use.id)
+            key = _key(message, use)
             where.setdefault(key, position)
             waiting[use.id] = key
         if message.role == "tool_results":
@@ -577,9 +582,10 @@ def _calls_written(repository: Repository, session_id: str, upto: int) -> dict[_
 
     def written(message: Message, at: datetime) -> None:
         for use in message.tool_uses:
-            key = (message.id, use.id)
+            key = _key(message, use)
             if key not in calls:  # a rewrite or a restore writes a message it kept again
                 calls[key] = ToolCall(call_id=use.id, name=use.name, arguments=use.arguments, called_at=at)
+            if calls[key].answered_at is None:  # the call a result written next answers
                 waiting[use.id] = key
         if message.role == "tool_results":
             for block in message.blocks:

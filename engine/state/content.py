@@ -233,12 +233,12 @@ class ToolResult(_Block, frozen=True, tag="tool_result"):
 
     def __post_init__(self) -> None:
         _require_str(self.tool_use_id, "ToolResult.tool_use_id")
-        if not isinstance(self.content, tuple) or not all(type(block) in (Text, Image) for block in self.content):
-            raise InvalidMessage("ToolResult.content must be a tuple of Text or Image blocks")
+        if type(self.content) is not tuple or not all(type(block) in (Text, Image) for block in self.content):
+            raise InvalidMessage(
+                f"ToolResult.content must be a tuple of Text or Image blocks, got {kind_of(self.content)}"
+            )
         if not isinstance(self.is_error, bool):
             raise InvalidMessage("ToolResult.is_error must be a bool")
-        if not self.content and self.content is not _NO_CONTENT and not _AS_STORED.get():
-            msgspec.structs.force_setattr(self, "content", _NO_CONTENT)  # an empty tuple subclass; see as_stored
 
     @property
     def content_text(self) -> str:
@@ -252,9 +252,8 @@ class ToolResult(_Block, frozen=True, tag="tool_result"):
         return cls(tool_use_id=tool_use_id, content=(block,), is_error=is_error)
 
 
-_NO_CONTENT: tuple[()] = _default_of(ToolResult, "content")
-
 Block: TypeAlias = Text | Transcript | Reasoning | ToolUse | ToolResult | Image
+_BLOCK_TYPES = (Text, Transcript, Reasoning, ToolUse, ToolResult, Image)
 
 _ALLOWED_BLOCKS: dict[str, tuple[type[_Block], ...]] = {
     "system": (Text,),
@@ -328,9 +327,9 @@ class Message(
         allowed = _ALLOWED_BLOCKS.get(role) if type(role) is str else None  # a list or dict is unhashable
         if allowed is None:
             raise InvalidMessage(f"role must be one of {sorted(ROLES)}, got {got(role)}")
-        if not isinstance(self.blocks, tuple):
+        if type(self.blocks) is not tuple:
             raise InvalidMessage(
-                f"Message.blocks must be a tuple, got {type(self.blocks).__name__}; "
+                f"Message.blocks must be a tuple, got {kind_of(self.blocks)}; "
                 "use the Message.user/assistant/system/tool_results constructors"
             )
         if type(self) is not Message:
@@ -448,22 +447,48 @@ def check_again(message: Message) -> None:
     try:
         Message.__post_init__(message)  # Message's own checks, whatever its type: they refuse a subclass
         for block in message.blocks:
-            block.__post_init__()
-            if type(block) is ToolResult:
-                for part in block.content:
-                    part.__post_init__()
+            _check_block(block)
     finally:
         _AS_STORED.reset(token)
 
 
+def check_block_again(block: object) -> None:
+    """:func:`check_again` for one block (``ReplaceBlock.block``)."""
+    if not isinstance(block, _BLOCK_TYPES):
+        raise InvalidMessage(f"a content block was expected, got {type(block).__name__}")
+    token = _AS_STORED.set(True)
+    try:
+        _check_block(block)
+    finally:
+        _AS_STORED.reset(token)
+
+
+def _check_block(block: Block) -> None:
+    block.__post_init__()
+    if type(block) is ToolResult:
+        for part in block.content:
+            part.__post_init__()
+
+
 def _holds_equal_default(block: Block) -> bool:
     """Whether a field of ``block`` equals its default without being the
-    default object (a block made under ``as_stored``, or changed since)."""
-    if isinstance(block, ToolUse):
-        return block.arguments is not _NO_ARGUMENTS and block.arguments == "{}"
-    if isinstance(block, ToolResult):
-        return not block.content and block.content is not _NO_CONTENT
-    return False
+    default object (a block made under ``as_stored``, or changed since).
+    ``ToolUse.arguments`` is the one default an equal value can be another
+    object of (a test checks every field)."""
+    return type(block) is ToolUse and block.arguments is not _NO_ARGUMENTS and block.arguments == "{}"
+
+
+def hashed_alike(first: Message, second: Message) -> bool:
+    """Whether two messages are equal and hash alike: a message stored by an
+    earlier build can equal one made today and hash otherwise (see
+    ``as_stored``), and a restore must give back the revision it names."""
+    if first is second:
+        return True
+    if first != second:
+        return False
+    if any(map(_holds_equal_default, first.blocks)) or any(map(_holds_equal_default, second.blocks)):
+        return first.digest_bytes() == second.digest_bytes()
+    return True
 
 
 def same_content(first: Message, second: Message) -> bool:
@@ -473,9 +498,7 @@ def same_content(first: Message, second: Message) -> bool:
 
 
 def _with_defaults(block: Block) -> Block:
-    if type(block) is ToolUse:
-        return msgspec.structs.replace(block, arguments=_NO_ARGUMENTS)
-    return msgspec.structs.replace(block, content=_NO_CONTENT)
+    return msgspec.structs.replace(block, arguments=_NO_ARGUMENTS)
 
 
 def with_default_objects(message: Message) -> Message:

@@ -29,7 +29,7 @@ from engine.errors import (
     StorageUnavailable,
 )
 from engine.state.content import shown
-from engine.store._chain import check_seal_mode, seal_of, sealed_with
+from engine.store._chain import check_seal_mode, seal_of, sealed_with, unknown_seal_mode
 from engine.store._records import FeedEntry, ListingFilter, Record, Rewrite, SessionRow, StoredSnapshot
 
 #: The most events one write stores, on every backend: a PostgreSQL store
@@ -420,9 +420,23 @@ class RecorderBackend(Backend):
         self._where = where
         self._on_close = on_close
         self._key = seal_key
-        with translated_errors("open", where):
-            recorded = recorder.select_seal_mode()
-        check_seal_mode(where, recorded, seal_key)
+        self._sealing_known = self._check_sealing()
+
+    def _check_sealing(self) -> bool:
+        """Refuse an opening that seals rows otherwise than the store records
+        (``check_seal_mode``); whether the store's way is known at all."""
+        with translated_errors("open", self._where):
+            recorded = self._recorder.select_seal_mode()
+        check_seal_mode(self._where, recorded, self._key)
+        return recorded is not None
+
+    def _writable(self) -> None:
+        """Refuse a write while the store's way of sealing is not known (it
+        may have been recorded since: then checked again)."""
+        if not self._sealing_known:
+            self._sealing_known = self._check_sealing()
+            if not self._sealing_known:
+                raise unknown_seal_mode(self._where)
 
     def append(
         self,
@@ -436,6 +450,7 @@ class RecorderBackend(Backend):
     ) -> None:
         if len(records) > MAX_EVENTS_PER_WRITE:
             raise _too_many(session_id, len(records))
+        self._writable()
         row = SessionRow(*row[:8], seal_of(row, self._key), row.summary)  # not _replace: it costs nearly twice as much
         with translated_errors("write", self._where, session_id, records[0].version):
             self._recorder.insert_records(session_id, records, row, snapshot, previous_head, source_head)
@@ -488,6 +503,7 @@ class RecorderBackend(Backend):
         appended = sum(len(change.appended) for change in changes)
         if appended > MAX_EVENTS_PER_WRITE:
             raise _too_many(changes[0].session_id, appended)
+        self._writable()
         changes = [change._replace(row=change.row._replace(seal=seal_of(change.row, self._key))) for change in changes]
         first = next((change for change in changes if change.appended), None)
         session_id, version = (first.session_id, first.appended[0].version) if first else (None, 0)

@@ -50,6 +50,7 @@ __all__ = [
     "seal_of",
     "sealed_row",
     "sealed_with",
+    "unknown_seal_mode",
 ]
 
 
@@ -202,14 +203,21 @@ def sealed_with(row: SessionRow, key: bytes | None) -> bool:
         return False
 
 
-def seal_mode_of(row: SessionRow, key: bytes | None) -> str | None:
-    """The seal mode a store written by an earlier build has, told from one
-    of its listing rows: sealed without a key, or with ``key``; ``None`` if
-    the row says neither (another key, or damage: reads say which)."""
-    for candidate in (None, key) if key is not None else (None,):
-        if sealed_with(row, candidate):
-            return seal_mode(candidate)
-    return None
+def seal_mode_of(rows: Iterable[SessionRow], key: bytes | None) -> str | None:
+    """The seal mode a store written by an earlier build has, told from its
+    listing rows by an opening with ``key``: this opening's way if it has
+    none (a new store), that key's if a row is sealed
+    with it (so it is held by whoever sealed them), no key if every row is
+    sealed without one, else ``None`` (rows sealed with a key this opening
+    lacks, or damage: then it writes nothing, and reads say which rows)."""
+    unkeyed, empty = True, True
+    for row in rows:
+        if key is not None and sealed_with(row, key):
+            return seal_mode(key)
+        unkeyed, empty = unkeyed and sealed_with(row, None), False
+    if empty:
+        return seal_mode(key)  # a new store: sealed the way its first opening seals
+    return seal_mode(None) if unkeyed else None
 
 
 def check_seal_mode(where: str, recorded: object, key: bytes | None) -> None:
@@ -221,8 +229,9 @@ def check_seal_mode(where: str, recorded: object, key: bytes | None) -> None:
         return
     if recorded == "sha256":
         raise InvalidArgument(
-            f"the store at {where} seals its listing rows without a key, and it was opened with seal_key=: open it "
-            "without one (a store keeps one way of sealing; copy its sessions into a new store to seal them with a key)"
+            f"the store at {where} records that its listing rows are sealed without a key, but it was opened with "
+            "seal_key=: if it never had a key, open it without one; if its rows were sealed with this key, someone "
+            "without the key replaced them or that record, so treat what it holds as altered"
         )
     if key is None:
         raise InvalidArgument(
@@ -230,6 +239,16 @@ def check_seal_mode(where: str, recorded: object, key: bytes | None) -> None:
             "--seal-key-file)"
         )
     raise InvalidArgument(f"the store at {where} seals its listing rows with another key than the seal_key given")
+
+
+def unknown_seal_mode(where: str) -> InvalidArgument:
+    """The refusal of a write to a store whose seal mode is not known (see
+    ``seal_mode_of``): a row sealed this opening's way could be one no
+    opening reads along with the others."""
+    return InvalidArgument(
+        f"the store at {where} cannot tell how its listing rows are sealed (none is sealed the way this opening "
+        "seals them): open it with the seal_key its rows are sealed with; nothing was written"
+    )
 
 
 def check_legacy_sealing(where: str, key: bytes | None, seal_legacy: bool) -> None:

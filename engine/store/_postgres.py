@@ -41,7 +41,7 @@ from engine.store._backend import (
     translated_errors,
     unreachable_position,
 )
-from engine.store._chain import check_legacy_sealing, seal_mode, seal_mode_of, sealed_row
+from engine.store._chain import check_legacy_sealing, seal_mode_of, sealed_row
 from engine.store._codec import fork_source, refuse_new_forks, refuse_orphans
 from engine.store._records import (
     LISTING_COLUMNS,
@@ -599,10 +599,9 @@ class PostgresRecorder(PostgresApplicationRecorder):
                 )
 
     def _record_seal_mode(self, conn: psycopg.Connection[Any]) -> None:
-        """Record how the listing rows are sealed, once: as this opening seals
-        them in a new store, else as one of its rows tells (a store of an
-        earlier build; nothing if the row says neither, as a row sealed with
-        a key does to an opening without). A standby records nothing."""
+        """Record how the listing rows are sealed, once, if the store can tell
+        (``seal_mode_of``): as this opening seals them in a new store, else as
+        its rows tell (a store of an earlier build). A standby records nothing."""
         schema = Identifier(self.datastore.schema)
         with conn.transaction(), conn.cursor(row_factory=tuple_row) as cursor:
             if cursor.execute(self._select_seal_mode).fetchone() is not None:
@@ -611,9 +610,9 @@ class PostgresRecorder(PostgresApplicationRecorder):
             if standby is None or standby[0]:
                 return
             found = cursor.execute(
-                SQL("SELECT " + ROW_COLUMNS + " FROM {}.{} LIMIT 1").format(schema, Identifier(self._sessions_name))
-            ).fetchone()
-            mode = seal_mode(self._seal_key) if found is None else seal_mode_of(SessionRow(*found), self._seal_key)
+                SQL("SELECT " + ROW_COLUMNS + " FROM {}.{}").format(schema, Identifier(self._sessions_name))
+            ).fetchall()
+            mode = seal_mode_of((SessionRow(*row) for row in found), self._seal_key)
             if mode is not None:
                 cursor.execute(self._insert_seal_mode, (mode,))
 

@@ -35,7 +35,7 @@ from engine.store._backend import (
     translated_errors,
     unreachable_position,
 )
-from engine.store._chain import check_legacy_sealing, seal_mode, seal_mode_of, sealed_row
+from engine.store._chain import check_legacy_sealing, seal_mode_of, sealed_row
 from engine.store._codec import READABLE_TOPICS, fork_source, refuse_new_forks, refuse_orphans
 from engine.store._packed import TEXT_APPEND_TOPIC
 from engine.store._records import (
@@ -289,13 +289,12 @@ class SQLiteRecorder:
 
     def _seal_mode_to_record(self, execute: Execute) -> str | None:
         """How the listing rows are sealed, if the store has not recorded it
-        and can tell: as this opening seals them in a new store, else as one
-        of its rows tells (a store of an earlier build; ``None`` if the row
-        says neither, as a row sealed with a key does to an opening without)."""
+        and can tell (``seal_mode_of``): as this opening seals them in a new
+        store, else as its rows tell (a store of an earlier build)."""
         if execute(f"SELECT 1 FROM {self.seal_table}").fetchone() is not None:
             return None
-        found = execute(f"SELECT {ROW_COLUMNS} FROM {self.sessions_table} LIMIT 1").fetchone()
-        return seal_mode(self._seal_key) if found is None else seal_mode_of(SessionRow(*found), self._seal_key)
+        rows = (SessionRow(*found) for found in execute(f"SELECT {ROW_COLUMNS} FROM {self.sessions_table}"))
+        return seal_mode_of(rows, self._seal_key)
 
     def _record_seal_mode(self, execute: Execute) -> None:
         mode = self._seal_mode_to_record(execute)
