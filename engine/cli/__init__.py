@@ -36,8 +36,11 @@ _SEAL_KEY = "transcripts.seal_key"
 
 def _read_seal_key(context: click.Context, _: click.Parameter, path: str | None) -> None:
     if path is not None:
-        with open(path, "rb") as file:
-            context.meta[_SEAL_KEY] = file.read()
+        try:
+            with open(path, "rb") as file:
+                context.meta[_SEAL_KEY] = file.read()
+        except OSError as exc:
+            raise click.BadParameter(f"cannot read {path}: {exc.strerror}", param_hint="--seal-key-file") from None
 
 
 def _store_argument(function: _F) -> _F:

@@ -530,8 +530,8 @@ def tool_calls(repository: Repository, session_id: str) -> list[ToolCall]:
     were first written, each with its result (the first written for it) and
     their times; ``position`` and ``result_position`` say where they are in
     the transcript now (``None``: rewritten or compacted away). A call is
-    its message and its id: many providers use the same call ids turn after
-    turn, and each of those calls is one of its own."""
+    its message, its call id, name and arguments: many providers use the
+    same call ids turn after turn, and each of those calls is one of its own."""
     with repository.locks.holding(session_id):
         head = repository.head(session_id)
         calls = _calls_written(repository, session_id, head.version)

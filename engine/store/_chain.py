@@ -204,11 +204,11 @@ def sealed_with(row: SessionRow, key: bytes | None) -> bool:
 
 
 def seal_mode_of(rows: Iterable[SessionRow], key: bytes | None) -> str | None:
-    """The seal mode a store written by an earlier build has, told from its
-    listing rows by an opening with ``key``: this opening's way if it has
-    none (a new store), that key's if a row is sealed
-    with it (so it is held by whoever sealed them), no key if every row is
-    sealed without one, else ``None`` (rows sealed with a key this opening
+    """The seal mode a store has that recorded none (a new store, or one of
+    an earlier build), told from its listing rows by an opening with
+    ``key``: this opening's way if it has no rows; that key's if a row is
+    sealed with it (so whoever sealed them held it); no key if every row is
+    sealed without one; else ``None`` (rows sealed with a key this opening
     lacks, or damage: then it writes nothing, and reads say which rows)."""
     unkeyed, empty = True, True
     for row in rows:
