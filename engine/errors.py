@@ -79,9 +79,12 @@ class InvalidRewriteRange(InvalidArgument):
     """``rewrite`` was given a range outside ``0 <= start <= end <= len``."""
 
     def __init__(self, start: object, end: object, message_count: int) -> None:
+        if type(start) is not int or type(end) is not int:
+            problem = f"start and end are ints, got {type(start).__name__} and {type(end).__name__}"
+        else:
+            problem = f"the range is half-open and needs 0 <= start <= end <= {message_count}"
         super().__init__(
-            f"cannot rewrite [{_brief(start)}, {_brief(end)}) of a transcript of {message_count} messages; "
-            f"the range is half-open and needs 0 <= start <= end <= {message_count}"
+            f"cannot rewrite [{_brief(start)}, {_brief(end)}) of a transcript of {message_count} messages; {problem}"
         )
         self.start, self.end, self.message_count = start, end, message_count
 

@@ -475,3 +475,16 @@ def test_a_read_model_file_is_never_made_into_a_store(tmp_path: Path) -> None:
     assert after == before
     with ReadModel(model_path) as model:  # still the read model it was
         assert model.position > 0
+
+
+def test_the_command_line_names_a_read_model_given_as_a_store(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from engine.cli import cli
+
+    store_path, model_path = str(tmp_path / "store.db"), str(tmp_path / "store.db.read.db")
+    with Transcripts.open(store_path) as store:
+        store.append(store.create(), Message.user("hi"))
+    assert CliRunner().invoke(cli, ["project", store_path]).exit_code == 0
+    result = CliRunner().invoke(cli, ["sessions", model_path])
+    assert result.exit_code == 1 and "is a read model (engine.readmodel)" in result.output

@@ -367,6 +367,34 @@ def test_the_audit_follows_a_restore_and_a_message_id_given_twice(stores: StoreF
     assert [(c.name, c.result) for c in stores.open().tool_calls(other)] == [("first", "A"), ("second", "B")]
 
 
+def test_a_rewrite_that_keeps_a_call_keeps_it_as_the_same_call(stores: StoreFactory) -> None:
+    # Found by a newcomer: redacting the text beside a call (a rewrite gives
+    # the message a new id) listed the call twice, the live one unanswered;
+    # and turns that give the same message id again merged their calls.
+    store = stores.open()
+    sid = store.create()
+    store.append(sid, Message.user("q"))
+    store.append(
+        sid, Message.assistant("Looking up ana@example.com", ToolUse(id="c1", name="crm", arguments='{"q": 1}'))
+    )
+    store.append(sid, Message.tool_results(ToolResult.of("c1", "found")))
+    redacted = Message.assistant("Looking up [email]", ToolUse(id="c1", name="crm", arguments='{"q": 1}'))
+    store.rewrite(sid, 1, 2, [redacted], "redaction")
+    calls = [(c.call_id, c.result, c.position, c.result_position) for c in stores.open().tool_calls(sid)]
+    assert calls == [("c1", "found", 1, 2)]
+    store.rewrite(sid, 1, 2, [Message.assistant(ToolUse(id="c1", name="crm", arguments='{"q": 2}'))])
+    calls = [(c.arguments, c.result, c.position, c.result_position) for c in stores.open().tool_calls(sid)]
+    assert calls == [('{"q": 1}', "found", None, None), ('{"q": 2}', None, 1, 2)]  # other arguments: another call
+
+    turns = store.create()
+    for number in range(2):
+        store.append(turns, Message.user(f"time? {number}"))
+        store.append(turns, Message.assistant(ToolUse(id="call_0", name="now"), id="m-tool"))
+        store.append(turns, Message.tool_results(ToolResult.of("call_0", f"12:0{number}")))
+    calls = [(c.result, c.position, c.result_position) for c in stores.open().tool_calls(turns)]
+    assert calls == [("12:00", 1, 2), ("12:01", 4, 5)]
+
+
 def test_a_title_comes_from_the_first_user_message_as_an_audited_change(stores: StoreFactory) -> None:
     store = stores.open()
     sid = store.create()

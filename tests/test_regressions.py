@@ -1225,3 +1225,60 @@ def test_fork_replacing_checks_its_replacement_again_as_appends_do(stores: Store
         with pytest.raises(InvalidMessage, match=r"Text\.text must be a str"):
             store.fork_replacing(sid, 0, replacement)
     assert [info.id for info in stores.open().sessions()] == [sid]
+
+
+def test_a_second_newcomer_pass_gets_typed_errors_that_say_what_to_do(tmp_path: Path) -> None:
+    # Found by a newcomer's second pass: each of these lost data silently or
+    # said the wrong thing.
+    import enum
+
+    from engine import Usage
+    from engine.formats import to_anthropic, to_openai_chat
+    from engine.state.content import Reasoning
+
+    thinking = [Message.user("q"), Message.assistant(Reasoning(text="secret plan"), "answer")]
+    with pytest.raises(InvalidArgument, match="lossy= is True or False"):
+        to_openai_chat(thinking, lossy="false")  # type: ignore[arg-type]  # was taken as lossy=True
+    huge = [
+        Message.user("q"),
+        Message.assistant(ToolUse(id="c1", name="f", arguments='{"x": 1e400}')),
+        Message.tool_results(ToolResult.of("c1", "r")),
+    ]
+    assert to_anthropic(huge, lossy=True)["messages"][1]["content"][0]["input"] == {}  # was {"x": inf}: no JSON
+    with pytest.raises(InvalidArgument, match="beyond a float"):
+        to_anthropic(huge)
+
+    class Level(enum.IntEnum):
+        ONE = 1
+
+    with pytest.raises(InvalidMessage, match=r"pass its \.value"):
+        Usage(input=Level.ONE)
+    with pytest.raises(InvalidMessage, match="True and False are not numbers"):
+        Usage(input=True)
+    store = Transcripts.open(None)
+    sid = store.create()
+    store.append(sid, Message.user("a"))
+    with pytest.raises(InvalidArgument, match="last session of the previous page"):
+        store.sessions(after=5)  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgument, match="start and end are ints, got int and float"):
+        store.rewrite(sid, 0, 1.0, [Message.user("b")])  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgument, match=r"erase\(sid, \*ids\)"):
+        store.erase(sid, ["m1"])  # type: ignore[arg-type]
+
+
+def test_the_command_line_says_what_is_wrong_with_a_seal_key_file(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from engine.cli import cli
+
+    key = b"secret-key-0123456789"
+    path = str(tmp_path / "sealed.db")
+    with Transcripts.open(path, seal_key=key) as store:
+        store.create()
+    echoed, short = tmp_path / "echoed.key", tmp_path / "short.key"
+    echoed.write_bytes(key + b"\n")  # as `echo` writes it
+    short.write_bytes(b"short")
+    result = CliRunner().invoke(cli, ["sessions", path, "--seal-key-file", str(echoed)])
+    assert result.exit_code == 1 and "ends with a newline, which is part of the key" in result.output
+    result = CliRunner().invoke(cli, ["sessions", path, "--seal-key-file", str(short)])
+    assert result.exit_code == 2 and "holds 5 bytes" in result.output

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import click
 import msgspec
 
-from engine.errors import EngineError, SessionNotFound
+from engine.errors import EngineError, InvalidArgument, SessionNotFound
 from engine.facade import Transcripts
 from engine.state.content import BIDI_CONTROLS, Image, Message, Reasoning, ToolResult
 from engine.state.header import STATUSES
@@ -38,9 +38,15 @@ def _read_seal_key(context: click.Context, _: click.Parameter, path: str | None)
     if path is not None:
         try:
             with open(path, "rb") as file:
-                context.meta[_SEAL_KEY] = file.read()
+                key = file.read()
         except OSError as exc:
             raise click.BadParameter(f"cannot read {path}: {exc.strerror}", param_hint="--seal-key-file") from None
+        if len(key) < 16:
+            raise click.BadParameter(
+                f"{path} holds {len(key)} bytes: a seal key is its file's bytes, at least 16 of them",
+                param_hint="--seal-key-file",
+            )
+        context.meta[_SEAL_KEY] = key
 
 
 def _store_argument(function: _F) -> _F:
@@ -68,7 +74,12 @@ def _opened(store: str, prefix: str, *, create: bool = False) -> Iterator[Transc
         raise click.ClickException(f"no store at {store}: give a SQLite file that exists or a postgresql:// URL")
     key = click.get_current_context().meta.get(_SEAL_KEY)
     with _errors():
-        opened = Transcripts.open(store, table_prefix=prefix, create=create, seal_key=key)
+        try:
+            opened = Transcripts.open(store, table_prefix=prefix, create=create, seal_key=key)
+        except InvalidArgument as exc:
+            if key is not None and key.endswith(b"\n"):  # echo writes one
+                raise InvalidArgument(f"{exc} (the key file ends with a newline, which is part of the key)") from None
+            raise
     try:
         with _errors():
             yield opened

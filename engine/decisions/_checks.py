@@ -177,7 +177,7 @@ def _check_json_value(value: object, where: str, depth: int) -> None:
             return
         for key, item in value.items():
             if type(key) is not str:
-                raise InvalidArgument(f"{where} keys must be str, got {key!r}")
+                raise InvalidArgument(f"{where} keys must be str, got {got(key)}")
             _check_json_value(key, f"{where} key {key!r}", depth + 1)
             _check_json_value(item, f"{where}[{key!r}]", depth + 1)
 

@@ -120,7 +120,7 @@ def _check_task(task: Task, where: str) -> None:
         if type(values) is not tuple or not all(type(v) is str for v in values):
             raise InvalidArgument(
                 f"{where}.{name} must be a tuple of str (plain ones: a subclass would read back as its base), "
-                f"got {shown(values)}"
+                f"got {got(values)}"
             )
         for value in values:
             check_stored_text(value, f"{where}.{name}")
@@ -182,7 +182,7 @@ class AskQuestion(_Struct, frozen=True, kw_only=True):
         actor: str | None = None,
     ) -> AskQuestion:
         if type(question) is not str or not question.strip():
-            raise InvalidArgument(f"a question is a non-empty str, got {shown(question)}")
+            raise InvalidArgument(f"a question is a non-empty str, got {got(question)}")
         check_stored_text(question, "question")
         if isinstance(options, str) or not isinstance(options, Iterable):
             raise InvalidArgument(f"options is a list of str, got {shown(options)}")

@@ -12,7 +12,7 @@ from engine.decisions import Targets, check_actor, clock, erase_inherited, erase
 from engine.errors import ConcurrentWriteError, InvalidArgument, SessionHasChildren, SessionHasForks
 from engine.facade._reads import sessions
 from engine.facade._repository import Repository
-from engine.state.content import shown
+from engine.state.content import got, shown
 from engine.state.events import SessionForked
 from engine.state.revisions import Reason
 from engine.store import (
@@ -40,8 +40,14 @@ def erase(
     note: object,
     actor: str | None,
 ) -> list[str]:
-    if not message_ids or not all(isinstance(mid, str) for mid in message_ids):
-        raise InvalidArgument("erase() takes a session id and one or more message ids (str)")
+    if not message_ids:
+        raise InvalidArgument("erase() takes a session id and one or more message ids")
+    wrong = next((mid for mid in message_ids if type(mid) is not str), None)
+    if wrong is not None:
+        raise InvalidArgument(
+            f"erase() takes a session id and one or more message ids, each a str (as arguments: "
+            f"erase(sid, *ids)), got {got(wrong)}"
+        )
     why = Reason.of(reason, note)
     check_actor(actor)
     targets = Targets({mid for mid in message_ids if isinstance(mid, str)})

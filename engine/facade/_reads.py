@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, TypeAlias
+from typing import Any
 
 import msgspec
 
 from engine.decisions import changed_span, check_session_id, commit_of
 from engine.errors import CorruptStore, InvalidArgument, SessionNotFound
 from engine.facade._repository import Repository
-from engine.state.content import Message, ToolResult, ToolUse, shown
+from engine.state.content import Message, ToolResult, shown
 from engine.state.events import (
     CONTENT_EVENTS,
     ChildSpawned,
@@ -529,88 +529,124 @@ def tool_calls(repository: Repository, session_id: str) -> list[ToolCall]:
     """Every tool call the session's history ever held, in the order they
     were first written, each with its result (the first written for it) and
     their times; ``position`` and ``result_position`` say where they are in
-    the transcript now (``None``: rewritten or compacted away). A call is
-    its message, its call id, name and arguments: many providers use the
-    same call ids turn after turn, and each of those calls is one of its own."""
+    the transcript now (``None``: rewritten or compacted away). Each append
+    writes calls of their own (many providers use the same call ids turn
+    after turn); a rewrite that keeps a call (same call id, name and
+    arguments in the span it replaces, or, as a restore does, in a message
+    of the same id) keeps it as the same call."""
     with repository.locks.holding(session_id):
         head = repository.head(session_id)
-        calls = _calls_written(repository, session_id, head.version)
-    where, answered = _paired(head.messages)
-    return [
-        msgspec.structs.replace(call, position=where.get(key), result_position=answered.get(key))
-        for key, call in calls.items()
-    ]
-
-
-#: A tool call: the id of the message holding it, its call id, name and
-#: arguments (a message id can be given twice, and a call id reused).
-_CallKey: TypeAlias = tuple[str | None, str, str, str]
-
-
-def _key(message: Message, use: ToolUse) -> _CallKey:
-    return (message.id, use.id, use.name, use.arguments)
-
-
-def _paired(messages: Sequence[Message]) -> tuple[dict[_CallKey, int], dict[_CallKey, int]]:
-    """Where each call of ``messages`` is, and where the result answering it
-    is: a result answers the last call before it with its id and no result."""
-    where: dict[_CallKey, int] = {}
-    answered: dict[_CallKey, int] = {}
-    waiting: dict[str, _CallKey] = {}  # by call id: the last call with it that no result answered yet
-    for position, message in enumerate(messages):
-        for use in message.tool_uses:
-            key = _key(message, use)
-            where.setdefault(key, position)
-            waiting[use.id] = key
+        audit = _replayed(repository, session_id, head.version)
+    where: dict[int, int] = {}
+    answered: dict[int, int] = {}
+    waiting: dict[str, int] = {}  # by call id: the last call with it that no result answered yet
+    for position, (message, held) in enumerate(zip(head.messages, audit.held, strict=True)):
+        for use, call in zip(message.tool_uses, held, strict=True):
+            where.setdefault(call, position)
+            waiting[use.id] = call
         if message.role == "tool_results":
             for block in message.blocks:
                 if isinstance(block, ToolResult) and block.tool_use_id in waiting:
                     answered.setdefault(waiting.pop(block.tool_use_id), position)
-    return where, answered
+    return [
+        msgspec.structs.replace(call, position=where.get(number), result_position=answered.get(number))
+        for number, call in enumerate(audit.calls)
+    ]
 
 
-def _unanswered(call: ToolCall) -> ToolCall:
-    return msgspec.structs.replace(call, result=None, is_error=False, answered_at=None)
+class _Audit:
+    """The tool calls of a session's history, replayed event by event:
+    ``calls`` by number, first written first; ``held`` the numbers of the
+    calls each message of the transcript makes (it mirrors the transcript);
+    ``answers`` the numbers each message answered when it was written."""
 
+    def __init__(self) -> None:
+        self.calls: list[ToolCall] = []
+        self.held: list[tuple[int, ...]] = []
+        self.answers: list[tuple[int, ...]] = []
+        self.waiting: dict[str, int] = {}  # by call id: the last call with it that no result answered yet
+        self.written: dict[tuple[str | None, str, str, str], int] = {}  # by message id, call id, name, arguments
 
-def _calls_written(repository: Repository, session_id: str, upto: int) -> dict[_CallKey, ToolCall]:
-    """The calls written in the session's first ``upto`` events (and, for a
-    fork, those it holds from its source), first written first. A result
-    answers the last call written with its id that has no result yet."""
-    calls: dict[_CallKey, ToolCall] = {}
-    waiting: dict[str, _CallKey] = {}
-
-    def written(message: Message, at: datetime) -> None:
+    def _write(self, message: Message, at: datetime, kept: dict[tuple[str, str, str], list[int]] | None) -> None:
+        """``message`` written at ``at``; ``kept``: for a rewrite, the calls of
+        the span it replaces (by call id, name and arguments)."""
+        held = []
         for use in message.tool_uses:
-            key = _key(message, use)
-            if key not in calls:  # a rewrite or a restore writes a message it kept again
-                calls[key] = ToolCall(call_id=use.id, name=use.name, arguments=use.arguments, called_at=at)
-            if calls[key].answered_at is None:  # the call a result written next answers
-                waiting[use.id] = key
+            what = (use.id, use.name, use.arguments)
+            number: int | None = None
+            if kept is not None:
+                same = kept.get(what)
+                number = same.pop(0) if same else self.written.get((message.id, *what))
+            if number is None:
+                number = len(self.calls)
+                self.calls.append(ToolCall(call_id=use.id, name=use.name, arguments=use.arguments, called_at=at))
+            self.written[(message.id, *what)] = number
+            held.append(number)
+            if self.calls[number].answered_at is None:  # the call a result written next answers
+                self.waiting[use.id] = number
+        answers = []
         if message.role == "tool_results":
             for block in message.blocks:
-                if isinstance(block, ToolResult) and block.tool_use_id in waiting:
-                    answered = waiting.pop(block.tool_use_id)
-                    calls[answered] = msgspec.structs.replace(
-                        calls[answered], result=block.content_text, is_error=block.is_error, answered_at=at
+                if isinstance(block, ToolResult) and block.tool_use_id in self.waiting:
+                    number = self.waiting.pop(block.tool_use_id)
+                    self.calls[number] = msgspec.structs.replace(
+                        self.calls[number], result=block.content_text, is_error=block.is_error, answered_at=at
                     )
+                    answers.append(number)
+        self.held.append(tuple(held))
+        self.answers.append(tuple(answers))
 
-    for version, event in repository.decoded(session_id, repository.records(session_id, upto)):
+    def appended(self, messages: Sequence[Message], at: datetime) -> None:
+        for message in messages:
+            self._write(message, at, None)
+
+    def rewritten(self, start: int, end: int, messages: Sequence[Message], at: datetime) -> None:
+        kept: dict[tuple[str, str, str], list[int]] = {}
+        for held in self.held[start:end]:
+            for number in held:
+                call = self.calls[number]
+                kept.setdefault((call.call_id, call.name, call.arguments), []).append(number)
+        tail_held, tail_answers = self.held[end:], self.answers[end:]
+        del self.held[start:], self.answers[start:]
+        for message in messages:
+            self._write(message, at, kept)
+        self.held += tail_held
+        self.answers += tail_answers
+
+    def forked(self, source: _Audit, index: int) -> None:
+        """The calls of ``source``'s first ``index`` messages, numbered anew;
+        a result written after them is not the fork's."""
+        renumbered: dict[int, int] = {}
+        answered = {number for answers in source.answers[:index] for number in answers}
+        for held in source.held[:index]:
+            for number in held:
+                if number not in renumbered:
+                    renumbered[number] = len(self.calls)
+                    call = source.calls[number]
+                    if number not in answered:
+                        call = msgspec.structs.replace(call, result=None, is_error=False, answered_at=None)
+                    self.calls.append(call)
+        self.held = [tuple(renumbered[number] for number in held) for held in source.held[:index]]
+        self.answers = [tuple(renumbered[number] for number in answers) for answers in source.answers[:index]]
+        for held in self.held:
+            for number in held:
+                if self.calls[number].answered_at is None:
+                    self.waiting[self.calls[number].call_id] = number
+        self.written = {key: renumbered[number] for key, number in source.written.items() if number in renumbered}
+
+
+def _replayed(repository: Repository, session_id: str, upto: int) -> _Audit:
+    """The tool-call audit of the session's first ``upto`` events (a fork's
+    from its source's as of the fork point)."""
+    audit = _Audit()
+    for _, event in repository.decoded(session_id, repository.records(session_id, upto)):
         if isinstance(event, SessionForked):
-            kept = repository.state_at(session_id, version).messages
-            inherited = kept[: len(kept) - (event.replacement is not None)]
-            source = _calls_written(repository, event.source, event.source_version)
-            held, answered = _paired(inherited)
-            for key in held:
-                if key in source:
-                    # A result the source wrote after the fork point is not the fork's.
-                    call = source[key] if key in answered else _unanswered(source[key])
-                    calls[key] = call
-                    if call.answered_at is None:
-                        waiting[key[1]] = key
+            source = _replayed(repository, event.source, event.source_version)
+            audit.forked(source, len(source.held) if event.index is None else event.index)
             if event.replacement is not None:
-                written(event.replacement, event.at)
-        elif isinstance(event, (MessagesAppended, MessagesRewritten)):
-            for message in event.messages:
-                written(message, event.at)
-    return calls
+                audit.appended((event.replacement,), event.at)
+        elif isinstance(event, MessagesAppended):
+            audit.appended(event.messages, event.at)
+        elif isinstance(event, MessagesRewritten):
+            audit.rewritten(event.start, event.end, event.messages, event.at)
+    return audit

@@ -795,7 +795,7 @@ class Transcripts:
         if parent is not None and not isinstance(parent, str):
             raise InvalidArgument(f"parent= is the id of the session that spawned them, got {shown(parent)}")
         check_stored_text(parent, "parent=")
-        if not isinstance(after, SessionInfo):
+        if type(after) is str:  # any other type is refused with what after= takes
             check_stored_text(after, "after=")
         wanted = None
         if checked or metadata or parent is not None:

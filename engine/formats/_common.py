@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,6 +31,10 @@ class Policy:
     function: str  # the public name, for error messages: "to_openai_chat"
     format: str  # "OpenAI Chat Completions"
     lossy: bool
+
+    def __post_init__(self) -> None:
+        if type(self.lossy) is not bool:  # "false" from a config file would be true
+            raise InvalidArgument(f"{self.function}: lossy= is True or False, got {shown(self.lossy)}")
 
     def cannot_hold(self, where: str, problem: str, lossy_does: str) -> None:
         """Raise in strict mode; in lossy mode return, and the caller then does
@@ -60,7 +65,7 @@ def prepare(
     and Transcript blocks are refused, or in lossy mode become no content, no
     marker and Text blocks."""
     if isinstance(messages, (str, bytes, Message, Mapping)) or not isinstance(messages, Iterable):
-        raise InvalidArgument(f"{policy.function} takes a list of messages, got {described(messages)}")
+        raise InvalidArgument(f"{policy.function} takes a list of messages, got a {type(messages).__name__}")
     originals = list(messages)
     entries: list[Entry] = []
     for index, message in enumerate(originals):
@@ -198,17 +203,27 @@ def _no_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
+def _finite(text: str) -> float:
+    """A JSON number as a float, refused if it overflows (``1e400`` would be
+    infinity, which no JSON text holds)."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is beyond a float")
+    return value
+
+
 def arguments_object(use: ToolUse, where: str, policy: Policy) -> dict[str, Any]:
     """A tool use's arguments as the JSON object a format keeps in place of
     the text. Strict mode needs the text to be exactly what
     :func:`arguments_text` writes back; lossy mode sends ``{}`` for text that
     is not a JSON object."""
     try:
-        value = json.loads(use.arguments, parse_constant=_no_constant)
+        value = json.loads(use.arguments, parse_constant=_no_constant, parse_float=_finite)
     except (ValueError, RecursionError):
         policy.cannot_hold(
             where,
-            f"the arguments {shown(use.arguments, 40)} are not JSON, and {policy.format} keeps a JSON object",
+            f"the arguments {shown(use.arguments, 40)} are not JSON that {policy.format} can keep as an object "
+            "(not JSON, or a number beyond a float)",
             "send {} in their place",
         )
         return {}

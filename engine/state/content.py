@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from enum import Enum
 from typing import Any, Literal, TypeAlias
 
 import msgspec
@@ -81,9 +82,11 @@ def kind_of(value: object) -> str:
     base = next((base for base in _BASES if isinstance(value, base)), None)
     if base is None or kind is base:
         return kind.__name__
+    if kind is bool:
+        return "bool (True and False are not numbers here)"
+    fix = "its .value" if isinstance(value, Enum) else f"{base.__name__}(value)"
     return (
-        f"{kind.__name__} (a subclass of {base.__name__}, which would read back as a plain {base.__name__}; "
-        f"pass a plain {base.__name__}, an enum's .value)"
+        f"{kind.__name__} (a subclass of {base.__name__}, which would read back as a plain {base.__name__}; pass {fix})"
     )
 
 

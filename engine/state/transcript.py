@@ -700,8 +700,8 @@ def check_shape(messages: Sequence[Message], start: int, stop: int, *, offset: i
             and messages[index + 1].erased is None
         ):
             raise InvalidTranscriptShape(
-                f"message {index + offset} makes tool uses, but message {index + offset + 1} is a "
-                f"{messages[index + 1].role} "
+                f"message {index + offset} makes tool uses, but message {index + offset + 1} is "
+                f"{'an' if messages[index + 1].role == 'assistant' else 'a'} {messages[index + 1].role} "
                 "message, not their tool_results"
             )
 

@@ -134,9 +134,15 @@ class SQLiteRecorder:
     """
 
     def __init__(
-        self, datastore: _Datastore, prefix: str, seal_key: bytes | None = None, seal_legacy: bool = False
+        self,
+        datastore: _Datastore,
+        prefix: str,
+        seal_key: bytes | None = None,
+        seal_legacy: bool = False,
+        where: str = "",
     ) -> None:
         self.datastore = datastore
+        self._where = where or datastore.pool.db_name  # for error messages
         self._seal_key = seal_key
         self._seal_legacy = seal_legacy
         self._writer: sqlite3.Connection | None = None
@@ -242,7 +248,7 @@ class SQLiteRecorder:
             (application,) = execute("PRAGMA application_id").fetchone()
             if application == READ_MODEL_APPLICATION_ID:
                 raise InvalidArgument(
-                    f"{self.datastore.pool.db_name} is a read model (engine.readmodel), not a transcript store: "
+                    f"{self._where} is a read model (engine.readmodel), not a transcript store: "
                     "open the store it was projected from; nothing was written to it"
                 )
             if current(execute) and self._seal_mode_to_record(execute) is None:
@@ -796,7 +802,7 @@ def open_sqlite(
                     "the engine's columns (another file, or another table prefix?); nothing was written to it"
                 )
     datastore = _Datastore(uri, synchronous=synchronous, lock_timeout=lock_timeout)
-    recorder = SQLiteRecorder(datastore, prefix, seal_key, seal_legacy)
+    recorder = SQLiteRecorder(datastore, prefix, seal_key, seal_legacy, where)
     try:
         with translated_errors("open", where, opening=True):  # e.g. "file is not a database"
             recorder.create_table()
@@ -827,10 +833,16 @@ def _holds_store(path: str, uri: str, prefix: str) -> bool:
             tables = dict(
                 connection.execute("SELECT name, type FROM sqlite_master WHERE name LIKE ?", (f"{prefix}_%",))
             )
+            (application,) = connection.execute("PRAGMA application_id").fetchone()
         finally:
             connection.close()
     except (sqlite3.Error, UnicodeDecodeError) as exc:  # e.g. "file is not a database"
         raise InterfaceError(exc) from exc
+    if application == READ_MODEL_APPLICATION_ID:
+        raise InvalidArgument(
+            f"{path} is a read model (engine.readmodel), not a transcript store: open the store it was projected "
+            "from; nothing was written to it"
+        )
     # The listing table, and the log (or, in a store of an earlier build,
     # eventsourcing's events table): a view or a lone table is someone else's.
     logged = tables.get(f"{prefix}_log") == "table" or tables.get(f"{prefix}_events") == "table"
