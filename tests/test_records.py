@@ -386,6 +386,21 @@ def test_a_rewrite_that_keeps_a_call_keeps_it_as_the_same_call(stores: StoreFact
     calls = [(c.arguments, c.result, c.position, c.result_position) for c in stores.open().tool_calls(sid)]
     assert calls == [('{"q": 1}', "found", None, None), ('{"q": 2}', None, 1, 2)]  # other arguments: another call
 
+    both = store.create()  # a rewrite of the call and its result together, then a fork
+    store.append(both, Message.user("q"))
+    store.append(both, Message.assistant("look up ana", ToolUse(id="c1", name="crm")))
+    store.append(both, Message.tool_results(ToolResult.of("c1", "found ana")))
+    redacted_pair = [
+        Message.assistant("look up [name]", ToolUse(id="c1", name="crm")),
+        Message.tool_results(ToolResult.of("c1", "found [name]")),
+    ]
+    store.rewrite(both, 1, 3, redacted_pair, "redaction")
+    fork = store.fork(both)
+    for session in (both, fork):  # the first result written, and where a result for it is now
+        assert [(c.result, c.position, c.result_position) for c in stores.open().tool_calls(session)] == [
+            ("found ana", 1, 2)
+        ]
+
     turns = store.create()
     for number in range(2):
         store.append(turns, Message.user(f"time? {number}"))

@@ -565,6 +565,7 @@ class _Audit:
         self.held: list[tuple[int, ...]] = []
         self.answers: list[tuple[int, ...]] = []
         self.waiting: dict[str, int] = {}  # by call id: the last call with it that no result answered yet
+        self.last: dict[str, int] = {}  # by call id: the last call written with it
         self.written: dict[tuple[str | None, str, str, str], int] = {}  # by message id, call id, name, arguments
 
     def _write(self, message: Message, at: datetime, kept: dict[tuple[str, str, str], list[int]] | None) -> None:
@@ -581,18 +582,23 @@ class _Audit:
                 number = len(self.calls)
                 self.calls.append(ToolCall(call_id=use.id, name=use.name, arguments=use.arguments, called_at=at))
             self.written[(message.id, *what)] = number
+            self.last[use.id] = number
             held.append(number)
             if self.calls[number].answered_at is None:  # the call a result written next answers
                 self.waiting[use.id] = number
         answers = []
         if message.role == "tool_results":
             for block in message.blocks:
-                if isinstance(block, ToolResult) and block.tool_use_id in self.waiting:
+                if not isinstance(block, ToolResult):
+                    continue
+                if block.tool_use_id in self.waiting:
                     number = self.waiting.pop(block.tool_use_id)
                     self.calls[number] = msgspec.structs.replace(
                         self.calls[number], result=block.content_text, is_error=block.is_error, answered_at=at
                     )
                     answers.append(number)
+                elif block.tool_use_id in self.last:  # a result written again (a rewrite): the call keeps its first
+                    answers.append(self.last[block.tool_use_id])
         self.held.append(tuple(held))
         self.answers.append(tuple(answers))
 
@@ -630,6 +636,7 @@ class _Audit:
         self.answers = [tuple(renumbered[number] for number in answers) for answers in source.answers[:index]]
         for held in self.held:
             for number in held:
+                self.last[self.calls[number].call_id] = number
                 if self.calls[number].answered_at is None:
                     self.waiting[self.calls[number].call_id] = number
         self.written = {key: renumbered[number] for key, number in source.written.items() if number in renumbered}
