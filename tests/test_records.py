@@ -6,6 +6,7 @@ ones the tests set."""
 
 from __future__ import annotations
 
+import random
 from datetime import timedelta
 
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from engine import (
     Child,
     Compaction,
+    EngineError,
     InvalidArgument,
     InvalidMessage,
     InvalidRewriteRange,
@@ -27,6 +29,7 @@ from engine import (
     Text,
     ToolResult,
     ToolUse,
+    Transcripts,
 )
 from tests.conftest import StoreFactory
 
@@ -401,6 +404,18 @@ def test_a_rewrite_that_keeps_a_call_keeps_it_as_the_same_call(stores: StoreFact
             ("found ana", 1, 2)
         ]
 
+    renamed = store.create()  # the call rewritten to another one, its old result kept, then a fork
+    store.append(renamed, Message.user("q"))
+    store.append(renamed, Message.assistant(ToolUse(id="c1", name="a")))
+    store.append(renamed, Message.tool_results(ToolResult.of("c1", "r1")))
+    store.rewrite(renamed, 1, 2, [Message.assistant(ToolUse(id="c1", name="b"))])
+    expected = [("a", "r1", None, None), ("b", None, 1, 2)]
+    assert [(c.name, c.result, c.position, c.result_position) for c in store.tool_calls(renamed)] == expected
+    fork = store.fork(renamed)  # raised KeyError
+    assert [(c.name, c.result, c.position, c.result_position) for c in stores.open().tool_calls(fork)] == [
+        ("b", None, 1, 2)
+    ]
+
     turns = store.create()
     for number in range(2):
         store.append(turns, Message.user(f"time? {number}"))
@@ -541,3 +556,68 @@ def test_compact_with_an_expected_revision_catches_up_with_another_writer(stores
     commit = writer.compact(sid, 0, 2, Message.system("summary"), expected_revision=head)
     assert commit.parent_revision == head
     assert [m.text for m in writer.get(sid).messages] == ["summary", "c"]
+
+
+def _audit_agrees_with_the_transcript(store: Transcripts, sid: str) -> None:
+    """Every tool use the transcript holds is one call of the audit, at its
+    position, and a result position holds a result for that call."""
+    head = store.get(sid)
+    calls = store.tool_calls(sid)
+    live = sorted((c.position, c.call_id, c.name, c.arguments) for c in calls if c.position is not None)
+    uses = sorted((i, u.id, u.name, u.arguments) for i, m in enumerate(head.messages) for u in m.tool_uses)
+    assert live == uses
+    for call in calls:
+        if call.result_position is not None:
+            holder = head.messages[call.result_position]
+            assert holder.role == "tool_results"
+            assert any(getattr(block, "tool_use_id", None) == call.call_id for block in holder.blocks)
+
+
+@pytest.mark.parametrize("seed", range(200))
+def test_the_audit_agrees_with_the_transcript_after_any_mix_of_writes(seed: int) -> None:
+    # Random appends (call ids, names and message ids reused), rewrites that
+    # copy, rename or replace messages, restores, forks and erasures: what
+    # found a call the audit lost, and a fork that raised KeyError.
+    rng = random.Random(seed)
+    store = Transcripts.open()
+    sessions = [store.create()]
+    store.append(sessions[0], Message.user("start"))
+    for step in range(15):
+        sid = rng.choice(sessions)
+        choice = rng.random()
+        try:
+            if choice < 0.45:
+                call_id, name = rng.choice(["call_0", "call_1"]), rng.choice(["a", "b"])
+                use = ToolUse(id=call_id, name=name, arguments=rng.choice(["{}", '{"x":1}']))
+                store.append(sid, Message.assistant(use, id=rng.choice([None, None, "m-fixed"])))
+                if rng.random() < 0.8:
+                    store.append(sid, Message.tool_results(ToolResult.of(call_id, f"r{step}")))
+                store.append(sid, Message.user(f"u{step}"))
+            elif choice < 0.65:
+                messages = store.get(sid).messages
+                start = rng.randrange(0, len(messages) + 1)
+                end = rng.randrange(start, len(messages) + 1)
+                replacement = [
+                    Message(role=m.role, blocks=m.blocks, id=m.id if rng.random() < 0.5 else None)
+                    if m.erased is None and rng.random() < 0.7
+                    else Message.user("x")
+                    for m in messages[start:end]
+                ]
+                store.rewrite(sid, start, end, replacement or [Message.user("y")])
+            elif choice < 0.75:
+                commits = store.revisions(sid)
+                if commits:
+                    store.restore(sid, rng.choice(commits).parent_revision)
+            elif choice < 0.85:
+                count = len(store.get(sid).messages)
+                sessions.append(
+                    store.fork_at(sid, rng.randrange(0, count + 1)) if rng.random() < 0.5 else store.fork(sid)
+                )
+            else:
+                held = [m for m in store.get(sid).messages if m.id and m.erased is None]
+                if held:
+                    store.erase(sid, rng.choice(held).id)
+        except EngineError:
+            pass  # a write the rules refuse (tool pairing, a no-op rewrite): nothing changed
+        for session in sessions:
+            _audit_agrees_with_the_transcript(store, session)

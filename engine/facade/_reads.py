@@ -568,22 +568,29 @@ class _Audit:
         self.last: dict[str, int] = {}  # by call id: the last call written with it
         self.written: dict[tuple[str | None, str, str, str], int] = {}  # by message id, call id, name, arguments
 
-    def _write(self, message: Message, at: datetime, kept: dict[tuple[str, str, str], list[int]] | None) -> None:
-        """``message`` written at ``at``; ``kept``: for a rewrite, the calls of
-        the span it replaces (by call id, name and arguments)."""
+    def _write(
+        self, message: Message, at: datetime, kept: dict[tuple[str, str, str], list[int]], live: set[int] | None
+    ) -> None:
+        """``message`` written at ``at``. For a rewrite, ``kept`` holds the
+        calls of the span it replaces (by call id, name and arguments) and
+        ``live`` those the transcript holds besides: a call is kept once."""
         held = []
         for use in message.tool_uses:
             what = (use.id, use.name, use.arguments)
             number: int | None = None
-            if kept is not None:
+            if live is not None:
                 same = kept.get(what)
                 number = same.pop(0) if same else self.written.get((message.id, *what))
+                if number in live:
+                    number = None
             if number is None:
                 number = len(self.calls)
                 self.calls.append(ToolCall(call_id=use.id, name=use.name, arguments=use.arguments, called_at=at))
             self.written[(message.id, *what)] = number
             self.last[use.id] = number
             held.append(number)
+            if live is not None:
+                live.add(number)
             if self.calls[number].answered_at is None:  # the call a result written next answers
                 self.waiting[use.id] = number
         answers = []
@@ -604,7 +611,7 @@ class _Audit:
 
     def appended(self, messages: Sequence[Message], at: datetime) -> None:
         for message in messages:
-            self._write(message, at, None)
+            self._write(message, at, {}, None)
 
     def rewritten(self, start: int, end: int, messages: Sequence[Message], at: datetime) -> None:
         kept: dict[tuple[str, str, str], list[int]] = {}
@@ -614,8 +621,9 @@ class _Audit:
                 kept.setdefault((call.call_id, call.name, call.arguments), []).append(number)
         tail_held, tail_answers = self.held[end:], self.answers[end:]
         del self.held[start:], self.answers[start:]
+        live = {number for held in (*self.held, *tail_held) for number in held}
         for message in messages:
-            self._write(message, at, kept)
+            self._write(message, at, kept, live)
         self.held += tail_held
         self.answers += tail_answers
 
@@ -633,7 +641,10 @@ class _Audit:
                         call = msgspec.structs.replace(call, result=None, is_error=False, answered_at=None)
                     self.calls.append(call)
         self.held = [tuple(renumbered[number] for number in held) for held in source.held[:index]]
-        self.answers = [tuple(renumbered[number] for number in answers) for answers in source.answers[:index]]
+        self.answers = [  # a result of a call rewritten away before the fork point answers none of the fork's
+            tuple(renumbered[number] for number in answers if number in renumbered)
+            for answers in source.answers[:index]
+        ]
         for held in self.held:
             for number in held:
                 self.last[self.calls[number].call_id] = number
