@@ -227,7 +227,7 @@ def check_seal_mode(where: str, recorded: object, key: bytes | None) -> None:
     mode = seal_mode(key)
     if recorded is None or recorded == mode:
         return
-    if recorded == "sha256":
+    if recorded == seal_mode(None):
         raise InvalidArgument(
             f"the store at {where} records that its listing rows are sealed without a key, but it was opened with "
             "seal_key=: if it never had a key, open it without one; if its rows were sealed with this key, someone "

@@ -246,11 +246,7 @@ class SQLiteRecorder:
         with self.datastore.transaction(commit=False) as cursor:
             execute = cursor.sqlite_cursor.execute
             (application,) = execute("PRAGMA application_id").fetchone()
-            if application == READ_MODEL_APPLICATION_ID:
-                raise InvalidArgument(
-                    f"{self._where} is a read model (engine.readmodel), not a transcript store: "
-                    "open the store it was projected from; nothing was written to it"
-                )
+            _refuse_read_model(application, self._where)
             if current(execute) and self._seal_mode_to_record(execute) is None:
                 return  # no DDL, no write lock
 
@@ -817,6 +813,16 @@ def open_sqlite(
     return RecorderBackend(recorder, where, on_close=close, seal_key=seal_key)
 
 
+def _refuse_read_model(application: object, where: str) -> None:
+    """``InvalidArgument`` if a file's ``PRAGMA application_id`` marks it as
+    a read model's: a store is never made, or looked for, inside one."""
+    if application == READ_MODEL_APPLICATION_ID:
+        raise InvalidArgument(
+            f"{where} is a read model (engine.readmodel), not a transcript store: open the store it was projected "
+            "from; nothing was written to it"
+        )
+
+
 def _holds_store(path: str, uri: str, prefix: str) -> bool:
     """Whether the file holds a store of ``prefix`` (a listing table with
     the engine's columns), read without writing anything: with no WAL file
@@ -838,11 +844,7 @@ def _holds_store(path: str, uri: str, prefix: str) -> bool:
             connection.close()
     except (sqlite3.Error, UnicodeDecodeError) as exc:  # e.g. "file is not a database"
         raise InterfaceError(exc) from exc
-    if application == READ_MODEL_APPLICATION_ID:
-        raise InvalidArgument(
-            f"{path} is a read model (engine.readmodel), not a transcript store: open the store it was projected "
-            "from; nothing was written to it"
-        )
+    _refuse_read_model(application, path)
     # The listing table, and the log (or, in a store of an earlier build,
     # eventsourcing's events table): a view or a lone table is someone else's.
     logged = tables.get(f"{prefix}_log") == "table" or tables.get(f"{prefix}_events") == "table"
