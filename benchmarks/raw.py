@@ -12,15 +12,22 @@ and no revision checks.
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import TypeAlias
 
+import msgspec
+
 from engine import Message, Transcripts
+from engine.state.content import check_again
 from engine.state.events import MessagesAppended
+from engine.state.revisions import EMPTY_REVISION_BYTES, chain_each, format_revision
 from engine.state.transcript import KnownAppend
-from engine.store import decode_for_load
+from engine.store import Record, SessionRow, decode_for_load, encode_event, extended
+from engine.store._chain import seal_of
 from engine.store._packed import TEXT_APPEND_TOPIC
 
 __all__ = [
@@ -29,6 +36,7 @@ __all__ = [
     "LogRow",
     "connect_writer",
     "engine_statement_calls",
+    "essential_calls",
     "insert_calls",
     "load_messages",
     "log_rows",
@@ -129,6 +137,69 @@ def engine_statement_calls(path: str, synchronous: str, rows: Sequence[EventRow]
             execute(update, changes)
             execute(insert, event)
             execute("COMMIT")
+        return time.perf_counter() - start
+    finally:
+        connection.close()
+
+
+def essential_calls(path: str, synchronous: str, messages: Sequence[Message]) -> float:
+    """What every append must do, in one plain loop with no engine layers
+    around it: a floor no arrangement of the engine's code can go below.
+    Per message, one append of it alone: check it again (a made message can
+    be changed), give it an id, its content digest and the revision it
+    leads to, the stored event (the engine's packer), the record chain and
+    the listing row's seal, then the engine's own statements (as
+    :func:`engine_statement_calls` runs them). Left out, so the floor is
+    lower still: the session's lock, its cached state, the tool-pairing
+    check, snapshots.
+
+    Returns the elapsed seconds of the loop (``time.perf_counter``)."""
+    with Transcripts.open(path, synchronous=synchronous, snapshot_interval=None) as store:
+        session_id = store.create(title="bench")
+        backend = store._repository.backend  # type: ignore[attr-defined]
+        recorder = backend._recorder
+        update, insert, codes = recorder._advance_session, recorder._insert_record, dict(recorder._codes)
+        row = backend.session_row(session_id)
+        chain = store._repository.chain_after(store._repository.head(session_id))  # type: ignore[attr-defined]
+    assert row is not None
+    connection = sqlite3.connect(path, isolation_level=None)
+    try:
+        connection.execute(f"PRAGMA synchronous={synchronous}")
+        execute = connection.execute
+        copy, set_field = Message.__copy__, msgspec.structs.force_setattr  # type: ignore[attr-defined]
+        revision, version, head = EMPTY_REVISION_BYTES, row.version, row.head
+        start = time.perf_counter()
+        for count, message in enumerate(messages, 1):
+            check_again(message)
+            message = copy(message)
+            set_field(message, "id", "msg_" + os.urandom(10).hex())
+            [revision] = chain_each(revision, (message,))
+            now = datetime.now(UTC)
+            event = MessagesAppended(at=now, messages=(message,), revision=format_revision(revision))
+            topic, state = encode_event(event)
+            version += 1
+            chain = extended(chain, (Record(version, topic, state),))
+            new_head = chain.digest().hex()
+            updated = now.isoformat()
+            listing = SessionRow(
+                session_id,
+                row.title,
+                row.created_at,
+                updated,
+                count,
+                event.revision,
+                version,
+                new_head,
+                summary=row.summary,
+            )
+            seal = seal_of(listing, None)
+            changes = (row.title, updated, count, event.revision, version, new_head, seal, row.summary)
+            changes += (session_id, head, head)
+            execute("BEGIN IMMEDIATE")
+            execute(update, changes)
+            execute(insert, (session_id, version, codes[topic], state))
+            execute("COMMIT")
+            head = new_head
         return time.perf_counter() - start
     finally:
         connection.close()

@@ -203,6 +203,11 @@ def statement_appends(config: Config, rows: Sequence[raw.EventRow]) -> Sample:
         return Sample(raw.engine_statement_calls(os.path.join(tmp, "statements.db"), config.synchronous, rows))
 
 
+def essential_appends(config: Config, messages: Sequence[Message]) -> Sample:
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        return Sample(raw.essential_calls(os.path.join(tmp, "essential.db"), config.synchronous, messages))
+
+
 def bench_appends(
     label: str, config: Config, calls: list[list[Message]], *, statements: bool = False
 ) -> dict[str, list[Sample]]:
@@ -215,6 +220,7 @@ def bench_appends(
     }
     if statements:
         sides["statements"] = lambda: statement_appends(config, rows)
+        sides["essential"] = lambda: essential_appends(config, [call[0] for call in calls])
     return interleaved(label, config.runs, sides)
 
 
@@ -388,6 +394,7 @@ def build_lines(config: Config, results: dict[str, Any]) -> list[Line]:
         _rate_line(f"(a) append 1 msg/call, {n:,} calls", "appends/s", n, a["engine"], a["raw"], per_call_target),
         _rate_line("    same, snapshot_interval=None", "appends/s", n, a["engine_no_snapshots"], a["raw"], None),
         _rate_line("    the engine's SQL alone (no engine code)", "appends/s", n, a["statements"], a["raw"], None),
+        _rate_line("    an append's essential work alone (floor)", "appends/s", n, a["essential"], a["raw"], None),
         _rate_line(f"(b) append {m:,} msgs in calls of {BATCH}", "msg/s", m, b["engine"], b["raw"], 0.5),
         _rate_line("    same, snapshot_interval=None", "msg/s", m, b["engine_no_snapshots"], b["raw"], None),
     ]
@@ -454,6 +461,13 @@ def notes(config: Config, results: dict[str, Any], lines: Sequence[Line]) -> lis
         "(a) the engine's SQL alone: the statements an append runs (BEGIN IMMEDIATE, the listing-row update, "
         "the event insert, COMMIT), pre-built from the same rows, on a store the engine made: what its layout "
         "allows before any engine code runs"
+    )
+    out.append(
+        "(a) an append's essential work alone: in one plain loop with no engine layers, what every append "
+        "must do (check the message again, give it an id, hash its content and chain the revision, pack the "
+        "event, extend the record chain, seal the listing row) and the same statements; no lock, cache, "
+        "tool-pairing check or snapshot. No arrangement of the engine's code can append faster than this "
+        "floor; the store it writes verifies (a test checks it)"
     )
     out.append(
         "(c) cold = a new Transcripts.open() (or sqlite3.connect) + get + close, nothing cached in the process; "
