@@ -198,6 +198,8 @@ def check_usage_added(before: Usage, added: Usage) -> None:
 def check_given_ids(messages: Sequence[Message], where: str) -> None:
     """Refuse two messages of one call with the same id: an id names one
     message (``erase`` takes every message that has it)."""
+    if len(messages) < 2:
+        return
     seen: dict[str, int] = {}
     for index, message in enumerate(messages):
         ident = message.id

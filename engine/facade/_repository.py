@@ -45,6 +45,9 @@ from engine.store import (
     listing_summary,
 )
 
+# A NamedTuple's own __new__ is Python code; every append builds these.
+_new_tuple = tuple.__new__
+
 #: The largest stored event a store accepts unless opened with another ``max_event_bytes``.
 DEFAULT_MAX_EVENT_BYTES = 16 << 20
 _MAX_FORK_DEPTH = 10_000
@@ -93,9 +96,10 @@ class Repository:
         self.chains: dict[str, tuple[int, Chain, str]] = {}
         # The newest messages last read by ``get(last=)``, with the head they were checked against.
         self.tails: dict[str, tuple[str, Tail]] = {}
-        # The listing summary last written per session, with what it was made
-        # from: most writes change neither header, metadata nor parent.
-        self.summaries: dict[str, tuple[object, object, str | None, str | None]] = {}
+        # The listing row's creation time and summary as last written per
+        # session, with what they were made from: most writes change neither
+        # header, metadata nor parent, and no write the creation time.
+        self.summaries: dict[str, tuple[object, object, str | None, datetime, str, str | None]] = {}
         self.locks = SessionLocks(lock_timeout)
         # Guards the caches' order and size (evictions touch other sessions).
         self._cache_lock = threading.Lock()
@@ -316,13 +320,20 @@ class Repository:
             state = self.head(session_id)  # the cache may be behind another writer
         return state
 
-    def _summary(self, state: Session) -> str | None:
+    def _created_and_summary(self, state: Session) -> tuple[str, str | None]:
+        """The listing row's creation time (ISO text) and summary for ``state``."""
         made = self.summaries.get(state.id)
-        if made is not None and made[0] is state.header and made[1] is state.metadata and made[2] == state.parent:
-            return made[3]
-        text = listing_summary(state)
-        self.summaries[state.id] = (state.header, state.metadata, state.parent, text)
-        return text
+        if (
+            made is not None
+            and made[0] is state.header
+            and made[1] is state.metadata
+            and made[2] == state.parent
+            and made[3] is state.created_at
+        ):
+            return made[4], made[5]
+        created, text = state.created_at.isoformat(), listing_summary(state)
+        self.summaries[state.id] = (state.header, state.metadata, state.parent, state.created_at, created, text)
+        return created, text
 
     def refuse_oversized(self, session_id: str, messages: Sequence[Message]) -> None:
         """Refuse, before any hashing or encoding, messages whose text alone
@@ -359,7 +370,10 @@ class Repository:
         limit = self._max_event_bytes
         for event in events:
             version += 1
-            topic, data = encode_event(event)
+            # An append's revision is the state's (a usage event after it
+            # changes none): its bytes need no parsing from hex.
+            held = after._revision_bytes if getattr(event, "revision", None) == after.revision else None
+            topic, data = encode_event(event, held)
             if limit is not None and len(data) > limit:
                 what = f"session {shown(session_id)}: this write" if before is not None else "creating a session"
                 fix = (
@@ -372,22 +386,13 @@ class Repository:
                     f"max_event_bytes ({limit:,}); nothing was written. {fix}, or open the store with a larger "
                     "max_event_bytes"
                 )
-            records.append(Record(version, topic, data))
+            records.append(_new_tuple(Record, (version, topic, data)))
         assert after.version == version
-        updated = after.updated_at.isoformat()
-        created = updated if after.created_at == after.updated_at else after.created_at.isoformat()
+        created, summary = self._created_and_summary(after)
+        updated = created if after.updated_at is after.created_at else after.updated_at.isoformat()
         chain = extended(chain_of(session_id) if before is None else self.chain_after(before), records)
-        row = SessionRow(
-            session_id,
-            after.title,
-            created,
-            updated,
-            len(after.messages),
-            after.revision,
-            after.version,
-            chain.digest().hex(),
-            summary=self._summary(after),
-        )
+        fields = (session_id, after.title, created, updated, len(after.messages), after.revision, after.version)
+        row = _new_tuple(SessionRow, (*fields, chain.digest().hex(), "", summary))
         snapshot = None
         interval = self._snapshot_interval
         if interval is not None and after.version // interval > (before.version if before else 0) // interval:

@@ -446,13 +446,12 @@ def check_again(message: Message) -> None:
     subclass can replace the checks): a store refuses what it could not give
     back, before anything is written. Raises :class:`InvalidMessage`.
     Changes nothing: the blocks may be a stored message's (see ``as_stored``)."""
-    token = _AS_STORED.set(True)
-    try:
-        Message.__post_init__(message)  # Message's own checks, whatever its type: they refuse a subclass
-        for block in message.blocks:
-            _check_block(block)
-    finally:
-        _AS_STORED.reset(token)
+    Message.__post_init__(message)  # Message's own checks, whatever its type: they refuse a subclass
+    for block in message.blocks:
+        if type(block) is Text:  # the commonest block; its checks change nothing in any context
+            Text.__post_init__(block)
+        else:
+            check_block_again(block)
 
 
 def check_block_again(block: object) -> None:
@@ -511,7 +510,10 @@ def with_default_objects(message: Message) -> Message:
     store makes every message it is given into this form; a stored message
     read back keeps the form it was hashed in."""
     blocks = message.blocks
-    if not any(_holds_equal_default(block) for block in blocks):
+    for block in blocks:  # a loop, not any(): this runs for every message stored
+        if type(block) is ToolUse and _holds_equal_default(block):
+            break
+    else:
         return message
     fresh = tuple(_with_defaults(block) if _holds_equal_default(block) else block for block in blocks)
     copy: Message = message.__copy__()  # type: ignore[attr-defined]  # msgspec's stubs omit it

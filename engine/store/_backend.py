@@ -38,6 +38,7 @@ from engine.store._records import FeedEntry, ListingFilter, Record, Rewrite, Ses
 MAX_EVENTS_PER_WRITE = 2**20 - 1
 # The largest position a SQL integer column holds: every feed position is below it.
 _LAST_POSITION = 2**63 - 1
+_new_tuple = tuple.__new__
 
 
 def _too_many(session_id: str, count: int) -> InvalidArgument:
@@ -451,7 +452,7 @@ class RecorderBackend(Backend):
         if len(records) > MAX_EVENTS_PER_WRITE:
             raise _too_many(session_id, len(records))
         self._writable()
-        row = SessionRow(*row[:8], seal_of(row, self._key), row.summary)  # not _replace: it costs nearly twice as much
+        row = _new_tuple(SessionRow, (*row[:8], seal_of(row, self._key), row.summary))  # its __new__ is Python code
         with translated_errors("write", self._where, session_id, records[0].version):
             self._recorder.insert_records(session_id, records, row, snapshot, previous_head, source_head)
 

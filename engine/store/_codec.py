@@ -49,12 +49,14 @@ _CURRENT_DECODERS: dict[str, Callable[[bytes], Any]] = {
 }
 
 
-def encode_event(event: Event) -> tuple[str, bytes]:
+def encode_event(event: Event, revision_bytes: bytes | None = None) -> tuple[str, bytes]:
     """The stored topic and bytes of an event: appended messages packed
     (``engine.store._packed``) when the packed form holds them exactly,
-    everything else as JSON."""
+    everything else as JSON. ``revision_bytes``: the 32 bytes of an
+    append's revision, if the caller holds them (else they are parsed from
+    its hex digits)."""
     if type(event) is MessagesAppended:
-        packed = pack_text_append(event)
+        packed = pack_text_append(event, revision_bytes)
         if packed is not None:
             return TEXT_APPEND_TOPIC, packed
         packed = pack_append(event)

@@ -105,9 +105,10 @@ _copy_message: Callable[[Message], Message] = Message.__copy__  # type: ignore[a
 _copy_text: Callable[[Text], Text] = Text.__copy__  # type: ignore[attr-defined]
 
 
-def pack_text_append(event: MessagesAppended) -> bytes | None:
+def pack_text_append(event: MessagesAppended, revision_bytes: bytes | None = None) -> bytes | None:
     """The one-text-message form of ``event``, or ``None`` if it is not one
-    message of one text block with an engine id, no actor and nothing else."""
+    message of one text block with an engine id, no actor and nothing else.
+    ``revision_bytes``: the revision's 32 bytes, if the caller has them."""
     messages = event.messages
     if len(messages) != 1 or event.actor is not None:
         return None
@@ -125,7 +126,7 @@ def pack_text_append(event: MessagesAppended) -> bytes | None:
     ):
         return None
     engine_id = _engine_id(ident)
-    raw_revision = _raw_revision(event.revision)
+    raw_revision = revision_bytes if revision_bytes is not None else _raw_revision(event.revision)
     at = event.at
     if engine_id is None or raw_revision is None or at.tzinfo is not UTC:
         return None
