@@ -40,6 +40,7 @@ MAX_PIECES = 32
 #: when it is asked for), or ``None`` (unknown: computed when needed).
 Known: TypeAlias = bytes | str | None
 _LOCK = threading.Lock()  # guards in-place growth of shared buffers
+_new_seq = object.__new__
 
 
 class _Buffer:
@@ -123,7 +124,14 @@ class MessageSeq(Sequence[Message]):
                 if stop == len(buffer.messages):  # the tip of its buffer: grow in place
                     buffer.messages.extend(messages)
                     buffer.revisions.extend(known)
-                    return MessageSeq._of((*pieces[:-1], (buffer, stop + len(messages))))
+                    # The same pieces but the last, longer: ends and length
+                    # follow without a pass over the pieces (every append).
+                    count = len(known)
+                    grown = _new_seq(MessageSeq)
+                    grown._pieces = (*pieces[:-1], (buffer, stop + count))
+                    grown._ends = (*self._ends[:-1], self._ends[-1] + count)
+                    grown._length = self._length + count
+                    return grown
         base = EMPTY_REVISION_BYTES if not pieces else None
         fresh = _Buffer(list(messages), known, base, None if base is not None else self)
         return MessageSeq._of((*pieces, (fresh, len(messages))))
