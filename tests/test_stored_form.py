@@ -215,6 +215,29 @@ def test_an_engine_id_stored_as_text_in_the_packed_form_is_damage() -> None:
         decode_event(PACKED_APPEND_TOPIC, forged, "here")
 
 
+@pytest.mark.parametrize(
+    "ident",
+    [
+        "msg_0123456789abcdef0123\n",  # a trailing newline
+        "msg_0123456789 abcdef012",  # a space (bytes.fromhex skips spaces between bytes)
+        "msg_0123456789abcdef01 23",
+        "msg_0123456789abcdef012\u0663",  # an Arabic-Indic digit three
+        "msg_0123456789ABCDEF0123",  # upper case
+        "MSG_0123456789abcdef0123",
+        "msg_0123456789abcdef012g",
+    ],
+)
+def test_an_id_that_only_looks_like_the_engines_comes_back_as_given(tmp_path: Path, ident: str) -> None:
+    # Only "msg_" and 20 lowercase ASCII hex digits is kept as 10 bytes; the
+    # stored form keeps every other id as the very text it was given.
+    with Transcripts.open(str(tmp_path / "s.db")) as store:
+        sid = store.create()
+        store.append(sid, Message.user("hi", id=ident))
+        store.append(sid, Message.user("a", id=ident + "x"), Message.user("b", id=ident))
+    with Transcripts.open(str(tmp_path / "s.db")) as store:
+        assert [message.id for message in store.verify(sid).messages] == [ident, ident + "x", ident]
+
+
 def _tables(path: str) -> dict[str, str]:
     with sqlite3.connect(path) as db:
         return dict(db.execute("SELECT name, type FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'").fetchall())

@@ -33,6 +33,7 @@ returns ``None`` for it.
 
 from __future__ import annotations
 
+import re
 import struct
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
@@ -91,6 +92,8 @@ class _PackedAppend(msgspec.Struct, array_like=True, forbid_unknown_fields=True,
 
 
 _ENCODE = msgspec.msgpack.Encoder().encode
+_ENGINE_ID = re.compile(r"msg_[0-9a-f]{20}").fullmatch  # what decoding gives back
+_from_hex = bytes.fromhex
 _DECODE = msgspec.msgpack.Decoder(_PackedAppend).decode
 _TEXT_HEAD = struct.Struct(">Q32s10s")  # role code and at, revision, engine id
 _TEXT_START = _TEXT_HEAD.size
@@ -261,14 +264,9 @@ def pack_append(event: MessagesAppended) -> bytes | None:
 
 def _engine_id(ident: str) -> bytes | None:
     """The 10 bytes of an id the engine made (``msg_`` and 20 lowercase hex
-    digits), or ``None`` for any other id."""
-    if len(ident) != 24 or not ident.startswith("msg_"):
-        return None
-    try:
-        raw = bytes.fromhex(ident[4:])
-    except ValueError:
-        return None
-    return raw if raw.hex() == ident[4:] else None  # upper case or spaces would not come back
+    digits), or ``None`` for any other id (upper case or spaces would not
+    come back)."""
+    return _from_hex(ident[4:]) if _ENGINE_ID(ident) else None
 
 
 def unpack_append(state: bytes) -> MessagesAppended:
