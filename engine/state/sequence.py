@@ -126,7 +126,7 @@ class MessageSeq(Sequence[Message]):
                     buffer.revisions.extend(known)
                     # The same pieces but the last, longer: ends and length
                     # follow without a pass over the pieces (every append).
-                    count = len(known)
+                    count = len(messages)
                     grown = _new_seq(MessageSeq)
                     grown._pieces = (*pieces[:-1], (buffer, stop + count))
                     grown._ends = (*self._ends[:-1], self._ends[-1] + count)

@@ -489,8 +489,9 @@ def fold(
             else:
                 revision = event.revision
                 trusted = True
-                pending_revisions += [None] * (len(event.messages) - 1)
-                pending_revisions.append(revision)
+                if event.messages:  # one revision per message: an append of none (never written) adds none
+                    pending_revisions += [None] * (len(event.messages) - 1)
+                    pending_revisions.append(revision)
             pending += event.messages
             generation += 1
         elif isinstance(event, MessagesRewritten):
