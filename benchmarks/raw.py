@@ -167,6 +167,7 @@ def essential_calls(path: str, synchronous: str, messages: Sequence[Message]) ->
         connection.execute(f"PRAGMA synchronous={synchronous}")
         execute = connection.execute
         copy, set_field = Message.__copy__, msgspec.structs.force_setattr  # type: ignore[attr-defined]
+        new_tuple = tuple.__new__  # as the engine builds records and rows (a NamedTuple's __new__ is Python code)
         revision, version, head = EMPTY_REVISION_BYTES, row.version, row.head
         start = time.perf_counter()
         for count, message in enumerate(messages, 1):
@@ -176,22 +177,13 @@ def essential_calls(path: str, synchronous: str, messages: Sequence[Message]) ->
             [revision] = chain_each(revision, (message,))
             now = datetime.now(UTC)
             event = MessagesAppended(at=now, messages=(message,), revision=format_revision(revision))
-            topic, state = encode_event(event)
+            topic, state = encode_event(event, revision)
             version += 1
-            chain = extended(chain, (Record(version, topic, state),))
+            chain = extended(chain, (new_tuple(Record, (version, topic, state)),))
             new_head = chain.digest().hex()
             updated = now.isoformat()
-            listing = SessionRow(
-                session_id,
-                row.title,
-                row.created_at,
-                updated,
-                count,
-                event.revision,
-                version,
-                new_head,
-                summary=row.summary,
-            )
+            fields = (session_id, row.title, row.created_at, updated, count, event.revision, version, new_head)
+            listing = new_tuple(SessionRow, (*fields, "", row.summary))
             seal = seal_of(listing, None)
             changes = (row.title, updated, count, event.revision, version, new_head, seal, row.summary)
             changes += (session_id, head, head)
