@@ -15,9 +15,10 @@ import hashlib
 import os
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import TypeAlias
+from typing import NamedTuple, TypeAlias
 
 import msgspec
 
@@ -26,7 +27,7 @@ from engine.state.content import check_again
 from engine.state.events import MessagesAppended
 from engine.state.revisions import EMPTY_REVISION_BYTES, chain_each, format_revision
 from engine.state.transcript import KnownAppend
-from engine.store import Record, SessionRow, decode_for_load, encode_event, extended
+from engine.store import Chain, Record, SessionRow, decode_for_load, encode_event, extended
 from engine.store._chain import seal_of
 from engine.store._packed import TEXT_APPEND_TOPIC
 
@@ -101,24 +102,55 @@ def insert_calls(connection: sqlite3.Connection, rows: Sequence[LogRow]) -> floa
     return time.perf_counter() - start
 
 
+class _EngineSession(NamedTuple):
+    """A new session in a store the engine made, with what an append of it
+    writes through: the engine's own statements (taken from its recorder,
+    so both sides below follow the layout when it changes), its type
+    codes, its listing row and its record chain."""
+
+    session_id: str
+    update: str
+    insert: str
+    codes: dict[str, int]
+    row: SessionRow
+    chain: Chain
+
+
+def _engine_session(path: str, synchronous: str) -> _EngineSession:
+    """The engine makes the store and the session (untimed), then closes it."""
+    with Transcripts.open(path, synchronous=synchronous, snapshot_interval=None) as store:
+        session_id = store.create(title="bench")
+        repository = store._repository  # type: ignore[attr-defined]
+        recorder = repository.backend._recorder
+        row = repository.backend.session_row(session_id)
+        assert row is not None
+        chain = repository.chain_after(repository.head(session_id))
+        return _EngineSession(
+            session_id, recorder._advance_session, recorder._insert_record, dict(recorder._codes), row, chain
+        )
+
+
+@contextmanager
+def _writer(path: str, synchronous: str) -> Iterator[Callable[..., sqlite3.Cursor]]:
+    """A connection of its own, at the same ``synchronous``; its ``execute``."""
+    connection = sqlite3.connect(path, isolation_level=None)
+    try:
+        connection.execute(f"PRAGMA synchronous={synchronous}")
+        yield connection.execute
+    finally:
+        connection.close()
+
+
 def engine_statement_calls(path: str, synchronous: str, rows: Sequence[EventRow]) -> float:
     """The engine's own SQL for each call, with no engine code around it: the
     floor of what the engine's layout allows. A store made by the engine
     (untimed) holds the session; then, per row, the statements an append
     runs: ``BEGIN IMMEDIATE``, the listing-row update while it holds the
     previous head (fresh 64-digit head, seal and revision each call, as an
-    append writes), the event insert, ``COMMIT``. The statement texts are
-    the engine's own, taken from its recorder, so this side follows the
-    layout when it changes.
+    append writes), the event insert, ``COMMIT``.
 
     Returns the elapsed seconds of the loop (``time.perf_counter``)."""
-    with Transcripts.open(path, synchronous=synchronous, snapshot_interval=None) as store:
-        session_id = store.create(title="bench")
-        recorder = store._repository.backend._recorder  # type: ignore[attr-defined]
-        update, insert = recorder._advance_session, recorder._insert_record
-        codes = dict(recorder._codes)
-        row = store._repository.backend.session_row(session_id)
-    assert row is not None
+    session_id, update, insert, codes, row, _ = _engine_session(path, synchronous)
     previous = row.head
     prepared = []
     for number, (_, version, topic, state) in enumerate(rows[1:], 1):
@@ -127,10 +159,7 @@ def engine_statement_calls(path: str, synchronous: str, rows: Sequence[EventRow]
         changes = (row.title, row.updated_at, number, revision, version, digits, seal, row.summary, session_id)
         prepared.append(((*changes, previous, previous), (session_id, version, codes[topic], state)))
         previous = digits
-    connection = sqlite3.connect(path, isolation_level=None)
-    try:
-        connection.execute(f"PRAGMA synchronous={synchronous}")
-        execute = connection.execute
+    with _writer(path, synchronous) as execute:
         start = time.perf_counter()
         for changes, event in prepared:
             execute("BEGIN IMMEDIATE")
@@ -138,8 +167,6 @@ def engine_statement_calls(path: str, synchronous: str, rows: Sequence[EventRow]
             execute(insert, event)
             execute("COMMIT")
         return time.perf_counter() - start
-    finally:
-        connection.close()
 
 
 def essential_calls(path: str, synchronous: str, messages: Sequence[Message]) -> float:
@@ -154,21 +181,11 @@ def essential_calls(path: str, synchronous: str, messages: Sequence[Message]) ->
     check, snapshots.
 
     Returns the elapsed seconds of the loop (``time.perf_counter``)."""
-    with Transcripts.open(path, synchronous=synchronous, snapshot_interval=None) as store:
-        session_id = store.create(title="bench")
-        backend = store._repository.backend  # type: ignore[attr-defined]
-        recorder = backend._recorder
-        update, insert, codes = recorder._advance_session, recorder._insert_record, dict(recorder._codes)
-        row = backend.session_row(session_id)
-        chain = store._repository.chain_after(store._repository.head(session_id))  # type: ignore[attr-defined]
-    assert row is not None
-    connection = sqlite3.connect(path, isolation_level=None)
-    try:
-        connection.execute(f"PRAGMA synchronous={synchronous}")
-        execute = connection.execute
-        copy, set_field = Message.__copy__, msgspec.structs.force_setattr  # type: ignore[attr-defined]
-        new_tuple = tuple.__new__  # as the engine builds records and rows (a NamedTuple's __new__ is Python code)
-        revision, version, head = EMPTY_REVISION_BYTES, row.version, row.head
+    session_id, update, insert, codes, row, chain = _engine_session(path, synchronous)
+    copy, set_field = Message.__copy__, msgspec.structs.force_setattr  # type: ignore[attr-defined]
+    new_tuple = tuple.__new__  # as the engine builds records and rows (a NamedTuple's __new__ is Python code)
+    revision, version, head = EMPTY_REVISION_BYTES, row.version, row.head
+    with _writer(path, synchronous) as execute:
         start = time.perf_counter()
         for count, message in enumerate(messages, 1):
             check_again(message)
@@ -193,8 +210,6 @@ def essential_calls(path: str, synchronous: str, messages: Sequence[Message]) ->
             execute("COMMIT")
             head = new_head
         return time.perf_counter() - start
-    finally:
-        connection.close()
 
 
 def load_messages(path: str, session_id: str) -> list[Message]:
