@@ -272,7 +272,7 @@ def revisions(repository: Repository, session_id: str) -> list[Commit]:
     for version, event in repository.decoded(session_id, records):
         if isinstance(event, SessionForked):
             revision = event.revision
-            kept = len(repository.source_state(session_id, event, 0).messages) if event.index is None else event.index
+            kept = len(repository.source_state(session_id, event).messages) if event.index is None else event.index
             count = kept + (event.replacement is not None)  # the messages the fork starts with
         elif isinstance(event, MessagesAppended):
             generation += 1
@@ -369,7 +369,7 @@ def _verify_once(repository: Repository, session_id: str, head_hash: str | None,
     last_erasure = 0
     for version, event in repository.decoded(session_id, records):
         if isinstance(event, SessionForked):
-            state = forked(session_id, event, repository.source_state(session_id, event, 0))
+            state = forked(session_id, event, repository.source_state(session_id, event))
         else:
             state = evolve(state, session_id, version, event)
         if isinstance(event, MessagesErased):

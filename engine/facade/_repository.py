@@ -15,6 +15,7 @@ from engine.decisions import check_session_id, realtime_state
 from engine.errors import (
     ConcurrentWriteError,
     CorruptStore,
+    EngineError,
     EventTooLarge,
     InvalidArgument,
     RevisionNotFound,
@@ -26,7 +27,7 @@ from engine.realtime.reducer import RealtimeState
 from engine.state.content import Message, Text, shown
 from engine.state.events import CONTENT_EVENTS, Event, MessagesAppended, SessionForked
 from engine.state.revisions import EMPTY_REVISION
-from engine.state.transcript import Session, Tail, fold, forked
+from engine.state.transcript import KnownAppend, Session, Tail, fold, forked
 from engine.store import (
     Backend,
     Chain,
@@ -160,29 +161,99 @@ class Repository:
         records = self.log(session_id)[1]
         return records if upto is None else records[:upto]
 
-    def load(self, session_id: str, upto: int | None = None, *, use_snapshot: bool = True, depth: int = 0) -> Session:
+    def load(self, session_id: str, upto: int | None = None, *, use_snapshot: bool = True) -> Session:
         """Rebuild a state from the log (checked against its chain head). A
         snapshot at or before ``upto`` lets the events it covers be folded
         without re-hashing their messages; the result is cross-checked against
         the snapshot, then the rest is verified. A fork starts from its
         source's state at the fork point (loaded the same way)."""
         # One pause for the whole load: the records and events it builds are
-        # freed when _load returns, before the collector is back on, so no
-        # pass of the collector ever walks them.
+        # freed when it returns, before the collector is back on, so no pass
+        # of the collector ever walks them.
         with _collection_paused():
-            return self._load(session_id, upto, use_snapshot, depth)
+            return self._rebuilt(session_id, upto, use_snapshot, None)
 
-    def _load(self, session_id: str, upto: int | None, use_snapshot: bool, depth: int) -> Session:
+    def source_state(self, session_id: str, event: SessionForked) -> Session:
+        """The source of a fork (``event``, the first event of
+        ``session_id``) as of the fork point: the cached head if it is that
+        version, else rebuilt from the source's log."""
+        with _collection_paused():
+            return self._rebuilt(session_id, None, True, event)
+
+    def _rebuilt(self, session_id: str, upto: int | None, use_snapshot: bool, fork: SessionForked | None) -> Session:
+        """``session_id`` at ``upto`` or, given ``fork`` (its first event),
+        its source at the fork point. A fork's sources are read one after
+        another down the chain, not by recursion: a chain of forks can be
+        thousands long. The walk stops at a log that is not a fork, or at a
+        source whose cached head is at the fork point; then each state is
+        folded on the one before it."""
+        # (session id, version it must reach or None, the fork it is the source of, records, events)
+        links: list[tuple[str, int | None, str, list[Record], list[tuple[int, Event | KnownAppend]]]] = []
+        if fork is None:
+            records, events = self._read_for_load(session_id, upto)
+            links.append((session_id, None, session_id, records, events))
+            first = events[0][1]
+            fork = first if isinstance(first, SessionForked) else None
+        forks, walked = [session_id], {(session_id, upto)}  # the sessions walked, each a fork of the next
+        base: Session | None = None
+        while fork is not None:
+            source, version = fork.source, fork.source_version
+            if (source, version) in walked or len(walked) > _MAX_FORK_DEPTH:
+                cycle = (source, version) in walked
+                shape = f"comes back to {source!r}" if cycle else f"is over {_MAX_FORK_DEPTH:,} deep"
+                raise CorruptStore(
+                    f"session {shown(session_id)}: its chain of forks {shape}, which no write of the engine makes"
+                )
+            walked.add((source, version))
+            base = self._cached_source(fork)
+            if base is not None:
+                break
+            try:
+                records, events = self._read_for_load(source, version)
+            except SessionNotFound:
+                raise self._missing_source(forks, source) from None
+            links.append((source, version, forks[-1], records, events))
+            forks.append(source)
+            first = events[0][1]
+            fork = first if isinstance(first, SessionForked) else None
+        state = base
+        for link_id, fork_point, forked_by, records, events in reversed(links):
+            state = self._folded(link_id, records, events, state, use_snapshot)
+            if fork_point is not None and state.version != fork_point:
+                raise CorruptStore(
+                    f"session {shown(forked_by)} forks {link_id!r} at version {fork_point}, "
+                    f"which has only {state.version} versions"
+                )
+        assert state is not None
+        return state
+
+    def _read_for_load(
+        self, session_id: str, upto: int | None
+    ) -> tuple[list[Record], list[tuple[int, Event | KnownAppend]]]:
+        """The session's checked records up to ``upto`` (all: the chain is
+        kept for the next write) and their events."""
         row, records, chain = self.log(session_id)
         if upto is None:
             self.chains[session_id] = (row.version, chain, row.head)
         else:
             records = records[:upto]
-        events = decode_for_load(session_id, records)
+        return records, decode_for_load(session_id, records)
+
+    def _folded(
+        self,
+        session_id: str,
+        records: list[Record],
+        events: list[tuple[int, Event | KnownAppend]],
+        source: Session | None,
+        use_snapshot: bool,
+    ) -> Session:
+        """The state ``events`` lead to: on ``source`` (the state at the fork
+        point) when the first of them is a fork."""
         initial: Session | None = None
         first = events[0][1]
         if isinstance(first, SessionForked):
-            initial = forked(session_id, first, self.source_state(session_id, first, depth))
+            assert source is not None
+            initial = forked(session_id, first, source)
             events = events[1:]
         use_snapshot = use_snapshot and self._snapshot_interval is not None
         # Bounded by what was just read: a snapshot another writer adds
@@ -202,35 +273,33 @@ class Repository:
         assert state is not None
         return state
 
-    def source_state(self, session_id: str, event: SessionForked, depth: int) -> Session:
-        """The source of a fork as of the fork point: the cached head if it is
-        that version, else rebuilt from the source's log."""
-        if depth > _MAX_FORK_DEPTH:
-            raise CorruptStore(f"session {shown(session_id)}: fork chain deeper than {_MAX_FORK_DEPTH}; is it a cycle?")
-        try:
-            with self.locks.holding_if_free(event.source) as held:
-                # The cached source only while no other thread is writing it:
-                # waiting for it could wait in a circle, and what is read
-                # without its lock is not cached (it could be older than a
-                # state that thread is caching).
-                cached = self.cache.get(event.source) if held else None
-                if cached is not None and cached.version == event.source_version:
-                    # Checked against the listing row first: another process may
-                    # have rewritten the source's log (an erasure) since it was cached.
-                    current = self.head(event.source)
-                    if current.version == event.source_version:
-                        return current
-                source = self.load(event.source, upto=event.source_version, depth=depth + 1)
-        except SessionNotFound:
-            if self.backend.session_row(session_id) is None:
-                raise SessionNotFound(session_id) from None  # deleted with its source since its log was read
-            raise CorruptStore(f"session {shown(session_id)} is a fork of {event.source!r}, which is missing") from None
-        if source.version != event.source_version:
-            raise CorruptStore(
-                f"session {shown(session_id)} forks {event.source!r} at version {event.source_version}, "
-                f"which has only {source.version} versions"
-            )
-        return source
+    def _cached_source(self, fork: SessionForked) -> Session | None:
+        """The source's cached head, if it is at the fork point and its
+        listing row says it still is the source's head."""
+        with self.locks.holding_if_free(fork.source) as held:
+            # The cached source only while no other thread is writing it:
+            # waiting for it could wait in a circle, and what is read
+            # without its lock could be older than a state that thread is
+            # caching. Checked against the listing row: another process may
+            # have rewritten the source's log (an erasure) since it was cached.
+            cached = self.cache.get(fork.source) if held else None
+            if cached is None or cached.version != fork.source_version:
+                return None
+            known = self.chains.get(fork.source)
+            row = self.backend.session_row(fork.source)
+            if known is None or row is None or known[0] != cached.version or row.version != cached.version:
+                return None
+            return self.remember(cached) if row.head == known[2] else None
+
+    def _missing_source(self, forks: list[str], source: str) -> EngineError:
+        """The error for a source that has no log: ``forks`` are the sessions
+        walked, each a fork of the next, the last one of ``source``. Read as
+        the sessions deleted with it, where they were; else damage."""
+        for index in range(len(forks) - 1, -1, -1):
+            if self.backend.session_row(forks[index]) is not None:
+                missing = forks[index + 1] if index + 1 < len(forks) else source
+                return CorruptStore(f"session {shown(forks[index])} is a fork of {missing!r}, which is missing")
+        return SessionNotFound(forks[0])
 
     def remember(self, state: Session) -> Session:
         cache = self.cache

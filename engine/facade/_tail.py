@@ -178,7 +178,7 @@ def _inherited(
 ) -> None:
     """Positions a fork got from its source (or its replacement message):
     from the source's checked log up to the fork point."""
-    source = repository.source_state(session_id, event, 0)
+    source = repository.source_state(session_id, event)
     inherited = [(p, i) for p, i in pending if event.replacement is None or p < (event.index or 0)]
     for position, index in pending:
         if event.replacement is not None and position == event.index:
