@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from engine import CorruptStore, Message, Transcripts
+from engine import CorruptStore, Message, ToolResult, ToolUse, Transcripts
 from engine.store import Record, SessionRow, head_of
 from engine.store._chain import seal_of
+from engine.viewer import family
 
 
 def test_a_chain_of_forks_deeper_than_the_recursion_limit_reads_after_reopening(tmp_path: Path) -> None:
@@ -24,16 +25,22 @@ def test_a_chain_of_forks_deeper_than_the_recursion_limit_reads_after_reopening(
         store.append(other, Message.user("unrelated"))
         sid = store.create(session_id="f0")
         store.append(sid, Message.user("level 0"))
+        store.append(sid, Message.assistant(ToolUse(id="call_0", name="look", arguments="{}")))
+        store.append(sid, Message.tool_results(ToolResult.of("call_0", "seen")))
         for level in range(1, depth + 1):
             sid = store.fork(sid, child_id=f"f{level}")
             store.append(sid, Message.user(f"level {level}"))
-    expected = [f"level {level}" for level in range(depth + 1)]
+    # .text holds text blocks only: the tool call and its result show as ""
+    expected = ["level 0", "", "", *(f"level {level}" for level in range(1, depth + 1))]
     with Transcripts.open(path) as store:  # nothing cached: every source is read from its log
         assert [m.text for m in store.get(sid).messages] == expected
         assert [m.text for m in store.get(sid, at=1).messages] == expected[:-1]  # the fork point
         assert [m.text for m in store.get(sid, last=2).messages] == expected[-2:]
         assert store.verify(sid).version == 2
-        assert [m.text for m in store.get(f"f{depth // 2}").messages] == expected[: depth // 2 + 1]
+        assert [m.text for m in store.get(f"f{depth // 2}").messages] == expected[: depth // 2 + 3]
+        [call] = store.tool_calls(sid)  # replayed from the root of the chain
+        assert (call.call_id, call.position, call.result_position) == ("call_0", 1, 2)
+        assert [member.id for member in family(store, sid)] == [f"f{level}" for level in range(depth + 1)]
         assert [m.text for m in store.get(other).messages] == ["unrelated"]
 
 

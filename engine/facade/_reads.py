@@ -655,16 +655,31 @@ class _Audit:
 
 def _replayed(repository: Repository, session_id: str, upto: int) -> _Audit:
     """The tool-call audit of the session's first ``upto`` events (a fork's
-    from its source's as of the fork point)."""
+    from its source's as of the fork point). The chain of sources is read
+    first, in a loop (a chain of forks can be thousands long), then
+    replayed from its root."""
+    logs: list[list[tuple[int, Event]]] = []
+    walked = {(session_id, upto)}
+    while True:
+        events = list(repository.decoded(session_id, repository.records(session_id, upto)))
+        logs.append(events)
+        first = events[0][1] if events else None
+        if not isinstance(first, SessionForked):
+            break
+        session_id, upto = first.source, first.source_version
+        if (session_id, upto) in walked:  # the loads before this one refuse a cycle; a log changed since
+            raise CorruptStore(f"session {shown(session_id)}: its chain of forks comes back to it")
+        walked.add((session_id, upto))
     audit = _Audit()
-    for _, event in repository.decoded(session_id, repository.records(session_id, upto)):
-        if isinstance(event, SessionForked):
-            source = _replayed(repository, event.source, event.source_version)
-            audit.forked(source, len(source.held) if event.index is None else event.index)
-            if event.replacement is not None:
-                audit.appended((event.replacement,), event.at)
-        elif isinstance(event, MessagesAppended):
-            audit.appended(event.messages, event.at)
-        elif isinstance(event, MessagesRewritten):
-            audit.rewritten(event.start, event.end, event.messages, event.at)
+    for events in reversed(logs):
+        source, audit = audit, _Audit()
+        for _, event in events:
+            if isinstance(event, SessionForked):
+                audit.forked(source, len(source.held) if event.index is None else event.index)
+                if event.replacement is not None:
+                    audit.appended((event.replacement,), event.at)
+            elif isinstance(event, MessagesAppended):
+                audit.appended(event.messages, event.at)
+            elif isinstance(event, MessagesRewritten):
+                audit.rewritten(event.start, event.end, event.messages, event.at)
     return audit

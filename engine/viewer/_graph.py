@@ -65,13 +65,13 @@ def family(store: Transcripts, session_id: str) -> list[Member]:
     for member in members.values():
         children.setdefault(member.source, []).append(member)
     ordered: list[Member] = []
-
-    def visit(member: Member) -> None:
+    # Depth first, each member before its forks, oldest fork first; in a
+    # loop, not by recursion: a chain of forks can be thousands long.
+    pending = [members[root]]
+    while pending:
+        member = pending.pop()
         ordered.append(member)
-        for child in sorted(children.get(member.id, []), key=lambda m: (m.created_at, m.id)):
-            visit(child)
-
-    visit(members[root])
+        pending.extend(sorted(children.get(member.id, []), key=lambda m: (m.created_at, m.id), reverse=True))
     return ordered
 
 
