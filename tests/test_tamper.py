@@ -283,6 +283,26 @@ def _retype_snapshot(db: sqlite3.Connection, ids: list[str]) -> None:
     db.execute("UPDATE transcripts_snapshots SET state=CAST(state AS TEXT)")
 
 
+def _retype_version(value: str) -> Callable[[sqlite3.Connection, list[str]], None]:
+    # SQLite sorts text and blobs after every number: such a row is read
+    # last, and comparing its version raised TypeError.
+    def damage(db: sqlite3.Connection, ids: list[str]) -> None:
+        db.execute(
+            f"UPDATE transcripts_log SET version={value} WHERE version=5 "
+            "AND session=(SELECT key FROM transcripts_sessions WHERE session_id=?)",
+            (ids[0],),
+        )
+
+    return damage
+
+
+def _retype_snapshot_version(value: str) -> Callable[[sqlite3.Connection, list[str]], None]:
+    def damage(db: sqlite3.Connection, ids: list[str]) -> None:
+        db.execute(f"UPDATE transcripts_snapshots SET version={value} WHERE session_id=?", (ids[0],))
+
+    return damage
+
+
 STRUCTURAL = {
     "delete a middle event": _delete_middle,
     "delete the last events": _delete_last,
@@ -295,6 +315,10 @@ STRUCTURAL = {
     "store type names as blobs": _retype_topic,
     "give an event a type code no type name has": _unknown_type_code,
     "store snapshots as text": _retype_snapshot,
+    "store an event's version as text": _retype_version("'5x'"),
+    "store an event's version as a blob": _retype_version("x'35'"),
+    "store a snapshot's version as text": _retype_snapshot_version("CAST(version AS TEXT) || 'x'"),
+    "store a snapshot's version as a fraction": _retype_snapshot_version("version + 0.5"),
 }
 
 

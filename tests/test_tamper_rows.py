@@ -619,3 +619,50 @@ def test_an_event_at_no_position_beside_placed_ones_is_damage_not_an_older_store
     with pytest.raises(CorruptStore, match="events at no feed position beside events at one"):
         store.open()
     assert store.value(f"SELECT count(*) FROM {store.events} WHERE position IS NULL") == 1  # left as it was
+
+
+def _reseal_times(store: _Store, session_id: str, created_at: str, updated_at: str) -> None:
+    """Change the listing row's times and compute its seal again, as someone
+    who can write to a store without a seal key can."""
+    from engine.store import SessionRow
+    from engine.store._chain import seal_of
+    from engine.store._records import ROW_COLUMNS
+
+    sessions = f"{store.prefix}_sessions"
+    row = SessionRow(
+        *(
+            store.value(f"SELECT {column} FROM {sessions} WHERE session_id = %s", (session_id,))
+            for column in ROW_COLUMNS.split(", ")
+        )
+    )
+    row = row._replace(created_at=created_at, updated_at=updated_at)
+    store.sql(
+        f"UPDATE {sessions} SET created_at = %s, updated_at = %s, seal = %s WHERE session_id = %s",
+        (created_at, updated_at, seal_of(row._replace(seal=""), None), session_id),
+    )
+
+
+def test_listing_row_times_changed_and_resealed_fail_verify(store: _Store) -> None:
+    # Found by an adversarial tester: verify compared the row's title, count
+    # and revision with the replay, not its times, which sessions() shows.
+    damaged, other = _two_sessions(store)
+    _reseal_times(store, damaged, "2001-01-01T00:00:00+00:00", "2001-01-02T00:00:00+00:00")
+    with store.open() as opened:
+        assert [info.created_at.year for info in opened.sessions() if info.id == damaged] == [2001]  # read as stored
+        with pytest.raises(CorruptStore, match="listing row differs from the replay"):
+            opened.verify(damaged)
+        assert opened.verify(other).version == 2
+
+
+@pytest.mark.parametrize("when", ["2001-01-02T00:00:00", "2001-01-02T01:00:00+01:00"])
+def test_a_listing_row_time_not_in_utc_is_damage(store: _Store, when: str) -> None:
+    # A time without an offset was listed as a naive datetime, and the CLI's
+    # sorting of sessions then failed with TypeError.
+    damaged, other = _two_sessions(store)
+    with store.open() as opened:
+        created = next(info.created_at for info in opened.sessions() if info.id == damaged).isoformat()
+    _reseal_times(store, damaged, created, when)
+    with store.open() as opened:
+        with pytest.raises(CorruptStore, match="bad time"):
+            opened.sessions()
+        assert opened.verify(other).version == 2

@@ -4,7 +4,7 @@ the session list, commits, diffs and the full audit of ``verify``."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -394,7 +394,10 @@ def _verify_once(repository: Repository, session_id: str, head_hash: str | None,
                 f"session {session_id!r}: the snapshot at version {taken_at} keeps a chain checkpoint "
                 f"(at version {start}) that the log does not give"
             )
-    if (listed.title, listed.message_count, listed.revision) != (state.title, len(state.messages), state.revision):
+    if (listed.title, listed.message_count, listed.revision) != (state.title, len(state.messages), state.revision) or (
+        _listed_time(listed, listed.created_at),
+        _listed_time(listed, listed.updated_at),
+    ) != (state.created_at, state.updated_at):
         raise CorruptStore(f"session {session_id!r}: its listing row differs from the replay of its log")
     if listed.summary is not None and listed.summary != listing_summary(state):
         raise CorruptStore(
@@ -506,9 +509,12 @@ def _summary(event: Event) -> str:
 
 def _listed_time(row: SessionRow, text: str) -> datetime:
     try:
-        return datetime.fromisoformat(text)
+        when = datetime.fromisoformat(text)
     except (TypeError, ValueError):
-        raise CorruptStore(f"the listing row of session {row.session_id!r} is damaged: bad time {text!r}") from None
+        when = None
+    if when is None or when.utcoffset() != timedelta(0):  # the engine keeps every time in UTC
+        raise CorruptStore(f"the listing row of session {row.session_id!r} is damaged: bad time {text!r}")
+    return when
 
 
 def _observable(state: Session) -> tuple[Any, ...]:

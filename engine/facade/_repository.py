@@ -138,6 +138,13 @@ class Repository:
                 raise CorruptStore(problem)
             with _collection_paused(row.version):
                 records = self.backend.read(session_id)
+            if records and type(records[-1].version) is not int:
+                # SQLite keeps any value in any column, and sorts text and
+                # blobs after every number: a damaged version comes last.
+                raise CorruptStore(
+                    f"session {shown(session_id)}: a stored event's version is {shown(records[-1].version)}, "
+                    "which no write of the engine makes: its log was damaged or altered"
+                )
             if records and records[-1].version > row.version:
                 # A writer committed after the row was read (then the row now
                 # covers it), or an event was added behind the row's back.

@@ -859,4 +859,9 @@ def _snapshot(session_id: str, version: int, state: bytes, kind: str) -> StoredS
             f"the snapshot of session {session_id!r} at version {version} is stored as {kind}, "
             "not as the bytes the engine writes: the store was altered"
         )
+    if type(version) is not int:  # SQLite keeps any value in any column
+        raise CorruptStore(
+            f"a snapshot of session {session_id!r} is at version {shown(version)}, which no write of the engine "
+            "makes: the store was altered"
+        )
     return StoredSnapshot(version, state)
