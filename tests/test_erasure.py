@@ -539,3 +539,33 @@ def test_a_fork_cached_by_another_process_shows_an_erasure_at_once(stores: Store
         assert reader.get(sid).messages[0].erased is not None, sid
         assert reader.verify(sid).messages[0].erased is not None, sid
         assert not _holds_secret(_everything(reader, sid))
+
+
+def test_messages_that_share_an_id_are_each_in_the_erasure_record(stores: StoreFactory, tmp_path: Path) -> None:
+    # Found by a newcomer: two appends giving one id were both erased, but
+    # the record kept one digest; the read model then gave both placeholders
+    # that digest and reported the healthy store as altered.
+    from engine.readmodel import ReadModel
+    from tests._readmodel import expected_tables, projected_tables
+
+    store = stores.open()
+    sid = store.create()
+    store.append(sid, Message.user("first", id="shared"))
+    store.append(sid, Message.assistant("between"))
+    store.append(sid, Message.user("second", id="shared"))
+    fork = store.fork(sid)
+    model = ReadModel(tmp_path / "read.db")
+    model.catch_up(store)
+    assert store.erase(sid, "shared") == [sid, fork]
+    first, second = Message.user("first").digest, Message.user("second").digest  # content digests hold no id
+    for session in (sid, fork):
+        [record] = [entry.event for entry in store.history(session) if entry.kind == "messages_erased"]
+        assert (record.message_ids, record.digests) == (("shared", "shared"), (first, second))
+        assert [m.erased for m in store.get(session).messages] == [first, None, second]
+    assert "2 messages erased" in store.history(sid)[-1].summary
+    model.catch_up(store)  # across the erasure
+    assert projected_tables(model) == expected_tables(store)
+    model.close()
+    with ReadModel(tmp_path / "fresh.db") as fresh:  # from the rewritten log
+        fresh.catch_up(store)
+        assert projected_tables(fresh) == expected_tables(store)

@@ -5,7 +5,7 @@ facade reads the logs and rewrites them in the store."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 
 import msgspec
@@ -118,7 +118,7 @@ def erase_log(
     """The erasure of ``targets`` from one session's log (``None`` if the log
     holds none of their content)."""
     replaced: list[tuple[int, Event]] = []
-    erased: dict[str, str] = {}
+    erased: dict[tuple[str, str], None] = {}  # (id, digest) pairs, in order: two messages may share an id
     for version, event in decoded:
         cleaned = _erased_event(event, targets, erased)
         if cleaned is not event:
@@ -131,7 +131,7 @@ def erase_log(
 
 def erase_inherited(
     head: Session,
-    erased: dict[str, str],
+    erased: Collection[tuple[str, str]],
     previous_head: str,
     why: Reason,
     actor: str | None,
@@ -139,10 +139,13 @@ def erase_inherited(
 ) -> ErasedLog | None:
     """The audit record for a session whose own log held none of the erased
     content but whose transcript shows some of it, inherited from the
-    session it was forked from (``erased``: message id to digest, from the
-    logs that held it). Recording it there changes the session's log, so a
-    copy cached anywhere catches up and shows the placeholders."""
-    shown = {m.id: erased[m.id] for m in head.messages if m.id in erased and m.erased is None}
+    session it was forked from (``erased``: the (message id, digest) pairs
+    of the logs that held it). Recording it there changes the session's
+    log, so a copy cached anywhere catches up and shows the placeholders."""
+    ids = {ident for ident, _ in erased}
+    shown = {
+        (m.id, m.digest): None for m in head.messages if m.id in ids and m.erased is None and (m.id, m.digest) in erased
+    }
     if not shown:
         return None
     return ErasedLog((), _audit(head, shown, (), previous_head, why, actor, now))
@@ -150,7 +153,7 @@ def erase_inherited(
 
 def _audit(
     head: Session,
-    erased: dict[str, str],
+    erased: dict[tuple[str, str], None],
     versions: tuple[int, ...],
     previous_head: str,
     why: Reason,
@@ -162,8 +165,8 @@ def _audit(
     return MessagesErased(
         at=at(now, head),
         actor=actor,
-        message_ids=tuple(erased),
-        digests=tuple(erased.values()),
+        message_ids=tuple(ident for ident, _ in erased),
+        digests=tuple(digest for _, digest in erased),
         versions=versions,
         reason=why.kind,
         note=why.note,
@@ -179,7 +182,7 @@ def _messages_of(events: Iterable[Event]) -> Iterable[Message]:
             yield event.replacement
 
 
-def _erased_event(event: Event, targets: Targets, erased: dict[str, str]) -> Event:
+def _erased_event(event: Event, targets: Targets, erased: dict[tuple[str, str], None]) -> Event:
     """``event`` with the targets' content removed, or ``event`` itself if it
     holds none. Records each erased message's id and digest in ``erased``."""
 
@@ -188,7 +191,7 @@ def _erased_event(event: Event, targets: Targets, erased: dict[str, str]) -> Eve
             return message
         placeholder = message.erasure()
         assert placeholder.erased is not None
-        erased.setdefault(message.id or "", placeholder.erased)
+        erased.setdefault((message.id or "", placeholder.erased))
         return placeholder
 
     if isinstance(event, (MessagesAppended, MessagesRewritten)):

@@ -83,10 +83,10 @@ def _erase_once(repository: Repository, session_id: str, targets: Targets, why: 
             for sid in family
         }
         digests = {
-            message_id: digest
+            pair
             for log in found.values()
             if log is not None
-            for message_id, digest in zip(log.audit.message_ids, log.audit.digests, strict=True)
+            for pair in zip(log.audit.message_ids, log.audit.digests, strict=True)
         }
         changes = []
         for sid in family:

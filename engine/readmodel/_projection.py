@@ -836,7 +836,35 @@ class _Batch:
                 )
                 for table in ("tool_calls", "tool_results"):
                     self.conn.execute(f"DELETE FROM {table} WHERE message_id = ? AND {family}", where)
+            shared = {ident for ident in event.message_ids if event.message_ids.count(ident) > 1}
+            if shared:
+                self._erased_digests(shared, row["root"])
         row.update(version=version, updated_at=at)
+
+    def _erased_digests(self, ids: set[str], root: str) -> None:
+        """Give each erased message of ``ids`` the digest its own content had:
+        messages that share an id had different content (the erasure lists
+        each), which the rows cannot tell apart. Their placeholders, read
+        from the store at the version each session's rows are at, can."""
+        marks = ", ".join("?" for _ in ids)
+        found = self.conn.execute(
+            "SELECT m.session_id, m.position, s.version FROM messages m JOIN sessions s ON s.id = m.session_id "
+            f"WHERE s.root = ? AND m.message_id IN ({marks})",
+            [root, *ids],
+        ).fetchall()
+        states: dict[str, Session] = {}
+        for session_id, position, version in found:
+            state = states.get(session_id)
+            if state is None:
+                try:
+                    state = states[session_id] = self.store.get(session_id, at=version)
+                except (SessionNotFound, VersionNotFound):
+                    continue  # deleted or erased again since: a later catch-up brings it, and checks
+            if position < len(state.messages):
+                self.conn.execute(
+                    "UPDATE messages SET erased = ? WHERE session_id = ? AND position = ?",
+                    (state.messages[position].erased, session_id, position),
+                )
 
     def _fork(self, session_id: str, event: SessionForked) -> None:
         first = self.store.get(session_id, at=1)  # a checked read of what the fork started with
