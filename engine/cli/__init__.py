@@ -441,7 +441,11 @@ def export(store: str, prefix: str, session_id: str, form: str, lossy: bool) -> 
                 "anthropic": formats.to_anthropic,
                 "gemini": formats.to_gemini,
             }[form]
-            click.echo(_json_text(convert(messages, lossy=lossy)))
+            try:
+                converted = convert(messages, lossy=lossy)
+            except InvalidArgument as exc:  # it names the library's argument; here it is a flag
+                raise click.ClickException(f"{type(exc).__name__}: {exc}".replace("lossy=True", "--lossy")) from None
+            click.echo(_json_text(converted))
 
 
 # -- the read model and pictures ----------------------------------------------------
