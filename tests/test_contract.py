@@ -16,6 +16,7 @@ import pytest
 from engine import (
     EMPTY_REVISION,
     ConcurrentWriteError,
+    Image,
     InvalidArgument,
     InvalidMessage,
     InvalidRevision,
@@ -24,6 +25,7 @@ from engine import (
     RevisionNotFound,
     SessionExists,
     SessionNotFound,
+    ToolUse,
     Transcripts,
     UnknownEventType,
     Usage,
@@ -287,6 +289,23 @@ def test_history_lists_every_event(store: Transcripts) -> None:
     assert history[-1].revision == store.get(sid).revision
     times = [h.at for h in history]
     assert times == sorted(times)
+
+
+def test_history_lines_name_calls_beside_text_images_and_every_token_count(store: Transcripts) -> None:
+    # Found by a newcomer: a message with text showed only its text, so a
+    # turn that also called tools read as plain text; usage showed two counts.
+    sid = store.create()
+    photo = Image(media_type="image/png", data=b"\x89PNG")
+    store.append(sid, Message.user("Here is my passport", photo, photo))
+    store.append(sid, Message.assistant("Searching", ToolUse(id="c1", name="search"), ToolUse(id="c2", name="fetch")))
+    store.record_usage(sid, Usage(input=5, output=6, cache_read=7, cache_write=8, reasoning=9), response_id="resp_1")
+    store.record_usage(sid, Usage(input=1))
+    assert [entry.summary for entry in store.history(sid)[1:]] == [
+        "appended 1 message: user 'Here is my passport' 2 images",
+        "appended 1 message: assistant 'Searching' calls search calls fetch",
+        "usage +5 in, +6 out, +7 cache read, +8 cache write, +9 reasoning (response resp_1)",
+        "usage +1 in, +0 out",
+    ]
 
 
 def test_sessions_listing(store: Transcripts) -> None:

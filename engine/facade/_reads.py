@@ -12,7 +12,7 @@ import msgspec
 from engine.decisions import changed_span, check_session_id, commit_of
 from engine.errors import CorruptStore, InvalidArgument, SessionNotFound
 from engine.facade._repository import Repository
-from engine.state.content import Message, ToolResult, shown
+from engine.state.content import Image, Message, ToolResult, shown
 from engine.state.events import (
     CONTENT_EVENTS,
     ChildSpawned,
@@ -430,14 +430,17 @@ def _clip(text: str, width: int = 40) -> str:
 
 
 def _gist(message: Message) -> str:
-    """A few words about a message for a timeline line."""
+    """A few words about a message for a timeline line: its text, the
+    tools it calls, the calls it answers and its images."""
     if message.erased is not None:
         return "(erased)"
-    if message.text:
-        return repr(_clip(message.text, 30))
-    parts = [f"calls {use.name}" for use in message.tool_uses]
+    parts = [repr(_clip(message.text, 30))] if message.text else []
+    parts += [f"calls {use.name}" for use in message.tool_uses]
     parts += [f"result for {block.tool_use_id}" for block in message.blocks if isinstance(block, ToolResult)]
-    return ", ".join(parts) or "(no text)"
+    images = sum(isinstance(block, Image) for block in message.blocks)
+    if images:
+        parts.append(f"{images} image{'s' if images != 1 else ''}")
+    return " ".join(parts) or "(no text)"
 
 
 def _summary(event: Event) -> str:
@@ -489,7 +492,18 @@ def _summary(event: Event) -> str:
         why = event.reason + (f" ({_clip(event.note, 40)})" if event.note else "")
         return f"{why}: {count} message{'s' if count != 1 else ''} erased from {len(event.versions)} stored events"
     if isinstance(event, UsageRecorded):
-        return f"usage +{event.usage.input} in, +{event.usage.output} out"
+        usage = event.usage
+        extra = [
+            f", +{count} {name}"
+            for count, name in (
+                (usage.cache_read, "cache read"),
+                (usage.cache_write, "cache write"),
+                (usage.reasoning, "reasoning"),
+            )
+            if count
+        ]
+        response = "" if event.response_id is None else f" (response {_clip(event.response_id, 40)})"
+        return f"usage +{usage.input} in, +{usage.output} out{''.join(extra)}{response}"
     if isinstance(event, MetadataChanged):
         parts = []
         if event.set:
