@@ -45,7 +45,12 @@ CASES: list[tuple[Callable[[], object], str]] = [
     ),
     (
         lambda: ToolResult(tool_use_id="a", content=(ToolUse(id="b", name="f"),)),  # type: ignore[arg-type]
-        "ToolResult.content must be a tuple of Text or Image blocks",
+        "ToolResult.content must be a tuple of Text or Image blocks; block 0 is ToolUse",
+    ),
+    (  # it said "got tuple", though it was given a dict (found by a newcomer)
+        lambda: ToolResult.of("a", {"temperature": 3}),  # type: ignore[arg-type]
+        "ToolResult.content must be a tuple of Text or Image blocks; block 0 is dict (ToolResult.of takes a str "
+        "or one block: json.dumps other values first)",
     ),
     (lambda: ToolResult(tool_use_id="a", is_error=1), "ToolResult.is_error must be a bool"),  # type: ignore[arg-type]
     (

@@ -236,10 +236,16 @@ class ToolResult(_Block, frozen=True, tag="tool_result"):
 
     def __post_init__(self) -> None:
         _require_str(self.tool_use_id, "ToolResult.tool_use_id")
-        if type(self.content) is not tuple or not all(type(block) in (Text, Image) for block in self.content):
+        if type(self.content) is not tuple:
             raise InvalidMessage(
                 f"ToolResult.content must be a tuple of Text or Image blocks, got {kind_of(self.content)}"
             )
+        for index, block in enumerate(self.content):
+            if type(block) not in (Text, Image):
+                raise InvalidMessage(
+                    f"ToolResult.content must be a tuple of Text or Image blocks; block {index} is "
+                    f"{kind_of(block)} (ToolResult.of takes a str or one block: json.dumps other values first)"
+                )
         if not isinstance(self.is_error, bool):
             raise InvalidMessage("ToolResult.is_error must be a bool")
 
