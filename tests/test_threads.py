@@ -14,8 +14,17 @@ from typing import Any
 
 import pytest
 
-from engine import EngineError, InvalidArgument, Message, SessionNotFound, StorageUnavailable, Transcripts
+from engine import (
+    ConcurrentWriteError,
+    EngineError,
+    InvalidArgument,
+    Message,
+    SessionNotFound,
+    StorageUnavailable,
+    Transcripts,
+)
 from engine.facade._locks import SessionLocks
+from tests.conftest import StoreFactory
 
 
 def _in_thread(action: Any) -> tuple[threading.Thread, list[Any]]:
@@ -371,3 +380,68 @@ def test_a_store_made_from_a_backend_refuses_a_lock_timeout_that_would_wait_for_
     for bad in (0, -1, float("nan"), True, "10"):
         with pytest.raises(InvalidArgument):
             Transcripts(open_backend(None), lock_timeout=bad)  # type: ignore[arg-type]
+
+
+# Found by an adversarial pass on PostgreSQL: another thread's call evicting a
+# session from a small cache between reading its head and writing made the
+# write skip the check of the listing row's head, so an append decided on a
+# session deleted and created again (by another process) landed on the new
+# log, and the store read as damaged from then on.
+
+
+@pytest.mark.parametrize("fork", [False, True], ids=["append", "fork"])
+def test_a_session_being_written_is_not_evicted_from_the_cache_by_other_threads(
+    stores: StoreFactory, monkeypatch: pytest.MonkeyPatch, fork: bool
+) -> None:
+    import engine.facade.transcripts as facade
+
+    writer = stores.open(cache_size=1)
+    sid = writer.create(session_id="s")
+    writer.append(sid, Message.user("one"))
+    writer.append(sid, Message.user("two"))
+    other = writer.create(session_id="other")
+    writer.get(sid)  # cached at version 3
+    elsewhere = stores.open()  # another process
+
+    decide = facade.decide
+    switched: list[bool] = []
+
+    def decide_then_switch(head: Any, command: Any, now: Any) -> Any:
+        decision = decide(head, command, now)
+        if head is not None and head.id == sid and not switched:
+            switched.append(True)
+
+            # Meanwhile: another process deletes the session and makes it
+            # again, and another thread's call, on another session, runs.
+            def made_again() -> None:
+                elsewhere.delete(sid)
+                elsewhere.create(session_id=sid)
+                elsewhere.append(sid, Message.user("new"))
+
+            for call in (made_again, lambda: writer.get(other)):
+                switch = threading.Thread(target=call)
+                switch.start()
+                switch.join()
+        return decision
+
+    monkeypatch.setattr(facade, "decide", decide_then_switch)
+    with pytest.raises(ConcurrentWriteError):
+        if fork:
+            writer.fork(sid, child_id="child")
+        else:
+            writer.append(sid, Message.user("decided on the old log"))
+    monkeypatch.setattr(facade, "decide", decide)
+    reopened = stores.open()
+    assert [m.text for m in reopened.verify(sid).messages] == ["new"]  # nothing landed on the new log
+    assert "child" not in {info.id for info in reopened.sessions()}
+    writer.append(sid, Message.user("retried"))  # the retry reads the log again
+    assert [m.text for m in reopened.get(sid).messages] == ["new", "retried"]
+
+
+def test_the_cache_keeps_its_size_once_the_sessions_in_use_are_done(tmp_path: Path) -> None:
+    store = Transcripts.open(str(tmp_path / "s.db"), cache_size=2)
+    ids = [store.create() for _ in range(5)]
+    for sid in ids:
+        store.append(sid, Message.user("hi"))
+    assert len(store._repository.cache) == 2  # type: ignore[attr-defined]
+    store.close()

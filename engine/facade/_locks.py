@@ -132,6 +132,12 @@ class SessionLocks:
                     self._whole_owner = None
                     self._state.notify_all()
 
+    def in_use(self, session_id: str) -> bool:
+        """Whether a call holds, or waits for, the session's lock: from
+        before it waits to after it lets go, so its whole call."""
+        entry = self._entries.get(session_id)
+        return entry is not None and entry.users > 0
+
     def _enter(self, session_ids: Sequence[str]) -> list[_Entry]:
         local = self._local
         depth = getattr(local, "depth", 0)

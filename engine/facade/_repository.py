@@ -313,12 +313,24 @@ class Repository:
         with self._cache_lock:
             cache[state.id] = state
             cache.move_to_end(state.id)
-            if len(cache) > self.cache_size:
-                evicted, _ = cache.popitem(last=False)
-                self.summaries.pop(evicted, None)
-                self.realtime.pop(evicted, None)  # its ingestion state is rebuilt from the log when needed
-                self.chains.pop(evicted, None)
-                self.tails.pop(evicted, None)
+            excess = len(cache) - self.cache_size
+            if excess > 0:
+                # The oldest first, but never a session a call is working
+                # on: its write checks the chain head cached with the state
+                # it decided on (the cache may grow past its size meanwhile).
+                in_use = self.locks.in_use
+                evicted = []
+                for session_id in cache:
+                    if not in_use(session_id):
+                        evicted.append(session_id)
+                        if len(evicted) == excess:
+                            break
+                for session_id in evicted:
+                    del cache[session_id]
+                    self.summaries.pop(session_id, None)
+                    self.realtime.pop(session_id, None)  # its ingestion state is rebuilt from the log when needed
+                    self.chains.pop(session_id, None)
+                    self.tails.pop(session_id, None)
         return state
 
     def remember_tail(self, session_id: str, head: str, tail: Tail) -> None:
@@ -476,21 +488,34 @@ class Repository:
         # The head of the listing row ``before`` was read with: the write
         # happens only if the row still holds it (a log that changed under a
         # cached head, say a session deleted and created again, is refused).
-        known = self.chains.get(session_id) if before is not None else None
-        previous_head = known[2] if known is not None and before is not None and known[0] == before.version else None
+        # Never unchecked: without the head (only if the cache lost it), the
+        # write is refused as a conflict, and the retry reads the log again.
+        previous_head = None
+        if before is not None:
+            known = self.chains.get(session_id)
+            if known is None or known[0] != before.version:
+                self.forget(session_id)
+                raise ConcurrentWriteError(session_id, before.version + 1)
+            previous_head = known[2]
         # A fork is written only while its source's row holds the head it
         # was made from (a source deleted and created again is another log).
         source, source_head = after.lineage.source, None
         if before is None and source is not None and after.lineage.depth > 0:
             made_from = self.chains.get(source)
-            if made_from is not None and made_from[0] == after.lineage.source_version:
-                source_head = made_from[2]
+            if made_from is None or made_from[0] != after.lineage.source_version:
+                self.forget(source)
+                raise ConcurrentWriteError(source, (after.lineage.source_version or 0) + 1)
+            source_head = made_from[2]
         try:
             self.backend.append(
                 session_id, records, row, snapshot, previous_head=previous_head, source_head=source_head
             )
         except (ConcurrentWriteError, SessionNotFound):
-            self.forget(session_id)  # reload on the next call: a retry succeeds, or finds it deleted
+            # Reload on the next call: a retry succeeds, or finds it deleted
+            # (a fork's source too: the error may be about it).
+            self.forget(session_id)
+            if source_head is not None and source is not None:
+                self.forget(source)
             raise
         self.chains[session_id] = (after.version, chain, row.head)
         return self.remember(after)
