@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -569,3 +570,28 @@ def test_messages_that_share_an_id_are_each_in_the_erasure_record(stores: StoreF
     with ReadModel(tmp_path / "fresh.db") as fresh:  # from the rewritten log
         fresh.catch_up(store)
         assert projected_tables(fresh) == expected_tables(store)
+
+
+def test_a_fork_deleted_by_another_process_while_erasing_is_read_again_not_a_missing_session(
+    stores: StoreFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found by an adversarial pass on PostgreSQL: erase(root) raised
+    # SessionNotFound naming a fork deleted after the family was listed.
+    store = stores.open()
+    root = store.create()
+    store.append(root, Message.user(SECRET, id="secret"))
+    fork = store.fork(root)
+    elsewhere = stores.open()
+    family = _erasure._family
+    deleted: list[str] = []
+
+    def listed_then_deleted(repository: Any, root_id: str) -> list[str]:
+        members = family(repository, root_id)
+        if not deleted:  # another process deletes the fork just after the family is listed
+            deleted.append(fork)
+            elsewhere.delete(fork)
+        return members
+
+    monkeypatch.setattr(_erasure, "_family", listed_then_deleted)
+    assert store.erase(root, "secret") == [root]
+    assert deleted == [fork] and store.get(root).messages[0].erased is not None

@@ -9,7 +9,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from engine.decisions import Targets, check_actor, clock, erase_inherited, erase_log, expand
-from engine.errors import ConcurrentWriteError, InvalidArgument, SessionHasChildren, SessionHasForks
+from engine.errors import (
+    ConcurrentWriteError,
+    InvalidArgument,
+    SessionHasChildren,
+    SessionHasForks,
+    SessionNotFound,
+)
 from engine.facade._reads import sessions
 from engine.facade._repository import Repository
 from engine.state.content import got, shown
@@ -55,11 +61,12 @@ def erase(
     while True:
         try:
             return _erase_once(repository, session_id, targets, why, actor)
-        except ConcurrentWriteError:
+        except (ConcurrentWriteError, SessionNotFound) as exc:
             # Another writer changed the family between the reads and the
-            # write (nothing was written): the intent does not depend on the
+            # write (nothing was written), or another process deleted a fork
+            # of it since it was listed: the intent does not depend on the
             # state, so read the family as it is now and try again.
-            if attempt == _ATTEMPTS:
+            if attempt == _ATTEMPTS or (isinstance(exc, SessionNotFound) and exc.session_id == session_id):
                 raise
             attempt += 1
 
