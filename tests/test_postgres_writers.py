@@ -613,3 +613,46 @@ def test_threads_sharing_a_store_keep_writing_other_sessions_while_one_is_stuck(
     assert outcome == []  # it went through once the row was free
     assert [m.text for m in store.get(stuck).messages] == ["waits for the row"]
     store.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_deletion_waiting_behind_a_stuck_writer_holds_back_no_other_session(kind: str, prefix: str) -> None:
+    # Found by an adversarial pass: a deletion (or erasure) waiting in
+    # PostgreSQL's lock queue for the events table, behind a writer stuck
+    # on a row, held back every append that came after it, on every session.
+    store = _open(prefix, lock_timeout=5)
+    deleter = _open(prefix, lock_timeout=5)  # another process's store object
+    stuck, doomed, other = (store.create(title=title) for title in ("stuck", "doomed", "other"))
+    holder = _holding_row_lock(prefix, stuck)
+    outcomes: dict[str, object] = {}
+
+    def attempt(name: str, call: Any) -> None:
+        try:
+            call()
+            outcomes[name] = "done"
+        except BaseException as exc:  # checked below
+            outcomes[name] = exc
+
+    waiting = [
+        threading.Thread(target=attempt, args=("append", lambda: store.append(stuck, Message.user("waits")))),
+        threading.Thread(target=attempt, args=("delete", lambda: deleter.delete(doomed))),
+    ]
+    try:
+        for thread in waiting:
+            thread.start()
+            time.sleep(0.3)
+        for number in range(10):
+            store.append(other, Message.user(f"m{number}"))
+        # Done while the stuck append and the deletion both still wait.
+        assert all(thread.is_alive() for thread in waiting) and outcomes == {}
+    finally:
+        holder.rollback()
+        holder.close()
+    for thread in waiting:
+        thread.join(15)
+    assert outcomes == {"append": "done", "delete": "done"}
+    assert [m.text for m in store.get(other).messages] == [f"m{number}" for number in range(10)]
+    with pytest.raises(SessionNotFound):
+        store.get(doomed)
+    store.close()
+    deleter.close()

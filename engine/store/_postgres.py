@@ -415,7 +415,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
         self._lock_for_insert = _rendered(SQL("LOCK TABLE {}.{} IN ROW EXCLUSIVE MODE").format(schema, events))
         # Not eventsourcing's lock_table_statements: they set the lock
         # timeout to its datastore's (0, no limit) for the transaction.
-        self._lock_events = _rendered(SQL("LOCK TABLE {}.{} IN EXCLUSIVE MODE").format(schema, events))
+        self._lock_events = _rendered(SQL("LOCK TABLE {}.{} IN EXCLUSIVE MODE NOWAIT").format(schema, events))
         self._select_sessions = SQL("SELECT " + ROW_COLUMNS + " FROM {}.{}").format(schema, sessions)
 
     def create_table(self) -> None:
@@ -647,8 +647,29 @@ class PostgresRecorder(PostgresApplicationRecorder):
         which rewrite or remove records of several sessions at once, run
         with no append beside them."""
         with self._writing() as conn, conn.transaction(), conn.cursor() as curs:
-            curs.execute(self._lock_events, prepare=True)
+            self._take_events_lock(conn, curs)
             yield curs
+
+    def _take_events_lock(self, conn: Any, curs: Any) -> None:
+        """The events table's lock, asked for without waiting in
+        PostgreSQL's queue, again and again up to ``lock_timeout``: a
+        request that waits there holds back every append that comes after
+        it (they need a weaker lock it conflicts with), so one writer stuck
+        on a session would stop the writers of every other session until
+        it gave up. Appends are one short statement each, so the lock comes
+        in the first gap between them."""
+        deadline = time.monotonic() + self._lock_timeout
+        pause = 0.001
+        while True:
+            try:
+                with conn.transaction():  # a savepoint: a refusal ends only it
+                    curs.execute(self._lock_events, prepare=True)
+                return
+            except psycopg.errors.LockNotAvailable:
+                if time.monotonic() + pause > deadline:
+                    raise  # as a lock timeout is: the caller's StorageUnavailable
+            time.sleep(pause)
+            pause = min(pause * 2, 0.02)
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[Any]:
