@@ -91,6 +91,11 @@ DRIVER_ERRORS.extend(
 )
 
 
+#: How long a deletion or erasure waits in PostgreSQL's lock queue at a
+#: time for the events table (see PostgresRecorder._take_events_lock).
+_LOCK_SLICE = 0.05
+
+
 def _timeouts(lock_timeout: float) -> Composed:
     """The lock and statement timeouts, in whole milliseconds rounded up:
     PostgreSQL reads 0 as no limit, so a timeout under a millisecond must
@@ -415,7 +420,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
         self._lock_for_insert = _rendered(SQL("LOCK TABLE {}.{} IN ROW EXCLUSIVE MODE").format(schema, events))
         # Not eventsourcing's lock_table_statements: they set the lock
         # timeout to its datastore's (0, no limit) for the transaction.
-        self._lock_events = _rendered(SQL("LOCK TABLE {}.{} IN EXCLUSIVE MODE NOWAIT").format(schema, events))
+        self._lock_events = _rendered(SQL("LOCK TABLE {}.{} IN EXCLUSIVE MODE").format(schema, events))
         self._select_sessions = SQL("SELECT " + ROW_COLUMNS + " FROM {}.{}").format(schema, sessions)
 
     def create_table(self) -> None:
@@ -651,25 +656,30 @@ class PostgresRecorder(PostgresApplicationRecorder):
             yield curs
 
     def _take_events_lock(self, conn: Any, curs: Any) -> None:
-        """The events table's lock, asked for without waiting in
-        PostgreSQL's queue, again and again up to ``lock_timeout``: a
-        request that waits there holds back every append that comes after
-        it (they need a weaker lock it conflicts with), so one writer stuck
-        on a session would stop the writers of every other session until
-        it gave up. Appends are one short statement each, so the lock comes
-        in the first gap between them."""
+        """The events table's lock, waited for in PostgreSQL's queue a short
+        slice at a time (``_LOCK_SLICE``), with pauses between, up to
+        ``lock_timeout``: a request waiting in that queue holds back every
+        append that comes after it (they need a weaker lock it conflicts
+        with), so one waiting there behind a writer stuck on a session would
+        stop the writers of every other session until that one gave up.
+        Appends are one short statement each: without a stuck one, the
+        first slice gets the lock."""
         deadline = time.monotonic() + self._lock_timeout
-        pause = 0.001
+        pause = 0.01
         while True:
+            slice_ms = max(1, math.ceil(min(_LOCK_SLICE, deadline - time.monotonic()) * 1000))
             try:
                 with conn.transaction():  # a savepoint: a refusal ends only it
+                    curs.execute(SQL("SET LOCAL lock_timeout = {}").format(Literal(f"{slice_ms}ms")))
                     curs.execute(self._lock_events, prepare=True)
-                return
+                break
             except psycopg.errors.LockNotAvailable:
-                if time.monotonic() + pause > deadline:
+                if time.monotonic() + pause >= deadline:
                     raise  # as a lock timeout is: the caller's StorageUnavailable
-            time.sleep(pause)
-            pause = min(pause * 2, 0.02)
+            time.sleep(pause)  # the appends queued behind the slice go on meanwhile
+            pause = min(pause * 2, 0.1)
+        # The rest of the transaction waits for row locks as long as any write.
+        curs.execute(SQL("SET LOCAL lock_timeout = {}").format(Literal(f"{math.ceil(self._lock_timeout * 1000)}ms")))
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[Any]:
