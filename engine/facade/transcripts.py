@@ -568,7 +568,9 @@ class Transcripts:
         A session with child sessions (see :meth:`spawn`) is refused with
         :class:`SessionHasChildren` unless ``with_children=True``, which
         deletes them (and theirs) too. No trace of a deleted session is kept.
-        Returns the deleted ids."""
+        Returns the deleted ids. If readers still hold the old bytes after
+        ``lock_timeout``, :class:`StorageUnavailable` says the deletion is
+        committed and how its old rows go (docs/erasure.md)."""
         return _erasure.delete(self._repository, session_id, with_forks, with_children)
 
     # -- realtime ingestion ------------------------------------------------
