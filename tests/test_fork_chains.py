@@ -12,9 +12,8 @@ from pathlib import Path
 import pytest
 
 from engine import CorruptStore, Message, ToolResult, ToolUse, Transcripts
-from engine.store import Record, SessionRow, head_of
-from engine.store._chain import seal_of
 from engine.viewer import family
+from tests._resealing import relink_and_reseal
 
 
 def test_a_chain_of_forks_deeper_than_the_recursion_limit_reads_after_reopening(tmp_path: Path) -> None:
@@ -59,17 +58,7 @@ def _forge_fork_sources(path: Path, sources: dict[str, str]) -> None:
                 "UPDATE transcripts_events SET state=? WHERE originator_id=? AND originator_version=1",
                 (json.dumps(event, separators=(",", ":")).encode(), sid),
             )
-            records = db.execute(
-                "SELECT originator_version, topic, state FROM transcripts_events WHERE originator_id=? "
-                "ORDER BY originator_version",
-                (sid,),
-            ).fetchall()
-            head = head_of(sid, [Record(*record) for record in records]).hex()
-            row = db.execute("SELECT * FROM transcripts_sessions WHERE session_id=?", (sid,)).fetchone()
-            forged = SessionRow(*row[:7], head, summary=row[9])
-            db.execute(
-                "UPDATE transcripts_sessions SET head=?, seal=? WHERE session_id=?", (head, seal_of(forged, None), sid)
-            )
+            relink_and_reseal(db, sid)
     db.close()
 
 

@@ -23,9 +23,10 @@ import pytest
 
 from engine import CorruptStore, EngineError, InvalidArgument, Message, Transcripts, Usage
 from engine.state.events import MessagesAppended
-from engine.store import decode_event, head_of
+from engine.store import decode_event
 from engine.store._codec import encode_event
 from engine.store._packed import PACKED_APPEND_TOPIC, TEXT_APPEND_TOPIC
+from tests._resealing import relink_and_reseal
 
 Reads = dict[str, Any]
 
@@ -403,20 +404,7 @@ def test_a_consistent_rewrite_is_caught_by_a_kept_head_hash_or_a_seal_key(tmp_pa
 
     def rewrite_consistently(db: sqlite3.Connection) -> None:
         _edit_event(db, sid, 2, _set_text)
-        records = db.execute(
-            "SELECT originator_version, topic, state FROM transcripts_events WHERE originator_id=? "
-            "ORDER BY originator_version",
-            (sid,),
-        ).fetchall()
-        from engine.store import Record, SessionRow
-        from engine.store._chain import seal_of
-
-        head = head_of(sid, [Record(*r) for r in records]).hex()
-        row = db.execute("SELECT * FROM transcripts_sessions WHERE session_id=?", (sid,)).fetchone()
-        forged = SessionRow(*row[:7], head, summary=row[9])  # every field but the seal, resealed
-        db.execute(
-            "UPDATE transcripts_sessions SET head=?, seal=? WHERE session_id=?", (head, seal_of(forged, None), sid)
-        )
+        relink_and_reseal(db, sid)
 
     with sqlite3.connect(path) as db:
         rewrite_consistently(db)
