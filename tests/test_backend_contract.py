@@ -176,6 +176,7 @@ def test_snapshots_are_found_by_version(backend: Backend) -> None:
     assert backend.snapshot("s", upto=1) is None
     assert backend.snapshots("s") == [StoredSnapshot(2, b"two"), StoredSnapshot(4, b"four")]
     assert backend.snapshots("nobody") == []
+    assert backend.unlisted_snapshots() == []  # each is of a listed session
 
 
 def test_the_feed_pages_every_record_once_in_commit_order(backend: Backend) -> None:
@@ -290,7 +291,8 @@ def test_the_first_records_of_forks_come_in_one_read(backend: Backend) -> None:
 
 
 def test_delete_removes_everything_and_refuses_to_orphan_a_fork(backend: Backend) -> None:
-    _store(backend, "source", 2)
+    records = [_created(), _appended(2, "a")]
+    backend.append("source", records, _row("source", records), StoredSnapshot(2, b"two"))
     fork = _forked("source", 2)
     backend.append("fork", fork, _row("fork", fork))
     with pytest.raises(SessionHasForks):
@@ -301,6 +303,7 @@ def test_delete_removes_everything_and_refuses_to_orphan_a_fork(backend: Backend
     assert backend.session_rows() == []
     assert backend.snapshots("source") == []
     assert backend.feed(after=0) == []
+    assert backend.unlisted_snapshots() == []
 
 
 def test_a_fork_of_a_missing_session_is_refused(backend: Backend) -> None:
@@ -318,6 +321,7 @@ def test_a_closed_store_refuses_everything_with_a_typed_error() -> None:
         lambda: closed.read("s"),
         lambda: closed.snapshot("s"),
         lambda: closed.snapshots("s"),
+        lambda: closed.unlisted_snapshots(),
         lambda: closed.session_rows(),
         lambda: closed.session_row("s"),
         lambda: closed.feed(),

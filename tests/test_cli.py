@@ -278,6 +278,9 @@ def test_broken_lines_of_an_ingest_file_are_named(factory: StoreFactory, tmp_pat
     assert "3 events:" in result.output and "2 rejected" in result.output
     assert "2 of 3 events were rejected" in result.output
     assert [m.text for m in factory.open().get("v").messages] == ["hi"]  # the good line is stored
+    path.write_text("{not json\n", encoding="utf-8")
+    again = CliRunner().invoke(cli, ["ingest", str(factory.target), "--prefix", factory.prefix, "v", str(path)])
+    assert again.exit_code == 1 and "1 of 1 event was rejected" in again.output, again.output
 
 
 def test_revision_prefixes_times_and_metadata_values(factory: StoreFactory) -> None:

@@ -125,6 +125,8 @@ def test_a_task_list_is_set_updated_and_kept_in_the_past(stores: StoreFactory) -
     store.set_task_list(sid, None)
     assert store.get(sid).task_list is None
     assert stores.open().get(sid, at=4).task_list == now
+    store.set_task_list(sid, plan[:1])
+    assert store.history(sid)[-1].summary == "task list: 1 task, 0 completed"
 
 
 @pytest.mark.parametrize(

@@ -274,7 +274,7 @@ def test_verify_all_reads_the_feed_and_reports_events_of_no_listed_session(tmp_p
     damaged = CliRunner().invoke(cli, ["verify", str(store.target), "--all"])
     assert damaged.exit_code == 1, damaged.output
     assert "ok   damaged" in damaged.output and "FAIL the feed: CorruptStore" in damaged.output
-    assert "1 of 1 session and the feed failed verification" in damaged.output
+    assert "failed verification: the feed" in damaged.output  # the one session passed
 
 
 def test_an_event_of_a_session_with_no_listing_row_is_damage_to_the_feed(store: _Store) -> None:
@@ -458,13 +458,44 @@ def test_snapshots_of_a_session_the_store_does_not_list_refuse_its_id_saying_why
         assert store.value(f"SELECT count(*) FROM {kept}") == 2
         with store.open() as opened:
             opened.delete(sid)
+        with store.open() as opened:
+            assert opened.unlisted_snapshots() == []  # the deletion took them with the session
         store.sql(f"INSERT INTO {snapshots} SELECT * FROM {kept}")
         with store.open() as opened:
             with pytest.raises(CorruptStore, match="snapshots of session 'ghost'"):
                 opened.create(session_id="ghost")
             assert opened.sessions() == []  # nothing was written
+            # No session's check reads them; the store-wide audit names them.
+            assert opened.unlisted_snapshots() == ["ghost"]
+        audit = _verify_all(store)
+        assert audit.exit_code == 1, audit.output
+        assert "FAIL the snapshots: the store holds snapshots of sessions it does not list: 'ghost'" in audit.output
+        assert "failed verification: the snapshots" in audit.output
     finally:
         store.sql(f"DROP TABLE {kept}")
+
+
+def _verify_all(store: _Store) -> Any:
+    from click.testing import CliRunner
+
+    from engine.cli import cli
+
+    assert store.target is not None
+    return CliRunner().invoke(cli, ["verify", store.target, "--prefix", store.prefix, "--all"])
+
+
+def test_verify_all_names_every_kind_of_failure_it_found(store: _Store) -> None:
+    damaged, other = _two_sessions(store)
+    healthy = _verify_all(store)
+    assert healthy.exit_code == 0, healthy.output
+    assert "ok   the snapshots  none of a session the store does not list" in healthy.output
+    # A session whose event changed (its chain no longer matches), and one whose listing row is gone.
+    store.sql(f"UPDATE {store.events} SET state = %s WHERE originator_id = %s", (b"\x00", damaged))
+    store.sql(f"DELETE FROM {store.prefix}_sessions WHERE session_id = %s", (other,))
+    audit = _verify_all(store)
+    assert audit.exit_code == 1, audit.output
+    assert f"FAIL {damaged}: CorruptStore" in audit.output and "FAIL the feed: CorruptStore" in audit.output
+    assert "failed verification: 1 of 1 session and the feed" in audit.output
 
 
 @pytest.mark.parametrize("kind", ["postgres"] if POSTGRES_DSN else [])

@@ -315,7 +315,7 @@ def verify(store: str, prefix: str, session_ids: tuple[str, ...], every: bool) -
         raise click.UsageError("name sessions to verify, or pass --all")
     if session_ids and every:
         raise click.UsageError("name sessions to verify or pass --all, not both")
-    failures = 0
+    failures, store_failed = 0, []
     with _opened(store, prefix) as opened:
         targets = [info.id for info in opened.sessions()] if every else list(session_ids)
         for sid in targets:
@@ -338,13 +338,28 @@ def verify(store: str, prefix: str, session_ids: tuple[str, ...], every: bool) -
             try:
                 events = _feed_length(opened)
             except EngineError as exc:
-                failures += 1
+                store_failed.append("the feed")
                 click.echo(_colour(f"FAIL the feed: {type(exc).__name__}: {exc}", "red"))
             else:
                 click.echo(f"ok   the feed  {_count(events, 'event')}")
-    if failures:
-        checked = _count(len(targets), "session") + (" and the feed" if every else "")
-        raise click.ClickException(f"{failures} of {checked} failed verification")
+            # Snapshots no listed session's check reads.
+            try:
+                unlisted = opened.unlisted_snapshots()
+            except EngineError as exc:
+                problem: str | None = f"{type(exc).__name__}: {exc}"
+            else:
+                named = ", ".join(repr(session_id) for session_id in unlisted[:5])
+                more = f" and {len(unlisted) - 5} more" if len(unlisted) > 5 else ""
+                problem = f"the store holds snapshots of sessions it does not list: {named}{more}" if unlisted else None
+            if problem is None:
+                click.echo("ok   the snapshots  none of a session the store does not list")
+            else:
+                store_failed.append("the snapshots")
+                click.echo(_colour(_shown(f"FAIL the snapshots: {problem}"), "red"))
+    if failures or store_failed:
+        failed = [f"{failures} of {_count(len(targets), 'session')}"] * bool(failures) + store_failed
+        listed = ", ".join(failed[:-1]) + " and " + failed[-1] if len(failed) > 1 else failed[0]
+        raise click.ClickException(f"failed verification: {listed}")
 
 
 def _feed_length(store: Transcripts) -> int:
@@ -403,7 +418,8 @@ def ingest(store: str, prefix: str, session_id: str, events: Any, provider: str,
     messages = _count(len(state.messages), "message")
     click.echo(f"{_count(len(numbered), 'event')}: {summary}; the session has {messages}")
     if problems:
-        raise click.ClickException(f"{len(problems)} of {_count(len(numbered), 'event')} were rejected (see above)")
+        verb = "was" if len(problems) == 1 else "were"
+        raise click.ClickException(f"{len(problems)} of {_count(len(numbered), 'event')} {verb} rejected (see above)")
 
 
 @cli.command()

@@ -458,7 +458,8 @@ def _summary(event: Event) -> str:
         done = sum(task.status == "completed" for task in event.tasks)
         changed = next((task for task in event.tasks if task.id == event.updated), None)
         what = "" if changed is None else f"task {_clip(changed.id, 40)!r} {changed.status}; "
-        return f"task list: {what}{len(event.tasks)} tasks, {done} completed"
+        count = len(event.tasks)
+        return f"task list: {what}{count} task{'s' if count != 1 else ''}, {done} completed"
     if isinstance(event, QuestionChanged):
         if event.question is not None:
             return f"question asked: {_clip(event.question.question, 60)!r}"

@@ -373,3 +373,4 @@ class AsyncTranscripts:
     head_hash = _awaitable(Transcripts.head_hash)
     verify = _awaitable(Transcripts.verify)
     feed = _awaitable(Transcripts.feed)
+    unlisted_snapshots = _awaitable(Transcripts.unlisted_snapshots)

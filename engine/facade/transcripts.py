@@ -860,6 +860,17 @@ class Transcripts:
         transaction still running on the primary."""
         return _reads.feed(self._repository, after, limit)
 
+    @_sharing_the_store
+    def unlisted_snapshots(self) -> list[str]:
+        """The ids of sessions the store holds snapshots of but does not
+        list, sorted; empty in a healthy store. A deletion removes a
+        session's snapshots in the transaction that removes its events and
+        listing row, so any found here were put there outside the engine or
+        are what is left of a damaged store: no session's read or
+        :meth:`verify` sees them, and :meth:`create` of such an id refuses
+        with ``CorruptStore``. ``transcripts verify --all`` reports them."""
+        return self._repository.backend.unlisted_snapshots()
+
     def head_hash(self, session_id: str) -> str:
         """The session's chain head, ``"<version>:<hex>"``: a value to keep
         outside the store (a log line, a receipt, another database). The

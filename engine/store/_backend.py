@@ -95,6 +95,11 @@ class Backend(abc.ABC):
         """Every snapshot of the session, oldest first (for audits)."""
 
     @abc.abstractmethod
+    def unlisted_snapshots(self) -> list[str]:
+        """The ids of sessions with snapshots but no listing row, sorted:
+        damage (a deletion removes a session's snapshots with its row)."""
+
+    @abc.abstractmethod
     def session_rows(self, wanted: ListingFilter | None = None) -> list[SessionRow]:
         """Every session's listing row, oldest first; with ``wanted``, the
         database may leave out rows whose summary cannot match it (the
@@ -160,6 +165,8 @@ class SummaryRecorder(Protocol):
 
     def select_snapshots(self, session_id: str) -> list[StoredSnapshot]: ...
 
+    def select_unlisted_snapshots(self) -> list[str]: ...
+
     def select_sessions(self, wanted: ListingFilter | None = None) -> list[SessionRow]: ...
 
     def select_session(self, session_id: str) -> SessionRow | None: ...
@@ -210,6 +217,9 @@ class ClosedBackend(Backend):
         raise self.closed_error()
 
     def snapshots(self, session_id: str) -> list[StoredSnapshot]:
+        raise self.closed_error()
+
+    def unlisted_snapshots(self) -> list[str]:
         raise self.closed_error()
 
     def session_rows(self, wanted: ListingFilter | None = None) -> list[SessionRow]:
@@ -471,6 +481,13 @@ class RecorderBackend(Backend):
     def snapshots(self, session_id: str) -> list[StoredSnapshot]:
         with translated_errors("read snapshots", self._where), _damaged_types(session_id):
             return self._recorder.select_snapshots(session_id)
+
+    def unlisted_snapshots(self) -> list[str]:
+        with translated_errors("read snapshots", self._where):
+            found = self._recorder.select_unlisted_snapshots()
+        if not all(type(session_id) is str for session_id in found):  # SQLite keeps any value in any column
+            raise CorruptStore(f"the snapshots of {self._where} name a session by a value that is not text")
+        return found
 
     def session_rows(self, wanted: ListingFilter | None = None) -> list[SessionRow]:
         with translated_errors("list sessions", self._where):

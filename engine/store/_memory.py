@@ -161,6 +161,12 @@ class MemoryRecorder(POPOApplicationRecorder):
         with self._database_lock:
             return list(self._snapshots.get(session_id, []))
 
+    def select_unlisted_snapshots(self) -> list[str]:
+        with self._database_lock:
+            return sorted(
+                session_id for session_id, kept in self._snapshots.items() if kept and session_id not in self._sessions
+            )
+
     def select_session(self, session_id: str) -> SessionRow | None:
         with self._database_lock:
             return self._sessions.get(session_id)

@@ -379,6 +379,12 @@ class PostgresRecorder(PostgresApplicationRecorder):
                 "SELECT version, state FROM {}.{} WHERE session_id=%s AND version<=%s ORDER BY version DESC LIMIT 1"
             ).format(schema, snapshots)
         )
+        self._select_unlisted_snapshots = _rendered(
+            SQL(
+                "SELECT DISTINCT n.session_id FROM {}.{} n WHERE NOT EXISTS "
+                "(SELECT 1 FROM {}.{} s WHERE s.session_id = n.session_id) ORDER BY n.session_id"
+            ).format(schema, snapshots, schema, sessions)
+        )
         self._select_any_snapshot = _rendered(
             SQL("SELECT 1 FROM {}.{} WHERE session_id=%s LIMIT 1").format(schema, snapshots)
         )
@@ -1060,6 +1066,11 @@ class PostgresRecorder(PostgresApplicationRecorder):
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(self._select_snapshots, (session_id,))
             return [StoredSnapshot(row["version"], bytes(row["state"])) for row in curs.fetchall()]
+
+    def select_unlisted_snapshots(self) -> list[str]:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self._select_unlisted_snapshots)
+            return [row["session_id"] for row in curs.fetchall()]
 
     def select_session(self, session_id: str) -> SessionRow | None:
         if not _holdable(session_id):

@@ -705,6 +705,14 @@ class SQLiteRecorder:
             )
             return [_snapshot(session_id, *found) for found in c.fetchall()]
 
+    def select_unlisted_snapshots(self) -> list[str]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT DISTINCT n.session_id FROM {self.snapshots_table} n WHERE NOT EXISTS "
+                f"(SELECT 1 FROM {self.sessions_table} s WHERE s.session_id = n.session_id) ORDER BY n.session_id"
+            )
+            return [session_id for (session_id,) in c.fetchall()]
+
     def select_session(self, session_id: str) -> SessionRow | None:
         with self.datastore.transaction(commit=False) as c:
             c.execute(
