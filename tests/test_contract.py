@@ -9,6 +9,7 @@ import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -174,6 +175,33 @@ def test_losing_writer_gets_a_typed_error_and_a_retry_succeeds(stores: StoreFact
     assert [m.text for m in first.get(sid).messages] == ["a", "from first"]
     second.append(sid, Message.assistant("from second"))
     assert [m.text for m in first.get(sid).messages] == ["a", "from first", "from second"]
+
+
+def test_a_retry_after_a_lost_write_reads_only_what_the_winner_added(
+    stores: StoreFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found by an adversarial pass: a loser loaded the whole log again on
+    # every retry, so on a long log it kept losing to writers with a warm cache.
+    first, second = stores.open(), stores.open()
+    sid = first.create()
+    first.append(sid, *(Message.user(f"m{number}") for number in range(50)))
+    second.get(sid)  # both at version 2
+    first.append(sid, Message.assistant("from first"))
+    with pytest.raises(ConcurrentWriteError):
+        second.append(sid, Message.assistant("from second"))
+    backend = second._repository.backend  # type: ignore[attr-defined]
+    reads: list[tuple[int, int | None]] = []
+    read = backend.read
+
+    def counted(session_id: str, *, after: int = 0, upto: int | None = None) -> Any:
+        reads.append((after, upto))
+        return read(session_id, after=after, upto=upto)
+
+    monkeypatch.setattr(backend, "read", counted)
+    second.append(sid, Message.assistant("from second"))
+    assert reads == [(2, 3)]  # the winner's one record, not the log from the start
+    texts = [m.text for m in stores.open().verify(sid).messages]
+    assert texts == [f"m{number}" for number in range(50)] + ["from first", "from second"]
 
 
 def test_threads_appending_to_one_session_lose_nothing(store: Transcripts) -> None:

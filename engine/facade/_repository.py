@@ -101,6 +101,11 @@ class Repository:
         # session, with what they were made from: most writes change neither
         # header, metadata nor parent, and no write the creation time.
         self.summaries: dict[str, tuple[object, object, str | None, datetime, str, str | None]] = {}
+        # Sessions whose cached head lost a write to another writer: the next
+        # write catches it up from the listing row, reading only the records
+        # added since, not the whole log (a writer that keeps losing on a
+        # long log would otherwise spend its time re-reading it).
+        self.behind: set[str] = set()
         self.locks = SessionLocks(lock_timeout)
         # Guards the caches' order and size (evictions touch other sessions).
         self._cache_lock = threading.Lock()
@@ -114,6 +119,7 @@ class Repository:
             self.chains.clear()
             self.tails.clear()
             self.summaries.clear()
+            self.behind.clear()
 
     def decoded(self, session_id: str, records: Sequence[Record]) -> Iterator[tuple[int, Event]]:
         return iter(decode_events(session_id, records))
@@ -360,6 +366,7 @@ class Repository:
             self.chains.pop(session_id, None)
             self.tails.pop(session_id, None)
             self.summaries.pop(session_id, None)
+            self.behind.discard(session_id)
 
     def head(self, session_id: str) -> Session:
         """The newest state, caught up with what other writers stored: the
@@ -403,6 +410,9 @@ class Repository:
         or, when the caller expects a revision the cache is not at, by
         catching up first (the decider then says whether it conflicts)."""
         check_session_id(session_id)
+        if session_id in self.behind:
+            self.behind.discard(session_id)
+            return self.head(session_id)
         state = self.cache.get(session_id) or self.remember(self.load(session_id))
         if expected_revision is not None and expected_revision != state.revision:
             state = self.head(session_id)  # the cache may be behind another writer
@@ -510,9 +520,17 @@ class Repository:
             self.backend.append(
                 session_id, records, row, snapshot, previous_head=previous_head, source_head=source_head
             )
-        except (ConcurrentWriteError, SessionNotFound):
-            # Reload on the next call: a retry succeeds, or finds it deleted
-            # (a fork's source too: the error may be about it).
+        except ConcurrentWriteError:
+            # Caught up on the next write (a fork's source too: the error may
+            # be about it); a log that no longer extends the cached head (the
+            # session deleted and created again) is then loaded whole.
+            self.behind.add(session_id)
+            if source_head is not None and source is not None:
+                self.behind.add(source)
+            raise
+        except SessionNotFound:
+            # Reload on the next call, which finds it deleted (or the fork's
+            # source: the error may be about it).
             self.forget(session_id)
             if source_head is not None and source is not None:
                 self.forget(source)
