@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +18,7 @@ import pytest
 
 from engine import (
     CorruptStore,
+    EngineError,
     InvalidArgument,
     Message,
     SessionHasForks,
@@ -24,7 +29,7 @@ from engine import (
     Transcripts,
 )
 from engine.facade import _erasure
-from tests.conftest import POSTGRES_DSN, StoreFactory
+from tests.conftest import POSTGRES_DSN, StoreFactory, store_factories
 
 SECRET = "SSN 078-05-1120 of Ada Q. Example"
 
@@ -595,3 +600,83 @@ def test_a_fork_deleted_by_another_process_while_erasing_is_read_again_not_a_mis
     monkeypatch.setattr(_erasure, "_family", listed_then_deleted)
     assert store.erase(root, "secret") == [root]
     assert deleted == [fork] and store.get(root).messages[0].erased is not None
+
+
+@contextmanager
+def _old_reader(factory: StoreFactory) -> Iterator[None]:
+    """Another client reading the store in an open transaction, so that it
+    still holds the bytes an erasure replaces (SQLite: its WAL snapshot;
+    PostgreSQL: its xmin keeps the old rows from VACUUM)."""
+    if factory.base == "sqlite":
+        import sqlite3
+
+        assert factory.target is not None
+        reader = sqlite3.connect(factory.target, isolation_level=None)
+        reader.execute("BEGIN")
+        reader.execute(f"SELECT count(*) FROM {factory.prefix}_log").fetchall()
+        try:
+            yield
+        finally:
+            reader.execute("ROLLBACK")
+            reader.close()
+        return
+    import psycopg
+
+    assert POSTGRES_DSN
+    with psycopg.connect(POSTGRES_DSN) as reader:  # a transaction, open until the block ends
+        reader.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        reader.execute(f'SELECT count(*) FROM "{factory.prefix}_events"').fetchall()
+        yield
+
+
+@pytest.mark.parametrize("kind", ["sqlite"] + (["postgres"] if POSTGRES_DSN else []))
+@pytest.mark.parametrize("operation", ["erase", "delete"])
+def test_waiting_for_readers_of_the_old_bytes_holds_back_no_other_call_of_the_store(
+    kind: str, operation: str, tmp_path: Path
+) -> None:
+    # Found by an adversarial pass: an erasure or deletion waited for old
+    # readers (VACUUM on PostgreSQL, the WAL checkpoint on SQLite) inside the
+    # store object's whole-store lock, so every other call of that object,
+    # on any session, waited up to lock_timeout behind it.
+    with contextmanager(store_factories)(kind, tmp_path) as factory:
+        store = factory.open(lock_timeout=3)
+        target, other = store.create(), store.create()
+        store.append(target, Message.user("my pin is 1234"))
+        store.append(other, Message.user("unrelated"))
+        [secret] = store.get(target).messages
+        assert secret.id is not None
+        outcome: list[object] = []
+
+        def remove() -> None:
+            try:
+                if operation == "erase":
+                    outcome.append(store.erase(target, secret.id))
+                else:
+                    outcome.append(store.delete(target))
+            except EngineError as exc:
+                outcome.append(exc)
+
+        with _old_reader(factory):
+            worker = threading.Thread(target=remove)
+            worker.start()
+            committed = time.monotonic() + 10
+            while _removed(factory, target, operation) is False:  # until it has committed
+                assert time.monotonic() < committed, "the erasure or deletion never committed"
+                time.sleep(0.01)
+            # It now waits for the reader; this store's other calls go on.
+            store.append(other, Message.user("meanwhile"))
+            assert [m.text for m in store.get(other).messages] == ["unrelated", "meanwhile"]
+            assert worker.is_alive()  # still waiting: the calls above did not wait behind it
+        worker.join(timeout=30)
+        assert not worker.is_alive()
+        assert outcome == [[target]], outcome  # done once the reader ended
+        assert _removed(factory, target, operation) is True
+
+
+def _removed(factory: StoreFactory, session_id: str, operation: str) -> bool:
+    """Whether the erasure (its audit event) or the deletion has committed,
+    as a new store object reads it."""
+    with factory.open() as fresh:
+        if operation == "delete":
+            return session_id not in [info.id for info in fresh.sessions()]
+        return fresh.get(session_id).messages[0].erased is not None

@@ -30,7 +30,7 @@ from engine import (
     ToolUse,
     Transcripts,
 )
-from engine.store import Record, Rewrite
+from engine.store import Purge, Record, Rewrite
 from tests.conftest import StoreFactory
 
 
@@ -849,11 +849,11 @@ def test_an_erasure_is_tried_again_while_other_writers_change_its_session(stores
     real_rewrite = backend.rewrite
     raced: list[int] = []
 
-    def racing_rewrite(changes: list[Rewrite], **options: Any) -> None:
+    def racing_rewrite(changes: list[Rewrite], **options: Any) -> Purge:
         if len(raced) < races:
             raced.append(1)
             other.append(sid, Message.user(f"meanwhile {len(raced)}"))
-        real_rewrite(changes, **options)
+        return real_rewrite(changes, **options)
 
     backend.rewrite = racing_rewrite  # type: ignore[method-assign]
     if races < 5:

@@ -23,6 +23,7 @@ from engine.state.events import SessionForked
 from engine.state.revisions import Reason
 from engine.store import (
     ListingFilter,
+    Purge,
     Record,
     Rewrite,
     StoredSnapshot,
@@ -60,7 +61,7 @@ def erase(
     attempt = 1
     while True:
         try:
-            return _erase_once(repository, session_id, targets, why, actor)
+            erased, purge = _erase_once(repository, session_id, targets, why, actor)
         except (ConcurrentWriteError, SessionNotFound) as exc:
             # Another writer changed the family between the reads and the
             # write (nothing was written), or another process deleted a fork
@@ -69,9 +70,16 @@ def erase(
             if attempt == _ATTEMPTS or (isinstance(exc, SessionNotFound) and exc.session_id == session_id):
                 raise
             attempt += 1
+        else:
+            # Outside the store's lock: waiting for readers of the old bytes
+            # holds back none of this store's other calls.
+            purge()
+            return erased
 
 
-def _erase_once(repository: Repository, session_id: str, targets: Targets, why: Reason, actor: str | None) -> list[str]:
+def _erase_once(
+    repository: Repository, session_id: str, targets: Targets, why: Reason, actor: str | None
+) -> tuple[list[str], Purge]:
     with repository.locks.whole():
         head = repository.head(session_id)
         family = _family(repository, head.lineage.root)
@@ -114,11 +122,11 @@ def _erase_once(repository: Repository, session_id: str, targets: Targets, why: 
         try:
             # Also with no change: an earlier erasure may have left old pages
             # behind (a reader held them), which this removes.
-            repository.backend.rewrite(changes, family=family)  # refused if a fork was made since
+            purge = repository.backend.rewrite(changes, family=family)  # refused if a fork was made since
         finally:
             for sid in family:  # cached heads hold the old content
                 repository.forget(sid)
-    return [change.session_id for change in changes]
+    return [change.session_id for change in changes], purge
 
 
 def _relinked_snapshots(
@@ -173,10 +181,11 @@ def delete(repository: Repository, session_id: str, with_forks: object, with_chi
         if reached["forks"] and not with_forks:
             raise SessionHasForks(session_id, reached["forks"])
         try:
-            repository.backend.delete(doomed)
+            purge = repository.backend.delete(doomed)
         finally:
             for sid in doomed:
                 repository.forget(sid)
+    purge()  # outside the store's lock, as for an erasure
     return doomed
 
 

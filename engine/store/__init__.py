@@ -12,7 +12,7 @@ import re
 
 from engine.errors import InvalidArgument
 from engine.state.content import shown, unicode_error
-from engine.store._backend import MAX_EVENTS_PER_WRITE, Backend, ClosedBackend
+from engine.store._backend import MAX_EVENTS_PER_WRITE, Backend, ClosedBackend, Purge
 from engine.store._chain import Chain, chain_from, chain_of, checkpoints_of, extended, head_of, legacy_head_of
 from engine.store._codec import (
     Snapshot,
@@ -39,6 +39,7 @@ __all__ = [
     "ClosedBackend",
     "FeedEntry",
     "ListingFilter",
+    "Purge",
     "Record",
     "Rewrite",
     "SessionRow",

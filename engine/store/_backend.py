@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import abc
 import sqlite3
-from collections.abc import Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, TypeAlias
 
 from eventsourcing import persistence as es
 
@@ -39,6 +39,13 @@ MAX_EVENTS_PER_WRITE = 2**20 - 1
 # The largest position a SQL integer column holds: every feed position is below it.
 _LAST_POSITION = 2**63 - 1
 _new_tuple = tuple.__new__
+
+#: What is left to do after an erasure or a deletion has committed: make the
+#: old bytes unrecoverable from the store where the backend can. It may wait
+#: up to ``lock_timeout`` for readers that still hold them (then
+#: ``StorageUnavailable`` saying the change is committed), so a caller runs it
+#: after releasing its own locks.
+Purge: TypeAlias = Callable[[], None]
 
 
 def _too_many(session_id: str, count: int) -> InvalidArgument:
@@ -124,19 +131,20 @@ class Backend(abc.ABC):
         keeps their positions)."""
 
     @abc.abstractmethod
-    def rewrite(self, changes: Sequence[Rewrite], *, family: Sequence[str] | None = None) -> None:
+    def rewrite(self, changes: Sequence[Rewrite], *, family: Sequence[str] | None = None) -> Purge:
         """Erasure: apply every change in one transaction (``ConcurrentWriteError``
         if an appended version is taken, or a change's ``previous_head`` is no
-        longer its row's; then nothing is written), then make the replaced
-        bytes unrecoverable from the store where the backend can (SQLite:
-        secure delete and a truncating WAL checkpoint). ``family``: the
+        longer its row's; then nothing is written). Returns the :data:`Purge`
+        that makes the replaced bytes unrecoverable from the store where the
+        backend can (SQLite: secure delete in the transaction, then a
+        truncating WAL checkpoint; PostgreSQL: VACUUM). ``family``: the
         sessions the erasure read as the family, root first; when given, a
         fork of that root made since refuses the rewrite the same way."""
 
     @abc.abstractmethod
-    def delete(self, session_ids: Sequence[str]) -> None:
+    def delete(self, session_ids: Sequence[str]) -> Purge:
         """Remove the sessions' records, listing rows and snapshots in one
-        transaction, then make their bytes unrecoverable as ``rewrite`` does."""
+        transaction; returns the :data:`Purge` of their bytes, as ``rewrite`` does."""
 
     @abc.abstractmethod
     def describe(self) -> str:
@@ -173,11 +181,11 @@ class SummaryRecorder(Protocol):
 
     def select_fork_records(self) -> list[tuple[str, str, bytes]]: ...
 
-    def rewrite_records(self, changes: Sequence[Rewrite], family: Sequence[str] | None) -> None: ...
+    def rewrite_records(self, changes: Sequence[Rewrite], family: Sequence[str] | None) -> Purge: ...
 
     def select_feed(self, after: int, limit: int) -> list[FeedEntry]: ...
 
-    def delete_sessions(self, session_ids: Sequence[str]) -> None: ...
+    def delete_sessions(self, session_ids: Sequence[str]) -> Purge: ...
 
     def forget_cached(self) -> None: ...
 
@@ -234,10 +242,10 @@ class ClosedBackend(Backend):
     def feed(self, after: int = 0, limit: int = 100) -> list[FeedEntry]:
         raise self.closed_error()
 
-    def rewrite(self, changes: Sequence[Rewrite], *, family: Sequence[str] | None = None) -> None:
+    def rewrite(self, changes: Sequence[Rewrite], *, family: Sequence[str] | None = None) -> Purge:
         raise self.closed_error()
 
-    def delete(self, session_ids: Sequence[str]) -> None:
+    def delete(self, session_ids: Sequence[str]) -> Purge:
         raise self.closed_error()
 
     def describe(self) -> str:
@@ -517,7 +525,7 @@ class RecorderBackend(Backend):
         except (TypeError, ValueError):  # SQLite keeps any value in any column
             raise CorruptStore(f"the feed of {self._where} holds a stored event of a damaged type") from None
 
-    def rewrite(self, changes: Sequence[Rewrite], *, family: Sequence[str] | None = None) -> None:
+    def rewrite(self, changes: Sequence[Rewrite], *, family: Sequence[str] | None = None) -> Purge:
         appended = sum(len(change.appended) for change in changes)
         if appended > MAX_EVENTS_PER_WRITE:
             raise _too_many(changes[0].session_id, appended)
@@ -526,11 +534,20 @@ class RecorderBackend(Backend):
         first = next((change for change in changes if change.appended), None)
         session_id, version = (first.session_id, first.appended[0].version) if first else (None, 0)
         with translated_errors("erase", self._where, session_id, version):
-            self._recorder.rewrite_records(changes, family)
+            purge = self._recorder.rewrite_records(changes, family)
+        return self._translated(purge, "erase")
 
-    def delete(self, session_ids: Sequence[str]) -> None:
+    def delete(self, session_ids: Sequence[str]) -> Purge:
         with translated_errors("delete", self._where):
-            self._recorder.delete_sessions(session_ids)
+            purge = self._recorder.delete_sessions(session_ids)
+        return self._translated(purge, "delete")
+
+    def _translated(self, purge: Purge, action: str) -> Purge:
+        def run() -> None:
+            with translated_errors(action, self._where):
+                purge()
+
+        return run
 
     def describe(self) -> str:
         return self._where

@@ -4,7 +4,7 @@ snapshots kept in dicts under the recorder's lock."""
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from eventsourcing.persistence import IntegrityError, StoredEvent
@@ -76,7 +76,7 @@ class MemoryRecorder(POPOApplicationRecorder):
             self._snapshots.setdefault(row.session_id, []).append(snapshot)  # versions only grow
         return ids
 
-    def rewrite_records(self, changes: Sequence[Rewrite], family: Sequence[str] | None = None) -> None:
+    def rewrite_records(self, changes: Sequence[Rewrite], family: Sequence[str] | None = None) -> Callable[[], None]:
         with self._database_lock:
             if family:
                 refuse_new_forks(family, self._first_records())
@@ -107,6 +107,7 @@ class MemoryRecorder(POPOApplicationRecorder):
                 self._update_table(
                     [StoredEvent(change.session_id, *record) for record in change.appended], session_row=change.row
                 )
+        return _nothing_left  # the replaced bytes are gone with their objects
 
     def _first_records(self) -> list[tuple[str, str, bytes]]:
         """Every session's first record (session id, type name, bytes)."""
@@ -115,7 +116,7 @@ class MemoryRecorder(POPOApplicationRecorder):
         ]
         return [(child, first.topic, first.state) for child, first in firsts]
 
-    def delete_sessions(self, session_ids: Sequence[str]) -> None:
+    def delete_sessions(self, session_ids: Sequence[str]) -> Callable[[], None]:
         with self._database_lock:
             refuse_orphans(session_ids, self._first_records())
             for session_id in session_ids:
@@ -125,6 +126,7 @@ class MemoryRecorder(POPOApplicationRecorder):
                     self._stored_events[position] = StoredEvent(session_id, version, "", b"")
                 self._sessions.pop(session_id, None)
                 self._snapshots.pop(session_id, None)
+        return _nothing_left
 
     def select_records(self, session_id: str, after: int, upto: int | None) -> list[Record]:
         # Versions are dense from 1, so a range is sliced, not scanned (the
@@ -189,3 +191,7 @@ class MemoryRecorder(POPOApplicationRecorder):
 
 def open_memory(seal_key: bytes | None = None) -> RecorderBackend:
     return RecorderBackend(MemoryRecorder(seal_mode(seal_key)), "memory", seal_key=seal_key)
+
+
+def _nothing_left() -> None:
+    """What is left to purge after a memory store's rewrite: nothing."""

@@ -10,7 +10,7 @@ import math
 import threading
 import time
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import psycopg
@@ -946,7 +946,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
             for position, session_id, version, topic, state, _ in found
         ]
 
-    def rewrite_records(self, changes: Sequence[Rewrite], family: Sequence[str] | None = None) -> None:
+    def rewrite_records(self, changes: Sequence[Rewrite], family: Sequence[str] | None = None) -> Callable[[], None]:
         events = Identifier(self.events_table_name)
         schema = Identifier(self.datastore.schema)
         replace = SQL("UPDATE {}.{} SET topic=%s, state=%s WHERE originator_id=%s AND originator_version=%s").format(
@@ -974,9 +974,9 @@ class PostgresRecorder(PostgresApplicationRecorder):
                         raise IntegrityError(f"snapshot {snapshot.version} of {change.session_id!r} is gone")
                 curs.execute(self._upsert_session, tuple(change.row), prepare=True)
             xid = _transaction_id(curs)
-        self._vacuum(xid, "erasure")
+        return lambda: self._vacuum(xid, "erasure")
 
-    def delete_sessions(self, session_ids: Sequence[str]) -> None:
+    def delete_sessions(self, session_ids: Sequence[str]) -> Callable[[], None]:
         schema = Identifier(self.datastore.schema)
         tables = (
             (Identifier(self.events_table_name), "originator_id"),
@@ -991,7 +991,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
                     (list(session_ids),),
                 )
             xid = _transaction_id(curs)
-        self._vacuum(xid, "deletion")
+        return lambda: self._vacuum(xid, "deletion")
 
     def _vacuum(self, xid: int, what: str) -> None:
         """Remove the dead row versions an erasure or a deletion (``what``,

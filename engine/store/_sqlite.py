@@ -490,7 +490,7 @@ class SQLiteRecorder:
             c.execute(self._select_fork_firsts)
             return [(session_id, topic, bytes(state)) for session_id, topic, state in c.fetchall()]
 
-    def rewrite_records(self, changes: Sequence[Rewrite], family: Sequence[str] | None = None) -> None:
+    def rewrite_records(self, changes: Sequence[Rewrite], family: Sequence[str] | None = None) -> Callable[[], None]:
         replace = (
             f"UPDATE {self.log_table} SET kind=?, state=? "
             f"WHERE session=(SELECT key FROM {self.sessions_table} WHERE session_id=?) AND version=?"
@@ -514,8 +514,9 @@ class SQLiteRecorder:
                 execute(self._upsert_session, change.row)
 
         self._write(apply, erasing=True)
+        return lambda: self._checkpoint("erasure")
 
-    def delete_sessions(self, session_ids: Sequence[str]) -> None:
+    def delete_sessions(self, session_ids: Sequence[str]) -> Callable[[], None]:
         log = self.log_table
 
         def apply(execute: Execute) -> None:
@@ -540,19 +541,16 @@ class SQLiteRecorder:
                     (newest,),
                 )
 
-        self._write(apply, erasing=True, what="deletion")
+        self._write(apply, erasing=True)
+        return lambda: self._checkpoint("deletion")
 
-    def _write(self, apply: Callable[[Execute], None], *, erasing: bool = False, what: str = "erasure") -> None:
+    def _write(self, apply: Callable[[Execute], None], *, erasing: bool = False) -> None:
         """Run ``apply(execute)`` in one write transaction on the long-lived
         writer connection (its driver errors are translated by the backend's
         ``translated_errors``, like every other). ``BEGIN IMMEDIATE`` takes the write lock up front, so a busy
         database waits for ``lock_timeout`` instead of failing on lock upgrade.
-
-        ``erasing`` (``what``: an erasure or a deletion): secure delete is on
-        (SQLite overwrites freed content with zeros), then the WAL is
-        checkpointed into the file and truncated, so old bytes are in neither
-        file. A reader holding an old snapshot delays
-        the checkpoint: it is retried for up to ``lock_timeout``.
+        ``erasing``: secure delete is on (SQLite overwrites freed content
+        with zeros); :meth:`_checkpoint` then takes the old pages out of the WAL.
 
         Threads of this process take turns on the connection; the turn and
         the database's lock together are waited for ``lock_timeout`` at
@@ -586,21 +584,46 @@ class SQLiteRecorder:
                     execute("PRAGMA secure_delete=OFF")
                 if waited > _SHORT_WAIT:
                     execute(f"PRAGMA busy_timeout={round(limit * 1000)}")
-            if erasing:
-                deadline = time.monotonic() + limit
-                while execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]:
-                    if time.monotonic() > deadline:
-                        raise sqlite3.OperationalError(
-                            f"the {what} is committed, but a reader kept the old pages in the WAL file; "
-                            + (
-                                "call again to finish removing them"
-                                if what == "erasure"
-                                else "the next erase or delete removes them once that reader has ended"
-                            )
-                        )
-                    time.sleep(0.01)
         finally:
             self._writer_lock.release()
+
+    def _checkpoint(self, what: str) -> None:
+        """After an erasure or a deletion (``what``): checkpoint the WAL into
+        the file and truncate it, so the old bytes are in neither file. A
+        reader holding an old snapshot delays the checkpoint: it is retried
+        for up to ``lock_timeout``, each attempt in its own turn on the
+        writer connection, so this process's other writes go on meanwhile."""
+        limit = self.datastore.pool.lock_timeout or 5
+        deadline = time.monotonic() + limit
+        while True:
+            if not self._writer_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                busy = True
+            else:
+                try:
+                    if self._writer is None:
+                        self._writer = self.datastore.pool.connect()
+                    execute = self._writer.execute
+                    # Not waiting in SQLite's busy handler: that would hold
+                    # the writer connection, and so this process's writes.
+                    execute("PRAGMA busy_timeout=0")
+                    try:
+                        busy = bool(execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0])
+                    finally:
+                        execute(f"PRAGMA busy_timeout={round(limit * 1000)}")
+                finally:
+                    self._writer_lock.release()
+            if not busy:
+                return
+            if time.monotonic() > deadline:
+                raise sqlite3.OperationalError(
+                    f"the {what} is committed, but a reader kept the old pages in the WAL file; "
+                    + (
+                        "call again to finish removing them"
+                        if what == "erasure"
+                        else "the next erase or delete removes them once that reader has ended"
+                    )
+                )
+            time.sleep(0.01)
 
     def close_writer(self) -> None:
         with self._writer_lock:
