@@ -666,12 +666,16 @@ def _dispatch(state: RealtimeState, event: RealtimeEvent) -> Outcome:
         item = _item(
             state, event.item_id, role="assistant", previous=event.previous_item_id, response_id=event.response_id
         )
+        # What a finished announcement says is final: a later one still
+        # streaming (say a response's own announcement) does not undo it.
+        newest = event.complete or not (item.kind == "function_call" and item.complete)
         state.items[item.id] = msgspec.structs.replace(
             item,
             kind="function_call",
-            call_id=event.call_id,
-            name=event.name,
-            arguments=event.arguments,
+            call_id=event.call_id if newest else item.call_id,
+            name=event.name if newest else item.name,
+            arguments=event.arguments if newest else item.arguments,
+            complete=item.complete or event.complete,
             announced=True,
             in_conversation=item.in_conversation or item.previous != UNKNOWN,
         )
@@ -1114,8 +1118,8 @@ def _ready(state: RealtimeState, item: Item) -> bool:
             or (item.complete and not item.audio)
         )
     if item.response_id is None:
-        # Written by the client, not produced by a response: whole when announced.
-        return item.complete or item.kind == "function_call"
+        # Written by the client, not produced by a response: whole when announced so.
+        return item.complete
     response = state.responses.get(item.response_id)
     return response is not None and response.status != "in_flight"
 
@@ -1403,7 +1407,10 @@ def _ended(state: RealtimeState, key: str) -> bool:
     if key.startswith(_RESPONSE):
         response = state.responses.get(key[len(_RESPONSE) :])
         return response is not None and response.status != "in_flight"
-    return _settled(state.items.get(key))
+    item = state.items.get(key)
+    # A user item placed without its text still takes a late transcription:
+    # the ids of its deltas must stay, or a redelivered delta counts twice.
+    return _settled(item) and not (item is not None and item.awaiting_text)
 
 
 def _end_responses_by_rule(state: RealtimeState) -> list[Change]:

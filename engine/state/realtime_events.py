@@ -214,6 +214,9 @@ class FunctionCall(_Event, frozen=True, kw_only=True, tag="function_call"):
     arguments: str = "{}"
     response_id: str | None = None
     previous_item_id: str | None = UNKNOWN
+    # Announced finished (its arguments final); a call still streaming is
+    # whole only when its response ends.
+    complete: bool = True
 
 
 class FunctionCallOutput(_Event, frozen=True, kw_only=True, tag="function_call_output"):

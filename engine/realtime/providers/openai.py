@@ -320,21 +320,30 @@ def _item_events(
     """``created``: the conversation announces the item (``.added``/``.created``), so
     an assistant item already ``completed`` there was written by the client."""
     if item.type == "function_call":
+        # Whole when it ends a response, or when the conversation announces
+        # it as finished; a call "in_progress" is still streaming its arguments.
+        complete = final or (created and item.status != "in_progress")
+        if item.call_id is None or item.name is None:
+            raise InvalidMessage(f"function_call item {item.id} has no {'call_id' if item.call_id is None else 'name'}")
+        if item.arguments is None and complete:
+            raise InvalidMessage(f"function_call item {item.id} is finished but has no arguments")
         return [
             FunctionCall(
                 item_id=item.id,
-                call_id=item.call_id or item.id,
-                name=item.name or "",
-                arguments=item.arguments or "{}",
+                call_id=item.call_id,
+                name=item.name,
+                arguments=item.arguments or "",
                 response_id=response_id,
                 previous_item_id=previous,
+                complete=complete,
             )
         ]
     if item.type == "function_call_output":
+        if item.call_id is None or item.output is None:
+            missing = "call_id" if item.call_id is None else "output"
+            raise InvalidMessage(f"function_call_output item {item.id} has no {missing}")
         return [
-            FunctionCallOutput(
-                item_id=item.id, call_id=item.call_id or item.id, output=item.output or "", previous_item_id=previous
-            )
+            FunctionCallOutput(item_id=item.id, call_id=item.call_id, output=item.output, previous_item_id=previous)
         ]
     if item.type != "message" or item.role not in ("user", "assistant", "system"):
         return [ItemSkipped(item_id=item.id, previous_item_id=previous)]
@@ -345,10 +354,10 @@ def _item_events(
                 raise InvalidMessage(f"a system item holds text only; content[{index}] is {part.type}")
     audio = item.role == "user" and any(part.type == "input_audio" for part in content)
     # Announced whole: typed input, or an assistant message the client wrote
-    # (a response's items are announced "in_progress").
+    # (a response's items are announced "in_progress"; the client may leave
+    # status out, as the schema lets it).
     complete = created and (
-        (item.role in ("user", "system") and not audio)
-        or (item.role == "assistant" and item.status in ("completed", "incomplete"))
+        (item.role in ("user", "system") and not audio) or (item.role == "assistant" and item.status != "in_progress")
     )
     # The announcement comes last: the item's content is all there when its
     # place is known, so a message never starts with only part of it.

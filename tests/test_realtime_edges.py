@@ -1,0 +1,153 @@
+"""Realtime ingestion against shapes a real server sends that the hand-written
+traces did not: found by an adversarial pass. Each expected transcript is
+written from the events, by the provider's documented meaning."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine import ToolUse, Transcripts
+
+
+def _event(kind: str, event_id: str, **fields: Any) -> dict[str, Any]:
+    return {"type": kind, "event_id": event_id, **fields}
+
+
+def _call(status: str, arguments: str) -> dict[str, Any]:
+    return {
+        "id": "f1",
+        "type": "function_call",
+        "status": status,
+        "call_id": "c1",
+        "name": "get_weather",
+        "arguments": arguments,
+    }
+
+
+def _statuses(store: Transcripts, sid: str, events: list[dict[str, Any]]) -> list[str]:
+    return [outcome.status for outcome in store.ingest_many(sid, events, provider="openai")]
+
+
+def test_a_call_announced_while_streaming_gets_the_arguments_its_response_ends_with(store: Transcripts) -> None:
+    # The conversation announces a response's function call "in_progress"
+    # with no arguments yet; they come with the response's end. It was taken
+    # for a call the client wrote, placed at once with "{}" as its arguments,
+    # and the real arguments were dropped as duplicates.
+    for announced_first in (True, False):
+        sid = store.create()
+        conversation = _event("conversation.item.added", "a", previous_item_id=None, item=_call("in_progress", ""))
+        output = _event(
+            "response.output_item.added", "o", response_id="r1", output_index=0, item=_call("in_progress", "")
+        )
+        done = _event(
+            "response.done",
+            "d",
+            response={"id": "r1", "status": "completed", "output": [_call("completed", '{"city":"Oslo"}')]},
+        )
+        started = [conversation, output] if announced_first else [output, conversation]
+        statuses = _statuses(
+            store,
+            sid,
+            [_event("response.created", "c", response={"id": "r1", "status": "in_progress"}), *started, done],
+        )
+        assert statuses[-1] == "materialised" and "duplicate" not in statuses, statuses
+        [message] = store.get(sid).messages
+        assert message.role == "assistant"
+        assert message.blocks == (ToolUse(id="c1", name="get_weather", arguments='{"city":"Oslo"}'),)
+
+
+def test_a_call_the_client_writes_whole_is_placed_at_once(store: Transcripts) -> None:
+    sid = store.create()
+    written = _event(
+        "conversation.item.added", "a", previous_item_id=None, item=_call("completed", '{"city":"Bergen"}')
+    )
+    assert _statuses(store, sid, [written]) == ["materialised"]
+    [message] = store.get(sid).messages
+    assert message.blocks == (ToolUse(id="c1", name="get_weather", arguments='{"city":"Bergen"}'),)
+
+
+def test_function_items_without_the_fields_the_api_requires_are_rejected_not_filled_in(store: Transcripts) -> None:
+    # A missing call_id became the item id, a missing name "", missing
+    # arguments "{}", a missing output "": values the provider never sent.
+    sid = store.create()
+    whole = _call("completed", "{}")
+    broken = [
+        {key: value for key, value in whole.items() if key != "call_id"},
+        {key: value for key, value in whole.items() if key != "name"},
+        {key: value for key, value in whole.items() if key != "arguments"},
+        {"id": "o1", "type": "function_call_output", "output": "42"},
+        {"id": "o1", "type": "function_call_output", "call_id": "c1"},
+    ]
+    outcomes = store.ingest_many(
+        sid,
+        [_event("conversation.item.added", f"e{n}", previous_item_id=None, item=item) for n, item in enumerate(broken)],
+        provider="openai",
+    )
+    assert [outcome.status for outcome in outcomes] == ["rejected"] * 5
+    reasons = [outcome.reason or "" for outcome in outcomes]
+    for reason, missing in zip(reasons, ["call_id", "name", "arguments", "call_id", "output"], strict=True):
+        assert missing in reason, reason
+    assert store.get(sid).messages == ()
+
+
+def test_an_assistant_message_the_client_writes_without_a_status_holds_nothing_back(store: Transcripts) -> None:
+    # status is optional in the schema; without it the item waited for a
+    # response that never comes, and every later item waited behind it.
+    def typed(item_id: str, previous: str | None, text: str, role: str) -> dict[str, Any]:
+        part = {"type": "input_text" if role == "user" else "output_text", "text": text}
+        item = {"id": item_id, "type": "message", "role": role, "content": [part]}
+        return _event("conversation.item.added", f"{item_id}_a", previous_item_id=previous, item=item)
+
+    sid = store.create()
+    events = [
+        typed("u1", None, "hi", "user"),
+        typed("m1", "u1", "Earlier answer", "assistant"),
+        typed("u2", "m1", "next", "user"),
+    ]
+    assert _statuses(store, sid, events) == ["materialised"] * 3
+    assert [(m.role, m.text) for m in store.get(sid).messages] == [
+        ("user", "hi"),
+        ("assistant", "Earlier answer"),
+        ("user", "next"),
+    ]
+    assert not store.pending(sid).items
+
+
+def test_late_transcription_deltas_replayed_after_many_events_are_not_counted_twice(store: Transcripts) -> None:
+    # The ids of settled items' events are forgotten after a while (a settled
+    # item recognises its own redeliveries), but a user item placed without
+    # its text still takes deltas: replayed, they doubled its text.
+    sid = store.create()
+    user = {"id": "u1", "type": "message", "role": "user", "content": [{"type": "input_audio", "transcript": None}]}
+    transcription = {"audio": {"input": {"transcription": {"model": "gpt-4o-transcribe"}}}}
+    deltas = [
+        _event("conversation.item.input_audio_transcription.delta", f"t{n}", item_id="u1", content_index=0, delta=text)
+        for n, text in enumerate(["Hello ", "there"])
+    ]
+    notes = [
+        _event(
+            "conversation.item.added",
+            f"x{n}",
+            previous_item_id="u1" if n == 0 else f"n{n - 1}",
+            item={"id": f"n{n}", "type": "message", "role": "system", "content": [{"type": "input_text", "text": "."}]},
+        )
+        for n in range(300)  # enough accepted ids for the engine to forget those of settled items
+    ]
+    store.ingest_many(
+        sid,
+        [
+            _event("session.created", "s1", session=transcription),
+            _event("conversation.item.added", "a1", previous_item_id=None, item=user),
+            _event("response.created", "rc", response={"id": "r1", "status": "in_progress"}),
+            _event("response.done", "rd", response={"id": "r1", "status": "cancelled", "output": []}),
+            *deltas,
+            *notes,
+        ],
+        provider="openai",
+    )
+    assert _statuses(store, sid, deltas) == ["duplicate", "duplicate"]
+    final = _event(
+        "conversation.item.input_audio_transcription.completed", "t9", item_id="u1", content_index=0, transcript=""
+    )
+    assert _statuses(store, sid, [final]) == ["materialised"]
+    assert store.get(sid).messages[0].text == "Hello there"
