@@ -151,3 +151,41 @@ def test_late_transcription_deltas_replayed_after_many_events_are_not_counted_tw
     )
     assert _statuses(store, sid, [final]) == ["materialised"]
     assert store.get(sid).messages[0].text == "Hello there"
+
+
+def test_content_the_transcript_cannot_hold_is_refused_or_reported_never_dropped_quietly(store: Transcripts) -> None:
+    # An unknown item type or role came back "staged" with no reason and
+    # never became a message; parts a user item cannot hold vanished.
+    sid = store.create()
+
+    def added(event_id: str, previous: str | None, **item: Any) -> dict[str, Any]:
+        return _event("conversation.item.added", event_id, previous_item_id=previous, item=item)
+
+    user_parts: list[list[dict[str, Any]]] = [
+        [{"type": "input_text", "text": "Hello"}, {"type": "input_file", "text": "ATTACHED"}],
+        [{"type": "input_text", "text": "Hello"}, {"type": "input_image", "image_url": ""}],
+        [{"type": "input_text", "text": "t", "transcript": "spoken"}],
+    ]
+    refused = store.ingest_many(
+        sid,
+        [
+            added(f"p{n}", None, id=f"u{n}", type="message", role="user", content=parts)
+            for n, parts in enumerate(user_parts)
+        ],
+        provider="openai",
+    )
+    assert [o.status for o in refused] == ["rejected"] * 3
+    assert "input_file" in (refused[0].reason or "") and "image_url" in (refused[1].reason or "")
+    assert "transcript" in (refused[2].reason or "")
+    reported = store.ingest_many(
+        sid,
+        [
+            added("m", None, id="m1", type="mcp_call", name="lookup", server_label="crm", arguments="{}", output="42"),
+            added("d", "m1", id="d1", type="message", role="developer", content=[{"type": "input_text", "text": "x"}]),
+            added("u", "d1", id="u9", type="message", role="user", content=[{"type": "input_text", "text": "after"}]),
+        ],
+        provider="openai",
+    )
+    assert [o.status for o in reported] == ["discarded", "discarded", "materialised"]
+    assert "mcp_call" in (reported[0].reason or "") and "developer" in (reported[1].reason or "")
+    assert [(m.role, m.text) for m in store.get(sid).messages] == [("user", "after")]  # in its place, after both

@@ -646,7 +646,10 @@ def _dispatch(state: RealtimeState, event: RealtimeEvent) -> Outcome:
             in_conversation=item.in_conversation or item.previous != UNKNOWN,
         )
         state.items[item.id] = item
-        return Outcome(status="staged")
+        what = event.kind or "an item of a kind the transcript has no message for"
+        return Outcome(
+            status="discarded", reason=f"item {event.item_id} is {what}: it keeps its place in the order, as no message"
+        )
     if isinstance(event, ItemDeleted):
         return _delete(state, event.item_id)
     if isinstance(event, (UserTranscriptFinal, UserContentFinal, UserTranscriptFailed, UserTranscriptDelta, UserImage)):

@@ -96,6 +96,8 @@ class ItemSkipped(_Event, frozen=True, kw_only=True, tag="item_skipped"):
 
     item_id: str
     previous_item_id: str | None = UNKNOWN
+    # What it is, for the outcome's reason (say "a mcp_call item").
+    kind: str | None = None
 
 
 class UserTranscriptFinal(_Event, frozen=True, kw_only=True, tag="user_transcript_final"):

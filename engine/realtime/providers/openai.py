@@ -346,12 +346,19 @@ def _item_events(
             FunctionCallOutput(item_id=item.id, call_id=item.call_id, output=item.output, previous_item_id=previous)
         ]
     if item.type != "message" or item.role not in ("user", "assistant", "system"):
-        return [ItemSkipped(item_id=item.id, previous_item_id=previous)]
+        what = f"a {item.type} item" if item.type != "message" else f"a message of role {item.role}"
+        return [ItemSkipped(item_id=item.id, previous_item_id=previous, kind=what)]
     content = item.content or []
-    if item.role == "system":
-        for index, part in enumerate(content):
-            if part.type not in ("input_text", "text"):
+    for index, part in enumerate(content):
+        # A part the transcript has no block for is refused, never dropped.
+        if part.type not in _PART_TYPES[item.role]:
+            if item.role == "system":
                 raise InvalidMessage(f"a system item holds text only; content[{index}] is {part.type}")
+            raise InvalidMessage(f"content[{index}] is a {part.type} part, which a {item.role} item cannot hold")
+        if part.type == "input_image" and not part.image_url:
+            raise InvalidMessage(f"content[{index}] is an input_image part without an image_url")
+        if part.text is not None and part.transcript is not None:
+            raise InvalidMessage(f"content[{index}] holds both text and a transcript; a part is one or the other")
     audio = item.role == "user" and any(part.type == "input_audio" for part in content)
     # Announced whole: typed input, or an assistant message the client wrote
     # (a response's items are announced "in_progress"; the client may leave
@@ -389,6 +396,14 @@ def _item_events(
                 )
     events.append(announcement)
     return events
+
+
+#: The content part types each role's item may hold (GA names, then beta ones).
+_PART_TYPES = {
+    "user": {"input_text", "input_audio", "input_image", "text"},
+    "system": {"input_text", "text"},
+    "assistant": {"output_text", "output_audio", "text", "audio"},
+}
 
 
 def _image(item_id: str, index: int, url: str) -> UserImage:
