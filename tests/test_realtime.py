@@ -891,11 +891,15 @@ def test_canonical_content_an_item_cannot_hold_is_rejected_not_raised(store: Tra
     # Late content never joins a message that cannot hold it.
     late = store.create()
     store.ingest_many(
-        late, [FunctionCallOutput(event_id="o", item_id="o1", call_id="c1", output="x", previous_item_id=None)]
+        late,
+        [
+            FunctionCall(event_id="f", item_id="f0", call_id="c1", name="f", previous_item_id=None),
+            FunctionCallOutput(event_id="o", item_id="o1", call_id="c1", output="x", previous_item_id="f0"),
+        ],
     )
     outcome = store.ingest(late, UserContentFinal(event_id="t", item_id="o1", content_index=1, text="more"))
     assert outcome.status == "rejected"
-    assert [m.role for m in store.get(late).messages] == ["tool_results"]
+    assert [m.role for m in store.get(late).messages] == ["assistant", "tool_results"]
     # A function call is the assistant's, whatever role content that came first guessed.
     guessed = store.create()
     store.ingest_many(

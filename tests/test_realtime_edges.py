@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine import ToolUse, Transcripts
+from engine import Message, ToolUse, Transcripts
 
 
 def _event(kind: str, event_id: str, **fields: Any) -> dict[str, Any]:
@@ -189,3 +189,68 @@ def test_content_the_transcript_cannot_hold_is_refused_or_reported_never_dropped
     assert [o.status for o in reported] == ["discarded", "discarded", "materialised"]
     assert "mcp_call" in (reported[0].reason or "") and "developer" in (reported[1].reason or "")
     assert [(m.role, m.text) for m in store.get(sid).messages] == [("user", "after")]  # in its place, after both
+
+
+def test_outputs_of_parallel_calls_sent_one_by_one_join_one_tool_results_message(store: Transcripts) -> None:
+    # Each output became a tool_results message of its own: a transcript the
+    # engine's own append refuses, and no model API takes.
+    def call(item_id: str, call_id: str, status: str) -> dict[str, Any]:
+        return {
+            "id": item_id,
+            "type": "function_call",
+            "status": status,
+            "call_id": call_id,
+            "name": "f",
+            "arguments": "{}",
+        }
+
+    def output(item_id: str, call_id: str, text: str) -> dict[str, Any]:
+        return {"id": item_id, "type": "function_call_output", "call_id": call_id, "output": text}
+
+    sid = store.create()
+    user = {"id": "u1", "type": "message", "role": "user", "content": [{"type": "input_text", "text": "both"}]}
+    events = [
+        _event("conversation.item.added", "e0", previous_item_id=None, item=user),
+        _event("response.created", "e1", response={"id": "r1", "status": "in_progress"}),
+        _event(
+            "response.output_item.added", "e2", response_id="r1", output_index=0, item=call("f1", "c1", "in_progress")
+        ),
+        _event("conversation.item.added", "e3", previous_item_id="u1", item=call("f1", "c1", "in_progress")),
+        _event(
+            "response.output_item.added", "e4", response_id="r1", output_index=1, item=call("f2", "c2", "in_progress")
+        ),
+        _event("conversation.item.added", "e5", previous_item_id="f1", item=call("f2", "c2", "in_progress")),
+        _event(
+            "response.done",
+            "e6",
+            response={
+                "id": "r1",
+                "status": "completed",
+                "output": [call("f1", "c1", "completed"), call("f2", "c2", "completed")],
+            },
+        ),
+        _event("conversation.item.added", "e7", previous_item_id="f2", item=output("o1", "c1", "A")),
+        _event("conversation.item.added", "e8", previous_item_id="o1", item=output("o2", "c2", "B")),
+    ]
+    statuses = _statuses(store, sid, events)
+    assert statuses[-2:] == ["materialised", "materialised"], statuses
+    messages = store.get(sid).messages
+    assert [(m.role, len(m.blocks)) for m in messages] == [("user", 1), ("assistant", 2), ("tool_results", 2)]
+    assert [(r.tool_use_id, r.content_text) for r in messages[2].blocks] == [("c1", "A"), ("c2", "B")]  # type: ignore[union-attr]
+    assert store.revisions(sid)[-1].reason.kind == "late_content"
+    again = store.create()
+    store.append(again, *(Message(role=m.role, blocks=m.blocks) for m in messages))  # a shape append takes
+    assert _statuses(store, sid, events) == ["duplicate"] * len(events)
+
+
+def test_an_output_that_answers_no_call_is_discarded_and_the_next_append_still_works(store: Transcripts) -> None:
+    # It became a tool_results message answering nothing, after which the
+    # caller's own append was refused over a message the engine wrote.
+    sid = store.create()
+    orphan = {"id": "o1", "type": "function_call_output", "call_id": "nope", "output": "42"}
+    [outcome] = store.ingest_many(
+        sid, [_event("conversation.item.added", "e1", previous_item_id=None, item=orphan)], provider="openai"
+    )
+    assert outcome.status == "discarded" and "'nope'" in (outcome.reason or ""), outcome
+    store.append(sid, Message.user("hello"))
+    assert [(m.role, m.text) for m in store.get(sid).messages] == [("user", "hello")]

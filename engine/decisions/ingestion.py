@@ -26,6 +26,7 @@ from engine.realtime.reducer import (
     ReplaceItem,
     Reseeded,
     TruncateItem,
+    UnansweredOutput,
     duplicate_reason,
 )
 from engine.realtime.reducer import apply as realtime_apply
@@ -308,7 +309,7 @@ def _apply_change(
     added: list[Message],
 ) -> Session:
     """Turn one reducer change into events on ``state`` (not yet stored)."""
-    if isinstance(change, (OutOfBandMessage, Reseeded)):
+    if isinstance(change, (OutOfBandMessage, Reseeded, UnansweredOutput)):
         return state  # reported by the outcome, never part of the transcript
     if isinstance(change, RecordUsage):
         check_usage_added(state.usage, change.usage)

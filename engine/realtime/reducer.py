@@ -201,8 +201,26 @@ class OutOfBandMessage(msgspec.Struct, frozen=True, kw_only=True):
     item_ids: tuple[str, ...]
 
 
+class UnansweredOutput(msgspec.Struct, frozen=True, kw_only=True):
+    """A tool output whose call no function call of the conversation made,
+    when its turn to be placed came: as a message it would answer nothing (a
+    transcript no model API takes, after which the caller's next append is
+    refused), so it takes its place as no message. Reported, never silent."""
+
+    item_id: str
+    call_id: str
+
+
 Change: TypeAlias = (
-    AppendMessage | InsertMessage | ReplaceItem | TruncateItem | RemoveItem | RecordUsage | OutOfBandMessage | Reseeded
+    AppendMessage
+    | InsertMessage
+    | ReplaceItem
+    | TruncateItem
+    | RemoveItem
+    | RecordUsage
+    | OutOfBandMessage
+    | Reseeded
+    | UnansweredOutput
 )
 _EDITS = (AppendMessage, InsertMessage, ReplaceItem, TruncateItem, RemoveItem)
 OutcomeStatus: TypeAlias = Literal["materialised", "staged", "duplicate", "discarded", "rejected", "ignored"]
@@ -453,12 +471,20 @@ def apply(state: RealtimeState, event: RealtimeEvent) -> Outcome:
                         for c in changes
                         if isinstance(c, Reseeded)
                     ),
+                    *(
+                        f"item {c.item_id} answers call {c.call_id!r}, which no function call of this conversation "
+                        "made: it is not kept as a message"
+                        for c in changes
+                        if isinstance(c, UnansweredOutput)
+                    ),
                 ]
             )
             or None
         )
         if any(isinstance(c, _EDITS) for c in changes):
             return Outcome(status="materialised", reason=reason, changes=tuple(changes))
+        if any(isinstance(c, UnansweredOutput) and c.item_id == item_id for c in changes):
+            return Outcome(status="discarded", reason=reason, changes=tuple(changes))  # its own item: dropped by rule
         return Outcome(status=outcome.status, reason=reason, changes=tuple(changes))
     return outcome
 
@@ -507,6 +533,7 @@ def _unfit(state: RealtimeState, event: RealtimeEvent) -> str | None:
         response_id = getattr(event, "response_id", None)
     if kind == "function_call_output" and response_id is not None:
         return f"item {item_id} is a function call output, which no response produces (response {response_id})"
+
     if kind == "message" and role == "system":
         spoken = (
             isinstance(event, _SPOKEN)
@@ -1324,6 +1351,14 @@ def _settle(state: RealtimeState, group: list[Item], *, behind: bool) -> list[Ch
         status: Status = "deleted" if first.deleted else "skipped"
         _place_without_message(state, msgspec.structs.replace(first, status=status, parts=()))
         return []
+    if first.kind == "function_call_output" and not any(
+        other.kind == "function_call" and other.call_id == first.call_id for other in state.items.values()
+    ):
+        _place_without_message(state, msgspec.structs.replace(first, status="skipped", parts=(), output=None))
+        return [UnansweredOutput(item_id=first.id, call_id=first.call_id or "")]
+    joined = _joined_output(state, first) if len(group) == 1 and not behind else None
+    if joined is not None:
+        return joined
     blocks: list[Block] = []
     owned: list[tuple[Item, tuple[Block, ...]]] = []
     for item in group:
@@ -1373,6 +1408,40 @@ def _settle(state: RealtimeState, group: list[Item], *, behind: bool) -> list[Ch
     if behind:
         return [InsertMessage(after=before, message=message, item_ids=ids)]
     return [AppendMessage(message=message, item_ids=ids)]
+
+
+def _joined_output(state: RealtimeState, item: Item) -> list[Change] | None:
+    """A tool output placed right after another one: its result joins that
+    output's tool_results message (``late_content``), as the results of one
+    assistant message's parallel calls belong together; two tool_results
+    messages in a row are a transcript no model API takes."""
+    last = state.items.get(state.tail) if state.tail is not None else None
+    if (
+        item.kind != "function_call_output"
+        or last is None
+        or last.kind != "function_call_output"
+        or last.status != "materialised"
+        or last.anchor is None
+    ):
+        return None
+    own = _blocks(item)
+    offset = last.block_offset + last.block_count
+    state.items[item.id] = msgspec.structs.replace(
+        item,
+        status="materialised",
+        parts=(),
+        output=None,
+        anchor=last.anchor,
+        after=last.after,
+        before=last.before,
+        block_offset=offset,
+        block_count=len(own),
+        placed=_next(state),
+        digest=_digest(item.role or "", own),
+    )
+    state.tail = item.id
+    _adopt_siblings(state, item, item)
+    return [ReplaceItem(anchor=last.anchor, item_id=item.id, offset=offset, count=0, blocks=own, reason="late_content")]
 
 
 def _message_role(first: Item) -> str:
