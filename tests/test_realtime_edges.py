@@ -254,3 +254,20 @@ def test_an_output_that_answers_no_call_is_discarded_and_the_next_append_still_w
     assert outcome.status == "discarded" and "'nope'" in (outcome.reason or ""), outcome
     store.append(sid, Message.user("hello"))
     assert [(m.role, m.text) for m in store.get(sid).messages] == [("user", "hello")]
+
+
+def test_items_at_the_start_of_the_conversation_go_after_what_the_caller_appended_first(store: Transcripts) -> None:
+    # previous_item_id null means the start of the provider's conversation.
+    # The first such item went after the caller's system prompt, the second
+    # before it: the prompt is not part of the provider's conversation.
+    sid = store.create()
+    store.append(sid, Message.system("You are a phone agent."))
+
+    def added(event_id: str, item_id: str, text: str) -> dict[str, Any]:
+        item = {"id": item_id, "type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
+        return _event("conversation.item.added", event_id, previous_item_id=None, item=item)
+
+    assert _statuses(store, sid, [added("e1", "u1", "first")]) == ["materialised"]
+    assert _statuses(store, sid, [added("e2", "u0", "second")]) == ["materialised"]
+    # Insert-after: of two items after the same predecessor, the later announced comes first.
+    assert [m.text for m in store.get(sid).messages] == ["You are a phone agent.", "second", "first"]

@@ -204,7 +204,7 @@ def ingest(
                 if isinstance(change, OutOfBandMessage):
                     outside.append(change.message)
                     continue
-                working = _apply_change(working, change, actor, now, to_store, added)
+                working = _apply_change(working, change, actor, now, to_store, added, state)
         results.append((_combined(statuses), "; ".join(reasons) or None, added, outside))
     outcomes = [
         IngestOutcome(
@@ -230,7 +230,7 @@ def resolve(
     added: list[Message] = []
     working = _stage(head, RealtimePendingResolved(at=at(now, head), actor=actor, policy=policy), to_store)
     for change in changes:
-        working = _apply_change(working, change, actor, now, to_store, added)
+        working = _apply_change(working, change, actor, now, to_store, added, state)
     outcome = IngestOutcome(
         status="materialised" if added else "discarded",
         reason=f"pending items resolved ({policy})",
@@ -307,8 +307,10 @@ def _apply_change(
     now: datetime,
     to_store: list[Event],
     added: list[Message],
+    conversation: RealtimeState,
 ) -> Session:
-    """Turn one reducer change into events on ``state`` (not yet stored)."""
+    """Turn one reducer change into events on ``state`` (not yet stored);
+    ``conversation``: the ingestion state the change comes from."""
     if isinstance(change, (OutOfBandMessage, Reseeded, UnansweredOutput)):
         return state  # reported by the outcome, never part of the transcript
     if isinstance(change, RecordUsage):
@@ -323,7 +325,7 @@ def _apply_change(
         return _stage(state, appended, to_store)
     if isinstance(change, InsertMessage):
         [message] = stamped([change.message], "ingest")
-        found = 0 if change.after is None else _find(state, change.after)
+        found = _conversation_start(state, conversation) if change.after is None else _find(state, change.after)
         added.append(message)
         # An anchor rewritten away (by a caller's rewrite) leaves no place to
         # insert after: the message goes at the end rather than nowhere.
@@ -374,6 +376,22 @@ def _rewrite(
     except NoOpRewrite:
         return state
     return _stage(state, event, to_store)
+
+
+def _conversation_start(state: Session, conversation: RealtimeState) -> int:
+    """Where the provider's "start of the conversation" is in the transcript:
+    right before the first message its items made. Messages the caller
+    appended before ingestion began are not part of the provider's
+    conversation, so they stay before it."""
+    items = conversation.items
+    for index, message in enumerate(state.messages):
+        ident = message.provider_item_id
+        if ident is None:
+            continue
+        item = items.get(ident)
+        if item is not None and item.status == "materialised":
+            return index
+    return len(state.messages)
 
 
 def _find(state: Session, provider_item_id: str) -> int | None:
