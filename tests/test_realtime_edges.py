@@ -271,3 +271,68 @@ def test_items_at_the_start_of_the_conversation_go_after_what_the_caller_appende
     assert _statuses(store, sid, [added("e2", "u0", "second")]) == ["materialised"]
     # Insert-after: of two items after the same predecessor, the later announced comes first.
     assert [m.text for m in store.get(sid).messages] == ["You are a phone agent.", "second", "first"]
+
+
+def test_a_new_connection_re_sending_history_with_a_tool_exchange_adds_nothing(store: Transcripts) -> None:
+    # Messages without text (a function call, its output) were left out of
+    # what a new connection may re-send, so the re-sent run broke there and
+    # every re-sent item was added again, tool call id and all.
+    def add(event_id: str, previous: str | None, item: dict[str, Any]) -> dict[str, Any]:
+        return _event("conversation.item.added", event_id, previous_item_id=previous, item=item)
+
+    def history(ids: list[str]) -> list[dict[str, Any]]:
+        user, call, output, said = ids
+        return [
+            add(
+                f"{user}_a",
+                None,
+                {
+                    "id": user,
+                    "type": "message",
+                    "role": "user",
+                    "content": [{"type": "input_text", "text": "Weather in Oslo?"}],
+                },
+            ),
+            add(
+                f"{call}_a",
+                user,
+                {
+                    "id": call,
+                    "type": "function_call",
+                    "status": "completed",
+                    "call_id": "c1",
+                    "name": "weather",
+                    "arguments": "{}",
+                },
+            ),
+            add(
+                f"{output}_a", call, {"id": output, "type": "function_call_output", "call_id": "c1", "output": "sunny"}
+            ),
+            add(
+                f"{said}_a",
+                output,
+                {
+                    "id": said,
+                    "type": "message",
+                    "role": "assistant",
+                    "status": "completed",
+                    "content": [{"type": "output_text", "text": "Sunny."}],
+                },
+            ),
+        ]
+
+    sid = store.create()
+    store.ingest_many(
+        sid, [_event("session.created", "s1", session={}), *history(["u1", "f1", "o1", "a1"])], provider="openai"
+    )
+    first = [(m.role, m.text, m.provider_item_id) for m in store.get(sid).messages]
+    assert [role for role, _, _ in first] == ["user", "assistant", "tool_results", "assistant"]
+    outcomes = store.ingest_many(
+        sid, [_event("session.created", "s2", session={}), *history(["n1", "n2", "n3", "n4"])], provider="openai"
+    )
+    assert [(m.role, m.text, m.provider_item_id) for m in store.get(sid).messages] == first
+    assert "re-sends" in (outcomes[-1].reason or "")
+    # The conversation goes on after the re-sent run, after its last message.
+    more = {"id": "n5", "type": "message", "role": "user", "content": [{"type": "input_text", "text": "Thanks"}]}
+    store.ingest(sid, add("n5_a", "n4", more), provider="openai")
+    assert [m.text for m in store.get(sid).messages][-2:] == ["Sunny.", "Thanks"]

@@ -116,7 +116,7 @@ class Item(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     block_count: int = 0
     seen_parts: tuple[int, ...] = ()  # content parts already in the message
     awaiting_text: bool = False  # materialised without text; a transcript may follow
-    digest: bytes = b""  # of role and text, to recognise the item re-seeded on a new connection
+    digest: bytes = b""  # of role and content, to recognise the item re-sent on a new connection
     stands_for: str | None = None  # held: it re-sends this message, if the re-seeded run completes
     placed: int = 0  # settlement order
 
@@ -741,9 +741,8 @@ def _configure(state: RealtimeState, event: SessionConfigured) -> Outcome:
             (item.id, item.digest)
             for item in sorted(state.items.settled.values(), key=lambda item: item.placed)
             if item.status == "materialised"
-            and item.anchor == item.id
             and item.digest
-            and item.digest != _digest(item.role or "", ())  # a message without text cannot be re-sent
+            and item.digest != _digest(item.role or "", ())  # an item without content cannot be re-sent
         )
         state.reseed_started = False
         reason = "a new connection: what the previous one left waiting was closed"
@@ -1260,7 +1259,15 @@ def _blocks(item: Item) -> tuple[Block, ...]:
 
 
 def _digest(role: str, blocks: tuple[Block, ...]) -> bytes:
-    text = "\n".join(block.text for block in blocks if isinstance(block, (Text, Transcript)))
+    said = []
+    for block in blocks:
+        if isinstance(block, (Text, Transcript)):
+            said.append(block.text)
+        elif isinstance(block, ToolUse):
+            said.append(f"\x01{block.id}\x01{block.name}\x01{block.arguments}")
+        elif isinstance(block, ToolResult):
+            said.append(f"\x02{block.tool_use_id}\x02{block.content_text}")
+    text = "\n".join(said)
     return hashlib.blake2b(f"{role}\x00{text}".encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
@@ -1268,7 +1275,7 @@ def _reseed_candidate(state: RealtimeState, item: Item) -> bool:
     """A whole message the client wrote on a new connection, while it may be re-sending history."""
     return (
         bool(state.reseed)
-        and item.kind == "message"
+        and item.kind in ("message", "function_call", "function_call_output")
         and item.response_id is None
         and not item.audio
         and (_ready(state, item))
@@ -1308,8 +1315,12 @@ def _finish_reseed(state: RealtimeState) -> list[Change]:
         original = item.stands_for
         assert original is not None
         state.aliases = {**state.aliases, item.id: original}
+        # Its successors go after the message the original is in (one item
+        # of a response's merged message, or an output joined to another's).
+        found = state.items.get(original)
+        after = found.after if found is not None and found.after is not None else original
         state.items[item.id] = msgspec.structs.replace(
-            item, status="aliased", parts=(), images=(), after=original, before=original, placed=_next(state)
+            item, status="aliased", parts=(), images=(), after=after, before=after, placed=_next(state)
         )
         state.tail = item.id
         changes.append(Reseeded(item_id=item.id, original=original))
@@ -1385,7 +1396,7 @@ def _settle(state: RealtimeState, group: list[Item], *, behind: bool) -> list[Ch
             block_count=len(own),
             placed=_next(state),
             seen_parts=tuple(index for index, _, text, _ in item.parts if text),
-            digest=_digest(item.role or "", tuple(blocks)) if item is first else b"",
+            digest=_digest(item.role or "", own),  # each item's own: a new connection re-sends items
         )
         offset += len(own)
     if not behind:
