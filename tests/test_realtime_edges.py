@@ -336,3 +336,22 @@ def test_a_new_connection_re_sending_history_with_a_tool_exchange_adds_nothing(s
     more = {"id": "n5", "type": "message", "role": "user", "content": [{"type": "input_text", "text": "Thanks"}]}
     store.ingest(sid, add("n5_a", "n4", more), provider="openai")
     assert [m.text for m in store.get(sid).messages][-2:] == ["Sunny.", "Thanks"]
+
+
+def test_duplicate_reasons_name_the_raw_event_and_what_became_of_the_item(store: Transcripts) -> None:
+    sid = store.create()
+    typed = {"id": "u1", "type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hello"}]}
+    added = _event("conversation.item.added", "e1", previous_item_id=None, item=typed)
+    store.ingest(sid, added, provider="openai")
+    again = store.ingest(sid, added, provider="openai")
+    assert again.status == "duplicate" and again.reason == "event e1 was already accepted"  # not its parts' keys
+    # An item deleted before it was seen: its announcement is about a deleted item, not "settled".
+    gone = store.ingest_many(
+        sid,
+        [
+            _event("conversation.item.deleted", "d", item_id="u2"),
+            _event("conversation.item.added", "a", previous_item_id="u1", item={**typed, "id": "u2"}),
+        ],
+        provider="openai",
+    )
+    assert gone[1].status == "duplicate" and "u2 was deleted" in (gone[1].reason or ""), gone

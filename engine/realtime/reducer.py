@@ -430,7 +430,7 @@ def apply(state: RealtimeState, event: RealtimeEvent) -> Outcome:
         if not event_id.strip():
             return Outcome(status="rejected", reason="event_id is blank")
         if event_id in state.event_ids:
-            return Outcome(status="duplicate", reason=f"event {event_id} was already accepted")
+            return Outcome(status="duplicate", reason=_already_accepted(event_id))
     item_id = getattr(event, "item_id", None)
     if item_id is not None and not item_id.strip():
         return Outcome(status="rejected", reason=_REJECT_BLANK)
@@ -556,7 +556,7 @@ def duplicate_reason(state: RealtimeState, event: RealtimeEvent) -> str | None:
     """Why :func:`apply` would call ``event`` a duplicate (``None``: it would
     not), without changing ``state``."""
     if event.event_id is not None and event.event_id in state.event_ids:
-        return f"event {event.event_id} was already accepted"
+        return _already_accepted(event.event_id)
     item_id = getattr(event, "item_id", None)
     response_id = getattr(event, "response_id", None)
     if (item_id is not None and _settled(state.items.get(item_id))) or (
@@ -634,7 +634,7 @@ def _assistant_delta(state: RealtimeState, event: AssistantTextDelta | Assistant
         state.items.live[item.id] = _set_part(item, event.content_index, lane, event.delta, final=False, append=True)
         return _STAGED
     if _settled(state.items.get(event.item_id)):
-        return _nothing_new(event.item_id)
+        return _nothing_new(state, event.item_id)
     response = _response(state, event.response_id)
     if response.status != "in_flight":
         return Outcome(status="duplicate", reason=f"response {event.response_id} already ended; nothing new")
@@ -661,7 +661,7 @@ def _dispatch(state: RealtimeState, event: RealtimeEvent) -> Outcome:
     if isinstance(event, (ItemObserved, ItemSkipped, ItemDeleted)) and _settled(state.items.get(event.item_id)):
         settled = state.items[event.item_id]
         if not (isinstance(event, ItemDeleted) and settled.status not in ("deleted", "aliased", "out_of_band")):
-            return _nothing_new(event.item_id)
+            return _nothing_new(state, event.item_id)
     if isinstance(event, ItemObserved):
         return _observe(state, event)
     if isinstance(event, ItemSkipped):
@@ -683,7 +683,7 @@ def _dispatch(state: RealtimeState, event: RealtimeEvent) -> Outcome:
         return _user_content(state, event)
     if isinstance(event, AssistantTranscriptFinalText):
         if _settled(state.items.get(event.item_id)):
-            return _nothing_new(event.item_id)
+            return _nothing_new(state, event.item_id)
         item = _item(state, event.item_id, role="assistant", response_id=event.response_id)
         state.items[item.id] = _set_part(item, event.content_index, event.lane, event.text, final=True, append=False)
         return Outcome(status="staged")
@@ -692,7 +692,7 @@ def _dispatch(state: RealtimeState, event: RealtimeEvent) -> Outcome:
 
     if isinstance(event, FunctionCall):
         if _settled(state.items.get(event.item_id)):
-            return _nothing_new(event.item_id)
+            return _nothing_new(state, event.item_id)
         item = _item(
             state, event.item_id, role="assistant", previous=event.previous_item_id, response_id=event.response_id
         )
@@ -714,7 +714,7 @@ def _dispatch(state: RealtimeState, event: RealtimeEvent) -> Outcome:
         return Outcome(status="staged")
     if isinstance(event, FunctionCallOutput):
         if _settled(state.items.get(event.item_id)):
-            return _nothing_new(event.item_id)
+            return _nothing_new(state, event.item_id)
         item = _item(state, event.item_id, role="tool_results", previous=event.previous_item_id)
         state.items[item.id] = msgspec.structs.replace(
             item,
@@ -811,17 +811,17 @@ def _late_user_content(
     """Content for a user item that is already settled: a late transcription
     lands in its place; a later content part joins its message."""
     if item.status != "materialised" or isinstance(event, (UserTranscriptFailed, UserImage)):
-        return _nothing_new(item.id)
+        return _nothing_new(state, item.id)
     if isinstance(event, UserTranscriptDelta):
         if not item.awaiting_text:
-            return _nothing_new(item.id)
+            return _nothing_new(state, item.id)
         state.items[item.id] = _set_part(item, event.content_index, "transcript", event.delta, final=False, append=True)
         return Outcome(status="staged", reason="a late transcription in progress")
     text = event.text
     if not text and item.awaiting_text:
         text = next((t for i, _, t, _ in item.parts if i == event.content_index), "")  # the deltas it had
     if not text or (not item.awaiting_text and event.content_index in item.seen_parts):
-        return _nothing_new(item.id)
+        return _nothing_new(state, item.id)
     block: Block = Transcript(text=text) if isinstance(event, UserTranscriptFinal) else Text(text=text)
     anchor = state.items.get(item.anchor or item.id)
     role = _message_role(anchor or item)
@@ -849,11 +849,23 @@ def _late_user_content(
     return Outcome(status="materialised", reason="a later content part joins its message", changes=(change,))
 
 
-def _nothing_new(item_id: str) -> Outcome:
+def _already_accepted(event_id: str) -> str:
+    # The parts of one raw event are keyed "<event_id>\x00<n>": the reason names the raw event.
+    return f"event {event_id.partition(chr(0))[0]} was already accepted"
+
+
+def _nothing_new(state: RealtimeState, item_id: str) -> Outcome:
     """A redelivered (or redundant) event about an item that is settled: it
     changes nothing, so it is a duplicate and nothing is stored, whether or
     not its event id is still remembered."""
-    return Outcome(status="duplicate", reason=f"item {item_id} is settled; events about it after that are not stored")
+    item = state.items.get(item_id)
+    if item is not None and item.status == "deleted":
+        why = "was deleted"
+    elif item is not None and item.status in ("skipped", "out_of_band"):
+        why = "is not in the transcript"
+    else:
+        why = "is settled"
+    return Outcome(status="duplicate", reason=f"item {item_id} {why}; events about it after that are not stored")
 
 
 def _response(state: RealtimeState, response_id: str) -> Response:
@@ -1006,7 +1018,7 @@ def _delete(state: RealtimeState, item_id: str) -> Outcome:
                 state.items[other.id] = msgspec.structs.replace(other, after=item.before)
         return Outcome(status="materialised", changes=(change,))
     if item.deleted:
-        return _nothing_new(item_id)
+        return _nothing_new(state, item_id)
     if item.status == "pending":
         # It never shows, but keeps its place in the chain (a tombstone that
         # settles when reached), so that the items after it are not blocked.
@@ -1025,7 +1037,7 @@ def _truncate(state: RealtimeState, event: AssistantTranscriptTruncated) -> Outc
     if item.status in ("deleted", "skipped", "aliased", "out_of_band") or (
         event.text is None and item.truncated_at_ms == event.audio_end_ms
     ):
-        return _nothing_new(event.item_id)
+        return _nothing_new(state, event.item_id)
     if item.status == "pending":
         if event.text is not None:
             item = _set_part(item, event.content_index, "transcript", event.text, final=True, append=False)
