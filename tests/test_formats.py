@@ -739,6 +739,18 @@ def test_an_erased_tool_results_message_answers_each_call_with_an_empty_result()
 
 
 @pytest.mark.parametrize("convert", CONVERTERS, ids=lambda convert: convert.__name__)
+def test_results_of_an_erased_tool_use_are_never_sent_without_it(convert: Any) -> None:
+    # Found by a newcomer: lossy exports sent the results of an erased call,
+    # a request every provider refuses (a result with no call before it).
+    results = Message.tool_results(ToolResult.of("call_oslo", "4°C"))
+    messages = [Message.user("look me up"), Message.assistant(OSLO).erasure(), results, Message.assistant("Done.")]
+    converted = json.dumps(convert(messages, lossy=True))
+    assert "call_oslo" not in converted and "Done." in converted
+    with pytest.raises(InvalidArgument, match=r"messages\[1\]: an erased placeholder"):
+        convert(messages)
+
+
+@pytest.mark.parametrize("convert", CONVERTERS, ids=lambda convert: convert.__name__)
 def test_spoken_text_is_refused_or_sent_as_text(convert: Any) -> None:
     spoken = [Message.assistant(Transcript(text="Bergen is warmer.", truncated_at_ms=900))]
     with pytest.raises(InvalidArgument, match=r"messages\[0\]\.blocks\[0\]: .*spoken text.*pass lossy=True"):

@@ -15,6 +15,7 @@ Transcript (spoken text)        text         text         text         text
 reasoning                       dropped      (kept)       (kept)       (kept)
 the incomplete marker           dropped      (kept)       dropped      dropped
 erased placeholder              no content   no content   no content   no content
+results of an erased tool use   no content   no content   no content   no content
 is_error                        dropped      dropped      (kept)       (kept)
 image in a tool result          dropped      (kept)       (kept)       dropped
 image in an assistant message   dropped      dropped      dropped      (kept)

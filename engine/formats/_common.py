@@ -82,6 +82,16 @@ def prepare(
             answers = _empty_answers(previous) if message.role == "tool_results" else ()
             entries.append(Entry(index, message.role, answers, False))
             continue
+        previous = originals[index - 1] if index else None
+        if message.role == "tool_results" and isinstance(previous, Message) and previous.erased is not None:
+            # The tool uses these results answer were erased with their message.
+            policy.cannot_hold(
+                where,
+                f"its results answer tool uses of an erased message, which {policy.format} cannot send",
+                "send it as a message of the same role with no content",
+            )
+            entries.append(Entry(index, message.role, (), False))
+            continue
         incomplete = message.incomplete
         if incomplete and not keeps_incomplete:
             policy.cannot_hold(
