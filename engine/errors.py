@@ -127,11 +127,12 @@ class SessionNotFound(EngineError, LookupError):
 
 
 class SessionExists(EngineError):
-    """``create(session_id=...)`` named an id that is already taken."""
+    """``create(session_id=...)`` (or a fork's ``child_id=``) named an id that
+    is already taken. ``parameter``: the argument that named it."""
 
-    def __init__(self, session_id: str) -> None:
+    def __init__(self, session_id: str, parameter: str = "session_id") -> None:
         super().__init__(
-            f"a session with id {session_id!r} already exists; choose another id or omit session_id to get a fresh one"
+            f"a session with id {session_id!r} already exists; choose another id or omit {parameter} to get a fresh one"
         )
         self.session_id = session_id
 

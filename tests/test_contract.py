@@ -26,6 +26,7 @@ from engine import (
     RevisionNotFound,
     SessionExists,
     SessionNotFound,
+    ToolResult,
     ToolUse,
     Transcripts,
     UnknownEventType,
@@ -328,11 +329,13 @@ def test_history_lines_name_calls_beside_text_images_and_every_token_count(store
     store.append(sid, Message.assistant("Searching", ToolUse(id="c1", name="search"), ToolUse(id="c2", name="fetch")))
     store.record_usage(sid, Usage(input=5, output=6, cache_read=7, cache_write=8, reasoning=9), response_id="resp_1")
     store.record_usage(sid, Usage(input=1))
+    store.append(sid, Message.tool_results(ToolResult.of("c1", "a"), ToolResult.of("c2", "b")), Message.user("ok"))
     assert [entry.summary for entry in store.history(sid)[1:]] == [
         "appended 1 message: user 'Here is my passport' 2 images",
-        "appended 1 message: assistant 'Searching' calls search calls fetch",
+        "appended 1 message: assistant 'Searching' calls search + fetch",
         "usage +5 in, +6 out, +7 cache read, +8 cache write, +9 reasoning (response resp_1)",
         "usage +1 in, +0 out",
+        "appended 2 messages: tool_results results for c1 + c2, user 'ok'",
     ]
 
 
@@ -537,3 +540,14 @@ def test_the_feed_lists_every_stored_event_once_in_commit_order(stores: StoreFac
     for bad in ({"after": -1}, {"after": "0"}, {"limit": 0}, {"limit": 10_001}, {"after": True}):
         with pytest.raises(InvalidArgument):
             backend.feed(**bad)  # type: ignore[arg-type]
+
+
+def test_a_fork_given_a_taken_child_id_names_the_argument_it_was_given(store: Transcripts) -> None:
+    # Found by a newcomer: the refusal said to omit session_id, which fork() does not take.
+    source = store.create(session_id="src")
+    store.append(source, Message.user("hi"))
+    for fork in (lambda: store.fork(source, child_id="src"), lambda: store.fork_at(source, 1, child_id="src")):
+        with pytest.raises(SessionExists, match="omit child_id"):
+            fork()
+    with pytest.raises(SessionExists, match="omit session_id"):
+        store.create(session_id="src")

@@ -435,8 +435,13 @@ def _gist(message: Message) -> str:
     if message.erased is not None:
         return "(erased)"
     parts = [repr(_clip(message.text, 30))] if message.text else []
-    parts += [f"calls {use.name}" for use in message.tool_uses]
-    parts += [f"result for {block.tool_use_id}" for block in message.blocks if isinstance(block, ToolResult)]
+    # " + " within a message: ", " separates the messages of one event.
+    called = [use.name for use in message.tool_uses]
+    if called:
+        parts.append("calls " + " + ".join(called))
+    answered = [block.tool_use_id for block in message.blocks if isinstance(block, ToolResult)]
+    if answered:
+        parts.append(f"result{'s' if len(answered) > 1 else ''} for " + " + ".join(answered))
     images = sum(isinstance(block, Image) for block in message.blocks)
     if images:
         parts.append(f"{images} image{'s' if images != 1 else ''}")

@@ -459,7 +459,12 @@ class Transcripts:
     def record_usage(
         self, session_id: str, usage: Usage, *, response_id: str | None = None, actor: str | None = None
     ) -> None:
-        """Add the token usage of one model response to the session's total."""
+        """Add the token usage of one model response to the session's total.
+        ``response_id`` is kept with the record (history shows it); it does
+        not make the call idempotent: a call repeated with the same one
+        counts again, so a retry after an error that may have committed
+        should check ``history()`` first. Realtime ingestion records each
+        response's usage once by itself."""
         self._decide(session_id, RecordUsage.of(usage, response_id=response_id, actor=actor))
 
     def rewrite(
@@ -933,5 +938,8 @@ class Transcripts:
         with repository.locks.holding(source_id, command.child_id):
             source = repository.head(source_id)
             decision = decide(source, command, clock())
-            repository.commit(None, decision.events, decision.state)
+            try:
+                repository.commit(None, decision.events, decision.state)
+            except SessionExists as exc:
+                raise SessionExists(exc.session_id, parameter="child_id") from None
         return command.child_id
