@@ -395,3 +395,22 @@ def test_an_async_with_block_on_a_closed_store_fails_at_once(tmp_path: Path) -> 
         return entered
 
     assert asyncio.run(scenario()) is False
+
+
+def test_methods_show_the_store_s_signature_and_name_themselves_in_argument_errors() -> None:
+    # Found by a newcomer: every method showed (*args, **kwargs), and a
+    # misspelled keyword was reported as a mistake of Transcripts.append().
+    import inspect
+
+    shown = inspect.signature(AsyncTranscripts.append)
+    assert list(shown.parameters) == list(inspect.signature(Transcripts.append).parameters)
+
+    async def main() -> None:
+        store = await AsyncTranscripts.open()
+        sid = await store.create()
+        with pytest.raises(TypeError, match=r"AsyncTranscripts\.append\(\): .*'actr'"):
+            await store.append(sid, Message.user("x"), actr="me")  # type: ignore[call-arg]
+        assert (await store.get(sid)).messages == ()  # nothing was written
+        await store.close()
+
+    asyncio.run(main())

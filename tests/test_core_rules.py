@@ -546,3 +546,16 @@ def test_a_load_decodes_damaged_text_message_bytes_as_corruption(damage: Any, sa
     assert [known.message.text for known in intact] == ["one", "two", "three"]
     alone: list[Any] = [event for _, event in decode_events(sid, records)[1:]]
     assert [message for event in alone for message in event.messages] == [known.message for known in intact]
+
+
+def test_a_message_sequence_added_to_a_list_or_tuple_gives_one_of_those_and_stays_as_it_was() -> None:
+    # Found by a newcomer: messages + [reply], the next request, was a TypeError.
+    seq = MessageSeq([Message.user("a"), Message.assistant("b")])
+    reply = Message.user("c")
+    assert seq + [reply] == [*seq, reply] and isinstance(seq + [reply], list)  # noqa: RUF005  # concatenation is what is tested
+    assert [reply] + seq == [reply, *seq] and isinstance([reply] + seq, list)  # noqa: RUF005  # concatenation is what is tested
+    assert seq + (reply,) == (*seq, reply) and (reply,) + seq == (reply, *seq)  # noqa: RUF005  # concatenation is what is tested
+    assert seq + seq == (*seq, *seq)
+    assert len(seq) == 2  # unchanged
+    with pytest.raises(TypeError):
+        seq + "c"  # type: ignore[operator]

@@ -179,13 +179,24 @@ def _awaitable(
     its turn."""
     sessions = _sessions_of(method)
     whole = method.__name__ in _WHOLE_STORE
+    signature = inspect.signature(method)
+    name = f"AsyncTranscripts.{method.__name__}()"
 
     async def call(self: AsyncTranscripts, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:  # a wrong argument is this method's mistake, said before the call takes a turn
+            signature.bind(self._store, *args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"{name}: {exc}") from None
         work = functools.partial(method, self._store, *args, **kwargs)
         return await self._in_turn(sessions(args, kwargs), work, whole=whole)
 
-    call.__name__ = call.__qualname__ = method.__name__
+    call.__name__ = method.__name__
+    call.__qualname__ = f"AsyncTranscripts.{method.__name__}"
     call.__doc__ = method.__doc__
+    # What inspect.signature() and editors show: the synchronous method's parameters.
+    call.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        return_annotation=f"Coroutine[Any, Any, {signature.return_annotation}]"
+    )
     return call
 
 

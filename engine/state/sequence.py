@@ -238,6 +238,30 @@ class MessageSeq(Sequence[Message]):
 
     __hash__ = None  # type: ignore[assignment]
 
+    # ``messages + [reply]``, as one builds a model's next request: a list
+    # with a list, else a tuple (this sequence itself never changes).
+    @overload
+    def __add__(self, other: list[Message]) -> list[Message]: ...
+    @overload
+    def __add__(self, other: tuple[Message, ...] | MessageSeq) -> tuple[Message, ...]: ...
+    def __add__(self, other: object) -> list[Message] | tuple[Message, ...]:
+        if isinstance(other, list):
+            return [*self, *other]
+        if isinstance(other, (tuple, MessageSeq)):
+            return (*self, *other)
+        return NotImplemented
+
+    @overload
+    def __radd__(self, other: list[Message]) -> list[Message]: ...
+    @overload
+    def __radd__(self, other: tuple[Message, ...]) -> tuple[Message, ...]: ...
+    def __radd__(self, other: object) -> list[Message] | tuple[Message, ...]:
+        if isinstance(other, list):
+            return [*other, *self]
+        if isinstance(other, tuple):
+            return (*other, *self)
+        return NotImplemented
+
     def __repr__(self) -> str:
         return f"MessageSeq({list(self)!r})"
 
