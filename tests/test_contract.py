@@ -551,3 +551,21 @@ def test_a_fork_given_a_taken_child_id_names_the_argument_it_was_given(store: Tr
             fork()
     with pytest.raises(SessionExists, match="omit session_id"):
         store.create(session_id="src")
+
+
+def test_forks_lists_the_sessions_forked_from_one_oldest_first(stores: StoreFactory) -> None:
+    # Found by a newcomer: no call listed a session's forks.
+    store = stores.open()
+    source = store.create()
+    store.append(source, Message.user("a"), Message.assistant("b"))
+    first = store.fork(source)
+    second = store.fork_at(source, 1)
+    third = store.fork_replacing(source, 1, Message.assistant("c"))
+    nested = store.fork(first)
+    assert store.forks(source) == [first, second, third]
+    assert store.forks(first) == [nested] and store.forks(nested) == []
+    assert stores.open().forks(source) == [first, second, third]  # read from the store, not a cache
+    store.delete(nested)
+    assert store.forks(first) == []
+    with pytest.raises(SessionNotFound):
+        store.forks("nobody")

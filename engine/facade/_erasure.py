@@ -16,7 +16,7 @@ from engine.errors import (
     SessionHasForks,
     SessionNotFound,
 )
-from engine.facade._reads import sessions
+from engine.facade._reads import every_fork, sessions
 from engine.facade._repository import Repository
 from engine.state.content import got, shown
 from engine.state.events import SessionForked
@@ -190,12 +190,7 @@ def delete(repository: Repository, session_id: str, with_forks: object, with_chi
 
 
 def _forks(repository: Repository) -> Iterable[tuple[str, SessionForked]]:
-    """Every fork in the store with its first event (the first records of
-    forks, in one read; a damaged one fails its own reads)."""
-    for session_id, first in repository.backend.fork_records():
-        event = decode_events(session_id, [first])[0][1]
-        if isinstance(event, SessionForked):
-            yield session_id, event
+    return every_fork(repository)
 
 
 def _family(repository: Repository, root: str) -> list[str]:

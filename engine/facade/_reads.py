@@ -41,6 +41,7 @@ from engine.store import (
     SessionRow,
     checkpoints_of,
     decode_event,
+    decode_events,
     decode_snapshot,
     decode_summary,
     head_of,
@@ -709,3 +710,22 @@ def _replayed(repository: Repository, session_id: str, upto: int) -> _Audit:
             elif isinstance(event, MessagesRewritten):
                 audit.rewritten(event.start, event.end, event.messages, event.at)
     return audit
+
+
+def every_fork(repository: Repository) -> list[tuple[str, SessionForked]]:
+    """Every fork in the store with its first event (the first records of
+    forks, in one read; a damaged one fails its own reads)."""
+    found = []
+    for session_id, first in repository.backend.fork_records():
+        event = decode_events(session_id, [first])[0][1]
+        if isinstance(event, SessionForked):
+            found.append((session_id, event))
+    return found
+
+
+def forks(repository: Repository, session_id: str) -> list[str]:
+    """The sessions forked from ``session_id``, oldest first."""
+    with repository.locks.holding(session_id):
+        repository.head(session_id)  # SessionNotFound, or damage
+    made = [(event.at, fork) for fork, event in every_fork(repository) if event.source == session_id]
+    return [fork for _, fork in sorted(made)]

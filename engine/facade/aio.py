@@ -379,6 +379,7 @@ class AsyncTranscripts:
     revision_messages = _awaitable(Transcripts.revision_messages)
     diff = _awaitable(Transcripts.diff)
     lineage = _awaitable(Transcripts.lineage)
+    forks = _awaitable(Transcripts.forks)
     pending = _awaitable(Transcripts.pending)
     out_of_band = _awaitable(Transcripts.out_of_band)
     head_hash = _awaitable(Transcripts.head_hash)

@@ -748,6 +748,14 @@ class Transcripts:
         return self.get(session_id).lineage
 
     @_sharing_the_store
+    def forks(self, session_id: str) -> list[str]:
+        """The ids of the sessions forked from this one (``fork``,
+        ``fork_at``, ``fork_replacing``), oldest first; forks of those are
+        ``forks()`` of them. Raises :class:`SessionNotFound` for a session
+        that is not there."""
+        return _reads.forks(self._repository, session_id)
+
+    @_sharing_the_store
     def history(
         self,
         session_id: str,
