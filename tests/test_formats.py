@@ -771,3 +771,45 @@ def test_the_backstop_refuses_what_no_specific_check_knows_of() -> None:
 def test_only_messages_are_converted() -> None:
     with pytest.raises(InvalidArgument, match=r"to_gemini: messages\[1\] is a string"):
         to_gemini([Message.user("hi"), "hello"])  # type: ignore[list-item]
+
+
+def test_media_that_is_not_an_image_is_refused_not_read_as_an_image() -> None:
+    # Found by an adversarial pass: audio or a PDF became an Image block,
+    # which strict exports then sent to the next provider as an image.
+    cases = [
+        (
+            from_gemini,
+            {"contents": [{"role": "user", "parts": [{"inlineData": {"mimeType": "audio/wav", "data": "UklGRg=="}}]}]},
+            "audio/wav",
+        ),
+        (
+            from_openai_chat,
+            [
+                {
+                    "role": "user",
+                    "content": [{"type": "image_url", "image_url": {"url": "data:application/pdf;base64,JVBERi0="}}],
+                }
+            ],
+            "application/pdf",
+        ),
+        (
+            from_anthropic,
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {
+                                "type": "image",
+                                "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0="},
+                            }
+                        ],
+                    }
+                ]
+            },
+            "application/pdf",
+        ),
+    ]
+    for read, body, media_type in cases:
+        with pytest.raises(InvalidArgument, match=f"media type '{media_type}' is not an image"):
+            read(body)

@@ -355,3 +355,13 @@ def test_duplicate_reasons_name_the_raw_event_and_what_became_of_the_item(store:
         provider="openai",
     )
     assert gone[1].status == "duplicate" and "u2 was deleted" in (gone[1].reason or ""), gone
+
+
+def test_an_input_image_holding_other_media_is_rejected(store: Transcripts) -> None:
+    sid = store.create()
+    part = {"type": "input_image", "image_url": "data:audio/wav;base64,UklGRg=="}
+    item = {"id": "u1", "type": "message", "role": "user", "content": [part]}
+    [outcome] = store.ingest_many(
+        sid, [_event("conversation.item.added", "e", previous_item_id=None, item=item)], provider="openai"
+    )
+    assert outcome.status == "rejected" and "audio/wav" in (outcome.reason or "")

@@ -20,6 +20,7 @@ from engine.formats._common import (
     decode_base64,
     described,
     encode_base64,
+    image_media_type,
     image_url,
     only_fields,
     optional_text,
@@ -215,7 +216,8 @@ def _read_image(block: dict[str, Any], where: str) -> Image:
     only_fields(source, source_where, ("type", "media_type", "data"))
     data = decode_base64(text_field(source, "data", source_where), f"{source_where}.data")
     with building(source_where):
-        return Image(media_type=text_field(source, "media_type", source_where), data=data)
+        media_type = image_media_type(text_field(source, "media_type", source_where), f"{source_where}.media_type")
+        return Image(media_type=media_type, data=data)
 
 
 def _read_result(block: dict[str, Any], where: str) -> ToolResult:

@@ -179,6 +179,17 @@ def image_url(image: Image, where: str, policy: Policy) -> str:
     return image.ref
 
 
+def image_media_type(media_type: str, where: str) -> str:
+    """``media_type`` if it names an image; audio, a PDF or any other file
+    would become an Image block and go out to the next provider as one."""
+    if not media_type.lower().startswith("image/"):
+        raise InvalidArgument(
+            f"{where}: media type {shown(media_type)} is not an image; the engine keeps images only "
+            "(an Image block), so other media cannot be read"
+        )
+    return media_type
+
+
 def image_from_url(url: str, where: str) -> Image:
     """A ``data:`` URL as inline bytes, any other URL as a reference."""
     if not url.startswith("data:"):
@@ -187,8 +198,9 @@ def image_from_url(url: str, where: str) -> Image:
     header, comma, payload = url[5:].partition(",")
     if not comma or not header.endswith(";base64"):
         raise InvalidArgument(f"{where}: a data URL must be base64 (data:<media type>;base64,<data>), got {shown(url)}")
+    media_type = image_media_type(header.removesuffix(";base64"), where)
     with building(where):
-        return Image(media_type=header.removesuffix(";base64"), data=decode_base64(payload, where))
+        return Image(media_type=media_type, data=decode_base64(payload, where))
 
 
 def decode_base64(text: str, where: str, *, url_safe_too: bool = False) -> bytes:

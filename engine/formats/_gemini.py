@@ -19,6 +19,7 @@ from engine.formats._common import (
     decode_base64,
     described,
     encode_base64,
+    image_media_type,
     only_fields,
     optional_text,
     prepare,
@@ -254,7 +255,7 @@ def _read_image(raw: object, where: str, field: str) -> Image:
     data = as_object(raw, where)
     location = "data" if field == "inlineData" else "fileUri"
     only_fields(data, where, ("mimeType", location))
-    media_type = text_field(data, "mimeType", where)
+    media_type = image_media_type(text_field(data, "mimeType", where), f"{where}.mimeType")
     if field == "fileData":
         return Image(media_type=media_type, ref=text_field(data, "fileUri", where))
     return Image(media_type=media_type, data=decode_base64(text_field(data, "data", where), where, url_safe_too=True))

@@ -411,6 +411,8 @@ def _image(item_id: str, index: int, url: str) -> UserImage:
     if url.startswith("data:") and "," in url:
         header, _, payload = url[5:].partition(",")
         media_type, _, encoding = header.partition(";")
+        if media_type and not media_type.lower().startswith("image/"):
+            raise InvalidMessage(f"input_image: the data URL holds {media_type!r}, which is not an image")
         if encoding == "base64":
             try:
                 data = base64.b64decode(payload, validate=True)
