@@ -281,6 +281,8 @@ def test_broken_lines_of_an_ingest_file_are_named(factory: StoreFactory, tmp_pat
     path.write_text("{not json\n", encoding="utf-8")
     again = CliRunner().invoke(cli, ["ingest", str(factory.target), "--prefix", factory.prefix, "v", str(path)])
     assert again.exit_code == 1 and "1 of 1 event was rejected" in again.output, again.output
+    missing = CliRunner().invoke(cli, ["ingest", str(factory.target), "--prefix", factory.prefix, "w", str(path)])
+    assert missing.exit_code == 1 and "pass --create" in missing.output, missing.output
 
 
 def test_revision_prefixes_times_and_metadata_values(factory: StoreFactory) -> None:

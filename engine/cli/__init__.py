@@ -404,7 +404,14 @@ def ingest(store: str, prefix: str, session_id: str, events: Any, provider: str,
         chunks = [numbered[start : start + batch] for start in range(0, len(numbered), batch)]
         with _progress(chunks, "ingesting") as items:
             for chunk in items:
-                outcomes = opened.ingest_many(session_id, [line for _, line in chunk], provider=provider)
+                try:
+                    outcomes = opened.ingest_many(session_id, [line for _, line in chunk], provider=provider)
+                except SessionNotFound as exc:
+                    if create or exc.session_id != session_id:
+                        raise
+                    raise click.ClickException(
+                        f"no session {_shown(repr(session_id))} in {store}; pass --create to create it with that id"
+                    ) from None
                 for (number, _), outcome in zip(chunk, outcomes, strict=True):
                     counts[outcome.status] = counts.get(outcome.status, 0) + 1
                     if outcome.status == "rejected":
