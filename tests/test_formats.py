@@ -250,9 +250,11 @@ TICKET = Image(media_type="image/*", ref="https://example.com/ticket.png")
 RESPONSES_MESSAGES = [
     SYSTEM,
     Message.user("Weather in Oslo and Bergen?", TICKET),
-    Message.assistant(Reasoning(text="Two cities: two calls.", signature="gAAAAABo-secret"), OSLO, BERGEN),
+    Message.assistant(
+        Reasoning(text="Two cities: two calls.", signature="gAAAAABo-secret", item_id="rs_1"), OSLO, BERGEN
+    ),
     RESULTS,
-    Message.assistant(Reasoning(text=""), "Bergen is warmer."),
+    Message.assistant(Reasoning(text="", item_id="rs_2"), "Bergen is warmer."),
 ]
 
 
@@ -279,6 +281,7 @@ def test_messages_become_responses_items_in_block_order() -> None:
         },
         {
             "type": "reasoning",
+            "id": "rs_1",
             "summary": [{"type": "summary_text", "text": "Two cities: two calls."}],
             "encrypted_content": "gAAAAABo-secret",
         },
@@ -286,7 +289,7 @@ def test_messages_become_responses_items_in_block_order() -> None:
         {"type": "function_call", "call_id": "call_bergen", "name": "get_weather", "arguments": '{"city": "Bergen"}'},
         {"type": "function_call_output", "call_id": "call_oslo", "output": "4°C, light rain"},
         {"type": "function_call_output", "call_id": "call_bergen", "output": "7°C"},
-        {"type": "reasoning", "summary": []},
+        {"type": "reasoning", "id": "rs_2", "summary": []},
         {
             "type": "message",
             "role": "assistant",
@@ -813,3 +816,27 @@ def test_media_that_is_not_an_image_is_refused_not_read_as_an_image() -> None:
     for read, body, media_type in cases:
         with pytest.raises(InvalidArgument, match=f"media type '{media_type}' is not an image"):
             read(body)
+
+
+def test_a_reasoning_item_keeps_its_id_and_stays_its_own_item() -> None:
+    # Found by a newcomer and an adversarial pass: the Responses API wants
+    # reasoning items (with encrypted content) back with their ids, which
+    # were dropped; two reasoning items came back as one.
+    items = [
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]},
+        {"id": "rs_1", "type": "reasoning", "summary": [{"type": "summary_text", "text": "a"}]},
+        {"id": "rs_2", "type": "reasoning", "summary": [], "encrypted_content": "gAAAA"},
+    ]
+    read = from_openai_responses(items)
+    assert read[1].blocks == (
+        Reasoning(text="a", item_id="rs_1"),
+        Reasoning(text="", signature="gAAAA", item_id="rs_2"),
+    )
+    assert to_openai_responses(read)[1:] == [
+        {"type": "reasoning", "id": "rs_1", "summary": [{"type": "summary_text", "text": "a"}]},
+        {"type": "reasoning", "id": "rs_2", "summary": [], "encrypted_content": "gAAAA"},
+    ]
+    for convert in (to_anthropic, to_gemini):  # no place for the id: refused, or dropped when lossy
+        with pytest.raises(InvalidArgument, match=r"messages\[1\]\.blocks\[0\]: .*reasoning item's id"):
+            convert(read)
+        assert "rs_1" not in json.dumps(convert(read, lossy=True))

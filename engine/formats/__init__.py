@@ -13,6 +13,7 @@ what the format cannot hold     Chat         Responses    Anthropic    Gemini
 ==============================  ===========  ===========  ===========  ===========
 Transcript (spoken text)        text         text         text         text
 reasoning                       dropped      (kept)       (kept)       (kept)
+a reasoning item's id           dropped      (kept)       dropped      dropped
 the incomplete marker           dropped      (kept)       dropped      dropped
 erased placeholder              no content   no content   no content   no content
 results of an erased tool use   no content   no content   no content   no content
@@ -43,7 +44,8 @@ a missing field, a value of the wrong type, or a field the engine has no
 place for is refused with ``InvalidArgument`` naming its path (say
 ``items[3].content[1].type``). Fields that are not content are not read:
 item ids (except a Responses message item's ``id``, which becomes the
-message's ``provider_item_id``), Anthropic ``cache_control``, Responses
+message's ``provider_item_id``, and a reasoning item's, which becomes its
+last Reasoning block's ``item_id``), Anthropic ``cache_control``, Responses
 ``logprobs``, and the request fields besides the conversation (``model``,
 ``tools``...). A field that is null or empty counts as absent. Returned
 messages have no ``id``: the store assigns ids. An image given by a bare URL

@@ -85,6 +85,8 @@ def _block(entry: Entry, number: int, block: Block, policy: Policy) -> Json | No
     if isinstance(block, ToolUse):
         return {"type": "tool_use", "id": block.id, "name": block.name, "input": arguments_object(block, where, policy)}
     if isinstance(block, Reasoning):
+        if block.item_id is not None:
+            policy.cannot_hold(where, f"{FORMAT} has no place for a reasoning item's id", "leave it out")
         thinking: Json = {"type": "thinking", "thinking": block.text}
         if block.signature is not None:
             thinking["signature"] = block.signature

@@ -92,6 +92,10 @@ def _model_parts(entry: Entry, names: dict[str, str], policy: Policy) -> list[Js
     carried: str | None = None  # a signature that belongs on the next part
     for number, block in enumerate(entry.blocks):
         if isinstance(block, Reasoning):
+            if block.item_id is not None:
+                policy.cannot_hold(
+                    entry.where(number), f"{FORMAT} has no place for a reasoning item's id", "leave it out"
+                )
             following = entry.blocks[number + 1] if number + 1 < len(entry.blocks) else None
             if (
                 not block.text

@@ -125,11 +125,13 @@ def _assistant_items(entry: Entry, policy: Policy) -> list[tuple[str, Json]]:
             step, step_name = block_step, name
         last_kind, last = made[-1] if made else (None, {})
         if isinstance(block, Reasoning):
-            # One reasoning item holds a run of summaries; its encrypted content
-            # (the signature of its last block) closes it.
-            if last_kind != "reasoning" or "encrypted_content" in last:
+            # One reasoning item holds a run of summaries; its id and its
+            # encrypted content (kept on its last block) close it.
+            if last_kind != "reasoning" or "encrypted_content" in last or "id" in last:
                 last = {"type": "reasoning", "summary": []}
                 made.append(("reasoning", last))
+            if block.item_id is not None:
+                last["id"] = block.item_id
             last["summary"].append({"type": "summary_text", "text": block.text})
             if block.signature is not None:
                 last["encrypted_content"] = block.signature
@@ -286,8 +288,9 @@ def _part(raw: object, where: str, kinds: tuple[str, ...]) -> Text | Image:
 def _reasoning(item: dict[str, Any], where: str) -> list[Block]:
     """One reasoning block per summary part (one with empty text if there is
     none); the encrypted content is the last block's signature."""
-    only_fields(item, where, ("type", "summary", "encrypted_content", "status"), ignored=("id",))
+    only_fields(item, where, ("type", "id", "summary", "encrypted_content", "status"))
     signature = optional_text(item, "encrypted_content", where)
+    item_id = optional_text(item, "id", where)
     texts = []
     for number, raw in enumerate(as_array(item.get("summary"), f"{where}.summary")):
         part_where = f"{where}.summary[{number}]"
@@ -297,7 +300,8 @@ def _reasoning(item: dict[str, Any], where: str) -> list[Block]:
         texts.append(text_field(part, "text", part_where))
     texts = texts or [""]
     with building(where):
-        return [*(Reasoning(text=text) for text in texts[:-1]), Reasoning(text=texts[-1], signature=signature)]
+        last = Reasoning(text=texts[-1], signature=signature, item_id=item_id)
+        return [*(Reasoning(text=text) for text in texts[:-1]), last]
 
 
 def _function_output(item: dict[str, Any], where: str) -> ToolResult:

@@ -162,15 +162,22 @@ class Transcript(_Block, frozen=True, tag="transcript"):
 
 
 class Reasoning(_Block, frozen=True, tag="reasoning"):
-    """Model reasoning; ``signature`` keeps a provider's opaque token."""
+    """Model reasoning; ``signature`` keeps a provider's opaque token, and
+    ``item_id`` the id of the provider's item it came in (the OpenAI
+    Responses API wants a reasoning item back with its id)."""
 
     text: str
     signature: str | None = None
+    item_id: str | None = None
 
     def __post_init__(self) -> None:
         _require_str(self.text, "Reasoning.text")
         if self.signature is not None:
             _require_str(self.signature, "Reasoning.signature")
+        if self.item_id is not None:
+            _require_str(self.item_id, "Reasoning.item_id")
+            if not self.item_id:
+                raise InvalidMessage("Reasoning.item_id must not be empty; leave it out (None) instead")
 
 
 class ToolUse(_Block, frozen=True, tag="tool_use"):

@@ -72,6 +72,12 @@ def messages(roles: tuple[str, ...] = ("system", "user", "assistant")) -> st.Sea
             st.builds(lambda t: Text(text=t), texts()),
             st.builds(lambda t: Transcript(text=t), texts()),
             st.builds(lambda t: Reasoning(text=t), texts()),
+            st.builds(
+                lambda t, signature, item_id: Reasoning(text=t, signature=signature, item_id=item_id),
+                texts(),
+                st.none() | st.text(min_size=1, max_size=8),
+                st.none() | st.just("rs_1"),
+            ),
         )
         choices.append(
             st.builds(
