@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -270,14 +271,14 @@ def translate(raw: object) -> list[RealtimeEvent] | Rejected | Ignored:
         try:
             kind = _ENVELOPE.decode(data).type
         except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError) as exc:
-            return Rejected(f"not a server event: {exc}")
+            return Rejected(f"not a server event: {_problem(data, exc)}")
         decoder = _DECODERS.get(kind)
         if decoder is None:
             return _unknown(kind)
         try:
             event = decoder.decode(data)
         except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError) as exc:
-            return Rejected(f"malformed {kind}: {exc}")
+            return Rejected(f"malformed {kind}: {_problem(data, exc)}")
     try:
         produced = _canonical(kind, event)
     except InvalidMessage as exc:  # e.g. negative token counts
@@ -306,6 +307,19 @@ def _bad_id(event_id: str, produced: list[Any], previous: object) -> str | None:
             if isinstance(value, str) and value != UNKNOWN and (not value.strip() or "\x00" in value):
                 return f"{name} {value!r} is blank or holds NUL; such an id cannot be deduplicated"
     return None
+
+
+def _problem(data: bytes, exc: Exception) -> str:
+    """What is wrong with JSON text the decoder refused. A lone surrogate
+    escape (``"\\ud800"``) is valid JSON but not Unicode, and the decoder's own
+    words for it ("Input data was truncated") would mislead."""
+    if isinstance(exc, msgspec.DecodeError) and b"\\u" in data:
+        try:
+            json.loads(data)
+        except ValueError:
+            return str(exc)
+        return "a string holds a lone surrogate escape (\\ud800 to \\udfff alone), which is not valid Unicode"
+    return str(exc)
 
 
 def _unknown(kind: str) -> Ignored:
