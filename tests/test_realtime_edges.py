@@ -369,6 +369,7 @@ def test_an_input_image_holding_other_media_is_rejected(store: Transcripts) -> N
 
 def test_a_lone_surrogate_escape_in_json_text_is_named_as_such(store: Transcripts) -> None:
     sid = store.create()
-    raw = '{"type": "conversation.item.input_audio_transcription.completed", "event_id": "e", "item_id": "u", "transcript": "\\ud800"}'
+    kind = "conversation.item.input_audio_transcription.completed"
+    raw = '{"type": "' + kind + '", "event_id": "e", "item_id": "u", "transcript": "\\ud800"}'
     outcome = store.ingest(sid, raw, provider="openai")
     assert outcome.status == "rejected" and "lone surrogate" in (outcome.reason or ""), outcome
