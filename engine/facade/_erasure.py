@@ -190,6 +190,8 @@ def delete(repository: Repository, session_id: str, with_forks: object, with_chi
 
 
 def _forks(repository: Repository) -> Iterable[tuple[str, SessionForked]]:
+    # Every fork with its first event; a name of its own so a test can give
+    # the deletion a stale view of the forks.
     return every_fork(repository)
 
 
