@@ -15,7 +15,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.errors import InvalidArgument, InvalidMessage
-from engine.state.content import Block, Image, Message, Role, Text, ToolResult, ToolUse, Transcript, same_content, shown
+from engine.state.content import (
+    Block,
+    Image,
+    Message,
+    Role,
+    Text,
+    ToolResult,
+    ToolUse,
+    Transcript,
+    is_image_media_type,
+    same_content,
+    shown,
+)
 
 Json = dict[str, Any]
 
@@ -182,7 +194,7 @@ def image_url(image: Image, where: str, policy: Policy) -> str:
 def image_media_type(media_type: str, where: str) -> str:
     """``media_type`` if it names an image; audio, a PDF or any other file
     would become an Image block and go out to the next provider as one."""
-    if not media_type.lower().startswith("image/"):
+    if not is_image_media_type(media_type):
         raise InvalidArgument(
             f"{where}: media type {shown(media_type)} is not an image; the engine keeps images only "
             "(an Image block), so other media cannot be read"

@@ -533,7 +533,6 @@ def _unfit(state: RealtimeState, event: RealtimeEvent) -> str | None:
         response_id = getattr(event, "response_id", None)
     if kind == "function_call_output" and response_id is not None:
         return f"item {item_id} is a function call output, which no response produces (response {response_id})"
-
     if kind == "message" and role == "system":
         spoken = (
             isinstance(event, _SPOKEN)

@@ -37,6 +37,12 @@ Role: TypeAlias = Literal["system", "user", "assistant", "tool_results"]
 ROLES: frozenset[str] = frozenset(("system", "user", "assistant", "tool_results"))
 
 
+def is_image_media_type(media_type: str) -> bool:
+    """Whether ``media_type`` names an image: what an Image block may hold
+    when it is read from a provider's data (audio or a PDF is not one)."""
+    return media_type.lower().startswith("image/")
+
+
 class _Block(
     msgspec.Struct,
     frozen=True,

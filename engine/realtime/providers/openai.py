@@ -19,7 +19,7 @@ from msgspec import UNSET, UnsetType
 
 from engine.errors import InvalidMessage
 from engine.realtime.providers._outcomes import Ignored, Rejected
-from engine.state.content import Usage
+from engine.state.content import Usage, is_image_media_type
 from engine.state.realtime_events import (
     UNKNOWN,
     AssistantTextDelta,
@@ -425,7 +425,7 @@ def _image(item_id: str, index: int, url: str) -> UserImage:
     if url.startswith("data:") and "," in url:
         header, _, payload = url[5:].partition(",")
         media_type, _, encoding = header.partition(";")
-        if media_type and not media_type.lower().startswith("image/"):
+        if media_type and not is_image_media_type(media_type):
             raise InvalidMessage(f"input_image: the data URL holds {media_type!r}, which is not an image")
         if encoding == "base64":
             try:
