@@ -36,6 +36,14 @@ CASES: list[tuple[Callable[[], object], str]] = [
         lambda: Image(media_type="image/png"),
         "Image needs exactly one of data= (inline bytes) or ref= (a blob reference)",
     ),
+    (
+        lambda: Image(media_type="", data=b"x"),
+        "Image.media_type must name an image, such as 'image/png' ('image/*' if its type is not known), got ''",
+    ),
+    (lambda: Image(media_type="audio/wav", data=b"x"), "Image.media_type must name an image, such as 'image/png'"),
+    (lambda: Image(media_type="image/", ref="u"), "Image.media_type must name an image, such as 'image/png'"),
+    (lambda: Image(media_type="image/png ", data=b"x"), "Image.media_type must name an image, such as 'image/png'"),
+    (lambda: Image(media_type="png", data=b"x"), "Image.media_type must name an image, such as 'image/png'"),
     (lambda: Image(media_type="image/png", data="x"), "Image.data must be bytes, got str"),  # type: ignore[arg-type]
     (lambda: Image(media_type="image/png", ref=5), "Image.ref must be a str, got int"),  # type: ignore[arg-type]
     (lambda: ToolResult(tool_use_id=7), "ToolResult.tool_use_id must be a str, got int"),  # type: ignore[arg-type]
@@ -151,6 +159,28 @@ def test_valid_edge_values_are_accepted() -> None:
     assert Usage().__add__(3) is NotImplemented  # type: ignore[operator]
     assert Message.assistant(Transcript(text="a"), "b", Reasoning(text="c")).text == "a\nb"
     assert Message.user("a", Transcript(text="b", truncated_at_ms=5)).digest != Message.user("a", "b").digest
+    for media_type in ("image/png", "IMAGE/JPEG", "image/*", "image/svg+xml", "image/vnd.microsoft.icon"):
+        assert Image(media_type=media_type, data=b"x").media_type == media_type
+
+
+def test_an_image_of_no_image_media_type_is_refused_and_one_stored_by_an_earlier_build_still_reads() -> None:
+    """``Image(media_type="")`` used to be stored (found by an adversarial
+    run); a store an earlier build wrote with one must still load."""
+    from engine import Transcripts
+    from engine.state.content import as_stored
+
+    store = Transcripts.open()
+    sid = store.create()
+    before = store.get(sid)
+    forged = Message.user(_forged(Image(media_type="image/png", data=b"x"), media_type="text/plain"))
+    with pytest.raises(InvalidMessage, match=r"Image\.media_type must name an image"):
+        store.append(sid, forged)
+    with pytest.raises(InvalidMessage, match=r"Image\.media_type must name an image"):
+        store.append(sid, Message.tool_results(ToolResult(tool_use_id="t", content=(forged.blocks[0],))))  # type: ignore[arg-type]
+    assert store.get(sid) == before
+    with as_stored():
+        old = msgspec.json.decode(b'{"type":"image","media_type":"","data":"eA=="}', type=Image)
+    assert old.media_type == "" and old.data == b"x"
 
 
 def test_content_the_store_cannot_read_back_is_refused_before_anything_is_stored() -> None:

@@ -37,10 +37,15 @@ Role: TypeAlias = Literal["system", "user", "assistant", "tool_results"]
 ROLES: frozenset[str] = frozenset(("system", "user", "assistant", "tool_results"))
 
 
+# An image's media type: ``image/`` and a subtype of RFC 6838's name
+# characters, or ``*`` (an image whose type is not known, as a URL's).
+_IMAGE_MEDIA_TYPE = re.compile(r"image/(?:\*|[a-z0-9][a-z0-9!#$&^_.+-]*)", re.IGNORECASE).fullmatch
+
+
 def is_image_media_type(media_type: str) -> bool:
-    """Whether ``media_type`` names an image: what an Image block may hold
-    when it is read from a provider's data (audio or a PDF is not one)."""
-    return media_type.lower().startswith("image/")
+    """Whether ``media_type`` names an image (``image/png``, ``image/*``):
+    what an Image block may hold (audio or a PDF is not one)."""
+    return _IMAGE_MEDIA_TYPE(media_type) is not None
 
 
 class _Block(
@@ -229,6 +234,8 @@ class Image(_Block, frozen=True, tag="image"):
 
     def __post_init__(self) -> None:
         _require_str(self.media_type, "Image.media_type")
+        if not _AS_STORED.get():  # a stored one is read as it was stored
+            _require_image_media_type(self.media_type)
         if (self.data is None) == (self.ref is None):
             raise InvalidMessage("Image needs exactly one of data= (inline bytes) or ref= (a blob reference)")
         if self.data is not None and type(self.data) is not bytes:
@@ -486,9 +493,19 @@ def check_block_again(block: object) -> None:
 
 def _check_block(block: Block) -> None:
     block.__post_init__()
+    if type(block) is Image:
+        _require_image_media_type(block.media_type)
     if type(block) is ToolResult:
         for part in block.content:
-            part.__post_init__()
+            _check_block(part)
+
+
+def _require_image_media_type(media_type: str) -> None:
+    if not is_image_media_type(media_type):
+        raise InvalidMessage(
+            f"Image.media_type must name an image, such as 'image/png' ('image/*' if its type is not known), "
+            f"got {media_type!r}"
+        )
 
 
 def _holds_equal_default(block: Block) -> bool:
