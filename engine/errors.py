@@ -179,8 +179,12 @@ class RevisionConflict(EngineError):
 class ConcurrentWriteError(EngineError):
     """Another writer committed to the session first; nothing was written.
 
-    The store has already reloaded the session, so simply retrying the call
-    applies it on top of the other writer's change.
+    Appends and the writes that name no message are decided again by the
+    store itself, so they raise this only after losing five times running;
+    a rewrite, restore or compaction (without ``expected_revision``) raises
+    it at once, as the other write may have moved the messages it names.
+    The store has already read the other writer's change: look at the
+    session again, then retry the call.
     """
 
     retryable = True

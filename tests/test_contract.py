@@ -164,23 +164,79 @@ def test_expected_revision_sees_other_writers(stores: StoreFactory) -> None:
     assert [m.text for m in other.get(sid).messages] == ["a", "b", "c"]
 
 
-def test_losing_writer_gets_a_typed_error_and_a_retry_succeeds(stores: StoreFactory) -> None:
+def test_a_stale_append_lands_after_the_other_writers_one(stores: StoreFactory) -> None:
+    # Found by a newcomer: with two processes writing in turn, every other
+    # append raised ConcurrentWriteError, though an append means "at the end"
+    # whatever the other process wrote.
     first, second = stores.open(), stores.open()
     sid = first.create()
     first.append(sid, Message.user("a"))
     second.get(sid)  # both now hold version 2 in their caches
     first.append(sid, Message.assistant("from first"))
+    second.append(sid, Message.user("from second"))
+    first.record_usage(sid, Usage(input=1))
+    second.set_title(sid, "both")  # so are the writes that name no message
+    second.update_metadata(sid, {"k": 1})
+    first.append(sid, Message.assistant("again"))
+    head = stores.open().verify(sid)
+    assert [m.text for m in head.messages] == ["a", "from first", "from second", "again"]
+    assert (head.title, head.metadata, head.usage.input) == ("both", {"k": 1}, 1)
+
+
+def test_a_stale_rewrite_gets_a_typed_error_and_a_retry_succeeds(stores: StoreFactory) -> None:
+    # A rewrite names messages by index as its caller saw them: another
+    # writer's change may have moved them, so it is not decided again.
+    first, second = stores.open(), stores.open()
+    sid = first.create()
+    first.append(sid, Message.user("a"), Message.assistant("b"))
+    second.get(sid)
+    first.rewrite(sid, 0, 1, [], "edit")
     with pytest.raises(ConcurrentWriteError) as caught:
-        second.append(sid, Message.assistant("from second"))
+        second.rewrite(sid, 1, 2, [Message.assistant("B")], "edit")
     assert caught.value.retryable and caught.value.version == 3
-    assert [m.text for m in first.get(sid).messages] == ["a", "from first"]
-    second.append(sid, Message.assistant("from second"))
-    assert [m.text for m in first.get(sid).messages] == ["a", "from first", "from second"]
+    assert [m.text for m in first.get(sid).messages] == ["b"]
+    with pytest.raises(InvalidArgument):  # the retry sees the session as it is now: one message
+        second.rewrite(sid, 1, 2, [Message.assistant("B")], "edit")
+    second.rewrite(sid, 0, 1, [Message.assistant("B")], "edit")
+    assert [m.text for m in first.get(sid).messages] == ["B"]
 
 
-def test_a_retry_after_a_lost_write_reads_only_what_the_winner_added(
+def test_a_stale_rewrite_that_expects_a_revision_is_decided_again(stores: StoreFactory) -> None:
+    first, second = stores.open(), stores.open()
+    sid = first.create()
+    first.append(sid, Message.user("a"), Message.assistant("b"))
+    seen = second.get(sid).revision
+    first.append(sid, Message.user("c"))  # the revision moves on
+    with pytest.raises(RevisionConflict):
+        second.rewrite(sid, 1, 2, [Message.assistant("B")], "edit", expected_revision=seen)
+    now = second.get(sid).revision
+    first.record_usage(sid, Usage(input=1))  # the head moves on, the revision does not
+    second.rewrite(sid, 1, 2, [Message.assistant("B")], "edit", expected_revision=now)
+    assert [m.text for m in stores.open().verify(sid).messages] == ["a", "B", "c"]
+
+
+def test_a_write_that_loses_every_time_gives_up_with_nothing_written(
     stores: StoreFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    store = stores.open()
+    sid = store.create()
+    store.append(sid, Message.user("a"))
+    backend = store._repository.backend  # type: ignore[attr-defined]
+    tries: list[int] = []
+
+    def losing(session_id: str, records: Any, *args: Any, **kwargs: Any) -> Any:
+        tries.append(records[0].version)
+        raise ConcurrentWriteError(session_id, records[0].version)
+
+    monkeypatch.setattr(backend, "append", losing)
+    with pytest.raises(ConcurrentWriteError):
+        store.append(sid, Message.user("b"))
+    assert tries == [3] * 5  # five tries, each on the same head (nothing else was written)
+    monkeypatch.undo()
+    assert [m.text for m in stores.open().verify(sid).messages] == ["a"]
+
+
+def test_a_stale_append_reads_only_what_the_winner_added(stores: StoreFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     # Found by an adversarial pass: a loser loaded the whole log again on
     # every retry, so on a long log it kept losing to writers with a warm cache.
     first, second = stores.open(), stores.open()
@@ -188,8 +244,6 @@ def test_a_retry_after_a_lost_write_reads_only_what_the_winner_added(
     first.append(sid, *(Message.user(f"m{number}") for number in range(50)))
     second.get(sid)  # both at version 2
     first.append(sid, Message.assistant("from first"))
-    with pytest.raises(ConcurrentWriteError):
-        second.append(sid, Message.assistant("from second"))
     backend = second._repository.backend  # type: ignore[attr-defined]
     reads: list[tuple[int, int | None]] = []
     read = backend.read

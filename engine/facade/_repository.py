@@ -373,29 +373,44 @@ class Repository:
         listing row says whether anything changed; new records must chain on
         from the cached head to the row's."""
         check_session_id(session_id)
-        state = self.cache.get(session_id)
-        known = self.chains.get(session_id)
-        if state is not None and known is not None and known[0] == state.version:
-            row = self.backend.session_row(session_id)
-            if row is not None and row.version >= state.version:
-                if row.version == state.version:
-                    if row.head == known[2]:
-                        return self.remember(state)
-                else:
-                    newer = self.backend.read(session_id, after=state.version, upto=row.version)
-                    try:
-                        chain = extended(known[1], newer)
-                    except (TypeError, AttributeError):  # damaged types: the full load below says so
-                        chain = chain_of(session_id)
-                    if len(newer) == row.version - state.version and chain.digest().hex() == row.head:
-                        caught_up = fold(session_id, self.decoded(session_id, newer), start=state)
-                        assert caught_up is not None
-                        self.chains[session_id] = (row.version, chain, row.head)
-                        return self.remember(caught_up)
+        extending = self.caught_up(session_id)
+        if extending is not None:
+            return extending
         # Not cached, or the log no longer extends the cached head (an erasure
         # re-linked it, or it is damaged): a full load tells which.
         self.forget(session_id)
         return self.remember(self.load(session_id))
+
+    def caught_up(self, session_id: str) -> Session | None:
+        """The cached head with what other writers appended since, if the
+        stored log still extends it; ``None`` if it is not cached or the log
+        was rewritten under it (an erasure, a deletion and a new session
+        under the same id, damage). Reads the listing row and the newer
+        records only."""
+        state = self.cache.get(session_id)
+        known = self.chains.get(session_id)
+        if state is None or known is None or known[0] != state.version:
+            return None
+        row = self.backend.session_row(session_id)
+        if row is None or row.version < state.version:
+            return None
+        if row.version == state.version:
+            if row.head != known[2]:
+                return None
+            self.behind.discard(session_id)
+            return self.remember(state)
+        newer = self.backend.read(session_id, after=state.version, upto=row.version)
+        try:
+            chain = extended(known[1], newer)
+        except (TypeError, AttributeError):  # damaged types: a full load says so
+            return None
+        if len(newer) != row.version - state.version or chain.digest().hex() != row.head:
+            return None
+        caught_up = fold(session_id, self.decoded(session_id, newer), start=state)
+        assert caught_up is not None
+        self.chains[session_id] = (row.version, chain, row.head)
+        self.behind.discard(session_id)
+        return self.remember(caught_up)
 
     def chain_after(self, state: Session) -> Chain:
         """The record chain after the last record of ``state`` (a cached head)."""

@@ -64,9 +64,31 @@ __all__ = ["Transcripts"]
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
-#: How often spawn() tries to write the parent's record of a child when
-#: other writers of the parent keep taking the next version.
-_SPAWN_ATTEMPTS = 5
+#: How often a write is decided and tried when other writers of the session
+#: keep committing first (spawn(): the parent's record of the child).
+_WRITE_ATTEMPTS = 5
+
+#: Writes whose meaning does not depend on where the session's messages are:
+#: when another writer committed first, they are decided again on the newer
+#: head. A rewrite, restore or compaction names messages by index or revision
+#: as the caller saw them, so it is decided again only with expected_revision.
+_DECIDED_AGAIN = (
+    Append,
+    SetTitle,
+    SetHeader,
+    UpdateMetadata,
+    RecordUsage,
+    SetTaskList,
+    UpdateTask,
+    AskQuestion,
+    ClearQuestion,
+)
+
+
+def _pause(attempt: int) -> None:
+    """A random pause, bound doubling with each attempt: writers that
+    collided spread out."""
+    time.sleep(random.uniform(0, 0.002 * 2**attempt))
 
 
 def _sharing_the_store(
@@ -289,7 +311,7 @@ class Transcripts:
             if repository.backend.session_row(command.child_id) is not None:
                 raise SessionExists(command.child_id)
             # The parent's record first: a conflict there leaves nothing written.
-            for attempt in range(_SPAWN_ATTEMPTS):
+            for attempt in range(_WRITE_ATTEMPTS):
                 head = repository.head(parent)
                 child = decisions.spawned(head, command, clock())  # every check, before anything is written
                 decision = decide(head, command, clock())
@@ -297,9 +319,9 @@ class Transcripts:
                     repository.commit(head, decision.events, decision.state)
                     break
                 except ConcurrentWriteError:  # another writer of the parent: try again on its new head
-                    if attempt == _SPAWN_ATTEMPTS - 1:
+                    if attempt == _WRITE_ATTEMPTS - 1:
                         raise
-                    time.sleep(random.uniform(0, 0.002 * 2**attempt))
+                    _pause(attempt)
             repository.commit(None, child.events, child.state)
         return command.child_id
 
@@ -914,26 +936,46 @@ class Transcripts:
     # -- the command cycle ---------------------------------------------------
 
     def _decide(self, session_id: str, command: decisions.Command | decisions.RecordCommand) -> decisions.Decision:
-        """Load the head, decide, commit: one write, under the session's lock."""
+        """Load the head, decide, commit: one write, under the session's lock.
+        Decided on the cached head without a round trip; if another writer
+        committed first, a write of ``_DECIDED_AGAIN`` (or one that expects
+        a revision, which the decider checks) is decided again on the newer
+        head, as long as the log still extends the head it was decided on."""
         repository = self._repository
         expected = getattr(command, "expected_revision", None)
         messages: Sequence[Message] = getattr(command, "messages", ())
         repository.refuse_oversized(session_id, messages)  # before hashing what could never be stored
-        with repository.locks.holding(session_id):
-            head = repository.head_for_write(session_id, expected)
-            try:
-                decision = decide(head, command, clock())
-            except InvalidArgument:
-                # Decided on the cached head without a round trip: a refusal
-                # must hold for the head as stored now (another writer may
-                # have answered the tool call, or grown the transcript).
-                fresh = repository.head(session_id)
-                if fresh.version == head.version:
-                    raise
-                head = fresh
-                decision = decide(head, command, clock())
-            repository.commit(head, decision.events, decision.state)
-            return decision
+        again = expected is not None or isinstance(command, _DECIDED_AGAIN)
+        refused: ConcurrentWriteError | None = None
+        for attempt in range(_WRITE_ATTEMPTS):
+            with repository.locks.holding(session_id):
+                if refused is None:
+                    head = repository.head_for_write(session_id, expected)
+                else:
+                    newer = repository.caught_up(session_id)
+                    if newer is None:  # rewritten, or another session under the same id: the caller decides
+                        raise refused
+                    head = newer
+                try:
+                    decision = decide(head, command, clock())
+                except InvalidArgument:
+                    # A refusal must hold for the head as stored now (another
+                    # writer may have answered the tool call, or grown the
+                    # transcript).
+                    fresh = repository.head(session_id)
+                    if fresh.version == head.version:
+                        raise
+                    head = fresh
+                    decision = decide(head, command, clock())
+                try:
+                    repository.commit(head, decision.events, decision.state)
+                    return decision
+                except ConcurrentWriteError as exc:
+                    if not again or attempt == _WRITE_ATTEMPTS - 1:
+                        raise
+                    refused = exc
+            _pause(attempt)
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _committed(self, session_id: str, command: Rewrite | Restore) -> Commit:
         decision = self._decide(session_id, command)
