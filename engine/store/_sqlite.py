@@ -56,6 +56,13 @@ _SYNCHRONOUS: tuple[str, ...] = ("full", "normal", "off")
 # A wait for the writer connection longer than this shortens the database's
 # busy timeout by it (shorter waits are the normal turn-taking of threads).
 _SHORT_WAIT = 0.005
+
+
+def _finish(what: str) -> str:
+    """What finishes an erasure's or a deletion's removal of the old bytes."""
+    return "call again to finish removing them" if what == "erasure" else "the next erase or delete removes them"
+
+
 _new_tuple = tuple.__new__  # Record._make, a third faster
 
 
@@ -588,13 +595,33 @@ class SQLiteRecorder:
             self._writer_lock.release()
 
     def _checkpoint(self, what: str) -> None:
-        """After an erasure or a deletion (``what``): checkpoint the WAL into
-        the file and truncate it, so the old bytes are in neither file. A
-        reader holding an old snapshot delays the checkpoint: it is retried
-        for up to ``lock_timeout``, each attempt in its own turn on the
-        writer connection, so this process's other writes go on meanwhile."""
+        """After an erasure or a deletion (``what``): rebuild the file, then
+        checkpoint the WAL into it and truncate the WAL, so the old bytes are
+        in neither file. ``secure_delete`` zeroes what a write frees, but
+        SQLite moves rows between pages as tables change and leaves the old
+        copies in the unused space of the pages they left: only ``VACUUM``,
+        which writes every page anew, removes those (found by an
+        adversarial run). A reader holding an old snapshot delays the
+        checkpoint: it is retried for up to ``lock_timeout``, each attempt
+        in its own turn on the writer connection, so this process's other
+        writes go on meanwhile."""
         limit = self.datastore.pool.lock_timeout or 5
         deadline = time.monotonic() + limit
+        if not self._writer_lock.acquire(timeout=limit):
+            raise sqlite3.OperationalError(
+                f"the {what} is committed, but other threads of this process kept writing for lock_timeout "
+                f"({limit} s), so the file was not rewritten; " + _finish(what)
+            )
+        try:
+            if self._writer is None:
+                self._writer = self.datastore.pool.connect()
+            self._writer.execute("VACUUM")
+        except sqlite3.OperationalError as exc:
+            raise sqlite3.OperationalError(
+                f"the {what} is committed, but the file could not be rewritten ({exc}); " + _finish(what)
+            ) from exc
+        finally:
+            self._writer_lock.release()
         while True:
             if not self._writer_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
                 busy = True
@@ -617,11 +644,8 @@ class SQLiteRecorder:
             if time.monotonic() > deadline:
                 raise sqlite3.OperationalError(
                     f"the {what} is committed, but a reader kept the old pages in the WAL file; "
-                    + (
-                        "call again to finish removing them"
-                        if what == "erasure"
-                        else "the next erase or delete removes them once that reader has ended"
-                    )
+                    + _finish(what)
+                    + ("" if what == "erasure" else " once that reader has ended")
                 )
             time.sleep(0.01)
 
