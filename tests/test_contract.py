@@ -607,6 +607,28 @@ def test_a_fork_given_a_taken_child_id_names_the_argument_it_was_given(store: Tr
         store.create(session_id="src")
 
 
+def test_a_taken_id_with_snapshots_is_session_exists_not_damage(stores: StoreFactory) -> None:
+    # Found by an adversarial run: on PostgreSQL, creating (or forking to) an
+    # id that exists and has a snapshot raised CorruptStore about snapshots
+    # "put there outside the engine" on a healthy store.
+    store = stores.open(snapshot_interval=2)
+    store.create(session_id="taken")
+    store.append("taken", Message.user("one"))
+    store.append("taken", Message.assistant("two"))
+    assert len(store._repository.backend.snapshots("taken")) == 1  # type: ignore[attr-defined]
+    source = store.create()
+    store.append(source, Message.user("hi"))
+    for write in (
+        lambda: store.create(session_id="taken"),
+        lambda: store.fork(source, child_id="taken"),
+        lambda: store.spawn(source, task="t", session_id="taken"),
+    ):
+        with pytest.raises(SessionExists):
+            write()
+    assert [m.text for m in store.verify("taken").messages] == ["one", "two"]
+    assert store.unlisted_snapshots() == []
+
+
 def test_forks_lists_the_sessions_forked_from_one_oldest_first(stores: StoreFactory) -> None:
     # Found by a newcomer: no call listed a session's forks.
     store = stores.open()

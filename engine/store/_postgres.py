@@ -739,9 +739,11 @@ class PostgresRecorder(PostgresApplicationRecorder):
                 self._check_head(curs, source, source_head)  # deleted, or changed, since the fork was made
             events = _columns(session_id, 0, records)
             if first.version == 1:
+                # The row first: a session that exists (snapshots and all) is
+                # SessionExists, and only snapshots without a row are damage.
+                curs.execute(self._create_row, (*events, *row), prepare=True)
                 if curs.execute(self._select_any_snapshot, (session_id,)).fetchone() is not None:
                     raise leftover_snapshots(session_id)
-                curs.execute(self._create_row, (*events, *row), prepare=True)
             else:
                 curs.execute(self._append_row, (*events, *changes), prepare=True)
                 if curs.rowcount != 1:  # raised in the transaction: its events are rolled back
