@@ -17,6 +17,7 @@ import msgspec
 import pytest
 
 from engine import (
+    ConcurrentWriteError,
     CorruptStore,
     EngineError,
     InvalidArgument,
@@ -474,6 +475,58 @@ def test_delete_and_fork_racing_never_leave_an_orphan(stores: StoreFactory, monk
     with pytest.raises(SessionHasForks):
         deleter.delete(other)
     assert stores.open().get(child).messages[0].text == "hi"
+
+
+def test_forks_deleted_under_every_attempt_make_erase_a_conflict_not_not_found(
+    stores: StoreFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found by an adversarial run: with other processes making and deleting
+    # forks, erase raised SessionNotFound naming a deleted fork, which a
+    # caller may read as "the session is gone already".
+    store = stores.open()
+    sid = store.create()
+    store.append(sid, Message.user(SECRET))
+    ident = store.get(sid).messages[0].id or ""
+    attempts: list[str] = []
+
+    def fork_gone(repository: Any, session_id: str, *args: Any) -> Any:
+        attempts.append(session_id)
+        raise SessionNotFound(f"fork-{len(attempts)}")
+
+    monkeypatch.setattr(_erasure, "_erase_once", fork_gone)
+    with pytest.raises(ConcurrentWriteError):
+        store.erase(sid, ident)
+    assert attempts == [sid] * 5
+    monkeypatch.undo()
+    assert store.get(sid).messages[0].text == SECRET  # nothing was erased: a retry does it
+    assert store.erase(sid, ident) == [sid]
+
+
+def test_delete_with_forks_takes_a_fork_made_since_it_listed_them(
+    stores: StoreFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found by an adversarial run: a fork made while delete(with_forks=True)
+    # ran made it raise SessionHasForks, telling the caller to pass the
+    # with_forks=True they had passed.
+    store = stores.open()
+    parent = store.create()
+    store.append(parent, Message.user("hello"))
+    child = store.fork(parent)
+    real = _erasure._forks
+    views: list[int] = []
+
+    def stale_once(repository: Any) -> Any:
+        views.append(1)
+        return iter(()) if len(views) == 1 else real(repository)  # the first listing: no forks yet
+
+    monkeypatch.setattr(_erasure, "_forks", stale_once)
+    assert store.delete(parent, with_forks=True) == [parent, child]
+    assert len(views) == 2 and stores.open().sessions() == []
+    with pytest.raises(SessionHasForks):  # without with_forks the refusal stands
+        fresh = store.create()
+        store.fork(fresh)
+        views.clear()
+        store.delete(fresh)
 
 
 def test_calling_erase_again_finishes_removing_old_pages(tmp_path: Path) -> None:

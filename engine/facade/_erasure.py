@@ -67,7 +67,14 @@ def erase(
             # write (nothing was written), or another process deleted a fork
             # of it since it was listed: the intent does not depend on the
             # state, so read the family as it is now and try again.
-            if attempt == _ATTEMPTS or (isinstance(exc, SessionNotFound) and exc.session_id == session_id):
+            if isinstance(exc, SessionNotFound) and exc.session_id == session_id:
+                raise
+            if attempt == _ATTEMPTS:
+                if isinstance(exc, SessionNotFound):
+                    # About a fork deleted meanwhile, not this session: a
+                    # caller reading "not found" as "already gone" would
+                    # skip an erasure that never happened.
+                    raise ConcurrentWriteError(session_id, repository.head(session_id).version + 1) from None
                 raise
             attempt += 1
         else:
@@ -158,6 +165,26 @@ def delete(repository: Repository, session_id: str, with_forks: object, with_chi
     for name, flag in (("with_forks", with_forks), ("with_children", with_children)):
         if not isinstance(flag, bool):
             raise InvalidArgument(f"{name} must be a bool, got {shown(flag)}")
+    assert isinstance(with_forks, bool) and isinstance(with_children, bool)
+    for attempt in range(1, _ATTEMPTS + 1):
+        try:
+            doomed, purge = _delete_once(repository, session_id, with_forks, with_children)
+            break
+        except SessionHasForks:
+            # The store's own check, in the deleting transaction, found a
+            # fork made since the forks were listed: with with_forks=True it
+            # goes too, so list them again (found by an adversarial run).
+            if not with_forks:
+                raise
+            if attempt == _ATTEMPTS:
+                raise ConcurrentWriteError(session_id, repository.head(session_id).version + 1) from None
+    purge()  # outside the store's lock, as for an erasure
+    return doomed
+
+
+def _delete_once(
+    repository: Repository, session_id: str, with_forks: bool, with_children: bool
+) -> tuple[list[str], Purge]:
     with repository.locks.whole():
         repository.head(session_id)  # SessionNotFound, or damage, before anything is removed
         forks: dict[str, list[str]] = {}
@@ -181,12 +208,10 @@ def delete(repository: Repository, session_id: str, with_forks: object, with_chi
         if reached["forks"] and not with_forks:
             raise SessionHasForks(session_id, reached["forks"])
         try:
-            purge = repository.backend.delete(doomed)
+            return doomed, repository.backend.delete(doomed)
         finally:
             for sid in doomed:
                 repository.forget(sid)
-    purge()  # outside the store's lock, as for an erasure
-    return doomed
 
 
 def _forks(repository: Repository) -> Iterable[tuple[str, SessionForked]]:
