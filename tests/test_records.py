@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -31,6 +32,7 @@ from engine import (
     ToolUse,
     Transcripts,
 )
+from engine.facade import _erasure
 from tests.conftest import StoreFactory
 
 
@@ -508,6 +510,49 @@ def test_a_parent_is_deleted_only_with_its_children(stores: StoreFactory) -> Non
         [parent, child, grandchild, fork_of_child]
     )
     assert store.sessions() == []
+
+
+def test_a_child_and_the_deletion_of_its_parent_never_both_succeed(
+    stores: StoreFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found by an adversarial run: spawn() records the child in the parent,
+    # then writes the child; a deletion of the parent in between (another
+    # process) left a child naming a deleted parent, in 153 of 300 races.
+    spawner, deleter = stores.open(), stores.open()
+    parent = spawner.create()
+    repository = spawner._repository  # type: ignore[attr-defined]
+    commit = repository.commit
+
+    def deleted_first(before: Any, events: Any, after: Any) -> Any:
+        if before is None and after.spawn is not None:  # the child's own write
+            deleter.delete(parent)
+        return commit(before, events, after)
+
+    monkeypatch.setattr(repository, "commit", deleted_first)
+    with pytest.raises(SessionNotFound, match=parent):
+        spawner.spawn(parent, task="t", session_id="child")
+    monkeypatch.undo()
+    assert stores.open().sessions() == []
+
+    # The other order: a child written after the deletion listed the
+    # children (none then) is found by the deleting transaction itself.
+    parent = spawner.create()
+    child = spawner.spawn(parent, task="t")
+    listing = _erasure.sessions
+    views: list[int] = []
+
+    def stale_once(repository: Any, wanted: Any = None) -> Any:
+        views.append(1)
+        return [] if len(views) == 1 else listing(repository, wanted=wanted)  # the first listing: no children
+
+    monkeypatch.setattr(_erasure, "sessions", stale_once)
+    with pytest.raises(SessionHasChildren) as refused:
+        deleter.delete(parent)
+    assert refused.value.children == [child]
+    views.clear()
+    assert deleter.delete(parent, with_children=True) == [parent, child]  # listed again: it goes too
+    monkeypatch.undo()
+    assert stores.open().sessions() == []
 
 
 def test_subclasses_are_refused_before_anything_is_stored(stores: StoreFactory) -> None:

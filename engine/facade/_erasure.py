@@ -170,11 +170,12 @@ def delete(repository: Repository, session_id: str, with_forks: object, with_chi
         try:
             doomed, purge = _delete_once(repository, session_id, with_forks, with_children)
             break
-        except SessionHasForks:
+        except (SessionHasForks, SessionHasChildren) as exc:
             # The store's own check, in the deleting transaction, found a
-            # fork made since the forks were listed: with with_forks=True it
-            # goes too, so list them again (found by an adversarial run).
-            if not with_forks:
+            # fork (or child) made since they were listed: with with_forks
+            # (with_children) it goes too, so list them again (found by an
+            # adversarial run).
+            if not (with_forks if isinstance(exc, SessionHasForks) else with_children):
                 raise
             if attempt == _ATTEMPTS:
                 raise ConcurrentWriteError(session_id, repository.head(session_id).version + 1) from None

@@ -15,9 +15,17 @@ from typing import Any
 
 import msgspec
 
-from engine.errors import ConcurrentWriteError, CorruptStore, SessionHasForks, UnknownEventType
+from engine.errors import ConcurrentWriteError, CorruptStore, SessionHasChildren, SessionHasForks, UnknownEventType
 from engine.state.content import Usage, as_stored
-from engine.state.events import EVENT_NAMES, EVENT_TYPES, Event, EventType, MessagesAppended, SessionForked
+from engine.state.events import (
+    EVENT_NAMES,
+    EVENT_TYPES,
+    Event,
+    EventType,
+    MessagesAppended,
+    SessionCreated,
+    SessionForked,
+)
 from engine.state.header import Header
 from engine.state.records import Records
 from engine.state.transcript import KnownAppend, Session
@@ -168,6 +176,26 @@ def fork_source(session_id: str, topic: str, state: bytes) -> str | None:
         return None
     event = decode_event(topic, state, f"session {session_id!r} version 1")
     return event.source if isinstance(event, SessionForked) else None
+
+
+def spawn_parent(session_id: str, topic: str, state: bytes) -> str | None:
+    """The parent of a spawned child, from its stored first event: what a
+    backend checks inside the write transaction of the child, so a child and
+    the deletion of its parent can never both succeed."""
+    if not topic.startswith("SessionCreated.") or b"spawn" not in state:  # no decoding for a plain creation
+        return None
+    event = decode_event(topic, state, f"session {session_id!r} version 1")
+    return event.spawn.parent if isinstance(event, SessionCreated) and event.spawn is not None else None
+
+
+def refuse_children(session_ids: Sequence[str], parents: Iterable[tuple[str, str | None]]) -> None:
+    """Raise ``SessionHasChildren`` if a session outside ``session_ids``
+    names one inside as its parent. ``parents``: (session id, parent) of the
+    listing rows, read in the deleting transaction."""
+    doomed = set(session_ids)
+    orphans = sorted(child for child, parent in parents if child not in doomed and parent in doomed)
+    if orphans:
+        raise SessionHasChildren(session_ids[0], orphans)
 
 
 def refuse_orphans(session_ids: Sequence[str], forks: Iterable[tuple[str, str, bytes]]) -> None:

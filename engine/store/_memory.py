@@ -13,7 +13,15 @@ from eventsourcing.popo import POPOApplicationRecorder
 from engine.errors import ConcurrentWriteError, SessionNotFound
 from engine.store._backend import RecorderBackend
 from engine.store._chain import seal_mode
-from engine.store._codec import READABLE_TOPICS, fork_source, refuse_new_forks, refuse_orphans
+from engine.store._codec import (
+    READABLE_TOPICS,
+    decode_summary,
+    fork_source,
+    refuse_children,
+    refuse_new_forks,
+    refuse_orphans,
+    spawn_parent,
+)
 from engine.store._records import FeedEntry, ListingFilter, Record, Rewrite, SessionRow, StoredSnapshot
 
 
@@ -67,6 +75,9 @@ class MemoryRecorder(POPOApplicationRecorder):
                 expected = kwargs.get("source_head")
                 if expected is not None and found.head != expected:
                     raise ConcurrentWriteError(source, found.version)  # its log changed since
+            parent = spawn_parent(str(first.originator_id), first.topic, first.state)
+            if parent is not None and parent not in self._sessions:
+                raise SessionNotFound(parent)  # deleted since the child was recorded
         ids = super()._update_table(stored_events, **kwargs)
         row: SessionRow | None = kwargs.get("session_row")
         if row is not None:
@@ -119,6 +130,14 @@ class MemoryRecorder(POPOApplicationRecorder):
     def delete_sessions(self, session_ids: Sequence[str]) -> Callable[[], None]:
         with self._database_lock:
             refuse_orphans(session_ids, self._first_records())
+            refuse_children(
+                session_ids,
+                (
+                    (sid, decode_summary(sid, row.summary).parent)
+                    for sid, row in self._sessions.items()
+                    if row.summary is not None
+                ),
+            )
             for session_id in session_ids:
                 index = self._stored_events_index.pop(session_id, {})
                 for version, position in index.items():

@@ -42,7 +42,7 @@ from engine.store._backend import (
     unreachable_position,
 )
 from engine.store._chain import check_legacy_sealing, seal_mode_of, sealed_row
-from engine.store._codec import fork_source, refuse_new_forks, refuse_orphans
+from engine.store._codec import fork_source, refuse_children, refuse_new_forks, refuse_orphans, spawn_parent
 from engine.store._records import (
     LISTING_COLUMNS,
     ROW_COLUMNS,
@@ -384,6 +384,11 @@ class PostgresRecorder(PostgresApplicationRecorder):
                 "SELECT DISTINCT n.session_id FROM {}.{} n WHERE NOT EXISTS "
                 "(SELECT 1 FROM {}.{} s WHERE s.session_id = n.session_id) ORDER BY n.session_id"
             ).format(schema, snapshots, schema, sessions)
+        )
+        self._select_parents = _rendered(
+            SQL(
+                "SELECT session_id, summary::jsonb ->> 'parent' AS parent FROM {}.{} WHERE summary::jsonb ? 'parent'"
+            ).format(schema, sessions)
         )
         self._select_any_snapshot = _rendered(
             SQL("SELECT 1 FROM {}.{} WHERE session_id=%s LIMIT 1").format(schema, snapshots)
@@ -729,14 +734,18 @@ class PostgresRecorder(PostgresApplicationRecorder):
             return
         with self._placing(), self._writing() as conn, conn.transaction(), conn.cursor() as curs:
             source = fork_source(session_id, first.topic, first.state) if first.version == 1 else None
-            if source is not None:
+            parent = spawn_parent(session_id, first.topic, first.state) if first.version == 1 else None
+            if source is not None or parent is not None:
                 # The lock the insert takes anyway, taken before the source
-                # is checked: a deletion under way (it holds the events
-                # table exclusively) ends first and the check sees it; one
-                # that starts later waits for this fork, then refuses to
-                # orphan it.
+                # (or a child's parent) is checked: a deletion under way (it
+                # holds the events table exclusively) ends first and the
+                # check sees it; one that starts later waits for this write,
+                # then refuses to orphan it.
                 curs.execute(self._lock_for_insert)
-                self._check_head(curs, source, source_head)  # deleted, or changed, since the fork was made
+                if source is not None:
+                    self._check_head(curs, source, source_head)  # deleted, or changed, since the fork was made
+                if parent is not None:
+                    self._check_head(curs, parent, None)  # deleted since the child was recorded
             events = _columns(session_id, 0, records)
             if first.version == 1:
                 # The row first: a session that exists (snapshots and all) is
@@ -987,6 +996,8 @@ class PostgresRecorder(PostgresApplicationRecorder):
         )
         with self._locked_write() as curs:
             refuse_orphans(session_ids, self._fork_firsts(curs))
+            curs.execute(self._select_parents)
+            refuse_children(session_ids, [(row["session_id"], row["parent"]) for row in curs.fetchall()])
             for table, column in tables:
                 curs.execute(
                     SQL("DELETE FROM {}.{} WHERE {} = ANY(%s)").format(schema, table, Identifier(column)),

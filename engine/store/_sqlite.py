@@ -36,7 +36,14 @@ from engine.store._backend import (
     unreachable_position,
 )
 from engine.store._chain import check_legacy_sealing, seal_mode_of, sealed_row
-from engine.store._codec import READABLE_TOPICS, fork_source, refuse_new_forks, refuse_orphans
+from engine.store._codec import (
+    READABLE_TOPICS,
+    fork_source,
+    refuse_children,
+    refuse_new_forks,
+    refuse_orphans,
+    spawn_parent,
+)
 from engine.store._packed import TEXT_APPEND_TOPIC
 from engine.store._records import (
     LISTING_COLUMNS,
@@ -186,6 +193,10 @@ class SQLiteRecorder:
         # writer's records extend (NULL: not checked).
         self._advance_session = self._update_session + " AND (? IS NULL OR head=?)"
         self._insert_snapshot = f"INSERT INTO {self.snapshots_table} (session_id, version, state) VALUES (?,?,?)"
+        self._select_parents = (
+            f"SELECT session_id, json_extract(summary, '$.parent') FROM {sessions} "
+            "WHERE json_extract(summary, '$.parent') IS NOT NULL"
+        )
         self._select_fork_firsts = (
             f"SELECT s.session_id, k.topic, l.state FROM {log} l JOIN {kinds} k ON k.code = l.kind "
             f"JOIN {sessions} s ON s.key = l.session WHERE l.version=1 AND k.topic LIKE 'SessionForked.%'"
@@ -433,6 +444,9 @@ class SQLiteRecorder:
                 source = fork_source(session_id, first.topic, first.state)
                 if source is not None:
                     self._check_head(execute, source, source_head)  # deleted, or changed, since the fork was made
+                parent = spawn_parent(session_id, first.topic, first.state)
+                if parent is not None:
+                    self._check_head(execute, parent, None)  # a child of a parent deleted since it was recorded
                 if row is None:
                     raise ValueError("a new session is written with its listing row")
                 if execute(f"SELECT 1 FROM {self.sessions_table} WHERE session_id=?", (session_id,)).fetchone():
@@ -528,6 +542,7 @@ class SQLiteRecorder:
 
         def apply(execute: Execute) -> None:
             refuse_orphans(session_ids, self._fork_firsts(execute))
+            refuse_children(session_ids, execute(self._select_parents).fetchall())
             (newest,) = execute(f"SELECT max(position) FROM {log}").fetchone()
             for session_id in session_ids:
                 execute(
