@@ -20,6 +20,7 @@ from engine import (
     ConcurrentWriteError,
     CorruptStore,
     EngineError,
+    EventTooLarge,
     InvalidArgument,
     Message,
     SessionHasForks,
@@ -527,6 +528,22 @@ def test_delete_with_forks_takes_a_fork_made_since_it_listed_them(
         store.fork(fresh)
         views.clear()
         store.delete(fresh)
+
+
+def test_an_erasure_record_over_max_event_bytes_is_refused_before_anything_changes(stores: StoreFactory) -> None:
+    # Found by an adversarial run: every write refused an event over
+    # max_event_bytes but erase, which stored a note of any length.
+    store = stores.open(max_event_bytes=1024)
+    sid = store.create()
+    store.append(sid, Message.user(SECRET), Message.assistant("noted"))
+    ident = store.get(sid).messages[0].id or ""
+    before = store.history(sid)
+    for fields in ({"note": "n" * 5_000}, {"actor": "a" * 5_000}):
+        with pytest.raises(EventTooLarge, match=r"MessagesErased event of .* over the store's max_event_bytes"):
+            store.erase(sid, ident, **fields)  # type: ignore[arg-type]
+    assert stores.open().history(sid) == before
+    assert stores.open().get(sid).messages[0].text == SECRET
+    assert store.erase(sid, ident, note="n" * 100) == [sid]
 
 
 def test_calling_erase_again_finishes_removing_old_pages(tmp_path: Path) -> None:

@@ -118,6 +118,9 @@ def _erase_once(
                 continue
             replaced = [Record(version, *encode_event(event)) for version, event in erased.replaced]
             appended = Record(row.version + 1, *encode_event(erased.audit))
+            limit = repository.max_event_bytes
+            if limit is not None and len(appended.state) > limit:  # a long note or actor: before anything is written
+                raise repository.too_large(sid, erased.audit, len(appended.state))
             by_version = {record.version: record for record in replaced}
             rewritten = [by_version.get(r.version, r) for r in records]
             chain = extended(chain_of(sid), [*rewritten, appended])

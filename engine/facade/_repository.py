@@ -473,6 +473,25 @@ class Repository:
                     "open the store with a larger max_event_bytes"
                 )
 
+    def too_large(self, session_id: str | None, event: Event, size: int) -> EventTooLarge:
+        """The refusal of an event of ``size`` stored bytes, over
+        ``max_event_bytes`` (``session_id`` ``None``: a new session's)."""
+        what = f"session {shown(session_id)}: this write" if session_id is not None else "creating a session"
+        fix = (
+            "Split it into smaller calls"
+            if isinstance(event, MessagesAppended)
+            else "Store less in one value (a title, metadata, a note, a record)"
+        )
+        return EventTooLarge(
+            f"{what} would store a {type(event).__name__} event of {size:,} bytes, over the store's "
+            f"max_event_bytes ({self._max_event_bytes:,}); nothing was written. {fix}, or open the store with "
+            "a larger max_event_bytes"
+        )
+
+    @property
+    def max_event_bytes(self) -> int | None:
+        return self._max_event_bytes
+
     def commit(self, before: Session | None, events: Sequence[Event], after: Session) -> Session:
         """Store ``events`` (which lead from ``before``, ``None`` for a new
         session, to ``after``) in one transaction, with the listing row, its
@@ -488,17 +507,7 @@ class Repository:
             held = after._revision_bytes if getattr(event, "revision", None) == after.revision else None
             topic, data = encode_event(event, held)
             if limit is not None and len(data) > limit:
-                what = f"session {shown(session_id)}: this write" if before is not None else "creating a session"
-                fix = (
-                    "Split it into smaller calls"
-                    if isinstance(event, MessagesAppended)
-                    else "Store less in one value (a title, metadata, a record)"
-                )
-                raise EventTooLarge(
-                    f"{what} would store a {type(event).__name__} event of {len(data):,} bytes, over the store's "
-                    f"max_event_bytes ({limit:,}); nothing was written. {fix}, or open the store with a larger "
-                    "max_event_bytes"
-                )
+                raise self.too_large(session_id if before is not None else None, event, len(data))
             records.append(_new_tuple(Record, (version, topic, data)))
         assert after.version == version
         created, summary = self._created_and_summary(after)
