@@ -555,6 +555,35 @@ def test_a_child_and_the_deletion_of_its_parent_never_both_succeed(
     assert stores.open().sessions() == []
 
 
+def test_values_whose_order_is_stored_refuse_sets_and_mappings(stores: StoreFactory) -> None:
+    # Found by an adversarial run: set_tags({"alpha", "beta", "gamma"}) was
+    # stored in the order of the process's hash seed, and remove={"a": "x"}
+    # quietly removed the key "a".
+    store = stores.open()
+    sid = store.create(metadata={"a": 1})
+    store.set_task_list(sid, [Task(id="t", description="d", criteria=("x", "y"))])
+    before = store.history(sid)
+    for write, words in (
+        (lambda: store.set_tags(sid, {"alpha", "beta"}), "tags must be a list of str, got {"),
+        (lambda: store.set_tags(sid, {"alpha": 1}), "tags must be a list of str"),
+        (lambda: store.update_metadata(sid, remove={"a": "x"}), "remove= must be a list of str"),
+        (lambda: store.update_metadata(sid, remove={"a"}), "remove= must be a list of str"),
+        (lambda: store.set_pending_question(sid, "which?", {"x", "y"}), "options must be a list of str"),
+        (lambda: store.update_task(sid, "t", criteria_met={"x", "y"}), "criteria_met must be a list of str"),
+        (lambda: store.set_task_list(sid, {Task(id="u", description="d")}), "a task list must be a list of Task"),
+        (lambda: store.set_tags(sid, 5), "tags must be a list of str, got 5"),
+    ):
+        with pytest.raises(InvalidArgument, match="must be a list of") as refused:
+            write()
+        assert str(refused.value).startswith(words), str(refused.value)
+    with pytest.raises(InvalidArgument, match=r"\(its order is not kept\): pass a sorted list"):
+        store.set_tags(sid, frozenset({"a"}))
+    assert stores.open().history(sid) == before
+    store.set_tags(sid, ("beta", "alpha"))
+    store.update_metadata(sid, remove=["a"])
+    assert stores.open().get(sid).header.tags == ("beta", "alpha")
+
+
 def test_subclasses_are_refused_before_anything_is_stored(stores: StoreFactory) -> None:
     # Found by an adversarial pass: a Task or Message subclass was stored with
     # its own fields, and no reader could decode the session again.

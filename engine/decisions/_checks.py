@@ -47,6 +47,19 @@ def message_id() -> str:
     return "msg_" + os.urandom(10).hex()
 
 
+def in_order(values: object, what: str, of: str = "str") -> tuple[Any, ...]:
+    """``values`` as a tuple, for a parameter whose order is stored: a str
+    (taken apart), a set or a mapping (an order that changes from run to
+    run, or only keys) and anything not iterable are refused."""
+    if type(values) not in (tuple, list) and (
+        isinstance(values, (str, bytes, AbstractSet, Mapping)) or not isinstance(values, Iterable)
+    ):
+        unordered = " (its order is not kept): pass a sorted list" if isinstance(values, (AbstractSet, Mapping)) else ""
+        raise InvalidArgument(f"{what} must be a list of {of}, got {shown(values)}{unordered}")
+    assert isinstance(values, Iterable)
+    return tuple(values)
+
+
 def stamped(messages: Iterable[object], where: str) -> tuple[Message, ...]:
     """The messages, each checked again (see ``check_again``), in the form
     new content is hashed in (``with_default_objects``), and with an id (a

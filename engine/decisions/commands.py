@@ -18,6 +18,7 @@ from engine.decisions._checks import (
     check_optional_str,
     check_stored_text,
     check_title,
+    in_order,
     message_id,
     new_session_id,
     stamped,
@@ -150,9 +151,7 @@ def _header_value(name: str, value: Any) -> Any:
             raise InvalidArgument(f"pinned must be True or False, got {shown(value)}")
         return value
     if name == "tags":
-        if isinstance(value, str) or not isinstance(value, Iterable):
-            raise InvalidArgument(f"tags must be a list of str, got {shown(value)}")
-        tags = tuple(value)
+        tags = in_order(value, "tags")
         for tag in tags:
             if type(tag) is not str or not tag or not tag.isprintable() or len(tag) > 100:
                 raise InvalidArgument(f"a tag is 1-100 printable characters, got {got(tag)}")
@@ -178,9 +177,7 @@ class UpdateMetadata(msgspec.Struct, frozen=True, kw_only=True):
             raise InvalidArgument(
                 f"remove= takes an iterable of keys, got the string {shown(remove)}; pass [{shown(remove)}]"
             )
-        if not isinstance(remove, Iterable):
-            raise InvalidArgument(f"remove= takes an iterable of keys, got {type(remove).__name__}")
-        removed = tuple(remove)
+        removed = in_order(remove, "remove=")
         if not all(type(key) is str for key in removed):
             raise InvalidArgument("remove= must hold metadata keys (plain str: a subclass would read back as str)")
         for key in removed:

@@ -12,7 +12,15 @@ from typing import Any
 import msgspec
 
 from engine.decisions import transcript
-from engine.decisions._checks import at, check_actor, check_metadata, check_stored_text, check_title, new_session_id
+from engine.decisions._checks import (
+    at,
+    check_actor,
+    check_metadata,
+    check_stored_text,
+    check_title,
+    in_order,
+    new_session_id,
+)
 from engine.decisions.commands import Command, Rewrite, SetHeader
 from engine.errors import InvalidArgument
 from engine.state.content import Message, got, kind_of, shown
@@ -92,9 +100,9 @@ class SetTaskList(_Struct, frozen=True, kw_only=True):
         check_actor(actor)
         if tasks is None:
             return cls(tasks=None, actor=actor)
-        if isinstance(tasks, (str, bytes, Task)) or not isinstance(tasks, Iterable):
-            raise InvalidArgument(f"a task list is a list of Task, got {type(tasks).__name__}")
-        checked = tuple(tasks)
+        if isinstance(tasks, Task):
+            raise InvalidArgument("a task list is a list of Task, got Task: pass [task]")
+        checked = in_order(tasks, "a task list", of="Task")
         seen: set[str] = set()
         for index, task in enumerate(checked):
             if type(task) is not Task:  # a subclass's own fields would not read back
@@ -157,9 +165,7 @@ class UpdateTask(_Struct, frozen=True, kw_only=True):
         check_stored_text(notes, "notes")
         met = None
         if criteria_met is not None:
-            if isinstance(criteria_met, str) or not isinstance(criteria_met, Iterable):
-                raise InvalidArgument(f"criteria_met is a list of str, got {shown(criteria_met)}")
-            met = tuple(criteria_met)
+            met = in_order(criteria_met, "criteria_met")
         if status is None and notes is None and met is None:
             raise InvalidArgument("update_task() needs a status, notes or criteria_met to change")
         check_actor(actor)
@@ -184,9 +190,7 @@ class AskQuestion(_Struct, frozen=True, kw_only=True):
         if type(question) is not str or not question.strip():
             raise InvalidArgument(f"a question is a non-empty str, got {got(question)}")
         check_stored_text(question, "question")
-        if isinstance(options, str) or not isinstance(options, Iterable):
-            raise InvalidArgument(f"options is a list of str, got {shown(options)}")
-        choices = tuple(options)
+        choices = in_order(options, "options")
         for option in choices:
             if type(option) is not str or not option:
                 raise InvalidArgument(f"an option is a non-empty str, got {shown(option)}")
