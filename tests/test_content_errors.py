@@ -44,7 +44,16 @@ CASES: list[tuple[Callable[[], object], str]] = [
     (lambda: Image(media_type="image/", ref="u"), "Image.media_type must name an image, such as 'image/png'"),
     (lambda: Image(media_type="image/png ", data=b"x"), "Image.media_type must name an image, such as 'image/png'"),
     (lambda: Image(media_type="png", data=b"x"), "Image.media_type must name an image, such as 'image/png'"),
-    (lambda: Image(media_type="image/png", data="x"), "Image.data must be bytes, got str"),  # type: ignore[arg-type]
+    (lambda: Image(media_type="image/png", data="x"), "Image.data must be bytes, got str"),
+    (  # it said "a assistant message" (found by a newcomer)
+        lambda: Message.assistant(ToolResult.of("a", "r")),
+        "an assistant message cannot hold block 0 (tool_result)",
+    ),
+    (  # it said the JSON was "not JSON text" (found by an adversarial run)
+        lambda: Message(role="user", provider_data='{"n": 1e999}'),
+        "Message.provider_data holds a number the engine cannot read back (Number out of range",
+    ),
+    (lambda: Message(role="user", provider_data="{"), "Message.provider_data is not JSON text"),  # type: ignore[arg-type]
     (lambda: Image(media_type="image/png", ref=5), "Image.ref must be a str, got int"),  # type: ignore[arg-type]
     (lambda: ToolResult(tool_use_id=7), "ToolResult.tool_use_id must be a str, got int"),  # type: ignore[arg-type]
     (

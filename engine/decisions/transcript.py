@@ -34,7 +34,7 @@ from engine.errors import (
     ReplacementMismatch,
     RevisionConflict,
 )
-from engine.state.content import Message, ReplaceBlock, hashed_alike, shown, with_default_objects
+from engine.state.content import Message, ReplaceBlock, a_role, hashed_alike, shown, with_default_objects
 from engine.state.events import (
     Event,
     HeaderChanged,
@@ -272,7 +272,8 @@ def _replacing(original: Message, index: int, replacement: Message | ReplaceBloc
     if isinstance(replacement, Message):
         if replacement.role != original.role:
             raise ReplacementMismatch(
-                f"message {index} is a {original.role} message; it cannot be replaced by a {replacement.role} message"
+                f"message {index} is {a_role(original.role)} message; it cannot be replaced by "
+                f"{a_role(replacement.role)} message"
             )
         return with_default_objects(msgspec.structs.replace(replacement, id=new_id))
     if not isinstance(replacement.index, int) or not 0 <= replacement.index < len(original.blocks):

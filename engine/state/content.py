@@ -42,6 +42,12 @@ ROLES: frozenset[str] = frozenset(("system", "user", "assistant", "tool_results"
 _IMAGE_MEDIA_TYPE = re.compile(r"image/(?:\*|[a-z0-9][a-z0-9!#$&^_.+-]*)", re.IGNORECASE).fullmatch
 
 
+def a_role(role: object) -> str:
+    """``role`` with its article, for messages: "an assistant", "a user"
+    (of the roles, only "assistant" is said with "an")."""
+    return f"{'an' if role == 'assistant' else 'a'} {role}"
+
+
 def is_image_media_type(media_type: str) -> bool:
     """Whether ``media_type`` names an image (``image/png``, ``image/*``):
     what an Image block may hold (audio or a PDF is not one)."""
@@ -314,6 +320,11 @@ def _check_json_text(text: object) -> None:
                 f"Message.provider_data escapes a lone surrogate ({found.group()}) at index {found.start()}: "
                 "JSON text that is no valid Unicode"
             ) from None
+        if "out of range" in str(exc):  # JSON all the same, with a number no reader here takes
+            raise InvalidMessage(
+                f"Message.provider_data holds a number the engine cannot read back ({exc}): numbers must fit "
+                "a 64-bit integer or a finite float; store such a number as a JSON string"
+            ) from None
         raise InvalidMessage(f"Message.provider_data is not JSON text: {exc}") from None
     except RecursionError:
         raise InvalidMessage("Message.provider_data nests too deep to decode") from None
@@ -408,7 +419,7 @@ class Message(
             )
         kind = getattr(block, "__struct_config__", None) and block.__struct_config__.tag
         raise InvalidMessage(
-            f"a {self.role} message cannot hold block {index} ({kind or type(block).__name__!s}); allowed: "
+            f"{a_role(self.role)} message cannot hold block {index} ({kind or type(block).__name__!s}); allowed: "
             + ", ".join(str(cls.__struct_config__.tag) for cls in allowed)
         )
 

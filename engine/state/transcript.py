@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 import msgspec
 
 from engine.errors import CorruptStore, InvalidArgument, InvalidTranscriptShape
-from engine.state.content import Message, ToolResult, ToolUse, Usage
+from engine.state.content import Message, ToolResult, ToolUse, Usage, a_role
 from engine.state.events import (
     ChildSpawned,
     Event,
@@ -743,8 +743,7 @@ def check_shape(messages: Sequence[Message], start: int, stop: int, *, offset: i
         ):
             raise InvalidTranscriptShape(
                 f"message {index + offset} makes tool uses, but message {index + offset + 1} is "
-                f"{'an' if messages[index + 1].role == 'assistant' else 'a'} {messages[index + 1].role} "
-                "message, not their tool_results"
+                f"{a_role(messages[index + 1].role)} message, not their tool_results"
             )
 
 
