@@ -840,3 +840,16 @@ def test_a_reasoning_item_keeps_its_id_and_stays_its_own_item() -> None:
         with pytest.raises(InvalidArgument, match=r"messages\[1\]\.blocks\[0\]: .*reasoning item's id"):
             convert(read)
         assert "rs_1" not in json.dumps(convert(read, lossy=True))
+
+
+@pytest.mark.parametrize(("write", "read"), [(to_anthropic, from_anthropic), (to_gemini, from_gemini)])
+def test_arguments_escaping_a_lone_surrogate_are_never_sent_parsed(write: Any, read: Any) -> None:
+    # Found by an adversarial run: lossy export parsed them into an object
+    # holding a lone surrogate, which no request (and no UTF-8) can carry.
+    call = Message.assistant(ToolUse(id="c1", name="f", arguments='{"a": "\\ud800"}'))
+    messages = [Message.user("go"), call, Message.tool_results(ToolResult.of("c1", "done"))]
+    with pytest.raises(InvalidArgument, match="escape a lone surrogate"):
+        write(messages)
+    sent = write(messages, lossy=True)
+    json.dumps(sent, ensure_ascii=False).encode("utf-8")  # sendable
+    assert read(sent)[1].tool_uses[0].arguments == "{}"  # sent as {}, as for arguments that are no object

@@ -268,15 +268,23 @@ def arguments_object(use: ToolUse, where: str, policy: Policy) -> dict[str, Any]
             "send {} in their place",
         )
         return {}
-    if not policy.lossy:
-        written = json.dumps(value, ensure_ascii=False)
-        if written != use.arguments:
-            policy.cannot_hold(
-                where,
-                f"{policy.format} keeps the arguments as a parsed object, which is written back as "
-                f"{shown(written, 60)}, not as the text {shown(use.arguments, 60)}",
-                "send the parsed object",
-            )
+    written = json.dumps(value, ensure_ascii=False)
+    try:
+        written.encode("utf-8")
+    except UnicodeEncodeError:  # an escaped lone surrogate: parsed, it is text no request can carry
+        policy.cannot_hold(
+            where,
+            f"the arguments {shown(use.arguments, 40)} escape a lone surrogate, which parsed is no valid Unicode text",
+            "send {} in their place",
+        )
+        return {}
+    if not policy.lossy and written != use.arguments:
+        policy.cannot_hold(
+            where,
+            f"{policy.format} keeps the arguments as a parsed object, which is written back as "
+            f"{shown(written, 60)}, not as the text {shown(use.arguments, 60)}",
+            "send the parsed object",
+        )
     return value
 
 
