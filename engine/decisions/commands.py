@@ -6,6 +6,7 @@ turn a command and a state into events."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 import msgspec
@@ -177,9 +178,18 @@ class UpdateMetadata(msgspec.Struct, frozen=True, kw_only=True):
             raise InvalidArgument(
                 f"remove= takes an iterable of keys, got the string {shown(remove)}; pass [{shown(remove)}]"
             )
-        removed = in_order(remove, "remove=")
+        if isinstance(remove, Mapping):  # its values would be ignored: say which keys
+            raise InvalidArgument(
+                f"remove= takes the keys to remove (a list or set of str), got a {type(remove).__name__}; "
+                f"pass list({type(remove).__name__.lower()}) if its keys are what goes"
+            )
+        # A set's order changes from run to run: stored sorted, the same every time.
+        unordered = isinstance(remove, AbstractSet)
+        removed = tuple(remove) if unordered else in_order(remove, "remove=")
         if not all(type(key) is str for key in removed):
             raise InvalidArgument("remove= must hold metadata keys (plain str: a subclass would read back as str)")
+        if unordered:
+            removed = tuple(sorted(removed))
         for key in removed:
             if not key.isascii():
                 unicode_error(key, f"remove= key {shown(key)}", InvalidArgument)

@@ -11,7 +11,7 @@ import json
 import math
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from engine.errors import InvalidArgument, InvalidMessage
@@ -24,6 +24,7 @@ from engine.state.content import (
     ToolResult,
     ToolUse,
     Transcript,
+    a_role,
     is_image_media_type,
     same_content,
     shown,
@@ -84,25 +85,24 @@ def prepare(
         where = f"messages[{index}]"
         if not isinstance(message, Message):
             raise InvalidArgument(f"{policy.function}: {where} is {described(message)}, not a Message")
-        if message.erased is not None:
-            policy.cannot_hold(
-                where,
-                f"an erased placeholder has no content left for {policy.format} to hold",
-                "send it as a message of the same role with no content",
-            )
-            previous = originals[index - 1] if index else None
-            answers = _empty_answers(previous) if message.role == "tool_results" else ()
-            entries.append(Entry(index, message.role, answers, False))
-            continue
         previous = originals[index - 1] if index else None
         if message.role == "tool_results" and isinstance(previous, Message) and previous.erased is not None:
             # The tool uses these results answer were erased with their message.
             policy.cannot_hold(
                 where,
                 f"its results answer tool uses of an erased message, which {policy.format} cannot send",
-                "send it as a message of the same role with no content",
+                "leave it out",
             )
-            entries.append(Entry(index, message.role, (), False))
+            continue
+        if message.erased is not None:
+            # Left out, not sent empty: providers refuse a message with no content.
+            policy.cannot_hold(
+                where,
+                f"an erased placeholder has no content left for {policy.format} to hold",
+                "leave it out" if message.role != "tool_results" else "answer each call with an empty result",
+            )
+            if message.role == "tool_results":
+                entries.append(Entry(index, message.role, _empty_answers(previous), False))
             continue
         incomplete = message.incomplete
         if incomplete and not keeps_incomplete:
@@ -123,7 +123,42 @@ def prepare(
                 block = Text(text=block.text)
             blocks.append(block)
         entries.append(Entry(index, message.role, tuple(blocks), incomplete))
-    return originals, entries
+    return originals, _without_unanswered_calls(originals, entries, policy)
+
+
+def _without_unanswered_calls(originals: Sequence[Message], entries: list[Entry], policy: Policy) -> list[Entry]:
+    """Refuse (lossy: leave out) each tool use that a later message shows
+    was never answered: the message after it is not its results (a realtime
+    call the user talked over, say). Every provider refuses such a request.
+    A tool use in the last message is a call still under way, and kept."""
+    kept: list[Entry] = []
+    for entry in entries:
+        if entry.role != "assistant" or entry.index + 1 >= len(originals):
+            kept.append(entry)
+            continue
+        after = originals[entry.index + 1]
+        if after.role != "tool_results":
+            answered: set[str] = set()
+        elif after.erased is not None:
+            answered = {use.id for use in originals[entry.index].tool_uses}  # answered with empty results
+        else:
+            answered = {block.tool_use_id for block in after.blocks if isinstance(block, ToolResult)}
+        blocks = []
+        for number, block in enumerate(entry.blocks):
+            if isinstance(block, ToolUse) and block.id not in answered:
+                policy.cannot_hold(
+                    entry.where(number),
+                    f"tool use {block.id!r} is never answered: the message after it is "
+                    f"{a_role(after.role)} message without its result, and {policy.format} refuses a call "
+                    "without its result (answer it with a tool_results message, is_error=True if it was "
+                    "abandoned)",
+                    "leave the call out",
+                )
+                continue
+            blocks.append(block)
+        if blocks or not entry.blocks:
+            kept.append(replace(entry, blocks=tuple(blocks)))
+    return kept
 
 
 def _empty_answers(previous: object) -> tuple[Block, ...]:
