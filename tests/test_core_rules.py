@@ -91,8 +91,10 @@ def test_tool_pairing_is_checked_only_around_the_change() -> None:
     )
     twice = Message.tool_results(ToolResult.of("t1", "a"), ToolResult.of("t1", "b"))
     assert shape([Message.assistant(ToolUse(id="t1", name="f"), ToolUse(id="t2", name="g")), twice], 1, 2)
-    assert shape([USE, user], 0, 1) == (
-        "message 0 makes tool uses, but message 1 is a user message, not their tool_results"
+    assert shape([USE, user], 0, 1) == (  # how to answer them: found by a newcomer stuck on a realtime session
+        "message 0 makes tool uses, but message 1 is a user message, not their tool_results. To answer calls that "
+        "were abandoned (a realtime call the user talked over), put their results in first: rewrite(sid, 1, 1, "
+        "[Message.tool_results(ToolResult.of(call_id, 'abandoned', is_error=True), ...)])"
     )
     assert shape([user, USE], 1, 2) is None  # a pending tool use at the end
     # Found by a newcomer's run: two tool uses with one id were stored, and no

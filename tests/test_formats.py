@@ -323,13 +323,13 @@ def test_responses_keeps_incomplete_as_a_status_and_images_in_outputs() -> None:
 
 
 def test_responses_refuses_what_the_grouping_rule_cannot_bring_back() -> None:
-    two_calls = [Message.assistant(OSLO), Message.assistant(BERGEN)]
+    text_then_call = [Message.assistant("Looking."), Message.assistant(OSLO)]
     with pytest.raises(
         InvalidArgument,
         match=r"messages\[1\]: its first item \(a function_call item\) would read back as part of messages\[0\]",
     ):
-        to_openai_responses(two_calls)
-    assert len(from_openai_responses(to_openai_responses(two_calls, lossy=True))) == 1
+        to_openai_responses(text_then_call)
+    assert len(from_openai_responses(to_openai_responses(text_then_call, lossy=True))) == 1
     text_then_reasoning = [Message.assistant("Hm.", Reasoning(text="think"))]
     with pytest.raises(InvalidArgument, match=r"messages\[0\]\.blocks\[1\]: a reasoning block after a text block"):
         to_openai_responses(text_then_reasoning)
@@ -853,3 +853,31 @@ def test_arguments_escaping_a_lone_surrogate_are_never_sent_parsed(write: Any, r
     sent = write(messages, lossy=True)
     json.dumps(sent, ensure_ascii=False).encode("utf-8")  # sendable
     assert read(sent)[1].tool_uses[0].arguments == "{}"  # sent as {}, as for arguments that are no object
+
+
+@pytest.mark.parametrize("convert", CONVERTERS, ids=lambda convert: convert.__name__)
+def test_a_tool_call_never_answered_is_refused_or_left_out(convert: Any) -> None:
+    # Found by a newcomer: a realtime call the user talked over (the store
+    # takes it) was exported as is, a request every provider refuses.
+    messages = [
+        Message.user("Weather in Oslo?"),
+        Message.assistant("Looking.", OSLO, BERGEN),
+        Message.tool_results(ToolResult.of("call_bergen", "rain")),  # Oslo's result never came
+        Message.user("Never mind."),
+        Message.assistant(OSLO),  # the last message: a call under way, kept
+    ]
+    with pytest.raises(InvalidArgument, match=r"messages\[1\]\.blocks\[1\]: tool use 'call_oslo' is never answered"):
+        convert(messages)
+    sent = json.dumps(convert(messages, lossy=True))
+    # Oslo once (the last call), Bergen twice (its call and result)
+    assert sent.count("call_oslo") == 1 and sent.count("call_bergen") == 2
+    assert "Looking." in sent and "Never mind." in sent
+
+
+@pytest.mark.parametrize("convert", CONVERTERS, ids=lambda convert: convert.__name__)
+def test_an_erased_message_is_left_out_not_sent_empty(convert: Any) -> None:
+    # Found by a newcomer: lossy exports sent an erased placeholder as a
+    # message with no content, which providers refuse.
+    messages = [Message.user("hello"), Message.assistant("secret").erasure(), Message.user("still there?")]
+    sent = convert(messages, lossy=True)
+    assert "secret" not in json.dumps(sent) and "[]" not in json.dumps(sent)

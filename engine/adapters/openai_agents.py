@@ -409,6 +409,10 @@ def items_of(message: Message) -> list[Item]:
                 again = None
             if again is not None and again.role == message.role and same_content(again, message):
                 return kept
+    if message.erased is not None and message.role != "tool_results":
+        # An erased message keeps its place among the session's items (the
+        # SDK counts and pops items), with no content; the formats leave it out.
+        return [{"type": "message", "role": message.role, "content": []}]
     # Made in the store (an edit, an erasure, an error result): as the Responses
     # format can hold it, converting what it cannot as engine.formats documents.
     items: list[Item] = to_openai_responses([message], lossy=True)

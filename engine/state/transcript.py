@@ -741,9 +741,12 @@ def check_shape(messages: Sequence[Message], start: int, stop: int, *, offset: i
             and messages[index + 1].role != "tool_results"
             and messages[index + 1].erased is None
         ):
+            at = index + offset + 1
             raise InvalidTranscriptShape(
-                f"message {index + offset} makes tool uses, but message {index + offset + 1} is "
-                f"{a_role(messages[index + 1].role)} message, not their tool_results"
+                f"message {index + offset} makes tool uses, but message {at} is "
+                f"{a_role(messages[index + 1].role)} message, not their tool_results. To answer calls that were "
+                f"abandoned (a realtime call the user talked over), put their results in first: rewrite(sid, {at}, "
+                f"{at}, [Message.tool_results(ToolResult.of(call_id, 'abandoned', is_error=True), ...)])"
             )
 
 
