@@ -489,3 +489,31 @@ def test_the_command_line_names_a_read_model_given_as_a_store(tmp_path: Path) ->
     assert CliRunner().invoke(cli, ["project", store_path]).exit_code == 0
     result = CliRunner().invoke(cli, ["sessions", model_path])
     assert result.exit_code == 1 and "is a read model (engine.readmodel)" in result.output
+
+
+def test_a_read_model_catches_up_from_an_async_store_on_its_worker(tmp_path: Path) -> None:
+    # Found by a newcomer: catch_up(async_store) said only that it takes a
+    # Transcripts store, and run_sync(model.catch_up) crashed with a raw
+    # sqlite3.ProgrammingError (the connection belonged to another thread).
+    import asyncio
+
+    from engine import AsyncTranscripts
+
+    async def scenario() -> tuple[int, list[Any], int]:
+        store = await AsyncTranscripts.open(str(tmp_path / "store.db"))
+        sid = await store.create(title="async")
+        await store.append(sid, Message.user("hello from asyncio"), Message.assistant("hi"))
+        with ReadModel(tmp_path / "read.db") as model:
+            with pytest.raises(InvalidArgument, match=r"await store.run_sync\(model.catch_up\)"):
+                model.catch_up(store)  # type: ignore[arg-type]
+            applied = await store.run_sync(model.catch_up)
+            await store.append(sid, Message.user("again"))
+            applied += await store.run_sync(model.catch_up)  # another worker thread, maybe
+            hits = model.search("asyncio")
+            position = model.position
+        await store.close()
+        return applied, hits, position
+
+    applied, hits, position = asyncio.run(scenario())
+    assert applied == 3 and position > 0  # created (with its title), appended, appended
+    assert [hit.snippet for hit in hits] == ["hello from [asyncio]"]

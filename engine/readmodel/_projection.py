@@ -18,6 +18,7 @@ import contextlib
 import json
 import os
 import sqlite3
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -84,8 +85,12 @@ class ReadModel:
         self.path = os.fspath(path)
         if not self.path:
             raise InvalidArgument("a read model needs a file path, got an empty one")
+        # Any thread may use it (AsyncTranscripts.run_sync runs a catch-up on
+        # a worker), one call at a time.
+        self._turn = threading.RLock()
         try:
-            self.db = sqlite_utils.Database(sqlite3.connect(self.path, timeout=_LOCK_TIMEOUT))
+            connection = sqlite3.connect(self.path, timeout=_LOCK_TIMEOUT, check_same_thread=False)
+            self.db = sqlite_utils.Database(connection)
             enter_wal(self.db.conn, _LOCK_TIMEOUT)  # a second process opening a new read model waits
             # Derived data, rebuilt from the store if a power cut loses the
             # last commits: no fsync per commit. Freed pages are zeroed, so
@@ -106,7 +111,8 @@ class ReadModel:
             raise InvalidArgument(f"cannot use {shown(self.path)} as a read model: {exc}") from None
 
     def close(self) -> None:
-        self.db.close()
+        with self._turn:
+            self.db.close()
 
     _checkpoint = False
 
@@ -121,7 +127,7 @@ class ReadModel:
     @property
     def position(self) -> int:
         """The last feed position applied (0: nothing yet)."""
-        with self._translated():
+        with self._turn, self._translated():
             text = self._meta("position") or "0"
         if not text.isascii() or not text.isdigit():
             raise StorageError(f"the read model at {self.path} is damaged (position {text!r}); rebuild() it")
@@ -313,7 +319,16 @@ class ReadModel:
         store no longer has is dropped. So the tables always show the store
         they were last caught up with."""
         if not isinstance(store, Transcripts):
-            raise InvalidArgument(f"catch_up() takes a Transcripts store, got {type(store).__name__}")
+            hint = (
+                ": run it on the store's worker, await store.run_sync(model.catch_up)"
+                if type(store).__name__ == "AsyncTranscripts"
+                else ""
+            )
+            raise InvalidArgument(f"catch_up() takes a Transcripts store, got {type(store).__name__}{hint}")
+        with self._turn:
+            return self._caught_up(store, progress)
+
+    def _caught_up(self, store: Transcripts, progress: Callable[[int], None] | None) -> int:
         before, listed = self._shown(), self._listed(store)  # in this order: writers only go forward
         applied = 0
         while True:
@@ -346,7 +361,7 @@ class ReadModel:
 
     def rebuild(self, store: Transcripts, *, progress: Callable[[int], None] | None = None) -> int:
         """Empty the tables and project the whole store again."""
-        with self._writing():
+        with self._turn, self._writing():
             for table, _ in _SESSION_TABLES:
                 self.db.conn.execute(f"DELETE FROM [{table}]")
             self.db.conn.execute("INSERT INTO messages_fts(messages_fts) VALUES ('delete-all')")
@@ -468,7 +483,8 @@ class ReadModel:
             "ORDER BY rank, m.session_id, m.position LIMIT ?"
         )
         try:
-            rows = self.db.conn.execute(sql, [query, limit]).fetchall()
+            with self._turn:
+                rows = self.db.conn.execute(sql, [query, limit]).fetchall()
         except sqlite3.OperationalError as exc:
             if any(word in str(exc) for word in ("locked", "busy", "malformed", "no such table", "disk")):
                 with self._translated():
@@ -486,7 +502,8 @@ class ReadModel:
         """Every row of one of the read model's tables (for tests and exports)."""
         if table not in _TABLES:
             raise InvalidArgument(f"the read model has tables {sorted(_TABLES)}, not {shown(table)}")
-        return self.db.table(table).rows
+        with self._turn:
+            return iter(list(self.db.table(table).rows))  # read whole, in its turn
 
 
 _SESSION_TABLES = (
