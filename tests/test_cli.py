@@ -391,3 +391,22 @@ def test_export_to_the_other_model_formats_reads_back(tmp_path: Path, form: str)
     read = formats.from_openai_responses if form == "openai-responses" else formats.from_gemini
     back = read(json.loads(result.output))
     assert [m.digest for m in back] == [m.digest for m in store.get(sid).messages]
+
+
+def test_a_session_is_named_by_the_start_of_its_id_as_listings_show_it(factory: StoreFactory) -> None:
+    # Found by a newcomer: `tree` prints ids cut to 8 characters, and `show`
+    # given one of them said there was no such session.
+    store = factory.open()
+    ids = _family(store)
+    root = ids["root"]
+    assert f"<- {root[:8]} v" in _ok(_run(factory, "tree", ids["first"]))
+    assert "Yes: sit on the left." in _ok(_run(factory, "show", root[:8]))
+    for command in ("log", "revisions", "tree", "export"):
+        assert _ok(_run(factory, command, root[:8])) == _ok(_run(factory, command, root)), command
+    store.create(session_id="case-1")
+    store.create(session_id="case-2")
+    ambiguous = _run(factory, "show", "case-")
+    assert ambiguous.exit_code == 1
+    assert "SID 'case-' is the start of 2 session ids (case-1, case-2): give more of it" in ambiguous.output
+    missing = _run(factory, "show", "nothing-like-it")
+    assert missing.exit_code == 1 and "SessionNotFound" in missing.output

@@ -87,6 +87,21 @@ def _opened(store: str, prefix: str, *, create: bool = False) -> Iterator[Transc
         opened.close()
 
 
+def _session(opened: Transcripts, given: str) -> str:
+    """SID as given, or the one session whose id starts with it: listings
+    and trees show ids cut short."""
+    ids = [info.id for info in opened.sessions()]
+    if given in ids:
+        return given
+    starting = [sid for sid in ids if sid.startswith(given)] if given else []
+    if len(starting) > 1:
+        shown_ids = ", ".join(starting[:5]) + (", ..." if len(starting) > 5 else "")
+        raise click.ClickException(
+            f"SID {given!r} is the start of {len(starting)} session ids ({shown_ids}): give more of it"
+        )
+    return starting[0] if starting else given  # none: the command says it is not there
+
+
 @contextmanager
 def _errors() -> Iterator[None]:
     """Engine errors as one line and exit code 1, never a traceback."""
@@ -188,6 +203,7 @@ def sessions(
 def show(store: str, prefix: str, session_id: str, at: str | None, form: str) -> None:
     """One session: its messages now, or as of --at."""
     with _opened(store, prefix) as opened:
+        session_id = _session(opened, session_id)
         state = opened.get(session_id, at=_revision_prefix(opened, session_id, _point(at)))
     if form == "json":
         document = {
@@ -221,7 +237,7 @@ def show(store: str, prefix: str, session_id: str, at: str | None, form: str) ->
 def log(store: str, prefix: str, session_id: str, as_json: bool) -> None:
     """The session's history: every recorded event, oldest first."""
     with _opened(store, prefix) as opened:
-        entries = opened.history(session_id)
+        entries = opened.history(_session(opened, session_id))
     rows = [
         {
             "version": entry.version,
@@ -242,7 +258,7 @@ def log(store: str, prefix: str, session_id: str, as_json: bool) -> None:
 def revisions(store: str, prefix: str, session_id: str, as_json: bool) -> None:
     """The session's content commits: appends and rewrites."""
     with _opened(store, prefix) as opened:
-        commits = opened.revisions(session_id)
+        commits = opened.revisions(_session(opened, session_id))
     rows = [
         {
             "version": commit.version,
@@ -266,6 +282,7 @@ def revisions(store: str, prefix: str, session_id: str, as_json: bool) -> None:
 def diff(store: str, prefix: str, session_id: str, before: str, after: str, as_json: bool) -> None:
     """What changed between two versions or revisions (A and B) of a session."""
     with _opened(store, prefix) as opened:
+        session_id = _session(opened, session_id)
         change = opened.diff(
             session_id,
             _revision_prefix(opened, session_id, _version_or_revision(before)),
@@ -292,6 +309,7 @@ def tree(store: str, prefix: str, session_id: str, as_json: bool) -> None:
     from engine.viewer import family
 
     with _opened(store, prefix) as opened:
+        session_id = _session(opened, session_id)
         members = family(opened, session_id)
     if as_json:
         click.echo(_json_text([member.as_dict() for member in members]))
@@ -450,7 +468,7 @@ def export(store: str, prefix: str, session_id: str, form: str, lossy: bool) -> 
     from engine import formats
 
     with _opened(store, prefix) as opened:
-        state = opened.get(session_id)
+        state = opened.get(_session(opened, session_id))
         messages = list(state.messages)
         if form == "jsonl":
             for message in messages:
@@ -536,7 +554,7 @@ def graph(store: str, prefix: str, session_id: str, svg: str) -> None:
     from engine.viewer import draw
 
     with _opened(store, prefix) as opened:
-        picture = draw(opened, session_id)
+        picture = draw(opened, _session(opened, session_id))
     try:
         with open(svg, "w", encoding="utf-8") as file:
             file.write(picture)
