@@ -517,3 +517,41 @@ def test_a_read_model_catches_up_from_an_async_store_on_its_worker(tmp_path: Pat
     applied, hits, position = asyncio.run(scenario())
     assert applied == 3 and position > 0  # created (with its title), appended, appended
     assert [hit.snippet for hit in hits] == ["hello from [asyncio]"]
+
+
+def test_erased_and_deleted_text_leaves_every_page_of_the_read_model(tmp_path: Path) -> None:
+    # As in the store (an adversarial run found it there): SQLite leaves
+    # copies of moved rows in the unused space of pages, which secure_delete
+    # does not zero; a deleted session's text was still in the file.
+    import random
+
+    chosen = random.Random(2)
+    store = Transcripts.open(str(tmp_path / "store.db"))
+    sessions = [store.create(session_id=f"s{number}") for number in range(4)]
+    live: dict[str, list[str]] = {sid: [] for sid in sessions}
+    gone: list[str] = []
+    with ReadModel(tmp_path / "read.db") as model:
+        for number in range(400):
+            sid = chosen.choice(sessions)
+            if chosen.random() < 0.25 and live[sid]:
+                ident = live[sid].pop(chosen.randrange(len(live[sid])))
+                store.erase(sid, ident)
+                gone.append(f"SECRET-{ident}-END")
+            else:
+                ident = f"m{number:04d}"
+                store.append(sid, Message.user(f"SECRET-{ident}-END", id=ident))
+                live[sid].append(ident)
+            if number % 7 == 0:
+                model.catch_up(store)
+        for sid in sessions[:2]:
+            store.delete(sid)
+            gone += [f"SECRET-{ident}-END" for ident in live.pop(sid)]
+        model.catch_up(store)
+        kept = {ident: sid for sid, idents in live.items() for ident in idents}
+        ident, sid = next(iter(kept.items()))
+        hits = model.search(f'"SECRET-{ident}-END"')  # the search index still points at the right rows
+        assert [(hit.session_id, hit.message_id) for hit in hits] == [(sid, ident)]
+    store.close()
+    stored = b"".join(path.read_bytes() for path in tmp_path.glob("read.db*"))
+    assert [text for text in gone if text.encode() in stored] == []
+    assert all(f"SECRET-{ident}-END".encode() in stored for ident in kept)

@@ -167,8 +167,18 @@ class ReadModel:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
-            if self._checkpoint:  # erased or deleted text: out of the WAL file too
+            if self._checkpoint:  # erased or deleted text: out of every page, and of the WAL file
                 self._checkpoint = False
+                # SQLite leaves copies of moved rows in the unused space of
+                # pages, which secure_delete does not zero: VACUUM writes
+                # every page anew (as the store does after an erasure).
+                rowids = "SELECT count(*), total(rowid), max(rowid) FROM messages"
+                before = conn.execute(rowids).fetchone()
+                conn.execute("VACUUM")
+                if conn.execute(rowids).fetchone() != before:
+                    # VACUUM may number a table's rows anew (SQLite keeps
+                    # them for an indexed one): the search index goes by them.
+                    conn.execute("INSERT INTO messages_fts(messages_fts) VALUES ('rebuild')")
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def _meta(self, key: str) -> str | None:
@@ -376,7 +386,8 @@ class ReadModel:
     def _purge(self) -> None:
         """After an erasure or a deletion: merge the full-text index's
         segments (which keep deleted words until merged). secure_delete zeroes
-        the pages freed; the WAL is truncated once the transaction commits."""
+        the pages freed; the file is rebuilt and the WAL truncated once the
+        transaction commits."""
         self.db.conn.execute("INSERT INTO messages_fts(messages_fts) VALUES ('optimize')")
         self._checkpoint = True
 
