@@ -90,10 +90,12 @@ def _opened(store: str, prefix: str, *, create: bool = False) -> Iterator[Transc
 def _session(opened: Transcripts, given: str) -> str:
     """SID as given, or the one session whose id starts with it: listings
     and trees show ids cut short."""
-    ids = [info.id for info in opened.sessions()]
-    if given in ids:
+    try:
+        opened.get(given, last=0)  # the listing row and the newest records, not the whole log
         return given
-    starting = [sid for sid in ids if sid.startswith(given)] if given else []
+    except SessionNotFound:
+        pass
+    starting = [info.id for info in opened.sessions() if info.id.startswith(given)] if given else []
     if len(starting) > 1:
         shown_ids = ", ".join(starting[:5]) + (", ..." if len(starting) > 5 else "")
         raise click.ClickException(

@@ -168,7 +168,6 @@ class ReadModel:
                     conn.execute("ROLLBACK")
                 raise
             if self._checkpoint:  # erased or deleted text: out of every page, and of the WAL file
-                self._checkpoint = False
                 # SQLite leaves copies of moved rows in the unused space of
                 # pages, which secure_delete does not zero: VACUUM writes
                 # every page anew (as the store does after an erasure).
@@ -180,6 +179,7 @@ class ReadModel:
                     # them for an indexed one): the search index goes by them.
                     conn.execute("INSERT INTO messages_fts(messages_fts) VALUES ('rebuild')")
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                self._checkpoint = False  # only once done: a busy file leaves it to the next write
 
     def _meta(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
