@@ -31,6 +31,7 @@ from engine import (
     Transcripts,
 )
 from engine.facade import _erasure
+from tests._erasing import interleaved_erasures, secret, texts_left
 from tests.conftest import POSTGRES_DSN, StoreFactory, store_factories
 
 SECRET = "SSN 078-05-1120 of Ada Q. Example"
@@ -752,39 +753,16 @@ def _removed(factory: StoreFactory, session_id: str, operation: str) -> bool:
         return fresh.get(session_id).messages[0].erased is not None
 
 
-def _texts_left(folder: Path, texts: list[str]) -> list[str]:
-    stored = b"".join(path.read_bytes() for path in folder.glob("store.db*"))
-    return [text for text in texts if text.encode() in stored]
-
-
 def test_erased_and_deleted_text_is_in_no_page_sqlite_moved_it_from(tmp_path: Path) -> None:
     # Found by an adversarial run: as sessions interleave and rows are
     # erased or deleted, SQLite moves rows between pages and leaves the old
     # copies in the unused space of the pages they left (secure_delete only
     # zeroes what a write frees); 20 of 100 erased texts, and texts of
     # deleted sessions, were still in the file.
-    import random
-
-    chosen = random.Random(1)
     store = Transcripts.open(str(tmp_path / "store.db"), snapshot_interval=3)
-    sessions = [store.create(session_id=f"s{number}") for number in range(4)]
-    live: dict[str, list[str]] = {sid: [] for sid in sessions}
-    gone: list[str] = []
-    for number in range(400):
-        sid = chosen.choice(sessions)
-        if chosen.random() < 0.25 and live[sid]:
-            ident = live[sid].pop(chosen.randrange(len(live[sid])))
-            store.erase(sid, ident)
-            gone.append(f"SECRET-{ident}-END")
-        else:
-            ident = f"m{number:04d}"
-            store.append(sid, Message.user(f"SECRET-{ident}-END", id=ident))
-            live[sid].append(ident)
-    for sid in sessions[:2]:
-        store.delete(sid)
-        gone += [f"SECRET-{ident}-END" for ident in live.pop(sid)]
+    live, gone = interleaved_erasures(store, seed=1)
     store.close()
     assert len(gone) > 150
-    assert _texts_left(tmp_path, gone) == []
-    kept = [f"SECRET-{ident}-END" for idents in live.values() for ident in idents]
-    assert kept and _texts_left(tmp_path, kept) == kept  # the search finds what is still there
+    assert texts_left(tmp_path, "store.db", gone) == []
+    kept = [secret(ident) for idents in live.values() for ident in idents]
+    assert kept and texts_left(tmp_path, "store.db", kept) == kept  # the search finds what is still there

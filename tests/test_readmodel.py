@@ -17,6 +17,7 @@ import pytest
 
 from engine import CorruptStore, InvalidArgument, Message, Reasoning, ToolResult, ToolUse, Transcripts, Usage
 from engine.readmodel import ReadModel
+from tests._erasing import interleaved_erasures, secret, texts_left
 from tests._readmodel import dump, expected_tables, projected_tables
 from tests.conftest import StoreFactory
 
@@ -523,35 +524,22 @@ def test_erased_and_deleted_text_leaves_every_page_of_the_read_model(tmp_path: P
     # As in the store (an adversarial run found it there): SQLite leaves
     # copies of moved rows in the unused space of pages, which secure_delete
     # does not zero; a deleted session's text was still in the file.
-    import random
-
-    chosen = random.Random(2)
     store = Transcripts.open(str(tmp_path / "store.db"))
-    sessions = [store.create(session_id=f"s{number}") for number in range(4)]
-    live: dict[str, list[str]] = {sid: [] for sid in sessions}
-    gone: list[str] = []
+    steps: list[int] = []
+
     with ReadModel(tmp_path / "read.db") as model:
-        for number in range(400):
-            sid = chosen.choice(sessions)
-            if chosen.random() < 0.25 and live[sid]:
-                ident = live[sid].pop(chosen.randrange(len(live[sid])))
-                store.erase(sid, ident)
-                gone.append(f"SECRET-{ident}-END")
-            else:
-                ident = f"m{number:04d}"
-                store.append(sid, Message.user(f"SECRET-{ident}-END", id=ident))
-                live[sid].append(ident)
-            if number % 7 == 0:
+
+        def catch_up_every_seventh() -> None:
+            if len(steps) % 7 == 0:
                 model.catch_up(store)
-        for sid in sessions[:2]:
-            store.delete(sid)
-            gone += [f"SECRET-{ident}-END" for ident in live.pop(sid)]
+            steps.append(1)
+
+        live, gone = interleaved_erasures(store, seed=2, after_step=catch_up_every_seventh)
         model.catch_up(store)
         kept = {ident: sid for sid, idents in live.items() for ident in idents}
         ident, sid = next(iter(kept.items()))
-        hits = model.search(f'"SECRET-{ident}-END"')  # the search index still points at the right rows
+        hits = model.search(f'"{secret(ident)}"')  # the search index still points at the right rows
         assert [(hit.session_id, hit.message_id) for hit in hits] == [(sid, ident)]
     store.close()
-    stored = b"".join(path.read_bytes() for path in tmp_path.glob("read.db*"))
-    assert [text for text in gone if text.encode() in stored] == []
-    assert all(f"SECRET-{ident}-END".encode() in stored for ident in kept)
+    assert texts_left(tmp_path, "read.db", gone) == []
+    assert texts_left(tmp_path, "read.db", [secret(ident) for ident in kept]) == [secret(ident) for ident in kept]
