@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine import Message, ToolUse, Transcripts
+from tests.conftest import StoreFactory
 
 
 def _event(kind: str, event_id: str, **fields: Any) -> dict[str, Any]:
@@ -373,3 +374,40 @@ def test_a_lone_surrogate_escape_in_json_text_is_named_as_such(store: Transcript
     raw = '{"type": "' + kind + '", "event_id": "e", "item_id": "u", "transcript": "\\ud800"}'
     outcome = store.ingest(sid, raw, provider="openai")
     assert outcome.status == "rejected" and "lone surrogate" in (outcome.reason or ""), outcome
+
+
+def test_an_event_id_reused_with_other_content_is_rejected_not_taken_for_a_redelivery(
+    stores: StoreFactory,
+) -> None:
+    # A redelivered event repeats its content. Another event under an id
+    # already accepted was counted a duplicate, and what it said was dropped
+    # with the word "duplicate" as the only trace.
+    store = stores.open()
+    sid = store.create()
+    transcription = {"audio": {"input": {"transcription": {"model": "gpt-4o-transcribe"}}}}
+    user = {"id": "u1", "type": "message", "role": "user", "content": [{"type": "input_audio", "transcript": None}]}
+    hello = _event(
+        "conversation.item.input_audio_transcription.delta", "t1", item_id="u1", content_index=0, delta="Hi "
+    )
+    store.ingest_many(
+        sid,
+        [
+            _event("session.created", "s1", session=transcription),
+            _event("conversation.item.added", "a1", previous_item_id=None, item=user),
+            hello,
+        ],
+        provider="openai",
+    )
+    other = {**hello, "delta": "Bye "}
+    [outcome] = store.ingest_many(sid, [other], provider="openai")
+    assert outcome.status == "rejected", outcome
+    assert outcome.reason is not None and "event t1 was already accepted with other content" in outcome.reason
+    # The same event again is still a redelivery, also once the store is opened anew.
+    assert _statuses(store, sid, [hello]) == ["duplicate"]
+    reopened = stores.open()  # a cold reopen: the ingestion state is rebuilt from the log
+    assert _statuses(reopened, sid, [hello, other]) == ["duplicate", "rejected"]
+    final = _event(
+        "conversation.item.input_audio_transcription.completed", "t2", item_id="u1", content_index=0, transcript=""
+    )
+    assert _statuses(reopened, sid, [final]) == ["materialised"]
+    assert reopened.get(sid).messages[0].text == "Hi "  # written from the events: only the accepted delta

@@ -302,25 +302,30 @@ class _Split(Generic[V]):
 
 
 class _EventIds:
-    """Accepted event ids, each with the item or response it concerns: the
-    newest few in a small dict copied with every state, the rest in a dict
-    shared between states until one of them writes (most events are deltas
-    that each add an id, so copying every id on every event would make
-    :func:`reduce` cost grow with the conversation)."""
+    """Accepted event ids, each with the item or response it concerns and a
+    digest of the event: the newest few in a small dict copied with every
+    state, the rest in a dict shared between states until one of them writes
+    (most events are deltas that each add an id, so copying every id on every
+    event would make :func:`reduce` cost grow with the conversation)."""
 
     __slots__ = ("older", "owned", "recent")
     _RECENT = 64
 
-    def __init__(self, ids: dict[str, str | None] | None = None) -> None:
-        self.recent: dict[str, str | None] = {}
-        self.older: dict[str, str | None] = ids or {}
+    def __init__(self, ids: dict[str, tuple[str | None, bytes]] | None = None) -> None:
+        self.recent: dict[str, tuple[str | None, bytes]] = {}
+        self.older: dict[str, tuple[str | None, bytes]] = ids or {}
         self.owned = True
 
     def __contains__(self, event_id: object) -> bool:
         return event_id in self.recent or event_id in self.older
 
-    def __setitem__(self, event_id: str, key: str | None) -> None:
-        self.recent[event_id] = key
+    def get(self, event_id: str) -> tuple[str | None, bytes] | None:
+        """The key and digest the event of this id was accepted with."""
+        found = self.recent.get(event_id)
+        return found if found is not None else self.older.get(event_id)
+
+    def __setitem__(self, event_id: str, entry: tuple[str | None, bytes]) -> None:
+        self.recent[event_id] = entry
         if len(self.recent) >= self._RECENT:
             if not self.owned:
                 self.older = dict(self.older)
@@ -331,7 +336,7 @@ class _EventIds:
     def __len__(self) -> int:
         return len(self.recent) + len(self.older)
 
-    def items(self) -> Iterator[tuple[str, str | None]]:
+    def items(self) -> Iterator[tuple[str, tuple[str | None, bytes]]]:
         yield from self.older.items()
         yield from self.recent.items()
 
@@ -341,6 +346,15 @@ class _EventIds:
         clone.older = self.older
         clone.owned = self.owned = False  # both must copy before writing
         return clone
+
+
+_ENCODE_EVENT = msgspec.msgpack.Encoder().encode
+
+
+def _digest_of(event: RealtimeEvent) -> bytes:
+    """What an accepted event held, to tell a redelivery (the same event
+    again) from another event that reuses its id."""
+    return hashlib.blake2b(_ENCODE_EVENT(event), digest_size=16).digest()
 
 
 class RealtimeState:
@@ -429,7 +443,10 @@ def apply(state: RealtimeState, event: RealtimeEvent) -> Outcome:
     if event_id is not None:
         if not event_id.strip():
             return Outcome(status="rejected", reason="event_id is blank")
-        if event_id in state.event_ids:
+        seen = state.event_ids.get(event_id)
+        if seen is not None:
+            if seen[1] != _digest_of(event):
+                return Outcome(status="rejected", reason=_reused(event_id))
             return Outcome(status="duplicate", reason=_already_accepted(event_id))
     item_id = getattr(event, "item_id", None)
     if item_id is not None and not item_id.strip():
@@ -452,11 +469,10 @@ def apply(state: RealtimeState, event: RealtimeEvent) -> Outcome:
     outcome = _dispatch(state, event)
     if outcome.accepted and event_id is not None:
         if isinstance(event, AssistantTranscriptTruncated):
-            state.event_ids[event_id] = None  # kept: an old truncation replayed must not move the cut back
+            key = None  # kept: an old truncation replayed must not move the cut back
         else:
-            state.event_ids[event_id] = (
-                item_id if item_id is not None else (None if response_id is None else _RESPONSE + response_id)
-            )
+            key = item_id if item_id is not None else (None if response_id is None else _RESPONSE + response_id)
+        state.event_ids[event_id] = (key, _digest_of(event))
     if outcome.accepted:
         if isinstance(event, _DELTAS) and not outcome.changes:
             return outcome  # a delta makes nothing ready: nothing else can move
@@ -554,8 +570,10 @@ def is_duplicate(state: RealtimeState, event: RealtimeEvent) -> bool:
 def duplicate_reason(state: RealtimeState, event: RealtimeEvent) -> str | None:
     """Why :func:`apply` would call ``event`` a duplicate (``None``: it would
     not), without changing ``state``."""
-    if event.event_id is not None and event.event_id in state.event_ids:
-        return _already_accepted(event.event_id)
+    if event.event_id is not None:
+        seen = state.event_ids.get(event.event_id)
+        if seen is not None:
+            return _already_accepted(event.event_id) if seen[1] == _digest_of(event) else None
     item_id = getattr(event, "item_id", None)
     response_id = getattr(event, "response_id", None)
     if (item_id is not None and _settled(state.items.get(item_id))) or (
@@ -851,6 +869,13 @@ def _late_user_content(
 def _already_accepted(event_id: str) -> str:
     # The parts of one raw event are keyed "<event_id>\x00<n>": the reason names the raw event.
     return f"event {event_id.partition(chr(0))[0]} was already accepted"
+
+
+def _reused(event_id: str) -> str:
+    return (
+        f"event {event_id.partition(chr(0))[0]} was already accepted with other content: a redelivered event "
+        "repeats its content, so this one reuses the id of another and was refused (nothing of it was kept)"
+    )
 
 
 def _nothing_new(state: RealtimeState, item_id: str) -> Outcome:
@@ -1491,7 +1516,7 @@ def _forget_settled_event_ids(state: RealtimeState) -> None:
     if len(state.event_ids) < state.forget_at:
         return
     state.event_ids = _EventIds(
-        {event_id: key for event_id, key in state.event_ids.items() if key is None or not _ended(state, key)}
+        {event_id: seen for event_id, seen in state.event_ids.items() if seen[0] is None or not _ended(state, seen[0])}
     )
     state.forget_at = max(_FORGET_AT, 2 * len(state.event_ids))
 
