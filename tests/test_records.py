@@ -555,6 +555,24 @@ def test_a_child_and_the_deletion_of_its_parent_never_both_succeed(
     assert stores.open().sessions() == []
 
 
+def test_a_child_whose_listing_row_keeps_no_summary_still_keeps_its_parent(
+    stores: StoreFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The deleting transaction read each child's parent from its listing
+    # row's summary, which a session whose metadata holds NUL does not keep:
+    # a child spawned meanwhile (a stale listing) was left naming a deleted parent.
+    store = stores.open()
+    parent = store.create()
+    child = store.spawn(parent, task="t")
+    store.update_metadata(child, {"note": "a\x00b"})
+    monkeypatch.setattr(_erasure, "sessions", lambda repository, wanted=None: [])  # the listing misses the child
+    with pytest.raises(SessionHasChildren) as refused:
+        store.delete(parent)
+    assert refused.value.children == [child]
+    monkeypatch.undo()
+    assert {info.id for info in stores.open().sessions()} == {parent, child}
+
+
 def test_values_whose_order_is_stored_refuse_sets_and_mappings(stores: StoreFactory) -> None:
     # Found by an adversarial run: set_tags({"alpha", "beta", "gamma"}) was
     # stored in the order of the process's hash seed, and remove={"a": "x"}

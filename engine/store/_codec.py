@@ -188,6 +188,13 @@ def spawn_parent(session_id: str, topic: str, state: bytes) -> str | None:
     return event.spawn.parent if isinstance(event, SessionCreated) and event.spawn is not None else None
 
 
+def spawn_parents(firsts: Iterable[tuple[str, str, bytes]]) -> list[tuple[str, str | None]]:
+    """(session id, parent) of sessions from their first records: for the
+    listing rows that keep no summary to read the parent from (metadata
+    holding NUL, or a row of an earlier build not written since)."""
+    return [(session_id, spawn_parent(session_id, topic, bytes(state))) for session_id, topic, state in firsts]
+
+
 def refuse_children(session_ids: Sequence[str], parents: Iterable[tuple[str, str | None]]) -> None:
     """Raise ``SessionHasChildren`` if a session outside ``session_ids``
     names one inside as its parent. ``parents``: (session id, parent) of the

@@ -21,6 +21,7 @@ from engine.store._codec import (
     refuse_new_forks,
     refuse_orphans,
     spawn_parent,
+    spawn_parents,
 )
 from engine.store._records import FeedEntry, ListingFilter, Record, Rewrite, SessionRow, StoredSnapshot
 
@@ -130,14 +131,14 @@ class MemoryRecorder(POPOApplicationRecorder):
     def delete_sessions(self, session_ids: Sequence[str]) -> Callable[[], None]:
         with self._database_lock:
             refuse_orphans(session_ids, self._first_records())
-            refuse_children(
-                session_ids,
-                (
-                    (sid, decode_summary(sid, row.summary).parent)
-                    for sid, row in self._sessions.items()
-                    if row.summary is not None
-                ),
-            )
+            parents = [
+                (sid, decode_summary(sid, row.summary).parent)
+                for sid, row in self._sessions.items()
+                if row.summary is not None
+            ]
+            unsummarised = {sid for sid, row in self._sessions.items() if row.summary is None}
+            firsts = [first for first in self._first_records() if first[0] in unsummarised]
+            refuse_children(session_ids, [*parents, *spawn_parents(firsts)])
             for session_id in session_ids:
                 index = self._stored_events_index.pop(session_id, {})
                 for version, position in index.items():

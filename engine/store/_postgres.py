@@ -42,7 +42,14 @@ from engine.store._backend import (
     unreachable_position,
 )
 from engine.store._chain import check_legacy_sealing, seal_mode_of, sealed_row
-from engine.store._codec import fork_source, refuse_children, refuse_new_forks, refuse_orphans, spawn_parent
+from engine.store._codec import (
+    fork_source,
+    refuse_children,
+    refuse_new_forks,
+    refuse_orphans,
+    spawn_parent,
+    spawn_parents,
+)
 from engine.store._records import (
     LISTING_COLUMNS,
     ROW_COLUMNS,
@@ -415,6 +422,12 @@ class PostgresRecorder(PostgresApplicationRecorder):
         )
         self._select_head = _rendered(
             SQL("SELECT head, version FROM {}.{} WHERE session_id=%s").format(schema, sessions)
+        )
+        self._select_unsummarised_firsts = _rendered(
+            SQL(
+                "SELECT e.originator_id, e.topic, e.state FROM {}.{} e JOIN {}.{} s ON s.session_id = e.originator_id "
+                "WHERE s.summary IS NULL AND e.originator_version = 1"
+            ).format(schema, events, schema, sessions)
         )
         self._select_fork_firsts = _rendered(
             SQL(
@@ -997,7 +1010,10 @@ class PostgresRecorder(PostgresApplicationRecorder):
         with self._locked_write() as curs:
             refuse_orphans(session_ids, self._fork_firsts(curs))
             curs.execute(self._select_parents)
-            refuse_children(session_ids, [(row["session_id"], row["parent"]) for row in curs.fetchall()])
+            parents = [(row["session_id"], row["parent"]) for row in curs.fetchall()]
+            curs.execute(self._select_unsummarised_firsts)
+            firsts = [(row["originator_id"], row["topic"], row["state"]) for row in curs.fetchall()]
+            refuse_children(session_ids, [*parents, *spawn_parents(firsts)])
             for table, column in tables:
                 curs.execute(
                     SQL("DELETE FROM {}.{} WHERE {} = ANY(%s)").format(schema, table, Identifier(column)),

@@ -43,6 +43,7 @@ from engine.store._codec import (
     refuse_new_forks,
     refuse_orphans,
     spawn_parent,
+    spawn_parents,
 )
 from engine.store._packed import TEXT_APPEND_TOPIC
 from engine.store._records import (
@@ -196,6 +197,10 @@ class SQLiteRecorder:
         self._select_parents = (
             f"SELECT session_id, json_extract(summary, '$.parent') FROM {sessions} "
             "WHERE json_extract(summary, '$.parent') IS NOT NULL"
+        )
+        self._select_unsummarised_firsts = (
+            f"SELECT s.session_id, k.topic, l.state FROM {sessions} s JOIN {log} l ON l.session = s.key "
+            f"JOIN {kinds} k ON k.code = l.kind WHERE s.summary IS NULL AND l.version = 1"
         )
         self._select_fork_firsts = (
             f"SELECT s.session_id, k.topic, l.state FROM {log} l JOIN {kinds} k ON k.code = l.kind "
@@ -542,7 +547,8 @@ class SQLiteRecorder:
 
         def apply(execute: Execute) -> None:
             refuse_orphans(session_ids, self._fork_firsts(execute))
-            refuse_children(session_ids, execute(self._select_parents).fetchall())
+            parents = execute(self._select_parents).fetchall()
+            refuse_children(session_ids, [*parents, *spawn_parents(execute(self._select_unsummarised_firsts))])
             (newest,) = execute(f"SELECT max(position) FROM {log}").fetchone()
             for session_id in session_ids:
                 execute(
