@@ -641,11 +641,9 @@ def test_messages_become_a_gemini_request_with_signatures_where_gemini_puts_them
 
 def test_gemini_refuses_what_it_cannot_hold_and_lossy_converts_it() -> None:
     orphan = [Message.tool_results(ToolResult.of("call_9", "x"))]
-    for lossy in (False, True):
-        with pytest.raises(
-            InvalidArgument, match=r"messages\[0\]\.blocks\[0\]: no earlier tool use has the id 'call_9'"
-        ):
-            to_gemini(orphan, lossy=lossy)
+    with pytest.raises(InvalidArgument, match=r"messages\[0\]\.blocks\[0\]: tool result 'call_9' answers no"):
+        to_gemini(orphan)
+    assert to_gemini(orphan, lossy=True) == {"contents": []}  # left out, as by every format but Responses
     two_texts = [
         Message.assistant(OSLO),
         Message.tool_results(ToolResult(tool_use_id="call_oslo", content=(Text(text="4°C"), Text(text="rain")))),
@@ -881,3 +879,60 @@ def test_an_erased_message_is_left_out_not_sent_empty(convert: Any) -> None:
     messages = [Message.user("hello"), Message.assistant("secret").erasure(), Message.user("still there?")]
     sent = convert(messages, lossy=True)
     assert "secret" not in json.dumps(sent) and "[]" not in json.dumps(sent)
+
+
+def test_exports_never_send_what_every_provider_refuses_a_result_without_its_call_or_an_empty_message() -> None:
+    # Found by a pass against the providers' own payloads: Chat history with
+    # content "" beside tool calls (a shape many frameworks store) became an
+    # empty Anthropic text block; a window starting at results sent results
+    # without their call; lossy mode sent messages it had emptied. Each is a
+    # request the provider refuses (expected values written from the inputs).
+    chat = [
+        {"role": "user", "content": "Weather?"},
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "w", "arguments": "{}"}}],
+        },
+        {"role": "tool", "tool_call_id": "c1", "content": "rain"},
+    ]
+    messages = from_openai_chat(chat)
+    assert to_openai_chat(messages) == chat  # Chat holds "" exactly
+    with pytest.raises(InvalidArgument, match=r"messages\[1\]\.blocks\[0\]: Anthropic Messages refuses an empty text"):
+        to_anthropic(messages)
+    assert to_anthropic(messages, lossy=True)["messages"][1] == {
+        "role": "assistant",
+        "content": [{"type": "tool_use", "id": "c1", "name": "w", "input": {}}],
+    }
+
+    window = [Message.tool_results(ToolResult.of("c1", "rain")), Message.assistant("It rains.")]
+    for convert in (to_openai_chat, to_anthropic, to_gemini):
+        with pytest.raises(InvalidArgument, match=r"messages\[0\]\.blocks\[0\]: tool result 'c1' answers no tool use"):
+            convert(window)
+    assert to_openai_chat(window, lossy=True) == [{"role": "assistant", "content": "It rains."}]
+    assert to_gemini(window, lossy=True)["contents"] == [{"role": "model", "parts": [{"text": "It rains."}]}]
+    # The Responses format keeps it: a request continuing a stored response sends outputs alone.
+    assert to_openai_responses(window)[0] == {"type": "function_call_output", "call_id": "c1", "output": "rain"}
+
+    # A call answered only after another message: the call is never answered (left out), so is its late result.
+    late = [
+        Message.user("Weather?"),
+        Message.assistant(ToolUse(id="c1", name="w")),
+        Message.user("Hello?"),
+        Message.tool_results(ToolResult.of("c1", "rain")),
+    ]
+    assert to_openai_chat(late, lossy=True) == [
+        {"role": "user", "content": "Weather?"},
+        {"role": "user", "content": "Hello?"},
+    ]
+
+    emptied = [Message.user("Draw a cat."), Message.assistant(Image(media_type="image/png", data=b"\x89PNG"))]
+    assert to_openai_chat(emptied, lossy=True) == [{"role": "user", "content": "Draw a cat."}]
+    assert to_anthropic(emptied, lossy=True)["messages"] == [
+        {"role": "user", "content": [{"type": "text", "text": "Draw a cat."}]}
+    ]
+    assert to_openai_responses(emptied, lossy=True) == [
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Draw a cat."}]}
+    ]
+    thinking_only = [Message.user("Hm?"), Message.assistant(Reasoning(text="Let me think."))]
+    assert to_openai_chat(thinking_only, lossy=True) == [{"role": "user", "content": "Hm?"}]

@@ -22,6 +22,7 @@ from engine.formats._common import (
     encode_base64,
     image_media_type,
     image_url,
+    left_out_emptied,
     only_fields,
     optional_text,
     part_type,
@@ -61,9 +62,11 @@ def to_anthropic(messages: Iterable[Message], *, lossy: bool = False) -> Json:
                 )
             system = (system or []) + [block.text for block in entry.blocks if isinstance(block, Text)]
             continue
-        content = [_block(entry, number, block, policy) for number, block in enumerate(entry.blocks)]
-        role = "assistant" if entry.role == "assistant" else "user"
-        turns.append({"role": role, "content": [block for block in content if block is not None]})
+        made = [_block(entry, number, block, policy) for number, block in enumerate(entry.blocks)]
+        content = [block for block in made if block is not None]
+        if left_out_emptied(entry, content):
+            continue
+        turns.append({"role": "assistant" if entry.role == "assistant" else "user", "content": content})
     request: Json = {}
     if system is not None:
         request["system"] = system[0] if len(system) == 1 else [{"type": "text", "text": text} for text in system]
@@ -76,6 +79,9 @@ def to_anthropic(messages: Iterable[Message], *, lossy: bool = False) -> Json:
 def _block(entry: Entry, number: int, block: Block, policy: Policy) -> Json | None:
     where = entry.where(number)
     if isinstance(block, Text):
+        if not block.text:
+            policy.cannot_hold(where, f"{FORMAT} refuses an empty text block", "leave it out")
+            return None
         return {"type": "text", "text": block.text}
     if isinstance(block, Image):
         if entry.role == "assistant":

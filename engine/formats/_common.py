@@ -71,12 +71,14 @@ class Entry:
 
 
 def prepare(
-    messages: Iterable[Message], policy: Policy, *, keeps_incomplete: bool = False
+    messages: Iterable[Message], policy: Policy, *, keeps_incomplete: bool = False, results_need_calls: bool = True
 ) -> tuple[list[Message], list[Entry]]:
     """The caller's messages as a list, and their entries: an erased
     placeholder, the incomplete marker (unless the format ``keeps_incomplete``)
     and Transcript blocks are refused, or in lossy mode become no content, no
-    marker and Text blocks."""
+    marker and Text blocks. Tool uses never answered are refused (lossy: left
+    out), and so are tool results whose tool use is not right before them
+    if the format ``results_need_calls``."""
     if isinstance(messages, (str, bytes, Message, Mapping)) or not isinstance(messages, Iterable):
         raise InvalidArgument(f"{policy.function} takes a list of messages, got a {type(messages).__name__}")
     originals = list(messages)
@@ -123,7 +125,8 @@ def prepare(
                 block = Text(text=block.text)
             blocks.append(block)
         entries.append(Entry(index, message.role, tuple(blocks), incomplete))
-    return originals, _without_unanswered_calls(originals, entries, policy)
+    entries = _without_unanswered_calls(originals, entries, policy)
+    return originals, _without_unmatched_results(entries, policy) if results_need_calls else entries
 
 
 def _without_unanswered_calls(originals: Sequence[Message], entries: list[Entry], policy: Policy) -> list[Entry]:
@@ -159,6 +162,42 @@ def _without_unanswered_calls(originals: Sequence[Message], entries: list[Entry]
         if blocks or not entry.blocks:
             kept.append(replace(entry, blocks=tuple(blocks)))
     return kept
+
+
+def _without_unmatched_results(entries: list[Entry], policy: Policy) -> list[Entry]:
+    """Refuse (lossy: leave out) each tool result that answers no tool use of
+    the assistant message its run of tool_results messages follows: a
+    window of a transcript that starts at results, say. A provider that
+    takes the whole conversation refuses a result without its call."""
+    kept: list[Entry] = []
+    calls: set[str] = set()  # the tool uses the next tool_results message may answer
+    for entry in entries:
+        if entry.role != "tool_results":
+            calls = {block.id for block in entry.blocks if isinstance(block, ToolUse)}
+            kept.append(entry)
+            continue
+        blocks = []
+        for number, block in enumerate(entry.blocks):
+            if isinstance(block, ToolResult) and block.tool_use_id not in calls:
+                policy.cannot_hold(
+                    entry.where(number),
+                    f"tool result {block.tool_use_id!r} answers no tool use of the assistant message before it "
+                    f"(its call is not among these messages), and {policy.format} refuses a result without its "
+                    "call",
+                    "leave the result out",
+                )
+                continue
+            blocks.append(block)
+        if blocks or not entry.blocks:
+            kept.append(replace(entry, blocks=tuple(blocks)))
+    return kept
+
+
+def left_out_emptied(entry: Entry, made: Sequence[object]) -> bool:
+    """Whether ``entry`` is to be left out because lossy mode left none of its
+    blocks (``made``: what the format made of them): providers refuse a
+    message with no content."""
+    return bool(entry.blocks) and not made
 
 
 def _empty_answers(previous: object) -> tuple[Block, ...]:

@@ -20,6 +20,7 @@ from engine.formats._common import (
     described,
     encode_base64,
     image_media_type,
+    left_out_emptied,
     only_fields,
     optional_text,
     prepare,
@@ -59,10 +60,14 @@ def to_gemini(messages: Iterable[Message], *, lossy: bool = False) -> Json:
                 )
             system = (system or []) + [{"text": block.text} for block in entry.blocks if isinstance(block, Text)]
         elif entry.role == "assistant":
-            contents.append({"role": "model", "parts": _model_parts(entry, names, policy)})
+            parts = _model_parts(entry, names, policy)
+            if not left_out_emptied(entry, parts):
+                contents.append({"role": "model", "parts": parts})
         elif entry.role == "tool_results":
-            parts = [_response(entry, number, block, names, policy) for number, block in enumerate(entry.blocks)]
-            contents.append({"role": "user", "parts": [part for part in parts if part is not None]})
+            made = [_response(entry, number, block, names, policy) for number, block in enumerate(entry.blocks)]
+            parts = [part for part in made if part is not None]
+            if not left_out_emptied(entry, parts):
+                contents.append({"role": "user", "parts": parts})
         else:
             contents.append({"role": "user", "parts": [_user_part(block) for block in entry.blocks]})
     request: Json = {}
@@ -130,13 +135,7 @@ def _response(entry: Entry, number: int, result: Block, names: dict[str, str], p
     if not isinstance(result, ToolResult):
         return None
     where = entry.where(number)
-    name = names.get(result.tool_use_id)
-    if name is None:
-        raise InvalidArgument(
-            f"to_gemini: {where}: no earlier tool use has the id {result.tool_use_id!r}, and a "
-            "functionResponse needs the name of the function it answers; convert the messages together with "
-            "the tool use this result answers"
-        )
+    name = names[result.tool_use_id]  # prepare() has left out results whose call is not right before them
     texts: list[str] = []
     for part_number, part in enumerate(result.content):
         if isinstance(part, Image):

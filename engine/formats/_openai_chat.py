@@ -17,6 +17,7 @@ from engine.formats._common import (
     described,
     image_from_url,
     image_url,
+    left_out_emptied,
     only_fields,
     optional_text,
     part_type,
@@ -39,7 +40,9 @@ def to_openai_chat(messages: Iterable[Message], *, lossy: bool = False) -> list[
     result: list[Json] = []
     for position, entry in enumerate(entries):
         if entry.role != "tool_results":
-            result.append(_message(entry, policy))
+            message = _message(entry, policy)
+            if message is not None:
+                result.append(message)
             continue
         if position and entries[position - 1].role == "tool_results":
             policy.cannot_hold(
@@ -53,7 +56,7 @@ def to_openai_chat(messages: Iterable[Message], *, lossy: bool = False) -> list[
     return result
 
 
-def _message(entry: Entry, policy: Policy) -> Json:
+def _message(entry: Entry, policy: Policy) -> Json | None:
     parts: list[Json] = []
     calls: list[Json] = []
     for number, block in enumerate(entry.blocks):
@@ -75,6 +78,8 @@ def _message(entry: Entry, policy: Policy) -> Json:
             policy.cannot_hold(where, f"{FORMAT} has no place for an image in an assistant message", "leave it out")
         elif isinstance(block, Image):
             parts.append({"type": "image_url", "image_url": {"url": image_url(block, where, policy)}})
+    if left_out_emptied(entry, parts + calls):
+        return None
     content: str | list[Json] | None = parts
     if len(parts) == 1 and parts[0]["type"] == "text":
         content = parts[0]["text"]

@@ -18,6 +18,7 @@ from engine.formats._common import (
     described,
     image_from_url,
     image_url,
+    left_out_emptied,
     only_fields,
     optional_text,
     part_type,
@@ -53,7 +54,9 @@ def to_openai_responses(messages: Iterable[Message], *, lossy: bool = False) -> 
     function_call_output item per result. An incomplete message's items have
     ``"status": "incomplete"``. Item ids are not written."""
     policy = Policy("to_openai_responses", FORMAT, lossy)
-    originals, entries = prepare(messages, policy, keeps_incomplete=True)
+    # A request continuing a stored response (previous_response_id) sends
+    # function_call_output items whose calls are only in that response.
+    originals, entries = prepare(messages, policy, keeps_incomplete=True, results_need_calls=False)
     items: list[Json] = []
     last_kind: str | None = None
     last_index = 0
@@ -146,6 +149,8 @@ def _assistant_items(entry: Entry, policy: Policy) -> list[tuple[str, Json]]:
     for kind, item in made:
         if kind == "reasoning" and item["summary"] == [{"type": "summary_text", "text": ""}]:
             item["summary"] = []  # how the API shows reasoning without a summary
+    if left_out_emptied(entry, made):
+        return []
     return made or [("text", {"type": "message", "role": "assistant", "content": []})]
 
 
