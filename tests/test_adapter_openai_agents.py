@@ -15,7 +15,12 @@ from agents import Agent, Runner, SQLiteSession, function_tool, set_tracing_disa
 from agents.items import ModelResponse
 from agents.models.interface import Model
 from agents.usage import Usage
-from openai.types.responses import ResponseFunctionToolCall, ResponseOutputMessage, ResponseOutputText
+from openai.types.responses import (
+    ResponseFunctionToolCall,
+    ResponseOutputMessage,
+    ResponseOutputText,
+    ResponseReasoningItem,
+)
 
 from engine import InvalidArgument, InvalidTranscriptShape, Transcripts
 from engine.adapters.openai_agents import TranscriptSession
@@ -356,7 +361,11 @@ def test_a_turn_answered_in_part_stays_open_until_its_last_output(store: Transcr
     asyncio.run(run())
     theirs.close()
     kinds = [entry.event.reason for entry in store.history("s") if entry.kind == "messages_rewritten"]
-    assert kinds == ["add_items", "pop_item", "pop_item", "pop_item", "pop_item", "add_items", "add_items"]
+    # The last add_items left the turn's calls as they were and added its
+    # outputs and answer after them: an append, with nothing rewritten.
+    assert kinds == ["add_items", "pop_item", "pop_item", "pop_item", "pop_item", "add_items"]
+    rewritten = [entry.event for entry in store.history("s") if entry.kind == "messages_rewritten"]
+    assert (rewritten[0].start, rewritten[0].end) == (2, 3)  # only the outputs, not the turn's calls again
 
 
 def test_a_transcript_made_from_items_converts_back_to_responses_items(store: Transcripts) -> None:
@@ -377,3 +386,73 @@ def test_an_output_without_its_call_says_what_to_do(store: Transcripts) -> None:
     with pytest.raises(InvalidArgument, match=r"^items\[1\]\.type"):
         asyncio.run(session.add_items([ITEMS[3], {"type": "web_search_call", "id": "ws_1"}]))
     assert asyncio.run(TranscriptSession("new", store).history()) == []
+
+
+def test_a_model_turn_with_reasoning_or_text_after_its_calls_is_kept_whole(store: Transcripts, tmp_path: Any) -> None:
+    # Found by a pass with the real SDK: a model output of [reasoning, call a,
+    # reasoning, call b] (or [call, message]) was split into two assistant
+    # messages, the first one's calls answered only after the second, and
+    # add_items refused the turn after both tools had run.
+    def reasoning(item_id: str) -> ResponseReasoningItem:
+        return ResponseReasoningItem(id=item_id, type="reasoning", summary=[], encrypted_content=f"enc-{item_id}")
+
+    for name, first in (
+        ("interleaved", [reasoning("rs_1"), _call("a", "weather", '{"city":"Oslo"}'), reasoning("rs_2"),
+                         _call("b", "weather", '{"city":"Bergen"}')]),
+        ("text-after", [_call("a", "weather", '{"city":"Oslo"}'), _text("Checking...", "msg_0")]),
+    ):  # fmt: skip
+        outputs = [first, [_text("Snow in both.", "msg_9")]]
+        results = {}
+        for session in (TranscriptSession(name, store), SQLiteSession(name, str(tmp_path / "sdk.db"))):
+            agent = Agent(name="a", model=ScriptedModel([list(outputs[0]), list(outputs[1])]), tools=[weather])
+            assert asyncio.run(Runner.run(agent, "Weather?", session=session)).final_output == "Snow in both."
+            results[type(session).__name__] = asyncio.run(session.get_items())
+        calls = [item for item in first if item.type == "function_call"]
+        # Written from the run: the input, the model's output as it came, one output per call, the answer.
+        expected_types = ["message", *(item.type for item in first), *["function_call_output"] * len(calls), "message"]
+        assert [item.get("type", "message") for item in results["TranscriptSession"]] == expected_types
+        assert results["TranscriptSession"] == results["SQLiteSession"]
+        messages = store.get(name).messages
+        assert [message.role for message in messages] == ["user", "assistant", "tool_results", "assistant"]
+        assert [use.id for use in messages[1].tool_uses] == [call.call_id for call in calls]
+
+
+def test_a_tool_output_image_keeps_its_detail(store: Transcripts) -> None:
+    # The docs say image detail stays in the kept items; for a tool's output
+    # image it was refused ("'high' would be lost") after the tool had run.
+    items = [
+        {"role": "user", "content": "Look."},
+        _call("c1", "camera", "{}").model_dump(exclude_none=True),
+        {
+            "type": "function_call_output",
+            "call_id": "c1",
+            "output": [{"type": "input_image", "image_url": "https://example.com/a.png", "detail": "high"}],
+        },
+    ]
+    session = TranscriptSession("s", store)
+    asyncio.run(session.add_items(items))
+    assert asyncio.run(session.get_items()) == items
+    [result] = store.get("s").messages[2].blocks
+    assert result.content[0].ref == "https://example.com/a.png"  # type: ignore[union-attr]
+
+
+def test_many_session_objects_over_one_store_keep_every_item(store: Transcripts) -> None:
+    # Found with the real SDK's usage pattern (a session object per task):
+    # each object wrapped the store anew, so their calls on one conversation
+    # raced, and with 24 writers some add_items gave up with RevisionConflict
+    # (SQLiteSession kept every item). Expected: every item kept.
+    writers, turns = 24, 4
+
+    async def writer(number: int) -> None:
+        session = TranscriptSession("s", store)
+        for turn in range(turns):
+            await session.get_items()
+            await session.add_items([{"role": "user", "content": f"w{number} q{turn}"}])
+            await session.add_items([{"role": "assistant", "content": f"w{number} a{turn}"}])
+
+    async def run() -> None:
+        await asyncio.gather(*(writer(number) for number in range(writers)))
+
+    asyncio.run(run())
+    texts = sorted(message.text for message in store.get("s").messages)
+    assert texts == sorted(f"w{n} {kind}{t}" for n in range(writers) for t in range(turns) for kind in ("q", "a"))

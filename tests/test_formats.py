@@ -936,3 +936,37 @@ def test_exports_never_send_what_every_provider_refuses_a_result_without_its_cal
     ]
     thinking_only = [Message.user("Hm?"), Message.assistant(Reasoning(text="Let me think."))]
     assert to_openai_chat(thinking_only, lossy=True) == [{"role": "user", "content": "Hm?"}]
+
+
+def test_a_responses_turn_that_goes_on_after_its_calls_reads_as_one_message_and_back() -> None:
+    # Found with the real Agents SDK: [reasoning, call a, reasoning, call b]
+    # read as two assistant messages, the first one's calls then unanswered
+    # by the message after it, which the store refuses.
+    items = [
+        {"type": "reasoning", "summary": [], "encrypted_content": "e1"},
+        {"type": "function_call", "call_id": "a", "name": "f", "arguments": "{}"},
+        {"type": "reasoning", "summary": [], "encrypted_content": "e2"},
+        {"type": "function_call", "call_id": "b", "name": "f", "arguments": "{}"},
+        {
+            "type": "message",
+            "role": "assistant",
+            "content": [{"type": "output_text", "text": "Wait.", "annotations": []}],
+        },
+        {"type": "function_call_output", "call_id": "a", "output": "1"},
+        {"type": "function_call_output", "call_id": "b", "output": "2"},
+    ]
+    turn = from_openai_responses(items)
+    assert turn == [
+        Message.assistant(
+            Reasoning(text="", signature="e1"),
+            ToolUse(id="a", name="f"),
+            Reasoning(text="", signature="e2"),
+            ToolUse(id="b", name="f"),
+            "Wait.",
+        ),
+        Message.tool_results(ToolResult.of("a", "1"), ToolResult.of("b", "2")),
+    ]
+    assert to_openai_responses(turn) == items
+    # Without a call, text then reasoning still reads back as two messages: refused in strict mode.
+    with pytest.raises(InvalidArgument, match=r"messages\[0\]\.blocks\[1\]: a reasoning block after a text block"):
+        to_openai_responses([Message.assistant("Hm.", Reasoning(text="think"))])

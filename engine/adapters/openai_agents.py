@@ -7,9 +7,9 @@ imported here (the class implements its protocol); install
 
 Each item the SDK adds becomes part of a message of the transcript: a user
 input, an assistant message or a reasoning item one message each; the tool
-calls of one model turn one assistant message (with the turn's message or
-reasoning before them, if any), and their outputs one ``tool_results``
-message, as the transcript's tool pairing wants. The items themselves are kept
+calls of one model turn one assistant message (with the turn's messages and
+reasoning before them, and after them up to the outputs), and their outputs
+one ``tool_results`` message, as the transcript's tool pairing wants. The items themselves are kept
 byte for byte in the message's ``provider_data``, so ``get_items`` gives back
 exactly what was added, ids and statuses included, as long as the message
 still says what its items say (after an edit through the store, the items are
@@ -44,7 +44,7 @@ from engine.errors import (
     SessionNotFound,
 )
 from engine.facade import HistoryEntry, Transcripts
-from engine.facade.aio import AsyncTranscripts
+from engine.facade.aio import AsyncTranscripts, shared_async
 from engine.formats import from_openai_responses, to_openai_responses
 from engine.state.content import Message, Reasoning, ToolResult, same_content, shown
 
@@ -52,10 +52,11 @@ __all__ = ["TranscriptSession"]
 
 Item = dict[str, Any]
 _R = TypeVar("_R")
-#: How often a write is tried when other writers keep committing first, and
-#: the longest pause between tries (seconds; each pause is random up to a
-#: bound that doubles, so writers that collided spread out).
-_ATTEMPTS = 12
+#: How long a write is tried again while other writers (other processes, other
+#: store objects) keep committing first, and the longest pause between tries
+#: (seconds; each pause is random up to a bound that doubles, so writers that
+#: collided spread out).
+_RETRY_FOR = 10.0
 _MAX_PAUSE = 0.2
 
 
@@ -76,13 +77,15 @@ class TranscriptSession:
     ) -> None:
         new_session_id(session_id)  # one the store can create: refused here, not at the first write
         if isinstance(store, Transcripts):
-            store = AsyncTranscripts(store)
+            # One twin for every session object over this store: calls on one
+            # conversation take turns, as the SDK's runners expect.
+            store = shared_async(store)
         elif not isinstance(store, AsyncTranscripts):
             raise InvalidArgument(f"store must be a Transcripts or an AsyncTranscripts, got {type(store).__name__}")
         self.session_id = session_id
         self.store = store
         self.actor = actor
-        self.session_settings = _coerced(session_settings)
+        self.session_settings = _coerced({} if session_settings is None else session_settings)
 
     def __repr__(self) -> str:
         return f"TranscriptSession({self.session_id!r}, {self.store!r})"
@@ -110,7 +113,7 @@ class TranscriptSession:
         """Append ``items`` to the conversation, as one commit. Items this
         engine cannot hold are refused with :class:`InvalidArgument` naming
         the item, and nothing is written."""
-        if not isinstance(items, list):
+        if not isinstance(items, (list, tuple)):
             raise InvalidArgument(f"add_items() takes a list of items, got {type(items).__name__}")
         if not items:
             return
@@ -190,18 +193,25 @@ class TranscriptSession:
             if start is not None:
                 # The last turn's calls are not all answered yet: the new items
                 # continue it (more calls, more outputs), so its messages are
-                # made again from all their items, as one audited rewrite.
+                # made again from all their items; those that changed are
+                # replaced as one audited rewrite (the others are not stored again).
                 turn = head.messages[start:]
                 grown = messages_of([*(item for message in turn for item in items_of(message)), *items])
-                store.rewrite(
-                    self.session_id,
-                    start,
-                    count,
-                    _keeping_id(grown, turn[0]),
-                    "add_items",
-                    actor=self.actor,
-                    expected_revision=head.revision,
-                )
+                same = 0
+                while same < min(len(turn), len(grown)) and _unchanged(turn[same], grown[same]):
+                    same += 1
+                if same == len(turn):
+                    store.append(self.session_id, *grown[same:], actor=self.actor, expected_revision=head.revision)
+                else:
+                    store.rewrite(
+                        self.session_id,
+                        start + same,
+                        count,
+                        _keeping_id(grown[same:], turn[same]),
+                        "add_items",
+                        actor=self.actor,
+                        expected_revision=head.revision,
+                    )
             else:
                 store.append(self.session_id, *messages, actor=self.actor, expected_revision=head.revision)
 
@@ -304,7 +314,8 @@ def _retried(step: Callable[[], _R]) -> _R:
     tried again when another writer committed first: the store has caught
     up by then, so the next try decides on what is stored now."""
     pause = 0.002
-    for _ in range(_ATTEMPTS - 1):
+    deadline = time.monotonic() + _RETRY_FOR
+    while time.monotonic() < deadline:
         try:
             return step()
         except (RevisionConflict, ConcurrentWriteError):
@@ -321,17 +332,21 @@ def messages_of(items: Sequence[Item]) -> list[Message]:
     ``provider_data``, grouped as ``engine.formats.from_openai_responses``
     groups them (so the transcript converts back to Responses items): an
     assistant turn's reasoning, text and calls are one message unless a
-    message or reasoning item follows a message or call; outputs that follow
-    each other are one ``tool_results`` message."""
+    message or reasoning item follows a message or call of a message that
+    holds no call yet; outputs that follow each other are one
+    ``tool_results`` message."""
     groups: list[list[tuple[Item, Message]]] = []
     previous: str | None = None
+    calls = False  # the message being grouped holds a function call
     for index, item in enumerate(items):
         single = _message_of(item, index)
         kind = _kind(single)
-        if groups and _continues(previous, kind):
+        if groups and _continues(previous, kind, calls):
             groups[-1].append((item, single))
         else:
             groups.append([(item, single)])
+            calls = False
+        calls = calls or kind == "function_call"
         previous = kind
     return [_grouped(group) for group in groups]
 
@@ -349,14 +364,16 @@ def _kind(message: Message) -> str:
     return "text"
 
 
-def _continues(previous: str | None, kind: str) -> bool:
-    """``engine.formats``' grouping rule for Responses items."""
+def _continues(previous: str | None, kind: str, calls: bool) -> bool:
+    """``engine.formats``' grouping rule for Responses items (``calls``: the
+    message so far holds a function call, whose output the rest of the
+    model's turn comes before)."""
     if kind == "output":
         return previous == "output"
     turn = ("reasoning", "text", "function_call")
     if kind not in turn or previous not in turn:
         return False
-    return kind == "function_call" or previous == "reasoning"
+    return kind == "function_call" or previous == "reasoning" or calls
 
 
 def _grouped(group: list[tuple[Item, Message]]) -> Message:
@@ -387,6 +404,11 @@ def _open_turn(messages: Sequence[Message]) -> int | None:
         if answered < calls:
             return len(messages) - 2
     return None
+
+
+def _unchanged(stored: Message, made: Message) -> bool:
+    """Whether ``made`` (from items, with no id yet) is ``stored`` again."""
+    return msgspec.structs.replace(made, id=stored.id) == stored
 
 
 def _keeping_id(messages: list[Message], replaced: Message) -> list[Message]:
@@ -460,9 +482,10 @@ def _content_of(item: Item) -> Item:
     """``item`` as the transcript holds it: without the fields above, and a
     refusal part as the text the model said."""
     content = {key: value for key, value in item.items() if key not in _ITEM_ONLY}
-    parts = content.get("content")
-    if isinstance(parts, list):
-        content["content"] = [_part_content(part) for part in parts]
+    for key in ("content", "output"):  # a message's parts, a function_call_output's parts
+        parts = content.get(key)
+        if isinstance(parts, list):
+            content[key] = [_part_content(part) for part in parts]
     return content
 
 

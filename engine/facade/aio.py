@@ -200,6 +200,20 @@ def _awaitable(
     return call
 
 
+_SHARING = threading.Lock()
+
+
+def shared_async(store: Transcripts) -> AsyncTranscripts:
+    """The one ``AsyncTranscripts`` over ``store`` that callers wrapping it
+    for a session share (each session object of an integration, say), so
+    their calls on one session take turns in order instead of racing."""
+    with _SHARING:
+        twin = store._shared_async
+        if not isinstance(twin, AsyncTranscripts):
+            twin = store._shared_async = AsyncTranscripts(store)
+        return twin
+
+
 class AsyncTranscripts:
     """A store of sessions, used from asyncio (see :class:`engine.Transcripts`
     for what each method does). Open one with ``await AsyncTranscripts.open(...)``

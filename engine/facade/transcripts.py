@@ -130,6 +130,7 @@ class Transcripts:
             max_event_bytes=max_event_bytes,
             lock_timeout=lock_timeout,
         )
+        self._shared_async: object = None  # see engine.facade.aio.shared_async
 
     @classmethod
     def open(

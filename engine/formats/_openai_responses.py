@@ -35,16 +35,18 @@ FORMAT = "the OpenAI Responses API"
 _ASSISTANT_KINDS = ("reasoning", "text", "function_call")
 
 
-def continues(previous: str | None, kind: str) -> bool:
+def continues(previous: str | None, kind: str, calls: bool = False) -> bool:
     """The grouping rule: whether an item of ``kind`` belongs to the message
-    of the item before it. Consecutive function_call_output items are one
-    tool_results message; a run of assistant items is split where a message or
-    reasoning item follows a message or function_call item."""
+    of the item before it (``calls``: that message holds a function call).
+    Consecutive function_call_output items are one tool_results message; a
+    run of assistant items is split where a message or reasoning item follows
+    a message or function_call item, unless the message holds a call: its
+    calls wait for their outputs, so the rest of the run is the same turn."""
     if kind == "output":
         return previous == "output"
     if kind not in _ASSISTANT_KINDS or previous not in _ASSISTANT_KINDS:
         return False
-    return kind == "function_call" or previous == "reasoning"
+    return kind == "function_call" or previous == "reasoning" or calls
 
 
 def to_openai_responses(messages: Iterable[Message], *, lossy: bool = False) -> list[Json]:
@@ -59,10 +61,11 @@ def to_openai_responses(messages: Iterable[Message], *, lossy: bool = False) -> 
     originals, entries = prepare(messages, policy, keeps_incomplete=True, results_need_calls=False)
     items: list[Json] = []
     last_kind: str | None = None
+    last_calls = False  # the message written last holds a function call
     last_index = 0
     for entry in entries:
         made = _items(entry, policy)
-        if made and continues(last_kind, made[0][0]):
+        if made and continues(last_kind, made[0][0], last_calls):
             rule = (
                 "consecutive function_call_output items are one message"
                 if entry.role == "tool_results"
@@ -80,6 +83,8 @@ def to_openai_responses(messages: Iterable[Message], *, lossy: bool = False) -> 
                 item["status"] = "incomplete"
             items.append(item)
             last_kind, last_index = kind, entry.index
+        if made:
+            last_calls = any(kind == "function_call" for kind, _ in made)
     if not lossy:
         check_round_trip(originals, lambda: from_openai_responses(items), policy, "from_openai_responses")
     return items
@@ -111,13 +116,14 @@ _STEPS = {Reasoning: (0, "reasoning block"), Text: (1, "text block"), ToolUse: (
 def _assistant_items(entry: Entry, policy: Policy) -> list[tuple[str, Json]]:
     made: list[tuple[str, Json]] = []
     step, step_name = 0, ""
+    calls = False  # a tool use was written: what follows reads back into this message
     for number, block in enumerate(entry.blocks):
         where = entry.where(number)
         if isinstance(block, Image):
             policy.cannot_hold(where, f"{FORMAT} has no place for an image in an assistant message", "leave it out")
             continue
         block_step, name = _STEPS[type(block)]
-        if block_step < step:
+        if block_step < step and not calls:
             policy.cannot_hold(
                 where,
                 f"a {name} after a {step_name}: an assistant message reads back from {FORMAT} items as its "
@@ -146,6 +152,7 @@ def _assistant_items(entry: Entry, policy: Policy) -> list[tuple[str, Json]]:
         elif isinstance(block, ToolUse):
             call = {"type": "function_call", "call_id": block.id, "name": block.name, "arguments": block.arguments}
             made.append(("function_call", call))
+            calls = True
     for kind, item in made:
         if kind == "reasoning" and item["summary"] == [{"type": "summary_text", "text": ""}]:
             item["summary"] = []  # how the API shows reasoning without a summary
@@ -182,6 +189,7 @@ class _Reading:
     blocks: list[Block] = field(default_factory=list)
     incomplete: bool = False
     provider_item_id: str | None = None
+    calls: bool = False  # it holds a function call
 
     def message(self) -> Message:
         return Message(
@@ -212,7 +220,7 @@ def from_openai_responses(items: Sequence[Json]) -> list[Message]:
         where = f"items[{index}]"
         item = as_object(raw, where)
         kind, role = _kind(item, where)
-        if reading is None or not continues(reading.last_kind, kind):
+        if reading is None or not continues(reading.last_kind, kind, reading.calls):
             if reading is not None:
                 result.append(reading.message())
             reading = _Reading(role=role, last_kind=kind)
@@ -231,6 +239,7 @@ def from_openai_responses(items: Sequence[Json]) -> list[Message]:
         elif kind == "reasoning":
             reading.blocks += _reasoning(item, where)
         elif kind == "function_call":
+            reading.calls = True
             only_fields(item, where, ("type", "call_id", "name", "arguments", "status"), ignored=("id",))
             call_id, name = text_field(item, "call_id", where), text_field(item, "name", where)
             with building(where):
