@@ -61,8 +61,8 @@ any_arguments = (
 )
 
 
-def text_blocks() -> st.SearchStrategy[Text]:
-    return st.builds(lambda text: Text(text=text), texts)
+def text_blocks(*, empty: bool = True) -> st.SearchStrategy[Text]:
+    return st.builds(lambda text: Text(text=text), texts if empty else texts.filter(bool))
 
 
 def reasoning_blocks() -> st.SearchStrategy[Reasoning]:
@@ -100,6 +100,7 @@ class Holds:
     any_url_media_type: bool
     any_arguments: bool  # else only arguments as json.dumps(object, ensure_ascii=False) writes them
     one_text_results: bool  # a tool result is exactly one text block
+    empty_text: bool  # a text block may be empty (Anthropic refuses one)
     assistant_order: tuple[type[Block], ...] | None  # blocks must come in this order of kinds, if given
     joins: Callable[[Message, Message], bool]  # whether two neighbours would read back as one
 
@@ -136,6 +137,7 @@ CHAT = Holds(
     any_url_media_type=False,
     any_arguments=True,
     one_text_results=False,
+    empty_text=True,
     assistant_order=(Text, ToolUse),
     joins=_chat_joins,
 )
@@ -148,6 +150,7 @@ RESPONSES = Holds(
     any_url_media_type=False,
     any_arguments=True,
     one_text_results=False,
+    empty_text=True,
     assistant_order=(Reasoning, Text, ToolUse),
     joins=_responses_joins,
 )
@@ -160,6 +163,7 @@ ANTHROPIC = Holds(
     any_url_media_type=False,
     any_arguments=False,
     one_text_results=False,
+    empty_text=False,
     assistant_order=None,
     joins=_never,
 )
@@ -172,6 +176,7 @@ GEMINI = Holds(
     any_url_media_type=True,
     any_arguments=False,
     one_text_results=True,
+    empty_text=True,
     assistant_order=None,
     joins=_never,
 )
@@ -195,7 +200,8 @@ def holdable(draw: st.DrawFn, holds: Holds) -> list[Message]:
     (maybe), then user messages, assistant messages and tool exchanges."""
     arguments = any_arguments if holds.any_arguments else canonical_arguments
     picture = images(any_url_media_type=holds.any_url_media_type)
-    content_kinds: list[st.SearchStrategy[Any]] = [text_blocks()]
+    text = text_blocks(empty=holds.empty_text)
+    content_kinds: list[st.SearchStrategy[Any]] = [text]
     if holds.reasoning:
         content_kinds.append(reasoning_blocks())
     if holds.assistant_images:
@@ -214,17 +220,17 @@ def holdable(draw: st.DrawFn, holds: Holds) -> list[Message]:
         if holds.one_text_results:
             content: list[Text | Image] = [draw(text_blocks())]
         else:
-            parts = text_blocks() | picture if holds.result_images else text_blocks()
+            parts = text | picture if holds.result_images else text
             content = draw(st.lists(parts, max_size=2))
         return ToolResult(tool_use_id=use.id, content=tuple(content), is_error=_flag(draw, holds.error_results))
 
     messages: list[Message] = []
     if draw(st.booleans()):
-        messages.append(Message(role="system", blocks=tuple(draw(st.lists(text_blocks(), max_size=2)))))
+        messages.append(Message(role="system", blocks=tuple(draw(st.lists(text, max_size=2)))))
     for _ in range(draw(st.integers(0, 5))):
         kind = draw(st.sampled_from(["user", "assistant", "exchange"]))
         if kind == "user":
-            blocks = draw(st.lists(text_blocks() | picture, max_size=3))
+            blocks = draw(st.lists(text | picture, max_size=3))
             messages.append(Message(role="user", blocks=tuple(blocks), incomplete=_flag(draw, holds.incomplete)))
         elif kind == "assistant":
             messages.append(assistant([]))

@@ -224,7 +224,8 @@ def test_hundreds_of_calls_cancelled_while_waiting_hold_no_one_back() -> None:
         async with await AsyncTranscripts.open() as store:
             await store.create(session_id="s")
             await store.create(session_id="other")
-            slow = asyncio.ensure_future(store.run_on("s", lambda _: time.sleep(0.3)))
+            # Long enough that every request below gives up first, on a loaded machine too.
+            slow = asyncio.ensure_future(store.run_on("s", lambda _: time.sleep(1.5)))
             await asyncio.sleep(0)
 
             async def request(number: int) -> None:

@@ -17,6 +17,7 @@ from click.testing import CliRunner, Result
 
 from engine import Message, Reasoning, ToolResult, ToolUse, Transcripts, Usage
 from engine.cli import cli
+from tests._resealing import relink_and_reseal
 from tests.conftest import POSTGRES_DSN, StoreFactory, store_factories
 
 CLI_BACKENDS = ["sqlite"] + (["postgres"] if POSTGRES_DSN else [])
@@ -410,3 +411,117 @@ def test_a_session_is_named_by_the_start_of_its_id_as_listings_show_it(factory: 
     assert "SID 'case-' is the start of 2 session ids (case-1, case-2): give more of it" in ambiguous.output
     missing = _run(factory, "show", "nothing-like-it")
     assert missing.exit_code == 1 and "SessionNotFound" in missing.output
+
+
+def test_error_messages_quoting_stored_or_given_text_never_reach_the_terminal_raw(tmp_path: Path) -> None:
+    # Found by an adversarial pass: messages of errors quote what they are
+    # about (a rejected event's field, a damaged row's bytes), and the CLI
+    # printed them as they were: a tampered store could repaint the screen
+    # of whoever runs `verify`.
+    import sqlite3
+
+    path = tmp_path / "store.db"
+    store = Transcripts.open(path)
+    sid = store.create(session_id="trip")
+    store.append(sid, Message.user("hello"))
+    store.close()
+    unsafe = "\x1b\x07\x9b\u202e"
+    events = tmp_path / "events.jsonl"
+    part = {"type": "input_text\x1b[2J\u202e", "text": "hi"}
+    item = {"id": "u1", "type": "message", "role": "user", "content": [part]}
+    event = {"type": "conversation.item.added", "event_id": "e1", "previous_item_id": None, "item": item}
+    events.write_text(json.dumps(event, ensure_ascii=False) + "\n")
+    ingested = CliRunner().invoke(cli, ["ingest", str(path), sid, str(events)])
+    assert ingested.exit_code == 1
+    assert "rejected" in ingested.output and "\\x1b[2J" in ingested.output, ingested.output
+    assert not any(character in ingested.output for character in unsafe)
+    with sqlite3.connect(path) as connection:  # a tampered event (still JSON, a key holding escapes), resealed
+        connection.execute(
+            "UPDATE transcripts_log SET state = ? WHERE version = 1",
+            (
+                b'{"kind":"session_created","at":"2026-01-01T00:00:00Z","\\u001b]8;;http://evil/\\u0007\\u001b[2J\\u202e":1}',
+            ),
+        )
+        relink_and_reseal(connection, sid)
+    for args in (["verify", str(path), "--all"], ["show", str(path), sid]):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 1, result.output
+        assert not any(character in result.output for character in unsafe), (args, result.output)
+        assert "\\x1b" in result.output, (args, result.output)
+
+
+def test_arguments_that_are_not_unicode_and_a_damaged_listing_row(tmp_path: Path) -> None:
+    # Found by an adversarial pass: a command-line argument of bytes that are
+    # not UTF-8 (Python gives them as lone surrogates) ended in a traceback
+    # in show, search and serve; `verify --all` stopped at one altered listing
+    # row without checking anything else; verify took no id prefix.
+    import sqlite3
+
+    path = tmp_path / "store.db"
+    store = Transcripts.open(path)
+    trip = store.create(session_id="trip-0001", title="Trip")
+    store.append(trip, Message.user("hello"))
+    refund = store.create(session_id="refund-0002")
+    store.append(refund, Message.user("money back"))
+    store.close()
+    runner = CliRunner()
+    _ok(runner.invoke(cli, ["project", str(path), "--into", str(tmp_path / "read.db")]))
+    for args in (
+        ["show", str(path), "\udcff"],
+        ["log", str(path), "\udcff"],
+        ["search", str(path), "\udcff", "--read-model", str(tmp_path / "read.db")],
+        ["serve", str(path), "--host", "\udcff", "--port", "0"],
+    ):
+        result = runner.invoke(cli, args)
+        assert result.exit_code in (1, 2) and isinstance(result.exception, SystemExit), (args, result.exception)
+        assert "Unicode" in result.output or "not a host" in result.output, (args, result.output)
+    assert "ok   trip-0001" in _ok(runner.invoke(cli, ["verify", str(path), "trip"]))  # the start of its id
+    with sqlite3.connect(path) as connection:
+        connection.execute("UPDATE transcripts_sessions SET title = 'Hacked' WHERE session_id = 'trip-0001'")
+    audit = runner.invoke(cli, ["verify", str(path), "--all"])
+    assert audit.exit_code == 1
+    lines = audit.output.splitlines()
+    assert lines[0].startswith("FAIL the listing: CorruptStore") and "trip-0001" in lines[0], lines
+    assert any(line.startswith("FAIL trip-0001") for line in lines), lines
+    assert any(line.startswith("ok   refund-0002") for line in lines), lines
+    assert any(line.startswith("ok   the feed") for line in lines), lines
+    assert lines[-1] == "Error: failed verification: 1 of 2 sessions and the listing", lines
+
+
+def test_looking_at_a_store_whose_type_names_were_deleted_writes_nothing(tmp_path: Path) -> None:
+    # Found by an adversarial pass: opening such a store named the missing
+    # types again under new codes, a write during a look that left the log
+    # unreadable for good (its rows keep the old codes).
+    import sqlite3
+
+    path = tmp_path / "store.db"
+    store = Transcripts.open(path)
+    sid = store.create()
+    store.append(sid, Message.user("hello"))
+    store.close()
+    with sqlite3.connect(path) as connection:
+        connection.execute("DELETE FROM transcripts_kinds WHERE topic = 'MessagesAppended.v1.text'")
+        before = connection.execute("SELECT code, topic FROM transcripts_kinds ORDER BY code").fetchall()
+    result = CliRunner().invoke(cli, ["sessions", str(path)])
+    assert result.exit_code == 1 and "CorruptStore" in result.output and "type codes [1]" in result.output, (
+        result.output
+    )
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("SELECT code, topic FROM transcripts_kinds ORDER BY code").fetchall() == before
+
+
+def test_a_seal_key_file_that_is_a_device_or_too_long_is_refused_not_read_forever(tmp_path: Path) -> None:
+    # Found by an adversarial pass: --seal-key-file /dev/zero read until memory ran out.
+    path = tmp_path / "store.db"
+    Transcripts.open(path).close()
+    long_key = tmp_path / "long.key"
+    long_key.write_bytes(b"k" * 100_000)
+    for key, problem in (("/dev/zero", "not a regular file"), (str(long_key), "not a seal key file")):
+        result = CliRunner().invoke(cli, ["sessions", str(path), "--seal-key-file", key])
+        assert result.exit_code == 2 and problem in result.output, result.output
+
+
+def test_the_tool_run_bare_shows_its_help() -> None:
+    result = CliRunner().invoke(cli, [], prog_name="transcripts")
+    assert result.exit_code == 2
+    assert result.output.startswith("Usage: transcripts") and "\nCommands:\n" in result.output, result.output

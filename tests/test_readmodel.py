@@ -123,7 +123,7 @@ def test_bad_input_is_refused_and_changes_nothing(tmp_path: Path) -> None:
     with ReadModel(tmp_path / "read.db") as model:
         model.catch_up(store)
         before = dump(model)
-        for bad in ("", "   ", 'unbalanced "quote', "NEAR(", 7):
+        for bad in ("", "   ", 'unbalanced "quote', "NEAR(", 7, "\udcff"):  # "\udcff": bytes of an argument not UTF-8
             with pytest.raises(InvalidArgument):
                 model.search(bad)  # type: ignore[arg-type]
         with pytest.raises(InvalidArgument):
@@ -133,6 +133,12 @@ def test_bad_input_is_refused_and_changes_nothing(tmp_path: Path) -> None:
         with pytest.raises(InvalidArgument):
             model.rows("sqlite_master")
         assert dump(model) == before
+    # Found by an adversarial pass: a read model at the store's WAL file was
+    # deleted by the store's next checkpoint, with every position it had kept.
+    for sidecar in ("store.db-wal", "store.db-journal", "store.db-shm"):
+        Transcripts.open(tmp_path / "store.db").close()
+        with pytest.raises(InvalidArgument, match="a file SQLite keeps beside the database"):
+            ReadModel(tmp_path / sidecar)
     not_sqlite = tmp_path / "notes.txt"
     not_sqlite.write_bytes(b"not a database at all " * 100)
     with pytest.raises(InvalidArgument):

@@ -374,6 +374,11 @@ def test_a_lone_surrogate_escape_in_json_text_is_named_as_such(store: Transcript
     raw = '{"type": "' + kind + '", "event_id": "e", "item_id": "u", "transcript": "\\ud800"}'
     outcome = store.ingest(sid, raw, provider="openai")
     assert outcome.status == "rejected" and "lone surrogate" in (outcome.reason or ""), outcome
+    # Any other \u escape (json.dumps writes one for every non-ASCII character)
+    # beside a field of the wrong value: the reason names the field, not a surrogate.
+    wrong = '{"type": "response.done", "event_id": "f", "response": {"id": "r", "status": "bogus", "output": [], '
+    outcome = store.ingest(sid, wrong + '"metadata": {"note": "caf\\u00e9"}}}', provider="openai")
+    assert outcome.status == "rejected" and "Invalid enum value 'bogus'" in (outcome.reason or ""), outcome
 
 
 def test_an_event_id_reused_with_other_content_is_rejected_not_taken_for_a_redelivery(

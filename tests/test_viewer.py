@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine import Image, Message, Reasoning, SessionNotFound, ToolResult, ToolUse, Transcripts
-from engine.viewer import Viewer, ViewerServer, timeline
+from engine.viewer import Viewer, ViewerServer, is_loopback, timeline
 from tests.conftest import StoreFactory
 
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
@@ -264,7 +264,8 @@ def _request(server: ViewerServer, method: str, path: str, host: str | None = No
 def test_the_server_is_read_only(served: tuple[ViewerServer, Transcripts, str]) -> None:
     server, store, sid = served
     before = store.history(sid)
-    for method in ("POST", "PUT", "DELETE", "PATCH", "OPTIONS"):
+    # Every method but GET and HEAD (an adversarial pass found TRACE and made-up ones got a 501 page).
+    for method in ("POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT", "PROPFIND", "BREW"):
         response = _request(server, method, f"/session?id={sid}")
         assert response.status == 405, method
         assert response.getheader("Allow") == "GET, HEAD"
@@ -283,6 +284,14 @@ def test_a_page_of_another_host_name_is_refused(served: tuple[ViewerServer, Tran
     assert _request(server, "GET", "/", host=f"attacker.example:{port}").status == 400
     assert _request(server, "GET", "/", host=f"localhost:{port}").status == 200
     assert _request(server, "GET", "/", host=f"127.0.0.1:{port}").status == 200
+
+
+def test_which_hosts_only_this_machine_can_reach() -> None:
+    # "" is every interface: it was taken for loopback, and `serve --host ""`
+    # listened on all of them without the warning or the notice.
+    assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1") and is_loopback("[::1]")
+    assert is_loopback("::ffff:127.0.0.1")  # 127.0.0.1, IPv4-mapped
+    assert not is_loopback("") and not is_loopback("0.0.0.0") and not is_loopback("::") and not is_loopback("10.0.0.1")
 
 
 def test_a_notice_is_on_every_page_when_the_viewer_is_reachable_from_other_hosts() -> None:

@@ -32,15 +32,24 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 
 
 _SEAL_KEY = "transcripts.seal_key"
+# What click (8.2 and later) raises for a group run with no command: its help.
+_NO_ARGUMENTS: Any = getattr(click.exceptions, "NoArgsIsHelpError", ())
+_MAX_KEY_BYTES = 64 * 1024
 
 
 def _read_seal_key(context: click.Context, _: click.Parameter, path: str | None) -> None:
     if path is not None:
+        if not os.path.isfile(path):  # a device or a pipe could be read forever
+            raise click.BadParameter(f"{path} is not a regular file", param_hint="--seal-key-file")
         try:
             with open(path, "rb") as file:
-                key = file.read()
+                key = file.read(_MAX_KEY_BYTES + 1)
         except OSError as exc:
             raise click.BadParameter(f"cannot read {path}: {exc.strerror}", param_hint="--seal-key-file") from None
+        if len(key) > _MAX_KEY_BYTES:
+            raise click.BadParameter(
+                f"{path} holds over {_MAX_KEY_BYTES:,} bytes: not a seal key file", param_hint="--seal-key-file"
+            )
         if len(key) < 16:
             raise click.BadParameter(
                 f"{path} holds {len(key)} bytes: a seal key is its file's bytes, at least 16 of them",
@@ -130,11 +139,16 @@ class _Tool(click.Group):
         try:
             result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.UsageError as exc:
+            if isinstance(exc, _NO_ARGUMENTS) and exc.ctx is not None:  # the tool run bare: its help, as it is
+                click.echo(exc.ctx.get_help())
+                sys.exit(exc.exit_code)
             where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
-            click.echo(f"Error: {exc.format_message()}{where}", err=True)
+            click.echo(f"Error: {_one_line(exc.format_message())}{where}", err=True)
             sys.exit(exc.exit_code)
         except click.ClickException as exc:
-            exc.show()
+            # One line, and stored text quoted in a message (a damaged row's
+            # bytes, a rejected event's field) never reaches the terminal raw.
+            click.echo(f"Error: {_one_line(exc.format_message())}", err=True)
             sys.exit(exc.exit_code)
         except click.Abort:
             click.echo("Aborted!", err=True)
@@ -337,7 +351,14 @@ def verify(store: str, prefix: str, session_ids: tuple[str, ...], every: bool) -
         raise click.UsageError("name sessions to verify or pass --all, not both")
     failures, store_failed = 0, []
     with _opened(store, prefix) as opened:
-        targets = [info.id for info in opened.sessions()] if every else list(session_ids)
+        targets = [_verified_id(opened, sid) for sid in session_ids]
+        if every:
+            try:
+                targets = [info.id for info in opened.sessions()]
+            except EngineError as exc:  # a damaged listing row: the audit goes on from the log itself
+                store_failed.append("the listing")
+                click.echo(_colour(_one_line(f"FAIL the listing: {type(exc).__name__}: {exc}"), "red"))
+                targets = _logged_sessions(opened)
         for sid in targets:
             try:
                 state = opened.verify(sid)
@@ -346,10 +367,10 @@ def verify(store: str, prefix: str, session_ids: tuple[str, ...], every: bool) -
                     click.echo(f"gone {_shown(sid)}  deleted since the listing was read")
                     continue
                 failures += 1
-                click.echo(_colour(f"FAIL {_shown(sid)}: {type(exc).__name__}: {exc}", "red"))
+                click.echo(_colour(_one_line(f"FAIL {sid}: {type(exc).__name__}: {exc}"), "red"))
             except EngineError as exc:
                 failures += 1
-                click.echo(_colour(f"FAIL {_shown(sid)}: {type(exc).__name__}: {exc}", "red"))
+                click.echo(_colour(_one_line(f"FAIL {sid}: {type(exc).__name__}: {exc}"), "red"))
             else:
                 click.echo(f"ok   {_shown(sid)}  version {state.version}, {_count(len(state.messages), 'message')}")
         if every:
@@ -359,7 +380,7 @@ def verify(store: str, prefix: str, session_ids: tuple[str, ...], every: bool) -
                 events = _feed_length(opened)
             except EngineError as exc:
                 store_failed.append("the feed")
-                click.echo(_colour(f"FAIL the feed: {type(exc).__name__}: {exc}", "red"))
+                click.echo(_colour(_one_line(f"FAIL the feed: {type(exc).__name__}: {exc}"), "red"))
             else:
                 click.echo(f"ok   the feed  {_count(events, 'event')}")
             # Snapshots no listed session's check reads.
@@ -375,11 +396,34 @@ def verify(store: str, prefix: str, session_ids: tuple[str, ...], every: bool) -
                 click.echo("ok   the snapshots  none of a session the store does not list")
             else:
                 store_failed.append("the snapshots")
-                click.echo(_colour(_shown(f"FAIL the snapshots: {problem}"), "red"))
+                click.echo(_colour(_one_line(f"FAIL the snapshots: {problem}"), "red"))
     if failures or store_failed:
         failed = [f"{failures} of {_count(len(targets), 'session')}"] * bool(failures) + store_failed
         listed = ", ".join(failed[:-1]) + " and " + failed[-1] if len(failed) > 1 else failed[0]
         raise click.ClickException(f"failed verification: {listed}")
+
+
+def _verified_id(opened: Transcripts, given: str) -> str:
+    """SID as ``_session`` resolves it; as given if reading it fails (its
+    check then says why)."""
+    try:
+        return _session(opened, given)
+    except EngineError:
+        return given
+
+
+def _logged_sessions(store: Transcripts) -> list[str]:
+    """The sessions that have events in the feed, in the order they began
+    (none if the feed cannot be read either: its own check says why)."""
+    found: dict[str, None] = {}
+    after = 0
+    try:
+        while page := store.feed(after=after, limit=10_000):
+            found.update((entry.session_id, None) for entry in page)
+            after = page[-1].position
+    except EngineError:
+        pass
+    return list(found)
 
 
 def _feed_length(store: Transcripts) -> int:
@@ -435,7 +479,7 @@ def ingest(store: str, prefix: str, session_id: str, events: Any, provider: str,
                 for (number, _), outcome in zip(chunk, outcomes, strict=True):
                     counts[outcome.status] = counts.get(outcome.status, 0) + 1
                     if outcome.status == "rejected":
-                        problems.append(f"line {number}: rejected: {outcome.reason}")
+                        problems.append(_one_line(f"line {number}: rejected: {outcome.reason}"))
         state = opened.get(session_id)
     for problem in problems[:10]:
         click.echo(problem, err=True)
@@ -576,8 +620,9 @@ def serve(store: str, prefix: str, host: str, port: int) -> None:
 
     notice = None
     if not is_loopback(host):
+        where = host or "every interface"
         notice = (
-            f"This viewer listens on {host}: other hosts can reach it, and anyone who can reach it "
+            f"This viewer listens on {where}: other hosts can reach it, and anyone who can reach it "
             "reads every transcript in the store."
         )
     with _opened(store, prefix) as opened:
@@ -585,6 +630,8 @@ def serve(store: str, prefix: str, host: str, port: int) -> None:
             server = ViewerServer(Viewer(opened, notice=notice), host, port)
         except OSError as exc:
             raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        except (TypeError, UnicodeError):  # the socket module's answer to a host name it cannot encode
+            raise click.ClickException(f"cannot listen on {host!r}: not a host name or address") from None
         if notice:
             click.echo(f"Warning: {notice}", err=True)
         click.echo(f"Viewing {_shown(store)} at {server.url} (read-only; Ctrl-C stops)")

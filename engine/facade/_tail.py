@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 
+from engine.decisions import check_session_id
 from engine.errors import CorruptStore, InvalidArgument
 from engine.facade._repository import Repository
 from engine.state.content import Message, shown
@@ -30,6 +31,7 @@ __all__ = ["tail"]
 
 
 def tail(repository: Repository, session_id: str, count: int) -> Tail:
+    check_session_id(session_id)  # as every read of a session: a str the store could hold
     if isinstance(count, bool) or not isinstance(count, int) or count < 0:
         raise InvalidArgument(f"last= is how many of the newest messages (an int >= 0), got {shown(count)}")
     row = repository.backend.session_row(session_id)

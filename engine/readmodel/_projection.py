@@ -34,7 +34,7 @@ from engine.errors import (
     VersionNotFound,
 )
 from engine.facade import Transcripts
-from engine.state.content import Message, Reasoning, Text, ToolResult, ToolUse, Transcript, shown
+from engine.state.content import Message, Reasoning, Text, ToolResult, ToolUse, Transcript, shown, unicode_error
 from engine.state.events import (
     HeaderChanged,
     MessagesAppended,
@@ -85,6 +85,14 @@ class ReadModel:
         self.path = os.fspath(path)
         if not self.path:
             raise InvalidArgument("a read model needs a file path, got an empty one")
+        for suffix in ("-wal", "-shm", "-journal"):
+            base = self.path.removesuffix(suffix)
+            if base != self.path and os.path.exists(base):
+                # SQLite deletes or overwrites that file as it works on the database beside it.
+                raise InvalidArgument(
+                    f"{shown(self.path)} is a file SQLite keeps beside the database {shown(base)}; "
+                    "name another file for the read model"
+                )
         # Any thread may use it (AsyncTranscripts.run_sync runs a catch-up on
         # a worker), one call at a time.
         self._turn = threading.RLock()
@@ -485,6 +493,7 @@ class ReadModel:
         syntax: words, "phrases", prefix*, AND/OR/NOT), best first."""
         if not isinstance(query, str) or not query.strip():
             raise InvalidArgument("search() takes a non-empty query")
+        unicode_error(query, "the search query", InvalidArgument)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
             raise InvalidArgument(f"limit must be an int from 1 to 10,000, got {shown(limit)}")
         sql = (

@@ -302,6 +302,7 @@ class SQLiteRecorder:
             if "seal" not in columns:
                 self._seal_unsealed_rows(execute)
             self._record_seal_mode(execute)
+            self._refuse_unnamed_codes(execute)
             # In a new store the commonest row, one text message, gets code 1,
             # which SQLite keeps in no bytes at all (as it does 0).
             execute(
@@ -330,6 +331,18 @@ class SQLiteRecorder:
         with self.datastore.transaction(commit=False) as cursor:
             found = cursor.sqlite_cursor.execute(f"SELECT mode FROM {self.seal_table}").fetchone()
         return None if found is None else found[0]
+
+    def _refuse_unnamed_codes(self, execute: Execute) -> None:
+        """``CorruptStore`` if the log holds type codes the kinds table does
+        not name (rows of it deleted): naming the missing types anew would
+        give them other codes, and the log would stay unreadable for good."""
+        named = {code for (code,) in execute(f"SELECT code FROM {self.kinds_table}")}
+        used = {code for (code,) in execute(f"SELECT DISTINCT kind FROM {self.log_table}")}
+        if used - named:
+            raise CorruptStore(
+                f"{self._where}: the log holds type codes {sorted(used - named, key=str)} that no row of "
+                f"{self.kinds_table} names: rows of it were deleted or altered; nothing was written"
+            )
 
     def _learn_codes(self, execute: Execute) -> None:
         """Read the kinds table. Reads map codes back to the engine's own

@@ -291,12 +291,15 @@ def _html(page: str, status: int = HTTPStatus.OK) -> Response:
 
 
 def is_loopback(host: str) -> bool:
-    if host in ("localhost", ""):
+    """Whether only this machine can reach ``host`` ("" is every interface)."""
+    if host == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        address = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         return False
+    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1 is 127.0.0.1
+    return bool(address.is_loopback or (mapped is not None and mapped.is_loopback))
 
 
 class ViewerServer(ThreadingHTTPServer):
@@ -339,6 +342,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
 
     do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _refuse_method
+
+    def __getattr__(self, name: str) -> Any:
+        # Every other method (TRACE, CONNECT, PROPFIND, made-up ones) is
+        # refused the same way, not with the standard library's 501 page.
+        if name.startswith("do_"):
+            return self._refuse_method
+        raise AttributeError(name)
 
     def _answer(self, *, send_body: bool) -> None:
         parsed = urllib.parse.urlsplit(self.path)

@@ -313,12 +313,15 @@ def _problem(data: bytes, exc: Exception) -> str:
     """What is wrong with JSON text the decoder refused. A lone surrogate
     escape (``"\\ud800"``) is valid JSON but not Unicode, and the decoder's own
     words for it ("Input data was truncated") would mislead."""
-    if isinstance(exc, msgspec.DecodeError) and b"\\u" in data:
-        try:
-            json.loads(data)
-        except ValueError:
-            return str(exc)
+    # A ValidationError (a field of the wrong type or value) is a DecodeError too.
+    if isinstance(exc, msgspec.ValidationError) or not isinstance(exc, msgspec.DecodeError) or b"\\u" not in data:
+        return str(exc)
+    try:
+        json.dumps(json.loads(data), ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
         return "a string holds a lone surrogate escape (\\ud800 to \\udfff alone), which is not valid Unicode"
+    except ValueError:
+        pass
     return str(exc)
 
 
