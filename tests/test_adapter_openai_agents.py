@@ -10,6 +10,7 @@ import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import msgspec
 import pytest
 from agents import Agent, Runner, SQLiteSession, function_tool, set_tracing_disabled  # the dev extra has it
 from agents.items import ModelResponse
@@ -22,7 +23,7 @@ from openai.types.responses import (
     ResponseReasoningItem,
 )
 
-from engine import InvalidArgument, InvalidTranscriptShape, Transcripts
+from engine import InvalidArgument, InvalidTranscriptShape, Text, Transcripts
 from engine.adapters.openai_agents import TranscriptSession
 from tests.conftest import StoreFactory
 
@@ -247,10 +248,21 @@ def test_an_edit_through_the_store_shows_in_the_items(store: Transcripts) -> Non
 
     session = TranscriptSession("s", store)
     asyncio.run(session.add_items(ITEMS[:1]))
+    assert asyncio.run(session.get_items()) == ITEMS[:1]  # read (and its items checked) before the edit
     store.rewrite("s", 0, 1, [Message.user("Is the Flåm line scenic?")], "edit")
     items = asyncio.run(session.get_items())
     assert len(items) == 1 and items[0]["role"] == "user"
     assert json.dumps(items[0], ensure_ascii=False).count("Flåm") == 1
+    # An edit that keeps a message's id and kept items but changes its content, after a read: made anew.
+    asyncio.run(session.clear_session())
+    asyncio.run(session.add_items(ITEMS[:1]))
+    assert asyncio.run(session.get_items()) == ITEMS[:1]
+    [message] = store.get("s").messages
+    assert message.provider_data is not None
+    edited = msgspec.structs.replace(message, blocks=(Text(text="Is the Rauma line scenic?"),))
+    store.rewrite("s", 0, 1, [edited], "edit")
+    assert store.get("s").messages[0].id == message.id
+    assert "Rauma" in json.dumps(asyncio.run(session.get_items()))
 
 
 def test_two_store_objects_take_turns_on_one_conversation(stores: StoreFactory) -> None:

@@ -46,7 +46,7 @@ from engine.errors import (
 from engine.facade import HistoryEntry, Transcripts
 from engine.facade.aio import AsyncTranscripts, shared_async
 from engine.formats import from_openai_responses, to_openai_responses
-from engine.state.content import Message, Reasoning, ToolResult, same_content, shown
+from engine.state.content import Message, Reasoning, ToolResult, same_content, shown, with_default_objects
 
 __all__ = ["TranscriptSession"]
 
@@ -86,6 +86,7 @@ class TranscriptSession:
         self.store = store
         self.actor = actor
         self.session_settings = _coerced({} if session_settings is None else session_settings)
+        self._verified: Verified = {}
 
     def __repr__(self) -> str:
         return f"TranscriptSession({self.session_id!r}, {self.store!r})"
@@ -107,7 +108,7 @@ class TranscriptSession:
         if limit == 0:
             return []
         messages = await self._run(lambda store: self._messages(store, limit if limit and limit > 0 else None))
-        return _tail_items(messages, limit)
+        return _tail_items(messages, limit, self._verified)
 
     async def add_items(self, items: list[Item]) -> None:
         """Append ``items`` to the conversation, as one commit. Items this
@@ -327,19 +328,21 @@ def _retried(step: Callable[[], _R]) -> _R:
 # -- items and messages ----------------------------------------------------------
 
 
-def messages_of(items: Sequence[Item]) -> list[Message]:
+def messages_of(items: Sequence[Item], *, keep: bool = True) -> list[Message]:
     """The messages that hold ``items``, each with its own items verbatim in
     ``provider_data``, grouped as ``engine.formats.from_openai_responses``
     groups them (so the transcript converts back to Responses items): an
     assistant turn's reasoning, text and calls are one message unless a
     message or reasoning item follows a message or call of a message that
     holds no call yet; outputs that follow each other are one
-    ``tool_results`` message."""
+    ``tool_results`` message. ``keep=False``: items read back from a
+    message, only to compare its content (no ``provider_data``, and they are
+    JSON already)."""
     groups: list[list[tuple[Item, Message]]] = []
     previous: str | None = None
     calls = False  # the message being grouped holds a function call
     for index, item in enumerate(items):
-        single = _message_of(item, index)
+        single = _message_of(item, index, keep)
         kind = _kind(single)
         if groups and _continues(previous, kind, calls):
             groups[-1].append((item, single))
@@ -348,7 +351,7 @@ def messages_of(items: Sequence[Item]) -> list[Message]:
             calls = False
         calls = calls or kind == "function_call"
         previous = kind
-    return [_grouped(group) for group in groups]
+    return [_grouped(group, keep) for group in groups]
 
 
 def _kind(message: Message) -> str:
@@ -376,7 +379,7 @@ def _continues(previous: str | None, kind: str, calls: bool) -> bool:
     return kind == "function_call" or previous == "reasoning" or calls
 
 
-def _grouped(group: list[tuple[Item, Message]]) -> Message:
+def _grouped(group: list[tuple[Item, Message]], keep: bool) -> Message:
     first = group[0][1]
     if len(group) == 1:
         message = first
@@ -386,7 +389,7 @@ def _grouped(group: list[tuple[Item, Message]]) -> Message:
         message = Message(
             role=first.role, blocks=blocks, incomplete=incomplete, provider_item_id=first.provider_item_id
         )
-    return msgspec.structs.replace(message, provider_data=_kept([item for item, _ in group]))
+    return msgspec.structs.replace(message, provider_data=_kept([item for item, _ in group])) if keep else message
 
 
 def _open_turn(messages: Sequence[Message]) -> int | None:
@@ -419,17 +422,33 @@ def _keeping_id(messages: list[Message], replaced: Message) -> list[Message]:
     return messages
 
 
-def items_of(message: Message) -> list[Item]:
+#: Messages whose kept items were found to say what the message says, by
+#: message id: the content digest and the kept text that was checked. A
+#: conversation's reads (the SDK reads the session at every turn) then check
+#: each message by its digest instead of reading its items again.
+Verified = dict[str, tuple[bytes, str]]
+
+
+def items_of(message: Message, verified: Verified | None = None) -> list[Item]:
     """The items a message holds: those it was added with, while the message
     still says what they say; else items made from its content."""
-    if message.provider_data is not None:
-        kept = json.loads(message.provider_data)
+    data = message.provider_data
+    if data is not None:
+        try:
+            kept = _KEPT_DECODER.decode(data)
+        except ValueError:
+            kept = None  # not what add_items keeps: made from the message's content below
+        known = verified.get(message.id) if verified is not None and message.id is not None else None
+        if known is not None and known[1] == data and known[0] == with_default_objects(message).digest_bytes():
+            return kept  # type: ignore[no-any-return]
         if isinstance(kept, list) and kept and all(isinstance(item, dict) for item in kept):
             try:
-                (again,) = messages_of(kept)
+                (again,) = messages_of(kept, keep=False)
             except (InvalidArgument, ValueError):
                 again = None
             if again is not None and again.role == message.role and same_content(again, message):
+                if verified is not None and message.id is not None:
+                    verified[message.id] = (with_default_objects(message).digest_bytes(), data)
                 return kept
     if message.erased is not None and message.role != "tool_results":
         # An erased message keeps its place among the session's items (the
@@ -441,22 +460,33 @@ def items_of(message: Message) -> list[Item]:
     return items
 
 
-def _tail_items(messages: Sequence[Message], limit: int | None) -> list[Item]:
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON data")
+
+
+_KEPT_DECODER = json.JSONDecoder(parse_constant=_no_constant)
+
+
+def _tail_items(messages: Sequence[Message], limit: int | None, verified: Verified | None = None) -> list[Item]:
     if limit is not None and limit == 0:
         return []
-    items: list[Item] = []
+    newest_first: list[list[Item]] = []  # each message's items, the newest message first
+    count = 0
     for message in reversed(messages):
-        items[:0] = items_of(message)
-        if limit is not None and 0 < limit <= len(items):
-            return items[-limit:]
-    return items
+        newest_first.append(items_of(message, verified))
+        count += len(newest_first[-1])
+        if limit is not None and 0 < limit <= count:
+            break
+    items = [item for held in reversed(newest_first) for item in held]
+    return items[-limit:] if limit is not None and limit > 0 else items
 
 
-def _message_of(item: Item, index: int) -> Message:
+def _message_of(item: Item, index: int, keep: bool = True) -> Message:
     if not isinstance(item, dict):
         raise InvalidArgument(f"items[{index}] is a {type(item).__name__}, not an item (a dict)")
     try:
-        json.dumps(item, allow_nan=False)
+        if keep:  # (items read back from a message are JSON: the store keeps provider_data as JSON text)
+            json.dumps(item, allow_nan=False)
     except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidArgument(f"items[{index}] is not JSON data, which a session keeps: {exc}") from None
     try:
