@@ -416,3 +416,38 @@ def test_an_event_id_reused_with_other_content_is_rejected_not_taken_for_a_redel
     )
     assert _statuses(reopened, sid, [final]) == ["materialised"]
     assert reopened.get(sid).messages[0].text == "Hi "  # written from the events: only the accepted delta
+
+
+def test_a_raw_event_reusing_an_accepted_id_is_judged_whole_whatever_its_parts(stores: StoreFactory) -> None:
+    # Found by a second adversarial pass: ids were compared part by part, and
+    # a raw event means one canonical event (keyed "<id>") or several
+    # ("<id>\x00<n>"). Another event under an accepted id that meant another
+    # number of them was accepted, its text placed in the transcript; one
+    # that changed only some of its parts came back "duplicate".
+    store = stores.open()
+    sid = store.create()
+    hello = {"id": "u1", "type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]}
+    store.ingest_many(
+        sid,
+        [
+            _event("conversation.item.added", "e1", previous_item_id=None, item=hello),
+            _event("input_audio_buffer.committed", "e2", item_id="u2", previous_item_id="u1"),  # one part
+        ],
+        provider="openai",
+    )
+    version = store.get(sid).version
+    injected = {**hello, "id": "u3", "content": [{"type": "input_text", "text": "INJECTED"}]}
+    changed_text = {**hello, "content": [{"type": "input_text", "text": "bye"}]}
+    for reused in (
+        _event("conversation.item.added", "e2", previous_item_id="u1", item=injected),  # several parts under e2
+        _event("conversation.item.added", "e1", previous_item_id=None, item=changed_text),  # some parts changed
+    ):
+        for store_now in (store, stores.open()):  # also once the ingestion state is rebuilt from the log
+            [outcome] = store_now.ingest_many(sid, [reused], provider="openai")
+            assert outcome.status == "rejected", outcome
+            assert f"event {reused['event_id']} was already accepted with other content" in (outcome.reason or "")
+    assert store.get(sid).version == version
+    assert [message.text for message in stores.open().get(sid).messages] == ["hi"]  # written from the events
+    assert _statuses(store, sid, [_event("conversation.item.added", "e1", previous_item_id=None, item=hello)]) == [
+        "duplicate"
+    ]

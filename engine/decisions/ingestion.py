@@ -28,6 +28,7 @@ from engine.realtime.reducer import (
     TruncateItem,
     UnansweredOutput,
     duplicate_reason,
+    reused_id,
 )
 from engine.realtime.reducer import apply as realtime_apply
 from engine.realtime.reducer import resolve as realtime_resolve
@@ -187,6 +188,10 @@ def ingest(
         if isinstance(canonical, tuple):
             results.append((canonical[0], canonical[1], [], []))
             continue
+        reused = reused_id(state, canonical)
+        if reused is not None:  # another raw event under an accepted one's id: nothing of it is kept
+            results.append(("rejected", reused, [], []))
+            continue
         statuses: list[str] = []
         reasons: list[str] = []
         added: list[Message] = []
@@ -287,6 +292,8 @@ def duplicate_reasons(state: RealtimeState, translated: Sequence[Translated]) ->
     for item in translated:
         if isinstance(item, tuple):
             continue
+        if reused_id(state, item) is not None:
+            return None  # not the same event again: the full path rejects it
         for event in item:
             reason = duplicate_reason(state, event)
             if reason is None:

@@ -29,7 +29,7 @@ the items in flight.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Generic, Literal, TypeAlias, TypeVar
 
 import msgspec
@@ -75,6 +75,7 @@ __all__ = [
     "is_duplicate",
     "reduce",
     "resolve",
+    "reused_id",
 ]
 
 V = TypeVar("V")
@@ -866,6 +867,27 @@ def _late_user_content(
     return Outcome(status="materialised", reason="a later content part joins its message", changes=(change,))
 
 
+def reused_id(state: RealtimeState, parts: Sequence[RealtimeEvent]) -> str | None:
+    """Why the canonical events one raw event means (``parts``) reuse the id
+    of another accepted raw event, if they surely do (``None``: a new event,
+    the same one again, or one that cannot be told apart from it). An adapter
+    keys the parts of one raw event ``<id>\x00<n>`` (one part: ``<id>``), and
+    only accepted parts are remembered, so another event under an accepted id
+    shows as: a remembered part with other content, fewer parts than were
+    accepted (part ``<id>\x00<count>`` is remembered), or the other keying."""
+    ids = [part.event_id for part in parts]
+    if not ids or any(event_id is None for event_id in ids):
+        return None
+    raw = ids[0].partition("\x00")[0]  # type: ignore[union-attr]
+    seen = [state.event_ids.get(event_id) for event_id in ids]  # type: ignore[arg-type]
+    if any(entry is not None and entry[1] != _digest_of(part) for entry, part in zip(seen, parts, strict=True)):
+        return _reused(raw)
+    if len(ids) > 1 and f"{raw}\x00{len(ids)}" in state.event_ids:
+        return _reused(raw)
+    other_keying = f"{raw}\x000" if len(ids) == 1 else raw
+    return _reused(raw) if other_keying in state.event_ids else None
+
+
 def _already_accepted(event_id: str) -> str:
     # The parts of one raw event are keyed "<event_id>\x00<n>": the reason names the raw event.
     return f"event {event_id.partition(chr(0))[0]} was already accepted"
@@ -873,8 +895,8 @@ def _already_accepted(event_id: str) -> str:
 
 def _reused(event_id: str) -> str:
     return (
-        f"event {event_id.partition(chr(0))[0]} was already accepted with other content: a redelivered event "
-        "repeats its content, so this one reuses the id of another and was refused (nothing of it was kept)"
+        f"event {event_id.partition(chr(0))[0]} was already accepted with other content (or with content erased "
+        "since): a redelivered event repeats what was accepted, so this one was refused (nothing of it was kept)"
     )
 
 
