@@ -468,3 +468,38 @@ def test_many_session_objects_over_one_store_keep_every_item(store: Transcripts)
     asyncio.run(run())
     texts = sorted(message.text for message in store.get("s").messages)
     assert texts == sorted(f"w{n} {kind}{t}" for n in range(writers) for t in range(turns) for kind in ("q", "a"))
+
+
+def test_erasing_by_an_items_id_and_erased_outputs_keep_the_items_in_step(store: Transcripts) -> None:
+    # Found by a second adversarial pass: a turn whose first item is its
+    # reasoning was found by that item's id only, so erase(sid, "msg_...")
+    # as the docs show it was refused; and erased outputs gave no items at
+    # all, so their calls went to the model unanswered and get_items(limit=2)
+    # was not the last two of get_items().
+    session = TranscriptSession("s", store)
+    turn = [
+        {"role": "user", "content": "Balance?"},
+        {"id": "rs_1", "type": "reasoning", "summary": [], "encrypted_content": "e1"},
+        {"id": "msg_1", "type": "message", "role": "assistant", "status": "completed",
+         "content": [{"type": "output_text", "text": "Checking account 12345678.", "annotations": []}]},
+        {"type": "function_call", "call_id": "c1", "name": "balance", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "c1", "output": "acct 12345678: 250 EUR"},
+        {"role": "assistant", "content": "You have 250 EUR."},
+    ]  # fmt: skip
+    asyncio.run(session.add_items(turn))
+    outputs = store.get("s").messages[2]
+    assert outputs.role == "tool_results"
+    store.erase("s", outputs.id)  # type: ignore[arg-type]
+    items = asyncio.run(session.get_items())
+    # Written from the turn: the call stays, answered by an empty output, as the formats send an erased result.
+    assert items[:2] == turn[:2] and items[3] == turn[3] and items[5] == turn[5]
+    assert items[4]["type"] == "function_call_output" and items[4]["call_id"] == "c1" and not items[4]["output"]
+    for limit in range(1, 7):
+        assert asyncio.run(session.get_items(limit)) == items[-limit:]
+    store.erase("s", "msg_1")  # by the id of the turn's message item: its reasoning, text and call go together
+    items = asyncio.run(session.get_items())
+    assert "12345678" not in json.dumps(items)
+    # The input, the erased turn as one empty message, no output (its call is gone), the answer.
+    assert items == [turn[0], {"type": "message", "role": "assistant", "content": []}, turn[5]]
+    for limit in range(1, 4):
+        assert asyncio.run(session.get_items(limit)) == items[-limit:]

@@ -970,3 +970,16 @@ def test_a_responses_turn_that_goes_on_after_its_calls_reads_as_one_message_and_
     # Without a call, text then reasoning still reads back as two messages: refused in strict mode.
     with pytest.raises(InvalidArgument, match=r"messages\[0\]\.blocks\[1\]: a reasoning block after a text block"):
         to_openai_responses([Message.assistant("Hm.", Reasoning(text="think"))])
+
+
+def test_a_turn_of_several_message_items_keeps_the_first_ones_id() -> None:
+    # A message item without an id after one with an id took its place: the
+    # id erase() finds the message by was lost.
+    def said(text: str, **item_id: str) -> dict[str, Any]:
+        return {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": text}], **item_id}
+
+    call = {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"}
+    [turn] = from_openai_responses([said("Checking.", id="msg_1"), call, said("Still checking.")])
+    assert turn.provider_item_id == "msg_1"
+    [turn] = from_openai_responses([said("Checking."), call, said("Still checking.", id="msg_2")])
+    assert turn.provider_item_id == "msg_2"

@@ -107,8 +107,13 @@ class TranscriptSession:
             raise InvalidArgument(f"limit must be an int or None, got {shown(limit)}")
         if limit == 0:
             return []
-        messages = await self._run(lambda store: self._messages(store, limit if limit and limit > 0 else None))
-        return _tail_items(messages, limit, self._verified)
+        messages, partial = await self._run(lambda store: self._messages(store, limit if limit and limit > 0 else None))
+        items = _tail_items(messages, limit, self._verified)
+        if partial and limit is not None and len(items) < limit:
+            # Erased messages whose calls are gone hold no items: read further back.
+            messages, _ = await self._run(lambda store: self._messages(store, None))
+            items = _tail_items(messages, limit, self._verified)
+        return items
 
     async def add_items(self, items: list[Item]) -> None:
         """Append ``items`` to the conversation, as one commit. Items this
@@ -168,15 +173,19 @@ class TranscriptSession:
 
     # -- on the store's worker ------------------------------------------------------
 
-    def _messages(self, store: Transcripts, last: int | None) -> Sequence[Message]:
-        """The messages, or (``last``) the newest ``last`` of them: each holds
-        at least one item, so they hold the newest ``last`` items."""
+    def _messages(self, store: Transcripts, last: int | None) -> tuple[Sequence[Message], bool]:
+        """The messages, or (``last``) the newest ``last`` of them and the one
+        before (an erased tool_results message's items are made from it), and
+        whether older ones were left out. A message holds at least one item
+        (but for the outputs of an erased call), so they hold the newest
+        ``last`` items."""
         try:
             if last is not None:
-                return store.get(self.session_id, last=last).messages
-            return store.get(self.session_id).messages
+                tail = store.get(self.session_id, last=last + 1)
+                return tail.messages, tail.start > 0
+            return store.get(self.session_id).messages, False
         except SessionNotFound:
-            return ()
+            return (), False
 
     def _append(self, store: Transcripts, items: list[Item], messages: list[Message]) -> None:
         """Append ``messages`` (made from ``items``), or, when the last turn is
@@ -197,7 +206,12 @@ class TranscriptSession:
                 # made again from all their items; those that changed are
                 # replaced as one audited rewrite (the others are not stored again).
                 turn = head.messages[start:]
-                grown = messages_of([*(item for message in turn for item in items_of(message)), *items])
+                held = [
+                    item
+                    for at in range(start, count)
+                    for item in items_of(head.messages[at], None, head.messages[at - 1] if at else None)
+                ]
+                grown = messages_of([*held, *items])
                 same = 0
                 while same < min(len(turn), len(grown)) and _unchanged(turn[same], grown[same]):
                     same += 1
@@ -239,7 +253,11 @@ class TranscriptSession:
         # A tool turn's calls and outputs are popped as one run of items, so
         # popping one of several outputs leaves the turn open, not broken.
         start = count - 2 if count > 1 and messages[-1].role == "tool_results" else count - 1
-        *kept, popped = [item for message in messages[start:] for item in items_of(message)]
+        *kept, popped = [
+            item
+            for at in range(start, count)
+            for item in items_of(messages[at], None, messages[at - 1] if at else None)
+        ]
         replacement = _keeping_id(messages_of(kept), messages[start]) if kept else []
         store.rewrite(
             self.session_id,
@@ -386,9 +404,11 @@ def _grouped(group: list[tuple[Item, Message]], keep: bool) -> Message:
     else:
         blocks = tuple(block for _, single in group for block in single.blocks)
         incomplete = any(single.incomplete for _, single in group)
-        message = Message(
-            role=first.role, blocks=blocks, incomplete=incomplete, provider_item_id=first.provider_item_id
-        )
+        # The id erase() finds the message by: its first message item's (the
+        # text a user would erase), else its first item's.
+        said = [single.provider_item_id for item, single in group if item.get("type", "message") == "message"]
+        provider_item_id = next((found for found in said if found), first.provider_item_id)
+        message = Message(role=first.role, blocks=blocks, incomplete=incomplete, provider_item_id=provider_item_id)
     return msgspec.structs.replace(message, provider_data=_kept([item for item, _ in group])) if keep else message
 
 
@@ -429,9 +449,10 @@ def _keeping_id(messages: list[Message], replaced: Message) -> list[Message]:
 Verified = dict[str, tuple[bytes, str]]
 
 
-def items_of(message: Message, verified: Verified | None = None) -> list[Item]:
+def items_of(message: Message, verified: Verified | None = None, previous: Message | None = None) -> list[Item]:
     """The items a message holds: those it was added with, while the message
-    still says what they say; else items made from its content."""
+    still says what they say; else items made from its content (``previous``:
+    the message before it, whose calls an erased tool_results message answers)."""
     data = message.provider_data
     if data is not None:
         try:
@@ -454,6 +475,11 @@ def items_of(message: Message, verified: Verified | None = None) -> list[Item]:
         # An erased message keeps its place among the session's items (the
         # SDK counts and pops items), with no content; the formats leave it out.
         return [{"type": "message", "role": message.role, "content": []}]
+    if message.erased is not None:
+        # Erased outputs still answer their calls, with empty results, as the
+        # formats send them: a call without its output would be dropped by the SDK.
+        made: list[Item] = to_openai_responses([previous, message] if previous else [message], lossy=True)
+        return [item for item in made if item.get("type") == "function_call_output"]
     # Made in the store (an edit, an erasure, an error result): as the Responses
     # format can hold it, converting what it cannot as engine.formats documents.
     items: list[Item] = to_openai_responses([message], lossy=True)
@@ -472,8 +498,8 @@ def _tail_items(messages: Sequence[Message], limit: int | None, verified: Verifi
         return []
     newest_first: list[list[Item]] = []  # each message's items, the newest message first
     count = 0
-    for message in reversed(messages):
-        newest_first.append(items_of(message, verified))
+    for at in range(len(messages) - 1, -1, -1):
+        newest_first.append(items_of(messages[at], verified, messages[at - 1] if at else None))
         count += len(newest_first[-1])
         if limit is not None and 0 < limit <= count:
             break

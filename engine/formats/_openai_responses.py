@@ -234,7 +234,8 @@ def from_openai_responses(items: Sequence[Json]) -> list[Message]:
             )
         if kind in ("text", "other"):
             only_fields(item, where, ("type", "role", "content", "id", "status"))
-            reading.provider_item_id = optional_text(item, "id", where)
+            # The first message item's id: a later one's (or its absence) does not replace it.
+            reading.provider_item_id = reading.provider_item_id or optional_text(item, "id", where)
             reading.blocks += _message_content(item, where, role)
         elif kind == "reasoning":
             reading.blocks += _reasoning(item, where)
