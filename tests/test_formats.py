@@ -983,3 +983,31 @@ def test_a_turn_of_several_message_items_keeps_the_first_ones_id() -> None:
     assert turn.provider_item_id == "msg_1"
     [turn] = from_openai_responses([said("Checking."), call, said("Still checking.", id="msg_2")])
     assert turn.provider_item_id == "msg_2"
+    # Two calls of one turn under one id: refused by the reader, naming the item (append refused them).
+    with pytest.raises(InvalidArgument, match=r"items\[2\]\.call_id: 'c1' is the id of an earlier call"):
+        from_openai_responses([call, {"type": "reasoning", "summary": []}, call])
+
+
+def test_results_given_again_after_an_erased_result_are_sent_once() -> None:
+    # Found by a second adversarial pass: a tool_results message after an
+    # erased one was taken for the results of an erased call and left out of
+    # every lossy export, the call then answered only by the erased empty result.
+    call = Message.assistant(ToolUse(id="c1", name="balance"))
+    again = Message.tool_results(ToolResult.of("c1", "250 EUR"))
+    erased_first = Message.tool_results(ToolResult.of("c1", "acct 12345678: 250 EUR")).erasure()
+    messages = [Message.user("Balance?"), call, erased_first, again, Message.assistant("You have 250 EUR.")]
+    assert to_openai_chat(messages, lossy=True)[1:3] == [
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "balance", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "250 EUR"},
+    ]  # fmt: skip
+    assert to_anthropic(messages, lossy=True)["messages"][2] == {
+        "role": "user",
+        "content": [{"type": "tool_result", "tool_use_id": "c1", "content": "250 EUR", "is_error": False}],
+    }
+    # The call's own message erased: its results (given once or again) are left out with it.
+    gone = [Message.user("Balance?"), call.erasure(), again, Message.assistant("You have 250 EUR.")]
+    assert to_openai_chat(gone, lossy=True) == [
+        {"role": "user", "content": "Balance?"},
+        {"role": "assistant", "content": "You have 250 EUR."},
+    ]

@@ -87,8 +87,13 @@ def prepare(
         where = f"messages[{index}]"
         if not isinstance(message, Message):
             raise InvalidArgument(f"{policy.function}: {where} is {described(message)}, not a Message")
-        previous = originals[index - 1] if index else None
-        if message.role == "tool_results" and isinstance(previous, Message) and previous.erased is not None:
+        maker = _call_maker(originals, index)  # the message whose calls a tool_results message answers
+        if (
+            message.role == "tool_results"
+            and message.erased is None
+            and isinstance(maker, Message)
+            and maker.erased is not None
+        ):
             # The tool uses these results answer were erased with their message.
             policy.cannot_hold(
                 where,
@@ -103,8 +108,9 @@ def prepare(
                 f"an erased placeholder has no content left for {policy.format} to hold",
                 "leave it out" if message.role != "tool_results" else "answer each call with an empty result",
             )
-            if message.role == "tool_results":
-                entries.append(Entry(index, message.role, _empty_answers(previous), False))
+            answers = _empty_answers(maker, _answered_after(originals, index)) if message.role == "tool_results" else ()
+            if answers:
+                entries.append(Entry(index, message.role, answers, False))
             continue
         incomplete = message.incomplete
         if incomplete and not keeps_incomplete:
@@ -200,12 +206,36 @@ def left_out_emptied(entry: Entry, made: Sequence[object]) -> bool:
     return bool(entry.blocks) and not made
 
 
-def _empty_answers(previous: object) -> tuple[Block, ...]:
+def _call_maker(originals: Sequence[Message], index: int) -> object:
+    """The message whose tool uses ``originals[index]`` answers if it is a
+    tool_results message: the nearest one before it that is not one (a run
+    of tool_results messages answers the same assistant message)."""
+    for earlier in range(index - 1, -1, -1):
+        found = originals[earlier]
+        if not (isinstance(found, Message) and found.role == "tool_results"):
+            return found
+    return None
+
+
+def _answered_after(originals: Sequence[Message], index: int) -> set[str]:
+    """The tool uses answered by the tool_results messages (not erased) that
+    follow ``originals[index]`` in its run."""
+    answered: set[str] = set()
+    for later in originals[index + 1 :]:
+        if not (isinstance(later, Message) and later.role == "tool_results"):
+            break
+        if later.erased is None:
+            answered |= {block.tool_use_id for block in later.blocks if isinstance(block, ToolResult)}
+    return answered
+
+
+def _empty_answers(maker: object, answered: set[str]) -> tuple[Block, ...]:
     """For an erased tool_results message (lossy): an empty result for each
-    tool use of the message before it, so every call stays answered."""
-    if not isinstance(previous, Message):
+    tool use of the message that made the calls, but those a later message
+    of the run answers, so every call stays answered, once."""
+    if not isinstance(maker, Message) or maker.erased is not None:
         return ()
-    return tuple(ToolResult(tool_use_id=use.id) for use in previous.tool_uses)
+    return tuple(ToolResult(tool_use_id=use.id) for use in maker.tool_uses if use.id not in answered)
 
 
 def check_round_trip(

@@ -243,6 +243,11 @@ def from_openai_responses(items: Sequence[Json]) -> list[Message]:
             reading.calls = True
             only_fields(item, where, ("type", "call_id", "name", "arguments", "status"), ignored=("id",))
             call_id, name = text_field(item, "call_id", where), text_field(item, "name", where)
+            if any(isinstance(block, ToolUse) and block.id == call_id for block in reading.blocks):
+                raise InvalidArgument(
+                    f"{where}.call_id: {call_id!r} is the id of an earlier call of the same turn; "
+                    "the calls of one turn need ids of their own (their outputs name them)"
+                )
             with building(where):
                 reading.blocks.append(ToolUse(id=call_id, name=name, arguments=text_field(item, "arguments", where)))
         else:
