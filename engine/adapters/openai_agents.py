@@ -9,11 +9,11 @@ Each item the SDK adds becomes part of a message of the transcript: a user
 input, an assistant message or a reasoning item one message each; the tool
 calls of one model turn one assistant message (with the turn's messages and
 reasoning before them, and after them up to the outputs), and their outputs
-one ``tool_results`` message, as the transcript's tool pairing wants. The items themselves are kept
-byte for byte in the message's ``provider_data``, so ``get_items`` gives back
-exactly what was added, ids and statuses included, as long as the message
-still says what its items say (after an edit through the store, the items are
-made again from the message).
+one ``tool_results`` message, as the transcript's tool pairing wants. The
+items themselves are kept byte for byte in the message's ``provider_data``,
+so ``get_items`` gives back exactly what was added, ids and statuses
+included, as long as the message still says what its items say (after an
+edit through the store, the items are made again from the message).
 
 What the SDK's own sessions cannot do comes with it: ``pop_item`` and
 ``clear_session`` are audited rewrites (the history keeps what they removed);

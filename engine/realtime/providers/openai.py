@@ -4,7 +4,7 @@
 JSON), decodes it strictly (types checked, size bounded; unknown *fields* are
 tolerated, since the provider adds them), and returns the canonical events it
 means. A raw event that yields several canonical events gives each the id
-``<event_id>#<n>``, so redelivery is recognised for every one of them.
+``<event_id>\\x00<n>``, so redelivery is recognised for every one of them.
 """
 
 from __future__ import annotations
