@@ -7,6 +7,7 @@ from __future__ import annotations
 import html
 import http.client
 import re
+import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -284,6 +285,10 @@ def test_a_page_of_another_host_name_is_refused(served: tuple[ViewerServer, Tran
     assert _request(server, "GET", "/", host=f"attacker.example:{port}").status == 400
     assert _request(server, "GET", "/", host=f"localhost:{port}").status == 200
     assert _request(server, "GET", "/", host=f"127.0.0.1:{port}").status == 200
+    # No Host header at all (an HTTP/1.0 tool, never a browser's page): served, as before "" meant every interface.
+    with socket.create_connection(server.server_address[:2]) as raw:
+        raw.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        assert raw.recv(12) == b"HTTP/1.1 200"
 
 
 def test_which_hosts_only_this_machine_can_reach() -> None:

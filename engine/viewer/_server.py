@@ -387,5 +387,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def _local_host_header(value: str) -> bool:
+    if not value:  # no Host header (an HTTP/1.0 tool): no browser's page sends that, so no rebinding
+        return True
     host = value.rsplit(":", 1)[0] if not value.endswith("]") else value
     return is_loopback(host)
