@@ -11,6 +11,7 @@ import sys
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -37,6 +38,15 @@ def _run(factory: StoreFactory, *args: str) -> Result:
     target = factory.target
     assert target is not None
     return CliRunner().invoke(cli, [command, target, "--prefix", factory.prefix, *rest, *extra])
+
+
+def _one_message_store(path: Path, text: str, **create: Any) -> str:
+    """A SQLite store at ``path`` holding one session of one user message, closed; the session's id."""
+    store = Transcripts.open(path)
+    sid = store.create(**create)
+    store.append(sid, Message.user(text))
+    store.close()
+    return sid
 
 
 def _ok(result: Result) -> str:
@@ -221,10 +231,7 @@ def test_a_store_that_is_not_there_or_not_a_store(tmp_path: Path) -> None:
 
 def test_a_real_process_and_the_console_script(tmp_path: Path) -> None:
     path = tmp_path / "store.db"
-    store = Transcripts.open(path)
-    sid = store.create(title="From a process")
-    store.append(sid, Message.user("hi"))
-    store.close()
+    sid = _one_message_store(path, "hi", title="From a process")
     module = subprocess.run(
         [sys.executable, "-m", "engine", "sessions", str(path), "--json"], capture_output=True, text=True, check=False
     )
@@ -421,10 +428,7 @@ def test_error_messages_quoting_stored_or_given_text_never_reach_the_terminal_ra
     import sqlite3
 
     path = tmp_path / "store.db"
-    store = Transcripts.open(path)
-    sid = store.create(session_id="trip")
-    store.append(sid, Message.user("hello"))
-    store.close()
+    sid = _one_message_store(path, "hello", session_id="trip")
     unsafe = "\x1b\x07\x9b\u202e"
     events = tmp_path / "events.jsonl"
     part = {"type": "input_text\x1b[2J\u202e", "text": "hi"}
@@ -495,10 +499,7 @@ def test_looking_at_a_store_whose_type_names_were_deleted_writes_nothing(tmp_pat
     import sqlite3
 
     path = tmp_path / "store.db"
-    store = Transcripts.open(path)
-    sid = store.create()
-    store.append(sid, Message.user("hello"))
-    store.close()
+    _one_message_store(path, "hello")
     with sqlite3.connect(path) as connection:
         connection.execute("DELETE FROM transcripts_kinds WHERE topic = 'MessagesAppended.v1.text'")
         before = connection.execute("SELECT code, topic FROM transcripts_kinds ORDER BY code").fetchall()

@@ -46,7 +46,7 @@ from engine.errors import (
 from engine.facade import HistoryEntry, Transcripts
 from engine.facade.aio import AsyncTranscripts, shared_async
 from engine.formats import from_openai_responses, to_openai_responses
-from engine.state.content import Message, Reasoning, ToolResult, same_content, shown, with_default_objects
+from engine.state.content import Message, Reasoning, ToolResult, shown, with_default_objects
 
 __all__ = ["TranscriptSession"]
 
@@ -459,17 +459,23 @@ def items_of(message: Message, verified: Verified | None = None, previous: Messa
             kept = _KEPT_DECODER.decode(data)
         except ValueError:
             kept = None  # not what add_items keeps: made from the message's content below
+        # Its content digest as same_content() takes it, computed once.
+        digest = with_default_objects(message).digest_bytes()
         known = verified.get(message.id) if verified is not None and message.id is not None else None
-        if known is not None and known[1] == data and known[0] == with_default_objects(message).digest_bytes():
+        if known is not None and known[1] == data and known[0] == digest:
             return kept  # type: ignore[no-any-return]
         if isinstance(kept, list) and kept and all(isinstance(item, dict) for item in kept):
             try:
                 (again,) = messages_of(kept, keep=False)
             except (InvalidArgument, ValueError):
                 again = None
-            if again is not None and again.role == message.role and same_content(again, message):
+            if (
+                again is not None
+                and again.role == message.role
+                and with_default_objects(again).digest_bytes() == digest
+            ):
                 if verified is not None and message.id is not None:
-                    verified[message.id] = (with_default_objects(message).digest_bytes(), data)
+                    verified[message.id] = (digest, data)
                 return kept
     if message.erased is not None and message.role != "tool_results":
         # An erased message keeps its place among the session's items (the

@@ -22,7 +22,7 @@ import click
 import msgspec
 
 from engine.errors import EngineError, InvalidArgument, SessionNotFound
-from engine.facade import Transcripts
+from engine.facade import FeedEvent, Transcripts
 from engine.state.content import BIDI_CONTROLS, Image, Message, Reasoning, ToolResult
 from engine.state.header import STATUSES
 
@@ -416,11 +416,9 @@ def _logged_sessions(store: Transcripts) -> list[str]:
     """The sessions that have events in the feed, in the order they began
     (none if the feed cannot be read either: its own check says why)."""
     found: dict[str, None] = {}
-    after = 0
     try:
-        while page := store.feed(after=after, limit=10_000):
+        for page in _feed_pages(store):
             found.update((entry.session_id, None) for entry in page)
-            after = page[-1].position
     except EngineError:
         pass
     return list(found)
@@ -428,11 +426,14 @@ def _logged_sessions(store: Transcripts) -> list[str]:
 
 def _feed_length(store: Transcripts) -> int:
     """The events of the store-wide feed, every one read and decoded."""
-    count, after = 0, 0
+    return sum(len(page) for page in _feed_pages(store))
+
+
+def _feed_pages(store: Transcripts) -> Iterator[list[FeedEvent]]:
+    after = 0
     while page := store.feed(after=after, limit=10_000):
-        count += len(page)
+        yield page
         after = page[-1].position
-    return count
 
 
 # -- writing and exporting --------------------------------------------------------

@@ -152,21 +152,19 @@ def _without_unanswered_calls(originals: Sequence[Message], entries: list[Entry]
             answered = {use.id for use in originals[entry.index].tool_uses}  # answered with empty results
         else:
             answered = {block.tool_use_id for block in after.blocks if isinstance(block, ToolResult)}
-        blocks = []
-        for number, block in enumerate(entry.blocks):
-            if isinstance(block, ToolUse) and block.id not in answered:
-                policy.cannot_hold(
-                    entry.where(number),
-                    f"tool use {block.id!r} is never answered: the message after it is "
-                    f"{a_role(after.role)} message without its result, and {policy.format} refuses a call "
-                    "without its result (answer it with a tool_results message, is_error=True if it was "
-                    "abandoned)",
-                    "leave the call out",
-                )
-                continue
-            blocks.append(block)
-        if blocks or not entry.blocks:
-            kept.append(replace(entry, blocks=tuple(blocks)))
+        unanswered = (
+            f"is never answered: the message after it is {a_role(after.role)} message without its result, and "
+            f"{policy.format} refuses a call without its result (answer it with a tool_results message, "
+            "is_error=True if it was abandoned)"
+        )
+        problems = {
+            number: f"tool use {block.id!r} {unanswered}"
+            for number, block in enumerate(entry.blocks)
+            if isinstance(block, ToolUse) and block.id not in answered
+        }
+        pruned = _without_blocks(entry, problems, "leave the call out", policy)
+        if pruned is not None:
+            kept.append(pruned)
     return kept
 
 
@@ -182,21 +180,26 @@ def _without_unmatched_results(entries: list[Entry], policy: Policy) -> list[Ent
             calls = {block.id for block in entry.blocks if isinstance(block, ToolUse)}
             kept.append(entry)
             continue
-        blocks = []
-        for number, block in enumerate(entry.blocks):
-            if isinstance(block, ToolResult) and block.tool_use_id not in calls:
-                policy.cannot_hold(
-                    entry.where(number),
-                    f"tool result {block.tool_use_id!r} answers no tool use of the assistant message before it "
-                    f"(its call is not among these messages), and {policy.format} refuses a result without its "
-                    "call",
-                    "leave the result out",
-                )
-                continue
-            blocks.append(block)
-        if blocks or not entry.blocks:
-            kept.append(replace(entry, blocks=tuple(blocks)))
+        problems = {
+            number: f"tool result {block.tool_use_id!r} answers no tool use of the assistant message before it "
+            f"(its call is not among these messages), and {policy.format} refuses a result without its call"
+            for number, block in enumerate(entry.blocks)
+            if isinstance(block, ToolResult) and block.tool_use_id not in calls
+        }
+        pruned = _without_blocks(entry, problems, "leave the result out", policy)
+        if pruned is not None:
+            kept.append(pruned)
     return kept
+
+
+def _without_blocks(entry: Entry, problems: dict[int, str], lossy_does: str, policy: Policy) -> Entry | None:
+    """``entry`` without its blocks that ``problems`` names (by index, in
+    order: strict mode refuses the first); ``None`` if none of its blocks is
+    left."""
+    for number, problem in problems.items():
+        policy.cannot_hold(entry.where(number), problem, lossy_does)
+    blocks = [block for number, block in enumerate(entry.blocks) if number not in problems]
+    return None if left_out_emptied(entry, blocks) else replace(entry, blocks=tuple(blocks))
 
 
 def left_out_emptied(entry: Entry, made: Sequence[object]) -> bool:
