@@ -9,6 +9,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -512,7 +513,7 @@ def test_a_known_append_whose_revision_was_altered_is_corruption_when_verified()
     events = decode_for_load(sid, records)
     version, append = events[1]
     assert isinstance(append, KnownAppend)
-    altered = [events[0], (version, append._replace(revision=bytes(32)))]
+    altered = [events[0], (version, msgspec.structs.replace(append, revision=bytes(32)))]
     with pytest.raises(CorruptStore, match="version 2 records revision sha256:0000"):
         fold(sid, altered)
     trusted = fold(sid, altered, verify=False)  # what a snapshot vouches for is taken as it is

@@ -11,7 +11,7 @@ import hashlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any
 
 import msgspec
 
@@ -77,12 +77,14 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
 
-class KnownAppend(NamedTuple):
+class KnownAppend(msgspec.Struct, frozen=True, array_like=True, gc=False):
     """One message appended, as a load reads it from the log: the message,
     the revision after it (32 raw bytes) and the time, in microseconds since
     1970 UTC. :func:`fold` takes it where it takes the ``MessagesAppended``
     of that one message, and makes the time a ``datetime`` only if it is the
-    last event's: decoding and folding a long session take a third less."""
+    last event's: decoding and folding a long session take a third less.
+    A struct the collector does not track: made once per stored message by
+    a load, it costs a quarter of a NamedTuple made by ``tuple.__new__``."""
 
     message: Message
     revision: bytes

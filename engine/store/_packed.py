@@ -99,7 +99,6 @@ _TEXT_HEAD = struct.Struct(">Q32s10s")  # role code and at, revision, engine id
 _TEXT_START = _TEXT_HEAD.size
 _AT_OFFSET = 1 << 55  # at is stored plus this, in the word's low 56 bits
 _AT_BITS = (1 << 56) - 1
-_new_tuple = tuple.__new__
 _set_field = msgspec.structs.force_setattr
 _MESSAGE_TEMPLATES = tuple(Message(role=role, blocks=(Text(text=""),)) for role in _ROLES[:3])  # type: ignore[arg-type]
 _TEXT_TEMPLATE = Text(text="")
@@ -163,8 +162,7 @@ def unpack_known_append(state: bytes) -> KnownAppend:
     message = _copy_message(_MESSAGE_TEMPLATES[role])
     _set_field(message, "blocks", (text,))
     _set_field(message, "id", "msg_" + engine_id.hex())
-    # tuple.__new__: a NamedTuple's own __new__ is Python code, a fifth of this function's time.
-    return _new_tuple(KnownAppend, (message, revision, (word & _AT_BITS) - _AT_OFFSET))
+    return KnownAppend(message, revision, (word & _AT_BITS) - _AT_OFFSET)
 
 
 def unpack_known_appends(
@@ -177,7 +175,7 @@ def unpack_known_appends(
     :func:`unpack_known_append`, inline: a call per record was a quarter of
     decoding a long session."""
     unpack, start, templates, text_template = _TEXT_HEAD.unpack_from, _TEXT_START, _MESSAGE_TEMPLATES, _TEXT_TEMPLATE
-    copy_text, copy_message, set_field, new_tuple = _copy_text, _copy_message, _set_field, _new_tuple
+    copy_text, copy_message, set_field, known = _copy_text, _copy_message, _set_field, KnownAppend
     decoded: list[tuple[int, Any]] = []
     append = decoded.append
     for version, topic, state in records:
@@ -191,7 +189,7 @@ def unpack_known_appends(
                     message = copy_message(templates[role])
                     set_field(message, "blocks", (text,))
                     set_field(message, "id", "msg_" + engine_id.hex())
-                    append((version, new_tuple(KnownAppend, (message, revision, (word & _AT_BITS) - _AT_OFFSET))))
+                    append((version, known(message, revision, (word & _AT_BITS) - _AT_OFFSET)))
                     continue
             except (struct.error, UnicodeDecodeError, TypeError):  # damaged: ``other`` says how
                 pass
