@@ -16,6 +16,7 @@ import pytest
 
 from engine import (
     ConcurrentWriteError,
+    CorruptStore,
     EngineError,
     InvalidArgument,
     Message,
@@ -445,3 +446,42 @@ def test_the_cache_keeps_its_size_once_the_sessions_in_use_are_done(tmp_path: Pa
         store.append(sid, Message.user("hi"))
     assert len(store._repository.cache) == 2  # type: ignore[attr-defined]
     store.close()
+
+
+# Found by an adversarial run: one process reading a session while another
+# deleted it, created it again and deleted it again between the reader's
+# round trips got a false CorruptStore ("has events but no listing row").
+
+
+def test_a_session_created_and_deleted_again_between_a_readers_round_trips_is_not_damage(
+    store: Transcripts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sid = store.create(title="churned", session_id="S")
+    store.append(sid, Message.user("hello"))
+    backend = store._repository.backend  # type: ignore[attr-defined]
+    real_row = backend.session_row
+    # The row as the reader's first two reads saw it: the session deleted,
+    # then (its events read in between) created again and deleted again.
+    missing = iter([None, None])
+
+    def churned(session_id: str) -> Any:
+        if session_id == sid:
+            for row in missing:
+                return row
+        return real_row(session_id)
+
+    store._repository.forget(sid)  # type: ignore[attr-defined]  # nothing cached: the read goes to the log
+    monkeypatch.setattr(backend, "session_row", churned)
+    assert [m.text for m in store.get(sid).messages] == ["hello"]
+
+
+def test_events_without_a_listing_row_on_every_read_are_still_damage() -> None:
+    # The memory store finds events by session id, so a listing row removed
+    # behind its back leaves events that every attempt finds.
+    with Transcripts.open() as store:
+        sid = store.create(title="x")
+        store.append(sid, Message.user("hello"))
+        store._repository.forget(sid)  # type: ignore[attr-defined]
+        del store._repository.backend._recorder._sessions[sid]  # type: ignore[attr-defined]
+        with pytest.raises(CorruptStore, match="has events but no listing row"):
+            store.get(sid)
