@@ -766,3 +766,38 @@ def test_erased_and_deleted_text_is_in_no_page_sqlite_moved_it_from(tmp_path: Pa
     assert texts_left(tmp_path, "store.db", gone) == []
     kept = [secret(ident) for idents in live.values() for ident in idents]
     assert kept and texts_left(tmp_path, "store.db", kept) == kept  # the search finds what is still there
+
+
+# Found by an adversarial pass: another process's erasure re-links the log,
+# and the next append of a process that had the session cached failed with
+# ConcurrentWriteError, although an append is decided again by the store.
+
+
+def test_an_append_decided_before_another_process_erased_is_decided_again(stores: StoreFactory) -> None:
+    here, elsewhere = stores.open(), stores.open()  # think: two processes
+    sid = here.create(session_id="S")
+    here.append(sid, Message.user("hello"), Message.user("my card 4111"))
+    revision = here.append(sid, Message.user("from here"))  # cached here at this version
+    card = elsewhere.get(sid).messages[1]
+    elsewhere.erase(sid, card.id)
+    here.append(sid, Message.user("again"))
+    here.append(sid, Message.user("expected"), expected_revision=here.get(sid).revision)
+    stored = elsewhere.get(sid)
+    assert [m.text for m in stored.messages] == ["hello", "", "from here", "again", "expected"]
+    assert stored.messages[1].erased is not None and stored.messages[1].id == card.id
+    assert revision == "sha256:" + stored.messages.revision_at(3).hex()  # an erasure keeps every revision
+    elsewhere.verify(sid)
+
+
+def test_an_append_decided_before_another_process_deleted_and_created_again_is_still_refused(
+    stores: StoreFactory,
+) -> None:
+    here, elsewhere = stores.open(), stores.open()
+    sid = here.create(session_id="S", title="first")
+    here.append(sid, Message.user("old"))
+    elsewhere.delete(sid)
+    elsewhere.create(session_id=sid, title="second")
+    elsewhere.append(sid, Message.user("new one"), Message.user("and more"))  # further on than the old log
+    with pytest.raises(ConcurrentWriteError):
+        here.append(sid, Message.user("meant for the first"))
+    assert [m.text for m in elsewhere.get(sid).messages] == ["new one", "and more"]

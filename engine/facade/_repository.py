@@ -413,6 +413,25 @@ class Repository:
         self.behind.discard(session_id)
         return self.remember(caught_up)
 
+    def relinked(self, session_id: str, decided_on: Session) -> Session | None:
+        """The session as stored now, if its log is the one ``decided_on``
+        came from, re-linked since by an erasure (same creation time and
+        lineage, further on); ``None`` if the id names another session now
+        (deleted and created again), or none. Loads the whole log: for a
+        write that lost a race and whose head :meth:`caught_up` could not
+        extend."""
+        try:
+            fresh = self.head(session_id)
+        except SessionNotFound:
+            return None
+        if (
+            fresh.created_at == decided_on.created_at
+            and fresh.lineage == decided_on.lineage
+            and fresh.version > decided_on.version
+        ):
+            return fresh
+        return None
+
     def chain_after(self, state: Session) -> Chain:
         """The record chain after the last record of ``state`` (a cached head)."""
         known = self.chains.get(state.id)

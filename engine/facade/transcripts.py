@@ -941,7 +941,8 @@ class Transcripts:
         Decided on the cached head without a round trip; if another writer
         committed first, a write of ``_DECIDED_AGAIN`` (or one that expects
         a revision, which the decider checks) is decided again on the newer
-        head, as long as the log still extends the head it was decided on."""
+        head, as long as the log still extends the head it was decided on
+        (or is that log, re-linked by an erasure)."""
         repository = self._repository
         expected = getattr(command, "expected_revision", None)
         messages: Sequence[Message] = getattr(command, "messages", ())
@@ -953,8 +954,9 @@ class Transcripts:
                 if refused is None:
                     head = repository.head_for_write(session_id, expected)
                 else:
-                    newer = repository.caught_up(session_id)
-                    if newer is None:  # rewritten, or another session under the same id: the caller decides
+                    # The log as it grew, or as an erasure re-linked it.
+                    newer = repository.caught_up(session_id) or repository.relinked(session_id, head)
+                    if newer is None:  # another session under the same id, or none: the caller decides
                         raise refused
                     head = newer
                 try:
