@@ -15,7 +15,17 @@ from typing import Any
 
 import pytest
 
-from engine import CorruptStore, InvalidArgument, Message, Reasoning, ToolResult, ToolUse, Transcripts, Usage
+from engine import (
+    CorruptStore,
+    InvalidArgument,
+    Message,
+    Reasoning,
+    StorageUnavailable,
+    ToolResult,
+    ToolUse,
+    Transcripts,
+    Usage,
+)
 from engine.readmodel import ReadModel
 from tests._erasing import interleaved_erasures, secret, texts_left
 from tests._readmodel import dump, expected_tables, projected_tables
@@ -145,6 +155,28 @@ def test_bad_input_is_refused_and_changes_nothing(tmp_path: Path) -> None:
         ReadModel(not_sqlite)
 
 
+def test_a_closed_read_model_says_so_with_a_typed_error(tmp_path: Path) -> None:
+    # Found by a newcomer pass: sqlite3's own ProgrammingError came through.
+    store = Transcripts.open()
+    store.append(store.create(), Message.user("hello"))
+    model = ReadModel(tmp_path / "read.db")
+    model.catch_up(store)
+    model.close()
+    calls: list[Callable[[], object]] = [
+        lambda: model.search("hello"),
+        lambda: model.catch_up(store),
+        lambda: model.rebuild(store),
+        lambda: model.rows("messages"),
+        lambda: model.position,
+    ]
+    for call in calls:
+        with pytest.raises(StorageUnavailable, match="is closed; open it again"):
+            call()
+    model.close()  # again: nothing to do
+    with ReadModel(tmp_path / "read.db") as again:
+        assert [hit.session_id for hit in again.search("hello")] == [store.sessions()[0].id]
+
+
 def test_a_read_model_shows_the_store_it_was_last_caught_up_with(tmp_path: Path) -> None:
     first, second = Transcripts.open(tmp_path / "a.db"), Transcripts.open(tmp_path / "b.db")
     first.append(first.create(session_id="a"), Message.user("apple"))
@@ -154,6 +186,31 @@ def test_a_read_model_shows_the_store_it_was_last_caught_up_with(tmp_path: Path)
         model.catch_up(second)  # another store (or the same path, replaced): its sessions, not the first's
         assert projected_tables(model) == expected_tables(second)
         assert [hit.session_id for hit in model.search("banana")] == ["b"] and model.search("apple") == []
+
+
+def test_a_store_replaced_by_one_whose_feed_resumes_inside_a_session_is_projected_again(tmp_path: Path) -> None:
+    # Found by a newcomer pass: the new store's feed, read from the old one's
+    # position, began with a session's second event; catch_up raised
+    # CorruptStore (its first event was "missing") instead of projecting the
+    # session from its checked history, as documented.
+    path = tmp_path / "chats.db"
+    with Transcripts.open(path) as store:
+        store.create(session_id="old")
+        store.append("old", Message.user("one"), Message.assistant("two"))
+        store.append("old", Message.user("three"))
+        with ReadModel(tmp_path / "read.db") as model:
+            model.catch_up(store)
+            assert model.position == 3
+    for suffix in ("", "-wal", "-shm"):
+        (tmp_path / f"chats.db{suffix}").unlink(missing_ok=True)
+    with Transcripts.open(path) as store:
+        store.append(store.create(session_id="a"), Message.user("hello"))
+        store.append(store.create(session_id="b"), Message.user("world"))  # b's append is at position 4
+        with ReadModel(tmp_path / "read.db") as model:
+            model.catch_up(store)
+            assert projected_tables(model) == expected_tables(store)
+            assert [hit.session_id for hit in model.search("world")] == ["b"] and model.search("three") == []
+            assert model.position == 4
 
 
 def test_deleting_the_newest_session_and_restoring_a_copy_are_caught_up(tmp_path: Path) -> None:

@@ -121,8 +121,17 @@ class ReadModel:
     def close(self) -> None:
         with self._turn:
             self.db.close()
+            self._closed = True
 
     _checkpoint = False
+    _closed = False
+
+    def _refuse_closed(self) -> None:
+        """A closed read model's calls raise a typed error, as a closed store's do."""
+        if self._closed:
+            raise StorageUnavailable(
+                f"the read model at {self.path} is closed; open it again with ReadModel({self.path!r})"
+            )
 
     def __enter__(self) -> ReadModel:
         return self
@@ -136,6 +145,7 @@ class ReadModel:
     def position(self) -> int:
         """The last feed position applied (0: nothing yet)."""
         with self._turn, self._translated():
+            self._refuse_closed()
             text = self._meta("position") or "0"
         if not text.isascii() or not text.isdigit():
             raise StorageError(f"the read model at {self.path} is damaged (position {text!r}); rebuild() it")
@@ -344,6 +354,7 @@ class ReadModel:
             )
             raise InvalidArgument(f"catch_up() takes a Transcripts store, got {type(store).__name__}{hint}")
         with self._turn:
+            self._refuse_closed()
             return self._caught_up(store, progress)
 
     def _caught_up(self, store: Transcripts, progress: Callable[[int], None] | None) -> int:
@@ -379,13 +390,18 @@ class ReadModel:
 
     def rebuild(self, store: Transcripts, *, progress: Callable[[int], None] | None = None) -> int:
         """Empty the tables and project the whole store again."""
-        with self._turn, self._writing():
+        with self._turn:
+            self._refuse_closed()
+            self._emptied()
+        return self.catch_up(store, progress=progress)
+
+    def _emptied(self) -> None:
+        with self._writing():
             for table, _ in _SESSION_TABLES:
                 self.db.conn.execute(f"DELETE FROM [{table}]")
             self.db.conn.execute("INSERT INTO messages_fts(messages_fts) VALUES ('delete-all')")
             self._set_meta({"position": "0"})
             self._purge()
-        return self.catch_up(store, progress=progress)
 
     def _set_meta(self, values: dict[str, str]) -> None:
         for key, value in values.items():
@@ -504,6 +520,7 @@ class ReadModel:
         )
         try:
             with self._turn:
+                self._refuse_closed()
                 rows = self.db.conn.execute(sql, [query, limit]).fetchall()
         except sqlite3.OperationalError as exc:
             if any(word in str(exc) for word in ("locked", "busy", "malformed", "no such table", "disk")):
@@ -523,6 +540,7 @@ class ReadModel:
         if table not in _TABLES:
             raise InvalidArgument(f"the read model has tables {sorted(_TABLES)}, not {shown(table)}")
         with self._turn:
+            self._refuse_closed()
             return iter(list(self.db.table(table).rows))  # read whole, in its turn
 
 
@@ -748,8 +766,11 @@ class _Batch:
         self.lowest: dict[str, int] = {}
         self.events = 0
         self.removed = False  # an erasure: its text must leave the index and the file
-        # Forks deleted after their events were read: the rest of their
-        # events are passed over, and the next catch-up drops what is left.
+        # Sessions whose events are passed over: forks deleted after their
+        # events were read (the next catch-up drops what is left), and
+        # sessions whose first event is before this model's position (the
+        # store was replaced, or restored from a copy), which catch_up then
+        # projects from their checked history.
         self.gone: set[str] = set()
 
     @property
@@ -776,13 +797,13 @@ class _Batch:
             "INSERT INTO messages_fts (rowid, text) SELECT rowid, text FROM messages WHERE rowid > ?", [last]
         )
 
-    def _session(self, session_id: str) -> dict[str, Any]:
+    def _session(self, session_id: str) -> dict[str, Any] | None:
         row = self.sessions.get(session_id)
         if row is None:
             cursor = self.conn.execute(f"SELECT {', '.join(_SESSION_COLUMNS)} FROM sessions WHERE id = ?", [session_id])
             found = cursor.fetchone()
             if found is None:
-                raise CorruptStore(f"the feed holds events of session {session_id!r} before its first event")
+                return None
             row = self.sessions[session_id] = dict(zip(_SESSION_COLUMNS, found, strict=True))
             self.lowest[session_id] = row["message_count"]
         return row
@@ -818,6 +839,9 @@ class _Batch:
                 self.gone.add(session_id)
             return
         row = self._session(session_id)
+        if row is None:  # its first event is before this model's position
+            self.gone.add(session_id)
+            return
         if version <= row["version"]:
             return  # applied already (a session projected again from its history meanwhile)
         at = event.at.isoformat()  # type: ignore[attr-defined]
