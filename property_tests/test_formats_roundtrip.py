@@ -197,7 +197,8 @@ def _flag(draw: st.DrawFn, allowed: bool) -> bool:
 @st.composite
 def holdable(draw: st.DrawFn, holds: Holds) -> list[Message]:
     """A transcript of only what the format holds: a system message first
-    (maybe), then user messages, assistant messages and tool exchanges."""
+    (maybe), then user messages, assistant messages and tool exchanges,
+    each with some content (every provider refuses a message with none)."""
     arguments = any_arguments if holds.any_arguments else canonical_arguments
     picture = images(any_url_media_type=holds.any_url_media_type)
     text = text_blocks(empty=holds.empty_text)
@@ -208,7 +209,7 @@ def holdable(draw: st.DrawFn, holds: Holds) -> list[Message]:
         content_kinds.append(picture)
 
     def assistant(uses: list[ToolUse]) -> Message:
-        blocks: list[Block] = draw(st.lists(st.one_of(content_kinds), max_size=3))
+        blocks: list[Block] = draw(st.lists(st.one_of(content_kinds), min_size=0 if uses else 1, max_size=3))
         if holds.assistant_order is None:
             blocks = draw(st.permutations(blocks + uses))
         else:
@@ -226,11 +227,11 @@ def holdable(draw: st.DrawFn, holds: Holds) -> list[Message]:
 
     messages: list[Message] = []
     if draw(st.booleans()):
-        messages.append(Message(role="system", blocks=tuple(draw(st.lists(text, max_size=2)))))
+        messages.append(Message(role="system", blocks=tuple(draw(st.lists(text, min_size=1, max_size=2)))))
     for _ in range(draw(st.integers(0, 5))):
         kind = draw(st.sampled_from(["user", "assistant", "exchange"]))
         if kind == "user":
-            blocks = draw(st.lists(text | picture, max_size=3))
+            blocks = draw(st.lists(text | picture, min_size=1, max_size=3))
             messages.append(Message(role="user", blocks=tuple(blocks), incomplete=_flag(draw, holds.incomplete)))
         elif kind == "assistant":
             messages.append(assistant([]))

@@ -1011,3 +1011,18 @@ def test_results_given_again_after_an_erased_result_are_sent_once() -> None:
         {"role": "user", "content": "Balance?"},
         {"role": "assistant", "content": "You have 250 EUR."},
     ]
+
+
+# Found by a newcomer pass: a message that had no blocks at all (realtime
+# user speech never transcribed, Message.assistant()) was sent empty, in
+# strict and lossy mode alike, though every provider refuses it.
+
+
+@pytest.mark.parametrize("convert", [to_openai_chat, to_openai_responses, to_anthropic, to_gemini])
+@pytest.mark.parametrize("empty", [Message.user(), Message.assistant(), Message(role="system")])
+def test_a_message_with_no_content_is_refused_or_left_out(convert: Any, empty: Message) -> None:
+    before = [Message.system("Be brief.")] if empty.role != "system" else []
+    messages = [*before, Message.user("Hello?"), empty, Message.user("Anyone there?")]
+    with pytest.raises(InvalidArgument, match=rf"messages\[{len(before) + 1}\]: a message with no content"):
+        convert(messages)
+    assert convert(messages, lossy=True) == convert([m for m in messages if m is not empty])

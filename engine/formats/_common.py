@@ -76,9 +76,9 @@ def prepare(
     """The caller's messages as a list, and their entries: an erased
     placeholder, the incomplete marker (unless the format ``keeps_incomplete``)
     and Transcript blocks are refused, or in lossy mode become no content, no
-    marker and Text blocks. Tool uses never answered are refused (lossy: left
-    out), and so are tool results whose tool use is not right before them
-    if the format ``results_need_calls``."""
+    marker and Text blocks. A message with no content, tool uses never
+    answered and, if the format ``results_need_calls``, tool results whose
+    tool use is not right before them are refused (lossy: left out)."""
     if isinstance(messages, (str, bytes, Message, Mapping)) or not isinstance(messages, Iterable):
         raise InvalidArgument(f"{policy.function} takes a list of messages, got a {type(messages).__name__}")
     originals = list(messages)
@@ -130,6 +130,9 @@ def prepare(
                 )
                 block = Text(text=block.text)
             blocks.append(block)
+        if not blocks:  # realtime speech never transcribed, say
+            policy.cannot_hold(where, f"a message with no content, which {policy.format} refuses", "leave it out")
+            continue
         entries.append(Entry(index, message.role, tuple(blocks), incomplete))
     entries = _without_unanswered_calls(originals, entries, policy)
     return originals, _without_unmatched_results(entries, policy) if results_need_calls else entries
