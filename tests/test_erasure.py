@@ -140,6 +140,11 @@ def test_erase_refuses_unknown_ids_and_changes_nothing(stores: StoreFactory) -> 
         store.erase(sid, store.get(sid).messages[0].id or "", reason="Not A Kind")
     with pytest.raises(SessionNotFound):
         store.erase("no-such-session", "msg_x")
+    # Found by an adversarial pass: None was taken for "no wrong id" (erase(sid, None)
+    # returned [] and erase(sid, an_id, None) erased an_id).
+    for wrong in ([None], [store.get(sid).messages[0].id, None], [None, store.get(sid).messages[0].id]):
+        with pytest.raises(InvalidArgument, match=r"each a str .*got None"):
+            store.erase(sid, *wrong)
     assert stores.open().head_hash(sid) == before
     assert _holds_secret(_stored_bytes(stores))
 

@@ -49,11 +49,12 @@ def erase(
 ) -> list[str]:
     if not message_ids:
         raise InvalidArgument("erase() takes a session id and one or more message ids")
-    wrong = next((mid for mid in message_ids if type(mid) is not str), None)
-    if wrong is not None:
+    # A list, not next(..., None): None itself is a wrong id.
+    wrong = [mid for mid in message_ids if type(mid) is not str][:1]
+    if wrong:
         raise InvalidArgument(
             f"erase() takes a session id and one or more message ids, each a str (as arguments: "
-            f"erase(sid, *ids)), got {got(wrong)}"
+            f"erase(sid, *ids)), got {got(wrong[0])}"
         )
     why = Reason.of(reason, note)
     check_actor(actor)
