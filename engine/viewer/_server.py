@@ -20,11 +20,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any
 
-from engine.errors import EngineError, InvalidArgument, SessionNotFound, VersionNotFound
+from engine.errors import EngineError, InvalidArgument, InvalidRevision, SessionNotFound, VersionNotFound
 from engine.facade import Transcripts
 from engine.state.content import Message
 from engine.state.events import SessionForked
 from engine.state.header import STATUSES
+from engine.state.revisions import parse_revision
 from engine.state.transcript import Session
 from engine.viewer import _pages
 from engine.viewer._graph import draw, family
@@ -268,6 +269,10 @@ def _point(query: dict[str, list[str]], name: str, default: int) -> int | str:
     """A point of a session's past: an event version, or a revision id."""
     text = _one(query, name)
     if text.startswith("sha256:"):
+        try:
+            parse_revision(text)
+        except InvalidRevision as exc:  # named by this page's parameter, not get()'s at=
+            raise InvalidArgument(f"{name}= {exc}: pass a whole revision id, or an event version") from None
         return text
     return _version(query, name, default=default)
 
