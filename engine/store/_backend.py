@@ -304,6 +304,10 @@ def _engine_error(
         if version == 1:
             return SessionExists(session_id), False
         return ConcurrentWriteError(session_id, version), False
+    if _missing_table(exc):
+        # A table the store made is gone: dropped, or the file replaced by
+        # another database under the store's feet. Damage, not an outage.
+        return CorruptStore(f"{operation} on {where}: a table of the store is missing: {exc}"), False
     if isinstance(exc, sqlite3.Error):
         # Our own SQLite statements (eventsourcing translates only its own).
         text = str(exc)
@@ -329,6 +333,24 @@ def _engine_error(
                 first += "; nothing was written"
             return engine_error(f"{operation} on {where} failed: {first}"), True
     return None
+
+
+#: Driver errors that say a table is missing (PostgreSQL's UndefinedTable
+#: is added by its backend); SQLite says so in an OperationalError's text.
+MISSING_TABLE_ERRORS: list[type[BaseException]] = []
+
+
+def _missing_table(exc: BaseException) -> bool:
+    """Whether ``exc`` (or the driver's error eventsourcing wrapped in it)
+    says a table is missing."""
+    for error in (exc, exc.__cause__):
+        if isinstance(error, (sqlite3.OperationalError, es.OperationalError)) and str(error).startswith(
+            "no such table"
+        ):
+            return True
+        if any(isinstance(error, kind) for kind in MISSING_TABLE_ERRORS):
+            return True
+    return False
 
 
 def leftover_snapshots(session_id: str) -> CorruptStore:

@@ -7,6 +7,7 @@ import contextlib
 import getpass
 import json
 import math
+import sys
 import threading
 import time
 import zlib
@@ -34,6 +35,7 @@ from engine.state.content import shown
 from engine.store._backend import (
     DRIVER_ERRORS,
     MAX_EVENTS_PER_WRITE,
+    MISSING_TABLE_ERRORS,
     RecorderBackend,
     check_feed_versions,
     described,
@@ -89,6 +91,7 @@ NETWORK_SETTINGS = {
 
 # What psycopg raises outside eventsourcing's translation (our own
 # connections: schema creation, vacuum; the pool's timeout on a dead server).
+MISSING_TABLE_ERRORS.append(psycopg.errors.UndefinedTable)
 DRIVER_ERRORS.extend(
     [
         (psycopg.OperationalError, StorageUnavailable),
@@ -122,6 +125,15 @@ class _Datastore(PostgresDatastore):
     def __init__(self, *, timeouts: Composed, **options: Any) -> None:
         self.timeouts = timeouts
         super().__init__(**options)
+
+    def __del__(self, _finalizing: Callable[[], bool] = sys.is_finalizing) -> None:
+        # A store left open is collected at interpreter exit, after the
+        # modules psycopg's pool closes with are torn down (this module's
+        # globals too: hence the default argument): closing then fails inside
+        # the pool, which Python prints as an ignored exception. The server
+        # drops the connections of a process that ended anyway.
+        if not _finalizing():
+            super().__del__()
 
     def after_connect_func(self) -> Any:
         configure, timeouts = super().after_connect_func(), self.timeouts
