@@ -576,6 +576,18 @@ def test_open_refuses_bad_options_with_invalid_argument(tmp_path: Path, options:
         Transcripts.open(str(tmp_path / "store.db"), **options)  # type: ignore[arg-type]
 
 
+def test_synchronous_is_refused_where_it_would_do_nothing() -> None:
+    # Found by a newcomer pass: synchronous="off" opened a memory or PostgreSQL
+    # store without a word, and meant nothing there.
+    targets: list[str | None] = [None, ":memory:", "postgresql://nobody@127.0.0.1:1/none"]
+    for target in targets:
+        for value in ("off", "normal", "fast"):
+            with pytest.raises(InvalidArgument, match="is a setting of SQLite files"):
+                Transcripts.open(target, synchronous=value)
+    with Transcripts.open(synchronous="full") as store:  # what every store does: accepted
+        store.create()
+
+
 def test_open_refuses_invalid_paths(tmp_path: Path) -> None:
     for path in (str(tmp_path / "db-\ud800"), str(tmp_path / "db\x00tail")):
         with pytest.raises(InvalidArgument):
