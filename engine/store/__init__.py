@@ -91,10 +91,9 @@ def open_backend(
         )
     if seal_key is not None and (not isinstance(seal_key, bytes) or len(seal_key) < 16):
         raise InvalidArgument("seal_key must be bytes, at least 16 of them (for example os.urandom(32))")
-    sqlite_file = not (
-        target is None or target == ":memory:" or str(target).startswith(("postgresql://", "postgres://"))
-    )
-    if synchronous != "full" and not sqlite_file:
+    memory = target is None or (isinstance(target, str) and target == ":memory:")
+    postgres = isinstance(target, str) and target.startswith(("postgresql://", "postgres://"))
+    if synchronous != "full" and (memory or postgres):
         # Asked for, it would silently do nothing.
         raise InvalidArgument(
             f"synchronous={shown(synchronous)} is a setting of SQLite files; a PostgreSQL store commits as its "
