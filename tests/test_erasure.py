@@ -802,7 +802,8 @@ def test_an_append_decided_before_another_process_deleted_and_created_again_is_s
     here.append(sid, Message.user("old"))
     elsewhere.delete(sid)
     elsewhere.create(session_id=sid, title="second")
-    elsewhere.append(sid, Message.user("new one"), Message.user("and more"))  # further on than the old log
+    elsewhere.append(sid, Message.user("new one"))
+    elsewhere.append(sid, Message.user("and more"))  # version 3: further on than the old log's 2
     with pytest.raises(ConcurrentWriteError):
         here.append(sid, Message.user("meant for the first"))
     assert [m.text for m in elsewhere.get(sid).messages] == ["new one", "and more"]

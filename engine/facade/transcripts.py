@@ -153,9 +153,10 @@ class Transcripts:
         session; ``None``: neither write nor use snapshots (every load
         re-hashes the whole history). Snapshots only speed up loading.
         ``synchronous`` (SQLite): ``"full"`` (default, durable on power loss),
-        ``"normal"`` or ``"off"``; another value than ``"full"`` is refused for a
-        memory or PostgreSQL store, where it would do nothing. ``table_prefix`` names the tables, so several stores can
-        share one database. ``lock_timeout`` (seconds, default 10): the
+        ``"normal"`` or ``"off"``; another value than ``"full"`` is refused for
+        a memory or PostgreSQL store, where it would do nothing.
+        ``table_prefix`` names the tables, so several stores can share one
+        database. ``lock_timeout`` (seconds, default 10): the
         longest a write waits for another writer's lock (SQLite's busy
         timeout, PostgreSQL's ``lock_timeout``), and the longest a call waits
         for its turn behind this process's other calls on the same session,

@@ -89,9 +89,10 @@ NETWORK_SETTINGS = {
     "tcp_user_timeout": 30_000,  # milliseconds
 }
 
+# A table of the store gone: damage (see _backend._engine_error).
+MISSING_TABLE_ERRORS.append(psycopg.errors.UndefinedTable)
 # What psycopg raises outside eventsourcing's translation (our own
 # connections: schema creation, vacuum; the pool's timeout on a dead server).
-MISSING_TABLE_ERRORS.append(psycopg.errors.UndefinedTable)
 DRIVER_ERRORS.extend(
     [
         (psycopg.OperationalError, StorageUnavailable),
