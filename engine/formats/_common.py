@@ -208,8 +208,10 @@ def _without_blocks(entry: Entry, problems: dict[int, str], lossy_does: str, pol
 def left_out_emptied(entry: Entry, made: Sequence[object]) -> bool:
     """Whether ``entry`` is to be left out because lossy mode left none of its
     blocks (``made``: what the format made of them): providers refuse a
-    message with no content."""
-    return bool(entry.blocks) and not made
+    message with no content. Every entry has blocks: ``prepare`` leaves out
+    (strict: refuses) a message with none."""
+    assert entry.blocks
+    return not made
 
 
 def _call_maker(originals: Sequence[Message], index: int) -> object:

@@ -99,7 +99,7 @@ def open_backend(
             f"synchronous={shown(synchronous)} is a setting of SQLite files; a PostgreSQL store commits as its "
             "server's synchronous_commit says, and a memory store keeps nothing: leave synchronous out"
         )
-    if target is None or target == ":memory:":
+    if memory:
         if create is not True:
             raise InvalidArgument(
                 "create=False opens only a store that is there, and a memory store never is: "
