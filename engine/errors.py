@@ -180,8 +180,9 @@ class ConcurrentWriteError(EngineError):
     """Another writer committed to the session first; nothing was written.
 
     Appends and the writes that name no message are decided again by the
-    store itself, so they raise this only after losing five times running;
-    a rewrite, restore or compaction (without ``expected_revision``) raises
+    store itself (after four lost races, on a fifth try no other writer can
+    commit beside), so they raise this only when the id names another
+    session now (deleted and created again); a rewrite, restore or compaction (without ``expected_revision``) raises
     it at once, as the other write may have moved the messages it names.
     The store has already read the other writer's change: look at the
     session again, then retry the call.

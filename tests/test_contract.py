@@ -4,6 +4,7 @@ PostgreSQL, through ``Transcripts`` and through its async twin
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -234,6 +235,87 @@ def test_a_write_that_loses_every_time_gives_up_with_nothing_written(
     assert tries == [3] * 5  # five tries, each on the same head (nothing else was written)
     monkeypatch.undo()
     assert [m.text for m in stores.open().verify(sid).messages] == ["a"]
+
+
+def test_a_writer_that_keeps_losing_races_waits_its_turn_and_lands(
+    stores: StoreFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found by an adversarial pass: of two writers appending to one session
+    # in tight loops, the one that lost five races in a row got
+    # ConcurrentWriteError. Here another writer commits just before each of
+    # the loser's tries; the last try holds the session, so that writer
+    # waits for it instead of winning again.
+    loser, winner = stores.open(), stores.open()
+    sid = loser.create()
+    loser.append(sid, Message.user("start"))
+    winner.get(sid)
+    repository = loser._repository  # type: ignore[attr-defined]
+    backend, commit = repository.backend, repository.commit
+    holding: list[bool] = []
+    winners: list[threading.Thread] = []
+    outcomes: list[str] = []
+
+    @contextlib.contextmanager
+    def watched_alone(session_id: str) -> Iterator[None]:
+        with writing_alone(session_id):
+            holding.append(True)
+            yield
+
+    def another_writer_first(*args: Any) -> Any:
+        done = threading.Event()
+        number = len(winners)
+
+        def win() -> None:
+            try:
+                winner.append(sid, Message.assistant(f"winner {number}"))
+            finally:
+                done.set()
+
+        winners.append(threading.Thread(target=win))
+        winners[-1].start()
+        if holding:  # no other writer can commit to the session meanwhile
+            outcomes.append("held back" if not done.wait(0.3) else "committed")
+        else:
+            assert done.wait(30)
+            outcomes.append("committed")
+        return commit(*args)
+
+    writing_alone = backend.writing_alone
+    monkeypatch.setattr(backend, "writing_alone", watched_alone)
+    monkeypatch.setattr(repository, "commit", another_writer_first)
+    loser.append(sid, Message.user("loser"))
+    for thread in winners:
+        thread.join()
+    monkeypatch.undo()
+    assert outcomes == ["committed"] * 4 + ["held back"]
+    texts = [m.text for m in stores.open().verify(sid).messages]
+    assert texts == ["start"] + [f"winner {n}" for n in range(4)] + ["loser", "winner 4"]
+
+
+def test_two_writers_appending_to_one_session_in_tight_loops_both_land_every_append(stores: StoreFactory) -> None:
+    # Two stores (think: two processes), each with its own cache, race for
+    # every append; none may give up (the last try of each waits its turn).
+    sid = stores.open().create()
+    errors: list[BaseException] = []
+
+    def work(name: str) -> None:
+        store = stores.open()
+        try:
+            for index in range(100):
+                store.append(sid, Message.user(f"{name}-{index}"))
+        except BaseException as exc:  # reported below: a thread's error would be lost
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(name,)) for name in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    texts = [m.text for m in stores.open().verify(sid).messages]
+    assert sorted(texts) == sorted(f"{name}-{index}" for name in ("a", "b") for index in range(100))
+    for name in ("a", "b"):  # each writer's own appends in its order
+        assert [text for text in texts if text.startswith(name)] == [f"{name}-{index}" for index in range(100)]
 
 
 def test_a_stale_append_reads_only_what_the_winner_added(stores: StoreFactory, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,6 +6,7 @@ in ``_erasure``."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import random
@@ -89,6 +90,14 @@ def _pause(attempt: int) -> None:
     """A random pause, bound doubling with each attempt: writers that
     collided spread out."""
     time.sleep(random.uniform(0, 0.002 * 2**attempt))
+
+
+_RACING: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+
+
+def _alone(repository: Repository, session_id: str, needed: bool) -> contextlib.AbstractContextManager[None]:
+    """The backend's ``writing_alone`` block for ``session_id`` if ``needed``."""
+    return repository.backend.writing_alone(session_id) if needed else _RACING
 
 
 def _sharing_the_store(
@@ -302,8 +311,9 @@ class Transcripts:
         (``model=...``, ``agent=...``). Its first event names its parent, the
         family's root and its spawn depth; the parent records the child
         (``ChildSpawned``) just before, so both appear in ``history()``. A
-        ``ConcurrentWriteError`` (other writers of the parent, five times
-        running) means nothing was written. If the child's own write fails
+        Other writers of the parent are raced four times, then waited
+        for (as by an append); a ``ConcurrentWriteError`` means nothing was
+        written. If the child's own write fails
         after the parent's record, the error is raised and :meth:`children`
         leaves out the child the record names."""
         command = SpawnChild.of(
@@ -315,16 +325,17 @@ class Transcripts:
                 raise SessionExists(command.child_id)
             # The parent's record first: a conflict there leaves nothing written.
             for attempt in range(_WRITE_ATTEMPTS):
-                head = repository.head(parent)
-                child = decisions.spawned(head, command, clock())  # every check, before anything is written
-                decision = decide(head, command, clock())
-                try:
-                    repository.commit(head, decision.events, decision.state)
-                    break
-                except ConcurrentWriteError:  # another writer of the parent: try again on its new head
-                    if attempt == _WRITE_ATTEMPTS - 1:
-                        raise
-                    _pause(attempt)
+                with _alone(repository, parent, attempt == _WRITE_ATTEMPTS - 1):  # as in _decide
+                    head = repository.head(parent)
+                    child = decisions.spawned(head, command, clock())  # every check, before anything is written
+                    decision = decide(head, command, clock())
+                    try:
+                        repository.commit(head, decision.events, decision.state)
+                        break
+                    except ConcurrentWriteError:  # another writer of the parent: try again on its new head
+                        if attempt == _WRITE_ATTEMPTS - 1:
+                            raise
+                _pause(attempt)
             repository.commit(None, child.events, child.state)
         return command.child_id
 
@@ -944,7 +955,9 @@ class Transcripts:
         committed first, a write of ``_DECIDED_AGAIN`` (or one that expects
         a revision, which the decider checks) is decided again on the newer
         head, as long as the log still extends the head it was decided on
-        (or is that log, re-linked by an erasure)."""
+        (or is that log, re-linked by an erasure). The last try holds the
+        session in the backend (``writing_alone``), so a writer that kept
+        losing races waits for its turn instead of giving up."""
         repository = self._repository
         expected = getattr(command, "expected_revision", None)
         messages: Sequence[Message] = getattr(command, "messages", ())
@@ -952,7 +965,11 @@ class Transcripts:
         again = expected is not None or isinstance(command, _DECIDED_AGAIN)
         refused: ConcurrentWriteError | None = None
         for attempt in range(_WRITE_ATTEMPTS):
-            with repository.locks.holding(session_id):
+            # The last try after lost races waits for the other writers'
+            # turns instead of racing them again: decided and written while
+            # none of them can write the session, it cannot lose.
+            last = refused is not None and attempt == _WRITE_ATTEMPTS - 1
+            with repository.locks.holding(session_id), _alone(repository, session_id, last):
                 if refused is None:
                     head = repository.head_for_write(session_id, expected)
                 else:

@@ -13,8 +13,9 @@ and nowhere else.
 from __future__ import annotations
 
 import abc
+import contextlib
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol, TypeAlias
 
 from eventsourcing import persistence as es
@@ -88,6 +89,17 @@ class Backend(abc.ABC):
         its source's listing row the fork was made from; when given, the
         fork is written only while the source's row still holds it.
         """
+
+    @abc.abstractmethod
+    def writing_alone(self, session_id: str) -> contextlib.AbstractContextManager[None]:
+        """A block in which no other writer, in any process, can write to
+        ``session_id``: a write decided inside on the session as read inside
+        cannot lose a race. The block's one :meth:`append` of the session
+        commits (nothing else may be written in it); if it has none, nothing
+        is. For a writer that kept losing races: it waits for the other
+        writers' turns instead of racing them. A backend may hold more than
+        the session (SQLite holds the whole database). Waited for
+        ``lock_timeout`` at most (``StorageUnavailable``)."""
 
     @abc.abstractmethod
     def read(self, session_id: str, *, after: int = 0, upto: int | None = None) -> list[Record]:
@@ -167,6 +179,8 @@ class SummaryRecorder(Protocol):
         source_head: str | None,
     ) -> None: ...
 
+    def holding_writes(self, session_id: str) -> contextlib.AbstractContextManager[None]: ...
+
     def select_records(self, session_id: str, after: int, upto: int | None) -> list[Record]: ...
 
     def select_snapshot(self, session_id: str, upto: int | None) -> StoredSnapshot | None: ...
@@ -216,6 +230,9 @@ class ClosedBackend(Backend):
         previous_head: str | None = None,
         source_head: str | None = None,
     ) -> None:
+        raise self.closed_error()
+
+    def writing_alone(self, session_id: str) -> contextlib.AbstractContextManager[None]:
         raise self.closed_error()
 
     def read(self, session_id: str, *, after: int = 0, upto: int | None = None) -> list[Record]:
@@ -495,6 +512,12 @@ class RecorderBackend(Backend):
         row = _new_tuple(SessionRow, (*row[:8], seal_of(row, self._key), row.summary))  # its __new__ is Python code
         with translated_errors("write", self._where, session_id, records[0].version):
             self._recorder.insert_records(session_id, records, row, snapshot, previous_head, source_head)
+
+    @contextlib.contextmanager
+    def writing_alone(self, session_id: str) -> Iterator[None]:
+        self._writable()
+        with translated_errors("write", self._where, session_id), self._recorder.holding_writes(session_id):
+            yield
 
     def read(self, session_id: str, *, after: int = 0, upto: int | None = None) -> list[Record]:
         with translated_errors("read", self._where):

@@ -4,7 +4,8 @@ snapshots kept in dicts under the recorder's lock."""
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from eventsourcing.persistence import IntegrityError, StoredEvent
@@ -53,6 +54,14 @@ class MemoryRecorder(POPOApplicationRecorder):
         self.insert_events(
             stored, session_row=row, snapshot=snapshot, previous_head=previous_head, source_head=source_head
         )
+
+    @contextlib.contextmanager
+    def holding_writes(self, session_id: str) -> Iterator[None]:
+        """The database lock for the whole block (see
+        ``Backend.writing_alone``): other threads' writes wait; this
+        thread's own write takes it again."""
+        with self._database_lock:
+            yield
 
     def _update_table(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         # Runs under the database lock, after the uniqueness check passed.

@@ -259,6 +259,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
         self._writer_cursor: Any = None  # and its cursor
         self._writer_used = 0.0  # when it last served an append (time.monotonic)
         self._writer_lock = threading.Lock()
+        self._held: dict[int, Any] = {}  # a thread in ``holding_writes``: its cursor, until its write
         events = Identifier(self.events_table_name)
         # A stored event's position in the store-wide feed: after every
         # position of an older store (those are below POSITION_BASE), by the
@@ -435,6 +436,9 @@ class PostgresRecorder(PostgresApplicationRecorder):
         )
         self._select_head = _rendered(
             SQL("SELECT head, version FROM {}.{} WHERE session_id=%s").format(schema, sessions)
+        )
+        self._lock_session_row = _rendered(
+            SQL("SELECT 1 FROM {}.{} WHERE session_id=%s FOR UPDATE").format(schema, sessions)
         )
         self._select_unsummarised_firsts = _rendered(
             SQL(
@@ -755,36 +759,95 @@ class PostgresRecorder(PostgresApplicationRecorder):
         first = records[0]
         # Every field but the id and creation time, then the head checked.
         changes = (*row[1:2], *row[3:], row.session_id, previous_head, previous_head)
+        if self._held:
+            held = self._held.pop(threading.get_ident(), None)
+            if held is not None:
+                self._insert_held(held, session_id, records, row, snapshot, changes, source_head)
+                return
         if first.version != 1 and snapshot is None:
             self._append_alone_on_writer(session_id, records, changes)
             return
         with self._placing(), self._writing() as conn, conn.transaction(), conn.cursor() as curs:
-            source = fork_source(session_id, first.topic, first.state) if first.version == 1 else None
-            parent = spawn_parent(session_id, first.topic, first.state) if first.version == 1 else None
-            if source is not None or parent is not None:
-                # The lock the insert takes anyway, taken before the source
-                # (or a child's parent) is checked: a deletion under way (it
-                # holds the events table exclusively) ends first and the
-                # check sees it; one that starts later waits for this write,
-                # then refuses to orphan it.
-                curs.execute(self._lock_for_insert)
-                if source is not None:
-                    self._check_head(curs, source, source_head)  # deleted, or changed, since the fork was made
-                if parent is not None:
-                    self._check_head(curs, parent, None)  # deleted since the child was recorded
-            events = _columns(session_id, 0, records)
-            if first.version == 1:
-                # The row first: a session that exists (snapshots and all) is
-                # SessionExists, and only snapshots without a row are damage.
-                curs.execute(self._create_row, (*events, *row), prepare=True)
-                if curs.execute(self._select_any_snapshot, (session_id,)).fetchone() is not None:
-                    raise leftover_snapshots(session_id)
-            else:
-                curs.execute(self._append_row, (*events, *changes), prepare=True)
-                if curs.rowcount != 1:  # raised in the transaction: its events are rolled back
-                    self._refuse_stale(curs, session_id, first.version)
-            if snapshot is not None:
-                curs.execute(self._insert_snapshot, (row.session_id, snapshot.version, snapshot.state), prepare=True)
+            self._insert_in(curs, session_id, records, row, snapshot, changes, source_head)
+
+    def _insert_in(
+        self,
+        curs: Any,
+        session_id: str,
+        records: Sequence[Record],
+        row: SessionRow,
+        snapshot: StoredSnapshot | None,
+        changes: tuple[Any, ...],
+        source_head: str | None,
+    ) -> None:
+        """The statements of :meth:`insert_records`, in the transaction of ``curs``."""
+        first = records[0]
+        source = fork_source(session_id, first.topic, first.state) if first.version == 1 else None
+        parent = spawn_parent(session_id, first.topic, first.state) if first.version == 1 else None
+        if source is not None or parent is not None:
+            # The lock the insert takes anyway, taken before the source
+            # (or a child's parent) is checked: a deletion under way (it
+            # holds the events table exclusively) ends first and the
+            # check sees it; one that starts later waits for this write,
+            # then refuses to orphan it.
+            curs.execute(self._lock_for_insert)
+            if source is not None:
+                self._check_head(curs, source, source_head)  # deleted, or changed, since the fork was made
+            if parent is not None:
+                self._check_head(curs, parent, None)  # deleted since the child was recorded
+        events = _columns(session_id, 0, records)
+        if first.version == 1:
+            # The row first: a session that exists (snapshots and all) is
+            # SessionExists, and only snapshots without a row are damage.
+            curs.execute(self._create_row, (*events, *row), prepare=True)
+            if curs.execute(self._select_any_snapshot, (session_id,)).fetchone() is not None:
+                raise leftover_snapshots(session_id)
+        else:
+            curs.execute(self._append_row, (*events, *changes), prepare=True)
+            if curs.rowcount != 1:  # raised in the transaction: its events are rolled back
+                self._refuse_stale(curs, session_id, first.version)
+        if snapshot is not None:
+            curs.execute(self._insert_snapshot, (row.session_id, snapshot.version, snapshot.state), prepare=True)
+
+    @contextlib.contextmanager
+    def holding_writes(self, session_id: str) -> Iterator[None]:
+        """The session's listing row locked (``FOR UPDATE``) from the start
+        of the block to its one write (see ``Backend.writing_alone``): every
+        write of the session updates that row, so other writers of it wait,
+        and writers of other sessions do not. The write runs in this
+        transaction and commits it; without one, the block's end rolls it
+        back. The lock is waited for ``lock_timeout`` at most."""
+        with self._writing() as conn, conn.cursor() as curs:
+            curs.execute("BEGIN")
+            ident = threading.get_ident()
+            self._held[ident] = curs
+            try:
+                curs.execute(self._lock_session_row, (session_id,), prepare=True)
+                yield
+            finally:
+                if self._held.pop(ident, None) is curs and not conn.broken:  # no write ended the transaction
+                    curs.execute("ROLLBACK")
+
+    def _insert_held(
+        self,
+        curs: Any,
+        session_id: str,
+        records: Sequence[Record],
+        row: SessionRow,
+        snapshot: StoredSnapshot | None,
+        changes: tuple[Any, ...],
+        source_head: str | None,
+    ) -> None:
+        """The one write of a ``holding_writes`` block, in its transaction."""
+        try:
+            with self._placing():
+                self._insert_in(curs, session_id, records, row, snapshot, changes, source_head)
+                curs.execute("COMMIT")
+        except BaseException as exc:
+            if curs.connection.broken:
+                raise _outcome_unknown(exc) from exc
+            curs.execute("ROLLBACK")
+            raise
 
     def _append_alone_on_writer(self, session_id: str, records: Sequence[Record], changes: tuple[Any, ...]) -> None:
         """An append as one statement that commits by itself, on a connection

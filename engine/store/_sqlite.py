@@ -4,12 +4,13 @@ eventsourcing's SQLite datastore."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Literal
 
 from eventsourcing.persistence import InterfaceError
@@ -162,6 +163,7 @@ class SQLiteRecorder:
         self._seal_legacy = seal_legacy
         self._writer: sqlite3.Connection | None = None
         self._writer_lock = threading.Lock()
+        self._held_by: int | None = None  # the thread in ``holding_writes``, until its write
         self._codes: dict[str, int] = {}
         self._topics: dict[int, str] = {}  # the other way round, for reads
         self.log_table = log = f"{prefix}_log"
@@ -597,6 +599,10 @@ class SQLiteRecorder:
         the database's lock together are waited for ``lock_timeout`` at
         most, so a queue of threads behind a stuck lock does not wait a
         multiple of it."""
+        if self._held_by is not None and self._held_by == threading.get_ident():
+            assert not erasing, "an erasure never runs in a holding_writes block"
+            self._write_held(apply)
+            return
         limit = self.datastore.pool.lock_timeout or 5
         started = time.monotonic()
         if not self._writer_lock.acquire(timeout=limit):
@@ -627,6 +633,45 @@ class SQLiteRecorder:
                     execute(f"PRAGMA busy_timeout={round(limit * 1000)}")
         finally:
             self._writer_lock.release()
+
+    @contextlib.contextmanager
+    def holding_writes(self, session_id: str) -> Iterator[None]:
+        """The database's write lock (whatever ``session_id``), from the
+        start of the block to its one write (see ``Backend.writing_alone``): ``BEGIN IMMEDIATE`` on the
+        writer connection, in this thread's turn on it. The write runs in
+        that transaction and commits it; without one, the block's end rolls
+        it back. Waited for ``lock_timeout`` at most, as any write."""
+        limit = self.datastore.pool.lock_timeout or 5
+        if not self._writer_lock.acquire(timeout=limit):
+            raise sqlite3.OperationalError(
+                f"database is locked: other threads of this process kept writing for lock_timeout ({limit} s)"
+            )
+        try:
+            if self._writer is None:
+                self._writer = self.datastore.pool.connect()
+            writer = self._writer
+            writer.execute("BEGIN IMMEDIATE")
+            self._held_by = threading.get_ident()
+            try:
+                yield
+            finally:
+                if self._held_by is not None:  # no write ended the transaction
+                    self._held_by = None
+                    writer.execute("ROLLBACK")
+        finally:
+            self._writer_lock.release()
+
+    def _write_held(self, apply: Callable[[Execute], None]) -> None:
+        """The one write of a ``holding_writes`` block, in its transaction."""
+        self._held_by = None
+        assert self._writer is not None
+        execute = self._writer.execute
+        try:
+            apply(execute)
+            execute("COMMIT")
+        except BaseException:
+            execute("ROLLBACK")
+            raise
 
     def _checkpoint(self, what: str) -> None:
         """After an erasure or a deletion (``what``): rebuild the file, then
