@@ -65,8 +65,9 @@ def text_blocks(*, empty: bool = True) -> st.SearchStrategy[Text]:
     return st.builds(lambda text: Text(text=text), texts if empty else texts.filter(bool))
 
 
-def reasoning_blocks() -> st.SearchStrategy[Reasoning]:
-    return st.builds(lambda text, signature: Reasoning(text=text, signature=signature), texts, signatures)
+def reasoning_blocks(*, unsigned: bool = True) -> st.SearchStrategy[Reasoning]:
+    signed = signatures if unsigned else signatures.filter(bool)
+    return st.builds(lambda text, signature: Reasoning(text=text, signature=signature), texts, signed)
 
 
 def transcript_blocks() -> st.SearchStrategy[Transcript]:
@@ -101,6 +102,7 @@ class Holds:
     any_arguments: bool  # else only arguments as json.dumps(object, ensure_ascii=False) writes them
     one_text_results: bool  # a tool result is exactly one text block
     empty_text: bool  # a text block may be empty (Anthropic refuses one)
+    unsigned_reasoning: bool  # a reasoning block may have no signature (Anthropic refuses one)
     assistant_order: tuple[type[Block], ...] | None  # blocks must come in this order of kinds, if given
     joins: Callable[[Message, Message], bool]  # whether two neighbours would read back as one
 
@@ -138,6 +140,7 @@ CHAT = Holds(
     any_arguments=True,
     one_text_results=False,
     empty_text=True,
+    unsigned_reasoning=True,
     assistant_order=(Text, ToolUse),
     joins=_chat_joins,
 )
@@ -151,6 +154,7 @@ RESPONSES = Holds(
     any_arguments=True,
     one_text_results=False,
     empty_text=True,
+    unsigned_reasoning=True,
     assistant_order=(Reasoning, Text, ToolUse),
     joins=_responses_joins,
 )
@@ -164,6 +168,7 @@ ANTHROPIC = Holds(
     any_arguments=False,
     one_text_results=False,
     empty_text=False,
+    unsigned_reasoning=False,
     assistant_order=None,
     joins=_never,
 )
@@ -177,6 +182,7 @@ GEMINI = Holds(
     any_arguments=False,
     one_text_results=True,
     empty_text=True,
+    unsigned_reasoning=True,
     assistant_order=None,
     joins=_never,
 )
@@ -204,7 +210,7 @@ def holdable(draw: st.DrawFn, holds: Holds) -> list[Message]:
     text = text_blocks(empty=holds.empty_text)
     content_kinds: list[st.SearchStrategy[Any]] = [text]
     if holds.reasoning:
-        content_kinds.append(reasoning_blocks())
+        content_kinds.append(reasoning_blocks(unsigned=holds.unsigned_reasoning))
     if holds.assistant_images:
         content_kinds.append(picture)
 

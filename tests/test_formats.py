@@ -834,10 +834,11 @@ def test_a_reasoning_item_keeps_its_id_and_stays_its_own_item() -> None:
         {"type": "reasoning", "id": "rs_1", "summary": [{"type": "summary_text", "text": "a"}]},
         {"type": "reasoning", "id": "rs_2", "summary": [], "encrypted_content": "gAAAA"},
     ]
+    signed = [read[0], Message.assistant(read[1].blocks[1])]  # Anthropic refuses thinking with no signature
     for convert in (to_anthropic, to_gemini):  # no place for the id: refused, or dropped when lossy
         with pytest.raises(InvalidArgument, match=r"messages\[1\]\.blocks\[0\]: .*reasoning item's id"):
-            convert(read)
-        assert "rs_1" not in json.dumps(convert(read, lossy=True))
+            convert(signed)
+        assert "rs_2" not in json.dumps(convert(signed, lossy=True))
 
 
 @pytest.mark.parametrize(("write", "read"), [(to_anthropic, from_anthropic), (to_gemini, from_gemini)])
@@ -1026,3 +1027,33 @@ def test_a_message_with_no_content_is_refused_or_left_out(convert: Any, empty: M
     with pytest.raises(InvalidArgument, match=rf"messages\[{len(before) + 1}\]: a message with no content"):
         convert(messages)
     assert convert(messages, lossy=True) == convert([m for m in messages if m is not empty])
+
+
+def test_anthropic_refuses_thinking_without_a_signature_and_lossy_leaves_it_out() -> None:
+    # Found by a newcomer pass: to_anthropic sent {"type": "thinking"} with no
+    # signature, which the API refuses (its ThinkingBlockParam requires one).
+    unsigned = Message.assistant(Reasoning(text="Need the order status."), "Looking it up.")
+    only_unsigned = Message.assistant(Reasoning(text="Hmm."))
+    messages = [Message.user("q"), unsigned, Message.user("and?"), only_unsigned, Message.user("ok")]
+    with pytest.raises(InvalidArgument, match=r"messages\[1\]\.blocks\[0\]: .*thinking block without its signature"):
+        to_anthropic(messages)
+    sent = to_anthropic(messages, lossy=True)
+    assert sent["messages"] == [
+        {"role": "user", "content": [{"type": "text", "text": "q"}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "Looking it up."}]},
+        {"role": "user", "content": [{"type": "text", "text": "and?"}]},
+        {"role": "user", "content": [{"type": "text", "text": "ok"}]},
+    ]
+    signed = Message.assistant(Reasoning(text="Need it.", signature="sig-9"), "Looking it up.")
+    assert to_anthropic([Message.user("q"), signed])["messages"][1]["content"][0] == {
+        "type": "thinking",
+        "thinking": "Need it.",
+        "signature": "sig-9",
+    }
+    with pytest.raises(InvalidArgument, match=r"messages\[1\]\.content\[0\]\.signature must be a string"):
+        from_anthropic(
+            [
+                {"role": "user", "content": "q"},
+                {"role": "assistant", "content": [{"type": "thinking", "thinking": "x"}]},
+            ]
+        )

@@ -24,7 +24,6 @@ from engine.formats._common import (
     image_url,
     left_out_emptied,
     only_fields,
-    optional_text,
     part_type,
     prepare,
     split_user,
@@ -91,12 +90,13 @@ def _block(entry: Entry, number: int, block: Block, policy: Policy) -> Json | No
     if isinstance(block, ToolUse):
         return {"type": "tool_use", "id": block.id, "name": block.name, "input": arguments_object(block, where, policy)}
     if isinstance(block, Reasoning):
+        if block.signature is None:
+            # The API refuses a thinking block without the signature its model gave it.
+            policy.cannot_hold(where, f"{FORMAT} refuses a thinking block without its signature", "leave it out")
+            return None
         if block.item_id is not None:
             policy.cannot_hold(where, f"{FORMAT} has no place for a reasoning item's id", "leave it out")
-        thinking: Json = {"type": "thinking", "thinking": block.text}
-        if block.signature is not None:
-            thinking["signature"] = block.signature
-        return thinking
+        return {"type": "thinking", "thinking": block.text, "signature": block.signature}
     if isinstance(block, ToolResult):
         content: str | list[Json]
         if len(block.content) == 1 and isinstance(block.content[0], Text):
@@ -194,9 +194,7 @@ def _read_block(raw: object, where: str, role: str) -> Block:
     if kind == "thinking":
         only_fields(block, where, ("type", "thinking", "signature"))
         with building(where):
-            return Reasoning(
-                text=text_field(block, "thinking", where), signature=optional_text(block, "signature", where)
-            )
+            return Reasoning(text=text_field(block, "thinking", where), signature=text_field(block, "signature", where))
     if kind == "tool_use":
         only_fields(block, where, ("type", "id", "name", "input"), ignored=("cache_control",))
         arguments = arguments_text(as_object(block.get("input"), f"{where}.input"), f"{where}.input")
