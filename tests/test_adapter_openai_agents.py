@@ -229,6 +229,16 @@ def first_turn_id(store: Transcripts) -> str:
         (["hello"], "items\\[0\\] is a str"),
         ([{"role": "user", "content": "ok"}, {"role": "user", "content": float("nan")}], "items\\[1\\]"),
         ({"role": "user", "content": "hi"}, "a list of items"),
+        # Found by an adversarial pass: JSON text gives these back changed
+        # (a list, "1"), and 1 and "1" as keys kept one value.
+        (
+            [{"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "hi"}], "x": (1, 2)}],
+            r"items\[0\]\['x'\] is a tuple, which would not come back as itself from the store; pass a list",
+        ),
+        (
+            [{"role": "user", "content": [{"type": "input_text", "text": "hi", "logprobs": [{1: "a", "1": "b"}]}]}],
+            r"items\[0\]\['content'\]\[0\]\['logprobs'\]\[0\] keys must be str, got 1",
+        ),
     ],
 )
 def test_items_it_cannot_hold_are_refused_and_nothing_is_written(store: Transcripts, items: Any, problem: str) -> None:

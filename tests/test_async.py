@@ -415,3 +415,39 @@ def test_methods_show_the_store_s_signature_and_name_themselves_in_argument_erro
         await store.close()
 
     asyncio.run(main())
+
+
+def test_a_call_cancelled_as_its_turn_comes_is_not_made() -> None:
+    # Found by an adversarial pass: on Python 3.11, asyncio.wait_for returns
+    # when its task is cancelled in the loop iteration its wait ends in: the
+    # cancel() said True, yet the append was made and returned. The cancel is
+    # timed here to land in that iteration: right after the call before it ends.
+    async def race() -> tuple[bool, str, list[str]]:
+        store = await AsyncTranscripts.open()
+        sid = await store.create()
+        loop = asyncio.get_running_loop()
+        gate = threading.Event()
+        first = asyncio.ensure_future(store.run_on(sid, lambda _: gate.wait()))
+        await asyncio.sleep(0.05)
+        [turn] = list(store._turns._pending)  # the first call's turn: done when it ends
+        second = asyncio.ensure_future(store.append(sid, Message.user("B")))
+        await asyncio.sleep(0.05)
+        said: list[bool] = []
+        turn.add_done_callback(lambda _: loop.call_soon_threadsafe(lambda: said.append(second.cancel())))
+        gate.set()
+        await first
+        try:
+            await second
+            outcome = "returned"
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+        stored = [message.text for message in (await store.get(sid)).messages]
+        await store.close()
+        return said == [True], outcome, stored
+
+    for _ in range(20):
+        cancelled, outcome, stored = asyncio.run(race())
+        if cancelled:  # cancel() said yes: the call raises, and is not made unless a worker had started it
+            assert outcome == "cancelled"
+        else:  # it had ended already
+            assert (outcome, stored) == ("returned", ["B"])

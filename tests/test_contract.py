@@ -727,3 +727,29 @@ def test_forks_lists_the_sessions_forked_from_one_oldest_first(stores: StoreFact
     assert store.forks(first) == []
     with pytest.raises(SessionNotFound):
         store.forks("nobody")
+
+
+def test_an_id_a_message_of_the_session_has_is_refused_and_nothing_is_written(stores: StoreFactory) -> None:
+    # Found by a newcomer pass: appends giving an id the session already had
+    # were accepted, and erase(sid, that_id) then wiped both messages.
+    store = stores.open()
+    sid = store.create()
+    store.append(sid, Message.user("my card is 4111", id="turn-7"), Message.assistant("Noted.", id="turn-8"))
+    head = store.get(sid)
+    taken = [
+        lambda: store.append(sid, Message.assistant("I found your order.", id="turn-7")),
+        lambda: store.append(sid, Message.user("again", id="fresh"), head.messages[1]),  # a message read back
+        lambda: store.rewrite(sid, 1, 2, [Message.assistant("edited", id="turn-7")], "edit"),  # kept outside
+        lambda: stores.open().append(sid, Message.user("cold", id="turn-8")),  # a store with nothing cached
+    ]
+    for write in taken:
+        with pytest.raises(InvalidMessage, match=r"message [01] already has the id 'turn-[78]'"):
+            write()
+    assert stores.open().verify(sid) == head  # nothing was written
+    store.rewrite(sid, 0, 2, [Message.user("my card is [redacted]", id="turn-7"), head.messages[1]], "redaction")
+    fork = store.fork(sid)  # a fork holds its source's messages: their ids are taken there too
+    with pytest.raises(InvalidMessage, match="message 0 already has the id 'turn-7'"):
+        store.append(fork, Message.user("in the fork", id="turn-7"))
+    store.append(fork, Message.user("in the fork", id="turn-9"))
+    store.erase(sid, "turn-7")
+    assert [m.erased is not None for m in stores.open().get(sid).messages] == [True, False]

@@ -1057,3 +1057,19 @@ def test_anthropic_refuses_thinking_without_a_signature_and_lossy_leaves_it_out(
                 {"role": "assistant", "content": [{"type": "thinking", "thinking": "x"}]},
             ]
         )
+
+
+def test_parsed_arguments_that_json_text_would_change_are_refused() -> None:
+    # Found by an adversarial pass: input={1: "a", "1": "b"} became arguments
+    # text holding the key "1" twice, which strict to_anthropic then refused.
+    call = {"type": "tool_use", "id": "c1", "name": "f"}
+    for value, problem in (
+        ({1: "a", "1": "b"}, r"input keys must be str, got 1"),
+        ({"a": (1, 2)}, r"input\['a'\] is a tuple"),
+    ):
+        with pytest.raises(InvalidArgument, match=rf"messages\[1\]\.content\[0\]\.{problem}"):
+            asked = {"role": "assistant", "content": [{**call, "input": value}]}
+            from_anthropic([{"role": "user", "content": "q"}, asked])
+        turn = {"role": "model", "parts": [{"functionCall": {"id": "c1", "name": "f", "args": value}}]}
+        with pytest.raises(InvalidArgument, match=r"contents\[1\]\.parts\[0\]\.functionCall\.args"):
+            from_gemini({"contents": [{"role": "user", "parts": [{"text": "q"}]}, turn]})

@@ -451,3 +451,39 @@ def test_a_raw_event_reusing_an_accepted_id_is_judged_whole_whatever_its_parts(s
     assert _statuses(store, sid, [_event("conversation.item.added", "e1", previous_item_id=None, item=hello)]) == [
         "duplicate"
     ]
+
+
+def _user_item(event_id: str, item_id: str, text: str, previous: str | None) -> dict[str, Any]:
+    item = {"id": item_id, "type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
+    return _event("conversation.item.added", event_id, previous_item_id=previous, item=item)
+
+
+def test_an_event_whose_change_cannot_be_stored_is_rejected_and_the_batch_goes_on(stores: StoreFactory) -> None:
+    # Found by an adversarial pass: a response.done whose usage took the
+    # session's total past 2**63 - 1, or an item over max_event_bytes, made
+    # ingest() raise and ingest_many() store none of its batch.
+    store = stores.open(max_event_bytes=64 * 1024)
+    sid = store.create()
+
+    def done(number: int) -> dict[str, Any]:
+        response = {"id": f"r{number}", "status": "completed", "output": [], "usage": {"input_tokens": 2**62}}
+        return _event("response.done", f"done{number}", response=response)
+
+    events = [
+        _user_item("u1", "item_u1", "hello", None),
+        done(1),
+        done(2),  # 2**63 tokens in all: one past the most a store holds
+        _user_item("u2", "item_u2", "x" * 100_000, "item_u1"),  # over max_event_bytes
+        _user_item("u3", "item_u3", "still here", "item_u1"),
+    ]
+    outcomes = store.ingest_many(sid, events, provider="openai")
+    statuses = [outcome.status for outcome in outcomes]
+    assert statuses == ["materialised", "staged", "rejected", "rejected", "materialised"]
+    assert "the most a store's tables hold" in (outcomes[2].reason or "")
+    assert "over max_event_bytes (65,536)" in (outcomes[3].reason or "")
+    head = stores.open().verify(sid)
+    assert [m.text for m in head.messages] == ["hello", "still here"]
+    assert head.usage.input == 2**62
+    for event in (done(2), events[3]):  # nothing of them was kept: each is rejected again, not a duplicate
+        assert store.ingest(sid, event, provider="openai").status == "rejected"
+    assert stores.open().verify(sid) == head

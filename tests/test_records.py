@@ -350,7 +350,9 @@ def test_the_audit_keeps_every_call_when_turns_reuse_a_call_id(stores: StoreFact
     )
 
 
-def test_the_audit_follows_a_restore_and_a_message_id_given_twice(stores: StoreFactory) -> None:
+def test_the_audit_follows_a_restore_and_a_message_id_given_twice(
+    stores: StoreFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Found by an adversarial pass: after a rewrite and a restore, the result
     # went to the call rewritten away; and a message id given again hid the
     # second call and its result.
@@ -365,16 +367,20 @@ def test_the_audit_follows_a_restore_and_a_message_id_given_twice(stores: StoreF
     calls = [(c.name, c.result, c.position, c.result_position) for c in stores.open().tool_calls(sid)]
     assert calls == [("first", "answer", 1, 2), ("second", None, None, None)]
 
-    other = store.create()
+    other = store.create()  # a message id given twice: refused now, held by stores written before
+    monkeypatch.setattr("engine.decisions.transcript.check_ids_free", lambda *args: None)  # as engines before did
     store.append(other, Message.user("q"))
     store.append(other, Message.assistant(ToolUse(id="call_0", name="first"), id="turn"))
     store.append(other, Message.tool_results(ToolResult.of("call_0", "A")))
     store.append(other, Message.assistant(ToolUse(id="call_0", name="second", arguments='{"x":1}'), id="turn"))
     store.append(other, Message.tool_results(ToolResult.of("call_0", "B")))
+    monkeypatch.undo()
     assert [(c.name, c.result) for c in stores.open().tool_calls(other)] == [("first", "A"), ("second", "B")]
 
 
-def test_a_rewrite_that_keeps_a_call_keeps_it_as_the_same_call(stores: StoreFactory) -> None:
+def test_a_rewrite_that_keeps_a_call_keeps_it_as_the_same_call(
+    stores: StoreFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Found by a newcomer: redacting the text beside a call (a rewrite gives
     # the message a new id) listed the call twice, the live one unanswered;
     # and turns that give the same message id again merged their calls.
@@ -420,11 +426,13 @@ def test_a_rewrite_that_keeps_a_call_keeps_it_as_the_same_call(stores: StoreFact
         ("b", None, 1, 2)
     ]
 
-    turns = store.create()
+    turns = store.create()  # a message id given twice: refused now, held by stores written before
+    monkeypatch.setattr("engine.decisions.transcript.check_ids_free", lambda *args: None)  # as engines before did
     for number in range(2):
         store.append(turns, Message.user(f"time? {number}"))
         store.append(turns, Message.assistant(ToolUse(id="call_0", name="now"), id="m-tool"))
         store.append(turns, Message.tool_results(ToolResult.of("call_0", f"12:0{number}")))
+    monkeypatch.undo()
     calls = [(c.result, c.position, c.result_position) for c in stores.open().tool_calls(turns)]
     assert calls == [("12:00", 1, 2), ("12:01", 4, 5)]
 

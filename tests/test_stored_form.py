@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine import CorruptStore, Message, Text, ToolResult, ToolUse, Transcripts
+from engine import CorruptStore, InvalidMessage, Message, Text, ToolResult, ToolUse, Transcripts
 from engine.state.content import Image, Reasoning, Transcript
 from engine.state.events import MessagesAppended
 from engine.store import decode_event
@@ -233,9 +233,9 @@ def test_an_id_that_only_looks_like_the_engines_comes_back_as_given(tmp_path: Pa
     with Transcripts.open(str(tmp_path / "s.db")) as store:
         sid = store.create()
         store.append(sid, Message.user("hi", id=ident))
-        store.append(sid, Message.user("a", id=ident + "x"), Message.user("b", id=ident))
+        store.append(sid, Message.user("a", id=ident + "x"), Message.user("b", id="y" + ident))
     with Transcripts.open(str(tmp_path / "s.db")) as store:
-        assert [message.id for message in store.verify(sid).messages] == [ident, ident + "x", ident]
+        assert [message.id for message in store.verify(sid).messages] == [ident, ident + "x", "y" + ident]
 
 
 def _tables(path: str) -> dict[str, str]:
@@ -244,8 +244,13 @@ def _tables(path: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("backend", ["memory", "sqlite"])
-def test_an_int_over_64_bits_in_a_block_is_stored_as_json_and_reads_back(tmp_path: Path, backend: str) -> None:
-    # Found by an adversarial tester: msgpack's 64-bit limit raised an OverflowError out of append().
+def test_an_int_over_64_bits_in_a_block_is_stored_as_json_and_reads_back(
+    tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found by an adversarial tester: msgpack's 64-bit limit raised an
+    # OverflowError out of append(). Such ints are refused now (next test);
+    # a store written before, which holds one, still reads it back.
+    monkeypatch.setattr("engine.state.content.MAX_STORED_INT", 2**80)  # as engines before did
     message = Message.user(Transcript(text="t", truncated_at_ms=2**64), id="msg_big")
     event = MessagesAppended(at=AT, messages=(message,), revision=REVISION)
     assert pack_append(event) is None
@@ -254,8 +259,35 @@ def test_an_int_over_64_bits_in_a_block_is_stored_as_json_and_reads_back(tmp_pat
     with Transcripts.open(target) as store:
         sid = store.create()
         store.append(sid, message, Message.assistant("ok"))
+        monkeypatch.undo()
         assert store.get(sid).messages[0] == message
         assert store.verify(sid).messages[0] == message
+        if target is not None:
+            with Transcripts.open(target) as again:
+                assert again.verify(sid).messages[0] == message
+
+
+@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+def test_a_block_int_past_64_bits_is_refused_and_nothing_is_written(tmp_path: Path, backend: str) -> None:
+    # Found by an adversarial pass: truncated_at_ms of 10**4400 raised a raw
+    # ValueError out of append() (Python's int-to-text limit); with that
+    # limit lifted it was stored, and every read of the session was CorruptStore.
+    for cut in (2**63, 10**4400):
+        with pytest.raises(InvalidMessage, match=r"truncated_at_ms must be at most 2\*\*63 - 1"):
+            Transcript(text="t", truncated_at_ms=cut)
+    target = None if backend == "memory" else str(tmp_path / "s.db")
+    with Transcripts.open(target) as store:
+        sid = store.create()
+        store.append(sid, Message.user("hi"))
+        head = store.get(sid)
+        kept = Message.assistant(Transcript(text="t", truncated_at_ms=2**63 - 1), id="m-kept")
+        forced = Transcript(text="t", truncated_at_ms=1)
+        msgspec.structs.force_setattr(forced, "truncated_at_ms", 10**4400)
+        with pytest.raises(InvalidMessage, match="at most 2"):
+            store.append(sid, Message.assistant(forced))
+        assert store.verify(sid) == head
+        store.append(sid, kept)
+        assert store.verify(sid).messages[-1] == kept
 
 
 def test_a_new_store_keeps_integer_keys_and_type_codes_and_a_readable_view(tmp_path: Path) -> None:

@@ -47,6 +47,7 @@ from engine.facade import HistoryEntry, Transcripts
 from engine.facade.aio import AsyncTranscripts, shared_async
 from engine.formats import from_openai_responses, to_openai_responses
 from engine.state.content import Message, Reasoning, ToolResult, shown, with_default_objects
+from engine.state.json_values import check_json_value
 
 __all__ = ["TranscriptSession"]
 
@@ -516,11 +517,10 @@ def _tail_items(messages: Sequence[Message], limit: int | None, verified: Verifi
 def _message_of(item: Item, index: int, keep: bool = True) -> Message:
     if not isinstance(item, dict):
         raise InvalidArgument(f"items[{index}] is a {type(item).__name__}, not an item (a dict)")
-    try:
-        if keep:  # (items read back from a message are JSON: the store keeps provider_data as JSON text)
-            json.dumps(item, allow_nan=False)
-    except (TypeError, ValueError, RecursionError) as exc:
-        raise InvalidArgument(f"items[{index}] is not JSON data, which a session keeps: {exc}") from None
+    if keep:  # (items read back from a message are JSON: the store keeps provider_data as JSON text)
+        # Kept as JSON text, an item must read back as itself: no tuples,
+        # no keys but str (1 and "1" would both become "1").
+        check_json_value(item, f"items[{index}]")
     try:
         (message,) = from_openai_responses([_content_of(item)])
     except InvalidArgument as exc:  # it names the item as items[0]: the one converted alone

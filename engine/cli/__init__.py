@@ -23,7 +23,7 @@ import msgspec
 
 from engine.errors import EngineError, InvalidArgument, SessionNotFound
 from engine.facade import FeedEvent, Transcripts
-from engine.state.content import BIDI_CONTROLS, Image, Message, Reasoning, ToolResult
+from engine.state.content import BIDI_CONTROLS, Image, Message, Reasoning, ToolResult, whole_number
 from engine.state.header import STATUSES
 
 __all__ = ["main"]
@@ -660,18 +660,29 @@ def _matches(stored: Any, wanted: str) -> bool:
     or a bool stored under the key."""
     try:
         parsed = json.loads(wanted)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than Python parses
         parsed = wanted
     return bool(stored == parsed and type(stored) is type(parsed)) or (
         isinstance(parsed, (int, float, bool)) and isinstance(stored, str) and stored == wanted
     )
 
 
+def _event_version(text: str, hint: str | None = None) -> int | None:
+    """``text`` as an event version if it is one (digits), else ``None``."""
+    if not _DIGITS.fullmatch(text):
+        return None
+    version = whole_number(text)
+    if version is None:
+        raise click.BadParameter(f"{text[:40]!r}... is beyond any event version a session has", param_hint=hint)
+    return version
+
+
 def _point(at: str | None) -> int | str | datetime | None:
     if at is None:
         return None
-    if _DIGITS.fullmatch(at):
-        return int(at)
+    version = _event_version(at, "--at")
+    if version is not None:
+        return version
     if at.startswith("sha256:"):
         return at
     try:
@@ -688,8 +699,9 @@ def _point(at: str | None) -> int | str | datetime | None:
 
 
 def _version_or_revision(point: str) -> int | str:
-    if _DIGITS.fullmatch(point):
-        return int(point)
+    version = _event_version(point)
+    if version is not None:
+        return version
     if point.startswith("sha256:"):
         return point
     raise click.BadParameter(f"{point!r} is neither an event version (a number) nor a revision id (sha256:...)")

@@ -47,6 +47,7 @@ from engine.decisions.ingestion import (
     out_of_band,
     pending,
     realtime_state,
+    reject,
     resolve,
     translate,
 )
@@ -108,6 +109,7 @@ __all__ = [
     "out_of_band",
     "pending",
     "realtime_state",
+    "reject",
     "resolve",
     "rewrite_event",
     "spawned",

@@ -3,10 +3,9 @@ typed error naming it, or comes back exactly as the store will give it back."""
 
 from __future__ import annotations
 
-import math
 import os
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from datetime import UTC, datetime
 from typing import Any
@@ -16,11 +15,12 @@ from msgspec.structs import force_setattr
 
 from engine.errors import InvalidArgument, InvalidMessage
 from engine.state.content import Message, Usage, check_again, got, kind_of, shown, unicode_error, with_default_objects
+from engine.state.json_values import JSON_DEPTH, check_json_value
 from engine.state.transcript import Session
 
 MAX_SESSION_ID = 200
 #: How deep metadata may nest: deeper values are refused, not met by a RecursionError later.
-MAX_METADATA_DEPTH = 64
+MAX_METADATA_DEPTH = JSON_DEPTH
 #: The most tokens of one kind a session counts: what an INTEGER column of
 #: SQLite and PostgreSQL's bigint hold (a read model keeps the totals there).
 MAX_TOKENS = 2**63 - 1
@@ -60,10 +60,10 @@ def in_order(values: object, what: str, of: str = "str") -> tuple[Any, ...]:
     return tuple(values)
 
 
-def stamped(messages: Iterable[object], where: str) -> tuple[Message, ...]:
+def stamped(messages: Iterable[object], where: str, given: list[str] | None = None) -> tuple[Message, ...]:
     """The messages, each checked again (see ``check_again``), in the form
     new content is hashed in (``with_default_objects``), and with an id (a
-    fresh one where it had none)."""
+    fresh one where it had none). ``given``: collects the ids the caller gave."""
     if type(messages) not in (tuple, list) and (
         isinstance(messages, (str, bytes, Message, AbstractSet, Mapping)) or not isinstance(messages, Iterable)
     ):
@@ -92,6 +92,8 @@ def stamped(messages: Iterable[object], where: str) -> tuple[Message, ...]:
             # A copy with only the id set (an id of ours needs no check).
             message = message.__copy__()  # type: ignore[attr-defined]  # msgspec's stubs omit it
             force_setattr(message, "id", "msg_" + digits[20 * index : 20 * index + 20])
+        elif given is not None:
+            given.append(message.id)
         result.append(message)
     return tuple(result)
 
@@ -132,21 +134,7 @@ def clock() -> datetime:
     return datetime.now(UTC)
 
 
-_HINTS = {
-    "bytes": "encode it as text yourself (for example base64)",
-    "bytearray": "encode it as text yourself (for example base64)",
-    "tuple": "pass a list",
-    "set": "pass a sorted list",
-    "frozenset": "pass a sorted list",
-    "datetime": "pass an ISO 8601 string",
-    "date": "pass an ISO 8601 string",
-}
 _JSON = msgspec.json.Encoder()
-_JSON_TYPES = frozenset((type(None), bool, int, float, str, list, dict))
-# Python turns no int of more digits into text (sys.get_int_max_str_digits),
-# and the JSON decoder reads none back.
-_INT_DIGITS = 4000
-_INT_LIMIT = 10**_INT_DIGITS
 
 
 def check_metadata(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -157,42 +145,10 @@ def check_metadata(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
     if not isinstance(metadata, Mapping):
         raise InvalidArgument(f"metadata must be a mapping, got {type(metadata).__name__}")
     checked = dict(metadata)
-    _check_json_value(checked, "metadata", 0)
+    check_json_value(checked, "metadata", MAX_METADATA_DEPTH)
     # A copy the caller cannot change afterwards, equal to what a reload gives.
     result: dict[str, Any] = msgspec.json.decode(_JSON.encode(checked))
     return result
-
-
-def _check_json_value(value: object, where: str, depth: int) -> None:
-    kind = type(value)
-    if kind not in _JSON_TYPES:  # exact types: a subclass (an enum, an OrderedDict) comes back as its base
-        hint = _HINTS.get(kind.__name__, "use str, int, float, bool, None, list or dict")
-        raise InvalidArgument(
-            f"{where} is a {kind.__name__}, which would not come back as itself from the store; {hint}"
-        )
-    if isinstance(value, str):
-        if not value.isascii():
-            unicode_error(value, where, InvalidArgument)
-    elif kind is int:
-        if not -_INT_LIMIT < value < _INT_LIMIT:
-            raise InvalidArgument(
-                f"{where} is an int of over {_INT_DIGITS:,} digits, which JSON text cannot give back; store it as a str"
-            )
-    elif isinstance(value, float):
-        if not math.isfinite(value):
-            raise InvalidArgument(f"{where} is {value!r}: JSON has no NaN or infinity, so it would come back as null")
-    elif isinstance(value, (list, dict)):
-        if depth >= MAX_METADATA_DEPTH:
-            raise InvalidArgument(f"{where} nests deeper than {MAX_METADATA_DEPTH} levels")
-        if isinstance(value, list):
-            for index, item in enumerate(value):
-                _check_json_value(item, f"{where}[{index}]", depth + 1)
-            return
-        for key, item in value.items():
-            if type(key) is not str:
-                raise InvalidArgument(f"{where} keys must be str, got {got(key)}")
-            _check_json_value(key, f"{where} key {key!r}", depth + 1)
-            _check_json_value(item, f"{where}[{key!r}]", depth + 1)
 
 
 def check_usage_added(before: Usage, added: Usage) -> None:
@@ -223,6 +179,20 @@ def check_given_ids(messages: Sequence[Message], where: str) -> None:
             raise InvalidMessage(
                 f"{where} messages {first + 1} and {index + 1} both have the id {shown(ident)}: an id names one "
                 "message; give each its own, or none (the store makes one)"
+            )
+
+
+def check_ids_free(ids: Iterable[str], position_of: Callable[[str], int | None], where: str) -> None:
+    """Refuse an id a message of the session already has (``position_of``
+    gives its index): an id names one message, and ``erase`` takes every
+    message that has it."""
+    for ident in ids:
+        found = position_of(ident)
+        if found is not None:
+            raise InvalidMessage(
+                f"{where}: the session's message {found} already has the id {shown(ident)}: an id names one "
+                "message (erase() takes every message that has it); give this one another id, or none (the "
+                "store makes one)"
             )
 
 

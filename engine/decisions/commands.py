@@ -88,6 +88,7 @@ class Append(msgspec.Struct, frozen=True, kw_only=True):
     usage: Usage | None = None
     actor: str | None = None
     expected_revision: str | None = None
+    given_ids: tuple[str, ...] = ()  # the ids the caller gave (the others are fresh)
 
     @classmethod
     def of(
@@ -98,7 +99,8 @@ class Append(msgspec.Struct, frozen=True, kw_only=True):
         actor: str | None = None,
         expected_revision: str | None = None,
     ) -> Append:
-        messages = stamped(messages, "append()")
+        given: list[str] = []
+        messages = stamped(messages, "append()", given)
         if not messages:
             raise InvalidArgument("append() needs at least one message")
         check_given_ids(messages, "append()")
@@ -106,7 +108,13 @@ class Append(msgspec.Struct, frozen=True, kw_only=True):
         if usage is not None and not isinstance(usage, Usage):
             raise InvalidArgument(f"usage must be a Usage, got {type(usage).__name__}")
         check_actor(actor)
-        return cls(messages=messages, usage=usage, actor=actor, expected_revision=_expected(expected_revision))
+        return cls(
+            messages=messages,
+            usage=usage,
+            actor=actor,
+            expected_revision=_expected(expected_revision),
+            given_ids=tuple(given),
+        )
 
 
 class SetTitle(msgspec.Struct, frozen=True, kw_only=True):
@@ -228,6 +236,7 @@ class Rewrite(msgspec.Struct, frozen=True, kw_only=True):
     reason: Reason
     actor: str | None = None
     expected_revision: str | None = None
+    given_ids: tuple[str, ...] = ()  # the ids the caller gave (the others are fresh)
 
     @classmethod
     def of(
@@ -242,7 +251,8 @@ class Rewrite(msgspec.Struct, frozen=True, kw_only=True):
         expected_revision: str | None = None,
     ) -> Rewrite:
         why = Reason.of(reason, note)
-        messages = stamped(replacement if not isinstance(replacement, Message) else (replacement,), "rewrite()")
+        given: list[str] = []
+        messages = stamped(replacement if not isinstance(replacement, Message) else (replacement,), "rewrite()", given)
         check_given_ids(messages, "rewrite()")
         check_actor(actor)
         # The range is checked by the decider, against the state's length.
@@ -253,6 +263,7 @@ class Rewrite(msgspec.Struct, frozen=True, kw_only=True):
             reason=why,
             actor=actor,
             expected_revision=_expected(expected_revision),
+            given_ids=tuple(given),
         )
 
 

@@ -104,12 +104,22 @@ class Pending(msgspec.Struct, frozen=True, kw_only=True):
 
 class IngestDecision(NamedTuple):
     """The events to store, the session and ingestion states after them, and
-    one outcome per input event."""
+    one outcome per input event; ``sources``: for each event to store, the
+    index of the input event it comes from."""
 
     events: tuple[Event, ...]
     state: Session
     realtime: RealtimeState
     outcomes: list[IngestOutcome]
+    sources: tuple[int, ...]
+
+
+class _Unstorable(Exception):
+    """Input event ``index`` was accepted, but what it changes cannot be stored."""
+
+    def __init__(self, index: int, reason: str) -> None:
+        super().__init__(reason)
+        self.index, self.reason = index, reason
 
 
 def translate(events: Sequence[object], provider: str | None, adapter: Adapter | None) -> list[Translated]:
@@ -179,12 +189,40 @@ def ingest(
     now: datetime,
 ) -> IngestDecision:
     """Run the translated events through the reducer (on a copy of
-    ``realtime``) and turn what it accepts into events on ``head``."""
+    ``realtime``) and turn what it accepts into events on ``head``. An event
+    whose changes cannot be stored (a usage total past what a store holds)
+    is ``rejected``, and the others are decided again without it: one bad
+    event never costs the rest of a batch."""
+    while True:
+        try:
+            return _ingested(head, realtime, translated, actor=actor, provider=provider, now=now)
+        except _Unstorable as unstorable:
+            translated = reject(translated, unstorable.index, unstorable.reason)
+
+
+def reject(translated: Sequence[Translated], index: int, reason: str) -> list[Translated]:
+    """``translated`` with input event ``index`` rejected for ``reason``."""
+    changed = list(translated)
+    changed[index] = ("rejected", reason)
+    return changed
+
+
+def _ingested(
+    head: Session,
+    realtime: RealtimeState,
+    translated: Sequence[Translated],
+    *,
+    actor: str | None,
+    provider: str | None,
+    now: datetime,
+) -> IngestDecision:
     state = realtime.copy()
     working = head
     to_store: list[Event] = []
+    sources: list[int] = []
     results: list[tuple[str, str | None, list[Message], list[Message]]] = []
-    for canonical in translated:
+    for index, canonical in enumerate(translated):
+        sources.extend([index - 1] * (len(to_store) - len(sources)))  # what the input event before staged
         if isinstance(canonical, tuple):
             results.append((canonical[0], canonical[1], [], []))
             continue
@@ -209,15 +247,19 @@ def ingest(
                 if isinstance(change, OutOfBandMessage):
                     outside.append(change.message)
                     continue
-                working = _apply_change(working, change, actor, now, to_store, added, state)
+                try:
+                    working = _apply_change(working, change, actor, now, to_store, added, state)
+                except InvalidArgument as exc:
+                    raise _Unstorable(index, f"not stored: {str(exc).removesuffix('; nothing was written')}") from None
         results.append((_combined(statuses), "; ".join(reasons) or None, added, outside))
+    sources.extend([len(translated) - 1] * (len(to_store) - len(sources)))
     outcomes = [
         IngestOutcome(
             status=status, reason=reason, messages=tuple(added), out_of_band=tuple(outside), version=working.version
         )
         for status, reason, added, outside in results
     ]
-    return IngestDecision(tuple(to_store), working, state, outcomes)
+    return IngestDecision(tuple(to_store), working, state, outcomes, tuple(sources))
 
 
 def resolve(
@@ -242,7 +284,7 @@ def resolve(
         messages=tuple(added),
         version=working.version,
     )
-    return IngestDecision(tuple(to_store), working, state, [outcome])
+    return IngestDecision(tuple(to_store), working, state, [outcome], ())
 
 
 def realtime_state(events: Iterable[tuple[int, Event]]) -> RealtimeState:

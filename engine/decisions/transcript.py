@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from engine.decisions._checks import at, check_no_placeholders, check_usage_added
+from engine.decisions._checks import at, check_ids_free, check_no_placeholders, check_usage_added
 from engine.decisions.commands import (
     Append,
     Command,
@@ -151,6 +151,8 @@ def _check_expected(state: Session, expected: str | None) -> None:
 
 def _append(state: Session, command: Append, now: datetime) -> Decision:
     _check_expected(state, command.expected_revision)
+    if command.given_ids:
+        check_ids_free(command.given_ids, state.messages.position_of, "append()")
     stamped = command.messages
     # The rules every other change of content follows: tool uses are
     # answered by the next message, results answer the message before.
@@ -177,6 +179,12 @@ def _rewrite(state: Session, command: Rewrite, now: datetime) -> Decision:
         held = {m.id: m.erased for m in state.messages if m.erased is not None and m.id is not None}
         check_no_placeholders(command.messages, "rewrite()", held)
     event = rewrite_event(state, command.start, command.end, command.messages, command.reason, command.actor, now)
+    if command.given_ids:  # the messages it keeps must not have them
+        kept: dict[str, int] = {}
+        for index, message in enumerate(state.messages):
+            if not event.start <= index < event.end and message.id is not None:
+                kept.setdefault(message.id, index)
+        check_ids_free(command.given_ids, kept.get, "rewrite()")
     return decided(state, (event,))
 
 

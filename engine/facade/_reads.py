@@ -4,7 +4,7 @@ the session list, commits, diffs and the full audit of ``verify``."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -12,7 +12,7 @@ import msgspec
 from engine.decisions import changed_span, check_session_id, commit_of
 from engine.errors import CorruptStore, InvalidArgument, SessionNotFound
 from engine.facade._repository import Repository
-from engine.state.content import Image, Message, ToolResult, shown
+from engine.state.content import Image, Message, ToolResult, shown, whole_number
 from engine.state.events import (
     CONTENT_EVENTS,
     ChildSpawned,
@@ -210,8 +210,15 @@ def sessions(
     backend = repository.backend
     rows = backend.session_rows(wanted)
     if isinstance(after, SessionInfo):
-        # Where it was listed, whether or not it is still there (deleted since).
-        order = (after.created_at.isoformat(), after.id)
+        made, ident = after.created_at, after.id
+        if type(ident) is not str or not isinstance(made, datetime) or made.utcoffset() is None:
+            raise InvalidArgument(
+                f"after= is the last session of the previous page as sessions() gave it (an id and an aware "
+                f"created_at), got {shown(after)}"
+            )
+        # Where it was listed, whether or not it is still there (deleted
+        # since): listing rows keep creation times as UTC text.
+        order = (made.astimezone(UTC).isoformat(), ident)
         rows = [row for row in rows if (row.created_at, row.session_id) > order]
     elif after is not None:
         found = next((index for index, row in enumerate(rows) if row.session_id == after), None)
@@ -418,11 +425,12 @@ def _parse_head_hash(head_hash: object) -> tuple[int, bytes]:
         link = bytes.fromhex(hex_text)
     except ValueError:
         link = b""
-    if not colon or not version_text.isdigit() or int(version_text) < 1 or len(link) != 32:
+    version = whole_number(version_text)
+    if not colon or version is None or version < 1 or len(link) != 32:
         raise InvalidArgument(
             f"head_hash looks like '<version>:<64 hex digits>', as head_hash() returns it; got {shown(head_hash)}"
         )
-    return int(version_text), link
+    return version, link
 
 
 def _clip(text: str, width: int = 40) -> str:

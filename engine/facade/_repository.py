@@ -508,6 +508,18 @@ class Repository:
             "a larger max_event_bytes"
         )
 
+    def first_too_large(self, events: Sequence[Event]) -> tuple[int, str]:
+        """The index of the first of ``events`` whose stored form is over
+        ``max_event_bytes`` (after :meth:`commit` refused them for it), and
+        why, in a few words."""
+        limit = self._max_event_bytes
+        assert limit is not None
+        for index, event in enumerate(events):
+            size = len(encode_event(event)[1])
+            if size > limit:
+                return index, f"its {type(event).__name__} event of {size:,} bytes is over max_event_bytes ({limit:,})"
+        raise AssertionError("commit refused none of these events for its size")
+
     @property
     def max_event_bytes(self) -> int | None:
         return self._max_event_bytes

@@ -277,7 +277,11 @@ class AsyncTranscripts:
         deadline = loop.time() + timeout
         for future in before:
             try:
-                await asyncio.wait_for(_waited(future, abandoned), max(0.0, deadline - loop.time()))
+                # Not asyncio.wait_for: on Python 3.11 it returns, the
+                # cancellation lost, when this task is cancelled as the wait
+                # ends, and the call would be made after all.
+                async with asyncio.timeout(max(0.0, deadline - loop.time())):
+                    await _waited(future, abandoned)
             except TimeoutError:
                 what = f"session {shown(session_ids[0])}" if session_ids and not whole else "this store"
                 raise StorageUnavailable(

@@ -42,6 +42,7 @@ from engine.decisions._checks import check_stored_text
 from engine.decisions.records import AskQuestion, ClearQuestion, Compact, SetTaskList, SpawnChild, UpdateTask
 from engine.errors import (
     ConcurrentWriteError,
+    EventTooLarge,
     InvalidArgument,
     InvalidRevision,
     SessionExists,
@@ -462,8 +463,9 @@ class Transcripts:
     ) -> str | None:
         """Title the session after its first user message (cut to ``width``
         characters, first line only), as an audited title change; a session
-        that has a title keeps it unless ``force``. Returns the title now
-        (``None`` if there is no user message to take it from)."""
+        that has a title keeps it unless ``force``. NUL characters, which a
+        title cannot hold, are left out. Returns the title now (``None`` if
+        there is no user message to take it from)."""
         if isinstance(width, bool) or not isinstance(width, int) or width < 1:
             raise InvalidArgument(f"width is how many characters to keep (an int >= 1), got {shown(width)}")
         if not isinstance(force, bool):
@@ -472,7 +474,9 @@ class Transcripts:
         if session.title is not None and not force:
             return session.title
         first = next((message for message in session.messages if message.role == "user"), None)
-        lines = [" ".join(line.split()) for line in (first.text.splitlines() if first is not None else [])]
+        # Without NUL characters, which a title cannot hold (a message can).
+        text = first.text.replace("\x00", "") if first is not None else ""
+        lines = [" ".join(line.split()) for line in text.splitlines()]
         line = next((line for line in lines if line), None)
         if line is None:
             return session.title
@@ -664,13 +668,20 @@ class Transcripts:
                     for c in translated
                 ]
             head = repository.head(session_id)
-            decision = decisions.ingest(
-                head, repository.realtime_state(head), translated, actor=actor, provider=provider, now=clock()
-            )
-            if decision.events:
-                repository.commit(head, decision.events, decision.state)
+            realtime = repository.realtime_state(head)
+            while True:
+                decision = decisions.ingest(head, realtime, translated, actor=actor, provider=provider, now=clock())
+                if not decision.events:
+                    return decision.outcomes
+                try:
+                    repository.commit(head, decision.events, decision.state)
+                except EventTooLarge:
+                    # One input event's: it is rejected, the others are decided again without it.
+                    position, why = repository.first_too_large(decision.events)
+                    translated = decisions.reject(translated, decision.sources[position], f"not stored: {why}")
+                    continue
                 repository.realtime[session_id] = (decision.state.version, decision.realtime)
-            return decision.outcomes
+                return decision.outcomes
 
     def resolve_pending(self, session_id: str, policy: str = "place", *, actor: str | None = None) -> IngestOutcome:
         """Unblock ingestion: ``place`` puts every waiting item in its chain, or
@@ -772,7 +783,7 @@ class Transcripts:
                 return head
             version = repository.last_version_with_revision(session_id, at, head.version)
             return repository.state_at(session_id, version)
-        if at.tzinfo is None:
+        if at.utcoffset() is None:  # no tzinfo, or one that gives no offset
             raise InvalidArgument("at= datetime must be timezone-aware (for example datetime.now(UTC))")
         version = repository.last_version_at_time(session_id, at, head)
         return head if version == head.version else repository.state_at(session_id, version)

@@ -29,6 +29,7 @@ from engine.state.content import (
     same_content,
     shown,
 )
+from engine.state.json_values import check_json_value
 
 Json = dict[str, Any]
 
@@ -338,7 +339,10 @@ def decode_base64(text: str, where: str, *, url_safe_too: bool = False) -> bytes
 
 def arguments_text(value: object, where: str) -> str:
     """Parsed tool-call arguments as the JSON text a ToolUse keeps: the way
-    ``json.dumps(value, ensure_ascii=False)`` writes it."""
+    ``json.dumps(value, ensure_ascii=False)`` writes it. Refused if that text
+    would not read back as ``value`` (a key that is not a str, which could
+    collide with one that is; a tuple; NaN)."""
+    check_json_value(value, where)
     try:
         return json.dumps(value, ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError, RecursionError) as exc:

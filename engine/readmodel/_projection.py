@@ -50,7 +50,7 @@ from engine.state.header import HEADER_FIELDS, Header
 from engine.state.records import Spawn
 from engine.state.revisions import EMPTY_REVISION
 from engine.state.transcript import Session
-from engine.store import READ_MODEL_APPLICATION_ID, enter_wal
+from engine.store import READ_MODEL_APPLICATION_ID, enter_wal, refuse_side_file
 
 __all__ = ["ReadModel", "SearchHit"]
 
@@ -85,14 +85,7 @@ class ReadModel:
         self.path = os.fspath(path)
         if not self.path:
             raise InvalidArgument("a read model needs a file path, got an empty one")
-        for suffix in ("-wal", "-shm", "-journal"):
-            base = self.path.removesuffix(suffix)
-            if base != self.path and os.path.exists(base):
-                # SQLite deletes or overwrites that file as it works on the database beside it.
-                raise InvalidArgument(
-                    f"{shown(self.path)} is a file SQLite keeps beside the database {shown(base)}; "
-                    "name another file for the read model"
-                )
+        refuse_side_file(self.path, "read model")
         # Any thread may use it (AsyncTranscripts.run_sync runs a catch-up on
         # a worker), one call at a time.
         self._turn = threading.RLock()

@@ -69,6 +69,8 @@ class _Block(
 # Set while the store decodes what it stored (``as_stored``): blocks then
 # keep the objects they are given, so a message hashes as it did when its
 # revision was recorded.
+#: The largest int a block field keeps (a signed 64-bit column, as read models hold it).
+MAX_STORED_INT = 2**63 - 1
 _AS_STORED: ContextVar[bool] = ContextVar("transcript_engine_as_stored", default=False)
 
 
@@ -139,6 +141,15 @@ def shown(value: object, width: int = 80) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
+def whole_number(text: str, digits: int = 18) -> int | None:
+    """``text`` as an int if it is 1 to ``digits`` ASCII digits, else ``None``
+    (``str.isdigit`` takes "²", which ``int`` refuses, and ``int`` refuses
+    more than 4,300 digits: a parser must not raise either)."""
+    if 0 < len(text) <= digits and text.isascii() and text.isdigit():
+        return int(text)
+    return None
+
+
 def unicode_error(value: str, where: str, error: type[Exception]) -> None:
     """Raise ``error`` if ``value`` is not valid Unicode (a lone surrogate cannot
     be encoded, so it could never be stored and read back)."""
@@ -176,6 +187,8 @@ class Transcript(_Block, frozen=True, tag="transcript"):
         cut = self.truncated_at_ms
         if cut is not None and (type(cut) is not int or cut < 0):
             raise InvalidMessage(f"Transcript.truncated_at_ms must be None or a non-negative int, got {got(cut)}")
+        if cut is not None and cut > MAX_STORED_INT and not _AS_STORED.get():  # a stored one reads as stored
+            raise _too_big_cut(cut)
 
 
 class Reasoning(_Block, frozen=True, tag="reasoning"):
@@ -504,11 +517,21 @@ def check_block_again(block: object) -> None:
 
 def _check_block(block: Block) -> None:
     block.__post_init__()
+    if type(block) is Transcript and block.truncated_at_ms is not None and block.truncated_at_ms > MAX_STORED_INT:
+        raise _too_big_cut(block.truncated_at_ms)
     if type(block) is Image:
         _require_image_media_type(block.media_type)
     if type(block) is ToolResult:
         for part in block.content:
             _check_block(part)
+
+
+def _too_big_cut(cut: int) -> InvalidMessage:
+    digits = len(str(cut)) if cut < 10**4000 else "over 4,000"
+    return InvalidMessage(
+        f"Transcript.truncated_at_ms must be at most 2**63 - 1 (the most a store's tables hold), got an int of "
+        f"{digits} digits"
+    )
 
 
 def _require_image_media_type(media_type: str) -> None:

@@ -46,7 +46,7 @@ _new_seq = object.__new__
 class _Buffer:
     """Append-only storage shared by several sequences."""
 
-    __slots__ = ("base", "base_of", "messages", "revisions")
+    __slots__ = ("base", "base_of", "first_at", "messages", "revisions")
 
     def __init__(
         self,
@@ -59,6 +59,22 @@ class _Buffer:
         self.revisions = revisions
         self.base = base  # revision before messages[0]; None: ask base_of
         self.base_of = base_of
+        self.first_at: dict[str, int] | None = None  # id -> first position, made when first asked
+
+    def positions(self) -> dict[str, int]:
+        """Each message id's first position in the buffer (indexed when
+        first asked, then kept as the buffer grows)."""
+        first_at = self.first_at
+        if first_at is None:
+            with _LOCK:
+                first_at = self.first_at
+                if first_at is None:
+                    first_at = {}
+                    for position, message in enumerate(self.messages):
+                        if message.id is not None:
+                            first_at.setdefault(message.id, position)
+                    self.first_at = first_at
+        return first_at
 
     def resolve_base(self) -> bytes:
         base = self.base
@@ -122,6 +138,11 @@ class MessageSeq(Sequence[Message]):
             if pieces:
                 buffer, stop = pieces[-1]
                 if stop == len(buffer.messages):  # the tip of its buffer: grow in place
+                    first_at = buffer.first_at
+                    if first_at is not None:
+                        for position, message in enumerate(messages, stop):
+                            if message.id is not None:
+                                first_at.setdefault(message.id, position)
                     buffer.messages.extend(messages)
                     buffer.revisions.extend(known)
                     # The same pieces but the last, longer: ends and length
@@ -166,6 +187,17 @@ class MessageSeq(Sequence[Message]):
         base = EMPTY_REVISION_BYTES if start == 0 else None
         fresh = _Buffer(tail, known, base, None if base is not None else head)
         return MessageSeq._of((*head._pieces, (fresh, len(tail))))
+
+    def position_of(self, ident: str) -> int | None:
+        """The index of the first message with id ``ident``, or ``None``:
+        a lookup per piece (each buffer is indexed when first asked)."""
+        start = 0
+        for (buffer, stop), end in zip(self._pieces, self._ends, strict=True):
+            position = buffer.positions().get(ident)
+            if position is not None and position < stop:
+                return start + position
+            start = end
+        return None
 
     # -- revisions --------------------------------------------------------
 

@@ -29,7 +29,7 @@ from engine.store._codec import (
     summary_of,
 )
 from engine.store._records import FeedEntry, ListingFilter, Record, Rewrite, SessionRow, StoredSnapshot
-from engine.store._wal import READ_MODEL_APPLICATION_ID, enter_wal
+from engine.store._wal import READ_MODEL_APPLICATION_ID, enter_wal, refuse_side_file
 
 __all__ = [
     "MAX_EVENTS_PER_WRITE",
@@ -62,6 +62,7 @@ __all__ = [
     "legacy_head_of",
     "listing_summary",
     "open_backend",
+    "refuse_side_file",
     "summary_matches",
     "summary_of",
 ]

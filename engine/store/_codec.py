@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 
 from engine.errors import ConcurrentWriteError, CorruptStore, SessionHasChildren, SessionHasForks, UnknownEventType
-from engine.state.content import Usage, as_stored
+from engine.state.content import Usage, as_stored, whole_number
 from engine.state.events import (
     EVENT_NAMES,
     EVENT_TYPES,
@@ -93,18 +93,19 @@ def _parse_topic(topic: str, where: str) -> tuple[EventType, int]:
     name, dot, version_text = topic.partition(".v")
     entry = EVENT_TYPES.get(name) if dot else None
     version_text, _, form = version_text.partition(".")
-    if entry is not None and version_text.isdigit() and 1 <= int(version_text) <= entry.version and form:
+    number = whole_number(version_text)
+    if entry is not None and number is not None and 1 <= number <= entry.version and form:
         raise UnknownEventType(
             f"{where} holds {name} in a stored form this engine does not know ({topic!r}): the store was "
             "written by a newer transcript-engine; upgrade transcript-engine to read it"
         )
-    if entry is None or not version_text.isdigit():
+    if entry is None or number is None:
         raise UnknownEventType(
             f"{where} names event type {topic!r}, which is not one of this engine's event "
             f"types ({', '.join(sorted(EVENT_TYPES))}); the row was refused and nothing was "
             "imported. Was the store written by another application?"
         )
-    version = int(version_text)
+    version = number
     if not 1 <= version <= entry.version:
         raise UnknownEventType(
             f"{where} holds {name} schema version {version}, but this engine knows versions "

@@ -57,7 +57,7 @@ from engine.store._records import (
     SessionRow,
     StoredSnapshot,
 )
-from engine.store._wal import READ_MODEL_APPLICATION_ID, enter_wal
+from engine.store._wal import READ_MODEL_APPLICATION_ID, enter_wal, refuse_side_file
 
 Synchronous = Literal["full", "normal", "off"]
 Execute = Callable[..., sqlite3.Cursor]
@@ -919,6 +919,7 @@ def open_sqlite(
     if synchronous not in _SYNCHRONOUS:
         raise InvalidArgument(f"synchronous must be one of {_SYNCHRONOUS}, got {shown(synchronous)}")
     uri = _database_uri(path)  # refuses what no file name can be, before anything uses it
+    refuse_side_file(path, "store")
     where = described(os.path.realpath(path), prefix)
     if not create and not os.path.isfile(path):
         raise StorageUnavailable(f"there is no transcript store at {where}: no such file")

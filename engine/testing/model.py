@@ -50,6 +50,14 @@ NEW_HEADER: dict[str, Any] = {
 }
 #: The task statuses a task list takes.
 TASK_STATES = {"pending", "in_progress", "completed", "blocked", "skipped"}
+#: A compaction's figures as ``Transcripts.compact`` defaults them.
+_COMPACTION_DEFAULTS: dict[str, Any] = {
+    "trigger": "manual",
+    "tokens_before": None,
+    "tokens_after": None,
+    "model": None,
+    "latency_ms": None,
+}
 _ENDED = {"finished", "failed", "cancelled"}
 _GOING = {"active", "idle", "waiting_for_tool_results", "paused"}
 STATUS_MOVES: dict[str, set[str]] = {
@@ -289,9 +297,18 @@ class ReferenceModel:
             raise ValueError("not an option")
         session.record(question=None)
 
-    def compact(self, session_id: str, start: int, end: int, summary: list[Message], figures: dict[str, Any]) -> str:
+    def compact(
+        self, session_id: str, start: int, end: int, summary: list[Message], figures: dict[str, Any] | None = None
+    ) -> str:
         """A rewrite of at least one message (refused as :meth:`rewrite`
-        refuses) whose version holds its figures."""
+        refuses) whose version holds its figures: ``trigger``,
+        ``tokens_before``, ``tokens_after``, ``model``, ``latency_ms``, as
+        ``Transcripts.compact`` takes them (those not given: its defaults)."""
+        unknown = sorted(set(figures or {}) - set(_COMPACTION_DEFAULTS))
+        if unknown:
+            known = ", ".join(_COMPACTION_DEFAULTS)
+            raise ValueError(f"not a compaction figure: {', '.join(unknown)} (known: {known})")
+        figures = {**_COMPACTION_DEFAULTS, **(figures or {})}
         if start == end:
             raise ValueError("nothing to compact")
         session = self.sessions[session_id]

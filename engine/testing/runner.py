@@ -17,28 +17,53 @@ __all__ = ["check_against_model", "check_state", "run_commands"]
 
 
 def check_against_model(store: Transcripts, model: ReferenceModel, *, past: bool = True) -> None:
-    """Assert that every session of ``store`` equals the model: content,
+    """Check that every session of ``store`` equals the model: content,
     revision, title, metadata, usage and version, now and (with ``past``)
-    at every earlier version."""
+    at every earlier version. Raises ``AssertionError`` naming the session,
+    the version and the field, with both values (under ``python -O`` too)."""
     for session_id, expected in model.sessions.items():
         versions = expected.versions if past else [expected.head]
         first = 1 if past else len(expected.versions)
         for version, state in enumerate(versions, first):
             check_state(store.get(session_id, at=version), state)
-        assert store.get(session_id).version == len(expected.versions)
-        assert store.lineage(session_id).depth == model.depth(session_id)
+        where = f"session {session_id!r}"
+        _expect(where, "version", store.get(session_id).version, len(expected.versions))
+        _expect(where, "lineage depth", store.lineage(session_id).depth, model.depth(session_id))
 
 
 def check_state(actual: Session, state: ModelState) -> None:
-    """Assert that one state of the engine equals one version of the model:
-    content, revision, title, metadata, usage, header and records."""
-    where = (actual.id, actual.version)
-    assert [m.canonical_bytes() for m in actual.messages] == state.contents, where
-    assert actual.revision == state.revision, where
-    assert (actual.title, dict(actual.metadata), actual.usage) == (state.title, state.metadata, state.usage), where
+    """Check that one state of the engine equals one version of the model:
+    content, revision, title, metadata, usage, header and records (as
+    :func:`check_against_model` reports a difference)."""
+    where = f"session {actual.id!r} at version {actual.version}"
+    contents = [m.canonical_bytes() for m in actual.messages]
+    if contents != state.contents:
+        _differs(where, "messages", _first_difference(contents, state.contents))
+    _expect(where, "revision", actual.revision, state.revision)
+    _expect(where, "title", actual.title, state.title)
+    _expect(where, "metadata", dict(actual.metadata), state.metadata)
+    _expect(where, "usage", actual.usage, state.usage)
     header = {name: getattr(actual.header, name) for name in HEADER_FIELDS}
-    assert {**header, "tags": list(header["tags"])} == state.header, where
-    assert _records_of(actual) == _expected_records(state), where
+    _expect(where, "header", {**header, "tags": list(header["tags"])}, state.header)
+    actual_records, expected_records = _records_of(actual), _expected_records(state)
+    for name in actual_records:
+        _expect(where, name, actual_records[name], expected_records[name])
+
+
+def _expect(where: str, field: str, engine: object, model: object) -> None:
+    if engine != model:
+        _differs(where, field, f"the engine has {engine!r}, the model {model!r}")
+
+
+def _differs(where: str, field: str, detail: str) -> None:
+    raise AssertionError(f"{where}: {field} differs from the reference model: {detail}")
+
+
+def _first_difference(engine: list[bytes], model: list[bytes]) -> str:
+    for index, (mine, theirs) in enumerate(zip(engine, model, strict=False)):
+        if mine != theirs:
+            return f"message {index} is {mine!r} in the engine, {theirs!r} in the model"
+    return f"the engine has {len(engine)} messages, the model {len(model)}"
 
 
 def _plain(record: Any) -> dict[str, Any]:
