@@ -4,10 +4,12 @@ contract suite, on every backend."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from engine import (
+    ConcurrentWriteError,
     InvalidArgument,
     InvalidForkPoint,
     InvalidRewriteRange,
@@ -18,10 +20,12 @@ from engine import (
     ReplaceBlock,
     ReplacementMismatch,
     RevisionConflict,
+    RevisionNotFound,
     Text,
     ToolResult,
     ToolUse,
     Transcripts,
+    VersionNotFound,
     revision_of,
 )
 from engine.state.revisions import EMPTY_REVISION, span_digest
@@ -294,3 +298,63 @@ def test_snapshots_and_reloads_agree_with_rewrites_and_forks(stores: StoreFactor
         for reader in (stores.open(snapshot_interval=interval), stores.open(snapshot_interval=None)):
             assert [reader.get(session, at=v) for v in range(1, len(expected) + 1)] == expected
             assert reader.verify(session) == expected[-1]
+
+
+def test_a_fork_can_start_from_any_past_state(stores: StoreFactory) -> None:
+    # Found by a newcomer pass: after a compaction, "retry the answer from
+    # version 2" had no call; forks started from the head only.
+    store = stores.open()
+    sid = store.create(title="Support")
+    store.append(sid, Message.user("Where is my order?"), Message.assistant("It shipped."))
+    store.append(sid, Message.user("Thanks"), Message.assistant("Anything else?"))
+    before = store.get(sid)  # version 3
+    store.compact(sid, 0, 2, Message.system("(summary) the order shipped"))
+    head = store.get(sid)
+
+    retry = store.fork_replacing(sid, 1, Message.assistant("It ships tomorrow."), at=before.version)
+    whole = store.fork(sid, at=before.revision)
+    early = store.fork_at(sid, 2, at=before.updated_at)  # a time: the state after the last event by then
+    for child, texts, version in (
+        (retry, ["Where is my order?", "It ships tomorrow."], 3),
+        (whole, ["Where is my order?", "It shipped.", "Thanks", "Anything else?"], 3),
+        (early, ["Where is my order?", "It shipped."], 3),
+    ):
+        fresh = stores.open()  # a cold reopen rebuilds the fork from its source's past
+        assert [m.text for m in fresh.verify(child).messages] == texts
+        assert fresh.lineage(child).source_version == version
+    assert store.get(whole).revision == before.revision
+    assert stores.open().verify(sid) == head  # the source is untouched
+    store.append(early, Message.user("And the invoice?"))
+    assert [m.text for m in stores.open().get(early).messages][-1] == "And the invoice?"
+    assert store.forks(sid) == [retry, whole, early]
+
+    for wrong, error in ((99, VersionNotFound), ("sha256:" + "0" * 64, RevisionNotFound)):
+        with pytest.raises(error):
+            store.fork(sid, at=wrong)
+    with pytest.raises(InvalidForkPoint):
+        store.fork_at(sid, 5, at=before.version)  # past the 4 messages it had then
+    assert store.forks(sid) == [retry, whole, early]  # nothing was written
+
+
+def test_a_fork_of_a_past_state_is_refused_when_the_source_changes_as_it_is_written(
+    stores: StoreFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, elsewhere = stores.open(), stores.open()
+    sid = store.create()
+    store.append(sid, Message.user("a"), Message.assistant("b"))
+    elsewhere.append(sid, Message.user("c"))  # before the fork reads the source: read, nothing refused
+    repository = store._repository  # type: ignore[attr-defined]
+    commit = repository.commit
+
+    def another_writer_first(*args: Any) -> Any:  # another process appends between the read and the write
+        elsewhere.append(sid, Message.assistant("d"))
+        return commit(*args)
+
+    monkeypatch.setattr(repository, "commit", another_writer_first)
+    with pytest.raises(ConcurrentWriteError):
+        store.fork(sid, at=2)
+    monkeypatch.undo()
+    child = store.fork(sid, at=2)  # read again: written
+    assert [m.text for m in stores.open().verify(child).messages] == ["a", "b"]
+    assert stores.open().lineage(child).source_version == 2
+    assert store.forks(sid) == [child]

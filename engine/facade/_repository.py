@@ -564,11 +564,12 @@ class Repository:
                 raise ConcurrentWriteError(session_id, before.version + 1)
             previous_head = known[2]
         # A fork is written only while its source's row holds the head it
-        # was made from (a source deleted and created again is another log).
+        # was read at (a source deleted and created again is another log);
+        # a fork of a past state was read at a later head.
         source, source_head = after.lineage.source, None
         if before is None and source is not None and after.lineage.depth > 0:
             made_from = self.chains.get(source)
-            if made_from is None or made_from[0] != after.lineage.source_version:
+            if made_from is None or made_from[0] < (after.lineage.source_version or 0):
                 self.forget(source)
                 raise ConcurrentWriteError(source, (after.lineage.source_version or 0) + 1)
             source_head = made_from[2]

@@ -549,19 +549,37 @@ class Transcripts:
         target = tuple(self.revision_messages(session_id, revision))
         return self._committed(session_id, msgspec.structs.replace(command, target=target))
 
-    def fork(self, session_id: str, *, actor: str | None = None, child_id: str | None = None) -> str:
-        """A new session holding this one's transcript as it is now. O(1): one
-        event naming the source and its version; nothing is copied. Raises
-        :class:`ConcurrentWriteError` (and writes nothing) if another writer
-        changed the source between reading it and writing the fork: call it
-        again. The same holds for :meth:`fork_at` and :meth:`fork_replacing`."""
-        return self._fork(session_id, Fork.whole(actor=actor, child_id=child_id))
+    def fork(
+        self,
+        session_id: str,
+        *,
+        at: int | str | datetime | None = None,
+        actor: str | None = None,
+        child_id: str | None = None,
+    ) -> str:
+        """A new session holding this one's transcript as it is now, or as it
+        was ``at`` an event version, a revision or a time (as :meth:`get`
+        reads it). O(1): one event naming the source and its version; nothing
+        is copied. Raises :class:`ConcurrentWriteError` (and writes nothing)
+        if another writer changed the source between reading it and writing
+        the fork: call it again. The same holds for :meth:`fork_at` and
+        :meth:`fork_replacing`."""
+        return self._fork(session_id, Fork.whole(actor=actor, child_id=child_id), at)
 
-    def fork_at(self, session_id: str, index: int, *, actor: str | None = None, child_id: str | None = None) -> str:
-        """A new session holding ``messages[:index]``. Raises
-        :class:`InvalidForkPoint` if ``index`` is out of range or would split a
-        tool-use message from its results."""
-        return self._fork(session_id, Fork.at(index, actor=actor, child_id=child_id))
+    def fork_at(
+        self,
+        session_id: str,
+        index: int,
+        *,
+        at: int | str | datetime | None = None,
+        actor: str | None = None,
+        child_id: str | None = None,
+    ) -> str:
+        """A new session holding ``messages[:index]`` (of the session now, or
+        ``at`` an earlier point). Raises :class:`InvalidForkPoint` if
+        ``index`` is out of range or would split a tool-use message from its
+        results."""
+        return self._fork(session_id, Fork.at(index, actor=actor, child_id=child_id), at)
 
     def fork_replacing(
         self,
@@ -569,13 +587,15 @@ class Transcripts:
         index: int,
         replacement: Message | ReplaceBlock,
         *,
+        at: int | str | datetime | None = None,
         actor: str | None = None,
         child_id: str | None = None,
     ) -> str:
         """Edit and retry: a new session holding ``messages[:index]`` followed by
         ``replacement``, a whole message of the same role or one
-        :class:`ReplaceBlock` inside message ``index``."""
-        return self._fork(session_id, Fork.replacing(index, replacement, actor=actor, child_id=child_id))
+        :class:`ReplaceBlock` inside message ``index`` (of the session now,
+        or ``at`` an earlier point)."""
+        return self._fork(session_id, Fork.replacing(index, replacement, actor=actor, child_id=child_id), at)
 
     def erase(
         self,
@@ -1016,10 +1036,12 @@ class Transcripts:
         assert isinstance(event, MessagesRewritten)
         return commit_of(event, decision.state.version, len(decision.state.messages))
 
-    def _fork(self, source_id: str, command: Fork) -> str:
+    def _fork(self, source_id: str, command: Fork, at: int | str | datetime | None) -> str:
         repository = self._repository
         with repository.locks.holding(source_id, command.child_id):
             source = repository.head(source_id)
+            if at is not None:  # a past state: the fork is written while the source is as read now
+                source = self._state_at(source, at)
             decision = decide(source, command, clock())
             try:
                 repository.commit(None, decision.events, decision.state)
