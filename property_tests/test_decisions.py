@@ -77,6 +77,9 @@ class DecisionMachine(RuleBasedStateMachine):
 
     def _check_replay(self, before: Session | None, decision: Decision) -> None:
         """The decided state is what a full, verifying replay of its events gives."""
+        if not decision.events:  # a write that changes nothing: the state as it was
+            assert decision.state is before
+            return
         first = decision.events[0]
         if isinstance(first, SessionForked):
             assert before is not None
@@ -98,7 +101,8 @@ class DecisionMachine(RuleBasedStateMachine):
         except EngineError as error:
             assert self.states[before.id] is before  # nothing changed
             return error
-        self._store(decision.state)
+        if decision.events:
+            self._store(decision.state)
         return None
 
     # -- commands ---------------------------------------------------------

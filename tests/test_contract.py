@@ -433,7 +433,7 @@ def test_revision_can_recur(store: Transcripts) -> None:
 
 
 def test_history_lists_every_event(store: Transcripts) -> None:
-    sid = store.create(title="Demo", actor="alice")
+    sid = store.create(title="Demo", metadata={"z": 0}, actor="alice")
     store.append(sid, Message.user("hi"), Message.assistant("hello"), actor="agent", usage=Usage(input=3, output=4))
     store.update_metadata(sid, {"k": 1}, remove=["z"])
     store.set_title(sid, None, actor="bob")
@@ -753,3 +753,31 @@ def test_an_id_a_message_of_the_session_has_is_refused_and_nothing_is_written(st
     store.append(fork, Message.user("in the fork", id="turn-9"))
     store.erase(sid, "turn-7")
     assert [m.erased is not None for m in stores.open().get(sid).messages] == [True, False]
+
+
+def test_a_title_header_or_metadata_write_that_changes_nothing_writes_nothing(stores: StoreFactory) -> None:
+    # Found by a newcomer pass: setting the title or status a session already
+    # had was recorded, and removing a key it never had read "metadata removed zzz".
+    store = stores.open()
+    sid = store.create(title="t", metadata={"a": 1, "f": 0.0})
+    store.set_tags(sid, ["x"])
+    version = store.get(sid).version
+    store.set_title(sid, "t")
+    store.update_metadata(sid, {"a": 1})
+    store.update_metadata(sid, remove=["never-set"])
+    store.set_tags(sid, ("x",))
+    store.set_pinned(sid, False)
+    store.set_status(sid, store.get(sid).header.status)
+    assert store.get(sid).version == version and stores.open().verify(sid).version == version
+    store.update_metadata(sid, {"a": 1, "b": 2}, remove=["never-set"])  # what changes is written, only that
+    store.update_metadata(sid, {"a": 1.0})  # 1.0 and True read back as themselves, not as 1
+    store.update_metadata(sid, {"a": True})
+    store.update_metadata(sid, {"f": -0.0})
+    summaries = [entry.summary for entry in store.history(sid)[version:]]
+    assert summaries == ["metadata set b", "metadata set a", "metadata set a", "metadata set f"]
+    assert repr(stores.open().get(sid).metadata["f"]) == "-0.0"
+
+    elsewhere = stores.open()  # another process changes the title this store has cached
+    elsewhere.set_title(sid, "changed elsewhere")
+    store.set_title(sid, "t")  # "t" as cached, not as stored: written
+    assert stores.open().get(sid).title == "t"

@@ -47,6 +47,7 @@ from engine.state.events import (
     UsageRecorded,
 )
 from engine.state.header import FINAL_STATUSES, TRANSITIONS
+from engine.state.json_values import same_json
 from engine.state.revisions import Commit, Reason, chain, chain_each, format_revision, span_digest
 from engine.state.transcript import Session, appended, check_shape, fold, forked, involves_tools, revision_bytes
 
@@ -78,13 +79,30 @@ def decide(state: Session | None, command: Command, now: datetime) -> Decision:
         return _restore(state, command, now)
     if isinstance(command, Fork):
         return _fork(state, command, now)
+    # A title, header or metadata write that changes nothing writes nothing
+    # (an agent that sets its status every turn would fill the audit trail).
     if isinstance(command, SetTitle):
+        if command.title == state.title:
+            return Decision((), state)
         event: Event = TitleChanged(at=at(now, state), actor=command.actor, title=command.title)
     elif isinstance(command, SetHeader):
-        changes = header_changes(state, command.changes)
+        header = msgspec.structs.asdict(state.header)
+        changes = {
+            name: value
+            for name, value in header_changes(state, command.changes).items()
+            # Tags are a tuple in the header, a list in a change (as stored).
+            if not same_json(list(header[name]) if name == "tags" else header[name], value)
+        }
+        if not changes:
+            return Decision((), state)
         event = HeaderChanged(at=at(now, state), actor=command.actor, changes=changes)
     elif isinstance(command, UpdateMetadata):
-        event = MetadataChanged(at=at(now, state), actor=command.actor, set=command.set, unset=command.unset)
+        held = state.metadata
+        values = {key: new for key, new in command.set.items() if key not in held or not same_json(held[key], new)}
+        unset = tuple(key for key in command.unset if key in held)
+        if not values and not unset:
+            return Decision((), state)
+        event = MetadataChanged(at=at(now, state), actor=command.actor, set=values, unset=unset)
     elif isinstance(command, RecordUsage):
         check_usage_added(state.usage, command.usage)
         event = UsageRecorded(

@@ -1020,6 +1020,16 @@ class Transcripts:
                         raise
                     head = fresh
                     decision = decide(head, command, clock())
+                if not decision.events:
+                    # Nothing to write (a title set to what it is): so only
+                    # if the session is as cached; else decided on it as stored.
+                    fresh = repository.caught_up(session_id) or repository.head(session_id)
+                    if fresh.version == head.version:
+                        return decision
+                    head = fresh
+                    decision = decide(head, command, clock())
+                    if not decision.events:
+                        return decision
                 try:
                     repository.commit(head, decision.events, decision.state)
                     return decision

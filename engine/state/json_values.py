@@ -9,7 +9,7 @@ import math
 from engine.errors import InvalidArgument
 from engine.state.content import got, unicode_error
 
-__all__ = ["JSON_DEPTH", "check_json_value"]
+__all__ = ["JSON_DEPTH", "check_json_value", "same_json"]
 
 #: How deep a value may nest: deeper ones are refused, not met by a RecursionError later.
 JSON_DEPTH = 64
@@ -70,3 +70,21 @@ def _check(value: object, where: str, depth: int, max_depth: int) -> None:
                 raise InvalidArgument(f"{where} keys must be str, got {got(key)}")
             _check(key, f"{where} key {key!r}", depth + 1, max_depth)
             _check(item, f"{where}[{key!r}]", depth + 1, max_depth)
+
+
+def same_json(first: object, second: object) -> bool:
+    """Whether two JSON values read back the same: type for type (``1``,
+    ``1.0`` and ``True`` are equal to Python, not to a reader of the stored
+    JSON), keys in the same order, ``-0.0`` apart from ``0.0``."""
+    if type(first) is not type(second):
+        return False
+    if isinstance(first, dict):
+        assert isinstance(second, dict)
+        return list(first) == list(second) and all(same_json(first[key], second[key]) for key in first)
+    if isinstance(first, list):
+        assert isinstance(second, list)
+        return len(first) == len(second) and all(map(same_json, first, second))
+    if isinstance(first, float):
+        assert isinstance(second, float)
+        return first == second and math.copysign(1.0, first) == math.copysign(1.0, second)
+    return first == second

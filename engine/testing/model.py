@@ -12,6 +12,7 @@ definition of a message's content.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -59,6 +60,14 @@ _COMPACTION_DEFAULTS: dict[str, Any] = {
     "latency_ms": None,
 }
 _ENDED = {"finished", "failed", "cancelled"}
+
+
+def _as_json(value: Any) -> str:
+    """JSON text: what a store keeps, so equal text means nothing changed
+    (``1``, ``1.0`` and ``True`` differ in it, as does key order)."""
+    return json.dumps(value)
+
+
 _GOING = {"active", "idle", "waiting_for_tool_results", "paused"}
 STATUS_MOVES: dict[str, set[str]] = {
     "started": _GOING | _ENDED,
@@ -159,14 +168,20 @@ class ReferenceModel:
         return state.revision
 
     def set_title(self, session_id: str, title: str | None) -> None:
-        self.sessions[session_id].record(title=title)
+        """A title the session has already adds no version (nor does any
+        header or metadata write that changes nothing)."""
+        session = self.sessions[session_id]
+        if title != session.head.title:
+            session.record(title=title)
 
     def set_header(self, session_id: str, changes: dict[str, Any]) -> None:
         """Raises ``ValueError`` (as the engine's ``InvalidStatusTransition``
         and ``InvalidArgument`` are) for a status the lifecycle does not
         allow from the current one, or an outcome without an ended status."""
         session = self.sessions[session_id]
-        session.record(header=self._header(session.head.header, changes))
+        header = self._header(session.head.header, changes)
+        if _as_json(header) != _as_json(session.head.header):
+            session.record(header=header)
 
     @staticmethod
     def _header(header: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
@@ -187,7 +202,8 @@ class ReferenceModel:
         session = self.sessions[session_id]
         metadata = {key: value for key, value in session.head.metadata.items() if key not in remove}
         metadata.update(values)
-        session.record(metadata=metadata)
+        if _as_json(metadata) != _as_json(session.head.metadata):
+            session.record(metadata=metadata)
 
     def record_usage(self, session_id: str, usage: Usage) -> None:
         session = self.sessions[session_id]
