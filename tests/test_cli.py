@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from click.testing import CliRunner, Result
 
@@ -526,3 +527,57 @@ def test_the_tool_run_bare_shows_its_help() -> None:
     result = CliRunner().invoke(cli, [], prog_name="transcripts")
     assert result.exit_code == 2
     assert result.output.startswith("Usage: transcripts") and "\nCommands:\n" in result.output, result.output
+
+
+def test_show_diff_and_export_say_what_a_newcomer_missed(tmp_path: Path) -> None:
+    # Found by a newcomer pass: show and the markdown export hid incomplete
+    # and cut-short messages; diff said "no change" across a title and a
+    # metadata change; export had no --at; a directory was "no store".
+    from engine import Transcript
+
+    path = str(tmp_path / "s.db")
+    spoken = Message(
+        role="assistant", blocks=(Transcript(text="Once upon a time", truncated_at_ms=900),), incomplete=True
+    )
+    tricky = Message.user("bidi \u202e and \x1b[31m escape")
+    with Transcripts.open(path) as store:
+        store.create(title="voice", session_id="v", metadata={"tier": "free"})
+        store.append("v", Message.user("Tell me a story"), spoken, tricky)
+        store.set_title("v", "Refund request")
+        store.update_metadata("v", {"tier": "vip"})
+    runner = CliRunner()
+    shown = runner.invoke(cli, ["show", path, "v"]).output
+    assert "   1  assistant     (incomplete) Once upon a time [heard up to 900 ms]" in shown
+    assert (
+        "(incomplete) Once upon a time [heard up to 900 ms]"
+        in runner.invoke(cli, ["export", path, "v", "--format", "markdown"]).output
+    )
+    changed = runner.invoke(cli, ["diff", path, "v", "2", "4"]).output.splitlines()
+    assert changed[1:] == [
+        "no change to the messages",
+        "title: 'voice' -> 'Refund request'",
+        'metadata \'tier\': "free" -> "vip"',
+    ]
+    lines = runner.invoke(cli, ["export", path, "v"]).output.splitlines()  # jsonl: reads back as the messages
+    with Transcripts.open(path) as store:
+        assert [msgspec.json.decode(line, type=Message) for line in lines] == list(store.get("v").messages)
+    assert runner.invoke(cli, ["export", path, "v", "--at", "1"]).output == ""  # the session when it was created
+    early = runner.invoke(cli, ["export", path, "v", "--at", "2", "--format", "openai-chat", "--lossy"])
+    assert early.exit_code == 0 and json.loads(early.output)[0] == {"role": "user", "content": "Tell me a story"}
+    directory = runner.invoke(cli, ["sessions", str(tmp_path)])
+    assert directory.exit_code == 1 and f"no store at {tmp_path}: is a directory" in directory.output
+
+
+def test_ingest_titles_a_created_session_as_asked(tmp_path: Path) -> None:
+    path, events = str(tmp_path / "s.db"), tmp_path / "call.jsonl"
+    item = {"id": "item_u1", "type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]}
+    events.write_text(
+        json.dumps({"type": "conversation.item.added", "event_id": "e1", "previous_item_id": None, "item": item}) + "\n"
+    )
+    runner = CliRunner()
+    alone = runner.invoke(cli, ["ingest", path, "call-1", str(events), "--title", "Platform question"])
+    assert alone.exit_code == 2 and "--title" in alone.output and not Path(path).exists()
+    made = runner.invoke(cli, ["ingest", path, "call-1", str(events), "--create", "--title", "Platform question"])
+    assert made.exit_code == 0, made.output
+    with Transcripts.open(path) as store:
+        assert store.get("call-1").title == "Platform question"

@@ -23,7 +23,7 @@ import msgspec
 
 from engine.errors import EngineError, InvalidArgument, SessionNotFound
 from engine.facade import FeedEvent, Transcripts
-from engine.state.content import BIDI_CONTROLS, Image, Message, Reasoning, ToolResult, whole_number
+from engine.state.content import BIDI_CONTROLS, Image, Message, Reasoning, ToolResult, Transcript, whole_number
 from engine.state.header import STATUSES
 
 __all__ = ["main"]
@@ -80,7 +80,10 @@ def _json_option(function: _F) -> _F:
 def _opened(store: str, prefix: str, *, create: bool = False) -> Iterator[Transcripts]:
     """The store, opened only if it is there: looking never creates a file or tables."""
     if "://" not in store and not create and not os.path.isfile(store):
-        raise click.ClickException(f"no store at {store}: give a SQLite file that exists or a postgresql:// URL")
+        what = "is a directory" if os.path.isdir(store) else "there is no such file"
+        raise click.ClickException(
+            f"no store at {store}: {what}; give a SQLite file that exists or a postgresql:// URL"
+        )
     key = click.get_current_context().meta.get(_SEAL_KEY)
     with _errors():
         try:
@@ -299,11 +302,10 @@ def diff(store: str, prefix: str, session_id: str, before: str, after: str, as_j
     """What changed between two versions or revisions (A and B) of a session."""
     with _opened(store, prefix) as opened:
         session_id = _session(opened, session_id)
-        change = opened.diff(
-            session_id,
-            _revision_prefix(opened, session_id, _version_or_revision(before)),
-            _revision_prefix(opened, session_id, _version_or_revision(after)),
-        )
+        a = _revision_prefix(opened, session_id, _version_or_revision(before))
+        b = _revision_prefix(opened, session_id, _version_or_revision(after))
+        change = opened.diff(session_id, a, b)
+        first, second = opened.get(session_id, at=a), opened.get(session_id, at=b)
     if as_json:
         click.echo(_json_text(msgspec.to_builtins(change)))
         return
@@ -313,7 +315,30 @@ def diff(store: str, prefix: str, session_id: str, before: str, after: str, as_j
     for message in change.added:
         click.echo(_colour(f"+ {message.role}: {_one_line(_message_text(message))}", "green"))
     if not change.removed and not change.added:
-        click.echo("no change")
+        click.echo("no change to the messages")
+    for line in _setting_changes(first, second):
+        click.echo(line)
+
+
+def _setting_changes(first: Any, second: Any) -> list[str]:
+    """What ``diff`` compares beside the messages: title, metadata, header."""
+    lines = []
+    if first.title != second.title:
+        lines.append(f"title: {_one_line(repr(first.title))} -> {_one_line(repr(second.title))}")
+    before, after = dict(first.metadata), dict(second.metadata)
+    for key in [*before, *(key for key in after if key not in before)]:
+        if key not in after:
+            lines.append(f"metadata {_one_line(repr(key))}: removed")
+        elif key not in before or _json_text(before[key]) != _json_text(after[key]):
+            was = "" if key not in before else f"{_one_line(_json_text(before[key]))} -> "
+            lines.append(f"metadata {_one_line(repr(key))}: {was}{_one_line(_json_text(after[key]))}")
+    old, new = msgspec.structs.asdict(first.header), msgspec.structs.asdict(second.header)
+    lines += [
+        f"{name}: {_one_line(repr(old[name]))} -> {_one_line(repr(new[name]))}"
+        for name in old
+        if old[name] != new[name]
+    ]
+    return lines
 
 
 @cli.command()
@@ -445,12 +470,19 @@ def _feed_pages(store: Transcripts) -> Iterator[list[FeedEvent]]:
 @click.argument("events", metavar="FILE.jsonl", type=click.File("rb"))
 @click.option("--provider", default="openai", show_default=True, help="The provider whose server events these are.")
 @click.option("--create", is_flag=True, help="Create the session (with id SID) if it does not exist.")
+@click.option("--title", help="With --create: the new session's title (default: the file's name).")
 @click.option("--batch", default=100, show_default=True, type=click.IntRange(min=1), help="Events per transaction.")
-def ingest(store: str, prefix: str, session_id: str, events: Any, provider: str, create: bool, batch: int) -> None:
+def ingest(
+    store: str, prefix: str, session_id: str, events: Any, provider: str, create: bool, title: str | None, batch: int
+) -> None:
     """Ingest a file of realtime server events (one JSON object a line).
     Exits with 1 if any line was rejected (the others are stored)."""
     from engine.realtime.providers import registered_providers
 
+    if title is not None and not create:
+        raise click.BadParameter(
+            "names the session --create makes; without --create nothing is made", param_hint="--title"
+        )
     if provider not in registered_providers():
         known = ", ".join(sorted(registered_providers()))
         raise click.BadParameter(f"{provider!r} is not a provider; known: {known}", param_hint="--provider")
@@ -465,7 +497,7 @@ def ingest(store: str, prefix: str, session_id: str, events: Any, provider: str,
     problems: list[str] = []
     with _opened(store, prefix, create=create) as opened:
         if create and session_id not in {info.id for info in opened.sessions()}:
-            opened.create(session_id=session_id, title=os.path.basename(events.name))
+            opened.create(session_id=session_id, title=os.path.basename(events.name) if title is None else title)
         chunks = [numbered[start : start + batch] for start in range(0, len(numbered), batch)]
         with _progress(chunks, "ingesting") as items:
             for chunk in items:
@@ -510,12 +542,14 @@ def ingest(store: str, prefix: str, session_id: str, events: Any, provider: str,
     help="The model API formats: convert what the format cannot hold (spoken text, incomplete or erased "
     "messages, reasoning for openai-chat...) as engine.formats documents, instead of refusing the session.",
 )
-def export(store: str, prefix: str, session_id: str, form: str, lossy: bool) -> None:
-    """A session's messages in a model API's format, or as JSON lines or Markdown."""
+@click.option("--at", "at", metavar="VERSION|REVISION|TIME", help="An event version, a revision id, or an ISO time.")
+def export(store: str, prefix: str, session_id: str, form: str, lossy: bool, at: str | None) -> None:
+    """A session's messages (now, or as of --at) in a model API's format, or as JSON lines or Markdown."""
     from engine import formats
 
     with _opened(store, prefix) as opened:
-        state = opened.get(_session(opened, session_id))
+        session_id = _session(opened, session_id)
+        state = opened.get(session_id, at=_revision_prefix(opened, session_id, _point(at)))
         messages = list(state.messages)
         if form == "jsonl":
             for message in messages:
@@ -710,8 +744,14 @@ def _version_or_revision(point: str) -> int | str:
 def _message_text(message: Message) -> str:
     if message.erased is not None:
         return "(erased)"
-    parts = [f"[reasoning: {block.text}]" for block in message.blocks if isinstance(block, Reasoning)]
+    parts = ["(incomplete)"] if message.incomplete else []  # the generation stopped early
+    parts += [f"[reasoning: {block.text}]" for block in message.blocks if isinstance(block, Reasoning)]
     parts += [message.text] if message.text else []
+    parts += [
+        f"[heard up to {block.truncated_at_ms} ms]"  # a barge-in cut playback there
+        for block in message.blocks
+        if isinstance(block, Transcript) and block.truncated_at_ms is not None
+    ]
     parts += [f"[image {block.media_type}]" for block in message.blocks if isinstance(block, Image)]
     parts += [f"[calls {use.name} {use.arguments}]" for use in message.tool_uses]
     for block in message.blocks:
