@@ -581,3 +581,21 @@ def test_ingest_titles_a_created_session_as_asked(tmp_path: Path) -> None:
     assert made.exit_code == 0, made.output
     with Transcripts.open(path) as store:
         assert store.get("call-1").title == "Platform question"
+
+
+def test_tables_align_wide_characters_and_show_json_has_the_header(tmp_path: Path) -> None:
+    # Found by a newcomer pass: a CJK title pushed the columns after it out
+    # of line; show --format json left the header out.
+    path = str(tmp_path / "s.db")
+    with Transcripts.open(path) as store:
+        store.create(title="東京から大阪への新幹線", session_id="a", model="gpt-5", tags=["rail"])
+        store.create(title="plain title", session_id="b")
+    runner = CliRunner()
+    lines = runner.invoke(cli, ["sessions", path]).output.splitlines()
+
+    def columns_before(line: str, word: str) -> int:  # a CJK ideograph takes two columns of a terminal
+        return sum(2 if "\u3000" <= char <= "\u9fff" else 1 for char in line[: line.index(word)])
+
+    assert [columns_before(line, "started") for line in lines[1:]] == [columns_before(lines[0], "status")] * 2
+    header = json.loads(runner.invoke(cli, ["show", path, "a", "--format", "json"]).output)["header"]
+    assert (header["model"], header["tags"], header["status"]) == ("gpt-5", ["rail"], "started")

@@ -12,7 +12,7 @@ import msgspec
 import pytest
 from click.testing import CliRunner
 
-from engine import InvalidArgument, Message, Transcripts, UnknownEventType
+from engine import InvalidArgument, InvalidMessage, Message, Transcripts, UnknownEventType
 from engine.cli import cli
 from engine.store import decode_event
 from tests.conftest import StoreFactory
@@ -142,3 +142,38 @@ def test_stores_fixture_backends_agree_on_a_cursor_from_another_zone(stores: Sto
     east = msgspec.structs.replace(info, created_at=info.created_at.astimezone(timezone(timedelta(hours=9))))
     assert [later.id for later in stores.open().sessions(after=east)] == [second]
     assert info.id == first
+
+
+def test_an_empty_message_id_and_huge_compaction_figures_are_refused(store: Transcripts) -> None:
+    # Found by a newcomer pass: id="" counted as an id; tokens_before had no bound.
+    with pytest.raises(InvalidMessage, match=r"Message\.id is empty"):
+        Message.user("x", id="")
+    sid = store.create()
+    store.append(sid, Message.user("a\n  b   c"), Message.assistant("d"))
+    forced = Message.user("y", id="set")
+    msgspec.structs.force_setattr(forced, "id", "")  # changed after it was made: refused when written
+    with pytest.raises(InvalidMessage, match=r"Message\.id is empty"):
+        store.append(sid, forced)
+    for figure in ("tokens_before", "tokens_after", "latency_ms"):
+        with pytest.raises(InvalidArgument, match=rf"{figure} must be an int from 0 to 2\*\*63 - 1"):
+            store.compact(sid, 0, 1, Message.system("s"), **{figure: 2**63})
+    assert store.get(sid).version == 2
+    assert store.get(sid).preview() == "a b c"  # one line: a sidebar shows it
+    store.compact(sid, 0, 1, Message.system("s"), tokens_before=2**63 - 1)
+
+
+def test_a_message_with_an_empty_id_in_an_older_store_still_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine.state.content import as_stored
+
+    with as_stored():  # as a store written before ids were checked holds it
+        legacy = Message.user("old", id="")
+    path = str(tmp_path / "s.db")
+    with Transcripts.open(path) as store:
+        sid = store.create()
+        monkeypatch.setattr(Message, "__post_init__", lambda self: None)  # the engine before: no check
+        store.append(sid, legacy)
+        monkeypatch.undo()
+    with Transcripts.open(path) as store:
+        assert [(m.id, m.text) for m in store.verify(sid).messages] == [("", "old")]

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import sys
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -235,6 +236,7 @@ def show(store: str, prefix: str, session_id: str, at: str | None, form: str) ->
             "created_at": state.created_at.isoformat(),
             "updated_at": state.updated_at.isoformat(),
             "lineage": _lineage(state),
+            "header": msgspec.to_builtins(msgspec.structs.asdict(state.header)),
             "messages": msgspec.to_builtins(list(state.messages)),
         }
         click.echo(_json_text(document))
@@ -770,10 +772,22 @@ def _print_rows(rows: Sequence[dict[str, Any]], as_json: bool, *, short: set[str
         return
     columns = list(rows[0])
     cells = [[_cell(row[column], column in short) for column in columns] for row in rows]
-    widths = [max(len(column), *(len(line[index]) for line in cells)) for index, column in enumerate(columns)]
+    widths = [max(len(column), *(_width(line[index]) for line in cells)) for index, column in enumerate(columns)]
     click.echo(_bold("  ".join(column.ljust(width) for column, width in zip(columns, widths, strict=True)).rstrip()))
     for line in cells:
-        click.echo("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
+        click.echo("  ".join(_padded(cell, width) for cell, width in zip(line, widths, strict=True)).rstrip())
+
+
+def _width(text: str) -> int:
+    """The columns ``text`` takes in a terminal: a wide character (CJK,
+    most emoji) takes two, a combining mark none."""
+    return sum(
+        0 if unicodedata.combining(char) else 2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in text
+    )
+
+
+def _padded(text: str, width: int) -> str:
+    return text + " " * (width - _width(text))
 
 
 def _cell(value: Any, short: bool) -> str:
@@ -782,7 +796,15 @@ def _cell(value: Any, short: bool) -> str:
     text = _shown(" ".join(str(value).split()))
     if short and text.startswith("sha256:"):
         return text[:19] + "…"
-    return text if len(text) <= 80 else text[:79] + "…"
+    if _width(text) <= 80:
+        return text
+    kept, used = [], 0
+    for char in text:  # cut at 79 columns, whatever the characters' widths
+        used += _width(char)
+        if used > 79:
+            break
+        kept.append(char)
+    return "".join(kept) + "…"
 
 
 def _tty() -> bool:

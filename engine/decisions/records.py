@@ -13,6 +13,7 @@ import msgspec
 
 from engine.decisions import transcript
 from engine.decisions._checks import (
+    MAX_TOKENS,
     at,
     check_actor,
     check_metadata,
@@ -267,8 +268,8 @@ class Compact(_Struct, frozen=True, kw_only=True):
             ("tokens_after", tokens_after),
             ("latency_ms", latency_ms),
         ):
-            if value is not None and (type(value) is not int or value < 0):
-                raise InvalidArgument(f"{name} must be an int >= 0 or None, got {got(value)}")
+            if value is not None and (type(value) is not int or not 0 <= value <= MAX_TOKENS):
+                raise InvalidArgument(f"{name} must be an int from 0 to 2**63 - 1, or None, got {got(value)}")
         check_stored_text(model, "model")
         rewrite = Rewrite.of(
             start, end, summary, "compaction", note=note, actor=actor, expected_revision=expected_revision

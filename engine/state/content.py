@@ -397,6 +397,8 @@ class Message(
             raise InvalidMessage("a tool_results message needs at least one ToolResult")
         if self.id is not None:
             _require_str(self.id, "Message.id")
+            if not self.id and not _AS_STORED.get():  # a store written before this check may hold one
+                raise InvalidMessage("Message.id is empty: give an id, or None (the store makes one)")
         if self.provider_item_id is not None:
             _require_str(self.provider_item_id, "Message.provider_item_id")
         if self.provider_data is not None:

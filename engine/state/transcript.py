@@ -267,15 +267,16 @@ class Session:
         return bool(self.messages) and self.messages[-1].role in ("user", "tool_results")
 
     def preview(self, width: int = 120) -> str | None:
-        """The first user message's text, cut to ``width`` characters (with
-        an ellipsis), or ``None`` if there is none."""
+        """The first user message's text on one line (each run of
+        whitespace, newlines too, one space), cut to ``width`` characters
+        (with an ellipsis), or ``None`` if there is none."""
         first = next((message for message in self.messages if message.role == "user"), None)
-        return None if first is None else _cut(first.text, width)
+        return None if first is None else _cut(" ".join(first.text.split()), width)
 
     def output_preview(self, width: int = 120) -> str | None:
-        """The last assistant text, cut as :meth:`preview` cuts."""
+        """The last assistant text, on one line and cut as :meth:`preview` does."""
         text = self.last_assistant_text
-        return None if text is None else _cut(text, width)
+        return None if text is None else _cut(" ".join(text.split()), width)
 
 
 @dataclass(frozen=True, kw_only=True)
