@@ -781,3 +781,34 @@ def test_a_title_header_or_metadata_write_that_changes_nothing_writes_nothing(st
     elsewhere.set_title(sid, "changed elsewhere")
     store.set_title(sid, "t")  # "t" as cached, not as stored: written
     assert stores.open().get(sid).title == "t"
+
+
+def test_sessions_list_by_last_write_and_newest_first_and_page_so(stores: StoreFactory) -> None:
+    # Asked for by a newcomer pass: a "recent conversations" list had to load
+    # every row and sort it.
+    store = stores.open()
+    a, b, c, d = (store.create(title=f"chat {name}") for name in "ABCD")
+    store.append(b, Message.user("I'm back!"))
+    store.set_title(a, "chat A, renamed")
+    recent = store.sessions(order="updated", newest_first=True)
+    assert [info.id for info in recent] == [a, b, d, c]
+    assert [info.id for info in store.sessions(newest_first=True)] == [d, c, b, a]
+    assert [info.id for info in store.sessions(order="updated")] == [c, d, b, a]
+    reopened = stores.open()
+    for cursor in (recent[1], recent[1].id):  # the last session of the page before, or its id
+        assert [info.id for info in reopened.sessions(order="updated", newest_first=True, after=cursor)] == [d, c]
+    assert [info.id for info in reopened.sessions(newest_first=True, after=c, limit=1)] == [b]
+    paged, cursor_info = [], None
+    while True:
+        page = reopened.sessions(order="updated", newest_first=True, limit=3, after=cursor_info)
+        paged += [info.id for info in page]
+        if len(page) < 3:
+            break
+        cursor_info = page[-1]
+    assert paged == [a, b, d, c]
+    gone = reopened.sessions(newest_first=True)[1]  # c, deleted: pages on from where it was listed
+    store.delete(c)
+    assert [info.id for info in stores.open().sessions(newest_first=True, after=gone)] == [b, a]
+    for wrong in ({"order": "title"}, {"order": None}, {"newest_first": 1}):
+        with pytest.raises(InvalidArgument, match=r"order=|newest_first="):
+            store.sessions(**wrong)

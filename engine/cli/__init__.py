@@ -191,8 +191,7 @@ def sessions(
     wanted = [_key_value(item) for item in metadata]
     with _opened(store, prefix) as opened:
         rows = []
-        listed = opened.sessions(status=status)  # filtered by the store's listing
-        for info in sorted(listed, key=lambda info: (info.updated_at, info.id), reverse=True):
+        for info in opened.sessions(status=status, order="updated", newest_first=True):  # filtered by the listing
             if title is not None and title.lower() not in (info.title or "").lower():
                 continue
             if wanted:

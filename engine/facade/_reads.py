@@ -188,38 +188,55 @@ def _revision_before(repository: Repository, session_id: str, records: list[Reco
     return EMPTY_REVISION
 
 
+#: What ``sessions(order=...)`` lists by: the listing row's field.
+ORDERS = {"created": "created_at", "updated": "updated_at"}
+
+
 def sessions(
     repository: Repository,
     title: str | None = None,
     wanted: ListingFilter | None = None,
     after: str | SessionInfo | None = None,
     limit: int | None = None,
+    order: str = "created",
+    newest_first: bool = False,
 ) -> list[SessionInfo]:
-    """The sessions in the store, oldest first (read from a listing table
-    kept in the same transaction as each write, so it is never stale):
-    those whose title holds ``title`` (case-insensitive) and whose listing
-    summary matches ``wanted`` (filtered by the database where it can);
-    after the session ``after`` (the last one of the previous page, or its
-    id); at most ``limit``."""
+    """The sessions in the store, by creation or last write (``order``),
+    oldest first unless ``newest_first`` (read from a listing table kept in
+    the same transaction as each write, so it is never stale): those whose
+    title holds ``title`` (case-insensitive) and whose listing summary
+    matches ``wanted`` (filtered by the database where it can); after the
+    session ``after`` (the last one of the previous page, or its id); at
+    most ``limit``."""
     if title is not None and not isinstance(title, str):
         raise InvalidArgument(f"title= is text to look for in titles, got {shown(title)}")
     if after is not None and type(after) not in (str, SessionInfo):
         raise InvalidArgument(f"after= is the last session of the previous page (or its id), got {shown(after)}")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise InvalidArgument(f"limit= is how many sessions at most (an int >= 1), got {shown(limit)}")
+    if type(order) is not str or order not in ORDERS:
+        raise InvalidArgument(f"order= is one of {list(ORDERS)}, got {shown(order)}")
+    if not isinstance(newest_first, bool):
+        raise InvalidArgument(f"newest_first= must be a bool, got {shown(newest_first)}")
+    field = ORDERS[order]
     backend = repository.backend
-    rows = backend.session_rows(wanted)
+    rows = backend.session_rows(wanted)  # by creation, oldest first
+    if order != "created" or newest_first:
+        # Listing rows keep times as UTC text, which sorts as the times do.
+        rows = sorted(rows, key=lambda row: (getattr(row, field), row.session_id), reverse=newest_first)
+
+    def beyond(mark: tuple[str, str]) -> list[SessionRow]:
+        return [row for row in rows if ((getattr(row, field), row.session_id) < mark) == newest_first]
+
     if isinstance(after, SessionInfo):
-        made, ident = after.created_at, after.id
-        if type(ident) is not str or not isinstance(made, datetime) or made.utcoffset() is None:
+        when, ident = getattr(after, field), after.id
+        if type(ident) is not str or not isinstance(when, datetime) or when.utcoffset() is None:
             raise InvalidArgument(
                 f"after= is the last session of the previous page as sessions() gave it (an id and an aware "
-                f"created_at), got {shown(after)}"
+                f"{field}), got {shown(after)}"
             )
-        # Where it was listed, whether or not it is still there (deleted
-        # since): listing rows keep creation times as UTC text.
-        order = (made.astimezone(UTC).isoformat(), ident)
-        rows = [row for row in rows if (row.created_at, row.session_id) > order]
+        # Where it was listed, whether or not it is still there (deleted since).
+        rows = [row for row in beyond((when.astimezone(UTC).isoformat(), ident)) if row.session_id != ident]
     elif after is not None:
         found = next((index for index, row in enumerate(rows) if row.session_id == after), None)
         if found is None:
@@ -227,8 +244,7 @@ def sessions(
             if last is None:
                 raise SessionNotFound(after)
             # The last session of the previous page need not match the filter.
-            order = (last.created_at, last.session_id)
-            rows = [row for row in rows if (row.created_at, row.session_id) > order]
+            rows = [row for row in beyond((getattr(last, field), last.session_id)) if row.session_id != after]
         else:
             rows = rows[found + 1 :]
     needle = title.casefold() if title is not None else None

@@ -850,9 +850,14 @@ class Transcripts:
         parent: str | None = None,
         after: str | SessionInfo | None = None,
         limit: int | None = None,
+        order: str = "created",
+        newest_first: bool = False,
     ) -> list[SessionInfo]:
         """The sessions in the store, oldest first (read from a listing table
-        kept in the same transaction as each write, so it is never stale).
+        kept in the same transaction as each write, so it is never stale);
+        ``order="updated"`` lists them by their last write instead of their
+        creation, and ``newest_first=True`` the other way round (a "recent
+        conversations" list is ``order="updated", newest_first=True``).
         Only those whose title holds ``title`` (ignoring case), whose
         metadata has every item of ``metadata`` (equal as JSON values), whose
         header has that ``status``, every one of ``tags``, that ``pinned``
@@ -889,7 +894,7 @@ class Transcripts:
                 parent=parent,
                 metadata=tuple((metadata or {}).items()),
             )
-        return _reads.sessions(self._repository, title, wanted, after, limit)
+        return _reads.sessions(self._repository, title, wanted, after, limit, order, newest_first)
 
     @_sharing_the_store
     def revisions(self, session_id: str) -> list[Commit]:
