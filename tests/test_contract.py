@@ -22,6 +22,7 @@ from engine import (
     InvalidArgument,
     InvalidMessage,
     InvalidRevision,
+    InvalidTranscriptShape,
     Message,
     RevisionConflict,
     RevisionNotFound,
@@ -812,3 +813,40 @@ def test_sessions_list_by_last_write_and_newest_first_and_page_so(stores: StoreF
     for wrong in ({"order": "title"}, {"order": None}, {"newest_first": 1}):
         with pytest.raises(InvalidArgument, match=r"order=|newest_first="):
             store.sessions(**wrong)
+
+
+def test_results_of_parallel_calls_are_added_as_they_come(stores: StoreFactory) -> None:
+    # Asked for by a newcomer pass: the second result of parallel calls was
+    # refused as a second tool_results message; every agent wrote the merge.
+    store = stores.open()
+    sid = store.create()
+    calls = Message.assistant(
+        ToolUse(id="c1", name="weather"), ToolUse(id="c2", name="trains"), ToolUse(id="c3", name="x")
+    )
+    store.append(sid, Message.user("weather and trains?"), calls)
+    store.add_tool_results(sid, ToolResult.of("c2", "on time"))
+    first_id = store.get(sid).messages[2].id
+    elsewhere = stores.open()  # another process adds the next result: decided again on its write
+    elsewhere.add_tool_results(sid, ToolResult.of("c1", "rain"))
+    revision = store.add_tool_results(sid, ToolResult.of("c3", "done", is_error=True))
+    head = stores.open().verify(sid)
+    assert head.revision == revision and len(head.messages) == 3
+    results = head.messages[2]
+    assert results.id == first_id  # the message grew; its id stayed
+    assert [(block.tool_use_id, block.content[0].text) for block in results.blocks] == [
+        ("c2", "on time"),
+        ("c1", "rain"),
+        ("c3", "done"),
+    ]
+    assert [entry.summary.split(":")[0] for entry in store.history(sid)[-2:]] == ["late_content", "late_content"]
+    for wrong in (ToolResult.of("c1", "again"), ToolResult.of("c9", "no such call")):
+        with pytest.raises(InvalidTranscriptShape):
+            store.add_tool_results(sid, wrong)
+    store.append(sid, Message.assistant("Rain; the trains run."))
+    with pytest.raises(InvalidTranscriptShape, match="does not end with tool calls waiting for results"):
+        store.add_tool_results(sid, ToolResult.of("c1", "late"))
+    with pytest.raises(InvalidArgument, match="needs at least one ToolResult"):
+        store.add_tool_results(sid)
+    with pytest.raises(InvalidMessage, match="is a str, not a ToolResult"):
+        store.add_tool_results(sid, "rain")  # type: ignore[arg-type]
+    assert stores.open().verify(sid).version == head.version + 1  # the refusals wrote nothing

@@ -60,7 +60,7 @@ ids = st.one_of(
     st.from_regex(r"msg_[0-9a-f]{20}", fullmatch=True),
     st.from_regex(r"msg_[0-9A-F]{20}", fullmatch=True),  # not the engine's (upper case): kept as text
     st.from_regex(r"msg_[0-9a-f]{19,21}", fullmatch=True),
-    texts(30),
+    texts(30).filter(bool),  # an empty id is refused
 )
 any_message = st.one_of(messages(), tool_exchanges().map(lambda pair: pair[0]), tool_exchanges().map(lambda p: p[1]))
 

@@ -546,3 +546,24 @@ def test_the_graph_marks_the_session_it_was_opened_from() -> None:
     svg = draw(store, fork)
     assert re.search(rf'<g class="lane current" data-session="{fork}"[^>]*aria-current="true"', svg)
     assert f'<g class="lane" data-session="{root}"' in svg
+
+
+def test_a_browser_closing_its_connection_is_not_printed_as_an_error(capsys: pytest.CaptureFixture[str]) -> None:
+    # Seen in a test run: "Exception occurred during processing of request"
+    # and a traceback on stderr when a page was left mid-answer.
+    with Transcripts.open() as store:
+        server = ViewerServer(Viewer(store), port=0)
+        try:
+            for error in (ConnectionResetError(104, "reset"), BrokenPipeError(32, "pipe")):
+                try:
+                    raise error
+                except ConnectionError:
+                    server.handle_error(None, ("127.0.0.1", 1))
+            assert capsys.readouterr().err == ""
+            try:
+                raise ValueError("a real fault")
+            except ValueError:
+                server.handle_error(None, ("127.0.0.1", 1))
+            assert "ValueError: a real fault" in capsys.readouterr().err  # a real one is still reported
+        finally:
+            server.server_close()

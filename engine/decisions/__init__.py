@@ -24,6 +24,7 @@ from engine.decisions._checks import (
     new_session_id,
 )
 from engine.decisions.commands import (
+    AddToolResults,
     Append,
     Command,
     Create,
@@ -65,6 +66,7 @@ from engine.decisions.records import (
 from engine.decisions.transcript import Decision, changed_span, commit_of, rewrite_event
 
 __all__ = [
+    "AddToolResults",
     "Append",
     "AskQuestion",
     "ClearQuestion",

@@ -24,10 +24,11 @@ from engine.decisions._checks import (
     new_session_id,
     stamped,
 )
-from engine.errors import InvalidArgument, InvalidForkPoint
+from engine.errors import InvalidArgument, InvalidForkPoint, InvalidMessage
 from engine.state.content import (
     Message,
     ReplaceBlock,
+    ToolResult,
     Usage,
     check_again,
     check_block_again,
@@ -227,6 +228,38 @@ class RecordUsage(msgspec.Struct, frozen=True, kw_only=True):
         return cls(usage=usage, response_id=response_id, actor=actor)
 
 
+class AddToolResults(msgspec.Struct, frozen=True, kw_only=True):
+    """Results of the last assistant message's tool calls, as they come:
+    the first start the ``tool_results`` message after it, later ones join
+    that message (see ``decide``)."""
+
+    results: tuple[ToolResult, ...]
+    message_id: str  # for the tool_results message, if the results start one
+    actor: str | None = None
+    expected_revision: str | None = None
+
+    @classmethod
+    def of(
+        cls, results: Iterable[ToolResult], *, actor: str | None = None, expected_revision: str | None = None
+    ) -> AddToolResults:
+        if isinstance(results, (str, bytes, ToolResult)) or not isinstance(results, Iterable):
+            raise InvalidArgument(f"add_tool_results() takes ToolResults, got {type(results).__name__}")
+        given = tuple(results)
+        if not given:
+            raise InvalidArgument("add_tool_results() needs at least one ToolResult")
+        for index, result in enumerate(given):
+            if not isinstance(result, ToolResult):
+                raise InvalidMessage(
+                    f"add_tool_results() result {index + 1} is a {type(result).__name__}, not a ToolResult; "
+                    "build one with ToolResult.of(call_id, output)"
+                )
+        [message] = stamped([Message.tool_results(*given)], "add_tool_results()")  # checked as an append's
+        check_actor(actor)
+        results = tuple(block for block in message.blocks if isinstance(block, ToolResult))
+        assert message.id is not None
+        return cls(results=results, message_id=message.id, actor=actor, expected_revision=_expected(expected_revision))
+
+
 class Rewrite(msgspec.Struct, frozen=True, kw_only=True):
     """Replace ``[start, end)`` (checked against the state by the decider)."""
 
@@ -349,7 +382,9 @@ class Fork(msgspec.Struct, frozen=True, kw_only=True):
         )
 
 
-Command = Create | Append | SetTitle | SetHeader | UpdateMetadata | RecordUsage | Rewrite | Restore | Fork
+Command = (
+    Create | Append | AddToolResults | SetTitle | SetHeader | UpdateMetadata | RecordUsage | Rewrite | Restore | Fork
+)
 
 
 def _expected(expected_revision: object) -> str | None:

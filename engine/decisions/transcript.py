@@ -13,6 +13,7 @@ import msgspec
 
 from engine.decisions._checks import at, check_ids_free, check_no_placeholders, check_usage_added
 from engine.decisions.commands import (
+    AddToolResults,
     Append,
     Command,
     Create,
@@ -30,11 +31,12 @@ from engine.errors import (
     InvalidMessage,
     InvalidRewriteRange,
     InvalidStatusTransition,
+    InvalidTranscriptShape,
     NoOpRewrite,
     ReplacementMismatch,
     RevisionConflict,
 )
-from engine.state.content import Message, ReplaceBlock, a_role, hashed_alike, shown, with_default_objects
+from engine.state.content import Message, ReplaceBlock, ToolResult, a_role, hashed_alike, shown, with_default_objects
 from engine.state.events import (
     Event,
     HeaderChanged,
@@ -73,6 +75,8 @@ def decide(state: Session | None, command: Command, now: datetime) -> Decision:
         raise InvalidArgument(f"{type(command).__name__} needs the session's state")
     if isinstance(command, Append):
         return _append(state, command, now)
+    if isinstance(command, AddToolResults):
+        return _add_tool_results(state, command, now)
     if isinstance(command, Rewrite):
         return _rewrite(state, command, now)
     if isinstance(command, Restore):
@@ -189,6 +193,39 @@ def _append(state: Session, command: Append, now: datetime) -> Decision:
     check_usage_added(state.usage, command.usage)
     usage = UsageRecorded(at=when, actor=command.actor, usage=command.usage)
     return decided(state, (event, usage), known={state.version + 1: revisions})
+
+
+def _add_tool_results(state: Session, command: AddToolResults, now: datetime) -> Decision:
+    """Results of the last assistant message's calls: after it, a new
+    ``tool_results`` message; after the ``tool_results`` message that
+    answers it in part, that message rewritten with them added (its id
+    kept, reason ``late_content``). The shape rules then refuse a result
+    for a call that is not there, or answered already."""
+    _check_expected(state, command.expected_revision)
+    messages = state.messages
+    count = len(messages)
+    last = messages[count - 1] if count else None
+    if last is not None and last.role == "assistant" and last.tool_uses:
+        appended = Append(
+            messages=(Message.tool_results(*command.results, id=command.message_id),), actor=command.actor
+        )
+        return _append(state, appended, now)
+    if (
+        last is not None
+        and last.role == "tool_results"
+        and last.erased is None  # an erased one keeps its placeholder
+        and count > 1
+        and messages[count - 2].tool_uses
+    ):
+        held = [block for block in last.blocks if isinstance(block, ToolResult)]  # all it holds
+        joined = Message.tool_results(*held, *command.results, id=last.id)
+        event = rewrite_event(state, count - 1, count, (joined,), Reason(kind="late_content"), command.actor, now)
+        return decided(state, (event,))
+    raise InvalidTranscriptShape(
+        f"add_tool_results(): session {state.id!r} does not end with tool calls waiting for results (it "
+        + (f"ends with {a_role(last.role)} message" if last is not None else "has no message")
+        + "); append the results with append(sid, Message.tool_results(...)) where they belong"
+    )
 
 
 def _rewrite(state: Session, command: Rewrite, now: datetime) -> Decision:

@@ -363,6 +363,7 @@ class AsyncTranscripts:
     # Commands
     create = _awaitable(Transcripts.create)
     append = _awaitable(Transcripts.append)
+    add_tool_results = _awaitable(Transcripts.add_tool_results)
     set_title = _awaitable(Transcripts.set_title)
     set_status = _awaitable(Transcripts.set_status)
     set_tags = _awaitable(Transcripts.set_tags)

@@ -19,6 +19,7 @@ import msgspec
 
 from engine import decisions
 from engine.decisions import (
+    AddToolResults,
     Append,
     Create,
     Fork,
@@ -53,7 +54,7 @@ from engine.facade import _erasure, _reads, _tail
 from engine.facade._reads import Diff, FeedEvent, HistoryEntry, SessionInfo
 from engine.facade._repository import DEFAULT_MAX_EVENT_BYTES, Repository
 from engine.realtime.providers import adapter_for
-from engine.state.content import Message, ReplaceBlock, Usage, shown
+from engine.state.content import Message, ReplaceBlock, ToolResult, Usage, shown
 from engine.state.events import MessagesRewritten
 from engine.state.records import Task, ToolCall
 from engine.state.revisions import Commit, Reason, parse_revision
@@ -76,6 +77,7 @@ _WRITE_ATTEMPTS = 5
 #: as the caller saw them, so it is decided again only with expected_revision.
 _DECIDED_AGAIN = (
     Append,
+    AddToolResults,
     SetTitle,
     SetHeader,
     UpdateMetadata,
@@ -262,6 +264,25 @@ class Transcripts:
         if not messages:
             raise InvalidArgument("append() needs at least one message")
         command = Append.of(messages, usage=usage, actor=actor, expected_revision=expected_revision)
+        return self._decide(session_id, command).state.revision
+
+    def add_tool_results(
+        self,
+        session_id: str,
+        *results: ToolResult,
+        expected_revision: str | None = None,
+        actor: str | None = None,
+    ) -> str:
+        """Record results of the last assistant message's tool calls as they
+        come (parallel calls ending one by one): the first start the
+        ``tool_results`` message after it, and later ones join that message
+        (a rewrite with reason ``late_content``, its id kept). Raises
+        :class:`InvalidTranscriptShape` (writing nothing) if the session does
+        not end with those calls, or for a result of a call that is not
+        there or is answered already. Returns the new head revision."""
+        if not results:
+            raise InvalidArgument("add_tool_results() needs at least one ToolResult")
+        command = AddToolResults.of(results, actor=actor, expected_revision=expected_revision)
         return self._decide(session_id, command).state.revision
 
     def set_title(self, session_id: str, title: str | None, *, actor: str | None = None) -> None:

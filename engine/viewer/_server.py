@@ -317,6 +317,13 @@ class ViewerServer(ThreadingHTTPServer):
         self.local_only = is_loopback(host)
         super().__init__((host, port), _Handler)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A browser that closed its connection mid-answer (a page left, a
+        tab closed) is no error of the viewer's: not printed as one."""
+        if isinstance(sys.exc_info()[1], ConnectionError):  # reset, broken pipe, aborted
+            return
+        super().handle_error(request, client_address)
+
     @property
     def url(self) -> str:
         address, port = self.server_address[:2]
