@@ -28,6 +28,7 @@ from engine import (
     RevisionNotFound,
     SessionExists,
     SessionNotFound,
+    Text,
     ToolResult,
     ToolUse,
     Transcripts,
@@ -850,3 +851,43 @@ def test_results_of_parallel_calls_are_added_as_they_come(stores: StoreFactory) 
     with pytest.raises(InvalidMessage, match="is a str, not a ToolResult"):
         store.add_tool_results(sid, "rain")  # type: ignore[arg-type]
     assert stores.open().verify(sid).version == head.version + 1  # the refusals wrote nothing
+
+
+def test_a_write_that_changes_nothing_on_a_session_deleted_and_created_again_is_refused(stores: StoreFactory) -> None:
+    # Found by an adversarial pass: with the same title as the cached (deleted)
+    # session's, set_title returned with nothing written, or wrote into the
+    # new session, depending on its version.
+    store = stores.open()
+    for versions_after, title in ((0, "old title"), (1, "old title"), (1, "another title")):
+        store.create(title="old title", session_id="t-9")
+        store.get("t-9")  # cached here
+        elsewhere = stores.open()  # think: another process
+        elsewhere.delete("t-9")
+        elsewhere.create(title="new title", session_id="t-9")
+        for number in range(versions_after):
+            elsewhere.update_metadata("t-9", {"n": number})
+        with pytest.raises(ConcurrentWriteError):
+            store.set_title("t-9", title)  # decided on the old log: never on the new session
+        again = stores.open().get("t-9")
+        assert (again.title, again.version) == ("new title", 1 + versions_after)  # nothing written to it
+        store.set_title("t-9", title)  # the retry reads the session as it is now
+        assert stores.open().get("t-9").title == title
+        store.delete("t-9")
+
+
+def test_an_id_that_is_another_messages_provider_item_id_is_refused(stores: StoreFactory) -> None:
+    # Found by an adversarial pass: erase() takes a message by its id or its
+    # provider item id, and an id equal to another message's item id let
+    # erase(sid, "item_42") wipe both.
+    store = stores.open()
+    sid = store.create()
+    balance = Message(role="assistant", blocks=(Text(text="Your balance is 120 EUR"),), provider_item_id="item_42")
+    store.append(sid, balance)
+    with pytest.raises(InvalidMessage, match=r"message 0 already has the id 'item_42' \(as its id or its provider"):
+        store.append(sid, Message.user("Transfer 50 to Bob", id="item_42"))
+    later = Message(role="user", blocks=(Text(text="ok"),), provider_item_id="msg_x")
+    with pytest.raises(InvalidMessage, match="message 2 has the id 'msg_x', which is message 1's provider item id"):
+        store.append(sid, later, Message.user("and this", id="msg_x"))
+    store.append(sid, Message.user("Transfer 50 to Bob", id="turn-2"))
+    assert store.erase(sid, "item_42") == [sid]
+    assert [m.erased is not None for m in stores.open().get(sid).messages] == [True, False]

@@ -1050,6 +1050,19 @@ def test_anthropic_refuses_thinking_without_a_signature_and_lossy_leaves_it_out(
         "thinking": "Need it.",
         "signature": "sig-9",
     }
+    empty = Message.assistant(Reasoning(text="x", signature=""), "Looking it up.")  # a stream cut early
+    with pytest.raises(InvalidArgument, match="thinking block without its signature"):
+        to_anthropic([Message.user("q"), empty])
+    assert to_anthropic([Message.user("q"), empty], lossy=True)["messages"][1]["content"] == [
+        {"type": "text", "text": "Looking it up."}
+    ]
+    with pytest.raises(InvalidArgument, match=r"messages\[1\]\.content\[0\]\.signature is empty"):
+        from_anthropic(
+            [
+                {"role": "user", "content": "q"},
+                {"role": "assistant", "content": [{"type": "thinking", "thinking": "x", "signature": ""}]},
+            ]
+        )
     with pytest.raises(InvalidArgument, match=r"messages\[1\]\.content\[0\]\.signature must be a string"):
         from_anthropic(
             [

@@ -700,3 +700,91 @@ def test_a_store_left_open_at_exit_prints_nothing(kind: str, prefix: str, tmp_pa
     )
     assert done.returncode == 0 and done.stdout.strip() == "ran", done.stderr
     assert done.stderr == ""
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_append_on_the_held_last_try_is_never_skipped_by_the_feed(kind: str, prefix: str) -> None:
+    # Found by an adversarial pass: the held last try took its transaction id
+    # with the row lock, before any lock on the events table, so a feed read
+    # meanwhile moved past the position its append then took.
+    writer, winner, other, reader = (_open(prefix) for _ in range(4))
+    try:
+        racing = writer.create(title="racing")
+        writer.append(racing, Message.user("seed"))
+        winner.get(racing)
+        elsewhere = other.create(title="elsewhere")
+        position = max([0, *(entry.position for entry in reader.feed(after=0, limit=1000))])
+        repository, tries = writer._repository, [0]  # type: ignore[attr-defined]
+        commit = repository.commit
+
+        def losing_four_times(*args: Any) -> Any:
+            nonlocal position
+            tries[0] += 1
+            if tries[0] <= 4:
+                winner.append(racing, Message.user(f"winner {tries[0]}"))  # another process commits first
+            else:  # the held try: another session is written and the feed read meanwhile
+                other.append(elsewhere, Message.user("other session"))
+                page = reader.feed(after=position, limit=1000)
+                position = page[-1].position if page else position
+            return commit(*args)
+
+        repository.commit = losing_four_times
+        try:
+            writer.append(racing, Message.user("held append"))
+        finally:
+            repository.commit = commit
+        assert tries[0] == 5
+        later = reader.feed(after=position, limit=1000)
+        assert (racing, 7) in [(entry.session_id, entry.version) for entry in later]  # not skipped
+        everything = reader.feed(after=0, limit=1000)
+        seen = {(entry.session_id, entry.version) for entry in everything if entry.position <= position}
+        seen |= {(entry.session_id, entry.version) for entry in later}
+        assert seen == {(entry.session_id, entry.version) for entry in everything}  # nothing skipped at all
+    finally:
+        for store in (writer, winner, other, reader):
+            store.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_held_last_try_and_an_erasure_of_the_session_wait_for_each_other(kind: str, prefix: str) -> None:
+    # Found by an adversarial pass: the held try locked the listing row, then
+    # the events table; an erasure takes them the other way round, and
+    # PostgreSQL ended one of them with "deadlock detected".
+    writer, winner, eraser = (_open(prefix) for _ in range(3))
+    try:
+        racing = writer.create()
+        writer.append(racing, Message.user("to erase", id="m-first"))
+        winner.get(racing)
+        eraser.get(racing)
+        repository, tries = writer._repository, [0]  # type: ignore[attr-defined]
+        commit = repository.commit
+        outcome: dict[str, Any] = {}
+
+        def erase() -> None:
+            try:
+                outcome["erased"] = eraser.erase(racing, "m-first")
+            except EngineError as exc:
+                outcome["erased"] = exc
+
+        def losing_four_times(*args: Any) -> Any:
+            tries[0] += 1
+            if tries[0] <= 4:
+                winner.append(racing, Message.user(f"winner {tries[0]}"))
+            else:  # the held try: an erasure of the session starts meanwhile
+                outcome["thread"] = threading.Thread(target=erase)
+                outcome["thread"].start()
+                time.sleep(0.5)  # it asks for the events table while the held try has a share of it
+            return commit(*args)
+
+        repository.commit = losing_four_times
+        try:
+            writer.append(racing, Message.user("held append"))
+        finally:
+            repository.commit = commit
+        outcome["thread"].join(30)
+        assert outcome["erased"] == [racing]
+        texts = [(m.text, m.erased is not None) for m in _open(prefix).verify(racing).messages]
+        assert texts[0] == ("", True) and texts[-1] == ("held append", False)
+    finally:
+        for store in (writer, winner, eraser):
+            store.close()

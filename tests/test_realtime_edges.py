@@ -487,3 +487,28 @@ def test_an_event_whose_change_cannot_be_stored_is_rejected_and_the_batch_goes_o
     for event in (done(2), events[3]):  # nothing of them was kept: each is rejected again, not a duplicate
         assert store.ingest(sid, event, provider="openai").status == "rejected"
     assert stores.open().verify(sid) == head
+
+
+def test_an_ingestion_that_loses_a_race_is_decided_again(stores: StoreFactory, monkeypatch: Any) -> None:
+    # Found by an adversarial pass: ingest() raised ConcurrentWriteError when
+    # another process set the title between its read and its write.
+    store, elsewhere = stores.open(), stores.open()
+    sid = store.create()
+    store.ingest(sid, _user_item("u0", "item_u0", "first", None), provider="openai")
+    elsewhere.get(sid)
+    repository = store._repository  # type: ignore[attr-defined]
+    commit, tries = repository.commit, [0]
+
+    def another_writer_first(*args: Any) -> Any:
+        tries[0] += 1
+        if tries[0] <= 4:  # four lost races: the fifth try holds the session
+            elsewhere.set_title(sid, f"title {tries[0]}")
+        return commit(*args)
+
+    monkeypatch.setattr(repository, "commit", another_writer_first)
+    outcome = store.ingest(sid, _user_item("u1", "item_u1", "second", "item_u0"), provider="openai")
+    monkeypatch.undo()
+    assert outcome.status == "materialised" and tries[0] == 5
+    head = stores.open().verify(sid)
+    assert [m.text for m in head.messages] == ["first", "second"] and head.title == "title 4"
+    assert store.ingest(sid, _user_item("u1", "item_u1", "second", "item_u0"), provider="openai").status == "duplicate"

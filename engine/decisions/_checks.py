@@ -165,8 +165,9 @@ def check_usage_added(before: Usage, added: Usage) -> None:
 
 
 def check_given_ids(messages: Sequence[Message], where: str) -> None:
-    """Refuse two messages of one call with the same id: an id names one
-    message (``erase`` takes every message that has it)."""
+    """Refuse two messages of one call with the same id, or one whose id is
+    another's provider item id: an id names one message (``erase`` takes
+    every message that has it, as its id or its provider item id)."""
     if len(messages) < 2:
         return
     seen: dict[str, int] = {}
@@ -180,6 +181,14 @@ def check_given_ids(messages: Sequence[Message], where: str) -> None:
                 f"{where} messages {first + 1} and {index + 1} both have the id {shown(ident)}: an id names one "
                 "message; give each its own, or none (the store makes one)"
             )
+    for index, message in enumerate(messages):
+        item = message.provider_item_id
+        other = seen.get(item) if item is not None else None
+        if other is not None and other != index:
+            raise InvalidMessage(
+                f"{where} message {other + 1} has the id {shown(item)}, which is message {index + 1}'s provider "
+                "item id: erase() would take both; give it another id, or none (the store makes one)"
+            )
 
 
 def check_ids_free(ids: Iterable[str], position_of: Callable[[str], int | None], where: str) -> None:
@@ -190,9 +199,9 @@ def check_ids_free(ids: Iterable[str], position_of: Callable[[str], int | None],
         found = position_of(ident)
         if found is not None:
             raise InvalidMessage(
-                f"{where}: the session's message {found} already has the id {shown(ident)}: an id names one "
-                "message (erase() takes every message that has it); give this one another id, or none (the "
-                "store makes one)"
+                f"{where}: the session's message {found} already has the id {shown(ident)} (as its id or its "
+                "provider item id): an id names one message (erase() takes every message that has it); give "
+                "this one another id, or none (the store makes one)"
             )
 
 

@@ -237,8 +237,10 @@ def _rewrite(state: Session, command: Rewrite, now: datetime) -> Decision:
     if command.given_ids:  # the messages it keeps must not have them
         kept: dict[str, int] = {}
         for index, message in enumerate(state.messages):
-            if not event.start <= index < event.end and message.id is not None:
-                kept.setdefault(message.id, index)
+            if not event.start <= index < event.end:
+                for carried in (message.id, message.provider_item_id):  # erase() takes either
+                    if carried is not None:
+                        kept.setdefault(carried, index)
         check_ids_free(command.given_ids, kept.get, "rewrite()")
     return decided(state, (event,))
 

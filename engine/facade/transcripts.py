@@ -708,21 +708,32 @@ class Transcripts:
                     )
                     for c in translated
                 ]
-            head = repository.head(session_id)
-            realtime = repository.realtime_state(head)
-            while True:
-                decision = decisions.ingest(head, realtime, translated, actor=actor, provider=provider, now=clock())
-                if not decision.events:
+        # Decided again, as an append is, when another writer committed
+        # first (the events mean the same on any newer head); the last try
+        # holds the session.
+        for attempt in range(_WRITE_ATTEMPTS):
+            with repository.locks.holding(session_id), _alone(repository, session_id, attempt == _WRITE_ATTEMPTS - 1):
+                head = repository.head(session_id)
+                realtime = repository.realtime_state(head)
+                while True:
+                    decision = decisions.ingest(head, realtime, translated, actor=actor, provider=provider, now=clock())
+                    if not decision.events:
+                        return decision.outcomes
+                    try:
+                        repository.commit(head, decision.events, decision.state)
+                    except EventTooLarge:
+                        # One input event's: it is rejected, the others are decided again without it.
+                        position, why = repository.first_too_large(decision.events)
+                        translated = decisions.reject(translated, decision.sources[position], f"not stored: {why}")
+                        continue
+                    except ConcurrentWriteError:
+                        if attempt == _WRITE_ATTEMPTS - 1:
+                            raise
+                        break
+                    repository.realtime[session_id] = (decision.state.version, decision.realtime)
                     return decision.outcomes
-                try:
-                    repository.commit(head, decision.events, decision.state)
-                except EventTooLarge:
-                    # One input event's: it is rejected, the others are decided again without it.
-                    position, why = repository.first_too_large(decision.events)
-                    translated = decisions.reject(translated, decision.sources[position], f"not stored: {why}")
-                    continue
-                repository.realtime[session_id] = (decision.state.version, decision.realtime)
-                return decision.outcomes
+            _pause(attempt)
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def resolve_pending(self, session_id: str, policy: str = "place", *, actor: str | None = None) -> IngestOutcome:
         """Unblock ingestion: ``place`` puts every waiting item in its chain, or
@@ -1048,11 +1059,15 @@ class Transcripts:
                     decision = decide(head, command, clock())
                 if not decision.events:
                     # Nothing to write (a title set to what it is): so only
-                    # if the session is as cached; else decided on it as stored.
-                    fresh = repository.caught_up(session_id) or repository.head(session_id)
-                    if fresh.version == head.version:
+                    # if the session is as cached; else decided on it as
+                    # stored, if it is still this log (an erasure may have
+                    # re-linked it), never on another session under its id.
+                    stored = repository.caught_up(session_id) or repository.relinked(session_id, head)
+                    if stored is None:
+                        raise ConcurrentWriteError(session_id, head.version + 1)
+                    if stored.version == head.version:
                         return decision
-                    head = fresh
+                    head = stored
                     decision = decide(head, command, clock())
                     if not decision.events:
                         return decision

@@ -90,7 +90,7 @@ def _block(entry: Entry, number: int, block: Block, policy: Policy) -> Json | No
     if isinstance(block, ToolUse):
         return {"type": "tool_use", "id": block.id, "name": block.name, "input": arguments_object(block, where, policy)}
     if isinstance(block, Reasoning):
-        if block.signature is None:
+        if not block.signature:  # None, or "" (a stream cut before its signature came)
             # The API refuses a thinking block without the signature its model gave it.
             policy.cannot_hold(where, f"{FORMAT} refuses a thinking block without its signature", "leave it out")
             return None
@@ -193,8 +193,15 @@ def _read_block(raw: object, where: str, role: str) -> Block:
         return _read_image(block, where)
     if kind == "thinking":
         only_fields(block, where, ("type", "thinking", "signature"))
+        signature = text_field(block, "signature", where)
+        if not signature:
+            raise InvalidArgument(
+                f"{where}.signature is empty: a thinking block is sent back with the signature its model gave it "
+                "(a stream cut before the signature came leaves it empty); remove the block first if you accept "
+                "losing it"
+            )
         with building(where):
-            return Reasoning(text=text_field(block, "thinking", where), signature=text_field(block, "signature", where))
+            return Reasoning(text=text_field(block, "thinking", where), signature=signature)
     if kind == "tool_use":
         only_fields(block, where, ("type", "id", "name", "input"), ignored=("cache_control",))
         arguments = arguments_text(as_object(block.get("input"), f"{where}.input"), f"{where}.input")

@@ -62,17 +62,16 @@ class _Buffer:
         self.first_at: dict[str, int] | None = None  # id -> first position, made when first asked
 
     def positions(self) -> dict[str, int]:
-        """Each message id's first position in the buffer (indexed when
-        first asked, then kept as the buffer grows)."""
+        """The first position in the buffer of each id a message carries, as
+        its id or its provider item id (``erase`` takes either), indexed
+        when first asked, then kept as the buffer grows."""
         first_at = self.first_at
         if first_at is None:
             with _LOCK:
                 first_at = self.first_at
                 if first_at is None:
                     first_at = {}
-                    for position, message in enumerate(self.messages):
-                        if message.id is not None:
-                            first_at.setdefault(message.id, position)
+                    _index(first_at, self.messages, 0)
                     self.first_at = first_at
         return first_at
 
@@ -83,6 +82,14 @@ class _Buffer:
             base = self.base = self.base_of.revision_at(len(self.base_of))
             self.base_of = None  # no longer needed: let it be collected
         return base
+
+
+def _index(first_at: dict[str, int], messages: Sequence[Message], start: int) -> None:
+    for position, message in enumerate(messages, start):
+        if message.id is not None:
+            first_at.setdefault(message.id, position)
+        if message.provider_item_id is not None:
+            first_at.setdefault(message.provider_item_id, position)
 
 
 class MessageSeq(Sequence[Message]):
@@ -138,11 +145,8 @@ class MessageSeq(Sequence[Message]):
             if pieces:
                 buffer, stop = pieces[-1]
                 if stop == len(buffer.messages):  # the tip of its buffer: grow in place
-                    first_at = buffer.first_at
-                    if first_at is not None:
-                        for position, message in enumerate(messages, stop):
-                            if message.id is not None:
-                                first_at.setdefault(message.id, position)
+                    if buffer.first_at is not None:
+                        _index(buffer.first_at, messages, stop)
                     buffer.messages.extend(messages)
                     buffer.revisions.extend(known)
                     # The same pieces but the last, longer: ends and length
@@ -189,8 +193,9 @@ class MessageSeq(Sequence[Message]):
         return MessageSeq._of((*head._pieces, (fresh, len(tail))))
 
     def position_of(self, ident: str) -> int | None:
-        """The index of the first message with id ``ident``, or ``None``:
-        a lookup per piece (each buffer is indexed when first asked)."""
+        """The index of the first message with id (or provider item id)
+        ``ident``, or ``None``: a lookup per piece (each buffer is indexed
+        when first asked)."""
         start = 0
         for (buffer, stop), end in zip(self._pieces, self._ends, strict=True):
             position = buffer.positions().get(ident)

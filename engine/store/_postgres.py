@@ -822,6 +822,12 @@ class PostgresRecorder(PostgresApplicationRecorder):
             ident = threading.get_ident()
             self._held[ident] = curs
             try:
+                # The events table's lock first, as every write of the engine
+                # takes it before its transaction has an id (the row lock
+                # gives it one): the feed holds back the positions such a
+                # transaction may still take, and erasures and deletions,
+                # which take the table first too, wait instead of deadlocking.
+                curs.execute(self._lock_for_insert)
                 curs.execute(self._lock_session_row, (session_id,), prepare=True)
                 yield
             finally:
