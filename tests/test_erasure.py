@@ -812,3 +812,35 @@ def test_an_append_decided_before_another_process_deleted_and_created_again_is_s
     with pytest.raises(ConcurrentWriteError):
         here.append(sid, Message.user("meant for the first"))
     assert [m.text for m in elsewhere.get(sid).messages] == ["new one", "and more"]
+
+
+def test_an_id_a_branch_gave_its_own_message_is_not_the_sources_message(stores: StoreFactory) -> None:
+    # Found by an adversarial pass: a fork's own message under an id the
+    # source's later message has (both branches numbering their turns) was
+    # erased with the source's: erase() took every message with the id in
+    # the family. It takes what the erased session shows, and copies of it.
+    store = stores.open()
+    a = store.create(title="chat")
+    store.append(a, Message.user("Plan my trip", id="turn-1"), Message.assistant("Go to Rome", id="turn-2"))
+    store.append(a, Message.user("Cheaper?", id="turn-3"), Message.assistant("Try Porto", id="turn-4"))
+    b = store.fork_at(a, 3)  # retry the last answer
+    store.append(b, Message.assistant("Try Kraków", id="turn-4"))
+    c = store.fork_at(a, 3)
+    store.append(c, Message.assistant("Try Porto", id="turn-4"))  # the same answer again: a copy of a's
+
+    assert store.erase(a, "turn-4") == [a, c]  # the root first, then the forks it reached
+    shown = {
+        sid: [(m.id, m.text, m.erased is not None) for m in stores.open().verify(sid).messages] for sid in (a, b, c)
+    }
+    assert shown[a][-1] == ("turn-4", "", True)
+    assert shown[c][-1] == ("turn-4", "", True)
+    assert shown[b][-1] == ("turn-4", "Try Kraków", False)  # another message: kept
+
+    assert store.erase(b, "turn-4") == [b]  # b's own message only
+    assert stores.open().get(b).messages[-1].erased is not None
+    erased = store.erase(b, "turn-1")  # what b shows of a: erased where it is stored, shown so in forks
+    assert erased[0] == a and sorted(erased) == sorted([a, b, c])
+    for sid in (a, b, c):
+        assert stores.open().verify(sid).messages[0].erased is not None
+    with pytest.raises(InvalidArgument, match="never occur in the history of session"):
+        store.erase(b, "turn-9")

@@ -36,7 +36,7 @@ from engine.decisions.commands import (
     SetTitle,
     UpdateMetadata,
 )
-from engine.decisions.erasure import ErasedLog, Targets, erase_inherited, erase_log, expand
+from engine.decisions.erasure import ErasedLog, Targets, erase_inherited, erase_log, expand, view_of
 from engine.decisions.ingestion import (
     IngestDecision,
     IngestOutcome,
@@ -116,4 +116,5 @@ __all__ = [
     "rewrite_event",
     "spawned",
     "translate",
+    "view_of",
 ]

@@ -23,7 +23,7 @@ from engine.state.events import (
 from engine.state.revisions import Reason
 from engine.state.transcript import Session
 
-__all__ = ["ErasedLog", "Targets", "erase_inherited", "erase_log", "expand"]
+__all__ = ["ErasedLog", "Targets", "View", "erase_inherited", "erase_log", "expand", "in_view", "view_of"]
 
 _replace = msgspec.structs.replace
 # Realtime audit fields that carry content, and what they hold once erased.
@@ -58,6 +58,15 @@ class Targets:
     def hit_copy(self, message: Message) -> bool:
         return self.hit(message) or any(block in self.blocks for block in _encoded_blocks(message))
 
+    def hit_elsewhere(self, message: Message) -> bool:
+        """A hit outside what the erased session shows: a message about the
+        same provider items, or a copy of erased content under its id (a
+        fork's own message that only shares the id is another message)."""
+        item = message.provider_item_id
+        if item is not None and item in self.items:
+            return True
+        return message.id in self.ids and all(block in self.blocks for block in _encoded_blocks(message))
+
     def add(self, message: Message) -> None:
         if message.provider_item_id is not None:
             self.items.add(message.provider_item_id)
@@ -69,32 +78,68 @@ class Targets:
         return getattr(event, "item_id", None) in self.items or getattr(event, "call_id", None) in self.calls
 
 
-def expand(targets: Targets, decoded: dict[str, list[tuple[int, Event]]]) -> set[str]:
-    """The target ids found in the family's logs (as message ids, or as
-    provider item ids of realtime records); grows ``targets`` until every
-    message about the same items or tool calls is in it."""
+#: What an erased session shows: its own log whole (``None``) and each
+#: session it was forked from, up to the version it was forked at.
+View = dict[str, "int | None"]
+
+
+def view_of(session_id: str, decoded: dict[str, list[tuple[int, Event]]]) -> View:
+    """The logs, and how far into each, that ``session_id`` shows."""
+    view: View = {}
+    sid: str | None = session_id
+    upto: int | None = None
+    while sid is not None and sid not in view and sid in decoded:
+        view[sid] = upto
+        first = decoded[sid][0][1] if decoded[sid] else None
+        sid, upto = (first.source, first.source_version) if isinstance(first, SessionForked) else (None, None)
+    return view
+
+
+def in_view(view: View, session_id: str, version: int) -> bool:
+    if session_id not in view:
+        return False
+    upto = view[session_id]
+    return upto is None or version <= upto
+
+
+def expand(targets: Targets, decoded: dict[str, list[tuple[int, Event]]], view: View) -> set[str]:
+    """The target ids found in what the erased session shows (``view``: as
+    message ids, or as provider item ids of realtime records); grows
+    ``targets`` until every message about the same items or tool calls, in
+    the whole family, is in it."""
     seen: set[str] = set()
-    events = [event for logged in decoded.values() for _, event in logged]
-    for event in events:
+    shown = [event for sid, logged in decoded.items() for version, event in logged if in_view(view, sid, version)]
+    for event in shown:
         if isinstance(event, RealtimeRecorded):
             item = getattr(event.event, "item_id", None)
             if item in targets.ids:
                 seen.add(item)
                 targets.items.add(item)
-    messages = list(_messages_of(events))
+    messages = list(_messages_of(shown))
     seen.update(message.id for message in messages if message.id in targets.ids)
     for message in messages:  # named by the provider's item id (an adapter's item, say)
         item = message.provider_item_id
         if item is not None and item in targets.ids:
             seen.add(item)
             targets.items.add(item)
+    for message in messages:  # their content: copies of it elsewhere are erased too
+        if targets.hit(message):
+            targets.add(message)
+    elsewhere = list(
+        _messages_of(
+            event for sid, logged in decoded.items() for version, event in logged if not in_view(view, sid, version)
+        )
+    )
     grown = True
     while grown:  # a message hit by item or call may bring more items and calls
-        before = (len(targets.items), len(targets.calls))
+        before = (len(targets.items), len(targets.calls), len(targets.blocks))
         for message in messages:
             if targets.hit(message):
                 targets.add(message)
-        grown = (len(targets.items), len(targets.calls)) != before
+        for message in elsewhere:
+            if targets.hit_elsewhere(message):
+                targets.add(message)
+        grown = (len(targets.items), len(targets.calls), len(targets.blocks)) != before
     return seen
 
 
@@ -114,13 +159,15 @@ def erase_log(
     why: Reason,
     actor: str | None,
     now: datetime,
+    view: View,
 ) -> ErasedLog | None:
     """The erasure of ``targets`` from one session's log (``None`` if the log
-    holds none of their content)."""
+    holds none of their content): by id in what the erased session shows
+    (``view``), elsewhere only copies of the erased content."""
     replaced: list[tuple[int, Event]] = []
     erased: dict[tuple[str, str], None] = {}  # (id, digest) pairs, in order: two messages may share an id
     for version, event in decoded:
-        cleaned = _erased_event(event, targets, erased)
+        cleaned = _erased_event(event, targets, erased, in_view(view, head.id, version))
         if cleaned is not event:
             replaced.append((version, cleaned))
     if not replaced:
@@ -182,12 +229,14 @@ def _messages_of(events: Iterable[Event]) -> Iterable[Message]:
             yield event.replacement
 
 
-def _erased_event(event: Event, targets: Targets, erased: dict[tuple[str, str], None]) -> Event:
+def _erased_event(event: Event, targets: Targets, erased: dict[tuple[str, str], None], shown: bool) -> Event:
     """``event`` with the targets' content removed, or ``event`` itself if it
-    holds none. Records each erased message's id and digest in ``erased``."""
+    holds none (``shown``: the event is in what the erased session shows).
+    Records each erased message's id and digest in ``erased``."""
 
     def cleaned(message: Message, copies: bool = False) -> Message:
-        if message.erased is not None or not (targets.hit_copy(message) if copies else targets.hit(message)):
+        hit = targets.hit_copy if copies else targets.hit if shown else targets.hit_elsewhere
+        if message.erased is not None or not hit(message):
             return message
         placeholder = message.erasure()
         assert placeholder.erased is not None

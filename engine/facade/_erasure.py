@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from engine.decisions import Targets, check_actor, clock, erase_inherited, erase_log, expand
+from engine.decisions import Targets, check_actor, clock, erase_inherited, erase_log, expand, view_of
 from engine.errors import (
     ConcurrentWriteError,
     InvalidArgument,
@@ -93,7 +93,8 @@ def _erase_once(
         family = _family(repository, head.lineage.root)
         logs = {sid: repository.log(sid) for sid in family}
         decoded = {sid: decode_events(sid, logs[sid][1]) for sid in family}
-        seen = expand(targets, decoded)
+        view = view_of(session_id, decoded)  # what the session shows: ids are looked up there
+        seen = expand(targets, decoded, view)
         missing = sorted(targets.ids - seen)
         if missing:
             raise InvalidArgument(
@@ -102,7 +103,7 @@ def _erase_once(
             )
         now = clock()
         found = {
-            sid: erase_log(repository.head(sid), decoded[sid], logs[sid][0].head, targets, why, actor, now)
+            sid: erase_log(repository.head(sid), decoded[sid], logs[sid][0].head, targets, why, actor, now, view)
             for sid in family
         }
         digests = {
