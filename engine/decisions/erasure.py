@@ -122,16 +122,13 @@ def expand(targets: Targets, decoded: dict[str, list[tuple[int, Event]]], view: 
         if item is not None and item in targets.ids:
             seen.add(item)
             targets.items.add(item)
-    for message in messages:  # their content: copies of it elsewhere are erased too
-        if targets.hit(message):
-            targets.add(message)
     elsewhere = list(
         _messages_of(
             event for sid, logged in decoded.items() for version, event in logged if not in_view(view, sid, version)
         )
     )
     grown = True
-    while grown:  # a message hit by item or call may bring more items and calls
+    while grown:  # a message hit may bring more items, calls and content (whose copies elsewhere are hit)
         before = (len(targets.items), len(targets.calls), len(targets.blocks))
         for message in messages:
             if targets.hit(message):

@@ -332,12 +332,12 @@ class Transcripts:
         not a fork: it starts empty, with ``header`` fields if given
         (``model=...``, ``agent=...``). Its first event names its parent, the
         family's root and its spawn depth; the parent records the child
-        (``ChildSpawned``) just before, so both appear in ``history()``. A
-        Other writers of the parent are raced four times, then waited
-        for (as by an append); a ``ConcurrentWriteError`` means nothing was
-        written. If the child's own write fails
-        after the parent's record, the error is raised and :meth:`children`
-        leaves out the child the record names."""
+        (``ChildSpawned``) just before, so both appear in ``history()``.
+        Other writers of the parent are raced four times, then waited for
+        (as by an append); a ``ConcurrentWriteError`` means nothing was
+        written. If the child's own write fails after the parent's record,
+        the error is raised and :meth:`children` leaves out the child the
+        record names."""
         command = SpawnChild.of(
             task=task, name=name, title=title, metadata=metadata, header=header, actor=actor, child_id=session_id
         )

@@ -637,10 +637,11 @@ class SQLiteRecorder:
     @contextlib.contextmanager
     def holding_writes(self, session_id: str) -> Iterator[None]:
         """The database's write lock (whatever ``session_id``), from the
-        start of the block to its one write (see ``Backend.writing_alone``): ``BEGIN IMMEDIATE`` on the
-        writer connection, in this thread's turn on it. The write runs in
-        that transaction and commits it; without one, the block's end rolls
-        it back. Waited for ``lock_timeout`` at most, as any write."""
+        start of the block to its one write (see ``Backend.writing_alone``):
+        ``BEGIN IMMEDIATE`` on the writer connection, in this thread's turn
+        on it. The write runs in that transaction and commits it; without
+        one, the block's end rolls it back. Waited for ``lock_timeout`` at
+        most, as any write."""
         limit = self.datastore.pool.lock_timeout or 5
         if not self._writer_lock.acquire(timeout=limit):
             raise sqlite3.OperationalError(
