@@ -6,6 +6,7 @@ non-zero exit code for bad input."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 import xml.etree.ElementTree as ElementTree
@@ -599,3 +600,29 @@ def test_tables_align_wide_characters_and_show_json_has_the_header(tmp_path: Pat
     assert [columns_before(line, "started") for line in lines[1:]] == [columns_before(lines[0], "status")] * 2
     header = json.loads(runner.invoke(cli, ["show", path, "a", "--format", "json"]).output)["header"]
     assert (header["model"], header["tags"], header["status"]) == ("gpt-5", ["rail"], "started")
+
+
+def test_verify_reports_as_json_for_scripts(tmp_path: Path) -> None:
+    # Asked for by a newcomer pass: verify had no --json.
+    path = str(tmp_path / "s.db")
+    with Transcripts.open(path) as store:
+        store.create(session_id="a")
+        store.append("a", Message.user("hi"))
+        store.create(session_id="b")
+    runner = CliRunner()
+    healthy = runner.invoke(cli, ["verify", path, "--all", "--json"])
+    assert healthy.exit_code == 0, healthy.output
+    document = json.loads(healthy.output)
+    assert document["ok"] is True
+    sessions = {entry["id"]: entry for entry in document["results"] if entry["check"] == "session"}
+    assert (sessions["a"]["status"], sessions["a"]["version"], sessions["a"]["messages"]) == ("ok", 2, 1)
+    assert [entry["check"] for entry in document["results"] if entry["check"] != "session"] == ["feed", "snapshots"]
+    with sqlite3.connect(path) as db:  # the message's bytes altered behind the engine's back
+        db.execute("UPDATE transcripts_log SET state = replace(state, X'6869', X'686f') WHERE version = 2")
+    db.close()
+    damaged = runner.invoke(cli, ["verify", path, "a", "--json"])
+    assert damaged.exit_code == 1
+    document = json.loads(damaged.stdout)
+    assert document["ok"] is False
+    [entry] = document["results"]
+    assert (entry["id"], entry["status"], entry["error"]) == ("a", "fail", "CorruptStore")

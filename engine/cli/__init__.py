@@ -369,13 +369,26 @@ def tree(store: str, prefix: str, session_id: str, as_json: bool) -> None:
 @_store_argument
 @click.argument("session_ids", metavar="[SID]...", nargs=-1)
 @click.option("--all", "every", is_flag=True, help="Verify every session in the store.")
-def verify(store: str, prefix: str, session_ids: tuple[str, ...], every: bool) -> None:
+@_json_option
+def verify(store: str, prefix: str, session_ids: tuple[str, ...], every: bool, as_json: bool) -> None:
     """Audit sessions: replay each from scratch and check every hash."""
     if not session_ids and not every:
         raise click.UsageError("name sessions to verify, or pass --all")
     if session_ids and every:
         raise click.UsageError("name sessions to verify or pass --all, not both")
     failures, store_failed = 0, []
+    results: list[dict[str, Any]] = []
+
+    def report(status: str, check: str, line: str, **fields: Any) -> None:
+        """One result: a line for a person, or an entry of the JSON document."""
+        results.append({"check": check, "status": status, **fields})
+        if not as_json:
+            click.echo(_colour(_one_line(line), "red") if status == "fail" else line)
+
+    def failed(check: str, subject: str, exc: BaseException, **fields: Any) -> None:
+        error = {"error": type(exc).__name__, "message": str(exc)}
+        report("fail", check, f"FAIL {subject}: {type(exc).__name__}: {exc}", **fields, **error)
+
     with _opened(store, prefix) as opened:
         targets = [_verified_id(opened, sid) for sid in session_ids]
         if every:
@@ -383,22 +396,24 @@ def verify(store: str, prefix: str, session_ids: tuple[str, ...], every: bool) -
                 targets = [info.id for info in opened.sessions()]
             except EngineError as exc:  # a damaged listing row: the audit goes on from the log itself
                 store_failed.append("the listing")
-                click.echo(_colour(_one_line(f"FAIL the listing: {type(exc).__name__}: {exc}"), "red"))
+                failed("listing", "the listing", exc)
                 targets = _logged_sessions(opened)
         for sid in targets:
             try:
                 state = opened.verify(sid)
             except SessionNotFound as exc:
                 if every:  # listed when the listing was read, deleted since: not damage
-                    click.echo(f"gone {_shown(sid)}  deleted since the listing was read")
+                    report("gone", "session", f"gone {_shown(sid)}  deleted since the listing was read", id=sid)
                     continue
                 failures += 1
-                click.echo(_colour(_one_line(f"FAIL {sid}: {type(exc).__name__}: {exc}"), "red"))
+                failed("session", sid, exc, id=sid)
             except EngineError as exc:
                 failures += 1
-                click.echo(_colour(_one_line(f"FAIL {sid}: {type(exc).__name__}: {exc}"), "red"))
+                failed("session", sid, exc, id=sid)
             else:
-                click.echo(f"ok   {_shown(sid)}  version {state.version}, {_count(len(state.messages), 'message')}")
+                count = len(state.messages)
+                line = f"ok   {_shown(sid)}  version {state.version}, {_count(count, 'message')}"
+                report("ok", "session", line, id=sid, version=state.version, messages=count)
         if every:
             # What no listed session's check reads: events whose listing row
             # is gone, or that no write of the engine makes.
@@ -406,26 +421,29 @@ def verify(store: str, prefix: str, session_ids: tuple[str, ...], every: bool) -
                 events = _feed_length(opened)
             except EngineError as exc:
                 store_failed.append("the feed")
-                click.echo(_colour(_one_line(f"FAIL the feed: {type(exc).__name__}: {exc}"), "red"))
+                failed("feed", "the feed", exc)
             else:
-                click.echo(f"ok   the feed  {_count(events, 'event')}")
+                report("ok", "feed", f"ok   the feed  {_count(events, 'event')}", events=events)
             # Snapshots no listed session's check reads.
             try:
                 unlisted = opened.unlisted_snapshots()
             except EngineError as exc:
-                problem: str | None = f"{type(exc).__name__}: {exc}"
-            else:
-                named = ", ".join(repr(session_id) for session_id in unlisted[:5])
-                more = f" and {len(unlisted) - 5} more" if len(unlisted) > 5 else ""
-                problem = f"the store holds snapshots of sessions it does not list: {named}{more}" if unlisted else None
-            if problem is None:
-                click.echo("ok   the snapshots  none of a session the store does not list")
-            else:
                 store_failed.append("the snapshots")
-                click.echo(_colour(_one_line(f"FAIL the snapshots: {problem}"), "red"))
+                failed("snapshots", "the snapshots", exc)
+            else:
+                if unlisted:
+                    named = ", ".join(repr(session_id) for session_id in unlisted[:5])
+                    more = f" and {len(unlisted) - 5} more" if len(unlisted) > 5 else ""
+                    problem = f"the store holds snapshots of sessions it does not list: {named}{more}"
+                    store_failed.append("the snapshots")
+                    report("fail", "snapshots", f"FAIL the snapshots: {problem}", message=problem, sessions=unlisted)
+                else:
+                    report("ok", "snapshots", "ok   the snapshots  none of a session the store does not list")
+    if as_json:
+        click.echo(_json_text({"ok": not failures and not store_failed, "results": results}))
     if failures or store_failed:
-        failed = [f"{failures} of {_count(len(targets), 'session')}"] * bool(failures) + store_failed
-        listed = ", ".join(failed[:-1]) + " and " + failed[-1] if len(failed) > 1 else failed[0]
+        failed_parts = [f"{failures} of {_count(len(targets), 'session')}"] * bool(failures) + store_failed
+        listed = ", ".join(failed_parts[:-1]) + " and " + failed_parts[-1] if len(failed_parts) > 1 else failed_parts[0]
         raise click.ClickException(f"failed verification: {listed}")
 
 
