@@ -844,3 +844,28 @@ def test_an_id_a_branch_gave_its_own_message_is_not_the_sources_message(stores: 
         assert stores.open().verify(sid).messages[0].erased is not None
     with pytest.raises(InvalidArgument, match="never occur in the history of session"):
         store.erase(b, "turn-9")
+
+
+def test_a_fork_that_continued_an_erased_message_under_its_id_loses_that_content_too(stores: StoreFactory) -> None:
+    # Found by an adversarial pass: a fork that added a result to the
+    # source's tool_results message (add_tool_results keeps its id), or
+    # rewrote it keeping a block, still showed the erased content.
+    store = stores.open()
+    a = store.create()
+    store.append(a, Message.user("q"), Message.assistant(ToolUse(id="c1", name="f"), ToolUse(id="c2", name="g")))
+    store.add_tool_results(a, ToolResult.of("c1", "SECRET-ONE"))
+    results_id = store.get(a).messages[-1].id
+    b = store.fork(a)
+    store.add_tool_results(b, ToolResult.of("c2", "b-answer"))  # b's own copy of the message, continued
+    c = store.create()
+    store.append(c, Message.user("hi"), Message.assistant("SECRET-TWO", "tail", id="m2"))
+    d = store.fork(c)
+    store.rewrite(d, 1, 2, [Message.assistant("SECRET-TWO", "changed", id="m2")])  # keeps an erased block
+
+    assert store.erase(a, results_id) == [a, b]
+    assert store.erase(c, "m2") == [c, d]
+    reopened = stores.open()
+    for sid, erased_text in ((a, "SECRET-ONE"), (b, "SECRET-ONE"), (c, "SECRET-TWO"), (d, "SECRET-TWO")):
+        head = reopened.verify(sid)
+        for version in range(1, head.version + 1):
+            assert erased_text not in repr(reopened.get(sid, at=version).messages)

@@ -60,12 +60,14 @@ class Targets:
 
     def hit_elsewhere(self, message: Message) -> bool:
         """A hit outside what the erased session shows: a message about the
-        same provider items, or a copy of erased content under its id (a
-        fork's own message that only shares the id is another message)."""
+        same provider items, or one under its id that holds any of the
+        erased content (a copy, or a continuation such as a tool_results
+        message a fork added results to); a fork's own message that only
+        shares the id is another message."""
         item = message.provider_item_id
         if item is not None and item in self.items:
             return True
-        return message.id in self.ids and all(block in self.blocks for block in _encoded_blocks(message))
+        return message.id in self.ids and any(block in self.blocks for block in _encoded_blocks(message))
 
     def add(self, message: Message) -> None:
         if message.provider_item_id is not None:

@@ -238,6 +238,13 @@ def sessions(
         # Where it was listed, whether or not it is still there (deleted since).
         rows = [row for row in beyond((when.astimezone(UTC).isoformat(), ident)) if row.session_id != ident]
     elif after is not None:
+        if order != "created":
+            # A write moves a session in this order: its id cannot say where
+            # the page listed it, which its SessionInfo's time does.
+            raise InvalidArgument(
+                f"after= with order={order!r} is the last SessionInfo of the previous page, not its id: a write "
+                "since moves the session, and the page after its new place would skip or repeat others"
+            )
         found = next((index for index, row in enumerate(rows) if row.session_id == after), None)
         if found is None:
             last = backend.session_row(after)
