@@ -206,8 +206,8 @@ def sessions(
     the same transaction as each write, so it is never stale): those whose
     title holds ``title`` (case-insensitive) and whose listing summary
     matches ``wanted`` (filtered by the database where it can); after the
-    session ``after`` (the last one of the previous page, or its id); at
-    most ``limit``."""
+    session ``after`` (the last one of the previous page, or, in the order
+    of creation, its id); at most ``limit``."""
     if title is not None and not isinstance(title, str):
         raise InvalidArgument(f"title= is text to look for in titles, got {shown(title)}")
     if after is not None and type(after) not in (str, SessionInfo):

@@ -895,9 +895,10 @@ class Transcripts:
         header has that ``status``, every one of ``tags``, that ``pinned``
         and ``owner``, and that were spawned by ``parent``; paged with
         ``limit`` and ``after``: the last session of the previous page (which
-        pages on even if it was deleted since), or its id (while it exists).
-        The filters run in the database, on a summary each write keeps in
-        the listing row."""
+        pages on even if it was deleted since), or its id (while it exists;
+        in the order of creation only, as a write moves a session in the
+        other). The filters run in the database, on a summary each write
+        keeps in the listing row."""
         header: dict[str, Any] = {}
         if status is not None:
             header["status"] = status
