@@ -4,9 +4,11 @@ later. Needs ``ENGINE_TEST_POSTGRES_DSN`` (CI sets it)."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -702,6 +704,31 @@ def test_a_store_left_open_at_exit_prints_nothing(kind: str, prefix: str, tmp_pa
     assert done.stderr == ""
 
 
+@contextlib.contextmanager
+def _losing_four_races(
+    writer: Transcripts, lose: Callable[[int], object], held: Callable[[], None]
+) -> Iterator[list[int]]:
+    """``writer``'s commits in the block, each after another writer's: ``lose(n)``
+    commits first on tries 1 to 4, ``held()`` runs on the fifth, which holds
+    the session. Yields the count of tries."""
+    repository = writer._repository  # type: ignore[attr-defined]
+    commit, tries = repository.commit, [0]
+
+    def after_another(*args: Any) -> Any:
+        tries[0] += 1
+        if tries[0] <= 4:
+            lose(tries[0])
+        else:
+            held()
+        return commit(*args)
+
+    repository.commit = after_another
+    try:
+        yield tries
+    finally:
+        repository.commit = commit
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_an_append_on_the_held_last_try_is_never_skipped_by_the_feed(kind: str, prefix: str) -> None:
     # Found by an adversarial pass: the held last try took its transaction id
@@ -714,26 +741,18 @@ def test_an_append_on_the_held_last_try_is_never_skipped_by_the_feed(kind: str, 
         winner.get(racing)
         elsewhere = other.create(title="elsewhere")
         position = max([0, *(entry.position for entry in reader.feed(after=0, limit=1000))])
-        repository, tries = writer._repository, [0]  # type: ignore[attr-defined]
-        commit = repository.commit
 
-        def losing_four_times(*args: Any) -> Any:
+        def meanwhile() -> None:  # the held try: another session is written and the feed read
             nonlocal position
-            tries[0] += 1
-            if tries[0] <= 4:
-                winner.append(racing, Message.user(f"winner {tries[0]}"))  # another process commits first
-            else:  # the held try: another session is written and the feed read meanwhile
-                other.append(elsewhere, Message.user("other session"))
-                page = reader.feed(after=position, limit=1000)
-                position = page[-1].position if page else position
-            return commit(*args)
+            other.append(elsewhere, Message.user("other session"))
+            page = reader.feed(after=position, limit=1000)
+            position = page[-1].position if page else position
 
-        repository.commit = losing_four_times
-        try:
+        with _losing_four_races(
+            writer, lambda n: winner.append(racing, Message.user(f"winner {n}")), meanwhile
+        ) as tries:
             writer.append(racing, Message.user("held append"))
-        finally:
-            repository.commit = commit
-        assert tries[0] == 5
+        assert tries == [5]
         later = reader.feed(after=position, limit=1000)
         assert (racing, 7) in [(entry.session_id, entry.version) for entry in later]  # not skipped
         everything = reader.feed(after=0, limit=1000)
@@ -756,8 +775,6 @@ def test_the_held_last_try_and_an_erasure_of_the_session_wait_for_each_other(kin
         writer.append(racing, Message.user("to erase", id="m-first"))
         winner.get(racing)
         eraser.get(racing)
-        repository, tries = writer._repository, [0]  # type: ignore[attr-defined]
-        commit = repository.commit
         outcome: dict[str, Any] = {}
 
         def erase() -> None:
@@ -766,21 +783,16 @@ def test_the_held_last_try_and_an_erasure_of_the_session_wait_for_each_other(kin
             except EngineError as exc:
                 outcome["erased"] = exc
 
-        def losing_four_times(*args: Any) -> Any:
-            tries[0] += 1
-            if tries[0] <= 4:
-                winner.append(racing, Message.user(f"winner {tries[0]}"))
-            else:  # the held try: an erasure of the session starts meanwhile
-                outcome["thread"] = threading.Thread(target=erase)
-                outcome["thread"].start()
-                time.sleep(0.5)  # it asks for the events table while the held try has a share of it
-            return commit(*args)
+        def meanwhile() -> None:  # the held try: an erasure of the session starts
+            outcome["thread"] = threading.Thread(target=erase)
+            outcome["thread"].start()
+            time.sleep(0.5)  # it asks for the events table while the held try has a share of it
 
-        repository.commit = losing_four_times
-        try:
+        with _losing_four_races(
+            writer, lambda n: winner.append(racing, Message.user(f"winner {n}")), meanwhile
+        ) as tries:
             writer.append(racing, Message.user("held append"))
-        finally:
-            repository.commit = commit
+        assert tries == [5]
         outcome["thread"].join(30)
         assert outcome["erased"] == [racing]
         texts = [(m.text, m.erased is not None) for m in _open(prefix).verify(racing).messages]

@@ -761,8 +761,9 @@ class PostgresRecorder(PostgresApplicationRecorder):
         changes = (*row[1:2], *row[3:], row.session_id, previous_head, previous_head)
         if self._held:
             held = self._held.pop(threading.get_ident(), None)
-            if held is not None:
-                self._insert_held(held, session_id, records, row, snapshot, changes, source_head)
+            if held is not None:  # the one write of a holding_writes block, in its transaction
+                with self._committing(held):
+                    self._insert_in(held, session_id, records, row, snapshot, changes, source_head)
                 return
         if first.version != 1 and snapshot is None:
             self._append_alone_on_writer(session_id, records, changes)
@@ -834,20 +835,13 @@ class PostgresRecorder(PostgresApplicationRecorder):
                 if self._held.pop(ident, None) is curs and not conn.broken:  # no write ended the transaction
                     curs.execute("ROLLBACK")
 
-    def _insert_held(
-        self,
-        curs: Any,
-        session_id: str,
-        records: Sequence[Record],
-        row: SessionRow,
-        snapshot: StoredSnapshot | None,
-        changes: tuple[Any, ...],
-        source_head: str | None,
-    ) -> None:
-        """The one write of a ``holding_writes`` block, in its transaction."""
+    @contextlib.contextmanager
+    def _committing(self, curs: Any) -> Iterator[None]:
+        """Commit the transaction of ``curs`` after the block, or roll it
+        back if the block raised (a lost connection: the outcome is unknown)."""
         try:
             with self._placing():
-                self._insert_in(curs, session_id, records, row, snapshot, changes, source_head)
+                yield
                 curs.execute("COMMIT")
         except BaseException as exc:
             if curs.connection.broken:

@@ -67,6 +67,17 @@ _SYNCHRONOUS: tuple[str, ...] = ("full", "normal", "off")
 _SHORT_WAIT = 0.005
 
 
+def _committed(execute: Execute, apply: Callable[[Execute], None]) -> None:
+    """``apply(execute)`` in the open transaction, then commit it (or roll
+    it back if it raised)."""
+    try:
+        apply(execute)
+        execute("COMMIT")
+    except BaseException:
+        execute("ROLLBACK")
+        raise
+
+
 def _finish(what: str) -> str:
     """What finishes an erasure's or a deletion's removal of the old bytes."""
     return "call again to finish removing them" if what == "erasure" else "the next erase or delete removes them"
@@ -605,14 +616,8 @@ class SQLiteRecorder:
             return
         limit = self.datastore.pool.lock_timeout or 5
         started = time.monotonic()
-        if not self._writer_lock.acquire(timeout=limit):
-            raise sqlite3.OperationalError(
-                f"database is locked: other threads of this process kept writing for lock_timeout ({limit} s)"
-            )
+        execute = self._turn(limit).execute
         try:
-            if self._writer is None:
-                self._writer = self.datastore.pool.connect()
-            execute = self._writer.execute
             waited = time.monotonic() - started
             if waited > _SHORT_WAIT:  # what is left of lock_timeout for the database's lock
                 execute(f"PRAGMA busy_timeout={max(1, round((limit - waited) * 1000))}")
@@ -620,12 +625,7 @@ class SQLiteRecorder:
                 execute("PRAGMA secure_delete=ON")
             try:
                 execute("BEGIN IMMEDIATE")
-                try:
-                    apply(execute)
-                    execute("COMMIT")
-                except BaseException:
-                    execute("ROLLBACK")
-                    raise
+                _committed(execute, apply)
             finally:
                 if erasing:
                     execute("PRAGMA secure_delete=OFF")
@@ -642,15 +642,8 @@ class SQLiteRecorder:
         on it. The write runs in that transaction and commits it; without
         one, the block's end rolls it back. Waited for ``lock_timeout`` at
         most, as any write."""
-        limit = self.datastore.pool.lock_timeout or 5
-        if not self._writer_lock.acquire(timeout=limit):
-            raise sqlite3.OperationalError(
-                f"database is locked: other threads of this process kept writing for lock_timeout ({limit} s)"
-            )
+        writer = self._turn(self.datastore.pool.lock_timeout or 5)
         try:
-            if self._writer is None:
-                self._writer = self.datastore.pool.connect()
-            writer = self._writer
             writer.execute("BEGIN IMMEDIATE")
             self._held_by = threading.get_ident()
             try:
@@ -666,13 +659,22 @@ class SQLiteRecorder:
         """The one write of a ``holding_writes`` block, in its transaction."""
         self._held_by = None
         assert self._writer is not None
-        execute = self._writer.execute
+        _committed(self._writer.execute, apply)
+
+    def _turn(self, limit: float) -> sqlite3.Connection:
+        """This thread's turn on the writer connection, waited for ``limit``
+        seconds at most; the caller releases ``_writer_lock``."""
+        if not self._writer_lock.acquire(timeout=limit):
+            raise sqlite3.OperationalError(
+                f"database is locked: other threads of this process kept writing for lock_timeout ({limit} s)"
+            )
         try:
-            apply(execute)
-            execute("COMMIT")
+            if self._writer is None:
+                self._writer = self.datastore.pool.connect()
         except BaseException:
-            execute("ROLLBACK")
+            self._writer_lock.release()
             raise
+        return self._writer
 
     def _checkpoint(self, what: str) -> None:
         """After an erasure or a deletion (``what``): rebuild the file, then
