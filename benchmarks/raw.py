@@ -29,7 +29,7 @@ from engine.state.revisions import EMPTY_REVISION_BYTES, chain_each, format_revi
 from engine.state.transcript import KnownAppend
 from engine.store import Chain, Record, SessionRow, decode_for_load, encode_event, extended
 from engine.store._chain import seal_of
-from engine.store._packed import TEXT_APPEND_TOPIC
+from engine.store._packed import REVISION_ID_TEXT_APPEND_TOPIC
 
 __all__ = [
     "EVENTS_TABLE",
@@ -61,7 +61,7 @@ def log_rows(rows: Sequence[EventRow]) -> list[LogRow]:
     """The rows with integer keys and codes, as the engine's log keeps them:
     the session key 1 and the commonest type (one text message) code 1,
     which SQLite stores in no bytes; other types 2, 3, ..."""
-    codes = {TEXT_APPEND_TOPIC: 1}
+    codes = {REVISION_ID_TEXT_APPEND_TOPIC: 1}
     keys: dict[str, int] = {}
     out = []
     for session_id, version, topic, state in rows:

@@ -503,7 +503,7 @@ def test_looking_at_a_store_whose_type_names_were_deleted_writes_nothing(tmp_pat
     path = tmp_path / "store.db"
     _one_message_store(path, "hello")
     with sqlite3.connect(path) as connection:
-        connection.execute("DELETE FROM transcripts_kinds WHERE topic = 'MessagesAppended.v1.text'")
+        connection.execute("DELETE FROM transcripts_kinds WHERE topic = 'MessagesAppended.v1.text-revid'")
         before = connection.execute("SELECT code, topic FROM transcripts_kinds ORDER BY code").fetchall()
     result = CliRunner().invoke(cli, ["sessions", str(path)])
     assert result.exit_code == 1 and "CorruptStore" in result.output and "type codes [1]" in result.output, (

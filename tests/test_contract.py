@@ -5,6 +5,7 @@ PostgreSQL, through ``Transcripts`` and through its async twin
 from __future__ import annotations
 
 import contextlib
+import re
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -66,6 +67,57 @@ def test_message_ids_are_kept_or_assigned(store: Transcripts) -> None:
     first, second = store.get(sid).messages
     assert first.id == "mine"
     assert second.id and second.id.startswith("msg_")
+
+
+def _named(*reached: Message) -> str:
+    """The id the store gives the last of ``reached`` appended after the others."""
+    return "msg_" + revision_of(list(reached)).removeprefix("sha256:")[:20]
+
+
+def test_appended_messages_are_named_after_the_revision_each_reached(store: Transcripts) -> None:
+    one, two, three = Message.user("a"), Message.assistant("b"), Message.user("c")
+    sid = store.create()
+    store.append(sid, one, two)
+    store.append(sid, three)
+    named = [_named(one), _named(one, two), _named(one, two, three)]
+    assert [message.id for message in store.get(sid).messages] == named
+    replay = store.create()  # the same appends give the same ids
+    store.append(replay, one, two)
+    store.append(replay, three)
+    assert [message.id for message in store.get(replay).messages] == named
+
+
+def test_an_id_the_session_or_the_call_holds_is_not_given_again(stores: StoreFactory) -> None:
+    store = stores.open()
+    x, y = Message.user("x"), Message.assistant("y")
+    taken = _named(x, y)
+    chosen = store.create()  # a caller chose it for another message of the call
+    store.append(chosen, Message.user("x", id=taken), y)
+    # held by the session when a rewrite took it back to an earlier state
+    returned = store.create()
+    store.append(returned, x, y)
+    store.rewrite(returned, 0, 2, [Message.user("x", id=taken)])
+    store.append(returned, y)  # reaches the revision of [x, y] again
+    for sid in (chosen, returned):
+        for reader in (store, stores.open()):
+            first, second = reader.get(sid).messages
+            assert first.id == taken
+            assert second.id != taken and re.fullmatch(r"msg_[0-9a-f]{20}", second.id or "")
+        with pytest.raises(InvalidMessage, match="already has the id"):
+            store.append(sid, Message.user("z", id=second.id))
+
+
+def test_an_append_decided_again_is_named_after_the_revision_it_reached(stores: StoreFactory) -> None:
+    first = stores.open()
+    sid = first.create()
+    first.append(sid, Message.user("a"))
+    second = stores.open()
+    second.get(sid)  # its cache: one message
+    first.append(sid, Message.assistant("b"))
+    second.append(sid, Message.user("c"))  # decided on the cached head, then again on the new one
+    messages = stores.open().get(sid).messages
+    assert [message.text for message in messages] == ["a", "b", "c"]
+    assert messages[2].id == _named(Message.user("a"), Message.assistant("b"), Message.user("c"))
 
 
 def test_title_metadata_usage_commands(store: Transcripts) -> None:

@@ -1,7 +1,9 @@
 """The golden stores, each written once (tests/golden/make_golden.py) and
 loaded by every later version: store-v0.1.db by 0.1 (eventsourcing's events
 table, JSON events), store-v0.2.db with the packed log, store-v0.3.db with
-one-text-message appends in their own form and snapshots as digests. If these tests fail,
+one-text-message appends in their own form and snapshots as digests,
+store-v0.4.db with appended messages named after their revisions (the text
+form keeps no id). If these tests fail,
 a change broke old stores: add an upcaster instead of editing the files."""
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from engine.state.revisions import format_revision, revision_of
 from tests.conftest import StoreFactory
 
 FOLDER = Path(__file__).parent / "golden"
-STORES = ["store-v0.1.db", "store-v0.2.db", "store-v0.3.db"]
+STORES = ["store-v0.1.db", "store-v0.2.db", "store-v0.3.db", "store-v0.4.db"]
 
 
 def _copy(tmp_path: Path, name: str = "store-v0.1.db") -> str:
@@ -43,10 +45,25 @@ def test_the_packed_golden_stores_hold_the_same_sessions_but_for_message_ids() -
         return wanted
 
     assert without_ids("store-v0.3.db") == without_ids("store-v0.2.db")
-    with sqlite3.connect(f"file:{FOLDER / 'store-v0.3.db'}?immutable=1", uri=True) as db:  # never written
-        topics = {topic for (topic,) in db.execute("SELECT DISTINCT topic FROM transcripts_events")}
-    db.close()
-    assert {"MessagesAppended.v1.text", "MessagesAppended.v1.packed"} <= topics
+    assert without_ids("store-v0.4.db") == without_ids("store-v0.3.db")
+    text_forms = {"store-v0.3.db": "MessagesAppended.v1.text", "store-v0.4.db": "MessagesAppended.v1.text-revid"}
+    for name, text_form in text_forms.items():
+        with sqlite3.connect(f"file:{FOLDER / name}?immutable=1", uri=True) as db:  # never written
+            topics = {topic for (topic,) in db.execute("SELECT DISTINCT topic FROM transcripts_events")}
+        db.close()
+        assert {text_form, "MessagesAppended.v1.packed"} <= topics
+
+
+def test_messages_appended_since_0_4_are_named_after_their_revisions() -> None:
+    # golden-2 is one append of one message: its id is the first 20 hex
+    # digits of the revision of that message alone.
+    wanted = json.loads((FOLDER / "store-v0.4.expected.json").read_text())
+    [message] = wanted["golden-2"]["messages"]
+    reached = revision_of([Message.user("second session")])
+    assert message["id"] == "msg_" + reached.removeprefix("sha256:")[:20]
+    # 0.3 gave the same message a random id: it still reads as it was stored.
+    [earlier] = json.loads((FOLDER / "store-v0.3.expected.json").read_text())["golden-2"]["messages"]
+    assert earlier["id"] != message["id"]
 
 
 @pytest.mark.parametrize("name", STORES)

@@ -24,6 +24,7 @@ from engine.store._packed import (
     PACKED_APPEND_TOPIC,
     PACKED_EVENT_FIELDS,
     PACKED_MESSAGE_FIELDS,
+    REVISION_ID_TEXT_APPEND_TOPIC,
     TEXT_APPEND_TOPIC,
     pack_append,
     pack_text_append,
@@ -33,6 +34,7 @@ from engine.testing.strategies import messages, texts, tool_exchanges
 GOLDEN = Path(__file__).parent / "golden" / "store-v0.1.db"
 AT = datetime(2026, 11, 29, 18, 20, 27, 81403, tzinfo=UTC)
 REVISION = "sha256:" + "5b542e32c55b6641d904888fcdc3b5849b17cbcf7ba6ad3476b0bbd36c68016e"
+REVISION_ID = "msg_5b542e32c55b6641d904"  # the id the engine gives the message that reached REVISION
 
 
 def _round_trip(event: MessagesAppended) -> MessagesAppended:
@@ -57,6 +59,7 @@ def test_the_packed_form_names_every_field_of_the_event_and_of_a_message() -> No
 
 ids = st.one_of(
     st.none(),
+    st.just(REVISION_ID),
     st.from_regex(r"msg_[0-9a-f]{20}", fullmatch=True),
     st.from_regex(r"msg_[0-9A-F]{20}", fullmatch=True),  # not the engine's (upper case): kept as text
     st.from_regex(r"msg_[0-9a-f]{19,21}", fullmatch=True),
@@ -91,7 +94,10 @@ def test_every_appended_message_round_trips_exactly(
         and re.fullmatch(r"msg_[0-9a-f]{20}", built[0].id or "") is not None
         and (built[0].provider_item_id, built[0].incomplete, built[0].provider_data) == (None, False, None)
     )
-    assert encode_event(event)[0] == (TEXT_APPEND_TOPIC if plain_text else PACKED_APPEND_TOPIC)
+    expected = PACKED_APPEND_TOPIC
+    if plain_text:
+        expected = REVISION_ID_TEXT_APPEND_TOPIC if built[0].id == REVISION_ID else TEXT_APPEND_TOPIC
+    assert encode_event(event)[0] == expected
     _same(_round_trip(event), event)
 
 
@@ -148,15 +154,25 @@ def test_what_the_packed_form_cannot_hold_exactly_is_stored_as_json() -> None:
         _same(_round_trip(event), event)
 
 
-def test_a_200_byte_message_is_stored_in_50_bytes_more_and_with_an_actor_in_62_more() -> None:
+def test_a_200_byte_message_is_stored_in_40_bytes_more_with_its_id_in_50_and_with_an_actor_in_62() -> None:
     text = "message 000001 " + "x" * 185
+    # The id the engine gives it: the revision's first 10 bytes, not stored again.
+    named = Message(role="user", blocks=(Text(text=text),), id="msg_5b542e32c55b6641d904")
+    assert pack_text_append(MessagesAppended(at=AT, messages=(named,), revision=REVISION)) == (
+        REVISION_ID_TEXT_APPEND_TOPIC,
+        # role 1 and at 7 (plus 2**55), revision 32, then the text.
+        b"\x01" + (1795976427081403 + 2**55).to_bytes(7, "big") + bytes.fromhex(REVISION[7:]) + text.encode(),
+    )
+    # Any other id of the engine's shape (earlier builds made random ones): its 10 bytes after the revision.
     message = Message(role="user", blocks=(Text(text=text),), id="msg_d961acc862a4b7b8ffc3")
     plain = MessagesAppended(at=AT, messages=(message,), revision=REVISION)
-    state = pack_text_append(plain)
-    # role 1 and at 7 (plus 2**55), revision 32, id 10, then the text.
-    assert state == b"\x01" + (1795976427081403 + 2**55).to_bytes(7, "big") + bytes.fromhex(REVISION[7:]) + (
-        bytes.fromhex("d961acc862a4b7b8ffc3") + text.encode()
+    state = (
+        b"\x01"
+        + (1795976427081403 + 2**55).to_bytes(7, "big")
+        + bytes.fromhex(REVISION[7:])
+        + (bytes.fromhex("d961acc862a4b7b8ffc3") + text.encode())
     )
+    assert pack_text_append(plain) == (TEXT_APPEND_TOPIC, state)
     assert encode_event(plain) == (TEXT_APPEND_TOPIC, state)
     acted = MessagesAppended(at=AT, actor="agent", messages=(message,), revision=REVISION)
     assert pack_text_append(acted) is None
@@ -169,21 +185,27 @@ def test_a_200_byte_message_is_stored_in_50_bytes_more_and_with_an_actor_in_62_m
 @pytest.mark.parametrize(
     "damage",
     [
-        lambda state: state[:49],  # cut inside the fixed bytes
+        lambda state: state[:39],  # cut inside the fixed bytes of either form
         lambda state: b"\x03" + state[1:],  # a tool_results message: holds no text
         lambda state: b"\xff" + state[1:],  # role code 255
         lambda state: state + b"\xff",  # not UTF-8
         lambda state: b"\x04" + state[1:],  # role code 4
     ],
 )
-def test_damaged_text_form_bytes_read_as_corruption(damage: object) -> None:
-    message = Message(role="user", blocks=(Text(text="hello"),), id="msg_d961acc862a4b7b8ffc3")
-    state = pack_text_append(MessagesAppended(at=AT, messages=(message,), revision=REVISION))
-    assert state is not None
+@pytest.mark.parametrize(
+    ("ident", "form"),
+    [(REVISION_ID, REVISION_ID_TEXT_APPEND_TOPIC), ("msg_d961acc862a4b7b8ffc3", TEXT_APPEND_TOPIC)],
+)
+def test_damaged_text_form_bytes_read_as_corruption(damage: object, ident: str, form: str) -> None:
+    message = Message(role="user", blocks=(Text(text="hello"),), id=ident)
+    packed = pack_text_append(MessagesAppended(at=AT, messages=(message,), revision=REVISION))
+    assert packed is not None
+    topic, state = packed
+    assert topic == form
     damaged = damage(state)  # type: ignore[operator]
     assert damaged != state
     with pytest.raises(CorruptStore, match="cannot decode stored MessagesAppended"):
-        decode_event(TEXT_APPEND_TOPIC, damaged, "session 's' version 2")
+        decode_event(topic, damaged, "session 's' version 2")
 
 
 @pytest.mark.parametrize(
@@ -318,11 +340,11 @@ def test_a_new_store_keeps_integer_keys_and_type_codes_and_a_readable_view(tmp_p
         1,
         codes[PACKED_APPEND_TOPIC],
     ]
-    assert codes[TEXT_APPEND_TOPIC] == 1
+    assert codes[REVISION_ID_TEXT_APPEND_TOPIC] == 1
     assert shown == [
         (first, 1, "SessionCreated.v1"),
         (second, 1, "SessionCreated.v1"),
-        (first, 2, TEXT_APPEND_TOPIC),  # one text message
+        (first, 2, REVISION_ID_TEXT_APPEND_TOPIC),  # one text message, its id the revision's
         (second, 2, PACKED_APPEND_TOPIC),  # two
     ]
 

@@ -25,7 +25,7 @@ from engine import CorruptStore, EngineError, InvalidArgument, Message, Transcri
 from engine.state.events import MessagesAppended
 from engine.store import decode_event
 from engine.store._codec import encode_event
-from engine.store._packed import PACKED_APPEND_TOPIC, TEXT_APPEND_TOPIC
+from engine.store._packed import PACKED_APPEND_TOPIC, REVISION_ID_TEXT_APPEND_TOPIC, TEXT_APPEND_TOPIC
 from tests._resealing import relink_and_reseal
 
 Reads = dict[str, Any]
@@ -122,7 +122,7 @@ def _edit_event(db: sqlite3.Connection, sid: str, version: int, change: Callable
     (topic, state) = db.execute(
         "SELECT topic, state FROM transcripts_events WHERE originator_id=? AND originator_version=?", (sid, version)
     ).fetchone()
-    if topic in (PACKED_APPEND_TOPIC, TEXT_APPEND_TOPIC):
+    if topic in (PACKED_APPEND_TOPIC, TEXT_APPEND_TOPIC, REVISION_ID_TEXT_APPEND_TOPIC):
         event = msgspec.to_builtins(decode_event(topic, state, "test"))
         change(event)
         packed_topic, edited = encode_event(msgspec.convert(event, MessagesAppended))
@@ -344,7 +344,9 @@ def test_a_type_code_unknown_to_an_open_store_is_read_from_the_kinds_table(tmp_p
         writer.append(sid, Message.user("three"))
     reader = Transcripts.open(path)
     with sqlite3.connect(path) as db:
-        (old,) = db.execute("SELECT code FROM transcripts_kinds WHERE topic=?", (TEXT_APPEND_TOPIC,)).fetchone()
+        (old,) = db.execute(
+            "SELECT code FROM transcripts_kinds WHERE topic=?", (REVISION_ID_TEXT_APPEND_TOPIC,)
+        ).fetchone()
         db.execute("UPDATE transcripts_kinds SET code=777 WHERE code=?", (old,))
         db.execute("UPDATE transcripts_log SET kind=777 WHERE kind=?", (old,))
     db.close()
@@ -371,7 +373,9 @@ def test_verify_on_an_open_store_sees_a_type_name_changed_since_it_opened(tmp_pa
         store.append(sid, Message.user("one"))
         store.append(sid, Message.assistant("two"))
         with sqlite3.connect(path) as db:
-            db.execute("UPDATE transcripts_kinds SET topic='x' || topic WHERE topic=?", (TEXT_APPEND_TOPIC,))
+            db.execute(
+                "UPDATE transcripts_kinds SET topic='x' || topic WHERE topic=?", (REVISION_ID_TEXT_APPEND_TOPIC,)
+            )
         db.close()
         with pytest.raises(CorruptStore):
             store.verify(sid)

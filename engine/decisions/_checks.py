@@ -16,6 +16,7 @@ from msgspec.structs import force_setattr
 from engine.errors import InvalidArgument, InvalidMessage
 from engine.state.content import Message, Usage, check_again, got, kind_of, shown, unicode_error, with_default_objects
 from engine.state.json_values import JSON_DEPTH, check_json_value
+from engine.state.revisions import revision_id
 from engine.state.transcript import Session
 
 MAX_SESSION_ID = 200
@@ -60,10 +61,14 @@ def in_order(values: object, what: str, of: str = "str") -> tuple[Any, ...]:
     return tuple(values)
 
 
-def stamped(messages: Iterable[object], where: str, given: list[str] | None = None) -> tuple[Message, ...]:
+def stamped(
+    messages: Iterable[object], where: str, given: list[str] | None = None, *, make_ids: bool = True
+) -> tuple[Message, ...]:
     """The messages, each checked again (see ``check_again``), in the form
     new content is hashed in (``with_default_objects``), and with an id (a
-    fresh one where it had none). ``given``: collects the ids the caller gave."""
+    fresh one where it had none; with ``make_ids=False`` none: an append
+    names its messages after their revisions, see ``with_revision_ids``).
+    ``given``: collects the ids the caller gave."""
     if type(messages) not in (tuple, list) and (
         isinstance(messages, (str, bytes, Message, AbstractSet, Mapping)) or not isinstance(messages, Iterable)
     ):
@@ -73,7 +78,7 @@ def stamped(messages: Iterable[object], where: str, given: list[str] | None = No
     items = tuple(messages)
     # Random bytes for every message's id from one os.urandom call (a call
     # per message was a fifth of the cost of stamping a long list).
-    digits = os.urandom(10 * len(items)).hex()
+    digits = os.urandom(10 * len(items)).hex() if make_ids else ""
     result = []
     for index, message in enumerate(items):
         if not isinstance(message, Message):
@@ -89,11 +94,41 @@ def stamped(messages: Iterable[object], where: str, given: list[str] | None = No
         check_again(message)
         message = with_default_objects(message)  # equal content, one digest
         if message.id is None:
-            # A copy with only the id set (an id of ours needs no check).
-            message = message.__copy__()  # type: ignore[attr-defined]  # msgspec's stubs omit it
-            force_setattr(message, "id", "msg_" + digits[20 * index : 20 * index + 20])
+            if make_ids:
+                # A copy with only the id set (an id of ours needs no check).
+                message = message.__copy__()  # type: ignore[attr-defined]  # msgspec's stubs omit it
+                force_setattr(message, "id", "msg_" + digits[20 * index : 20 * index + 20])
         elif given is not None:
             given.append(message.id)
+        result.append(message)
+    return tuple(result)
+
+
+def with_revision_ids(
+    messages: tuple[Message, ...], revisions: Sequence[bytes], position_of: Callable[[str], int | None]
+) -> tuple[Message, ...]:
+    """The messages of an append, each without an id given the one its
+    revision names (``revision_id``: ``msg_`` and the first 20 hex digits of
+    the revision the session reached with it). Such an id costs the stored
+    form no bytes, and the same appends replayed give the same ids.
+
+    Distinct revisions give distinct ids, so it is a new id unless the
+    session went back to an earlier state (a rewrite) or a caller chose it.
+    An id taken (``position_of`` finds it in the session, as an id or a
+    provider item id) or taken in this call is replaced by a random one:
+    an id names one message."""
+    if all(message.id is not None for message in messages):
+        return messages
+    taken = {ident for message in messages for ident in (message.id, message.provider_item_id) if ident is not None}
+    result = []
+    for message, revision in zip(messages, revisions, strict=True):
+        if message.id is None:
+            ident = revision_id(revision)
+            if ident in taken or position_of(ident) is not None:
+                ident = message_id()
+            message = message.__copy__()  # type: ignore[attr-defined]  # msgspec's stubs omit it
+            force_setattr(message, "id", ident)
+            taken.add(ident)
         result.append(message)
     return tuple(result)
 

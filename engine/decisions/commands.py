@@ -89,7 +89,7 @@ class Append(msgspec.Struct, frozen=True, kw_only=True):
     usage: Usage | None = None
     actor: str | None = None
     expected_revision: str | None = None
-    given_ids: tuple[str, ...] = ()  # the ids the caller gave (the others are fresh)
+    given_ids: tuple[str, ...] = ()  # the ids the caller gave (the others are named when decided)
 
     @classmethod
     def of(
@@ -101,7 +101,7 @@ class Append(msgspec.Struct, frozen=True, kw_only=True):
         expected_revision: str | None = None,
     ) -> Append:
         given: list[str] = []
-        messages = stamped(messages, "append()", given)
+        messages = stamped(messages, "append()", given, make_ids=False)  # named when decided
         if not messages:
             raise InvalidArgument("append() needs at least one message")
         check_given_ids(messages, "append()")

@@ -11,7 +11,13 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from engine.decisions._checks import at, check_ids_free, check_no_placeholders, check_usage_added
+from engine.decisions._checks import (
+    at,
+    check_ids_free,
+    check_no_placeholders,
+    check_usage_added,
+    with_revision_ids,
+)
 from engine.decisions.commands import (
     AddToolResults,
     Append,
@@ -187,6 +193,7 @@ def _append(state: Session, command: Append, now: datetime) -> Decision:
     # Every message's prefix revision, kept with the messages: what makes a
     # later fork_at or rewrite at any index cost O(1).
     revisions = chain_each(revision_bytes(state), stamped)
+    stamped = with_revision_ids(stamped, revisions, state.messages.position_of)
     event = MessagesAppended(at=when, actor=command.actor, messages=stamped, revision=format_revision(revisions[-1]))
     if command.usage is None:
         return Decision((event,), appended(state, event, revisions))

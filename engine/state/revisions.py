@@ -26,6 +26,7 @@ __all__ = [
     "chain_each",
     "format_revision",
     "parse_revision",
+    "revision_id",
     "revision_of",
     "span_digest",
     "stored_revision_bytes",
@@ -50,6 +51,13 @@ def parse_revision(revision: object) -> bytes:
         return bytes.fromhex(revision[7:])
     except ValueError:
         raise InvalidRevision(f"revision {shown(revision)} has non-hex digits") from None
+
+
+def revision_id(revision: bytes) -> str:
+    """The id the engine gives a message it appends: ``msg_`` and the first
+    10 bytes (20 hex digits) of the revision ``revision`` (32 raw bytes)
+    that the session reached with it. The stored form keeps no other copy."""
+    return "msg_" + revision[:10].hex()
 
 
 def stored_revision_bytes(revision: str, where: str) -> bytes:

@@ -31,11 +31,13 @@ from engine.state.records import Records
 from engine.state.transcript import KnownAppend, Session
 from engine.store._packed import (
     PACKED_APPEND_TOPIC,
+    REVISION_ID_TEXT_APPEND_TOPIC,
     TEXT_APPEND_TOPIC,
     pack_append,
     pack_text_append,
     unpack_append,
     unpack_known_appends,
+    unpack_revision_id_text_append,
     unpack_text_append,
 )
 from engine.store._records import ListingFilter
@@ -50,6 +52,7 @@ _TOPICS: dict[type[Event], str] = {cls: f"{name}.v{EVENT_TYPES[name].version}" f
 _PACKED: dict[str, tuple[str, Callable[[bytes], Event]]] = {
     PACKED_APPEND_TOPIC: (EVENT_NAMES[MessagesAppended], unpack_append),
     TEXT_APPEND_TOPIC: (EVENT_NAMES[MessagesAppended], unpack_text_append),
+    REVISION_ID_TEXT_APPEND_TOPIC: (EVENT_NAMES[MessagesAppended], unpack_revision_id_text_append),
 }
 _CURRENT_DECODERS: dict[str, Callable[[bytes], Any]] = {
     **{topic: _DECODERS[EVENT_NAMES[cls]].decode for cls, topic in _TOPICS.items()},
@@ -64,9 +67,9 @@ def encode_event(event: Event, revision_bytes: bytes | None = None) -> tuple[str
     append's revision, if the caller holds them (else they are parsed from
     its hex digits)."""
     if type(event) is MessagesAppended:
-        packed = pack_text_append(event, revision_bytes)
-        if packed is not None:
-            return TEXT_APPEND_TOPIC, packed
+        text_form = pack_text_append(event, revision_bytes)
+        if text_form is not None:
+            return text_form
         packed = pack_append(event)
         if packed is not None:
             return PACKED_APPEND_TOPIC, packed

@@ -18,12 +18,19 @@ hex digits) as its 10 bytes in ``engine_id``, any other in ``id``.
 
 The commonest event of all, one message of one text block with an id the
 engine made and no actor, has a form of its own without any msgpack
-framing: 50 fixed bytes, then the text as UTF-8::
+framing. The engine names an appended message after its revision (``msg_``
+and the revision's first 10 bytes in hex), so that id is not stored: 40
+fixed bytes, then the text as UTF-8 (``REVISION_ID_TEXT_APPEND_TOPIC``)::
+
+    role code (1) | at + 2**55 (7) | revision (32) | text
+
+An id the engine made otherwise (earlier builds made random ones) keeps
+its 10 bytes after the revision (``TEXT_APPEND_TOPIC``), 50 fixed bytes::
 
     role code (1) | at + 2**55 (7) | revision (32) | engine id (10) | text
 
-(the first two big-endian in one 8-byte word; times from the years 829 to
-3111 fit).
+(in both, the first two big-endian in one 8-byte word; times from the years
+829 to 3111 fit).
 
 Both forms decode to the very event that was encoded (tested on every kind
 of message). An event neither can hold exactly (a time that is not UTC, a
@@ -43,23 +50,28 @@ import msgspec
 
 from engine.state.content import Block, Message, Text
 from engine.state.events import MessagesAppended
+from engine.state.revisions import revision_id
 from engine.state.transcript import KnownAppend
 
 __all__ = [
     "PACKED_APPEND_TOPIC",
+    "REVISION_ID_TEXT_APPEND_TOPIC",
     "TEXT_APPEND_TOPIC",
     "pack_append",
     "pack_text_append",
     "unpack_append",
     "unpack_known_append",
     "unpack_known_appends",
+    "unpack_revision_id_text_append",
     "unpack_text_append",
 ]
 
 #: The stored type name of the packed form: schema version 1 of the event.
 PACKED_APPEND_TOPIC = "MessagesAppended.v1.packed"
-#: The stored type name of the one-text-message form.
+#: The stored type name of the one-text-message form with the id kept.
 TEXT_APPEND_TOPIC = "MessagesAppended.v1.text"
+#: The stored type name of the one-text-message form whose id is its revision's.
+REVISION_ID_TEXT_APPEND_TOPIC = "MessagesAppended.v1.text-revid"
 
 # Stored codes: a role's code is its position here. Only ever append.
 _ROLES = ("system", "user", "assistant", "tool_results")
@@ -97,6 +109,8 @@ _from_hex = bytes.fromhex
 _DECODE = msgspec.msgpack.Decoder(_PackedAppend).decode
 _TEXT_HEAD = struct.Struct(">Q32s10s")  # role code and at, revision, engine id
 _TEXT_START = _TEXT_HEAD.size
+_REVISION_ID_HEAD = struct.Struct(">Q32s")  # role code and at, revision
+_REVISION_ID_START = _REVISION_ID_HEAD.size
 _AT_OFFSET = 1 << 55  # at is stored plus this, in the word's low 56 bits
 _AT_BITS = (1 << 56) - 1
 _set_field = msgspec.structs.force_setattr
@@ -107,10 +121,11 @@ _copy_message: Callable[[Message], Message] = Message.__copy__  # type: ignore[a
 _copy_text: Callable[[Text], Text] = Text.__copy__  # type: ignore[attr-defined]
 
 
-def pack_text_append(event: MessagesAppended, revision_bytes: bytes | None = None) -> bytes | None:
-    """The one-text-message form of ``event``, or ``None`` if it is not one
-    message of one text block with an engine id, no actor and nothing else.
-    ``revision_bytes``: the revision's 32 bytes, if the caller has them."""
+def pack_text_append(event: MessagesAppended, revision_bytes: bytes | None = None) -> tuple[str, bytes] | None:
+    """The type name and bytes of one of the one-text-message forms, or
+    ``None`` if ``event`` is not one message of one text block with an
+    engine id, no actor and nothing else. ``revision_bytes``: the
+    revision's 32 bytes, if the caller has them."""
     messages = event.messages
     if len(messages) != 1 or event.actor is not None:
         return None
@@ -127,10 +142,9 @@ def pack_text_append(event: MessagesAppended, revision_bytes: bytes | None = Non
         or message.provider_data is not None
     ):
         return None
-    engine_id = _engine_id(ident)
     raw_revision = revision_bytes if revision_bytes is not None else _raw_revision(event.revision)
     at = event.at
-    if engine_id is None or raw_revision is None or at.tzinfo is not UTC:
+    if raw_revision is None or at.tzinfo is not UTC:
         return None
     stored_at = (at - _EPOCH) // _MICROSECOND + _AT_OFFSET
     code = _ROLE_CODES[message.role]
@@ -140,14 +154,25 @@ def pack_text_append(event: MessagesAppended, revision_bytes: bytes | None = Non
         text = blocks[0].text.encode()
     except UnicodeEncodeError:  # a Text is checked when made: only a forged one gets here
         return None
-    return _TEXT_HEAD.pack(code << 56 | stored_at, raw_revision, engine_id) + text
+    if ident == revision_id(raw_revision):
+        return REVISION_ID_TEXT_APPEND_TOPIC, _REVISION_ID_HEAD.pack(code << 56 | stored_at, raw_revision) + text
+    engine_id = _engine_id(ident)
+    if engine_id is None:
+        return None
+    return TEXT_APPEND_TOPIC, _TEXT_HEAD.pack(code << 56 | stored_at, raw_revision, engine_id) + text
 
 
-def unpack_known_append(state: bytes) -> KnownAppend:
-    """The message, revision and time of one-text-message bytes, as a load
-    folds them. Raises ``ValueError`` for bytes this form never holds."""
+def unpack_known_append(topic: str, state: bytes) -> KnownAppend:
+    """The message, revision and time of bytes of a one-text-message form
+    (``topic`` names which), as a load folds them. Raises ``ValueError``
+    for bytes the form never holds."""
     try:
-        word, revision, engine_id = _TEXT_HEAD.unpack_from(state)
+        if topic == REVISION_ID_TEXT_APPEND_TOPIC:
+            word, revision = _REVISION_ID_HEAD.unpack_from(state)
+            ident, start = revision_id(revision), _REVISION_ID_START
+        else:
+            word, revision, engine_id = _TEXT_HEAD.unpack_from(state)
+            ident, start = "msg_" + engine_id.hex(), _TEXT_START
     except struct.error:
         raise ValueError(f"{len(state)} bytes are too few for a text message") from None
     role = word >> 56
@@ -158,10 +183,10 @@ def unpack_known_append(state: bytes) -> KnownAppend:
     # UTF-8, an id of hex digits), and running them was half of this
     # function's time.
     text = _copy_text(_TEXT_TEMPLATE)
-    _set_field(text, "text", state[_TEXT_START:].decode())
+    _set_field(text, "text", state[start:].decode())
     message = _copy_message(_MESSAGE_TEMPLATES[role])
     _set_field(message, "blocks", (text,))
-    _set_field(message, "id", "msg_" + engine_id.hex())
+    _set_field(message, "id", ident)
     return KnownAppend(message, revision, (word & _AT_BITS) - _AT_OFFSET)
 
 
@@ -170,17 +195,29 @@ def unpack_known_appends(
 ) -> list[tuple[int, Any]]:
     """Each of ``records`` (version, type name, bytes) as a load folds it:
     one-text-message bytes as :func:`unpack_known_append` gives them, any
-    other record, and bytes this form never holds, as ``other(version,
+    other record, and bytes these forms never hold, as ``other(version,
     topic, state)`` gives it (it raises for damage). The same steps as
     :func:`unpack_known_append`, inline: a call per record was a quarter of
     decoding a long session."""
+    unpack_revision_id, revision_id_start = _REVISION_ID_HEAD.unpack_from, _REVISION_ID_START
     unpack, start, templates, text_template = _TEXT_HEAD.unpack_from, _TEXT_START, _MESSAGE_TEMPLATES, _TEXT_TEMPLATE
     copy_text, copy_message, set_field, known = _copy_text, _copy_message, _set_field, KnownAppend
     decoded: list[tuple[int, Any]] = []
     append = decoded.append
     for version, topic, state in records:
-        if topic == TEXT_APPEND_TOPIC:
-            try:
+        try:
+            if topic == REVISION_ID_TEXT_APPEND_TOPIC:
+                word, revision = unpack_revision_id(state)
+                role = word >> 56
+                if role < 3:
+                    text = copy_text(text_template)
+                    set_field(text, "text", state[revision_id_start:].decode())
+                    message = copy_message(templates[role])
+                    set_field(message, "blocks", (text,))
+                    set_field(message, "id", "msg_" + revision[:10].hex())
+                    append((version, known(message, revision, (word & _AT_BITS) - _AT_OFFSET)))
+                    continue
+            elif topic == TEXT_APPEND_TOPIC:
                 word, revision, engine_id = unpack(state)
                 role = word >> 56
                 if role < 3:
@@ -191,16 +228,25 @@ def unpack_known_appends(
                     set_field(message, "id", "msg_" + engine_id.hex())
                     append((version, known(message, revision, (word & _AT_BITS) - _AT_OFFSET)))
                     continue
-            except (struct.error, UnicodeDecodeError, TypeError):  # damaged: ``other`` says how
-                pass
+        except (struct.error, UnicodeDecodeError, TypeError):  # damaged: ``other`` says how
+            pass
         append((version, other(version, topic, state)))
     return decoded
 
 
 def unpack_text_append(state: bytes) -> MessagesAppended:
-    """The event of one-text-message bytes. Raises ``ValueError`` for bytes
-    this form never holds."""
-    known = unpack_known_append(state)
+    """The event of bytes of the one-text-message form with the id kept.
+    Raises ``ValueError`` for bytes this form never holds."""
+    return _text_event(unpack_known_append(TEXT_APPEND_TOPIC, state))
+
+
+def unpack_revision_id_text_append(state: bytes) -> MessagesAppended:
+    """The event of bytes of the one-text-message form whose id is its
+    revision's. Raises ``ValueError`` for bytes this form never holds."""
+    return _text_event(unpack_known_append(REVISION_ID_TEXT_APPEND_TOPIC, state))
+
+
+def _text_event(known: KnownAppend) -> MessagesAppended:
     return MessagesAppended(at=known.at, messages=(known.message,), revision="sha256:" + known.revision.hex())
 
 

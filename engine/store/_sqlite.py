@@ -46,7 +46,7 @@ from engine.store._codec import (
     spawn_parent,
     spawn_parents,
 )
-from engine.store._packed import TEXT_APPEND_TOPIC
+from engine.store._packed import REVISION_ID_TEXT_APPEND_TOPIC
 from engine.store._records import (
     LISTING_COLUMNS,
     ROW_COLUMNS,
@@ -320,7 +320,7 @@ class SQLiteRecorder:
             # which SQLite keeps in no bytes at all (as it does 0).
             execute(
                 f"INSERT OR IGNORE INTO {self.kinds_table} (topic) VALUES " + ", ".join("(?)" for _ in READABLE_TOPICS),
-                sorted(READABLE_TOPICS, key=lambda topic: (topic != TEXT_APPEND_TOPIC, topic)),
+                sorted(READABLE_TOPICS, key=lambda topic: (topic != REVISION_ID_TEXT_APPEND_TOPIC, topic)),
             )
             self._learn_codes(execute)
 

@@ -4,6 +4,7 @@ committed file is what every future version must keep loading.
     python tests/golden/make_golden.py tests/golden/store-v0.1.db   # by 0.1
     python tests/golden/make_golden.py tests/golden/store-v0.2.db   # the packed log
     python tests/golden/make_golden.py tests/golden/store-v0.3.db   # the text form, snapshot digests
+    python tests/golden/make_golden.py tests/golden/store-v0.4.db   # ids named after revisions
 
 It records every event type as today's code writes it, plus one row in the
 older ``UsageRecorded.v1`` shape (flat ``input_tokens``/``output_tokens``) to
