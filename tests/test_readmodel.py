@@ -267,6 +267,32 @@ def test_an_erasure_reaches_its_family_only(tmp_path: Path) -> None:
             assert dump(model) == dump(rebuilt)
 
 
+def test_an_erasure_keeps_a_forks_own_message_that_only_shares_the_id(tmp_path: Path) -> None:
+    # Found by an adversarial pass: the store keeps the fork's own "turn-4"
+    # (docs/erasure.md), but the read model blanked every row under the id in
+    # the family, and a rebuild of the healthy store raised CorruptStore.
+    store = Transcripts.open()
+    source = store.create()
+    store.append(source, Message.user("hi"))
+    fork = store.fork(source)
+    store.append(source, Message.user("source secret kiwi", id="turn-4"))
+    store.append(fork, Message.user("fork own words", id="turn-4"))
+    grandchild = store.fork(source)  # inherits the source's turn-4
+    with ReadModel(tmp_path / "read.db") as model:
+        model.catch_up(store)
+        store.erase(source, "turn-4")
+        model.catch_up(store)
+        texts = {(row["session_id"], row["position"]): row["text"] for row in model.rows("messages")}
+        assert texts[(fork, 1)] == "fork own words"
+        assert texts[(source, 1)] == "" and texts[(grandchild, 1)] == ""
+        assert [hit.session_id for hit in model.search("fork")] == [fork]
+        assert model.search("kiwi") == []
+        assert projected_tables(model) == expected_tables(store)
+        with ReadModel(tmp_path / "rebuilt.db") as rebuilt:
+            rebuilt.rebuild(store)
+            assert dump(model) == dump(rebuilt)
+
+
 def test_erased_text_leaves_the_read_model_file(tmp_path: Path) -> None:
     store = Transcripts.open(tmp_path / "store.db")
     sid = store.create()

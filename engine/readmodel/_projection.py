@@ -870,54 +870,45 @@ class _Batch:
             self.flush()  # the rows, and the session rows the family is found by
             self.removed = True
             self.lowest[session_id] = 0
-            # The erasure reached these ids in this session's family (its
-            # root and the forks of it), never in another family that has
-            # messages with the same ids.
-            family = "session_id IN (SELECT id FROM sessions WHERE root = ?)"
-            for message_id, digest in zip(event.message_ids, event.digests, strict=True):
-                where = [message_id, row["root"]]
-                # What projecting the placeholder (Message.erasure) gives.
-                _unindex(self.conn, f"message_id = ? AND {family}", where)
-                self.conn.execute(
-                    "UPDATE messages SET text = '', reasoning = '', tool_calls = 0, incomplete = 0, erased = ? "
-                    f"WHERE message_id = ? AND {family}",
-                    [digest, *where],
-                )
-                self.conn.execute(
-                    "INSERT INTO messages_fts (rowid, text) SELECT rowid, text FROM messages "
-                    f"WHERE message_id = ? AND {family}",
-                    where,
-                )
-                for table in ("tool_calls", "tool_results"):
-                    self.conn.execute(f"DELETE FROM {table} WHERE message_id = ? AND {family}", where)
-            shared = {ident for ident in event.message_ids if event.message_ids.count(ident) > 1}
-            if shared:
-                self._erased_digests(shared, row["root"])
+            self._erase_rows(set(event.message_ids), row["root"])
         row.update(version=version, updated_at=at)
 
-    def _erased_digests(self, ids: set[str], root: str) -> None:
-        """Give each erased message of ``ids`` the digest its own content had:
-        messages that share an id had different content (the erasure lists
-        each), which the rows cannot tell apart. Their placeholders, read
-        from the store at the version each session's rows are at, can."""
+    def _erase_rows(self, ids: set[str], root: str) -> None:
+        """Blank each row of the family (``root`` and the forks of it) under
+        one of ``ids`` that a checked read of the store shows erased, as
+        projecting its placeholder (``Message.erasure``) gives, with the
+        digest its own content had. An erasure reaches by what the erased
+        session shows: a fork's own message that only shares the id is kept
+        by the store, and so its row is kept. The store is read at the
+        version each session's rows are at."""
         marks = ", ".join("?" for _ in ids)
         found = self.conn.execute(
-            "SELECT m.session_id, m.position, s.version FROM messages m JOIN sessions s ON s.id = m.session_id "
-            f"WHERE s.root = ? AND m.message_id IN ({marks})",
+            "SELECT m.rowid, m.session_id, m.position, m.message_id, s.version FROM messages m "
+            f"JOIN sessions s ON s.id = m.session_id WHERE s.root = ? AND m.message_id IN ({marks})",
             [root, *ids],
         ).fetchall()
-        states: dict[str, Session] = {}
-        for session_id, position, version in found:
-            state = states.get(session_id)
-            if state is None:
+        states: dict[str, Session | None] = {}
+        for rowid, session_id, position, message_id, version in found:
+            if session_id not in states:
                 try:
-                    state = states[session_id] = self.store.get(session_id, at=version)
+                    states[session_id] = self.store.get(session_id, at=version)
                 except (SessionNotFound, VersionNotFound):
-                    continue  # deleted or erased again since: a later catch-up brings it, and checks
-            if position < len(state.messages):
+                    states[session_id] = None  # deleted or erased again since: a later catch-up brings it, and checks
+            state = states[session_id]
+            if state is None or position >= len(state.messages) or state.messages[position].erased is None:
+                continue
+            _unindex(self.conn, "rowid = ?", [rowid])
+            self.conn.execute(
+                "UPDATE messages SET text = '', reasoning = '', tool_calls = 0, incomplete = 0, erased = ? "
+                "WHERE rowid = ?",
+                [state.messages[position].erased, rowid],
+            )
+            self.conn.execute(
+                "INSERT INTO messages_fts (rowid, text) SELECT rowid, text FROM messages WHERE rowid = ?", [rowid]
+            )
+            for table in ("tool_calls", "tool_results"):
                 self.conn.execute(
-                    "UPDATE messages SET erased = ? WHERE session_id = ? AND position = ?",
-                    (state.messages[position].erased, session_id, position),
+                    f"DELETE FROM {table} WHERE session_id = ? AND message_id = ?", [session_id, message_id]
                 )
 
     def _fork(self, session_id: str, event: SessionForked) -> None:
