@@ -950,3 +950,30 @@ def test_an_id_that_is_another_messages_provider_item_id_is_refused(stores: Stor
     store.append(sid, Message.user("Transfer 50 to Bob", id="turn-2"))
     assert store.erase(sid, "item_42") == [sid]
     assert [m.erased is not None for m in stores.open().get(sid).messages] == [True, False]
+
+
+def test_a_provider_item_id_that_is_another_messages_id_is_refused(stores: StoreFactory) -> None:
+    # Found by an adversarial pass: the converse was accepted by append,
+    # rewrite and fork_replacing, and erase(sid, x) then took an unrelated
+    # message too. The engine names a message after its revision, which
+    # anyone who knows the content can work out.
+    store = stores.open()
+    sid = store.create()
+    card = Message.user("my card is 4111")
+    store.append(sid, card, Message.assistant("noted", id="turn-2"))
+    named = "msg_" + revision_of([card]).removeprefix("sha256:")[:20]
+    for taken, index in ((named, 0), ("turn-2", 1)):
+        unrelated = Message(role="assistant", blocks=(Text(text="unrelated"),), provider_item_id=taken)
+        said = f"provider item id '{taken}', which is the id of the session's message {index}"
+        with pytest.raises(InvalidMessage, match=said):
+            store.append(sid, unrelated)
+        with pytest.raises(InvalidMessage, match=said):
+            store.rewrite(sid, 2, 2, [unrelated])
+        if index == 0:  # a fork replacing message 1 keeps message 0
+            with pytest.raises(InvalidMessage, match=said):
+                store.fork_replacing(sid, 1, unrelated)
+    before = stores.open().get(sid)
+    assert [m.id for m in before.messages] == [named, "turn-2"] and len(store.sessions()) == 1
+    store.rewrite(sid, 1, 2, [Message(role="assistant", blocks=(Text(text="kept"),), provider_item_id="turn-2")])
+    assert store.erase(sid, named) == [sid]  # the replaced message's id is free again; the card alone goes
+    assert [m.erased is not None for m in stores.open().get(sid).messages] == [True, False]

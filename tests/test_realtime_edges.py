@@ -512,3 +512,22 @@ def test_an_ingestion_that_loses_a_race_is_decided_again(stores: StoreFactory, m
     head = stores.open().verify(sid)
     assert [m.text for m in head.messages] == ["first", "second"] and head.title == "title 4"
     assert store.ingest(sid, _user_item("u1", "item_u1", "second", "item_u0"), provider="openai").status == "duplicate"
+
+
+def test_an_item_whose_id_is_a_messages_id_is_rejected_and_the_batch_goes_on(stores: StoreFactory) -> None:
+    # Found by an adversarial pass: the item became a message whose provider
+    # item id was another message's id, and erase(sid, that id) took both.
+    store = stores.open()
+    sid = store.create()
+    store.append(sid, Message.user("my card is 4111", id="msg_card"))
+    outcomes = store.ingest_many(
+        sid,
+        [_user_item("e1", "msg_card", "unrelated", None), _user_item("e2", "item_2", "hello", None)],
+        provider="openai",
+    )
+    assert outcomes[0].status == "rejected"
+    assert "provider item id 'msg_card', which is the id of the session's message 0" in (outcomes[0].reason or "")
+    assert outcomes[1].status != "rejected"
+    assert [m.text for m in stores.open().get(sid).messages] == ["my card is 4111", "hello"]
+    store.erase(sid, "msg_card")
+    assert [m.erased is not None for m in stores.open().get(sid).messages] == [True, False]

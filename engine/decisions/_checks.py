@@ -240,6 +240,24 @@ def check_ids_free(ids: Iterable[str], position_of: Callable[[str], int | None],
             )
 
 
+def check_items_free(
+    messages: Sequence[Message], position_of: Callable[[str], int | None], held: Sequence[Message], where: str
+) -> None:
+    """Refuse a message whose provider item id is the id of a message the
+    session holds (``held``; ``position_of`` gives the first index of an id
+    or provider item id there): ``erase`` takes every message that has the
+    id either way, so it would take both."""
+    for index, message in enumerate(messages):
+        item = message.provider_item_id
+        found = position_of(item) if item is not None else None
+        if found is not None and held[found].id == item:
+            raise InvalidMessage(
+                f"{where} message {index + 1} has the provider item id {shown(item)}, which is the id of the "
+                f"session's message {found}: erase() takes every message that has it, as its id or its provider "
+                "item id, so it would take both"
+            )
+
+
 def check_no_placeholders(messages: Sequence[Message], where: str, erased: Mapping[str, str] | None = None) -> None:
     """Refuse erased placeholders a caller made: only ``erase`` makes them,
     and it records the erasure. ``erased``: the placeholders the session

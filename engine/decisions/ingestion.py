@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 import msgspec
 
-from engine.decisions._checks import at, check_usage_added, stamped
+from engine.decisions._checks import at, check_items_free, check_usage_added, stamped
 from engine.decisions.transcript import rewrite_event
 from engine.errors import InvalidArgument, NoOpRewrite
 from engine.realtime.providers import Adapter, Ignored, Rejected, is_trusted
@@ -368,12 +368,14 @@ def _apply_change(
         return _stage(state, usage, to_store)
     if isinstance(change, AppendMessage):
         [message] = stamped([change.message], "ingest")
+        check_items_free((message,), state.messages.position_of, state.messages, "ingest")
         revision = format_revision(chain(revision_bytes(state), (message,)))
         added.append(message)
         appended = MessagesAppended(at=at(now, state), actor=actor, messages=(message,), revision=revision)
         return _stage(state, appended, to_store)
     if isinstance(change, InsertMessage):
         [message] = stamped([change.message], "ingest")
+        check_items_free((message,), state.messages.position_of, state.messages, "ingest")
         found = _conversation_start(state, conversation) if change.after is None else _find(state, change.after)
         added.append(message)
         # An anchor rewritten away (by a caller's rewrite) leaves no place to

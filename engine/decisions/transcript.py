@@ -14,6 +14,7 @@ import msgspec
 from engine.decisions._checks import (
     at,
     check_ids_free,
+    check_items_free,
     check_no_placeholders,
     check_usage_added,
     with_revision_ids,
@@ -181,6 +182,8 @@ def _append(state: Session, command: Append, now: datetime) -> Decision:
     _check_expected(state, command.expected_revision)
     if command.given_ids:
         check_ids_free(command.given_ids, state.messages.position_of, "append()")
+    if any(message.provider_item_id is not None for message in command.messages):
+        check_items_free(command.messages, state.messages.position_of, state.messages, "append()")
     stamped = command.messages
     # The rules every other change of content follows: tool uses are
     # answered by the next message, results answer the message before.
@@ -241,15 +244,24 @@ def _rewrite(state: Session, command: Rewrite, now: datetime) -> Decision:
         held = {m.id: m.erased for m in state.messages if m.erased is not None and m.id is not None}
         check_no_placeholders(command.messages, "rewrite()", held)
     event = rewrite_event(state, command.start, command.end, command.messages, command.reason, command.actor, now)
-    if command.given_ids:  # the messages it keeps must not have them
-        kept: dict[str, int] = {}
-        for index, message in enumerate(state.messages):
-            if not event.start <= index < event.end:
-                for carried in (message.id, message.provider_item_id):  # erase() takes either
-                    if carried is not None:
-                        kept.setdefault(carried, index)
+    items = any(message.provider_item_id is not None for message in command.messages)
+    if command.given_ids or items:  # the messages it keeps must not have them
+        kept = _first_positions(state.messages, range(event.start, event.end))
         check_ids_free(command.given_ids, kept.get, "rewrite()")
+        check_items_free(command.messages, kept.get, state.messages, "rewrite()")
     return decided(state, (event,))
+
+
+def _first_positions(messages: Sequence[Message], replaced: range) -> dict[str, int]:
+    """The first index of each id and provider item id (``erase`` takes
+    either) of ``messages`` outside ``replaced``."""
+    first: dict[str, int] = {}
+    for index, message in enumerate(messages):
+        if index not in replaced:
+            for carried in (message.id, message.provider_item_id):
+                if carried is not None:
+                    first.setdefault(carried, index)
+    return first
 
 
 def _restore(state: Session, command: Restore, now: datetime) -> Decision:
@@ -321,7 +333,9 @@ def _fork(source: Session, command: Fork, now: datetime) -> Decision:
         if not 0 <= kept < count:
             raise InvalidForkPoint(f"fork_replacing index {kept} is outside 0..{count - 1} of session {source.id!r}")
         new_message = _replacing(messages[kept], kept, command.replacement, command.replacement_id)
-        check_shape(messages.prefix(kept).extended((new_message,)), kept, kept + 1)
+        prefix = messages.prefix(kept)
+        check_items_free((new_message,), prefix.position_of, prefix, "fork_replacing()")
+        check_shape(prefix.extended((new_message,)), kept, kept + 1)
     raw = revision_bytes(source) if kept == count else messages.revision_at(kept)
     if new_message is not None:
         raw = chain(raw, (new_message,))
