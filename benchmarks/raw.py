@@ -12,7 +12,6 @@ and no revision checks.
 from __future__ import annotations
 
 import hashlib
-import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -25,7 +24,7 @@ import msgspec
 from engine import Message, Transcripts
 from engine.state.content import check_again
 from engine.state.events import MessagesAppended
-from engine.state.revisions import EMPTY_REVISION_BYTES, chain_each, format_revision
+from engine.state.revisions import EMPTY_REVISION_BYTES, chain_each, format_revision, message_id_key, revision_id
 from engine.state.transcript import KnownAppend
 from engine.store import Chain, Record, SessionRow, decode_for_load, encode_event, extended
 from engine.store._chain import seal_of
@@ -173,8 +172,8 @@ def essential_calls(path: str, synchronous: str, messages: Sequence[Message]) ->
     """What every append must do, in one plain loop with no engine layers
     around it: a floor no arrangement of the engine's code can go below.
     Per message, one append of it alone: check it again (a made message can
-    be changed), give it an id, its content digest and the revision it
-    leads to, the stored event (the engine's packer), the record chain and
+    be changed), its content digest and the revision it leads to, the id
+    that revision names, the stored event (the engine's packer), the record chain and
     the listing row's seal, then the engine's own statements (as
     :func:`engine_statement_calls` runs them). Left out, so the floor is
     lower still: the session's lock, its cached state, the tool-pairing
@@ -185,16 +184,17 @@ def essential_calls(path: str, synchronous: str, messages: Sequence[Message]) ->
     copy, set_field = Message.__copy__, msgspec.structs.force_setattr  # type: ignore[attr-defined]
     new_tuple = tuple.__new__  # as the engine builds records and rows (a NamedTuple's __new__ is Python code)
     revision, version, head = EMPTY_REVISION_BYTES, row.version, row.head
+    key = message_id_key(session_id)
     with _writer(path, synchronous) as execute:
         start = time.perf_counter()
         for count, message in enumerate(messages, 1):
             check_again(message)
             message = copy(message)
-            set_field(message, "id", "msg_" + os.urandom(10).hex())
             [revision] = chain_each(revision, (message,))
+            set_field(message, "id", revision_id(revision, key))
             now = datetime.now(UTC)
             event = MessagesAppended(at=now, messages=(message,), revision=format_revision(revision))
-            topic, state = encode_event(event, revision)
+            topic, state = encode_event(event, revision, session_id=session_id)
             version += 1
             chain = extended(chain, (new_tuple(Record, (version, topic, state)),))
             new_head = chain.digest().hex()

@@ -114,7 +114,7 @@ def engine_rows(session_id: str, calls: Sequence[Sequence[Message]]) -> list[raw
         store.close()
     rows: list[raw.EventRow] = []
     for entry in history:
-        topic, state = encode_event(entry.event)
+        topic, state = encode_event(entry.event, session_id=sid)
         rows.append((session_id, entry.version, topic, state))
     return rows
 
@@ -464,7 +464,7 @@ def notes(config: Config, results: dict[str, Any], lines: Sequence[Line]) -> lis
     )
     out.append(
         "(a) an append's essential work alone: in one plain loop with no engine layers, what every append "
-        "must do (check the message again, give it an id, hash its content and chain the revision, pack the "
+        "must do (check the message again, hash its content and chain the revision, name it after that, pack the "
         "event, extend the record chain, seal the listing row) and the same statements; no lock, cache, "
         "tool-pairing check or snapshot. No arrangement of the engine's code can append faster than this "
         "floor; the store it writes verifies (a test checks it)"

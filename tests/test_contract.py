@@ -5,6 +5,7 @@ PostgreSQL, through ``Transcripts`` and through its async twin
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import re
 import sys
 import threading
@@ -69,36 +70,53 @@ def test_message_ids_are_kept_or_assigned(store: Transcripts) -> None:
     assert second.id and second.id.startswith("msg_")
 
 
-def _named(*reached: Message) -> str:
-    """The id the store gives the last of ``reached`` appended after the others."""
-    return "msg_" + revision_of(list(reached)).removeprefix("sha256:")[:20]
+def _named(session_id: str, *reached: Message) -> str:
+    """The id the store gives the last of ``reached`` appended after the
+    others in ``session_id``, as the docs describe it: the first 10 bytes of
+    the revision reached, exclusive-or 10 bytes of a digest of the session id."""
+    revision = bytes.fromhex(revision_of(list(reached)).removeprefix("sha256:"))
+    key = hashlib.sha256(b"transcript-engine/message-id\x00" + session_id.encode()).digest()
+    return "msg_" + bytes(a ^ b for a, b in zip(revision[:10], key[:10], strict=True)).hex()
 
 
-def test_appended_messages_are_named_after_the_revision_each_reached(store: Transcripts) -> None:
+def test_appended_messages_are_named_after_the_revision_each_reached(stores: StoreFactory) -> None:
+    store = stores.open()
     one, two, three = Message.user("a"), Message.assistant("b"), Message.user("c")
     sid = store.create()
     store.append(sid, one, two)
     store.append(sid, three)
-    named = [_named(one), _named(one, two), _named(one, two, three)]
+    named = [_named(sid, one), _named(sid, one, two), _named(sid, one, two, three)]
     assert [message.id for message in store.get(sid).messages] == named
-    replay = store.create()  # the same appends give the same ids
-    store.append(replay, one, two)
-    store.append(replay, three)
-    assert [message.id for message in store.get(replay).messages] == named
+    assert [message.id for message in stores.open().get(sid).messages] == named
+    # The same appends to a session of the same id give the same ids ...
+    store.delete(sid)
+    store.create(session_id=sid)
+    store.append(sid, one, two, three)
+    assert [message.id for message in stores.open().get(sid).messages] == named
+    # ... and in any other session other ids: a fork that appends what its source did, too.
+    other = store.create()
+    store.append(other, one, two, three)
+    fork = store.fork_at(sid, 2)  # holds one and two
+    store.append(fork, three)
+    for session in (other, fork):
+        ids = [message.id for message in store.get(session).messages]
+        assert ids[-1] == _named(session, one, two, three) != named[-1]
+    assert store.erase(fork, store.get(fork).messages[-1].id or "") == [fork]  # the source's "c" is another message
+    assert store.get(sid).messages[-1].text == "c"
 
 
 def test_an_id_the_session_or_the_call_holds_is_not_given_again(stores: StoreFactory) -> None:
     store = stores.open()
     x, y = Message.user("x"), Message.assistant("y")
-    taken = _named(x, y)
-    chosen = store.create()  # a caller chose it for another message of the call
-    store.append(chosen, Message.user("x", id=taken), y)
+    chosen = store.create(session_id="chosen")  # a caller chose it for another message of the call
+    store.append(chosen, Message.user("x", id=_named(chosen, x, y)), y)
     # held by the session when a rewrite took it back to an earlier state
-    returned = store.create()
+    returned = store.create(session_id="returned")
     store.append(returned, x, y)
-    store.rewrite(returned, 0, 2, [Message.user("x", id=taken)])
+    store.rewrite(returned, 0, 2, [Message.user("x", id=_named(returned, x, y))])
     store.append(returned, y)  # reaches the revision of [x, y] again
     for sid in (chosen, returned):
+        taken = _named(sid, x, y)
         for reader in (store, stores.open()):
             first, second = reader.get(sid).messages
             assert first.id == taken
@@ -117,7 +135,7 @@ def test_an_append_decided_again_is_named_after_the_revision_it_reached(stores: 
     second.append(sid, Message.user("c"))  # decided on the cached head, then again on the new one
     messages = stores.open().get(sid).messages
     assert [message.text for message in messages] == ["a", "b", "c"]
-    assert messages[2].id == _named(Message.user("a"), Message.assistant("b"), Message.user("c"))
+    assert messages[2].id == _named(sid, Message.user("a"), Message.assistant("b"), Message.user("c"))
 
 
 def test_title_metadata_usage_commands(store: Transcripts) -> None:
@@ -961,7 +979,7 @@ def test_a_provider_item_id_that_is_another_messages_id_is_refused(stores: Store
     sid = store.create()
     card = Message.user("my card is 4111")
     store.append(sid, card, Message.assistant("noted", id="turn-2"))
-    named = "msg_" + revision_of([card]).removeprefix("sha256:")[:20]
+    named = _named(sid, card)
     for taken, index in ((named, 0), ("turn-2", 1)):
         unrelated = Message(role="assistant", blocks=(Text(text="unrelated"),), provider_item_id=taken)
         said = f"provider item id '{taken}', which is the id of the session's message {index}"

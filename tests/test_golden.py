@@ -8,6 +8,7 @@ a change broke old stores: add an upcaster instead of editing the files."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import sqlite3
@@ -55,12 +56,14 @@ def test_the_packed_golden_stores_hold_the_same_sessions_but_for_message_ids() -
 
 
 def test_messages_appended_since_0_4_are_named_after_their_revisions() -> None:
-    # golden-2 is one append of one message: its id is the first 20 hex
-    # digits of the revision of that message alone.
+    # golden-2 is one append of one message: its id is the first 10 bytes of
+    # the revision of that message alone, exclusive-or 10 bytes of a digest
+    # of the session id.
     wanted = json.loads((FOLDER / "store-v0.4.expected.json").read_text())
     [message] = wanted["golden-2"]["messages"]
-    reached = revision_of([Message.user("second session")])
-    assert message["id"] == "msg_" + reached.removeprefix("sha256:")[:20]
+    reached = bytes.fromhex(revision_of([Message.user("second session")]).removeprefix("sha256:"))
+    key = hashlib.sha256(b"transcript-engine/message-id\x00golden-2").digest()
+    assert message["id"] == "msg_" + bytes(a ^ b for a, b in zip(reached[:10], key[:10], strict=True)).hex()
     # 0.3 gave the same message a random id: it still reads as it was stored.
     [earlier] = json.loads((FOLDER / "store-v0.3.expected.json").read_text())["golden-2"]["messages"]
     assert earlier["id"] != message["id"]

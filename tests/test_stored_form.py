@@ -4,6 +4,7 @@ exactly, damaged bytes read as damage), and the SQLite log's lean layout
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 import sqlite3
@@ -15,7 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine import CorruptStore, InvalidMessage, Message, Text, ToolResult, ToolUse, Transcripts
+from engine import CorruptStore, InvalidArgument, InvalidMessage, Message, Text, ToolResult, ToolUse, Transcripts
 from engine.state.content import Image, Reasoning, Transcript
 from engine.state.events import MessagesAppended
 from engine.store import decode_event
@@ -34,12 +35,17 @@ from engine.testing.strategies import messages, texts, tool_exchanges
 GOLDEN = Path(__file__).parent / "golden" / "store-v0.1.db"
 AT = datetime(2026, 11, 29, 18, 20, 27, 81403, tzinfo=UTC)
 REVISION = "sha256:" + "5b542e32c55b6641d904888fcdc3b5849b17cbcf7ba6ad3476b0bbd36c68016e"
-REVISION_ID = "msg_5b542e32c55b6641d904"  # the id the engine gives the message that reached REVISION
+SESSION = "s-1"
+# The id the engine gives the message of session s-1 that reached REVISION:
+# the revision's first 10 bytes exclusive-or 10 bytes of a digest of the session id.
+_KEY = hashlib.sha256(b"transcript-engine/message-id\x00" + SESSION.encode()).digest()[:10]
+REVISION_ID = "msg_" + bytes(a ^ b for a, b in zip(bytes.fromhex(REVISION[7:27]), _KEY, strict=True)).hex()
+KEY = int.from_bytes(_KEY, "big")
 
 
 def _round_trip(event: MessagesAppended) -> MessagesAppended:
-    topic, state = encode_event(event)
-    decoded = decode_event(topic, state, "test")
+    topic, state = encode_event(event, session_id=SESSION)
+    decoded = decode_event(topic, state, "test", session_id=SESSION)
     assert isinstance(decoded, MessagesAppended)
     return decoded
 
@@ -97,7 +103,7 @@ def test_every_appended_message_round_trips_exactly(
     expected = PACKED_APPEND_TOPIC
     if plain_text:
         expected = REVISION_ID_TEXT_APPEND_TOPIC if built[0].id == REVISION_ID else TEXT_APPEND_TOPIC
-    assert encode_event(event)[0] == expected
+    assert encode_event(event, session_id=SESSION)[0] == expected
     _same(_round_trip(event), event)
 
 
@@ -156,13 +162,16 @@ def test_what_the_packed_form_cannot_hold_exactly_is_stored_as_json() -> None:
 
 def test_a_200_byte_message_is_stored_in_40_bytes_more_with_its_id_in_50_and_with_an_actor_in_62() -> None:
     text = "message 000001 " + "x" * 185
-    # The id the engine gives it: the revision's first 10 bytes, not stored again.
-    named = Message(role="user", blocks=(Text(text=text),), id="msg_5b542e32c55b6641d904")
-    assert pack_text_append(MessagesAppended(at=AT, messages=(named,), revision=REVISION)) == (
+    # The id the engine gives it in session s-1, made from the revision: not stored again.
+    named = Message(role="user", blocks=(Text(text=text),), id=REVISION_ID)
+    assert pack_text_append(MessagesAppended(at=AT, messages=(named,), revision=REVISION), key=KEY) == (
         REVISION_ID_TEXT_APPEND_TOPIC,
         # role 1 and at 7 (plus 2**55), revision 32, then the text.
         b"\x01" + (1795976427081403 + 2**55).to_bytes(7, "big") + bytes.fromhex(REVISION[7:]) + text.encode(),
     )
+    # The same id in another session, or with no session named, is kept in the bytes.
+    event = MessagesAppended(at=AT, messages=(named,), revision=REVISION)
+    assert encode_event(event, session_id="s-2")[0] == encode_event(event)[0] == TEXT_APPEND_TOPIC
     # Any other id of the engine's shape (earlier builds made random ones): its 10 bytes after the revision.
     message = Message(role="user", blocks=(Text(text=text),), id="msg_d961acc862a4b7b8ffc3")
     plain = MessagesAppended(at=AT, messages=(message,), revision=REVISION)
@@ -182,6 +191,18 @@ def test_a_200_byte_message_is_stored_in_40_bytes_more_with_its_id_in_50_and_wit
     assert len(packed) == 200 + 62 + 6
 
 
+def test_a_row_whose_id_is_made_from_its_session_is_decoded_with_the_session_id() -> None:
+    message = Message(role="assistant", blocks=(Text(text="hi"),), id=REVISION_ID)
+    event = MessagesAppended(at=AT, messages=(message,), revision=REVISION)
+    topic, state = encode_event(event, session_id=SESSION)
+    assert topic == REVISION_ID_TEXT_APPEND_TOPIC
+    with pytest.raises(InvalidArgument, match="pass session_id= to decode it"):
+        decode_event(topic, state, "version 2")
+    assert decode_event(topic, state, "version 2", session_id=SESSION) == event
+    other = decode_event(topic, state, "version 2", session_id="s-2")  # another session's row would name it so
+    assert isinstance(other, MessagesAppended) and other.messages[0].id != REVISION_ID
+
+
 @pytest.mark.parametrize(
     "damage",
     [
@@ -198,14 +219,14 @@ def test_a_200_byte_message_is_stored_in_40_bytes_more_with_its_id_in_50_and_wit
 )
 def test_damaged_text_form_bytes_read_as_corruption(damage: object, ident: str, form: str) -> None:
     message = Message(role="user", blocks=(Text(text="hello"),), id=ident)
-    packed = pack_text_append(MessagesAppended(at=AT, messages=(message,), revision=REVISION))
+    packed = pack_text_append(MessagesAppended(at=AT, messages=(message,), revision=REVISION), key=KEY)
     assert packed is not None
     topic, state = packed
     assert topic == form
     damaged = damage(state)  # type: ignore[operator]
     assert damaged != state
     with pytest.raises(CorruptStore, match="cannot decode stored MessagesAppended"):
-        decode_event(topic, damaged, "session 's' version 2")
+        decode_event(topic, damaged, "session 's-1' version 2", session_id=SESSION)
 
 
 @pytest.mark.parametrize(

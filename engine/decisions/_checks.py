@@ -16,7 +16,7 @@ from msgspec.structs import force_setattr
 from engine.errors import InvalidArgument, InvalidMessage
 from engine.state.content import Message, Usage, check_again, got, kind_of, shown, unicode_error, with_default_objects
 from engine.state.json_values import JSON_DEPTH, check_json_value
-from engine.state.revisions import revision_id
+from engine.state.revisions import message_id_key, revision_id
 from engine.state.transcript import Session
 
 MAX_SESSION_ID = 200
@@ -105,12 +105,16 @@ def stamped(
 
 
 def with_revision_ids(
-    messages: tuple[Message, ...], revisions: Sequence[bytes], position_of: Callable[[str], int | None]
+    messages: tuple[Message, ...],
+    revisions: Sequence[bytes],
+    session_id: str,
+    position_of: Callable[[str], int | None],
 ) -> tuple[Message, ...]:
-    """The messages of an append, each without an id given the one its
-    revision names (``revision_id``: ``msg_`` and the first 20 hex digits of
-    the revision the session reached with it). Such an id costs the stored
-    form no bytes, and the same appends replayed give the same ids.
+    """The messages of an append to ``session_id``, each without an id
+    given the one its revision names (``revision_id``: made from the
+    revision the session reached with it and the session's id). Such an id
+    costs the stored form no bytes, and the same appends to a session of
+    the same id give the same ids.
 
     Distinct revisions give distinct ids, so it is a new id unless the
     session went back to an earlier state (a rewrite) or a caller chose it.
@@ -119,11 +123,12 @@ def with_revision_ids(
     an id names one message."""
     if all(message.id is not None for message in messages):
         return messages
+    key = message_id_key(session_id)
     taken = {ident for message in messages for ident in (message.id, message.provider_item_id) if ident is not None}
     result = []
     for message, revision in zip(messages, revisions, strict=True):
         if message.id is None:
-            ident = revision_id(revision)
+            ident = revision_id(revision, key)
             if ident in taken or position_of(ident) is not None:
                 ident = message_id()
             message = message.__copy__()  # type: ignore[attr-defined]  # msgspec's stubs omit it

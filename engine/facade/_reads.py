@@ -115,7 +115,10 @@ def feed(repository: Repository, after: int, limit: int) -> list[FeedEvent]:
             session_id=entry.session_id,
             version=entry.record.version,
             event=decode_event(
-                entry.record.topic, entry.record.state, f"session {entry.session_id!r} version {entry.record.version}"
+                entry.record.topic,
+                entry.record.state,
+                f"session {entry.session_id!r} version {entry.record.version}",
+                session_id=entry.session_id,
             ),
         )
         for entry in repository.backend.feed(after, limit)

@@ -113,7 +113,9 @@ def _walk(
     for record in reversed(records):
         if not pending:
             break
-        event = decode_event(record.topic, record.state, f"session {session_id!r} version {record.version}")
+        event = decode_event(
+            record.topic, record.state, f"session {session_id!r} version {record.version}", session_id=session_id
+        )
         if isinstance(event, MessagesAppended):
             before = size - len(event.messages)
             pending = _resolve(pending, before, event.messages, event.at, messages, times, erased)

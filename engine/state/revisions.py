@@ -25,6 +25,7 @@ __all__ = [
     "chain",
     "chain_each",
     "format_revision",
+    "message_id_key",
     "parse_revision",
     "revision_id",
     "revision_of",
@@ -53,11 +54,22 @@ def parse_revision(revision: object) -> bytes:
         raise InvalidRevision(f"revision {shown(revision)} has non-hex digits") from None
 
 
-def revision_id(revision: bytes) -> str:
-    """The id the engine gives a message it appends: ``msg_`` and the first
-    10 bytes (20 hex digits) of the revision ``revision`` (32 raw bytes)
-    that the session reached with it. The stored form keeps no other copy."""
-    return "msg_" + revision[:10].hex()
+def message_id_key(session_id: str) -> int:
+    """What :func:`revision_id` mixes into the ids of a session's messages:
+    10 bytes of a digest of its id, so that sessions (a fork and its source
+    among them) that reach the same revision still name their messages
+    apart."""
+    digest = hashlib.sha256(b"transcript-engine/message-id\x00" + session_id.encode("utf-8", "surrogatepass")).digest()
+    return int.from_bytes(digest[:10], "big")
+
+
+def revision_id(revision: bytes, key: int) -> str:
+    """The id the engine gives a message it appends: ``msg_`` and 20 hex
+    digits, the first 10 bytes of the revision ``revision`` (32 raw bytes)
+    that the session reached with it, exclusive-or the session's
+    :func:`message_id_key`. Distinct revisions of one session give distinct
+    ids, and the stored form, which keeps the revision, keeps no copy."""
+    return "msg_" + (int.from_bytes(revision[:10], "big") ^ key).to_bytes(10, "big").hex()
 
 
 def stored_revision_bytes(revision: str, where: str) -> bytes:

@@ -15,7 +15,14 @@ from typing import Any
 
 import msgspec
 
-from engine.errors import ConcurrentWriteError, CorruptStore, SessionHasChildren, SessionHasForks, UnknownEventType
+from engine.errors import (
+    ConcurrentWriteError,
+    CorruptStore,
+    InvalidArgument,
+    SessionHasChildren,
+    SessionHasForks,
+    UnknownEventType,
+)
 from engine.state.content import Usage, as_stored, whole_number
 from engine.state.events import (
     EVENT_NAMES,
@@ -28,6 +35,7 @@ from engine.state.events import (
 )
 from engine.state.header import Header
 from engine.state.records import Records
+from engine.state.revisions import message_id_key
 from engine.state.transcript import KnownAppend, Session
 from engine.store._packed import (
     PACKED_APPEND_TOPIC,
@@ -49,10 +57,11 @@ _DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
 _TOPICS: dict[type[Event], str] = {cls: f"{name}.v{EVENT_TYPES[name].version}" for cls, name in EVENT_NAMES.items()}
 # Stored forms other than JSON, by type name: each decodes to the current
 # schema of its event type (see engine.store._packed).
+# A row of REVISION_ID_TEXT_APPEND_TOPIC, the one form whose reading needs
+# its session's id, is read apart from these (``_decoded_one``).
 _PACKED: dict[str, tuple[str, Callable[[bytes], Event]]] = {
     PACKED_APPEND_TOPIC: (EVENT_NAMES[MessagesAppended], unpack_append),
     TEXT_APPEND_TOPIC: (EVENT_NAMES[MessagesAppended], unpack_text_append),
-    REVISION_ID_TEXT_APPEND_TOPIC: (EVENT_NAMES[MessagesAppended], unpack_revision_id_text_append),
 }
 _CURRENT_DECODERS: dict[str, Callable[[bytes], Any]] = {
     **{topic: _DECODERS[EVENT_NAMES[cls]].decode for cls, topic in _TOPICS.items()},
@@ -60,14 +69,18 @@ _CURRENT_DECODERS: dict[str, Callable[[bytes], Any]] = {
 }
 
 
-def encode_event(event: Event, revision_bytes: bytes | None = None) -> tuple[str, bytes]:
-    """The stored topic and bytes of an event: appended messages packed
-    (``engine.store._packed``) when the packed form holds them exactly,
-    everything else as JSON. ``revision_bytes``: the 32 bytes of an
-    append's revision, if the caller holds them (else they are parsed from
-    its hex digits)."""
+def encode_event(
+    event: Event, revision_bytes: bytes | None = None, *, session_id: str | None = None
+) -> tuple[str, bytes]:
+    """The stored topic and bytes of an event of session ``session_id``:
+    appended messages packed (``engine.store._packed``) when the packed form
+    holds them exactly, everything else as JSON. ``revision_bytes``: the 32
+    bytes of an append's revision, if the caller holds them (else they are
+    parsed from its hex digits). Without ``session_id`` a message the engine
+    named keeps its id in the bytes (10 more)."""
     if type(event) is MessagesAppended:
-        text_form = pack_text_append(event, revision_bytes)
+        key = message_id_key(session_id) if session_id is not None else None
+        text_form = pack_text_append(event, revision_bytes, key)
         if text_form is not None:
             return text_form
         packed = pack_append(event)
@@ -82,7 +95,13 @@ _READABLE: dict[str, tuple[EventType, int]] = {
     f"{name}.v{version}": (entry, version)
     for name, entry in EVENT_TYPES.items()
     for version in range(1, entry.version + 1)
-} | {topic: (EVENT_TYPES[name], EVENT_TYPES[name].version) for topic, (name, _) in _PACKED.items()}
+} | {
+    topic: (EVENT_TYPES[name], EVENT_TYPES[name].version)
+    for topic, name in [
+        *((topic, name) for topic, (name, _) in _PACKED.items()),
+        (REVISION_ID_TEXT_APPEND_TOPIC, "MessagesAppended"),
+    ]
+}
 
 
 #: Every stored type name this engine reads.
@@ -134,7 +153,7 @@ def decode_for_load(
         return _decoded_one(session_id, version, topic, state)
 
     with as_stored():
-        return unpack_known_appends(records, other)
+        return unpack_known_appends(records, message_id_key(session_id), other)
 
 
 def _decoded_one(session_id: str, version: int, topic: str, state: bytes) -> Event:
@@ -144,14 +163,23 @@ def _decoded_one(session_id: str, version: int, topic: str, state: bytes) -> Eve
             return decode(state)  # type: ignore[no-any-return]
         except (msgspec.DecodeError, msgspec.ValidationError, ValueError, TypeError, OverflowError):
             pass  # decode_event below raises the explained error (invalid UTF-8 is a ValueError)
-    return decode_event(topic, state, f"session {session_id!r} version {version}")
+    return decode_event(topic, state, f"session {session_id!r} version {version}", session_id=session_id)
 
 
-def decode_event(topic: str, state: bytes, where: str) -> Event:
-    """Decode one stored row (``where`` names it in error messages)."""
+def decode_event(topic: str, state: bytes, where: str, *, session_id: str | None = None) -> Event:
+    """Decode one stored row (``where`` names it in error messages) of the
+    session ``session_id``: a row of type ``MessagesAppended.v1.text-revid``
+    names its message from the session's id, and needs it."""
     entry, version = _parse_topic(topic, where)
+    if topic == REVISION_ID_TEXT_APPEND_TOPIC and session_id is None:
+        raise InvalidArgument(
+            f"{where} is a {topic} row, whose message id is made from its session's id: pass session_id= to decode it"
+        )
     try:
         with as_stored():
+            if topic == REVISION_ID_TEXT_APPEND_TOPIC:
+                assert session_id is not None
+                return unpack_revision_id_text_append(state, message_id_key(session_id))
             packed = _PACKED.get(topic)
             if packed is not None:
                 return packed[1](state)

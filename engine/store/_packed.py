@@ -18,9 +18,10 @@ hex digits) as its 10 bytes in ``engine_id``, any other in ``id``.
 
 The commonest event of all, one message of one text block with an id the
 engine made and no actor, has a form of its own without any msgpack
-framing. The engine names an appended message after its revision (``msg_``
-and the revision's first 10 bytes in hex), so that id is not stored: 40
-fixed bytes, then the text as UTF-8 (``REVISION_ID_TEXT_APPEND_TOPIC``)::
+framing. The engine names an appended message after its revision and its
+session (``engine.state.revisions.revision_id``), so that id is not stored:
+40 fixed bytes, then the text as UTF-8 (``REVISION_ID_TEXT_APPEND_TOPIC``;
+reading it takes the session's id)::
 
     role code (1) | at + 2**55 (7) | revision (32) | text
 
@@ -121,11 +122,14 @@ _copy_message: Callable[[Message], Message] = Message.__copy__  # type: ignore[a
 _copy_text: Callable[[Text], Text] = Text.__copy__  # type: ignore[attr-defined]
 
 
-def pack_text_append(event: MessagesAppended, revision_bytes: bytes | None = None) -> tuple[str, bytes] | None:
+def pack_text_append(
+    event: MessagesAppended, revision_bytes: bytes | None = None, key: int | None = None
+) -> tuple[str, bytes] | None:
     """The type name and bytes of one of the one-text-message forms, or
     ``None`` if ``event`` is not one message of one text block with an
     engine id, no actor and nothing else. ``revision_bytes``: the
-    revision's 32 bytes, if the caller has them."""
+    revision's 32 bytes, if the caller has them; ``key``: the session's
+    ``message_id_key``, without which the id is kept in the bytes."""
     messages = event.messages
     if len(messages) != 1 or event.actor is not None:
         return None
@@ -154,7 +158,7 @@ def pack_text_append(event: MessagesAppended, revision_bytes: bytes | None = Non
         text = blocks[0].text.encode()
     except UnicodeEncodeError:  # a Text is checked when made: only a forged one gets here
         return None
-    if ident == revision_id(raw_revision):
+    if key is not None and ident == revision_id(raw_revision, key):
         return REVISION_ID_TEXT_APPEND_TOPIC, _REVISION_ID_HEAD.pack(code << 56 | stored_at, raw_revision) + text
     engine_id = _engine_id(ident)
     if engine_id is None:
@@ -162,14 +166,14 @@ def pack_text_append(event: MessagesAppended, revision_bytes: bytes | None = Non
     return TEXT_APPEND_TOPIC, _TEXT_HEAD.pack(code << 56 | stored_at, raw_revision, engine_id) + text
 
 
-def unpack_known_append(topic: str, state: bytes) -> KnownAppend:
+def unpack_known_append(topic: str, state: bytes, key: int) -> KnownAppend:
     """The message, revision and time of bytes of a one-text-message form
-    (``topic`` names which), as a load folds them. Raises ``ValueError``
-    for bytes the form never holds."""
+    (``topic`` names which), as a load folds them; ``key``: the session's
+    ``message_id_key``. Raises ``ValueError`` for bytes the form never holds."""
     try:
         if topic == REVISION_ID_TEXT_APPEND_TOPIC:
             word, revision = _REVISION_ID_HEAD.unpack_from(state)
-            ident, start = revision_id(revision), _REVISION_ID_START
+            ident, start = revision_id(revision, key), _REVISION_ID_START
         else:
             word, revision, engine_id = _TEXT_HEAD.unpack_from(state)
             ident, start = "msg_" + engine_id.hex(), _TEXT_START
@@ -191,14 +195,16 @@ def unpack_known_append(topic: str, state: bytes) -> KnownAppend:
 
 
 def unpack_known_appends(
-    records: Iterable[tuple[int, str, bytes]], other: Callable[[int, str, bytes], Any]
+    records: Iterable[tuple[int, str, bytes]], key: int, other: Callable[[int, str, bytes], Any]
 ) -> list[tuple[int, Any]]:
-    """Each of ``records`` (version, type name, bytes) as a load folds it:
-    one-text-message bytes as :func:`unpack_known_append` gives them, any
-    other record, and bytes these forms never hold, as ``other(version,
-    topic, state)`` gives it (it raises for damage). The same steps as
+    """Each of ``records`` (version, type name, bytes) of the session whose
+    ``message_id_key`` is ``key``, as a load folds it: one-text-message
+    bytes as :func:`unpack_known_append` gives them, any other record, and
+    bytes these forms never hold, as ``other(version, topic, state)`` gives
+    it (it raises for damage). The same steps as
     :func:`unpack_known_append`, inline: a call per record was a quarter of
     decoding a long session."""
+    from_bytes = int.from_bytes
     unpack_revision_id, revision_id_start = _REVISION_ID_HEAD.unpack_from, _REVISION_ID_START
     unpack, start, templates, text_template = _TEXT_HEAD.unpack_from, _TEXT_START, _MESSAGE_TEMPLATES, _TEXT_TEMPLATE
     copy_text, copy_message, set_field, known = _copy_text, _copy_message, _set_field, KnownAppend
@@ -214,7 +220,7 @@ def unpack_known_appends(
                     set_field(text, "text", state[revision_id_start:].decode())
                     message = copy_message(templates[role])
                     set_field(message, "blocks", (text,))
-                    set_field(message, "id", "msg_" + revision[:10].hex())
+                    set_field(message, "id", "msg_" + (from_bytes(revision[:10]) ^ key).to_bytes(10).hex())
                     append((version, known(message, revision, (word & _AT_BITS) - _AT_OFFSET)))
                     continue
             elif topic == TEXT_APPEND_TOPIC:
@@ -237,13 +243,14 @@ def unpack_known_appends(
 def unpack_text_append(state: bytes) -> MessagesAppended:
     """The event of bytes of the one-text-message form with the id kept.
     Raises ``ValueError`` for bytes this form never holds."""
-    return _text_event(unpack_known_append(TEXT_APPEND_TOPIC, state))
+    return _text_event(unpack_known_append(TEXT_APPEND_TOPIC, state, 0))
 
 
-def unpack_revision_id_text_append(state: bytes) -> MessagesAppended:
-    """The event of bytes of the one-text-message form whose id is its
-    revision's. Raises ``ValueError`` for bytes this form never holds."""
-    return _text_event(unpack_known_append(REVISION_ID_TEXT_APPEND_TOPIC, state))
+def unpack_revision_id_text_append(state: bytes, key: int) -> MessagesAppended:
+    """The event of bytes of the one-text-message form whose id is made
+    from its revision, of the session whose ``message_id_key`` is ``key``.
+    Raises ``ValueError`` for bytes this form never holds."""
+    return _text_event(unpack_known_append(REVISION_ID_TEXT_APPEND_TOPIC, state, key))
 
 
 def _text_event(known: KnownAppend) -> MessagesAppended:
