@@ -846,6 +846,38 @@ def test_an_id_a_branch_gave_its_own_message_is_not_the_sources_message(stores: 
         store.erase(b, "turn-9")
 
 
+def test_a_fork_that_left_out_the_sources_later_messages_never_showed_them(stores: StoreFactory) -> None:
+    # Found by a second adversarial pass: erasure took a fork's view of its
+    # source as the source's log up to the fork point, so a fork_at or
+    # fork_replacing child could erase the source's messages from the cut
+    # on, which it never showed: U's own answer went, and the child was not
+    # even among the sessions erased.
+    store = stores.open()
+    u = store.create()
+    store.append(u, Message.user("hello"))
+    store.append(u, Message.assistant("U's answer, only U has it", id="Z"))
+    h = store.fork_at(u, 1)  # [hello]
+    retried = store.fork_replacing(u, 1, Message.assistant("a retry"))
+    replaced_id = store.get(u).messages[1].id
+    for fork, ident in ((h, "Z"), (retried, replaced_id)):
+        with pytest.raises(InvalidArgument, match=f"never occur in the history of session '{fork}'"):
+            store.erase(fork, ident or "")
+    assert stores.open().verify(u).messages[1].text == "U's answer, only U has it"
+    # The other way round: the fork numbers its own next turn as the source did.
+    store.append(h, Message.assistant("H's own answer", id="Z"))
+    assert store.erase(h, "Z") == [h]
+    assert stores.open().verify(h).messages[1].erased is not None
+    assert stores.open().verify(u).messages[1].text == "U's answer, only U has it"
+    # A message the source rewrote away before the fork is not what the fork shows either.
+    s = store.create()
+    store.append(s, Message.user("hi"), Message.assistant("an old answer", id="Y"))
+    store.rewrite(s, 1, 2, [])
+    g = store.fork(s)
+    store.append(g, Message.assistant("a new answer", id="Y"))
+    assert store.erase(g, "Y") == [g]
+    assert [m.text for m in stores.open().get(s, at=2).messages] == ["hi", "an old answer"]
+
+
 def test_a_fork_that_continued_an_erased_message_under_its_id_loses_that_content_too(stores: StoreFactory) -> None:
     # Found by an adversarial pass: a fork that added a result to the
     # source's tool_results message (add_tool_results keeps its id), or

@@ -198,6 +198,9 @@ def test_a_row_whose_id_is_made_from_its_session_is_decoded_with_the_session_id(
     assert topic == REVISION_ID_TEXT_APPEND_TOPIC
     with pytest.raises(InvalidArgument, match="pass session_id= to decode it"):
         decode_event(topic, state, "version 2")
+    for wrong in (123, b"s-1", ["s-1"]):
+        with pytest.raises(InvalidArgument, match="session_id must be a str or None"):
+            decode_event(topic, state, "version 2", session_id=wrong)  # type: ignore[arg-type]
     assert decode_event(topic, state, "version 2", session_id=SESSION) == event
     other = decode_event(topic, state, "version 2", session_id="s-2")  # another session's row would name it so
     assert isinstance(other, MessagesAppended) and other.messages[0].id != REVISION_ID

@@ -5,8 +5,9 @@ facade reads the logs and rewrites them in the store."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime
+from typing import NamedTuple
 
 import msgspec
 
@@ -23,7 +24,7 @@ from engine.state.events import (
 from engine.state.revisions import Reason
 from engine.state.transcript import Session
 
-__all__ = ["ErasedLog", "Targets", "View", "erase_inherited", "erase_log", "expand", "in_view", "view_of"]
+__all__ = ["ErasedLog", "Targets", "View", "erase_inherited", "erase_log", "expand", "view_of"]
 
 _replace = msgspec.structs.replace
 # Realtime audit fields that carry content, and what they hold once erased.
@@ -80,55 +81,49 @@ class Targets:
         return getattr(event, "item_id", None) in self.items or getattr(event, "call_id", None) in self.calls
 
 
-#: What an erased session shows: its own log whole (``None``) and each
-#: session it was forked from, up to the version it was forked at.
-View = dict[str, "int | None"]
+class View(NamedTuple):
+    """What an erased session shows: its own log whole, and of the logs it
+    was forked from only the messages it inherited (as (id, digest) pairs:
+    a ``fork_at`` or ``fork_replacing`` leaves out the source's messages
+    from the cut on, which the fork never showed)."""
+
+    session_id: str
+    inherited: frozenset[tuple[str | None, str]]
+
+    def shows(self, session_id: str, message: Message) -> bool:
+        return session_id == self.session_id or (message.id, message.digest) in self.inherited
 
 
-def view_of(session_id: str, decoded: dict[str, list[tuple[int, Event]]]) -> View:
-    """The logs, and how far into each, that ``session_id`` shows."""
-    view: View = {}
-    sid: str | None = session_id
-    upto: int | None = None
-    while sid is not None and sid not in view and sid in decoded:
-        view[sid] = upto
-        first = decoded[sid][0][1] if decoded[sid] else None
-        sid, upto = (first.source, first.source_version) if isinstance(first, SessionForked) else (None, None)
-    return view
-
-
-def in_view(view: View, session_id: str, version: int) -> bool:
-    if session_id not in view:
-        return False
-    upto = view[session_id]
-    return upto is None or version <= upto
+def view_of(session_id: str, first: Session) -> View:
+    """What ``session_id`` shows, given its state at version 1 (``first``:
+    for a fork, what it inherited)."""
+    return View(session_id, frozenset((message.id, message.digest) for message in first.messages))
 
 
 def expand(targets: Targets, decoded: dict[str, list[tuple[int, Event]]], view: View) -> set[str]:
     """The target ids found in what the erased session shows (``view``: as
-    message ids, or as provider item ids of realtime records); grows
+    message ids, or as provider item ids of its realtime records); grows
     ``targets`` until every message about the same items or tool calls, in
     the whole family, is in it."""
     seen: set[str] = set()
-    shown = [event for sid, logged in decoded.items() for version, event in logged if in_view(view, sid, version)]
-    for event in shown:
+    own = [event for _, event in decoded.get(view.session_id, [])]
+    for event in own:
         if isinstance(event, RealtimeRecorded):
             item = getattr(event.event, "item_id", None)
             if item in targets.ids:
                 seen.add(item)
                 targets.items.add(item)
-    messages = list(_messages_of(shown))
+    messages: list[Message] = []
+    elsewhere: list[Message] = []
+    for sid, logged in decoded.items():
+        for message in _messages_of(event for _, event in logged):
+            (messages if view.shows(sid, message) else elsewhere).append(message)
     seen.update(message.id for message in messages if message.id in targets.ids)
     for message in messages:  # named by the provider's item id (an adapter's item, say)
         item = message.provider_item_id
         if item is not None and item in targets.ids:
             seen.add(item)
             targets.items.add(item)
-    elsewhere = list(
-        _messages_of(
-            event for sid, logged in decoded.items() for version, event in logged if not in_view(view, sid, version)
-        )
-    )
     grown = True
     while grown:  # a message hit may bring more items, calls and content (whose copies elsewhere are hit)
         before = (len(targets.items), len(targets.calls), len(targets.blocks))
@@ -165,8 +160,12 @@ def erase_log(
     (``view``), elsewhere only copies of the erased content."""
     replaced: list[tuple[int, Event]] = []
     erased: dict[tuple[str, str], None] = {}  # (id, digest) pairs, in order: two messages may share an id
+
+    def shown(message: Message) -> bool:
+        return view.shows(head.id, message)
+
     for version, event in decoded:
-        cleaned = _erased_event(event, targets, erased, in_view(view, head.id, version))
+        cleaned = _erased_event(event, targets, erased, shown)
         if cleaned is not event:
             replaced.append((version, cleaned))
     if not replaced:
@@ -228,13 +227,15 @@ def _messages_of(events: Iterable[Event]) -> Iterable[Message]:
             yield event.replacement
 
 
-def _erased_event(event: Event, targets: Targets, erased: dict[tuple[str, str], None], shown: bool) -> Event:
+def _erased_event(
+    event: Event, targets: Targets, erased: dict[tuple[str, str], None], shown: Callable[[Message], bool]
+) -> Event:
     """``event`` with the targets' content removed, or ``event`` itself if it
-    holds none (``shown``: the event is in what the erased session shows).
-    Records each erased message's id and digest in ``erased``."""
+    holds none (``shown``: whether a message of it is in what the erased
+    session shows). Records each erased message's id and digest in ``erased``."""
 
     def cleaned(message: Message, copies: bool = False) -> Message:
-        hit = targets.hit_copy if copies else targets.hit if shown else targets.hit_elsewhere
+        hit = targets.hit_copy if copies else targets.hit if shown(message) else targets.hit_elsewhere
         if message.erased is not None or not hit(message):
             return message
         placeholder = message.erasure()

@@ -93,7 +93,9 @@ def _erase_once(
         family = _family(repository, head.lineage.root)
         logs = {sid: repository.log(sid) for sid in family}
         decoded = {sid: decode_events(sid, logs[sid][1]) for sid in family}
-        view = view_of(session_id, decoded)  # what the session shows: ids are looked up there
+        # What the session shows, ids are looked up there: its own log, and
+        # what it inherited (its state at version 1).
+        view = view_of(session_id, repository.load(session_id, upto=1))
         seen = expand(targets, decoded, view)
         missing = sorted(targets.ids - seen)
         if missing:

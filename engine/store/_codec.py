@@ -170,6 +170,8 @@ def decode_event(topic: str, state: bytes, where: str, *, session_id: str | None
     """Decode one stored row (``where`` names it in error messages) of the
     session ``session_id``: a row of type ``MessagesAppended.v1.text-revid``
     names its message from the session's id, and needs it."""
+    if session_id is not None and type(session_id) is not str:
+        raise InvalidArgument(f"session_id must be a str or None, got {type(session_id).__name__}")
     entry, version = _parse_topic(topic, where)
     if topic == REVISION_ID_TEXT_APPEND_TOPIC and session_id is None:
         raise InvalidArgument(
