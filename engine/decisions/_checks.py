@@ -124,17 +124,25 @@ def with_revision_ids(
     if all(message.id is not None for message in messages):
         return messages
     key = message_id_key(session_id)
-    taken = {ident for message in messages for ident in (message.id, message.provider_item_id) if ident is not None}
-    result = []
-    for message, revision in zip(messages, revisions, strict=True):
-        if message.id is None:
-            ident = revision_id(revision, key)
-            if ident in taken or position_of(ident) is not None:
-                ident = message_id()
-            message = message.__copy__()  # type: ignore[attr-defined]  # msgspec's stubs omit it
-            force_setattr(message, "id", ident)
+    # What the call's messages carry (with one message, only its item id is looked at).
+    taken = (
+        {ident for m in messages for ident in (m.id, m.provider_item_id) if ident is not None}
+        if len(messages) > 1
+        else None
+    )
+    result = list(messages)
+    for index, message in enumerate(messages):
+        if message.id is not None:
+            continue
+        ident = revision_id(revisions[index], key)
+        held = ident in taken if taken is not None else ident == message.provider_item_id
+        if held or position_of(ident) is not None:
+            ident = message_id()
+        message = message.__copy__()  # type: ignore[attr-defined]  # msgspec's stubs omit it
+        force_setattr(message, "id", ident)
+        if taken is not None:
             taken.add(ident)
-        result.append(message)
+        result[index] = message
     return tuple(result)
 
 

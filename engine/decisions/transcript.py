@@ -182,8 +182,7 @@ def _append(state: Session, command: Append, now: datetime) -> Decision:
     _check_expected(state, command.expected_revision)
     if command.given_ids:
         check_ids_free(command.given_ids, state.messages.position_of, "append()")
-    if any(message.provider_item_id is not None for message in command.messages):
-        check_items_free(command.messages, state.messages.position_of, state.messages, "append()")
+    check_items_free(command.messages, state.messages.position_of, state.messages, "append()")
     stamped = command.messages
     # The rules every other change of content follows: tool uses are
     # answered by the next message, results answer the message before.

@@ -8,6 +8,7 @@ whatever session, time or message ids they came from.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Iterable
@@ -54,6 +55,7 @@ def parse_revision(revision: object) -> bytes:
         raise InvalidRevision(f"revision {shown(revision)} has non-hex digits") from None
 
 
+@functools.lru_cache(maxsize=4096)  # once per session, not per append
 def message_id_key(session_id: str) -> int:
     """What :func:`revision_id` mixes into the ids of a session's messages:
     10 bytes of a digest of its id, so that sessions (a fork and its source
