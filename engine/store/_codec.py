@@ -59,9 +59,10 @@ _TOPICS: dict[type[Event], str] = {cls: f"{name}.v{EVENT_TYPES[name].version}" f
 # schema of its event type (see engine.store._packed).
 # A row of REVISION_ID_TEXT_APPEND_TOPIC, the one form whose reading needs
 # its session's id, is read apart from these (``_decoded_one``).
+_APPENDED = EVENT_NAMES[MessagesAppended]
 _PACKED: dict[str, tuple[str, Callable[[bytes], Event]]] = {
-    PACKED_APPEND_TOPIC: (EVENT_NAMES[MessagesAppended], unpack_append),
-    TEXT_APPEND_TOPIC: (EVENT_NAMES[MessagesAppended], unpack_text_append),
+    PACKED_APPEND_TOPIC: (_APPENDED, unpack_append),
+    TEXT_APPEND_TOPIC: (_APPENDED, unpack_text_append),
 }
 _CURRENT_DECODERS: dict[str, Callable[[bytes], Any]] = {
     **{topic: _DECODERS[EVENT_NAMES[cls]].decode for cls, topic in _TOPICS.items()},
@@ -96,11 +97,8 @@ _READABLE: dict[str, tuple[EventType, int]] = {
     for name, entry in EVENT_TYPES.items()
     for version in range(1, entry.version + 1)
 } | {
-    topic: (EVENT_TYPES[name], EVENT_TYPES[name].version)
-    for topic, name in [
-        *((topic, name) for topic, (name, _) in _PACKED.items()),
-        (REVISION_ID_TEXT_APPEND_TOPIC, "MessagesAppended"),
-    ]
+    topic: (EVENT_TYPES[_APPENDED], EVENT_TYPES[_APPENDED].version)
+    for topic in (*_PACKED, REVISION_ID_TEXT_APPEND_TOPIC)
 }
 
 
