@@ -24,7 +24,7 @@ import msgspec
 from engine import Message, Transcripts
 from engine.state.content import check_again
 from engine.state.events import MessagesAppended
-from engine.state.revisions import EMPTY_REVISION_BYTES, chain_each, format_revision, message_id_key, revision_id
+from engine.state.revisions import EMPTY_REVISION_BYTES, chain_each, format_revision, id_mask, revision_id
 from engine.state.transcript import KnownAppend
 from engine.store import Chain, Record, SessionRow, decode_for_load, encode_event, extended
 from engine.store._chain import seal_of
@@ -184,18 +184,17 @@ def essential_calls(path: str, synchronous: str, messages: Sequence[Message]) ->
     copy, set_field = Message.__copy__, msgspec.structs.force_setattr  # type: ignore[attr-defined]
     new_tuple = tuple.__new__  # as the engine builds records and rows (a NamedTuple's __new__ is Python code)
     revision, version, head = EMPTY_REVISION_BYTES, row.version, row.head
-    key = message_id_key(session_id)
     with _writer(path, synchronous) as execute:
         start = time.perf_counter()
         for count, message in enumerate(messages, 1):
             check_again(message)
             message = copy(message)
             [revision] = chain_each(revision, (message,))
-            set_field(message, "id", revision_id(revision, key))
+            version += 1
+            set_field(message, "id", revision_id(revision, id_mask(session_id, version)))
             now = datetime.now(UTC)
             event = MessagesAppended(at=now, messages=(message,), revision=format_revision(revision))
-            topic, state = encode_event(event, revision, session_id=session_id)
-            version += 1
+            topic, state = encode_event(event, revision, session_id=session_id, version=version)
             chain = extended(chain, (new_tuple(Record, (version, topic, state)),))
             new_head = chain.digest().hex()
             updated = now.isoformat()

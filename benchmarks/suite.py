@@ -114,7 +114,7 @@ def engine_rows(session_id: str, calls: Sequence[Sequence[Message]]) -> list[raw
         store.close()
     rows: list[raw.EventRow] = []
     for entry in history:
-        topic, state = encode_event(entry.event, session_id=sid)
+        topic, state = encode_event(entry.event, session_id=sid, version=entry.version)
         rows.append((session_id, entry.version, topic, state))
     return rows
 

@@ -70,59 +70,79 @@ def test_message_ids_are_kept_or_assigned(store: Transcripts) -> None:
     assert second.id and second.id.startswith("msg_")
 
 
-def _named(session_id: str, *reached: Message) -> str:
-    """The id the store gives the last of ``reached`` appended after the
-    others in ``session_id``, as the docs describe it: the first 10 bytes of
-    the revision reached, exclusive-or 10 bytes of a digest of the session id."""
+def _named(session_id: str, version: int, *reached: Message) -> str:
+    """The id the store gives the last of ``reached``, appended after the
+    others by the event at ``version`` of ``session_id``, as the docs
+    describe it: the first 10 bytes of the revision reached, exclusive-or 10
+    bytes of a digest of the session id and exclusive-or the version."""
     revision = bytes.fromhex(revision_of(list(reached)).removeprefix("sha256:"))
     key = hashlib.sha256(b"transcript-engine/message-id\x00" + session_id.encode()).digest()
-    return "msg_" + bytes(a ^ b for a, b in zip(revision[:10], key[:10], strict=True)).hex()
+    mixed = (a ^ b ^ c for a, b, c in zip(revision[:10], key[:10], version.to_bytes(10, "big"), strict=True))
+    return "msg_" + bytes(mixed).hex()
 
 
 def test_appended_messages_are_named_after_the_revision_each_reached(stores: StoreFactory) -> None:
     store = stores.open()
     one, two, three = Message.user("a"), Message.assistant("b"), Message.user("c")
     sid = store.create()
-    store.append(sid, one, two)
-    store.append(sid, three)
-    named = [_named(sid, one), _named(sid, one, two), _named(sid, one, two, three)]
+    store.append(sid, one, two)  # version 2
+    store.append(sid, three)  # version 3
+    named = [_named(sid, 2, one), _named(sid, 2, one, two), _named(sid, 3, one, two, three)]
     assert [message.id for message in store.get(sid).messages] == named
     assert [message.id for message in stores.open().get(sid).messages] == named
     # The same appends to a session of the same id give the same ids ...
     store.delete(sid)
     store.create(session_id=sid)
-    store.append(sid, one, two, three)
+    store.append(sid, one, two)
+    store.append(sid, three)
     assert [message.id for message in stores.open().get(sid).messages] == named
     # ... and in any other session other ids: a fork that appends what its source did, too.
     other = store.create()
-    store.append(other, one, two, three)
+    store.append(other, one, two)
+    store.append(other, three)
     fork = store.fork_at(sid, 2)  # holds one and two
-    store.append(fork, three)
-    for session in (other, fork):
-        ids = [message.id for message in store.get(session).messages]
-        assert ids[-1] == _named(session, one, two, three) != named[-1]
+    store.append(fork, three)  # the fork's version 2
+    assert store.get(other).messages[-1].id == _named(other, 3, one, two, three) != named[-1]
+    assert store.get(fork).messages[-1].id == _named(fork, 2, one, two, three) != named[-1]
     assert store.erase(fork, store.get(fork).messages[-1].id or "") == [fork]  # the source's "c" is another message
     assert store.get(sid).messages[-1].text == "c"
+
+
+def test_a_message_appended_again_after_a_truncation_is_another_message(stores: StoreFactory) -> None:
+    # Found by a newcomer pass: an id made from the revision alone named the
+    # new answer as the one the truncation removed, so what the app kept
+    # under that id (feedback, say) went to the new answer.
+    store = stores.open()
+    sid = store.create()
+    hi, answer = Message.user("hi"), Message.assistant("answer one")
+    store.append(sid, hi)
+    store.append(sid, answer)  # version 3
+    removed = store.get(sid).messages[1].id
+    store.rewrite(sid, 1, 2, [], "truncation")
+    store.append(sid, answer)  # version 5: the same revision as version 3 reached
+    again = stores.open().get(sid).messages[1]
+    assert removed == _named(sid, 3, hi, answer) != again.id == _named(sid, 5, hi, answer)
+    assert store.erase(sid, removed or "") == [sid]  # the removed message, in the history only
+    assert stores.open().get(sid).messages[1].text == "answer one"
 
 
 def test_an_id_the_session_or_the_call_holds_is_not_given_again(stores: StoreFactory) -> None:
     store = stores.open()
     x, y = Message.user("x"), Message.assistant("y")
     chosen = store.create(session_id="chosen")  # a caller chose it for another message of the call
-    store.append(chosen, Message.user("x", id=_named(chosen, x, y)), y)
-    # held by the session when a rewrite took it back to an earlier state
-    returned = store.create(session_id="returned")
-    store.append(returned, x, y)
-    store.rewrite(returned, 0, 2, [Message.user("x", id=_named(returned, x, y))])
-    store.append(returned, y)  # reaches the revision of [x, y] again
-    for sid in (chosen, returned):
-        taken = _named(sid, x, y)
-        for reader in (store, stores.open()):
-            first, second = reader.get(sid).messages
-            assert first.id == taken
-            assert second.id != taken and re.fullmatch(r"msg_[0-9a-f]{20}", second.id or "")
-        with pytest.raises(InvalidMessage, match="already has the id"):
-            store.append(sid, Message.user("z", id=second.id))
+    store.append(chosen, Message.user("x", id=_named(chosen, 2, x, y)), y)
+    first, second = stores.open().get(chosen).messages
+    assert first.id == _named(chosen, 2, x, y) != second.id
+    assert re.fullmatch(r"msg_[0-9a-f]{20}", second.id or "")
+    with pytest.raises(InvalidMessage, match="already has the id"):
+        store.append(chosen, Message.user("z", id=second.id))
+    # A caller chose it in the session before: the append that would be named so gets another.
+    held = store.create(session_id="held")
+    store.append(held, Message.user("x", id=_named(held, 3, x, y)))  # version 2
+    store.append(held, y)  # version 3, reaching the revision of [x, y]
+    first, second = stores.open().get(held).messages
+    assert first.id == _named(held, 3, x, y) != second.id
+    assert re.fullmatch(r"msg_[0-9a-f]{20}", second.id or "")
 
 
 def test_an_append_decided_again_is_named_after_the_revision_it_reached(stores: StoreFactory) -> None:
@@ -135,7 +155,7 @@ def test_an_append_decided_again_is_named_after_the_revision_it_reached(stores: 
     second.append(sid, Message.user("c"))  # decided on the cached head, then again on the new one
     messages = stores.open().get(sid).messages
     assert [message.text for message in messages] == ["a", "b", "c"]
-    assert messages[2].id == _named(sid, Message.user("a"), Message.assistant("b"), Message.user("c"))
+    assert messages[2].id == _named(sid, 4, Message.user("a"), Message.assistant("b"), Message.user("c"))
 
 
 def test_title_metadata_usage_commands(store: Transcripts) -> None:
@@ -979,7 +999,7 @@ def test_a_provider_item_id_that_is_another_messages_id_is_refused(stores: Store
     sid = store.create()
     card = Message.user("my card is 4111")
     store.append(sid, card, Message.assistant("noted", id="turn-2"))
-    named = _named(sid, card)
+    named = _named(sid, 2, card)
     for taken, index in ((named, 0), ("turn-2", 1)):
         unrelated = Message(role="assistant", blocks=(Text(text="unrelated"),), provider_item_id=taken)
         said = f"provider item id '{taken}', which is the id of the session's message {index}"

@@ -56,14 +56,15 @@ def test_the_packed_golden_stores_hold_the_same_sessions_but_for_message_ids() -
 
 
 def test_messages_appended_since_0_4_are_named_after_their_revisions() -> None:
-    # golden-2 is one append of one message: its id is the first 10 bytes of
-    # the revision of that message alone, exclusive-or 10 bytes of a digest
-    # of the session id.
+    # golden-2 is one append (version 2) of one message: its id is the first
+    # 10 bytes of the revision of that message alone, exclusive-or 10 bytes
+    # of a digest of the session id and exclusive-or the version.
     wanted = json.loads((FOLDER / "store-v0.4.expected.json").read_text())
     [message] = wanted["golden-2"]["messages"]
     reached = bytes.fromhex(revision_of([Message.user("second session")]).removeprefix("sha256:"))
     key = hashlib.sha256(b"transcript-engine/message-id\x00golden-2").digest()
-    assert message["id"] == "msg_" + bytes(a ^ b for a, b in zip(reached[:10], key[:10], strict=True)).hex()
+    mixed = bytes(a ^ b ^ c for a, b, c in zip(reached[:10], key[:10], (2).to_bytes(10, "big"), strict=True))
+    assert message["id"] == "msg_" + mixed.hex()
     # 0.3 gave the same message a random id: it still reads as it was stored.
     [earlier] = json.loads((FOLDER / "store-v0.3.expected.json").read_text())["golden-2"]["messages"]
     assert earlier["id"] != message["id"]

@@ -35,17 +35,19 @@ from engine.testing.strategies import messages, texts, tool_exchanges
 GOLDEN = Path(__file__).parent / "golden" / "store-v0.1.db"
 AT = datetime(2026, 11, 29, 18, 20, 27, 81403, tzinfo=UTC)
 REVISION = "sha256:" + "5b542e32c55b6641d904888fcdc3b5849b17cbcf7ba6ad3476b0bbd36c68016e"
-SESSION = "s-1"
-# The id the engine gives the message of session s-1 that reached REVISION:
-# the revision's first 10 bytes exclusive-or 10 bytes of a digest of the session id.
+SESSION, VERSION = "s-1", 2
+# The id the engine gives the message that session s-1's append at version 2
+# reached REVISION with: the revision's first 10 bytes exclusive-or 10 bytes
+# of a digest of the session id and exclusive-or the version (as 10 bytes).
 _KEY = hashlib.sha256(b"transcript-engine/message-id\x00" + SESSION.encode()).digest()[:10]
-REVISION_ID = "msg_" + bytes(a ^ b for a, b in zip(bytes.fromhex(REVISION[7:27]), _KEY, strict=True)).hex()
-KEY = int.from_bytes(_KEY, "big")
+_MIXED = bytes(a ^ b ^ c for a, b, c in zip(bytes.fromhex(REVISION[7:27]), _KEY, VERSION.to_bytes(10), strict=True))
+REVISION_ID = "msg_" + _MIXED.hex()
+MASK = int.from_bytes(_KEY, "big") ^ VERSION
 
 
 def _round_trip(event: MessagesAppended) -> MessagesAppended:
-    topic, state = encode_event(event, session_id=SESSION)
-    decoded = decode_event(topic, state, "test", session_id=SESSION)
+    topic, state = encode_event(event, session_id=SESSION, version=VERSION)
+    decoded = decode_event(topic, state, "test", session_id=SESSION, version=VERSION)
     assert isinstance(decoded, MessagesAppended)
     return decoded
 
@@ -103,7 +105,7 @@ def test_every_appended_message_round_trips_exactly(
     expected = PACKED_APPEND_TOPIC
     if plain_text:
         expected = REVISION_ID_TEXT_APPEND_TOPIC if built[0].id == REVISION_ID else TEXT_APPEND_TOPIC
-    assert encode_event(event, session_id=SESSION)[0] == expected
+    assert encode_event(event, session_id=SESSION, version=VERSION)[0] == expected
     _same(_round_trip(event), event)
 
 
@@ -164,14 +166,15 @@ def test_a_200_byte_message_is_stored_in_40_bytes_more_with_its_id_in_50_and_wit
     text = "message 000001 " + "x" * 185
     # The id the engine gives it in session s-1, made from the revision: not stored again.
     named = Message(role="user", blocks=(Text(text=text),), id=REVISION_ID)
-    assert pack_text_append(MessagesAppended(at=AT, messages=(named,), revision=REVISION), key=KEY) == (
+    assert pack_text_append(MessagesAppended(at=AT, messages=(named,), revision=REVISION), mask=MASK) == (
         REVISION_ID_TEXT_APPEND_TOPIC,
         # role 1 and at 7 (plus 2**55), revision 32, then the text.
         b"\x01" + (1795976427081403 + 2**55).to_bytes(7, "big") + bytes.fromhex(REVISION[7:]) + text.encode(),
     )
-    # The same id in another session, or with no session named, is kept in the bytes.
+    # The same id in another session or at another version, or with neither named, is kept in the bytes.
     event = MessagesAppended(at=AT, messages=(named,), revision=REVISION)
-    assert encode_event(event, session_id="s-2")[0] == encode_event(event)[0] == TEXT_APPEND_TOPIC
+    for elsewhere in ({"session_id": "s-2", "version": VERSION}, {"session_id": SESSION, "version": 3}, {}):
+        assert encode_event(event, **elsewhere)[0] == TEXT_APPEND_TOPIC  # type: ignore[arg-type]
     # Any other id of the engine's shape (earlier builds made random ones): its 10 bytes after the revision.
     message = Message(role="user", blocks=(Text(text=text),), id="msg_d961acc862a4b7b8ffc3")
     plain = MessagesAppended(at=AT, messages=(message,), revision=REVISION)
@@ -191,19 +194,28 @@ def test_a_200_byte_message_is_stored_in_40_bytes_more_with_its_id_in_50_and_wit
     assert len(packed) == 200 + 62 + 6
 
 
-def test_a_row_whose_id_is_made_from_its_session_is_decoded_with_the_session_id() -> None:
+def test_a_row_whose_id_is_made_from_its_session_is_decoded_with_its_session_id_and_version() -> None:
     message = Message(role="assistant", blocks=(Text(text="hi"),), id=REVISION_ID)
     event = MessagesAppended(at=AT, messages=(message,), revision=REVISION)
-    topic, state = encode_event(event, session_id=SESSION)
+    topic, state = encode_event(event, session_id=SESSION, version=VERSION)
     assert topic == REVISION_ID_TEXT_APPEND_TOPIC
-    with pytest.raises(InvalidArgument, match="pass session_id= to decode it"):
-        decode_event(topic, state, "version 2")
-    for wrong in (123, b"s-1", ["s-1"]):
-        with pytest.raises(InvalidArgument, match="session_id must be a str or None"):
-            decode_event(topic, state, "version 2", session_id=wrong)  # type: ignore[arg-type]
-    assert decode_event(topic, state, "version 2", session_id=SESSION) == event
-    other = decode_event(topic, state, "version 2", session_id="s-2")  # another session's row would name it so
-    assert isinstance(other, MessagesAppended) and other.messages[0].id != REVISION_ID
+    for partial in ({}, {"session_id": SESSION}, {"version": VERSION}):
+        with pytest.raises(InvalidArgument, match="pass session_id= and version= to decode it"):
+            decode_event(topic, state, "version 2", **partial)  # type: ignore[arg-type]
+    for wrong, said in (
+        ({"session_id": 123}, "session_id must be a str or None"),
+        ({"session_id": b"s-1"}, "session_id must be a str or None"),
+        ({"version": "2"}, "version must be an int from 0 to 2\\*\\*63 - 1"),
+        ({"version": -1}, "version must be an int from 0 to 2\\*\\*63 - 1"),
+        ({"version": True}, "version must be an int from 0 to 2\\*\\*63 - 1"),
+    ):
+        with pytest.raises(InvalidArgument, match=said):
+            decode_event(topic, state, "version 2", **{"session_id": SESSION, "version": VERSION, **wrong})  # type: ignore[arg-type]
+    assert decode_event(topic, state, "version 2", session_id=SESSION, version=VERSION) == event
+    # Another session's or version's row would name it so: the id is not the one stored.
+    for other in ({"session_id": "s-2", "version": VERSION}, {"session_id": SESSION, "version": 3}):
+        decoded = decode_event(topic, state, "version 2", **other)  # type: ignore[arg-type]
+        assert isinstance(decoded, MessagesAppended) and decoded.messages[0].id != REVISION_ID
 
 
 @pytest.mark.parametrize(
@@ -222,14 +234,14 @@ def test_a_row_whose_id_is_made_from_its_session_is_decoded_with_the_session_id(
 )
 def test_damaged_text_form_bytes_read_as_corruption(damage: object, ident: str, form: str) -> None:
     message = Message(role="user", blocks=(Text(text="hello"),), id=ident)
-    packed = pack_text_append(MessagesAppended(at=AT, messages=(message,), revision=REVISION), key=KEY)
+    packed = pack_text_append(MessagesAppended(at=AT, messages=(message,), revision=REVISION), mask=MASK)
     assert packed is not None
     topic, state = packed
     assert topic == form
     damaged = damage(state)  # type: ignore[operator]
     assert damaged != state
     with pytest.raises(CorruptStore, match="cannot decode stored MessagesAppended"):
-        decode_event(topic, damaged, "session 's-1' version 2", session_id=SESSION)
+        decode_event(topic, damaged, "session 's-1' version 2", session_id=SESSION, version=VERSION)
 
 
 @pytest.mark.parametrize(

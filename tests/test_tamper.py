@@ -123,9 +123,9 @@ def _edit_event(db: sqlite3.Connection, sid: str, version: int, change: Callable
         "SELECT topic, state FROM transcripts_events WHERE originator_id=? AND originator_version=?", (sid, version)
     ).fetchone()
     if topic in (PACKED_APPEND_TOPIC, TEXT_APPEND_TOPIC, REVISION_ID_TEXT_APPEND_TOPIC):
-        event = msgspec.to_builtins(decode_event(topic, state, "test", session_id=sid))
+        event = msgspec.to_builtins(decode_event(topic, state, "test", session_id=sid, version=version))
         change(event)
-        packed_topic, edited = encode_event(msgspec.convert(event, MessagesAppended), session_id=sid)
+        packed_topic, edited = encode_event(msgspec.convert(event, MessagesAppended), session_id=sid, version=version)
         assert packed_topic == topic
     else:
         event = json.loads(state)
@@ -144,7 +144,7 @@ def _first_version_of(db: sqlite3.Connection, sid: str, kind: str) -> int:
         "ORDER BY originator_version",
         (sid,),
     ):
-        if msgspec.to_builtins(decode_event(topic, state, "test", session_id=sid))["kind"] == kind:
+        if msgspec.to_builtins(decode_event(topic, state, "test", session_id=sid, version=version))["kind"] == kind:
             return int(version)
     raise AssertionError(f"no {kind} in {sid}")
 

@@ -16,7 +16,7 @@ from msgspec.structs import force_setattr
 from engine.errors import InvalidArgument, InvalidMessage
 from engine.state.content import Message, Usage, check_again, got, kind_of, shown, unicode_error, with_default_objects
 from engine.state.json_values import JSON_DEPTH, check_json_value
-from engine.state.revisions import message_id_key, revision_id
+from engine.state.revisions import id_mask, revision_id
 from engine.state.transcript import Session
 
 MAX_SESSION_ID = 200
@@ -108,22 +108,24 @@ def with_revision_ids(
     messages: tuple[Message, ...],
     revisions: Sequence[bytes],
     session_id: str,
+    version: int,
     position_of: Callable[[str], int | None],
 ) -> tuple[Message, ...]:
-    """The messages of an append to ``session_id``, each without an id
-    given the one its revision names (``revision_id``: made from the
-    revision the session reached with it and the session's id). Such an id
-    costs the stored form no bytes, and the same appends to a session of
-    the same id give the same ids.
+    """The messages of an append to ``session_id`` (its event at
+    ``version``), each without an id given the one its revision names
+    (``revision_id``: made from the revision the session reached with it,
+    the session's id and the version). Such an id costs the stored form no
+    bytes, and the same appends to a session of the same id give the same
+    ids.
 
-    Distinct revisions give distinct ids, so it is a new id unless the
-    session went back to an earlier state (a rewrite) or a caller chose it.
+    Distinct revisions and versions give distinct ids, so it is a new id
+    unless a caller chose it (or a digest repeats by chance).
     An id taken (``position_of`` finds it in the session, as an id or a
     provider item id) or taken in this call is replaced by a random one:
     an id names one message."""
     if all(message.id is not None for message in messages):
         return messages
-    key = message_id_key(session_id)
+    mask = id_mask(session_id, version)
     # What the call's messages carry (with one message, only its item id is looked at).
     taken = (
         {ident for m in messages for ident in (m.id, m.provider_item_id) if ident is not None}
@@ -134,7 +136,7 @@ def with_revision_ids(
     for index, message in enumerate(messages):
         if message.id is not None:
             continue
-        ident = revision_id(revisions[index], key)
+        ident = revision_id(revisions[index], mask)
         held = ident in taken if taken is not None else ident == message.provider_item_id
         if held or position_of(ident) is not None:
             ident = message_id()

@@ -195,7 +195,7 @@ def _append(state: Session, command: Append, now: datetime) -> Decision:
     # Every message's prefix revision, kept with the messages: what makes a
     # later fork_at or rewrite at any index cost O(1).
     revisions = chain_each(revision_bytes(state), stamped)
-    stamped = with_revision_ids(stamped, revisions, state.id, state.messages.position_of)
+    stamped = with_revision_ids(stamped, revisions, state.id, state.version + 1, state.messages.position_of)
     event = MessagesAppended(at=when, actor=command.actor, messages=stamped, revision=format_revision(revisions[-1]))
     if command.usage is None:
         return Decision((event,), appended(state, event, revisions))

@@ -120,8 +120,11 @@ def _erase_once(
             erased = found[sid] or erase_inherited(repository.head(sid), digests, row.head, why, actor, now)
             if erased is None:
                 continue
-            replaced = [Record(version, *encode_event(event, session_id=sid)) for version, event in erased.replaced]
-            appended = Record(row.version + 1, *encode_event(erased.audit, session_id=sid))
+            replaced = [
+                Record(version, *encode_event(event, session_id=sid, version=version))
+                for version, event in erased.replaced
+            ]
+            appended = Record(row.version + 1, *encode_event(erased.audit))
             limit = repository.max_event_bytes
             if limit is not None and len(appended.state) > limit:  # a long note or actor: before anything is written
                 raise repository.too_large(sid, erased.audit, len(appended.state))

@@ -119,6 +119,7 @@ def feed(repository: Repository, after: int, limit: int) -> list[FeedEvent]:
                 entry.record.state,
                 f"session {entry.session_id!r} version {entry.record.version}",
                 session_id=entry.session_id,
+                version=entry.record.version,
             ),
         )
         for entry in repository.backend.feed(after, limit)

@@ -508,14 +508,14 @@ class Repository:
             "a larger max_event_bytes"
         )
 
-    def first_too_large(self, session_id: str, events: Sequence[Event]) -> tuple[int, str]:
-        """The index of the first of ``events`` (of ``session_id``) whose
-        stored form is over ``max_event_bytes`` (after :meth:`commit` refused
-        them for it), and why, in a few words."""
+    def first_too_large(self, before: Session, events: Sequence[Event]) -> tuple[int, str]:
+        """The index of the first of ``events`` (which follow ``before``)
+        whose stored form is over ``max_event_bytes`` (after :meth:`commit`
+        refused them for it), and why, in a few words."""
         limit = self._max_event_bytes
         assert limit is not None
         for index, event in enumerate(events):
-            size = len(encode_event(event, session_id=session_id)[1])
+            size = len(encode_event(event, session_id=before.id, version=before.version + index + 1)[1])
             if size > limit:
                 return index, f"its {type(event).__name__} event of {size:,} bytes is over max_event_bytes ({limit:,})"
         raise AssertionError("commit refused none of these events for its size")
@@ -537,7 +537,7 @@ class Repository:
             # An append's revision is the state's (a usage event after it
             # changes none): its bytes need no parsing from hex.
             held = after._revision_bytes if getattr(event, "revision", None) == after.revision else None
-            topic, data = encode_event(event, held, session_id=session_id)
+            topic, data = encode_event(event, held, session_id=session_id, version=version)
             if limit is not None and len(data) > limit:
                 raise self.too_large(session_id if before is not None else None, event, len(data))
             records.append(_new_tuple(Record, (version, topic, data)))

@@ -114,7 +114,11 @@ def _walk(
         if not pending:
             break
         event = decode_event(
-            record.topic, record.state, f"session {session_id!r} version {record.version}", session_id=session_id
+            record.topic,
+            record.state,
+            f"session {session_id!r} version {record.version}",
+            session_id=session_id,
+            version=record.version,
         )
         if isinstance(event, MessagesAppended):
             before = size - len(event.messages)

@@ -723,7 +723,7 @@ class Transcripts:
                         repository.commit(head, decision.events, decision.state)
                     except EventTooLarge:
                         # One input event's: it is rejected, the others are decided again without it.
-                        position, why = repository.first_too_large(session_id, decision.events)
+                        position, why = repository.first_too_large(head, decision.events)
                         translated = decisions.reject(translated, decision.sources[position], f"not stored: {why}")
                         continue
                     except ConcurrentWriteError:

@@ -26,6 +26,7 @@ __all__ = [
     "chain",
     "chain_each",
     "format_revision",
+    "id_mask",
     "message_id_key",
     "parse_revision",
     "revision_id",
@@ -57,21 +58,28 @@ def parse_revision(revision: object) -> bytes:
 
 @functools.lru_cache(maxsize=4096)  # once per session, not per append
 def message_id_key(session_id: str) -> int:
-    """What :func:`revision_id` mixes into the ids of a session's messages:
-    10 bytes of a digest of its id, so that sessions (a fork and its source
-    among them) that reach the same revision still name their messages
-    apart."""
+    """What :func:`id_mask` takes from a session: 10 bytes of a digest of
+    its id, so that sessions (a fork and its source among them) that reach
+    the same revision still name their messages apart."""
     digest = hashlib.sha256(b"transcript-engine/message-id\x00" + session_id.encode("utf-8", "surrogatepass")).digest()
     return int.from_bytes(digest[:10], "big")
 
 
-def revision_id(revision: bytes, key: int) -> str:
+def id_mask(session_id: str, version: int) -> int:
+    """What :func:`revision_id` mixes into the ids of the messages an event
+    of ``session_id`` at ``version`` appends: the session's
+    :func:`message_id_key` exclusive-or the version (as 10 bytes), so that a
+    revision reached again by a later append (after a rewrite took the
+    session back) names another message."""
+    return message_id_key(session_id) ^ version
+
+
+def revision_id(revision: bytes, mask: int) -> str:
     """The id the engine gives a message it appends: ``msg_`` and 20 hex
     digits, the first 10 bytes of the revision ``revision`` (32 raw bytes)
-    that the session reached with it, exclusive-or the session's
-    :func:`message_id_key`. Distinct revisions of one session give distinct
-    ids, and the stored form, which keeps the revision, keeps no copy."""
-    return "msg_" + (int.from_bytes(revision[:10], "big") ^ key).to_bytes(10, "big").hex()
+    that the session reached with it, exclusive-or :func:`id_mask` of the
+    append. The stored form, which keeps the revision, keeps no copy."""
+    return "msg_" + (int.from_bytes(revision[:10], "big") ^ mask).to_bytes(10, "big").hex()
 
 
 def stored_revision_bytes(revision: str, where: str) -> bytes:

@@ -23,7 +23,7 @@ from engine.errors import (
     SessionHasForks,
     UnknownEventType,
 )
-from engine.state.content import Usage, as_stored, whole_number
+from engine.state.content import Usage, as_stored, shown, whole_number
 from engine.state.events import (
     EVENT_NAMES,
     EVENT_TYPES,
@@ -35,7 +35,7 @@ from engine.state.events import (
 )
 from engine.state.header import Header
 from engine.state.records import Records
-from engine.state.revisions import message_id_key
+from engine.state.revisions import id_mask, message_id_key
 from engine.state.transcript import KnownAppend, Session
 from engine.store._packed import (
     PACKED_APPEND_TOPIC,
@@ -71,17 +71,18 @@ _CURRENT_DECODERS: dict[str, Callable[[bytes], Any]] = {
 
 
 def encode_event(
-    event: Event, revision_bytes: bytes | None = None, *, session_id: str | None = None
+    event: Event, revision_bytes: bytes | None = None, *, session_id: str | None = None, version: int | None = None
 ) -> tuple[str, bytes]:
-    """The stored topic and bytes of an event of session ``session_id``:
-    appended messages packed (``engine.store._packed``) when the packed form
-    holds them exactly, everything else as JSON. ``revision_bytes``: the 32
-    bytes of an append's revision, if the caller holds them (else they are
-    parsed from its hex digits). Without ``session_id`` a message the engine
-    named keeps its id in the bytes (10 more)."""
+    """The stored topic and bytes of an event of session ``session_id`` at
+    ``version``: appended messages packed (``engine.store._packed``) when
+    the packed form holds them exactly, everything else as JSON.
+    ``revision_bytes``: the 32 bytes of an append's revision, if the caller
+    holds them (else they are parsed from its hex digits). Without
+    ``session_id`` and ``version`` a message the engine named keeps its id
+    in the bytes (10 more)."""
     if type(event) is MessagesAppended:
-        key = message_id_key(session_id) if session_id is not None else None
-        text_form = pack_text_append(event, revision_bytes, key)
+        mask = id_mask(session_id, version) if session_id is not None and version is not None else None
+        text_form = pack_text_append(event, revision_bytes, mask)
         if text_form is not None:
             return text_form
         packed = pack_append(event)
@@ -161,37 +162,45 @@ def _decoded_one(session_id: str, version: int, topic: str, state: bytes) -> Eve
             return decode(state)  # type: ignore[no-any-return]
         except (msgspec.DecodeError, msgspec.ValidationError, ValueError, TypeError, OverflowError):
             pass  # decode_event below raises the explained error (invalid UTF-8 is a ValueError)
-    return decode_event(topic, state, f"session {session_id!r} version {version}", session_id=session_id)
+    return decode_event(
+        topic, state, f"session {session_id!r} version {version}", session_id=session_id, version=version
+    )
 
 
-def decode_event(topic: str, state: bytes, where: str, *, session_id: str | None = None) -> Event:
+def decode_event(
+    topic: str, state: bytes, where: str, *, session_id: str | None = None, version: int | None = None
+) -> Event:
     """Decode one stored row (``where`` names it in error messages) of the
-    session ``session_id``: a row of type ``MessagesAppended.v1.text-revid``
-    names its message from the session's id, and needs it."""
+    session ``session_id``, at ``version``: a row of type
+    ``MessagesAppended.v1.text-revid`` names its message from both, and
+    needs them (another session's id or version names it otherwise)."""
     if session_id is not None and type(session_id) is not str:
         raise InvalidArgument(f"session_id must be a str or None, got {type(session_id).__name__}")
-    entry, version = _parse_topic(topic, where)
-    if topic == REVISION_ID_TEXT_APPEND_TOPIC and session_id is None:
+    if version is not None and not (type(version) is int and 0 <= version < 2**63):
+        raise InvalidArgument(f"version must be an int from 0 to 2**63 - 1, or None; got {shown(version)}")
+    entry, schema = _parse_topic(topic, where)
+    if topic == REVISION_ID_TEXT_APPEND_TOPIC and (session_id is None or version is None):
         raise InvalidArgument(
-            f"{where} is a {topic} row, whose message id is made from its session's id: pass session_id= to decode it"
+            f"{where} is a {topic} row, whose message id is made from its session's id and its version: "
+            "pass session_id= and version= to decode it"
         )
     try:
         with as_stored():
             if topic == REVISION_ID_TEXT_APPEND_TOPIC:
-                assert session_id is not None
-                return unpack_revision_id_text_append(state, message_id_key(session_id))
+                assert session_id is not None and version is not None
+                return unpack_revision_id_text_append(state, id_mask(session_id, version))
             packed = _PACKED.get(topic)
             if packed is not None:
                 return packed[1](state)
-            if version == entry.version:
+            if schema == entry.version:
                 event: Event = _DECODERS[entry.name].decode(state)
                 return event
             data = msgspec.json.decode(state)
             if not isinstance(data, dict):
                 raise CorruptStore(f"{where}: stored state is not a JSON object")
-            while version < entry.version:
-                data = entry.upcasters[version](data)
-                version += 1
+            while schema < entry.version:
+                data = entry.upcasters[schema](data)
+                schema += 1
             upgraded: Event = msgspec.convert(data, entry.cls)
             return upgraded
     except (msgspec.DecodeError, msgspec.ValidationError, KeyError, ValueError, TypeError, OverflowError) as exc:

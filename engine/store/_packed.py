@@ -123,13 +123,14 @@ _copy_text: Callable[[Text], Text] = Text.__copy__  # type: ignore[attr-defined]
 
 
 def pack_text_append(
-    event: MessagesAppended, revision_bytes: bytes | None = None, key: int | None = None
+    event: MessagesAppended, revision_bytes: bytes | None = None, mask: int | None = None
 ) -> tuple[str, bytes] | None:
     """The type name and bytes of one of the one-text-message forms, or
     ``None`` if ``event`` is not one message of one text block with an
     engine id, no actor and nothing else. ``revision_bytes``: the
-    revision's 32 bytes, if the caller has them; ``key``: the session's
-    ``message_id_key``, without which the id is kept in the bytes."""
+    revision's 32 bytes, if the caller has them; ``mask``: the event's
+    ``id_mask`` (its session and version), without which the id is kept in
+    the bytes."""
     messages = event.messages
     if len(messages) != 1 or event.actor is not None:
         return None
@@ -158,7 +159,7 @@ def pack_text_append(
         text = blocks[0].text.encode()
     except UnicodeEncodeError:  # a Text is checked when made: only a forged one gets here
         return None
-    if key is not None and ident == revision_id(raw_revision, key):
+    if mask is not None and ident == revision_id(raw_revision, mask):
         return REVISION_ID_TEXT_APPEND_TOPIC, _REVISION_ID_HEAD.pack(code << 56 | stored_at, raw_revision) + text
     engine_id = _engine_id(ident)
     if engine_id is None:
@@ -166,14 +167,14 @@ def pack_text_append(
     return TEXT_APPEND_TOPIC, _TEXT_HEAD.pack(code << 56 | stored_at, raw_revision, engine_id) + text
 
 
-def unpack_known_append(topic: str, state: bytes, key: int) -> KnownAppend:
+def unpack_known_append(topic: str, state: bytes, mask: int) -> KnownAppend:
     """The message, revision and time of bytes of a one-text-message form
-    (``topic`` names which), as a load folds them; ``key``: the session's
-    ``message_id_key``. Raises ``ValueError`` for bytes the form never holds."""
+    (``topic`` names which), as a load folds them; ``mask``: the event's
+    ``id_mask``. Raises ``ValueError`` for bytes the form never holds."""
     try:
         if topic == REVISION_ID_TEXT_APPEND_TOPIC:
             word, revision = _REVISION_ID_HEAD.unpack_from(state)
-            ident, start = revision_id(revision, key), _REVISION_ID_START
+            ident, start = revision_id(revision, mask), _REVISION_ID_START
         else:
             word, revision, engine_id = _TEXT_HEAD.unpack_from(state)
             ident, start = "msg_" + engine_id.hex(), _TEXT_START
@@ -198,7 +199,8 @@ def unpack_known_appends(
     records: Iterable[tuple[int, str, bytes]], key: int, other: Callable[[int, str, bytes], Any]
 ) -> list[tuple[int, Any]]:
     """Each of ``records`` (version, type name, bytes) of the session whose
-    ``message_id_key`` is ``key``, as a load folds it: one-text-message
+    ``message_id_key`` is ``key`` (``id_mask`` of a record: it, exclusive-or
+    the version), as a load folds it: one-text-message
     bytes as :func:`unpack_known_append` gives them, any other record, and
     bytes these forms never hold, as ``other(version, topic, state)`` gives
     it (it raises for damage). The same steps as
@@ -220,7 +222,7 @@ def unpack_known_appends(
                     set_field(text, "text", state[revision_id_start:].decode())
                     message = copy_message(templates[role])
                     set_field(message, "blocks", (text,))
-                    set_field(message, "id", "msg_" + (from_bytes(revision[:10]) ^ key).to_bytes(10).hex())
+                    set_field(message, "id", "msg_" + (from_bytes(revision[:10]) ^ key ^ version).to_bytes(10).hex())
                     append((version, known(message, revision, (word & _AT_BITS) - _AT_OFFSET)))
                     continue
             elif topic == TEXT_APPEND_TOPIC:
@@ -234,7 +236,7 @@ def unpack_known_appends(
                     set_field(message, "id", "msg_" + engine_id.hex())
                     append((version, known(message, revision, (word & _AT_BITS) - _AT_OFFSET)))
                     continue
-        except (struct.error, UnicodeDecodeError, TypeError):  # damaged: ``other`` says how
+        except (struct.error, UnicodeDecodeError, TypeError, OverflowError):  # damaged: ``other`` says how
             pass
         append((version, other(version, topic, state)))
     return decoded
@@ -246,11 +248,11 @@ def unpack_text_append(state: bytes) -> MessagesAppended:
     return _text_event(unpack_known_append(TEXT_APPEND_TOPIC, state, 0))
 
 
-def unpack_revision_id_text_append(state: bytes, key: int) -> MessagesAppended:
+def unpack_revision_id_text_append(state: bytes, mask: int) -> MessagesAppended:
     """The event of bytes of the one-text-message form whose id is made
-    from its revision, of the session whose ``message_id_key`` is ``key``.
-    Raises ``ValueError`` for bytes this form never holds."""
-    return _text_event(unpack_known_append(REVISION_ID_TEXT_APPEND_TOPIC, state, key))
+    from its revision, given the event's ``id_mask``. Raises ``ValueError``
+    for bytes this form never holds."""
+    return _text_event(unpack_known_append(REVISION_ID_TEXT_APPEND_TOPIC, state, mask))
 
 
 def _text_event(known: KnownAppend) -> MessagesAppended:
