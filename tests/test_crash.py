@@ -92,8 +92,15 @@ def run_and_kill(
     worker: Callable[..., None], args: tuple[Any, ...], log: Path, rng: random.Random, seed_note: str
 ) -> Crash:
     """Start ``worker(log, *args)`` in a new process, SIGKILL it at a random
-    moment after it reported ``started``, and read what it reported."""
+    moment after it reported ``started``, and read what it reported. On
+    PostgreSQL (``args[0]`` a DSN) the server's side of the child's
+    connections is waited for too: a transaction whose COMMIT the child sent
+    before it died still lands, and the checks must see it if it does."""
     context = multiprocessing.get_context("spawn")
+    dsn = args[0] if isinstance(args[0], str) and args[0].startswith("postgresql://") else None
+    name = f"crash-child-{os.getpid()}-{time.monotonic_ns()}"
+    if dsn is not None:
+        args = (f"{dsn}{'&' if '?' in dsn else '?'}application_name={name}", *args[1:])
     child = context.Process(target=worker, args=(str(log), *args), daemon=True)
     child.start()
     try:
@@ -110,6 +117,8 @@ def run_and_kill(
         if child.is_alive():  # only if an assertion above stopped us
             child.kill()
             child.join(timeout=30)
+        if dsn is not None:
+            _wait_for_the_server_to_drop(dsn, name, seed_note)
     lines = _lines(log)
     errors = [line for line in lines if line.startswith("error")]
     assert not errors, f"the child failed before it was killed: {errors[0]} {seed_note}"
@@ -124,6 +133,21 @@ def run_and_kill(
             assert crash.begun and crash.begun[-1] == op, f"ack {op} without its begin {seed_note}"
             crash.acked.append(op)
     return crash
+
+
+def _wait_for_the_server_to_drop(dsn: str, name: str, seed_note: str) -> None:
+    """Wait until PostgreSQL has ended every backend of the connections
+    named ``name`` (a killed client's transaction is finished, committed or
+    rolled back, only when its backend is gone)."""
+    import psycopg
+
+    deadline = time.monotonic() + 30
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        while connection.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (name,)
+        ).fetchone() != (0,):
+            assert time.monotonic() < deadline, f"the server kept the killed child's connections 30 s {seed_note}"
+            time.sleep(0.01)
 
 
 # -- checks after every crash ----------------------------------------------------------
