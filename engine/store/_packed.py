@@ -18,10 +18,11 @@ hex digits) as its 10 bytes in ``engine_id``, any other in ``id``.
 
 The commonest event of all, one message of one text block with an id the
 engine made and no actor, has a form of its own without any msgpack
-framing. The engine names an appended message after its revision and its
-session (``engine.state.revisions.revision_id``), so that id is not stored:
-40 fixed bytes, then the text as UTF-8 (``REVISION_ID_TEXT_APPEND_TOPIC``;
-reading it takes the session's id)::
+framing. The engine names an appended message after its revision, its
+session and the append's version (``engine.state.revisions.revision_id``),
+so that id is not stored: 40 fixed bytes, then the text as UTF-8
+(``REVISION_ID_TEXT_APPEND_TOPIC``; reading it takes the session's id and
+the version)::
 
     role code (1) | at + 2**55 (7) | revision (32) | text
 
@@ -71,7 +72,7 @@ __all__ = [
 PACKED_APPEND_TOPIC = "MessagesAppended.v1.packed"
 #: The stored type name of the one-text-message form with the id kept.
 TEXT_APPEND_TOPIC = "MessagesAppended.v1.text"
-#: The stored type name of the one-text-message form whose id is its revision's.
+#: The stored type name of the one-text-message form whose id is made from its revision.
 REVISION_ID_TEXT_APPEND_TOPIC = "MessagesAppended.v1.text-revid"
 
 # Stored codes: a role's code is its position here. Only ever append.
