@@ -93,6 +93,7 @@ def test_every_listing_command_agrees_with_the_library(factory: StoreFactory) ->
 
     logged = json.loads(_ok(_run(factory, "log", ids["root"], "--json")))
     assert [row["kind"] for row in logged] == [entry.kind for entry in store.history(ids["root"])]
+    assert json.loads(_ok(_run(factory, "history", ids["root"], "--json"))) == logged  # the Python API's name
     commits = json.loads(_ok(_run(factory, "revisions", ids["root"], "--json")))
     assert [row["reason"] for row in commits] == ["append"] * 4 + ["edit"]
     changed = json.loads(_ok(_run(factory, "diff", ids["root"], "6", "7", "--json")))

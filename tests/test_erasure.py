@@ -901,3 +901,15 @@ def test_a_fork_that_continued_an_erased_message_under_its_id_loses_that_content
         head = reopened.verify(sid)
         for version in range(1, head.version + 1):
             assert erased_text not in repr(reopened.get(sid, at=version).messages)
+
+
+def test_the_history_says_where_an_erasure_rewrote_the_log(stores: StoreFactory) -> None:
+    # Found by a newcomer pass: "1 message erased from 1 stored events", and
+    # "from 0 stored events" for a fork that showed the content without holding it.
+    store = stores.open()
+    source = store.create()
+    store.append(source, Message.user("my card is 4111", id="card"))
+    fork = store.fork(source)
+    assert store.erase(source, "card") == [source, fork]
+    assert store.history(source)[-1].summary == "erasure: 1 message erased from 1 stored event"
+    assert store.history(fork)[-1].summary == "erasure: 1 message erased where the log it was forked from holds them"

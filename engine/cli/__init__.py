@@ -126,9 +126,17 @@ def _errors() -> Iterator[None]:
         raise click.ClickException(f"{type(exc).__name__}: {exc}") from None
 
 
+#: Other names of commands: the Python API's, where the command's differs.
+_ALIASES = {"history": "log"}
+
+
 class _Tool(click.Group):
     """A group whose mistakes are one line: ``Error: ... (see '... --help')``
-    and exit code 2, instead of click's usage block."""
+    and exit code 2, instead of click's usage block; a command also answers
+    to its alias (``_ALIASES``)."""
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return super().get_command(ctx, _ALIASES.get(cmd_name, cmd_name))
 
     def main(
         self,
@@ -255,7 +263,7 @@ def show(store: str, prefix: str, session_id: str, at: str | None, form: str) ->
 @click.argument("session_id", metavar="SID")
 @_json_option
 def log(store: str, prefix: str, session_id: str, as_json: bool) -> None:
-    """The session's history: every recorded event, oldest first."""
+    """The session's history: every recorded event, oldest first (also `history`)."""
     with _opened(store, prefix) as opened:
         entries = opened.history(_session(opened, session_id))
     rows = [

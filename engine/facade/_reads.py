@@ -532,7 +532,13 @@ def _summary(event: Event) -> str:
     if isinstance(event, MessagesErased):
         count = len(event.message_ids)
         why = event.reason + (f" ({_clip(event.note, 40)})" if event.note else "")
-        return f"{why}: {count} message{'s' if count != 1 else ''} erased from {len(event.versions)} stored events"
+        rewritten = len(event.versions)
+        where = (
+            f"from {rewritten} stored event{'s' if rewritten != 1 else ''}"
+            if rewritten
+            else "where the log it was forked from holds them"
+        )
+        return f"{why}: {count} message{'s' if count != 1 else ''} erased {where}"
     if isinstance(event, UsageRecorded):
         usage = event.usage
         extra = [
