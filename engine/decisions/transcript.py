@@ -58,6 +58,7 @@ from engine.state.events import (
 from engine.state.header import FINAL_STATUSES, TRANSITIONS
 from engine.state.json_values import same_json
 from engine.state.revisions import Commit, Reason, chain, chain_each, format_revision, span_digest
+from engine.state.sequence import index_ids
 from engine.state.transcript import Session, appended, check_shape, fold, forked, involves_tools, revision_bytes
 
 __all__ = ["Decision", "changed_span", "commit_of", "decide", "decided", "rewrite_event"]
@@ -245,22 +246,12 @@ def _rewrite(state: Session, command: Rewrite, now: datetime) -> Decision:
     event = rewrite_event(state, command.start, command.end, command.messages, command.reason, command.actor, now)
     items = any(message.provider_item_id is not None for message in command.messages)
     if command.given_ids or items:  # the messages it keeps must not have them
-        kept = _first_positions(state.messages, range(event.start, event.end))
+        kept: dict[str, int] = {}
+        index_ids(kept, state.messages[: event.start], 0)
+        index_ids(kept, state.messages[event.end :], event.end)
         check_ids_free(command.given_ids, kept.get, "rewrite()")
         check_items_free(command.messages, kept.get, state.messages, "rewrite()")
     return decided(state, (event,))
-
-
-def _first_positions(messages: Sequence[Message], replaced: range) -> dict[str, int]:
-    """The first index of each id and provider item id (``erase`` takes
-    either) of ``messages`` outside ``replaced``."""
-    first: dict[str, int] = {}
-    for index, message in enumerate(messages):
-        if index not in replaced:
-            for carried in (message.id, message.provider_item_id):
-                if carried is not None:
-                    first.setdefault(carried, index)
-    return first
 
 
 def _restore(state: Session, command: Restore, now: datetime) -> Decision:

@@ -31,7 +31,7 @@ from typing import TypeAlias, overload
 from engine.state.content import Message
 from engine.state.revisions import EMPTY_REVISION_BYTES, chain_each, stored_revision_bytes
 
-__all__ = ["MAX_PIECES", "MessageSeq"]
+__all__ = ["MAX_PIECES", "MessageSeq", "index_ids"]
 
 MAX_PIECES = 32
 
@@ -71,7 +71,7 @@ class _Buffer:
                 first_at = self.first_at
                 if first_at is None:
                     first_at = {}
-                    _index(first_at, self.messages, 0)
+                    index_ids(first_at, self.messages, 0)
                     self.first_at = first_at
         return first_at
 
@@ -84,7 +84,9 @@ class _Buffer:
         return base
 
 
-def _index(first_at: dict[str, int], messages: Sequence[Message], start: int) -> None:
+def index_ids(first_at: dict[str, int], messages: Sequence[Message], start: int) -> None:
+    """Add to ``first_at`` the first position of each id and provider item
+    id (``erase`` takes either) of ``messages``, the first at ``start``."""
     for position, message in enumerate(messages, start):
         if message.id is not None:
             first_at.setdefault(message.id, position)
@@ -146,7 +148,7 @@ class MessageSeq(Sequence[Message]):
                 buffer, stop = pieces[-1]
                 if stop == len(buffer.messages):  # the tip of its buffer: grow in place
                     if buffer.first_at is not None:
-                        _index(buffer.first_at, messages, stop)
+                        index_ids(buffer.first_at, messages, stop)
                     buffer.messages.extend(messages)
                     buffer.revisions.extend(known)
                     # The same pieces but the last, longer: ends and length

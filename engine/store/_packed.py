@@ -207,38 +207,38 @@ def unpack_known_appends(
     it (it raises for damage). The same steps as
     :func:`unpack_known_append`, inline: a call per record was a quarter of
     decoding a long session."""
-    from_bytes = int.from_bytes
+    from_bytes, text_forms = int.from_bytes, (REVISION_ID_TEXT_APPEND_TOPIC, TEXT_APPEND_TOPIC)
     unpack_revision_id, revision_id_start = _REVISION_ID_HEAD.unpack_from, _REVISION_ID_START
-    unpack, start, templates, text_template = _TEXT_HEAD.unpack_from, _TEXT_START, _MESSAGE_TEMPLATES, _TEXT_TEMPLATE
+    unpack, text_start, templates, text_template = (
+        _TEXT_HEAD.unpack_from,
+        _TEXT_START,
+        _MESSAGE_TEMPLATES,
+        _TEXT_TEMPLATE,
+    )
     copy_text, copy_message, set_field, known = _copy_text, _copy_message, _set_field, KnownAppend
     decoded: list[tuple[int, Any]] = []
     append = decoded.append
     for version, topic, state in records:
-        try:
-            if topic == REVISION_ID_TEXT_APPEND_TOPIC:
-                word, revision = unpack_revision_id(state)
-                role = word >> 56
-                if role < 3:
-                    text = copy_text(text_template)
-                    set_field(text, "text", state[revision_id_start:].decode())
-                    message = copy_message(templates[role])
-                    set_field(message, "blocks", (text,))
-                    set_field(message, "id", "msg_" + (from_bytes(revision[:10]) ^ key ^ version).to_bytes(10).hex())
-                    append((version, known(message, revision, (word & _AT_BITS) - _AT_OFFSET)))
-                    continue
-            elif topic == TEXT_APPEND_TOPIC:
-                word, revision, engine_id = unpack(state)
+        if topic in text_forms:
+            try:
+                if topic == REVISION_ID_TEXT_APPEND_TOPIC:
+                    word, revision = unpack_revision_id(state)
+                    ident = "msg_" + (from_bytes(revision[:10]) ^ key ^ version).to_bytes(10).hex()
+                    start = revision_id_start
+                else:
+                    word, revision, engine_id = unpack(state)
+                    ident, start = "msg_" + engine_id.hex(), text_start
                 role = word >> 56
                 if role < 3:
                     text = copy_text(text_template)
                     set_field(text, "text", state[start:].decode())
                     message = copy_message(templates[role])
                     set_field(message, "blocks", (text,))
-                    set_field(message, "id", "msg_" + engine_id.hex())
+                    set_field(message, "id", ident)
                     append((version, known(message, revision, (word & _AT_BITS) - _AT_OFFSET)))
                     continue
-        except (struct.error, UnicodeDecodeError, TypeError, OverflowError):  # damaged: ``other`` says how
-            pass
+            except (struct.error, UnicodeDecodeError, TypeError, OverflowError):  # damaged: ``other`` says how
+                pass
         append((version, other(version, topic, state)))
     return decoded
 
