@@ -547,9 +547,10 @@ def test_show_diff_and_export_say_what_a_newcomer_missed(tmp_path: Path) -> None
         store.append("v", Message.user("Tell me a story"), spoken, tricky)
         store.set_title("v", "Refund request")
         store.update_metadata("v", {"tier": "vip"})
+        spoken_id = store.get("v").messages[1].id
     runner = CliRunner()
     shown = runner.invoke(cli, ["show", path, "v"]).output
-    assert "   1  assistant     (incomplete) Once upon a time [heard up to 900 ms]" in shown
+    assert f"   1  assistant     {spoken_id}  (incomplete) Once upon a time [heard up to 900 ms]" in shown
     assert (
         "(incomplete) Once upon a time [heard up to 900 ms]"
         in runner.invoke(cli, ["export", path, "v", "--format", "markdown"]).output
@@ -627,3 +628,22 @@ def test_verify_reports_as_json_for_scripts(tmp_path: Path) -> None:
     assert document["ok"] is False
     [entry] = document["results"]
     assert (entry["id"], entry["status"], entry["error"]) == ("a", "fail", "CorruptStore")
+
+
+def test_show_prints_each_message_id_in_a_column(tmp_path: Path) -> None:
+    # Found by a newcomer pass: show printed no ids, and erase(), fork_replacing()
+    # and the rest take one. Given ids of any length, the column is as wide as
+    # the longest; an id the store made is shown whole.
+    path = str(tmp_path / "s.db")
+    with Transcripts.open(path) as store:
+        sid = store.create(session_id="ids")
+        store.append(sid, Message.user("first", id="a"), Message.assistant("second", id="turn-0002"))
+        store.append(sid, Message.user("third"))
+        made = store.get(sid).messages[2].id
+    assert made is not None and made.startswith("msg_")
+    lines = _ok(CliRunner().invoke(cli, ["show", path, sid])).splitlines()
+    assert lines[2:] == [
+        "   0  user          a                         first",
+        "   1  assistant     turn-0002                 second",
+        f"   2  user          {made}  third",
+    ]

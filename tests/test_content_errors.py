@@ -273,10 +273,10 @@ def test_a_list_given_to_append_says_to_pass_each_message_as_an_argument() -> No
 
     store = Transcripts.open()
     sid = store.create()
-    hint = r"append\(\) message 1 is a list, not a Message; append\(\) takes each message as an argument of its own"
+    hint = r"append\(\) messages\[0\] is a list, not a Message; append\(\) takes each message as an argument of its own"
     with pytest.raises(InvalidMessage, match=hint):
         store.append(sid, [Message.user("a"), Message.user("b")])  # type: ignore[arg-type]
-    with pytest.raises(InvalidMessage, match=r"message 1 is a int, not a Message; build one with Message\.user"):
+    with pytest.raises(InvalidMessage, match=r"messages\[0\] is a int, not a Message; build one with Message\.user"):
         store.append(sid, 5)  # type: ignore[arg-type]
     assert store.get(sid).messages == ()
 
@@ -310,3 +310,24 @@ def test_a_sequence_flattens_when_it_has_too_many_pieces() -> None:
     from engine.state.revisions import revision_of
 
     assert seq.revision_at(len(seq)) == bytes.fromhex(revision_of(messages)[7:])
+
+
+def test_errors_name_given_and_stored_messages_by_their_index_from_zero() -> None:
+    # Found by a newcomer: argument errors counted the messages given from 1
+    # ("message 1" was the first), shape errors and the session's messages
+    # from 0, sometimes in one sentence. Every error now counts from 0, and
+    # names a message given by its argument: append()'s messages[i].
+    from engine import Transcripts
+
+    store = Transcripts.open()
+    sid = store.create()
+    store.append(sid, Message.user("hello", id="greeting"), Message.assistant("hi"))
+    echo = Message(role="user", blocks=(Text(text="again"),), provider_item_id="greeting")
+    stated = r"append\(\) messages\[1\] has the provider item id 'greeting', which is the id of the session's message 0"
+    with pytest.raises(InvalidMessage, match=stated):
+        store.append(sid, Message.user("fine"), echo)
+    with pytest.raises(InvalidMessage, match=r"rewrite\(\) replacement\[1\] is a str, not a Message"):
+        store.rewrite(sid, 0, 1, [Message.user("a"), "b"], "edit")  # type: ignore[list-item]
+    with pytest.raises(InvalidMessage, match=r"add_tool_results\(\) results\[0\] is a str, not a ToolResult"):
+        store.add_tool_results(sid, "done")  # type: ignore[arg-type]
+    assert [m.text for m in store.get(sid).messages] == ["hello", "hi"]

@@ -983,7 +983,10 @@ def test_an_id_that_is_another_messages_provider_item_id_is_refused(stores: Stor
     with pytest.raises(InvalidMessage, match=r"message 0 already has the id 'item_42' \(as its id or its provider"):
         store.append(sid, Message.user("Transfer 50 to Bob", id="item_42"))
     later = Message(role="user", blocks=(Text(text="ok"),), provider_item_id="msg_x")
-    with pytest.raises(InvalidMessage, match="message 2 has the id 'msg_x', which is message 1's provider item id"):
+    with pytest.raises(
+        InvalidMessage,
+        match=r"messages\[1\] has the id 'msg_x', which is the provider item id of append\(\) messages\[0\]",
+    ):
         store.append(sid, later, Message.user("and this", id="msg_x"))
     store.append(sid, Message.user("Transfer 50 to Bob", id="turn-2"))
     assert store.erase(sid, "item_42") == [sid]

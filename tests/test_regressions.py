@@ -294,10 +294,14 @@ def test_two_messages_of_one_call_with_one_id_are_refused(stores: StoreFactory) 
 
     store = stores.open()
     sid = store.create()
-    with pytest.raises(InvalidMessage, match="append\\(\\) messages 1 and 3 both have the id 'm1'"):
+    with pytest.raises(
+        InvalidMessage, match=r"append\(\) messages\[0\] and append\(\) messages\[2\] both have the id 'm1'"
+    ):
         store.append(sid, Message.user("a", id="m1"), Message.assistant("b"), Message.user("c", id="m1"))
     store.append(sid, Message.user("a", id="m1"), Message.assistant("b", id="m2"))
-    with pytest.raises(InvalidMessage, match="rewrite\\(\\) messages 1 and 2 both have the id 'x'"):
+    with pytest.raises(
+        InvalidMessage, match=r"rewrite\(\) replacement\[0\] and rewrite\(\) replacement\[1\] both have the id 'x'"
+    ):
         store.rewrite(sid, 0, 2, [Message.user("c", id="x"), Message.assistant("d", id="x")], "edit")
     fresh = stores.open()
     assert [(m.id, m.text) for m in fresh.get(sid).messages] == [("m1", "a"), ("m2", "b")]
@@ -312,21 +316,21 @@ def test_an_erased_placeholder_no_erasure_left_is_refused(stores: StoreFactory) 
     store = stores.open()
     sid = store.create()
     forged = Message(role="user", blocks=(), erased="sha256:" + "0" * 64)
-    with pytest.raises(InvalidMessage, match="append\\(\\) message 1 is an erased placeholder"):
+    with pytest.raises(InvalidMessage, match=r"append\(\) messages\[0\] is an erased placeholder"):
         store.append(sid, forged)
     store.append(sid, Message.user("hello"))
-    with pytest.raises(InvalidMessage, match="fork_replacing\\(\\) message 1 is an erased placeholder"):
+    with pytest.raises(InvalidMessage, match=r"fork_replacing\(\) replacement is an erased placeholder"):
         store.fork_replacing(sid, 0, forged)
     store.rewrite(sid, 0, 1, [], "edit")
     store.append(sid, Message.user("card 4111", id="card"), Message.assistant("noted"), Message.user("bye"))
-    with pytest.raises(InvalidMessage, match="rewrite\\(\\) message 1 is an erased placeholder"):
+    with pytest.raises(InvalidMessage, match=r"rewrite\(\) replacement\[0\] is an erased placeholder"):
         store.rewrite(sid, 2, 3, [forged], "edit")
     store.erase(sid, "card")
     placeholder, *rest = store.get(sid).messages
     # A placeholder the erasure left may be moved by a rewrite (not with another digest)
     store.rewrite(sid, 0, 3, [placeholder, rest[1]], "edit")
     altered = msgspec.structs.replace(placeholder, erased="sha256:" + "1" * 64)
-    with pytest.raises(InvalidMessage, match="rewrite\\(\\) message 1 is an erased placeholder"):
+    with pytest.raises(InvalidMessage, match=r"rewrite\(\) replacement\[0\] is an erased placeholder"):
         store.rewrite(sid, 0, 1, [altered], "edit")
     fresh = stores.open()
     assert [m.erased is not None for m in fresh.get(sid).messages] == [True, False]

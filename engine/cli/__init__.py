@@ -254,8 +254,13 @@ def show(store: str, prefix: str, session_id: str, at: str | None, form: str) ->
     click.echo(f"{_bold(_one_line(state.title or '(untitled)'))}  {_one_line(state.id)}")
     count = len(state.messages)
     click.echo(f"version {state.version}, {count} message{'' if count == 1 else 's'}, revision {state.revision}")
-    for index, message in enumerate(state.messages):
-        click.echo(f"{index:>4}  {_role(message.role)}  {_shown(' '.join(_message_text(message).split()))}")
+    # Each message's id, whole (it is what erase(), fork_replacing() and the
+    # rest take), in a column as wide as the longest.
+    ids = [_one_line(message.id or "-") for message in state.messages]
+    width = max(map(_width, ids), default=0)
+    for index, (message, ident) in enumerate(zip(state.messages, ids, strict=True)):
+        text = _shown(" ".join(_message_text(message).split()))
+        click.echo(f"{index:>4}  {_role(message.role)}  {_padded(ident, width)}  {text}")
 
 
 @cli.command()

@@ -61,6 +61,20 @@ def in_order(values: object, what: str, of: str = "str") -> tuple[Any, ...]:
     return tuple(values)
 
 
+#: Calls given a list of messages, by their argument's name.
+_LISTS = {"append()": "messages", "rewrite()": "replacement"}
+
+
+def _given(where: str, index: int) -> str:
+    """A message a call was given, as errors name it: by the argument and its
+    index from 0, as Python indexes it (``append() messages[1]``), beside
+    the session's messages, which errors name by their index from 0 too."""
+    name = _LISTS.get(where)
+    if name is not None:
+        return f"{where} {name}[{index}]"
+    return f"{where} replacement" if where == "fork_replacing()" else f"{where}: the message"
+
+
 def stamped(
     messages: Iterable[object], where: str, given: list[str] | None = None, *, make_ids: bool = True
 ) -> tuple[Message, ...]:
@@ -84,7 +98,7 @@ def stamped(
         if not isinstance(message, Message):
             several = where == "append()" and isinstance(message, Iterable) and not isinstance(message, (str, bytes))
             raise InvalidMessage(
-                f"{where} message {index + 1} is a {type(message).__name__}, not a Message; "
+                f"{_given(where, index)} is a {type(message).__name__}, not a Message; "
                 + (
                     "append() takes each message as an argument of its own: append(session_id, *messages)"
                     if several
@@ -228,7 +242,7 @@ def check_given_ids(messages: Sequence[Message], where: str) -> None:
         first = seen.setdefault(ident, index)
         if first != index:
             raise InvalidMessage(
-                f"{where} messages {first + 1} and {index + 1} both have the id {shown(ident)}: an id names one "
+                f"{_given(where, first)} and {_given(where, index)} both have the id {shown(ident)}: an id names one "
                 "message; give each its own, or none (the store makes one)"
             )
     for index, message in enumerate(messages):
@@ -236,8 +250,8 @@ def check_given_ids(messages: Sequence[Message], where: str) -> None:
         other = seen.get(item) if item is not None else None
         if other is not None and other != index:
             raise InvalidMessage(
-                f"{where} message {other + 1} has the id {shown(item)}, which is message {index + 1}'s provider "
-                "item id: erase() would take both; give it another id, or none (the store makes one)"
+                f"{_given(where, other)} has the id {shown(item)}, which is the provider item id of "
+                f"{_given(where, index)}: erase() would take both; give it another id, or none (the store makes one)"
             )
 
 
@@ -267,7 +281,7 @@ def check_items_free(
         found = position_of(item) if item is not None else None
         if found is not None and held[found].id == item:
             raise InvalidMessage(
-                f"{where} message {index + 1} has the provider item id {shown(item)}, which is the id of the "
+                f"{_given(where, index)} has the provider item id {shown(item)}, which is the id of the "
                 f"session's message {found}: erase() takes every message that has it, as its id or its provider "
                 "item id, so it would take both"
             )
@@ -283,7 +297,7 @@ def check_no_placeholders(messages: Sequence[Message], where: str, erased: Mappi
         if erased is not None and message.id is not None and erased.get(message.id) == message.erased:
             continue
         raise InvalidMessage(
-            f"{where} message {index + 1} is an erased placeholder ({shown(message.erased)}) that no erasure of "
+            f"{_given(where, index)} is an erased placeholder ({shown(message.erased)}) that no erasure of "
             "this session left: placeholders are made by erase(), which records the erasure; build messages "
             "without erased="
         )

@@ -250,7 +250,7 @@ class AddToolResults(msgspec.Struct, frozen=True, kw_only=True):
         for index, result in enumerate(given):
             if not isinstance(result, ToolResult):
                 raise InvalidMessage(
-                    f"add_tool_results() result {index + 1} is a {type(result).__name__}, not a ToolResult; "
+                    f"add_tool_results() results[{index}] is a {type(result).__name__}, not a ToolResult; "
                     "build one with ToolResult.of(call_id, output)"
                 )
         [message] = stamped([Message.tool_results(*given)], "add_tool_results()")  # checked as an append's
