@@ -400,6 +400,7 @@ def test_erase_reaches_a_fork_replacement_that_kept_the_erased_blocks(stores: St
     edited = store.fork_replacing(sid, 0, Message.user("a new question"))  # nothing of the original: kept
     assert sorted(store.erase(sid, original.id or "")) == sorted([sid, retry])
     assert store.get(retry).messages[0].erased is not None
+    assert store.get(retry).messages[0].blocks == ()  # the fork's own block too: a placeholder is a whole message
     assert store.get(edited).messages[0].text == "a new question"
     assert not _holds_secret(_stored_bytes(stores))
 
