@@ -74,8 +74,9 @@ def transcript_blocks() -> st.SearchStrategy[Transcript]:
     return st.builds(lambda text, cut: Transcript(text=text, truncated_at_ms=cut), texts, st.none() | st.integers(0, 9))
 
 
-def images(*, any_url_media_type: bool) -> st.SearchStrategy[Image]:
-    media_types = st.sampled_from(["image/png", "image/jpeg", "image/*"])
+def images(*, any_url_media_type: bool, unknown_media_type: bool = True) -> st.SearchStrategy[Image]:
+    known = ["image/png", "image/jpeg"]
+    media_types = st.sampled_from([*known, "image/*"] if unknown_media_type else known)
     url_media_types = media_types if any_url_media_type else st.just("image/*")
     return st.builds(
         lambda media_type, data: Image(media_type=media_type, data=data), media_types, st.binary(max_size=12)
@@ -99,6 +100,7 @@ class Holds:
     result_images: bool
     assistant_images: bool
     any_url_media_type: bool
+    unknown_media_type: bool  # an image whose media type is image/* (not known)
     any_arguments: bool  # else only arguments as json.dumps(object, ensure_ascii=False) writes them
     one_text_results: bool  # a tool result is exactly one text block
     empty_text: bool  # a text block may be empty (Anthropic refuses one)
@@ -137,6 +139,7 @@ CHAT = Holds(
     result_images=False,
     assistant_images=False,
     any_url_media_type=False,
+    unknown_media_type=True,
     any_arguments=True,
     one_text_results=False,
     empty_text=True,
@@ -151,6 +154,7 @@ RESPONSES = Holds(
     result_images=True,
     assistant_images=False,
     any_url_media_type=False,
+    unknown_media_type=True,
     any_arguments=True,
     one_text_results=False,
     empty_text=True,
@@ -165,6 +169,7 @@ ANTHROPIC = Holds(
     result_images=True,
     assistant_images=False,
     any_url_media_type=False,
+    unknown_media_type=True,
     any_arguments=False,
     one_text_results=False,
     empty_text=False,
@@ -179,6 +184,7 @@ GEMINI = Holds(
     result_images=False,
     assistant_images=True,
     any_url_media_type=True,
+    unknown_media_type=False,
     any_arguments=False,
     one_text_results=True,
     empty_text=True,
@@ -206,7 +212,7 @@ def holdable(draw: st.DrawFn, holds: Holds) -> list[Message]:
     (maybe), then user messages, assistant messages and tool exchanges,
     each with some content (every provider refuses a message with none)."""
     arguments = any_arguments if holds.any_arguments else canonical_arguments
-    picture = images(any_url_media_type=holds.any_url_media_type)
+    picture = images(any_url_media_type=holds.any_url_media_type, unknown_media_type=holds.unknown_media_type)
     text = text_blocks(empty=holds.empty_text)
     content_kinds: list[st.SearchStrategy[Any]] = [text]
     if holds.reasoning:

@@ -1086,3 +1086,35 @@ def test_parsed_arguments_that_json_text_would_change_are_refused() -> None:
         turn = {"role": "model", "parts": [{"functionCall": {"id": "c1", "name": "f", "args": value}}]}
         with pytest.raises(InvalidArgument, match=r"contents\[1\]\.parts\[0\]\.functionCall\.args"):
             from_gemini({"contents": [{"role": "user", "parts": [{"text": "q"}]}, turn]})
+
+
+def test_gemini_refuses_an_image_whose_media_type_is_not_known() -> None:
+    # An image by a bare URL (Chat, Responses, Anthropic) reads as image/*, and
+    # to_gemini sent it as fileData with mimeType "image/*": Gemini refuses a
+    # part whose MIME type it does not support, so the request would fail there.
+    url = "https://example.com/receipt.png"
+    [asked] = from_openai_chat(
+        [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "Is this paid?"},
+                    {"type": "image_url", "image_url": {"url": url}},
+                ],
+            }
+        ]
+    )
+    assert asked.blocks[1] == Image(media_type="image/*", ref=url)
+    with pytest.raises(
+        InvalidArgument, match=r"to_gemini: messages\[0\]\.blocks\[1\]: an image whose media type is not known"
+    ):
+        to_gemini([asked])
+    assert to_gemini([asked], lossy=True)["contents"] == [{"role": "user", "parts": [{"text": "Is this paid?"}]}]
+    shown = Message.assistant("Here it is.", Image(media_type="image/*", data=b"\x89PNG"))
+    with pytest.raises(InvalidArgument, match=r"messages\[1\]\.blocks\[1\]"):
+        to_gemini([Message.user("Show me the receipt."), shown], lossy=False)
+    only_image = Message.user(Image(media_type="image/*", ref=url))
+    answer = Message.assistant("Yes.")
+    assert to_gemini([only_image, answer], lossy=True)["contents"] == [{"role": "model", "parts": [{"text": "Yes."}]}]
+    typed = Message.user("Is this paid?", Image(media_type="image/png", ref=url))
+    assert to_gemini([typed])["contents"][0]["parts"][1] == {"fileData": {"mimeType": "image/png", "fileUri": url}}

@@ -7,6 +7,7 @@ from typing import Any
 
 from engine.errors import InvalidArgument
 from engine.formats._common import (
+    URL_MEDIA_TYPE,
     Entry,
     Json,
     Policy,
@@ -69,7 +70,10 @@ def to_gemini(messages: Iterable[Message], *, lossy: bool = False) -> Json:
             if not left_out_emptied(entry, parts):
                 contents.append({"role": "user", "parts": parts})
         else:
-            contents.append({"role": "user", "parts": [_user_part(block) for block in entry.blocks]})
+            made = [_user_part(entry, number, block, policy) for number, block in enumerate(entry.blocks)]
+            parts = [part for part in made if part is not None]
+            if not left_out_emptied(entry, parts):
+                contents.append({"role": "user", "parts": parts})
     request: Json = {}
     if system is not None:
         request["systemInstruction"] = {"parts": system}
@@ -79,14 +83,26 @@ def to_gemini(messages: Iterable[Message], *, lossy: bool = False) -> Json:
     return request
 
 
-def _user_part(block: Block) -> Json:
+def _user_part(entry: Entry, number: int, block: Block, policy: Policy) -> Json | None:
     if isinstance(block, Image):
-        return _image(block)
+        return _image(block, entry.where(number), policy)
     assert isinstance(block, Text)  # what a user message holds once prepared
     return {"text": block.text}
 
 
-def _image(image: Image) -> Json:
+def _image(image: Image, where: str, policy: Policy) -> Json | None:
+    """The image's part; ``None`` (lossy) for one whose media type is not
+    known: Gemini refuses a part without a MIME type it supports, and
+    ``image/*`` (how an image by a bare URL reads) is none."""
+    if image.media_type == URL_MEDIA_TYPE:
+        policy.cannot_hold(
+            where,
+            f"an image whose media type is not known ({URL_MEDIA_TYPE}, as an image by a bare URL reads): {FORMAT} "
+            "needs its MIME type (image/png, image/jpeg, image/webp, image/heic or image/heif); build the Image "
+            "with it",
+            "leave the image out",
+        )
+        return None
     if image.data is not None:
         return {"inlineData": {"mimeType": image.media_type, "data": encode_base64(image.data)}}
     return {"fileData": {"mimeType": image.media_type, "fileUri": image.ref}}
@@ -118,7 +134,10 @@ def _model_parts(entry: Entry, names: dict[str, str], policy: Policy) -> list[Js
         elif isinstance(block, Text):
             part = {"text": block.text}
         elif isinstance(block, Image):
-            part = _image(block)
+            made = _image(block, entry.where(number), policy)
+            if made is None:
+                continue
+            part = made
         elif isinstance(block, ToolUse):
             names[block.id] = block.name
             args = arguments_object(block, entry.where(number), policy)
