@@ -914,3 +914,74 @@ def test_the_history_says_where_an_erasure_rewrote_the_log(stores: StoreFactory)
     assert store.erase(source, "card") == [source, fork]
     assert store.history(source)[-1].summary == "erasure: 1 message erased from 1 stored event"
     assert store.history(fork)[-1].summary == "erasure: 1 message erased where the log it was forked from holds them"
+
+
+def _realtime_call_events(arguments: str) -> list[dict[str, Any]]:
+    """A spoken question, then a response of a spoken answer (item iA) and a
+    function call (item iF) that the engine places in the same message, and
+    the call's output (item iO) as the next message."""
+    answer = {"id": "iA", "type": "message", "role": "assistant", "status": "in_progress", "content": []}
+    call = {
+        "id": "iF",
+        "type": "function_call",
+        "status": "completed",
+        "name": "check_card",
+        "call_id": "call_1",
+        "arguments": arguments,
+    }
+    question = {"id": "iU", "type": "message", "role": "user", "content": [{"type": "input_text", "text": "my card?"}]}
+    output = {"id": "iO", "type": "function_call_output", "call_id": "call_1", "output": '{"valid": true}'}
+    done = {
+        "id": "r1",
+        "status": "completed",
+        "conversation_id": "c",
+        "output": [
+            {**answer, "status": "completed", "content": [{"type": "output_audio", "transcript": "Checking."}]},
+            call,
+        ],
+    }
+
+    def event(kind: str, number: int, **fields: Any) -> dict[str, Any]:
+        return {"type": kind, "event_id": f"e{number}", **fields}
+
+    return [
+        event("conversation.item.added", 1, previous_item_id=None, item=question),
+        event("response.created", 2, response={"id": "r1", "status": "in_progress", "conversation_id": "c"}),
+        event("conversation.item.added", 3, previous_item_id="iU", item=answer),
+        event(
+            "conversation.item.added", 4, previous_item_id="iA", item={**call, "status": "in_progress", "arguments": ""}
+        ),
+        event("response.done", 5, response=done),
+        event("conversation.item.added", 6, previous_item_id="iF", item=output),
+    ]
+
+
+@pytest.mark.parametrize("item", ["iF", "iO"])
+def test_erasing_a_realtime_call_by_its_item_id_erases_the_message_that_holds_it(
+    stores: StoreFactory, item: str
+) -> None:
+    # Found by a newcomer pass: a function call's item is placed in the
+    # message of the response's first item (iA), so no message carries its
+    # id; erase(sid, "iF") reported success ("0 messages erased") and the
+    # card number stayed in the message's tool use, and on disk.
+    store = stores.open()
+    sid = store.create()
+    outcomes = store.ingest_many(sid, _realtime_call_events(json.dumps({"card": SECRET})), provider="openai")
+    assert "rejected" not in [outcome.status for outcome in outcomes]
+    question, answer, results = store.get(sid).messages
+    assert (question.text, answer.provider_item_id, [use.id for use in answer.tool_uses]) == (
+        "my card?",
+        "iA",
+        ["call_1"],
+    )
+    assert results.role == "tool_results" and _holds_secret(_stored_bytes(stores))
+    assert store.erase(sid, item) == [sid]
+    held = stores.open().get(sid).messages
+    # The call's item is in the answer's message; its output's, in the results message.
+    erased = 1 if item == "iF" else 2
+    assert [message.erased is not None for message in held] == [index == erased for index in range(3)]
+    assert held[0] == question
+    if item == "iF":
+        assert not _holds_secret(_stored_bytes(stores)) and not _holds_secret(_everything(stores.open(), sid))
+        assert store.history(sid)[-1].summary.startswith("erasure: 1 message erased")
+    assert stores.open().verify(sid).version == store.get(sid).version

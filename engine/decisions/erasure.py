@@ -21,6 +21,7 @@ from engine.state.events import (
     RealtimeRecorded,
     SessionForked,
 )
+from engine.state.realtime_events import FunctionCall, FunctionCallOutput
 from engine.state.revisions import Reason
 from engine.state.transcript import Session
 
@@ -44,17 +45,28 @@ class Targets:
     message is rebuilt under new ids as its transcript arrives), the realtime
     records of the tool calls those messages make or answer, and fork
     replacements that still hold any of their blocks (``ReplaceBlock``
-    copies the blocks it does not replace)."""
+    copies the blocks it does not replace). A realtime function call (or
+    its output) named by its item id is in the message that holds its tool
+    use (or result), which carries another item's id: ``made`` and
+    ``answered`` are the call ids of such items."""
 
     def __init__(self, message_ids: set[str]) -> None:
         self.ids = message_ids
         self.items: set[str] = set()
         self.calls: set[str] = set()
         self.blocks: set[bytes] = set()
+        self.made: set[str] = set()
+        self.answered: set[str] = set()
 
     def hit(self, message: Message) -> bool:
         item = message.provider_item_id
-        return message.id in self.ids or (item is not None and item in self.items)
+        if message.id in self.ids or (item is not None and item in self.items):
+            return True
+        if self.made and any(use.id in self.made for use in message.tool_uses):
+            return True
+        return bool(self.answered) and any(
+            isinstance(block, ToolResult) and block.tool_use_id in self.answered for block in message.blocks
+        )
 
     def hit_copy(self, message: Message) -> bool:
         return self.hit(message) or any(block in self.blocks for block in _encoded_blocks(message))
@@ -109,10 +121,15 @@ def expand(targets: Targets, decoded: dict[str, list[tuple[int, Event]]], view: 
     own = [event for _, event in decoded.get(view.session_id, [])]
     for event in own:
         if isinstance(event, RealtimeRecorded):
-            item = getattr(event.event, "item_id", None)
+            recorded = event.event
+            item = getattr(recorded, "item_id", None)
             if item in targets.ids:
                 seen.add(item)
                 targets.items.add(item)
+                if isinstance(recorded, FunctionCall):  # placed as a tool use in another item's message
+                    targets.made.add(recorded.call_id)
+                elif isinstance(recorded, FunctionCallOutput):
+                    targets.answered.add(recorded.call_id)
     messages: list[Message] = []
     elsewhere: list[Message] = []
     for sid, logged in decoded.items():
