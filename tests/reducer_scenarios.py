@@ -16,6 +16,8 @@ from engine.realtime import (
     ItemObserved,
     ItemSkipped,
     RealtimeEvent,
+    ResponseStarted,
+    SessionConfigured,
     UserContentFinal,
     UserTranscriptFailed,
     UserTranscriptFinal,
@@ -240,6 +242,19 @@ SCENARIOS: dict[str, list[RealtimeEvent]] = {
         ItemDeleted(event_id="h8", item_id="u2"),
         ItemDeleted(event_id="h9", item_id="u7"),
         ItemObserved(event_id="h10", item_id="u8", role="user"),
+    ],
+    # A call's only session.created delivered after its first events: read as
+    # a new connection, it closes the reply by rule; the reply's own end then
+    # brings its text, which replaces what was placed.
+    "connection announced late": [
+        ItemObserved(event_id="l1", item_id="u1", role="user", previous_item_id=None),
+        UserContentFinal(event_id="l2", item_id="u1", text="Hi"),
+        ResponseStarted(event_id="l2r", response_id="r1"),
+        ItemObserved(event_id="l3", item_id="a1", role="assistant", previous_item_id="u1"),
+        SessionConfigured(event_id="l0", new_connection=True),
+        AssistantTranscriptDelta(event_id="l4", response_id="r1", item_id="a1", delta="Hello "),
+        AssistantTranscriptFinalText(event_id="l5", item_id="a1", text="Hello there.", response_id="r1"),
+        AssistantTurnCompleted(event_id="l6", response_id="r1", status="completed"),
     ],
     "openai weather call": _from_raw(weather_call()),
     "openai sample conversation": _from_raw(sample_conversation()),

@@ -373,14 +373,20 @@ def test_resolving_with_nothing_pending_stores_nothing(store: Transcripts) -> No
     assert store.get(sid).version == version
 
 
-def test_a_response_closed_by_rule_still_counts_its_usage_when_it_ends(store: Transcripts) -> None:
+def test_a_response_closed_by_rule_still_counts_its_usage_and_gets_its_text_when_it_ends(store: Transcripts) -> None:
     sid = store.create()
     reply = assistant_audio("r1", "a1", "u1", ["Your ", "pizza ", "is ", "on ", "its ", "way."])
     ingest_all(store, sid, [*user_audio("u1", None), transcription("u1", "Order?"), *reply[:5]])
-    store.resolve_pending(sid, "place")  # the call looked over: the reply is placed as it was
+    store.resolve_pending(sid, "place")  # the call looked over: the reply is placed as it was so far
     assert transcript(store, sid) == [("user", "Order?"), ("assistant", "Your pizza ")]
+    assert store.get(sid).messages[1].incomplete
     outcomes = store.ingest_many(sid, reply[5:], provider="openai")
-    assert outcomes[-1].status == "staged" and "closed by rule" in (outcomes[-1].reason or "")
+    # The rest was in flight (the call was not over): the provider's end
+    # brings the whole reply, which replaces what was placed, as a rewrite.
+    assert outcomes[-1].status == "materialised" and "closed by rule" in (outcomes[-1].reason or "")
+    assert transcript(store, sid) == [("user", "Order?"), ("assistant", "Your pizza is on its way.")]
+    assert not store.get(sid).messages[1].incomplete  # the response completed
+    assert store.revisions(sid)[-1].reason.kind == "late_content"
     assert store.get(sid).usage.input == 100  # counted once, when the provider's end came
     assert store.ingest(sid, reply[-1], provider="openai").status == "duplicate"
     assert store.get(sid).usage.input == 100

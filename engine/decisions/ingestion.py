@@ -394,9 +394,8 @@ def _apply_change(
         return _rewrite(state, index, index + 1, replacement, "provider_deleted", actor, now, to_store)
     if isinstance(change, ReplaceItem):
         new_blocks = blocks[: change.offset] + list(change.blocks) + blocks[change.offset + change.count :]
-        return _rewrite(
-            state, index, index + 1, [_with_blocks(message, new_blocks)], change.reason, actor, now, to_store
-        )
+        replaced = _with_blocks(message, new_blocks, incomplete=message.incomplete and not change.complete)
+        return _rewrite(state, index, index + 1, [replaced], change.reason, actor, now, to_store)
     assert isinstance(change, TruncateItem)
     cut = [
         msgspec.structs.replace(
@@ -454,12 +453,12 @@ def _find(state: Session, provider_item_id: str) -> int | None:
     return None
 
 
-def _with_blocks(message: Message, blocks: list[Block]) -> Message:
+def _with_blocks(message: Message, blocks: list[Block], *, incomplete: bool | None = None) -> Message:
     return Message(
         role=message.role,
         blocks=tuple(blocks),
         provider_item_id=message.provider_item_id,
-        incomplete=message.incomplete,
+        incomplete=message.incomplete if incomplete is None else incomplete,
     )
 
 

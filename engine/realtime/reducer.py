@@ -120,6 +120,7 @@ class Item(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     digest: bytes = b""  # of role and content, to recognise the item re-sent on a new connection
     stands_for: str | None = None  # held: it re-sends this message, if the re-seeded run completes
     placed: int = 0  # settlement order
+    closed_early: bool = False  # placed unfinished by a rule (a new connection): its own end may still bring text
 
 
 class Response(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -157,6 +158,7 @@ class ReplaceItem(msgspec.Struct, frozen=True, kw_only=True):
     count: int
     blocks: tuple[Block, ...]
     reason: str
+    complete: bool = False  # the message is no longer incomplete: its response ended completed
 
 
 class TruncateItem(msgspec.Struct, frozen=True, kw_only=True):
@@ -651,6 +653,10 @@ def _assistant_delta(state: RealtimeState, event: AssistantTextDelta | Assistant
         # The common case, most events of a call: more words of an item in flight.
         state.items.live[item.id] = _set_part(item, event.content_index, lane, event.delta, final=False, append=True)
         return _STAGED
+    late = _late_output(state, event.item_id, event.response_id)
+    if late is not None:
+        state.items[late.id] = _set_part(late, event.content_index, lane, event.delta, final=False, append=True)
+        return Outcome(status="staged", reason=_LATE)
     if _settled(state.items.get(event.item_id)):
         return _nothing_new(state, event.item_id)
     response = _response(state, event.response_id)
@@ -700,6 +706,11 @@ def _dispatch(state: RealtimeState, event: RealtimeEvent) -> Outcome:
     if isinstance(event, (UserTranscriptFinal, UserContentFinal, UserTranscriptFailed, UserTranscriptDelta, UserImage)):
         return _user_content(state, event)
     if isinstance(event, AssistantTranscriptFinalText):
+        late = _late_output(state, event.item_id, event.response_id)
+        if late is not None:
+            final = _set_part(late, event.content_index, event.lane, event.text, final=True, append=False)
+            state.items[late.id] = final
+            return Outcome(status="staged", reason=_LATE)
         if _settled(state.items.get(event.item_id)):
             return _nothing_new(state, event.item_id)
         item = _item(state, event.item_id, role="assistant", response_id=event.response_id)
@@ -928,17 +939,21 @@ def _complete(
     if response.status != "in_flight":
         if response.closed_by_rule and isinstance(event, AssistantTurnCompleted) and not by_rule:
             # The provider's own end, after a rule closed the response: its
-            # usage still counts; what it produced stays as it was placed.
+            # usage still counts, and the text its items got since (their
+            # own ends delivered late) replaces what was placed of them.
             state.responses[response.id] = msgspec.structs.replace(response, closed_by_rule=False)
             late = event.usage
-            counted = (RecordUsage(usage=late, response_id=response.id),) if late and late.total else ()
+            counted: list[Change] = [RecordUsage(usage=late, response_id=response.id)] if late and late.total else []
+            filled = _fill_late_output(state, response.id, complete=event.status == "completed")
+            told = (
+                "the text its items got since replaces what was placed of them"
+                if filled
+                else "its output stays as it was placed"
+            )
             return Outcome(
-                status="staged",
-                changes=counted,
-                reason=(
-                    f"response {response.id} was closed by rule before it ended; its usage is recorded now, "
-                    "its output stays as it was placed"
-                ),
+                status="materialised" if filled else "staged",
+                changes=(*counted, *filled),
+                reason=f"response {response.id} was closed by rule before it ended; its usage is recorded now, {told}",
             )
         return Outcome(status="duplicate", reason=f"response {event.response_id} already ended; nothing new")
     status, usage = ("cancelled", None) if isinstance(event, AssistantTurnInterrupted) else (event.status, event.usage)
@@ -1118,7 +1133,9 @@ def _shift(state: RealtimeState, item: Item, delta: int) -> None:
             state.items[other.id] = msgspec.structs.replace(other, block_offset=other.block_offset + delta)
 
 
-def _replace_blocks(state: RealtimeState, item: Item, blocks: tuple[Block, ...], reason: str) -> ReplaceItem:
+def _replace_blocks(
+    state: RealtimeState, item: Item, blocks: tuple[Block, ...], reason: str, *, complete: bool = False
+) -> ReplaceItem:
     assert item.anchor is not None
     change = ReplaceItem(
         anchor=item.anchor,
@@ -1127,6 +1144,7 @@ def _replace_blocks(state: RealtimeState, item: Item, blocks: tuple[Block, ...],
         count=item.block_count,
         blocks=blocks,
         reason=reason,
+        complete=complete,
     )
     _shift(state, item, len(blocks) - item.block_count)
     state.items[item.id] = msgspec.structs.replace(
@@ -1438,6 +1456,9 @@ def _settle(state: RealtimeState, group: list[Item], *, behind: bool) -> list[Ch
     offset = 0
     for item, own in owned:
         awaiting = item is first and item.role == "user" and not own and not item.transcript_failed
+        # Assistant output a rule placed unfinished (a new connection, say):
+        # its own end, delivered late, may still bring the rest of its text.
+        awaiting = awaiting or (item.closed_early and item.kind == "message")
         state.items[item.id] = msgspec.structs.replace(
             item,
             status="materialised",
@@ -1554,6 +1575,40 @@ def _ended(state: RealtimeState, key: str) -> bool:
     return _settled(item) and not (item is not None and item.awaiting_text)
 
 
+_LATE = "output of a response closed by rule: it replaces what was placed when the response ends"
+
+
+def _late_output(state: RealtimeState, item_id: str, response_id: str | None) -> Item | None:
+    """The placed assistant item ``item_id`` if a rule placed it unfinished
+    and the provider has not ended its response yet (``response_id``, which
+    the item learns here if its announcement did not say it): its late text
+    is kept until that end."""
+    item = state.items.get(item_id)
+    if item is None or item.status != "materialised" or not item.awaiting_text or item.role != "assistant":
+        return None
+    known = item.response_id or response_id
+    response = state.responses.get(known) if known is not None else None
+    if response is None or not response.closed_by_rule:
+        return None
+    return item if item.response_id == known else msgspec.structs.replace(item, response_id=known)
+
+
+def _fill_late_output(state: RealtimeState, response_id: str, *, complete: bool) -> list[Change]:
+    """The response's items placed when a rule closed it, given the text
+    they got since (``complete``: it ended completed, so the message is no
+    longer incomplete); each stops waiting either way."""
+    changes: list[Change] = []
+    for item in sorted(state.items.values(), key=lambda item: item.placed):
+        if item.response_id != response_id or item.status != "materialised" or not item.awaiting_text:
+            continue
+        blocks = _blocks(item)
+        if blocks and _digest(item.role or "", blocks) != item.digest:
+            changes.append(_replace_blocks(state, item, blocks, "late_content", complete=complete))
+        else:
+            state.items[item.id] = msgspec.structs.replace(item, awaiting_text=False, parts=())
+    return changes
+
+
 def _end_responses_by_rule(state: RealtimeState) -> list[Change]:
     """End every response still in flight as incomplete, by the provider's own
     rule for an ending (what it produced stays); its own end may still come."""
@@ -1573,7 +1628,11 @@ def _close(state: RealtimeState) -> list[Change]:
     changes = _end_responses_by_rule(state)
     for item in list(state.items.live.values()):
         item = msgspec.structs.replace(
-            item, announced=True, complete=True, text_optional=item.role == "user" or item.text_optional
+            item,
+            announced=True,
+            complete=True,
+            text_optional=item.role == "user" or item.text_optional,
+            closed_early=item.role == "assistant" and item.kind == "message" and not item.complete,
         )
         if not _placeable(state, item):
             item = msgspec.structs.replace(item, kind="skipped")  # nothing can make it a message any more
