@@ -10,6 +10,7 @@ message, the block and what the format lacks; reading names the path."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -1118,3 +1119,21 @@ def test_gemini_refuses_an_image_whose_media_type_is_not_known() -> None:
     assert to_gemini([only_image, answer], lossy=True)["contents"] == [{"role": "model", "parts": [{"text": "Yes."}]}]
     typed = Message.user("Is this paid?", Image(media_type="image/png", ref=url))
     assert to_gemini([typed])["contents"][0]["parts"][1] == {"fileData": {"mimeType": "image/png", "fileUri": url}}
+
+
+def test_gemini_refuses_an_empty_text_part() -> None:
+    # Found by a newcomer pass: to_gemini sent {"text": ""}, which the Gemini
+    # API refuses ("Unable to submit request because it has an empty text
+    # parameter"), in user, model and system turns alike.
+    asked = [Message.system(""), Message.user("Is it paid?"), Message.user(""), Message.assistant("", "Yes.")]
+    for index, block in ((0, 0), (2, 0), (3, 0)):
+        alone = [asked[index]] if index == 0 else [asked[1], asked[index]]
+        where = f"messages[{len(alone) - 1}].blocks[{block}]"
+        with pytest.raises(InvalidArgument, match=re.escape(f"to_gemini: {where}: Gemini refuses an empty text part")):
+            to_gemini(alone)
+    assert to_gemini(asked, lossy=True) == {
+        "contents": [
+            {"role": "user", "parts": [{"text": "Is it paid?"}]},
+            {"role": "model", "parts": [{"text": "Yes."}]},
+        ]
+    }

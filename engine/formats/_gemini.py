@@ -59,7 +59,8 @@ def to_gemini(messages: Iterable[Message], *, lossy: bool = False) -> Json:
                     f"a second system message: the one system instruction of {FORMAT} would read back as one message",
                     "join its text to the system instruction",
                 )
-            system = (system or []) + [{"text": block.text} for block in entry.blocks if isinstance(block, Text)]
+            made = [_text(entry, number, block, policy) for number, block in enumerate(entry.blocks)]
+            system = (system or []) + [part for part in made if part is not None]
         elif entry.role == "assistant":
             parts = _model_parts(entry, names, policy)
             if not left_out_emptied(entry, parts):
@@ -75,7 +76,7 @@ def to_gemini(messages: Iterable[Message], *, lossy: bool = False) -> Json:
             if not left_out_emptied(entry, parts):
                 contents.append({"role": "user", "parts": parts})
     request: Json = {}
-    if system is not None:
+    if system:  # none, or (lossy) only empty texts left out
         request["systemInstruction"] = {"parts": system}
     request["contents"] = contents
     if not lossy:
@@ -87,6 +88,17 @@ def _user_part(entry: Entry, number: int, block: Block, policy: Policy) -> Json 
     if isinstance(block, Image):
         return _image(block, entry.where(number), policy)
     assert isinstance(block, Text)  # what a user message holds once prepared
+    return _text(entry, number, block, policy)
+
+
+def _text(entry: Entry, number: int, block: Block, policy: Policy) -> Json | None:
+    """A text part; ``None`` (lossy) for an empty one, which Gemini refuses
+    ("an empty text parameter")."""
+    if not isinstance(block, Text):
+        return None
+    if not block.text:
+        policy.cannot_hold(entry.where(number), f"{FORMAT} refuses an empty text part", "leave it out")
+        return None
     return {"text": block.text}
 
 
@@ -132,7 +144,10 @@ def _model_parts(entry: Entry, names: dict[str, str], policy: Policy) -> list[Js
             if block.signature is not None:
                 part["thoughtSignature"] = block.signature
         elif isinstance(block, Text):
-            part = {"text": block.text}
+            text = _text(entry, number, block, policy)
+            if text is None:
+                continue
+            part = text
         elif isinstance(block, Image):
             made = _image(block, entry.where(number), policy)
             if made is None:
