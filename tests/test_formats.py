@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from engine import Image, InvalidArgument, Message, Reasoning, Text, ToolResult, ToolUse, Transcript
+from engine import Image, InvalidArgument, Message, Reasoning, Text, ToolResult, ToolUse, Transcript, Transcripts
 from engine.formats import (
     from_anthropic,
     from_gemini,
@@ -664,8 +664,12 @@ def test_gemini_refuses_what_it_cannot_hold_and_lossy_converts_it() -> None:
     ("request_body", "path"),
     [
         (
-            [{"role": "model", "parts": [{"functionCall": {"name": "f", "args": {}}}]}],
-            r"contents\[0\]\.parts\[0\]\.functionCall\.id is required",
+            [
+                {"role": "model", "parts": [{"functionCall": {"name": "f", "args": {}}}]},
+                {"role": "user", "parts": [{"functionResponse": {"name": "g", "response": {"output": "x"}}}]},
+            ],
+            r"contents\[1\]\.parts\[0\]\.functionResponse: a functionResponse without an id answers the first "
+            r"call of its name \('g'\)",
         ),
         (
             [
@@ -1137,3 +1141,52 @@ def test_gemini_refuses_an_empty_text_part() -> None:
             {"role": "model", "parts": [{"text": "Yes."}]},
         ]
     }
+
+
+def test_gemini_calls_without_ids_are_read_and_written_back_without_them() -> None:
+    # Found by a newcomer pass: Gemini's generateContent gives function calls
+    # no id, and its responses answer them by name, in order; from_gemini
+    # refused every such history ("functionCall.id is required").
+    history = [
+        {"role": "user", "parts": [{"text": "Weather in Bergen and Oslo?"}]},
+        {
+            "role": "model",
+            "parts": [
+                {"functionCall": {"name": "get_weather", "args": {"city": "Bergen"}}},
+                {"functionCall": {"name": "get_weather", "args": {"city": "Oslo"}}},
+                {"functionCall": {"name": "get_weather", "args": {"city": "Bergen"}}},
+            ],
+        },
+        {
+            "role": "user",
+            "parts": [
+                {"functionResponse": {"name": "get_weather", "response": {"output": "Rain, 7°C."}}},
+                {"functionResponse": {"name": "get_weather", "response": {"output": "Sun, 12°C."}}},
+                {"functionResponse": {"name": "get_weather", "response": {"output": "Still rain."}}},
+            ],
+        },
+        {"role": "model", "parts": [{"text": "Bergen: rain. Oslo: sun."}]},
+    ]
+    question, calls, results, answer = from_gemini(history)
+    assert (question.text, answer.text) == ("Weather in Bergen and Oslo?", "Bergen: rain. Oslo: sun.")
+    ids = [use.id for use in calls.tool_uses]
+    assert [use.arguments for use in calls.tool_uses] == [
+        '{"city": "Bergen"}',
+        '{"city": "Oslo"}',
+        '{"city": "Bergen"}',
+    ]
+    assert len(set(ids)) == 3 and all(re.fullmatch(r"gemini_[0-9a-f]{20}", ident) for ident in ids)
+    # Each response answers the first call of its name still waiting: the calls in order.
+    paired = [(block.tool_use_id, block.content_text) for block in results.blocks if isinstance(block, ToolResult)]
+    assert paired == list(zip(ids, ["Rain, 7°C.", "Sun, 12°C.", "Still rain."], strict=True))
+    assert from_gemini(history) == [question, calls, results, answer]  # the same ids every time
+    assert to_gemini([question, calls, results, answer])["contents"] == history  # no id made up on the way out
+    store = Transcripts.open()
+    sid = store.create()
+    store.append(sid, question, calls, results, answer)
+    assert to_gemini(store.get(sid).messages)["contents"] == history
+    given = [{"role": "model", "parts": [{"functionCall": {"id": "c1", "name": "f", "args": {}}}]}]
+    given.append({"role": "user", "parts": [{"functionResponse": {"name": "f", "response": {"output": "ok"}}}]})
+    [call, result] = from_gemini(given)  # a response without an id answers the call of its name
+    assert result.blocks[0] == ToolResult(tool_use_id="c1", content=(Text(text="ok"),))
+    assert to_gemini([call, result])["contents"][1]["parts"][0]["functionResponse"]["id"] == "c1"

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 from engine.errors import InvalidArgument
 from engine.formats._common import (
@@ -156,7 +157,9 @@ def _model_parts(entry: Entry, names: dict[str, str], policy: Policy) -> list[Js
         elif isinstance(block, ToolUse):
             names[block.id] = block.name
             args = arguments_object(block, entry.where(number), policy)
-            part = {"functionCall": {"id": block.id, "name": block.name, "args": args}}
+            # A call read without an id (see _MADE_ID) goes back without one.
+            call: Json = {} if _made(block.id) else {"id": block.id}
+            part = {"functionCall": {**call, "name": block.name, "args": args}}
         else:
             continue
         if carried is not None:
@@ -185,6 +188,8 @@ def _response(entry: Entry, number: int, result: Block, names: dict[str, str], p
             "send the texts joined by newlines",
         )
     response = {"error" if result.is_error else "output": "\n".join(texts)}
+    if _made(result.tool_use_id):  # read from a call without an id: it goes back without one
+        return {"functionResponse": {"name": name, "response": response}}
     return {"functionResponse": {"id": result.tool_use_id, "name": name, "response": response}}
 
 
@@ -214,7 +219,7 @@ def from_gemini(request: Json | Sequence[Json]) -> list[Message]:
         turns = request["contents"]
     else:
         turns = request
-    names: dict[str, str] = {}  # functionCall id -> name, from the calls read so far
+    calls = _Calls()
     for index, raw in enumerate(as_array(turns, "contents")):
         where = f"contents[{index}]"
         content = as_object(raw, where)
@@ -224,9 +229,11 @@ def from_gemini(request: Json | Sequence[Json]) -> list[Message]:
             raise InvalidArgument(f"{where}.role: {role!r} is not a role of {FORMAT}; expected user or model")
         role_here: Role = "assistant" if role == "model" else "user"
         parts = as_array(content.get("parts"), f"{where}.parts")
+        if role_here == "assistant":
+            calls.new_turn()
         blocks: list[Block] = []
         for number, part in enumerate(parts):
-            blocks += _read_part(part, f"{where}.parts[{number}]", role_here, names)
+            blocks += _read_part(part, f"{where}.parts[{number}]", role_here, calls)
         if role_here == "assistant":
             result.append(Message(role="assistant", blocks=tuple(blocks)))
         else:
@@ -250,7 +257,7 @@ def _read_system(raw: object) -> Message:
 _DATA_FIELDS = ("text", "inlineData", "fileData", "functionCall", "functionResponse")
 
 
-def _read_part(raw: object, where: str, role: Role, names: dict[str, str]) -> list[Block]:
+def _read_part(raw: object, where: str, role: Role, calls: _Calls) -> list[Block]:
     part = as_object(raw, where)
     only_fields(part, where, (*_DATA_FIELDS, "thought", "thoughtSignature"))
     present = [key for key in _DATA_FIELDS if part.get(key) is not None]
@@ -282,9 +289,9 @@ def _read_part(raw: object, where: str, role: Role, names: dict[str, str]) -> li
         elif field in ("inlineData", "fileData"):
             blocks.append(_read_image(part[field], f"{where}.{field}", field))
         elif field == "functionCall":
-            blocks.append(_read_call(part[field], f"{where}.functionCall", names))
+            blocks.append(_read_call(part[field], f"{where}.functionCall", calls))
         else:
-            blocks.append(_read_response(part[field], f"{where}.functionResponse", names))
+            blocks.append(_read_response(part[field], f"{where}.functionResponse", calls))
     return blocks
 
 
@@ -298,29 +305,72 @@ def _read_image(raw: object, where: str, field: str) -> Image:
     return Image(media_type=media_type, data=decode_base64(text_field(data, "data", where), where, url_safe_too=True))
 
 
-def _required_id(call: dict[str, Any], where: str) -> str:
-    if call.get("id") is None:
-        raise InvalidArgument(
-            f"{where}.id is required: the engine pairs a tool result with its call by id; "
-            "give each functionCall and its functionResponse the same id"
-        )
-    return text_field(call, "id", where)
+#: The id a call without one is read with: ``gemini_`` and 20 hex digits of
+#: a digest of its name, arguments and how many calls before it in its turn
+#: are the same (parallel calls may be). Written back, it is left out again.
+_MADE_ID = re.compile(r"gemini_[0-9a-f]{20}")
 
 
-def _read_call(raw: object, where: str, names: dict[str, str]) -> ToolUse:
+def _made(call_id: str) -> bool:
+    return _MADE_ID.fullmatch(call_id) is not None
+
+
+class _Calls:
+    """The functionCalls read so far: each id's name, and the calls of the
+    latest model turn not answered yet, in order (Gemini's generateContent
+    gives calls no id, and its responses answer them by name, in order)."""
+
+    def __init__(self) -> None:
+        self.names: dict[str, str] = {}
+        self.waiting: list[tuple[str, str]] = []  # (id, name)
+        self.seen: dict[tuple[str, str], int] = {}  # (name, arguments) -> calls of this turn so far
+
+    def new_turn(self) -> None:
+        self.waiting, self.seen = [], {}
+
+    def call(self, call_id: str | None, name: str, arguments: str) -> str:
+        """The call's id (made if it has none), now waiting for its answer."""
+        same = self.seen.get((name, arguments), 0)
+        self.seen[(name, arguments)] = same + 1
+        if call_id is None:
+            said = f"{name}\x00{arguments}\x00{same}".encode("utf-8", "surrogatepass")
+            call_id = "gemini_" + hashlib.sha256(said).hexdigest()[:20]
+        self.names[call_id] = name
+        self.waiting.append((call_id, name))
+        return call_id
+
+    def answer(self, call_id: str | None, name: str, where: str) -> str:
+        """The id of the call a response answers: its own, or (it has none)
+        the first call of its name in the model turn before still waiting."""
+        if call_id is None:
+            found = next((waiting for waiting, named in self.waiting if named == name), None)
+            if found is None:
+                raise InvalidArgument(
+                    f"{where}: a functionResponse without an id answers the first call of its name ({name!r}) in "
+                    "the model turn before it that is not answered yet, and there is none; give it the id of its call"
+                )
+            call_id = found
+        self.waiting = [(waiting, named) for waiting, named in self.waiting if waiting != call_id]
+        return call_id
+
+
+def _read_call(raw: object, where: str, calls: _Calls) -> ToolUse:
     call = as_object(raw, where)
     only_fields(call, where, ("id", "name", "args"))
-    call_id, name = _required_id(call, where), text_field(call, "name", where)
+    given = text_field(call, "id", where) if call.get("id") is not None else None
+    name = text_field(call, "name", where)
     args = call.get("args")
     arguments = "{}" if args is None else arguments_text(as_object(args, f"{where}.args"), f"{where}.args")
-    names[call_id] = name
-    return ToolUse(id=call_id, name=name, arguments=arguments)
+    return ToolUse(id=calls.call(given, name, arguments), name=name, arguments=arguments)
 
 
-def _read_response(raw: object, where: str, names: dict[str, str]) -> ToolResult:
+def _read_response(raw: object, where: str, calls: _Calls) -> ToolResult:
     response_part = as_object(raw, where)
     only_fields(response_part, where, ("id", "name", "response"))
-    call_id, name = _required_id(response_part, where), text_field(response_part, "name", where)
+    given = text_field(response_part, "id", where) if response_part.get("id") is not None else None
+    name = text_field(response_part, "name", where)
+    call_id = calls.answer(given, name, where)
+    names = calls.names
     if names.get(call_id) != name:
         reason = (
             f"no earlier functionCall has the id {call_id!r}"
