@@ -647,3 +647,26 @@ def test_show_prints_each_message_id_in_a_column(tmp_path: Path) -> None:
         "   1  assistant     turn-0002                 second",
         f"   2  user          {made}  third",
     ]
+
+
+def test_ingest_reads_a_json_array_and_leaves_no_empty_session_behind(tmp_path: Path) -> None:
+    # Found by a newcomer pass: a file holding a JSON array of events (as a
+    # recorder may save a call) was one rejected "event", and --create left
+    # the session it made behind, empty.
+    path, events = str(tmp_path / "s.db"), tmp_path / "call.json"
+    item = {"id": "item_u1", "type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]}
+    added = {"type": "conversation.item.added", "event_id": "e1", "previous_item_id": None, "item": item}
+    events.write_text(json.dumps([added, {"type": "conversation.item.done", "event_id": "e2", "item": item}], indent=1))
+    runner = CliRunner()
+    result = runner.invoke(cli, ["ingest", path, "call-1", str(events), "--create"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("2 events:") and "the session has 1 message" in result.output
+    with Transcripts.open(path) as store:
+        assert [m.text for m in store.get("call-1").messages] == ["hi"]
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"type": "conversation.item.added"}\n[1, 2]\n')  # no event id, no item; not an object
+    failed = runner.invoke(cli, ["ingest", path, "call-2", str(broken), "--create"])
+    assert failed.exit_code == 1 and "line 1: rejected" in failed.output and "line 2: rejected" in failed.output
+    assert "was not created" in failed.output
+    with Transcripts.open(path) as store:
+        assert [info.id for info in store.sessions()] == ["call-1"]

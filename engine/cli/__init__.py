@@ -522,14 +522,28 @@ def ingest(
         text = events.read().decode("utf-8-sig")  # a byte order mark, as Windows tools write, is not an event
     except UnicodeDecodeError as exc:
         raise click.ClickException(f"{events.name} is not UTF-8 text (byte {exc.start}): not a JSONL file") from None
-    numbered = [(number, line) for number, line in enumerate(text.splitlines(), 1) if line.strip()]
+    numbered: list[tuple[int, object]] = [
+        (number, line) for number, line in enumerate(text.splitlines(), 1) if line.strip()
+    ]
+    unit = "line"
+    if text.lstrip().startswith("["):  # a JSON array of events (as a recorder may save a call), not JSONL
+        try:
+            array = json.loads(text)
+        except ValueError:
+            array = None
+        if isinstance(array, list):
+            numbered, unit = list(enumerate(array, 1)), "event"
     if not numbered:
-        raise click.ClickException(f"{events.name} holds no events (one JSON object a line); nothing was ingested")
+        raise click.ClickException(
+            f"{events.name} holds no events (one JSON object a line, or a JSON array of them); nothing was ingested"
+        )
     counts: dict[str, int] = {}
     problems: list[str] = []
     with _opened(store, prefix, create=create) as opened:
+        made: int | None = None  # the version of the session this run created
         if create and session_id not in {info.id for info in opened.sessions()}:
             opened.create(session_id=session_id, title=os.path.basename(events.name) if title is None else title)
+            made = opened.get(session_id).version
         chunks = [numbered[start : start + batch] for start in range(0, len(numbered), batch)]
         with _progress(chunks, "ingesting") as items:
             for chunk in items:
@@ -544,8 +558,13 @@ def ingest(
                 for (number, _), outcome in zip(chunk, outcomes, strict=True):
                     counts[outcome.status] = counts.get(outcome.status, 0) + 1
                     if outcome.status == "rejected":
-                        problems.append(_one_line(f"line {number}: rejected: {outcome.reason}"))
+                        problems.append(_one_line(f"{unit} {number}: rejected: {outcome.reason}"))
         state = opened.get(session_id)
+        if made is not None and state.version == made:
+            # Nothing of the file was stored: the session --create made is
+            # not left behind, empty (unless another writer wrote to it).
+            opened.delete(session_id)
+            click.echo(f"nothing was stored, so the session {_shown(repr(session_id))} was not created", err=True)
     for problem in problems[:10]:
         click.echo(problem, err=True)
     if len(problems) > 10:
