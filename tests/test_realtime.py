@@ -982,3 +982,45 @@ def test_an_event_about_a_settled_item_says_once_that_it_is_not_stored(store: Tr
     assert outcome.status == "duplicate"
     assert outcome.reason == "item i1 is settled; events about it after that are not stored"
     assert store.get(sid) == before
+
+
+def test_a_late_first_session_created_loses_no_reply(store: Transcripts) -> None:
+    # Found by ingesting public recordings shuffled: a call's only
+    # session.created delivered after response.created is read as a new
+    # connection, which closes the reply under way; its item, announced
+    # after that, was placed empty and its transcript dropped as "settled".
+    sid = store.create()
+    reply = assistant_audio("r1", "a1", "u1", ["Your ", "table ", "is ", "booked."])
+    late = ev("session.created", session={"id": "sess_1"})
+    events = [*user_audio("u1", None), transcription("u1", "A table for two?"), reply[0], late, *reply[1:]]
+    outcomes = store.ingest_many(sid, events, provider="openai")
+    assert "rejected" not in [outcome.status for outcome in outcomes]
+    assert "duplicate" not in [outcome.status for outcome in outcomes]  # every event was new
+    assert transcript(store, sid) == [("user", "A table for two?"), ("assistant", "Your table is booked.")]
+    assert not store.get(sid).messages[1].incomplete
+
+
+def test_a_call_placed_before_its_item_ends_keeps_its_final_arguments(store: Transcripts) -> None:
+    # Found by cutting a public recording short: the arguments of a call come
+    # in response.function_call_arguments.delta/.done, which were ignored, so
+    # a call placed by resolve_pending before its item's own end (which never
+    # came) was stored with no arguments. Older API versions send no name in
+    # the .done event: the announcement's name is kept.
+    sid = store.create()
+    started = {"id": "fc1", "type": "function_call", "status": "in_progress", "name": "book_table", "call_id": "call_9"}
+    arguments = '{"people": 2, "time": "19:30"}'
+    done = {"response_id": "r1", "item_id": "fc1", "output_index": 0, "call_id": "call_9", "arguments": arguments}
+    events = [
+        *user_audio("u1", None),
+        transcription("u1", "Book it."),
+        ev("response.created", response={"id": "r1", "status": "in_progress"}),
+        ev("response.output_item.added", response_id="r1", output_index=0, item={**started, "arguments": ""}),
+        ev("conversation.item.added", previous_item_id="u1", item={**started, "arguments": ""}),
+        ev("response.function_call_arguments.delta", **{**done, "delta": arguments}),
+        ev("response.function_call_arguments.done", **done),  # no name, as older versions send it
+    ]
+    outcomes = store.ingest_many(sid, events, provider="openai")
+    assert outcomes[-1].status == "staged"
+    store.resolve_pending(sid, "place")  # the call ended here: nothing more came
+    [call] = store.get(sid).messages[1].tool_uses
+    assert (call.id, call.name, call.arguments) == ("call_9", "book_table", arguments)

@@ -732,7 +732,9 @@ def _dispatch(state: RealtimeState, event: RealtimeEvent) -> Outcome:
             item,
             kind="function_call",
             call_id=event.call_id if newest else item.call_id,
-            name=event.name if newest else item.name,
+            # An event that does not name the function (the end of its
+            # arguments, in some versions of the API) keeps the name known.
+            name=event.name if newest and event.name else (item.name or event.name),
             arguments=event.arguments if newest else item.arguments,
             complete=item.complete or event.complete,
             announced=True,
@@ -1458,7 +1460,7 @@ def _settle(state: RealtimeState, group: list[Item], *, behind: bool) -> list[Ch
         awaiting = item is first and item.role == "user" and not own and not item.transcript_failed
         # Assistant output a rule placed unfinished (a new connection, say):
         # its own end, delivered late, may still bring the rest of its text.
-        awaiting = awaiting or (item.closed_early and item.kind == "message")
+        awaiting = awaiting or (item.kind == "message" and (item.closed_early or _closed_by_rule(state, item)))
         state.items[item.id] = msgspec.structs.replace(
             item,
             status="materialised",
@@ -1576,6 +1578,14 @@ def _ended(state: RealtimeState, key: str) -> bool:
 
 
 _LATE = "output of a response closed by rule: it replaces what was placed when the response ends"
+
+
+def _closed_by_rule(state: RealtimeState, item: Item) -> bool:
+    """Whether ``item`` is assistant output of a response a rule closed, which
+    the provider has not ended yet (its items announced after the close are
+    placed at once, unfinished)."""
+    response = state.responses.get(item.response_id) if item.response_id is not None else None
+    return item.role == "assistant" and response is not None and response.closed_by_rule
 
 
 def _late_output(state: RealtimeState, item_id: str, response_id: str | None) -> Item | None:

@@ -120,6 +120,14 @@ class ItemRef(_Base, frozen=True, kw_only=True):
     previous_item_id: str | None = UNKNOWN
 
 
+class ArgumentsDone(_Base, frozen=True, kw_only=True):
+    response_id: str
+    item_id: str
+    call_id: str
+    name: str | None = None  # not in every version of the API: the item's announcement names the function
+    arguments: str
+
+
 class Truncated(_Base, frozen=True, kw_only=True):
     item_id: str
     content_index: ContentIndex = 0
@@ -207,6 +215,7 @@ _KINDS: dict[str, type[_Base]] = {
     "conversation.item.input_audio_transcription.failed": ItemRef,
     "input_audio_buffer.committed": ItemRef,
     "conversation.item.truncated": Truncated,
+    "response.function_call_arguments.done": ArgumentsDone,
     "conversation.item.deleted": ItemRef,
     "response.created": ResponseDone,
     "response.done": ResponseDone,
@@ -472,6 +481,18 @@ def _canonical(kind: str, event: Any) -> list[Any]:
                 content_index=event.content_index,
                 text=text or "",
                 lane="transcript" if spoken else "text",
+                response_id=event.response_id,
+            )
+        ]
+    if isinstance(event, ArgumentsDone):
+        # The call's final arguments, which its item's own end may never
+        # bring (a call cut short, then placed by resolve_pending).
+        return [
+            FunctionCall(
+                item_id=event.item_id,
+                call_id=event.call_id,
+                name=event.name or "",
+                arguments=event.arguments,
                 response_id=event.response_id,
             )
         ]
