@@ -475,3 +475,23 @@ def test_a_forged_tool_results_message_with_text_is_not_given_the_text_form() ->
     msgspec.structs.force_setattr(message, "id", "msg_d961acc862a4b7b8ffc3")
     forged = MessagesAppended(at=AT, messages=(message,), revision=REVISION)
     assert pack_text_append(forged) is None
+
+
+def test_decode_event_takes_what_drivers_give_and_refuses_what_is_no_row() -> None:
+    # Found by an adversarial pass: a text-revid row given as a memoryview (as
+    # psycopg2 gives bytea) raised AttributeError, and so did a topic of None.
+    message = Message(role="assistant", blocks=(Text(text="hi"),), id=REVISION_ID)
+    event = MessagesAppended(at=AT, messages=(message,), revision=REVISION)
+    topic, state = encode_event(event, session_id=SESSION, version=VERSION)
+    for driven in (memoryview(state), bytearray(state)):
+        assert decode_event(topic, driven, "version 2", session_id=SESSION, version=VERSION) == event  # type: ignore[arg-type]
+    json_topic, json_state = encode_event(MessagesAppended(at=AT, actor="a", messages=(message,), revision=REVISION))
+    assert decode_event(json_topic, memoryview(json_state), "version 2") == msgspec.structs.replace(event, actor="a")  # type: ignore[arg-type]
+    for wrong_topic, wrong_state, said in (
+        (None, b"{}", "topic must be a str"),
+        (topic.encode(), state, "topic must be a str"),
+        (topic, state.hex(), "state must be bytes"),
+        (topic, None, "state must be bytes"),
+    ):
+        with pytest.raises(InvalidArgument, match=said):
+            decode_event(wrong_topic, wrong_state, "row", session_id=SESSION, version=VERSION)  # type: ignore[arg-type]

@@ -173,7 +173,15 @@ def decode_event(
     """Decode one stored row (``where`` names it in error messages) of the
     session ``session_id``, at ``version``: a row of type
     ``MessagesAppended.v1.text-revid`` names its message from both, and
-    needs them (another session's id or version names it otherwise)."""
+    needs them (another session's id or version names it otherwise).
+    ``state`` may be any bytes-like value a driver gives (a ``memoryview``,
+    as psycopg2 gives ``bytea``)."""
+    if type(topic) is not str:
+        raise InvalidArgument(f"topic must be a str (a stored row's type name), got {type(topic).__name__}")
+    if isinstance(state, (bytearray, memoryview)):
+        state = bytes(state)
+    elif type(state) is not bytes:
+        raise InvalidArgument(f"state must be bytes (a stored row's bytes), got {type(state).__name__}")
     if session_id is not None and type(session_id) is not str:
         raise InvalidArgument(f"session_id must be a str or None, got {type(session_id).__name__}")
     if version is not None and not (type(version) is int and 0 <= version < 2**63):
