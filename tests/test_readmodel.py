@@ -634,3 +634,51 @@ def test_erased_and_deleted_text_leaves_every_page_of_the_read_model(tmp_path: P
     store.close()
     assert texts_left(tmp_path, "read.db", gone) == []
     assert texts_left(tmp_path, "read.db", [secret(ident) for ident in kept]) == [secret(ident) for ident in kept]
+
+
+def test_a_catch_up_that_rebuilds_the_search_index_leaves_no_transaction_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found by an adversarial pass (two processes catching up one read model
+    # while a third erased): after an erasure, a catch-up VACUUMs the file and
+    # rebuilds the search index if its rows were numbered anew, which they
+    # seem to be when another process wrote meanwhile. The rebuild ran in a
+    # transaction Python opened by itself and left open, holding the file's
+    # write lock: the checkpoint after it failed ("database table is locked"),
+    # and every other process waited for the lock until the model was closed,
+    # which rolled the rebuild back.
+    import engine.readmodel._projection as projection
+
+    path = tmp_path / "read.db"
+    connect = sqlite3.connect
+
+    class Meanwhile(sqlite3.Connection):
+        """The read model's connection, with another process's write right after its VACUUM."""
+
+        def execute(self, sql: str, *parameters: Any) -> sqlite3.Cursor:
+            cursor = super().execute(sql, *parameters)
+            if sql == "VACUUM":
+                with connect(path, isolation_level=None) as other:
+                    other.execute("INSERT INTO messages (rowid, session_id, position) VALUES (999999, 'x', 0)")
+            return cursor
+
+    store = Transcripts.open(tmp_path / "store.db")
+    sid = store.create()
+    store.append(sid, Message.user("card 4111 1111 1111 1111"), Message.assistant("noted"))
+    with ReadModel(path) as model:
+        model.catch_up(store)
+    monkeypatch.setattr(projection.sqlite3, "connect", lambda *a, **k: connect(*a, factory=Meanwhile, **k))
+    store.erase(sid, store.get(sid).messages[0].id or "")
+    model = ReadModel(path)
+    model.catch_up(store)
+    assert not model.db.conn.in_transaction
+    with connect(path, timeout=0.1, isolation_level=None) as other:  # the write lock is free
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("ROLLBACK")
+    assert [hit.snippet for hit in model.search("noted")] == ["[noted]"]
+    model.close()
+    monkeypatch.undo()
+    with ReadModel(path) as reopened:
+        assert [hit.snippet for hit in reopened.search("noted")] == ["[noted]"] and reopened.search("4111") == []
+    files = [path, *(path.with_name(path.name + suffix) for suffix in ("-wal", "-shm"))]
+    assert b"4111" not in b"".join(file.read_bytes() for file in files if file.exists())

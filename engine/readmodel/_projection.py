@@ -185,11 +185,23 @@ class ReadModel:
                 rowids = "SELECT count(*), total(rowid), max(rowid) FROM messages"
                 before = conn.execute(rowids).fetchone()
                 conn.execute("VACUUM")
-                if conn.execute(rowids).fetchone() != before:
-                    # VACUUM may number a table's rows anew (SQLite keeps
-                    # them for an indexed one): the search index goes by them.
-                    conn.execute("INSERT INTO messages_fts(messages_fts) VALUES ('rebuild')")
-                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                # VACUUM may number a table's rows anew (SQLite keeps them for
+                # an indexed one): the search index goes by them. (Rows another
+                # process wrote meanwhile make it rebuild when it need not.)
+                # In a transaction of its own: in the connection's default
+                # mode, Python would open one for the INSERT and leave it open.
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    if conn.execute(rowids).fetchone() != before:
+                        conn.execute("INSERT INTO messages_fts(messages_fts) VALUES ('rebuild')")
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+                (busy, *_) = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                if busy:  # a reader of another process holds an old snapshot
+                    raise sqlite3.OperationalError("database is busy: another process reads it")
                 self._checkpoint = False  # only once done: a busy file leaves it to the next write
 
     def _meta(self, key: str) -> str | None:
