@@ -1024,3 +1024,36 @@ def test_a_call_placed_before_its_item_ends_keeps_its_final_arguments(store: Tra
     store.resolve_pending(sid, "place")  # the call ended here: nothing more came
     [call] = store.get(sid).messages[1].tool_uses
     assert (call.id, call.name, call.arguments) == ("call_9", "book_table", arguments)
+
+
+def test_an_append_never_takes_the_id_of_a_realtime_item_still_waiting(stores: StoreFactory) -> None:
+    # Found by an adversarial pass: an appended message under the id of an
+    # item still waiting (given by the caller, or made by the store from its
+    # revision) was accepted; the item could then never be placed (erase()
+    # would take both), every later item waited for it, a new connection was
+    # rejected, and only resolve_pending("drop") unblocked the call.
+    from engine import InvalidMessage
+    from engine.state.revisions import chain, id_mask, parse_revision, revision_id
+
+    store = stores.open()
+    sid = store.create(session_id="call")
+    store.append(sid, Message.user("typed hello"))
+    later = Message.user("typed later")
+    # The id the store would name the next append after: its revision, session and version.
+    named = revision_id(chain(parse_revision(store.get(sid).revision), [later]), id_mask(sid, 5))
+    reply = [
+        ItemObserved(event_id="e1", item_id=named, role="assistant", previous_item_id=None, response_id="r1"),
+        AssistantTranscriptDelta(event_id="e2", response_id="r1", item_id=named, delta="spoken reply"),
+    ]
+    assert [outcome.status for outcome in store.ingest_many(sid, reply)] == ["staged", "staged"]
+    assert store.get(sid).version == 4
+    with pytest.raises(InvalidMessage, match=f"'{named}' is the id of a realtime item of this session"):
+        store.append(sid, Message.user("typed later", id=named))
+    assert store.get(sid).version == 4  # nothing written
+    store.append(sid, later)  # the store names it otherwise
+    assert store.get(sid).messages[-1].id not in (named, None)
+    assert store.ingest(sid, AssistantTurnCompleted(event_id="e3", response_id="r1")).status == "materialised"
+    assert [(m.text, m.provider_item_id) for m in store.get(sid).messages[-1:]] == [("spoken reply", named)]
+    assert store.pending(sid).items == ()
+    fresh = stores.open().get(sid)  # a cold load reserves the same ids
+    assert fresh == store.get(sid) and named in fresh.realtime_items

@@ -124,6 +124,7 @@ def with_revision_ids(
     session_id: str,
     version: int,
     position_of: Callable[[str], int | None],
+    reserved: AbstractSet[str] = frozenset(),
 ) -> tuple[Message, ...]:
     """The messages of an append to ``session_id`` (its event at
     ``version``), each without an id given the one its revision names
@@ -135,8 +136,9 @@ def with_revision_ids(
     Distinct revisions and versions give distinct ids, so it is a new id
     unless a caller chose it (or a digest repeats by chance).
     An id taken (``position_of`` finds it in the session, as an id or a
-    provider item id) or taken in this call is replaced by a random one:
-    an id names one message."""
+    provider item id; a realtime item of the session has it, ``reserved``)
+    or taken in this call is replaced by a random one: an id names one
+    message."""
     if all(message.id is not None for message in messages):
         return messages
     mask = id_mask(session_id, version)
@@ -152,7 +154,7 @@ def with_revision_ids(
             continue
         ident = revision_id(revisions[index], mask)
         held = ident in taken if taken is not None else ident == message.provider_item_id
-        if held or position_of(ident) is not None:
+        if held or position_of(ident) is not None or ident in reserved:
             ident = message_id()
         message = message.__copy__()  # type: ignore[attr-defined]  # msgspec's stubs omit it
         force_setattr(message, "id", ident)
@@ -266,6 +268,19 @@ def check_ids_free(ids: Iterable[str], position_of: Callable[[str], int | None],
                 f"{where}: the session's message {found} already has the id {shown(ident)} (as its id or its "
                 "provider item id): an id names one message (erase() takes every message that has it); give "
                 "this one another id, or none (the store makes one)"
+            )
+
+
+def check_ids_not_items(ids: Iterable[str], reserved: AbstractSet[str], where: str) -> None:
+    """Refuse an id a realtime item of the session has (``reserved``), placed
+    or still waiting: the item's message takes it as its provider item id,
+    and ``erase`` takes every message that has it either way."""
+    for ident in ids:
+        if ident in reserved:
+            raise InvalidMessage(
+                f"{where}: {shown(ident)} is the id of a realtime item of this session (its message may still be "
+                "waiting to be placed): erase() would take both; give this message another id, or none (the store "
+                "makes one)"
             )
 
 

@@ -14,6 +14,7 @@ import msgspec
 from engine.decisions._checks import (
     at,
     check_ids_free,
+    check_ids_not_items,
     check_items_free,
     check_no_placeholders,
     check_usage_added,
@@ -183,6 +184,7 @@ def _append(state: Session, command: Append, now: datetime) -> Decision:
     _check_expected(state, command.expected_revision)
     if command.given_ids:
         check_ids_free(command.given_ids, state.messages.position_of, "append()")
+        check_ids_not_items(command.given_ids, state.realtime_items, "append()")
     check_items_free(command.messages, state.messages.position_of, state.messages, "append()")
     stamped = command.messages
     # The rules every other change of content follows: tool uses are
@@ -196,7 +198,9 @@ def _append(state: Session, command: Append, now: datetime) -> Decision:
     # Every message's prefix revision, kept with the messages: what makes a
     # later fork_at or rewrite at any index cost O(1).
     revisions = chain_each(revision_bytes(state), stamped)
-    stamped = with_revision_ids(stamped, revisions, state.id, state.version + 1, state.messages.position_of)
+    stamped = with_revision_ids(
+        stamped, revisions, state.id, state.version + 1, state.messages.position_of, state.realtime_items
+    )
     event = MessagesAppended(at=when, actor=command.actor, messages=stamped, revision=format_revision(revisions[-1]))
     if command.usage is None:
         return Decision((event,), appended(state, event, revisions))
@@ -250,6 +254,7 @@ def _rewrite(state: Session, command: Rewrite, now: datetime) -> Decision:
         index_ids(kept, state.messages[: event.start], 0)
         index_ids(kept, state.messages[event.end :], event.end)
         check_ids_free(command.given_ids, kept.get, "rewrite()")
+        check_ids_not_items(command.given_ids, state.realtime_items, "rewrite()")
         check_items_free(command.messages, kept.get, state.messages, "rewrite()")
     return decided(state, (event,))
 

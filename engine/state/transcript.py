@@ -168,6 +168,10 @@ class Session:
     generation: int = 0
     header: Header = NEW_HEADER
     records: Records = NO_RECORDS
+    # The ids of the provider items its realtime ingestion has recorded
+    # (waiting ones too): ids no message the caller appends may take, since
+    # erase() takes every message that has an id as its id or item id.
+    realtime_items: frozenset[str] = field(repr=False, default=frozenset())
     _revision_bytes: bytes = field(repr=False, compare=False, default=EMPTY_REVISION_BYTES)
 
     @property
@@ -444,6 +448,8 @@ def fold(
     revision, raw = start.revision, start._revision_bytes
     usage, title, updated, generation = start.usage, start.title, start.updated_at, start.generation
     header, records = start.header, start.records
+    items = start.realtime_items
+    new_items: set[str] | None = None  # items recorded here, when any is new
     metadata: dict[str, Any] | None = None  # copied on the first change only
     messages = start.messages
     pending: list[Message] = []  # appended messages not yet in `messages`
@@ -543,8 +549,14 @@ def fold(
             records = msgspec.structs.replace(records, task_list=event.tasks)
         elif isinstance(event, QuestionChanged):
             records = msgspec.structs.replace(records, pending_question=event.question)
-        elif isinstance(event, (RealtimeRecorded, RealtimePendingResolved)):
-            pass  # ingestion state, or an audit record: no change to the state itself
+        elif isinstance(event, RealtimeRecorded):
+            item = getattr(event.event, "item_id", None)  # ingestion state: only the ids it reserves
+            if item is not None and item not in items:
+                if new_items is None:
+                    new_items = set()
+                new_items.add(item)
+        elif isinstance(event, RealtimePendingResolved):
+            pass  # an audit record: no change to the state itself
         else:
             raise CorruptStore(f"session {session_id!r}: {type(event).__name__} again at version {number}")
     if last is None:
@@ -568,6 +580,7 @@ def fold(
         generation=generation,
         header=header,
         records=records,
+        realtime_items=items if new_items is None else items | new_items,
         _revision_bytes=stored_revision_bytes(revision, f"session {session_id!r} version {version}")
         if trusted
         else raw,
@@ -581,7 +594,7 @@ def appended(state: Session, event: MessagesAppended, revisions: Sequence[bytes]
     this step.
 
     Built field by field through the slots (the frozen dataclass's
-    ``__init__`` sets each of its 14 fields through ``object.__setattr__``,
+    ``__init__`` sets each of its 15 fields through ``object.__setattr__``,
     three times as slow); a test checks that this gives what ``Session(...)``
     gives, field for field."""
     new = _new_session(Session)
@@ -598,6 +611,7 @@ def appended(state: Session, event: MessagesAppended, revisions: Sequence[bytes]
     _SET_GENERATION(new, state.generation + 1)
     _SET_HEADER(new, state.header)
     _SET_RECORDS(new, state.records)
+    _SET_REALTIME_ITEMS(new, state.realtime_items)
     _SET_REVISION_BYTES(new, revisions[-1])
     return new
 
@@ -618,6 +632,7 @@ APPENDED_FIELDS = (
     "generation",
     "header",
     "records",
+    "realtime_items",
     "_revision_bytes",
 )
 (
@@ -634,6 +649,7 @@ APPENDED_FIELDS = (
     _SET_GENERATION,
     _SET_HEADER,
     _SET_RECORDS,
+    _SET_REALTIME_ITEMS,
     _SET_REVISION_BYTES,
 ) = (getattr(Session, name).__set__ for name in APPENDED_FIELDS)
 
