@@ -40,7 +40,6 @@ from engine.store import (
     Record,
     SessionRow,
     checkpoints_of,
-    decode_event,
     decode_events,
     decode_snapshot,
     decode_summary,
@@ -114,13 +113,7 @@ def feed(repository: Repository, after: int, limit: int) -> list[FeedEvent]:
             position=entry.position,
             session_id=entry.session_id,
             version=entry.record.version,
-            event=decode_event(
-                entry.record.topic,
-                entry.record.state,
-                f"session {entry.session_id!r} version {entry.record.version}",
-                session_id=entry.session_id,
-                version=entry.record.version,
-            ),
+            event=decode_events(entry.session_id, (entry.record,))[0][1],  # damage reads as CorruptStore
         )
         for entry in repository.backend.feed(after, limit)
     ]

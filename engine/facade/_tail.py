@@ -25,7 +25,7 @@ from engine.facade._repository import Repository
 from engine.state.content import Message, shown
 from engine.state.events import MessagesAppended, MessagesErased, MessagesRewritten, SessionCreated, SessionForked
 from engine.state.transcript import Tail
-from engine.store import Record, SessionRow, chain_from, decode_event, decode_snapshot, extended
+from engine.store import Record, SessionRow, chain_from, decode_events, decode_snapshot, extended
 
 __all__ = ["tail"]
 
@@ -113,13 +113,7 @@ def _walk(
     for record in reversed(records):
         if not pending:
             break
-        event = decode_event(
-            record.topic,
-            record.state,
-            f"session {session_id!r} version {record.version}",
-            session_id=session_id,
-            version=record.version,
-        )
+        [(_, event)] = decode_events(session_id, (record,))  # damage reads as CorruptStore
         if isinstance(event, MessagesAppended):
             before = size - len(event.messages)
             pending = _resolve(pending, before, event.messages, event.at, messages, times, erased)

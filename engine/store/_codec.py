@@ -162,9 +162,7 @@ def _decoded_one(session_id: str, version: int, topic: str, state: bytes) -> Eve
             return decode(state)  # type: ignore[no-any-return]
         except (msgspec.DecodeError, msgspec.ValidationError, ValueError, TypeError, OverflowError):
             pass  # decode_event below raises the explained error (invalid UTF-8 is a ValueError)
-    return decode_event(
-        topic, state, f"session {session_id!r} version {version}", session_id=session_id, version=version
-    )
+    return _decoded(topic, state, f"session {session_id!r} version {version}", session_id, version)
 
 
 def decode_event(
@@ -182,6 +180,13 @@ def decode_event(
         state = bytes(state)
     elif type(state) is not bytes:
         raise InvalidArgument(f"state must be bytes (a stored row's bytes), got {type(state).__name__}")
+    return _decoded(topic, state, where, session_id, version)
+
+
+def _decoded(topic: str, state: bytes, where: str, session_id: str | None, version: int | None) -> Event:
+    """:func:`decode_event` without its checks of the caller's values: a
+    store's own reads come here, where a value of another type is damage
+    (SQLite keeps text in any column), which the decoding reports as such."""
     if session_id is not None and type(session_id) is not str:
         raise InvalidArgument(f"session_id must be a str or None, got {type(session_id).__name__}")
     if version is not None and not (type(version) is int and 0 <= version < 2**63):
@@ -223,7 +228,7 @@ def fork_source(session_id: str, topic: str, state: bytes) -> str | None:
     of its source can never both succeed."""
     if not topic.startswith("SessionForked."):
         return None
-    event = decode_event(topic, state, f"session {session_id!r} version 1")
+    event = _decoded(topic, state, f"session {session_id!r} version 1", None, None)
     return event.source if isinstance(event, SessionForked) else None
 
 
@@ -233,7 +238,7 @@ def spawn_parent(session_id: str, topic: str, state: bytes) -> str | None:
     the deletion of its parent can never both succeed."""
     if not topic.startswith("SessionCreated.") or b"spawn" not in state:  # no decoding for a plain creation
         return None
-    event = decode_event(topic, state, f"session {session_id!r} version 1")
+    event = _decoded(topic, state, f"session {session_id!r} version 1", None, None)
     return event.spawn.parent if isinstance(event, SessionCreated) and event.spawn is not None else None
 
 
@@ -277,7 +282,7 @@ def refuse_new_forks(family: Sequence[str], forks: Iterable[tuple[str, str, byte
     for child, topic, state in forks:
         if child in known or not topic.startswith("SessionForked."):
             continue
-        event = decode_event(topic, bytes(state), f"session {child!r} version 1")
+        event = _decoded(topic, bytes(state), f"session {child!r} version 1", None, None)
         if isinstance(event, SessionForked) and event.root == root:
             raise ConcurrentWriteError(child, 1)
 
