@@ -284,6 +284,23 @@ def check_ids_not_items(ids: Iterable[str], reserved: AbstractSet[str], where: s
             )
 
 
+def check_items_not_realtime(
+    messages: Sequence[Message], reserved: AbstractSet[str], where: str, kept: AbstractSet[str | None] = frozenset()
+) -> None:
+    """Refuse a message whose provider item id a realtime item of the
+    session has (``reserved``): ingestion finds an item's message by that
+    id, so the item's content would land in this one. ``kept``: the item
+    ids of the messages a rewrite replaces, which their replacements keep."""
+    for index, message in enumerate(messages):
+        item = message.provider_item_id
+        if item is not None and item in reserved and item not in kept:
+            raise InvalidMessage(
+                f"{_given(where, index)} has the provider item id {shown(message.provider_item_id)}, which a "
+                "realtime item of this session has: ingestion would put that item's content in it; leave "
+                "provider_item_id out (the provider's items name their own messages)"
+            )
+
+
 def check_items_free(
     messages: Sequence[Message], position_of: Callable[[str], int | None], held: Sequence[Message], where: str
 ) -> None:

@@ -12,7 +12,7 @@ from typing import NamedTuple
 import msgspec
 
 from engine.decisions._checks import at
-from engine.state.content import Message, ToolResult, with_default_objects
+from engine.state.content import Message, ToolResult, ToolUse, with_default_objects
 from engine.state.events import (
     Event,
     MessagesAppended,
@@ -57,11 +57,20 @@ class Targets:
         self.blocks: set[bytes] = set()
         self.made: set[str] = set()
         self.answered: set[str] = set()
+        self.realtime: set[str] = set()  # ids of realtime items: only their messages hold realtime calls
 
     def hit(self, message: Message) -> bool:
         item = message.provider_item_id
         if message.id in self.ids or (item is not None and item in self.items):
             return True
+        return self.holds_call(message)
+
+    def holds_call(self, message: Message) -> bool:
+        """Whether ``message`` is the realtime message holding the tool use (or
+        result) of a function call item (or its output) named by its id."""
+        item = message.provider_item_id
+        if item is None or item not in self.realtime:
+            return False
         if self.made and any(use.id in self.made for use in message.tool_uses):
             return True
         return bool(self.answered) and any(
@@ -118,18 +127,30 @@ def expand(targets: Targets, decoded: dict[str, list[tuple[int, Event]]], view: 
     ``targets`` until every message about the same items or tool calls, in
     the whole family, is in it."""
     seen: set[str] = set()
-    own = [event for _, event in decoded.get(view.session_id, [])]
-    for event in own:
-        if isinstance(event, RealtimeRecorded):
+    called: dict[str, list[str]] = {}  # call id -> the named call (or output) items with it
+    for sid, logged in decoded.items():
+        for _, event in logged:
+            if not isinstance(event, RealtimeRecorded):
+                continue
             recorded = event.event
             item = getattr(recorded, "item_id", None)
-            if item in targets.ids:
+            if item is None:
+                continue
+            targets.realtime.add(item)
+            if item not in targets.ids:
+                continue
+            if sid == view.session_id:
                 seen.add(item)
                 targets.items.add(item)
-                if isinstance(recorded, FunctionCall):  # placed as a tool use in another item's message
-                    targets.made.add(recorded.call_id)
-                elif isinstance(recorded, FunctionCallOutput):
-                    targets.answered.add(recorded.call_id)
+            # A call (or output) is placed in another item's message: the one
+            # holding its tool use (or result), in this log or, for a fork,
+            # in the log it was forked from.
+            if isinstance(recorded, FunctionCall):
+                targets.made.add(recorded.call_id)
+                called.setdefault(recorded.call_id, []).append(item)
+            elif isinstance(recorded, FunctionCallOutput):
+                targets.answered.add(recorded.call_id)
+                called.setdefault(recorded.call_id, []).append(item)
     messages: list[Message] = []
     elsewhere: list[Message] = []
     for sid, logged in decoded.items():
@@ -151,6 +172,11 @@ def expand(targets: Targets, decoded: dict[str, list[tuple[int, Event]]], view: 
             if targets.hit_elsewhere(message):
                 targets.add(message)
         grown = (len(targets.items), len(targets.calls), len(targets.blocks)) != before
+    for message in messages:  # a call the erased session shows, in a message of another item
+        if targets.holds_call(message):
+            for block in message.blocks:
+                call = block.id if isinstance(block, ToolUse) else getattr(block, "tool_use_id", None)
+                seen.update(called.get(call, ()) if call is not None else ())
     return seen
 
 

@@ -16,6 +16,7 @@ from engine.decisions._checks import (
     check_ids_free,
     check_ids_not_items,
     check_items_free,
+    check_items_not_realtime,
     check_no_placeholders,
     check_usage_added,
     with_revision_ids,
@@ -186,6 +187,8 @@ def _append(state: Session, command: Append, now: datetime) -> Decision:
         check_ids_free(command.given_ids, state.messages.position_of, "append()")
         check_ids_not_items(command.given_ids, state.realtime_items, "append()")
     check_items_free(command.messages, state.messages.position_of, state.messages, "append()")
+    if state.realtime_items:
+        check_items_not_realtime(command.messages, state.realtime_items, "append()")
     stamped = command.messages
     # The rules every other change of content follows: tool uses are
     # answered by the next message, results answer the message before.
@@ -249,6 +252,10 @@ def _rewrite(state: Session, command: Rewrite, now: datetime) -> Decision:
         check_no_placeholders(command.messages, "rewrite()", held)
     event = rewrite_event(state, command.start, command.end, command.messages, command.reason, command.actor, now)
     items = any(message.provider_item_id is not None for message in command.messages)
+    if items and state.realtime_items:
+        # A realtime message the rewrite keeps in place (its own item id) is not another message's.
+        kept_items = {m.provider_item_id for m in state.messages[event.start : event.end]}
+        check_items_not_realtime(command.messages, state.realtime_items, "rewrite()", kept_items)
     if command.given_ids or items:  # the messages it keeps must not have them
         kept: dict[str, int] = {}
         index_ids(kept, state.messages[: event.start], 0)

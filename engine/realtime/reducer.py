@@ -129,6 +129,7 @@ class Response(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     seen: int = 0
     out_of_band: bool = False
     closed_by_rule: bool = False  # ended by resolution, not by the provider: its own end may still come
+    dropped: bool = False  # ended by resolve_pending("drop"): nothing of it goes into the transcript
 
 
 # -- changes the store applies -----------------------------------------------------
@@ -710,7 +711,8 @@ def _dispatch(state: RealtimeState, event: RealtimeEvent) -> Outcome:
         if late is not None:
             final = _set_part(late, event.content_index, event.lane, event.text, final=True, append=False)
             state.items[late.id] = final
-            return Outcome(status="staged", reason=_LATE)
+            # A final text is final: it replaces what was placed now, not when the response ends.
+            return Outcome(status="materialised", reason=_LATE_FINAL, changes=_late_replaced(state, final))
         if _settled(state.items.get(event.item_id)):
             return _nothing_new(state, event.item_id)
         item = _item(state, event.item_id, role="assistant", response_id=event.response_id)
@@ -720,6 +722,15 @@ def _dispatch(state: RealtimeState, event: RealtimeEvent) -> Outcome:
         return _truncate(state, event)
 
     if isinstance(event, FunctionCall):
+        late = _late_output(state, event.item_id, event.response_id)
+        if late is not None and late.kind == "function_call":
+            if not event.complete:
+                return _nothing_new(state, event.item_id)
+            called = msgspec.structs.replace(
+                late, call_id=event.call_id, name=event.name or late.name, arguments=event.arguments
+            )
+            state.items[late.id] = called
+            return Outcome(status="materialised", reason=_LATE_FINAL, changes=_late_replaced(state, called))
         if _settled(state.items.get(event.item_id)):
             return _nothing_new(state, event.item_id)
         item = _item(
@@ -1436,6 +1447,11 @@ def _place_without_message(state: RealtimeState, item: Item) -> None:
 
 def _settle(state: RealtimeState, group: list[Item], *, behind: bool) -> list[Change]:
     first = group[0]
+    response = state.responses.get(first.response_id) if first.response_id is not None else None
+    if response is not None and response.dropped:  # items of a dropped reply that came after the drop
+        for item in group:
+            _place_without_message(state, msgspec.structs.replace(item, status="skipped", parts=()))
+        return []
     if first.kind == "skipped":
         status: Status = "deleted" if first.deleted else "skipped"
         _place_without_message(state, msgspec.structs.replace(first, status=status, parts=()))
@@ -1460,7 +1476,7 @@ def _settle(state: RealtimeState, group: list[Item], *, behind: bool) -> list[Ch
         awaiting = item is first and item.role == "user" and not own and not item.transcript_failed
         # Assistant output a rule placed unfinished (a new connection, say):
         # its own end, delivered late, may still bring the rest of its text.
-        awaiting = awaiting or (item.kind == "message" and (item.closed_early or _closed_by_rule(state, item)))
+        awaiting = awaiting or (item.kind in _LATE_KINDS and (item.closed_early or _closed_by_rule(state, item)))
         state.items[item.id] = msgspec.structs.replace(
             item,
             status="materialised",
@@ -1578,6 +1594,8 @@ def _ended(state: RealtimeState, key: str) -> bool:
 
 
 _LATE = "output of a response closed by rule: it replaces what was placed when the response ends"
+_LATE_FINAL = "the final output of a response closed by rule replaces what was placed of it"
+_LATE_KINDS = ("message", "function_call")  # assistant items whose output may come after a rule placed them
 
 
 def _closed_by_rule(state: RealtimeState, item: Item) -> bool:
@@ -1596,6 +1614,8 @@ def _late_output(state: RealtimeState, item_id: str, response_id: str | None) ->
     item = state.items.get(item_id)
     if item is None or item.status != "materialised" or not item.awaiting_text or item.role != "assistant":
         return None
+    if item.truncated_at_ms is not None:  # what was heard is the transcript: later text does not change it
+        return None
     known = item.response_id or response_id
     response = state.responses.get(known) if known is not None else None
     if response is None or not response.closed_by_rule:
@@ -1603,29 +1623,61 @@ def _late_output(state: RealtimeState, item_id: str, response_id: str | None) ->
     return item if item.response_id == known else msgspec.structs.replace(item, response_id=known)
 
 
-def _fill_late_output(state: RealtimeState, response_id: str, *, complete: bool) -> list[Change]:
-    """The response's items placed when a rule closed it, given the text
-    they got since (``complete``: it ended completed, so the message is no
-    longer incomplete); each stops waiting either way."""
+def _late_replaced(state: RealtimeState, item: Item, *, complete: bool = False) -> tuple[Change, ...]:
+    """What ``item`` (placed by a rule, unfinished) holds now, in place of
+    what was placed of it (nothing if that is what was placed, unless
+    ``complete``: its response completed, so its message is no longer
+    incomplete). It goes on waiting; a new connection may re-send it, as
+    what it holds now."""
+    blocks = _blocks(item)
+    digest = _digest(item.role or "", blocks)
+    if not blocks or (digest == item.digest and not complete):
+        return ()
+    assert item.anchor is not None
+    change = ReplaceItem(
+        anchor=item.anchor,
+        item_id=item.id,
+        offset=item.block_offset,
+        count=item.block_count,
+        blocks=blocks,
+        reason="late_content",
+        complete=complete,
+    )
+    _shift(state, item, len(blocks) - item.block_count)
+    state.items[item.id] = msgspec.structs.replace(item, block_count=len(blocks), digest=digest)
+    state.reseed = tuple((ident, digest if ident == item.id else known) for ident, known in state.reseed)
+    return (change,)
+
+
+def _fill_late_output(state: RealtimeState, response_id: str | None, *, complete: bool) -> list[Change]:
+    """The items a rule placed unfinished, given the output they got since:
+    of ``response_id`` when the provider ends it (``complete``: it ended
+    completed, so the message is no longer incomplete), after which they
+    stop waiting; of every response (``None``) when a rule closes the call
+    again, and they go on waiting for their response's end."""
     changes: list[Change] = []
     for item in sorted(state.items.values(), key=lambda item: item.placed):
-        if item.response_id != response_id or item.status != "materialised" or not item.awaiting_text:
+        if item.status != "materialised" or not item.awaiting_text or item.role != "assistant":
             continue
-        blocks = _blocks(item)
-        if blocks and _digest(item.role or "", blocks) != item.digest:
-            changes.append(_replace_blocks(state, item, blocks, "late_content", complete=complete))
-        else:
-            state.items[item.id] = msgspec.structs.replace(item, awaiting_text=False, parts=())
+        if response_id is not None and item.response_id != response_id:
+            continue
+        if item.truncated_at_ms is None:  # a truncation says what was heard: later text does not change it
+            changes.extend(_late_replaced(state, item, complete=complete))
+        if response_id is not None:
+            state.items[item.id] = msgspec.structs.replace(state.items[item.id], awaiting_text=False, parts=())
     return changes
 
 
-def _end_responses_by_rule(state: RealtimeState) -> list[Change]:
+def _end_responses_by_rule(state: RealtimeState, *, dropped: bool = False) -> list[Change]:
     """End every response still in flight as incomplete, by the provider's own
-    rule for an ending (what it produced stays); its own end may still come."""
+    rule for an ending (what it produced stays, unless ``dropped``); its own
+    end may still come."""
     changes: list[Change] = []
     for response_id in list(state.responses.live):
         ending = AssistantTurnCompleted(response_id=response_id, status="incomplete")
         changes.extend(_complete(state, ending, by_rule=True).changes)
+        if dropped:
+            state.responses[response_id] = msgspec.structs.replace(state.responses[response_id], dropped=True)
     return changes
 
 
@@ -1635,14 +1687,17 @@ def _close(state: RealtimeState) -> list[Change]:
     may still land), and items waiting for a predecessor that never came go
     to the end, in announcement order."""
     _end_reseed(state)  # a run of re-sent history that never finished was new messages
-    changes = _end_responses_by_rule(state)
+    # Output that came for items a rule placed before, whose responses have
+    # not ended: placed as it is now (the call may never bring their end).
+    changes = _fill_late_output(state, None, complete=False)
+    changes += _end_responses_by_rule(state)
     for item in list(state.items.live.values()):
         item = msgspec.structs.replace(
             item,
             announced=True,
             complete=True,
             text_optional=item.role == "user" or item.text_optional,
-            closed_early=item.role == "assistant" and item.kind == "message" and not item.complete,
+            closed_early=item.role == "assistant" and item.kind in _LATE_KINDS and not item.complete,
         )
         if not _placeable(state, item):
             item = msgspec.structs.replace(item, kind="skipped")  # nothing can make it a message any more
@@ -1663,7 +1718,7 @@ def resolve(state: RealtimeState, policy: Literal["place", "drop"]) -> list[Chan
     store records this as an audited event."""
     if policy == "place":
         return _close(state)
-    changes = _end_responses_by_rule(state)
+    changes = _end_responses_by_rule(state, dropped=True)
     for item in state.pending_items():
         current = state.items[item.id]
         if current.status == "pending":
