@@ -1143,50 +1143,113 @@ def test_gemini_refuses_an_empty_text_part() -> None:
     }
 
 
-def test_gemini_calls_without_ids_are_read_and_written_back_without_them() -> None:
-    # Found by a newcomer pass: Gemini's generateContent gives function calls
+def test_gemini_calls_without_ids_are_read_with_ids_of_their_own() -> None:
+    # Found by newcomer passes: Gemini's generateContent gives function calls
     # no id, and its responses answer them by name, in order; from_gemini
-    # refused every such history ("functionCall.id is required").
+    # refused every such history ("functionCall.id is required"). Then the
+    # ids it made repeated for the same call in two turns (Anthropic refuses
+    # two tool uses of one id), and an edited call's arguments changed its id.
+    calls = {
+        "role": "model",
+        "parts": [
+            {"functionCall": {"name": "get_weather", "args": {"city": "Bergen"}}},
+            {"functionCall": {"name": "get_weather", "args": {"city": "Oslo"}}},
+            {"functionCall": {"name": "get_weather", "args": {"city": "Bergen"}}},
+        ],
+    }
+    answers = {
+        "role": "user",
+        "parts": [
+            {"functionResponse": {"name": "get_weather", "response": {"output": "Rain, 7°C."}}},
+            {"functionResponse": {"name": "get_weather", "response": {"output": "Sun, 12°C."}}},
+            {"functionResponse": {"name": "get_weather", "response": {"output": "Still rain."}}},
+        ],
+    }
+    question = {"role": "user", "parts": [{"text": "Weather in Bergen and Oslo?"}]}
     history = [
-        {"role": "user", "parts": [{"text": "Weather in Bergen and Oslo?"}]},
-        {
-            "role": "model",
-            "parts": [
-                {"functionCall": {"name": "get_weather", "args": {"city": "Bergen"}}},
-                {"functionCall": {"name": "get_weather", "args": {"city": "Oslo"}}},
-                {"functionCall": {"name": "get_weather", "args": {"city": "Bergen"}}},
-            ],
-        },
-        {
-            "role": "user",
-            "parts": [
-                {"functionResponse": {"name": "get_weather", "response": {"output": "Rain, 7°C."}}},
-                {"functionResponse": {"name": "get_weather", "response": {"output": "Sun, 12°C."}}},
-                {"functionResponse": {"name": "get_weather", "response": {"output": "Still rain."}}},
-            ],
-        },
-        {"role": "model", "parts": [{"text": "Bergen: rain. Oslo: sun."}]},
+        question,
+        calls,
+        answers,
+        {"role": "model", "parts": [{"text": "Rain and sun."}]},
+        question,
+        calls,
+        answers,
     ]
-    question, calls, results, answer = from_gemini(history)
-    assert (question.text, answer.text) == ("Weather in Bergen and Oslo?", "Bergen: rain. Oslo: sun.")
-    ids = [use.id for use in calls.tool_uses]
-    assert [use.arguments for use in calls.tool_uses] == [
-        '{"city": "Bergen"}',
-        '{"city": "Oslo"}',
-        '{"city": "Bergen"}',
+    read = from_gemini(history)
+    assert [m.role for m in read] == [
+        "user",
+        "assistant",
+        "tool_results",
+        "assistant",
+        "user",
+        "assistant",
+        "tool_results",
     ]
-    assert len(set(ids)) == 3 and all(re.fullmatch(r"gemini_[0-9a-f]{20}", ident) for ident in ids)
+    ids = [use.id for message in read for use in message.tool_uses]
+    assert len(set(ids)) == 6 and all(re.fullmatch(r"gemini_[0-9a-f]{20}", ident) for ident in ids)
+    arguments = [use.arguments for use in read[1].tool_uses]
+    assert arguments == ['{"city": "Bergen"}', '{"city": "Oslo"}', '{"city": "Bergen"}']
     # Each response answers the first call of its name still waiting: the calls in order.
-    paired = [(block.tool_use_id, block.content_text) for block in results.blocks if isinstance(block, ToolResult)]
-    assert paired == list(zip(ids, ["Rain, 7°C.", "Sun, 12°C.", "Still rain."], strict=True))
-    assert from_gemini(history) == [question, calls, results, answer]  # the same ids every time
-    assert to_gemini([question, calls, results, answer])["contents"] == history  # no id made up on the way out
+    for calling, answering in ((read[1], read[2]), (read[5], read[6])):
+        paired = [(b.tool_use_id, b.content_text) for b in answering.blocks if isinstance(b, ToolResult)]
+        expected = [use.id for use in calling.tool_uses]
+        assert paired == list(zip(expected, ["Rain, 7°C.", "Sun, 12°C.", "Still rain."], strict=True))
+    assert from_gemini(history) == read  # the same ids every time
+    written = to_gemini(read)  # the ids go out with the calls and their responses
+    assert written["contents"][1]["parts"][0]["functionCall"]["id"] == ids[0]
+    assert written["contents"][2]["parts"][0]["functionResponse"]["id"] == ids[0]
+    assert from_gemini(written) == read
+    assert (
+        len(
+            {
+                block["id"]
+                for m in to_anthropic(read, lossy=True)["messages"]
+                for block in m["content"]
+                if block["type"] == "tool_use"
+            }
+        )
+        == 6
+    )
     store = Transcripts.open()
     sid = store.create()
-    store.append(sid, question, calls, results, answer)
-    assert to_gemini(store.get(sid).messages)["contents"] == history
+    store.append(sid, *read)
+    edited = read[1].tool_uses[1]
+    store.rewrite(
+        sid,
+        1,
+        2,
+        [
+            Message.assistant(
+                read[1].tool_uses[0],
+                ToolUse(id=edited.id, name=edited.name, arguments='{"city": "Lyon"}'),
+                read[1].tool_uses[2],
+            )
+        ],
+        "edit",
+    )
+    assert to_gemini(store.get(sid).messages)["contents"][1]["parts"][1]["functionCall"] == {
+        "id": edited.id,
+        "name": "get_weather",
+        "args": {"city": "Lyon"},
+    }
     given = [{"role": "model", "parts": [{"functionCall": {"id": "c1", "name": "f", "args": {}}}]}]
     given.append({"role": "user", "parts": [{"functionResponse": {"name": "f", "response": {"output": "ok"}}}]})
-    [call, result] = from_gemini(given)  # a response without an id answers the call of its name
+    [_, result] = from_gemini(given)  # a response without an id answers the call of its name
     assert result.blocks[0] == ToolResult(tool_use_id="c1", content=(Text(text="ok"),))
-    assert to_gemini([call, result])["contents"][1]["parts"][0]["functionResponse"]["id"] == "c1"
+
+
+def test_gemini_takes_back_an_empty_text_part_that_carries_a_thought_signature() -> None:
+    # Found by a newcomer pass: Gemini sometimes ends a turn with a text part
+    # of no text that carries the turn's thought signature; read, it could not
+    # be sent back. An empty thought of no signature is refused, as any empty text.
+    turn = [
+        {"role": "user", "parts": [{"text": "Hi"}]},
+        {"role": "model", "parts": [{"text": "Hello."}, {"text": "", "thoughtSignature": "c2ln"}]},
+    ]
+    read = from_gemini(turn)
+    assert read[1].blocks == (Text(text="Hello."), Reasoning(text="", signature="c2ln"), Text(text=""))
+    assert to_gemini(read)["contents"] == turn
+    bare = [Message.user("hi"), Message.assistant(Reasoning(text=""), "Hello")]
+    with pytest.raises(InvalidArgument, match=r"messages\[1\]\.blocks\[0\]: Gemini refuses an empty text part"):
+        to_gemini(bare)
+    assert to_gemini(bare, lossy=True)["contents"][1] == {"role": "model", "parts": [{"text": "Hello"}]}

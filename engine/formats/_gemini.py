@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterable, Sequence
 
 from engine.errors import InvalidArgument
@@ -141,11 +140,18 @@ def _model_parts(entry: Entry, names: dict[str, str], policy: Policy) -> list[Js
                 # (a function call, text or image): a signature alone is kept that way.
                 carried = block.signature
                 continue
+            if not block.text and not block.signature:  # nothing Gemini would take: an empty text part
+                policy.cannot_hold(
+                    entry.where(number), f"{FORMAT} refuses an empty text part (a thought of no text)", "leave it out"
+                )
+                continue
             part: Json = {"text": block.text, "thought": True}
             if block.signature is not None:
                 part["thoughtSignature"] = block.signature
         elif isinstance(block, Text):
-            text = _text(entry, number, block, policy)
+            # An empty text part that carries a thought signature is how
+            # Gemini ends a turn sometimes: it takes it back as it gave it.
+            text = {"text": ""} if not block.text and carried is not None else _text(entry, number, block, policy)
             if text is None:
                 continue
             part = text
@@ -157,9 +163,7 @@ def _model_parts(entry: Entry, names: dict[str, str], policy: Policy) -> list[Js
         elif isinstance(block, ToolUse):
             names[block.id] = block.name
             args = arguments_object(block, entry.where(number), policy)
-            # A call read without an id (see _MADE_ID) goes back without one.
-            call: Json = {} if _made(block.id) else {"id": block.id}
-            part = {"functionCall": {**call, "name": block.name, "args": args}}
+            part = {"functionCall": {"id": block.id, "name": block.name, "args": args}}
         else:
             continue
         if carried is not None:
@@ -188,8 +192,6 @@ def _response(entry: Entry, number: int, result: Block, names: dict[str, str], p
             "send the texts joined by newlines",
         )
     response = {"error" if result.is_error else "output": "\n".join(texts)}
-    if _made(result.tool_use_id):  # read from a call without an id: it goes back without one
-        return {"functionResponse": {"name": name, "response": response}}
     return {"functionResponse": {"id": result.tool_use_id, "name": name, "response": response}}
 
 
@@ -305,16 +307,6 @@ def _read_image(raw: object, where: str, field: str) -> Image:
     return Image(media_type=media_type, data=decode_base64(text_field(data, "data", where), where, url_safe_too=True))
 
 
-#: The id a call without one is read with: ``gemini_`` and 20 hex digits of
-#: a digest of its name, arguments and how many calls before it in its turn
-#: are the same (parallel calls may be). Written back, it is left out again.
-_MADE_ID = re.compile(r"gemini_[0-9a-f]{20}")
-
-
-def _made(call_id: str) -> bool:
-    return _MADE_ID.fullmatch(call_id) is not None
-
-
 class _Calls:
     """The functionCalls read so far: each id's name, and the calls of the
     latest model turn not answered yet, in order (Gemini's generateContent
@@ -323,13 +315,16 @@ class _Calls:
     def __init__(self) -> None:
         self.names: dict[str, str] = {}
         self.waiting: list[tuple[str, str]] = []  # (id, name)
-        self.seen: dict[tuple[str, str], int] = {}  # (name, arguments) -> calls of this turn so far
+        self.seen: dict[tuple[str, str], int] = {}  # (name, arguments) -> such calls read so far
 
     def new_turn(self) -> None:
-        self.waiting, self.seen = [], {}
+        self.waiting = []
 
     def call(self, call_id: str | None, name: str, arguments: str) -> str:
-        """The call's id (made if it has none), now waiting for its answer."""
+        """The call's id (made if it has none: ``gemini_`` and 20 hex digits of
+        a digest of its name, its arguments and how many calls before it in
+        the history are the same, so that no two calls share one), now
+        waiting for its answer."""
         same = self.seen.get((name, arguments), 0)
         self.seen[(name, arguments)] = same + 1
         if call_id is None:
