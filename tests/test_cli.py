@@ -670,3 +670,26 @@ def test_ingest_reads_a_json_array_and_leaves_no_empty_session_behind(tmp_path: 
     assert "was not created" in failed.output
     with Transcripts.open(path) as store:
         assert [info.id for info in store.sessions()] == ["call-1"]
+
+
+def test_ingest_names_the_events_it_ignores_and_why(tmp_path: Path) -> None:
+    # Found by a newcomer pass: a mistyped event type was ignored in silence
+    # (the summary counted it among events that change no transcript).
+    path, events = str(tmp_path / "s.db"), tmp_path / "call.jsonl"
+    item = {"id": "item_u1", "type": "message", "role": "user", "content": [{"type": "input_text", "text": "first"}]}
+    second = {**item, "id": "item_u2", "content": [{"type": "input_text", "text": "second"}]}
+    lines = [
+        {"type": "conversation.item.added", "event_id": "e1", "previous_item_id": None, "item": item},
+        {"type": "rate_limits.updated", "event_id": "e2", "rate_limits": []},
+        {"type": "conversation.itme.added", "event_id": "e3", "previous_item_id": "item_u1", "item": second},
+    ]
+    events.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    result = CliRunner().invoke(cli, ["ingest", path, "call-1", str(events), "--create"])
+    assert result.exit_code == 0, result.output
+    said = result.output.splitlines()
+    assert said[0] == "3 events: 2 ignored, 1 materialised; the session has 1 message"
+    assert "ignored (lines 2): rate_limits.updated does not change the transcript" in said
+    unknown = (
+        "ignored (lines 3): 'conversation.itme.added' is not an OpenAI Realtime server event type this engine knows"
+    )
+    assert any(line.startswith(unknown) for line in said)

@@ -709,6 +709,14 @@ def test_gemini_refuses_what_it_cannot_hold_and_lossy_converts_it() -> None:
         ),
         ([{"role": "function", "parts": []}], r"contents\[0\]\.role: 'function'"),
         ({"system_instruction": {"parts": []}, "contents": []}, r"request\.system_instruction"),
+        (  # the google-genai SDK's snake_case dump: named, not "remove the field" (found by a newcomer pass)
+            [{"role": "model", "parts": [{"function_call": {"name": "f", "args": {}}}]}],
+            r"contents\[0\]\.parts\[0\]\.function_call: write it functionCall",
+        ),
+        (
+            [{"role": "user", "parts": [{"inline_data": {"mime_type": "image/png", "data": ""}}]}],
+            r"contents\[0\]\.parts\[0\]\.inline_data: write it inlineData",
+        ),
     ],
 )
 def test_reading_gemini_refuses_what_it_would_drop(request_body: Any, path: str) -> None:

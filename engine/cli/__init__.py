@@ -254,8 +254,8 @@ def show(store: str, prefix: str, session_id: str, at: str | None, form: str) ->
     click.echo(f"{_bold(_one_line(state.title or '(untitled)'))}  {_one_line(state.id)}")
     count = len(state.messages)
     click.echo(f"version {state.version}, {count} message{'' if count == 1 else 's'}, revision {state.revision}")
-    # Each message's id, whole (it is what erase(), fork_replacing() and the
-    # rest take), in a column as wide as the longest.
+    # Each message's id, whole (it is what erase() takes), in a column as
+    # wide as the longest.
     ids = [_one_line(message.id or "-") for message in state.messages]
     width = max(map(_width, ids), default=0)
     for index, (message, ident) in enumerate(zip(state.messages, ids, strict=True)):
@@ -507,8 +507,9 @@ def _feed_pages(store: Transcripts) -> Iterator[list[FeedEvent]]:
 def ingest(
     store: str, prefix: str, session_id: str, events: Any, provider: str, create: bool, title: str | None, batch: int
 ) -> None:
-    """Ingest a file of realtime server events (one JSON object a line).
-    Exits with 1 if any line was rejected (the others are stored)."""
+    """Ingest a file of realtime server events (one JSON object a line, or
+    a JSON array of them). Exits with 1 if any was rejected (the others are
+    stored); says which were ignored, and why."""
     from engine.realtime.providers import registered_providers
 
     if title is not None and not create:
@@ -539,6 +540,7 @@ def ingest(
         )
     counts: dict[str, int] = {}
     problems: list[str] = []
+    ignored: dict[str, list[int]] = {}  # why -> the lines (or events) ignored for it
     with _opened(store, prefix, create=create) as opened:
         made: int | None = None  # the version of the session this run created
         if create and session_id not in {info.id for info in opened.sessions()}:
@@ -559,6 +561,8 @@ def ingest(
                     counts[outcome.status] = counts.get(outcome.status, 0) + 1
                     if outcome.status == "rejected":
                         problems.append(_one_line(f"{unit} {number}: rejected: {outcome.reason}"))
+                    elif outcome.status == "ignored":
+                        ignored.setdefault(outcome.reason or "", []).append(number)
         state = opened.get(session_id)
         if made is not None and state.version == made:
             # Nothing of the file was stored: the session --create made is
@@ -572,6 +576,9 @@ def ingest(
     summary = ", ".join(f"{count} {status}" for status, count in sorted(counts.items()))
     messages = _count(len(state.messages), "message")
     click.echo(f"{_count(len(numbered), 'event')}: {summary}; the session has {messages}")
+    for why, numbers in ignored.items():  # said, not passed over: a mistyped type is ignored too
+        shown_numbers = ", ".join(map(str, numbers[:10])) + (", ..." if len(numbers) > 10 else "")
+        click.echo(_one_line(f"ignored ({unit}s {shown_numbers}): {why}"), err=True)
     if problems:
         verb = "was" if len(problems) == 1 else "were"
         raise click.ClickException(f"{len(problems)} of {_count(len(numbered), 'event')} {verb} rejected (see above)")

@@ -261,6 +261,7 @@ _DATA_FIELDS = ("text", "inlineData", "fileData", "functionCall", "functionRespo
 
 def _read_part(raw: object, where: str, role: Role, calls: _Calls) -> list[Block]:
     part = as_object(raw, where)
+    _camel_case(part, where)
     only_fields(part, where, (*_DATA_FIELDS, "thought", "thoughtSignature"))
     present = [key for key in _DATA_FIELDS if part.get(key) is not None]
     if len(present) != 1:
@@ -297,9 +298,34 @@ def _read_part(raw: object, where: str, role: Role, calls: _Calls) -> list[Block
     return blocks
 
 
+#: The google-genai SDK's snake_case names of the REST API's fields.
+_SNAKE_CASE = {
+    "function_call": "functionCall",
+    "function_response": "functionResponse",
+    "inline_data": "inlineData",
+    "file_data": "fileData",
+    "thought_signature": "thoughtSignature",
+    "mime_type": "mimeType",
+    "file_uri": "fileUri",
+}
+
+
+def _camel_case(fields: dict[str, object], where: str) -> None:
+    """Refuse a field under the SDK's snake_case name, saying its REST name
+    (not "no place for it", which would advise dropping a function call)."""
+    for key in fields:
+        camel = _SNAKE_CASE.get(key)
+        if camel is not None:
+            raise InvalidArgument(
+                f"{where}.{key}: write it {camel} (the REST API's camelCase names are the ones this engine reads; "
+                "the google-genai SDK gives them with model_dump(mode='json', by_alias=True))"
+            )
+
+
 def _read_image(raw: object, where: str, field: str) -> Image:
     data = as_object(raw, where)
     location = "data" if field == "inlineData" else "fileUri"
+    _camel_case(data, where)
     only_fields(data, where, ("mimeType", location))
     media_type = image_media_type(text_field(data, "mimeType", where), f"{where}.mimeType")
     if field == "fileData":

@@ -337,7 +337,32 @@ def _problem(data: bytes, exc: Exception) -> str:
 def _unknown(kind: str) -> Ignored:
     if kind in _PARTIAL:
         return Ignored(f"{kind}: transcription segments are not kept; the deltas and the completed text are")
-    return Ignored(f"{kind} does not change the transcript")
+    if kind.startswith(_NO_TRANSCRIPT):
+        return Ignored(f"{kind} does not change the transcript")
+    # A typo, a client event, or a server event newer than this engine: ignored
+    # (a newer one must not fail a call), but said to be unknown.
+    shown = kind.encode("utf-8", "backslashreplace").decode()
+    return Ignored(
+        f"{shown!r} is not an OpenAI Realtime server event type this engine knows (a typo, a client event, or "
+        "one newer than this engine); nothing of it was kept"
+    )
+
+
+#: Families of the Realtime API's server events (GA and beta names) that change no transcript.
+_NO_TRANSCRIPT = (
+    "error",
+    "rate_limits.",
+    "input_audio_buffer.",
+    "output_audio_buffer.",
+    "conversation.created",
+    "transcription_session.",
+    "response.content_part.",
+    "response.output_audio.",
+    "response.audio.",
+    "response.function_call_arguments.delta",
+    "response.mcp_call",
+    "mcp_list_tools.",
+)
 
 
 def _item_events(
