@@ -1146,9 +1146,7 @@ def _shift(state: RealtimeState, item: Item, delta: int) -> None:
             state.items[other.id] = msgspec.structs.replace(other, block_offset=other.block_offset + delta)
 
 
-def _replace_blocks(
-    state: RealtimeState, item: Item, blocks: tuple[Block, ...], reason: str, *, complete: bool = False
-) -> ReplaceItem:
+def _replace_blocks(state: RealtimeState, item: Item, blocks: tuple[Block, ...], reason: str) -> ReplaceItem:
     assert item.anchor is not None
     change = ReplaceItem(
         anchor=item.anchor,
@@ -1157,7 +1155,6 @@ def _replace_blocks(
         count=item.block_count,
         blocks=blocks,
         reason=reason,
-        complete=complete,
     )
     _shift(state, item, len(blocks) - item.block_count)
     state.items[item.id] = msgspec.structs.replace(
