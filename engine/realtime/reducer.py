@@ -1146,7 +1146,11 @@ def _shift(state: RealtimeState, item: Item, delta: int) -> None:
             state.items[other.id] = msgspec.structs.replace(other, block_offset=other.block_offset + delta)
 
 
-def _replace_blocks(state: RealtimeState, item: Item, blocks: tuple[Block, ...], reason: str) -> ReplaceItem:
+def _replacement(
+    state: RealtimeState, item: Item, blocks: tuple[Block, ...], reason: str, *, complete: bool = False
+) -> ReplaceItem:
+    """The change that puts ``blocks`` where ``item``'s blocks are in its
+    message; the items after it there move. The caller records the item."""
     assert item.anchor is not None
     change = ReplaceItem(
         anchor=item.anchor,
@@ -1155,8 +1159,14 @@ def _replace_blocks(state: RealtimeState, item: Item, blocks: tuple[Block, ...],
         count=item.block_count,
         blocks=blocks,
         reason=reason,
+        complete=complete,
     )
     _shift(state, item, len(blocks) - item.block_count)
+    return change
+
+
+def _replace_blocks(state: RealtimeState, item: Item, blocks: tuple[Block, ...], reason: str) -> ReplaceItem:
+    change = _replacement(state, item, blocks, reason)
     state.items[item.id] = msgspec.structs.replace(
         item,
         awaiting_text=False,
@@ -1630,17 +1640,7 @@ def _late_replaced(state: RealtimeState, item: Item, *, complete: bool = False) 
     digest = _digest(item.role or "", blocks)
     if not blocks or (digest == item.digest and not complete):
         return ()
-    assert item.anchor is not None
-    change = ReplaceItem(
-        anchor=item.anchor,
-        item_id=item.id,
-        offset=item.block_offset,
-        count=item.block_count,
-        blocks=blocks,
-        reason="late_content",
-        complete=complete,
-    )
-    _shift(state, item, len(blocks) - item.block_count)
+    change = _replacement(state, item, blocks, "late_content", complete=complete)
     state.items[item.id] = msgspec.structs.replace(item, block_count=len(blocks), digest=digest)
     state.reseed = tuple((ident, digest if ident == item.id else known) for ident, known in state.reseed)
     return (change,)
