@@ -46,6 +46,13 @@ def ingest(store: Transcripts, sid: str, *events: dict[str, Any]) -> list[str]:
     return [outcome.status for outcome in store.ingest_many(sid, list(events), provider="openai")]
 
 
+def reply_under_way(store: Transcripts, sid: str, so_far: str) -> None:
+    """A user's "Hi" (u1), then response r1's reply (a1), of which ``so_far`` has come."""
+    ingest(store, sid, typed("u1", None, "Hi"), started("r1"))
+    ingest(store, sid, event("conversation.item.added", previous_item_id="u1", item=reply("a1")))
+    ingest(store, sid, delta("r1", "a1", so_far))
+
+
 def rows(store: Transcripts, sid: str) -> list[tuple[str, str, bool]]:
     return [(m.role, m.text, m.incomplete) for m in store.get(sid).messages]
 
@@ -75,9 +82,7 @@ def test_a_history_re_sent_after_a_reply_that_ended_late_adds_nothing(store: Tra
 
 def test_a_final_transcript_after_a_close_lands_at_once(store: Transcripts) -> None:
     sid = store.create()
-    ingest(store, sid, typed("u1", None, "Hi"), started("r1"))
-    ingest(store, sid, event("conversation.item.added", previous_item_id="u1", item=reply("a1")))
-    ingest(store, sid, delta("r1", "a1", "Your order "))
+    reply_under_way(store, sid, "Your order ")
     store.resolve_pending(sid, "place")
     final = event(
         "response.output_audio_transcript.done",
@@ -118,9 +123,7 @@ def test_a_call_closed_early_gets_its_arguments_and_completes(store: Transcripts
 
 def test_a_reply_that_completes_as_placed_is_no_longer_incomplete(store: Transcripts) -> None:
     sid = store.create()
-    ingest(store, sid, typed("u1", None, "Hi"), started("r1"))
-    ingest(store, sid, event("conversation.item.added", previous_item_id="u1", item=reply("a1")))
-    ingest(store, sid, delta("r1", "a1", "Hello there."))
+    reply_under_way(store, sid, "Hello there.")
     store.resolve_pending(sid, "place")
     assert rows(store, sid)[1] == ("assistant", "Hello there.", True)
     ingest(store, sid, done("r1", [reply("a1", "completed", "Hello there.")]))
@@ -159,9 +162,7 @@ def test_what_was_heard_stays_when_the_reply_ends_late(store: Transcripts) -> No
 
 def test_a_dropped_reply_stays_dropped_when_more_of_it_comes(store: Transcripts) -> None:
     sid = store.create()
-    ingest(store, sid, typed("u1", None, "Hi"), started("r1"))
-    ingest(store, sid, event("conversation.item.added", previous_item_id="u1", item=reply("a1")))
-    ingest(store, sid, delta("r1", "a1", "Dropped."))
+    reply_under_way(store, sid, "Dropped.")
     store.resolve_pending(sid, "drop")
     second = event("conversation.item.added", previous_item_id="a1", item=reply("a2"))
     output = [reply("a1", "completed", "Dropped."), reply("a2", "completed", "Second.")]
