@@ -110,17 +110,25 @@ def test_appended_records_read_back_exactly_and_in_ranges(backend: Backend) -> N
 
 def test_an_append_to_a_deleted_session_is_refused_and_writes_nothing(backend: Backend) -> None:
     # A writer that read the session before another deleted it: one event or
-    # several, with a snapshot or without (PostgreSQL writes an append without
-    # a snapshot as one statement that commits by itself, so nothing may be
-    # left to roll back).
+    # several, with a snapshot or without, naming the head it read or not
+    # (PostgreSQL, and SQLite for one event naming its head, write an append
+    # without a snapshot as one statement that commits by itself, so
+    # nothing may be left to roll back).
     records = _store(backend, "s", 3)
+    head = backend.session_row("s").head  # type: ignore[union-attr]
     _store(backend, "other", 2)
     feed = backend.feed()
     backend.delete(["s"])
     one, two = [_appended(4, "late")], [_appended(4, "late"), _appended(5, "later")]
-    for late, snapshot in ((one, None), (two, None), (one, StoredSnapshot(4, b"{}"))):
+    for late, snapshot, named in (
+        (one, None, None),
+        (one, None, head),
+        (two, None, None),
+        (two, None, head),
+        (one, StoredSnapshot(4, b"{}"), head),
+    ):
         with pytest.raises(SessionNotFound):
-            backend.append("s", late, _row("s", [*records, *late]), snapshot)
+            backend.append("s", late, _row("s", [*records, *late]), snapshot, previous_head=named)
         assert backend.read("s") == [] and backend.session_row("s") is None
         assert backend.snapshot("s") is None
         assert [entry.session_id for entry in backend.feed()] == [
