@@ -21,11 +21,11 @@ from engine.state.events import (
     RealtimeRecorded,
     SessionForked,
 )
-from engine.state.realtime_events import FunctionCall, FunctionCallOutput
+from engine.state.realtime_events import FunctionCall, FunctionCallOutput, RealtimeEvent
 from engine.state.revisions import Reason
 from engine.state.transcript import Session
 
-__all__ = ["ErasedLog", "Targets", "View", "erase_inherited", "erase_log", "expand", "view_of"]
+__all__ = ["ErasedLog", "Targets", "View", "erase_inherited", "erase_log", "expand", "scrubbed", "view_of"]
 
 _replace = msgspec.structs.replace
 # Realtime audit fields that carry content, and what they hold once erased.
@@ -295,12 +295,19 @@ def _erased_event(
         if replacement is not event.replacement:
             return _replace(event, replacement=replacement)
     elif isinstance(event, RealtimeRecorded) and targets.hit_realtime(event.event):
-        inner = event.event
-        changes = {
-            name: empty
-            for name, empty in _REALTIME_CONTENT.items()
-            if name in inner.__struct_fields__ and getattr(inner, name) not in (empty, None)
-        }
-        if changes:
-            return _replace(event, event=_replace(inner, **changes))
+        inner = scrubbed(event.event)
+        if inner is not event.event:
+            return _replace(event, event=inner)
     return event
+
+
+def scrubbed(event: RealtimeEvent) -> RealtimeEvent:
+    """``event`` without the content it carries (text, deltas, arguments,
+    output, image data), as an erasure leaves the record of an event about
+    an erased message; ``event`` itself if it carries none."""
+    changes = {
+        name: empty
+        for name, empty in _REALTIME_CONTENT.items()
+        if name in event.__struct_fields__ and getattr(event, name) not in (empty, None)
+    }
+    return _replace(event, **changes) if changes else event

@@ -12,6 +12,7 @@ from typing import NamedTuple
 import msgspec
 
 from engine.decisions._checks import at, check_items_free, check_usage_added, stamped
+from engine.decisions.erasure import scrubbed
 from engine.decisions.transcript import rewrite_event
 from engine.errors import InvalidArgument, NoOpRewrite
 from engine.realtime.providers import Adapter, Ignored, Rejected, is_trusted
@@ -226,31 +227,52 @@ def _ingested(
         if isinstance(canonical, tuple):
             results.append((canonical[0], canonical[1], [], []))
             continue
+        # What an erased message's item gets later is kept as the erasure
+        # left its earlier events: without its content.
+        erased = [ident for part in canonical if (ident := _erased_item(state, working, part)) is not None]
+        if erased:
+            canonical = [scrubbed(part) if getattr(part, "item_id", None) in erased else part for part in canonical]
         reused = reused_id(state, canonical)
         if reused is not None:  # another raw event under an accepted one's id: nothing of it is kept
             results.append(("rejected", reused, [], []))
             continue
         statuses: list[str] = []
-        reasons: list[str] = []
+        # The reducer's reason for an erased item's event would speak of
+        # content it never saw.
+        reasons: list[str] = [_ERASED.format(item=item) for item in dict.fromkeys(erased)]
         added: list[Message] = []
         outside: list[Message] = []
         for item in canonical:
             outcome = realtime_apply(state, item)
             statuses.append(outcome.status)
-            if outcome.reason and outcome.reason not in reasons:  # one raw event's parts often say the same
-                reasons.append(outcome.reason)
+            said = outcome.reason if not erased else None
+            if said and said not in reasons:  # one raw event's parts often say the same
+                reasons.append(said)
             if not outcome.accepted:
                 continue
             recorded = RealtimeRecorded(at=at(now, working), actor=actor, event=item, provider=provider)
             working = _stage(working, recorded, to_store)
+            landed = refused = 0
             for change in outcome.changes:
                 if isinstance(change, OutOfBandMessage):
                     outside.append(change.message)
                     continue
+                kept = _changed_since(working, change, state)
+                _track(state, change)
+                if kept is not None:
+                    refused += 1
+                    if kept not in reasons:
+                        reasons.append(kept)
+                    continue
+                landed += 1
                 try:
                     working = _apply_change(working, change, actor, now, to_store, added, state)
                 except InvalidArgument as exc:
                     raise _Unstorable(index, f"not stored: {str(exc).removesuffix('; nothing was written')}") from None
+            if refused and not landed and statuses[-1] == "materialised":
+                statuses[-1] = "discarded"
+                if said in reasons:  # it says what would have happened
+                    reasons.remove(said)
         results.append((_combined(statuses), "; ".join(reasons) or None, added, outside))
     sources.extend([len(translated) - 1] * (len(to_store) - len(sources)))
     outcomes = [
@@ -276,11 +298,17 @@ def resolve(
     to_store: list[Event] = []
     added: list[Message] = []
     working = _stage(head, RealtimePendingResolved(at=at(now, head), actor=actor, policy=policy), to_store)
+    reasons = [f"pending items resolved ({policy})"]
     for change in changes:
+        kept = _changed_since(working, change, state)
+        _track(state, change)
+        if kept is not None:
+            reasons.append(kept)
+            continue
         working = _apply_change(working, change, actor, now, to_store, added, state)
     outcome = IngestOutcome(
         status="materialised" if added else "discarded",
-        reason=f"pending items resolved ({policy})",
+        reason="; ".join(dict.fromkeys(reasons)),
         messages=tuple(added),
         version=working.version,
     )
@@ -292,9 +320,13 @@ def realtime_state(events: Iterable[tuple[int, Event]]) -> RealtimeState:
     state = RealtimeState()
     for _, event in events:
         if isinstance(event, RealtimeRecorded):
-            realtime_apply(state, event.event)
+            changes: Iterable[Change] = realtime_apply(state, event.event).changes
         elif isinstance(event, RealtimePendingResolved):
-            realtime_resolve(state, "place" if event.policy == "place" else "drop")
+            changes = realtime_resolve(state, "place" if event.policy == "place" else "drop")
+        else:
+            continue
+        for change in changes:
+            _track(state, change)
     return state
 
 
@@ -383,30 +415,93 @@ def _apply_change(
         start = len(state.messages) if found is None else (found if change.after is None else found + 1)
         return _rewrite(state, start, start, [message], "realtime_order", actor, now, to_store)
     index = _find(state, change.anchor)
-    if index is None:
+    if index is None:  # never so: _changed_since refuses it first
         return state
     message = state.messages[index]
-    blocks = list(message.blocks)
-    segment = blocks[change.offset : change.offset + change.count]
+    blocks = _changed_blocks(message.blocks, change)
     if isinstance(change, RemoveItem):
-        remaining = blocks[: change.offset] + blocks[change.offset + change.count :]
-        replacement = [_with_blocks(message, remaining)] if remaining else []
+        replacement = [_with_blocks(message, blocks)] if blocks else []
         return _rewrite(state, index, index + 1, replacement, "provider_deleted", actor, now, to_store)
     if isinstance(change, ReplaceItem):
-        new_blocks = blocks[: change.offset] + list(change.blocks) + blocks[change.offset + change.count :]
-        replaced = _with_blocks(message, new_blocks, incomplete=message.incomplete and not change.complete)
+        replaced = _with_blocks(message, blocks, incomplete=message.incomplete and not change.complete)
         return _rewrite(state, index, index + 1, [replaced], change.reason, actor, now, to_store)
-    assert isinstance(change, TruncateItem)
-    cut = [
+    return _rewrite(state, index, index + 1, [_with_blocks(message, blocks)], "truncation", actor, now, to_store)
+
+
+_ItemChange = ReplaceItem | RemoveItem | TruncateItem
+
+
+def _changed_blocks(blocks: tuple[Block, ...], change: _ItemChange) -> tuple[Block, ...]:
+    """``blocks``, a message's, as ``change`` leaves them."""
+    start, end = change.offset, change.offset + change.count
+    if isinstance(change, RemoveItem):
+        return blocks[:start] + blocks[end:]
+    if isinstance(change, ReplaceItem):
+        return blocks[:start] + change.blocks + blocks[end:]
+    cut = tuple(
         msgspec.structs.replace(
             block, truncated_at_ms=change.audio_end_ms, text=change.text if change.text is not None else block.text
         )
         if isinstance(block, Transcript)
         else block
-        for block in segment
-    ]
-    new_blocks = blocks[: change.offset] + cut + blocks[change.offset + change.count :]
-    return _rewrite(state, index, index + 1, [_with_blocks(message, new_blocks)], "truncation", actor, now, to_store)
+        for block in blocks[start:end]
+    )
+    return blocks[:start] + cut + blocks[end:]
+
+
+def _track(conversation: RealtimeState, change: Change) -> None:
+    """Record what ``change`` gives its message in ``conversation.written``,
+    whether or not it lands: so does a replay of the log."""
+    written = conversation.written
+    if isinstance(change, (AppendMessage, InsertMessage)):
+        if change.message.provider_item_id is not None:
+            written[change.message.provider_item_id] = change.message.blocks
+    elif isinstance(change, (ReplaceItem, RemoveItem, TruncateItem)):
+        blocks = written.get(change.anchor)
+        if blocks is not None:
+            written[change.anchor] = _changed_blocks(blocks, change)
+
+
+def _changed_since(state: Session, change: Change, conversation: RealtimeState) -> str | None:
+    """Why ``change``, to a message ingestion placed, is not applied: the
+    message no longer holds what ingestion last gave it, so someone else
+    (a caller's rewrite, or an erasure) changed it since, and that change
+    stands. ``None``: it is applied."""
+    if not isinstance(change, (ReplaceItem, RemoveItem, TruncateItem)):
+        return None
+    anchor, what = change.anchor, _SAYS.get(type(change), "this event's content")
+    if isinstance(change, ReplaceItem) and change.reason == "late_transcription":
+        what = "its late transcription"
+    index = _find(state, anchor)
+    if index is None:
+        return f"no message holds item {anchor} any more (a rewrite took it out): {what} is not stored"
+    message = state.messages[index]
+    if message.erased is not None:
+        return _ERASED.format(item=anchor)
+    if message.blocks != conversation.written.get(anchor):
+        return (
+            f"the message of item {anchor} was rewritten since ingestion placed it: the rewrite stands, and {what} "
+            "is not stored in the transcript"
+        )
+    return None
+
+
+_ERASED = "the message of item {item} was erased: the content of this event is not stored"
+_SAYS = {ReplaceItem: "its later content", RemoveItem: "its deletion", TruncateItem: "its truncation"}
+
+
+def _erased_item(conversation: RealtimeState, state: Session, event: RealtimeEvent) -> str | None:
+    """The item ``event`` concerns, if its message was erased."""
+    item_id = getattr(event, "item_id", None)
+    if not isinstance(item_id, str):
+        return None
+    item = conversation.items.get(item_id)
+    anchor = item.anchor if item is not None and item.anchor is not None else item_id
+    index = state.messages.position_of(anchor)
+    if index is None:
+        return None
+    message = state.messages[index]
+    return item_id if message.provider_item_id == anchor and message.erased is not None else None
 
 
 def _rewrite(
@@ -453,12 +548,11 @@ def _find(state: Session, provider_item_id: str) -> int | None:
     return None
 
 
-def _with_blocks(message: Message, blocks: list[Block], *, incomplete: bool | None = None) -> Message:
-    return Message(
-        role=message.role,
-        blocks=tuple(blocks),
-        provider_item_id=message.provider_item_id,
-        incomplete=message.incomplete if incomplete is None else incomplete,
+def _with_blocks(message: Message, blocks: tuple[Block, ...], *, incomplete: bool | None = None) -> Message:
+    """``message`` holding ``blocks``: the same message (its id and the rest
+    kept), rewritten in place."""
+    return msgspec.structs.replace(
+        message, blocks=blocks, incomplete=message.incomplete if incomplete is None else incomplete
     )
 
 

@@ -252,6 +252,10 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True):
 # -- state --------------------------------------------------------------------------
 
 
+def _never_live(_: object) -> bool:
+    return False
+
+
 class _Split(Generic[V]):
     """A dict split in two: *live* entries (small, copied with every state)
     and *settled* ones (shared between states until one of them writes:
@@ -378,6 +382,7 @@ class RealtimeState:
         "responses",
         "tail",
         "transcription",
+        "written",
     )
 
     def __init__(self) -> None:
@@ -392,6 +397,12 @@ class RealtimeState:
         self.aliases: dict[str, str] = {}  # a re-seeded item's new id -> the original's
         self.reseed: tuple[tuple[str, bytes], ...] = ()  # messages a new connection may re-seed, in order
         self.reseed_started = False  # a re-seeded item was recognised: the next must match the next message
+        # The blocks ingestion last gave each message of the call (by its
+        # provider item id), whether or not they landed: a message that no
+        # longer holds them was changed by someone else (a caller's rewrite
+        # or erasure), whose change stands. Kept by the store
+        # (engine.decisions.ingestion), not by the reducer.
+        self.written: _Split[tuple[Block, ...]] = _Split(_never_live)
 
     def copy(self) -> RealtimeState:
         clone = RealtimeState.__new__(RealtimeState)
@@ -406,6 +417,7 @@ class RealtimeState:
         clone.aliases = self.aliases if not self.aliases else dict(self.aliases)
         clone.reseed = self.reseed
         clone.reseed_started = self.reseed_started
+        clone.written = self.written.copy()
         return clone
 
     def pending_items(self) -> list[Item]:
