@@ -682,16 +682,6 @@ def test_gemini_refuses_what_it_cannot_hold_and_lossy_converts_it() -> None:
             r"contents\[1\]\.parts\[0\]\.functionResponse\.name: 'g' would be lost",
         ),
         (
-            [
-                {"role": "model", "parts": [{"functionCall": {"id": "c", "name": "f"}}]},
-                {
-                    "role": "user",
-                    "parts": [{"functionResponse": {"id": "c", "name": "f", "response": {"temperature": 4}}}],
-                },
-            ],
-            r"contents\[1\]\.parts\[0\]\.functionResponse\.response must be",
-        ),
-        (
             [{"role": "user", "parts": [{"executableCode": {"code": "1"}}]}],
             r"contents\[0\]\.parts\[0\]\.executableCode",
         ),
@@ -1261,3 +1251,60 @@ def test_gemini_takes_back_an_empty_text_part_that_carries_a_thought_signature()
     with pytest.raises(InvalidArgument, match=r"messages\[1\]\.blocks\[0\]: Gemini refuses an empty text part"):
         to_gemini(bare)
     assert to_gemini(bare, lossy=True)["contents"][1] == {"role": "model", "parts": [{"text": "Hello"}]}
+
+
+def _answered(*responses: Any) -> list[Any]:
+    """A Gemini history: a model turn of calls f0, f1... (no ids, as
+    generateContent gives them), then a user turn answering each with the
+    response given, in order."""
+    calls = [{"functionCall": {"name": f"f{n}", "args": {}}} for n in range(len(responses))]
+    answers = [{"functionResponse": {"name": f"f{n}", "response": response}} for n, response in enumerate(responses)]
+    return [{"role": "model", "parts": calls}, {"role": "user", "parts": answers}]
+
+
+def test_a_gemini_response_object_of_any_shape_is_kept_and_goes_back_as_it_came() -> None:
+    # Found checking real SDK output: the google-genai SDK answers a call
+    # with {"result": ...}, and ADK's tools return dicts of their own; only
+    # {"output": text} and {"error": text} were read, the rest refused.
+    sdk = {"result": {"temp": 7, "sky": "rain"}}
+    adk = {"status": "success", "report": "Light rain, 7°C."}
+    coded = {"error": {"code": 5, "message": "not found"}}
+    plain = {"output": "12:00"}
+    history = _answered(sdk, adk, coded, plain)
+    asked, answered = from_gemini(history)
+    ids = [use.id for use in asked.tool_uses]
+    assert [(r.tool_use_id, r.content_text, r.is_error) for r in answered.blocks] == [
+        (ids[0], '{"result": {"temp": 7, "sky": "rain"}}', False),
+        (ids[1], '{"status": "success", "report": "Light rain, 7°C."}', False),
+        (ids[2], '{"error": {"code": 5, "message": "not found"}}', False),
+        (ids[3], "12:00", False),
+    ]
+    assert json.loads(answered.provider_data or "") == {"gemini_response_objects": ids[:3]}
+    sent = to_gemini([asked, answered])["contents"][1]["parts"]
+    assert [part["functionResponse"]["response"] for part in sent] == [sdk, adk, coded, plain]
+    # Kept by a store, and sent to another API as the object's JSON.
+    with Transcripts.open() as store:
+        sid = store.create()
+        store.append(sid, Message.user("Weather?"), asked, answered)
+        kept = store.get(sid).messages[1:]
+    assert to_gemini(kept)["contents"][1]["parts"] == sent
+    assert to_openai_chat(kept)[1]["content"] == '{"result": {"temp": 7, "sky": "rain"}}'
+
+
+def test_a_gemini_response_object_whose_text_was_changed_is_refused_or_sent_as_output() -> None:
+    asked, answered = from_gemini(_answered({"result": 4}))
+    [result] = answered.blocks
+    assert isinstance(result, ToolResult)
+    edited = Message(
+        role="tool_results",
+        blocks=(ToolResult.of(result.tool_use_id, "four"),),
+        provider_data=answered.provider_data,
+    )
+    with pytest.raises(InvalidArgument, match=r"messages\[1\]\.blocks\[0\].*gemini_response_objects"):
+        to_gemini([asked, edited])
+    parts = to_gemini([asked, edited], lossy=True)["contents"][1]["parts"]
+    assert parts[0]["functionResponse"]["response"] == {"output": "four"}
+    # A result whose text is JSON but that did not come as an object goes as text.
+    unmarked = Message.tool_results(ToolResult.of(result.tool_use_id, '{"result": 4}'))
+    parts = to_gemini([asked, unmarked])["contents"][1]["parts"]
+    assert parts[0]["functionResponse"]["response"] == {"output": '{"result": 4}'}

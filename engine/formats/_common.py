@@ -362,13 +362,19 @@ def _finite(text: str) -> float:
     return value
 
 
+def parsed_json(text: str) -> object:
+    """The JSON value ``text`` holds; ``ValueError`` for text that is not
+    JSON, or holds a number beyond a float (or ``RecursionError``)."""
+    return json.loads(text, parse_constant=_no_constant, parse_float=_finite)
+
+
 def arguments_object(use: ToolUse, where: str, policy: Policy) -> dict[str, Any]:
     """A tool use's arguments as the JSON object a format keeps in place of
     the text. Strict mode needs the text to be exactly what
     :func:`arguments_text` writes back; lossy mode sends ``{}`` for text that
     is not a JSON object."""
     try:
-        value = json.loads(use.arguments, parse_constant=_no_constant, parse_float=_finite)
+        value = parsed_json(use.arguments)
     except (ValueError, RecursionError):
         policy.cannot_hold(
             where,
