@@ -113,7 +113,7 @@ def test_a_late_transcription_of_an_erased_item_is_not_stored(stores: StoreFacto
     outcomes = store.ingest_many(sid, [delta, transcription("u1", "My card number is 4111.")], provider="openai")
     for outcome in outcomes:
         assert outcome.status in ("discarded", "duplicate", "staged")
-        assert outcome.reason is not None and "item u1 was erased" in outcome.reason
+        assert outcome.reason is not None and "an erasure emptied u1" in outcome.reason
     [user, answer] = store.get(sid).messages
     assert user.erased is not None and user.text == "" and user.provider_item_id == "u1"
     assert answer.text == "Hello!"
@@ -153,3 +153,231 @@ def test_late_output_of_a_reply_closed_by_rule_does_not_undo_a_callers_rewrite(s
     )
     assert outcome.reason is not None and "item a1 was rewritten since ingestion placed it" in outcome.reason
     assert rows(store, sid) == [("user", "Hi", "u1"), ("assistant", "[withheld]", "a1")]
+
+
+# -- found by a second adversarial pass: erasures and items sharing a message ---------
+
+
+def call(item: str, call_id: str, arguments: str = "{}", status: str = "completed") -> dict[str, Any]:
+    return {
+        "id": item,
+        "type": "function_call",
+        "call_id": call_id,
+        "name": "lookup",
+        "arguments": arguments,
+        "status": status,
+    }
+
+
+def output(item: str, call_id: str, text: str) -> dict[str, Any]:
+    return {"id": item, "type": "function_call_output", "call_id": call_id, "output": text}
+
+
+def typed(item: str, text: str) -> dict[str, Any]:
+    return {"id": item, "type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
+
+
+def two_calls_answered_once(store: Transcripts, sid: str) -> None:
+    """User u1; response r1 makes calls fc1 (c1) and fc2 (c2), in one
+    assistant message; c1's output o1 is placed, c2's not yet."""
+    c1, c2 = call("fc1", "c1"), call("fc2", "c2")
+    store.ingest_many(
+        sid,
+        [
+            event("conversation.item.added", previous_item_id=None, item=typed("u1", "look up")),
+            event("response.created", response={"id": "r1", "status": "in_progress"}),
+            event("response.output_item.added", response_id="r1", output_index=0, item=c1),
+            event("conversation.item.added", previous_item_id="u1", item=c1),
+            event("response.output_item.added", response_id="r1", output_index=1, item=c2),
+            event("conversation.item.added", previous_item_id="fc1", item=c2),
+            event("response.done", response={"id": "r1", "status": "completed", "output": [c1, c2]}),
+            event("conversation.item.added", previous_item_id="fc2", item=output("o1", "c1", "one")),
+        ],
+        provider="openai",
+    )
+
+
+def stored_anywhere(stores: StoreFactory, store: Transcripts, sid: str, secret: str, tmp_path: Path) -> bool:
+    """Whether ``secret`` is in the session's history or, for SQLite, in any
+    file of the store once closed."""
+    if secret in repr(store.history(sid)):
+        return True
+    if stores.kind != "sqlite":
+        return False
+    stores.close()
+    return any(secret.encode() in path.read_bytes() for path in tmp_path.rglob("*") if path.is_file())
+
+
+def test_an_output_joining_an_erased_message_of_results_is_not_stored(stores: StoreFactory, tmp_path: Path) -> None:
+    store = stores.open()
+    sid = store.create()
+    two_calls_answered_once(store, sid)
+    store.erase(sid, "o1")
+    joining = event("conversation.item.added", previous_item_id="o1", item=output("o2", "c2", "SSN 078-05-1120"))
+    outcome = store.ingest(sid, joining, provider="openai")
+    assert outcome.status == "discarded"
+    assert outcome.reason is not None and "item o1 was erased" in outcome.reason
+    assert store.get(sid).messages[-1].erased is not None
+    assert not stored_anywhere(stores, store, sid, "078-05-1120", tmp_path)
+
+
+def test_erasing_one_message_does_not_stop_changes_to_the_messages_beside_it(store: Transcripts) -> None:
+    # Erasing the assistant message of calls c1 and c2 empties the records of
+    # those calls, o1's among them; o1's message of results was not changed,
+    # so c2's output still joins it (without what it said: c2 was erased).
+    sid = store.create()
+    two_calls_answered_once(store, sid)
+    store.erase(sid, "fc1")  # the assistant message of both calls
+    joining = event("conversation.item.added", previous_item_id="o1", item=output("o2", "c2", "two"))
+    outcome = store.ingest(sid, joining, provider="openai")
+    assert outcome.status == "materialised"  # o1's message was not changed: the result joins it
+    results = store.get(sid).messages[-1].blocks
+    assert [block.tool_use_id for block in results] == ["c1", "c2"]  # type: ignore[attr-defined]
+    # c2's call was erased with its message: what its output said is not kept.
+    assert outcome.reason is not None and "an erasure emptied c2" in outcome.reason
+    assert "two" not in repr(store.history(sid)[-1])
+
+
+def test_a_truncation_of_a_reply_goes_on_after_its_calls_output_was_erased(store: Transcripts) -> None:
+    sid = store.create()
+    reply = {"id": "a1", "type": "message", "role": "assistant", "status": "in_progress", "content": []}
+    spoken = {**reply, "status": "completed", "content": [{"type": "output_audio", "transcript": "Let me check."}]}
+    c1 = call("fc1", "c1", '{"q": "x"}')
+    store.ingest_many(
+        sid,
+        [
+            event("conversation.item.added", previous_item_id=None, item=typed("u1", "?")),
+            event("response.created", response={"id": "r1", "status": "in_progress"}),
+            event("response.output_item.added", response_id="r1", output_index=0, item=reply),
+            event("conversation.item.added", previous_item_id="u1", item=reply),
+            event("response.output_item.added", response_id="r1", output_index=1, item=c1),
+            event("conversation.item.added", previous_item_id="a1", item=c1),
+            event("response.done", response={"id": "r1", "status": "completed", "output": [spoken, c1]}),
+            event("conversation.item.added", previous_item_id="fc1", item=output("o1", "c1", "private")),
+        ],
+        provider="openai",
+    )
+    store.erase(sid, "o1")
+    outcome = store.ingest(
+        sid, event("conversation.item.truncated", item_id="a1", content_index=0, audio_end_ms=700), provider="openai"
+    )
+    assert outcome.status == "materialised"
+    assert store.get(sid).messages[1].blocks[0].truncated_at_ms == 700  # type: ignore[union-attr]
+
+
+def test_arguments_of_a_call_in_an_erased_message_placed_early_are_not_stored(
+    stores: StoreFactory, tmp_path: Path
+) -> None:
+    store = stores.open()
+    sid = store.create()
+    reply = {"id": "a1", "type": "message", "role": "assistant", "status": "in_progress", "content": []}
+    paying = call("fc1", "c1", "", status="in_progress")
+    store.ingest_many(
+        sid,
+        [
+            event("conversation.item.added", previous_item_id=None, item=typed("u1", "pay")),
+            event("response.created", response={"id": "r1", "status": "in_progress"}),
+            event("response.output_item.added", response_id="r1", output_index=0, item=reply),
+            event("conversation.item.added", previous_item_id="u1", item=reply),
+            event(
+                "response.output_text.delta",
+                response_id="r1",
+                item_id="a1",
+                output_index=0,
+                content_index=0,
+                delta="Paying now",
+            ),
+            event("response.output_item.added", response_id="r1", output_index=1, item=paying),
+            event("conversation.item.added", previous_item_id="a1", item=paying),
+        ],
+        provider="openai",
+    )
+    store.resolve_pending(sid, "place")
+    store.erase(sid, "fc1")
+    arguments = '{"card": "4111 1111 1111 1111"}'
+    outcome = store.ingest(
+        sid,
+        event(
+            "response.function_call_arguments.done",
+            response_id="r1",
+            item_id="fc1",
+            output_index=1,
+            call_id="c1",
+            arguments=arguments,
+        ),
+        provider="openai",
+    )
+    assert outcome.status == "discarded"
+    assert outcome.reason == "an erasure emptied fc1: the content of this event is not stored"
+    assert store.get(sid).messages[-1].erased is not None
+    assert not stored_anywhere(stores, store, sid, "4111 1111", tmp_path)
+
+
+@pytest.mark.parametrize("redaction_keeps_the_item", [False, True])
+def test_an_item_erased_before_its_transcription_keeps_it_out(
+    stores: StoreFactory, tmp_path: Path, redaction_keeps_the_item: bool
+) -> None:
+    store = stores.open()
+    sid = store.create()
+    spoken_then_answered(store, sid)
+    # As erasure.md advises: redact, then erase what was there (here: nothing yet).
+    store.rewrite(
+        sid,
+        0,
+        1,
+        [Message.user("[withheld]", provider_item_id="u1" if redaction_keeps_the_item else None)],
+        reason="redaction",
+    )
+    assert store.erase(sid, "u1") == [sid]
+    outcome = store.ingest(sid, transcription("u1", "my card is 4111 1111 1111 1111"), provider="openai")
+    assert outcome.reason is not None and "u1" in outcome.reason and "not stored" in outcome.reason
+    assert not stored_anywhere(stores, store, sid, "4111 1111", tmp_path)
+
+
+def test_an_item_erased_while_it_waits_is_placed_without_its_content(stores: StoreFactory, tmp_path: Path) -> None:
+    store = stores.open()
+    sid = store.create()
+    user = {"id": "u1", "type": "message", "role": "user", "content": [{"type": "input_audio", "transcript": None}]}
+    store.ingest_many(
+        sid,
+        [
+            event("input_audio_buffer.committed", item_id="u1", previous_item_id=None),
+            event("conversation.item.added", previous_item_id=None, item=user),
+        ],
+        provider="openai",
+    )
+    assert store.get(sid).messages == []  # waiting for its transcription
+    assert store.erase(sid, "u1") == [sid]
+    store.ingest(sid, transcription("u1", "my card is 4111 1111 1111 1111"), provider="openai")
+    assert [(m.role, m.text) for m in store.get(sid).messages] in ([], [("user", "")])
+    assert not stored_anywhere(stores, store, sid, "4111 1111", tmp_path)
+
+
+def test_an_item_a_new_connection_re_sent_is_erased_with_the_message_it_stands_for(
+    stores: StoreFactory, tmp_path: Path
+) -> None:
+    store = stores.open()
+    sid = store.create()
+    answer = {
+        "id": "a1",
+        "type": "message",
+        "role": "assistant",
+        "status": "completed",
+        "content": [{"type": "output_text", "text": "Noted."}],
+    }
+    store.ingest_many(
+        sid,
+        [
+            event("session.created", session={"id": "sess_1"}),
+            event("conversation.item.added", previous_item_id=None, item=typed("u1", "my card 4111 1111")),
+            event("conversation.item.added", previous_item_id="u1", item=answer),
+            # A new connection re-sends the history under new ids.
+            event("session.created", session={"id": "sess_2"}),
+            event("conversation.item.added", previous_item_id=None, item=typed("n1", "my card 4111 1111")),
+            event("conversation.item.added", previous_item_id="n1", item={**answer, "id": "n2"}),
+        ],
+        provider="openai",
+    )
+    assert [m.text for m in store.get(sid).messages] == ["my card 4111 1111", "Noted."]  # nothing added
+    store.erase(sid, "u1")
+    assert not stored_anywhere(stores, store, sid, "4111 1111", tmp_path)

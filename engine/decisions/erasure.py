@@ -12,6 +12,7 @@ from typing import NamedTuple
 import msgspec
 
 from engine.decisions._checks import at
+from engine.decisions.ingestion import realtime_state
 from engine.state.content import Message, ToolResult, ToolUse, with_default_objects
 from engine.state.events import (
     Event,
@@ -21,15 +22,13 @@ from engine.state.events import (
     RealtimeRecorded,
     SessionForked,
 )
-from engine.state.realtime_events import FunctionCall, FunctionCallOutput, RealtimeEvent
+from engine.state.realtime_events import FunctionCall, FunctionCallOutput, scrubbed
 from engine.state.revisions import Reason
 from engine.state.transcript import Session
 
-__all__ = ["ErasedLog", "Targets", "View", "erase_inherited", "erase_log", "expand", "scrubbed", "view_of"]
+__all__ = ["ErasedLog", "Targets", "View", "erase_inherited", "erase_log", "expand", "view_of"]
 
 _replace = msgspec.structs.replace
-# Realtime audit fields that carry content, and what they hold once erased.
-_REALTIME_CONTENT = {"text": "", "delta": "", "arguments": "{}", "output": "", "data": None, "ref": None}
 _encode = msgspec.json.encode
 
 
@@ -172,6 +171,12 @@ def expand(targets: Targets, decoded: dict[str, list[tuple[int, Event]]], view: 
             if targets.hit_elsewhere(message):
                 targets.add(message)
         grown = (len(targets.items), len(targets.calls), len(targets.blocks)) != before
+    # An item a new connection re-sent stands for the message it re-sends:
+    # its records hold that content too.
+    for logged in decoded.values():
+        if any(isinstance(event, RealtimeRecorded) for _, event in logged):
+            aliases = realtime_state(logged).aliases
+            targets.items.update(alias for alias, original in aliases.items() if original in targets.items)
     for message in messages:  # a call the erased session shows, in a message of another item
         if targets.holds_call(message):
             for block in message.blocks:
@@ -203,18 +208,22 @@ def erase_log(
     (``view``), elsewhere only copies of the erased content."""
     replaced: list[tuple[int, Event]] = []
     erased: dict[tuple[str, str], None] = {}  # (id, digest) pairs, in order: two messages may share an id
+    items: dict[str, None] = {}  # realtime item and call ids emptied, in order
 
     def shown(message: Message) -> bool:
         return view.shows(head.id, message)
 
     for version, event in decoded:
-        cleaned = _erased_event(event, targets, erased, shown)
+        cleaned = _erased_event(event, targets, erased, shown, items)
         if cleaned is not event:
             replaced.append((version, cleaned))
-    if not replaced:
+    # An item whose records held no content yet (a spoken item waiting for
+    # its transcription) is still recorded: what comes for it later is not kept.
+    known = {ident for _, event in decoded if isinstance(event, MessagesErased) for ident in event.items}
+    if not replaced and items.keys() <= known:
         return None
     versions = tuple(version for version, _ in replaced)
-    return ErasedLog(tuple(replaced), _audit(head, erased, versions, previous_head, why, actor, now))
+    return ErasedLog(tuple(replaced), _audit(head, erased, versions, previous_head, why, actor, now, tuple(items)))
 
 
 def erase_inherited(
@@ -247,9 +256,11 @@ def _audit(
     why: Reason,
     actor: str | None,
     now: datetime,
+    items: tuple[str, ...] = (),
 ) -> MessagesErased:
     """The audit event of an erasure: who, when, why, which ids and digests,
-    which stored versions were rewritten; never the content."""
+    which stored versions were rewritten, which realtime items it emptied;
+    never the content."""
     return MessagesErased(
         at=at(now, head),
         actor=actor,
@@ -259,6 +270,7 @@ def _audit(
         reason=why.kind,
         note=why.note,
         previous_head=previous_head,
+        items=items,
     )
 
 
@@ -271,11 +283,16 @@ def _messages_of(events: Iterable[Event]) -> Iterable[Message]:
 
 
 def _erased_event(
-    event: Event, targets: Targets, erased: dict[tuple[str, str], None], shown: Callable[[Message], bool]
+    event: Event,
+    targets: Targets,
+    erased: dict[tuple[str, str], None],
+    shown: Callable[[Message], bool],
+    items: dict[str, None],
 ) -> Event:
     """``event`` with the targets' content removed, or ``event`` itself if it
     holds none (``shown``: whether a message of it is in what the erased
-    session shows). Records each erased message's id and digest in ``erased``."""
+    session shows). Records each erased message's id and digest in
+    ``erased``, and the realtime item and call ids emptied in ``items``."""
 
     def cleaned(message: Message, copies: bool = False) -> Message:
         hit = targets.hit_copy if copies else targets.hit if shown(message) else targets.hit_elsewhere
@@ -284,6 +301,8 @@ def _erased_event(
         placeholder = message.erasure()
         assert placeholder.erased is not None
         erased.setdefault((message.id or "", placeholder.erased))
+        if message.provider_item_id is not None:
+            items.setdefault(message.provider_item_id)
         return placeholder
 
     if isinstance(event, (MessagesAppended, MessagesRewritten)):
@@ -295,19 +314,11 @@ def _erased_event(
         if replacement is not event.replacement:
             return _replace(event, replacement=replacement)
     elif isinstance(event, RealtimeRecorded) and targets.hit_realtime(event.event):
+        for name in ("item_id", "call_id"):
+            ident = getattr(event.event, name, None)
+            if isinstance(ident, str):
+                items.setdefault(ident)
         inner = scrubbed(event.event)
         if inner is not event.event:
             return _replace(event, event=inner)
     return event
-
-
-def scrubbed(event: RealtimeEvent) -> RealtimeEvent:
-    """``event`` without the content it carries (text, deltas, arguments,
-    output, image data), as an erasure leaves the record of an event about
-    an erased message; ``event`` itself if it carries none."""
-    changes = {
-        name: empty
-        for name, empty in _REALTIME_CONTENT.items()
-        if name in event.__struct_fields__ and getattr(event, name) not in (empty, None)
-    }
-    return _replace(event, **changes) if changes else event

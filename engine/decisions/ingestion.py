@@ -12,7 +12,6 @@ from typing import NamedTuple
 import msgspec
 
 from engine.decisions._checks import at, check_items_free, check_usage_added, stamped
-from engine.decisions.erasure import scrubbed
 from engine.decisions.transcript import rewrite_event
 from engine.errors import InvalidArgument, NoOpRewrite
 from engine.realtime.providers import Adapter, Ignored, Rejected, is_trusted
@@ -37,11 +36,12 @@ from engine.state.content import Block, Message, Transcript, shown
 from engine.state.events import (
     Event,
     MessagesAppended,
+    MessagesErased,
     RealtimePendingResolved,
     RealtimeRecorded,
     UsageRecorded,
 )
-from engine.state.realtime_events import RealtimeEvent
+from engine.state.realtime_events import RealtimeEvent, scrubbed
 from engine.state.revisions import Reason, chain, format_revision
 from engine.state.transcript import Session, evolve, revision_bytes
 
@@ -229,9 +229,12 @@ def _ingested(
             continue
         # What an erased message's item gets later is kept as the erasure
         # left its earlier events: without its content.
-        erased = [ident for part in canonical if (ident := _erased_item(state, working, part)) is not None]
+        about = [_erased_item(state, working, part) for part in canonical]
+        erased = [ident for ident in about if ident is not None]
         if erased:
-            canonical = [scrubbed(part) if getattr(part, "item_id", None) in erased else part for part in canonical]
+            canonical = [
+                part if ident is None else scrubbed(part) for part, ident in zip(canonical, about, strict=True)
+            ]
         reused = reused_id(state, canonical)
         if reused is not None:  # another raw event under an accepted one's id: nothing of it is kept
             results.append(("rejected", reused, [], []))
@@ -239,7 +242,7 @@ def _ingested(
         statuses: list[str] = []
         # The reducer's reason for an erased item's event would speak of
         # content it never saw.
-        reasons: list[str] = [_ERASED.format(item=item) for item in dict.fromkeys(erased)]
+        reasons: list[str] = list(dict.fromkeys(erased))
         added: list[Message] = []
         outside: list[Message] = []
         for item in canonical:
@@ -250,6 +253,14 @@ def _ingested(
                 reasons.append(said)
             if not outcome.accepted:
                 continue
+            into_erased = [anchor for change in outcome.changes if (anchor := _erased_anchor(working, change))]
+            if into_erased:
+                # Content for an erased message (an output joining its
+                # results, say) is kept as the erasure left the rest of it.
+                item = scrubbed(item)
+                if said in reasons:
+                    reasons.remove(said)
+                reasons.extend(r for r in (_ERASED.format(item=a) for a in into_erased) if r not in reasons)
             recorded = RealtimeRecorded(at=at(now, working), actor=actor, event=item, provider=provider)
             working = _stage(working, recorded, to_store)
             landed = refused = 0
@@ -261,7 +272,7 @@ def _ingested(
                 _track(state, change)
                 if kept is not None:
                     refused += 1
-                    if kept not in reasons:
+                    if kept not in reasons and not erased:  # an erasure's reason says it all
                         reasons.append(kept)
                     continue
                 landed += 1
@@ -323,6 +334,9 @@ def realtime_state(events: Iterable[tuple[int, Event]]) -> RealtimeState:
             changes: Iterable[Change] = realtime_apply(state, event.event).changes
         elif isinstance(event, RealtimePendingResolved):
             changes = realtime_resolve(state, "place" if event.policy == "place" else "drop")
+        elif isinstance(event, MessagesErased):
+            state.erased |= frozenset(event.items)
+            continue
         else:
             continue
         for change in changes:
@@ -462,6 +476,14 @@ def _track(conversation: RealtimeState, change: Change) -> None:
             written[change.anchor] = _changed_blocks(blocks, change)
 
 
+def _erased_anchor(state: Session, change: Change) -> str | None:
+    """The anchor of the message ``change`` is to, if that message was erased."""
+    if not isinstance(change, (ReplaceItem, RemoveItem, TruncateItem)):
+        return None
+    index = _find(state, change.anchor)
+    return change.anchor if index is not None and state.messages[index].erased is not None else None
+
+
 def _changed_since(state: Session, change: Change, conversation: RealtimeState) -> str | None:
     """Why ``change``, to a message ingestion placed, is not applied: the
     message no longer holds what ingestion last gave it, so someone else
@@ -478,7 +500,11 @@ def _changed_since(state: Session, change: Change, conversation: RealtimeState) 
     message = state.messages[index]
     if message.erased is not None:
         return _ERASED.format(item=anchor)
-    if message.blocks != conversation.written.get(anchor):
+    # Its own blocks, and the message's length (the offsets of the others):
+    # a caller's change to another item of the message leaves this one's.
+    written = conversation.written.get(anchor)
+    start, end = change.offset, change.offset + change.count
+    if written is None or len(message.blocks) != len(written) or message.blocks[start:end] != written[start:end]:
         return (
             f"the message of item {anchor} was rewritten since ingestion placed it: the rewrite stands, and {what} "
             "is not stored in the transcript"
@@ -487,12 +513,17 @@ def _changed_since(state: Session, change: Change, conversation: RealtimeState) 
 
 
 _ERASED = "the message of item {item} was erased: the content of this event is not stored"
+_EMPTIED = "an erasure emptied {item}: the content of this event is not stored"
 _SAYS = {ReplaceItem: "its later content", RemoveItem: "its deletion", TruncateItem: "its truncation"}
 
 
 def _erased_item(conversation: RealtimeState, state: Session, event: RealtimeEvent) -> str | None:
-    """The item ``event`` concerns, if its message was erased."""
+    """Why ``event`` is stored without its content, if it concerns an item
+    or call an erasure emptied, or an item whose message was erased."""
     item_id = getattr(event, "item_id", None)
+    for ident in (item_id, getattr(event, "call_id", None)):
+        if isinstance(ident, str) and ident in conversation.erased:
+            return _EMPTIED.format(item=ident)
     if not isinstance(item_id, str):
         return None
     item = conversation.items.get(item_id)
@@ -501,7 +532,7 @@ def _erased_item(conversation: RealtimeState, state: Session, event: RealtimeEve
     if index is None:
         return None
     message = state.messages[index]
-    return item_id if message.provider_item_id == anchor and message.erased is not None else None
+    return _ERASED.format(item=anchor) if message.provider_item_id == anchor and message.erased is not None else None
 
 
 def _rewrite(

@@ -374,6 +374,7 @@ class RealtimeState:
         "aliases",
         "connection_start",
         "counter",
+        "erased",
         "event_ids",
         "forget_at",
         "items",
@@ -403,6 +404,9 @@ class RealtimeState:
         # or erasure), whose change stands. Kept by the store
         # (engine.decisions.ingestion), not by the reducer.
         self.written: _Split[tuple[Block, ...]] = _Split(_never_live)
+        # Realtime item and call ids an erasure emptied: what comes for them
+        # is stored without its content. Kept by the store, as ``written``.
+        self.erased: frozenset[str] = frozenset()
 
     def copy(self) -> RealtimeState:
         clone = RealtimeState.__new__(RealtimeState)
@@ -418,6 +422,7 @@ class RealtimeState:
         clone.reseed = self.reseed
         clone.reseed_started = self.reseed_started
         clone.written = self.written.copy()
+        clone.erased = self.erased
         return clone
 
     def pending_items(self) -> list[Item]:

@@ -177,6 +177,9 @@ class MessagesErased(_EventBase, frozen=True, kw_only=True, tag="messages_erased
     reason: str
     note: str | None = None
     previous_head: str
+    # The realtime item and call ids whose recorded events it emptied (v2):
+    # what ingestion receives for them later is stored without its content.
+    items: tuple[str, ...] = ()
 
 
 class RealtimePendingResolved(_EventBase, frozen=True, kw_only=True, tag="realtime_pending_resolved"):
@@ -245,6 +248,11 @@ def _usage_v1_to_v2(state: dict[str, Any]) -> dict[str, Any]:
     return upgraded
 
 
+def _erased_v1_to_v2(state: dict[str, Any]) -> dict[str, Any]:
+    """MessagesErased v1 named no realtime items (``items`` is empty)."""
+    return state
+
+
 EVENT_TYPES: dict[str, EventType] = {
     entry.name: entry
     for entry in (
@@ -258,7 +266,7 @@ EVENT_TYPES: dict[str, EventType] = {
         EventType("HeaderChanged", HeaderChanged, 1),
         EventType("RealtimeRecorded", RealtimeRecorded, 1),
         EventType("RealtimePendingResolved", RealtimePendingResolved, 1),
-        EventType("MessagesErased", MessagesErased, 1),
+        EventType("MessagesErased", MessagesErased, 2, {1: _erased_v1_to_v2}),
         EventType("ChildSpawned", ChildSpawned, 1),
         EventType("TaskListChanged", TaskListChanged, 1),
         EventType("QuestionChanged", QuestionChanged, 1),

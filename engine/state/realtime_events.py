@@ -43,6 +43,7 @@ __all__ = [
     "UserTranscriptDelta",
     "UserTranscriptFailed",
     "UserTranscriptFinal",
+    "scrubbed",
 ]
 
 #: ``previous_item_id`` not given by this event (distinct from ``None``: "first item").
@@ -250,3 +251,19 @@ RealtimeEvent: TypeAlias = (
     | FunctionCall
     | FunctionCallOutput
 )
+
+
+# The fields of realtime events that carry content, and what they hold once erased.
+_CONTENT = {"text": "", "delta": "", "arguments": "{}", "output": "", "data": None, "ref": None}
+
+
+def scrubbed(event: RealtimeEvent) -> RealtimeEvent:
+    """``event`` without the content it carries (text, deltas, arguments,
+    output, image data), as an erasure leaves the record of an event about
+    an erased message; ``event`` itself if it carries none."""
+    changes = {
+        name: empty
+        for name, empty in _CONTENT.items()
+        if name in event.__struct_fields__ and getattr(event, name) not in (empty, None)
+    }
+    return msgspec.structs.replace(event, **changes) if changes else event
