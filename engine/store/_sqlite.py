@@ -83,6 +83,18 @@ def _committed(execute: Execute, apply: Callable[[Execute], None]) -> None:
 _MOVED = "the listing row does not hold the head this append extends"
 
 
+def _shorten_busy_timeout(execute: Execute, limit: float, started: float) -> bool:
+    """After waiting since ``started`` for a turn on the writer connection,
+    leave the database's lock only what is left of ``limit`` (lock_timeout),
+    so the two waits together stay within it; whether it was shortened (the
+    caller then sets it back). Short waits are the normal turn-taking."""
+    waited = time.monotonic() - started
+    if waited <= _SHORT_WAIT:
+        return False
+    execute(f"PRAGMA busy_timeout={max(1, round((limit - waited) * 1000))}")
+    return True
+
+
 def _finish(what: str) -> str:
     """What finishes an erasure's or a deletion's removal of the old bytes."""
     return "call again to finish removing them" if what == "erasure" else "the next erase or delete removes them"
@@ -178,6 +190,7 @@ class SQLiteRecorder:
         self._seal_key = seal_key
         self._seal_legacy = seal_legacy
         self._writer: sqlite3.Connection | None = None
+        self._closed = False  # close_writer() ran: no writer connection is made again
         self._writer_lock = threading.Lock()
         self._held_by: int | None = None  # the thread in ``holding_writes``, until its write
         self._codes: dict[str, int] = {}
@@ -513,7 +526,7 @@ class SQLiteRecorder:
                     execute(self._append_one, changes)
                 except sqlite3.IntegrityError as exc:
                     if str(exc) != _MOVED:
-                        raise
+                        raise self._refused_event(session_id, first.version, exc) from exc
                     self._refuse_moved(execute, session_id, first.version)
 
             self._write(append_one, one_statement=True)
@@ -562,11 +575,25 @@ class SQLiteRecorder:
                 if not execute(self._advance_session, changes).rowcount:
                     self._refuse_moved(execute, session_id, first.version)
             for version, topic, state in records:
-                execute(self._insert_record, (session_id, version, self._code(execute, topic), state))
+                try:
+                    execute(self._insert_record, (session_id, version, self._code(execute, topic), state))
+                except sqlite3.IntegrityError as exc:
+                    if previous_head is None or first.version == 1:  # not held to a head: another writer's
+                        raise
+                    raise self._refused_event(session_id, version, exc) from exc
             if snapshot is not None:
                 execute(self._insert_snapshot, (session_id, snapshot.version, snapshot.state))
 
         self._write(apply)
+
+    def _refused_event(self, session_id: str, version: int, exc: sqlite3.IntegrityError) -> CorruptStore:
+        """The error for an event the log refused while the listing row held
+        the head it extends: no writer leaves the log so (a row already at
+        that version, a listing row without its key), so it was altered."""
+        return CorruptStore(
+            f"session {shown(session_id)}: its listing row holds the head this write extends, yet the log refused "
+            f"its event at version {version} ({exc}): the log or the listing row was altered; nothing was written"
+        )
 
     def _refuse_moved(self, execute: Execute, session_id: str, version: int) -> None:
         """Raise for a listing row that no longer holds the head an append
@@ -675,9 +702,7 @@ class SQLiteRecorder:
         started = time.monotonic()
         execute = self._turn(limit).execute
         try:
-            waited = time.monotonic() - started
-            if waited > _SHORT_WAIT:  # what is left of lock_timeout for the database's lock
-                execute(f"PRAGMA busy_timeout={max(1, round((limit - waited) * 1000))}")
+            shortened = _shorten_busy_timeout(execute, limit, started)
             if erasing:
                 execute("PRAGMA secure_delete=ON")
             try:
@@ -689,7 +714,7 @@ class SQLiteRecorder:
             finally:
                 if erasing:
                     execute("PRAGMA secure_delete=OFF")
-                if waited > _SHORT_WAIT:
+                if shortened:
                     execute(f"PRAGMA busy_timeout={round(limit * 1000)}")
         finally:
             self._writer_lock.release()
@@ -702,9 +727,16 @@ class SQLiteRecorder:
         on it. The write runs in that transaction and commits it; without
         one, the block's end rolls it back. Waited for ``lock_timeout`` at
         most, as any write."""
-        writer = self._turn(self.datastore.pool.lock_timeout or 5)
+        limit = self.datastore.pool.lock_timeout or 5
+        started = time.monotonic()
+        writer = self._turn(limit)
         try:
-            writer.execute("BEGIN IMMEDIATE")
+            shortened = _shorten_busy_timeout(writer.execute, limit, started)
+            try:
+                writer.execute("BEGIN IMMEDIATE")
+            finally:
+                if shortened:
+                    writer.execute(f"PRAGMA busy_timeout={round(limit * 1000)}")
             self._held_by = threading.get_ident()
             try:
                 yield
@@ -729,18 +761,27 @@ class SQLiteRecorder:
                 f"database is locked: other threads of this process kept writing for lock_timeout ({limit} s)"
             )
         try:
-            if self._writer is None:
-                writer = self.datastore.pool.connect()
-                try:
-                    for statement in self._append_view_statements:
-                        writer.execute(statement)
-                except BaseException:
-                    writer.close()
-                    raise
-                self._writer = writer
+            return self._connected()
         except BaseException:
             self._writer_lock.release()
             raise
+
+    def _connected(self) -> sqlite3.Connection:
+        """The writer connection, made (with its append view) if there is
+        none yet; in the caller's turn on it. Never again once the store is
+        closed: an erasure's purge still running then must not leave a
+        connection open behind the close."""
+        if self._writer is None:
+            if self._closed:
+                raise sqlite3.OperationalError("the store was closed")
+            writer = self.datastore.pool.connect()
+            try:
+                for statement in self._append_view_statements:
+                    writer.execute(statement)
+            except BaseException:
+                writer.close()
+                raise
+            self._writer = writer
         return self._writer
 
     def _checkpoint(self, what: str) -> None:
@@ -762,16 +803,7 @@ class SQLiteRecorder:
                 f"({limit} s), so the file was not rewritten; " + _finish(what)
             )
         try:
-            if self._writer is None:
-                writer = self.datastore.pool.connect()
-                try:
-                    for statement in self._append_view_statements:
-                        writer.execute(statement)
-                except BaseException:
-                    writer.close()
-                    raise
-                self._writer = writer
-            self._writer.execute("VACUUM")
+            self._connected().execute("VACUUM")
         except sqlite3.OperationalError as exc:
             raise sqlite3.OperationalError(
                 f"the {what} is committed, but the file could not be rewritten ({exc}); " + _finish(what)
@@ -783,9 +815,13 @@ class SQLiteRecorder:
                 busy = True
             else:
                 try:
-                    if self._writer is None:
-                        self._writer = self.datastore.pool.connect()
-                    execute = self._writer.execute
+                    try:
+                        execute = self._connected().execute
+                    except sqlite3.OperationalError as exc:  # closed meanwhile
+                        raise sqlite3.OperationalError(
+                            f"the {what} is committed, but its old pages could not be taken out of the WAL file "
+                            f"({exc}); " + _finish(what)
+                        ) from exc
                     # Not waiting in SQLite's busy handler: that would hold
                     # the writer connection, and so this process's writes.
                     execute("PRAGMA busy_timeout=0")
@@ -807,6 +843,7 @@ class SQLiteRecorder:
 
     def close_writer(self) -> None:
         with self._writer_lock:
+            self._closed = True
             if self._writer is not None:
                 self._writer.close()
                 self._writer = None
