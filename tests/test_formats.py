@@ -1279,32 +1279,45 @@ def test_a_gemini_response_object_of_any_shape_is_kept_and_goes_back_as_it_came(
         (ids[2], '{"error": {"code": 5, "message": "not found"}}', False),
         (ids[3], "12:00", False),
     ]
-    assert json.loads(answered.provider_data or "") == {"gemini_response_objects": ids[:3]}
     sent = to_gemini([asked, answered])["contents"][1]["parts"]
     assert [part["functionResponse"]["response"] for part in sent] == [sdk, adk, coded, plain]
-    # Kept by a store, and sent to another API as the object's JSON.
+    # Kept by a store, rebuilt by the engine's own operations (results added
+    # one at a time, a copy of the message), and sent to another API as text.
     with Transcripts.open() as store:
         sid = store.create()
-        store.append(sid, Message.user("Weather?"), asked, answered)
+        store.append(sid, Message.user("Weather?"), asked, Message.tool_results(answered.blocks[0]))
+        store.add_tool_results(sid, *answered.blocks[1:])  # type: ignore[arg-type]
         kept = store.get(sid).messages[1:]
     assert to_gemini(kept)["contents"][1]["parts"] == sent
+    assert to_gemini([asked, Message.tool_results(*answered.blocks)])["contents"][1]["parts"] == sent  # type: ignore[arg-type]
     assert to_openai_chat(kept)[1]["content"] == '{"result": {"temp": 7, "sky": "rain"}}'
 
 
-def test_a_gemini_response_object_whose_text_was_changed_is_refused_or_sent_as_output() -> None:
-    asked, answered = from_gemini(_answered({"result": 4}))
-    [result] = answered.blocks
-    assert isinstance(result, ToolResult)
-    edited = Message(
-        role="tool_results",
-        blocks=(ToolResult.of(result.tool_use_id, "four"),),
-        provider_data=answered.provider_data,
-    )
-    with pytest.raises(InvalidArgument, match=r"messages\[1\]\.blocks\[0\].*gemini_response_objects"):
-        to_gemini([asked, edited])
-    parts = to_gemini([asked, edited], lossy=True)["contents"][1]["parts"]
-    assert parts[0]["functionResponse"]["response"] == {"output": "four"}
-    # A result whose text is JSON but that did not come as an object goes as text.
-    unmarked = Message.tool_results(ToolResult.of(result.tool_use_id, '{"result": 4}'))
-    parts = to_gemini([asked, unmarked])["contents"][1]["parts"]
-    assert parts[0]["functionResponse"]["response"] == {"output": '{"result": 4}'}
+def test_a_result_goes_to_gemini_as_an_object_only_if_its_text_is_one_and_reads_back_the_same() -> None:
+    asked, _ = from_gemini(_answered({"result": 4}))
+    [use] = asked.tool_uses
+    texts = [
+        '{"result": 4}',  # an object as json.dumps writes it: sent as the object
+        '{"result":4}',  # other spacing: as text, so it comes back byte for byte
+        '{"output": "x"}',  # would read back as the text x: as text
+        "[1, 2]",  # not an object
+        "four",
+    ]
+    sent = []
+    for text in texts:
+        results = Message.tool_results(ToolResult.of(use.id, text))
+        request = to_gemini([asked, results])  # strict: it reads back as these messages
+        [part] = request["contents"][1]["parts"]
+        sent.append(part["functionResponse"]["response"])
+        assert from_gemini(request["contents"])[1] == results
+    assert sent == [
+        {"result": 4},
+        {"output": '{"result":4}'},
+        {"output": '{"output": "x"}'},
+        {"output": "[1, 2]"},
+        {"output": "four"},
+    ]
+    error = Message.tool_results(ToolResult.of(use.id, '{"code": 5}', is_error=True))
+    assert to_gemini([asked, error])["contents"][1]["parts"][0]["functionResponse"]["response"] == {
+        "error": '{"code": 5}'
+    }

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Sequence
 
 from engine.errors import InvalidArgument
@@ -33,12 +32,6 @@ from engine.formats._common import (
 from engine.state.content import Block, Image, Message, Reasoning, Role, Text, ToolResult, ToolUse
 
 FORMAT = "Gemini"
-#: The key of a tool_results message's ``provider_data`` (a JSON object)
-#: listing the results that came as a ``functionResponse`` whose response
-#: is an object other than ``{"output": text}`` or ``{"error": text}`` (what
-#: the google-genai SDK's ``{"result": ...}`` and ADK's tools give): such a
-#: result's text is that object's JSON, which goes back as the object.
-RESPONSE_OBJECTS = "gemini_response_objects"
 
 
 def to_gemini(messages: Iterable[Message], *, lossy: bool = False) -> Json:
@@ -74,10 +67,7 @@ def to_gemini(messages: Iterable[Message], *, lossy: bool = False) -> Json:
             if not left_out_emptied(entry, parts):
                 contents.append({"role": "model", "parts": parts})
         elif entry.role == "tool_results":
-            objects = _response_objects(originals[entry.index])
-            made = [
-                _response(entry, number, block, names, policy, objects) for number, block in enumerate(entry.blocks)
-            ]
+            made = [_response(entry, number, block, names, policy) for number, block in enumerate(entry.blocks)]
             parts = [part for part in made if part is not None]
             if not left_out_emptied(entry, parts):
                 contents.append({"role": "user", "parts": parts})
@@ -183,46 +173,46 @@ def _model_parts(entry: Entry, names: dict[str, str], policy: Policy) -> list[Js
     return parts
 
 
-def _response_objects(message: Message) -> frozenset[str]:
-    """The ids of the results of ``message`` that came as response objects
-    (``RESPONSE_OBJECTS`` in its ``provider_data``)."""
-    if message.provider_data is None or RESPONSE_OBJECTS not in message.provider_data:
-        return frozenset()
-    data = json.loads(message.provider_data)  # a Message holds JSON text only
-    listed = data.get(RESPONSE_OBJECTS) if isinstance(data, dict) else None
-    return frozenset(ident for ident in listed if isinstance(ident, str)) if isinstance(listed, list) else frozenset()
-
-
-def _response_object(result: ToolResult, where: str, policy: Policy) -> Json | None:
-    """The response object a result came as, from its text; ``None`` (after
-    refusing, or in lossy mode) if its text no longer is one."""
-    text = result.content_text if len(result.content) == 1 and isinstance(result.content[0], Text) else None
+def _response_object(result: ToolResult) -> Json | None:
+    """The object a result goes to Gemini as: its text, if that is a JSON
+    object written as ``json.dumps`` writes it (how ``from_gemini`` reads a
+    response of any other shape than ``{"output": text}`` or
+    ``{"error": text}``, which it could not tell from one); else ``None``,
+    and it goes as ``{"output": text}``."""
+    if result.is_error or len(result.content) != 1 or not isinstance(result.content[0], Text):
+        return None
+    text = result.content[0].text
+    if not text.startswith("{"):
+        return None
     try:
-        value = parsed_json(text) if text is not None else None
+        value = parsed_json(text)
     except (ValueError, RecursionError):
-        value = None
-    if isinstance(value, dict) and not result.is_error and arguments_text(value, where) == text:
-        return value
-    policy.cannot_hold(
-        where,
-        f"a result its message's provider_data marks as a {FORMAT} response object ({RESPONSE_OBJECTS}), whose text "
-        "is not that object's JSON (an error result, edited text, or several blocks)",
-        "send it as {'output': text}",
-    )
-    return None
+        return None
+    if not isinstance(value, dict) or _plain_response(value) is not None:
+        return None
+    try:
+        return value if arguments_text(value, "") == text else None
+    except InvalidArgument:
+        return None
 
 
-def _response(
-    entry: Entry, number: int, result: Block, names: dict[str, str], policy: Policy, objects: frozenset[str]
-) -> Json | None:
+def _plain_response(response: Json) -> tuple[str, str] | None:
+    """The key and text of a response of the form ``{"output": text}`` or
+    ``{"error": text}``; ``None`` for any other."""
+    if len(response) != 1:
+        return None
+    [(key, value)] = response.items()
+    return (key, value) if key in ("output", "error") and isinstance(value, str) else None
+
+
+def _response(entry: Entry, number: int, result: Block, names: dict[str, str], policy: Policy) -> Json | None:
     if not isinstance(result, ToolResult):
         return None
     where = entry.where(number)
     name = names[result.tool_use_id]  # prepare() has left out results whose call is not right before them
-    if result.tool_use_id in objects:
-        value = _response_object(result, where, policy)
-        if value is not None:
-            return {"functionResponse": {"id": result.tool_use_id, "name": name, "response": value}}
+    value = _response_object(result)
+    if value is not None:
+        return {"functionResponse": {"id": result.tool_use_id, "name": name, "response": value}}
     texts: list[str] = []
     for part_number, part in enumerate(result.content):
         if isinstance(part, Image):
@@ -285,18 +275,8 @@ def from_gemini(request: Json | Sequence[Json]) -> list[Message]:
         if role_here == "assistant":
             result.append(Message(role="assistant", blocks=tuple(blocks)))
         else:
-            result += [_marked(message, calls.objects) for message in split_user(blocks)]
+            result += split_user(blocks)
     return result
-
-
-def _marked(message: Message, objects: set[str]) -> Message:
-    """``message``, and if it holds results that came as response objects,
-    with their ids in its ``provider_data`` (``RESPONSE_OBJECTS``)."""
-    results = [block for block in message.blocks if isinstance(block, ToolResult)]
-    ids = [result.tool_use_id for result in results if result.tool_use_id in objects]
-    if not ids:
-        return message
-    return Message(role=message.role, blocks=message.blocks, provider_data=json.dumps({RESPONSE_OBJECTS: ids}))
 
 
 def _read_system(raw: object) -> Message:
@@ -398,7 +378,6 @@ class _Calls:
         self.names: dict[str, str] = {}
         self.waiting: list[tuple[str, str]] = []  # (id, name)
         self.seen: dict[tuple[str, str], int] = {}  # (name, arguments) -> such calls read so far
-        self.objects: set[str] = set()  # ids of calls answered by a response object (see RESPONSE_OBJECTS)
 
     def new_turn(self) -> None:
         self.waiting = []
@@ -460,10 +439,10 @@ def _read_response(raw: object, where: str, calls: _Calls) -> ToolResult:
             f"and {reason}"
         )
     response = as_object(response_part.get("response"), f"{where}.response")
-    [key] = response if len(response) == 1 else [None]
-    if key in ("output", "error") and isinstance(response[key], str):
-        return ToolResult(tool_use_id=call_id, content=(Text(text=response[key]),), is_error=key == "error")
+    plain = _plain_response(response)
+    if plain is not None:
+        key, text = plain
+        return ToolResult(tool_use_id=call_id, content=(Text(text=text),), is_error=key == "error")
     # Any other object (the SDK's {"result": ...}, a tool's own dict): its
-    # JSON is the result's text, and the object goes back as it came.
-    calls.objects.add(call_id)
+    # JSON is the result's text, which goes back as the object.
     return ToolResult(tool_use_id=call_id, content=(Text(text=arguments_text(response, f"{where}.response")),))
