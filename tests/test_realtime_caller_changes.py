@@ -381,3 +381,173 @@ def test_an_item_a_new_connection_re_sent_is_erased_with_the_message_it_stands_f
     assert [m.text for m in store.get(sid).messages] == ["my card 4111 1111", "Noted."]  # nothing added
     store.erase(sid, "u1")
     assert not stored_anywhere(stores, store, sid, "4111 1111", tmp_path)
+
+
+# -- found by a third adversarial pass -----------------------------------------------
+
+
+def _reply_of_two_items(store: Transcripts, sid: str, second: str) -> None:
+    """User u1; response r1 answers with two message items, a1 "First part. "
+    and a2 ``second``: one assistant message, provider item id a1."""
+    a1 = {"id": "a1", "type": "message", "role": "assistant", "status": "in_progress", "content": []}
+    a2 = {**a1, "id": "a2"}
+    store.ingest_many(
+        sid,
+        [
+            event("conversation.item.added", previous_item_id=None, item=typed("u1", "hi")),
+            event("response.created", response={"id": "r1", "status": "in_progress"}),
+            event("response.output_item.added", response_id="r1", output_index=0, item=a1),
+            event("conversation.item.added", previous_item_id="u1", item=a1),
+            event("response.output_item.added", response_id="r1", output_index=1, item=a2),
+            event("conversation.item.added", previous_item_id="a1", item=a2),
+            event(
+                "response.done",
+                response={
+                    "id": "r1",
+                    "status": "completed",
+                    "output": [
+                        {**a1, "status": "completed", "content": [{"type": "output_text", "text": "First part. "}]},
+                        {**a2, "status": "completed", "content": [{"type": "output_text", "text": second}]},
+                    ],
+                },
+            ),
+        ],
+        provider="openai",
+    )
+
+
+def test_erasing_a_message_of_several_items_empties_every_items_records(stores: StoreFactory, tmp_path: Path) -> None:
+    store = stores.open()
+    sid = store.create()
+    _reply_of_two_items(store, sid, "SECOND-SECRET")
+    assert [m.text for m in store.get(sid).messages] == ["hi", "First part. \nSECOND-SECRET"]
+    store.erase(sid, "a1")
+    [audit] = [e.event for e in store.history(sid) if e.kind == "messages_erased"]
+    assert set(audit.items) == {"a1", "a2"}  # type: ignore[attr-defined]
+    assert not stored_anywhere(stores, store, sid, "SECOND-SECRET", tmp_path)
+
+
+def test_a_later_content_part_does_not_join_a_message_the_caller_redacted(store: Transcripts) -> None:
+    sid = store.create()
+    store.ingest(
+        sid, event("conversation.item.added", previous_item_id=None, item=typed("u1", "my password")), provider="openai"
+    )
+    store.rewrite(sid, 0, 1, [Message.user("[withheld]", provider_item_id="u1")], reason="redaction")
+    parts = [{"type": "input_text", "text": "my password"}, {"type": "input_text", "text": "and my PIN is 9999"}]
+    done = {"id": "u1", "type": "message", "role": "user", "status": "completed", "content": parts}
+    outcome = store.ingest(sid, event("conversation.item.done", previous_item_id=None, item=done), provider="openai")
+    assert outcome.status == "discarded"
+    assert [m.text for m in store.get(sid).messages] == ["[withheld]"]
+
+
+def test_a_result_joins_a_message_of_results_whose_other_result_the_caller_took_out(store: Transcripts) -> None:
+    sid = store.create()
+    calls = [call(f"fc{n}", f"c{n}") for n in (1, 2, 3)]
+    store.ingest_many(
+        sid,
+        [
+            event("conversation.item.added", previous_item_id=None, item=typed("u1", "look up")),
+            event("response.created", response={"id": "r1", "status": "in_progress"}),
+            *[
+                event("conversation.item.added", previous_item_id=previous, item={**made, "status": "in_progress"})
+                for previous, made in zip(["u1", "fc1", "fc2"], calls, strict=True)
+            ],
+            event("response.done", response={"id": "r1", "status": "completed", "output": calls}),
+            event("conversation.item.added", previous_item_id="fc3", item=output("o1", "c1", "one")),
+            event("conversation.item.added", previous_item_id="o1", item=output("o2", "c2", "two")),
+        ],
+        provider="openai",
+    )
+    messages = store.get(sid).messages
+    at = len(messages) - 1
+    assert messages[at].role == "tool_results" and len(messages[at].blocks) == 2
+    # The caller takes c1's result out of the message (its length changes).
+    kept = Message(role="tool_results", blocks=messages[at].blocks[1:], provider_item_id="o1")
+    store.rewrite(sid, at, at + 1, [kept], reason="redaction")
+    joining = event("conversation.item.added", previous_item_id="o2", item=output("o3", "c3", "three"))
+    assert store.ingest(sid, joining, provider="openai").status == "materialised"
+    joined = store.get(sid).messages[at].blocks
+    assert [(r.tool_use_id, r.content_text) for r in joined] == [("c2", "two"), ("c3", "three")]  # type: ignore[attr-defined]
+
+
+def test_erasing_a_result_leaves_its_calls_message_to_the_provider(store: Transcripts) -> None:
+    sid = store.create()
+    two_calls_answered_once(store, sid)
+    store.erase(sid, "o1")
+    [audit] = [e.event for e in store.history(sid) if e.kind == "messages_erased"]
+    assert set(audit.items) == {"o1", "c1"}  # type: ignore[attr-defined]  # not the call fc1: its message is kept
+    outcome = store.ingest(sid, event("conversation.item.deleted", item_id="fc2"), provider="openai")
+    assert outcome.status == "materialised"
+    assert [use.id for use in store.get(sid).messages[1].tool_uses] == ["c1"]
+
+
+def test_a_fork_keeps_out_what_an_erasure_in_its_source_emptied(stores: StoreFactory, tmp_path: Path) -> None:
+    store = stores.open()
+    source = store.create()
+    paying = call("fc1", "c1", '{"card": "4111-SECRET"}')
+    the_call = [
+        event("conversation.item.added", previous_item_id=None, item=typed("u1", "pay")),
+        event("response.created", response={"id": "r1", "status": "in_progress"}),
+        event(
+            "conversation.item.added", previous_item_id="u1", item={**paying, "arguments": "", "status": "in_progress"}
+        ),
+        event("response.done", response={"id": "r1", "status": "completed", "output": [paying]}),
+    ]
+    store.ingest_many(source, the_call, provider="openai")
+    fork = store.fork(source)
+    assert sorted(store.erase(source, "fc1")) == sorted([source, fork])
+    [audit] = [e.event for e in store.history(fork) if e.kind == "messages_erased"]
+    assert {"fc1", "c1"} <= set(audit.items)  # type: ignore[attr-defined]
+    store.ingest_many(fork, the_call, provider="openai")  # the call delivered to the fork again
+    assert not stored_anywhere(stores, store, fork, "4111-SECRET", tmp_path)
+
+
+def test_erasing_by_the_id_of_an_item_a_new_connection_re_sent_erases_its_message(store: Transcripts) -> None:
+    sid = store.create()
+    answer = {
+        "id": "a1",
+        "type": "message",
+        "role": "assistant",
+        "status": "completed",
+        "content": [{"type": "output_text", "text": "Noted."}],
+    }
+    store.ingest_many(
+        sid,
+        [
+            event("session.created", session={"id": "sess_1"}),
+            event("conversation.item.added", previous_item_id=None, item=typed("u1", "my card 4111")),
+            event("conversation.item.added", previous_item_id="u1", item=answer),
+            event("session.created", session={"id": "sess_2"}),
+            event("conversation.item.added", previous_item_id=None, item=typed("n1", "my card 4111")),
+            event("conversation.item.added", previous_item_id="n1", item={**answer, "id": "n2"}),
+        ],
+        provider="openai",
+    )
+    assert store.erase(sid, "n1") == [sid]  # the id the live connection knows it by
+    assert [(m.text, m.erased is not None) for m in store.get(sid).messages] == [("", True), ("Noted.", False)]
+    assert "4111" not in repr(store.history(sid))
+
+
+def test_an_erasure_in_a_session_without_realtime_events_names_no_items(store: Transcripts) -> None:
+    from engine.formats import from_openai_responses
+
+    sid = store.create()
+    store.append(
+        sid,
+        *from_openai_responses(
+            [
+                {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "card 4111"}]},
+                {
+                    "type": "message",
+                    "id": "msg_abc",
+                    "role": "assistant",
+                    "content": [{"type": "output_text", "text": "Noted."}],
+                },
+            ]
+        ),
+    )
+    message_id = store.get(sid).messages[1].id
+    assert message_id is not None
+    assert store.erase(sid, message_id) == [sid]
+    [audit] = [e.event for e in store.history(sid) if e.kind == "messages_erased"]
+    assert audit.items == ()  # type: ignore[attr-defined]

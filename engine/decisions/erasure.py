@@ -52,7 +52,11 @@ class Targets:
     def __init__(self, message_ids: set[str]) -> None:
         self.ids = message_ids
         self.items: set[str] = set()
-        self.calls: set[str] = set()
+        # The calls the erased messages make (their tool uses) and answer
+        # (their results): the records of each side hold only that side's
+        # content, so the other side's message, kept, keeps its records.
+        self.uses: set[str] = set()
+        self.results: set[str] = set()
         self.blocks: set[bytes] = set()
         self.made: set[str] = set()
         self.answered: set[str] = set()
@@ -93,12 +97,19 @@ class Targets:
     def add(self, message: Message) -> None:
         if message.provider_item_id is not None:
             self.items.add(message.provider_item_id)
-        self.calls.update(use.id for use in message.tool_uses)
-        self.calls.update(block.tool_use_id for block in message.blocks if isinstance(block, ToolResult))
+        self.uses.update(use.id for use in message.tool_uses)
+        self.results.update(block.tool_use_id for block in message.blocks if isinstance(block, ToolResult))
         self.blocks.update(_encoded_blocks(message))
 
     def hit_realtime(self, event: object) -> bool:
-        return getattr(event, "item_id", None) in self.items or getattr(event, "call_id", None) in self.calls
+        if getattr(event, "item_id", None) in self.items:
+            return True
+        call = getattr(event, "call_id", None)
+        if isinstance(event, FunctionCall):
+            return call in self.uses
+        if isinstance(event, FunctionCallOutput):
+            return call in self.results
+        return call is not None and (call in self.uses or call in self.results)
 
 
 class View(NamedTuple):
@@ -127,6 +138,18 @@ def expand(targets: Targets, decoded: dict[str, list[tuple[int, Event]]], view: 
     the whole family, is in it."""
     seen: set[str] = set()
     called: dict[str, list[str]] = {}  # call id -> the named call (or output) items with it
+    # The ingestion state of each log with realtime records: an item a new
+    # connection re-sent stands for the message it re-sends (either id names
+    # it), and a message holds every item placed in it.
+    states = {
+        sid: realtime_state(logged)
+        for sid, logged in decoded.items()
+        if any(isinstance(event, RealtimeRecorded) for _, event in logged)
+    }
+    for state in states.values():
+        for alias, original in state.aliases.items():
+            if alias in targets.ids:
+                targets.ids.add(original)
     for sid, logged in decoded.items():
         for _, event in logged:
             if not isinstance(event, RealtimeRecorded):
@@ -163,20 +186,18 @@ def expand(targets: Targets, decoded: dict[str, list[tuple[int, Event]]], view: 
             targets.items.add(item)
     grown = True
     while grown:  # a message hit may bring more items, calls and content (whose copies elsewhere are hit)
-        before = (len(targets.items), len(targets.calls), len(targets.blocks))
+        before = (len(targets.items), len(targets.uses), len(targets.results), len(targets.blocks))
         for message in messages:
             if targets.hit(message):
                 targets.add(message)
         for message in elsewhere:
             if targets.hit_elsewhere(message):
                 targets.add(message)
-        grown = (len(targets.items), len(targets.calls), len(targets.blocks)) != before
-    # An item a new connection re-sent stands for the message it re-sends:
-    # its records hold that content too.
-    for logged in decoded.values():
-        if any(isinstance(event, RealtimeRecorded) for _, event in logged):
-            aliases = realtime_state(logged).aliases
-            targets.items.update(alias for alias, original in aliases.items() if original in targets.items)
+        grown = (len(targets.items), len(targets.uses), len(targets.results), len(targets.blocks)) != before
+    for state in states.values():
+        placed = [item.id for item in state.items.values() if item.anchor is not None and item.anchor in targets.items]
+        targets.items.update(placed)
+        targets.items.update(alias for alias, original in state.aliases.items() if original in targets.items)
     for message in messages:  # a call the erased session shows, in a message of another item
         if targets.holds_call(message):
             for block in message.blocks:
@@ -233,6 +254,7 @@ def erase_inherited(
     why: Reason,
     actor: str | None,
     now: datetime,
+    items: Collection[str] = (),
 ) -> ErasedLog | None:
     """The audit record for a session whose own log held none of the erased
     content but whose transcript shows some of it, inherited from the
@@ -245,7 +267,8 @@ def erase_inherited(
     }
     if not shown:
         return None
-    return ErasedLog((), _audit(head, shown, (), previous_head, why, actor, now))
+    # What the family's logs emptied: the call the fork shows may be delivered to it.
+    return ErasedLog((), _audit(head, shown, (), previous_head, why, actor, now, tuple(items)))
 
 
 def _audit(
@@ -301,7 +324,7 @@ def _erased_event(
         placeholder = message.erasure()
         assert placeholder.erased is not None
         erased.setdefault((message.id or "", placeholder.erased))
-        if message.provider_item_id is not None:
+        if message.provider_item_id in targets.realtime:  # an item of a realtime call, not of another API
             items.setdefault(message.provider_item_id)
         return placeholder
 

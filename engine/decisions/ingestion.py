@@ -269,8 +269,8 @@ def _ingested(
                     outside.append(change.message)
                     continue
                 kept = _changed_since(working, change, state)
-                _track(state, change)
                 if kept is not None:
+                    _track(state, change)
                     refused += 1
                     if kept not in reasons and not erased:  # an erasure's reason says it all
                         reasons.append(kept)
@@ -280,6 +280,7 @@ def _ingested(
                     working = _apply_change(working, change, actor, now, to_store, added, state)
                 except InvalidArgument as exc:
                     raise _Unstorable(index, f"not stored: {str(exc).removesuffix('; nothing was written')}") from None
+                _track(state, change)
             if refused and not landed and statuses[-1] == "materialised":
                 statuses[-1] = "discarded"
                 if said in reasons:  # it says what would have happened
@@ -312,11 +313,11 @@ def resolve(
     reasons = [f"pending items resolved ({policy})"]
     for change in changes:
         kept = _changed_since(working, change, state)
-        _track(state, change)
-        if kept is not None:
+        if kept is None:
+            working = _apply_change(working, change, actor, now, to_store, added, state)
+        else:
             reasons.append(kept)
-            continue
-        working = _apply_change(working, change, actor, now, to_store, added, state)
+        _track(state, change)
     outcome = IngestOutcome(
         status="materialised" if added else "discarded",
         reason="; ".join(dict.fromkeys(reasons)),
@@ -432,6 +433,9 @@ def _apply_change(
     if index is None:  # never so: _changed_since refuses it first
         return state
     message = state.messages[index]
+    written = conversation.written.get(change.anchor)
+    if written is not None and _joins_at_end(change, written, change.offset):
+        change = msgspec.structs.replace(change, offset=len(message.blocks))  # the caller may have changed its length
     blocks = _changed_blocks(message.blocks, change)
     if isinstance(change, RemoveItem):
         replacement = [_with_blocks(message, blocks)] if blocks else []
@@ -465,7 +469,8 @@ def _changed_blocks(blocks: tuple[Block, ...], change: _ItemChange) -> tuple[Blo
 
 def _track(conversation: RealtimeState, change: Change) -> None:
     """Record what ``change`` gives its message in ``conversation.written``,
-    whether or not it lands: so does a replay of the log."""
+    whether or not it lands (so does a replay of the log), once it is
+    applied."""
     written = conversation.written
     if isinstance(change, (AppendMessage, InsertMessage)):
         if change.message.provider_item_id is not None:
@@ -500,16 +505,34 @@ def _changed_since(state: Session, change: Change, conversation: RealtimeState) 
     message = state.messages[index]
     if message.erased is not None:
         return _ERASED.format(item=anchor)
-    # Its own blocks, and the message's length (the offsets of the others):
-    # a caller's change to another item of the message leaves this one's.
+    # The item's own blocks (those before a content part it adds too), and
+    # the message's length (the offsets of the others): a caller's change to
+    # another item of the message leaves this one's.
     written = conversation.written.get(anchor)
     start, end = change.offset, change.offset + change.count
+    item = conversation.items.get(change.item_id)
+    if item is not None and item.anchor == anchor:
+        start = min(start, item.block_offset)
+    if written is not None and _joins_at_end(change, written, start):
+        return None  # another item's blocks added after all the message holds: wherever the caller left it
     if written is None or len(message.blocks) != len(written) or message.blocks[start:end] != written[start:end]:
         return (
             f"the message of item {anchor} was rewritten since ingestion placed it: the rewrite stands, and {what} "
             "is not stored in the transcript"
         )
     return None
+
+
+def _joins_at_end(change: Change, written: tuple[Block, ...], start: int) -> bool:
+    """Whether ``change`` adds the blocks of an item new to the message after
+    every block ingestion gave it (a tool result joining a message of
+    results); not the message's own item getting its text late."""
+    return (
+        isinstance(change, ReplaceItem)
+        and change.item_id != change.anchor
+        and change.count == 0
+        and start == change.offset == len(written)
+    )
 
 
 _ERASED = "the message of item {item} was erased: the content of this event is not stored"

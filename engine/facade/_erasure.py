@@ -114,10 +114,11 @@ def _erase_once(
             if log is not None
             for pair in zip(log.audit.message_ids, log.audit.digests, strict=True)
         }
+        emptied = dict.fromkeys(item for log in found.values() if log is not None for item in log.audit.items)
         changes = []
         for sid in family:
             row, records, _ = logs[sid]
-            erased = found[sid] or erase_inherited(repository.head(sid), digests, row.head, why, actor, now)
+            erased = found[sid] or erase_inherited(repository.head(sid), digests, row.head, why, actor, now, emptied)
             if erased is None:
                 continue
             replaced = [
