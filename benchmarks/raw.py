@@ -103,13 +103,13 @@ def insert_calls(connection: sqlite3.Connection, rows: Sequence[LogRow]) -> floa
 
 class _EngineSession(NamedTuple):
     """A new session in a store the engine made, with what an append of it
-    writes through: the engine's own statements (taken from its recorder,
-    so both sides below follow the layout when it changes), its type
-    codes, its listing row and its record chain."""
+    writes through: the engine's own statement and the TEMP view it inserts
+    into (taken from its recorder, so both sides below follow the layout
+    when it changes), its type codes, its listing row and its record chain."""
 
     session_id: str
-    update: str
-    insert: str
+    append: str
+    view: tuple[str, ...]
     codes: dict[str, int]
     row: SessionRow
     chain: Chain
@@ -124,17 +124,19 @@ def _engine_session(path: str, synchronous: str) -> _EngineSession:
         row = repository.backend.session_row(session_id)
         assert row is not None
         chain = repository.chain_after(repository.head(session_id))
-        return _EngineSession(
-            session_id, recorder._advance_session, recorder._insert_record, dict(recorder._codes), row, chain
-        )
+        view = tuple(recorder._append_view_statements)
+        return _EngineSession(session_id, recorder._append_one, view, dict(recorder._codes), row, chain)
 
 
 @contextmanager
-def _writer(path: str, synchronous: str) -> Iterator[Callable[..., sqlite3.Cursor]]:
-    """A connection of its own, at the same ``synchronous``; its ``execute``."""
+def _writer(path: str, synchronous: str, view: Sequence[str]) -> Iterator[Callable[..., sqlite3.Cursor]]:
+    """A connection of its own, at the same ``synchronous``, with the
+    engine's TEMP append view; its ``execute``."""
     connection = sqlite3.connect(path, isolation_level=None)
     try:
         connection.execute(f"PRAGMA synchronous={synchronous}")
+        for statement in view:
+            connection.execute(statement)
         yield connection.execute
     finally:
         connection.close()
@@ -143,28 +145,26 @@ def _writer(path: str, synchronous: str) -> Iterator[Callable[..., sqlite3.Curso
 def engine_statement_calls(path: str, synchronous: str, rows: Sequence[EventRow]) -> float:
     """The engine's own SQL for each call, with no engine code around it: the
     floor of what the engine's layout allows. A store made by the engine
-    (untimed) holds the session; then, per row, the statements an append
-    runs: ``BEGIN IMMEDIATE``, the listing-row update while it holds the
-    previous head (fresh 64-digit head, seal and revision each call, as an
-    append writes), the event insert, ``COMMIT``.
+    (untimed) holds the session; then, per row, the statement an append
+    runs: one insert into the engine's append view, which advances the
+    listing row while it holds the previous head (fresh 64-digit head, seal
+    and revision each call, as an append writes) and inserts the event, in
+    a transaction of its own.
 
     Returns the elapsed seconds of the loop (``time.perf_counter``)."""
-    session_id, update, insert, codes, row, _ = _engine_session(path, synchronous)
+    session_id, append, view, codes, row, _ = _engine_session(path, synchronous)
     previous = row.head
     prepared = []
     for number, (_, version, topic, state) in enumerate(rows[1:], 1):
         digits = hashlib.sha256(number.to_bytes(8, "big")).hexdigest()
         revision, seal = "sha256:" + digits, digits[::-1]
-        changes = (row.title, row.updated_at, number, revision, version, digits, seal, row.summary, session_id)
-        prepared.append(((*changes, previous, previous), (session_id, version, codes[topic], state)))
+        listing = (row.title, row.updated_at, number, revision, version, digits, seal, row.summary)
+        prepared.append((session_id, previous, *listing, codes[topic], state))
         previous = digits
-    with _writer(path, synchronous) as execute:
+    with _writer(path, synchronous, view) as execute:
         start = time.perf_counter()
-        for changes, event in prepared:
-            execute("BEGIN IMMEDIATE")
-            execute(update, changes)
-            execute(insert, event)
-            execute("COMMIT")
+        for values in prepared:
+            execute(append, values)
         return time.perf_counter() - start
 
 
@@ -174,17 +174,17 @@ def essential_calls(path: str, synchronous: str, messages: Sequence[Message]) ->
     Per message, one append of it alone: check it again (a made message can
     be changed), its content digest and the revision it leads to, the id
     that revision names, the stored event (the engine's packer), the record chain and
-    the listing row's seal, then the engine's own statements (as
-    :func:`engine_statement_calls` runs them). Left out, so the floor is
+    the listing row's seal, then the engine's own statement (as
+    :func:`engine_statement_calls` runs it). Left out, so the floor is
     lower still: the session's lock, its cached state, the tool-pairing
     check, snapshots.
 
     Returns the elapsed seconds of the loop (``time.perf_counter``)."""
-    session_id, update, insert, codes, row, chain = _engine_session(path, synchronous)
+    session_id, append, view, codes, row, chain = _engine_session(path, synchronous)
     copy, set_field = Message.__copy__, msgspec.structs.force_setattr  # type: ignore[attr-defined]
     new_tuple = tuple.__new__  # as the engine builds records and rows (a NamedTuple's __new__ is Python code)
     revision, version, head = EMPTY_REVISION_BYTES, row.version, row.head
-    with _writer(path, synchronous) as execute:
+    with _writer(path, synchronous, view) as execute:
         start = time.perf_counter()
         for count, message in enumerate(messages, 1):
             check_again(message)
@@ -201,12 +201,8 @@ def essential_calls(path: str, synchronous: str, messages: Sequence[Message]) ->
             fields = (session_id, row.title, row.created_at, updated, count, event.revision, version, new_head)
             listing = new_tuple(SessionRow, (*fields, "", row.summary))
             seal = seal_of(listing, None)
-            changes = (row.title, updated, count, event.revision, version, new_head, seal, row.summary)
-            changes += (session_id, head, head)
-            execute("BEGIN IMMEDIATE")
-            execute(update, changes)
-            execute(insert, (session_id, version, codes[topic], state))
-            execute("COMMIT")
+            listing = (row.title, updated, count, event.revision, version, new_head, seal, row.summary)
+            execute(append, (session_id, head, *listing, codes[topic], state))
             head = new_head
         return time.perf_counter() - start
 

@@ -458,9 +458,9 @@ def notes(config: Config, results: dict[str, Any], lines: Sequence[Line]) -> lis
                 "(building is untimed; loading only reads)"
             )
     out.append(
-        "(a) the engine's SQL alone: the statements an append runs (BEGIN IMMEDIATE, the listing-row update, "
-        "the event insert, COMMIT), pre-built from the same rows, on a store the engine made: what its layout "
-        "allows before any engine code runs"
+        "(a) the engine's SQL alone: the statement an append runs (one insert into its append view, whose "
+        "trigger advances the listing row and inserts the event, in a transaction of its own), pre-built from "
+        "the same rows, on a store the engine made: what its layout allows before any engine code runs"
     )
     out.append(
         "(a) an append's essential work alone: in one plain loop with no engine layers, what every append "

@@ -336,7 +336,9 @@ def realtime_state(events: Iterable[tuple[int, Event]]) -> RealtimeState:
         elif isinstance(event, RealtimePendingResolved):
             changes = realtime_resolve(state, "place" if event.policy == "place" else "drop")
         elif isinstance(event, MessagesErased):
-            state.erased |= frozenset(event.items)
+            # An erasure of an earlier build named no items: only the
+            # transcript can say then which messages were erased.
+            state.erased |= frozenset(event.items or (_SOME_ERASURE,))
             continue
         else:
             continue
@@ -535,6 +537,8 @@ def _joins_at_end(change: Change, written: tuple[Block, ...], start: int) -> boo
     )
 
 
+#: In ``RealtimeState.erased``: an erasure that named no items took place.
+_SOME_ERASURE = ""
 _ERASED = "the message of item {item} was erased: the content of this event is not stored"
 _EMPTIED = "an erasure emptied {item}: the content of this event is not stored"
 _SAYS = {ReplaceItem: "its later content", RemoveItem: "its deletion", TruncateItem: "its truncation"}
@@ -543,9 +547,12 @@ _SAYS = {ReplaceItem: "its later content", RemoveItem: "its deletion", TruncateI
 def _erased_item(conversation: RealtimeState, state: Session, event: RealtimeEvent) -> str | None:
     """Why ``event`` is stored without its content, if it concerns an item
     or call an erasure emptied, or an item whose message was erased."""
+    erased = conversation.erased
+    if not erased:  # no erasure in this session: nothing to look up (every event passes here)
+        return None
     item_id = getattr(event, "item_id", None)
     for ident in (item_id, getattr(event, "call_id", None)):
-        if isinstance(ident, str) and ident in conversation.erased:
+        if isinstance(ident, str) and ident in erased:
             return _EMPTIED.format(item=ident)
     if not isinstance(item_id, str):
         return None
