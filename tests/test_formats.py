@@ -1321,3 +1321,17 @@ def test_a_result_goes_to_gemini_as_an_object_only_if_its_text_is_one_and_reads_
     assert to_gemini([asked, error])["contents"][1]["parts"][0]["functionResponse"]["response"] == {
         "error": '{"code": 5}'
     }
+
+
+@pytest.mark.parametrize("content", [(), (Text(text=""),)], ids=["no block", "an empty text"])
+def test_anthropic_refuses_an_error_result_with_no_content(content: tuple[Text, ...]) -> None:
+    # Found by a newcomer pass: the API answers such a request "content
+    # cannot be empty if is_error is true".
+    asked = Message.assistant(ToolUse(id="c1", name="f"))
+    failed = Message.tool_results(ToolResult(tool_use_id="c1", content=content, is_error=True))
+    with pytest.raises(InvalidArgument, match=r"messages\[1\]\.blocks\[0\]: an error result with no content"):
+        to_anthropic([asked, failed])
+    [result] = to_anthropic([asked, failed], lossy=True)["messages"][1]["content"]
+    assert result["is_error"] is False
+    said = Message.tool_results(ToolResult.of("c1", "timed out", is_error=True))
+    assert to_anthropic([asked, said])["messages"][1]["content"][0]["is_error"] is True

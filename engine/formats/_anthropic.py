@@ -108,7 +108,16 @@ def _block(entry: Entry, number: int, block: Block, policy: Policy) -> Json | No
                 else _image(part, f"{where}.content[{part_number}]", policy)
                 for part_number, part in enumerate(block.content)
             ]
-        return {"type": "tool_result", "tool_use_id": block.tool_use_id, "content": content, "is_error": block.is_error}
+        is_error = block.is_error
+        if is_error and not any(isinstance(part, Image) or part.text for part in block.content):
+            policy.cannot_hold(
+                where,
+                f'an error result with no content: {FORMAT} refuses one ("content cannot be empty if is_error is '
+                'true"); give it a text saying what failed',
+                "send it without is_error",
+            )
+            is_error = False
+        return {"type": "tool_result", "tool_use_id": block.tool_use_id, "content": content, "is_error": is_error}
     return None  # a Transcript: prepare() has refused it or made it text
 
 
