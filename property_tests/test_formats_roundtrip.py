@@ -104,6 +104,7 @@ class Holds:
     any_arguments: bool  # else only arguments as json.dumps(object, ensure_ascii=False) writes them
     one_text_results: bool  # a tool result is exactly one text block
     empty_text: bool  # a text block may be empty (Anthropic refuses one)
+    empty_error_results: bool  # an error result may have no content (Anthropic refuses one)
     unsigned_reasoning: bool  # a reasoning block may have no signature (Anthropic refuses one)
     assistant_order: tuple[type[Block], ...] | None  # blocks must come in this order of kinds, if given
     joins: Callable[[Message, Message], bool]  # whether two neighbours would read back as one
@@ -143,6 +144,7 @@ CHAT = Holds(
     any_arguments=True,
     one_text_results=False,
     empty_text=True,
+    empty_error_results=True,
     unsigned_reasoning=True,
     assistant_order=(Text, ToolUse),
     joins=_chat_joins,
@@ -158,6 +160,7 @@ RESPONSES = Holds(
     any_arguments=True,
     one_text_results=False,
     empty_text=True,
+    empty_error_results=True,
     unsigned_reasoning=True,
     assistant_order=(Reasoning, Text, ToolUse),
     joins=_responses_joins,
@@ -173,6 +176,7 @@ ANTHROPIC = Holds(
     any_arguments=False,
     one_text_results=False,
     empty_text=False,
+    empty_error_results=False,
     unsigned_reasoning=False,
     assistant_order=None,
     joins=_never,
@@ -188,6 +192,7 @@ GEMINI = Holds(
     any_arguments=False,
     one_text_results=True,
     empty_text=False,
+    empty_error_results=True,
     unsigned_reasoning=True,
     assistant_order=None,
     joins=_never,
@@ -235,9 +240,13 @@ def holdable(draw: st.DrawFn, holds: Holds) -> list[Message]:
         else:
             parts = text | picture if holds.result_images else text
             content = draw(st.lists(parts, max_size=2))
-        return ToolResult(tool_use_id=use.id, content=tuple(content), is_error=_flag(draw, holds.error_results))
+        is_error = _flag(draw, holds.error_results)
+        if not holds.empty_error_results and not any(isinstance(part, Image) or part.text for part in content):
+            is_error = False
+        return ToolResult(tool_use_id=use.id, content=tuple(content), is_error=is_error)
 
     messages: list[Message] = []
+    taken: set[str] = set()
     if draw(st.booleans()):
         messages.append(Message(role="system", blocks=tuple(draw(st.lists(text, min_size=1, max_size=2)))))
     for _ in range(draw(st.integers(0, 5))):
@@ -248,7 +257,9 @@ def holdable(draw: st.DrawFn, holds: Holds) -> list[Message]:
         elif kind == "assistant":
             messages.append(assistant([]))
         else:
-            uses = draw(st.lists(tool_uses(arguments), min_size=1, max_size=3, unique_by=lambda use: use.id))
+            fresh = tool_uses(arguments).filter(lambda use: use.id not in taken)  # a call's id is its own
+            uses = draw(st.lists(fresh, min_size=1, max_size=3, unique_by=lambda use: use.id))
+            taken.update(use.id for use in uses)
             messages.append(assistant(uses))
             results = [result(use) for use in draw(st.permutations(uses))]
             messages.append(Message.tool_results(*results))

@@ -1335,3 +1335,29 @@ def test_anthropic_refuses_an_error_result_with_no_content(content: tuple[Text, 
     assert result["is_error"] is False
     said = Message.tool_results(ToolResult.of("c1", "timed out", is_error=True))
     assert to_anthropic([asked, said])["messages"][1]["content"][0]["is_error"] is True
+
+
+def test_two_calls_with_one_id_are_refused_by_every_format() -> None:
+    # Found by a newcomer pass: a Gemini history read turn by turn names a
+    # repeated call alike in each turn; the converters sent both calls under
+    # one id, which Anthropic's API refuses ("tool_use ids must be unique").
+    def turn(question: str, answer: str) -> list[Any]:
+        return [
+            {"role": "user", "parts": [{"text": question}]},
+            {"role": "model", "parts": [{"functionCall": {"name": "get_time", "args": {}}}]},
+            {"role": "user", "parts": [{"functionResponse": {"name": "get_time", "response": {"output": answer}}}]},
+            {"role": "model", "parts": [{"text": "ok"}]},
+        ]
+
+    joined = [*from_gemini(turn("time?", "09:00")), *from_gemini(turn("and now?", "09:05"))]
+    assert joined[1].tool_uses[0].id == joined[5].tool_uses[0].id
+    converters: list[Any] = [to_anthropic, to_gemini, to_openai_chat, to_openai_responses]
+    for convert in converters:
+        with pytest.raises(InvalidArgument, match=r"messages\[5\]\.blocks\[0\]: tool use .* has the id of an earlier"):
+            convert(joined)
+    sent = to_anthropic(joined, lossy=True)["messages"]
+    assert [m["role"] for m in sent] == ["user", "assistant", "user", "assistant", "user", "assistant"]
+    assert "09:05" not in json.dumps(sent)  # the repeated call and its result are left out
+    # Read at once, the same history names each call apart.
+    whole = from_gemini([*turn("time?", "09:00"), *turn("and now?", "09:05")])
+    assert to_anthropic(whole)["messages"][6]["content"][0]["content"] == "09:05"

@@ -135,8 +135,33 @@ def prepare(
             policy.cannot_hold(where, f"a message with no content, which {policy.format} refuses", "leave it out")
             continue
         entries.append(Entry(index, message.role, tuple(blocks), incomplete))
-    entries = _without_unanswered_calls(originals, entries, policy)
+    entries = _without_repeated_calls(_without_unanswered_calls(originals, entries, policy), policy)
     return originals, _without_unmatched_results(entries, policy) if results_need_calls else entries
+
+
+def _without_repeated_calls(entries: list[Entry], policy: Policy) -> list[Entry]:
+    """Refuse (lossy: leave out) each tool use whose id an earlier tool use
+    of these messages has: every model API needs each call's id once (two
+    histories joined, say, whose calls were named alike)."""
+    kept: list[Entry] = []
+    first: dict[str, int] = {}  # call id -> the message of the first tool use with it
+    for entry in entries:
+        problems: dict[int, str] = {}
+        for number, block in enumerate(entry.blocks):
+            if not isinstance(block, ToolUse):
+                continue
+            earlier = first.setdefault(block.id, entry.index)
+            if earlier != entry.index or any(
+                isinstance(other, ToolUse) and other.id == block.id for other in entry.blocks[:number]
+            ):
+                problems[number] = (
+                    f"tool use {block.id!r} has the id of an earlier tool use (messages[{earlier}]), and "
+                    f"{policy.format} needs each call's id once (give the calls ids of their own)"
+                )
+        pruned = _without_blocks(entry, problems, "leave the call out", policy) if problems else entry
+        if pruned is not None:
+            kept.append(pruned)
+    return kept
 
 
 def _without_unanswered_calls(originals: Sequence[Message], entries: list[Entry], policy: Policy) -> list[Entry]:
