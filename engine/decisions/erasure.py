@@ -150,6 +150,7 @@ def expand(targets: Targets, decoded: dict[str, list[tuple[int, Event]]], view: 
         for alias, original in state.aliases.items():
             if alias in targets.ids:
                 targets.ids.add(original)
+                seen.add(original)  # named through the alias: not an id the caller gave
     for sid, logged in decoded.items():
         for _, event in logged:
             if not isinstance(event, RealtimeRecorded):

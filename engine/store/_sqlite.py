@@ -229,7 +229,8 @@ class SQLiteRecorder:
         # writer connection's own (TEMP: nothing is added to the file), whose
         # trigger advances the listing row (only while it holds the head the
         # event extends) and inserts the event. BEGIN IMMEDIATE, the update,
-        # the insert and COMMIT each cost a call; this was a tenth of an append.
+        # the insert and COMMIT each cost a call: about 7% of an append at
+        # synchronous=off.
         append_view = f"{prefix}_append_one"
         self._append_one = f"INSERT INTO temp.{append_view} VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
         self._append_view_statements = (
