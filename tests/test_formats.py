@@ -1361,3 +1361,26 @@ def test_two_calls_with_one_id_are_refused_by_every_format() -> None:
     # Read at once, the same history names each call apart.
     whole = from_gemini([*turn("time?", "09:00"), *turn("and now?", "09:05")])
     assert to_anthropic(whole)["messages"][6]["content"][0]["content"] == "09:05"
+
+
+def test_calls_answered_over_two_turns_of_results_are_answered() -> None:
+    # Found by a newcomer pass: to_gemini said a call answered in the second
+    # of two user turns of function responses was "never answered".
+    split = [
+        {"role": "user", "parts": [{"text": "both?"}]},
+        {
+            "role": "model",
+            "parts": [
+                {"functionCall": {"id": "a", "name": "f", "args": {}}},
+                {"functionCall": {"id": "b", "name": "g", "args": {}}},
+            ],
+        },
+        {"role": "user", "parts": [{"functionResponse": {"id": "a", "name": "f", "response": {"output": "1"}}}]},
+        {"role": "user", "parts": [{"functionResponse": {"id": "b", "name": "g", "response": {"output": "2"}}}]},
+    ]
+    messages = from_gemini(split)
+    assert [m.role for m in messages] == ["user", "assistant", "tool_results", "tool_results"]
+    assert to_gemini(messages)["contents"][2:] == [
+        {"role": "user", "parts": [{"functionResponse": {"id": "a", "name": "f", "response": {"output": "1"}}}]},
+        {"role": "user", "parts": [{"functionResponse": {"id": "b", "name": "g", "response": {"output": "2"}}}]},
+    ]

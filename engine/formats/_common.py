@@ -175,12 +175,15 @@ def _without_unanswered_calls(originals: Sequence[Message], entries: list[Entry]
             kept.append(entry)
             continue
         after = originals[entry.index + 1]
-        if after.role != "tool_results":
-            answered: set[str] = set()
-        elif after.erased is not None:
-            answered = {use.id for use in originals[entry.index].tool_uses}  # answered with empty results
-        else:
-            answered = {block.tool_use_id for block in after.blocks if isinstance(block, ToolResult)}
+        answered: set[str] = set()
+        following = entry.index + 1  # a run of tool_results messages answers the calls before it
+        while following < len(originals) and originals[following].role == "tool_results":
+            results = originals[following]
+            if results.erased is not None:
+                answered.update(use.id for use in originals[entry.index].tool_uses)  # answered with empty results
+            else:
+                answered.update(block.tool_use_id for block in results.blocks if isinstance(block, ToolResult))
+            following += 1
         unanswered = (
             f"is never answered: the message after it is {a_role(after.role)} message without its result, and "
             f"{policy.format} refuses a call without its result (answer it with a tool_results message, "
