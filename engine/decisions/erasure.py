@@ -146,8 +146,14 @@ def expand(targets: Targets, decoded: dict[str, list[tuple[int, Event]]], view: 
         for sid, logged in decoded.items()
         if any(isinstance(event, RealtimeRecorded) for _, event in logged)
     }
-    for state in states.values():
-        for alias, original in state.aliases.items():
+    # Re-sent items by the message they stand for: placed as aliases, or
+    # still waiting for the rest of the re-sent run.
+    resent = [
+        {**state.aliases, **{item.id: item.stands_for for item in state.items.values() if item.stands_for}}
+        for state in states.values()
+    ]
+    for stands_for in resent:
+        for alias, original in stands_for.items():
             if alias in targets.ids:
                 targets.ids.add(original)
                 seen.add(original)  # named through the alias: not an id the caller gave
@@ -198,7 +204,8 @@ def expand(targets: Targets, decoded: dict[str, list[tuple[int, Event]]], view: 
     for state in states.values():
         placed = [item.id for item in state.items.values() if item.anchor is not None and item.anchor in targets.items]
         targets.items.update(placed)
-        targets.items.update(alias for alias, original in state.aliases.items() if original in targets.items)
+    for stands_for in resent:
+        targets.items.update(alias for alias, original in stands_for.items() if original in targets.items)
     for message in messages:  # a call the erased session shows, in a message of another item
         if targets.holds_call(message):
             for block in message.blocks:
@@ -230,7 +237,7 @@ def erase_log(
     (``view``), elsewhere only copies of the erased content."""
     replaced: list[tuple[int, Event]] = []
     erased: dict[tuple[str, str], None] = {}  # (id, digest) pairs, in order: two messages may share an id
-    items: dict[str, None] = {}  # realtime item and call ids emptied, in order
+    items: dict[str, None] = {}  # realtime items emptied, in order
 
     def shown(message: Message) -> bool:
         return view.shows(head.id, message)
@@ -316,7 +323,7 @@ def _erased_event(
     """``event`` with the targets' content removed, or ``event`` itself if it
     holds none (``shown``: whether a message of it is in what the erased
     session shows). Records each erased message's id and digest in
-    ``erased``, and the realtime item and call ids emptied in ``items``."""
+    ``erased``, and the realtime items emptied in ``items``."""
 
     def cleaned(message: Message, copies: bool = False) -> Message:
         hit = targets.hit_copy if copies else targets.hit if shown(message) else targets.hit_elsewhere
@@ -338,10 +345,9 @@ def _erased_event(
         if replacement is not event.replacement:
             return _replace(event, replacement=replacement)
     elif isinstance(event, RealtimeRecorded) and targets.hit_realtime(event.event):
-        for name in ("item_id", "call_id"):
-            ident = getattr(event.event, name, None)
-            if isinstance(ident, str):
-                items.setdefault(ident)
+        ident = getattr(event.event, "item_id", None)
+        if isinstance(ident, str):  # the item, not its call id: the call's other side may be kept
+            items.setdefault(ident)
         inner = scrubbed(event.event)
         if inner is not event.event:
             return _replace(event, event=inner)

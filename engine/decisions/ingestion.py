@@ -32,7 +32,7 @@ from engine.realtime.reducer import (
 )
 from engine.realtime.reducer import apply as realtime_apply
 from engine.realtime.reducer import resolve as realtime_resolve
-from engine.state.content import Block, Message, Transcript, shown
+from engine.state.content import Block, Message, ToolResult, Transcript, shown
 from engine.state.events import (
     Event,
     MessagesAppended,
@@ -515,13 +515,29 @@ def _changed_since(state: Session, change: Change, conversation: RealtimeState) 
     item = conversation.items.get(change.item_id)
     if item is not None and item.anchor == anchor:
         start = min(start, item.block_offset)
-    if written is not None and _joins_at_end(change, written, start):
-        return None  # another item's blocks added after all the message holds: wherever the caller left it
-    if written is None or len(message.blocks) != len(written) or message.blocks[start:end] != written[start:end]:
+    joins = written is not None and _joins_at_end(change, written, start)
+    if not joins and (
+        written is None or len(message.blocks) != len(written) or message.blocks[start:end] != written[start:end]
+    ):
         return (
             f"the message of item {anchor} was rewritten since ingestion placed it: the rewrite stands, and {what} "
             "is not stored in the transcript"
         )
+    if isinstance(change, ReplaceItem):
+        # A second result for a call its message answers already: no model
+        # API takes two (and the store refuses such a message from a caller).
+        kept = message.blocks[: change.offset] + message.blocks[change.offset + change.count :]
+        answered = {block.tool_use_id for block in kept if isinstance(block, ToolResult)}
+        again = [
+            block.tool_use_id
+            for block in change.blocks
+            if isinstance(block, ToolResult) and block.tool_use_id in answered
+        ]
+        if again:
+            return (
+                f"call {again[0]} is answered already in the message of item {anchor}: a second result for it is "
+                "not stored in the transcript"
+            )
     return None
 
 
@@ -546,16 +562,15 @@ _SAYS = {ReplaceItem: "its later content", RemoveItem: "its deletion", TruncateI
 
 def _erased_item(conversation: RealtimeState, state: Session, event: RealtimeEvent) -> str | None:
     """Why ``event`` is stored without its content, if it concerns an item
-    or call an erasure emptied, or an item whose message was erased."""
+    an erasure emptied, or an item whose message was erased."""
     erased = conversation.erased
     if not erased:  # no erasure in this session: nothing to look up (every event passes here)
         return None
     item_id = getattr(event, "item_id", None)
-    for ident in (item_id, getattr(event, "call_id", None)):
-        if isinstance(ident, str) and ident in erased:
-            return _EMPTIED.format(item=ident)
     if not isinstance(item_id, str):
         return None
+    if item_id in erased:
+        return _EMPTIED.format(item=item_id)
     item = conversation.items.get(item_id)
     anchor = item.anchor if item is not None and item.anchor is not None else item_id
     index = state.messages.position_of(anchor)

@@ -404,7 +404,7 @@ class RealtimeState:
         # or erasure), whose change stands. Kept by the store
         # (engine.decisions.ingestion), not by the reducer.
         self.written: _Split[tuple[Block, ...]] = _Split(_never_live)
-        # Realtime item and call ids an erasure emptied: what comes for them
+        # Realtime items an erasure emptied: what comes for them
         # is stored without its content. Kept by the store, as ``written``.
         self.erased: frozenset[str] = frozenset()
 

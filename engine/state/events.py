@@ -177,7 +177,7 @@ class MessagesErased(_EventBase, frozen=True, kw_only=True, tag="messages_erased
     reason: str
     note: str | None = None
     previous_head: str
-    # The realtime item and call ids whose recorded events it emptied (v2):
+    # The realtime items whose recorded events it emptied (v2):
     # what ingestion receives for them later is stored without its content.
     items: tuple[str, ...] = ()
 
