@@ -350,11 +350,10 @@ def test_an_item_erased_while_it_waits_is_placed_without_its_content(stores: Sto
     assert not stored_anywhere(stores, store, sid, "4111 1111", tmp_path)
 
 
-def test_an_item_a_new_connection_re_sent_is_erased_with_the_message_it_stands_for(
-    stores: StoreFactory, tmp_path: Path
-) -> None:
-    store = stores.open()
-    sid = store.create()
+def resent_after_a_reconnect(store: Transcripts, sid: str, *, whole_run: bool = True) -> None:
+    """u1 "my card 4111 1111" and a1 "Noted."; then a new connection re-sends
+    them as n1 and n2, or (``whole_run`` false) n1 only: the rest of the
+    re-sent run has not come yet."""
     answer = {
         "id": "a1",
         "type": "message",
@@ -362,19 +361,28 @@ def test_an_item_a_new_connection_re_sent_is_erased_with_the_message_it_stands_f
         "status": "completed",
         "content": [{"type": "output_text", "text": "Noted."}],
     }
+    resent = [event("conversation.item.added", previous_item_id=None, item=typed("n1", "my card 4111 1111"))]
+    if whole_run:
+        resent.append(event("conversation.item.added", previous_item_id="n1", item={**answer, "id": "n2"}))
     store.ingest_many(
         sid,
         [
             event("session.created", session={"id": "sess_1"}),
             event("conversation.item.added", previous_item_id=None, item=typed("u1", "my card 4111 1111")),
             event("conversation.item.added", previous_item_id="u1", item=answer),
-            # A new connection re-sends the history under new ids.
             event("session.created", session={"id": "sess_2"}),
-            event("conversation.item.added", previous_item_id=None, item=typed("n1", "my card 4111 1111")),
-            event("conversation.item.added", previous_item_id="n1", item={**answer, "id": "n2"}),
+            *resent,
         ],
         provider="openai",
     )
+
+
+def test_an_item_a_new_connection_re_sent_is_erased_with_the_message_it_stands_for(
+    stores: StoreFactory, tmp_path: Path
+) -> None:
+    store = stores.open()
+    sid = store.create()
+    resent_after_a_reconnect(store, sid)
     assert [m.text for m in store.get(sid).messages] == ["my card 4111 1111", "Noted."]  # nothing added
     store.erase(sid, "u1")
     assert not stored_anywhere(stores, store, sid, "4111 1111", tmp_path)
@@ -501,25 +509,7 @@ def test_a_fork_keeps_out_what_an_erasure_in_its_source_emptied(stores: StoreFac
 
 def test_erasing_by_the_id_of_an_item_a_new_connection_re_sent_erases_its_message(store: Transcripts) -> None:
     sid = store.create()
-    answer = {
-        "id": "a1",
-        "type": "message",
-        "role": "assistant",
-        "status": "completed",
-        "content": [{"type": "output_text", "text": "Noted."}],
-    }
-    store.ingest_many(
-        sid,
-        [
-            event("session.created", session={"id": "sess_1"}),
-            event("conversation.item.added", previous_item_id=None, item=typed("u1", "my card 4111")),
-            event("conversation.item.added", previous_item_id="u1", item=answer),
-            event("session.created", session={"id": "sess_2"}),
-            event("conversation.item.added", previous_item_id=None, item=typed("n1", "my card 4111")),
-            event("conversation.item.added", previous_item_id="n1", item={**answer, "id": "n2"}),
-        ],
-        provider="openai",
-    )
+    resent_after_a_reconnect(store, sid)
     assert store.erase(sid, "n1") == [sid]  # the id the live connection knows it by
     assert [(m.text, m.erased is not None) for m in store.get(sid).messages] == [("", True), ("Noted.", False)]
     assert "4111" not in repr(store.history(sid))
@@ -571,25 +561,7 @@ def test_an_erasure_names_a_re_sent_item_still_waiting_for_the_rest_of_its_run(
 ) -> None:
     store = stores.open()
     sid = store.create()
-    answer = {
-        "id": "a1",
-        "type": "message",
-        "role": "assistant",
-        "status": "completed",
-        "content": [{"type": "output_text", "text": "Noted."}],
-    }
-    store.ingest_many(
-        sid,
-        [
-            event("session.created", session={"id": "sess_1"}),
-            event("conversation.item.added", previous_item_id=None, item=typed("u1", "my card 4111 1111")),
-            event("conversation.item.added", previous_item_id="u1", item=answer),
-            event("session.created", session={"id": "sess_2"}),
-            # The new connection re-sends u1 as n1; the rest of the run (a1) has not come yet.
-            event("conversation.item.added", previous_item_id=None, item=typed("n1", "my card 4111 1111")),
-        ],
-        provider="openai",
-    )
+    resent_after_a_reconnect(store, sid, whole_run=False)
     assert store.erase(sid, "n1") == [sid]  # either id names the message
     [audit] = [e.event for e in store.history(sid) if e.kind == "messages_erased"]
     assert set(audit.items) == {"u1", "n1"}  # type: ignore[attr-defined]
