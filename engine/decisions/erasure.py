@@ -104,12 +104,10 @@ class Targets:
     def hit_realtime(self, event: object) -> bool:
         if getattr(event, "item_id", None) in self.items:
             return True
-        call = getattr(event, "call_id", None)
+        # Only these two events carry a call id.
         if isinstance(event, FunctionCall):
-            return call in self.uses
-        if isinstance(event, FunctionCallOutput):
-            return call in self.results
-        return call is not None and (call in self.uses or call in self.results)
+            return event.call_id in self.uses
+        return isinstance(event, FunctionCallOutput) and event.call_id in self.results
 
 
 class View(NamedTuple):
