@@ -13,6 +13,7 @@ import msgspec
 
 from engine.decisions._checks import at
 from engine.decisions.ingestion import realtime_state
+from engine.realtime.reducer import OutOfBandMessage, RealtimeState
 from engine.state.content import Message, ToolResult, ToolUse, with_default_objects
 from engine.state.events import (
     Event,
@@ -139,11 +140,15 @@ def expand(targets: Targets, decoded: dict[str, list[tuple[int, Event]]], view: 
     # The ingestion state of each log with realtime records: an item a new
     # connection re-sent stands for the message it re-sends (either id names
     # it), and a message holds every item placed in it.
-    states = {
-        sid: realtime_state(logged)
-        for sid, logged in decoded.items()
-        if any(isinstance(event, RealtimeRecorded) for _, event in logged)
-    }
+    states: dict[str, RealtimeState] = {}
+    # The items of each out-of-band response's output: one message, never
+    # in the transcript, named by any of them.
+    out_of_band: list[tuple[str, ...]] = []
+    for sid, logged in decoded.items():
+        if any(isinstance(event, RealtimeRecorded) for _, event in logged):
+            reported: list[tuple[int, OutOfBandMessage]] = []
+            states[sid] = realtime_state(logged, reported=reported)
+            out_of_band += [change.item_ids for _, change in reported]
     # Re-sent items by the message they stand for: placed as aliases, or
     # still waiting for the rest of the re-sent run.
     resent = [
@@ -178,6 +183,9 @@ def expand(targets: Targets, decoded: dict[str, list[tuple[int, Event]]], view: 
             elif isinstance(recorded, FunctionCallOutput):
                 targets.answered.add(recorded.call_id)
                 called.setdefault(recorded.call_id, []).append(item)
+    for items in out_of_band:
+        if any(item in targets.items or item in targets.ids for item in items):
+            targets.items.update(items)
     messages: list[Message] = []
     elsewhere: list[Message] = []
     for sid, logged in decoded.items():

@@ -106,13 +106,18 @@ class Pending(msgspec.Struct, frozen=True, kw_only=True):
 class IngestDecision(NamedTuple):
     """The events to store, the session and ingestion states after them, and
     one outcome per input event; ``sources``: for each event to store, the
-    index of the input event it comes from."""
+    index of the input event it comes from. ``emptied``: items whose earlier
+    records hold content that turned out to be an erased message's (an
+    output that waited, then joined an erased message; an item a new
+    connection re-sent in place of an erased one): the facade erases them
+    there before it stores these events."""
 
     events: tuple[Event, ...]
     state: Session
     realtime: RealtimeState
     outcomes: list[IngestOutcome]
     sources: tuple[int, ...]
+    emptied: tuple[str, ...] = ()
 
 
 class _Unstorable(Exception):
@@ -222,6 +227,7 @@ def _ingested(
     to_store: list[Event] = []
     sources: list[int] = []
     results: list[tuple[str, str | None, list[Message], list[Message]]] = []
+    bound: dict[str, None] = {}  # items found to be an erased message's, in order
     for index, canonical in enumerate(translated):
         sources.extend([index - 1] * (len(to_store) - len(sources)))  # what the input event before staged
         if isinstance(canonical, tuple):
@@ -254,13 +260,16 @@ def _ingested(
             if not outcome.accepted:
                 continue
             into_erased = [anchor for change in outcome.changes if (anchor := _erased_anchor(working, change))]
+            if into_erased or (state.erased and any(isinstance(change, Reseeded) for change in outcome.changes)):
+                bound.update(dict.fromkeys(_erased_bound(state, working, outcome.changes)))
             if into_erased:
                 # Content for an erased message (an output joining its
                 # results, say) is kept as the erasure left the rest of it.
                 item = scrubbed(item)
                 if said in reasons:
                     reasons.remove(said)
-                reasons.extend(r for r in (_ERASED.format(item=a) for a in into_erased) if r not in reasons)
+                if not erased:  # an erasure's reason says it all
+                    reasons.extend(r for r in (_ERASED.format(item=a) for a in into_erased) if r not in reasons)
             recorded = RealtimeRecorded(at=at(now, working), actor=actor, event=item, provider=provider)
             working = _stage(working, recorded, to_store)
             landed = refused = 0
@@ -293,7 +302,8 @@ def _ingested(
         )
         for status, reason, added, outside in results
     ]
-    return IngestDecision(tuple(to_store), working, state, outcomes, tuple(sources))
+    emptied = _without_bound_content(to_store, bound, realtime)
+    return IngestDecision(tuple(to_store), working, state, outcomes, tuple(sources), emptied)
 
 
 def resolve(
@@ -311,6 +321,7 @@ def resolve(
     added: list[Message] = []
     working = _stage(head, RealtimePendingResolved(at=at(now, head), actor=actor, policy=policy), to_store)
     reasons = [f"pending items resolved ({policy})"]
+    bound = dict.fromkeys(_erased_bound(state, working, changes))
     for change in changes:
         kept = _changed_since(working, change, state)
         if kept is None:
@@ -324,13 +335,19 @@ def resolve(
         messages=tuple(added),
         version=working.version,
     )
-    return IngestDecision(tuple(to_store), working, state, [outcome], ())
+    return IngestDecision(
+        tuple(to_store), working, state, [outcome], (), _without_bound_content(to_store, bound, realtime)
+    )
 
 
-def realtime_state(events: Iterable[tuple[int, Event]]) -> RealtimeState:
-    """The ingestion state after a session's recorded realtime events."""
+def realtime_state(
+    events: Iterable[tuple[int, Event]], *, reported: list[tuple[int, OutOfBandMessage]] | None = None
+) -> RealtimeState:
+    """The ingestion state after a session's recorded realtime events;
+    ``reported``, if given, collects what its out-of-band responses
+    produced, each with the version of the event that ended it."""
     state = RealtimeState()
-    for _, event in events:
+    for version, event in events:
         if isinstance(event, RealtimeRecorded):
             changes: Iterable[Change] = realtime_apply(state, event.event).changes
         elif isinstance(event, RealtimePendingResolved):
@@ -343,6 +360,8 @@ def realtime_state(events: Iterable[tuple[int, Event]]) -> RealtimeState:
         else:
             continue
         for change in changes:
+            if reported is not None and isinstance(change, OutOfBandMessage):
+                reported.append((version, change))
             _track(state, change)
     return state
 
@@ -355,26 +374,14 @@ def pending(state: RealtimeState) -> Pending:
 def out_of_band(events: Iterable[tuple[int, Event]]) -> list[OutOfBandResponse]:
     """What the out-of-band responses of a session's recorded realtime events
     produced, in the order they ended."""
-    state = RealtimeState()
-    found: list[OutOfBandResponse] = []
-    for version, event in events:
-        if isinstance(event, RealtimeRecorded):
-            changes = realtime_apply(state, event.event).changes
-        elif isinstance(event, RealtimePendingResolved):
-            changes = tuple(realtime_resolve(state, "place" if event.policy == "place" else "drop"))
-        else:
-            continue
-        for change in changes:
-            if isinstance(change, OutOfBandMessage):
-                found.append(
-                    OutOfBandResponse(
-                        response_id=change.response_id,
-                        status=change.status,
-                        messages=(change.message,),
-                        version=version,
-                    )
-                )
-    return found
+    reported: list[tuple[int, OutOfBandMessage]] = []
+    realtime_state(events, reported=reported)
+    return [
+        OutOfBandResponse(
+            response_id=change.response_id, status=change.status, messages=(change.message,), version=version
+        )
+        for version, change in reported
+    ]
 
 
 def duplicate_reasons(state: RealtimeState, translated: Sequence[Translated]) -> list[str] | None:
@@ -571,6 +578,10 @@ def _erased_item(conversation: RealtimeState, state: Session, event: RealtimeEve
         return None
     if item_id in erased:
         return _EMPTIED.format(item=item_id)
+    # An item a new connection re-sent stands for the message it re-sends.
+    item_id = conversation.aliases.get(item_id, item_id)
+    if item_id in erased:
+        return _EMPTIED.format(item=item_id)
     item = conversation.items.get(item_id)
     anchor = item.anchor if item is not None and item.anchor is not None else item_id
     index = state.messages.position_of(anchor)
@@ -578,6 +589,38 @@ def _erased_item(conversation: RealtimeState, state: Session, event: RealtimeEve
         return None
     message = state.messages[index]
     return _ERASED.format(item=anchor) if message.provider_item_id == anchor and message.erased is not None else None
+
+
+def _erased_bound(conversation: RealtimeState, state: Session, changes: Iterable[Change]) -> list[str]:
+    """The items ``changes`` find to be an erased message's (content joining
+    it, a re-sent copy standing for it) that no erasure emptied yet."""
+    found = []
+    for change in changes:
+        if isinstance(change, Reseeded):
+            original = conversation.items.get(change.original)
+            anchor = original.anchor if original is not None and original.anchor is not None else change.original
+            index = state.messages.position_of(anchor)
+            erased = change.original in conversation.erased or (
+                index is not None and state.messages[index].erased is not None
+            )
+            item = change.item_id
+        else:
+            erased, item = _erased_anchor(state, change) is not None, getattr(change, "item_id", "")
+        if erased and item and item not in conversation.erased:
+            found.append(item)
+    return found
+
+
+def _without_bound_content(to_store: list[Event], bound: dict[str, None], before: RealtimeState) -> tuple[str, ...]:
+    """Records of ``bound`` items in ``to_store`` without their content, in
+    place; the bound items that earlier records (stored before, in
+    ``before``) hold content of."""
+    if not bound:
+        return ()
+    for index, event in enumerate(to_store):
+        if isinstance(event, RealtimeRecorded) and getattr(event.event, "item_id", None) in bound:
+            to_store[index] = msgspec.structs.replace(event, event=scrubbed(event.event))
+    return tuple(item for item in bound if item in before.items)
 
 
 def _rewrite(

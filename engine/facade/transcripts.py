@@ -711,12 +711,21 @@ class Transcripts:
         # Decided again, as an append is, when another writer committed
         # first (the events mean the same on any newer head); the last try
         # holds the session.
-        for attempt in range(_WRITE_ATTEMPTS):
+        # Content that earlier records hold of an erased message is erased
+        # there first (outside the session's lock, as any erasure), once;
+        # then the events are decided again.
+        erased_first = False
+        attempt = 0
+        while attempt < _WRITE_ATTEMPTS:
+            emptied: tuple[str, ...] = ()
             with repository.locks.holding(session_id), _alone(repository, session_id, attempt == _WRITE_ATTEMPTS - 1):
                 head = repository.head(session_id)
                 realtime = repository.realtime_state(head)
                 while True:
                     decision = decisions.ingest(head, realtime, translated, actor=actor, provider=provider, now=clock())
+                    if decision.emptied and not erased_first:
+                        emptied = decision.emptied
+                        break
                     if not decision.events:
                         return decision.outcomes
                     try:
@@ -732,8 +741,20 @@ class Transcripts:
                         break
                     repository.realtime[session_id] = (decision.state.version, decision.realtime)
                     return decision.outcomes
+            if emptied:
+                self._empty_erased_content(session_id, emptied, actor)
+                erased_first = True
+                continue
             _pause(attempt)
+            attempt += 1
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _empty_erased_content(self, session_id: str, items: tuple[str, ...], actor: str | None) -> None:
+        """Erase the content earlier records hold of ``items``, which ingestion
+        found to be an erased message's only now (an output that waited,
+        then joined it; an item a new connection re-sent in its place)."""
+        note = "realtime content found to be an erased message's: " + ", ".join(items)
+        _erasure.erase(self._repository, session_id, items, "erasure", note.encode("ascii", "replace").decode(), actor)
 
     def resolve_pending(self, session_id: str, policy: str = "place", *, actor: str | None = None) -> IngestOutcome:
         """Unblock ingestion: ``place`` puts every waiting item in its chain, or
@@ -745,16 +766,22 @@ class Transcripts:
             raise InvalidArgument(f"policy must be 'place' or 'drop', got {shown(policy)}")
         check_actor(actor)
         repository = self._repository
-        with repository.locks.holding(session_id):
-            head = repository.head(session_id)
-            decision = decisions.resolve(head, repository.realtime_state(head), policy, actor=actor, now=clock())
-            if decision is None:
-                return IngestOutcome(
-                    status="ignored", reason="nothing is pending; nothing was stored", version=head.version
-                )
-            repository.commit(head, decision.events, decision.state)
-            repository.realtime[session_id] = (decision.state.version, decision.realtime)
-            return decision.outcomes[0]
+        erased_first = False
+        while True:
+            with repository.locks.holding(session_id):
+                head = repository.head(session_id)
+                decision = decisions.resolve(head, repository.realtime_state(head), policy, actor=actor, now=clock())
+                if decision is None:
+                    return IngestOutcome(
+                        status="ignored", reason="nothing is pending; nothing was stored", version=head.version
+                    )
+                if not decision.emptied or erased_first:
+                    repository.commit(head, decision.events, decision.state)
+                    repository.realtime[session_id] = (decision.state.version, decision.realtime)
+                    return decision.outcomes[0]
+            # As for ingest_many: earlier records' content of an erased message goes first.
+            self._empty_erased_content(session_id, decision.emptied, actor)
+            erased_first = True
 
     def pending(self, session_id: str) -> Pending:
         """Items ingestion is holding back, and in-flight response ids (to fan

@@ -36,6 +36,7 @@ import msgspec
 
 from engine.state.content import Block, Image, Message, Text, ToolResult, ToolUse, Transcript, Usage
 from engine.state.realtime_events import (
+    ERASED_TEXT,
     UNKNOWN,
     AssistantTextDelta,
     AssistantTranscriptDelta,
@@ -56,6 +57,7 @@ from engine.state.realtime_events import (
     UserTranscriptDelta,
     UserTranscriptFailed,
     UserTranscriptFinal,
+    erased_text,
 )
 
 __all__ = [
@@ -686,6 +688,10 @@ def _assistant_delta(state: RealtimeState, event: AssistantTextDelta | Assistant
 
 
 def _dispatch(state: RealtimeState, event: RealtimeEvent) -> Outcome:
+    if isinstance(event, (ItemDeleted, AssistantTranscriptTruncated)) and event.item_id in state.aliases:
+        # A new connection re-sent the message under this id: the live
+        # conversation deletes (or cuts) it by that id.
+        event = msgspec.structs.replace(event, item_id=state.aliases[event.item_id])
     if isinstance(event, (AssistantTextDelta, AssistantTranscriptDelta)):
         return _assistant_delta(state, event)
     if isinstance(event, SessionConfigured):
@@ -796,13 +802,18 @@ def _configure(state: RealtimeState, event: SessionConfigured) -> Outcome:
         # The old connection is over: nothing it left waiting can finish.
         changes = _close(state)
         state.connection_start = state.tail
-        state.reseed = tuple(
-            (item.id, item.digest)
-            for item in sorted(state.items.settled.values(), key=lambda item: item.placed)
-            if item.status == "materialised"
-            and item.digest
-            and item.digest != _digest(item.role or "", ())  # an item without content cannot be re-sent
-        )
+        resendable: list[tuple[str, bytes]] = []
+        for item in sorted(state.items.settled.values(), key=lambda item: item.placed):
+            if item.status != "materialised":
+                continue
+            if item.id in state.erased:
+                # Its content is gone, but the client may still hold it and
+                # re-send it: any item of its kind may stand for it, within
+                # a run that re-sends other messages as they were.
+                resendable.append((item.id, _ANY))
+            elif item.digest and item.digest != _digest(item.role or "", ()):  # without content: never re-sent
+                resendable.append((item.id, item.digest))
+        state.reseed = tuple(resendable) if any(known for _, known in resendable) else ()
         state.reseed_started = False
         reason = "a new connection: what the previous one left waiting was closed"
     if event.input_transcription is not None:
@@ -881,6 +892,15 @@ def _late_user_content(
         text = next((t for i, _, t, _ in item.parts if i == event.content_index), "")  # the deltas it had
     if not text or (not item.awaiting_text and event.content_index in item.seen_parts):
         return _nothing_new(state, item.id)
+    if erased_text(text):
+        # What an erasure left: the item said something, which never shows.
+        if not item.awaiting_text:
+            return _nothing_new(state, item.id)
+        return Outcome(
+            status="materialised",
+            reason="a late transcription lands in its item's place",
+            changes=(_replace_blocks(state, item, (), "late_transcription"),),
+        )
     block: Block = Transcript(text=text) if isinstance(event, UserTranscriptFinal) else Text(text=text)
     anchor = state.items.get(item.anchor or item.id)
     role = _message_role(anchor or item)
@@ -1122,6 +1142,8 @@ def _delete(state: RealtimeState, item_id: str) -> Outcome:
 
 
 def _truncate(state: RealtimeState, event: AssistantTranscriptTruncated) -> Outcome:
+    if erased_text(event.text):  # what was heard was erased: the cut stands, without it
+        event = msgspec.structs.replace(event, text=None)
     item = state.items.get(event.item_id)
     if item is None:
         return Outcome(status="discarded", reason=f"no item {event.item_id} to truncate")
@@ -1354,14 +1376,16 @@ def _group(state: RealtimeState, first: Item) -> list[Item]:
 
 
 def _blocks(item: Item) -> tuple[Block, ...]:
+    """What ``item`` adds to its message; never what an erasure left of it."""
     if item.kind == "function_call":
         return (ToolUse(id=item.call_id or item.id, name=item.name or "", arguments=item.arguments or "{}"),)
     if item.kind == "function_call_output":
-        return (ToolResult(tool_use_id=item.call_id or item.id, content=(Text(text=item.output or ""),)),)
-    ordered: list[tuple[int, Block]] = list(item.images)
+        output = "" if erased_text(item.output) else item.output or ""
+        return (ToolResult(tool_use_id=item.call_id or item.id, content=(Text(text=output),)),)
+    ordered: list[tuple[int, Block]] = [(i, image) for i, image in item.images if image.ref != ERASED_TEXT]
     spoken_input = item.role in ("user", "system")
     for index, lane, text, final in item.parts:
-        if not text or (spoken_input and not final):
+        if not text or (spoken_input and not final) or erased_text(text):
             continue  # a user's partial transcription is not their words yet
         if lane == "transcript":
             ordered.append((index, Transcript(text=text, truncated_at_ms=item.truncated_at_ms)))
@@ -1406,7 +1430,15 @@ def _reseed_step(state: RealtimeState, item: Item) -> list[Change] | None:
     digest = _digest(item.role or "", _blocks(item))
     candidates = state.reseed[:1] if state.reseed_started else state.reseed
     for index, (original, known) in enumerate(candidates):
-        if known == digest:
+        if (
+            known == digest
+            or (
+                known == _ANY
+                and _same_kind(state.items.get(original), item)
+                # A run starting here must still re-send a message as it was.
+                and (state.reseed_started or any(later for _, later in candidates[index + 1 :]))
+            )
+        ):
             state.reseed = state.reseed[index + 1 :]
             state.reseed_started = True
             state.items[item.id] = msgspec.structs.replace(item, stands_for=original)
@@ -1415,6 +1447,14 @@ def _reseed_step(state: RealtimeState, item: Item) -> list[Change] | None:
         _end_reseed(state)
         return []
     return None
+
+
+#: In ``RealtimeState.reseed``, an erased item: any item of its kind re-sends it.
+_ANY = b""
+
+
+def _same_kind(original: Item | None, item: Item) -> bool:
+    return original is not None and original.kind == item.kind and original.role == item.role
 
 
 def _held(state: RealtimeState) -> list[Item]:
@@ -1485,8 +1525,11 @@ def _settle(state: RealtimeState, group: list[Item], *, behind: bool) -> list[Ch
     ):
         _place_without_message(state, msgspec.structs.replace(first, status="skipped", parts=(), output=None))
         return [UnansweredOutput(item_id=first.id, call_id=first.call_id or "")]
-    joined = _joined_output(state, first) if len(group) == 1 and not behind else None
+    joined = _joined_output(state, first) if not behind else None
     if joined is not None:
+        # The outputs after it, ready with it (one that arrived before it, say), join too.
+        for other in group[1:]:
+            joined += _joined_output(state, other) or []
         return joined
     blocks: list[Block] = []
     owned: list[tuple[Item, tuple[Block, ...]]] = []
@@ -1497,7 +1540,13 @@ def _settle(state: RealtimeState, group: list[Item], *, behind: bool) -> list[Ch
     before = _after(state, first.previous) if behind else _after(state, state.tail)
     offset = 0
     for item, own in owned:
-        awaiting = item is first and item.role == "user" and not own and not item.transcript_failed
+        awaiting = (
+            item is first
+            and item.role == "user"
+            and not own
+            and not item.transcript_failed
+            and not any(erased_text(text) for _, _, text, _ in item.parts)  # it said something, erased since
+        )
         # Assistant output a rule placed unfinished (a new connection, say):
         # its own end, delivered late, may still bring the rest of its text.
         awaiting = awaiting or (item.kind in _LATE_KINDS and (item.closed_early or _closed_by_rule(state, item)))

@@ -21,6 +21,7 @@ ContentIndex: TypeAlias = Annotated[int, msgspec.Meta(ge=0, le=1_000_000)]
 Millis: TypeAlias = Annotated[int, msgspec.Meta(ge=0, le=10**12)]
 
 __all__ = [
+    "ERASED_TEXT",
     "UNKNOWN",
     "AssistantTextDelta",
     "AssistantTranscriptDelta",
@@ -43,6 +44,7 @@ __all__ = [
     "UserTranscriptDelta",
     "UserTranscriptFailed",
     "UserTranscriptFinal",
+    "erased_text",
     "scrubbed",
 ]
 
@@ -253,17 +255,36 @@ RealtimeEvent: TypeAlias = (
 )
 
 
-# The fields of realtime events that carry content, and what they hold once erased.
-_CONTENT = {"text": "", "delta": "", "arguments": "{}", "output": "", "data": None, "ref": None}
+#: What the text of a realtime record reads once an erasure emptied it (a
+#: text, a delta, an output, a transcript, an image's reference): it says
+#: that something was there, so the records replay as they were first
+#: taken (an erased reply is still a reply that said something), and nothing
+#: of what it was. The reducer never places it in a message.
+ERASED_TEXT = "\u27e8erased\u27e9"
+
+_TEXTS = ("text", "delta", "output")
+
+
+def erased_text(text: str | None) -> bool:
+    """Whether ``text`` is what an erasure left (the mark, once or repeated:
+    a reply's deltas add up)."""
+    return bool(text) and not text.replace(ERASED_TEXT, "")  # type: ignore[union-attr]
 
 
 def scrubbed(event: RealtimeEvent) -> RealtimeEvent:
-    """``event`` without the content it carries (text, deltas, arguments,
-    output, image data), as an erasure leaves the record of an event about
-    an erased message; ``event`` itself if it carries none."""
-    changes = {
-        name: empty
-        for name, empty in _CONTENT.items()
-        if name in event.__struct_fields__ and getattr(event, name) not in (empty, None)
+    """``event`` without the content it carries, as an erasure leaves the
+    record of an event about an erased message: each text that said
+    something reads :data:`ERASED_TEXT` (an empty one stays empty), call
+    arguments ``{}``, an image its reference to that mark and no data;
+    ``event`` itself if it carries none."""
+    fields = event.__struct_fields__
+    changes: dict[str, object] = {
+        name: ERASED_TEXT
+        for name in _TEXTS
+        if name in fields and getattr(event, name) and not erased_text(getattr(event, name))
     }
+    if isinstance(event, FunctionCall) and event.arguments != "{}":
+        changes["arguments"] = "{}"
+    if isinstance(event, UserImage) and (event.data is not None or event.ref != ERASED_TEXT):
+        changes.update(data=None, ref=ERASED_TEXT)
     return msgspec.structs.replace(event, **changes) if changes else event
