@@ -268,7 +268,8 @@ _TEXTS = ("text", "delta", "output")
 def erased_text(text: str | None) -> bool:
     """Whether ``text`` is what an erasure left (the mark, once or repeated:
     a reply's deltas add up)."""
-    return bool(text) and not text.replace(ERASED_TEXT, "")  # type: ignore[union-attr]
+    # startswith first: a text that says something is told apart without a copy of it.
+    return text is not None and text.startswith(ERASED_TEXT) and not text.replace(ERASED_TEXT, "")
 
 
 def scrubbed(event: RealtimeEvent) -> RealtimeEvent:
