@@ -517,3 +517,41 @@ def test_when_every_message_was_erased_a_new_message_is_never_a_copy(store: Tran
         provider="openai",
     )
     assert rows(store, sid) == [("user", "", True), ("user", "hello again", False)]
+
+
+def test_a_reply_erased_while_it_streams_takes_its_place_as_a_placeholder(stores: StoreFactory, tmp_path: Path) -> None:
+    # a1 is erased while its response still streams; the rest of it comes,
+    # then the response ends. The reply said something (the provider keeps
+    # it), so it takes its place after u1, as a placeholder: no content, no
+    # empty assistant message that reads as one that said nothing.
+    store = stores.open()
+    sid = store.create()
+    started = {"id": "a1", "type": "message", "role": "assistant", "status": "in_progress", "content": []}
+    said = {"response_id": "r1", "item_id": "a1", "output_index": 0, "content_index": 0}
+    store.ingest_many(
+        sid,
+        [
+            event("conversation.item.added", previous_item_id=None, item=typed("u1", "hi")),
+            event("response.created", response={"id": "r1", "status": "in_progress"}),
+            event("response.output_item.added", response_id="r1", output_index=0, item=started),
+            event("conversation.item.added", previous_item_id="u1", item=started),
+            event("response.output_audio_transcript.delta", **said, delta="Your PIN is orange-kite"),
+        ],
+        provider="openai",
+    )
+    assert store.erase(sid, "a1") == [sid]
+    finished = {
+        **started,
+        "status": "completed",
+        "content": [{"type": "output_audio", "transcript": "PIN orange-kite"}],
+    }
+    store.ingest_many(
+        sid,
+        [
+            event("response.output_audio_transcript.delta", **said, delta=", I repeat: orange-kite"),
+            event("response.done", response={"id": "r1", "status": "completed", "output": [finished]}),
+        ],
+        provider="openai",
+    )
+    assert rows(store, sid) == [("user", "hi", False), ("assistant", "", True)]
+    assert not stored_anywhere(stores, store, sid, "orange-kite", tmp_path)

@@ -422,6 +422,9 @@ def _apply_change(
         check_usage_added(state.usage, change.usage)
         usage = UsageRecorded(at=at(now, state), actor=actor, usage=change.usage, response_id=change.response_id)
         return _stage(state, usage, to_store)
+    if isinstance(change, (AppendMessage, InsertMessage)) and _all_erased(change.item_ids, conversation):
+        # Erased before it became a message: it takes its place as a placeholder.
+        change = msgspec.structs.replace(change, message=change.message.erasure())
     if isinstance(change, AppendMessage):
         [message] = stamped([change.message], "ingest")
         check_items_free((message,), state.messages.position_of, state.messages, "ingest")
@@ -453,6 +456,11 @@ def _apply_change(
         replaced = _with_blocks(message, blocks, incomplete=message.incomplete and not change.complete)
         return _rewrite(state, index, index + 1, [replaced], change.reason, actor, now, to_store)
     return _rewrite(state, index, index + 1, [_with_blocks(message, blocks)], "truncation", actor, now, to_store)
+
+
+def _all_erased(items: Sequence[str], conversation: RealtimeState) -> bool:
+    erased = conversation.erased
+    return bool(erased) and bool(items) and all(item in erased for item in items)
 
 
 _ItemChange = ReplaceItem | RemoveItem | TruncateItem
