@@ -886,22 +886,16 @@ def test_an_erased_message_is_left_out_not_sent_empty(convert: Any) -> None:
 
 
 def test_exports_never_send_what_every_provider_refuses_a_result_without_its_call_or_an_empty_message() -> None:
-    # Found by a pass against the providers' own payloads: Chat history with
-    # content "" beside tool calls (a shape many frameworks store) became an
-    # empty Anthropic text block; a window starting at results sent results
-    # without their call; lossy mode sent messages it had emptied. Each is a
-    # request the provider refuses (expected values written from the inputs).
-    chat = [
-        {"role": "user", "content": "Weather?"},
-        {
-            "role": "assistant",
-            "content": "",
-            "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "w", "arguments": "{}"}}],
-        },
-        {"role": "tool", "tool_call_id": "c1", "content": "rain"},
+    # Found by a pass against the providers' own payloads: an empty text
+    # block beside a call (once read from Chat's content "") went out to
+    # Anthropic empty; a window starting at results sent results without
+    # their call; lossy mode sent messages it had emptied. Each is a request
+    # the provider refuses (expected values written from the inputs).
+    messages = [
+        Message.user("Weather?"),
+        Message.assistant("", ToolUse(id="c1", name="w")),
+        Message.tool_results(ToolResult.of("c1", "rain")),
     ]
-    messages = from_openai_chat(chat)
-    assert to_openai_chat(messages) == chat  # Chat holds "" exactly
     with pytest.raises(InvalidArgument, match=r"messages\[1\]\.blocks\[0\]: Anthropic Messages refuses an empty text"):
         to_anthropic(messages)
     assert to_anthropic(messages, lossy=True)["messages"][1] == {
@@ -940,6 +934,30 @@ def test_exports_never_send_what_every_provider_refuses_a_result_without_its_cal
     ]
     thinking_only = [Message.user("Hm?"), Message.assistant(Reasoning(text="Let me think."))]
     assert to_openai_chat(thinking_only, lossy=True) == [{"role": "user", "content": "Hm?"}]
+
+
+def test_chat_content_empty_beside_tool_calls_is_no_text_as_null_is() -> None:
+    # Found by a newcomer: the Vercel AI SDK writes content "" beside tool
+    # calls where OpenAI writes null; "" became an empty Text block, so the
+    # same turn had another digest and strict Anthropic and Gemini exports
+    # refused it. formats.md: a field that is null or empty counts as absent.
+    call = {"id": "c1", "type": "function", "function": {"name": "w", "arguments": "{}"}}
+    by_openai = [{"role": "user", "content": "Weather?"}, {"role": "assistant", "content": None, "tool_calls": [call]}]
+    by_vercel = [by_openai[0], {"role": "assistant", "content": "", "tool_calls": [call]}]
+    read = from_openai_chat(by_vercel)
+    assert read[1].blocks == (ToolUse(id="c1", name="w", arguments="{}"),)
+    assert _digests(read) == _digests(from_openai_chat(by_openai))
+    turn = [*read, Message.tool_results(ToolResult.of("c1", "rain"))]
+    assert to_openai_chat(turn)[1] == by_openai[1]  # goes back as content null
+    assert to_anthropic(turn)["messages"][1]["content"] == [{"type": "tool_use", "id": "c1", "name": "w", "input": {}}]
+    assert to_gemini(turn)["contents"][1]["parts"] == [{"functionCall": {"id": "c1", "name": "w", "args": {}}}]
+    # An empty text block beside a call (a message read before) still goes
+    # out and back exactly: as a part, which is not an empty field.
+    kept = [Message.user("Weather?"), Message.assistant("", ToolUse(id="c1", name="w")), turn[2]]
+    assert to_openai_chat(kept)[1]["content"] == [{"type": "text", "text": ""}]
+    assert _digests(from_openai_chat(to_openai_chat(kept))) == _digests(kept)
+    # Without calls, "" is the message's one text, as before.
+    assert from_openai_chat([{"role": "assistant", "content": ""}])[0].blocks == (Text(text=""),)
 
 
 def test_a_responses_turn_that_goes_on_after_its_calls_reads_as_one_message_and_back() -> None:

@@ -81,8 +81,8 @@ def _message(entry: Entry, policy: Policy) -> Json | None:
     if left_out_emptied(entry, parts + calls):
         return None
     content: str | list[Json] | None = parts
-    if len(parts) == 1 and parts[0]["type"] == "text":
-        content = parts[0]["text"]
+    if len(parts) == 1 and parts[0]["type"] == "text" and (parts[0]["text"] or not calls):
+        content = parts[0]["text"]  # but "" beside calls, which reads back as no text: a part keeps it
     elif not parts and entry.role == "assistant":
         content = None  # the usual shape of an assistant message of tool calls alone
     message: Json = {"role": entry.role, "content": content}
@@ -157,9 +157,12 @@ def from_openai_chat(messages: Sequence[Json]) -> list[Message]:
 def _assistant(message: dict[str, Any], where: str) -> Message:
     only_fields(message, where, ("role", "content", "tool_calls"))
     blocks: list[Block] = []
-    if message.get("content") is not None:
+    calls = message.get("tool_calls") or []
+    # Beside tool calls, "" is no text, as null is (the Vercel AI SDK writes
+    # "", OpenAI null): the same turn reads the same whoever wrote it.
+    if message.get("content") is not None and not (calls and message.get("content") == ""):
         blocks += _content(message, where, ("text",))
-    for number, raw in enumerate(as_array(message.get("tool_calls") or [], f"{where}.tool_calls")):
+    for number, raw in enumerate(as_array(calls, f"{where}.tool_calls")):
         call_where = f"{where}.tool_calls[{number}]"
         call = as_object(raw, call_where)
         only_fields(call, call_where, ("id", "type", "function"))
