@@ -61,8 +61,10 @@ any_arguments = (
 )
 
 
-def text_blocks(*, empty: bool = True) -> st.SearchStrategy[Text]:
-    return st.builds(lambda text: Text(text=text), texts if empty else texts.filter(bool))
+def text_blocks(*, empty: bool = True, blank: bool = True) -> st.SearchStrategy[Text]:
+    """``blank``: the text may be whitespace only (``empty``: or "")."""
+    kept = texts if empty else texts.filter(bool)
+    return st.builds(lambda text: Text(text=text), kept if blank else kept.filter(str.strip))
 
 
 def reasoning_blocks(*, unsigned: bool = True) -> st.SearchStrategy[Reasoning]:
@@ -104,6 +106,7 @@ class Holds:
     any_arguments: bool  # else only arguments as json.dumps(object, ensure_ascii=False) writes them
     one_text_results: bool  # a tool result is exactly one text block
     empty_text: bool  # a text block may be empty (Anthropic refuses one)
+    blank_text: bool  # a text block may be whitespace only (Anthropic refuses one)
     empty_error_results: bool  # an error result may have no content (Anthropic refuses one)
     unsigned_reasoning: bool  # a reasoning block may have no signature (Anthropic refuses one)
     assistant_order: tuple[type[Block], ...] | None  # blocks must come in this order of kinds, if given
@@ -144,6 +147,7 @@ CHAT = Holds(
     any_arguments=True,
     one_text_results=False,
     empty_text=True,
+    blank_text=True,
     empty_error_results=True,
     unsigned_reasoning=True,
     assistant_order=(Text, ToolUse),
@@ -160,6 +164,7 @@ RESPONSES = Holds(
     any_arguments=True,
     one_text_results=False,
     empty_text=True,
+    blank_text=True,
     empty_error_results=True,
     unsigned_reasoning=True,
     assistant_order=(Reasoning, Text, ToolUse),
@@ -176,6 +181,7 @@ ANTHROPIC = Holds(
     any_arguments=False,
     one_text_results=False,
     empty_text=False,
+    blank_text=False,
     empty_error_results=False,
     unsigned_reasoning=False,
     assistant_order=None,
@@ -192,6 +198,7 @@ GEMINI = Holds(
     any_arguments=False,
     one_text_results=True,
     empty_text=False,
+    blank_text=True,
     empty_error_results=True,
     unsigned_reasoning=True,
     assistant_order=None,
@@ -218,7 +225,7 @@ def holdable(draw: st.DrawFn, holds: Holds) -> list[Message]:
     each with some content (every provider refuses a message with none)."""
     arguments = any_arguments if holds.any_arguments else canonical_arguments
     picture = images(any_url_media_type=holds.any_url_media_type, unknown_media_type=holds.unknown_media_type)
-    text = text_blocks(empty=holds.empty_text)
+    text = text_blocks(empty=holds.empty_text, blank=holds.blank_text)
     content_kinds: list[st.SearchStrategy[Any]] = [text]
     if holds.reasoning:
         content_kinds.append(reasoning_blocks(unsigned=holds.unsigned_reasoning))

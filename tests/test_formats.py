@@ -960,6 +960,29 @@ def test_chat_content_empty_beside_tool_calls_is_no_text_as_null_is() -> None:
     assert from_openai_chat([{"role": "assistant", "content": ""}])[0].blocks == (Text(text=""),)
 
 
+@pytest.mark.parametrize("text", [" ", "\n", " \t\r\n"], ids=["space", "newline", "mixed"])
+def test_anthropic_refuses_a_text_block_of_whitespace_only_as_an_empty_one(text: str) -> None:
+    # Found by a newcomer: strict to_anthropic refused "" but sent " " or
+    # "\n", which the Messages API refuses alike (400 "text content blocks
+    # must contain non-whitespace text"). lossy=True leaves it out, as "".
+    messages = [Message.user("Weather?"), Message.assistant(text, ToolUse(id="c1", name="w"))]
+    with pytest.raises(
+        InvalidArgument,
+        match=re.escape(
+            f"to_anthropic: messages[1].blocks[0]: Anthropic Messages refuses a text block of whitespace only ({text!r}"
+        ),
+    ):
+        to_anthropic(messages)
+    assert to_anthropic(messages, lossy=True)["messages"][1] == {
+        "role": "assistant",
+        "content": [{"type": "tool_use", "id": "c1", "name": "w", "input": {}}],
+    }
+    # Text around whitespace is text: sent as it is.
+    assert to_anthropic([Message.user(f"{text}Hi{text}")])["messages"][0]["content"] == [
+        {"type": "text", "text": f"{text}Hi{text}"}
+    ]
+
+
 def test_a_responses_turn_that_goes_on_after_its_calls_reads_as_one_message_and_back() -> None:
     # Found with the real Agents SDK: [reasoning, call a, reasoning, call b]
     # read as two assistant messages, the first one's calls then unanswered

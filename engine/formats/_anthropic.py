@@ -81,6 +81,14 @@ def _block(entry: Entry, number: int, block: Block, policy: Policy) -> Json | No
         if not block.text:
             policy.cannot_hold(where, f"{FORMAT} refuses an empty text block", "leave it out")
             return None
+        if not block.text.strip():  # the API answers 400 for " " or "\n" as for ""
+            policy.cannot_hold(
+                where,
+                f"{FORMAT} refuses a text block of whitespace only ({block.text!r}: "
+                '"text content blocks must contain non-whitespace text")',
+                "leave it out",
+            )
+            return None
         return {"type": "text", "text": block.text}
     if isinstance(block, Image):
         if entry.role == "assistant":
