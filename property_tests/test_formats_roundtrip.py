@@ -81,7 +81,9 @@ def images(*, any_url_media_type: bool, unknown_media_type: bool = True) -> st.S
     media_types = st.sampled_from([*known, "image/*"] if unknown_media_type else known)
     url_media_types = media_types if any_url_media_type else st.just("image/*")
     return st.builds(
-        lambda media_type, data: Image(media_type=media_type, data=data), media_types, st.binary(max_size=12)
+        lambda media_type, data: Image(media_type=media_type, data=data),
+        media_types,
+        st.binary(min_size=1, max_size=12),
     ) | st.builds(lambda media_type, ref: Image(media_type=media_type, ref=ref), url_media_types, urls)
 
 

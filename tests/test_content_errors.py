@@ -4,6 +4,7 @@ what a caller reads when their input is wrong, so a change must be on purpose.""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import msgspec
 import pytest
@@ -190,6 +191,38 @@ def test_an_image_of_no_image_media_type_is_refused_and_one_stored_by_an_earlier
     with as_stored():
         old = msgspec.json.decode(b'{"type":"image","media_type":"","data":"eA=="}', type=Image)
     assert old.media_type == "" and old.data == b"x"
+
+
+def test_an_image_of_empty_data_or_ref_is_refused_and_one_stored_before_still_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by a newcomer: ``Image(data=b"")`` and ``Image(ref="")`` were
+    accepted, neither bytes nor a reference (getting-started: an image
+    without data or reference raises InvalidMessage), and went out to a
+    provider as ``"data": ""`` or ``"url": ""``."""
+    from engine import Transcripts
+    from engine.state import content
+    from engine.state.content import as_stored
+
+    with pytest.raises(InvalidMessage, match=r"^Image\.data is empty: give the image's bytes, or ref="):
+        Image(media_type="image/png", data=b"")
+    with pytest.raises(InvalidMessage, match=r"^Image\.ref is empty: give the image's URL or blob reference"):
+        Image(media_type="image/*", ref="")
+    path = str(tmp_path / "s.db")
+    with Transcripts.open(path) as store:
+        sid = store.create()
+        before = store.get(sid)
+        forged = _forged(Image(media_type="image/png", data=b"x"), data=b"")
+        with pytest.raises(InvalidMessage, match=r"Image\.data is empty"):
+            store.append(sid, Message.user("look", forged))  # type: ignore[arg-type]
+        assert store.get(sid) == before
+        with as_stored():  # as a store written before empty images were refused holds one
+            legacy = Message.user("look", Image(media_type="image/png", data=b""))
+        monkeypatch.setattr(content, "_require_some_image", lambda image: None)  # the engine before: no check
+        store.append(sid, legacy)
+        monkeypatch.undo()
+    with Transcripts.open(path) as store:
+        assert store.verify(sid).messages[0].blocks[1] == legacy.blocks[1]
 
 
 def test_content_the_store_cannot_read_back_is_refused_before_anything_is_stored() -> None:

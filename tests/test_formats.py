@@ -983,6 +983,69 @@ def test_anthropic_refuses_a_text_block_of_whitespace_only_as_an_empty_one(text:
     ]
 
 
+@pytest.mark.parametrize(
+    ("read", "request_json", "where"),
+    [
+        (
+            from_openai_chat,
+            [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": ""}}]}],
+            r"messages\[0\]\.content\[0\]: Image\.ref is empty",
+        ),
+        (
+            from_openai_chat,
+            [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,"}}]}],
+            r"messages\[0\]\.content\[0\]: Image\.data is empty",
+        ),
+        (
+            from_openai_responses,
+            [{"role": "user", "content": [{"type": "input_image", "image_url": ""}]}],
+            r"items\[0\]\.content\[0\]: Image\.ref is empty",
+        ),
+        (
+            from_anthropic,
+            [
+                {
+                    "role": "user",
+                    "content": [{"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": ""}}],
+                }
+            ],
+            r"messages\[0\]\.content\[0\]\.source: Image\.data is empty",
+        ),
+        (
+            from_anthropic,
+            [{"role": "user", "content": [{"type": "image", "source": {"type": "url", "url": ""}}]}],
+            r"messages\[0\]\.content\[0\]\.source: Image\.ref is empty",
+        ),
+        (
+            from_gemini,
+            [{"role": "user", "parts": [{"inlineData": {"mimeType": "image/png", "data": ""}}]}],
+            r"contents\[0\]\.parts\[0\]: Image\.data is empty",
+        ),
+        (
+            from_gemini,
+            [{"role": "user", "parts": [{"fileData": {"mimeType": "image/png", "fileUri": ""}}]}],
+            r"contents\[0\]\.parts\[0\]: Image\.ref is empty",
+        ),
+    ],
+    ids=[
+        "chat url",
+        "chat data url",
+        "responses url",
+        "anthropic base64",
+        "anthropic url",
+        "gemini inline",
+        "gemini file",
+    ],
+)
+def test_an_image_of_no_bytes_or_an_empty_url_is_refused_with_its_path(
+    read: Any, request_json: Any, where: str
+) -> None:
+    # Found by a newcomer: these became Image(data=b"") or Image(ref=""),
+    # which the converters then sent as "data": "" or "url": "".
+    with pytest.raises(InvalidArgument, match=where):
+        read(request_json)
+
+
 def test_a_responses_turn_that_goes_on_after_its_calls_reads_as_one_message_and_back() -> None:
     # Found with the real Agents SDK: [reasoning, call a, reasoning, call b]
     # read as two assistant messages, the first one's calls then unanswered

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine import Message, ToolUse, Transcripts
+import pytest
+
+from engine import Image, Message, Text, ToolUse, Transcripts
+from engine.realtime import ItemObserved, UserContentFinal, UserImage
 from tests.conftest import StoreFactory
 
 
@@ -366,6 +369,55 @@ def test_an_input_image_holding_other_media_is_rejected(store: Transcripts) -> N
         sid, [_event("conversation.item.added", "e", previous_item_id=None, item=item)], provider="openai"
     )
     assert outcome.status == "rejected" and "audio/wav" in (outcome.reason or "")
+
+
+def test_an_input_image_of_no_bytes_is_rejected_and_one_an_older_build_recorded_still_replays(
+    stores: StoreFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found by a newcomer: an image of no bytes (a data URL with nothing
+    # after the comma; a canonical UserImage of data=b"" or ref="") was
+    # taken, and went out to a provider as "data": "" or "url": "".
+    from engine.realtime import reducer
+    from engine.state import content
+    from engine.state.content import as_stored
+
+    store = stores.open()
+    sid = store.create()
+    part = {"type": "input_image", "image_url": "data:image/png;base64,"}
+    item = {"id": "u1", "type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hi"}, part]}
+    added = _event("conversation.item.added", "e", previous_item_id=None, item=item)
+    [outcome] = store.ingest_many(sid, [added], provider="openai")
+    assert outcome.status == "rejected" and "the data URL holds no bytes" in (outcome.reason or ""), outcome
+    for image in (
+        UserImage(event_id="i1", item_id="u2", media_type="image/png", data=b""),
+        UserImage(event_id="i2", item_id="u2", media_type="image/*", ref=""),
+    ):
+        outcome = store.ingest(sid, image)
+        assert outcome.status == "rejected" and "is empty" in (outcome.reason or ""), outcome
+    assert store.get(sid).messages == ()
+
+    # A log an earlier build wrote, which took such an image: it still loads and replays.
+    old = store.create()
+    unfit = reducer._unfit
+    monkeypatch.setattr(
+        reducer, "_unfit", lambda state, event: None if isinstance(event, UserImage) else unfit(state, event)
+    )
+    monkeypatch.setattr(content, "_require_some_image", lambda image: None)
+    recorded = [
+        UserContentFinal(event_id="c0", item_id="u1", text="Hi", role="user"),
+        UserImage(event_id="c1", item_id="u1", content_index=1, media_type="image/png", data=b""),
+        ItemObserved(event_id="c2", item_id="u1", role="user", previous_item_id=None, complete=True),
+    ]
+    assert store.ingest_many(old, recorded)[-1].status == "materialised"
+    monkeypatch.undo()
+    reopened = stores.open()  # a cold cache: the ingestion state is rebuilt from the log
+    with as_stored():
+        empty = Image(media_type="image/png", data=b"")
+    assert reopened.verify(old).messages[0].blocks == (Text(text="Hi"), empty)
+    more = {"id": "u9", "type": "message", "role": "user", "content": [{"type": "input_text", "text": "Still there?"}]}
+    later = _event("conversation.item.added", "f", previous_item_id="u1", item=more)
+    assert reopened.ingest_many(old, [later], provider="openai")[0].status == "materialised"
+    assert [m.text for m in reopened.get(old).messages] == ["Hi", "Still there?"]
 
 
 def test_a_lone_surrogate_escape_in_json_text_is_named_as_such(store: Transcripts) -> None:

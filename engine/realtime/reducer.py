@@ -551,6 +551,10 @@ def _unfit(state: RealtimeState, event: RealtimeEvent) -> str | None:
     item becomes a message."""
     if isinstance(event, UserImage) and (event.data is None) == (event.ref is None):
         return "an image needs exactly one of data (inline bytes) or ref (a URL)"
+    if isinstance(event, UserImage) and (event.data == b"" or event.ref == ""):
+        # Rejected, not raised when the item becomes a message; an old log's
+        # such event replays as rejected, and its item as without the image.
+        return f"an image's {'data' if event.data == b'' else 'ref'} is empty: no image to keep"
     item_id = getattr(event, "item_id", None)
     if item_id is None:
         return None

@@ -261,6 +261,8 @@ class Image(_Block, frozen=True, tag="image"):
             raise InvalidMessage(f"Image.data must be bytes, got {kind_of(self.data)}")
         if self.ref is not None:
             _require_str(self.ref, "Image.ref")
+        if not _AS_STORED.get():  # a stored one is read as it was stored
+            _require_some_image(self)
 
 
 ToolResultContent: TypeAlias = Text | Image
@@ -523,6 +525,7 @@ def _check_block(block: Block) -> None:
         raise _too_big_cut(block.truncated_at_ms)
     if type(block) is Image:
         _require_image_media_type(block.media_type)
+        _require_some_image(block)
     if type(block) is ToolResult:
         for part in block.content:
             _check_block(part)
@@ -542,6 +545,15 @@ def _require_image_media_type(media_type: str) -> None:
             f"Image.media_type must name an image, such as 'image/png' ('image/*' if its type is not known), "
             f"got {media_type!r}"
         )
+
+
+def _require_some_image(image: Image) -> None:
+    # Empty bytes or an empty reference is no image: a provider would get
+    # "data": "" or "url": "" and refuse it.
+    if image.data == b"":
+        raise InvalidMessage("Image.data is empty: give the image's bytes, or ref= to name where it is")
+    if image.ref == "":
+        raise InvalidMessage("Image.ref is empty: give the image's URL or blob reference, or data= with its bytes")
 
 
 def _holds_equal_default(block: Block) -> bool:

@@ -469,6 +469,8 @@ def _image(item_id: str, index: int, url: str) -> UserImage:
                 data = base64.b64decode(payload, validate=True)
             except (binascii.Error, ValueError) as exc:
                 raise InvalidMessage(f"input_image: the data URL is not valid base64: {exc}") from None
+            if not data:
+                raise InvalidMessage("input_image: the data URL holds no bytes (nothing after the comma)")
             return UserImage(item_id=item_id, content_index=index, media_type=media_type or "image/*", data=data)
     return UserImage(item_id=item_id, content_index=index, media_type="image/*", ref=url)
 
