@@ -558,8 +558,8 @@ def test_show_diff_and_export_say_what_a_newcomer_missed(tmp_path: Path) -> None
     changed = runner.invoke(cli, ["diff", path, "v", "2", "4"]).output.splitlines()
     assert changed[1:] == [
         "no change to the messages",
-        "title: 'voice' -> 'Refund request'",
-        'metadata \'tier\': "free" -> "vip"',
+        'title: "voice" -> "Refund request"',
+        'metadata "tier": "free" -> "vip"',
     ]
     lines = runner.invoke(cli, ["export", path, "v"]).output.splitlines()  # jsonl: reads back as the messages
     with Transcripts.open(path) as store:
@@ -569,6 +569,34 @@ def test_show_diff_and_export_say_what_a_newcomer_missed(tmp_path: Path) -> None
     assert early.exit_code == 0 and json.loads(early.output)[0] == {"role": "user", "content": "Tell me a story"}
     directory = runner.invoke(cli, ["sessions", str(tmp_path)])
     assert directory.exit_code == 1 and f"no store at {tmp_path}: is a directory" in directory.output
+
+
+def test_diff_prints_each_changed_value_exactly_as_json(tmp_path: Path) -> None:
+    # Found by a newcomer pass: diff collapsed whitespace runs ("a  b" and
+    # "a b" both printed as 'a b', so a change read as none), printed header
+    # fields as Python reprs (() and None), and marked a removed metadata
+    # key but not an added one. Expected lines are the JSON of each value.
+    path = str(tmp_path / "s.db")
+    with Transcripts.open(path) as store:
+        store.create(title="a b", session_id="d", metadata={"note": "x  y", "gone": [1, 2]})
+        store.set_title("d", "a  b")
+        store.update_metadata(
+            "d", {"note": "x y", "new": {"k": "line\nbreak"}, "ctl": "\x1b[31m\u202e\x9b"}, remove=["gone"]
+        )
+        store.set_tags("d", ["vip"])
+        store.set_header("d", model="gpt-5")
+        version = store.get("d").version
+    output = CliRunner().invoke(cli, ["diff", path, "d", "1", str(version)]).output
+    assert output.splitlines()[1:] == [
+        "no change to the messages",
+        'title: "a b" -> "a  b"',
+        'metadata "note": "x  y" -> "x y"',
+        'metadata "gone": removed [1, 2]',
+        'metadata "new": added {"k": "line\\nbreak"}',
+        'metadata "ctl": added "\\u001b[31m\\u202e\\u009b"',  # escaped as JSON escapes them
+        'tags: [] -> ["vip"]',
+        'model: null -> "gpt-5"',
+    ]
 
 
 def test_ingest_titles_a_created_session_as_asked(tmp_path: Path) -> None:

@@ -335,20 +335,22 @@ def diff(store: str, prefix: str, session_id: str, before: str, after: str, as_j
 
 
 def _setting_changes(first: Any, second: Any) -> list[str]:
-    """What ``diff`` compares beside the messages: title, metadata, header."""
+    """What ``diff`` compares beside the messages: title, metadata, header,
+    each value as its JSON on one line (exact: nothing collapsed)."""
     lines = []
     if first.title != second.title:
-        lines.append(f"title: {_one_line(repr(first.title))} -> {_one_line(repr(second.title))}")
+        lines.append(f"title: {_json_line(first.title)} -> {_json_line(second.title)}")
     before, after = dict(first.metadata), dict(second.metadata)
     for key in [*before, *(key for key in after if key not in before)]:
         if key not in after:
-            lines.append(f"metadata {_one_line(repr(key))}: removed")
-        elif key not in before or _json_text(before[key]) != _json_text(after[key]):
-            was = "" if key not in before else f"{_one_line(_json_text(before[key]))} -> "
-            lines.append(f"metadata {_one_line(repr(key))}: {was}{_one_line(_json_text(after[key]))}")
+            lines.append(f"metadata {_json_line(key)}: removed {_json_line(before[key])}")
+        elif key not in before:
+            lines.append(f"metadata {_json_line(key)}: added {_json_line(after[key])}")
+        elif _json_line(before[key]) != _json_line(after[key]):
+            lines.append(f"metadata {_json_line(key)}: {_json_line(before[key])} -> {_json_line(after[key])}")
     old, new = msgspec.structs.asdict(first.header), msgspec.structs.asdict(second.header)
     lines += [
-        f"{name}: {_one_line(repr(old[name]))} -> {_one_line(repr(new[name]))}"
+        f"{name}: {_json_line(msgspec.to_builtins(old[name]))} -> {_json_line(msgspec.to_builtins(new[name]))}"
         for name in old
         if old[name] != new[name]
     ]
@@ -958,6 +960,12 @@ def _terminal_json(text: str) -> str:
 
 def _json_text(value: Any) -> str:
     return _terminal_json(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def _json_line(value: Any) -> str:
+    """A JSON value on one line, exactly: a newline or control character in
+    a string is escaped, as JSON escapes it, so it cannot forge a line."""
+    return _terminal_json(json.dumps(value, ensure_ascii=False))
 
 
 def _count(number: int, noun: str) -> str:
