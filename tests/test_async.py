@@ -9,6 +9,7 @@ import contextlib
 import sqlite3
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -451,3 +452,30 @@ def test_a_call_cancelled_as_its_turn_comes_is_not_made() -> None:
             assert outcome == "cancelled"
         else:  # it had ended already
             assert (outcome, stored) == ("returned", ["B"])
+
+
+def test_run_sync_and_run_on_refuse_an_async_function() -> None:
+    # Found by a newcomer: run_sync(an async def) returned a coroutine never
+    # awaited (and Python warned of it); the function is run on a worker
+    # thread, which cannot await. Refused before anything runs.
+    async def appends(store: Transcripts, sid: str) -> None:
+        store.append(sid, Message.user("never"))
+
+    async def scenario() -> list[str]:
+        async with await AsyncTranscripts.open() as astore:
+            sid = await astore.create()
+            with pytest.raises(InvalidArgument, match=r"run_sync\(\): 'appends' is an async function.*plain function"):
+                await astore.run_sync(appends, sid)
+            with pytest.raises(InvalidArgument, match=r"run_on\(\): 'appends' is an async function"):
+                await astore.run_on(sid, appends, sid)
+            # A plain function that returns a coroutine: refused, the coroutine closed unrun.
+            with pytest.raises(InvalidArgument, match=r"run_sync\(\): '<lambda>' returned coroutine to await"):
+                await astore.run_sync(lambda store: appends(store, sid))
+            with pytest.raises(InvalidArgument, match=r"run_sync\(\) takes a function to call with the store, got str"):
+                await astore.run_sync("appends")  # type: ignore[arg-type]
+            assert await astore.run_sync(lambda store: store.get(sid).version) == 1  # the store still serves
+            return [m.text for m in (await astore.get(sid)).messages]
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a coroutine never awaited would warn
+        assert asyncio.run(scenario()) == []

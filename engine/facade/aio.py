@@ -34,6 +34,36 @@ _R = TypeVar("_R")
 DEFAULT_WORKERS = 8
 
 
+def _plain_call(
+    method: str, function: Callable[..., _R], store: Transcripts, *args: Any, **kwargs: Any
+) -> Callable[[], _R]:
+    """``function(store, *args, **kwargs)`` for a worker thread, which cannot
+    await: a coroutine function is refused before anything runs, and a
+    result to await (a lambda that calls one, say) once it is returned."""
+    advice = (
+        "pass a plain function (def, not async def), which the worker thread calls with the synchronous store; "
+        "in async code, await this store's own methods instead"
+    )
+    if not callable(function):
+        raise InvalidArgument(f"{method}() takes a function to call with the store, got {type(function).__name__}")
+    name = getattr(function, "__name__", type(function).__name__)
+    if inspect.iscoroutinefunction(function) or inspect.isasyncgenfunction(function):
+        raise InvalidArgument(f"{method}(): {name!r} is an async function, whose result would never run; {advice}")
+
+    def call() -> _R:
+        result = function(store, *args, **kwargs)
+        if inspect.isawaitable(result) or inspect.isasyncgen(result):
+            if inspect.iscoroutine(result):
+                result.close()  # never to be awaited: closed, so Python warns of no coroutine left unawaited
+            raise InvalidArgument(
+                f"{method}(): {name!r} returned {type(result).__name__} to await, which a worker thread cannot; "
+                f"{advice}"
+            )
+        return result
+
+    return call
+
+
 class _Turns:
     """The order an ``AsyncTranscripts`` keeps. A call on sessions starts
     after every call on any of them made before it; a call on the whole
@@ -310,8 +340,10 @@ class AsyncTranscripts:
         a worker, after every call made before it and before every call made
         after it: for steps that belong together (a read, then a write with
         ``expected_revision``). :meth:`run_on` orders them with one
-        session's calls only, and lets other sessions' calls go on."""
-        return await self._in_turn((), functools.partial(function, self._store, *args, **kwargs), whole=True)
+        session's calls only, and lets other sessions' calls go on.
+        ``function`` is a plain function: an ``async def`` one is refused."""
+        work = _plain_call("run_sync", function, self._store, *args, **kwargs)
+        return await self._in_turn((), work, whole=True)
 
     async def run_on(
         self,
@@ -325,7 +357,7 @@ class AsyncTranscripts:
         only: calls on other sessions go on meanwhile."""
         if not isinstance(session_id, str):
             raise InvalidArgument(f"session_id must be a str, got {type(session_id).__name__}")
-        return await self._in_turn((session_id,), functools.partial(function, self._store, *args, **kwargs))
+        return await self._in_turn((session_id,), _plain_call("run_on", function, self._store, *args, **kwargs))
 
     async def close(self) -> None:
         """Close the store once the calls under way have ended (each bounded
