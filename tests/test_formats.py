@@ -1046,6 +1046,23 @@ def test_an_image_of_no_bytes_or_an_empty_url_is_refused_with_its_path(
         read(request_json)
 
 
+def test_a_data_url_with_a_parameter_is_refused_naming_the_parameter() -> None:
+    # Found by a newcomer: "data:image/png;name=cat.png;base64,..." was
+    # refused as "media type 'image/png;name=cat.png' is not an image". An
+    # Image keeps no file name, so it would not come back: refused, and the
+    # error says the parameter is what cannot be kept.
+    url = "data:image/png;name=cat.png;base64,iVBORw0KGgo="
+    chat = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}]}]
+    expected = (
+        "messages[0].content[0]: the data URL's parameter 'name=cat.png' has no place in an engine image "
+        "(it keeps the media type 'image/png' and the bytes); remove it (data:image/png;base64,...)"
+    )
+    with pytest.raises(InvalidArgument, match=re.escape(expected)):
+        from_openai_chat(chat)
+    with pytest.raises(InvalidArgument, match=r"items\[0\]\.content\[0\]: the data URL's parameter 'name=cat\.png'"):
+        from_openai_responses([{"role": "user", "content": [{"type": "input_image", "image_url": url}]}])
+
+
 def test_a_responses_turn_that_goes_on_after_its_calls_reads_as_one_message_and_back() -> None:
     # Found with the real Agents SDK: [reasoning, call a, reasoning, call b]
     # read as two assistant messages, the first one's calls then unanswered

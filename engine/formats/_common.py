@@ -351,7 +351,14 @@ def image_from_url(url: str, where: str) -> Image:
     header, comma, payload = url[5:].partition(",")
     if not comma or not header.endswith(";base64"):
         raise InvalidArgument(f"{where}: a data URL must be base64 (data:<media type>;base64,<data>), got {shown(url)}")
-    media_type = image_media_type(header.removesuffix(";base64"), where)
+    media_type, *parameters = header.removesuffix(";base64").split(";")
+    media_type = image_media_type(media_type, where)
+    if parameters:  # an Image keeps a media type and bytes: a name= or other parameter would be lost
+        raise InvalidArgument(
+            f"{where}: the data URL's parameter {shown(';'.join(parameters))} has no place in an engine image "
+            f"(it keeps the media type {shown(media_type)} and the bytes); remove it "
+            f"(data:{media_type};base64,...) if you accept losing it"
+        )
     with building(where):
         return Image(media_type=media_type, data=decode_base64(payload, where))
 
