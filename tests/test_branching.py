@@ -358,3 +358,15 @@ def test_a_fork_of_a_past_state_is_refused_when_the_source_changes_as_it_is_writ
     assert [m.text for m in stores.open().verify(child).messages] == ["a", "b"]
     assert stores.open().lineage(child).source_version == 2
     assert store.forks(sid) == [child]
+
+
+def test_fork_replacing_in_a_session_of_no_messages_says_it_has_none(store: Transcripts) -> None:
+    # Found by a newcomer: it said "index 0 is outside 0..-1", a range of nothing.
+    sid = store.create(session_id="empty")
+    with pytest.raises(InvalidForkPoint) as refused:
+        store.fork_replacing(sid, 0, Message.user("x"))
+    assert str(refused.value) == (
+        "fork_replacing index 0: session 'empty' has no messages (at version 1), so there is none to replace; "
+        "fork it with fork_at(session_id, 0), then append"
+    )
+    assert store.forks(sid) == []  # nothing made

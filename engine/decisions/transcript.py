@@ -332,6 +332,11 @@ def _fork(source: Session, command: Fork, now: datetime) -> Decision:
                 f"fork at {kept - 1} or {kept + 1} instead"
             )
     else:
+        if count == 0:  # "0..-1" would name no range
+            raise InvalidForkPoint(
+                f"fork_replacing index {kept}: session {source.id!r} has no messages (at version {source.version}), "
+                "so there is none to replace; fork it with fork_at(session_id, 0), then append"
+            )
         if not 0 <= kept < count:
             raise InvalidForkPoint(f"fork_replacing index {kept} is outside 0..{count - 1} of session {source.id!r}")
         new_message = _replacing(messages[kept], kept, command.replacement, command.replacement_id)
