@@ -115,7 +115,23 @@ def test_tool_pairing_is_checked_only_around_the_change() -> None:
     # The last message may answer some of the uses (the others pending); no other may.
     both = Message.assistant(ToolUse(id="t1", name="f"), ToolUse(id="t2", name="g"))
     assert shape([both, RESULT], 1, 2) is None
+    # Found by a newcomer: a message after results that answer the calls in
+    # part was refused in terms of the results, not of the call left
+    # unanswered and how to answer it.
     assert shape([both, RESULT, user], 2, 3) == (
+        "call 't2' of message 0 is still unanswered (message 1 answers only ['t1']), and this would put a user "
+        "message (message 2) after it, where its result must come first. Add its result first: "
+        "add_tool_results(sid, ToolResult.of('t2', ...)) (is_error=True for a call that was abandoned)"
+    )
+    three = Message.assistant(*(ToolUse(id=f"t{n}", name="f") for n in (1, 2, 3)))
+    assert shape([three, RESULT, Message.assistant("done")], 2, 3) == (
+        "calls 't2', 't3' of message 0 are still unanswered (message 1 answers only ['t1']), and this would put an "
+        "assistant message (message 2) after them, where their results must come first. Add their results first: "
+        "add_tool_results(sid, ToolResult.of('t2', ...), ToolResult.of('t3', ...)) (is_error=True for a call that "
+        "was abandoned)"
+    )
+    # Where the change is the results themselves, they must answer every call.
+    assert shape([both, RESULT, user], 1, 2) == (
         "message 1 answers tool uses ['t1'], but message 0 made ['t1', 't2']; results must cover exactly those ids, "
         "once each (the last message may answer some of them, the others to come)"
     )
@@ -127,6 +143,28 @@ def test_tool_pairing_is_checked_only_around_the_change() -> None:
         "rewrite message 1 with all of them (rewrite(sid, 1, 2, [Message.tool_results(...)])) instead of appending "
         "another tool_results message"
     )
+
+
+def test_a_message_appended_before_the_last_result_names_the_call_still_unanswered() -> None:
+    # Found by a newcomer: after add_tool_results answered call a of a and b,
+    # appending a user message said "message 2 answers tool uses ['a'], but
+    # message 1 made ['a', 'b']", not that b is unanswered and how to answer it.
+    with Transcripts.open() as store:
+        sid = store.create()
+        store.append(sid, Message.user("q"), Message.assistant(ToolUse(id="a", name="f"), ToolUse(id="b", name="g")))
+        store.add_tool_results(sid, ToolResult.of("a", "1"))
+        before = store.get(sid)
+        with pytest.raises(InvalidTranscriptShape) as refused:
+            store.append(sid, Message.user("next"))
+        assert str(refused.value).startswith(
+            "call 'b' of message 1 is still unanswered (message 2 answers only ['a']), and this would put a user "
+            "message (message 3) after it, where its result must come first. Add its result first: "
+            "add_tool_results(sid, ToolResult.of('b', ...))"
+        )
+        assert store.get(sid) == before
+        store.add_tool_results(sid, ToolResult.of("b", "2"))  # as the error says
+        store.append(sid, Message.user("next"))
+        assert [m.role for m in store.get(sid).messages] == ["user", "assistant", "tool_results", "user"]
 
 
 def test_corruption_errors_say_where() -> None:

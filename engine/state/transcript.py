@@ -735,13 +735,16 @@ def check_shape(messages: Sequence[Message], start: int, stop: int, *, offset: i
             if len(set(answered)) != len(answered) or not (
                 sorted(answered) == sorted(expected) or (last and answered and set(answered) < set(expected))
             ):
-                partial = (  # answered in part, and more results come in a message of their own
-                    bool(answered)
-                    and set(answered) < set(expected)
-                    and len(set(answered)) == len(answered)
-                    and index + 1 < len(messages)
-                    and messages[index + 1].role == "tool_results"
+                answered_in_part = (
+                    bool(answered) and set(answered) < set(expected) and len(set(answered)) == len(answered)
                 )
+                partial = (  # answered in part, and more results come in a message of their own
+                    answered_in_part and index + 1 < len(messages) and messages[index + 1].role == "tool_results"
+                )
+                if answered_in_part and not partial and index < start:
+                    # Results that were the last message, answering calls in part, and a message
+                    # put after them: the other calls would stay unanswered for ever.
+                    _raise_still_unanswered(messages, index, offset, expected, answered)
                 raise InvalidTranscriptShape(
                     f"message {index + offset} answers tool uses {sorted(answered)}, but message {index + offset - 1} "
                     f"made {sorted(expected)}; results must cover exactly those ids, once each (the last message "
@@ -767,6 +770,24 @@ def check_shape(messages: Sequence[Message], start: int, stop: int, *, offset: i
                 f"abandoned (a realtime call the user talked over), put their results in first: rewrite(sid, {at}, "
                 f"{at}, [Message.tool_results(ToolResult.of(call_id, 'abandoned', is_error=True), ...)])"
             )
+
+
+def _raise_still_unanswered(
+    messages: Sequence[Message], index: int, offset: int, expected: list[str], answered: list[str]
+) -> None:
+    """The calls that ``messages[index]`` (results) leaves unanswered, and the
+    message after it that would leave them so."""
+    missing = [ident for ident in expected if ident not in answered]
+    one = len(missing) == 1
+    calls = f"{'call' if one else 'calls'} {', '.join(repr(ident) for ident in missing)}"
+    results = ", ".join(f"ToolResult.of({ident!r}, ...)" for ident in missing)
+    raise InvalidTranscriptShape(
+        f"{calls} of message {index + offset - 1} {'is' if one else 'are'} still unanswered (message {index + offset} "
+        f"answers only {sorted(answered)}), and this would put {a_role(messages[index + 1].role)} message (message "
+        f"{index + offset + 1}) after {'it' if one else 'them'}, where {'its result' if one else 'their results'} "
+        f"must come first. Add {'its result' if one else 'their results'} first: add_tool_results(sid, {results}) "
+        "(is_error=True for a call that was abandoned)"
+    )
 
 
 def _erased(messages: MessageSeq, ids: frozenset[str]) -> MessageSeq:
