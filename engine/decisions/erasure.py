@@ -50,8 +50,11 @@ class Targets:
     use (or result), which carries another item's id: ``made`` and
     ``answered`` are the call ids of such items."""
 
-    def __init__(self, message_ids: set[str]) -> None:
+    def __init__(self, message_ids: set[str], *, records_only: bool = False) -> None:
         self.ids = message_ids
+        # Only the named items' own records (content ingestion found to be an
+        # erased message's): no message, and no call's other side, through them.
+        self.records_only = records_only
         self.items: set[str] = set()
         # The calls the erased messages make (their tool uses) and answer
         # (their results): the records of each side hold only that side's
@@ -177,6 +180,8 @@ def expand(targets: Targets, decoded: dict[str, list[tuple[int, Event]]], view: 
             # A call (or output) is placed in another item's message: the one
             # holding its tool use (or result), in this log or, for a fork,
             # in the log it was forked from.
+            if targets.records_only:
+                continue
             if isinstance(recorded, FunctionCall):
                 targets.made.add(recorded.call_id)
                 called.setdefault(recorded.call_id, []).append(item)

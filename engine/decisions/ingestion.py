@@ -41,7 +41,7 @@ from engine.state.events import (
     RealtimeRecorded,
     UsageRecorded,
 )
-from engine.state.realtime_events import RealtimeEvent, scrubbed
+from engine.state.realtime_events import ERASED_TEXT, RealtimeEvent, erased_text, scrubbed
 from engine.state.revisions import Reason, chain, format_revision
 from engine.state.transcript import Session, evolve, revision_bytes
 
@@ -138,7 +138,23 @@ def translate(events: Sequence[object], provider: str | None, adapter: Adapter |
                     f"event {index} is a {type(raw).__name__}, not a canonical realtime event: pass "
                     "provider='openai' to ingest raw provider events; nothing was ingested"
                 )
-    return [_canonical(raw, adapter) for raw in events]
+    return [_unmarked(_canonical(raw, adapter)) for raw in events]
+
+
+def _unmarked(translated: Translated) -> Translated:
+    """Refused: input whose text is the mark an erasure leaves (``ERASED_TEXT``)
+    would read as erased content, which no message shows."""
+    if isinstance(translated, tuple):
+        return translated
+    for event in translated:
+        for name in ("text", "delta", "output", "ref"):
+            if erased_text(getattr(event, name, None)):
+                return (
+                    "rejected",
+                    f"{type(event).__name__}.{name} is {ERASED_TEXT!r}, the mark an erasure leaves in the records it "
+                    "empties: it would read as erased content",
+                )
+    return translated
 
 
 def _canonical(raw: object, adapter: Adapter | None) -> Translated:
@@ -275,7 +291,7 @@ def _ingested(
             landed = refused = 0
             for change in outcome.changes:
                 if isinstance(change, OutOfBandMessage):
-                    outside.append(change.message)
+                    outside.append(_out_of_band_message(change, state))
                     continue
                 kept = _changed_since(working, change, state)
                 if kept is not None:
@@ -375,13 +391,21 @@ def out_of_band(events: Iterable[tuple[int, Event]]) -> list[OutOfBandResponse]:
     """What the out-of-band responses of a session's recorded realtime events
     produced, in the order they ended."""
     reported: list[tuple[int, OutOfBandMessage]] = []
-    realtime_state(events, reported=reported)
+    state = realtime_state(events, reported=reported)
     return [
         OutOfBandResponse(
-            response_id=change.response_id, status=change.status, messages=(change.message,), version=version
+            response_id=change.response_id,
+            status=change.status,
+            messages=(_out_of_band_message(change, state),),
+            version=version,
         )
         for version, change in reported
     ]
+
+
+def _out_of_band_message(change: OutOfBandMessage, conversation: RealtimeState) -> Message:
+    """What an out-of-band response produced; a placeholder once erased."""
+    return change.message.erasure() if _all_erased(change.item_ids, conversation) else change.message
 
 
 def duplicate_reasons(state: RealtimeState, translated: Sequence[Translated]) -> list[str] | None:

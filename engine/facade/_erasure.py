@@ -46,6 +46,8 @@ def erase(
     reason: object,
     note: object,
     actor: str | None,
+    *,
+    records_only: bool = False,
 ) -> list[str]:
     if not message_ids:
         raise InvalidArgument("erase() takes a session id and one or more message ids")
@@ -58,7 +60,7 @@ def erase(
         )
     why = Reason.of(reason, note)
     check_actor(actor)
-    targets = Targets({mid for mid in message_ids if isinstance(mid, str)})
+    targets = Targets({mid for mid in message_ids if isinstance(mid, str)}, records_only=records_only)
     attempt = 1
     while True:
         try:

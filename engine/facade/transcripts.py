@@ -753,8 +753,9 @@ class Transcripts:
         """Erase the content earlier records hold of ``items``, which ingestion
         found to be an erased message's only now (an output that waited,
         then joined it; an item a new connection re-sent in its place)."""
-        note = "realtime content found to be an erased message's: " + ", ".join(items)
-        _erasure.erase(self._repository, session_id, items, "erasure", note.encode("ascii", "replace").decode(), actor)
+        # The audit event names the items; the note stays short, whatever their ids.
+        note = "realtime content found to be an erased message's"
+        _erasure.erase(self._repository, session_id, items, "erasure", note, actor, records_only=True)
 
     def resolve_pending(self, session_id: str, policy: str = "place", *, actor: str | None = None) -> IngestOutcome:
         """Unblock ingestion: ``place`` puts every waiting item in its chain, or

@@ -708,8 +708,8 @@ def _dispatch(state: RealtimeState, event: RealtimeEvent) -> Outcome:
         if event.out_of_band:
             state.responses[response.id] = msgspec.structs.replace(response, out_of_band=True)
             return Outcome(status="staged", reason="an out-of-band response: its items stay out of the transcript")
-        _end_reseed(state)  # the conversation goes on: what follows is new, not re-seeded
-        return Outcome(status="staged")
+        # The conversation goes on: what follows is new, not re-seeded.
+        return Outcome(status="staged", changes=tuple(_stop_reseed(state)))
     if isinstance(event, (ItemObserved, ItemSkipped, ItemDeleted)) and _settled(state.items.get(event.item_id)):
         settled = state.items[event.item_id]
         if not (isinstance(event, ItemDeleted) and settled.status not in ("deleted", "aliased", "out_of_band")):
@@ -834,8 +834,9 @@ def _configure(state: RealtimeState, event: SessionConfigured) -> Outcome:
 def _observe(state: RealtimeState, event: ItemObserved) -> Outcome:
     if event.response_id is not None:
         _response(state, event.response_id)
+    stopped: list[Change] = []
     if event.previous_item_id != UNKNOWN and (event.audio or event.response_id is not None):
-        _end_reseed(state)  # the conversation goes on: what follows is new, not re-seeded
+        stopped = _stop_reseed(state)  # the conversation goes on: what follows is new, not re-seeded
     item = _item(state, event.item_id, role=event.role, previous=event.previous_item_id, response_id=event.response_id)
     in_conversation = event.previous_item_id != UNKNOWN
     state.items[item.id] = msgspec.structs.replace(
@@ -849,7 +850,7 @@ def _observe(state: RealtimeState, event: ItemObserved) -> Outcome:
         complete=item.complete or event.complete,
         text_optional=item.text_optional or (event.audio and state.transcription is False),
     )
-    return Outcome(status="staged")
+    return Outcome(status="staged", changes=tuple(stopped))
 
 
 def _user_content(
@@ -1313,7 +1314,7 @@ def _materialise(state: RealtimeState) -> list[Change]:
         if frontier and state.reseed and (frontier[0].stands_for or _reseed_candidate(state, frontier[0])):
             candidate = frontier[0] if not frontier[0].stands_for else _next_in_run(state, frontier[0])
             if candidate is not None and not _reseed_candidate(state, candidate) and _placeable(state, candidate):
-                _end_reseed(state)  # the conversation went on without finishing the run
+                changes.extend(_stop_reseed(state))  # the conversation went on without finishing the run
                 progressed = True
             elif candidate is not None and _reseed_candidate(state, candidate):
                 step = _reseed_step(state, candidate)
@@ -1432,24 +1433,44 @@ def _reseed_step(state: RealtimeState, item: Item) -> list[Change] | None:
     item differs) was new after all, and its items are placed as written.
     ``None``: not part of a run, place it as usual."""
     digest = _digest(item.role or "", _blocks(item))
-    candidates = state.reseed[:1] if state.reseed_started else state.reseed
-    for index, (original, known) in enumerate(candidates):
-        if (
-            known == digest
-            or (
-                known == _ANY
-                and _same_kind(state.items.get(original), item)
-                # A run starting here must still re-send a message as it was.
-                and (state.reseed_started or any(later for _, later in candidates[index + 1 :]))
-            )
-        ):
-            state.reseed = state.reseed[index + 1 :]
-            state.reseed_started = True
-            state.items[item.id] = msgspec.structs.replace(item, stands_for=original)
-            return _finish_reseed(state) if not state.reseed else []
+    reseed = state.reseed
+    # A run goes on at its next message; the erased ones before it (no
+    # content to compare) the client may leave out, or re-send as anything
+    # of their kind. Not started yet, a run may start at any message.
+    candidates = reseed
     if state.reseed_started:
-        _end_reseed(state)
+        ahead = next((index for index, (_, known) in enumerate(reseed) if known != _ANY), len(reseed))
+        candidates = reseed[: ahead + 1]
+    found = next((index for index, (_, known) in enumerate(candidates) if known == digest), None)
+    if found is None:
+        found = next(
+            (
+                index
+                for index, (original, known) in enumerate(candidates)
+                if known == _ANY
+                and _same_kind(state.items.get(original), item)
+                # Only a message re-sent as it was, later in the run, shows
+                # that this item re-sends an erased one rather than says
+                # something new; but a client writes the assistant's words
+                # and calls only to re-send them.
+                and (any(later != _ANY for _, later in reseed[index + 1 :]) or _only_resent(item))
+            ),
+            None,
+        )
+    if found is not None:
+        state.reseed = reseed[found + 1 :]
+        state.reseed_started = True
+        state.items[item.id] = msgspec.structs.replace(item, stands_for=candidates[found][0])
+        rest = [state.items.get(original) for original, _ in state.reseed]
+        if all(known == _ANY for _, known in state.reseed) and not any(
+            other is not None and _only_resent(other) for other in rest
+        ):
+            # Only erased words of the user (or tool results) are left: the
+            # client may leave them out, and what it sends next may be new.
+            return _finish_reseed(state)
         return []
+    if state.reseed_started:
+        return _stop_reseed(state)
     return None
 
 
@@ -1459,6 +1480,12 @@ _ANY = b""
 
 def _same_kind(original: Item | None, item: Item) -> bool:
     return original is not None and original.kind == item.kind and original.role == item.role
+
+
+def _only_resent(item: Item) -> bool:
+    """An item a client writes only to re-send it: the assistant's words or
+    calls (its own words, and tool results, it writes anew)."""
+    return item.kind == "function_call" or (item.kind == "message" and item.role == "assistant")
 
 
 def _held(state: RealtimeState) -> list[Item]:
@@ -1481,8 +1508,19 @@ def _finish_reseed(state: RealtimeState) -> list[Change]:
         )
         state.tail = item.id
         changes.append(Reseeded(item_id=item.id, original=original))
+        if item.deleted:  # the live conversation deleted it while the run went on
+            changes.extend(_delete(state, original).changes)
     state.reseed, state.reseed_started = (), False
     return changes
+
+
+def _stop_reseed(state: RealtimeState) -> list[Change]:
+    """The run stops before the end: whole if only erased messages were left
+    (a client may leave those out), else its items were new after all."""
+    if state.reseed_started and all(known == _ANY for _, known in state.reseed):
+        return _finish_reseed(state)
+    _end_reseed(state)
+    return []
 
 
 def _end_reseed(state: RealtimeState) -> None:
@@ -1529,7 +1567,7 @@ def _settle(state: RealtimeState, group: list[Item], *, behind: bool) -> list[Ch
     ):
         _place_without_message(state, msgspec.structs.replace(first, status="skipped", parts=(), output=None))
         return [UnansweredOutput(item_id=first.id, call_id=first.call_id or "")]
-    joined = _joined_output(state, first) if not behind else None
+    joined = _joined_output(state, first, behind=behind)
     if joined is not None:
         # The outputs after it, ready with it (one that arrived before it, say), join too.
         for other in group[1:]:
@@ -1595,12 +1633,15 @@ def _settle(state: RealtimeState, group: list[Item], *, behind: bool) -> list[Ch
     return [AppendMessage(message=message, item_ids=ids)]
 
 
-def _joined_output(state: RealtimeState, item: Item) -> list[Change] | None:
+def _joined_output(state: RealtimeState, item: Item, *, behind: bool = False) -> list[Change] | None:
     """A tool output placed right after another one: its result joins that
     output's tool_results message (``late_content``), as the results of one
     assistant message's parallel calls belong together; two tool_results
-    messages in a row are a transcript no model API takes."""
-    last = state.items.get(state.tail) if state.tail is not None else None
+    messages in a row are a transcript no model API takes. Placed at the
+    tail, or (``behind``) right after its predecessor, before what was
+    placed after it."""
+    previous = item.previous if behind else state.tail
+    last = state.items.get(previous) if previous is not None else None
     if (
         item.kind != "function_call_output"
         or last is None
@@ -1611,6 +1652,10 @@ def _joined_output(state: RealtimeState, item: Item) -> list[Change] | None:
         return None
     own = _blocks(item)
     offset = last.block_offset + last.block_count
+    if behind:  # the blocks of the message after its predecessor's move on
+        for other in list(state.items.values()):
+            if other.anchor == last.anchor and other.id != last.id and other.block_offset >= offset:
+                state.items[other.id] = msgspec.structs.replace(other, block_offset=other.block_offset + len(own))
     state.items[item.id] = msgspec.structs.replace(
         item,
         status="materialised",
@@ -1624,7 +1669,8 @@ def _joined_output(state: RealtimeState, item: Item) -> list[Change] | None:
         placed=_next(state),
         digest=_digest(item.role or "", own),
     )
-    state.tail = item.id
+    if not behind:
+        state.tail = item.id
     _adopt_siblings(state, item, item)
     return [ReplaceItem(anchor=last.anchor, item_id=item.id, offset=offset, count=0, blocks=own, reason="late_content")]
 
@@ -1753,10 +1799,10 @@ def _close(state: RealtimeState) -> list[Change]:
     they produced stays), user items go without their text (a transcription
     may still land), and items waiting for a predecessor that never came go
     to the end, in announcement order."""
-    _end_reseed(state)  # a run of re-sent history that never finished was new messages
+    stopped = _stop_reseed(state)  # a run of re-sent history that never finished was new messages
     # Output that came for items a rule placed before, whose responses have
     # not ended: placed as it is now (the call may never bring their end).
-    changes = _fill_late_output(state, None, complete=False)
+    changes = stopped + _fill_late_output(state, None, complete=False)
     changes += _end_responses_by_rule(state)
     for item in list(state.items.live.values()):
         item = msgspec.structs.replace(
