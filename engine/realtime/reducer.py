@@ -381,6 +381,8 @@ class RealtimeState:
         "forget_at",
         "items",
         "reseed",
+        "reseed_items",
+        "reseed_paths",
         "reseed_started",
         "responses",
         "tail",
@@ -400,6 +402,10 @@ class RealtimeState:
         self.aliases: dict[str, str] = {}  # a re-seeded item's new id -> the original's
         self.reseed: tuple[tuple[str, bytes], ...] = ()  # messages a new connection may re-seed, in order
         self.reseed_started = False  # a re-seeded item was recognised: the next must match the next message
+        # The run's items, in the order they were matched, and each way the
+        # run so far follows ``reseed``: the indexes they matched.
+        self.reseed_items: tuple[str, ...] = ()
+        self.reseed_paths: tuple[tuple[int, ...], ...] = ()
         # The blocks ingestion last gave each message of the call (by its
         # provider item id), whether or not they landed: a message that no
         # longer holds them was changed by someone else (a caller's rewrite
@@ -423,6 +429,8 @@ class RealtimeState:
         clone.aliases = self.aliases if not self.aliases else dict(self.aliases)
         clone.reseed = self.reseed
         clone.reseed_started = self.reseed_started
+        clone.reseed_items = self.reseed_items
+        clone.reseed_paths = self.reseed_paths
         clone.written = self.written.copy()
         clone.erased = self.erased
         return clone
@@ -487,6 +495,8 @@ def apply(state: RealtimeState, event: RealtimeEvent) -> Outcome:
         # id a redelivered delta could not be told from a new one.
         return Outcome(status="rejected", reason="a delta without event_id cannot be deduplicated")
     unfit = _unfit(state, event)
+    if unfit is None and isinstance(event, _DELTAS) and _MARK_END in event.delta and not erased_text(event.delta):
+        unfit = _spells_the_mark(state, event)
     if unfit is not None:
         return Outcome(status="rejected", reason=unfit)
     outcome = _dispatch(state, event)
@@ -585,6 +595,21 @@ def _unfit(state: RealtimeState, event: RealtimeEvent) -> str | None:
         )
         if isinstance(event, UserImage) or (item is not None and item.images) or spoken:
             return f"item {item_id} is a system item, which holds text only"
+    return None
+
+
+_MARK_END = ERASED_TEXT[-1]
+
+
+def _spells_the_mark(
+    state: RealtimeState, event: AssistantTextDelta | AssistantTranscriptDelta | UserTranscriptDelta
+) -> str | None:
+    """Why a delta is refused: with the text its part holds, it would read as
+    the mark an erasure leaves (as input that is the mark is refused)."""
+    item = state.items.get(event.item_id)
+    held = next((text for index, _, text, _ in item.parts if index == event.content_index), "") if item else ""
+    if erased_text(held + event.delta):
+        return f"with the text before it, this delta spells {ERASED_TEXT!r}, the mark an erasure leaves"
     return None
 
 
@@ -818,7 +843,7 @@ def _configure(state: RealtimeState, event: SessionConfigured) -> Outcome:
             elif item.digest and item.digest != _digest(item.role or "", ()):  # without content: never re-sent
                 resendable.append((item.id, item.digest))
         state.reseed = tuple(resendable) if any(known for _, known in resendable) else ()
-        state.reseed_started = False
+        state.reseed_started, state.reseed_items, state.reseed_paths = False, (), ()
         reason = "a new connection: what the previous one left waiting was closed"
     if event.input_transcription is not None:
         state.transcription = event.input_transcription
@@ -1431,73 +1456,90 @@ def _reseed_step(state: RealtimeState, item: Item) -> list[Change] | None:
     of the old transcript: only then are they the same messages (aliased to
     them). A run that stops short (a response starts, spoken input comes, an
     item differs) was new after all, and its items are placed as written.
+    Every way the run so far can follow the old transcript is kept (a
+    message may occur twice; a run may start anywhere and leave erased
+    messages out), and the first to reach the end wins.
     ``None``: not part of a run, place it as usual."""
     digest = _digest(item.role or "", _blocks(item))
     reseed = state.reseed
-    # A run goes on at its next message; the erased ones before it (no
-    # content to compare) the client may leave out, or re-send as anything
-    # of their kind. Not started yet, a run may start at any message.
-    candidates = reseed
-    if state.reseed_started:
-        ahead = next((index for index, (_, known) in enumerate(reseed) if known != _ANY), len(reseed))
-        candidates = reseed[: ahead + 1]
-    found = next((index for index, (_, known) in enumerate(candidates) if known == digest), None)
-    if found is None:
-        found = next(
-            (
-                index
-                for index, (original, known) in enumerate(candidates)
-                if known == _ANY
-                and _same_kind(state.items.get(original), item)
-                # Only a message re-sent as it was, later in the run, shows
-                # that this item re-sends an erased one rather than says
-                # something new; but a client writes the assistant's words
-                # and calls only to re-send them.
-                and (any(later != _ANY for _, later in reseed[index + 1 :]) or _only_resent(item))
-            ),
-            None,
-        )
-    if found is not None:
-        state.reseed = reseed[found + 1 :]
-        state.reseed_started = True
-        state.items[item.id] = msgspec.structs.replace(item, stands_for=candidates[found][0])
-        rest = [state.items.get(original) for original, _ in state.reseed]
-        if all(known == _ANY for _, known in state.reseed) and not any(
-            other is not None and _only_resent(other) for other in rest
-        ):
-            # Only erased words of the user (or tool results) are left: the
-            # client may leave them out, and what it sends next may be new.
-            return _finish_reseed(state)
-        return []
-    if state.reseed_started:
-        return _stop_reseed(state)
-    return None
+    starts: tuple[tuple[int, ...], ...] = state.reseed_paths if state.reseed_started else ((),)
+    paths: dict[int, tuple[int, ...]] = {}  # by the last message matched: the rest of the run is the same
+    for path in starts:
+        for index in _next_messages(reseed, path):
+            original, known = reseed[index]
+            if known == digest or (known == _ANY and _resends(state.items.get(original), item)):
+                paths.setdefault(index, (*path, index))
+    if not paths:
+        return _stop_reseed(state) if state.reseed_started else None
+    state.reseed_paths, state.reseed_started = tuple(paths.values()), True
+    state.reseed_items = (*state.reseed_items, item.id)
+    first = state.reseed_paths[0]
+    state.items[item.id] = msgspec.structs.replace(item, stands_for=reseed[first[-1]][0])
+    whole = next((path for path in state.reseed_paths if _whole(state, path)), None)
+    return _finish_reseed(state, whole) if whole is not None else []
 
 
-#: In ``RealtimeState.reseed``, an erased item: any item of its kind re-sends it.
+def _next_messages(reseed: tuple[tuple[str, bytes], ...], path: tuple[int, ...]) -> range:
+    """Where a run goes on after ``path``: anywhere, before it started; else
+    the next message, or one after erased messages left out (up to the
+    first message that is not erased)."""
+    if not path:
+        return range(len(reseed))
+    after = path[-1] + 1
+    ahead = next((index for index in range(after, len(reseed)) if reseed[index][1] != _ANY), len(reseed) - 1)
+    return range(after, ahead + 1)
+
+
+def _whole(state: RealtimeState, path: tuple[int, ...], *, stopped: bool = False) -> bool:
+    """Whether a run along ``path`` re-sends the old transcript up to its end.
+    It re-sent a message as it was, and its last item is one a client
+    writes only to re-send it (a reply, a call, an output) or a message
+    re-sent as it was: an item standing for the erased words of a user may
+    be new words. After it, only erased messages a client may leave out:
+    the user's words, or, once the run stopped (a response started, say),
+    any erased message."""
+    reseed = state.reseed
+    last, known = reseed[path[-1]]
+    if all(reseed[index][1] == _ANY for index in path) or (known == _ANY and not _only_resent(state.items.get(last))):
+        return False
+    return all(
+        known == _ANY and (stopped or not _only_resent(state.items.get(original)))
+        for original, known in reseed[path[-1] + 1 :]
+    )
+
+
+#: In ``RealtimeState.reseed``, an erased message: its content cannot be compared.
 _ANY = b""
 
 
-def _same_kind(original: Item | None, item: Item) -> bool:
-    return original is not None and original.kind == item.kind and original.role == item.role
+def _resends(original: Item | None, item: Item) -> bool:
+    """Whether ``item`` may be the re-sent copy of ``original``, an erased
+    message: one of its kind, and for a call or its output, of its call."""
+    if original is None or original.kind != item.kind or original.role != item.role:
+        return False
+    return item.kind == "message" or original.call_id == item.call_id
 
 
-def _only_resent(item: Item) -> bool:
-    """An item a client writes only to re-send it: the assistant's words or
-    calls (its own words, and tool results, it writes anew)."""
-    return item.kind == "function_call" or (item.kind == "message" and item.role == "assistant")
+def _only_resent(item: Item | None) -> bool:
+    """An item a client writes only to re-send it: the assistant's words, a
+    call, or the output of an old call (its own words it writes anew)."""
+    return item is not None and (
+        item.kind in ("function_call", "function_call_output") or (item.kind == "message" and item.role == "assistant")
+    )
 
 
 def _held(state: RealtimeState) -> list[Item]:
     return sorted((item for item in state.items.live.values() if item.stands_for), key=lambda item: item.seen)
 
 
-def _finish_reseed(state: RealtimeState) -> list[Change]:
-    """The run reached the end of the old transcript: each held item is the message it re-sends."""
+def _finish_reseed(state: RealtimeState, path: tuple[int, ...]) -> list[Change]:
+    """The run reached the end of the old transcript along ``path``: each held
+    item is the message it re-sends there; held items past the path's end
+    were new after all."""
     changes: list[Change] = []
-    for item in _held(state):
-        original = item.stands_for
-        assert original is not None
+    held = [state.items[ident] for ident in state.reseed_items]
+    for item, index in zip(held, path, strict=False):
+        original = state.reseed[index][0]
         state.aliases = {**state.aliases, item.id: original}
         # Its successors go after the message the original is in (one item
         # of a response's merged message, or an output joined to another's).
@@ -1508,17 +1550,28 @@ def _finish_reseed(state: RealtimeState) -> list[Change]:
         )
         state.tail = item.id
         changes.append(Reseeded(item_id=item.id, original=original))
-        if item.deleted:  # the live conversation deleted it while the run went on
+        # What the live conversation did to it while the run went on.
+        if item.deleted:
             changes.extend(_delete(state, original).changes)
-    state.reseed, state.reseed_started = (), False
+        elif item.truncated_at_ms is not None:
+            cut = AssistantTranscriptTruncated(item_id=original, audio_end_ms=item.truncated_at_ms)
+            changes.extend(_truncate(state, cut).changes)
+    for item in held[len(path) :]:
+        state.items[item.id] = msgspec.structs.replace(item, stands_for=None)
+    state.reseed, state.reseed_started, state.reseed_items, state.reseed_paths = (), False, (), ()
     return changes
 
 
 def _stop_reseed(state: RealtimeState) -> list[Change]:
-    """The run stops before the end: whole if only erased messages were left
-    (a client may leave those out), else its items were new after all."""
-    if state.reseed_started and all(known == _ANY for _, known in state.reseed):
-        return _finish_reseed(state)
+    """The run stops before the end. It is whole up to its last re-sent
+    reply or call (which a client writes only to re-send) if only erased
+    messages come after that; else its items were new after all (so a
+    typed "yes" that repeats an old message is never swallowed)."""
+    held = [state.items[ident] for ident in state.reseed_items]
+    for path in state.reseed_paths if state.reseed_started else ():
+        for length in range(len(path), 0, -1):
+            if _only_resent(held[length - 1]) and _whole(state, path[:length], stopped=True):
+                return _finish_reseed(state, path[:length])
     _end_reseed(state)
     return []
 
@@ -1527,7 +1580,7 @@ def _end_reseed(state: RealtimeState) -> None:
     """No (more) re-seeding: held items were new messages after all."""
     for item in _held(state):
         state.items[item.id] = msgspec.structs.replace(item, stands_for=None)
-    state.reseed, state.reseed_started = (), False
+    state.reseed, state.reseed_started, state.reseed_items, state.reseed_paths = (), False, (), ()
 
 
 def _next_in_run(state: RealtimeState, first: Item) -> Item | None:
@@ -1641,20 +1694,26 @@ def _joined_output(state: RealtimeState, item: Item, *, behind: bool = False) ->
     tail, or (``behind``) right after its predecessor, before what was
     placed after it."""
     previous = item.previous if behind else state.tail
+    if previous is not None:  # a re-sent output stands for the one it re-sends
+        previous = state.aliases.get(previous, previous)
     last = state.items.get(previous) if previous is not None else None
-    if (
-        item.kind != "function_call_output"
-        or last is None
-        or last.kind != "function_call_output"
-        or last.status != "materialised"
-        or last.anchor is None
-    ):
+    if item.kind != "function_call_output" or last is None or last.status != "materialised" or last.anchor is None:
+        return None
+    if last.kind == "function_call_output":
+        anchor, offset = last.anchor, last.block_offset + last.block_count
+    elif behind and last.kind == "function_call":
+        # Right after a call of a message whose results follow it: among
+        # them, after the results of the calls before it.
+        found = _results_after_calls(state, last)
+        if found is None:
+            return None
+        anchor, offset = found
+    else:
         return None
     own = _blocks(item)
-    offset = last.block_offset + last.block_count
-    if behind:  # the blocks of the message after its predecessor's move on
+    if behind:  # the blocks of the message after it move on
         for other in list(state.items.values()):
-            if other.anchor == last.anchor and other.id != last.id and other.block_offset >= offset:
+            if other.anchor == anchor and other.id != last.id and other.block_offset >= offset:
                 state.items[other.id] = msgspec.structs.replace(other, block_offset=other.block_offset + len(own))
     state.items[item.id] = msgspec.structs.replace(
         item,
@@ -1672,7 +1731,39 @@ def _joined_output(state: RealtimeState, item: Item, *, behind: bool = False) ->
     if not behind:
         state.tail = item.id
     _adopt_siblings(state, item, item)
-    return [ReplaceItem(anchor=last.anchor, item_id=item.id, offset=offset, count=0, blocks=own, reason="late_content")]
+    return [ReplaceItem(anchor=anchor, item_id=item.id, offset=offset, count=0, blocks=own, reason="late_content")]
+
+
+def _results_after_calls(state: RealtimeState, call: Item) -> tuple[str, int] | None:
+    """The message of results right after the message holding ``call`` (its
+    anchor), and where in it a result placed right after ``call`` goes:
+    after the results that follow the calls before it in that message."""
+    calls = call.anchor
+    following = [
+        other
+        for other in state.items.values()
+        if other.status == "materialised" and other.anchor == other.id and other.before == calls
+    ]
+    if not following:
+        return None
+    results = max(following, key=lambda other: other.placed)  # the latest placed right after it comes first
+    if results.kind != "function_call_output":
+        return None
+    held = sorted(
+        (other for other in state.items.values() if other.anchor == results.id and other.status == "materialised"),
+        key=lambda other: other.block_offset,
+    )
+    for other in held:
+        root, walked = other, {other.id}
+        while root.kind == "function_call_output" and root.previous is not None and root.previous not in walked:
+            before = state.items.get(root.previous)
+            if before is None:
+                break
+            root = before
+            walked.add(root.id)
+        if not (root.kind == "function_call" and root.anchor == calls and root.block_offset < call.block_offset):
+            return results.id, other.block_offset
+    return results.id, held[-1].block_offset + held[-1].block_count if held else 0
 
 
 def _message_role(first: Item) -> str:
