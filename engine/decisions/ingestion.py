@@ -141,14 +141,22 @@ def translate(events: Sequence[object], provider: str | None, adapter: Adapter |
     return [_unmarked(_canonical(raw, adapter)) for raw in events]
 
 
+#: The fields of each canonical event that hold text, which could be the mark.
+_TEXT_FIELDS = {
+    kind: tuple(name for name in ("text", "delta", "output", "ref") if name in kind.__struct_fields__)
+    for kind in _CANONICAL_TYPES
+}
+
+
 def _unmarked(translated: Translated) -> Translated:
     """Refused: input whose text is the mark an erasure leaves (``ERASED_TEXT``)
     would read as erased content, which no message shows."""
     if isinstance(translated, tuple):
         return translated
     for event in translated:
-        for name in ("text", "delta", "output", "ref"):
-            if erased_text(getattr(event, name, None)):
+        for name in _TEXT_FIELDS[type(event)]:
+            value = getattr(event, name)
+            if value and ERASED_TEXT[0] in value and erased_text(value):  # the first test alone, for nearly all input
                 return (
                     "rejected",
                     f"{type(event).__name__}.{name} is {ERASED_TEXT!r}, the mark an erasure leaves in the records it "

@@ -837,8 +837,8 @@ def _configure(state: RealtimeState, event: SessionConfigured) -> Outcome:
                 continue
             if item.id in state.erased:
                 # Its content is gone, but the client may still hold it and
-                # re-send it: any item of its kind may stand for it, within
-                # a run that re-sends other messages as they were.
+                # re-send it: an item of its kind (of its call, for a call
+                # or an output) may stand for it (see ``_whole``).
                 resendable.append((item.id, _ANY))
             elif item.digest and item.digest != _digest(item.role or "", ()):  # without content: never re-sent
                 resendable.append((item.id, item.digest))
