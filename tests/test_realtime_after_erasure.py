@@ -389,7 +389,7 @@ def test_a_late_word_about_an_erased_message_is_discarded_and_stored_without_con
     # (After a redaction instead of the erasure, both come back discarded.)
     assert outcome.status == "discarded", outcome.reason
     assert len(store.history(sid)) == stored + 1
-    assert "4111" not in repr(store.history(sid))
+    assert "4111 1111" not in repr(store.history(sid))
 
 
 # -- found beside them ------------------------------------------------------------

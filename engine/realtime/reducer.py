@@ -832,9 +832,7 @@ def _configure(state: RealtimeState, event: SessionConfigured) -> Outcome:
         changes = _close(state)
         state.connection_start = state.tail
         resendable: list[tuple[str, bytes]] = []
-        for item in sorted(state.items.settled.values(), key=lambda item: item.placed):
-            if item.status != "materialised":
-                continue
+        for item in _in_conversation_order(state):
             if item.id in state.erased:
                 # Its content is gone, but the client may still hold it and
                 # re-send it: an item of its kind (of its call, for a call
@@ -854,6 +852,31 @@ def _configure(state: RealtimeState, event: SessionConfigured) -> Outcome:
             if item.audio and not item.text_optional:
                 state.items[item.id] = msgspec.structs.replace(item, text_optional=True)
     return Outcome(status="staged", reason=reason, changes=tuple(changes))
+
+
+def _in_conversation_order(state: RealtimeState) -> list[Item]:
+    """The items placed in messages, in the order of the conversation (as a
+    client re-sends it): each message after the one it was placed after,
+    the latest placed there first (insert-after), and each message's items
+    in the order of their blocks."""
+    following: dict[str | None, list[Item]] = {}
+    members: dict[str, list[Item]] = {}
+    for item in state.items.settled.values():
+        if item.anchor == item.id:  # a message's first item, deleted ones too: others were placed after them
+            following.setdefault(item.before, []).append(item)
+        if item.status == "materialised" and item.anchor is not None:
+            members.setdefault(item.anchor, []).append(item)
+    ordered: list[Item] = []
+    stack = sorted(following.get(None, ()), key=lambda item: item.placed)  # popped latest first
+    seen: set[str] = set()
+    while stack:
+        message = stack.pop()
+        if message.id in seen:  # never so: a message is placed after one placed before it
+            continue
+        seen.add(message.id)
+        ordered += sorted(members.get(message.id, ()), key=lambda item: item.block_offset)
+        stack += sorted(following.get(message.id, ()), key=lambda item: item.placed)
+    return ordered
 
 
 def _observe(state: RealtimeState, event: ItemObserved) -> Outcome:
@@ -1475,8 +1498,11 @@ def _reseed_step(state: RealtimeState, item: Item) -> list[Change] | None:
     state.reseed_items = (*state.reseed_items, item.id)
     first = state.reseed_paths[0]
     state.items[item.id] = msgspec.structs.replace(item, stands_for=reseed[first[-1]][0])
-    whole = next((path for path in state.reseed_paths if _whole(state, path)), None)
-    return _finish_reseed(state, whole) if whole is not None else []
+    # Ended only when no way is still on its way (a whole history re-sent
+    # whose start repeats its end would end early, the rest added twice).
+    if all(_whole(state, path) for path in state.reseed_paths):
+        return _finish_reseed(state, max(state.reseed_paths, key=len))
+    return []
 
 
 def _next_messages(reseed: tuple[tuple[str, bytes], ...], path: tuple[int, ...]) -> range:
@@ -1568,6 +1594,9 @@ def _stop_reseed(state: RealtimeState) -> list[Change]:
     messages come after that; else its items were new after all (so a
     typed "yes" that repeats an old message is never swallowed)."""
     held = [state.items[ident] for ident in state.reseed_items]
+    whole = [path for path in state.reseed_paths if _whole(state, path)] if state.reseed_started else []
+    if whole:
+        return _finish_reseed(state, max(whole, key=len))
     for path in state.reseed_paths if state.reseed_started else ():
         for length in range(len(path), 0, -1):
             if _only_resent(held[length - 1]) and _whole(state, path[:length], stopped=True):
@@ -1715,21 +1744,23 @@ def _joined_output(state: RealtimeState, item: Item, *, behind: bool = False) ->
         for other in list(state.items.values()):
             if other.anchor == anchor and other.id != last.id and other.block_offset >= offset:
                 state.items[other.id] = msgspec.structs.replace(other, block_offset=other.block_offset + len(own))
+    message = state.items[anchor]  # the first item of the message it joins
     state.items[item.id] = msgspec.structs.replace(
         item,
         status="materialised",
         parts=(),
         output=None,
-        anchor=last.anchor,
-        after=last.after,
-        before=last.before,
+        anchor=anchor,
+        after=message.after,
+        before=message.before,
         block_offset=offset,
         block_count=len(own),
         placed=_next(state),
         digest=_digest(item.role or "", own),
     )
-    if not behind:
-        state.tail = item.id
+    tail = state.items.get(state.tail) if state.tail is not None else None
+    if not behind or (tail is not None and tail.anchor == anchor and offset > tail.block_offset):
+        state.tail = item.id  # the last result of the last message: what comes next goes after it
     _adopt_siblings(state, item, item)
     return [ReplaceItem(anchor=anchor, item_id=item.id, offset=offset, count=0, blocks=own, reason="late_content")]
 
