@@ -4,7 +4,8 @@ placed in, not the conversation's (a note inserted at the start, outputs
 inserted before others); a whole re-sent history whose start repeats its
 end ended its run early; and an output placed among the results after its
 call took the calls' message for its own (results out of call order, a
-later output rejected, a deletion removing a call). Every expected result
+later output rejected, a deletion removing a call); a message that got a
+later content part was compared as first placed. Every expected result
 is read off what the OpenAI Realtime events mean and what docs/realtime.md
 promises."""
 
@@ -170,3 +171,41 @@ def test_deleting_an_output_placed_among_results_leaves_its_call(store: Transcri
     assert tool_blocks(store, sid)[1:] == [("assistant", ["c1", "c2", "c3"]), ("tool_results", ["c1", "c2"])]
     store.ingest(sid, event("conversation.item.deleted", item_id="o2"), provider="openai")
     assert tool_blocks(store, sid)[1:] == [("assistant", ["c1", "c2", "c3"]), ("tool_results", ["c1"])]
+
+
+# -- D. a message's later content part is what a new connection re-sends ---------------
+
+
+def test_a_message_that_got_a_later_content_part_is_recognised_when_re_sent(store: Transcripts) -> None:
+    # Rule 10: "a later part of a message already placed joins it". The user
+    # item said "Look:" (typed) and its audio part's transcription came after
+    # it was placed. A new connection re-sends it as it now reads, then the
+    # reply: the run equals the old messages up to the last one (rule 11).
+    sid = store.create()
+    mixed = {
+        "id": "u1",
+        "type": "message",
+        "role": "user",
+        "content": [{"type": "input_text", "text": "Look:"}, {"type": "input_audio", "transcript": None}],
+    }
+    first_connection(store, sid, [mixed, answer("a1", "Sure")])
+    store.ingest(
+        sid,
+        event(
+            "conversation.item.input_audio_transcription.completed",
+            item_id="u1",
+            content_index=1,
+            transcript="the red one",
+        ),
+        provider="openai",
+    )
+    before = rows(store, sid)
+    assert before == [("user", "Look:\nthe red one", False), ("assistant", "Sure", False)]
+    resent = {
+        "id": "n1",
+        "type": "message",
+        "role": "user",
+        "content": [{"type": "input_text", "text": "Look:"}, {"type": "input_text", "text": "the red one"}],
+    }
+    reseeded(store, sid, [resent, answer("n2", "Sure")])
+    assert rows(store, sid) == before

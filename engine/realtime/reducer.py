@@ -975,8 +975,14 @@ def _late_user_content(
         reason="late_content",
     )
     _shift(state, item, 1)
+    # What a new connection re-sends of it now holds this part too.
+    written = state.written.get(item.anchor or item.id)
+    own = written[item.block_offset : item.block_offset + item.block_count] if written is not None else None
     state.items[item.id] = msgspec.structs.replace(
-        item, block_count=item.block_count + 1, seen_parts=(*item.seen_parts, event.content_index)
+        item,
+        block_count=item.block_count + 1,
+        seen_parts=(*item.seen_parts, event.content_index),
+        digest=item.digest if own is None else _digest(item.role or "", (*own, block)),
     )
     return Outcome(status="materialised", reason="a later content part joins its message", changes=(change,))
 
