@@ -156,7 +156,7 @@ def _unmarked(translated: Translated) -> Translated:
     for event in translated:
         for name in _TEXT_FIELDS[type(event)]:
             value = getattr(event, name)
-            if value and ERASED_TEXT[0] in value and erased_text(value):  # the first test alone, for nearly all input
+            if value and ERASED_TEXT[0] in value and erased_text(value):  # most texts hold no "⟨": one scan
                 return (
                     "rejected",
                     f"{type(event).__name__}.{name} is {ERASED_TEXT!r}, the mark an erasure leaves in the records it "

@@ -1487,7 +1487,7 @@ def _reseed_step(state: RealtimeState, item: Item) -> list[Change] | None:
     item differs) was new after all, and its items are placed as written.
     Every way the run so far can follow the old transcript is kept (a
     message may occur twice; a run may start anywhere and leave erased
-    messages out), and the first to reach the end wins.
+    messages out), and it ends once every way still kept reached the end.
     ``None``: not part of a run, place it as usual."""
     digest = _digest(item.role or "", _blocks(item))
     reseed = state.reseed
@@ -1595,10 +1595,11 @@ def _finish_reseed(state: RealtimeState, path: tuple[int, ...]) -> list[Change]:
 
 
 def _stop_reseed(state: RealtimeState) -> list[Change]:
-    """The run stops before the end. It is whole up to its last re-sent
-    reply or call (which a client writes only to re-send) if only erased
-    messages come after that; else its items were new after all (so a
-    typed "yes" that repeats an old message is never swallowed)."""
+    """The run stops: whole along the longest way that reached the end;
+    else up to its last re-sent reply, call or output (which a client
+    writes only to re-send) if only erased messages come after that; else
+    its items were new after all (so a typed "yes" that repeats an old
+    message is never swallowed)."""
     held = [state.items[ident] for ident in state.reseed_items]
     whole = [path for path in state.reseed_paths if _whole(state, path)] if state.reseed_started else []
     if whole:
