@@ -583,3 +583,13 @@ def test_an_item_whose_id_is_a_messages_id_is_rejected_and_the_batch_goes_on(sto
     assert [m.text for m in stores.open().get(sid).messages] == ["my card is 4111", "hello"]
     store.erase(sid, "msg_card")
     assert [m.erased is not None for m in stores.open().get(sid).messages] == [True, False]
+
+
+def test_a_canonical_image_of_a_media_type_that_is_no_image_is_rejected_not_raised(store: Transcripts) -> None:
+    # Found by a newcomer pass: ingest() "never raises for bad input", yet a
+    # canonical UserImage of media type audio/wav raised InvalidMessage
+    # (the raw OpenAI event of such a data URL was rejected already).
+    sid = store.create()
+    outcome = store.ingest(sid, UserImage(event_id="w1", item_id="u1", media_type="audio/wav", data=b"RIFF"))
+    assert outcome.status == "rejected" and "must name an image" in (outcome.reason or ""), outcome
+    assert store.get(sid).messages == () and store.pending(sid).items == ()

@@ -34,6 +34,7 @@ from typing import Generic, Literal, TypeAlias, TypeVar
 
 import msgspec
 
+from engine.errors import InvalidMessage
 from engine.state.content import Block, Image, Message, Text, ToolResult, ToolUse, Transcript, Usage
 from engine.state.realtime_events import (
     ERASED_TEXT,
@@ -565,6 +566,11 @@ def _unfit(state: RealtimeState, event: RealtimeEvent) -> str | None:
         # Rejected, not raised when the item becomes a message; an old log's
         # such event replays as rejected, and its item as without the image.
         return f"an image's {'data' if event.data == b'' else 'ref'} is empty: no image to keep"
+    if isinstance(event, UserImage):
+        try:  # what the image block will be checked for (its media type): rejected here, never raised
+            Image(media_type=event.media_type, data=event.data, ref=event.ref)
+        except InvalidMessage as exc:
+            return str(exc)
     item_id = getattr(event, "item_id", None)
     if item_id is None:
         return None
