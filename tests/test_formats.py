@@ -265,6 +265,13 @@ def test_responses_items_read_as_messages_grouped_by_the_rule() -> None:
     assert [message.provider_item_id for message in read] == [None, None, None, None, "msg_1"]
 
 
+def test_responses_input_given_as_a_string_is_one_user_message() -> None:
+    # Found by a newcomer pass: responses.create(input="Hello") is valid, and
+    # the API reads the string as one user message (its short form).
+    assert from_openai_responses("Hello") == [Message.user("Hello")]
+    assert from_openai_responses("Hello") == from_openai_responses([{"role": "user", "content": "Hello"}])
+
+
 def test_messages_become_responses_items_in_block_order() -> None:
     assert to_openai_responses(RESPONSES_MESSAGES) == [
         {

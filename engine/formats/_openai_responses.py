@@ -204,9 +204,10 @@ _ITEM_TYPES = ("message", "reasoning", "function_call", "function_call_output")
 _ROLES: dict[str, Role] = {"user": "user", "system": "system", "developer": "system", "assistant": "assistant"}
 
 
-def from_openai_responses(items: Sequence[Json]) -> list[Message]:
+def from_openai_responses(items: Sequence[Json] | str) -> list[Message]:
     """Messages from Responses API items (input items, or a response's
-    ``output``), grouped by :func:`continues`: consecutive
+    ``output``), or from a request's ``input`` given as a string, which the
+    API reads as one user message. Items are grouped by :func:`continues`: consecutive
     function_call_output items are one tool_results message; assistant items
     start a new message at a message or reasoning item that follows a
     message or function_call item. A message item may be in the short form
@@ -214,6 +215,8 @@ def from_openai_responses(items: Sequence[Json]) -> list[Message]:
     becomes the message's ``provider_item_id``; other item ids are not kept.
     A status of ``incomplete`` or ``in_progress`` marks the message
     incomplete. Anything the engine cannot hold is refused with its path."""
+    if isinstance(items, str):  # responses.create(input="Hello"): a user message
+        items = [{"role": "user", "content": items}]
     result: list[Message] = []
     reading: _Reading | None = None
     for index, raw in enumerate(as_array(items, "items")):
