@@ -1627,15 +1627,21 @@ def _end_reseed(state: RealtimeState) -> None:
 
 def _next_in_run(state: RealtimeState, first: Item) -> Item | None:
     """The first item after the held run that starts at ``first``."""
-    current = first
+    # Each item's successors, read once: a scan of every waiting item per
+    # step made a long re-sent history cost its length cubed.
+    following: dict[str | None, list[Item]] = {}
+    for item in state.items.live.values():
+        following.setdefault(item.previous, []).append(item)
+    current, walked = first, {first.id}
     while True:
-        following = [item for item in state.items.live.values() if item.previous == current.id]
-        if not following:
+        after = following.get(current.id)
+        if not after:
             return None
-        nxt = max(following, key=lambda item: item.seen)
-        if nxt.stands_for is None:
-            return nxt
+        nxt = max(after, key=lambda item: item.seen)
+        if nxt.stands_for is None or nxt.id in walked:
+            return nxt if nxt.stands_for is None else None
         current = nxt
+        walked.add(nxt.id)
 
 
 def _place_without_message(state: RealtimeState, item: Item) -> None:
