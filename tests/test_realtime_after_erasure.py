@@ -22,6 +22,7 @@ from tests.test_realtime_caller_changes import (
     call,
     event,
     output,
+    parallel_calls,
     resent_after_a_reconnect,
     spoken_then_answered,
     stored_anywhere,
@@ -60,25 +61,8 @@ def spoken_reply(response: str, item: str, previous: str | None, text: str) -> l
 def three_calls_one_answered(store: Transcripts, sid: str) -> None:
     """User u1; response r1 makes calls fc1, fc2, fc3 (c1, c2, c3), one
     assistant message; c1's output o1 is placed as a message of results."""
-    calls = [call(f"fc{n}", f"c{n}") for n in (1, 2, 3)]
-    store.ingest_many(
-        sid,
-        [
-            event("conversation.item.added", previous_item_id=None, item=typed("u1", "look up")),
-            event("response.created", response={"id": "r1", "status": "in_progress"}),
-            *[
-                announced
-                for index, (previous, made) in enumerate(zip(["u1", "fc1", "fc2"], calls, strict=True))
-                for announced in (
-                    event("response.output_item.added", response_id="r1", output_index=index, item=made),
-                    event("conversation.item.added", previous_item_id=previous, item=made),
-                )
-            ],
-            event("response.done", response={"id": "r1", "status": "completed", "output": calls}),
-            event("conversation.item.added", previous_item_id="fc3", item=output("o1", "c1", "one")),
-        ],
-        provider="openai",
-    )
+    answered = event("conversation.item.added", previous_item_id="fc3", item=output("o1", "c1", "one"))
+    store.ingest_many(sid, [*parallel_calls(3), answered], provider="openai")
 
 
 # -- 1. an output that waited, then joins a message of results erased meanwhile --------

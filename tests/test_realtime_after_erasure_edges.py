@@ -22,6 +22,7 @@ from tests.test_realtime_caller_changes import (
     call,
     event,
     output,
+    parallel_calls,
     stored_anywhere,
     two_calls_answered_once,
     typed,
@@ -93,17 +94,10 @@ def test_the_extra_erasure_of_a_joining_output_leaves_other_messages_of_results_
     # after an item that never comes: it waits. The caller erases M1 only.
     store = stores.open()
     sid = store.create()
-    c1, c2 = call("fc1", "c1"), call("fc2", "c2")
     store.ingest_many(
         sid,
         [
-            event("conversation.item.added", previous_item_id=None, item=typed("u1", "look up")),
-            event("response.created", response={"id": "r1", "status": "in_progress"}),
-            event("response.output_item.added", response_id="r1", output_index=0, item=c1),
-            event("conversation.item.added", previous_item_id="u1", item=c1),
-            event("response.output_item.added", response_id="r1", output_index=1, item=c2),
-            event("conversation.item.added", previous_item_id="fc1", item=c2),
-            event("response.done", response={"id": "r1", "status": "completed", "output": [c1, c2]}),
+            *parallel_calls(2),
             event("conversation.item.added", previous_item_id="fc2", item=output("o2", "c2", "KEPT-RESULT")),
             event("conversation.item.added", previous_item_id="o2", item=typed("u2", "and?")),
             event("conversation.item.added", previous_item_id="u2", item=output("o1", "c1", "private")),

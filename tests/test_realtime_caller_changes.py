@@ -177,24 +177,36 @@ def typed(item: str, text: str) -> dict[str, Any]:
     return {"id": item, "type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
 
 
+def parallel_calls(count: int) -> list[dict[str, Any]]:
+    """The events of user u1 "look up", then response r1 making calls fc1,
+    fc2, ... (call ids c1, c2, ...), each announced after the one before:
+    one assistant message."""
+    calls = [call(f"fc{n}", f"c{n}") for n in range(1, count + 1)]
+    events = [
+        event("conversation.item.added", previous_item_id=None, item=typed("u1", "look up")),
+        event("response.created", response={"id": "r1", "status": "in_progress"}),
+    ]
+    previous = "u1"
+    for index, made in enumerate(calls):
+        events += [
+            event("response.output_item.added", response_id="r1", output_index=index, item=made),
+            event("conversation.item.added", previous_item_id=previous, item=made),
+        ]
+        previous = made["id"]
+    events.append(event("response.done", response={"id": "r1", "status": "completed", "output": calls}))
+    return events
+
+
+def calls_made(store: Transcripts, sid: str, count: int) -> None:
+    """:func:`parallel_calls` ingested: ``count`` calls, none answered yet."""
+    store.ingest_many(sid, parallel_calls(count), provider="openai")
+
+
 def two_calls_answered_once(store: Transcripts, sid: str) -> None:
     """User u1; response r1 makes calls fc1 (c1) and fc2 (c2), in one
     assistant message; c1's output o1 is placed, c2's not yet."""
-    c1, c2 = call("fc1", "c1"), call("fc2", "c2")
-    store.ingest_many(
-        sid,
-        [
-            event("conversation.item.added", previous_item_id=None, item=typed("u1", "look up")),
-            event("response.created", response={"id": "r1", "status": "in_progress"}),
-            event("response.output_item.added", response_id="r1", output_index=0, item=c1),
-            event("conversation.item.added", previous_item_id="u1", item=c1),
-            event("response.output_item.added", response_id="r1", output_index=1, item=c2),
-            event("conversation.item.added", previous_item_id="fc1", item=c2),
-            event("response.done", response={"id": "r1", "status": "completed", "output": [c1, c2]}),
-            event("conversation.item.added", previous_item_id="fc2", item=output("o1", "c1", "one")),
-        ],
-        provider="openai",
-    )
+    answered = event("conversation.item.added", previous_item_id="fc2", item=output("o1", "c1", "one"))
+    store.ingest_many(sid, [*parallel_calls(2), answered], provider="openai")
 
 
 def stored_anywhere(stores: StoreFactory, store: Transcripts, sid: str, secret: str, tmp_path: Path) -> bool:

@@ -15,34 +15,17 @@ from typing import Any
 
 from engine import Transcripts
 from tests.test_realtime_after_erasure import answer, rows
-from tests.test_realtime_caller_changes import call, event, output, typed
+from tests.test_realtime_caller_changes import call, calls_made, event, output, typed
 from tests.test_realtime_reseed_after_erasure import (
     added,
     first_connection,
     reseeded,
     tool_blocks,
-    two_parallel_calls,
 )
 
 
 def system(item: str, text: str) -> dict[str, Any]:
     return {"id": item, "type": "message", "role": "system", "content": [{"type": "input_text", "text": text}]}
-
-
-def three_parallel_calls(store: Transcripts, sid: str) -> None:
-    """User u1; response r1 makes calls fc1, fc2, fc3 (c1, c2, c3): one assistant message."""
-    calls = [call(f"fc{n}", f"c{n}") for n in (1, 2, 3)]
-    events = [
-        added(None, typed("u1", "look up")),
-        event("response.created", response={"id": "r1", "status": "in_progress"}),
-    ]
-    for index, (previous, made) in enumerate(zip(["u1", "fc1", "fc2"], calls, strict=True)):
-        events += [
-            event("response.output_item.added", response_id="r1", output_index=index, item=made),
-            added(previous, made),
-        ]
-    events.append(event("response.done", response={"id": "r1", "status": "completed", "output": calls}))
-    store.ingest_many(sid, events, provider="openai")
 
 
 def answered(store: Transcripts, sid: str, announced: list[tuple[str, str]]) -> list[Any]:
@@ -84,7 +67,7 @@ def test_parallel_results_re_sent_in_conversation_order_add_nothing(store: Trans
     # assistant messages, each call answered twice.
     sid = store.create()
     store.ingest(sid, event("session.created", session={"id": "sess_1"}), provider="openai")
-    two_parallel_calls(store, sid)
+    calls_made(store, sid, 2)
     answered(store, sid, [("fc2", "o2"), ("fc2", "o1")])
     before = tool_blocks(store, sid)
     assert before == [("user", ["look up"]), ("assistant", ["c1", "c2"]), ("tool_results", ["c1", "c2"])]
@@ -130,7 +113,7 @@ def test_outputs_each_announced_after_its_own_call_keep_call_order(store: Transc
     # engine makes [c1, c3, c2] (o2 was recorded in the assistant message,
     # so o3 does not see it among the results).
     sid = store.create()
-    three_parallel_calls(store, sid)
+    calls_made(store, sid, 3)
     answered(store, sid, [("fc1", "o1"), ("fc2", "o2"), ("fc3", "o3")])
     assert tool_blocks(store, sid)[1:] == [("assistant", ["c1", "c2", "c3"]), ("tool_results", ["c1", "c2", "c3"])]
 
@@ -141,7 +124,7 @@ def test_outputs_announced_after_the_last_call_read_in_insert_after_order(store:
     # first": fc3, o1, o2, o3, which is call order too (rule 4). Expected
     # [c1, c2, c3]; the engine makes [c2, c1, c3].
     sid = store.create()
-    three_parallel_calls(store, sid)
+    calls_made(store, sid, 3)
     answered(store, sid, [("fc3", "o3"), ("fc3", "o2"), ("fc3", "o1")])
     assert tool_blocks(store, sid)[2:] == [("tool_results", ["c1", "c2", "c3"])]
 
@@ -154,7 +137,7 @@ def test_an_output_announced_after_an_output_placed_among_results_is_not_lost(st
     # it tried to put c3's result into the calls' message, and c3's result
     # is lost for good (a redelivery is rejected the same way).
     sid = store.create()
-    three_parallel_calls(store, sid)
+    calls_made(store, sid, 3)
     outcomes = answered(store, sid, [("fc1", "o1"), ("fc2", "o2"), ("o2", "o3")])
     assert [o.status for o in outcomes] == ["materialised"] * 3, [(o.status, o.reason) for o in outcomes]
     assert tool_blocks(store, sid)[1:] == [("assistant", ["c1", "c2", "c3"]), ("tool_results", ["c1", "c2", "c3"])]
@@ -166,7 +149,7 @@ def test_deleting_an_output_placed_among_results_leaves_its_call(store: Transcri
     # The engine removes the tool use c2 from the assistant message and
     # keeps c2's result: a result that answers no call.
     sid = store.create()
-    three_parallel_calls(store, sid)
+    calls_made(store, sid, 3)
     answered(store, sid, [("fc1", "o1"), ("fc2", "o2")])
     assert tool_blocks(store, sid)[1:] == [("assistant", ["c1", "c2", "c3"]), ("tool_results", ["c1", "c2"])]
     store.ingest(sid, event("conversation.item.deleted", item_id="o2"), provider="openai")

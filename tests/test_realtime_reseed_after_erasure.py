@@ -17,7 +17,7 @@ from typing import Any
 from engine import Transcripts
 from tests.conftest import StoreFactory
 from tests.test_realtime_after_erasure import answer, rows
-from tests.test_realtime_caller_changes import call, event, output, stored_anywhere, typed
+from tests.test_realtime_caller_changes import call, calls_made, event, output, stored_anywhere, typed
 
 
 def added(previous: str | None, item: dict[str, Any]) -> dict[str, Any]:
@@ -53,24 +53,6 @@ def tool_blocks(store: Transcripts, sid: str) -> list[tuple[str, list[str]]]:
         )
         for m in store.get(sid).messages
     ]
-
-
-def two_parallel_calls(store: Transcripts, sid: str) -> None:
-    """User u1; response r1 makes calls fc1 (c1) and fc2 (c2): one assistant message."""
-    c1, c2 = call("fc1", "c1"), call("fc2", "c2")
-    store.ingest_many(
-        sid,
-        [
-            added(None, typed("u1", "look up")),
-            event("response.created", response={"id": "r1", "status": "in_progress"}),
-            event("response.output_item.added", response_id="r1", output_index=0, item=c1),
-            added("u1", c1),
-            event("response.output_item.added", response_id="r1", output_index=1, item=c2),
-            added("fc1", c2),
-            event("response.done", response={"id": "r1", "status": "completed", "output": [c1, c2]}),
-        ],
-        provider="openai",
-    )
 
 
 # -- 1. a re-sent suffix that starts at an erased message ------------------------------
@@ -227,7 +209,7 @@ def test_an_output_announced_after_a_re_sent_output_joins_its_message_of_results
     # engine makes a second tool_results message.
     sid = store.create()
     store.ingest(sid, event("session.created", session={"id": "sess_1"}), provider="openai")
-    two_parallel_calls(store, sid)
+    calls_made(store, sid, 2)
     store.ingest(sid, added("fc2", output("o1", "c1", "one")), provider="openai")
     reseeded(
         store,
@@ -252,7 +234,7 @@ def test_outputs_announced_after_the_same_call_stay_one_message(store: Transcrip
     # the conversation reads fc2, o2, o1: o1 is placed right after o2 and
     # joins its message (rule 4). The engine makes [c2] and [c1].
     sid = store.create()
-    two_parallel_calls(store, sid)
+    calls_made(store, sid, 2)
     store.ingest_many(
         sid, [added("fc2", output("o1", "c1", "one")), added("fc2", output("o2", "c2", "two"))], provider="openai"
     )
@@ -264,7 +246,7 @@ def test_an_output_inserted_before_another_output_joins_it(store: Transcripts) -
     # reads fc2, o1, o2 (the later announced goes first). o2 is right after
     # o1: one message [c1, c2] (rule 4). The engine makes [c1] and [c2].
     sid = store.create()
-    two_parallel_calls(store, sid)
+    calls_made(store, sid, 2)
     store.ingest_many(
         sid, [added("fc2", output("o2", "c2", "two")), added("fc2", output("o1", "c1", "one"))], provider="openai"
     )
@@ -276,7 +258,7 @@ def test_each_output_announced_after_its_own_call_keeps_call_order(store: Transc
     # c1's result comes before c2's. The engine makes [c2] then [c1]: c2's
     # result before c1's, in two messages.
     sid = store.create()
-    two_parallel_calls(store, sid)
+    calls_made(store, sid, 2)
     store.ingest_many(
         sid, [added("fc1", output("o1", "c1", "one")), added("fc2", output("o2", "c2", "two"))], provider="openai"
     )
