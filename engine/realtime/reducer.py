@@ -1567,7 +1567,8 @@ def _only_resent(item: Item | None) -> bool:
 
 
 def _held(state: RealtimeState) -> list[Item]:
-    return sorted((item for item in state.items.live.values() if item.stands_for), key=lambda item: item.seen)
+    """The items the run holds, in the order they were matched."""
+    return [state.items[ident] for ident in state.reseed_items]
 
 
 def _finish_reseed(state: RealtimeState, path: tuple[int, ...]) -> list[Change]:
@@ -1575,7 +1576,7 @@ def _finish_reseed(state: RealtimeState, path: tuple[int, ...]) -> list[Change]:
     item is the message it re-sends there; held items past the path's end
     were new after all."""
     changes: list[Change] = []
-    held = [state.items[ident] for ident in state.reseed_items]
+    held = _held(state)
     for item, index in zip(held, path, strict=False):
         original = state.reseed[index][0]
         state.aliases = {**state.aliases, item.id: original}
@@ -1606,7 +1607,7 @@ def _stop_reseed(state: RealtimeState) -> list[Change]:
     writes only to re-send) if only erased messages come after that; else
     its items were new after all (so a typed "yes" that repeats an old
     message is never swallowed)."""
-    held = [state.items[ident] for ident in state.reseed_items]
+    held = _held(state)
     whole = [path for path in state.reseed_paths if _whole(state, path)] if state.reseed_started else []
     if whole:
         return _finish_reseed(state, max(whole, key=len))
