@@ -399,6 +399,60 @@ def test_the_row_a_deletion_leaves_is_no_damage(store: _Store) -> None:
         assert [(entry.session_id, entry.version) for entry in opened.feed(limit=100)][-1] == (first, 3)
 
 
+@pytest.mark.parametrize(
+    "earlier_layout",
+    [
+        "DROP TABLE transcripts_seal",  # a build before seal modes were recorded
+        "DROP TRIGGER transcripts_events_insert_v2",  # a build with older view triggers
+        "DELETE FROM transcripts_kinds WHERE topic = 'MessagesAppended.v1.text-revid'",  # before that type
+    ],
+)
+def test_the_row_a_deletion_leaves_does_not_stop_a_store_of_an_earlier_layout_from_opening(
+    tmp_path: Path, earlier_layout: str
+) -> None:
+    """Opening a store whose layout needs bringing up to date checks that
+    every type code in the log is named; the row a deletion leaves (code
+    0, of no session) is not a type, and once read as an unnamed one,
+    which made the whole store refuse to open. Found by an adversarial
+    tester."""
+    path = str(tmp_path / "store.db")
+    with Transcripts.open(path) as opened:
+        opened.create(session_id="keep")
+        opened.append("keep", Message.user("hi"), Message.assistant("hello"))
+        opened.create(session_id="gone")
+        opened.delete("gone")
+    with sqlite3.connect(path) as db:
+        assert db.execute(
+            "SELECT session, version, kind, state FROM transcripts_log ORDER BY position DESC"
+        ).fetchone() == (
+            0,
+            0,
+            0,
+            b"",
+        )
+        db.execute(earlier_layout)
+    db.close()
+    with Transcripts.open(path) as opened:
+        assert [message.text for message in opened.get("keep").messages] == ["hi", "hello"]
+        assert opened.verify("keep").version == 2
+        opened.append("keep", Message.user("again"))
+    with Transcripts.open(path) as opened:
+        assert [message.text for message in opened.get("keep").messages] == ["hi", "hello", "again"]
+
+
+def test_a_type_code_no_row_names_is_still_refused_when_a_store_of_an_earlier_layout_opens(tmp_path: Path) -> None:
+    path = str(tmp_path / "store.db")
+    with Transcripts.open(path) as opened:
+        opened.create(session_id="keep")
+        opened.append("keep", Message.user("hi"), Message.assistant("hello"))
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE transcripts_log SET kind = 0 WHERE version = 2")  # as the deletion row has, in a session
+        db.execute("DROP TABLE transcripts_seal")
+    db.close()
+    with pytest.raises(CorruptStore, match=r"type codes \[0\] that no row"):
+        Transcripts.open(path)
+
+
 @pytest.mark.parametrize("key", [0, -3, 2**62])
 def test_a_listed_session_moved_to_a_key_no_write_gives_is_damage_to_the_feed(tmp_path: Path, key: int) -> None:
     # Found by an adversarial tester: a session moved under key 0 passed every

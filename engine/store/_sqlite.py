@@ -390,7 +390,15 @@ class SQLiteRecorder:
         not name (rows of it deleted): naming the missing types anew would
         give them other codes, and the log would stay unreadable for good."""
         named = {code for (code,) in execute(f"SELECT code FROM {self.kinds_table}")}
-        used = {code for (code,) in execute(f"SELECT DISTINCT kind FROM {self.log_table}")}
+        # Not the row a deletion leaves to keep the newest position taken
+        # (see delete_sessions): its code 0 names no type.
+        used = {
+            code
+            for (code,) in execute(
+                f"SELECT DISTINCT kind FROM {self.log_table} "
+                "WHERE NOT (session = 0 AND version = 0 AND kind = 0 AND state = x'')"
+            )
+        }
         if used - named:
             raise CorruptStore(
                 f"{self._where}: the log holds type codes {sorted(used - named, key=str)} that no row of "
