@@ -23,6 +23,7 @@ from engine.formats import to_anthropic, to_gemini, to_openai_chat, to_openai_re
 from engine.state.content import with_default_objects
 from engine.state.events import UsageRecorded
 from engine.state.revisions import format_revision, revision_of
+from engine.store import Record, head_of
 from tests.conftest import StoreFactory
 
 FOLDER = Path(__file__).parent / "golden"
@@ -126,30 +127,80 @@ def test_golden_store_accepts_new_writes(tmp_path: Path, name: str) -> None:
     again.close()
 
 
+def _store_of_version_0_1(stores: StoreFactory) -> tuple[str, str]:
+    """Make ``stores`` a store as version 0.1 left it, before rows were
+    sealed; one of its sessions, and its title. On SQLite the file 0.1
+    wrote (its tables renamed to the factory's prefix); on PostgreSQL, of
+    which no store of 0.1 is kept, a store made now with all that later
+    builds add taken away: the head and seal columns, the seal-mode and
+    feed tables and the events' positions."""
+    if stores.base == "sqlite":
+        assert stores.target is not None
+        shutil.copy(FOLDER / "store-v0.1.db", stores.target)
+        _execute(
+            stores,
+            [
+                f"ALTER TABLE transcripts_{name} RENAME TO {stores.prefix}_{name}"
+                for name in ("events", "sessions", "snapshots")
+            ],
+        )
+        return "golden-1", "Golden (renamed)"
+    store = stores.open()
+    sid = store.create(title="old")
+    store.append(sid, Message.user("from before the seal"))
+    store.close()
+    prefix = stores.prefix
+    _execute(
+        stores,
+        [
+            f"ALTER TABLE {prefix}_sessions DROP COLUMN seal, DROP COLUMN head",
+            f"DROP TABLE {prefix}_seal",
+            f"DROP TABLE {prefix}_feed",
+            f"ALTER TABLE {prefix}_events DROP COLUMN position",
+        ],
+    )
+    return sid, "old"
+
+
+def _unsealed_head(stores: StoreFactory, session_id: str) -> str:
+    """The head hash of a session of a store of 0.1, computed from its
+    events as read with SQL (0.1 kept none)."""
+    statement = (
+        f"SELECT originator_version, topic, state FROM {stores.prefix}_events WHERE originator_id = %s "
+        "ORDER BY originator_version"
+    )
+    if stores.base == "sqlite":
+        with sqlite3.connect(stores.target or "") as raw:
+            rows = raw.execute(statement.replace("%s", "?"), (session_id,)).fetchall()
+        raw.close()
+    else:
+        import psycopg
+
+        with psycopg.connect(stores.target or "", autocommit=True) as conn:
+            rows = conn.execute(statement, (session_id,)).fetchall()  # type: ignore[arg-type]
+    records = [Record(version, topic, bytes(state)) for version, topic, state in rows]
+    return f"{len(records)}:{head_of(session_id, records).hex()}"
+
+
 def test_a_store_written_before_rows_were_sealed_is_sealed_once(stores: StoreFactory) -> None:
     """Opening a store whose listing table has no chain head or seal (as 0.1
     wrote it) adds both, computed from the events, in one transaction; a row
     whose seal is emptied later is damage, never sealed again."""
-    if stores.kind == "memory":
+    if stores.base == "memory":
         return  # nothing persists between openings
-    store = stores.open()
-    sid = store.create(title="old")
-    store.append(sid, Message.user("from before the seal"))
-    kept = store.head_hash(sid)
-    store.close()
-    table = f"{stores.prefix}_sessions"
-    _execute(stores, [f"ALTER TABLE {table} DROP COLUMN seal", f"ALTER TABLE {table} DROP COLUMN head"])
+    sid, title = _store_of_version_0_1(stores)
+    kept = _unsealed_head(stores, sid)
     upgraded = stores.open()
-    assert upgraded.verify(sid, head_hash=kept).title == "old"
-    assert [info.title for info in upgraded.sessions()] == ["old"]
+    assert upgraded.verify(sid, head_hash=kept).title == title
+    assert title in [info.title for info in upgraded.sessions()]
     upgraded.close()
-    _execute(stores, [f"UPDATE {table} SET seal = ''"])
+    _execute(stores, [f"UPDATE {stores.prefix}_sessions SET seal = ''"])
     with pytest.raises(CorruptStore, match="seal"):
         stores.open().sessions()
 
 
 def _execute(stores: StoreFactory, statements: list[str]) -> None:
-    if stores.kind == "sqlite":
+    if stores.base == "sqlite":
         with sqlite3.connect(stores.target or "") as raw:
             for statement in statements:
                 raw.execute(statement)
@@ -167,19 +218,57 @@ def test_a_store_opened_with_a_seal_key_is_never_sealed_silently(stores: StoreFa
     dropped the seal columns, and the owner's next open sealed the forgery
     with the owner's key. With a key, sealing an unsealed store takes an
     explicit seal_legacy=True."""
-    if stores.kind == "memory":
+    if stores.base == "memory":
         return
     key = b"k" * 32
-    store = stores.open(seal_key=key)
-    sid = store.create(title="keyed")
-    store.append(sid, Message.user("pay 10 EUR"))
-    store.close()
-    table = f"{stores.prefix}_sessions"
-    _execute(stores, [f"ALTER TABLE {table} DROP COLUMN seal", f"ALTER TABLE {table} DROP COLUMN head"])
+    sid, title = _store_of_version_0_1(stores)
     with pytest.raises(CorruptStore, match="seal_legacy=True"):
         stores.open(seal_key=key)
     upgraded = stores.open(seal_key=key, seal_legacy=True)
-    assert upgraded.verify(sid).title == "keyed"
+    assert upgraded.verify(sid).title == title
+
+
+def _edit_state(stores: StoreFactory, session_id: str, version: int, old: bytes, new: bytes) -> None:
+    """Replace bytes in one stored event, with SQL, as someone with write access could."""
+    select = f"SELECT state FROM {stores.prefix}_events WHERE originator_id = %s AND originator_version = %s"
+    update = f"UPDATE {stores.prefix}_events SET state = %s WHERE originator_id = %s AND originator_version = %s"
+    if stores.base == "sqlite":
+        with sqlite3.connect(stores.target or "") as raw:
+            (state,) = raw.execute(select.replace("%s", "?"), (session_id, version)).fetchone()
+            assert old in state
+            raw.execute(update.replace("%s", "?"), (state.replace(old, new), session_id, version))
+        raw.close()
+        return
+    import psycopg
+
+    with psycopg.connect(stores.target or "", autocommit=True) as conn:
+        found = conn.execute(select, (session_id, version)).fetchone()  # type: ignore[arg-type]
+        assert found is not None and old in bytes(found[0])
+        conn.execute(update, (bytes(found[0]).replace(old, new), session_id, version))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("dropped", [("seal", "head"), ("seal",), ("head",)])
+@pytest.mark.parametrize("seal_key", [None, b"k" * 32])
+def test_seal_columns_removed_from_a_store_of_a_later_layout_are_damage_not_an_old_store(
+    stores: StoreFactory, dropped: tuple[str, ...], seal_key: bytes | None
+) -> None:
+    """Found by an adversarial pass: edit events, drop the listing table's
+    head and seal columns, and the next opening took the store for one of
+    0.1 and sealed the edit, which every read then vouched for; no hash
+    had to be computed. Only a store in 0.1's layout is sealed now; this
+    one is refused on every opening and changes nothing."""
+    if stores.base == "memory":
+        return
+    store = stores.open(seal_key=seal_key)
+    sid = store.create()
+    store.append(sid, Message.user("pay 100 EUR"), actor="alice")
+    store.close()
+    _edit_state(stores, sid, 2, b"alice", b"mallo")
+    table = f"{stores.prefix}_sessions"
+    _execute(stores, [f"ALTER TABLE {table} DROP COLUMN {column}" for column in dropped])
+    for _ in range(2):  # the refusal wrote nothing: the next opening finds the same
+        with pytest.raises(CorruptStore, match="the columns were removed"):
+            stores.open(seal_key=seal_key, seal_legacy=True)
 
 
 # -- store-v0.3-default-arguments.db: tool calls hashed before digests were canonical

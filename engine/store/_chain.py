@@ -45,6 +45,7 @@ __all__ = [
     "extended",
     "head_of",
     "legacy_head_of",
+    "removed_seals",
     "seal_mode",
     "seal_mode_of",
     "seal_of",
@@ -261,6 +262,19 @@ def check_legacy_sealing(where: str, key: bytes | None, seal_legacy: bool) -> No
             f"the store at {where} has no row seals, but is opened with a seal key: either it was written by "
             "transcript-engine 0.1 (then open it once with seal_legacy=True) or someone removed its seals"
         )
+
+
+def removed_seals(where: str, later: Sequence[str]) -> CorruptStore:
+    """The refusal of a store whose listing rows lack their chain head or
+    seal, although it has ``later``: tables or columns of a build that
+    sealed every row (only a store of version 0.1 was never sealed).
+    Sealing it would vouch for whatever someone who removed the columns
+    left."""
+    return CorruptStore(
+        f"the store at {where} has listing rows without a chain head and seal, yet it has "
+        f"{', '.join(later)}, which only builds that seal every row make: the columns were removed, so what it "
+        "holds may have been altered; nothing was written"
+    )
 
 
 def sealed_row(row: SessionRow, records: Iterable[Record], key: bytes | None) -> SessionRow:

@@ -43,7 +43,7 @@ from engine.store._backend import (
     translated_errors,
     unreachable_position,
 )
-from engine.store._chain import check_legacy_sealing, seal_mode_of, sealed_row
+from engine.store._chain import check_legacy_sealing, removed_seals, seal_mode_of, sealed_row
 from engine.store._codec import (
     fork_source,
     refuse_children,
@@ -484,6 +484,8 @@ class PostgresRecorder(PostgresApplicationRecorder):
                 self._catch_up_feed_base(conn)
                 return
             conn.execute("SELECT pg_advisory_lock(%s)", (key,))
+            # Before the DDL below adds what is missing: a refusal changes nothing.
+            self._refuse_unsealable(conn, self._later_layout(conn))
             super().create_table()
             with conn.transaction():  # the table and its row at once: no write ever finds it empty
                 conn.execute(self._create_feed)
@@ -615,20 +617,60 @@ class PostgresRecorder(PostgresApplicationRecorder):
         )
         return found is not None and found[0] == 3 and all(found[1:])
 
+    def _later_layout(self, conn: psycopg.Connection[Any]) -> list[str]:
+        """What the store has of what builds that seal every row add (the
+        seal-mode and feed tables, the events' position column): only a
+        store of version 0.1, which has none of them, was never sealed."""
+        schema = self.datastore.schema or "public"
+        found = (
+            conn.cursor(row_factory=tuple_row)
+            .execute(
+                "SELECT to_regclass(%s) IS NOT NULL, to_regclass(%s) IS NOT NULL, EXISTS (SELECT 1 FROM "
+                "information_schema.columns WHERE table_schema = %s AND table_name = %s AND column_name = 'position')",
+                (f"{schema}.{self._seal_name}", f"{schema}.{self._feed_name}", schema, self.events_table_name),
+            )
+            .fetchone()
+        )
+        names = (self._seal_name, self._feed_name, f"the position column of {self.events_table_name}")
+        return [name for name, present in zip(names, found or (), strict=True) if present]
+
+    def _seal_columns(self, conn: psycopg.Connection[Any]) -> set[str] | None:
+        """Which of the head and seal columns the listing table has (``None``:
+        no listing table yet, a new store)."""
+        found = (
+            conn.cursor(row_factory=tuple_row)
+            .execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema=%s AND table_name=%s",
+                (self.datastore.schema or "public", self._sessions_name),
+            )
+            .fetchall()
+        )
+        return {name for (name,) in found if name in ("head", "seal")} if found else None
+
+    def _refuse_unsealable(self, conn: psycopg.Connection[Any], later: Sequence[str]) -> None:
+        """Refuse, before anything is written, a store whose rows lack their
+        head or seal that is not one of 0.1 (``later``: what it has of a
+        later layout; see ``removed_seals``), or that is, opened with a key
+        without ``seal_legacy`` (see ``check_legacy_sealing``)."""
+        columns = self._seal_columns(conn)
+        if columns is None or columns == {"head", "seal"}:
+            return
+        where = f"{self.datastore.schema}.{self._sessions_name}"
+        if later or columns:
+            raise removed_seals(where, list(later) or ["one of the two columns"])
+        check_legacy_sealing(where, self._seal_key, self._seal_legacy)
+
     def _seal_unsealed_rows(self, conn: psycopg.Connection[Any]) -> None:
         """Give a store written before rows were sealed its chain heads and
         seals, once, in one transaction: when the columns are added. A row
         with an empty seal is never sealed later: that is damage."""
         schema = self.datastore.schema
         with conn.transaction(), conn.cursor(row_factory=tuple_row) as cursor:
-            found = cursor.execute(
-                "SELECT 1 FROM information_schema.columns "
-                "WHERE table_schema=%s AND table_name=%s AND column_name='seal'",
-                (schema, self._sessions_name),
-            ).fetchone()
-            if found is not None:
+            # Refused before any DDL if the store is not one of 0.1 (or is, opened
+            # with a key alone); a store since then reaches here with one column.
+            self._refuse_unsealable(conn, [])
+            if self._seal_columns(conn) == {"head", "seal"}:
                 return
-            check_legacy_sealing(f"{schema}.{self._sessions_name}", self._seal_key, self._seal_legacy)
             table = SQL("{}.{}").format(Identifier(schema), Identifier(self._sessions_name))
             cursor.execute(
                 SQL(

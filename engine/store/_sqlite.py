@@ -36,7 +36,7 @@ from engine.store._backend import (
     translated_errors,
     unreachable_position,
 )
-from engine.store._chain import check_legacy_sealing, seal_mode_of, sealed_row
+from engine.store._chain import check_legacy_sealing, removed_seals, seal_mode_of, sealed_row
 from engine.store._codec import (
     READABLE_TOPICS,
     fork_source,
@@ -352,7 +352,12 @@ class SQLiteRecorder:
                 execute(f"DROP TRIGGER IF EXISTS {old}")
             for statement in self._view_triggers():
                 execute(statement)
-            if "seal" not in columns:
+            if not {"head", "seal"} <= columns:
+                # Only a store of version 0.1 was never sealed: it had none of
+                # the tables later builds add, nor one of the two columns.
+                later = [name for name in (self.log_table, self.kinds_table, self.seal_table) if name in found]
+                if later or columns & {"head", "seal"}:
+                    raise removed_seals(self._where, later or ["one of the two columns"])
                 self._seal_unsealed_rows(execute)
             self._record_seal_mode(execute)
             self._refuse_unnamed_codes(execute)
