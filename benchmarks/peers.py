@@ -16,6 +16,7 @@ The peers are installed only in the benchmark environment."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import math
 import os
 import sqlite3
@@ -133,7 +134,7 @@ class _Store:
 
 
 class _Engine(_Store):
-    name, fork_kind = "engine (SQLite, synchronous=full)", "fork(): one event"
+    name, fork_kind = "engine (SQLite, synchronous=full)", "fork() on a store opened anew: one event"
     synchronous = "FULL"
 
     def __init__(self, folder: str) -> None:
@@ -156,6 +157,12 @@ class _Engine(_Store):
     def load(self) -> int:
         with Transcripts.open(self.path) as store:
             return len(store.get(self.sid).messages)
+
+    def prepare_fork(self) -> None:
+        # A store opened anew: the fork reads its source from the file, as
+        # the peers that copy do, not from the writer's cache.
+        self.store.close()
+        self.store = Transcripts.open(self.path)
 
     def fork(self) -> None:
         self.forked = self.store.fork(self.sid)
@@ -419,9 +426,20 @@ def _timed(action: Callable[[], object]) -> float:
     return time.perf_counter() - started
 
 
+def _timed_alone(action: Callable[[], object]) -> float:
+    """``action`` timed after a full collection: a collection owed by what
+    ran before (the peers' libraries hold many objects) lands in no one's
+    timed call by chance. (The engine pauses the collector while it loads;
+    what it then owes is collected before the next timed call, untimed.)"""
+    gc.collect()
+    return _timed(action)
+
+
 #: Appends timed at each end of the cost-growth row, and where the early ones start.
 _WINDOW = 50
 _EARLY = 100
+#: Cold loads timed per run (the run's figure is their median).
+_LOADS = 5
 
 
 def one_run(kind: type[_Store], messages: int) -> dict[str, Any]:
@@ -430,6 +448,7 @@ def one_run(kind: type[_Store], messages: int) -> dict[str, Any]:
         store = kind(folder)
         empty = _size(folder)
         late: list[float] = []
+        gc.collect()
         started = time.perf_counter()
         for number in range(messages):
             took = _timed(lambda number=number: store.append(number))  # type: ignore[misc]
@@ -446,10 +465,10 @@ def one_run(kind: type[_Store], messages: int) -> dict[str, Any]:
             took = _timed(lambda number=number: store.append(number))  # type: ignore[misc]
             if number >= _EARLY:
                 early.append(took)
-        loaded = _timed(store.load)
+        loaded = median(_timed_alone(store.load) for _ in range(_LOADS))
         store.prepare_fork()
         before_fork = _size(folder)
-        forked = _timed(store.fork)
+        forked = _timed_alone(store.fork)
         fork_bytes = _size(folder) - before_fork
         fork_size = store.fork_size()
         assert fork_size == messages - kind.fork_drops, (kind.name, fork_size)
@@ -492,7 +511,6 @@ def run(config: PeersConfig) -> dict[str, object]:
         name: {key: median(run[key] for run in runs) for key in runs[0] if key != "journal"}
         for name, runs in results.items()
     }
-    engine = rows[_Engine.name]
     lines: list[Line] = []
     for kind in STORES:
         row = rows[kind.name]
@@ -509,7 +527,7 @@ def run(config: PeersConfig) -> dict[str, object]:
         lines.append(Line("    bytes stored per 200-byte message", "B", row["bytes_per_message"]))
         in_calls = row["bytes_per_message_in_calls"]
         lines.append(Line("    same, 100 messages per call", "B", None if math.isnan(in_calls) else in_calls))
-    leads = _leads(rows, engine)
+    leads = _leads(results)
     led = sum("leads every peer" in line for line in leads)
     default_sync = sqlite3.connect(":memory:").execute("PRAGMA synchronous").fetchone()[0]
     durability = "; ".join(
@@ -530,7 +548,12 @@ def run(config: PeersConfig) -> dict[str, object]:
             "as every checkpoint keeps the whole list",
             f"cost growth: the median of the last {_WINDOW} appends over that of appends {_EARLY + 1}-"
             f"{_EARLY + _WINDOW} of a second session, made in the same file afterwards (same file and WAL sizes)",
-            "fork: the engine's fork(); AdvancedSQLiteSession's create_branch_from_turn() of the last turn (its "
+            f"cold load: a new object (and connection) reads every message; a run's figure is the median of "
+            f"{_LOADS} loads, each after a full collection (gc.collect(), untimed), so that a collection owed by "
+            "earlier work lands in no store's load by chance",
+            "fork: the engine's fork() on a store opened anew (untimed), so that it reads its source from the "
+            "file as the copying peers do, not from its writer's cache; AdvancedSQLiteSession's "
+            "create_branch_from_turn() of the last turn (its "
             "branch holds the messages before that turn, one fewer; the turn lookup is not timed); LangGraph's "
             "update_state() from the latest checkpoint (a new checkpoint of the same thread); SQLiteSession, ADK "
             "and raw sqlite3 have no branching, so their nearest equivalent, a copy into a new session, is timed. "
@@ -556,10 +579,15 @@ _MEASURES = (
 )
 
 
-def _leads(rows: dict[str, dict[str, float]], engine: dict[str, float]) -> list[str]:
-    """In words, for each measure: which peer stores lead the engine (with
-    both figures), and which peers the measure leaves out."""
+def _leads(results: dict[str, list[dict[str, float]]]) -> list[str]:
+    """In words, for each measure: whether the engine leads every peer store
+    (better in every run, run ``i`` of the engine against run ``i`` of the
+    peer, made in the same round), and where it does not, each peer it does
+    not lead, with both medians and how many runs the engine was better in;
+    and which peers the measure leaves out. Within 1% is level, not better:
+    a byte count moves in whole pages, a time with the machine."""
     higher_is_better = {"append_rate"}
+    engine_runs = results[_Engine.name]
     said = []
     for key, label, unit, scale in _MEASURES:
 
@@ -568,34 +596,34 @@ def _leads(rows: dict[str, dict[str, float]], engine: dict[str, float]) -> list[
 
         # Only peers measured with as many messages as the engine compare on size-dependent rows.
         any_size = key == "append_rate"
-        peers = {
-            name: row[key]
-            for name, row in rows.items()
+        compared = {
+            name: runs
+            for name, runs in results.items()
             if name != _Engine.name
             and "raw" not in name
-            and (any_size or row["messages"] == engine["messages"])
-            and not math.isnan(row[key])  # no call for several messages: nothing to compare
+            and (any_size or runs[0]["messages"] == engine_runs[0]["messages"])
+            and not math.isnan(runs[0][key])  # no call for several messages: nothing to compare
         }
         left_out = [
-            f"{name} (measured at {int(row['messages']):,} messages)"
-            for name, row in rows.items()
-            if name != _Engine.name and "raw" not in name and not any_size and row["messages"] != engine["messages"]
+            f"{name} (measured at {int(runs[0]['messages']):,} messages)"
+            for name, runs in results.items()
+            if name != _Engine.name
+            and "raw" not in name
+            and not any_size
+            and runs[0]["messages"] != engine_runs[0]["messages"]
         ]
-        # Within 1% is a tie, not a lead: a byte count moves in whole
-        # pages, a time with the machine.
         sign = 1 if key in higher_is_better else -1
-        better = [name for name, value in peers.items() if sign * (value - engine[key]) > 0.01 * abs(engine[key])]
-        level = [name for name, value in peers.items() if abs(value - engine[key]) <= 0.01 * abs(engine[key])]
-        ours = f" (the engine {figure(engine[key])})"
-        if better:
-            text = f"the engine does NOT lead: better here are {_with_figures(better, peers, figure)}{ours}"
-        elif level:
-            text = f"the engine does NOT lead: level (within 1%) with {_with_figures(level, peers, figure)}{ours}"
+        not_led = []
+        for name, runs in compared.items():
+            pairs = list(zip(engine_runs, runs, strict=False))
+            wins = sum(sign * (ours[key] - theirs[key]) > 0.01 * abs(theirs[key]) for ours, theirs in pairs)
+            if wins < len(pairs):
+                peer = figure(median(run[key] for run in runs))
+                not_led.append(f"{name} ({peer}; the engine better in {wins} of {len(pairs)} runs)")
+        ours = f" (the engine {figure(median(run[key] for run in engine_runs))})"
+        if not_led:
+            text = f"the engine does NOT lead in every run: {', '.join(not_led)}{ours}"
         else:
-            text = "the engine leads every peer"
+            text = "the engine leads every peer, in every run"
         said.append(f"{label}: {text}" + (f"; not compared: {', '.join(left_out)}" if left_out else ""))
     return said
-
-
-def _with_figures(names: list[str], values: dict[str, float], figure: Callable[[float], str]) -> str:
-    return ", ".join(f"{name} ({figure(values[name])})" for name in names)

@@ -142,14 +142,15 @@ def _writer(path: str, synchronous: str, view: Sequence[str]) -> Iterator[Callab
         connection.close()
 
 
-def engine_statement_calls(path: str, synchronous: str, rows: Sequence[EventRow]) -> float:
+def engine_statement_calls(path: str, synchronous: str, rows: Sequence[EventRow], warm: int = 0) -> float:
     """The engine's own SQL for each call, with no engine code around it: the
     floor of what the engine's layout allows. A store made by the engine
     (untimed) holds the session; then, per row, the statement an append
     runs: one insert into the engine's append view, which advances the
     listing row while it holds the previous head (fresh 64-digit head, seal
     and revision each call, as an append writes) and inserts the event, in
-    a transaction of its own.
+    a transaction of its own. The first ``warm`` calls (after the
+    creation row) are made untimed, as the suite warms every side.
 
     Returns the elapsed seconds of the loop (``time.perf_counter``)."""
     session_id, append, view, codes, row, _ = _engine_session(path, synchronous)
@@ -162,13 +163,15 @@ def engine_statement_calls(path: str, synchronous: str, rows: Sequence[EventRow]
         prepared.append((session_id, previous, *listing, codes[topic], state))
         previous = digits
     with _writer(path, synchronous, view) as execute:
+        for values in prepared[:warm]:
+            execute(append, values)
         start = time.perf_counter()
-        for values in prepared:
+        for values in prepared[warm:]:
             execute(append, values)
         return time.perf_counter() - start
 
 
-def essential_calls(path: str, synchronous: str, messages: Sequence[Message]) -> float:
+def essential_calls(path: str, synchronous: str, messages: Sequence[Message], warm: int = 0) -> float:
     """What every append must do, in one plain loop with no engine layers
     around it: a floor no arrangement of the engine's code can go below.
     Per message, one append of it alone: check it again (a made message can
@@ -177,7 +180,8 @@ def essential_calls(path: str, synchronous: str, messages: Sequence[Message]) ->
     the listing row's seal, then the engine's own statement (as
     :func:`engine_statement_calls` runs it). Left out, so the floor is
     lower still: the session's lock, its cached state, the tool-pairing
-    check, snapshots.
+    check, snapshots. The first ``warm`` messages are appended untimed, as
+    the suite warms every side.
 
     Returns the elapsed seconds of the loop (``time.perf_counter``)."""
     session_id, append, view, codes, row, chain = _engine_session(path, synchronous)
@@ -187,6 +191,8 @@ def essential_calls(path: str, synchronous: str, messages: Sequence[Message]) ->
     with _writer(path, synchronous, view) as execute:
         start = time.perf_counter()
         for count, message in enumerate(messages, 1):
+            if count == warm + 1:
+                start = time.perf_counter()
             check_again(message)
             message = copy(message)
             [revision] = chain_each(revision, (message,))
