@@ -800,3 +800,72 @@ def test_the_held_last_try_and_an_erasure_of_the_session_wait_for_each_other(kin
     finally:
         for store in (writer, winner, eraser):
             store.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_held_try_whose_transaction_id_predates_the_sessions_newest_event_lands_after_it_in_the_feed(
+    kind: str, prefix: str
+) -> None:
+    # Found by an adversarial pass (four processes of two threads appending
+    # to one session): the held last try's transaction took its id while it
+    # waited for the listing row; another writer took the row first and
+    # committed the next event, at a position from its later id; the held
+    # try then wrote after it in the log but before it in the feed, which
+    # from then on raised CorruptStore ("comes after its version ...").
+    # Here the held try takes its id, then waits (on an advisory lock the
+    # test holds) while the other writer commits; then it locks the row.
+    import psycopg
+
+    assert POSTGRES_DSN
+    writer, winner, reader = (_open(prefix) for _ in range(3))
+    key = uuid.uuid4().int % 2**62
+    blocker = psycopg.connect(POSTGRES_DSN, autocommit=True)
+    try:
+        racing = writer.create()
+        writer.append(racing, Message.user("seed"))
+        winner.get(racing)
+        blocker.execute("SELECT pg_advisory_lock(%s)", (key,))
+        recorder = writer._repository.backend._recorder  # type: ignore[attr-defined]
+
+        def lose(n: int) -> None:
+            winner.append(racing, Message.user(f"winner {n}"))
+            if n == 4:  # the held try: its id first, then a wait, then the row
+                recorder._lock_for_insert += (
+                    f"; SELECT pg_current_xact_id(), pg_advisory_xact_lock_shared({key})".encode()
+                )
+
+        outcome: dict[str, Any] = {}
+
+        def held_append() -> None:
+            try:
+                with _losing_four_races(writer, lose, lambda: None) as tries:
+                    outcome["revision"] = writer.append(racing, Message.user("held append"))
+                outcome["tries"] = tries
+            except BaseException as exc:  # reported below
+                outcome["error"] = exc
+
+        thread = threading.Thread(target=held_append)
+        thread.start()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            (waiting,) = blocker.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE %s",
+                (f"%pg_advisory_xact_lock_shared({key})%",),
+            ).fetchone() or (0,)
+            if waiting:
+                break
+            time.sleep(0.01)
+        else:
+            raise AssertionError("the held try never waited")
+        winner.append(racing, Message.user("slipped in"))  # committed with a later transaction id
+        blocker.execute("SELECT pg_advisory_unlock(%s)", (key,))
+        thread.join(30)
+        assert "error" not in outcome, outcome.get("error")
+        entries = [entry for entry in reader.feed(after=0, limit=1000) if entry.session_id == racing]
+        assert [entry.version for entry in entries] == list(range(1, 9))  # in version order, none skipped
+        texts = [m.text for m in reader.verify(racing).messages]
+        assert texts == ["seed", *(f"winner {n}" for n in range(1, 5)), "slipped in", "held append"]
+    finally:
+        blocker.close()
+        for store in (writer, winner, reader):
+            store.close()

@@ -69,6 +69,9 @@ from engine.store._records import (
 #: each transaction has ``_PER_TRANSACTION`` of them.
 POSITION_BASE = 2**40
 _PER_TRANSACTION = MAX_EVENTS_PER_WRITE + 1
+# Transactions a held write takes at most to hold a session's row with an
+# id past its newest event's (see PostgresRecorder.holding_writes).
+_HOLD_TRIES = 5
 # No position or base the engine gives reaches this: 2**20 positions for each
 # of 2**40 transaction ids still leave 2**62 (and bigint) far off.
 _POSITION_LIMIT = 2**61
@@ -439,6 +442,17 @@ class PostgresRecorder(PostgresApplicationRecorder):
         )
         self._lock_session_row = _rendered(
             SQL("SELECT 1 FROM {}.{} WHERE session_id=%s FOR UPDATE").format(schema, sessions)
+        )
+        # Whether the session's newest event has a position at or past those
+        # of this transaction's id, and its version: a transaction that took
+        # its id while it waited for the row (a row lock gives one) can find
+        # another writer's later event committed by the time it holds it.
+        self._behind_newest = _rendered(
+            SQL(
+                "SELECT n.position >= f.base + pg_current_xact_id()::text::bigint * {}, n.version FROM {}.{} f, "
+                "(SELECT position, originator_version AS version FROM {}.{} WHERE originator_id=%s "
+                "ORDER BY originator_version DESC LIMIT 1) n"
+            ).format(Literal(_PER_TRANSACTION), schema, feed, schema, events)
         )
         self._select_unsummarised_firsts = _rendered(
             SQL(
@@ -859,19 +873,34 @@ class PostgresRecorder(PostgresApplicationRecorder):
         write of the session updates that row, so other writers of it wait,
         and writers of other sessions do not. The write runs in this
         transaction and commits it; without one, the block's end rolls it
-        back. The lock is waited for ``lock_timeout`` at most."""
+        back. The lock is waited for ``lock_timeout`` at most, each time it
+        is taken (see below: rarely more than once)."""
         with self._writing() as conn, conn.cursor() as curs:
             curs.execute("BEGIN")
             ident = threading.get_ident()
             self._held[ident] = curs
             try:
-                # The events table's lock first, as every write of the engine
-                # takes it before its transaction has an id (the row lock
-                # gives it one): the feed holds back the positions such a
-                # transaction may still take, and erasures and deletions,
-                # which take the table first too, wait instead of deadlocking.
-                curs.execute(self._lock_for_insert)
-                curs.execute(self._lock_session_row, (session_id,), prepare=True)
+                for _ in range(_HOLD_TRIES):
+                    # The events table's lock first, as every write of the engine
+                    # takes it before its transaction has an id (the row lock
+                    # gives it one): the feed holds back the positions such a
+                    # transaction may still take, and erasures and deletions,
+                    # which take the table first too, wait instead of deadlocking.
+                    curs.execute(self._lock_for_insert)
+                    curs.execute(self._lock_session_row, (session_id,), prepare=True)
+                    # Positions follow transaction ids, and the id came with the
+                    # row lock, while it was waited for: another writer may have
+                    # taken the row first and committed a later event at a
+                    # higher position. An event of this transaction would come
+                    # before it in the feed; a new transaction's id is past it.
+                    with conn.cursor(row_factory=tuple_row) as check:
+                        behind = check.execute(self._behind_newest, (session_id,), prepare=True).fetchone()
+                    if behind is None or not behind[0]:
+                        break
+                    curs.execute("ROLLBACK")
+                    curs.execute("BEGIN")
+                else:
+                    raise ConcurrentWriteError(session_id, behind[1] + 1)
                 yield
             finally:
                 if self._held.pop(ident, None) is curs and not conn.broken:  # no write ended the transaction
