@@ -869,3 +869,56 @@ def test_a_held_try_whose_transaction_id_predates_the_sessions_newest_event_land
         blocker.close()
         for store in (writer, winner, reader):
             store.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_writer_paused_inside_its_transaction_holds_the_feed_back_only_until_the_server_ends_it(
+    kind: str, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found by an adversarial pass: a writer process stopped (SIGSTOP) between
+    # two statements of its transaction kept the feed from showing anything
+    # new, and erasures and deletions from running, for as long as it stayed
+    # stopped: the server never ended an idle transaction. It ends one of the
+    # store's after IDLE_TRANSACTION_TIMEOUT now (a second here).
+    from engine.store import _postgres
+
+    monkeypatch.setattr(_postgres, "IDLE_TRANSACTION_TIMEOUT", 1.0)
+    paused_store, store = _open(prefix), _open(prefix)
+    try:
+        stuck, other = paused_store.create(), store.create()
+        before = max(entry.position for entry in store.feed(after=0, limit=1000))
+        backend = paused_store._repository.backend  # type: ignore[attr-defined]
+        entered, release = threading.Event(), threading.Event()
+        ended: list[BaseException] = []
+
+        def paused() -> None:
+            try:
+                # The held write's transaction: the events table and the row
+                # locked, an id taken; then nothing, as in a stopped process.
+                with backend.writing_alone(stuck):
+                    entered.set()
+                    release.wait(30)
+            except EngineError as exc:
+                ended.append(exc)
+
+        thread = threading.Thread(target=paused)
+        thread.start()
+        try:
+            assert entered.wait(10)
+            store.append(other, Message.user("meanwhile"))
+            assert store.feed(after=before, limit=1000) == []  # held back behind the paused transaction
+            started = time.monotonic()
+            while not store.feed(after=before, limit=1000) and time.monotonic() - started < 15:
+                time.sleep(0.05)
+            waited = time.monotonic() - started
+            shown = store.feed(after=before, limit=1000)
+            assert [(entry.session_id, entry.version) for entry in shown] == [(other, 2)]
+            assert waited < 10, waited
+        finally:
+            release.set()
+            thread.join(30)
+        assert len(ended) == 1  # the paused write learns that its transaction is gone
+        store.append(stuck, Message.user("the session is writable again"))
+    finally:
+        paused_store.close()
+        store.close()

@@ -76,6 +76,12 @@ _HOLD_TRIES = 5
 # of 2**40 transaction ids still leave 2**62 (and bigint) far off.
 _POSITION_LIMIT = 2**61
 STATEMENT_TIMEOUT = 60.0  # seconds: the longest any statement may run
+# Seconds a transaction of the store may sit idle between its statements:
+# the engine sends them one after another, so only a process paused or hung
+# mid-transaction (a debugger, a frozen machine) reaches it. Until the server
+# ends such a transaction, its locks hold back erasures and deletions and its
+# id holds back the feed.
+IDLE_TRANSACTION_TIMEOUT = 60.0
 WRITER_IDLE_CHECK = 5.0  # seconds idle after which the appends' connection is checked before use
 RECONNECT_TIMEOUT = 3.0  # seconds a failed pool connection is retried before a new one is asked for
 # libpq's settings for a server gone from the network (a failover, a dropped
@@ -111,13 +117,15 @@ _LOCK_SLICE = 0.05
 
 
 def _timeouts(lock_timeout: float) -> Composed:
-    """The lock and statement timeouts, in whole milliseconds rounded up:
-    PostgreSQL reads 0 as no limit, so a timeout under a millisecond must
-    not become 0."""
-    lock_ms, statement_ms = math.ceil(lock_timeout * 1000), math.ceil(STATEMENT_TIMEOUT * 1000)
-    return SQL("SET lock_timeout = {}; SET statement_timeout = {}").format(
-        Literal(f"{lock_ms}ms"), Literal(f"{statement_ms}ms")
+    """The lock, statement and idle-transaction timeouts, in whole
+    milliseconds rounded up: PostgreSQL reads 0 as no limit, so a timeout
+    under a millisecond must not become 0."""
+    lock_ms, statement_ms, idle_ms = (
+        math.ceil(seconds * 1000) for seconds in (lock_timeout, STATEMENT_TIMEOUT, IDLE_TRANSACTION_TIMEOUT)
     )
+    return SQL(
+        "SET lock_timeout = {}; SET statement_timeout = {}; SET idle_in_transaction_session_timeout = {}"
+    ).format(Literal(f"{lock_ms}ms"), Literal(f"{statement_ms}ms"), Literal(f"{idle_ms}ms"))
 
 
 class _Datastore(PostgresDatastore):
