@@ -922,3 +922,59 @@ def test_a_writer_paused_inside_its_transaction_holds_the_feed_back_only_until_t
     finally:
         paused_store.close()
         store.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("what", ["erase", "delete"])
+def test_an_erasure_or_deletion_of_a_session_whose_row_another_client_holds_holds_back_no_other_session(
+    kind: str, prefix: str, what: str
+) -> None:
+    # Found by an adversarial pass: the erasure (or deletion) took the events
+    # table, then waited for the listing row another client held, keeping the
+    # table meanwhile: every append to every other session waited the whole
+    # lock timeout. It lets the table go while the row is held, and tries again.
+    from engine import StorageUnavailable
+
+    store = _open(prefix, lock_timeout=3)
+    admin = _open(prefix, lock_timeout=3)  # another process's store object
+    held, other = store.create(), store.create()
+    store.append(held, Message.user("card 4111"))
+    secret = store.get(held).messages[0].id
+    assert secret is not None
+    outcome: dict[str, object] = {}
+
+    def attempt() -> None:
+        started = time.monotonic()
+        try:
+            admin.erase(held, secret) if what == "erase" else admin.delete(held)
+            outcome["result"] = "done"
+        except BaseException as exc:  # checked below
+            outcome["result"] = exc
+        outcome["took"] = time.monotonic() - started
+
+    holder = _holding_row_lock(prefix, held)
+    thread = threading.Thread(target=attempt)
+    try:
+        thread.start()
+        time.sleep(0.3)  # the erasure or deletion is trying meanwhile
+        for number in range(10):
+            started = time.monotonic()
+            store.append(other, Message.user(f"m{number}"))
+            assert time.monotonic() - started < 1.0, number  # not the whole lock timeout
+        assert thread.is_alive()
+        thread.join(15)
+    finally:
+        holder.rollback()
+        holder.close()
+    assert isinstance(outcome["result"], StorageUnavailable), outcome
+    assert 2.5 < outcome["took"] < 6, outcome  # given up after about lock_timeout
+    if what == "erase":
+        admin.erase(held, secret)  # works once the row is free
+        assert admin.get(held).messages[0].erased is not None
+    else:
+        admin.delete(held)
+        with pytest.raises(SessionNotFound):
+            admin.get(held)
+    assert [m.text for m in store.get(other).messages] == [f"m{number}" for number in range(10)]
+    store.close()
+    admin.close()

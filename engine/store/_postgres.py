@@ -451,6 +451,12 @@ class PostgresRecorder(PostgresApplicationRecorder):
         self._lock_session_row = _rendered(
             SQL("SELECT 1 FROM {}.{} WHERE session_id=%s FOR UPDATE").format(schema, sessions)
         )
+        # In one order (the ids sorted), as every writer of several rows takes them.
+        self._lock_session_rows = _rendered(
+            SQL("SELECT 1 FROM {}.{} WHERE session_id = ANY(%s) ORDER BY session_id FOR UPDATE").format(
+                schema, sessions
+            )
+        )
         # Whether the session's newest event has a position at or past those
         # of this transaction's id, and its version: a transaction that took
         # its id while it waited for the row (a row lock gives one) can find
@@ -751,25 +757,67 @@ class PostgresRecorder(PostgresApplicationRecorder):
         return columns >= LISTING_COLUMNS and row is not None and row["found"] is not None
 
     @contextlib.contextmanager
-    def _locked_write(self) -> Iterator[Any]:
+    def _locked_write(self, session_ids: Sequence[str]) -> Iterator[Any]:
         """A cursor in one write transaction, under the lock and statement
-        timeouts, holding the events table lock: erasures and deletions,
-        which rewrite or remove records of several sessions at once, run
-        with no append beside them."""
-        with self._writing() as conn, conn.transaction(), conn.cursor() as curs:
-            self._take_events_lock(conn, curs)
-            yield curs
+        timeouts, holding the events table lock and the listing rows of
+        ``session_ids``: erasures and deletions, which rewrite or remove
+        records of several sessions at once, run with no append beside them.
 
-    def _take_events_lock(self, conn: Any, curs: Any) -> None:
+        Both are waited for a short slice at a time up to ``lock_timeout``
+        (see ``_take_events_lock``). A row another client holds is not
+        waited for with the table locked, which would hold back the writers
+        of every session: the transaction ends, and the next try takes both
+        again."""
+        deadline = time.monotonic() + self._lock_timeout
+        pause = 0.01
+        with self._writing() as conn:
+            while True:
+                held = contextlib.ExitStack()
+                curs = held.enter_context(conn.cursor())
+                held.enter_context(conn.transaction())
+                try:
+                    self._take_events_lock(conn, curs, deadline)
+                    if self._took_rows(conn, curs, session_ids, deadline):
+                        break
+                except BaseException as exc:
+                    held.__exit__(type(exc), exc, exc.__traceback__)  # rolled back
+                    raise
+                held.__exit__(psycopg.Rollback, psycopg.Rollback(), None)  # the table lock let go
+                if time.monotonic() + pause >= deadline:
+                    raise psycopg.errors.LockNotAvailable(
+                        "a listing row of the sessions written stayed locked by another transaction for the "
+                        "whole lock timeout"
+                    )  # as a lock timeout is: the caller's StorageUnavailable
+                time.sleep(pause)
+                pause = min(pause * 2, 0.1)
+            with held:
+                yield curs
+
+    def _took_rows(self, conn: Any, curs: Any, session_ids: Sequence[str], deadline: float) -> bool:
+        """Whether the listing rows of ``session_ids`` were locked within a
+        slice (then the rest of the transaction waits for locks as long as
+        any write); ``False``, and none of them held, if another
+        transaction holds one."""
+        if session_ids:
+            slice_ms = max(1, math.ceil(min(_LOCK_SLICE, deadline - time.monotonic()) * 1000))
+            try:
+                with conn.transaction():  # a savepoint: a refusal ends only it, and lets its row locks go
+                    curs.execute(SQL("SET LOCAL lock_timeout = {}").format(Literal(f"{slice_ms}ms")))
+                    curs.execute(self._lock_session_rows, (sorted(set(session_ids)),), prepare=True)
+            except psycopg.errors.LockNotAvailable:
+                return False
+        curs.execute(SQL("SET LOCAL lock_timeout = {}").format(Literal(f"{math.ceil(self._lock_timeout * 1000)}ms")))
+        return True
+
+    def _take_events_lock(self, conn: Any, curs: Any, deadline: float) -> None:
         """The events table's lock, waited for in PostgreSQL's queue a short
         slice at a time (``_LOCK_SLICE``), with pauses between, up to
-        ``lock_timeout``: a request waiting in that queue holds back every
+        ``deadline``: a request waiting in that queue holds back every
         append that comes after it (they need a weaker lock it conflicts
         with), so one waiting there behind a writer stuck on a session would
         stop the writers of every other session until that one gave up.
         Appends are one short statement each: without a stuck one, the
         first slice gets the lock."""
-        deadline = time.monotonic() + self._lock_timeout
         pause = 0.01
         while True:
             slice_ms = max(1, math.ceil(min(_LOCK_SLICE, deadline - time.monotonic()) * 1000))
@@ -783,8 +831,6 @@ class PostgresRecorder(PostgresApplicationRecorder):
                     raise  # as a lock timeout is: the caller's StorageUnavailable
             time.sleep(pause)  # the appends queued behind the slice go on meanwhile
             pause = min(pause * 2, 0.1)
-        # The rest of the transaction waits for row locks as long as any write.
-        curs.execute(SQL("SET LOCAL lock_timeout = {}").format(Literal(f"{math.ceil(self._lock_timeout * 1000)}ms")))
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[Any]:
@@ -1135,7 +1181,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
             schema, Identifier(self._snapshots_name)
         )
         written = 0  # events this transaction inserted: the next one's place in it
-        with self._placing(), self._locked_write() as curs:
+        with self._placing(), self._locked_write([change.session_id for change in changes]) as curs:
             if family:
                 refuse_new_forks(family, self._fork_firsts(curs))
             for change in changes:
@@ -1162,7 +1208,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
             (Identifier(self._snapshots_name), "session_id"),
             (Identifier(self._sessions_name), "session_id"),
         )
-        with self._locked_write() as curs:
+        with self._locked_write(session_ids) as curs:
             refuse_orphans(session_ids, self._fork_firsts(curs))
             curs.execute(self._select_parents)
             parents = [(row["session_id"], row["parent"]) for row in curs.fetchall()]
