@@ -581,7 +581,8 @@ class Transcripts:
         """A new session holding this one's transcript as it is now, or as it
         was ``at`` an event version, a revision or a time (as :meth:`get`
         reads it). O(1): one event naming the source and its version; nothing
-        is copied. Raises :class:`ConcurrentWriteError` (and writes nothing)
+        is copied (a store object that does not hold the source yet reads it
+        first, as :meth:`get` would). Raises :class:`ConcurrentWriteError` (and writes nothing)
         if another writer changed the source between reading it and writing
         the fork: call it again. The same holds for :meth:`fork_at` and
         :meth:`fork_replacing`."""
