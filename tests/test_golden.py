@@ -131,12 +131,14 @@ def _store_of_version_0_1(stores: StoreFactory) -> tuple[str, str]:
     """Make ``stores`` a store as version 0.1 left it, before rows were
     sealed; one of its sessions, and its title. On SQLite the file 0.1
     wrote (its tables renamed to the factory's prefix); on PostgreSQL, of
-    which no store of 0.1 is kept, a store made now with all that later
-    builds add taken away: the head and seal columns, the seal-mode and
-    feed tables and the events' positions."""
+    which no store of 0.1 is kept, that file's rows in the tables of a
+    store made now, with all that later builds add taken away: the head,
+    seal and summary columns, the seal-mode and feed tables and the
+    events' positions."""
+    golden = FOLDER / "store-v0.1.db"
     if stores.base == "sqlite":
         assert stores.target is not None
-        shutil.copy(FOLDER / "store-v0.1.db", stores.target)
+        shutil.copy(golden, stores.target)
         _execute(
             stores,
             [
@@ -145,21 +147,34 @@ def _store_of_version_0_1(stores: StoreFactory) -> tuple[str, str]:
             ],
         )
         return "golden-1", "Golden (renamed)"
-    store = stores.open()
-    sid = store.create(title="old")
-    store.append(sid, Message.user("from before the seal"))
-    store.close()
+    stores.open().close()  # the tables, empty
     prefix = stores.prefix
     _execute(
         stores,
         [
-            f"ALTER TABLE {prefix}_sessions DROP COLUMN seal, DROP COLUMN head",
+            f"ALTER TABLE {prefix}_sessions DROP COLUMN seal, DROP COLUMN head, DROP COLUMN summary",
             f"DROP TABLE {prefix}_seal",
             f"DROP TABLE {prefix}_feed",
             f"ALTER TABLE {prefix}_events DROP COLUMN position",
         ],
     )
-    return sid, "old"
+    with sqlite3.connect(f"file:{golden}?immutable=1", uri=True) as db:  # never written
+        rows = {
+            name: db.execute(f"SELECT {columns} FROM transcripts_{name}").fetchall()
+            for name, columns in (
+                ("sessions", "session_id, title, created_at, updated_at, message_count, revision, version"),
+                ("events", "originator_id, originator_version, topic, state"),
+                ("snapshots", "session_id, version, state"),
+            )
+        }
+    db.close()
+    import psycopg
+
+    with psycopg.connect(stores.target or "", autocommit=True) as conn, conn.cursor() as cursor:
+        for name, found in rows.items():
+            marks = ", ".join(["%s"] * len(found[0]))
+            cursor.executemany(f"INSERT INTO {prefix}_{name} VALUES ({marks})", found)  # type: ignore[arg-type]
+    return "golden-1", "Golden (renamed)"
 
 
 def _unsealed_head(stores: StoreFactory, session_id: str) -> str:
@@ -226,6 +241,60 @@ def test_a_store_opened_with_a_seal_key_is_never_sealed_silently(stores: StoreFa
         stores.open(seal_key=key)
     upgraded = stores.open(seal_key=key, seal_legacy=True)
     assert upgraded.verify(sid).title == title
+
+
+def _disguise_as_version_0_1(stores: StoreFactory, *, summary_too: bool) -> None:
+    """Make a store of today look like one of 0.1 with DDL alone: its events
+    back in an events table of 0.1's shape (on SQLite), the head and seal
+    columns and every table and column later builds add dropped; the
+    listing rows' summary (and key) column too if ``summary_too``. No hash
+    is computed; the events keep the packed forms 0.1 never wrote."""
+    prefix = stores.prefix
+    if stores.base == "sqlite":
+        statements = [
+            "CREATE TABLE moved (originator_id TEXT, originator_version INTEGER, topic TEXT, state BLOB, "
+            "PRIMARY KEY (originator_id, originator_version))",
+            f"INSERT INTO moved SELECT originator_id, originator_version, topic, state FROM {prefix}_events",
+            f"DROP VIEW {prefix}_events",
+            *(f"DROP TABLE {prefix}_{name}" for name in ("log", "kinds", "seal")),
+            f"ALTER TABLE moved RENAME TO {prefix}_events",
+            f"DROP INDEX {prefix}_sessions_key",
+            *(f"ALTER TABLE {prefix}_sessions DROP COLUMN {name}" for name in ("head", "seal")),
+        ]
+        if summary_too:
+            statements += [f"ALTER TABLE {prefix}_sessions DROP COLUMN {name}" for name in ("summary", "key")]
+    else:
+        statements = [
+            f"ALTER TABLE {prefix}_sessions DROP COLUMN head, DROP COLUMN seal",
+            f"DROP TABLE {prefix}_seal",
+            f"DROP TABLE {prefix}_feed",
+            f"ALTER TABLE {prefix}_events DROP COLUMN position",
+        ]
+        if summary_too:
+            statements.append(f"ALTER TABLE {prefix}_sessions DROP COLUMN summary")
+    _execute(stores, statements)
+
+
+@pytest.mark.parametrize("summary_too", [False, True])
+def test_a_store_of_today_disguised_as_one_of_version_0_1_is_damage_not_an_old_store(
+    stores: StoreFactory, summary_too: bool
+) -> None:
+    """Found by an adversarial pass on the fix below: on PostgreSQL, dropping
+    the seal-mode and feed tables and the events' positions as well made the
+    store look like one of 0.1, and an edited actor was sealed and read back.
+    The listing rows' summary column and the packed events, which 0.1 never
+    had, tell it from one of 0.1."""
+    if stores.base == "memory":
+        return
+    store = stores.open()
+    sid = store.create()
+    store.append(sid, Message.user("hello"), actor="original")
+    store.close()
+    _edit_state(stores, sid, 2, b"original", b"FORGED!!")
+    _disguise_as_version_0_1(stores, summary_too=summary_too)
+    for _ in range(2):
+        with pytest.raises(CorruptStore, match="the columns were removed"):
+            stores.open(seal_legacy=True)
 
 
 def _edit_state(stores: StoreFactory, session_id: str, version: int, old: bytes, new: bytes) -> None:

@@ -57,6 +57,7 @@ from engine.state.transcript import KnownAppend
 
 __all__ = [
     "PACKED_APPEND_TOPIC",
+    "PACKED_TOPICS",
     "REVISION_ID_TEXT_APPEND_TOPIC",
     "TEXT_APPEND_TOPIC",
     "pack_append",
@@ -74,6 +75,8 @@ PACKED_APPEND_TOPIC = "MessagesAppended.v1.packed"
 TEXT_APPEND_TOPIC = "MessagesAppended.v1.text"
 #: The stored type name of the one-text-message form whose id is made from its revision.
 REVISION_ID_TEXT_APPEND_TOPIC = "MessagesAppended.v1.text-revid"
+#: Every packed form's type name: none was written before rows were sealed.
+PACKED_TOPICS = (PACKED_APPEND_TOPIC, TEXT_APPEND_TOPIC, REVISION_ID_TEXT_APPEND_TOPIC)
 
 # Stored codes: a role's code is its position here. Only ever append.
 _ROLES = ("system", "user", "assistant", "tool_results")

@@ -52,6 +52,7 @@ from engine.store._codec import (
     spawn_parent,
     spawn_parents,
 )
+from engine.store._packed import PACKED_TOPICS
 from engine.store._records import (
     LISTING_COLUMNS,
     ROW_COLUMNS,
@@ -513,7 +514,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
                 return
             conn.execute("SELECT pg_advisory_lock(%s)", (key,))
             # Before the DDL below adds what is missing: a refusal changes nothing.
-            self._refuse_unsealable(conn, self._later_layout(conn))
+            self._refuse_unsealable(conn, before_ddl=True)
             super().create_table()
             with conn.transaction():  # the table and its row at once: no write ever finds it empty
                 conn.execute(self._create_feed)
@@ -647,20 +648,38 @@ class PostgresRecorder(PostgresApplicationRecorder):
 
     def _later_layout(self, conn: psycopg.Connection[Any]) -> list[str]:
         """What the store has of what builds that seal every row add (the
-        seal-mode and feed tables, the events' position column): only a
-        store of version 0.1, which has none of them, was never sealed."""
+        seal-mode and feed tables, the events' position column, the listing
+        rows' summary column, events in a packed form): only a store of
+        version 0.1, which has none of them, was never sealed."""
         schema = self.datastore.schema or "public"
-        found = (
-            conn.cursor(row_factory=tuple_row)
-            .execute(
-                "SELECT to_regclass(%s) IS NOT NULL, to_regclass(%s) IS NOT NULL, EXISTS (SELECT 1 FROM "
-                "information_schema.columns WHERE table_schema = %s AND table_name = %s AND column_name = 'position')",
-                (f"{schema}.{self._seal_name}", f"{schema}.{self._feed_name}", schema, self.events_table_name),
-            )
-            .fetchone()
+        column = (
+            "EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = %s AND table_name = %s "
+            "AND column_name = %s)"
         )
-        names = (self._seal_name, self._feed_name, f"the position column of {self.events_table_name}")
-        return [name for name, present in zip(names, found or (), strict=True) if present]
+        cursor = conn.cursor(row_factory=tuple_row)
+        found = cursor.execute(
+            f"SELECT to_regclass(%s) IS NOT NULL, to_regclass(%s) IS NOT NULL, {column}, {column}",
+            (
+                f"{schema}.{self._seal_name}",
+                f"{schema}.{self._feed_name}",
+                *(schema, self.events_table_name, "position"),
+                *(schema, self._sessions_name, "summary"),
+            ),
+        ).fetchone()
+        packed = cursor.execute(
+            SQL("SELECT 1 FROM {}.{} WHERE topic = ANY(%s) LIMIT 1").format(
+                Identifier(schema), Identifier(self.events_table_name)
+            ),
+            (list(PACKED_TOPICS),),
+        ).fetchone()
+        names = (
+            self._seal_name,
+            self._feed_name,
+            f"the position column of {self.events_table_name}",
+            f"the summary column of {self._sessions_name}",
+            "events in a packed form",
+        )
+        return [name for name, present in zip(names, (*(found or ()), packed is not None), strict=True) if present]
 
     def _seal_columns(self, conn: psycopg.Connection[Any]) -> set[str] | None:
         """Which of the head and seal columns the listing table has (``None``:
@@ -675,17 +694,19 @@ class PostgresRecorder(PostgresApplicationRecorder):
         )
         return {name for (name,) in found if name in ("head", "seal")} if found else None
 
-    def _refuse_unsealable(self, conn: psycopg.Connection[Any], later: Sequence[str]) -> None:
+    def _refuse_unsealable(self, conn: psycopg.Connection[Any], *, before_ddl: bool) -> None:
         """Refuse, before anything is written, a store whose rows lack their
-        head or seal that is not one of 0.1 (``later``: what it has of a
-        later layout; see ``removed_seals``), or that is, opened with a key
-        without ``seal_legacy`` (see ``check_legacy_sealing``)."""
+        head or seal that is not one of 0.1 (what it has of a later layout,
+        looked at ``before_ddl`` only: the opening's DDL adds it; see
+        ``removed_seals``), or that is, opened with a key without
+        ``seal_legacy`` (see ``check_legacy_sealing``)."""
         columns = self._seal_columns(conn)
         if columns is None or columns == {"head", "seal"}:
             return
         where = f"{self.datastore.schema}.{self._sessions_name}"
+        later = self._later_layout(conn) if before_ddl else []
         if later or columns:
-            raise removed_seals(where, list(later) or ["one of the two columns"])
+            raise removed_seals(where, later or ["one of the two columns"])
         check_legacy_sealing(where, self._seal_key, self._seal_legacy)
 
     def _seal_unsealed_rows(self, conn: psycopg.Connection[Any]) -> None:
@@ -696,7 +717,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
         with conn.transaction(), conn.cursor(row_factory=tuple_row) as cursor:
             # Refused before any DDL if the store is not one of 0.1 (or is, opened
             # with a key alone); a store since then reaches here with one column.
-            self._refuse_unsealable(conn, [])
+            self._refuse_unsealable(conn, before_ddl=False)
             if self._seal_columns(conn) == {"head", "seal"}:
                 return
             table = SQL("{}.{}").format(Identifier(schema), Identifier(self._sessions_name))
@@ -958,7 +979,14 @@ class PostgresRecorder(PostgresApplicationRecorder):
                 yield
             finally:
                 if self._held.pop(ident, None) is curs and not conn.broken:  # no write ended the transaction
-                    curs.execute("ROLLBACK")
+                    try:
+                        curs.execute("ROLLBACK")
+                    except psycopg.Error:  # the idle timeout's error is of class 25, not an OperationalError
+                        if not conn.broken:
+                            raise
+                        # The server ended the transaction (left idle too long,
+                        # or the connection was lost): it wrote nothing, so the
+                        # block's own outcome stands; the pool drops the connection.
 
     @contextlib.contextmanager
     def _committing(self, curs: Any) -> Iterator[None]:

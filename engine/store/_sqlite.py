@@ -46,7 +46,7 @@ from engine.store._codec import (
     spawn_parent,
     spawn_parents,
 )
-from engine.store._packed import REVISION_ID_TEXT_APPEND_TOPIC
+from engine.store._packed import PACKED_TOPICS, REVISION_ID_TEXT_APPEND_TOPIC
 from engine.store._records import (
     LISTING_COLUMNS,
     ROW_COLUMNS,
@@ -354,8 +354,19 @@ class SQLiteRecorder:
                 execute(statement)
             if not {"head", "seal"} <= columns:
                 # Only a store of version 0.1 was never sealed: it had none of
-                # the tables later builds add, nor one of the two columns.
+                # the tables and columns later builds add (its events, moved
+                # above, are in the log now), no packed event, and neither
+                # of the two columns.
                 later = [name for name in (self.log_table, self.kinds_table, self.seal_table) if name in found]
+                later += [
+                    f"the {name} column of {self.sessions_table}" for name in ("summary", "key") if name in columns
+                ]
+                if execute(
+                    f"SELECT 1 FROM {self.log_table} l JOIN {self.kinds_table} k ON k.code = l.kind "
+                    f"WHERE k.topic IN ({', '.join('?' for _ in PACKED_TOPICS)}) LIMIT 1",
+                    PACKED_TOPICS,
+                ).fetchone():
+                    later.append("events in a packed form")
                 if later or columns & {"head", "seal"}:
                     raise removed_seals(self._where, later or ["one of the two columns"])
                 self._seal_unsealed_rows(execute)
