@@ -189,9 +189,8 @@ class _Raw(_Store):
 
     def append(self, number: int) -> None:
         body = '{"role":"user","content":"' + _text(number) + '"}'
-        self.connection.execute("BEGIN")
+        # One statement, a transaction of its own (the connection is in autocommit).
         self.connection.execute("INSERT INTO messages VALUES (?, ?, ?)", (self.writing, number, body))
-        self.connection.execute("COMMIT")
 
     def new_session(self) -> None:
         self.writing = "t"

@@ -3,7 +3,8 @@
 A table shaped like the engine's log (an integer position, the session's
 integer key, the version, the type's integer code and the stored bytes, with
 a unique index on session and version), WAL, the same ``PRAGMA synchronous``,
-pre-encoded rows and an explicit ``BEGIN`` ... ``COMMIT`` around every call.
+pre-encoded rows and one insert per call, which commits by itself (as the
+engine's append of one event is one statement in a transaction of its own).
 Loading selects one session's rows of the engine's own log in version order
 and decodes each with the decoder the engine's loads use, with no projection
 and no revision checks.
@@ -73,8 +74,8 @@ def log_rows(rows: Sequence[EventRow]) -> list[LogRow]:
 def connect_writer(path: str, synchronous: str) -> sqlite3.Connection:
     """A new database file with the log table, in WAL mode with ``synchronous``.
 
-    ``isolation_level=None``: the driver never opens transactions by itself;
-    :func:`insert_calls` issues ``BEGIN`` and ``COMMIT`` explicitly.
+    ``isolation_level=None``: the driver never opens transactions by itself,
+    so each statement :func:`insert_calls` runs is a transaction of its own.
     """
     connection = sqlite3.connect(path, isolation_level=None)
     mode = connection.execute("PRAGMA journal_mode=WAL").fetchone()[0]
@@ -87,7 +88,10 @@ def connect_writer(path: str, synchronous: str) -> sqlite3.Connection:
 
 
 def insert_calls(connection: sqlite3.Connection, rows: Sequence[LogRow]) -> float:
-    """Insert each row in its own transaction (one call = one row = one commit).
+    """Insert each row in its own transaction (one call = one row = one
+    commit): one statement, as the engine runs one per append (with
+    ``BEGIN`` and ``COMMIT`` around it, the raw side paid two more calls,
+    about 1.6 µs, that the engine does not).
 
     Returns the elapsed seconds (``time.perf_counter``).
     """
@@ -95,9 +99,7 @@ def insert_calls(connection: sqlite3.Connection, rows: Sequence[LogRow]) -> floa
     statement = _INSERT_EVENT
     start = time.perf_counter()
     for row in rows:
-        execute("BEGIN")
         execute(statement, row)
-        execute("COMMIT")
     return time.perf_counter() - start
 
 
