@@ -117,6 +117,13 @@ DRIVER_ERRORS.extend(
 _LOCK_SLICE = 0.05
 
 
+def _wait_locks_for(curs: Any, seconds: float) -> None:
+    """The rest of the (sub)transaction of ``curs`` waits at most ``seconds``
+    for a lock: whole milliseconds rounded up, and at least one (PostgreSQL
+    reads 0 as no limit)."""
+    curs.execute(SQL("SET LOCAL lock_timeout = {}").format(Literal(f"{max(1, math.ceil(seconds * 1000))}ms")))
+
+
 def _timeouts(lock_timeout: float) -> Composed:
     """The lock, statement and idle-transaction timeouts, in whole
     milliseconds rounded up: PostgreSQL reads 0 as no limit, so a timeout
@@ -694,20 +701,22 @@ class PostgresRecorder(PostgresApplicationRecorder):
         )
         return {name for (name,) in found if name in ("head", "seal")} if found else None
 
-    def _refuse_unsealable(self, conn: psycopg.Connection[Any], *, before_ddl: bool) -> None:
+    def _refuse_unsealable(self, conn: psycopg.Connection[Any], *, before_ddl: bool) -> set[str] | None:
         """Refuse, before anything is written, a store whose rows lack their
         head or seal that is not one of 0.1 (what it has of a later layout,
         looked at ``before_ddl`` only: the opening's DDL adds it; see
         ``removed_seals``), or that is, opened with a key without
-        ``seal_legacy`` (see ``check_legacy_sealing``)."""
+        ``seal_legacy`` (see ``check_legacy_sealing``). Returns which of the
+        two columns the listing table has (``None``: no listing table yet)."""
         columns = self._seal_columns(conn)
         if columns is None or columns == {"head", "seal"}:
-            return
+            return columns
         where = f"{self.datastore.schema}.{self._sessions_name}"
         later = self._later_layout(conn) if before_ddl else []
         if later or columns:
             raise removed_seals(where, later or ["one of the two columns"])
         check_legacy_sealing(where, self._seal_key, self._seal_legacy)
+        return columns
 
     def _seal_unsealed_rows(self, conn: psycopg.Connection[Any]) -> None:
         """Give a store written before rows were sealed its chain heads and
@@ -717,8 +726,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
         with conn.transaction(), conn.cursor(row_factory=tuple_row) as cursor:
             # Refused before any DDL if the store is not one of 0.1 (or is, opened
             # with a key alone); a store since then reaches here with one column.
-            self._refuse_unsealable(conn, before_ddl=False)
-            if self._seal_columns(conn) == {"head", "seal"}:
+            if self._refuse_unsealable(conn, before_ddl=False) == {"head", "seal"}:
                 return
             table = SQL("{}.{}").format(Identifier(schema), Identifier(self._sessions_name))
             cursor.execute(
@@ -820,14 +828,13 @@ class PostgresRecorder(PostgresApplicationRecorder):
         any write); ``False``, and none of them held, if another
         transaction holds one."""
         if session_ids:
-            slice_ms = max(1, math.ceil(min(_LOCK_SLICE, deadline - time.monotonic()) * 1000))
             try:
                 with conn.transaction():  # a savepoint: a refusal ends only it, and lets its row locks go
-                    curs.execute(SQL("SET LOCAL lock_timeout = {}").format(Literal(f"{slice_ms}ms")))
+                    _wait_locks_for(curs, min(_LOCK_SLICE, deadline - time.monotonic()))
                     curs.execute(self._lock_session_rows, (sorted(set(session_ids)),), prepare=True)
             except psycopg.errors.LockNotAvailable:
                 return False
-        curs.execute(SQL("SET LOCAL lock_timeout = {}").format(Literal(f"{math.ceil(self._lock_timeout * 1000)}ms")))
+        _wait_locks_for(curs, self._lock_timeout)
         return True
 
     def _take_events_lock(self, conn: Any, curs: Any, deadline: float) -> None:
@@ -841,10 +848,9 @@ class PostgresRecorder(PostgresApplicationRecorder):
         first slice gets the lock."""
         pause = 0.01
         while True:
-            slice_ms = max(1, math.ceil(min(_LOCK_SLICE, deadline - time.monotonic()) * 1000))
             try:
                 with conn.transaction():  # a savepoint: a refusal ends only it
-                    curs.execute(SQL("SET LOCAL lock_timeout = {}").format(Literal(f"{slice_ms}ms")))
+                    _wait_locks_for(curs, min(_LOCK_SLICE, deadline - time.monotonic()))
                     curs.execute(self._lock_events, prepare=True)
                 break
             except psycopg.errors.LockNotAvailable:
