@@ -168,12 +168,14 @@ def _store_of_version_0_1(stores: StoreFactory) -> tuple[str, str]:
             )
         }
     db.close()
-    import psycopg
-
-    with psycopg.connect(stores.target or "", autocommit=True) as conn, conn.cursor() as cursor:
-        for name, found in rows.items():
-            marks = ", ".join(["%s"] * len(found[0]))
-            cursor.executemany(f"INSERT INTO {prefix}_{name} VALUES ({marks})", found)  # type: ignore[arg-type]
+    _execute(
+        stores,
+        [
+            (f"INSERT INTO {prefix}_{name} VALUES ({', '.join(['%s'] * len(row))})", tuple(row))
+            for name, found in rows.items()
+            for row in found
+        ],
+    )
     return "golden-1", "Golden (renamed)"
 
 
@@ -184,15 +186,7 @@ def _unsealed_head(stores: StoreFactory, session_id: str) -> str:
         f"SELECT originator_version, topic, state FROM {stores.prefix}_events WHERE originator_id = %s "
         "ORDER BY originator_version"
     )
-    if stores.base == "sqlite":
-        with sqlite3.connect(stores.target or "") as raw:
-            rows = raw.execute(statement.replace("%s", "?"), (session_id,)).fetchall()
-        raw.close()
-    else:
-        import psycopg
-
-        with psycopg.connect(stores.target or "", autocommit=True) as conn:
-            rows = conn.execute(statement, (session_id,)).fetchall()  # type: ignore[arg-type]
+    rows = _execute(stores, [(statement, (session_id,))])
     records = [Record(version, topic, bytes(state)) for version, topic, state in rows]
     return f"{len(records)}:{head_of(session_id, records).hex()}"
 
@@ -214,18 +208,23 @@ def test_a_store_written_before_rows_were_sealed_is_sealed_once(stores: StoreFac
         stores.open().sessions()
 
 
-def _execute(stores: StoreFactory, statements: list[str]) -> None:
+def _execute(stores: StoreFactory, statements: list[str | tuple[str, tuple[Any, ...]]]) -> list[tuple[Any, ...]]:
+    """Run ``statements`` in order on one connection of the store's backend,
+    each a str or one with its ``%s`` parameters; the rows the last returns."""
+    rows: list[tuple[Any, ...]] = []
     if stores.base == "sqlite":
         with sqlite3.connect(stores.target or "") as raw:
-            for statement in statements:
-                raw.execute(statement)
+            for statement, parameters in (item if isinstance(item, tuple) else (item, ()) for item in statements):
+                rows = raw.execute(statement.replace("%s", "?"), parameters).fetchall()
         raw.close()
-        return
+        return rows
     import psycopg
 
     with psycopg.connect(stores.target or "", autocommit=True) as conn:
-        for statement in statements:
-            conn.execute(statement)  # type: ignore[arg-type]
+        for statement, parameters in (item if isinstance(item, tuple) else (item, ()) for item in statements):
+            cursor = conn.execute(statement, parameters)  # type: ignore[arg-type]
+            rows = cursor.fetchall() if cursor.description else []
+    return rows
 
 
 def test_a_store_opened_with_a_seal_key_is_never_sealed_silently(stores: StoreFactory) -> None:
@@ -301,19 +300,9 @@ def _edit_state(stores: StoreFactory, session_id: str, version: int, old: bytes,
     """Replace bytes in one stored event, with SQL, as someone with write access could."""
     select = f"SELECT state FROM {stores.prefix}_events WHERE originator_id = %s AND originator_version = %s"
     update = f"UPDATE {stores.prefix}_events SET state = %s WHERE originator_id = %s AND originator_version = %s"
-    if stores.base == "sqlite":
-        with sqlite3.connect(stores.target or "") as raw:
-            (state,) = raw.execute(select.replace("%s", "?"), (session_id, version)).fetchone()
-            assert old in state
-            raw.execute(update.replace("%s", "?"), (state.replace(old, new), session_id, version))
-        raw.close()
-        return
-    import psycopg
-
-    with psycopg.connect(stores.target or "", autocommit=True) as conn:
-        found = conn.execute(select, (session_id, version)).fetchone()  # type: ignore[arg-type]
-        assert found is not None and old in bytes(found[0])
-        conn.execute(update, (bytes(found[0]).replace(old, new), session_id, version))  # type: ignore[arg-type]
+    [(state,)] = _execute(stores, [(select, (session_id, version))])
+    assert old in bytes(state)
+    _execute(stores, [(update, (bytes(state).replace(old, new), session_id, version))])
 
 
 @pytest.mark.parametrize("dropped", [("seal", "head"), ("seal",), ("head",)])

@@ -846,17 +846,7 @@ def test_a_held_try_whose_transaction_id_predates_the_sessions_newest_event_land
 
         thread = threading.Thread(target=held_append)
         thread.start()
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            (waiting,) = blocker.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE %s",
-                (f"%pg_advisory_xact_lock_shared({key})%",),
-            ).fetchone() or (0,)
-            if waiting:
-                break
-            time.sleep(0.01)
-        else:
-            raise AssertionError("the held try never waited")
+        _wait_for_lock_waiters(prefix, 1)  # the held try, on the advisory lock, its id taken
         winner.append(racing, Message.user("slipped in"))  # committed with a later transaction id
         blocker.execute("SELECT pg_advisory_unlock(%s)", (key,))
         thread.join(30)

@@ -183,6 +183,11 @@ def answer(item: str, text: str) -> dict[str, Any]:
     }
 
 
+def spoken_answer(item: str, transcript: str) -> dict[str, Any]:
+    """An assistant item whose content is speech, with its transcript."""
+    return {**answer(item, ""), "content": [{"type": "output_audio", "transcript": transcript}]}
+
+
 def typed_history(store: Transcripts, sid: str) -> None:
     """u1 "my card 4111 1111", a1 "Noted.", u2 "thanks", a2 "You're welcome."
     on a first connection."""
@@ -320,13 +325,7 @@ def test_deleting_an_item_re_sent_on_a_new_connection_deletes_its_message(store:
 
 def test_truncating_an_item_re_sent_on_a_new_connection_truncates_its_message(store: Transcripts) -> None:
     sid = store.create()
-    spoken = {
-        "id": "a1",
-        "type": "message",
-        "role": "assistant",
-        "status": "completed",
-        "content": [{"type": "output_audio", "transcript": "Your order ships today."}],
-    }
+    spoken = spoken_answer("a1", "Your order ships today.")
     store.ingest_many(
         sid,
         [

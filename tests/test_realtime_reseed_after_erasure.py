@@ -16,7 +16,7 @@ from typing import Any
 
 from engine import Transcripts
 from tests.conftest import StoreFactory
-from tests.test_realtime_after_erasure import answer, rows
+from tests.test_realtime_after_erasure import answer, rows, spoken_answer
 from tests.test_realtime_caller_changes import call, calls_made, event, output, stored_anywhere, typed
 
 
@@ -176,13 +176,7 @@ def test_a_truncation_naming_a_re_sent_item_before_the_run_ends_cuts_its_message
     # The truncation is "recorded" on the held n2 and lost when the run
     # completes: a1's transcript is never cut.
     sid = store.create()
-    spoken = {
-        "id": "a1",
-        "type": "message",
-        "role": "assistant",
-        "status": "completed",
-        "content": [{"type": "output_audio", "transcript": "It ships today."}],
-    }
+    spoken = spoken_answer("a1", "It ships today.")
     first_connection(store, sid, [typed("u1", "where?"), spoken, typed("u2", "thanks"), answer("a2", "Bye.")])
     reseeded(
         store,
