@@ -159,8 +159,8 @@ class _Engine(_Store):
             return len(store.get(self.sid).messages)
 
     def prepare_fork(self) -> None:
-        # A store opened anew: the fork reads its source from the file, as
-        # the peers that copy do, not from the writer's cache.
+        # A store opened anew, not the writer holding the source in its
+        # cache: the fork works from the file alone, as the copying peers do.
         self.store.close()
         self.store = Transcripts.open(self.path)
 
@@ -550,8 +550,9 @@ def run(config: PeersConfig) -> dict[str, object]:
             f"cold load: a new object (and connection) reads every message; a run's figure is the median of "
             f"{_LOADS} loads, each after a full collection (gc.collect(), untimed), so that a collection owed by "
             "earlier work lands in no store's load by chance",
-            "fork: the engine's fork() on a store opened anew (untimed), so that it reads its source from the "
-            "file as the copying peers do, not from its writer's cache; AdvancedSQLiteSession's "
+            "fork: the engine's fork() on a store opened anew (untimed), so that it works from the file alone "
+            "as the copying peers do, not from its writer's cache (it reads the source's listing row and first "
+            "event); AdvancedSQLiteSession's "
             "create_branch_from_turn() of the last turn (its "
             "branch holds the messages before that turn, one fewer; the turn lookup is not timed); LangGraph's "
             "update_state() from the latest checkpoint (a new checkpoint of the same thread); SQLiteSession, ADK "

@@ -135,6 +135,7 @@ class SessionExists(EngineError):
             f"a session with id {session_id!r} already exists; choose another id or omit {parameter} to get a fresh one"
         )
         self.session_id = session_id
+        self.parameter = parameter
 
 
 class SessionHasForks(EngineError):

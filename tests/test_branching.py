@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
 import pytest
 
 from engine import (
@@ -21,6 +22,8 @@ from engine import (
     ReplacementMismatch,
     RevisionConflict,
     RevisionNotFound,
+    SessionExists,
+    SessionNotFound,
     Text,
     ToolResult,
     ToolUse,
@@ -207,6 +210,101 @@ def test_fork_is_one_event_and_isolated_both_ways(stores: StoreFactory) -> None:
     assert (lineage.source, lineage.source_version, lineage.root, lineage.depth) == (sid, 4, sid, 1)
     assert store.get(child).title == "base" and store.get(child).usage.total == 0
     assert store.verify(child) == store.get(child)
+
+
+def _reads_of(store: Transcripts, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int, int | None]]:
+    """Every read of stored events ``store`` makes from now on: (session,
+    after, upto)."""
+    backend = store._repository.backend  # type: ignore[attr-defined]
+    read, reads = backend.read, []
+
+    def recorded(session_id: str, *, after: int = 0, upto: int | None = None) -> Any:
+        reads.append((session_id, after, upto))
+        return read(session_id, after=after, upto=upto)
+
+    monkeypatch.setattr(backend, "read", recorded)
+    return reads
+
+
+def test_a_fork_by_a_store_that_has_not_read_its_source_reads_one_event_of_it(
+    stores: StoreFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = stores.open()
+    sid = conversation(writer)  # "base", q0 a0 q1 a1 q2 a2: version 4
+    writer.set_header(sid, tags=["support", "vip"], owner="ana", pinned=True)
+    writer.set_status(sid, "active")
+    writer.update_metadata(sid, {"customer": {"id": 7, "plan": ["pro", 2.5]}, "note": None})
+    warm = writer.fork(sid)  # forked from the writer's cached state
+    cold = stores.open()  # holds nothing of the source
+    reads = _reads_of(cold, monkeypatch)
+    child = cold.fork(sid, actor="tester")
+    assert reads == [(sid, 0, 1)]  # its first event (the lineage's root), not its log
+    monkeypatch.undo()
+    fork = cold.get(child)
+    assert texts(fork) == ["q0", "a0", "q1", "a1", "q2", "a2"]
+    assert fork.title == "base" and fork.usage.total == 0 and fork.version == 1
+    assert (fork.header.tags, fork.header.owner, fork.header.pinned) == (("support", "vip"), "ana", False)
+    assert fork.header.status == "started"  # a fork is a new run
+    assert dict(fork.metadata) == {"customer": {"id": 7, "plan": ["pro", 2.5]}, "note": None}
+    lineage = cold.lineage(child)
+    # Created, three appends, the header, the status, the metadata: version 7.
+    assert (lineage.source, lineage.source_version, lineage.root, lineage.depth) == (sid, 7, sid, 1)
+    assert fork.revision == writer.get(sid).revision
+    assert [h.kind for h in cold.history(child)] == ["session_forked"]
+    assert cold.history(child)[0].event.actor == "tester"  # type: ignore[attr-defined]
+    # Its listing row is the one a fork from the state gets.
+    listed = {info.id: info for info in cold.sessions()}
+    ignored = {"id": "", "created_at": None, "updated_at": None}
+    assert msgspec.structs.replace(listed[child], **ignored) == msgspec.structs.replace(listed[warm], **ignored)
+    assert listed[child].created_at == listed[child].updated_at == fork.created_at
+    assert stores.open().verify(child) == fork
+    assert cold.forks(sid) == [warm, child]
+    # A fork of that fork, again by a store that has not read it: depth 2, same root.
+    grandchild = stores.open().fork(child)
+    deeper = stores.open().lineage(grandchild)
+    assert (deeper.source, deeper.source_version, deeper.root, deeper.depth) == (child, 1, sid, 2)
+    assert texts(stores.open().verify(grandchild)) == texts(fork)
+
+
+def test_a_fork_from_a_listing_row_is_refused_when_the_source_changes_as_it_is_written(
+    stores: StoreFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer, cold = stores.open(), stores.open()
+    sid = writer.create()
+    writer.append(sid, Message.user("a"))
+    backend = cold._repository.backend  # type: ignore[attr-defined]
+    read = backend.read
+
+    def another_writer_meanwhile(session_id: str, **bounds: Any) -> Any:  # after the row, before the write
+        writer.append(sid, Message.assistant("b"))
+        return read(session_id, **bounds)
+
+    monkeypatch.setattr(backend, "read", another_writer_meanwhile)
+    with pytest.raises(ConcurrentWriteError):
+        cold.fork(sid, child_id="retry")
+    monkeypatch.undo()
+    assert "retry" not in [info.id for info in stores.open().sessions()]  # nothing written
+    child = cold.fork(sid, child_id="retry")
+    assert texts(stores.open().verify(child)) == ["a", "b"]
+
+
+def test_a_fork_by_a_store_that_has_not_read_its_source_refuses_a_missing_source_or_a_taken_id(
+    stores: StoreFactory,
+) -> None:
+    writer = stores.open()
+    sid = conversation(writer, 2)
+    taken = writer.create(session_id="taken")
+    cold = stores.open()
+    with pytest.raises(SessionNotFound):
+        cold.fork("nowhere")
+    with pytest.raises(SessionExists) as refused:
+        cold.fork(sid, child_id=taken)
+    # Its docstring promised the argument that named the id; it was not kept.
+    assert refused.value.parameter == "child_id" and "omit child_id" in str(refused.value)
+    with pytest.raises(InvalidArgument):
+        cold.fork(["not", "an", "id"])  # type: ignore[arg-type]
+    assert sorted(info.id for info in stores.open().sessions()) == sorted([sid, taken])
+    assert stores.open().forks(sid) == []
 
 
 def test_fork_at(store: Transcripts) -> None:

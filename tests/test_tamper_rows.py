@@ -763,3 +763,28 @@ def test_a_dropped_snapshots_table_is_damage_not_an_outage(store: _Store) -> Non
         opened._repository.forget(sid)  # type: ignore[attr-defined]  # a cold read: the snapshot is looked for
         with pytest.raises(CorruptStore, match="a table of the store is missing"):
             opened.get(sid)
+
+
+def test_a_fork_by_a_store_that_has_not_read_a_damaged_source_reads_as_damage(store: _Store) -> None:
+    # A fork of a source this store object has not read is written from the
+    # source's listing row, without reading its log: the damage is found
+    # when the fork is read, by every read that rebuilds it.
+    damaged, other = _two_sessions(store)
+    _copy_event_to_version(store, damaged, 3)  # past the listing row's version 2
+    with store.open() as opened:
+        child = opened.fork(damaged)
+        for name, read in {"get": lambda: opened.get(child), "verify": lambda: opened.verify(child)}.items():
+            with pytest.raises(CorruptStore):
+                read()
+                pytest.fail(f"{name} read the fork of a damaged session as healthy")
+        assert [m.text for m in opened.get(opened.fork(other)).messages] == ["untouched"]
+
+
+def test_a_fork_of_a_source_whose_listing_row_was_altered_is_refused_and_writes_nothing(store: _Store) -> None:
+    damaged, other = _two_sessions(store)
+    store.sql(f"UPDATE {store.prefix}_sessions SET title = 'forged' WHERE session_id = %s", (damaged,))
+    with store.open() as opened:
+        with pytest.raises(CorruptStore, match="does not match its seal"):
+            opened.fork(damaged)
+        assert store.value(f"SELECT count(*) FROM {store.prefix}_sessions") == 2  # nothing written
+        assert [m.text for m in opened.get(opened.fork(other)).messages] == ["untouched"]

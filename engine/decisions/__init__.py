@@ -63,7 +63,7 @@ from engine.decisions.records import (
     decide,
     spawned,
 )
-from engine.decisions.transcript import Decision, changed_span, commit_of, rewrite_event
+from engine.decisions.transcript import Decision, ForkSource, changed_span, commit_of, rewrite_event, whole_fork
 
 __all__ = [
     "AddToolResults",
@@ -76,6 +76,7 @@ __all__ = [
     "Decision",
     "ErasedLog",
     "Fork",
+    "ForkSource",
     "IngestDecision",
     "IngestOutcome",
     "OutOfBandResponse",
@@ -117,4 +118,5 @@ __all__ = [
     "spawned",
     "translate",
     "view_of",
+    "whole_fork",
 ]

@@ -360,6 +360,37 @@ def _fork(source: Session, command: Fork, now: datetime) -> Decision:
     return Decision((event,), forked(command.child_id, event, source, verify=False))
 
 
+class ForkSource(NamedTuple):
+    """What a fork of a source's whole head needs of it when its state is
+    not at hand: its id, version and revision (as its listing row holds
+    them) and its lineage's root and depth (as its first event records
+    them)."""
+
+    session_id: str
+    version: int
+    revision: str
+    root: str
+    depth: int
+
+
+def whole_fork(source: ForkSource, command: Fork, now: datetime) -> SessionForked:
+    """The event of a fork of ``source``'s whole head (``command`` keeps
+    every message and replaces none): what :func:`decide` gives for the
+    source's state, from what the source's listing row and first event say,
+    without its messages. A fork of every message needs no check of them."""
+    if command.index is not None or command.replacement is not None:
+        raise InvalidArgument("a fork at an index or with a replacement needs the source's state: use decide()")
+    return SessionForked(
+        at=now,
+        actor=command.actor,
+        source=source.session_id,
+        source_version=source.version,
+        revision=source.revision,
+        root=source.root,
+        depth=source.depth + 1,
+    )
+
+
 def _replacing(original: Message, index: int, replacement: Message | ReplaceBlock, new_id: str | None) -> Message:
     """The message that replaces ``original`` in ``fork_replacing``, with a new id."""
     if isinstance(replacement, Message):

@@ -11,7 +11,7 @@ from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 
-from engine.decisions import check_session_id, realtime_state
+from engine.decisions import Fork, ForkSource, check_session_id, realtime_state, whole_fork
 from engine.errors import (
     ConcurrentWriteError,
     CorruptStore,
@@ -25,7 +25,7 @@ from engine.errors import (
 from engine.facade._locks import SessionLocks
 from engine.realtime.reducer import RealtimeState
 from engine.state.content import Message, Text, shown
-from engine.state.events import CONTENT_EVENTS, Event, MessagesAppended, SessionForked
+from engine.state.events import CONTENT_EVENTS, Event, MessagesAppended, SessionCreated, SessionForked
 from engine.state.revisions import EMPTY_REVISION
 from engine.state.transcript import KnownAppend, Session, Tail, fold, forked
 from engine.store import (
@@ -42,6 +42,7 @@ from engine.store import (
     encode_event,
     encode_snapshot,
     extended,
+    forked_summary,
     legacy_head_of,
     listing_summary,
 )
@@ -594,6 +595,52 @@ class Repository:
             raise
         self.chains[session_id] = (after.version, chain, row.head)
         return self.remember(after)
+
+    def fork_unread(self, source_id: str, command: Fork, now: datetime) -> bool:
+        """Write a fork of ``source_id``'s whole head from its listing row
+        and first record, without reading its log: what a fork of a source
+        this object has not cached costs (O(1), as a fork of a cached one).
+        ``False`` (nothing written) if the row cannot say what the fork's
+        listing row needs (no summary) or a snapshot is due at the fork's
+        first version (it needs the state): fork from the state then.
+
+        The row's seal is checked, the source's events are not: damage in
+        them is found when the fork or the source is read, as for any
+        session. The fork is written only while the source's row still holds
+        the head read here."""
+        check_session_id(source_id)
+        row = self.backend.session_row(source_id)
+        if row is None:
+            raise SessionNotFound(source_id)
+        if row.summary is None or self._snapshot_interval == 1:
+            return False
+        first = decode_events(source_id, self.backend.read(source_id, upto=1))
+        if len(first) != 1:
+            return False  # no first record: a full read says what is wrong
+        origin = first[0][1]
+        if isinstance(origin, SessionForked):
+            root, depth = origin.root, origin.depth
+        elif isinstance(origin, SessionCreated):
+            root, depth = source_id, 0
+        else:
+            return False  # damage: a full read says so
+        event = whole_fork(ForkSource(source_id, row.version, row.revision, root, depth), command, now)
+        child_id = command.child_id
+        topic, data = encode_event(event, session_id=child_id, version=1)
+        limit = self._max_event_bytes
+        if limit is not None and len(data) > limit:
+            raise self.too_large(None, event, len(data))
+        records = [Record(1, topic, data)]
+        chain = extended(chain_of(child_id), records)
+        created = event.at.isoformat()
+        fields = (child_id, row.title, created, created, row.message_count, row.revision, 1)
+        child_row = SessionRow(*fields, chain.digest().hex(), "", forked_summary(source_id, row.summary))
+        try:
+            self.backend.append(child_id, records, child_row, previous_head=None, source_head=row.head)
+        except (ConcurrentWriteError, SessionNotFound):
+            self.forget(source_id)  # changed or deleted since its row was read
+            raise
+        return True
 
     def state_at(self, session_id: str, version: int, *, use_snapshot: bool = True) -> Session:
         return self.load(session_id, upto=version, use_snapshot=use_snapshot)

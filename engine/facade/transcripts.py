@@ -581,8 +581,10 @@ class Transcripts:
         """A new session holding this one's transcript as it is now, or as it
         was ``at`` an event version, a revision or a time (as :meth:`get`
         reads it). O(1): one event naming the source and its version; nothing
-        is copied (a store object that does not hold the source yet reads it
-        first, as :meth:`get` would). Raises :class:`ConcurrentWriteError` (and writes nothing)
+        is copied. A store object that has not read the source forks it whole
+        (no ``at``) from its listing row and first event, without reading its
+        log (``fork_at``, ``fork_replacing`` and ``at`` read the source
+        first). Raises :class:`ConcurrentWriteError` (and writes nothing)
         if another writer changed the source between reading it and writing
         the fork: call it again. The same holds for :meth:`fork_at` and
         :meth:`fork_replacing`."""
@@ -1119,12 +1121,23 @@ class Transcripts:
 
     def _fork(self, source_id: str, command: Fork, at: int | str | datetime | None) -> str:
         repository = self._repository
+        check_session_id(source_id)
         with repository.locks.holding(source_id, command.child_id):
-            source = repository.head(source_id)
-            if at is not None:  # a past state: the fork is written while the source is as read now
-                source = self._state_at(source, at)
-            decision = decide(source, command, clock())
             try:
+                if (
+                    at is None
+                    and command.index is None
+                    and command.replacement is None
+                    and source_id not in repository.cache
+                    and repository.fork_unread(source_id, command, clock())
+                ):
+                    # A whole head this object has not read: forked from
+                    # its listing row, without reading its log.
+                    return command.child_id
+                source = repository.head(source_id)
+                if at is not None:  # a past state: the fork is written while the source is as read now
+                    source = self._state_at(source, at)
+                decision = decide(source, command, clock())
                 repository.commit(None, decision.events, decision.state)
             except SessionExists as exc:
                 raise SessionExists(exc.session_id, parameter="child_id") from None

@@ -504,6 +504,16 @@ def decode_summary(session_id: str, text: str) -> ListingSummary:
         raise CorruptStore(f"the listing row of session {session_id!r} has a damaged summary: {exc}") from None
 
 
+def forked_summary(session_id: str, text: str) -> str:
+    """The listing summary of a fork of a source's whole head, from the
+    source's summary text: what ``listing_summary`` gives the fork's first
+    state (the source's tags, owner and metadata; a new status, not pinned,
+    no parent: a fork is not a spawned child)."""
+    source = decode_summary(session_id, text)
+    summary = msgspec.structs.replace(source, status=Header().status, pinned=False, parent=None)
+    return _SUMMARY_ENCODER.encode(summary).decode()
+
+
 def summary_of(state: Session) -> ListingSummary:
     """The summary of ``state`` that listings show and filter on."""
     header = state.header
