@@ -209,9 +209,11 @@ class StorageUnavailable(StorageError):
 
 
 class WriteOutcomeUnknown(StorageUnavailable):
-    """The connection was lost while a write was under way: it may have been
-    stored before the reply was lost, or not. Read the session before
-    writing it again (a blind retry could store it twice)."""
+    """The connection was lost while a write was under way, and the store
+    could not tell on a new connection whether it was stored (an append it
+    can tell of returns, or is written again once). It may have been stored
+    before the reply was lost, or not: read the session before writing it
+    again (a blind retry could store it twice)."""
 
 
 class CorruptStore(StorageError):

@@ -307,6 +307,23 @@ def test_a_fork_by_a_store_that_has_not_read_its_source_refuses_a_missing_source
     assert stores.open().forks(sid) == []
 
 
+def test_a_fork_from_a_listing_row_under_an_id_this_store_held_another_session_of_is_read_anew(
+    stores: StoreFactory,
+) -> None:
+    # Found by an adversarial pass: the store object kept what it held of the
+    # session deleted under that id, and its next write to the fork was
+    # refused as a conflict.
+    store, other = stores.open(), stores.open()
+    reused = store.create(session_id="reused")
+    store.append(reused, Message.user("the old session"))  # held by store
+    source = conversation(other, 2)  # not read by store
+    other.delete(reused)
+    child = store.fork(source, child_id="reused")
+    store.append(child, Message.user("on the fork"))
+    assert texts(store.get(child)) == ["q0", "a0", "on the fork"]
+    assert texts(stores.open().verify(child)) == ["q0", "a0", "on the fork"]
+
+
 def test_fork_at(store: Transcripts) -> None:
     sid = tool_conversation(store)
     assert texts(store.get(store.fork_at(sid, 1))) == ["weather?"]

@@ -117,17 +117,18 @@ def test_calls_to_a_server_gone_from_the_network_fail_within_the_bound(kind: str
     # A 2-second TCP user timeout set in the connection string (the default
     # is 30 s), which the store keeps.
     result = _run_in_a_namespace("?tcp_user_timeout=2000&keepalives_idle=1")
-    # 1. The append's request went out and nothing came back: whether it was
-    # stored cannot be known from here. Each call fails within the user
-    # timeout (2 s) or the connect timeout (5 s), with room for a slow
-    # machine; before, the first of them never returned.
+    # 1. The append's request went out and nothing came back, and no new
+    # connection reaches the server to ask: whether it was stored cannot be
+    # known from here. Each call fails within the user timeout (2 s) or the
+    # connect timeout (5 s), the append within both (it tries to ask), with
+    # room for a slow machine; before, the first of them never returned.
     assert [outcome for outcome, _ in result["append"]] == ["WriteOutcomeUnknown"]
     for call in ("history", "sessions", "feed"):
         assert [outcome for outcome, _ in result[call]] == ["StorageUnavailable"], (call, result)
     assert all(took < 15 for call in ("append", "history", "sessions", "feed") for _, took in result[call]), result
     # Once the network is back, the store works again: the append that
     # failed was never stored (its request never reached the server).
-    assert result["after"][0][0] == "returned"
+    assert result["after"][0][0] == "returned", result
     assert result["messages"] == ["before", "after"]
     # 2. An append on a connection idle long enough to be checked first
     # fails after one timeout: it took one per idle connection of the pool

@@ -788,3 +788,30 @@ def test_a_fork_of_a_source_whose_listing_row_was_altered_is_refused_and_writes_
             opened.fork(damaged)
         assert store.value(f"SELECT count(*) FROM {store.prefix}_sessions") == 2  # nothing written
         assert [m.text for m in opened.get(opened.fork(other)).messages] == ["untouched"]
+
+
+def test_a_fork_written_from_a_damaged_first_event_stays_damage_after_the_event_is_put_back(store: _Store) -> None:
+    # Found by an adversarial pass: a fork made by a store object that had
+    # not read its source took its root and depth from the source's first
+    # event, altered; once that event was put back, the fork read back as
+    # healthy with the altered root, and erasures (which find a family by
+    # its root) left it out.
+    with store.open() as opened:
+        root = opened.create(session_id="root")
+        opened.append(root, Message.user("secret"))
+        middle = opened.fork(root, child_id="middle")
+    select = f"SELECT state FROM {store.events} WHERE originator_id = %s AND originator_version = 1"
+    original = bytes(store.value(select, ("middle",)))
+    altered = original.replace(b'"root":"root"', b'"root":"elsewhere"')
+    assert altered != original
+    update = f"UPDATE {store.events} SET state = %s WHERE originator_id = %s AND originator_version = 1"
+    store.sql(update, (altered, "middle"))
+    with store.open() as opened:
+        late = opened.fork(middle, child_id="late")  # from the listing row and the altered first event
+    store.sql(update, (original, "middle"))  # put back (a backup restored, say)
+    with store.open() as opened:
+        assert [m.text for m in opened.verify(middle).messages] == ["secret"]
+        for name, read in {"get": lambda: opened.get(late), "verify": lambda: opened.verify(late)}.items():
+            with pytest.raises(CorruptStore, match="records root 'elsewhere'"):
+                read()
+                pytest.fail(f"{name} read the fork as healthy")

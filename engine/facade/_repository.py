@@ -640,6 +640,10 @@ class Repository:
         except (ConcurrentWriteError, SessionNotFound):
             self.forget(source_id)  # changed or deleted since its row was read
             raise
+        # What this object may hold of an earlier session under the child's
+        # id (deleted since by another process) is not the fork: the next
+        # call reads the fork.
+        self.forget(child_id)
         return True
 
     def state_at(self, session_id: str, version: int, *, use_snapshot: bool = True) -> Session:

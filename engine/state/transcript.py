@@ -354,6 +354,15 @@ def forked(session_id: str, event: SessionForked, source: Session, *, verify: bo
             f"session {session_id!r} forks {event.source!r} at version {event.source_version}, "
             f"but was given version {source.version}"
         )
+    lineage = source.lineage
+    if verify and (event.root != lineage.root or event.depth != lineage.depth + 1):
+        # The source's own lineage says what the fork's must be: a fork
+        # event whose root or depth say otherwise was altered (or written
+        # from altered bytes of its source), and erasures find a family by it.
+        raise CorruptStore(
+            f"session {session_id!r} forks {event.source!r}, whose root is {lineage.root!r} at depth "
+            f"{lineage.depth}, but records root {event.root!r} at depth {event.depth}"
+        )
     index = len(source.messages) if event.index is None else event.index
     if not 0 <= index <= len(source.messages):
         raise CorruptStore(f"session {session_id!r} forks {event.source!r} at index {index}, out of range")

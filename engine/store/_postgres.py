@@ -84,6 +84,9 @@ STATEMENT_TIMEOUT = 60.0  # seconds: the longest any statement may run
 # id holds back the feed.
 IDLE_TRANSACTION_TIMEOUT = 60.0
 WRITER_IDLE_CHECK = 5.0  # seconds idle after which the appends' connection is checked before use
+# How long a write whose connection was lost waits for the server process
+# that ran it to end, so that whether it was stored can be told.
+SETTLE_WAIT = 1.0
 RECONNECT_TIMEOUT = 3.0  # seconds a failed pool connection is retried before a new one is asked for
 # libpq's settings for a server gone from the network (a failover, a dropped
 # route): it answers nothing, not even a reset, and without these a call
@@ -277,6 +280,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
         self._writer: Any = None  # the connection appends use (see _append_alone_on_writer)
         self._writer_cursor: Any = None  # and its cursor
         self._writer_used = 0.0  # when it last served an append (time.monotonic)
+        self._writer_pid = 0  # its server process (see _settle_lost_append)
         self._writer_lock = threading.Lock()
         self._held: dict[int, Any] = {}  # a thread in ``holding_writes``: its cursor, until its write
         events = Identifier(self.events_table_name)
@@ -413,6 +417,15 @@ class PostgresRecorder(PostgresApplicationRecorder):
                 for condition in (SQL("position IS NULL"), SQL("position < 1"))
             )
             + SQL(" LIMIT 1")
+        )
+        # What settles an append whose connection was lost: whether the
+        # server process that ran it is still there, then (it is gone, so its
+        # transaction has ended) whether its first event is stored.
+        self._backend_alive = _rendered(SQL("SELECT count(*) FROM pg_stat_activity WHERE pid = %s"))
+        self._select_event_state = _rendered(
+            SQL("SELECT state FROM {}.{} WHERE originator_id=%s AND originator_version=%s").format(
+                schema, Identifier(self.events_table_name)
+            )
         )
         self._select_snapshot = _rendered(
             SQL(
@@ -905,8 +918,12 @@ class PostgresRecorder(PostgresApplicationRecorder):
         if first.version != 1 and snapshot is None:
             self._append_alone_on_writer(session_id, records, changes)
             return
-        with self._placing(), self._writing() as conn, conn.transaction(), conn.cursor() as curs:
-            self._insert_in(curs, session_id, records, row, snapshot, changes, source_head)
+        with self._placing():
+            self._settled_write(
+                session_id,
+                first,
+                lambda curs: self._insert_in(curs, session_id, records, row, snapshot, changes, source_head),
+            )
 
     def _insert_in(
         self,
@@ -1020,8 +1037,9 @@ class PostgresRecorder(PostgresApplicationRecorder):
         sessions never wait for each other's round trips (or for a writer
         stuck behind a row lock)."""
         if not self._writer_lock.acquire(blocking=False):
-            with self._writing() as conn, conn.transaction(), conn.cursor() as curs:
-                self._execute_append(curs, session_id, records, changes)
+            self._settled_write(
+                session_id, records[0], lambda curs: self._execute_append(curs, session_id, records, changes)
+            )
             return
         try:
             conn = self._writer
@@ -1033,24 +1051,93 @@ class PostgresRecorder(PostgresApplicationRecorder):
                     self._writer = None
                     self.datastore.pool.putconn(conn)
                 conn = self._writer = self._checked_connection()
+                self._writer_pid = conn.info.backend_pid
                 # One cursor for every append on it: making one per append
                 # cost about a tenth of an append's client CPU.
                 self._writer_cursor = conn.cursor()
+            pid = self._writer_pid
             try:
                 self._execute_append(self._writer_cursor, session_id, records, changes)
             except EngineError:
                 raise  # a refusal (_refuse_stale): the connection is as good as before
             except BaseException as exc:  # the driver's error, or an interruption with a statement under way
                 self._writer = None
-                lost = conn.broken
+                broken = conn.broken
                 self.datastore.pool.putconn(conn)
-                if lost:
-                    raise _outcome_unknown(exc) from exc
-                raise
+                if not broken:
+                    raise
+                lost = exc
+            else:
+                return
             finally:
                 self._writer_used = time.monotonic()
         finally:
             self._writer_lock.release()
+        self._settle_lost_write(
+            lost, pid, session_id, records[0], lambda curs: self._execute_append(curs, session_id, records, changes)
+        )
+
+    def _settled_write(self, session_id: str, first: Record, write: Callable[[Any], None]) -> None:
+        """``write`` (given a cursor) in a transaction of its own on a pooled
+        connection; if the connection is lost under way, its outcome settled
+        (see :meth:`_settle_lost_write`)."""
+        with self.datastore.get_connection() as conn:
+            pid = conn.info.backend_pid
+            try:
+                with conn.transaction(), conn.cursor() as curs:
+                    write(curs)
+            except EngineError:
+                raise
+            except BaseException as exc:
+                if not conn.broken:
+                    raise
+                lost = exc
+            else:
+                return
+        self._settle_lost_write(lost, pid, session_id, first, write)
+
+    def _settle_lost_write(
+        self, lost: BaseException, pid: int, session_id: str, first: Record, write: Callable[[Any], None]
+    ) -> None:
+        """A write of events (``first`` the first of them) whose connection
+        was lost under way, found out on another connection: stored (then
+        done), never stored (then written again, once, on that connection:
+        it extends the head it was made on or nothing, so it cannot be
+        stored twice), or, if that cannot be told,
+        :class:`WriteOutcomeUnknown`. It can be told once the server process
+        that ran the write (``pid``) is gone: its transaction has ended
+        then, committed or not. So a server restart, a failover, or a
+        connection the server ended while idle fails no append."""
+        try:
+            # A new connection, not the pool's: after a restart its idle ones
+            # are all lost, and while the server is gone from the network
+            # asking it for one would upset its reconnection schedule.
+            conn = self.datastore.own_connection()
+        except psycopg.Error as exc:  # no connection to tell it on
+            raise _outcome_unknown(lost) from exc
+        try:
+            with conn.cursor(row_factory=tuple_row) as curs:
+                # A process whose client went away ends within moments of
+                # noticing; one that has not noticed yet (its client gone
+                # from the network) may still commit: then it is not known.
+                deadline = time.monotonic() + SETTLE_WAIT
+                while curs.execute(self._backend_alive, (pid,)).fetchone()[0]:
+                    if time.monotonic() >= deadline:
+                        raise _outcome_unknown(lost) from lost
+                    time.sleep(0.02)
+                found = curs.execute(self._select_event_state, (session_id, first.version)).fetchone()
+            if found is not None and bytes(found[0]) == first.state:
+                return  # stored before the connection was lost
+            with conn.transaction(), conn.cursor() as curs:
+                write(curs)
+        except EngineError:
+            raise  # refused (another writer went first): nothing of this write is stored
+        except BaseException as exc:
+            if conn.broken:
+                raise _outcome_unknown(exc) from exc
+            raise
+        finally:
+            conn.close()
 
     def _execute_append(self, curs: Any, session_id: str, records: Sequence[Record], changes: tuple[Any, ...]) -> None:
         with self._placing():
