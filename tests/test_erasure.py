@@ -497,7 +497,7 @@ def test_forks_deleted_under_every_attempt_make_erase_a_conflict_not_not_found(
     ident = store.get(sid).messages[0].id or ""
     attempts: list[str] = []
 
-    def fork_gone(repository: Any, session_id: str, *args: Any) -> Any:
+    def fork_gone(repository: Any, session_id: str, *args: Any, **options: Any) -> Any:
         attempts.append(session_id)
         raise SessionNotFound(f"fork-{len(attempts)}")
 
@@ -508,6 +508,43 @@ def test_forks_deleted_under_every_attempt_make_erase_a_conflict_not_not_found(
     monkeypatch.undo()
     assert store.get(sid).messages[0].text == SECRET  # nothing was erased: a retry does it
     assert store.erase(sid, ident) == [sid]
+
+
+def test_an_erasure_that_keeps_losing_races_to_appends_holds_them_back_on_its_last_attempt(
+    stores: StoreFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found by an adversarial pass: on a session appended to many times a
+    # second, every attempt read the log, and another writer's append landed
+    # before its rewrite (5 of 8 erasures failed at 20 appends/s). Here
+    # another writer appends, in a thread of its own, just before every
+    # rewrite: the first four attempts lose; the last holds every other
+    # writer back from before its reads to its rewrite, so that append
+    # waits, and lands after the erasure.
+    store, other = stores.open(), stores.open()
+    sid = store.create()
+    store.append(sid, Message.user(SECRET), Message.assistant("noted"))
+    ident = store.get(sid).messages[0].id or ""
+    backend = store._repository.backend  # type: ignore[attr-defined]
+    rewrite, writers = backend.rewrite, []
+
+    def another_writer_first(changes: Any, **options: Any) -> Any:
+        number = len(writers)
+        writer = threading.Thread(target=lambda: other.append(sid, Message.user(f"busy {number}")))
+        writers.append(writer)
+        writer.start()
+        writer.join(timeout=1.0)  # held back on the last attempt: the rewrite goes first
+        return rewrite(changes, **options)
+
+    monkeypatch.setattr(backend, "rewrite", another_writer_first)
+    assert store.erase(sid, ident) == [sid]
+    for writer in writers:
+        writer.join(timeout=30)
+    monkeypatch.undo()
+    assert len(writers) == 5 and not any(writer.is_alive() for writer in writers)
+    stored = stores.open().verify(sid)
+    assert [m.text for m in stored.messages] == ["", "noted", "busy 0", "busy 1", "busy 2", "busy 3", "busy 4"]
+    kinds = [entry.kind for entry in stores.open().history(sid)]
+    assert kinds[-2:] == ["messages_erased", "messages_appended"]  # the held-back append came after
 
 
 def test_delete_with_forks_takes_a_fork_made_since_it_listed_them(

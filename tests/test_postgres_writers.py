@@ -271,6 +271,32 @@ def test_an_append_whose_connections_the_server_dropped_is_stored_once_and_the_n
     store.close()
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_reads_on_connections_the_server_dropped_are_made_again(kind: str, prefix: str) -> None:
+    # Found by an adversarial pass: after a restart, a failover or an
+    # idle-session timeout, the first read of every process (and a fork,
+    # which reads first) failed with StorageUnavailable; a read changes
+    # nothing, so it is made again on a connection the pool has checked.
+    store, sid = _one_message(prefix)
+    reader = _open(prefix)
+    calls: dict[str, Callable[[], object]] = {
+        "history": lambda: reader.history(sid),
+        "sessions": lambda: reader.sessions(),
+        "feed": lambda: reader.feed(),
+        "get": lambda: _open(prefix).get(sid),
+        "fork": lambda: reader.fork(sid),
+    }
+    for name, call in calls.items():
+        _drop_every_connection()
+        try:
+            call()
+        except EngineError as exc:
+            pytest.fail(f"{name} failed after the server dropped the connections: {exc!r}")
+    assert [m.text for m in reader.get(reader.forks(sid)[0]).messages] == ["a"]
+    store.close()
+    reader.close()
+
+
 def _holding_row_lock(prefix: str, session_id: str) -> Any:
     """Another connection holding the session's listing row in an open
     transaction, as a writer still sending a large event would."""
@@ -478,6 +504,174 @@ def test_an_append_stored_before_its_reply_was_lost_returns_and_is_stored_once(
     monkeypatch.undo()
     store.append(sid, Message.user("c"))
     assert [m.text for m in _open(prefix).get(sid).messages] == ["a", "b", "c"]
+    store.close()
+
+
+def _connection_lost(curs: Any) -> None:
+    """The connection of ``curs`` lost, as the driver finds it when a reply
+    never comes."""
+    import psycopg
+
+    curs.connection.pgconn.finish()
+    raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_append_erased_before_its_lost_reply_is_told_is_stored_once(
+    kind: str, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found by an adversarial pass: an erasure of the new message (by a
+    # process following the feed) changed its stored bytes before the store
+    # asked, so it took the append for never stored, wrote it again, and the
+    # erased text was back.
+    store, sid = _one_message(prefix)
+    scrubber = _open(prefix)
+    recorder = store._repository.backend._recorder  # type: ignore[attr-defined]
+    execute = recorder._execute_append
+
+    def committed_then_erased_then_lost(curs: Any, *args: Any) -> None:
+        execute(curs, *args)
+        scrubber.erase(sid, scrubber.get(sid).messages[-1].id)
+        _connection_lost(curs)
+
+    monkeypatch.setattr(recorder, "_execute_append", committed_then_erased_then_lost)
+    store.append(sid, Message.user("SECRET-4111"))
+    monkeypatch.undo()
+    messages = _open(prefix).verify(sid).messages
+    assert [m.text for m in messages] == ["a", ""] and messages[1].erased is not None
+    store.close()
+    scrubber.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_write_another_went_first_of_while_its_connection_was_lost_gets_the_usual_refusal(
+    kind: str, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found by an adversarial pass: the write made again on the store's own
+    # connection raised the driver's unique violation as a StorageError.
+    from engine import SessionExists
+
+    store = _open(prefix, snapshot_interval=3)
+    other = _open(prefix)
+    recorder = store._repository.backend._recorder  # type: ignore[attr-defined]
+    insert_in = recorder._insert_in
+    first_call = []
+
+    def another_writer_first_then_lost(curs: Any, session_id: str, *args: Any) -> None:
+        if not first_call:
+            first_call.append(session_id)
+            if session_id == "taken":
+                other.create(session_id="taken", title="theirs")
+            else:
+                other.append(session_id, Message.user("theirs"))  # takes the version of the snapshot's write
+            _connection_lost(curs)
+        insert_in(curs, session_id, *args)
+
+    monkeypatch.setattr(recorder, "_insert_in", another_writer_first_then_lost)
+    with pytest.raises(SessionExists):
+        store.create(session_id="taken", title="mine")
+    assert _open(prefix).get("taken").title == "theirs"
+    monkeypatch.undo()
+    sid = store.create()
+    store.append(sid, Message.user("a"))  # version 2: the snapshot comes at 3
+    first_call.clear()
+    monkeypatch.setattr(recorder, "_insert_in", another_writer_first_then_lost)
+    store.append(sid, Message.user("mine"))  # refused as a conflict, decided again on their append
+    monkeypatch.undo()
+    assert [m.text for m in _open(prefix).verify(sid).messages] == ["a", "theirs", "mine"]
+    store.close()
+    other.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_create_of_an_id_taken_meanwhile_with_an_identical_first_event_is_refused(
+    kind: str, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found by an adversarial pass: with a frozen clock (as tests have) the
+    # other writer's first event had the very bytes of this one's, and the
+    # create was taken for stored, header and all, though its second event
+    # (the header) was the other's.
+    from datetime import UTC, datetime
+
+    import engine.facade.transcripts
+    from engine import SessionExists
+
+    frozen = datetime(2026, 1, 1, tzinfo=UTC)
+    monkeypatch.setattr(engine.facade.transcripts, "clock", lambda: frozen)
+    store, other = _open(prefix), _open(prefix)
+    recorder = store._repository.backend._recorder  # type: ignore[attr-defined]
+    insert_in = recorder._insert_in
+
+    def bob_first_then_lost(curs: Any, *args: Any) -> None:
+        other.create(session_id="shared", title="t", owner="bob")
+        _connection_lost(curs)
+
+    monkeypatch.setattr(recorder, "_insert_in", bob_first_then_lost)
+    with pytest.raises(SessionExists):
+        store.create(session_id="shared", title="t", owner="alice")
+    monkeypatch.setattr(recorder, "_insert_in", insert_in)
+    assert _open(prefix).get("shared").header.owner == "bob"
+    store.close()
+    other.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_append_whose_outcome_cannot_be_read_says_it_is_unknown(
+    kind: str, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found by an adversarial pass: a failure of the store's own question
+    # (there, a cancelled statement) was raised as a plain StorageUnavailable.
+    from engine import WriteOutcomeUnknown
+
+    store, sid = _one_message(prefix)
+    recorder = store._repository.backend._recorder  # type: ignore[attr-defined]
+    execute = recorder._execute_append
+
+    def committed_then_lost(curs: Any, *args: Any) -> None:
+        execute(curs, *args)
+        _connection_lost(curs)
+
+    monkeypatch.setattr(recorder, "_execute_append", committed_then_lost)
+    monkeypatch.setattr(recorder, "_select_written", b"SELECT no_such_column")  # the question fails
+    with pytest.raises(WriteOutcomeUnknown):
+        store.append(sid, Message.user("b"))
+    monkeypatch.undo()
+    assert [m.text for m in _open(prefix).get(sid).messages] == ["a", "b"]  # it was stored: "unknown" was right
+    store.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_append_interrupted_while_its_statement_is_under_way_says_its_outcome_is_unknown(
+    kind: str, prefix: str
+) -> None:
+    # Found by an adversarial pass: an exception raised by a signal handler
+    # (a request deadline) while the append waited for a row went up as it
+    # was, and the statement, still running on the server, committed when
+    # the row was free. It is now cancelled, and the outcome said unknown.
+    import signal
+
+    from engine import WriteOutcomeUnknown
+
+    store, sid = _one_message(prefix, lock_timeout=30)
+    holder = _holding_row_lock(prefix, sid)
+
+    def deadline(signum: int, frame: Any) -> None:
+        raise TimeoutError("the request's deadline passed")
+
+    previous = signal.signal(signal.SIGALRM, deadline)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.5)
+        with pytest.raises(WriteOutcomeUnknown) as raised:
+            store.append(sid, Message.user("b"))
+        assert isinstance(raised.value.__cause__, TimeoutError)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        holder.rollback()
+        holder.close()
+    time.sleep(0.5)  # a statement left running would commit now
+    store.append(sid, Message.user("c"))
+    assert [m.text for m in _open(prefix).get(sid).messages] == ["a", "c"]  # it was cancelled
     store.close()
 
 

@@ -854,11 +854,12 @@ def test_an_erasure_racing_a_deletion_and_creation_again_never_touches_the_new_s
     assert [message.text for message in fresh.verify(sid).messages] == [f"second {n}" for n in range(count)]
 
 
-@pytest.mark.parametrize("races", [1, 4, 5])
+@pytest.mark.parametrize("races", [1, 4])
 def test_an_erasure_is_tried_again_while_other_writers_change_its_session(stores: StoreFactory, races: int) -> None:
     # Under steady appends from other processes an erasure kept being
     # refused (it read the log, another writer appended, the write was
-    # refused): it now reads again and retries, five attempts in all.
+    # refused): it now reads again and retries, five attempts in all (the
+    # fifth holds the other writers back: see test_erasure.py).
     eraser, other = stores.open(), stores.open()
     sid, secret = _a_session_with_a_card_number(eraser)
     backend = eraser._repository.backend
@@ -872,15 +873,9 @@ def test_an_erasure_is_tried_again_while_other_writers_change_its_session(stores
         return real_rewrite(changes, **options)
 
     backend.rewrite = racing_rewrite  # type: ignore[method-assign]
-    if races < 5:
-        assert eraser.erase(sid, secret) == [sid]
-        texts = [message.text for message in stores.open().verify(sid).messages]
-        assert texts == ["", "ok", *(f"meanwhile {n}" for n in range(1, races + 1))]
-    else:
-        with pytest.raises(ConcurrentWriteError):
-            eraser.erase(sid, secret)
-        texts = [message.text for message in stores.open().verify(sid).messages]
-        assert texts[:2] == ["card 4111 1111", "ok"]  # nothing was erased
+    assert eraser.erase(sid, secret) == [sid]
+    texts = [message.text for message in stores.open().verify(sid).messages]
+    assert texts == ["", "ok", *(f"meanwhile {n}" for n in range(1, races + 1))]
     assert len(raced) == races
 
 

@@ -64,7 +64,10 @@ def erase(
     attempt = 1
     while True:
         try:
-            erased, purge = _erase_once(repository, session_id, targets, why, actor)
+            # The last attempt holds every other writer back while it reads
+            # and rewrites: on a session written to many times a second, an
+            # erasure that raced them could lose every time.
+            erased, purge = _erase_once(repository, session_id, targets, why, actor, alone=attempt == _ATTEMPTS)
         except (ConcurrentWriteError, SessionNotFound) as exc:
             # Another writer changed the family between the reads and the
             # write (nothing was written), or another process deleted a fork
@@ -88,64 +91,79 @@ def erase(
 
 
 def _erase_once(
-    repository: Repository, session_id: str, targets: Targets, why: Reason, actor: str | None
+    repository: Repository, session_id: str, targets: Targets, why: Reason, actor: str | None, *, alone: bool
 ) -> tuple[list[str], Purge]:
     with repository.locks.whole():
-        head = repository.head(session_id)
-        family = _family(repository, head.lineage.root)
-        logs = {sid: repository.log(sid) for sid in family}
-        decoded = {sid: decode_events(sid, logs[sid][1]) for sid in family}
-        # What the session shows, ids are looked up there: its own log, and
-        # what it inherited (its state at version 1).
-        view = view_of(session_id, repository.load(session_id, upto=1))
-        seen = expand(targets, decoded, view)
-        missing = sorted(targets.ids - seen)
-        if missing:
-            raise InvalidArgument(
-                f"message ids {missing} never occur in the history of session {session_id!r} (as message "
-                "ids or provider item ids); nothing was erased"
-            )
-        now = clock()
-        found = {
-            sid: erase_log(repository.head(sid), decoded[sid], logs[sid][0].head, targets, why, actor, now, view)
-            for sid in family
-        }
-        digests = {
-            pair
-            for log in found.values()
-            if log is not None
-            for pair in zip(log.audit.message_ids, log.audit.digests, strict=True)
-        }
-        emptied = dict.fromkeys(item for log in found.values() if log is not None for item in log.audit.items)
-        changes = []
-        for sid in family:
-            row, records, _ = logs[sid]
-            erased = found[sid] or erase_inherited(repository.head(sid), digests, row.head, why, actor, now, emptied)
-            if erased is None:
-                continue
-            replaced = [
-                Record(version, *encode_event(event, session_id=sid, version=version))
-                for version, event in erased.replaced
-            ]
-            appended = Record(row.version + 1, *encode_event(erased.audit))
-            limit = repository.max_event_bytes
-            if limit is not None and len(appended.state) > limit:  # a long note or actor: before anything is written
-                raise repository.too_large(sid, erased.audit, len(appended.state))
-            by_version = {record.version: record for record in replaced}
-            rewritten = [by_version.get(r.version, r) for r in records]
-            chain = extended(chain_of(sid), [*rewritten, appended])
-            new_row = row._replace(
-                version=appended.version, updated_at=erased.audit.at.isoformat(), head=chain.digest().hex(), seal=""
-            )
-            snapshots = _relinked_snapshots(repository, sid, records, rewritten)
-            changes.append(Rewrite(sid, replaced, [appended], new_row, previous_head=row.head, snapshots=snapshots))
-        try:
-            # Also with no change: an earlier erasure may have left old pages
-            # behind (a reader held them), which this removes.
-            purge = repository.backend.rewrite(changes, family=family)  # refused if a fork was made since
-        finally:
-            for sid in family:  # cached heads hold the old content
-                repository.forget(sid)
+        if not alone:
+            return _erased(repository, session_id, targets, why, actor)
+        # The family as read now: a fork made before the hold is taken is
+        # read inside it (no write of the store runs there), and a fork made
+        # after waits for the rewrite.
+        family = _family(repository, repository.head(session_id).lineage.root)
+        with repository.backend.rewriting_alone(family):
+            return _erased(repository, session_id, targets, why, actor)
+
+
+def _erased(
+    repository: Repository, session_id: str, targets: Targets, why: Reason, actor: str | None
+) -> tuple[list[str], Purge]:
+    """One attempt of an erasure (under the store's whole lock): the family
+    read, the rewrite decided and made. ``ConcurrentWriteError`` if another
+    writer changed the family between the reads and the write."""
+    head = repository.head(session_id)
+    family = _family(repository, head.lineage.root)
+    logs = {sid: repository.log(sid) for sid in family}
+    decoded = {sid: decode_events(sid, logs[sid][1]) for sid in family}
+    # What the session shows, ids are looked up there: its own log, and
+    # what it inherited (its state at version 1).
+    view = view_of(session_id, repository.load(session_id, upto=1))
+    seen = expand(targets, decoded, view)
+    missing = sorted(targets.ids - seen)
+    if missing:
+        raise InvalidArgument(
+            f"message ids {missing} never occur in the history of session {session_id!r} (as message "
+            "ids or provider item ids); nothing was erased"
+        )
+    now = clock()
+    found = {
+        sid: erase_log(repository.head(sid), decoded[sid], logs[sid][0].head, targets, why, actor, now, view)
+        for sid in family
+    }
+    digests = {
+        pair
+        for log in found.values()
+        if log is not None
+        for pair in zip(log.audit.message_ids, log.audit.digests, strict=True)
+    }
+    emptied = dict.fromkeys(item for log in found.values() if log is not None for item in log.audit.items)
+    changes = []
+    for sid in family:
+        row, records, _ = logs[sid]
+        erased = found[sid] or erase_inherited(repository.head(sid), digests, row.head, why, actor, now, emptied)
+        if erased is None:
+            continue
+        replaced = [
+            Record(version, *encode_event(event, session_id=sid, version=version)) for version, event in erased.replaced
+        ]
+        appended = Record(row.version + 1, *encode_event(erased.audit))
+        limit = repository.max_event_bytes
+        if limit is not None and len(appended.state) > limit:  # a long note or actor: before anything is written
+            raise repository.too_large(sid, erased.audit, len(appended.state))
+        by_version = {record.version: record for record in replaced}
+        rewritten = [by_version.get(r.version, r) for r in records]
+        chain = extended(chain_of(sid), [*rewritten, appended])
+        new_row = row._replace(
+            version=appended.version, updated_at=erased.audit.at.isoformat(), head=chain.digest().hex(), seal=""
+        )
+        snapshots = _relinked_snapshots(repository, sid, records, rewritten)
+        changes.append(Rewrite(sid, replaced, [appended], new_row, previous_head=row.head, snapshots=snapshots))
+    try:
+        # Also with no change: an earlier erasure may have left old pages
+        # behind (a reader held them), which this removes.
+        purge = repository.backend.rewrite(changes, family=family)  # refused if a fork was made since
+    finally:
+        for sid in family:  # cached heads hold the old content
+            repository.forget(sid)
     return [change.session_id for change in changes], purge
 
 

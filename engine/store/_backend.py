@@ -102,6 +102,17 @@ class Backend(abc.ABC):
         ``lock_timeout`` at most (``StorageUnavailable``)."""
 
     @abc.abstractmethod
+    def rewriting_alone(self, session_ids: Sequence[str]) -> contextlib.AbstractContextManager[None]:
+        """A block in which no other writer, in any process, can write to
+        the store (PostgreSQL: its events table's lock and the listing rows
+        of ``session_ids``; SQLite: the database's; memory: its lock): an
+        erasure that reads the family inside, then makes the block's one
+        :meth:`rewrite`, cannot lose a race. That rewrite commits; without
+        one, nothing is. For an erasure that kept losing races: it waits for
+        the other writers' turns instead of racing them. Waited for
+        ``lock_timeout`` at most (``StorageUnavailable``)."""
+
+    @abc.abstractmethod
     def read(self, session_id: str, *, after: int = 0, upto: int | None = None) -> list[Record]:
         """Records with ``after < version <= upto``, in version order."""
 
@@ -181,6 +192,8 @@ class SummaryRecorder(Protocol):
 
     def holding_writes(self, session_id: str) -> contextlib.AbstractContextManager[None]: ...
 
+    def holding_rewrites(self, session_ids: Sequence[str]) -> contextlib.AbstractContextManager[None]: ...
+
     def select_records(self, session_id: str, after: int, upto: int | None) -> list[Record]: ...
 
     def select_snapshot(self, session_id: str, upto: int | None) -> StoredSnapshot | None: ...
@@ -233,6 +246,9 @@ class ClosedBackend(Backend):
         raise self.closed_error()
 
     def writing_alone(self, session_id: str) -> contextlib.AbstractContextManager[None]:
+        raise self.closed_error()
+
+    def rewriting_alone(self, session_ids: Sequence[str]) -> contextlib.AbstractContextManager[None]:
         raise self.closed_error()
 
     def read(self, session_id: str, *, after: int = 0, upto: int | None = None) -> list[Record]:
@@ -517,6 +533,12 @@ class RecorderBackend(Backend):
     def writing_alone(self, session_id: str) -> Iterator[None]:
         self._writable()
         with translated_errors("write", self._where, session_id), self._recorder.holding_writes(session_id):
+            yield
+
+    @contextlib.contextmanager
+    def rewriting_alone(self, session_ids: Sequence[str]) -> Iterator[None]:
+        self._writable()
+        with translated_errors("erase", self._where, session_ids[0]), self._recorder.holding_rewrites(session_ids):
             yield
 
     def read(self, session_id: str, *, after: int = 0, upto: int | None = None) -> list[Record]:

@@ -63,6 +63,13 @@ class MemoryRecorder(POPOApplicationRecorder):
         with self._database_lock:
             yield
 
+    @contextlib.contextmanager
+    def holding_rewrites(self, session_ids: Sequence[str]) -> Iterator[None]:
+        """The database lock for the whole block (see
+        ``Backend.rewriting_alone``), as :meth:`holding_writes` holds it."""
+        with self._database_lock:
+            yield
+
     def _update_table(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         # Runs under the database lock, after the uniqueness check passed.
         first = stored_events[0] if stored_events else None

@@ -12,7 +12,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import psycopg
 from eventsourcing.persistence import IntegrityError, OperationalError, ProgrammingError
@@ -45,6 +45,7 @@ from engine.store._backend import (
 )
 from engine.store._chain import check_legacy_sealing, removed_seals, seal_mode_of, sealed_row
 from engine.store._codec import (
+    decode_event,
     fork_source,
     refuse_children,
     refuse_new_forks,
@@ -63,6 +64,9 @@ from engine.store._records import (
     SessionRow,
     StoredSnapshot,
 )
+
+_Params = ParamSpec("_Params")
+_Result = TypeVar("_Result")
 
 #: Feed positions of stored events start here (below: an older store's
 #: positions) unless the store was written in a cluster whose transaction
@@ -83,6 +87,9 @@ STATEMENT_TIMEOUT = 60.0  # seconds: the longest any statement may run
 # ends such a transaction, its locks hold back erasures and deletions and its
 # id holds back the feed.
 IDLE_TRANSACTION_TIMEOUT = 60.0
+# A connection that failed sooner than this was dropped by the server (it
+# answered: it is there); later, it timed out (gone from the network).
+_DROPPED_WITHIN = 1.0
 WRITER_IDLE_CHECK = 5.0  # seconds idle after which the appends' connection is checked before use
 # How long a write whose connection was lost waits for the server process
 # that ran it to end, so that whether it was stored can be told.
@@ -147,6 +154,8 @@ class _Datastore(PostgresDatastore):
 
     def __init__(self, *, timeouts: Composed, **options: Any) -> None:
         self.timeouts = timeouts
+        # Per thread: whether a connection it was given broke (see _read_again_if_lost).
+        self.lost = threading.local()
         super().__init__(**options)
 
     def __del__(self, _finalizing: Callable[[], bool] = sys.is_finalizing) -> None:
@@ -177,6 +186,7 @@ class _Datastore(PostgresDatastore):
                     # The server dropped it (a restart, say): its idle
                     # siblings too, most likely. Checked now, they fail no
                     # later call one after another.
+                    self.lost.connection = True
                     self.pool.check()
                 raise
 
@@ -201,6 +211,76 @@ def _outcome_unknown(exc: BaseException) -> WriteOutcomeUnknown:
         f"the connection was lost while the write was under way ({exc}); whether it was stored is unknown: "
         "read the session before writing it again"
     )
+
+
+def _read_again_if_lost(
+    read: Callable[Concatenate[Any, _Params], _Result],
+) -> Callable[Concatenate[Any, _Params], _Result]:
+    """A read whose connection the server had dropped (a restart, a
+    failover, an idle-session timeout) made once more, on a connection the
+    pool has checked: it changes nothing, so a second one is safe, and the
+    first call after a restart does not fail. Not one that failed by timing
+    out (a server gone from the network): another would time out as well."""
+
+    def reading(self: Any, /, *args: _Params.args, **kwargs: _Params.kwargs) -> _Result:
+        lost = self.datastore.lost
+        lost.connection = False
+        started = time.monotonic()
+        try:
+            return read(self, *args, **kwargs)
+        except Exception:
+            if not getattr(lost, "connection", False) or time.monotonic() - started > _DROPPED_WITHIN:
+                raise
+        lost.connection = False
+        return read(self, *args, **kwargs)
+
+    return reading
+
+
+def _lost_under_way(conn: Any, exc: BaseException) -> bool:
+    """Whether a write that raised ``exc`` lost its connection, as the
+    driver's error says (its outcome can then be asked on another, see
+    ``_settle_lost_write``); ``False`` if the connection is as it was and
+    the statement ended (then ``exc`` is the outcome). Raises
+    :class:`WriteOutcomeUnknown` for an interruption (a signal handler's
+    exception, Ctrl-C twice) that left the connection closed, or a
+    statement still under way on it: that one is cancelled and the
+    connection closed, but it may commit first."""
+    if conn.broken:
+        if isinstance(exc, psycopg.Error):
+            return True
+        raise _outcome_unknown(exc) from exc
+    if conn.closed or conn.pgconn.transaction_status != psycopg.pq.TransactionStatus.ACTIVE:
+        return False
+    with contextlib.suppress(Exception):
+        conn.cancel_safe(timeout=1.0)
+    conn.close()
+    raise _outcome_unknown(exc) from exc
+
+
+def _written_by(session_id: str, found: Sequence[tuple[Any, ...]], records: Sequence[Record]) -> bool:
+    """Whether the stored events ``found`` (version, type name, bytes) are
+    ``records`` themselves: the same bytes, or, for an event of messages
+    an erasure rewrote since (their content replaced by placeholders), the
+    same type, time, actor and revision (a digest of every message)."""
+    if len(found) != len(records):
+        return False
+    for (version, topic, state), record in zip(found, records, strict=True):
+        state = bytes(state)
+        if (version, topic, state) == tuple(record):
+            continue
+        try:
+            stored = decode_event(topic, state, "a stored event", session_id=session_id, version=version)
+            ours = decode_event(record.topic, record.state, "a write", session_id=session_id, version=version)
+        except EngineError:
+            return False
+        if (
+            getattr(ours, "revision", None) is None
+            or type(stored) is not type(ours)
+            or any(getattr(stored, field, None) != getattr(ours, field, None) for field in ("at", "actor", "revision"))
+        ):
+            return False
+    return True
 
 
 def _answering(pool: Any) -> Any:
@@ -280,9 +360,10 @@ class PostgresRecorder(PostgresApplicationRecorder):
         self._writer: Any = None  # the connection appends use (see _append_alone_on_writer)
         self._writer_cursor: Any = None  # and its cursor
         self._writer_used = 0.0  # when it last served an append (time.monotonic)
-        self._writer_pid = 0  # its server process (see _settle_lost_append)
+        self._writer_pid = 0  # its server process (see _settle_lost_write)
         self._writer_lock = threading.Lock()
         self._held: dict[int, Any] = {}  # a thread in ``holding_writes``: its cursor, until its write
+        self._held_rewrites: dict[int, Any] = {}  # a thread in ``holding_rewrites``: its cursor, until its rewrite
         events = Identifier(self.events_table_name)
         # A stored event's position in the store-wide feed: after every
         # position of an older store (those are below POSITION_BASE), by the
@@ -420,12 +501,13 @@ class PostgresRecorder(PostgresApplicationRecorder):
         )
         # What settles an append whose connection was lost: whether the
         # server process that ran it is still there, then (it is gone, so its
-        # transaction has ended) whether its first event is stored.
+        # transaction has ended) whether its events are stored.
         self._backend_alive = _rendered(SQL("SELECT count(*) FROM pg_stat_activity WHERE pid = %s"))
-        self._select_event_state = _rendered(
-            SQL("SELECT state FROM {}.{} WHERE originator_id=%s AND originator_version=%s").format(
-                schema, Identifier(self.events_table_name)
-            )
+        self._select_written = _rendered(
+            SQL(
+                "SELECT originator_version, topic, state FROM {}.{} WHERE originator_id=%s "
+                "AND originator_version BETWEEN %s AND %s ORDER BY originator_version"
+            ).format(schema, Identifier(self.events_table_name))
         )
         self._select_snapshot = _rendered(
             SQL(
@@ -921,7 +1003,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
         with self._placing():
             self._settled_write(
                 session_id,
-                first,
+                records,
                 lambda curs: self._insert_in(curs, session_id, records, row, snapshot, changes, source_head),
             )
 
@@ -1012,6 +1094,22 @@ class PostgresRecorder(PostgresApplicationRecorder):
                         # block's own outcome stands; the pool drops the connection.
 
     @contextlib.contextmanager
+    def holding_rewrites(self, session_ids: Sequence[str]) -> Iterator[None]:
+        """The events table's lock and the listing rows of ``session_ids``
+        from the start of the block to its one rewrite (see
+        ``Backend.rewriting_alone``), as an erasure's write takes them: no
+        other write of the store runs meanwhile. The rewrite runs in this
+        transaction, which commits at the block's end (holding nothing but
+        locks if there was none). Waited for ``lock_timeout`` at most."""
+        ident = threading.get_ident()
+        with self._locked_write(session_ids) as curs:
+            self._held_rewrites[ident] = curs
+            try:
+                yield
+            finally:
+                self._held_rewrites.pop(ident, None)
+
+    @contextlib.contextmanager
     def _committing(self, curs: Any) -> Iterator[None]:
         """Commit the transaction of ``curs`` after the block, or roll it
         back if the block raised (a lost connection: the outcome is unknown)."""
@@ -1038,7 +1136,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
         stuck behind a row lock)."""
         if not self._writer_lock.acquire(blocking=False):
             self._settled_write(
-                session_id, records[0], lambda curs: self._execute_append(curs, session_id, records, changes)
+                session_id, records, lambda curs: self._execute_append(curs, session_id, records, changes)
             )
             return
         try:
@@ -1062,11 +1160,13 @@ class PostgresRecorder(PostgresApplicationRecorder):
                 raise  # a refusal (_refuse_stale): the connection is as good as before
             except BaseException as exc:  # the driver's error, or an interruption with a statement under way
                 self._writer = None
-                broken = conn.broken
-                self.datastore.pool.putconn(conn)
-                if not broken:
+                try:
+                    lost = _lost_under_way(conn, exc)
+                finally:
+                    self.datastore.pool.putconn(conn)
+                if not lost:
                     raise
-                lost = exc
+                failure = exc
             else:
                 return
             finally:
@@ -1074,13 +1174,13 @@ class PostgresRecorder(PostgresApplicationRecorder):
         finally:
             self._writer_lock.release()
         self._settle_lost_write(
-            lost, pid, session_id, records[0], lambda curs: self._execute_append(curs, session_id, records, changes)
+            failure, pid, session_id, records, lambda curs: self._execute_append(curs, session_id, records, changes)
         )
 
-    def _settled_write(self, session_id: str, first: Record, write: Callable[[Any], None]) -> None:
-        """``write`` (given a cursor) in a transaction of its own on a pooled
-        connection; if the connection is lost under way, its outcome settled
-        (see :meth:`_settle_lost_write`)."""
+    def _settled_write(self, session_id: str, records: Sequence[Record], write: Callable[[Any], None]) -> None:
+        """``write`` (given a cursor) of ``records`` in a transaction of its
+        own on a pooled connection; if the connection is lost under way, its
+        outcome settled (see :meth:`_settle_lost_write`)."""
         with self.datastore.get_connection() as conn:
             pid = conn.info.backend_pid
             try:
@@ -1089,25 +1189,24 @@ class PostgresRecorder(PostgresApplicationRecorder):
             except EngineError:
                 raise
             except BaseException as exc:
-                if not conn.broken:
+                if not _lost_under_way(conn, exc):
                     raise
-                lost = exc
+                failure = exc
             else:
                 return
-        self._settle_lost_write(lost, pid, session_id, first, write)
+        self._settle_lost_write(failure, pid, session_id, records, write)
 
     def _settle_lost_write(
-        self, lost: BaseException, pid: int, session_id: str, first: Record, write: Callable[[Any], None]
+        self, lost: BaseException, pid: int, session_id: str, records: Sequence[Record], write: Callable[[Any], None]
     ) -> None:
-        """A write of events (``first`` the first of them) whose connection
-        was lost under way, found out on another connection: stored (then
-        done), never stored (then written again, once, on that connection:
-        it extends the head it was made on or nothing, so it cannot be
-        stored twice), or, if that cannot be told,
-        :class:`WriteOutcomeUnknown`. It can be told once the server process
-        that ran the write (``pid``) is gone: its transaction has ended
-        then, committed or not. So a server restart, a failover, or a
-        connection the server ended while idle fails no append."""
+        """A write of ``records`` whose connection was lost under way, found
+        out on another connection: stored (then done), never stored (then
+        written again, once, on that connection: it extends the head it was
+        made on or nothing, so it cannot be stored twice), or, if that
+        cannot be told, :class:`WriteOutcomeUnknown`. It can be told once the
+        server process that ran the write (``pid``) is gone: its transaction
+        has ended then, committed or not. So a server restart, a failover,
+        or a connection the server ended while idle fails no append."""
         try:
             # A new connection, not the pool's: after a restart its idle ones
             # are all lost, and while the server is gone from the network
@@ -1116,26 +1215,34 @@ class PostgresRecorder(PostgresApplicationRecorder):
         except psycopg.Error as exc:  # no connection to tell it on
             raise _outcome_unknown(lost) from exc
         try:
-            with conn.cursor(row_factory=tuple_row) as curs:
-                # A process whose client went away ends within moments of
-                # noticing; one that has not noticed yet (its client gone
-                # from the network) may still commit: then it is not known.
-                deadline = time.monotonic() + SETTLE_WAIT
-                while curs.execute(self._backend_alive, (pid,)).fetchone()[0]:
-                    if time.monotonic() >= deadline:
-                        raise _outcome_unknown(lost) from lost
-                    time.sleep(0.02)
-                found = curs.execute(self._select_event_state, (session_id, first.version)).fetchone()
-            if found is not None and bytes(found[0]) == first.state:
+            try:
+                with conn.cursor(row_factory=tuple_row) as curs:
+                    # A process whose client went away ends within moments
+                    # of noticing; one that has not noticed yet (its client
+                    # gone from the network) may still commit: then it is
+                    # not known.
+                    deadline = time.monotonic() + SETTLE_WAIT
+                    while curs.execute(self._backend_alive, (pid,)).fetchone()[0]:
+                        if time.monotonic() >= deadline:
+                            raise _outcome_unknown(lost) from lost
+                        time.sleep(0.02)
+                    span = (session_id, records[0].version, records[-1].version)
+                    found = curs.execute(self._select_written, span).fetchall()
+            except psycopg.Error as exc:  # not told: cancelled, or lost again
+                raise _outcome_unknown(lost) from exc
+            if _written_by(session_id, found, records):
                 return  # stored before the connection was lost
-            with conn.transaction(), conn.cursor() as curs:
-                write(curs)
-        except EngineError:
-            raise  # refused (another writer went first): nothing of this write is stored
-        except BaseException as exc:
-            if conn.broken:
-                raise _outcome_unknown(exc) from exc
-            raise
+            try:
+                with conn.transaction(), conn.cursor() as curs:
+                    write(curs)
+            except psycopg.IntegrityError as exc:  # as the pool's connections translate it
+                raise IntegrityError(str(exc)) from exc
+            except EngineError:
+                raise  # refused (another writer went first): nothing of this write is stored
+            except BaseException as exc:
+                if conn.broken:
+                    raise _outcome_unknown(exc) from exc
+                raise  # ended before it committed: nothing of it is stored
         finally:
             conn.close()
 
@@ -1182,7 +1289,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
         try:
             return _answering(pool)
         except psycopg.OperationalError:
-            if time.monotonic() - started > 1:
+            if time.monotonic() - started > _DROPPED_WITHIN:
                 # It failed by timing out: the server is gone from the network,
                 # and checking each idle connection would cost as long again.
                 raise
@@ -1225,6 +1332,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
     def forget_cached(self) -> None:
         pass  # every read asks the database
 
+    @_read_again_if_lost
     def select_feed(self, after: int, limit: int) -> list[FeedEntry]:
         """The events after position ``after`` whose positions no
         transaction can still commit below.
@@ -1302,7 +1410,13 @@ class PostgresRecorder(PostgresApplicationRecorder):
             schema, Identifier(self._snapshots_name)
         )
         written = 0  # events this transaction inserted: the next one's place in it
-        with self._placing(), self._locked_write([change.session_id for change in changes]) as curs:
+        held = self._held_rewrites.pop(threading.get_ident(), None)
+        locked = (
+            contextlib.nullcontext(held)
+            if held is not None
+            else self._locked_write([change.session_id for change in changes])
+        )
+        with self._placing(), locked as curs:
             if family:
                 refuse_new_forks(family, self._fork_firsts(curs))
             for change in changes:
@@ -1386,6 +1500,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
             for name in (self.events_table_name, self._snapshots_name, self._sessions_name):
                 conn.execute(SQL("VACUUM {}.{}").format(Identifier(self.datastore.schema), Identifier(name)))
 
+    @_read_again_if_lost
     def select_records(self, session_id: str, after: int, upto: int | None) -> list[Record]:
         if not _holdable(session_id):
             return []
@@ -1403,6 +1518,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
                 raise CorruptStore(f"session {shown(session_id)}: the stored event at version {version} has no bytes")
         return [Record(version, topic, bytes(state)) for version, topic, state in found]
 
+    @_read_again_if_lost
     def select_snapshot(self, session_id: str, upto: int | None) -> StoredSnapshot | None:
         if not _holdable(session_id):
             return None
@@ -1411,6 +1527,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
             found = curs.fetchone()
         return None if found is None else StoredSnapshot(found["version"], bytes(found["state"]))
 
+    @_read_again_if_lost
     def select_snapshots(self, session_id: str) -> list[StoredSnapshot]:
         if not _holdable(session_id):
             return []
@@ -1418,11 +1535,13 @@ class PostgresRecorder(PostgresApplicationRecorder):
             curs.execute(self._select_snapshots, (session_id,))
             return [StoredSnapshot(row["version"], bytes(row["state"])) for row in curs.fetchall()]
 
+    @_read_again_if_lost
     def select_unlisted_snapshots(self) -> list[str]:
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(self._select_unlisted_snapshots)
             return [row["session_id"] for row in curs.fetchall()]
 
+    @_read_again_if_lost
     def select_session(self, session_id: str) -> SessionRow | None:
         if not _holdable(session_id):
             return None
@@ -1431,11 +1550,13 @@ class PostgresRecorder(PostgresApplicationRecorder):
             found = curs.fetchone()
         return None if found is None else SessionRow(**found)
 
+    @_read_again_if_lost
     def select_fork_records(self) -> list[tuple[str, str, bytes]]:
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(self._select_fork_records, prepare=True)
             return [(row["originator_id"], row["topic"], bytes(row["state"])) for row in curs.fetchall()]
 
+    @_read_again_if_lost
     def select_sessions(self, wanted: ListingFilter | None = None) -> list[SessionRow]:
         where, values = (SQL(""), []) if wanted is None else _listing_where(wanted)
         query = SQL("{}{} ORDER BY created_at, session_id").format(self._select_sessions, where)

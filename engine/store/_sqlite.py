@@ -193,6 +193,7 @@ class SQLiteRecorder:
         self._closed = False  # close_writer() ran: no writer connection is made again
         self._writer_lock = threading.Lock()
         self._held_by: int | None = None  # the thread in ``holding_writes``, until its write
+        self._held_erasing = False  # whether that block is ``holding_rewrites``'s
         self._codes: dict[str, int] = {}
         self._topics: dict[int, str] = {}  # the other way round, for reads
         self.log_table = log = f"{prefix}_log"
@@ -720,7 +721,7 @@ class SQLiteRecorder:
         most, so a queue of threads behind a stuck lock does not wait a
         multiple of it."""
         if self._held_by is not None and self._held_by == threading.get_ident():
-            assert not erasing, "an erasure never runs in a holding_writes block"
+            assert erasing == self._held_erasing, "an erasure's rewrite runs only in a holding_rewrites block"
             self._write_held(apply)
             return
         limit = self.datastore.pool.lock_timeout or 5
@@ -752,23 +753,42 @@ class SQLiteRecorder:
         on it. The write runs in that transaction and commits it; without
         one, the block's end rolls it back. Waited for ``lock_timeout`` at
         most, as any write."""
+        with self._holding(erasing=False):
+            yield
+
+    @contextlib.contextmanager
+    def holding_rewrites(self, session_ids: Sequence[str]) -> Iterator[None]:
+        """The database's write lock for an erasure's one rewrite (see
+        ``Backend.rewriting_alone``), as :meth:`holding_writes` holds it,
+        with secure delete on, as every erasure has it."""
+        with self._holding(erasing=True):
+            yield
+
+    @contextlib.contextmanager
+    def _holding(self, *, erasing: bool) -> Iterator[None]:
         limit = self.datastore.pool.lock_timeout or 5
         started = time.monotonic()
         writer = self._turn(limit)
         try:
             shortened = _shorten_busy_timeout(writer.execute, limit, started)
+            if erasing:
+                writer.execute("PRAGMA secure_delete=ON")
             try:
-                writer.execute("BEGIN IMMEDIATE")
+                try:
+                    writer.execute("BEGIN IMMEDIATE")
+                finally:
+                    if shortened:
+                        writer.execute(f"PRAGMA busy_timeout={round(limit * 1000)}")
+                self._held_by, self._held_erasing = threading.get_ident(), erasing
+                try:
+                    yield
+                finally:
+                    if self._held_by is not None:  # no write ended the transaction
+                        self._held_by = None
+                        writer.execute("ROLLBACK")
             finally:
-                if shortened:
-                    writer.execute(f"PRAGMA busy_timeout={round(limit * 1000)}")
-            self._held_by = threading.get_ident()
-            try:
-                yield
-            finally:
-                if self._held_by is not None:  # no write ended the transaction
-                    self._held_by = None
-                    writer.execute("ROLLBACK")
+                if erasing:
+                    writer.execute("PRAGMA secure_delete=OFF")
         finally:
             self._writer_lock.release()
 
