@@ -676,6 +676,106 @@ def test_an_append_interrupted_while_its_statement_is_under_way_says_its_outcome
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_an_append_interrupted_after_it_committed_does_not_pass_for_a_failure(
+    kind: str, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found by an adversarial pass: Ctrl-C (which psycopg handles itself:
+    # it cancels, waits for the reply, then raises) or a signal handler's
+    # exception landing after the statement committed went up as it was,
+    # and a caller retrying stored the message twice.
+    from engine import WriteOutcomeUnknown
+
+    store, sid = _one_message(prefix)
+    recorder = store._repository.backend._recorder  # type: ignore[attr-defined]
+    execute = recorder._execute_append
+    interruption: list[BaseException] = []
+
+    def committed_then_interrupted(curs: Any, *args: Any) -> None:
+        execute(curs, *args)
+        raise interruption[0]
+
+    monkeypatch.setattr(recorder, "_execute_append", committed_then_interrupted)
+    interruption.append(TimeoutError("the request's deadline passed"))
+    with pytest.raises(WriteOutcomeUnknown) as unknown:
+        store.append(sid, Message.user("b"))
+    assert isinstance(unknown.value.__cause__, TimeoutError)
+    interruption[0] = KeyboardInterrupt()
+    with pytest.raises(KeyboardInterrupt) as stopped:  # still what it is: a program stopping
+        store.append(sid, Message.user("c"))
+    assert "may have been stored" in "".join(getattr(stopped.value, "__notes__", []))
+    monkeypatch.undo()
+    store.append(sid, Message.user("d"))
+    assert [m.text for m in _open(prefix).get(sid).messages] == ["a", "b", "c", "d"]
+    store.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_create_deleted_before_its_lost_reply_is_told_is_not_made_again(
+    kind: str, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found by an adversarial pass: a new session's write has no head to
+    # extend; stored, then deleted by another client before the store asked,
+    # it was taken for never stored and made again: the deletion undone.
+    from engine import WriteOutcomeUnknown
+
+    store, other = _open(prefix), _open(prefix)
+    recorder = store._repository.backend._recorder  # type: ignore[attr-defined]
+    insert_in, calls = recorder._insert_in, []
+
+    def committed_deleted_then_lost(curs: Any, session_id: str, *args: Any) -> None:
+        insert_in(curs, session_id, *args)
+        if not calls:  # the first time only: a write made again runs as it would
+            calls.append(session_id)
+            curs.execute("COMMIT")  # as the server does before a reply is lost
+            other.delete(session_id)
+            _connection_lost(curs)
+
+    monkeypatch.setattr(recorder, "_insert_in", committed_deleted_then_lost)
+    with pytest.raises(WriteOutcomeUnknown):
+        store.create(session_id="gone", title="SECRET")
+    monkeypatch.undo()
+    assert [info.id for info in _open(prefix).sessions()] == []  # still deleted
+    store.close()
+    other.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_append_interrupted_while_its_connection_is_taken_leaves_no_cursor_of_another(
+    kind: str, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found by an adversarial pass: an interruption between keeping the
+    # appends' new connection and making its cursor left the cursor of the
+    # previous one, given back to the pool: a later append ran in another
+    # caller's transaction, and was lost when that one rolled back.
+    store, sid = _one_message(prefix)
+    recorder = store._repository.backend._recorder  # type: ignore[attr-defined]
+    old_cursor = recorder._writer_cursor
+    recorder._writer_used = 0.0  # idle long enough: the next append takes a checked connection
+    checked = recorder._checked_connection
+
+    def interrupted_at_its_cursor() -> Any:
+        conn = checked()
+        cursor = conn.cursor
+
+        def interrupted() -> Any:
+            conn.cursor = cursor  # once
+            raise KeyboardInterrupt
+
+        conn.cursor = interrupted
+        return conn
+
+    monkeypatch.setattr(recorder, "_checked_connection", interrupted_at_its_cursor)
+    with pytest.raises(KeyboardInterrupt):
+        store.append(sid, Message.user("interrupted"))
+    monkeypatch.undo()
+    assert recorder._writer_cursor is not old_cursor or recorder._writer is None
+    store.append(sid, Message.user("b"))
+    assert recorder._writer_cursor is not old_cursor
+    assert [m.text for m in _open(prefix).get(sid).messages] == ["a", "b"]
+    store.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_an_append_whose_server_process_stays_says_its_outcome_is_unknown(
     kind: str, prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import psycopg
-from eventsourcing.persistence import IntegrityError, OperationalError, ProgrammingError
+from eventsourcing.persistence import IntegrityError, OperationalError, PersistenceError, ProgrammingError
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row, tuple_row
@@ -240,21 +240,27 @@ def _read_again_if_lost(
 def _lost_under_way(conn: Any, exc: BaseException) -> bool:
     """Whether a write that raised ``exc`` lost its connection, as the
     driver's error says (its outcome can then be asked on another, see
-    ``_settle_lost_write``); ``False`` if the connection is as it was and
-    the statement ended (then ``exc`` is the outcome). Raises
-    :class:`WriteOutcomeUnknown` for an interruption (a signal handler's
-    exception, Ctrl-C twice) that left the connection closed, or a
-    statement still under way on it: that one is cancelled and the
-    connection closed, but it may commit first."""
-    if conn.broken:
-        if isinstance(exc, psycopg.Error):
-            return True
-        raise _outcome_unknown(exc) from exc
-    if conn.closed or conn.pgconn.transaction_status != psycopg.pq.TransactionStatus.ACTIVE:
+    ``_settle_lost_write``); ``False`` for the driver's error on a
+    connection that is as it was (the statement ended: ``exc`` is the
+    outcome). An interruption of the caller's (a signal handler's
+    exception, Ctrl-C) may come after the statement was sent, even after
+    it committed: a statement still under way is cancelled and the
+    connection closed, and an exception is raised as
+    :class:`WriteOutcomeUnknown` from it; Ctrl-C and other exceptions that
+    stop a program (``False``: raised as they are) get a note saying so."""
+    if isinstance(exc, (psycopg.Error, PersistenceError)):  # the driver's (as eventsourcing's, translated)
+        return bool(conn.broken)  # else the statement ended, and the server said how
+    # Not the driver's: the statement may have been sent, and committed
+    # before (or while) the interruption came, whatever state it left.
+    if not conn.broken and not conn.closed and conn.pgconn.transaction_status == psycopg.pq.TransactionStatus.ACTIVE:
+        with contextlib.suppress(Exception):
+            conn.cancel_safe(timeout=1.0)
+        conn.close()
+    if not isinstance(exc, Exception):
+        # Ctrl-C, SystemExit: still what they are (a caller stopping must
+        # not be caught as an error), with what is known said on them.
+        exc.add_note("the write under way when it came may have been stored, or not: read the session first")
         return False
-    with contextlib.suppress(Exception):
-        conn.cancel_safe(timeout=1.0)
-    conn.close()
     raise _outcome_unknown(exc) from exc
 
 
@@ -1148,14 +1154,20 @@ class PostgresRecorder(PostgresApplicationRecorder):
                     # round trip, a dropped connection a failed append.
                     self._writer = None
                     self.datastore.pool.putconn(conn)
-                conn = self._writer = self._checked_connection()
-                self._writer_pid = conn.info.backend_pid
-                # One cursor for every append on it: making one per append
-                # cost about a tenth of an append's client CPU.
-                self._writer_cursor = conn.cursor()
-            pid = self._writer_pid
+                conn = self._checked_connection()
+                try:
+                    # One cursor for every append on it: making one per
+                    # append cost about a tenth of an append's client CPU.
+                    cursor, pid = conn.cursor(), conn.info.backend_pid
+                except BaseException:
+                    self.datastore.pool.putconn(conn)
+                    raise
+                # Kept together, at once: an interruption between them left
+                # the cursor of a connection given back to the pool.
+                self._writer, self._writer_cursor, self._writer_pid = conn, cursor, pid
+            cursor, pid = self._writer_cursor, self._writer_pid
             try:
-                self._execute_append(self._writer_cursor, session_id, records, changes)
+                self._execute_append(cursor, session_id, records, changes)
             except EngineError:
                 raise  # a refusal (_refuse_stale): the connection is as good as before
             except BaseException as exc:  # the driver's error, or an interruption with a statement under way
@@ -1232,6 +1244,11 @@ class PostgresRecorder(PostgresApplicationRecorder):
                 raise _outcome_unknown(lost) from exc
             if _written_by(session_id, found, records):
                 return  # stored before the connection was lost
+            if records[0].version == 1 and not found:
+                # A new session's write has no head to extend: stored, then
+                # deleted by another client meanwhile, it reads as never
+                # stored, and making it again would undo the deletion.
+                raise _outcome_unknown(lost) from lost
             try:
                 with conn.transaction(), conn.cursor() as curs:
                     write(curs)
