@@ -1214,8 +1214,9 @@ class PostgresRecorder(PostgresApplicationRecorder):
         """A write of ``records`` whose connection was lost under way, found
         out on another connection: stored (then done), never stored (then
         written again, once, on that connection: it extends the head it was
-        made on or nothing, so it cannot be stored twice), or, if that
-        cannot be told, :class:`WriteOutcomeUnknown`. It can be told once the
+        made on or nothing, so it cannot be stored twice; not a new
+        session's, which has no head), or, if that cannot be told,
+        :class:`WriteOutcomeUnknown`. It can be told once the
         server process that ran the write (``pid``) is gone: its transaction
         has ended then, committed or not. So a server restart, a failover,
         or a connection the server ended while idle fails no append."""
