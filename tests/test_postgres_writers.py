@@ -484,29 +484,6 @@ def test_an_append_on_a_connection_the_server_ended_before_it_is_stored(kind: st
     store.close()
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_an_append_stored_before_its_reply_was_lost_returns_and_is_stored_once(
-    kind: str, prefix: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import psycopg
-
-    store, sid = _one_message(prefix)
-    recorder = store._repository.backend._recorder  # type: ignore[attr-defined]
-    execute = recorder._execute_append
-
-    def committed_then_the_connection_lost(curs: Any, *args: Any) -> None:
-        execute(curs, *args)  # one statement that commits by itself
-        curs.connection.pgconn.finish()  # the reply never comes
-        raise psycopg.OperationalError("server closed the connection unexpectedly")
-
-    monkeypatch.setattr(recorder, "_execute_append", committed_then_the_connection_lost)
-    store.append(sid, Message.user("b"))
-    monkeypatch.undo()
-    store.append(sid, Message.user("c"))
-    assert [m.text for m in _open(prefix).get(sid).messages] == ["a", "b", "c"]
-    store.close()
-
-
 def _connection_lost(curs: Any) -> None:
     """The connection of ``curs`` lost, as the driver finds it when a reply
     never comes."""
@@ -514,6 +491,34 @@ def _connection_lost(curs: Any) -> None:
 
     curs.connection.pgconn.finish()
     raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+
+def _after_each_append_commits(
+    monkeypatch: pytest.MonkeyPatch, store: Transcripts, then: Callable[[Any], None]
+) -> None:
+    """``then(cursor)`` after each of ``store``'s appends has run its one
+    statement, which commits by itself (undone by ``monkeypatch.undo()``)."""
+    recorder = store._repository.backend._recorder  # type: ignore[attr-defined]
+    execute = recorder._execute_append
+
+    def committed_then(curs: Any, *args: Any) -> None:
+        execute(curs, *args)
+        then(curs)
+
+    monkeypatch.setattr(recorder, "_execute_append", committed_then)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_append_stored_before_its_reply_was_lost_returns_and_is_stored_once(
+    kind: str, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, sid = _one_message(prefix)
+    _after_each_append_commits(monkeypatch, store, _connection_lost)  # the reply never comes
+    store.append(sid, Message.user("b"))
+    monkeypatch.undo()
+    store.append(sid, Message.user("c"))
+    assert [m.text for m in _open(prefix).get(sid).messages] == ["a", "b", "c"]
+    store.close()
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -526,15 +531,12 @@ def test_an_append_erased_before_its_lost_reply_is_told_is_stored_once(
     # erased text was back.
     store, sid = _one_message(prefix)
     scrubber = _open(prefix)
-    recorder = store._repository.backend._recorder  # type: ignore[attr-defined]
-    execute = recorder._execute_append
 
-    def committed_then_erased_then_lost(curs: Any, *args: Any) -> None:
-        execute(curs, *args)
+    def erased_then_lost(curs: Any) -> None:
         scrubber.erase(sid, scrubber.get(sid).messages[-1].id)
         _connection_lost(curs)
 
-    monkeypatch.setattr(recorder, "_execute_append", committed_then_erased_then_lost)
+    _after_each_append_commits(monkeypatch, store, erased_then_lost)
     store.append(sid, Message.user("SECRET-4111"))
     monkeypatch.undo()
     messages = _open(prefix).verify(sid).messages
@@ -625,13 +627,7 @@ def test_an_append_whose_outcome_cannot_be_read_says_it_is_unknown(
 
     store, sid = _one_message(prefix)
     recorder = store._repository.backend._recorder  # type: ignore[attr-defined]
-    execute = recorder._execute_append
-
-    def committed_then_lost(curs: Any, *args: Any) -> None:
-        execute(curs, *args)
-        _connection_lost(curs)
-
-    monkeypatch.setattr(recorder, "_execute_append", committed_then_lost)
+    _after_each_append_commits(monkeypatch, store, _connection_lost)
     monkeypatch.setattr(recorder, "_select_written", b"SELECT no_such_column")  # the question fails
     with pytest.raises(WriteOutcomeUnknown):
         store.append(sid, Message.user("b"))
@@ -686,15 +682,12 @@ def test_an_append_interrupted_after_it_committed_does_not_pass_for_a_failure(
     from engine import WriteOutcomeUnknown
 
     store, sid = _one_message(prefix)
-    recorder = store._repository.backend._recorder  # type: ignore[attr-defined]
-    execute = recorder._execute_append
     interruption: list[BaseException] = []
 
-    def committed_then_interrupted(curs: Any, *args: Any) -> None:
-        execute(curs, *args)
+    def interrupted(curs: Any) -> None:
         raise interruption[0]
 
-    monkeypatch.setattr(recorder, "_execute_append", committed_then_interrupted)
+    _after_each_append_commits(monkeypatch, store, interrupted)
     interruption.append(TimeoutError("the request's deadline passed"))
     with pytest.raises(WriteOutcomeUnknown) as unknown:
         store.append(sid, Message.user("b"))

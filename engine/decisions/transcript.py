@@ -317,6 +317,19 @@ def rewrite_event(
     )
 
 
+class ForkSource(NamedTuple):
+    """What a fork's event needs of its source: its id, version, revision
+    and lineage's root and depth. From its state, or, for a fork of its
+    whole head whose state is not at hand, from its listing row (id,
+    version, revision) and first event (root, depth)."""
+
+    session_id: str
+    version: int
+    revision: str
+    root: str
+    depth: int
+
+
 def _fork(source: Session, command: Fork, now: datetime) -> Decision:
     messages = source.messages
     count = len(messages)
@@ -346,31 +359,10 @@ def _fork(source: Session, command: Fork, now: datetime) -> Decision:
     raw = revision_bytes(source) if kept == count else messages.revision_at(kept)
     if new_message is not None:
         raw = chain(raw, (new_message,))
-    event = SessionForked(
-        at=now,
-        actor=command.actor,
-        source=source.id,
-        source_version=source.version,
-        index=index,
-        replacement=new_message,
-        revision=format_revision(raw),
-        root=source.lineage.root,
-        depth=source.lineage.depth + 1,
-    )
+    lineage = source.lineage
+    of = ForkSource(source.id, source.version, source.revision, lineage.root, lineage.depth)
+    event = _fork_event(of, command, now, format_revision(raw), new_message)
     return Decision((event,), forked(command.child_id, event, source, verify=False))
-
-
-class ForkSource(NamedTuple):
-    """What a fork of a source's whole head needs of it when its state is
-    not at hand: its id, version and revision (as its listing row holds
-    them) and its lineage's root and depth (as its first event records
-    them)."""
-
-    session_id: str
-    version: int
-    revision: str
-    root: str
-    depth: int
 
 
 def whole_fork(source: ForkSource, command: Fork, now: datetime) -> SessionForked:
@@ -380,12 +372,22 @@ def whole_fork(source: ForkSource, command: Fork, now: datetime) -> SessionForke
     without its messages. A fork of every message needs no check of them."""
     if command.index is not None or command.replacement is not None:
         raise InvalidArgument("a fork at an index or with a replacement needs the source's state: use decide()")
+    return _fork_event(source, command, now, source.revision, None)
+
+
+def _fork_event(
+    source: ForkSource, command: Fork, now: datetime, revision: str, replacement: Message | None
+) -> SessionForked:
+    """The event of ``command`` on ``source``: the fork's revision (with
+    ``replacement``, if any) and its lineage, one deeper than the source's."""
     return SessionForked(
         at=now,
         actor=command.actor,
         source=source.session_id,
         source_version=source.version,
-        revision=source.revision,
+        index=command.index,
+        replacement=replacement,
+        revision=revision,
         root=source.root,
         depth=source.depth + 1,
     )
